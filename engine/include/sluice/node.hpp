@@ -1,0 +1,115 @@
+// Node types are declared as data (NodeType) and implemented by one of the runtime interfaces below.
+// This header is the contract between the engine and every node, built-in or plugin.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sluice/schema.hpp"
+#include "sluice/value.hpp"
+
+namespace sluice {
+
+enum class NodeKind {
+  source,     // produces records on its own thread (SourceNode)
+  transform,  // turns records into records on TBB workers (TransformNode)
+  sink,       // consumes records on its own thread (SinkNode)
+};
+std::string_view node_kind_name(NodeKind kind);
+
+enum class PortDirection { input, output };
+
+struct PortSpec {
+  std::string name;
+  PortDirection direction = PortDirection::output;
+  std::string doc;
+};
+
+// What a node does when processing a record fails.
+enum class OnError {
+  fail,   // cancel the whole run (like asyncio.TaskGroup) and report every error
+  skip,   // count the failure and drop the record
+  route,  // attach the error to the record and send it to the node's `error` port
+};
+
+struct PipelineSettings;
+
+// Everything a factory may read to build one node. Valid only during the factory call.
+struct NodeContext {
+  const std::string& id;
+  const Config& config;
+  const Location& where;  // the node's position in the pipeline file
+  const PipelineSettings& settings;
+};
+
+// Thrown by factories and node bodies for errors a person must fix (a file that cannot be opened,
+// a value that is invalid at run time). The engine reports the message with the node id and record.
+class NodeError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Node {
+ public:
+  virtual ~Node() = default;
+};
+
+// A source produces records. next() runs on the source's own thread (never a TBB worker), so it
+// may block on disk. It is called again after each record until it returns false; the engine stops
+// calling it when the run is cancelled. Throw NodeError to fail the run.
+class SourceNode : public Node {
+ public:
+  virtual bool next(Record& out) = 0;
+};
+
+// Hands a transform's results to the engine. Valid only during the process() call that received it.
+class Emitter {
+ public:
+  virtual ~Emitter() = default;
+  // Sends a record to output port `port` (an index into the node type's output ports, in
+  // declaration order; 0 is the first).
+  virtual void emit(Record&& record, std::size_t port = 0) = 0;
+  // Reports that `record` failed with `message`; the node's on_error decides what happens.
+  virtual void fail(Record&& record, std::string message) = 0;
+};
+
+// A transform turns each input record into zero or more records. process() runs on TBB workers:
+// it must not block on network or disk. With the default serial concurrency it is never called
+// concurrently. A NodeError (or any exception) escaping process() fails the record like fail().
+class TransformNode : public Node {
+ public:
+  virtual void process(Record& record, Emitter& out) = 0;
+};
+
+// A sink consumes records on its own thread, in arrival order; write() and close() may block on
+// disk. close() is called once after the last write, on success, failure and cancellation alike,
+// and must make everything written durable. Throw NodeError to fail the run.
+class SinkNode : public Node {
+ public:
+  virtual void write(std::vector<Record>& records) = 0;
+  virtual void close() = 0;
+};
+
+using NodeFactory = std::function<std::unique_ptr<Node>(const NodeContext&)>;
+
+// A node type, declared as data: the registry, the loader, `sluice describe` and the docs all read it.
+struct NodeType {
+  std::string name;     // "source.list", "filter", ...
+  NodeKind kind = NodeKind::transform;
+  std::string summary;  // one line
+  std::vector<PortSpec> ports;
+  Schema schema;
+  NodeFactory factory;
+  std::string example;  // a YAML node entry showing typical use
+  bool parallel = false;  // transforms: process() may run concurrently (order not kept)
+
+  const PortSpec* find_port(std::string_view port) const;
+  std::vector<std::string> port_names(PortDirection direction) const;
+  // Index of an output port among the output ports, or -1.
+  int output_index(std::string_view port) const;
+};
+
+}  // namespace sluice

@@ -1,0 +1,71 @@
+// Loading a pipeline: YAML text -> spec -> validated Plan. A Plan is a description only; running it
+// is run.hpp's business.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sluice/diagnostics.hpp"
+#include "sluice/node.hpp"
+#include "sluice/registry.hpp"
+#include "sluice/schema.hpp"
+#include "sluice/spec.hpp"
+
+namespace sluice {
+
+// Pipeline-wide settings (the `settings:` map; `--set key=value` overrides them).
+struct PipelineSettings {
+  std::string name;                 // the `pipeline:` key, else the file name without extension
+  std::int64_t batch = 256;         // records per batch a source emits
+  std::int64_t max_pending = 16;    // batches per source in flight before the source waits
+  std::int64_t threads = 0;         // TBB worker threads (0: one per core)
+  std::chrono::nanoseconds shutdown_timeout = std::chrono::seconds(10);
+};
+
+// The schema of `settings:`, shared with `sluice describe` and docs.
+const Schema& settings_schema();
+
+struct PlanNode {
+  std::string id;
+  const NodeType* type = nullptr;  // owned by the Registry, which must outlive the Plan
+  Config config;
+  OnError on_error = OnError::fail;
+  Location where;
+};
+
+// A resolved edge between an output port and an input port.
+struct PlanEdge {
+  std::size_t from_node = 0;
+  std::string from_port;
+  std::size_t to_node = 0;
+  std::string to_port;
+  Location where;
+};
+
+// A validated pipeline: every node type known, every config typed, every edge resolved.
+struct Plan {
+  std::string file;
+  PipelineSettings settings;
+  std::vector<PlanNode> nodes;
+  std::vector<PlanEdge> edges;
+};
+
+struct LoadOptions {
+  // `--set key=value` overrides for settings, applied after ${VAR} substitution.
+  std::vector<std::pair<std::string, std::string>> overrides;
+  EnvLookup env = process_env();
+};
+
+// Validates a pipeline and returns its plan, or nullopt with every error in `diags` (sorted by
+// position). `file` is the name used in messages.
+std::optional<Plan> load_pipeline_text(std::string_view text, const std::string& file, const Registry& registry,
+                                       const LoadOptions& options, Diagnostics& diags);
+// Reads `path` and calls load_pipeline_text; an unreadable file is a diagnostic too.
+std::optional<Plan> load_pipeline_file(const std::string& path, const Registry& registry, const LoadOptions& options,
+                                       Diagnostics& diags);
+
+}  // namespace sluice

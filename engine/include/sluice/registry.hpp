@@ -1,0 +1,28 @@
+// The registry of node types: built-ins are added from one explicit list (register_builtin_nodes),
+// plugins add theirs the same way.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sluice/node.hpp"
+
+namespace sluice {
+
+class Registry {
+ public:
+  // Adds a node type. Throws std::invalid_argument when the name is taken or the declaration is
+  // inconsistent (no factory, a transform without an input port, ...).
+  void add(NodeType type);
+  const NodeType* find(std::string_view name) const;
+  std::vector<std::string> names() const;
+
+ private:
+  std::map<std::string, NodeType, std::less<>> types_;
+};
+
+// Registers every built-in node type (defined in nodes/builtin.cpp).
+void register_builtin_nodes(Registry& registry);
+
+}  // namespace sluice

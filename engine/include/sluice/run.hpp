@@ -1,0 +1,85 @@
+// Running a Plan: a fresh oneTBB flow graph per run, under its own task_group_context, with
+// TaskGroup failure semantics. Produces a RunReport.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "sluice/pipeline.hpp"
+
+namespace sluice {
+
+struct NodeStats {
+  std::string id;
+  std::string type;
+  std::uint64_t records_in = 0;
+  std::uint64_t records_out = 0;
+  std::uint64_t errors = 0;
+  std::chrono::nanoseconds busy{0};  // time spent in the node's own code
+};
+
+// One error of a run: which node, which record (its URL when it has one), what happened.
+struct RunError {
+  std::string node;
+  std::string record;  // empty when the error is not about one record
+  std::string message;
+
+  // "node 'x': record 'https://...': message"
+  std::string to_string() const;
+};
+
+enum class RunStatus {
+  succeeded,    // every source reached its end and nothing failed
+  failed,       // a node failed with on_error: fail (or the engine found a bug); see errors
+  interrupted,  // stopped from outside (StopSignal); what was received was committed
+};
+
+struct RunReport {
+  RunStatus status = RunStatus::succeeded;
+  std::vector<RunError> errors;        // every error, in the order they happened (first kept_errors)
+  std::uint64_t errors_not_kept = 0;   // errors beyond the kept ones, counted only
+  std::vector<NodeStats> nodes;        // plan order
+  std::chrono::nanoseconds elapsed{0};
+  int stop_signal = 0;                 // the signal number given to StopSignal::request, if any
+
+  // 0 succeeded, 1 failed, 128+signal (130 SIGINT, 143 SIGTERM) interrupted.
+  int exit_code() const;
+};
+
+// Stops a run from another thread (a signal watcher, a time limit). The first request is graceful:
+// sources stop, work in flight drains, sinks commit. A second request aborts: the graph is cancelled
+// like a failure, and sinks still commit what they received. Thread-safe; the object must outlive
+// the run it is given to. Not async-signal-safe: call it from a watcher thread, not a handler.
+class StopSignal {
+ public:
+  void request(int signal_number = 0);
+  int requests() const { return requests_.load(); }
+  int signal_number() const { return signal_.load(); }
+
+  // Used by the engine: called on every request (with the running count) while a run is active.
+  void attach(std::function<void(int)> on_request);
+  void detach();
+
+ private:
+  std::mutex mutex_;
+  std::function<void(int)> on_request_;
+  std::atomic<int> requests_{0};
+  std::atomic<int> signal_{0};
+};
+
+struct RunOptions {
+  StopSignal* stop = nullptr;
+  std::size_t kept_errors = 1000;
+};
+
+// Instantiates the plan's nodes, runs them to the end and reports. Never throws for pipeline
+// problems (they are errors in the report); returns only after every engine thread has joined.
+// A factory error (a file that cannot be opened, ...) fails the run before anything starts.
+RunReport run_pipeline(const Plan& plan, const RunOptions& options = {});
+
+}  // namespace sluice

@@ -1,0 +1,106 @@
+// Values and records: the data that travels on every edge of a sluice graph.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace sluice {
+
+// An immutable byte string shared by reference: copying a Bytes copies a pointer, never the
+// payload. Used for HTTP bodies and other large blobs so that they are never copied between nodes.
+class Bytes {
+ public:
+  Bytes() = default;
+  explicit Bytes(std::string data) : data_(std::make_shared<const std::string>(std::move(data))) {}
+
+  std::string_view view() const { return data_ ? std::string_view(*data_) : std::string_view(); }
+  std::size_t size() const { return data_ ? data_->size() : 0; }
+  bool operator==(const Bytes& other) const { return view() == other.view(); }
+
+ private:
+  std::shared_ptr<const std::string> data_;
+};
+
+struct Value;
+using List = std::vector<Value>;
+
+// A typed field value: null, bool, int, double, string, bytes or a list of values.
+struct Value {
+  using Variant = std::variant<std::monostate, bool, std::int64_t, double, std::string, Bytes, List>;
+  Variant v;
+
+  Value() = default;
+  Value(std::nullptr_t) {}
+  Value(bool b) : v(b) {}
+  Value(int i) : v(std::int64_t{i}) {}
+  Value(std::int64_t i) : v(i) {}
+  Value(double d) : v(d) {}
+  Value(const char* s) : v(std::string(s)) {}
+  Value(std::string s) : v(std::move(s)) {}
+  Value(Bytes b) : v(std::move(b)) {}
+  Value(List l) : v(std::move(l)) {}
+
+  bool is_null() const { return std::holds_alternative<std::monostate>(v); }
+  const bool* as_bool() const { return std::get_if<bool>(&v); }
+  const std::int64_t* as_int() const { return std::get_if<std::int64_t>(&v); }
+  const double* as_double() const { return std::get_if<double>(&v); }
+  const std::string* as_string() const { return std::get_if<std::string>(&v); }
+  const Bytes* as_bytes() const { return std::get_if<Bytes>(&v); }
+  const List* as_list() const { return std::get_if<List>(&v); }
+
+  // The type name used in messages and docs: "null", "bool", "int", "double", "string", "bytes", "list".
+  std::string_view type_name() const;
+  // Text form for messages and comparisons: strings unquoted, lists as JSON.
+  std::string to_text() const;
+
+  bool operator==(const Value& other) const { return v == other.v; }
+};
+
+// Where a record came from; carried unchanged by every node that derives records from it.
+struct RecordMeta {
+  std::string origin_url;   // the URL the record was fetched or derived from; empty for offline sources
+  std::int32_t depth = 0;   // link depth from a seed (crawls)
+  std::int32_t attempt = 0; // fetch attempts so far
+  std::uint64_t seq = 0;    // position in its source, starting at 0
+};
+
+// An error attached to a record routed to an `error` port.
+struct RecordError {
+  std::string node;    // id of the node that failed
+  std::string message; // what went wrong, for a person
+};
+
+// One record: named fields in insertion order, metadata, and an optional attached error.
+// Records are move-friendly; field values that can be large (Bytes) are shared, not copied.
+class Record {
+ public:
+  using Field = std::pair<std::string, Value>;
+
+  const Value* get(std::string_view name) const;
+  Value* get(std::string_view name);
+  // Sets a field, replacing an existing one of the same name in place.
+  void set(std::string_view name, Value value);
+  // Renames a field; returns false when `from` does not exist. Replaces an existing `to`.
+  bool rename(std::string_view from, std::string_view to);
+  bool erase(std::string_view name);
+
+  const std::vector<Field>& fields() const { return fields_; }
+  void reserve(std::size_t n) { fields_.reserve(n); }
+
+  // A short description for error messages: the url field, else the origin URL, else the sequence number.
+  std::string describe() const;
+
+  RecordMeta meta;
+  std::optional<RecordError> error;
+
+ private:
+  std::vector<Field> fields_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,431 @@
+#include <fmt/format.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "sluice/pipeline.hpp"
+
+namespace sluice {
+
+const Schema& settings_schema() {
+  static const Schema schema({
+      FieldSpec::integer("batch", "records per batch a source emits").with_default("256").at_least(1),
+      FieldSpec::integer("max_pending", "batches per source in flight before the source waits")
+          .with_default("16")
+          .at_least(1),
+      FieldSpec::integer("threads", "TBB worker threads; 0 uses one per core").with_default("0").at_least(0),
+      FieldSpec::duration("shutdown_timeout", "how long a graceful stop may take before in-flight work is aborted")
+          .with_default("10s"),
+  });
+  return schema;
+}
+
+namespace {
+
+const std::vector<std::string> kTopLevelKeys = {"pipeline", "description", "settings", "nodes", "edges"};
+const std::vector<std::string> kNodeReservedKeys = {"id", "type", "on_error"};
+
+bool valid_id(std::string_view id) {
+  if (id.empty() || !(std::isalpha(static_cast<unsigned char>(id[0])) || id[0] == '_')) return false;
+  for (char c : id) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
+std::string trim(std::string_view s, std::size_t& offset) {
+  std::size_t b = 0;
+  while (b < s.size() && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  std::size_t e = s.size();
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  offset += b;
+  return std::string(s.substr(b, e - b));
+}
+
+struct Endpoint {
+  std::string node;
+  std::string port;  // empty: the default for the side
+  Location where;
+};
+
+class Planner {
+ public:
+  Planner(const std::string& file, const Registry& registry, Diagnostics& diags)
+      : file_(file), registry_(registry), diags_(diags) {}
+
+  std::optional<Plan> plan(const SpecNode& root, const LoadOptions& options) {
+    Location top{file_, 1, 1};
+    if (!root.is_map()) {
+      diags_.error(root.where.known() ? root.where : top,
+                   fmt::format("a pipeline must be a map with 'nodes' and 'edges', got {}", root.describe()));
+      return std::nullopt;
+    }
+    for (const auto& [key, value] : root.entries) {
+      if (std::find(kTopLevelKeys.begin(), kTopLevelKeys.end(), key.scalar) != kTopLevelKeys.end()) continue;
+      std::string hint = closest_match(key.scalar, kTopLevelKeys);
+      diags_.error(key.where, hint.empty() ? fmt::format("unknown top-level key '{}' (allowed keys: {})", key.scalar,
+                                                         quoted_list(kTopLevelKeys))
+                                           : fmt::format("unknown top-level key '{}' (did you mean '{}'?)", key.scalar,
+                                                         hint));
+    }
+    plan_.file = file_;
+    read_settings(root, options);
+    const SpecNode* nodes = root.find("nodes");
+    if (!nodes) {
+      diags_.error(top, "missing required key 'nodes' (the list of nodes)");
+    } else if (!nodes->is_sequence()) {
+      diags_.error(nodes->where, fmt::format("'nodes' must be a list of nodes, got {}", nodes->describe()));
+    } else {
+      for (const auto& item : nodes->items) read_node(item);
+    }
+    const SpecNode* edges = root.find("edges");
+    if (edges && !edges->is_sequence()) {
+      diags_.error(edges->where, fmt::format("'edges' must be a list, got {}", edges->describe()));
+    } else if (edges) {
+      for (const auto& item : edges->items) read_edge(item);
+    }
+    if (nodes && nodes->is_sequence()) check_graph(*nodes);
+    if (!diags_.empty()) return std::nullopt;
+    return std::move(plan_);
+  }
+
+ private:
+  void read_settings(const SpecNode& root, const LoadOptions& options) {
+    SpecNode settings;
+    settings.kind = SpecNode::Kind::map;
+    settings.where = Location{file_, 1, 1};
+    if (const SpecNode* s = root.find("settings")) {
+      if (s->is_map()) {
+        settings = *s;
+      } else if (!s->is_null()) {
+        diags_.error(s->where, fmt::format("'settings' must be a map, got {}", s->describe()));
+      }
+    }
+    for (const auto& [key, value] : options.overrides) {
+      SpecNode k;
+      k.kind = SpecNode::Kind::scalar;
+      k.scalar = key;
+      k.where = Location{"--set " + key, 0, 0};
+      SpecNode v = k;
+      v.scalar = value;
+      bool replaced = false;
+      for (auto& entry : settings.entries) {
+        if (entry.first.scalar == key) {
+          entry.second = v;
+          replaced = true;
+        }
+      }
+      if (!replaced) settings.entries.emplace_back(std::move(k), std::move(v));
+    }
+    Config c = settings_schema().validate(settings, settings.where, "settings", {}, diags_);
+    auto& s = plan_.settings;
+    if (c.has("batch")) s.batch = c.integer("batch");
+    if (c.has("max_pending")) s.max_pending = c.integer("max_pending");
+    if (c.has("threads")) s.threads = c.integer("threads");
+    if (c.has("shutdown_timeout")) s.shutdown_timeout = c.duration("shutdown_timeout");
+    if (const SpecNode* name = root.find("pipeline"); name && name->is_scalar()) {
+      s.name = name->scalar;
+    } else {
+      if (name) diags_.error(name->where, fmt::format("'pipeline' must be a name, got {}", name->describe()));
+      std::string base = file_.substr(file_.find_last_of('/') + 1);
+      s.name = base.substr(0, base.find_last_of('.'));
+    }
+  }
+
+  void read_node(const SpecNode& item) {
+    if (!item.is_map()) {
+      diags_.error(item.where, fmt::format("a node must be a map with 'id' and 'type', got {}", item.describe()));
+      return;
+    }
+    const SpecNode* id = item.find("id");
+    const SpecNode* type = item.find("type");
+    bool ok = true;
+    if (!id) {
+      diags_.error(item.where, "node without 'id'");
+      ok = false;
+    } else if (!id->is_scalar() || !valid_id(id->scalar)) {
+      diags_.error(id->where, fmt::format("invalid node id {} (use letters, digits, '_' and '-', starting with a "
+                                          "letter)",
+                                          id->describe()));
+      ok = false;
+    } else if (auto it = ids_.find(id->scalar); it != ids_.end()) {
+      diags_.error(id->where, fmt::format("duplicate node id '{}' (first defined at line {})", id->scalar,
+                                          plan_.nodes[it->second].where.line));
+      ok = false;
+    }
+    const NodeType* node_type = nullptr;
+    if (!type) {
+      diags_.error(item.where, fmt::format("node '{}' has no 'type'", id && id->is_scalar() ? id->scalar : "?"));
+    } else if (!type->is_scalar()) {
+      diags_.error(type->where, fmt::format("'type' must be a node type name, got {}", type->describe()));
+    } else if (!(node_type = registry_.find(type->scalar))) {
+      std::string hint = closest_match(type->scalar, registry_.names());
+      diags_.error(type->where, hint.empty() ? fmt::format("unknown node type '{}' (known types: {})", type->scalar,
+                                                           quoted_list(registry_.names()))
+                                             : fmt::format("unknown node type '{}' (did you mean '{}'?)",
+                                                           type->scalar, hint));
+    }
+    std::string name = id && id->is_scalar() ? id->scalar : "?";
+    PlanNode node;
+    node.id = name;
+    node.where = id && ok ? id->where : item.where;
+    node.type = node_type;
+    if (const SpecNode* on_error = item.find("on_error")) {
+      static const FieldSpec kOnError =
+          FieldSpec::enumeration("on_error", {"fail", "skip", "route"}, "what a failed record does");
+      std::vector<std::string> choices = kOnError.choices;
+      if (!on_error->is_scalar() || std::find(choices.begin(), choices.end(), on_error->scalar) == choices.end()) {
+        std::string hint = on_error->is_scalar() ? closest_match(on_error->scalar, choices) : "";
+        diags_.error(on_error->where, fmt::format("on_error: {} is not one of {}{}", on_error->describe(),
+                                                  quoted_list(choices),
+                                                  hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+      } else {
+        node.on_error = on_error->scalar == "fail" ? OnError::fail
+                        : on_error->scalar == "skip" ? OnError::skip
+                                                     : OnError::route;
+        if (node.on_error == OnError::route && node_type && node_type->output_index("error") < 0) {
+          diags_.error(on_error->where, fmt::format("on_error: route needs an 'error' port, and {} has none "
+                                                    "(use fail or skip)",
+                                                    node_type->name));
+        }
+      }
+    }
+    if (node_type) {
+      node.config = node_type->schema.validate(item, item.where, fmt::format("node '{}' ({})", name, node_type->name),
+                                               kNodeReservedKeys, diags_);
+    }
+    if (!ok) {
+      if (id && id->is_scalar()) bad_ids_.insert(id->scalar);
+      return;
+    }
+    ids_[name] = plan_.nodes.size();
+    plan_.nodes.push_back(std::move(node));
+  }
+
+  std::optional<Endpoint> parse_endpoint(const std::string& text, const Location& where) {
+    Endpoint e;
+    e.where = where;
+    auto dot = text.find('.');
+    e.node = text.substr(0, dot);
+    if (dot != std::string::npos) e.port = text.substr(dot + 1);
+    if (e.node.empty() || (dot != std::string::npos && e.port.empty())) {
+      diags_.error(where, fmt::format("invalid edge endpoint '{}' (write node or node.port)", text));
+      return std::nullopt;
+    }
+    return e;
+  }
+
+  // Resolves a node id used in an edge; nullopt (with a diagnostic) when unknown.
+  std::optional<std::size_t> resolve(const Endpoint& e) {
+    auto it = ids_.find(e.node);
+    if (it != ids_.end()) return it->second;
+    if (bad_ids_.count(e.node)) return std::nullopt;
+    std::vector<std::string> known;
+    for (const auto& [id, index] : ids_) known.push_back(id);
+    std::string hint = closest_match(e.node, known);
+    diags_.error(e.where, hint.empty() ? fmt::format("edge refers to unknown node '{}'", e.node)
+                                       : fmt::format("edge refers to unknown node '{}' (did you mean '{}'?)", e.node,
+                                                     hint));
+    return std::nullopt;
+  }
+
+  std::optional<std::string> check_port(std::size_t index, const Endpoint& e, PortDirection direction) {
+    const PlanNode& node = plan_.nodes[index];
+    const NodeType* type = node.type;
+    if (!type) return std::nullopt;
+    auto wanted = type->port_names(direction);
+    std::string port = e.port;
+    const bool out = direction == PortDirection::output;
+    if (port.empty()) {
+      if (wanted.empty()) {
+        diags_.error(e.where, out ? fmt::format("node '{}' ({}) is a sink and has no output port", node.id, type->name)
+                                  : fmt::format("node '{}' ({}) is a source and takes no input", node.id, type->name));
+        return std::nullopt;
+      }
+      port = wanted.front();
+    }
+    const PortSpec* spec = type->find_port(port);
+    if (!spec) {
+      std::string hint = closest_match(port, wanted);
+      diags_.error(e.where, fmt::format("node '{}' ({}) has no port '{}'{}", node.id, type->name, port,
+                                        hint.empty() ? fmt::format(" ({} ports: {})", out ? "output" : "input",
+                                                                   wanted.empty() ? "none" : quoted_list(wanted))
+                                                     : fmt::format(" (did you mean '{}'?)", hint)));
+      return std::nullopt;
+    }
+    if (spec->direction != direction) {
+      diags_.error(e.where, fmt::format("'{}.{}' is an {} port; an edge must {} at an {} port ({} ports of '{}': {})",
+                                        node.id, port, out ? "input" : "output", out ? "start" : "end",
+                                        out ? "output" : "input", out ? "output" : "input", node.id,
+                                        wanted.empty() ? "none" : quoted_list(wanted)));
+      return std::nullopt;
+    }
+    return port;
+  }
+
+  void add_edge(const Endpoint& from, const Endpoint& to, const Location& where) {
+    auto a = resolve(from);
+    auto b = resolve(to);
+    std::optional<std::string> from_port, to_port;
+    if (a) from_port = check_port(*a, from, PortDirection::output);
+    if (b) to_port = check_port(*b, to, PortDirection::input);
+    if (!from_port || !to_port) return;
+    for (const auto& e : plan_.edges) {
+      if (e.from_node == *a && e.from_port == *from_port && e.to_node == *b && e.to_port == *to_port) {
+        diags_.error(where, fmt::format("duplicate edge {}.{} -> {}.{} (first at line {})", from.node, *from_port,
+                                        to.node, *to_port, e.where.line));
+        return;
+      }
+    }
+    plan_.edges.push_back(PlanEdge{*a, *from_port, *b, *to_port, where});
+  }
+
+  void read_edge(const SpecNode& item) {
+    if (item.is_map()) {
+      for (const auto& [key, value] : item.entries) {
+        if (key.scalar != "from" && key.scalar != "to") {
+          diags_.error(key.where, fmt::format("unknown key '{}' in edge (allowed keys: 'from', 'to')", key.scalar));
+        }
+      }
+      const SpecNode* from = item.find("from");
+      const SpecNode* to = item.find("to");
+      if (!from || !to) {
+        diags_.error(item.where, fmt::format("edge needs both 'from' and 'to'"));
+        return;
+      }
+      std::vector<Endpoint> sides;
+      for (const SpecNode* n : {from, to}) {
+        if (!n->is_scalar()) {
+          diags_.error(n->where, fmt::format("edge endpoint must be node or node.port, got {}", n->describe()));
+          return;
+        }
+        auto e = parse_endpoint(n->scalar, n->where);
+        if (!e) return;
+        sides.push_back(*e);
+      }
+      add_edge(sides[0], sides[1], item.where);
+      return;
+    }
+    if (!item.is_scalar()) {
+      diags_.error(item.where,
+                   fmt::format("an edge is a chain 'a -> b -> c' or a map with 'from' and 'to', got {}", item.describe()));
+      return;
+    }
+    std::vector<Endpoint> chain;
+    const std::string& text = item.scalar;
+    std::size_t start = 0;
+    bool ok = true;
+    while (true) {
+      std::size_t arrow = text.find("->", start);
+      std::string_view piece = std::string_view(text).substr(start, arrow == std::string::npos ? std::string::npos
+                                                                                               : arrow - start);
+      std::size_t offset = start;
+      std::string name = trim(piece, offset);
+      Location where = item.where;
+      where.column += static_cast<int>(offset) + (item.quoted ? 1 : 0);
+      if (name.empty()) {
+        diags_.error(where, fmt::format("empty step in edge chain '{}'", text));
+        ok = false;
+      } else if (auto e = parse_endpoint(name, where)) {
+        chain.push_back(*e);
+      } else {
+        ok = false;
+      }
+      if (arrow == std::string::npos) break;
+      start = arrow + 2;
+    }
+    if (!ok) return;
+    if (chain.size() < 2) {
+      diags_.error(item.where, fmt::format("edge '{}' needs at least two nodes joined by '->'", text));
+      return;
+    }
+    for (std::size_t i = 1; i + 1 < chain.size(); ++i) {
+      if (!chain[i].port.empty()) {
+        diags_.error(chain[i].where, fmt::format("'{}.{}': ports can be named only at the ends of a chain; use a "
+                                                 "separate edge",
+                                                 chain[i].node, chain[i].port));
+        return;
+      }
+    }
+    for (std::size_t i = 0; i + 1 < chain.size(); ++i) {
+      Endpoint from = chain[i];
+      Endpoint to = chain[i + 1];
+      if (i > 0) from.port.clear();
+      if (i + 2 < chain.size()) to.port.clear();
+      add_edge(from, to, item.where);
+    }
+  }
+
+  void check_graph(const SpecNode& nodes) {
+    bool has_source = false;
+    std::vector<bool> incoming(plan_.nodes.size()), outgoing(plan_.nodes.size());
+    std::map<std::pair<std::size_t, std::string>, bool> connected;
+    for (const auto& e : plan_.edges) {
+      outgoing[e.from_node] = true;
+      incoming[e.to_node] = true;
+      connected[{e.from_node, e.from_port}] = true;
+    }
+    for (std::size_t i = 0; i < plan_.nodes.size(); ++i) {
+      const PlanNode& n = plan_.nodes[i];
+      if (!n.type) continue;
+      if (n.type->kind == NodeKind::source) has_source = true;
+      if (!incoming[i] && !outgoing[i]) {
+        diags_.error(n.where, fmt::format("node '{}' is not connected: no edge starts or ends at it", n.id));
+        continue;
+      }
+      if (n.type->kind != NodeKind::source && !incoming[i]) {
+        diags_.error(n.where, fmt::format("node '{}' has no input: no edge ends at '{}.{}'", n.id, n.id,
+                                          n.type->port_names(PortDirection::input).front()));
+      }
+      auto outputs = n.type->port_names(PortDirection::output);
+      if (!outputs.empty() && !connected.count({i, outputs.front()})) {
+        diags_.error(n.where, fmt::format("output '{}.{}' is not connected: its records would be lost", n.id,
+                                          outputs.front()));
+      }
+      if (n.on_error == OnError::route && !connected.count({i, "error"})) {
+        diags_.error(n.where, fmt::format("node '{}' has on_error: route, but '{}.error' is not connected", n.id, n.id));
+      }
+    }
+    if (!has_source && !plan_.nodes.empty()) {
+      diags_.error(nodes.where, "pipeline has no source node: nothing would produce records (add e.g. a "
+                                "'source.list' node)");
+    }
+    if (nodes.items.empty()) diags_.error(nodes.where, "'nodes' is empty");
+  }
+
+  const std::string& file_;
+  const Registry& registry_;
+  Diagnostics& diags_;
+  Plan plan_;
+  std::map<std::string, std::size_t> ids_;
+  std::set<std::string> bad_ids_;
+};
+
+}  // namespace
+
+std::optional<Plan> load_pipeline_text(std::string_view text, const std::string& file, const Registry& registry,
+                                       const LoadOptions& options, Diagnostics& diags) {
+  SpecNode root = parse_spec(text, file, options.env, diags);
+  if (!diags.empty() && root.is_null()) return std::nullopt;
+  Planner planner(file, registry, diags);
+  auto plan = planner.plan(root, options);
+  diags.sort();
+  if (!diags.empty()) return std::nullopt;
+  return plan;
+}
+
+std::optional<Plan> load_pipeline_file(const std::string& path, const Registry& registry, const LoadOptions& options,
+                                       Diagnostics& diags) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    diags.error(Location{path, 0, 0}, fmt::format("cannot read pipeline file: {}", std::strerror(errno)));
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load_pipeline_text(text.str(), path, registry, options, diags);
+}
+
+}  // namespace sluice

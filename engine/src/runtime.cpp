@@ -1,0 +1,522 @@
+// Builds a oneTBB flow graph from a Plan and runs it.
+//
+// Threads: each source runs on its own thread and pushes batches into the graph behind a Gate
+// (max_pending batches in flight); transforms run on TBB workers; each sink writes on its own
+// thread. The main thread stays inside wait_for_all() while the graph runs.
+#include <fmt/format.h>
+#include <tbb/flow_graph.h>
+#include <tbb/global_control.h>
+#include <tbb/task_group.h>
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "sluice/batch.hpp"
+#include "sluice/run.hpp"
+
+namespace sluice {
+
+std::string RunError::to_string() const {
+  if (record.empty()) return fmt::format("node '{}': {}", node, message);
+  return fmt::format("node '{}': record '{}': {}", node, record, message);
+}
+
+int RunReport::exit_code() const {
+  switch (status) {
+    case RunStatus::succeeded: return 0;
+    case RunStatus::failed: return 1;
+    case RunStatus::interrupted: return stop_signal > 0 ? 128 + stop_signal : 130;
+  }
+  return 1;
+}
+
+void StopSignal::request(int signal_number) {
+  if (signal_number > 0 && signal_.load() == 0) signal_.store(signal_number);
+  int count = ++requests_;
+  std::lock_guard lock(mutex_);
+  if (on_request_) on_request_(count);
+}
+
+void StopSignal::attach(std::function<void(int)> on_request) {
+  int pending;
+  {
+    std::lock_guard lock(mutex_);
+    on_request_ = std::move(on_request);
+    pending = requests_.load();
+    if (pending > 0) on_request_(pending);
+  }
+}
+
+void StopSignal::detach() {
+  std::lock_guard lock(mutex_);
+  on_request_ = nullptr;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using InputNode = tbb::flow::function_node<Message, tbb::flow::continue_msg>;
+
+struct LiveStats {
+  std::atomic<std::uint64_t> in{0}, out{0}, errors{0};
+  std::atomic<std::int64_t> busy_ns{0};
+
+  void add_busy(Clock::time_point since) {
+    busy_ns.fetch_add((Clock::now() - since).count(), std::memory_order_relaxed);
+  }
+};
+
+class ErrorLog {
+ public:
+  explicit ErrorLog(std::size_t keep) : keep_(keep) {}
+
+  void add(RunError error) {
+    std::lock_guard lock(mutex_);
+    if (errors_.size() < keep_) {
+      errors_.push_back(std::move(error));
+    } else {
+      ++dropped_;
+    }
+  }
+  std::vector<RunError> take() {
+    std::lock_guard lock(mutex_);
+    return std::move(errors_);
+  }
+  std::uint64_t dropped() const {
+    std::lock_guard lock(mutex_);
+    return dropped_;
+  }
+  bool empty() const {
+    std::lock_guard lock(mutex_);
+    return errors_.empty() && dropped_ == 0;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::size_t keep_;
+  std::vector<RunError> errors_;
+  std::uint64_t dropped_ = 0;
+};
+
+// An output port: the receivers of every edge that starts at it. Each receiver gets a batch of
+// its own (copies for fan-out), so receivers may modify what they get.
+struct OutPort {
+  std::vector<tbb::flow::receiver<Message>*> targets;
+
+  void send(Message message) const {
+    if (targets.empty() || message->records.empty()) return;
+    for (std::size_t i = 1; i < targets.size(); ++i) {
+      auto copy = std::make_shared<Batch>(*message);
+      targets[i]->try_put(copy);
+    }
+    targets[0]->try_put(message);
+  }
+};
+
+// Queue of batches handed from the graph to a sink's own thread. Each queued batch holds one graph
+// reservation, so wait_for_all() cannot return while a sink still has work.
+class SinkQueue {
+ public:
+  void push(Message m) {
+    {
+      std::lock_guard lock(mutex_);
+      items_.push_back(std::move(m));
+    }
+    cv_.notify_one();
+  }
+  void close() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    cv_.notify_one();
+  }
+  // Blocks; returns null once closed and empty.
+  Message pop() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return closed_ || !items_.empty(); });
+    if (items_.empty()) return nullptr;
+    Message m = std::move(items_.front());
+    items_.pop_front();
+    return m;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Message> items_;
+  bool closed_ = false;
+};
+
+class Run;
+
+struct Vertex {
+  const PlanNode* plan = nullptr;
+  std::unique_ptr<Node> impl;
+  LiveStats stats;
+  std::vector<OutPort> outputs;  // by output index
+  std::unique_ptr<InputNode> input;
+  // sources
+  std::unique_ptr<Gate> gate;
+  bool reached_end = false;
+  // sinks
+  std::unique_ptr<SinkQueue> sink_queue;
+  bool sink_broken = false;
+};
+
+class Run {
+ public:
+  Run(const Plan& plan, const RunOptions& options)
+      : plan_(plan), options_(options), errors_(options.kept_errors), vertices_(plan.nodes.size()) {}
+
+  RunReport execute();
+
+  // on_error: fail semantics. Records the error, then cancels everything once.
+  void fail(const Vertex& v, std::string record, std::string message) {
+    errors_.add(RunError{v.plan->id, std::move(record), std::move(message)});
+    cancel();
+  }
+
+  void cancel() {
+    if (cancelled_.exchange(true)) return;
+    stopping_.store(true);
+    ctx_.cancel_group_execution();
+    for (auto& v : vertices_) {
+      if (v.gate) v.gate->close();
+    }
+  }
+
+  void stop_gracefully() {
+    if (stopping_.exchange(true)) return;
+    for (auto& v : vertices_) {
+      if (v.gate) v.gate->close();
+    }
+  }
+
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+
+ private:
+  friend class TransformEmitter;
+
+  bool instantiate();
+  void build_graph();
+  void source_loop(Vertex& v);
+  void sink_loop(Vertex& v);
+  void transform_body(Vertex& v, const Message& message);
+  void check_invariants();
+
+  const Plan& plan_;
+  const RunOptions& options_;
+  ErrorLog errors_;
+  // Declared before the graph: permits and nodes refer to them until the graph is gone.
+  std::vector<Vertex> vertices_;
+  tbb::task_group_context ctx_;
+  std::optional<tbb::flow::graph> graph_;
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> stopping_{false};
+};
+
+// Collects a transform's output for one input batch, per port, and applies on_error.
+class TransformEmitter final : public Emitter {
+ public:
+  TransformEmitter(Run& run, Vertex& v, const Batch& input, std::size_t batch_limit)
+      : run_(run), v_(v), input_(input), pending_(v.outputs.size()), batch_limit_(batch_limit) {
+    error_port_ = v.plan->type->output_index("error");
+  }
+
+  void emit(Record&& record, std::size_t port) override {
+    if (port >= pending_.size()) {
+      throw std::logic_error(fmt::format("node '{}' emitted to output port {} of {}", v_.plan->id, port,
+                                         pending_.size()));
+    }
+    Message& m = pending_[port];
+    if (!m) {
+      m = input_.derive();
+      m->records.reserve(std::min(input_.records.size(), batch_limit_));
+    }
+    m->records.push_back(std::move(record));
+    ++emitted_;
+    if (m->records.size() >= batch_limit_) flush(port);
+  }
+
+  void fail(Record&& record, std::string message) override {
+    v_.stats.errors.fetch_add(1, std::memory_order_relaxed);
+    switch (v_.plan->on_error) {
+      case OnError::fail:
+        run_.fail(v_, record.describe(), std::move(message));
+        return;
+      case OnError::skip:
+        return;
+      case OnError::route:
+        record.error = RecordError{v_.plan->id, std::move(message)};
+        emit(std::move(record), static_cast<std::size_t>(error_port_));
+        --emitted_;  // routed errors count as errors, not as output
+        return;
+    }
+  }
+
+  void flush_all() {
+    for (std::size_t p = 0; p < pending_.size(); ++p) flush(p);
+  }
+  std::uint64_t emitted() const { return emitted_; }
+
+ private:
+  void flush(std::size_t port) {
+    if (!pending_[port]) return;
+    Message m = std::move(pending_[port]);
+    pending_[port] = nullptr;
+    v_.outputs[port].send(std::move(m));
+  }
+
+  Run& run_;
+  Vertex& v_;
+  const Batch& input_;
+  std::vector<Message> pending_;
+  std::size_t batch_limit_;
+  int error_port_ = -1;
+  std::uint64_t emitted_ = 0;
+};
+
+bool Run::instantiate() {
+  bool ok = true;
+  for (std::size_t i = 0; i < plan_.nodes.size(); ++i) {
+    Vertex& v = vertices_[i];
+    v.plan = &plan_.nodes[i];
+    NodeContext context{v.plan->id, v.plan->config, v.plan->where, plan_.settings};
+    try {
+      v.impl = v.plan->type->factory(context);
+      if (!v.impl) throw NodeError("the node factory returned nothing");
+      bool kind_ok = false;
+      switch (v.plan->type->kind) {
+        case NodeKind::source: kind_ok = dynamic_cast<SourceNode*>(v.impl.get()) != nullptr; break;
+        case NodeKind::transform: kind_ok = dynamic_cast<TransformNode*>(v.impl.get()) != nullptr; break;
+        case NodeKind::sink: kind_ok = dynamic_cast<SinkNode*>(v.impl.get()) != nullptr; break;
+      }
+      if (!kind_ok) {
+        throw NodeError(fmt::format("the factory of '{}' built a node that is not a {}", v.plan->type->name,
+                                    node_kind_name(v.plan->type->kind)));
+      }
+    } catch (const std::exception& e) {
+      errors_.add(RunError{v.plan->id, "", e.what()});
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+void Run::build_graph() {
+  graph_.emplace(ctx_);
+  auto& g = *graph_;
+  for (auto& v : vertices_) {
+    v.outputs.resize(v.plan->type->port_names(PortDirection::output).size());
+    switch (v.plan->type->kind) {
+      case NodeKind::source:
+        v.gate = std::make_unique<Gate>(plan_.settings.max_pending);
+        break;
+      case NodeKind::transform: {
+        std::size_t concurrency = v.plan->type->parallel ? tbb::flow::unlimited : tbb::flow::serial;
+        v.input = std::make_unique<InputNode>(g, concurrency, [this, &v](const Message& m) {
+          transform_body(v, m);
+          return tbb::flow::continue_msg{};
+        });
+        break;
+      }
+      case NodeKind::sink:
+        v.sink_queue = std::make_unique<SinkQueue>();
+        v.input = std::make_unique<InputNode>(g, tbb::flow::serial, [this, &v](const Message& m) {
+          graph_->reserve_wait();
+          v.sink_queue->push(m);
+          return tbb::flow::continue_msg{};
+        });
+        break;
+    }
+  }
+  for (const auto& e : plan_.edges) {
+    Vertex& from = vertices_[e.from_node];
+    Vertex& to = vertices_[e.to_node];
+    int port = from.plan->type->output_index(e.from_port);
+    from.outputs[static_cast<std::size_t>(port)].targets.push_back(to.input.get());
+  }
+}
+
+void Run::transform_body(Vertex& v, const Message& message) {
+  if (cancelled()) return;
+  auto started = Clock::now();
+  auto& node = static_cast<TransformNode&>(*v.impl);
+  Batch& batch = *message;
+  v.stats.in.fetch_add(batch.records.size(), std::memory_order_relaxed);
+  TransformEmitter out(*this, v, batch, static_cast<std::size_t>(plan_.settings.batch));
+  for (Record& record : batch.records) {
+    if (cancelled()) break;
+    try {
+      node.process(record, out);
+    } catch (const std::exception& e) {
+      out.fail(std::move(record), e.what());
+    } catch (...) {
+      out.fail(std::move(record), "unknown exception");
+    }
+  }
+  batch.records.clear();
+  out.flush_all();
+  v.stats.out.fetch_add(out.emitted(), std::memory_order_relaxed);
+  v.stats.add_busy(started);
+}
+
+void Run::source_loop(Vertex& v) {
+  auto& source = static_cast<SourceNode&>(*v.impl);
+  const auto batch_size = static_cast<std::size_t>(plan_.settings.batch);
+  std::uint64_t seq = 0;
+  try {
+    bool more = true;
+    while (more && !stopping_.load(std::memory_order_relaxed)) {
+      PermitRef ticket = v.gate->acquire();
+      if (!ticket) break;
+      auto batch = std::make_shared<Batch>();
+      batch->tickets.push_back(std::move(ticket));
+      batch->records.reserve(batch_size);
+      auto started = Clock::now();
+      while (batch->records.size() < batch_size) {
+        Record record;
+        if (!source.next(record)) {
+          more = false;
+          v.reached_end = true;
+          break;
+        }
+        record.meta.seq = seq++;
+        batch->records.push_back(std::move(record));
+      }
+      v.stats.add_busy(started);
+      v.stats.out.fetch_add(batch->records.size(), std::memory_order_relaxed);
+      if (!batch->records.empty()) v.outputs[0].send(std::move(batch));
+    }
+  } catch (const std::exception& e) {
+    v.stats.errors.fetch_add(1);
+    fail(v, "", e.what());
+  }
+  graph_->release_wait();
+}
+
+void Run::sink_loop(Vertex& v) {
+  auto& sink = static_cast<SinkNode&>(*v.impl);
+  while (Message m = v.sink_queue->pop()) {
+    const std::size_t n = m->records.size();
+    v.stats.in.fetch_add(n, std::memory_order_relaxed);
+    if (!v.sink_broken) {
+      auto started = Clock::now();
+      try {
+        sink.write(m->records);
+      } catch (const std::exception& e) {
+        v.stats.errors.fetch_add(n);
+        if (v.plan->on_error == OnError::fail) {
+          v.sink_broken = true;
+          fail(v, "", e.what());
+        }
+      }
+      v.stats.add_busy(started);
+    }
+    m.reset();  // returns the batch's permits before the graph may finish
+    graph_->release_wait();
+  }
+  auto started = Clock::now();
+  try {
+    sink.close();
+  } catch (const std::exception& e) {
+    v.stats.errors.fetch_add(1);
+    fail(v, "", e.what());
+  }
+  v.stats.add_busy(started);
+}
+
+void Run::check_invariants() {
+  for (auto& v : vertices_) {
+    if (!v.gate) continue;
+    if (v.gate->admitted() != v.gate->released()) {
+      errors_.add(RunError{v.plan->id, "",
+                           fmt::format("engine bug: {} batches admitted but {} released", v.gate->admitted(),
+                                       v.gate->released())});
+      cancelled_ = true;
+    }
+    if (!v.reached_end && !stopping_.load()) {
+      errors_.add(RunError{v.plan->id, "", "engine bug: the run finished before the source reached its end"});
+      cancelled_ = true;
+    }
+  }
+}
+
+RunReport Run::execute() {
+  RunReport report;
+  const auto started = Clock::now();
+  std::optional<tbb::global_control> threads;
+  if (plan_.settings.threads > 0) {
+    threads.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(plan_.settings.threads));
+  }
+  if (options_.stop) {
+    options_.stop->attach([this](int count) {
+      if (count == 1) stop_gracefully();
+      else cancel();
+    });
+  }
+  if (instantiate()) {
+    build_graph();
+    std::vector<std::thread> sinks, sources;
+    for (auto& v : vertices_) {
+      if (v.sink_queue) sinks.emplace_back([this, &v] { sink_loop(v); });
+    }
+    for (auto& v : vertices_) {
+      if (!v.gate) continue;
+      graph_->reserve_wait();
+      sources.emplace_back([this, &v] { source_loop(v); });
+    }
+    try {
+      graph_->wait_for_all();
+    } catch (const std::exception& e) {
+      errors_.add(RunError{"engine", "", fmt::format("engine bug: exception escaped the graph: {}", e.what())});
+      cancelled_ = true;
+    }
+    for (auto& t : sources) t.join();
+    for (auto& v : vertices_) {
+      if (v.sink_queue) v.sink_queue->close();
+    }
+    for (auto& t : sinks) t.join();
+    for (auto& v : vertices_) v.input.reset();
+    graph_.reset();
+    check_invariants();
+  } else {
+    cancelled_ = true;
+  }
+  if (options_.stop) options_.stop->detach();
+
+  for (auto& v : vertices_) {
+    NodeStats s;
+    s.id = v.plan->id;
+    s.type = v.plan->type->name;
+    s.records_in = v.stats.in.load();
+    s.records_out = v.stats.out.load();
+    s.errors = v.stats.errors.load();
+    s.busy = std::chrono::nanoseconds(v.stats.busy_ns.load());
+    report.nodes.push_back(std::move(s));
+  }
+  report.errors_not_kept = errors_.dropped();
+  report.errors = errors_.take();
+  if (!report.errors.empty() || report.errors_not_kept > 0) {
+    report.status = RunStatus::failed;
+  } else if (options_.stop && options_.stop->requests() > 0) {
+    report.status = RunStatus::interrupted;
+    report.stop_signal = options_.stop->signal_number();
+  }
+  report.elapsed = Clock::now() - started;
+  return report;
+}
+
+}  // namespace
+
+RunReport run_pipeline(const Plan& plan, const RunOptions& options) {
+  Run run(plan, options);
+  return run.execute();
+}
+
+}  // namespace sluice

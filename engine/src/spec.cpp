@@ -1,0 +1,224 @@
+#include "sluice/spec.hpp"
+
+#include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
+
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace sluice {
+
+const SpecNode* SpecNode::find(std::string_view key) const {
+  if (kind != Kind::map) return nullptr;
+  for (const auto& [k, v] : entries) {
+    if (k.is_scalar() && k.scalar == key) return &v;
+  }
+  return nullptr;
+}
+
+std::string SpecNode::describe() const {
+  switch (kind) {
+    case Kind::null: return "null";
+    case Kind::map: return "a map";
+    case Kind::sequence: return "a list";
+    case Kind::scalar: return fmt::format("'{}'", scalar);
+  }
+  return "?";
+}
+
+EnvLookup process_env() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    if (const char* value = std::getenv(name.c_str())) return std::string(value);
+    return std::nullopt;
+  };
+}
+
+namespace {
+
+// Builds SpecNodes from yaml-cpp parser events; the event API shows every key, so duplicate keys
+// (which yaml-cpp's node API drops silently) are seen here.
+class SpecBuilder : public YAML::EventHandler {
+ public:
+  SpecBuilder(const std::string& file, const EnvLookup& env, Diagnostics& diags)
+      : file_(file), env_(env), diags_(diags) {}
+
+  SpecNode take_root() { return std::move(root_); }
+  bool has_root() const { return has_root_; }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    SpecNode n;
+    n.kind = SpecNode::Kind::null;
+    n.where = location(mark);
+    add(std::move(n), anchor);
+  }
+
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    auto it = anchors_.find(anchor);
+    SpecNode n = it != anchors_.end() ? it->second : SpecNode{};
+    if (it == anchors_.end()) n.where = location(mark);
+    add(std::move(n), 0);
+  }
+
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& value) override {
+    SpecNode n;
+    n.kind = SpecNode::Kind::scalar;
+    n.where = location(mark);
+    n.quoted = tag != "?";
+    n.scalar = substitute(value, n.where);
+    add(std::move(n), anchor);
+  }
+
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    SpecNode n;
+    n.kind = SpecNode::Kind::sequence;
+    n.where = location(mark);
+    stack_.push_back(Open{std::move(n), anchor, {}, false});
+  }
+
+  void OnSequenceEnd() override { close(); }
+
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    SpecNode n;
+    n.kind = SpecNode::Kind::map;
+    n.where = location(mark);
+    stack_.push_back(Open{std::move(n), anchor, {}, false});
+  }
+
+  void OnMapEnd() override { close(); }
+
+ private:
+  struct Open {
+    SpecNode node;
+    YAML::anchor_t anchor;
+    SpecNode pending_key;
+    bool has_key;
+  };
+
+  Location location(const YAML::Mark& mark) const {
+    return Location{file_, mark.line + 1, mark.column + 1};
+  }
+
+  void close() {
+    Open done = std::move(stack_.back());
+    stack_.pop_back();
+    add(std::move(done.node), done.anchor);
+  }
+
+  void add(SpecNode n, YAML::anchor_t anchor) {
+    if (anchor != 0) anchors_[anchor] = n;
+    if (stack_.empty()) {
+      if (!has_root_) {
+        root_ = std::move(n);
+        has_root_ = true;
+      }
+      return;
+    }
+    Open& top = stack_.back();
+    if (top.node.kind == SpecNode::Kind::sequence) {
+      top.node.items.push_back(std::move(n));
+      return;
+    }
+    if (!top.has_key) {
+      top.pending_key = std::move(n);
+      top.has_key = true;
+      return;
+    }
+    top.has_key = false;
+    SpecNode key = std::move(top.pending_key);
+    if (!key.is_scalar()) {
+      diags_.error(key.where, fmt::format("map keys must be plain names, got {}", key.describe()));
+      return;
+    }
+    for (const auto& [existing, value] : top.node.entries) {
+      if (existing.scalar == key.scalar) {
+        diags_.error(key.where, fmt::format("duplicate key '{}' (first defined at line {})", key.scalar,
+                                            existing.where.line));
+        return;
+      }
+    }
+    top.node.entries.emplace_back(std::move(key), std::move(n));
+  }
+
+  // ${NAME} and ${NAME:-default} from the environment; $${ is a literal ${.
+  std::string substitute(const std::string& text, const Location& where) {
+    if (text.find('$') == std::string::npos) return text;
+    std::string out;
+    std::size_t i = 0;
+    while (i < text.size()) {
+      if (text.compare(i, 3, "$${") == 0) {
+        out += "${";
+        i += 3;
+        continue;
+      }
+      if (text.compare(i, 2, "${") != 0) {
+        out.push_back(text[i++]);
+        continue;
+      }
+      std::size_t end = text.find('}', i + 2);
+      if (end == std::string::npos) {
+        diags_.error(where, fmt::format("unterminated '${{' in '{}'", text));
+        return text;
+      }
+      std::string body = text.substr(i + 2, end - i - 2);
+      std::optional<std::string> fallback;
+      if (auto sep = body.find(":-"); sep != std::string::npos) {
+        fallback = body.substr(sep + 2);
+        body.resize(sep);
+      }
+      bool valid = !body.empty();
+      for (char c : body) valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+      if (!valid) {
+        diags_.error(where, fmt::format("invalid variable name '{}' in '${{...}}'", body));
+      } else if (auto value = env_(body)) {
+        out += *value;
+      } else if (fallback) {
+        out += *fallback;
+      } else {
+        diags_.error(where, fmt::format("environment variable '{}' is not set (write ${{{}:-default}} "
+                                        "to give a default)",
+                                        body, body));
+      }
+      i = end + 1;
+    }
+    return out;
+  }
+
+  const std::string& file_;
+  const EnvLookup& env_;
+  Diagnostics& diags_;
+  std::vector<Open> stack_;
+  std::map<YAML::anchor_t, SpecNode> anchors_;
+  SpecNode root_;
+  bool has_root_ = false;
+};
+
+}  // namespace
+
+SpecNode parse_spec(std::string_view text, const std::string& file, const EnvLookup& env,
+                    Diagnostics& diags) {
+  std::istringstream in{std::string(text)};
+  SpecBuilder builder(file, env, diags);
+  try {
+    YAML::Parser parser(in);
+    parser.HandleNextDocument(builder);
+  } catch (const YAML::Exception& e) {
+    Location where{file, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1};
+    diags.error(where, fmt::format("invalid YAML: {}", e.msg));
+    return SpecNode{};
+  }
+  if (!builder.has_root()) return SpecNode{};
+  return builder.take_root();
+}
+
+}  // namespace sluice

@@ -1,0 +1,27 @@
+#include "builtin.hpp"
+
+#include "sluice/registry.hpp"
+
+namespace sluice {
+
+namespace nodes {
+
+std::vector<PortSpec> transform_ports() {
+  return {
+      {"in", PortDirection::input, "records to process"},
+      {"out", PortDirection::output, "processed records"},
+      {"error", PortDirection::output, "records that failed, with the error attached (on_error: route)"},
+  };
+}
+
+}  // namespace nodes
+
+void register_builtin_nodes(Registry& registry) {
+  registry.add(nodes::source_list_type());
+  registry.add(nodes::filter_type());
+  registry.add(nodes::set_type());
+  registry.add(nodes::sink_jsonl_type());
+  registry.add(nodes::test_fail_type());
+}
+
+}  // namespace sluice

@@ -1,0 +1,17 @@
+// Declarations of the built-in node types; registered in one explicit list in builtin.cpp.
+#pragma once
+
+#include "sluice/node.hpp"
+
+namespace sluice::nodes {
+
+NodeType source_list_type();
+NodeType filter_type();
+NodeType set_type();
+NodeType sink_jsonl_type();
+NodeType test_fail_type();
+
+// The standard ports of a transform: in, out, error.
+std::vector<PortSpec> transform_ports();
+
+}  // namespace sluice::nodes

@@ -1,0 +1,113 @@
+// filter: keeps the records whose field satisfies a simple condition.
+#include <fmt/format.h>
+
+#include "../builtin.hpp"
+
+namespace sluice::nodes {
+namespace {
+
+enum class Op { eq, ne, lt, le, gt, ge, exists, missing, contains, starts_with, ends_with };
+
+const std::vector<std::string> kOps = {"eq",      "ne",       "lt",          "le",       "gt", "ge",
+                                       "exists", "missing", "contains", "starts_with", "ends_with"};
+
+std::optional<double> number(const Value& v) {
+  if (const auto* i = v.as_int()) return static_cast<double>(*i);
+  if (const auto* d = v.as_double()) return *d;
+  return std::nullopt;
+}
+
+// Three-way comparison: numbers numerically, anything else by text.
+int compare(const Value& a, const Value& b) {
+  auto x = number(a);
+  auto y = number(b);
+  if (x && y) return *x < *y ? -1 : (*x > *y ? 1 : 0);
+  std::string s = a.to_text();
+  std::string t = b.to_text();
+  return s.compare(t) < 0 ? -1 : (s == t ? 0 : 1);
+}
+
+class Filter final : public TransformNode {
+ public:
+  Filter(std::string field, Op op, Value value) : field_(std::move(field)), op_(op), value_(std::move(value)) {
+    text_ = value_.to_text();
+  }
+
+  void process(Record& record, Emitter& out) override {
+    if (keep(record)) out.emit(std::move(record));
+  }
+
+ private:
+  bool keep(const Record& record) const {
+    const Value* v = record.get(field_);
+    if (op_ == Op::exists) return v && !v->is_null();
+    if (op_ == Op::missing) return !v || v->is_null();
+    if (!v) return op_ == Op::ne;
+    switch (op_) {
+      case Op::eq: return compare(*v, value_) == 0;
+      case Op::ne: return compare(*v, value_) != 0;
+      case Op::lt: return compare(*v, value_) < 0;
+      case Op::le: return compare(*v, value_) <= 0;
+      case Op::gt: return compare(*v, value_) > 0;
+      case Op::ge: return compare(*v, value_) >= 0;
+      case Op::contains: return text_of(*v).find(text_) != std::string::npos;
+      case Op::starts_with: return text_of(*v).starts_with(text_);
+      case Op::ends_with: return text_of(*v).ends_with(text_);
+      default: return false;
+    }
+  }
+
+  static std::string text_of(const Value& v) {
+    if (const auto* s = v.as_string()) return *s;
+    return v.to_text();
+  }
+
+  std::string field_;
+  Op op_;
+  Value value_;
+  std::string text_;
+};
+
+void check(const Config& c, const Location& owner, Diagnostics& diags) {
+  if (!c.has("op")) return;
+  std::string op = c.string("op");
+  bool unary = op == "exists" || op == "missing";
+  if (unary && c.has("value")) diags.error(c.where("value"), fmt::format("op '{}' takes no 'value'", op));
+  if (!unary && !c.has("value")) diags.error(owner, fmt::format("op '{}' needs a 'value' to compare with", op));
+}
+
+}  // namespace
+
+NodeType filter_type() {
+  NodeType t;
+  t.name = "filter";
+  t.kind = NodeKind::transform;
+  t.summary = "keeps records whose field satisfies a condition, drops the others";
+  t.ports = transform_ports();
+  t.schema = Schema(
+      {
+          FieldSpec::string("field", "the field to test").make_required(),
+          FieldSpec::enumeration("op", kOps,
+                                 "comparison: numbers compare numerically, other values as text; exists/missing "
+                                 "take no value")
+              .with_default("eq"),
+          FieldSpec::scalar("value", "the value to compare with"),
+      },
+      check);
+  t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
+    const Config& c = ctx.config;
+    std::string op = c.string("op");
+    auto index = std::find(kOps.begin(), kOps.end(), op) - kOps.begin();
+    return std::make_unique<Filter>(c.string("field"), static_cast<Op>(index),
+                                    c.has("value") ? c.scalar("value") : Value{});
+  };
+  t.parallel = false;
+  t.example = R"(- id: in_stock
+  type: filter
+  field: stock
+  op: gt
+  value: 0)";
+  return t;
+}
+
+}  // namespace sluice::nodes

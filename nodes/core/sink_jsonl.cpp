@@ -1,0 +1,106 @@
+// sink.jsonl: writes records as JSON Lines to stdout or a file.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "../builtin.hpp"
+#include "sluice/json.hpp"
+
+namespace sluice::nodes {
+namespace {
+
+class JsonLines final : public SinkNode {
+ public:
+  JsonLines(const std::string& path, bool append, std::vector<std::string> fields)
+      : path_(path == "-" ? "stdout" : path), fields_(std::move(fields)) {
+    if (path == "-") {
+      fd_ = STDOUT_FILENO;
+    } else {
+      fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+      if (fd_ < 0) throw NodeError(fmt::format("cannot open '{}' for writing: {}", path, std::strerror(errno)));
+      owns_fd_ = true;
+    }
+    buffer_.reserve(kFlushAt + 4096);
+  }
+
+  ~JsonLines() override {
+    if (owns_fd_ && fd_ >= 0) ::close(fd_);
+  }
+
+  void write(std::vector<Record>& records) override {
+    for (const Record& r : records) {
+      append_json(buffer_, r, fields_.empty() ? nullptr : &fields_);
+      buffer_.push_back('\n');
+      if (buffer_.size() >= kFlushAt) flush();
+    }
+  }
+
+  void close() override {
+    flush();
+    if (owns_fd_) {
+      if (::fsync(fd_) != 0 && errno != EINVAL) fail("fsync");
+      int fd = fd_;
+      fd_ = -1;
+      if (::close(fd) != 0) fail("close");
+    }
+  }
+
+ private:
+  static constexpr std::size_t kFlushAt = 256 * 1024;
+
+  void flush() {
+    std::size_t done = 0;
+    while (done < buffer_.size()) {
+      ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        buffer_.clear();
+        fail("write");
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    buffer_.clear();
+  }
+
+  [[noreturn]] void fail(const char* what) {
+    throw NodeError(fmt::format("{} to '{}' failed: {}", what, path_, std::strerror(errno)));
+  }
+
+  std::string path_;
+  std::vector<std::string> fields_;
+  int fd_ = -1;
+  bool owns_fd_ = false;
+  std::string buffer_;
+};
+
+}  // namespace
+
+NodeType sink_jsonl_type() {
+  NodeType t;
+  t.name = "sink.jsonl";
+  t.kind = NodeKind::sink;
+  t.summary = "writes each record as one JSON object per line, to stdout or a file";
+  t.ports = {{"in", PortDirection::input, "records to write"}};
+  t.schema = Schema({
+      FieldSpec::string("path", "file to write; '-' writes to standard output").with_default("-"),
+      FieldSpec::boolean("append", "append to an existing file instead of replacing it").with_default("false"),
+      FieldSpec::list("fields", FieldSpec::string("name", "a field name"),
+                      "write only these fields, in this order (missing ones as null); default: all")
+          .with_default(""),
+  });
+  t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
+    const Config& c = ctx.config;
+    std::vector<std::string> fields;
+    for (const auto& f : c.list("fields")) fields.push_back(std::get<Value>(f.v).to_text());
+    return std::make_unique<JsonLines>(c.string("path"), c.boolean("append"), std::move(fields));
+  };
+  t.example = R"(- id: out
+  type: sink.jsonl
+  path: items.jsonl)";
+  return t;
+}
+
+}  // namespace sluice::nodes
