@@ -189,6 +189,7 @@ class Planner {
           diags_.error(on_error->where, fmt::format("on_error: route needs an 'error' port, and {} has none "
                                                     "(use fail or skip)",
                                                     node_type->name));
+          node.on_error = OnError::fail;
         }
       }
     }
@@ -234,7 +235,8 @@ class Planner {
   std::optional<std::string> check_port(std::size_t index, const Endpoint& e, PortDirection direction) {
     const PlanNode& node = plan_.nodes[index];
     const NodeType* type = node.type;
-    if (!type) return std::nullopt;
+    // Unknown type (already reported): accept the edge so that it causes no follow-on errors.
+    if (!type) return e.port.empty() ? std::string(direction == PortDirection::output ? "out" : "in") : e.port;
     auto wanted = type->port_names(direction);
     std::string port = e.port;
     const bool out = direction == PortDirection::output;
@@ -360,6 +362,7 @@ class Planner {
 
   void check_graph(const SpecNode& nodes) {
     bool has_source = false;
+    bool unknown_types = false;
     std::vector<bool> incoming(plan_.nodes.size()), outgoing(plan_.nodes.size());
     std::map<std::pair<std::size_t, std::string>, bool> connected;
     for (const auto& e : plan_.edges) {
@@ -369,7 +372,10 @@ class Planner {
     }
     for (std::size_t i = 0; i < plan_.nodes.size(); ++i) {
       const PlanNode& n = plan_.nodes[i];
-      if (!n.type) continue;
+      if (!n.type) {
+        unknown_types = true;
+        continue;
+      }
       if (n.type->kind == NodeKind::source) has_source = true;
       if (!incoming[i] && !outgoing[i]) {
         diags_.error(n.where, fmt::format("node '{}' is not connected: no edge starts or ends at it", n.id));
@@ -388,7 +394,7 @@ class Planner {
         diags_.error(n.where, fmt::format("node '{}' has on_error: route, but '{}.error' is not connected", n.id, n.id));
       }
     }
-    if (!has_source && !plan_.nodes.empty()) {
+    if (!has_source && !unknown_types && !plan_.nodes.empty()) {
       diags_.error(nodes.where, "pipeline has no source node: nothing would produce records (add e.g. a "
                                 "'source.list' node)");
     }

@@ -397,6 +397,7 @@ Config Schema::validate(const SpecNode& map, const Location& owner, const std::s
   Config config;
   std::vector<std::string> allowed = reserved;
   for (const auto& f : fields_) allowed.push_back(f.name);
+  bool invalid_fields = false;
   for (const auto& [key, value] : map.entries) {
     const std::string& name = key.scalar;
     bool is_reserved = false;
@@ -413,7 +414,11 @@ Config Schema::validate(const SpecNode& map, const Location& owner, const std::s
       }
       continue;
     }
-    if (auto v = convert(*field, value, name, diags)) config.put(name, std::move(*v), true);
+    if (auto v = convert(*field, value, name, diags)) {
+      config.put(name, std::move(*v), true);
+    } else {
+      invalid_fields = true;
+    }
   }
   for (const auto& f : fields_) {
     if (config.has(f.name) || map.find(f.name)) continue;
@@ -437,7 +442,8 @@ Config Schema::validate(const SpecNode& map, const Location& owner, const std::s
       }
     }
   }
-  if (check_) check_(config, owner, diags);
+  // Cross-field rules would only echo a field's own error, so they wait until every field is valid.
+  if (check_ && !invalid_fields) check_(config, owner, diags);
   return config;
 }
 

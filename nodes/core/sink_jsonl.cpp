@@ -14,8 +14,8 @@ namespace {
 
 class JsonLines final : public SinkNode {
  public:
-  JsonLines(const std::string& path, bool append, std::vector<std::string> fields)
-      : path_(path == "-" ? "stdout" : path), fields_(std::move(fields)) {
+  JsonLines(const std::string& path, bool append, std::vector<std::string> fields, std::size_t buffer)
+      : path_(path == "-" ? "stdout" : path), fields_(std::move(fields)), flush_at_(buffer) {
     if (path == "-") {
       fd_ = STDOUT_FILENO;
     } else {
@@ -23,7 +23,7 @@ class JsonLines final : public SinkNode {
       if (fd_ < 0) throw NodeError(fmt::format("cannot open '{}' for writing: {}", path, std::strerror(errno)));
       owns_fd_ = true;
     }
-    buffer_.reserve(kFlushAt + 4096);
+    buffer_.reserve(flush_at_ + 4096);
   }
 
   ~JsonLines() override {
@@ -34,7 +34,7 @@ class JsonLines final : public SinkNode {
     for (const Record& r : records) {
       append_json(buffer_, r, fields_.empty() ? nullptr : &fields_);
       buffer_.push_back('\n');
-      if (buffer_.size() >= kFlushAt) flush();
+      if (buffer_.size() >= flush_at_) flush();
     }
   }
 
@@ -49,8 +49,6 @@ class JsonLines final : public SinkNode {
   }
 
  private:
-  static constexpr std::size_t kFlushAt = 256 * 1024;
-
   void flush() {
     std::size_t done = 0;
     while (done < buffer_.size()) {
@@ -71,6 +69,7 @@ class JsonLines final : public SinkNode {
 
   std::string path_;
   std::vector<std::string> fields_;
+  std::size_t flush_at_;
   int fd_ = -1;
   bool owns_fd_ = false;
   std::string buffer_;
@@ -90,12 +89,14 @@ NodeType sink_jsonl_type() {
       FieldSpec::list("fields", FieldSpec::string("name", "a field name"),
                       "write only these fields, in this order (missing ones as null); default: all")
           .with_default(""),
+      FieldSpec::size("buffer", "bytes collected before each write to the file").with_default("256KiB"),
   });
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;
     std::vector<std::string> fields;
     for (const auto& f : c.list("fields")) fields.push_back(std::get<Value>(f.v).to_text());
-    return std::make_unique<JsonLines>(c.string("path"), c.boolean("append"), std::move(fields));
+    return std::make_unique<JsonLines>(c.string("path"), c.boolean("append"), std::move(fields),
+                                       static_cast<std::size_t>(c.size("buffer")));
   };
   t.example = R"(- id: out
   type: sink.jsonl

@@ -1,1 +1,139 @@
+// The sluice binary as users run it: exit codes, messages, signals.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <thread>
+
+#include "../process.hpp"
+#include "../support.hpp"
+
+using namespace sluice;
+using test::TempDir;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+Result sluice_cli(const TempDir& dir, std::vector<std::string> args) {
+  args.insert(args.begin(), SLUICE_BINARY);
+  test::Process p(args, dir.file("stdout"), dir.file("stderr"));
+  int code = p.wait();
+  return {code, test::read_file(dir.file("stdout")), test::read_file(dir.file("stderr"))};
+}
+
+const char* kValid = R"(pipeline: cli
+nodes:
+  - id: src
+    type: source.list
+    template: "u{n}"
+    to: ${CLI_TO:-5}
+  - id: boom
+    type: test.fail
+    equals: "${CLI_FAIL_ON:-none}"
+  - id: out
+    type: sink.jsonl
+    path: ${CLI_OUT}
+edges:
+  - src -> boom -> out
+)";
+
+}  // namespace
+
+TEST_CASE("sluice validate prints every error of every file and exits 2", "[cli]") {
+  TempDir dir;
+  test::write_file(dir.file("bad.yaml"), "pipeline: bad\nnodes:\n  - id: a\n    type: fetc\n  - id: a\n    type: set\n");
+  test::write_file(dir.file("good.yaml"), "pipeline: good\nnodes:\n  - id: s\n    type: source.list\n    urls: [x]\n"
+                                          "  - id: o\n    type: sink.jsonl\nedges:\n  - s -> o\n");
+  Result r = sluice_cli(dir, {"validate", dir.file("good.yaml"), dir.file("bad.yaml")});
+  CHECK(r.code == 2);
+  CHECK(r.out == dir.file("good.yaml") + ": ok\n");
+  CHECK(r.err == fmt::format("{0}:4:11: error: unknown node type 'fetc' (known types: 'filter', 'set', 'sink.jsonl', "
+                             "'source.list', 'test.fail')\n"
+                             "{0}:5:5: error: set needs at least one of 'fields', 'rename' or 'remove'\n"
+                             "{0}:5:9: error: duplicate node id 'a' (first defined at line 3)\n",
+                             dir.file("bad.yaml")));
+  CHECK(sluice_cli(dir, {"validate", dir.file("good.yaml")}).code == 0);
+}
+
+TEST_CASE("sluice run on an invalid pipeline exits 2 and runs nothing", "[cli]") {
+  TempDir dir;
+  std::string out = dir.file("out.jsonl");
+  test::write_file(dir.file("p.yaml"), fmt::format("pipeline: p\nnodes:\n  - id: s\n    type: source.list\n    urls: [x]\n"
+                                                   "  - id: o\n    type: sink.jsonl\n    path: {}\n    pth: typo\n"
+                                                   "edges:\n  - s -> o\n",
+                                                   out));
+  Result r = sluice_cli(dir, {"run", dir.file("p.yaml")});
+  CHECK(r.code == 2);
+  CHECK(r.err == dir.file("p.yaml") + ":9:5: error: unknown key 'pth' in node 'o' (sink.jsonl) (did you mean 'path'?)\n");
+  CHECK_FALSE(std::filesystem::exists(out));
+}
+
+TEST_CASE("--set overrides settings and a bad value is a usage error", "[cli]") {
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), kValid);
+  ::setenv("CLI_OUT", dir.file("out.jsonl").c_str(), 1);
+  Result bad = sluice_cli(dir, {"run", dir.file("p.yaml"), "--set", "batch=lots"});
+  CHECK(bad.code == 2);
+  CHECK(bad.err == "--set batch: error: batch: expected an int, got 'lots'\n");
+  Result unknown = sluice_cli(dir, {"run", dir.file("p.yaml"), "--set", "bacth=3"});
+  CHECK(unknown.code == 2);
+  CHECK(unknown.err == "--set bacth: error: unknown key 'bacth' in settings (did you mean 'batch'?)\n");
+  Result ok = sluice_cli(dir, {"run", "-q", dir.file("p.yaml"), "--set", "batch=2"});
+  CHECK(ok.code == 0);
+  CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))).size() == 5);
+  ::unsetenv("CLI_OUT");
+}
+
+TEST_CASE("a failed run exits 1 and lists its errors with node and record", "[cli]") {
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), kValid);
+  ::setenv("CLI_OUT", dir.file("out.jsonl").c_str(), 1);
+  ::setenv("CLI_FAIL_ON", "3", 1);
+  Result r = sluice_cli(dir, {"run", "-q", dir.file("p.yaml")});
+  ::unsetenv("CLI_FAIL_ON");
+  ::unsetenv("CLI_OUT");
+  CHECK(r.code == 1);
+  CHECK(r.err == "error: node 'boom': record 'u3': injected failure\nsluice: pipeline 'cli' failed with 1 error(s)\n");
+}
+
+TEST_CASE("SIGINT stops a running pipeline gracefully with exit 130 and whole output", "[cli][signal]") {
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), kValid);
+  ::setenv("CLI_OUT", dir.file("out.jsonl").c_str(), 1);
+  ::setenv("CLI_TO", "1000000000", 1);
+  test::Process p({SLUICE_BINARY, "run", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"));
+  ::unsetenv("CLI_TO");
+  ::unsetenv("CLI_OUT");
+  // Wait until records are flowing, then interrupt.
+  for (int i = 0; i < 200 && !(std::filesystem::exists(dir.file("out.jsonl")) &&
+                              std::filesystem::file_size(dir.file("out.jsonl")) > 0);
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  p.signal(SIGINT);
+  CHECK(p.wait() == 130);
+  std::string err = test::read_file(dir.file("stderr"));
+  CHECK(err.find("sluice: stopping: finishing work in flight (press Ctrl-C again to abort)") != std::string::npos);
+  CHECK(err.find("interrupted; records received by sinks were committed") != std::string::npos);
+  auto lines = test::lines_of(test::read_file(dir.file("out.jsonl")));
+  REQUIRE_FALSE(lines.empty());
+  // Every record the source emitted was written, in order, and no line is cut short.
+  CHECK(lines.back() == fmt::format("{{\"url\":\"u{0}\",\"n\":{0}}}", lines.size()));
+}
+
+TEST_CASE("sluice nodes and describe are generated from the node schemas", "[cli]") {
+  TempDir dir;
+  Result nodes = sluice_cli(dir, {"nodes"});
+  CHECK(nodes.code == 0);
+  CHECK(nodes.out.find("source.list    source     emits records from an inline list") != std::string::npos);
+  Result describe = sluice_cli(dir, {"describe", "sink.jsonl"});
+  CHECK(describe.code == 0);
+  CHECK(describe.out.find("path       string                 default: -") != std::string::npos);
+  Result typo = sluice_cli(dir, {"describe", "sink.json"});
+  CHECK(typo.code == 2);
+  CHECK(typo.err == "sluice: error: unknown node type 'sink.json' (did you mean 'sink.jsonl'?)\n");
+}

@@ -1,1 +1,321 @@
+// Run semantics: real pipelines of the offline nodes, run in-process through run_pipeline().
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <thread>
+
+#include "../support.hpp"
+
+using namespace sluice;
+using test::TempDir;
+
+namespace {
+
+std::string chain(const std::string& source, const std::string& middle, const std::string& sink_path,
+                  const std::string& settings = "batch: 10") {
+  return fmt::format(R"(pipeline: t
+settings: {{{}}}
+nodes:
+{}
+{}
+  - id: out
+    type: sink.jsonl
+    path: {}
+)",
+                     settings, source, middle, sink_path);
+}
+
+}  // namespace
+
+TEST_CASE("offline nodes produce exactly the expected JSON Lines", "[run]") {
+  TempDir dir;
+  std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: offline
+settings: {{batch: 7}}
+nodes:
+  - id: pages
+    type: source.list
+    template: "https://x.example/p/{{n}}"
+    from: 1
+    to: 1000
+  - id: small
+    type: filter
+    field: n
+    op: le
+    value: 3
+  - id: tag
+    type: set
+    rename: {{n: page}}
+    fields: {{label: "page {{page}}", flag: true}}
+    remove: [url]
+  - id: out
+    type: sink.jsonl
+    path: {}
+edges:
+  - pages -> small -> tag -> out
+)",
+                                        out));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  CHECK(report.status == RunStatus::succeeded);
+  CHECK(report.exit_code() == 0);
+  CHECK(test::read_file(out) ==
+        "{\"page\":1,\"label\":\"page 1\",\"flag\":true}\n"
+        "{\"page\":2,\"label\":\"page 2\",\"flag\":true}\n"
+        "{\"page\":3,\"label\":\"page 3\",\"flag\":true}\n");
+  CHECK(test::stats_of(report, "pages").records_out == 1000);
+  CHECK(test::stats_of(report, "small").records_in == 1000);
+  CHECK(test::stats_of(report, "small").records_out == 3);
+  CHECK(test::stats_of(report, "out").records_in == 3);
+}
+
+TEST_CASE("source.list reads a file's lines lazily, skipping blank and comment lines", "[run]") {
+  TempDir dir;
+  test::write_file(dir.file("urls.txt"), "# seeds\nhttps://a.example/1\n\n  https://a.example/2  \r\n#x\nhttps://a.example/3");
+  std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(chain(fmt::format("  - id: src\n    type: source.list\n    file: {}", dir.file("urls.txt")),
+                                  "", out) +
+                            "edges:\n  - src -> out\n");
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  CHECK(test::read_file(out) ==
+        "{\"url\":\"https://a.example/1\"}\n{\"url\":\"https://a.example/2\"}\n{\"url\":\"https://a.example/3\"}\n");
+}
+
+TEST_CASE("a source that cannot open its file fails the run before anything starts", "[run]") {
+  TempDir dir;
+  std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(chain("  - id: src\n    type: source.list\n    file: /nonexistent/urls.txt", "", out) +
+                            "edges:\n  - src -> out\n");
+  RunReport report = run_pipeline(plan);
+  CHECK(report.status == RunStatus::failed);
+  CHECK(report.exit_code() == 1);
+  REQUIRE(report.errors.size() == 1);
+  CHECK(report.errors[0].to_string() == "node 'src': cannot open '/nonexistent/urls.txt': No such file or directory");
+}
+
+TEST_CASE("a failing node cancels the run: later records are not processed and the run ends promptly", "[run]") {
+  TempDir dir;
+  std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(chain(R"(  - id: src
+    type: source.list
+    template: "https://x.example/{n}"
+    to: 100000000)",
+                                  R"(  - id: boom
+    type: test.fail
+    equals: 50
+    message: "exploded on purpose")",
+                                  out, "batch: 10, max_pending: 4") +
+                            "edges:\n  - src -> boom -> out\n");
+  RunReport report = run_pipeline(plan);
+  CHECK(report.status == RunStatus::failed);
+  CHECK(report.exit_code() == 1);
+  REQUIRE(report.errors.size() == 1);
+  CHECK(report.errors[0].to_string() == "node 'boom': record 'https://x.example/50': exploded on purpose");
+  // The source stopped within its in-flight bound instead of producing 100 million records.
+  CHECK(test::stats_of(report, "src").records_out <= 50 + 10 * 6);
+  CHECK(test::stats_of(report, "boom").records_in <= 50);
+  CHECK(test::stats_of(report, "boom").errors == 1);
+  auto lines = test::lines_of(test::read_file(out));
+  CHECK(lines.size() < 50);
+  CHECK(std::none_of(lines.begin(), lines.end(), [](const std::string& l) { return l.find("\"n\":50}") != l.npos; }));
+}
+
+TEST_CASE("errors of nodes that fail concurrently are all reported, not only the first", "[run]") {
+  TempDir dir;
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: concurrent
+settings: {{batch: 1, threads: 2}}
+nodes:
+  - id: src
+    type: source.list
+    urls: [a, b, c]
+    field: name
+  - id: left
+    type: test.fail
+    field: name
+    equals: a
+    delay: 300ms
+    message: left failed
+  - id: right
+    type: test.fail
+    field: name
+    equals: a
+    delay: 300ms
+    message: right failed
+  - id: out
+    type: sink.jsonl
+    path: {}
+edges:
+  - src -> left -> out
+  - src -> right -> out
+)",
+                                        dir.file("out.jsonl")));
+  RunReport report = run_pipeline(plan);
+  CHECK(report.status == RunStatus::failed);
+  std::vector<std::string> errors;
+  for (const auto& e : report.errors) errors.push_back(e.to_string());
+  std::sort(errors.begin(), errors.end());
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0] == "node 'left': record '#0': left failed");
+  CHECK(errors[1] == "node 'right': record '#0': right failed");
+}
+
+TEST_CASE("on_error: skip counts the failure, drops the record and keeps going", "[run]") {
+  TempDir dir;
+  std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(chain(R"(  - id: src
+    type: source.list
+    template: "u{n}"
+    to: 100)",
+                                  R"(  - id: boom
+    type: test.fail
+    equals: 7
+    on_error: skip)",
+                                  out) +
+                            "edges:\n  - src -> boom -> out\n");
+  RunReport report = run_pipeline(plan);
+  CHECK(report.status == RunStatus::succeeded);
+  CHECK(report.errors.empty());
+  CHECK(test::stats_of(report, "boom").errors == 1);
+  CHECK(test::stats_of(report, "boom").records_out == 99);
+  auto lines = test::lines_of(test::read_file(out));
+  CHECK(lines.size() == 99);
+  CHECK(std::find(lines.begin(), lines.end(), "{\"url\":\"u7\",\"n\":7}") == lines.end());
+}
+
+TEST_CASE("on_error: route sends the failed record with its error to the error port", "[run]") {
+  TempDir dir;
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: routed
+nodes:
+  - id: src
+    type: source.list
+    template: "u{{n}}"
+    to: 20
+  - id: boom
+    type: test.fail
+    equals: 7
+    on_error: route
+  - id: good
+    type: sink.jsonl
+    path: {}
+  - id: bad
+    type: sink.jsonl
+    path: {}
+edges:
+  - src -> boom -> good
+  - from: boom.error
+    to: bad
+)",
+                                        dir.file("good.jsonl"), dir.file("bad.jsonl")));
+  RunReport report = run_pipeline(plan);
+  CHECK(report.status == RunStatus::succeeded);
+  CHECK(test::lines_of(test::read_file(dir.file("good.jsonl"))).size() == 19);
+  CHECK(test::read_file(dir.file("bad.jsonl")) ==
+        "{\"url\":\"u7\",\"n\":7,\"_error\":{\"node\":\"boom\",\"message\":\"injected failure\"}}\n");
+  CHECK(test::stats_of(report, "boom").errors == 1);
+  CHECK(test::stats_of(report, "boom").records_out == 19);
+}
+
+TEST_CASE("fan-out gives every branch its own copy of each record", "[run]") {
+  TempDir dir;
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: fanout
+nodes:
+  - id: src
+    type: source.list
+    urls: [a, b]
+  - id: one
+    type: set
+    fields: {{branch: 1}}
+  - id: two
+    type: set
+    fields: {{branch: 2}}
+  - id: out1
+    type: sink.jsonl
+    path: {}
+  - id: out2
+    type: sink.jsonl
+    path: {}
+edges:
+  - src -> one -> out1
+  - src -> two -> out2
+)",
+                                        dir.file("1.jsonl"), dir.file("2.jsonl")));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  CHECK(test::read_file(dir.file("1.jsonl")) == "{\"url\":\"a\",\"branch\":1}\n{\"url\":\"b\",\"branch\":1}\n");
+  CHECK(test::read_file(dir.file("2.jsonl")) == "{\"url\":\"a\",\"branch\":2}\n{\"url\":\"b\",\"branch\":2}\n");
+}
+
+TEST_CASE("a sink that cannot write fails the run with the node id and the cause", "[run]") {
+  Plan plan = test::plan_of(chain(R"(  - id: src
+    type: source.list
+    template: "u{n}"
+    to: 100000)",
+                                  "", "/dev/full") +
+                            "edges:\n  - src -> out\n");
+  RunReport report = run_pipeline(plan);
+  CHECK(report.status == RunStatus::failed);
+  REQUIRE_FALSE(report.errors.empty());
+  CHECK(report.errors[0].to_string() == "node 'out': write to '/dev/full' failed: No space left on device");
+}
+
+TEST_CASE("a graceful stop ends the sources and commits every record they emitted", "[run]") {
+  TempDir dir;
+  std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(chain(R"(  - id: src
+    type: source.list
+    template: "u{n}"
+    to: 1000000000)",
+                                  R"(  - id: tag
+    type: set
+    fields: {x: 1})",
+                                  out, "batch: 100") +
+                            "edges:\n  - src -> tag -> out\n");
+  StopSignal stop;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    stop.request(2);
+  });
+  RunOptions options;
+  options.stop = &stop;
+  RunReport report = run_pipeline(plan, options);
+  stopper.join();
+  CHECK(report.status == RunStatus::interrupted);
+  CHECK(report.exit_code() == 130);
+  CHECK(report.errors.empty());
+  auto emitted = test::stats_of(report, "src").records_out;
+  CHECK(emitted > 0);
+  CHECK(emitted < 1000000000);
+  CHECK(test::stats_of(report, "out").records_in == emitted);
+  auto lines = test::lines_of(test::read_file(out));
+  CHECK(lines.size() == emitted);
+  CHECK(lines.back() == fmt::format("{{\"url\":\"u{}\",\"n\":{},\"x\":1}}", emitted, emitted));
+}
+
+TEST_CASE("a second stop request aborts the run like a failure but without errors", "[run]") {
+  TempDir dir;
+  Plan plan = test::plan_of(chain(R"(  - id: src
+    type: source.list
+    template: "u{n}"
+    to: 1000000000)",
+                                  "", dir.file("out.jsonl")) +
+                            "edges:\n  - src -> out\n");
+  StopSignal stop;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    stop.request(15);
+    stop.request(15);
+  });
+  RunOptions options;
+  options.stop = &stop;
+  RunReport report = run_pipeline(plan, options);
+  stopper.join();
+  CHECK(report.status == RunStatus::interrupted);
+  CHECK(report.exit_code() == 143);
+  CHECK(report.errors.empty());
+  // What reached the sink was written completely: every line is a whole record.
+  auto lines = test::lines_of(test::read_file(dir.file("out.jsonl")));
+  auto whole = std::count_if(lines.begin(), lines.end(), [](const std::string& l) { return l.back() == '}'; });
+  CHECK(static_cast<std::size_t>(whole) == lines.size());
+  CHECK(test::stats_of(report, "out").records_in == lines.size());
+}

@@ -1,0 +1,90 @@
+// Helpers shared by the tests: temporary directories, file I/O, running pipelines.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "sluice/pipeline.hpp"
+#include "sluice/registry.hpp"
+#include "sluice/run.hpp"
+
+namespace sluice::test {
+
+inline const Registry& builtin_registry() {
+  static const Registry registry = [] {
+    Registry r;
+    register_builtin_nodes(r);
+    return r;
+  }();
+  return registry;
+}
+
+// A fresh directory under the system temp dir, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / ("sluice-test-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+inline std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(line);
+  return out;
+}
+
+// An environment lookup that sees only `vars`: tests do not depend on the real environment.
+inline EnvLookup fixed_env(std::map<std::string, std::string> vars = {}) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+// Loads pipeline text; on invalid input fails the test with the diagnostics.
+inline Plan plan_of(const std::string& yaml, const LoadOptions& options = LoadOptions{{}, fixed_env()}) {
+  Diagnostics diags;
+  auto plan = load_pipeline_text(yaml, "test.yaml", builtin_registry(), options, diags);
+  if (!plan) throw std::runtime_error("invalid test pipeline:\n" + diags.to_string());
+  return std::move(*plan);
+}
+
+inline const NodeStats& stats_of(const RunReport& report, const std::string& id) {
+  for (const auto& n : report.nodes) {
+    if (n.id == id) return n;
+  }
+  throw std::runtime_error("no node " + id);
+}
+
+}  // namespace sluice::test
