@@ -72,7 +72,7 @@ TEST_CASE("sluice run on an invalid pipeline exits 2 and runs nothing", "[cli]")
   CHECK_FALSE(std::filesystem::exists(out));
 }
 
-TEST_CASE("--set overrides settings and a bad value is a usage error", "[cli]") {
+TEST_CASE("settings given with --set override the file, and a bad value is a usage error", "[cli]") {
   TempDir dir;
   test::write_file(dir.file("p.yaml"), kValid);
   ::setenv("CLI_OUT", dir.file("out.jsonl").c_str(), 1);
