@@ -491,14 +491,8 @@ RunReport Run::execute() {
   if (options_.stop) options_.stop->detach();
 
   for (auto& v : vertices_) {
-    NodeStats s;
-    s.id = v.plan->id;
-    s.type = v.plan->type->name;
-    s.records_in = v.stats.in.load();
-    s.records_out = v.stats.out.load();
-    s.errors = v.stats.errors.load();
-    s.busy = std::chrono::nanoseconds(v.stats.busy_ns.load());
-    report.nodes.push_back(std::move(s));
+    report.nodes.push_back(NodeStats{v.plan->id, v.plan->type->name, v.stats.in.load(), v.stats.out.load(),
+                                     v.stats.errors.load(), std::chrono::nanoseconds(v.stats.busy_ns.load())});
   }
   report.errors_not_kept = errors_.dropped();
   report.errors = errors_.take();
