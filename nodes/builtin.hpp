@@ -10,6 +10,7 @@ NodeType filter_type();
 NodeType set_type();
 NodeType sink_jsonl_type();
 NodeType test_fail_type();
+NodeType limit_type();
 
 // The standard ports of a transform: in, out, error.
 std::vector<PortSpec> transform_ports();

@@ -11,6 +11,8 @@ std::string_view node_kind_name(NodeKind kind) {
     case NodeKind::source: return "source";
     case NodeKind::transform: return "transform";
     case NodeKind::sink: return "sink";
+    case NodeKind::async: return "async";
+    case NodeKind::limit: return "limit";
   }
   return "?";
 }

@@ -61,6 +61,41 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using InputNode = tbb::flow::function_node<Message, tbb::flow::continue_msg>;
 
+// What an async node hands back for one record: the record, and its error if it failed.
+struct AsyncResult {
+  Record record;
+  std::optional<std::string> error;
+};
+using AsyncResultPtr = std::shared_ptr<AsyncResult>;
+using AsyncFlowNode = tbb::flow::async_node<Message, AsyncResultPtr>;
+using AsyncGateway = AsyncFlowNode::gateway_type;
+using ResultNode = tbb::flow::function_node<AsyncResultPtr, tbb::flow::continue_msg>;
+using QueueNode = tbb::flow::queue_node<Message>;
+using LimiterNode = tbb::flow::limiter_node<Message, long>;
+
+// The capacity of a `limit` node. Each admitted record gets one Permit; its release decrements the
+// limiter_node. After teardown (close()) releases are only counted: the limiter is gone.
+class LimitPermits final : public PermitSource {
+ public:
+  void attach(LimiterNode& limiter) { limiter_ = &limiter; }
+  PermitRef issue() {
+    admitted_.fetch_add(1, std::memory_order_relaxed);
+    return std::make_shared<const Permit>(*this);
+  }
+  void on_release() noexcept override {
+    released_.fetch_add(1, std::memory_order_relaxed);
+    if (open_.load(std::memory_order_acquire)) limiter_->decrementer().try_put(1);
+  }
+  void close() { open_.store(false, std::memory_order_release); }
+  std::int64_t admitted() const { return admitted_.load(); }
+  std::int64_t released() const { return released_.load(); }
+
+ private:
+  LimiterNode* limiter_ = nullptr;
+  std::atomic<bool> open_{true};
+  std::atomic<std::int64_t> admitted_{0}, released_{0};
+};
+
 struct LiveStats {
   std::atomic<std::uint64_t> in{0}, out{0}, errors{0};
   std::atomic<std::int64_t> busy_ns{0};
@@ -166,6 +201,16 @@ struct Vertex {
   // sinks
   std::unique_ptr<SinkQueue> sink_queue;
   bool sink_broken = false;
+  // limits: input (splits batches) -> queue -> limiter -> admit -> outputs
+  std::unique_ptr<LimitPermits> limit_permits;
+  std::unique_ptr<QueueNode> limit_queue;
+  std::unique_ptr<LimiterNode> limiter;
+  std::unique_ptr<InputNode> limit_admit;
+  // async nodes: input -> async_node (node's own thread) -> results -> outputs
+  std::unique_ptr<AsyncFlowNode> async;
+  std::unique_ptr<ResultNode> async_results;
+  std::unique_ptr<AsyncOutput> async_output;
+  std::atomic<std::uint64_t> async_submitted{0}, async_completed{0};
 };
 
 class Run {
@@ -187,20 +232,53 @@ class Run {
     ctx_.cancel_group_execution();
     for (auto& v : vertices_) {
       if (v.gate) v.gate->close();
+      if (v.async_output) static_cast<AsyncNode&>(*v.impl).cancel();
     }
+    wake_watchdog();
   }
 
   void stop_gracefully() {
     if (stopping_.exchange(true)) return;
+    {
+      std::lock_guard lock(watchdog_mutex_);
+      stop_deadline_ = Clock::now() + plan_.settings.shutdown_timeout;
+    }
     for (auto& v : vertices_) {
       if (v.gate) v.gate->close();
     }
+    wake_watchdog();
   }
 
   bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+  Vertex& vertex(std::size_t i) { return vertices_[i]; }
+  void count_submitted(Vertex& v) { v.async_submitted.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   friend class TransformEmitter;
+
+  void wake_watchdog() {
+    { std::lock_guard lock(watchdog_mutex_); }
+    watchdog_cv_.notify_all();
+  }
+  // Cancels the run when a graceful stop takes longer than shutdown_timeout.
+  void watchdog_loop() {
+    std::unique_lock lock(watchdog_mutex_);
+    while (!finished_) {
+      if (stop_deadline_ && Clock::now() >= *stop_deadline_ && !cancelled()) {
+        lock.unlock();
+        cancel();
+        lock.lock();
+        continue;
+      }
+      if (stop_deadline_ && !cancelled()) {
+        watchdog_cv_.wait_until(lock, *stop_deadline_);
+      } else {
+        watchdog_cv_.wait(lock);
+      }
+    }
+  }
+  void build_limit(Vertex& v);
+  void build_async(Vertex& v);
 
   bool instantiate();
   void build_graph();
@@ -218,6 +296,33 @@ class Run {
   std::optional<tbb::flow::graph> graph_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> stopping_{false};
+  std::mutex watchdog_mutex_;
+  std::condition_variable watchdog_cv_;
+  std::optional<Clock::time_point> stop_deadline_;
+  bool finished_ = false;
+};
+
+// Delivers an async node's results into the graph through the async_node gateway. Runs on the
+// node's own thread: releases the record's fetch permits, puts the result, then releases the
+// reservation taken at submit, in that order (so wait_for_all() cannot miss the put).
+class GatewayOutput final : public AsyncOutput {
+ public:
+  GatewayOutput(Vertex& v, AsyncGateway& gateway) : v_(v), gateway_(gateway) {}
+
+  void complete(Record&& result) override { deliver(std::move(result), std::nullopt); }
+  void fail(Record&& record, std::string message) override { deliver(std::move(record), std::move(message)); }
+
+ private:
+  void deliver(Record&& record, std::optional<std::string> error) {
+    record.fetch_permits.clear();
+    auto result = std::make_shared<AsyncResult>(AsyncResult{std::move(record), std::move(error)});
+    gateway_.try_put(std::move(result));
+    v_.async_completed.fetch_add(1, std::memory_order_relaxed);
+    gateway_.release_wait();
+  }
+
+  Vertex& v_;
+  AsyncGateway& gateway_;
 };
 
 // Collects a transform's output for one input batch, per port, and applies on_error.
@@ -295,6 +400,8 @@ bool Run::instantiate() {
         case NodeKind::source: kind_ok = dynamic_cast<SourceNode*>(v.impl.get()) != nullptr; break;
         case NodeKind::transform: kind_ok = dynamic_cast<TransformNode*>(v.impl.get()) != nullptr; break;
         case NodeKind::sink: kind_ok = dynamic_cast<SinkNode*>(v.impl.get()) != nullptr; break;
+        case NodeKind::async: kind_ok = dynamic_cast<AsyncNode*>(v.impl.get()) != nullptr; break;
+        case NodeKind::limit: kind_ok = dynamic_cast<LimitNode*>(v.impl.get()) != nullptr; break;
       }
       if (!kind_ok) {
         throw NodeError(fmt::format("the factory of '{}' built a node that is not a {}", v.plan->type->name,
@@ -325,6 +432,12 @@ void Run::build_graph() {
         });
         break;
       }
+      case NodeKind::limit:
+        build_limit(v);
+        break;
+      case NodeKind::async:
+        build_async(v);
+        break;
       case NodeKind::sink:
         v.sink_queue = std::make_unique<SinkQueue>();
         v.input = std::make_unique<InputNode>(g, tbb::flow::serial, [this, &v](const Message& m) {
@@ -339,8 +452,79 @@ void Run::build_graph() {
     Vertex& from = vertices_[e.from_node];
     Vertex& to = vertices_[e.to_node];
     int port = from.plan->type->output_index(e.from_port);
-    from.outputs[static_cast<std::size_t>(port)].targets.push_back(to.input.get());
+    tbb::flow::receiver<Message>* target = to.async ? static_cast<tbb::flow::receiver<Message>*>(to.async.get())
+                                                    : static_cast<tbb::flow::receiver<Message>*>(to.input.get());
+    from.outputs[static_cast<std::size_t>(port)].targets.push_back(target);
   }
+}
+
+void Run::build_limit(Vertex& v) {
+  auto& g = *graph_;
+  const auto& config = static_cast<const LimitNode&>(*v.impl);
+  v.limit_permits = std::make_unique<LimitPermits>();
+  v.limit_queue = std::make_unique<QueueNode>(g);
+  v.limiter = std::make_unique<LimiterNode>(g, static_cast<std::size_t>(config.max_in_flight()));
+  v.limit_permits->attach(*v.limiter);
+  // Records queue one by one in front of the limiter: queue_node is reservable, so nothing is
+  // dropped at the bound. Each record keeps its source batch's tickets while it waits.
+  v.input = std::make_unique<InputNode>(g, tbb::flow::unlimited, [this, &v](const Message& m) {
+    v.stats.in.fetch_add(m->records.size(), std::memory_order_relaxed);
+    for (Record& r : m->records) {
+      if (cancelled()) break;
+      auto one = m->derive();
+      one->records.push_back(std::move(r));
+      v.limit_queue->try_put(std::move(one));
+    }
+    return tbb::flow::continue_msg{};
+  });
+  const bool after_fetch = config.release_after_fetch();
+  v.limit_admit = std::make_unique<InputNode>(g, tbb::flow::unlimited, [this, &v, after_fetch](const Message& m) {
+    // The permit is issued even when cancelled so that every admitted slot has an owner that
+    // releases it; the message is then simply dropped.
+    PermitRef permit = v.limit_permits->issue();
+    if (cancelled()) return tbb::flow::continue_msg{};
+    for (Record& r : m->records) (after_fetch ? r.fetch_permits : r.permits).push_back(permit);
+    v.stats.out.fetch_add(m->records.size(), std::memory_order_relaxed);
+    v.outputs[0].send(m);
+    return tbb::flow::continue_msg{};
+  });
+  tbb::flow::make_edge(*v.limit_queue, *v.limiter);
+  tbb::flow::make_edge(*v.limiter, *v.limit_admit);
+}
+
+void Run::build_async(Vertex& v) {
+  auto& g = *graph_;
+  auto& node = static_cast<AsyncNode&>(*v.impl);
+  v.async = std::make_unique<AsyncFlowNode>(
+      g, tbb::flow::unlimited, [this, &v, &node](const Message& m, AsyncGateway& gateway) {
+        if (cancelled()) return;
+        v.stats.in.fetch_add(m->records.size(), std::memory_order_relaxed);
+        for (Record& r : m->records) {
+          // The record carries its batch's tickets while the node holds it.
+          r.permits.insert(r.permits.end(), m->tickets.begin(), m->tickets.end());
+          gateway.reserve_wait();
+          v.async_submitted.fetch_add(1, std::memory_order_relaxed);
+          node.submit(std::move(r));
+        }
+      });
+  v.async_output = std::make_unique<GatewayOutput>(v, v.async->gateway());
+  v.async_results = std::make_unique<ResultNode>(g, tbb::flow::unlimited, [this, &v](const AsyncResultPtr& result) {
+    if (cancelled()) return tbb::flow::continue_msg{};
+    auto started = Clock::now();
+    Batch none;
+    TransformEmitter out(*this, v, none, static_cast<std::size_t>(plan_.settings.batch));
+    if (result->error) {
+      out.fail(std::move(result->record), std::move(*result->error));
+    } else {
+      out.emit(std::move(result->record), 0);
+    }
+    out.flush_all();
+    v.stats.out.fetch_add(out.emitted(), std::memory_order_relaxed);
+    v.stats.add_busy(started);
+    return tbb::flow::continue_msg{};
+  });
+  tbb::flow::make_edge(*v.async, *v.async_results);
+
 }
 
 void Run::transform_body(Vertex& v, const Message& message) {
@@ -433,6 +617,18 @@ void Run::sink_loop(Vertex& v) {
 
 void Run::check_invariants() {
   for (auto& v : vertices_) {
+    if (v.limit_permits && v.limit_permits->admitted() != v.limit_permits->released()) {
+      errors_.add(RunError{v.plan->id, "",
+                           fmt::format("engine bug: {} records admitted but {} slots released",
+                                       v.limit_permits->admitted(), v.limit_permits->released())});
+      cancelled_ = true;
+    }
+    if (v.async_output && v.async_submitted.load() != v.async_completed.load()) {
+      errors_.add(RunError{v.plan->id, "",
+                           fmt::format("engine bug: {} records submitted but {} completed", v.async_submitted.load(),
+                                       v.async_completed.load())});
+      cancelled_ = true;
+    }
     if (!v.gate) continue;
     if (v.gate->admitted() != v.gate->released()) {
       errors_.add(RunError{v.plan->id, "",
@@ -462,6 +658,10 @@ RunReport Run::execute() {
   }
   if (instantiate()) {
     build_graph();
+    std::thread watchdog([this] { watchdog_loop(); });
+    for (auto& v : vertices_) {
+      if (v.async_output) static_cast<AsyncNode&>(*v.impl).start(*v.async_output);
+    }
     std::vector<std::thread> sinks, sources;
     for (auto& v : vertices_) {
       if (v.sink_queue) sinks.emplace_back([this, &v] { sink_loop(v); });
@@ -479,10 +679,30 @@ RunReport Run::execute() {
     }
     for (auto& t : sources) t.join();
     for (auto& v : vertices_) {
+      if (v.async_output) static_cast<AsyncNode&>(*v.impl).stop();
+    }
+    for (auto& v : vertices_) {
       if (v.sink_queue) v.sink_queue->close();
     }
     for (auto& t : sinks) t.join();
-    for (auto& v : vertices_) v.input.reset();
+    {
+      std::lock_guard lock(watchdog_mutex_);
+      finished_ = true;
+    }
+    watchdog_cv_.notify_all();
+    watchdog.join();
+    // Limits stop feeding their limiter before the TBB nodes (and the records queued in them) go.
+    for (auto& v : vertices_) {
+      if (v.limit_permits) v.limit_permits->close();
+    }
+    for (auto& v : vertices_) {
+      v.input.reset();
+      v.limit_admit.reset();
+      v.limiter.reset();
+      v.limit_queue.reset();
+      v.async_results.reset();
+      v.async.reset();
+    }
     graph_.reset();
     check_invariants();
   } else {

@@ -430,11 +430,14 @@ Config Schema::validate(const SpecNode& map, const Location& owner, const std::s
       SpecNode node;
       node.kind = SpecNode::Kind::scalar;
       node.scalar = *f.default_text;
-      node.where = owner;
-      if (f.type == FieldType::list || f.type == FieldType::map) {
-        node.kind = f.type == FieldType::list ? SpecNode::Kind::sequence : SpecNode::Kind::map;
-      }
       Diagnostics internal;
+      const bool structured = f.type == FieldType::list || f.type == FieldType::map || f.type == FieldType::object;
+      if (structured && f.default_text->empty()) {
+        node.kind = f.type == FieldType::list ? SpecNode::Kind::sequence : SpecNode::Kind::map;
+      } else if (structured) {
+        node = parse_spec(*f.default_text, "default", [](const std::string&) { return std::nullopt; }, internal);
+      }
+      node.where = owner;
       if (auto v = convert(f, node, f.name, internal)) {
         config.put(f.name, std::move(*v), false);
       } else {

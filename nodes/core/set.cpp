@@ -1,51 +1,18 @@
-// set: adds, renames and removes fields.
+// set: renames, sets and removes fields.
 #include <fmt/format.h>
 
 #include "../builtin.hpp"
+#include "sluice/template.hpp"
 
 namespace sluice::nodes {
 namespace {
 
-// A field value to set: a constant, or a string template with {field} references ({{ and }} escape).
+// A field value to set: a constant, or a string template with {field} references.
 struct Assignment {
   std::string name;
   Value constant;
-  std::vector<std::string> pieces;  // literal, field, literal, field, ..., literal
-  bool is_template = false;
+  std::optional<FieldTemplate> text;
 };
-
-Assignment compile(std::string name, Value value, const Location& where, Diagnostics* diags) {
-  Assignment a;
-  a.name = std::move(name);
-  const std::string* s = value.as_string();
-  if (!s || s->find('{') == std::string::npos) {
-    a.constant = std::move(value);
-    return a;
-  }
-  a.is_template = true;
-  std::string literal;
-  for (std::size_t i = 0; i < s->size(); ++i) {
-    char c = (*s)[i];
-    if ((c == '{' || c == '}') && i + 1 < s->size() && (*s)[i + 1] == c) {
-      literal.push_back(c);
-      ++i;
-    } else if (c == '{') {
-      std::size_t end = s->find('}', i);
-      if (end == std::string::npos) {
-        if (diags) diags->error(where, fmt::format("fields.{}: unterminated '{{' in '{}'", a.name, *s));
-        break;
-      }
-      a.pieces.push_back(std::move(literal));
-      literal.clear();
-      a.pieces.push_back(s->substr(i + 1, end - i - 1));
-      i = end;
-    } else {
-      literal.push_back(c);
-    }
-  }
-  a.pieces.push_back(std::move(literal));
-  return a;
-}
 
 class Set final : public TransformNode {
  public:
@@ -55,21 +22,7 @@ class Set final : public TransformNode {
 
   void process(Record& record, Emitter& out) override {
     for (const auto& [from, to] : renames_) record.rename(from, to);
-    for (const auto& a : assignments_) {
-      if (!a.is_template) {
-        record.set(a.name, a.constant);
-        continue;
-      }
-      std::string text;
-      for (std::size_t i = 0; i < a.pieces.size(); ++i) {
-        if (i % 2 == 0) {
-          text += a.pieces[i];
-        } else if (const Value* v = record.get(a.pieces[i])) {
-          text += v->to_text();
-        }
-      }
-      record.set(a.name, Value(std::move(text)));
-    }
+    for (const auto& a : assignments_) record.set(a.name, a.text ? Value(a.text->render(record)) : a.constant);
     for (const auto& name : removals_) record.erase(name);
     out.emit(std::move(record));
   }
@@ -80,12 +33,22 @@ class Set final : public TransformNode {
   std::vector<std::string> removals_;
 };
 
+Assignment assignment(const std::string& name, const Value& value) {
+  Assignment a{name, value, std::nullopt};
+  if (const std::string* s = value.as_string()) {
+    if (auto t = FieldTemplate::compile(*s); t && !t->is_constant()) a.text = std::move(t);
+  }
+  return a;
+}
+
 void check(const Config& c, const Location& owner, Diagnostics& diags) {
   if (!c.explicitly_set("fields") && !c.explicitly_set("rename") && !c.explicitly_set("remove")) {
     diags.error(owner, "set needs at least one of 'fields', 'rename' or 'remove'");
   }
-  if (c.has("fields")) {
-    for (const auto& [name, value] : c.map("fields")) compile(name, std::get<Value>(value.v), value.where, &diags);
+  for (const auto& [name, value] : c.map("fields")) {
+    std::string error;
+    const std::string* s = std::get<Value>(value.v).as_string();
+    if (s && !FieldTemplate::compile(*s, &error)) diags.error(value.where, fmt::format("fields.{}: {}", name, error));
   }
 }
 
@@ -112,9 +75,7 @@ NodeType set_type() {
     std::vector<std::pair<std::string, std::string>> renames;
     for (const auto& [from, to] : c.map("rename")) renames.emplace_back(from, std::get<Value>(to.v).to_text());
     std::vector<Assignment> assignments;
-    for (const auto& [name, value] : c.map("fields")) {
-      assignments.push_back(compile(name, std::get<Value>(value.v), value.where, nullptr));
-    }
+    for (const auto& [name, value] : c.map("fields")) assignments.push_back(assignment(name, std::get<Value>(value.v)));
     std::vector<std::string> removals;
     for (const auto& item : c.list("remove")) removals.push_back(std::get<Value>(item.v).to_text());
     return std::make_unique<Set>(std::move(renames), std::move(assignments), std::move(removals));

@@ -16,7 +16,9 @@ namespace sluice {
 enum class NodeKind {
   source,     // produces records on its own thread (SourceNode)
   transform,  // turns records into records on TBB workers (TransformNode)
+  async,      // hands records to its own thread for external work, e.g. HTTP (AsyncNode)
   sink,       // consumes records on its own thread (SinkNode)
+  limit,      // bounds records in flight; built into the engine (LimitNode)
 };
 std::string_view node_kind_name(NodeKind kind);
 
@@ -91,6 +93,49 @@ class SinkNode : public Node {
  public:
   virtual void write(std::vector<Record>& records) = 0;
   virtual void close() = 0;
+};
+
+// Where an async node delivers its results. Thread-safe: call from any thread (typically the
+// node's own I/O thread). Each call hands one record back to the graph.
+class AsyncOutput {
+ public:
+  virtual ~AsyncOutput() = default;
+  // The result of one submitted record (usually the same record with fields added).
+  virtual void complete(Record&& result) = 0;
+  // The submitted record failed; the node's on_error decides what happens to it.
+  virtual void fail(Record&& record, std::string message) = 0;
+};
+
+// An async node does external work (network I/O) on its own thread, never on TBB workers.
+// Contract: for every record given to submit(), the node calls out.complete() or out.fail()
+// exactly once, on every path: success, error, timeout, and cancellation. The engine checks this
+// after every run.
+class AsyncNode : public Node {
+ public:
+  // Main thread, once, before the first submit(): start the node's own thread(s). `out` stays valid
+  // until stop() returns.
+  virtual void start(AsyncOutput& out) = 0;
+  // TBB worker: hand one record over; must not block.
+  virtual void submit(Record&& record) = 0;
+  // Any thread, possibly concurrently with submit(): abort all work promptly; every pending record
+  // still gets its fail(). Records submitted after cancel() fail at once. Idempotent.
+  virtual void cancel() = 0;
+  // Main thread, once, after the graph has finished: join the node's threads.
+  virtual void stop() = 0;
+};
+
+// The `limit` node. The engine implements it with a tbb::flow::limiter_node; this object only
+// carries its configuration.
+class LimitNode final : public Node {
+ public:
+  LimitNode(std::int64_t max_in_flight, bool release_after_fetch)
+      : max_in_flight_(max_in_flight), release_after_fetch_(release_after_fetch) {}
+  std::int64_t max_in_flight() const { return max_in_flight_; }
+  bool release_after_fetch() const { return release_after_fetch_; }
+
+ private:
+  std::int64_t max_in_flight_;
+  bool release_after_fetch_;
 };
 
 using NodeFactory = std::function<std::unique_ptr<Node>(const NodeContext&)>;

@@ -10,6 +10,8 @@
 #include <variant>
 #include <vector>
 
+#include "sluice/permit.hpp"
+
 namespace sluice {
 
 // An immutable byte string shared by reference: copying a Bytes copies a pointer, never the
@@ -98,6 +100,20 @@ class Record {
 
   RecordMeta meta;
   std::optional<RecordError> error;
+  // Capacity held by this record and every record derived from it (copy them into derived records):
+  // `permits` until they all have left the graph, `fetch_permits` until the record leaves the next
+  // async node (a `limit` with `release: after_fetch`).
+  std::vector<PermitRef> permits;
+  std::vector<PermitRef> fetch_permits;
+
+  // A new record that inherits this record's metadata and permits, with no fields.
+  Record derive() const {
+    Record r;
+    r.meta = meta;
+    r.permits = permits;
+    r.fetch_permits = fetch_permits;
+    return r;
+  }
 
  private:
   std::vector<Field> fields_;

@@ -1,0 +1,59 @@
+// Permits bound work in flight: a unit of capacity that returns to its source when the last
+// holder lets go.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+namespace sluice {
+
+// Something that hands out units of capacity and takes them back when a Permit dies.
+// on_release() may be called from any thread, including non-TBB threads, and must not throw.
+class PermitSource {
+ public:
+  virtual ~PermitSource() = default;
+  virtual void on_release() noexcept = 0;
+};
+
+// One unit of capacity. Returned to its source exactly once, when the last reference dies:
+// share it (PermitRef) between a record and everything derived from it, and the unit is held until
+// all of them have left the graph. Leaks and double releases are impossible by construction.
+class Permit {
+ public:
+  explicit Permit(PermitSource& source) : source_(&source) {}
+  Permit(const Permit&) = delete;
+  Permit& operator=(const Permit&) = delete;
+  ~Permit() { source_->on_release(); }
+
+ private:
+  PermitSource* source_;
+};
+using PermitRef = std::shared_ptr<const Permit>;
+
+// A counting gate for a thread that produces work (a source thread): acquire() blocks that thread
+// while `capacity` permits are out, and returns null once the gate is closed. Never call acquire()
+// on a TBB worker. The gate must outlive every permit it issued.
+class Gate final : public PermitSource {
+ public:
+  explicit Gate(std::int64_t capacity) : capacity_(capacity) {}
+
+  PermitRef acquire();
+  // Wakes blocked acquirers; later acquire() calls return null. Idempotent.
+  void close();
+  void on_release() noexcept override;
+
+  std::int64_t admitted() const;
+  std::int64_t released() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::int64_t capacity_;
+  std::int64_t admitted_ = 0;
+  std::int64_t released_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace sluice

@@ -1,0 +1,30 @@
+// Field templates: strings with {field} references filled from a record ("page {n} of {site}").
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sluice/value.hpp"
+
+namespace sluice {
+
+class FieldTemplate {
+ public:
+  // Compiles `text`; `{{` and `}}` write literal braces. On an unterminated `{` returns nullopt and
+  // sets `error` to a message for a person.
+  static std::optional<FieldTemplate> compile(std::string_view text, std::string* error = nullptr);
+
+  // True when the text has no {field} reference.
+  bool is_constant() const { return pieces_.size() == 1; }
+  // The text with each {field} replaced by the field's text; a missing field renders as empty.
+  std::string render(const Record& record) const;
+  // The referenced field names.
+  std::vector<std::string> fields() const;
+
+ private:
+  std::vector<std::string> pieces_;  // literal, field, literal, ..., literal
+};
+
+}  // namespace sluice
