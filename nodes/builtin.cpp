@@ -22,6 +22,7 @@ void register_builtin_nodes(Registry& registry) {
   registry.add(nodes::set_type());
   registry.add(nodes::sink_jsonl_type());
   registry.add(nodes::limit_type());
+  registry.add(nodes::fetch_type());
   registry.add(nodes::test_fail_type());
 }
 

@@ -11,6 +11,7 @@ NodeType set_type();
 NodeType sink_jsonl_type();
 NodeType test_fail_type();
 NodeType limit_type();
+NodeType fetch_type();
 
 // The standard ports of a transform: in, out, error.
 std::vector<PortSpec> transform_ports();

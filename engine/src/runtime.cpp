@@ -467,7 +467,8 @@ void Run::build_limit(Vertex& v) {
   v.limit_permits->attach(*v.limiter);
   // Records queue one by one in front of the limiter: queue_node is reservable, so nothing is
   // dropped at the bound. Each record keeps its source batch's tickets while it waits.
-  v.input = std::make_unique<InputNode>(g, tbb::flow::unlimited, [this, &v](const Message& m) {
+  // Serial, so that records are admitted in the order they arrive.
+  v.input = std::make_unique<InputNode>(g, tbb::flow::serial, [this, &v](const Message& m) {
     v.stats.in.fetch_add(m->records.size(), std::memory_order_relaxed);
     for (Record& r : m->records) {
       if (cancelled()) break;

@@ -75,6 +75,11 @@ FieldSpec FieldSpec::make_required() && {
   return std::move(*this);
 }
 
+FieldSpec FieldSpec::validated_by(std::function<std::string(const Value&)> check) && {
+  validator = std::move(check);
+  return std::move(*this);
+}
+
 FieldSpec FieldSpec::at_least(std::int64_t lower_bound) && {
   min = lower_bound;
   return std::move(*this);
@@ -318,6 +323,15 @@ std::optional<ConfigValue> convert_scalar(const FieldSpec& field, const SpecNode
 
 std::optional<ConfigValue> convert(const FieldSpec& field, const SpecNode& node, const std::string& label,
                                    Diagnostics& diags) {
+  if (field.validator) {
+    auto converted = convert_scalar(field, node, label, diags);
+    if (!converted) return std::nullopt;
+    if (std::string problem = field.validator(std::get<Value>(converted->v)); !problem.empty()) {
+      diags.error(node.where, fmt::format("{}: {}", label, problem));
+      return std::nullopt;
+    }
+    return converted;
+  }
   switch (field.type) {
     case FieldType::list: {
       if (!node.is_sequence()) {
@@ -365,7 +379,7 @@ std::optional<ConfigValue> convert(const FieldSpec& field, const SpecNode& node,
         return std::nullopt;
       }
       std::size_t before = diags.items().size();
-      Config nested = field.object->validate(node, node.where, label, {}, diags);
+      Config nested = field.object->validate(node, node.where, label, {}, diags, label + ".");
       if (diags.items().size() != before) return std::nullopt;
       ConfigValue out;
       out.where = node.where;
@@ -393,7 +407,7 @@ std::vector<std::string> Schema::names() const {
 }
 
 Config Schema::validate(const SpecNode& map, const Location& owner, const std::string& owner_name,
-                        const std::vector<std::string>& reserved, Diagnostics& diags) const {
+                        const std::vector<std::string>& reserved, Diagnostics& diags, const std::string& prefix) const {
   Config config;
   std::vector<std::string> allowed = reserved;
   for (const auto& f : fields_) allowed.push_back(f.name);
@@ -414,7 +428,7 @@ Config Schema::validate(const SpecNode& map, const Location& owner, const std::s
       }
       continue;
     }
-    if (auto v = convert(*field, value, name, diags)) {
+    if (auto v = convert(*field, value, prefix + name, diags)) {
       config.put(name, std::move(*v), true);
     } else {
       invalid_fields = true;

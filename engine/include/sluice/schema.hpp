@@ -48,6 +48,8 @@ struct FieldSpec {
   std::shared_ptr<const FieldSpec> element; // list and map elements
   std::shared_ptr<const Schema> object;     // object
   std::optional<std::int64_t> min;          // integer lower bound
+  // Extra check of a scalar value (after type conversion): returns an error message, or "" when fine.
+  std::function<std::string(const Value&)> validator;
 
   static FieldSpec string(std::string name, std::string doc);
   static FieldSpec integer(std::string name, std::string doc);
@@ -63,6 +65,7 @@ struct FieldSpec {
   FieldSpec with_default(std::string yaml_text) &&;
   FieldSpec make_required() &&;
   FieldSpec at_least(std::int64_t lower_bound) &&;
+  FieldSpec validated_by(std::function<std::string(const Value&)> check) &&;
 
   // "int", "duration", "list of string", "one of fail|skip|route", ...
   std::string type_text() const;
@@ -130,8 +133,9 @@ class Schema {
   // wrong type, bad duration/size/enum, missing required field. `owner` locates the whole map for
   // "missing field" errors.
   // `owner_name` names the map in messages ("node 'out' (sink.jsonl)", "settings").
+  // Field names in messages are prefixed with `prefix` (nested objects: "retries.").
   Config validate(const SpecNode& map, const Location& owner, const std::string& owner_name,
-                  const std::vector<std::string>& reserved, Diagnostics& diags) const;
+                  const std::vector<std::string>& reserved, Diagnostics& diags, const std::string& prefix = "") const;
 
  private:
   std::vector<FieldSpec> fields_;

@@ -1,0 +1,175 @@
+// fetch: HTTP requests on libcurl's multi interface, on the node's own I/O thread.
+#include <fmt/format.h>
+
+#include <mutex>
+
+#include "../builtin.hpp"
+#include "http_loop.hpp"
+
+namespace sluice::nodes {
+namespace {
+
+class Fetch final : public AsyncNode {
+ public:
+  Fetch(fetch::FetchOptions options, std::string id) : loop_(std::move(options), std::move(id)) {}
+  void start(AsyncOutput& out) override { loop_.start(out); }
+  void submit(Record&& record) override { loop_.submit(std::move(record)); }
+  void cancel() override { loop_.cancel(); }
+  void stop() override { loop_.stop(); }
+
+ private:
+  fetch::HttpLoop loop_;
+};
+
+Schema retries_schema() {
+  return Schema({
+      FieldSpec::integer("attempts", "attempts in total, the first one included (1: no retries)")
+          .with_default("3")
+          .at_least(1),
+      FieldSpec::list("on_status", FieldSpec::integer("status", "an HTTP status"), "statuses that are retried")
+          .with_default("[429, 500, 502, 503, 504]"),
+      FieldSpec::list("on", FieldSpec::enumeration("failure", {"timeout", "connect", "reset"}, "a transport failure"),
+                      "transport failures that are retried (connect includes DNS)")
+          .with_default("[timeout, connect, reset]"),
+      FieldSpec::enumeration("backoff", {"exponential"}, "exponential with full jitter").with_default("exponential"),
+      FieldSpec::duration("base", "cap of the first wait; doubles with each retry").with_default("200ms"),
+      FieldSpec::duration("max", "cap of every wait, Retry-After included").with_default("30s"),
+  });
+}
+
+Schema breaker_schema() {
+  return Schema({
+      FieldSpec::integer("failure_threshold", "consecutive failures of a host that open its breaker (0: never)")
+          .with_default("5")
+          .at_least(0),
+      FieldSpec::duration("recovery_timeout", "how long an open breaker fails fast before one probe goes through")
+          .with_default("30s"),
+  });
+}
+
+std::string check_rate(const Value& v) {
+  if (fetch::parse_rate(v.to_text())) return "";
+  return fmt::format("invalid rate '{}' (write requests per unit: 10/s, 600/m, 1/h)", v.to_text());
+}
+
+std::string check_status(const Value& v) {
+  fetch::StatusSet probe;
+  if (probe.add(v.to_text())) return "";
+  return fmt::format("invalid status '{}' (write 200, 2xx or 200-299)", v.to_text());
+}
+
+void check(const Config& c, const Location&, Diagnostics& diags) {
+  std::string method = c.string("method");
+  if (c.has("body") && (method == "GET" || method == "HEAD")) {
+    diags.error(c.where("body"), fmt::format("body is sent only with POST, PUT, PATCH or DELETE, not {}", method));
+  }
+  for (const auto& [name, value] : c.map("headers")) {
+    std::string error;
+    if (!FieldTemplate::compile(std::get<Value>(value.v).to_text(), &error)) {
+      diags.error(value.where, fmt::format("headers.{}: {}", name, error));
+    }
+  }
+}
+
+fetch::FetchOptions options_from(const Config& c) {
+  fetch::FetchOptions o;
+  o.url_field = c.string("url_field");
+  o.method = c.string("method");
+  for (const auto& [name, value] : c.map("headers")) {
+    o.headers.emplace_back(name, *FieldTemplate::compile(std::get<Value>(value.v).to_text()));
+  }
+  if (c.has("body")) o.body = FieldTemplate::compile(c.string("body"));
+  o.user_agent = c.string("user_agent");
+  o.timeout = c.duration("timeout");
+  o.connect_timeout = c.duration("connect_timeout");
+  o.max_body = c.size("max_body");
+  o.max_redirects = static_cast<int>(c.integer("max_redirects"));
+  o.compressed = c.boolean("compressed");
+  o.http2 = c.boolean("http2");
+  o.cookies = c.boolean("cookies");
+  o.per_host = static_cast<int>(c.integer("per_host"));
+  if (c.has("rate")) o.rate = *fetch::parse_rate(c.string("rate"));
+  o.burst = static_cast<int>(c.integer("burst"));
+  const Config& r = c.object("retries");
+  o.retry.attempts = static_cast<int>(r.integer("attempts"));
+  o.retry.on_status.clear();
+  for (const auto& s : r.list("on_status")) o.retry.on_status.push_back(*std::get<Value>(s.v).as_int());
+  o.retry.on_timeout = o.retry.on_connect = o.retry.on_reset = false;
+  for (const auto& f : r.list("on")) {
+    std::string name = std::get<Value>(f.v).to_text();
+    (name == "timeout" ? o.retry.on_timeout : name == "connect" ? o.retry.on_connect : o.retry.on_reset) = true;
+  }
+  o.retry.base = r.duration("base");
+  o.retry.max = r.duration("max");
+  const Config& b = c.object("circuit_breaker");
+  o.breaker_threshold = static_cast<int>(b.integer("failure_threshold"));
+  o.breaker_recovery = b.duration("recovery_timeout");
+  for (const auto& s : c.list("ok_status")) o.ok_status.add(std::get<Value>(s.v).to_text());
+  for (const auto& h : c.list("keep_headers")) {
+    std::string name = std::get<Value>(h.v).to_text();
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    o.keep_headers.push_back(name);
+  }
+  o.body_field = c.string("body_field");
+  return o;
+}
+
+}  // namespace
+
+NodeType fetch_type() {
+  NodeType t;
+  t.name = "fetch";
+  t.kind = NodeKind::async;
+  t.summary = "fetches each record's URL over HTTP(S) on a dedicated libcurl I/O thread";
+  t.ports = transform_ports();
+  t.schema = Schema(
+      {
+          FieldSpec::string("url_field", "the field that holds the URL").with_default("url"),
+          FieldSpec::enumeration("method", {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, "HTTP method")
+              .with_default("GET"),
+          FieldSpec::map("headers", FieldSpec::string("value", "a header value; may use {field} templates"),
+                         "request headers: name -> value")
+              .with_default(""),
+          FieldSpec::string("body", "request body for POST/PUT/PATCH/DELETE; may use {field} templates"),
+          FieldSpec::string("user_agent", "the User-Agent header").with_default("sluice/0.1"),
+          FieldSpec::duration("timeout", "total time for one attempt").with_default("30s"),
+          FieldSpec::duration("connect_timeout", "time to establish a connection").with_default("10s"),
+          FieldSpec::size("max_body", "cap on the decoded body; larger responses fail with reason too_large")
+              .with_default("10MiB"),
+          FieldSpec::integer("max_redirects", "redirects followed per request (0: return the 3xx response)")
+              .with_default("5")
+              .at_least(0),
+          FieldSpec::boolean("compressed", "ask for gzip, deflate, br and zstd, and decode them").with_default("true"),
+          FieldSpec::boolean("http2", "use HTTP/2 over TLS where the server offers it").with_default("true"),
+          FieldSpec::boolean("cookies", "keep cookies between requests of this node").with_default("false"),
+          FieldSpec::integer("per_host", "requests in flight per host").with_default("8").at_least(1),
+          FieldSpec::string("rate", "requests per host per unit (token bucket): 10/s, 600/m").validated_by(check_rate),
+          FieldSpec::integer("burst", "requests a host may receive at once under `rate`").with_default("1").at_least(1),
+          FieldSpec::object_of("retries", retries_schema(), "when and how failed requests are retried").with_default("{}"),
+          FieldSpec::object_of("circuit_breaker", breaker_schema(), "per host: fail fast while a host keeps failing")
+              .with_default("{}"),
+          FieldSpec::list("ok_status", FieldSpec::scalar("status", "200, 2xx or 200-299").validated_by(check_status),
+                          "statuses that count as success; others are errors handled by on_error")
+              .with_default("[2xx]"),
+          FieldSpec::list("keep_headers", FieldSpec::string("name", "a response header"),
+                          "response headers kept as header_<name> fields")
+              .with_default("[etag, last-modified]"),
+          FieldSpec::string("body_field", "the field that receives the response body").with_default("body"),
+      },
+      check);
+  t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
+    static std::once_flag curl_ready;
+    std::call_once(curl_ready, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    return std::make_unique<Fetch>(options_from(ctx.config), ctx.id);
+  };
+  t.example = R"(- id: get
+  type: fetch
+  timeout: 10s
+  per_host: 4
+  rate: 5/s
+  retries: {attempts: 4, base: 500ms, max: 20s}
+  on_error: route)";
+  return t;
+}
+
+}  // namespace sluice::nodes

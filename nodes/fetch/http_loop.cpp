@@ -1,0 +1,557 @@
+#include "http_loop.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <deque>
+
+namespace sluice::fetch {
+
+struct HttpLoop::Job {
+  Record record;
+  std::string url;   // the current hop
+  std::string host;  // scheme://host:port of the current hop
+  std::string method;
+  std::optional<std::string> body;
+  std::vector<std::string> headers;  // "Name: value"
+  int attempts = 0;
+  int redirects = 0;
+  std::string setup_error;  // a problem found at submit (no url field)
+};
+
+struct HttpLoop::Transfer {
+  std::unique_ptr<Job> job;
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  std::string body;
+  std::uint64_t max_body = 0;
+  bool too_large = false;
+  bool probe = false;
+  const std::vector<std::string>* keep = nullptr;
+  std::vector<std::pair<std::string, std::string>> kept;
+  std::string retry_after;
+  char error[CURL_ERROR_SIZE] = {};
+
+  ~Transfer() { curl_slist_free_all(headers); }
+};
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string duration_text(nanoseconds d) {
+  double s = std::chrono::duration<double>(d).count();
+  return s >= 1 ? fmt::format("{:g}s", s) : fmt::format("{:g}ms", s * 1000);
+}
+
+std::string attempts_text(int n) { return n == 1 ? "1 attempt" : fmt::format("{} attempts", n); }
+
+std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* t = static_cast<HttpLoop::Transfer*>(user);
+  std::size_t n = size * count;
+  if (t->body.size() + n > t->max_body) {
+    t->too_large = true;
+    return 0;  // aborts the transfer: decoded bytes are capped here, whatever the headers said
+  }
+  t->body.append(data, n);
+  return n;
+}
+
+std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* t = static_cast<HttpLoop::Transfer*>(user);
+  std::size_t n = size * count;
+  std::string_view line(data, n);
+  if (line.starts_with("HTTP/")) {  // a new response (after 100 Continue): forget the previous headers
+    t->kept.clear();
+    t->retry_after.clear();
+    return n;
+  }
+  auto colon = line.find(':');
+  if (colon == std::string_view::npos) return n;
+  std::string name = lower(std::string(line.substr(0, colon)));
+  std::string_view value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.remove_suffix(1);
+  if (name == "retry-after") t->retry_after = std::string(value);
+  if (std::find(t->keep->begin(), t->keep->end(), name) != t->keep->end()) t->kept.emplace_back(name, value);
+  return n;
+}
+
+// Splits a URL into its normalized form and host key; only http and https are accepted.
+struct ParsedUrl {
+  std::string url, scheme, host_key;
+};
+
+std::optional<ParsedUrl> parse_url(const std::string& text, std::string& error) {
+  CURLU* u = curl_url();
+  ParsedUrl out;
+  CURLUcode rc = curl_url_set(u, CURLUPART_URL, text.c_str(), 0);
+  if (rc != CURLUE_OK) {
+    error = fmt::format("invalid URL '{}': {}", text, curl_url_strerror(rc));
+    curl_url_cleanup(u);
+    return std::nullopt;
+  }
+  char *scheme = nullptr, *host = nullptr, *port = nullptr, *full = nullptr;
+  curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+  curl_url_get(u, CURLUPART_HOST, &host, 0);
+  curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+  curl_url_get(u, CURLUPART_URL, &full, 0);
+  out.scheme = scheme ? lower(scheme) : "";
+  out.url = full ? full : text;
+  out.host_key = fmt::format("{}://{}:{}", out.scheme, host ? lower(host) : "", port ? port : "");
+  bool has_host = host && *host;
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  curl_free(full);
+  curl_url_cleanup(u);
+  if (out.scheme != "http" && out.scheme != "https") {
+    error = fmt::format("refused '{}': only http and https URLs are allowed", text);
+    return std::nullopt;
+  }
+  if (!has_host) {
+    error = fmt::format("invalid URL '{}': no host", text);
+    return std::nullopt;
+  }
+  return out;
+}
+
+Reason classify(CURLcode code, bool too_large) {
+  if (too_large || code == CURLE_FILESIZE_EXCEEDED) return Reason::too_large;
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT: return Reason::timeout;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return Reason::dns;
+    case CURLE_COULDNT_CONNECT: return Reason::connect;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM: return Reason::reset;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS: return Reason::tls;
+    case CURLE_UNSUPPORTED_PROTOCOL: return Reason::refused;
+    case CURLE_URL_MALFORMAT: return Reason::invalid;
+    default: return Reason::other;
+  }
+}
+
+bool is_host_failure(Reason r) {
+  return r == Reason::timeout || r == Reason::connect || r == Reason::reset || r == Reason::dns || r == Reason::tls;
+}
+
+bool is_redirect(long status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+}  // namespace
+
+HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
+    : opt_(std::move(options)), node_id_(std::move(node_id)), rng_(std::random_device{}()) {}
+
+HttpLoop::~HttpLoop() {
+  if (thread_.joinable()) stop();
+  for (CURL* h : idle_handles_) curl_easy_cleanup(h);
+  if (multi_) curl_multi_cleanup(multi_);
+  if (share_) curl_share_cleanup(share_);
+}
+
+void HttpLoop::start(AsyncOutput& out) {
+  out_ = &out;
+  multi_ = curl_multi_init();
+  // Our own admission enforces per_host; curl's cap is only a safety net (curl counts its own
+  // queueing time against the transfer timeout).
+  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(opt_.per_host));
+  if (opt_.cookies) {
+    share_ = curl_share_init();
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_COOKIE);
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+void HttpLoop::submit(Record&& record) {
+  auto job = std::make_unique<Job>();
+  const Value* url = record.get(opt_.url_field);
+  if (!url || !url->as_string()) {
+    job->setup_error = url ? fmt::format("field '{}' is a {}, not a URL string", opt_.url_field, url->type_name())
+                           : fmt::format("record has no '{}' field", opt_.url_field);
+  } else {
+    job->url = *url->as_string();
+  }
+  job->method = opt_.method;
+  for (const auto& [name, value] : opt_.headers) job->headers.push_back(fmt::format("{}: {}", name, value.render(record)));
+  if (opt_.body) job->body = opt_.body->render(record);
+  job->record = std::move(record);
+  {
+    std::lock_guard lock(incoming_mutex_);
+    incoming_.push_back(std::move(job));
+  }
+  curl_multi_wakeup(multi_);
+}
+
+void HttpLoop::cancel() {
+  cancel_.store(true);
+  if (multi_) curl_multi_wakeup(multi_);
+}
+
+void HttpLoop::stop() {
+  quit_.store(true);
+  if (multi_) curl_multi_wakeup(multi_);
+  if (thread_.joinable()) thread_.join();
+}
+
+void HttpLoop::run() {
+  while (true) {
+    take_incoming();
+    if (cancel_.load() && !aborted_) abort_everything();
+    auto now = Clock::now();
+    fire_timers(now);
+    admit_all(now);
+    int running = 0;
+    curl_multi_perform(multi_, &running);
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+      if (msg->msg == CURLMSG_DONE) finish(msg->easy_handle, msg->data.result);
+    }
+    now = Clock::now();
+    admit_all(now);
+    if (quit_.load() && active_.empty() && timers_.empty()) {
+      bool idle = true;
+      for (auto& [key, host] : hosts_) idle = idle && host.waiting.empty();
+      std::lock_guard lock(incoming_mutex_);
+      if (idle && incoming_.empty()) break;
+    }
+    curl_multi_poll(multi_, nullptr, 0, static_cast<int>(poll_timeout_ms(now)), nullptr);
+  }
+  for (auto& [easy, t] : active_) {
+    curl_multi_remove_handle(multi_, easy);
+    curl_easy_cleanup(easy);
+  }
+  active_.clear();
+}
+
+long HttpLoop::poll_timeout_ms(Clock::time_point now) {
+  long timeout = 1000;
+  long curl_timeout = -1;
+  curl_multi_timeout(multi_, &curl_timeout);
+  if (curl_timeout >= 0) timeout = std::min(timeout, curl_timeout);
+  if (!timers_.empty()) {
+    auto due = std::chrono::ceil<std::chrono::milliseconds>(timers_.begin()->first - now).count();
+    timeout = std::min<long>(timeout, std::max<long>(0, due));
+  }
+  return timeout;
+}
+
+void HttpLoop::take_incoming() {
+  std::vector<std::unique_ptr<Job>> jobs;
+  {
+    std::lock_guard lock(incoming_mutex_);
+    jobs.swap(incoming_);
+  }
+  for (auto& job : jobs) accept(std::move(job));
+}
+
+void HttpLoop::accept(std::unique_ptr<Job> job) {
+  if (cancel_.load()) return fail(std::move(job), Reason::cancelled, 0, "cancelled: the run was stopped");
+  if (!job->setup_error.empty()) {
+    std::string message = job->setup_error;
+    return fail(std::move(job), Reason::invalid, 0, std::move(message));
+  }
+  std::string error;
+  auto parsed = parse_url(job->url, error);
+  if (!parsed) {
+    Reason reason = error.starts_with("refused") ? Reason::refused : Reason::invalid;
+    return fail(std::move(job), reason, 0, std::move(error));
+  }
+  job->url = parsed->url;
+  job->host = parsed->host_key;
+  enqueue(std::move(job), false);
+}
+
+void HttpLoop::enqueue(std::unique_ptr<Job> job, bool front) {
+  auto [it, inserted] = hosts_.try_emplace(job->host);
+  Host& host = it->second;
+  if (inserted) {
+    host.bucket = TokenBucket(opt_.rate, opt_.burst, Clock::now());
+    host.breaker = CircuitBreaker(opt_.breaker_threshold, opt_.breaker_recovery);
+  }
+  if (front) {
+    host.waiting.push_front(std::move(job));
+  } else {
+    host.waiting.push_back(std::move(job));
+  }
+}
+
+void HttpLoop::fire_timers(Clock::time_point now) {
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    Timer timer = std::move(timers_.begin()->second);
+    timers_.erase(timers_.begin());
+    if (timer.job) {
+      enqueue(std::move(timer.job), true);
+    } else if (auto it = hosts_.find(timer.host); it != hosts_.end()) {
+      it->second.wake_scheduled = false;
+    }
+  }
+}
+
+void HttpLoop::admit_all(Clock::time_point now) {
+  if (aborted_) return;
+  for (auto& [key, host] : hosts_) {
+    if (!host.waiting.empty()) admit(key, host, now);
+  }
+}
+
+void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) {
+  while (!host.waiting.empty() && host.in_flight < opt_.per_host) {
+    if (host.bucket.limited()) {
+      auto next = host.bucket.next_token(now);
+      if (next > now) {
+        if (!host.wake_scheduled) {
+          host.wake_scheduled = true;
+          timers_.emplace(next, Timer{nullptr, key});
+        }
+        return;
+      }
+    }
+    auto admission = host.breaker.admit(now);
+    if (admission == CircuitBreaker::Admission::reject) {
+      auto wait = std::chrono::duration_cast<nanoseconds>(host.breaker.retry_at() - now);
+      std::string message = fmt::format("circuit_open: {} failed {} times in a row; next probe in {}", key,
+                                        host.breaker.consecutive_failures(),
+                                        duration_text(std::max(nanoseconds(0), wait)));
+      while (!host.waiting.empty()) {
+        auto job = std::move(host.waiting.front());
+        host.waiting.pop_front();
+        fail(std::move(job), Reason::circuit_open, 0, message);
+      }
+      return;
+    }
+    host.bucket.try_take(now);
+    auto job = std::move(host.waiting.front());
+    host.waiting.pop_front();
+    start_transfer(std::move(job), host, admission == CircuitBreaker::Admission::probe);
+  }
+}
+
+CURL* HttpLoop::take_handle() {
+  if (idle_handles_.empty()) return curl_easy_init();
+  CURL* h = idle_handles_.back();
+  idle_handles_.pop_back();
+  curl_easy_reset(h);  // keeps the connection cache, TLS session ids and DNS cache
+  return h;
+}
+
+void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) {
+  auto t = std::make_unique<Transfer>();
+  CURL* e = take_handle();
+  t->easy = e;
+  t->max_body = opt_.max_body;
+  t->probe = probe;
+  t->keep = &opt_.keep_headers;
+  ++job->attempts;
+  curl_easy_setopt(e, CURLOPT_URL, job->url.c_str());
+  curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are followed here, hop by hop, with checks
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(opt_.timeout).count()));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(opt_.connect_timeout).count()));
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opt_.max_body));
+  curl_easy_setopt(e, CURLOPT_USERAGENT, opt_.user_agent.c_str());
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, opt_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
+  if (opt_.compressed) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  if (share_) {
+    curl_easy_setopt(e, CURLOPT_SHARE, share_);
+    curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
+  }
+  for (const auto& h : job->headers) t->headers = curl_slist_append(t->headers, h.c_str());
+  if (t->headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+  if (job->method == "HEAD") {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else if (job->method == "POST") {
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+  } else if (job->method != "GET") {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, job->method.c_str());
+  }
+  if (job->body) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(job->body->size()));
+    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, job->body->c_str());
+  }
+  t->job = std::move(job);
+  ++host.in_flight;
+  curl_multi_add_handle(multi_, e);
+  active_.emplace(e, std::move(t));
+}
+
+void HttpLoop::finish(CURL* easy, CURLcode code) {
+  auto it = active_.find(easy);
+  if (it == active_.end()) return;
+  std::unique_ptr<Transfer> t = std::move(it->second);
+  active_.erase(it);
+  curl_multi_remove_handle(multi_, easy);
+  auto now = Clock::now();
+  std::unique_ptr<Job> job = std::move(t->job);
+  Host& host = hosts_[job->host];
+  --host.in_flight;
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+
+  if (code != CURLE_OK) {
+    Reason reason = classify(code, t->too_large);
+    if (is_host_failure(reason)) {
+      host.breaker.on_failure(now);
+    } else if (t->probe) {
+      host.breaker.on_probe_abandoned();
+    }
+    std::string detail = t->error[0] ? std::string(t->error) : std::string(curl_easy_strerror(code));
+    if (reason == Reason::too_large) detail = fmt::format("body larger than max_body ({} bytes)", opt_.max_body);
+    idle_handles_.push_back(easy);
+    nanoseconds wait = opt_.retry.backoff(job->attempts + 1, rng_);
+    return retry_or_fail(std::move(job), reason, 0, fmt::format("{}: {}", reason_name(reason), detail), wait);
+  }
+
+  if (status >= 500 || status == 429) {
+    host.breaker.on_failure(now);
+  } else {
+    host.breaker.on_success();
+  }
+
+  char* location = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location);
+  if (is_redirect(status) && location && opt_.max_redirects > 0) {
+    std::string target = location;
+    idle_handles_.push_back(easy);
+    if (job->redirects >= opt_.max_redirects) {
+      return fail(std::move(job), Reason::redirects, status,
+                  fmt::format("redirects: more than max_redirects ({}), last to '{}'", opt_.max_redirects, target));
+    }
+    std::string error;
+    auto parsed = parse_url(target, error);
+    if (!parsed) {
+      return fail(std::move(job), Reason::refused, status,
+                  fmt::format("refused redirect from '{}' to '{}': only http and https URLs are allowed", job->url,
+                              target));
+    }
+    ++job->redirects;
+    job->attempts = 0;  // attempts count per hop; a redirect is not a retry
+    if (status == 303 || ((status == 301 || status == 302) && job->method == "POST")) {
+      job->method = "GET";
+      job->body.reset();
+    }
+    job->url = parsed->url;
+    job->host = parsed->host_key;
+    return enqueue(std::move(job), true);
+  }
+
+  if (!opt_.ok_status.contains(status)) {
+    nanoseconds wait = opt_.retry.backoff(job->attempts + 1, rng_);
+    if ((status == 429 || status == 503) && !t->retry_after.empty()) {
+      if (auto after = parse_retry_after(t->retry_after, std::time(nullptr))) wait = std::min(*after, opt_.retry.max);
+    }
+    std::string message = fmt::format("HTTP {}", status);
+    job->record.set("final_url", Value(job->url));
+    idle_handles_.push_back(easy);
+    if (!opt_.retry.retries_status(status)) return fail(std::move(job), Reason::http_status, status, std::move(message));
+    return retry_or_fail(std::move(job), Reason::http_status, status, std::move(message), wait);
+  }
+  succeed(std::move(job), *t);
+  idle_handles_.push_back(easy);
+}
+
+void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message,
+                             nanoseconds wait) {
+  bool retryable = reason == Reason::http_status ? opt_.retry.retries_status(status) : opt_.retry.retries_reason(reason);
+  if (retryable && job->attempts < opt_.retry.attempts && !cancel_.load()) {
+    timers_.emplace(Clock::now() + wait, Timer{std::move(job), {}});
+    return;
+  }
+  fail(std::move(job), reason, status, std::move(message));
+}
+
+void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
+  CURL* e = t.easy;
+  long status = 0;
+  char* content_type = nullptr;
+  curl_off_t dns = 0, connect = 0, ttfb = 0, total = 0;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &content_type);
+  curl_easy_getinfo(e, CURLINFO_NAMELOOKUP_TIME_T, &dns);
+  curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &connect);
+  curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &ttfb);
+  curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total);
+  Record& r = job->record;
+  r.set("final_url", Value(job->url));
+  r.set("status", Value(static_cast<std::int64_t>(status)));
+  r.set("content_type", content_type ? Value(std::string(content_type)) : Value());
+  for (auto& [name, value] : t.kept) {
+    std::string field = "header_" + name;
+    std::replace(field.begin(), field.end(), '-', '_');
+    r.set(field, Value(std::move(value)));
+  }
+  r.set(opt_.body_field, Value(Bytes(std::move(t.body))));
+  r.set("time_dns", Value(static_cast<double>(dns) / 1e6));
+  r.set("time_connect", Value(static_cast<double>(connect) / 1e6));
+  r.set("time_ttfb", Value(static_cast<double>(ttfb) / 1e6));
+  r.set("time_total", Value(static_cast<double>(total) / 1e6));
+  r.set("attempts", Value(static_cast<std::int64_t>(job->attempts)));
+  r.meta.attempt = job->attempts;
+  if (r.meta.origin_url.empty()) r.meta.origin_url = job->url;
+  out_->complete(std::move(r));
+}
+
+void HttpLoop::fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message) {
+  Record& r = job->record;
+  r.set("status", status ? Value(static_cast<std::int64_t>(status)) : Value());
+  r.set("reason", Value(std::string(reason_name(reason))));
+  r.set("attempts", Value(static_cast<std::int64_t>(job->attempts)));
+  r.meta.attempt = job->attempts;
+  if (job->attempts > 1) message += fmt::format(" ({})", attempts_text(job->attempts));
+  out_->fail(std::move(r), std::move(message));
+}
+
+void HttpLoop::abort_everything() {
+  aborted_ = true;
+  const std::string message = "cancelled: the run was stopped";
+  for (auto& [easy, t] : active_) {
+    curl_multi_remove_handle(multi_, easy);
+    idle_handles_.push_back(easy);
+    Host& host = hosts_[t->job->host];
+    --host.in_flight;
+    if (t->probe) host.breaker.on_probe_abandoned();
+    fail(std::move(t->job), Reason::cancelled, 0, message);
+  }
+  active_.clear();
+  for (auto& [key, host] : hosts_) {
+    while (!host.waiting.empty()) {
+      auto job = std::move(host.waiting.front());
+      host.waiting.pop_front();
+      fail(std::move(job), Reason::cancelled, 0, message);
+    }
+  }
+  for (auto& [due, timer] : timers_) {
+    if (timer.job) fail(std::move(timer.job), Reason::cancelled, 0, message);
+  }
+  timers_.clear();
+}
+
+}  // namespace sluice::fetch

@@ -1,0 +1,116 @@
+// The fetch node's I/O thread: one libcurl multi loop that owns every curl handle. TBB workers
+// only queue records (submit) and wake it; admission per host (concurrency, rate, circuit breaker),
+// retries with backoff, redirects and cancellation all happen on this thread, on timers.
+#pragma once
+
+#include <curl/curl.h>
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "policy.hpp"
+#include "sluice/node.hpp"
+#include "sluice/template.hpp"
+
+namespace sluice::fetch {
+
+struct FetchOptions {
+  std::string url_field = "url";
+  std::string method = "GET";
+  std::vector<std::pair<std::string, FieldTemplate>> headers;
+  std::optional<FieldTemplate> body;
+  std::string user_agent = "sluice/0.1";
+  nanoseconds timeout = std::chrono::seconds(30);
+  nanoseconds connect_timeout = std::chrono::seconds(10);
+  std::uint64_t max_body = 10 << 20;
+  int max_redirects = 5;
+  bool compressed = true;
+  bool http2 = true;
+  bool cookies = false;
+  int per_host = 8;
+  double rate = 0;  // requests per second per host; 0 = unlimited
+  int burst = 1;
+  RetryPolicy retry;
+  int breaker_threshold = 5;
+  nanoseconds breaker_recovery = std::chrono::seconds(30);
+  StatusSet ok_status;
+  std::vector<std::string> keep_headers;  // lower-case names
+  std::string body_field = "body";
+};
+
+class HttpLoop {
+ public:
+  HttpLoop(FetchOptions options, std::string node_id);
+  ~HttpLoop();
+  HttpLoop(const HttpLoop&) = delete;
+  HttpLoop& operator=(const HttpLoop&) = delete;
+
+  void start(AsyncOutput& out);
+  void submit(Record&& record);
+  void cancel();
+  void stop();
+
+  // Implementation details, declared here for the curl callbacks.
+  struct Job;
+  struct Transfer;
+
+ private:
+  struct Host {
+    std::deque<std::unique_ptr<Job>> waiting;
+    int in_flight = 0;
+    TokenBucket bucket;
+    CircuitBreaker breaker;
+    bool wake_scheduled = false;
+  };
+  struct Timer {
+    std::unique_ptr<Job> job;  // a retry; null: wake `host` for admission
+    std::string host;
+  };
+
+  void run();
+  void take_incoming();
+  void accept(std::unique_ptr<Job> job);
+  void enqueue(std::unique_ptr<Job> job, bool front);
+  void fire_timers(Clock::time_point now);
+  void admit_all(Clock::time_point now);
+  void admit(const std::string& key, Host& host, Clock::time_point now);
+  void start_transfer(std::unique_ptr<Job> job, Host& host, bool probe);
+  void finish(CURL* easy, CURLcode code);
+  void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait);
+  void succeed(std::unique_ptr<Job> job, Transfer& t);
+  void fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message);
+  void abort_everything();
+  long poll_timeout_ms(Clock::time_point now);
+  CURL* take_handle();
+
+  FetchOptions opt_;
+  std::string node_id_;
+  AsyncOutput* out_ = nullptr;
+  CURLM* multi_ = nullptr;
+  CURLSH* share_ = nullptr;
+  std::thread thread_;
+
+  std::mutex incoming_mutex_;
+  std::vector<std::unique_ptr<Job>> incoming_;
+  std::atomic<bool> cancel_{false};
+  std::atomic<bool> quit_{false};
+
+  // I/O thread only:
+  std::unordered_map<std::string, Host> hosts_;
+  std::multimap<Clock::time_point, Timer> timers_;
+  std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;
+  std::vector<CURL*> idle_handles_;
+  std::mt19937_64 rng_;
+  bool aborted_ = false;
+};
+
+}  // namespace sluice::fetch

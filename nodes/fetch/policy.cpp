@@ -1,0 +1,202 @@
+#include "policy.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <ctime>
+
+namespace sluice::fetch {
+
+bool StatusSet::add(std::string_view entry) {
+  auto number = [](std::string_view s) -> std::optional<long> {
+    long v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || v < 100 || v > 599) return std::nullopt;
+    return v;
+  };
+  if (entry.size() == 3 && entry[0] >= '1' && entry[0] <= '5' && entry.substr(1) == "xx") {
+    long base = (entry[0] - '0') * 100;
+    ranges_.emplace_back(base, base + 99);
+    return true;
+  }
+  if (auto dash = entry.find('-'); dash != std::string_view::npos) {
+    auto lo = number(entry.substr(0, dash));
+    auto hi = number(entry.substr(dash + 1));
+    if (!lo || !hi || *lo > *hi) return false;
+    ranges_.emplace_back(*lo, *hi);
+    return true;
+  }
+  auto single = number(entry);
+  if (!single) return false;
+  ranges_.emplace_back(*single, *single);
+  return true;
+}
+
+bool StatusSet::contains(long status) const {
+  return std::any_of(ranges_.begin(), ranges_.end(), [&](auto r) { return status >= r.first && status <= r.second; });
+}
+
+std::string_view reason_name(Reason reason) {
+  switch (reason) {
+    case Reason::http_status: return "http_status";
+    case Reason::timeout: return "timeout";
+    case Reason::connect: return "connect";
+    case Reason::reset: return "reset";
+    case Reason::dns: return "dns";
+    case Reason::tls: return "tls";
+    case Reason::too_large: return "too_large";
+    case Reason::redirects: return "redirects";
+    case Reason::refused: return "refused";
+    case Reason::circuit_open: return "circuit_open";
+    case Reason::cancelled: return "cancelled";
+    case Reason::invalid: return "invalid";
+    case Reason::other: return "other";
+  }
+  return "other";
+}
+
+bool RetryPolicy::retries_status(long status) const {
+  return std::find(on_status.begin(), on_status.end(), status) != on_status.end();
+}
+
+bool RetryPolicy::retries_reason(Reason reason) const {
+  switch (reason) {
+    case Reason::timeout: return on_timeout;
+    case Reason::connect:
+    case Reason::dns: return on_connect;
+    case Reason::reset: return on_reset;
+    default: return false;
+  }
+}
+
+nanoseconds RetryPolicy::backoff(int next_attempt, std::mt19937_64& rng) const {
+  int exponent = std::clamp(next_attempt - 2, 0, 40);
+  double cap = std::min(static_cast<double>(max.count()), static_cast<double>(base.count()) * std::ldexp(1.0, exponent));
+  std::uniform_real_distribution<double> jitter(0.0, cap);
+  return nanoseconds(static_cast<std::int64_t>(jitter(rng)));
+}
+
+namespace {
+
+int month_index(std::string_view m) {
+  static constexpr std::string_view kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  for (int i = 0; i < 12; ++i) {
+    if (kMonths[i] == m) return i;
+  }
+  return -1;
+}
+
+std::optional<std::int64_t> parse_http_date(std::string_view v) {
+  std::tm tm{};
+  char month[4] = {};
+  char zone[4] = {};
+  std::string s(v);
+  int day, year, hour, minute, second;
+  // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+  if (std::sscanf(s.c_str(), "%*3s, %2d %3s %4d %2d:%2d:%2d %3s", &day, month, &year, &hour, &minute, &second, zone) == 7) {
+  } else if (std::sscanf(s.c_str(), "%*[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d %3s", &day, month, &year, &hour, &minute,
+                         &second, zone) == 7) {
+    // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+    year += year < 70 ? 2000 : 1900;
+  } else if (std::sscanf(s.c_str(), "%*3s %3s %d %2d:%2d:%2d %4d", month, &day, &hour, &minute, &second, &year) == 6) {
+    // asctime: Sun Nov  6 08:49:37 1994
+    std::snprintf(zone, sizeof zone, "GMT");
+  } else {
+    return std::nullopt;
+  }
+  int mon = month_index(month);
+  if (mon < 0 || std::string_view(zone) != "GMT") return std::nullopt;
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+}  // namespace
+
+std::optional<nanoseconds> parse_retry_after(std::string_view value, std::int64_t now_unix) {
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\r')) value.remove_suffix(1);
+  if (value.empty()) return std::nullopt;
+  if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    std::int64_t seconds = 0;
+    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+    if (ec != std::errc()) return std::nullopt;
+    return std::chrono::seconds(seconds);
+  }
+  auto when = parse_http_date(value);
+  if (!when) return std::nullopt;
+  return std::chrono::seconds(std::max<std::int64_t>(0, *when - now_unix));
+}
+
+std::optional<double> parse_rate(std::string_view text) {
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  double count = 0;
+  auto n = text.substr(0, slash);
+  auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), count);
+  if (ec != std::errc() || p != n.data() + n.size() || !(count > 0)) return std::nullopt;
+  auto unit = text.substr(slash + 1);
+  if (unit == "s") return count;
+  if (unit == "m") return count / 60;
+  if (unit == "h") return count / 3600;
+  return std::nullopt;
+}
+
+void TokenBucket::refill(Clock::time_point now) {
+  if (now <= last_) return;
+  tokens_ = std::min(burst_, tokens_ + std::chrono::duration<double>(now - last_).count() * rate_);
+  last_ = now;
+}
+
+bool TokenBucket::try_take(Clock::time_point now) {
+  if (!limited()) return true;
+  refill(now);
+  if (tokens_ < 1) return false;
+  tokens_ -= 1;
+  return true;
+}
+
+Clock::time_point TokenBucket::next_token(Clock::time_point now) {
+  if (!limited()) return now;
+  refill(now);
+  if (tokens_ >= 1) return now;
+  return now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>((1 - tokens_) / rate_));
+}
+
+CircuitBreaker::Admission CircuitBreaker::admit(Clock::time_point now) {
+  if (threshold_ <= 0) return Admission::allow;
+  if (state_ == State::closed) return Admission::allow;
+  if (state_ == State::open) {
+    if (now < retry_at()) return Admission::reject;
+    state_ = State::half_open;
+    probe_in_flight_ = false;
+  }
+  if (probe_in_flight_) return Admission::reject;
+  probe_in_flight_ = true;
+  return Admission::probe;
+}
+
+void CircuitBreaker::on_success() {
+  consecutive_ = 0;
+  state_ = State::closed;
+  probe_in_flight_ = false;
+}
+
+void CircuitBreaker::on_failure(Clock::time_point now) {
+  ++consecutive_;
+  if (threshold_ <= 0) return;
+  if (state_ == State::half_open || (state_ == State::closed && consecutive_ >= threshold_)) {
+    state_ = State::open;
+    opened_at_ = now;
+    probe_in_flight_ = false;
+  }
+}
+
+void CircuitBreaker::on_probe_abandoned() { probe_in_flight_ = false; }
+
+}  // namespace sluice::fetch

@@ -1,0 +1,104 @@
+// The fetch node's policies, free of curl so that they can be tested alone: which statuses count
+// as success, retry backoff and Retry-After, the per-host token bucket and circuit breaker.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::fetch {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::nanoseconds;
+
+// Status codes that count as success: "2xx", "200-299", "404".
+class StatusSet {
+ public:
+  // Adds an entry; returns false (and leaves the set unchanged) when `entry` is not one of the forms.
+  bool add(std::string_view entry);
+  bool contains(long status) const;
+
+ private:
+  std::vector<std::pair<long, long>> ranges_;
+};
+
+// Why an attempt failed, as used by `retries.on` and in error records (`reason` field).
+enum class Reason { http_status, timeout, connect, reset, dns, tls, too_large, redirects, refused, circuit_open,
+                    cancelled, invalid, other };
+std::string_view reason_name(Reason reason);
+
+struct RetryPolicy {
+  int attempts = 3;                                   // attempts in total, the first one included
+  std::vector<long> on_status = {429, 500, 502, 503, 504};
+  bool on_timeout = true, on_connect = true, on_reset = true;
+  nanoseconds base = std::chrono::milliseconds(200);  // first backoff cap
+  nanoseconds max = std::chrono::seconds(30);         // cap of every wait, Retry-After included
+
+  bool retries_status(long status) const;
+  bool retries_reason(Reason reason) const;
+  // Exponential backoff with full jitter before attempt `next_attempt` (2 for the first retry):
+  // uniform in [0, min(max, base * 2^(next_attempt-2))].
+  nanoseconds backoff(int next_attempt, std::mt19937_64& rng) const;
+};
+
+// Parses a Retry-After value: delta seconds, or an HTTP-date (RFC 9110: IMF-fixdate, also the
+// obsolete RFC 850 and asctime forms) relative to `now_unix` (seconds since the epoch).
+std::optional<nanoseconds> parse_retry_after(std::string_view value, std::int64_t now_unix);
+
+// "10/s", "600/m", "2.5/s", "1/h" -> requests per second; nullopt when malformed or not positive.
+std::optional<double> parse_rate(std::string_view text);
+
+// Tokens refill at `rate` per second up to `burst`; a request takes one.
+class TokenBucket {
+ public:
+  TokenBucket() = default;
+  TokenBucket(double rate, double burst, Clock::time_point now) : rate_(rate), burst_(burst), tokens_(burst), last_(now) {}
+
+  bool limited() const { return rate_ > 0; }
+  bool try_take(Clock::time_point now);
+  // When the next token is available (now, when one is).
+  Clock::time_point next_token(Clock::time_point now);
+
+ private:
+  void refill(Clock::time_point now);
+  double rate_ = 0, burst_ = 0, tokens_ = 0;
+  Clock::time_point last_{};
+};
+
+// A per-host circuit breaker: closed -> (failure_threshold consecutive failures) -> open ->
+// (recovery_timeout) -> half-open: one probe; its success closes, its failure re-opens.
+class CircuitBreaker {
+ public:
+  enum class State { closed, open, half_open };
+  enum class Admission { allow, probe, reject };
+
+  CircuitBreaker() = default;
+  CircuitBreaker(int failure_threshold, nanoseconds recovery_timeout)
+      : threshold_(failure_threshold), recovery_(recovery_timeout) {}
+
+  // May a request start now? `probe` marks the one request let through while half-open.
+  Admission admit(Clock::time_point now);
+  void on_success();
+  void on_failure(Clock::time_point now);
+  // A probe that ended without telling anything about the host (cancelled): let another one go.
+  void on_probe_abandoned();
+
+  State state() const { return state_; }
+  int consecutive_failures() const { return consecutive_; }
+  // When an open breaker lets a probe through.
+  Clock::time_point retry_at() const { return opened_at_ + recovery_; }
+
+ private:
+  int threshold_ = 0;  // 0 disables the breaker
+  nanoseconds recovery_{0};
+  State state_ = State::closed;
+  int consecutive_ = 0;
+  bool probe_in_flight_ = false;
+  Clock::time_point opened_at_{};
+};
+
+}  // namespace sluice::fetch

@@ -1,0 +1,383 @@
+// fetch and limit against the real fixture server on 127.0.0.1.
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <set>
+
+#include "../support.hpp"
+#include "fixture_server.hpp"
+
+using namespace sluice;
+using test::TempDir;
+using fixture::Counter;
+using fixture::FixtureServer;
+
+namespace {
+
+// A pipeline: urls from a file -> limit -> fetch (extra config) -> ok.jsonl, errors -> bad.jsonl.
+std::string fetch_pipeline(const TempDir& dir, const std::vector<std::string>& urls, int max_in_flight,
+                           const std::string& fetch_config, const std::string& settings = "batch: 64") {
+  std::string list;
+  for (const auto& u : urls) list += u + "\n";
+  test::write_file(dir.file("urls.txt"), list);
+  return fmt::format(R"(pipeline: fetch_test
+settings: {{{settings}}}
+nodes:
+  - id: src
+    type: source.list
+    file: {urls}
+  - id: lim
+    type: limit
+    max_in_flight: {max}
+  - id: get
+    type: fetch
+    on_error: route
+{config}
+  - id: ok
+    type: sink.jsonl
+    path: {ok}
+    fields: [url, status, final_url, attempts, body]
+  - id: bad
+    type: sink.jsonl
+    path: {bad}
+    fields: [url, status, reason, attempts]
+  - id: bad_full
+    type: sink.jsonl
+    path: {bad_full}
+edges:
+  - src -> lim -> get -> ok
+  - get.error -> bad
+  - get.error -> bad_full
+)",
+                     fmt::arg("settings", settings), fmt::arg("urls", dir.file("urls.txt")),
+                     fmt::arg("max", max_in_flight), fmt::arg("config", fetch_config), fmt::arg("ok", dir.file("ok.jsonl")),
+                     fmt::arg("bad", dir.file("bad.jsonl")), fmt::arg("bad_full", dir.file("bad_full.jsonl")));
+}
+
+std::vector<std::string> lines(const TempDir& dir, const std::string& name) {
+  return test::lines_of(test::read_file(dir.file(name)));
+}
+
+// The messages of the routed records, from their _error fields.
+std::vector<std::string> error_messages(const TempDir& dir) {
+  std::vector<std::string> out;
+  for (const auto& line : lines(dir, "bad_full.jsonl")) {
+    auto at = line.find("\"message\":\"");
+    if (at == std::string::npos) continue;
+    out.push_back(line.substr(at + 11, line.find('"', at + 11) - at - 11));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the server never sees more concurrent requests than max_in_flight", "[fetch][limit]") {
+  FixtureServer server;
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 120; ++i) urls.push_back(server.url("/delay/20"));
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 5, "    per_host: 50")));
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").size() == 120);
+  Counter c = server.counter("/delay");
+  CHECK(c.requests == 120);
+  CHECK(c.max_concurrent <= 5);
+  CHECK(c.max_concurrent >= 2);
+  CHECK(test::stats_of(report, "lim").records_out == 120);
+}
+
+TEST_CASE("the server never sees more concurrent requests per host than per_host", "[fetch][limit]") {
+  FixtureServer server;
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 60; ++i) {
+    urls.push_back(server.url("/delay/20"));
+    urls.push_back(fmt::format("http://localhost:{}/delay/20", server.port()));
+  }
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 40, "    per_host: 3")));
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").size() == 120);
+  auto a = server.counter(fmt::format("host:127.0.0.1:{}", server.port()));
+  auto b = server.counter(fmt::format("host:localhost:{}", server.port()));
+  CHECK(a.requests == 60);
+  CHECK(b.requests == 60);
+  CHECK(a.max_concurrent <= 3);
+  CHECK(b.max_concurrent <= 3);
+  CHECK(server.counter("/delay").max_concurrent > 3);  // the hosts were served side by side
+}
+
+TEST_CASE("10,000 requests with injected failures, resets and timeouts are each accounted for once", "[fetch][limit]") {
+  FixtureServer server("", 0, 512);  // each timed-out request keeps a server thread busy for its delay
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 10000; ++i) {
+    switch (i % 20) {
+      case 0: case 1: urls.push_back(server.url(fmt::format("/status/500?i={}", i))); break;
+      case 2: urls.push_back(server.reset_url() + fmt::format("?i={}", i)); break;
+      case 3: urls.push_back(server.url(fmt::format("/delay/1000?i={}", i))); break;
+      default: urls.push_back(server.url(fmt::format("/status/200?i={}", i))); break;
+    }
+  }
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, urls, 64, "    timeout: 300ms\n    per_host: 64\n    retries: {attempts: 1}\n    circuit_breaker: {failure_threshold: 0}",
+      "batch: 256, max_pending: 4")));
+  // No engine-bug errors: every limit slot was released and every submitted record completed.
+  REQUIRE(report.errors.empty());
+  CHECK(report.status == RunStatus::succeeded);
+  auto ok = lines(dir, "ok.jsonl");
+  auto bad = lines(dir, "bad.jsonl");
+  CHECK(ok.size() == 8000);
+  CHECK(bad.size() == 2000);
+  std::set<std::string> seen;
+  for (const auto& l : ok) seen.insert(l.substr(0, l.find("\",")));
+  for (const auto& l : bad) seen.insert(l.substr(0, l.find("\",")));
+  CHECK(seen.size() == 10000);
+  std::map<std::string, int> reasons;
+  for (const auto& l : bad) {
+    auto at = l.find("\"reason\":\"");
+    reasons[l.substr(at + 10, l.find('"', at + 10) - at - 10)]++;
+  }
+  CHECK(reasons["http_status"] == 1000);
+  CHECK(reasons["reset"] == 500);
+  CHECK(reasons["timeout"] == 500);
+  CHECK(test::stats_of(report, "get").records_in == 10000);
+  CHECK(test::stats_of(report, "get").records_out == 8000);
+  CHECK(test::stats_of(report, "get").errors == 2000);
+}
+
+TEST_CASE("retries follow attempts and on_status; a success after failures reports its attempts", "[fetch][retry]") {
+  FixtureServer server;
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, {server.url("/flaky/a?fail=2"), server.url("/flaky/b?fail=5"), server.url("/status/404")}, 4,
+      "    retries: {attempts: 3, base: 5ms, max: 20ms}", "batch: 1")));
+  REQUIRE(report.errors.empty());
+  CHECK(server.counter("/flaky").requests == 6);   // a: 3 (succeeds on the 3rd), b: 3 (gives up)
+  CHECK(server.counter("/status").requests == 1);  // 404 is not retried
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 1);
+  CHECK(ok[0].find("\"status\":200") != std::string::npos);
+  CHECK(ok[0].find("\"attempts\":3") != std::string::npos);
+  auto bad = lines(dir, "bad.jsonl");
+  REQUIRE(bad.size() == 2);
+  std::sort(bad.begin(), bad.end());
+  CHECK(bad[0] == fmt::format(R"({{"url":"{}","status":503,"reason":"http_status","attempts":3}})",
+                              server.url("/flaky/b?fail=5")));
+  CHECK(bad[1] == fmt::format(R"({{"url":"{}","status":404,"reason":"http_status","attempts":1}})",
+                              server.url("/status/404")));
+}
+
+TEST_CASE("Retry-After is honoured on 429 and 503, and capped by retries.max", "[fetch][retry]") {
+  FixtureServer server;
+  TempDir dir;
+  auto started = std::chrono::steady_clock::now();
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, {server.url("/flaky/slow?fail=1&status=429&after=1"), server.url("/retry-after/3600")}, 4,
+      "    retries: {attempts: 2, base: 1ms, max: 1500ms}", "batch: 1")));
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").size() == 1);
+  CHECK(lines(dir, "bad.jsonl").size() == 1);
+  // The 429 asked for 1 s (base would have waited ~1 ms); the 503 asked for an hour, capped at 1.5 s.
+  CHECK(elapsed >= std::chrono::milliseconds(1400));
+  CHECK(elapsed < std::chrono::seconds(60));
+  CHECK(server.counter("/retry-after").requests == 2);
+}
+
+TEST_CASE("the breaker opens after failure_threshold failures and then fails fast", "[fetch][breaker]") {
+  FixtureServer server;
+  TempDir dir;
+  std::vector<std::string> urls(10, server.url("/status/500"));
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, urls, 1, "    retries: {attempts: 1}\n    circuit_breaker: {failure_threshold: 3, recovery_timeout: 1h}",
+      "batch: 1")));
+  REQUIRE(report.errors.empty());
+  CHECK(server.counter("/status").requests == 3);
+  auto bad = lines(dir, "bad.jsonl");
+  REQUIRE(bad.size() == 10);
+  int open = 0;
+  for (const auto& l : bad) open += l.find("\"reason\":\"circuit_open\"") != std::string::npos;
+  CHECK(open == 7);
+  auto messages = error_messages(dir);
+  REQUIRE(messages.size() == 10);
+  CHECK(messages[0] == "HTTP 500");
+  CHECK(messages[9].starts_with(
+      fmt::format("circuit_open: http://127.0.0.1:{} failed 3 times in a row; next probe in", server.port())));
+}
+
+TEST_CASE("an open breaker half-opens after recovery_timeout and a successful probe closes it", "[fetch][breaker]") {
+  FixtureServer server;
+  TempDir dir;
+  // Three failures open the breaker; Retry-After (1 s) outlasts recovery_timeout (100 ms), so the
+  // 4th attempt is the half-open probe, succeeds, and closes the breaker for the next request.
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, {server.url("/flaky/p?fail=3&after=1"), server.url("/status/200")}, 1,
+      "    retries: {attempts: 5, base: 1ms, max: 2s}\n    circuit_breaker: {failure_threshold: 3, recovery_timeout: 100ms}",
+      "batch: 1")));
+  REQUIRE(report.errors.empty());
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 2);
+  CHECK(ok[0].find("\"attempts\":4") != std::string::npos);
+  CHECK(lines(dir, "bad.jsonl").empty());
+  CHECK(server.counter("/flaky").requests == 4);
+}
+
+TEST_CASE("timeouts fire and are reported with their reason", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(
+      fetch_pipeline(dir, {server.url("/delay/3000")}, 1, "    timeout: 200ms\n    retries: {attempts: 1}")));
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "bad.jsonl") ==
+        std::vector<std::string>{fmt::format(R"({{"url":"{}","status":null,"reason":"timeout","attempts":1}})",
+                                             server.url("/delay/3000"))});
+  auto messages = error_messages(dir);
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].starts_with("timeout: Operation timed out after"));
+}
+
+TEST_CASE("forbidden schemes are refused, also after a redirect, naming the URL", "[fetch][security]") {
+  FixtureServer server;
+  TempDir dir;
+  Plan plan = test::plan_of(fetch_pipeline(dir, {"file:///etc/passwd"}, 1, "    retries: {attempts: 1}"));
+  plan.nodes[2].on_error = OnError::fail;
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.size() == 1);
+  CHECK(report.errors[0].to_string() ==
+        "node 'get': record 'file:///etc/passwd': refused 'file:///etc/passwd': only http and https URLs are allowed");
+
+  std::string redirect = server.url("/redirect-to?url=file:///etc/passwd");
+  Plan plan2 = test::plan_of(fetch_pipeline(dir, {redirect, "ftp://127.0.0.1/x", "gopher://127.0.0.1/x"}, 1, ""));
+  plan2.nodes[2].on_error = OnError::fail;
+  RunReport report2 = run_pipeline(plan2);
+  std::vector<std::string> errors;
+  for (const auto& e : report2.errors) errors.push_back(e.to_string());
+  CHECK(std::count(errors.begin(), errors.end(),
+                   fmt::format("node 'get': record '{0}': refused redirect from '{0}' to 'file:///etc/passwd': only "
+                               "http and https URLs are allowed",
+                               redirect)) <= 1);
+  CHECK(report2.status == RunStatus::failed);
+  CHECK_FALSE(errors.empty());
+}
+
+TEST_CASE("redirects are followed up to max_redirects and loops are stopped", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, {server.url("/redirect/3"), server.url("/redirect-loop"), server.url("/redirect/9")}, 1,
+      "    max_redirects: 5", "batch: 1")));
+  REQUIRE(report.errors.empty());
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 1);
+  CHECK(ok[0].find(fmt::format("\"final_url\":\"{}\"", server.url("/redirect/0"))) != std::string::npos);
+  auto bad = lines(dir, "bad.jsonl");
+  REQUIRE(bad.size() == 2);
+  for (const auto& l : bad) CHECK(l.find("\"reason\":\"redirects\"") != std::string::npos);
+}
+
+TEST_CASE("the body cap holds for large, gzip-bomb and lying responses; gzip is decoded", "[fetch][security]") {
+  FixtureServer server;
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, {server.url("/huge/3000000"), server.url("/gzip-bomb"), server.url("/gzip"), server.url("/truncated")}, 4,
+      "    max_body: 1MiB\n    retries: {attempts: 1}", "batch: 1")));
+  REQUIRE(report.errors.empty());
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 1);
+  std::string hello;
+  for (int i = 0; i < 100; ++i) hello += "hello gzip\\n";
+  CHECK(ok[0].find("\"body\":\"" + hello + "\"") != std::string::npos);
+  auto bad = lines(dir, "bad.jsonl");
+  REQUIRE(bad.size() == 3);
+  std::sort(bad.begin(), bad.end());
+  CHECK(bad[0].find("/gzip-bomb\",\"status\":null,\"reason\":\"too_large\"") != std::string::npos);
+  CHECK(bad[1].find("/huge/3000000\",\"status\":null,\"reason\":\"too_large\"") != std::string::npos);
+  CHECK(bad[2].find("/truncated\",\"status\":null,\"reason\":\"reset\"") != std::string::npos);
+}
+
+TEST_CASE("method, headers and body are sent as configured, with {field} templates", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, {server.url("/echo")}, 1,
+      "    method: POST\n    body: '{{\"q\": \"{url}\"}}'\n    headers: {X-Trace: 'id-{url}', Content-Type: application/json}\n"
+      "    user_agent: sluice-test/1")));
+  REQUIRE(report.errors.empty());
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 1);
+  CHECK(ok[0].find(R"(\"method\":\"POST\")") != std::string::npos);
+  CHECK(ok[0].find(fmt::format(R"(\"body\":\"{{\\\"q\\\": \\\"{}\\\"}}\")", server.url("/echo"))) != std::string::npos);
+  CHECK(ok[0].find(fmt::format(R"(\"X-Trace\":\"id-{}\")", server.url("/echo"))) != std::string::npos);
+  CHECK(ok[0].find(R"(\"User-Agent\":\"sluice-test/1\")") != std::string::npos);
+}
+
+TEST_CASE("a failure elsewhere cancels fetches in flight promptly and the run ends", "[fetch][cancel]") {
+  FixtureServer server;
+  TempDir dir;
+  std::string list;
+  for (int i = 0; i < 20; ++i) list += server.url("/delay/20000") + "\n";
+  test::write_file(dir.file("urls.txt"), list);
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: cancel
+nodes:
+  - id: src
+    type: source.list
+    file: {}
+  - id: lim
+    type: limit
+    max_in_flight: 20
+  - id: get
+    type: fetch
+    per_host: 20
+  - id: out
+    type: sink.jsonl
+    path: {}
+  - id: ticker
+    type: source.list
+    urls: [a]
+  - id: boom
+    type: test.fail
+    field: url
+    equals: a
+    delay: 500ms
+edges:
+  - src -> lim -> get -> out
+  - ticker -> boom -> out
+)",
+                                        dir.file("urls.txt"), dir.file("out.jsonl")));
+  auto started = std::chrono::steady_clock::now();
+  RunReport report = run_pipeline(plan);
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  CHECK(report.status == RunStatus::failed);
+  REQUIRE(report.errors.size() == 1);
+  CHECK(report.errors[0].to_string() == "node 'boom': record 'a': injected failure");
+  CHECK(server.counter("/delay").requests == 20);
+  // The transfers would take 20 s; cancellation aborted them instead of waiting.
+  CHECK(elapsed < std::chrono::seconds(10));
+  CHECK(test::stats_of(report, "get").records_out == 0);
+}
+
+TEST_CASE("a graceful stop lets fetches in flight finish and commits them", "[fetch][cancel]") {
+  FixtureServer server;
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 2000; ++i) urls.push_back(server.url(fmt::format("/delay/50?i={}", i)));
+  Plan plan = test::plan_of(fetch_pipeline(dir, urls, 8, "    per_host: 8", "batch: 16, max_pending: 2"));
+  StopSignal stop;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop.request(2);
+  });
+  RunOptions options;
+  options.stop = &stop;
+  RunReport report = run_pipeline(plan, options);
+  stopper.join();
+  CHECK(report.status == RunStatus::interrupted);
+  CHECK(report.errors.empty());
+  auto ok = lines(dir, "ok.jsonl");
+  CHECK(lines(dir, "bad.jsonl").empty());
+  CHECK(ok.size() > 0);
+  CHECK(ok.size() < 2000);
+  // Everything the fetch started was finished and written: nothing admitted was lost.
+  CHECK(ok.size() == test::stats_of(report, "lim").records_out);
+  CHECK(ok.size() == server.counter("/delay").requests);
+}

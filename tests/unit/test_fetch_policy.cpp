@@ -1,0 +1,121 @@
+#include <catch2/catch.hpp>
+
+#include "../../nodes/fetch/policy.hpp"
+
+using namespace sluice::fetch;
+using namespace std::chrono_literals;
+
+TEST_CASE("ok_status accepts classes, ranges and single codes", "[fetch][policy]") {
+  StatusSet s;
+  CHECK(s.add("2xx"));
+  CHECK(s.add("404"));
+  CHECK(s.add("300-302"));
+  CHECK_FALSE(s.add("9xx"));
+  CHECK_FALSE(s.add("abc"));
+  CHECK_FALSE(s.add("302-300"));
+  CHECK(s.contains(200));
+  CHECK(s.contains(299));
+  CHECK(s.contains(404));
+  CHECK(s.contains(301));
+  CHECK_FALSE(s.contains(303));
+  CHECK_FALSE(s.contains(500));
+}
+
+TEST_CASE("backoff is full jitter under an exponentially growing cap", "[fetch][policy]") {
+  RetryPolicy p;
+  p.base = 100ms;
+  p.max = 1s;
+  std::mt19937_64 rng(42);
+  for (int attempt = 2; attempt <= 10; ++attempt) {
+    auto cap = std::min<std::chrono::nanoseconds>(1s, 100ms * (1 << (attempt - 2)));
+    for (int i = 0; i < 200; ++i) {
+      auto d = p.backoff(attempt, rng);
+      CHECK(d >= 0ns);
+      CHECK(d <= cap);
+    }
+  }
+  // Full jitter: the waits spread over the whole range instead of clustering at the cap.
+  std::chrono::nanoseconds low = 1s, high = 0s;
+  for (int i = 0; i < 500; ++i) {
+    auto d = p.backoff(6, rng);
+    low = std::min(low, d);
+    high = std::max(high, d);
+  }
+  CHECK(low < 100ms);
+  CHECK(high > 900ms);
+}
+
+TEST_CASE("Retry-After is read as seconds or as an HTTP-date", "[fetch][policy]") {
+  const std::int64_t now = 784111777;  // Sun, 06 Nov 1994 08:49:37 GMT
+  CHECK(parse_retry_after("120", now) == 120s);
+  CHECK(parse_retry_after(" 5 ", now) == 5s);
+  CHECK(parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now) == 10s);
+  CHECK(parse_retry_after("Sunday, 06-Nov-94 08:50:37 GMT", now) == 60s);
+  CHECK(parse_retry_after("Sun Nov  6 08:49:57 1994", now) == 20s);
+  CHECK(parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now) == 0s);  // in the past: retry now
+  CHECK_FALSE(parse_retry_after("soon", now));
+  CHECK_FALSE(parse_retry_after("", now));
+  CHECK_FALSE(parse_retry_after("-3", now));
+}
+
+TEST_CASE("rates are requests per second, minute or hour", "[fetch][policy]") {
+  CHECK(parse_rate("10/s") == 10.0);
+  CHECK(parse_rate("600/m") == 10.0);
+  CHECK(parse_rate("3600/h") == 1.0);
+  CHECK(parse_rate("2.5/s") == 2.5);
+  CHECK_FALSE(parse_rate("10"));
+  CHECK_FALSE(parse_rate("0/s"));
+  CHECK_FALSE(parse_rate("10/d"));
+}
+
+TEST_CASE("a token bucket allows a burst, then one request per 1/rate", "[fetch][policy]") {
+  auto t0 = Clock::now();
+  TokenBucket b(10, 2, t0);
+  CHECK(b.try_take(t0));
+  CHECK(b.try_take(t0));
+  CHECK_FALSE(b.try_take(t0));
+  auto next = b.next_token(t0);
+  CHECK(next - t0 > 99ms);
+  CHECK(next - t0 <= 100ms);
+  CHECK(b.try_take(t0 + 100ms));
+  CHECK_FALSE(b.try_take(t0 + 150ms));
+  CHECK(b.try_take(t0 + 1s));
+  CHECK(b.try_take(t0 + 1s));  // refilled to the burst, not beyond
+  CHECK_FALSE(b.try_take(t0 + 1s));
+}
+
+TEST_CASE("the circuit breaker opens, fails fast, half-opens for one probe, and closes", "[fetch][policy]") {
+  using A = CircuitBreaker::Admission;
+  using S = CircuitBreaker::State;
+  auto t0 = Clock::now();
+  CircuitBreaker b(3, 1s);
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(b.admit(t0) == A::allow);
+    b.on_failure(t0);
+  }
+  CHECK(b.state() == S::closed);
+  b.on_success();  // success resets the consecutive count
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(b.admit(t0) == A::allow);
+    b.on_failure(t0);
+  }
+  CHECK(b.state() == S::open);
+  CHECK(b.admit(t0 + 500ms) == A::reject);
+  CHECK(b.admit(t0 + 1s) == A::probe);
+  CHECK(b.state() == S::half_open);
+  CHECK(b.admit(t0 + 1s) == A::reject);  // one probe at a time
+  b.on_failure(t0 + 1200ms);               // the probe failed: open again, for a full recovery_timeout
+  CHECK(b.state() == S::open);
+  CHECK(b.admit(t0 + 2s) == A::reject);
+  CHECK(b.admit(t0 + 2200ms) == A::probe);
+  b.on_success();
+  CHECK(b.state() == S::closed);
+  CHECK(b.admit(t0 + 2200ms) == A::allow);
+}
+
+TEST_CASE("a failure threshold of 0 disables the breaker", "[fetch][policy]") {
+  auto t0 = Clock::now();
+  CircuitBreaker b(0, 1s);
+  for (int i = 0; i < 100; ++i) b.on_failure(t0);
+  CHECK(b.admit(t0) == CircuitBreaker::Admission::allow);
+}

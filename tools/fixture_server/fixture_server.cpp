@@ -1,0 +1,370 @@
+#include "fixture_server.hpp"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <atomic>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace sluice::fixture {
+namespace {
+
+std::string gzip(const std::string& data, std::size_t repeat = 1) {
+  z_stream z{};
+  deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY);
+  std::string out;
+  char buffer[1 << 16];
+  for (std::size_t i = 0; i < repeat; ++i) {
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+    z.avail_in = static_cast<uInt>(data.size());
+    int flush = i + 1 == repeat ? Z_FINISH : Z_NO_FLUSH;
+    do {
+      z.next_out = reinterpret_cast<Bytef*>(buffer);
+      z.avail_out = sizeof buffer;
+      deflate(&z, flush);
+      out.append(buffer, sizeof buffer - z.avail_out);
+    } while (z.avail_out == 0);
+  }
+  deflateEnd(&z);
+  return out;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", c);
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string content_type_for(const std::filesystem::path& p) {
+  std::string ext = p.extension().string();
+  if (ext == ".html" || ext == ".htm") return "text/html; charset=utf-8";
+  if (ext == ".json") return "application/json";
+  if (ext == ".txt") return "text/plain; charset=utf-8";
+  if (ext == ".xml") return "application/xml";
+  if (ext == ".css") return "text/css";
+  return "application/octet-stream";
+}
+
+std::string http_date(std::time_t t) {
+  char buf[64];
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+// Debian's libcpp-httplib is built with a listen backlog of 5: a burst of new connections (64 at the
+// start of a run, or after timeouts) overflows it, SYNs are dropped and clients wait a full second
+// for the retransmission. listen() on a listening socket only updates its backlog, so find ours and
+// widen it.
+void widen_backlog(int port) {
+  for (int fd = 0; fd < 4096; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_in addr{};
+    socklen_t alen = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) == 0 && addr.sin_family == AF_INET &&
+        ntohs(addr.sin_port) == port) {
+      ::listen(fd, 4096);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+struct FixtureServer::Impl {
+  std::string root;
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
+  int reset_fd = -1;
+  int reset_port = 0;
+  std::thread reset_thread;
+  std::atomic<bool> stopping{false};
+  mutable std::mutex mutex;
+  std::map<std::string, Counter> counters;
+  std::map<std::string, int> flaky;
+  std::string gzip_text;
+  std::string gzip_bomb;
+
+  // Counts one request under each of its keys for as long as the handler runs.
+  class Track {
+   public:
+    Track(Impl& impl, const httplib::Request& req) : impl_(impl) {
+      std::string path = req.path;
+      auto slash = path.find('/', 1);
+      keys_ = {"*", slash == std::string::npos ? path : path.substr(0, slash), "host:" + req.get_header_value("Host")};
+      std::lock_guard lock(impl_.mutex);
+      for (const auto& k : keys_) {
+        Counter& c = impl_.counters[k];
+        ++c.requests;
+        ++c.current;
+        c.max_concurrent = std::max(c.max_concurrent, c.current);
+      }
+    }
+    ~Track() {
+      std::lock_guard lock(impl_.mutex);
+      for (const auto& k : keys_) --impl_.counters[k].current;
+    }
+
+   private:
+    Impl& impl_;
+    std::vector<std::string> keys_;
+  };
+
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  Handler tracked(Handler h) {
+    return [this, h](const httplib::Request& req, httplib::Response& res) {
+      Track t(*this, req);
+      h(req, res);
+    };
+  }
+
+  void routes() {
+    server.Get(R"(/status/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+      res.status = std::stoi(req.matches[1]);
+      res.set_content(fmt::format("status {}\n", res.status), "text/plain");
+    }));
+    server.Get(R"(/delay/(\d+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
+      auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::stoi(req.matches[1]));
+      while (std::chrono::steady_clock::now() < until && !stopping.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      res.set_content(fmt::format("delayed {}ms\n", req.matches[1].str()), "text/plain");
+    }));
+    server.Get(R"(/retry-after/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+      res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
+      int seconds = std::stoi(req.matches[1]);
+      res.set_header("Retry-After", req.has_param("date") ? http_date(std::time(nullptr) + seconds)
+                                                          : std::to_string(seconds));
+      res.set_content("try later\n", "text/plain");
+    }));
+    server.Get(R"(/flaky/([^/]+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
+      int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 1;
+      int seen;
+      {
+        std::lock_guard lock(mutex);
+        seen = flaky[req.matches[1]]++;
+      }
+      if (seen < fail) {
+        res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
+        if (req.has_param("after")) res.set_header("Retry-After", req.get_param_value("after"));
+        res.set_content("flaky failure\n", "text/plain");
+      } else {
+        res.set_content(fmt::format("ok after {} failures\n", fail), "text/plain");
+      }
+    }));
+    server.Get("/truncated", tracked([](const httplib::Request&, httplib::Response& res) {
+      res.set_content_provider(100000, "text/plain", [](std::size_t offset, std::size_t, httplib::DataSink& sink) {
+        if (offset > 0) return false;  // closes the connection mid-body
+        std::string part(1000, 't');
+        sink.write(part.data(), part.size());
+        return true;
+      });
+    }));
+    server.Get(R"(/huge/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+      std::size_t total = std::stoull(req.matches[1]);
+      res.set_content_provider(total, "application/octet-stream",
+                               [](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                                 static const std::string block(1 << 16, 'x');
+                                 std::size_t n = std::min(length, block.size());
+                                 sink.write(block.data(), n);
+                                 (void)offset;
+                                 return true;
+                               });
+    }));
+    server.Get("/gzip", tracked([this](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Content-Encoding", "gzip");
+      res.set_content(gzip_text, "text/plain");
+    }));
+    server.Get("/gzip-bomb", tracked([this](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Content-Encoding", "gzip");
+      res.set_content(gzip_bomb, "application/octet-stream");
+    }));
+    server.Get(R"(/redirect/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+      int n = std::stoi(req.matches[1]);
+      if (n == 0) {
+        res.set_content("redirected\n", "text/plain");
+        return;
+      }
+      res.set_redirect(fmt::format("/redirect/{}", n - 1), 302);
+    }));
+    server.Get("/redirect-loop", tracked([](const httplib::Request&, httplib::Response& res) {
+      res.set_redirect("/redirect-loop", 302);
+    }));
+    server.Get("/redirect-to", tracked([](const httplib::Request& req, httplib::Response& res) {
+      res.set_redirect(req.get_param_value("url"), 302);
+    }));
+    auto echo = tracked([](const httplib::Request& req, httplib::Response& res) {
+      std::string headers;
+      for (const auto& [name, value] : req.headers) {
+        if (!headers.empty()) headers += ',';
+        headers += fmt::format("\"{}\":\"{}\"", json_escape(name), json_escape(value));
+      }
+      res.set_content(fmt::format(R"({{"method":"{}","path":"{}","body":"{}","headers":{{{}}}}})", req.method,
+                                  json_escape(req.path), json_escape(req.body), headers),
+                      "application/json");
+    });
+    server.Get("/echo", echo);
+    server.Post("/echo", echo);
+    server.Put("/echo", echo);
+    server.Patch("/echo", echo);
+    server.Delete("/echo", echo);
+    server.Get("/__stats", [this](const httplib::Request&, httplib::Response& res) {
+      std::string body = "{";
+      std::lock_guard lock(mutex);
+      for (const auto& [key, c] : counters) {
+        if (body.size() > 1) body += ',';
+        body += fmt::format(R"("{}":{{"requests":{},"current":{},"max_concurrent":{}}})", json_escape(key), c.requests,
+                            c.current, c.max_concurrent);
+      }
+      res.set_content(body + "}", "application/json");
+    });
+    server.Post("/__reset", [this](const httplib::Request&, httplib::Response& res) {
+      reset();
+      res.set_content("{}", "application/json");
+    });
+    server.Get(R"(/(.*))", tracked([this](const httplib::Request& req, httplib::Response& res) {
+      namespace fs = std::filesystem;
+      std::string rel = req.matches[1];
+      if (root.empty() || rel.find("..") != std::string::npos) {
+        res.status = 404;
+        return;
+      }
+      fs::path p = fs::path(root) / rel;
+      if (fs::is_directory(p)) p /= "index.html";
+      std::ifstream in(p, std::ios::binary);
+      if (!in) {
+        res.status = 404;
+        res.set_content("not found\n", "text/plain");
+        return;
+      }
+      std::ostringstream s;
+      s << in.rdbuf();
+      res.set_content(s.str(), content_type_for(p));
+    }));
+  }
+
+  void reset() {
+    std::lock_guard lock(mutex);
+    for (auto it = counters.begin(); it != counters.end();) {
+      if (it->second.current == 0) {
+        it = counters.erase(it);
+      } else {
+        it->second.requests = 0;
+        it->second.max_concurrent = it->second.current;
+        ++it;
+      }
+    }
+    flaky.clear();
+  }
+
+  void start_reset_listener() {
+    reset_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(reset_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(reset_fd, 4096) != 0) {
+      throw std::runtime_error("fixture server: cannot open the reset port");
+    }
+    socklen_t len = sizeof addr;
+    ::getsockname(reset_fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    reset_port = ntohs(addr.sin_port);
+    reset_thread = std::thread([this] {
+      while (!stopping.load()) {
+        int fd = ::accept(reset_fd, nullptr, nullptr);
+        if (fd < 0) {
+          if (stopping.load()) return;
+          continue;
+        }
+        {
+          std::lock_guard lock(mutex);
+          ++counters["/reset"].requests;
+          ++counters["*"].requests;
+        }
+        // Wait for the request so that the client sees a reset connection, not a failed connect.
+        timeval wait{1, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+        char buf[4096];
+        (void)::recv(fd, buf, sizeof buf, 0);
+        linger l{1, 0};  // close with RST instead of FIN
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        ::close(fd);
+      }
+    });
+  }
+};
+
+FixtureServer::FixtureServer(std::string root, int port, int threads) : impl_(std::make_unique<Impl>()) {
+  impl_->root = std::move(root);
+  impl_->gzip_text = gzip(std::string("hello gzip\n"), 100);
+  impl_->gzip_bomb = gzip(std::string(1 << 20, '\0'), 64);
+  impl_->server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  impl_->server.set_keep_alive_max_count(100000);
+  // httplib gives each open connection a pool thread; idle keep-alive connections give theirs back
+  // after this long.
+  impl_->server.set_keep_alive_timeout(1);
+  impl_->routes();
+  if (port == 0) {
+    impl_->port = impl_->server.bind_to_any_port("127.0.0.1");
+  } else if (impl_->server.bind_to_port("127.0.0.1", port)) {
+    impl_->port = port;
+  } else {
+    impl_->port = -1;
+  }
+  if (impl_->port <= 0) throw std::runtime_error(fmt::format("fixture server: cannot listen on 127.0.0.1:{}", port));
+  widen_backlog(impl_->port);
+  impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+  while (!impl_->server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  impl_->start_reset_listener();
+}
+
+FixtureServer::~FixtureServer() {
+  impl_->stopping = true;
+  impl_->server.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+  ::shutdown(impl_->reset_fd, SHUT_RDWR);
+  if (impl_->reset_thread.joinable()) impl_->reset_thread.join();
+  ::close(impl_->reset_fd);
+}
+
+int FixtureServer::port() const { return impl_->port; }
+std::string FixtureServer::url(const std::string& path) const { return fmt::format("http://127.0.0.1:{}{}", impl_->port, path); }
+std::string FixtureServer::reset_url() const { return fmt::format("http://127.0.0.1:{}/", impl_->reset_port); }
+
+std::map<std::string, Counter> FixtureServer::counters() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->counters;
+}
+
+Counter FixtureServer::counter(const std::string& key) const {
+  std::lock_guard lock(impl_->mutex);
+  auto it = impl_->counters.find(key);
+  return it == impl_->counters.end() ? Counter{} : it->second;
+}
+
+void FixtureServer::reset_counters() { impl_->reset(); }
+
+}  // namespace sluice::fixture

@@ -1,0 +1,62 @@
+// The project's HTTP fixture server (cpp-httplib) for tests, smoke pipelines and benchmarks.
+// Serves a directory plus endpoints that misbehave on purpose, and counts what it sees.
+//
+// Endpoints (GET unless noted):
+//   /<path>                     a file under the root directory (404 when missing)
+//   /status/<code>              that status, with a short body
+//   /delay/<ms>                 200 after <ms> milliseconds
+//   /retry-after/<n>?status=S   status S (default 503) with "Retry-After: <n>"; with &date=1 the
+//                               header is the HTTP-date n seconds from now
+//   /flaky/<key>?fail=N&status=S&after=A  the first N requests for <key> get S (default 503, with
+//                               "Retry-After: A" when given), then 200
+//   /truncated                  announces 100000 bytes, sends 1000, closes the connection
+//   /huge/<bytes>               a body of <bytes> bytes
+//   /gzip                       a gzip-encoded text body (Content-Encoding: gzip)
+//   /gzip-bomb                  64 KiB of gzip that decodes to 64 MiB
+//   /redirect/<n>               a chain of n redirects ending at 200 "redirected"
+//   /redirect-loop              redirects to itself forever
+//   /redirect-to?url=<u>        a redirect to <u> (file:///etc/passwd, another host, ...)
+//   /echo (GET, POST, ...)      the request as JSON: method, path, body, headers
+//   /__stats                    counters as JSON; POST /__reset clears them
+// A connection reset has its own raw TCP port (reset_url()): it accepts and resets at once.
+//
+// Counters: requests seen, current and maximum concurrent requests, per first path segment
+// ("/delay") and per Host header. Not counted: /__stats and /__reset.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace sluice::fixture {
+
+struct Counter {
+  std::uint64_t requests = 0;
+  int current = 0;
+  int max_concurrent = 0;
+};
+
+class FixtureServer {
+ public:
+  // Starts listening on an ephemeral 127.0.0.1 port; `root` may be empty (no files).
+  explicit FixtureServer(std::string root = "", int port = 0, int threads = 256);
+  ~FixtureServer();
+  FixtureServer(const FixtureServer&) = delete;
+  FixtureServer& operator=(const FixtureServer&) = delete;
+
+  int port() const;
+  std::string url(const std::string& path = "/") const;  // http://127.0.0.1:<port><path>
+  std::string reset_url() const;                         // http://127.0.0.1:<reset port>/
+
+  // Keys: "*" (all), "/delay" (first path segment), "host:<Host header>".
+  std::map<std::string, Counter> counters() const;
+  Counter counter(const std::string& key) const;
+  void reset_counters();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::fixture
