@@ -3,11 +3,16 @@
 # is present: it checks each package with dpkg -s and runs apt-get only for the missing ones.
 set -euo pipefail
 
+# Build and test: the compiler, CMake, and the libraries the issues name.
 packages=(
   build-essential cmake ninja-build pkg-config
   libtbb-dev libcurl4-openssl-dev libsqlite3-dev libyaml-cpp-dev libfmt-dev catch2
-  libcli11-dev
+  libcli11-dev libcpp-httplib-dev zlib1g-dev
 )
+# `setup.sh --bench` adds what the benchmarks under bench/ use.
+if [[ ${1:-} == --bench ]]; then
+  packages+=(nginx time)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -15,6 +15,8 @@
 #include <optional>
 #include <thread>
 
+#include <pthread.h>
+
 #include "sluice/batch.hpp"
 #include "sluice/run.hpp"
 
@@ -60,21 +62,58 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using InputNode = tbb::flow::function_node<Message, tbb::flow::continue_msg>;
+// Bodies that only hand work over (to a sink's thread, to an async node) run inline in the thread
+// that puts the message, instead of costing a TBB task and a worker wake-up each.
+using HandOffNode = tbb::flow::function_node<Message, tbb::flow::continue_msg, tbb::flow::lightweight>;
 
-// What an async node hands back for one record: the record, and its error if it failed.
+// What an async node hands back: records, each with its error if it failed.
 struct AsyncResult {
   Record record;
   std::optional<std::string> error;
 };
-using AsyncResultPtr = std::shared_ptr<AsyncResult>;
+using AsyncResultPtr = std::shared_ptr<std::vector<AsyncResult>>;
 using AsyncFlowNode = tbb::flow::async_node<Message, AsyncResultPtr>;
 using AsyncGateway = AsyncFlowNode::gateway_type;
-using ResultNode = tbb::flow::function_node<AsyncResultPtr, tbb::flow::continue_msg>;
+// Routes an async node's results (on_error, ports) on the thread that delivers them; the work that
+// follows (transforms) is queued as TBB tasks by their own nodes.
+using ResultNode = tbb::flow::function_node<AsyncResultPtr, tbb::flow::continue_msg, tbb::flow::lightweight>;
 using QueueNode = tbb::flow::queue_node<Message>;
 using LimiterNode = tbb::flow::limiter_node<Message, long>;
 
 // The capacity of a `limit` node. Each admitted record gets one Permit; its release decrements the
 // limiter_node. After teardown (close()) releases are only counted: the limiter is gone.
+class LimitPermits;
+
+// Collects limit releases made by this thread while it is alive and returns them with one
+// decrement per limit when it ends, instead of one limiter message per record. Used around the
+// places that drop many records at once (a sink's batch, a transform's batch, async results).
+class ReleaseScope {
+ public:
+  ReleaseScope() : outer_(current_) { current_ = this; }
+  ~ReleaseScope();
+  ReleaseScope(const ReleaseScope&) = delete;
+  ReleaseScope& operator=(const ReleaseScope&) = delete;
+
+  // Defers one release of `limit`; false when no scope is open on this thread.
+  static bool defer(LimitPermits* limit) {
+    if (!current_) return false;
+    for (auto& [l, n] : current_->pending_) {
+      if (l == limit) {
+        ++n;
+        return true;
+      }
+    }
+    current_->pending_.emplace_back(limit, 1);
+    return true;
+  }
+
+ private:
+  static thread_local ReleaseScope* current_;
+  ReleaseScope* outer_;
+  std::vector<std::pair<LimitPermits*, long>> pending_;
+};
+thread_local ReleaseScope* ReleaseScope::current_ = nullptr;
+
 class LimitPermits final : public PermitSource {
  public:
   void attach(LimiterNode& limiter) { limiter_ = &limiter; }
@@ -83,8 +122,11 @@ class LimitPermits final : public PermitSource {
     return std::make_shared<const Permit>(*this);
   }
   void on_release() noexcept override {
-    released_.fetch_add(1, std::memory_order_relaxed);
-    if (open_.load(std::memory_order_acquire)) limiter_->decrementer().try_put(1);
+    if (!ReleaseScope::defer(this)) release(1);
+  }
+  void release(long n) noexcept {
+    released_.fetch_add(n, std::memory_order_relaxed);
+    if (open_.load(std::memory_order_acquire)) limiter_->decrementer().try_put(n);
   }
   void close() { open_.store(false, std::memory_order_release); }
   std::int64_t admitted() const { return admitted_.load(); }
@@ -195,6 +237,7 @@ struct Vertex {
   LiveStats stats;
   std::vector<OutPort> outputs;  // by output index
   std::unique_ptr<InputNode> input;
+  std::unique_ptr<HandOffNode> handoff;  // sinks: input that queues for the sink thread
   // sources
   std::unique_ptr<Gate> gate;
   bool reached_end = false;
@@ -205,7 +248,7 @@ struct Vertex {
   std::unique_ptr<LimitPermits> limit_permits;
   std::unique_ptr<QueueNode> limit_queue;
   std::unique_ptr<LimiterNode> limiter;
-  std::unique_ptr<InputNode> limit_admit;
+  std::unique_ptr<HandOffNode> limit_admit;
   // async nodes: input -> async_node (node's own thread) -> results -> outputs
   std::unique_ptr<AsyncFlowNode> async;
   std::unique_ptr<ResultNode> async_results;
@@ -302,6 +345,11 @@ class Run {
   bool finished_ = false;
 };
 
+ReleaseScope::~ReleaseScope() {
+  current_ = outer_;
+  for (auto& [limit, n] : pending_) limit->release(n);
+}
+
 // Delivers an async node's results into the graph through the async_node gateway. Runs on the
 // node's own thread: releases the record's fetch permits, puts the result, then releases the
 // reservation taken at submit, in that order (so wait_for_all() cannot miss the put).
@@ -309,20 +357,37 @@ class GatewayOutput final : public AsyncOutput {
  public:
   GatewayOutput(Vertex& v, AsyncGateway& gateway) : v_(v), gateway_(gateway) {}
 
-  void complete(Record&& result) override { deliver(std::move(result), std::nullopt); }
-  void fail(Record&& record, std::string message) override { deliver(std::move(record), std::move(message)); }
+  void complete(Record&& result) override { collect(std::move(result), std::nullopt); }
+  void fail(Record&& record, std::string message) override { collect(std::move(record), std::move(message)); }
+
+  void flush() override {
+    AsyncResultPtr batch;
+    {
+      std::lock_guard lock(mutex_);
+      if (!pending_ || pending_->empty()) return;
+      batch = std::move(pending_);
+    }
+    const std::size_t n = batch->size();
+    gateway_.try_put(std::move(batch));
+    v_.async_completed.fetch_add(n, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < n; ++i) gateway_.release_wait();
+  }
 
  private:
-  void deliver(Record&& record, std::optional<std::string> error) {
-    record.fetch_permits.clear();
-    auto result = std::make_shared<AsyncResult>(AsyncResult{std::move(record), std::move(error)});
-    gateway_.try_put(std::move(result));
-    v_.async_completed.fetch_add(1, std::memory_order_relaxed);
-    gateway_.release_wait();
+  void collect(Record&& record, std::optional<std::string> error) {
+    {
+      ReleaseScope scope;
+      record.fetch_permits.clear();
+    }
+    std::lock_guard lock(mutex_);
+    if (!pending_) pending_ = std::make_shared<std::vector<AsyncResult>>();
+    pending_->push_back(AsyncResult{std::move(record), std::move(error)});
   }
 
   Vertex& v_;
   AsyncGateway& gateway_;
+  std::mutex mutex_;
+  AsyncResultPtr pending_;
 };
 
 // Collects a transform's output for one input batch, per port, and applies on_error.
@@ -440,7 +505,7 @@ void Run::build_graph() {
         break;
       case NodeKind::sink:
         v.sink_queue = std::make_unique<SinkQueue>();
-        v.input = std::make_unique<InputNode>(g, tbb::flow::serial, [this, &v](const Message& m) {
+        v.handoff = std::make_unique<HandOffNode>(g, tbb::flow::unlimited, [this, &v](const Message& m) {
           graph_->reserve_wait();
           v.sink_queue->push(m);
           return tbb::flow::continue_msg{};
@@ -452,8 +517,14 @@ void Run::build_graph() {
     Vertex& from = vertices_[e.from_node];
     Vertex& to = vertices_[e.to_node];
     int port = from.plan->type->output_index(e.from_port);
-    tbb::flow::receiver<Message>* target = to.async ? static_cast<tbb::flow::receiver<Message>*>(to.async.get())
-                                                    : static_cast<tbb::flow::receiver<Message>*>(to.input.get());
+    tbb::flow::receiver<Message>* target = nullptr;
+    if (to.async) {
+      target = to.async.get();
+    } else if (to.handoff) {
+      target = to.handoff.get();
+    } else {
+      target = to.input.get();
+    }
     from.outputs[static_cast<std::size_t>(port)].targets.push_back(target);
   }
 }
@@ -479,7 +550,7 @@ void Run::build_limit(Vertex& v) {
     return tbb::flow::continue_msg{};
   });
   const bool after_fetch = config.release_after_fetch();
-  v.limit_admit = std::make_unique<InputNode>(g, tbb::flow::unlimited, [this, &v, after_fetch](const Message& m) {
+  v.limit_admit = std::make_unique<HandOffNode>(g, tbb::flow::unlimited, [this, &v, after_fetch](const Message& m) {
     // The permit is issued even when cancelled so that every admitted slot has an owner that
     // releases it; the message is then simply dropped.
     PermitRef permit = v.limit_permits->issue();
@@ -509,15 +580,18 @@ void Run::build_async(Vertex& v) {
         }
       });
   v.async_output = std::make_unique<GatewayOutput>(v, v.async->gateway());
-  v.async_results = std::make_unique<ResultNode>(g, tbb::flow::unlimited, [this, &v](const AsyncResultPtr& result) {
+  v.async_results = std::make_unique<ResultNode>(g, tbb::flow::unlimited, [this, &v](const AsyncResultPtr& results) {
     if (cancelled()) return tbb::flow::continue_msg{};
     auto started = Clock::now();
+    ReleaseScope scope;
     Batch none;
     TransformEmitter out(*this, v, none, static_cast<std::size_t>(plan_.settings.batch));
-    if (result->error) {
-      out.fail(std::move(result->record), std::move(*result->error));
-    } else {
-      out.emit(std::move(result->record), 0);
+    for (AsyncResult& result : *results) {
+      if (result.error) {
+        out.fail(std::move(result.record), std::move(*result.error));
+      } else {
+        out.emit(std::move(result.record), 0);
+      }
     }
     out.flush_all();
     v.stats.out.fetch_add(out.emitted(), std::memory_order_relaxed);
@@ -531,6 +605,7 @@ void Run::build_async(Vertex& v) {
 void Run::transform_body(Vertex& v, const Message& message) {
   if (cancelled()) return;
   auto started = Clock::now();
+  ReleaseScope scope;
   auto& node = static_cast<TransformNode&>(*v.impl);
   Batch& batch = *message;
   v.stats.in.fetch_add(batch.records.size(), std::memory_order_relaxed);
@@ -551,7 +626,13 @@ void Run::transform_body(Vertex& v, const Message& message) {
   v.stats.add_busy(started);
 }
 
+void name_thread(const std::string& kind, const std::string& id) {
+  std::string name = (kind + ":" + id).substr(0, 15);  // the kernel keeps 15 characters
+  pthread_setname_np(pthread_self(), name.c_str());
+}
+
 void Run::source_loop(Vertex& v) {
+  name_thread("src", v.plan->id);
   auto& source = static_cast<SourceNode&>(*v.impl);
   const auto batch_size = static_cast<std::size_t>(plan_.settings.batch);
   std::uint64_t seq = 0;
@@ -586,6 +667,7 @@ void Run::source_loop(Vertex& v) {
 }
 
 void Run::sink_loop(Vertex& v) {
+  name_thread("sink", v.plan->id);
   auto& sink = static_cast<SinkNode&>(*v.impl);
   while (Message m = v.sink_queue->pop()) {
     const std::size_t n = m->records.size();
@@ -603,7 +685,10 @@ void Run::sink_loop(Vertex& v) {
       }
       v.stats.add_busy(started);
     }
-    m.reset();  // returns the batch's permits before the graph may finish
+    {
+      ReleaseScope scope;
+      m.reset();  // returns the batch's permits before the graph may finish
+    }
     graph_->release_wait();
   }
   auto started = Clock::now();
@@ -698,6 +783,7 @@ RunReport Run::execute() {
     }
     for (auto& v : vertices_) {
       v.input.reset();
+      v.handoff.reset();
       v.limit_admit.reset();
       v.limiter.reset();
       v.limit_queue.reset();

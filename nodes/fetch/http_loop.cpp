@@ -6,6 +6,8 @@
 #include <cctype>
 #include <deque>
 
+#include <pthread.h>
+
 namespace sluice::fetch {
 
 struct HttpLoop::Job {
@@ -197,7 +199,8 @@ void HttpLoop::submit(Record&& record) {
     std::lock_guard lock(incoming_mutex_);
     incoming_.push_back(std::move(job));
   }
-  curl_multi_wakeup(multi_);
+  // A busy loop takes the job on its next turn; only a sleeping one needs the (syscall) wakeup.
+  if (sleeping_.load()) curl_multi_wakeup(multi_);
 }
 
 void HttpLoop::cancel() {
@@ -212,6 +215,7 @@ void HttpLoop::stop() {
 }
 
 void HttpLoop::run() {
+  pthread_setname_np(pthread_self(), ("io:" + node_id_).substr(0, 15).c_str());
   while (true) {
     take_incoming();
     if (cancel_.load() && !aborted_) abort_everything();
@@ -226,13 +230,23 @@ void HttpLoop::run() {
     }
     now = Clock::now();
     admit_all(now);
+    out_->flush();
     if (quit_.load() && active_.empty() && timers_.empty()) {
       bool idle = true;
       for (auto& [key, host] : hosts_) idle = idle && host.waiting.empty();
       std::lock_guard lock(incoming_mutex_);
       if (idle && incoming_.empty()) break;
     }
-    curl_multi_poll(multi_, nullptr, 0, static_cast<int>(poll_timeout_ms(now)), nullptr);
+    sleeping_.store(true);
+    bool more;
+    {
+      std::lock_guard lock(incoming_mutex_);
+      more = !incoming_.empty();
+    }
+    if (!more && !cancel_.load()) {
+      curl_multi_poll(multi_, nullptr, 0, static_cast<int>(poll_timeout_ms(now)), nullptr);
+    }
+    sleeping_.store(false);
   }
   for (auto& [easy, t] : active_) {
     curl_multi_remove_handle(multi_, easy);

@@ -103,6 +103,7 @@ class HttpLoop {
   std::vector<std::unique_ptr<Job>> incoming_;
   std::atomic<bool> cancel_{false};
   std::atomic<bool> quit_{false};
+  std::atomic<bool> sleeping_{false};  // the I/O thread is (about to be) in curl_multi_poll
 
   // I/O thread only:
   std::unordered_map<std::string, Host> hosts_;

@@ -104,6 +104,10 @@ class AsyncOutput {
   virtual void complete(Record&& result) = 0;
   // The submitted record failed; the node's on_error decides what happens to it.
   virtual void fail(Record&& record, std::string message) = 0;
+  // Hands everything complete() and fail() collected since the last flush() to the graph as one
+  // batch. Results are not delivered before flush(): call it at the end of every burst of
+  // completions, and always before the node's thread waits for more work.
+  virtual void flush() = 0;
 };
 
 // An async node does external work (network I/O) on its own thread, never on TBB workers.
