@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <tbb/flow_graph.h>
 #include <tbb/global_control.h>
+#include <tbb/task_arena.h>
 #include <tbb/task_group.h>
 
 #include <condition_variable>
@@ -63,7 +64,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using InputNode = tbb::flow::function_node<Message, tbb::flow::continue_msg>;
 // Bodies that only hand work over (to a sink's thread, to an async node) run inline in the thread
-// that puts the message, instead of costing a TBB task and a worker wake-up each.
+// that puts the message, instead of costing a TBB task and a worker wake-up each. oneTBB runs a
+// lightweight body inline only when the body is noexcept; otherwise it silently spawns a task.
 using HandOffNode = tbb::flow::function_node<Message, tbb::flow::continue_msg, tbb::flow::lightweight>;
 
 // What an async node hands back: records, each with its error if it failed.
@@ -126,7 +128,10 @@ class LimitPermits final : public PermitSource {
   }
   void release(long n) noexcept {
     released_.fetch_add(n, std::memory_order_relaxed);
-    if (open_.load(std::memory_order_acquire)) limiter_->decrementer().try_put(n);
+    if (!open_.load(std::memory_order_acquire)) return;
+    // One slot at a time: the limiter then forwards the next record inline on this thread (through
+    // the lightweight admission node) instead of spawning a TBB task for each extra free slot.
+    for (long i = 0; i < n; ++i) limiter_->decrementer().try_put(1);
   }
   void close() { open_.store(false, std::memory_order_release); }
   std::int64_t admitted() const { return admitted_.load(); }
@@ -294,6 +299,19 @@ class Run {
 
   bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
   Vertex& vertex(std::size_t i) { return vertices_[i]; }
+
+  // Every graph reservation made for work outside TBB goes through these two.
+  void reserve_external() {
+    external_.fetch_add(1);
+    graph_->reserve_wait();
+  }
+  void release_external() {
+    if (external_.fetch_sub(1) == 1) {
+      { std::lock_guard lock(idle_mutex_); }
+      idle_cv_.notify_all();
+    }
+    graph_->release_wait();
+  }
   void count_submitted(Vertex& v) { v.async_submitted.fetch_add(1, std::memory_order_relaxed); }
 
  private:
@@ -339,6 +357,11 @@ class Run {
   std::optional<tbb::flow::graph> graph_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> stopping_{false};
+  // Reservations held outside TBB (source threads, sink queues, async nodes). While any is held the
+  // main thread sleeps instead of spinning in wait_for_all(); see execute().
+  std::atomic<std::int64_t> external_{0};
+  std::mutex idle_mutex_;
+  std::condition_variable idle_cv_;
   std::mutex watchdog_mutex_;
   std::condition_variable watchdog_cv_;
   std::optional<Clock::time_point> stop_deadline_;
@@ -355,7 +378,7 @@ ReleaseScope::~ReleaseScope() {
 // reservation taken at submit, in that order (so wait_for_all() cannot miss the put).
 class GatewayOutput final : public AsyncOutput {
  public:
-  GatewayOutput(Vertex& v, AsyncGateway& gateway) : v_(v), gateway_(gateway) {}
+  GatewayOutput(Run& run, Vertex& v, AsyncGateway& gateway) : run_(run), v_(v), gateway_(gateway) {}
 
   void complete(Record&& result) override { collect(std::move(result), std::nullopt); }
   void fail(Record&& record, std::string message) override { collect(std::move(record), std::move(message)); }
@@ -370,7 +393,7 @@ class GatewayOutput final : public AsyncOutput {
     const std::size_t n = batch->size();
     gateway_.try_put(std::move(batch));
     v_.async_completed.fetch_add(n, std::memory_order_relaxed);
-    for (std::size_t i = 0; i < n; ++i) gateway_.release_wait();
+    for (std::size_t i = 0; i < n; ++i) run_.release_external();
   }
 
  private:
@@ -384,6 +407,7 @@ class GatewayOutput final : public AsyncOutput {
     pending_->push_back(AsyncResult{std::move(record), std::move(error)});
   }
 
+  Run& run_;
   Vertex& v_;
   AsyncGateway& gateway_;
   std::mutex mutex_;
@@ -505,8 +529,8 @@ void Run::build_graph() {
         break;
       case NodeKind::sink:
         v.sink_queue = std::make_unique<SinkQueue>();
-        v.handoff = std::make_unique<HandOffNode>(g, tbb::flow::unlimited, [this, &v](const Message& m) {
-          graph_->reserve_wait();
+        v.handoff = std::make_unique<HandOffNode>(g, tbb::flow::unlimited, [this, &v](const Message& m) noexcept {
+          reserve_external();
           v.sink_queue->push(m);
           return tbb::flow::continue_msg{};
         });
@@ -550,7 +574,7 @@ void Run::build_limit(Vertex& v) {
     return tbb::flow::continue_msg{};
   });
   const bool after_fetch = config.release_after_fetch();
-  v.limit_admit = std::make_unique<HandOffNode>(g, tbb::flow::unlimited, [this, &v, after_fetch](const Message& m) {
+  v.limit_admit = std::make_unique<HandOffNode>(g, tbb::flow::unlimited, [this, &v, after_fetch](const Message& m) noexcept {
     // The permit is issued even when cancelled so that every admitted slot has an owner that
     // releases it; the message is then simply dropped.
     PermitRef permit = v.limit_permits->issue();
@@ -568,19 +592,19 @@ void Run::build_async(Vertex& v) {
   auto& g = *graph_;
   auto& node = static_cast<AsyncNode&>(*v.impl);
   v.async = std::make_unique<AsyncFlowNode>(
-      g, tbb::flow::unlimited, [this, &v, &node](const Message& m, AsyncGateway& gateway) {
+      g, tbb::flow::unlimited, [this, &v, &node](const Message& m, AsyncGateway&) noexcept {
         if (cancelled()) return;
         v.stats.in.fetch_add(m->records.size(), std::memory_order_relaxed);
         for (Record& r : m->records) {
           // The record carries its batch's tickets while the node holds it.
           r.permits.insert(r.permits.end(), m->tickets.begin(), m->tickets.end());
-          gateway.reserve_wait();
+          reserve_external();  // the same graph reservation the gateway's reserve_wait() would take
           v.async_submitted.fetch_add(1, std::memory_order_relaxed);
           node.submit(std::move(r));
         }
       });
-  v.async_output = std::make_unique<GatewayOutput>(v, v.async->gateway());
-  v.async_results = std::make_unique<ResultNode>(g, tbb::flow::unlimited, [this, &v](const AsyncResultPtr& results) {
+  v.async_output = std::make_unique<GatewayOutput>(*this, v, v.async->gateway());
+  v.async_results = std::make_unique<ResultNode>(g, tbb::flow::unlimited, [this, &v](const AsyncResultPtr& results) noexcept {
     if (cancelled()) return tbb::flow::continue_msg{};
     auto started = Clock::now();
     ReleaseScope scope;
@@ -663,7 +687,7 @@ void Run::source_loop(Vertex& v) {
     v.stats.errors.fetch_add(1);
     fail(v, "", e.what());
   }
-  graph_->release_wait();
+  release_external();
 }
 
 void Run::sink_loop(Vertex& v) {
@@ -689,7 +713,7 @@ void Run::sink_loop(Vertex& v) {
       ReleaseScope scope;
       m.reset();  // returns the batch's permits before the graph may finish
     }
-    graph_->release_wait();
+    release_external();
   }
   auto started = Clock::now();
   try {
@@ -732,10 +756,13 @@ void Run::check_invariants() {
 RunReport Run::execute() {
   RunReport report;
   const auto started = Clock::now();
-  std::optional<tbb::global_control> threads;
-  if (plan_.settings.threads > 0) {
-    threads.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(plan_.settings.threads));
-  }
+  // The graph runs in an arena of `threads` workers with no slot kept for the main thread: the main
+  // thread sleeps while work is held outside TBB (sources streaming, transfers in flight) instead of
+  // spinning inside wait_for_all(), and joins only for the final wait.
+  const int workers = plan_.settings.threads > 0 ? static_cast<int>(plan_.settings.threads)
+                                                 : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(workers) + 1);
+  tbb::task_arena arena(workers, 0);
   if (options_.stop) {
     options_.stop->attach([this](int count) {
       if (count == 1) stop_gracefully();
@@ -743,7 +770,7 @@ RunReport Run::execute() {
     });
   }
   if (instantiate()) {
-    build_graph();
+    arena.execute([this] { build_graph(); });  // the graph attaches to this arena
     std::thread watchdog([this] { watchdog_loop(); });
     for (auto& v : vertices_) {
       if (v.async_output) static_cast<AsyncNode&>(*v.impl).start(*v.async_output);
@@ -754,11 +781,15 @@ RunReport Run::execute() {
     }
     for (auto& v : vertices_) {
       if (!v.gate) continue;
-      graph_->reserve_wait();
+      reserve_external();
       sources.emplace_back([this, &v] { source_loop(v); });
     }
+    {
+      std::unique_lock lock(idle_mutex_);
+      idle_cv_.wait(lock, [this] { return external_.load() == 0; });
+    }
     try {
-      graph_->wait_for_all();
+      arena.execute([this] { graph_->wait_for_all(); });
     } catch (const std::exception& e) {
       errors_.add(RunError{"engine", "", fmt::format("engine bug: exception escaped the graph: {}", e.what())});
       cancelled_ = true;
