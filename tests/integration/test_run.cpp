@@ -319,3 +319,26 @@ TEST_CASE("a second stop request aborts the run like a failure but without error
   CHECK(static_cast<std::size_t>(whole) == lines.size());
   CHECK(test::stats_of(report, "out").records_in == lines.size());
 }
+
+TEST_CASE("records from one source through serial transforms reach the sink in source order", "[run]") {
+  TempDir dir;
+  std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(chain(R"(  - id: src
+    type: source.list
+    template: "u{n}"
+    to: 300000)",
+                                  R"(  - id: tag
+    type: set
+    fields: {x: 1})",
+                                  out, "batch: 100") +
+                            "edges:\n  - src -> tag -> out\n");
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  auto lines = test::lines_of(test::read_file(out));
+  REQUIRE(lines.size() == 300000);
+  std::size_t out_of_order = 0;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    out_of_order += lines[i] != fmt::format("{{\"url\":\"u{0}\",\"n\":{0},\"x\":1}}", i + 1);
+  }
+  CHECK(out_of_order == 0);
+}
