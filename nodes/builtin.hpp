@@ -12,6 +12,7 @@ NodeType sink_jsonl_type();
 NodeType test_fail_type();
 NodeType limit_type();
 NodeType fetch_type();
+NodeType store_sqlite_type();
 
 // The standard ports of a transform: in, out, error.
 std::vector<PortSpec> transform_ports();

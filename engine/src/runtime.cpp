@@ -134,11 +134,14 @@ class LimitPermits final : public PermitSource {
     for (long i = 0; i < n; ++i) limiter_->decrementer().try_put(1);
   }
   void close() { open_.store(false, std::memory_order_release); }
+  bool saturated() const { return admitted_.load() - released_.load() >= max_; }
+  void set_max(std::int64_t max) { max_ = max; }
   std::int64_t admitted() const { return admitted_.load(); }
   std::int64_t released() const { return released_.load(); }
 
  private:
   LimiterNode* limiter_ = nullptr;
+  std::int64_t max_ = 0;
   std::atomic<bool> open_{true};
   std::atomic<std::int64_t> admitted_{0}, released_{0};
 };
@@ -217,14 +220,22 @@ class SinkQueue {
     }
     cv_.notify_one();
   }
-  // Blocks; returns null once closed and empty.
-  Message pop() {
+  // Waits up to `wait` for a batch; null on timeout, or once closed and empty (see closed_and_empty).
+  Message pop_for(std::chrono::nanoseconds wait) {
     std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return closed_ || !items_.empty(); });
+    cv_.wait_for(lock, wait, [&] { return closed_ || !items_.empty(); });
     if (items_.empty()) return nullptr;
     Message m = std::move(items_.front());
     items_.pop_front();
     return m;
+  }
+  bool empty() {
+    std::lock_guard lock(mutex_);
+    return items_.empty();
+  }
+  bool closed_and_empty() {
+    std::lock_guard lock(mutex_);
+    return closed_ && items_.empty();
   }
 
  private:
@@ -345,6 +356,7 @@ class Run {
   void build_graph();
   void source_loop(Vertex& v);
   void sink_loop(Vertex& v);
+  bool limit_saturated() const;
   void transform_body(Vertex& v, const Message& message);
   void check_invariants();
 
@@ -560,6 +572,7 @@ void Run::build_limit(Vertex& v) {
   v.limit_queue = std::make_unique<QueueNode>(g);
   v.limiter = std::make_unique<LimiterNode>(g, static_cast<std::size_t>(config.max_in_flight()));
   v.limit_permits->attach(*v.limiter);
+  v.limit_permits->set_max(config.max_in_flight());
   // Records queue one by one in front of the limiter: queue_node is reservable, so nothing is
   // dropped at the bound. Each record keeps its source batch's tickets while it waits.
   // Serial, so that records are admitted in the order they arrive.
@@ -690,10 +703,39 @@ void Run::source_loop(Vertex& v) {
   release_external();
 }
 
+bool Run::limit_saturated() const {
+  for (const auto& v : vertices_) {
+    if (v.limit_permits && v.limit_permits->saturated()) return true;
+  }
+  return false;
+}
+
 void Run::sink_loop(Vertex& v) {
   name_thread("sink", v.plan->id);
   auto& sink = static_cast<SinkNode&>(*v.impl);
-  while (Message m = v.sink_queue->pop()) {
+  const auto max_delay = sink.max_delay();
+  Clock::time_point oldest{};
+  auto flush = [&] {
+    auto started = Clock::now();
+    try {
+      sink.flush();
+    } catch (const std::exception& e) {
+      v.stats.errors.fetch_add(1);
+      fail(v, "", e.what());
+    }
+    v.stats.add_busy(started);
+  };
+  while (true) {
+    // A buffering sink wakes at least every few milliseconds to honour max_delay and to notice a
+    // full limit upstream; any other sink just waits for input.
+    const bool buffering = sink.buffered();
+    auto wait = buffering ? std::chrono::nanoseconds(std::chrono::milliseconds(2)) : std::chrono::nanoseconds(std::chrono::seconds(1));
+    Message m = v.sink_queue->pop_for(wait);
+    if (!m) {
+      if (v.sink_queue->closed_and_empty()) break;
+      if (buffering && (Clock::now() - oldest >= max_delay || limit_saturated())) flush();
+      continue;
+    }
     const std::size_t n = m->records.size();
     v.stats.in.fetch_add(n, std::memory_order_relaxed);
     if (!v.sink_broken) {
@@ -714,6 +756,10 @@ void Run::sink_loop(Vertex& v) {
       m.reset();  // returns the batch's permits before the graph may finish
     }
     release_external();
+    if (!buffering && sink.buffered()) oldest = Clock::now();
+    if (sink.buffered() && (Clock::now() - oldest >= max_delay || (v.sink_queue->empty() && limit_saturated()))) {
+      flush();
+    }
   }
   auto started = Clock::now();
   try {

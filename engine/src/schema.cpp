@@ -80,6 +80,11 @@ FieldSpec FieldSpec::validated_by(std::function<std::string(const Value&)> check
   return std::move(*this);
 }
 
+FieldSpec FieldSpec::keys_validated_by(std::function<std::string(const Value&)> check) && {
+  key_validator = std::move(check);
+  return std::move(*this);
+}
+
 FieldSpec FieldSpec::at_least(std::int64_t lower_bound) && {
   min = lower_bound;
   return std::move(*this);
@@ -361,6 +366,13 @@ std::optional<ConfigValue> convert(const FieldSpec& field, const SpecNode& node,
       ConfigValue::Map entries;
       bool ok = true;
       for (const auto& [key, value] : node.entries) {
+        if (field.key_validator) {
+          if (std::string problem = field.key_validator(Value(key.scalar)); !problem.empty()) {
+            diags.error(key.where, fmt::format("{}: {}", label, problem));
+            ok = false;
+            continue;
+          }
+        }
         auto item = convert(*field.element, value, fmt::format("{}.{}", label, key.scalar), diags);
         if (item) {
           item->where = key.where;

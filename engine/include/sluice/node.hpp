@@ -2,6 +2,7 @@
 // This header is the contract between the engine and every node, built-in or plugin.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -86,13 +87,24 @@ class TransformNode : public Node {
   virtual void process(Record& record, Emitter& out) = 0;
 };
 
-// A sink consumes records on its own thread, in arrival order; write() and close() may block on
-// disk. close() is called once after the last write, on success, failure and cancellation alike,
-// and must make everything written durable. Throw NodeError to fail the run.
+// A sink consumes records on its own thread, in arrival order; every method below runs on that
+// thread and may block on disk. Throw NodeError to fail the run.
+//
+// A sink may keep records after write() returns (a store collecting a transaction): it then moves
+// them out of `records`, which also keeps their limit permits until it lets go of them — so a
+// `limit` upstream counts them as in flight until they are committed. Such a sink reports
+// buffered() and gets flush() calls: when a record has waited max_delay(), when its input is empty
+// while a limit is full (nothing more can arrive until it commits), and before close().
 class SinkNode : public Node {
  public:
   virtual void write(std::vector<Record>& records) = 0;
+  // Called once after the last write, on success, failure and cancellation alike: make everything
+  // received durable.
   virtual void close() = 0;
+
+  virtual bool buffered() const { return false; }
+  virtual std::chrono::nanoseconds max_delay() const { return std::chrono::nanoseconds(0); }
+  virtual void flush() {}
 };
 
 // Where an async node delivers its results. Thread-safe: call from any thread (typically the

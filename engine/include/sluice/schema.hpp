@@ -50,6 +50,8 @@ struct FieldSpec {
   std::optional<std::int64_t> min;          // integer lower bound
   // Extra check of a scalar value (after type conversion): returns an error message, or "" when fine.
   std::function<std::string(const Value&)> validator;
+  // For maps: a check of each key, like `validator`.
+  std::function<std::string(const Value&)> key_validator;
 
   static FieldSpec string(std::string name, std::string doc);
   static FieldSpec integer(std::string name, std::string doc);
@@ -66,6 +68,7 @@ struct FieldSpec {
   FieldSpec make_required() &&;
   FieldSpec at_least(std::int64_t lower_bound) &&;
   FieldSpec validated_by(std::function<std::string(const Value&)> check) &&;
+  FieldSpec keys_validated_by(std::function<std::string(const Value&)> check) &&;
 
   // "int", "duration", "list of string", "one of fail|skip|route", ...
   std::string type_text() const;

@@ -1,0 +1,343 @@
+// store.sqlite: writes records to a SQLite table in WAL mode, one transaction per batch, on the
+// sink's own thread. Nothing from YAML is ever spliced into SQL except checked identifiers (quoted)
+// and checked pragma values.
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "../builtin.hpp"
+#include "sluice/json.hpp"
+
+namespace sluice::nodes {
+namespace {
+
+const std::vector<std::string> kSqlTypes = {"TEXT", "INTEGER", "REAL", "BLOB", "NUMERIC"};
+
+bool plain_identifier(std::string_view name) {
+  if (name.empty() || name.size() > 64 || !(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+std::string check_identifier(const Value& v) {
+  std::string name = v.to_text();
+  if (plain_identifier(name)) return "";
+  return fmt::format("'{}' is not a plain SQL name (letters, digits and '_', starting with a letter or '_')", name);
+}
+
+std::string quote(std::string_view name) { return fmt::format("\"{}\"", name); }
+
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+struct Column {
+  std::string name;
+  std::string type;   // one of kSqlTypes
+  std::string field;  // record field it is read from
+};
+
+class SqliteStore final : public SinkNode {
+ public:
+  SqliteStore(std::string id, std::string path, std::string table, std::vector<Column> columns,
+              std::vector<std::string> key, std::size_t rows, std::chrono::nanoseconds interval,
+              std::vector<std::pair<std::string, std::string>> pragmas)
+      : id_(std::move(id)), path_(std::move(path)), table_(std::move(table)), columns_(std::move(columns)),
+        key_(std::move(key)), rows_(rows), interval_(interval) {
+    int rc = sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    if (rc != SQLITE_OK) {
+      std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw NodeError(fmt::format("cannot open database '{}': {}", path_, why));
+    }
+    // synchronous=NORMAL: Debian builds SQLite with FULL as the default even in WAL mode.
+    std::vector<std::pair<std::string, std::string>> settings = {
+        {"busy_timeout", "5000"},       {"journal_mode", "WAL"},       {"synchronous", "NORMAL"},
+        {"cache_size", "-16384"},       {"wal_autocheckpoint", "10000"}, {"journal_size_limit", "67108864"},
+        {"temp_store", "MEMORY"},
+    };
+    for (auto& [name, value] : pragmas) {
+      auto it = std::find_if(settings.begin(), settings.end(), [&](auto& p) { return p.first == name; });
+      if (it != settings.end()) {
+        it->second = value;
+      } else {
+        settings.emplace_back(name, value);
+      }
+    }
+    for (const auto& [name, value] : settings) exec(fmt::format("PRAGMA {}={}", name, value), "setting PRAGMA " + name);
+    prepare_table();
+    prepare_insert();
+  }
+
+  ~SqliteStore() override {
+    sqlite3_finalize(insert_);
+    sqlite3_close(db_);
+  }
+
+  void write(std::vector<Record>& records) override {
+    for (Record& r : records) pending_.push_back(std::move(r));
+    records.clear();
+    if (pending_.size() >= rows_) flush();
+  }
+
+  bool buffered() const override { return !pending_.empty(); }
+  std::chrono::nanoseconds max_delay() const override { return interval_; }
+
+  // One transaction for everything pending; on any error the whole batch is rolled back and the
+  // records are dropped (their limit slots released) with the cause reported.
+  void flush() override {
+    if (pending_.empty()) return;
+    std::vector<Record> batch = std::move(pending_);
+    pending_.clear();
+    exec("BEGIN IMMEDIATE", fmt::format("starting a transaction for {} rows", batch.size()));
+    for (const Record& r : batch) {
+      for (std::size_t i = 0; i < columns_.size(); ++i) bind(static_cast<int>(i + 1), columns_[i], r.get(columns_[i].field));
+      int rc = sqlite3_step(insert_);
+      sqlite3_reset(insert_);
+      if (rc != SQLITE_DONE) rollback(batch.size(), r.describe());
+    }
+    sqlite3_clear_bindings(insert_);
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) rollback(batch.size(), "");
+    committed_ += batch.size();
+  }
+
+  void close() override {
+    flush();
+    if (db_) sqlite3_exec(db_, "PRAGMA optimize", nullptr, nullptr, nullptr);
+  }
+
+ private:
+  [[noreturn]] void rollback(std::size_t rows, const std::string& record) {
+    std::string why = fmt::format("{} ({})", sqlite3_errmsg(db_), sqlite3_errstr(sqlite3_extended_errcode(db_)));
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw NodeError(fmt::format("batch of {} rows rolled back, nothing of it stored in '{}'{}: {}", rows, path_,
+                                record.empty() ? "" : fmt::format(" (at record '{}')", record), why));
+  }
+
+  void exec(const std::string& sql, const std::string& what) {
+    char* error = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+      std::string why = error ? error : sqlite3_errmsg(db_);
+      sqlite3_free(error);
+      throw NodeError(fmt::format("{} on '{}' failed: {}", what, path_, why));
+    }
+  }
+
+  void prepare_table() {
+    std::vector<std::pair<std::string, std::string>> existing;
+    sqlite3_stmt* info = nullptr;
+    sqlite3_prepare_v2(db_, fmt::format("PRAGMA table_info({})", quote(table_)).c_str(), -1, &info, nullptr);
+    while (info && sqlite3_step(info) == SQLITE_ROW) {
+      existing.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(info, 1)),
+                            upper(reinterpret_cast<const char*>(sqlite3_column_text(info, 2))));
+    }
+    sqlite3_finalize(info);
+    auto describe = [](const auto& cols) {
+      std::string out;
+      for (const auto& c : cols) out += (out.empty() ? "" : ", ") + c.first + " " + c.second;
+      return out;
+    };
+    std::vector<std::pair<std::string, std::string>> wanted;
+    for (const auto& c : columns_) wanted.emplace_back(c.name, c.type);
+    if (existing.empty()) {
+      std::string defs;
+      for (const auto& c : columns_) defs += (defs.empty() ? "" : ", ") + quote(c.name) + " " + c.type;
+      if (!key_.empty()) {
+        std::string keys;
+        for (const auto& k : key_) keys += (keys.empty() ? "" : ", ") + quote(k);
+        defs += fmt::format(", UNIQUE ({})", keys);
+      }
+      exec(fmt::format("CREATE TABLE {} ({})", quote(table_), defs), fmt::format("creating table '{}'", table_));
+      return;
+    }
+    if (existing != wanted) {
+      throw NodeError(fmt::format("table '{}' in '{}' exists with columns ({}), but this node writes ({}); use another "
+                                  "table or migrate it",
+                                  table_, path_, describe(existing), describe(wanted)));
+    }
+    if (!key_.empty() && !has_unique_index()) {
+      std::string keys;
+      for (const auto& k : key_) keys += (keys.empty() ? "" : ", ") + k;
+      throw NodeError(fmt::format("table '{}' in '{}' has no UNIQUE index on ({}), which key needs", table_, path_, keys));
+    }
+  }
+
+  bool has_unique_index() {
+    std::set<std::string> wanted(key_.begin(), key_.end());
+    sqlite3_stmt* list = nullptr;
+    sqlite3_prepare_v2(db_, fmt::format("PRAGMA index_list({})", quote(table_)).c_str(), -1, &list, nullptr);
+    bool found = false;
+    while (!found && list && sqlite3_step(list) == SQLITE_ROW) {
+      if (sqlite3_column_int(list, 2) == 0) continue;  // not unique
+      std::string index = reinterpret_cast<const char*>(sqlite3_column_text(list, 1));
+      sqlite3_stmt* cols = nullptr;
+      sqlite3_prepare_v2(db_, fmt::format("PRAGMA index_info({})", quote(index)).c_str(), -1, &cols, nullptr);
+      std::set<std::string> have;
+      while (cols && sqlite3_step(cols) == SQLITE_ROW) {
+        if (const unsigned char* n = sqlite3_column_text(cols, 2)) have.insert(reinterpret_cast<const char*>(n));
+      }
+      sqlite3_finalize(cols);
+      found = have == wanted;
+    }
+    sqlite3_finalize(list);
+    return found;
+  }
+
+  void prepare_insert() {
+    std::string names, marks, updates;
+    for (const auto& c : columns_) {
+      names += (names.empty() ? "" : ", ") + quote(c.name);
+      marks += marks.empty() ? "?" : ", ?";
+      if (std::find(key_.begin(), key_.end(), c.name) == key_.end()) {
+        updates += fmt::format("{}{} = excluded.{}", updates.empty() ? "" : ", ", quote(c.name), quote(c.name));
+      }
+    }
+    std::string sql = fmt::format("INSERT INTO {} ({}) VALUES ({})", quote(table_), names, marks);
+    if (!key_.empty()) {
+      std::string keys;
+      for (const auto& k : key_) keys += (keys.empty() ? "" : ", ") + quote(k);
+      sql += updates.empty() ? fmt::format(" ON CONFLICT ({}) DO NOTHING", keys)
+                             : fmt::format(" ON CONFLICT ({}) DO UPDATE SET {}", keys, updates);
+    }
+    if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK) {
+      throw NodeError(fmt::format("preparing the insert into '{}' failed: {}", table_, sqlite3_errmsg(db_)));
+    }
+  }
+
+  void bind(int index, const Column& column, const Value* v) {
+    if (!v || v->is_null()) {
+      sqlite3_bind_null(insert_, index);
+    } else if (const auto* b = v->as_bool()) {
+      sqlite3_bind_int(insert_, index, *b ? 1 : 0);
+    } else if (const auto* i = v->as_int()) {
+      sqlite3_bind_int64(insert_, index, *i);
+    } else if (const auto* d = v->as_double()) {
+      sqlite3_bind_double(insert_, index, *d);
+    } else if (const auto* s = v->as_string()) {
+      sqlite3_bind_text(insert_, index, s->data(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
+    } else if (const auto* bytes = v->as_bytes()) {
+      auto view = bytes->view();
+      if (column.type == "BLOB") {
+        sqlite3_bind_blob(insert_, index, view.data(), static_cast<int>(view.size()), SQLITE_TRANSIENT);
+      } else {
+        sqlite3_bind_text(insert_, index, view.data(), static_cast<int>(view.size()), SQLITE_TRANSIENT);
+      }
+    } else {
+      std::string json;
+      append_json(json, *v);
+      sqlite3_bind_text(insert_, index, json.data(), static_cast<int>(json.size()), SQLITE_TRANSIENT);
+    }
+  }
+
+  std::string id_, path_, table_;
+  std::vector<Column> columns_;
+  std::vector<std::string> key_;
+  std::size_t rows_;
+  std::chrono::nanoseconds interval_;
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* insert_ = nullptr;
+  std::vector<Record> pending_;
+  std::uint64_t committed_ = 0;
+};
+
+std::string check_pragma_value(const Value& v) {
+  std::string text = v.to_text();
+  bool number = !text.empty() && std::all_of(text.begin() + (text[0] == '-' ? 1 : 0), text.end(),
+                                             [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  if (number || plain_identifier(text)) return "";
+  return fmt::format("'{}' is not a number or a plain word", text);
+}
+
+Schema batch_schema() {
+  return Schema({
+      FieldSpec::integer("rows", "rows per transaction").with_default("1000").at_least(1),
+      FieldSpec::duration("interval", "the longest a row waits before its transaction commits").with_default("200ms"),
+  });
+}
+
+void check(const Config& c, const Location& owner, Diagnostics& diags) {
+  std::set<std::string> names;
+  for (const auto& [name, type] : c.map("columns")) names.insert(name);
+  if (names.empty()) diags.error(owner, "store.sqlite needs at least one column in 'columns'");
+  for (const auto& k : c.list("key")) {
+    std::string name = std::get<Value>(k.v).to_text();
+    if (!names.count(name)) diags.error(k.where, fmt::format("key column '{}' is not one of the columns", name));
+  }
+  for (const auto& [column, field] : c.map("fields")) {
+    if (!names.count(column)) {
+      diags.error(field.where, fmt::format("fields: '{}' is not one of the columns", column));
+    }
+  }
+}
+
+}  // namespace
+
+NodeType store_sqlite_type() {
+  NodeType t;
+  t.name = "store.sqlite";
+  t.kind = NodeKind::sink;
+  t.summary = "writes records to a SQLite table (WAL, one transaction per batch, optional UPSERT on a key)";
+  t.ports = {{"in", PortDirection::input, "records to store"}};
+  auto identifier = [](std::string name, std::string doc) {
+    return FieldSpec::string(std::move(name), std::move(doc)).validated_by(check_identifier);
+  };
+  t.schema = Schema(
+      {
+          FieldSpec::string("path", "the database file (created when missing)").make_required(),
+          identifier("table", "the table (created when missing; an existing one must have the same columns)")
+              .make_required(),
+          FieldSpec::map("columns",
+                         FieldSpec::enumeration("type", kSqlTypes, "SQL type"),
+                         "column name -> SQL type, in table order; each column reads the record field of the same "
+                         "name unless 'fields' says otherwise")
+              .keys_validated_by(check_identifier)
+              .make_required(),
+          FieldSpec::map("fields", FieldSpec::string("field", "a record field"), "column -> record field, where they differ")
+              .with_default(""),
+          FieldSpec::list("key", FieldSpec::string("column", "a column").validated_by(check_identifier),
+                          "columns that identify a row: writes become UPSERTs (ON CONFLICT DO UPDATE)")
+              .with_default(""),
+          FieldSpec::object_of("batch", batch_schema(), "transaction size and latency").with_default("{}"),
+          FieldSpec::map("pragmas", FieldSpec::scalar("value", "a number or a plain word").validated_by(check_pragma_value),
+                         "PRAGMA overrides, e.g. {synchronous: FULL, cache_size: -65536}")
+              .keys_validated_by(check_identifier)
+              .with_default(""),
+      },
+      check);
+  t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
+    const Config& c = ctx.config;
+    std::vector<Column> columns;
+    for (const auto& [name, type] : c.map("columns")) {
+      std::string field = name;
+      for (const auto& [column, f] : c.map("fields")) {
+        if (column == name) field = std::get<Value>(f.v).to_text();
+      }
+      columns.push_back(Column{name, std::get<Value>(type.v).to_text(), field});
+    }
+    std::vector<std::string> key;
+    for (const auto& k : c.list("key")) key.push_back(std::get<Value>(k.v).to_text());
+    std::vector<std::pair<std::string, std::string>> pragmas;
+    for (const auto& [name, value] : c.map("pragmas")) pragmas.emplace_back(name, std::get<Value>(value.v).to_text());
+    const Config& batch = c.object("batch");
+    return std::make_unique<SqliteStore>(ctx.id, c.string("path"), c.string("table"), std::move(columns),
+                                         std::move(key), static_cast<std::size_t>(batch.integer("rows")),
+                                         batch.duration("interval"), std::move(pragmas));
+  };
+  t.example = R"(- id: store
+  type: store.sqlite
+  path: shop.db
+  table: items
+  columns: {url: TEXT, name: TEXT, price: REAL, fetched_at: REAL}
+  key: [url]
+  batch: {rows: 1000, interval: 200ms})";
+  return t;
+}
+
+}  // namespace sluice::nodes

@@ -1,0 +1,228 @@
+// store.sqlite with real SQLite files.
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <thread>
+
+#include "../process.hpp"
+#include "../support.hpp"
+
+using namespace sluice;
+using test::TempDir;
+
+namespace {
+
+// Runs a query and returns its rows as "a|b|c" strings.
+std::vector<std::string> query(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  std::vector<std::string> rows;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+    std::string error = sqlite3_errmsg(db);
+    sqlite3_close(db);
+    throw std::runtime_error(error);
+  }
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    std::string row;
+    for (int i = 0; i < sqlite3_column_count(st); ++i) {
+      const unsigned char* text = sqlite3_column_text(st, i);
+      row += (i ? "|" : "") + std::string(text ? reinterpret_cast<const char*>(text) : "NULL");
+    }
+    rows.push_back(row);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return rows;
+}
+
+std::string store_pipeline(const std::string& db, int to, const std::string& store_extra = "",
+                           const std::string& middle = "", const std::string& settings = "batch: 100") {
+  return fmt::format(R"(pipeline: store_test
+settings: {{{settings}}}
+nodes:
+  - id: src
+    type: source.list
+    template: "https://x.example/p/{{n}}"
+    to: {to}
+  - id: tag
+    type: set
+    fields: {{name: "item {{n}}", price: 2.5}}
+{middle}
+  - id: store
+    type: store.sqlite
+    path: {db}
+    table: items
+    columns: {{url: TEXT, n: INTEGER, name: TEXT, price: REAL}}
+{extra}
+edges:
+  - src -> tag -> {next}
+)",
+                     fmt::arg("settings", settings), fmt::arg("to", to), fmt::arg("middle", middle), fmt::arg("db", db),
+                     fmt::arg("extra", store_extra), fmt::arg("next", middle.empty() ? "store" : "boom -> store"));
+}
+
+}  // namespace
+
+TEST_CASE("store.sqlite creates the table and stores every record with typed columns", "[store]") {
+  TempDir dir;
+  std::string db = dir.file("shop.db");
+  RunReport report = run_pipeline(test::plan_of(store_pipeline(db, 2500)));
+  REQUIRE(report.errors.empty());
+  CHECK(query(db, "SELECT count(*), sum(n), typeof(n), typeof(price) FROM items") ==
+        std::vector<std::string>{"2500|3126250|integer|real"});
+  CHECK(query(db, "SELECT url, n, name, price FROM items WHERE n = 7") ==
+        std::vector<std::string>{"https://x.example/p/7|7|item 7|2.5"});
+  CHECK(query(db, "PRAGMA journal_mode") == std::vector<std::string>{"wal"});
+  CHECK(test::stats_of(report, "store").records_in == 2500);
+}
+
+TEST_CASE("a key makes writes UPSERTs: running twice leaves no duplicates", "[store]") {
+  TempDir dir;
+  std::string db = dir.file("shop.db");
+  for (int run = 0; run < 2; ++run) {
+    RunReport report = run_pipeline(test::plan_of(store_pipeline(db, 1000, "    key: [url]")));
+    REQUIRE(report.errors.empty());
+  }
+  CHECK(query(db, "SELECT count(*), count(DISTINCT url) FROM items") == std::vector<std::string>{"1000|1000"});
+}
+
+TEST_CASE("an existing table with other columns is refused with a clear error", "[store]") {
+  TempDir dir;
+  std::string db = dir.file("shop.db");
+  sqlite3* h = nullptr;
+  sqlite3_open(db.c_str(), &h);
+  sqlite3_exec(h, "CREATE TABLE items (url TEXT, title TEXT)", nullptr, nullptr, nullptr);
+  sqlite3_close(h);
+  RunReport report = run_pipeline(test::plan_of(store_pipeline(db, 10)));
+  REQUIRE(report.errors.size() == 1);
+  CHECK(report.errors[0].to_string() ==
+        fmt::format("node 'store': table 'items' in '{}' exists with columns (url TEXT, title TEXT), but this node "
+                    "writes (url TEXT, n INTEGER, name TEXT, price REAL); use another table or migrate it",
+                    db));
+  CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{"0"});
+}
+
+TEST_CASE("a batch that cannot commit is rolled back whole and reported with its cause", "[store]") {
+  TempDir dir;
+  std::string db = dir.file("small.db");
+  // A database capped at a few pages fills up like a full disk: SQLITE_FULL.
+  RunReport report = run_pipeline(test::plan_of(
+      store_pipeline(db, 20000, "    batch: {rows: 500}\n    pragmas: {max_page_count: 40, page_size: 4096}")));
+  CHECK(report.status == RunStatus::failed);
+  REQUIRE_FALSE(report.errors.empty());
+  CHECK(report.errors[0].to_string().starts_with(
+      fmt::format("node 'store': batch of 500 rows rolled back, nothing of it stored in '{}'", db)));
+  CHECK(report.errors[0].message.find("database or disk is full") != std::string::npos);
+  auto count = std::stoi(query(db, "SELECT count(*) FROM items")[0]);
+  CHECK(count > 0);
+  CHECK(count % 500 == 0);  // whole batches only
+  CHECK(query(db, "PRAGMA integrity_check") == std::vector<std::string>{"ok"});
+}
+
+TEST_CASE("a locked database gives a clear error after busy_timeout and no partial batch", "[store]") {
+  TempDir dir;
+  std::string db = dir.file("locked.db");
+  sqlite3* holder = nullptr;
+  sqlite3_open(db.c_str(), &holder);
+  sqlite3_exec(holder, "PRAGMA journal_mode=WAL; CREATE TABLE items (url TEXT, n INTEGER, name TEXT, price REAL);",
+               nullptr, nullptr, nullptr);
+  sqlite3_exec(holder, "BEGIN IMMEDIATE; INSERT INTO items VALUES ('held', 0, 'x', 0);", nullptr, nullptr, nullptr);
+  RunReport report = run_pipeline(test::plan_of(store_pipeline(db, 50, "    pragmas: {busy_timeout: 200}")));
+  sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(holder);
+  CHECK(report.status == RunStatus::failed);
+  REQUIRE_FALSE(report.errors.empty());
+  CHECK(report.errors[0].message.find("database is locked") != std::string::npos);
+  CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{"0"});
+}
+
+TEST_CASE("a database path that cannot be created fails the run before it starts", "[store]") {
+  RunReport report = run_pipeline(test::plan_of(store_pipeline("/proc/sluice-no-such-dir/x.db", 10)));
+  REQUIRE(report.errors.size() == 1);
+  CHECK(report.errors[0].to_string() ==
+        "node 'store': cannot open database '/proc/sluice-no-such-dir/x.db': unable to open database file");
+  CHECK(test::stats_of(report, "src").records_out == 0);
+}
+
+TEST_CASE("when a node fails, every record that reached the store is committed", "[store]") {
+  TempDir dir;
+  std::string db = dir.file("shop.db");
+  RunReport report = run_pipeline(test::plan_of(store_pipeline(
+      db, 1000000, "    batch: {rows: 100000, interval: 1h}", "  - id: boom\n    type: test.fail\n    equals: 30000",
+      "batch: 100")));
+  CHECK(report.status == RunStatus::failed);
+  auto received = test::stats_of(report, "store").records_in;
+  CHECK(received > 0);
+  CHECK(received < 30000);
+  CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{std::to_string(received)});
+}
+
+TEST_CASE("a limit upstream never waits on a store batch: a full limit makes the store commit", "[store][limit]") {
+  TempDir dir;
+  std::string db = dir.file("shop.db");
+  auto started = std::chrono::steady_clock::now();
+  RunReport report = run_pipeline(test::plan_of(store_pipeline(
+      db, 400, "    batch: {rows: 1000, interval: 1h}", "  - id: boom\n    type: limit\n    max_in_flight: 4",
+      "batch: 10")));
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  REQUIRE(report.errors.empty());
+  CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{"400"});
+  // Waiting for the batch to fill (or for its 1 h interval) would never finish.
+  CHECK(elapsed < std::chrono::seconds(60));
+}
+
+TEST_CASE("two store nodes write to two tables of one database", "[store]") {
+  TempDir dir;
+  std::string db = dir.file("shop.db");
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: two_tables
+nodes:
+  - id: src
+    type: source.list
+    template: "u{{n}}"
+    to: 3000
+  - id: boom
+    type: test.fail
+    equals: 7
+    on_error: route
+  - id: items
+    type: store.sqlite
+    path: {0}
+    table: items
+    columns: {{url: TEXT, n: INTEGER}}
+  - id: failures
+    type: store.sqlite
+    path: {0}
+    table: failures
+    columns: {{url: TEXT}}
+edges:
+  - src -> boom -> items
+  - boom.error -> failures
+)",
+                                        db));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{"2999"});
+  CHECK(query(db, "SELECT url FROM failures") == std::vector<std::string>{"u7"});
+}
+
+TEST_CASE("SIGINT during a run exits 130 with every received record committed", "[store][signal]") {
+  TempDir dir;
+  std::string db = dir.file("shop.db");
+  test::write_file(dir.file("p.yaml"), store_pipeline(db, 100000000, "    batch: {rows: 5000, interval: 1h}"));
+  test::Process p({SLUICE_BINARY, "run", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  p.signal(SIGINT);
+  CHECK(p.wait() == 130);
+  std::string err = test::read_file(dir.file("stderr"));
+  // The stats table line of the store: "store  store.sqlite  <in> ..."
+  auto at = err.find("\nstore ");
+  REQUIRE(at != std::string::npos);
+  std::istringstream line(err.substr(at + 1));
+  std::string id, type;
+  std::uint64_t in = 0;
+  line >> id >> type >> in;
+  CHECK(in > 0);
+  CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{std::to_string(in)});
+}
