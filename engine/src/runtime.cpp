@@ -118,7 +118,15 @@ thread_local ReleaseScope* ReleaseScope::current_ = nullptr;
 
 class LimitPermits final : public PermitSource {
  public:
-  void attach(LimiterNode& limiter) { limiter_ = &limiter; }
+  using DeferredNode = tbb::flow::function_node<long, tbb::flow::continue_msg>;
+
+  void attach(tbb::flow::graph& g, LimiterNode& limiter) {
+    limiter_ = &limiter;
+    deferred_ = std::make_unique<DeferredNode>(g, tbb::flow::serial, [this](long n) {
+      decrement(n);
+      return tbb::flow::continue_msg{};
+    });
+  }
   PermitRef issue() {
     admitted_.fetch_add(1, std::memory_order_relaxed);
     return std::make_shared<const Permit>(*this);
@@ -129,22 +137,46 @@ class LimitPermits final : public PermitSource {
   void release(long n) noexcept {
     released_.fetch_add(n, std::memory_order_relaxed);
     if (!open_.load(std::memory_order_acquire)) return;
-    // One slot at a time: the limiter then forwards the next record inline on this thread (through
-    // the lightweight admission node) instead of spawning a TBB task for each extra free slot.
-    for (long i = 0; i < n; ++i) limiter_->decrementer().try_put(1);
+    // Inside a limiter's forward (the admission body and what it runs inline) the limiter holds its
+    // successor lock: decrementing there would re-enter it and deadlock, so a task does it later.
+    if (Admission::active()) {
+      deferred_->try_put(n);
+      return;
+    }
+    decrement(n);
   }
+  // Marks the admission body running on this thread.
+  class Admission {
+   public:
+    Admission() { ++depth_; }
+    ~Admission() { --depth_; }
+    static bool active() { return depth_ > 0; }
+
+   private:
+    static thread_local int depth_;
+  };
   void close() { open_.store(false, std::memory_order_release); }
+  void reset_nodes() { deferred_.reset(); }
   bool saturated() const { return admitted_.load() - released_.load() >= max_; }
   void set_max(std::int64_t max) { max_ = max; }
   std::int64_t admitted() const { return admitted_.load(); }
   std::int64_t released() const { return released_.load(); }
 
  private:
+  // One slot at a time: the limiter then forwards the next record inline on this thread (through
+  // the lightweight admission node) instead of spawning a TBB task for each extra free slot.
+  void decrement(long n) noexcept {
+    for (long i = 0; i < n; ++i) limiter_->decrementer().try_put(1);
+  }
+
   LimiterNode* limiter_ = nullptr;
+  std::unique_ptr<DeferredNode> deferred_;
   std::int64_t max_ = 0;
   std::atomic<bool> open_{true};
   std::atomic<std::int64_t> admitted_{0}, released_{0};
 };
+
+thread_local int LimitPermits::Admission::depth_ = 0;
 
 struct LiveStats {
   std::atomic<std::uint64_t> in{0}, out{0}, errors{0};
@@ -571,7 +603,7 @@ void Run::build_limit(Vertex& v) {
   v.limit_permits = std::make_unique<LimitPermits>();
   v.limit_queue = std::make_unique<QueueNode>(g);
   v.limiter = std::make_unique<LimiterNode>(g, static_cast<std::size_t>(config.max_in_flight()));
-  v.limit_permits->attach(*v.limiter);
+  v.limit_permits->attach(g, *v.limiter);
   v.limit_permits->set_max(config.max_in_flight());
   // Records queue one by one in front of the limiter: queue_node is reservable, so nothing is
   // dropped at the bound. Each record keeps its source batch's tickets while it waits.
@@ -588,11 +620,13 @@ void Run::build_limit(Vertex& v) {
   });
   const bool after_fetch = config.release_after_fetch();
   v.limit_admit = std::make_unique<HandOffNode>(g, tbb::flow::unlimited, [this, &v, after_fetch](const Message& m) noexcept {
-    // The permit is issued even when cancelled so that every admitted slot has an owner that
-    // releases it; the message is then simply dropped.
+    // Runs inline inside the limiter's forward, which holds the limiter's locks: nothing here (or
+    // inline below it) may drop a record, or its permit's release would re-enter the limiter and
+    // deadlock. Even when cancelled the record goes on; the next queueing node or async node drops it.
+    LimitPermits::Admission admission;
     PermitRef permit = v.limit_permits->issue();
-    if (cancelled()) return tbb::flow::continue_msg{};
     for (Record& r : m->records) (after_fetch ? r.fetch_permits : r.permits).push_back(permit);
+    permit.reset();  // the records own it now
     v.stats.out.fetch_add(m->records.size(), std::memory_order_relaxed);
     v.outputs[0].send(m);
     return tbb::flow::continue_msg{};
@@ -606,7 +640,8 @@ void Run::build_async(Vertex& v) {
   auto& node = static_cast<AsyncNode&>(*v.impl);
   v.async = std::make_unique<AsyncFlowNode>(
       g, tbb::flow::unlimited, [this, &v, &node](const Message& m, AsyncGateway&) noexcept {
-        if (cancelled()) return;
+        // Records are submitted even when the run is cancelled: the node fails them on its own
+        // thread. Dropping them here could release a limit permit inside the limiter's forward.
         v.stats.in.fetch_add(m->records.size(), std::memory_order_relaxed);
         for (Record& r : m->records) {
           // The record carries its batch's tickets while the node holds it.
@@ -859,6 +894,7 @@ RunReport Run::execute() {
       if (v.limit_permits) v.limit_permits->close();
     }
     for (auto& v : vertices_) {
+      if (v.limit_permits) v.limit_permits->reset_nodes();
       v.input.reset();
       v.handoff.reset();
       v.limit_admit.reset();
