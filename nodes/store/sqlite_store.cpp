@@ -71,9 +71,15 @@ class SqliteStore final : public SinkNode {
         settings.emplace_back(name, value);
       }
     }
-    for (const auto& [name, value] : settings) exec(fmt::format("PRAGMA {}={}", name, value), "setting PRAGMA " + name);
-    prepare_table();
-    prepare_insert();
+    try {
+      for (const auto& [name, value] : settings) exec(fmt::format("PRAGMA {}={}", name, value), "setting PRAGMA " + name);
+      prepare_table();
+      prepare_insert();
+    } catch (...) {
+      sqlite3_finalize(insert_);
+      sqlite3_close(db_);
+      throw;
+    }
   }
 
   ~SqliteStore() override {
