@@ -87,31 +87,36 @@ class SqliteStore final : public SinkNode {
     sqlite3_close(db_);
   }
 
+  // Rows are inserted as they arrive, inside a transaction that commits every `rows` rows (or on
+  // flush()). Until COMMIT the store keeps only the rows' permits, so a limit upstream still counts
+  // them as in flight; a failed batch is rolled back whole, and nothing of it is ever visible.
   void write(std::vector<Record>& records) override {
-    for (Record& r : records) pending_.push_back(std::move(r));
-    records.clear();
-    if (pending_.size() >= rows_) flush();
-  }
-
-  bool buffered() const override { return !pending_.empty(); }
-  std::chrono::nanoseconds max_delay() const override { return interval_; }
-
-  // One transaction for everything pending; on any error the whole batch is rolled back and the
-  // records are dropped (their limit slots released) with the cause reported.
-  void flush() override {
-    if (pending_.empty()) return;
-    std::vector<Record> batch = std::move(pending_);
-    pending_.clear();
-    exec("BEGIN IMMEDIATE", fmt::format("starting a transaction for {} rows", batch.size()));
-    for (const Record& r : batch) {
+    for (Record& r : records) {
+      if (!in_transaction_) {
+        exec("BEGIN IMMEDIATE", "starting a transaction");
+        in_transaction_ = true;
+      }
       for (std::size_t i = 0; i < columns_.size(); ++i) bind(static_cast<int>(i + 1), columns_[i], r.get(columns_[i].field));
       int rc = sqlite3_step(insert_);
       sqlite3_reset(insert_);
-      if (rc != SQLITE_DONE) rollback(batch.size(), r.describe());
+      if (rc != SQLITE_DONE) rollback(pending_rows_ + 1, r.describe());
+      ++pending_rows_;
+      for (auto& p : r.permits) held_.push_back(std::move(p));
+      for (auto& p : r.fetch_permits) held_.push_back(std::move(p));
+      if (pending_rows_ >= rows_) flush();
     }
-    sqlite3_clear_bindings(insert_);
-    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) rollback(batch.size(), "");
-    committed_ += batch.size();
+    records.clear();
+  }
+
+  bool buffered() const override { return in_transaction_; }
+  std::chrono::nanoseconds max_delay() const override { return interval_; }
+
+  void flush() override {
+    if (!in_transaction_) return;
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) rollback(pending_rows_, "");
+    in_transaction_ = false;
+    pending_rows_ = 0;
+    held_.clear();  // committed: the rows' limit slots are free now
   }
 
   void close() override {
@@ -123,6 +128,9 @@ class SqliteStore final : public SinkNode {
   [[noreturn]] void rollback(std::size_t rows, const std::string& record) {
     std::string why = fmt::format("{} ({})", sqlite3_errmsg(db_), sqlite3_errstr(sqlite3_extended_errcode(db_)));
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    in_transaction_ = false;
+    pending_rows_ = 0;
+    held_.clear();
     throw NodeError(fmt::format("batch of {} rows rolled back, nothing of it stored in '{}'{}: {}", rows, path_,
                                 record.empty() ? "" : fmt::format(" (at record '{}')", record), why));
   }
@@ -249,8 +257,9 @@ class SqliteStore final : public SinkNode {
   std::chrono::nanoseconds interval_;
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
-  std::vector<Record> pending_;
-  std::uint64_t committed_ = 0;
+  bool in_transaction_ = false;
+  std::size_t pending_rows_ = 0;
+  std::vector<PermitRef> held_;
 };
 
 std::string check_pragma_value(const Value& v) {
