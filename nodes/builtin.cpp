@@ -24,6 +24,7 @@ void register_builtin_nodes(Registry& registry) {
   registry.add(nodes::limit_type());
   registry.add(nodes::fetch_type());
   registry.add(nodes::store_sqlite_type());
+  registry.add(nodes::parse_html_type());
   registry.add(nodes::test_fail_type());
 }
 

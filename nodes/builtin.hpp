@@ -13,6 +13,7 @@ NodeType test_fail_type();
 NodeType limit_type();
 NodeType fetch_type();
 NodeType store_sqlite_type();
+NodeType parse_html_type();
 
 // The standard ports of a transform: in, out, error.
 std::vector<PortSpec> transform_ports();

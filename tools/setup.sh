@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libtbb-dev libcurl4-openssl-dev libsqlite3-dev libyaml-cpp-dev libfmt-dev catch2
-  libcli11-dev libcpp-httplib-dev zlib1g-dev
+  libcli11-dev libcpp-httplib-dev zlib1g-dev libxml2-dev libre2-dev
 )
 # `setup.sh --bench` adds what the benchmarks under bench/ use.
 if [[ ${1:-} == --bench ]]; then

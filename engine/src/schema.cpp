@@ -386,6 +386,16 @@ std::optional<ConfigValue> convert(const FieldSpec& field, const SpecNode& node,
       return out;
     }
     case FieldType::object: {
+      if (node.is_scalar() && !field.shorthand.empty()) {
+        SpecNode expanded;
+        expanded.kind = SpecNode::Kind::map;
+        expanded.where = node.where;
+        SpecNode key = node;
+        key.scalar = field.shorthand;
+        key.quoted = false;
+        expanded.entries.emplace_back(std::move(key), node);
+        return convert(field, expanded, label, diags);
+      }
       if (!node.is_map()) {
         diags.error(node.where, fmt::format("{}: expected a map, got {}", label, node.describe()));
         return std::nullopt;

@@ -50,6 +50,8 @@ struct FieldSpec {
   std::optional<std::int64_t> min;          // integer lower bound
   // Extra check of a scalar value (after type conversion): returns an error message, or "" when fine.
   std::function<std::string(const Value&)> validator;
+  // For objects: a plain scalar stands for {shorthand: scalar} ("price: span.price").
+  std::string shorthand;
   // For maps: a check of each key, like `validator`.
   std::function<std::string(const Value&)> key_validator;
 

@@ -1,0 +1,326 @@
+// parse.html: extracts items and fields from HTML pages with libxml2's recovering HTML parser and
+// XPath 1.0 (CSS selectors are translated), and emits the page's links.
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <libxml/HTMLparser.h>
+#include <libxml/xpath.h>
+#include <re2/re2.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "../builtin.hpp"
+#include "selector.hpp"
+
+namespace sluice::nodes {
+namespace {
+
+using parse::Selector;
+
+struct FieldRule {
+  std::string name;
+  Selector selector;
+  std::string selector_text;
+  bool all = false;
+  bool required = false;
+  std::shared_ptr<const RE2> regex;
+};
+
+// Compiled XPath expressions are per thread (libxml2 objects are not shared between threads).
+class CompiledCache {
+ public:
+  xmlXPathCompExprPtr get(const std::string& xpath) {
+    auto it = cache_.find(xpath);
+    if (it != cache_.end()) return it->second.get();
+    xmlXPathCompExprPtr compiled = xmlXPathCompile(reinterpret_cast<const xmlChar*>(xpath.c_str()));
+    cache_.emplace(xpath, Ptr(compiled));
+    return compiled;
+  }
+
+ private:
+  struct Free {
+    void operator()(xmlXPathCompExprPtr p) const { xmlXPathFreeCompExpr(p); }
+  };
+  using Ptr = std::unique_ptr<xmlXPathCompExpr, Free>;
+  std::map<std::string, Ptr> cache_;
+};
+
+std::string collapse(std::string_view s) {
+  std::string out;
+  bool space = false;
+  for (char c : s) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      space = !out.empty();
+    } else {
+      if (space) out.push_back(' ');
+      space = false;
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string xml_string(xmlChar* s) {
+  std::string out = s ? reinterpret_cast<const char*>(s) : "";
+  xmlFree(s);
+  return out;
+}
+
+std::string node_value(xmlNodePtr node, const Selector& sel) {
+  switch (sel.pick) {
+    case Selector::Pick::attribute:
+      return collapse(xml_string(xmlGetProp(node, reinterpret_cast<const xmlChar*>(sel.attribute.c_str()))));
+    case Selector::Pick::own_text: {
+      std::string text;
+      for (xmlNodePtr c = node->children; c; c = c->next) {
+        if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) {
+          text += reinterpret_cast<const char*>(c->content ? c->content : reinterpret_cast<const xmlChar*>(""));
+        }
+      }
+      return collapse(text);
+    }
+    case Selector::Pick::string_value:
+      return collapse(xml_string(xmlXPathCastNodeToString(node)));
+  }
+  return "";
+}
+
+// Evaluates `sel` at `context`: every value (all) or the first, as strings.
+std::vector<std::string> evaluate(xmlXPathContextPtr ctx, CompiledCache& cache, xmlNodePtr context,
+                                  const Selector& sel, bool all) {
+  std::vector<std::string> out;
+  xmlXPathCompExprPtr expr = cache.get(sel.xpath);
+  if (!expr) return out;
+  ctx->node = context;
+  xmlXPathObjectPtr result = xmlXPathCompiledEval(expr, ctx);
+  if (!result) return out;
+  if (result->type == XPATH_NODESET) {
+    if (!xmlXPathNodeSetIsEmpty(result->nodesetval)) {
+      for (int i = 0; i < result->nodesetval->nodeNr; ++i) {
+        out.push_back(node_value(result->nodesetval->nodeTab[i], sel));
+        if (!all) break;
+      }
+    }
+  } else {
+    out.push_back(collapse(xml_string(xmlXPathCastToString(result))));
+  }
+  xmlXPathFreeObject(result);
+  return out;
+}
+
+std::vector<xmlNodePtr> nodes(xmlXPathContextPtr ctx, CompiledCache& cache, xmlNodePtr context, const Selector& sel) {
+  std::vector<xmlNodePtr> out;
+  xmlXPathCompExprPtr expr = cache.get(sel.xpath);
+  if (!expr) return out;
+  ctx->node = context;
+  xmlXPathObjectPtr result = xmlXPathCompiledEval(expr, ctx);
+  if (result && result->type == XPATH_NODESET && !xmlXPathNodeSetIsEmpty(result->nodesetval)) {
+    for (int i = 0; i < result->nodesetval->nodeNr; ++i) out.push_back(result->nodesetval->nodeTab[i]);
+  }
+  xmlXPathFreeObject(result);
+  return out;
+}
+
+// Resolves `href` against `base` and normalizes it; empty for non-http(s) or invalid links.
+std::string resolve_link(const std::string& base, const std::string& href) {
+  CURLU* u = curl_url();
+  std::string out;
+  if (curl_url_set(u, CURLUPART_URL, base.c_str(), 0) == CURLUE_OK &&
+      curl_url_set(u, CURLUPART_URL, href.c_str(), 0) == CURLUE_OK) {
+    char* scheme = nullptr;
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    std::string sch = scheme ? scheme : "";
+    curl_free(scheme);
+    if (sch == "http" || sch == "https") {
+      curl_url_set(u, CURLUPART_FRAGMENT, nullptr, 0);
+      char* host = nullptr;
+      if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
+        std::string lower = host;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        curl_url_set(u, CURLUPART_HOST, lower.c_str(), 0);
+      }
+      curl_free(host);
+      char* full = nullptr;
+      if (curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT) == CURLUE_OK && full) out = full;
+      curl_free(full);
+    }
+  }
+  curl_url_cleanup(u);
+  return out;
+}
+
+class HtmlParser final : public TransformNode {
+ public:
+  HtmlParser(std::string body_field, std::string url_field, std::optional<Selector> items, std::vector<FieldRule> fields,
+             std::optional<Selector> links)
+      : body_field_(std::move(body_field)), url_field_(std::move(url_field)), items_(std::move(items)),
+        fields_(std::move(fields)), links_(std::move(links)) {}
+
+  void process(Record& page, Emitter& out) override {
+    const Value* body = page.get(body_field_);
+    std::string_view html;
+    if (body && body->as_bytes()) html = body->as_bytes()->view();
+    if (body && body->as_string()) html = *body->as_string();
+    std::string page_url = text_of(page.get(url_field_));
+    if (page_url.empty()) page_url = text_of(page.get("url"));
+    thread_local CompiledCache cache;
+    htmlDocPtr doc = htmlReadMemory(html.data(), static_cast<int>(html.size()), page_url.c_str(), nullptr,
+                                    HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
+                                        HTML_PARSE_COMPACT);
+    if (!doc) {
+      out.fail(std::move(page), fmt::format("cannot parse the HTML of '{}'", page_url));
+      return;
+    }
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    xmlNodePtr root = reinterpret_cast<xmlNodePtr>(doc);
+    if (links_) emit_links(page, page_url, ctx, cache, root, out);
+    std::vector<xmlNodePtr> item_nodes = items_ ? nodes(ctx, cache, root, *items_) : std::vector<xmlNodePtr>{root};
+    for (xmlNodePtr item : item_nodes) {
+      Record r = page.derive();
+      r.meta.origin_url = page_url;
+      r.set("page_url", Value(page_url));
+      std::string problem;
+      for (const auto& f : fields_) {
+        auto values = evaluate(ctx, cache, item, f.selector, f.all);
+        std::vector<std::string> kept;
+        for (auto& v : values) {
+          if (f.regex) {
+            std::string capture;
+            bool matched = f.regex->NumberOfCapturingGroups() > 0 ? RE2::PartialMatch(v, *f.regex, &capture)
+                                                                  : RE2::PartialMatch(v, *f.regex);
+            if (!matched) continue;
+            if (f.regex->NumberOfCapturingGroups() > 0) v = capture;
+          }
+          if (!v.empty()) kept.push_back(std::move(v));
+        }
+        if (kept.empty() && f.required && problem.empty()) {
+          problem = fmt::format("required field '{}' not found (selector '{}')", f.name, f.selector_text);
+        }
+        if (f.all) {
+          List list;
+          for (auto& k : kept) list.emplace_back(std::move(k));
+          r.set(f.name, Value(std::move(list)));
+        } else {
+          r.set(f.name, kept.empty() ? Value() : Value(std::move(kept.front())));
+        }
+      }
+      if (!problem.empty()) {
+        out.fail(std::move(r), std::move(problem));
+      } else {
+        out.emit(std::move(r), 0);
+      }
+    }
+    xmlXPathFreeContext(ctx);
+    xmlFreeDoc(doc);
+  }
+
+ private:
+  static std::string text_of(const Value* v) { return v && v->as_string() ? *v->as_string() : ""; }
+
+  void emit_links(const Record& page, const std::string& page_url, xmlXPathContextPtr ctx, CompiledCache& cache,
+                  xmlNodePtr root, Emitter& out) {
+    static const Selector kBase = *parse::compile_selector("base[href]::attr(href)", false, nullptr);
+    std::string base = page_url;
+    if (auto b = evaluate(ctx, cache, root, kBase, false); !b.empty() && !b.front().empty()) {
+      std::string resolved = resolve_link(page_url, b.front());
+      if (!resolved.empty()) base = resolved;
+    }
+    for (const auto& href : evaluate(ctx, cache, root, *links_, true)) {
+      std::string url = resolve_link(base, href);
+      if (url.empty()) continue;
+      Record link = page.derive();
+      link.meta.depth = page.meta.depth + 1;
+      link.meta.origin_url = page_url;
+      link.set("url", Value(std::move(url)));
+      link.set("depth", Value(static_cast<std::int64_t>(link.meta.depth)));
+      link.set("from_url", Value(page_url));
+      out.emit(std::move(link), 1);
+    }
+  }
+
+  std::string body_field_, url_field_;
+  std::optional<Selector> items_;
+  std::vector<FieldRule> fields_;
+  std::optional<Selector> links_;
+};
+
+std::string check_selector(const Value& v) {
+  std::string error;
+  if (parse::compile_selector(v.to_text(), false, &error)) return "";
+  return error;
+}
+
+std::string check_regex(const Value& v) {
+  RE2 re(v.to_text(), RE2::Quiet);
+  if (re.ok()) return "";
+  return fmt::format("invalid regular expression '{}': {}", v.to_text(), re.error());
+}
+
+Schema field_schema() {
+  return Schema({
+      FieldSpec::string("select", "CSS or XPath selector, relative to the item").make_required().validated_by(check_selector),
+      FieldSpec::boolean("all", "every match as a list instead of the first").with_default("false"),
+      FieldSpec::string("regex", "keep the first capture group (or the match) of this RE2 expression")
+          .validated_by(check_regex),
+      FieldSpec::boolean("required", "a record without this field is an error (on_error)").with_default("false"),
+  });
+}
+
+}  // namespace
+
+NodeType parse_html_type() {
+  NodeType t;
+  t.name = "parse.html";
+  t.kind = NodeKind::transform;
+  t.summary = "extracts items and fields from HTML with CSS or XPath selectors, and the page's links";
+  t.ports = transform_ports();
+  t.ports.insert(t.ports.begin() + 2, PortSpec{"links", PortDirection::output,
+                                                "absolute http(s) links of the page: url, depth, from_url"});
+  FieldSpec field = FieldSpec::object_of("field", field_schema(), "a selector, or {select, all, regex, required}");
+  field.shorthand = "select";
+  t.schema = Schema({
+      FieldSpec::string("items", "selector of the elements that become one record each (default: the page)")
+          .validated_by(check_selector),
+      FieldSpec::map("fields", field, "field name -> selector").with_default(""),
+      FieldSpec::string("links", "selector of the links to emit on the links port, e.g. a[href]::attr(href)")
+          .validated_by(check_selector),
+      FieldSpec::string("body_field", "the field holding the HTML").with_default("body"),
+      FieldSpec::string("url_field", "the page URL links resolve against (falls back to url)").with_default("final_url"),
+  });
+  t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
+    static std::once_flag ready;
+    std::call_once(ready, [] { xmlInitParser(); });
+    const Config& c = ctx.config;
+    std::optional<Selector> items;
+    if (c.has("items")) items = parse::compile_selector(c.string("items"), false, nullptr);
+    std::optional<Selector> links;
+    if (c.has("links")) links = parse::compile_selector(c.string("links"), false, nullptr);
+    std::vector<FieldRule> fields;
+    for (const auto& [name, value] : c.map("fields")) {
+      const Config& f = *std::get<ConfigValue::Object>(value.v);
+      FieldRule rule;
+      rule.name = name;
+      rule.selector_text = f.string("select");
+      rule.selector = *parse::compile_selector(rule.selector_text, true, nullptr);
+      rule.all = f.boolean("all");
+      rule.required = f.boolean("required");
+      if (f.has("regex")) rule.regex = std::make_shared<const RE2>(f.string("regex"));
+      fields.push_back(std::move(rule));
+    }
+    return std::make_unique<HtmlParser>(c.string("body_field"), c.string("url_field"), std::move(items),
+                                        std::move(fields), std::move(links));
+  };
+  t.parallel = true;
+  t.example = R"(- id: products
+  type: parse.html
+  items: div.product
+  fields:
+    name: h2.name::text
+    price: {select: span.price, regex: '([0-9.]+)', required: true}
+    tags: {select: ul.tags li, all: true}
+  links: a[href]::attr(href))";
+  return t;
+}
+
+}  // namespace sluice::nodes

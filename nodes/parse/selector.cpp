@@ -1,0 +1,255 @@
+#include "selector.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <vector>
+
+namespace sluice::parse {
+namespace {
+
+// An XPath string literal for `s` (concat() when it holds both quote kinds).
+std::string literal(std::string_view s) {
+  if (s.find('\'') == std::string_view::npos) return fmt::format("'{}'", s);
+  if (s.find('"') == std::string_view::npos) return fmt::format("\"{}\"", s);
+  std::string out = "concat(";
+  std::size_t start = 0;
+  while (true) {
+    auto q = s.find('\'', start);
+    out += fmt::format("'{}'", s.substr(start, q == std::string_view::npos ? std::string_view::npos : q - start));
+    if (q == std::string_view::npos) break;
+    out += ", \"'\", ";
+    start = q + 1;
+  }
+  return out + ")";
+}
+
+bool name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; }
+
+class CssParser {
+ public:
+  CssParser(std::string_view text, std::string* error) : s_(text), error_(error) {}
+
+  // One selector of a list: compound (combinator compound)*, then an optional pseudo-element.
+  std::optional<std::string> selector(bool relative, Selector& out) {
+    std::string xpath = relative ? "./" : "/";
+    bool first = true;
+    char combinator = ' ';
+    while (true) {
+      skip_space();
+      if (at_end() || peek() == ',') break;
+      if (s_.substr(pos_, 2) == "::") return pseudo_element(xpath, out);
+      if (peek() == '>') {
+        combinator = '>';
+        ++pos_;
+        continue;
+      }
+      auto compound = this->compound();
+      if (!compound) return std::nullopt;
+      xpath += (combinator == '>' && !first) ? "/" : "/descendant-or-self::*/";
+      xpath += *compound;
+      first = false;
+      combinator = ' ';
+      std::size_t before = pos_;
+      skip_space();
+      if (!at_end() && peek() != ',' && peek() != '>' && s_.substr(pos_, 2) != "::" && pos_ == before) {
+        return fail(fmt::format("unexpected '{}'", peek()));
+      }
+    }
+    if (first) return fail("empty selector");
+    return simplify(xpath);
+  }
+
+  bool at_end() const { return pos_ >= s_.size(); }
+  char peek() const { return s_[pos_]; }
+  void skip_space() {
+    while (!at_end() && std::isspace(static_cast<unsigned char>(peek()))) ++pos_;
+  }
+  bool take(char c) {
+    if (!at_end() && peek() == c) {
+      ++pos_;
+      return true;
+    }
+    return false;
+  }
+  std::optional<std::string> fail(std::string message) {
+    if (error_) *error_ = fmt::format("{} at offset {} in CSS selector '{}'", message, pos_, s_);
+    return std::nullopt;
+  }
+
+ private:
+  static std::string simplify(std::string xpath) {
+    // "/descendant-or-self::*/x" after a leading "/" or "./" reads better as "//x" or ".//x".
+    const std::string long_form = "/descendant-or-self::*/";
+    for (std::size_t at; (at = xpath.find(long_form)) != std::string::npos;) xpath.replace(at, long_form.size(), "//");
+    if (xpath.starts_with("///")) xpath.erase(0, 1);
+    if (xpath.starts_with(".///")) xpath.erase(1, 1);
+    return xpath;
+  }
+
+  std::string name() {
+    std::size_t start = pos_;
+    while (!at_end() && name_char(peek())) ++pos_;
+    return std::string(s_.substr(start, pos_ - start));
+  }
+
+  std::optional<std::string> value() {
+    skip_space();
+    if (!at_end() && (peek() == '"' || peek() == '\'')) {
+      char q = peek();
+      std::size_t start = ++pos_;
+      while (!at_end() && peek() != q) ++pos_;
+      if (at_end()) return fail("unterminated string");
+      std::string v(s_.substr(start, pos_ - start));
+      ++pos_;
+      return v;
+    }
+    std::string v = name();
+    if (v.empty()) return fail("expected a value");
+    return v;
+  }
+
+  std::optional<std::string> compound() {
+    std::string tag = "*";
+    std::string predicates;
+    if (take('*')) {
+    } else if (!at_end() && name_char(peek())) {
+      tag = name();
+      for (char& c : tag) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    bool any = tag != "*" || (pos_ > 0 && s_[pos_ - 1] == '*');
+    while (!at_end()) {
+      if (take('.')) {
+        std::string cls = name();
+        if (cls.empty()) return fail("expected a class name");
+        predicates += fmt::format("[contains(concat(' ', normalize-space(@class), ' '), {})]", literal(" " + cls + " "));
+      } else if (take('#')) {
+        std::string id = name();
+        if (id.empty()) return fail("expected an id");
+        predicates += fmt::format("[@id={}]", literal(id));
+      } else if (take('[')) {
+        skip_space();
+        std::string attr = name();
+        if (attr.empty()) return fail("expected an attribute name");
+        skip_space();
+        if (take(']')) {
+          predicates += fmt::format("[@{}]", attr);
+        } else {
+          std::string op;
+          for (const char* candidate : {"^=", "$=", "*=", "="}) {
+            if (s_.substr(pos_, std::char_traits<char>::length(candidate)) == candidate) {
+              op = candidate;
+              pos_ += op.size();
+              break;
+            }
+          }
+          if (op.empty()) return fail("expected ], =, ^=, $= or *=");
+          auto v = value();
+          if (!v) return std::nullopt;
+          skip_space();
+          if (!take(']')) return fail("expected ]");
+          std::string lit = literal(*v);
+          if (op == "=") predicates += fmt::format("[@{}={}]", attr, lit);
+          if (op == "^=") predicates += fmt::format("[starts-with(@{}, {})]", attr, lit);
+          if (op == "*=") predicates += fmt::format("[contains(@{}, {})]", attr, lit);
+          if (op == "$=") {
+            predicates += fmt::format("[substring(@{0}, string-length(@{0}) - string-length({1}) + 1) = {1}]", attr, lit);
+          }
+        }
+      } else if (s_.substr(pos_, 2) != "::" && take(':')) {
+        std::string pseudo = name();
+        if (pseudo == "first-child") {
+          predicates += "[not(preceding-sibling::*)]";
+        } else if (pseudo == "last-child") {
+          predicates += "[not(following-sibling::*)]";
+        } else if (pseudo == "nth-child") {
+          if (!take('(')) return fail("expected ( after :nth-child");
+          std::string n = name();
+          if (!take(')') || n.empty() || !std::all_of(n.begin(), n.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; })) {
+            return fail("expected :nth-child(<number>)");
+          }
+          predicates += fmt::format("[count(preceding-sibling::*) = {}]", std::stoi(n) - 1);
+        } else {
+          return fail(fmt::format("unsupported pseudo-class ':{}'", pseudo));
+        }
+      } else {
+        break;
+      }
+      any = true;
+    }
+    if (!any) return fail("expected a tag, *, .class, #id or [attribute]");
+    return tag + predicates;
+  }
+
+  std::optional<std::string> pseudo_element(const std::string& xpath, Selector& out) {
+    pos_ += 2;
+    std::string what = name();
+    if (what == "text") {
+      out.pick = Selector::Pick::own_text;
+    } else if (what == "attr") {
+      if (!take('(')) return fail("expected ( after ::attr");
+      out.attribute = name();
+      if (out.attribute.empty() || !take(')')) return fail("expected ::attr(<name>)");
+      out.pick = Selector::Pick::attribute;
+    } else {
+      return fail(fmt::format("unsupported pseudo-element '::{}'", what));
+    }
+    skip_space();
+    if (!at_end() && peek() != ',') return fail("::text and ::attr() must end the selector");
+    if (xpath == "./" || xpath == "/") return fail("::text and ::attr() need an element before them");
+    return simplify(xpath);
+  }
+
+  std::string_view s_;
+  std::size_t pos_ = 0;
+  std::string* error_;
+};
+
+}  // namespace
+
+std::optional<Selector> compile_selector(std::string_view text, bool relative, std::string* error) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  Selector out;
+  if (text.starts_with("xpath:")) {
+    out.xpath = std::string(text.substr(6));
+    return out;
+  }
+  if (!text.starts_with("css:") && (text.starts_with("/") || text.starts_with(".") || text.starts_with("("))) {
+    out.xpath = std::string(text);
+    return out;
+  }
+  if (text.starts_with("css:")) text.remove_prefix(4);
+  if (text.empty()) {
+    if (error) *error = "empty selector";
+    return std::nullopt;
+  }
+  CssParser parser(text, error);
+  std::vector<std::string> alternatives;
+  Selector::Pick pick = Selector::Pick::string_value;
+  std::string attribute;
+  while (true) {
+    Selector one;
+    auto xpath = parser.selector(relative, one);
+    if (!xpath) return std::nullopt;
+    if (!alternatives.empty() && (one.pick != pick || one.attribute != attribute)) {
+      if (error) *error = fmt::format("all selectors of the list '{}' must end the same way (::text / ::attr)", text);
+      return std::nullopt;
+    }
+    pick = one.pick;
+    attribute = one.attribute;
+    alternatives.push_back(*xpath);
+    parser.skip_space();
+    if (parser.at_end()) break;
+    if (!parser.take(',')) {
+      parser.fail("expected ,");
+      return std::nullopt;
+    }
+  }
+  for (std::size_t i = 0; i < alternatives.size(); ++i) out.xpath += (i ? " | " : "") + alternatives[i];
+  out.pick = pick;
+  out.attribute = attribute;
+  return out;
+}
+
+}  // namespace sluice::parse

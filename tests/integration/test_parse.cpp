@@ -1,0 +1,116 @@
+// parse.html against pages served by the fixture server.
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "../support.hpp"
+#include "fixture_server.hpp"
+
+using namespace sluice;
+using test::TempDir;
+
+namespace {
+
+std::string parse_pipeline(const TempDir& dir, const std::vector<std::string>& urls, const std::string& parse_config) {
+  std::string list;
+  for (const auto& u : urls) list += "\n      - " + u;
+  return fmt::format(R"(pipeline: parse_test
+nodes:
+  - id: src
+    type: source.list
+    urls:{list}
+  - id: get
+    type: fetch
+  - id: parse
+    type: parse.html
+    on_error: route
+{config}
+  - id: items
+    type: sink.jsonl
+    path: {items}
+  - id: links
+    type: sink.jsonl
+    path: {links}
+    fields: [url, depth, from_url]
+  - id: bad
+    type: sink.jsonl
+    path: {bad}
+edges:
+  - src -> get -> parse -> items
+  - parse.links -> links
+  - parse.error -> bad
+)",
+                     fmt::arg("list", list), fmt::arg("config", parse_config), fmt::arg("items", dir.file("items.jsonl")),
+                     fmt::arg("links", dir.file("links.jsonl")), fmt::arg("bad", dir.file("bad.jsonl")));
+}
+
+const std::string kSite = std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site";
+
+}  // namespace
+
+TEST_CASE("parse.html splits a page into items with CSS fields, lists and regex captures", "[parse]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html")}, R"(    items: div.product
+    fields:
+      name: h2.name
+      own: h2.name::text
+      price: {select: span.price, regex: '([0-9]+\.[0-9]+)'}
+      tags: {select: ul.tags li, all: true}
+      more: a.more::attr(href)
+      id: xpath:string(./@id))")));
+  REQUIRE(report.errors.empty());
+  std::string page = server.url("/catalogue/page1.html");
+  auto items = test::lines_of(test::read_file(dir.file("items.jsonl")));
+  REQUIRE(items.size() == 3);
+  CHECK(items[0] == fmt::format(R"({{"page_url":"{}","name":"Blue Kettle","own":"Blue Kettle","price":"19.90",)"
+                                R"("tags":["kitchen","blue"],"more":"../item/1.html","id":"p1"}})",
+                                page));
+  CHECK(items[1].find(R"("name":"Red Toaster","own":"Red","price":"34.50","tags":["kitchen"])") != std::string::npos);
+  CHECK(items[2].find(R"("name":"Mystery box","own":"Mystery box","price":null,"tags":[])") != std::string::npos);
+}
+
+TEST_CASE("a missing required field routes the item with its error", "[parse]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html")}, R"(    items: div.product
+    fields:
+      name: h2.name
+      price: {select: span.price, required: true})")));
+  REQUIRE(report.errors.empty());
+  CHECK(test::lines_of(test::read_file(dir.file("items.jsonl"))).size() == 2);
+  auto bad = test::lines_of(test::read_file(dir.file("bad.jsonl")));
+  REQUIRE(bad.size() == 1);
+  CHECK(bad[0].find(R"("name":"Mystery box")") != std::string::npos);
+  CHECK(bad[0].find(R"x("_error":{"node":"parse","message":"required field 'price' not found (selector 'span.price')"})x") !=
+        std::string::npos);
+}
+
+TEST_CASE("links resolve against <base href>, are normalized, and only http(s) links are kept", "[parse][crawl]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(
+      parse_pipeline(dir, {server.url("/catalogue/page1.html")}, "    links: a[href]::attr(href)")));
+  REQUIRE(report.errors.empty());
+  std::string page = server.url("/catalogue/page1.html");
+  auto links = test::lines_of(test::read_file(dir.file("links.jsonl")));
+  std::vector<std::string> urls;
+  for (const auto& l : links) urls.push_back(l.substr(8, l.find("\",\"depth") - 8));
+  CHECK(urls == std::vector<std::string>{server.url("/item/1.html"), server.url("/item/2.html"),
+                                         "http://localhost/item/3.html", server.url("/catalogue/page2.html"),
+                                         server.url("/catalogue/")});
+  CHECK(links[0] == fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})", server.url("/item/1.html"), page));
+}
+
+TEST_CASE("broken and non-UTF-8 HTML parse without crashing", "[parse]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(parse_pipeline(
+      dir, {server.url("/catalogue/broken.html"), server.url("/catalogue/latin1.html")},
+      "    items: div.product\n    fields:\n      name: h2.name\n      price: span.price")));
+  REQUIRE(report.errors.empty());
+  auto items = test::lines_of(test::read_file(dir.file("items.jsonl")));
+  REQUIRE(items.size() >= 2);
+  std::string all = test::read_file(dir.file("items.jsonl"));
+  CHECK(all.find(R"("name":"Second","price":"EUR 6.00")") != std::string::npos);
+  CHECK(all.find("Caf\xC3\xA9 cr\xC3\xA8me") != std::string::npos);  // decoded from ISO-8859-1
+}

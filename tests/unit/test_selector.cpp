@@ -1,0 +1,50 @@
+#include <catch2/catch.hpp>
+
+#include "../../nodes/parse/selector.hpp"
+
+using sluice::parse::compile_selector;
+using sluice::parse::Selector;
+
+namespace {
+std::string xpath(const char* css, bool relative = false) {
+  std::string error;
+  auto s = compile_selector(css, relative, &error);
+  return s ? s->xpath : "error: " + error;
+}
+}  // namespace
+
+TEST_CASE("CSS selectors translate to XPath", "[parse][selector]") {
+  CHECK(xpath("div") == "//div");
+  CHECK(xpath("div", true) == ".//div");
+  CHECK(xpath("div.product") == "//div[contains(concat(' ', normalize-space(@class), ' '), ' product ')]");
+  CHECK(xpath("#main") == "//*[@id='main']");
+  CHECK(xpath("a[href]") == "//a[@href]");
+  CHECK(xpath("a[rel=next]") == "//a[@rel='next']");
+  CHECK(xpath("a[href^='http']") == "//a[starts-with(@href, 'http')]");
+  CHECK(xpath("a[href*=shop]") == "//a[contains(@href, 'shop')]");
+  CHECK(xpath("ul > li") == "//ul/li");
+  CHECK(xpath("div li") == "//div//li");
+  CHECK(xpath("li:nth-child(2)") == "//li[count(preceding-sibling::*) = 1]");
+  CHECK(xpath("li:first-child") == "//li[not(preceding-sibling::*)]");
+  CHECK(xpath("h1, h2") == "//h1 | //h2");
+  CHECK(xpath("//div[@id='x']") == "//div[@id='x']");
+  CHECK(xpath("xpath:count(//a)") == "count(//a)");
+}
+
+TEST_CASE("::text and ::attr() pick what a CSS selector returns", "[parse][selector]") {
+  auto text = compile_selector("h2.name::text", true, nullptr);
+  REQUIRE(text);
+  CHECK(text->pick == Selector::Pick::own_text);
+  auto attr = compile_selector("a.more::attr(href)", false, nullptr);
+  REQUIRE(attr);
+  CHECK(attr->pick == Selector::Pick::attribute);
+  CHECK(attr->attribute == "href");
+  CHECK(attr->xpath == "//a[contains(concat(' ', normalize-space(@class), ' '), ' more ')]");
+}
+
+TEST_CASE("bad CSS selectors are errors that say where", "[parse][selector]") {
+  CHECK(xpath("div[") == "error: expected an attribute name at offset 4 in CSS selector 'div['");
+  CHECK(xpath("li:hover") == "error: unsupported pseudo-class ':hover' at offset 8 in CSS selector 'li:hover'");
+  CHECK(xpath("a::attr(") == "error: expected ::attr(<name>) at offset 8 in CSS selector 'a::attr('");
+  CHECK(xpath("") == "error: empty selector");
+}
