@@ -25,6 +25,8 @@ void register_builtin_nodes(Registry& registry) {
   registry.add(nodes::fetch_type());
   registry.add(nodes::store_sqlite_type());
   registry.add(nodes::parse_html_type());
+  registry.add(nodes::parse_json_type());
+  registry.add(nodes::parse_regex_type());
   registry.add(nodes::test_fail_type());
 }
 

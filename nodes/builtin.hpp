@@ -14,6 +14,8 @@ NodeType limit_type();
 NodeType fetch_type();
 NodeType store_sqlite_type();
 NodeType parse_html_type();
+NodeType parse_json_type();
+NodeType parse_regex_type();
 
 // The standard ports of a transform: in, out, error.
 std::vector<PortSpec> transform_ports();

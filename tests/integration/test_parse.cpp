@@ -114,3 +114,45 @@ TEST_CASE("broken and non-UTF-8 HTML parse without crashing", "[parse]") {
   CHECK(all.find(R"("name":"Second","price":"EUR 6.00")") != std::string::npos);
   CHECK(all.find("Caf\xC3\xA9 cr\xC3\xA8me") != std::string::npos);  // decoded from ISO-8859-1
 }
+
+TEST_CASE("parse.json splits an array into items and follows the next-page link", "[parse]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  std::string pipeline = parse_pipeline(dir, {server.url("/api/items1.json"), server.url("/api/broken.json")},
+                                        R"(    items: data.items
+    fields:
+      id: id
+      name: /name
+      price: {path: price.amount, required: true}
+      tags: tags
+    next: links.next)");
+  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
+  RunReport report = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(report.errors.empty());
+  std::string page = server.url("/api/items1.json");
+  auto items = test::lines_of(test::read_file(dir.file("items.jsonl")));
+  REQUIRE(items.size() == 2);
+  CHECK(items[0] == fmt::format(R"({{"page_url":"{}","id":1,"name":"Blue Kettle","price":19.9,"tags":["kitchen","blue"]}})",
+                                page));
+  CHECK(items[1] == fmt::format(R"({{"page_url":"{}","id":2,"name":"Red Toaster","price":34.5,"tags":[]}})", page));
+  auto bad = test::read_file(dir.file("bad.jsonl"));
+  CHECK(bad.find("required field 'price' not found (path 'price.amount')") != std::string::npos);
+  CHECK(bad.find(fmt::format("invalid JSON from '{}'", server.url("/api/broken.json"))) != std::string::npos);
+  CHECK(test::lines_of(test::read_file(dir.file("links.jsonl"))) ==
+        std::vector<std::string>{fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})",
+                                             server.url("/api/items2.json"), page)});
+}
+
+TEST_CASE("parse.regex turns named RE2 groups into fields", "[parse]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  std::string pipeline = parse_pipeline(dir, {server.url("/prices.txt")},
+                                        "    pattern: 'SKU (?P<sku>[A-Z0-9]+): (?P<price>[0-9.]+)'\n    all: true");
+  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.regex");
+  pipeline.replace(pipeline.find("  - parse.links -> links\n"), 24, "  - src -> links\n");  // no links port
+  RunReport report = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(report.errors.empty());
+  auto items = test::lines_of(test::read_file(dir.file("items.jsonl")));
+  REQUIRE(items.size() == 3);
+  CHECK(items[1].find(R"("price":"5.00","sku":"B200")") != std::string::npos);
+}

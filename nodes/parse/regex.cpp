@@ -1,0 +1,82 @@
+// parse.regex: extracts fields from text responses with RE2 (never std::regex).
+#include <fmt/format.h>
+#include <re2/re2.h>
+
+#include "../builtin.hpp"
+
+namespace sluice::nodes {
+namespace {
+
+class RegexParser final : public TransformNode {
+ public:
+  RegexParser(std::string body_field, std::shared_ptr<const RE2> pattern, bool all)
+      : body_field_(std::move(body_field)), pattern_(std::move(pattern)), all_(all) {}
+
+  // One record per match (all: true) or for the first match; fields are the named capture groups.
+  void process(Record& page, Emitter& out) override {
+    const Value* body = page.get(body_field_);
+    std::string_view text;
+    if (body && body->as_bytes()) text = body->as_bytes()->view();
+    if (body && body->as_string()) text = *body->as_string();
+    const int groups = pattern_->NumberOfCapturingGroups();
+    std::vector<re2::StringPiece> captures(static_cast<std::size_t>(groups) + 1);
+    std::size_t pos = 0;
+    bool any = false;
+    while (pos <= text.size() &&
+           pattern_->Match(text, pos, text.size(), RE2::UNANCHORED, captures.data(), groups + 1)) {
+      any = true;
+      Record r = page.derive();
+      for (const auto& [name, index] : pattern_->NamedCapturingGroups()) {
+        const auto& c = captures[static_cast<std::size_t>(index)];
+        r.set(name, c.data() ? Value(std::string(c.data(), c.size())) : Value());
+      }
+      out.emit(std::move(r), 0);
+      if (!all_) break;
+      std::size_t end = static_cast<std::size_t>(captures[0].data() - text.data()) + captures[0].size();
+      pos = captures[0].empty() ? end + 1 : end;
+    }
+    if (!any) out.fail(std::move(page), fmt::format("pattern '{}' did not match", pattern_->pattern()));
+  }
+
+ private:
+  std::string body_field_;
+  std::shared_ptr<const RE2> pattern_;
+  bool all_;
+};
+
+std::string check_pattern(const Value& v) {
+  RE2 re(v.to_text(), RE2::Quiet);
+  if (!re.ok()) return fmt::format("invalid regular expression: {}", re.error());
+  if (re.NamedCapturingGroups().empty()) return "the pattern needs named groups, e.g. (?P<price>[0-9.]+)";
+  return "";
+}
+
+}  // namespace
+
+NodeType parse_regex_type() {
+  NodeType t;
+  t.name = "parse.regex";
+  t.kind = NodeKind::transform;
+  t.summary = "extracts named capture groups of an RE2 pattern from text bodies";
+  t.ports = transform_ports();
+  t.schema = Schema({
+      FieldSpec::string("pattern", "RE2 pattern; each named group (?P<name>...) becomes a field")
+          .make_required()
+          .validated_by(check_pattern),
+      FieldSpec::boolean("all", "one record per match instead of the first match only").with_default("false"),
+      FieldSpec::string("body_field", "the field holding the text").with_default("body"),
+  });
+  t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
+    const Config& c = ctx.config;
+    return std::make_unique<RegexParser>(c.string("body_field"), std::make_shared<const RE2>(c.string("pattern")),
+                                         c.boolean("all"));
+  };
+  t.parallel = true;
+  t.example = R"(- id: prices
+  type: parse.regex
+  pattern: 'SKU (?P<sku>[A-Z0-9]+): (?P<price>[0-9.]+)'
+  all: true)";
+  return t;
+}
+
+}  // namespace sluice::nodes
