@@ -16,6 +16,7 @@ NodeType store_sqlite_type();
 NodeType parse_html_type();
 NodeType parse_json_type();
 NodeType parse_regex_type();
+NodeType frontier_type();
 
 // The standard ports of a transform: in, out, error.
 std::vector<PortSpec> transform_ports();

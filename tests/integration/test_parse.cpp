@@ -156,3 +156,89 @@ TEST_CASE("parse.regex turns named RE2 groups into fields", "[parse]") {
   REQUIRE(items.size() == 3);
   CHECK(items[1].find(R"("price":"5.00","sku":"B200")") != std::string::npos);
 }
+
+TEST_CASE("a crawl follows links through the frontier, fetches no URL twice and ends by itself", "[crawl]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: crawl
+nodes:
+  - id: seeds
+    type: source.list
+    urls: ["{seed}"]
+  - id: frontier
+    type: frontier
+    max_depth: {depth}
+  - id: lim
+    type: limit
+    max_in_flight: 2
+  - id: get
+    type: fetch
+    on_error: skip
+  - id: parse
+    type: parse.html
+    links: a[href]::attr(href)
+    fields: {{title: h1.name}}
+  - id: pages
+    type: sink.jsonl
+    path: {out}
+    fields: [page_url, title]
+edges:
+  - seeds -> frontier -> lim -> get -> parse -> pages
+  - parse.links -> frontier
+)",
+                                        fmt::arg("seed", server.url("/catalogue/page1.html")), fmt::arg("depth", 5),
+                                        fmt::arg("out", dir.file("pages.jsonl"))));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  CHECK(report.status == RunStatus::succeeded);
+  auto pages = test::lines_of(test::read_file(dir.file("pages.jsonl")));
+  std::sort(pages.begin(), pages.end());
+  std::vector<std::string> expected;
+  for (const char* p : {"/catalogue/", "/catalogue/page1.html", "/catalogue/page2.html"}) {
+    expected.push_back(fmt::format(R"({{"page_url":"{}","title":null}})", server.url(p)));
+  }
+  for (int i : {1, 2, 4}) {
+    expected.push_back(fmt::format(R"({{"page_url":"{}","title":"Item {}"}})", server.url(fmt::format("/item/{}.html", i)), i));
+  }
+  std::sort(expected.begin(), expected.end());
+  CHECK(pages == expected);
+  // Every URL was fetched once: 6 pages, plus nothing else (localhost:80 is another host).
+  CHECK(server.counter("*").requests == 6);
+  CHECK(test::stats_of(report, "frontier").records_out == 6);
+}
+
+TEST_CASE("max_depth bounds a crawl", "[crawl]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: shallow
+nodes:
+  - id: seeds
+    type: source.list
+    urls: ["{}"]
+  - id: frontier
+    type: frontier
+    max_depth: 1
+    deny: ['/catalogue/$']
+  - id: lim
+    type: limit
+    max_in_flight: 4
+  - id: get
+    type: fetch
+  - id: parse
+    type: parse.html
+    links: a[href]::attr(href)
+  - id: pages
+    type: sink.jsonl
+    path: {}
+    fields: [page_url]
+edges:
+  - seeds -> frontier -> lim -> get -> parse -> pages
+  - parse.links -> frontier
+)",
+                                        server.url("/catalogue/page1.html"), dir.file("pages.jsonl")));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  // depth 0: page1; depth 1: item/1, item/2, page2 (the base-href link to /catalogue/ is denied).
+  CHECK(test::lines_of(test::read_file(dir.file("pages.jsonl"))).size() == 4);
+  CHECK(server.counter("*").requests == 4);
+}
