@@ -111,6 +111,7 @@ fetch::FetchOptions options_from(const Config& c) {
     o.keep_headers.push_back(name);
   }
   o.body_field = c.string("body_field");
+  o.robots = c.string("robots") == "obey";
   return o;
 }
 
@@ -155,6 +156,10 @@ NodeType fetch_type() {
                           "response headers kept as header_<name> fields")
               .with_default("[etag, last-modified]"),
           FieldSpec::string("body_field", "the field that receives the response body").with_default("body"),
+          FieldSpec::enumeration("robots", {"obey", "ignore"},
+                                 "obey: fetch each host's /robots.txt first, skip disallowed URLs (reason robots) "
+                                 "and use its Crawl-delay as the host's rate")
+              .with_default("obey"),
       },
       check);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {

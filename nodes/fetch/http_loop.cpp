@@ -23,7 +23,8 @@ struct HttpLoop::Job {
 };
 
 struct HttpLoop::Transfer {
-  std::unique_ptr<Job> job;
+  std::unique_ptr<Job> job;  // null for a robots.txt fetch
+  std::string robots_host;   // the host whose robots.txt this is
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   std::string body;
@@ -327,7 +328,22 @@ void HttpLoop::admit_all(Clock::time_point now) {
 }
 
 void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) {
+  if (opt_.robots && host.robots != Host::Robots::ready) {
+    if (host.robots == Host::Robots::unknown) start_robots(key, host);
+    return;  // jobs wait until the host's robots.txt is known
+  }
   while (!host.waiting.empty() && host.in_flight < opt_.per_host) {
+    if (opt_.robots) {
+      const std::string& url = host.waiting.front()->url;
+      auto slash = url.find('/', url.find("://") + 3);
+      if (!host.rules.allowed(slash == std::string::npos ? "/" : std::string_view(url).substr(slash))) {
+        auto job = std::move(host.waiting.front());
+        host.waiting.pop_front();
+        std::string message = fmt::format("robots: disallowed by {}/robots.txt for user agent '{}'", key, opt_.user_agent);
+        fail(std::move(job), Reason::robots, 0, std::move(message));
+        continue;
+      }
+    }
     if (host.bucket.limited()) {
       auto next = host.bucket.next_token(now);
       if (next > now) {
@@ -366,21 +382,18 @@ CURL* HttpLoop::take_handle() {
   return h;
 }
 
-void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) {
-  auto t = std::make_unique<Transfer>();
+CURL* HttpLoop::configure(Transfer& t, const std::string& url) {
   CURL* e = take_handle();
-  t->easy = e;
-  t->max_body = opt_.max_body;
-  t->probe = probe;
-  t->keep = &opt_.keep_headers;
-  ++job->attempts;
-  curl_easy_setopt(e, CURLOPT_URL, job->url.c_str());
-  curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+  t.easy = e;
+  t.max_body = opt_.max_body;
+  t.keep = &opt_.keep_headers;
+  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -398,6 +411,41 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
     curl_easy_setopt(e, CURLOPT_SHARE, share_);
     curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
   }
+  return e;
+}
+
+void HttpLoop::start_robots(const std::string& key, Host& host) {
+  auto t = std::make_unique<Transfer>();
+  t->robots_host = key;
+  CURL* e = configure(*t, key + "/robots.txt");
+  host.robots = Host::Robots::fetching;
+  curl_multi_add_handle(multi_, e);
+  active_.emplace(e, std::move(t));
+}
+
+// RFC 9309: a 2xx body is parsed; 4xx means no rules; 5xx or no answer means "disallow all".
+void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
+  Host& host = hosts_[t.robots_host];
+  long status = 0;
+  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  if (code == CURLE_OK && status >= 200 && status < 300) {
+    host.rules = RobotsRules::parse(t.body, opt_.user_agent);
+  } else if (code == CURLE_OK && status >= 300 && status < 500) {
+    host.rules = RobotsRules::allow_all();
+  } else {
+    host.rules = RobotsRules::disallow_all();
+  }
+  if (auto delay = host.rules.crawl_delay(); delay && (opt_.rate <= 0 || 1.0 / *delay < opt_.rate)) {
+    host.bucket = TokenBucket(1.0 / *delay, 1, Clock::now());
+  }
+  host.robots = Host::Robots::ready;
+}
+
+void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) {
+  auto t = std::make_unique<Transfer>();
+  CURL* e = configure(*t, job->url);
+  t->probe = probe;
+  ++job->attempts;
   for (const auto& h : job->headers) t->headers = curl_slist_append(t->headers, h.c_str());
   if (t->headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   if (job->method == "HEAD") {
@@ -423,6 +471,11 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
   std::unique_ptr<Transfer> t = std::move(it->second);
   active_.erase(it);
   curl_multi_remove_handle(multi_, easy);
+  if (!t->job) {
+    finish_robots(*t, code);
+    idle_handles_.push_back(easy);
+    return;
+  }
   auto now = Clock::now();
   std::unique_ptr<Job> job = std::move(t->job);
   Host& host = hosts_[job->host];
@@ -549,6 +602,7 @@ void HttpLoop::abort_everything() {
   for (auto& [easy, t] : active_) {
     curl_multi_remove_handle(multi_, easy);
     idle_handles_.push_back(easy);
+    if (!t->job) continue;  // a robots.txt fetch
     Host& host = hosts_[t->job->host];
     --host.in_flight;
     if (t->probe) host.breaker.on_probe_abandoned();

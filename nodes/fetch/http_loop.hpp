@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "policy.hpp"
+#include "robots.hpp"
 #include "sluice/node.hpp"
 #include "sluice/template.hpp"
 
@@ -45,6 +46,7 @@ struct FetchOptions {
   StatusSet ok_status;
   std::vector<std::string> keep_headers;  // lower-case names
   std::string body_field = "body";
+  bool robots = true;  // fetch /robots.txt per host first and obey it
 };
 
 class HttpLoop {
@@ -70,6 +72,8 @@ class HttpLoop {
     TokenBucket bucket;
     CircuitBreaker breaker;
     bool wake_scheduled = false;
+    enum class Robots { unknown, fetching, ready } robots = Robots::unknown;
+    RobotsRules rules;
   };
   struct Timer {
     std::unique_ptr<Job> job;  // a retry; null: wake `host` for admission
@@ -84,6 +88,9 @@ class HttpLoop {
   void admit_all(Clock::time_point now);
   void admit(const std::string& key, Host& host, Clock::time_point now);
   void start_transfer(std::unique_ptr<Job> job, Host& host, bool probe);
+  void start_robots(const std::string& key, Host& host);
+  void finish_robots(Transfer& t, CURLcode code);
+  CURL* configure(Transfer& t, const std::string& url);
   void finish(CURL* easy, CURLcode code);
   void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait);
   void succeed(std::unique_ptr<Job> job, Transfer& t);

@@ -48,6 +48,7 @@ std::string_view reason_name(Reason reason) {
     case Reason::redirects: return "redirects";
     case Reason::refused: return "refused";
     case Reason::circuit_open: return "circuit_open";
+    case Reason::robots: return "robots";
     case Reason::cancelled: return "cancelled";
     case Reason::invalid: return "invalid";
     case Reason::other: return "other";

@@ -28,7 +28,7 @@ class StatusSet {
 
 // Why an attempt failed, as used by `retries.on` and in error records (`reason` field).
 enum class Reason { http_status, timeout, connect, reset, dns, tls, too_large, redirects, refused, circuit_open,
-                    cancelled, invalid, other };
+                    robots, cancelled, invalid, other };
 std::string_view reason_name(Reason reason);
 
 struct RetryPolicy {

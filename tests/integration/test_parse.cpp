@@ -200,11 +200,16 @@ edges:
   for (int i : {1, 2, 4}) {
     expected.push_back(fmt::format(R"({{"page_url":"{}","title":"Item {}"}})", server.url(fmt::format("/item/{}.html", i)), i));
   }
+  expected.push_back(fmt::format(R"({{"page_url":"{}","title":"Open"}})", server.url("/private/open.html")));
   std::sort(expected.begin(), expected.end());
   CHECK(pages == expected);
-  // Every URL was fetched once: 6 pages, plus nothing else (localhost:80 is another host).
-  CHECK(server.counter("*").requests == 6);
-  CHECK(test::stats_of(report, "frontier").records_out == 6);
+  // Every URL was fetched once: robots.txt and 7 pages; /private/secret.html is disallowed by
+  // robots.txt and localhost:80 is another host.
+  CHECK(server.counter("*").requests == 8);
+  CHECK(server.counter("/robots.txt").requests == 1);
+  CHECK(server.counter("/private").requests == 1);
+  CHECK(test::stats_of(report, "frontier").records_out == 8);
+  CHECK(test::stats_of(report, "get").errors == 1);  // the disallowed URL, skipped
 }
 
 TEST_CASE("max_depth bounds a crawl", "[crawl]") {
@@ -240,5 +245,5 @@ edges:
   REQUIRE(report.errors.empty());
   // depth 0: page1; depth 1: item/1, item/2, page2 (the base-href link to /catalogue/ is denied).
   CHECK(test::lines_of(test::read_file(dir.file("pages.jsonl"))).size() == 4);
-  CHECK(server.counter("*").requests == 4);
+  CHECK(server.counter("*").requests == 5);  // and robots.txt
 }

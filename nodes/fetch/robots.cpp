@@ -1,0 +1,115 @@
+#include "robots.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+namespace sluice::fetch {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+RobotsRules RobotsRules::disallow_all() {
+  RobotsRules r;
+  r.rules_.push_back(Rule{false, "/"});
+  return r;
+}
+
+RobotsRules RobotsRules::parse(std::string_view text, std::string_view user_agent) {
+  std::string token = lower(user_agent.substr(0, user_agent.find_first_of("/ ")));
+  struct Group {
+    std::vector<std::string> agents;
+    RobotsRules rules;
+  };
+  std::vector<Group> groups;
+  bool in_agents = false;  // consecutive user-agent lines share one group
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto end = text.find('\n', pos);
+    std::string_view line = text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+    pos = end == std::string_view::npos ? text.size() : end + 1;
+    if (auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string key = lower(trim(line.substr(0, colon)));
+    std::string_view value = trim(line.substr(colon + 1));
+    if (key == "user-agent") {
+      if (!in_agents) groups.emplace_back();
+      groups.back().agents.push_back(lower(value));
+      in_agents = true;
+      continue;
+    }
+    in_agents = false;
+    if (groups.empty()) continue;
+    RobotsRules& r = groups.back().rules;
+    if (key == "allow" || key == "disallow") {
+      if (!value.empty()) r.rules_.push_back(Rule{key == "allow", std::string(value)});
+    } else if (key == "crawl-delay") {
+      double seconds = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+      if (ec == std::errc() && seconds > 0) r.crawl_delay_ = seconds;
+    }
+  }
+  const Group* star = nullptr;
+  const Group* ours = nullptr;
+  for (const auto& g : groups) {
+    for (const auto& a : g.agents) {
+      if (a == "*" && !star) star = &g;
+      if (a != "*" && !token.empty() && !ours && (a == token || token.find(a) == 0)) ours = &g;
+    }
+  }
+  if (ours) return ours->rules;
+  if (star) return star->rules;
+  return RobotsRules();
+}
+
+bool RobotsRules::matches(std::string_view pattern, std::string_view path) {
+  bool anchored = !pattern.empty() && pattern.back() == '$';
+  if (anchored) pattern.remove_suffix(1);
+  // Greedy-free wildcard match with backtracking on '*'.
+  std::size_t p = 0, s = 0, star = std::string_view::npos, mark = 0;
+  while (s < path.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = s;
+    } else if (p < pattern.size() && pattern[p] == path[s]) {
+      ++p;
+      ++s;
+    } else if (p == pattern.size() && !anchored) {
+      return true;  // a prefix match
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      s = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+bool RobotsRules::allowed(std::string_view path) const {
+  if (path.empty()) path = "/";
+  const Rule* best = nullptr;
+  for (const auto& r : rules_) {
+    if (!matches(r.pattern, path)) continue;
+    if (!best || r.pattern.size() > best->pattern.size() || (r.pattern.size() == best->pattern.size() && r.allow)) {
+      best = &r;
+    }
+  }
+  return !best || best->allow;
+}
+
+}  // namespace sluice::fetch

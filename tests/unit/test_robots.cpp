@@ -1,0 +1,32 @@
+#include <catch2/catch.hpp>
+
+#include "../../nodes/fetch/robots.hpp"
+
+using sluice::fetch::RobotsRules;
+
+TEST_CASE("robots.txt: the group for our user agent applies, else the * group", "[robots]") {
+  const char* text =
+      "User-agent: *\nDisallow: /private/\nAllow: /private/open\n\n"
+      "User-agent: sluice\nUser-agent: other\nDisallow: /slow/\nCrawl-delay: 2\n\n"
+      "User-agent: badbot\nDisallow: /\n";
+  auto ours = RobotsRules::parse(text, "sluice/0.1");
+  CHECK(ours.allowed("/private/x"));  // our own group has no rule for it
+  CHECK_FALSE(ours.allowed("/slow/page"));
+  CHECK(ours.crawl_delay() == 2.0);
+  auto anyone = RobotsRules::parse(text, "curious/1.0");
+  CHECK_FALSE(anyone.allowed("/private/x"));
+  CHECK(anyone.allowed("/private/open.html"));  // the longer Allow wins
+  CHECK(anyone.allowed("/"));
+  CHECK_FALSE(anyone.crawl_delay());
+  CHECK_FALSE(RobotsRules::parse(text, "badbot").allowed("/anything"));
+}
+
+TEST_CASE("robots.txt patterns support * and $", "[robots]") {
+  auto r = RobotsRules::parse("User-agent: *\nDisallow: /*.pdf$\nDisallow: /tmp*/cache\n", "sluice");
+  CHECK_FALSE(r.allowed("/docs/a.pdf"));
+  CHECK(r.allowed("/docs/a.pdf?x=1"));
+  CHECK_FALSE(r.allowed("/tmp123/cache/x"));
+  CHECK(r.allowed("/tmp/other"));
+  CHECK(RobotsRules::parse("", "sluice").allowed("/x"));
+  CHECK_FALSE(RobotsRules::disallow_all().allowed("/x"));
+}
