@@ -18,6 +18,7 @@ const Schema& settings_schema() {
       FieldSpec::integer("threads", "TBB worker threads; 0 uses one per core").with_default("0").at_least(0),
       FieldSpec::duration("shutdown_timeout", "how long a graceful stop may take before in-flight work is aborted")
           .with_default("10s"),
+      FieldSpec::duration("max_duration", "stop gracefully after this long, like a signal; the run still succeeds"),
   });
   return schema;
 }
@@ -125,6 +126,7 @@ class Planner {
     if (c.has("max_pending")) s.max_pending = c.integer("max_pending");
     if (c.has("threads")) s.threads = c.integer("threads");
     if (c.has("shutdown_timeout")) s.shutdown_timeout = c.duration("shutdown_timeout");
+    if (c.has("max_duration")) s.max_duration = c.duration("max_duration");
     if (const SpecNode* name = root.find("pipeline"); name && name->is_scalar()) {
       s.name = name->scalar;
     } else {

@@ -367,7 +367,14 @@ class Run {
   // Cancels the run when a graceful stop takes longer than shutdown_timeout.
   void watchdog_loop() {
     std::unique_lock lock(watchdog_mutex_);
+    const auto started = Clock::now();
     while (!finished_) {
+      if (plan_.settings.max_duration && !stopping_.load() && Clock::now() - started >= *plan_.settings.max_duration) {
+        lock.unlock();
+        stop_gracefully();  // max_duration: a planned stop, not an interruption
+        lock.lock();
+        continue;
+      }
       if (stop_deadline_ && Clock::now() >= *stop_deadline_ && !cancelled()) {
         lock.unlock();
         cancel();
@@ -376,6 +383,8 @@ class Run {
       }
       if (stop_deadline_ && !cancelled()) {
         watchdog_cv_.wait_until(lock, *stop_deadline_);
+      } else if (plan_.settings.max_duration && !stopping_.load()) {
+        watchdog_cv_.wait_until(lock, started + *plan_.settings.max_duration);
       } else {
         watchdog_cv_.wait(lock);
       }

@@ -342,3 +342,21 @@ TEST_CASE("records from one source through serial transforms reach the sink in s
   }
   CHECK(out_of_order == 0);
 }
+
+TEST_CASE("max_duration stops the sources gracefully and the run still succeeds", "[run]") {
+  TempDir dir;
+  std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(chain(R"(  - id: src
+    type: source.list
+    template: "u{n}"
+    to: 1000000000)",
+                                  "", out, "batch: 100, max_duration: 300ms") +
+                            "edges:\n  - src -> out\n");
+  RunReport report = run_pipeline(plan);
+  CHECK(report.status == RunStatus::succeeded);
+  CHECK(report.exit_code() == 0);
+  auto emitted = test::stats_of(report, "src").records_out;
+  CHECK(emitted > 0);
+  CHECK(emitted < 1000000000);
+  CHECK(test::lines_of(test::read_file(out)).size() == emitted);
+}

@@ -24,6 +24,7 @@ struct PipelineSettings {
   std::int64_t max_pending = 16;    // batches per source in flight before the source waits
   std::int64_t threads = 0;         // TBB worker threads (0: one per core)
   std::chrono::nanoseconds shutdown_timeout = std::chrono::seconds(10);
+  std::optional<std::chrono::nanoseconds> max_duration;  // graceful stop after this long
 };
 
 // The schema of `settings:`, shared with `sluice describe` and docs.
