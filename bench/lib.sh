@@ -1,0 +1,65 @@
+# Shared by the bench scripts (source it): a free loopback port, nginx serving a directory, and
+# whole-process measurements with /usr/bin/time.
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+  for _ in $(seq 1 50); do
+    local candidate=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+# start_nginx WORKDIR ROOT PORT: one nginx worker serving ROOT on 127.0.0.1:PORT, pid in WORKDIR.
+start_nginx() {
+  local work=$1 root=$2 port=$3
+  mkdir -p "$work/tmp"
+  cat >"$work/nginx.conf" <<CONF
+$( [[ $(id -u) -eq 0 ]] && echo "user root;" )
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  keepalive_timeout 60;
+  open_file_cache max=10000;
+  client_body_temp_path $work/tmp;
+  proxy_temp_path $work/tmp;
+  fastcgi_temp_path $work/tmp;
+  uwsgi_temp_path $work/tmp;
+  scgi_temp_path $work/tmp;
+  server {
+    listen 127.0.0.1:$port;
+    root $root;
+  }
+}
+CONF
+  nginx -c "$work/nginx.conf" -p "$work"
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0; sleep 0.05; done
+  echo "nginx did not start" >&2
+  return 1
+}
+
+stop_nginx() {
+  local work=$1
+  [[ -f $work/nginx.pid ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+}
+
+# measure LABEL COUNT UNIT COMMAND...: runs COMMAND, prints COUNT/s, CPU per 1000, peak RSS, wall.
+measure() {
+  local label=$1 count=$2 unit=$3
+  shift 3
+  /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" >"$work/out" 2>"$work/err" || { cat "$work/err"; return 1; }
+  read -r wall user sys rss <"$work/time"
+  awk -v l="$label" -v n="$count" -v u="$unit" -v w="$wall" -v us="$user" -v s="$sys" -v m="$rss" 'BEGIN {
+    printf "%-30s %9.0f %s/s %8.3f cpu-s/1000 %7.1f MB peak RSS %7.2f s wall\n", l, n / w, u, (us + s) * 1000 / n, m / 1024, w }'
+}
