@@ -19,6 +19,9 @@ const Schema& settings_schema() {
       FieldSpec::duration("shutdown_timeout", "how long a graceful stop may take before in-flight work is aborted")
           .with_default("10s"),
       FieldSpec::duration("max_duration", "stop gracefully after this long, like a signal; the run still succeeds"),
+      FieldSpec::integer("max_items", "stop gracefully once sinks have received this many records; 0: no limit")
+          .with_default("0")
+          .at_least(0),
   });
   return schema;
 }
@@ -127,6 +130,7 @@ class Planner {
     if (c.has("threads")) s.threads = c.integer("threads");
     if (c.has("shutdown_timeout")) s.shutdown_timeout = c.duration("shutdown_timeout");
     if (c.has("max_duration")) s.max_duration = c.duration("max_duration");
+    if (c.has("max_items")) s.max_items = c.integer("max_items");
     if (const SpecNode* name = root.find("pipeline"); name && name->is_scalar()) {
       s.name = name->scalar;
     } else {

@@ -413,6 +413,7 @@ class Run {
   // Reservations held outside TBB (source threads, sink queues, async nodes). While any is held the
   // main thread sleeps instead of spinning in wait_for_all(); see execute().
   std::atomic<std::int64_t> external_{0};
+  std::atomic<std::int64_t> sink_records_{0};
   std::mutex idle_mutex_;
   std::condition_variable idle_cv_;
   std::mutex watchdog_mutex_;
@@ -782,6 +783,10 @@ void Run::sink_loop(Vertex& v) {
     }
     const std::size_t n = m->records.size();
     v.stats.in.fetch_add(n, std::memory_order_relaxed);
+    if (plan_.settings.max_items > 0 &&
+        sink_records_.fetch_add(n) + static_cast<std::int64_t>(n) >= plan_.settings.max_items) {
+      stop_gracefully();  // max_items: a planned stop; what is in flight still arrives and is written
+    }
     if (!v.sink_broken) {
       auto started = Clock::now();
       try {

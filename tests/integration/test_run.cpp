@@ -360,3 +360,20 @@ TEST_CASE("max_duration stops the sources gracefully and the run still succeeds"
   CHECK(emitted < 1000000000);
   CHECK(test::lines_of(test::read_file(out)).size() == emitted);
 }
+
+TEST_CASE("max_items stops gracefully once sinks have received that many records", "[run]") {
+  TempDir dir;
+  std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(chain(R"(  - id: src
+    type: source.list
+    template: "u{n}"
+    to: 1000000000)",
+                                  "", out, "batch: 10, max_pending: 2, max_items: 500") +
+                            "edges:\n  - src -> out\n");
+  RunReport report = run_pipeline(plan);
+  CHECK(report.status == RunStatus::succeeded);
+  auto written = test::lines_of(test::read_file(out)).size();
+  CHECK(written >= 500);
+  CHECK(written < 1000);  // the source stopped within its in-flight bound
+  CHECK(written == test::stats_of(report, "src").records_out);
+}

@@ -25,6 +25,7 @@ struct PipelineSettings {
   std::int64_t threads = 0;         // TBB worker threads (0: one per core)
   std::chrono::nanoseconds shutdown_timeout = std::chrono::seconds(10);
   std::optional<std::chrono::nanoseconds> max_duration;  // graceful stop after this long
+  std::int64_t max_items = 0;  // graceful stop once sinks received this many records (0: none)
 };
 
 // The schema of `settings:`, shared with `sluice describe` and docs.
