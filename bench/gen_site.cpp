@@ -1,5 +1,5 @@
 // gen_site: writes a static site for benchmarks: N pages of about SIZE bytes under DIR/p/<n>.html,
-// each linking to a few others, and DIR/urls.txt with BASE/p/<n>.html for every page.
+// each linking to the next and to five random others, and DIR/urls.txt with BASE/p/<n>.html for every page.
 //   gen_site DIR BASE_URL [N=20000] [SIZE=10240]
 #include <fmt/format.h>
 
@@ -25,7 +25,9 @@ int main(int argc, char** argv) {
                                    "<div class=\"product\"><h1 class=\"name\">Item {0}</h1>"
                                    "<span class=\"price\">{1}.{2:02}</span>\n",
                                    i, rng() % 500, rng() % 100);
-    for (int k = 0; k < 5; ++k) page += fmt::format("<a href=\"/p/{}.html\">next {}</a>\n", rng() % n + 1, k);
+    // Relative links (the site may live under a prefix); the chain to i+1 makes every page reachable.
+    if (i < n) page += fmt::format("<a href=\"{}.html\">following</a>\n", i + 1);
+    for (int k = 0; k < 5; ++k) page += fmt::format("<a href=\"{}.html\">next {}</a>\n", rng() % n + 1, k);
     while (page.size() + 30 < size) page += "<p>lorem ipsum dolor sit amet, consectetur adipiscing elit</p>\n";
     page += "</div></body></html>\n";
     std::ofstream(dir / "p" / fmt::format("{}.html", i)) << page;
