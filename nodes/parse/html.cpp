@@ -1,6 +1,5 @@
 // parse.html: extracts items and fields from HTML pages with libxml2's recovering HTML parser and
 // XPath 1.0 (CSS selectors are translated), and emits the page's links.
-#include <curl/curl.h>
 #include <fmt/format.h>
 #include <libxml/HTMLparser.h>
 #include <libxml/xpath.h>
@@ -11,6 +10,7 @@
 #include <mutex>
 
 #include "../builtin.hpp"
+#include "links.hpp"
 #include "selector.hpp"
 
 namespace sluice::nodes {
@@ -122,34 +122,6 @@ std::vector<xmlNodePtr> nodes(xmlXPathContextPtr ctx, CompiledCache& cache, xmlN
   return out;
 }
 
-// Resolves `href` against `base` and normalizes it; empty for non-http(s) or invalid links.
-std::string resolve_link(const std::string& base, const std::string& href) {
-  CURLU* u = curl_url();
-  std::string out;
-  if (curl_url_set(u, CURLUPART_URL, base.c_str(), 0) == CURLUE_OK &&
-      curl_url_set(u, CURLUPART_URL, href.c_str(), 0) == CURLUE_OK) {
-    char* scheme = nullptr;
-    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-    std::string sch = scheme ? scheme : "";
-    curl_free(scheme);
-    if (sch == "http" || sch == "https") {
-      curl_url_set(u, CURLUPART_FRAGMENT, nullptr, 0);
-      char* host = nullptr;
-      if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
-        std::string lower = host;
-        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        curl_url_set(u, CURLUPART_HOST, lower.c_str(), 0);
-      }
-      curl_free(host);
-      char* full = nullptr;
-      if (curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT) == CURLUE_OK && full) out = full;
-      curl_free(full);
-    }
-  }
-  curl_url_cleanup(u);
-  return out;
-}
-
 class HtmlParser final : public TransformNode {
  public:
   HtmlParser(std::string body_field, std::string url_field, std::optional<Selector> items, std::vector<FieldRule> fields,
@@ -223,19 +195,12 @@ class HtmlParser final : public TransformNode {
     static const Selector kBase = *parse::compile_selector("base[href]::attr(href)", false, nullptr);
     std::string base = page_url;
     if (auto b = evaluate(ctx, cache, root, kBase, false); !b.empty() && !b.front().empty()) {
-      std::string resolved = resolve_link(page_url, b.front());
+      std::string resolved = parse::resolve_link(page_url, b.front());
       if (!resolved.empty()) base = resolved;
     }
     for (const auto& href : evaluate(ctx, cache, root, *links_, true)) {
-      std::string url = resolve_link(base, href);
-      if (url.empty()) continue;
-      Record link = page.derive();
-      link.meta.depth = page.meta.depth + 1;
-      link.meta.origin_url = page_url;
-      link.set("url", Value(std::move(url)));
-      link.set("depth", Value(static_cast<std::int64_t>(link.meta.depth)));
-      link.set("from_url", Value(page_url));
-      out.emit(std::move(link), 1);
+      std::string url = parse::resolve_link(base, href);
+      if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url)), 1);
     }
   }
 

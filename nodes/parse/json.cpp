@@ -1,10 +1,10 @@
 // parse.json: extracts items and fields from JSON responses with simdjson (chosen over
 // nlohmann-json for speed: bench/json_libs.cpp measures 8.7 us vs 211 us per 22 KB API page).
-#include <curl/curl.h>
 #include <fmt/format.h>
 #include <simdjson.h>
 
 #include "../builtin.hpp"
+#include "links.hpp"
 
 namespace sluice::nodes {
 namespace {
@@ -119,23 +119,8 @@ class JsonParser final : public TransformNode {
   void emit_link(const Record& page, const std::string& page_url, simdjson::dom::element doc, Emitter& out) {
     simdjson::dom::element v;
     if (doc.at_pointer(*link_).get(v) != simdjson::SUCCESS || !v.is_string()) return;
-    CURLU* u = curl_url();
-    std::string resolved;
-    if (curl_url_set(u, CURLUPART_URL, page_url.c_str(), 0) == CURLUE_OK &&
-        curl_url_set(u, CURLUPART_URL, std::string(std::string_view(v)).c_str(), 0) == CURLUE_OK) {
-      char* full = nullptr;
-      if (curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT) == CURLUE_OK && full) resolved = full;
-      curl_free(full);
-    }
-    curl_url_cleanup(u);
-    if (!resolved.starts_with("http://") && !resolved.starts_with("https://")) return;
-    Record link = page.derive();
-    link.meta.depth = page.meta.depth + 1;
-    link.meta.origin_url = page_url;
-    link.set("url", Value(std::move(resolved)));
-    link.set("depth", Value(static_cast<std::int64_t>(link.meta.depth)));
-    link.set("from_url", Value(page_url));
-    out.emit(std::move(link), 1);
+    std::string url = parse::resolve_link(page_url, std::string(std::string_view(v)));
+    if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url)), 1);
   }
 
   inline static const std::string kUrl = "url";

@@ -1,0 +1,46 @@
+#include "links.hpp"
+
+#include <curl/curl.h>
+
+#include <cctype>
+
+namespace sluice::parse {
+
+std::string resolve_link(const std::string& base, const std::string& href) {
+  CURLU* u = curl_url();
+  std::string out;
+  if (curl_url_set(u, CURLUPART_URL, base.c_str(), 0) == CURLUE_OK &&
+      curl_url_set(u, CURLUPART_URL, href.c_str(), 0) == CURLUE_OK) {
+    char* scheme = nullptr;
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    std::string sch = scheme ? scheme : "";
+    curl_free(scheme);
+    if (sch == "http" || sch == "https") {
+      curl_url_set(u, CURLUPART_FRAGMENT, nullptr, 0);
+      char* host = nullptr;
+      if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
+        std::string lower = host;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        curl_url_set(u, CURLUPART_HOST, lower.c_str(), 0);
+      }
+      curl_free(host);
+      char* full = nullptr;
+      if (curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT) == CURLUE_OK && full) out = full;
+      curl_free(full);
+    }
+  }
+  curl_url_cleanup(u);
+  return out;
+}
+
+Record link_record(const Record& page, const std::string& page_url, std::string url) {
+  Record link = page.derive();
+  link.meta.depth = page.meta.depth + 1;
+  link.meta.origin_url = page_url;
+  link.set("url", Value(std::move(url)));
+  link.set("depth", Value(static_cast<std::int64_t>(link.meta.depth)));
+  link.set("from_url", Value(page_url));
+  return link;
+}
+
+}  // namespace sluice::parse
