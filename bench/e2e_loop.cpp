@@ -92,7 +92,8 @@ int main(int argc, char** argv) {
       if (doc) {
         xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
         xmlXPathObjectPtr items = xmlXPathEvalExpression(
-            reinterpret_cast<const xmlChar*>("//div[contains(concat(' ', normalize-space(@class), ' '), ' product ')]"), ctx);
+            reinterpret_cast<const xmlChar*>("//div[contains(concat(' ', normalize-space(@class), ' '), ' product ')]"),
+            ctx);
         if (items && items->nodesetval) {
           for (int i = 0; i < items->nodesetval->nodeNr; ++i) {
             xmlNodePtr item = items->nodesetval->nodeTab[i];

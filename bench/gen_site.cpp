@@ -21,10 +21,11 @@ int main(int argc, char** argv) {
   std::mt19937 rng(7);
   std::ofstream urls(dir / "urls.txt");
   for (int i = 1; i <= n; ++i) {
-    std::string page = fmt::format("<!doctype html><html><head><title>Item {0}</title></head><body>\n"
-                                   "<div class=\"product\"><h1 class=\"name\">Item {0}</h1>"
-                                   "<span class=\"price\">{1}.{2:02}</span>\n",
-                                   i, rng() % 500, rng() % 100);
+    std::string page = fmt::format(
+        "<!doctype html><html><head><title>Item {0}</title></head><body>\n"
+        "<div class=\"product\"><h1 class=\"name\">Item {0}</h1>"
+        "<span class=\"price\">{1}.{2:02}</span>\n",
+        i, rng() % 500, rng() % 100);
     // Relative links (the site may live under a prefix); the chain to i+1 makes every page reachable.
     if (i < n) page += fmt::format("<a href=\"{}.html\">following</a>\n", i + 1);
     for (int k = 0; k < 5; ++k) page += fmt::format("<a href=\"{}.html\">next {}</a>\n", rng() % n + 1, k);

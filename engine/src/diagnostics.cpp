@@ -11,7 +11,9 @@ std::string Location::to_string() const {
   return fmt::format("{}:{}:{}", file, line, column);
 }
 
-std::string Diagnostic::to_string() const { return fmt::format("{}: error: {}", where.to_string(), message); }
+std::string Diagnostic::to_string() const {
+  return fmt::format("{}: error: {}", where.to_string(), message);
+}
 
 void Diagnostics::error(const Location& where, std::string message) {
   items_.push_back(Diagnostic{where, std::move(message)});

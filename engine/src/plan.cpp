@@ -69,10 +69,10 @@ class Planner {
     for (const auto& [key, value] : root.entries) {
       if (std::find(kTopLevelKeys.begin(), kTopLevelKeys.end(), key.scalar) != kTopLevelKeys.end()) continue;
       std::string hint = closest_match(key.scalar, kTopLevelKeys);
-      diags_.error(key.where, hint.empty() ? fmt::format("unknown top-level key '{}' (allowed keys: {})", key.scalar,
-                                                         quoted_list(kTopLevelKeys))
-                                           : fmt::format("unknown top-level key '{}' (did you mean '{}'?)", key.scalar,
-                                                         hint));
+      diags_.error(key.where, hint.empty()
+                                  ? fmt::format("unknown top-level key '{}' (allowed keys: {})", key.scalar,
+                                                quoted_list(kTopLevelKeys))
+                                  : fmt::format("unknown top-level key '{}' (did you mean '{}'?)", key.scalar, hint));
     }
     plan_.file = file_;
     read_settings(root, options);
@@ -168,10 +168,10 @@ class Planner {
       diags_.error(type->where, fmt::format("'type' must be a node type name, got {}", type->describe()));
     } else if (!(node_type = registry_.find(type->scalar))) {
       std::string hint = closest_match(type->scalar, registry_.names());
-      diags_.error(type->where, hint.empty() ? fmt::format("unknown node type '{}' (known types: {})", type->scalar,
-                                                           quoted_list(registry_.names()))
-                                             : fmt::format("unknown node type '{}' (did you mean '{}'?)",
-                                                           type->scalar, hint));
+      diags_.error(type->where, hint.empty()
+                                    ? fmt::format("unknown node type '{}' (known types: {})", type->scalar,
+                                                  quoted_list(registry_.names()))
+                                    : fmt::format("unknown node type '{}' (did you mean '{}'?)", type->scalar, hint));
     }
     std::string name = id && id->is_scalar() ? id->scalar : "?";
     PlanNode node;
@@ -184,11 +184,11 @@ class Planner {
       std::vector<std::string> choices = kOnError.choices;
       if (!on_error->is_scalar() || std::find(choices.begin(), choices.end(), on_error->scalar) == choices.end()) {
         std::string hint = on_error->is_scalar() ? closest_match(on_error->scalar, choices) : "";
-        diags_.error(on_error->where, fmt::format("on_error: {} is not one of {}{}", on_error->describe(),
-                                                  quoted_list(choices),
-                                                  hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+        diags_.error(on_error->where,
+                     fmt::format("on_error: {} is not one of {}{}", on_error->describe(), quoted_list(choices),
+                                 hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
       } else {
-        node.on_error = on_error->scalar == "fail" ? OnError::fail
+        node.on_error = on_error->scalar == "fail"   ? OnError::fail
                         : on_error->scalar == "skip" ? OnError::skip
                                                      : OnError::route;
         if (node.on_error == OnError::route && node_type && node_type->output_index("error") < 0) {
@@ -232,9 +232,9 @@ class Planner {
     std::vector<std::string> known;
     for (const auto& [id, index] : ids_) known.push_back(id);
     std::string hint = closest_match(e.node, known);
-    diags_.error(e.where, hint.empty() ? fmt::format("edge refers to unknown node '{}'", e.node)
-                                       : fmt::format("edge refers to unknown node '{}' (did you mean '{}'?)", e.node,
-                                                     hint));
+    diags_.error(e.where, hint.empty()
+                              ? fmt::format("edge refers to unknown node '{}'", e.node)
+                              : fmt::format("edge refers to unknown node '{}' (did you mean '{}'?)", e.node, hint));
     return std::nullopt;
   }
 
@@ -264,10 +264,10 @@ class Planner {
       return std::nullopt;
     }
     if (spec->direction != direction) {
-      diags_.error(e.where, fmt::format("'{}.{}' is an {} port; an edge must {} at an {} port ({} ports of '{}': {})",
-                                        node.id, port, out ? "input" : "output", out ? "start" : "end",
-                                        out ? "output" : "input", out ? "output" : "input", node.id,
-                                        wanted.empty() ? "none" : quoted_list(wanted)));
+      diags_.error(e.where,
+                   fmt::format("'{}.{}' is an {} port; an edge must {} at an {} port ({} ports of '{}': {})", node.id,
+                               port, out ? "input" : "output", out ? "start" : "end", out ? "output" : "input",
+                               out ? "output" : "input", node.id, wanted.empty() ? "none" : quoted_list(wanted)));
       return std::nullopt;
     }
     return port;
@@ -317,8 +317,8 @@ class Planner {
       return;
     }
     if (!item.is_scalar()) {
-      diags_.error(item.where,
-                   fmt::format("an edge is a chain 'a -> b -> c' or a map with 'from' and 'to', got {}", item.describe()));
+      diags_.error(item.where, fmt::format("an edge is a chain 'a -> b -> c' or a map with 'from' and 'to', got {}",
+                                           item.describe()));
       return;
     }
     std::vector<Endpoint> chain;
@@ -327,8 +327,8 @@ class Planner {
     bool ok = true;
     while (true) {
       std::size_t arrow = text.find("->", start);
-      std::string_view piece = std::string_view(text).substr(start, arrow == std::string::npos ? std::string::npos
-                                                                                               : arrow - start);
+      std::string_view piece =
+          std::string_view(text).substr(start, arrow == std::string::npos ? std::string::npos : arrow - start);
       std::size_t offset = start;
       std::string name = trim(piece, offset);
       Location where = item.where;
@@ -393,16 +393,18 @@ class Planner {
       }
       auto outputs = n.type->port_names(PortDirection::output);
       if (!outputs.empty() && !connected.count({i, outputs.front()})) {
-        diags_.error(n.where, fmt::format("output '{}.{}' is not connected: its records would be lost", n.id,
-                                          outputs.front()));
+        diags_.error(n.where,
+                     fmt::format("output '{}.{}' is not connected: its records would be lost", n.id, outputs.front()));
       }
       if (n.on_error == OnError::route && !connected.count({i, "error"})) {
-        diags_.error(n.where, fmt::format("node '{}' has on_error: route, but '{}.error' is not connected", n.id, n.id));
+        diags_.error(n.where,
+                     fmt::format("node '{}' has on_error: route, but '{}.error' is not connected", n.id, n.id));
       }
     }
     if (!has_source && !unknown_types && !plan_.nodes.empty()) {
-      diags_.error(nodes.where, "pipeline has no source node: nothing would produce records (add e.g. a "
-                                "'source.list' node)");
+      diags_.error(nodes.where,
+                   "pipeline has no source node: nothing would produce records (add e.g. a "
+                   "'source.list' node)");
     }
     if (nodes.items.empty()) diags_.error(nodes.where, "'nodes' is empty");
   }

@@ -8,11 +8,16 @@ namespace sluice {
 
 std::string_view node_kind_name(NodeKind kind) {
   switch (kind) {
-    case NodeKind::source: return "source";
-    case NodeKind::transform: return "transform";
-    case NodeKind::sink: return "sink";
-    case NodeKind::async: return "async";
-    case NodeKind::limit: return "limit";
+    case NodeKind::source:
+      return "source";
+    case NodeKind::transform:
+      return "transform";
+    case NodeKind::sink:
+      return "sink";
+    case NodeKind::async:
+      return "async";
+    case NodeKind::limit:
+      return "limit";
   }
   return "?";
 }

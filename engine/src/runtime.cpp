@@ -30,9 +30,12 @@ std::string RunError::to_string() const {
 
 int RunReport::exit_code() const {
   switch (status) {
-    case RunStatus::succeeded: return 0;
-    case RunStatus::failed: return 1;
-    case RunStatus::interrupted: return stop_signal > 0 ? 128 + stop_signal : 130;
+    case RunStatus::succeeded:
+      return 0;
+    case RunStatus::failed:
+      return 1;
+    case RunStatus::interrupted:
+      return stop_signal > 0 ? 128 + stop_signal : 130;
   }
   return 1;
 }
@@ -478,8 +481,8 @@ class TransformEmitter final : public Emitter {
 
   void emit(Record&& record, std::size_t port) override {
     if (port >= pending_.size()) {
-      throw std::logic_error(fmt::format("node '{}' emitted to output port {} of {}", v_.plan->id, port,
-                                         pending_.size()));
+      throw std::logic_error(
+          fmt::format("node '{}' emitted to output port {} of {}", v_.plan->id, port, pending_.size()));
     }
     Message& m = pending_[port];
     if (!m) {
@@ -540,11 +543,21 @@ bool Run::instantiate() {
       if (!v.impl) throw NodeError("the node factory returned nothing");
       bool kind_ok = false;
       switch (v.plan->type->kind) {
-        case NodeKind::source: kind_ok = dynamic_cast<SourceNode*>(v.impl.get()) != nullptr; break;
-        case NodeKind::transform: kind_ok = dynamic_cast<TransformNode*>(v.impl.get()) != nullptr; break;
-        case NodeKind::sink: kind_ok = dynamic_cast<SinkNode*>(v.impl.get()) != nullptr; break;
-        case NodeKind::async: kind_ok = dynamic_cast<AsyncNode*>(v.impl.get()) != nullptr; break;
-        case NodeKind::limit: kind_ok = dynamic_cast<LimitNode*>(v.impl.get()) != nullptr; break;
+        case NodeKind::source:
+          kind_ok = dynamic_cast<SourceNode*>(v.impl.get()) != nullptr;
+          break;
+        case NodeKind::transform:
+          kind_ok = dynamic_cast<TransformNode*>(v.impl.get()) != nullptr;
+          break;
+        case NodeKind::sink:
+          kind_ok = dynamic_cast<SinkNode*>(v.impl.get()) != nullptr;
+          break;
+        case NodeKind::async:
+          kind_ok = dynamic_cast<AsyncNode*>(v.impl.get()) != nullptr;
+          break;
+        case NodeKind::limit:
+          kind_ok = dynamic_cast<LimitNode*>(v.impl.get()) != nullptr;
+          break;
       }
       if (!kind_ok) {
         throw NodeError(fmt::format("the factory of '{}' built a node that is not a {}", v.plan->type->name,
@@ -629,18 +642,19 @@ void Run::build_limit(Vertex& v) {
     return tbb::flow::continue_msg{};
   });
   const bool after_fetch = config.release_after_fetch();
-  v.limit_admit = std::make_unique<HandOffNode>(g, tbb::flow::unlimited, [this, &v, after_fetch](const Message& m) noexcept {
-    // Runs inline inside the limiter's forward, which holds the limiter's locks: nothing here (or
-    // inline below it) may drop a record, or its permit's release would re-enter the limiter and
-    // deadlock. Even when cancelled the record goes on; the next queueing node or async node drops it.
-    LimitPermits::Admission admission;
-    PermitRef permit = v.limit_permits->issue();
-    for (Record& r : m->records) (after_fetch ? r.fetch_permits : r.permits).push_back(permit);
-    permit.reset();  // the records own it now
-    v.stats.out.fetch_add(m->records.size(), std::memory_order_relaxed);
-    v.outputs[0].send(m);
-    return tbb::flow::continue_msg{};
-  });
+  v.limit_admit =
+      std::make_unique<HandOffNode>(g, tbb::flow::unlimited, [this, &v, after_fetch](const Message& m) noexcept {
+        // Runs inline inside the limiter's forward, which holds the limiter's locks: nothing here (or
+        // inline below it) may drop a record, or its permit's release would re-enter the limiter and
+        // deadlock. Even when cancelled the record goes on; the next queueing node or async node drops it.
+        LimitPermits::Admission admission;
+        PermitRef permit = v.limit_permits->issue();
+        for (Record& r : m->records) (after_fetch ? r.fetch_permits : r.permits).push_back(permit);
+        permit.reset();  // the records own it now
+        v.stats.out.fetch_add(m->records.size(), std::memory_order_relaxed);
+        v.outputs[0].send(m);
+        return tbb::flow::continue_msg{};
+      });
   tbb::flow::make_edge(*v.limit_queue, *v.limiter);
   tbb::flow::make_edge(*v.limiter, *v.limit_admit);
 }
@@ -662,26 +676,26 @@ void Run::build_async(Vertex& v) {
         }
       });
   v.async_output = std::make_unique<GatewayOutput>(*this, v, v.async->gateway());
-  v.async_results = std::make_unique<ResultNode>(g, tbb::flow::unlimited, [this, &v](const AsyncResultPtr& results) noexcept {
-    if (cancelled()) return tbb::flow::continue_msg{};
-    auto started = Clock::now();
-    ReleaseScope scope;
-    Batch none;
-    TransformEmitter out(*this, v, none, static_cast<std::size_t>(plan_.settings.batch));
-    for (AsyncResult& result : *results) {
-      if (result.error) {
-        out.fail(std::move(result.record), std::move(*result.error));
-      } else {
-        out.emit(std::move(result.record), 0);
-      }
-    }
-    out.flush_all();
-    v.stats.out.fetch_add(out.emitted(), std::memory_order_relaxed);
-    v.stats.add_busy(started);
-    return tbb::flow::continue_msg{};
-  });
+  v.async_results =
+      std::make_unique<ResultNode>(g, tbb::flow::unlimited, [this, &v](const AsyncResultPtr& results) noexcept {
+        if (cancelled()) return tbb::flow::continue_msg{};
+        auto started = Clock::now();
+        ReleaseScope scope;
+        Batch none;
+        TransformEmitter out(*this, v, none, static_cast<std::size_t>(plan_.settings.batch));
+        for (AsyncResult& result : *results) {
+          if (result.error) {
+            out.fail(std::move(result.record), std::move(*result.error));
+          } else {
+            out.emit(std::move(result.record), 0);
+          }
+        }
+        out.flush_all();
+        v.stats.out.fetch_add(out.emitted(), std::memory_order_relaxed);
+        v.stats.add_busy(started);
+        return tbb::flow::continue_msg{};
+      });
   tbb::flow::make_edge(*v.async, *v.async_results);
-
 }
 
 void Run::transform_body(Vertex& v, const Message& message) {
@@ -774,7 +788,8 @@ void Run::sink_loop(Vertex& v) {
     // A buffering sink wakes at least every few milliseconds to honour max_delay and to notice a
     // full limit upstream; any other sink just waits for input.
     const bool buffering = sink.buffered();
-    auto wait = buffering ? std::chrono::nanoseconds(std::chrono::milliseconds(2)) : std::chrono::nanoseconds(std::chrono::seconds(1));
+    auto wait = buffering ? std::chrono::nanoseconds(std::chrono::milliseconds(2))
+                          : std::chrono::nanoseconds(std::chrono::seconds(1));
     Message m = v.sink_queue->pop_for(wait);
     if (!m) {
       if (v.sink_queue->closed_and_empty()) break;
@@ -836,9 +851,9 @@ void Run::check_invariants() {
     }
     if (!v.gate) continue;
     if (v.gate->admitted() != v.gate->released()) {
-      errors_.add(RunError{v.plan->id, "",
-                           fmt::format("engine bug: {} batches admitted but {} released", v.gate->admitted(),
-                                       v.gate->released())});
+      errors_.add(RunError{
+          v.plan->id, "",
+          fmt::format("engine bug: {} batches admitted but {} released", v.gate->admitted(), v.gate->released())});
       cancelled_ = true;
     }
     if (!v.reached_end && !stopping_.load()) {
@@ -860,8 +875,10 @@ RunReport Run::execute() {
   tbb::task_arena arena(workers, 0);
   if (options_.stop) {
     options_.stop->attach([this](int count) {
-      if (count == 1) stop_gracefully();
-      else cancel();
+      if (count == 1)
+        stop_gracefully();
+      else
+        cancel();
     });
   }
   if (instantiate()) {

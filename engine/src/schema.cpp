@@ -10,16 +10,26 @@ namespace sluice {
 
 std::string_view field_type_name(FieldType type) {
   switch (type) {
-    case FieldType::string: return "string";
-    case FieldType::integer: return "int";
-    case FieldType::boolean: return "bool";
-    case FieldType::duration: return "duration";
-    case FieldType::size: return "size";
-    case FieldType::enumeration: return "enum";
-    case FieldType::list: return "list";
-    case FieldType::map: return "map";
-    case FieldType::scalar: return "scalar";
-    case FieldType::object: return "object";
+    case FieldType::string:
+      return "string";
+    case FieldType::integer:
+      return "int";
+    case FieldType::boolean:
+      return "bool";
+    case FieldType::duration:
+      return "duration";
+    case FieldType::size:
+      return "size";
+    case FieldType::enumeration:
+      return "enum";
+    case FieldType::list:
+      return "list";
+    case FieldType::map:
+      return "map";
+    case FieldType::scalar:
+      return "scalar";
+    case FieldType::object:
+      return "object";
   }
   return "?";
 }
@@ -34,12 +44,24 @@ FieldSpec make(std::string name, FieldType type, std::string doc) {
 }
 }  // namespace
 
-FieldSpec FieldSpec::string(std::string name, std::string doc) { return make(std::move(name), FieldType::string, std::move(doc)); }
-FieldSpec FieldSpec::integer(std::string name, std::string doc) { return make(std::move(name), FieldType::integer, std::move(doc)); }
-FieldSpec FieldSpec::boolean(std::string name, std::string doc) { return make(std::move(name), FieldType::boolean, std::move(doc)); }
-FieldSpec FieldSpec::duration(std::string name, std::string doc) { return make(std::move(name), FieldType::duration, std::move(doc)); }
-FieldSpec FieldSpec::size(std::string name, std::string doc) { return make(std::move(name), FieldType::size, std::move(doc)); }
-FieldSpec FieldSpec::scalar(std::string name, std::string doc) { return make(std::move(name), FieldType::scalar, std::move(doc)); }
+FieldSpec FieldSpec::string(std::string name, std::string doc) {
+  return make(std::move(name), FieldType::string, std::move(doc));
+}
+FieldSpec FieldSpec::integer(std::string name, std::string doc) {
+  return make(std::move(name), FieldType::integer, std::move(doc));
+}
+FieldSpec FieldSpec::boolean(std::string name, std::string doc) {
+  return make(std::move(name), FieldType::boolean, std::move(doc));
+}
+FieldSpec FieldSpec::duration(std::string name, std::string doc) {
+  return make(std::move(name), FieldType::duration, std::move(doc));
+}
+FieldSpec FieldSpec::size(std::string name, std::string doc) {
+  return make(std::move(name), FieldType::size, std::move(doc));
+}
+FieldSpec FieldSpec::scalar(std::string name, std::string doc) {
+  return make(std::move(name), FieldType::scalar, std::move(doc));
+}
 
 FieldSpec FieldSpec::enumeration(std::string name, std::vector<std::string> choices, std::string doc) {
   FieldSpec f = make(std::move(name), FieldType::enumeration, std::move(doc));
@@ -97,9 +119,12 @@ std::string FieldSpec::type_text() const {
       for (std::size_t i = 0; i < choices.size(); ++i) out += (i ? "|" : "") + choices[i];
       return out;
     }
-    case FieldType::list: return "list of " + element->type_text();
-    case FieldType::map: return "map of " + element->type_text();
-    default: return std::string(field_type_name(type));
+    case FieldType::list:
+      return "list of " + element->type_text();
+    case FieldType::map:
+      return "map of " + element->type_text();
+    default:
+      return std::string(field_type_name(type));
   }
 }
 
@@ -147,15 +172,25 @@ std::chrono::nanoseconds Config::duration(const std::string& name) const {
   return get_as<ConfigValue::Duration>(*this, name);
 }
 
-std::uint64_t Config::size(const std::string& name) const { return get_as<ConfigValue::Size>(*this, name).bytes; }
+std::uint64_t Config::size(const std::string& name) const {
+  return get_as<ConfigValue::Size>(*this, name).bytes;
+}
 
-Value Config::scalar(const std::string& name) const { return get_as<Value>(*this, name); }
+Value Config::scalar(const std::string& name) const {
+  return get_as<Value>(*this, name);
+}
 
-const ConfigValue::List& Config::list(const std::string& name) const { return get_as<ConfigValue::List>(*this, name); }
+const ConfigValue::List& Config::list(const std::string& name) const {
+  return get_as<ConfigValue::List>(*this, name);
+}
 
-const ConfigValue::Map& Config::map(const std::string& name) const { return get_as<ConfigValue::Map>(*this, name); }
+const ConfigValue::Map& Config::map(const std::string& name) const {
+  return get_as<ConfigValue::Map>(*this, name);
+}
 
-const Config& Config::object(const std::string& name) const { return *get_as<ConfigValue::Object>(*this, name); }
+const Config& Config::object(const std::string& name) const {
+  return *get_as<ConfigValue::Object>(*this, name);
+}
 
 Location Config::where(const std::string& name) const {
   auto it = values_.find(name);
@@ -173,13 +208,20 @@ std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) {
   if (ec != std::errc() || ptr != text.data() + i) return std::nullopt;
   std::string_view unit = text.substr(i);
   double scale;
-  if (unit == "ns") scale = 1;
-  else if (unit == "us") scale = 1e3;
-  else if (unit == "ms") scale = 1e6;
-  else if (unit == "s") scale = 1e9;
-  else if (unit == "m") scale = 60e9;
-  else if (unit == "h") scale = 3600e9;
-  else return std::nullopt;
+  if (unit == "ns")
+    scale = 1;
+  else if (unit == "us")
+    scale = 1e3;
+  else if (unit == "ms")
+    scale = 1e6;
+  else if (unit == "s")
+    scale = 1e9;
+  else if (unit == "m")
+    scale = 60e9;
+  else if (unit == "h")
+    scale = 3600e9;
+  else
+    return std::nullopt;
   double ns = number * scale;
   if (!std::isfinite(ns) || ns > 9.2e18) return std::nullopt;
   return std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
@@ -194,14 +236,22 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   if (ec != std::errc() || ptr != text.data() + i) return std::nullopt;
   std::string_view unit = text.substr(i);
   double scale;
-  if (unit.empty() || unit == "B") scale = 1;
-  else if (unit == "KB") scale = 1e3;
-  else if (unit == "MB") scale = 1e6;
-  else if (unit == "GB") scale = 1e9;
-  else if (unit == "KiB") scale = 1024.0;
-  else if (unit == "MiB") scale = 1024.0 * 1024;
-  else if (unit == "GiB") scale = 1024.0 * 1024 * 1024;
-  else return std::nullopt;
+  if (unit.empty() || unit == "B")
+    scale = 1;
+  else if (unit == "KB")
+    scale = 1e3;
+  else if (unit == "MB")
+    scale = 1e6;
+  else if (unit == "GB")
+    scale = 1e9;
+  else if (unit == "KiB")
+    scale = 1024.0;
+  else if (unit == "MiB")
+    scale = 1024.0 * 1024;
+  else if (unit == "GiB")
+    scale = 1024.0 * 1024 * 1024;
+  else
+    return std::nullopt;
   double bytes = number * scale;
   if (!std::isfinite(bytes) || bytes > 1.8e19 || bytes != std::floor(bytes)) return std::nullopt;
   return static_cast<std::uint64_t>(bytes);
@@ -224,8 +274,10 @@ std::optional<double> parse_float(std::string_view s) {
   if (!s.empty() && s[0] == '+') s.remove_prefix(1);
   bool digit = false;
   for (char c : s) {
-    if (std::isdigit(static_cast<unsigned char>(c))) digit = true;
-    else if (c != '.' && c != 'e' && c != 'E' && c != '-' && c != '+') return std::nullopt;
+    if (std::isdigit(static_cast<unsigned char>(c)))
+      digit = true;
+    else if (c != '.' && c != 'e' && c != 'E' && c != '-' && c != '+')
+      return std::nullopt;
   }
   if (!digit) return std::nullopt;
   double v = 0;
@@ -349,8 +401,10 @@ std::optional<ConfigValue> convert(const FieldSpec& field, const SpecNode& node,
       bool ok = true;
       for (std::size_t i = 0; i < node.items.size(); ++i) {
         auto item = convert(*field.element, node.items[i], fmt::format("{}[{}]", label, i), diags);
-        if (item) items.push_back(std::move(*item));
-        else ok = false;
+        if (item)
+          items.push_back(std::move(*item));
+        else
+          ok = false;
       }
       if (!ok) return std::nullopt;
       out.v = std::move(items);
@@ -471,7 +525,8 @@ Config Schema::validate(const SpecNode& map, const Location& owner, const std::s
       if (structured && f.default_text->empty()) {
         node.kind = f.type == FieldType::list ? SpecNode::Kind::sequence : SpecNode::Kind::map;
       } else if (structured) {
-        node = parse_spec(*f.default_text, "default", [](const std::string&) { return std::nullopt; }, internal);
+        node = parse_spec(
+            *f.default_text, "default", [](const std::string&) { return std::nullopt; }, internal);
       }
       node.where = owner;
       if (auto v = convert(f, node, f.name, internal)) {

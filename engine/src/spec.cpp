@@ -23,10 +23,14 @@ const SpecNode* SpecNode::find(std::string_view key) const {
 
 std::string SpecNode::describe() const {
   switch (kind) {
-    case Kind::null: return "null";
-    case Kind::map: return "a map";
-    case Kind::sequence: return "a list";
-    case Kind::scalar: return fmt::format("'{}'", scalar);
+    case Kind::null:
+      return "null";
+    case Kind::map:
+      return "a map";
+    case Kind::sequence:
+      return "a list";
+    case Kind::scalar:
+      return fmt::format("'{}'", scalar);
   }
   return "?";
 }
@@ -105,9 +109,7 @@ class SpecBuilder : public YAML::EventHandler {
     bool has_key;
   };
 
-  Location location(const YAML::Mark& mark) const {
-    return Location{file_, mark.line + 1, mark.column + 1};
-  }
+  Location location(const YAML::Mark& mark) const { return Location{file_, mark.line + 1, mark.column + 1}; }
 
   void close() {
     Open done = std::move(stack_.back());
@@ -142,8 +144,8 @@ class SpecBuilder : public YAML::EventHandler {
     }
     for (const auto& [existing, value] : top.node.entries) {
       if (existing.scalar == key.scalar) {
-        diags_.error(key.where, fmt::format("duplicate key '{}' (first defined at line {})", key.scalar,
-                                            existing.where.line));
+        diags_.error(key.where,
+                     fmt::format("duplicate key '{}' (first defined at line {})", key.scalar, existing.where.line));
         return;
       }
     }
@@ -205,8 +207,7 @@ class SpecBuilder : public YAML::EventHandler {
 
 }  // namespace
 
-SpecNode parse_spec(std::string_view text, const std::string& file, const EnvLookup& env,
-                    Diagnostics& diags) {
+SpecNode parse_spec(std::string_view text, const std::string& file, const EnvLookup& env, Diagnostics& diags) {
   std::istringstream in{std::string(text)};
   SpecBuilder builder(file, env, diags);
   try {

@@ -8,7 +8,7 @@ namespace {
 
 enum class Op { eq, ne, lt, le, gt, ge, exists, missing, contains, starts_with, ends_with };
 
-const std::vector<std::string> kOps = {"eq",      "ne",       "lt",          "le",       "gt", "ge",
+const std::vector<std::string> kOps = {"eq",     "ne",      "lt",       "le",          "gt",       "ge",
                                        "exists", "missing", "contains", "starts_with", "ends_with"};
 
 std::optional<double> number(const Value& v) {
@@ -44,16 +44,26 @@ class Filter final : public TransformNode {
     if (op_ == Op::missing) return !v || v->is_null();
     if (!v) return op_ == Op::ne;
     switch (op_) {
-      case Op::eq: return compare(*v, value_) == 0;
-      case Op::ne: return compare(*v, value_) != 0;
-      case Op::lt: return compare(*v, value_) < 0;
-      case Op::le: return compare(*v, value_) <= 0;
-      case Op::gt: return compare(*v, value_) > 0;
-      case Op::ge: return compare(*v, value_) >= 0;
-      case Op::contains: return text_of(*v).find(text_) != std::string::npos;
-      case Op::starts_with: return text_of(*v).starts_with(text_);
-      case Op::ends_with: return text_of(*v).ends_with(text_);
-      default: return false;
+      case Op::eq:
+        return compare(*v, value_) == 0;
+      case Op::ne:
+        return compare(*v, value_) != 0;
+      case Op::lt:
+        return compare(*v, value_) < 0;
+      case Op::le:
+        return compare(*v, value_) <= 0;
+      case Op::gt:
+        return compare(*v, value_) > 0;
+      case Op::ge:
+        return compare(*v, value_) >= 0;
+      case Op::contains:
+        return text_of(*v).find(text_) != std::string::npos;
+      case Op::starts_with:
+        return text_of(*v).starts_with(text_);
+      case Op::ends_with:
+        return text_of(*v).ends_with(text_);
+      default:
+        return false;
     }
   }
 

@@ -40,7 +40,10 @@ class Frontier final : public TransformNode {
  public:
   Frontier(std::vector<std::unique_ptr<RE2>> allow, std::vector<std::unique_ptr<RE2>> deny, bool same_host,
            std::int64_t max_depth, std::int64_t max_pages)
-      : allow_(std::move(allow)), deny_(std::move(deny)), same_host_(same_host), max_depth_(max_depth),
+      : allow_(std::move(allow)),
+        deny_(std::move(deny)),
+        same_host_(same_host),
+        max_depth_(max_depth),
         max_pages_(max_pages) {}
 
   void process(Record& in, Emitter& out) override {
@@ -54,7 +57,8 @@ class Frontier final : public TransformNode {
     if (seed && same_host_) seed_hosts_.insert(host_of(u));
     if (!seed && max_depth_ >= 0 && in.meta.depth > max_depth_) return;
     if (!seed && same_host_ && !seed_hosts_.count(host_of(u))) return;
-    if (!allow_.empty() && std::none_of(allow_.begin(), allow_.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) {
+    if (!allow_.empty() &&
+        std::none_of(allow_.begin(), allow_.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) {
       return;
     }
     if (std::any_of(deny_.begin(), deny_.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) return;
@@ -107,8 +111,8 @@ NodeType frontier_type() {
       for (const auto& p : c.list(name)) out.push_back(std::make_unique<RE2>(std::get<Value>(p.v).to_text()));
       return out;
     };
-    return std::make_unique<Frontier>(compile("allow"), compile("deny"), c.boolean("same_host"),
-                                      c.integer("max_depth"), c.integer("max_pages"));
+    return std::make_unique<Frontier>(compile("allow"), compile("deny"), c.boolean("same_host"), c.integer("max_depth"),
+                                      c.integer("max_pages"));
   };
   t.example = R"(- id: frontier
   type: frontier

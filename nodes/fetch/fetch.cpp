@@ -146,7 +146,8 @@ NodeType fetch_type() {
           FieldSpec::integer("per_host", "requests in flight per host").with_default("8").at_least(1),
           FieldSpec::string("rate", "requests per host per unit (token bucket): 10/s, 600/m").validated_by(check_rate),
           FieldSpec::integer("burst", "requests a host may receive at once under `rate`").with_default("1").at_least(1),
-          FieldSpec::object_of("retries", retries_schema(), "when and how failed requests are retried").with_default("{}"),
+          FieldSpec::object_of("retries", retries_schema(), "when and how failed requests are retried")
+              .with_default("{}"),
           FieldSpec::object_of("circuit_breaker", breaker_schema(), "per host: fail fast while a host keeps failing")
               .with_default("{}"),
           FieldSpec::list("ok_status", FieldSpec::scalar("status", "200, 2xx or 200-299").validated_by(check_status),

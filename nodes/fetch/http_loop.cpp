@@ -51,7 +51,9 @@ std::string duration_text(nanoseconds d) {
   return s >= 1 ? fmt::format("{:g}s", s) : fmt::format("{:g}ms", s * 1000);
 }
 
-std::string attempts_text(int n) { return n == 1 ? "1 attempt" : fmt::format("{} attempts", n); }
+std::string attempts_text(int n) {
+  return n == 1 ? "1 attempt" : fmt::format("{} attempts", n);
+}
 
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<HttpLoop::Transfer*>(user);
@@ -78,7 +80,8 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   std::string name = lower(std::string(line.substr(0, colon)));
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.remove_suffix(1);
+  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
+    value.remove_suffix(1);
   if (name == "retry-after") t->retry_after = std::string(value);
   if (std::find(t->keep->begin(), t->keep->end(), name) != t->keep->end()) t->kept.emplace_back(name, value);
   return n;
@@ -126,16 +129,20 @@ std::optional<ParsedUrl> parse_url(const std::string& text, std::string& error) 
 Reason classify(CURLcode code, bool too_large) {
   if (too_large || code == CURLE_FILESIZE_EXCEEDED) return Reason::too_large;
   switch (code) {
-    case CURLE_OPERATION_TIMEDOUT: return Reason::timeout;
+    case CURLE_OPERATION_TIMEDOUT:
+      return Reason::timeout;
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY: return Reason::dns;
-    case CURLE_COULDNT_CONNECT: return Reason::connect;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return Reason::dns;
+    case CURLE_COULDNT_CONNECT:
+      return Reason::connect;
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM: return Reason::reset;
+    case CURLE_HTTP2_STREAM:
+      return Reason::reset;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -143,10 +150,14 @@ Reason classify(CURLcode code, bool too_large) {
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS: return Reason::tls;
-    case CURLE_UNSUPPORTED_PROTOCOL: return Reason::refused;
-    case CURLE_URL_MALFORMAT: return Reason::invalid;
-    default: return Reason::other;
+    case CURLE_SSL_INVALIDCERTSTATUS:
+      return Reason::tls;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return Reason::refused;
+    case CURLE_URL_MALFORMAT:
+      return Reason::invalid;
+    default:
+      return Reason::other;
   }
 }
 
@@ -193,7 +204,8 @@ void HttpLoop::submit(Record&& record) {
     job->url = *url->as_string();
   }
   job->method = opt_.method;
-  for (const auto& [name, value] : opt_.headers) job->headers.push_back(fmt::format("{}: {}", name, value.render(record)));
+  for (const auto& [name, value] : opt_.headers)
+    job->headers.push_back(fmt::format("{}: {}", name, value.render(record)));
   if (opt_.body) job->body = opt_.body->render(record);
   job->record = std::move(record);
   {
@@ -339,7 +351,8 @@ void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) 
       if (!host.rules.allowed(slash == std::string::npos ? "/" : std::string_view(url).substr(slash))) {
         auto job = std::move(host.waiting.front());
         host.waiting.pop_front();
-        std::string message = fmt::format("robots: disallowed by {}/robots.txt for user agent '{}'", key, opt_.user_agent);
+        std::string message =
+            fmt::format("robots: disallowed by {}/robots.txt for user agent '{}'", key, opt_.user_agent);
         fail(std::move(job), Reason::robots, 0, std::move(message));
         continue;
       }
@@ -357,9 +370,9 @@ void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) 
     auto admission = host.breaker.admit(now);
     if (admission == CircuitBreaker::Admission::reject) {
       auto wait = std::chrono::duration_cast<nanoseconds>(host.breaker.retry_at() - now);
-      std::string message = fmt::format("circuit_open: {} failed {} times in a row; next probe in {}", key,
-                                        host.breaker.consecutive_failures(),
-                                        duration_text(std::max(nanoseconds(0), wait)));
+      std::string message =
+          fmt::format("circuit_open: {} failed {} times in a row; next probe in {}", key,
+                      host.breaker.consecutive_failures(), duration_text(std::max(nanoseconds(0), wait)));
       while (!host.waiting.empty()) {
         auto job = std::move(host.waiting.front());
         host.waiting.pop_front();
@@ -400,7 +413,8 @@ CURL* HttpLoop::configure(Transfer& t, const std::string& url) {
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are followed here, hop by hop, with checks
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(opt_.timeout).count()));
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(opt_.timeout).count()));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(opt_.connect_timeout).count()));
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opt_.max_body));
@@ -515,9 +529,9 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
     std::string error;
     auto parsed = parse_url(target, error);
     if (!parsed) {
-      return fail(std::move(job), Reason::refused, status,
-                  fmt::format("refused redirect from '{}' to '{}': only http and https URLs are allowed", job->url,
-                              target));
+      return fail(
+          std::move(job), Reason::refused, status,
+          fmt::format("refused redirect from '{}' to '{}': only http and https URLs are allowed", job->url, target));
     }
     ++job->redirects;
     job->attempts = 0;  // attempts count per hop; a redirect is not a retry
@@ -538,7 +552,8 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
     std::string message = fmt::format("HTTP {}", status);
     job->record.set("final_url", Value(job->url));
     idle_handles_.push_back(easy);
-    if (!opt_.retry.retries_status(status)) return fail(std::move(job), Reason::http_status, status, std::move(message));
+    if (!opt_.retry.retries_status(status))
+      return fail(std::move(job), Reason::http_status, status, std::move(message));
     return retry_or_fail(std::move(job), Reason::http_status, status, std::move(message), wait);
   }
   succeed(std::move(job), *t);
@@ -547,7 +562,8 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
 
 void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message,
                              nanoseconds wait) {
-  bool retryable = reason == Reason::http_status ? opt_.retry.retries_status(status) : opt_.retry.retries_reason(reason);
+  bool retryable =
+      reason == Reason::http_status ? opt_.retry.retries_status(status) : opt_.retry.retries_reason(reason);
   if (retryable && job->attempts < opt_.retry.attempts && !cancel_.load()) {
     timers_.emplace(Clock::now() + wait, Timer{std::move(job), {}});
     return;

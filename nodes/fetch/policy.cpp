@@ -38,20 +38,34 @@ bool StatusSet::contains(long status) const {
 
 std::string_view reason_name(Reason reason) {
   switch (reason) {
-    case Reason::http_status: return "http_status";
-    case Reason::timeout: return "timeout";
-    case Reason::connect: return "connect";
-    case Reason::reset: return "reset";
-    case Reason::dns: return "dns";
-    case Reason::tls: return "tls";
-    case Reason::too_large: return "too_large";
-    case Reason::redirects: return "redirects";
-    case Reason::refused: return "refused";
-    case Reason::circuit_open: return "circuit_open";
-    case Reason::robots: return "robots";
-    case Reason::cancelled: return "cancelled";
-    case Reason::invalid: return "invalid";
-    case Reason::other: return "other";
+    case Reason::http_status:
+      return "http_status";
+    case Reason::timeout:
+      return "timeout";
+    case Reason::connect:
+      return "connect";
+    case Reason::reset:
+      return "reset";
+    case Reason::dns:
+      return "dns";
+    case Reason::tls:
+      return "tls";
+    case Reason::too_large:
+      return "too_large";
+    case Reason::redirects:
+      return "redirects";
+    case Reason::refused:
+      return "refused";
+    case Reason::circuit_open:
+      return "circuit_open";
+    case Reason::robots:
+      return "robots";
+    case Reason::cancelled:
+      return "cancelled";
+    case Reason::invalid:
+      return "invalid";
+    case Reason::other:
+      return "other";
   }
   return "other";
 }
@@ -62,17 +76,22 @@ bool RetryPolicy::retries_status(long status) const {
 
 bool RetryPolicy::retries_reason(Reason reason) const {
   switch (reason) {
-    case Reason::timeout: return on_timeout;
+    case Reason::timeout:
+      return on_timeout;
     case Reason::connect:
-    case Reason::dns: return on_connect;
-    case Reason::reset: return on_reset;
-    default: return false;
+    case Reason::dns:
+      return on_connect;
+    case Reason::reset:
+      return on_reset;
+    default:
+      return false;
   }
 }
 
 nanoseconds RetryPolicy::backoff(int next_attempt, std::mt19937_64& rng) const {
   int exponent = std::clamp(next_attempt - 2, 0, 40);
-  double cap = std::min(static_cast<double>(max.count()), static_cast<double>(base.count()) * std::ldexp(1.0, exponent));
+  double cap =
+      std::min(static_cast<double>(max.count()), static_cast<double>(base.count()) * std::ldexp(1.0, exponent));
   std::uniform_real_distribution<double> jitter(0.0, cap);
   return nanoseconds(static_cast<std::int64_t>(jitter(rng)));
 }
@@ -95,7 +114,8 @@ std::optional<std::int64_t> parse_http_date(std::string_view v) {
   std::string s(v);
   int day, year, hour, minute, second;
   // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
-  if (std::sscanf(s.c_str(), "%*3s, %2d %3s %4d %2d:%2d:%2d %3s", &day, month, &year, &hour, &minute, &second, zone) == 7) {
+  if (std::sscanf(s.c_str(), "%*3s, %2d %3s %4d %2d:%2d:%2d %3s", &day, month, &year, &hour, &minute, &second, zone) ==
+      7) {
   } else if (std::sscanf(s.c_str(), "%*[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d %3s", &day, month, &year, &hour, &minute,
                          &second, zone) == 7) {
     // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
@@ -198,6 +218,8 @@ void CircuitBreaker::on_failure(Clock::time_point now) {
   }
 }
 
-void CircuitBreaker::on_probe_abandoned() { probe_in_flight_ = false; }
+void CircuitBreaker::on_probe_abandoned() {
+  probe_in_flight_ = false;
+}
 
 }  // namespace sluice::fetch

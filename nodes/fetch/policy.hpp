@@ -27,12 +27,26 @@ class StatusSet {
 };
 
 // Why an attempt failed, as used by `retries.on` and in error records (`reason` field).
-enum class Reason { http_status, timeout, connect, reset, dns, tls, too_large, redirects, refused, circuit_open,
-                    robots, cancelled, invalid, other };
+enum class Reason {
+  http_status,
+  timeout,
+  connect,
+  reset,
+  dns,
+  tls,
+  too_large,
+  redirects,
+  refused,
+  circuit_open,
+  robots,
+  cancelled,
+  invalid,
+  other
+};
 std::string_view reason_name(Reason reason);
 
 struct RetryPolicy {
-  int attempts = 3;                                   // attempts in total, the first one included
+  int attempts = 3;  // attempts in total, the first one included
   std::vector<long> on_status = {429, 500, 502, 503, 504};
   bool on_timeout = true, on_connect = true, on_reset = true;
   nanoseconds base = std::chrono::milliseconds(200);  // first backoff cap
@@ -56,7 +70,8 @@ std::optional<double> parse_rate(std::string_view text);
 class TokenBucket {
  public:
   TokenBucket() = default;
-  TokenBucket(double rate, double burst, Clock::time_point now) : rate_(rate), burst_(burst), tokens_(burst), last_(now) {}
+  TokenBucket(double rate, double burst, Clock::time_point now)
+      : rate_(rate), burst_(burst), tokens_(burst), last_(now) {}
 
   bool limited() const { return rate_ > 0; }
   bool try_take(Clock::time_point now);

@@ -87,8 +87,8 @@ std::string node_value(xmlNodePtr node, const Selector& sel) {
 }
 
 // Evaluates `sel` at `context`: every value (all) or the first, as strings.
-std::vector<std::string> evaluate(xmlXPathContextPtr ctx, CompiledCache& cache, xmlNodePtr context,
-                                  const Selector& sel, bool all) {
+std::vector<std::string> evaluate(xmlXPathContextPtr ctx, CompiledCache& cache, xmlNodePtr context, const Selector& sel,
+                                  bool all) {
   std::vector<std::string> out;
   xmlXPathCompExprPtr expr = cache.get(sel.xpath);
   if (!expr) return out;
@@ -124,10 +124,13 @@ std::vector<xmlNodePtr> nodes(xmlXPathContextPtr ctx, CompiledCache& cache, xmlN
 
 class HtmlParser final : public TransformNode {
  public:
-  HtmlParser(std::string body_field, std::string url_field, std::optional<Selector> items, std::vector<FieldRule> fields,
-             std::optional<Selector> links)
-      : body_field_(std::move(body_field)), url_field_(std::move(url_field)), items_(std::move(items)),
-        fields_(std::move(fields)), links_(std::move(links)) {}
+  HtmlParser(std::string body_field, std::string url_field, std::optional<Selector> items,
+             std::vector<FieldRule> fields, std::optional<Selector> links)
+      : body_field_(std::move(body_field)),
+        url_field_(std::move(url_field)),
+        items_(std::move(items)),
+        fields_(std::move(fields)),
+        links_(std::move(links)) {}
 
   void process(Record& page, Emitter& out) override {
     const Value* body = page.get(body_field_);
@@ -137,9 +140,9 @@ class HtmlParser final : public TransformNode {
     std::string page_url = text_of(page.get(url_field_));
     if (page_url.empty()) page_url = text_of(page.get("url"));
     thread_local CompiledCache cache;
-    htmlDocPtr doc = htmlReadMemory(html.data(), static_cast<int>(html.size()), page_url.c_str(), nullptr,
-                                    HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
-                                        HTML_PARSE_COMPACT);
+    htmlDocPtr doc = htmlReadMemory(
+        html.data(), static_cast<int>(html.size()), page_url.c_str(), nullptr,
+        HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET | HTML_PARSE_COMPACT);
     if (!doc) {
       out.fail(std::move(page), fmt::format("cannot parse the HTML of '{}'", page_url));
       return;
@@ -224,7 +227,9 @@ std::string check_regex(const Value& v) {
 
 Schema field_schema() {
   return Schema({
-      FieldSpec::string("select", "CSS or XPath selector, relative to the item").make_required().validated_by(check_selector),
+      FieldSpec::string("select", "CSS or XPath selector, relative to the item")
+          .make_required()
+          .validated_by(check_selector),
       FieldSpec::boolean("all", "every match as a list instead of the first").with_default("false"),
       FieldSpec::string("regex", "keep the first capture group (or the match) of this RE2 expression")
           .validated_by(check_regex),
@@ -240,8 +245,8 @@ NodeType parse_html_type() {
   t.kind = NodeKind::transform;
   t.summary = "extracts items and fields from HTML with CSS or XPath selectors, and the page's links";
   t.ports = transform_ports();
-  t.ports.insert(t.ports.begin() + 2, PortSpec{"links", PortDirection::output,
-                                                "absolute http(s) links of the page: url, depth, from_url"});
+  t.ports.insert(t.ports.begin() + 2,
+                 PortSpec{"links", PortDirection::output, "absolute http(s) links of the page: url, depth, from_url"});
   FieldSpec field = FieldSpec::object_of("field", field_schema(), "a selector, or {select, all, regex, required}");
   field.shorthand = "select";
   t.schema = Schema({
@@ -251,7 +256,8 @@ NodeType parse_html_type() {
       FieldSpec::string("links", "selector of the links to emit on the links port, e.g. a[href]::attr(href)")
           .validated_by(check_selector),
       FieldSpec::string("body_field", "the field holding the HTML").with_default("body"),
-      FieldSpec::string("url_field", "the page URL links resolve against (falls back to url)").with_default("final_url"),
+      FieldSpec::string("url_field", "the page URL links resolve against (falls back to url)")
+          .with_default("final_url"),
   });
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     static std::once_flag ready;

@@ -19,9 +19,12 @@ std::string to_pointer(std::string_view path) {
     std::string_view part = path.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
     out += '/';
     for (char c : part) {
-      if (c == '~') out += "~0";
-      else if (c == '/') out += "~1";
-      else out += c;
+      if (c == '~')
+        out += "~0";
+      else if (c == '/')
+        out += "~1";
+      else
+        out += c;
     }
     if (dot == std::string_view::npos) break;
     start = dot + 1;
@@ -31,18 +34,25 @@ std::string to_pointer(std::string_view path) {
 
 Value to_value(simdjson::dom::element e) {
   switch (e.type()) {
-    case simdjson::dom::element_type::INT64: return Value(int64_t(e));
-    case simdjson::dom::element_type::UINT64: return Value(static_cast<double>(uint64_t(e)));
-    case simdjson::dom::element_type::DOUBLE: return Value(double(e));
-    case simdjson::dom::element_type::STRING: return Value(std::string(std::string_view(e)));
-    case simdjson::dom::element_type::BOOL: return Value(bool(e));
-    case simdjson::dom::element_type::NULL_VALUE: return Value();
+    case simdjson::dom::element_type::INT64:
+      return Value(int64_t(e));
+    case simdjson::dom::element_type::UINT64:
+      return Value(static_cast<double>(uint64_t(e)));
+    case simdjson::dom::element_type::DOUBLE:
+      return Value(double(e));
+    case simdjson::dom::element_type::STRING:
+      return Value(std::string(std::string_view(e)));
+    case simdjson::dom::element_type::BOOL:
+      return Value(bool(e));
+    case simdjson::dom::element_type::NULL_VALUE:
+      return Value();
     case simdjson::dom::element_type::ARRAY: {
       List list;
       for (simdjson::dom::element item : e.get_array()) list.push_back(to_value(item));
       return Value(std::move(list));
     }
-    case simdjson::dom::element_type::OBJECT: return Value(simdjson::to_string(e));
+    case simdjson::dom::element_type::OBJECT:
+      return Value(simdjson::to_string(e));
   }
   return Value();
 }
@@ -58,8 +68,11 @@ class JsonParser final : public TransformNode {
  public:
   JsonParser(std::string body_field, std::string url_field, std::optional<std::string> items,
              std::vector<JsonField> fields, std::optional<std::string> link)
-      : body_field_(std::move(body_field)), url_field_(std::move(url_field)), items_(std::move(items)),
-        fields_(std::move(fields)), link_(std::move(link)) {}
+      : body_field_(std::move(body_field)),
+        url_field_(std::move(url_field)),
+        items_(std::move(items)),
+        fields_(std::move(fields)),
+        link_(std::move(link)) {}
 
   void process(Record& page, Emitter& out) override {
     const Value* body = page.get(body_field_);
@@ -145,8 +158,8 @@ NodeType parse_json_type() {
   t.kind = NodeKind::transform;
   t.summary = "extracts items and fields from JSON with JSON Pointers or dotted paths (simdjson)";
   t.ports = transform_ports();
-  t.ports.insert(t.ports.begin() + 2,
-                 PortSpec{"links", PortDirection::output, "the URL at 'next' (pagination), resolved: url, depth, from_url"});
+  t.ports.insert(t.ports.begin() + 2, PortSpec{"links", PortDirection::output,
+                                               "the URL at 'next' (pagination), resolved: url, depth, from_url"});
   FieldSpec field = FieldSpec::object_of("field", json_field_schema(), "a path, or {path, required}");
   field.shorthand = "path";
   t.schema = Schema({
@@ -154,7 +167,8 @@ NodeType parse_json_type() {
       FieldSpec::map("fields", field, "field name -> path").with_default(""),
       FieldSpec::string("next", "path of a next-page URL to emit on the links port"),
       FieldSpec::string("body_field", "the field holding the JSON").with_default("body"),
-      FieldSpec::string("url_field", "the page URL links resolve against (falls back to url)").with_default("final_url"),
+      FieldSpec::string("url_field", "the page URL links resolve against (falls back to url)")
+          .with_default("final_url"),
   });
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;

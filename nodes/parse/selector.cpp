@@ -25,7 +25,9 @@ std::string literal(std::string_view s) {
   return out + ")";
 }
 
-bool name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; }
+bool name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+}
 
 class CssParser {
  public:
@@ -123,7 +125,8 @@ class CssParser {
       if (take('.')) {
         std::string cls = name();
         if (cls.empty()) return fail("expected a class name");
-        predicates += fmt::format("[contains(concat(' ', normalize-space(@class), ' '), {})]", literal(" " + cls + " "));
+        predicates +=
+            fmt::format("[contains(concat(' ', normalize-space(@class), ' '), {})]", literal(" " + cls + " "));
       } else if (take('#')) {
         std::string id = name();
         if (id.empty()) return fail("expected an id");
@@ -154,7 +157,8 @@ class CssParser {
           if (op == "^=") predicates += fmt::format("[starts-with(@{}, {})]", attr, lit);
           if (op == "*=") predicates += fmt::format("[contains(@{}, {})]", attr, lit);
           if (op == "$=") {
-            predicates += fmt::format("[substring(@{0}, string-length(@{0}) - string-length({1}) + 1) = {1}]", attr, lit);
+            predicates +=
+                fmt::format("[substring(@{0}, string-length(@{0}) - string-length({1}) + 1) = {1}]", attr, lit);
           }
         }
       } else if (s_.substr(pos_, 2) != "::" && take(':')) {
@@ -166,7 +170,9 @@ class CssParser {
         } else if (pseudo == "nth-child") {
           if (!take('(')) return fail("expected ( after :nth-child");
           std::string n = name();
-          if (!take(')') || n.empty() || !std::all_of(n.begin(), n.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; })) {
+          if (!take(')') || n.empty() || !std::all_of(n.begin(), n.end(), [](char c) {
+                return std::isdigit(static_cast<unsigned char>(c)) != 0;
+              })) {
             return fail("expected :nth-child(<number>)");
           }
           predicates += fmt::format("[count(preceding-sibling::*) = {}]", std::stoi(n) - 1);

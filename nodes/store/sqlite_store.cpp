@@ -20,7 +20,8 @@ bool plain_identifier(std::string_view name) {
   if (name.empty() || name.size() > 64 || !(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) {
     return false;
   }
-  return std::all_of(name.begin(), name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
 std::string check_identifier(const Value& v) {
@@ -29,7 +30,9 @@ std::string check_identifier(const Value& v) {
   return fmt::format("'{}' is not a plain SQL name (letters, digits and '_', starting with a letter or '_')", name);
 }
 
-std::string quote(std::string_view name) { return fmt::format("\"{}\"", name); }
+std::string quote(std::string_view name) {
+  return fmt::format("\"{}\"", name);
+}
 
 std::string upper(std::string s) {
   for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -47,10 +50,15 @@ class SqliteStore final : public SinkNode {
   SqliteStore(std::string id, std::string path, std::string table, std::vector<Column> columns,
               std::vector<std::string> key, std::size_t rows, std::chrono::nanoseconds interval,
               std::vector<std::pair<std::string, std::string>> pragmas)
-      : id_(std::move(id)), path_(std::move(path)), table_(std::move(table)), columns_(std::move(columns)),
-        key_(std::move(key)), rows_(rows), interval_(interval) {
-    int rc = sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+      : id_(std::move(id)),
+        path_(std::move(path)),
+        table_(std::move(table)),
+        columns_(std::move(columns)),
+        key_(std::move(key)),
+        rows_(rows),
+        interval_(interval) {
+    int rc =
+        sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
       std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
       sqlite3_close(db_);
@@ -59,8 +67,8 @@ class SqliteStore final : public SinkNode {
     }
     // synchronous=NORMAL: Debian builds SQLite with FULL as the default even in WAL mode.
     std::vector<std::pair<std::string, std::string>> settings = {
-        {"busy_timeout", "5000"},       {"journal_mode", "WAL"},       {"synchronous", "NORMAL"},
-        {"cache_size", "-16384"},       {"wal_autocheckpoint", "10000"}, {"journal_size_limit", "67108864"},
+        {"busy_timeout", "5000"}, {"journal_mode", "WAL"},         {"synchronous", "NORMAL"},
+        {"cache_size", "-16384"}, {"wal_autocheckpoint", "10000"}, {"journal_size_limit", "67108864"},
         {"temp_store", "MEMORY"},
     };
     for (auto& [name, value] : pragmas) {
@@ -72,7 +80,8 @@ class SqliteStore final : public SinkNode {
       }
     }
     try {
-      for (const auto& [name, value] : settings) exec(fmt::format("PRAGMA {}={}", name, value), "setting PRAGMA " + name);
+      for (const auto& [name, value] : settings)
+        exec(fmt::format("PRAGMA {}={}", name, value), "setting PRAGMA " + name);
       prepare_table();
       prepare_insert();
     } catch (...) {
@@ -96,7 +105,8 @@ class SqliteStore final : public SinkNode {
         exec("BEGIN IMMEDIATE", "starting a transaction");
         in_transaction_ = true;
       }
-      for (std::size_t i = 0; i < columns_.size(); ++i) bind(static_cast<int>(i + 1), columns_[i], r.get(columns_[i].field));
+      for (std::size_t i = 0; i < columns_.size(); ++i)
+        bind(static_cast<int>(i + 1), columns_[i], r.get(columns_[i].field));
       int rc = sqlite3_step(insert_);
       sqlite3_reset(insert_);
       if (rc != SQLITE_DONE) rollback(pending_rows_ + 1, r.describe());
@@ -172,14 +182,16 @@ class SqliteStore final : public SinkNode {
       return;
     }
     if (existing != wanted) {
-      throw NodeError(fmt::format("table '{}' in '{}' exists with columns ({}), but this node writes ({}); use another "
-                                  "table or migrate it",
-                                  table_, path_, describe(existing), describe(wanted)));
+      throw NodeError(
+          fmt::format("table '{}' in '{}' exists with columns ({}), but this node writes ({}); use another "
+                      "table or migrate it",
+                      table_, path_, describe(existing), describe(wanted)));
     }
     if (!key_.empty() && !has_unique_index()) {
       std::string keys;
       for (const auto& k : key_) keys += (keys.empty() ? "" : ", ") + k;
-      throw NodeError(fmt::format("table '{}' in '{}' has no UNIQUE index on ({}), which key needs", table_, path_, keys));
+      throw NodeError(
+          fmt::format("table '{}' in '{}' has no UNIQUE index on ({}), which key needs", table_, path_, keys));
     }
   }
 
@@ -308,19 +320,20 @@ NodeType store_sqlite_type() {
           FieldSpec::string("path", "the database file (created when missing)").make_required(),
           identifier("table", "the table (created when missing; an existing one must have the same columns)")
               .make_required(),
-          FieldSpec::map("columns",
-                         FieldSpec::enumeration("type", kSqlTypes, "SQL type"),
+          FieldSpec::map("columns", FieldSpec::enumeration("type", kSqlTypes, "SQL type"),
                          "column name -> SQL type, in table order; each column reads the record field of the same "
                          "name unless 'fields' says otherwise")
               .keys_validated_by(check_identifier)
               .make_required(),
-          FieldSpec::map("fields", FieldSpec::string("field", "a record field"), "column -> record field, where they differ")
+          FieldSpec::map("fields", FieldSpec::string("field", "a record field"),
+                         "column -> record field, where they differ")
               .with_default(""),
           FieldSpec::list("key", FieldSpec::string("column", "a column").validated_by(check_identifier),
                           "columns that identify a row: writes become UPSERTs (ON CONFLICT DO UPDATE)")
               .with_default(""),
           FieldSpec::object_of("batch", batch_schema(), "transaction size and latency").with_default("{}"),
-          FieldSpec::map("pragmas", FieldSpec::scalar("value", "a number or a plain word").validated_by(check_pragma_value),
+          FieldSpec::map("pragmas",
+                         FieldSpec::scalar("value", "a number or a plain word").validated_by(check_pragma_value),
                          "PRAGMA overrides, e.g. {synchronous: FULL, cache_size: -65536}")
               .keys_validated_by(check_identifier)
               .with_default(""),

@@ -1,6 +1,6 @@
 // The sluice binary as users run it: exit codes, messages, signals.
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include <thread>
 
@@ -45,9 +45,11 @@ edges:
 
 TEST_CASE("sluice validate prints every error of every file and exits 2", "[cli]") {
   TempDir dir;
-  test::write_file(dir.file("bad.yaml"), "pipeline: bad\nnodes:\n  - id: a\n    type: filtr\n  - id: a\n    type: set\n");
-  test::write_file(dir.file("good.yaml"), "pipeline: good\nnodes:\n  - id: s\n    type: source.list\n    urls: [x]\n"
-                                          "  - id: o\n    type: sink.jsonl\nedges:\n  - s -> o\n");
+  test::write_file(dir.file("bad.yaml"),
+                   "pipeline: bad\nnodes:\n  - id: a\n    type: filtr\n  - id: a\n    type: set\n");
+  test::write_file(dir.file("good.yaml"),
+                   "pipeline: good\nnodes:\n  - id: s\n    type: source.list\n    urls: [x]\n"
+                   "  - id: o\n    type: sink.jsonl\nedges:\n  - s -> o\n");
   Result r = sluice_cli(dir, {"validate", dir.file("good.yaml"), dir.file("bad.yaml")});
   CHECK(r.code == 2);
   CHECK(r.out == dir.file("good.yaml") + ": ok\n");
@@ -61,13 +63,15 @@ TEST_CASE("sluice validate prints every error of every file and exits 2", "[cli]
 TEST_CASE("sluice run on an invalid pipeline exits 2 and runs nothing", "[cli]") {
   TempDir dir;
   std::string out = dir.file("out.jsonl");
-  test::write_file(dir.file("p.yaml"), fmt::format("pipeline: p\nnodes:\n  - id: s\n    type: source.list\n    urls: [x]\n"
-                                                   "  - id: o\n    type: sink.jsonl\n    path: {}\n    pth: typo\n"
-                                                   "edges:\n  - s -> o\n",
-                                                   out));
+  test::write_file(dir.file("p.yaml"),
+                   fmt::format("pipeline: p\nnodes:\n  - id: s\n    type: source.list\n    urls: [x]\n"
+                               "  - id: o\n    type: sink.jsonl\n    path: {}\n    pth: typo\n"
+                               "edges:\n  - s -> o\n",
+                               out));
   Result r = sluice_cli(dir, {"run", dir.file("p.yaml")});
   CHECK(r.code == 2);
-  CHECK(r.err == dir.file("p.yaml") + ":9:5: error: unknown key 'pth' in node 'o' (sink.jsonl) (did you mean 'path'?)\n");
+  CHECK(r.err ==
+        dir.file("p.yaml") + ":9:5: error: unknown key 'pth' in node 'o' (sink.jsonl) (did you mean 'path'?)\n");
   CHECK_FALSE(std::filesystem::exists(out));
 }
 
@@ -109,7 +113,7 @@ TEST_CASE("SIGINT stops a running pipeline gracefully with exit 130 and whole ou
   ::unsetenv("CLI_OUT");
   // Wait until records are flowing, then interrupt.
   for (int i = 0; i < 200 && !(std::filesystem::exists(dir.file("out.jsonl")) &&
-                              std::filesystem::file_size(dir.file("out.jsonl")) > 0);
+                               std::filesystem::file_size(dir.file("out.jsonl")) > 0);
        ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

@@ -1,6 +1,6 @@
 // fetch and limit against the real fixture server on 127.0.0.1.
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include <set>
 
@@ -8,9 +8,9 @@
 #include "fixture_server.hpp"
 
 using namespace sluice;
-using test::TempDir;
 using fixture::Counter;
 using fixture::FixtureServer;
+using test::TempDir;
 
 namespace {
 
@@ -50,8 +50,9 @@ edges:
   - get.error -> bad_full
 )",
                      fmt::arg("settings", settings), fmt::arg("urls", dir.file("urls.txt")),
-                     fmt::arg("max", max_in_flight), fmt::arg("config", fetch_config), fmt::arg("ok", dir.file("ok.jsonl")),
-                     fmt::arg("bad", dir.file("bad.jsonl")), fmt::arg("bad_full", dir.file("bad_full.jsonl")));
+                     fmt::arg("max", max_in_flight), fmt::arg("config", fetch_config),
+                     fmt::arg("ok", dir.file("ok.jsonl")), fmt::arg("bad", dir.file("bad.jsonl")),
+                     fmt::arg("bad_full", dir.file("bad_full.jsonl")));
 }
 
 std::vector<std::string> lines(const TempDir& dir, const std::string& name) {
@@ -112,14 +113,24 @@ TEST_CASE("10,000 requests with injected failures, resets and timeouts are each 
   std::vector<std::string> urls;
   for (int i = 0; i < 10000; ++i) {
     switch (i % 20) {
-      case 0: case 1: urls.push_back(server.url(fmt::format("/status/500?i={}", i))); break;
-      case 2: urls.push_back(server.reset_url() + fmt::format("?i={}", i)); break;
-      case 3: urls.push_back(server.url(fmt::format("/delay/1000?i={}", i))); break;
-      default: urls.push_back(server.url(fmt::format("/status/200?i={}", i))); break;
+      case 0:
+      case 1:
+        urls.push_back(server.url(fmt::format("/status/500?i={}", i)));
+        break;
+      case 2:
+        urls.push_back(server.reset_url() + fmt::format("?i={}", i));
+        break;
+      case 3:
+        urls.push_back(server.url(fmt::format("/delay/1000?i={}", i)));
+        break;
+      default:
+        urls.push_back(server.url(fmt::format("/status/200?i={}", i)));
+        break;
     }
   }
   RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
-      dir, urls, 64, "    timeout: 300ms\n    per_host: 64\n    retries: {attempts: 1}\n    circuit_breaker: {failure_threshold: 0}\n"
+      dir, urls, 64,
+      "    timeout: 300ms\n    per_host: 64\n    retries: {attempts: 1}\n    circuit_breaker: {failure_threshold: 0}\n"
       "    robots: ignore",
       "batch: 256, max_pending: 4")));
   // No engine-bug errors: every limit slot was released and every submitted record completed.
@@ -149,9 +160,9 @@ TEST_CASE("10,000 requests with injected failures, resets and timeouts are each 
 TEST_CASE("retries follow attempts and on_status; a success after failures reports its attempts", "[fetch][retry]") {
   FixtureServer server;
   TempDir dir;
-  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
-      dir, {server.url("/flaky/a?fail=2"), server.url("/flaky/b?fail=5"), server.url("/status/404")}, 4,
-      "    retries: {attempts: 3, base: 5ms, max: 20ms}", "batch: 1")));
+  RunReport report = run_pipeline(test::plan_of(
+      fetch_pipeline(dir, {server.url("/flaky/a?fail=2"), server.url("/flaky/b?fail=5"), server.url("/status/404")}, 4,
+                     "    retries: {attempts: 3, base: 5ms, max: 20ms}", "batch: 1")));
   REQUIRE(report.errors.empty());
   CHECK(server.counter("/flaky").requests == 6);   // a: 3 (succeeds on the 3rd), b: 3 (gives up)
   CHECK(server.counter("/status").requests == 1);  // 404 is not retried
@@ -164,17 +175,17 @@ TEST_CASE("retries follow attempts and on_status; a success after failures repor
   std::sort(bad.begin(), bad.end());
   CHECK(bad[0] == fmt::format(R"({{"url":"{}","status":503,"reason":"http_status","attempts":3}})",
                               server.url("/flaky/b?fail=5")));
-  CHECK(bad[1] == fmt::format(R"({{"url":"{}","status":404,"reason":"http_status","attempts":1}})",
-                              server.url("/status/404")));
+  CHECK(bad[1] ==
+        fmt::format(R"({{"url":"{}","status":404,"reason":"http_status","attempts":1}})", server.url("/status/404")));
 }
 
 TEST_CASE("Retry-After is honoured on 429 and 503, and capped by retries.max", "[fetch][retry]") {
   FixtureServer server;
   TempDir dir;
   auto started = std::chrono::steady_clock::now();
-  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
-      dir, {server.url("/flaky/slow?fail=1&status=429&after=1"), server.url("/retry-after/3600")}, 4,
-      "    retries: {attempts: 2, base: 1ms, max: 1500ms}", "batch: 1")));
+  RunReport report = run_pipeline(test::plan_of(
+      fetch_pipeline(dir, {server.url("/flaky/slow?fail=1&status=429&after=1"), server.url("/retry-after/3600")}, 4,
+                     "    retries: {attempts: 2, base: 1ms, max: 1500ms}", "batch: 1")));
   auto elapsed = std::chrono::steady_clock::now() - started;
   REQUIRE(report.errors.empty());
   CHECK(lines(dir, "ok.jsonl").size() == 1);
@@ -211,10 +222,11 @@ TEST_CASE("an open breaker half-opens after recovery_timeout and a successful pr
   TempDir dir;
   // Three failures open the breaker; Retry-After (1 s) outlasts recovery_timeout (100 ms), so the
   // 4th attempt is the half-open probe, succeeds, and closes the breaker for the next request.
-  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
-      dir, {server.url("/flaky/p?fail=3&after=1"), server.url("/status/200")}, 1,
-      "    retries: {attempts: 5, base: 1ms, max: 2s}\n    circuit_breaker: {failure_threshold: 3, recovery_timeout: 100ms}",
-      "batch: 1")));
+  RunReport report = run_pipeline(
+      test::plan_of(fetch_pipeline(dir, {server.url("/flaky/p?fail=3&after=1"), server.url("/status/200")}, 1,
+                                   "    retries: {attempts: 5, base: 1ms, max: 2s}\n    circuit_breaker: "
+                                   "{failure_threshold: 3, recovery_timeout: 100ms}",
+                                   "batch: 1")));
   REQUIRE(report.errors.empty());
   auto ok = lines(dir, "ok.jsonl");
   REQUIRE(ok.size() == 2);
@@ -230,8 +242,8 @@ TEST_CASE("timeouts fire and are reported with their reason", "[fetch]") {
       fetch_pipeline(dir, {server.url("/delay/3000")}, 1, "    timeout: 200ms\n    retries: {attempts: 1}")));
   REQUIRE(report.errors.empty());
   CHECK(lines(dir, "bad.jsonl") ==
-        std::vector<std::string>{fmt::format(R"({{"url":"{}","status":null,"reason":"timeout","attempts":1}})",
-                                             server.url("/delay/3000"))});
+        std::vector<std::string>{
+            fmt::format(R"({{"url":"{}","status":null,"reason":"timeout","attempts":1}})", server.url("/delay/3000"))});
   auto messages = error_messages(dir);
   REQUIRE(messages.size() == 1);
   CHECK(messages[0].starts_with("timeout: Operation timed out after"));
@@ -264,9 +276,9 @@ TEST_CASE("forbidden schemes are refused, also after a redirect, naming the URL"
 TEST_CASE("redirects are followed up to max_redirects and loops are stopped", "[fetch]") {
   FixtureServer server;
   TempDir dir;
-  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
-      dir, {server.url("/redirect/3"), server.url("/redirect-loop"), server.url("/redirect/9")}, 1,
-      "    max_redirects: 5", "batch: 1")));
+  RunReport report = run_pipeline(test::plan_of(
+      fetch_pipeline(dir, {server.url("/redirect/3"), server.url("/redirect-loop"), server.url("/redirect/9")}, 1,
+                     "    max_redirects: 5", "batch: 1")));
   REQUIRE(report.errors.empty());
   auto ok = lines(dir, "ok.jsonl");
   REQUIRE(ok.size() == 1);
@@ -299,10 +311,11 @@ TEST_CASE("the body cap holds for large, gzip-bomb and lying responses; gzip is 
 TEST_CASE("method, headers and body are sent as configured, with {field} templates", "[fetch]") {
   FixtureServer server;
   TempDir dir;
-  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
-      dir, {server.url("/echo")}, 1,
-      "    method: POST\n    body: '{{\"q\": \"{url}\"}}'\n    headers: {X-Trace: 'id-{url}', Content-Type: application/json}\n"
-      "    user_agent: sluice-test/1")));
+  RunReport report =
+      run_pipeline(test::plan_of(fetch_pipeline(dir, {server.url("/echo")}, 1,
+                                                "    method: POST\n    body: '{{\"q\": \"{url}\"}}'\n    headers: "
+                                                "{X-Trace: 'id-{url}', Content-Type: application/json}\n"
+                                                "    user_agent: sluice-test/1")));
   REQUIRE(report.errors.empty());
   auto ok = lines(dir, "ok.jsonl");
   REQUIRE(ok.size() == 1);

@@ -1,6 +1,6 @@
 // parse.html against pages served by the fixture server.
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include "../support.hpp"
 #include "fixture_server.hpp"
@@ -39,8 +39,9 @@ edges:
   - parse.links -> links
   - parse.error -> bad
 )",
-                     fmt::arg("list", list), fmt::arg("config", parse_config), fmt::arg("items", dir.file("items.jsonl")),
-                     fmt::arg("links", dir.file("links.jsonl")), fmt::arg("bad", dir.file("bad.jsonl")));
+                     fmt::arg("list", list), fmt::arg("config", parse_config),
+                     fmt::arg("items", dir.file("items.jsonl")), fmt::arg("links", dir.file("links.jsonl")),
+                     fmt::arg("bad", dir.file("bad.jsonl")));
 }
 
 const std::string kSite = std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site";
@@ -50,7 +51,8 @@ const std::string kSite = std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site
 TEST_CASE("parse.html splits a page into items with CSS fields, lists and regex captures", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  RunReport report = run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html")}, R"(    items: div.product
+  RunReport report =
+      run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html")}, R"(    items: div.product
     fields:
       name: h2.name
       own: h2.name::text
@@ -72,7 +74,8 @@ TEST_CASE("parse.html splits a page into items with CSS fields, lists and regex 
 TEST_CASE("a missing required field routes the item with its error", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  RunReport report = run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html")}, R"(    items: div.product
+  RunReport report =
+      run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html")}, R"(    items: div.product
     fields:
       name: h2.name
       price: {select: span.price, required: true})")));
@@ -81,15 +84,16 @@ TEST_CASE("a missing required field routes the item with its error", "[parse]") 
   auto bad = test::lines_of(test::read_file(dir.file("bad.jsonl")));
   REQUIRE(bad.size() == 1);
   CHECK(bad[0].find(R"("name":"Mystery box")") != std::string::npos);
-  CHECK(bad[0].find(R"x("_error":{"node":"parse","message":"required field 'price' not found (selector 'span.price')"})x") !=
+  CHECK(bad[0].find(
+            R"x("_error":{"node":"parse","message":"required field 'price' not found (selector 'span.price')"})x") !=
         std::string::npos);
 }
 
 TEST_CASE("links resolve against <base href>, are normalized, and only http(s) links are kept", "[parse][crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  RunReport report = run_pipeline(test::plan_of(
-      parse_pipeline(dir, {server.url("/catalogue/page1.html")}, "    links: a[href]::attr(href)")));
+  RunReport report = run_pipeline(
+      test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html")}, "    links: a[href]::attr(href)")));
   REQUIRE(report.errors.empty());
   std::string page = server.url("/catalogue/page1.html");
   auto links = test::lines_of(test::read_file(dir.file("links.jsonl")));
@@ -104,9 +108,9 @@ TEST_CASE("links resolve against <base href>, are normalized, and only http(s) l
 TEST_CASE("broken and non-UTF-8 HTML parse without crashing", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  RunReport report = run_pipeline(test::plan_of(parse_pipeline(
-      dir, {server.url("/catalogue/broken.html"), server.url("/catalogue/latin1.html")},
-      "    items: div.product\n    fields:\n      name: h2.name\n      price: span.price")));
+  RunReport report = run_pipeline(test::plan_of(
+      parse_pipeline(dir, {server.url("/catalogue/broken.html"), server.url("/catalogue/latin1.html")},
+                     "    items: div.product\n    fields:\n      name: h2.name\n      price: span.price")));
   REQUIRE(report.errors.empty());
   auto items = test::lines_of(test::read_file(dir.file("items.jsonl")));
   REQUIRE(items.size() >= 2);
@@ -132,15 +136,15 @@ TEST_CASE("parse.json splits an array into items and follows the next-page link"
   std::string page = server.url("/api/items1.json");
   auto items = test::lines_of(test::read_file(dir.file("items.jsonl")));
   REQUIRE(items.size() == 2);
-  CHECK(items[0] == fmt::format(R"({{"page_url":"{}","id":1,"name":"Blue Kettle","price":19.9,"tags":["kitchen","blue"]}})",
-                                page));
+  CHECK(items[0] ==
+        fmt::format(R"({{"page_url":"{}","id":1,"name":"Blue Kettle","price":19.9,"tags":["kitchen","blue"]}})", page));
   CHECK(items[1] == fmt::format(R"({{"page_url":"{}","id":2,"name":"Red Toaster","price":34.5,"tags":[]}})", page));
   auto bad = test::read_file(dir.file("bad.jsonl"));
   CHECK(bad.find("required field 'price' not found (path 'price.amount')") != std::string::npos);
   CHECK(bad.find(fmt::format("invalid JSON from '{}'", server.url("/api/broken.json"))) != std::string::npos);
   CHECK(test::lines_of(test::read_file(dir.file("links.jsonl"))) ==
-        std::vector<std::string>{fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})",
-                                             server.url("/api/items2.json"), page)});
+        std::vector<std::string>{
+            fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})", server.url("/api/items2.json"), page)});
 }
 
 TEST_CASE("parse.regex turns named RE2 groups into fields", "[parse]") {
@@ -198,7 +202,8 @@ edges:
     expected.push_back(fmt::format(R"({{"page_url":"{}","title":null}})", server.url(p)));
   }
   for (int i : {1, 2, 4}) {
-    expected.push_back(fmt::format(R"({{"page_url":"{}","title":"Item {}"}})", server.url(fmt::format("/item/{}.html", i)), i));
+    expected.push_back(
+        fmt::format(R"({{"page_url":"{}","title":"Item {}"}})", server.url(fmt::format("/item/{}.html", i)), i));
   }
   expected.push_back(fmt::format(R"({{"page_url":"{}","title":"Open"}})", server.url("/private/open.html")));
   std::sort(expected.begin(), expected.end());

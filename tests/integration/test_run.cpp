@@ -1,6 +1,6 @@
 // Run semantics: real pipelines of the offline nodes, run in-process through run_pipeline().
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include <thread>
 
@@ -71,11 +71,12 @@ edges:
 
 TEST_CASE("source.list reads a file's lines lazily, skipping blank and comment lines", "[run]") {
   TempDir dir;
-  test::write_file(dir.file("urls.txt"), "# seeds\nhttps://a.example/1\n\n  https://a.example/2  \r\n#x\nhttps://a.example/3");
+  test::write_file(dir.file("urls.txt"),
+                   "# seeds\nhttps://a.example/1\n\n  https://a.example/2  \r\n#x\nhttps://a.example/3");
   std::string out = dir.file("out.jsonl");
-  Plan plan = test::plan_of(chain(fmt::format("  - id: src\n    type: source.list\n    file: {}", dir.file("urls.txt")),
-                                  "", out) +
-                            "edges:\n  - src -> out\n");
+  Plan plan = test::plan_of(
+      chain(fmt::format("  - id: src\n    type: source.list\n    file: {}", dir.file("urls.txt")), "", out) +
+      "edges:\n  - src -> out\n");
   RunReport report = run_pipeline(plan);
   REQUIRE(report.errors.empty());
   CHECK(test::read_file(out) ==

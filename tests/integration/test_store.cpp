@@ -1,7 +1,7 @@
 // store.sqlite with real SQLite files.
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <catch2/catch.hpp>
 
 #include <thread>
 
@@ -150,9 +150,9 @@ TEST_CASE("a database path that cannot be created fails the run before it starts
 TEST_CASE("when a node fails, every record that reached the store is committed", "[store]") {
   TempDir dir;
   std::string db = dir.file("shop.db");
-  RunReport report = run_pipeline(test::plan_of(store_pipeline(
-      db, 1000000, "    batch: {rows: 100000, interval: 1h}", "  - id: boom\n    type: test.fail\n    equals: 30000",
-      "batch: 100")));
+  RunReport report =
+      run_pipeline(test::plan_of(store_pipeline(db, 1000000, "    batch: {rows: 100000, interval: 1h}",
+                                                "  - id: boom\n    type: test.fail\n    equals: 30000", "batch: 100")));
   CHECK(report.status == RunStatus::failed);
   auto received = test::stats_of(report, "store").records_in;
   CHECK(received > 0);
@@ -164,9 +164,9 @@ TEST_CASE("a limit upstream never waits on a store batch: a full limit makes the
   TempDir dir;
   std::string db = dir.file("shop.db");
   auto started = std::chrono::steady_clock::now();
-  RunReport report = run_pipeline(test::plan_of(store_pipeline(
-      db, 400, "    batch: {rows: 1000, interval: 1h}", "  - id: boom\n    type: limit\n    max_in_flight: 4",
-      "batch: 10")));
+  RunReport report =
+      run_pipeline(test::plan_of(store_pipeline(db, 400, "    batch: {rows: 1000, interval: 1h}",
+                                                "  - id: boom\n    type: limit\n    max_in_flight: 4", "batch: 10")));
   auto elapsed = std::chrono::steady_clock::now() - started;
   REQUIRE(report.errors.empty());
   CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{"400"});

@@ -104,7 +104,7 @@ TEST_CASE("the circuit breaker opens, fails fast, half-opens for one probe, and 
   CHECK(b.admit(t0 + 1s) == A::probe);
   CHECK(b.state() == S::half_open);
   CHECK(b.admit(t0 + 1s) == A::reject);  // one probe at a time
-  b.on_failure(t0 + 1200ms);               // the probe failed: open again, for a full recovery_timeout
+  b.on_failure(t0 + 1200ms);             // the probe failed: open again, for a full recovery_timeout
   CHECK(b.state() == S::open);
   CHECK(b.admit(t0 + 2s) == A::reject);
   CHECK(b.admit(t0 + 2200ms) == A::probe);

@@ -20,9 +20,8 @@ TEST_CASE("records serialize to one JSON object with every value type", "[json]"
   r.set("nan", std::nan(""));
   std::string out;
   append_json(out, r);
-  CHECK(out ==
-        R"({"url":"https://x.example/a?b=\"c\"","n":42,"ratio":0.5,"ok":true,"none":null,)"
-        R"("body":"line1\nline2\t\u0001","tags":["a",1],"nan":null})");
+  CHECK(out == R"({"url":"https://x.example/a?b=\"c\"","n":42,"ratio":0.5,"ok":true,"none":null,)"
+               R"("body":"line1\nline2\t\u0001","tags":["a",1],"nan":null})");
 }
 
 TEST_CASE("invalid UTF-8 becomes U+FFFD and valid multibyte text passes through", "[json]") {
@@ -81,7 +80,10 @@ TEST_CASE("a gate holds capacity until every batch sharing a permit is gone", "[
   CHECK(gate.admitted() == 2);
   CHECK(gate.released() == 0);
 
-  std::thread waiter([&] { auto c = gate.acquire(); CHECK(c != nullptr); });
+  std::thread waiter([&] {
+    auto c = gate.acquire();
+    CHECK(c != nullptr);
+  });
   derived.reset();  // the last holder of permit a: frees one unit and wakes the waiter
   waiter.join();
   b.reset();

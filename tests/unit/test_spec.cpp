@@ -34,8 +34,8 @@ TEST_CASE("duplicate keys are errors at every depth, not silently dropped", "[sp
 TEST_CASE("${VAR} is substituted from the environment, with defaults and $${ escapes", "[spec]") {
   Diagnostics diags;
   auto env = test::fixed_env({{"HOST", "example.org"}, {"EMPTY", ""}});
-  SpecNode root = parse_spec("a: https://${HOST}/x\nb: ${MISSING:-fallback}\nc: $${HOST}\nd: '${EMPTY}'\n", "f.yaml", env,
-                             diags);
+  SpecNode root =
+      parse_spec("a: https://${HOST}/x\nb: ${MISSING:-fallback}\nc: $${HOST}\nd: '${EMPTY}'\n", "f.yaml", env, diags);
   REQUIRE(diags.empty());
   CHECK(root.find("a")->scalar == "https://example.org/x");
   CHECK(root.find("b")->scalar == "fallback");

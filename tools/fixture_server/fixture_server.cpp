@@ -144,79 +144,80 @@ struct FixtureServer::Impl {
 
   void routes() {
     server.Get(R"(/status/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
-      res.status = std::stoi(req.matches[1]);
-      res.set_content(fmt::format("status {}\n", res.status), "text/plain");
-    }));
+                 res.status = std::stoi(req.matches[1]);
+                 res.set_content(fmt::format("status {}\n", res.status), "text/plain");
+               }));
     server.Get(R"(/delay/(\d+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
-      auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::stoi(req.matches[1]));
-      while (std::chrono::steady_clock::now() < until && !stopping.load()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
-      res.set_content(fmt::format("delayed {}ms\n", req.matches[1].str()), "text/plain");
-    }));
+                 auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::stoi(req.matches[1]));
+                 while (std::chrono::steady_clock::now() < until && !stopping.load()) {
+                   std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                 }
+                 res.set_content(fmt::format("delayed {}ms\n", req.matches[1].str()), "text/plain");
+               }));
     server.Get(R"(/retry-after/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
-      res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
-      int seconds = std::stoi(req.matches[1]);
-      res.set_header("Retry-After", req.has_param("date") ? http_date(std::time(nullptr) + seconds)
-                                                          : std::to_string(seconds));
-      res.set_content("try later\n", "text/plain");
-    }));
+                 res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
+                 int seconds = std::stoi(req.matches[1]);
+                 res.set_header("Retry-After", req.has_param("date") ? http_date(std::time(nullptr) + seconds)
+                                                                     : std::to_string(seconds));
+                 res.set_content("try later\n", "text/plain");
+               }));
     server.Get(R"(/flaky/([^/]+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
-      int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 1;
-      int seen;
-      {
-        std::lock_guard lock(mutex);
-        seen = flaky[req.matches[1]]++;
-      }
-      if (seen < fail) {
-        res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
-        if (req.has_param("after")) res.set_header("Retry-After", req.get_param_value("after"));
-        res.set_content("flaky failure\n", "text/plain");
-      } else {
-        res.set_content(fmt::format("ok after {} failures\n", fail), "text/plain");
-      }
-    }));
+                 int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 1;
+                 int seen;
+                 {
+                   std::lock_guard lock(mutex);
+                   seen = flaky[req.matches[1]]++;
+                 }
+                 if (seen < fail) {
+                   res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
+                   if (req.has_param("after")) res.set_header("Retry-After", req.get_param_value("after"));
+                   res.set_content("flaky failure\n", "text/plain");
+                 } else {
+                   res.set_content(fmt::format("ok after {} failures\n", fail), "text/plain");
+                 }
+               }));
     server.Get("/truncated", tracked([](const httplib::Request&, httplib::Response& res) {
-      res.set_content_provider(100000, "text/plain", [](std::size_t offset, std::size_t, httplib::DataSink& sink) {
-        if (offset > 0) return false;  // closes the connection mid-body
-        std::string part(1000, 't');
-        sink.write(part.data(), part.size());
-        return true;
-      });
-    }));
+                 res.set_content_provider(100000, "text/plain",
+                                          [](std::size_t offset, std::size_t, httplib::DataSink& sink) {
+                                            if (offset > 0) return false;  // closes the connection mid-body
+                                            std::string part(1000, 't');
+                                            sink.write(part.data(), part.size());
+                                            return true;
+                                          });
+               }));
     server.Get(R"(/huge/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
-      std::size_t total = std::stoull(req.matches[1]);
-      res.set_content_provider(total, "application/octet-stream",
-                               [](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                                 static const std::string block(1 << 16, 'x');
-                                 std::size_t n = std::min(length, block.size());
-                                 sink.write(block.data(), n);
-                                 (void)offset;
-                                 return true;
-                               });
-    }));
+                 std::size_t total = std::stoull(req.matches[1]);
+                 res.set_content_provider(total, "application/octet-stream",
+                                          [](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                                            static const std::string block(1 << 16, 'x');
+                                            std::size_t n = std::min(length, block.size());
+                                            sink.write(block.data(), n);
+                                            (void)offset;
+                                            return true;
+                                          });
+               }));
     server.Get("/gzip", tracked([this](const httplib::Request&, httplib::Response& res) {
-      res.set_header("Content-Encoding", "gzip");
-      res.set_content(gzip_text, "text/plain");
-    }));
+                 res.set_header("Content-Encoding", "gzip");
+                 res.set_content(gzip_text, "text/plain");
+               }));
     server.Get("/gzip-bomb", tracked([this](const httplib::Request&, httplib::Response& res) {
-      res.set_header("Content-Encoding", "gzip");
-      res.set_content(gzip_bomb, "application/octet-stream");
-    }));
+                 res.set_header("Content-Encoding", "gzip");
+                 res.set_content(gzip_bomb, "application/octet-stream");
+               }));
     server.Get(R"(/redirect/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
-      int n = std::stoi(req.matches[1]);
-      if (n == 0) {
-        res.set_content("redirected\n", "text/plain");
-        return;
-      }
-      res.set_redirect(fmt::format("/redirect/{}", n - 1), 302);
-    }));
+                 int n = std::stoi(req.matches[1]);
+                 if (n == 0) {
+                   res.set_content("redirected\n", "text/plain");
+                   return;
+                 }
+                 res.set_redirect(fmt::format("/redirect/{}", n - 1), 302);
+               }));
     server.Get("/redirect-loop", tracked([](const httplib::Request&, httplib::Response& res) {
-      res.set_redirect("/redirect-loop", 302);
-    }));
+                 res.set_redirect("/redirect-loop", 302);
+               }));
     server.Get("/redirect-to", tracked([](const httplib::Request& req, httplib::Response& res) {
-      res.set_redirect(req.get_param_value("url"), 302);
-    }));
+                 res.set_redirect(req.get_param_value("url"), 302);
+               }));
     auto echo = tracked([](const httplib::Request& req, httplib::Response& res) {
       std::string headers;
       for (const auto& [name, value] : req.headers) {
@@ -247,24 +248,24 @@ struct FixtureServer::Impl {
       res.set_content("{}", "application/json");
     });
     server.Get(R"(/(.*))", tracked([this](const httplib::Request& req, httplib::Response& res) {
-      namespace fs = std::filesystem;
-      std::string rel = req.matches[1];
-      if (root.empty() || rel.find("..") != std::string::npos) {
-        res.status = 404;
-        return;
-      }
-      fs::path p = fs::path(root) / rel;
-      if (fs::is_directory(p)) p /= "index.html";
-      std::ifstream in(p, std::ios::binary);
-      if (!in) {
-        res.status = 404;
-        res.set_content("not found\n", "text/plain");
-        return;
-      }
-      std::ostringstream s;
-      s << in.rdbuf();
-      res.set_content(s.str(), content_type_for(p));
-    }));
+                 namespace fs = std::filesystem;
+                 std::string rel = req.matches[1];
+                 if (root.empty() || rel.find("..") != std::string::npos) {
+                   res.status = 404;
+                   return;
+                 }
+                 fs::path p = fs::path(root) / rel;
+                 if (fs::is_directory(p)) p /= "index.html";
+                 std::ifstream in(p, std::ios::binary);
+                 if (!in) {
+                   res.status = 404;
+                   res.set_content("not found\n", "text/plain");
+                   return;
+                 }
+                 std::ostringstream s;
+                 s << in.rdbuf();
+                 res.set_content(s.str(), content_type_for(p));
+               }));
   }
 
   void reset() {
@@ -350,9 +351,15 @@ FixtureServer::~FixtureServer() {
   ::close(impl_->reset_fd);
 }
 
-int FixtureServer::port() const { return impl_->port; }
-std::string FixtureServer::url(const std::string& path) const { return fmt::format("http://127.0.0.1:{}{}", impl_->port, path); }
-std::string FixtureServer::reset_url() const { return fmt::format("http://127.0.0.1:{}/", impl_->reset_port); }
+int FixtureServer::port() const {
+  return impl_->port;
+}
+std::string FixtureServer::url(const std::string& path) const {
+  return fmt::format("http://127.0.0.1:{}{}", impl_->port, path);
+}
+std::string FixtureServer::reset_url() const {
+  return fmt::format("http://127.0.0.1:{}/", impl_->reset_port);
+}
 
 std::map<std::string, Counter> FixtureServer::counters() const {
   std::lock_guard lock(impl_->mutex);
@@ -365,6 +372,8 @@ Counter FixtureServer::counter(const std::string& key) const {
   return it == impl_->counters.end() ? Counter{} : it->second;
 }
 
-void FixtureServer::reset_counters() { impl_->reset(); }
+void FixtureServer::reset_counters() {
+  impl_->reset();
+}
 
 }  // namespace sluice::fixture

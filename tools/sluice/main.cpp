@@ -1,8 +1,8 @@
 // The sluice runner: run and validate pipelines, list and describe node types.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <thread>
@@ -105,7 +105,8 @@ int cmd_run(const Registry& registry, const std::string& file, const std::vector
   return report.exit_code();
 }
 
-int cmd_validate(const Registry& registry, const std::vector<std::string>& files, const std::vector<std::string>& sets) {
+int cmd_validate(const Registry& registry, const std::vector<std::string>& files,
+                 const std::vector<std::string>& sets) {
   bool ok = true;
   LoadOptions options;
   options.overrides = parse_overrides(sets, ok);
@@ -144,7 +145,8 @@ int cmd_describe(const Registry& registry, const std::string& name) {
   }
   fmt::print("\nconfig:\n");
   for (const auto& f : t->schema.fields()) {
-    std::string extra = f.required ? "required" : (f.default_text ? fmt::format("default: {}", *f.default_text) : "optional");
+    std::string extra =
+        f.required ? "required" : (f.default_text ? fmt::format("default: {}", *f.default_text) : "optional");
     if (f.default_text && f.default_text->empty()) extra = "optional";
     fmt::print("  {:<10} {:<22} {:<20} {}\n", f.name, f.type_text(), extra, f.doc);
   }

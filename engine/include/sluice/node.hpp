@@ -158,13 +158,13 @@ using NodeFactory = std::function<std::unique_ptr<Node>(const NodeContext&)>;
 
 // A node type, declared as data: the registry, the loader, `sluice describe` and the docs all read it.
 struct NodeType {
-  std::string name;     // "source.list", "filter", ...
+  std::string name;  // "source.list", "filter", ...
   NodeKind kind = NodeKind::transform;
   std::string summary;  // one line
   std::vector<PortSpec> ports;
   Schema schema;
   NodeFactory factory;
-  std::string example;  // a YAML node entry showing typical use
+  std::string example;    // a YAML node entry showing typical use
   bool parallel = false;  // transforms: process() may run concurrently (order not kept)
 
   const PortSpec* find_port(std::string_view port) const;

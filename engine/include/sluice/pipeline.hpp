@@ -19,10 +19,10 @@ namespace sluice {
 
 // Pipeline-wide settings (the `settings:` map; `--set key=value` overrides them).
 struct PipelineSettings {
-  std::string name;                 // the `pipeline:` key, else the file name without extension
-  std::int64_t batch = 256;         // records per batch a source emits
-  std::int64_t max_pending = 16;    // batches per source in flight before the source waits
-  std::int64_t threads = 0;         // TBB worker threads (0: one per core)
+  std::string name;               // the `pipeline:` key, else the file name without extension
+  std::int64_t batch = 256;       // records per batch a source emits
+  std::int64_t max_pending = 16;  // batches per source in flight before the source waits
+  std::int64_t threads = 0;       // TBB worker threads (0: one per core)
   std::chrono::nanoseconds shutdown_timeout = std::chrono::seconds(10);
   std::optional<std::chrono::nanoseconds> max_duration;  // graceful stop after this long
   std::int64_t max_items = 0;  // graceful stop once sinks received this many records (0: none)

@@ -41,11 +41,11 @@ enum class RunStatus {
 
 struct RunReport {
   RunStatus status = RunStatus::succeeded;
-  std::vector<RunError> errors;        // every error, in the order they happened (first kept_errors)
-  std::uint64_t errors_not_kept = 0;   // errors beyond the kept ones, counted only
-  std::vector<NodeStats> nodes;        // plan order
+  std::vector<RunError> errors;       // every error, in the order they happened (first kept_errors)
+  std::uint64_t errors_not_kept = 0;  // errors beyond the kept ones, counted only
+  std::vector<NodeStats> nodes;       // plan order
   std::chrono::nanoseconds elapsed{0};
-  int stop_signal = 0;                 // the signal number given to StopSignal::request, if any
+  int stop_signal = 0;  // the signal number given to StopSignal::request, if any
 
   // 0 succeeded, 1 failed, 128+signal (130 SIGINT, 143 SIGTERM) interrupted.
   int exit_code() const;

@@ -26,10 +26,10 @@ enum class FieldType {
   duration,  // "250ms", "30s", "2m", "1h"; a bare number is rejected (unit required)
   size,      // "512", "64KiB", "10MiB", "1GB"
   enumeration,
-  list,      // of `element`
-  map,       // string keys to `element`
-  scalar,    // any YAML scalar, typed as null / bool / int / double / string
-  object,    // a nested schema
+  list,    // of `element`
+  map,     // string keys to `element`
+  scalar,  // any YAML scalar, typed as null / bool / int / double / string
+  object,  // a nested schema
 };
 
 std::string_view field_type_name(FieldType type);
@@ -43,11 +43,11 @@ struct FieldSpec {
   FieldType type = FieldType::string;
   std::string doc;
   bool required = false;
-  std::optional<std::string> default_text;  // YAML text of the default; parsed like user input
-  std::vector<std::string> choices;         // enumeration
-  std::shared_ptr<const FieldSpec> element; // list and map elements
-  std::shared_ptr<const Schema> object;     // object
-  std::optional<std::int64_t> min;          // integer lower bound
+  std::optional<std::string> default_text;   // YAML text of the default; parsed like user input
+  std::vector<std::string> choices;          // enumeration
+  std::shared_ptr<const FieldSpec> element;  // list and map elements
+  std::shared_ptr<const Schema> object;      // object
+  std::optional<std::int64_t> min;           // integer lower bound
   // Extra check of a scalar value (after type conversion): returns an error message, or "" when fine.
   std::function<std::string(const Value&)> validator;
   // For objects: a plain scalar stands for {shorthand: scalar} ("price: span.price").
@@ -126,8 +126,7 @@ class Schema {
   using Check = std::function<void(const Config&, const Location& owner, Diagnostics&)>;
 
   Schema() = default;
-  Schema(std::vector<FieldSpec> fields, Check check = {})
-      : fields_(std::move(fields)), check_(std::move(check)) {}
+  Schema(std::vector<FieldSpec> fields, Check check = {}) : fields_(std::move(fields)), check_(std::move(check)) {}
 
   const std::vector<FieldSpec>& fields() const { return fields_; }
   const FieldSpec* find(std::string_view name) const;

@@ -20,8 +20,8 @@ struct SpecNode {
   std::string scalar;   // text of a scalar, after ${VAR} substitution
   bool quoted = false;  // a quoted scalar is always a string
   Location where;
-  std::vector<SpecNode> items;                           // sequence
-  std::vector<std::pair<SpecNode, SpecNode>> entries;    // map: key node, value node (file order)
+  std::vector<SpecNode> items;                         // sequence
+  std::vector<std::pair<SpecNode, SpecNode>> entries;  // map: key node, value node (file order)
 
   bool is_map() const { return kind == Kind::map; }
   bool is_sequence() const { return kind == Kind::sequence; }
@@ -42,7 +42,6 @@ EnvLookup process_env();
 // first silently; sluice refuses them), and unset ${NAME} variables, each at its position.
 // `${NAME:-default}` uses default when NAME is unset; `$${` writes a literal `${`.
 // Returns the root (null kind when the text could not be parsed).
-SpecNode parse_spec(std::string_view text, const std::string& file, const EnvLookup& env,
-                    Diagnostics& diags);
+SpecNode parse_spec(std::string_view text, const std::string& file, const EnvLookup& env, Diagnostics& diags);
 
 }  // namespace sluice

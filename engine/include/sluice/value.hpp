@@ -66,16 +66,16 @@ struct Value {
 
 // Where a record came from; carried unchanged by every node that derives records from it.
 struct RecordMeta {
-  std::string origin_url;   // the URL the record was fetched or derived from; empty for offline sources
-  std::int32_t depth = 0;   // link depth from a seed (crawls)
-  std::int32_t attempt = 0; // fetch attempts so far
-  std::uint64_t seq = 0;    // position in its source, starting at 0
+  std::string origin_url;    // the URL the record was fetched or derived from; empty for offline sources
+  std::int32_t depth = 0;    // link depth from a seed (crawls)
+  std::int32_t attempt = 0;  // fetch attempts so far
+  std::uint64_t seq = 0;     // position in its source, starting at 0
 };
 
 // An error attached to a record routed to an `error` port.
 struct RecordError {
-  std::string node;    // id of the node that failed
-  std::string message; // what went wrong, for a person
+  std::string node;     // id of the node that failed
+  std::string message;  // what went wrong, for a person
 };
 
 // One record: named fields in insertion order, metadata, and an optional attached error.
