@@ -339,6 +339,7 @@ class Run {
     }
     for (auto& v : vertices_) {
       if (v.gate) v.gate->close();
+      if (v.async_output) static_cast<AsyncNode&>(*v.impl).wind_down();
     }
     wake_watchdog();
   }
@@ -451,6 +452,11 @@ class GatewayOutput final : public AsyncOutput {
     gateway_.try_put(std::move(batch));
     v_.async_completed.fetch_add(n, std::memory_order_relaxed);
     for (std::size_t i = 0; i < n; ++i) run_.release_external();
+  }
+
+  void discard(std::size_t count) override {
+    v_.async_completed.fetch_add(count, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < count; ++i) run_.release_external();
   }
 
  private:

@@ -1,11 +1,20 @@
-// frontier: the crawl's memory. Takes discovered URLs, keeps those in scope (allow/deny RE2
-// patterns, same_host, max_depth) that were never seen before, and sends them on — without the
-// limit permits of the page they came from, so that a URL waiting for a fetch holds no slot.
+// frontier: the crawl's memory, on its own thread. Takes discovered URLs, keeps those in scope
+// (allow/deny RE2 patterns, same_host, max_depth, max_pages) that were never seen before, parks
+// them, and lets them out while fewer than `window` of its URLs are in flight downstream. Parked
+// URLs carry no limit permits; beyond `memory` parked URLs they spill to a SQLite file, so a
+// crawl's memory does not grow with the size of the site.
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <re2/re2.h>
+#include <sqlite3.h>
+#include <unistd.h>
 
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_set>
 
 #include "../builtin.hpp"
@@ -36,46 +45,241 @@ std::string host_of(const std::string& url) {
   return out;
 }
 
-class Frontier final : public TransformNode {
- public:
-  Frontier(std::vector<std::unique_ptr<RE2>> allow, std::vector<std::unique_ptr<RE2>> deny, bool same_host,
-           std::int64_t max_depth, std::int64_t max_pages)
-      : allow_(std::move(allow)),
-        deny_(std::move(deny)),
-        same_host_(same_host),
-        max_depth_(max_depth),
-        max_pages_(max_pages) {}
+struct Parked {
+  std::string url;
+  std::string from_url;
+  std::int32_t depth = 0;
+};
 
-  void process(Record& in, Emitter& out) override {
-    const Value* url = in.get("url");
-    if (!url || !url->as_string()) {
-      out.fail(std::move(in), "record has no 'url' field");
-      return;
+// Parked URLs past the in-memory bound, in a SQLite file of the frontier thread's own.
+class SpillFile {
+ public:
+  explicit SpillFile(const std::string& dir) {
+    path_ = (std::filesystem::path(dir) / fmt::format("sluice-frontier-{}-{}.db", ::getpid(), next_id_++)).string();
+    if (sqlite3_open(path_.c_str(), &db_) != SQLITE_OK) throw NodeError(fmt::format("cannot create '{}'", path_));
+    sqlite3_exec(db_,
+                 "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+                 "CREATE TABLE parked (seq INTEGER PRIMARY KEY, url TEXT, from_url TEXT, depth INTEGER)",
+                 nullptr, nullptr, nullptr);
+    sqlite3_prepare_v2(db_, "INSERT INTO parked (url, from_url, depth) VALUES (?, ?, ?)", -1, &insert_, nullptr);
+    sqlite3_prepare_v2(db_, "SELECT seq, url, from_url, depth FROM parked ORDER BY seq LIMIT ?", -1, &select_, nullptr);
+    sqlite3_prepare_v2(db_, "DELETE FROM parked WHERE seq <= ?", -1, &remove_, nullptr);
+  }
+  ~SpillFile() {
+    sqlite3_finalize(insert_);
+    sqlite3_finalize(select_);
+    sqlite3_finalize(remove_);
+    sqlite3_close(db_);
+    std::error_code ec;
+    std::filesystem::remove(path_, ec);
+  }
+
+  void push(const Parked& p) {
+    if (!in_txn_) {
+      sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr);
+      in_txn_ = true;
     }
-    const std::string& u = *url->as_string();
-    const bool seed = in.meta.depth == 0;
-    if (seed && same_host_) seed_hosts_.insert(host_of(u));
-    if (!seed && max_depth_ >= 0 && in.meta.depth > max_depth_) return;
-    if (!seed && same_host_ && !seed_hosts_.count(host_of(u))) return;
-    if (!allow_.empty() &&
-        std::none_of(allow_.begin(), allow_.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) {
-      return;
+    sqlite3_bind_text(insert_, 1, p.url.data(), static_cast<int>(p.url.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(insert_, 2, p.from_url.data(), static_cast<int>(p.from_url.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_int(insert_, 3, p.depth);
+    sqlite3_step(insert_);
+    sqlite3_reset(insert_);
+    ++count_;
+  }
+  // Moves up to `n` of the oldest spilled URLs into `out`.
+  void pop(std::size_t n, std::deque<Parked>& out) {
+    if (in_txn_) {
+      sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+      in_txn_ = false;
     }
-    if (std::any_of(deny_.begin(), deny_.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) return;
-    if (!seen_.insert(url_hash(u)).second) return;
-    if (max_pages_ > 0 && static_cast<std::int64_t>(seen_.size()) > max_pages_) return;
-    Record next;  // a fresh record: no permits of the page it was found on
-    next.meta = in.meta;
-    next.set("url", Value(u));
-    next.set("depth", Value(static_cast<std::int64_t>(in.meta.depth)));
-    if (const Value* from = in.get("from_url")) next.set("from_url", *from);
-    out.emit(std::move(next), 0);
+    sqlite3_bind_int64(select_, 1, static_cast<sqlite3_int64>(n));
+    sqlite3_int64 last = 0;
+    while (sqlite3_step(select_) == SQLITE_ROW) {
+      last = sqlite3_column_int64(select_, 0);
+      out.push_back(Parked{reinterpret_cast<const char*>(sqlite3_column_text(select_, 1)),
+                           reinterpret_cast<const char*>(sqlite3_column_text(select_, 2)),
+                           sqlite3_column_int(select_, 3)});
+      --count_;
+    }
+    sqlite3_reset(select_);
+    sqlite3_bind_int64(remove_, 1, last);
+    sqlite3_step(remove_);
+    sqlite3_reset(remove_);
+  }
+  std::size_t size() const { return count_; }
+
+ private:
+  inline static std::atomic<int> next_id_{0};
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* select_ = nullptr;
+  sqlite3_stmt* remove_ = nullptr;
+  bool in_txn_ = false;
+  std::size_t count_ = 0;
+};
+
+struct Scope {
+  std::vector<std::unique_ptr<RE2>> allow, deny;
+  bool same_host = true;
+  std::int64_t max_depth = -1;
+  std::int64_t max_pages = 0;
+};
+
+class Frontier final : public AsyncNode, public PermitSource {
+ public:
+  Frontier(Scope scope, std::size_t window, std::size_t memory, std::string spill_dir)
+      : scope_(std::move(scope)), window_(window), memory_(memory), spill_dir_(std::move(spill_dir)) {}
+
+  void start(AsyncOutput& out) override {
+    out_ = &out;
+    thread_ = std::thread([this] { run(); });
+  }
+
+  void submit(Record&& record) override {
+    {
+      std::lock_guard lock(mutex_);
+      incoming_.push_back(std::move(record));
+    }
+    cv_.notify_one();
+  }
+
+  // Cancel and graceful stop end the parked URLs alike: none of them is fetched any more.
+  void cancel() override {
+    {
+      std::lock_guard lock(mutex_);
+      cancelled_ = true;
+    }
+    cv_.notify_one();
+  }
+  void wind_down() override { cancel(); }
+
+  void stop() override {
+    {
+      std::lock_guard lock(mutex_);
+      quit_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // A URL this frontier let out has left the graph, with everything derived from it.
+  void on_release() noexcept override {
+    {
+      std::lock_guard lock(mutex_);
+      --out_in_flight_;
+    }
+    cv_.notify_one();
   }
 
  private:
-  std::vector<std::unique_ptr<RE2>> allow_, deny_;
-  bool same_host_;
-  std::int64_t max_depth_, max_pages_;
+  void run() {
+    pthread_setname_np(pthread_self(), "frontier");
+    std::unique_lock lock(mutex_);
+    while (true) {
+      cv_.wait(lock, [&] {
+        return quit_ || cancelled_ || !incoming_.empty() || (out_in_flight_ < window_ && parked_count() > 0);
+      });
+      if (cancelled_) {
+        // Every parked URL is a submitted record that must end; none will be fetched now.
+        std::size_t parked = parked_count();
+        std::deque<Record> incoming = std::move(incoming_);
+        incoming_.clear();
+        memory_queue_.clear();
+        spill_.reset();
+        lock.unlock();
+        out_->discard(parked + incoming.size());
+        incoming.clear();  // outside the lock: their permits may be this frontier's (on_release locks)
+        lock.lock();
+        if (quit_) return;
+        cv_.wait(lock, [&] { return quit_ || !incoming_.empty(); });
+        continue;
+      }
+      if (quit_ && incoming_.empty() && parked_count() == 0) return;
+      std::deque<Record> batch = std::move(incoming_);
+      incoming_.clear();
+      lock.unlock();
+      std::size_t dropped = 0;
+      for (Record& r : batch) dropped += park(r) ? 0 : 1;
+      batch.clear();  // their permits (the page's limit slot) are released here
+      if (dropped) out_->discard(dropped);
+      lock.lock();
+      while (out_in_flight_ < window_ && parked_count() > 0) {
+        ++out_in_flight_;
+        lock.unlock();
+        release_one();
+        lock.lock();
+      }
+      lock.unlock();
+      out_->flush();
+      lock.lock();
+    }
+  }
+
+  std::size_t parked_count() const { return memory_queue_.size() + (spill_ ? spill_->size() : 0); }
+
+  // Keeps `r`'s URL when it is new and in scope; false when it is dropped.
+  bool park(const Record& r) {
+    const Value* url = r.get("url");
+    if (!url || !url->as_string()) return false;
+    const std::string& u = *url->as_string();
+    const bool seed = r.meta.depth == 0;
+    if (seed && scope_.same_host) seed_hosts_.insert(host_of(u));
+    if (!seed && scope_.max_depth >= 0 && r.meta.depth > scope_.max_depth) return false;
+    if (!seed && scope_.same_host && !seed_hosts_.count(host_of(u))) return false;
+    if (!scope_.allow.empty() &&
+        std::none_of(scope_.allow.begin(), scope_.allow.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) {
+      return false;
+    }
+    if (std::any_of(scope_.deny.begin(), scope_.deny.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) {
+      return false;
+    }
+    if (!seen_.insert(url_hash(u)).second) return false;
+    if (scope_.max_pages > 0 && static_cast<std::int64_t>(seen_.size()) > scope_.max_pages) return false;
+    const Value* from = r.get("from_url");
+    Parked p{u, from && from->as_string() ? *from->as_string() : "", r.meta.depth};
+    std::lock_guard lock(mutex_);
+    if (memory_queue_.size() < memory_ && (!spill_ || spill_->size() == 0)) {
+      memory_queue_.push_back(std::move(p));
+    } else {
+      if (!spill_) spill_ = std::make_unique<SpillFile>(spill_dir_);
+      spill_->push(p);
+    }
+    return true;
+  }
+
+  // Lets the oldest parked URL out, with a permit of this frontier's window.
+  void release_one() {
+    Parked p;
+    {
+      std::lock_guard lock(mutex_);
+      if (memory_queue_.empty() && spill_ && spill_->size() > 0) spill_->pop(memory_ / 2 + 1, memory_queue_);
+      p = std::move(memory_queue_.front());
+      memory_queue_.pop_front();
+    }
+    Record next;
+    next.meta.depth = p.depth;
+    next.meta.origin_url = p.from_url;
+    next.set("url", Value(std::move(p.url)));
+    next.set("depth", Value(static_cast<std::int64_t>(p.depth)));
+    if (!p.from_url.empty()) next.set("from_url", Value(std::move(p.from_url)));
+    next.permits.push_back(std::make_shared<const Permit>(*this));
+    out_->complete(std::move(next));
+  }
+
+  Scope scope_;
+  std::size_t window_, memory_;
+  std::string spill_dir_;
+  AsyncOutput* out_ = nullptr;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Record> incoming_;
+  std::deque<Parked> memory_queue_;
+  std::unique_ptr<SpillFile> spill_;
+  std::size_t out_in_flight_ = 0;
+  bool cancelled_ = false, quit_ = false;
+  // frontier thread only:
   std::unordered_set<std::uint64_t> seen_;
   std::set<std::string> seed_hosts_;
 };
@@ -90,8 +294,8 @@ std::string check_pattern(const Value& v) {
 NodeType frontier_type() {
   NodeType t;
   t.name = "frontier";
-  t.kind = NodeKind::transform;
-  t.summary = "keeps in-scope URLs never seen before (seeds at depth 0, links deeper) and sends them to fetch";
+  t.kind = NodeKind::async;
+  t.summary = "keeps in-scope URLs never seen before (seeds at depth 0, links deeper) and feeds them to fetch";
   t.ports = transform_ports();
   t.schema = Schema({
       FieldSpec::list("allow", FieldSpec::string("pattern", "RE2").validated_by(check_pattern),
@@ -103,16 +307,24 @@ NodeType frontier_type() {
       FieldSpec::boolean("same_host", "follow links only to the hosts of the seeds").with_default("true"),
       FieldSpec::integer("max_depth", "link depth from a seed; -1: unlimited").with_default("-1").at_least(-1),
       FieldSpec::integer("max_pages", "distinct URLs let through at most; 0: unlimited").with_default("0").at_least(0),
+      FieldSpec::integer("window", "URLs let out and not yet done (with what derives from them) at most")
+          .with_default("1024")
+          .at_least(1),
+      FieldSpec::integer("memory", "parked URLs kept in memory; more spill to a SQLite file")
+          .with_default("100000")
+          .at_least(1),
+      FieldSpec::string("spill_dir", "where the spill file lives (deleted at the end)").with_default("/tmp"),
   });
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;
-    auto compile = [&](const char* name) {
-      std::vector<std::unique_ptr<RE2>> out;
-      for (const auto& p : c.list(name)) out.push_back(std::make_unique<RE2>(std::get<Value>(p.v).to_text()));
-      return out;
-    };
-    return std::make_unique<Frontier>(compile("allow"), compile("deny"), c.boolean("same_host"), c.integer("max_depth"),
-                                      c.integer("max_pages"));
+    Scope scope;
+    for (const auto& p : c.list("allow")) scope.allow.push_back(std::make_unique<RE2>(std::get<Value>(p.v).to_text()));
+    for (const auto& p : c.list("deny")) scope.deny.push_back(std::make_unique<RE2>(std::get<Value>(p.v).to_text()));
+    scope.same_host = c.boolean("same_host");
+    scope.max_depth = c.integer("max_depth");
+    scope.max_pages = c.integer("max_pages");
+    return std::make_unique<Frontier>(std::move(scope), static_cast<std::size_t>(c.integer("window")),
+                                      static_cast<std::size_t>(c.integer("memory")), c.string("spill_dir"));
   };
   t.example = R"(- id: frontier
   type: frontier

@@ -252,3 +252,80 @@ edges:
   CHECK(test::lines_of(test::read_file(dir.file("pages.jsonl"))).size() == 4);
   CHECK(server.counter("*").requests == 5);  // and robots.txt
 }
+
+TEST_CASE("a frontier with little memory spills parked URLs to SQLite and still fetches each page once", "[crawl]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: spill
+nodes:
+  - id: seeds
+    type: source.list
+    urls: ["{}"]
+  - id: frontier
+    type: frontier
+    window: 1
+    memory: 1
+    spill_dir: {}
+  - id: lim
+    type: limit
+    max_in_flight: 2
+  - id: get
+    type: fetch
+    on_error: skip
+  - id: parse
+    type: parse.html
+    links: a[href]::attr(href)
+  - id: pages
+    type: sink.jsonl
+    path: {}
+    fields: [page_url]
+edges:
+  - seeds -> frontier -> lim -> get -> parse -> pages
+  - parse.links -> frontier
+)",
+                                        server.url("/catalogue/page1.html"), dir.path().string(),
+                                        dir.file("pages.jsonl")));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  CHECK(test::lines_of(test::read_file(dir.file("pages.jsonl"))).size() == 7);
+  CHECK(server.counter("*").requests == 8);  // 7 pages and robots.txt, each once
+  CHECK(test::stats_of(report, "frontier").records_out == 8);
+  // The spill file is gone at the end.
+  std::size_t left = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    left += entry.path().filename().string().starts_with("sluice-frontier-");
+  }
+  CHECK(left == 0);
+}
+
+TEST_CASE("a graceful stop ends a crawl: parked URLs are dropped and the run ends", "[crawl]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: stop_crawl
+settings: {{max_items: 1}}
+nodes:
+  - id: seeds
+    type: source.list
+    urls: ["{}"]
+  - id: frontier
+    type: frontier
+    window: 1
+  - id: get
+    type: fetch
+  - id: parse
+    type: parse.html
+    links: a[href]::attr(href)
+  - id: pages
+    type: sink.jsonl
+    path: {}
+    fields: [page_url]
+edges:
+  - seeds -> frontier -> get -> parse -> pages
+  - parse.links -> frontier
+)",
+                                        server.url("/catalogue/page1.html"), dir.file("pages.jsonl")));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  CHECK(report.status == RunStatus::succeeded);
+  CHECK(test::lines_of(test::read_file(dir.file("pages.jsonl"))).size() < 7);
+}

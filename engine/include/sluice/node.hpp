@@ -120,6 +120,9 @@ class AsyncOutput {
   // batch. Results are not delivered before flush(): call it at the end of every burst of
   // completions, and always before the node's thread waits for more work.
   virtual void flush() = 0;
+  // Ends `count` submitted records that produce no output at all (a frontier dropping a URL it has
+  // seen). Counts as their completion. Thread-safe; takes effect at once.
+  virtual void discard(std::size_t count = 1) = 0;
 };
 
 // An async node does external work (network I/O) on its own thread, never on TBB workers.
@@ -138,6 +141,9 @@ class AsyncNode : public Node {
   virtual void cancel() = 0;
   // Main thread, once, after the graph has finished: join the node's threads.
   virtual void stop() = 0;
+  // Any thread: a graceful stop was requested (signal, max_duration, max_items). Finish the work in
+  // flight but start nothing new (a frontier ends its parked URLs). Default: nothing to do.
+  virtual void wind_down() {}
 };
 
 // The `limit` node. The engine implements it with a tbb::flow::limiter_node; this object only
