@@ -597,6 +597,7 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
   r.set("time_ttfb", Value(static_cast<double>(ttfb) / 1e6));
   r.set("time_total", Value(static_cast<double>(total) / 1e6));
   r.set("attempts", Value(static_cast<std::int64_t>(job->attempts)));
+  r.set("fetched_at", Value(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()));
   r.meta.attempt = job->attempts;
   if (r.meta.origin_url.empty()) r.meta.origin_url = job->url;
   out_->complete(std::move(r));

@@ -155,6 +155,8 @@ class HtmlParser final : public TransformNode {
       Record r = page.derive();
       r.meta.origin_url = page_url;
       r.set("page_url", Value(page_url));
+      r.set("depth", Value(static_cast<std::int64_t>(page.meta.depth)));
+      if (const Value* at = page.get("fetched_at")) r.set("fetched_at", *at);
       std::string problem;
       for (const auto& f : fields_) {
         auto values = evaluate(ctx, cache, item, f.selector, f.all);

@@ -104,6 +104,8 @@ class JsonParser final : public TransformNode {
       Record r = page.derive();
       r.meta.origin_url = page_url;
       r.set("page_url", Value(page_url));
+      r.set("depth", Value(static_cast<std::int64_t>(page.meta.depth)));
+      if (const Value* at = page.get("fetched_at")) r.set("fetched_at", *at);
       std::string problem;
       for (const auto& f : fields_) {
         simdjson::dom::element v;
