@@ -255,7 +255,8 @@ NodeType parse_html_type() {
       FieldSpec::string("items", "selector of the elements that become one record each (default: the page)")
           .validated_by(check_selector),
       FieldSpec::map("fields", field, "field name -> selector").with_default(""),
-      FieldSpec::string("links", "selector of the links to emit on the links port, e.g. a[href]::attr(href)")
+      FieldSpec::string("links", "selector of the links to emit on the links port: a[href] (their href), or any "
+                                 "selector ending in ::attr(name), or XPath")
           .validated_by(check_selector),
       FieldSpec::string("body_field", "the field holding the HTML").with_default("body"),
       FieldSpec::string("url_field", "the page URL links resolve against (falls back to url)")
@@ -268,7 +269,15 @@ NodeType parse_html_type() {
     std::optional<Selector> items;
     if (c.has("items")) items = parse::compile_selector(c.string("items"), false, nullptr);
     std::optional<Selector> links;
-    if (c.has("links")) links = parse::compile_selector(c.string("links"), false, nullptr);
+    if (c.has("links")) {
+      links = parse::compile_selector(c.string("links"), false, nullptr);
+      // `links: a[href]` means the elements' href, not their text.
+      if (links->pick == Selector::Pick::string_value && !c.string("links").starts_with("/") &&
+          !c.string("links").starts_with("xpath:")) {
+        links->pick = Selector::Pick::attribute;
+        links->attribute = "href";
+      }
+    }
     std::vector<FieldRule> fields;
     for (const auto& [name, value] : c.map("fields")) {
       const Config& f = *std::get<ConfigValue::Object>(value.v);
