@@ -133,10 +133,7 @@ class HtmlParser final : public TransformNode {
         links_(std::move(links)) {}
 
   void process(Record& page, Emitter& out) override {
-    const Value* body = page.get(body_field_);
-    std::string_view html;
-    if (body && body->as_bytes()) html = body->as_bytes()->view();
-    if (body && body->as_string()) html = *body->as_string();
+    std::string_view html = parse::body_text(page, body_field_);
     std::string page_url = text_of(page.get(url_field_));
     if (page_url.empty()) page_url = text_of(page.get("url"));
     thread_local CompiledCache cache;
@@ -152,11 +149,7 @@ class HtmlParser final : public TransformNode {
     if (links_) emit_links(page, page_url, ctx, cache, root, out);
     std::vector<xmlNodePtr> item_nodes = items_ ? nodes(ctx, cache, root, *items_) : std::vector<xmlNodePtr>{root};
     for (xmlNodePtr item : item_nodes) {
-      Record r = page.derive();
-      r.meta.origin_url = page_url;
-      r.set("page_url", Value(page_url));
-      r.set("depth", Value(static_cast<std::int64_t>(page.meta.depth)));
-      if (const Value* at = page.get("fetched_at")) r.set("fetched_at", *at);
+      Record r = parse::item_record(page, page_url);
       std::string problem;
       for (const auto& f : fields_) {
         auto values = evaluate(ctx, cache, item, f.selector, f.all);
@@ -255,8 +248,9 @@ NodeType parse_html_type() {
       FieldSpec::string("items", "selector of the elements that become one record each (default: the page)")
           .validated_by(check_selector),
       FieldSpec::map("fields", field, "field name -> selector").with_default(""),
-      FieldSpec::string("links", "selector of the links to emit on the links port: a[href] (their href), or any "
-                                 "selector ending in ::attr(name), or XPath")
+      FieldSpec::string("links",
+                        "selector of the links to emit on the links port: a[href] (their href), or any "
+                        "selector ending in ::attr(name), or XPath")
           .validated_by(check_selector),
       FieldSpec::string("body_field", "the field holding the HTML").with_default("body"),
       FieldSpec::string("url_field", "the page URL links resolve against (falls back to url)")

@@ -75,10 +75,7 @@ class JsonParser final : public TransformNode {
         link_(std::move(link)) {}
 
   void process(Record& page, Emitter& out) override {
-    const Value* body = page.get(body_field_);
-    std::string_view text;
-    if (body && body->as_bytes()) text = body->as_bytes()->view();
-    if (body && body->as_string()) text = *body->as_string();
+    std::string_view text = parse::body_text(page, body_field_);
     std::string page_url = url_of(page);
     thread_local simdjson::dom::parser parser;
     simdjson::dom::element doc;
@@ -101,11 +98,7 @@ class JsonParser final : public TransformNode {
       items.push_back(doc);
     }
     for (simdjson::dom::element item : items) {
-      Record r = page.derive();
-      r.meta.origin_url = page_url;
-      r.set("page_url", Value(page_url));
-      r.set("depth", Value(static_cast<std::int64_t>(page.meta.depth)));
-      if (const Value* at = page.get("fetched_at")) r.set("fetched_at", *at);
+      Record r = parse::item_record(page, page_url);
       std::string problem;
       for (const auto& f : fields_) {
         simdjson::dom::element v;

@@ -6,6 +6,22 @@
 
 namespace sluice::parse {
 
+std::string_view body_text(const Record& page, const std::string& field) {
+  const Value* body = page.get(field);
+  if (body && body->as_bytes()) return body->as_bytes()->view();
+  if (body && body->as_string()) return *body->as_string();
+  return {};
+}
+
+Record item_record(const Record& page, const std::string& page_url) {
+  Record r = page.derive();
+  r.meta.origin_url = page_url;
+  r.set("page_url", Value(page_url));
+  r.set("depth", Value(static_cast<std::int64_t>(page.meta.depth)));
+  if (const Value* at = page.get("fetched_at")) r.set("fetched_at", *at);
+  return r;
+}
+
 std::string resolve_link(const std::string& base, const std::string& href) {
   CURLU* u = curl_url();
   std::string out;

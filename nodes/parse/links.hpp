@@ -1,11 +1,19 @@
-// Links found on a page: resolution against the page URL and the record sent on a `links` port.
+// What the parse nodes share about a page: its body, the records of its items, and its links.
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "sluice/value.hpp"
 
 namespace sluice::parse {
+
+// The page's body as text: a Bytes or string field, empty when missing.
+std::string_view body_text(const Record& page, const std::string& field);
+
+// A record for an item found on `page`: no fields yet but its origin (page_url, depth, fetched_at),
+// and the page's metadata and permits.
+Record item_record(const Record& page, const std::string& page_url);
 
 // Resolves `href` against `base` with libcurl's URL API and normalizes it (fragment dropped, scheme
 // and host lower-cased, default port removed). Empty for invalid and non-http(s) links.

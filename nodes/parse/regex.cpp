@@ -3,6 +3,7 @@
 #include <re2/re2.h>
 
 #include "../builtin.hpp"
+#include "links.hpp"
 
 namespace sluice::nodes {
 namespace {
@@ -14,10 +15,7 @@ class RegexParser final : public TransformNode {
 
   // One record per match (all: true) or for the first match; fields are the named capture groups.
   void process(Record& page, Emitter& out) override {
-    const Value* body = page.get(body_field_);
-    std::string_view text;
-    if (body && body->as_bytes()) text = body->as_bytes()->view();
-    if (body && body->as_string()) text = *body->as_string();
+    std::string_view text = parse::body_text(page, body_field_);
     const int groups = pattern_->NumberOfCapturingGroups();
     std::vector<re2::StringPiece> captures(static_cast<std::size_t>(groups) + 1);
     std::size_t pos = 0;
