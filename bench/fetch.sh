@@ -27,6 +27,8 @@ echo "pages: $PAGES on $(nproc) cores, nginx 1 worker on 127.0.0.1:$port"
 "$bin/curl_loop" "$work/site/urls.txt" 64 >"$work/out" || { cat "$work/out" "$work/error.log"; exit 1; }
 for c in 16 64; do
   measure "curl_loop   concurrency $c" "$PAGES" pages "$bin/curl_loop" "$work/site/urls.txt" "$c"
-  measure "sluice  max_in_flight $c" "$PAGES" pages env BENCH_URLS="$work/site/urls.txt" BENCH_CONCURRENCY=$c \
-    "$bin/sluice" run -q bench/fetch_only.yaml
+  for release in done after_fetch; do
+    measure "sluice $c $release" "$PAGES" pages env BENCH_URLS="$work/site/urls.txt" BENCH_CONCURRENCY=$c \
+      BENCH_RELEASE=$release "$bin/sluice" run -q bench/fetch_only.yaml
+  done
 done

@@ -20,6 +20,7 @@
 
 #include "sluice/batch.hpp"
 #include "sluice/run.hpp"
+#include "limit_queue.hpp"
 
 namespace sluice {
 
@@ -82,7 +83,6 @@ using AsyncGateway = AsyncFlowNode::gateway_type;
 // Routes an async node's results (on_error, ports) on the thread that delivers them; the work that
 // follows (transforms) is queued as TBB tasks by their own nodes.
 using ResultNode = tbb::flow::function_node<AsyncResultPtr, tbb::flow::continue_msg, tbb::flow::lightweight>;
-using QueueNode = tbb::flow::queue_node<Message>;
 using LimiterNode = tbb::flow::limiter_node<Message, long>;
 
 // The capacity of a `limit` node. Each admitted record gets one Permit; its release decrements the
@@ -288,7 +288,7 @@ struct Vertex {
   LiveStats stats;
   std::vector<OutPort> outputs;  // by output index
   std::unique_ptr<InputNode> input;
-  std::unique_ptr<HandOffNode> handoff;  // sinks: input that queues for the sink thread
+  std::unique_ptr<HandOffNode> handoff;  // inline input: sinks queue for the sink thread, limits split
   // sources
   std::unique_ptr<Gate> gate;
   bool reached_end = false;
@@ -297,7 +297,7 @@ struct Vertex {
   bool sink_broken = false;
   // limits: input (splits batches) -> queue -> limiter -> admit -> outputs
   std::unique_ptr<LimitPermits> limit_permits;
-  std::unique_ptr<QueueNode> limit_queue;
+  std::unique_ptr<LimitQueue<Message>> limit_queue;
   std::unique_ptr<LimiterNode> limiter;
   std::unique_ptr<HandOffNode> limit_admit;
   // async nodes: input -> async_node (node's own thread) -> results -> outputs
@@ -630,20 +630,21 @@ void Run::build_limit(Vertex& v) {
   auto& g = *graph_;
   const auto& config = static_cast<const LimitNode&>(*v.impl);
   v.limit_permits = std::make_unique<LimitPermits>();
-  v.limit_queue = std::make_unique<QueueNode>(g);
   v.limiter = std::make_unique<LimiterNode>(g, static_cast<std::size_t>(config.max_in_flight()));
+  v.limit_queue = std::make_unique<LimitQueue<Message>>(*v.limiter);
   v.limit_permits->attach(g, *v.limiter);
   v.limit_permits->set_max(config.max_in_flight());
-  // Records queue one by one in front of the limiter: queue_node is reservable, so nothing is
+  // Records queue one by one in front of the limiter in a reservable LimitQueue, so nothing is
   // dropped at the bound. Each record keeps its source batch's tickets while it waits.
-  // Serial, so that records are admitted in the order they arrive.
-  v.input = std::make_unique<InputNode>(g, tbb::flow::serial, [this, &v](const Message& m) {
+  // Serial, so that records are admitted in the order they arrive; inline on the putting thread, so
+  // that no TBB task (and no worker wake-up) is spent per batch.
+  v.handoff = std::make_unique<HandOffNode>(g, tbb::flow::serial, [this, &v](const Message& m) noexcept {
     v.stats.in.fetch_add(m->records.size(), std::memory_order_relaxed);
     for (Record& r : m->records) {
       if (cancelled()) break;
       auto one = m->derive();
       one->records.push_back(std::move(r));
-      v.limit_queue->try_put(std::move(one));
+      v.limit_queue->put(std::move(one));
     }
     return tbb::flow::continue_msg{};
   });
@@ -661,7 +662,6 @@ void Run::build_limit(Vertex& v) {
         v.outputs[0].send(m);
         return tbb::flow::continue_msg{};
       });
-  tbb::flow::make_edge(*v.limit_queue, *v.limiter);
   tbb::flow::make_edge(*v.limiter, *v.limit_admit);
 }
 

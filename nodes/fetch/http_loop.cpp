@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <deque>
 
 #include <pthread.h>
@@ -19,7 +20,8 @@ struct HttpLoop::Job {
   std::vector<std::string> headers;  // "Name: value"
   int attempts = 0;
   int redirects = 0;
-  std::string setup_error;  // a problem found at submit (no url field)
+  std::string setup_error;  // a problem found at submit (no url field, a refused or invalid URL)
+  Reason setup_reason = Reason::invalid;
 };
 
 struct HttpLoop::Transfer {
@@ -66,6 +68,16 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   return n;
 }
 
+bool iequals(std::string_view a, std::string_view lower_b) {
+  if (a.size() != lower_b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != lower_b[i]) return false;
+  }
+  return true;
+}
+
+// Runs for every header line of every response: compares names in place, allocates only for
+// headers that are kept.
 std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<HttpLoop::Transfer*>(user);
   std::size_t n = size * count;
@@ -77,13 +89,22 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   }
   auto colon = line.find(':');
   if (colon == std::string_view::npos) return n;
-  std::string name = lower(std::string(line.substr(0, colon)));
+  std::string_view name = line.substr(0, colon);
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
     value.remove_suffix(1);
-  if (name == "retry-after") t->retry_after = std::string(value);
-  if (std::find(t->keep->begin(), t->keep->end(), name) != t->keep->end()) t->kept.emplace_back(name, value);
+  if (iequals(name, "content-length")) {
+    // Size the body once instead of growing it while it arrives (a compressed body may still grow).
+    std::uint64_t length = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
+    if (ec == std::errc() && end == value.data() + value.size()) t->body.reserve(std::min(length, t->max_body));
+  } else if (iequals(name, "retry-after")) {
+    t->retry_after = std::string(value);
+  }
+  for (const std::string& keep : *t->keep) {
+    if (iequals(name, keep)) t->kept.emplace_back(keep, value);
+  }
   return n;
 }
 
@@ -200,8 +221,14 @@ void HttpLoop::submit(Record&& record) {
   if (!url || !url->as_string()) {
     job->setup_error = url ? fmt::format("field '{}' is a {}, not a URL string", opt_.url_field, url->type_name())
                            : fmt::format("record has no '{}' field", opt_.url_field);
+  } else if (std::string error; auto parsed = parse_url(*url->as_string(), error)) {
+    // Parsed here, on the submitting thread, to keep the I/O thread free for I/O.
+    job->url = std::move(parsed->url);
+    job->host = std::move(parsed->host_key);
   } else {
     job->url = *url->as_string();
+    job->setup_reason = error.starts_with("refused") ? Reason::refused : Reason::invalid;
+    job->setup_error = std::move(error);
   }
   job->method = opt_.method;
   for (const auto& [name, value] : opt_.headers)
@@ -293,16 +320,9 @@ void HttpLoop::accept(std::unique_ptr<Job> job) {
   if (cancel_.load()) return fail(std::move(job), Reason::cancelled, 0, "cancelled: the run was stopped");
   if (!job->setup_error.empty()) {
     std::string message = job->setup_error;
-    return fail(std::move(job), Reason::invalid, 0, std::move(message));
+    Reason reason = job->setup_reason;
+    return fail(std::move(job), reason, 0, std::move(message));
   }
-  std::string error;
-  auto parsed = parse_url(job->url, error);
-  if (!parsed) {
-    Reason reason = error.starts_with("refused") ? Reason::refused : Reason::invalid;
-    return fail(std::move(job), reason, 0, std::move(error));
-  }
-  job->url = parsed->url;
-  job->host = parsed->host_key;
   enqueue(std::move(job), false);
 }
 
@@ -583,6 +603,7 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
   curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &ttfb);
   curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total);
   Record& r = job->record;
+  r.reserve(r.fields().size() + 12 + t.kept.size());
   r.set("final_url", Value(job->url));
   r.set("status", Value(static_cast<std::int64_t>(status)));
   r.set("content_type", content_type ? Value(std::string(content_type)) : Value());
