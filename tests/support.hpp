@@ -1,6 +1,8 @@
 // Helpers shared by the tests: temporary directories, file I/O, running pipelines.
 #pragma once
 
+#include <sqlite3.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -85,6 +87,30 @@ inline const NodeStats& stats_of(const RunReport& report, const std::string& id)
     if (n.id == id) return n;
   }
   throw std::runtime_error("no node " + id);
+}
+
+// Runs a query on a SQLite file and returns its rows as "a|b|c" strings (NULL for null values).
+inline std::vector<std::string> query(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  std::vector<std::string> rows;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+    std::string error = sqlite3_errmsg(db);
+    sqlite3_close(db);
+    throw std::runtime_error(error);
+  }
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    std::string row;
+    for (int i = 0; i < sqlite3_column_count(st); ++i) {
+      const unsigned char* text = sqlite3_column_text(st, i);
+      row += (i ? "|" : "") + std::string(text ? reinterpret_cast<const char*>(text) : "NULL");
+    }
+    rows.push_back(row);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return rows;
 }
 
 }  // namespace sluice::test

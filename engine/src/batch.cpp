@@ -19,7 +19,7 @@ void Gate::close() {
   cv_.notify_all();
 }
 
-void Gate::on_release() noexcept {
+void Gate::on_release(std::uint64_t) noexcept {
   {
     std::lock_guard lock(mutex_);
     ++released_;

@@ -13,12 +13,16 @@
 //   back (register_successor): push mode again. The queue switches to push mode already when it
 //   refuses the reservation, so a put() in between cannot be stranded.
 //
-// Nothing is ever dropped: a record leaves the queue only when the limiter has accepted it.
+// Nothing is ever dropped: a record leaves the queue only when the limiter has accepted it. Every
+// queued record holds a reservation of the run (`hold`, given back by `unhold` once the limiter has
+// accepted it), so the run cannot end while records wait here — for example for a store's COMMIT
+// that frees their slots.
 #pragma once
 
 #include <tbb/flow_graph.h>
 
 #include <deque>
+#include <functional>
 #include <mutex>
 
 namespace sluice {
@@ -26,12 +30,14 @@ namespace sluice {
 template <typename T>
 class LimitQueue final : public tbb::flow::sender<T> {
  public:
-  explicit LimitQueue(tbb::flow::receiver<T>& limiter) : limiter_(limiter) {}
+  LimitQueue(tbb::flow::receiver<T>& limiter, std::function<void()> hold, std::function<void()> unhold)
+      : limiter_(limiter), hold_(std::move(hold)), unhold_(std::move(unhold)) {}
   LimitQueue(const LimitQueue&) = delete;
   LimitQueue& operator=(const LimitQueue&) = delete;
 
   // Any thread. Queues `item` and, in push mode, forwards what the limiter accepts.
   void put(T item) {
+    hold_();
     std::unique_lock lock(mutex_);
     items_.push_back(std::move(item));
     if (pull_ || forwarding_) return;  // the limiter pulls, or another thread is forwarding
@@ -48,6 +54,9 @@ class LimitQueue final : public tbb::flow::sender<T> {
         break;
       }
       items_.pop_front();
+      lock.unlock();
+      unhold_();  // the limiter's successors hold the record now
+      lock.lock();
     }
     forwarding_ = false;
     lock.unlock();
@@ -58,11 +67,6 @@ class LimitQueue final : public tbb::flow::sender<T> {
   std::size_t size() const {
     std::lock_guard lock(mutex_);
     return items_.size();
-  }
-  // Drops every queued record (teardown).
-  void clear() {
-    std::lock_guard lock(mutex_);
-    items_.clear();
   }
 
   bool try_reserve(T& out) override {
@@ -76,8 +80,12 @@ class LimitQueue final : public tbb::flow::sender<T> {
   }
   bool try_release() override { return true; }
   bool try_consume() override {
-    std::lock_guard lock(mutex_);
-    if (!items_.empty()) items_.pop_front();
+    {
+      std::lock_guard lock(mutex_);
+      if (items_.empty()) return true;
+      items_.pop_front();
+    }
+    unhold_();
     return true;
   }
   bool try_get(T&) override { return false; }
@@ -89,6 +97,7 @@ class LimitQueue final : public tbb::flow::sender<T> {
 
  private:
   tbb::flow::receiver<T>& limiter_;
+  std::function<void()> hold_, unhold_;
   mutable std::mutex mutex_;
   std::deque<T> items_;
   bool pull_ = false;        // the limiter holds us as its predecessor and reserves from us

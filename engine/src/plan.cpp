@@ -22,6 +22,9 @@ const Schema& settings_schema() {
       FieldSpec::integer("max_items", "stop gracefully once sinks have received this many records; 0: no limit")
           .with_default("0")
           .at_least(0),
+      FieldSpec::string("state",
+                        "a SQLite file that records the run's progress, so that `sluice run --resume` continues "
+                        "an interrupted run; stores then need a key"),
   });
   return schema;
 }
@@ -131,6 +134,7 @@ class Planner {
     if (c.has("shutdown_timeout")) s.shutdown_timeout = c.duration("shutdown_timeout");
     if (c.has("max_duration")) s.max_duration = c.duration("max_duration");
     if (c.has("max_items")) s.max_items = c.integer("max_items");
+    if (c.has("state")) s.state = c.string("state");
     if (const SpecNode* name = root.find("pipeline"); name && name->is_scalar()) {
       s.name = name->scalar;
     } else {

@@ -20,6 +20,7 @@
 
 #include "sluice/batch.hpp"
 #include "sluice/run.hpp"
+#include "sluice/state.hpp"
 #include "limit_queue.hpp"
 
 namespace sluice {
@@ -134,7 +135,7 @@ class LimitPermits final : public PermitSource {
     admitted_.fetch_add(1, std::memory_order_relaxed);
     return std::make_shared<const Permit>(*this);
   }
-  void on_release() noexcept override {
+  void on_release(std::uint64_t) noexcept override {
     if (!ReleaseScope::defer(this)) release(1);
   }
   void release(long n) noexcept {
@@ -282,6 +283,21 @@ class SinkQueue {
 
 class Run;
 
+// A resumable run's source records: each carries one permit of this, tagged with its position;
+// when the record and everything derived from it has left the graph, the position is recorded as
+// done in the run state.
+class SourceProgress final : public PermitSource {
+ public:
+  SourceProgress(RunState& state, std::string node) : state_(state), node_(std::move(node)) {}
+
+  PermitRef issue(std::uint64_t seq) { return std::make_shared<const Permit>(*this, seq); }
+  void on_release(std::uint64_t seq) noexcept override { state_.source_range_done(node_, seq, seq); }
+
+ private:
+  RunState& state_;
+  std::string node_;
+};
+
 struct Vertex {
   const PlanNode* plan = nullptr;
   std::unique_ptr<Node> impl;
@@ -291,6 +307,7 @@ struct Vertex {
   std::unique_ptr<HandOffNode> handoff;  // inline input: sinks queue for the sink thread, limits split
   // sources
   std::unique_ptr<Gate> gate;
+  std::unique_ptr<SourceProgress> progress;  // resumable runs only
   bool reached_end = false;
   // sinks
   std::unique_ptr<SinkQueue> sink_queue;
@@ -324,6 +341,7 @@ class Run {
     if (cancelled_.exchange(true)) return;
     stopping_.store(true);
     ctx_.cancel_group_execution();
+    if (state_) state_->freeze();  // cancelled work is not done: a resumed run redoes it
     for (auto& v : vertices_) {
       if (v.gate) v.gate->close();
       if (v.async_output) static_cast<AsyncNode&>(*v.impl).cancel();
@@ -408,6 +426,8 @@ class Run {
   const Plan& plan_;
   const RunOptions& options_;
   ErrorLog errors_;
+  // A resumable run's progress; outlives every permit (declared before the vertices).
+  std::unique_ptr<RunState> state_;
   // Declared before the graph: permits and nodes refer to them until the graph is gone.
   std::vector<Vertex> vertices_;
   tbb::task_group_context ctx_;
@@ -457,6 +477,11 @@ class GatewayOutput final : public AsyncOutput {
   void discard(std::size_t count) override {
     v_.async_completed.fetch_add(count, std::memory_order_relaxed);
     for (std::size_t i = 0; i < count; ++i) run_.release_external();
+  }
+
+  void adopt(std::size_t count) override {
+    for (std::size_t i = 0; i < count; ++i) run_.reserve_external();
+    v_.async_submitted.fetch_add(count, std::memory_order_relaxed);
   }
 
  private:
@@ -543,7 +568,7 @@ bool Run::instantiate() {
   for (std::size_t i = 0; i < plan_.nodes.size(); ++i) {
     Vertex& v = vertices_[i];
     v.plan = &plan_.nodes[i];
-    NodeContext context{v.plan->id, v.plan->config, v.plan->where, plan_.settings};
+    NodeContext context{v.plan->id, v.plan->config, v.plan->where, plan_.settings, state_.get()};
     try {
       v.impl = v.plan->type->factory(context);
       if (!v.impl) throw NodeError("the node factory returned nothing");
@@ -585,6 +610,7 @@ void Run::build_graph() {
     switch (v.plan->type->kind) {
       case NodeKind::source:
         v.gate = std::make_unique<Gate>(plan_.settings.max_pending);
+        if (state_) v.progress = std::make_unique<SourceProgress>(*state_, v.plan->id);
         break;
       case NodeKind::transform: {
         std::size_t concurrency = v.plan->type->parallel ? tbb::flow::unlimited : tbb::flow::serial;
@@ -631,7 +657,8 @@ void Run::build_limit(Vertex& v) {
   const auto& config = static_cast<const LimitNode&>(*v.impl);
   v.limit_permits = std::make_unique<LimitPermits>();
   v.limiter = std::make_unique<LimiterNode>(g, static_cast<std::size_t>(config.max_in_flight()));
-  v.limit_queue = std::make_unique<LimitQueue<Message>>(*v.limiter);
+  v.limit_queue = std::make_unique<LimitQueue<Message>>(
+      *v.limiter, [this] { reserve_external(); }, [this] { release_external(); });
   v.limit_permits->attach(g, *v.limiter);
   v.limit_permits->set_max(config.max_in_flight());
   // Records queue one by one in front of the limiter in a reservable LimitQueue, so nothing is
@@ -755,6 +782,10 @@ void Run::source_loop(Vertex& v) {
           break;
         }
         record.meta.seq = seq++;
+        if (v.progress) {
+          if (state_->source_done(v.plan->id, record.meta.seq)) continue;  // done in an earlier run
+          record.permits.push_back(v.progress->issue(record.meta.seq));
+        }
         batch->records.push_back(std::move(record));
       }
       v.stats.add_busy(started);
@@ -887,7 +918,25 @@ RunReport Run::execute() {
         cancel();
     });
   }
-  if (instantiate()) {
+  if (!plan_.settings.state.empty()) {
+    try {
+      state_ = RunState::open(plan_.settings.state, plan_.settings.name, options_.resume);
+    } catch (const std::exception& e) {
+      errors_.add(RunError{"settings", "", e.what()});
+      cancelled_ = true;
+    }
+    if (state_ && state_->finished()) {
+      report.already_finished = true;
+      state_->close(true);
+      if (options_.stop) options_.stop->detach();
+      report.elapsed = Clock::now() - started;
+      return report;
+    }
+  } else if (options_.resume) {
+    errors_.add(RunError{"settings", "", "--resume needs settings.state: the file that records the run's progress"});
+    cancelled_ = true;
+  }
+  if (!cancelled_ && instantiate()) {
     arena.execute([this] { build_graph(); });  // the graph attaches to this arena
     std::thread watchdog([this] { watchdog_loop(); });
     for (auto& v : vertices_) {
@@ -942,6 +991,15 @@ RunReport Run::execute() {
     }
     graph_.reset();
     check_invariants();
+    if (state_) {
+      bool finished = !cancelled_.load() && !stopping_.load() && errors_.empty();
+      for (const auto& v : vertices_) finished = finished && (!v.gate || v.reached_end);
+      try {
+        state_->close(finished);
+      } catch (const std::exception& e) {
+        errors_.add(RunError{"settings", "", e.what()});
+      }
+    }
   } else {
     cancelled_ = true;
   }

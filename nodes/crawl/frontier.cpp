@@ -18,6 +18,7 @@
 #include <unordered_set>
 
 #include "../builtin.hpp"
+#include "sluice/state.hpp"
 
 namespace sluice::nodes {
 namespace {
@@ -128,11 +129,18 @@ struct Scope {
 
 class Frontier final : public AsyncNode, public PermitSource {
  public:
-  Frontier(Scope scope, std::size_t window, std::size_t memory, std::string spill_dir)
-      : scope_(std::move(scope)), window_(window), memory_(memory), spill_dir_(std::move(spill_dir)) {}
+  Frontier(std::string id, Scope scope, std::size_t window, std::size_t memory, std::string spill_dir,
+           RunState* state)
+      : id_(std::move(id)),
+        scope_(std::move(scope)),
+        window_(window),
+        memory_(memory),
+        spill_dir_(std::move(spill_dir)),
+        state_(state) {}
 
   void start(AsyncOutput& out) override {
     out_ = &out;
+    if (state_) restore();
     thread_ = std::thread([this] { run(); });
   }
 
@@ -164,7 +172,8 @@ class Frontier final : public AsyncNode, public PermitSource {
   }
 
   // A URL this frontier let out has left the graph, with everything derived from it.
-  void on_release() noexcept override {
+  void on_release(std::uint64_t hash) noexcept override {
+    if (state_) state_->url_done(id_, hash);
     {
       std::lock_guard lock(mutex_);
       --out_in_flight_;
@@ -218,6 +227,27 @@ class Frontier final : public AsyncNode, public PermitSource {
 
   std::size_t parked_count() const { return memory_queue_.size() + (spill_ ? spill_->size() : 0); }
 
+  // A resumed run: the seen set, the seeds' hosts, and every URL that was parked or in flight.
+  // Restored URLs were not submitted in this run, so they are adopted as if they had been.
+  void restore() {
+    const RunState::FrontierState& f = state_->frontier(id_);
+    seen_.insert(f.seen.begin(), f.seen.end());
+    for (const auto& seed : f.seeds) seed_hosts_.insert(host_of(seed));
+    if (f.pending.empty()) return;
+    out_->adopt(f.pending.size());
+    for (const auto& u : f.pending) enqueue(Parked{u.url, u.from_url, u.depth});
+  }
+
+  void enqueue(Parked p) {
+    std::lock_guard lock(mutex_);
+    if (memory_queue_.size() < memory_ && (!spill_ || spill_->size() == 0)) {
+      memory_queue_.push_back(std::move(p));
+    } else {
+      if (!spill_) spill_ = std::make_unique<SpillFile>(spill_dir_);
+      spill_->push(p);
+    }
+  }
+
   // Keeps `r`'s URL when it is new and in scope; false when it is dropped.
   bool park(const Record& r) {
     const Value* url = r.get("url");
@@ -234,17 +264,14 @@ class Frontier final : public AsyncNode, public PermitSource {
     if (std::any_of(scope_.deny.begin(), scope_.deny.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) {
       return false;
     }
-    if (!seen_.insert(url_hash(u)).second) return false;
+    const std::uint64_t hash = url_hash(u);
+    if (!seen_.insert(hash).second) return false;
     if (scope_.max_pages > 0 && static_cast<std::int64_t>(seen_.size()) > scope_.max_pages) return false;
     const Value* from = r.get("from_url");
     Parked p{u, from && from->as_string() ? *from->as_string() : "", r.meta.depth};
-    std::lock_guard lock(mutex_);
-    if (memory_queue_.size() < memory_ && (!spill_ || spill_->size() == 0)) {
-      memory_queue_.push_back(std::move(p));
-    } else {
-      if (!spill_) spill_ = std::make_unique<SpillFile>(spill_dir_);
-      spill_->push(p);
-    }
+    // Recorded before the page that found it is done (its permits are released after this).
+    if (state_) state_->url_accepted(id_, RunState::Url{hash, p.url, p.from_url, p.depth});
+    enqueue(std::move(p));
     return true;
   }
 
@@ -263,13 +290,15 @@ class Frontier final : public AsyncNode, public PermitSource {
     next.set("url", Value(std::move(p.url)));
     next.set("depth", Value(static_cast<std::int64_t>(p.depth)));
     if (!p.from_url.empty()) next.set("from_url", Value(std::move(p.from_url)));
-    next.permits.push_back(std::make_shared<const Permit>(*this));
+    next.permits.push_back(std::make_shared<const Permit>(*this, url_hash(*next.get("url")->as_string())));
     out_->complete(std::move(next));
   }
 
+  std::string id_;
   Scope scope_;
   std::size_t window_, memory_;
   std::string spill_dir_;
+  RunState* state_;
   AsyncOutput* out_ = nullptr;
   std::thread thread_;
   std::mutex mutex_;
@@ -323,8 +352,8 @@ NodeType frontier_type() {
     scope.same_host = c.boolean("same_host");
     scope.max_depth = c.integer("max_depth");
     scope.max_pages = c.integer("max_pages");
-    return std::make_unique<Frontier>(std::move(scope), static_cast<std::size_t>(c.integer("window")),
-                                      static_cast<std::size_t>(c.integer("memory")), c.string("spill_dir"));
+    return std::make_unique<Frontier>(ctx.id, std::move(scope), static_cast<std::size_t>(c.integer("window")),
+                                      static_cast<std::size_t>(c.integer("memory")), c.string("spill_dir"), ctx.state);
   };
   t.example = R"(- id: frontier
   type: frontier

@@ -351,6 +351,12 @@ NodeType store_sqlite_type() {
     }
     std::vector<std::string> key;
     for (const auto& k : c.list("key")) key.push_back(std::get<Value>(k.v).to_text());
+    if (ctx.state && key.empty()) {
+      throw NodeError(fmt::format(
+          "table '{}' has no key: a resumable run (settings.state) redoes the work that was in flight when it "
+          "stopped, so every store needs a key to replace those rows instead of storing them twice",
+          c.string("table")));
+    }
     std::vector<std::pair<std::string, std::string>> pragmas;
     for (const auto& [name, value] : c.map("pragmas")) pragmas.emplace_back(name, std::get<Value>(value.v).to_text());
     const Config& batch = c.object("batch");

@@ -9,33 +9,10 @@
 #include "../support.hpp"
 
 using namespace sluice;
+using test::query;
 using test::TempDir;
 
 namespace {
-
-// Runs a query and returns its rows as "a|b|c" strings.
-std::vector<std::string> query(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  sqlite3_stmt* st = nullptr;
-  std::vector<std::string> rows;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-    std::string error = sqlite3_errmsg(db);
-    sqlite3_close(db);
-    throw std::runtime_error(error);
-  }
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    std::string row;
-    for (int i = 0; i < sqlite3_column_count(st); ++i) {
-      const unsigned char* text = sqlite3_column_text(st, i);
-      row += (i ? "|" : "") + std::string(text ? reinterpret_cast<const char*>(text) : "NULL");
-    }
-    rows.push_back(row);
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return rows;
-}
 
 std::string store_pipeline(const std::string& db, int to, const std::string& store_extra = "",
                            const std::string& middle = "", const std::string& settings = "batch: 100") {

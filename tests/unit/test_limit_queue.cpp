@@ -38,7 +38,9 @@ TEST_CASE("a limit queue admits every record exactly once, in order, never above
     return tbb::flow::continue_msg{};
   });
   tbb::flow::make_edge(limiter, admit);
-  sluice::LimitQueue<int> queue(limiter);
+  std::atomic<int> held_by_queue{0};
+  sluice::LimitQueue<int> queue(
+      limiter, [&] { ++held_by_queue; }, [&] { --held_by_queue; });
 
   std::atomic<int> released{0};
   std::atomic<bool> done{false};
@@ -78,6 +80,7 @@ TEST_CASE("a limit queue admits every record exactly once, in order, never above
   g.wait_for_all();
 
   CHECK(queue.size() == 0);
+  CHECK(held_by_queue.load() == 0);
   CHECK(max_in_flight.load() <= kBound);
   for (const auto& seq : admitted) {
     REQUIRE(seq.size() == kPerProducer);

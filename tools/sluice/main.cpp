@@ -73,7 +73,8 @@ class SignalWatcher {
   std::thread thread_;
 };
 
-int cmd_run(const Registry& registry, const std::string& file, const std::vector<std::string>& sets, bool quiet) {
+int cmd_run(const Registry& registry, const std::string& file, const std::vector<std::string>& sets, bool quiet,
+            bool resume) {
   bool ok = true;
   LoadOptions options;
   options.overrides = parse_overrides(sets, ok);
@@ -84,13 +85,24 @@ int cmd_run(const Registry& registry, const std::string& file, const std::vector
     fmt::print(stderr, "{}", diags.to_string());
     return 2;
   }
+  if (resume && plan->settings.state.empty()) {
+    fmt::print(stderr, "sluice: error: --resume needs settings.state in '{}' (the file that records progress)\n",
+               file);
+    return 2;
+  }
   StopSignal stop;
   RunReport report;
   {
     SignalWatcher watcher(stop);
     RunOptions run_options;
     run_options.stop = &stop;
+    run_options.resume = resume;
     report = run_pipeline(*plan, run_options);
+  }
+  if (report.already_finished) {
+    fmt::print(stderr, "sluice: pipeline '{}' already finished (state '{}'); nothing to do\n", plan->settings.name,
+               plan->settings.state);
+    return 0;
   }
   if (!quiet) print_stats(report);
   for (const auto& e : report.errors) fmt::print(stderr, "error: {}\n", e.to_string());
@@ -166,13 +178,14 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string file;
   std::vector<std::string> files, sets;
-  bool quiet = false;
+  bool quiet = false, resume = false;
   std::string type_name;
 
   auto* run = app.add_subcommand("run", "run a pipeline");
   run->add_option("pipeline", file, "pipeline YAML file")->required();
   run->add_option("--set", sets, "override a setting: key=value (repeatable)");
   run->add_flag("-q,--quiet", quiet, "do not print the stats table");
+  run->add_flag("--resume", resume, "continue the interrupted run recorded in settings.state");
 
   auto* validate = app.add_subcommand("validate", "check pipeline files and print every error");
   validate->add_option("pipelines", files, "pipeline YAML files")->required();
@@ -188,7 +201,7 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  if (run->parsed()) return cmd_run(registry, file, sets, quiet);
+  if (run->parsed()) return cmd_run(registry, file, sets, quiet, resume);
   if (validate->parsed()) return cmd_validate(registry, files, sets);
   if (nodes->parsed()) {
     cmd_nodes(registry);

@@ -39,13 +39,16 @@ enum class OnError {
 };
 
 struct PipelineSettings;
+class RunState;
 
-// Everything a factory may read to build one node. Valid only during the factory call.
+// Everything a factory may read to build one node. Valid only during the factory call, except
+// `state`, which outlives the node.
 struct NodeContext {
   const std::string& id;
   const Config& config;
   const Location& where;  // the node's position in the pipeline file
   const PipelineSettings& settings;
+  RunState* state = nullptr;  // a resumable run's progress (settings.state), else null
 };
 
 // Thrown by factories and node bodies for errors a person must fix (a file that cannot be opened,
@@ -123,6 +126,10 @@ class AsyncOutput {
   // Ends `count` submitted records that produce no output at all (a frontier dropping a URL it has
   // seen). Counts as their completion. Thread-safe; takes effect at once.
   virtual void discard(std::size_t count = 1) = 0;
+  // Declares `count` records the node holds without their having been submitted (work restored from
+  // a resumed run's state): they count as submitted and must end like submitted records. Call from
+  // start() or the node's own thread before they are completed or discarded.
+  virtual void adopt(std::size_t count) = 0;
 };
 
 // An async node does external work (network I/O) on its own thread, never on TBB workers.

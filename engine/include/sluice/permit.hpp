@@ -11,10 +11,11 @@ namespace sluice {
 
 // Something that hands out units of capacity and takes them back when a Permit dies.
 // on_release() may be called from any thread, including non-TBB threads, and must not throw.
+// `tag` is the value the Permit was made with (which batch, which URL), for sources that care.
 class PermitSource {
  public:
   virtual ~PermitSource() = default;
-  virtual void on_release() noexcept = 0;
+  virtual void on_release(std::uint64_t tag) noexcept = 0;
 };
 
 // One unit of capacity. Returned to its source exactly once, when the last reference dies:
@@ -22,13 +23,14 @@ class PermitSource {
 // all of them have left the graph. Leaks and double releases are impossible by construction.
 class Permit {
  public:
-  explicit Permit(PermitSource& source) : source_(&source) {}
+  explicit Permit(PermitSource& source, std::uint64_t tag = 0) : source_(&source), tag_(tag) {}
   Permit(const Permit&) = delete;
   Permit& operator=(const Permit&) = delete;
-  ~Permit() { source_->on_release(); }
+  ~Permit() { source_->on_release(tag_); }
 
  private:
   PermitSource* source_;
+  std::uint64_t tag_;
 };
 using PermitRef = std::shared_ptr<const Permit>;
 
@@ -42,7 +44,7 @@ class Gate final : public PermitSource {
   PermitRef acquire();
   // Wakes blocked acquirers; later acquire() calls return null. Idempotent.
   void close();
-  void on_release() noexcept override;
+  void on_release(std::uint64_t tag) noexcept override;
 
   std::int64_t admitted() const;
   std::int64_t released() const;

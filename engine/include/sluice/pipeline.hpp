@@ -26,6 +26,7 @@ struct PipelineSettings {
   std::chrono::nanoseconds shutdown_timeout = std::chrono::seconds(10);
   std::optional<std::chrono::nanoseconds> max_duration;  // graceful stop after this long
   std::int64_t max_items = 0;  // graceful stop once sinks received this many records (0: none)
+  std::string state;           // progress file of a resumable run (empty: none); see state.hpp
 };
 
 // The schema of `settings:`, shared with `sluice describe` and docs.

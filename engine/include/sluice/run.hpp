@@ -46,6 +46,7 @@ struct RunReport {
   std::vector<NodeStats> nodes;       // plan order
   std::chrono::nanoseconds elapsed{0};
   int stop_signal = 0;  // the signal number given to StopSignal::request, if any
+  bool already_finished = false;  // --resume of a run whose state says it finished: nothing ran
 
   // 0 succeeded, 1 failed, 128+signal (130 SIGINT, 143 SIGTERM) interrupted.
   int exit_code() const;
@@ -75,6 +76,8 @@ class StopSignal {
 struct RunOptions {
   StopSignal* stop = nullptr;
   std::size_t kept_errors = 1000;
+  // Continue the run recorded in settings.state instead of starting afresh.
+  bool resume = false;
 };
 
 // Instantiates the plan's nodes, runs them to the end and reports. Never throws for pipeline

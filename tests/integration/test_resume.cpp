@@ -1,0 +1,218 @@
+// Resumable runs: `sluice run` killed with SIGKILL at random points, then `--resume`, against the
+// fixture server and real SQLite files.
+#include <fmt/format.h>
+#include <sqlite3.h>
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <thread>
+
+#include "../../tools/fixture_server/fixture_server.hpp"
+#include "../process.hpp"
+#include "../support.hpp"
+
+using namespace sluice;
+using test::query;
+using test::TempDir;
+
+namespace {
+
+// 600 URLs of /delay/4, 8 in flight: about 0.3 s of work when nothing stops it.
+std::string list_pipeline(const fixture::FixtureServer& server, const std::string& db, const std::string& state) {
+  return fmt::format(R"(pipeline: resumable_list
+settings:
+  batch: 32
+{}
+nodes:
+  - id: pages
+    type: source.list
+    template: "{}?n={{n}}"
+    to: 600
+  - id: lim
+    type: limit
+    max_in_flight: 8
+  - id: get
+    type: fetch
+    robots: ignore
+  - id: store
+    type: store.sqlite
+    path: {}
+    table: pages
+    columns: {{url: TEXT, n: INTEGER, status: INTEGER, body: TEXT}}
+    key: [url]
+    batch: {{rows: 50, interval: 20ms}}
+edges:
+  - pages -> lim -> get -> store
+)",
+                     state.empty() ? "" : "  state: " + state, server.url("/delay/4"), db);
+}
+
+// A generated site of `pages` pages: page i links to i+1 and to (7i mod pages)+1.
+void write_site(const std::string& root, int pages) {
+  std::filesystem::create_directories(root + "/p");
+  for (int i = 1; i <= pages; ++i) {
+    test::write_file(fmt::format("{}/p/{}.html", root, i),
+                     fmt::format("<html><body><div class=\"product\"><h2>item {}</h2></div>"
+                                 "<a href=\"/p/{}.html\">next</a> <a href=\"/p/{}.html\">other</a></body></html>",
+                                 i, i % pages + 1, (7 * i) % pages + 1));
+  }
+}
+
+std::string crawl_pipeline(const fixture::FixtureServer& server, const std::string& db, const std::string& state) {
+  return fmt::format(R"(pipeline: resumable_crawl
+settings:
+  batch: 16
+{}
+nodes:
+  - id: seeds
+    type: source.list
+    urls: ["{}"]
+  - id: frontier
+    type: frontier
+    window: 16
+  - id: lim
+    type: limit
+    max_in_flight: 4
+  - id: get
+    type: fetch
+    robots: ignore
+    rate: 500/s
+    burst: 4
+  - id: parse
+    type: parse.html
+    items: div.product
+    links: a[href]
+    fields: {{name: h2}}
+  - id: store
+    type: store.sqlite
+    path: {}
+    table: items
+    columns: {{page_url: TEXT, name: TEXT, depth: INTEGER}}
+    key: [page_url]
+    batch: {{rows: 20, interval: 20ms}}
+edges:
+  - seeds -> frontier -> lim -> get -> parse -> store
+  - parse.links -> frontier
+)",
+                     state.empty() ? "" : "  state: " + state, server.url("/p/1.html"), db);
+}
+
+// Runs `pipeline` and kills it with SIGKILL after each of `kills` delays (a run that ends first is
+// fine), resuming every time; then resumes it to the end. Returns the number of runs killed.
+int run_with_kills(const TempDir& dir, const std::string& pipeline, const std::vector<int>& kills) {
+  int killed = 0;
+  bool resume = false;
+  for (int delay : kills) {
+    std::vector<std::string> argv = {SLUICE_BINARY, "run", "-q", pipeline};
+    if (resume) argv.push_back("--resume");
+    test::Process p(argv, dir.file("stdout"), dir.file("stderr"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    p.signal(SIGKILL);
+    int code = p.wait();
+    if (code == 128 + SIGKILL) {
+      ++killed;
+    } else {
+      INFO(test::read_file(dir.file("stderr")));
+      REQUIRE(code == 0);
+    }
+    resume = true;
+  }
+  test::Process last({SLUICE_BINARY, "run", "-q", pipeline, "--resume"}, dir.file("stdout"), dir.file("stderr"));
+  int code = last.wait();
+  INFO(test::read_file(dir.file("stderr")));
+  REQUIRE(code == 0);
+  return killed;
+}
+
+std::vector<int> kill_points(unsigned seed, int count, int from_ms, int to_ms) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> pick(from_ms, to_ms);
+  std::vector<int> out;
+  for (int i = 0; i < count; ++i) out.push_back(pick(rng));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a list run killed with SIGKILL at random points and resumed stores the same rows once", "[resume]") {
+  fixture::FixtureServer server;
+  TempDir dir;
+  // The reference: one uninterrupted run without state.
+  test::write_file(dir.file("ref.yaml"), list_pipeline(server, dir.file("ref.db"), ""));
+  test::Process ref({SLUICE_BINARY, "run", "-q", dir.file("ref.yaml")}, dir.file("stdout"), dir.file("stderr"));
+  REQUIRE(ref.wait() == 0);
+  const std::string rows = "SELECT url, n, status, body FROM pages ORDER BY n";
+  const auto expected = query(dir.file("ref.db"), rows);
+  REQUIRE(expected.size() == 600);
+
+  for (unsigned seed : {1u, 2u, 3u}) {
+    DYNAMIC_SECTION("seed " << seed) {
+      const std::string db = dir.file(fmt::format("run{}.db", seed));
+      const std::string state = dir.file(fmt::format("run{}.state", seed));
+      const std::string pipeline = dir.file(fmt::format("run{}.yaml", seed));
+      test::write_file(pipeline, list_pipeline(server, db, state));
+      server.reset_counters();
+      int killed = run_with_kills(dir, pipeline, kill_points(seed, 3, 40, 250));
+      CHECK(killed >= 1);
+      CHECK(query(db, rows) == expected);
+      CHECK(query(db, "SELECT count(*), count(DISTINCT url) FROM pages") == std::vector<std::string>{"600|600"});
+      // What was stored is not fetched again: only what was in flight at each kill (at most the 8 of
+      // the limit, plus the progress not yet written) is redone.
+      auto fetched = server.counter("/delay").requests;
+      CHECK(fetched >= 600);
+      CHECK(fetched <= 600 + static_cast<std::uint64_t>(killed) * 40);
+
+      // Resuming a finished run does nothing and says so.
+      server.reset_counters();
+      test::Process again({SLUICE_BINARY, "run", pipeline, "--resume"}, dir.file("stdout"), dir.file("stderr"));
+      CHECK(again.wait() == 0);
+      CHECK_THAT(test::read_file(dir.file("stderr")), Catch::Contains("already finished") &&
+                                                          Catch::Contains("nothing to do"));
+      CHECK(server.counter("*").requests == 0);
+    }
+  }
+}
+
+TEST_CASE("a crawl killed with SIGKILL at random points and resumed stores every page once", "[resume][crawl]") {
+  TempDir dir;
+  write_site(dir.file("site"), 300);
+  fixture::FixtureServer server(dir.file("site"));
+  test::write_file(dir.file("ref.yaml"), crawl_pipeline(server, dir.file("ref.db"), ""));
+  test::Process ref({SLUICE_BINARY, "run", "-q", dir.file("ref.yaml")}, dir.file("stdout"), dir.file("stderr"));
+  REQUIRE(ref.wait() == 0);
+  const std::string rows = "SELECT page_url, name FROM items ORDER BY page_url";
+  const auto expected = query(dir.file("ref.db"), rows);
+  REQUIRE(expected.size() == 300);
+
+  for (unsigned seed : {7u, 8u}) {
+    DYNAMIC_SECTION("seed " << seed) {
+      const std::string db = dir.file(fmt::format("crawl{}.db", seed));
+      const std::string pipeline = dir.file(fmt::format("crawl{}.yaml", seed));
+      test::write_file(pipeline, crawl_pipeline(server, db, dir.file(fmt::format("crawl{}.state", seed))));
+      server.reset_counters();
+      int killed = run_with_kills(dir, pipeline, kill_points(seed, 3, 60, 450));
+      CHECK(killed >= 1);
+      CHECK(query(db, rows) == expected);
+      auto fetched = server.counter("/p").requests;
+      CHECK(fetched >= 300);
+      CHECK(fetched <= 300 + static_cast<std::uint64_t>(killed) * 40);
+    }
+  }
+}
+
+TEST_CASE("a resumable run refuses a store without a key and --resume without a state file", "[resume]") {
+  fixture::FixtureServer server;
+  TempDir dir;
+  std::string yaml = list_pipeline(server, dir.file("db"), dir.file("state"));
+  yaml.replace(yaml.find("    key: [url]\n"), 15, "");
+  test::write_file(dir.file("p.yaml"), yaml);
+  test::Process p({SLUICE_BINARY, "run", "-q", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"));
+  CHECK(p.wait() == 1);
+  CHECK_THAT(test::read_file(dir.file("stderr")),
+             Catch::Contains("node 'store': table 'pages' has no key: a resumable run (settings.state) redoes"));
+
+  test::write_file(dir.file("q.yaml"), list_pipeline(server, dir.file("db"), ""));
+  test::Process q({SLUICE_BINARY, "run", "-q", dir.file("q.yaml"), "--resume"}, dir.file("stdout"), dir.file("stderr"));
+  CHECK(q.wait() == 2);
+  CHECK_THAT(test::read_file(dir.file("stderr")), Catch::Contains("--resume needs settings.state"));
+}
