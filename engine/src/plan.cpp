@@ -1,6 +1,8 @@
 #include <fmt/format.h>
 
+#include <charconv>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -22,6 +24,9 @@ const Schema& settings_schema() {
       FieldSpec::integer("max_items", "stop gracefully once sinks have received this many records; 0: no limit")
           .with_default("0")
           .at_least(0),
+      FieldSpec::string("serve",
+                        "a folder `sluice run` and `sluice test` serve over HTTP on a free loopback port while "
+                        "the pipeline runs (relative to the pipeline file); its URL is ${SERVE_URL}"),
       FieldSpec::string("state",
                         "a SQLite file that records the run's progress, so that `sluice run --resume` continues "
                         "an interrupted run; stores then need a key"),
@@ -29,9 +34,82 @@ const Schema& settings_schema() {
   return schema;
 }
 
+bool parse_count_range(std::string_view text, std::int64_t& low, std::int64_t& high) {
+  auto number = [](std::string_view s, std::int64_t& out) {
+    if (s.empty()) return false;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && end == s.data() + s.size() && out >= 0;
+  };
+  auto dots = text.find("..");
+  if (dots == std::string_view::npos) {
+    if (!number(text, low)) return false;
+    high = low;
+    return true;
+  }
+  std::string_view a = text.substr(0, dots), b = text.substr(dots + 2);
+  low = 0;
+  high = std::numeric_limits<std::int64_t>::max();
+  if (a.empty() && b.empty()) return false;
+  if (!a.empty() && !number(a, low)) return false;
+  if (!b.empty() && !number(b, high)) return false;
+  return low <= high;
+}
+
 namespace {
 
-const std::vector<std::string> kTopLevelKeys = {"pipeline", "description", "settings", "nodes", "edges"};
+std::string check_count(const Value& v) {
+  std::int64_t low, high;
+  if (parse_count_range(v.to_text(), low, high)) return "";
+  return fmt::format("'{}' is not a count or a range (write 12, 10..20, 10.. or ..20)", v.to_text());
+}
+
+}  // namespace
+
+const Schema& expect_schema() {
+  auto db = [] {
+    return FieldSpec::string("db", "the SQLite file; default: the database of the pipeline's store.sqlite nodes");
+  };
+  static const Schema schema({
+      FieldSpec::list("tables",
+                      FieldSpec::object_of("table",
+                                           Schema({
+                                               db(),
+                                               FieldSpec::string("table", "a table").make_required(),
+                                               FieldSpec::scalar("rows", "its row count: 12, 10..20, 10.., ..20")
+                                                   .validated_by(check_count),
+                                               FieldSpec::list("required", FieldSpec::string("column", "a column"),
+                                                               "columns that must be set (not null, not empty) "
+                                                               "in every row")
+                                                   .with_default(""),
+                                           }),
+                                           "a table to check"),
+                      "tables: row counts and required columns")
+          .with_default(""),
+      FieldSpec::list("queries",
+                      FieldSpec::object_of("query",
+                                           Schema({
+                                               db(),
+                                               FieldSpec::string("sql", "a query (the file is opened read-only)")
+                                                   .make_required(),
+                                               FieldSpec::list("equals", FieldSpec::scalar("row", "a row: a|b|c"),
+                                                               "the expected rows, columns joined with |")
+                                                   .make_required(),
+                                           }),
+                                           "a query and its expected rows"),
+                      "SQL queries with their expected results")
+          .with_default(""),
+      FieldSpec::map("errors", FieldSpec::scalar("count", "0, 1..3, ..5").validated_by(check_count),
+                     "node id -> its error count: exact or a range")
+          .with_default(""),
+      FieldSpec::string("status", "how the run ends: succeeded (default), failed or interrupted")
+          .with_default("succeeded"),
+  });
+  return schema;
+}
+
+namespace {
+
+const std::vector<std::string> kTopLevelKeys = {"pipeline", "description", "settings", "plugins", "nodes", "edges", "expect"};
 const std::vector<std::string> kNodeReservedKeys = {"id", "type", "on_error"};
 
 bool valid_id(std::string_view id) {
@@ -94,11 +172,50 @@ class Planner {
       for (const auto& item : edges->items) read_edge(item);
     }
     if (nodes && nodes->is_sequence()) check_graph(*nodes);
+    read_plugins(root);
+    read_expect(root);
     if (!diags_.empty()) return std::nullopt;
     return std::move(plan_);
   }
 
  private:
+  void read_plugins(const SpecNode& root) {
+    const SpecNode* plugins = root.find("plugins");
+    if (!plugins || plugins->is_null()) return;
+    if (!plugins->is_sequence()) {
+      diags_.error(plugins->where, fmt::format("'plugins' must be a list of shared library paths, got {}",
+                                               plugins->describe()));
+      return;
+    }
+    for (const auto& item : plugins->items) {
+      if (!item.is_scalar()) {
+        diags_.error(item.where, fmt::format("a plugin must be a path, got {}", item.describe()));
+        continue;
+      }
+      plan_.plugins.push_back(item.scalar);
+    }
+  }
+
+  void read_expect(const SpecNode& root) {
+    const SpecNode* expect = root.find("expect");
+    if (!expect) return;
+    if (!expect->is_map()) {
+      diags_.error(expect->where, fmt::format("'expect' must be a map, got {}", expect->describe()));
+      return;
+    }
+    Config c = expect_schema().validate(*expect, expect->where, "expect", {}, diags_, "expect.");
+    for (const auto& [id, count] : c.map("errors")) {
+      bool known = std::any_of(plan_.nodes.begin(), plan_.nodes.end(), [&](const PlanNode& n) { return n.id == id; });
+      if (!known) diags_.error(count.where, fmt::format("expect.errors: no node '{}' in this pipeline", id));
+    }
+    const std::string status = c.string("status");
+    if (status != "succeeded" && status != "failed" && status != "interrupted") {
+      diags_.error(c.where("status"),
+                   fmt::format("expect.status: '{}' is not one of succeeded, failed, interrupted", status));
+    }
+    plan_.expect = std::move(c);
+  }
+
   void read_settings(const SpecNode& root, const LoadOptions& options) {
     SpecNode settings;
     settings.kind = SpecNode::Kind::map;
@@ -135,6 +252,7 @@ class Planner {
     if (c.has("max_duration")) s.max_duration = c.duration("max_duration");
     if (c.has("max_items")) s.max_items = c.integer("max_items");
     if (c.has("state")) s.state = c.string("state");
+    if (c.has("serve")) s.serve = c.string("serve");
     if (const SpecNode* name = root.find("pipeline"); name && name->is_scalar()) {
       s.name = name->scalar;
     } else {

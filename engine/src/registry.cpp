@@ -47,7 +47,7 @@ int NodeType::output_index(std::string_view port) const {
   return -1;
 }
 
-void Registry::add(NodeType type) {
+void Registry::add(NodeType type, std::string origin) {
   if (type.name.empty()) throw std::invalid_argument("node type without a name");
   if (!type.factory) throw std::invalid_argument(fmt::format("node type '{}' has no factory", type.name));
   auto inputs = type.port_names(PortDirection::input);
@@ -62,10 +62,17 @@ void Registry::add(NodeType type) {
     throw std::invalid_argument(fmt::format("sink node type '{}' declares output ports", type.name));
   }
   if (types_.count(type.name)) {
-    throw std::invalid_argument(fmt::format("node type '{}' is already registered", type.name));
+    throw std::invalid_argument(
+        fmt::format("node type '{}' is already registered ({})", type.name, origins_.find(type.name)->second));
   }
   std::string name = type.name;
+  origins_.emplace(name, std::move(origin));
   types_.emplace(std::move(name), std::move(type));
+}
+
+std::string Registry::origin(std::string_view name) const {
+  auto it = origins_.find(name);
+  return it == origins_.end() ? "" : it->second;
 }
 
 const NodeType* Registry::find(std::string_view name) const {

@@ -189,6 +189,9 @@ struct LiveStats {
   void add_busy(Clock::time_point since) {
     busy_ns.fetch_add((Clock::now() - since).count(), std::memory_order_relaxed);
   }
+  NodeStats snapshot(const std::string& id, const std::string& type) const {
+    return NodeStats{id, type, in.load(), out.load(), errors.load(), std::chrono::nanoseconds(busy_ns.load())};
+  }
 };
 
 class ErrorLog {
@@ -390,7 +393,15 @@ class Run {
   void watchdog_loop() {
     std::unique_lock lock(watchdog_mutex_);
     const auto started = Clock::now();
+    auto next_progress = started + options_.progress_interval;
     while (!finished_) {
+      if (options_.progress && Clock::now() >= next_progress) {
+        lock.unlock();
+        options_.progress(progress(started));
+        lock.lock();
+        next_progress = Clock::now() + options_.progress_interval;
+        continue;
+      }
       if (plan_.settings.max_duration && !stopping_.load() && Clock::now() - started >= *plan_.settings.max_duration) {
         lock.unlock();
         stop_gracefully();  // max_duration: a planned stop, not an interruption
@@ -403,14 +414,27 @@ class Run {
         lock.lock();
         continue;
       }
-      if (stop_deadline_ && !cancelled()) {
-        watchdog_cv_.wait_until(lock, *stop_deadline_);
-      } else if (plan_.settings.max_duration && !stopping_.load()) {
-        watchdog_cv_.wait_until(lock, started + *plan_.settings.max_duration);
-      } else {
+      auto wake = Clock::time_point::max();
+      if (stop_deadline_ && !cancelled()) wake = std::min(wake, *stop_deadline_);
+      if (plan_.settings.max_duration && !stopping_.load()) wake = std::min(wake, started + *plan_.settings.max_duration);
+      if (options_.progress) wake = std::min(wake, next_progress);
+      if (wake == Clock::time_point::max()) {
         watchdog_cv_.wait(lock);
+      } else {
+        watchdog_cv_.wait_until(lock, wake);
       }
     }
+  }
+  RunProgress progress(Clock::time_point started) {
+    RunProgress p;
+    p.elapsed = Clock::now() - started;
+    p.stopping = stopping_.load();
+    for (auto& v : vertices_) {
+      p.nodes.push_back(v.stats.snapshot(v.plan->id, v.plan->type->name));
+      if (v.limit_permits) p.in_flight += v.limit_permits->admitted() - v.limit_permits->released();
+      if (v.limit_queue) p.queued += static_cast<std::int64_t>(v.limit_queue->size());
+    }
+    return p;
   }
   void build_limit(Vertex& v);
   void build_async(Vertex& v);
@@ -1005,10 +1029,7 @@ RunReport Run::execute() {
   }
   if (options_.stop) options_.stop->detach();
 
-  for (auto& v : vertices_) {
-    report.nodes.push_back(NodeStats{v.plan->id, v.plan->type->name, v.stats.in.load(), v.stats.out.load(),
-                                     v.stats.errors.load(), std::chrono::nanoseconds(v.stats.busy_ns.load())});
-  }
+  for (auto& v : vertices_) report.nodes.push_back(v.stats.snapshot(v.plan->id, v.plan->type->name));
   report.errors_not_kept = errors_.dropped();
   report.errors = errors_.take();
   if (!report.errors.empty() || report.errors_not_kept > 0) {

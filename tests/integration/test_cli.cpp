@@ -132,10 +132,11 @@ TEST_CASE("sluice nodes and describe are generated from the node schemas", "[cli
   TempDir dir;
   Result nodes = sluice_cli(dir, {"nodes"});
   CHECK(nodes.code == 0);
-  CHECK(nodes.out.find("source.list    source     emits records from an inline list") != std::string::npos);
+  CHECK(nodes.out.find("source.list      source     emits records from an inline list") != std::string::npos);
   Result describe = sluice_cli(dir, {"describe", "sink.jsonl"});
   CHECK(describe.code == 0);
-  CHECK(describe.out.find("path       string                 default: -") != std::string::npos);
+  CHECK(describe.out.find("  path                   string                     default: -             file to write") !=
+        std::string::npos);
   Result typo = sluice_cli(dir, {"describe", "sink.json"});
   CHECK(typo.code == 2);
   CHECK(typo.err == "sluice: error: unknown node type 'sink.json' (did you mean 'sink.jsonl'?)\n");

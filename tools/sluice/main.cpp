@@ -1,19 +1,34 @@
-// The sluice runner: run and validate pipelines, list and describe node types.
+// The sluice runner: run, validate, draw and test pipelines; list and describe node types.
 #include <fmt/format.h>
 #include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
 #include <thread>
 
+#include "expect.hpp"
+#include "fixture_server.hpp"
+#include "graph.hpp"
+#include "report.hpp"
 #include "sluice/pipeline.hpp"
+#include "sluice/plugin.hpp"
 #include "sluice/registry.hpp"
 #include "sluice/run.hpp"
+#include "sluice/spec.hpp"
 
 namespace {
 
 using namespace sluice;
+
+// Exit codes: 0 success, 1 the pipeline failed, 2 invalid pipeline or usage, 128+signal interrupted.
+constexpr int kInvalid = 2;
 
 std::vector<std::pair<std::string, std::string>> parse_overrides(const std::vector<std::string>& sets, bool& ok) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -29,34 +44,27 @@ std::vector<std::pair<std::string, std::string>> parse_overrides(const std::vect
   return out;
 }
 
-void print_stats(const RunReport& report) {
-  fmt::print(stderr, "{:<16} {:<12} {:>12} {:>12} {:>8} {:>10}\n", "node", "type", "in", "out", "errors", "busy");
-  for (const auto& n : report.nodes) {
-    fmt::print(stderr, "{:<16} {:<12} {:>12} {:>12} {:>8} {:>9.3f}s\n", n.id, n.type, n.records_in, n.records_out,
-               n.errors, std::chrono::duration<double>(n.busy).count());
-  }
-  fmt::print(stderr, "elapsed {:.3f}s\n", std::chrono::duration<double>(report.elapsed).count());
-}
-
 // Signal handling: SIGINT/SIGTERM are blocked in every thread and taken by one watcher thread with
-// sigwait, which asks the run to stop (first signal graceful, second abort).
+// sigwait, which asks the run to stop (first signal graceful, second abort). No handler runs.
 class SignalWatcher {
  public:
-  explicit SignalWatcher(StopSignal& stop) : stop_(stop) {
+  SignalWatcher(StopSignal& stop, bool announce) : stop_(stop) {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
     sigaddset(&set_, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    thread_ = std::thread([this] {
+    thread_ = std::thread([this, announce] {
       while (true) {
         int sig = 0;
         if (sigwait(&set_, &sig) != 0) continue;
         if (sig == SIGUSR1) return;  // shutdown of the watcher itself
-        if (stop_.requests() == 0) {
-          fmt::print(stderr, "sluice: stopping: finishing work in flight (press Ctrl-C again to abort)\n");
-        } else {
-          fmt::print(stderr, "sluice: aborting\n");
+        if (announce) {
+          if (stop_.requests() == 0) {
+            spdlog::warn("stopping: finishing work in flight (press Ctrl-C again to abort)");
+          } else {
+            spdlog::warn("aborting: transfers in flight are cancelled; committed data is kept");
+          }
         }
         stop_.request(sig);
       }
@@ -73,73 +81,230 @@ class SignalWatcher {
   std::thread thread_;
 };
 
-int cmd_run(const Registry& registry, const std::string& file, const std::vector<std::string>& sets, bool quiet,
-            bool resume) {
+// Options shared by the commands that load pipelines.
+struct LoadArgs {
+  std::vector<std::string> sets;
+  std::vector<std::string> plugins;
+};
+
+// The node types: built-ins plus --plugin libraries. Null (with the reasons printed) when a plugin
+// cannot be used.
+std::unique_ptr<Registry> make_registry(const std::vector<std::string>& plugins) {
+  auto registry = std::make_unique<Registry>();
+  register_builtin_nodes(*registry);
+  bool ok = true;
+  for (const auto& p : plugins) {
+    if (std::string error = load_plugin(p, *registry); !error.empty()) {
+      fmt::print(stderr, "sluice: error: {}\n", error);
+      ok = false;
+    }
+  }
+  return ok ? std::move(registry) : nullptr;
+}
+
+std::optional<std::string> read_text(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// `settings.serve` as written, read before the pipeline is loaded: the server must run first, so
+// that ${SERVE_URL} can be substituted.
+std::string serve_folder(const std::string& text, const std::string& file) {
+  Diagnostics ignored;
+  SpecNode root = parse_spec(text, file, process_env(), ignored);
+  const SpecNode* settings = root.is_map() ? root.find("settings") : nullptr;
+  const SpecNode* serve = settings && settings->is_map() ? settings->find("serve") : nullptr;
+  if (!serve || !serve->is_scalar()) return "";
+  std::filesystem::path dir(serve->scalar);
+  if (dir.is_relative()) dir = std::filesystem::path(file).parent_path() / dir;
+  return dir.lexically_normal().string();
+}
+
+// A loaded pipeline with what it needs while it runs: its registry (plugins included) and the
+// fixture server of `settings.serve`.
+struct Loaded {
+  std::unique_ptr<Registry> registry;
+  std::unique_ptr<fixture::FixtureServer> server;
+  std::optional<Plan> plan;
+};
+
+// Loads `file`: plugins, the served folder, then the pipeline. Prints every error; plan is empty
+// when the pipeline cannot run.
+Loaded load(const std::string& file, const LoadArgs& args, bool start_server) {
+  Loaded out;
   bool ok = true;
   LoadOptions options;
-  options.overrides = parse_overrides(sets, ok);
-  if (!ok) return 2;
+  options.overrides = parse_overrides(args.sets, ok);
+  out.registry = make_registry(args.plugins);
+  if (!ok || !out.registry) return out;
+  auto text = read_text(file);
   Diagnostics diags;
-  auto plan = load_pipeline_file(file, registry, options, diags);
-  if (!plan) {
-    fmt::print(stderr, "{}", diags.to_string());
-    return 2;
+  if (!text) {
+    Diagnostics d;
+    load_pipeline_file(file, *out.registry, options, d);  // reports the unreadable file
+    fmt::print(stderr, "{}", d.to_string());
+    return out;
   }
-  if (resume && plan->settings.state.empty()) {
+  std::string served = serve_folder(*text, file);
+  std::string serve_url = "http://127.0.0.1:1";  // validate: a placeholder, nothing is served
+  if (!served.empty() && start_server) {
+    if (!std::filesystem::is_directory(served)) {
+      fmt::print(stderr, "{}: error: settings.serve: '{}' is not a folder\n", file, served);
+      return out;
+    }
+    out.server = std::make_unique<fixture::FixtureServer>(served);
+    serve_url = out.server->url("").substr(0, out.server->url("").size());
+    if (!serve_url.empty() && serve_url.back() == '/') serve_url.pop_back();
+    spdlog::info("serving {} at {}", served, serve_url);
+  }
+  options.env = [serve_url](const std::string& name) -> std::optional<std::string> {
+    if (name == "SERVE_URL") return serve_url;
+    return process_env()(name);
+  };
+  load_pipeline_plugins(*text, file, options, *out.registry, diags);
+  if (diags.empty()) out.plan = load_pipeline_text(*text, file, *out.registry, options, diags);
+  if (!out.plan) fmt::print(stderr, "{}", diags.to_string());
+  return out;
+}
+
+struct RunArgs {
+  LoadArgs load;
+  bool quiet = false;
+  bool resume = false;
+  std::string stats_json;
+  int preview = 0;
+};
+
+int cmd_run(const std::string& file, const RunArgs& args) {
+  Loaded loaded = load(file, args.load, true);
+  if (!loaded.plan) return kInvalid;
+  const Plan& plan = *loaded.plan;
+  if (args.resume && plan.settings.state.empty()) {
     fmt::print(stderr, "sluice: error: --resume needs settings.state in '{}' (the file that records progress)\n",
                file);
-    return 2;
+    return kInvalid;
   }
+  spdlog::debug("running pipeline '{}' ({} nodes){}", plan.settings.name, plan.nodes.size(),
+               args.resume ? ", resuming" : "");
+  const bool live = !args.quiet && ::isatty(STDERR_FILENO);
+  cli::ProgressLine line(plan, stderr);
   StopSignal stop;
   RunReport report;
   {
-    SignalWatcher watcher(stop);
-    RunOptions run_options;
-    run_options.stop = &stop;
-    run_options.resume = resume;
-    report = run_pipeline(*plan, run_options);
+    SignalWatcher watcher(stop, true);
+    RunOptions options;
+    options.stop = &stop;
+    options.resume = args.resume;
+    if (live) options.progress = [&line](const RunProgress& p) { line.update(p); };
+    report = run_pipeline(plan, options);
   }
+  line.clear();
   if (report.already_finished) {
-    fmt::print(stderr, "sluice: pipeline '{}' already finished (state '{}'); nothing to do\n", plan->settings.name,
-               plan->settings.state);
+    fmt::print(stderr, "sluice: pipeline '{}' already finished (state '{}'); nothing to do\n", plan.settings.name,
+               plan.settings.state);
     return 0;
   }
-  if (!quiet) print_stats(report);
+  if (!args.quiet) cli::print_stats(stderr, report);
   for (const auto& e : report.errors) fmt::print(stderr, "error: {}\n", e.to_string());
   if (report.errors_not_kept > 0) fmt::print(stderr, "... and {} more errors\n", report.errors_not_kept);
   if (report.status == RunStatus::failed) {
-    fmt::print(stderr, "sluice: pipeline '{}' failed with {} error(s)\n", plan->settings.name,
+    fmt::print(stderr, "sluice: pipeline '{}' failed with {} error(s)\n", plan.settings.name,
                report.errors.size() + report.errors_not_kept);
   } else if (report.status == RunStatus::interrupted) {
-    fmt::print(stderr, "sluice: pipeline '{}' interrupted; records received by sinks were committed\n",
-               plan->settings.name);
+    fmt::print(stderr, "sluice: pipeline '{}' interrupted; records received by sinks were committed{}\n",
+               plan.settings.name, plan.settings.state.empty() ? "" : " (continue it with --resume)");
   }
+  if (!args.stats_json.empty()) {
+    std::ofstream out(args.stats_json, std::ios::binary);
+    out << cli::report_json(plan, report);
+    if (!out) fmt::print(stderr, "sluice: error: cannot write '{}'\n", args.stats_json);
+  }
+  if (args.preview > 0) fmt::print("{}", cli::preview_stores(plan, args.preview));
   return report.exit_code();
 }
 
-int cmd_validate(const Registry& registry, const std::vector<std::string>& files,
-                 const std::vector<std::string>& sets) {
-  bool ok = true;
-  LoadOptions options;
-  options.overrides = parse_overrides(sets, ok);
-  if (!ok) return 2;
+int cmd_validate(const std::vector<std::string>& files, const LoadArgs& args) {
   int invalid = 0;
   for (const auto& file : files) {
-    Diagnostics diags;
-    if (load_pipeline_file(file, registry, options, diags)) {
+    if (load(file, args, false).plan) {
       fmt::print("{}: ok\n", file);
     } else {
-      fmt::print(stderr, "{}", diags.to_string());
       ++invalid;
     }
   }
-  return invalid ? 2 : 0;
+  return invalid ? kInvalid : 0;
+}
+
+int cmd_graph(const std::string& file, const LoadArgs& args, const std::string& format, const std::string& output) {
+  Loaded loaded = load(file, args, false);
+  if (!loaded.plan) return kInvalid;
+  std::string dot = cli::pipeline_dot(*loaded.plan);
+  if (format == "dot") {
+    if (output.empty()) {
+      fmt::print("{}", dot);
+    } else {
+      std::ofstream(output, std::ios::binary) << dot;
+    }
+    return 0;
+  }
+  if (std::string error = cli::render_dot(dot, format, output); !error.empty()) {
+    fmt::print(stderr, "sluice: error: {}\n", error);
+    return kInvalid;
+  }
+  return 0;
+}
+
+// Runs each pipeline, checks its `expect:` assertions, prints each result and a closing line.
+int cmd_test(const std::vector<std::string>& files, const LoadArgs& args) {
+  int passed = 0, failed = 0, invalid = 0;
+  for (const auto& file : files) {
+    fmt::print("{}\n", file);
+    Loaded loaded = load(file, args, true);
+    if (!loaded.plan) {
+      fmt::print("  FAIL the pipeline is invalid\n");
+      ++failed;
+      ++invalid;
+      continue;
+    }
+    StopSignal stop;
+    RunReport report;
+    {
+      SignalWatcher watcher(stop, false);
+      RunOptions options;
+      options.stop = &stop;
+      report = run_pipeline(*loaded.plan, options);
+    }
+    for (const auto& e : report.errors) fmt::print("  error: {}\n", e.to_string());
+    for (const auto& r : cli::check_expectations(*loaded.plan, report)) {
+      fmt::print("  {} {}\n", r.passed ? "ok  " : "FAIL", r.what);
+      (r.passed ? passed : failed)++;
+    }
+    if (stop.requests() > 0) break;  // interrupted: do not start the next pipeline
+  }
+  fmt::print("{} passed, {} failed\n", passed, failed);
+  if (failed == 0) return 0;
+  return invalid == failed ? kInvalid : 1;
 }
 
 void cmd_nodes(const Registry& registry) {
   for (const auto& name : registry.names()) {
     const NodeType* t = registry.find(name);
-    fmt::print("{:<14} {:<10} {}\n", name, node_kind_name(t->kind), t->summary);
+    std::string origin = registry.origin(name);
+    fmt::print("{:<16} {:<10} {}{}\n", name, node_kind_name(t->kind), t->summary,
+               origin == "built in" ? "" : " [" + origin + "]");
+  }
+}
+
+void print_fields(const Schema& schema, const std::string& prefix) {
+  for (const auto& f : schema.fields()) {
+    std::string extra =
+        f.required ? "required" : (f.default_text ? fmt::format("default: {}", *f.default_text) : "optional");
+    if (f.default_text && f.default_text->empty()) extra = "optional";
+    fmt::print("  {:<22} {:<26} {:<22} {}\n", prefix + f.name, f.type_text(), extra, f.doc);
+    if (f.object) print_fields(*f.object, prefix + f.name + ".");
   }
 }
 
@@ -149,20 +314,15 @@ int cmd_describe(const Registry& registry, const std::string& name) {
     std::string hint = closest_match(name, registry.names());
     fmt::print(stderr, "sluice: error: unknown node type '{}'{}\n", name,
                hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint));
-    return 2;
+    return kInvalid;
   }
   fmt::print("{} ({})\n  {}\n\nports:\n", t->name, node_kind_name(t->kind), t->summary);
   for (const auto& p : t->ports) {
     fmt::print("  {:<8} {:<6} {}\n", p.name, p.direction == PortDirection::input ? "input" : "output", p.doc);
   }
   fmt::print("\nconfig:\n");
-  for (const auto& f : t->schema.fields()) {
-    std::string extra =
-        f.required ? "required" : (f.default_text ? fmt::format("default: {}", *f.default_text) : "optional");
-    if (f.default_text && f.default_text->empty()) extra = "optional";
-    fmt::print("  {:<10} {:<22} {:<20} {}\n", f.name, f.type_text(), extra, f.doc);
-  }
-  fmt::print("  {:<10} {:<22} {:<20} {}\n", "on_error", "one of fail|skip|route", "default: fail",
+  print_fields(t->schema, "");
+  fmt::print("  {:<22} {:<26} {:<22} {}\n", "on_error", "one of fail|skip|route", "default: fail",
              "what a failed record does");
   fmt::print("\nexample:\n{}\n", t->example);
   return 0;
@@ -171,42 +331,69 @@ int cmd_describe(const Registry& registry, const std::string& name) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  sluice::Registry registry;
-  sluice::register_builtin_nodes(registry);
-
   CLI::App app{"sluice: run declarative YAML dataflow pipelines"};
   app.require_subcommand(1);
-  std::string file;
-  std::vector<std::string> files, sets;
-  bool quiet = false, resume = false;
-  std::string type_name;
+  std::string file, type_name, format = "dot", output, log_level = "info";
+  std::vector<std::string> files;
+  RunArgs run_args;
+  LoadArgs& load_args = run_args.load;
 
+  auto add_load_options = [&](CLI::App* cmd) {
+    cmd->add_option("--set", load_args.sets, "override a setting: key=value (repeatable)");
+    cmd->add_option("--plugin", load_args.plugins, "load node types from a plugin library (repeatable)");
+  };
   auto* run = app.add_subcommand("run", "run a pipeline");
   run->add_option("pipeline", file, "pipeline YAML file")->required();
-  run->add_option("--set", sets, "override a setting: key=value (repeatable)");
-  run->add_flag("-q,--quiet", quiet, "do not print the stats table");
-  run->add_flag("--resume", resume, "continue the interrupted run recorded in settings.state");
+  add_load_options(run);
+  run->add_flag("--resume", run_args.resume, "continue the interrupted run recorded in settings.state");
+  run->add_option("--stats-json", run_args.stats_json, "write the run's stats and errors as JSON to this file");
+  run->add_option("--preview", run_args.preview, "print the first N rows of every store.sqlite table at the end");
+  run->add_flag("-q,--quiet", run_args.quiet, "no progress line and no stats table");
 
   auto* validate = app.add_subcommand("validate", "check pipeline files and print every error");
   validate->add_option("pipelines", files, "pipeline YAML files")->required();
-  validate->add_option("--set", sets, "override a setting: key=value (repeatable)");
+  add_load_options(validate);
+
+  auto* graph = app.add_subcommand("graph", "draw a pipeline: Graphviz DOT, or SVG/PNG through 'dot'");
+  graph->add_option("pipeline", file, "pipeline YAML file")->required();
+  graph->add_option("--format", format, "dot (default), svg or png")->check(CLI::IsMember({"dot", "svg", "png"}));
+  graph->add_option("-o,--output", output, "write to this file instead of standard output");
+  add_load_options(graph);
+
+  auto* test = app.add_subcommand("test", "run pipelines and check their expect: assertions");
+  test->add_option("pipelines", files, "pipeline YAML files")->required();
+  add_load_options(test);
 
   auto* nodes = app.add_subcommand("nodes", "list node types");
-  auto* describe = app.add_subcommand("describe", "show a node type's ports and config fields");
+  nodes->add_option("--plugin", load_args.plugins, "also list the node types of a plugin library");
+  auto* describe = app.add_subcommand("describe", "show a node type's ports, config fields and an example");
   describe->add_option("type", type_name, "node type name")->required();
+  describe->add_option("--plugin", load_args.plugins, "also know the node types of a plugin library");
+
+  app.add_option("--log-level", log_level, "trace, debug, info (default), warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    return code == 0 ? 0 : kInvalid;
   }
-  if (run->parsed()) return cmd_run(registry, file, sets, quiet, resume);
-  if (validate->parsed()) return cmd_validate(registry, files, sets);
+  auto logger = spdlog::stderr_color_mt("sluice");
+  logger->set_pattern("sluice: %v");
+  logger->set_level(spdlog::level::from_str(log_level));
+  spdlog::set_default_logger(logger);
+
+  if (run->parsed()) return cmd_run(file, run_args);
+  if (validate->parsed()) return cmd_validate(files, load_args);
+  if (graph->parsed()) return cmd_graph(file, load_args, format, output);
+  if (test->parsed()) return cmd_test(files, load_args);
+  auto registry = make_registry(load_args.plugins);
+  if (!registry) return kInvalid;
   if (nodes->parsed()) {
-    cmd_nodes(registry);
+    cmd_nodes(*registry);
     return 0;
   }
-  if (describe->parsed()) return cmd_describe(registry, type_name);
-  return 2;
+  if (describe->parsed()) return cmd_describe(*registry, type_name);
+  return kInvalid;
 }

@@ -27,10 +27,15 @@ struct PipelineSettings {
   std::optional<std::chrono::nanoseconds> max_duration;  // graceful stop after this long
   std::int64_t max_items = 0;  // graceful stop once sinks received this many records (0: none)
   std::string state;           // progress file of a resumable run (empty: none); see state.hpp
+  std::string serve;           // a folder the runner serves on a free loopback port (${SERVE_URL})
 };
 
 // The schema of `settings:`, shared with `sluice describe` and docs.
 const Schema& settings_schema();
+// The schema of `expect:`, the assertions `sluice test` checks after a run.
+const Schema& expect_schema();
+// A count or a range: "12", "10..20", "10..", "..20". False when `text` is none of these.
+bool parse_count_range(std::string_view text, std::int64_t& low, std::int64_t& high);
 
 struct PlanNode {
   std::string id;
@@ -55,6 +60,8 @@ struct Plan {
   PipelineSettings settings;
   std::vector<PlanNode> nodes;
   std::vector<PlanEdge> edges;
+  std::vector<std::string> plugins;  // `plugins:` as written (load them with load_pipeline_plugins)
+  std::optional<Config> expect;      // `expect:`, validated against expect_schema()
 };
 
 struct LoadOptions {

@@ -13,13 +13,17 @@ namespace sluice {
 class Registry {
  public:
   // Adds a node type. Throws std::invalid_argument when the name is taken or the declaration is
-  // inconsistent (no factory, a transform without an input port, ...).
-  void add(NodeType type);
+  // inconsistent (no factory, a transform without an input port, ...). `origin` says where the
+  // type comes from, for messages: "built in" or "plugin '<path>'".
+  void add(NodeType type, std::string origin = "built in");
   const NodeType* find(std::string_view name) const;
   std::vector<std::string> names() const;
+  // Where a registered type comes from ("built in", "plugin '<path>'"); empty when unknown.
+  std::string origin(std::string_view name) const;
 
  private:
   std::map<std::string, NodeType, std::less<>> types_;
+  std::map<std::string, std::string, std::less<>> origins_;
 };
 
 // Registers every built-in node type (defined in nodes/builtin.cpp).

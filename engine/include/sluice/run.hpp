@@ -73,8 +73,20 @@ class StopSignal {
   std::atomic<int> signal_{0};
 };
 
+// A live view of a running pipeline, for progress displays.
+struct RunProgress {
+  std::chrono::nanoseconds elapsed{0};
+  std::vector<NodeStats> nodes;  // plan order; counts so far
+  std::int64_t in_flight = 0;    // records holding a limit slot, over every limit
+  std::int64_t queued = 0;       // records waiting in front of a limit
+  bool stopping = false;         // a graceful stop is under way
+};
+
 struct RunOptions {
   StopSignal* stop = nullptr;
+  // Called every progress_interval while the run is going, on an engine thread; must be quick.
+  std::function<void(const RunProgress&)> progress;
+  std::chrono::milliseconds progress_interval{250};
   std::size_t kept_errors = 1000;
   // Continue the run recorded in settings.state instead of starting afresh.
   bool resume = false;

@@ -1,0 +1,96 @@
+#include "report.hpp"
+
+#include <fmt/format.h>
+
+#include "sluice/json.hpp"
+
+namespace sluice::cli {
+
+void print_stats(std::FILE* out, const RunReport& report) {
+  fmt::print(out, "{:<16} {:<12} {:>12} {:>12} {:>8} {:>10}\n", "node", "type", "in", "out", "errors", "busy");
+  for (const auto& n : report.nodes) {
+    fmt::print(out, "{:<16} {:<12} {:>12} {:>12} {:>8} {:>9.3f}s\n", n.id, n.type, n.records_in, n.records_out,
+               n.errors, std::chrono::duration<double>(n.busy).count());
+  }
+  fmt::print(out, "elapsed {:.3f}s\n", std::chrono::duration<double>(report.elapsed).count());
+}
+
+namespace {
+
+std::string_view status_name(RunStatus s) {
+  switch (s) {
+    case RunStatus::succeeded:
+      return "succeeded";
+    case RunStatus::failed:
+      return "failed";
+    case RunStatus::interrupted:
+      return "interrupted";
+  }
+  return "failed";
+}
+
+std::string quoted(std::string_view s) {
+  std::string out;
+  append_json_string(out, s);
+  return out;
+}
+
+}  // namespace
+
+std::string report_json(const Plan& plan, const RunReport& report) {
+  std::string out = fmt::format(R"({{"pipeline": {}, "file": {}, "status": "{}", "exit_code": {}, "elapsed_s": {:.6f}, )",
+                                quoted(plan.settings.name), quoted(plan.file), status_name(report.status),
+                                report.exit_code(), std::chrono::duration<double>(report.elapsed).count());
+  out += "\"nodes\": [";
+  for (std::size_t i = 0; i < report.nodes.size(); ++i) {
+    const auto& n = report.nodes[i];
+    out += fmt::format(R"({}{{"id": {}, "type": {}, "in": {}, "out": {}, "errors": {}, "busy_s": {:.6f}}})",
+                       i ? ", " : "", quoted(n.id), quoted(n.type), n.records_in, n.records_out, n.errors,
+                       std::chrono::duration<double>(n.busy).count());
+  }
+  out += "], \"errors\": [";
+  for (std::size_t i = 0; i < report.errors.size(); ++i) {
+    const auto& e = report.errors[i];
+    out += fmt::format(R"({}{{"node": {}, "record": {}, "message": {}}})", i ? ", " : "", quoted(e.node),
+                       quoted(e.record), quoted(e.message));
+  }
+  out += fmt::format("], \"errors_not_kept\": {}}}\n", report.errors_not_kept);
+  return out;
+}
+
+ProgressLine::ProgressLine(const Plan& plan, std::FILE* out) : plan_(plan), out_(out) {}
+
+void ProgressLine::update(const RunProgress& p) {
+  std::uint64_t fetched = 0, stored = 0, errors = 0;
+  for (std::size_t i = 0; i < p.nodes.size() && i < plan_.nodes.size(); ++i) {
+    const NodeType& type = *plan_.nodes[i].type;
+    if (type.name == "fetch") fetched += p.nodes[i].records_out + p.nodes[i].errors;
+    if (type.kind == NodeKind::sink) stored += p.nodes[i].records_in;
+    errors += p.nodes[i].errors;
+  }
+  std::lock_guard lock(mutex_);
+  double dt = std::chrono::duration<double>(p.elapsed - last_elapsed_).count();
+  if (dt > 0) {
+    double now = static_cast<double>(fetched - last_fetched_) / dt;
+    rate_ = drawn_ ? 0.5 * rate_ + 0.5 * now : now;  // smoothed over the last few updates
+  }
+  last_fetched_ = fetched;
+  last_elapsed_ = p.elapsed;
+  std::string line = fmt::format("{:.0f} pages/s | {} in flight | {} queued | {} stored | {} errors | {:.1f}s",
+                                 rate_, p.in_flight, p.queued, stored, errors,
+                                 std::chrono::duration<double>(p.elapsed).count());
+  if (p.stopping) line += " | stopping: finishing work in flight (Ctrl-C again aborts)";
+  fmt::print(out_, "\r\033[K{}", line);
+  std::fflush(out_);
+  drawn_ = true;
+}
+
+void ProgressLine::clear() {
+  std::lock_guard lock(mutex_);
+  if (!drawn_) return;
+  fmt::print(out_, "\r\033[K");
+  std::fflush(out_);
+  drawn_ = false;
+}
+
+}  // namespace sluice::cli
