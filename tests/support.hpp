@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include "process.hpp"
 #include "sluice/pipeline.hpp"
 #include "sluice/registry.hpp"
 #include "sluice/run.hpp"
@@ -87,6 +88,21 @@ inline const NodeStats& stats_of(const RunReport& report, const std::string& id)
     if (n.id == id) return n;
   }
   throw std::runtime_error("no node " + id);
+}
+
+// What the sluice binary did: exit code, standard output, standard error.
+struct Result {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+// Runs the sluice binary with `args` to the end, its output captured in files of `dir`.
+inline Result sluice_cli(const TempDir& dir, std::vector<std::string> args) {
+  args.insert(args.begin(), SLUICE_BINARY);
+  Process p(args, dir.file("stdout"), dir.file("stderr"));
+  int code = p.wait();
+  return {code, read_file(dir.file("stdout")), read_file(dir.file("stderr"))};
 }
 
 // Runs a query on a SQLite file and returns its rows as "a|b|c" strings (NULL for null values).

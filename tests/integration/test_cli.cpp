@@ -12,18 +12,8 @@ using test::TempDir;
 
 namespace {
 
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-Result sluice_cli(const TempDir& dir, std::vector<std::string> args) {
-  args.insert(args.begin(), SLUICE_BINARY);
-  test::Process p(args, dir.file("stdout"), dir.file("stderr"));
-  int code = p.wait();
-  return {code, test::read_file(dir.file("stdout")), test::read_file(dir.file("stderr"))};
-}
+using test::Result;
+using test::sluice_cli;
 
 const char* kValid = R"(pipeline: cli
 nodes:

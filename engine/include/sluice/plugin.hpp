@@ -92,6 +92,11 @@ void load_pipeline_plugins(std::string_view text, const std::string& file, const
 
 }  // namespace sluice
 
-#define SLUICE_PLUGIN(register_function)                                                          \
-  extern "C" const ::sluice::PluginAbi sluice_plugin_abi = SLUICE_PLUGIN_THIS_BUILD;                 \
-  extern "C" void sluice_register_nodes(::sluice::PluginRegistrar& registrar) { register_function(registrar); }
+// Exported even when the plugin hides its other symbols (-fvisibility=hidden).
+#define SLUICE_PLUGIN_EXPORT __attribute__((visibility("default")))
+
+#define SLUICE_PLUGIN(register_function)                                                               \
+  extern "C" SLUICE_PLUGIN_EXPORT const ::sluice::PluginAbi sluice_plugin_abi = SLUICE_PLUGIN_THIS_BUILD; \
+  extern "C" SLUICE_PLUGIN_EXPORT void sluice_register_nodes(::sluice::PluginRegistrar& registrar) {      \
+    register_function(registrar);                                                                       \
+  }
