@@ -1,0 +1,241 @@
+// The runner's everyday commands: graph, test, --stats-json, --preview and the live progress line.
+#include <fmt/format.h>
+#include <poll.h>
+#include <pty.h>
+#include <sys/wait.h>
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <thread>
+
+#include "../../tools/fixture_server/fixture_server.hpp"
+#include "../support.hpp"
+
+using namespace sluice;
+using test::sluice_cli;
+using test::TempDir;
+
+namespace {
+
+std::string small_pipeline(const TempDir& dir, int to = 50, const std::string& expect = "") {
+  return fmt::format(R"(pipeline: small
+nodes:
+  - {{id: src, type: source.list, template: "item {{n}}", to: {}, field: name}}
+  - {{id: keep, type: filter, field: n, op: le, value: 40}}
+  - {{id: store, type: store.sqlite, path: {}, table: t, columns: {{n: INTEGER, name: TEXT}}, key: [n]}}
+  - {{id: bad, type: store.sqlite, path: {}, table: e, columns: {{n: INTEGER}}}}
+  - {{id: boom, type: test.fail, equals: 7, on_error: route}}
+edges:
+  - src -> keep -> boom -> store
+  - boom.error -> bad
+{})",
+                     to, dir.file("out.db"), dir.file("out.db"), expect);
+}
+
+}  // namespace
+
+TEST_CASE("sluice graph draws nodes, ports, limits and error routes as DOT", "[cli][graph]") {
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), small_pipeline(dir));
+  auto r = sluice_cli(dir, {"graph", dir.file("p.yaml")});
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::StartsWith("digraph \"small\" {\n"));
+  CHECK_THAT(r.out, Catch::Contains("\"src\" [label=\"src\\nsource.list\", shape=invhouse"));
+  CHECK_THAT(r.out, Catch::Contains("\"boom\" [label=\"boom\\ntest.fail\\non_error route\""));
+  CHECK_THAT(r.out, Catch::Contains("\"keep\" -> \"boom\";\n"));
+  CHECK_THAT(r.out, Catch::Contains("\"boom\" -> \"bad\" [taillabel=\"error\", style=dashed"));
+
+  auto crawl = sluice_cli(dir, {"graph", SLUICE_SOURCE_DIR "/pipelines/crawl_to_sqlite.yaml"});
+  CHECK_THAT(crawl.out, Catch::Contains("\"polite\" [label=\"polite\\nlimit\\nmax_in_flight 8\", shape=octagon"));
+  CHECK_THAT(crawl.out, Catch::Contains("\"products\" -> \"frontier\" [taillabel=\"links\"]"));
+
+  SECTION("rendered to SVG by Graphviz") {
+    auto svg = sluice_cli(dir, {"graph", dir.file("p.yaml"), "--format", "svg", "-o", dir.file("p.svg")});
+    INFO(svg.err);
+    REQUIRE(svg.code == 0);
+    CHECK_THAT(test::read_file(dir.file("p.svg")), Catch::Contains("<svg") && Catch::Contains("boom"));
+  }
+  SECTION("without Graphviz it says what is missing") {
+    std::string path = ::getenv("PATH");
+    ::setenv("PATH", "/nonexistent", 1);
+    auto svg = sluice_cli(dir, {"graph", dir.file("p.yaml"), "--format", "png"});
+    ::setenv("PATH", path.c_str(), 1);
+    CHECK(svg.code == 2);
+    CHECK(svg.err ==
+          "sluice: error: --format png needs Graphviz's 'dot' program, which is not installed (Debian: apt-get "
+          "install graphviz); --format dot prints the graph without it\n");
+  }
+}
+
+TEST_CASE("sluice test prints each assertion and a closing count, and fails on a failed assertion", "[cli][test]") {
+  TempDir dir;
+  test::write_file(dir.file("good.yaml"), small_pipeline(dir, 50, R"(expect:
+  tables:
+    - {table: t, rows: 39, required: [name]}
+    - {table: e, rows: "1..2"}
+  queries:
+    - {sql: "SELECT name FROM t WHERE n = 8", equals: ["item 8"]}
+  errors: {boom: 1, store: 0})"));
+  auto ok = sluice_cli(dir, {"test", dir.file("good.yaml")});
+  INFO(ok.out << ok.err);
+  CHECK(ok.code == 0);
+  CHECK(ok.out == fmt::format("{0}\n"
+                              "  ok   the run succeeded, expected succeeded\n"
+                              "  ok   rows of 't' in {1}: 39, expected 39\n"
+                              "  ok   't.name' is set in every row of {1}: 0 rows without it\n"
+                              "  ok   rows of 'e' in {1}: 1, expected 1..2\n"
+                              "  ok   'SELECT name FROM t WHERE n = 8' gives [item 8]\n"
+                              "  ok   errors of node 'boom': 1, expected 1\n"
+                              "  ok   errors of node 'store': 0, expected 0\n"
+                              "7 passed, 0 failed\n",
+                              dir.file("good.yaml"), dir.file("out.db")));
+
+  TempDir other;  // a fresh database: table e has no key, so a second run would add to it
+  test::write_file(other.file("bad.yaml"), small_pipeline(other, 50, R"(expect:
+  tables:
+    - {table: t, rows: "100.."}
+  queries:
+    - {sql: "SELECT count(*) FROM e", equals: ["0"]})"));
+  auto failed = sluice_cli(other, {"test", other.file("bad.yaml")});
+  CHECK(failed.code == 1);
+  CHECK_THAT(failed.out,
+             Catch::Contains(fmt::format("  FAIL rows of 't' in {}: 39, expected 100..\n", other.file("out.db"))));
+  CHECK_THAT(failed.out, Catch::Contains("  FAIL 'SELECT count(*) FROM e' gives [1], expected [0]\n"));
+  CHECK_THAT(failed.out, Catch::EndsWith("1 passed, 2 failed\n"));
+
+  test::write_file(dir.file("invalid.yaml"), small_pipeline(dir, 50, "expect:\n  errors: {nosuch: 0}\n  rowz: 1"));
+  auto invalid = sluice_cli(dir, {"test", dir.file("invalid.yaml")});
+  CHECK(invalid.code == 2);
+  CHECK_THAT(invalid.err, Catch::Contains("error: expect.errors: no node 'nosuch' in this pipeline"));
+  CHECK_THAT(invalid.err, Catch::Contains("unknown key 'rowz'"));
+}
+
+TEST_CASE("sluice run --stats-json writes the run's stats and errors, --preview prints stored rows", "[cli]") {
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), small_pipeline(dir));
+  auto r = sluice_cli(dir, {"run", "-q", dir.file("p.yaml"), "--stats-json", dir.file("stats.json"), "--preview", "2"});
+  REQUIRE(r.code == 0);
+  std::string json = test::read_file(dir.file("stats.json"));
+  CHECK_THAT(json, Catch::StartsWith("{\"pipeline\": \"small\", \"file\": "));
+  CHECK_THAT(json, Catch::Contains("\"status\": \"succeeded\", \"exit_code\": 0"));
+  CHECK_THAT(json, Catch::Contains("{\"id\": \"keep\", \"type\": \"filter\", \"in\": 50, \"out\": 40, \"errors\": 0"));
+  CHECK_THAT(json, Catch::Contains("{\"id\": \"boom\", \"type\": \"test.fail\", \"in\": 40, \"out\": 39, \"errors\": 1"));
+  CHECK_THAT(r.out, Catch::Contains(fmt::format("t in {}: 39 rows, the first:\n  1|item 1\n  2|item 2\n", dir.file("out.db"))));
+  CHECK_THAT(r.out, Catch::Contains(fmt::format("e in {}: 1 rows, the first:\n  7\n", dir.file("out.db"))));
+}
+
+TEST_CASE("on a terminal a live progress line is drawn, elsewhere none", "[cli][progress]") {
+  TempDir dir;
+  fixture::FixtureServer server;
+  // 24 requests of 60 ms, 2 at a time: a run of about 0.7 s.
+  test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: slow
+nodes:
+  - {{id: src, type: source.list, template: "{}?n={{n}}", to: 24}}
+  - {{id: lim, type: limit, max_in_flight: 2}}
+  - {{id: get, type: fetch, robots: ignore}}
+  - {{id: out, type: sink.jsonl, path: {}, fields: [url, status]}}
+edges:
+  - src -> lim -> get -> out
+)",
+                                                   server.url("/delay/60"), dir.file("out.jsonl")));
+  int master = -1;
+  pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::execl(SLUICE_BINARY, SLUICE_BINARY, "run", dir.file("p.yaml").c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::string screen;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{master, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(master, buf, sizeof buf);
+    if (n <= 0) break;  // the child closed the terminal
+    screen.append(buf, static_cast<std::size_t>(n));
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(master);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK_THAT(screen, Catch::Contains("\r\033[K") && Catch::Contains("in flight | ") && Catch::Contains("stored"));
+  CHECK_THAT(screen, Catch::Contains("elapsed"));  // the stats table after the line
+
+  auto piped = sluice_cli(dir, {"run", dir.file("p.yaml")});
+  CHECK(piped.code == 0);
+  CHECK(piped.err.find('\r') == std::string::npos);
+  CHECK(piped.err.find("in flight") == std::string::npos);
+}
+
+namespace {
+
+// 4 requests of `delay_ms` in flight at a time, stored as they complete.
+std::string slow_fetch_pipeline(const TempDir& dir, const fixture::FixtureServer& server, int delay_ms) {
+  return fmt::format(R"(pipeline: slow_store
+settings: {{batch: 4, max_pending: 1}}
+nodes:
+  - {{id: src, type: source.list, template: "{}?n={{n}}", to: 100}}
+  - {{id: lim, type: limit, max_in_flight: 4}}
+  - {{id: get, type: fetch, robots: ignore, on_error: route}}
+  - {{id: store, type: store.sqlite, path: {}, table: pages, columns: {{url: TEXT, status: INTEGER, reason: TEXT}},
+     key: [url]}}
+edges:
+  - src -> lim -> get -> store
+  - get.error -> store
+)",
+                     server.url(fmt::format("/delay/{}", delay_ms)), dir.file("out.db"));
+}
+
+}  // namespace
+
+TEST_CASE("SIGTERM lets requests in flight finish, commits them and exits 143", "[cli][signal]") {
+  TempDir dir;
+  fixture::FixtureServer server;
+  test::write_file(dir.file("p.yaml"), slow_fetch_pipeline(dir, server, 400));
+  test::Process p({SLUICE_BINARY, "run", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"));
+  while (server.counter("/delay").requests < 6) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  p.signal(SIGTERM);
+  CHECK(p.wait() == 143);
+  auto started = server.counter("/delay").requests;
+  // Every request that reached the server finished with 200 and was committed; nothing was aborted.
+  CHECK(test::query(dir.file("out.db"), "SELECT count(*), sum(status = 200) FROM pages") ==
+        std::vector<std::string>{fmt::format("{0}|{0}", started)});
+  CHECK_THAT(test::read_file(dir.file("stderr")),
+             Catch::Contains("sluice: stopping: finishing work in flight (press Ctrl-C again to abort)"));
+}
+
+TEST_CASE("a second SIGINT aborts transfers in flight at once and keeps what was committed", "[cli][signal]") {
+  TempDir dir;
+  fixture::FixtureServer server;
+  // 8 quick pages, then pages that take 20 s.
+  std::vector<std::string> urls;
+  for (int i = 0; i < 8; ++i) urls.push_back(fmt::format("\"{}?n={}\"", server.url("/delay/1"), i));
+  for (int i = 0; i < 20; ++i) urls.push_back(fmt::format("\"{}?n={}\"", server.url("/delay/20000"), i));
+  test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: abort
+settings: {{batch: 4, max_pending: 1}}
+nodes:
+  - {{id: src, type: source.list, urls: [{}]}}
+  - {{id: lim, type: limit, max_in_flight: 4}}
+  - {{id: get, type: fetch, robots: ignore}}
+  - {{id: store, type: store.sqlite, path: {}, table: pages, columns: {{url: TEXT, status: INTEGER}}, key: [url]}}
+edges:
+  - src -> lim -> get -> store
+)",
+                                                   fmt::join(urls, ", "), dir.file("out.db")));
+  test::Process p({SLUICE_BINARY, "run", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"));
+  // The 8 quick pages are done and 4 slow ones are in flight.
+  while (server.counter("/delay").requests < 12) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  p.signal(SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto aborted_at = std::chrono::steady_clock::now();
+  p.signal(SIGINT);
+  CHECK(p.wait() == 130);
+  CHECK(std::chrono::steady_clock::now() - aborted_at < std::chrono::seconds(5));  // not the 20 s of the requests
+  CHECK_THAT(test::read_file(dir.file("stderr")),
+             Catch::Contains("sluice: aborting: transfers in flight are cancelled; committed data is kept"));
+  CHECK(test::query(dir.file("out.db"), "SELECT count(*), sum(status = 200) FROM pages") ==
+        std::vector<std::string>{"8|8"});
+  CHECK(test::query(dir.file("out.db"), "PRAGMA integrity_check") == std::vector<std::string>{"ok"});
+}
