@@ -122,6 +122,11 @@ TEST_CASE("sluice run --stats-json writes the run's stats and errors, --preview 
   CHECK_THAT(json, Catch::Contains("{\"id\": \"boom\", \"type\": \"test.fail\", \"in\": 40, \"out\": 39, \"errors\": 1"));
   CHECK_THAT(r.out, Catch::Contains(fmt::format("t in {}: 39 rows, the first:\n  1|item 1\n  2|item 2\n", dir.file("out.db"))));
   CHECK_THAT(r.out, Catch::Contains(fmt::format("e in {}: 1 rows, the first:\n  7\n", dir.file("out.db"))));
+  CHECK(r.err.find("running pipeline") == std::string::npos);
+
+  auto debug = sluice_cli(dir, {"run", "-q", dir.file("p.yaml"), "--log-level", "debug"});
+  CHECK(debug.code == 0);
+  CHECK_THAT(debug.err, Catch::Contains("sluice: running pipeline 'small' (5 nodes)"));
 }
 
 TEST_CASE("on a terminal a live progress line is drawn, elsewhere none", "[cli][progress]") {

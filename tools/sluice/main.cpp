@@ -333,6 +333,7 @@ int cmd_describe(const Registry& registry, const std::string& name) {
 int main(int argc, char** argv) {
   CLI::App app{"sluice: run declarative YAML dataflow pipelines"};
   app.require_subcommand(1);
+  app.fallthrough();  // --log-level may come after the subcommand too
   std::string file, type_name, format = "dot", output, log_level = "info";
   std::vector<std::string> files;
   RunArgs run_args;
