@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # A plugin author's path, for real: install sluice into a prefix, build the example plugin out of
 # tree against it with find_package(sluice), and run a pipeline with the plugin it produced.
-#   plugin_out_of_tree.sh SOURCE_DIR BUILD_DIR SLUICE_BINARY
+#   plugin_out_of_tree.sh SOURCE_DIR BUILD_DIR SLUICE_BINARY [SANITIZER_FLAGS]
+# A plugin is built like the host that loads it: with SANITIZER_FLAGS when the host is sanitized.
 set -euo pipefail
-src=$1 build=$2 sluice=$3
+src=$1 build=$2 sluice=$3 sanitize=${4:-}
 work=$(mktemp -d /tmp/sluice-plugin.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -11,6 +12,7 @@ cmake --install "$build" --prefix "$work/prefix" >/dev/null
 test -f "$work/prefix/include/sluice/plugin.hpp"
 test -f "$work/prefix/lib/cmake/sluice/sluiceConfig.cmake"
 cmake -S "$src/nodes/slugify" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_MODULE_LINKER_FLAGS="$sanitize" \
   -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/configure.log" 2>&1 || { cat "$work/configure.log"; exit 1; }
 cmake --build "$work/build" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 
