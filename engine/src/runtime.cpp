@@ -634,7 +634,10 @@ void Run::build_graph() {
     switch (v.plan->type->kind) {
       case NodeKind::source:
         v.gate = std::make_unique<Gate>(plan_.settings.max_pending);
-        if (state_) v.progress = std::make_unique<SourceProgress>(*state_, v.plan->id);
+        if (state_) {
+          v.progress = std::make_unique<SourceProgress>(*state_, v.plan->id);
+          state_->track(*v.progress, v.plan->id, false);
+        }
         break;
       case NodeKind::transform: {
         std::size_t concurrency = v.plan->type->parallel ? tbb::flow::unlimited : tbb::flow::serial;
@@ -962,6 +965,7 @@ RunReport Run::execute() {
   }
   if (!cancelled_ && instantiate()) {
     arena.execute([this] { build_graph(); });  // the graph attaches to this arena
+    if (state_) state_->start();
     std::thread watchdog([this] { watchdog_loop(); });
     for (auto& v : vertices_) {
       if (v.async_output) static_cast<AsyncNode&>(*v.impl).start(*v.async_output);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -15,8 +16,6 @@
 namespace sluice {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 struct RangeDone {
   std::string node;
@@ -32,71 +31,119 @@ struct UrlDone {
 };
 using Op = std::variant<RangeDone, UrlAccepted, UrlDone>;
 
-class Db {
- public:
-  explicit Db(const std::string& path) : path_(path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        nullptr) != SQLITE_OK) {
-      std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close(db_);
-      throw std::runtime_error(fmt::format("cannot open state file '{}': {}", path, why));
-    }
-  }
-  ~Db() {
-    for (sqlite3_stmt* s : statements_) sqlite3_finalize(s);
-    sqlite3_close(db_);
-  }
-  void exec(const char* sql) {
-    char* error = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
-      std::string why = error ? error : sqlite3_errmsg(db_);
-      sqlite3_free(error);
-      throw std::runtime_error(fmt::format("state file '{}': {}", path_, why));
-    }
-  }
-  sqlite3_stmt* prepare(const char* sql) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(fmt::format("state file '{}': {}", path_, sqlite3_errmsg(db_)));
-    }
-    statements_.push_back(s);
-    return s;
-  }
-  sqlite3* handle() { return db_; }
+const char* kSchema =
+    "CREATE TABLE IF NOT EXISTS sluice_run (key TEXT PRIMARY KEY, value TEXT);"
+    "CREATE TABLE IF NOT EXISTS sluice_source_done (node TEXT, first INTEGER, last INTEGER);"
+    "CREATE TABLE IF NOT EXISTS sluice_frontier (node TEXT, hash INTEGER, url TEXT, from_url TEXT, depth INTEGER,"
+    " done INTEGER, PRIMARY KEY (node, hash)) WITHOUT ROWID;";
 
- private:
-  std::string path_;
-  sqlite3* db_ = nullptr;
-  std::vector<sqlite3_stmt*> statements_;
-};
+void exec(sqlite3* db, const std::string& sql, const std::string& path) {
+  char* error = nullptr;
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string why = error ? error : sqlite3_errmsg(db);
+    sqlite3_free(error);
+    throw std::runtime_error(fmt::format("state in '{}': {}", path, why));
+  }
+}
 
 std::string column_text(sqlite3_stmt* s, int i) {
   const unsigned char* t = sqlite3_column_text(s, i);
   return t ? reinterpret_cast<const char*>(t) : "";
 }
 
+// Writes progress entries with statements prepared on one connection, inside the caller's
+// transaction. Records end out of order: source records that touch are merged into one row.
+class OpWriter {
+ public:
+  OpWriter(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {
+    range_ = prepare("INSERT INTO sluice_source_done (node, first, last) VALUES (?, ?, ?)");
+    accepted_ = prepare(
+        "INSERT OR IGNORE INTO sluice_frontier (node, hash, url, from_url, depth, done) VALUES (?, ?, ?, ?, ?, 0)");
+    done_ = prepare("UPDATE sluice_frontier SET done = 1 WHERE node = ? AND hash = ?");
+  }
+  ~OpWriter() {
+    sqlite3_finalize(range_);
+    sqlite3_finalize(accepted_);
+    sqlite3_finalize(done_);
+  }
+  OpWriter(const OpWriter&) = delete;
+  OpWriter& operator=(const OpWriter&) = delete;
+
+  void write(const std::deque<Op>& ops) {
+    std::map<std::string, std::vector<std::pair<std::uint64_t, std::uint64_t>>> ranges;
+    for (const Op& op : ops) {
+      if (const auto* r = std::get_if<RangeDone>(&op)) {
+        ranges[r->node].emplace_back(r->first, r->last);
+      } else if (const auto* a = std::get_if<UrlAccepted>(&op)) {
+        text(accepted_, 1, a->node);
+        sqlite3_bind_int64(accepted_, 2, static_cast<sqlite3_int64>(a->url.hash));
+        text(accepted_, 3, a->url.url);
+        text(accepted_, 4, a->url.from_url);
+        sqlite3_bind_int(accepted_, 5, a->url.depth);
+        step(accepted_);
+      } else {
+        const auto& d = std::get<UrlDone>(op);
+        text(done_, 1, d.node);
+        sqlite3_bind_int64(done_, 2, static_cast<sqlite3_int64>(d.hash));
+        step(done_);
+      }
+    }
+    for (auto& [node, list] : ranges) {
+      std::sort(list.begin(), list.end());
+      auto open = list.front();
+      for (std::size_t i = 1; i <= list.size(); ++i) {
+        if (i < list.size() && list[i].first <= open.second + 1) {
+          open.second = std::max(open.second, list[i].second);
+          continue;
+        }
+        text(range_, 1, node);
+        sqlite3_bind_int64(range_, 2, static_cast<sqlite3_int64>(open.first));
+        sqlite3_bind_int64(range_, 3, static_cast<sqlite3_int64>(open.second));
+        step(range_);
+        if (i < list.size()) open = list[i];
+      }
+    }
+  }
+
+ private:
+  sqlite3_stmt* prepare(const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &s, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(fmt::format("state in '{}': {}", path_, sqlite3_errmsg(db_)));
+    }
+    return s;
+  }
+  void text(sqlite3_stmt* s, int i, const std::string& t) {
+    sqlite3_bind_text(s, i, t.data(), static_cast<int>(t.size()), SQLITE_TRANSIENT);
+  }
+  void step(sqlite3_stmt* s) {
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE) throw std::runtime_error(fmt::format("state in '{}': {}", path_, sqlite3_errmsg(db_)));
+  }
+
+  sqlite3* db_;
+  std::string path_;
+  sqlite3_stmt* range_ = nullptr;
+  sqlite3_stmt* accepted_ = nullptr;
+  sqlite3_stmt* done_ = nullptr;
+};
+
 }  // namespace
 
-// The state's own thread: takes queued progress and writes it in one transaction per wake-up
-// (at most every few milliseconds), so that no other thread ever waits on the state file.
+// The queue of progress entries and, when no store hosts the state, the thread that writes them
+// to the state file in one transaction per burst.
 struct RunState::Writer {
-  explicit Writer(const std::string& path) : db(path) {
-    db.exec(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;"
-        "CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT);"
-        "CREATE TABLE IF NOT EXISTS source_done (node TEXT, first INTEGER, last INTEGER);"
-        "CREATE TABLE IF NOT EXISTS frontier (node TEXT, hash INTEGER, url TEXT, from_url TEXT, depth INTEGER,"
-        " done INTEGER, PRIMARY KEY (node, hash)) WITHOUT ROWID;");
-    range_ = db.prepare("INSERT INTO source_done (node, first, last) VALUES (?, ?, ?)");
-    accepted_ = db.prepare(
-        "INSERT OR IGNORE INTO frontier (node, hash, url, from_url, depth, done) VALUES (?, ?, ?, ?, ?, 0)");
-    done_ = db.prepare("UPDATE frontier SET done = 1 WHERE node = ? AND hash = ?");
-    status_ = db.prepare("INSERT OR REPLACE INTO run (key, value) VALUES (?, ?)");
-  }
-
-  void start() {
-    thread = std::thread([this] { loop(); });
-  }
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<Op> queue;
+  bool quit = false, frozen = false, broken = false;
+  std::string error;
+  std::thread thread;
+  // Permit sources whose releases mean progress: source records (tag = position) and URLs a
+  // frontier let out (tag = URL hash).
+  std::unordered_map<const PermitSource*, std::pair<std::string, bool>> tracked;  // -> node, is frontier
 
   void push(Op op) {
     {
@@ -106,137 +153,51 @@ struct RunState::Writer {
     }
     cv.notify_one();
   }
-
-  void loop() {
-    pthread_setname_np(pthread_self(), "state");
-    std::unique_lock lock(mutex);
-    while (true) {
-      cv.wait(lock, [&] { return quit || !queue.empty(); });
-      if (queue.empty() && quit) return;
-      // A short pause gathers a burst of progress into one transaction.
-      cv.wait_for(lock, std::chrono::milliseconds(5), [&] { return quit; });
-      std::deque<Op> ops = std::move(queue);
-      queue.clear();
-      lock.unlock();
-      write(ops);
-      lock.lock();
-    }
+  std::deque<Op> take() {
+    std::lock_guard lock(mutex);
+    std::deque<Op> ops = std::move(queue);
+    queue.clear();
+    return ops;
   }
-
-  void write(const std::deque<Op>& ops) {
-    if (broken) return;
-    try {
-      db.exec("BEGIN IMMEDIATE");
-      std::map<std::string, std::vector<std::pair<std::uint64_t, std::uint64_t>>> ranges;
-      for (const Op& op : ops) {
-        if (const auto* r = std::get_if<RangeDone>(&op)) {
-          ranges[r->node].emplace_back(r->first, r->last);
-        } else {
-          std::visit([this](const auto& o) { apply(o); }, op);
-        }
-      }
-      // Records end out of order: merge the ones that touch into ranges, one row each.
-      for (auto& [node, list] : ranges) {
-        std::sort(list.begin(), list.end());
-        std::pair<std::uint64_t, std::uint64_t> open = list.front();
-        for (std::size_t i = 1; i <= list.size(); ++i) {
-          if (i < list.size() && list[i].first <= open.second + 1) {
-            open.second = std::max(open.second, list[i].second);
-            continue;
-          }
-          apply(RangeDone{node, open.first, open.second});
-          if (i < list.size()) open = list[i];
-        }
-      }
-      db.exec("COMMIT");
-    } catch (const std::exception& e) {
-      sqlite3_exec(db.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
-      broken = true;  // later progress would not be a prefix of the log any more
-      error = e.what();
-    }
-  }
-
-  void step(sqlite3_stmt* s) {
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    if (rc != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db.handle()));
-  }
-  void bind_text(sqlite3_stmt* s, int i, const std::string& t) {
-    sqlite3_bind_text(s, i, t.data(), static_cast<int>(t.size()), SQLITE_TRANSIENT);
-  }
-  void apply(const RangeDone& o) {
-    bind_text(range_, 1, o.node);
-    sqlite3_bind_int64(range_, 2, static_cast<sqlite3_int64>(o.first));
-    sqlite3_bind_int64(range_, 3, static_cast<sqlite3_int64>(o.last));
-    step(range_);
-  }
-  void apply(const UrlAccepted& o) {
-    bind_text(accepted_, 1, o.node);
-    sqlite3_bind_int64(accepted_, 2, static_cast<sqlite3_int64>(o.url.hash));
-    bind_text(accepted_, 3, o.url.url);
-    bind_text(accepted_, 4, o.url.from_url);
-    sqlite3_bind_int(accepted_, 5, o.url.depth);
-    step(accepted_);
-  }
-  void apply(const UrlDone& o) {
-    bind_text(done_, 1, o.node);
-    sqlite3_bind_int64(done_, 2, static_cast<sqlite3_int64>(o.hash));
-    step(done_);
-  }
-  void set_status(const std::string& key, const std::string& value) {
-    bind_text(status_, 1, key);
-    bind_text(status_, 2, value);
-    step(status_);
-  }
-
-  void stop() {
-    {
-      std::lock_guard lock(mutex);
-      quit = true;
-    }
-    cv.notify_one();
-    if (thread.joinable()) thread.join();
-  }
-
-  Db db;
-  sqlite3_stmt* range_ = nullptr;
-  sqlite3_stmt* accepted_ = nullptr;
-  sqlite3_stmt* done_ = nullptr;
-  sqlite3_stmt* status_ = nullptr;
-  std::thread thread;
-  std::mutex mutex;
-  std::condition_variable cv;
-  std::deque<Op> queue;
-  bool quit = false, frozen = false, broken = false;
-  std::string error;
 };
 
 std::unique_ptr<RunState> RunState::open(const std::string& path, const std::string& pipeline, bool resume) {
   std::unique_ptr<RunState> state(new RunState());
   state->path_ = path;
-  state->writer_ = std::make_unique<Writer>(path);
-  Db& db = state->writer_->db;
+  state->writer_ = std::make_unique<Writer>();
+  if (sqlite3_open_v2(path.c_str(), &state->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string why = state->db_ ? sqlite3_errmsg(state->db_) : "out of memory";
+    throw std::runtime_error(fmt::format("cannot open state file '{}': {}", path, why));
+  }
+  sqlite3* db = state->db_;
+  exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;", path);
+  exec(db, kSchema, path);
   std::string owner, status;
-  sqlite3_stmt* run = db.prepare("SELECT key, value FROM run");
-  while (sqlite3_step(run) == SQLITE_ROW) {
+  sqlite3_stmt* run = nullptr;
+  sqlite3_prepare_v2(db, "SELECT key, value FROM sluice_run", -1, &run, nullptr);
+  while (run && sqlite3_step(run) == SQLITE_ROW) {
     std::string key = column_text(run, 0);
     if (key == "pipeline") owner = column_text(run, 1);
     if (key == "status") status = column_text(run, 1);
   }
+  sqlite3_finalize(run);
   if (resume) {
     if (!owner.empty() && owner != pipeline) {
       throw std::runtime_error(
           fmt::format("state file '{}' belongs to pipeline '{}', not '{}'", path, owner, pipeline));
     }
     state->finished_ = status == "finished";
-    sqlite3_stmt* ranges = db.prepare("SELECT node, first, last FROM source_done");
-    while (sqlite3_step(ranges) == SQLITE_ROW) {
+    sqlite3_stmt* ranges = nullptr;
+    sqlite3_prepare_v2(db, "SELECT node, first, last FROM sluice_source_done", -1, &ranges, nullptr);
+    while (ranges && sqlite3_step(ranges) == SQLITE_ROW) {
       state->done_[column_text(ranges, 0)][static_cast<std::uint64_t>(sqlite3_column_int64(ranges, 1))] =
           static_cast<std::uint64_t>(sqlite3_column_int64(ranges, 2));
     }
-    sqlite3_stmt* urls = db.prepare("SELECT node, hash, url, from_url, depth, done FROM frontier");
-    while (sqlite3_step(urls) == SQLITE_ROW) {
+    sqlite3_finalize(ranges);
+    sqlite3_stmt* urls = nullptr;
+    sqlite3_prepare_v2(db, "SELECT node, hash, url, from_url, depth, done FROM sluice_frontier", -1, &urls, nullptr);
+    while (urls && sqlite3_step(urls) == SQLITE_ROW) {
       FrontierState& f = state->frontiers_[column_text(urls, 0)];
       Url u{static_cast<std::uint64_t>(sqlite3_column_int64(urls, 1)), column_text(urls, 2), column_text(urls, 3),
             sqlite3_column_int(urls, 4)};
@@ -244,21 +205,123 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
       if (u.depth == 0) f.seeds.push_back(u.url);
       if (sqlite3_column_int(urls, 5) == 0) f.pending.push_back(std::move(u));
     }
+    sqlite3_finalize(urls);
   } else {
-    db.exec("BEGIN IMMEDIATE; DELETE FROM run; DELETE FROM source_done; DELETE FROM frontier; COMMIT");
+    exec(db, "BEGIN IMMEDIATE; DELETE FROM sluice_run; DELETE FROM sluice_source_done; DELETE FROM sluice_frontier;"
+         "COMMIT", path);
   }
   if (!state->finished_) {
-    db.exec("BEGIN IMMEDIATE");
-    state->writer_->set_status("pipeline", pipeline);
-    state->writer_->set_status("status", "running");
-    db.exec("COMMIT");
+    exec(db, fmt::format("BEGIN IMMEDIATE; INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('pipeline', {});"
+                         "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', 'running'); COMMIT",
+                         quote(pipeline)),
+         path);
   }
-  state->writer_->start();
   return state;
 }
 
+std::string RunState::quote(const std::string& text) {
+  char* q = sqlite3_mprintf("%Q", text.c_str());
+  std::string out = q ? q : "NULL";
+  sqlite3_free(q);
+  return out;
+}
+
 RunState::~RunState() {
-  if (writer_) writer_->stop();
+  stop_writer();
+  sqlite3_close(db_);
+}
+
+bool RunState::same_file(const std::string& path) const {
+  std::error_code a, b;
+  auto mine = std::filesystem::weakly_canonical(path_, a);
+  auto theirs = std::filesystem::weakly_canonical(path, b);
+  return !a && !b && mine == theirs;
+}
+
+bool RunState::host(const std::string& store_path) {
+  if (!same_file(store_path)) return false;
+  hosted_ = true;
+  return true;
+}
+
+void RunState::start() {
+  if (hosted_ || writer_->thread.joinable()) return;
+  writer_->thread = std::thread([this] {
+    pthread_setname_np(pthread_self(), "state");
+    OpWriter out(db_, path_);
+    std::unique_lock lock(writer_->mutex);
+    while (true) {
+      writer_->cv.wait(lock, [&] { return writer_->quit || !writer_->queue.empty(); });
+      if (writer_->queue.empty() && writer_->quit) return;
+      // A short pause gathers a burst of progress into one transaction.
+      writer_->cv.wait_for(lock, std::chrono::milliseconds(5), [&] { return writer_->quit; });
+      std::deque<Op> ops = std::move(writer_->queue);
+      writer_->queue.clear();
+      lock.unlock();
+      if (!writer_->broken) {
+        try {
+          exec(db_, "BEGIN IMMEDIATE", path_);
+          out.write(ops);
+          exec(db_, "COMMIT", path_);
+        } catch (const std::exception& e) {
+          sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+          writer_->broken = true;  // later progress would not be a prefix of the log any more
+          writer_->error = e.what();
+        }
+      }
+      lock.lock();
+    }
+  });
+}
+
+void RunState::stop_writer() {
+  if (!writer_) return;
+  {
+    std::lock_guard lock(writer_->mutex);
+    writer_->quit = true;
+  }
+  writer_->cv.notify_one();
+  if (writer_->thread.joinable()) writer_->thread.join();
+}
+
+void RunState::track(const PermitSource& source, const std::string& node, bool frontier) {
+  writer_->tracked[&source] = {node, frontier};
+}
+
+bool RunState::has_pending() const {
+  std::lock_guard lock(writer_->mutex);
+  return !writer_->queue.empty();
+}
+
+void RunState::write_in(sqlite3* db, const std::vector<PermitRef>& held) {
+  // Records whose last holder is this batch are done once it commits: record them in the same
+  // transaction. Nobody else holds such a permit, so nobody can copy it any more.
+  std::unordered_map<const Permit*, long> counts;
+  for (const auto& p : held) {
+    if (p && writer_->tracked.count(p->source())) ++counts[p.get()];
+  }
+  std::deque<Op> ops;
+  for (const auto& p : held) {
+    auto it = counts.find(p.get());
+    if (it == counts.end() || it->second != p.use_count()) continue;
+    const auto& [node, frontier] = writer_->tracked.at(p->source());
+    if (frontier) {
+      ops.push_back(UrlDone{node, p->tag()});
+    } else {
+      ops.push_back(RangeDone{node, p->tag(), p->tag()});
+    }
+    counts.erase(it);
+  }
+  {
+    std::lock_guard lock(writer_->mutex);
+    if (writer_->frozen) return;
+    // Queued entries first: a URL a page discovered is accepted before the page is done.
+    for (auto& op : ops) writer_->queue.push_back(std::move(op));
+    ops = std::move(writer_->queue);
+    writer_->queue.clear();
+  }
+  if (ops.empty()) return;
+  OpWriter(db, path_).write(ops);
 }
 
 bool RunState::source_done(const std::string& node, std::uint64_t seq) const {
@@ -295,14 +358,14 @@ void RunState::freeze() {
 
 void RunState::close(bool finished) {
   freeze();
-  writer_->stop();
+  stop_writer();
   if (writer_->broken) {
     throw std::runtime_error(fmt::format("state file '{}': progress could not be written: {}", path_, writer_->error));
   }
   if (finished_) return;  // a finished run that was resumed: nothing changed
-  writer_->db.exec("BEGIN IMMEDIATE");
-  writer_->set_status("status", finished ? "finished" : "interrupted");
-  writer_->db.exec("COMMIT");
+  exec(db_, fmt::format("INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', '{}')",
+                        finished ? "finished" : "interrupted"),
+       path_);
 }
 
 }  // namespace sluice

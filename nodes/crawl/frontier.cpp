@@ -136,7 +136,9 @@ class Frontier final : public AsyncNode, public PermitSource {
         window_(window),
         memory_(memory),
         spill_dir_(std::move(spill_dir)),
-        state_(state) {}
+        state_(state) {
+    if (state_) state_->track(*this, id_, true);
+  }
 
   void start(AsyncOutput& out) override {
     out_ = &out;

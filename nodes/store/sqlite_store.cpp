@@ -10,6 +10,7 @@
 
 #include "../builtin.hpp"
 #include "sluice/json.hpp"
+#include "sluice/state.hpp"
 
 namespace sluice::nodes {
 namespace {
@@ -49,8 +50,9 @@ class SqliteStore final : public SinkNode {
  public:
   SqliteStore(std::string id, std::string path, std::string table, std::vector<Column> columns,
               std::vector<std::string> key, std::size_t rows, std::chrono::nanoseconds interval,
-              std::vector<std::pair<std::string, std::string>> pragmas)
-      : id_(std::move(id)),
+              std::vector<std::pair<std::string, std::string>> pragmas, RunState* state)
+      : state_(state),
+        id_(std::move(id)),
         path_(std::move(path)),
         table_(std::move(table)),
         columns_(std::move(columns)),
@@ -118,11 +120,24 @@ class SqliteStore final : public SinkNode {
     records.clear();
   }
 
-  bool buffered() const override { return in_transaction_; }
+  // A store that hosts the run state also commits progress that waits for a transaction.
+  bool buffered() const override { return in_transaction_ || (state_ && state_->has_pending()); }
   std::chrono::nanoseconds max_delay() const override { return interval_; }
 
   void flush() override {
-    if (!in_transaction_) return;
+    if (!in_transaction_) {
+      if (!state_ || !state_->has_pending()) return;
+      exec("BEGIN IMMEDIATE", "starting a transaction");
+      in_transaction_ = true;
+    }
+    if (state_) {
+      // The run's progress commits with these rows (see sluice/state.hpp).
+      try {
+        state_->write_in(db_, held_);
+      } catch (const std::exception& e) {
+        rollback(pending_rows_, "", e.what());
+      }
+    }
     if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) rollback(pending_rows_, "");
     in_transaction_ = false;
     pending_rows_ = 0;
@@ -135,8 +150,10 @@ class SqliteStore final : public SinkNode {
   }
 
  private:
-  [[noreturn]] void rollback(std::size_t rows, const std::string& record) {
-    std::string why = fmt::format("{} ({})", sqlite3_errmsg(db_), sqlite3_errstr(sqlite3_extended_errcode(db_)));
+  [[noreturn]] void rollback(std::size_t rows, const std::string& record, std::string why = "") {
+    if (why.empty()) {
+      why = fmt::format("{} ({})", sqlite3_errmsg(db_), sqlite3_errstr(sqlite3_extended_errcode(db_)));
+    }
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     in_transaction_ = false;
     pending_rows_ = 0;
@@ -262,6 +279,7 @@ class SqliteStore final : public SinkNode {
     }
   }
 
+  RunState* state_;  // the run state this store hosts, else null
   std::string id_, path_, table_;
   std::vector<Column> columns_;
   std::vector<std::string> key_;
@@ -360,9 +378,10 @@ NodeType store_sqlite_type() {
     std::vector<std::pair<std::string, std::string>> pragmas;
     for (const auto& [name, value] : c.map("pragmas")) pragmas.emplace_back(name, std::get<Value>(value.v).to_text());
     const Config& batch = c.object("batch");
+    RunState* host = ctx.state && ctx.state->host(c.string("path")) ? ctx.state : nullptr;
     return std::make_unique<SqliteStore>(ctx.id, c.string("path"), c.string("table"), std::move(columns),
                                          std::move(key), static_cast<std::size_t>(batch.integer("rows")),
-                                         batch.duration("interval"), std::move(pragmas));
+                                         batch.duration("interval"), std::move(pragmas), host);
   };
   t.example = R"(- id: store
   type: store.sqlite

@@ -28,6 +28,9 @@ class Permit {
   Permit& operator=(const Permit&) = delete;
   ~Permit() { source_->on_release(tag_); }
 
+  const PermitSource* source() const { return source_; }
+  std::uint64_t tag() const { return tag_; }
+
  private:
   PermitSource* source_;
   std::uint64_t tag_;

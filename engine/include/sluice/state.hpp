@@ -1,14 +1,19 @@
-// RunState: what a resumable run (`settings.state`, `sluice run --resume`) has finished, kept in a
-// SQLite file so that a run killed at any point — SIGKILL included — can continue where it was.
+// RunState: what a resumable run (`settings.state`, `sluice run --resume`) has finished, kept in
+// SQLite so that a run killed at any point — SIGKILL included — can continue where it was.
 //
-// The file is an ordered log of progress, written by one writer thread of its own in small
-// transactions: which ranges of each source's records are done, and for each frontier every URL it
-// accepted (the seen set), whether it is done, and where it came from. Progress is recorded only
-// when a record and everything derived from it has left the graph — so after every row it produced
-// was committed by its store — and a frontier records the URLs a page discovered before that page
-// is done. A crash therefore loses at most the tail of the log: the state on disk always trails
-// the stores, and a resumed run redoes only what was in flight. Stores of a resumable run must have
-// a `key` (UPSERT), which makes redone work replace rows instead of duplicating them.
+// Progress is an ordered log: which records of each source are done, and for each frontier every
+// URL it accepted (the seen set), whether it is done, and where it came from. A record is done when
+// it and everything derived from it has left the graph, so after every row it produced was
+// committed; a frontier logs the URLs a page discovered before that page is done. Any prefix of the
+// log is therefore a consistent state that trails the stores.
+//
+// Where it is written:
+// - When `state` is the database of a store.sqlite node (the usual setup), that store writes the
+//   log inside its own batch transactions, just before COMMIT: progress and rows commit together.
+//   Records whose last holder is the batch being committed are marked done in that same
+//   transaction, so a resumed run redoes only what had not been committed.
+// - Otherwise the state's own writer thread writes the log to the file in small transactions.
+// Stores of a resumable run must have a `key` (UPSERT): a redone record replaces its rows.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +22,10 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "sluice/permit.hpp"
+
+struct sqlite3;
 
 namespace sluice {
 
@@ -58,16 +67,38 @@ class RunState {
   void url_accepted(const std::string& node, const Url& url);
   void url_done(const std::string& node, std::uint64_t hash);
 
+  // Factories (main thread): declares that releases of `source`'s permits mean progress of `node`
+  // (a source's records, tag = position; a frontier's URLs, tag = URL hash).
+  void track(const PermitSource& source, const std::string& node, bool frontier);
+  // store.sqlite factories (main thread): true when `store_path` is the state file; the store then
+  // calls write_in() in every transaction it commits, and the state starts no writer of its own.
+  bool host(const std::string& store_path);
+  // Main thread, after the factories: starts the writer thread unless a store hosts the state.
+  void start();
+
+  // A hosting store's thread, inside its open transaction on `db`, before COMMIT: writes the queued
+  // progress and marks done the tracked records of which `held` (the batch's permits) holds the
+  // last references. Throws std::runtime_error on a SQLite error (the store rolls back).
+  void write_in(sqlite3* db, const std::vector<PermitRef>& held);
+  // Any thread: progress is waiting for a hosting store's next transaction.
+  bool has_pending() const;
+
   // Any thread: the run was cancelled; later progress is not recorded (cancelled work is not done).
   void freeze();
-  // Main thread, once, after the run: writes what is queued and whether the run finished.
+  // Main thread, once, after the run (stores closed): writes what is queued and whether the run
+  // finished.
   void close(bool finished);
 
  private:
   RunState() = default;
   struct Writer;
+  bool same_file(const std::string& path) const;
+  void stop_writer();
+  static std::string quote(const std::string& text);
 
   std::string path_;
+  sqlite3* db_ = nullptr;  // loads and status; the writer thread's connection
+  bool hosted_ = false;
   bool finished_ = false;
   std::unordered_map<std::string, std::map<std::uint64_t, std::uint64_t>> done_;  // node -> first -> last
   std::unordered_map<std::string, FrontierState> frontiers_;
