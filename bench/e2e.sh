@@ -22,10 +22,13 @@ start_nginx "$work" "$work/site" "$port"
 "$bin/curl_loop" "$work/site/urls.txt" 64 >/dev/null  # warm the caches, unmeasured
 
 echo "pages: $PAGES on $(nproc) cores, nginx 1 worker on 127.0.0.1:$port"
-rm -f "$work"/*.db*
-measure "loop (1 thread)" "$PAGES" pages "$bin/e2e_loop" "$work/site/urls.txt" "$work/loop.db" 64
-measure "sluice" "$PAGES" pages env BENCH_URLS="$work/site/urls.txt" BENCH_CONCURRENCY=64 BENCH_DB="$work/sluice.db" \
-  "$bin/sluice" run -q bench/e2e.yaml
+for _ in $(seq "${ROUNDS:-5}"); do
+  rm -f "$work"/*.db*
+  measure "loop (1 thread)" "$PAGES" pages "$bin/e2e_loop" "$work/site/urls.txt" "$work/loop.db" 64
+  measure "sluice" "$PAGES" pages env BENCH_URLS="$work/site/urls.txt" BENCH_CONCURRENCY=64 BENCH_DB="$work/sluice.db" \
+    "$bin/sluice" run -q bench/e2e.yaml
+done
+medians "loop (1 thread)"
 if command -v sqlite3 >/dev/null; then
   for db in loop sluice; do echo "$db rows: $(sqlite3 "$work/$db.db" 'select count(*) from items')"; done
 fi

@@ -4,8 +4,8 @@
 # reference single-threaded libcurl multi loop (bench/curl_loop.cpp) over the same URLs, in the same
 # run. Whole-process figures from /usr/bin/time: pages/s, CPU seconds per 1,000 pages, peak RSS.
 #
-#   bash bench/fetch.sh                 # 20,000 pages
-#   PAGES=5000 bash bench/fetch.sh
+#   bash bench/fetch.sh                 # 20,000 pages, 5 alternating rounds, medians at the end
+#   PAGES=5000 ROUNDS=3 bash bench/fetch.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -25,10 +25,15 @@ start_nginx "$work" "$work/site" "$port"
 echo "pages: $PAGES on $(nproc) cores, nginx 1 worker on 127.0.0.1:$port"
 # Warm nginx's open-file cache and the page cache once, unmeasured.
 "$bin/curl_loop" "$work/site/urls.txt" 64 >"$work/out" || { cat "$work/out" "$work/error.log"; exit 1; }
+ROUNDS=${ROUNDS:-5}
 for c in 16 64; do
-  measure "curl_loop   concurrency $c" "$PAGES" pages "$bin/curl_loop" "$work/site/urls.txt" "$c"
-  for release in done after_fetch; do
-    measure "sluice $c $release" "$PAGES" pages env BENCH_URLS="$work/site/urls.txt" BENCH_CONCURRENCY=$c \
-      BENCH_RELEASE=$release "$bin/sluice" run -q bench/fetch_only.yaml
+  rm -f "$work/rounds"
+  for _ in $(seq "$ROUNDS"); do
+    measure "curl_loop   concurrency $c" "$PAGES" pages "$bin/curl_loop" "$work/site/urls.txt" "$c"
+    for release in done after_fetch; do
+      measure "sluice $c $release" "$PAGES" pages env BENCH_URLS="$work/site/urls.txt" BENCH_CONCURRENCY=$c \
+        BENCH_RELEASE=$release "$bin/sluice" run -q bench/fetch_only.yaml
+    done
   done
+  medians "curl_loop   concurrency $c"
 done

@@ -54,12 +54,37 @@ stop_nginx() {
   [[ -f $work/nginx.pid ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
 }
 
-# measure LABEL COUNT UNIT COMMAND...: runs COMMAND, prints COUNT/s, CPU per 1000, peak RSS, wall.
+# measure LABEL COUNT UNIT COMMAND...: runs COMMAND, prints COUNT/s, CPU per 1000, peak RSS, wall,
+# and appends the figures to $work/rounds for medians().
 measure() {
   local label=$1 count=$2 unit=$3
   shift 3
   /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" >"$work/out" 2>"$work/err" || { cat "$work/err"; return 1; }
   read -r wall user sys rss <"$work/time"
+  echo "$label|$count|$wall|$user|$sys|$rss" >>"$work/rounds"
   awk -v l="$label" -v n="$count" -v u="$unit" -v w="$wall" -v us="$user" -v s="$sys" -v m="$rss" 'BEGIN {
     printf "%-30s %9.0f %s/s %8.3f cpu-s/1000 %7.1f MB peak RSS %7.2f s wall\n", l, n / w, u, (us + s) * 1000 / n, m / 1024, w }'
+}
+
+# medians REFERENCE_LABEL: the median of every label measured so far (rounds alternate, so that both
+# sides see the same noise of a shared 2-core machine) and each label's ratios to the reference:
+# throughput (higher is better) and CPU per item (lower is better).
+medians() {
+  local ref=$1
+  echo "medians of $(grep -c "^$ref|" "$work/rounds") rounds:"
+  awk -F'|' -v ref="$ref" '
+    { n[$1]++; rate[$1, n[$1]] = $2 / $3; cpu[$1, n[$1]] = ($4 + $5) * 1000 / $2; rss[$1] = rss[$1] > $6 ? rss[$1] : $6
+      if (!($1 in order)) { order[$1] = ++labels; name[labels] = $1 } }
+    function median(a, l, k,   i, j, t, v) {
+      for (i = 1; i <= k; i++) v[i] = a[l, i]
+      for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+      return k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+    }
+    END {
+      r = median(rate, ref, n[ref]); c = median(cpu, ref, n[ref])
+      for (i = 1; i <= labels; i++) {
+        l = name[i]; mr = median(rate, l, n[l]); mc = median(cpu, l, n[l])
+        printf "  %-28s %9.0f /s (%.2fx) %8.3f cpu-s/1000 (%.2fx) %7.1f MB peak RSS\n", l, mr, mr / r, mc, mc / c, rss[l] / 1024
+      }
+    }' "$work/rounds"
 }
