@@ -315,7 +315,7 @@ struct Vertex {
   // sinks
   std::unique_ptr<SinkQueue> sink_queue;
   bool sink_broken = false;
-  // limits: input (splits batches) -> queue -> limiter -> admit -> outputs
+  // limits: handoff (splits batches) -> limit_queue -> limiter -> admit -> outputs
   std::unique_ptr<LimitPermits> limit_permits;
   std::unique_ptr<LimitQueue<Message>> limit_queue;
   std::unique_ptr<LimiterNode> limiter;

@@ -156,8 +156,7 @@ Loaded load(const std::string& file, const LoadArgs& args, bool start_server) {
       return out;
     }
     out.server = std::make_unique<fixture::FixtureServer>(served);
-    serve_url = out.server->url("").substr(0, out.server->url("").size());
-    if (!serve_url.empty() && serve_url.back() == '/') serve_url.pop_back();
+    serve_url = out.server->url("");  // http://127.0.0.1:PORT, no trailing slash
     spdlog::info("serving {} at {}", served, serve_url);
   }
   options.env = [serve_url](const std::string& name) -> std::optional<std::string> {
