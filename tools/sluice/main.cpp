@@ -143,9 +143,8 @@ Loaded load(const std::string& file, const LoadArgs& args, bool start_server) {
   auto text = read_text(file);
   Diagnostics diags;
   if (!text) {
-    Diagnostics d;
-    load_pipeline_file(file, *out.registry, options, d);  // reports the unreadable file
-    fmt::print(stderr, "{}", d.to_string());
+    load_pipeline_file(file, *out.registry, options, diags);  // reports the unreadable file
+    fmt::print(stderr, "{}", diags.to_string());
     return out;
   }
   std::string served = serve_folder(*text, file);
