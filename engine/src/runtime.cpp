@@ -120,6 +120,33 @@ class ReleaseScope {
 };
 thread_local ReleaseScope* ReleaseScope::current_ = nullptr;
 
+// Collects the async nodes that got submit() calls on this thread while it is open, and calls each
+// one's submitted() once when it closes: one wake-up of a node's thread per burst of records (the
+// records a batch of released limit slots lets through) instead of one per record.
+class SubmitBurst {
+ public:
+  SubmitBurst() : outer_(current_) { current_ = this; }
+  ~SubmitBurst() {
+    current_ = outer_;
+    for (AsyncNode* node : nodes_) node->submitted();
+  }
+  SubmitBurst(const SubmitBurst&) = delete;
+  SubmitBurst& operator=(const SubmitBurst&) = delete;
+
+  // `node` got records on this thread: wakes it now, or when the open burst closes.
+  static void note(AsyncNode& node) {
+    if (!current_) return node.submitted();
+    if (std::find(current_->nodes_.begin(), current_->nodes_.end(), &node) == current_->nodes_.end())
+      current_->nodes_.push_back(&node);
+  }
+
+ private:
+  static thread_local SubmitBurst* current_;
+  SubmitBurst* outer_;
+  std::vector<AsyncNode*> nodes_;
+};
+thread_local SubmitBurst* SubmitBurst::current_ = nullptr;
+
 class LimitPermits final : public PermitSource {
  public:
   using DeferredNode = tbb::flow::function_node<long, tbb::flow::continue_msg>;
@@ -472,6 +499,8 @@ class Run {
 
 ReleaseScope::~ReleaseScope() {
   current_ = outer_;
+  if (pending_.empty()) return;
+  SubmitBurst burst;  // the records these slots let through go to their async nodes in one burst
   for (auto& [limit, n] : pending_) limit->release(n);
 }
 
@@ -694,6 +723,7 @@ void Run::build_limit(Vertex& v) {
   // that no TBB task (and no worker wake-up) is spent per batch.
   v.handoff = std::make_unique<HandOffNode>(g, tbb::flow::serial, [this, &v](const Message& m) noexcept {
     v.stats.in.fetch_add(m->records.size(), std::memory_order_relaxed);
+    SubmitBurst burst;  // the records admitted at once reach an async node behind the limit as one burst
     for (Record& r : m->records) {
       if (cancelled()) break;
       auto one = m->derive();
@@ -734,6 +764,7 @@ void Run::build_async(Vertex& v) {
           v.async_submitted.fetch_add(1, std::memory_order_relaxed);
           node.submit(std::move(r));
         }
+        SubmitBurst::note(node);
       });
   v.async_output = std::make_unique<GatewayOutput>(*this, v, v.async->gateway());
   v.async_results =

@@ -14,6 +14,7 @@ class Fetch final : public AsyncNode {
   Fetch(fetch::FetchOptions options, std::string id) : loop_(std::move(options), std::move(id)) {}
   void start(AsyncOutput& out) override { loop_.start(out); }
   void submit(Record&& record) override { loop_.submit(std::move(record)); }
+  void submitted() override { loop_.wake(); }
   void cancel() override { loop_.cancel(); }
   void stop() override { loop_.stop(); }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstring>
 #include <deque>
 
 #include <pthread.h>
@@ -13,8 +14,9 @@ namespace sluice::fetch {
 
 struct HttpLoop::Job {
   Record record;
-  std::string url;   // the current hop
+  std::string url;   // the current hop, as given (libcurl normalizes it again for the transfer)
   std::string host;  // scheme://host:port of the current hop
+  std::string path;  // its normalized path and query, for robots.txt rules (only when obeyed)
   std::string method;
   std::optional<std::string> body;
   std::vector<std::string> headers;  // "Name: value"
@@ -24,11 +26,15 @@ struct HttpLoop::Job {
   Reason setup_reason = Reason::invalid;
 };
 
+// One easy handle with the node's options, and the state of the transfer it runs. Pooled: a
+// finished transfer's handle keeps its options (and curl its connection cache), so the next one
+// sets only its URL and request headers.
 struct HttpLoop::Transfer {
   std::unique_ptr<Job> job;  // null for a robots.txt fetch
   std::string robots_host;   // the host whose robots.txt this is
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
+  bool custom = false;  // a method or request body was set: the handle is reset before reuse
   std::string body;
   std::uint64_t max_body = 0;
   bool too_large = false;
@@ -38,15 +44,13 @@ struct HttpLoop::Transfer {
   std::string retry_after;
   char error[CURL_ERROR_SIZE] = {};
 
-  ~Transfer() { curl_slist_free_all(headers); }
+  ~Transfer() {
+    if (easy) curl_easy_cleanup(easy);
+    curl_slist_free_all(headers);
+  }
 };
 
 namespace {
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::string duration_text(nanoseconds d) {
   double s = std::chrono::duration<double>(d).count();
@@ -108,42 +112,54 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   return n;
 }
 
-// Splits a URL into its normalized form and host key; only http and https are accepted.
+// What admission needs from a URL, read with libcurl's own parser: the host key
+// (scheme://host:port) and, for robots.txt rules, the normalized path and query. Only http and
+// https are accepted.
 struct ParsedUrl {
-  std::string url, scheme, host_key;
+  std::string host_key;
+  std::string path;  // only when asked for
 };
 
-std::optional<ParsedUrl> parse_url(const std::string& text, std::string& error) {
+std::optional<ParsedUrl> parse_url(const std::string& text, bool want_path, std::string& error) {
   CURLU* u = curl_url();
-  ParsedUrl out;
   CURLUcode rc = curl_url_set(u, CURLUPART_URL, text.c_str(), 0);
   if (rc != CURLUE_OK) {
     error = fmt::format("invalid URL '{}': {}", text, curl_url_strerror(rc));
     curl_url_cleanup(u);
     return std::nullopt;
   }
-  char *scheme = nullptr, *host = nullptr, *port = nullptr, *full = nullptr;
+  char *scheme = nullptr, *host = nullptr, *port = nullptr;
   curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
   curl_url_get(u, CURLUPART_HOST, &host, 0);
   curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-  curl_url_get(u, CURLUPART_URL, &full, 0);
-  out.scheme = scheme ? lower(scheme) : "";
-  out.url = full ? full : text;
-  out.host_key = fmt::format("{}://{}:{}", out.scheme, host ? lower(host) : "", port ? port : "");
-  bool has_host = host && *host;
+  std::optional<ParsedUrl> out;
+  if (!scheme || (!iequals(scheme, "http") && !iequals(scheme, "https"))) {
+    error = fmt::format("refused '{}': only http and https URLs are allowed", text);
+  } else if (!host || !*host) {
+    error = fmt::format("invalid URL '{}': no host", text);
+  } else {
+    out.emplace();
+    std::string& key = out->host_key;
+    key.reserve(std::strlen(scheme) + std::strlen(host) + 12);
+    for (const char* c = scheme; *c; ++c) key += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
+    key += "://";
+    for (const char* c = host; *c; ++c) key += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
+    key += ':';
+    key += port ? port : "";
+    if (want_path) {
+      char *path = nullptr, *query = nullptr;
+      curl_url_get(u, CURLUPART_PATH, &path, 0);
+      curl_url_get(u, CURLUPART_QUERY, &query, 0);
+      out->path = path && *path ? path : "/";
+      if (query) out->path.append("?").append(query);
+      curl_free(path);
+      curl_free(query);
+    }
+  }
   curl_free(scheme);
   curl_free(host);
   curl_free(port);
-  curl_free(full);
   curl_url_cleanup(u);
-  if (out.scheme != "http" && out.scheme != "https") {
-    error = fmt::format("refused '{}': only http and https URLs are allowed", text);
-    return std::nullopt;
-  }
-  if (!has_host) {
-    error = fmt::format("invalid URL '{}': no host", text);
-    return std::nullopt;
-  }
   return out;
 }
 
@@ -186,6 +202,13 @@ bool is_host_failure(Reason r) {
   return r == Reason::timeout || r == Reason::connect || r == Reason::reset || r == Reason::dns || r == Reason::tls;
 }
 
+// The URL libcurl fetched, normalized; `fallback` if it has none.
+std::string effective_url(CURL* easy, const std::string& fallback) {
+  char* url = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url);
+  return url ? std::string(url) : fallback;
+}
+
 bool is_redirect(long status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
@@ -197,7 +220,9 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
 
 HttpLoop::~HttpLoop() {
   if (thread_.joinable()) stop();
-  for (CURL* h : idle_handles_) curl_easy_cleanup(h);
+  for (auto& [easy, t] : active_) curl_multi_remove_handle(multi_, easy);
+  active_.clear();
+  idle_.clear();  // cleans the easy handles up, before the share they may use
   if (multi_) curl_multi_cleanup(multi_);
   if (share_) curl_share_cleanup(share_);
 }
@@ -221,10 +246,11 @@ void HttpLoop::submit(Record&& record) {
   if (!url || !url->as_string()) {
     job->setup_error = url ? fmt::format("field '{}' is a {}, not a URL string", opt_.url_field, url->type_name())
                            : fmt::format("record has no '{}' field", opt_.url_field);
-  } else if (std::string error; auto parsed = parse_url(*url->as_string(), error)) {
+  } else if (std::string error; auto parsed = parse_url(*url->as_string(), opt_.robots, error)) {
     // Parsed here, on the submitting thread, to keep the I/O thread free for I/O.
-    job->url = std::move(parsed->url);
+    job->url = *url->as_string();
     job->host = std::move(parsed->host_key);
+    job->path = std::move(parsed->path);
   } else {
     job->url = *url->as_string();
     job->setup_reason = error.starts_with("refused") ? Reason::refused : Reason::invalid;
@@ -235,12 +261,14 @@ void HttpLoop::submit(Record&& record) {
     job->headers.push_back(fmt::format("{}: {}", name, value.render(record)));
   if (opt_.body) job->body = opt_.body->render(record);
   job->record = std::move(record);
-  {
-    std::lock_guard lock(incoming_mutex_);
-    incoming_.push_back(std::move(job));
-  }
-  // A busy loop takes the job on its next turn; only a sleeping one needs the (syscall) wakeup.
-  if (sleeping_.load()) curl_multi_wakeup(multi_);
+  std::lock_guard lock(incoming_mutex_);
+  incoming_.push_back(std::move(job));
+}
+
+void HttpLoop::wake() {
+  // A busy loop takes the jobs on its next turn; only a sleeping one needs the (syscall) wakeup, and
+  // only once per sleep: the first caller to see the flag clears it and wakes the loop.
+  if (sleeping_.exchange(false)) curl_multi_wakeup(multi_);
 }
 
 void HttpLoop::cancel() {
@@ -268,6 +296,7 @@ void HttpLoop::run() {
     while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
       if (msg->msg == CURLMSG_DONE) finish(msg->easy_handle, msg->data.result);
     }
+    take_incoming();  // what the finished transfers let through (release: after_fetch) starts this turn
     now = Clock::now();
     admit_all(now);
     out_->flush();
@@ -288,10 +317,7 @@ void HttpLoop::run() {
     }
     sleeping_.store(false);
   }
-  for (auto& [easy, t] : active_) {
-    curl_multi_remove_handle(multi_, easy);
-    curl_easy_cleanup(easy);
-  }
+  for (auto& [easy, t] : active_) curl_multi_remove_handle(multi_, easy);
   active_.clear();
 }
 
@@ -366,9 +392,7 @@ void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) 
   }
   while (!host.waiting.empty() && host.in_flight < opt_.per_host) {
     if (opt_.robots) {
-      const std::string& url = host.waiting.front()->url;
-      auto slash = url.find('/', url.find("://") + 3);
-      if (!host.rules.allowed(slash == std::string::npos ? "/" : std::string_view(url).substr(slash))) {
+      if (!host.rules.allowed(host.waiting.front()->path)) {
         auto job = std::move(host.waiting.front());
         host.waiting.pop_front();
         std::string message =
@@ -407,20 +431,27 @@ void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) 
   }
 }
 
-CURL* HttpLoop::take_handle() {
-  if (idle_handles_.empty()) return curl_easy_init();
-  CURL* h = idle_handles_.back();
-  idle_handles_.pop_back();
-  curl_easy_reset(h);  // keeps the connection cache, TLS session ids and DNS cache
-  return h;
+std::unique_ptr<HttpLoop::Transfer> HttpLoop::take_transfer(const std::string& url) {
+  std::unique_ptr<Transfer> t;
+  if (idle_.empty()) {
+    t = std::make_unique<Transfer>();
+    t->easy = curl_easy_init();
+    if (!t->easy) throw std::bad_alloc();
+    set_options(*t);
+  } else {
+    t = std::move(idle_.back());
+    idle_.pop_back();
+  }
+  curl_easy_setopt(t->easy, CURLOPT_URL, url.c_str());
+  return t;
 }
 
-CURL* HttpLoop::configure(Transfer& t, const std::string& url) {
-  CURL* e = take_handle();
-  t.easy = e;
+// The options every transfer of this node shares; they stay on the handle from one transfer to
+// the next.
+void HttpLoop::set_options(Transfer& t) {
+  CURL* e = t.easy;
   t.max_body = opt_.max_body;
   t.keep = &opt_.keep_headers;
-  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
   curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
@@ -445,16 +476,37 @@ CURL* HttpLoop::configure(Transfer& t, const std::string& url) {
     curl_easy_setopt(e, CURLOPT_SHARE, share_);
     curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
   }
-  return e;
+}
+
+// Back to the pool, ready for the next transfer (whose job may differ in method and headers).
+void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
+  if (t->headers) {
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, nullptr);
+    curl_slist_free_all(t->headers);
+    t->headers = nullptr;
+  }
+  if (t->custom) {
+    curl_easy_reset(t->easy);  // keeps the connection cache, TLS session ids and DNS cache
+    set_options(*t);
+    t->custom = false;
+  }
+  t->job.reset();
+  t->robots_host.clear();
+  std::string().swap(t->body);  // usually moved into the record already; never pooled
+  t->too_large = false;
+  t->probe = false;
+  t->kept.clear();
+  t->retry_after.clear();
+  t->error[0] = '\0';
+  idle_.push_back(std::move(t));
 }
 
 void HttpLoop::start_robots(const std::string& key, Host& host) {
-  auto t = std::make_unique<Transfer>();
+  auto t = take_transfer(key + "/robots.txt");
   t->robots_host = key;
-  CURL* e = configure(*t, key + "/robots.txt");
   host.robots = Host::Robots::fetching;
-  curl_multi_add_handle(multi_, e);
-  active_.emplace(e, std::move(t));
+  curl_multi_add_handle(multi_, t->easy);
+  active_.emplace(t->easy, std::move(t));
 }
 
 // RFC 9309: a 2xx body is parsed; 4xx means no rules; 5xx or no answer means "disallow all".
@@ -476,12 +528,13 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
 }
 
 void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) {
-  auto t = std::make_unique<Transfer>();
-  CURL* e = configure(*t, job->url);
+  auto t = take_transfer(job->url);
+  CURL* e = t->easy;
   t->probe = probe;
   ++job->attempts;
   for (const auto& h : job->headers) t->headers = curl_slist_append(t->headers, h.c_str());
   if (t->headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+  t->custom = job->method != "GET" || job->body.has_value();
   if (job->method == "HEAD") {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else if (job->method == "POST") {
@@ -505,11 +558,18 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
   std::unique_ptr<Transfer> t = std::move(it->second);
   active_.erase(it);
   curl_multi_remove_handle(multi_, easy);
-  if (!t->job) {
+  if (t->job) {
+    conclude(*t, code);
+  } else {
     finish_robots(*t, code);
-    idle_handles_.push_back(easy);
-    return;
   }
+  recycle(std::move(t));
+}
+
+// What a finished transfer means for its job: a result, a retry, the next redirect hop, or an error.
+void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
+  Transfer* t = &transfer;
+  CURL* easy = t->easy;
   auto now = Clock::now();
   std::unique_ptr<Job> job = std::move(t->job);
   Host& host = hosts_[job->host];
@@ -526,7 +586,6 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
     }
     std::string detail = t->error[0] ? std::string(t->error) : std::string(curl_easy_strerror(code));
     if (reason == Reason::too_large) detail = fmt::format("body larger than max_body ({} bytes)", opt_.max_body);
-    idle_handles_.push_back(easy);
     nanoseconds wait = opt_.retry.backoff(job->attempts + 1, rng_);
     return retry_or_fail(std::move(job), reason, 0, fmt::format("{}: {}", reason_name(reason), detail), wait);
   }
@@ -541,13 +600,12 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
   curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location);
   if (is_redirect(status) && location && opt_.max_redirects > 0) {
     std::string target = location;
-    idle_handles_.push_back(easy);
     if (job->redirects >= opt_.max_redirects) {
       return fail(std::move(job), Reason::redirects, status,
                   fmt::format("redirects: more than max_redirects ({}), last to '{}'", opt_.max_redirects, target));
     }
     std::string error;
-    auto parsed = parse_url(target, error);
+    auto parsed = parse_url(target, opt_.robots, error);
     if (!parsed) {
       return fail(
           std::move(job), Reason::refused, status,
@@ -559,8 +617,9 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
       job->method = "GET";
       job->body.reset();
     }
-    job->url = parsed->url;
-    job->host = parsed->host_key;
+    job->url = std::move(target);  // absolute, from libcurl
+    job->host = std::move(parsed->host_key);
+    job->path = std::move(parsed->path);
     return enqueue(std::move(job), true);
   }
 
@@ -570,14 +629,12 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
       if (auto after = parse_retry_after(t->retry_after, std::time(nullptr))) wait = std::min(*after, opt_.retry.max);
     }
     std::string message = fmt::format("HTTP {}", status);
-    job->record.set("final_url", Value(job->url));
-    idle_handles_.push_back(easy);
+    job->record.set("final_url", Value(effective_url(easy, job->url)));
     if (!opt_.retry.retries_status(status))
       return fail(std::move(job), Reason::http_status, status, std::move(message));
     return retry_or_fail(std::move(job), Reason::http_status, status, std::move(message), wait);
   }
   succeed(std::move(job), *t);
-  idle_handles_.push_back(easy);
 }
 
 void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message,
@@ -604,7 +661,7 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
   curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total);
   Record& r = job->record;
   r.reserve(r.fields().size() + 12 + t.kept.size());
-  r.set("final_url", Value(job->url));
+  r.set("final_url", Value(effective_url(e, job->url)));
   r.set("status", Value(static_cast<std::int64_t>(status)));
   r.set("content_type", content_type ? Value(std::string(content_type)) : Value());
   for (auto& [name, value] : t.kept) {
@@ -639,12 +696,13 @@ void HttpLoop::abort_everything() {
   const std::string message = "cancelled: the run was stopped";
   for (auto& [easy, t] : active_) {
     curl_multi_remove_handle(multi_, easy);
-    idle_handles_.push_back(easy);
-    if (!t->job) continue;  // a robots.txt fetch
-    Host& host = hosts_[t->job->host];
-    --host.in_flight;
-    if (t->probe) host.breaker.on_probe_abandoned();
-    fail(std::move(t->job), Reason::cancelled, 0, message);
+    if (t->job) {  // else a robots.txt fetch
+      Host& host = hosts_[t->job->host];
+      --host.in_flight;
+      if (t->probe) host.breaker.on_probe_abandoned();
+      fail(std::move(t->job), Reason::cancelled, 0, message);
+    }
+    recycle(std::move(t));
   }
   active_.clear();
   for (auto& [key, host] : hosts_) {

@@ -57,7 +57,10 @@ class HttpLoop {
   HttpLoop& operator=(const HttpLoop&) = delete;
 
   void start(AsyncOutput& out);
+  // Queues a record for the I/O thread; wake() afterwards (once for a burst of submits).
   void submit(Record&& record);
+  // Wakes the I/O thread if it sleeps, so that it takes what was submitted.
+  void wake();
   void cancel();
   void stop();
 
@@ -90,14 +93,16 @@ class HttpLoop {
   void start_transfer(std::unique_ptr<Job> job, Host& host, bool probe);
   void start_robots(const std::string& key, Host& host);
   void finish_robots(Transfer& t, CURLcode code);
-  CURL* configure(Transfer& t, const std::string& url);
+  std::unique_ptr<Transfer> take_transfer(const std::string& url);
+  void set_options(Transfer& t);
+  void recycle(std::unique_ptr<Transfer> t);
   void finish(CURL* easy, CURLcode code);
+  void conclude(Transfer& t, CURLcode code);
   void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait);
   void succeed(std::unique_ptr<Job> job, Transfer& t);
   void fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message);
   void abort_everything();
   long poll_timeout_ms(Clock::time_point now);
-  CURL* take_handle();
 
   FetchOptions opt_;
   std::string node_id_;
@@ -116,7 +121,7 @@ class HttpLoop {
   std::unordered_map<std::string, Host> hosts_;
   std::multimap<Clock::time_point, Timer> timers_;
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;
-  std::vector<CURL*> idle_handles_;
+  std::vector<std::unique_ptr<Transfer>> idle_;  // finished transfers, handles ready for reuse
   std::mt19937_64 rng_;
   bool aborted_ = false;
 };

@@ -325,6 +325,51 @@ TEST_CASE("method, headers and body are sent as configured, with {field} templat
   CHECK(ok[0].find(R"(\"User-Agent\":\"sluice-test/1\")") != std::string::npos);
 }
 
+TEST_CASE("a reused handle sends each job's own method and body; a 303 after a POST continues as a GET",
+          "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  // One slot: every transfer after the first runs on the same pooled handle.
+  std::vector<std::string> urls = {server.url("/echo?n=1"), server.url("/echo?n=2"),
+                                   server.url("/redirect-to?url=/echo%3Fn%3D3"), server.url("/echo?n=4")};
+  RunReport report =
+      run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 1, "    method: POST\n    body: 'q={url}'", "batch: 1")));
+  REQUIRE(report.errors.empty());
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 4);
+  std::sort(ok.begin(), ok.end());  // by url: /echo?n=1, n=2, n=4, then /redirect-to
+  for (std::size_t i : {0, 1, 2}) {
+    const std::string& url = urls[i == 2 ? 3 : i];
+    CAPTURE(ok[i]);
+    CHECK(ok[i].find(R"(\"method\":\"POST\")") != std::string::npos);
+    CHECK(ok[i].find(fmt::format(R"(\"body\":\"q={}\")", url)) != std::string::npos);
+  }
+  CAPTURE(ok[3]);
+  CHECK(ok[3].find(R"(\"method\":\"GET\")") != std::string::npos);
+  CHECK(ok[3].find(R"(\"body\":\"\")") != std::string::npos);
+  CHECK(ok[3].find(fmt::format("\"final_url\":\"{}\"", server.url("/echo?n=3"))) != std::string::npos);
+}
+
+TEST_CASE("robots.txt rules apply to the normalized path: dot segments do not slip past a Disallow", "[fetch]") {
+  FixtureServer server(std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site");
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, {server.url("/item/../private/secret.html"), server.url("/private/open.html"),
+            server.url("/catalogue/./page1.html")},
+      2, "    retries: {attempts: 1}")));
+  REQUIRE(report.errors.empty());
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 2);
+  std::sort(ok.begin(), ok.end());
+  // final_url is the URL libcurl fetched, normalized.
+  CHECK(ok[0].find(fmt::format("\"final_url\":\"{}\"", server.url("/catalogue/page1.html"))) != std::string::npos);
+  CHECK(ok[1].find(fmt::format("\"final_url\":\"{}\"", server.url("/private/open.html"))) != std::string::npos);
+  auto bad = lines(dir, "bad.jsonl");
+  REQUIRE(bad.size() == 1);
+  CHECK(bad[0].find("/item/../private/secret.html\",\"status\":null,\"reason\":\"robots\"") != std::string::npos);
+  CHECK(server.counter("/private").requests == 1);  // open.html only
+}
+
 TEST_CASE("a failure elsewhere cancels fetches in flight promptly and the run ends", "[fetch][cancel]") {
   FixtureServer server;
   TempDir dir;

@@ -218,6 +218,10 @@ struct FixtureServer::Impl {
     server.Get("/redirect-to", tracked([](const httplib::Request& req, httplib::Response& res) {
                  res.set_redirect(req.get_param_value("url"), 302);
                }));
+    server.Post("/redirect-to", tracked([](const httplib::Request& req, httplib::Response& res) {
+                  int status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 303;
+                  res.set_redirect(req.get_param_value("url"), status);
+                }));
     auto echo = tracked([](const httplib::Request& req, httplib::Response& res) {
       std::string headers;
       for (const auto& [name, value] : req.headers) {

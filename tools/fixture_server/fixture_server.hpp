@@ -15,7 +15,8 @@
 //   /gzip-bomb                  64 KiB of gzip that decodes to 64 MiB
 //   /redirect/<n>               a chain of n redirects ending at 200 "redirected"
 //   /redirect-loop              redirects to itself forever
-//   /redirect-to?url=<u>        a redirect to <u> (file:///etc/passwd, another host, ...)
+//   /redirect-to?url=<u>        a redirect to <u> (file:///etc/passwd, another host, ...); as a POST,
+//                               &status=S picks the redirect status (default 303 See Other)
 //   /echo (GET, POST, ...)      the request as JSON: method, path, body, headers
 //   /__stats                    counters as JSON; POST /__reset clears them
 // A connection reset has its own raw TCP port (reset_url()): it accepts and resets at once.

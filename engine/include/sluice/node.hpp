@@ -141,8 +141,13 @@ class AsyncNode : public Node {
   // Main thread, once, before the first submit(): start the node's own thread(s). `out` stays valid
   // until stop() returns.
   virtual void start(AsyncOutput& out) = 0;
-  // TBB worker: hand one record over; must not block.
+  // Graph thread (a TBB worker, or a thread that released limit slots): hand one record over; must
+  // not block.
   virtual void submit(Record&& record) = 0;
+  // Same thread, once after a burst of submit() calls: the records of one batch, or every record
+  // that one batch of released limit slots let through. A node whose own thread sleeps wakes it
+  // here, once per burst instead of once per record. Default: nothing (submit() woke it).
+  virtual void submitted() {}
   // Any thread, possibly concurrently with submit(): abort all work promptly; every pending record
   // still gets its fail(). Records submitted after cancel() fail at once. Idempotent.
   virtual void cancel() = 0;

@@ -28,7 +28,7 @@
 namespace sluice {
 
 // Bumped whenever a public header changes in a way that breaks compiled plugins.
-inline constexpr std::uint32_t kPluginAbiVersion = 1;
+inline constexpr std::uint32_t kPluginAbiVersion = 2;
 
 #define SLUICE_PLUGIN_STR2(x) #x
 #define SLUICE_PLUGIN_STR(x) SLUICE_PLUGIN_STR2(x)
