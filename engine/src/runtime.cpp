@@ -520,6 +520,7 @@ class GatewayOutput final : public AsyncOutput {
       std::lock_guard lock(mutex_);
       if (!pending_ || pending_->empty()) return;
       batch = std::move(pending_);
+      urgent_ = false;
     }
     const std::size_t n = batch->size();
     gateway_.try_put(std::move(batch));
@@ -537,13 +538,22 @@ class GatewayOutput final : public AsyncOutput {
     v_.async_submitted.fetch_add(count, std::memory_order_relaxed);
   }
 
+  bool urgent() const override {
+    std::lock_guard lock(mutex_);
+    return urgent_;
+  }
+
  private:
   void collect(Record&& record, std::optional<std::string> error) {
     {
       ReleaseScope scope;
       record.fetch_permits.clear();
     }
+    // The only holder of a permit: its capacity returns as soon as this record moves on.
+    bool sole = std::any_of(record.permits.begin(), record.permits.end(),
+                            [](const PermitRef& p) { return p.use_count() == 1; });
     std::lock_guard lock(mutex_);
+    urgent_ = urgent_ || sole;
     if (!pending_) pending_ = std::make_shared<std::vector<AsyncResult>>();
     pending_->push_back(AsyncResult{std::move(record), std::move(error)});
   }
@@ -551,8 +561,9 @@ class GatewayOutput final : public AsyncOutput {
   Run& run_;
   Vertex& v_;
   AsyncGateway& gateway_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   AsyncResultPtr pending_;
+  bool urgent_ = false;
 };
 
 // Collects a transform's output for one input batch, per port, and applies on_error.

@@ -40,7 +40,7 @@ struct HttpLoop::Transfer {
   bool too_large = false;
   bool probe = false;
   const std::vector<std::string>* keep = nullptr;
-  std::vector<std::pair<std::string, std::string>> kept;
+  std::vector<std::pair<std::size_t, std::string>> kept;  // index in keep_headers, value
   std::string retry_after;
   char error[CURL_ERROR_SIZE] = {};
 
@@ -106,21 +106,15 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   } else if (iequals(name, "retry-after")) {
     t->retry_after = std::string(value);
   }
-  for (const std::string& keep : *t->keep) {
-    if (iequals(name, keep)) t->kept.emplace_back(keep, value);
+  for (std::size_t i = 0; i < t->keep->size(); ++i) {
+    if (iequals(name, (*t->keep)[i])) t->kept.emplace_back(i, value);
   }
   return n;
 }
 
-// What admission needs from a URL, read with libcurl's own parser: the host key
-// (scheme://host:port) and, for robots.txt rules, the normalized path and query. Only http and
-// https are accepted.
-struct ParsedUrl {
-  std::string host_key;
-  std::string path;  // only when asked for
-};
-
-std::optional<ParsedUrl> parse_url(const std::string& text, bool want_path, std::string& error) {
+// The host key of a URL (scheme://host:port, lowercase, default port filled in), read with
+// libcurl's own parser. Only http and https are accepted.
+std::optional<std::string> parse_host_key(const std::string& text, std::string& error) {
   CURLU* u = curl_url();
   CURLUcode rc = curl_url_set(u, CURLUPART_URL, text.c_str(), 0);
   if (rc != CURLUE_OK) {
@@ -132,35 +126,50 @@ std::optional<ParsedUrl> parse_url(const std::string& text, bool want_path, std:
   curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
   curl_url_get(u, CURLUPART_HOST, &host, 0);
   curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-  std::optional<ParsedUrl> out;
+  std::optional<std::string> key;
   if (!scheme || (!iequals(scheme, "http") && !iequals(scheme, "https"))) {
     error = fmt::format("refused '{}': only http and https URLs are allowed", text);
   } else if (!host || !*host) {
     error = fmt::format("invalid URL '{}': no host", text);
   } else {
-    out.emplace();
-    std::string& key = out->host_key;
-    key.reserve(std::strlen(scheme) + std::strlen(host) + 12);
-    for (const char* c = scheme; *c; ++c) key += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
-    key += "://";
-    for (const char* c = host; *c; ++c) key += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
-    key += ':';
-    key += port ? port : "";
-    if (want_path) {
-      char *path = nullptr, *query = nullptr;
-      curl_url_get(u, CURLUPART_PATH, &path, 0);
-      curl_url_get(u, CURLUPART_QUERY, &query, 0);
-      out->path = path && *path ? path : "/";
-      if (query) out->path.append("?").append(query);
-      curl_free(path);
-      curl_free(query);
-    }
+    key.emplace();
+    key->reserve(std::strlen(scheme) + std::strlen(host) + 12);
+    for (const char* c = scheme; *c; ++c) *key += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
+    *key += "://";
+    for (const char* c = host; *c; ++c) *key += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
+    *key += ':';
+    *key += port ? port : "";
   }
   curl_free(scheme);
   curl_free(host);
   curl_free(port);
   curl_url_cleanup(u);
+  return key;
+}
+
+// The URL's path and query as libcurl normalizes them (dot segments removed), for robots.txt rules.
+std::string robots_path(const std::string& text) {
+  CURLU* u = curl_url();
+  std::string out = "/";
+  if (curl_url_set(u, CURLUPART_URL, text.c_str(), 0) == CURLUE_OK) {
+    char *path = nullptr, *query = nullptr;
+    curl_url_get(u, CURLUPART_PATH, &path, 0);
+    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    if (path && *path) out = path;
+    if (query) out.append("?").append(query);
+    curl_free(path);
+    curl_free(query);
+  }
+  curl_url_cleanup(u);
   return out;
+}
+
+// The part of a URL that decides its host key: everything before the first '/' after "://"
+// (scheme, authority, and a query or fragment that has no '/'). Empty when there is no "://".
+std::string_view host_prefix(std::string_view url) {
+  auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return {};
+  return url.substr(0, url.find('/', scheme_end + 3));
 }
 
 Reason classify(CURLcode code, bool too_large) {
@@ -216,7 +225,13 @@ bool is_redirect(long status) {
 }  // namespace
 
 HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
-    : opt_(std::move(options)), node_id_(std::move(node_id)), rng_(std::random_device{}()) {}
+    : opt_(std::move(options)), node_id_(std::move(node_id)), rng_(std::random_device{}()) {
+  for (const std::string& name : opt_.keep_headers) {
+    std::string field = "header_" + name;
+    std::replace(field.begin(), field.end(), '-', '_');
+    keep_fields_.push_back(std::move(field));
+  }
+}
 
 HttpLoop::~HttpLoop() {
   if (thread_.joinable()) stop();
@@ -243,14 +258,12 @@ void HttpLoop::start(AsyncOutput& out) {
 void HttpLoop::submit(Record&& record) {
   auto job = std::make_unique<Job>();
   const Value* url = record.get(opt_.url_field);
+  std::string error;
   if (!url || !url->as_string()) {
     job->setup_error = url ? fmt::format("field '{}' is a {}, not a URL string", opt_.url_field, url->type_name())
                            : fmt::format("record has no '{}' field", opt_.url_field);
-  } else if (std::string error; auto parsed = parse_url(*url->as_string(), opt_.robots, error)) {
-    // Parsed here, on the submitting thread, to keep the I/O thread free for I/O.
+  } else if (host_key(*url->as_string(), job->host, error)) {
     job->url = *url->as_string();
-    job->host = std::move(parsed->host_key);
-    job->path = std::move(parsed->path);
   } else {
     job->url = *url->as_string();
     job->setup_reason = error.starts_with("refused") ? Reason::refused : Reason::invalid;
@@ -263,6 +276,26 @@ void HttpLoop::submit(Record&& record) {
   job->record = std::move(record);
   std::lock_guard lock(incoming_mutex_);
   incoming_.push_back(std::move(job));
+}
+
+bool HttpLoop::host_key(const std::string& url, std::string& key, std::string& error) {
+  const std::string_view prefix = host_prefix(url);
+  if (!prefix.empty()) {
+    std::lock_guard lock(host_keys_mutex_);
+    if (auto it = host_keys_.find(prefix); it != host_keys_.end()) {
+      key = it->second;
+      return true;
+    }
+  }
+  auto parsed = parse_host_key(url, error);
+  if (!parsed) return false;
+  key = *parsed;
+  if (!prefix.empty()) {
+    std::lock_guard lock(host_keys_mutex_);
+    if (host_keys_.size() >= kMaxHostKeys) host_keys_.clear();
+    host_keys_.emplace(std::string(prefix), std::move(*parsed));
+  }
+  return true;
 }
 
 void HttpLoop::wake() {
@@ -299,7 +332,11 @@ void HttpLoop::run() {
     take_incoming();  // what the finished transfers let through (release: after_fetch) starts this turn
     now = Clock::now();
     admit_all(now);
-    out_->flush();
+    if (held_ > 0 && (held_ >= kMaxHeld || now - first_held_ >= kMaxHold || active_.empty() || out_->urgent() ||
+                      quit_.load() || cancel_.load())) {
+      out_->flush();
+      held_ = 0;
+    }
     if (quit_.load() && active_.empty() && timers_.empty()) {
       bool idle = true;
       for (auto& [key, host] : hosts_) idle = idle && host.waiting.empty();
@@ -323,6 +360,9 @@ void HttpLoop::run() {
 
 long HttpLoop::poll_timeout_ms(Clock::time_point now) {
   long timeout = 1000;
+  if (held_ > 0) {  // results wait for at most kMaxHold
+    timeout = std::max<long>(0, std::chrono::ceil<std::chrono::milliseconds>(first_held_ + kMaxHold - now).count());
+  }
   long curl_timeout = -1;
   curl_multi_timeout(multi_, &curl_timeout);
   if (curl_timeout >= 0) timeout = std::min(timeout, curl_timeout);
@@ -392,7 +432,9 @@ void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) 
   }
   while (!host.waiting.empty() && host.in_flight < opt_.per_host) {
     if (opt_.robots) {
-      if (!host.rules.allowed(host.waiting.front()->path)) {
+      Job& next = *host.waiting.front();
+      if (!host.rules.allows_everything() && next.path.empty()) next.path = robots_path(next.url);
+      if (!host.rules.allows_everything() && !host.rules.allowed(next.path)) {
         auto job = std::move(host.waiting.front());
         host.waiting.pop_front();
         std::string message =
@@ -586,6 +628,9 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     }
     std::string detail = t->error[0] ? std::string(t->error) : std::string(curl_easy_strerror(code));
     if (reason == Reason::too_large) detail = fmt::format("body larger than max_body ({} bytes)", opt_.max_body);
+    if (reason == Reason::invalid) {  // a URL libcurl refused only now (its host key came from the cache)
+      return fail(std::move(job), reason, 0, fmt::format("invalid URL '{}': {}", job->url, detail));
+    }
     nanoseconds wait = opt_.retry.backoff(job->attempts + 1, rng_);
     return retry_or_fail(std::move(job), reason, 0, fmt::format("{}: {}", reason_name(reason), detail), wait);
   }
@@ -605,8 +650,8 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
                   fmt::format("redirects: more than max_redirects ({}), last to '{}'", opt_.max_redirects, target));
     }
     std::string error;
-    auto parsed = parse_url(target, opt_.robots, error);
-    if (!parsed) {
+    std::string key;
+    if (!host_key(target, key, error)) {
       return fail(
           std::move(job), Reason::refused, status,
           fmt::format("refused redirect from '{}' to '{}': only http and https URLs are allowed", job->url, target));
@@ -618,8 +663,8 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
       job->body.reset();
     }
     job->url = std::move(target);  // absolute, from libcurl
-    job->host = std::move(parsed->host_key);
-    job->path = std::move(parsed->path);
+    job->host = std::move(key);
+    job->path.clear();
     return enqueue(std::move(job), true);
   }
 
@@ -661,14 +706,13 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
   curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total);
   Record& r = job->record;
   r.reserve(r.fields().size() + 12 + t.kept.size());
-  r.set("final_url", Value(effective_url(e, job->url)));
+  if (r.meta.origin_url.empty()) r.meta.origin_url = job->url;
+  char* effective = nullptr;
+  curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &effective);
+  r.set("final_url", Value(effective && effective != job->url ? std::string(effective) : std::move(job->url)));
   r.set("status", Value(static_cast<std::int64_t>(status)));
   r.set("content_type", content_type ? Value(std::string(content_type)) : Value());
-  for (auto& [name, value] : t.kept) {
-    std::string field = "header_" + name;
-    std::replace(field.begin(), field.end(), '-', '_');
-    r.set(field, Value(std::move(value)));
-  }
+  for (auto& [index, value] : t.kept) r.set(keep_fields_[index], Value(std::move(value)));
   r.set(opt_.body_field, Value(Bytes(std::move(t.body))));
   r.set("time_dns", Value(static_cast<double>(dns) / 1e6));
   r.set("time_connect", Value(static_cast<double>(connect) / 1e6));
@@ -677,7 +721,7 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
   r.set("attempts", Value(static_cast<std::int64_t>(job->attempts)));
   r.set("fetched_at", Value(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()));
   r.meta.attempt = job->attempts;
-  if (r.meta.origin_url.empty()) r.meta.origin_url = job->url;
+  hold_result();
   out_->complete(std::move(r));
 }
 
@@ -688,6 +732,7 @@ void HttpLoop::fail(std::unique_ptr<Job> job, Reason reason, long status, std::s
   r.set("attempts", Value(static_cast<std::int64_t>(job->attempts)));
   r.meta.attempt = job->attempts;
   if (job->attempts > 1) message += fmt::format(" ({})", attempts_text(job->attempts));
+  hold_result();
   out_->fail(std::move(r), std::move(message));
 }
 

@@ -105,11 +105,23 @@ class HttpLoop {
   long poll_timeout_ms(Clock::time_point now);
 
   FetchOptions opt_;
+  std::vector<std::string> keep_fields_;  // header_<name> for each of opt_.keep_headers
   std::string node_id_;
   AsyncOutput* out_ = nullptr;
   CURLM* multi_ = nullptr;
   CURLSH* share_ = nullptr;
   std::thread thread_;
+
+  // Host keys by host_prefix() of the URLs seen: libcurl parses the first URL of each scheme and
+  // authority; the others share its key (a URL libcurl refuses fails at its transfer instead).
+  struct PrefixHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  static constexpr std::size_t kMaxHostKeys = 4096;
+  bool host_key(const std::string& url, std::string& key, std::string& error);
+  std::mutex host_keys_mutex_;
+  std::unordered_map<std::string, std::string, PrefixHash, std::equal_to<>> host_keys_;
 
   std::mutex incoming_mutex_;
   std::vector<std::unique_ptr<Job>> incoming_;
@@ -124,6 +136,16 @@ class HttpLoop {
   std::vector<std::unique_ptr<Transfer>> idle_;  // finished transfers, handles ready for reuse
   std::mt19937_64 rng_;
   bool aborted_ = false;
+  // Results handed to out_ but not flushed yet. Unless a result holds capacity others wait for
+  // (out_->urgent()), they are delivered in batches: every kMaxHeld results or kMaxHold, whichever
+  // comes first, and at once when no transfer is left to wait for.
+  static constexpr std::size_t kMaxHeld = 64;
+  static constexpr std::chrono::milliseconds kMaxHold{1};
+  std::size_t held_ = 0;
+  Clock::time_point first_held_;
+  void hold_result() {
+    if (held_++ == 0) first_held_ = Clock::now();
+  }
 };
 
 }  // namespace sluice::fetch

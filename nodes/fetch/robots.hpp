@@ -18,6 +18,8 @@ class RobotsRules {
 
   // `path` is the URL's path and query ("/a/b?c=d"). The longest matching rule wins; Allow wins a tie.
   bool allowed(std::string_view path) const;
+  // No rules at all: every path is allowed, whatever it is.
+  bool allows_everything() const { return rules_.empty(); }
   // Crawl-delay of the group, in seconds.
   std::optional<double> crawl_delay() const { return crawl_delay_; }
 

@@ -273,6 +273,32 @@ TEST_CASE("forbidden schemes are refused, also after a redirect, naming the URL"
   CHECK_FALSE(errors.empty());
 }
 
+TEST_CASE("malformed URLs are errors with reason invalid, before and after their host was seen", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  // The first URL of a host is parsed in full at submit; later ones of the same host reuse its host
+  // key and a malformed one is refused when its transfer starts. Both end the same way.
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, {server.url("/a b"), server.url("/status/200"), server.url("/c d"), "http://", "http://[::1"}, 1,
+      "    retries: {attempts: 1}", "batch: 1")));
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").size() == 1);
+  auto bad = lines(dir, "bad.jsonl");
+  REQUIRE(bad.size() == 4);
+  for (const auto& line : bad) {
+    CAPTURE(line);
+    CHECK(line.find("\"reason\":\"invalid\"") != std::string::npos);
+  }
+  auto messages = error_messages(dir);
+  REQUIRE(messages.size() == 4);
+  for (const std::string& url : {server.url("/a b"), server.url("/c d"), std::string("http://")}) {
+    CHECK(std::count_if(messages.begin(), messages.end(), [&](const std::string& m) {
+            return m.starts_with(fmt::format("invalid URL '{}': ", url));
+          }) == 1);
+  }
+  CHECK(server.counter("*").requests == 2);  // /status/200 and the host's robots.txt: nothing malformed was sent
+}
+
 TEST_CASE("redirects are followed up to max_redirects and loops are stopped", "[fetch]") {
   FixtureServer server;
   TempDir dir;

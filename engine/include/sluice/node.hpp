@@ -123,6 +123,11 @@ class AsyncOutput {
   // batch. Results are not delivered before flush(): call it at the end of every burst of
   // completions, and always before the node's thread waits for more work.
   virtual void flush() = 0;
+  // True when a result collected since the last flush() holds capacity that nothing else holds (a
+  // limit slot, the last record of a source's batch): then flush() at the end of this burst. While
+  // false a node may go on collecting for a short while (HttpLoop: up to 1 ms or 64 results) to hand
+  // over fewer, larger batches.
+  virtual bool urgent() const = 0;
   // Ends `count` submitted records that produce no output at all (a frontier dropping a URL it has
   // seen). Counts as their completion. Thread-safe; takes effect at once.
   virtual void discard(std::size_t count = 1) = 0;
