@@ -119,6 +119,7 @@ class HttpLoop {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   static constexpr std::size_t kMaxHostKeys = 4096;
+  static constexpr int kMinIdleConnections = 64;  // libcurl's connection cache, across hosts
   bool host_key(const std::string& url, std::string& key, std::string& error);
   std::mutex host_keys_mutex_;
   std::unordered_map<std::string, std::string, PrefixHash, std::equal_to<>> host_keys_;

@@ -72,6 +72,41 @@ std::vector<std::string> error_messages(const TempDir& dir) {
 
 }  // namespace
 
+TEST_CASE("a fetched record carries final url, status, content type, kept headers, body and timings", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string url = server.url("/headers?X-One=1&X-Many=a&X-Many=b");
+  test::write_file(dir.file("urls.txt"), url + "\n");
+  RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: record
+nodes:
+  - id: src
+    type: source.list
+    file: {urls}
+  - id: get
+    type: fetch
+    keep_headers: [X-One, x-many, X-Missing]
+  - id: out
+    type: sink.jsonl
+    path: {out}
+edges:
+  - src -> get -> out
+)",
+                                                            fmt::arg("urls", dir.file("urls.txt")),
+                                                            fmt::arg("out", dir.file("out.jsonl")))));
+  REQUIRE(report.errors.empty());
+  auto out = lines(dir, "out.jsonl");
+  REQUIRE(out.size() == 1);
+  const std::string& r = out[0];
+  CAPTURE(r);
+  CHECK(r.find(fmt::format(R"("final_url":"{}","status":200,"content_type":"text/plain",)", url)) != std::string::npos);
+  CHECK(r.find(R"("header_x_one":"1","header_x_many":"a, b","header_x_missing":null,"body":"headers\n",)") !=
+        std::string::npos);
+  for (const char* field : {"time_dns", "time_connect", "time_ttfb", "time_total", "fetched_at"}) {
+    CHECK(r.find(fmt::format("\"{}\":", field)) != std::string::npos);
+  }
+  CHECK(r.find(R"("attempts":1)") != std::string::npos);
+}
+
 TEST_CASE("the server never sees more concurrent requests than max_in_flight", "[fetch][limit]") {
   FixtureServer server;
   TempDir dir;

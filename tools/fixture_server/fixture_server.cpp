@@ -232,6 +232,10 @@ struct FixtureServer::Impl {
                                   json_escape(req.path), json_escape(req.body), headers),
                       "application/json");
     });
+    server.Get("/headers", tracked([](const httplib::Request& req, httplib::Response& res) {
+                 for (const auto& [name, value] : req.params) res.headers.emplace(name, value);
+                 res.set_content("headers\n", "text/plain");
+               }));
     server.Get("/echo", echo);
     server.Post("/echo", echo);
     server.Put("/echo", echo);

@@ -17,6 +17,8 @@
 //   /redirect-loop              redirects to itself forever
 //   /redirect-to?url=<u>        a redirect to <u> (file:///etc/passwd, another host, ...); as a POST,
 //                               &status=S picks the redirect status (default 303 See Other)
+//   /headers?<name>=<value>...  200 with each query parameter as a response header (repeat a name
+//                               for several fields of that name)
 //   /echo (GET, POST, ...)      the request as JSON: method, path, body, headers
 //   /__stats                    counters as JSON; POST /__reset clears them
 // A connection reset has its own raw TCP port (reset_url()): it accepts and resets at once.
