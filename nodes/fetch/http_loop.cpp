@@ -84,9 +84,9 @@ bool iequals(std::string_view a, std::string_view lower_b) {
   return true;
 }
 
-// A response header of the transfer's last response (not of a 1xx or a trailer), read from the
+// A response header of the transfer's last response (not of a 1xx, not a trailer), read from the
 // headers libcurl stores anyway: no header callback runs per line. Several fields of one name are
-// joined with ", " (RFC 9110, 5.3). Null when the response had none.
+// joined with ", " (RFC 9110, 5.3). nullopt when the response had none.
 std::optional<std::string> response_header(CURL* easy, const char* name) {
   curl_header* h = nullptr;
   if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK) return std::nullopt;
@@ -216,6 +216,19 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
     std::replace(field.begin(), field.end(), '-', '_');
     keep_fields_.push_back(std::move(field));
   }
+  for (std::string_view name : {"final_url", "status", "content_type", "time_dns", "time_connect", "time_ttfb",
+                                "time_total", "attempts", "fetched_at"})
+    output_fields_.emplace(name);
+  output_fields_.insert(opt_.body_field);
+  output_fields_.insert(keep_fields_.begin(), keep_fields_.end());
+  // The User-Agent goes out as a plain request header: CURLOPT_USERAGENT costs libcurl a formatted
+  // copy per request. A User-Agent among the configured headers replaces it.
+  bool custom_agent = std::any_of(opt_.headers.begin(), opt_.headers.end(),
+                                  [](const auto& h) { return iequals(h.first, "user-agent"); });
+  if (!custom_agent && !opt_.user_agent.empty()) {
+    base_headers_ = curl_slist_append(nullptr, ("User-Agent: " + opt_.user_agent).c_str());
+    if (!base_headers_) throw std::bad_alloc();
+  }
 }
 
 HttpLoop::~HttpLoop() {
@@ -225,6 +238,7 @@ HttpLoop::~HttpLoop() {
   idle_.clear();  // cleans the easy handles up, before the share they may use
   if (multi_) curl_multi_cleanup(multi_);
   if (share_) curl_share_cleanup(share_);
+  curl_slist_free_all(base_headers_);
 }
 
 void HttpLoop::start(AsyncOutput& out) {
@@ -497,7 +511,8 @@ void HttpLoop::set_options(Transfer& t) {
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(opt_.connect_timeout).count()));
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opt_.max_body));
-  curl_easy_setopt(e, CURLOPT_USERAGENT, opt_.user_agent.c_str());
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, base_headers_);
+  curl_easy_setopt(e, CURLOPT_PROXYHEADER, base_headers_);  // a proxy's CONNECT carries it too
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, opt_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
   if (opt_.compressed) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   if (share_) {
@@ -509,7 +524,7 @@ void HttpLoop::set_options(Transfer& t) {
 // Back to the pool, ready for the next transfer (whose job may differ in method and headers).
 void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
   if (t->headers) {
-    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, nullptr);
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, base_headers_);
     curl_slist_free_all(t->headers);
     t->headers = nullptr;
   }
@@ -559,8 +574,11 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   CURL* e = t->easy;
   t->probe = probe;
   ++job->attempts;
-  for (const auto& h : job->headers) t->headers = curl_slist_append(t->headers, h.c_str());
-  if (t->headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+  if (!job->headers.empty()) {
+    for (const curl_slist* h = base_headers_; h; h = h->next) t->headers = curl_slist_append(t->headers, h->data);
+    for (const auto& h : job->headers) t->headers = curl_slist_append(t->headers, h.c_str());
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+  }
   t->custom = job->method != "GET" || job->body.has_value();
   if (job->method == "HEAD") {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -684,32 +702,39 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
   CURL* e = t.easy;
   long status = 0;
   char* content_type = nullptr;
+  char* effective = nullptr;
   curl_off_t dns = 0, connect = 0, ttfb = 0, total = 0;
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &content_type);
+  curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &effective);
   curl_easy_getinfo(e, CURLINFO_NAMELOOKUP_TIME_T, &dns);
   curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &connect);
   curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &ttfb);
   curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total);
   Record& r = job->record;
-  r.reserve(r.fields().size() + 12 + keep_fields_.size());
   if (r.meta.origin_url.empty()) r.meta.origin_url = job->url;
-  char* effective = nullptr;
-  curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &effective);
-  r.set("final_url", Value(effective && effective != job->url ? std::string(effective) : std::move(job->url)));
-  r.set("status", Value(static_cast<std::int64_t>(status)));
-  r.set("content_type", content_type ? Value(std::string(content_type)) : Value());
+  // A record usually has none of the fields fetch adds yet: then they are appended without a
+  // lookup each.
+  const bool fresh = std::none_of(r.fields().begin(), r.fields().end(),
+                                  [this](const Record::Field& f) { return output_fields_.contains(f.first); });
+  auto put = [&r, fresh](std::string_view name, Value value) {
+    fresh ? r.append(name, std::move(value)) : r.set(name, std::move(value));
+  };
+  r.reserve(r.fields().size() + 12 + keep_fields_.size());
+  put("final_url", Value(effective && effective != job->url ? std::string(effective) : std::move(job->url)));
+  put("status", Value(static_cast<std::int64_t>(status)));
+  put("content_type", content_type ? Value(std::string(content_type)) : Value());
   for (std::size_t i = 0; i < keep_fields_.size(); ++i) {
     auto value = response_header(e, opt_.keep_headers[i].c_str());
-    r.set(keep_fields_[i], value ? Value(std::move(*value)) : Value());
+    put(keep_fields_[i], value ? Value(std::move(*value)) : Value());
   }
-  r.set(opt_.body_field, Value(Bytes(std::move(t.body))));
-  r.set("time_dns", Value(static_cast<double>(dns) / 1e6));
-  r.set("time_connect", Value(static_cast<double>(connect) / 1e6));
-  r.set("time_ttfb", Value(static_cast<double>(ttfb) / 1e6));
-  r.set("time_total", Value(static_cast<double>(total) / 1e6));
-  r.set("attempts", Value(static_cast<std::int64_t>(job->attempts)));
-  r.set("fetched_at", Value(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()));
+  put(opt_.body_field, Value(Bytes(std::move(t.body))));
+  put("time_dns", Value(static_cast<double>(dns) / 1e6));
+  put("time_connect", Value(static_cast<double>(connect) / 1e6));
+  put("time_ttfb", Value(static_cast<double>(ttfb) / 1e6));
+  put("time_total", Value(static_cast<double>(total) / 1e6));
+  put("attempts", Value(static_cast<std::int64_t>(job->attempts)));
+  put("fetched_at", Value(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()));
   r.meta.attempt = job->attempts;
   hold_result();
   out_->complete(std::move(r));

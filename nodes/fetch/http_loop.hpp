@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "policy.hpp"
@@ -104,25 +105,29 @@ class HttpLoop {
   void abort_everything();
   long poll_timeout_ms(Clock::time_point now);
 
+  // Hashes std::string and std::string_view alike, for lookups by string_view.
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
   FetchOptions opt_;
   std::vector<std::string> keep_fields_;  // header_<name> for each of opt_.keep_headers
+  std::unordered_set<std::string, StringHash, std::equal_to<>> output_fields_;  // the fields succeed() sets
   std::string node_id_;
   AsyncOutput* out_ = nullptr;
   CURLM* multi_ = nullptr;
   CURLSH* share_ = nullptr;
+  curl_slist* base_headers_ = nullptr;  // request headers of every transfer: the User-Agent
   std::thread thread_;
 
   // Host keys by host_prefix() of the URLs seen: libcurl parses the first URL of each scheme and
   // authority; the others share its key (a URL libcurl refuses fails at its transfer instead).
-  struct PrefixHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
   static constexpr std::size_t kMaxHostKeys = 4096;
   static constexpr int kMinIdleConnections = 64;  // libcurl's connection cache, across hosts
   bool host_key(const std::string& url, std::string& key, std::string& error);
   std::mutex host_keys_mutex_;
-  std::unordered_map<std::string, std::string, PrefixHash, std::equal_to<>> host_keys_;
+  std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> host_keys_;
 
   std::mutex incoming_mutex_;
   std::vector<std::unique_ptr<Job>> incoming_;

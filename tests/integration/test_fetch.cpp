@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "../support.hpp"
@@ -384,6 +386,29 @@ TEST_CASE("method, headers and body are sent as configured, with {field} templat
   CHECK(ok[0].find(fmt::format(R"(\"body\":\"{{\\\"q\\\": \\\"{}\\\"}}\")", server.url("/echo"))) != std::string::npos);
   CHECK(ok[0].find(fmt::format(R"(\"X-Trace\":\"id-{}\")", server.url("/echo"))) != std::string::npos);
   CHECK(ok[0].find(R"(\"User-Agent\":\"sluice-test/1\")") != std::string::npos);
+}
+
+TEST_CASE("the User-Agent is sent once: user_agent by default, a configured User-Agent header instead", "[fetch]") {
+  FixtureServer server;
+  for (const auto& [config, agent] : std::vector<std::pair<std::string, std::string>>{
+           {"    retries: {attempts: 1}", "sluice/0.1"},
+           {"    user_agent: polite-bot/2 (+https://example.org/bot)", "polite-bot/2 (+https://example.org/bot)"},
+           {"    headers: {user-agent: 'custom/{url}', X-Other: x}", "custom/" + server.url("/echo")}}) {
+    TempDir dir;
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, {server.url("/echo")}, 1, config)));
+    REQUIRE(report.errors.empty());
+    auto ok = lines(dir, "ok.jsonl");
+    REQUIRE(ok.size() == 1);
+    std::string line = ok[0];  // header names are case-insensitive: compare in lower case
+    std::transform(line.begin(), line.end(), line.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::string expected = agent;
+    std::transform(expected.begin(), expected.end(), expected.begin(), [](unsigned char c) { return std::tolower(c); });
+    CAPTURE(line);
+    std::size_t first = line.find("user-agent\\\":");
+    REQUIRE(first != std::string::npos);
+    CHECK(line.find("user-agent\\\":", first + 1) == std::string::npos);
+    CHECK(line.find(fmt::format("user-agent\\\":\\\"{}\\\"", expected)) != std::string::npos);
+  }
 }
 
 TEST_CASE("a reused handle sends each job's own method and body; a 303 after a POST continues as a GET",

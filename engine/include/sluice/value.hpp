@@ -88,6 +88,9 @@ class Record {
   Value* get(std::string_view name);
   // Sets a field, replacing an existing one of the same name in place.
   void set(std::string_view name, Value value);
+  // Adds a field at the end without looking for one of the same name: only for a name the record
+  // is known not to have (it would then hold two). For nodes that add many fields at once.
+  void append(std::string_view name, Value value) { fields_.emplace_back(std::string(name), std::move(value)); }
   // Renames a field; returns false when `from` does not exist. Replaces an existing `to`.
   bool rename(std::string_view from, std::string_view to);
   bool erase(std::string_view name);
