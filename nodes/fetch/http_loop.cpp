@@ -34,6 +34,7 @@ struct HttpLoop::Transfer {
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   bool custom = false;  // a method or request body was set: the handle is reset before reuse
+  BodyPool* bodies = nullptr;
   std::string body;
   std::uint64_t max_body = 0;
   bool sized = false;  // the body was reserved from Content-Length
@@ -62,8 +63,9 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   auto* t = static_cast<HttpLoop::Transfer*>(user);
   std::size_t n = size * count;
   if (!t->sized) {
-    // Size the body once from Content-Length instead of growing it (a compressed body may still grow).
+    // A reused buffer, sized once from Content-Length instead of grown (a compressed body may still grow).
     t->sized = true;
+    if (t->body.empty()) t->body = t->bodies->take();
     curl_off_t length = -1;
     if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length > 0)
       t->body.reserve(std::min(static_cast<std::uint64_t>(length), t->max_body));
@@ -208,6 +210,39 @@ bool is_redirect(long status) {
 }
 
 }  // namespace
+
+std::string BodyPool::take() {
+  std::lock_guard lock(mutex_);
+  if (free_.empty()) return {};
+  std::string buffer = std::move(free_.back());
+  free_.pop_back();
+  bytes_ -= buffer.capacity();
+  return buffer;
+}
+
+void BodyPool::give(std::string&& buffer) {
+  const std::size_t capacity = buffer.capacity();
+  if (capacity < 256 || capacity > kMaxCapacity) return;  // small ones are not worth it; big ones are freed
+  std::string kept = std::move(buffer);
+  kept.clear();
+  std::lock_guard lock(mutex_);
+  if (bytes_ + capacity > kMaxBytes) return;  // freed outside the pool (after the lock, by kept's destructor)
+  bytes_ += capacity;
+  free_.push_back(std::move(kept));
+}
+
+Bytes BodyPool::share(std::string&& body) {
+  // One allocation holds the body and the pool reference; the Bytes alias the body inside it.
+  struct Shared {
+    std::string body;
+    std::shared_ptr<BodyPool> pool;
+    ~Shared() { pool->give(std::move(body)); }
+  };
+  auto shared = std::make_shared<Shared>();
+  shared->body = std::move(body);
+  shared->pool = shared_from_this();
+  return Bytes(std::shared_ptr<const std::string>(shared, &shared->body));
+}
 
 HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
     : opt_(std::move(options)), node_id_(std::move(node_id)), rng_(std::random_device{}()) {
@@ -496,6 +531,7 @@ std::unique_ptr<HttpLoop::Transfer> HttpLoop::take_transfer(const std::string& u
 void HttpLoop::set_options(Transfer& t) {
   CURL* e = t.easy;
   t.max_body = opt_.max_body;
+  t.bodies = bodies_.get();
   curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
@@ -535,7 +571,8 @@ void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
   }
   t->job.reset();
   t->robots_host.clear();
-  std::string().swap(t->body);  // usually moved into the record already; never pooled
+  bodies_->give(std::move(t->body));  // usually in a record already; a robots.txt or failed body comes back here
+  t->body = std::string();
   t->sized = false;
   t->too_large = false;
   t->probe = false;
@@ -728,7 +765,7 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
     auto value = response_header(e, opt_.keep_headers[i].c_str());
     put(keep_fields_[i], value ? Value(std::move(*value)) : Value());
   }
-  put(opt_.body_field, Value(Bytes(std::move(t.body))));
+  put(opt_.body_field, Value(bodies_->share(std::move(t.body))));
   put("time_dns", Value(static_cast<double>(dns) / 1e6));
   put("time_connect", Value(static_cast<double>(connect) / 1e6));
   put("time_ttfb", Value(static_cast<double>(ttfb) / 1e6));

@@ -50,6 +50,26 @@ struct FetchOptions {
   bool robots = true;  // fetch /robots.txt per host first and obey it
 };
 
+// Body buffers, reused: a finished record's body returns here when its last reference goes (on
+// whatever thread drops it), and the I/O thread writes the next body into it instead of into fresh
+// memory. Bounded: buffers above kMaxCapacity, and any beyond kMaxBytes in all, are freed.
+class BodyPool : public std::enable_shared_from_this<BodyPool> {
+ public:
+  // An empty string, with the capacity of a returned buffer when there is one. Any thread.
+  std::string take();
+  // Hands `body` to records as Bytes; its buffer comes back to this pool with the last reference.
+  Bytes share(std::string&& body);
+  // Returns a buffer that no record holds. Any thread.
+  void give(std::string&& buffer);
+
+ private:
+  static constexpr std::size_t kMaxCapacity = 1 << 20;
+  static constexpr std::size_t kMaxBytes = 4 << 20;
+  std::mutex mutex_;
+  std::vector<std::string> free_;
+  std::size_t bytes_ = 0;  // capacity held in free_
+};
+
 class HttpLoop {
  public:
   HttpLoop(FetchOptions options, std::string node_id);
@@ -140,6 +160,7 @@ class HttpLoop {
   std::multimap<Clock::time_point, Timer> timers_;
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;
   std::vector<std::unique_ptr<Transfer>> idle_;  // finished transfers, handles ready for reuse
+  std::shared_ptr<BodyPool> bodies_ = std::make_shared<BodyPool>();
   std::mt19937_64 rng_;
   bool aborted_ = false;
   // Results handed to out_ but not flushed yet. Unless a result holds capacity others wait for

@@ -20,6 +20,9 @@ class Bytes {
  public:
   Bytes() = default;
   explicit Bytes(std::string data) : data_(std::make_shared<const std::string>(std::move(data))) {}
+  // Shares a buffer owned elsewhere: its shared_ptr decides what happens to the memory when the last
+  // Bytes is gone (fetch returns body buffers to its pool that way).
+  explicit Bytes(std::shared_ptr<const std::string> data) : data_(std::move(data)) {}
 
   std::string_view view() const { return data_ ? std::string_view(*data_) : std::string_view(); }
   std::size_t size() const { return data_ ? data_->size() : 0; }
