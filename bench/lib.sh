@@ -1,10 +1,14 @@
 # Shared by the bench scripts (source it): a free loopback port, nginx serving a directory, and
 # whole-process measurements with /usr/bin/time.
 
-# free_port: prints a TCP port on 127.0.0.1 that nothing listens on.
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on, below the kernel's ephemeral
+# range: a port in that range may be the local end of a client connection (the benchmarks make
+# thousands), and then nginx cannot bind it.
 free_port() {
+  local low=32768
+  [[ -r /proc/sys/net/ipv4/ip_local_port_range ]] && read -r low _ </proc/sys/net/ipv4/ip_local_port_range
   for _ in $(seq 1 50); do
-    local candidate=$((20000 + RANDOM % 40000))
+    local candidate=$((10000 + RANDOM % (low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
       echo "$candidate"
       return 0
