@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -105,6 +106,7 @@ struct FixtureServer::Impl {
   std::atomic<bool> stopping{false};
   mutable std::mutex mutex;
   std::map<std::string, Counter> counters;
+  std::map<std::string, std::set<std::string>> peers;  // per counter key: "address:port" of each connection
   std::map<std::string, int> flaky;
   std::string gzip_text;
   std::string gzip_bomb;
@@ -116,9 +118,11 @@ struct FixtureServer::Impl {
       std::string path = req.path;
       auto slash = path.find('/', 1);
       keys_ = {"*", slash == std::string::npos ? path : path.substr(0, slash), "host:" + req.get_header_value("Host")};
+      const std::string peer = fmt::format("{}:{}", req.remote_addr, req.remote_port);
       std::lock_guard lock(impl_.mutex);
       for (const auto& k : keys_) {
         Counter& c = impl_.counters[k];
+        if (impl_.peers[k].insert(peer).second) ++c.connections;
         ++c.requests;
         ++c.current;
         c.max_concurrent = std::max(c.max_concurrent, c.current);
@@ -246,8 +250,8 @@ struct FixtureServer::Impl {
       std::lock_guard lock(mutex);
       for (const auto& [key, c] : counters) {
         if (body.size() > 1) body += ',';
-        body += fmt::format(R"("{}":{{"requests":{},"current":{},"max_concurrent":{}}})", json_escape(key), c.requests,
-                            c.current, c.max_concurrent);
+        body += fmt::format(R"("{}":{{"requests":{},"current":{},"max_concurrent":{},"connections":{}}})",
+                            json_escape(key), c.requests, c.current, c.max_concurrent, c.connections);
       }
       res.set_content(body + "}", "application/json");
     });
@@ -278,11 +282,13 @@ struct FixtureServer::Impl {
 
   void reset() {
     std::lock_guard lock(mutex);
+    peers.clear();
     for (auto it = counters.begin(); it != counters.end();) {
       if (it->second.current == 0) {
         it = counters.erase(it);
       } else {
         it->second.requests = 0;
+        it->second.connections = 0;
         it->second.max_concurrent = it->second.current;
         ++it;
       }

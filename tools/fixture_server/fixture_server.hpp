@@ -23,8 +23,8 @@
 //   /__stats                    counters as JSON; POST /__reset clears them
 // A connection reset has its own raw TCP port (reset_url()): it accepts and resets at once.
 //
-// Counters: requests seen, current and maximum concurrent requests, per first path segment
-// ("/delay") and per Host header. Not counted: /__stats and /__reset.
+// Counters: requests seen, current and maximum concurrent requests, and the client connections they
+// came on, per first path segment ("/delay") and per Host header. Not counted: /__stats and /__reset.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +38,7 @@ struct Counter {
   std::uint64_t requests = 0;
   int current = 0;
   int max_concurrent = 0;
+  std::uint64_t connections = 0;  // distinct client connections (address and port) that sent them
 };
 
 class FixtureServer {
