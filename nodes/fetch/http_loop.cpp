@@ -258,10 +258,12 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
   output_fields_.insert(keep_fields_.begin(), keep_fields_.end());
   // The User-Agent goes out as a plain request header: CURLOPT_USERAGENT costs libcurl a formatted
   // copy per request. A User-Agent among the configured headers replaces it.
+  // (robots.txt requests still send `user_agent`: their rules are matched against it).
+  if (!opt_.user_agent.empty()) agent_line_ = "User-Agent: " + opt_.user_agent;
   bool custom_agent = std::any_of(opt_.headers.begin(), opt_.headers.end(),
                                   [](const auto& h) { return iequals(h.first, "user-agent"); });
-  if (!custom_agent && !opt_.user_agent.empty()) {
-    base_headers_ = curl_slist_append(nullptr, ("User-Agent: " + opt_.user_agent).c_str());
+  if (!custom_agent && !agent_line_.empty()) {
+    base_headers_ = curl_slist_append(nullptr, agent_line_.c_str());
     if (!base_headers_) throw std::bad_alloc();
   }
 }
@@ -583,6 +585,10 @@ void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
 void HttpLoop::start_robots(const std::string& key, Host& host) {
   auto t = take_transfer(key + "/robots.txt");
   t->robots_host = key;
+  if (!base_headers_ && !agent_line_.empty()) {  // the job headers carry their own User-Agent
+    t->headers = curl_slist_append(nullptr, agent_line_.c_str());
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
+  }
   host.robots = Host::Robots::fetching;
   curl_multi_add_handle(multi_, t->easy);
   active_.emplace(t->easy, std::move(t));

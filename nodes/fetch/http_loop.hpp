@@ -138,7 +138,8 @@ class HttpLoop {
   AsyncOutput* out_ = nullptr;
   CURLM* multi_ = nullptr;
   CURLSH* share_ = nullptr;
-  curl_slist* base_headers_ = nullptr;  // request headers of every transfer: the User-Agent
+  std::string agent_line_;              // "User-Agent: <user_agent>", or empty
+  curl_slist* base_headers_ = nullptr;  // request headers of every transfer: agent_line_ unless `headers` sets one
   std::thread thread_;
 
   // Host keys by host_prefix() of the URLs seen: libcurl parses the first URL of each scheme and

@@ -426,6 +426,11 @@ TEST_CASE("the User-Agent is sent once: user_agent by default, a configured User
     CHECK(line.find("user-agent\\\":", first + 1) == std::string::npos);
     CHECK(line.find(fmt::format("user-agent\\\":\\\"{}\\\"", expected)) != std::string::npos);
   }
+  // robots.txt rules are matched against user_agent, so its request sends user_agent even when the
+  // configured headers give pages another User-Agent.
+  CHECK(server.counter("/robots.txt").requests == 3);
+  CHECK(server.counter("agent:sluice/0.1").requests == 3);  // robots.txt twice, the default run's page once
+  CHECK(server.counter("agent:polite-bot/2 (+https://example.org/bot)").requests == 2);
 }
 
 TEST_CASE("a reused handle sends each job's own method and body; a 303 after a POST continues as a GET",

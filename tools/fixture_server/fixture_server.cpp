@@ -117,7 +117,8 @@ struct FixtureServer::Impl {
     Track(Impl& impl, const httplib::Request& req) : impl_(impl) {
       std::string path = req.path;
       auto slash = path.find('/', 1);
-      keys_ = {"*", slash == std::string::npos ? path : path.substr(0, slash), "host:" + req.get_header_value("Host")};
+      keys_ = {"*", slash == std::string::npos ? path : path.substr(0, slash), "host:" + req.get_header_value("Host"),
+               "agent:" + req.get_header_value("User-Agent")};
       const std::string peer = fmt::format("{}:{}", req.remote_addr, req.remote_port);
       std::lock_guard lock(impl_.mutex);
       for (const auto& k : keys_) {

@@ -24,7 +24,7 @@
 // A connection reset has its own raw TCP port (reset_url()): it accepts and resets at once.
 //
 // Counters: requests seen, current and maximum concurrent requests, and the client connections they
-// came on, per first path segment ("/delay") and per Host header. Not counted: /__stats and /__reset.
+// came on, per first path segment ("/delay"), per Host header and per User-Agent header. Not counted: /__stats and /__reset.
 #pragma once
 
 #include <cstdint>
@@ -53,7 +53,7 @@ class FixtureServer {
   std::string url(const std::string& path = "/") const;  // http://127.0.0.1:<port><path>
   std::string reset_url() const;                         // http://127.0.0.1:<reset port>/
 
-  // Keys: "*" (all), "/delay" (first path segment), "host:<Host header>".
+  // Keys: "*" (all), "/delay" (first path segment), "host:<Host header>", "agent:<User-Agent header>".
   std::map<std::string, Counter> counters() const;
   Counter counter(const std::string& key) const;
   void reset_counters();
