@@ -251,11 +251,13 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
     std::replace(field.begin(), field.end(), '-', '_');
     keep_fields_.push_back(std::move(field));
   }
-  for (std::string_view name : {"final_url", "status", "content_type", "time_dns", "time_connect", "time_ttfb",
-                                "time_total", "attempts", "fetched_at"})
-    output_fields_.emplace(name);
+  constexpr std::string_view kFixedFields[] = {"final_url",  "status",     "content_type", "time_dns",  "time_connect",
+                                               "time_ttfb", "time_total", "attempts",     "fetched_at"};
+  output_fields_.insert(std::begin(kFixedFields), std::end(kFixedFields));
   output_fields_.insert(opt_.body_field);
   output_fields_.insert(keep_fields_.begin(), keep_fields_.end());
+  // A body_field or kept header that repeats a name: set() replaces, so appending is not safe.
+  if (output_fields_.size() != std::size(kFixedFields) + 1 + keep_fields_.size()) output_fields_.clear();
   // The User-Agent goes out as a plain request header: CURLOPT_USERAGENT costs libcurl a formatted
   // copy per request. A User-Agent among the configured headers replaces it.
   // (robots.txt requests still send `user_agent`: their rules are matched against it).
@@ -758,7 +760,8 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
   if (r.meta.origin_url.empty()) r.meta.origin_url = job->url;
   // A record usually has none of the fields fetch adds yet: then they are appended without a
   // lookup each.
-  const bool fresh = std::none_of(r.fields().begin(), r.fields().end(),
+  const bool fresh = !output_fields_.empty() &&
+                     std::none_of(r.fields().begin(), r.fields().end(),
                                   [this](const Record::Field& f) { return output_fields_.contains(f.first); });
   auto put = [&r, fresh](std::string_view name, Value value) {
     fresh ? r.append(name, std::move(value)) : r.set(name, std::move(value));

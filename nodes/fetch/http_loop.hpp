@@ -133,7 +133,8 @@ class HttpLoop {
 
   FetchOptions opt_;
   std::vector<std::string> keep_fields_;  // header_<name> for each of opt_.keep_headers
-  std::unordered_set<std::string, StringHash, std::equal_to<>> output_fields_;  // the fields succeed() sets
+  // The fields succeed() sets; empty when two of them share a name.
+  std::unordered_set<std::string, StringHash, std::equal_to<>> output_fields_;
   std::string node_id_;
   AsyncOutput* out_ = nullptr;
   CURLM* multi_ = nullptr;

@@ -109,6 +109,49 @@ edges:
   CHECK(r.find(R"("attempts":1)") != std::string::npos);
 }
 
+TEST_CASE("a fetched record holds each field once, also when names repeat or the record had them", "[fetch]") {
+  FixtureServer server;
+  const std::string url = server.url("/headers?X-One=1");
+  // First body_field names a field fetch also sets and a kept header is listed twice; then the
+  // record also arrives with a status field of its own.
+  for (const char* mark : {"fields: {tag: t}", "fields: {status: pending}"}) {
+    TempDir dir;
+    test::write_file(dir.file("urls.txt"), url + "\n");
+    RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: record
+nodes:
+  - id: src
+    type: source.list
+    file: {urls}
+  - id: mark
+    type: set
+    {mark}
+  - id: get
+    type: fetch
+    keep_headers: [X-One, x-one]
+    body_field: content_type
+  - id: out
+    type: sink.jsonl
+    path: {out}
+edges:
+  - src -> mark -> get -> out
+)",
+                                                              fmt::arg("urls", dir.file("urls.txt")), fmt::arg("mark", mark),
+                                                              fmt::arg("out", dir.file("out.jsonl")))));
+    REQUIRE(report.errors.empty());
+    auto out = lines(dir, "out.jsonl");
+    REQUIRE(out.size() == 1);
+    const std::string& r = out[0];
+    CAPTURE(r);
+    for (const char* field : {"\"status\":", "\"content_type\":", "\"header_x_one\":"}) {
+      auto first = r.find(field);
+      REQUIRE(first != std::string::npos);
+      CHECK(r.find(field, first + 1) == std::string::npos);
+    }
+    CHECK(r.find(R"("status":200)") != std::string::npos);
+    CHECK(r.find(R"("content_type":"headers\n")") != std::string::npos);  // the body, set last
+  }
+}
+
 TEST_CASE("the server never sees more concurrent requests than max_in_flight", "[fetch][limit]") {
   FixtureServer server;
   TempDir dir;
