@@ -251,7 +251,7 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
     std::replace(field.begin(), field.end(), '-', '_');
     keep_fields_.push_back(std::move(field));
   }
-  constexpr std::string_view kFixedFields[] = {"final_url",  "status",     "content_type", "time_dns",  "time_connect",
+  constexpr std::string_view kFixedFields[] = {"final_url", "status",     "content_type", "time_dns",  "time_connect",
                                                "time_ttfb", "time_total", "attempts",     "fetched_at"};
   output_fields_.insert(std::begin(kFixedFields), std::end(kFixedFields));
   output_fields_.insert(opt_.body_field);

@@ -72,33 +72,44 @@ std::vector<std::string> error_messages(const TempDir& dir) {
   return out;
 }
 
-}  // namespace
-
-TEST_CASE("a fetched record carries final url, status, content type, kept headers, body and timings", "[fetch]") {
-  FixtureServer server;
+// Fetches one URL through `set` (its config `mark`) and fetch (extra config), and returns the one
+// record written, as a JSON line with every field.
+std::string fetch_one(const std::string& url, const std::string& fetch_config,
+                      const std::string& mark = "fields: {tag: t}") {
   TempDir dir;
-  const std::string url = server.url("/headers?X-One=1&X-Many=a&X-Many=b");
   test::write_file(dir.file("urls.txt"), url + "\n");
-  RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: record
+  RunReport report = run_pipeline(
+      test::plan_of(fmt::format(R"(pipeline: record
 nodes:
   - id: src
     type: source.list
     file: {urls}
+  - id: mark
+    type: set
+    {mark}
   - id: get
     type: fetch
-    keep_headers: [X-One, x-many, X-Missing]
+{config}
   - id: out
     type: sink.jsonl
     path: {out}
 edges:
-  - src -> get -> out
+  - src -> mark -> get -> out
 )",
-                                                            fmt::arg("urls", dir.file("urls.txt")),
-                                                            fmt::arg("out", dir.file("out.jsonl")))));
+                                fmt::arg("urls", dir.file("urls.txt")), fmt::arg("mark", mark),
+                                fmt::arg("config", fetch_config), fmt::arg("out", dir.file("out.jsonl")))));
   REQUIRE(report.errors.empty());
   auto out = lines(dir, "out.jsonl");
   REQUIRE(out.size() == 1);
-  const std::string& r = out[0];
+  return out[0];
+}
+
+}  // namespace
+
+TEST_CASE("a fetched record carries final url, status, content type, kept headers, body and timings", "[fetch]") {
+  FixtureServer server;
+  const std::string url = server.url("/headers?X-One=1&X-Many=a&X-Many=b");
+  const std::string r = fetch_one(url, "    keep_headers: [X-One, x-many, X-Missing]");
   CAPTURE(r);
   CHECK(r.find(fmt::format(R"("final_url":"{}","status":200,"content_type":"text/plain",)", url)) != std::string::npos);
   CHECK(r.find(R"("header_x_one":"1","header_x_many":"a, b","header_x_missing":null,"body":"headers\n",)") !=
@@ -111,36 +122,11 @@ edges:
 
 TEST_CASE("a fetched record holds each field once, also when names repeat or the record had them", "[fetch]") {
   FixtureServer server;
-  const std::string url = server.url("/headers?X-One=1");
-  // First body_field names a field fetch also sets and a kept header is listed twice; then the
-  // record also arrives with a status field of its own.
+  // body_field names a field fetch also sets and a kept header is listed twice; in the second run
+  // the record also arrives with a status field of its own.
   for (const char* mark : {"fields: {tag: t}", "fields: {status: pending}"}) {
-    TempDir dir;
-    test::write_file(dir.file("urls.txt"), url + "\n");
-    RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: record
-nodes:
-  - id: src
-    type: source.list
-    file: {urls}
-  - id: mark
-    type: set
-    {mark}
-  - id: get
-    type: fetch
-    keep_headers: [X-One, x-one]
-    body_field: content_type
-  - id: out
-    type: sink.jsonl
-    path: {out}
-edges:
-  - src -> mark -> get -> out
-)",
-                                                              fmt::arg("urls", dir.file("urls.txt")), fmt::arg("mark", mark),
-                                                              fmt::arg("out", dir.file("out.jsonl")))));
-    REQUIRE(report.errors.empty());
-    auto out = lines(dir, "out.jsonl");
-    REQUIRE(out.size() == 1);
-    const std::string& r = out[0];
+    const std::string r = fetch_one(server.url("/headers?X-One=1"),
+                                    "    keep_headers: [X-One, x-one]\n    body_field: content_type", mark);
     CAPTURE(r);
     for (const char* field : {"\"status\":", "\"content_type\":", "\"header_x_one\":"}) {
       auto first = r.find(field);
@@ -375,9 +361,9 @@ TEST_CASE("malformed URLs are errors with reason invalid, before and after their
   TempDir dir;
   // The first URL of a host is parsed in full at submit; later ones of the same host reuse its host
   // key and a malformed one is refused when its transfer starts. Both end the same way.
-  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
-      dir, {server.url("/a b"), server.url("/status/200"), server.url("/c d"), "http://", "http://[::1"}, 1,
-      "    retries: {attempts: 1}", "batch: 1")));
+  RunReport report = run_pipeline(test::plan_of(
+      fetch_pipeline(dir, {server.url("/a b"), server.url("/status/200"), server.url("/c d"), "http://", "http://[::1"},
+                     1, "    retries: {attempts: 1}", "batch: 1")));
   REQUIRE(report.errors.empty());
   CHECK(lines(dir, "ok.jsonl").size() == 1);
   auto bad = lines(dir, "bad.jsonl");
@@ -476,8 +462,7 @@ TEST_CASE("the User-Agent is sent once: user_agent by default, a configured User
   CHECK(server.counter("agent:polite-bot/2 (+https://example.org/bot)").requests == 2);
 }
 
-TEST_CASE("a reused handle sends each job's own method and body; a 303 after a POST continues as a GET",
-          "[fetch]") {
+TEST_CASE("a reused handle sends each job's own method and body; a 303 after a POST continues as a GET", "[fetch]") {
   FixtureServer server;
   TempDir dir;
   // One slot: every transfer after the first runs on the same pooled handle.
@@ -504,10 +489,11 @@ TEST_CASE("a reused handle sends each job's own method and body; a 303 after a P
 TEST_CASE("robots.txt rules apply to the normalized path: dot segments do not slip past a Disallow", "[fetch]") {
   FixtureServer server(std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site");
   TempDir dir;
-  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
-      dir, {server.url("/item/../private/secret.html"), server.url("/private/open.html"),
-            server.url("/catalogue/./page1.html")},
-      2, "    retries: {attempts: 1}")));
+  RunReport report = run_pipeline(
+      test::plan_of(fetch_pipeline(dir,
+                                   {server.url("/item/../private/secret.html"), server.url("/private/open.html"),
+                                    server.url("/catalogue/./page1.html")},
+                                   2, "    retries: {attempts: 1}")));
   REQUIRE(report.errors.empty());
   auto ok = lines(dir, "ok.jsonl");
   REQUIRE(ok.size() == 2);

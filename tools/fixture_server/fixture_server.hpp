@@ -24,7 +24,8 @@
 // A connection reset has its own raw TCP port (reset_url()): it accepts and resets at once.
 //
 // Counters: requests seen, current and maximum concurrent requests, and the client connections they
-// came on, per first path segment ("/delay"), per Host header and per User-Agent header. Not counted: /__stats and /__reset.
+// came on, per first path segment ("/delay"), per Host header and per User-Agent header. Not counted: /__stats and
+// /__reset.
 #pragma once
 
 #include <cstdint>
