@@ -226,7 +226,8 @@ void BodyPool::give(std::string&& buffer) {
   std::string kept = std::move(buffer);
   kept.clear();
   std::lock_guard lock(mutex_);
-  if (bytes_ + capacity > kMaxBytes) return;  // freed outside the pool (after the lock, by kept's destructor)
+  if (free_.size() >= kMaxBuffers || bytes_ + capacity > kMaxBytes)
+    return;  // freed after the lock, by kept's destructor
   bytes_ += capacity;
   free_.push_back(std::move(kept));
 }

@@ -52,7 +52,8 @@ struct FetchOptions {
 
 // Body buffers, reused: a finished record's body returns here when its last reference goes (on
 // whatever thread drops it), and the I/O thread writes the next body into it instead of into fresh
-// memory. Bounded: buffers above kMaxCapacity, and any beyond kMaxBytes in all, are freed.
+// memory. Bounded: buffers above kMaxCapacity, and any beyond kMaxBuffers or kMaxBytes in all, are
+// freed.
 class BodyPool : public std::enable_shared_from_this<BodyPool> {
  public:
   // An empty string, with the capacity of a returned buffer when there is one. Any thread.
@@ -65,6 +66,7 @@ class BodyPool : public std::enable_shared_from_this<BodyPool> {
  private:
   static constexpr std::size_t kMaxCapacity = 1 << 20;
   static constexpr std::size_t kMaxBytes = 4 << 20;
+  static constexpr std::size_t kMaxBuffers = 256;
   std::mutex mutex_;
   std::vector<std::string> free_;
   std::size_t bytes_ = 0;  // capacity held in free_

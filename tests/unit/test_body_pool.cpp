@@ -24,7 +24,7 @@ TEST_CASE("a body's buffer returns to the pool when its last reference goes, and
   CHECK(pool->take().capacity() < 256);  // taken once only
 }
 
-TEST_CASE("the body pool keeps neither tiny nor huge buffers, nor more than its byte bound", "[fetch][pool]") {
+TEST_CASE("the body pool keeps neither tiny nor huge buffers, nor more than its bounds", "[fetch][pool]") {
   auto pool = std::make_shared<BodyPool>();
   pool->give(std::string(100, 'x'));
   pool->give(std::string(2 << 20, 'x'));  // above 1 MiB: freed
@@ -33,6 +33,10 @@ TEST_CASE("the body pool keeps neither tiny nor huge buffers, nor more than its 
   int kept = 0;
   while (pool->take().capacity() >= (1 << 20)) ++kept;
   CHECK(kept == 4);
+  for (int i = 0; i < 300; ++i) pool->give(std::string(1000, 'x'));  // 300 buffers offered, 256 kept
+  kept = 0;
+  while (pool->take().capacity() >= 1000) ++kept;
+  CHECK(kept == 256);
 }
 
 TEST_CASE("bodies shared by the pool outlive it", "[fetch][pool]") {
