@@ -133,7 +133,10 @@ NodeType fetch_type() {
                          "request headers: name -> value")
               .with_default(""),
           FieldSpec::string("body", "request body for POST/PUT/PATCH/DELETE; may use {field} templates"),
-          FieldSpec::string("user_agent", "the User-Agent header").with_default("sluice/0.1"),
+          FieldSpec::string("user_agent",
+                            "the User-Agent header; a User-Agent in `headers` replaces it for pages, robots.txt "
+                            "requests always send this one")
+              .with_default("sluice/0.1"),
           FieldSpec::duration("timeout", "total time for one attempt").with_default("30s"),
           FieldSpec::duration("connect_timeout", "time to establish a connection").with_default("10s"),
           FieldSpec::size("max_body", "cap on the decoded body; larger responses fail with reason too_large")
@@ -155,7 +158,8 @@ NodeType fetch_type() {
                           "statuses that count as success; others are errors handled by on_error")
               .with_default("[2xx]"),
           FieldSpec::list("keep_headers", FieldSpec::string("name", "a response header"),
-                          "response headers kept as header_<name> fields")
+                          "response headers kept as header_<name> fields (null when absent; repeated ones joined "
+                          "with \", \")")
               .with_default("[etag, last-modified]"),
           FieldSpec::string("body_field", "the field that receives the response body").with_default("body"),
           FieldSpec::enumeration("robots", {"obey", "ignore"},

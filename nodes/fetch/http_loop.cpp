@@ -65,7 +65,7 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   if (!t->sized) {
     // A reused buffer, sized once from Content-Length instead of grown (a compressed body may still grow).
     t->sized = true;
-    if (t->body.empty()) t->body = t->bodies->take();
+    t->body = t->bodies->take();
     curl_off_t length = -1;
     if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length > 0)
       t->body.reserve(std::min(static_cast<std::uint64_t>(length), t->max_body));
@@ -621,7 +621,7 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   t->probe = probe;
   ++job->attempts;
   if (!job->headers.empty()) {
-    for (const curl_slist* h = base_headers_; h; h = h->next) t->headers = curl_slist_append(t->headers, h->data);
+    if (base_headers_) t->headers = curl_slist_append(nullptr, agent_line_.c_str());
     for (const auto& h : job->headers) t->headers = curl_slist_append(t->headers, h.c_str());
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   }
