@@ -11,15 +11,7 @@ source bench/lib.sh
 
 PAGES=${PAGES:-20000}
 BIG_PAGES=${BIG_PAGES:-200000}
-bash tools/setup.sh --bench >/dev/null
-cmake --workflow --preset release >/dev/null
-bin=build/release/bin
-work=$(mktemp -d /tmp/sluice-crawl.XXXXXX)
-chmod 755 "$work"
-trap 'stop_nginx "$work"; rm -rf "$work"' EXIT
-
-port=$(free_port)
-"$bin/gen_site" "$work/site" "http://127.0.0.1:$port" "$PAGES" 10240
+bench_site crawl "$PAGES"
 "$bin/gen_site" "$work/site/big" "http://127.0.0.1:$port/big" "$BIG_PAGES" 600
 start_nginx "$work" "$work/site" "$port"
 "$bin/curl_loop" "$work/site/urls.txt" 64 >/dev/null  # warm the caches, unmeasured

@@ -11,15 +11,7 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 
 PAGES=${PAGES:-20000}
-bash tools/setup.sh --bench >/dev/null
-cmake --workflow --preset release >/dev/null
-bin=build/release/bin
-work=$(mktemp -d /tmp/sluice-bench.XXXXXX)
-chmod 755 "$work"
-trap 'stop_nginx "$work"; rm -rf "$work"' EXIT
-
-port=$(free_port)
-"$bin/gen_site" "$work/site" "http://127.0.0.1:$port" "$PAGES" 10240
+bench_site fetch "$PAGES"
 start_nginx "$work" "$work/site" "$port"
 
 echo "pages: $PAGES on $(nproc) cores, nginx 1 worker on 127.0.0.1:$port"

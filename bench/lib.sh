@@ -92,3 +92,19 @@ medians() {
       }
     }' "$work/rounds"
 }
+
+# bench_site NAME PAGES: installs what the benchmarks need, builds the release preset, and serves
+# PAGES generated pages of ~10 KB with nginx on a free loopback port. Sets bin, work (a temporary
+# directory, removed with nginx stopped when the script exits) and port; the pages are in
+# $work/site and their URLs in $work/site/urls.txt.
+bench_site() {
+  local name=$1 pages=$2
+  bash tools/setup.sh --bench >/dev/null
+  cmake --workflow --preset release >/dev/null
+  bin=build/release/bin
+  work=$(mktemp -d "/tmp/sluice-$name.XXXXXX")
+  chmod 755 "$work"
+  trap 'stop_nginx "$work"; rm -rf "$work"' EXIT
+  port=$(free_port)
+  "$bin/gen_site" "$work/site" "http://127.0.0.1:$port" "$pages" 10240
+}

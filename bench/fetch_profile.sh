@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Instructions per page, fetch-only pipeline against the reference loop: where the fetch benchmark's
+# gap comes from, in figures that do not move with the machine's noise. Runs callgrind over PAGES
+# generated pages (nginx on a free loopback port) and over one page, for bench/curl_loop and for
+# bench/fetch_only.yaml (max_in_flight 16, release: after_fetch), and prints per page, start-up
+# subtracted: the whole process, and sluice's fetch I/O thread (the bottleneck) with its libraries.
+#
+#   bash bench/fetch_profile.sh          # 2,000 pages, about a minute
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+
+PAGES=${PAGES:-2000}
+bench_site profile "$PAGES"
+start_nginx "$work" "$work/site" "$port"
+head -1 "$work/site/urls.txt" >"$work/one.txt"
+"$bin/curl_loop" "$work/site/urls.txt" 16 >/dev/null  # warm nginx and the page cache
+
+# callgrind OUT URLS COMMAND...: one thread per output file (OUT-01, OUT-02, ...).
+callgrind() {
+  local out=$1 urls=$2
+  shift 2
+  BENCH_URLS=$urls BENCH_CONCURRENCY=16 BENCH_RELEASE=after_fetch \
+    valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out" "$@" >/dev/null 2>&1
+}
+# total FILES...: instructions summed over callgrind outputs.
+total() { cat "$@" | awk '/^totals:/ { t += $2 } END { print t }'; }
+# by_library FILE: instructions per library of one thread, self cost.
+by_library() {
+  callgrind_annotate --threshold=100 "$1" 2>/dev/null |
+    sed -nE 's/^ *([0-9,]+) \( *[0-9.]+%\) .*\[(.*)\]$/\1 \2/p' |
+    awk '{ gsub(",", "", $1); n = split($2, p, "/"); lib[p[n]] += $1 } END { for (l in lib) print lib[l], l }'
+}
+
+for run in loop sluice; do
+  for size in one all; do
+    urls=$work/site/urls.txt
+    [[ $size == one ]] && urls=$work/one.txt
+    if [[ $run == loop ]]; then
+      callgrind "$work/cg.$run.$size" "$urls" "$bin/curl_loop" "$urls" 16
+    else
+      callgrind "$work/cg.$run.$size" "$urls" "$bin/sluice" run -q bench/fetch_only.yaml
+    fi
+  done
+done
+
+per_page() { echo $((($1 - $2) / (PAGES - 1))); }
+loop_all=$(total "$work"/cg.loop.all-*)
+loop_one=$(total "$work"/cg.loop.one-*)
+sluice_all=$(total "$work"/cg.sluice.all-*)
+sluice_one=$(total "$work"/cg.sluice.one-*)
+io_all=$(grep -l 'HttpLoop::run' "$work"/cg.sluice.all-* | head -1)
+io_one=$(grep -l 'HttpLoop::run' "$work"/cg.sluice.one-* | head -1)
+echo "instructions per page ($PAGES pages, 16 in flight, start-up subtracted):"
+echo "  curl_loop, whole process:          $(per_page "$loop_all" "$loop_one")"
+echo "  sluice, whole process:             $(per_page "$sluice_all" "$sluice_one")"
+echo "  sluice, fetch I/O thread:          $(per_page "$(total "$io_all")" "$(total "$io_one")")"
+echo "start-up and exit (one page): curl_loop $loop_one, sluice $sluice_one instructions"
+echo "by library, per page (self cost, start-up included: ${PAGES} pages):"
+echo "  curl_loop:"
+by_library "$(ls "$work"/cg.loop.all-* | head -1)" | sort -rn | head -6 |
+  awk -v n="$PAGES" '{ printf "    %-28s %8.0f\n", $2, $1 / n }'
+echo "  sluice fetch I/O thread:"
+by_library "$io_all" | sort -rn | head -8 | awk -v n="$PAGES" '{ printf "    %-28s %8.0f\n", $2, $1 / n }'
