@@ -2,7 +2,7 @@
 # Fetch throughput: a generated static site of PAGES pages (~10 KB each) served by nginx on a free
 # loopback port; a fetch-only sluice pipeline at max_in_flight 16 and 64, side by side with the
 # reference single-threaded libcurl multi loop (bench/curl_loop.cpp) over the same URLs, in the same
-# run. Whole-process figures from /usr/bin/time: pages/s, CPU seconds per 1,000 pages, peak RSS.
+# run. Whole-process figures from bench/timeit: pages/s, CPU seconds per 1,000 pages, peak RSS.
 #
 #   bash bench/fetch.sh                 # 20,000 pages, 5 alternating rounds, medians at the end
 #   PAGES=5000 ROUNDS=3 bash bench/fetch.sh

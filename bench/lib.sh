@@ -1,5 +1,5 @@
 # Shared by the bench scripts (source it): a free loopback port, nginx serving a directory, and
-# whole-process measurements with /usr/bin/time.
+# whole-process measurements with bench/timeit (wall and CPU in microseconds, peak RSS).
 
 # free_port: prints a TCP port on 127.0.0.1 that nothing listens on, below the kernel's ephemeral
 # range: a port in that range may be the local end of a client connection (the benchmarks make
@@ -63,11 +63,11 @@ stop_nginx() {
 measure() {
   local label=$1 count=$2 unit=$3
   shift 3
-  /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" >"$work/out" 2>"$work/err" || { cat "$work/err"; return 1; }
+  "$bin/timeit" "$work/time" "$@" >"$work/out" 2>"$work/err" || { cat "$work/err"; return 1; }
   read -r wall user sys rss <"$work/time"
   echo "$label|$count|$wall|$user|$sys|$rss" >>"$work/rounds"
   awk -v l="$label" -v n="$count" -v u="$unit" -v w="$wall" -v us="$user" -v s="$sys" -v m="$rss" 'BEGIN {
-    printf "%-30s %9.0f %s/s %8.3f cpu-s/1000 %7.1f MB peak RSS %7.2f s wall\n", l, n / w, u, (us + s) * 1000 / n, m / 1024, w }'
+    printf "%-30s %9.0f %s/s %8.4f cpu-s/1000 %7.1f MB peak RSS %7.3f s wall\n", l, n / w, u, (us + s) * 1000 / n, m / 1024, w }'
 }
 
 # medians REFERENCE_LABEL: the median of every label measured so far (rounds alternate, so that both
@@ -88,7 +88,7 @@ medians() {
       r = median(rate, ref, n[ref]); c = median(cpu, ref, n[ref])
       for (i = 1; i <= labels; i++) {
         l = name[i]; mr = median(rate, l, n[l]); mc = median(cpu, l, n[l])
-        printf "  %-28s %9.0f /s (%.2fx) %8.3f cpu-s/1000 (%.2fx) %7.1f MB peak RSS\n", l, mr, mr / r, mc, mc / c, rss[l] / 1024
+        printf "  %-28s %9.0f /s (%.2fx) %8.4f cpu-s/1000 (%.2fx) %7.1f MB peak RSS\n", l, mr, mr / r, mc, mc / c, rss[l] / 1024
       }
     }' "$work/rounds"
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Offline throughput and memory: 10,000,000 records from source.list through filter and set into
-# sink.jsonl, as a whole process (wall time, CPU, peak RSS from /usr/bin/time). As the reference in
+# sink.jsonl, as a whole process (wall time, CPU, peak RSS from bench/timeit). As the reference in
 # the same run: a plain `seq | sed` shell pipeline writing the same kind of lines, and `sluice` writing
 # to /dev/null (engine cost without the disk).
 #
@@ -10,14 +10,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RECORDS=${RECORDS:-10000000}
-[[ -x build/release/bin/sluice ]] || cmake --workflow --preset release >/dev/null
+[[ -x build/release/bin/sluice && -x build/release/bin/timeit ]] || cmake --workflow --preset release >/dev/null
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 measure() {  # name, command...
   local name=$1
   shift
-  /usr/bin/time -f "%e %U %S %M" -o "$out/time" "$@" >/dev/null 2>"$out/stderr" || { cat "$out/stderr"; exit 1; }
+  build/release/bin/timeit "$out/time" "$@" >/dev/null 2>"$out/stderr" || { cat "$out/stderr"; exit 1; }
   read -r wall user sys rss <"$out/time"
   awk -v n="$name" -v r="$RECORDS" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" \
     'BEGIN { printf "%-28s %10.0f rec/s %7.2f s wall %7.2f s cpu %8.1f MB peak RSS\n", n, r / w, w, u + s, m / 1024 }'

@@ -11,7 +11,7 @@ packages=(
 )
 # `setup.sh --bench` adds what the benchmarks under bench/ use.
 if [[ ${1:-} == --bench ]]; then
-  packages+=(nginx time nlohmann-json3-dev valgrind)
+  packages+=(nginx nlohmann-json3-dev valgrind)
 fi
 
 missing=()
