@@ -1,9 +1,12 @@
 // fetch and limit against the real fixture server on 127.0.0.1.
+#include <curl/curl.h>
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <optional>
 #include <set>
 
 #include "../support.hpp"
@@ -103,6 +106,37 @@ edges:
   REQUIRE(out.size() == 1);
   return out[0];
 }
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// Sets (or, with nullptr, removes) an environment variable for its lifetime. libcurl reads the proxy
+// variables when a transfer starts; no transfer runs while a test changes them.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::string name, const char* value) : name_(std::move(name)) {
+    if (const char* old = std::getenv(name_.c_str())) old_ = old;
+    if (value) {
+      ::setenv(name_.c_str(), value, 1);
+    } else {
+      ::unsetenv(name_.c_str());
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_.c_str(), old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_.c_str());
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
 
 }  // namespace
 
@@ -576,4 +610,69 @@ TEST_CASE("a graceful stop lets fetches in flight finish and commits them", "[fe
   // Everything the fetch started was finished and written: nothing admitted was lost.
   CHECK(ok.size() == test::stats_of(report, "lim").records_out);
   CHECK(ok.size() == server.counter("/delay").requests);
+}
+
+TEST_CASE("compressed: every encoding libcurl decodes is asked for, and the body arrives decoded", "[fetch]") {
+  FixtureServer server;  // compresses text responses with br (else gzip) when the client accepts it
+  const curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
+  const bool brotli = (curl->features & CURL_VERSION_BROTLI) != 0;
+  const bool zstd = (curl->features & CURL_VERSION_ZSTD) != 0;
+
+  // The body is /echo's JSON, escaped once more in the JSON line.
+  const std::string r = fetch_one(server.url("/echo"), "    keep_headers: [Content-Encoding]");
+  const auto at = r.find(R"(\"Accept-Encoding\":\")");
+  REQUIRE(at != std::string::npos);
+  const std::string offered = r.substr(at, r.find(R"(\")", at + 22) - at);
+  CHECK(contains(offered, "gzip"));
+  CHECK(contains(offered, "deflate"));
+  CHECK(contains(offered, "br") == brotli);
+  CHECK(contains(offered, "zstd") == zstd);
+  CHECK(contains(r, brotli ? R"("header_content_encoding":"br")" : R"("header_content_encoding":"gzip")"));
+  CHECK(contains(r, R"(\"method\":\"GET\")"));  // decoded
+
+  const std::string plain =
+      fetch_one(server.url("/echo"), "    compressed: false\n    keep_headers: [Content-Encoding]");
+  CHECK_FALSE(contains(plain, "Accept-Encoding"));
+  CHECK(contains(plain, R"("header_content_encoding":null)"));
+  CHECK(contains(plain, R"(\"method\":\"GET\")"));
+}
+
+TEST_CASE("cookies are off by default; cookies: true keeps them between the node's requests", "[fetch]") {
+  FixtureServer server;
+  // One slot: the page that sets the cookie is fetched and written before /echo is admitted.
+  const std::vector<std::string> urls = {server.url("/headers?Set-Cookie=session%3Dabc"), server.url("/echo")};
+  auto echoed = [&](const std::string& config) {
+    TempDir dir;
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 1, config)));
+    REQUIRE(report.errors.empty());
+    const auto ok = lines(dir, "ok.jsonl");
+    REQUIRE(ok.size() == 2);
+    REQUIRE(contains(ok[0], "Set-Cookie"));
+    REQUIRE(contains(ok[1], "/echo"));
+    return ok[1];
+  };
+  CHECK_FALSE(contains(echoed("    per_host: 1"), "session=abc"));
+  CHECK(contains(echoed("    per_host: 1\n    cookies: true"), R"(\"Cookie\":\"session=abc\")"));
+}
+
+TEST_CASE("proxies come from the usual environment variables", "[fetch]") {
+  FixtureServer target;
+  FixtureServer proxy;  // answers absolute-form requests: "proxied <url>"
+  ScopedEnv no_proxy("no_proxy", nullptr), no_proxy_upper("NO_PROXY", nullptr);
+  ScopedEnv all_proxy("all_proxy", nullptr), all_proxy_upper("ALL_PROXY", nullptr);
+  ScopedEnv http_proxy("http_proxy", proxy.url("/").c_str());
+
+  SECTION("http_proxy carries plain-HTTP requests, robots.txt included") {
+    const std::string r = fetch_one(target.url("/echo"), "");
+    CHECK(contains(r, "proxied " + target.url("/echo")));
+    CHECK(proxy.counter("proxy").requests == 2);  // /robots.txt and the page
+    CHECK(target.counter("*").requests == 0);
+  }
+  SECTION("no_proxy names hosts reached directly") {
+    ScopedEnv direct("no_proxy", "127.0.0.1");
+    const std::string r = fetch_one(target.url("/echo"), "");
+    CHECK(contains(r, R"(\"path\":\"/echo\")"));
+    CHECK(proxy.counter("*").requests == 0);
+    CHECK(target.counter("/echo").requests == 1);
+  }
 }

@@ -117,8 +117,10 @@ struct FixtureServer::Impl {
     Track(Impl& impl, const httplib::Request& req) : impl_(impl) {
       std::string path = req.path;
       auto slash = path.find('/', 1);
-      keys_ = {"*", slash == std::string::npos ? path : path.substr(0, slash), "host:" + req.get_header_value("Host"),
-               "agent:" + req.get_header_value("User-Agent")};
+      std::string first = !path.starts_with('/')       ? std::string("proxy")  // absolute-form target
+                          : slash == std::string::npos ? path
+                                                       : path.substr(0, slash);
+      keys_ = {"*", first, "host:" + req.get_header_value("Host"), "agent:" + req.get_header_value("User-Agent")};
       const std::string peer = fmt::format("{}:{}", req.remote_addr, req.remote_port);
       std::lock_guard lock(impl_.mutex);
       for (const auto& k : keys_) {
@@ -240,6 +242,10 @@ struct FixtureServer::Impl {
     server.Get("/headers", tracked([](const httplib::Request& req, httplib::Response& res) {
                  for (const auto& [name, value] : req.params) res.headers.emplace(name, value);
                  res.set_content("headers\n", "text/plain");
+               }));
+    // A client that uses this server as its HTTP proxy sends the whole URL as the request target.
+    server.Get(R"(https?://.*)", tracked([](const httplib::Request& req, httplib::Response& res) {
+                 res.set_content(fmt::format("proxied {}\n", req.path), "text/plain");
                }));
     server.Get("/echo", echo);
     server.Post("/echo", echo);

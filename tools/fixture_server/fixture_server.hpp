@@ -20,12 +20,16 @@
 //   /headers?<name>=<value>...  200 with each query parameter as a response header (repeat a name
 //                               for several fields of that name)
 //   /echo (GET, POST, ...)      the request as JSON: method, path, body, headers
+//   http://host/path            a request in absolute form, as a client sends it to its HTTP proxy:
+//                               200 "proxied http://host/path" (counted under "proxy")
 //   /__stats                    counters as JSON; POST /__reset clears them
 // A connection reset has its own raw TCP port (reset_url()): it accepts and resets at once.
 //
+// Text responses are compressed (br, else gzip) when the client accepts it, as cpp-httplib does.
+//
 // Counters: requests seen, current and maximum concurrent requests, and the client connections they
-// came on, per first path segment ("/delay"), per Host header and per User-Agent header. Not counted: /__stats and
-// /__reset.
+// came on, per first path segment ("/delay"; "proxy" for absolute-form targets), per Host header and
+// per User-Agent header. Not counted: /__stats and /__reset.
 #pragma once
 
 #include <cstdint>
@@ -54,7 +58,8 @@ class FixtureServer {
   std::string url(const std::string& path = "/") const;  // http://127.0.0.1:<port><path>
   std::string reset_url() const;                         // http://127.0.0.1:<reset port>/
 
-  // Keys: "*" (all), "/delay" (first path segment), "host:<Host header>", "agent:<User-Agent header>".
+  // Keys: "*" (all), "/delay" (first path segment), "proxy" (absolute-form targets), "host:<Host header>",
+  // "agent:<User-Agent header>".
   std::map<std::string, Counter> counters() const;
   Counter counter(const std::string& key) const;
   void reset_counters();
