@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libtbb-dev libcurl4-openssl-dev libsqlite3-dev libyaml-cpp-dev libfmt-dev catch2
-  libcli11-dev libspdlog-dev libcpp-httplib-dev zlib1g-dev libxml2-dev libre2-dev libsimdjson-dev graphviz
+  libcli11-dev libspdlog-dev libcpp-httplib-dev libssl-dev zlib1g-dev libxml2-dev libre2-dev libsimdjson-dev graphviz
 )
 # `setup.sh --bench` adds what the benchmarks under bench/ use.
 if [[ ${1:-} == --bench ]]; then

@@ -1,6 +1,7 @@
 // fetch: HTTP requests on libcurl's multi interface, on the node's own I/O thread.
 #include <fmt/format.h>
 
+#include <fstream>
 #include <mutex>
 
 #include "../builtin.hpp"
@@ -64,6 +65,12 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
   if (c.has("body") && (method == "GET" || method == "HEAD")) {
     diags.error(c.where("body"), fmt::format("body is sent only with POST, PUT, PATCH or DELETE, not {}", method));
   }
+  if (c.has("ca_file")) {
+    const std::string path = c.string("ca_file");
+    if (!std::ifstream(path).good()) {
+      diags.error(c.where("ca_file"), fmt::format("ca_file: cannot read '{}'", path));
+    }
+  }
   for (const auto& [name, value] : c.map("headers")) {
     std::string error;
     if (!FieldTemplate::compile(std::get<Value>(value.v).to_text(), &error)) {
@@ -88,6 +95,7 @@ fetch::FetchOptions options_from(const Config& c) {
   o.compressed = c.boolean("compressed");
   o.http2 = c.boolean("http2");
   o.cookies = c.boolean("cookies");
+  if (c.has("ca_file")) o.ca_file = c.string("ca_file");
   o.per_host = static_cast<int>(c.integer("per_host"));
   if (c.has("rate")) o.rate = *fetch::parse_rate(c.string("rate"));
   o.burst = static_cast<int>(c.integer("burst"));
@@ -147,6 +155,9 @@ NodeType fetch_type() {
           FieldSpec::boolean("compressed", "ask for gzip, deflate, br and zstd, and decode them").with_default("true"),
           FieldSpec::boolean("http2", "use HTTP/2 over TLS where the server offers it").with_default("true"),
           FieldSpec::boolean("cookies", "keep cookies between requests of this node").with_default("false"),
+          FieldSpec::string("ca_file",
+                            "PEM file of the certificate authorities to trust instead of the system's (a private CA); "
+                            "certificates and host names are always verified"),
           FieldSpec::integer("per_host", "requests in flight per host").with_default("8").at_least(1),
           FieldSpec::string("rate", "requests per host per unit (token bucket): 10/s, 600/m").validated_by(check_rate),
           FieldSpec::integer("burst", "requests a host may receive at once under `rate`").with_default("1").at_least(1),

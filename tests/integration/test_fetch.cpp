@@ -676,3 +676,37 @@ TEST_CASE("proxies come from the usual environment variables", "[fetch]") {
     CHECK(target.counter("/echo").requests == 1);
   }
 }
+
+TEST_CASE("TLS certificates and host names are verified; ca_file trusts a private authority", "[fetch][security]") {
+  FixtureServer server("", 0, 16, /*tls=*/true);  // HTTPS with a fresh self-signed certificate for 127.0.0.1
+  TempDir dir;
+  auto run = [&](const std::string& url, const std::string& config) {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, {url}, 4, "    robots: ignore\n" + config)));
+    REQUIRE(report.errors.empty());
+  };
+  const std::string trust = fmt::format("    ca_file: {}\n", server.ca_file());
+
+  SECTION("the system's authorities do not vouch for it: refused with reason tls") {
+    run(server.url("/echo"), "");
+    CHECK(lines(dir, "ok.jsonl").empty());
+    const auto bad = lines(dir, "bad.jsonl");
+    REQUIRE(bad.size() == 1);
+    CHECK(contains(bad[0], R"("reason":"tls")"));
+    CHECK(server.counter("*").requests == 0);  // no request left the handshake
+  }
+  SECTION("with ca_file naming its certificate, it is trusted") {
+    run(server.url("/echo"), trust);
+    const auto ok = lines(dir, "ok.jsonl");
+    REQUIRE(ok.size() == 1);
+    CHECK(contains(ok[0], R"("status":200)"));
+    CHECK(contains(ok[0], R"(\"path\":\"/echo\")"));
+  }
+  SECTION("a certificate for another name is refused, ca_file or not") {
+    const std::string other = "https://localhost:" + std::to_string(server.port()) + "/echo";
+    run(other, trust);
+    CHECK(lines(dir, "ok.jsonl").empty());
+    const auto bad = lines(dir, "bad.jsonl");
+    REQUIRE(bad.size() == 1);
+    CHECK(contains(bad[0], R"("reason":"tls")"));
+  }
+}

@@ -4,6 +4,11 @@
 #include <fmt/format.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -93,11 +98,62 @@ void widen_backlog(int port) {
   }
 }
 
+// A fresh key and a self-signed certificate for 127.0.0.1 (its own CA: a client trusts it by
+// loading it as its CA file), valid for a day.
+struct SelfSigned {
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key{nullptr, EVP_PKEY_free};
+  std::unique_ptr<X509, decltype(&X509_free)> cert{nullptr, X509_free};
+  std::string pem;  // the certificate
+};
+
+SelfSigned self_signed() {
+  SelfSigned s;
+  s.key.reset(EVP_EC_gen("P-256"));
+  s.cert.reset(X509_new());
+  if (!s.key || !s.cert) throw std::runtime_error("fixture server: cannot make a key and certificate");
+  X509* x = s.cert.get();
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), -60);
+  X509_gmtime_adj(X509_getm_notAfter(x), 24 * 3600);
+  X509_set_pubkey(x, s.key.get());
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+  X509_set_issuer_name(x, name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
+  for (auto [nid, value] :
+       {std::pair{NID_subject_alt_name, "IP:127.0.0.1"}, {NID_basic_constraints, "critical,CA:TRUE"}}) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+    if (!ext || !X509_add_ext(x, ext, -1)) throw std::runtime_error("fixture server: cannot build the certificate");
+    X509_EXTENSION_free(ext);
+  }
+  if (!X509_sign(x, s.key.get(), EVP_sha256())) throw std::runtime_error("fixture server: cannot sign the certificate");
+  std::unique_ptr<BIO, decltype(&BIO_free)> mem(BIO_new(BIO_s_mem()), BIO_free);
+  PEM_write_bio_X509(mem.get(), x);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(mem.get(), &data);
+  s.pem.assign(data, static_cast<std::size_t>(n));
+  return s;
+}
+
+// Writes `text` to a new file under the system's temporary directory and returns its path.
+std::string temp_file(const std::string& text) {
+  std::string path = (std::filesystem::temp_directory_path() / "sluice-fixture-ca-XXXXXX").string();
+  int fd = ::mkstemp(path.data());
+  if (fd < 0) throw std::runtime_error("fixture server: cannot create a temporary file");
+  ::close(fd);
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
 }  // namespace
 
 struct FixtureServer::Impl {
   std::string root;
-  httplib::Server server;
+  std::unique_ptr<httplib::Server> server_ptr;  // an httplib::SSLServer when TLS is on
+  std::string ca_file;                          // the self-signed certificate, PEM (TLS only)
   std::thread thread;
   int port = 0;
   int reset_fd = -1;
@@ -150,85 +206,86 @@ struct FixtureServer::Impl {
   }
 
   void routes() {
-    server.Get(R"(/status/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
-                 res.status = std::stoi(req.matches[1]);
-                 res.set_content(fmt::format("status {}\n", res.status), "text/plain");
-               }));
-    server.Get(R"(/delay/(\d+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
-                 auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::stoi(req.matches[1]));
-                 while (std::chrono::steady_clock::now() < until && !stopping.load()) {
-                   std::this_thread::sleep_for(std::chrono::milliseconds(5));
-                 }
-                 res.set_content(fmt::format("delayed {}ms\n", req.matches[1].str()), "text/plain");
-               }));
-    server.Get(R"(/retry-after/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
-                 res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
-                 int seconds = std::stoi(req.matches[1]);
-                 res.set_header("Retry-After", req.has_param("date") ? http_date(std::time(nullptr) + seconds)
-                                                                     : std::to_string(seconds));
-                 res.set_content("try later\n", "text/plain");
-               }));
-    server.Get(R"(/flaky/([^/]+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
-                 int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 1;
-                 int seen;
-                 {
-                   std::lock_guard lock(mutex);
-                   seen = flaky[req.matches[1]]++;
-                 }
-                 if (seen < fail) {
-                   res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
-                   if (req.has_param("after")) res.set_header("Retry-After", req.get_param_value("after"));
-                   res.set_content("flaky failure\n", "text/plain");
-                 } else {
-                   res.set_content(fmt::format("ok after {} failures\n", fail), "text/plain");
-                 }
-               }));
-    server.Get("/truncated", tracked([](const httplib::Request&, httplib::Response& res) {
-                 res.set_content_provider(100000, "text/plain",
-                                          [](std::size_t offset, std::size_t, httplib::DataSink& sink) {
-                                            if (offset > 0) return false;  // closes the connection mid-body
-                                            std::string part(1000, 't');
-                                            sink.write(part.data(), part.size());
-                                            return true;
-                                          });
-               }));
-    server.Get(R"(/huge/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
-                 std::size_t total = std::stoull(req.matches[1]);
-                 res.set_content_provider(total, "application/octet-stream",
-                                          [](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                                            static const std::string block(1 << 16, 'x');
-                                            std::size_t n = std::min(length, block.size());
-                                            sink.write(block.data(), n);
-                                            (void)offset;
-                                            return true;
-                                          });
-               }));
-    server.Get("/gzip", tracked([this](const httplib::Request&, httplib::Response& res) {
-                 res.set_header("Content-Encoding", "gzip");
-                 res.set_content(gzip_text, "text/plain");
-               }));
-    server.Get("/gzip-bomb", tracked([this](const httplib::Request&, httplib::Response& res) {
-                 res.set_header("Content-Encoding", "gzip");
-                 res.set_content(gzip_bomb, "application/octet-stream");
-               }));
-    server.Get(R"(/redirect/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
-                 int n = std::stoi(req.matches[1]);
-                 if (n == 0) {
-                   res.set_content("redirected\n", "text/plain");
-                   return;
-                 }
-                 res.set_redirect(fmt::format("/redirect/{}", n - 1), 302);
-               }));
-    server.Get("/redirect-loop", tracked([](const httplib::Request&, httplib::Response& res) {
-                 res.set_redirect("/redirect-loop", 302);
-               }));
-    server.Get("/redirect-to", tracked([](const httplib::Request& req, httplib::Response& res) {
-                 res.set_redirect(req.get_param_value("url"), 302);
-               }));
-    server.Post("/redirect-to", tracked([](const httplib::Request& req, httplib::Response& res) {
-                  int status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 303;
-                  res.set_redirect(req.get_param_value("url"), status);
+    httplib::Server* server = server_ptr.get();
+    server->Get(R"(/status/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+                  res.status = std::stoi(req.matches[1]);
+                  res.set_content(fmt::format("status {}\n", res.status), "text/plain");
                 }));
+    server->Get(R"(/delay/(\d+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::stoi(req.matches[1]));
+                  while (std::chrono::steady_clock::now() < until && !stopping.load()) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                  }
+                  res.set_content(fmt::format("delayed {}ms\n", req.matches[1].str()), "text/plain");
+                }));
+    server->Get(R"(/retry-after/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+                  res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
+                  int seconds = std::stoi(req.matches[1]);
+                  res.set_header("Retry-After", req.has_param("date") ? http_date(std::time(nullptr) + seconds)
+                                                                      : std::to_string(seconds));
+                  res.set_content("try later\n", "text/plain");
+                }));
+    server->Get(R"(/flaky/([^/]+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                  int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 1;
+                  int seen;
+                  {
+                    std::lock_guard lock(mutex);
+                    seen = flaky[req.matches[1]]++;
+                  }
+                  if (seen < fail) {
+                    res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
+                    if (req.has_param("after")) res.set_header("Retry-After", req.get_param_value("after"));
+                    res.set_content("flaky failure\n", "text/plain");
+                  } else {
+                    res.set_content(fmt::format("ok after {} failures\n", fail), "text/plain");
+                  }
+                }));
+    server->Get("/truncated", tracked([](const httplib::Request&, httplib::Response& res) {
+                  res.set_content_provider(100000, "text/plain",
+                                           [](std::size_t offset, std::size_t, httplib::DataSink& sink) {
+                                             if (offset > 0) return false;  // closes the connection mid-body
+                                             std::string part(1000, 't');
+                                             sink.write(part.data(), part.size());
+                                             return true;
+                                           });
+                }));
+    server->Get(R"(/huge/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+                  std::size_t total = std::stoull(req.matches[1]);
+                  res.set_content_provider(total, "application/octet-stream",
+                                           [](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                                             static const std::string block(1 << 16, 'x');
+                                             std::size_t n = std::min(length, block.size());
+                                             sink.write(block.data(), n);
+                                             (void)offset;
+                                             return true;
+                                           });
+                }));
+    server->Get("/gzip", tracked([this](const httplib::Request&, httplib::Response& res) {
+                  res.set_header("Content-Encoding", "gzip");
+                  res.set_content(gzip_text, "text/plain");
+                }));
+    server->Get("/gzip-bomb", tracked([this](const httplib::Request&, httplib::Response& res) {
+                  res.set_header("Content-Encoding", "gzip");
+                  res.set_content(gzip_bomb, "application/octet-stream");
+                }));
+    server->Get(R"(/redirect/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+                  int n = std::stoi(req.matches[1]);
+                  if (n == 0) {
+                    res.set_content("redirected\n", "text/plain");
+                    return;
+                  }
+                  res.set_redirect(fmt::format("/redirect/{}", n - 1), 302);
+                }));
+    server->Get("/redirect-loop", tracked([](const httplib::Request&, httplib::Response& res) {
+                  res.set_redirect("/redirect-loop", 302);
+                }));
+    server->Get("/redirect-to", tracked([](const httplib::Request& req, httplib::Response& res) {
+                  res.set_redirect(req.get_param_value("url"), 302);
+                }));
+    server->Post("/redirect-to", tracked([](const httplib::Request& req, httplib::Response& res) {
+                   int status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 303;
+                   res.set_redirect(req.get_param_value("url"), status);
+                 }));
     auto echo = tracked([](const httplib::Request& req, httplib::Response& res) {
       std::string headers;
       for (const auto& [name, value] : req.headers) {
@@ -239,20 +296,20 @@ struct FixtureServer::Impl {
                                   json_escape(req.path), json_escape(req.body), headers),
                       "application/json");
     });
-    server.Get("/headers", tracked([](const httplib::Request& req, httplib::Response& res) {
-                 for (const auto& [name, value] : req.params) res.headers.emplace(name, value);
-                 res.set_content("headers\n", "text/plain");
-               }));
+    server->Get("/headers", tracked([](const httplib::Request& req, httplib::Response& res) {
+                  for (const auto& [name, value] : req.params) res.headers.emplace(name, value);
+                  res.set_content("headers\n", "text/plain");
+                }));
     // A client that uses this server as its HTTP proxy sends the whole URL as the request target.
-    server.Get(R"(https?://.*)", tracked([](const httplib::Request& req, httplib::Response& res) {
-                 res.set_content(fmt::format("proxied {}\n", req.path), "text/plain");
-               }));
-    server.Get("/echo", echo);
-    server.Post("/echo", echo);
-    server.Put("/echo", echo);
-    server.Patch("/echo", echo);
-    server.Delete("/echo", echo);
-    server.Get("/__stats", [this](const httplib::Request&, httplib::Response& res) {
+    server->Get(R"(https?://.*)", tracked([](const httplib::Request& req, httplib::Response& res) {
+                  res.set_content(fmt::format("proxied {}\n", req.path), "text/plain");
+                }));
+    server->Get("/echo", echo);
+    server->Post("/echo", echo);
+    server->Put("/echo", echo);
+    server->Patch("/echo", echo);
+    server->Delete("/echo", echo);
+    server->Get("/__stats", [this](const httplib::Request&, httplib::Response& res) {
       std::string body = "{";
       std::lock_guard lock(mutex);
       for (const auto& [key, c] : counters) {
@@ -262,29 +319,29 @@ struct FixtureServer::Impl {
       }
       res.set_content(body + "}", "application/json");
     });
-    server.Post("/__reset", [this](const httplib::Request&, httplib::Response& res) {
+    server->Post("/__reset", [this](const httplib::Request&, httplib::Response& res) {
       reset();
       res.set_content("{}", "application/json");
     });
-    server.Get(R"(/(.*))", tracked([this](const httplib::Request& req, httplib::Response& res) {
-                 namespace fs = std::filesystem;
-                 std::string rel = req.matches[1];
-                 if (root.empty() || rel.find("..") != std::string::npos) {
-                   res.status = 404;
-                   return;
-                 }
-                 fs::path p = fs::path(root) / rel;
-                 if (fs::is_directory(p)) p /= "index.html";
-                 std::ifstream in(p, std::ios::binary);
-                 if (!in) {
-                   res.status = 404;
-                   res.set_content("not found\n", "text/plain");
-                   return;
-                 }
-                 std::ostringstream s;
-                 s << in.rdbuf();
-                 res.set_content(s.str(), content_type_for(p));
-               }));
+    server->Get(R"(/(.*))", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                  namespace fs = std::filesystem;
+                  std::string rel = req.matches[1];
+                  if (root.empty() || rel.find("..") != std::string::npos) {
+                    res.status = 404;
+                    return;
+                  }
+                  fs::path p = fs::path(root) / rel;
+                  if (fs::is_directory(p)) p /= "index.html";
+                  std::ifstream in(p, std::ios::binary);
+                  if (!in) {
+                    res.status = 404;
+                    res.set_content("not found\n", "text/plain");
+                    return;
+                  }
+                  std::ostringstream s;
+                  s << in.rdbuf();
+                  res.set_content(s.str(), content_type_for(p));
+                }));
   }
 
   void reset() {
@@ -339,47 +396,59 @@ struct FixtureServer::Impl {
   }
 };
 
-FixtureServer::FixtureServer(std::string root, int port, int threads) : impl_(std::make_unique<Impl>()) {
+FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls) : impl_(std::make_unique<Impl>()) {
   impl_->root = std::move(root);
+  if (tls) {
+    SelfSigned s = self_signed();
+    impl_->server_ptr = std::make_unique<httplib::SSLServer>(s.cert.get(), s.key.get());  // copies both
+    if (!impl_->server_ptr->is_valid()) throw std::runtime_error("fixture server: TLS set-up failed");
+    impl_->ca_file = temp_file(s.pem);
+  } else {
+    impl_->server_ptr = std::make_unique<httplib::Server>();
+  }
   impl_->gzip_text = gzip(std::string("hello gzip\n"), 100);
   impl_->gzip_bomb = gzip(std::string(1 << 20, '\0'), 64);
-  impl_->server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
-  impl_->server.set_keep_alive_max_count(100000);
+  impl_->server_ptr->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  impl_->server_ptr->set_keep_alive_max_count(100000);
   // httplib gives each open connection a pool thread; idle keep-alive connections give theirs back
   // after this long.
-  impl_->server.set_keep_alive_timeout(1);
+  impl_->server_ptr->set_keep_alive_timeout(1);
   // httplib writes headers and body separately; with Nagle's algorithm on, the body then waits for
   // the client's delayed ACK: 40 ms per response on a reused connection.
-  impl_->server.set_tcp_nodelay(true);
+  impl_->server_ptr->set_tcp_nodelay(true);
   impl_->routes();
   if (port == 0) {
-    impl_->port = impl_->server.bind_to_any_port("127.0.0.1");
-  } else if (impl_->server.bind_to_port("127.0.0.1", port)) {
+    impl_->port = impl_->server_ptr->bind_to_any_port("127.0.0.1");
+  } else if (impl_->server_ptr->bind_to_port("127.0.0.1", port)) {
     impl_->port = port;
   } else {
     impl_->port = -1;
   }
   if (impl_->port <= 0) throw std::runtime_error(fmt::format("fixture server: cannot listen on 127.0.0.1:{}", port));
   widen_backlog(impl_->port);
-  impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
-  while (!impl_->server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  impl_->thread = std::thread([this] { impl_->server_ptr->listen_after_bind(); });
+  while (!impl_->server_ptr->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   impl_->start_reset_listener();
 }
 
 FixtureServer::~FixtureServer() {
   impl_->stopping = true;
-  impl_->server.stop();
+  impl_->server_ptr->stop();
   if (impl_->thread.joinable()) impl_->thread.join();
   ::shutdown(impl_->reset_fd, SHUT_RDWR);
   if (impl_->reset_thread.joinable()) impl_->reset_thread.join();
   ::close(impl_->reset_fd);
+  if (!impl_->ca_file.empty()) std::filesystem::remove(impl_->ca_file);
 }
 
 int FixtureServer::port() const {
   return impl_->port;
 }
 std::string FixtureServer::url(const std::string& path) const {
-  return fmt::format("http://127.0.0.1:{}{}", impl_->port, path);
+  return fmt::format("{}://127.0.0.1:{}{}", impl_->ca_file.empty() ? "http" : "https", impl_->port, path);
+}
+const std::string& FixtureServer::ca_file() const {
+  return impl_->ca_file;
 }
 std::string FixtureServer::reset_url() const {
   return fmt::format("http://127.0.0.1:{}/", impl_->reset_port);

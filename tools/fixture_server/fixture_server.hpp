@@ -48,14 +48,16 @@ struct Counter {
 
 class FixtureServer {
  public:
-  // Starts listening on an ephemeral 127.0.0.1 port; `root` may be empty (no files).
-  explicit FixtureServer(std::string root = "", int port = 0, int threads = 256);
+  // Starts listening on an ephemeral 127.0.0.1 port; `root` may be empty (no files). With `tls`, it
+  // serves HTTPS with a fresh self-signed certificate for 127.0.0.1, written to ca_file().
+  explicit FixtureServer(std::string root = "", int port = 0, int threads = 256, bool tls = false);
   ~FixtureServer();
   FixtureServer(const FixtureServer&) = delete;
   FixtureServer& operator=(const FixtureServer&) = delete;
 
   int port() const;
-  std::string url(const std::string& path = "/") const;  // http://127.0.0.1:<port><path>
+  std::string url(const std::string& path = "/") const;  // http(s)://127.0.0.1:<port><path>
+  const std::string& ca_file() const;                    // the certificate as a PEM file; "" without TLS
   std::string reset_url() const;                         // http://127.0.0.1:<reset port>/
 
   // Keys: "*" (all), "/delay" (first path segment), "proxy" (absolute-form targets), "host:<Host header>",
