@@ -3,15 +3,17 @@
 # is present: it checks each package with dpkg -s and runs apt-get only for the missing ones.
 set -euo pipefail
 
-# Build and test: the compiler, CMake, and the libraries the issues name.
+# Build and test: the compiler, CMake, and the libraries the issues name; nginx serves HTTP/2 to the
+# fetch test of it (the fixture server speaks HTTP/1.1 only) and pages to the benchmarks.
 packages=(
   build-essential cmake ninja-build pkg-config
   libtbb-dev libcurl4-openssl-dev libsqlite3-dev libyaml-cpp-dev libfmt-dev catch2
   libcli11-dev libspdlog-dev libcpp-httplib-dev libssl-dev zlib1g-dev libxml2-dev libre2-dev libsimdjson-dev graphviz
+  nginx
 )
 # `setup.sh --bench` adds what the benchmarks under bench/ use.
 if [[ ${1:-} == --bench ]]; then
-  packages+=(nginx nlohmann-json3-dev valgrind)
+  packages+=(nlohmann-json3-dev valgrind)
 fi
 
 missing=()

@@ -1,14 +1,22 @@
 // fetch and limit against the real fixture server on 127.0.0.1.
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <set>
+#include <thread>
 
+#include "../process.hpp"
 #include "../support.hpp"
 #include "fixture_server.hpp"
 
@@ -709,4 +717,81 @@ TEST_CASE("TLS certificates and host names are verified; ca_file trusts a privat
     REQUIRE(bad.size() == 1);
     CHECK(contains(bad[0], R"("reason":"tls")"));
   }
+}
+
+namespace {
+
+// A free TCP port on 127.0.0.1 (the kernel's choice for a socket that is then closed).
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+// cpp-httplib speaks HTTP/1.1 only; nginx (a Debian package the benchmarks use too) offers HTTP/2
+// over TLS, and its access log says which protocol each request came in.
+TEST_CASE("HTTP/2 is used where the server offers it, HTTP/1.1 with http2: false", "[fetch]") {
+  const std::string nginx = "/usr/sbin/nginx";
+  INFO("nginx is needed for this test: tools/setup.sh installs it");
+  REQUIRE(::access(nginx.c_str(), X_OK) == 0);
+  TempDir dir;
+  const auto tls = fixture::write_self_signed(dir.path().string());
+  test::write_file(dir.file("page.html"), "<p>over TLS</p>\n");
+  const int port = free_port();
+  std::filesystem::create_directories(dir.file("tmp"));
+  test::write_file(dir.file("nginx.conf"), fmt::format(R"(pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  log_format protocol '$server_protocol $uri';
+  access_log {dir}/access.log protocol;
+  client_body_temp_path {dir}/tmp;
+  proxy_temp_path {dir}/tmp;
+  fastcgi_temp_path {dir}/tmp;
+  uwsgi_temp_path {dir}/tmp;
+  scgi_temp_path {dir}/tmp;
+  server {{
+    listen 127.0.0.1:{port} ssl http2;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    root {dir};
+  }}
+}}
+)",
+                                                       fmt::arg("dir", dir.path().string()), fmt::arg("port", port),
+                                                       fmt::arg("cert", tls.cert), fmt::arg("key", tls.key)));
+  test::Process server(
+      {nginx, "-p", dir.path().string(), "-c", dir.file("nginx.conf"), "-g", "daemon off; master_process off;"},
+      dir.file("nginx.out"), dir.file("nginx.err"));
+  for (int i = 0; i < 500 && !accepts(port); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  INFO(test::read_file(dir.file("nginx.err")));
+  REQUIRE(accepts(port));
+
+  const std::string url = fmt::format("https://127.0.0.1:{}/page.html", port);
+  const std::string trust = fmt::format("    ca_file: {}\n    robots: ignore\n", tls.cert);
+  CHECK(contains(fetch_one(url, trust), R"("body":"<p>over TLS</p>\n")"));
+  CHECK(contains(fetch_one(url, trust + "    http2: false\n"), R"("status":200)"));
+  const auto log = lines(dir, "access.log");
+  REQUIRE(log.size() == 2);
+  CHECK(log[0] == "HTTP/2.0 /page.html");
+  CHECK(log[1] == "HTTP/1.1 /page.html");
 }

@@ -396,6 +396,19 @@ struct FixtureServer::Impl {
   }
 };
 
+CertificateFiles write_self_signed(const std::string& dir) {
+  SelfSigned s = self_signed();
+  CertificateFiles files{(std::filesystem::path(dir) / "cert.pem").string(),
+                         (std::filesystem::path(dir) / "key.pem").string()};
+  std::ofstream(files.cert, std::ios::binary) << s.pem;
+  std::unique_ptr<BIO, decltype(&BIO_free)> mem(BIO_new(BIO_s_mem()), BIO_free);
+  PEM_write_bio_PrivateKey(mem.get(), s.key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(mem.get(), &data);
+  std::ofstream(files.key, std::ios::binary) << std::string(data, static_cast<std::size_t>(n));
+  return files;
+}
+
 FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls) : impl_(std::make_unique<Impl>()) {
   impl_->root = std::move(root);
   if (tls) {

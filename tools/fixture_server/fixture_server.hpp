@@ -26,6 +26,7 @@
 // A connection reset has its own raw TCP port (reset_url()): it accepts and resets at once.
 //
 // Text responses are compressed (br, else gzip) when the client accepts it, as cpp-httplib does.
+// With `tls` the same endpoints are served over HTTPS (HTTP/1.1), with a self-signed certificate.
 //
 // Counters: requests seen, current and maximum concurrent requests, and the client connections they
 // came on, per first path segment ("/delay"; "proxy" for absolute-form targets), per Host header and
@@ -45,6 +46,15 @@ struct Counter {
   int max_concurrent = 0;
   std::uint64_t connections = 0;  // distinct client connections (address and port) that sent them
 };
+
+// A fresh key and a self-signed certificate for 127.0.0.1 (its own authority: a client trusts it by
+// loading the certificate as its CA file), written as PEM files `dir`/cert.pem and `dir`/key.pem —
+// for servers other than the fixture (nginx, which speaks HTTP/2).
+struct CertificateFiles {
+  std::string cert;
+  std::string key;
+};
+CertificateFiles write_self_signed(const std::string& dir);
 
 class FixtureServer {
  public:
