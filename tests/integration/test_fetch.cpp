@@ -146,6 +146,50 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
+// 127.0.0.1:`port` as a socket address.
+sockaddr_in loopback(int port = 0) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  return addr;
+}
+
+// A TCP socket bound to a free port on 127.0.0.1; sets `port`.
+int bound_socket(int& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr = loopback();
+  socklen_t len = sizeof addr;
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  port = ntohs(addr.sin_port);
+  return fd;
+}
+
+// A free TCP port on 127.0.0.1 (the kernel's choice for a socket that is then closed).
+int free_port() {
+  int port = 0;
+  ::close(bound_socket(port));
+  return port;
+}
+
+// Opens a connection to 127.0.0.1:`port` without waiting for it; returns the socket.
+int connect_to(int port, bool wait) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | (wait ? 0 : SOCK_NONBLOCK), 0);
+  sockaddr_in addr = loopback(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 && wait) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool accepts(int port) {
+  int fd = connect_to(port, true);
+  if (fd >= 0) ::close(fd);
+  return fd >= 0;
+}
+
 }  // namespace
 
 TEST_CASE("a fetched record carries final url, status, content type, kept headers, body and timings", "[fetch]") {
@@ -361,17 +405,42 @@ TEST_CASE("an open breaker half-opens after recovery_timeout and a successful pr
 }
 
 TEST_CASE("timeouts fire and are reported with their reason", "[fetch]") {
-  FixtureServer server;
   TempDir dir;
-  RunReport report = run_pipeline(test::plan_of(
-      fetch_pipeline(dir, {server.url("/delay/3000")}, 1, "    timeout: 200ms\n    retries: {attempts: 1}")));
-  REQUIRE(report.errors.empty());
-  CHECK(lines(dir, "bad.jsonl") ==
-        std::vector<std::string>{
-            fmt::format(R"({{"url":"{}","status":null,"reason":"timeout","attempts":1}})", server.url("/delay/3000"))});
-  auto messages = error_messages(dir);
-  REQUIRE(messages.size() == 1);
-  CHECK(messages[0].starts_with("timeout: Operation timed out after"));
+  SECTION("timeout bounds a whole attempt") {
+    FixtureServer server;
+    RunReport report = run_pipeline(test::plan_of(
+        fetch_pipeline(dir, {server.url("/delay/3000")}, 1, "    timeout: 200ms\n    retries: {attempts: 1}")));
+    REQUIRE(report.errors.empty());
+    CHECK(lines(dir, "bad.jsonl") ==
+          std::vector<std::string>{fmt::format(R"({{"url":"{}","status":null,"reason":"timeout","attempts":1}})",
+                                               server.url("/delay/3000"))});
+    auto messages = error_messages(dir);
+    REQUIRE(messages.size() == 1);
+    CHECK(messages[0].starts_with("timeout: Operation timed out after"));
+  }
+  SECTION("connect_timeout bounds the connection: a listener whose accept queue is full never answers") {
+    // listen() with a backlog of 0 queues one connection; once it is taken, the kernel drops
+    // further SYNs and connecting hangs until the client gives up.
+    int port = 0;
+    int listener = bound_socket(port);
+    REQUIRE(::listen(listener, 0) == 0);
+    std::vector<int> fillers;
+    for (int i = 0; i < 2; ++i) fillers.push_back(connect_to(port, false));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const std::string url = fmt::format("http://127.0.0.1:{}/page", port);
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, {url}, 1,
+        "    connect_timeout: 300ms\n    timeout: 20s\n    robots: ignore\n    retries: {attempts: 1}")));
+    for (int fd : fillers) ::close(fd);
+    ::close(listener);
+    REQUIRE(report.errors.empty());
+    CHECK(lines(dir, "bad.jsonl") == std::vector<std::string>{fmt::format(
+                                         R"({{"url":"{}","status":null,"reason":"timeout","attempts":1}})", url)});
+    auto messages = error_messages(dir);
+    REQUIRE(messages.size() == 1);
+    INFO(messages[0]);
+    CHECK(messages[0].starts_with(fmt::format("timeout: Failed to connect to 127.0.0.1 port {}", port)));
+  }
 }
 
 TEST_CASE("forbidden schemes are refused, also after a redirect, naming the URL", "[fetch][security]") {
@@ -719,34 +788,6 @@ TEST_CASE("TLS certificates and host names are verified; ca_file trusts a privat
   }
 }
 
-namespace {
-
-// A free TCP port on 127.0.0.1 (the kernel's choice for a socket that is then closed).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool accepts(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
-}  // namespace
-
 // cpp-httplib speaks HTTP/1.1 only; nginx (a Debian package the benchmarks use too) offers HTTP/2
 // over TLS, and its access log says which protocol each request came in.
 TEST_CASE("HTTP/2 is used where the server offers it, HTTP/1.1 with http2: false", "[fetch]") {
@@ -794,4 +835,24 @@ http {{
   REQUIRE(log.size() == 2);
   CHECK(log[0] == "HTTP/2.0 /page.html");
   CHECK(log[1] == "HTTP/1.1 /page.html");
+}
+
+TEST_CASE("rate spaces a host's requests: burst at once, then one per 1/rate", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 8; ++i) urls.push_back(server.url(fmt::format("/echo?i={}", i)));
+  const auto started = std::chrono::steady_clock::now();
+  RunReport report = run_pipeline(
+      test::plan_of(fetch_pipeline(dir, urls, 8, "    rate: 20/s\n    burst: 3\n    per_host: 8\n    robots: ignore")));
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").size() == 8);
+  const auto arrivals = server.arrivals("/echo");
+  REQUIRE(arrivals.size() == 8);
+  // The bucket starts full (3 tokens) and gains one every 50 ms: request i (from 0) cannot leave
+  // before (i - 2) x 50 ms. A lower bound only: a loaded machine may make them later, never earlier.
+  for (std::size_t i = 3; i < arrivals.size(); ++i) {
+    INFO("request " << i);
+    CHECK(arrivals[i] - started >= std::chrono::milliseconds(50 * (static_cast<int>(i) - 2)));
+  }
 }

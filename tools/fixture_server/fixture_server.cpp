@@ -151,6 +151,8 @@ std::string temp_file(const std::string& text) {
 }  // namespace
 
 struct FixtureServer::Impl {
+  static constexpr std::size_t kMaxArrivals = 100000;  // per key; later requests are not timed
+
   std::string root;
   std::unique_ptr<httplib::Server> server_ptr;  // an httplib::SSLServer when TLS is on
   std::string ca_file;                          // the self-signed certificate, PEM (TLS only)
@@ -163,6 +165,7 @@ struct FixtureServer::Impl {
   mutable std::mutex mutex;
   std::map<std::string, Counter> counters;
   std::map<std::string, std::set<std::string>> peers;  // per counter key: "address:port" of each connection
+  std::map<std::string, std::vector<std::chrono::steady_clock::time_point>> arrivals;  // per counter key
   std::map<std::string, int> flaky;
   std::string gzip_text;
   std::string gzip_bomb;
@@ -178,8 +181,10 @@ struct FixtureServer::Impl {
                                                        : path.substr(0, slash);
       keys_ = {"*", first, "host:" + req.get_header_value("Host"), "agent:" + req.get_header_value("User-Agent")};
       const std::string peer = fmt::format("{}:{}", req.remote_addr, req.remote_port);
+      const auto now = std::chrono::steady_clock::now();
       std::lock_guard lock(impl_.mutex);
       for (const auto& k : keys_) {
+        if (auto& times = impl_.arrivals[k]; times.size() < kMaxArrivals) times.push_back(now);
         Counter& c = impl_.counters[k];
         if (impl_.peers[k].insert(peer).second) ++c.connections;
         ++c.requests;
@@ -347,6 +352,7 @@ struct FixtureServer::Impl {
   void reset() {
     std::lock_guard lock(mutex);
     peers.clear();
+    arrivals.clear();
     for (auto it = counters.begin(); it != counters.end();) {
       if (it->second.current == 0) {
         it = counters.erase(it);
@@ -476,6 +482,12 @@ Counter FixtureServer::counter(const std::string& key) const {
   std::lock_guard lock(impl_->mutex);
   auto it = impl_->counters.find(key);
   return it == impl_->counters.end() ? Counter{} : it->second;
+}
+
+std::vector<std::chrono::steady_clock::time_point> FixtureServer::arrivals(const std::string& key) const {
+  std::lock_guard lock(impl_->mutex);
+  auto it = impl_->arrivals.find(key);
+  return it == impl_->arrivals.end() ? std::vector<std::chrono::steady_clock::time_point>{} : it->second;
 }
 
 void FixtureServer::reset_counters() {

@@ -33,10 +33,12 @@
 // per User-Agent header. Not counted: /__stats and /__reset.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace sluice::fixture {
 
@@ -74,6 +76,8 @@ class FixtureServer {
   // "agent:<User-Agent header>".
   std::map<std::string, Counter> counters() const;
   Counter counter(const std::string& key) const;
+  // When each request counted under `key` arrived (steady clock), in arrival order; the first 100,000.
+  std::vector<std::chrono::steady_clock::time_point> arrivals(const std::string& key) const;
   void reset_counters();
 
  private:
