@@ -790,6 +790,8 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
 
 void HttpLoop::fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message) {
   Record& r = job->record;
+  // Errors name the record by its URL, also when it is in another field than `url`.
+  if (r.meta.origin_url.empty()) r.meta.origin_url = job->url;
   r.set("status", status ? Value(static_cast<std::int64_t>(status)) : Value());
   r.set("reason", Value(std::string(reason_name(reason))));
   r.set("attempts", Value(static_cast<std::int64_t>(job->attempts)));

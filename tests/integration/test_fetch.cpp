@@ -951,3 +951,60 @@ TEST_CASE("the fixture server's counters are readable over HTTP and reset by POS
   CHECK(server.counter("/status").requests == 0);
   CHECK_FALSE(contains(http(server.url("/__stats")).second, "/status"));
 }
+
+TEST_CASE("ok_status decides what is an error; on_error skips it or fails the run naming node and URL", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  // The URL is read from `link`, not `url` (url_field).
+  test::write_file(dir.file("pages.txt"), server.url("/status/200") + "\n" + server.url("/status/404") + "\n" +
+                                              server.url("/status/500") + "\n");
+  auto pipeline = [&](const std::string& fetch_config) {
+    return test::plan_of(fmt::format(R"(pipeline: outcome
+nodes:
+  - id: src
+    type: source.list
+    file: {pages}
+  - id: rename
+    type: set
+    rename: {{url: link}}
+  - id: get
+    type: fetch
+    url_field: link
+    robots: ignore
+    retries: {{attempts: 1}}
+{config}
+  - id: out
+    type: sink.jsonl
+    path: {out}
+    fields: [link, status]
+edges:
+  - src -> rename -> get -> out
+)",
+                                     fmt::arg("pages", dir.file("pages.txt")), fmt::arg("config", fetch_config),
+                                     fmt::arg("out", dir.file("out.jsonl"))));
+  };
+  auto statuses = [&] {
+    std::vector<std::string> out;
+    for (const auto& line : lines(dir, "out.jsonl")) out.push_back(line.substr(line.rfind(':') + 1));
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+
+  SECTION("ok_status: [2xx, 404] makes a 404 a result; on_error: skip drops the 500") {
+    RunReport report = run_pipeline(pipeline("    ok_status: [2xx, 404]\n    on_error: skip"));
+    CHECK(report.errors.empty());
+    CHECK(report.status == RunStatus::succeeded);
+    CHECK(statuses() == std::vector<std::string>{"200}", "404}"});
+    CHECK(test::stats_of(report, "get").errors == 1);
+  }
+  SECTION("on_error: fail stops the run with an error that names the node and the URL") {
+    RunReport report = run_pipeline(pipeline("    on_error: fail"));
+    CHECK(report.status == RunStatus::failed);
+    REQUIRE_FALSE(report.errors.empty());
+    const RunError& first = report.errors.front();
+    CHECK(first.node == "get");
+    INFO(first.to_string());
+    CHECK((first.record == server.url("/status/404") || first.record == server.url("/status/500")));
+    CHECK(contains(first.message, "HTTP"));
+  }
+}
