@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -436,7 +437,8 @@ TEST_CASE("timeouts fire and are reported with their reason", "[fetch]") {
     REQUIRE(::listen(listener, 0) == 0);
     std::vector<int> fillers;
     for (int i = 0; i < 2; ++i) fillers.push_back(connect_to(port, false));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    pollfd first{fillers[0], POLLOUT, 0};  // its handshake done: it holds the queue's one place
+    REQUIRE(::poll(&first, 1, 5000) == 1);
     const std::string url = fmt::format("http://127.0.0.1:{}/page", port);
     RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
         dir, {url}, 1,
