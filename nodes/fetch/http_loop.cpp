@@ -305,12 +305,14 @@ void HttpLoop::submit(Record&& record) {
   if (!url || !url->as_string()) {
     job->setup_error = url ? fmt::format("field '{}' is a {}, not a URL string", opt_.url_field, url->type_name())
                            : fmt::format("record has no '{}' field", opt_.url_field);
-  } else if (host_key(*url->as_string(), job->host, error)) {
-    job->url = *url->as_string();
   } else {
     job->url = *url->as_string();
-    job->setup_reason = error.starts_with("refused") ? Reason::refused : Reason::invalid;
-    job->setup_error = std::move(error);
+    if (!host_key(job->url, job->host, error)) {
+      job->setup_reason = error.starts_with("refused") ? Reason::refused : Reason::invalid;
+      job->setup_error = std::move(error);
+    }
+    // Results and errors name the record by the URL it was fetched from, whatever field held it.
+    if (record.meta.origin_url.empty()) record.meta.origin_url = job->url;
   }
   job->method = opt_.method;
   for (const auto& [name, value] : opt_.headers)
@@ -759,7 +761,6 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
   curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &ttfb);
   curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total);
   Record& r = job->record;
-  if (r.meta.origin_url.empty()) r.meta.origin_url = job->url;
   // A record usually has none of the fields fetch adds yet: then they are appended without a
   // lookup each.
   const bool fresh = !output_fields_.empty() &&
@@ -790,8 +791,6 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
 
 void HttpLoop::fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message) {
   Record& r = job->record;
-  // Errors name the record by its URL, also when it is in another field than `url`.
-  if (r.meta.origin_url.empty()) r.meta.origin_url = job->url;
   r.set("status", status ? Value(static_cast<std::int64_t>(status)) : Value());
   r.set("reason", Value(std::string(reason_name(reason))));
   r.set("attempts", Value(static_cast<std::int64_t>(job->attempts)));

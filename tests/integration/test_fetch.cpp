@@ -206,13 +206,12 @@ TEST_CASE("a fetched record carries final url, status, content type, kept header
   const std::string url = server.url("/headers?X-One=1&X-Many=a&X-Many=b");
   const std::string r = fetch_one(url, "    keep_headers: [X-One, x-many, X-Missing]");
   CAPTURE(r);
-  CHECK(r.find(fmt::format(R"("final_url":"{}","status":200,"content_type":"text/plain",)", url)) != std::string::npos);
-  CHECK(r.find(R"("header_x_one":"1","header_x_many":"a, b","header_x_missing":null,"body":"headers\n",)") !=
-        std::string::npos);
+  CHECK(contains(r, fmt::format(R"("final_url":"{}","status":200,"content_type":"text/plain",)", url)));
+  CHECK(contains(r, R"("header_x_one":"1","header_x_many":"a, b","header_x_missing":null,"body":"headers\n",)"));
   for (const char* field : {"time_dns", "time_connect", "time_ttfb", "time_total", "fetched_at"}) {
-    CHECK(r.find(fmt::format("\"{}\":", field)) != std::string::npos);
+    CHECK(contains(r, fmt::format("\"{}\":", field)));
   }
-  CHECK(r.find(R"("attempts":1)") != std::string::npos);
+  CHECK(contains(r, R"("attempts":1)"));
 }
 
 TEST_CASE("a fetched record holds each field once, also when names repeat or the record had them", "[fetch]") {
@@ -228,8 +227,8 @@ TEST_CASE("a fetched record holds each field once, also when names repeat or the
       REQUIRE(first != std::string::npos);
       CHECK(r.find(field, first + 1) == std::string::npos);
     }
-    CHECK(r.find(R"("status":200)") != std::string::npos);
-    CHECK(r.find(R"("content_type":"headers\n")") != std::string::npos);  // the body, set last
+    CHECK(contains(r, R"("status":200)"));
+    CHECK(contains(r, R"("content_type":"headers\n")"));  // the body, set last
   }
 }
 
@@ -348,8 +347,8 @@ TEST_CASE("retries follow attempts and on_status; a success after failures repor
   CHECK(server.counter("/status").requests == 1);  // 404 is not retried
   auto ok = lines(dir, "ok.jsonl");
   REQUIRE(ok.size() == 1);
-  CHECK(ok[0].find("\"status\":200") != std::string::npos);
-  CHECK(ok[0].find("\"attempts\":3") != std::string::npos);
+  CHECK(contains(ok[0], "\"status\":200"));
+  CHECK(contains(ok[0], "\"attempts\":3"));
   auto bad = lines(dir, "bad.jsonl");
   REQUIRE(bad.size() == 2);
   std::sort(bad.begin(), bad.end());
@@ -388,7 +387,7 @@ TEST_CASE("the breaker opens after failure_threshold failures and then fails fas
   auto bad = lines(dir, "bad.jsonl");
   REQUIRE(bad.size() == 10);
   int open = 0;
-  for (const auto& l : bad) open += l.find("\"reason\":\"circuit_open\"") != std::string::npos;
+  for (const auto& l : bad) open += contains(l, "\"reason\":\"circuit_open\"");
   CHECK(open == 7);
   auto messages = error_messages(dir);
   REQUIRE(messages.size() == 10);
@@ -410,7 +409,7 @@ TEST_CASE("an open breaker half-opens after recovery_timeout and a successful pr
   REQUIRE(report.errors.empty());
   auto ok = lines(dir, "ok.jsonl");
   REQUIRE(ok.size() == 2);
-  CHECK(ok[0].find("\"attempts\":4") != std::string::npos);
+  CHECK(contains(ok[0], "\"attempts\":4"));
   CHECK(lines(dir, "bad.jsonl").empty());
   CHECK(server.counter("/flaky").requests == 4);
 }
@@ -498,7 +497,7 @@ TEST_CASE("malformed URLs are errors with reason invalid, before and after their
   REQUIRE(bad.size() == 4);
   for (const auto& line : bad) {
     CAPTURE(line);
-    CHECK(line.find("\"reason\":\"invalid\"") != std::string::npos);
+    CHECK(contains(line, "\"reason\":\"invalid\""));
   }
   auto messages = error_messages(dir);
   REQUIRE(messages.size() == 4);
@@ -519,10 +518,10 @@ TEST_CASE("redirects are followed up to max_redirects and loops are stopped", "[
   REQUIRE(report.errors.empty());
   auto ok = lines(dir, "ok.jsonl");
   REQUIRE(ok.size() == 1);
-  CHECK(ok[0].find(fmt::format("\"final_url\":\"{}\"", server.url("/redirect/0"))) != std::string::npos);
+  CHECK(contains(ok[0], fmt::format("\"final_url\":\"{}\"", server.url("/redirect/0"))));
   auto bad = lines(dir, "bad.jsonl");
   REQUIRE(bad.size() == 2);
-  for (const auto& l : bad) CHECK(l.find("\"reason\":\"redirects\"") != std::string::npos);
+  for (const auto& l : bad) CHECK(contains(l, "\"reason\":\"redirects\""));
 }
 
 TEST_CASE("the body cap holds for large, gzip-bomb and lying responses; gzip is decoded", "[fetch][security]") {
@@ -536,13 +535,13 @@ TEST_CASE("the body cap holds for large, gzip-bomb and lying responses; gzip is 
   REQUIRE(ok.size() == 1);
   std::string hello;
   for (int i = 0; i < 100; ++i) hello += "hello gzip\\n";
-  CHECK(ok[0].find("\"body\":\"" + hello + "\"") != std::string::npos);
+  CHECK(contains(ok[0], "\"body\":\"" + hello + "\""));
   auto bad = lines(dir, "bad.jsonl");
   REQUIRE(bad.size() == 3);
   std::sort(bad.begin(), bad.end());
-  CHECK(bad[0].find("/gzip-bomb\",\"status\":null,\"reason\":\"too_large\"") != std::string::npos);
-  CHECK(bad[1].find("/huge/3000000\",\"status\":null,\"reason\":\"too_large\"") != std::string::npos);
-  CHECK(bad[2].find("/truncated\",\"status\":null,\"reason\":\"reset\"") != std::string::npos);
+  CHECK(contains(bad[0], "/gzip-bomb\",\"status\":null,\"reason\":\"too_large\""));
+  CHECK(contains(bad[1], "/huge/3000000\",\"status\":null,\"reason\":\"too_large\""));
+  CHECK(contains(bad[2], "/truncated\",\"status\":null,\"reason\":\"reset\""));
 }
 
 TEST_CASE("method, headers and body are sent as configured, with {field} templates", "[fetch]") {
@@ -556,10 +555,10 @@ TEST_CASE("method, headers and body are sent as configured, with {field} templat
   REQUIRE(report.errors.empty());
   auto ok = lines(dir, "ok.jsonl");
   REQUIRE(ok.size() == 1);
-  CHECK(ok[0].find(R"(\"method\":\"POST\")") != std::string::npos);
-  CHECK(ok[0].find(fmt::format(R"(\"body\":\"{{\\\"q\\\": \\\"{}\\\"}}\")", server.url("/echo"))) != std::string::npos);
-  CHECK(ok[0].find(fmt::format(R"(\"X-Trace\":\"id-{}\")", server.url("/echo"))) != std::string::npos);
-  CHECK(ok[0].find(R"(\"User-Agent\":\"sluice-test/1\")") != std::string::npos);
+  CHECK(contains(ok[0], R"(\"method\":\"POST\")"));
+  CHECK(contains(ok[0], fmt::format(R"(\"body\":\"{{\\\"q\\\": \\\"{}\\\"}}\")", server.url("/echo"))));
+  CHECK(contains(ok[0], fmt::format(R"(\"X-Trace\":\"id-{}\")", server.url("/echo"))));
+  CHECK(contains(ok[0], R"(\"User-Agent\":\"sluice-test/1\")"));
 }
 
 TEST_CASE("the User-Agent is sent once: user_agent by default, a configured User-Agent header instead", "[fetch]") {
@@ -581,7 +580,7 @@ TEST_CASE("the User-Agent is sent once: user_agent by default, a configured User
     std::size_t first = line.find("user-agent\\\":");
     REQUIRE(first != std::string::npos);
     CHECK(line.find("user-agent\\\":", first + 1) == std::string::npos);
-    CHECK(line.find(fmt::format("user-agent\\\":\\\"{}\\\"", expected)) != std::string::npos);
+    CHECK(contains(line, fmt::format("user-agent\\\":\\\"{}\\\"", expected)));
   }
   // robots.txt rules are matched against user_agent, so its request sends user_agent even when the
   // configured headers give pages another User-Agent.
@@ -605,13 +604,13 @@ TEST_CASE("a reused handle sends each job's own method and body; a 303 after a P
   for (std::size_t i : {0, 1, 2}) {
     const std::string& url = urls[i == 2 ? 3 : i];
     CAPTURE(ok[i]);
-    CHECK(ok[i].find(R"(\"method\":\"POST\")") != std::string::npos);
-    CHECK(ok[i].find(fmt::format(R"(\"body\":\"q={}\")", url)) != std::string::npos);
+    CHECK(contains(ok[i], R"(\"method\":\"POST\")"));
+    CHECK(contains(ok[i], fmt::format(R"(\"body\":\"q={}\")", url)));
   }
   CAPTURE(ok[3]);
-  CHECK(ok[3].find(R"(\"method\":\"GET\")") != std::string::npos);
-  CHECK(ok[3].find(R"(\"body\":\"\")") != std::string::npos);
-  CHECK(ok[3].find(fmt::format("\"final_url\":\"{}\"", server.url("/echo?n=3"))) != std::string::npos);
+  CHECK(contains(ok[3], R"(\"method\":\"GET\")"));
+  CHECK(contains(ok[3], R"(\"body\":\"\")"));
+  CHECK(contains(ok[3], fmt::format("\"final_url\":\"{}\"", server.url("/echo?n=3"))));
 }
 
 TEST_CASE("robots.txt rules apply to the normalized path: dot segments do not slip past a Disallow", "[fetch]") {
@@ -627,11 +626,11 @@ TEST_CASE("robots.txt rules apply to the normalized path: dot segments do not sl
   REQUIRE(ok.size() == 2);
   std::sort(ok.begin(), ok.end());
   // final_url is the URL libcurl fetched, normalized.
-  CHECK(ok[0].find(fmt::format("\"final_url\":\"{}\"", server.url("/catalogue/page1.html"))) != std::string::npos);
-  CHECK(ok[1].find(fmt::format("\"final_url\":\"{}\"", server.url("/private/open.html"))) != std::string::npos);
+  CHECK(contains(ok[0], fmt::format("\"final_url\":\"{}\"", server.url("/catalogue/page1.html"))));
+  CHECK(contains(ok[1], fmt::format("\"final_url\":\"{}\"", server.url("/private/open.html"))));
   auto bad = lines(dir, "bad.jsonl");
   REQUIRE(bad.size() == 1);
-  CHECK(bad[0].find("/item/../private/secret.html\",\"status\":null,\"reason\":\"robots\"") != std::string::npos);
+  CHECK(contains(bad[0], "/item/../private/secret.html\",\"status\":null,\"reason\":\"robots\""));
   CHECK(server.counter("/private").requests == 1);  // open.html only
 }
 
