@@ -8,6 +8,7 @@
 #include "../support.hpp"
 
 using namespace sluice;
+using test::ScopedEnv;
 using test::TempDir;
 
 namespace {
@@ -68,7 +69,7 @@ TEST_CASE("sluice run on an invalid pipeline exits 2 and runs nothing", "[cli]")
 TEST_CASE("settings given with --set override the file, and a bad value is a usage error", "[cli]") {
   TempDir dir;
   test::write_file(dir.file("p.yaml"), kValid);
-  ::setenv("CLI_OUT", dir.file("out.jsonl").c_str(), 1);
+  ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str());
   Result bad = sluice_cli(dir, {"run", dir.file("p.yaml"), "--set", "batch=lots"});
   CHECK(bad.code == 2);
   CHECK(bad.err == "--set batch: error: batch: expected an int, got 'lots'\n");
@@ -78,17 +79,13 @@ TEST_CASE("settings given with --set override the file, and a bad value is a usa
   Result ok = sluice_cli(dir, {"run", "-q", dir.file("p.yaml"), "--set", "batch=2"});
   CHECK(ok.code == 0);
   CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))).size() == 5);
-  ::unsetenv("CLI_OUT");
 }
 
 TEST_CASE("a failed run exits 1 and lists its errors with node and record", "[cli]") {
   TempDir dir;
   test::write_file(dir.file("p.yaml"), kValid);
-  ::setenv("CLI_OUT", dir.file("out.jsonl").c_str(), 1);
-  ::setenv("CLI_FAIL_ON", "3", 1);
+  ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str()), fail_on("CLI_FAIL_ON", "3");
   Result r = sluice_cli(dir, {"run", "-q", dir.file("p.yaml")});
-  ::unsetenv("CLI_FAIL_ON");
-  ::unsetenv("CLI_OUT");
   CHECK(r.code == 1);
   CHECK(r.err == "error: node 'boom': record 'u3': injected failure\nsluice: pipeline 'cli' failed with 1 error(s)\n");
 }
@@ -96,11 +93,8 @@ TEST_CASE("a failed run exits 1 and lists its errors with node and record", "[cl
 TEST_CASE("SIGINT stops a running pipeline gracefully with exit 130 and whole output", "[cli][signal]") {
   TempDir dir;
   test::write_file(dir.file("p.yaml"), kValid);
-  ::setenv("CLI_OUT", dir.file("out.jsonl").c_str(), 1);
-  ::setenv("CLI_TO", "1000000000", 1);
+  ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str()), to("CLI_TO", "1000000000");
   test::Process p({SLUICE_BINARY, "run", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"));
-  ::unsetenv("CLI_TO");
-  ::unsetenv("CLI_OUT");
   // Wait until records are flowing, then interrupt.
   for (int i = 0; i < 200 && !(std::filesystem::exists(dir.file("out.jsonl")) &&
                                std::filesystem::file_size(dir.file("out.jsonl")) > 0);

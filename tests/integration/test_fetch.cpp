@@ -27,6 +27,7 @@
 using namespace sluice;
 using fixture::Counter;
 using fixture::FixtureServer;
+using test::ScopedEnv;
 using test::TempDir;
 
 namespace {
@@ -127,33 +128,6 @@ edges:
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
-
-// Sets (or, with nullptr, removes) an environment variable for its lifetime. libcurl reads the proxy
-// variables when a transfer starts; no transfer runs while a test changes them.
-class ScopedEnv {
- public:
-  ScopedEnv(std::string name, const char* value) : name_(std::move(name)) {
-    if (const char* old = std::getenv(name_.c_str())) old_ = old;
-    if (value) {
-      ::setenv(name_.c_str(), value, 1);
-    } else {
-      ::unsetenv(name_.c_str());
-    }
-  }
-  ~ScopedEnv() {
-    if (old_) {
-      ::setenv(name_.c_str(), old_->c_str(), 1);
-    } else {
-      ::unsetenv(name_.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> old_;
-};
 
 // 127.0.0.1:`port` as a socket address.
 sockaddr_in loopback(int port = 0) {

@@ -98,6 +98,16 @@ void widen_backlog(int port) {
   }
 }
 
+// What `write` (one of OpenSSL's PEM_write_bio_* calls) writes, as text.
+template <typename Write>
+std::string pem_text(Write write) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> mem(BIO_new(BIO_s_mem()), BIO_free);
+  if (!mem || !write(mem.get())) throw std::runtime_error("fixture server: cannot write PEM");
+  char* data = nullptr;
+  long n = BIO_get_mem_data(mem.get(), &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
 // A fresh key and a self-signed certificate for 127.0.0.1 (its own CA: a client trusts it by
 // loading it as its CA file), valid for a day.
 struct SelfSigned {
@@ -130,11 +140,7 @@ SelfSigned self_signed() {
     X509_EXTENSION_free(ext);
   }
   if (!X509_sign(x, s.key.get(), EVP_sha256())) throw std::runtime_error("fixture server: cannot sign the certificate");
-  std::unique_ptr<BIO, decltype(&BIO_free)> mem(BIO_new(BIO_s_mem()), BIO_free);
-  PEM_write_bio_X509(mem.get(), x);
-  char* data = nullptr;
-  long n = BIO_get_mem_data(mem.get(), &data);
-  s.pem.assign(data, static_cast<std::size_t>(n));
+  s.pem = pem_text([x](BIO* out) { return PEM_write_bio_X509(out, x); });
   return s;
 }
 
@@ -407,11 +413,8 @@ CertificateFiles write_self_signed(const std::string& dir) {
   CertificateFiles files{(std::filesystem::path(dir) / "cert.pem").string(),
                          (std::filesystem::path(dir) / "key.pem").string()};
   std::ofstream(files.cert, std::ios::binary) << s.pem;
-  std::unique_ptr<BIO, decltype(&BIO_free)> mem(BIO_new(BIO_s_mem()), BIO_free);
-  PEM_write_bio_PrivateKey(mem.get(), s.key.get(), nullptr, nullptr, 0, nullptr, nullptr);
-  char* data = nullptr;
-  long n = BIO_get_mem_data(mem.get(), &data);
-  std::ofstream(files.key, std::ios::binary) << std::string(data, static_cast<std::size_t>(n));
+  std::ofstream(files.key, std::ios::binary) << pem_text(
+      [&s](BIO* out) { return PEM_write_bio_PrivateKey(out, s.key.get(), nullptr, nullptr, 0, nullptr, nullptr); });
   return files;
 }
 
