@@ -308,6 +308,7 @@ Schema batch_schema() {
 }
 
 void check(const Config& c, const Location& owner, Diagnostics& diags) {
+  if (!c.has("columns")) return;  // missing: reported already
   std::set<std::string> names;
   for (const auto& [name, type] : c.map("columns")) names.insert(name);
   if (names.empty()) diags.error(owner, "store.sqlite needs at least one column in 'columns'");

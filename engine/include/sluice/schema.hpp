@@ -120,7 +120,9 @@ class Config {
   std::map<std::string, bool> explicit_;
 };
 
-// A set of fields, plus an optional cross-field check (for rules such as "exactly one of").
+// A set of fields, plus an optional cross-field check (for rules such as "exactly one of"). The
+// check runs once every field given is valid, and also when a required field is missing (so that
+// its other problems are reported too): it must test has() before reading a required field.
 class Schema {
  public:
   using Check = std::function<void(const Config&, const Location& owner, Diagnostics&)>;
