@@ -7,7 +7,6 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 
 #include "../builtin.hpp"
 #include "links.hpp"
@@ -30,10 +29,10 @@ struct FieldRule {
 // Compiled XPath expressions are per thread (libxml2 objects are not shared between threads).
 class CompiledCache {
  public:
-  xmlXPathCompExprPtr get(const std::string& xpath) {
+  xmlXPathCompExprPtr get(xmlXPathContextPtr ctx, const std::string& xpath) {
     auto it = cache_.find(xpath);
     if (it != cache_.end()) return it->second.get();
-    xmlXPathCompExprPtr compiled = xmlXPathCompile(reinterpret_cast<const xmlChar*>(xpath.c_str()));
+    xmlXPathCompExprPtr compiled = xmlXPathCtxtCompile(ctx, reinterpret_cast<const xmlChar*>(xpath.c_str()));
     cache_.emplace(xpath, Ptr(compiled));
     return compiled;
   }
@@ -45,6 +44,14 @@ class CompiledCache {
   using Ptr = std::unique_ptr<xmlXPathCompExpr, Free>;
   std::map<std::string, Ptr> cache_;
 };
+
+// libxml2's structured error handler for a page's XPath context: keeps the first message (in the
+// std::string at userData) instead of printing it on stderr. The selectors were checked by
+// libxml2 at validation, so this is for what only a real page can trigger.
+void keep_first_error(void* user, xmlErrorPtr e) {
+  auto* first = static_cast<std::string*>(user);
+  if (first->empty() && e) *first = parse::xpath_error_text(e);
+}
 
 std::string collapse(std::string_view s) {
   std::string out;
@@ -90,7 +97,7 @@ std::string node_value(xmlNodePtr node, const Selector& sel) {
 std::vector<std::string> evaluate(xmlXPathContextPtr ctx, CompiledCache& cache, xmlNodePtr context, const Selector& sel,
                                   bool all) {
   std::vector<std::string> out;
-  xmlXPathCompExprPtr expr = cache.get(sel.xpath);
+  xmlXPathCompExprPtr expr = cache.get(ctx, sel.xpath);
   if (!expr) return out;
   ctx->node = context;
   xmlXPathObjectPtr result = xmlXPathCompiledEval(expr, ctx);
@@ -111,7 +118,7 @@ std::vector<std::string> evaluate(xmlXPathContextPtr ctx, CompiledCache& cache, 
 
 std::vector<xmlNodePtr> nodes(xmlXPathContextPtr ctx, CompiledCache& cache, xmlNodePtr context, const Selector& sel) {
   std::vector<xmlNodePtr> out;
-  xmlXPathCompExprPtr expr = cache.get(sel.xpath);
+  xmlXPathCompExprPtr expr = cache.get(ctx, sel.xpath);
   if (!expr) return out;
   ctx->node = context;
   xmlXPathObjectPtr result = xmlXPathCompiledEval(expr, ctx);
@@ -137,6 +144,7 @@ class HtmlParser final : public TransformNode {
     std::string page_url = text_of(page.get(url_field_));
     if (page_url.empty()) page_url = text_of(page.get("url"));
     thread_local CompiledCache cache;
+    parse::init_libxml();
     htmlDocPtr doc = htmlReadMemory(
         html.data(), static_cast<int>(html.size()), page_url.c_str(), nullptr,
         HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET | HTML_PARSE_COMPACT);
@@ -145,14 +153,27 @@ class HtmlParser final : public TransformNode {
       return;
     }
     xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    std::string xpath_error;
+    ctx->userData = &xpath_error;
+    ctx->error = keep_first_error;
     xmlNodePtr root = reinterpret_cast<xmlNodePtr>(doc);
     if (links_) emit_links(page, page_url, ctx, cache, root, out);
     std::vector<xmlNodePtr> item_nodes = items_ ? nodes(ctx, cache, root, *items_) : std::vector<xmlNodePtr>{root};
+    if (!xpath_error.empty()) {
+      item_nodes.clear();
+      out.fail(std::move(page), fmt::format("XPath error in 'items' or 'links' on '{}': {}", page_url, xpath_error));
+    }
     for (xmlNodePtr item : item_nodes) {
       Record r = parse::item_record(page, page_url);
       std::string problem;
       for (const auto& f : fields_) {
         auto values = evaluate(ctx, cache, item, f.selector, f.all);
+        if (!xpath_error.empty()) {
+          if (problem.empty()) {
+            problem = fmt::format("field '{}': XPath error: {} (selector '{}')", f.name, xpath_error, f.selector_text);
+          }
+          xpath_error.clear();
+        }
         std::vector<std::string> kept;
         for (auto& v : values) {
           if (f.regex) {
@@ -257,8 +278,7 @@ NodeType parse_html_type() {
           .with_default("final_url"),
   });
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
-    static std::once_flag ready;
-    std::call_once(ready, [] { xmlInitParser(); });
+    parse::init_libxml();
     const Config& c = ctx.config;
     std::optional<Selector> items;
     if (c.has("items")) items = parse::compile_selector(c.string("items"), false, nullptr);

@@ -1,9 +1,14 @@
 #include "selector.hpp"
 
 #include <fmt/format.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <mutex>
+#include <new>
 #include <vector>
 
 namespace sluice::parse {
@@ -27,6 +32,49 @@ std::string literal(std::string_view s) {
 
 bool name_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+}
+
+void ignore_generic_error(void*, const char*, ...) {}
+
+// Tag and attribute names become XPath names, which cannot start with a digit or '-'.
+bool name_start(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+}
+
+// libxml2's own verdict on an XPath expression: compiled, then evaluated once on an empty HTML
+// document (which also catches unknown functions and wrong argument types). Its message goes to
+// `error` instead of libxml2's default of printing it on stderr.
+bool libxml_accepts(const std::string& xpath, std::string& error) {
+  struct Capture {
+    static void on_error(void* user, xmlErrorPtr e) {
+      auto* c = static_cast<Capture*>(user);
+      if (c->message.empty() && e) c->message = xpath_error_text(e);
+    }
+    std::string message;
+  } capture;
+  init_libxml();
+  xmlDocPtr doc = xmlNewDoc(reinterpret_cast<const xmlChar*>("1.0"));
+  if (!doc) throw std::bad_alloc();
+  xmlDocSetRootElement(doc, xmlNewDocNode(doc, nullptr, reinterpret_cast<const xmlChar*>("html"), nullptr));
+  xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+  if (!ctx) {
+    xmlFreeDoc(doc);
+    throw std::bad_alloc();
+  }
+  ctx->userData = &capture;
+  ctx->error = &Capture::on_error;
+  bool ok = false;
+  if (xmlXPathCompExprPtr expr = xmlXPathCtxtCompile(ctx, reinterpret_cast<const xmlChar*>(xpath.c_str()))) {
+    ctx->node = reinterpret_cast<xmlNodePtr>(doc);
+    xmlXPathObjectPtr result = xmlXPathCompiledEval(expr, ctx);
+    ok = result != nullptr && capture.message.empty();
+    xmlXPathFreeObject(result);
+    xmlXPathFreeCompExpr(expr);
+  }
+  xmlXPathFreeContext(ctx);
+  xmlFreeDoc(doc);
+  if (!ok) error = capture.message.empty() ? "not a valid expression" : capture.message;
+  return ok;
 }
 
 class CssParser {
@@ -117,6 +165,7 @@ class CssParser {
     std::string predicates;
     if (take('*')) {
     } else if (!at_end() && name_char(peek())) {
+      if (!name_start(peek())) return fail(fmt::format("a tag name cannot start with '{}'", peek()));
       tag = name();
       for (char& c : tag) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
@@ -133,6 +182,9 @@ class CssParser {
         predicates += fmt::format("[@id={}]", literal(id));
       } else if (take('[')) {
         skip_space();
+        if (!at_end() && name_char(peek()) && !name_start(peek())) {
+          return fail(fmt::format("an attribute name cannot start with '{}'", peek()));
+        }
         std::string attr = name();
         if (attr.empty()) return fail("expected an attribute name");
         skip_space();
@@ -170,12 +222,13 @@ class CssParser {
         } else if (pseudo == "nth-child") {
           if (!take('(')) return fail("expected ( after :nth-child");
           std::string n = name();
-          if (!take(')') || n.empty() || !std::all_of(n.begin(), n.end(), [](char c) {
-                return std::isdigit(static_cast<unsigned char>(c)) != 0;
-              })) {
-            return fail("expected :nth-child(<number>)");
+          long index = 0;
+          auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), index);
+          if (!take(')') || n.empty() || ec != std::errc() || end != n.data() + n.size() || index < 1 ||
+              index > 1'000'000) {
+            return fail("expected :nth-child(<number from 1>)");
           }
-          predicates += fmt::format("[count(preceding-sibling::*) = {}]", std::stoi(n) - 1);
+          predicates += fmt::format("[count(preceding-sibling::*) = {}]", index - 1);
         } else {
           return fail(fmt::format("unsupported pseudo-class ':{}'", pseudo));
         }
@@ -214,15 +267,72 @@ class CssParser {
 
 }  // namespace
 
+std::string xpath_error_text(const ::_xmlError* e) {
+  // xmlXPathErrorMessages of libxml2 2.9.14, by xmlXPathError code; the structured error that an
+  // XPath context's handler receives carries the code and the offset, not the text.
+  static constexpr const char* kMessages[] = {
+      "ok",
+      "bad number",
+      "unfinished literal",
+      "bad start of literal",
+      "expected $ for a variable reference",
+      "undefined variable",
+      "invalid predicate",
+      "invalid expression",
+      "missing closing curly brace",
+      "unknown function",
+      "invalid operand",
+      "invalid type",
+      "wrong number of arguments",
+      "invalid context size",
+      "invalid context position",
+      "out of memory",
+      "syntax error",
+      "resource error",
+      "sub-resource error",
+      "undefined namespace prefix",
+      "encoding error",
+      "character out of XML range",
+      "invalid or incomplete context",
+      "stack usage error",
+      "forbidden variable",
+      "operation limit exceeded",
+      "recursion limit exceeded",
+  };
+  const int code = e->code - XML_XPATH_EXPRESSION_OK;
+  std::string text = code >= 0 && code < static_cast<int>(std::size(kMessages)) ? kMessages[code]
+                     : e->message                                               ? e->message
+                                                                                : fmt::format("error {}", e->code);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  if (e->int1 > 0) text += fmt::format(" at offset {}", e->int1);
+  return text;
+}
+
+void init_libxml() {
+  static std::once_flag ready;
+  std::call_once(ready, [] { xmlInitParser(); });
+  // Messages libxml2 would print on stderr besides its structured errors ("xmlXPathCompOpEval:
+  // function f not found"): the handler is per thread, and sluice reports the structured errors.
+  thread_local const bool quiet = [] {
+    xmlSetGenericErrorFunc(nullptr, ignore_generic_error);
+    return true;
+  }();
+  (void)quiet;
+}
+
 std::optional<Selector> compile_selector(std::string_view text, bool relative, std::string* error) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
   Selector out;
-  if (text.starts_with("xpath:")) {
-    out.xpath = std::string(text.substr(6));
-    return out;
-  }
-  if (!text.starts_with("css:") && (text.starts_with("/") || text.starts_with(".") || text.starts_with("("))) {
-    out.xpath = std::string(text);
+  const bool is_xpath =
+      text.starts_with("xpath:") ||
+      (!text.starts_with("css:") && (text.starts_with("/") || text.starts_with(".") || text.starts_with("(")));
+  if (is_xpath) {
+    out.xpath = std::string(text.starts_with("xpath:") ? text.substr(6) : text);
+    std::string problem;
+    if (!libxml_accepts(out.xpath, problem)) {
+      if (error) *error = fmt::format("invalid XPath '{}': {}", out.xpath, problem);
+      return std::nullopt;
+    }
     return out;
   }
   if (text.starts_with("css:")) text.remove_prefix(4);
@@ -255,6 +365,13 @@ std::optional<Selector> compile_selector(std::string_view text, bool relative, s
   for (std::size_t i = 0; i < alternatives.size(); ++i) out.xpath += (i ? " | " : "") + alternatives[i];
   out.pick = pick;
   out.attribute = attribute;
+  std::string problem;
+  if (!libxml_accepts(out.xpath, problem)) {  // a gap in the translation above, reported rather than run
+    if (error)
+      *error = fmt::format("CSS selector '{}' translates to XPath '{}', which libxml2 refuses: {}", text, out.xpath,
+                           problem);
+    return std::nullopt;
+  }
   return out;
 }
 

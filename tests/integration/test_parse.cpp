@@ -85,14 +85,18 @@ TEST_CASE("parse.html splits a page into items with CSS fields, lists and regex 
   CHECK(items[2].find(R"("name":"Mystery box","own":"Mystery box","price":null,"tags":[])") != std::string::npos);
 }
 
+// Runs parse_pipeline over the catalogue's first page, served by `server`.
+RunReport parse_first_page(const TempDir& dir, const fixture::FixtureServer& server, const std::string& config) {
+  return run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html")}, config)));
+}
+
 TEST_CASE("a missing required field routes the item with its error", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  RunReport report =
-      run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html")}, R"(    items: div.product
+  RunReport report = parse_first_page(dir, server, R"(    items: div.product
     fields:
       name: h2.name
-      price: {select: span.price, required: true})")));
+      price: {select: span.price, required: true})");
   REQUIRE(report.errors.empty());
   CHECK(test::lines_of(test::read_file(dir.file("items.jsonl"))).size() == 2);
   auto bad = test::lines_of(test::read_file(dir.file("bad.jsonl")));
@@ -101,6 +105,25 @@ TEST_CASE("a missing required field routes the item with its error", "[parse]") 
   CHECK(bad[0].find(
             R"x("_error":{"node":"parse","message":"required field 'price' not found (selector 'span.price')"})x") !=
         std::string::npos);
+}
+
+TEST_CASE("an XPath that fails only on a real page routes each item with libxml2's error", "[parse]") {
+  // Validation compiles and evaluates every selector once on an empty document; a predicate runs
+  // only where its step matches, so an unknown function inside one is found on the page.
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  RunReport report = parse_first_page(dir, server, R"(    items: div.product
+    fields:
+      name: h2.name
+      odd: './/h2[no-such-function()]')");
+  REQUIRE(report.errors.empty());
+  CHECK(test::read_file(dir.file("items.jsonl")).empty());
+  auto bad = test::lines_of(test::read_file(dir.file("bad.jsonl")));
+  REQUIRE(bad.size() == 3);
+  for (const auto& line : bad) {
+    CHECK_THAT(line, Catch::Contains(R"("message":"field 'odd': XPath error: unknown function)"));
+    CHECK_THAT(line, Catch::Contains("(selector './/h2[no-such-function()]')"));
+  }
 }
 
 TEST_CASE("links resolve against <base href>, are normalized, and only http(s) links are kept", "[parse][crawl]") {

@@ -47,4 +47,22 @@ TEST_CASE("bad CSS selectors are errors that say where", "[parse][selector]") {
   CHECK(xpath("li:hover") == "error: unsupported pseudo-class ':hover' at offset 8 in CSS selector 'li:hover'");
   CHECK(xpath("a::attr(") == "error: expected ::attr(<name>) at offset 8 in CSS selector 'a::attr('");
   CHECK(xpath("") == "error: empty selector");
+  // XPath names cannot start with a digit: "1.5" is not a tag "1" with a class "5".
+  CHECK(xpath("1.5") == "error: a tag name cannot start with '1' at offset 0 in CSS selector '1.5'");
+  CHECK(xpath("h1, 2") == "error: a tag name cannot start with '2' at offset 4 in CSS selector 'h1, 2'");
+  CHECK(xpath("a[-x]") == "error: an attribute name cannot start with '-' at offset 2 in CSS selector 'a[-x]'");
+  CHECK(xpath("li:nth-child(99999999999)") ==
+        "error: expected :nth-child(<number from 1>) at offset 25 in CSS selector 'li:nth-child(99999999999)'");
+  CHECK(xpath("li:nth-child(0)") ==
+        "error: expected :nth-child(<number from 1>) at offset 15 in CSS selector 'li:nth-child(0)'");
+}
+
+TEST_CASE("XPath selectors are checked by libxml2 itself, with its reason and offset", "[parse][selector]") {
+  CHECK(xpath("//a[") == "error: invalid XPath '//a[': invalid expression at offset 4");
+  CHECK(xpath(R"(//a[@href="x])") == R"(error: invalid XPath '//a[@href="x]': unfinished literal at offset 13)");
+  CHECK(xpath("xpath:count(1)") == "error: invalid XPath 'count(1)': invalid type");
+  CHECK(xpath("xpath:no-such-function(//a)") == "error: invalid XPath 'no-such-function(//a)': unknown function");
+  CHECK(xpath("xpath:$page") == "error: invalid XPath '$page': undefined variable");
+  CHECK(xpath("xpath:string(//title)") == "string(//title)");
+  CHECK(xpath("(//a)[1]") == "(//a)[1]");
 }
