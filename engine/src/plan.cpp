@@ -1,11 +1,11 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "sluice/pipeline.hpp"
 
@@ -556,16 +556,40 @@ std::optional<Plan> load_pipeline_text(std::string_view text, const std::string&
   return plan;
 }
 
-std::optional<Plan> load_pipeline_file(const std::string& path, const Registry& registry, const LoadOptions& options,
-                                       Diagnostics& diags) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    diags.error(Location{path, 0, 0}, fmt::format("cannot read pipeline file: {}", std::strerror(errno)));
+std::optional<std::string> read_pipeline_file(const std::string& path, Diagnostics& diags) {
+  constexpr std::size_t kMaxPipelineBytes = 4 << 20;
+  const Location where{path, 0, 0};
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    diags.error(where, "cannot read pipeline file: it is a directory");
     return std::nullopt;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return load_pipeline_text(text.str(), path, registry, options, diags);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    diags.error(where, fmt::format("cannot read pipeline file: {}", std::strerror(errno)));
+    return std::nullopt;
+  }
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxPipelineBytes) {
+      diags.error(where, fmt::format("cannot read pipeline file: larger than {} MiB", kMaxPipelineBytes >> 20));
+      return std::nullopt;
+    }
+  }
+  if (in.bad()) {
+    diags.error(where, fmt::format("cannot read pipeline file: {}", std::strerror(errno)));
+    return std::nullopt;
+  }
+  return text;
+}
+
+std::optional<Plan> load_pipeline_file(const std::string& path, const Registry& registry, const LoadOptions& options,
+                                       Diagnostics& diags) {
+  auto text = read_pipeline_file(path, diags);
+  if (!text) return std::nullopt;
+  return load_pipeline_text(*text, path, registry, options, diags);
 }
 
 }  // namespace sluice

@@ -37,25 +37,36 @@ class FileLines final : public SourceNode {
     if (!in_) throw NodeError(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
   }
 
-  // Blank lines and lines starting with '#' are skipped; surrounding whitespace is trimmed.
+  // Blank lines and lines starting with '#' are skipped; surrounding whitespace is trimmed. A line
+  // longer than kMaxLine is an error (a binary file, or a file with no newlines), not read on.
   bool next(Record& out) override {
-    while (std::getline(in_, line_)) {
-      std::size_t b = line_.find_first_not_of(" \t\r");
-      if (b == std::string::npos || line_[b] == '#') continue;
-      std::size_t e = line_.find_last_not_of(" \t\r");
-      out.set(field_, Value(line_.substr(b, e - b + 1)));
+    while (true) {
+      in_.getline(line_.data(), static_cast<std::streamsize>(line_.size()));
+      const auto extracted = static_cast<std::size_t>(in_.gcount());
+      if (in_.bad()) throw NodeError(fmt::format("error reading '{}': {}", path_, std::strerror(errno)));
+      if (extracted == 0 && in_.fail()) return false;  // the end
+      ++line_number_;
+      if (in_.fail() && !in_.eof()) {
+        throw NodeError(fmt::format("line {} of '{}' is longer than {} MiB: expected text with one value per line",
+                                    line_number_, path_, kMaxLine >> 20));
+      }
+      std::string_view line(line_.data(), in_.eof() ? extracted : extracted - 1);  // without the '\n'
+      std::size_t b = line.find_first_not_of(" \t\r");
+      if (b == std::string_view::npos || line[b] == '#') continue;
+      std::size_t e = line.find_last_not_of(" \t\r");
+      out.set(field_, Value(std::string(line.substr(b, e - b + 1))));
       return true;
     }
-    if (in_.bad()) throw NodeError(fmt::format("error reading '{}': {}", path_, std::strerror(errno)));
-    return false;
   }
 
  private:
+  static constexpr std::size_t kMaxLine = 1 << 20;
   std::string field_;
   std::string path_;
   std::vector<char> buffer_;
   std::ifstream in_;
-  std::string line_;
+  std::vector<char> line_ = std::vector<char>(kMaxLine + 1);
+  std::size_t line_number_ = 0;
 };
 
 class RangeTemplate final : public SourceNode {

@@ -51,6 +51,20 @@ TEST_CASE("sluice validate prints every error of every file and exits 2", "[cli]
   CHECK(sluice_cli(dir, {"validate", dir.file("good.yaml")}).code == 0);
 }
 
+TEST_CASE("a pipeline path that is missing, a directory or endless is refused with exit 2", "[cli]") {
+  TempDir dir;
+  Result missing = sluice_cli(dir, {"validate", dir.file("none.yaml")});
+  CHECK(missing.code == 2);
+  CHECK(missing.err == dir.file("none.yaml") + ": error: cannot read pipeline file: No such file or directory\n");
+  Result directory = sluice_cli(dir, {"run", dir.path().string()});
+  CHECK(directory.code == 2);
+  CHECK(directory.err == dir.path().string() + ": error: cannot read pipeline file: it is a directory\n");
+  // Read up to 4 MiB, not until memory runs out.
+  Result endless = sluice_cli(dir, {"test", "/dev/zero"});
+  CHECK(endless.code == 2);
+  CHECK_THAT(endless.err, Catch::Contains("/dev/zero: error: cannot read pipeline file: larger than 4 MiB"));
+}
+
 TEST_CASE("sluice run on an invalid pipeline exits 2 and runs nothing", "[cli]") {
   TempDir dir;
   std::string out = dir.file("out.jsonl");

@@ -83,6 +83,24 @@ TEST_CASE("source.list reads a file's lines lazily, skipping blank and comment l
         "{\"url\":\"https://a.example/1\"}\n{\"url\":\"https://a.example/2\"}\n{\"url\":\"https://a.example/3\"}\n");
 }
 
+TEST_CASE("source.list stops at a line longer than 1 MiB with an error naming the line", "[run]") {
+  // A binary file or /dev/zero is not read into one endless line: the source fails (and with it
+  // the run, as any failed node does) at the first line over the bound.
+  TempDir dir;
+  test::write_file(dir.file("urls.txt"),
+                   "https://a.example/1\n" + std::string((1 << 20) + 1, 'x') + "\nhttps://a.example/3\n");
+  std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(
+      chain(fmt::format("  - id: src\n    type: source.list\n    file: {}", dir.file("urls.txt")), "", out) +
+      "edges:\n  - src -> out\n");
+  RunReport report = run_pipeline(plan);
+  CHECK(report.status == RunStatus::failed);
+  REQUIRE(report.errors.size() == 1);
+  CHECK(report.errors[0].to_string() ==
+        fmt::format("node 'src': line 2 of '{}' is longer than 1 MiB: expected text with one value per line",
+                    dir.file("urls.txt")));
+}
+
 TEST_CASE("a source that cannot open its file fails the run before anything starts", "[run]") {
   TempDir dir;
   std::string out = dir.file("out.jsonl");

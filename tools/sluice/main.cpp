@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <thread>
 
 #include "expect.hpp"
@@ -102,14 +101,6 @@ std::unique_ptr<Registry> make_registry(const std::vector<std::string>& plugins)
   return ok ? std::move(registry) : nullptr;
 }
 
-std::optional<std::string> read_text(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // `settings.serve` as written, read before the pipeline is loaded: the server must run first, so
 // that ${SERVE_URL} can be substituted.
 std::string serve_folder(const std::string& text, const std::string& file) {
@@ -140,10 +131,9 @@ Loaded load(const std::string& file, const LoadArgs& args, bool start_server) {
   options.overrides = parse_overrides(args.sets, ok);
   out.registry = make_registry(args.plugins);
   if (!ok || !out.registry) return out;
-  auto text = read_text(file);
   Diagnostics diags;
+  auto text = read_pipeline_file(file, diags);
   if (!text) {
-    load_pipeline_file(file, *out.registry, options, diags);  // reports the unreadable file
     fmt::print(stderr, "{}", diags.to_string());
     return out;
   }

@@ -74,6 +74,9 @@ struct LoadOptions {
 // position). `file` is the name used in messages.
 std::optional<Plan> load_pipeline_text(std::string_view text, const std::string& file, const Registry& registry,
                                        const LoadOptions& options, Diagnostics& diags);
+// The text of pipeline file `path`, or nullopt with the reason in `diags`: unreadable, a directory,
+// or larger than a pipeline can be (4 MiB: /dev/zero is not read until memory runs out).
+std::optional<std::string> read_pipeline_file(const std::string& path, Diagnostics& diags);
 // Reads `path` and calls load_pipeline_text; an unreadable file is a diagnostic too.
 std::optional<Plan> load_pipeline_file(const std::string& path, const Registry& registry, const LoadOptions& options,
                                        Diagnostics& diags);
