@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "sluice/pipeline.hpp"
 
@@ -405,7 +406,12 @@ class Planner {
     std::optional<std::string> from_port, to_port;
     if (a) from_port = check_port(*a, from, PortDirection::output);
     if (b) to_port = check_port(*b, to, PortDirection::input);
-    if (!from_port || !to_port) return;
+    if (!from_port || !to_port) {
+      // The valid end still counts as connected, so that one mistake is not echoed as "not connected".
+      if (from_port) broken_edge_ends_.emplace_back(*a, *from_port, PortDirection::output);
+      if (to_port) broken_edge_ends_.emplace_back(*b, *to_port, PortDirection::input);
+      return;
+    }
     for (const auto& e : plan_.edges) {
       if (e.from_node == *a && e.from_port == *from_port && e.to_node == *b && e.to_port == *to_port) {
         diags_.error(where, fmt::format("duplicate edge {}.{} -> {}.{} (first at line {})", from.node, *from_port,
@@ -502,6 +508,14 @@ class Planner {
       incoming[e.to_node] = true;
       connected[{e.from_node, e.from_port}] = true;
     }
+    for (const auto& [node, port, direction] : broken_edge_ends_) {
+      if (direction == PortDirection::output) {
+        outgoing[node] = true;
+        connected[{node, port}] = true;
+      } else {
+        incoming[node] = true;
+      }
+    }
     for (std::size_t i = 0; i < plan_.nodes.size(); ++i) {
       const PlanNode& n = plan_.nodes[i];
       if (!n.type) {
@@ -541,6 +555,8 @@ class Planner {
   Plan plan_;
   std::map<std::string, std::size_t> ids_;
   std::set<std::string> bad_ids_;
+  // Ends of edges dropped for an error at their other end.
+  std::vector<std::tuple<std::size_t, std::string, PortDirection>> broken_edge_ends_;
 };
 
 }  // namespace
