@@ -44,6 +44,13 @@ EnvLookup process_env() {
 
 namespace {
 
+// A pipeline past the builder's bounds (aliases that expand exponentially, absurd nesting): one
+// diagnostic, and the parse stops there instead of exhausting memory or the stack.
+struct TooLarge {
+  Location where;
+  std::string message;
+};
+
 // Builds SpecNodes from yaml-cpp parser events; the event API shows every key, so duplicate keys
 // (which yaml-cpp's node API drops silently) are seen here.
 class SpecBuilder : public YAML::EventHandler {
@@ -61,14 +68,21 @@ class SpecBuilder : public YAML::EventHandler {
     SpecNode n;
     n.kind = SpecNode::Kind::null;
     n.where = location(mark);
-    add(std::move(n), anchor);
+    count(1, mark);
+    add(std::move(n), anchor, 1);
   }
 
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
     auto it = anchors_.find(anchor);
-    SpecNode n = it != anchors_.end() ? it->second : SpecNode{};
-    if (it == anchors_.end()) n.where = location(mark);
-    add(std::move(n), 0);
+    if (it == anchors_.end()) {
+      SpecNode n;
+      n.where = location(mark);
+      add(std::move(n), 0, 1);
+      return;
+    }
+    count(it->second.values, mark);  // before the copy: an alias copies its anchor's whole tree
+    SpecNode n = it->second.node;
+    add(std::move(n), 0, it->second.values);
   }
 
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
@@ -78,47 +92,71 @@ class SpecBuilder : public YAML::EventHandler {
     n.where = location(mark);
     n.quoted = tag != "?";
     n.scalar = substitute(value, n.where);
-    add(std::move(n), anchor);
+    count(1, mark);
+    add(std::move(n), anchor, 1);
   }
 
   void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
                        YAML::EmitterStyle::value) override {
-    SpecNode n;
-    n.kind = SpecNode::Kind::sequence;
-    n.where = location(mark);
-    stack_.push_back(Open{std::move(n), anchor, {}, false});
+    open(SpecNode::Kind::sequence, mark, anchor);
   }
 
   void OnSequenceEnd() override { close(); }
 
   void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
                   YAML::EmitterStyle::value) override {
-    SpecNode n;
-    n.kind = SpecNode::Kind::map;
-    n.where = location(mark);
-    stack_.push_back(Open{std::move(n), anchor, {}, false});
+    open(SpecNode::Kind::map, mark, anchor);
   }
 
   void OnMapEnd() override { close(); }
 
  private:
+  // Far beyond any pipeline, far below what exhausts memory or yaml-cpp's recursion.
+  static constexpr std::size_t kMaxValues = 1'000'000;
+  static constexpr std::size_t kMaxDepth = 100;
+
   struct Open {
     SpecNode node;
     YAML::anchor_t anchor;
     SpecNode pending_key;
     bool has_key;
+    std::size_t values;  // in this subtree, aliases expanded
+  };
+  struct Anchored {
+    SpecNode node;
+    std::size_t values;
   };
 
   Location location(const YAML::Mark& mark) const { return Location{file_, mark.line + 1, mark.column + 1}; }
 
+  void count(std::size_t values, const YAML::Mark& mark) {
+    values_ += values;
+    if (values_ > kMaxValues) {
+      throw TooLarge{location(mark),
+                     fmt::format("the pipeline has more than {} values (with aliases expanded)", kMaxValues)};
+    }
+  }
+
+  void open(SpecNode::Kind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
+    if (stack_.size() >= kMaxDepth) {
+      throw TooLarge{location(mark), fmt::format("lists and maps nested more than {} deep", kMaxDepth)};
+    }
+    count(1, mark);
+    SpecNode n;
+    n.kind = kind;
+    n.where = location(mark);
+    stack_.push_back(Open{std::move(n), anchor, {}, false, 1});
+  }
+
   void close() {
     Open done = std::move(stack_.back());
     stack_.pop_back();
-    add(std::move(done.node), done.anchor);
+    add(std::move(done.node), done.anchor, done.values);
   }
 
-  void add(SpecNode n, YAML::anchor_t anchor) {
-    if (anchor != 0) anchors_[anchor] = n;
+  void add(SpecNode n, YAML::anchor_t anchor, std::size_t values) {
+    if (anchor != 0) anchors_[anchor] = Anchored{n, values};
+    if (!stack_.empty()) stack_.back().values += values;
     if (stack_.empty()) {
       if (!has_root_) {
         root_ = std::move(n);
@@ -200,7 +238,8 @@ class SpecBuilder : public YAML::EventHandler {
   const EnvLookup& env_;
   Diagnostics& diags_;
   std::vector<Open> stack_;
-  std::map<YAML::anchor_t, SpecNode> anchors_;
+  std::map<YAML::anchor_t, Anchored> anchors_;
+  std::size_t values_ = 0;
   SpecNode root_;
   bool has_root_ = false;
 };
@@ -216,6 +255,9 @@ SpecNode parse_spec(std::string_view text, const std::string& file, const EnvLoo
   } catch (const YAML::Exception& e) {
     Location where{file, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1};
     diags.error(where, fmt::format("invalid YAML: {}", e.msg));
+    return SpecNode{};
+  } catch (const TooLarge& e) {
+    diags.error(e.where, e.message);
     return SpecNode{};
   }
   if (!builder.has_root()) return SpecNode{};
