@@ -11,8 +11,32 @@ std::string Location::to_string() const {
   return fmt::format("{}:{}:{}", file, line, column);
 }
 
+namespace {
+
+// Control characters in a message (they come from the file: a key or value quoted in it) are
+// shown escaped, so that 'sou\u008brce.list' does not print as 'source.list'.
+std::string visible(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+    if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else if (c == 0xc2 && next >= 0x80 && next <= 0x9f) {  // UTF-8 of U+0080..U+009F
+      out += fmt::format("\\u{:04x}", next);
+      ++i;
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string Diagnostic::to_string() const {
-  return fmt::format("{}: error: {}", where.to_string(), message);
+  return fmt::format("{}: error: {}", visible(where.to_string()), visible(message));
 }
 
 void Diagnostics::error(const Location& where, std::string message) {
