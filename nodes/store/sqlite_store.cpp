@@ -46,6 +46,104 @@ struct Column {
   std::string field;  // record field it is read from
 };
 
+// The rows of one batch as flat values: one cell per column, text and blobs in one buffer, and
+// each row's description (for an error message). Binds a row to the INSERT with pointers into
+// the buffer, valid until the next add() or clear().
+class FlatRows {
+ public:
+  void add(const Record& r, const std::vector<Column>& columns) {
+    for (const Column& c : columns) cells_.push_back(cell(c, r.get(c.field)));
+    const std::string description = r.describe();
+    descriptions_.push_back(Span{text_.size(), description.size()});
+    text_ += description;
+    ++rows_;
+  }
+  std::size_t rows() const { return rows_; }
+  std::size_t bytes() const { return text_.size() + cells_.size() * sizeof(Cell); }
+  std::string_view description(std::size_t row) const {
+    return std::string_view(text_).substr(descriptions_[row].offset, descriptions_[row].size);
+  }
+  void bind(std::size_t row, sqlite3_stmt* insert) const {
+    const std::size_t width = cells_.size() / rows_;
+    for (std::size_t i = 0; i < width; ++i) {
+      const Cell& c = cells_[row * width + i];
+      const int index = static_cast<int>(i + 1);
+      const char* data = text_.data() + c.span.offset;
+      switch (c.kind) {
+        case Cell::Kind::null:
+          sqlite3_bind_null(insert, index);
+          break;
+        case Cell::Kind::integer:
+          sqlite3_bind_int64(insert, index, c.integer);
+          break;
+        case Cell::Kind::real:
+          sqlite3_bind_double(insert, index, c.real);
+          break;
+        case Cell::Kind::text:
+          sqlite3_bind_text(insert, index, data, static_cast<int>(c.span.size), SQLITE_STATIC);
+          break;
+        case Cell::Kind::blob:
+          sqlite3_bind_blob(insert, index, data, static_cast<int>(c.span.size), SQLITE_STATIC);
+          break;
+      }
+    }
+  }
+  void clear() {
+    cells_.clear();
+    descriptions_.clear();
+    text_.clear();
+    rows_ = 0;
+  }
+
+ private:
+  struct Span {
+    std::size_t offset = 0, size = 0;
+  };
+  struct Cell {
+    enum class Kind : std::uint8_t { null, integer, real, text, blob } kind = Kind::null;
+    std::int64_t integer = 0;
+    double real = 0;
+    Span span;
+  };
+
+  Cell cell(const Column& column, const Value* v) {
+    Cell c;
+    if (!v || v->is_null()) return c;
+    if (const auto* b = v->as_bool()) {
+      c.kind = Cell::Kind::integer;
+      c.integer = *b ? 1 : 0;
+    } else if (const auto* i = v->as_int()) {
+      c.kind = Cell::Kind::integer;
+      c.integer = *i;
+    } else if (const auto* d = v->as_double()) {
+      c.kind = Cell::Kind::real;
+      c.real = *d;
+    } else if (const auto* s = v->as_string()) {
+      c.kind = Cell::Kind::text;
+      c.span = append(*s);
+    } else if (const auto* bytes = v->as_bytes()) {
+      c.kind = column.type == "BLOB" ? Cell::Kind::blob : Cell::Kind::text;
+      c.span = append(bytes->view());
+    } else {
+      std::string json;
+      append_json(json, *v);
+      c.kind = Cell::Kind::text;
+      c.span = append(json);
+    }
+    return c;
+  }
+  Span append(std::string_view data) {
+    Span span{text_.size(), data.size()};
+    text_ += data;
+    return span;
+  }
+
+  std::vector<Cell> cells_;
+  std::vector<Span> descriptions_;
+  std::string text_;
+  std::size_t rows_ = 0;
+};
+
 class SqliteStore final : public SinkNode {
  public:
   SqliteStore(std::string id, std::string path, std::string table, std::vector<Column> columns,
@@ -98,50 +196,46 @@ class SqliteStore final : public SinkNode {
     sqlite3_close(db_);
   }
 
-  // Rows are inserted as they arrive, inside a transaction that commits every `rows` rows (or on
-  // flush()). Until COMMIT the store keeps only the rows' permits, so a limit upstream still counts
-  // them as in flight; a failed batch is rolled back whole, and nothing of it is ever visible.
+  // Rows wait as flat values (batch_) until a batch is due (`rows` rows, kMaxPendingBytes of
+  // values, or flush() after `interval`), then go in with one short transaction: the file's write
+  // lock is held for the inserts only, not while rows trickle in, so another writer of the same
+  // file (a second store, the run state) does not sleep in SQLite's busy handler for up to
+  // `interval`. Records are taken apart as they arrive and freed here while their memory is still
+  // in cache. Until COMMIT the store keeps the rows' permits, so a limit upstream still counts them
+  // as in flight; a failed batch is rolled back whole, and nothing of it is ever visible.
   void write(std::vector<Record>& records) override {
     for (Record& r : records) {
-      if (!in_transaction_) {
-        exec("BEGIN IMMEDIATE", "starting a transaction");
-        in_transaction_ = true;
-      }
-      for (std::size_t i = 0; i < columns_.size(); ++i)
-        bind(static_cast<int>(i + 1), columns_[i], r.get(columns_[i].field));
-      int rc = sqlite3_step(insert_);
-      sqlite3_reset(insert_);
-      if (rc != SQLITE_DONE) rollback(pending_rows_ + 1, r.describe());
-      ++pending_rows_;
+      batch_.add(r, columns_);
       for (auto& p : r.permits) held_.push_back(std::move(p));
       for (auto& p : r.fetch_permits) held_.push_back(std::move(p));
-      if (pending_rows_ >= rows_) flush();
+      if (batch_.rows() >= rows_ || batch_.bytes() >= kMaxPendingBytes) flush();
     }
     records.clear();
   }
 
   // A store that hosts the run state also commits progress that waits for a transaction.
-  bool buffered() const override { return in_transaction_ || (state_ && state_->has_pending()); }
+  bool buffered() const override { return batch_.rows() > 0 || (state_ && state_->has_pending()); }
   std::chrono::nanoseconds max_delay() const override { return interval_; }
 
   void flush() override {
-    if (!in_transaction_) {
-      if (!state_ || !state_->has_pending()) return;
-      exec("BEGIN IMMEDIATE", "starting a transaction");
-      in_transaction_ = true;
+    if (batch_.rows() == 0 && (!state_ || !state_->has_pending())) return;
+    exec("BEGIN IMMEDIATE", "starting a transaction");
+    for (std::size_t row = 0; row < batch_.rows(); ++row) {
+      batch_.bind(row, insert_);
+      int rc = sqlite3_step(insert_);
+      sqlite3_reset(insert_);
+      if (rc != SQLITE_DONE) rollback(batch_.rows(), std::string(batch_.description(row)));
     }
     if (state_) {
       // The run's progress commits with these rows (see sluice/state.hpp).
       try {
         state_->write_in(db_, held_);
       } catch (const std::exception& e) {
-        rollback(pending_rows_, "", e.what());
+        rollback(batch_.rows(), "", e.what());
       }
     }
-    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) rollback(pending_rows_, "");
-    in_transaction_ = false;
-    pending_rows_ = 0;
-    held_.clear();  // committed: the rows' limit slots are free now
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) rollback(batch_.rows(), "");
+    clear_pending();  // committed: the rows' limit slots are free now
   }
 
   void close() override {
@@ -155,11 +249,14 @@ class SqliteStore final : public SinkNode {
       why = fmt::format("{} ({})", sqlite3_errmsg(db_), sqlite3_errstr(sqlite3_extended_errcode(db_)));
     }
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    in_transaction_ = false;
-    pending_rows_ = 0;
-    held_.clear();
+    clear_pending();
     throw NodeError(fmt::format("batch of {} rows rolled back, nothing of it stored in '{}'{}: {}", rows, path_,
                                 record.empty() ? "" : fmt::format(" (at record '{}')", record), why));
+  }
+
+  void clear_pending() {
+    batch_.clear();
+    held_.clear();
   }
 
   void exec(const std::string& sql, const std::string& what) {
@@ -254,31 +351,6 @@ class SqliteStore final : public SinkNode {
     }
   }
 
-  void bind(int index, const Column& column, const Value* v) {
-    if (!v || v->is_null()) {
-      sqlite3_bind_null(insert_, index);
-    } else if (const auto* b = v->as_bool()) {
-      sqlite3_bind_int(insert_, index, *b ? 1 : 0);
-    } else if (const auto* i = v->as_int()) {
-      sqlite3_bind_int64(insert_, index, *i);
-    } else if (const auto* d = v->as_double()) {
-      sqlite3_bind_double(insert_, index, *d);
-    } else if (const auto* s = v->as_string()) {
-      sqlite3_bind_text(insert_, index, s->data(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
-    } else if (const auto* bytes = v->as_bytes()) {
-      auto view = bytes->view();
-      if (column.type == "BLOB") {
-        sqlite3_bind_blob(insert_, index, view.data(), static_cast<int>(view.size()), SQLITE_TRANSIENT);
-      } else {
-        sqlite3_bind_text(insert_, index, view.data(), static_cast<int>(view.size()), SQLITE_TRANSIENT);
-      }
-    } else {
-      std::string json;
-      append_json(json, *v);
-      sqlite3_bind_text(insert_, index, json.data(), static_cast<int>(json.size()), SQLITE_TRANSIENT);
-    }
-  }
-
   RunState* state_;  // the run state this store hosts, else null
   std::string id_, path_, table_;
   std::vector<Column> columns_;
@@ -287,8 +359,10 @@ class SqliteStore final : public SinkNode {
   std::chrono::nanoseconds interval_;
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
-  bool in_transaction_ = false;
-  std::size_t pending_rows_ = 0;
+  // A batch is due at `rows_` rows or at kMaxPendingBytes of values, whichever comes first (pages
+  // with large bodies).
+  static constexpr std::size_t kMaxPendingBytes = 8 << 20;
+  FlatRows batch_;
   std::vector<PermitRef> held_;
 };
 

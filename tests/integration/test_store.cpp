@@ -185,6 +185,39 @@ edges:
   CHECK(query(db, "SELECT url FROM failures") == std::vector<std::string>{"u7"});
 }
 
+TEST_CASE("rows waiting for their batch do not hold the database's write lock", "[store]") {
+  // Another writer of the file (a second store, the run state) must not wait in SQLite's busy
+  // handler while this store's rows wait for `rows` or `interval`: they wait in memory, and the
+  // write lock is taken only for the batch's short transaction.
+  TempDir dir;
+  std::string db = dir.file("shop.db");
+  Plan plan = test::plan_of(store_pipeline(db, 10, "    batch: {rows: 1000, interval: 1h}"));
+  const PlanNode& node = plan.nodes.back();
+  REQUIRE(node.id == "store");
+  auto store = node.type->factory(NodeContext{node.id, node.config, node.where, plan.settings});
+  auto& sink = dynamic_cast<SinkNode&>(*store);
+  std::vector<Record> records(3);
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    records[i].set("url", Value(fmt::format("https://x.example/p/{}", i)));
+    records[i].set("n", Value(static_cast<std::int64_t>(i)));
+  }
+  sink.write(records);
+  CHECK(sink.buffered());
+
+  sqlite3* other = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &other) == SQLITE_OK);
+  sqlite3_busy_timeout(other, 0);  // no waiting: the lock is free now or this fails
+  CHECK(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  CHECK(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(other);
+
+  CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{"0"});
+  sink.flush();
+  CHECK_FALSE(sink.buffered());
+  CHECK(query(db, "SELECT n FROM items ORDER BY n") == std::vector<std::string>{"0", "1", "2"});
+  sink.close();
+}
+
 TEST_CASE("SIGINT during a run exits 130 with every received record committed", "[store][signal]") {
   TempDir dir;
   std::string db = dir.file("shop.db");

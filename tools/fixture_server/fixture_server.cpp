@@ -46,6 +46,13 @@ std::string gzip(const std::string& data, std::size_t repeat = 1) {
   return out;
 }
 
+// The /gzip-bomb body, made once per process on its first request: compressing 64 MiB takes about
+// 200 ms of CPU, which every server start (each test, each `sluice run` with settings.serve) paid.
+const std::string& gzip_bomb() {
+  static const std::string bomb = gzip(std::string(1 << 20, '\0'), 64);
+  return bomb;
+}
+
 std::string json_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -174,7 +181,6 @@ struct FixtureServer::Impl {
   std::map<std::string, std::vector<std::chrono::steady_clock::time_point>> arrivals;  // per counter key
   std::map<std::string, int> flaky;
   std::string gzip_text;
-  std::string gzip_bomb;
 
   // Counts one request under each of its keys for as long as the handler runs.
   class Track {
@@ -275,9 +281,9 @@ struct FixtureServer::Impl {
                   res.set_header("Content-Encoding", "gzip");
                   res.set_content(gzip_text, "text/plain");
                 }));
-    server->Get("/gzip-bomb", tracked([this](const httplib::Request&, httplib::Response& res) {
+    server->Get("/gzip-bomb", tracked([](const httplib::Request&, httplib::Response& res) {
                   res.set_header("Content-Encoding", "gzip");
-                  res.set_content(gzip_bomb, "application/octet-stream");
+                  res.set_content(gzip_bomb(), "application/octet-stream");
                 }));
     server->Get(R"(/redirect/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
                   int n = std::stoi(req.matches[1]);
@@ -429,7 +435,6 @@ FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls) 
     impl_->server_ptr = std::make_unique<httplib::Server>();
   }
   impl_->gzip_text = gzip(std::string("hello gzip\n"), 100);
-  impl_->gzip_bomb = gzip(std::string(1 << 20, '\0'), 64);
   impl_->server_ptr->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
   impl_->server_ptr->set_keep_alive_max_count(100000);
   // httplib gives each open connection a pool thread; idle keep-alive connections give theirs back
