@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "expect.hpp"
@@ -44,7 +45,11 @@ std::vector<std::pair<std::string, std::string>> parse_overrides(const std::vect
 }
 
 // Signal handling: SIGINT/SIGTERM are blocked in every thread and taken by one watcher thread with
-// sigwait, which asks the run to stop (first signal graceful, second abort). No handler runs.
+// sigwait, which asks the run to stop (first signal graceful, second abort). No handler runs. The
+// watcher must exist before the command starts any thread (the settings.serve fixture server's,
+// plugins'): a thread created earlier would not block the signals, and the kernel would deliver one
+// there, killing the process with nothing committed. A request made before the run starts is
+// replayed when it does (StopSignal::attach), so the run stops at once.
 class SignalWatcher {
  public:
   SignalWatcher(StopSignal& stop, bool announce) : stop_(stop) {
@@ -167,28 +172,28 @@ struct RunArgs {
 };
 
 int cmd_run(const std::string& file, const RunArgs& args) {
+  StopSignal stop;
+  std::optional<SignalWatcher> watcher(std::in_place, stop, true);
   Loaded loaded = load(file, args.load, true);
   if (!loaded.plan) return kInvalid;
   const Plan& plan = *loaded.plan;
   if (args.resume && plan.settings.state.empty()) {
-    fmt::print(stderr, "sluice: error: --resume needs settings.state in '{}' (the file that records progress)\n",
-               file);
+    fmt::print(stderr, "sluice: error: --resume needs settings.state in '{}' (the file that records progress)\n", file);
     return kInvalid;
   }
   spdlog::debug("running pipeline '{}' ({} nodes){}", plan.settings.name, plan.nodes.size(),
-               args.resume ? ", resuming" : "");
+                args.resume ? ", resuming" : "");
   const bool live = !args.quiet && ::isatty(STDERR_FILENO);
   cli::ProgressLine line(plan, stderr);
-  StopSignal stop;
   RunReport report;
   {
-    SignalWatcher watcher(stop, true);
     RunOptions options;
     options.stop = &stop;
     options.resume = args.resume;
     if (live) options.progress = [&line](const RunProgress& p) { line.update(p); };
     report = run_pipeline(plan, options);
   }
+  watcher.reset();
   line.clear();
   if (report.already_finished) {
     fmt::print(stderr, "sluice: pipeline '{}' already finished (state '{}'); nothing to do\n", plan.settings.name,
@@ -248,6 +253,8 @@ int cmd_graph(const std::string& file, const LoadArgs& args, const std::string& 
 // Runs each pipeline, checks its `expect:` assertions, prints each result and a closing line.
 int cmd_test(const std::vector<std::string>& files, const LoadArgs& args) {
   int passed = 0, failed = 0, invalid = 0;
+  StopSignal stop;  // one for every pipeline: an interrupted one ends the command
+  SignalWatcher watcher(stop, false);
   for (const auto& file : files) {
     fmt::print("{}\n", file);
     Loaded loaded = load(file, args, true);
@@ -255,12 +262,11 @@ int cmd_test(const std::vector<std::string>& files, const LoadArgs& args) {
       fmt::print("  FAIL the pipeline is invalid\n");
       ++failed;
       ++invalid;
+      if (stop.requests() > 0) break;
       continue;
     }
-    StopSignal stop;
     RunReport report;
     {
-      SignalWatcher watcher(stop, false);
       RunOptions options;
       options.stop = &stop;
       report = run_pipeline(*loaded.plan, options);
