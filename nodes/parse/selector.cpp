@@ -299,7 +299,7 @@ std::string xpath_error_text(const ::_xmlError* e) {
       "operation limit exceeded",
       "recursion limit exceeded",
   };
-  const int code = e->code - XML_XPATH_EXPRESSION_OK;
+  const int code = e->domain == XML_FROM_XPATH ? e->code - XML_XPATH_EXPRESSION_OK : -1;
   std::string text = code >= 0 && code < static_cast<int>(std::size(kMessages)) ? kMessages[code]
                      : e->message                                               ? e->message
                                                                                 : fmt::format("error {}", e->code);
