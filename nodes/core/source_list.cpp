@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstring>
 #include <fstream>
+#include <memory>
 
 #include "../builtin.hpp"
 
@@ -41,7 +42,7 @@ class FileLines final : public SourceNode {
   // longer than kMaxLine is an error (a binary file, or a file with no newlines), not read on.
   bool next(Record& out) override {
     while (true) {
-      in_.getline(line_.data(), static_cast<std::streamsize>(line_.size()));
+      in_.getline(line_.get(), static_cast<std::streamsize>(kMaxLine + 1));
       const auto extracted = static_cast<std::size_t>(in_.gcount());
       if (in_.bad()) throw NodeError(fmt::format("error reading '{}': {}", path_, std::strerror(errno)));
       if (extracted == 0 && in_.fail()) return false;  // the end
@@ -50,7 +51,7 @@ class FileLines final : public SourceNode {
         throw NodeError(fmt::format("line {} of '{}' is longer than {} MiB: expected text with one value per line",
                                     line_number_, path_, kMaxLine >> 20));
       }
-      std::string_view line(line_.data(), in_.eof() ? extracted : extracted - 1);  // without the '\n'
+      std::string_view line(line_.get(), in_.eof() ? extracted : extracted - 1);  // without the '\n'
       std::size_t b = line.find_first_not_of(" \t\r");
       if (b == std::string_view::npos || line[b] == '#') continue;
       std::size_t e = line.find_last_not_of(" \t\r");
@@ -65,7 +66,8 @@ class FileLines final : public SourceNode {
   std::string path_;
   std::vector<char> buffer_;
   std::ifstream in_;
-  std::vector<char> line_ = std::vector<char>(kMaxLine + 1);
+  // Not initialised: only the pages that lines reach are ever touched (resident).
+  std::unique_ptr<char[]> line_ = std::make_unique_for_overwrite<char[]>(kMaxLine + 1);
   std::size_t line_number_ = 0;
 };
 
