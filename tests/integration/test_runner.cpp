@@ -56,14 +56,20 @@ TEST_CASE("sluice graph draws nodes, ports, limits and error routes as DOT", "[c
     CHECK_THAT(test::read_file(dir.file("p.svg")), Catch::Contains("<svg") && Catch::Contains("boom"));
   }
   SECTION("without Graphviz it says what is missing") {
-    std::string path = ::getenv("PATH");
-    ::setenv("PATH", "/nonexistent", 1);
-    auto svg = sluice_cli(dir, {"graph", dir.file("p.yaml"), "--format", "png"});
-    ::setenv("PATH", path.c_str(), 1);
+    test::Result svg;
+    {
+      test::ScopedEnv no_dot("PATH", "/nonexistent");
+      svg = sluice_cli(dir, {"graph", dir.file("p.yaml"), "--format", "png"});
+    }
     CHECK(svg.code == 2);
     CHECK(svg.err ==
           "sluice: error: --format png needs Graphviz's 'dot' program, which is not installed (Debian: apt-get "
           "install graphviz); --format dot prints the graph without it\n");
+  }
+  SECTION("an output file that cannot be written is an error, not a silent success") {
+    auto dot = sluice_cli(dir, {"graph", dir.file("p.yaml"), "-o", "/dev/full"});
+    CHECK(dot.code == 2);
+    CHECK(dot.err == "sluice: error: cannot write '/dev/full': No space left on device\n");
   }
 }
 
@@ -119,8 +125,10 @@ TEST_CASE("sluice run --stats-json writes the run's stats and errors, --preview 
   CHECK_THAT(json, Catch::StartsWith("{\"pipeline\": \"small\", \"file\": "));
   CHECK_THAT(json, Catch::Contains("\"status\": \"succeeded\", \"exit_code\": 0"));
   CHECK_THAT(json, Catch::Contains("{\"id\": \"keep\", \"type\": \"filter\", \"in\": 50, \"out\": 40, \"errors\": 0"));
-  CHECK_THAT(json, Catch::Contains("{\"id\": \"boom\", \"type\": \"test.fail\", \"in\": 40, \"out\": 39, \"errors\": 1"));
-  CHECK_THAT(r.out, Catch::Contains(fmt::format("t in {}: 39 rows, the first:\n  1|item 1\n  2|item 2\n", dir.file("out.db"))));
+  CHECK_THAT(json,
+             Catch::Contains("{\"id\": \"boom\", \"type\": \"test.fail\", \"in\": 40, \"out\": 39, \"errors\": 1"));
+  CHECK_THAT(r.out, Catch::Contains(
+                        fmt::format("t in {}: 39 rows, the first:\n  1|item 1\n  2|item 2\n", dir.file("out.db"))));
   CHECK_THAT(r.out, Catch::Contains(fmt::format("e in {}: 1 rows, the first:\n  7\n", dir.file("out.db"))));
   CHECK(r.err.find("running pipeline") == std::string::npos);
 

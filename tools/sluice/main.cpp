@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -239,7 +240,13 @@ int cmd_graph(const std::string& file, const LoadArgs& args, const std::string& 
     if (output.empty()) {
       fmt::print("{}", dot);
     } else {
-      std::ofstream(output, std::ios::binary) << dot;
+      std::ofstream out(output, std::ios::binary);
+      out << dot;
+      out.close();
+      if (!out) {
+        fmt::print(stderr, "sluice: error: cannot write '{}': {}\n", output, std::strerror(errno));
+        return kInvalid;
+      }
     }
     return 0;
   }
