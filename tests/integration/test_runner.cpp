@@ -135,6 +135,11 @@ TEST_CASE("sluice run --stats-json writes the run's stats and errors, --preview 
   auto debug = sluice_cli(dir, {"run", "-q", dir.file("p.yaml"), "--log-level", "debug"});
   CHECK(debug.code == 0);
   CHECK_THAT(debug.err, Catch::Contains("sluice: running pipeline 'small' (5 nodes)"));
+
+  // A stats file that cannot be written fails an otherwise good run (a full disk shows at close).
+  auto full = sluice_cli(dir, {"run", "-q", dir.file("p.yaml"), "--stats-json", "/dev/full"});
+  CHECK(full.code == 1);
+  CHECK(full.err == "sluice: error: cannot write '/dev/full': No space left on device\n");
 }
 
 TEST_CASE("on a terminal a live progress line is drawn, elsewhere none", "[cli][progress]") {

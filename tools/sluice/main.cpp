@@ -164,6 +164,17 @@ Loaded load(const std::string& file, const LoadArgs& args, bool start_server) {
   return out;
 }
 
+// Writes `text` to `path` (closed and checked: a full disk shows at close); false, with the reason
+// printed, when it cannot.
+bool write_file(const std::string& path, std::string_view text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  if (out) return true;
+  fmt::print(stderr, "sluice: error: cannot write '{}': {}\n", path, std::strerror(errno));
+  return false;
+}
+
 struct RunArgs {
   LoadArgs load;
   bool quiet = false;
@@ -211,13 +222,11 @@ int cmd_run(const std::string& file, const RunArgs& args) {
     fmt::print(stderr, "sluice: pipeline '{}' interrupted; records received by sinks were committed{}\n",
                plan.settings.name, plan.settings.state.empty() ? "" : " (continue it with --resume)");
   }
-  if (!args.stats_json.empty()) {
-    std::ofstream out(args.stats_json, std::ios::binary);
-    out << cli::report_json(plan, report);
-    if (!out) fmt::print(stderr, "sluice: error: cannot write '{}'\n", args.stats_json);
-  }
+  // A stats file asked for and not written fails a run that otherwise succeeded (a CI step would
+  // read it next).
+  const bool stats_written = args.stats_json.empty() || write_file(args.stats_json, cli::report_json(plan, report));
   if (args.preview > 0) fmt::print("{}", cli::preview_stores(plan, args.preview));
-  return report.exit_code();
+  return report.exit_code() == 0 && !stats_written ? 1 : report.exit_code();
 }
 
 int cmd_validate(const std::vector<std::string>& files, const LoadArgs& args) {
@@ -240,13 +249,7 @@ int cmd_graph(const std::string& file, const LoadArgs& args, const std::string& 
     if (output.empty()) {
       fmt::print("{}", dot);
     } else {
-      std::ofstream out(output, std::ios::binary);
-      out << dot;
-      out.close();
-      if (!out) {
-        fmt::print(stderr, "sluice: error: cannot write '{}': {}\n", output, std::strerror(errno));
-        return kInvalid;
-      }
+      if (!write_file(output, dot)) return kInvalid;
     }
     return 0;
   }
