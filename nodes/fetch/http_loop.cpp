@@ -382,11 +382,9 @@ void HttpLoop::run() {
       out_->flush();
       held_ = 0;
     }
-    if (quit_.load() && active_.empty() && timers_.empty()) {
-      bool idle = true;
-      for (auto& [key, host] : hosts_) idle = idle && host.waiting.empty();
+    if (quit_.load() && active_.empty() && timers_.empty() && queued_hosts_.empty()) {
       std::lock_guard lock(incoming_mutex_);
-      if (idle && incoming_.empty()) break;
+      if (incoming_.empty()) break;
     }
     sleeping_.store(true);
     bool more;
@@ -441,14 +439,45 @@ void HttpLoop::enqueue(std::unique_ptr<Job> job, bool front) {
   auto [it, inserted] = hosts_.try_emplace(job->host);
   Host& host = it->second;
   if (inserted) {
-    host.bucket = TokenBucket(opt_.rate, opt_.burst, Clock::now());
+    const auto now = Clock::now();
+    host.bucket = TokenBucket(opt_.rate, opt_.burst, now);
     host.breaker = CircuitBreaker(opt_.breaker_threshold, opt_.breaker_recovery);
+    host.last_used = now;
   }
   if (front) {
     host.waiting.push_front(std::move(job));
   } else {
     host.waiting.push_back(std::move(job));
   }
+  if (!host.queued) {
+    host.queued = true;
+    queued_hosts_.push_back(&*it);  // elements of an unordered_map keep their address
+  }
+  if (inserted && hosts_.size() > next_sweep_) forget_idle_hosts(Clock::now());
+}
+
+// A host that can be dropped and re-created later without changing what happens: nothing waits,
+// runs or is scheduled for it, its breaker is closed (or open past its recovery time, when a
+// fresh one would let a request through as well), and its rate bucket is full again.
+bool HttpLoop::forgettable(const Host& host, Clock::time_point now) const {
+  const bool breaker_at_rest = host.breaker.state() == CircuitBreaker::State::closed ||
+                               (host.breaker.state() == CircuitBreaker::State::open && host.breaker.retry_at() <= now);
+  return !host.queued && host.in_flight == 0 && host.retries_scheduled == 0 && !host.wake_scheduled &&
+         host.robots != Host::Robots::fetching && breaker_at_rest && host.bucket.full(now);
+}
+
+void HttpLoop::forget_idle_hosts(Clock::time_point now) {
+  std::vector<std::pair<Clock::time_point, Hosts::iterator>> idle;
+  for (auto it = hosts_.begin(); it != hosts_.end(); ++it) {
+    if (forgettable(it->second, now)) idle.emplace_back(it->second.last_used, it);
+  }
+  const std::size_t keep = kMaxIdleHosts / 2;
+  const std::size_t excess = std::min(idle.size(), hosts_.size() > keep ? hosts_.size() - keep : 0);
+  std::nth_element(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(excess), idle.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (std::size_t i = 0; i < excess; ++i) hosts_.erase(idle[i].second);
+  // Hosts that must stay (busy ones) do not make every new host sweep again.
+  next_sweep_ = std::max(kMaxIdleHosts, 2 * hosts_.size());
 }
 
 void HttpLoop::fire_timers(Clock::time_point now) {
@@ -456,6 +485,7 @@ void HttpLoop::fire_timers(Clock::time_point now) {
     Timer timer = std::move(timers_.begin()->second);
     timers_.erase(timers_.begin());
     if (timer.job) {
+      if (auto it = hosts_.find(timer.job->host); it != hosts_.end()) --it->second.retries_scheduled;
       enqueue(std::move(timer.job), true);
     } else if (auto it = hosts_.find(timer.host); it != hosts_.end()) {
       it->second.wake_scheduled = false;
@@ -465,8 +495,16 @@ void HttpLoop::fire_timers(Clock::time_point now) {
 
 void HttpLoop::admit_all(Clock::time_point now) {
   if (aborted_) return;
-  for (auto& [key, host] : hosts_) {
-    if (!host.waiting.empty()) admit(key, host, now);
+  for (std::size_t i = 0; i < queued_hosts_.size();) {
+    auto& [key, host] = *queued_hosts_[i];
+    admit(key, host, now);
+    if (host.waiting.empty()) {
+      host.queued = false;
+      queued_hosts_[i] = queued_hosts_.back();
+      queued_hosts_.pop_back();
+    } else {
+      ++i;
+    }
   }
 }
 
@@ -514,6 +552,7 @@ void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) 
     host.bucket.try_take(now);
     auto job = std::move(host.waiting.front());
     host.waiting.pop_front();
+    host.last_used = now;
     start_transfer(std::move(job), host, admission == CircuitBreaker::Admission::probe);
   }
 }
@@ -668,6 +707,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   std::unique_ptr<Job> job = std::move(t->job);
   Host& host = hosts_[job->host];
   --host.in_flight;
+  host.last_used = now;
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 
@@ -741,6 +781,7 @@ void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long statu
   bool retryable =
       reason == Reason::http_status ? opt_.retry.retries_status(status) : opt_.retry.retries_reason(reason);
   if (retryable && job->attempts < opt_.retry.attempts && !cancel_.load()) {
+    ++hosts_[job->host].retries_scheduled;  // the host stays known while its retry waits
     timers_.emplace(Clock::now() + wait, Timer{std::move(job), {}});
     return;
   }
@@ -814,13 +855,16 @@ void HttpLoop::abort_everything() {
     recycle(std::move(t));
   }
   active_.clear();
-  for (auto& [key, host] : hosts_) {
+  for (auto* entry : queued_hosts_) {
+    Host& host = entry->second;
     while (!host.waiting.empty()) {
       auto job = std::move(host.waiting.front());
       host.waiting.pop_front();
       fail(std::move(job), Reason::cancelled, 0, message);
     }
+    host.queued = false;
   }
+  queued_hosts_.clear();
   for (auto& [due, timer] : timers_) {
     if (timer.job) fail(std::move(timer.job), Reason::cancelled, 0, message);
   }

@@ -96,12 +96,16 @@ class HttpLoop {
   struct Host {
     std::deque<std::unique_ptr<Job>> waiting;
     int in_flight = 0;
+    int retries_scheduled = 0;  // jobs of this host waiting on a retry timer
     TokenBucket bucket;
     CircuitBreaker breaker;
     bool wake_scheduled = false;
+    bool queued = false;  // in queued_hosts_ (it has waiting jobs)
     enum class Robots { unknown, fetching, ready } robots = Robots::unknown;
     RobotsRules rules;
+    Clock::time_point last_used{};
   };
+  using Hosts = std::unordered_map<std::string, Host>;
   struct Timer {
     std::unique_ptr<Job> job;  // a retry; null: wake `host` for admission
     std::string host;
@@ -113,6 +117,8 @@ class HttpLoop {
   void enqueue(std::unique_ptr<Job> job, bool front);
   void fire_timers(Clock::time_point now);
   void admit_all(Clock::time_point now);
+  bool forgettable(const Host& host, Clock::time_point now) const;
+  void forget_idle_hosts(Clock::time_point now);
   void admit(const std::string& key, Host& host, Clock::time_point now);
   void start_transfer(std::unique_ptr<Job> job, Host& host, bool probe);
   void start_robots(const std::string& key, Host& host);
@@ -161,7 +167,13 @@ class HttpLoop {
   std::atomic<bool> sleeping_{false};  // the I/O thread is (about to be) in curl_multi_poll
 
   // I/O thread only:
-  std::unordered_map<std::string, Host> hosts_;
+  // Every host seen, and those with waiting jobs (admission visits only these: a run over a
+  // million hosts must not walk all of them on every loop turn). Idle hosts beyond kMaxIdleHosts
+  // are forgotten, oldest first (their robots.txt is fetched again if they come back).
+  static constexpr std::size_t kMaxIdleHosts = 10000;
+  Hosts hosts_;
+  std::vector<Hosts::value_type*> queued_hosts_;
+  std::size_t next_sweep_ = kMaxIdleHosts;
   std::multimap<Clock::time_point, Timer> timers_;
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;
   std::vector<std::unique_ptr<Transfer>> idle_;  // finished transfers, handles ready for reuse

@@ -189,6 +189,12 @@ Clock::time_point TokenBucket::next_token(Clock::time_point now) {
   return now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>((1 - tokens_) / rate_));
 }
 
+bool TokenBucket::full(Clock::time_point now) const {
+  if (!limited()) return true;
+  const double since = now > last_ ? std::chrono::duration<double>(now - last_).count() : 0.0;
+  return tokens_ + since * rate_ >= burst_;
+}
+
 CircuitBreaker::Admission CircuitBreaker::admit(Clock::time_point now) {
   if (threshold_ <= 0) return Admission::allow;
   if (state_ == State::closed) return Admission::allow;

@@ -77,6 +77,8 @@ class TokenBucket {
   bool try_take(Clock::time_point now);
   // When the next token is available (now, when one is).
   Clock::time_point next_token(Clock::time_point now);
+  // Refilled to its burst by `now` (a fresh bucket would allow no more than this one).
+  bool full(Clock::time_point now) const;
 
  private:
   void refill(Clock::time_point now);

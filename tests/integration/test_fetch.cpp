@@ -241,6 +241,24 @@ TEST_CASE("the server never sees more concurrent requests per host than per_host
   CHECK(server.counter("/delay").max_concurrent > 3);  // the hosts were served side by side
 }
 
+TEST_CASE("a run over more hosts than fetch keeps forgets idle ones, oldest first, and relearns them", "[fetch]") {
+  // fetch keeps at most 10,000 idle hosts (with their robots.txt rules, breaker and rate state):
+  // a list of a million domains must not grow without bound. 10,500 closed ports on 127.0.0.1 are
+  // 10,500 hosts; the fixture server, used first and last, is the oldest idle one when the bound
+  // is passed, so its robots.txt is fetched a second time when it comes back.
+  FixtureServer server;
+  TempDir dir;
+  std::vector<std::string> urls{server.url("/status/200?first")};
+  for (int port = 20000; port < 30500; ++port) urls.push_back(fmt::format("http://127.0.0.1:{}/x", port));
+  urls.push_back(server.url("/status/200?last"));
+  RunReport report = run_pipeline(
+      test::plan_of(fetch_pipeline(dir, urls, 64, "    connect_timeout: 2s\n    retries: {attempts: 1}", "batch: 64")));
+  REQUIRE(report.errors.empty());
+  CHECK(server.counter("/status").requests == 2);
+  CHECK(server.counter("/robots.txt").requests == 2);
+  CHECK(lines(dir, "ok.jsonl").size() + lines(dir, "bad.jsonl").size() == urls.size());
+}
+
 TEST_CASE("connections are kept and reused: a run opens no more connections to a host than per_host",
           "[fetch][limit]") {
   FixtureServer server;
