@@ -37,4 +37,9 @@ std::int64_t Gate::released() const {
   return released_;
 }
 
+bool Gate::saturated() const {
+  std::lock_guard lock(mutex_);
+  return admitted_ - released_ >= capacity_;
+}
+
 }  // namespace sluice

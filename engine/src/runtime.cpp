@@ -868,9 +868,13 @@ void Run::source_loop(Vertex& v) {
   release_external();
 }
 
+// A bound upstream is full: a limit, or a source's max_pending (records that went through an
+// async node carry their source batch's tickets to the sink). A buffering sink then commits, since
+// what it holds may be what the bound waits for.
 bool Run::limit_saturated() const {
   for (const auto& v : vertices_) {
     if (v.limit_permits && v.limit_permits->saturated()) return true;
+    if (v.gate && v.gate->saturated()) return true;
   }
   return false;
 }

@@ -7,6 +7,7 @@
 
 #include "../process.hpp"
 #include "../support.hpp"
+#include "fixture_server.hpp"
 
 using namespace sluice;
 using test::query;
@@ -149,6 +150,38 @@ TEST_CASE("a limit upstream never waits on a store batch: a full limit makes the
   CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{"400"});
   // Waiting for the batch to fill (or for its 1 h interval) would never finish.
   CHECK(elapsed < std::chrono::seconds(60));
+}
+
+TEST_CASE("a store behind fetch never waits on a source's max_pending: no limit, and the run ends", "[store]") {
+  // Records that went through fetch carry their source batch's tickets to the store. With one record
+  // per batch, max_pending 2 and an interval of an hour, the source waited for tickets the store kept
+  // until its interval: a deadlock (ended here by max_duration, with rows missing).
+  fixture::FixtureServer server;
+  TempDir dir;
+  std::string db = dir.file("pages.db");
+  RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: tickets
+settings: {{batch: 1, max_pending: 2, max_duration: 60s}}
+nodes:
+  - id: src
+    type: source.list
+    template: "{}?n={{n}}"
+    to: 50
+  - id: get
+    type: fetch
+    robots: ignore
+  - id: store
+    type: store.sqlite
+    path: {}
+    table: pages
+    columns: {{url: TEXT, status: INTEGER}}
+    batch: {{rows: 1000, interval: 1h}}
+edges:
+  - src -> get -> store
+)",
+                                                            server.url("/status/200"), db)));
+  REQUIRE(report.errors.empty());
+  CHECK(report.status == RunStatus::succeeded);
+  CHECK(query(db, "SELECT count(*) FROM pages WHERE status = 200") == std::vector<std::string>{"50"});
 }
 
 TEST_CASE("two store nodes write to two tables of one database", "[store]") {

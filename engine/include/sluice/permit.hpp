@@ -51,6 +51,8 @@ class Gate final : public PermitSource {
 
   std::int64_t admitted() const;
   std::int64_t released() const;
+  // All `capacity` permits are out: the producing thread waits (or will) until one comes back.
+  bool saturated() const;
 
  private:
   mutable std::mutex mutex_;
