@@ -342,6 +342,9 @@ struct Vertex {
   // sinks
   std::unique_ptr<SinkQueue> sink_queue;
   bool sink_broken = false;
+  // An async node is upstream: records arrive with their source batch's tickets (build_async), so
+  // what this sink buffers can be what a source's max_pending gate waits for.
+  bool holds_source_tickets = false;
   // limits: handoff (splits batches) -> limit_queue -> limiter -> admit -> outputs
   std::unique_ptr<LimitPermits> limit_permits;
   std::unique_ptr<LimitQueue<Message>> limit_queue;
@@ -470,7 +473,8 @@ class Run {
   void build_graph();
   void source_loop(Vertex& v);
   void sink_loop(Vertex& v);
-  bool limit_saturated() const;
+  bool bound_saturated(const Vertex& sink) const;
+  bool async_upstream(std::size_t node) const;
   void transform_body(Vertex& v, const Message& message);
   void check_invariants();
 
@@ -717,6 +721,25 @@ void Run::build_graph() {
     }
     from.outputs[static_cast<std::size_t>(port)].targets.push_back(target);
   }
+  for (std::size_t i = 0; i < vertices_.size(); ++i) {
+    if (vertices_[i].sink_queue) vertices_[i].holds_source_tickets = async_upstream(i);
+  }
+}
+
+bool Run::async_upstream(std::size_t node) const {
+  std::vector<bool> seen(vertices_.size());
+  std::vector<std::size_t> todo{node};
+  while (!todo.empty()) {
+    const std::size_t at = todo.back();
+    todo.pop_back();
+    for (const auto& e : plan_.edges) {
+      if (e.to_node != at || seen[e.from_node]) continue;
+      if (vertices_[e.from_node].plan->type->kind == NodeKind::async) return true;
+      seen[e.from_node] = true;
+      todo.push_back(e.from_node);
+    }
+  }
+  return false;
 }
 
 void Run::build_limit(Vertex& v) {
@@ -868,13 +891,13 @@ void Run::source_loop(Vertex& v) {
   release_external();
 }
 
-// A bound upstream is full: a limit, or a source's max_pending (records that went through an
-// async node carry their source batch's tickets to the sink). A buffering sink then commits, since
-// what it holds may be what the bound waits for.
-bool Run::limit_saturated() const {
+// A bound that `sink` may be holding up is full: a limit, or, when records reach the sink with
+// their source batch's tickets (an async node upstream), a source's max_pending. The sink then
+// commits, since what it buffers may be what the bound waits for.
+bool Run::bound_saturated(const Vertex& sink) const {
   for (const auto& v : vertices_) {
     if (v.limit_permits && v.limit_permits->saturated()) return true;
-    if (v.gate && v.gate->saturated()) return true;
+    if (sink.holds_source_tickets && v.gate && v.gate->saturated()) return true;
   }
   return false;
 }
@@ -903,7 +926,7 @@ void Run::sink_loop(Vertex& v) {
     Message m = v.sink_queue->pop_for(wait);
     if (!m) {
       if (v.sink_queue->closed_and_empty()) break;
-      if (buffering && (Clock::now() - oldest >= max_delay || limit_saturated())) flush();
+      if (buffering && (Clock::now() - oldest >= max_delay || bound_saturated(v))) flush();
       continue;
     }
     const std::size_t n = m->records.size();
@@ -931,7 +954,7 @@ void Run::sink_loop(Vertex& v) {
     }
     release_external();
     if (!buffering && sink.buffered()) oldest = Clock::now();
-    if (sink.buffered() && (Clock::now() - oldest >= max_delay || (v.sink_queue->empty() && limit_saturated()))) {
+    if (sink.buffered() && (Clock::now() - oldest >= max_delay || (v.sink_queue->empty() && bound_saturated(v)))) {
       flush();
     }
   }
