@@ -142,18 +142,27 @@ void append_json(std::string& out, const Record& record, const std::vector<std::
       out += "null";
     }
   };
-  if (only) {
-    for (const auto& name : *only) field(name, record.get(name));
-  } else {
-    for (const auto& [name, value] : record.fields()) field(name, &value);
-  }
-  if (record.error && !only) {
+  auto error = [&] {
     if (!first) out.push_back(',');
+    first = false;
     out += "\"_error\":{\"node\":";
     append_json_string(out, record.error->node);
     out += ",\"message\":";
     append_json_string(out, record.error->message);
     out.push_back('}');
+  };
+  if (only) {
+    for (const auto& name : *only) {
+      const Value* value = record.get(name);
+      if (!value && record.error && name == "_error") {
+        error();  // the attached error, selectable like a field
+      } else {
+        field(name, value);
+      }
+    }
+  } else {
+    for (const auto& [name, value] : record.fields()) field(name, &value);
+    if (record.error) error();
   }
   out.push_back('}');
 }

@@ -52,7 +52,15 @@ struct Column {
 class FlatRows {
  public:
   void add(const Record& r, const std::vector<Column>& columns) {
-    for (const Column& c : columns) cells_.push_back(cell(c, r.get(c.field)));
+    for (const Column& c : columns) {
+      const Value* v = r.get(c.field);
+      if (!v && c.field == "_error" && r.error) {  // the attached error's message (on_error: route)
+        const Value message(r.error->message);
+        cells_.push_back(cell(c, &message));
+      } else {
+        cells_.push_back(cell(c, v));
+      }
+    }
     const std::string description = r.describe();
     descriptions_.push_back(Span{text_.size(), description.size()});
     text_ += description;

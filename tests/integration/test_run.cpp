@@ -220,17 +220,36 @@ nodes:
   - id: bad
     type: sink.jsonl
     path: {}
+  - id: picked
+    type: sink.jsonl
+    path: {}
+    fields: [n, _error]
+  - id: table
+    type: store.sqlite
+    path: {}
+    table: failures
+    columns: {{url: TEXT, message: TEXT}}
+    fields: {{message: _error}}
 edges:
   - src -> boom -> good
   - from: boom.error
     to: bad
+  - boom.error -> picked
+  - boom.error -> table
 )",
-                                        dir.file("good.jsonl"), dir.file("bad.jsonl")));
+                                        dir.file("good.jsonl"), dir.file("bad.jsonl"), dir.file("picked.jsonl"),
+                                        dir.file("failures.db")));
   RunReport report = run_pipeline(plan);
   CHECK(report.status == RunStatus::succeeded);
   CHECK(test::lines_of(test::read_file(dir.file("good.jsonl"))).size() == 19);
   CHECK(test::read_file(dir.file("bad.jsonl")) ==
         "{\"url\":\"u7\",\"n\":7,\"_error\":{\"node\":\"boom\",\"message\":\"injected failure\"}}\n");
+  // The attached error can be picked like a field: by sink.jsonl's `fields`, and as its message by
+  // a store.sqlite column.
+  CHECK(test::read_file(dir.file("picked.jsonl")) ==
+        "{\"n\":7,\"_error\":{\"node\":\"boom\",\"message\":\"injected failure\"}}\n");
+  CHECK(test::query(dir.file("failures.db"), "SELECT url, message FROM failures") ==
+        std::vector<std::string>{"u7|injected failure"});
   CHECK(test::stats_of(report, "boom").errors == 1);
   CHECK(test::stats_of(report, "boom").records_out == 19);
 }
