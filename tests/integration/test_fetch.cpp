@@ -722,6 +722,20 @@ TEST_CASE("compressed: every encoding libcurl decodes is asked for, and the body
   CHECK(contains(plain, R"(\"method\":\"GET\")"));
 }
 
+TEST_CASE("the fixture server sends files over 256 KiB as they are, smaller ones compressed", "[fetch]") {
+  // cpp-httplib compresses text with brotli at its best quality: seconds per megabyte (15 s for a
+  // 7.7 MB JSON file), which a served folder of big pages must not cost.
+  TempDir dir;
+  test::write_file(dir.file("small.json"), "[" + std::string(1000, ' ') + "]");
+  test::write_file(dir.file("big.json"), "[" + std::string(300 << 10, ' ') + "]");
+  FixtureServer server(dir.path().string());
+  const std::string small = fetch_one(server.url("/small.json"), "    keep_headers: [Content-Encoding]");
+  CHECK_FALSE(contains(small, R"("header_content_encoding":null)"));
+  const std::string big = fetch_one(server.url("/big.json"), "    keep_headers: [Content-Encoding]");
+  CHECK(contains(big, R"("header_content_encoding":null)"));
+  CHECK(contains(big, "[" + std::string(300 << 10, ' ') + "]"));  // the whole file
+}
+
 TEST_CASE("cookies are off by default; cookies: true keeps them between the node's requests", "[fetch]") {
   FixtureServer server;
   // One slot: the page that sets the cookie is fetched and written before /echo is admitted.

@@ -46,6 +46,10 @@ std::string gzip(const std::string& data, std::size_t repeat = 1) {
   return out;
 }
 
+// Files up to this size are compressed when the client accepts it (cpp-httplib's default); larger
+// ones are sent as they are.
+constexpr std::size_t kCompressedUpTo = 256 << 10;
+
 // The /gzip-bomb body, made once per process on its first request: compressing 64 MiB takes about
 // 200 ms of CPU, which every server start (each test, each `sluice run` with settings.serve) paid.
 const std::string& gzip_bomb() {
@@ -357,7 +361,18 @@ struct FixtureServer::Impl {
                   }
                   std::ostringstream s;
                   s << in.rdbuf();
-                  res.set_content(s.str(), content_type_for(p));
+                  if (s.view().size() <= kCompressedUpTo) {
+                    res.set_content(s.str(), content_type_for(p));
+                    return;
+                  }
+                  // Sent as it is: cpp-httplib compresses a text body with brotli at its best
+                  // quality, which takes seconds per megabyte (15 s for a 7.7 MB JSON file).
+                  auto body = std::make_shared<const std::string>(std::move(s).str());
+                  res.set_content_provider(body->size(), content_type_for(p),
+                                           [body](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                                             sink.write(body->data() + offset, std::min(length, body->size() - offset));
+                                             return true;
+                                           });
                 }));
   }
 

@@ -25,7 +25,8 @@
 //   /__stats                    counters as JSON; POST /__reset clears them
 // A connection reset has its own raw TCP port (reset_url()): it accepts and resets at once.
 //
-// Text responses are compressed (br, else gzip) when the client accepts it, as cpp-httplib does.
+// Text responses are compressed (br, else gzip) when the client accepts it, as cpp-httplib does;
+// files over 256 KiB are sent as they are (brotli at its best quality takes seconds per megabyte).
 // With `tls` the same endpoints are served over HTTPS (HTTP/1.1), with a self-signed certificate.
 //
 // Counters: requests seen, current and maximum concurrent requests, and the client connections they
