@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <tuple>
 
 namespace sluice {
 
@@ -44,21 +45,16 @@ void Diagnostics::error(const Location& where, std::string message) {
 }
 
 void Diagnostics::sort() {
-  auto same_place = [](const Diagnostic& a, const Diagnostic& b) {
-    return a.where.file == b.where.file && a.where.line == b.where.line && a.where.column == b.where.column;
-  };
-  std::stable_sort(items_.begin(), items_.end(), [](const Diagnostic& a, const Diagnostic& b) {
-    if (a.where.file != b.where.file) return a.where.file < b.where.file;
-    if (a.where.line != b.where.line) return a.where.line < b.where.line;
-    return a.where.column < b.where.column;
-  });
+  auto place = [](const Diagnostic& d) { return std::tie(d.where.file, d.where.line, d.where.column); };
+  std::stable_sort(items_.begin(), items_.end(),
+                   [&](const Diagnostic& a, const Diagnostic& b) { return place(a) < place(b); });
   // A problem found twice at one place (a node named in the middle of an edge chain is the end of
   // one edge and the start of the next) is reported once.
   std::vector<Diagnostic> kept;
   kept.reserve(items_.size());
   for (auto& d : items_) {
     bool repeated = false;
-    for (auto it = kept.rbegin(); it != kept.rend() && same_place(*it, d) && !repeated; ++it) {
+    for (auto it = kept.rbegin(); it != kept.rend() && place(*it) == place(d) && !repeated; ++it) {
       repeated = it->message == d.message;
     }
     if (!repeated) kept.push_back(std::move(d));

@@ -156,7 +156,6 @@ class SpecBuilder : public YAML::EventHandler {
 
   void add(SpecNode n, YAML::anchor_t anchor, std::size_t values) {
     if (anchor != 0) anchors_[anchor] = Anchored{n, values};
-    if (!stack_.empty()) stack_.back().values += values;
     if (stack_.empty()) {
       if (!has_root_) {
         root_ = std::move(n);
@@ -165,6 +164,7 @@ class SpecBuilder : public YAML::EventHandler {
       return;
     }
     Open& top = stack_.back();
+    top.values += values;
     if (top.node.kind == SpecNode::Kind::sequence) {
       top.node.items.push_back(std::move(n));
       return;

@@ -29,6 +29,7 @@ struct FieldRule {
 // Compiled XPath expressions are per thread (libxml2 objects are not shared between threads).
 class CompiledCache {
  public:
+  CompiledCache() { parse::init_libxml(); }  // the thread's first use of libxml2
   xmlXPathCompExprPtr get(xmlXPathContextPtr ctx, const std::string& xpath) {
     auto it = cache_.find(xpath);
     if (it != cache_.end()) return it->second.get();
@@ -144,7 +145,6 @@ class HtmlParser final : public TransformNode {
     std::string page_url = text_of(page.get(url_field_));
     if (page_url.empty()) page_url = text_of(page.get("url"));
     thread_local CompiledCache cache;
-    parse::init_libxml();
     htmlDocPtr doc = htmlReadMemory(
         html.data(), static_cast<int>(html.size()), page_url.c_str(), nullptr,
         HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET | HTML_PARSE_COMPACT);

@@ -64,15 +64,14 @@ class FlatRows {
     const std::string description = r.describe();
     descriptions_.push_back(Span{text_.size(), description.size()});
     text_ += description;
-    ++rows_;
   }
-  std::size_t rows() const { return rows_; }
+  std::size_t rows() const { return descriptions_.size(); }
   std::size_t bytes() const { return text_.size() + cells_.size() * sizeof(Cell); }
   std::string_view description(std::size_t row) const {
     return std::string_view(text_).substr(descriptions_[row].offset, descriptions_[row].size);
   }
   void bind(std::size_t row, sqlite3_stmt* insert) const {
-    const std::size_t width = cells_.size() / rows_;
+    const std::size_t width = cells_.size() / rows();
     for (std::size_t i = 0; i < width; ++i) {
       const Cell& c = cells_[row * width + i];
       const int index = static_cast<int>(i + 1);
@@ -100,7 +99,6 @@ class FlatRows {
     cells_.clear();
     descriptions_.clear();
     text_.clear();
-    rows_ = 0;
   }
 
  private:
@@ -149,7 +147,6 @@ class FlatRows {
   std::vector<Cell> cells_;
   std::vector<Span> descriptions_;
   std::string text_;
-  std::size_t rows_ = 0;
 };
 
 class SqliteStore final : public SinkNode {

@@ -85,21 +85,21 @@ TEST_CASE("parse.html splits a page into items with CSS fields, lists and regex 
   CHECK(items[2].find(R"("name":"Mystery box","own":"Mystery box","price":null,"tags":[])") != std::string::npos);
 }
 
-// Runs parse_pipeline over the catalogue's first page, served by `server`.
-RunReport parse_first_page(const TempDir& dir, const fixture::FixtureServer& server, const std::string& config) {
-  return run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html")}, config)));
+// Parses the catalogue's first page into div.product items with a `name` field and `field` (a
+// line of YAML); the run must not fail. Returns the lines of the routed (bad) items.
+std::vector<std::string> routed_items(const TempDir& dir, const std::string& field) {
+  fixture::FixtureServer server(kSite);
+  RunReport report =
+      run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html")},
+                                                "    items: div.product\n    fields:\n      name: h2.name\n" + field)));
+  REQUIRE(report.errors.empty());
+  return test::lines_of(test::read_file(dir.file("bad.jsonl")));
 }
 
 TEST_CASE("a missing required field routes the item with its error", "[parse]") {
-  fixture::FixtureServer server(kSite);
   TempDir dir;
-  RunReport report = parse_first_page(dir, server, R"(    items: div.product
-    fields:
-      name: h2.name
-      price: {select: span.price, required: true})");
-  REQUIRE(report.errors.empty());
+  auto bad = routed_items(dir, "      price: {select: span.price, required: true}");
   CHECK(test::lines_of(test::read_file(dir.file("items.jsonl"))).size() == 2);
-  auto bad = test::lines_of(test::read_file(dir.file("bad.jsonl")));
   REQUIRE(bad.size() == 1);
   CHECK(bad[0].find(R"("name":"Mystery box")") != std::string::npos);
   CHECK(bad[0].find(
@@ -110,15 +110,9 @@ TEST_CASE("a missing required field routes the item with its error", "[parse]") 
 TEST_CASE("an XPath that fails only on a real page routes each item with libxml2's error", "[parse]") {
   // Validation compiles and evaluates every selector once on an empty document; a predicate runs
   // only where its step matches, so an unknown function inside one is found on the page.
-  fixture::FixtureServer server(kSite);
   TempDir dir;
-  RunReport report = parse_first_page(dir, server, R"(    items: div.product
-    fields:
-      name: h2.name
-      odd: './/h2[no-such-function()]')");
-  REQUIRE(report.errors.empty());
+  auto bad = routed_items(dir, "      odd: './/h2[no-such-function()]'");
   CHECK(test::read_file(dir.file("items.jsonl")).empty());
-  auto bad = test::lines_of(test::read_file(dir.file("bad.jsonl")));
   REQUIRE(bad.size() == 3);
   for (const auto& line : bad) {
     CHECK_THAT(line, Catch::Contains(R"("message":"field 'odd': XPath error: unknown function)"));
@@ -129,8 +123,8 @@ TEST_CASE("an XPath that fails only on a real page routes each item with libxml2
 TEST_CASE("links resolve against <base href>, are normalized, and only http(s) links are kept", "[parse][crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  RunReport report = run_pipeline(
-      test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html")}, "    links: a[href]")));
+  RunReport report =
+      run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html")}, "    links: a[href]")));
   REQUIRE(report.errors.empty());
   std::string page = server.url("/catalogue/page1.html");
   auto links = test::lines_of(test::read_file(dir.file("links.jsonl")));
@@ -293,7 +287,8 @@ edges:
 TEST_CASE("a frontier with little memory spills parked URLs to SQLite and still fetches each page once", "[crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  Plan plan = test::plan_of(fmt::format(R"(pipeline: spill
+  Plan plan =
+      test::plan_of(fmt::format(R"(pipeline: spill
 nodes:
   - id: seeds
     type: source.list
@@ -320,8 +315,7 @@ edges:
   - seeds -> frontier -> lim -> get -> parse -> pages
   - parse.links -> frontier
 )",
-                                        server.url("/catalogue/page1.html"), dir.path().string(),
-                                        dir.file("pages.jsonl")));
+                                server.url("/catalogue/page1.html"), dir.path().string(), dir.file("pages.jsonl")));
   RunReport report = run_pipeline(plan);
   REQUIRE(report.errors.empty());
   CHECK(test::lines_of(test::read_file(dir.file("pages.jsonl"))).size() == 7);
