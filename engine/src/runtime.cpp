@@ -474,6 +474,7 @@ class Run {
   void source_loop(Vertex& v);
   void sink_loop(Vertex& v);
   bool bound_saturated(const Vertex& sink) const;
+  void sink_failed(Vertex& v, const std::exception& e, std::uint64_t records);
   bool async_upstream(std::size_t node) const;
   void transform_body(Vertex& v, const Message& message);
   void check_invariants();
@@ -902,6 +903,18 @@ bool Run::bound_saturated(const Vertex& sink) const {
   return false;
 }
 
+// A sink's write(), flush() or close() threw. Its error count grows by the records it lost: those
+// a SinkBatchError names, else `records` (the write's records, or one). on_error: fail (the
+// default) fails the run, and the sink receives nothing more; skip only counts.
+void Run::sink_failed(Vertex& v, const std::exception& e, std::uint64_t records) {
+  if (const auto* batch = dynamic_cast<const SinkBatchError*>(&e)) records = batch->records();
+  v.stats.errors.fetch_add(records);
+  if (v.plan->on_error == OnError::fail) {
+    v.sink_broken = true;
+    fail(v, "", e.what());
+  }
+}
+
 void Run::sink_loop(Vertex& v) {
   name_thread("sink", v.plan->id);
   auto& sink = static_cast<SinkNode&>(*v.impl);
@@ -912,8 +925,7 @@ void Run::sink_loop(Vertex& v) {
     try {
       sink.flush();
     } catch (const std::exception& e) {
-      v.stats.errors.fetch_add(1);
-      fail(v, "", e.what());
+      sink_failed(v, e, 1);
     }
     v.stats.add_busy(started);
   };
@@ -940,13 +952,11 @@ void Run::sink_loop(Vertex& v) {
       try {
         sink.write(m->records);
       } catch (const std::exception& e) {
-        v.stats.errors.fetch_add(n);
-        if (v.plan->on_error == OnError::fail) {
-          v.sink_broken = true;
-          fail(v, "", e.what());
-        }
+        sink_failed(v, e, n);
       }
       v.stats.add_busy(started);
+    } else {
+      v.stats.errors.fetch_add(n);  // a broken sink's input is lost: counted, never silent
     }
     {
       ReleaseScope scope;
@@ -962,8 +972,7 @@ void Run::sink_loop(Vertex& v) {
   try {
     sink.close();
   } catch (const std::exception& e) {
-    v.stats.errors.fetch_add(1);
-    fail(v, "", e.what());
+    sink_failed(v, e, 1);
   }
   v.stats.add_busy(started);
 }

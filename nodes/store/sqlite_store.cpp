@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <set>
 
 #include "../builtin.hpp"
@@ -208,14 +209,24 @@ class SqliteStore final : public SinkNode {
   // `interval`. Records are taken apart as they arrive and freed here while their memory is still
   // in cache. Until COMMIT the store keeps the rows' permits, so a limit upstream still counts them
   // as in flight; a failed batch is rolled back whole, and nothing of it is ever visible.
+  // A batch that fails to commit does not take the rest of `records` with it: they start the next
+  // batch (committed by close() when the run fails), and the error names only the lost rows.
   void write(std::vector<Record>& records) override {
+    std::optional<SinkBatchError> failed;
     for (Record& r : records) {
       batch_.add(r, columns_);
       for (auto& p : r.permits) held_.push_back(std::move(p));
       for (auto& p : r.fetch_permits) held_.push_back(std::move(p));
-      if (batch_.rows() >= rows_ || batch_.bytes() >= kMaxPendingBytes) flush();
+      if (batch_.rows() >= rows_ || batch_.bytes() >= kMaxPendingBytes) {
+        try {
+          flush();
+        } catch (const SinkBatchError& e) {
+          failed = failed ? SinkBatchError(failed->what(), failed->records() + e.records()) : e;
+        }
+      }
     }
     records.clear();
+    if (failed) throw *failed;
   }
 
   // A store that hosts the run state also commits progress that waits for a transaction.
@@ -224,22 +235,24 @@ class SqliteStore final : public SinkNode {
 
   void flush() override {
     if (batch_.rows() == 0 && (!state_ || !state_->has_pending())) return;
-    exec("BEGIN IMMEDIATE", "starting a transaction");
+    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      drop_batch("dropped", "", "could not start a transaction: " + sqlite_error());
+    }
     for (std::size_t row = 0; row < batch_.rows(); ++row) {
       batch_.bind(row, insert_);
       int rc = sqlite3_step(insert_);
       sqlite3_reset(insert_);
-      if (rc != SQLITE_DONE) rollback(batch_.rows(), std::string(batch_.description(row)));
+      if (rc != SQLITE_DONE) rollback(std::string(batch_.description(row)));
     }
     if (state_) {
       // The run's progress commits with these rows (see sluice/state.hpp).
       try {
         state_->write_in(db_, held_);
       } catch (const std::exception& e) {
-        rollback(batch_.rows(), "", e.what());
+        rollback("", e.what());
       }
     }
-    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) rollback(batch_.rows(), "");
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) rollback("");
     clear_pending();  // committed: the rows' limit slots are free now
   }
 
@@ -249,14 +262,27 @@ class SqliteStore final : public SinkNode {
   }
 
  private:
-  [[noreturn]] void rollback(std::size_t rows, const std::string& record, std::string why = "") {
-    if (why.empty()) {
-      why = fmt::format("{} ({})", sqlite3_errmsg(db_), sqlite3_errstr(sqlite3_extended_errcode(db_)));
-    }
+  [[noreturn]] void rollback(const std::string& record, std::string why = "") {
+    if (why.empty()) why = sqlite_error();
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    drop_batch("rolled back", record, why);
+  }
+
+  // The pending rows are lost: dropped, with their permits, and reported with their count.
+  [[noreturn]] void drop_batch(std::string_view what, const std::string& record, const std::string& why) {
+    const std::size_t rows = batch_.rows();
     clear_pending();
-    throw NodeError(fmt::format("batch of {} rows rolled back, nothing of it stored in '{}'{}: {}", rows, path_,
-                                record.empty() ? "" : fmt::format(" (at record '{}')", record), why));
+    throw SinkBatchError(fmt::format("batch of {} rows {}, nothing of it stored in '{}'{}: {}", rows, what, path_,
+                                     record.empty() ? "" : fmt::format(" (at record '{}')", record), why),
+                         rows);
+  }
+
+  // SQLite's message, and the result code's text when it says more ("NOT NULL constraint failed: t.name
+  // (constraint failed)"); not "database or disk is full (database or disk is full)".
+  std::string sqlite_error() const {
+    std::string message = sqlite3_errmsg(db_);
+    std::string code = sqlite3_errstr(sqlite3_extended_errcode(db_));
+    return code == message ? message : fmt::format("{} ({})", message, code);
   }
 
   void clear_pending() {

@@ -58,6 +58,18 @@ class NodeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Thrown by a sink that lost records it had received: a batch that could not be made durable and
+// was dropped whole. The node's error count grows by `records` (for any other exception, by the
+// records of the write() call, or by one for flush() and close()).
+class SinkBatchError : public NodeError {
+ public:
+  SinkBatchError(const std::string& message, std::size_t records) : NodeError(message), records_(records) {}
+  std::size_t records() const { return records_; }
+
+ private:
+  std::size_t records_;
+};
+
 class Node {
  public:
   virtual ~Node() = default;
