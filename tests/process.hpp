@@ -15,11 +15,19 @@ namespace sluice::test {
 // A child process with stdout and stderr redirected to files. The destructor kills and reaps it.
 class Process {
  public:
-  Process(const std::vector<std::string>& argv, const std::string& stdout_path, const std::string& stderr_path) {
+  Process(const std::vector<std::string>& argv, const std::string& stdout_path, const std::string& stderr_path)
+      : Process(argv, -1, stdout_path, stderr_path) {}
+  // Standard output on `stdout_fd` (the write end of a pipe, say) instead of a file.
+  Process(const std::vector<std::string>& argv, int stdout_fd, const std::string& stderr_path)
+      : Process(argv, stdout_fd, "", stderr_path) {}
+
+ private:
+  Process(const std::vector<std::string>& argv, int stdout_fd, const std::string& stdout_path,
+          const std::string& stderr_path) {
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
-      int out = ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int out = stdout_fd >= 0 ? stdout_fd : ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(out, STDOUT_FILENO);
       ::dup2(err, STDERR_FILENO);
@@ -32,6 +40,8 @@ class Process {
       ::_exit(127);
     }
   }
+
+ public:
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
   ~Process() {

@@ -142,6 +142,66 @@ TEST_CASE("sluice run --stats-json writes the run's stats and errors, --preview 
   CHECK(full.err == "sluice: error: cannot write '/dev/full': No space left on device\n");
 }
 
+TEST_CASE("a standard output closed by its reader fails the run; stores still commit what they received", "[cli]") {
+  // `sluice run p.yaml | head`: the reader goes away. A write error of the node that writes there
+  // (not SIGPIPE, which killed the process with the store's last batch uncommitted).
+  TempDir dir;
+  const std::string db = dir.file("out.db");
+  auto pipeline = [&](bool to_stdout, int records) {
+    test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: piped
+nodes:
+  - id: src
+    type: source.list
+    template: "item {{n}}"
+    to: {}
+  - id: out
+    type: sink.jsonl
+    path: "{}"
+  - id: store
+    type: store.sqlite
+    path: {}
+    table: t
+    columns: {{n: INTEGER, url: TEXT}}
+    batch: {{rows: 100000, interval: 1h}}
+edges:
+  - src -> out
+  - src -> store
+)",
+                                                     records, to_stdout ? "-" : "/dev/null", db));
+  };
+  auto closed_reader = [&](std::vector<std::string> args) {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    args.insert(args.begin(), SLUICE_BINARY);
+    test::Process p(args, fds[1], dir.file("stderr"));
+    ::close(fds[1]);
+    char first[16];
+    CHECK(::read(fds[0], first, sizeof first) > 0);  // the run has started writing; then the reader leaves
+    ::close(fds[0]);
+    return p.wait();
+  };
+
+  SECTION("a sink writing to it") {
+    pipeline(true, 2000000);
+    CHECK(closed_reader({"run", "-q", dir.file("p.yaml"), "--stats-json", dir.file("stats.json")}) == 1);
+    CHECK_THAT(test::read_file(dir.file("stderr")),
+               Catch::StartsWith("error: node 'out': write to 'stdout' failed: Broken pipe\n"));
+    // Every record the store received is in the database, though the run failed.
+    std::string stats = test::read_file(dir.file("stats.json"));
+    auto stored = test::query(db, "SELECT count(*) FROM t")[0];
+    CHECK(std::stoi(stored) > 0);
+    CHECK_THAT(stats,
+               Catch::Contains(fmt::format(R"("type": "store.sqlite", "in": {}, "out": 0, "errors": 0)", stored)));
+  }
+  SECTION("--preview printing to it") {
+    pipeline(false, 100000);
+    CHECK(closed_reader({"run", "-q", dir.file("p.yaml"), "--preview", "100000"}) == 1);
+    CHECK(test::read_file(dir.file("stderr")) ==
+          "sluice: error: cannot write the output: cannot write to file: Broken pipe\n");
+    CHECK(test::query(db, "SELECT count(*) FROM t")[0] == "100000");
+  }
+}
+
 TEST_CASE("on a terminal a live progress line is drawn, elsewhere none", "[cli][progress]") {
   TempDir dir;
   fixture::FixtureServer server;

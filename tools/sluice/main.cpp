@@ -12,6 +12,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <system_error>
 #include <thread>
 
 #include "expect.hpp"
@@ -335,6 +336,10 @@ int cmd_describe(const Registry& registry, const std::string& name) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A closed pipe (`sluice run p.yaml | head`) is a write error of the node writing to it, which
+  // fails the run the usual way (stores commit what they received), not a signal that kills the
+  // process with their last batches uncommitted.
+  ::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"sluice: run declarative YAML dataflow pipelines"};
   app.require_subcommand(1);
   app.fallthrough();  // --log-level may come after the subcommand too
@@ -389,16 +394,23 @@ int main(int argc, char** argv) {
   logger->set_level(spdlog::level::from_str(log_level));
   spdlog::set_default_logger(logger);
 
-  if (run->parsed()) return cmd_run(file, run_args);
-  if (validate->parsed()) return cmd_validate(files, load_args);
-  if (graph->parsed()) return cmd_graph(file, load_args, format, output);
-  if (test->parsed()) return cmd_test(files, load_args);
-  auto registry = make_registry(load_args.plugins);
-  if (!registry) return kInvalid;
-  if (nodes->parsed()) {
-    cmd_nodes(*registry);
-    return 0;
+  try {
+    if (run->parsed()) return cmd_run(file, run_args);
+    if (validate->parsed()) return cmd_validate(files, load_args);
+    if (graph->parsed()) return cmd_graph(file, load_args, format, output);
+    if (test->parsed()) return cmd_test(files, load_args);
+    auto registry = make_registry(load_args.plugins);
+    if (!registry) return kInvalid;
+    if (nodes->parsed()) {
+      cmd_nodes(*registry);
+      return 0;
+    }
+    if (describe->parsed()) return cmd_describe(*registry, type_name);
+  } catch (const std::system_error& e) {
+    // fmt::print to a standard output that is closed (`| head`) or full. What a run stored is
+    // committed by then; the output the command was asked for is not complete.
+    fmt::print(stderr, "sluice: error: cannot write the output: {}\n", e.what());
+    return 1;
   }
-  if (describe->parsed()) return cmd_describe(*registry, type_name);
   return kInvalid;
 }
