@@ -18,10 +18,10 @@
 
 #include <pthread.h>
 
+#include "limit_queue.hpp"
 #include "sluice/batch.hpp"
 #include "sluice/run.hpp"
 #include "sluice/state.hpp"
-#include "limit_queue.hpp"
 
 namespace sluice {
 
@@ -227,6 +227,13 @@ class ErrorLog {
 
   void add(RunError error) {
     std::lock_guard lock(mutex_);
+    // A node that fails the same way again (a sink whose close() meets the full disk its write()
+    // met) is reported once.
+    if (error.record.empty() && std::any_of(errors_.begin(), errors_.end(), [&](const RunError& e) {
+          return e.record.empty() && e.node == error.node && e.message == error.message;
+        })) {
+      return;
+    }
     if (errors_.size() < keep_) {
       errors_.push_back(std::move(error));
     } else {
@@ -446,7 +453,8 @@ class Run {
       }
       auto wake = Clock::time_point::max();
       if (stop_deadline_ && !cancelled()) wake = std::min(wake, *stop_deadline_);
-      if (plan_.settings.max_duration && !stopping_.load()) wake = std::min(wake, started + *plan_.settings.max_duration);
+      if (plan_.settings.max_duration && !stopping_.load())
+        wake = std::min(wake, started + *plan_.settings.max_duration);
       if (options_.progress) wake = std::min(wake, next_progress);
       if (wake == Clock::time_point::max()) {
         watchdog_cv_.wait(lock);

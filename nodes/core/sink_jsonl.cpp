@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "../builtin.hpp"
 #include "sluice/json.hpp"
@@ -30,12 +32,23 @@ class JsonLines final : public SinkNode {
     if (owns_fd_ && fd_ >= 0) ::close(fd_);
   }
 
+  // A failed write loses the lines of its buffer (counted, see flush()); the rest of `records`
+  // still goes on into the next buffer.
   void write(std::vector<Record>& records) override {
+    std::optional<SinkBatchError> failed;
     for (const Record& r : records) {
       append_json(buffer_, r, fields_.empty() ? nullptr : &fields_);
       buffer_.push_back('\n');
-      if (buffer_.size() >= flush_at_) flush();
+      ++lines_;
+      if (buffer_.size() >= flush_at_) {
+        try {
+          flush();
+        } catch (const SinkBatchError& e) {
+          failed = failed ? SinkBatchError(failed->what(), failed->records() + e.records()) : e;
+        }
+      }
     }
+    if (failed) throw *failed;
   }
 
   void close() override {
@@ -49,18 +62,34 @@ class JsonLines final : public SinkNode {
   }
 
  private:
+  // Writes the buffer. When that fails part way (a full disk), a file is cut back to its last whole
+  // line, so that it stays valid JSON Lines, and the lines that did not make it are counted as lost.
   void flush() {
     std::size_t done = 0;
     while (done < buffer_.size()) {
       ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
+        const int error = errno;
+        std::size_t whole = 0;  // buffer_[0, whole) are whole lines that reached the file
+        if (done > 0) {
+          const auto last = buffer_.rfind('\n', done - 1);
+          whole = last == std::string::npos ? 0 : last + 1;
+        }
+        if (whole < done && owns_fd_) {
+          const off_t end = ::lseek(fd_, 0, SEEK_CUR);
+          if (end >= 0) (void)!::ftruncate(fd_, end - static_cast<off_t>(done - whole));
+        }
+        const auto kept = static_cast<std::size_t>(std::count(buffer_.begin(), buffer_.begin() + whole, '\n'));
+        const std::size_t lost = lines_ - kept;
         buffer_.clear();
-        fail("write");
+        lines_ = 0;
+        throw SinkBatchError(fmt::format("write to '{}' failed: {}", path_, std::strerror(error)), lost);
       }
       done += static_cast<std::size_t>(n);
     }
     buffer_.clear();
+    lines_ = 0;
   }
 
   [[noreturn]] void fail(const char* what) {
@@ -73,6 +102,7 @@ class JsonLines final : public SinkNode {
   int fd_ = -1;
   bool owns_fd_ = false;
   std::string buffer_;
+  std::size_t lines_ = 0;  // in buffer_
 };
 
 }  // namespace

@@ -2,6 +2,9 @@
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 
+#include <signal.h>
+#include <sys/resource.h>
+
 #include <thread>
 
 #include "../support.hpp"
@@ -295,6 +298,49 @@ TEST_CASE("a sink that cannot write fails the run with the node id and the cause
   CHECK(report.status == RunStatus::failed);
   REQUIRE_FALSE(report.errors.empty());
   CHECK(report.errors[0].to_string() == "node 'out': write to '/dev/full' failed: No space left on device");
+}
+
+TEST_CASE("a sink.jsonl file that cannot grow keeps whole lines and counts every line it lost", "[run]") {
+  // RLIMIT_FSIZE makes the file full part way through a write, as a full disk does.
+  TempDir dir;
+  const std::string path = dir.file("out.jsonl");
+  auto on_error = GENERATE(std::string("fail"), std::string("skip"));
+  Plan plan = test::plan_of(chain(R"(  - id: src
+    type: source.list
+    template: "u{n}"
+    to: 20000)",
+                                  "", path) +
+                            "    buffer: 4KiB\n    on_error: " + on_error + "\nedges:\n  - src -> out\n");
+  struct rlimit saved {};
+  ::getrlimit(RLIMIT_FSIZE, &saved);
+  struct rlimit small = saved;
+  small.rlim_cur = 100000;
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  ::setrlimit(RLIMIT_FSIZE, &small);
+  RunReport report = run_pipeline(plan);
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  ::signal(SIGXFSZ, old_handler);
+
+  const std::string text = test::read_file(path);
+  CHECK(text.size() <= 100000);
+  CHECK(text.size() > 90000);
+  REQUIRE_FALSE(text.empty());
+  CHECK(text.back() == '\n');  // cut back to the last whole line
+  auto lines = test::lines_of(text);
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    REQUIRE(lines[i] == fmt::format("{{\"url\":\"u{0}\",\"n\":{0}}}", i + 1));
+  }
+  const auto& stats = test::stats_of(report, "out");
+  CHECK(stats.records_in == lines.size() + stats.errors);
+  CHECK(stats.errors > 0);
+  if (on_error == "fail") {
+    CHECK(report.status == RunStatus::failed);
+    REQUIRE(report.errors.size() == 1);  // the close() that meets the same full file is not a second error
+    CHECK(report.errors[0].to_string() == fmt::format("node 'out': write to '{}' failed: File too large", path));
+  } else {
+    CHECK(report.status == RunStatus::succeeded);
+    CHECK(stats.records_in == 20000);
+  }
 }
 
 TEST_CASE("a graceful stop ends the sources and commits every record they emitted", "[run]") {
