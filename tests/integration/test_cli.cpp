@@ -32,12 +32,12 @@ edges:
   - src -> boom -> out
 )";
 
-// Waits (up to 10 s) until records are flowing into `output`, then sends SIGINT.
-void interrupt_when_written(test::Process& p, const std::string& output) {
+// Waits (up to 10 s) until records are flowing into `output`, then sends `sig`.
+void interrupt_when_written(test::Process& p, const std::string& output, int sig = SIGINT) {
   for (int i = 0; i < 200 && !(std::filesystem::exists(output) && std::filesystem::file_size(output) > 0); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  p.signal(SIGINT);
+  p.signal(sig);
 }
 
 }  // namespace
@@ -125,6 +125,19 @@ TEST_CASE("SIGINT stops a running pipeline gracefully with exit 130 and whole ou
   auto lines = test::lines_of(test::read_file(dir.file("out.jsonl")));
   REQUIRE_FALSE(lines.empty());
   // Every record the source emitted was written, in order, and no line is cut short.
+  CHECK(lines.back() == fmt::format("{{\"url\":\"u{0}\",\"n\":{0}}}", lines.size()));
+}
+
+TEST_CASE("SIGHUP (the terminal closed) stops a running pipeline gracefully too, with exit 129", "[cli][signal]") {
+  // Its default action killed the process with the sinks' last records uncommitted.
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), kValid);
+  ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str()), to("CLI_TO", "1000000000");
+  test::Process p({SLUICE_BINARY, "run", "-q", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"));
+  interrupt_when_written(p, dir.file("out.jsonl"), SIGHUP);
+  CHECK(p.wait() == 129);
+  auto lines = test::lines_of(test::read_file(dir.file("out.jsonl")));
+  REQUIRE_FALSE(lines.empty());
   CHECK(lines.back() == fmt::format("{{\"url\":\"u{0}\",\"n\":{0}}}", lines.size()));
 }
 

@@ -46,18 +46,20 @@ std::vector<std::pair<std::string, std::string>> parse_overrides(const std::vect
   return out;
 }
 
-// Signal handling: SIGINT/SIGTERM are blocked in every thread and taken by one watcher thread with
-// sigwait, which asks the run to stop (first signal graceful, second abort). No handler runs. The
-// watcher must exist before the command starts any thread (the settings.serve fixture server's,
-// plugins'): a thread created earlier would not block the signals, and the kernel would deliver one
-// there, killing the process with nothing committed. A request made before the run starts is
-// replayed when it does (StopSignal::attach), so the run stops at once.
+// Signal handling: SIGINT, SIGTERM and SIGHUP (a closed terminal or ssh session) are blocked in
+// every thread and taken by one watcher thread with sigwait, which asks the run to stop (first
+// signal graceful, second abort). No handler runs. The watcher must exist before the command starts
+// any thread (the settings.serve fixture server's, plugins'): a thread created earlier would not
+// block the signals, and the kernel would deliver one there, killing the process with nothing
+// committed. A request made before the run starts is replayed when it does (StopSignal::attach),
+// so the run stops at once.
 class SignalWatcher {
  public:
   SignalWatcher(StopSignal& stop, bool announce) : stop_(stop) {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGHUP);
     sigaddset(&set_, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
     thread_ = std::thread([this, announce] {

@@ -48,7 +48,7 @@ struct RunReport {
   int stop_signal = 0;  // the signal number given to StopSignal::request, if any
   bool already_finished = false;  // --resume of a run whose state says it finished: nothing ran
 
-  // 0 succeeded, 1 failed, 128+signal (130 SIGINT, 143 SIGTERM) interrupted.
+  // 0 succeeded, 1 failed, 128+signal (130 SIGINT, 143 SIGTERM, 129 SIGHUP) interrupted.
   int exit_code() const;
 };
 
