@@ -145,9 +145,11 @@ class HtmlParser final : public TransformNode {
     std::string page_url = text_of(page.get(url_field_));
     if (page_url.empty()) page_url = text_of(page.get("url"));
     thread_local CompiledCache cache;
-    htmlDocPtr doc = htmlReadMemory(
-        html.data(), static_cast<int>(html.size()), page_url.c_str(), nullptr,
-        HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET | HTML_PARSE_COMPACT);
+    // XML_PARSE_HUGE lifts libxml2's nesting limit of 256, at which it stops parsing without a
+    // word: broken pages (unclosed tags) nest deeper. Memory stays bounded by fetch's max_body.
+    htmlDocPtr doc = htmlReadMemory(html.data(), static_cast<int>(html.size()), page_url.c_str(), nullptr,
+                                    HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
+                                        HTML_PARSE_COMPACT | XML_PARSE_HUGE);
     if (!doc) {
       out.fail(std::move(page), fmt::format("cannot parse the HTML of '{}'", page_url));
       return;

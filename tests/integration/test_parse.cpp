@@ -150,6 +150,29 @@ TEST_CASE("broken and non-UTF-8 HTML parse without crashing", "[parse]") {
   CHECK(all.find("Caf\xC3\xA9 cr\xC3\xA8me") != std::string::npos);  // decoded from ISO-8859-1
 }
 
+TEST_CASE("a page nested deeper than libxml2's default limit of 256 is parsed whole", "[parse]") {
+  // Broken pages nest deep: every unclosed <font> or <div> is one level more. At the default limit
+  // libxml2 stopped, and the page gave no items and no error at all.
+  TempDir site, dir;
+  std::string page = "<html><body><div class=\"product\"><h2 class=\"name\">first</h2></div>";
+  for (int i = 0; i < 5000; ++i) page += "<font>";
+  page += "<div class=\"product\"><h2 class=\"name\">deep</h2><a href=\"/next\">n</a></div>";
+  for (int i = 0; i < 5000; ++i) page += "</font>";
+  page += "<div class=\"product\"><h2 class=\"name\">last</h2></div></body></html>";
+  test::write_file(site.file("deep.html"), page);
+  fixture::FixtureServer server(site.path().string());
+  RunReport report = run_pipeline(test::plan_of(
+      parse_pipeline(dir, {server.url("/deep.html")},
+                     "    items: div.product\n    links: a[href]::attr(href)\n    fields:\n      name: h2.name")));
+  REQUIRE(report.errors.empty());
+  std::string items = test::read_file(dir.file("items.jsonl"));
+  CHECK(test::lines_of(items).size() == 3);
+  for (const char* name : {"first", "deep", "last"}) {
+    CHECK(items.find(fmt::format(R"("name":"{}")", name)) != std::string::npos);
+  }
+  CHECK(test::read_file(dir.file("links.jsonl")).find(server.url("/next")) != std::string::npos);
+}
+
 TEST_CASE("parse.json splits an array into items and follows the next-page link", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
