@@ -186,7 +186,11 @@ TEST_CASE("sluice nodes and describe are generated from the node schemas", "[cli
   CHECK(nodes.out.find("source.list      source     emits records from an inline list") != std::string::npos);
   Result describe = sluice_cli(dir, {"describe", "sink.jsonl"});
   CHECK(describe.code == 0);
-  CHECK(describe.out.find("  path                   string                     default: -             file to write") !=
+  CHECK(describe.out.find("  path      string                  default: -       file to write") != std::string::npos);
+  // A cell longer than its column keeps two spaces before the next one.
+  Result fetch = sluice_cli(dir, {"describe", "fetch"});
+  CHECK(fetch.out.find(
+            "  method                    one of GET|HEAD|POST|PUT|PATCH|DELETE  default: GET          HTTP method\n") !=
         std::string::npos);
   Result typo = sluice_cli(dir, {"describe", "sink.json"});
   CHECK(typo.code == 2);

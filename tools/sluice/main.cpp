@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -305,13 +306,29 @@ void cmd_nodes(const Registry& registry) {
   }
 }
 
-void print_fields(const Schema& schema, const std::string& prefix) {
+// One line per config field (nested objects' fields as `parent.name`): name, type, default, doc.
+using FieldRow = std::array<std::string, 4>;
+
+void field_rows(const Schema& schema, const std::string& prefix, std::vector<FieldRow>& rows) {
   for (const auto& f : schema.fields()) {
     std::string extra =
         f.required ? "required" : (f.default_text ? fmt::format("default: {}", *f.default_text) : "optional");
     if (f.default_text && f.default_text->empty()) extra = "optional";
-    fmt::print("  {:<22} {:<26} {:<22} {}\n", prefix + f.name, f.type_text(), extra, f.doc);
-    if (f.object) print_fields(*f.object, prefix + f.name + ".");
+    rows.push_back({prefix + f.name, f.type_text(), extra, f.doc});
+    if (f.object) field_rows(*f.object, prefix + f.name + ".", rows);
+  }
+}
+
+// Columns as wide as their widest cell up to a cap; a longer cell pushes the rest of its line to
+// the right but never runs into the next column.
+void print_rows(const std::vector<FieldRow>& rows) {
+  constexpr std::array<std::size_t, 3> kCap = {24, 24, 20};
+  std::array<std::size_t, 3> width{};
+  for (const auto& row : rows) {
+    for (std::size_t c = 0; c < width.size(); ++c) width[c] = std::max(width[c], std::min(row[c].size(), kCap[c]));
+  }
+  for (const auto& row : rows) {
+    fmt::print("  {:<{}}  {:<{}}  {:<{}}  {}\n", row[0], width[0], row[1], width[1], row[2], width[2], row[3]);
   }
 }
 
@@ -328,9 +345,10 @@ int cmd_describe(const Registry& registry, const std::string& name) {
     fmt::print("  {:<8} {:<6} {}\n", p.name, p.direction == PortDirection::input ? "input" : "output", p.doc);
   }
   fmt::print("\nconfig:\n");
-  print_fields(t->schema, "");
-  fmt::print("  {:<22} {:<26} {:<22} {}\n", "on_error", "one of fail|skip|route", "default: fail",
-             "what a failed record does");
+  std::vector<FieldRow> rows;
+  field_rows(t->schema, "", rows);
+  rows.push_back({"on_error", "one of fail|skip|route", "default: fail", "what a failed record does"});
+  print_rows(rows);
   fmt::print("\nexample:\n{}\n", t->example);
   return 0;
 }
