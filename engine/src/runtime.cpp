@@ -67,6 +67,24 @@ void StopSignal::detach() {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// What the exception being handled says, and for a SinkBatchError how many records it lost. Node
+// code (plugins') may throw anything; whatever it throws fails its node, never the process.
+struct Caught {
+  std::string message;
+  std::optional<std::uint64_t> records;
+};
+Caught caught() {
+  try {
+    throw;
+  } catch (const SinkBatchError& e) {
+    return {e.what(), e.records()};
+  } catch (const std::exception& e) {
+    return {e.what(), std::nullopt};
+  } catch (...) {
+    return {"an exception that is not a std::exception", std::nullopt};
+  }
+}
 using InputNode = tbb::flow::function_node<Message, tbb::flow::continue_msg>;
 // Bodies that only hand work over (to a sink's thread, to an async node) run inline in the thread
 // that puts the message, instead of costing a TBB task and a worker wake-up each. oneTBB runs a
@@ -482,7 +500,7 @@ class Run {
   void source_loop(Vertex& v);
   void sink_loop(Vertex& v);
   bool bound_saturated(const Vertex& sink) const;
-  void sink_failed(Vertex& v, const std::exception& e, std::uint64_t records);
+  void sink_failed(Vertex& v, std::uint64_t records);
   bool async_upstream(std::size_t node) const;
   void transform_body(Vertex& v, const Message& message);
   void check_invariants();
@@ -671,8 +689,8 @@ bool Run::instantiate() {
         throw NodeError(fmt::format("the factory of '{}' built a node that is not a {}", v.plan->type->name,
                                     node_kind_name(v.plan->type->kind)));
       }
-    } catch (const std::exception& e) {
-      errors_.add(RunError{v.plan->id, "", e.what()});
+    } catch (...) {
+      errors_.add(RunError{v.plan->id, "", caught().message});
       ok = false;
     }
   }
@@ -805,7 +823,16 @@ void Run::build_async(Vertex& v) {
           r.permits.insert(r.permits.end(), m->tickets.begin(), m->tickets.end());
           reserve_external();  // the same graph reservation the gateway's reserve_wait() would take
           v.async_submitted.fetch_add(1, std::memory_order_relaxed);
-          node.submit(std::move(r));
+          try {
+            node.submit(std::move(r));
+          } catch (...) {
+            // submit() must not throw; one that does broke its node: the record is lost with the
+            // run, counted as the node's error, and its reservation is returned here.
+            v.async_submitted.fetch_sub(1, std::memory_order_relaxed);
+            v.stats.errors.fetch_add(1, std::memory_order_relaxed);
+            fail(v, "", "submit() threw: " + caught().message);
+            release_external();
+          }
         }
         SubmitBurst::note(node);
       });
@@ -844,10 +871,8 @@ void Run::transform_body(Vertex& v, const Message& message) {
     if (cancelled()) break;
     try {
       node.process(record, out);
-    } catch (const std::exception& e) {
-      out.fail(std::move(record), e.what());
     } catch (...) {
-      out.fail(std::move(record), "unknown exception");
+      out.fail(std::move(record), caught().message);
     }
   }
   batch.records.clear();
@@ -893,9 +918,9 @@ void Run::source_loop(Vertex& v) {
       v.stats.out.fetch_add(batch->records.size(), std::memory_order_relaxed);
       if (!batch->records.empty()) v.outputs[0].send(std::move(batch));
     }
-  } catch (const std::exception& e) {
+  } catch (...) {
     v.stats.errors.fetch_add(1);
-    fail(v, "", e.what());
+    fail(v, "", caught().message);
   }
   release_external();
 }
@@ -911,15 +936,15 @@ bool Run::bound_saturated(const Vertex& sink) const {
   return false;
 }
 
-// A sink's write(), flush() or close() threw. Its error count grows by the records it lost: those
-// a SinkBatchError names, else `records` (the write's records, or one). on_error: fail (the
-// default) fails the run, and the sink receives nothing more; skip only counts.
-void Run::sink_failed(Vertex& v, const std::exception& e, std::uint64_t records) {
-  if (const auto* batch = dynamic_cast<const SinkBatchError*>(&e)) records = batch->records();
-  v.stats.errors.fetch_add(records);
+// A sink's write(), flush() or close() threw (call from its catch block). Its error count grows by
+// the records it lost: those a SinkBatchError names, else `records` (the write's records, or one).
+// on_error: fail (the default) fails the run, and the sink receives nothing more; skip only counts.
+void Run::sink_failed(Vertex& v, std::uint64_t records) {
+  Caught error = caught();
+  v.stats.errors.fetch_add(error.records.value_or(records));
   if (v.plan->on_error == OnError::fail) {
     v.sink_broken = true;
-    fail(v, "", e.what());
+    fail(v, "", std::move(error.message));
   }
 }
 
@@ -932,8 +957,8 @@ void Run::sink_loop(Vertex& v) {
     auto started = Clock::now();
     try {
       sink.flush();
-    } catch (const std::exception& e) {
-      sink_failed(v, e, 1);
+    } catch (...) {
+      sink_failed(v, 1);
     }
     v.stats.add_busy(started);
   };
@@ -959,8 +984,8 @@ void Run::sink_loop(Vertex& v) {
       auto started = Clock::now();
       try {
         sink.write(m->records);
-      } catch (const std::exception& e) {
-        sink_failed(v, e, n);
+      } catch (...) {
+        sink_failed(v, n);
       }
       v.stats.add_busy(started);
     } else {
@@ -979,8 +1004,8 @@ void Run::sink_loop(Vertex& v) {
   auto started = Clock::now();
   try {
     sink.close();
-  } catch (const std::exception& e) {
-    sink_failed(v, e, 1);
+  } catch (...) {
+    sink_failed(v, 1);
   }
   v.stats.add_busy(started);
 }
@@ -1054,7 +1079,12 @@ RunReport Run::execute() {
     if (state_) state_->start();
     std::thread watchdog([this] { watchdog_loop(); });
     for (auto& v : vertices_) {
-      if (v.async_output) static_cast<AsyncNode&>(*v.impl).start(*v.async_output);
+      if (!v.async_output) continue;
+      try {
+        static_cast<AsyncNode&>(*v.impl).start(*v.async_output);
+      } catch (...) {
+        fail(v, "", "could not start: " + caught().message);  // before any source runs: nothing reaches it
+      }
     }
     std::vector<std::thread> sinks, sources;
     for (auto& v : vertices_) {

@@ -28,6 +28,69 @@ nodes:
                      settings, source, middle, sink_path);
 }
 
+// Node types that break their contracts the way a buggy plugin might: each throws something that
+// is not a std::exception, from source, sink and async node code.
+struct Thrown {
+  int code;
+};
+
+class ThrowingSource final : public SourceNode {
+ public:
+  bool next(Record& out) override {
+    if (++n_ > 5) throw Thrown{1};
+    out.set("n", Value(static_cast<std::int64_t>(n_)));
+    return true;
+  }
+
+ private:
+  int n_ = 0;
+};
+
+class ThrowingSink final : public SinkNode {
+ public:
+  void write(std::vector<Record>&) override { throw Thrown{2}; }
+  void close() override {}
+};
+
+class ThrowingAsync final : public AsyncNode {
+ public:
+  explicit ThrowingAsync(bool in_start) : in_start_(in_start) {}
+  void start(AsyncOutput&) override {
+    if (in_start_) throw Thrown{3};
+  }
+  void submit(Record&&) override { throw Thrown{4}; }
+  void cancel() override {}
+  void stop() override {}
+
+ private:
+  bool in_start_;
+};
+
+const Registry& misbehaving_registry() {
+  static const Registry registry = [] {
+    Registry r;
+    register_builtin_nodes(r);
+    const PortSpec in{"in", PortDirection::input, "records"}, out{"out", PortDirection::output, "records"};
+    auto add = [&](std::string name, NodeKind kind, std::vector<PortSpec> ports, NodeFactory factory) {
+      NodeType t;
+      t.name = std::move(name);
+      t.kind = kind;
+      t.summary = "for tests: throws what is not a std::exception";
+      t.ports = std::move(ports);
+      t.factory = std::move(factory);
+      r.add(std::move(t));
+    };
+    add("bad.source", NodeKind::source, {out}, [](const NodeContext&) { return std::make_unique<ThrowingSource>(); });
+    add("bad.sink", NodeKind::sink, {in}, [](const NodeContext&) { return std::make_unique<ThrowingSink>(); });
+    add("bad.submit", NodeKind::async, {in, out},
+        [](const NodeContext&) { return std::make_unique<ThrowingAsync>(false); });
+    add("bad.start", NodeKind::async, {in, out},
+        [](const NodeContext&) { return std::make_unique<ThrowingAsync>(true); });
+    return r;
+  }();
+  return registry;
+}
+
 }  // namespace
 
 TEST_CASE("offline nodes produce exactly the expected JSON Lines", "[run]") {
@@ -340,6 +403,50 @@ TEST_CASE("a sink.jsonl file that cannot grow keeps whole lines and counts every
   } else {
     CHECK(report.status == RunStatus::succeeded);
     CHECK(stats.records_in == 20000);
+  }
+}
+
+TEST_CASE("node code that throws what is not a std::exception fails its node and the run, not the process", "[run]") {
+  TempDir dir;
+  const std::string sink = fmt::format("  - id: out\n    type: sink.jsonl\n    path: {}\n", dir.file("out.jsonl"));
+  const std::string list = "  - id: src\n    type: source.list\n    template: \"u{n}\"\n    to: 1000\n";
+  auto run = [&](const std::string& nodes, const std::string& edges) {
+    Diagnostics diags;
+    auto plan = load_pipeline_text("pipeline: t\nnodes:\n" + nodes + "edges:\n  - " + edges + "\n", "t.yaml",
+                                   misbehaving_registry(), LoadOptions{{}, test::fixed_env()}, diags);
+    REQUIRE(plan);
+    return run_pipeline(*plan);
+  };
+  const std::string what = "an exception that is not a std::exception";
+  SECTION("a source") {
+    RunReport report = run("  - id: src\n    type: bad.source\n" + sink, "src -> out");
+    CHECK(report.status == RunStatus::failed);
+    REQUIRE(report.errors.size() == 1);
+    CHECK(report.errors[0].to_string() == "node 'src': " + what);
+  }
+  SECTION("a sink") {
+    RunReport report = run(list + "  - id: out\n    type: bad.sink\n", "src -> out");
+    CHECK(report.status == RunStatus::failed);
+    REQUIRE(report.errors.size() == 1);
+    CHECK(report.errors[0].to_string() == "node 'out': " + what);
+    const auto& stats = test::stats_of(report, "out");
+    CHECK(stats.errors == stats.records_in);
+  }
+  SECTION("an async node's submit(), behind a limit: the slots come back and the run ends") {
+    RunReport report =
+        run(list + "  - id: lim\n    type: limit\n    max_in_flight: 4\n  - id: get\n    type: bad.submit\n" + sink,
+            "src -> lim -> get -> out");
+    CHECK(report.status == RunStatus::failed);
+    REQUIRE_FALSE(report.errors.empty());
+    CHECK(report.errors[0].to_string() == "node 'get': submit() threw: " + what);
+    for (const auto& e : report.errors) CHECK(e.message.find("engine bug") == std::string::npos);
+  }
+  SECTION("an async node's start()") {
+    RunReport report = run(list + "  - id: get\n    type: bad.start\n" + sink, "src -> get -> out");
+    CHECK(report.status == RunStatus::failed);
+    REQUIRE(report.errors.size() == 1);
+    CHECK(report.errors[0].to_string() == "node 'get': could not start: " + what);
+    CHECK(test::stats_of(report, "get").records_in == 0);
   }
 }
 

@@ -77,7 +77,9 @@ class Node {
 
 // A source produces records. next() runs on the source's own thread (never a TBB worker), so it
 // may block on disk. It is called again after each record until it returns false; the engine stops
-// calling it when the run is cancelled. Throw NodeError to fail the run.
+// calling it when the run is cancelled. Throw NodeError to fail the run. (Whatever a node's code
+// throws, also an exception that is not a std::exception, fails its node and the run, never the
+// process.)
 class SourceNode : public Node {
  public:
   virtual bool next(Record& out) = 0;
@@ -156,10 +158,12 @@ class AsyncOutput {
 class AsyncNode : public Node {
  public:
   // Main thread, once, before the first submit(): start the node's own thread(s). `out` stays valid
-  // until stop() returns.
+  // until stop() returns. If it throws, the run fails before any record is submitted; cancel() and
+  // stop() are still called.
   virtual void start(AsyncOutput& out) = 0;
   // Graph thread (a TBB worker, or a thread that released limit slots): hand one record over; must
-  // not block.
+  // not block, and must not throw (one that does fails the run; the record counts as lost and must
+  // not be completed).
   virtual void submit(Record&& record) = 0;
   // Same thread, once after a burst of submit() calls: the records of one batch, or every record
   // that one batch of released limit slots let through. A node whose own thread sleeps wakes it
