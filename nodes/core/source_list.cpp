@@ -31,11 +31,12 @@ class InlineList final : public SourceNode {
 
 class FileLines final : public SourceNode {
  public:
-  FileLines(std::string field, const std::string& path) : field_(std::move(field)), path_(path) {
+  FileLines(std::string field, const std::string& path)
+      : field_(std::move(field)), path_(path == "-" ? "stdin" : path) {
     buffer_.resize(1 << 20);
     in_.rdbuf()->pubsetbuf(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
-    in_.open(path);
-    if (!in_) throw NodeError(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+    in_.open(path == "-" ? "/dev/stdin" : path);  // '-': standard input (`cut -f1 urls.tsv | sluice run p.yaml`)
+    if (!in_) throw NodeError(fmt::format("cannot open '{}': {}", path_, std::strerror(errno)));
   }
 
   // Blank lines and lines starting with '#' are skipped; surrounding whitespace is trimmed. A line
@@ -137,7 +138,9 @@ NodeType source_list_type() {
   t.schema = Schema(
       {
           FieldSpec::list("urls", FieldSpec::string("url", "an item"), "inline items"),
-          FieldSpec::string("file", "a file with one item per line, read lazily (blank and # lines skipped)"),
+          FieldSpec::string(
+              "file",
+              "a file with one item per line, read lazily (blank and # lines skipped); '-' reads standard input"),
           FieldSpec::string("template", "an item with an {n} placeholder, for n from 'from' to 'to'"),
           FieldSpec::integer("from", "first n of a template").with_default("1"),
           FieldSpec::integer("to", "last n of a template (inclusive)"),

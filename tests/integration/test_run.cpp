@@ -2,8 +2,10 @@
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -147,6 +149,24 @@ TEST_CASE("source.list reads a file's lines lazily, skipping blank and comment l
   REQUIRE(report.errors.empty());
   CHECK(test::read_file(out) ==
         "{\"url\":\"https://a.example/1\"}\n{\"url\":\"https://a.example/2\"}\n{\"url\":\"https://a.example/3\"}\n");
+}
+
+TEST_CASE("source.list reads standard input with file: '-'", "[run]") {
+  TempDir dir;
+  test::write_file(dir.file("in.txt"), "a\n\n# comment\nb\n");
+  const int saved = ::dup(STDIN_FILENO);
+  const int in = ::open(dir.file("in.txt").c_str(), O_RDONLY);
+  ::dup2(in, STDIN_FILENO);
+  ::close(in);
+  RunReport report = run_pipeline(test::plan_of(chain(R"(  - id: src
+    type: source.list
+    file: "-")",
+                                                      "", dir.file("out.jsonl")) +
+                                                "edges:\n  - src -> out\n"));
+  ::dup2(saved, STDIN_FILENO);
+  ::close(saved);
+  CHECK(report.status == RunStatus::succeeded);
+  CHECK(test::read_file(dir.file("out.jsonl")) == "{\"url\":\"a\"}\n{\"url\":\"b\"}\n");
 }
 
 TEST_CASE("source.list stops at a line longer than 1 MiB with an error naming the line", "[run]") {
