@@ -398,6 +398,7 @@ class Run {
   void cancel() {
     if (cancelled_.exchange(true)) return;
     stopping_.store(true);
+    stop_source_.request_stop();
     ctx_.cancel_group_execution();
     if (state_) state_->freeze();  // cancelled work is not done: a resumed run redoes it
     for (auto& v : vertices_) {
@@ -409,6 +410,7 @@ class Run {
 
   void stop_gracefully() {
     if (stopping_.exchange(true)) return;
+    stop_source_.request_stop();
     {
       std::lock_guard lock(watchdog_mutex_);
       stop_deadline_ = Clock::now() + plan_.settings.shutdown_timeout;
@@ -516,6 +518,7 @@ class Run {
   std::optional<tbb::flow::graph> graph_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> stopping_{false};
+  std::stop_source stop_source_;  // requested with stopping_: sources waiting on a pipe give up
   // Reservations held outside TBB (source threads, sink queues, async nodes). While any is held the
   // main thread sleeps instead of spinning in wait_for_all(); see execute().
   std::atomic<std::int64_t> external_{0};
@@ -663,7 +666,8 @@ bool Run::instantiate() {
   for (std::size_t i = 0; i < plan_.nodes.size(); ++i) {
     Vertex& v = vertices_[i];
     v.plan = &plan_.nodes[i];
-    NodeContext context{v.plan->id, v.plan->config, v.plan->where, plan_.settings, state_.get()};
+    NodeContext context{v.plan->id,     v.plan->config, v.plan->where,
+                        plan_.settings, state_.get(),   stop_source_.get_token()};
     try {
       v.impl = v.plan->type->factory(context);
       if (!v.impl) throw NodeError("the node factory returned nothing");

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <thread>
@@ -570,6 +571,27 @@ TEST_CASE("max_duration stops the sources gracefully and the run still succeeds"
   CHECK(emitted > 0);
   CHECK(emitted < 1000000000);
   CHECK(test::lines_of(test::read_file(out)).size() == emitted);
+}
+
+TEST_CASE("a source waiting on a pipe that stays silent ends when the run stops", "[run]") {
+  // `file: '-'` on a terminal, or a pipe whose writer is idle: before, the source sat in read()
+  // and the stopping run (max_duration here, Ctrl-C alike) never ended.
+  TempDir dir;
+  const std::string fifo = dir.file("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const int writer = ::open(fifo.c_str(), O_RDWR);  // open for writing, and never closed during the run
+  REQUIRE(writer >= 0);
+  REQUIRE(::write(writer, "a\nb\n", 4) == 4);
+  std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(
+      chain(fmt::format("  - id: src\n    type: source.list\n    file: {}", fifo), "", out, "max_duration: 300ms") +
+      "edges:\n  - src -> out\n");
+  auto started = std::chrono::steady_clock::now();
+  RunReport report = run_pipeline(plan);
+  ::close(writer);
+  CHECK(report.status == RunStatus::succeeded);
+  CHECK(test::read_file(out) == "{\"url\":\"a\"}\n{\"url\":\"b\"}\n");  // what the pipe said, committed
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(30));
 }
 
 TEST_CASE("max_items stops gracefully once sinks have received that many records", "[run]") {

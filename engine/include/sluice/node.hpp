@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,9 @@ struct NodeContext {
   const Location& where;  // the node's position in the pipeline file
   const PipelineSettings& settings;
   RunState* state = nullptr;  // a resumable run's progress (settings.state), else null
+  // Requested when the run stops, gracefully or not. A source that can wait for input indefinitely
+  // (a pipe, a socket) watches it and returns false from next() once it is requested.
+  std::stop_token stop = {};
 };
 
 // Thrown by factories and node bodies for errors a person must fix (a file that cannot be opened,

@@ -27,8 +27,8 @@
 
 namespace sluice {
 
-// Bumped whenever a public header changes in a way that breaks compiled plugins.
-inline constexpr std::uint32_t kPluginAbiVersion = 2;
+// Bumped whenever a public header changes in a way that breaks compiled plugins (3: NodeContext::stop).
+inline constexpr std::uint32_t kPluginAbiVersion = 3;
 
 #define SLUICE_PLUGIN_STR2(x) #x
 #define SLUICE_PLUGIN_STR(x) SLUICE_PLUGIN_STR2(x)
