@@ -67,6 +67,11 @@ void StopSignal::detach() {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using InputNode = tbb::flow::function_node<Message, tbb::flow::continue_msg>;
+// Bodies that only hand work over (to a sink's thread, to an async node) run inline in the thread
+// that puts the message, instead of costing a TBB task and a worker wake-up each. oneTBB runs a
+// lightweight body inline only when the body is noexcept; otherwise it silently spawns a task.
+using HandOffNode = tbb::flow::function_node<Message, tbb::flow::continue_msg, tbb::flow::lightweight>;
 
 // What the exception being handled says, and for a SinkBatchError how many records it lost. Node
 // code (plugins') may throw anything; whatever it throws fails its node, never the process.
@@ -85,11 +90,6 @@ Caught caught() {
     return {"an exception that is not a std::exception", std::nullopt};
   }
 }
-using InputNode = tbb::flow::function_node<Message, tbb::flow::continue_msg>;
-// Bodies that only hand work over (to a sink's thread, to an async node) run inline in the thread
-// that puts the message, instead of costing a TBB task and a worker wake-up each. oneTBB runs a
-// lightweight body inline only when the body is noexcept; otherwise it silently spawns a task.
-using HandOffNode = tbb::flow::function_node<Message, tbb::flow::continue_msg, tbb::flow::lightweight>;
 
 // What an async node hands back: records, each with its error if it failed.
 struct AsyncResult {
