@@ -467,7 +467,7 @@ class Run {
       }
       if (stop_deadline_ && Clock::now() >= *stop_deadline_ && !cancelled()) {
         lock.unlock();
-        cancel();
+        stop_timed_out();
         lock.lock();
         continue;
       }
@@ -483,6 +483,24 @@ class Run {
       }
     }
   }
+  // shutdown_timeout ran out before a graceful stop drained the graph (a slow host, a low rate):
+  // the rest is cancelled, and the run fails saying so, whatever asked for the stop. Before, the
+  // records still queued in an async node vanished from the stats and a max_duration run succeeded.
+  void stop_timed_out() {
+    std::uint64_t waiting = 0;
+    for (const auto& v : vertices_) {
+      if (v.async_output) waiting += v.async_submitted.load() - v.async_completed.load();
+      if (v.limit_queue) waiting += v.limit_queue->size();
+    }
+    errors_.add(RunError{"settings", "",
+                         fmt::format("shutdown_timeout ({}) ran out before the graceful stop finished; {} cancelled "
+                                     "(a longer shutdown_timeout lets them finish)",
+                                     duration_text(plan_.settings.shutdown_timeout),
+                                     waiting > 0 ? fmt::format("{} records still in flight were", waiting)
+                                                 : std::string("the work still in flight was"))});
+    cancel();
+  }
+
   RunProgress progress(Clock::time_point started) {
     RunProgress p;
     p.elapsed = Clock::now() - started;

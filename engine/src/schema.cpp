@@ -199,6 +199,11 @@ Location Config::where(const std::string& name) const {
 
 // ---- parsing scalars -------------------------------------------------------------------------
 
+std::string duration_text(std::chrono::nanoseconds d) {
+  double seconds = std::chrono::duration<double>(d).count();
+  return seconds >= 1 ? fmt::format("{:g}s", seconds) : fmt::format("{:g}ms", seconds * 1000);
+}
+
 std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) {
   std::size_t i = 0;
   while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;

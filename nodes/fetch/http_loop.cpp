@@ -50,11 +50,6 @@ struct HttpLoop::Transfer {
 
 namespace {
 
-std::string duration_text(nanoseconds d) {
-  double s = std::chrono::duration<double>(d).count();
-  return s >= 1 ? fmt::format("{:g}s", s) : fmt::format("{:g}ms", s * 1000);
-}
-
 std::string attempts_text(int n) {
   return n == 1 ? "1 attempt" : fmt::format("{} attempts", n);
 }

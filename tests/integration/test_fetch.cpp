@@ -697,6 +697,36 @@ TEST_CASE("a graceful stop lets fetches in flight finish and commits them", "[fe
   CHECK(ok.size() == server.counter("/delay").requests);
 }
 
+TEST_CASE("a graceful stop that outlasts shutdown_timeout fails the run and says how much it cancelled",
+          "[fetch][cancel]") {
+  // 100 URLs queued behind a rate of 5/s cannot drain in 300 ms. Before, the rest was cancelled
+  // without a word: fetch's stats lost them and a max_duration run succeeded.
+  FixtureServer server;
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 100; ++i) urls.push_back(server.url(fmt::format("/status/200?i={}", i)));
+  Plan plan = test::plan_of(fetch_pipeline(dir, urls, 100, "    rate: 5/s\n    robots: ignore",
+                                           "max_duration: 300ms, shutdown_timeout: 300ms"));
+  auto started = std::chrono::steady_clock::now();
+  RunReport report = run_pipeline(plan);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+  CHECK(report.status == RunStatus::failed);
+  REQUIRE(report.errors.size() == 1);
+  const std::string message = report.errors[0].to_string();
+  CHECK_THAT(message, Catch::StartsWith("node 'settings': shutdown_timeout (300ms) ran out before the graceful stop "
+                                        "finished; "));
+  CHECK_THAT(message, Catch::EndsWith(" records still in flight were cancelled (a longer shutdown_timeout lets them "
+                                      "finish)"));
+  const auto fetched = lines(dir, "ok.jsonl").size();
+  CHECK(fetched > 0);
+  CHECK(fetched < 100);
+  // Every URL was either fetched or cancelled (one may finish between the count and the cancel).
+  const auto count = message.find("; ") + 2;
+  const auto cancelled = std::stoul(message.substr(count, message.find(' ', count) - count));
+  CHECK(fetched + cancelled <= 100);
+  CHECK(fetched + cancelled >= 99);
+}
+
 TEST_CASE("compressed: every encoding libcurl decodes is asked for, and the body arrives decoded", "[fetch]") {
   FixtureServer server;  // compresses text responses with br (else gzip) when the client accepts it
   const curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);

@@ -151,6 +151,8 @@ class Schema {
 // Parse helpers shared with the command line (--set): return nullopt on bad input.
 std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text);
 std::optional<std::uint64_t> parse_size(std::string_view text);
+// A duration as a person reads it, in the pipeline's own units: "10s", "1.5s", "250ms".
+std::string duration_text(std::chrono::nanoseconds d);
 // A YAML plain scalar typed the YAML 1.2 core way: null, true/false, int, float, else string.
 Value typed_scalar(const SpecNode& node);
 
