@@ -142,7 +142,7 @@ TEST_CASE("sluice run --stats-json writes the run's stats and errors, --preview 
   CHECK(full.err == "sluice: error: cannot write '/dev/full': No space left on device\n");
 }
 
-TEST_CASE("a standard output closed by its reader fails the run; stores still commit what they received", "[cli]") {
+TEST_CASE("a standard output closed by its reader fails the run — stores still commit what they received", "[cli]") {
   // `sluice run p.yaml | head`: the reader goes away. A write error of the node that writes there
   // (not SIGPIPE, which killed the process with the store's last batch uncommitted).
   TempDir dir;

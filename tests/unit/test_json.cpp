@@ -30,7 +30,7 @@ TEST_CASE("invalid UTF-8 becomes U+FFFD and valid multibyte text passes through"
   CHECK(out == "\"caf\xC3\xA9 \xEF\xBF\xBD\xEF\xBF\xBD ok \xEF\xBF\xBD\xEF\xBF\xBD\"");
 }
 
-TEST_CASE("a routed record carries its error in _error; selected fields keep their order", "[json]") {
+TEST_CASE("a routed record carries its error in _error — selected fields keep their order", "[json]") {
   Record r;
   r.set("a", std::int64_t{1});
   r.set("b", std::int64_t{2});
@@ -44,7 +44,7 @@ TEST_CASE("a routed record carries its error in _error; selected fields keep the
   CHECK(out == R"({"b":2,"zz":null})");
 }
 
-TEST_CASE("record fields keep insertion order; set replaces in place; rename and erase", "[record]") {
+TEST_CASE("record fields keep insertion order — set replaces in place — rename and erase", "[record]") {
   Record r;
   r.set("a", std::int64_t{1});
   r.set("b", std::int64_t{2});

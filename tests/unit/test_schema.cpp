@@ -31,7 +31,7 @@ TEST_CASE("sizes are bytes or a decimal or binary unit", "[schema]") {
   CHECK_FALSE(parse_size("MiB"));
 }
 
-TEST_CASE("plain scalars are typed like YAML 1.2 core; quoted ones stay strings", "[schema]") {
+TEST_CASE("plain scalars are typed like YAML 1.2 core — quoted ones stay strings", "[schema]") {
   auto scalar = [](std::string text, bool quoted = false) {
     SpecNode n;
     n.kind = SpecNode::Kind::scalar;
