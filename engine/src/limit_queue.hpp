@@ -17,6 +17,11 @@
 // queued record holds a reservation of the run (`hold`, given back by `unhold` once the limiter has
 // accepted it), so the run cannot end while records wait here — for example for a store's COMMIT
 // that frees their slots.
+//
+// park() (a graceful stop) ends that: the queue forwards nothing more, gives back the reservations
+// of the records waiting (they were never started, and the run need not wait for them) and keeps
+// what arrives later without a reservation. Parked records are destroyed with the queue, after the
+// graph, when releasing their permits can no longer reach a limiter.
 #pragma once
 
 #include <tbb/flow_graph.h>
@@ -35,16 +40,23 @@ class LimitQueue final : public tbb::flow::sender<T> {
   LimitQueue(const LimitQueue&) = delete;
   LimitQueue& operator=(const LimitQueue&) = delete;
 
-  // Any thread. Queues `item` and, in push mode, forwards what the limiter accepts.
-  void put(T item) {
+  // Any thread. Queues `item` and, in push mode, forwards what the limiter accepts. False when the
+  // queue is parked: the item is kept, not forwarded.
+  bool put(T item) {
     hold_();
     std::unique_lock lock(mutex_);
-    items_.push_back(std::move(item));
-    if (pull_ || forwarding_) return;  // the limiter pulls, or another thread is forwarding
+    if (parked_) {
+      items_.push_back({std::move(item), false});
+      lock.unlock();
+      unhold_();
+      return false;
+    }
+    items_.push_back({std::move(item), true});
+    if (pull_ || forwarding_) return true;  // the limiter pulls, or another thread is forwarding
     forwarding_ = true;
     bool rejected = false;
-    while (!pull_ && !items_.empty()) {
-      T front = items_.front();  // stays queued until accepted: nothing else takes the front in push mode
+    while (!pull_ && !parked_ && !items_.empty()) {
+      T front = items_.front().item;  // stays queued until accepted: nothing else takes the front in push mode
       lock.unlock();
       const bool accepted = limiter_.try_put(front);
       lock.lock();
@@ -53,15 +65,32 @@ class LimitQueue final : public tbb::flow::sender<T> {
         rejected = true;
         break;
       }
+      const bool held = items_.front().held;
       items_.pop_front();
       lock.unlock();
-      unhold_();  // the limiter's successors hold the record now
+      if (held) unhold_();  // the limiter's successors hold the record now
       lock.lock();
     }
     forwarding_ = false;
+    const bool parked = parked_;
+    const std::size_t unheld = parked ? drop_holds() : 0;
     lock.unlock();
+    for (std::size_t i = 0; i < unheld; ++i) unhold_();
     // Outside our lock: the limiter takes its own locks and may reserve from us at once.
-    if (rejected) tbb::detail::d1::register_predecessor(limiter_, *this);
+    if (rejected && !parked) tbb::detail::d1::register_predecessor(limiter_, *this);
+    return true;
+  }
+
+  // Any thread, once (a graceful stop): forwards nothing more and gives back the reservations of the
+  // waiting records. Returns how many records wait.
+  std::size_t park() {
+    std::unique_lock lock(mutex_);
+    parked_ = true;
+    const std::size_t unheld = drop_holds();
+    const std::size_t waiting = items_.size();
+    lock.unlock();
+    for (std::size_t i = 0; i < unheld; ++i) unhold_();
+    return waiting;
   }
 
   std::size_t size() const {
@@ -71,21 +100,34 @@ class LimitQueue final : public tbb::flow::sender<T> {
 
   bool try_reserve(T& out) override {
     std::lock_guard lock(mutex_);
-    if (items_.empty()) {
+    if (items_.empty() || parked_) {
       pull_ = false;  // the limiter gives the edge back next (register_successor)
       return false;
     }
-    out = items_.front();
+    out = items_.front().item;
+    reserved_ = true;
     return true;
   }
-  bool try_release() override { return true; }
-  bool try_consume() override {
+  bool try_release() override {
+    std::size_t unheld = 0;
     {
       std::lock_guard lock(mutex_);
+      reserved_ = false;
+      if (parked_) unheld = drop_holds();
+    }
+    for (std::size_t i = 0; i < unheld; ++i) unhold_();
+    return true;
+  }
+  bool try_consume() override {
+    bool held = false;
+    {
+      std::lock_guard lock(mutex_);
+      reserved_ = false;
       if (items_.empty()) return true;
+      held = items_.front().held;
       items_.pop_front();
     }
-    unhold_();
+    if (held) unhold_();
     return true;
   }
   bool try_get(T&) override { return false; }
@@ -96,12 +138,33 @@ class LimitQueue final : public tbb::flow::sender<T> {
   bool remove_successor(tbb::flow::receiver<T>&) override { return true; }
 
  private:
+  struct Waiting {
+    T item;
+    bool held;  // holds a reservation of the run
+  };
+
+  // With the lock held, once parked: marks every waiting record that no thread is handing to the
+  // limiter as no longer holding a reservation. Returns how many to give back (outside the lock).
+  std::size_t drop_holds() {
+    std::size_t unheld = 0;
+    const bool front_busy = forwarding_ || reserved_;
+    for (std::size_t i = front_busy ? 1 : 0; i < items_.size(); ++i) {
+      if (items_[i].held) {
+        items_[i].held = false;
+        ++unheld;
+      }
+    }
+    return unheld;
+  }
+
   tbb::flow::receiver<T>& limiter_;
   std::function<void()> hold_, unhold_;
   mutable std::mutex mutex_;
-  std::deque<T> items_;
+  std::deque<Waiting> items_;
   bool pull_ = false;        // the limiter holds us as its predecessor and reserves from us
   bool forwarding_ = false;  // a thread is handing the front records to the limiter
+  bool reserved_ = false;    // the limiter has reserved the front record
+  bool parked_ = false;      // a graceful stop: nothing more is forwarded
 };
 
 }  // namespace sluice

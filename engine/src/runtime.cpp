@@ -228,14 +228,15 @@ class LimitPermits final : public PermitSource {
 thread_local int LimitPermits::Admission::depth_ = 0;
 
 struct LiveStats {
-  std::atomic<std::uint64_t> in{0}, out{0}, errors{0};
+  std::atomic<std::uint64_t> in{0}, out{0}, errors{0}, dropped{0};
   std::atomic<std::int64_t> busy_ns{0};
 
   void add_busy(Clock::time_point since) {
     busy_ns.fetch_add((Clock::now() - since).count(), std::memory_order_relaxed);
   }
   NodeStats snapshot(const std::string& id, const std::string& type) const {
-    return NodeStats{id, type, in.load(), out.load(), errors.load(), std::chrono::nanoseconds(busy_ns.load())};
+    return NodeStats{
+        id, type, in.load(), out.load(), errors.load(), std::chrono::nanoseconds(busy_ns.load()), dropped.load()};
   }
 };
 
@@ -411,6 +412,13 @@ class Run {
   void stop_gracefully() {
     if (stopping_.exchange(true)) return;
     stop_source_.request_stop();
+    // Records waiting at a limit (and, in fetch, requests not yet started) end without being
+    // processed. Progress recorded from here on could count them as done: a resumed run redoes
+    // everything that was not done before the stop instead.
+    if (state_) state_->freeze();
+    for (auto& v : vertices_) {
+      if (v.limit_queue) v.stats.dropped.fetch_add(v.limit_queue->park(), std::memory_order_relaxed);
+    }
     {
       std::lock_guard lock(watchdog_mutex_);
       stop_deadline_ = Clock::now() + plan_.settings.shutdown_timeout;
@@ -581,6 +589,7 @@ class GatewayOutput final : public AsyncOutput {
   }
 
   void discard(std::size_t count) override {
+    v_.stats.dropped.fetch_add(count, std::memory_order_relaxed);
     v_.async_completed.fetch_add(count, std::memory_order_relaxed);
     for (std::size_t i = 0; i < count; ++i) run_.release_external();
   }
@@ -811,7 +820,7 @@ void Run::build_limit(Vertex& v) {
       if (cancelled()) break;
       auto one = m->derive();
       one->records.push_back(std::move(r));
-      v.limit_queue->put(std::move(one));
+      if (!v.limit_queue->put(std::move(one))) v.stats.dropped.fetch_add(1, std::memory_order_relaxed);  // parked
     }
     return tbb::flow::continue_msg{};
   });

@@ -17,6 +17,7 @@ class Fetch final : public AsyncNode {
   void submit(Record&& record) override { loop_.submit(std::move(record)); }
   void submitted() override { loop_.wake(); }
   void cancel() override { loop_.cancel(); }
+  void wind_down() override { loop_.wind_down(); }
   void stop() override { loop_.stop(); }
 
  private:

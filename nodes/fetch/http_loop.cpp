@@ -349,6 +349,11 @@ void HttpLoop::cancel() {
   if (multi_) curl_multi_wakeup(multi_);
 }
 
+void HttpLoop::wind_down() {
+  winding_down_.store(true);
+  if (multi_) curl_multi_wakeup(multi_);
+}
+
 void HttpLoop::stop() {
   quit_.store(true);
   if (multi_) curl_multi_wakeup(multi_);
@@ -360,6 +365,7 @@ void HttpLoop::run() {
   while (true) {
     take_incoming();
     if (cancel_.load() && !aborted_) abort_everything();
+    if (winding_down_.load() && !aborted_) drop_unstarted();
     auto now = Clock::now();
     fire_timers(now);
     admit_all(now);
@@ -422,6 +428,11 @@ void HttpLoop::take_incoming() {
 
 void HttpLoop::accept(std::unique_ptr<Job> job) {
   if (cancel_.load()) return fail(std::move(job), Reason::cancelled, 0, "cancelled: the run was stopped");
+  if (winding_down_.load()) {  // a graceful stop: nothing new starts (see drop_unstarted)
+    job.reset();
+    out_->discard(1);
+    return;
+  }
   if (!job->setup_error.empty()) {
     std::string message = job->setup_error;
     Reason reason = job->setup_reason;
@@ -834,6 +845,28 @@ void HttpLoop::fail(std::unique_ptr<Job> job, Reason reason, long status, std::s
   if (job->attempts > 1) message += fmt::format(" ({})", attempts_text(job->attempts));
   hold_result();
   out_->fail(std::move(r), std::move(message));
+}
+
+// Ends every job that has not started a transfer: they leave without a result, counted by the
+// engine as dropped (a resumed run fetches them). Robots.txt fetches under way finish, and the jobs
+// they held back end with them here on a later turn.
+void HttpLoop::drop_unstarted() {
+  std::size_t dropped = 0;
+  for (auto* entry : queued_hosts_) {
+    Host& host = entry->second;
+    dropped += host.waiting.size();
+    host.waiting.clear();  // their records, and so their permits, go here
+    host.queued = false;
+  }
+  queued_hosts_.clear();
+  for (auto& [due, timer] : timers_) {  // retries waiting for their backoff
+    if (!timer.job) continue;
+    if (auto it = hosts_.find(timer.job->host); it != hosts_.end()) --it->second.retries_scheduled;
+    timer.job.reset();
+    ++dropped;
+  }
+  std::erase_if(timers_, [](const auto& entry) { return !entry.second.job && entry.second.host.empty(); });
+  if (dropped > 0) out_->discard(dropped);
 }
 
 void HttpLoop::abort_everything() {

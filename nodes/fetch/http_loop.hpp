@@ -86,6 +86,9 @@ class HttpLoop {
   // Wakes the I/O thread if it sleeps, so that it takes what was submitted.
   void wake();
   void cancel();
+  // A graceful stop: transfers under way finish (retries included); requests that have not started
+  // (waiting for their host's turn, rate or robots.txt, and any submitted later) end unfetched.
+  void wind_down();
   void stop();
 
   // Implementation details, declared here for the curl callbacks.
@@ -132,6 +135,7 @@ class HttpLoop {
   void succeed(std::unique_ptr<Job> job, Transfer& t);
   void fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message);
   void abort_everything();
+  void drop_unstarted();
   long poll_timeout_ms(Clock::time_point now);
 
   // Hashes std::string and std::string_view alike, for lookups by string_view.
@@ -163,6 +167,7 @@ class HttpLoop {
   std::mutex incoming_mutex_;
   std::vector<std::unique_ptr<Job>> incoming_;
   std::atomic<bool> cancel_{false};
+  std::atomic<bool> winding_down_{false};
   std::atomic<bool> quit_{false};
   std::atomic<bool> sleeping_{false};  // the I/O thread is (about to be) in curl_multi_poll
 

@@ -7,10 +7,11 @@
 namespace sluice::cli {
 
 void print_stats(std::FILE* out, const RunReport& report) {
-  fmt::print(out, "{:<16} {:<12} {:>12} {:>12} {:>8} {:>10}\n", "node", "type", "in", "out", "errors", "busy");
+  fmt::print(out, "{:<16} {:<12} {:>12} {:>12} {:>8} {:>8} {:>10}\n", "node", "type", "in", "out", "errors", "dropped",
+             "busy");
   for (const auto& n : report.nodes) {
-    fmt::print(out, "{:<16} {:<12} {:>12} {:>12} {:>8} {:>9.3f}s\n", n.id, n.type, n.records_in, n.records_out,
-               n.errors, std::chrono::duration<double>(n.busy).count());
+    fmt::print(out, "{:<16} {:<12} {:>12} {:>12} {:>8} {:>8} {:>9.3f}s\n", n.id, n.type, n.records_in, n.records_out,
+               n.errors, n.dropped, std::chrono::duration<double>(n.busy).count());
   }
   fmt::print(out, "elapsed {:.3f}s\n", std::chrono::duration<double>(report.elapsed).count());
 }
@@ -38,15 +39,17 @@ std::string quoted(std::string_view s) {
 }  // namespace
 
 std::string report_json(const Plan& plan, const RunReport& report) {
-  std::string out = fmt::format(R"({{"pipeline": {}, "file": {}, "status": "{}", "exit_code": {}, "elapsed_s": {:.6f}, )",
-                                quoted(plan.settings.name), quoted(plan.file), status_name(report.status),
-                                report.exit_code(), std::chrono::duration<double>(report.elapsed).count());
+  std::string out =
+      fmt::format(R"({{"pipeline": {}, "file": {}, "status": "{}", "exit_code": {}, "elapsed_s": {:.6f}, )",
+                  quoted(plan.settings.name), quoted(plan.file), status_name(report.status), report.exit_code(),
+                  std::chrono::duration<double>(report.elapsed).count());
   out += "\"nodes\": [";
   for (std::size_t i = 0; i < report.nodes.size(); ++i) {
     const auto& n = report.nodes[i];
-    out += fmt::format(R"({}{{"id": {}, "type": {}, "in": {}, "out": {}, "errors": {}, "busy_s": {:.6f}}})",
-                       i ? ", " : "", quoted(n.id), quoted(n.type), n.records_in, n.records_out, n.errors,
-                       std::chrono::duration<double>(n.busy).count());
+    out +=
+        fmt::format(R"({}{{"id": {}, "type": {}, "in": {}, "out": {}, "errors": {}, "dropped": {}, "busy_s": {:.6f}}})",
+                    i ? ", " : "", quoted(n.id), quoted(n.type), n.records_in, n.records_out, n.errors, n.dropped,
+                    std::chrono::duration<double>(n.busy).count());
   }
   out += "], \"errors\": [";
   for (std::size_t i = 0; i < report.errors.size(); ++i) {
@@ -76,9 +79,9 @@ void ProgressLine::update(const RunProgress& p) {
   }
   last_fetched_ = fetched;
   last_elapsed_ = p.elapsed;
-  std::string line = fmt::format("{:.0f} pages/s | {} in flight | {} queued | {} stored | {} errors | {:.1f}s",
-                                 rate_, p.in_flight, p.queued, stored, errors,
-                                 std::chrono::duration<double>(p.elapsed).count());
+  std::string line =
+      fmt::format("{:.0f} pages/s | {} in flight | {} queued | {} stored | {} errors | {:.1f}s", rate_, p.in_flight,
+                  p.queued, stored, errors, std::chrono::duration<double>(p.elapsed).count());
   if (p.stopping) line += " | stopping: finishing work in flight (Ctrl-C again aborts)";
   fmt::print(out_, "\r\033[K{}", line);
   std::fflush(out_);

@@ -21,6 +21,9 @@ struct NodeStats {
   std::uint64_t records_out = 0;
   std::uint64_t errors = 0;
   std::chrono::nanoseconds busy{0};  // time spent in the node's own code
+  // Records the node ended without output or error: URLs a frontier had seen, and at a graceful
+  // stop the records waiting at a limit and the requests fetch had not started.
+  std::uint64_t dropped = 0;
 };
 
 // One error of a run: which node, which record (its URL when it has one), what happened.
@@ -45,7 +48,7 @@ struct RunReport {
   std::uint64_t errors_not_kept = 0;  // errors beyond the kept ones, counted only
   std::vector<NodeStats> nodes;       // plan order
   std::chrono::nanoseconds elapsed{0};
-  int stop_signal = 0;  // the signal number given to StopSignal::request, if any
+  int stop_signal = 0;            // the signal number given to StopSignal::request, if any
   bool already_finished = false;  // --resume of a run whose state says it finished: nothing ran
 
   // 0 succeeded, 1 failed, 128+signal (130 SIGINT, 143 SIGTERM, 129 SIGHUP) interrupted.
