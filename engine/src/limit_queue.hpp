@@ -47,6 +47,7 @@ class LimitQueue final : public tbb::flow::sender<T> {
     std::unique_lock lock(mutex_);
     if (parked_) {
       items_.push_back({std::move(item), false});
+      ++dropped_;
       lock.unlock();
       unhold_();
       return false;
@@ -82,20 +83,23 @@ class LimitQueue final : public tbb::flow::sender<T> {
   }
 
   // Any thread, once (a graceful stop): forwards nothing more and gives back the reservations of the
-  // waiting records. Returns how many records wait.
-  std::size_t park() {
+  // waiting records.
+  void park() {
     std::unique_lock lock(mutex_);
     parked_ = true;
     const std::size_t unheld = drop_holds();
-    const std::size_t waiting = items_.size();
     lock.unlock();
     for (std::size_t i = 0; i < unheld; ++i) unhold_();
-    return waiting;
   }
 
   std::size_t size() const {
     std::lock_guard lock(mutex_);
     return items_.size();
+  }
+  // Records that will never be forwarded: waiting when the queue was parked, or put after.
+  std::size_t dropped() const {
+    std::lock_guard lock(mutex_);
+    return dropped_;
   }
 
   bool try_reserve(T& out) override {
@@ -154,6 +158,7 @@ class LimitQueue final : public tbb::flow::sender<T> {
         ++unheld;
       }
     }
+    dropped_ += unheld;
     return unheld;
   }
 
@@ -165,6 +170,7 @@ class LimitQueue final : public tbb::flow::sender<T> {
   bool forwarding_ = false;  // a thread is handing the front records to the limiter
   bool reserved_ = false;    // the limiter has reserved the front record
   bool parked_ = false;      // a graceful stop: nothing more is forwarded
+  std::size_t dropped_ = 0;
 };
 
 }  // namespace sluice

@@ -417,7 +417,7 @@ class Run {
     // everything that was not done before the stop instead.
     if (state_) state_->freeze();
     for (auto& v : vertices_) {
-      if (v.limit_queue) v.stats.dropped.fetch_add(v.limit_queue->park(), std::memory_order_relaxed);
+      if (v.limit_queue) v.limit_queue->park();
     }
     {
       std::lock_guard lock(watchdog_mutex_);
@@ -515,6 +515,7 @@ class Run {
     p.stopping = stopping_.load();
     for (auto& v : vertices_) {
       p.nodes.push_back(v.stats.snapshot(v.plan->id, v.plan->type->name));
+      if (v.limit_queue) p.nodes.back().dropped += v.limit_queue->dropped();
       if (v.limit_permits) p.in_flight += v.limit_permits->admitted() - v.limit_permits->released();
       if (v.limit_queue) p.queued += static_cast<std::int64_t>(v.limit_queue->size());
     }
@@ -820,7 +821,7 @@ void Run::build_limit(Vertex& v) {
       if (cancelled()) break;
       auto one = m->derive();
       one->records.push_back(std::move(r));
-      if (!v.limit_queue->put(std::move(one))) v.stats.dropped.fetch_add(1, std::memory_order_relaxed);  // parked
+      v.limit_queue->put(std::move(one));
     }
     return tbb::flow::continue_msg{};
   });
@@ -1160,6 +1161,7 @@ RunReport Run::execute() {
       v.handoff.reset();
       v.limit_admit.reset();
       v.limiter.reset();
+      if (v.limit_queue) v.stats.dropped.fetch_add(v.limit_queue->dropped());  // parked at a graceful stop
       v.limit_queue.reset();
       v.async_results.reset();
       v.async.reset();

@@ -1,7 +1,7 @@
 // LimitQueue in front of a real limiter_node: nothing dropped, nothing admitted twice, never more
 // than the bound in flight, with puts and releases racing on several threads.
-#include <catch2/catch.hpp>
 #include <tbb/flow_graph.h>
+#include <catch2/catch.hpp>
 
 #include <atomic>
 #include <mutex>
@@ -86,4 +86,67 @@ TEST_CASE("a limit queue admits every record exactly once, in order, never above
     REQUIRE(seq.size() == kPerProducer);
     for (int i = 0; i < kPerProducer; ++i) REQUIRE(seq[static_cast<std::size_t>(i)] == i);
   }
+}
+
+TEST_CASE("a parked limit queue forwards nothing more, and every record is admitted or dropped once", "[limit]") {
+  // A graceful stop parks the queue while producers put and releasers free slots on other threads.
+  constexpr int kBound = 4;
+  constexpr int kPerProducer = 20000;
+  constexpr int kProducers = 3;
+  tbb::flow::graph g;
+  Limiter limiter(g, kBound);
+  std::mutex held_mutex;
+  std::vector<int> held;
+  std::atomic<int> admitted{0};
+  Admit admit(g, tbb::flow::unlimited, [&](int v) noexcept {
+    ++admitted;
+    std::lock_guard lock(held_mutex);
+    held.push_back(v);
+    return tbb::flow::continue_msg{};
+  });
+  tbb::flow::make_edge(limiter, admit);
+  std::atomic<int> held_by_queue{0};
+  sluice::LimitQueue<int> queue(
+      limiter, [&] { ++held_by_queue; }, [&] { --held_by_queue; });
+  std::atomic<bool> done{false};
+  auto releaser = [&] {
+    while (!done.load()) {
+      bool got = false;
+      {
+        std::lock_guard lock(held_mutex);
+        if (!held.empty()) {
+          held.pop_back();
+          got = true;
+        }
+      }
+      if (got) {
+        limiter.decrementer().try_put(1);
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  threads.emplace_back(releaser);
+  threads.emplace_back(releaser);
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      for (int i = 0; i < kPerProducer; ++i) queue.put(p * kPerProducer + i);
+    });
+  }
+  while (admitted.load() < 1000) std::this_thread::yield();
+  queue.park();
+  const int admitted_at_park = admitted.load();
+  for (auto& t : producers) t.join();
+  // Let the releasers free every slot: a parked queue must not hand anything more over.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  done = true;
+  for (auto& t : threads) t.join();
+  g.wait_for_all();
+
+  CHECK(held_by_queue.load() == 0);                // no reservation of the run is left behind
+  CHECK(admitted.load() <= admitted_at_park + 1);  // at most the record a producer was handing over
+  CHECK(static_cast<std::size_t>(admitted.load()) + queue.dropped() == kPerProducer * kProducers);
+  CHECK(queue.size() == queue.dropped());
 }
