@@ -96,6 +96,11 @@ class LimitQueue final : public tbb::flow::sender<T> {
     std::lock_guard lock(mutex_);
     return items_.size();
   }
+  // Records that wait to be forwarded (not the parked ones).
+  std::size_t waiting() const {
+    std::lock_guard lock(mutex_);
+    return items_.size() - dropped_;
+  }
   // Records that will never be forwarded: waiting when the queue was parked, or put after.
   std::size_t dropped() const {
     std::lock_guard lock(mutex_);

@@ -498,7 +498,7 @@ class Run {
     std::uint64_t waiting = 0;
     for (const auto& v : vertices_) {
       if (v.async_output) waiting += v.async_submitted.load() - v.async_completed.load();
-      if (v.limit_queue) waiting += v.limit_queue->size();
+      if (v.limit_queue) waiting += v.limit_queue->waiting();
     }
     errors_.add(RunError{"settings", "",
                          fmt::format("shutdown_timeout ({}) ran out before the graceful stop finished; {} cancelled "
@@ -517,7 +517,7 @@ class Run {
       p.nodes.push_back(v.stats.snapshot(v.plan->id, v.plan->type->name));
       if (v.limit_queue) p.nodes.back().dropped += v.limit_queue->dropped();
       if (v.limit_permits) p.in_flight += v.limit_permits->admitted() - v.limit_permits->released();
-      if (v.limit_queue) p.queued += static_cast<std::int64_t>(v.limit_queue->size());
+      if (v.limit_queue) p.queued += static_cast<std::int64_t>(v.limit_queue->waiting());
     }
     return p;
   }

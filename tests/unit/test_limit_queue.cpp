@@ -113,4 +113,5 @@ TEST_CASE("a parked limit queue forwards nothing more, and every record is admit
   CHECK(rig.admitted.load() <= admitted_at_park + 1);  // at most the record being handed over
   CHECK(static_cast<std::size_t>(rig.admitted.load()) + rig.queue.dropped() == kPerProducer * kProducers);
   CHECK(rig.queue.size() == rig.queue.dropped());
+  CHECK(rig.queue.waiting() == 0);
 }
