@@ -86,8 +86,8 @@ class HttpLoop {
   // Wakes the I/O thread if it sleeps, so that it takes what was submitted.
   void wake();
   void cancel();
-  // A graceful stop: transfers under way finish (retries included); requests that have not started
-  // (waiting for their host's turn, rate or robots.txt, and any submitted later) end unfetched.
+  // A graceful stop: transfers under way finish; requests that are not under way (waiting for their
+  // host's turn, its rate, robots.txt or a retry's backoff, and any submitted later) end unfetched.
   void wind_down();
   void stop();
 
