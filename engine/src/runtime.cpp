@@ -491,9 +491,9 @@ class Run {
       }
     }
   }
-  // shutdown_timeout ran out before a graceful stop drained the graph (a slow host, a low rate):
-  // the rest is cancelled, and the run fails saying so, whatever asked for the stop. Before, the
-  // records still queued in an async node vanished from the stats and a max_duration run succeeded.
+  // shutdown_timeout ran out before the work under way at a graceful stop finished (a slow host):
+  // the rest is cancelled, and the run fails saying so, whatever asked for the stop. Before, it was
+  // cancelled without a word and a max_duration run succeeded.
   void stop_timed_out() {
     std::uint64_t waiting = 0;
     for (const auto& v : vertices_) {
