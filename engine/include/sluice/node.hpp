@@ -147,7 +147,8 @@ class AsyncOutput {
   // over fewer, larger batches.
   virtual bool urgent() const = 0;
   // Ends `count` submitted records that produce no output at all (a frontier dropping a URL it has
-  // seen). Counts as their completion. Thread-safe; takes effect at once.
+  // seen). Counts as their completion, and in the node's `dropped` stat. Thread-safe; takes effect
+  // at once.
   virtual void discard(std::size_t count = 1) = 0;
   // Declares `count` records the node holds without their having been submitted (work restored from
   // a resumed run's state): they count as submitted and must end like submitted records. Call from
@@ -178,8 +179,9 @@ class AsyncNode : public Node {
   virtual void cancel() = 0;
   // Main thread, once, after the graph has finished: join the node's threads.
   virtual void stop() = 0;
-  // Any thread: a graceful stop was requested (signal, max_duration, max_items). Finish the work in
-  // flight but start nothing new (a frontier ends its parked URLs). Default: nothing to do.
+  // Any thread: a graceful stop was requested (signal, max_duration, max_items). Finish the work
+  // under way but start nothing new: end what is only queued, and what is submitted later, with
+  // discard() (a frontier its parked URLs, fetch its requests not yet started). Default: nothing.
   virtual void wind_down() {}
 };
 
