@@ -196,7 +196,8 @@ TEST_CASE("a list run stopped with Ctrl-C at random points and resumed stores ev
   CHECK(query(db, "SELECT count(*) FROM pages WHERE status = 200") == std::vector<std::string>{"600"});
 }
 
-TEST_CASE("a crawl killed with SIGKILL at random points and resumed stores every page once", "[resume][crawl]") {
+TEST_CASE("a crawl killed with SIGKILL or stopped with Ctrl-C at random points and resumed stores every page once",
+          "[resume][crawl]") {
   TempDir dir;
   write_site(dir.file("site"), 300);
   fixture::FixtureServer server(dir.file("site"));
@@ -221,6 +222,19 @@ TEST_CASE("a crawl killed with SIGKILL at random points and resumed stores every
       auto fetched = server.counter("/p").requests;
       CHECK(fetched >= 300);
       CHECK(fetched <= 300 + static_cast<std::uint64_t>(killed) * 40);
+    }
+  }
+  // A graceful stop drops the parked URLs and the requests not started; the resumed crawl finds
+  // them again. State in the store's database, then in a file of its own.
+  for (unsigned seed : {9u, 10u}) {
+    DYNAMIC_SECTION("Ctrl-C, seed " << seed) {
+      const std::string db = dir.file(fmt::format("crawl{}.db", seed));
+      const std::string pipeline = dir.file(fmt::format("crawl{}.yaml", seed));
+      const std::string state = seed == 9 ? db : dir.file(fmt::format("crawl{}.state", seed));
+      test::write_file(pipeline, crawl_pipeline(server, db, state));
+      int stopped = run_with_kills(dir, pipeline, kill_points(seed, 3, 60, 450), SIGINT);
+      CHECK(stopped >= 1);
+      CHECK(query(db, rows) == expected);
     }
   }
 }
