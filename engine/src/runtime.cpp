@@ -11,6 +11,8 @@
 
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -386,7 +388,11 @@ struct Vertex {
 class Run {
  public:
   Run(const Plan& plan, const RunOptions& options)
-      : plan_(plan), options_(options), errors_(options.kept_errors), vertices_(plan.nodes.size()) {}
+      : plan_(plan), options_(options), errors_(options.kept_errors), vertices_(plan.nodes.size()) {
+    // Set here, not only in instantiate(): a run refused before it (a state file it cannot use)
+    // still reports every node's stats.
+    for (std::size_t i = 0; i < plan.nodes.size(); ++i) vertices_[i].plan = &plan.nodes[i];
+  }
 
   RunReport execute();
 
@@ -913,6 +919,39 @@ void Run::transform_body(Vertex& v, const Message& message) {
   v.stats.add_busy(started);
 }
 
+// FNV-1a over a file's bytes; empty when it cannot be read.
+std::string file_digest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  std::uint64_t hash = 1469598103934665603ULL;
+  std::vector<char> chunk(1 << 20);
+  std::uint64_t size = 0;
+  while (in.read(chunk.data(), static_cast<std::streamsize>(chunk.size())) || in.gcount() > 0) {
+    const auto n = static_cast<std::size_t>(in.gcount());
+    for (std::size_t i = 0; i < n; ++i) hash = (hash ^ static_cast<unsigned char>(chunk[i])) * 1099511628211ULL;
+    size += n;
+  }
+  return fmt::format("{} bytes, fnv1a {:016x}", size, hash);
+}
+
+// What the sources will produce, for a resumable run's state: each source's type and settings,
+// and the contents of every file a setting names (a URL list edited between two runs would make
+// --resume skip the wrong records).
+std::string source_fingerprint(const Plan& plan) {
+  std::string out;
+  for (const auto& node : plan.nodes) {
+    if (node.type->kind != NodeKind::source) continue;
+    out += node.id + " (" + node.type->name + "):";
+    node.config.each([&](const std::string& name, const std::string& text) {
+      out += " " + name + "=" + text;
+      std::error_code ec;
+      if (text != "-" && std::filesystem::is_regular_file(text, ec)) out += " [" + file_digest(text) + "]";
+    });
+    out += "\n";
+  }
+  return out;
+}
+
 void name_thread(const std::string& kind, const std::string& id) {
   std::string name = (kind + ":" + id).substr(0, 15);  // the kernel keeps 15 characters
   pthread_setname_np(pthread_self(), name.c_str());
@@ -1090,7 +1129,7 @@ RunReport Run::execute() {
   }
   if (!plan_.settings.state.empty()) {
     try {
-      state_ = RunState::open(plan_.settings.state, plan_.settings.name, options_.resume);
+      state_ = RunState::open(plan_.settings.state, plan_.settings.name, options_.resume, source_fingerprint(plan_));
     } catch (const std::exception& e) {
       errors_.add(RunError{"settings", "", e.what()});
       cancelled_ = true;

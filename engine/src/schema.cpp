@@ -135,6 +135,43 @@ void Config::put(std::string name, ConfigValue value, bool is_explicit) {
   values_[std::move(name)] = std::move(value);
 }
 
+namespace {
+
+std::string config_text(const ConfigValue& value) {
+  struct Visitor {
+    std::string operator()(const Value& v) const { return v.to_text(); }
+    std::string operator()(const ConfigValue::Duration& d) const { return fmt::format("{}ns", d.count()); }
+    std::string operator()(const ConfigValue::Size& s) const { return fmt::format("{}B", s.bytes); }
+    std::string operator()(const ConfigValue::List& list) const {
+      std::string out = "[";
+      for (std::size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + config_text(list[i]);
+      return out + "]";
+    }
+    std::string operator()(const ConfigValue::Map& map) const {
+      std::string out = "{";
+      for (std::size_t i = 0; i < map.size(); ++i)
+        out += (i ? ", " : "") + map[i].first + ": " + config_text(map[i].second);
+      return out + "}";
+    }
+    std::string operator()(const ConfigValue::Object& object) const {
+      std::string out = "{";
+      bool first = true;
+      object->each([&](const std::string& name, const std::string& text) {
+        out += (first ? "" : ", ") + name + ": " + text;
+        first = false;
+      });
+      return out + "}";
+    }
+  };
+  return std::visit(Visitor{}, value.v);
+}
+
+}  // namespace
+
+void Config::each(const std::function<void(const std::string& name, const std::string& text)>& visit) const {
+  for (const auto& [name, value] : values_) visit(name, config_text(value));
+}
+
 const ConfigValue& Config::at(const std::string& name) const {
   auto it = values_.find(name);
   if (it == values_.end()) throw std::logic_error(fmt::format("config field '{}' has no value", name));

@@ -161,7 +161,8 @@ struct RunState::Writer {
   }
 };
 
-std::unique_ptr<RunState> RunState::open(const std::string& path, const std::string& pipeline, bool resume) {
+std::unique_ptr<RunState> RunState::open(const std::string& path, const std::string& pipeline, bool resume,
+                                         const std::string& sources) {
   std::unique_ptr<RunState> state(new RunState());
   state->path_ = path;
   state->writer_ = std::make_unique<Writer>();
@@ -173,19 +174,26 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
   sqlite3* db = state->db_;
   exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;", path);
   exec(db, kSchema, path);
-  std::string owner, status;
+  std::string owner, status, recorded_sources;
   sqlite3_stmt* run = nullptr;
   sqlite3_prepare_v2(db, "SELECT key, value FROM sluice_run", -1, &run, nullptr);
   while (run && sqlite3_step(run) == SQLITE_ROW) {
     std::string key = column_text(run, 0);
     if (key == "pipeline") owner = column_text(run, 1);
     if (key == "status") status = column_text(run, 1);
+    if (key == "sources") recorded_sources = column_text(run, 1);
   }
   sqlite3_finalize(run);
   if (resume) {
     if (!owner.empty() && owner != pipeline) {
       throw std::runtime_error(
           fmt::format("state file '{}' belongs to pipeline '{}', not '{}'", path, owner, pipeline));
+    }
+    if (!recorded_sources.empty() && recorded_sources != sources) {
+      throw std::runtime_error(fmt::format(
+          "the sources of pipeline '{}' changed since the run recorded in '{}' (their settings, or a file they "
+          "read): --resume would skip the wrong records; run without --resume to start over",
+          pipeline, path));
     }
     state->finished_ = status == "finished";
     sqlite3_stmt* ranges = nullptr;
@@ -207,13 +215,17 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
     }
     sqlite3_finalize(urls);
   } else {
-    exec(db, "BEGIN IMMEDIATE; DELETE FROM sluice_run; DELETE FROM sluice_source_done; DELETE FROM sluice_frontier;"
-         "COMMIT", path);
+    exec(db,
+         "BEGIN IMMEDIATE; DELETE FROM sluice_run; DELETE FROM sluice_source_done; DELETE FROM sluice_frontier;"
+         "COMMIT",
+         path);
   }
   if (!state->finished_) {
-    exec(db, fmt::format("BEGIN IMMEDIATE; INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('pipeline', {});"
-                         "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', 'running'); COMMIT",
-                         quote(pipeline)),
+    exec(db,
+         fmt::format("BEGIN IMMEDIATE; INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('pipeline', {});"
+                     "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', 'running');"
+                     "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('sources', {}); COMMIT",
+                     quote(pipeline), quote(sources)),
          path);
   }
   return state;
@@ -363,8 +375,9 @@ void RunState::close(bool finished) {
     throw std::runtime_error(fmt::format("state file '{}': progress could not be written: {}", path_, writer_->error));
   }
   if (finished_) return;  // a finished run that was resumed: nothing changed
-  exec(db_, fmt::format("INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', '{}')",
-                        finished ? "finished" : "interrupted"),
+  exec(db_,
+       fmt::format("INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', '{}')",
+                   finished ? "finished" : "interrupted"),
        path_);
 }
 

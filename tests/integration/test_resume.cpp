@@ -245,3 +245,59 @@ TEST_CASE("a resumable run refuses a store without a key and --resume without a 
   CHECK(q.wait() == 2);
   CHECK_THAT(test::read_file(dir.file("stderr")), Catch::Contains("--resume needs settings.state"));
 }
+
+TEST_CASE("a resumed run refuses a state whose sources changed: other settings or another URL file", "[resume]") {
+  // Resuming skips source records by their position: with another list it would skip the wrong ones.
+  TempDir dir;
+  test::write_file(dir.file("urls.txt"), "https://a.example/1\nhttps://a.example/2\n");
+  auto pipeline = [&](const std::string& source) {
+    test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: changing
+settings:
+  state: {0}
+nodes:
+  - id: src
+    type: source.list
+{1}
+  - id: store
+    type: store.sqlite
+    path: {0}
+    table: t
+    columns: {{url: TEXT}}
+    key: [url]
+edges:
+  - src -> store
+)",
+                                                     dir.file("out.db"), source));
+  };
+  auto resume = [&] { return test::sluice_cli(dir, {"run", "-q", dir.file("p.yaml"), "--resume"}); };
+  const std::string refused = "the sources of pipeline 'changing' changed since the run recorded in";
+
+  pipeline(fmt::format("    file: {}", dir.file("urls.txt")));
+  REQUIRE(test::sluice_cli(dir, {"run", "-q", dir.file("p.yaml")}).code == 0);
+  // The same list written again is the same source.
+  test::write_file(dir.file("urls.txt"), "https://a.example/1\nhttps://a.example/2\n");
+  auto same = resume();
+  CHECK(same.code == 0);
+  CHECK_THAT(same.err, Catch::Contains("already finished"));
+
+  test::write_file(dir.file("urls.txt"), "https://a.example/0\nhttps://a.example/1\nhttps://a.example/2\n");
+  auto edited = resume();
+  CHECK(edited.code == 1);
+  CHECK_THAT(edited.err, Catch::Contains(refused));
+
+  pipeline("    template: \"https://a.example/{n}\"\n    to: 10");
+  REQUIRE(test::sluice_cli(dir, {"run", "-q", dir.file("p.yaml")}).code == 0);
+  pipeline("    template: \"https://a.example/{n}\"\n    from: 2\n    to: 10");
+  auto shifted = resume();
+  CHECK(shifted.code == 1);
+  CHECK_THAT(shifted.err, Catch::Contains(refused));
+
+  // A state file of another pipeline is refused too (this refusal crashed the runner: the report
+  // read nodes that were never set up).
+  std::string other = test::read_file(dir.file("p.yaml"));
+  other.replace(other.find("pipeline: changing"), 18, "pipeline: another");
+  test::write_file(dir.file("p.yaml"), other);
+  auto foreign = resume();
+  CHECK(foreign.code == 1);
+  CHECK_THAT(foreign.err, Catch::Contains("belongs to pipeline 'changing', not 'another'"));
+}

@@ -12,5 +12,6 @@ TEST_CASE("every test case name reaches ctest whole: no semicolon, which CMake s
   for (const auto& test : all) {
     INFO(test.name);
     CHECK(test.name.find(';') == std::string::npos);
+    CHECK(test.name.front() != '-');  // a spec starting with '-' is read as an option
   }
 }

@@ -114,6 +114,9 @@ class Config {
   Location where(const std::string& name) const;
 
   void put(std::string name, ConfigValue value, bool is_explicit);
+  // Calls `visit` with every field and its value as text ("a", "[1, 2]", "{k: v}", durations in
+  // ns, sizes in bytes), in name order: the config as data, for fingerprints.
+  void each(const std::function<void(const std::string& name, const std::string& text)>& visit) const;
 
  private:
   std::map<std::string, ConfigValue> values_;

@@ -45,10 +45,13 @@ class RunState {
   };
 
   // Main thread. Opens or creates the state file of pipeline `pipeline`. Without `resume` any earlier
-  // state in the file is cleared (a fresh run); with it, the earlier state is loaded. Throws
-  // std::runtime_error with the path and the cause when the file cannot be used, or when it belongs
-  // to another pipeline.
-  static std::unique_ptr<RunState> open(const std::string& path, const std::string& pipeline, bool resume);
+  // state in the file is cleared (a fresh run); with it, the earlier state is loaded. `sources`
+  // describes what the sources will produce (their settings, the files they read): a resumed run
+  // whose sources differ from the interrupted run's would skip the wrong records. Throws
+  // std::runtime_error with the path and the cause when the file cannot be used, when it belongs to
+  // another pipeline, or when the sources changed.
+  static std::unique_ptr<RunState> open(const std::string& path, const std::string& pipeline, bool resume,
+                                        const std::string& sources = "");
   ~RunState();
   RunState(const RunState&) = delete;
   RunState& operator=(const RunState&) = delete;
