@@ -81,7 +81,8 @@ TEST_CASE("sluice test prints each assertion and a closing count, and fails on a
     - {table: e, rows: "1..2"}
   queries:
     - {sql: "SELECT name FROM t WHERE n = 8", equals: ["item 8"]}
-  errors: {boom: 1, store: 0})"));
+  errors: {boom: 1, store: 0}
+  dropped: {boom: 0})"));
   auto ok = sluice_cli(dir, {"test", dir.file("good.yaml")});
   INFO(ok.out << ok.err);
   CHECK(ok.code == 0);
@@ -93,7 +94,8 @@ TEST_CASE("sluice test prints each assertion and a closing count, and fails on a
                               "  ok   'SELECT name FROM t WHERE n = 8' gives [item 8]\n"
                               "  ok   errors of node 'boom': 1, expected 1\n"
                               "  ok   errors of node 'store': 0, expected 0\n"
-                              "7 passed, 0 failed\n",
+                              "  ok   dropped of node 'boom': 0, expected 0\n"
+                              "8 passed, 0 failed\n",
                               dir.file("good.yaml"), dir.file("out.db")));
 
   TempDir other;  // a fresh database: table e has no key, so a second run would add to it
@@ -109,10 +111,12 @@ TEST_CASE("sluice test prints each assertion and a closing count, and fails on a
   CHECK_THAT(failed.out, Catch::Contains("  FAIL 'SELECT count(*) FROM e' gives [1], expected [0]\n"));
   CHECK_THAT(failed.out, Catch::EndsWith("1 passed, 2 failed\n"));
 
-  test::write_file(dir.file("invalid.yaml"), small_pipeline(dir, 50, "expect:\n  errors: {nosuch: 0}\n  rowz: 1"));
+  test::write_file(dir.file("invalid.yaml"),
+                   small_pipeline(dir, 50, "expect:\n  errors: {nosuch: 0}\n  dropped: {nope: 0}\n  rowz: 1"));
   auto invalid = sluice_cli(dir, {"test", dir.file("invalid.yaml")});
   CHECK(invalid.code == 2);
   CHECK_THAT(invalid.err, Catch::Contains("error: expect.errors: no node 'nosuch' in this pipeline"));
+  CHECK_THAT(invalid.err, Catch::Contains("error: expect.dropped: no node 'nope' in this pipeline"));
   CHECK_THAT(invalid.err, Catch::Contains("unknown key 'rowz'"));
 }
 
