@@ -71,34 +71,33 @@ const Schema& expect_schema() {
     return FieldSpec::string("db", "the SQLite file; default: the database of the pipeline's store.sqlite nodes");
   };
   static const Schema schema({
-      FieldSpec::list(
-          "tables",
-          FieldSpec::object_of(
-              "table",
-              Schema({
-                  db(),
-                  FieldSpec::string("table", "a table").make_required(),
-                  FieldSpec::scalar("rows", "its row count: 12, 10..20, 10.., ..20").validated_by(check_count),
-                  FieldSpec::list("required", FieldSpec::string("column", "a column"),
-                                  "columns that must be set (not null, not empty) "
-                                  "in every row")
-                      .with_default(""),
-              }),
-              "a table to check"),
-          "tables: row counts and required columns")
+      FieldSpec::list("tables",
+                      FieldSpec::object_of("table",
+                                           Schema({
+                                               db(),
+                                               FieldSpec::string("table", "a table").make_required(),
+                                               FieldSpec::scalar("rows", "its row count: 12, 10..20, 10.., ..20")
+                                                   .validated_by(check_count),
+                                               FieldSpec::list("required", FieldSpec::string("column", "a column"),
+                                                               "columns that must be set (not null, not empty) "
+                                                               "in every row")
+                                                   .with_default(""),
+                                           }),
+                                           "a table to check"),
+                      "tables: row counts and required columns")
           .with_default(""),
-      FieldSpec::list(
-          "queries",
-          FieldSpec::object_of("query",
-                               Schema({
-                                   db(),
-                                   FieldSpec::string("sql", "a query (the file is opened read-only)").make_required(),
-                                   FieldSpec::list("equals", FieldSpec::scalar("row", "a row: a|b|c"),
-                                                   "the expected rows, columns joined with |")
-                                       .make_required(),
-                               }),
-                               "a query and its expected rows"),
-          "SQL queries with their expected results")
+      FieldSpec::list("queries",
+                      FieldSpec::object_of("query",
+                                           Schema({
+                                               db(),
+                                               FieldSpec::string("sql", "a query (the file is opened read-only)")
+                                                   .make_required(),
+                                               FieldSpec::list("equals", FieldSpec::scalar("row", "a row: a|b|c"),
+                                                               "the expected rows, columns joined with |")
+                                                   .make_required(),
+                                           }),
+                                           "a query and its expected rows"),
+                      "SQL queries with their expected results")
           .with_default(""),
       FieldSpec::map("errors", FieldSpec::scalar("count", "0, 1..3, ..5").validated_by(check_count),
                      "node id -> its error count: exact or a range")
@@ -114,8 +113,7 @@ const Schema& expect_schema() {
 
 namespace {
 
-const std::vector<std::string> kTopLevelKeys = {"pipeline", "description", "settings", "plugins",
-                                                "nodes",    "edges",       "expect"};
+const std::vector<std::string> kTopLevelKeys = {"pipeline", "description", "settings", "plugins", "nodes", "edges", "expect"};
 const std::vector<std::string> kNodeReservedKeys = {"id", "type", "on_error"};
 
 bool valid_id(std::string_view id) {
@@ -189,8 +187,8 @@ class Planner {
     const SpecNode* plugins = root.find("plugins");
     if (!plugins || plugins->is_null()) return;
     if (!plugins->is_sequence()) {
-      diags_.error(plugins->where,
-                   fmt::format("'plugins' must be a list of shared library paths, got {}", plugins->describe()));
+      diags_.error(plugins->where, fmt::format("'plugins' must be a list of shared library paths, got {}",
+                                               plugins->describe()));
       return;
     }
     for (const auto& item : plugins->items) {
@@ -214,7 +212,8 @@ class Planner {
     for (const char* counts : {"errors", "dropped"}) {
       if (!c.has(counts)) continue;
       for (const auto& [id, count] : c.map(counts)) {
-        bool known = std::any_of(plan_.nodes.begin(), plan_.nodes.end(), [&](const PlanNode& n) { return n.id == id; });
+        bool known =
+            std::any_of(plan_.nodes.begin(), plan_.nodes.end(), [&](const PlanNode& n) { return n.id == id; });
         if (!known) diags_.error(count.where, fmt::format("expect.{}: no node '{}' in this pipeline", counts, id));
       }
     }
