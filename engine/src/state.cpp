@@ -215,17 +215,14 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
     }
     sqlite3_finalize(urls);
   } else {
-    exec(db,
-         "BEGIN IMMEDIATE; DELETE FROM sluice_run; DELETE FROM sluice_source_done; DELETE FROM sluice_frontier;"
-         "COMMIT",
-         path);
+    exec(db, "BEGIN IMMEDIATE; DELETE FROM sluice_run; DELETE FROM sluice_source_done; DELETE FROM sluice_frontier;"
+         "COMMIT", path);
   }
   if (!state->finished_) {
-    exec(db,
-         fmt::format("BEGIN IMMEDIATE; INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('pipeline', {});"
-                     "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', 'running');"
-                     "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('sources', {}); COMMIT",
-                     quote(pipeline), quote(sources)),
+    exec(db, fmt::format("BEGIN IMMEDIATE; INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('pipeline', {});"
+                         "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', 'running');"
+                         "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('sources', {}); COMMIT",
+                         quote(pipeline), quote(sources)),
          path);
   }
   return state;
@@ -375,9 +372,8 @@ void RunState::close(bool finished) {
     throw std::runtime_error(fmt::format("state file '{}': progress could not be written: {}", path_, writer_->error));
   }
   if (finished_) return;  // a finished run that was resumed: nothing changed
-  exec(db_,
-       fmt::format("INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', '{}')",
-                   finished ? "finished" : "interrupted"),
+  exec(db_, fmt::format("INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', '{}')",
+                        finished ? "finished" : "interrupted"),
        path_);
 }
 
