@@ -176,6 +176,7 @@ class Planner {
       for (const auto& item : edges->items) read_edge(item);
     }
     if (nodes && nodes->is_sequence()) check_graph(*nodes);
+    check_outputs_are_not_inputs();
     read_plugins(root);
     read_expect(root);
     if (!diags_.empty()) return std::nullopt;
@@ -499,6 +500,34 @@ class Planner {
       if (i > 0) from.port.clear();
       if (i + 2 < chain.size()) to.port.clear();
       add_edge(from, to, item.where);
+    }
+  }
+
+  // A sink that writes the file a source reads would destroy the input (sink.jsonl truncates its
+  // file when the run starts) or read its own output back forever (append: true).
+  void check_outputs_are_not_inputs() {
+    auto path_of = [](const PlanNode& n, const char* field) -> std::optional<std::filesystem::path> {
+      if (!n.config.has(field)) return std::nullopt;
+      const Value value = n.config.scalar(field);
+      const std::string* text = value.as_string();
+      if (!text || text->empty() || *text == "-" || *text == ":memory:") return std::nullopt;
+      std::error_code ec;
+      auto canonical = std::filesystem::weakly_canonical(*text, ec);
+      return ec ? std::filesystem::path(*text) : canonical;
+    };
+    for (const auto& source : plan_.nodes) {
+      if (!source.type || source.type->kind != NodeKind::source) continue;
+      auto input = path_of(source, "file");
+      if (!input) continue;
+      for (const auto& sink : plan_.nodes) {
+        if (!sink.type || sink.type->kind != NodeKind::sink) continue;
+        if (auto output = path_of(sink, "path"); output && *output == *input) {
+          diags_.error(sink.config.where("path"),
+                       fmt::format("node '{}' writes '{}', the file that source '{}' reads: it would destroy its "
+                                   "input; write the output elsewhere",
+                                   sink.id, sink.config.scalar("path").to_text(), source.id));
+        }
+      }
     }
   }
 
