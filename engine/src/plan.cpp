@@ -504,7 +504,8 @@ class Planner {
   }
 
   // A sink that writes the file a source reads would destroy the input (sink.jsonl truncates its
-  // file when the run starts) or read its own output back forever (append: true).
+  // file when the run starts: measured, the URL list was empty before the source read it) or, with
+  // append: true, mix its output into its own input.
   void check_outputs_are_not_inputs() {
     auto path_of = [](const PlanNode& n, const char* field) -> std::optional<std::filesystem::path> {
       if (!n.config.has(field)) return std::nullopt;
