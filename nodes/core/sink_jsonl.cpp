@@ -44,7 +44,11 @@ class JsonLines final : public SinkNode {
         try {
           flush();
         } catch (const SinkBatchError& e) {
-          failed = failed ? SinkBatchError(failed->what(), failed->records() + e.records()) : e;
+          if (failed) {
+            failed->add(e);
+          } else {
+            failed = e;
+          }
         }
       }
     }

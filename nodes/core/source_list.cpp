@@ -44,11 +44,12 @@ class FileLines final : public SourceNode {
     if (fd_ < 0) throw NodeError(fmt::format("cannot open '{}': {}", path_, std::strerror(errno)));
     owns_fd_ = path != "-";
     struct stat st {};
-    if (::fstat(fd_, &st) == 0 && S_ISDIR(st.st_mode)) {
+    const bool known = ::fstat(fd_, &st) == 0;
+    if (known && S_ISDIR(st.st_mode)) {
       close_fd();
       throw NodeError(fmt::format("cannot read '{}': it is a directory", path_));
     }
-    regular_ = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
+    regular_ = known && S_ISREG(st.st_mode);
   }
   ~FileLines() override { close_fd(); }
 

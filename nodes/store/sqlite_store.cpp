@@ -221,7 +221,11 @@ class SqliteStore final : public SinkNode {
         try {
           flush();
         } catch (const SinkBatchError& e) {
-          failed = failed ? SinkBatchError(failed->what(), failed->records() + e.records()) : e;
+          if (failed) {
+            failed->add(e);
+          } else {
+            failed = e;
+          }
         }
       }
     }

@@ -78,6 +78,13 @@ edges:
                      fmt::arg("bad_full", dir.file("bad_full.jsonl")));
 }
 
+// `count` distinct URLs of one endpoint: path?i=0, path?i=1, ...
+std::vector<std::string> numbered_urls(const FixtureServer& server, const std::string& path, int count) {
+  std::vector<std::string> urls;
+  for (int i = 0; i < count; ++i) urls.push_back(server.url(fmt::format("{}?i={}", path, i)));
+  return urls;
+}
+
 std::vector<std::string> lines(const TempDir& dir, const std::string& name) {
   return test::lines_of(test::read_file(dir.file(name)));
 }
@@ -265,8 +272,7 @@ TEST_CASE("connections are kept and reused: a run opens no more connections to a
   TempDir dir;
   // With release: done the slots also cover records on their way to the sink, so at times only a
   // few transfers run; libcurl's default connection cache then closed the idle connections.
-  std::vector<std::string> urls;
-  for (int i = 0; i < 3000; ++i) urls.push_back(server.url(fmt::format("/status/200?n={}", i)));
+  auto urls = numbered_urls(server, "/status/200", 3000);
   RunReport report = run_pipeline(
       test::plan_of(fetch_pipeline(dir, urls, 16, "    per_host: 16\n    retries: {attempts: 1}", "batch: 16")));
   REQUIRE(report.errors.empty());
@@ -674,8 +680,7 @@ edges:
 TEST_CASE("a graceful stop lets fetches in flight finish and commits them", "[fetch][cancel]") {
   FixtureServer server;
   TempDir dir;
-  std::vector<std::string> urls;
-  for (int i = 0; i < 2000; ++i) urls.push_back(server.url(fmt::format("/delay/50?i={}", i)));
+  auto urls = numbered_urls(server, "/delay/50", 2000);
   Plan plan = test::plan_of(fetch_pipeline(dir, urls, 8, "    per_host: 8", "batch: 16, max_pending: 2"));
   StopSignal stop;
   std::thread stopper([&] {
@@ -703,8 +708,7 @@ TEST_CASE("a graceful stop that outlasts shutdown_timeout fails the run and says
   // cancelled without a word and a max_duration run succeeded.
   FixtureServer server;
   TempDir dir;
-  std::vector<std::string> urls;
-  for (int i = 0; i < 20; ++i) urls.push_back(server.url(fmt::format("/delay/3000?i={}", i)));
+  auto urls = numbered_urls(server, "/delay/3000", 20);
   Plan plan = test::plan_of(fetch_pipeline(dir, urls, 20, "    per_host: 20\n    robots: ignore",
                                            "max_duration: 300ms, shutdown_timeout: 300ms"));
   auto started = std::chrono::steady_clock::now();
@@ -720,15 +724,13 @@ TEST_CASE("a graceful stop that outlasts shutdown_timeout fails the run and says
 
 TEST_CASE("a graceful stop ends requests that have not started: they are counted as dropped, not waited for",
           "[fetch][cancel]") {
-  // 1,000 URLs behind a rate of 5/s. Before, a stop let them trickle on until shutdown_timeout
-  // (10 s) cancelled them silently; fetch's stats lost them.
+  // 1,000 URLs behind a rate of 5/s, or a limit of 2 in front of 50 ms answers. Before, a stop let
+  // them trickle on until shutdown_timeout (10 s) cancelled them silently; fetch's stats lost them.
   FixtureServer server;
   TempDir dir;
-  std::vector<std::string> urls;
-  for (int i = 0; i < 1000; ++i) urls.push_back(server.url(fmt::format("/status/200?i={}", i)));
   SECTION("queued in fetch") {
-    Plan plan =
-        test::plan_of(fetch_pipeline(dir, urls, 1000, "    rate: 5/s\n    robots: ignore", "max_duration: 300ms"));
+    Plan plan = test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/status/200", 1000), 1000,
+                                             "    rate: 5/s\n    robots: ignore", "max_duration: 300ms"));
     auto started = std::chrono::steady_clock::now();
     RunReport report = run_pipeline(plan);
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
@@ -739,8 +741,8 @@ TEST_CASE("a graceful stop ends requests that have not started: they are counted
     CHECK(lines(dir, "ok.jsonl").size() == get.records_out);
   }
   SECTION("waiting at the limit") {
-    for (auto& u : urls) u.replace(u.find("/status/200"), 11, "/delay/50");
-    Plan plan = test::plan_of(fetch_pipeline(dir, urls, 2, "    robots: ignore", "max_duration: 300ms", "", ""));
+    Plan plan = test::plan_of(
+        fetch_pipeline(dir, numbered_urls(server, "/delay/50", 1000), 2, "    robots: ignore", "max_duration: 300ms"));
     RunReport report = run_pipeline(plan);
     CHECK(report.status == RunStatus::succeeded);
     const auto& lim = test::stats_of(report, "lim");
@@ -917,8 +919,7 @@ http {{
 TEST_CASE("rate spaces a host's requests: burst at once, then one per 1/rate", "[fetch]") {
   FixtureServer server;
   TempDir dir;
-  std::vector<std::string> urls;
-  for (int i = 0; i < 8; ++i) urls.push_back(server.url(fmt::format("/echo?i={}", i)));
+  auto urls = numbered_urls(server, "/echo", 8);
   const auto started = std::chrono::steady_clock::now();
   RunReport report = run_pipeline(
       test::plan_of(fetch_pipeline(dir, urls, 8, "    rate: 20/s\n    burst: 3\n    per_host: 8\n    robots: ignore")));
@@ -947,8 +948,7 @@ TEST_CASE("release: after_fetch frees a slot when its record leaves fetch — do
       REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
       const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);  // so that the sink can open it
       REQUIRE(reader >= 0);
-      std::vector<std::string> urls;
-      for (int i = 0; i < 40; ++i) urls.push_back(server.url(fmt::format("/huge/70000?i={}", i)));
+      auto urls = numbered_urls(server, "/huge/70000", 40);
       Plan plan = test::plan_of(fetch_pipeline(dir, urls, 2, "    per_host: 2\n    robots: ignore", "batch: 64",
                                                "    release: " + release, "    buffer: 1KiB"));
       auto run = std::async(std::launch::async, [&plan] { return run_pipeline(plan); });

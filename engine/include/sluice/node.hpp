@@ -69,6 +69,8 @@ class SinkBatchError : public NodeError {
  public:
   SinkBatchError(const std::string& message, std::size_t records) : NodeError(message), records_(records) {}
   std::size_t records() const { return records_; }
+  // Another loss in the same call: one error, this message, both counts.
+  void add(const SinkBatchError& more) { records_ += more.records_; }
 
  private:
   std::size_t records_;
