@@ -21,6 +21,10 @@ const Schema& settings_schema() {
       FieldSpec::integer("threads", "TBB worker threads; 0 uses one per core").with_default("0").at_least(0),
       FieldSpec::duration("shutdown_timeout", "how long a graceful stop may take before in-flight work is aborted")
           .with_default("10s"),
+      FieldSpec::duration("abort_timeout",
+                          "how long cancelled work may take to end; then sluice stops waiting for a node stuck in "
+                          "its own code, and sinks commit what they received")
+          .with_default("5s"),
       FieldSpec::duration("max_duration", "stop gracefully after this long, like a signal; the run still succeeds"),
       FieldSpec::integer("max_items", "stop gracefully once sinks have received this many records; 0: no limit")
           .with_default("0")
@@ -259,6 +263,14 @@ class Planner {
     if (c.has("max_pending")) s.max_pending = c.integer("max_pending");
     if (c.has("threads")) s.threads = c.integer("threads");
     if (c.has("shutdown_timeout")) s.shutdown_timeout = c.duration("shutdown_timeout");
+    if (c.has("abort_timeout")) {
+      s.abort_timeout = c.duration("abort_timeout");
+      // A shorter one would give up on nodes that are ending normally after a failure.
+      if (s.abort_timeout < std::chrono::milliseconds(100)) {
+        diags_.error(c.where("abort_timeout"),
+                     fmt::format("abort_timeout: must be at least 100ms, got {}", duration_text(s.abort_timeout)));
+      }
+    }
     if (c.has("max_duration")) s.max_duration = c.duration("max_duration");
     if (c.has("max_items")) s.max_items = c.integer("max_items");
     if (c.has("state")) s.state = c.string("state");

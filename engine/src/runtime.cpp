@@ -2,13 +2,16 @@
 //
 // Threads: each source runs on its own thread and pushes batches into the graph behind a Gate
 // (max_pending batches in flight); transforms run on TBB workers; each sink writes on its own
-// thread. The main thread stays inside wait_for_all() while the graph runs.
+// thread. A waiter thread sits in wait_for_all() while the graph runs; the main thread waits for
+// it, or, when cancelled work has not ended within abort_timeout (code stuck in a node), stops
+// waiting: sinks commit what they received and the run returns abandoned (see RunReport).
 #include <fmt/format.h>
 #include <tbb/flow_graph.h>
 #include <tbb/global_control.h>
 #include <tbb/task_arena.h>
 #include <tbb/task_group.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -367,6 +370,12 @@ struct Vertex {
   std::unique_ptr<Gate> gate;
   std::unique_ptr<SourceProgress> progress;  // resumable runs only
   bool reached_end = false;
+  // The source's or the sink's own thread.
+  std::thread thread;
+  // Threads inside the node's own code now (a transform's bodies, a source's next(), an async
+  // node's stop()): named in the report when the run stops waiting for them.
+  std::atomic<int> active{0};
+  bool sink_finished = false;  // the sink thread has returned; guarded by Run::watchdog_mutex_
   // sinks
   std::unique_ptr<SinkQueue> sink_queue;
   bool sink_broken = false;
@@ -408,9 +417,24 @@ class Run {
     stop_source_.request_stop();
     ctx_.cancel_group_execution();
     if (state_) state_->freeze();  // cancelled work is not done: a resumed run redoes it
+    {
+      std::lock_guard lock(watchdog_mutex_);
+      abort_deadline_ = Clock::now() + plan_.settings.abort_timeout;
+    }
     for (auto& v : vertices_) {
       if (v.gate) v.gate->close();
       if (v.async_output) static_cast<AsyncNode&>(*v.impl).cancel();
+    }
+    wake_watchdog();
+  }
+
+  // A third stop request: cancel, and stop waiting for cancelled work at once.
+  void give_up_now() {
+    cancel();
+    {
+      std::lock_guard lock(watchdog_mutex_);
+      abort_deadline_ = Clock::now();
+      gave_up_ = true;
     }
     wake_watchdog();
   }
@@ -485,8 +509,15 @@ class Run {
         lock.lock();
         continue;
       }
+      const bool waiting_for_graph = abort_deadline_ && !graph_done_ && !abandon_;
+      if (waiting_for_graph && Clock::now() >= *abort_deadline_) {
+        abandon_ = true;  // the main thread stops waiting for the graph (execute())
+        watchdog_cv_.notify_all();
+        continue;
+      }
       auto wake = Clock::time_point::max();
       if (stop_deadline_ && !cancelled()) wake = std::min(wake, *stop_deadline_);
+      if (waiting_for_graph) wake = std::min(wake, *abort_deadline_);
       if (plan_.settings.max_duration && !stopping_.load())
         wake = std::min(wake, started + *plan_.settings.max_duration);
       if (options_.progress) wake = std::min(wake, next_progress);
@@ -539,6 +570,9 @@ class Run {
   bool async_upstream(std::size_t node) const;
   void transform_body(Vertex& v, const Message& message);
   void check_invariants();
+  void wait_for_graph();
+  void finish();
+  void abandon();
 
   const Plan& plan_;
   const RunOptions& options_;
@@ -553,7 +587,7 @@ class Run {
   std::atomic<bool> stopping_{false};
   std::stop_source stop_source_;  // requested with stopping_: sources waiting on a pipe give up
   // Reservations held outside TBB (source threads, sink queues, async nodes). While any is held the
-  // main thread sleeps instead of spinning in wait_for_all(); see execute().
+  // waiter thread sleeps instead of spinning in wait_for_all(); see wait_for_graph().
   std::atomic<std::int64_t> external_{0};
   std::atomic<std::int64_t> sink_records_{0};
   std::mutex idle_mutex_;
@@ -562,6 +596,27 @@ class Run {
   std::condition_variable watchdog_cv_;
   std::optional<Clock::time_point> stop_deadline_;
   bool finished_ = false;
+  // Set by cancel(): when the graph has not finished by then, the run is abandoned. Guarded by
+  // watchdog_mutex_, as are graph_done_ (the waiter thread's work is done) and abandon_.
+  std::optional<Clock::time_point> abort_deadline_;
+  bool graph_done_ = false;
+  bool abandon_ = false;
+  bool gave_up_ = false;  // by a third stop request, not abort_timeout
+  // Members, not locals of execute(): an abandoned run leaves threads that still use them.
+  std::unique_ptr<tbb::task_arena> arena_;
+  std::thread watchdog_, waiter_;
+};
+
+// Counts a thread inside a node's own code.
+class ActiveScope {
+ public:
+  explicit ActiveScope(std::atomic<int>& count) : count_(count) { count_.fetch_add(1, std::memory_order_relaxed); }
+  ~ActiveScope() { count_.fetch_sub(1, std::memory_order_relaxed); }
+  ActiveScope(const ActiveScope&) = delete;
+  ActiveScope& operator=(const ActiveScope&) = delete;
+
+ private:
+  std::atomic<int>& count_;
 };
 
 ReleaseScope::~ReleaseScope() {
@@ -899,6 +954,7 @@ void Run::build_async(Vertex& v) {
 
 void Run::transform_body(Vertex& v, const Message& message) {
   if (cancelled()) return;
+  ActiveScope active(v.active);
   auto started = Clock::now();
   ReleaseScope scope;
   auto& node = static_cast<TransformNode&>(*v.impl);
@@ -971,19 +1027,22 @@ void Run::source_loop(Vertex& v) {
       batch->tickets.push_back(std::move(ticket));
       batch->records.reserve(batch_size);
       auto started = Clock::now();
-      while (batch->records.size() < batch_size) {
-        Record record;
-        if (!source.next(record)) {
-          more = false;
-          v.reached_end = true;
-          break;
+      {
+        ActiveScope active(v.active);
+        while (batch->records.size() < batch_size) {
+          Record record;
+          if (!source.next(record)) {
+            more = false;
+            v.reached_end = true;
+            break;
+          }
+          record.meta.seq = seq++;
+          if (v.progress) {
+            if (state_->source_done(v.plan->id, record.meta.seq)) continue;  // done in an earlier run
+            record.permits.push_back(v.progress->issue(record.meta.seq));
+          }
+          batch->records.push_back(std::move(record));
         }
-        record.meta.seq = seq++;
-        if (v.progress) {
-          if (state_->source_done(v.plan->id, record.meta.seq)) continue;  // done in an earlier run
-          record.permits.push_back(v.progress->issue(record.meta.seq));
-        }
-        batch->records.push_back(std::move(record));
       }
       v.stats.add_busy(started);
       v.stats.out.fetch_add(batch->records.size(), std::memory_order_relaxed);
@@ -1079,6 +1138,11 @@ void Run::sink_loop(Vertex& v) {
     sink_failed(v, 1);
   }
   v.stats.add_busy(started);
+  {
+    std::lock_guard lock(watchdog_mutex_);
+    v.sink_finished = true;
+  }
+  watchdog_cv_.notify_all();  // an abandoning run waits for its sinks (abandon())
 }
 
 void Run::check_invariants() {
@@ -1112,19 +1176,21 @@ void Run::check_invariants() {
 RunReport Run::execute() {
   RunReport report;
   const auto started = Clock::now();
-  // The graph runs in an arena of `threads` workers with no slot kept for the main thread: the main
-  // thread sleeps while work is held outside TBB (sources streaming, transfers in flight) instead of
-  // spinning inside wait_for_all(), and joins only for the final wait.
+  // The graph runs in an arena of `threads` workers with no slot kept for an outside thread: the
+  // waiter thread sleeps while work is held outside TBB (sources streaming, transfers in flight)
+  // instead of spinning inside wait_for_all(), and joins only for the final wait.
   const int workers = plan_.settings.threads > 0 ? static_cast<int>(plan_.settings.threads)
                                                  : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(workers) + 1);
-  tbb::task_arena arena(workers, 0);
+  arena_ = std::make_unique<tbb::task_arena>(workers, 0);
   if (options_.stop) {
     options_.stop->attach([this](int count) {
       if (count == 1)
         stop_gracefully();
-      else
+      else if (count == 2)
         cancel();
+      else
+        give_up_now();
     });
   }
   if (!plan_.settings.state.empty()) {
@@ -1146,9 +1212,9 @@ RunReport Run::execute() {
     cancelled_ = true;
   }
   if (!cancelled_ && instantiate()) {
-    arena.execute([this] { build_graph(); });  // the graph attaches to this arena
+    arena_->execute([this] { build_graph(); });  // the graph attaches to this arena
     if (state_) state_->start();
-    std::thread watchdog([this] { watchdog_loop(); });
+    watchdog_ = std::thread([this] { watchdog_loop(); });
     for (auto& v : vertices_) {
       if (!v.async_output) continue;
       try {
@@ -1157,64 +1223,26 @@ RunReport Run::execute() {
         fail(v, "", "could not start: " + caught().message);  // before any source runs: nothing reaches it
       }
     }
-    std::vector<std::thread> sinks, sources;
     for (auto& v : vertices_) {
-      if (v.sink_queue) sinks.emplace_back([this, &v] { sink_loop(v); });
+      if (v.sink_queue) v.thread = std::thread([this, &v] { sink_loop(v); });
     }
     for (auto& v : vertices_) {
       if (!v.gate) continue;
       reserve_external();
-      sources.emplace_back([this, &v] { source_loop(v); });
+      v.thread = std::thread([this, &v] { source_loop(v); });
     }
+    waiter_ = std::thread([this] { wait_for_graph(); });
+    bool abandoned = false;
     {
-      std::unique_lock lock(idle_mutex_);
-      idle_cv_.wait(lock, [this] { return external_.load() == 0; });
+      std::unique_lock lock(watchdog_mutex_);
+      watchdog_cv_.wait(lock, [this] { return graph_done_ || abandon_; });
+      abandoned = !graph_done_;
     }
-    try {
-      arena.execute([this] { graph_->wait_for_all(); });
-    } catch (const std::exception& e) {
-      errors_.add(RunError{"engine", "", fmt::format("engine bug: exception escaped the graph: {}", e.what())});
-      cancelled_ = true;
-    }
-    for (auto& t : sources) t.join();
-    for (auto& v : vertices_) {
-      if (v.async_output) static_cast<AsyncNode&>(*v.impl).stop();
-    }
-    for (auto& v : vertices_) {
-      if (v.sink_queue) v.sink_queue->close();
-    }
-    for (auto& t : sinks) t.join();
-    {
-      std::lock_guard lock(watchdog_mutex_);
-      finished_ = true;
-    }
-    watchdog_cv_.notify_all();
-    watchdog.join();
-    // Limits stop feeding their limiter before the TBB nodes (and the records queued in them) go.
-    for (auto& v : vertices_) {
-      if (v.limit_permits) v.limit_permits->close();
-    }
-    for (auto& v : vertices_) {
-      if (v.limit_permits) v.limit_permits->reset_nodes();
-      v.input.reset();
-      v.handoff.reset();
-      v.limit_admit.reset();
-      v.limiter.reset();
-      if (v.limit_queue) v.stats.dropped.fetch_add(v.limit_queue->dropped());  // parked at a graceful stop
-      v.limit_queue.reset();
-      v.async_results.reset();
-      v.async.reset();
-    }
-    graph_.reset();
-    check_invariants();
-    if (state_) {
-      bool finished = !cancelled_.load() && !stopping_.load() && errors_.empty();
-      for (const auto& v : vertices_) finished = finished && (!v.gate || v.reached_end);
-      try {
-        state_->close(finished);
-      } catch (const std::exception& e) {
-        errors_.add(RunError{"settings", "", e.what()});
-      }
+    if (abandoned) {
+      abandon();
+      report.abandoned = true;
+    } else {
+      finish();
     }
   } else {
     cancelled_ = true;
@@ -1234,11 +1262,153 @@ RunReport Run::execute() {
   return report;
 }
 
+// The waiter thread: until the graph and everything outside TBB that feeds it have finished.
+void Run::wait_for_graph() {
+  name_thread("run", "wait");
+  {
+    std::unique_lock lock(idle_mutex_);
+    idle_cv_.wait(lock, [this] { return external_.load() == 0; });
+  }
+  try {
+    arena_->execute([this] { graph_->wait_for_all(); });
+  } catch (const std::exception& e) {
+    errors_.add(RunError{"engine", "", fmt::format("engine bug: exception escaped the graph: {}", e.what())});
+    cancelled_ = true;
+  }
+  for (auto& v : vertices_) {
+    if (v.gate) v.thread.join();
+  }
+  for (auto& v : vertices_) {
+    if (!v.async_output) continue;
+    ActiveScope active(v.active);
+    static_cast<AsyncNode&>(*v.impl).stop();
+  }
+  {
+    std::lock_guard lock(watchdog_mutex_);
+    graph_done_ = true;
+  }
+  watchdog_cv_.notify_all();
+}
+
+// The graph has finished: sinks close, every thread joins, the nodes go, the invariants are checked.
+void Run::finish() {
+  waiter_.join();
+  for (auto& v : vertices_) {
+    if (v.sink_queue) v.sink_queue->close();
+  }
+  for (auto& v : vertices_) {
+    if (v.sink_queue) v.thread.join();
+  }
+  {
+    std::lock_guard lock(watchdog_mutex_);
+    finished_ = true;
+  }
+  watchdog_cv_.notify_all();
+  watchdog_.join();
+  // Limits stop feeding their limiter before the TBB nodes (and the records queued in them) go.
+  for (auto& v : vertices_) {
+    if (v.limit_permits) v.limit_permits->close();
+  }
+  for (auto& v : vertices_) {
+    if (v.limit_permits) v.limit_permits->reset_nodes();
+    v.input.reset();
+    v.handoff.reset();
+    v.limit_admit.reset();
+    v.limiter.reset();
+    if (v.limit_queue) v.stats.dropped.fetch_add(v.limit_queue->dropped());  // parked at a graceful stop
+    v.limit_queue.reset();
+    v.async_results.reset();
+    v.async.reset();
+  }
+  graph_.reset();
+  check_invariants();
+  if (state_) {
+    bool finished = !cancelled_.load() && !stopping_.load() && errors_.empty();
+    for (const auto& v : vertices_) finished = finished && (!v.gate || v.reached_end);
+    try {
+      state_->close(finished);
+    } catch (const std::exception& e) {
+      errors_.add(RunError{"settings", "", e.what()});
+    }
+  }
+}
+
+// Cancelled work did not end within abort_timeout: code stuck in a node (a plugin waiting forever,
+// say) would otherwise hold the run, and the process, open. Sinks still write and commit what
+// they received (each gets abort_timeout more); the threads that do not end are left running,
+// and so is this Run (run_pipeline does not destroy it). The stuck nodes are reported.
+void Run::abandon() {
+  const auto timeout = duration_text(plan_.settings.abort_timeout);
+  std::string when;
+  {
+    std::lock_guard lock(watchdog_mutex_);
+    when = gave_up_ ? "was still running at the third stop request"
+                    : fmt::format("did not end within abort_timeout ({}) after the run was cancelled", timeout);
+  }
+  for (auto& v : vertices_) {
+    if (v.sink_queue) v.sink_queue->close();
+  }
+  {
+    std::unique_lock lock(watchdog_mutex_);
+    watchdog_cv_.wait_until(lock, Clock::now() + plan_.settings.abort_timeout, [this] {
+      return std::all_of(vertices_.begin(), vertices_.end(),
+                         [](const Vertex& v) { return !v.sink_queue || v.sink_finished; });
+    });
+  }
+  bool named = false;
+  for (auto& v : vertices_) {
+    std::string what;
+    if (v.sink_queue) {
+      bool done;
+      {
+        std::lock_guard lock(watchdog_mutex_);
+        done = v.sink_finished;
+      }
+      if (done) {
+        v.thread.join();
+      } else {
+        v.thread.detach();
+        what = fmt::format(
+            "did not finish writing within abort_timeout ({}) after the run was cancelled; "
+            "what it had not committed is lost",
+            timeout);
+      }
+    } else if (v.active.load() > 0 || (v.async_output && v.async_submitted.load() != v.async_completed.load())) {
+      what = when +
+             ", so sluice stopped waiting for it: the records it held are lost (the sinks committed "
+             "what they had received)";
+    }
+    if (what.empty()) continue;
+    errors_.add(RunError{v.plan->id, "", std::move(what)});
+    named = true;
+  }
+  if (!named) {
+    errors_.add(RunError{"engine", "", "the graph " + when + ", so sluice stopped waiting for it"});
+  }
+  waiter_.detach();  // it joins the source threads, if it ever gets there
+  {
+    std::lock_guard lock(watchdog_mutex_);
+    finished_ = true;
+  }
+  watchdog_cv_.notify_all();
+  watchdog_.join();
+  if (state_) {
+    try {
+      state_->close(false);
+    } catch (const std::exception& e) {
+      errors_.add(RunError{"settings", "", e.what()});
+    }
+  }
+}
+
 }  // namespace
 
 RunReport run_pipeline(const Plan& plan, const RunOptions& options) {
-  Run run(plan, options);
-  return run.execute();
+  auto run = std::make_unique<Run>(plan, options);
+  RunReport report = run->execute();
+  // Threads of an abandoned run still use it (and the plan): it is never destroyed.
+  if (report.abandoned) static_cast<void>(run.release());
+  return report;
 }
 
 }  // namespace sluice

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -71,8 +72,10 @@ class SignalWatcher {
         if (announce) {
           if (stop_.requests() == 0) {
             spdlog::warn("stopping: finishing work in flight (press Ctrl-C again to abort)");
-          } else {
+          } else if (stop_.requests() == 1) {
             spdlog::warn("aborting: transfers in flight are cancelled; committed data is kept");
+          } else {
+            spdlog::warn("exiting: no longer waiting for cancelled work; sinks commit what they received");
           }
         }
         stop_.request(sig);
@@ -179,6 +182,15 @@ bool write_file(const std::string& path, std::string_view text) {
   return false;
 }
 
+// After an abandoned run (RunReport::abandoned): threads stuck in a node are still running, and
+// exiting normally would run static destructors (oneTBB's among them) that may wait for them.
+[[noreturn]] void exit_now(int code) {
+  fmt::print(stderr, "sluice: exiting without waiting for the stuck nodes\n");
+  spdlog::default_logger()->flush();
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
 struct RunArgs {
   LoadArgs load;
   bool quiet = false;
@@ -230,7 +242,9 @@ int cmd_run(const std::string& file, const RunArgs& args) {
   // read it next).
   const bool stats_written = args.stats_json.empty() || write_file(args.stats_json, cli::report_json(plan, report));
   if (args.preview > 0) fmt::print("{}", cli::preview_stores(plan, args.preview));
-  return report.exit_code() == 0 && !stats_written ? 1 : report.exit_code();
+  const int code = report.exit_code() == 0 && !stats_written ? 1 : report.exit_code();
+  if (report.abandoned) exit_now(code);
+  return code;
 }
 
 int cmd_validate(const std::vector<std::string>& files, const LoadArgs& args) {
@@ -267,6 +281,7 @@ int cmd_graph(const std::string& file, const LoadArgs& args, const std::string& 
 // Runs each pipeline, checks its `expect:` assertions, prints each result and a closing line.
 int cmd_test(const std::vector<std::string>& files, const LoadArgs& args) {
   int passed = 0, failed = 0, invalid = 0;
+  bool abandoned = false;
   StopSignal stop;  // one for every pipeline: an interrupted one ends the command
   SignalWatcher watcher(stop, false);
   for (const auto& file : files) {
@@ -290,11 +305,13 @@ int cmd_test(const std::vector<std::string>& files, const LoadArgs& args) {
       fmt::print("  {} {}\n", r.passed ? "ok  " : "FAIL", r.what);
       (r.passed ? passed : failed)++;
     }
-    if (stop.requests() > 0) break;  // interrupted: do not start the next pipeline
+    abandoned = report.abandoned;
+    if (stop.requests() > 0 || abandoned) break;  // interrupted: do not start the next pipeline
   }
   fmt::print("{} passed, {} failed\n", passed, failed);
-  if (failed == 0) return 0;
-  return invalid == failed ? kInvalid : 1;
+  const int code = failed == 0 ? 0 : invalid == failed ? kInvalid : 1;
+  if (abandoned) exit_now(code);
+  return code;
 }
 
 void cmd_nodes(const Registry& registry) {

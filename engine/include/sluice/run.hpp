@@ -50,6 +50,11 @@ struct RunReport {
   std::chrono::nanoseconds elapsed{0};
   int stop_signal = 0;            // the signal number given to StopSignal::request, if any
   bool already_finished = false;  // --resume of a run whose state says it finished: nothing ran
+  // Cancelled work did not end within settings.abort_timeout (code stuck in a node): the run
+  // stopped waiting for it. Its sinks committed what they received and the stuck nodes are in
+  // `errors`, but threads of the run are still running: the process should exit soon, with
+  // std::_Exit (static destructors could wait for those threads).
+  bool abandoned = false;
 
   // 0 succeeded, 1 failed, 128+signal (130 SIGINT, 143 SIGTERM, 129 SIGHUP) interrupted.
   int exit_code() const;
@@ -57,8 +62,10 @@ struct RunReport {
 
 // Stops a run from another thread (a signal watcher, a time limit). The first request is graceful:
 // sources stop, work in flight drains, sinks commit. A second request aborts: the graph is cancelled
-// like a failure, and sinks still commit what they received. Thread-safe; the object must outlive
-// the run it is given to. Not async-signal-safe: call it from a watcher thread, not a handler.
+// like a failure, and sinks still commit what they received. A third one stops waiting for
+// cancelled work at once (see RunReport::abandoned) instead of after abort_timeout. Thread-safe;
+// the object must outlive the run it is given to. Not async-signal-safe: call it from a watcher
+// thread, not a handler.
 class StopSignal {
  public:
   void request(int signal_number = 0);
@@ -96,7 +103,8 @@ struct RunOptions {
 };
 
 // Instantiates the plan's nodes, runs them to the end and reports. Never throws for pipeline
-// problems (they are errors in the report); returns only after every engine thread has joined.
+// problems (they are errors in the report); returns only after every engine thread has joined,
+// except when the run is abandoned (RunReport::abandoned): then the Run is never destroyed.
 // A factory error (a file that cannot be opened, ...) fails the run before anything starts.
 RunReport run_pipeline(const Plan& plan, const RunOptions& options = {});
 
