@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <optional>
 
@@ -16,8 +17,9 @@ namespace {
 
 class JsonLines final : public SinkNode {
  public:
-  JsonLines(const std::string& path, bool append, std::vector<std::string> fields, std::size_t buffer)
-      : path_(path == "-" ? "stdout" : path), fields_(std::move(fields)), flush_at_(buffer) {
+  JsonLines(const std::string& path, bool append, std::vector<std::string> fields, std::size_t buffer,
+            std::chrono::nanoseconds interval)
+      : path_(path == "-" ? "stdout" : path), fields_(std::move(fields)), flush_at_(buffer), interval_(interval) {
     if (path == "-") {
       fd_ = STDOUT_FILENO;
     } else {
@@ -55,20 +57,14 @@ class JsonLines final : public SinkNode {
     if (failed) throw *failed;
   }
 
-  void close() override {
-    flush();
-    if (owns_fd_) {
-      if (::fsync(fd_) != 0 && errno != EINVAL) fail("fsync");
-      int fd = fd_;
-      fd_ = -1;
-      if (::close(fd) != 0) fail("close");
-    }
-  }
+  // Lines wait in the buffer at most `interval`: the engine calls flush() then, so that a slow
+  // run's output (a crawl piped into jq, a file someone tails) appears as it goes.
+  bool buffered() const override { return !buffer_.empty(); }
+  std::chrono::nanoseconds max_delay() const override { return interval_; }
 
- private:
   // Writes the buffer. When that fails part way (a full disk), a file is cut back to its last whole
   // line, so that it stays valid JSON Lines, and the lines that did not make it are counted as lost.
-  void flush() {
+  void flush() override {
     std::size_t done = 0;
     while (done < buffer_.size()) {
       ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
@@ -96,6 +92,17 @@ class JsonLines final : public SinkNode {
     lines_ = 0;
   }
 
+  void close() override {
+    flush();
+    if (owns_fd_) {
+      if (::fsync(fd_) != 0 && errno != EINVAL) fail("fsync");
+      int fd = fd_;
+      fd_ = -1;
+      if (::close(fd) != 0) fail("close");
+    }
+  }
+
+ private:
   [[noreturn]] void fail(const char* what) {
     throw NodeError(fmt::format("{} to '{}' failed: {}", what, path_, std::strerror(errno)));
   }
@@ -103,6 +110,7 @@ class JsonLines final : public SinkNode {
   std::string path_;
   std::vector<std::string> fields_;
   std::size_t flush_at_;
+  std::chrono::nanoseconds interval_;
   int fd_ = -1;
   bool owns_fd_ = false;
   std::string buffer_;
@@ -124,13 +132,15 @@ NodeType sink_jsonl_type() {
                       "write only these fields, in this order (missing ones as null); default: all")
           .with_default(""),
       FieldSpec::size("buffer", "bytes collected before each write to the file").with_default("256KiB"),
+      FieldSpec::duration("interval", "the longest a line waits in the buffer before it is written")
+          .with_default("200ms"),
   });
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;
     std::vector<std::string> fields;
     for (const auto& f : c.list("fields")) fields.push_back(std::get<Value>(f.v).to_text());
     return std::make_unique<JsonLines>(c.string("path"), c.boolean("append"), std::move(fields),
-                                       static_cast<std::size_t>(c.size("buffer")));
+                                       static_cast<std::size_t>(c.size("buffer")), c.duration("interval"));
   };
   t.example = R"(- id: out
   type: sink.jsonl

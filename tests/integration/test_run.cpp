@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <future>
 #include <thread>
 
 #include "../support.hpp"
@@ -592,6 +593,36 @@ TEST_CASE("a source waiting on a pipe that stays silent ends when the run stops"
   CHECK(report.status == RunStatus::succeeded);
   CHECK(test::read_file(out) == "{\"url\":\"a\"}\n{\"url\":\"b\"}\n");  // what the pipe said, committed
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(30));
+}
+
+TEST_CASE("sink.jsonl writes a slow stream's lines within its interval, not when its buffer is full", "[run]") {
+  // A crawl piped into jq, or a file someone tails: before, lines waited for 256 KiB of output or
+  // the end of the run.
+  TempDir dir;
+  const std::string fifo = dir.file("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const int writer = ::open(fifo.c_str(), O_RDWR);
+  REQUIRE(writer >= 0);
+  const std::string out = dir.file("out.jsonl");
+  Plan plan =
+      test::plan_of(chain(fmt::format("  - id: src\n    type: source.list\n    file: {}", fifo), "", out, "batch: 1") +
+                    "    interval: 50ms\nedges:\n  - src -> out\n");
+  auto run = std::async(std::launch::async, [&plan] { return run_pipeline(plan); });
+  auto written_within = [&](const std::string& expected) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (test::read_file(out) != expected && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return test::read_file(out) == expected;
+  };
+  REQUIRE(::write(writer, "a\n", 2) == 2);
+  CHECK(written_within("{\"url\":\"a\"}\n"));  // while the run goes on
+  REQUIRE(::write(writer, "b\n", 2) == 2);
+  CHECK(written_within("{\"url\":\"a\"}\n{\"url\":\"b\"}\n"));
+  ::close(writer);
+  RunReport report = run.get();
+  CHECK(report.status == RunStatus::succeeded);
+  CHECK(test::stats_of(report, "out").records_in == 2);
 }
 
 TEST_CASE("max_items stops gracefully once sinks have received that many records", "[run]") {
