@@ -369,6 +369,7 @@ struct Vertex {
   // sources
   std::unique_ptr<Gate> gate;
   std::unique_ptr<SourceProgress> progress;  // resumable runs only
+  Message pending;                           // the batch the source thread is filling
   bool reached_end = false;
   // The source's or the sink's own thread.
   std::thread thread;
@@ -564,6 +565,7 @@ class Run {
   bool instantiate();
   void build_graph();
   void source_loop(Vertex& v);
+  void send_pending(Vertex& v);
   void sink_loop(Vertex& v);
   bool bound_saturated(const Vertex& sink) const;
   void sink_failed(Vertex& v, std::uint64_t records);
@@ -757,6 +759,7 @@ bool Run::instantiate() {
     v.plan = &plan_.nodes[i];
     NodeContext context{v.plan->id,     v.plan->config, v.plan->where,
                         plan_.settings, state_.get(),   stop_source_.get_token()};
+    if (v.plan->type->kind == NodeKind::source) context.idle = [this, &v] { send_pending(v); };
     try {
       v.impl = v.plan->type->factory(context);
       if (!v.impl) throw NodeError("the node factory returned nothing");
@@ -1017,19 +1020,22 @@ void Run::source_loop(Vertex& v) {
   name_thread("src", v.plan->id);
   auto& source = static_cast<SourceNode&>(*v.impl);
   const auto batch_size = static_cast<std::size_t>(plan_.settings.batch);
+  auto open_batch = [&](PermitRef ticket) {
+    v.pending = std::make_shared<Batch>();
+    if (ticket) v.pending->tickets.push_back(std::move(ticket));
+    v.pending->records.reserve(batch_size);
+  };
   std::uint64_t seq = 0;
   try {
     bool more = true;
     while (more && !stopping_.load(std::memory_order_relaxed)) {
       PermitRef ticket = v.gate->acquire();
       if (!ticket) break;
-      auto batch = std::make_shared<Batch>();
-      batch->tickets.push_back(std::move(ticket));
-      batch->records.reserve(batch_size);
+      open_batch(std::move(ticket));
       auto started = Clock::now();
       {
         ActiveScope active(v.active);
-        while (batch->records.size() < batch_size) {
+        while (!v.pending || v.pending->records.size() < batch_size) {
           Record record;
           if (!source.next(record)) {
             more = false;
@@ -1041,18 +1047,36 @@ void Run::source_loop(Vertex& v) {
             if (state_->source_done(v.plan->id, record.meta.seq)) continue;  // done in an earlier run
             record.permits.push_back(v.progress->issue(record.meta.seq));
           }
-          batch->records.push_back(std::move(record));
+          if (!v.pending) {
+            // The source waited for this record and sent what it had (idle()): a new batch. When
+            // the gate has closed meanwhile (a stop), this last record goes without a ticket.
+            PermitRef next_ticket = v.gate->acquire();
+            more = next_ticket != nullptr;
+            open_batch(std::move(next_ticket));
+          }
+          v.pending->records.push_back(std::move(record));
+          if (!more) break;
         }
       }
       v.stats.add_busy(started);
-      v.stats.out.fetch_add(batch->records.size(), std::memory_order_relaxed);
-      if (!batch->records.empty()) v.outputs[0].send(std::move(batch));
+      send_pending(v);
     }
   } catch (...) {
     v.stats.errors.fetch_add(1);
     fail(v, "", caught().message);
   }
+  v.pending.reset();
   release_external();
+}
+
+// Sends the records the source thread has gathered, if any (its batch is then gone; an empty one
+// is kept with its ticket). On the source's thread: from source_loop, or from next() via idle().
+void Run::send_pending(Vertex& v) {
+  if (!v.pending || v.pending->records.empty()) return;
+  Message batch = std::move(v.pending);
+  v.pending = nullptr;
+  v.stats.out.fetch_add(batch->records.size(), std::memory_order_relaxed);
+  v.outputs[0].send(std::move(batch));
 }
 
 // A bound that `sink` may be holding up is full: a limit, or, when records reach the sink with

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <stop_token>
 
@@ -38,8 +39,8 @@ class InlineList final : public SourceNode {
 // nothing to say for hours, and a source blocked in read() would hold a stopping run open.
 class FileLines final : public SourceNode {
  public:
-  FileLines(std::string field, const std::string& path, std::stop_token stop)
-      : field_(std::move(field)), path_(path == "-" ? "stdin" : path), stop_(std::move(stop)) {
+  FileLines(std::string field, const std::string& path, std::stop_token stop, std::function<void()> idle)
+      : field_(std::move(field)), path_(path == "-" ? "stdin" : path), stop_(std::move(stop)), idle_(std::move(idle)) {
     fd_ = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) throw NodeError(fmt::format("cannot open '{}': {}", path_, std::strerror(errno)));
     owns_fd_ = path != "-";
@@ -108,8 +109,16 @@ class FileLines final : public SourceNode {
       if (!regular_) {
         if (stop_.stop_requested()) return false;
         pollfd p{fd_, POLLIN, 0};
-        int ready = ::poll(&p, 1, 100);
-        if (ready == 0 || (ready < 0 && errno == EINTR)) continue;
+        // Nothing to read for 10 ms: the lines read so far go on (a producer that writes a line
+        // now and then should not wait for a whole batch), then the wait goes on in 100 ms steps.
+        int ready = ::poll(&p, 1, waited_ ? 100 : 10);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready == 0) {
+          if (!waited_) idle_();
+          waited_ = true;
+          continue;
+        }
+        waited_ = false;
       }
       ssize_t n = ::read(fd_, buffer_.get() + end_, kCapacity - end_);
       if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
@@ -127,6 +136,8 @@ class FileLines final : public SourceNode {
   std::string field_;
   std::string path_;
   std::stop_token stop_;
+  std::function<void()> idle_;
+  bool waited_ = false;  // poll() found nothing since the last read
   int fd_ = -1;
   bool owns_fd_ = false;
   bool regular_ = false;
@@ -221,7 +232,7 @@ NodeType source_list_type() {
       for (const auto& item : c.list("urls")) items.push_back(std::get<Value>(item.v).to_text());
       return std::make_unique<InlineList>(field, std::move(items));
     }
-    if (c.has("file")) return std::make_unique<FileLines>(field, c.string("file"), ctx.stop);
+    if (c.has("file")) return std::make_unique<FileLines>(field, c.string("file"), ctx.stop, ctx.idle);
     return std::make_unique<RangeTemplate>(field, c.string("template"), c.integer("from"), c.integer("to"),
                                            c.integer("step"));
   };

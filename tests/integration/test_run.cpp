@@ -595,18 +595,22 @@ TEST_CASE("a source waiting on a pipe that stays silent ends when the run stops"
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(30));
 }
 
-TEST_CASE("sink.jsonl writes a slow stream's lines within its interval, not when its buffer is full", "[run]") {
-  // A crawl piped into jq, or a file someone tails: before, lines waited for 256 KiB of output or
-  // the end of the run.
+TEST_CASE(
+    "a line written to a pipe goes through at once: source.list does not wait for a full batch, sink.jsonl "
+    "writes within its interval",
+    "[run]") {
+  // `producer | sluice run p.yaml`, a crawl piped into jq, a file someone tails: before, a line
+  // waited in source.list until 256 lines had come, and in sink.jsonl for 256 KiB of output or the
+  // end of the run.
   TempDir dir;
   const std::string fifo = dir.file("fifo");
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   const int writer = ::open(fifo.c_str(), O_RDWR);
   REQUIRE(writer >= 0);
   const std::string out = dir.file("out.jsonl");
-  Plan plan =
-      test::plan_of(chain(fmt::format("  - id: src\n    type: source.list\n    file: {}", fifo), "", out, "batch: 1") +
-                    "    interval: 50ms\nedges:\n  - src -> out\n");
+  Plan plan = test::plan_of(
+      chain(fmt::format("  - id: src\n    type: source.list\n    file: {}", fifo), "", out, "batch: 256") +
+      "    interval: 50ms\nedges:\n  - src -> out\n");
   auto run = std::async(std::launch::async, [&plan] { return run_pipeline(plan); });
   auto written_within = [&](const std::string& expected) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

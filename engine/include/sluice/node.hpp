@@ -53,6 +53,11 @@ struct NodeContext {
   // Requested when the run stops, gracefully or not. A source that can wait for input indefinitely
   // (a pipe, a socket) watches it and returns false from next() once it is requested.
   std::stop_token stop = {};
+  // For sources: a source about to wait for input that may be slow to come (a pipe, a socket)
+  // calls idle() first, from next() on its own thread. The records it returned so far then go on
+  // at once instead of waiting for a full batch (settings.batch). Added last: plugins built
+  // against ABI 3 before it keep the layout of the members above.
+  std::function<void()> idle = [] {};
 };
 
 // Thrown by factories and node bodies for errors a person must fix (a file that cannot be opened,
