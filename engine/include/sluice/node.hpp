@@ -55,8 +55,7 @@ struct NodeContext {
   std::stop_token stop = {};
   // For sources: a source about to wait for input that may be slow to come (a pipe, a socket)
   // calls idle() first, from next() on its own thread. The records it returned so far then go on
-  // at once instead of waiting for a full batch (settings.batch). Added last: plugins built
-  // against ABI 3 before it keep the layout of the members above.
+  // at once instead of waiting for a full batch (settings.batch).
   std::function<void()> idle = [] {};
 };
 

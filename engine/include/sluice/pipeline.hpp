@@ -29,8 +29,7 @@ struct PipelineSettings {
   std::string state;           // progress file of a resumable run (empty: none); see state.hpp
   std::string serve;           // a folder the runner serves on a free loopback port (${SERVE_URL})
   // How long cancelled work may take to end; then the run stops waiting for a node stuck in its
-  // own code (sinks still commit what they received). Last, so that plugins built before it
-  // (which only read these settings by reference) keep their layout.
+  // own code (sinks still commit what they received).
   std::chrono::nanoseconds abort_timeout = std::chrono::seconds(5);
 };
 

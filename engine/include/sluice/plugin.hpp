@@ -27,8 +27,10 @@
 
 namespace sluice {
 
-// Bumped whenever a public header changes in a way that breaks compiled plugins (3: NodeContext::stop).
-inline constexpr std::uint32_t kPluginAbiVersion = 3;
+// Bumped whenever a public header changes in a way that breaks compiled plugins (3: NodeContext::stop;
+// 4: NodeContext::idle and PipelineSettings::abort_timeout, which a plugin built for them would read
+// past the end of an older sluice's structs).
+inline constexpr std::uint32_t kPluginAbiVersion = 4;
 
 #define SLUICE_PLUGIN_STR2(x) #x
 #define SLUICE_PLUGIN_STR(x) SLUICE_PLUGIN_STR2(x)
