@@ -52,6 +52,13 @@ struct Column {
 // the buffer, valid until the next add() or clear().
 class FlatRows {
  public:
+  // Whether `r` has a value (not null) for column `c`.
+  static bool has_value(const Record& r, const Column& c) {
+    const Value* v = r.get(c.field);
+    if (!v && c.field == "_error") return r.error.has_value();
+    return v && !v->is_null();
+  }
+
   void add(const Record& r, const std::vector<Column>& columns) {
     for (const Column& c : columns) {
       const Value* v = r.get(c.field);
@@ -163,6 +170,11 @@ class SqliteStore final : public SinkNode {
         key_(std::move(key)),
         rows_(rows),
         interval_(interval) {
+    for (const auto& k : key_) {
+      for (const auto& c : columns_) {
+        if (c.name == k) key_columns_.push_back(&c);
+      }
+    }
     int rc =
         sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
@@ -211,9 +223,23 @@ class SqliteStore final : public SinkNode {
   // as in flight; a failed batch is rolled back whole, and nothing of it is ever visible.
   // A batch that fails to commit does not take the rest of `records` with it: they start the next
   // batch (committed by close() when the run fails), and the error names only the lost rows.
+  //
+  // A record with no value for a key column is not stored: SQLite's UNIQUE lets any number of
+  // NULLs through, so such a row would never be replaced (a resumed run, or the next run, would
+  // add it again). Such records are counted as lost, and reported with the first one.
   void write(std::vector<Record>& records) override {
     std::optional<SinkBatchError> failed;
+    std::size_t keyless = 0;
+    std::string first_keyless;
     for (Record& r : records) {
+      if (const Column* missing = missing_key(r)) {
+        if (keyless++ == 0) {
+          first_keyless =
+              fmt::format("key column '{}' has no value (record field '{}' is {}) in record '{}'", missing->name,
+                          missing->field, r.get(missing->field) ? "null" : "missing", r.describe());
+        }
+        continue;
+      }
       batch_.add(r, columns_);
       for (auto& p : r.permits) held_.push_back(std::move(p));
       for (auto& p : r.fetch_permits) held_.push_back(std::move(p));
@@ -230,6 +256,18 @@ class SqliteStore final : public SinkNode {
       }
     }
     records.clear();
+    if (keyless > 0) {
+      SinkBatchError error(
+          fmt::format("{}{}: not stored, since a row without its key would never be replaced (a filter with "
+                      "'op: exists' before the store drops such records)",
+                      keyless > 1 ? fmt::format("{} records without a key; the first: ", keyless) : "", first_keyless),
+          keyless);
+      if (failed) {
+        failed->add(error);
+      } else {
+        failed = error;
+      }
+    }
     if (failed) throw *failed;
   }
 
@@ -266,6 +304,13 @@ class SqliteStore final : public SinkNode {
   }
 
  private:
+  const Column* missing_key(const Record& r) const {
+    for (const Column* c : key_columns_) {
+      if (!FlatRows::has_value(r, *c)) return c;
+    }
+    return nullptr;
+  }
+
   [[noreturn]] void rollback(const std::string& record, std::string why = "") {
     if (why.empty()) why = sqlite_error();
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -390,6 +435,7 @@ class SqliteStore final : public SinkNode {
   std::string id_, path_, table_;
   std::vector<Column> columns_;
   std::vector<std::string> key_;
+  std::vector<const Column*> key_columns_;  // into columns_
   std::size_t rows_;
   std::chrono::nanoseconds interval_;
   sqlite3* db_ = nullptr;

@@ -66,6 +66,48 @@ TEST_CASE("a key makes writes UPSERTs: running twice leaves no duplicates", "[st
   CHECK(query(db, "SELECT count(*), count(DISTINCT url) FROM items") == std::vector<std::string>{"1000|1000"});
 }
 
+TEST_CASE("a record without a value for a key column is not stored and is counted as an error", "[store]") {
+  // SQLite's UNIQUE lets NULLs repeat: before, such rows were added again by every run (and by
+  // every resume), so a keyed table grew duplicates.
+  TempDir dir;
+  const std::string db = dir.file("shop.db");
+  auto on_error = GENERATE(std::string("fail"), std::string("skip"));
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: keyless
+settings: {{batch: 10}}
+nodes:
+  - {{id: numbered, type: source.list, template: "https://x.example/p/{{n}}", to: 50}}
+  - {{id: plain, type: source.list, urls: ["https://x.example/none/1", "https://x.example/none/2"]}}
+  - {{id: store, type: store.sqlite, path: {}, table: items, columns: {{url: TEXT, n: INTEGER}}, key: [n], on_error: {}}}
+edges:
+  - numbered -> store
+  - plain -> store
+)",
+                                        db, on_error));
+  for (int run = 0; run < 2; ++run) {
+    RunReport report = run_pipeline(plan);
+    const auto& stats = test::stats_of(report, "store");
+    const auto stored = std::stoull(query(db, "SELECT count(*) FROM items")[0]);
+    CHECK(query(db, "SELECT count(*) FROM items WHERE n IS NULL") == std::vector<std::string>{"0"});
+    if (on_error == "skip") {
+      CHECK(report.status == RunStatus::succeeded);
+      CHECK(stats.records_in == 52);
+      CHECK(stats.errors == 2);
+      CHECK(stored == 50);  // and still 50 after the second run
+    } else {
+      CHECK(report.status == RunStatus::failed);
+      REQUIRE(report.errors.size() == 1);
+      CHECK_THAT(report.errors[0].to_string(),
+                 Catch::Contains("key column 'n' has no value (record field 'n' is missing) in record "
+                                 "'https://x.example/none/"));
+      CHECK_THAT(report.errors[0].to_string(),
+                 Catch::EndsWith("not stored, since a row without its key would never be replaced (a filter with "
+                                 "'op: exists' before the store drops such records)"));
+      // The failure cancels the run: the sources stop early, and the broken store counts what it lost.
+      if (run == 0) CHECK(stats.records_in == stored + stats.errors);
+    }
+  }
+}
+
 TEST_CASE("an existing table with other columns is refused with a clear error", "[store]") {
   TempDir dir;
   std::string db = dir.file("shop.db");
