@@ -180,8 +180,10 @@ Reason classify(CURLcode code, bool too_large) {
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_INVALIDCERTSTATUS:
       return Reason::tls;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-      return Reason::refused;
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL:  // only http(s) URLs reach libcurl: this is an HTTP/0.9 reply
+      return Reason::bad_response;
     case CURLE_URL_MALFORMAT:
       return Reason::invalid;
     default:

@@ -64,6 +64,8 @@ std::string_view reason_name(Reason reason) {
       return "cancelled";
     case Reason::invalid:
       return "invalid";
+    case Reason::bad_response:
+      return "bad_response";
     case Reason::other:
       return "other";
   }

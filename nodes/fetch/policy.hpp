@@ -41,6 +41,7 @@ enum class Reason {
   robots,
   cancelled,
   invalid,
+  bad_response,  // not a valid HTTP response: a body that does not decode, no HTTP status line
   other
 };
 std::string_view reason_name(Reason reason);

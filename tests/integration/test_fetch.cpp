@@ -522,12 +522,15 @@ TEST_CASE("redirects are followed up to max_redirects and loops are stopped", "[
   for (const auto& l : bad) CHECK(contains(l, "\"reason\":\"redirects\""));
 }
 
-TEST_CASE("the body cap holds for large, gzip-bomb and lying responses — gzip is decoded", "[fetch][security]") {
+TEST_CASE("the body cap holds for large, gzip-bomb and lying responses — gzip is decoded, bad gzip is bad_response",
+          "[fetch][security]") {
   FixtureServer server;
   TempDir dir;
-  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
-      dir, {server.url("/huge/3000000"), server.url("/gzip-bomb"), server.url("/gzip"), server.url("/truncated")}, 4,
-      "    max_body: 1MiB\n    retries: {attempts: 1}", "batch: 1")));
+  RunReport report = run_pipeline(
+      test::plan_of(fetch_pipeline(dir,
+                                   {server.url("/huge/3000000"), server.url("/gzip-bomb"), server.url("/gzip"),
+                                    server.url("/truncated"), server.url("/bad-gzip")},
+                                   4, "    max_body: 1MiB\n    retries: {attempts: 1}", "batch: 1")));
   REQUIRE(report.errors.empty());
   auto ok = lines(dir, "ok.jsonl");
   REQUIRE(ok.size() == 1);
@@ -535,11 +538,13 @@ TEST_CASE("the body cap holds for large, gzip-bomb and lying responses — gzip 
   for (int i = 0; i < 100; ++i) hello += "hello gzip\\n";
   CHECK(contains(ok[0], "\"body\":\"" + hello + "\""));
   auto bad = lines(dir, "bad.jsonl");
-  REQUIRE(bad.size() == 3);
+  REQUIRE(bad.size() == 4);
   std::sort(bad.begin(), bad.end());
-  CHECK(contains(bad[0], "/gzip-bomb\",\"status\":null,\"reason\":\"too_large\""));
-  CHECK(contains(bad[1], "/huge/3000000\",\"status\":null,\"reason\":\"too_large\""));
-  CHECK(contains(bad[2], "/truncated\",\"status\":null,\"reason\":\"reset\""));
+  // Before, a body that did not decode failed with reason "other".
+  CHECK(contains(bad[0], "/bad-gzip\",\"status\":null,\"reason\":\"bad_response\""));
+  CHECK(contains(bad[1], "/gzip-bomb\",\"status\":null,\"reason\":\"too_large\""));
+  CHECK(contains(bad[2], "/huge/3000000\",\"status\":null,\"reason\":\"too_large\""));
+  CHECK(contains(bad[3], "/truncated\",\"status\":null,\"reason\":\"reset\""));
 }
 
 TEST_CASE("method, headers and body are sent as configured, with {field} templates", "[fetch]") {

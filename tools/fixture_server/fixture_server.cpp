@@ -285,6 +285,13 @@ struct FixtureServer::Impl {
                   res.set_header("Content-Encoding", "gzip");
                   res.set_content(gzip_text, "text/plain");
                 }));
+    server->Get("/bad-gzip", tracked([](const httplib::Request&, httplib::Response& res) {
+                  res.set_header("Content-Encoding", "gzip");
+                  std::string body = "\x1f\x8b\x08";
+                  body += '\0';
+                  body += "not gzip after its magic bytes";
+                  res.set_content(body, "text/plain");
+                }));
     server->Get("/gzip-bomb", tracked([](const httplib::Request&, httplib::Response& res) {
                   res.set_header("Content-Encoding", "gzip");
                   res.set_content(gzip_bomb(), "application/octet-stream");

@@ -13,6 +13,7 @@
 //   /huge/<bytes>               a body of <bytes> bytes
 //   /gzip                       a gzip-encoded text body (Content-Encoding: gzip)
 //   /gzip-bomb                  64 KiB of gzip that decodes to 64 MiB
+//   /bad-gzip                   Content-Encoding: gzip on a body that is not gzip
 //   /redirect/<n>               a chain of n redirects ending at 200 "redirected"
 //   /redirect-loop              redirects to itself forever
 //   /redirect-to?url=<u>        a redirect to <u> (file:///etc/passwd, another host, ...); as a POST,
