@@ -36,7 +36,13 @@ class Set final : public TransformNode {
 Assignment assignment(const std::string& name, const Value& value) {
   Assignment a{name, value, std::nullopt};
   if (const std::string* s = value.as_string()) {
-    if (auto t = FieldTemplate::compile(*s); t && !t->is_constant()) a.text = std::move(t);
+    if (auto t = FieldTemplate::compile(*s)) {
+      if (t->is_constant()) {
+        a.constant = Value(t->render(Record{}));  // "{{" and "}}" are braces here too
+      } else {
+        a.text = std::move(t);
+      }
+    }
   }
   return a;
 }

@@ -116,7 +116,7 @@ nodes:
   - id: tag
     type: set
     rename: {{n: page}}
-    fields: {{label: "page {{page}}", flag: true}}
+    fields: {{label: "page {{page}}", flag: true, braces: "{{{{page}}}} {{{{x}}}}"}}
     remove: [url]
   - id: out
     type: sink.jsonl
@@ -130,9 +130,9 @@ edges:
   CHECK(report.status == RunStatus::succeeded);
   CHECK(report.exit_code() == 0);
   CHECK(test::read_file(out) ==
-        "{\"page\":1,\"label\":\"page 1\",\"flag\":true}\n"
-        "{\"page\":2,\"label\":\"page 2\",\"flag\":true}\n"
-        "{\"page\":3,\"label\":\"page 3\",\"flag\":true}\n");
+        "{\"page\":1,\"label\":\"page 1\",\"flag\":true,\"braces\":\"{page} {x}\"}\n"
+        "{\"page\":2,\"label\":\"page 2\",\"flag\":true,\"braces\":\"{page} {x}\"}\n"
+        "{\"page\":3,\"label\":\"page 3\",\"flag\":true,\"braces\":\"{page} {x}\"}\n");
   CHECK(test::stats_of(report, "pages").records_out == 1000);
   CHECK(test::stats_of(report, "small").records_in == 1000);
   CHECK(test::stats_of(report, "small").records_out == 3);
