@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+
 #include "../support.hpp"
 
 using namespace sluice;
@@ -33,10 +35,24 @@ edges:
   INFO(r.err);
   REQUIRE(r.code == 0);
   CHECK(test::read_file(dir.file("out.jsonl")) ==
-        "{\"name\":\"Blue Widget (XL)!\",\"slug\":\"blue-widget\"}\n{\"name\":\"Tea & Biscuits\",\"slug\":\"tea-biscuits\"}\n");
+        "{\"name\":\"Blue Widget (XL)!\",\"slug\":\"blue-widget\"}\n{\"name\":\"Tea & "
+        "Biscuits\",\"slug\":\"tea-biscuits\"}\n");
   auto described = sluice_cli(dir, {"describe", "transform.slugify", "--plugin", plugin("sluice_slugify")});
   CHECK(described.code == 0);
   CHECK_THAT(described.out, Catch::Contains("max_length") && Catch::Contains("default: 80"));
+
+  // The same library named again — by --plugin, and through a symbolic link in the list — is
+  // loaded once. Before, it was refused as registering its own types a second time.
+  std::filesystem::create_symlink(plugin("sluice_slugify"), dir.file("link.so"));
+  std::string text = test::read_file(dir.file("p.yaml"));
+  text.replace(text.find("plugins: ["), 10, "plugins: [link.so, ");
+  test::write_file(dir.file("p.yaml"), text);
+  auto twice = sluice_cli(dir, {"run", "-q", "--plugin", plugin("sluice_slugify"), dir.file("p.yaml")});
+  INFO(twice.err);
+  CHECK(twice.code == 0);
+  CHECK(test::read_file(dir.file("out.jsonl")) ==
+        "{\"name\":\"Blue Widget (XL)!\",\"slug\":\"blue-widget\"}\n{\"name\":\"Tea & "
+        "Biscuits\",\"slug\":\"tea-biscuits\"}\n");
 }
 
 TEST_CASE("broken plugins are refused with messages that say why", "[plugin]") {
@@ -64,8 +80,8 @@ TEST_CASE("broken plugins are refused with messages that say why", "[plugin]") {
                                plugin("test_plugin_duplicate_type")));
   }
   SECTION("a pipeline's plugin error points at its line and column") {
-    test::write_file(dir.file("p.yaml"), fmt::format("pipeline: x\nplugins:\n  - {}\nnodes: []\n",
-                                                     plugin("test_plugin_duplicate_type")));
+    test::write_file(dir.file("p.yaml"),
+                     fmt::format("pipeline: x\nplugins:\n  - {}\nnodes: []\n", plugin("test_plugin_duplicate_type")));
     auto r = sluice_cli(dir, {"validate", dir.file("p.yaml")});
     CHECK(r.code == 2);
     CHECK_THAT(r.err, Catch::StartsWith(fmt::format("{}:3:5: error: plugin '{}': node type 'filter' is already "
@@ -76,6 +92,7 @@ TEST_CASE("broken plugins are refused with messages that say why", "[plugin]") {
     test::write_file(dir.file("junk.so"), "not a library");
     auto r = sluice_cli(dir, {"nodes", "--plugin", dir.file("junk.so")});
     CHECK(r.code == 2);
-    CHECK_THAT(r.err, Catch::StartsWith(fmt::format("sluice: error: plugin '{}': cannot load it: ", dir.file("junk.so"))));
+    CHECK_THAT(r.err,
+               Catch::StartsWith(fmt::format("sluice: error: plugin '{}': cannot load it: ", dir.file("junk.so"))));
   }
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,10 +21,15 @@ class Registry {
   std::vector<std::string> names() const;
   // Where a registered type comes from ("built in", "plugin '<path>'"); empty when unknown.
   std::string origin(std::string_view name) const;
+  // The plugin libraries (dlopen handles) whose types were registered here, so that load_plugin
+  // loads each file once however often, and by whatever path, it is named.
+  void add_plugin(const void* handle) { plugins_.insert(handle); }
+  bool has_plugin(const void* handle) const { return plugins_.count(handle) > 0; }
 
  private:
   std::map<std::string, NodeType, std::less<>> types_;
   std::map<std::string, std::string, std::less<>> origins_;
+  std::set<const void*> plugins_;
 };
 
 // Registers every built-in node type (defined in nodes/builtin.cpp).
