@@ -33,7 +33,9 @@ struct HttpLoop::Transfer {
   std::string robots_host;   // the host whose robots.txt this is
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
-  bool custom = false;  // a method or request body was set: the handle is reset before reuse
+  // A method or request body was set, or libcurl follows redirects (robots.txt): the handle is
+  // reset before reuse.
+  bool custom = false;
   BodyPool* bodies = nullptr;
   std::string body;
   std::uint64_t max_body = 0;
@@ -642,19 +644,26 @@ void HttpLoop::start_robots(const std::string& key, Host& host) {
     t->headers = curl_slist_append(nullptr, agent_line_.c_str());
     curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
   }
+  // RFC 9309: a crawler follows at least five redirects of robots.txt (http to https, say), to
+  // http(s) only (REDIR_PROTOCOLS); the rules found apply to `key`. Jobs' redirects are followed
+  // hop by hop with their own checks instead, so the handle is reset when it comes back.
+  curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(t->easy, CURLOPT_MAXREDIRS, 5L);
+  t->custom = true;
   host.robots = Host::Robots::fetching;
   curl_multi_add_handle(multi_, t->easy);
   active_.emplace(t->easy, std::move(t));
 }
 
-// RFC 9309: a 2xx body is parsed; 4xx means no rules; 5xx or no answer means "disallow all".
+// RFC 9309: a 2xx body is parsed; 4xx (and more than five redirects) means no rules; 5xx or no
+// answer means "disallow all".
 void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   Host& host = hosts_[t.robots_host];
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
   if (code == CURLE_OK && status >= 200 && status < 300) {
     host.rules = RobotsRules::parse(t.body, opt_.user_agent);
-  } else if (code == CURLE_OK && status >= 300 && status < 500) {
+  } else if ((code == CURLE_OK && status >= 300 && status < 500) || code == CURLE_TOO_MANY_REDIRECTS) {
     host.rules = RobotsRules::allow_all();
   } else {
     host.rules = RobotsRules::disallow_all();

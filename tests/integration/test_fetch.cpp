@@ -637,6 +637,40 @@ TEST_CASE("robots.txt rules apply to the normalized path: dot segments do not sl
   CHECK(server.counter("/private").requests == 1);  // open.html only
 }
 
+TEST_CASE("a redirected robots.txt is followed and its rules apply — more than five redirects mean no rules",
+          "[fetch][robots]") {
+  // RFC 9309 asks crawlers to follow at least five redirects of robots.txt (a site's http -> https).
+  // Before, a redirect counted as "no robots.txt": the site's rules were ignored.
+  TempDir site;
+  FixtureServer server(site.path().string());
+  std::filesystem::create_directories(site.path() / "private");
+  std::filesystem::create_directories(site.path() / "moved");
+  test::write_file(site.file("private/a.html"), "secret");
+  test::write_file(site.file("public.html"), "open");
+  test::write_file(site.file("moved/robots.txt"), "User-agent: *\nDisallow: /private/\n");
+  const bool loop = GENERATE(false, true);
+  test::write_file(site.file("robots.txt.redirect"),
+                   loop ? server.url("/robots.txt") : server.url("/moved/robots.txt"));
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, {server.url("/private/a.html"), server.url("/public.html")}, 2, "    retries: {attempts: 1}")));
+  REQUIRE(report.errors.empty());
+  auto ok = lines(dir, "ok.jsonl");
+  auto bad = lines(dir, "bad.jsonl");
+  if (loop) {
+    CHECK(ok.size() == 2);  // robots.txt unavailable: no rules
+    CHECK(server.counter("/robots.txt").requests == 6);
+  } else {
+    REQUIRE(ok.size() == 1);
+    CHECK(contains(ok[0], "/public.html\""));
+    REQUIRE(bad.size() == 1);
+    CHECK(contains(bad[0], "/private/a.html\",\"status\":null,\"reason\":\"robots\""));
+    CHECK(server.counter("/robots.txt").requests == 1);
+    CHECK(server.counter("/moved").requests == 1);
+    CHECK(server.counter("/private").requests == 0);
+  }
+}
+
 TEST_CASE("a failure elsewhere cancels fetches in flight promptly and the run ends", "[fetch][cancel]") {
   FixtureServer server;
   TempDir dir;

@@ -362,6 +362,13 @@ struct FixtureServer::Impl {
                   if (fs::is_directory(p)) p /= "index.html";
                   std::ifstream in(p, std::ios::binary);
                   if (!in) {
+                    // <path>.redirect holds where /<path> moved to (a site's http -> https, say).
+                    if (std::ifstream moved(p.string() + ".redirect"); moved) {
+                      std::string target;
+                      std::getline(moved, target);
+                      res.set_redirect(target, 301);
+                      return;
+                    }
                     res.status = 404;
                     res.set_content("not found\n", "text/plain");
                     return;

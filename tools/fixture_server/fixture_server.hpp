@@ -2,7 +2,8 @@
 // Serves a directory plus endpoints that misbehave on purpose, and counts what it sees.
 //
 // Endpoints (GET unless noted):
-//   /<path>                     a file under the root directory (404 when missing)
+//   /<path>                     a file under the root directory (404 when missing); when only
+//                               <path>.redirect exists, a 301 to the URL on its first line
 //   /status/<code>              that status, with a short body
 //   /delay/<ms>                 200 after <ms> milliseconds
 //   /retry-after/<n>?status=S   status S (default 503) with "Retry-After: <n>"; with &date=1 the
