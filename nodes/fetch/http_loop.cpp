@@ -56,6 +56,9 @@ std::string attempts_text(int n) {
   return n == 1 ? "1 attempt" : fmt::format("{} attempts", n);
 }
 
+// The most of a robots.txt that is read; RFC 9309 asks crawlers to parse at least 500 KiB.
+constexpr std::size_t kRobotsMax = 512 * 1024;
+
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<HttpLoop::Transfer*>(user);
   std::size_t n = size * count;
@@ -649,6 +652,10 @@ void HttpLoop::start_robots(const std::string& key, Host& host) {
   // hop by hop with their own checks instead, so the handle is reset when it comes back.
   curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(t->easy, CURLOPT_MAXREDIRS, 5L);
+  // Its own size cap, not max_body: the first kRobotsMax bytes are read and parsed (RFC 9309
+  // asks for at least 500 KiB), however large the file or small max_body.
+  curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
+  t->max_body = kRobotsMax;
   t->custom = true;
   host.robots = Host::Robots::fetching;
   curl_multi_add_handle(multi_, t->easy);
@@ -661,8 +668,9 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   Host& host = hosts_[t.robots_host];
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
-  if (code == CURLE_OK && status >= 200 && status < 300) {
-    host.rules = RobotsRules::parse(t.body, opt_.user_agent);
+  if ((code == CURLE_OK || t.too_large) && status >= 200 && status < 300) {
+    // A file cut at kRobotsMax loses its last, partial line.
+    host.rules = RobotsRules::parse(t.too_large ? t.body.substr(0, t.body.rfind('\n') + 1) : t.body, opt_.user_agent);
   } else if ((code == CURLE_OK && status >= 300 && status < 500) || code == CURLE_TOO_MANY_REDIRECTS) {
     host.rules = RobotsRules::allow_all();
   } else {
