@@ -476,7 +476,8 @@ bool HttpLoop::forgettable(const Host& host, Clock::time_point now) const {
   const bool breaker_at_rest = host.breaker.state() == CircuitBreaker::State::closed ||
                                (host.breaker.state() == CircuitBreaker::State::open && host.breaker.retry_at() <= now);
   return !host.queued && host.in_flight == 0 && host.retries_scheduled == 0 && !host.wake_scheduled &&
-         host.robots != Host::Robots::fetching && breaker_at_rest && host.bucket.full(now);
+         host.robots != Host::Robots::fetching && host.robots != Host::Robots::retrying && breaker_at_rest &&
+         host.bucket.full(now);
 }
 
 void HttpLoop::forget_idle_hosts(Clock::time_point now) {
@@ -501,7 +502,11 @@ void HttpLoop::fire_timers(Clock::time_point now) {
       if (auto it = hosts_.find(timer.job->host); it != hosts_.end()) --it->second.retries_scheduled;
       enqueue(std::move(timer.job), true);
     } else if (auto it = hosts_.find(timer.host); it != hosts_.end()) {
-      it->second.wake_scheduled = false;
+      if (!timer.robots) {
+        it->second.wake_scheduled = false;
+      } else if (it->second.robots == Host::Robots::retrying) {
+        it->second.robots = Host::Robots::unknown;  // admission fetches it again
+      }
     }
   }
 }
@@ -673,6 +678,12 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
     host.rules = RobotsRules::parse(t.too_large ? t.body.substr(0, t.body.rfind('\n') + 1) : t.body, opt_.user_agent);
   } else if ((code == CURLE_OK && status >= 300 && status < 500) || code == CURLE_TOO_MANY_REDIRECTS) {
     host.rules = RobotsRules::allow_all();
+  } else if (++host.robots_attempts < opt_.retry.attempts && !cancel_.load() && !winding_down_.load()) {
+    // Unreachable for now (a 503 while the site restarts, a timeout): retried with the node's
+    // backoff before the host is given up as disallowed, which would fail every URL it has.
+    host.robots = Host::Robots::retrying;
+    timers_.emplace(Clock::now() + opt_.retry.backoff(host.robots_attempts, rng_), Timer{nullptr, t.robots_host, true});
+    return;
   } else {
     host.rules = RobotsRules::disallow_all();
   }
@@ -879,6 +890,11 @@ void HttpLoop::drop_unstarted() {
   }
   queued_hosts_.clear();
   for (auto& [due, timer] : timers_) {  // retries waiting for their backoff
+    if (timer.robots) {                 // nothing waits for that robots.txt any more
+      if (auto it = hosts_.find(timer.host); it != hosts_.end()) it->second.robots = Host::Robots::unknown;
+      timer.host.clear();
+      continue;
+    }
     if (!timer.job) continue;
     if (auto it = hosts_.find(timer.job->host); it != hosts_.end()) --it->second.retries_scheduled;
     timer.job.reset();

@@ -104,7 +104,9 @@ class HttpLoop {
     CircuitBreaker breaker;
     bool wake_scheduled = false;
     bool queued = false;  // in queued_hosts_ (it has waiting jobs)
-    enum class Robots { unknown, fetching, ready } robots = Robots::unknown;
+    // retrying: a fetch of robots.txt failed (5xx, no answer) and another waits for its backoff.
+    enum class Robots { unknown, fetching, retrying, ready } robots = Robots::unknown;
+    int robots_attempts = 0;
     RobotsRules rules;
     Clock::time_point last_used{};
   };
@@ -112,6 +114,7 @@ class HttpLoop {
   struct Timer {
     std::unique_ptr<Job> job;  // a retry; null: wake `host` for admission
     std::string host;
+    bool robots = false;  // with `host`: fetch its robots.txt again
   };
 
   void run();

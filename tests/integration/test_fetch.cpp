@@ -683,6 +683,30 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("a robots.txt that fails for a while is retried with the node's backoff before its host is disallowed",
+          "[fetch][robots]") {
+  // Before, one 503 of robots.txt (a site restarting as the crawl began) disallowed the host for
+  // the whole run: every one of its URLs failed with reason robots.
+  TempDir site;
+  FixtureServer server(site.path().string());
+  test::write_file(site.file("public.html"), "open");
+  test::write_file(site.file("robots.txt.redirect"), server.url("/flaky/robots?fail=2&status=503"));
+  const int attempts = GENERATE(3, 2);
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, {server.url("/public.html")}, 1, fmt::format("    retries: {{attempts: {}, base: 10ms}}", attempts))));
+  INFO(attempts);
+  REQUIRE(report.errors.empty());
+  CHECK(server.counter("/flaky").requests == static_cast<std::uint64_t>(attempts));
+  if (attempts == 3) {
+    CHECK(lines(dir, "ok.jsonl").size() == 1);  // the third answer is 200: no rules
+  } else {
+    auto bad = lines(dir, "bad.jsonl");
+    REQUIRE(bad.size() == 1);  // still unreachable after every attempt: disallowed
+    CHECK(contains(bad[0], "\"reason\":\"robots\""));
+  }
+}
+
 TEST_CASE("a failure elsewhere cancels fetches in flight promptly and the run ends", "[fetch][cancel]") {
   FixtureServer server;
   TempDir dir;
