@@ -122,6 +122,7 @@ fetch::FetchOptions options_from(const Config& c) {
   }
   o.body_field = c.string("body_field");
   o.robots = c.string("robots") == "obey";
+  o.robots_max_age = c.duration("robots_max_age");
   return o;
 }
 
@@ -178,6 +179,10 @@ NodeType fetch_type() {
                                  "obey: fetch each host's /robots.txt first, skip disallowed URLs (reason robots) "
                                  "and use its Crawl-delay as the host's rate")
               .with_default("obey"),
+          FieldSpec::duration(
+              "robots_max_age",
+              "how long a host's robots.txt is used before it is fetched again (RFC 9309: a day at most)")
+              .with_default("24h"),
       },
       check);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {

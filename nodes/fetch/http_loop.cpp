@@ -527,6 +527,11 @@ void HttpLoop::admit_all(Clock::time_point now) {
 }
 
 void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) {
+  // RFC 9309: rules are not used for more than a day (robots_max_age); the next request waits
+  // for a fresh copy. Requests under way go on.
+  if (opt_.robots && host.robots == Host::Robots::ready && now - host.robots_at >= opt_.robots_max_age) {
+    host.robots = Host::Robots::unknown;
+  }
   if (opt_.robots && host.robots != Host::Robots::ready) {
     if (host.robots == Host::Robots::unknown) start_robots(key, host);
     return;  // jobs wait until the host's robots.txt is known
@@ -684,13 +689,20 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
     host.robots = Host::Robots::retrying;
     timers_.emplace(Clock::now() + opt_.retry.backoff(host.robots_attempts, rng_), Timer{nullptr, t.robots_host, true});
     return;
-  } else {
+  } else if (host.robots_at == Clock::time_point{}) {
     host.rules = RobotsRules::disallow_all();
-  }
+  }  // else a fresh copy is unreachable: the rules it had stay in use (RFC 9309)
+  const auto now = Clock::now();
   if (auto delay = host.rules.crawl_delay(); delay && (opt_.rate <= 0 || 1.0 / *delay < opt_.rate)) {
-    host.bucket = TokenBucket(1.0 / *delay, 1, Clock::now());
+    host.bucket = TokenBucket(1.0 / *delay, 1, now);
+    host.crawl_delay = true;
+  } else if (host.crawl_delay) {  // fetched again, and the Crawl-delay is gone
+    host.bucket = TokenBucket(opt_.rate, opt_.burst, now);
+    host.crawl_delay = false;
   }
   host.robots = Host::Robots::ready;
+  host.robots_at = now;
+  host.robots_attempts = 0;
 }
 
 void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) {

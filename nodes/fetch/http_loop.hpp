@@ -48,7 +48,8 @@ struct FetchOptions {
   StatusSet ok_status;
   std::vector<std::string> keep_headers;  // lower-case names
   std::string body_field = "body";
-  bool robots = true;  // fetch /robots.txt per host first and obey it
+  bool robots = true;                                   // fetch /robots.txt per host first and obey it
+  nanoseconds robots_max_age = std::chrono::hours(24);  // then a host's robots.txt is fetched again
 };
 
 // Body buffers, reused: a finished record's body returns here when its last reference goes (on
@@ -107,6 +108,8 @@ class HttpLoop {
     // retrying: a fetch of robots.txt failed (5xx, no answer) and another waits for its backoff.
     enum class Robots { unknown, fetching, retrying, ready } robots = Robots::unknown;
     int robots_attempts = 0;
+    Clock::time_point robots_at{};  // when its rules became ready; fetched again after robots_max_age
+    bool crawl_delay = false;       // `bucket` follows its robots.txt's Crawl-delay, not rate and burst
     RobotsRules rules;
     Clock::time_point last_used{};
   };

@@ -707,6 +707,26 @@ TEST_CASE("a robots.txt that fails for a while is retried with the node's backof
   }
 }
 
+TEST_CASE("a host's robots.txt is fetched again after robots_max_age", "[fetch][robots]") {
+  // RFC 9309: rules are not used for more than a day. Before, a crawl running for days kept the
+  // first copy of each host's rules.
+  TempDir site;
+  FixtureServer server(site.path().string());
+  test::write_file(site.file("public.html"), "open");
+  // The first answer is a 404 (no rules), the next ones 200 with a body without rules.
+  test::write_file(site.file("robots.txt.redirect"), server.url("/flaky/robots?fail=1&status=404"));
+  const std::string max_age = GENERATE(as<std::string>{}, "300ms", "24h");
+  TempDir dir;
+  // One request at a time: the first page, 500 ms of another, then the second page.
+  RunReport report = run_pipeline(test::plan_of(
+      fetch_pipeline(dir, {server.url("/public.html?1"), server.url("/delay/500"), server.url("/public.html?2")}, 1,
+                     "    retries: {attempts: 1}\n    robots_max_age: " + max_age)));
+  INFO(max_age);
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").size() == 3);
+  CHECK(server.counter("/flaky").requests == (max_age == "300ms" ? 2 : 1));
+}
+
 TEST_CASE("a failure elsewhere cancels fetches in flight promptly and the run ends", "[fetch][cancel]") {
   FixtureServer server;
   TempDir dir;
