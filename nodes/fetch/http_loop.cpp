@@ -673,7 +673,8 @@ void HttpLoop::start_robots(const std::string& key, Host& host) {
 }
 
 // RFC 9309: a 2xx body is parsed; 4xx (and more than five redirects) means no rules; 5xx or no
-// answer means "disallow all".
+// answer means "disallow all". A 429 (too many requests) counts as unreachable, as for Google's
+// crawler: the site asks to slow down, not to be crawled without rules.
 void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   Host& host = hosts_[t.robots_host];
   long status = 0;
@@ -681,7 +682,7 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   if ((code == CURLE_OK || t.too_large) && status >= 200 && status < 300) {
     // A file cut at kRobotsMax loses its last, partial line.
     host.rules = RobotsRules::parse(t.too_large ? t.body.substr(0, t.body.rfind('\n') + 1) : t.body, opt_.user_agent);
-  } else if ((code == CURLE_OK && status >= 300 && status < 500) || code == CURLE_TOO_MANY_REDIRECTS) {
+  } else if ((code == CURLE_OK && status >= 300 && status < 500 && status != 429) || code == CURLE_TOO_MANY_REDIRECTS) {
     host.rules = RobotsRules::allow_all();
   } else if (++host.robots_attempts < opt_.retry.attempts && !cancel_.load() && !winding_down_.load()) {
     // Unreachable for now (a 503 while the site restarts, a timeout): retried with the node's

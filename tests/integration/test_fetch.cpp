@@ -690,12 +690,13 @@ TEST_CASE("a robots.txt that fails for a while is retried with the node's backof
   TempDir site;
   FixtureServer server(site.path().string());
   test::write_file(site.file("public.html"), "open");
-  test::write_file(site.file("robots.txt.redirect"), server.url("/flaky/robots?fail=2&status=503"));
   const int attempts = GENERATE(3, 2);
+  const int status = GENERATE(503, 429);  // a 429 is "slow down", not "no rules"
+  test::write_file(site.file("robots.txt.redirect"), server.url(fmt::format("/flaky/robots?fail=2&status={}", status)));
   TempDir dir;
   RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
       dir, {server.url("/public.html")}, 1, fmt::format("    retries: {{attempts: {}, base: 10ms}}", attempts))));
-  INFO(attempts);
+  INFO(attempts << " attempts, status " << status);
   REQUIRE(report.errors.empty());
   CHECK(server.counter("/flaky").requests == static_cast<std::uint64_t>(attempts));
   if (attempts == 3) {
