@@ -1106,6 +1106,9 @@ void Run::sink_loop(Vertex& v) {
   name_thread("sink", v.plan->id);
   auto& sink = static_cast<SinkNode&>(*v.impl);
   const auto max_delay = sink.max_delay();
+  // A sink that keeps records (and so their limit slots) is flushed when a bound upstream is full;
+  // one that keeps only its own output (sink.jsonl) after max_delay only.
+  const bool keeps_records = sink.keeps_records();
   Clock::time_point oldest{};
   auto flush = [&] {
     auto started = Clock::now();
@@ -1117,15 +1120,20 @@ void Run::sink_loop(Vertex& v) {
     v.stats.add_busy(started);
   };
   while (true) {
-    // A buffering sink wakes at least every few milliseconds to honour max_delay and to notice a
-    // full limit upstream; any other sink just waits for input.
+    // A buffering sink that keeps records wakes at least every few milliseconds to honour
+    // max_delay and to notice a full limit upstream; one that keeps only its output wakes when its
+    // oldest has waited max_delay; any other sink just waits for input.
     const bool buffering = sink.buffered();
-    auto wait = buffering ? std::chrono::nanoseconds(std::chrono::milliseconds(2))
-                          : std::chrono::nanoseconds(std::chrono::seconds(1));
+    auto wait = std::chrono::nanoseconds(std::chrono::seconds(1));
+    if (buffering && keeps_records) {
+      wait = std::chrono::milliseconds(2);
+    } else if (buffering) {
+      wait = std::max<std::chrono::nanoseconds>(oldest + max_delay - Clock::now(), std::chrono::milliseconds(1));
+    }
     Message m = v.sink_queue->pop_for(wait);
     if (!m) {
       if (v.sink_queue->closed_and_empty()) break;
-      if (buffering && (Clock::now() - oldest >= max_delay || bound_saturated(v))) flush();
+      if (buffering && (Clock::now() - oldest >= max_delay || (keeps_records && bound_saturated(v)))) flush();
       continue;
     }
     const std::size_t n = m->records.size();
@@ -1151,7 +1159,8 @@ void Run::sink_loop(Vertex& v) {
     }
     release_external();
     if (!buffering && sink.buffered()) oldest = Clock::now();
-    if (sink.buffered() && (Clock::now() - oldest >= max_delay || (v.sink_queue->empty() && bound_saturated(v)))) {
+    if (sink.buffered() &&
+        (Clock::now() - oldest >= max_delay || (keeps_records && v.sink_queue->empty() && bound_saturated(v)))) {
       flush();
     }
   }

@@ -34,7 +34,7 @@ class JsonLines final : public SinkNode {
     if (owns_fd_ && fd_ >= 0) ::close(fd_);
   }
 
-  // A failed write loses the lines of its buffer (counted, see flush()); the rest of `records`
+  // A failed write loses the lines of its buffer (counted, see write_buffer()); the rest of `records`
   // still goes on into the next buffer.
   void write(std::vector<Record>& records) override {
     std::optional<SinkBatchError> failed;
@@ -44,7 +44,7 @@ class JsonLines final : public SinkNode {
       ++lines_;
       if (buffer_.size() >= flush_at_) {
         try {
-          flush();
+          write_buffer();
         } catch (const SinkBatchError& e) {
           if (failed) {
             failed->add(e);
@@ -57,14 +57,28 @@ class JsonLines final : public SinkNode {
     if (failed) throw *failed;
   }
 
-  // Lines wait in the buffer at most `interval`: the engine calls flush() then, so that a slow
-  // run's output (a crawl piped into jq, a file someone tails) appears as it goes.
+  // Lines wait in the buffer at most `interval`, so that a slow run's output (a crawl piped into
+  // jq, a file someone tails) appears as it goes. The records themselves (and their limit slots)
+  // go when write() returns: the engine does not flush this sink when a limit is full.
   bool buffered() const override { return !buffer_.empty(); }
   std::chrono::nanoseconds max_delay() const override { return interval_; }
+  bool keeps_records() const override { return false; }
+  void flush() override { write_buffer(); }
 
+  void close() override {
+    write_buffer();
+    if (owns_fd_) {
+      if (::fsync(fd_) != 0 && errno != EINVAL) fail("fsync");
+      int fd = fd_;
+      fd_ = -1;
+      if (::close(fd) != 0) fail("close");
+    }
+  }
+
+ private:
   // Writes the buffer. When that fails part way (a full disk), a file is cut back to its last whole
   // line, so that it stays valid JSON Lines, and the lines that did not make it are counted as lost.
-  void flush() override {
+  void write_buffer() {
     std::size_t done = 0;
     while (done < buffer_.size()) {
       ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
@@ -92,17 +106,6 @@ class JsonLines final : public SinkNode {
     lines_ = 0;
   }
 
-  void close() override {
-    flush();
-    if (owns_fd_) {
-      if (::fsync(fd_) != 0 && errno != EINVAL) fail("fsync");
-      int fd = fd_;
-      fd_ = -1;
-      if (::close(fd) != 0) fail("close");
-    }
-  }
-
- private:
   [[noreturn]] void fail(const char* what) {
     throw NodeError(fmt::format("{} to '{}' failed: {}", what, path_, std::strerror(errno)));
   }

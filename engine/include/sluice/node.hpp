@@ -122,6 +122,9 @@ class TransformNode : public Node {
 // `limit` upstream counts them as in flight until they are committed. Such a sink reports
 // buffered() and gets flush() calls: when a record has waited max_delay(), when its input is empty
 // while a limit is full (nothing more can arrive until it commits), and before close().
+// A sink that buffers only what it made of the records (text, say) and lets the records go in
+// write() says so with keeps_records() == false: it is flushed after max_delay() only, and its
+// thread does not wake every few milliseconds to watch the limits.
 class SinkNode : public Node {
  public:
   virtual void write(std::vector<Record>& records) = 0;
@@ -132,6 +135,7 @@ class SinkNode : public Node {
   virtual bool buffered() const { return false; }
   virtual std::chrono::nanoseconds max_delay() const { return std::chrono::nanoseconds(0); }
   virtual void flush() {}
+  virtual bool keeps_records() const { return true; }
 };
 
 // Where an async node delivers its results. Thread-safe: call from any thread (typically the

@@ -29,7 +29,7 @@ namespace sluice {
 
 // Bumped whenever a public header changes in a way that breaks compiled plugins (3: NodeContext::stop;
 // 4: NodeContext::idle and PipelineSettings::abort_timeout, which a plugin built for them would read
-// past the end of an older sluice's structs).
+// past the end of an older sluice's structs, and the virtual SinkNode::keeps_records).
 inline constexpr std::uint32_t kPluginAbiVersion = 4;
 
 #define SLUICE_PLUGIN_STR2(x) #x
