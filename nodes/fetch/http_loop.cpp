@@ -33,9 +33,8 @@ struct HttpLoop::Transfer {
   std::string robots_host;   // the host whose robots.txt this is
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
-  // A method or request body was set, or libcurl follows redirects (robots.txt): the handle is
-  // reset before reuse.
-  bool custom = false;
+  bool custom = false;          // a method or request body was set: the handle is reset before reuse
+  bool robots_options = false;  // set for a robots.txt fetch: restored to the node's before reuse
   BodyPool* bodies = nullptr;
   std::string body;
   std::uint64_t max_body = 0;
@@ -634,7 +633,21 @@ void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
     curl_slist_free_all(t->headers);
     t->headers = nullptr;
   }
+  if (t->robots_options) {  // set one by one: curl_easy_reset would leak with cookies (below)
+    curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opt_.max_body));
+    t->max_body = opt_.max_body;
+    t->robots_options = false;
+  }
   if (t->custom) {
+    // libcurl 7.88's curl_easy_reset loses the handle's list of cookie files without freeing it
+    // (curl PR #10709, fixed in 8.0): with cookies, such a handle is closed instead (the
+    // connections stay with the multi handle's cache). 17 bytes per POST, otherwise.
+    if (share_) {
+      t->job.reset();
+      bodies_->give(std::move(t->body));
+      return;  // ~Transfer closes the handle
+    }
     curl_easy_reset(t->easy);  // keeps the connection cache, TLS session ids and DNS cache
     set_options(*t);
     t->custom = false;
@@ -659,14 +672,14 @@ void HttpLoop::start_robots(const std::string& key, Host& host) {
   }
   // RFC 9309: a crawler follows at least five redirects of robots.txt (http to https, say), to
   // http(s) only (REDIR_PROTOCOLS); the rules found apply to `key`. Jobs' redirects are followed
-  // hop by hop with their own checks instead, so the handle is reset when it comes back.
+  // hop by hop with their own checks instead: recycle() restores these options.
   curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(t->easy, CURLOPT_MAXREDIRS, 5L);
   // Its own size cap, not max_body: the first kRobotsMax bytes are read and parsed (RFC 9309
   // asks for at least 500 KiB), however large the file or small max_body.
   curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
   t->max_body = kRobotsMax;
-  t->custom = true;
+  t->robots_options = true;
   host.robots = Host::Robots::fetching;
   curl_multi_add_handle(multi_, t->easy);
   active_.emplace(t->easy, std::move(t));

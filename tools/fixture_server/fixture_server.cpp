@@ -324,10 +324,12 @@ struct FixtureServer::Impl {
                                   json_escape(req.path), json_escape(req.body), headers),
                       "application/json");
     });
-    server->Get("/headers", tracked([](const httplib::Request& req, httplib::Response& res) {
-                  for (const auto& [name, value] : req.params) res.headers.emplace(name, value);
-                  res.set_content("headers\n", "text/plain");
-                }));
+    auto headers = tracked([](const httplib::Request& req, httplib::Response& res) {
+      for (const auto& [name, value] : req.params) res.headers.emplace(name, value);
+      res.set_content("headers\n", "text/plain");
+    });
+    server->Get("/headers", headers);
+    server->Post("/headers", headers);
     // A client that uses this server as its HTTP proxy sends the whole URL as the request target.
     server->Get(R"(https?://.*)", tracked([](const httplib::Request& req, httplib::Response& res) {
                   res.set_content(fmt::format("proxied {}\n", req.path), "text/plain");

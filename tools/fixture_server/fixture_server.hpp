@@ -20,7 +20,7 @@
 //   /redirect-to?url=<u>        a redirect to <u> (file:///etc/passwd, another host, ...); as a POST,
 //                               &status=S picks the redirect status (default 303 See Other)
 //   /headers?<name>=<value>...  200 with each query parameter as a response header (repeat a name
-//                               for several fields of that name)
+//                               for several fields of that name); GET or POST
 //   /echo (GET, POST, ...)      the request as JSON: method, path, body, headers
 //   http://host/path            a request in absolute form, as a client sends it to its HTTP proxy:
 //                               200 "proxied http://host/path" (counted under "proxy")
