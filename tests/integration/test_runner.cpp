@@ -127,7 +127,7 @@ TEST_CASE("sluice run --stats-json writes the run's stats and errors, --preview 
   REQUIRE(r.code == 0);
   std::string json = test::read_file(dir.file("stats.json"));
   CHECK_THAT(json, Catch::StartsWith("{\"pipeline\": \"small\", \"file\": "));
-  CHECK_THAT(json, Catch::Contains("\"status\": \"succeeded\", \"exit_code\": 0"));
+  CHECK_THAT(json, Catch::Contains("\"status\": \"succeeded\", \"exit_code\": 0, \"abandoned\": false"));
   CHECK_THAT(json, Catch::Contains("{\"id\": \"keep\", \"type\": \"filter\", \"in\": 50, \"out\": 40, \"errors\": 0"));
   CHECK_THAT(json,
              Catch::Contains("{\"id\": \"boom\", \"type\": \"test.fail\", \"in\": 40, \"out\": 39, \"errors\": 1"));

@@ -40,8 +40,9 @@ std::string stuck_pipeline(const TempDir& dir, const std::string& settings, cons
 // Starts the pipeline and waits until a node has got stuck (it creates the marker file).
 std::unique_ptr<test::Process> start_until_stuck(const TempDir& dir, const std::string& yaml) {
   test::write_file(dir.file("p.yaml"), yaml);
-  auto p = std::make_unique<test::Process>(std::vector<std::string>{SLUICE_BINARY, "run", dir.file("p.yaml")},
-                                           dir.file("stdout"), dir.file("stderr"));
+  auto p = std::make_unique<test::Process>(
+      std::vector<std::string>{SLUICE_BINARY, "run", dir.file("p.yaml"), "--stats-json", dir.file("stats.json")},
+      dir.file("stdout"), dir.file("stderr"));
   const auto deadline = Clock::now() + std::chrono::seconds(30);
   while (!std::filesystem::exists(dir.file("marker")) && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -77,6 +78,8 @@ TEST_CASE(
                                   "so sluice stopped waiting for it: the records it held are lost (the sinks "
                                   "committed what they had received)"));
   CHECK_THAT(err, Catch::Contains("sluice: exiting without waiting for the stuck nodes"));
+  CHECK_THAT(test::read_file(dir.file("stats.json")),
+             Catch::Contains("\"status\": \"failed\", \"exit_code\": 1, \"abandoned\": true"));
   // The four batches before the stuck one went through and were committed when the store closed.
   CHECK(test::query(dir.file("out.db"), "SELECT count(*), min(n), max(n) FROM t") ==
         std::vector<std::string>{"40|1|40"});

@@ -39,10 +39,10 @@ std::string quoted(std::string_view s) {
 }  // namespace
 
 std::string report_json(const Plan& plan, const RunReport& report) {
-  std::string out =
-      fmt::format(R"({{"pipeline": {}, "file": {}, "status": "{}", "exit_code": {}, "elapsed_s": {:.6f}, )",
-                  quoted(plan.settings.name), quoted(plan.file), status_name(report.status), report.exit_code(),
-                  std::chrono::duration<double>(report.elapsed).count());
+  std::string out = fmt::format(
+      R"({{"pipeline": {}, "file": {}, "status": "{}", "exit_code": {}, "abandoned": {}, "elapsed_s": {:.6f}, )",
+      quoted(plan.settings.name), quoted(plan.file), status_name(report.status), report.exit_code(), report.abandoned,
+      std::chrono::duration<double>(report.elapsed).count());
   out += "\"nodes\": [";
   for (std::size_t i = 0; i < report.nodes.size(); ++i) {
     const auto& n = report.nodes[i];
