@@ -300,4 +300,10 @@ edges:
   auto foreign = resume();
   CHECK(foreign.code == 1);
   CHECK_THAT(foreign.err, Catch::Contains("belongs to pipeline 'changing', not 'another'"));
+
+  // Standard input cannot be checked: resuming goes on, with a warning.
+  pipeline("    file: \"-\"");
+  REQUIRE(test::sluice_cli(dir, {"run", "-q", dir.file("p.yaml")}).code == 0);
+  CHECK_THAT(resume().err, Catch::Contains("sluice: warning: source 'src' reads standard input (file: -): --resume "
+                                           "cannot check that it gives the lines of the interrupted run"));
 }

@@ -209,6 +209,19 @@ int cmd_run(const std::string& file, const RunArgs& args) {
     fmt::print(stderr, "sluice: error: --resume needs settings.state in '{}' (the file that records progress)\n", file);
     return kInvalid;
   }
+  if (args.resume) {
+    // The state records what files the sources read, but not what came on standard input.
+    for (const auto& node : plan.nodes) {
+      if (node.type->kind != NodeKind::source) continue;
+      node.config.each([&](const std::string& name, const std::string& text) {
+        if (text != "-") return;
+        fmt::print(stderr,
+                   "sluice: warning: source '{}' reads standard input ({}: -): --resume cannot check that it "
+                   "gives the lines of the interrupted run, and skips the records done then by their position\n",
+                   node.id, name);
+      });
+    }
+  }
   spdlog::debug("running pipeline '{}' ({} nodes){}", plan.settings.name, plan.nodes.size(),
                 args.resume ? ", resuming" : "");
   const bool live = !args.quiet && ::isatty(STDERR_FILENO);
