@@ -46,11 +46,7 @@ class JsonLines final : public SinkNode {
         try {
           write_buffer();
         } catch (const SinkBatchError& e) {
-          if (failed) {
-            failed->add(e);
-          } else {
-            failed = e;
-          }
+          SinkBatchError::collect(failed, e);
         }
       }
     }

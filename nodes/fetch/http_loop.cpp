@@ -633,7 +633,9 @@ void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
     curl_slist_free_all(t->headers);
     t->headers = nullptr;
   }
-  if (t->robots_options) {  // set one by one: curl_easy_reset would leak with cookies (below)
+  // One by one: curl_easy_reset would leak with cookies (below). MAXREDIRS matters only while
+  // libcurl follows redirects, so it stays.
+  if (t->robots_options) {
     curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opt_.max_body));
     t->max_body = opt_.max_body;

@@ -52,23 +52,24 @@ struct Column {
 // the buffer, valid until the next add() or clear().
 class FlatRows {
  public:
+  // What column `c` reads from `r`: its field, or for `_error` the attached error's message
+  // (on_error: route), put in `scratch`; null when the record has neither.
+  static const Value* value_of(const Record& r, const Column& c, Value& scratch) {
+    const Value* v = r.get(c.field);
+    if (v || c.field != "_error" || !r.error) return v;
+    scratch = Value(r.error->message);
+    return &scratch;
+  }
   // Whether `r` has a value (not null) for column `c`.
   static bool has_value(const Record& r, const Column& c) {
-    const Value* v = r.get(c.field);
-    if (!v && c.field == "_error") return r.error.has_value();
+    Value scratch;
+    const Value* v = value_of(r, c, scratch);
     return v && !v->is_null();
   }
 
   void add(const Record& r, const std::vector<Column>& columns) {
-    for (const Column& c : columns) {
-      const Value* v = r.get(c.field);
-      if (!v && c.field == "_error" && r.error) {  // the attached error's message (on_error: route)
-        const Value message(r.error->message);
-        cells_.push_back(cell(c, &message));
-      } else {
-        cells_.push_back(cell(c, v));
-      }
-    }
+    Value scratch;
+    for (const Column& c : columns) cells_.push_back(cell(c, value_of(r, c, scratch)));
     const std::string description = r.describe();
     descriptions_.push_back(Span{text_.size(), description.size()});
     text_ += description;
@@ -247,26 +248,19 @@ class SqliteStore final : public SinkNode {
         try {
           flush();
         } catch (const SinkBatchError& e) {
-          if (failed) {
-            failed->add(e);
-          } else {
-            failed = e;
-          }
+          SinkBatchError::collect(failed, e);
         }
       }
     }
     records.clear();
     if (keyless > 0) {
-      SinkBatchError error(
-          fmt::format("{}{}: not stored, since a row without its key would never be replaced (a filter with "
-                      "'op: exists' before the store drops such records)",
-                      keyless > 1 ? fmt::format("{} records without a key; the first: ", keyless) : "", first_keyless),
-          keyless);
-      if (failed) {
-        failed->add(error);
-      } else {
-        failed = error;
-      }
+      SinkBatchError::collect(
+          failed,
+          SinkBatchError(fmt::format("{}{}: not stored, since a row without its key would never be replaced "
+                                     "(a filter with 'op: exists' before the store drops such records)",
+                                     keyless > 1 ? fmt::format("{} records without a key; the first: ", keyless) : "",
+                                     first_keyless),
+                         keyless));
     }
     if (failed) throw *failed;
   }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -75,6 +76,14 @@ class SinkBatchError : public NodeError {
   std::size_t records() const { return records_; }
   // Another loss in the same call: one error, this message, both counts.
   void add(const SinkBatchError& more) { records_ += more.records_; }
+  // Gathers the losses of one call: the first becomes `losses`, later ones are added to it.
+  static void collect(std::optional<SinkBatchError>& losses, const SinkBatchError& loss) {
+    if (losses) {
+      losses->add(loss);
+    } else {
+      losses = loss;
+    }
+  }
 
  private:
   std::size_t records_;
