@@ -35,24 +35,23 @@ std::string load_plugin(const std::string& path, Registry& registry) {
   if (registry.has_plugin(handle)) return "";
   const auto* abi = static_cast<const PluginAbi*>(::dlsym(handle, "sluice_plugin_abi"));
   if (!abi) {
-    return fmt::format(
-        "{}: no ABI record 'sluice_plugin_abi' (declare the plugin with SLUICE_PLUGIN from "
-        "<sluice/plugin.hpp>)",
-        who);
+    return fmt::format("{}: no ABI record 'sluice_plugin_abi' (declare the plugin with SLUICE_PLUGIN from "
+                       "<sluice/plugin.hpp>)",
+                       who);
   }
   static const PluginAbi host = SLUICE_PLUGIN_THIS_BUILD;
-  if (abi->abi_version != host.abi_version || !same(abi->compiler, host.compiler) || !same(abi->stdlib, host.stdlib) ||
-      abi->tbb_interface_version != host.tbb_interface_version || abi->record_size != host.record_size) {
+  if (abi->abi_version != host.abi_version || !same(abi->compiler, host.compiler) ||
+      !same(abi->stdlib, host.stdlib) || abi->tbb_interface_version != host.tbb_interface_version ||
+      abi->record_size != host.record_size) {
     return fmt::format("{}: ABI mismatch: the plugin was built with {}; this sluice was built with {}", who,
                        describe_abi(*abi), describe_abi(host));
   }
   using Entry = void (*)(PluginRegistrar&);
   auto entry = reinterpret_cast<Entry>(::dlsym(handle, "sluice_register_nodes"));
   if (!entry) {
-    return fmt::format(
-        "{}: no entry point 'sluice_register_nodes' (declare the plugin with SLUICE_PLUGIN from "
-        "<sluice/plugin.hpp>)",
-        who);
+    return fmt::format("{}: no entry point 'sluice_register_nodes' (declare the plugin with SLUICE_PLUGIN from "
+                       "<sluice/plugin.hpp>)",
+                       who);
   }
   PluginRegistrar registrar;
   try {
