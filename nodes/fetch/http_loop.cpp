@@ -13,7 +13,7 @@ namespace sluice::fetch {
 
 struct HttpLoop::Job {
   Record record;
-  std::string url;   // the current hop, as given (libcurl normalizes it again for the transfer)
+  std::string url;   // the current hop, as sent (see request_url(); libcurl normalizes it again)
   std::string host;  // scheme://host:port of the current hop
   std::string path;  // its normalized path and query, for robots.txt rules (only when obeyed)
   std::string method;
@@ -96,6 +96,25 @@ std::optional<std::string> response_header(CURL* easy, const char* name) {
     if (curl_easy_header(easy, name, i, CURLH_HEADER, -1, &h) == CURLHE_OK) value.append(", ").append(h->value);
   }
   return value;
+}
+
+// A URL as it is sent. Spaces and bytes beyond ASCII are not allowed in a URL (RFC 3986), but URL
+// lists and APIs have them ("/a b.html", "/café"): they are percent-encoded in the path, query and
+// fragment, as browsers, libcurl's redirects and Python's HTTP clients do (a space in the query
+// becomes '+'); the host stays as it is (libcurl converts an IDN host itself). Control characters
+// are left, so that the URL is refused as invalid. Most URLs need nothing: one scan, no parse.
+std::string request_url(const std::string& text) {
+  if (std::none_of(text.begin(), text.end(), [](char c) { return c == ' ' || static_cast<unsigned char>(c) >= 0x80; }))
+    return text;
+  CURLU* u = curl_url();
+  std::string out = text;
+  char* full = nullptr;
+  if (curl_url_set(u, CURLUPART_URL, text.c_str(), CURLU_ALLOW_SPACE | CURLU_URLENCODE) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK && full)
+    out = full;
+  curl_free(full);
+  curl_url_cleanup(u);
+  return out;
 }
 
 // The host key of a URL (scheme://host:port, lowercase, default port filled in), read with
@@ -307,7 +326,7 @@ void HttpLoop::submit(Record&& record) {
     job->setup_error = url ? fmt::format("field '{}' is a {}, not a URL string", opt_.url_field, url->type_name())
                            : fmt::format("record has no '{}' field", opt_.url_field);
   } else {
-    job->url = *url->as_string();
+    job->url = request_url(*url->as_string());
     if (!host_key(job->url, job->host, error)) {
       job->setup_reason = error.starts_with("refused") ? Reason::refused : Reason::invalid;
       job->setup_error = std::move(error);

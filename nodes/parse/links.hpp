@@ -16,7 +16,8 @@ std::string_view body_text(const Record& page, const std::string& field);
 Record item_record(const Record& page, const std::string& page_url);
 
 // Resolves `href` against `base` with libcurl's URL API and normalizes it (fragment dropped, scheme
-// and host lower-cased, default port removed). Empty for invalid and non-http(s) links.
+// and host lower-cased, default port removed; spaces and bytes beyond ASCII percent-encoded, as
+// browsers do, whether the href is relative or absolute). Empty for invalid and non-http(s) links.
 std::string resolve_link(const std::string& base, const std::string& href);
 
 // The record for a link found on `page`: fields url, depth, from_url; depth one more than the page.

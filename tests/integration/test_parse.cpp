@@ -136,6 +136,27 @@ TEST_CASE("links resolve against <base href>, are normalized, and only http(s) l
   CHECK(links[0] == fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})", server.url("/item/1.html"), page));
 }
 
+TEST_CASE("links with spaces and non-ASCII are percent-encoded, relative or absolute", "[parse][crawl]") {
+  TempDir site;
+  test::write_file(site.file("page.html"), R"(<html><body>
+<a href=" /trimmed.html ">1</a>
+<a href="a b.html">2</a>
+<a href="caf&#xe9;.html?q=a b">3</a>
+<a href="http://Other.example/x y/../z w.html#part two">4</a>
+<a href="//other.example/%41 b">5</a>
+</body></html>)");
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/page.html")}, "    links: a[href]")));
+  REQUIRE(report.errors.empty());
+  std::vector<std::string> urls;
+  for (const auto& l : test::lines_of(test::read_file(dir.file("links.jsonl"))))
+    urls.push_back(l.substr(8, l.find("\",\"depth") - 8));
+  CHECK(urls == std::vector<std::string>{server.url("/trimmed.html"), server.url("/a%20b.html"),
+                                         server.url("/caf%c3%a9.html?q=a+b"), "http://other.example/z%20w.html",
+                                         "http://other.example/%41%20b"});
+}
+
 TEST_CASE("broken and non-UTF-8 HTML parse without crashing", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;

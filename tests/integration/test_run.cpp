@@ -139,10 +139,11 @@ edges:
   CHECK(test::stats_of(report, "out").records_in == 3);
 }
 
-TEST_CASE("source.list reads a file's lines lazily, skipping blank and comment lines", "[run]") {
+TEST_CASE("source.list reads a file's lines lazily, skipping blank and comment lines and a byte order mark", "[run]") {
   TempDir dir;
+  // A file saved by a Windows editor: UTF-8 byte order mark, CRLF line ends.
   test::write_file(dir.file("urls.txt"),
-                   "# seeds\nhttps://a.example/1\n\n  https://a.example/2  \r\n#x\nhttps://a.example/3");
+                   "\xEF\xBB\xBFhttps://a.example/1\r\n# seeds\n\n  https://a.example/2  \r\n#x\nhttps://a.example/3");
   std::string out = dir.file("out.jsonl");
   Plan plan = test::plan_of(
       chain(fmt::format("  - id: src\n    type: source.list\n    file: {}", dir.file("urls.txt")), "", out) +
