@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "../builtin.hpp"
+#include "charset.hpp"
 #include "links.hpp"
 #include "selector.hpp"
 
@@ -141,13 +142,18 @@ class HtmlParser final : public TransformNode {
         links_(std::move(links)) {}
 
   void process(Record& page, Emitter& out) override {
-    std::string_view html = parse::body_text(page, body_field_);
+    // libxml2 gets UTF-8 only: the page is decoded here, as a browser would (BOM, the charset of
+    // fetch's content_type, <meta charset>, then windows-1252 when not UTF-8).
+    const Value* content_type = page.get("content_type");
+    const parse::HtmlInput html =
+        parse::html_input(parse::body_text(page, body_field_),
+                          content_type && content_type->as_string() ? *content_type->as_string() : std::string_view());
     std::string page_url = text_of(page.get(url_field_));
     if (page_url.empty()) page_url = text_of(page.get("url"));
     thread_local CompiledCache cache;
     // XML_PARSE_HUGE lifts libxml2's nesting limit of 256, at which it stops parsing without a
     // word: broken pages (unclosed tags) nest deeper. Memory stays bounded by fetch's max_body.
-    htmlDocPtr doc = htmlReadMemory(html.data(), static_cast<int>(html.size()), page_url.c_str(), nullptr,
+    htmlDocPtr doc = htmlReadMemory(html.text.data(), static_cast<int>(html.text.size()), page_url.c_str(), "UTF-8",
                                     HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
                                         HTML_PARSE_COMPACT | XML_PARSE_HUGE);
     if (!doc) {

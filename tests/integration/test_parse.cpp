@@ -157,6 +157,37 @@ TEST_CASE("links with spaces and non-ASCII are percent-encoded, relative or abso
                                          "http://other.example/%41%20b"});
 }
 
+TEST_CASE("pages are decoded by the charset of their Content-Type, their <meta>, or as windows-1252", "[parse]") {
+  TempDir site;
+  const std::string page = "<html><head>{}</head><body><h1>{}</h1><p>end</p></body></html>";
+  // Shift_JIS declared only in the HTTP header (libxml2 alone read it as ISO-8859-1), with a byte
+  // sequence that does not decode in front (libxml2 alone dropped the rest of the page).
+  test::write_file(site.file("sjis.html"), fmt::format(fmt::runtime(page), "", "\x85\x40\x93\xfa\x96\x7b"));
+  test::write_file(site.file("sjis.html.content-type"), "text/html; charset=Shift_JIS\n");
+  // KOI8-R in the header, a contradicting <meta>: the header wins.
+  test::write_file(site.file("koi8.html"),
+                   fmt::format(fmt::runtime(page), "<meta charset=\"iso-8859-5\">", "\xf0\xd2\xc9\xd7\xc5\xd4"));
+  test::write_file(site.file("koi8.html.content-type"), "text/html; charset=koi8-r\n");
+  // Declared nowhere, not UTF-8: windows-1252 (curly quotes and the euro sign).
+  test::write_file(site.file("cp1252.html"), fmt::format(fmt::runtime(page), "",
+                                                         "\x93quoted\x94 \x80"
+                                                         "5"));
+  test::write_file(site.file("cp1252.html.content-type"), "text/html\n");
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(
+      parse_pipeline(dir, {server.url("/sjis.html"), server.url("/koi8.html"), server.url("/cp1252.html")},
+                     "    fields: {h: h1, p: p}")));
+  REQUIRE(report.errors.empty());
+  std::vector<std::string> got;
+  for (const auto& l : item_lines(dir)) got.push_back(l.substr(l.find("\"h\":")));
+  std::sort(got.begin(), got.end());
+  CHECK(got == std::vector<std::string>{"\"h\":\"\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82\",\"p\":\"end\"}",
+                                        "\"h\":\"\xe2\x80\x9cquoted\xe2\x80\x9d \xe2\x82\xac"
+                                        "5\",\"p\":\"end\"}",
+                                        "\"h\":\"\xef\xbf\xbd@\xe6\x97\xa5\xe6\x9c\xac\",\"p\":\"end\"}"});
+}
+
 TEST_CASE("broken and non-UTF-8 HTML parse without crashing", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;

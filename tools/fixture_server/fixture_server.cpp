@@ -377,14 +377,17 @@ struct FixtureServer::Impl {
                   }
                   std::ostringstream s;
                   s << in.rdbuf();
+                  // <path>.content-type holds the Content-Type to send (a charset, say).
+                  std::string type = content_type_for(p);
+                  if (std::ifstream typed(p.string() + ".content-type"); typed) std::getline(typed, type);
                   if (s.view().size() <= kCompressedUpTo) {
-                    res.set_content(s.str(), content_type_for(p));
+                    res.set_content(s.str(), type);
                     return;
                   }
                   // Sent as it is: cpp-httplib compresses a text body with brotli at its best
                   // quality, which takes seconds per megabyte (15 s for a 7.7 MB JSON file).
                   auto body = std::make_shared<const std::string>(std::move(s).str());
-                  res.set_content_provider(body->size(), content_type_for(p),
+                  res.set_content_provider(body->size(), type,
                                            [body](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
                                              sink.write(body->data() + offset, std::min(length, body->size() - offset));
                                              return true;

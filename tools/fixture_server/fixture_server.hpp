@@ -3,7 +3,9 @@
 //
 // Endpoints (GET unless noted):
 //   /<path>                     a file under the root directory (404 when missing); when only
-//                               <path>.redirect exists, a 301 to the URL on its first line
+//                               <path>.redirect exists, a 301 to the URL on its first line; sent
+//                               with the Content-Type on the first line of <path>.content-type
+//                               when that file exists
 //   /status/<code>              that status, with a short body
 //   /delay/<ms>                 200 after <ms> milliseconds
 //   /retry-after/<n>?status=S   status S (default 503) with "Retry-After: <n>"; with &date=1 the

@@ -1,0 +1,244 @@
+#include "charset.hpp"
+
+#include <iconv.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+namespace sluice::parse {
+namespace {
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
+
+// How far into a page a <meta charset> is looked for. The HTML standard's prescan reads 1,024
+// bytes; libxml2 honoured a <meta> anywhere, and pages with long inline scripts in <head> exist.
+constexpr std::size_t kPrescan = 64 * 1024;
+
+bool iequals(std::string_view a, std::string_view lower_b) {
+  return a.size() == lower_b.size() && std::equal(a.begin(), a.end(), lower_b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == y;
+         });
+}
+
+std::string_view trim(std::string_view s, std::string_view chars = " \t\r\n") {
+  const auto b = s.find_first_not_of(chars);
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(chars) - b + 1);
+}
+
+// The label after "charset" in `text` (charset=utf-8, charset = "x", charset='x'): empty if the word
+// is not followed by '='.
+std::string_view label_after_charset(std::string_view text) {
+  for (std::size_t at = 0; at + 7 <= text.size(); ++at) {
+    if (!iequals(text.substr(at, 7), "charset")) continue;
+    std::size_t i = at + 7;
+    while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+    if (i >= text.size() || text[i] != '=') continue;
+    ++i;
+    while (i < text.size() && (std::isspace(static_cast<unsigned char>(text[i])) || text[i] == '"' || text[i] == '\''))
+      ++i;
+    std::size_t e = i;
+    while (e < text.size() && !std::isspace(static_cast<unsigned char>(text[e])) &&
+           std::string_view("\"';>/").find(text[e]) == std::string_view::npos)
+      ++e;
+    if (e > i) return text.substr(i, e - i);
+  }
+  return {};
+}
+
+// The charset a <meta> tag near the start of the page declares (<meta charset=...> or
+// <meta http-equiv="Content-Type" content="...; charset=...">), empty when none does.
+std::string_view meta_charset(std::string_view body) {
+  const std::string_view head = body.substr(0, kPrescan);
+  for (std::size_t at = head.find('<'); at != std::string_view::npos; at = head.find('<', at + 1)) {
+    if (at + 6 > head.size() || !iequals(head.substr(at + 1, 4), "meta")) continue;
+    const char after = head[at + 5];
+    if (!std::isspace(static_cast<unsigned char>(after)) && after != '/') continue;
+    const std::size_t end = head.find('>', at);
+    const std::string_view tag = head.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
+    if (auto label = label_after_charset(tag); !label.empty()) return label;
+  }
+  return {};
+}
+
+// windows-1252's bytes 0x80-0x9F; the others are ISO-8859-1's, which are Unicode's first 256. The
+// five undefined bytes map to the C1 controls of the same value, as in the HTML standard.
+constexpr std::array<char16_t, 32> kWindows1252 = {0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+                                                   0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F,
+                                                   0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+                                                   0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178};
+
+void append_utf8(std::string& out, char32_t c) {
+  if (c < 0x80) {
+    out += static_cast<char>(c);
+  } else if (c < 0x800) {
+    out += static_cast<char>(0xC0 | (c >> 6));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  } else {
+    out += static_cast<char>(0xE0 | (c >> 12));
+    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  }
+}
+
+std::string from_windows1252(std::string_view in) {
+  std::string out;
+  out.reserve(in.size() + in.size() / 8);
+  for (char ch : in) {
+    const auto b = static_cast<unsigned char>(ch);
+    append_utf8(out, b >= 0x80 && b < 0xA0 ? kWindows1252[b - 0x80] : b);
+  }
+  return out;
+}
+
+// `in` decoded from `encoding` to UTF-8 with iconv; a byte that does not decode becomes U+FFFD and
+// decoding goes on after it (libxml2 stops at the first one: the rest of the page was lost). False
+// when iconv does not know the encoding.
+bool iconv_to_utf8(const std::string& encoding, std::string_view in, std::string& out) {
+  iconv_t cd = ::iconv_open("UTF-8", encoding.c_str());
+  if (cd == reinterpret_cast<iconv_t>(-1)) return false;
+  std::unique_ptr<void, int (*)(iconv_t)> close(cd, ::iconv_close);
+  out.assign(in.size() * 2 + 64, '\0');
+  std::size_t used = 0;
+  char* src = const_cast<char*>(in.data());
+  std::size_t left = in.size();
+  bool flushed = false;
+  while (!flushed) {
+    char* dst = out.data() + used;
+    std::size_t room = out.size() - used;
+    // With no input left, the call writes what a stateful encoding (ISO-2022-JP) still holds.
+    const bool flush = left == 0;
+    const std::size_t r = flush ? ::iconv(cd, nullptr, nullptr, &dst, &room) : ::iconv(cd, &src, &left, &dst, &room);
+    const int error = r == static_cast<std::size_t>(-1) ? errno : 0;
+    used = static_cast<std::size_t>(dst - out.data());
+    if (error == E2BIG || out.size() - used < kReplacement.size()) {
+      out.resize(out.size() * 2);
+    } else if ((error == EILSEQ || error == EINVAL) && left > 0) {  // an invalid or a cut-off sequence
+      std::memcpy(out.data() + used, kReplacement.data(), kReplacement.size());
+      used += kReplacement.size();
+      ++src;
+      --left;
+      ::iconv(cd, nullptr, nullptr, nullptr, nullptr);
+    } else {
+      flushed = flush;
+    }
+  }
+  out.resize(used);
+  return true;
+}
+
+// Whether a body that is not valid UTF-8 still reads better as UTF-8 (a UTF-8 page with a few
+// broken bytes) than as windows-1252: more well-formed multi-byte sequences than bytes in none.
+bool mostly_utf8(std::string_view s) {
+  std::size_t good = 0, bad = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    const std::size_t len = c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xF0 && c < 0xF5 ? 4 : 0;
+    bool ok = len > 0 && i + len <= s.size();
+    for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+    if (ok) {
+      ++good;
+      i += len;
+    } else {
+      ++bad;
+      ++i;
+    }
+  }
+  return good > bad;
+}
+
+}  // namespace
+
+std::string_view charset_param(std::string_view content_type) {
+  for (std::size_t semi = content_type.find(';'); semi != std::string_view::npos;
+       semi = content_type.find(';', semi + 1)) {
+    std::string_view param = content_type.substr(semi + 1);
+    param = param.substr(0, param.find(';'));
+    const auto eq = param.find('=');
+    if (eq == std::string_view::npos || !iequals(trim(param.substr(0, eq)), "charset")) continue;
+    return trim(trim(param.substr(eq + 1)), "\"' \t");
+  }
+  return {};
+}
+
+std::string encoding_for_label(std::string_view label) {
+  std::string l(trim(label, " \t\r\n\"'"));
+  for (char& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  struct Alias {
+    std::string_view encoding;
+    std::initializer_list<std::string_view> labels;
+  };
+  static const Alias kAliases[] = {
+      {"UTF-8", {"utf-8", "utf8", "unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "x-unicode20utf8"}},
+      {"windows-1252",
+       {"windows-1252", "cp1252", "x-cp1252", "iso-8859-1", "iso8859-1", "iso88591", "iso_8859-1", "iso_8859-1:1987",
+        "latin1", "l1", "cp819", "ibm819", "csisolatin1", "iso-ir-100", "us-ascii", "ascii", "ansi_x3.4-1968"}},
+      {"GB18030",
+       {"gbk", "x-gbk", "gb2312", "gb_2312", "gb_2312-80", "csgb2312", "iso-ir-58", "chinese", "cp936", "ms936",
+        "windows-936", "gb18030"}},
+      {"CP932",
+       {"shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis", "windows-31j", "ms932", "cp932"}},
+      {"CP949",
+       {"euc-kr", "cseuckr", "ks_c_5601-1987", "ks_c_5601-1989", "ksc5601", "ksc_5601", "korean", "iso-ir-149",
+        "windows-949", "cp949"}},
+      {"BIG5-HKSCS", {"big5", "big5-hkscs", "cn-big5", "csbig5", "x-x-big5"}},
+      {"UTF-16LE", {"utf-16", "utf-16le"}},
+      {"windows-1254", {"iso-8859-9", "iso8859-9", "latin5", "l5", "iso-ir-148", "csisolatin5"}},
+      {"windows-874", {"tis-620", "iso-8859-11", "iso8859-11", "dos-874", "windows-874"}},
+  };
+  for (const Alias& a : kAliases) {
+    if (std::find(a.labels.begin(), a.labels.end(), l) != a.labels.end()) return std::string(a.encoding);
+  }
+  return l;
+}
+
+HtmlInput html_input(std::string_view body, std::string_view content_type) {
+  HtmlInput in;
+  // Decodes `text` from `encoding` into in.text; false when the encoding is not known.
+  auto decode = [&](const std::string& encoding, std::string_view text) {
+    if (encoding == "UTF-8" && simdjson::validate_utf8(text.data(), text.size())) {
+      in.text = text;
+      return true;
+    }
+    if (encoding == "windows-1252") {
+      in.storage = from_windows1252(text);
+    } else if (!iconv_to_utf8(encoding, text, in.storage)) {
+      return false;
+    }
+    in.text = in.storage;
+    return true;
+  };
+  if (body.starts_with("\xEF\xBB\xBF")) {
+    decode("UTF-8", body.substr(3));
+    return in;
+  }
+  if (body.starts_with("\xFE\xFF") || body.starts_with("\xFF\xFE")) {
+    decode(body[0] == '\xFE' ? "UTF-16BE" : "UTF-16LE", body.substr(2));
+    return in;
+  }
+  const bool utf8 = simdjson::validate_utf8(body.data(), body.size());
+  const std::string header = encoding_for_label(charset_param(content_type));
+  std::string meta = encoding_for_label(meta_charset(body));
+  // A page cannot declare itself UTF-16 from within (its <meta> was read as ASCII): the HTML
+  // standard reads such a page as UTF-8.
+  if (meta == "UTF-16LE" || meta == "utf-16be") meta = "UTF-8";
+  // The header's charset wins, except one that says UTF-8 for a body that is not, when the page's
+  // <meta> names another (a server that labels every page UTF-8, in front of legacy pages that say
+  // what they are).
+  const bool header_wrong = header == "UTF-8" && !utf8 && !meta.empty() && meta != "UTF-8";
+  if (!header.empty() && !header_wrong && decode(header, body)) return in;
+  if (!meta.empty() && decode(meta, body)) return in;
+  decode(utf8 || mostly_utf8(body) ? "UTF-8" : "windows-1252", body);
+  return in;
+}
+
+}  // namespace sluice::parse

@@ -1,0 +1,35 @@
+// Which character encoding a fetched HTML page is in, decided as browsers do (the HTML standard's
+// "determine the character encoding"): a byte order mark, then the charset of the HTTP Content-Type,
+// then the page's own <meta charset>, then UTF-8, or windows-1252 for a page that is not UTF-8.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace sluice::parse {
+
+// The charset parameter of a Content-Type value (`text/html; charset="Shift_JIS"` -> "Shift_JIS"),
+// empty when there is none.
+std::string_view charset_param(std::string_view content_type);
+
+// The name libxml2 (and iconv) should decode a page labelled `label` with, following the HTML
+// standard's table where it differs from iconv's reading of the label: iso-8859-1 and us-ascii are
+// read as windows-1252, gb2312 as GBK, shift_jis as windows-31j (CP932), euc-kr as CP949. Empty for
+// an empty label.
+std::string encoding_for_label(std::string_view label);
+
+// A page body ready for libxml2, always UTF-8 (libxml2's own decoding stopped at the first byte
+// that did not decode, and it read undeclared pages as ISO-8859-1).
+struct HtmlInput {
+  std::string_view text;
+  std::string storage;  // the body turned into UTF-8 here, when `text` points into it
+};
+
+// Decodes `body` into UTF-8. `content_type` is the response's Content-Type (fetch's content_type
+// field; may be empty). Two departures from the standard, both for bodies that are not valid UTF-8:
+// a Content-Type that says UTF-8 gives way to a <meta> that names another encoding (servers that
+// label every page UTF-8), and an undeclared body is read as UTF-8 when it has more well-formed
+// UTF-8 sequences than stray bytes, else as windows-1252. Bytes that do not decode become U+FFFD.
+HtmlInput html_input(std::string_view body, std::string_view content_type);
+
+}  // namespace sluice::parse
