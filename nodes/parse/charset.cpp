@@ -51,12 +51,14 @@ std::string_view label_after_charset(std::string_view text) {
   return {};
 }
 
-// The charset a <meta> tag near the start of the page declares (<meta charset=...> or
-// <meta http-equiv="Content-Type" content="...; charset=...">), empty when none does.
+// The charset a <meta> tag before <body> declares (<meta charset=...> or <meta http-equiv=
+// "Content-Type" content="...; charset=...">), empty when none does.
 std::string_view meta_charset(std::string_view body) {
   const std::string_view head = body.substr(0, kPrescan);
   for (std::size_t at = head.find('<'); at != std::string_view::npos; at = head.find('<', at + 1)) {
-    if (at + 6 > head.size() || !iequals(head.substr(at + 1, 4), "meta")) continue;
+    if (at + 6 > head.size()) break;
+    if (iequals(head.substr(at + 1, 4), "body")) break;
+    if (!iequals(head.substr(at + 1, 4), "meta")) continue;
     const char after = head[at + 5];
     if (!std::isspace(static_cast<unsigned char>(after)) && after != '/') continue;
     const std::size_t end = head.find('>', at);
@@ -172,6 +174,7 @@ std::string_view charset_param(std::string_view content_type) {
 
 std::string encoding_for_label(std::string_view label) {
   std::string l(trim(label, " \t\r\n\"'"));
+  if (l.empty()) return l;
   for (char& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   struct Alias {
     std::string_view encoding;
@@ -225,8 +228,13 @@ HtmlInput html_input(std::string_view body, std::string_view content_type) {
     decode(body[0] == '\xFE' ? "UTF-16BE" : "UTF-16LE", body.substr(2));
     return in;
   }
-  const bool utf8 = simdjson::validate_utf8(body.data(), body.size());
   const std::string header = encoding_for_label(charset_param(content_type));
+  if (!header.empty() && header != "UTF-8" && decode(header, body)) return in;
+  const bool utf8 = simdjson::validate_utf8(body.data(), body.size());
+  if (header == "UTF-8" && utf8) {
+    in.text = body;
+    return in;
+  }
   std::string meta = encoding_for_label(meta_charset(body));
   // A page cannot declare itself UTF-16 from within (its <meta> was read as ASCII): the HTML
   // standard reads such a page as UTF-8.
@@ -234,10 +242,16 @@ HtmlInput html_input(std::string_view body, std::string_view content_type) {
   // The header's charset wins, except one that says UTF-8 for a body that is not, when the page's
   // <meta> names another (a server that labels every page UTF-8, in front of legacy pages that say
   // what they are).
-  const bool header_wrong = header == "UTF-8" && !utf8 && !meta.empty() && meta != "UTF-8";
-  if (!header.empty() && !header_wrong && decode(header, body)) return in;
+  if (header == "UTF-8" && (meta.empty() || meta == "UTF-8")) {
+    decode("UTF-8", body);
+    return in;
+  }
   if (!meta.empty() && decode(meta, body)) return in;
-  decode(utf8 || mostly_utf8(body) ? "UTF-8" : "windows-1252", body);
+  if (utf8) {
+    in.text = body;
+  } else {
+    decode(mostly_utf8(body) ? "UTF-8" : "windows-1252", body);
+  }
   return in;
 }
 
