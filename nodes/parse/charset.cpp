@@ -1,5 +1,7 @@
 #include "charset.hpp"
 
+#include "links.hpp"
+
 #include <iconv.h>
 #include <simdjson.h>
 
@@ -204,8 +206,8 @@ std::string encoding_for_label(std::string_view label) {
   return l;
 }
 
-HtmlInput html_input(std::string_view body, std::string_view content_type) {
-  HtmlInput in;
+PageText decode_page(std::string_view body, std::string_view content_type) {
+  PageText in;
   // Decodes `text` from `encoding` into in.text; false when the encoding is not known.
   auto decode = [&](const std::string& encoding, std::string_view text) {
     if (encoding == "UTF-8" && simdjson::validate_utf8(text.data(), text.size())) {
@@ -253,6 +255,12 @@ HtmlInput html_input(std::string_view body, std::string_view content_type) {
     decode(mostly_utf8(body) ? "UTF-8" : "windows-1252", body);
   }
   return in;
+}
+
+PageText page_text(const Record& page, const std::string& body_field) {
+  const Value* content_type = page.get("content_type");
+  return decode_page(body_text(page, body_field),
+                     content_type && content_type->as_string() ? *content_type->as_string() : std::string_view());
 }
 
 }  // namespace sluice::parse

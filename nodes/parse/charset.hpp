@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "sluice/value.hpp"
+
 namespace sluice::parse {
 
 // The charset parameter of a Content-Type value (`text/html; charset="Shift_JIS"` -> "Shift_JIS"),
@@ -18,9 +20,9 @@ std::string_view charset_param(std::string_view content_type);
 // an empty label.
 std::string encoding_for_label(std::string_view label);
 
-// A page body ready for libxml2, always UTF-8 (libxml2's own decoding stopped at the first byte
-// that did not decode, and it read undeclared pages as ISO-8859-1).
-struct HtmlInput {
+// A page's text, always UTF-8: for libxml2 (whose own decoding stopped at the first byte that did
+// not decode, and read undeclared pages as ISO-8859-1) and for RE2.
+struct PageText {
   std::string_view text;
   std::string storage;  // the body turned into UTF-8 here, when `text` points into it
 };
@@ -30,6 +32,9 @@ struct HtmlInput {
 // a Content-Type that says UTF-8 gives way to a <meta> that names another encoding (servers that
 // label every page UTF-8), and an undeclared body is read as UTF-8 when it has more well-formed
 // UTF-8 sequences than stray bytes, else as windows-1252. Bytes that do not decode become U+FFFD.
-HtmlInput html_input(std::string_view body, std::string_view content_type);
+PageText decode_page(std::string_view body, std::string_view content_type);
+
+// A fetched page's body field, decoded by decode_page() with its content_type field.
+PageText page_text(const Record& page, const std::string& body_field);
 
 }  // namespace sluice::parse

@@ -143,11 +143,8 @@ class HtmlParser final : public TransformNode {
 
   void process(Record& page, Emitter& out) override {
     // libxml2 gets UTF-8 only: the page is decoded here, as a browser would (BOM, the charset of
-    // fetch's content_type, <meta charset>, then windows-1252 when not UTF-8).
-    const Value* content_type = page.get("content_type");
-    const parse::HtmlInput html =
-        parse::html_input(parse::body_text(page, body_field_),
-                          content_type && content_type->as_string() ? *content_type->as_string() : std::string_view());
+    // fetch's content_type, <meta charset>, then UTF-8 or windows-1252).
+    const parse::PageText html = parse::page_text(page, body_field_);
     std::string page_url = text_of(page.get(url_field_));
     if (page_url.empty()) page_url = text_of(page.get("url"));
     thread_local CompiledCache cache;

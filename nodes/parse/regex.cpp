@@ -3,7 +3,7 @@
 #include <re2/re2.h>
 
 #include "../builtin.hpp"
-#include "links.hpp"
+#include "charset.hpp"
 
 namespace sluice::nodes {
 namespace {
@@ -15,7 +15,9 @@ class RegexParser final : public TransformNode {
 
   // One record per match (all: true) or for the first match; fields are the named capture groups.
   void process(Record& page, Emitter& out) override {
-    std::string_view text = parse::body_text(page, body_field_);
+    // Patterns are UTF-8, and so is what they capture: the text is decoded as parse.html's pages are.
+    const parse::PageText decoded = parse::page_text(page, body_field_);
+    const std::string_view text = decoded.text;
     const int groups = pattern_->NumberOfCapturingGroups();
     std::vector<re2::StringPiece> captures(static_cast<std::size_t>(groups) + 1);
     std::size_t pos = 0;

@@ -267,6 +267,24 @@ TEST_CASE("parse.regex turns named RE2 groups into fields", "[parse]") {
   CHECK(items[1].find(R"("price":"5.00","sku":"B200")") != std::string::npos);
 }
 
+TEST_CASE("parse.regex matches and captures UTF-8, whatever charset the text came in", "[parse]") {
+  TempDir site;
+  // "Имя: Пётр" in KOI8-R, declared in the Content-Type only.
+  test::write_file(site.file("name.txt"), "\xe9\xcd\xd1: \xf0\xa3\xd4\xd2\n");
+  test::write_file(site.file("name.txt.content-type"), "text/plain; charset=KOI8-R\n");
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  std::string pipeline =
+      parse_pipeline(dir, {server.url("/name.txt")}, "    pattern: '\xd0\x98\xd0\xbc\xd1\x8f: (?P<name>\\S+)'");
+  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.regex");
+  pipeline.replace(pipeline.find("  - parse.links -> links\n"), 24, "  - src -> links\n");  // no links port
+  RunReport report = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(report.errors.empty());
+  auto items = item_lines(dir);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].find("\"name\":\"\xd0\x9f\xd1\x91\xd1\x82\xd1\x80\"") != std::string::npos);  // Пётр
+}
+
 TEST_CASE("a crawl follows links through the frontier, fetches no URL twice and ends by itself", "[crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;

@@ -11,7 +11,7 @@ const std::string kSjis = "\x93\xfa\x96\x7b\x8c\xea";
 const std::string kJapanese = "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e";
 
 std::string decoded(const std::string& body, const std::string& content_type = "") {
-  return std::string(html_input(body, content_type).text);
+  return std::string(decode_page(body, content_type).text);
 }
 
 }  // namespace
@@ -39,7 +39,7 @@ TEST_CASE("a page is decoded by BOM, then Content-Type charset, then <meta>, the
           "[parse][charset]") {
   SECTION("valid UTF-8 is passed on as it is, without a copy") {
     const std::string body = "<p>caf\xc3\xa9</p>";
-    HtmlInput in = html_input(body, "text/html");
+    PageText in = decode_page(body, "text/html");
     CHECK(in.text.data() == body.data());
     CHECK(in.storage.empty());
   }
