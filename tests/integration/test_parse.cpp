@@ -44,6 +44,14 @@ edges:
                      fmt::arg("bad", dir.file("bad.jsonl")));
 }
 
+// parse_pipeline() with parse.regex in place of parse.html, which has no links port.
+std::string regex_pipeline(const TempDir& dir, const std::string& url, const std::string& regex_config) {
+  std::string pipeline = parse_pipeline(dir, {url}, regex_config);
+  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.regex");
+  pipeline.replace(pipeline.find("  - parse.links -> links\n"), 24, "  - src -> links\n");
+  return pipeline;
+}
+
 const std::string kSite = std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site";
 
 // Items carry their page's origin: page_url, depth and fetched_at (a timestamp: checked, then cut out).
@@ -256,11 +264,8 @@ TEST_CASE("parse.json splits an array into items and follows the next-page link"
 TEST_CASE("parse.regex turns named RE2 groups into fields", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  std::string pipeline = parse_pipeline(dir, {server.url("/prices.txt")},
-                                        "    pattern: 'SKU (?P<sku>[A-Z0-9]+): (?P<price>[0-9.]+)'\n    all: true");
-  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.regex");
-  pipeline.replace(pipeline.find("  - parse.links -> links\n"), 24, "  - src -> links\n");  // no links port
-  RunReport report = run_pipeline(test::plan_of(pipeline));
+  RunReport report = run_pipeline(test::plan_of(regex_pipeline(
+      dir, server.url("/prices.txt"), "    pattern: 'SKU (?P<sku>[A-Z0-9]+): (?P<price>[0-9.]+)'\n    all: true")));
   REQUIRE(report.errors.empty());
   auto items = item_lines(dir);
   REQUIRE(items.size() == 3);
@@ -274,11 +279,8 @@ TEST_CASE("parse.regex matches and captures UTF-8, whatever charset the text cam
   test::write_file(site.file("name.txt.content-type"), "text/plain; charset=KOI8-R\n");
   fixture::FixtureServer server(site.path().string());
   TempDir dir;
-  std::string pipeline =
-      parse_pipeline(dir, {server.url("/name.txt")}, "    pattern: '\xd0\x98\xd0\xbc\xd1\x8f: (?P<name>\\S+)'");
-  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.regex");
-  pipeline.replace(pipeline.find("  - parse.links -> links\n"), 24, "  - src -> links\n");  // no links port
-  RunReport report = run_pipeline(test::plan_of(pipeline));
+  RunReport report = run_pipeline(test::plan_of(
+      regex_pipeline(dir, server.url("/name.txt"), "    pattern: '\xd0\x98\xd0\xbc\xd1\x8f: (?P<name>\\S+)'")));
   REQUIRE(report.errors.empty());
   auto items = item_lines(dir);
   REQUIRE(items.size() == 1);
