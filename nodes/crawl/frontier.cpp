@@ -46,6 +46,31 @@ std::string host_of(const std::string& url) {
   return out;
 }
 
+// The extension of a URL's last path segment, lower-cased ("pdf" for /docs/a.PDF?x=1); empty when
+// it has none.
+std::string extension_of(std::string_view url) {
+  const auto scheme = url.find("://");
+  std::string_view rest = url.substr(scheme == std::string_view::npos ? 0 : scheme + 3);
+  rest = rest.substr(0, rest.find_first_of("?#"));
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos) return {};
+  const std::string_view segment = rest.substr(rest.rfind('/') + 1);
+  const auto dot = segment.rfind('.');
+  if (dot == std::string_view::npos) return {};
+  std::string ext(segment.substr(dot + 1));
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext;
+}
+
+// Files a crawl for pages does not want: what Scrapy's link extractor leaves out by default.
+constexpr const char* kBinaryExtensions =
+    "[7z, apk, bz2, deb, dmg, exe, gz, iso, jar, msi, rar, rpm, tar, tgz, xz, zip, "
+    "ai, avif, bmp, cdr, eps, gif, heic, ico, jpeg, jpg, png, ps, psd, svg, tif, tiff, webp, "
+    "aac, aiff, flac, m4a, mid, mp3, ogg, opus, wav, wma, "
+    "3gp, avi, flv, m4v, mkv, mov, mp4, mpeg, mpg, swf, webm, wmv, "
+    "doc, docx, odg, odp, ods, odt, pdf, pps, ppt, pptx, xls, xlsx, "
+    "css, js, eot, otf, ttf, woff, woff2]";
+
 struct Parked {
   std::string url;
   std::string from_url;
@@ -122,6 +147,7 @@ class SpillFile {
 
 struct Scope {
   std::vector<std::unique_ptr<RE2>> allow, deny;
+  std::unordered_set<std::string> deny_extensions;
   bool same_host = true;
   std::int64_t max_depth = -1;
   std::int64_t max_pages = 0;
@@ -129,8 +155,7 @@ struct Scope {
 
 class Frontier final : public AsyncNode, public PermitSource {
  public:
-  Frontier(std::string id, Scope scope, std::size_t window, std::size_t memory, std::string spill_dir,
-           RunState* state)
+  Frontier(std::string id, Scope scope, std::size_t window, std::size_t memory, std::string spill_dir, RunState* state)
       : id_(std::move(id)),
         scope_(std::move(scope)),
         window_(window),
@@ -259,6 +284,7 @@ class Frontier final : public AsyncNode, public PermitSource {
     if (seed && scope_.same_host) seed_hosts_.insert(host_of(u));
     if (!seed && scope_.max_depth >= 0 && r.meta.depth > scope_.max_depth) return false;
     if (!seed && scope_.same_host && !seed_hosts_.count(host_of(u))) return false;
+    if (!seed && !scope_.deny_extensions.empty() && scope_.deny_extensions.count(extension_of(u))) return false;
     if (!scope_.allow.empty() &&
         std::none_of(scope_.allow.begin(), scope_.allow.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) {
       return false;
@@ -335,6 +361,10 @@ NodeType frontier_type() {
       FieldSpec::list("deny", FieldSpec::string("pattern", "RE2").validated_by(check_pattern),
                       "a URL matching any of these is dropped")
           .with_default(""),
+      FieldSpec::list("deny_extensions", FieldSpec::string("extension", "without the dot"),
+                      "links to files with these extensions are dropped (images, archives, media, office "
+                      "documents, PDF, ...); seeds are kept; [] follows every link")
+          .with_default(kBinaryExtensions),
       FieldSpec::boolean("same_host", "follow links only to the hosts of the seeds").with_default("true"),
       FieldSpec::integer("max_depth", "link depth from a seed; -1: unlimited").with_default("-1").at_least(-1),
       FieldSpec::integer("max_pages", "distinct URLs let through at most; 0: unlimited").with_default("0").at_least(0),
@@ -351,6 +381,12 @@ NodeType frontier_type() {
     Scope scope;
     for (const auto& p : c.list("allow")) scope.allow.push_back(std::make_unique<RE2>(std::get<Value>(p.v).to_text()));
     for (const auto& p : c.list("deny")) scope.deny.push_back(std::make_unique<RE2>(std::get<Value>(p.v).to_text()));
+    for (const auto& e : c.list("deny_extensions")) {
+      std::string ext = std::get<Value>(e.v).to_text();
+      if (ext.starts_with('.')) ext.erase(0, 1);
+      for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (!ext.empty()) scope.deny_extensions.insert(std::move(ext));
+    }
     scope.same_host = c.boolean("same_host");
     scope.max_depth = c.integer("max_depth");
     scope.max_pages = c.integer("max_pages");

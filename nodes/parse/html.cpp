@@ -142,11 +142,17 @@ class HtmlParser final : public TransformNode {
         links_(std::move(links)) {}
 
   void process(Record& page, Emitter& out) override {
+    std::string page_url = text_of(page.get(url_field_));
+    if (page_url.empty()) page_url = text_of(page.get("url"));
+    // A PDF or an image that a crawl reached through a link with no telling extension is not parsed
+    // as HTML (libxml2 would make up a page of its bytes).
+    if (const std::string type = text_of(page.get("content_type")); !type.empty() && !markup_or_text(type)) {
+      out.fail(std::move(page), fmt::format("'{}' is not HTML: its content type is '{}'", page_url, type));
+      return;
+    }
     // libxml2 gets UTF-8 only: the page is decoded here, as a browser would (BOM, the charset of
     // fetch's content_type, <meta charset>, then UTF-8 or windows-1252).
     const parse::PageText html = parse::page_text(page, body_field_);
-    std::string page_url = text_of(page.get(url_field_));
-    if (page_url.empty()) page_url = text_of(page.get("url"));
     thread_local CompiledCache cache;
     // XML_PARSE_HUGE lifts libxml2's nesting limit of 256, at which it stops parsing without a
     // word: broken pages (unclosed tags) nest deeper. Memory stays bounded by fetch's max_body.
@@ -213,6 +219,14 @@ class HtmlParser final : public TransformNode {
 
  private:
   static std::string text_of(const Value* v) { return v && v->as_string() ? *v->as_string() : ""; }
+
+  // Whether a Content-Type is one parse.html reads: text/* or a type with html or xml in its name.
+  static bool markup_or_text(std::string_view type) {
+    std::string media(type.substr(0, type.find(';')));
+    for (char& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return media.starts_with("text/") || media.find("html") != std::string::npos ||
+           media.find("xml") != std::string::npos;
+  }
 
   void emit_links(const Record& page, const std::string& page_url, xmlXPathContextPtr ctx, CompiledCache& cache,
                   xmlNodePtr root, Emitter& out) {

@@ -2,6 +2,9 @@
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <set>
+
 #include "../support.hpp"
 #include "fixture_server.hpp"
 
@@ -50,6 +53,41 @@ std::string regex_pipeline(const TempDir& dir, const std::string& url, const std
   pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.regex");
   pipeline.replace(pipeline.find("  - parse.links -> links\n"), 24, "  - src -> links\n");
   return pipeline;
+}
+
+// A crawl from `seeds`: frontier (`frontier_config` lines) -> limit 4 -> fetch (`fetch_config`
+// lines) -> parse.html (links: a[href], on_error: skip) -> the page_url of each page to `pages`.
+std::string crawl_pipeline(const std::vector<std::string>& seeds, const std::string& frontier_config,
+                           const std::string& fetch_config, const std::string& pages) {
+  std::string list;
+  for (const auto& u : seeds) list += (list.empty() ? "\"" : ", \"") + u + "\"";
+  return fmt::format(R"(pipeline: crawl
+nodes:
+  - id: seeds
+    type: source.list
+    urls: [{}]
+  - id: frontier
+    type: frontier
+{}
+  - id: lim
+    type: limit
+    max_in_flight: 4
+  - id: get
+    type: fetch
+{}
+  - id: parse
+    type: parse.html
+    links: a[href]
+    on_error: skip
+  - id: pages
+    type: sink.jsonl
+    path: {}
+    fields: [page_url]
+edges:
+  - seeds -> frontier -> lim -> get -> parse -> pages
+  - parse.links -> frontier
+)",
+                     list, frontier_config, fetch_config, pages);
 }
 
 const std::string kSite = std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site";
@@ -194,6 +232,28 @@ TEST_CASE("pages are decoded by the charset of their Content-Type, their <meta>,
                                         "\"h\":\"\xe2\x80\x9cquoted\xe2\x80\x9d \xe2\x82\xac"
                                         "5\",\"p\":\"end\"}",
                                         "\"h\":\"\xef\xbf\xbd@\xe6\x97\xa5\xe6\x9c\xac\",\"p\":\"end\"}"});
+}
+
+TEST_CASE("parse.html refuses a body whose content type is not HTML, XML or text, naming the page", "[parse]") {
+  TempDir site;
+  test::write_file(site.file("report"), "%PDF-1.7 <a href=\"/x\">not a link</a>");
+  test::write_file(site.file("report.content-type"), "application/pdf\n");
+  test::write_file(site.file("feed"), "<rss><item><a href=\"/y\">y</a></item></rss>");
+  test::write_file(site.file("feed.content-type"), "application/rss+xml; charset=utf-8\n");
+  test::write_file(site.file("plain"), "<p>a page served as text</p>");
+  test::write_file(site.file("plain.content-type"), "text/plain\n");
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  RunReport report =
+      run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/report"), server.url("/feed"), server.url("/plain")},
+                                                "    fields: {p: p}\n    links: a[href]")));
+  REQUIRE(report.errors.empty());
+  auto bad = test::lines_of(test::read_file(dir.file("bad.jsonl")));
+  REQUIRE(bad.size() == 1);
+  CHECK(bad[0].find(fmt::format("'{}' is not HTML: its content type is 'application/pdf'", server.url("/report"))) !=
+        std::string::npos);
+  CHECK(test::lines_of(test::read_file(dir.file("items.jsonl"))).size() == 2);
+  CHECK(test::lines_of(test::read_file(dir.file("links.jsonl"))).size() == 1);  // /y, from the feed
 }
 
 TEST_CASE("broken and non-UTF-8 HTML parse without crashing", "[parse]") {
@@ -346,37 +406,43 @@ edges:
 TEST_CASE("max_depth bounds a crawl", "[crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  Plan plan = test::plan_of(fmt::format(R"(pipeline: shallow
-nodes:
-  - id: seeds
-    type: source.list
-    urls: ["{}"]
-  - id: frontier
-    type: frontier
-    max_depth: 1
-    deny: ['/catalogue/$']
-  - id: lim
-    type: limit
-    max_in_flight: 4
-  - id: get
-    type: fetch
-  - id: parse
-    type: parse.html
-    links: a[href]::attr(href)
-  - id: pages
-    type: sink.jsonl
-    path: {}
-    fields: [page_url]
-edges:
-  - seeds -> frontier -> lim -> get -> parse -> pages
-  - parse.links -> frontier
-)",
-                                        server.url("/catalogue/page1.html"), dir.file("pages.jsonl")));
+  Plan plan = test::plan_of(crawl_pipeline({server.url("/catalogue/page1.html")},
+                                           "    max_depth: 1\n    deny: ['/catalogue/$']", "    robots: obey",
+                                           dir.file("pages.jsonl")));
   RunReport report = run_pipeline(plan);
   REQUIRE(report.errors.empty());
   // depth 0: page1; depth 1: item/1, item/2, page2 (the base-href link to /catalogue/ is denied).
   CHECK(test::lines_of(test::read_file(dir.file("pages.jsonl"))).size() == 4);
   CHECK(server.counter("*").requests == 5);  // and robots.txt
+}
+
+TEST_CASE("a crawl leaves out links to files by extension — seeds are kept, deny_extensions: [] follows all",
+          "[crawl]") {
+  TempDir site;
+  test::write_file(site.file("index.html"), R"(<a href="/a.html">a</a> <a href="/report.PDF">pdf</a>
+<a href="/photo.jpg?size=2">jpg</a> <a href="/search?file=x.zip">query</a> <a href="/v1.2/">dir</a>
+<a href="/archive.tar.gz#top">tgz</a>)");
+  for (const char* f : {"a.html", "report.PDF", "photo.jpg", "search", "archive.tar.gz", "seed.pdf"})
+    test::write_file(site.file(f), "x");
+  std::filesystem::create_directory(site.path() / "v1.2");
+  test::write_file(site.file("v1.2/index.html"), "x");
+  fixture::FixtureServer server(site.path().string());
+  auto crawl = [&](const std::string& frontier_config) {
+    TempDir dir;
+    Plan plan = test::plan_of(crawl_pipeline({server.url("/index.html"), server.url("/seed.pdf")}, frontier_config,
+                                             "    robots: ignore", dir.file("pages.jsonl")));
+    server.reset_counters();
+    REQUIRE(run_pipeline(plan).errors.empty());
+    std::set<std::string> fetched;  // first path segments
+    for (const auto& [key, counter] : server.counters())
+      if (key.starts_with("/") && counter.requests > 0) fetched.insert(key);
+    return fetched;
+  };
+  CHECK(crawl("    same_host: true") ==
+        std::set<std::string>{"/index.html", "/seed.pdf", "/a.html", "/search", "/v1.2"});
+  CHECK(crawl("    deny_extensions: []") == std::set<std::string>{"/index.html", "/seed.pdf", "/a.html", "/search",
+                                                                  "/v1.2", "/report.PDF", "/photo.jpg",
+                                                                  "/archive.tar.gz"});
 }
 
 TEST_CASE("a frontier with little memory spills parked URLs to SQLite and still fetches each page once", "[crawl]") {
