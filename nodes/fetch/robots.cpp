@@ -19,7 +19,44 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 }  // namespace
+
+// RFC 9309, 2.2.2: octets beyond ASCII are percent-encoded, percent-encoded unreserved characters
+// are decoded (%41 is A; %2F stays), and hex digits are upper-case, in the rules and in the path
+// alike, so that "/café", "/caf%C3%A9" and "/caf%c3%a9" are one path.
+std::string RobotsRules::canonical(std::string_view path) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(path.size());
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    const auto c = static_cast<unsigned char>(path[i]);
+    if (c == '%' && i + 2 < path.size() && hex_value(path[i + 1]) >= 0 && hex_value(path[i + 2]) >= 0) {
+      const auto v = static_cast<unsigned char>(hex_value(path[i + 1]) * 16 + hex_value(path[i + 2]));
+      if (std::isalnum(v) || v == '-' || v == '.' || v == '_' || v == '~') {
+        out += static_cast<char>(v);
+      } else {
+        out += '%';
+        out += kHex[v >> 4];
+        out += kHex[v & 15];
+      }
+      i += 2;
+    } else if (c >= 0x80 || c == ' ') {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
 
 RobotsRules RobotsRules::disallow_all() {
   RobotsRules r;
@@ -55,7 +92,7 @@ RobotsRules RobotsRules::parse(std::string_view text, std::string_view user_agen
     if (groups.empty()) continue;
     RobotsRules& r = groups.back().rules;
     if (key == "allow" || key == "disallow") {
-      if (!value.empty()) r.rules_.push_back(Rule{key == "allow", std::string(value)});
+      if (!value.empty()) r.rules_.push_back(Rule{key == "allow", canonical(value)});
     } else if (key == "crawl-delay") {
       double seconds = 0;
       auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
@@ -100,8 +137,9 @@ bool RobotsRules::matches(std::string_view pattern, std::string_view path) {
   return p == pattern.size();
 }
 
-bool RobotsRules::allowed(std::string_view path) const {
-  if (path.empty()) path = "/";
+bool RobotsRules::allowed(std::string_view raw_path) const {
+  if (rules_.empty()) return true;
+  const std::string path = canonical(raw_path.empty() ? "/" : raw_path);
   const Rule* best = nullptr;
   for (const auto& r : rules_) {
     if (!matches(r.pattern, path)) continue;

@@ -17,7 +17,11 @@ class RobotsRules {
   static RobotsRules disallow_all();
 
   // `path` is the URL's path and query ("/a/b?c=d"). The longest matching rule wins; Allow wins a tie.
+  // Rules and path are compared in canonical() form.
   bool allowed(std::string_view path) const;
+  // A path or rule as RFC 9309 compares them: bytes beyond ASCII percent-encoded, %-escapes of
+  // unreserved characters decoded, hex digits upper-case.
+  static std::string canonical(std::string_view path);
   // No rules at all: every path is allowed, whatever it is.
   bool allows_everything() const { return rules_.empty(); }
   // Crawl-delay of the group, in seconds.

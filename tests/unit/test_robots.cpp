@@ -30,3 +30,17 @@ TEST_CASE("robots.txt patterns support * and $", "[robots]") {
   CHECK(RobotsRules::parse("", "sluice").allowed("/x"));
   CHECK_FALSE(RobotsRules::disallow_all().allowed("/x"));
 }
+
+TEST_CASE("robots.txt rules and paths compare percent-encoded, whatever form either side is in", "[robots]") {
+  CHECK(RobotsRules::canonical("/caf\xc3\xa9?q=%7e%2f%41 b") == "/caf%C3%A9?q=~%2FA%20b");
+  CHECK(RobotsRules::canonical("/100%") == "/100%");
+  CHECK(RobotsRules::canonical("/%zz/%4") == "/%zz/%4");
+  auto raw = RobotsRules::parse("User-agent: *\nDisallow: /caf\xc3\xa9\n", "sluice");
+  CHECK_FALSE(raw.allowed("/caf%c3%a9/menu"));  // as libcurl encodes it
+  CHECK_FALSE(raw.allowed("/caf%C3%A9"));
+  CHECK_FALSE(raw.allowed("/caf\xc3\xa9"));
+  auto encoded = RobotsRules::parse("User-agent: *\nDisallow: /caf%c3%a9\nDisallow: /%7Euser\n", "sluice");
+  CHECK_FALSE(encoded.allowed("/caf\xc3\xa9"));
+  CHECK_FALSE(encoded.allowed("/~user/x"));
+  CHECK(encoded.allowed("/cafe"));
+}
