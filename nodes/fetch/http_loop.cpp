@@ -9,6 +9,8 @@
 
 #include <pthread.h>
 
+#include "../url_text.hpp"
+
 namespace sluice::fetch {
 
 struct HttpLoop::Job {
@@ -110,8 +112,10 @@ std::string request_url(const std::string& text) {
   std::string out = text;
   char* full = nullptr;
   if (curl_url_set(u, CURLUPART_URL, text.c_str(), CURLU_ALLOW_SPACE | CURLU_URLENCODE) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK && full)
+      curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK && full) {
     out = full;
+    nodes::uppercase_escapes(out);
+  }
   curl_free(full);
   curl_url_cleanup(u);
   return out;

@@ -4,6 +4,8 @@
 
 #include <cctype>
 
+#include "../url_text.hpp"
+
 namespace sluice::parse {
 
 std::string_view body_text(const Record& page, const std::string& field) {
@@ -41,7 +43,10 @@ std::string resolve_link(const std::string& base, const std::string& href) {
       }
       curl_free(host);
       char* full = nullptr;
-      if (curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT) == CURLUE_OK && full) out = full;
+      if (curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT) == CURLUE_OK && full) {
+        out = full;
+        nodes::uppercase_escapes(out);
+      }
       curl_free(full);
     }
   }

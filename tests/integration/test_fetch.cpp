@@ -526,7 +526,7 @@ TEST_CASE("spaces and non-ASCII in a URL are percent-encoded as browsers do — 
   CHECK(ok[0] == fmt::format(R"({{"url":"{}","status":200,"final_url":"{}","attempts":1,"body":"spaced\n"}})", urls[0],
                              server.url("/a%20b.html")));
   CHECK(ok[1] == fmt::format(R"({{"url":"{}","status":200,"final_url":"{}","attempts":1,"body":"accented\n"}})",
-                             urls[1], server.url("/caf%c3%a9.html")));
+                             urls[1], server.url("/caf%C3%A9.html")));
 }
 
 TEST_CASE("redirects are followed up to max_redirects and loops are stopped", "[fetch]") {

@@ -190,6 +190,7 @@ TEST_CASE("links with spaces and non-ASCII are percent-encoded, relative or abso
 <a href="caf&#xe9;.html?q=a b">3</a>
 <a href="http://Other.example/x y/../z w.html#part two">4</a>
 <a href="//other.example/%41 b">5</a>
+<a href="/lower%2fcase%e2%82%ac">6</a>
 </body></html>)");
   fixture::FixtureServer server(site.path().string());
   TempDir dir;
@@ -199,8 +200,8 @@ TEST_CASE("links with spaces and non-ASCII are percent-encoded, relative or abso
   for (const auto& l : test::lines_of(test::read_file(dir.file("links.jsonl"))))
     urls.push_back(l.substr(8, l.find("\",\"depth") - 8));
   CHECK(urls == std::vector<std::string>{server.url("/trimmed.html"), server.url("/a%20b.html"),
-                                         server.url("/caf%c3%a9.html?q=a+b"), "http://other.example/z%20w.html",
-                                         "http://other.example/%41%20b"});
+                                         server.url("/caf%C3%A9.html?q=a+b"), "http://other.example/z%20w.html",
+                                         "http://other.example/%41%20b", server.url("/lower%2Fcase%E2%82%AC")});
 }
 
 TEST_CASE("pages are decoded by the charset of their Content-Type, their <meta>, or as windows-1252", "[parse]") {

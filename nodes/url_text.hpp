@@ -1,0 +1,23 @@
+// Small text rules for URLs that fetch and the parse nodes share.
+#pragma once
+
+#include <cctype>
+#include <string>
+
+namespace sluice::nodes {
+
+// Upper-cases the hex digits of percent-escapes ("%c3%a9" -> "%C3%A9"), as RFC 3986 (6.2.2.1)
+// normalizes them and browsers write them: libcurl encodes in lower case, sites link in upper case,
+// and the two spellings of one URL would be two URLs to a crawl's seen set and a store's key.
+inline void uppercase_escapes(std::string& url) {
+  for (std::size_t i = 0; i + 2 < url.size(); ++i) {
+    if (url[i] != '%' || !std::isxdigit(static_cast<unsigned char>(url[i + 1])) ||
+        !std::isxdigit(static_cast<unsigned char>(url[i + 2])))
+      continue;
+    url[i + 1] = static_cast<char>(std::toupper(static_cast<unsigned char>(url[i + 1])));
+    url[i + 2] = static_cast<char>(std::toupper(static_cast<unsigned char>(url[i + 2])));
+    i += 2;
+  }
+}
+
+}  // namespace sluice::nodes
