@@ -128,6 +128,57 @@ TEST_CASE("SIGINT stops a running pipeline gracefully with exit 130 and whole ou
   CHECK(lines.back() == fmt::format("{{\"url\":\"u{0}\",\"n\":{0}}}", lines.size()));
 }
 
+TEST_CASE("a run whose standard error is not a terminal logs a time-stamped progress line every --progress-every",
+          "[cli]") {
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), kValid);
+  ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str()), to("CLI_TO", "1000000000");
+  test::Process p({SLUICE_BINARY, "run", "--progress-every", "100ms", dir.file("p.yaml")}, dir.file("stdout"),
+                  dir.file("stderr"));
+  auto progress_lines = [&] {
+    std::vector<std::string> found;
+    for (const auto& l : test::lines_of(test::read_file(dir.file("stderr"))))
+      if (l.find(" progress: ") != std::string::npos) found.push_back(l);
+    return found;
+  };
+  for (int i = 0; i < 200 && progress_lines().size() < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  p.signal(SIGINT);
+  CHECK(p.wait() == 130);
+  auto lines = progress_lines();
+  REQUIRE(lines.size() >= 3);
+  // sluice: 2026-12-02T00:33:00Z progress: 615827 records/s | 0 in flight | 0 queued | 616448 stored | 0 errors | 0.1s
+  for (const auto& l : lines) {
+    CAPTURE(l);
+    CHECK(l.starts_with("sluice: 20"));
+    CHECK(l.substr(28, 11) == " progress: ");
+    CHECK(l.find(" records/s | 0 in flight | 0 queued | ") != std::string::npos);
+    CHECK(l.find(" stored | 0 errors | ") != std::string::npos);
+  }
+  // One line per interval: the elapsed times at the end of the lines grow by about 0.1 s.
+  std::vector<double> elapsed;
+  for (const auto& l : lines) elapsed.push_back(std::stod(l.substr(l.rfind("| ") + 2)));
+  for (std::size_t i = 1; i < elapsed.size(); ++i) CHECK(elapsed[i] >= elapsed[i - 1]);
+  CHECK(elapsed.back() - elapsed.front() >= 0.1 * static_cast<double>(elapsed.size() - 1) - 0.15);
+  // No live line (carriage returns, escape sequences) in a log.
+  CHECK(test::read_file(dir.file("stderr")).find('\r') == std::string::npos);
+}
+
+TEST_CASE("a run logs no progress with --progress-every 0, and a value that is not a duration is a usage error",
+          "[cli]") {
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), kValid);
+  ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str());
+  Result off = sluice_cli(dir, {"run", "--progress-every", "0", dir.file("p.yaml")});
+  CHECK(off.code == 0);
+  CHECK(off.err.find("progress") == std::string::npos);
+  std::filesystem::remove(dir.file("out.jsonl"));
+  Result bad = sluice_cli(dir, {"run", "--progress-every", "soon", dir.file("p.yaml")});
+  CHECK(bad.code == 2);
+  CHECK(bad.err == "sluice: error: --progress-every: 'soon' is not a duration (60s, 5m, 0 for never)\n");
+  CHECK_FALSE(std::filesystem::exists(dir.file("out.jsonl")));
+}
+
 TEST_CASE("SIGHUP (the terminal closed) stops a running pipeline gracefully too, with exit 129", "[cli][signal]") {
   // Its default action killed the process with the sinks' last records uncommitted.
   TempDir dir;

@@ -197,9 +197,17 @@ struct RunArgs {
   bool resume = false;
   std::string stats_json;
   int preview = 0;
+  std::string progress_every = "60s";
 };
 
 int cmd_run(const std::string& file, const RunArgs& args) {
+  const auto every =
+      args.progress_every == "0" ? std::optional(std::chrono::nanoseconds{}) : parse_duration(args.progress_every);
+  if (!every) {
+    fmt::print(stderr, "sluice: error: --progress-every: '{}' is not a duration (60s, 5m, 0 for never)\n",
+               args.progress_every);
+    return kInvalid;
+  }
   StopSignal stop;
   std::optional<SignalWatcher> watcher(std::in_place, stop, true);
   Loaded loaded = load(file, args.load, true);
@@ -224,14 +232,19 @@ int cmd_run(const std::string& file, const RunArgs& args) {
   }
   spdlog::debug("running pipeline '{}' ({} nodes){}", plan.settings.name, plan.nodes.size(),
                 args.resume ? ", resuming" : "");
+  // A terminal gets a live line; a log (a file, journald, CI) a line every --progress-every.
   const bool live = !args.quiet && ::isatty(STDERR_FILENO);
-  cli::ProgressLine line(plan, stderr);
+  const bool logged = !args.quiet && !live && every->count() > 0;
+  cli::ProgressLine line(plan, stderr, live ? std::chrono::nanoseconds{} : *every);
   RunReport report;
   {
     RunOptions options;
     options.stop = &stop;
     options.resume = args.resume;
-    if (live) options.progress = [&line](const RunProgress& p) { line.update(p); };
+    if (live || logged) options.progress = [&line](const RunProgress& p) { line.update(p); };
+    if (logged)
+      options.progress_interval = std::min<std::chrono::milliseconds>(
+          options.progress_interval, std::chrono::ceil<std::chrono::milliseconds>(*every));
     report = run_pipeline(plan, options);
   }
   watcher.reset();
@@ -409,6 +422,8 @@ int main(int argc, char** argv) {
   run->add_option("--stats-json", run_args.stats_json, "write the run's stats and errors as JSON to this file");
   run->add_option("--preview", run_args.preview, "print the first N rows of every store.sqlite table at the end");
   run->add_flag("-q,--quiet", run_args.quiet, "no progress line and no stats table");
+  run->add_option("--progress-every", run_args.progress_every,
+                  "when standard error is not a terminal, log a progress line this often (default 60s; 0: never)");
 
   auto* validate = app.add_subcommand("validate", "check pipeline files and print every error");
   validate->add_option("pipelines", files, "pipeline YAML files")->required();

@@ -16,19 +16,23 @@ void print_stats(std::FILE* out, const RunReport& report);
 // The report as JSON: pipeline, status, exit code, elapsed, per-node stats and errors.
 std::string report_json(const Plan& plan, const RunReport& report);
 
-// A one-line live display on a terminal, redrawn in place a few times a second: pages/s, records
-// in flight and queued at limits, records stored, errors, elapsed; while a graceful stop runs it
-// says so and that a second Ctrl-C aborts. update() is called from an engine thread.
+// Progress as `sluice run` shows it: pages/s, records in flight and queued at limits, records
+// stored, errors, elapsed; while a graceful stop runs it says so and that a second Ctrl-C aborts.
+// On a terminal (`log_every` zero) one line redrawn in place a few times a second; otherwise (a
+// log file, journald, CI) one line every `log_every`, time-stamped, with the pages/s of that span.
+// update() is called from an engine thread.
 class ProgressLine {
  public:
-  ProgressLine(const Plan& plan, std::FILE* out);
+  ProgressLine(const Plan& plan, std::FILE* out, std::chrono::nanoseconds log_every = {});
   void update(const RunProgress& progress);
-  // Erases the line (before the stats table or any other output).
+  // Erases the live line (before the stats table or any other output).
   void clear();
 
  private:
   const Plan& plan_;
   std::FILE* out_;
+  std::chrono::nanoseconds log_every_;
+  std::chrono::nanoseconds next_log_;
   std::mutex mutex_;
   bool drawn_ = false;
   std::uint64_t last_fetched_ = 0;
