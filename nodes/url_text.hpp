@@ -3,8 +3,17 @@
 
 #include <cctype>
 #include <string>
+#include <string_view>
 
 namespace sluice::nodes {
+
+// Whether a URL has bytes that must be percent-encoded before it is sent: spaces and bytes beyond
+// ASCII (control characters make it invalid instead).
+inline bool needs_escapes(std::string_view url) {
+  for (char c : url)
+    if (c == ' ' || static_cast<unsigned char>(c) >= 0x80) return true;
+  return false;
+}
 
 // Upper-cases the hex digits of percent-escapes ("%c3%a9" -> "%C3%A9"), as RFC 3986 (6.2.2.1)
 // normalizes them and browsers write them: libcurl encodes in lower case, sites link in upper case,

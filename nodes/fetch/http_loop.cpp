@@ -106,8 +106,7 @@ std::optional<std::string> response_header(CURL* easy, const char* name) {
 // becomes '+'); the host stays as it is (libcurl converts an IDN host itself). Control characters
 // are left, so that the URL is refused as invalid. Most URLs need nothing: one scan, no parse.
 std::string request_url(const std::string& text) {
-  if (std::none_of(text.begin(), text.end(), [](char c) { return c == ' ' || static_cast<unsigned char>(c) >= 0x80; }))
-    return text;
+  if (!nodes::needs_escapes(text)) return text;
   CURLU* u = curl_url();
   std::string out = text;
   char* full = nullptr;

@@ -28,7 +28,8 @@ std::string resolve_link(const std::string& base, const std::string& href) {
   CURLU* u = curl_url();
   std::string out;
   if (curl_url_set(u, CURLUPART_URL, base.c_str(), 0) == CURLUE_OK &&
-      curl_url_set(u, CURLUPART_URL, href.c_str(), CURLU_ALLOW_SPACE | CURLU_URLENCODE) == CURLUE_OK) {
+      curl_url_set(u, CURLUPART_URL, href.c_str(),
+                   nodes::needs_escapes(href) ? CURLU_ALLOW_SPACE | CURLU_URLENCODE : 0) == CURLUE_OK) {
     char* scheme = nullptr;
     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
     std::string sch = scheme ? scheme : "";
