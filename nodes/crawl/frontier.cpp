@@ -18,6 +18,7 @@
 #include <unordered_set>
 
 #include "../builtin.hpp"
+#include "../parse/links.hpp"
 #include "sluice/state.hpp"
 
 namespace sluice::nodes {
@@ -279,8 +280,13 @@ class Frontier final : public AsyncNode, public PermitSource {
   bool park(const Record& r) {
     const Value* url = r.get("url");
     if (!url || !url->as_string()) return false;
-    const std::string& u = *url->as_string();
     const bool seed = r.meta.depth == 0;
+    std::string u = *url->as_string();
+    // Links come normalized from the parse nodes; a seed is normalized the same way here, so that
+    // "https://Example.com" and the site's links to "https://example.com/" are one page.
+    if (seed) {
+      if (std::string normalized = parse::resolve_link(u, u); !normalized.empty()) u = std::move(normalized);
+    }
     if (seed && scope_.same_host) seed_hosts_.insert(host_of(u));
     if (!seed && scope_.max_depth >= 0 && r.meta.depth > scope_.max_depth) return false;
     if (!seed && scope_.same_host && !seed_hosts_.count(host_of(u))) return false;
@@ -296,7 +302,7 @@ class Frontier final : public AsyncNode, public PermitSource {
     if (!seen_.insert(hash).second) return false;
     if (scope_.max_pages > 0 && static_cast<std::int64_t>(seen_.size()) > scope_.max_pages) return false;
     const Value* from = r.get("from_url");
-    Parked p{u, from && from->as_string() ? *from->as_string() : "", r.meta.depth};
+    Parked p{std::move(u), from && from->as_string() ? *from->as_string() : "", r.meta.depth};
     // Recorded before the page that found it is done (its permits are released after this).
     if (state_) state_->url_accepted(id_, RunState::Url{hash, p.url, p.from_url, p.depth});
     enqueue(std::move(p));

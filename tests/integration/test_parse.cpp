@@ -446,6 +446,24 @@ TEST_CASE("a crawl leaves out links to files by extension — seeds are kept, de
                                                                   "/archive.tar.gz"});
 }
 
+TEST_CASE("seeds are normalized like links, so that a page a seed names differently is fetched once", "[crawl]") {
+  TempDir site;
+  test::write_file(site.file("index.html"), R"(<a href="/">home</a> <a href="/index.html">index</a>)");
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  const std::string root = server.url("");  // http://127.0.0.1:PORT, no path
+  std::string shouted = server.url("/index.html#top");
+  shouted.replace(0, 4, "HTTP");
+  RunReport report = run_pipeline(test::plan_of(
+      crawl_pipeline({shouted, root}, "    same_host: true", "    robots: ignore", dir.file("pages.jsonl"))));
+  REQUIRE(report.errors.empty());
+  CHECK(server.counter("*").requests == 2);  // / and /index.html, each once
+  auto pages = test::lines_of(test::read_file(dir.file("pages.jsonl")));
+  std::sort(pages.begin(), pages.end());
+  CHECK(pages == std::vector<std::string>{fmt::format(R"({{"page_url":"{}"}})", server.url("/")),
+                                          fmt::format(R"({{"page_url":"{}"}})", server.url("/index.html"))});
+}
+
 TEST_CASE("a frontier with little memory spills parked URLs to SQLite and still fetches each page once", "[crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
