@@ -236,10 +236,46 @@ class HtmlParser final : public TransformNode {
       std::string resolved = parse::resolve_link(page_url, b.front());
       if (!resolved.empty()) base = resolved;
     }
-    for (const auto& href : evaluate(ctx, cache, root, *links_, true)) {
+    std::vector<std::string> hrefs = evaluate(ctx, cache, root, *links_, true);
+    // A page that moved with <meta http-equiv="refresh" content="0; url=/new"> (browsers and
+    // Scrapy follow it): its target is a link too, or a crawl would end at the stub.
+    static const Selector kRefresh = *parse::compile_selector(
+        "xpath://meta[translate(@http-equiv, 'REFSH', 'refsh') = 'refresh']/@content", false, nullptr);
+    for (const auto& content : evaluate(ctx, cache, root, kRefresh, false)) {
+      if (std::string target = refresh_target(content); !target.empty()) hrefs.push_back(std::move(target));
+    }
+    for (const auto& href : hrefs) {
       std::string url = parse::resolve_link(base, href);
       if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url)), 1);
     }
+  }
+
+  // The URL of a refresh declaration ("5; url=/next", "0;URL='/next'", "3, /next"), read as the HTML
+  // standard's shared declarative refresh steps do; empty when it has none.
+  static std::string refresh_target(std::string_view content) {
+    auto skip_space = [&](std::size_t i) {
+      while (i < content.size() && std::isspace(static_cast<unsigned char>(content[i]))) ++i;
+      return i;
+    };
+    std::size_t i = skip_space(0);
+    const std::size_t digits = i;
+    while (i < content.size() && (std::isdigit(static_cast<unsigned char>(content[i])) || content[i] == '.')) ++i;
+    if (i == digits) return {};
+    i = skip_space(i);
+    if (i < content.size() && (content[i] == ';' || content[i] == ',')) i = skip_space(i + 1);
+    if (i + 3 <= content.size() && (content[i] == 'u' || content[i] == 'U') &&
+        (content[i + 1] == 'r' || content[i + 1] == 'R') && (content[i + 2] == 'l' || content[i + 2] == 'L')) {
+      const std::size_t after = skip_space(i + 3);
+      if (after < content.size() && content[after] == '=') i = skip_space(after + 1);
+    }
+    std::string_view url = content.substr(i);
+    if (!url.empty() && (url.front() == '\'' || url.front() == '"')) {
+      const char quote = url.front();
+      url.remove_prefix(1);
+      url = url.substr(0, url.find(quote));
+    }
+    while (!url.empty() && std::isspace(static_cast<unsigned char>(url.back()))) url.remove_suffix(1);
+    return std::string(url);
   }
 
   std::string body_field_, url_field_;

@@ -257,6 +257,29 @@ TEST_CASE("parse.html refuses a body whose content type is not HTML, XML or text
   CHECK(test::lines_of(test::read_file(dir.file("links.jsonl"))).size() == 1);  // /y, from the feed
 }
 
+TEST_CASE("a <meta http-equiv=refresh> target is a link, in each form browsers read", "[parse][crawl]") {
+  TempDir site;
+  const std::vector<std::pair<std::string, std::string>> pages = {
+      {"a.html", R"(<meta http-equiv="Refresh" content="0; URL='/moved a.html'">)"},
+      {"b.html", R"(<META HTTP-EQUIV="refresh" CONTENT="5;url=next.html">)"},
+      {"c.html", R"(<meta http-equiv="refresh" content="3, https://other.example/x">)"},
+      {"d.html", R"(<meta http-equiv="refresh" content="10">)"},        // a reload: no link
+      {"e.html", R"(<meta http-equiv="refresh" content="url=/bad">)"},  // no delay: ignored
+      {"f.html", R"(<meta name="refresh" content="0; url=/not-http-equiv">)"}};
+  std::vector<std::string> urls;
+  for (const auto& [name, head] : pages) test::write_file(site.file(name), "<html><head>" + head + "</head></html>");
+  fixture::FixtureServer server(site.path().string());
+  for (const auto& p : pages) urls.push_back(server.url("/" + p.first));
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(parse_pipeline(dir, urls, "    links: a[href]")));
+  REQUIRE(report.errors.empty());
+  std::set<std::string> links;
+  for (const auto& l : test::lines_of(test::read_file(dir.file("links.jsonl"))))
+    links.insert(l.substr(8, l.find("\",\"depth") - 8));
+  CHECK(links ==
+        std::set<std::string>{server.url("/moved%20a.html"), server.url("/next.html"), "https://other.example/x"});
+}
+
 TEST_CASE("broken and non-UTF-8 HTML parse without crashing", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
