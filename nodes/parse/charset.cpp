@@ -206,7 +206,10 @@ std::string encoding_for_label(std::string_view label) {
   return l;
 }
 
-PageText decode_page(std::string_view body, std::string_view content_type) {
+namespace {
+
+// decode_page() without as_is.
+PageText decide(std::string_view body, std::string_view content_type) {
   PageText in;
   // Decodes `text` from `encoding` into in.text; false when the encoding is not known.
   auto decode = [&](const std::string& encoding, std::string_view text) {
@@ -253,6 +256,17 @@ PageText decode_page(std::string_view body, std::string_view content_type) {
     in.text = body;
   } else {
     decode(mostly_utf8(body) ? "UTF-8" : "windows-1252", body);
+  }
+  return in;
+}
+
+}  // namespace
+
+PageText decode_page(std::string_view body, std::string_view content_type) {
+  PageText in = decide(body, content_type);
+  if (in.text.data() == body.data() && in.text.size() == body.size()) {
+    const std::string meta = encoding_for_label(meta_charset(body));
+    in.as_is = meta.empty() || meta == "UTF-8";
   }
   return in;
 }

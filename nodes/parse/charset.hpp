@@ -25,6 +25,9 @@ std::string encoding_for_label(std::string_view label);
 struct PageText {
   std::string_view text;
   std::string storage;  // the body turned into UTF-8 here, when `text` points into it
+  // `text` is the body itself, valid UTF-8, and no <meta> names another charset: libxml2 reads it
+  // right without being told (telling it costs a copy of the page through its UTF-8 "decoder").
+  bool as_is = false;
 };
 
 // Decodes `body` into UTF-8. `content_type` is the response's Content-Type (fetch's content_type

@@ -156,7 +156,8 @@ class HtmlParser final : public TransformNode {
     thread_local CompiledCache cache;
     // XML_PARSE_HUGE lifts libxml2's nesting limit of 256, at which it stops parsing without a
     // word: broken pages (unclosed tags) nest deeper. Memory stays bounded by fetch's max_body.
-    htmlDocPtr doc = htmlReadMemory(html.text.data(), static_cast<int>(html.text.size()), page_url.c_str(), "UTF-8",
+    htmlDocPtr doc = htmlReadMemory(html.text.data(), static_cast<int>(html.text.size()), page_url.c_str(),
+                                    html.as_is ? nullptr : "UTF-8",
                                     HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
                                         HTML_PARSE_COMPACT | XML_PARSE_HUGE);
     if (!doc) {

@@ -37,11 +37,19 @@ TEST_CASE("labels map to the encodings the HTML standard reads them as", "[parse
 
 TEST_CASE("a page is decoded by BOM, then Content-Type charset, then <meta>, then UTF-8 or windows-1252",
           "[parse][charset]") {
-  SECTION("valid UTF-8 is passed on as it is, without a copy") {
+  SECTION("valid UTF-8 is passed on as it is, without a copy, and libxml2 may read it undirected") {
     const std::string body = "<p>caf\xc3\xa9</p>";
     PageText in = decode_page(body, "text/html");
     CHECK(in.text.data() == body.data());
     CHECK(in.storage.empty());
+    CHECK(in.as_is);
+    CHECK(decode_page("<meta charset=utf-8><p>x</p>", "").as_is);
+  }
+  SECTION("libxml2 is told the encoding when the text was decoded or a <meta> says otherwise") {
+    CHECK_FALSE(decode_page("<p>caf\xe9</p>", "").as_is);
+    CHECK_FALSE(decode_page("\xEF\xBB\xBF<p>x</p>", "").as_is);
+    CHECK_FALSE(decode_page("<meta charset=iso-8859-1><p>x</p>", "text/html; charset=utf-8").as_is);
+    CHECK_FALSE(decode_page("<meta charset=utf-16><p>x</p>", "").as_is);
   }
   SECTION("the Content-Type's charset") {
     CHECK(decoded("<h1>" + kSjis + "</h1>", "text/html; charset=shift_jis") == "<h1>" + kJapanese + "</h1>");
