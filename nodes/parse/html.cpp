@@ -241,7 +241,7 @@ class HtmlParser final : public TransformNode {
     // A page that moved with <meta http-equiv="refresh" content="0; url=/new"> (browsers and
     // Scrapy follow it): its target is a link too, or a crawl would end at the stub.
     static const Selector kRefresh = *parse::compile_selector(
-        "xpath://meta[translate(@http-equiv, 'REFSH', 'refsh') = 'refresh']/@content", false, nullptr);
+        "xpath:/html/head/meta[translate(@http-equiv, 'REFSH', 'refsh') = 'refresh']/@content", false, nullptr);
     for (const auto& content : evaluate(ctx, cache, root, kRefresh, false)) {
       if (std::string target = refresh_target(content); !target.empty()) hrefs.push_back(std::move(target));
     }
