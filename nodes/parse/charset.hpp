@@ -16,8 +16,8 @@ std::string_view charset_param(std::string_view content_type);
 
 // The name libxml2 (and iconv) should decode a page labelled `label` with, following the HTML
 // standard's table where it differs from iconv's reading of the label: iso-8859-1 and us-ascii are
-// read as windows-1252, gb2312 as GBK, shift_jis as windows-31j (CP932), euc-kr as CP949. Empty for
-// an empty label.
+// read as windows-1252, gb2312 and gbk as GB18030, shift_jis as windows-31j (CP932), euc-kr as
+// CP949, big5 as BIG5-HKSCS. Other labels are passed on lower-cased. Empty for an empty label.
 std::string encoding_for_label(std::string_view label);
 
 // A page's text, always UTF-8: for libxml2 (whose own decoding stopped at the first byte that did
