@@ -246,6 +246,8 @@ class HtmlParser final : public TransformNode {
       if (std::string target = refresh_target(content); !target.empty()) hrefs.push_back(std::move(target));
     }
     for (const auto& href : hrefs) {
+      // An empty href (or a selected element without the attribute) names no other page.
+      if (href.find_first_not_of(" \t\r\n") == std::string::npos) continue;
       std::string url = parse::resolve_link(base, href);
       if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url)), 1);
     }

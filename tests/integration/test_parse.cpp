@@ -257,6 +257,31 @@ TEST_CASE("parse.html refuses a body whose content type is not HTML, XML or text
   CHECK(test::lines_of(test::read_file(dir.file("links.jsonl"))).size() == 1);  // /y, from the feed
 }
 
+TEST_CASE("a sitemap's <loc> texts are links — an empty href or an element without one is none", "[parse][crawl]") {
+  TempDir site;
+  test::write_file(site.file("sitemap.xml"), R"(<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <url><loc>https://shop.example/a.html</loc><lastmod>2026-01-01</lastmod></url>
+  <url><loc>
+    https://shop.example/b.html
+  </loc></url>
+</urlset>)");
+  test::write_file(site.file("page.html"), R"(<a href="">self</a> <a href=" ">blank</a> <a href="/x">x</a>)");
+  fixture::FixtureServer server(site.path().string());
+  auto links_of = [&](const std::string& url, const std::string& selector) {
+    TempDir dir;
+    REQUIRE(run_pipeline(test::plan_of(parse_pipeline(dir, {url}, "    links: \"" + selector + "\""))).errors.empty());
+    std::vector<std::string> urls;
+    for (const auto& l : test::lines_of(test::read_file(dir.file("links.jsonl"))))
+      urls.push_back(l.substr(8, l.find("\",\"depth") - 8));
+    return urls;
+  };
+  CHECK(links_of(server.url("/sitemap.xml"), "loc::text") ==
+        std::vector<std::string>{"https://shop.example/a.html", "https://shop.example/b.html"});
+  CHECK(links_of(server.url("/sitemap.xml"), "loc").empty());  // <loc> has no href
+  CHECK(links_of(server.url("/page.html"), "a[href]") == std::vector<std::string>{server.url("/x")});
+}
+
 TEST_CASE("a <meta http-equiv=refresh> target is a link, in each form browsers read", "[parse][crawl]") {
   TempDir site;
   const std::vector<std::pair<std::string, std::string>> pages = {
