@@ -80,7 +80,13 @@ class JsonParser final : public TransformNode {
     thread_local simdjson::dom::parser parser;
     simdjson::dom::element doc;
     if (auto error = parser.parse(text.data(), text.size()).get(doc)) {
-      out.fail(std::move(page), fmt::format("invalid JSON from '{}': {}", page_url, simdjson::error_message(error)));
+      // An HTML error page or a login form where JSON was expected: the content type says so.
+      const Value* type = page.get("content_type");
+      std::string served;
+      if (type && type->as_string() && type->as_string()->find("json") == std::string::npos)
+        served = fmt::format(" (the response's content type is '{}')", *type->as_string());
+      out.fail(std::move(page),
+               fmt::format("invalid JSON from '{}': {}{}", page_url, simdjson::error_message(error), served));
       return;
     }
     if (link_) emit_link(page, page_url, doc, out);

@@ -345,8 +345,9 @@ TEST_CASE("a page nested deeper than libxml2's default limit of 256 is parsed wh
 TEST_CASE("parse.json splits an array into items and follows the next-page link", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  std::string pipeline = parse_pipeline(dir, {server.url("/api/items1.json"), server.url("/api/broken.json")},
-                                        R"(    items: data.items
+  std::string pipeline = parse_pipeline(
+      dir, {server.url("/api/items1.json"), server.url("/api/broken.json"), server.url("/catalogue/page1.html")},
+      R"(    items: data.items
     fields:
       id: id
       name: /name
@@ -365,6 +366,10 @@ TEST_CASE("parse.json splits an array into items and follows the next-page link"
   auto bad = test::read_file(dir.file("bad.jsonl"));
   CHECK(bad.find("required field 'price' not found (path 'price.amount')") != std::string::npos);
   CHECK(bad.find(fmt::format("invalid JSON from '{}'", server.url("/api/broken.json"))) != std::string::npos);
+  CHECK(bad.find("content type is 'application/json'") == std::string::npos);  // said only when it is not JSON
+  // An HTML page where JSON was expected: the message says what came.
+  CHECK(bad.find(fmt::format("invalid JSON from '{}'", server.url("/catalogue/page1.html"))) != std::string::npos);
+  CHECK(bad.find("(the response's content type is 'text/html; charset=utf-8')") != std::string::npos);
   CHECK(test::lines_of(test::read_file(dir.file("links.jsonl"))) ==
         std::vector<std::string>{
             fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})", server.url("/api/items2.json"), page)});
