@@ -5,9 +5,7 @@
 #include <cmath>
 
 namespace sluice {
-namespace {
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is invalid.
 std::size_t utf8_sequence(std::string_view s, std::size_t i) {
   const auto c = static_cast<unsigned char>(s[i]);
   std::size_t len;
@@ -36,7 +34,7 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
   return len;
 }
 
-}  // namespace
+namespace {}  // namespace
 
 void append_json_string(std::string& out, std::string_view text) {
   out.push_back('"');

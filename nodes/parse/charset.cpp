@@ -1,6 +1,7 @@
 #include "charset.hpp"
 
 #include "links.hpp"
+#include "sluice/json.hpp"
 
 #include <iconv.h>
 #include <simdjson.h>
@@ -141,23 +142,30 @@ bool iconv_to_utf8(const std::string& encoding, std::string_view in, std::string
 bool mostly_utf8(std::string_view s) {
   std::size_t good = 0, bad = 0;
   for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    const std::size_t len = c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xF0 && c < 0xF5 ? 4 : 0;
-    bool ok = len > 0 && i + len <= s.size();
-    for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-    if (ok) {
-      ++good;
-      i += len;
-    } else {
-      ++bad;
-      ++i;
-    }
+    const std::size_t len = utf8_sequence(s, i);
+    if (len > 1) ++good;
+    if (len == 0) ++bad;
+    i += len == 0 ? 1 : len;
   }
   return good > bad;
+}
+
+// `in` with every byte that is not part of a well-formed UTF-8 sequence replaced by U+FFFD.
+// (iconv's UTF-8 reader is no help: glibc's passes 5-byte forms and code points beyond U+10FFFF.)
+std::string sanitize_utf8(std::string_view in) {
+  std::string out;
+  out.reserve(in.size() + 16);
+  for (std::size_t i = 0; i < in.size();) {
+    const std::size_t len = utf8_sequence(in, i);
+    if (len == 0) {
+      out += kReplacement;
+      ++i;
+    } else {
+      out.append(in.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -217,7 +225,9 @@ PageText decide(std::string_view body, std::string_view content_type) {
       in.text = text;
       return true;
     }
-    if (encoding == "windows-1252") {
+    if (encoding == "UTF-8") {
+      in.storage = sanitize_utf8(text);
+    } else if (encoding == "windows-1252") {
       in.storage = from_windows1252(text);
     } else if (!iconv_to_utf8(encoding, text, in.storage)) {
       return false;

@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <random>
+
+#include "sluice/json.hpp"
+
 #include "../../nodes/parse/charset.hpp"
 
 using namespace sluice::parse;
@@ -9,6 +13,12 @@ namespace {
 // "日本語" in Shift_JIS and in UTF-8.
 const std::string kSjis = "\x93\xfa\x96\x7b\x8c\xea";
 const std::string kJapanese = "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e";
+
+std::string fffd(int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += "\xef\xbf\xbd";  // U+FFFD
+  return out;
+}
 
 std::string decoded(const std::string& body, const std::string& content_type = "") {
   return std::string(decode_page(body, content_type).text);
@@ -87,6 +97,12 @@ TEST_CASE("a page is decoded by BOM, then Content-Type charset, then <meta>, the
     CHECK(decoded("<p>cut " + kSjis.substr(0, 5), "text/html; charset=shift_jis") ==
           "<p>cut \xe6\x97\xa5\xe6\x9c\xac\xef\xbf\xbd");
   }
+  SECTION("what is not well-formed UTF-8 is replaced byte by byte: 5-byte forms, beyond U+10FFFF, surrogates") {
+    CHECK(decoded("a\xfa\x89\x94\xa9\xad"
+                  "b\xf4\x9f\x96\xa4"
+                  "c\xed\xa0\x80",
+                  "text/html; charset=utf-8") == "a" + fffd(5) + "b" + fffd(4) + "c" + fffd(3));
+  }
   SECTION("an unknown charset is ignored: <meta> or the content decides") {
     CHECK(decoded("<p>caf\xc3\xa9</p>", "text/html; charset=no-such-thing") == "<p>caf\xc3\xa9</p>");
     CHECK(decoded("<p>caf\xe9</p>", "text/html; charset=no-such-thing") == "<p>caf\xc3\xa9</p>");
@@ -101,5 +117,25 @@ TEST_CASE("a page is decoded by BOM, then Content-Type charset, then <meta>, the
   }
   SECTION("a page cannot declare itself UTF-16 in its <meta>: it is read as UTF-8") {
     CHECK(decoded("<meta charset=utf-16><p>caf\xc3\xa9</p>") == "<meta charset=utf-16><p>caf\xc3\xa9</p>");
+  }
+}
+
+TEST_CASE("whatever the bytes and the declared charset, the text is well-formed UTF-8", "[parse][charset]") {
+  std::mt19937 rng(20261202);
+  const char* labels[] = {"",    "utf-8", "shift_jis", "iso-2022-jp", "utf-7",    "utf-16", "utf-16be",
+                          "gbk", "big5",  "euc-jp",    "koi8-r",      "nonsense", "UTF-32", "ucs-2"};
+  const char* heads[] = {
+      "",        "<meta charset=utf-16>", "<meta charset='iso-2022-jp'>", "<meta charset=", "\xEF\xBB\xBF", "\xFF\xFE",
+      "\xFE\xFF"};
+  for (int i = 0; i < 20000; ++i) {
+    std::string body = heads[rng() % std::size(heads)];
+    const auto n = rng() % 200;
+    for (unsigned k = 0; k < n; ++k) body += static_cast<char>(rng() % 4 ? 0x80 + rng() % 0x80 : rng() % 0x80);
+    const std::string type = std::string("text/html; charset=") + labels[rng() % std::size(labels)];
+    const std::string text = decoded(body, rng() % 3 ? type : "");
+    std::size_t k = 0;
+    while (k < text.size() && sluice::utf8_sequence(text, k) > 0) k += sluice::utf8_sequence(text, k);
+    CAPTURE(i, type);
+    REQUIRE(k == text.size());
   }
 }
