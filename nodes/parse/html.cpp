@@ -329,7 +329,8 @@ NodeType parse_html_type() {
       FieldSpec::map("fields", field, "field name -> selector").with_default(""),
       FieldSpec::string("links",
                         "selector of the links to emit on the links port: a[href] (their href), or any "
-                        "selector ending in ::attr(name), or XPath")
+                        "selector ending in ::attr(name) or ::text (a sitemap: loc::text), or XPath; a refresh "
+                        "<meta>'s target is a link too")
           .validated_by(check_selector),
       FieldSpec::string("body_field", "the field holding the HTML").with_default("body"),
       FieldSpec::string("url_field", "the page URL links resolve against (falls back to url)")
