@@ -156,7 +156,8 @@ struct Scope {
 
 class Frontier final : public AsyncNode, public PermitSource {
  public:
-  Frontier(std::string id, Scope scope, std::size_t window, std::size_t memory, std::string spill_dir, RunState* state)
+  Frontier(std::string id, Scope scope, std::size_t window, std::size_t memory, std::string spill_dir,
+           RunState* state)
       : id_(std::move(id)),
         scope_(std::move(scope)),
         window_(window),
