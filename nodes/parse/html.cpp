@@ -146,7 +146,8 @@ class HtmlParser final : public TransformNode {
     if (page_url.empty()) page_url = text_of(page.get("url"));
     // A PDF or an image that a crawl reached through a link with no telling extension is not parsed
     // as HTML (libxml2 would make up a page of its bytes).
-    if (const std::string type = text_of(page.get("content_type")); !type.empty() && !markup_or_text(type)) {
+    if (const std::string type = text_of(page.get("content_type"));
+        !type.empty() && !markup_or_text(type) && !sniffed_html(type, parse::body_text(page, body_field_))) {
       out.fail(std::move(page), fmt::format("'{}' is not HTML: its content type is '{}'", page_url, type));
       return;
     }
@@ -227,6 +228,24 @@ class HtmlParser final : public TransformNode {
     for (char& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return media.starts_with("text/") || media.find("html") != std::string::npos ||
            media.find("xml") != std::string::npos;
+  }
+
+  // A page served as "application/octet-stream" (a file uploaded to object storage without its
+  // type) that starts like HTML is read as HTML, as the MIME sniffing standard reads such bodies.
+  static bool sniffed_html(std::string_view type, std::string_view body) {
+    std::string media(type.substr(0, type.find(';')));
+    for (char& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    while (!media.empty() && media.back() == ' ') media.pop_back();
+    if (media != "application/octet-stream" && media != "binary/octet-stream" && media != "application/unknown" &&
+        media != "unknown/unknown")
+      return false;
+    if (body.starts_with("\xEF\xBB\xBF")) body.remove_prefix(3);
+    const auto start = body.find_first_not_of(" \t\r\n\f");
+    if (start == std::string_view::npos) return false;
+    std::string head(body.substr(start, 14));
+    for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head") ||
+           head.starts_with("<body") || head.starts_with("<!--");
   }
 
   void emit_links(const Record& page, const std::string& page_url, xmlXPathContextPtr ctx, CompiledCache& cache,

@@ -243,17 +243,26 @@ TEST_CASE("parse.html refuses a body whose content type is not HTML, XML or text
   test::write_file(site.file("feed.content-type"), "application/rss+xml; charset=utf-8\n");
   test::write_file(site.file("plain"), "<p>a page served as text</p>");
   test::write_file(site.file("plain.content-type"), "text/plain\n");
+  // An HTML file in object storage with no type: application/octet-stream, sniffed as HTML.
+  test::write_file(site.file("untyped"), "\n  <!DOCTYPE html><p>untyped page</p>");
+  test::write_file(site.file("untyped.content-type"), "application/octet-stream\n");
+  test::write_file(site.file("blob"), "PK\x03\x04 <html> inside a zip");
+  test::write_file(site.file("blob.content-type"), "application/octet-stream\n");
   fixture::FixtureServer server(site.path().string());
   TempDir dir;
-  RunReport report =
-      run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/report"), server.url("/feed"), server.url("/plain")},
-                                                "    fields: {p: p}\n    links: a[href]")));
+  RunReport report = run_pipeline(test::plan_of(parse_pipeline(
+      dir,
+      {server.url("/report"), server.url("/feed"), server.url("/plain"), server.url("/untyped"), server.url("/blob")},
+      "    fields: {p: p}\n    links: a[href]")));
   REQUIRE(report.errors.empty());
   auto bad = test::lines_of(test::read_file(dir.file("bad.jsonl")));
-  REQUIRE(bad.size() == 1);
-  CHECK(bad[0].find(fmt::format("'{}' is not HTML: its content type is 'application/pdf'", server.url("/report"))) !=
+  std::sort(bad.begin(), bad.end());
+  REQUIRE(bad.size() == 2);
+  CHECK(bad[0].find(fmt::format("'{}' is not HTML: its content type is 'application/octet-stream'",
+                                server.url("/blob"))) != std::string::npos);
+  CHECK(bad[1].find(fmt::format("'{}' is not HTML: its content type is 'application/pdf'", server.url("/report"))) !=
         std::string::npos);
-  CHECK(test::lines_of(test::read_file(dir.file("items.jsonl"))).size() == 2);
+  CHECK(test::lines_of(test::read_file(dir.file("items.jsonl"))).size() == 3);
   CHECK(test::lines_of(test::read_file(dir.file("links.jsonl"))).size() == 1);  // /y, from the feed
 }
 
