@@ -2,6 +2,7 @@
 // sink's own thread. Nothing from YAML is ever spliced into SQL except checked identifiers (quoted)
 // and checked pragma values.
 #include <fmt/format.h>
+#include <simdjson.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -134,10 +135,10 @@ class FlatRows {
       c.kind = Cell::Kind::real;
       c.real = *d;
     } else if (const auto* s = v->as_string()) {
-      c.kind = Cell::Kind::text;
+      c.kind = text_or_blob(*s);
       c.span = append(*s);
     } else if (const auto* bytes = v->as_bytes()) {
-      c.kind = column.type == "BLOB" ? Cell::Kind::blob : Cell::Kind::text;
+      c.kind = column.type == "BLOB" ? Cell::Kind::blob : text_or_blob(bytes->view());
       c.span = append(bytes->view());
     } else {
       std::string json;
@@ -146,6 +147,12 @@ class FlatRows {
       c.span = append(json);
     }
     return c;
+  }
+  // Text that is not UTF-8 (a page body in Shift_JIS, a URL list in Latin-1) is stored as it is, as
+  // a BLOB: as TEXT it would stop readers that decode every TEXT value as UTF-8 (Python's sqlite3
+  // fails the whole query), and replacing its bytes would lose the original.
+  static Cell::Kind text_or_blob(std::string_view data) {
+    return simdjson::validate_utf8(data.data(), data.size()) ? Cell::Kind::text : Cell::Kind::blob;
   }
   Span append(std::string_view data) {
     Span span{text_.size(), data.size()};

@@ -108,6 +108,39 @@ edges:
   }
 }
 
+TEST_CASE("text that is not UTF-8 is stored byte for byte as a BLOB, so that UTF-8 readers do not fail on it",
+          "[store]") {
+  TempDir site;
+  test::write_file(site.file("sjis.html"), "<h1>\x93\xfa\x96\x7b</h1>");  // Shift_JIS
+  test::write_file(site.file("utf8.html"), "<h1>\xe6\x97\xa5\xe6\x9c\xac</h1>");
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  // A URL list saved in Latin-1: the first line's URL is not UTF-8.
+  test::write_file(dir.file("urls.txt"), server.url("/sjis.html") + "?q=caf\xe9\n" + server.url("/utf8.html") + "\n");
+  const std::string db = dir.file("pages.db");
+  const std::string pipeline = fmt::format(R"(pipeline: bytes
+nodes:
+  - {{id: src, type: source.list, file: {}}}
+  - {{id: get, type: fetch, robots: ignore}}
+  - id: store
+    type: store.sqlite
+    path: {}
+    table: pages
+    columns: {{url: TEXT, body: TEXT}}
+    key: [url]
+edges:
+  - src -> get -> store
+)",
+                                           dir.file("urls.txt"), db);
+  for (int run = 0; run < 2; ++run) REQUIRE(run_pipeline(test::plan_of(pipeline)).errors.empty());
+  CHECK(query(db, "SELECT typeof(url), typeof(body), hex(body) FROM pages ORDER BY typeof(url)") ==
+        std::vector<std::string>{"blob|blob|3C68313E93FA967B3C2F68313E", "text|text|3C68313EE697A5E69CAC3C2F68313E"});
+  CHECK(query(db, "SELECT count(*) FROM pages") == std::vector<std::string>{"2"});  // the key holds for a BLOB too
+  std::string latin1_url;
+  for (unsigned char c : server.url("/sjis.html") + "?q=caf\xe9") latin1_url += fmt::format("{:02X}", c);
+  CHECK(query(db, "SELECT hex(url) FROM pages WHERE typeof(url) = 'blob'") == std::vector<std::string>{latin1_url});
+}
+
 TEST_CASE("an existing table with other columns is refused with a clear error", "[store]") {
   TempDir dir;
   std::string db = dir.file("shop.db");
