@@ -314,6 +314,33 @@ TEST_CASE("a <meta http-equiv=refresh> target is a link, in each form browsers r
         std::set<std::string>{server.url("/moved%20a.html"), server.url("/next.html"), "https://other.example/x"});
 }
 
+TEST_CASE("pages full of made-up element names parse right, also after the parser's name table is renewed", "[parse]") {
+  // Each thread reuses one libxml2 parser context, and renews it once its dictionary holds 50,000
+  // names: these pages bring 90,000 names that no other page has.
+  TempDir site;
+  std::vector<std::string> urls;
+  fixture::FixtureServer server(site.path().string());
+  for (int page = 0; page < 3; ++page) {
+    std::string html = fmt::format("<html><body><h1>page {}</h1>", page);
+    for (int i = 0; i < 30000; ++i) html += fmt::format("<x{}-{} a{}=\"v\"></x{}-{}>", page, i, i, page, i);
+    html += "<p>end</p></body></html>";
+    test::write_file(site.file(fmt::format("p{}.html", page)), html);
+    urls.push_back(server.url(fmt::format("/p{}.html", page)));
+  }
+  urls.push_back(server.url("/p0.html"));
+  TempDir dir;
+  std::string pipeline = parse_pipeline(dir, urls, "    fields: {h: h1, p: p}");
+  pipeline.replace(pipeline.find("  - id: get\n    type: fetch\n"), 28,
+                   "  - id: get\n    type: fetch\n    robots: ignore\n");
+  RunReport report = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(report.errors.empty());
+  std::vector<std::string> got;
+  for (const auto& l : item_lines(dir)) got.push_back(l.substr(l.find("\"h\":")));
+  std::sort(got.begin(), got.end());
+  CHECK(got == std::vector<std::string>{R"("h":"page 0","p":"end"})", R"("h":"page 0","p":"end"})",
+                                        R"("h":"page 1","p":"end"})", R"("h":"page 2","p":"end"})"});
+}
+
 TEST_CASE("broken and non-UTF-8 HTML parse without crashing", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
