@@ -55,10 +55,11 @@ std::string regex_pipeline(const TempDir& dir, const std::string& url, const std
   return pipeline;
 }
 
-// A crawl from `seeds`: frontier (`frontier_config` lines) -> limit 4 -> fetch (`fetch_config`
-// lines) -> parse.html (links: a[href], on_error: skip) -> the page_url of each page to `pages`.
+// A crawl from `seeds`: frontier -> limit (`max_in_flight`) -> fetch -> parse.html (links: a[href])
+// -> the page_url of each page to `pages`; the *_config strings add lines to their node.
 std::string crawl_pipeline(const std::vector<std::string>& seeds, const std::string& frontier_config,
-                           const std::string& fetch_config, const std::string& pages) {
+                           const std::string& fetch_config, const std::string& parse_config, const std::string& pages,
+                           int max_in_flight = 4) {
   std::string list;
   for (const auto& u : seeds) list += (list.empty() ? "\"" : ", \"") + u + "\"";
   return fmt::format(R"(pipeline: crawl
@@ -71,14 +72,14 @@ nodes:
 {}
   - id: lim
     type: limit
-    max_in_flight: 4
+    max_in_flight: {}
   - id: get
     type: fetch
 {}
   - id: parse
     type: parse.html
     links: a[href]
-    on_error: skip
+{}
   - id: pages
     type: sink.jsonl
     path: {}
@@ -87,7 +88,7 @@ edges:
   - seeds -> frontier -> lim -> get -> parse -> pages
   - parse.links -> frontier
 )",
-                     list, frontier_config, fetch_config, pages);
+                     list, frontier_config, max_in_flight, fetch_config, parse_config, pages);
 }
 
 const std::string kSite = std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site";
@@ -497,7 +498,7 @@ TEST_CASE("max_depth bounds a crawl", "[crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
   Plan plan = test::plan_of(crawl_pipeline({server.url("/catalogue/page1.html")},
-                                           "    max_depth: 1\n    deny: ['/catalogue/$']", "    robots: obey",
+                                           "    max_depth: 1\n    deny: ['/catalogue/$']", "    robots: obey", "",
                                            dir.file("pages.jsonl")));
   RunReport report = run_pipeline(plan);
   REQUIRE(report.errors.empty());
@@ -520,7 +521,7 @@ TEST_CASE("a crawl leaves out links to files by extension — seeds are kept, de
   auto crawl = [&](const std::string& frontier_config) {
     TempDir dir;
     Plan plan = test::plan_of(crawl_pipeline({server.url("/index.html"), server.url("/seed.pdf")}, frontier_config,
-                                             "    robots: ignore", dir.file("pages.jsonl")));
+                                             "    robots: ignore", "    on_error: skip", dir.file("pages.jsonl")));
     server.reset_counters();
     REQUIRE(run_pipeline(plan).errors.empty());
     std::set<std::string> fetched;  // first path segments
@@ -544,7 +545,7 @@ TEST_CASE("seeds are normalized like links, so that a page a seed names differen
   std::string shouted = server.url("/index.html#top");
   shouted.replace(0, 4, "HTTP");
   RunReport report = run_pipeline(test::plan_of(
-      crawl_pipeline({shouted, root}, "    same_host: true", "    robots: ignore", dir.file("pages.jsonl"))));
+      crawl_pipeline({shouted, root}, "    same_host: true", "    robots: ignore", "", dir.file("pages.jsonl"))));
   REQUIRE(report.errors.empty());
   CHECK(server.counter("*").requests == 2);  // / and /index.html, each once
   auto pages = test::lines_of(test::read_file(dir.file("pages.jsonl")));
@@ -556,35 +557,9 @@ TEST_CASE("seeds are normalized like links, so that a page a seed names differen
 TEST_CASE("a frontier with little memory spills parked URLs to SQLite and still fetches each page once", "[crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  Plan plan =
-      test::plan_of(fmt::format(R"(pipeline: spill
-nodes:
-  - id: seeds
-    type: source.list
-    urls: ["{}"]
-  - id: frontier
-    type: frontier
-    window: 1
-    memory: 1
-    spill_dir: {}
-  - id: lim
-    type: limit
-    max_in_flight: 2
-  - id: get
-    type: fetch
-    on_error: skip
-  - id: parse
-    type: parse.html
-    links: a[href]::attr(href)
-  - id: pages
-    type: sink.jsonl
-    path: {}
-    fields: [page_url]
-edges:
-  - seeds -> frontier -> lim -> get -> parse -> pages
-  - parse.links -> frontier
-)",
-                                server.url("/catalogue/page1.html"), dir.path().string(), dir.file("pages.jsonl")));
+  Plan plan = test::plan_of(crawl_pipeline({server.url("/catalogue/page1.html")},
+                                           "    window: 1\n    memory: 1\n    spill_dir: " + dir.path().string(),
+                                           "    on_error: skip", "", dir.file("pages.jsonl"), 2));
   RunReport report = run_pipeline(plan);
   REQUIRE(report.errors.empty());
   CHECK(test::lines_of(test::read_file(dir.file("pages.jsonl"))).size() == 7);
