@@ -54,11 +54,7 @@ case $what in
     ;;
   store)
     ROWS=${ROWS:-1000000}
-    bash tools/setup.sh --bench >/dev/null
-    cmake --workflow --preset release >/dev/null
-    bin=build/release/bin
-    work=$(mktemp -d /tmp/sluice-ab-store.XXXXXX)
-    trap 'rm -rf "$work"' EXIT
+    bench_setup ab-store
     ;;
 esac
 

@@ -93,18 +93,23 @@ medians() {
     }' "$work/rounds"
 }
 
-# bench_site NAME PAGES: installs what the benchmarks need, builds the release preset, and serves
-# PAGES generated pages of ~10 KB with nginx on a free loopback port. Sets bin, work (a temporary
-# directory, removed with nginx stopped when the script exits) and port; the pages are in
-# $work/site and their URLs in $work/site/urls.txt.
-bench_site() {
-  local name=$1 pages=$2
+# bench_setup NAME: installs what the benchmarks need and builds the release preset. Sets bin and
+# work (a temporary directory, removed with nginx stopped, if one runs, when the script exits).
+bench_setup() {
   bash tools/setup.sh --bench >/dev/null
   cmake --workflow --preset release >/dev/null
   bin=build/release/bin
-  work=$(mktemp -d "/tmp/sluice-$name.XXXXXX")
+  work=$(mktemp -d "/tmp/sluice-$1.XXXXXX")
   chmod 755 "$work"
   trap 'stop_nginx "$work"; rm -rf "$work"' EXIT
+}
+
+# bench_site NAME PAGES: bench_setup, then PAGES generated pages of ~10 KB to serve with nginx on a
+# free loopback port. Sets bin, work and port; the pages are in $work/site and their URLs in
+# $work/site/urls.txt.
+bench_site() {
+  local name=$1 pages=$2
+  bench_setup "$name"
   port=$(free_port)
   "$bin/gen_site" "$work/site" "http://127.0.0.1:$port" "$pages" 10240
 }
