@@ -214,15 +214,12 @@ std::string encoding_for_label(std::string_view label) {
   return l;
 }
 
-namespace {
-
-// decode_page() without as_is.
-PageText decide(std::string_view body, std::string_view content_type) {
+PageText decode_page(std::string_view body, std::string_view content_type) {
   PageText in;
-  // Decodes `text` from `encoding` into in.text; false when the encoding is not known.
+  // Decodes `text` from `encoding` into `in`; false when the encoding is not known.
   auto decode = [&](const std::string& encoding, std::string_view text) {
     if (encoding == "UTF-8" && simdjson::validate_utf8(text.data(), text.size())) {
-      in.text = text;
+      in.body = text;
       return true;
     }
     if (encoding == "UTF-8") {
@@ -232,7 +229,7 @@ PageText decide(std::string_view body, std::string_view content_type) {
     } else if (!iconv_to_utf8(encoding, text, in.storage)) {
       return false;
     }
-    in.text = in.storage;
+    in.converted = true;
     return true;
   };
   if (body.starts_with("\xEF\xBB\xBF")) {
@@ -245,38 +242,31 @@ PageText decide(std::string_view body, std::string_view content_type) {
   }
   const std::string header = encoding_for_label(charset_param(content_type));
   if (!header.empty() && header != "UTF-8" && decode(header, body)) return in;
-  const bool utf8 = simdjson::validate_utf8(body.data(), body.size());
-  if (header == "UTF-8" && utf8) {
-    in.text = body;
-    return in;
-  }
-  std::string meta = encoding_for_label(meta_charset(body));
+  const std::string declared = encoding_for_label(meta_charset(body));
   // A page cannot declare itself UTF-16 from within (its <meta> was read as ASCII): the HTML
   // standard reads such a page as UTF-8.
-  if (meta == "UTF-16LE" || meta == "utf-16be") meta = "UTF-8";
-  // The header's charset wins, except one that says UTF-8 for a body that is not, when the page's
-  // <meta> names another (a server that labels every page UTF-8, in front of legacy pages that say
-  // what they are).
-  if (header == "UTF-8" && (meta.empty() || meta == "UTF-8")) {
-    decode("UTF-8", body);
+  const std::string meta = declared == "UTF-16LE" || declared == "utf-16be" ? "UTF-8" : declared;
+  const bool meta_agrees = meta.empty() || meta == "UTF-8";
+  const bool utf8 = simdjson::validate_utf8(body.data(), body.size());
+  // The header's UTF-8 wins, except for a body that is not UTF-8 when the page's <meta> names
+  // another charset (a server that labels every page UTF-8, in front of legacy pages that say what
+  // they are).
+  if (utf8 && (header == "UTF-8" || meta_agrees)) {
+    in.body = body;
+    // libxml2 reading it undirected would follow a <meta> that says anything but UTF-8.
+    in.as_is = declared.empty() || declared == "UTF-8";
     return in;
   }
-  if (!meta.empty() && decode(meta, body)) return in;
-  if (utf8) {
-    in.text = body;
-  } else {
-    decode(mostly_utf8(body) ? "UTF-8" : "windows-1252", body);
+  if (!utf8 && header == "UTF-8" && meta_agrees) {
+    in.storage = sanitize_utf8(body);
+    in.converted = true;
+    return in;
   }
-  return in;
-}
-
-}  // namespace
-
-PageText decode_page(std::string_view body, std::string_view content_type) {
-  PageText in = decide(body, content_type);
-  if (in.text.data() == body.data() && in.text.size() == body.size()) {
-    const std::string meta = encoding_for_label(meta_charset(body));
-    in.as_is = meta.empty() || meta == "UTF-8";
+  if (!meta_agrees && decode(meta, body)) return in;
+  if (utf8) {
+    in.body = body;  // a <meta> that names a charset iconv does not know
+  } else {
+    decode(meta == "UTF-8" || mostly_utf8(body) ? "UTF-8" : "windows-1252", body);
   }
   return in;
 }

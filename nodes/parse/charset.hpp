@@ -23,9 +23,12 @@ std::string encoding_for_label(std::string_view label);
 // A page's text, always UTF-8: for libxml2 (whose own decoding stopped at the first byte that did
 // not decode, and read undeclared pages as ISO-8859-1) and for RE2.
 struct PageText {
-  std::string_view text;
-  std::string storage;  // the body turned into UTF-8 here, when `text` points into it
-  // `text` is the body itself, valid UTF-8, and no <meta> names another charset: libxml2 reads it
+  std::string_view text() const { return converted ? std::string_view(storage) : body; }
+
+  std::string_view body;  // the text when it is (a part of) the body itself
+  std::string storage;    // the text when it was converted here
+  bool converted = false;
+  // text() is the body itself, valid UTF-8, and no <meta> names another charset: libxml2 reads it
   // right without being told (telling it costs a copy of the page through its UTF-8 "decoder").
   bool as_is = false;
 };

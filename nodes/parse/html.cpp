@@ -179,7 +179,7 @@ class HtmlParser final : public TransformNode {
     thread_local ParserContext parser;
     // XML_PARSE_HUGE lifts libxml2's nesting limit of 256, at which it stops parsing without a
     // word: broken pages (unclosed tags) nest deeper. Memory stays bounded by fetch's max_body.
-    htmlDocPtr doc = parser.read(html.text, page_url.c_str(), html.as_is ? nullptr : "UTF-8",
+    htmlDocPtr doc = parser.read(html.text(), page_url.c_str(), html.as_is ? nullptr : "UTF-8",
                                  HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
                                      HTML_PARSE_COMPACT | XML_PARSE_HUGE);
     if (!doc) {

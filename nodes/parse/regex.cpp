@@ -17,7 +17,7 @@ class RegexParser final : public TransformNode {
   void process(Record& page, Emitter& out) override {
     // Patterns are UTF-8, and so is what they capture: the text is decoded as parse.html's pages are.
     const parse::PageText decoded = parse::page_text(page, body_field_);
-    const std::string_view text = decoded.text;
+    const std::string_view text = decoded.text();
     const int groups = pattern_->NumberOfCapturingGroups();
     std::vector<re2::StringPiece> captures(static_cast<std::size_t>(groups) + 1);
     std::size_t pos = 0;

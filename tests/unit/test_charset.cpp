@@ -21,7 +21,7 @@ std::string fffd(int n) {
 }
 
 std::string decoded(const std::string& body, const std::string& content_type = "") {
-  return std::string(decode_page(body, content_type).text);
+  return std::string(decode_page(body, content_type).text());
 }
 
 }  // namespace
@@ -50,8 +50,8 @@ TEST_CASE("a page is decoded by BOM, then Content-Type charset, then <meta>, the
   SECTION("valid UTF-8 is passed on as it is, without a copy, and libxml2 may read it undirected") {
     const std::string body = "<p>caf\xc3\xa9</p>";
     PageText in = decode_page(body, "text/html");
-    CHECK(in.text.data() == body.data());
-    CHECK(in.storage.empty());
+    CHECK(in.text().data() == body.data());
+    CHECK_FALSE(in.converted);
     CHECK(in.as_is);
     CHECK(decode_page("<meta charset=utf-8><p>x</p>", "").as_is);
   }
