@@ -168,7 +168,7 @@ class HtmlParser final : public TransformNode {
     // A PDF or an image that a crawl reached through a link with no telling extension is not parsed
     // as HTML (libxml2 would make up a page of its bytes).
     if (const std::string type = text_of(page.get("content_type"));
-        !type.empty() && !markup_or_text(type) && !sniffed_html(type, parse::body_text(page, body_field_))) {
+        !type.empty() && !readable(type, parse::body_text(page, body_field_))) {
       out.fail(std::move(page), fmt::format("'{}' is not HTML: its content type is '{}'", page_url, type));
       return;
     }
@@ -243,20 +243,15 @@ class HtmlParser final : public TransformNode {
  private:
   static std::string text_of(const Value* v) { return v && v->as_string() ? *v->as_string() : ""; }
 
-  // Whether a Content-Type is one parse.html reads: text/* or a type with html or xml in its name.
-  static bool markup_or_text(std::string_view type) {
-    std::string media(type.substr(0, type.find(';')));
-    for (char& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return media.starts_with("text/") || media.find("html") != std::string::npos ||
-           media.find("xml") != std::string::npos;
-  }
-
-  // A page served as "application/octet-stream" (a file uploaded to object storage without its
-  // type) that starts like HTML is read as HTML, as the MIME sniffing standard reads such bodies.
-  static bool sniffed_html(std::string_view type, std::string_view body) {
+  // Whether parse.html reads a body of this Content-Type: text/* or a type with html or xml in its
+  // name; or one served as "application/octet-stream" (a file put in object storage without its
+  // type) that starts like HTML, as the MIME sniffing standard reads such bodies.
+  static bool readable(std::string_view type, std::string_view body) {
     std::string media(type.substr(0, type.find(';')));
     for (char& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     while (!media.empty() && media.back() == ' ') media.pop_back();
+    if (media.starts_with("text/") || media.find("html") != std::string::npos || media.find("xml") != std::string::npos)
+      return true;
     if (media != "application/octet-stream" && media != "binary/octet-stream" && media != "application/unknown" &&
         media != "unknown/unknown")
       return false;
