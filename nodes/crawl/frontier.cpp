@@ -19,6 +19,7 @@
 
 #include "../builtin.hpp"
 #include "../parse/links.hpp"
+#include "../text.hpp"
 #include "sluice/state.hpp"
 
 namespace sluice::nodes {
@@ -58,9 +59,7 @@ std::string extension_of(std::string_view url) {
   const std::string_view segment = rest.substr(rest.rfind('/') + 1);
   const auto dot = segment.rfind('.');
   if (dot == std::string_view::npos) return {};
-  std::string ext(segment.substr(dot + 1));
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ext;
+  return to_lower(segment.substr(dot + 1));
 }
 
 // Files a crawl for pages does not want: what Scrapy's link extractor leaves out by default.
@@ -156,8 +155,7 @@ struct Scope {
 
 class Frontier final : public AsyncNode, public PermitSource {
  public:
-  Frontier(std::string id, Scope scope, std::size_t window, std::size_t memory, std::string spill_dir,
-           RunState* state)
+  Frontier(std::string id, Scope scope, std::size_t window, std::size_t memory, std::string spill_dir, RunState* state)
       : id_(std::move(id)),
         scope_(std::move(scope)),
         window_(window),
@@ -389,9 +387,8 @@ NodeType frontier_type() {
     for (const auto& p : c.list("allow")) scope.allow.push_back(std::make_unique<RE2>(std::get<Value>(p.v).to_text()));
     for (const auto& p : c.list("deny")) scope.deny.push_back(std::make_unique<RE2>(std::get<Value>(p.v).to_text()));
     for (const auto& e : c.list("deny_extensions")) {
-      std::string ext = std::get<Value>(e.v).to_text();
+      std::string ext = to_lower(std::get<Value>(e.v).to_text());
       if (ext.starts_with('.')) ext.erase(0, 1);
-      for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       if (!ext.empty()) scope.deny_extensions.insert(std::move(ext));
     }
     scope.same_host = c.boolean("same_host");

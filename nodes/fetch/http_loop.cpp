@@ -9,7 +9,7 @@
 
 #include <pthread.h>
 
-#include "../url_text.hpp"
+#include "../text.hpp"
 
 namespace sluice::fetch {
 
@@ -79,14 +79,6 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   return n;
 }
 
-bool iequals(std::string_view a, std::string_view lower_b) {
-  if (a.size() != lower_b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != lower_b[i]) return false;
-  }
-  return true;
-}
-
 // A response header of the transfer's last response (not of a 1xx, not a trailer), read from the
 // headers libcurl stores anyway: no header callback runs per line. Several fields of one name are
 // joined with ", " (RFC 9110, 5.3). nullopt when the response had none.
@@ -135,7 +127,7 @@ std::optional<std::string> parse_host_key(const std::string& text, std::string& 
   curl_url_get(u, CURLUPART_HOST, &host, 0);
   curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
   std::optional<std::string> key;
-  if (!scheme || (!iequals(scheme, "http") && !iequals(scheme, "https"))) {
+  if (!scheme || (!nodes::iequals(scheme, "http") && !nodes::iequals(scheme, "https"))) {
     error = fmt::format("refused '{}': only http and https URLs are allowed", text);
   } else if (!host || !*host) {
     error = fmt::format("invalid URL '{}': no host", text);
@@ -287,7 +279,7 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
   // (robots.txt requests still send `user_agent`: their rules are matched against it).
   if (!opt_.user_agent.empty()) agent_line_ = "User-Agent: " + opt_.user_agent;
   bool custom_agent = std::any_of(opt_.headers.begin(), opt_.headers.end(),
-                                  [](const auto& h) { return iequals(h.first, "user-agent"); });
+                                  [](const auto& h) { return nodes::iequals(h.first, "user-agent"); });
   if (!custom_agent && !agent_line_.empty()) {
     base_headers_ = curl_slist_append(nullptr, agent_line_.c_str());
     if (!base_headers_) throw std::bad_alloc();

@@ -1,5 +1,6 @@
 #include "charset.hpp"
 
+#include "../text.hpp"
 #include "links.hpp"
 #include "sluice/json.hpp"
 
@@ -22,12 +23,6 @@ constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
 // bytes; libxml2 honoured a <meta> anywhere, and pages with long inline scripts in <head> exist.
 constexpr std::size_t kPrescan = 64 * 1024;
 
-bool iequals(std::string_view a, std::string_view lower_b) {
-  return a.size() == lower_b.size() && std::equal(a.begin(), a.end(), lower_b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == y;
-         });
-}
-
 std::string_view trim(std::string_view s, std::string_view chars = " \t\r\n") {
   const auto b = s.find_first_not_of(chars);
   if (b == std::string_view::npos) return {};
@@ -38,7 +33,7 @@ std::string_view trim(std::string_view s, std::string_view chars = " \t\r\n") {
 // is not followed by '='.
 std::string_view label_after_charset(std::string_view text) {
   for (std::size_t at = 0; at + 7 <= text.size(); ++at) {
-    if (!iequals(text.substr(at, 7), "charset")) continue;
+    if (!nodes::iequals(text.substr(at, 7), "charset")) continue;
     std::size_t i = at + 7;
     while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
     if (i >= text.size() || text[i] != '=') continue;
@@ -60,8 +55,8 @@ std::string_view meta_charset(std::string_view body) {
   const std::string_view head = body.substr(0, kPrescan);
   for (std::size_t at = head.find('<'); at != std::string_view::npos; at = head.find('<', at + 1)) {
     if (at + 6 > head.size()) break;
-    if (iequals(head.substr(at + 1, 4), "body")) break;
-    if (!iequals(head.substr(at + 1, 4), "meta")) continue;
+    if (nodes::iequals(head.substr(at + 1, 4), "body")) break;
+    if (!nodes::iequals(head.substr(at + 1, 4), "meta")) continue;
     const char after = head[at + 5];
     if (!std::isspace(static_cast<unsigned char>(after)) && after != '/') continue;
     const std::size_t end = head.find('>', at);
@@ -176,16 +171,15 @@ std::string_view charset_param(std::string_view content_type) {
     std::string_view param = content_type.substr(semi + 1);
     param = param.substr(0, param.find(';'));
     const auto eq = param.find('=');
-    if (eq == std::string_view::npos || !iequals(trim(param.substr(0, eq)), "charset")) continue;
+    if (eq == std::string_view::npos || !nodes::iequals(trim(param.substr(0, eq)), "charset")) continue;
     return trim(trim(param.substr(eq + 1)), "\"' \t");
   }
   return {};
 }
 
 std::string encoding_for_label(std::string_view label) {
-  std::string l(trim(label, " \t\r\n\"'"));
+  const std::string l = nodes::to_lower(trim(label, " \t\r\n\"'"));
   if (l.empty()) return l;
-  for (char& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   struct Alias {
     std::string_view encoding;
     std::initializer_list<std::string_view> labels;

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "../builtin.hpp"
+#include "../text.hpp"
 #include "charset.hpp"
 #include "links.hpp"
 #include "selector.hpp"
@@ -247,8 +248,7 @@ class HtmlParser final : public TransformNode {
   // name; or one served as "application/octet-stream" (a file put in object storage without its
   // type) that starts like HTML, as the MIME sniffing standard reads such bodies.
   static bool readable(std::string_view type, std::string_view body) {
-    std::string media(type.substr(0, type.find(';')));
-    for (char& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string media = nodes::to_lower(type.substr(0, type.find(';')));
     while (!media.empty() && media.back() == ' ') media.pop_back();
     if (media.starts_with("text/") || media.find("html") != std::string::npos || media.find("xml") != std::string::npos)
       return true;
@@ -258,8 +258,7 @@ class HtmlParser final : public TransformNode {
     if (body.starts_with("\xEF\xBB\xBF")) body.remove_prefix(3);
     const auto start = body.find_first_not_of(" \t\r\n\f");
     if (start == std::string_view::npos) return false;
-    std::string head(body.substr(start, 14));
-    for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::string head = nodes::to_lower(body.substr(start, 14));
     return head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head") ||
            head.starts_with("<body") || head.starts_with("<!--");
   }

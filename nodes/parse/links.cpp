@@ -4,7 +4,7 @@
 
 #include <cctype>
 
-#include "../url_text.hpp"
+#include "../text.hpp"
 
 namespace sluice::parse {
 

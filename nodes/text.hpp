@@ -1,4 +1,4 @@
-// Small text rules for URLs that fetch and the parse nodes share.
+// Small text helpers that fetch, the frontier and the parse nodes share.
 #pragma once
 
 #include <cctype>
@@ -6,6 +6,22 @@
 #include <string_view>
 
 namespace sluice::nodes {
+
+// `s` in ASCII lower case.
+inline std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Whether `a` equals `lower_b` (lower case) in ASCII, ignoring case.
+inline bool iequals(std::string_view a, std::string_view lower_b) {
+  if (a.size() != lower_b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != lower_b[i]) return false;
+  }
+  return true;
+}
 
 // Whether a URL has bytes that must be percent-encoded before it is sent: spaces and bytes beyond
 // ASCII (control characters make it invalid instead).
