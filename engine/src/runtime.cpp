@@ -284,6 +284,84 @@ class ErrorLog {
   std::uint64_t dropped_ = 0;
 };
 
+// The group key of a skipped error (see SkippedErrors): the record's text taken out of the message
+// and, after its first ": " (the detail, libcurl's text say), every run of digits made one '#'.
+std::string skip_key(const std::string& record, const std::string& message) {
+  std::string key;
+  key.reserve(message.size());
+  const std::size_t detail = message.find(": ");
+  for (std::size_t i = 0; i < message.size();) {
+    if (!record.empty() && message.compare(i, record.size(), record) == 0) {
+      key += '\x01';
+      i += record.size();
+    } else if (detail != std::string::npos && i > detail && message[i] >= '0' && message[i] <= '9') {
+      key += '#';
+      while (i < message.size() && message[i] >= '0' && message[i] <= '9') ++i;
+    } else {
+      key += message[i++];
+    }
+  }
+  return key;
+}
+
+// The errors on_error: skip dropped, grouped per node (SkippedErrors). Skips are rare next to
+// records, so one mutex is enough.
+class SkipLog {
+ public:
+  void add(const std::string& node, std::string record, std::string message, std::uint64_t count) {
+    std::string key = skip_key(record, message);
+    std::lock_guard lock(mutex_);
+    std::size_t groups = 0;
+    for (Group& g : groups_) {
+      if (g.errors.node != node) continue;
+      ++groups;
+      if (g.key == key) {
+        g.errors.count += count;
+        return;
+      }
+    }
+    if (groups >= SkippedErrors::kGroupsPerNode) {
+      // Past the limit every new kind goes to the node's group of other kinds (empty message).
+      key.clear();
+      record.clear();
+      message.clear();
+      for (Group& g : groups_) {
+        if (g.errors.node == node && g.key.empty() && g.errors.message.empty()) {
+          g.errors.count += count;
+          return;
+        }
+      }
+    }
+    groups_.push_back(Group{std::move(key), SkippedErrors{node, std::move(record), std::move(message), count}});
+  }
+  // The groups that appeared since the last call, as they were when they appeared.
+  std::vector<SkippedErrors> fresh() {
+    std::lock_guard lock(mutex_);
+    std::vector<SkippedErrors> out;
+    for (; reported_ < groups_.size(); ++reported_) {
+      out.push_back(groups_[reported_].errors);
+      out.back().count = 1;
+    }
+    return out;
+  }
+  std::vector<SkippedErrors> take() {
+    std::lock_guard lock(mutex_);
+    std::vector<SkippedErrors> out;
+    for (Group& g : groups_) out.push_back(std::move(g.errors));
+    groups_.clear();
+    return out;
+  }
+
+ private:
+  struct Group {
+    std::string key;
+    SkippedErrors errors;
+  };
+  std::mutex mutex_;
+  std::vector<Group> groups_;
+  std::size_t reported_ = 0;
+};
+
 // An output port: the receivers of every edge that starts at it. Each receiver gets a batch of
 // its own (copies for fan-out), so receivers may modify what they get.
 struct OutPort {
@@ -551,6 +629,7 @@ class Run {
     RunProgress p;
     p.elapsed = Clock::now() - started;
     p.stopping = stopping_.load();
+    p.new_skips = skips_.fresh();
     for (auto& v : vertices_) {
       p.nodes.push_back(v.stats.snapshot(v.plan->id, v.plan->type->name));
       if (v.limit_queue) p.nodes.back().dropped += v.limit_queue->dropped();
@@ -579,6 +658,7 @@ class Run {
   const Plan& plan_;
   const RunOptions& options_;
   ErrorLog errors_;
+  SkipLog skips_;
   // A resumable run's progress; outlives every permit (declared before the vertices).
   std::unique_ptr<RunState> state_;
   // Declared before the graph: permits and nodes refer to them until the graph is gone.
@@ -721,6 +801,7 @@ class TransformEmitter final : public Emitter {
         run_.fail(v_, record.describe(), std::move(message));
         return;
       case OnError::skip:
+        run_.skips_.add(v_.plan->id, record.describe(), std::move(message), 1);
         return;
       case OnError::route:
         record.error = RecordError{v_.plan->id, std::move(message)};
@@ -1095,10 +1176,13 @@ bool Run::bound_saturated(const Vertex& sink) const {
 // on_error: fail (the default) fails the run, and the sink receives nothing more; skip only counts.
 void Run::sink_failed(Vertex& v, std::uint64_t records) {
   Caught error = caught();
-  v.stats.errors.fetch_add(error.records.value_or(records));
+  const std::uint64_t lost = error.records.value_or(records);
+  v.stats.errors.fetch_add(lost);
   if (v.plan->on_error == OnError::fail) {
     v.sink_broken = true;
     fail(v, "", std::move(error.message));
+  } else {
+    skips_.add(v.plan->id, "", std::move(error.message), lost);
   }
 }
 
@@ -1285,6 +1369,7 @@ RunReport Run::execute() {
   for (auto& v : vertices_) report.nodes.push_back(v.stats.snapshot(v.plan->id, v.plan->type->name));
   report.errors_not_kept = errors_.dropped();
   report.errors = errors_.take();
+  report.skipped = skips_.take();
   if (!report.errors.empty() || report.errors_not_kept > 0) {
     report.status = RunStatus::failed;
   } else if (options_.stop && options_.stop->requests() > 0) {

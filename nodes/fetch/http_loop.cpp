@@ -542,7 +542,9 @@ void HttpLoop::admit_all(Clock::time_point now) {
 void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) {
   // RFC 9309: rules are not used for more than a day (robots_max_age); the next request waits
   // for a fresh copy. Requests under way go on.
-  if (opt_.robots && host.robots == Host::Robots::ready && now - host.robots_at >= opt_.robots_max_age) {
+  const nanoseconds robots_age =
+      host.robots_unreachable ? std::min(opt_.robots_max_age, opt_.breaker_recovery) : opt_.robots_max_age;
+  if (opt_.robots && host.robots == Host::Robots::ready && now - host.robots_at >= robots_age) {
     host.robots = Host::Robots::unknown;
   }
   if (opt_.robots && host.robots != Host::Robots::ready) {
@@ -556,9 +558,12 @@ void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) 
       if (!host.rules.allows_everything() && !host.rules.allowed(next.path)) {
         auto job = std::move(host.waiting.front());
         host.waiting.pop_front();
-        std::string message =
-            fmt::format("robots: disallowed by {}/robots.txt for user agent '{}'", key, opt_.user_agent);
-        fail(std::move(job), Reason::robots, 0, std::move(message));
+        if (host.robots_unreachable) {
+          fail(std::move(job), host.robots_unreachable->first, 0, host.robots_unreachable->second);
+        } else {
+          fail(std::move(job), Reason::robots, 0,
+               fmt::format("robots: disallowed by {}/robots.txt for user agent '{}'", key, opt_.user_agent));
+        }
         continue;
       }
     }
@@ -711,16 +716,31 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   if ((code == CURLE_OK || t.too_large) && status >= 200 && status < 300) {
     // A file cut at kRobotsMax loses its last, partial line.
     host.rules = RobotsRules::parse(t.too_large ? t.body.substr(0, t.body.rfind('\n') + 1) : t.body, opt_.user_agent);
+    host.robots_unreachable.reset();
   } else if ((code == CURLE_OK && status >= 300 && status < 500 && status != 429) || code == CURLE_TOO_MANY_REDIRECTS) {
     host.rules = RobotsRules::allow_all();
+    host.robots_unreachable.reset();
   } else if (++host.robots_attempts < opt_.retry.attempts && !cancel_.load() && !winding_down_.load()) {
     // Unreachable for now (a 503 while the site restarts, a timeout): retried with the node's
     // backoff before the host is given up as disallowed, which would fail every URL it has.
     host.robots = Host::Robots::retrying;
     timers_.emplace(Clock::now() + opt_.retry.backoff(host.robots_attempts, rng_), Timer{nullptr, t.robots_host, true});
     return;
-  } else if (host.robots_at == Clock::time_point{}) {
+  } else if (host.robots_at == Clock::time_point{} || host.robots_unreachable) {
+    // No rules known: the host is disallowed (RFC 9309) until its robots.txt is fetched again
+    // after recovery_timeout. Its jobs say why: "disallowed by robots.txt" would hide a host that
+    // is down, and a transport failure keeps its own reason (connect, dns, timeout, ...).
     host.rules = RobotsRules::disallow_all();
+    const int attempts = host.robots_attempts;
+    Reason reason = code == CURLE_OK ? Reason::robots : classify(code, false);
+    std::string why = code == CURLE_OK ? fmt::format("HTTP {}", status)
+                                       : std::string(t.error[0] ? t.error : curl_easy_strerror(code));
+    host.robots_unreachable.emplace(
+        reason,
+        fmt::format("{}: {}/robots.txt could not be fetched ({}{}); the host is disallowed until it can be "
+                    "(RFC 9309), next try in {}",
+                    reason_name(reason), t.robots_host, why, attempts > 1 ? fmt::format(", {} attempts", attempts) : "",
+                    duration_text(std::min(opt_.robots_max_age, opt_.breaker_recovery))));
   }  // else a fresh copy is unreachable: the rules it had stay in use (RFC 9309)
   const auto now = Clock::now();
   if (auto delay = host.rules.crawl_delay(); delay && (opt_.rate <= 0 || 1.0 / *delay < opt_.rate)) {

@@ -111,6 +111,11 @@ class HttpLoop {
     Clock::time_point robots_at{};  // when its rules became ready; fetched again after robots_max_age
     bool crawl_delay = false;       // `bucket` follows its robots.txt's Crawl-delay, not rate and burst
     RobotsRules rules;
+    // Set while the host is disallowed because its robots.txt could not be fetched (5xx, 429, no
+    // answer) after every attempt: why, for its jobs' errors, and the reason they fail with (the
+    // transport's, or robots for an HTTP status). Fetched again after circuit_breaker's
+    // recovery_timeout, not robots_max_age: the host is down, not ruled out.
+    std::optional<std::pair<Reason, std::string>> robots_unreachable;
     Clock::time_point last_used{};
   };
   using Hosts = std::unordered_map<std::string, Host>;

@@ -112,6 +112,40 @@ TEST_CASE("a failed run exits 1 and lists its errors with node and record", "[cl
   CHECK(r.err == "error: node 'boom': record 'u3': injected failure\nsluice: pipeline 'cli' failed with 1 error(s)\n");
 }
 
+TEST_CASE("a run that skips failed records says why: a warning when a kind first happens, a summary at the end",
+          "[cli]") {
+  // Before, on_error: skip was only a count in the stats table.
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), R"(pipeline: skipping
+settings: {batch: 1}
+nodes:
+  - {id: src, type: source.list, template: "u{n}", to: 5}
+  - {id: boom, type: test.fail, message: "timeout: after {n} ms", delay: 150ms, on_error: skip}
+  - {id: out, type: sink.jsonl, path: "${CLI_OUT}"}
+edges:
+  - src -> boom -> out
+)");
+  ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str());
+  Result r = sluice_cli(dir, {"run", "-q", "--stats-json", dir.file("stats.json"), dir.file("p.yaml")});
+  CHECK(r.code == 0);
+  INFO(r.err);
+  auto lines = test::lines_of(r.err);
+  REQUIRE(lines.size() == 3);
+  // Logged as it happens (the records take 750 ms), time-stamped: standard error is not a terminal.
+  CHECK(lines[0].starts_with("sluice: 20"));
+  CHECK(lines[0].substr(28) ==
+        " warning: node 'boom' skipped record 'u1': timeout: after 1 ms (more like it are counted)");
+  CHECK(lines[1] == "warning: node 'boom' skipped 5 records that failed (on_error: skip):");
+  CHECK(lines[2] == "  5 like record 'u1': timeout: after 1 ms");
+  CHECK(test::read_file(dir.file("stats.json"))
+            .find(R"("skipped": [{"node": "boom", "count": 5, "record": "u1", "message": "timeout: after 1 ms"}])") !=
+        std::string::npos);
+  // --log-level error leaves the warnings out.
+  Result quiet = sluice_cli(dir, {"--log-level", "error", "run", "-q", dir.file("p.yaml")});
+  CHECK(quiet.code == 0);
+  CHECK(quiet.err.empty());
+}
+
 TEST_CASE("SIGINT stops a running pipeline gracefully with exit 130 and whole output", "[cli][signal]") {
   TempDir dir;
   test::write_file(dir.file("p.yaml"), kValid);

@@ -730,6 +730,57 @@ TEST_CASE("a robots.txt that fails for a while is retried with the node's backof
   }
 }
 
+TEST_CASE("a host whose robots.txt cannot be fetched fails its URLs saying so, and is tried again later",
+          "[fetch][robots]") {
+  // Before, such a host's URLs failed as "disallowed by .../robots.txt", which hid a host that was
+  // down, and it stayed disallowed for robots_max_age (a day).
+  SECTION("a 5xx: reason robots, the status in the message; robots.txt fetched again after recovery_timeout") {
+    TempDir site, other_site;
+    FixtureServer server(site.path().string());
+    FixtureServer other(other_site.path().string());  // its /delay lets recovery_timeout pass
+    test::write_file(site.file("public.html"), "open");
+    test::write_file(site.file("robots.txt.redirect"), server.url("/flaky/robots?fail=1&status=503"));
+    const std::string recovery = GENERATE(as<std::string>{}, "300ms", "30s");
+    TempDir dir;
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, {server.url("/public.html?1"), other.url("/delay/600"), server.url("/public.html?2")}, 1,
+        "    retries: {attempts: 1}\n    circuit_breaker: {recovery_timeout: " + recovery + "}", "batch: 1")));
+    INFO(recovery);
+    REQUIRE(report.errors.empty());
+    auto messages = error_messages(dir);
+    REQUIRE(!messages.empty());
+    CHECK(messages[0] == "robots: " + server.url("") +
+                             "/robots.txt could not be fetched (HTTP 503); the host is disallowed until it can be "
+                             "(RFC 9309), next try in " +
+                             recovery);
+    CHECK(contains(lines(dir, "bad.jsonl")[0], "\"reason\":\"robots\""));
+    if (recovery == "300ms") {
+      CHECK(server.counter("/flaky").requests == 2);  // the second copy answers 200: no rules
+      CHECK(messages.size() == 1);
+      CHECK(lines(dir, "ok.jsonl").size() == 2);
+    } else {
+      CHECK(server.counter("/flaky").requests == 1);
+      CHECK(messages.size() == 2);
+      CHECK(lines(dir, "ok.jsonl").size() == 1);
+    }
+    CHECK(server.counter("/public.html").requests == (recovery == "300ms" ? 1 : 0));
+  }
+  SECTION("no answer: the transport's reason, libcurl's words and the attempts") {
+    const std::string url = fmt::format("http://127.0.0.1:{}/page", free_port());
+    TempDir dir;
+    RunReport report =
+        run_pipeline(test::plan_of(fetch_pipeline(dir, {url}, 1, "    retries: {attempts: 2, base: 1ms}")));
+    REQUIRE(report.errors.empty());
+    CHECK(lines(dir, "bad.jsonl") == std::vector<std::string>{fmt::format(
+                                         R"({{"url":"{}","status":null,"reason":"connect","attempts":0}})", url)});
+    auto messages = error_messages(dir);
+    REQUIRE(messages.size() == 1);
+    INFO(messages[0]);
+    CHECK(messages[0].starts_with("connect: " + url.substr(0, url.size() - 5) + "/robots.txt could not be fetched ("));
+    CHECK(contains(messages[0], "Couldn't connect to server, 2 attempts); the host is disallowed until it can be"));
+  }
+}
+
 TEST_CASE("a host's robots.txt is fetched again after robots_max_age", "[fetch][robots]") {
   // RFC 9309: rules are not used for more than a day. Before, a crawl running for days kept the
   // first copy of each host's rules.

@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include <future>
+#include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "../support.hpp"
@@ -289,6 +292,105 @@ TEST_CASE("on_error: skip counts the failure, drops the record and keeps going",
   auto lines = test::lines_of(test::read_file(out));
   CHECK(lines.size() == 99);
   CHECK(std::find(lines.begin(), lines.end(), "{\"url\":\"u7\",\"n\":7}") == lines.end());
+  // The report says why: the record and its message.
+  REQUIRE(report.skipped.size() == 1);
+  CHECK(report.skipped[0].node == "boom");
+  CHECK(report.skipped[0].record == "u7");
+  CHECK(report.skipped[0].message == "injected failure");
+  CHECK(report.skipped[0].count == 1);
+}
+
+TEST_CASE("skipped errors are grouped by kind: the record's text and the numbers of a detail do not split them",
+          "[run]") {
+  // Before, on_error: skip only counted: an unattended run said "errors 3000" and never why.
+  TempDir dir;
+  std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(chain(R"(  - id: src
+    type: source.list
+    template: "https://shop.example/p/{n}"
+    to: 40)",
+                                  R"(  - id: slow
+    type: test.fail
+    message: "timeout: Operation timed out after {n} milliseconds"
+    on_error: skip
+  - id: status
+    type: test.fail
+    message: "HTTP {n}"
+    on_error: skip
+  - id: page
+    type: test.fail
+    message: "'{url}' is not HTML"
+    on_error: skip
+  - id: odd
+    type: test.fail
+    equals: 3
+    message: "HTTP 404"
+    on_error: skip)",
+                                  out) +
+                            "edges:\n  - src -> slow -> out\n  - src -> status -> out\n  - src -> page -> out\n"
+                            "  - src -> odd -> out\n");
+  RunReport report = run_pipeline(plan);
+  CHECK(report.status == RunStatus::succeeded);
+  std::map<std::string, std::vector<SkippedErrors>> by_node;
+  for (const auto& s : report.skipped) by_node[s.node].push_back(s);
+  // Numbers after the first ": " (libcurl's detail) are not the kind.
+  REQUIRE(by_node["slow"].size() == 1);
+  CHECK(by_node["slow"][0].count == 40);
+  CHECK(by_node["slow"][0].record == "https://shop.example/p/1");
+  CHECK(by_node["slow"][0].message == "timeout: Operation timed out after 1 milliseconds");
+  // Nor is the record's own text.
+  REQUIRE(by_node["page"].size() == 1);
+  CHECK(by_node["page"][0].count == 40);
+  CHECK(by_node["page"][0].message == "'https://shop.example/p/1' is not HTML");
+  // A status is: 16 kinds are kept, in the order they appeared, and the other 24 counted together.
+  auto& status = by_node["status"];
+  REQUIRE(status.size() == SkippedErrors::kGroupsPerNode + 1);
+  std::set<std::string> kinds;
+  for (std::size_t i = 0; i < SkippedErrors::kGroupsPerNode; ++i) {
+    CHECK(status[i].count == 1);
+    kinds.insert(status[i].message);
+  }
+  CHECK(kinds.size() == SkippedErrors::kGroupsPerNode);
+  CHECK(status.back().message.empty());
+  CHECK(status.back().record.empty());
+  CHECK(status.back().count == 40 - SkippedErrors::kGroupsPerNode);
+  REQUIRE(by_node["odd"].size() == 1);
+  CHECK(by_node["odd"][0].count == 1);
+  CHECK(test::stats_of(report, "status").errors == 40);
+}
+
+TEST_CASE("a run's progress reports each kind of skipped error once, when it first happens", "[run]") {
+  TempDir dir;
+  Plan plan = test::plan_of(chain(R"(  - id: src
+    type: source.list
+    template: "u{n}"
+    to: 30)",
+                                  R"(  - id: boom
+    type: test.fail
+    message: "timeout: after {n} ms"
+    delay: 10ms
+    on_error: skip)",
+                                  dir.file("out.jsonl"), "batch: 1") +
+                            "edges:\n  - src -> boom -> out\n");
+  std::mutex mutex;
+  std::vector<SkippedErrors> seen;
+  int calls = 0;
+  RunOptions options;
+  options.progress_interval = std::chrono::milliseconds(5);
+  options.progress = [&](const RunProgress& p) {
+    std::lock_guard lock(mutex);
+    ++calls;
+    seen.insert(seen.end(), p.new_skips.begin(), p.new_skips.end());
+  };
+  RunReport report = run_pipeline(plan, options);
+  CHECK(report.status == RunStatus::succeeded);
+  CHECK(calls > 5);  // the 30 records take 300 ms
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].node == "boom");
+  CHECK(seen[0].record == "u1");
+  CHECK(seen[0].message == "timeout: after 1 ms");
+  REQUIRE(report.skipped.size() == 1);
+  CHECK(report.skipped[0].count == 30);
 }
 
 TEST_CASE("on_error: route sends the failed record with its error to the error port", "[run]") {
@@ -423,9 +525,16 @@ TEST_CASE("a sink.jsonl file that cannot grow keeps whole lines and counts every
     CHECK(report.status == RunStatus::failed);
     REQUIRE(report.errors.size() == 1);  // the close() that meets the same full file is not a second error
     CHECK(report.errors[0].to_string() == fmt::format("node 'out': write to '{}' failed: File too large", path));
+    CHECK(report.skipped.empty());
   } else {
     CHECK(report.status == RunStatus::succeeded);
     CHECK(stats.records_in == 20000);
+    // The lost lines are reported with their cause, not only counted.
+    REQUIRE(report.skipped.size() == 1);
+    CHECK(report.skipped[0].node == "out");
+    CHECK(report.skipped[0].record.empty());
+    CHECK(report.skipped[0].message == fmt::format("write to '{}' failed: File too large", path));
+    CHECK(report.skipped[0].count == stats.errors);
   }
 }
 

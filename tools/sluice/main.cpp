@@ -235,13 +235,15 @@ int cmd_run(const std::string& file, const RunArgs& args) {
   // A terminal gets a live line; a log (a file, journald, CI) a line every --progress-every.
   const bool live = !args.quiet && ::isatty(STDERR_FILENO);
   const bool logged = !args.quiet && !live && every->count() > 0;
-  cli::ProgressLine line(plan, stderr, live ? std::chrono::nanoseconds{} : *every);
+  const bool warnings = spdlog::should_log(spdlog::level::warn);
+  using Mode = cli::ProgressLine::Mode;
+  cli::ProgressLine line(plan, stderr, live ? Mode::live : logged ? Mode::logged : Mode::none, *every, warnings);
   RunReport report;
   {
     RunOptions options;
     options.stop = &stop;
     options.resume = args.resume;
-    if (live || logged) options.progress = [&line](const RunProgress& p) { line.update(p); };
+    if (live || logged || warnings) options.progress = [&line](const RunProgress& p) { line.update(p); };
     if (logged)
       options.progress_interval = std::min<std::chrono::milliseconds>(
           options.progress_interval, std::chrono::ceil<std::chrono::milliseconds>(*every));
@@ -255,6 +257,7 @@ int cmd_run(const std::string& file, const RunArgs& args) {
     return 0;
   }
   if (!args.quiet) cli::print_stats(stderr, report);
+  if (warnings) cli::print_skipped(stderr, report);
   for (const auto& e : report.errors) fmt::print(stderr, "error: {}\n", e.to_string());
   if (report.errors_not_kept > 0) fmt::print(stderr, "... and {} more errors\n", report.errors_not_kept);
   if (report.status == RunStatus::failed) {
@@ -327,6 +330,7 @@ int cmd_test(const std::vector<std::string>& files, const LoadArgs& args) {
       report = run_pipeline(*loaded.plan, options);
     }
     for (const auto& e : report.errors) fmt::print("  error: {}\n", e.to_string());
+    cli::print_skipped(stdout, report, "  ");
     for (const auto& r : cli::check_expectations(*loaded.plan, report)) {
       fmt::print("  {} {}\n", r.passed ? "ok  " : "FAIL", r.what);
       (r.passed ? passed : failed)++;

@@ -18,6 +18,32 @@ void print_stats(std::FILE* out, const RunReport& report) {
   fmt::print(out, "elapsed {:.3f}s\n", std::chrono::duration<double>(report.elapsed).count());
 }
 
+std::string skip_text(const SkippedErrors& s) {
+  if (s.message.empty()) return fmt::format("node '{}' skipped records of other kinds", s.node);
+  if (s.record.empty()) return fmt::format("node '{}' skipped: {}", s.node, s.message);
+  return fmt::format("node '{}' skipped record '{}': {}", s.node, s.record, s.message);
+}
+
+void print_skipped(std::FILE* out, const RunReport& report, std::string_view indent) {
+  for (const auto& n : report.nodes) {
+    std::uint64_t total = 0;
+    for (const auto& s : report.skipped) total += s.node == n.id ? s.count : 0;
+    if (total == 0) continue;
+    fmt::print(out, "{}warning: node '{}' skipped {} record{} that failed (on_error: skip):\n", indent, n.id, total,
+               total == 1 ? "" : "s");
+    for (const auto& s : report.skipped) {
+      if (s.node != n.id) continue;
+      if (s.message.empty()) {
+        fmt::print(out, "{}  {} of other kinds\n", indent, s.count);
+      } else if (s.record.empty()) {
+        fmt::print(out, "{}  {} like: {}\n", indent, s.count, s.message);
+      } else {
+        fmt::print(out, "{}  {} like record '{}': {}\n", indent, s.count, s.record, s.message);
+      }
+    }
+  }
+}
+
 namespace {
 
 std::string_view status_name(RunStatus s) {
@@ -30,6 +56,15 @@ std::string_view status_name(RunStatus s) {
       return "interrupted";
   }
   return "failed";
+}
+
+// The time as a log line shows it: 2026-12-02T02:50:00Z.
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
 }
 
 std::string quoted(std::string_view s) {
@@ -59,17 +94,34 @@ std::string report_json(const Plan& plan, const RunReport& report) {
     out += fmt::format(R"({}{{"node": {}, "record": {}, "message": {}}})", i ? ", " : "", quoted(e.node),
                        quoted(e.record), quoted(e.message));
   }
-  out += fmt::format("], \"errors_not_kept\": {}}}\n", report.errors_not_kept);
+  out += fmt::format("], \"errors_not_kept\": {}, \"skipped\": [", report.errors_not_kept);
+  for (std::size_t i = 0; i < report.skipped.size(); ++i) {
+    const auto& s = report.skipped[i];
+    out += fmt::format(R"({}{{"node": {}, "count": {}, "record": {}, "message": {}}})", i ? ", " : "", quoted(s.node),
+                       s.count, quoted(s.record), quoted(s.message));
+  }
+  out += "]}\n";
   return out;
 }
 
-ProgressLine::ProgressLine(const Plan& plan, std::FILE* out, std::chrono::nanoseconds log_every)
-    : plan_(plan), out_(out), log_every_(log_every), next_log_(log_every) {}
+ProgressLine::ProgressLine(const Plan& plan, std::FILE* out, Mode mode, std::chrono::nanoseconds log_every,
+                           bool warnings)
+    : plan_(plan), out_(out), mode_(mode), warnings_(warnings), log_every_(log_every), next_log_(log_every) {}
 
 void ProgressLine::update(const RunProgress& p) {
-  const bool log = log_every_.count() > 0;
+  const bool log = mode_ == Mode::logged;
   std::lock_guard lock(mutex_);
-  if (log && p.elapsed < next_log_) return;
+  for (const auto& s : warnings_ ? p.new_skips : std::vector<SkippedErrors>{}) {
+    if (mode_ == Mode::live) {
+      fmt::print(out_, "\r\033[Kwarning: {} (more like it are counted)\n", skip_text(s));
+    } else {
+      fmt::print(out_, "sluice: {} warning: {} (more like it are counted)\n", utc_now(), skip_text(s));
+    }
+  }
+  if (mode_ == Mode::none || (log && p.elapsed < next_log_)) {
+    std::fflush(out_);
+    return;
+  }
   std::uint64_t fetched = 0, stored = 0, errors = 0;
   bool fetches = false;
   for (std::size_t i = 0; i < p.nodes.size() && i < plan_.nodes.size(); ++i) {
@@ -95,11 +147,7 @@ void ProgressLine::update(const RunProgress& p) {
   if (p.stopping) line += " | stopping: finishing work in flight (Ctrl-C again aborts)";
   if (log) {
     while (next_log_ <= p.elapsed) next_log_ += log_every_;
-    const std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    fmt::print(out_, "sluice: {:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z progress: {}\n", tm.tm_year + 1900, tm.tm_mon + 1,
-               tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, line);
+    fmt::print(out_, "sluice: {} progress: {}\n", utc_now(), line);
   } else {
     fmt::print(out_, "\r\033[K{}", line);
     drawn_ = true;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "sluice/pipeline.hpp"
 #include "sluice/run.hpp"
@@ -13,17 +14,25 @@ namespace sluice::cli {
 
 // The per-node stats table, with the run's elapsed time.
 void print_stats(std::FILE* out, const RunReport& report);
+// What on_error: skip dropped, per node: how many records and why, one line per kind of error
+// (RunReport::skipped), each with its first record. Nothing when no node skipped a record.
+void print_skipped(std::FILE* out, const RunReport& report, std::string_view indent = "");
+// One skipped error as the run meets a new kind: "node 'get' skipped record 'URL': message".
+std::string skip_text(const SkippedErrors& skipped);
 // The report as JSON: pipeline, status, exit code, elapsed, per-node stats and errors.
 std::string report_json(const Plan& plan, const RunReport& report);
 
 // Progress as `sluice run` shows it: pages/s, records in flight and queued at limits, records
 // stored, errors, elapsed; while a graceful stop runs it says so and that a second Ctrl-C aborts.
-// On a terminal (`log_every` zero) one line redrawn in place a few times a second; otherwise (a
-// log file, journald, CI) one line every `log_every`, time-stamped, with the pages/s of that span.
-// update() is called from an engine thread.
+// Mode live (a terminal): one line redrawn in place a few times a second; logged (a log file,
+// journald, CI): one line every `log_every`, time-stamped, with the pages/s of that span; none: no
+// progress. In every mode, a kind of skipped error (on_error: skip) the run meets for the first
+// time is written at once as a warning line (time-stamped unless live; each kind once, the summary
+// at the end counts them all), unless `warnings` is false. update() is called from an engine thread.
 class ProgressLine {
  public:
-  ProgressLine(const Plan& plan, std::FILE* out, std::chrono::nanoseconds log_every = {});
+  enum class Mode { live, logged, none };
+  ProgressLine(const Plan& plan, std::FILE* out, Mode mode, std::chrono::nanoseconds log_every, bool warnings);
   void update(const RunProgress& progress);
   // Erases the live line (before the stats table or any other output).
   void clear();
@@ -31,6 +40,8 @@ class ProgressLine {
  private:
   const Plan& plan_;
   std::FILE* out_;
+  Mode mode_;
+  bool warnings_;
   std::chrono::nanoseconds log_every_;
   std::chrono::nanoseconds next_log_;
   std::mutex mutex_;

@@ -36,6 +36,20 @@ struct RunError {
   std::string to_string() const;
 };
 
+// Records a node dropped with on_error: skip, grouped by message: the first record of a group and how
+// many records failed that way. A group's key is the message with the record's own text (its URL)
+// taken out and, after the message's first ": ", numbers replaced: "timeout: Operation timed out
+// after 10001 milliseconds" and "... after 10002 milliseconds" are one group, "HTTP 404" and
+// "HTTP 500" two. A node keeps at most SkippedErrors::kGroupsPerNode groups; the skips of any other
+// kind are counted in one more group with an empty message.
+struct SkippedErrors {
+  static constexpr std::size_t kGroupsPerNode = 16;
+  std::string node;
+  std::string record;   // the first record of the group (empty for a sink's lost batch)
+  std::string message;  // its message; empty: other kinds, past kGroupsPerNode
+  std::uint64_t count = 0;
+};
+
 enum class RunStatus {
   succeeded,    // every source reached its end and nothing failed
   failed,       // a node failed with on_error: fail (or the engine found a bug); see errors
@@ -44,9 +58,10 @@ enum class RunStatus {
 
 struct RunReport {
   RunStatus status = RunStatus::succeeded;
-  std::vector<RunError> errors;       // every error, in the order they happened (first kept_errors)
-  std::uint64_t errors_not_kept = 0;  // errors beyond the kept ones, counted only
-  std::vector<NodeStats> nodes;       // plan order
+  std::vector<RunError> errors;        // every error, in the order they happened (first kept_errors)
+  std::uint64_t errors_not_kept = 0;   // errors beyond the kept ones, counted only
+  std::vector<SkippedErrors> skipped;  // on_error: skip, grouped; in the order groups appeared
+  std::vector<NodeStats> nodes;        // plan order
   std::chrono::nanoseconds elapsed{0};
   int stop_signal = 0;            // the signal number given to StopSignal::request, if any
   bool already_finished = false;  // --resume of a run whose state says it finished: nothing ran
@@ -90,6 +105,10 @@ struct RunProgress {
   std::int64_t in_flight = 0;    // records holding a limit slot, over every limit
   std::int64_t queued = 0;       // records waiting in front of a limit
   bool stopping = false;         // a graceful stop is under way
+  // Groups of skipped errors (on_error: skip) that appeared since the previous progress call, with
+  // their first record and message, so that an unattended run can log why it skips records when it
+  // starts to (each kind once), not only at its end.
+  std::vector<SkippedErrors> new_skips;
 };
 
 struct RunOptions {
