@@ -1,6 +1,8 @@
 // Small text helpers that fetch, the frontier and the parse nodes share.
 #pragma once
 
+#include <locale.h>
+
 #include <cctype>
 #include <string>
 #include <string_view>
@@ -30,6 +32,29 @@ inline bool needs_escapes(std::string_view url) {
     if (c == ' ' || static_cast<unsigned char>(c) >= 0x80) return true;
   return false;
 }
+
+// While alive, this thread reads characters as UTF-8 (LC_CTYPE C.UTF-8, for this thread only), so
+// that libcurl can convert a host name beyond ASCII to punycode (CURLU_PUNYCODE, and its own
+// conversion before a transfer): libidn2 reads names in the locale's charset, and in the C locale of
+// a program that never called setlocale() every such name failed ("URL using bad/illegal format").
+// uselocale() swaps a thread-local pointer; nothing else sluice does depends on LC_CTYPE beyond
+// ASCII.
+class Utf8Ctype {
+ public:
+  Utf8Ctype() : old_(utf8() ? uselocale(utf8()) : static_cast<locale_t>(0)) {}
+  ~Utf8Ctype() {
+    if (old_) uselocale(old_);
+  }
+  Utf8Ctype(const Utf8Ctype&) = delete;
+  Utf8Ctype& operator=(const Utf8Ctype&) = delete;
+
+ private:
+  static locale_t utf8() {
+    static const locale_t locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
+    return locale;
+  }
+  locale_t old_;
+};
 
 // Upper-cases the hex digits of percent-escapes ("%c3%a9" -> "%C3%A9"), as RFC 3986 (6.2.2.1)
 // normalizes them and browsers write them: libcurl encodes in lower case, sites link in upper case,

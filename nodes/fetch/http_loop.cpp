@@ -95,15 +95,19 @@ std::optional<std::string> response_header(CURL* easy, const char* name) {
 // A URL as it is sent. Spaces and bytes beyond ASCII are not allowed in a URL (RFC 3986), but URL
 // lists and APIs have them ("/a b.html", "/café"): they are percent-encoded in the path, query and
 // fragment, as browsers, libcurl's redirects and Python's HTTP clients do (a space in the query
-// becomes '+'); the host stays as it is (libcurl converts an IDN host itself). Control characters
-// are left, so that the URL is refused as invalid. Most URLs need nothing: one scan, no parse.
+// becomes '+'), and a host name beyond ASCII becomes punycode ("café.example" is sent as
+// "xn--caf-dma.example", one host with its punycode spelling). Control characters are left, so that
+// the URL is refused as invalid. Most URLs need nothing: one scan, no parse.
 std::string request_url(const std::string& text) {
   if (!nodes::needs_escapes(text)) return text;
+  nodes::Utf8Ctype utf8;
   CURLU* u = curl_url();
   std::string out = text;
   char* full = nullptr;
   if (curl_url_set(u, CURLUPART_URL, text.c_str(), CURLU_ALLOW_SPACE | CURLU_URLENCODE) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK && full) {
+      (curl_url_get(u, CURLUPART_URL, &full, CURLU_PUNYCODE) == CURLUE_OK ||
+       curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK) &&
+      full) {
     out = full;
     nodes::uppercase_escapes(out);
   }
@@ -382,6 +386,7 @@ void HttpLoop::stop() {
 
 void HttpLoop::run() {
   pthread_setname_np(pthread_self(), ("io:" + node_id_).substr(0, 15).c_str());
+  nodes::Utf8Ctype utf8;  // libcurl converts a redirect's host beyond ASCII itself
   while (true) {
     take_incoming();
     if (cancel_.load() && !aborted_) abort_everything();
@@ -834,7 +839,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   char* location = nullptr;
   curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location);
   if (is_redirect(status) && location && opt_.max_redirects > 0) {
-    std::string target = location;
+    std::string target = request_url(location);  // absolute, from libcurl; a host beyond ASCII in punycode
     if (job->redirects >= opt_.max_redirects) {
       return fail(std::move(job), Reason::redirects, status,
                   fmt::format("redirects: more than max_redirects ({}), last to '{}'", opt_.max_redirects, target));
@@ -852,7 +857,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
       job->method = "GET";
       job->body.reset();
     }
-    job->url = std::move(target);  // absolute, from libcurl
+    job->url = std::move(target);
     job->host = std::move(key);
     job->path.clear();
     return enqueue(std::move(job), true);

@@ -132,6 +132,12 @@ bool iconv_to_utf8(const std::string& encoding, std::string_view in, std::string
   return true;
 }
 
+bool is_ascii(std::string_view s) {
+  unsigned char any = 0;
+  for (unsigned char c : s) any |= c;  // no early exit: the compiler vectorizes this loop
+  return any < 0x80;
+}
+
 // Whether a body that is not valid UTF-8 still reads better as UTF-8 (a UTF-8 page with a few
 // broken bytes) than as windows-1252: more well-formed multi-byte sequences than bytes in none.
 bool mostly_utf8(std::string_view s) {
@@ -247,8 +253,10 @@ PageText decode_page(std::string_view body, std::string_view content_type) {
   // they are).
   if (utf8 && (header == "UTF-8" || meta_agrees)) {
     in.body = body;
-    // libxml2 reading it undirected would follow a <meta> that says anything but UTF-8.
-    in.as_is = declared.empty() || declared == "UTF-8";
+    // Undirected, libxml2 reads a byte beyond ASCII as ISO-8859-1 unless a <meta http-equiv> came
+    // before it ("café" became "cafÃ©" in a page that only the header or nothing declared UTF-8), and
+    // follows a <meta> that names another charset: only plain ASCII with no such <meta> is left to it.
+    in.as_is = (declared.empty() || declared == "UTF-8") && is_ascii(body);
     return in;
   }
   if (!utf8 && header == "UTF-8" && meta_agrees) {

@@ -28,8 +28,9 @@ struct PageText {
   std::string_view body;  // the text when it is (a part of) the body itself
   std::string storage;    // the text when it was converted here
   bool converted = false;
-  // text() is the body itself, valid UTF-8, and no <meta> names another charset: libxml2 reads it
+  // text() is the body itself, plain ASCII, and no <meta> names another charset: libxml2 reads it
   // right without being told (telling it costs a copy of the page through its UTF-8 "decoder").
+  // Undirected it would read any other byte as ISO-8859-1.
   bool as_is = false;
 };
 

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <cctype>
+#include <optional>
 
 #include "../text.hpp"
 
@@ -25,6 +26,11 @@ Record item_record(const Record& page, const std::string& page_url) {
 }
 
 std::string resolve_link(const std::string& base, const std::string& href) {
+  // A host name beyond ASCII becomes punycode, as browsers resolve links: "café.example" and
+  // "xn--caf-dma.example" are one host to the frontier, and fetch sends it so.
+  const bool wide = nodes::needs_escapes(href) || nodes::needs_escapes(base);
+  std::optional<nodes::Utf8Ctype> utf8;
+  if (wide) utf8.emplace();
   CURLU* u = curl_url();
   std::string out;
   if (curl_url_set(u, CURLUPART_URL, base.c_str(), 0) == CURLUE_OK &&
@@ -44,8 +50,9 @@ std::string resolve_link(const std::string& base, const std::string& href) {
       }
       curl_free(host);
       char* full = nullptr;
-      if (curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT) == CURLUE_OK && full) {
-        out = full;
+      if ((wide && curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT | CURLU_PUNYCODE) == CURLUE_OK) ||
+          curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT) == CURLUE_OK) {
+        if (full) out = full;
         nodes::uppercase_escapes(out);
       }
       curl_free(full);

@@ -529,6 +529,29 @@ TEST_CASE("spaces and non-ASCII in a URL are percent-encoded as browsers do — 
                              urls[1], server.url("/caf%C3%A9.html")));
 }
 
+TEST_CASE("a host name beyond ASCII is sent as punycode, also after a redirect", "[fetch]") {
+  // Before, "http://café.example/" failed as "invalid URL: URL using bad/illegal format": libcurl's
+  // IDN conversion (libidn2) reads names in the locale's charset, and sluice runs in the C locale.
+  // *.localhost is the loopback address to libcurl, so these names reach the fixture server.
+  TempDir site;
+  test::write_file(site.file("caf\xC3\xA9.html"), "accented\n");
+  FixtureServer server(site.path().string());
+  const int port = std::stoi(server.url("").substr(server.url("").rfind(':') + 1));
+  const std::string direct = fmt::format("http://caf\xC3\xA9.localhost:{}/caf\xC3\xA9.html", port);
+  const std::string moved =
+      server.url(fmt::format("/redirect-to?url=http://B%C3%9Ccher.localhost:{}/caf%C3%A9.html", port));
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, {direct, moved}, 1, "    robots: ignore")));
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "bad_full.jsonl").empty());
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 2);
+  CHECK(ok[0] == fmt::format(R"({{"url":"{}","status":200,"final_url":"{}","attempts":1,"body":"accented\n"}})", direct,
+                             fmt::format("http://xn--caf-dma.localhost:{}/caf%C3%A9.html", port)));
+  CHECK(ok[1] == fmt::format(R"({{"url":"{}","status":200,"final_url":"{}","attempts":1,"body":"accented\n"}})", moved,
+                             fmt::format("http://xn--bcher-kva.localhost:{}/caf%C3%A9.html", port)));
+}
+
 TEST_CASE("redirects are followed up to max_redirects and loops are stopped", "[fetch]") {
   FixtureServer server;
   TempDir dir;

@@ -183,7 +183,8 @@ TEST_CASE("links resolve against <base href>, are normalized, and only http(s) l
   CHECK(links[0] == fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})", server.url("/item/1.html"), page));
 }
 
-TEST_CASE("links with spaces and non-ASCII are percent-encoded, relative or absolute", "[parse][crawl]") {
+TEST_CASE("links with spaces and non-ASCII are percent-encoded, relative or absolute, and hosts are punycode",
+          "[parse][crawl]") {
   TempDir site;
   test::write_file(site.file("page.html"), R"(<html><body>
 <a href=" /trimmed.html ">1</a>
@@ -192,6 +193,7 @@ TEST_CASE("links with spaces and non-ASCII are percent-encoded, relative or abso
 <a href="http://Other.example/x y/../z w.html#part two">4</a>
 <a href="//other.example/%41 b">5</a>
 <a href="/lower%2fcase%e2%82%ac">6</a>
+<a href="https://Caf&#xe9;.example/&#xe9;">7</a>
 </body></html>)");
   fixture::FixtureServer server(site.path().string());
   TempDir dir;
@@ -202,7 +204,8 @@ TEST_CASE("links with spaces and non-ASCII are percent-encoded, relative or abso
     urls.push_back(l.substr(8, l.find("\",\"depth") - 8));
   CHECK(urls == std::vector<std::string>{server.url("/trimmed.html"), server.url("/a%20b.html"),
                                          server.url("/caf%C3%A9.html?q=a+b"), "http://other.example/z%20w.html",
-                                         "http://other.example/%41%20b", server.url("/lower%2Fcase%E2%82%AC")});
+                                         "http://other.example/%41%20b", server.url("/lower%2Fcase%E2%82%AC"),
+                                         "https://xn--caf-dma.example/%C3%A9"});
 }
 
 TEST_CASE("pages are decoded by the charset of their Content-Type, their <meta>, or as windows-1252", "[parse]") {
@@ -221,16 +224,30 @@ TEST_CASE("pages are decoded by the charset of their Content-Type, their <meta>,
                                                          "\x93quoted\x94 \x80"
                                                          "5"));
   test::write_file(site.file("cp1252.html.content-type"), "text/html\n");
+  // UTF-8 said only by the header, by nothing, and by a <meta> after the first non-ASCII text
+  // (libxml2 undirected read these three as ISO-8859-1: "cafÃ©").
+  test::write_file(site.file("utf8.html"), fmt::format(fmt::runtime(page), "", "1 caf\xc3\xa9"));
+  test::write_file(site.file("utf8.html.content-type"), "text/html; charset=utf-8\n");
+  test::write_file(site.file("undeclared.html"), fmt::format(fmt::runtime(page), "", "2 caf\xc3\xa9"));
+  test::write_file(site.file("undeclared.html.content-type"), "text/html\n");
+  test::write_file(site.file("late.html"),
+                   fmt::format(fmt::runtime(page), "<title>\xc3\xa9</title><meta charset=\"utf-8\">", "3 caf\xc3\xa9"));
+  test::write_file(site.file("late.html.content-type"), "text/html\n");
   fixture::FixtureServer server(site.path().string());
   TempDir dir;
-  RunReport report = run_pipeline(test::plan_of(
-      parse_pipeline(dir, {server.url("/sjis.html"), server.url("/koi8.html"), server.url("/cp1252.html")},
-                     "    fields: {h: h1, p: p}")));
+  RunReport report = run_pipeline(
+      test::plan_of(parse_pipeline(dir,
+                                   {server.url("/sjis.html"), server.url("/koi8.html"), server.url("/cp1252.html"),
+                                    server.url("/utf8.html"), server.url("/undeclared.html"), server.url("/late.html")},
+                                   "    fields: {h: h1, p: p}")));
   REQUIRE(report.errors.empty());
   std::vector<std::string> got;
   for (const auto& l : item_lines(dir)) got.push_back(l.substr(l.find("\"h\":")));
   std::sort(got.begin(), got.end());
-  CHECK(got == std::vector<std::string>{"\"h\":\"\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82\",\"p\":\"end\"}",
+  CHECK(got == std::vector<std::string>{"\"h\":\"1 caf\xc3\xa9\",\"p\":\"end\"}",
+                                        "\"h\":\"2 caf\xc3\xa9\",\"p\":\"end\"}",
+                                        "\"h\":\"3 caf\xc3\xa9\",\"p\":\"end\"}",
+                                        "\"h\":\"\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82\",\"p\":\"end\"}",
                                         "\"h\":\"\xe2\x80\x9cquoted\xe2\x80\x9d \xe2\x82\xac"
                                         "5\",\"p\":\"end\"}",
                                         "\"h\":\"\xef\xbf\xbd@\xe6\x97\xa5\xe6\x9c\xac\",\"p\":\"end\"}"});
