@@ -9,6 +9,7 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <thread>
 #include <variant>
@@ -205,12 +206,16 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
     sqlite3_finalize(ranges);
     sqlite3_stmt* urls = nullptr;
     sqlite3_prepare_v2(db, "SELECT node, hash, url, from_url, depth, done FROM sluice_frontier", -1, &urls, nullptr);
+    std::set<std::pair<std::string, std::string>> seed_pages;  // (node, page) of depth-1 links
     while (urls && sqlite3_step(urls) == SQLITE_ROW) {
       FrontierState& f = state->frontiers_[column_text(urls, 0)];
       Url u{static_cast<std::uint64_t>(sqlite3_column_int64(urls, 1)), column_text(urls, 2), column_text(urls, 3),
             sqlite3_column_int(urls, 4)};
       f.seen.push_back(u.hash);
       if (u.depth == 0) f.seeds.push_back(u.url);
+      // The page a depth-1 link was found on is a seed's page after its redirects.
+      if (u.depth == 1 && !u.from_url.empty() && seed_pages.emplace(column_text(urls, 0), u.from_url).second)
+        f.seeds.push_back(u.from_url);
       if (sqlite3_column_int(urls, 5) == 0) f.pending.push_back(std::move(u));
     }
     sqlite3_finalize(urls);

@@ -287,6 +287,15 @@ class Frontier final : public AsyncNode, public PermitSource {
       if (std::string normalized = parse::resolve_link(u, u); !normalized.empty()) u = std::move(normalized);
     }
     if (seed && scope_.same_host) seed_hosts_.insert(host_of(u));
+    // A link found on a seed's page: the page's URL, after redirects, is where the seed landed
+    // (http://example.com/ -> https://www.example.com/), and its host is a seed's host too. Before,
+    // such a crawl ended at its first page: every link went to a host that was not the seed's.
+    if (r.meta.depth == 1 && scope_.same_host) {
+      if (const Value* from = r.get("from_url"); from && from->as_string() && *from->as_string() != last_seed_page_) {
+        last_seed_page_ = *from->as_string();
+        seed_hosts_.insert(host_of(last_seed_page_));
+      }
+    }
     if (!seed && scope_.max_depth >= 0 && r.meta.depth > scope_.max_depth) return false;
     if (!seed && scope_.same_host && !seed_hosts_.count(host_of(u))) return false;
     if (!seed && !scope_.deny_extensions.empty() && scope_.deny_extensions.count(extension_of(u))) return false;
@@ -343,7 +352,8 @@ class Frontier final : public AsyncNode, public PermitSource {
   bool cancelled_ = false, quit_ = false;
   // frontier thread only:
   std::unordered_set<std::uint64_t> seen_;
-  std::set<std::string> seed_hosts_;
+  std::set<std::string> seed_hosts_;  // the seeds' hosts, and the hosts their pages redirected to
+  std::string last_seed_page_;        // the seed page of the last depth-1 link (its host is known)
 };
 
 std::string check_pattern(const Value& v) {
@@ -370,7 +380,8 @@ NodeType frontier_type() {
                       "links to files with these extensions are dropped (images, archives, media, office "
                       "documents, PDF, ...); seeds are kept; [] follows every link")
           .with_default(kBinaryExtensions),
-      FieldSpec::boolean("same_host", "follow links only to the hosts of the seeds").with_default("true"),
+      FieldSpec::boolean("same_host", "follow links only to the hosts of the seeds (and of the pages they redirect to)")
+          .with_default("true"),
       FieldSpec::integer("max_depth", "link depth from a seed; -1: unlimited").with_default("-1").at_least(-1),
       FieldSpec::integer("max_pages", "distinct URLs let through at most; 0: unlimited").with_default("0").at_least(0),
       FieldSpec::integer("window", "URLs let out and not yet done (with what derives from them) at most")

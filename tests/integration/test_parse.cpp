@@ -571,6 +571,30 @@ TEST_CASE("seeds are normalized like links, so that a page a seed names differen
                                           fmt::format(R"({{"page_url":"{}"}})", server.url("/index.html"))});
 }
 
+TEST_CASE("same_host follows a seed to the host it redirects to (http://example.com/ -> https://www.example.com/)",
+          "[crawl]") {
+  // Before, every link of such a site went to a host that was not the seed's: the crawl ended at
+  // its first page.
+  TempDir site;
+  test::write_file(site.file("home.html"), R"(<a href="/a.html">a</a> <a href="http://other.localhost/x">x</a>)");
+  test::write_file(site.file("a.html"), R"(<a href="/b.html">b</a>)");
+  test::write_file(site.file("b.html"), "end");
+  fixture::FixtureServer server(site.path().string());
+  const std::string port = server.url("").substr(server.url("").rfind(':') + 1);
+  const std::string landed = "http://localhost:" + port;  // another host name for the same server
+  TempDir dir;
+  RunReport report = run_pipeline(
+      test::plan_of(crawl_pipeline({server.url("/redirect-to?url=" + landed + "/home.html")}, "    same_host: true",
+                                   "    robots: ignore", "", dir.file("pages.jsonl"))));
+  REQUIRE(report.errors.empty());
+  auto pages = test::lines_of(test::read_file(dir.file("pages.jsonl")));
+  std::sort(pages.begin(), pages.end());
+  CHECK(pages == std::vector<std::string>{fmt::format(R"({{"page_url":"{}/a.html"}})", landed),
+                                          fmt::format(R"({{"page_url":"{}/b.html"}})", landed),
+                                          fmt::format(R"({{"page_url":"{}/home.html"}})", landed)});
+  CHECK(test::stats_of(report, "frontier").dropped == 1);  // other.localhost stays out
+}
+
 TEST_CASE("a frontier with little memory spills parked URLs to SQLite and still fetches each page once", "[crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;

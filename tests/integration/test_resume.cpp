@@ -10,6 +10,7 @@
 #include "../../tools/fixture_server/fixture_server.hpp"
 #include "../process.hpp"
 #include "../support.hpp"
+#include "sluice/state.hpp"
 
 using namespace sluice;
 using test::query;
@@ -227,6 +228,26 @@ TEST_CASE("a crawl killed with SIGKILL or stopped with Ctrl-C at random points a
       if (sig == SIGKILL) CHECK(fetched <= 300 + static_cast<std::uint64_t>(ended) * 40);
     }
   }
+}
+
+TEST_CASE("a resumed frontier knows the hosts its seeds redirected to", "[resume][crawl]") {
+  // same_host follows a seed to the host it redirects to; a resumed crawl must too, also when every
+  // link found on the seed's page is done and only deeper pages are left.
+  TempDir dir;
+  const std::string path = dir.file("state.db");
+  {
+    auto state = RunState::open(path, "p", false);
+    state->start();
+    state->url_accepted("f", {1, "http://example.com/", "", 0});
+    state->url_accepted("f", {2, "https://www.example.com/a", "https://www.example.com/", 1});
+    state->url_accepted("f", {3, "https://www.example.com/b", "https://www.example.com/", 1});
+    state->url_accepted("f", {4, "https://www.example.com/c", "https://www.example.com/a", 2});
+    state->close(false);
+  }
+  auto resumed = RunState::open(path, "p", true);
+  auto seeds = resumed->frontier("f").seeds;
+  std::sort(seeds.begin(), seeds.end());
+  CHECK(seeds == std::vector<std::string>{"http://example.com/", "https://www.example.com/"});
 }
 
 TEST_CASE("a resumable run refuses a store without a key and --resume without a state file", "[resume]") {

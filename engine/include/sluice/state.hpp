@@ -41,7 +41,9 @@ class RunState {
   struct FrontierState {
     std::vector<std::uint64_t> seen;  // every URL hash it ever accepted
     std::vector<Url> pending;         // accepted and not done: parked, or in flight when the run ended
-    std::vector<std::string> seeds;   // depth-0 URLs (their hosts bound same_host)
+    // depth-0 URLs, and the pages depth-1 links came from (a seed after its redirects): their
+    // hosts bound same_host
+    std::vector<std::string> seeds;
   };
 
   // Main thread. Opens or creates the state file of pipeline `pipeline`. Without `resume` any earlier
