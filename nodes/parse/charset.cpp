@@ -49,9 +49,28 @@ std::string_view label_after_charset(std::string_view text) {
   return {};
 }
 
-// The charset a <meta> tag before <body> declares (<meta charset=...> or <meta http-equiv=
-// "Content-Type" content="...; charset=...">), empty when none does.
+// The encoding an XML declaration at the start of `body` names (<?xml version="1.0"
+// encoding="windows-1251"?>): a feed or a sitemap has no <meta>. Empty when there is none.
+std::string_view xml_encoding(std::string_view body) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  const std::size_t at = body.find_first_not_of(kSpace);
+  if (at == std::string_view::npos || body.compare(at, 5, "<?xml") != 0) return {};
+  const std::string_view decl = body.substr(at, std::min<std::size_t>(body.find("?>", at), at + 1024) - at);
+  std::size_t e = decl.find("encoding");
+  if (e == std::string_view::npos) return {};
+  e = decl.find_first_not_of(kSpace, e + 8);
+  if (e == std::string_view::npos || decl[e] != '=') return {};
+  e = decl.find_first_not_of(kSpace, e + 1);
+  if (e == std::string_view::npos || (decl[e] != '"' && decl[e] != '\'')) return {};
+  const std::size_t close = decl.find(decl[e], e + 1);
+  return close == std::string_view::npos ? std::string_view() : decl.substr(e + 1, close - e - 1);
+}
+
+// The charset a document declares: an XML declaration's encoding, else a <meta> tag before <body>
+// (<meta charset=...> or <meta http-equiv="Content-Type" content="...; charset=...">); empty when
+// none does.
 std::string_view meta_charset(std::string_view body) {
+  if (std::string_view xml = xml_encoding(body); !xml.empty()) return xml;
   const std::string_view head = body.substr(0, kPrescan);
   for (std::size_t at = head.find('<'); at != std::string_view::npos; at = head.find('<', at + 1)) {
     if (at + 6 > head.size()) break;
@@ -72,19 +91,6 @@ constexpr std::array<char16_t, 32> kWindows1252 = {0x20AC, 0x0081, 0x201A, 0x019
                                                    0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F,
                                                    0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
                                                    0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178};
-
-void append_utf8(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xC0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    out += static_cast<char>(0xE0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (c & 0x3F));
-  }
-}
 
 std::string from_windows1252(std::string_view in) {
   std::string out;
@@ -212,6 +218,24 @@ std::string encoding_for_label(std::string_view label) {
     if (std::find(a.labels.begin(), a.labels.end(), l) != a.labels.end()) return std::string(a.encoding);
   }
   return l;
+}
+
+void append_utf8(std::string& out, char32_t c) {
+  if (c < 0x80) {
+    out += static_cast<char>(c);
+  } else if (c < 0x800) {
+    out += static_cast<char>(0xC0 | (c >> 6));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  } else if (c < 0x10000) {
+    out += static_cast<char>(0xE0 | (c >> 12));
+    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (c >> 18));
+    out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  }
 }
 
 PageText decode_page(std::string_view body, std::string_view content_type) {

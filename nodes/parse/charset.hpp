@@ -20,6 +20,9 @@ std::string_view charset_param(std::string_view content_type);
 // CP949, big5 as BIG5-HKSCS. Other labels are passed on lower-cased. Empty for an empty label.
 std::string encoding_for_label(std::string_view label);
 
+// Appends code point `c` (at most U+10FFFF, not a surrogate) in UTF-8.
+void append_utf8(std::string& out, char32_t c);
+
 // A page's text, always UTF-8: for libxml2 (whose own decoding stopped at the first byte that did
 // not decode, and read undeclared pages as ISO-8859-1) and for RE2.
 struct PageText {

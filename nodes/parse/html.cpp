@@ -153,6 +153,76 @@ std::vector<xmlNodePtr> nodes(xmlXPathContextPtr ctx, CompiledCache& cache, xmlN
   return out;
 }
 
+// `text` with the references that are not XML made XML, or nullopt when it has none (most
+// documents: one scan for '&'). Feeds are often not well-formed this way, and libxml2's XML parser
+// dropped what it could not read: "AT&T" became "AT", "?a=1&b=2" "?a=1=2". A bare '&' becomes
+// "&amp;", an HTML entity XML does not define ("&nbsp;", "&eacute;") its character, and an unknown
+// name is kept as text. CDATA sections and comments are left as they are; a document with its own
+// <!ENTITY declarations is left whole.
+std::optional<std::string> repair_xml_references(std::string_view text) {
+  std::size_t amp = text.find('&');
+  if (amp == std::string_view::npos || text.find("<!ENTITY") != std::string_view::npos) return std::nullopt;
+  auto name_char = [](char c, bool first) {
+    return std::isalpha(static_cast<unsigned char>(c)) || c == '_' ||
+           (!first && (std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '-'));
+  };
+  std::string out;
+  std::size_t copied = 0;
+  bool changed = false;
+  for (std::size_t i = 0; i < text.size();) {
+    if (text[i] == '<' && (text.compare(i, 9, "<![CDATA[") == 0 || text.compare(i, 4, "<!--") == 0)) {
+      const bool cdata = text[i + 2] == '[';
+      const std::size_t end = text.find(cdata ? "]]>" : "-->", i);
+      if (end == std::string_view::npos) break;
+      i = end + 3;
+      continue;
+    }
+    if (text[i] != '&') {
+      i = std::min(text.find_first_of("&<", i + 1), text.size());
+      continue;
+    }
+    std::size_t j = i + 1;
+    std::string replacement;
+    if (j < text.size() && text[j] == '#') {
+      const bool hex = j + 1 < text.size() && (text[j + 1] == 'x' || text[j + 1] == 'X');
+      std::size_t k = j + (hex ? 2 : 1);
+      while (k < text.size() && (hex ? std::isxdigit(static_cast<unsigned char>(text[k]))
+                                     : std::isdigit(static_cast<unsigned char>(text[k]))))
+        ++k;
+      if (k > j + (hex ? 2 : 1) && k < text.size() && text[k] == ';') {
+        i = k + 1;  // a character reference
+        continue;
+      }
+      replacement = "&amp;";
+    } else {
+      std::size_t k = j;
+      while (k < text.size() && name_char(text[k], k == j)) ++k;
+      const std::string_view name = text.substr(j, k - j);
+      if (!name.empty() && k < text.size() && text[k] == ';') {
+        if (name == "amp" || name == "lt" || name == "gt" || name == "quot" || name == "apos") {
+          i = k + 1;
+          continue;
+        }
+        const std::string key(name);
+        if (const htmlEntityDesc* e = htmlEntityLookup(reinterpret_cast<const xmlChar*>(key.c_str()))) {
+          parse::append_utf8(replacement, e->value);
+          out.append(text.substr(copied, i - copied)).append(replacement);
+          copied = i = k + 1;
+          changed = true;
+          continue;
+        }
+      }
+      replacement = "&amp;";
+    }
+    out.append(text.substr(copied, i - copied)).append(replacement);
+    copied = i = j;  // the text after '&' stays
+    changed = true;
+  }
+  if (!changed) return std::nullopt;
+  out.append(text.substr(copied));
+  return out;
+}
+
 class HtmlParser final : public TransformNode {
  public:
   HtmlParser(std::string body_field, std::string url_field, std::optional<Selector> items,
@@ -178,11 +248,15 @@ class HtmlParser final : public TransformNode {
     const parse::PageText html = parse::page_text(page, body_field_);
     thread_local CompiledCache cache;
     thread_local ParserContext parser;
+    htmlDocPtr doc = nullptr;
+    if (is_xml(text_of(page.get("content_type")), html.text())) doc = read_xml(html.text(), page_url);
     // XML_PARSE_HUGE lifts libxml2's nesting limit of 256, at which it stops parsing without a
     // word: broken pages (unclosed tags) nest deeper. Memory stays bounded by fetch's max_body.
-    htmlDocPtr doc = parser.read(html.text(), page_url.c_str(), html.as_is ? nullptr : "UTF-8",
-                                 HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
-                                     HTML_PARSE_COMPACT | XML_PARSE_HUGE);
+    if (!doc) {
+      doc = parser.read(html.text(), page_url.c_str(), html.as_is ? nullptr : "UTF-8",
+                        HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
+                            HTML_PARSE_COMPACT | XML_PARSE_HUGE);
+    }
     if (!doc) {
       out.fail(std::move(page), fmt::format("cannot parse the HTML of '{}'", page_url));
       return;
@@ -243,6 +317,54 @@ class HtmlParser final : public TransformNode {
 
  private:
   static std::string text_of(const Value* v) { return v && v->as_string() ? *v->as_string() : ""; }
+
+  // Whether a page is an XML document (a feed, a sitemap, an API's XML) rather than HTML: its
+  // content type names XML and not HTML (text/xml, application/rss+xml, application/atom+xml), or,
+  // untyped (none, text/plain, octet-stream), it starts with an XML declaration and has no <html>.
+  static bool is_xml(std::string_view type, std::string_view text) {
+    std::string media = nodes::to_lower(type.substr(0, type.find(';')));
+    while (!media.empty() && media.back() == ' ') media.pop_back();
+    if (media.find("html") != std::string::npos) return false;
+    if (media.find("xml") != std::string::npos) return true;
+    if (!media.empty() && media != "text/plain" && media != "application/octet-stream") return false;
+    const auto start = text.find_first_not_of(" \t\r\n");
+    if (start == std::string_view::npos || text.compare(start, 5, "<?xml") != 0) return false;
+    return nodes::to_lower(text.substr(start, 1024)).find("<html") == std::string::npos;
+  }
+
+  // An XML document parsed as XML: the HTML parser knows HTML's elements, and made an RSS <link> an
+  // empty element (its URL was lost) and a CDATA section text with "<![CDATA[" in it. Namespaces are
+  // removed, as Scrapy's remove_namespaces() does, so that plain selectors match: `loc` in a sitemap
+  // (default namespace), `creator` for <dc:creator>. No DTD is loaded and no entity expanded (no
+  // network, no "billion laughs"). Null when libxml2 made no root element of it (not XML after
+  // all): the HTML parser reads it then.
+  static xmlDocPtr read_xml(std::string_view text, const std::string& url) {
+    const std::optional<std::string> repaired = repair_xml_references(text);
+    if (repaired) text = *repaired;
+    xmlDocPtr doc = xmlReadMemory(text.data(), static_cast<int>(text.size()), url.c_str(), "UTF-8",
+                                  XML_PARSE_RECOVER | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NONET |
+                                      XML_PARSE_NOCDATA | XML_PARSE_COMPACT | XML_PARSE_IGNORE_ENC);
+    xmlNodePtr node = doc ? xmlDocGetRootElement(doc) : nullptr;
+    if (!node) {
+      xmlFreeDoc(doc);
+      return nullptr;
+    }
+    // Depth first without recursion: every element and attribute loses its namespace.
+    while (node) {
+      if (node->type == XML_ELEMENT_NODE) {
+        node->ns = nullptr;
+        for (xmlAttrPtr a = node->properties; a; a = a->next) a->ns = nullptr;
+        if (node->children) {
+          node = node->children;
+          continue;
+        }
+      }
+      while (node && !node->next)
+        node = node->parent && node->parent->type == XML_ELEMENT_NODE ? node->parent : nullptr;
+      if (node) node = node->next;
+    }
+    return doc;
+  }
 
   // Whether parse.html reads a body of this Content-Type: text/* or a type with html or xml in its
   // name; or one served as "application/octet-stream" (a file put in object storage without its

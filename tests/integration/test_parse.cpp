@@ -284,6 +284,62 @@ TEST_CASE("parse.html refuses a body whose content type is not HTML, XML or text
   CHECK(test::lines_of(test::read_file(dir.file("links.jsonl"))).size() == 1);  // /y, from the feed
 }
 
+TEST_CASE("feeds are parsed as XML: RSS <link> texts, CDATA, prefixed names, and the '&' feeds get wrong",
+          "[parse][crawl]") {
+  // Before, the HTML parser read feeds: <link> is an empty element in HTML (every item's URL was
+  // lost) and a CDATA section became text with "<![CDATA[" in it.
+  TempDir site;
+  test::write_file(site.file("feed"), R"(<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">
+  <channel><title>News</title>
+    <item>
+      <title>AT&T &amp; R&D&nbsp;caf&eacute; &#233; &unknown;</title>
+      <link>https://news.example/a?x=1&y=2</link>
+      <description><![CDATA[<p>Hello <b>world</b> & more</p>]]></description>
+      <dc:creator>Ann</dc:creator>
+    </item>
+    <item><title>Second</title><link>https://news.example/b</link></item>
+  </channel>
+</rss>)");
+  test::write_file(site.file("feed.content-type"), "application/rss+xml\n");
+  // No entity is expanded and no DTD or external entity is read: a "billion laughs" and an XXE.
+  test::write_file(site.file("hostile"), R"(<?xml version="1.0"?>
+<!DOCTYPE rss [
+ <!ENTITY a "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa">
+ <!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">
+ <!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">
+ <!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">
+ <!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;">
+ <!ENTITY xxe SYSTEM "file:///etc/passwd">
+]>
+<rss><item><title>&e;</title><link>&xxe;</link></item></rss>)");
+  test::write_file(site.file("hostile.content-type"), "text/xml\n");
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(
+      parse_pipeline(dir, {server.url("/feed"), server.url("/hostile")},
+                     "    items: item\n    links: link::text\n    fields: {title: title, link: link, description: "
+                     "description, creator: creator}")));
+  REQUIRE(report.errors.empty());
+  CHECK(test::read_file(dir.file("bad.jsonl")).empty());
+  std::vector<std::string> items;
+  for (const auto& l : test::lines_of(test::read_file(dir.file("items.jsonl"))))
+    items.push_back(l.substr(l.find("\"title\":")));
+  std::sort(items.begin(), items.end());
+  REQUIRE(items.size() == 3);
+  CHECK(items[0] ==
+        "\"title\":\"AT&T & R&D\xc2\xa0\x63\x61\x66\xc3\xa9 \xc3\xa9 "
+        "&unknown;\",\"link\":\"https://news.example/a?x=1&y=2\","
+        "\"description\":\"<p>Hello <b>world</b> & more</p>\",\"creator\":\"Ann\"}");
+  CHECK(items[1] == R"("title":"Second","link":"https://news.example/b","description":null,"creator":null})");
+  CHECK(items[2].find("aaaa") == std::string::npos);
+  CHECK(items[2].find("root:") == std::string::npos);
+  auto links = test::lines_of(test::read_file(dir.file("links.jsonl")));
+  REQUIRE(links.size() == 2);
+  CHECK(links[0].starts_with(R"({"url":"https://news.example/a?x=1&y=2")"));
+  CHECK(links[1].starts_with(R"({"url":"https://news.example/b")"));
+}
+
 TEST_CASE("a sitemap's <loc> texts are links — an empty href or an element without one is none", "[parse][crawl]") {
   TempDir site;
   test::write_file(site.file("sitemap.xml"), R"(<?xml version="1.0" encoding="UTF-8"?>

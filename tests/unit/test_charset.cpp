@@ -67,6 +67,19 @@ TEST_CASE("a page is decoded by BOM, then Content-Type charset, then <meta>, the
     CHECK_FALSE(decode_page("<meta charset=iso-8859-1><p>x</p>", "text/html; charset=utf-8").as_is);
     CHECK_FALSE(decode_page("<meta charset=utf-16><p>x</p>", "").as_is);
   }
+  SECTION("an XML declaration's encoding, for feeds and sitemaps (they have no <meta>)") {
+    const std::string feed = "<rss><title>" + std::string("\xcf\xf0\xe8\xe2\xe5\xf2") + "</title></rss>";
+    const std::string russian = "<rss><title>\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82</title></rss>";
+    const std::string decl = "<?xml version=\"1.0\" encoding=\"windows-1251\"?>";
+    CHECK(decoded(decl + feed, "application/rss+xml") == decl + russian);
+    CHECK(decoded("\n  <?xml version='1.0' encoding = 'CP1251' ?>" + feed, "") ==
+          "\n  <?xml version='1.0' encoding = 'CP1251' ?>" + russian);
+    CHECK_FALSE(decode_page(decl + "<rss/>", "").as_is);  // libxml2's HTML parser ignores the declaration
+    // Not at the start, or without an encoding: no declaration (windows-1252 for a body not UTF-8).
+    CHECK(decoded("<rss><?xml encoding=\"windows-1251\"?>\xe9</rss>", "") ==
+          "<rss><?xml encoding=\"windows-1251\"?>\xc3\xa9</rss>");
+    CHECK(decoded("<?xml version=\"1.0\"?><a>\xe9</a>", "") == "<?xml version=\"1.0\"?><a>\xc3\xa9</a>");
+  }
   SECTION("the Content-Type's charset") {
     CHECK(decoded("<h1>" + kSjis + "</h1>", "text/html; charset=shift_jis") == "<h1>" + kJapanese + "</h1>");
     CHECK(decoded("\xf0\xd2\xc9\xd7\xc5\xd4", "text/html; charset=KOI8-R") ==
