@@ -234,8 +234,7 @@ class HtmlParser final : public TransformNode {
         links_(std::move(links)) {}
 
   void process(Record& page, Emitter& out) override {
-    std::string page_url = text_of(page.get(url_field_));
-    if (page_url.empty()) page_url = text_of(page.get("url"));
+    std::string page_url = parse::page_url_of(page, url_field_);
     // A PDF or an image that a crawl reached through a link with no telling extension is not parsed
     // as HTML (libxml2 would make up a page of its bytes).
     if (const std::string type = text_of(page.get("content_type"));

@@ -76,7 +76,7 @@ class JsonParser final : public TransformNode {
 
   void process(Record& page, Emitter& out) override {
     std::string_view text = parse::body_text(page, body_field_);
-    std::string page_url = url_of(page);
+    std::string page_url = parse::page_url_of(page, url_field_);
     thread_local simdjson::dom::parser parser;
     simdjson::dom::element doc;
     if (auto error = parser.parse(text.data(), text.size()).get(doc)) {
@@ -123,13 +123,6 @@ class JsonParser final : public TransformNode {
   }
 
  private:
-  std::string url_of(const Record& page) const {
-    for (const std::string* name : {&url_field_, &kUrl}) {
-      if (const Value* v = page.get(*name); v && v->as_string()) return *v->as_string();
-    }
-    return "";
-  }
-
   void emit_link(const Record& page, const std::string& page_url, simdjson::dom::element doc, Emitter& out) {
     simdjson::dom::element v;
     if (doc.at_pointer(*link_).get(v) != simdjson::SUCCESS || !v.is_string()) return;
@@ -137,7 +130,6 @@ class JsonParser final : public TransformNode {
     if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url)), 1);
   }
 
-  inline static const std::string kUrl = "url";
   std::string body_field_, url_field_;
   std::optional<std::string> items_;
   std::vector<JsonField> fields_;

@@ -16,6 +16,13 @@ std::string_view body_text(const Record& page, const std::string& field) {
   return {};
 }
 
+std::string page_url_of(const Record& page, const std::string& url_field) {
+  for (const std::string& name : {url_field, std::string("url"), std::string("page_url")}) {
+    if (const Value* v = page.get(name); v && v->as_string() && !v->as_string()->empty()) return *v->as_string();
+  }
+  return "";
+}
+
 Record item_record(const Record& page, const std::string& page_url) {
   Record r = page.derive();
   r.meta.origin_url = page_url;

@@ -11,6 +11,11 @@ namespace sluice::parse {
 // The page's body as text: a Bytes or string field, empty when missing.
 std::string_view body_text(const Record& page, const std::string& field);
 
+// The URL of the page a record is: its `url_field` (fetch's final_url), else `url`, else
+// `page_url` (an item of an upstream parser: JSON-LD text that parse.html found, read by
+// parse.json). Empty when it has none.
+std::string page_url_of(const Record& page, const std::string& url_field);
+
 // A record for an item found on `page`: no fields yet but its origin (page_url, depth, fetched_at),
 // and the page's metadata and permits.
 Record item_record(const Record& page, const std::string& page_url);

@@ -340,6 +340,32 @@ TEST_CASE("feeds are parsed as XML: RSS <link> texts, CDATA, prefixed names, and
   CHECK(links[1].starts_with(R"({"url":"https://news.example/b")"));
 }
 
+TEST_CASE("JSON-LD found by parse.html is read by parse.json, and its items keep the page's URL", "[parse]") {
+  // Before, parse.json looked for final_url or url only: the items of an item had an empty page_url.
+  TempDir site;
+  test::write_file(site.file("lamp.html"), R"(<html><head><script type="application/ld+json">
+{"@type": "Product", "name": "Brass Lamp", "offers": {"price": "54.00", "priceCurrency": "EUR"}}
+</script></head><body><h1>Lamp</h1></body></html>)");
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: jsonld
+nodes:
+  - {{id: src, type: source.list, urls: ["{}"]}}
+  - {{id: get, type: fetch}}
+  - {{id: page, type: parse.html, fields: {{ld: 'script[type="application/ld+json"]::text'}}}}
+  - {{id: product, type: parse.json, body_field: ld, fields: {{name: name, price: offers.price}}}}
+  - {{id: out, type: sink.jsonl, path: {}, fields: [page_url, depth, name, price]}}
+edges:
+  - src -> get -> page -> product -> out
+)",
+                                                            server.url("/lamp.html"), dir.file("out.jsonl"))));
+  REQUIRE(report.errors.empty());
+  CHECK(test::read_file(dir.file("out.jsonl")) ==
+        fmt::format(R"({{"page_url":"{}","depth":0,"name":"Brass Lamp","price":"54.00"}})"
+                    "\n",
+                    server.url("/lamp.html")));
+}
+
 TEST_CASE("a sitemap's <loc> texts are links — an empty href or an element without one is none", "[parse][crawl]") {
   TempDir site;
   test::write_file(site.file("sitemap.xml"), R"(<?xml version="1.0" encoding="UTF-8"?>
