@@ -160,8 +160,7 @@ std::vector<xmlNodePtr> nodes(xmlXPathContextPtr ctx, CompiledCache& cache, xmlN
 // name is kept as text. CDATA sections and comments are left as they are; a document with its own
 // <!ENTITY declarations is left whole.
 std::optional<std::string> repair_xml_references(std::string_view text) {
-  std::size_t amp = text.find('&');
-  if (amp == std::string_view::npos || text.find("<!ENTITY") != std::string_view::npos) return std::nullopt;
+  if (text.find('&') == std::string_view::npos || text.find("<!ENTITY") != std::string_view::npos) return std::nullopt;
   auto name_char = [](char c, bool first) {
     return std::isalpha(static_cast<unsigned char>(c)) || c == '_' ||
            (!first && (std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '-'));
@@ -237,8 +236,8 @@ class HtmlParser final : public TransformNode {
     std::string page_url = parse::page_url_of(page, url_field_);
     // A PDF or an image that a crawl reached through a link with no telling extension is not parsed
     // as HTML (libxml2 would make up a page of its bytes).
-    if (const std::string type = text_of(page.get("content_type"));
-        !type.empty() && !readable(type, parse::body_text(page, body_field_))) {
+    const std::string type = text_of(page.get("content_type"));
+    if (!type.empty() && !readable(type, parse::body_text(page, body_field_))) {
       out.fail(std::move(page), fmt::format("'{}' is not HTML: its content type is '{}'", page_url, type));
       return;
     }
@@ -248,7 +247,7 @@ class HtmlParser final : public TransformNode {
     thread_local CompiledCache cache;
     thread_local ParserContext parser;
     htmlDocPtr doc = nullptr;
-    if (is_xml(text_of(page.get("content_type")), html.text())) doc = read_xml(html.text(), page_url);
+    if (is_xml(type, html.text())) doc = read_xml(html.text(), page_url);
     // XML_PARSE_HUGE lifts libxml2's nesting limit of 256, at which it stops parsing without a
     // word: broken pages (unclosed tags) nest deeper. Memory stays bounded by fetch's max_body.
     if (!doc) {

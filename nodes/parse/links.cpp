@@ -17,8 +17,9 @@ std::string_view body_text(const Record& page, const std::string& field) {
 }
 
 std::string page_url_of(const Record& page, const std::string& url_field) {
-  for (const std::string& name : {url_field, std::string("url"), std::string("page_url")}) {
-    if (const Value* v = page.get(name); v && v->as_string() && !v->as_string()->empty()) return *v->as_string();
+  static const std::string kUrl = "url", kPageUrl = "page_url";
+  for (const std::string* name : {&url_field, &kUrl, &kPageUrl}) {
+    if (const Value* v = page.get(*name); v && v->as_string() && !v->as_string()->empty()) return *v->as_string();
   }
   return "";
 }
