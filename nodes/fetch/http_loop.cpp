@@ -495,7 +495,7 @@ bool HttpLoop::forgettable(const Host& host, Clock::time_point now) const {
                                (host.breaker.state() == CircuitBreaker::State::open && host.breaker.retry_at() <= now);
   return !host.queued && host.in_flight == 0 && host.retries_scheduled == 0 && !host.wake_scheduled &&
          host.robots != Host::Robots::fetching && host.robots != Host::Robots::retrying && breaker_at_rest &&
-         host.bucket.full(now);
+         host.bucket.full(now) && host.paused_until <= now;
 }
 
 void HttpLoop::forget_idle_hosts(Clock::time_point now) {
@@ -555,6 +555,13 @@ void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) 
   if (opt_.robots && host.robots != Host::Robots::ready) {
     if (host.robots == Host::Robots::unknown) start_robots(key, host);
     return;  // jobs wait until the host's robots.txt is known
+  }
+  if (host.paused_until > now && !host.waiting.empty()) {
+    if (!host.wake_scheduled) {
+      host.wake_scheduled = true;
+      timers_.emplace(host.paused_until, Timer{nullptr, key});
+    }
+    return;
   }
   while (!host.waiting.empty() && host.in_flight < opt_.per_host) {
     if (opt_.robots) {
@@ -867,7 +874,10 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     nanoseconds wait = opt_.retry.backoff(job->attempts + 1, rng_);
     if (status == 429 || status == 503) {
       if (auto header = response_header(easy, "Retry-After")) {
-        if (auto after = parse_retry_after(*header, std::time(nullptr))) wait = std::min(*after, opt_.retry.max);
+        if (auto after = parse_retry_after(*header, std::time(nullptr))) {
+          wait = std::min(*after, opt_.retry.max);
+          host.paused_until = std::max(host.paused_until, now + wait);  // the whole host waits
+        }
       }
     }
     std::string message = fmt::format("HTTP {}", status);

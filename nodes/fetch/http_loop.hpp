@@ -117,6 +117,9 @@ class HttpLoop {
     // recovery_timeout, not robots_max_age: the host is down, not ruled out.
     std::optional<std::pair<Reason, std::string>> robots_unreachable;
     Clock::time_point last_used{};
+    // A 429 or 503 with Retry-After asks the client to wait: no request of the host starts before
+    // this (capped by retries.max), not only the retry of the one that got the answer.
+    Clock::time_point paused_until{};
   };
   using Hosts = std::unordered_map<std::string, Host>;
   struct Timer {

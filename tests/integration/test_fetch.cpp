@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
@@ -371,6 +372,30 @@ TEST_CASE("Retry-After is honoured on 429 and 503, and capped by retries.max", "
   CHECK(elapsed >= std::chrono::milliseconds(1400));
   CHECK(elapsed < std::chrono::seconds(60));
   CHECK(server.counter("/retry-after").requests == 2);
+}
+
+TEST_CASE("a Retry-After pauses the whole host, not only the retry of the request that got it", "[fetch][retry]") {
+  // Before, the host's other requests went on at once: a rate-limited API answered them 429 too,
+  // and its breaker opened and failed them.
+  FixtureServer server;
+  TempDir dir;
+  const std::string limited = server.url("/flaky/limited?fail=1&status=429&after=1");
+  const std::string next = server.url("/status/200");
+  std::string pipeline =
+      fetch_pipeline(dir, {limited, next}, 2, "    per_host: 1\n    retries: {attempts: 2, base: 1ms}", "batch: 1");
+  pipeline.replace(pipeline.find("fields: [url, status, final_url, attempts, body]"), 48, "fields: [url, fetched_at]");
+  RunReport report = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(report.errors.empty());
+  std::map<std::string, double> fetched_at;
+  for (const auto& l : lines(dir, "ok.jsonl")) {
+    const auto url = l.substr(8, l.find("\",\"fetched_at") - 8);
+    fetched_at[url] = std::stod(l.substr(l.find("\"fetched_at\":") + 13));
+  }
+  REQUIRE(fetched_at.size() == 2);
+  // The 429 came at once and its retry a second later; the other request waited for that second.
+  INFO(fetched_at[next] - fetched_at[limited]);
+  CHECK(fetched_at[next] > fetched_at[limited] - 0.5);
+  CHECK(server.counter("/flaky").requests == 2);
 }
 
 TEST_CASE("the breaker opens after failure_threshold failures and then fails fast", "[fetch][breaker]") {
