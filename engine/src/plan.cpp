@@ -587,12 +587,85 @@ class Planner {
                      fmt::format("node '{}' has on_error: route, but '{}.error' is not connected", n.id, n.id));
       }
     }
+    if (!unknown_types) check_cycles();
     if (!has_source && !unknown_types && !plan_.nodes.empty()) {
       diags_.error(nodes.where,
                    "pipeline has no source node: nothing would produce records (add e.g. a "
                    "'source.list' node)");
     }
     if (nodes.items.empty()) diags_.error(nodes.where, "'nodes' is empty");
+  }
+
+  // Every cycle of edges must pass through a node that breaks cycles (NodeType::breaks_cycles: a
+  // frontier). One error per cycle without one (a strongly connected component, Tarjan's algorithm),
+  // at the first of its edges in the file.
+  void check_cycles() {
+    const std::size_t n = plan_.nodes.size();
+    std::vector<std::vector<std::size_t>> next(n);
+    for (const auto& e : plan_.edges) next[e.from_node].push_back(e.to_node);
+    std::vector<int> index(n, -1), low(n, 0);
+    std::vector<bool> on_stack(n, false);
+    std::vector<std::size_t> stack;
+    int counter = 0;
+    // Iterative: a pipeline may have many nodes; (node, next edge to look at) frames.
+    for (std::size_t root = 0; root < n; ++root) {
+      if (index[root] >= 0) continue;
+      std::vector<std::pair<std::size_t, std::size_t>> frames{{root, 0}};
+      index[root] = low[root] = counter++;
+      stack.push_back(root);
+      on_stack[root] = true;
+      while (!frames.empty()) {
+        auto& [v, i] = frames.back();
+        if (i < next[v].size()) {
+          const std::size_t w = next[v][i++];
+          if (index[w] < 0) {
+            index[w] = low[w] = counter++;
+            stack.push_back(w);
+            on_stack[w] = true;
+            frames.emplace_back(w, 0);
+          } else if (on_stack[w]) {
+            low[v] = std::min(low[v], index[w]);
+          }
+          continue;
+        }
+        const std::size_t done = v;
+        frames.pop_back();
+        if (!frames.empty()) low[frames.back().first] = std::min(low[frames.back().first], low[done]);
+        if (low[done] != index[done]) continue;
+        std::vector<std::size_t> component;
+        std::size_t w;
+        do {
+          w = stack.back();
+          stack.pop_back();
+          on_stack[w] = false;
+          component.push_back(w);
+        } while (w != done);
+        report_cycle(component);
+      }
+    }
+  }
+
+  void report_cycle(std::vector<std::size_t> component) {
+    std::sort(component.begin(), component.end());
+    auto inside = [&](std::size_t node) { return std::binary_search(component.begin(), component.end(), node); };
+    const PlanEdge* first = nullptr;
+    for (const auto& e : plan_.edges) {
+      if (inside(e.from_node) && inside(e.to_node) &&
+          (!first || std::pair(e.where.line, e.where.column) < std::pair(first->where.line, first->where.column)))
+        first = &e;
+    }
+    if (!first) return;  // one node without an edge to itself: no cycle
+    std::string names;
+    for (std::size_t node : component) {
+      if (plan_.nodes[node].type->breaks_cycles) return;
+      names += fmt::format("{}'{}'", names.empty() ? "" : ", ", plan_.nodes[node].id);
+    }
+    diags_.error(first->where,
+                 fmt::format("the edges between {} form a cycle without a frontier: its records would circle "
+                             "forever, or wait at a limit for slots that the records they came from hold; route "
+                             "the cycle through a frontier (parse.links -> frontier -> limit), which drops URLs it "
+                             "has seen and parks new ones without their page's slot",
+                             names));
   }
 
   const std::string& file_;

@@ -369,6 +369,7 @@ NodeType frontier_type() {
   t.kind = NodeKind::async;
   t.summary = "keeps in-scope URLs never seen before (seeds at depth 0, links deeper) and feeds them to fetch";
   t.ports = transform_ports();
+  t.breaks_cycles = true;  // its URLs go out with slots of their own, and seen ones are dropped
   t.schema = Schema({
       FieldSpec::list("allow", FieldSpec::string("pattern", "RE2").validated_by(check_pattern),
                       "a URL must match one of these (when given)")

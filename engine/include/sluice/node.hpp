@@ -230,6 +230,10 @@ struct NodeType {
   NodeFactory factory;
   std::string example;    // a YAML node entry showing typical use
   bool parallel = false;  // transforms: process() may run concurrently (order not kept)
+  // Records leave it on their own, without the limit slots of the records they came from, and it
+  // drops what it has seen (a frontier). Every cycle of edges must pass through such a node: in any
+  // other, records would circle forever, or wait at a limit for slots that their own ancestors hold.
+  bool breaks_cycles = false;
 
   const PortSpec* find_port(std::string_view port) const;
   std::vector<std::string> port_names(PortDirection direction) const;
