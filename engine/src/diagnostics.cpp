@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <tuple>
 
 namespace sluice {
@@ -112,6 +113,13 @@ std::string quoted_list(const std::vector<std::string>& names) {
     out += fmt::format("'{}'", n);
   }
   return out;
+}
+
+std::string missing_folder_note(const std::string& path) {
+  const auto folder = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (folder.empty() || std::filesystem::is_directory(folder, ec)) return "";
+  return fmt::format(" (the folder '{}' does not exist)", folder.string());
 }
 
 }  // namespace sluice

@@ -14,6 +14,8 @@
 #include <thread>
 #include <variant>
 
+#include "sluice/diagnostics.hpp"
+
 namespace sluice {
 
 namespace {
@@ -170,7 +172,7 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
   if (sqlite3_open_v2(path.c_str(), &state->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
     std::string why = state->db_ ? sqlite3_errmsg(state->db_) : "out of memory";
-    throw std::runtime_error(fmt::format("cannot open state file '{}': {}", path, why));
+    throw std::runtime_error(fmt::format("cannot open state file '{}': {}{}", path, why, missing_folder_note(path)));
   }
   sqlite3* db = state->db_;
   exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;", path);

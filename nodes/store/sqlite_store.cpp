@@ -189,7 +189,7 @@ class SqliteStore final : public SinkNode {
       std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
       sqlite3_close(db_);
       db_ = nullptr;
-      throw NodeError(fmt::format("cannot open database '{}': {}", path_, why));
+      throw NodeError(fmt::format("cannot open database '{}': {}{}", path_, why, missing_folder_note(path_)));
     }
     // synchronous=NORMAL: Debian builds SQLite with FULL as the default even in WAL mode.
     std::vector<std::pair<std::string, std::string>> settings = {

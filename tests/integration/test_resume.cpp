@@ -250,6 +250,13 @@ TEST_CASE("a resumed frontier knows the hosts its seeds redirected to", "[resume
   CHECK(seeds == std::vector<std::string>{"http://example.com/", "https://www.example.com/"});
 }
 
+TEST_CASE("a state file in a folder that does not exist is refused saying so", "[resume]") {
+  // SQLite's own words are "unable to open database file", whatever the cause.
+  CHECK_THROWS_WITH(RunState::open("/proc/sluice-no-such-dir/state.db", "p", false),
+                    "cannot open state file '/proc/sluice-no-such-dir/state.db': unable to open database file (the "
+                    "folder '/proc/sluice-no-such-dir' does not exist)");
+}
+
 TEST_CASE("a resumable run refuses a store without a key and --resume without a state file", "[resume]") {
   fixture::FixtureServer server;
   TempDir dir;

@@ -221,8 +221,13 @@ TEST_CASE("a database path that cannot be created fails the run before it starts
   RunReport report = run_pipeline(test::plan_of(store_pipeline("/proc/sluice-no-such-dir/x.db", 10)));
   REQUIRE(report.errors.size() == 1);
   CHECK(report.errors[0].to_string() ==
-        "node 'store': cannot open database '/proc/sluice-no-such-dir/x.db': unable to open database file");
+        "node 'store': cannot open database '/proc/sluice-no-such-dir/x.db': unable to open database file (the "
+        "folder '/proc/sluice-no-such-dir' does not exist)");
   CHECK(test::stats_of(report, "src").records_out == 0);
+  // A folder that exists but cannot be written keeps SQLite's own words.
+  RunReport proc = run_pipeline(test::plan_of(store_pipeline("/proc/x.db", 10)));
+  REQUIRE(proc.errors.size() == 1);
+  CHECK(proc.errors[0].to_string() == "node 'store': cannot open database '/proc/x.db': unable to open database file");
 }
 
 TEST_CASE("when a node fails, every record that reached the store is committed", "[store]") {

@@ -48,4 +48,8 @@ std::string closest_match(std::string_view word, const std::vector<std::string>&
 // "'a', 'b', 'c'"
 std::string quoted_list(const std::vector<std::string>& names);
 
+// " (the folder 'dir' does not exist)" when the folder `path` would be in is missing, else empty:
+// SQLite says "unable to open database file" whatever the cause.
+std::string missing_folder_note(const std::string& path);
+
 }  // namespace sluice
