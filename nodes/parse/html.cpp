@@ -5,6 +5,7 @@
 #include <libxml/xpath.h>
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 
@@ -25,6 +26,7 @@ struct FieldRule {
   std::string selector_text;
   bool all = false;
   bool required = false;
+  bool url = false;  // resolved against the page, as links are
   std::shared_ptr<const RE2> regex;
 };
 
@@ -230,7 +232,8 @@ class HtmlParser final : public TransformNode {
         url_field_(std::move(url_field)),
         items_(std::move(items)),
         fields_(std::move(fields)),
-        links_(std::move(links)) {}
+        links_(std::move(links)),
+        resolves_(std::any_of(fields_.begin(), fields_.end(), [](const FieldRule& f) { return f.url; })) {}
 
   void process(Record& page, Emitter& out) override {
     std::string page_url = parse::page_url_of(page, url_field_);
@@ -264,7 +267,8 @@ class HtmlParser final : public TransformNode {
     ctx->userData = &xpath_error;
     ctx->error = keep_first_error;
     xmlNodePtr root = reinterpret_cast<xmlNodePtr>(doc);
-    if (links_) emit_links(page, page_url, ctx, cache, root, out);
+    const std::string base = links_ || resolves_ ? base_url(page_url, ctx, cache, root) : std::string();
+    if (links_) emit_links(page, page_url, base, ctx, cache, root, out);
     std::vector<xmlNodePtr> item_nodes = items_ ? nodes(ctx, cache, root, *items_) : std::vector<xmlNodePtr>{root};
     if (!xpath_error.empty()) {
       item_nodes.clear();
@@ -290,6 +294,7 @@ class HtmlParser final : public TransformNode {
             if (!matched) continue;
             if (f.regex->NumberOfCapturingGroups() > 0) v = capture;
           }
+          if (f.url) v = parse::resolve_link(base, v);  // empty (dropped) when it is no http(s) URL
           if (!v.empty()) kept.push_back(std::move(v));
         }
         if (kept.empty() && f.required && problem.empty()) {
@@ -383,14 +388,18 @@ class HtmlParser final : public TransformNode {
            head.starts_with("<body") || head.starts_with("<!--");
   }
 
-  void emit_links(const Record& page, const std::string& page_url, xmlXPathContextPtr ctx, CompiledCache& cache,
-                  xmlNodePtr root, Emitter& out) {
+  // The URL the page's relative links resolve against: its <base href>, else its own URL.
+  static std::string base_url(const std::string& page_url, xmlXPathContextPtr ctx, CompiledCache& cache,
+                              xmlNodePtr root) {
     static const Selector kBase = *parse::compile_selector("base[href]::attr(href)", false, nullptr);
-    std::string base = page_url;
     if (auto b = evaluate(ctx, cache, root, kBase, false); !b.empty() && !b.front().empty()) {
-      std::string resolved = parse::resolve_link(page_url, b.front());
-      if (!resolved.empty()) base = resolved;
+      if (std::string resolved = parse::resolve_link(page_url, b.front()); !resolved.empty()) return resolved;
     }
+    return page_url;
+  }
+
+  void emit_links(const Record& page, const std::string& page_url, const std::string& base, xmlXPathContextPtr ctx,
+                  CompiledCache& cache, xmlNodePtr root, Emitter& out) {
     std::vector<std::string> hrefs = evaluate(ctx, cache, root, *links_, true);
     // A page that moved with <meta http-equiv="refresh" content="0; url=/new"> (browsers and
     // Scrapy follow it): its target is a link too, or a crawl would end at the stub.
@@ -439,6 +448,7 @@ class HtmlParser final : public TransformNode {
   std::optional<Selector> items_;
   std::vector<FieldRule> fields_;
   std::optional<Selector> links_;
+  bool resolves_;  // a field has url: true
 };
 
 std::string check_selector(const Value& v) {
@@ -462,6 +472,10 @@ Schema field_schema() {
       FieldSpec::string("regex", "keep the first capture group (or the match) of this RE2 expression")
           .validated_by(check_regex),
       FieldSpec::boolean("required", "a record without this field is an error (on_error)").with_default("false"),
+      FieldSpec::boolean("url",
+                         "resolve the value against the page (and its <base href>) as links are: an absolute "
+                         "http(s) URL; a value that is none is dropped")
+          .with_default("false"),
   });
 }
 
@@ -475,7 +489,7 @@ NodeType parse_html_type() {
   t.ports = transform_ports();
   t.ports.insert(t.ports.begin() + 2,
                  PortSpec{"links", PortDirection::output, "absolute http(s) links of the page: url, depth, from_url"});
-  FieldSpec field = FieldSpec::object_of("field", field_schema(), "a selector, or {select, all, regex, required}");
+  FieldSpec field = FieldSpec::object_of("field", field_schema(), "a selector, or {select, all, regex, required, url}");
   field.shorthand = "select";
   t.schema = Schema({
       FieldSpec::string("items", "selector of the elements that become one record each (default: the page)")
@@ -514,6 +528,7 @@ NodeType parse_html_type() {
       rule.selector = *parse::compile_selector(rule.selector_text, true, nullptr);
       rule.all = f.boolean("all");
       rule.required = f.boolean("required");
+      rule.url = f.boolean("url");
       if (f.has("regex")) rule.regex = std::make_shared<const RE2>(f.string("regex"));
       fields.push_back(std::move(rule));
     }

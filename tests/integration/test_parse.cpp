@@ -167,6 +167,39 @@ TEST_CASE("an XPath that fails only on a real page routes each item with libxml2
   }
 }
 
+TEST_CASE("a field with url: true is an absolute URL, resolved as links are", "[parse]") {
+  // Before, a field held the href as written ("item/1.html"): useless in a table of products.
+  TempDir site;
+  test::write_file(site.file("list.html"), R"HTML(<html><head><base href="/shop/"></head><body>
+<div class="p"><a href="item/1.html#reviews">one</a><img src="//cdn.example/1.jpg"></div>
+<div class="p"><a href="javascript:void(0)" onclick="go('/item/2.html')">two</a></div>
+<div class="p"><a href="HTTP://Other.example:80/x y">three</a><a href="/b">b</a></div>
+</body></html>)HTML");
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/list.html")}, R"Y(    items: div.p
+    fields:
+      link: {select: "a::attr(href)", url: true}
+      raw: "a::attr(href)"
+      image: {select: "img::attr(src)", url: true}
+      js: {select: "a::attr(onclick)", regex: "go[(]'([^']+)'", url: true}
+      all: {select: "a::attr(href)", url: true, all: true})Y")));
+  REQUIRE(report.errors.empty());
+  std::vector<std::string> got;
+  for (const auto& l : item_lines(dir)) got.push_back(l.substr(l.find("\"link\":")));
+  REQUIRE(got.size() == 3);
+  CHECK(got[0] ==
+        fmt::format(R"("link":"{0}","raw":"item/1.html#reviews","image":"http://cdn.example/1.jpg","js":null,)"
+                    R"("all":["{0}"]}})",
+                    server.url("/shop/item/1.html")));
+  // javascript: is no http(s) URL: dropped; a regex capture is resolved too.
+  CHECK(got[1] == fmt::format(R"J("link":null,"raw":"javascript:void(0)","image":null,"js":"{}","all":[]}})J",
+                              server.url("/item/2.html")));
+  CHECK(got[2] == fmt::format(R"("link":"http://other.example/x%20y","raw":"HTTP://Other.example:80/x y","image":null,)"
+                              R"("js":null,"all":["http://other.example/x%20y","{}"]}})",
+                              server.url("/b")));
+}
+
 TEST_CASE("links resolve against <base href>, are normalized, and only http(s) links are kept", "[parse][crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
