@@ -322,11 +322,11 @@ class SkipLog {
     }
     if (groups >= SkippedErrors::kGroupsPerNode) {
       // Past the limit every new kind goes to the node's group of other kinds (empty message).
-      key.clear();
+      key = kOtherKinds;
       record.clear();
       message.clear();
       for (Group& g : groups_) {
-        if (g.errors.node == node && g.key.empty() && g.errors.message.empty()) {
+        if (g.errors.node == node && g.key == kOtherKinds) {
           g.errors.count += count;
           return;
         }
@@ -349,10 +349,12 @@ class SkipLog {
     std::vector<SkippedErrors> out;
     for (Group& g : groups_) out.push_back(std::move(g.errors));
     groups_.clear();
+    reported_ = 0;
     return out;
   }
 
  private:
+  static constexpr const char* kOtherKinds = "\x02";  // the key of the group of other kinds: a lone control byte
   struct Group {
     std::string key;
     SkippedErrors errors;

@@ -111,7 +111,8 @@ ProgressLine::ProgressLine(const Plan& plan, std::FILE* out, Mode mode, std::chr
 void ProgressLine::update(const RunProgress& p) {
   const bool log = mode_ == Mode::logged;
   std::lock_guard lock(mutex_);
-  for (const auto& s : warnings_ ? p.new_skips : std::vector<SkippedErrors>{}) {
+  for (const auto& s : p.new_skips) {
+    if (!warnings_) break;
     if (mode_ == Mode::live) {
       fmt::print(out_, "\r\033[Kwarning: {} (more like it are counted)\n", skip_text(s));
     } else {
