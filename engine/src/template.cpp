@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "sluice/json.hpp"
+
 namespace sluice {
 
 std::optional<FieldTemplate> FieldTemplate::compile(std::string_view text, std::string* error) {
@@ -18,9 +20,24 @@ std::optional<FieldTemplate> FieldTemplate::compile(std::string_view text, std::
         if (error) *error = fmt::format("unterminated '{{' in '{}'", text);
         return std::nullopt;
       }
+      std::string_view name = text.substr(i + 1, end - i - 1);
+      Format format = Format::text;
+      if (const auto colon = name.rfind(':'); colon != std::string_view::npos) {
+        const std::string_view spec = name.substr(colon + 1);
+        if (spec == "url") {
+          format = Format::url;
+        } else if (spec == "json") {
+          format = Format::json;
+        } else {
+          if (error) *error = fmt::format("unknown format '{}' in '{{{}}}' (url or json)", spec, name);
+          return std::nullopt;
+        }
+        name = name.substr(0, colon);
+      }
       t.pieces_.push_back(std::move(literal));
       literal.clear();
-      t.pieces_.emplace_back(text.substr(i + 1, end - i - 1));
+      t.pieces_.emplace_back(name);
+      t.formats_.push_back(format);
       i = end;
     } else {
       literal.push_back(c);
@@ -35,8 +52,33 @@ std::string FieldTemplate::render(const Record& record) const {
   for (std::size_t i = 0; i < pieces_.size(); ++i) {
     if (i % 2 == 0) {
       out += pieces_[i];
-    } else if (const Value* v = record.get(pieces_[i])) {
-      out += v->to_text();
+      continue;
+    }
+    const Value* v = record.get(pieces_[i]);
+    switch (formats_[i / 2]) {
+      case Format::text:
+        if (v) out += v->to_text();
+        break;
+      case Format::url:
+        if (v) {
+          for (unsigned char c : v->to_text()) {
+            const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                                    c == '-' || c == '.' || c == '_' || c == '~';
+            if (unreserved) {
+              out += static_cast<char>(c);
+            } else {
+              out += fmt::format("%{:02X}", c);
+            }
+          }
+        }
+        break;
+      case Format::json:
+        if (v) {
+          append_json(out, *v);
+        } else {
+          out += "null";
+        }
+        break;
     }
   }
   return out;

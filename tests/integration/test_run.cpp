@@ -142,6 +142,45 @@ edges:
   CHECK(test::stats_of(report, "out").records_in == 3);
 }
 
+TEST_CASE("templates write a field percent-encoded for a URL with {field:url} and as JSON with {field:json}", "[run]") {
+  // Before, a search term with '&' or '#' cut the URL it was put in, and a quote broke a JSON body.
+  TempDir dir;
+  test::write_file(dir.file("terms.txt"), "brass lamp\nR&D #1\nsay \"hi\"/caf\xc3\xa9\n");
+  RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: templates
+nodes:
+  - {{id: terms, type: source.list, file: {}, field: term}}
+  - id: query
+    type: set
+    fields:
+      url: "https://shop.example/search?q={{term:url}}&page=1"
+      body: '{{{{"q": {{term:json}}, "n": {{n:json}}, "none": {{nope:json}}}}}}'
+  - {{id: out, type: sink.jsonl, path: {}, fields: [url, body]}}
+edges:
+  - terms -> query -> out
+)",
+                                                            dir.file("terms.txt"), dir.file("out.jsonl"))));
+  REQUIRE(report.errors.empty());
+  CHECK(test::read_file(dir.file("out.jsonl")) ==
+        "{\"url\":\"https://shop.example/search?q=brass%20lamp&page=1\",\"body\":\"{\\\"q\\\": \\\"brass lamp\\\", "
+        "\\\"n\\\": null, \\\"none\\\": null}\"}\n"
+        "{\"url\":\"https://shop.example/search?q=R%26D%20%231&page=1\",\"body\":\"{\\\"q\\\": \\\"R&D #1\\\", "
+        "\\\"n\\\": null, \\\"none\\\": null}\"}\n"
+        "{\"url\":\"https://shop.example/search?q=say%20%22hi%22%2Fcaf%C3%A9&page=1\",\"body\":\"{\\\"q\\\": "
+        "\\\"say \\\\\\\"hi\\\\\\\"/caf\xc3\xa9\\\", \\\"n\\\": null, \\\"none\\\": null}\"}\n");
+  // Another format is an error at its place.
+  Diagnostics diags;
+  CHECK_FALSE(load_pipeline_text(R"(pipeline: t
+nodes:
+  - {id: s, type: source.list, urls: [a]}
+  - {id: q, type: set, fields: {u: "x={url:jsn}"}}
+  - {id: o, type: sink.jsonl, path: /dev/null}
+edges:
+  - s -> q -> o
+)",
+                                 "t.yaml", test::builtin_registry(), {}, diags));
+  CHECK(diags.to_string() == "t.yaml:4:33: error: fields.u: unknown format 'jsn' in '{url:jsn}' (url or json)\n");
+}
+
 TEST_CASE("source.list reads a file's lines lazily, skipping blank and comment lines and a byte order mark", "[run]") {
   TempDir dir;
   // A file saved by a Windows editor: UTF-8 byte order mark, CRLF line ends.

@@ -30,7 +30,8 @@ namespace sluice {
 // Bumped whenever a public header changes in a way that breaks compiled plugins (3: NodeContext::stop;
 // 4: NodeContext::idle and PipelineSettings::abort_timeout, which a plugin built for them would read
 // past the end of an older sluice's structs, and the virtual SinkNode::keeps_records; 5:
-// NodeType::breaks_cycles, which changed the layout of the NodeType a plugin registers).
+// NodeType::breaks_cycles and FieldTemplate's formats, which changed the layout of a NodeType a
+// plugin registers and of a FieldTemplate it compiles).
 inline constexpr std::uint32_t kPluginAbiVersion = 5;
 
 #define SLUICE_PLUGIN_STR2(x) #x

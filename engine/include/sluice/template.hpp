@@ -12,8 +12,11 @@ namespace sluice {
 
 class FieldTemplate {
  public:
-  // Compiles `text`; `{{` and `}}` write literal braces. On an unterminated `{` returns nullopt and
-  // sets `error` to a message for a person.
+  // Compiles `text`; `{{` and `}}` write literal braces. `{field:url}` writes the field's text
+  // percent-encoded for a URL's query or path segment (all but A-Z a-z 0-9 - . _ ~: "a&b c" is
+  // "a%26b%20c"), `{field:json}` its value as JSON (a string quoted and escaped, a missing field
+  // null). On an unterminated `{` or another format returns nullopt and sets `error` to a message
+  // for a person.
   static std::optional<FieldTemplate> compile(std::string_view text, std::string* error = nullptr);
 
   // True when the text has no {field} reference.
@@ -24,7 +27,9 @@ class FieldTemplate {
   std::vector<std::string> fields() const;
 
  private:
+  enum class Format { text, url, json };
   std::vector<std::string> pieces_;  // literal, field, literal, ..., literal
+  std::vector<Format> formats_;      // one per field
 };
 
 }  // namespace sluice
