@@ -259,6 +259,7 @@ class Frontier final : public AsyncNode, public PermitSource {
   void restore() {
     const RunState::FrontierState& f = state_->frontier(id_);
     seen_.insert(f.seen.begin(), f.seen.end());
+    accepted_ = f.seen.size();
     for (const auto& seed : f.seeds) seed_hosts_.insert(host_of(seed));
     if (f.pending.empty()) return;
     out_->adopt(f.pending.size());
@@ -296,6 +297,16 @@ class Frontier final : public AsyncNode, public PermitSource {
         seed_hosts_.insert(host_of(last_seed_page_));
       }
     }
+    // The page a link was found on was fetched: its URL after redirects counts as seen, so that a
+    // link to it is not fetched again (a site whose links say http:// and redirect to https://: its
+    // pages' https links were new URLs, and every page was fetched twice).
+    if (!seed) {
+      if (const Value* from = r.get("from_url"); from && from->as_string() && *from->as_string() != last_page_) {
+        last_page_ = *from->as_string();
+        const std::string page = parse::resolve_link(last_page_, last_page_);
+        if (!page.empty()) seen_.insert(url_hash(page));
+      }
+    }
     if (!seed && scope_.max_depth >= 0 && r.meta.depth > scope_.max_depth) return false;
     if (!seed && scope_.same_host && !seed_hosts_.count(host_of(u))) return false;
     if (!seed && !scope_.deny_extensions.empty() && scope_.deny_extensions.count(extension_of(u))) return false;
@@ -308,7 +319,8 @@ class Frontier final : public AsyncNode, public PermitSource {
     }
     const std::uint64_t hash = url_hash(u);
     if (!seen_.insert(hash).second) return false;
-    if (scope_.max_pages > 0 && static_cast<std::int64_t>(seen_.size()) > scope_.max_pages) return false;
+    if (scope_.max_pages > 0 && static_cast<std::int64_t>(accepted_) >= scope_.max_pages) return false;
+    ++accepted_;
     const Value* from = r.get("from_url");
     Parked p{std::move(u), from && from->as_string() ? *from->as_string() : "", r.meta.depth};
     // Recorded before the page that found it is done (its permits are released after this).
@@ -351,9 +363,11 @@ class Frontier final : public AsyncNode, public PermitSource {
   std::size_t out_in_flight_ = 0;
   bool cancelled_ = false, quit_ = false;
   // frontier thread only:
-  std::unordered_set<std::uint64_t> seen_;
-  std::set<std::string> seed_hosts_;  // the seeds' hosts, and the hosts their pages redirected to
-  std::string last_seed_page_;        // the seed page of the last depth-1 link (its host is known)
+  std::unordered_set<std::uint64_t> seen_;  // URLs let through, and the pages links came from
+  std::uint64_t accepted_ = 0;              // URLs let through (max_pages)
+  std::string last_page_;                   // the page of the last link (its URL is in seen_)
+  std::set<std::string> seed_hosts_;        // the seeds' hosts, and the hosts their pages redirected to
+  std::string last_seed_page_;              // the seed page of the last depth-1 link (its host is known)
 };
 
 std::string check_pattern(const Value& v) {

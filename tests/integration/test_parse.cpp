@@ -710,6 +710,23 @@ TEST_CASE("same_host follows a seed to the host it redirects to (http://example.
   CHECK(test::stats_of(report, "frontier").dropped == 1);  // other.localhost stays out
 }
 
+TEST_CASE("a page reached through a redirect is not fetched again when a link names where it landed", "[crawl]") {
+  // Before, the frontier knew only the URLs it let out: a site whose links say http:// and redirect
+  // to https:// had every page fetched twice, once more through its https links.
+  TempDir site;
+  test::write_file(site.file("a.html"), R"(<a href="/a.html">self</a> <a href="/b.html">b</a>)");
+  test::write_file(site.file("b.html"), R"(<a href="/a.html">a</a>)");
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  RunReport report = run_pipeline(
+      test::plan_of(crawl_pipeline({server.url("/redirect-to?url=" + server.url("/a.html"))}, "    max_pages: 10",
+                                   "    robots: ignore", "", dir.file("pages.jsonl"))));
+  REQUIRE(report.errors.empty());
+  CHECK(server.counter("/a.html").requests == 1);
+  CHECK(server.counter("/b.html").requests == 1);
+  CHECK(test::lines_of(test::read_file(dir.file("pages.jsonl"))).size() == 2);
+}
+
 TEST_CASE("a frontier with little memory spills parked URLs to SQLite and still fetches each page once", "[crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
