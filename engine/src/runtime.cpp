@@ -284,24 +284,14 @@ class ErrorLog {
   std::uint64_t dropped_ = 0;
 };
 
-// The group key of a skipped error (see SkippedErrors): the record's text taken out of the message
-// and, after its first ": " (the detail, libcurl's text say), every run of digits made one '#'.
-std::string skip_key(const std::string& record, const std::string& message) {
-  std::string key;
-  key.reserve(message.size());
-  const std::size_t detail = message.find(": ");
-  for (std::size_t i = 0; i < message.size();) {
-    if (!record.empty() && message.compare(i, record.size(), record) == 0) {
-      key += '\x01';
-      i += record.size();
-    } else if (detail != std::string::npos && i > detail && message[i] >= '0' && message[i] <= '9') {
-      key += '#';
-      while (i < message.size() && message[i] >= '0' && message[i] <= '9') ++i;
-    } else {
-      key += message[i++];
-    }
-  }
-  return key;
+// The group key of a skipped error (see SkippedErrors): the message up to its first ": " (the kind:
+// "timeout", "dns", "HTTP 404"; what follows is the detail: libcurl's words, a host, a size), with
+// the record's text (its URL) taken out.
+std::string skip_key(const std::string& record, std::string message) {
+  message.resize(std::min(message.size(), message.find(": ")));
+  for (std::size_t at; !record.empty() && (at = message.find(record)) != std::string::npos;)
+    message.replace(at, record.size(), "\x01");
+  return message;
 }
 
 // The errors on_error: skip dropped, grouped per node (SkippedErrors). Skips are rare next to

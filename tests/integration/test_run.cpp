@@ -339,7 +339,7 @@ TEST_CASE("on_error: skip counts the failure, drops the record and keeps going",
   CHECK(report.skipped[0].count == 1);
 }
 
-TEST_CASE("skipped errors are grouped by kind: the record's text and the numbers of a detail do not split them",
+TEST_CASE("skipped errors are grouped by kind: the record's text and the detail after ': ' do not split them",
           "[run]") {
   // Before, on_error: skip only counted: an unattended run said "errors 3000" and never why.
   TempDir dir;
@@ -364,15 +364,19 @@ TEST_CASE("skipped errors are grouped by kind: the record's text and the numbers
     type: test.fail
     equals: 3
     message: "HTTP 404"
+    on_error: skip
+  - id: dns
+    type: test.fail
+    message: "dns: Could not resolve host: h{n}.example"
     on_error: skip)",
                                   out) +
                             "edges:\n  - src -> slow -> out\n  - src -> status -> out\n  - src -> page -> out\n"
-                            "  - src -> odd -> out\n");
+                            "  - src -> odd -> out\n  - src -> dns -> out\n");
   RunReport report = run_pipeline(plan);
   CHECK(report.status == RunStatus::succeeded);
   std::map<std::string, std::vector<SkippedErrors>> by_node;
   for (const auto& s : report.skipped) by_node[s.node].push_back(s);
-  // Numbers after the first ": " (libcurl's detail) are not the kind.
+  // The detail after the first ": " (libcurl's words) is not the kind.
   REQUIRE(by_node["slow"].size() == 1);
   CHECK(by_node["slow"][0].count == 40);
   CHECK(by_node["slow"][0].record == "https://shop.example/p/1");
@@ -393,6 +397,10 @@ TEST_CASE("skipped errors are grouped by kind: the record's text and the numbers
   CHECK(status.back().message.empty());
   CHECK(status.back().record.empty());
   CHECK(status.back().count == 40 - SkippedErrors::kGroupsPerNode);
+  // Nor is the host of a detail.
+  REQUIRE(by_node["dns"].size() == 1);
+  CHECK(by_node["dns"][0].count == 40);
+  CHECK(by_node["dns"][0].message == "dns: Could not resolve host: h1.example");
   REQUIRE(by_node["odd"].size() == 1);
   CHECK(by_node["odd"][0].count == 1);
   CHECK(test::stats_of(report, "status").errors == 40);

@@ -36,12 +36,12 @@ struct RunError {
   std::string to_string() const;
 };
 
-// Records a node dropped with on_error: skip, grouped by message: the first record of a group and how
-// many records failed that way. A group's key is the message with the record's own text (its URL)
-// taken out and, after the message's first ": ", numbers replaced: "timeout: Operation timed out
-// after 10001 milliseconds" and "... after 10002 milliseconds" are one group, "HTTP 404" and
-// "HTTP 500" two. A node keeps at most SkippedErrors::kGroupsPerNode groups; the skips of any other
-// kind are counted in one more group with an empty message.
+// Records a node dropped with on_error: skip, grouped by kind: the first record of a group and how
+// many records failed that way. A kind is the message up to its first ": ", with the record's own
+// text (its URL) taken out: "timeout: Operation timed out after 10001 milliseconds" and "dns: Could
+// not resolve host: a.example" are the kinds "timeout" and "dns", "HTTP 404" and "HTTP 500" two
+// kinds. A node keeps at most SkippedErrors::kGroupsPerNode groups; the skips of any other kind are
+// counted in one more group with an empty message.
 struct SkippedErrors {
   static constexpr std::size_t kGroupsPerNode = 16;
   std::string node;
