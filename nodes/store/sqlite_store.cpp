@@ -376,11 +376,27 @@ class SqliteStore final : public SinkNode {
       exec(fmt::format("CREATE TABLE {} ({})", quote(table_), defs), fmt::format("creating table '{}'", table_));
       return;
     }
-    if (existing != wanted) {
+    // A column the pipeline gained is added (a scraper grows a field; its older rows hold NULL). A
+    // column it no longer writes, or one of another type, is an error: it may be the wrong table.
+    std::vector<std::pair<std::string, std::string>> added;
+    for (const auto& w : wanted) {
+      if (std::find(existing.begin(), existing.end(), w) == existing.end()) added.push_back(w);
+    }
+    const bool covered = std::all_of(existing.begin(), existing.end(), [&](const auto& e) {
+      return std::find(wanted.begin(), wanted.end(), e) != wanted.end();
+    });
+    if (!covered) {
       throw NodeError(
           fmt::format("table '{}' in '{}' exists with columns ({}), but this node writes ({}); use another "
-                      "table or migrate it",
+                      "table or migrate it (a column the node adds is added by itself; one it drops or "
+                      "retypes is not)",
                       table_, path_, describe(existing), describe(wanted)));
+    }
+    if (!added.empty()) {
+      std::string sql = "BEGIN IMMEDIATE;";
+      for (const auto& [name, type] : added)
+        sql += fmt::format(" ALTER TABLE {} ADD COLUMN {} {};", quote(table_), quote(name), type);
+      exec(sql + " COMMIT", fmt::format("adding columns to table '{}'", table_));
     }
     if (!key_.empty() && !has_unique_index()) {
       std::string keys;

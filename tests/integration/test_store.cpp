@@ -141,7 +141,7 @@ edges:
   CHECK(query(db, "SELECT hex(url) FROM pages WHERE typeof(url) = 'blob'") == std::vector<std::string>{latin1_url});
 }
 
-TEST_CASE("an existing table with other columns is refused with a clear error", "[store]") {
+TEST_CASE("an existing table with columns the node does not write is refused with a clear error", "[store]") {
   TempDir dir;
   std::string db = dir.file("shop.db");
   sqlite3* h = nullptr;
@@ -152,9 +152,40 @@ TEST_CASE("an existing table with other columns is refused with a clear error", 
   REQUIRE(report.errors.size() == 1);
   CHECK(report.errors[0].to_string() ==
         fmt::format("node 'store': table 'items' in '{}' exists with columns (url TEXT, title TEXT), but this node "
-                    "writes (url TEXT, n INTEGER, name TEXT, price REAL); use another table or migrate it",
+                    "writes (url TEXT, n INTEGER, name TEXT, price REAL); use another table or migrate it (a column "
+                    "the node adds is added by itself; one it drops or retypes is not)",
                     db));
   CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{"0"});
+  CHECK(query(db, "SELECT group_concat(name) FROM pragma_table_info('items')") ==
+        std::vector<std::string>{"url,title"});  // nothing was added to a table that is refused
+}
+
+TEST_CASE("a column the pipeline gained is added to the existing table, and a retyped one is refused", "[store]") {
+  // Before, adding a field to a scraper made its next run fail until the table was migrated by hand.
+  TempDir dir;
+  std::string db = dir.file("shop.db");
+  sqlite3* h = nullptr;
+  sqlite3_open(db.c_str(), &h);
+  sqlite3_exec(h, "CREATE TABLE items (n INTEGER, url TEXT, UNIQUE (url)); INSERT INTO items VALUES (0, 'old')",
+               nullptr, nullptr, nullptr);
+  sqlite3_close(h);
+  RunReport report = run_pipeline(test::plan_of(store_pipeline(db, 10, "    key: [url]")));
+  REQUIRE(report.errors.empty());
+  CHECK(query(db, "SELECT group_concat(name || ' ' || type) FROM pragma_table_info('items')") ==
+        std::vector<std::string>{"n INTEGER,url TEXT,name TEXT,price REAL"});
+  CHECK(query(db, "SELECT count(*), count(price) FROM items") == std::vector<std::string>{"11|10"});
+  CHECK(query(db, "SELECT name, price FROM items WHERE url = 'https://x.example/p/3'") ==
+        std::vector<std::string>{"item 3|2.5"});
+  // The same name with another type is not a new column.
+  sqlite3_open(db.c_str(), &h);
+  sqlite3_exec(h, "CREATE TABLE retyped (url TEXT, n TEXT)", nullptr, nullptr, nullptr);
+  sqlite3_close(h);
+  std::string pipeline = store_pipeline(db, 10);
+  pipeline.replace(pipeline.find("table: items"), 12, "table: retyped");
+  RunReport refused = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(refused.errors.size() == 1);
+  CHECK(refused.errors[0].message.find("exists with columns (url TEXT, n TEXT)") != std::string::npos);
+  CHECK(query(db, "SELECT count(*) FROM pragma_table_info('retyped')") == std::vector<std::string>{"2"});
 }
 
 TEST_CASE("a batch that cannot commit is rolled back whole and reported with its cause", "[store]") {
