@@ -109,7 +109,10 @@ TEST_CASE("a failed run exits 1 and lists its errors with node and record", "[cl
   ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str()), fail_on("CLI_FAIL_ON", "3");
   Result r = sluice_cli(dir, {"run", "-q", dir.file("p.yaml")});
   CHECK(r.code == 1);
-  CHECK(r.err == "error: node 'boom': record 'u3': injected failure\nsluice: pipeline 'cli' failed with 1 error(s)\n");
+  CHECK(r.err ==
+        "error: node 'boom': record 'u3': injected failure\nsluice: pipeline 'cli' failed with 1 error(s)\n"
+        "sluice: a failed record stops the run because node 'boom' has on_error: fail (the default); on_error: "
+        "skip drops such records and goes on, route sends them to 'boom.error'\n");
 }
 
 TEST_CASE("a run that skips failed records says why: a warning when a kind first happens, a summary at the end",

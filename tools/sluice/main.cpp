@@ -263,6 +263,18 @@ int cmd_run(const std::string& file, const RunArgs& args) {
   if (report.status == RunStatus::failed) {
     fmt::print(stderr, "sluice: pipeline '{}' failed with {} error(s)\n", plan.settings.name,
                report.errors.size() + report.errors_not_kept);
+    // One failed record ended the whole run (a 404 in a crawl): say how to keep going instead.
+    for (const auto& e : report.errors) {
+      auto node = std::find_if(plan.nodes.begin(), plan.nodes.end(), [&](const PlanNode& n) { return n.id == e.node; });
+      if (e.record.empty() || node == plan.nodes.end() || node->on_error != OnError::fail ||
+          node->type->output_index("error") < 0)
+        continue;
+      fmt::print(stderr,
+                 "sluice: a failed record stops the run because node '{}' has on_error: fail (the default); "
+                 "on_error: skip drops such records and goes on, route sends them to '{}.error'\n",
+                 e.node, e.node);
+      break;
+    }
   } else if (report.status == RunStatus::interrupted) {
     fmt::print(stderr, "sluice: pipeline '{}' interrupted; records received by sinks were committed{}\n",
                plan.settings.name, plan.settings.state.empty() ? "" : " (continue it with --resume)");
