@@ -399,10 +399,24 @@ class SqliteStore final : public SinkNode {
       exec(sql + " COMMIT", fmt::format("adding columns to table '{}'", table_));
     }
     if (!key_.empty() && !has_unique_index()) {
-      std::string keys;
-      for (const auto& k : key_) keys += (keys.empty() ? "" : ", ") + k;
-      throw NodeError(
-          fmt::format("table '{}' in '{}' has no UNIQUE index on ({}), which key needs", table_, path_, keys));
+      // A key given to a pipeline that had none: the index UPSERT needs is made, unless rows repeat
+      // a key already (then which to keep is the user's choice).
+      std::string keys, quoted_keys;
+      for (const auto& k : key_) {
+        keys += (keys.empty() ? "" : ", ") + k;
+        quoted_keys += (quoted_keys.empty() ? "" : ", ") + quote(k);
+      }
+      const std::string sql =
+          fmt::format("CREATE UNIQUE INDEX {} ON {} ({})", quote("sluice_key_" + table_), quote(table_), quoted_keys);
+      char* error = nullptr;
+      if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+        std::string why = error ? error : sqlite3_errmsg(db_);
+        sqlite3_free(error);
+        throw NodeError(
+            fmt::format("table '{}' in '{}' has no UNIQUE index on ({}), which key needs, and one "
+                        "cannot be made: {} (rows repeat a key: remove the duplicates first)",
+                        table_, path_, keys, why));
+      }
     }
   }
 

@@ -188,6 +188,31 @@ TEST_CASE("a column the pipeline gained is added to the existing table, and a re
   CHECK(query(db, "SELECT count(*) FROM pragma_table_info('retyped')") == std::vector<std::string>{"2"});
 }
 
+TEST_CASE("a key given to a table that had none gets its UNIQUE index, unless rows repeat a key", "[store]") {
+  TempDir dir;
+  std::string db = dir.file("shop.db");
+  sqlite3* h = nullptr;
+  sqlite3_open(db.c_str(), &h);
+  sqlite3_exec(h,
+               "CREATE TABLE items (url TEXT, n INTEGER, name TEXT, price REAL);"
+               "INSERT INTO items VALUES ('https://x.example/p/3', 3, 'old', 1.0);"
+               "CREATE TABLE twice (url TEXT, n INTEGER, name TEXT, price REAL);"
+               "INSERT INTO twice VALUES ('a', 1, 'x', 1.0), ('a', 2, 'y', 2.0);",
+               nullptr, nullptr, nullptr);
+  sqlite3_close(h);
+  RunReport report = run_pipeline(test::plan_of(store_pipeline(db, 5, "    key: [url]")));
+  REQUIRE(report.errors.empty());
+  CHECK(query(db, "SELECT count(*), sum(name = 'item 3') FROM items") == std::vector<std::string>{"5|1"});
+  std::string pipeline = store_pipeline(db, 5, "    key: [url]");
+  pipeline.replace(pipeline.find("table: items"), 12, "table: twice");
+  RunReport refused = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(refused.errors.size() == 1);
+  CHECK(refused.errors[0].message ==
+        fmt::format("table 'twice' in '{}' has no UNIQUE index on (url), which key needs, and one cannot be made: "
+                    "UNIQUE constraint failed: twice.url (rows repeat a key: remove the duplicates first)",
+                    db));
+}
+
 TEST_CASE("a batch that cannot commit is rolled back whole and reported with its cause", "[store]") {
   TempDir dir;
   std::string db = dir.file("small.db");
