@@ -323,16 +323,22 @@ class HtmlParser final : public TransformNode {
 
   // Whether a page is an XML document (a feed, a sitemap, an API's XML) rather than HTML: its
   // content type names XML and not HTML (text/xml, application/rss+xml, application/atom+xml), or,
-  // untyped (none, text/plain, octet-stream), it starts with an XML declaration and has no <html>.
+  // untyped (none, text/plain, octet-stream), it starts with an XML declaration and has no <html>;
+  // served as HTML, it starts with an XML declaration and an <rss>, <feed>, <urlset> or
+  // <sitemapindex> root.
   static bool is_xml(std::string_view type, std::string_view text) {
     std::string media = nodes::to_lower(type.substr(0, type.find(';')));
     while (!media.empty() && media.back() == ' ') media.pop_back();
-    if (media.find("html") != std::string::npos) return false;
-    if (media.find("xml") != std::string::npos) return true;
-    if (!media.empty() && media != "text/plain" && media != "application/octet-stream") return false;
+    const bool html = media.find("html") != std::string::npos;
+    if (!html && media.find("xml") != std::string::npos) return true;
+    if (!html && !media.empty() && media != "text/plain" && media != "application/octet-stream") return false;
     const auto start = text.find_first_not_of(" \t\r\n");
     if (start == std::string_view::npos || text.compare(start, 5, "<?xml") != 0) return false;
-    return nodes::to_lower(text.substr(start, 1024)).find("<html") == std::string::npos;
+    const std::string head = nodes::to_lower(text.substr(start, 1024));
+    if (head.find("<html") != std::string::npos) return false;
+    // Served as text/html (a misconfigured server): only a feed or a sitemap is read as XML.
+    return !html || head.find("<rss") != std::string::npos || head.find("<feed") != std::string::npos ||
+           head.find("<urlset") != std::string::npos || head.find("<sitemapindex") != std::string::npos;
   }
 
   // An XML document parsed as XML: the HTML parser knows HTML's elements, and made an RSS <link> an

@@ -347,10 +347,14 @@ TEST_CASE("feeds are parsed as XML: RSS <link> texts, CDATA, prefixed names, and
 ]>
 <rss><item><title>&e;</title><link>&xxe;</link></item></rss>)");
   test::write_file(site.file("hostile.content-type"), "text/xml\n");
+  // A feed a misconfigured server labels text/html.
+  test::write_file(site.file("mislabeled"), R"(<?xml version="1.0"?>
+<rss><channel><item><title>Third</title><link>https://news.example/c</link></item></channel></rss>)");
+  test::write_file(site.file("mislabeled.content-type"), "text/html; charset=utf-8\n");
   fixture::FixtureServer server(site.path().string());
   TempDir dir;
   RunReport report = run_pipeline(test::plan_of(
-      parse_pipeline(dir, {server.url("/feed"), server.url("/hostile")},
+      parse_pipeline(dir, {server.url("/feed"), server.url("/hostile"), server.url("/mislabeled")},
                      "    items: item\n    links: link::text\n    fields: {title: title, link: link, description: "
                      "description, creator: creator}")));
   REQUIRE(report.errors.empty());
@@ -359,18 +363,21 @@ TEST_CASE("feeds are parsed as XML: RSS <link> texts, CDATA, prefixed names, and
   for (const auto& l : test::lines_of(test::read_file(dir.file("items.jsonl"))))
     items.push_back(l.substr(l.find("\"title\":")));
   std::sort(items.begin(), items.end());
-  REQUIRE(items.size() == 3);
+  REQUIRE(items.size() == 4);
   CHECK(items[0] ==
         "\"title\":\"AT&T & R&D\xc2\xa0\x63\x61\x66\xc3\xa9 \xc3\xa9 "
         "&unknown;\",\"link\":\"https://news.example/a?x=1&y=2\","
         "\"description\":\"<p>Hello <b>world</b> & more</p>\",\"creator\":\"Ann\"}");
   CHECK(items[1] == R"("title":"Second","link":"https://news.example/b","description":null,"creator":null})");
-  CHECK(items[2].find("aaaa") == std::string::npos);
-  CHECK(items[2].find("root:") == std::string::npos);
+  CHECK(items[2] == R"("title":"Third","link":"https://news.example/c","description":null,"creator":null})");
+  CHECK(items[3].find("aaaa") == std::string::npos);
+  CHECK(items[3].find("root:") == std::string::npos);
   auto links = test::lines_of(test::read_file(dir.file("links.jsonl")));
-  REQUIRE(links.size() == 2);
+  std::sort(links.begin(), links.end());
+  REQUIRE(links.size() == 3);
   CHECK(links[0].starts_with(R"({"url":"https://news.example/a?x=1&y=2")"));
   CHECK(links[1].starts_with(R"({"url":"https://news.example/b")"));
+  CHECK(links[2].starts_with(R"({"url":"https://news.example/c")"));
 }
 
 TEST_CASE("JSON-LD found by parse.html is read by parse.json, and its items keep the page's URL", "[parse]") {
