@@ -90,20 +90,30 @@ class CssParser {
       skip_space();
       if (at_end() || peek() == ',') break;
       if (s_.substr(pos_, 2) == "::") return pseudo_element(xpath, out);
-      if (peek() == '>') {
-        combinator = '>';
+      if (peek() == '>' || peek() == '+' || peek() == '~') {
+        if (first) return fail(fmt::format("'{}' needs an element before it", peek()));
+        combinator = peek();
         ++pos_;
         continue;
       }
       auto compound = this->compound();
       if (!compound) return std::nullopt;
-      xpath += (combinator == '>' && !first) ? "/" : "/descendant-or-self::*/";
+      if (first || combinator == ' ') {
+        xpath += "/descendant-or-self::*/";
+      } else if (combinator == '>') {
+        xpath += "/";
+      } else if (combinator == '+') {
+        xpath += "/following-sibling::*[1]/self::";  // the next element, if it matches
+      } else {
+        xpath += "/following-sibling::";  // '~': any later sibling that matches
+      }
       xpath += *compound;
       first = false;
       combinator = ' ';
       std::size_t before = pos_;
       skip_space();
-      if (!at_end() && peek() != ',' && peek() != '>' && s_.substr(pos_, 2) != "::" && pos_ == before) {
+      if (!at_end() && std::string_view(",>+~").find(peek()) == std::string_view::npos && s_.substr(pos_, 2) != "::" &&
+          pos_ == before) {
         return fail(fmt::format("unexpected '{}'", peek()));
       }
     }
@@ -192,14 +202,14 @@ class CssParser {
           predicates += fmt::format("[@{}]", attr);
         } else {
           std::string op;
-          for (const char* candidate : {"^=", "$=", "*=", "="}) {
+          for (const char* candidate : {"^=", "$=", "*=", "~=", "|=", "="}) {
             if (s_.substr(pos_, std::char_traits<char>::length(candidate)) == candidate) {
               op = candidate;
               pos_ += op.size();
               break;
             }
           }
-          if (op.empty()) return fail("expected ], =, ^=, $= or *=");
+          if (op.empty()) return fail("expected ], =, ^=, $=, *=, ~= or |=");
           auto v = value();
           if (!v) return std::nullopt;
           skip_space();
@@ -208,6 +218,12 @@ class CssParser {
           if (op == "=") predicates += fmt::format("[@{}={}]", attr, lit);
           if (op == "^=") predicates += fmt::format("[starts-with(@{}, {})]", attr, lit);
           if (op == "*=") predicates += fmt::format("[contains(@{}, {})]", attr, lit);
+          if (op == "~=") {  // one of its space-separated words
+            predicates +=
+                fmt::format("[contains(concat(' ', normalize-space(@{}), ' '), {})]", attr, literal(" " + *v + " "));
+          }
+          if (op == "|=")
+            predicates += fmt::format("[@{0}={1} or starts-with(@{0}, {2})]", attr, lit, literal(*v + "-"));
           if (op == "$=") {
             predicates +=
                 fmt::format("[substring(@{0}, string-length(@{0}) - string-length({1}) + 1) = {1}]", attr, lit);
@@ -219,16 +235,34 @@ class CssParser {
           predicates += "[not(preceding-sibling::*)]";
         } else if (pseudo == "last-child") {
           predicates += "[not(following-sibling::*)]";
-        } else if (pseudo == "nth-child") {
-          if (!take('(')) return fail("expected ( after :nth-child");
+        } else if (pseudo == "first-of-type") {
+          predicates += fmt::format("[not(preceding-sibling::{})]", tag);
+        } else if (pseudo == "last-of-type") {
+          predicates += fmt::format("[not(following-sibling::{})]", tag);
+        } else if (pseudo == "nth-child" || pseudo == "nth-of-type") {
+          // Browsers' "copy selector" writes :nth-child(3); lists stripe with odd and even.
+          const std::string siblings = pseudo == "nth-child" ? "*" : tag;
+          if (!take('(')) return fail(fmt::format("expected ( after :{}", pseudo));
           std::string n = name();
           long index = 0;
           auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), index);
-          if (!take(')') || n.empty() || ec != std::errc() || end != n.data() + n.size() || index < 1 ||
-              index > 1'000'000) {
-            return fail("expected :nth-child(<number from 1>)");
+          if (n == "odd" || n == "even") {
+            if (!take(')')) return fail(fmt::format("expected :{}(<number from 1>, odd or even)", pseudo));
+            predicates += fmt::format("[count(preceding-sibling::{}) mod 2 = {}]", siblings, n == "odd" ? 0 : 1);
+          } else if (!take(')') || n.empty() || ec != std::errc() || end != n.data() + n.size() || index < 1 ||
+                     index > 1'000'000) {
+            return fail(fmt::format("expected :{}(<number from 1>, odd or even)", pseudo));
+          } else {
+            predicates += fmt::format("[count(preceding-sibling::{}) = {}]", siblings, index - 1);
           }
-          predicates += fmt::format("[count(preceding-sibling::*) = {}]", index - 1);
+        } else if (pseudo == "not") {
+          if (!take('(')) return fail("expected ( after :not");
+          skip_space();
+          auto inner = compound();
+          if (!inner) return std::nullopt;
+          skip_space();
+          if (!take(')')) return fail("expected ) after the selector in :not(");
+          predicates += fmt::format("[not(self::{})]", *inner);
         } else {
           return fail(fmt::format("unsupported pseudo-class ':{}'", pseudo));
         }

@@ -167,6 +167,32 @@ TEST_CASE("an XPath that fails only on a real page routes each item with libxml2
   }
 }
 
+TEST_CASE("sibling combinators, :not(), :nth-of-type, odd and even, ~= and |= select what browsers do", "[parse]") {
+  TempDir site;
+  test::write_file(site.file("page.html"), R"HTML(<html><body>
+<div class="post"><h2>A</h2><p>first</p><p>second</p><span>x</span><p>third</p></div>
+<ul><li class="ad">ad</li><li>one</li><li>two</li><li>three</li></ul>
+<a rel="nofollow next" href="/n">next</a> <a rel="nextish" href="/x">x</a>
+<p lang="en-GB">hello</p><p lang="english">no</p>
+</body></html>)HTML");
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(parse_pipeline(dir, {server.url("/page.html")}, R"Y(    fields:
+      after_h2: "h2 + p"
+      siblings: {select: "h2 ~ p", all: true}
+      not_ad: {select: "li:not(.ad)", all: true}
+      second: "div.post p:nth-of-type(2)"
+      odd: {select: "li:nth-child(odd)", all: true}
+      next: "a[rel~=next]::attr(href)"
+      lang: "[lang|=en]")Y")));
+  REQUIRE(report.errors.empty());
+  auto items = item_lines(dir);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].substr(items[0].find("\"after_h2\"")) ==
+        R"("after_h2":"first","siblings":["first","second","third"],"not_ad":["one","two","three"],)"
+        R"("second":"second","odd":["ad","two"],"next":"/n","lang":"hello"})");
+}
+
 TEST_CASE("a field with url: true is an absolute URL, resolved as links are", "[parse]") {
   // Before, a field held the href as written ("item/1.html"): useless in a table of products.
   TempDir site;

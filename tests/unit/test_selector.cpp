@@ -27,6 +27,15 @@ TEST_CASE("CSS selectors translate to XPath", "[parse][selector]") {
   CHECK(xpath("li:nth-child(2)") == "//li[count(preceding-sibling::*) = 1]");
   CHECK(xpath("li:first-child") == "//li[not(preceding-sibling::*)]");
   CHECK(xpath("h1, h2") == "//h1 | //h2");
+  // Sibling combinators, :not(), :nth-of-type, odd/even, and the ~= and |= attribute operators.
+  CHECK(xpath("h2 + p") == "//h2/following-sibling::*[1]/self::p");
+  CHECK(xpath("h2 ~ p") == "//h2/following-sibling::p");
+  CHECK(xpath("li:not(.ad)") == "//li[not(self::*[contains(concat(' ', normalize-space(@class), ' '), ' ad ')])]");
+  CHECK(xpath("p:nth-of-type(2)") == "//p[count(preceding-sibling::p) = 1]");
+  CHECK(xpath("p:first-of-type") == "//p[not(preceding-sibling::p)]");
+  CHECK(xpath("tr:nth-child(odd)") == "//tr[count(preceding-sibling::*) mod 2 = 0]");
+  CHECK(xpath("a[rel~=next]") == "//a[contains(concat(' ', normalize-space(@rel), ' '), ' next ')]");
+  CHECK(xpath("[lang|=en]") == "//*[@lang='en' or starts-with(@lang, 'en-')]");
   CHECK(xpath("//div[@id='x']") == "//div[@id='x']");
   CHECK(xpath("xpath:count(//a)") == "count(//a)");
 }
@@ -52,9 +61,15 @@ TEST_CASE("bad CSS selectors are errors that say where", "[parse][selector]") {
   CHECK(xpath("h1, 2") == "error: a tag name cannot start with '2' at offset 4 in CSS selector 'h1, 2'");
   CHECK(xpath("a[-x]") == "error: an attribute name cannot start with '-' at offset 2 in CSS selector 'a[-x]'");
   CHECK(xpath("li:nth-child(99999999999)") ==
-        "error: expected :nth-child(<number from 1>) at offset 25 in CSS selector 'li:nth-child(99999999999)'");
+        "error: expected :nth-child(<number from 1>, odd or even) at offset 25 in CSS selector "
+        "'li:nth-child(99999999999)'");
   CHECK(xpath("li:nth-child(0)") ==
-        "error: expected :nth-child(<number from 1>) at offset 15 in CSS selector 'li:nth-child(0)'");
+        "error: expected :nth-child(<number from 1>, odd or even) at offset 15 in CSS selector 'li:nth-child(0)'");
+  CHECK(xpath("+ li") == "error: '+' needs an element before it at offset 0 in CSS selector '+ li'");
+  CHECK(xpath("li:not(") ==
+        "error: expected a tag, *, .class, #id or [attribute] at offset 7 in CSS selector 'li:not('");
+  CHECK(xpath("li:not(.a b)") ==
+        "error: expected ) after the selector in :not( at offset 10 in CSS selector 'li:not(.a b)'");
 }
 
 TEST_CASE("XPath selectors are checked by libxml2 itself, with its reason and offset", "[parse][selector]") {
