@@ -118,6 +118,7 @@ class CssParser {
       }
     }
     if (first) return fail("empty selector");
+    if (combinator != ' ') return fail(fmt::format("expected an element after '{}'", combinator));
     return simplify(xpath);
   }
 

@@ -66,6 +66,8 @@ TEST_CASE("bad CSS selectors are errors that say where", "[parse][selector]") {
   CHECK(xpath("li:nth-child(0)") ==
         "error: expected :nth-child(<number from 1>, odd or even) at offset 15 in CSS selector 'li:nth-child(0)'");
   CHECK(xpath("+ li") == "error: '+' needs an element before it at offset 0 in CSS selector '+ li'");
+  CHECK(xpath("h2 ~") == "error: expected an element after '~' at offset 4 in CSS selector 'h2 ~'");
+  CHECK(xpath("ul >, p") == "error: expected an element after '>' at offset 4 in CSS selector 'ul >, p'");
   CHECK(xpath("li:not(") ==
         "error: expected a tag, *, .class, #id or [attribute] at offset 7 in CSS selector 'li:not('");
   CHECK(xpath("li:not(.a b)") ==
