@@ -288,23 +288,17 @@ class Frontier final : public AsyncNode, public PermitSource {
       if (std::string normalized = parse::resolve_link(u, u); !normalized.empty()) u = std::move(normalized);
     }
     if (seed && scope_.same_host) seed_hosts_.insert(host_of(u));
-    // A link found on a seed's page: the page's URL, after redirects, is where the seed landed
-    // (http://example.com/ -> https://www.example.com/), and its host is a seed's host too. Before,
-    // such a crawl ended at its first page: every link went to a host that was not the seed's.
-    if (r.meta.depth == 1 && scope_.same_host) {
-      if (const Value* from = r.get("from_url"); from && from->as_string() && *from->as_string() != last_seed_page_) {
-        last_seed_page_ = *from->as_string();
-        seed_hosts_.insert(host_of(last_seed_page_));
-      }
-    }
     // The page a link was found on was fetched: its URL after redirects counts as seen, so that a
     // link to it is not fetched again (a site whose links say http:// and redirect to https://: its
-    // pages' https links were new URLs, and every page was fetched twice).
+    // pages' https links were new URLs, and every page was fetched twice). A seed's page (a link at
+    // depth 1) is where the seed landed (http://example.com/ -> https://www.example.com/): its host
+    // is a seed's host too, or such a crawl ended at its first page.
     if (!seed) {
       if (const Value* from = r.get("from_url"); from && from->as_string() && *from->as_string() != last_page_) {
         last_page_ = *from->as_string();
-        const std::string page = parse::resolve_link(last_page_, last_page_);
-        if (!page.empty()) seen_.insert(url_hash(page));
+        if (const std::string page = parse::resolve_link(last_page_, last_page_); !page.empty())
+          seen_.insert(url_hash(page));
+        if (r.meta.depth == 1 && scope_.same_host) seed_hosts_.insert(host_of(last_page_));
       }
     }
     if (!seed && scope_.max_depth >= 0 && r.meta.depth > scope_.max_depth) return false;
@@ -367,7 +361,6 @@ class Frontier final : public AsyncNode, public PermitSource {
   std::uint64_t accepted_ = 0;              // URLs let through (max_pages)
   std::string last_page_;                   // the page of the last link (its URL is in seen_)
   std::set<std::string> seed_hosts_;        // the seeds' hosts, and the hosts their pages redirected to
-  std::string last_seed_page_;              // the seed page of the last depth-1 link (its host is known)
 };
 
 std::string check_pattern(const Value& v) {
