@@ -304,11 +304,14 @@ class Frontier final : public AsyncNode, public PermitSource {
     if (!seed && scope_.max_depth >= 0 && r.meta.depth > scope_.max_depth) return false;
     if (!seed && scope_.same_host && !seed_hosts_.count(host_of(u))) return false;
     if (!seed && !scope_.deny_extensions.empty() && scope_.deny_extensions.count(extension_of(u))) return false;
-    if (!scope_.allow.empty() &&
+    // allow and deny pick the links to follow, as deny_extensions does: a seed is always fetched (a
+    // seed at the site's root with allow: ['/catalogue/'] was dropped, and the crawl did nothing).
+    if (!seed && !scope_.allow.empty() &&
         std::none_of(scope_.allow.begin(), scope_.allow.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) {
       return false;
     }
-    if (std::any_of(scope_.deny.begin(), scope_.deny.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) {
+    if (!seed &&
+        std::any_of(scope_.deny.begin(), scope_.deny.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) {
       return false;
     }
     const std::uint64_t hash = url_hash(u);
@@ -379,10 +382,10 @@ NodeType frontier_type() {
   t.breaks_cycles = true;  // its URLs go out with slots of their own, and seen ones are dropped
   t.schema = Schema({
       FieldSpec::list("allow", FieldSpec::string("pattern", "RE2").validated_by(check_pattern),
-                      "a URL must match one of these (when given)")
+                      "a link must match one of these to be followed (when given); seeds are kept")
           .with_default(""),
       FieldSpec::list("deny", FieldSpec::string("pattern", "RE2").validated_by(check_pattern),
-                      "a URL matching any of these is dropped")
+                      "a link matching any of these is dropped; seeds are kept")
           .with_default(""),
       FieldSpec::list("deny_extensions", FieldSpec::string("extension", "without the dot"),
                       "links to files with these extensions are dropped (images, archives, media, office "

@@ -672,6 +672,28 @@ TEST_CASE("max_depth bounds a crawl", "[crawl]") {
   CHECK(server.counter("*").requests == 5);  // and robots.txt
 }
 
+TEST_CASE("allow and deny pick the links to follow — a seed that matches neither is still fetched", "[crawl]") {
+  // Before, a seed at the site's root with allow: ['/catalogue/'] was dropped: the crawl did nothing.
+  TempDir site;
+  test::write_file(site.file("index.html"), R"(<a href="/catalogue/a.html">a</a> <a href="/about.html">about</a>
+<a href="/catalogue/b.html?sort=price">b</a>)");
+  std::filesystem::create_directories(site.file("catalogue"));
+  test::write_file(site.file("catalogue/a.html"), "a");
+  test::write_file(site.file("about.html"), "about");
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(
+      crawl_pipeline({server.url("/index.html")}, "    allow: ['/catalogue/']\n    deny: ['sort=', 'index']",
+                     "    robots: ignore", "", dir.file("pages.jsonl"))));
+  REQUIRE(report.errors.empty());
+  std::set<std::string> pages;
+  for (const auto& l : test::lines_of(test::read_file(dir.file("pages.jsonl")))) pages.insert(l);
+  CHECK(pages == std::set<std::string>{fmt::format(R"({{"page_url":"{}"}})", server.url("/index.html")),
+                                       fmt::format(R"({{"page_url":"{}"}})", server.url("/catalogue/a.html"))});
+  CHECK(server.counter("/about.html").requests == 0);
+  CHECK(server.counter("/catalogue/b.html").requests == 0);
+}
+
 TEST_CASE("a crawl leaves out links to files by extension — seeds are kept, deny_extensions: [] follows all",
           "[crawl]") {
   TempDir site;
