@@ -507,7 +507,7 @@ NodeType parse_html_type() {
                         "<meta>'s target is a link too")
           .validated_by(check_selector),
       FieldSpec::string("body_field", "the field holding the HTML").with_default("body"),
-      FieldSpec::string("url_field", "the page URL links resolve against (falls back to url)")
+      FieldSpec::string("url_field", "the page URL links resolve against (falls back to url, then page_url)")
           .with_default("final_url"),
   });
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {

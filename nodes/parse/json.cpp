@@ -160,7 +160,7 @@ NodeType parse_json_type() {
       FieldSpec::map("fields", field, "field name -> path").with_default(""),
       FieldSpec::string("next", "path of a next-page URL to emit on the links port"),
       FieldSpec::string("body_field", "the field holding the JSON").with_default("body"),
-      FieldSpec::string("url_field", "the page URL links resolve against (falls back to url)")
+      FieldSpec::string("url_field", "the page URL links resolve against (falls back to url, then page_url)")
           .with_default("final_url"),
   });
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
