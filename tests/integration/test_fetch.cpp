@@ -914,8 +914,11 @@ TEST_CASE("a graceful stop lets fetches in flight finish and commits them", "[fe
   CHECK(lines(dir, "bad.jsonl").empty());
   CHECK(ok.size() > 0);
   CHECK(ok.size() < 2000);
-  // Everything the fetch started was finished and written: nothing admitted was lost.
-  CHECK(ok.size() == test::stats_of(report, "lim").records_out);
+  // Everything the fetch started was finished and written: nothing admitted was lost. A record the
+  // limit let through just before the stop, whose request had not started yet, ends unprocessed
+  // and is counted as fetch's dropped (a resumed run would fetch it).
+  CHECK(ok.size() + test::stats_of(report, "get").dropped == test::stats_of(report, "lim").records_out);
+  CHECK(test::stats_of(report, "get").dropped <= 8);
   CHECK(ok.size() == server.counter("/delay").requests);
 }
 
