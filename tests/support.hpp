@@ -133,6 +133,18 @@ inline Result sluice_cli(const TempDir& dir, std::vector<std::string> args) {
   return {code, read_file(dir.file("stdout")), read_file(dir.file("stderr"))};
 }
 
+// Runs SQL statements on a SQLite file (created when missing), to set up a database a test needs.
+inline void execute(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open(path.c_str(), &db);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  std::string why = error ? error : "";
+  sqlite3_free(error);
+  sqlite3_close(db);
+  if (rc != SQLITE_OK) throw std::runtime_error(why);
+}
+
 // Runs a query on a SQLite file and returns its rows as "a|b|c" strings (NULL for null values).
 inline std::vector<std::string> query(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;

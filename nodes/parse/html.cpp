@@ -240,7 +240,8 @@ class HtmlParser final : public TransformNode {
     // A PDF or an image that a crawl reached through a link with no telling extension is not parsed
     // as HTML (libxml2 would make up a page of its bytes).
     const std::string type = text_of(page.get("content_type"));
-    if (!type.empty() && !readable(type, parse::body_text(page, body_field_))) {
+    const std::string media = media_type(type);
+    if (!type.empty() && !readable(media, parse::body_text(page, body_field_))) {
       out.fail(std::move(page), fmt::format("'{}' is not HTML: its content type is '{}'", page_url, type));
       return;
     }
@@ -250,7 +251,7 @@ class HtmlParser final : public TransformNode {
     thread_local CompiledCache cache;
     thread_local ParserContext parser;
     htmlDocPtr doc = nullptr;
-    if (is_xml(type, html.text())) doc = read_xml(html.text(), page_url);
+    if (is_xml(media, html.text())) doc = read_xml(html.text(), page_url);
     // XML_PARSE_HUGE lifts libxml2's nesting limit of 256, at which it stops parsing without a
     // word: broken pages (unclosed tags) nest deeper. Memory stays bounded by fetch's max_body.
     if (!doc) {
@@ -321,17 +322,21 @@ class HtmlParser final : public TransformNode {
  private:
   static std::string text_of(const Value* v) { return v && v->as_string() ? *v->as_string() : ""; }
 
-  // Whether a page is an XML document (a feed, a sitemap, an API's XML) rather than HTML: its
-  // content type names XML and not HTML (text/xml, application/rss+xml, application/atom+xml), or,
-  // untyped (none, text/plain, octet-stream), it starts with an XML declaration and has no <html>;
-  // served as HTML, it starts with an XML declaration and an <rss>, <feed>, <urlset> or
-  // <sitemapindex> root.
-  static bool is_xml(std::string_view type, std::string_view text) {
+  // The media type of a Content-Type, lower-cased, without its parameters ("text/html").
+  static std::string media_type(std::string_view type) {
     std::string media = nodes::to_lower(type.substr(0, type.find(';')));
     while (!media.empty() && media.back() == ' ') media.pop_back();
+    return media;
+  }
+
+  // Whether a page of this media type is an XML document (a feed, a sitemap, an API's XML) rather
+  // than HTML: its type names XML and not HTML (text/xml, application/rss+xml, application/atom+xml),
+  // or, untyped (none, text/plain), it starts with an XML declaration and has no <html>; served as
+  // HTML, it starts with an XML declaration and an <rss>, <feed>, <urlset> or <sitemapindex> root.
+  static bool is_xml(const std::string& media, std::string_view text) {
     const bool html = media.find("html") != std::string::npos;
     if (!html && media.find("xml") != std::string::npos) return true;
-    if (!html && !media.empty() && media != "text/plain" && media != "application/octet-stream") return false;
+    if (!html && !media.empty() && media != "text/plain") return false;
     const auto start = text.find_first_not_of(" \t\r\n");
     if (start == std::string_view::npos || text.compare(start, 5, "<?xml") != 0) return false;
     const std::string head = nodes::to_lower(text.substr(start, 1024));
@@ -375,12 +380,10 @@ class HtmlParser final : public TransformNode {
     return doc;
   }
 
-  // Whether parse.html reads a body of this Content-Type: text/* or a type with html or xml in its
+  // Whether parse.html reads a body of this media type: text/* or a type with html or xml in its
   // name; or one served as "application/octet-stream" (a file put in object storage without its
   // type) that starts like HTML, as the MIME sniffing standard reads such bodies.
-  static bool readable(std::string_view type, std::string_view body) {
-    std::string media = nodes::to_lower(type.substr(0, type.find(';')));
-    while (!media.empty() && media.back() == ' ') media.pop_back();
+  static bool readable(const std::string& media, std::string_view body) {
     if (media.starts_with("text/") || media.find("html") != std::string::npos || media.find("xml") != std::string::npos)
       return true;
     if (media != "application/octet-stream" && media != "binary/octet-stream" && media != "application/unknown" &&

@@ -2,6 +2,7 @@
 // sink's own thread. Nothing from YAML is ever spliced into SQL except checked identifiers (quoted)
 // and checked pragma values.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <simdjson.h>
 #include <sqlite3.h>
 
@@ -368,11 +369,7 @@ class SqliteStore final : public SinkNode {
     if (existing.empty()) {
       std::string defs;
       for (const auto& c : columns_) defs += (defs.empty() ? "" : ", ") + quote(c.name) + " " + c.type;
-      if (!key_.empty()) {
-        std::string keys;
-        for (const auto& k : key_) keys += (keys.empty() ? "" : ", ") + quote(k);
-        defs += fmt::format(", UNIQUE ({})", keys);
-      }
+      if (!key_.empty()) defs += fmt::format(", UNIQUE ({})", quoted_keys());
       exec(fmt::format("CREATE TABLE {} ({})", quote(table_), defs), fmt::format("creating table '{}'", table_));
       return;
     }
@@ -401,23 +398,18 @@ class SqliteStore final : public SinkNode {
     if (!key_.empty() && !has_unique_index()) {
       // A key given to a pipeline that had none: the index UPSERT needs is made, unless rows repeat
       // a key already (then which to keep is the user's choice).
-      std::string keys, quoted_keys;
-      for (const auto& k : key_) {
-        keys += (keys.empty() ? "" : ", ") + k;
-        quoted_keys += (quoted_keys.empty() ? "" : ", ") + quote(k);
-      }
-      const std::string sql =
-          fmt::format("CREATE UNIQUE INDEX {} ON {} ({})", quote("sluice_key_" + table_), quote(table_), quoted_keys);
-      char* error = nullptr;
-      if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-        std::string why = error ? error : sqlite3_errmsg(db_);
-        sqlite3_free(error);
-        throw NodeError(
-            fmt::format("table '{}' in '{}' has no UNIQUE index on ({}), which key needs, and one "
-                        "cannot be made: {} (rows repeat a key: remove the duplicates first)",
-                        table_, path_, keys, why));
-      }
+      exec(
+          fmt::format("CREATE UNIQUE INDEX {} ON {} ({})", quote("sluice_key_" + table_), quote(table_), quoted_keys()),
+          fmt::format("making the UNIQUE index key ({}) needs on table '{}' (no two rows may have the same key)",
+                      fmt::join(key_, ", "), table_));
     }
+  }
+
+  // The key's columns as SQL names: "url", "sku"
+  std::string quoted_keys() const {
+    std::string keys;
+    for (const auto& k : key_) keys += (keys.empty() ? "" : ", ") + quote(k);
+    return keys;
   }
 
   bool has_unique_index() {
@@ -452,10 +444,8 @@ class SqliteStore final : public SinkNode {
     }
     std::string sql = fmt::format("INSERT INTO {} ({}) VALUES ({})", quote(table_), names, marks);
     if (!key_.empty()) {
-      std::string keys;
-      for (const auto& k : key_) keys += (keys.empty() ? "" : ", ") + quote(k);
-      sql += updates.empty() ? fmt::format(" ON CONFLICT ({}) DO NOTHING", keys)
-                             : fmt::format(" ON CONFLICT ({}) DO UPDATE SET {}", keys, updates);
+      sql += updates.empty() ? fmt::format(" ON CONFLICT ({}) DO NOTHING", quoted_keys())
+                             : fmt::format(" ON CONFLICT ({}) DO UPDATE SET {}", quoted_keys(), updates);
     }
     if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK) {
       throw NodeError(fmt::format("preparing the insert into '{}' failed: {}", table_, sqlite3_errmsg(db_)));

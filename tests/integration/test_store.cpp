@@ -144,10 +144,7 @@ edges:
 TEST_CASE("an existing table with columns the node does not write is refused with a clear error", "[store]") {
   TempDir dir;
   std::string db = dir.file("shop.db");
-  sqlite3* h = nullptr;
-  sqlite3_open(db.c_str(), &h);
-  sqlite3_exec(h, "CREATE TABLE items (url TEXT, title TEXT)", nullptr, nullptr, nullptr);
-  sqlite3_close(h);
+  test::execute(db, "CREATE TABLE items (url TEXT, title TEXT)");
   RunReport report = run_pipeline(test::plan_of(store_pipeline(db, 10)));
   REQUIRE(report.errors.size() == 1);
   CHECK(report.errors[0].to_string() ==
@@ -164,11 +161,7 @@ TEST_CASE("a column the pipeline gained is added to the existing table, and a re
   // Before, adding a field to a scraper made its next run fail until the table was migrated by hand.
   TempDir dir;
   std::string db = dir.file("shop.db");
-  sqlite3* h = nullptr;
-  sqlite3_open(db.c_str(), &h);
-  sqlite3_exec(h, "CREATE TABLE items (n INTEGER, url TEXT, UNIQUE (url)); INSERT INTO items VALUES (0, 'old')",
-               nullptr, nullptr, nullptr);
-  sqlite3_close(h);
+  test::execute(db, "CREATE TABLE items (n INTEGER, url TEXT, UNIQUE (url)); INSERT INTO items VALUES (0, 'old')");
   RunReport report = run_pipeline(test::plan_of(store_pipeline(db, 10, "    key: [url]")));
   REQUIRE(report.errors.empty());
   CHECK(query(db, "SELECT group_concat(name || ' ' || type) FROM pragma_table_info('items')") ==
@@ -177,9 +170,7 @@ TEST_CASE("a column the pipeline gained is added to the existing table, and a re
   CHECK(query(db, "SELECT name, price FROM items WHERE url = 'https://x.example/p/3'") ==
         std::vector<std::string>{"item 3|2.5"});
   // The same name with another type is not a new column.
-  sqlite3_open(db.c_str(), &h);
-  sqlite3_exec(h, "CREATE TABLE retyped (url TEXT, n TEXT)", nullptr, nullptr, nullptr);
-  sqlite3_close(h);
+  test::execute(db, "CREATE TABLE retyped (url TEXT, n TEXT)");
   std::string pipeline = store_pipeline(db, 10);
   pipeline.replace(pipeline.find("table: items"), 12, "table: retyped");
   RunReport refused = run_pipeline(test::plan_of(pipeline));
@@ -191,15 +182,11 @@ TEST_CASE("a column the pipeline gained is added to the existing table, and a re
 TEST_CASE("a key given to a table that had none gets its UNIQUE index, unless rows repeat a key", "[store]") {
   TempDir dir;
   std::string db = dir.file("shop.db");
-  sqlite3* h = nullptr;
-  sqlite3_open(db.c_str(), &h);
-  sqlite3_exec(h,
-               "CREATE TABLE items (url TEXT, n INTEGER, name TEXT, price REAL);"
-               "INSERT INTO items VALUES ('https://x.example/p/3', 3, 'old', 1.0);"
-               "CREATE TABLE twice (url TEXT, n INTEGER, name TEXT, price REAL);"
-               "INSERT INTO twice VALUES ('a', 1, 'x', 1.0), ('a', 2, 'y', 2.0);",
-               nullptr, nullptr, nullptr);
-  sqlite3_close(h);
+  test::execute(db,
+                "CREATE TABLE items (url TEXT, n INTEGER, name TEXT, price REAL);"
+                "INSERT INTO items VALUES ('https://x.example/p/3', 3, 'old', 1.0);"
+                "CREATE TABLE twice (url TEXT, n INTEGER, name TEXT, price REAL);"
+                "INSERT INTO twice VALUES ('a', 1, 'x', 1.0), ('a', 2, 'y', 2.0);");
   RunReport report = run_pipeline(test::plan_of(store_pipeline(db, 5, "    key: [url]")));
   REQUIRE(report.errors.empty());
   CHECK(query(db, "SELECT count(*), sum(name = 'item 3') FROM items") == std::vector<std::string>{"5|1"});
@@ -208,8 +195,8 @@ TEST_CASE("a key given to a table that had none gets its UNIQUE index, unless ro
   RunReport refused = run_pipeline(test::plan_of(pipeline));
   REQUIRE(refused.errors.size() == 1);
   CHECK(refused.errors[0].message ==
-        fmt::format("table 'twice' in '{}' has no UNIQUE index on (url), which key needs, and one cannot be made: "
-                    "UNIQUE constraint failed: twice.url (rows repeat a key: remove the duplicates first)",
+        fmt::format("making the UNIQUE index key (url) needs on table 'twice' (no two rows may have the same key) "
+                    "on '{}' failed: UNIQUE constraint failed: twice.url",
                     db));
 }
 
