@@ -36,7 +36,9 @@ Schema retries_schema() {
           .with_default("[timeout, connect, reset]"),
       FieldSpec::enumeration("backoff", {"exponential"}, "exponential with full jitter").with_default("exponential"),
       FieldSpec::duration("base", "cap of the first wait; doubles with each retry").with_default("200ms"),
-      FieldSpec::duration("max", "cap of every wait, Retry-After included").with_default("30s"),
+      FieldSpec::duration("max",
+                          "cap of every wait, Retry-After included (a 429 or 503's Retry-After pauses its whole host)")
+          .with_default("30s"),
   });
 }
 
@@ -45,7 +47,9 @@ Schema breaker_schema() {
       FieldSpec::integer("failure_threshold", "consecutive failures of a host that open its breaker (0: never)")
           .with_default("5")
           .at_least(0),
-      FieldSpec::duration("recovery_timeout", "how long an open breaker fails fast before one probe goes through")
+      FieldSpec::duration("recovery_timeout",
+                          "how long an open breaker fails fast before one probe goes through; also when a host's "
+                          "unreachable robots.txt is fetched again")
           .with_default("30s"),
   });
 }
