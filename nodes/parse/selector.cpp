@@ -355,12 +355,21 @@ void init_libxml() {
   (void)quiet;
 }
 
+namespace {
+// Untagged XPath starts with '/', '(' or a '.' step ('.', './a', './/a', '..'); a '.' before a name
+// is a CSS class ('.price', '.tags li'), which no XPath expression starts with.
+bool looks_like_xpath(std::string_view text) {
+  if (text.starts_with("/") || text.starts_with("(")) return true;
+  if (!text.starts_with(".")) return false;
+  const unsigned char next = text.size() > 1 ? static_cast<unsigned char>(text[1]) : 0;
+  return !(std::isalpha(next) || next == '_' || next == '-' || next == '\\' || next >= 0x80);
+}
+}  // namespace
+
 std::optional<Selector> compile_selector(std::string_view text, bool relative, std::string* error) {
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
   Selector out;
-  const bool is_xpath =
-      text.starts_with("xpath:") ||
-      (!text.starts_with("css:") && (text.starts_with("/") || text.starts_with(".") || text.starts_with("(")));
+  const bool is_xpath = text.starts_with("xpath:") || (!text.starts_with("css:") && looks_like_xpath(text));
   if (is_xpath) {
     out.xpath = std::string(text.starts_with("xpath:") ? text.substr(6) : text);
     std::string problem;

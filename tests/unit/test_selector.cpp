@@ -37,6 +37,14 @@ TEST_CASE("CSS selectors translate to XPath", "[parse][selector]") {
   CHECK(xpath("a[rel~=next]") == "//a[contains(concat(' ', normalize-space(@rel), ' '), ' next ')]");
   CHECK(xpath("[lang|=en]") == "//*[@lang='en' or starts-with(@lang, 'en-')]");
   CHECK(xpath("//div[@id='x']") == "//div[@id='x']");
+  // A leading '.' is an XPath step only before '/', '.' or nothing; before a name it is a CSS class.
+  CHECK(xpath(".price", true) == ".//*[contains(concat(' ', normalize-space(@class), ' '), ' price ')]");
+  CHECK(xpath(".tags li", true) == ".//*[contains(concat(' ', normalize-space(@class), ' '), ' tags ')]//li");
+  CHECK(xpath("._x") == "//*[contains(concat(' ', normalize-space(@class), ' '), ' _x ')]");
+  CHECK(xpath("./a") == "./a");
+  CHECK(xpath(".//a") == ".//a");
+  CHECK(xpath("..") == "..");
+  CHECK(xpath(".") == ".");
   CHECK(xpath("xpath:count(//a)") == "count(//a)");
 }
 
