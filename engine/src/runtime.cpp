@@ -827,7 +827,15 @@ class TransformEmitter final : public Emitter {
 
 bool Run::instantiate() {
   bool ok = true;
-  for (std::size_t i = 0; i < plan_.nodes.size(); ++i) {
+  // Sources last: a source's factory may read what another node's factory set up (source.sqlite
+  // preparing a query on a table that a store of the same pipeline creates).
+  std::vector<std::size_t> order;
+  for (int sources = 0; sources < 2; ++sources) {
+    for (std::size_t i = 0; i < plan_.nodes.size(); ++i) {
+      if ((plan_.nodes[i].type->kind == NodeKind::source) == (sources == 1)) order.push_back(i);
+    }
+  }
+  for (std::size_t i : order) {
     Vertex& v = vertices_[i];
     v.plan = &plan_.nodes[i];
     NodeContext context{v.plan->id,     v.plan->config, v.plan->where,
@@ -874,7 +882,7 @@ void Run::build_graph() {
     switch (v.plan->type->kind) {
       case NodeKind::source:
         v.gate = std::make_unique<Gate>(plan_.settings.max_pending);
-        if (state_) {
+        if (state_ && !v.plan->type->resumes_itself) {
           v.progress = std::make_unique<SourceProgress>(*state_, v.plan->id);
           state_->track(*v.progress, v.plan->id, false);
         }
@@ -1072,7 +1080,7 @@ std::string file_digest(const std::string& path) {
 std::string source_fingerprint(const Plan& plan) {
   std::string out;
   for (const auto& node : plan.nodes) {
-    if (node.type->kind != NodeKind::source) continue;
+    if (node.type->kind != NodeKind::source || node.type->resumes_itself) continue;
     out += node.id + " (" + node.type->name + "):";
     node.config.each([&](const std::string& name, const std::string& text) {
       out += " " + name + "=" + text;

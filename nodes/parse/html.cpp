@@ -227,12 +227,13 @@ std::optional<std::string> repair_xml_references(std::string_view text) {
 class HtmlParser final : public TransformNode {
  public:
   HtmlParser(std::string body_field, std::string url_field, std::optional<Selector> items,
-             std::vector<FieldRule> fields, std::optional<Selector> links)
+             std::vector<FieldRule> fields, std::optional<Selector> links, std::vector<std::string> keep)
       : body_field_(std::move(body_field)),
         url_field_(std::move(url_field)),
         items_(std::move(items)),
         fields_(std::move(fields)),
         links_(std::move(links)),
+        keep_(std::move(keep)),
         resolves_(std::any_of(fields_.begin(), fields_.end(), [](const FieldRule& f) { return f.url; })) {}
 
   void process(Record& page, Emitter& out) override {
@@ -276,7 +277,7 @@ class HtmlParser final : public TransformNode {
       out.fail(std::move(page), fmt::format("XPath error in 'items' or 'links' on '{}': {}", page_url, xpath_error));
     }
     for (xmlNodePtr item : item_nodes) {
-      Record r = parse::item_record(page, page_url);
+      Record r = parse::item_record(page, page_url, keep_);
       std::string problem;
       for (const auto& f : fields_) {
         auto values = evaluate(ctx, cache, item, f.selector, f.all);
@@ -457,6 +458,7 @@ class HtmlParser final : public TransformNode {
   std::optional<Selector> items_;
   std::vector<FieldRule> fields_;
   std::optional<Selector> links_;
+  std::vector<std::string> keep_;
   bool resolves_;  // a field has url: true
 };
 
@@ -500,19 +502,22 @@ NodeType parse_html_type() {
                  PortSpec{"links", PortDirection::output, "absolute http(s) links of the page: url, depth, from_url"});
   FieldSpec field = FieldSpec::object_of("field", field_schema(), "a selector, or {select, all, regex, required, url}");
   field.shorthand = "select";
-  t.schema = Schema({
-      FieldSpec::string("items", "selector of the elements that become one record each (default: the page)")
-          .validated_by(check_selector),
-      FieldSpec::map("fields", field, "field name -> selector").with_default(""),
-      FieldSpec::string("links",
-                        "selector of the links to emit on the links port: a[href] (their href), or any "
-                        "selector ending in ::attr(name) or ::text (a sitemap: loc::text), or XPath; a refresh "
-                        "<meta>'s target is a link too")
-          .validated_by(check_selector),
-      FieldSpec::string("body_field", "the field holding the HTML").with_default("body"),
-      FieldSpec::string("url_field", "the page URL links resolve against (falls back to url, then page_url)")
-          .with_default("final_url"),
-  });
+  t.schema = Schema(
+      {
+          FieldSpec::string("items", "selector of the elements that become one record each (default: the page)")
+              .validated_by(check_selector),
+          FieldSpec::map("fields", field, "field name -> selector").with_default(""),
+          parse::keep_spec(),
+          FieldSpec::string("links",
+                            "selector of the links to emit on the links port: a[href] (their href), or any "
+                            "selector ending in ::attr(name) or ::text (a sitemap: loc::text), or XPath; a refresh "
+                            "<meta>'s target is a link too")
+              .validated_by(check_selector),
+          FieldSpec::string("body_field", "the field holding the HTML").with_default("body"),
+          FieldSpec::string("url_field", "the page URL links resolve against (falls back to url, then page_url)")
+              .with_default("final_url"),
+      },
+      parse::check_keep_against_fields);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     parse::init_libxml();
     const Config& c = ctx.config;
@@ -542,7 +547,7 @@ NodeType parse_html_type() {
       fields.push_back(std::move(rule));
     }
     return std::make_unique<HtmlParser>(c.string("body_field"), c.string("url_field"), std::move(items),
-                                        std::move(fields), std::move(links));
+                                        std::move(fields), std::move(links), parse::keep_of(c));
   };
   t.parallel = true;
   t.example = R"(- id: products

@@ -67,12 +67,13 @@ struct JsonField {
 class JsonParser final : public TransformNode {
  public:
   JsonParser(std::string body_field, std::string url_field, std::optional<std::string> items,
-             std::vector<JsonField> fields, std::optional<std::string> link)
+             std::vector<JsonField> fields, std::optional<std::string> link, std::vector<std::string> keep)
       : body_field_(std::move(body_field)),
         url_field_(std::move(url_field)),
         items_(std::move(items)),
         fields_(std::move(fields)),
-        link_(std::move(link)) {}
+        link_(std::move(link)),
+        keep_(std::move(keep)) {}
 
   void process(Record& page, Emitter& out) override {
     std::string_view text = parse::body_text(page, body_field_);
@@ -104,7 +105,7 @@ class JsonParser final : public TransformNode {
       items.push_back(doc);
     }
     for (simdjson::dom::element item : items) {
-      Record r = parse::item_record(page, page_url);
+      Record r = parse::item_record(page, page_url, keep_);
       std::string problem;
       for (const auto& f : fields_) {
         simdjson::dom::element v;
@@ -134,6 +135,7 @@ class JsonParser final : public TransformNode {
   std::optional<std::string> items_;
   std::vector<JsonField> fields_;
   std::optional<std::string> link_;
+  std::vector<std::string> keep_;
 };
 
 Schema json_field_schema() {
@@ -155,14 +157,17 @@ NodeType parse_json_type() {
                                                "the URL at 'next' (pagination), resolved: url, depth, from_url"});
   FieldSpec field = FieldSpec::object_of("field", json_field_schema(), "a path, or {path, required}");
   field.shorthand = "path";
-  t.schema = Schema({
-      FieldSpec::string("items", "path of an array whose elements become one record each (default: the document)"),
-      FieldSpec::map("fields", field, "field name -> path").with_default(""),
-      FieldSpec::string("next", "path of a next-page URL to emit on the links port"),
-      FieldSpec::string("body_field", "the field holding the JSON").with_default("body"),
-      FieldSpec::string("url_field", "the page URL links resolve against (falls back to url, then page_url)")
-          .with_default("final_url"),
-  });
+  t.schema = Schema(
+      {
+          FieldSpec::string("items", "path of an array whose elements become one record each (default: the document)"),
+          FieldSpec::map("fields", field, "field name -> path").with_default(""),
+          parse::keep_spec(),
+          FieldSpec::string("next", "path of a next-page URL to emit on the links port"),
+          FieldSpec::string("body_field", "the field holding the JSON").with_default("body"),
+          FieldSpec::string("url_field", "the page URL links resolve against (falls back to url, then page_url)")
+              .with_default("final_url"),
+      },
+      parse::check_keep_against_fields);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;
     std::vector<JsonField> fields;
@@ -174,7 +179,7 @@ NodeType parse_json_type() {
     if (c.has("items")) items = to_pointer(c.string("items"));
     if (c.has("next")) next = to_pointer(c.string("next"));
     return std::make_unique<JsonParser>(c.string("body_field"), c.string("url_field"), std::move(items),
-                                        std::move(fields), std::move(next));
+                                        std::move(fields), std::move(next), parse::keep_of(c));
   };
   t.parallel = true;
   t.example = R"(- id: api

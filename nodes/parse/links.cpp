@@ -1,7 +1,9 @@
 #include "links.hpp"
 
 #include <curl/curl.h>
+#include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <optional>
 
@@ -24,13 +26,49 @@ std::string page_url_of(const Record& page, const std::string& url_field) {
   return "";
 }
 
-Record item_record(const Record& page, const std::string& page_url) {
+Record item_record(const Record& page, const std::string& page_url, const std::vector<std::string>& keep) {
   Record r = page.derive();
   r.meta.origin_url = page_url;
   r.set("page_url", Value(page_url));
   r.set("depth", Value(static_cast<std::int64_t>(page.meta.depth)));
   if (const Value* at = page.get("fetched_at")) r.set("fetched_at", *at);
+  keep_fields(page, keep, r);
   return r;
+}
+
+void keep_fields(const Record& page, const std::vector<std::string>& keep, Record& item) {
+  for (const auto& name : keep) {
+    if (const Value* v = page.get(name)) item.set(name, *v);
+  }
+}
+
+FieldSpec keep_spec() {
+  return FieldSpec::list("keep", FieldSpec::string("field", "a field of the page's record"),
+                         "fields of the page's record copied into each item: the id or search term a page was "
+                         "fetched for (a field the page lacks is left out)")
+      .with_default("");
+}
+
+std::vector<std::string> keep_of(const Config& config) {
+  std::vector<std::string> keep;
+  for (const auto& k : config.list("keep")) keep.push_back(std::get<Value>(k.v).to_text());
+  return keep;
+}
+
+void check_keep(const Config& config, const std::vector<std::string>& produced, Diagnostics& diags) {
+  if (!config.has("keep")) return;
+  for (const auto& k : config.list("keep")) {
+    const std::string name = std::get<Value>(k.v).to_text();
+    if (std::find(produced.begin(), produced.end(), name) != produced.end()) {
+      diags.error(k.where, fmt::format("'{}' is both kept from the page and extracted by this node: rename one", name));
+    }
+  }
+}
+
+void check_keep_against_fields(const Config& config, const Location&, Diagnostics& diags) {
+  std::vector<std::string> produced;
+  for (const auto& [name, value] : config.map("fields")) produced.push_back(name);
+  check_keep(config, produced, diags);
 }
 
 std::string resolve_link(const std::string& base, const std::string& href) {

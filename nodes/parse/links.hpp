@@ -3,7 +3,10 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "sluice/diagnostics.hpp"
+#include "sluice/schema.hpp"
 #include "sluice/value.hpp"
 
 namespace sluice::parse {
@@ -17,8 +20,18 @@ std::string_view body_text(const Record& page, const std::string& field);
 std::string page_url_of(const Record& page, const std::string& url_field);
 
 // A record for an item found on `page`: no fields yet but its origin (page_url, depth, fetched_at),
-// and the page's metadata and permits.
-Record item_record(const Record& page, const std::string& page_url);
+// the page's fields named in `keep` (those it has), and the page's metadata and permits.
+Record item_record(const Record& page, const std::string& page_url, const std::vector<std::string>& keep = {});
+
+// The parse nodes' `keep` option: fields of the page's record copied into each item.
+FieldSpec keep_spec();
+std::vector<std::string> keep_of(const Config& config);
+// Copies the fields named in `keep` that `page` has into `item`.
+void keep_fields(const Record& page, const std::vector<std::string>& keep, Record& item);
+// Validation: a kept field must not also be one the node extracts (`produced`).
+void check_keep(const Config& config, const std::vector<std::string>& produced, Diagnostics& diags);
+// The same for parse.html and parse.json, which extract the fields of their `fields` map.
+void check_keep_against_fields(const Config& config, const Location& owner, Diagnostics& diags);
 
 // Resolves `href` against `base` with libcurl's URL API and normalizes it (fragment dropped, scheme
 // and host lower-cased, default port removed; spaces and bytes beyond ASCII percent-encoded, as

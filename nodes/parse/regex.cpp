@@ -4,14 +4,15 @@
 
 #include "../builtin.hpp"
 #include "charset.hpp"
+#include "links.hpp"
 
 namespace sluice::nodes {
 namespace {
 
 class RegexParser final : public TransformNode {
  public:
-  RegexParser(std::string body_field, std::shared_ptr<const RE2> pattern, bool all)
-      : body_field_(std::move(body_field)), pattern_(std::move(pattern)), all_(all) {}
+  RegexParser(std::string body_field, std::shared_ptr<const RE2> pattern, bool all, std::vector<std::string> keep)
+      : body_field_(std::move(body_field)), pattern_(std::move(pattern)), all_(all), keep_(std::move(keep)) {}
 
   // One record per match (all: true) or for the first match; fields are the named capture groups.
   void process(Record& page, Emitter& out) override {
@@ -26,6 +27,7 @@ class RegexParser final : public TransformNode {
            pattern_->Match(text, pos, text.size(), RE2::UNANCHORED, captures.data(), groups + 1)) {
       any = true;
       Record r = page.derive();
+      parse::keep_fields(page, keep_, r);
       for (const auto& [name, index] : pattern_->NamedCapturingGroups()) {
         const auto& c = captures[static_cast<std::size_t>(index)];
         r.set(name, c.data() ? Value(std::string(c.data(), c.size())) : Value());
@@ -42,6 +44,7 @@ class RegexParser final : public TransformNode {
   std::string body_field_;
   std::shared_ptr<const RE2> pattern_;
   bool all_;
+  std::vector<std::string> keep_;
 };
 
 std::string check_pattern(const Value& v) {
@@ -59,17 +62,26 @@ NodeType parse_regex_type() {
   t.kind = NodeKind::transform;
   t.summary = "extracts named capture groups of an RE2 pattern from text bodies";
   t.ports = transform_ports();
-  t.schema = Schema({
-      FieldSpec::string("pattern", "RE2 pattern; each named group (?P<name>...) becomes a field")
-          .make_required()
-          .validated_by(check_pattern),
-      FieldSpec::boolean("all", "one record per match instead of the first match only").with_default("false"),
-      FieldSpec::string("body_field", "the field holding the text").with_default("body"),
-  });
+  t.schema = Schema(
+      {
+          FieldSpec::string("pattern", "RE2 pattern; each named group (?P<name>...) becomes a field")
+              .make_required()
+              .validated_by(check_pattern),
+          FieldSpec::boolean("all", "one record per match instead of the first match only").with_default("false"),
+          FieldSpec::string("body_field", "the field holding the text").with_default("body"),
+          parse::keep_spec(),
+      },
+      [](const Config& c, const Location&, Diagnostics& diags) {
+        if (!c.has("pattern")) return;
+        RE2 re(c.string("pattern"), RE2::Quiet);
+        std::vector<std::string> produced;
+        for (const auto& [name, index] : re.NamedCapturingGroups()) produced.push_back(name);
+        parse::check_keep(c, produced, diags);
+      });
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;
     return std::make_unique<RegexParser>(c.string("body_field"), std::make_shared<const RE2>(c.string("pattern")),
-                                         c.boolean("all"));
+                                         c.boolean("all"), parse::keep_of(c));
   };
   t.parallel = true;
   t.example = R"(- id: prices

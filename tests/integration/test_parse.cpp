@@ -588,6 +588,44 @@ TEST_CASE("parse.regex turns named RE2 groups into fields", "[parse]") {
   CHECK(items[1].find(R"("price":"5.00","sku":"B200")") != std::string::npos);
 }
 
+TEST_CASE("keep copies fields of the page's record into each item of parse.html, parse.json and parse.regex",
+          "[parse]") {
+  // What a page was fetched for (a product id from an earlier stage, a search term) goes with what
+  // was found on it; a kept field the page lacks is left out.
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  auto items_of = [&](const std::string& path, const std::string& type, const std::string& config) {
+    std::string pipeline = parse_pipeline(dir, {server.url(path)}, config);
+    pipeline.replace(pipeline.find("type: parse.html"), 16, "type: " + type);
+    if (type != "parse.html") pipeline.replace(pipeline.find("  - parse.links -> links\n"), 24, "  - src -> links\n");
+    pipeline.replace(pipeline.find("  - src -> get"), 14, "  - src -> tag -> get");
+    pipeline.replace(pipeline.find("  - id: get\n"), 12,
+                     "  - id: tag\n    type: set\n    fields: {term: kettle, rank: 7}\n  - id: get\n");
+    RunReport report = run_pipeline(test::plan_of(pipeline));
+    REQUIRE(report.errors.empty());
+    return item_lines(dir);
+  };
+  SECTION("parse.html") {
+    auto items = items_of("/catalogue/page1.html", "parse.html",
+                          "    items: div.product\n    keep: [term, rank, nothing]\n    fields: {name: h2.name}");
+    REQUIRE(items.size() == 3);
+    CHECK(items[0] == fmt::format(R"({{"page_url":"{}","term":"kettle","rank":7,"name":"Blue Kettle"}})",
+                                  server.url("/catalogue/page1.html")));
+  }
+  SECTION("parse.json") {
+    auto items =
+        items_of("/api/items1.json", "parse.json", "    items: data.items\n    keep: [term]\n    fields: {id: id}");
+    REQUIRE(items.size() == 3);
+    CHECK(items[1] == fmt::format(R"({{"page_url":"{}","term":"kettle","id":2}})", server.url("/api/items1.json")));
+  }
+  SECTION("parse.regex") {
+    auto items = items_of("/prices.txt", "parse.regex",
+                          "    pattern: 'SKU (?P<sku>[A-Z0-9]+)'\n    all: true\n    keep: [rank, url]");
+    REQUIRE(items.size() == 3);
+    CHECK(items[0] == fmt::format(R"({{"rank":7,"url":"{}","sku":"A100"}})", server.url("/prices.txt")));
+  }
+}
+
 TEST_CASE("parse.regex matches and captures UTF-8, whatever charset the text came in", "[parse]") {
   TempDir site;
   // "Имя: Пётр" in KOI8-R, declared in the Content-Type only.

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "../support.hpp"
+#include "sluice/plugin.hpp"
 
 using namespace sluice;
 using test::sluice_cli;
@@ -70,8 +71,8 @@ TEST_CASE("broken plugins are refused with messages that say why", "[plugin]") {
     CHECK_THAT(r.err, Catch::StartsWith(fmt::format(
                           "sluice: error: plugin '{}': ABI mismatch: the plugin was built with sluice ABI 99, g++ "
                           "9.9.9, libstdc++ 20190101, oneTBB interface 11000, Record of 8 bytes; this sluice was "
-                          "built with sluice ABI 5, g++ ",
-                          plugin("test_plugin_abi_mismatch"))));
+                          "built with sluice ABI {}, g++ ",
+                          plugin("test_plugin_abi_mismatch"), sluice::kPluginAbiVersion)));
   }
   SECTION("a plugin that registers a type name that exists") {
     auto r = sluice_cli(dir, {"nodes", "--plugin", plugin("test_plugin_duplicate_type")});

@@ -418,3 +418,195 @@ TEST_CASE("SIGINT during a run exits 130 with every received record committed", 
   CHECK(in > 0);
   CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{std::to_string(in)});
 }
+
+namespace {
+
+// source.sqlite reading `query` on `db`, into sink.jsonl at `out`.
+std::string query_pipeline(const std::string& db, const std::string& query, const std::string& out) {
+  return fmt::format(R"(pipeline: query
+nodes:
+  - id: rows
+    type: source.sqlite
+    path: {}
+    query: "{}"
+  - id: out
+    type: sink.jsonl
+    path: {}
+edges:
+  - rows -> out
+)",
+                     db, query, out);
+}
+
+}  // namespace
+
+TEST_CASE("source.sqlite emits a query's rows with their types, one field per column", "[store][source]") {
+  TempDir dir;
+  std::string db = dir.file("in.db");
+  test::execute(db,
+                "CREATE TABLE items (url TEXT, n INTEGER, price REAL, raw BLOB, note TEXT);"
+                "INSERT INTO items VALUES ('https://a.example/1', 1, 2.5, x'6869', NULL),"
+                "  ('https://a.example/2', 2, 0.25, NULL, 'caf\xC3\xA9');");
+  RunReport report = run_pipeline(test::plan_of(query_pipeline(
+      db, "SELECT url, n, price, raw, note, n * 10 AS tens FROM items ORDER BY n", dir.file("out.jsonl"))));
+  REQUIRE(report.errors.empty());
+  CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))) ==
+        std::vector<std::string>{R"({"url":"https://a.example/1","n":1,"price":2.5,"raw":"hi","note":null,"tens":10})",
+                                 "{\"url\":\"https://a.example/"
+                                 "2\",\"n\":2,\"price\":0.25,\"raw\":null,\"note\":\"caf\xC3\xA9\",\"tens\":20}"});
+  CHECK(test::stats_of(report, "rows").records_out == 2);
+
+  SECTION("a query with no rows ends the run at once") {
+    RunReport none =
+        run_pipeline(test::plan_of(query_pipeline(db, "SELECT url FROM items WHERE n > 99", dir.file("none.jsonl"))));
+    REQUIRE(none.errors.empty());
+    CHECK(test::read_file(dir.file("none.jsonl")).empty());
+  }
+}
+
+TEST_CASE("source.sqlite refuses a bad database or query before anything runs, naming the node", "[store][source]") {
+  TempDir dir;
+  std::string db = dir.file("in.db");
+  test::execute(db, "CREATE TABLE items (url TEXT, n INTEGER); INSERT INTO items VALUES ('u', 1);");
+  auto error_of = [&](const std::string& path, const std::string& query) {
+    RunReport report = run_pipeline(test::plan_of(query_pipeline(path, query, dir.file("out.jsonl"))));
+    REQUIRE(report.errors.size() == 1);
+    CHECK(test::stats_of(report, "out").records_in == 0);
+    return report.errors[0].to_string();
+  };
+  CHECK(error_of(dir.file("missing.db"), "SELECT 1") ==
+        fmt::format("node 'rows': cannot open database '{}': no such file", dir.file("missing.db")));
+  CHECK(error_of("/proc/sluice-no-such-dir/in.db", "SELECT 1") ==
+        "node 'rows': cannot open database '/proc/sluice-no-such-dir/in.db': no such file (the folder "
+        "'/proc/sluice-no-such-dir' does not exist)");
+  CHECK(error_of(db, "SELECT url FROM itmes") == fmt::format("node 'rows': query on '{}': no such table: itmes", db));
+  CHECK(error_of(db, "SELEC url FROM items") ==
+        fmt::format("node 'rows': query on '{}': near \"SELEC\": syntax error", db));
+  CHECK(error_of(db, "DELETE FROM items") == "node 'rows': query must only read (a SELECT): 'DELETE FROM items'");
+  CHECK(error_of(db, "SELECT url FROM items; DELETE FROM items") ==
+        "node 'rows': query holds more than one statement: expected one SELECT");
+  CHECK(error_of(db, "SELECT url, n AS url FROM items") ==
+        "node 'rows': query returns two columns named 'url': each column becomes the record field of its name; "
+        "rename one with AS");
+  CHECK(error_of(db, "  ") == "node 'rows': query is empty: expected a SELECT");
+  // A trailing semicolon or comment is not a second statement.
+  RunReport ok = run_pipeline(test::plan_of(query_pipeline(db, "SELECT url FROM items; -- all", dir.file("ok.jsonl"))));
+  CHECK(ok.errors.empty());
+  CHECK(test::read_file(dir.file("ok.jsonl")) == "{\"url\":\"u\"}\n");
+  CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{"1"});
+}
+
+TEST_CASE("source.sqlite holds no snapshot of the database while its rows go out", "[store][source]") {
+  // A statement streaming its rows for the whole run would keep its snapshot, and the database's
+  // WAL could not be restarted (a store writing the same file would grow it with every row).
+  TempDir dir;
+  std::string db = dir.file("in.db");
+  sqlite3* writer = nullptr;  // kept open: its rows stay in the WAL
+  REQUIRE(sqlite3_open(db.c_str(), &writer) == SQLITE_OK);
+  auto exec = [&](const std::string& sql) {
+    REQUIRE(sqlite3_exec(writer, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+  };
+  exec(
+      "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; CREATE TABLE items (n INTEGER);"
+      "WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < 200) INSERT INTO items SELECT n FROM "
+      "k;");
+  const std::string yaml = fmt::format(R"(pipeline: snapshot
+settings: {{batch: 1, max_pending: 1}}
+nodes:
+  - id: rows
+    type: source.sqlite
+    path: {}
+    query: SELECT n FROM items ORDER BY n
+  - id: one
+    type: limit
+    max_in_flight: 1
+  - id: slow
+    type: test.fail
+    equals: 2
+    delay: 3s
+    on_error: skip
+  - id: out
+    type: sink.jsonl
+    path: {}
+edges:
+  - rows -> one -> slow -> out
+)",
+                                       db, dir.file("out.jsonl"));
+  RunReport report;
+  std::thread run([&] { report = run_pipeline(test::plan_of(yaml)); });
+  // Record 1 is written; record 2 waits 3 s in `slow` and the source is blocked mid-way.
+  for (int i = 0; i < 500 && test::read_file(dir.file("out.jsonl")).empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(test::read_file(dir.file("out.jsonl")) == "{\"n\":1}\n");
+  std::vector<std::string> checkpoint;
+  sqlite3_exec(
+      writer, "PRAGMA wal_checkpoint(TRUNCATE)",
+      [](void* rows, int n, char** values, char**) {
+        std::string row;
+        for (int i = 0; i < n; ++i) row += std::string(i ? "|" : "") + (values[i] ? values[i] : "NULL");
+        static_cast<std::vector<std::string>*>(rows)->push_back(row);
+        return 0;
+      },
+      &checkpoint, nullptr);
+  CHECK(checkpoint == std::vector<std::string>{"0|0|0"});  // not busy: no reader holds the WAL's frames
+  run.join();
+  sqlite3_close(writer);
+  REQUIRE(report.errors.empty());
+  CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))).size() == 199);
+}
+
+TEST_CASE("source.sqlite as a work queue: a resumed run runs its query again and does what is left",
+          "[store][source][resume]") {
+  TempDir dir;
+  std::string db = dir.file("shop.db");
+  test::execute(db,
+                "CREATE TABLE items (url TEXT PRIMARY KEY, n INTEGER);"
+                "WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < 100)"
+                "INSERT INTO items SELECT 'https://a.example/' || n, n FROM k;");
+  auto pipeline = [&](const std::string& fail_at) {
+    return test::plan_of(fmt::format(R"(pipeline: details
+settings: {{state: {0}, batch: 10}}
+nodes:
+  - id: todo
+    type: source.sqlite
+    path: {0}
+    query: SELECT url, n FROM items WHERE NOT EXISTS (SELECT 1 FROM details d WHERE d.url = items.url) ORDER BY n
+  - id: boom
+    type: test.fail
+    equals: "{1}"
+  - id: detail
+    type: set
+    fields: {{detail: "item {{n}}"}}
+  - id: store
+    type: store.sqlite
+    path: {0}
+    table: details
+    columns: {{url: TEXT, detail: TEXT}}
+    key: [url]
+    batch: {{rows: 10}}
+edges:
+  - todo -> boom -> detail -> store
+)",
+                                     db, fail_at));
+  };
+  // The store's table does not exist yet: the store is set up before the source prepares its query.
+  RunReport first = run_pipeline(pipeline("60"));
+  REQUIRE(first.errors.size() == 1);
+  CHECK(first.errors[0].to_string() == "node 'boom': record 'https://a.example/60': injected failure");
+  const auto stored = std::stoi(query(db, "SELECT count(*) FROM details")[0]);
+  CHECK(stored < 60);  // n 60 failed the run
+
+  RunOptions resume;
+  resume.resume = true;
+  RunReport second = run_pipeline(pipeline("none"), resume);
+  REQUIRE(second.errors.empty());
+  CHECK(test::stats_of(second, "todo").records_out == static_cast<std::uint64_t>(100 - stored));
+  CHECK(query(db, "SELECT count(*), count(DISTINCT url), sum(detail = 'item ' || substr(url, 19)) FROM details") ==
+        std::vector<std::string>{"100|100|100"});
+
+  // Nothing is left: a third run (fresh, not resumed) reads no rows.
+  RunReport third = run_pipeline(pipeline("none"));
+  REQUIRE(third.errors.empty());
+  CHECK(test::stats_of(third, "todo").records_out == 0);
+}

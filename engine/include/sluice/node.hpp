@@ -234,6 +234,10 @@ struct NodeType {
   // drops what it has seen (a frontier). Every cycle of edges must pass through such a node: in any
   // other, records would circle forever, or wait at a limit for slots that their own ancestors hold.
   bool breaks_cycles = false;
+  // Sources: a resumed run (settings.state, --resume) starts it from its beginning instead of
+  // skipping the records earlier runs finished by their position. For a source whose input says
+  // itself what is left to do, and may differ from run to run: a query that leaves out stored rows.
+  bool resumes_itself = false;
 
   const PortSpec* find_port(std::string_view port) const;
   std::vector<std::string> port_names(PortDirection direction) const;
