@@ -55,6 +55,7 @@ std::string FieldTemplate::render(const Record& record) const {
       continue;
     }
     const Value* v = record.get(pieces_[i]);
+    if (v && v->is_null() && formats_[i / 2] != Format::json) v = nullptr;  // no value: empty, as a missing field
     switch (formats_[i / 2]) {
       case Format::text:
         if (v) out += v->to_text();

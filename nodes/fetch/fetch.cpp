@@ -77,10 +77,20 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
     }
   }
   for (const auto& [name, value] : c.map("headers")) {
+    const std::string text = std::get<Value>(value.v).to_text();
     std::string error;
-    if (!FieldTemplate::compile(std::get<Value>(value.v).to_text(), &error)) {
+    if (!fetch::is_header_name(name)) {
+      diags.error(value.where, fmt::format("headers: '{}' is not a header name (letters, digits and "
+                                           "!#$%&'*+-.^_`|~, no spaces or colons)",
+                                           name));
+    } else if (!fetch::header_value_ok(text)) {
+      diags.error(value.where, fmt::format("headers.{}: a header value cannot hold a line break", name));
+    } else if (!FieldTemplate::compile(text, &error)) {
       diags.error(value.where, fmt::format("headers.{}: {}", name, error));
     }
+  }
+  if (!fetch::header_value_ok(c.string("user_agent"))) {
+    diags.error(c.where("user_agent"), "user_agent: a header value cannot hold a line break");
   }
 }
 
@@ -144,7 +154,8 @@ NodeType fetch_type() {
           FieldSpec::enumeration("method", {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, "HTTP method")
               .with_default("GET"),
           FieldSpec::map("headers", FieldSpec::string("value", "a header value; may use {field} templates"),
-                         "request headers: name -> value")
+                         "request headers: name -> value; an empty one is not sent, and one that a record's field "
+                         "would give a line break fails that record (reason invalid)")
               .with_default(""),
           FieldSpec::string("body", "request body for POST/PUT/PATCH/DELETE; may use {field} templates"),
           FieldSpec::string("user_agent",

@@ -317,6 +317,17 @@ void HttpLoop::start(AsyncOutput& out) {
   thread_ = std::thread([this] { run(); });
 }
 
+bool is_header_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+}
+
+bool header_value_ok(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
 void HttpLoop::submit(Record&& record) {
   auto job = std::make_unique<Job>();
   const Value* url = record.get(opt_.url_field);
@@ -334,8 +345,17 @@ void HttpLoop::submit(Record&& record) {
     if (record.meta.origin_url.empty()) record.meta.origin_url = job->url;
   }
   job->method = opt_.method;
-  for (const auto& [name, value] : opt_.headers)
-    job->headers.push_back(fmt::format("{}: {}", name, value.render(record)));
+  for (const auto& [name, value] : opt_.headers) {
+    std::string text = value.render(record);
+    if (!header_value_ok(text) && job->setup_error.empty()) {
+      job->setup_reason = Reason::invalid;
+      job->setup_error = fmt::format(
+          "header '{}' would hold a line break from the record's fields, which would end it and start another "
+          "header: not sent",
+          name);
+    }
+    job->headers.push_back(fmt::format("{}: {}", name, text));
+  }
   if (opt_.body) job->body = opt_.body->render(record);
   job->record = std::move(record);
   std::lock_guard lock(incoming_mutex_);

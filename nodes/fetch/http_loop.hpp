@@ -211,4 +211,10 @@ class HttpLoop {
   }
 };
 
+// A request header's name: an HTTP token (RFC 9110: letters, digits and !#$%&'*+-.^_`|~).
+bool is_header_name(std::string_view name);
+// A request header's value: no CR, LF or NUL, which would end the header line and start another
+// (a field of a scraped record rendered into a header must not add headers of its own).
+bool header_value_ok(std::string_view value);
+
 }  // namespace sluice::fetch

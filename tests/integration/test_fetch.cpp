@@ -634,6 +634,111 @@ TEST_CASE("method, headers and body are sent as configured, with {field} templat
   CHECK(contains(ok[0], R"(\"User-Agent\":\"sluice-test/1\")"));
 }
 
+TEST_CASE("a header whose template meets a line break in a record is not sent: no header injection", "[fetch]") {
+  // A scraped field rendered into a header would otherwise end it and add headers of its own.
+  FixtureServer server;
+  TempDir dir;
+  const std::string db = dir.file("q.db");
+  test::execute(db, fmt::format("CREATE TABLE q (url TEXT, term TEXT); INSERT INTO q VALUES ('{0}?i=1', 'plain'),"
+                                "('{0}?i=2', 'a' || char(13, 10) || 'X-Injected: 1'), ('{0}?i=3', NULL);",
+                                server.url("/echo")));
+  RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: injection
+nodes:
+  - id: src
+    type: source.sqlite
+    path: {}
+    query: SELECT url, term FROM q ORDER BY url
+  - id: get
+    type: fetch
+    robots: ignore
+    headers: {{X-Term: "{{term}}"}}
+    on_error: route
+  - id: ok
+    type: sink.jsonl
+    path: {}
+    fields: [url, body]
+  - id: bad
+    type: sink.jsonl
+    path: {}
+    fields: [url, reason, _error]
+edges:
+  - src -> get -> ok
+  - get.error -> bad
+)",
+                                                            db, dir.file("ok.jsonl"), dir.file("bad.jsonl"))));
+  REQUIRE(report.errors.empty());
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 2);
+  std::sort(ok.begin(), ok.end());  // ?i=1, ?i=3
+  CHECK(contains(ok[0], R"(\"X-Term\":\"plain\")"));
+  CHECK_FALSE(contains(ok[1], "X-Term"));  // a null field renders empty, and an empty header is not sent
+  CHECK_FALSE(contains(ok[0] + ok[1], "X-Injected"));
+  CHECK(lines(dir, "bad.jsonl") ==
+        std::vector<std::string>{fmt::format(
+            R"({{"url":"{}?i=2","reason":"invalid","_error":{{"node":"get","message":"header 'X-Term' would hold a )"
+            R"(line break from the record's fields, which would end it and start another header: not sent"}}}})",
+            server.url("/echo"))});
+  CHECK(server.counter("/echo").requests == 2);
+}
+
+TEST_CASE("a second run fetches again only what changed: If-None-Match from the stored ETag, 304 kept out",
+          "[fetch][store]") {
+  TempDir site;
+  for (int i = 1; i <= 5; ++i) test::write_file(site.file(fmt::format("p{}.html", i)), fmt::format("page {}\n", i));
+  FixtureServer server(site.path().string());
+  TempDir dir;
+  std::string urls;
+  for (int i = 1; i <= 5; ++i) urls += server.url(fmt::format("/p{}.html", i)) + "\n";
+  test::write_file(dir.file("urls.txt"), urls);
+  const std::string store = fmt::format(R"(  - id: store
+    type: store.sqlite
+    path: {}
+    table: pages
+    columns: {{url: TEXT, etag: TEXT, body: TEXT, status: INTEGER}}
+    fields: {{etag: header_etag}}
+    key: [url])",
+                                        dir.file("pages.db"));
+  RunReport first = run_pipeline(test::plan_of(fmt::format(R"(pipeline: first
+nodes:
+  - {{id: src, type: source.list, file: {}}}
+  - {{id: get, type: fetch, robots: ignore}}
+{}
+edges:
+  - src -> get -> store
+)",
+                                                           dir.file("urls.txt"), store)));
+  REQUIRE(first.errors.empty());
+  CHECK(test::query(dir.file("pages.db"), "SELECT count(*), count(etag) FROM pages") ==
+        std::vector<std::string>{"5|5"});
+
+  test::write_file(site.file("p3.html"), "page 3, changed\n");
+  server.reset_counters();
+  RunReport second = run_pipeline(test::plan_of(fmt::format(R"(pipeline: again
+nodes:
+  - id: stored
+    type: source.sqlite
+    path: {}
+    query: SELECT url, etag FROM pages
+  - id: get
+    type: fetch
+    robots: ignore
+    headers: {{If-None-Match: "{{etag}}"}}
+    ok_status: [2xx, 304]
+  - {{id: changed, type: filter, field: status, op: eq, value: 200}}
+{}
+edges:
+  - stored -> get -> changed -> store
+)",
+                                                            dir.file("pages.db"), store)));
+  REQUIRE(second.errors.empty());
+  CHECK(server.counter("*").requests == 5);
+  CHECK(test::stats_of(second, "changed").records_out == 1);
+  CHECK(test::query(dir.file("pages.db"), "SELECT url, body FROM pages WHERE body LIKE '%changed%'") ==
+        std::vector<std::string>{server.url("/p3.html") + "|page 3, changed\n"});
+  CHECK(test::query(dir.file("pages.db"), "SELECT count(*), count(DISTINCT etag) FROM pages WHERE status = 200") ==
+        std::vector<std::string>{"5|5"});
+}
+
 TEST_CASE("the User-Agent is sent once: user_agent by default, a configured User-Agent header instead", "[fetch]") {
   FixtureServer server;
   for (const auto& [config, agent] : std::vector<std::pair<std::string, std::string>>{

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "../support.hpp"
+#include "sluice/template.hpp"
 
 using namespace sluice;
 using test::TempDir;
@@ -179,6 +180,17 @@ edges:
 )",
                                  "t.yaml", test::builtin_registry(), {}, diags));
   CHECK(diags.to_string() == "t.yaml:4:33: error: fields.u: unknown format 'jsn' in '{url:jsn}' (url or json)\n");
+}
+
+TEST_CASE("a null field renders as empty text, as a missing one does, and as null with :json", "[run]") {
+  // Before, it rendered as "null": a header If-None-Match: "{header_etag}" sent "null" for a page
+  // without an ETag, and a search URL searched for "null".
+  Record r;
+  r.set("none", Value());
+  r.set("n", Value(3));
+  auto t = FieldTemplate::compile("[{none}][{none:url}][{none:json}][{missing}][{n}]");
+  REQUIRE(t);
+  CHECK(t->render(r) == "[][][null][][3]");
 }
 
 TEST_CASE("source.list reads a file's lines lazily, skipping blank and comment lines and a byte order mark", "[run]") {

@@ -5,7 +5,8 @@
 //   /<path>                     a file under the root directory (404 when missing); when only
 //                               <path>.redirect exists, a 301 to the URL on its first line; sent
 //                               with the Content-Type on the first line of <path>.content-type
-//                               when that file exists
+//                               when that file exists; with a strong ETag of its content, and
+//                               304 Not Modified (no body) to an If-None-Match that names it
 //   /status/<code>              that status, with a short body
 //   /delay/<ms>                 200 after <ms> milliseconds
 //   /retry-after/<n>?status=S   status S (default 503) with "Retry-After: <n>"; with &date=1 the

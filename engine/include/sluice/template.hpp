@@ -21,7 +21,8 @@ class FieldTemplate {
 
   // True when the text has no {field} reference.
   bool is_constant() const { return pieces_.size() == 1; }
-  // The text with each {field} replaced by the field's text; a missing field renders as empty.
+  // The text with each {field} replaced by the field's text; a missing or null field renders as empty
+  // (`{field:json}` writes null).
   std::string render(const Record& record) const;
   // The referenced field names.
   std::vector<std::string> fields() const;
