@@ -52,7 +52,11 @@ class SqliteSource final : public SourceNode {
 
   bool next(Record& out) override {
     if (!rows_) {
-      if (!db_ || !copy_rows()) return false;
+      if (!db_) return false;
+      if (!copy_rows()) {  // the run stopped
+        close();
+        return false;
+      }
     }
     int rc = sqlite3_step(rows_);
     if (rc == SQLITE_DONE) {
