@@ -90,6 +90,12 @@ class SqliteSource final : public SourceNode {
       if (rest == tail) break;
       tail = rest;
     }
+    if (sqlite3_bind_parameter_count(query_) > 0) {
+      throw NodeError(
+          fmt::format("query has parameters ({}): nothing binds them; write the values in the query, "
+                      "or ${{NAME}} for an environment variable",
+                      sqlite3_bind_parameter_name(query_, 1) ? sqlite3_bind_parameter_name(query_, 1) : "?"));
+    }
     if (!sqlite3_stmt_readonly(query_)) {
       throw NodeError(fmt::format("query must only read (a SELECT): '{}'", sqlite3_sql(query_)));
     }

@@ -489,6 +489,12 @@ TEST_CASE("source.sqlite refuses a bad database or query before anything runs, n
         "node 'rows': query returns two columns named 'url': each column becomes the record field of its name; "
         "rename one with AS");
   CHECK(error_of(db, "  ") == "node 'rows': query is empty: expected a SELECT");
+  CHECK(error_of(db, "SELECT url FROM items WHERE n > ?") ==
+        "node 'rows': query has parameters (?): nothing binds them; write the values in the query, or ${NAME} for "
+        "an environment variable");
+  CHECK(error_of(db, "SELECT url FROM items WHERE n > :min") ==
+        "node 'rows': query has parameters (:min): nothing binds them; write the values in the query, or ${NAME} "
+        "for an environment variable");
   // A trailing semicolon or comment is not a second statement.
   RunReport ok = run_pipeline(test::plan_of(query_pipeline(db, "SELECT url FROM items; -- all", dir.file("ok.jsonl"))));
   CHECK(ok.errors.empty());
