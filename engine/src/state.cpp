@@ -54,6 +54,18 @@ std::string column_text(sqlite3_stmt* s, int i) {
   return t ? reinterpret_cast<const char*>(t) : "";
 }
 
+bool has_column(sqlite3* db, const char* table, const char* column) {
+  sqlite3_stmt* s = nullptr;
+  bool found = false;
+  if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?) WHERE name = ?", -1, &s, nullptr) == SQLITE_OK) {
+    sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, column, -1, SQLITE_STATIC);
+    found = sqlite3_step(s) == SQLITE_ROW;
+  }
+  sqlite3_finalize(s);
+  return found;
+}
+
 // Writes progress entries with statements prepared on one connection, inside the caller's
 // transaction. Records end out of order: source records that touch are merged into one row.
 class OpWriter {
@@ -61,7 +73,8 @@ class OpWriter {
   OpWriter(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {
     range_ = prepare("INSERT INTO sluice_source_done (node, first, last) VALUES (?, ?, ?)");
     accepted_ = prepare(
-        "INSERT OR IGNORE INTO sluice_frontier (node, hash, url, from_url, depth, done) VALUES (?, ?, ?, ?, ?, 0)");
+        "INSERT OR IGNORE INTO sluice_frontier (node, hash, url, from_url, depth, done, fields)"
+        " VALUES (?, ?, ?, ?, ?, 0, ?)");
     done_ = prepare("UPDATE sluice_frontier SET done = 1 WHERE node = ? AND hash = ?");
   }
   ~OpWriter() {
@@ -83,6 +96,11 @@ class OpWriter {
         text(accepted_, 3, a->url.url);
         text(accepted_, 4, a->url.from_url);
         sqlite3_bind_int(accepted_, 5, a->url.depth);
+        if (a->url.fields.empty()) {
+          sqlite3_bind_null(accepted_, 6);
+        } else {
+          text(accepted_, 6, a->url.fields);
+        }
         step(accepted_);
       } else {
         const auto& d = std::get<UrlDone>(op);
@@ -177,6 +195,9 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
   sqlite3* db = state->db_;
   exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;", path);
   exec(db, kSchema, path);
+  // A state file of an older sluice has no column for the fields a frontier's URLs carry.
+  if (!has_column(db, "sluice_frontier", "fields"))
+    exec(db, "ALTER TABLE sluice_frontier ADD COLUMN fields TEXT", path);
   std::string owner, status, recorded_sources;
   sqlite3_stmt* run = nullptr;
   sqlite3_prepare_v2(db, "SELECT key, value FROM sluice_run", -1, &run, nullptr);
@@ -207,12 +228,13 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
     }
     sqlite3_finalize(ranges);
     sqlite3_stmt* urls = nullptr;
-    sqlite3_prepare_v2(db, "SELECT node, hash, url, from_url, depth, done FROM sluice_frontier", -1, &urls, nullptr);
+    sqlite3_prepare_v2(db, "SELECT node, hash, url, from_url, depth, done, fields FROM sluice_frontier", -1, &urls,
+                       nullptr);
     std::set<std::pair<std::string, std::string>> seed_pages;  // (node, page) of depth-1 links
     while (urls && sqlite3_step(urls) == SQLITE_ROW) {
       FrontierState& f = state->frontiers_[column_text(urls, 0)];
       Url u{static_cast<std::uint64_t>(sqlite3_column_int64(urls, 1)), column_text(urls, 2), column_text(urls, 3),
-            sqlite3_column_int(urls, 4)};
+            sqlite3_column_int(urls, 4), column_text(urls, 6)};
       f.seen.push_back(u.hash);
       if (u.depth == 0) f.seeds.push_back(u.url);
       // The page a depth-1 link was found on is a seed's page after its redirects.

@@ -20,6 +20,7 @@
 #include "../builtin.hpp"
 #include "../parse/links.hpp"
 #include "../text.hpp"
+#include "sluice/json.hpp"
 #include "sluice/state.hpp"
 
 namespace sluice::nodes {
@@ -75,7 +76,24 @@ struct Parked {
   std::string url;
   std::string from_url;
   std::int32_t depth = 0;
+  std::string fields;  // carried_fields() of its record
 };
+
+// The fields a URL's record carries besides its own (url, depth, from_url), as a JSON object: a
+// seed's row from source.sqlite, what a parse node's `keep` gave a link. Empty when there are none.
+// They go out with the URL, also after a spill or a resume.
+std::string carried_fields(const Record& r) {
+  std::string out;
+  for (const auto& [name, value] : r.fields()) {
+    if (name == "url" || name == "depth" || name == "from_url") continue;
+    out += out.empty() ? '{' : ',';
+    append_json_string(out, name);
+    out += ':';
+    append_json(out, value);
+  }
+  if (!out.empty()) out += '}';
+  return out;
+}
 
 // Parked URLs past the in-memory bound, in a SQLite file of the frontier thread's own.
 class SpillFile {
@@ -85,10 +103,12 @@ class SpillFile {
     if (sqlite3_open(path_.c_str(), &db_) != SQLITE_OK) throw NodeError(fmt::format("cannot create '{}'", path_));
     sqlite3_exec(db_,
                  "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
-                 "CREATE TABLE parked (seq INTEGER PRIMARY KEY, url TEXT, from_url TEXT, depth INTEGER)",
+                 "CREATE TABLE parked (seq INTEGER PRIMARY KEY, url TEXT, from_url TEXT, depth INTEGER, fields TEXT)",
                  nullptr, nullptr, nullptr);
-    sqlite3_prepare_v2(db_, "INSERT INTO parked (url, from_url, depth) VALUES (?, ?, ?)", -1, &insert_, nullptr);
-    sqlite3_prepare_v2(db_, "SELECT seq, url, from_url, depth FROM parked ORDER BY seq LIMIT ?", -1, &select_, nullptr);
+    sqlite3_prepare_v2(db_, "INSERT INTO parked (url, from_url, depth, fields) VALUES (?, ?, ?, ?)", -1, &insert_,
+                       nullptr);
+    sqlite3_prepare_v2(db_, "SELECT seq, url, from_url, depth, fields FROM parked ORDER BY seq LIMIT ?", -1, &select_,
+                       nullptr);
     sqlite3_prepare_v2(db_, "DELETE FROM parked WHERE seq <= ?", -1, &remove_, nullptr);
   }
   ~SpillFile() {
@@ -108,6 +128,7 @@ class SpillFile {
     sqlite3_bind_text(insert_, 1, p.url.data(), static_cast<int>(p.url.size()), SQLITE_TRANSIENT);
     sqlite3_bind_text(insert_, 2, p.from_url.data(), static_cast<int>(p.from_url.size()), SQLITE_TRANSIENT);
     sqlite3_bind_int(insert_, 3, p.depth);
+    sqlite3_bind_text(insert_, 4, p.fields.data(), static_cast<int>(p.fields.size()), SQLITE_TRANSIENT);
     sqlite3_step(insert_);
     sqlite3_reset(insert_);
     ++count_;
@@ -122,9 +143,7 @@ class SpillFile {
     sqlite3_int64 last = 0;
     while (sqlite3_step(select_) == SQLITE_ROW) {
       last = sqlite3_column_int64(select_, 0);
-      out.push_back(Parked{reinterpret_cast<const char*>(sqlite3_column_text(select_, 1)),
-                           reinterpret_cast<const char*>(sqlite3_column_text(select_, 2)),
-                           sqlite3_column_int(select_, 3)});
+      out.push_back(Parked{text(1), text(2), sqlite3_column_int(select_, 3), text(4)});
       --count_;
     }
     sqlite3_reset(select_);
@@ -135,6 +154,11 @@ class SpillFile {
   std::size_t size() const { return count_; }
 
  private:
+  std::string text(int column) const {
+    const unsigned char* t = sqlite3_column_text(select_, column);
+    return t ? reinterpret_cast<const char*>(t) : "";
+  }
+
   inline static std::atomic<int> next_id_{0};
   std::string path_;
   sqlite3* db_ = nullptr;
@@ -263,7 +287,7 @@ class Frontier final : public AsyncNode, public PermitSource {
     for (const auto& seed : f.seeds) seed_hosts_.insert(host_of(seed));
     if (f.pending.empty()) return;
     out_->adopt(f.pending.size());
-    for (const auto& u : f.pending) enqueue(Parked{u.url, u.from_url, u.depth});
+    for (const auto& u : f.pending) enqueue(Parked{u.url, u.from_url, u.depth, u.fields});
   }
 
   void enqueue(Parked p) {
@@ -319,9 +343,9 @@ class Frontier final : public AsyncNode, public PermitSource {
     if (scope_.max_pages > 0 && static_cast<std::int64_t>(accepted_) >= scope_.max_pages) return false;
     ++accepted_;
     const Value* from = r.get("from_url");
-    Parked p{std::move(u), from && from->as_string() ? *from->as_string() : "", r.meta.depth};
+    Parked p{std::move(u), from && from->as_string() ? *from->as_string() : "", r.meta.depth, carried_fields(r)};
     // Recorded before the page that found it is done (its permits are released after this).
-    if (state_) state_->url_accepted(id_, RunState::Url{hash, p.url, p.from_url, p.depth});
+    if (state_) state_->url_accepted(id_, RunState::Url{hash, p.url, p.from_url, p.depth, p.fields});
     enqueue(std::move(p));
     return true;
   }
@@ -341,6 +365,7 @@ class Frontier final : public AsyncNode, public PermitSource {
     next.set("url", Value(std::move(p.url)));
     next.set("depth", Value(static_cast<std::int64_t>(p.depth)));
     if (!p.from_url.empty()) next.set("from_url", Value(std::move(p.from_url)));
+    if (!p.fields.empty()) parse::set_json_fields(next, p.fields);
     next.permits.push_back(std::make_shared<const Permit>(*this, url_hash(*next.get("url")->as_string())));
     out_->complete(std::move(next));
   }

@@ -422,7 +422,7 @@ class HtmlParser final : public TransformNode {
       // An empty href (or a selected element without the attribute) names no other page.
       if (href.find_first_not_of(" \t\r\n") == std::string::npos) continue;
       std::string url = parse::resolve_link(base, href);
-      if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url)), 1);
+      if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url), keep_), 1);
     }
   }
 

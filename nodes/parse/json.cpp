@@ -128,7 +128,7 @@ class JsonParser final : public TransformNode {
     simdjson::dom::element v;
     if (doc.at_pointer(*link_).get(v) != simdjson::SUCCESS || !v.is_string()) return;
     std::string url = parse::resolve_link(page_url, std::string(std::string_view(v)));
-    if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url)), 1);
+    if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url), keep_), 1);
   }
 
   std::string body_field_, url_field_;
@@ -191,3 +191,15 @@ NodeType parse_json_type() {
 }
 
 }  // namespace sluice::nodes
+
+namespace sluice::parse {
+
+bool set_json_fields(Record& r, std::string_view json) {
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  if (parser.parse(json.data(), json.size()).get(object) != simdjson::SUCCESS) return false;
+  for (auto [key, value] : object) r.set(key, nodes::to_value(value));
+  return true;
+}
+
+}  // namespace sluice::parse

@@ -44,8 +44,9 @@ void keep_fields(const Record& page, const std::vector<std::string>& keep, Recor
 
 FieldSpec keep_spec() {
   return FieldSpec::list("keep", FieldSpec::string("field", "a field of the page's record"),
-                         "fields of the page's record copied into each item: the id or search term a page was "
-                         "fetched for (a field the page lacks is left out)")
+                         "fields of the page's record copied into each item (and link: a frontier carries them to "
+                         "the next page): the id or search term a page was fetched for (a field the page lacks is "
+                         "left out)")
       .with_default("");
 }
 
@@ -108,13 +109,15 @@ std::string resolve_link(const std::string& base, const std::string& href) {
   return out;
 }
 
-Record link_record(const Record& page, const std::string& page_url, std::string url) {
+Record link_record(const Record& page, const std::string& page_url, std::string url,
+                   const std::vector<std::string>& keep) {
   Record link = page.derive();
   link.meta.depth = page.meta.depth + 1;
   link.meta.origin_url = page_url;
   link.set("url", Value(std::move(url)));
   link.set("depth", Value(static_cast<std::int64_t>(link.meta.depth)));
   link.set("from_url", Value(page_url));
+  keep_fields(page, keep, link);
   return link;
 }
 

@@ -38,7 +38,13 @@ void check_keep_against_fields(const Config& config, const Location& owner, Diag
 // browsers do, whether the href is relative or absolute). Empty for invalid and non-http(s) links.
 std::string resolve_link(const std::string& base, const std::string& href);
 
-// The record for a link found on `page`: fields url, depth, from_url; depth one more than the page.
-Record link_record(const Record& page, const std::string& page_url, std::string url);
+// The record for a link found on `page`: fields url, depth, from_url, and the page's fields named in
+// `keep` (a frontier carries them to the link's page); depth one more than the page.
+Record link_record(const Record& page, const std::string& page_url, std::string url,
+                   const std::vector<std::string>& keep = {});
+
+// Sets each member of a JSON object on `r`, typed as parse.json reads values (a frontier's carried
+// fields). False when `json` is not an object.
+bool set_json_fields(Record& r, std::string_view json);
 
 }  // namespace sluice::parse

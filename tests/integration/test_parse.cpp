@@ -839,6 +839,123 @@ TEST_CASE("a frontier with little memory spills parked URLs to SQLite and still 
   CHECK(left == 0);
 }
 
+namespace {
+
+// Two categories of 30 pages each, chained by a.next links, two items a page.
+void write_category_site(const TempDir& site) {
+  for (const std::string category : {"tea", "pots"}) {
+    std::filesystem::create_directories(site.file(category));
+    for (int i = 1; i <= 30; ++i) {
+      std::string page = fmt::format(
+          R"(<div class="item"><h2>{0} {1}a</h2></div><div class="item"><h2>{0} {1}b</h2></div>)", category, i);
+      if (i < 30) page += fmt::format(R"(<a class="next" href="{}.html">next</a>)", i + 1);
+      test::write_file(site.file(fmt::format("{}/{}.html", category, i)), page);
+    }
+  }
+}
+
+// Seeds from source.sqlite with a category and a rank; the frontier (memory 2: it spills) carries
+// them to every page of the chain; parse.html keeps them on items and links.
+std::string category_crawl(const std::string& db, const std::string& out, const std::string& extra_nodes,
+                           const std::string& settings, const std::string& next) {
+  return fmt::format(R"(pipeline: categories
+settings: {{{settings}}}
+nodes:
+  - id: seeds
+    type: source.sqlite
+    path: {db}
+    query: SELECT url, category, rank FROM seeds
+  - id: frontier
+    type: frontier
+    memory: 2
+  - id: lim
+    type: limit
+    max_in_flight: 2
+  - id: get
+    type: fetch
+    robots: ignore
+  - id: parse
+    type: parse.html
+    items: div.item
+    fields: {{name: h2}}
+    keep: [category, rank]
+    links: a.next
+{extra}
+edges:
+  - seeds -> frontier -> lim -> get -> parse -> {next}
+  - parse.links -> frontier
+)",
+                     fmt::arg("settings", settings), fmt::arg("db", db), fmt::arg("extra", extra_nodes),
+                     fmt::arg("next", next), fmt::arg("out", out));
+}
+
+}  // namespace
+
+TEST_CASE("a frontier carries its URLs' fields to the pages their links lead to, also through a spill", "[crawl]") {
+  // A category from the seed's row reaches the items of page 30 of its chain (Scrapy's meta).
+  TempDir site;
+  write_category_site(site);
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  test::execute(dir.file("seeds.db"), fmt::format("CREATE TABLE seeds (url TEXT, category TEXT, rank INTEGER);"
+                                                  "INSERT INTO seeds VALUES ('{}', 'Tea', 1), ('{}', 'Pots', 2);",
+                                                  server.url("/tea/1.html"), server.url("/pots/1.html")));
+  RunReport report = run_pipeline(test::plan_of(category_crawl(
+      dir.file("seeds.db"), "",
+      fmt::format("  - {{id: items, type: sink.jsonl, path: {}, fields: [name, category, rank, page_url]}}",
+                  dir.file("items.jsonl")),
+      "", "items")));
+  REQUIRE(report.errors.empty());
+  auto items = test::lines_of(test::read_file(dir.file("items.jsonl")));
+  REQUIRE(items.size() == 120);
+  for (const auto& item : items) {
+    CAPTURE(item);
+    const bool tea = item.find("/tea/") != std::string::npos;
+    CHECK(item.find(tea ? R"("category":"Tea","rank":1,)" : R"("category":"Pots","rank":2,)") != std::string::npos);
+  }
+  CHECK(std::count_if(items.begin(), items.end(),
+                      [](const std::string& i) { return i.find(R"("name":"pots 30b")") != std::string::npos; }) == 1);
+}
+
+TEST_CASE("a resumed crawl's pending URLs keep the fields they carried", "[crawl][resume]") {
+  TempDir site;
+  write_category_site(site);
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  const std::string db = dir.file("crawl.db");
+  test::execute(db, fmt::format("CREATE TABLE seeds (url TEXT, category TEXT, rank INTEGER);"
+                                "INSERT INTO seeds VALUES ('{}', 'Tea', 1), ('{}', 'Pots', 2);",
+                                server.url("/tea/1.html"), server.url("/pots/1.html")));
+  auto crawl = [&](const std::string& fail_at) {
+    return test::plan_of(category_crawl(db, "",
+                                        fmt::format(R"(  - id: boom
+    type: test.fail
+    field: name
+    equals: "{}"
+  - id: store
+    type: store.sqlite
+    path: {}
+    table: items
+    columns: {{name: TEXT, category: TEXT, rank: INTEGER, page_url: TEXT}}
+    key: [name]
+    batch: {{rows: 5}})",
+                                                    fail_at, db),
+                                        fmt::format("state: {}", db), "boom -> store"));
+  };
+  RunReport first = run_pipeline(crawl("tea 12a"));
+  REQUIRE(first.errors.size() == 1);
+  CHECK(test::query(db, "SELECT count(*) < 120 FROM items") == std::vector<std::string>{"1"});
+  CHECK(test::query(db, "SELECT count(*) > 0 FROM sluice_frontier WHERE done = 0 AND fields IS NOT NULL") ==
+        std::vector<std::string>{"1"});
+  RunOptions resume;
+  resume.resume = true;
+  RunReport second = run_pipeline(crawl("none"), resume);
+  REQUIRE(second.errors.empty());
+  CHECK(test::query(db,
+                    "SELECT count(*), sum(category = CASE WHEN page_url LIKE '%/tea/%' THEN 'Tea' ELSE 'Pots' END), "
+                    "sum(typeof(rank) = 'integer') FROM items") == std::vector<std::string>{"120|120|120"});
+}
+
 TEST_CASE("a graceful stop ends a crawl: parked URLs are dropped and the run ends", "[crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;

@@ -238,16 +238,38 @@ TEST_CASE("a resumed frontier knows the hosts its seeds redirected to", "[resume
   {
     auto state = RunState::open(path, "p", false);
     state->start();
-    state->url_accepted("f", {1, "http://example.com/", "", 0});
-    state->url_accepted("f", {2, "https://www.example.com/a", "https://www.example.com/", 1});
-    state->url_accepted("f", {3, "https://www.example.com/b", "https://www.example.com/", 1});
-    state->url_accepted("f", {4, "https://www.example.com/c", "https://www.example.com/a", 2});
+    state->url_accepted("f", {1, "http://example.com/", "", 0, ""});
+    state->url_accepted("f", {2, "https://www.example.com/a", "https://www.example.com/", 1, ""});
+    state->url_accepted("f", {3, "https://www.example.com/b", "https://www.example.com/", 1, ""});
+    state->url_accepted("f", {4, "https://www.example.com/c", "https://www.example.com/a", 2, ""});
     state->close(false);
   }
   auto resumed = RunState::open(path, "p", true);
   auto seeds = resumed->frontier("f").seeds;
   std::sort(seeds.begin(), seeds.end());
   CHECK(seeds == std::vector<std::string>{"http://example.com/", "https://www.example.com/"});
+}
+
+TEST_CASE("a state file of an older sluice, without the carried fields, is resumed", "[resume][crawl]") {
+  TempDir dir;
+  const std::string path = dir.file("state.db");
+  test::execute(path,
+                "CREATE TABLE sluice_run (key TEXT PRIMARY KEY, value TEXT);"
+                "INSERT INTO sluice_run VALUES ('pipeline', 'p'), ('status', 'running');"
+                "CREATE TABLE sluice_source_done (node TEXT, first INTEGER, last INTEGER);"
+                "CREATE TABLE sluice_frontier (node TEXT, hash INTEGER, url TEXT, from_url TEXT, depth INTEGER,"
+                " done INTEGER, PRIMARY KEY (node, hash)) WITHOUT ROWID;"
+                "INSERT INTO sluice_frontier VALUES ('f', 7, 'https://a.example/x', 'https://a.example/', 1, 0);");
+  auto resumed = RunState::open(path, "p", true);
+  const auto& pending = resumed->frontier("f").pending;
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].url == "https://a.example/x");
+  CHECK(pending[0].fields.empty());
+  resumed->start();
+  resumed->url_accepted("f", {8, "https://a.example/y", "https://a.example/x", 2, R"({"category":"Tea"})"});
+  resumed->close(false);
+  CHECK(test::query(path, "SELECT url, fields FROM sluice_frontier WHERE hash = 8") ==
+        std::vector<std::string>{R"(https://a.example/y|{"category":"Tea"})"});
 }
 
 TEST_CASE("a state file in a folder that does not exist is refused saying so", "[resume]") {

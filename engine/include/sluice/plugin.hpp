@@ -31,7 +31,7 @@ namespace sluice {
 // 4: NodeContext::idle and PipelineSettings::abort_timeout, which a plugin built for them would read
 // past the end of an older sluice's structs, and the virtual SinkNode::keeps_records; 5:
 // NodeType::breaks_cycles and FieldTemplate's formats, which changed the layout of a NodeType a
-// plugin registers and of a FieldTemplate it compiles; 6: NodeType::resumes_itself).
+// plugin registers and of a FieldTemplate it compiles; 6: NodeType::resumes_itself and RunState::Url::fields).
 inline constexpr std::uint32_t kPluginAbiVersion = 6;
 
 #define SLUICE_PLUGIN_STR2(x) #x

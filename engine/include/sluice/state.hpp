@@ -36,6 +36,7 @@ class RunState {
     std::string url;
     std::string from_url;
     std::int32_t depth = 0;
+    std::string fields;  // the fields its record carried, as a JSON object ("" for none)
   };
   // What a frontier accepted in earlier runs.
   struct FrontierState {
