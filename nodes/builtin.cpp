@@ -22,6 +22,7 @@ void register_builtin_nodes(Registry& registry) {
   registry.add(nodes::filter_type());
   registry.add(nodes::set_type());
   registry.add(nodes::sink_jsonl_type());
+  registry.add(nodes::sink_csv_type());
   registry.add(nodes::limit_type());
   registry.add(nodes::fetch_type());
   registry.add(nodes::store_sqlite_type());

@@ -10,6 +10,7 @@ NodeType source_sqlite_type();
 NodeType filter_type();
 NodeType set_type();
 NodeType sink_jsonl_type();
+NodeType sink_csv_type();
 NodeType test_fail_type();
 NodeType limit_type();
 NodeType fetch_type();

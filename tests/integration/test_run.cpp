@@ -547,8 +547,24 @@ TEST_CASE("a sink that cannot write fails the run with the node id and the cause
   CHECK(report.errors[0].to_string() == "node 'out': write to '/dev/full' failed: No space left on device");
 }
 
+namespace {
+// Runs `plan` with files limited to `bytes` (RLIMIT_FSIZE): a file fills up part way through a write,
+// as on a full disk.
+RunReport run_with_file_limit(const Plan& plan, rlim_t bytes) {
+  struct rlimit saved {};
+  ::getrlimit(RLIMIT_FSIZE, &saved);
+  struct rlimit small = saved;
+  small.rlim_cur = bytes;
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  ::setrlimit(RLIMIT_FSIZE, &small);
+  RunReport report = run_pipeline(plan);
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  ::signal(SIGXFSZ, old_handler);
+  return report;
+}
+}  // namespace
+
 TEST_CASE("a sink.jsonl file that cannot grow keeps whole lines and counts every line it lost", "[run]") {
-  // RLIMIT_FSIZE makes the file full part way through a write, as a full disk does.
   TempDir dir;
   const std::string path = dir.file("out.jsonl");
   auto on_error = GENERATE(std::string("fail"), std::string("skip"));
@@ -558,15 +574,7 @@ TEST_CASE("a sink.jsonl file that cannot grow keeps whole lines and counts every
     to: 20000)",
                                   "", path) +
                             "    buffer: 4KiB\n    on_error: " + on_error + "\nedges:\n  - src -> out\n");
-  struct rlimit saved {};
-  ::getrlimit(RLIMIT_FSIZE, &saved);
-  struct rlimit small = saved;
-  small.rlim_cur = 100000;
-  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
-  ::setrlimit(RLIMIT_FSIZE, &small);
-  RunReport report = run_pipeline(plan);
-  ::setrlimit(RLIMIT_FSIZE, &saved);
-  ::signal(SIGXFSZ, old_handler);
+  RunReport report = run_with_file_limit(plan, 100000);
 
   const std::string text = test::read_file(path);
   CHECK(text.size() <= 100000);
@@ -595,6 +603,99 @@ TEST_CASE("a sink.jsonl file that cannot grow keeps whole lines and counts every
     CHECK(report.skipped[0].message == fmt::format("write to '{}' failed: File too large", path));
     CHECK(report.skipped[0].count == stats.errors);
   }
+}
+
+TEST_CASE("sink.csv writes RFC 4180 rows under a header, and keeps a spreadsheet from running scraped formulas",
+          "[run]") {
+  TempDir dir;
+  test::execute(
+      dir.file("in.db"),
+      "CREATE TABLE t (id INTEGER, text TEXT, price REAL, raw BLOB, tags TEXT);"
+      "INSERT INTO t VALUES (1, 'plain', 2.5, x'6869', NULL), (2, 'a, b', NULL, x'ff41', 'x'),"
+      "(3, 'say \"hi\"', -1.5, NULL, NULL), (4, 'two' || char(10) || 'lines', 0, NULL, NULL),"
+      "(5, '=HYPERLINK(\"http://evil\")', 1, NULL, NULL), (6, '-5', 1, NULL, NULL), (7, '@x', 1, NULL, NULL);");
+  auto csv = [&](const std::string& config, bool append = false) {
+    RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: csv
+nodes:
+  - {{id: rows, type: source.sqlite, path: {}, query: "SELECT * FROM t ORDER BY id"}}
+  - id: out
+    type: sink.csv
+    path: {}
+    append: {}
+    fields: [id, text, price, raw, missing, tags]
+{}
+edges:
+  - rows -> out
+)",
+                                                              dir.file("in.db"), dir.file("out.csv"), append, config)));
+    REQUIRE(report.errors.empty());
+    return test::read_file(dir.file("out.csv"));
+  };
+  CHECK(csv("") ==
+        "id,text,price,raw,missing,tags\n"
+        "1,plain,2.5,hi,,\n"
+        "2,\"a, b\",,\xEF\xBF\xBD"
+        "A,,x\n"
+        "3,\"say \"\"hi\"\"\",-1.5,,,\n"
+        "4,\"two\nlines\",0,,,\n"
+        "5,\"'=HYPERLINK(\"\"http://evil\"\")\",1,,,\n"
+        "6,'-5,1,,,\n"
+        "7,'@x,1,,,\n");
+  SECTION("a tab, no header, formulas as they are; appending adds no second header") {
+    CHECK(csv("    delimiter: \"\\t\"\n    header: false\n    escape_formulas: false") ==
+          "1\tplain\t2.5\thi\t\t\n"
+          "2\ta, b\t\t\xEF\xBF\xBD"
+          "A\t\tx\n"
+          "3\t\"say \"\"hi\"\"\"\t-1.5\t\t\t\n"
+          "4\t\"two\nlines\"\t0\t\t\t\n"
+          "5\t\"=HYPERLINK(\"\"http://evil\"\")\"\t1\t\t\t\n"
+          "6\t-5\t1\t\t\t\n"
+          "7\t@x\t1\t\t\t\n");
+    const std::string once = csv("");
+    CHECK(csv("", true) == once + once.substr(once.find('\n') + 1));
+  }
+  SECTION("a delimiter of more than one character, or a quote, is refused") {
+    Diagnostics diags;
+    CHECK_FALSE(load_pipeline_text(R"(pipeline: t
+nodes:
+  - {id: s, type: source.list, urls: [a]}
+  - {id: o, type: sink.csv, fields: [url], delimiter: "::"}
+edges:
+  - s -> o
+)",
+                                   "t.yaml", test::builtin_registry(), {}, diags));
+    CHECK(diags.to_string() ==
+          "t.yaml:4:55: error: delimiter: must be one character other than a quote or a line break, got '::'\n");
+  }
+}
+
+TEST_CASE("a sink.csv file that cannot grow ends at a whole row, also when cells hold line breaks", "[run]") {
+  TempDir dir;
+  const std::string path = dir.file("out.csv");
+  Plan plan = test::plan_of(R"(pipeline: t
+nodes:
+  - {id: src, type: source.list, template: "u{n}", to: 20000}
+  - {id: note, type: set, fields: {note: "two\nlines"}}
+  - id: out
+    type: sink.csv
+    path: )" + path + R"(
+    fields: [url, n, note]
+    buffer: 4KiB
+    on_error: skip
+edges:
+  - src -> note -> out
+)");
+  RunReport report = run_with_file_limit(plan, 100000);
+
+  const std::string text = test::read_file(path);
+  CHECK(text.size() > 90000);
+  std::string expected = "url,n,note\n";
+  std::size_t rows = 0;
+  while (expected.size() < text.size()) expected += fmt::format("u{0},{0},\"two\nlines\"\n", ++rows);
+  CHECK(text == expected);  // whole rows only: a line break inside a cell is no row end
+  const auto& stats = test::stats_of(report, "out");
+  CHECK(stats.records_in == 20000);
+  CHECK(stats.errors == 20000 - rows);
 }
 
 TEST_CASE("node code that throws what is not a std::exception fails its node and the run, not the process", "[run]") {

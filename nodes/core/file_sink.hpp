@@ -1,0 +1,57 @@
+// What the text sinks (sink.jsonl, sink.csv) share: a file or standard output, a buffer of whole
+// records written when it is full or has waited `interval`, and a file that never ends in a piece of
+// a record.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "sluice/node.hpp"
+
+namespace sluice::nodes {
+
+class FileSink : public SinkNode {
+ public:
+  // Opens `path` ('-': standard output), replacing the file unless `append`. Throws NodeError.
+  FileSink(const std::string& path, bool append, std::size_t buffer, std::chrono::nanoseconds interval);
+  ~FileSink() override;
+
+  // A failed write loses the records of its buffer (counted, see write_buffer()); the rest of
+  // `records` still goes on into the next buffer.
+  void write(std::vector<Record>& records) override;
+
+  // Text waits in the buffer at most `interval`, so that a slow run's output (a crawl piped into
+  // jq, a file someone tails) appears as it goes. The records themselves (and their limit slots)
+  // go when write() returns: the engine does not flush this sink when a limit is full.
+  bool buffered() const override { return !buffer_.empty(); }
+  std::chrono::nanoseconds max_delay() const override { return interval_; }
+  bool keeps_records() const override { return false; }
+  void flush() override { write_buffer(); }
+  void close() override;
+
+ protected:
+  // Appends the text of one record, its line end included.
+  virtual void format(const Record& record, std::string& out) = 0;
+  // Appends text that belongs to no record (a header line); written with the first buffer.
+  void preamble(const std::string& text);
+  // True when the file had content before this run (append to a non-empty file).
+  bool had_content() const { return had_content_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  void write_buffer();
+  [[noreturn]] void fail(const char* what);
+
+  std::string path_;
+  std::size_t flush_at_;
+  std::chrono::nanoseconds interval_;
+  int fd_ = -1;
+  bool owns_fd_ = false;
+  bool had_content_ = false;
+  std::string buffer_;
+  std::vector<std::size_t> ends_;  // where each record's text ends in buffer_
+  std::size_t preamble_ = 0;       // bytes of buffer_ before the first record that belong to none
+};
+
+}  // namespace sluice::nodes
