@@ -1,15 +1,18 @@
 // filter: keeps the records whose field satisfies a simple condition.
 #include <fmt/format.h>
+#include <re2/re2.h>
+
+#include <memory>
 
 #include "../builtin.hpp"
 
 namespace sluice::nodes {
 namespace {
 
-enum class Op { eq, ne, lt, le, gt, ge, exists, missing, contains, starts_with, ends_with };
+enum class Op { eq, ne, lt, le, gt, ge, exists, missing, contains, starts_with, ends_with, matches, in, not_in };
 
-const std::vector<std::string> kOps = {"eq",     "ne",      "lt",       "le",          "gt",       "ge",
-                                       "exists", "missing", "contains", "starts_with", "ends_with"};
+const std::vector<std::string> kOps = {"eq",      "ne",       "lt",          "le",        "gt",      "ge", "exists",
+                                       "missing", "contains", "starts_with", "ends_with", "matches", "in", "not_in"};
 
 std::optional<double> number(const Value& v) {
   if (const auto* i = v.as_int()) return static_cast<double>(*i);
@@ -29,8 +32,10 @@ int compare(const Value& a, const Value& b) {
 
 class Filter final : public TransformNode {
  public:
-  Filter(std::string field, Op op, Value value) : field_(std::move(field)), op_(op), value_(std::move(value)) {
+  Filter(std::string field, Op op, Value value, std::vector<Value> values)
+      : field_(std::move(field)), op_(op), value_(std::move(value)), values_(std::move(values)) {
     text_ = value_.to_text();
+    if (op_ == Op::matches) pattern_ = std::make_unique<RE2>(text_);
   }
 
   void process(Record& record, Emitter& out) override {
@@ -42,7 +47,7 @@ class Filter final : public TransformNode {
     const Value* v = record.get(field_);
     if (op_ == Op::exists) return v && !v->is_null();
     if (op_ == Op::missing) return !v || v->is_null();
-    if (!v) return op_ == Op::ne;
+    if (!v) return op_ == Op::ne || op_ == Op::not_in;
     switch (op_) {
       case Op::eq:
         return compare(*v, value_) == 0;
@@ -62,6 +67,12 @@ class Filter final : public TransformNode {
         return text_of(*v).starts_with(text_);
       case Op::ends_with:
         return text_of(*v).ends_with(text_);
+      case Op::matches:
+        return RE2::PartialMatch(text_of(*v), *pattern_);
+      case Op::in:
+      case Op::not_in:
+        return std::any_of(values_.begin(), values_.end(), [&](const Value& x) { return compare(*v, x) == 0; }) ==
+               (op_ == Op::in);
       default:
         return false;
     }
@@ -75,15 +86,28 @@ class Filter final : public TransformNode {
   std::string field_;
   Op op_;
   Value value_;
+  std::vector<Value> values_;  // in, not_in
   std::string text_;
+  std::unique_ptr<RE2> pattern_;  // matches
 };
 
 void check(const Config& c, const Location& owner, Diagnostics& diags) {
   if (!c.has("op")) return;
   std::string op = c.string("op");
-  bool unary = op == "exists" || op == "missing";
-  if (unary && c.has("value")) diags.error(c.where("value"), fmt::format("op '{}' takes no 'value'", op));
-  if (!unary && !c.has("value")) diags.error(owner, fmt::format("op '{}' needs a 'value' to compare with", op));
+  const bool unary = op == "exists" || op == "missing";
+  const bool set = op == "in" || op == "not_in";
+  if ((unary || set) && c.has("value")) {
+    diags.error(c.where("value"), fmt::format("op '{}' takes no 'value'{}", op, set ? " (it takes 'values')" : ""));
+  }
+  if (!unary && !set && !c.has("value")) diags.error(owner, fmt::format("op '{}' needs a 'value' to compare with", op));
+  if (set && c.list("values").empty()) diags.error(owner, fmt::format("op '{}' needs 'values': a list to look in", op));
+  if (!set && c.explicitly_set("values")) {
+    diags.error(c.where("values"), fmt::format("'values' is for op 'in' and 'not_in', not '{}'", op));
+  }
+  if (op == "matches" && c.has("value")) {
+    RE2 re(c.scalar("value").to_text(), RE2::Quiet);
+    if (!re.ok()) diags.error(c.where("value"), fmt::format("value: invalid regular expression: {}", re.error()));
+  }
 }
 
 }  // namespace
@@ -99,17 +123,21 @@ NodeType filter_type() {
           FieldSpec::string("field", "the field to test").make_required(),
           FieldSpec::enumeration("op", kOps,
                                  "comparison: numbers compare numerically, other values as text; exists/missing "
-                                 "take no value")
+                                 "take no value; matches an RE2 pattern; in/not_in one of 'values'")
               .with_default("eq"),
-          FieldSpec::scalar("value", "the value to compare with"),
+          FieldSpec::scalar("value", "the value to compare with (matches: an RE2 pattern, found anywhere in the text)"),
+          FieldSpec::list("values", FieldSpec::scalar("value", "a value"), "in, not_in: the values to look for")
+              .with_default(""),
       },
       check);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;
     std::string op = c.string("op");
     auto index = std::find(kOps.begin(), kOps.end(), op) - kOps.begin();
+    std::vector<Value> values;
+    for (const auto& v : c.list("values")) values.push_back(std::get<Value>(v.v));
     return std::make_unique<Filter>(c.string("field"), static_cast<Op>(index),
-                                    c.has("value") ? c.scalar("value") : Value{});
+                                    c.has("value") ? c.scalar("value") : Value{}, std::move(values));
   };
   t.parallel = false;
   t.example = R"(- id: in_stock

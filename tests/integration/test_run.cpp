@@ -143,6 +143,48 @@ edges:
   CHECK(test::stats_of(report, "out").records_in == 3);
 }
 
+TEST_CASE("filter keeps what an RE2 pattern matches, and what is (not) in a list of values", "[run]") {
+  TempDir dir;
+  auto kept = [&](const std::string& condition) {
+    RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: f
+nodes:
+  - {{id: src, type: source.list, template: "https://shop.example/item/{{n}}.html?ref=x", to: 12}}
+  - {{id: keep, type: filter, {}}}
+  - {{id: out, type: sink.jsonl, path: {}, fields: [n]}}
+edges:
+  - src -> keep -> out
+)",
+                                                              condition, dir.file("out.jsonl"))));
+    REQUIRE(report.errors.empty());
+    std::string ns;
+    for (const auto& line : test::lines_of(test::read_file(dir.file("out.jsonl")))) ns += line.substr(5, line.size() - 6) + " ";
+    return ns;
+  };
+  CHECK(kept(R"(field: url, op: matches, value: '/item/1[0-9]?\.html')") == "1 10 11 12 ");
+  CHECK(kept("field: n, op: in, values: [3, 5, 99]") == "3 5 ");
+  CHECK(kept("field: n, op: not_in, values: [1, 2, 3, 4, 5, 6, 7, 8, 9]") == "10 11 12 ");
+  CHECK(kept("field: nothing, op: not_in, values: [1]") == "1 2 3 4 5 6 7 8 9 10 11 12 ");
+  CHECK(kept("field: nothing, op: matches, value: '.*'") == "");
+
+  Diagnostics diags;
+  CHECK_FALSE(load_pipeline_text(R"(pipeline: t
+nodes:
+  - {id: s, type: source.list, urls: [a]}
+  - {id: a, type: filter, field: url, op: matches, value: "(unclosed"}
+  - {id: b, type: filter, field: url, op: in, value: 3}
+  - {id: c, type: filter, field: url, op: eq, value: 3, values: [3]}
+  - {id: o, type: sink.jsonl, path: /dev/null}
+edges:
+  - s -> a -> b -> c -> o
+)",
+                                 "t.yaml", test::builtin_registry(), {}, diags));
+  CHECK(diags.to_string() ==
+        "t.yaml:4:59: error: value: invalid regular expression: missing ): (unclosed\n"
+        "t.yaml:5:5: error: op 'in' needs 'values': a list to look in\n"
+        "t.yaml:5:54: error: op 'in' takes no 'value' (it takes 'values')\n"
+        "t.yaml:6:65: error: 'values' is for op 'in' and 'not_in', not 'eq'\n");
+}
+
 TEST_CASE("templates write a field percent-encoded for a URL with {field:url} and as JSON with {field:json}", "[run]") {
   // Before, a search term with '&' or '#' cut the URL it was put in, and a quote broke a JSON body.
   TempDir dir;
