@@ -220,6 +220,7 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
           pipeline, path));
     }
     state->finished_ = status == "finished";
+    state->resumed_ = true;
     sqlite3_stmt* ranges = nullptr;
     sqlite3_prepare_v2(db, "SELECT node, first, last FROM sluice_source_done", -1, &ranges, nullptr);
     while (ranges && sqlite3_step(ranges) == SQLITE_ROW) {

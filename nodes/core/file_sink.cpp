@@ -12,8 +12,11 @@
 
 namespace sluice::nodes {
 
-FileSink::FileSink(const std::string& path, bool append, std::size_t buffer, std::chrono::nanoseconds interval)
-    : path_(path == "-" ? "stdout" : path), flush_at_(buffer), interval_(interval) {
+FileSink::FileSink(const std::string& path, bool append, std::size_t buffer, std::chrono::nanoseconds interval,
+                   RunState* state)
+    : path_(path == "-" ? "stdout" : path), flush_at_(buffer), interval_(interval), hold_(state != nullptr) {
+  // A resumed run skips what the earlier one finished: its lines are in the file already.
+  if (state && state->resumed()) append = true;
   if (path == "-") {
     fd_ = STDOUT_FILENO;
   } else {
@@ -38,9 +41,13 @@ void FileSink::preamble(const std::string& text) {
 
 void FileSink::write(std::vector<Record>& records) {
   std::optional<SinkBatchError> failed;
-  for (const Record& r : records) {
+  for (Record& r : records) {
     format(r, buffer_);
     ends_.push_back(buffer_.size());
+    if (hold_) {
+      for (auto& permit : r.permits) held_.push_back(std::move(permit));
+      r.permits.clear();
+    }
     if (buffer_.size() >= flush_at_) {
       try {
         write_buffer();
@@ -83,6 +90,7 @@ void FileSink::write_buffer() {
       buffer_.clear();
       ends_.clear();
       preamble_ = 0;
+      held_.clear();
       throw SinkBatchError(fmt::format("write to '{}' failed: {}", path_, std::strerror(error)), lost);
     }
     done += static_cast<std::size_t>(n);
@@ -90,6 +98,7 @@ void FileSink::write_buffer() {
   buffer_.clear();
   ends_.clear();
   preamble_ = 0;
+  held_.clear();  // in the file: these records are done
 }
 
 void FileSink::fail(const char* what) {

@@ -8,13 +8,17 @@
 #include <vector>
 
 #include "sluice/node.hpp"
+#include "sluice/state.hpp"
 
 namespace sluice::nodes {
 
 class FileSink : public SinkNode {
  public:
-  // Opens `path` ('-': standard output), replacing the file unless `append`. Throws NodeError.
-  FileSink(const std::string& path, bool append, std::size_t buffer, std::chrono::nanoseconds interval);
+  // Opens `path` ('-': standard output), replacing the file unless `append` or a resumed run. With a
+  // run state (a resumable run), the records' permits are held until their text has been written,
+  // so that a record counts as done only when it is in the file. Throws NodeError.
+  FileSink(const std::string& path, bool append, std::size_t buffer, std::chrono::nanoseconds interval,
+           RunState* state);
   ~FileSink() override;
 
   // A failed write loses the records of its buffer (counted, see write_buffer()); the rest of
@@ -23,10 +27,11 @@ class FileSink : public SinkNode {
 
   // Text waits in the buffer at most `interval`, so that a slow run's output (a crawl piped into
   // jq, a file someone tails) appears as it goes. The records themselves (and their limit slots)
-  // go when write() returns: the engine does not flush this sink when a limit is full.
+  // go when write() returns, unless the run is resumable: the engine then flushes this sink when a
+  // limit is full, as it does a store.
   bool buffered() const override { return !buffer_.empty(); }
   std::chrono::nanoseconds max_delay() const override { return interval_; }
-  bool keeps_records() const override { return false; }
+  bool keeps_records() const override { return hold_; }
   void flush() override { write_buffer(); }
   void close() override;
 
@@ -52,6 +57,8 @@ class FileSink : public SinkNode {
   std::string buffer_;
   std::vector<std::size_t> ends_;  // where each record's text ends in buffer_
   std::size_t preamble_ = 0;       // bytes of buffer_ before the first record that belong to none
+  bool hold_ = false;              // a resumable run: permits wait for the write
+  std::vector<PermitRef> held_;    // the permits of the records in buffer_
 };
 
 }  // namespace sluice::nodes

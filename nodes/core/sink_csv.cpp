@@ -13,8 +13,8 @@ namespace {
 class Csv final : public FileSink {
  public:
   Csv(const std::string& path, bool append, std::vector<std::string> fields, char delimiter, bool header,
-      bool escape_formulas, std::size_t buffer, std::chrono::nanoseconds interval)
-      : FileSink(path, append, buffer, interval),
+      bool escape_formulas, std::size_t buffer, std::chrono::nanoseconds interval, RunState* state)
+      : FileSink(path, append, buffer, interval, state),
         fields_(std::move(fields)),
         delimiter_(delimiter),
         escape_formulas_(escape_formulas) {
@@ -134,7 +134,7 @@ NodeType sink_csv_type() {
     for (const auto& f : c.list("fields")) fields.push_back(std::get<Value>(f.v).to_text());
     return std::make_unique<Csv>(c.string("path"), c.boolean("append"), std::move(fields), c.string("delimiter")[0],
                                  c.boolean("header"), c.boolean("escape_formulas"),
-                                 static_cast<std::size_t>(c.size("buffer")), c.duration("interval"));
+                                 static_cast<std::size_t>(c.size("buffer")), c.duration("interval"), ctx.state);
   };
   t.example = R"(- id: sheet
   type: sink.csv

@@ -11,8 +11,8 @@ namespace {
 class JsonLines final : public FileSink {
  public:
   JsonLines(const std::string& path, bool append, std::vector<std::string> fields, std::size_t buffer,
-            std::chrono::nanoseconds interval)
-      : FileSink(path, append, buffer, interval), fields_(std::move(fields)) {}
+            std::chrono::nanoseconds interval, RunState* state)
+      : FileSink(path, append, buffer, interval, state), fields_(std::move(fields)) {}
 
  private:
   void format(const Record& record, std::string& out) override {
@@ -46,7 +46,7 @@ NodeType sink_jsonl_type() {
     std::vector<std::string> fields;
     for (const auto& f : c.list("fields")) fields.push_back(std::get<Value>(f.v).to_text());
     return std::make_unique<JsonLines>(c.string("path"), c.boolean("append"), std::move(fields),
-                                       static_cast<std::size_t>(c.size("buffer")), c.duration("interval"));
+                                       static_cast<std::size_t>(c.size("buffer")), c.duration("interval"), ctx.state);
   };
   t.example = R"(- id: out
   type: sink.jsonl

@@ -62,6 +62,8 @@ class RunState {
   const std::string& path() const { return path_; }
   // A resumed state whose run had already finished: there is nothing left to do.
   bool finished() const { return finished_; }
+  // The run continues an earlier one (--resume): file sinks append instead of starting over.
+  bool resumed() const { return resumed_; }
 
   // Any thread, read-only after open(): was record `seq` of source `node` done in an earlier run?
   bool source_done(const std::string& node, std::uint64_t seq) const;
@@ -106,6 +108,7 @@ class RunState {
   sqlite3* db_ = nullptr;  // loads and status; the writer thread's connection
   bool hosted_ = false;
   bool finished_ = false;
+  bool resumed_ = false;
   std::unordered_map<std::string, std::map<std::uint64_t, std::uint64_t>> done_;  // node -> first -> last
   std::unordered_map<std::string, FrontierState> frontiers_;
   std::unique_ptr<Writer> writer_;
