@@ -1,19 +1,13 @@
 // source.list: records from an inline list, from the lines of a file (read lazily), or from a
 // template over a numeric range.
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <poll.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <functional>
-#include <memory>
 #include <stop_token>
 
 #include "../builtin.hpp"
+#include "line_reader.hpp"
 
 namespace sluice::nodes {
 namespace {
@@ -34,33 +28,18 @@ class InlineList final : public SourceNode {
   std::size_t index_ = 0;
 };
 
-// Lines of a file, a pipe or standard input ('-'). Reads of anything but a regular file wait in
-// poll() with a short timeout and give up when the run stops: a pipe or a terminal may have
-// nothing to say for hours, and a source blocked in read() would hold a stopping run open.
+// Lines of a file, a pipe or standard input ('-'), read lazily (LineReader).
 class FileLines final : public SourceNode {
  public:
   FileLines(std::string field, const std::string& path, std::stop_token stop, std::function<void()> idle)
-      : field_(std::move(field)), path_(path == "-" ? "stdin" : path), stop_(std::move(stop)), idle_(std::move(idle)) {
-    fd_ = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw NodeError(fmt::format("cannot open '{}': {}", path_, std::strerror(errno)));
-    owns_fd_ = path != "-";
-    struct stat st {};
-    const bool known = ::fstat(fd_, &st) == 0;
-    if (known && S_ISDIR(st.st_mode)) {
-      close_fd();
-      throw NodeError(fmt::format("cannot read '{}': it is a directory", path_));
-    }
-    regular_ = known && S_ISREG(st.st_mode);
-  }
-  ~FileLines() override { close_fd(); }
+      : field_(std::move(field)), lines_(path, std::move(stop), std::move(idle)) {}
 
-  // Blank lines and lines starting with '#' are skipped; surrounding whitespace is trimmed. A line
-  // longer than kMaxLine is an error (a binary file, or a file with no newlines), not read on.
+  // Blank lines and lines starting with '#' are skipped; surrounding whitespace is trimmed.
   bool next(Record& out) override {
     std::string_view line;
-    while (read_line(line)) {
+    while (lines_.next(line)) {
       // A byte order mark (a file saved by a Windows editor or a spreadsheet) is not part of the item.
-      if (++line_number_ == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
+      if (lines_.line_number() == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
       std::size_t b = line.find_first_not_of(" \t\r");
       if (b == std::string_view::npos || line[b] == '#') continue;
       std::size_t e = line.find_last_not_of(" \t\r");
@@ -71,82 +50,8 @@ class FileLines final : public SourceNode {
   }
 
  private:
-  static constexpr std::size_t kMaxLine = 1 << 20;
-  static constexpr std::size_t kCapacity = 2 * kMaxLine;
-
-  // The next line, without its '\n' (the last one may have none). False at the end of the input,
-  // and when the run stops while a pipe has nothing to read.
-  bool read_line(std::string_view& line) {
-    while (true) {
-      const char* from = buffer_.get() + begin_;
-      const void* nl = std::memchr(from, '\n', end_ - begin_);
-      const std::size_t length = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - from) : end_ - begin_;
-      if (length > kMaxLine) {
-        throw NodeError(fmt::format("line {} of '{}' is longer than {} MiB: expected text with one value per line",
-                                    line_number_ + 1, path_, kMaxLine >> 20));
-      }
-      if (nl) {
-        line = std::string_view(from, length);
-        begin_ += length + 1;
-        return true;
-      }
-      if (at_end_) {
-        if (begin_ == end_) return false;
-        line = std::string_view(from, end_ - begin_);
-        begin_ = end_;
-        return true;
-      }
-      if (begin_ > 0) {  // the partial line to the front, to make room
-        std::memmove(buffer_.get(), from, end_ - begin_);
-        end_ -= begin_;
-        begin_ = 0;
-      }
-      at_end_ = !fill();
-    }
-  }
-
-  bool fill() {
-    while (true) {
-      if (!regular_) {
-        if (stop_.stop_requested()) return false;
-        pollfd p{fd_, POLLIN, 0};
-        // Nothing to read for 10 ms: the lines read so far go on (a producer that writes a line
-        // now and then should not wait for a whole batch), then the wait goes on in 100 ms steps.
-        int ready = ::poll(&p, 1, waited_ ? 100 : 10);
-        if (ready < 0 && errno == EINTR) continue;
-        if (ready == 0) {
-          if (!waited_) idle_();
-          waited_ = true;
-          continue;
-        }
-        waited_ = false;
-      }
-      ssize_t n = ::read(fd_, buffer_.get() + end_, kCapacity - end_);
-      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-      if (n < 0) throw NodeError(fmt::format("error reading '{}': {}", path_, std::strerror(errno)));
-      end_ += static_cast<std::size_t>(n);
-      return n > 0;
-    }
-  }
-
-  void close_fd() {
-    if (owns_fd_ && fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
   std::string field_;
-  std::string path_;
-  std::stop_token stop_;
-  std::function<void()> idle_;
-  bool waited_ = false;  // poll() found nothing since the last read
-  int fd_ = -1;
-  bool owns_fd_ = false;
-  bool regular_ = false;
-  bool at_end_ = false;
-  // Not initialised: only the pages that lines reach are ever touched (resident).
-  std::unique_ptr<char[]> buffer_ = std::make_unique_for_overwrite<char[]>(kCapacity);
-  std::size_t begin_ = 0, end_ = 0;  // unread bytes
-  std::size_t line_number_ = 0;
+  LineReader lines_;
 };
 
 class RangeTemplate final : public SourceNode {

@@ -1,0 +1,94 @@
+#include "line_reader.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "sluice/node.hpp"
+
+namespace sluice::nodes {
+
+LineReader::LineReader(const std::string& path, std::stop_token stop, std::function<void()> idle)
+    : path_(path == "-" ? "stdin" : path), stop_(std::move(stop)), idle_(std::move(idle)) {
+  fd_ = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) throw NodeError(fmt::format("cannot open '{}': {}", path_, std::strerror(errno)));
+  owns_fd_ = path != "-";
+  struct stat st {};
+  const bool known = ::fstat(fd_, &st) == 0;
+  if (known && S_ISDIR(st.st_mode)) {
+    close_fd();
+    throw NodeError(fmt::format("cannot read '{}': it is a directory", path_));
+  }
+  regular_ = known && S_ISREG(st.st_mode);
+}
+
+LineReader::~LineReader() {
+  close_fd();
+}
+
+bool LineReader::next(std::string_view& line) {
+  while (true) {
+    const char* from = buffer_.get() + begin_;
+    const void* nl = std::memchr(from, '\n', end_ - begin_);
+    const std::size_t length = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - from) : end_ - begin_;
+    if (length > kMaxLine) {
+      throw NodeError(fmt::format("line {} of '{}' is longer than {} MiB: expected text with one value per line",
+                                  line_number_ + 1, path_, kMaxLine >> 20));
+    }
+    if (nl) {
+      line = std::string_view(from, length);
+      begin_ += length + 1;
+      ++line_number_;
+      return true;
+    }
+    if (at_end_) {
+      if (begin_ == end_) return false;
+      line = std::string_view(from, end_ - begin_);
+      begin_ = end_;
+      ++line_number_;
+      return true;
+    }
+    if (begin_ > 0) {  // the partial line to the front, to make room
+      std::memmove(buffer_.get(), from, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    at_end_ = !fill();
+  }
+}
+
+bool LineReader::fill() {
+  while (true) {
+    if (!regular_) {
+      if (stop_.stop_requested()) return false;
+      pollfd p{fd_, POLLIN, 0};
+      // Nothing to read for 10 ms: the lines read so far go on (a producer that writes a line now
+      // and then should not wait for a whole batch), then the wait goes on in 100 ms steps.
+      int ready = ::poll(&p, 1, waited_ ? 100 : 10);
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0) {
+        if (!waited_) idle_();
+        waited_ = true;
+        continue;
+      }
+      waited_ = false;
+    }
+    ssize_t n = ::read(fd_, buffer_.get() + end_, kCapacity - end_);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) throw NodeError(fmt::format("error reading '{}': {}", path_, std::strerror(errno)));
+    end_ += static_cast<std::size_t>(n);
+    return n > 0;
+  }
+}
+
+void LineReader::close_fd() {
+  if (owns_fd_ && fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+}  // namespace sluice::nodes
