@@ -7,6 +7,7 @@ namespace sluice::nodes {
 
 NodeType source_list_type();
 NodeType source_sqlite_type();
+NodeType source_csv_type();
 NodeType filter_type();
 NodeType set_type();
 NodeType sink_jsonl_type();
@@ -19,6 +20,9 @@ NodeType parse_html_type();
 NodeType parse_json_type();
 NodeType parse_regex_type();
 NodeType frontier_type();
+
+// A CSV delimiter (source.csv, sink.csv): one character, not a quote or a line break.
+std::string check_csv_delimiter(const Value& v);
 
 // The standard ports of a transform: in, out, error.
 std::vector<PortSpec> transform_ports();

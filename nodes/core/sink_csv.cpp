@@ -94,15 +94,15 @@ class Csv final : public FileSink {
   bool escape_formulas_;
 };
 
-std::string check_delimiter(const Value& v) {
+}  // namespace
+
+std::string check_csv_delimiter(const Value& v) {
   const std::string text = v.to_text();
   if (text.size() != 1 || text == "\"" || text == "\n" || text == "\r") {
     return fmt::format("must be one character other than a quote or a line break, got '{}'", text);
   }
   return "";
 }
-
-}  // namespace
 
 NodeType sink_csv_type() {
   NodeType t;
@@ -119,7 +119,7 @@ NodeType sink_csv_type() {
           .with_default("false"),
       FieldSpec::string("delimiter", "the character between cells: ',' or a tab (\"\\t\") or ';'")
           .with_default(",")
-          .validated_by(check_delimiter),
+          .validated_by(check_csv_delimiter),
       FieldSpec::boolean("header", "write the field names as the first line").with_default("true"),
       FieldSpec::boolean("escape_formulas",
                          "prefix text that starts with = + - @ (a spreadsheet formula) with ' (OWASP CSV injection)")

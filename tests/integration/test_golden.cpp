@@ -44,9 +44,10 @@ TEST_CASE("every pipeline shipped under pipelines/ and bench/ is valid", "[golde
       if (entry.path().extension() != ".yaml") continue;
       Diagnostics diags;
       LoadOptions options;
-      // The runner sets SERVE_URL for pipelines with settings.serve.
-      options.env = [](const std::string& name) -> std::optional<std::string> {
+      // The runner sets SERVE_URL for pipelines with settings.serve, and PIPELINE_DIR.
+      options.env = [dir = entry.path().parent_path().string()](const std::string& name) -> std::optional<std::string> {
         if (name == "SERVE_URL") return "http://127.0.0.1:8080";
+        if (name == "PIPELINE_DIR") return dir;
         return process_env()(name);
       };
       auto plan = load_pipeline_file(entry.path().string(), test::builtin_registry(), options, diags);

@@ -157,7 +157,8 @@ edges:
                                                               condition, dir.file("out.jsonl"))));
     REQUIRE(report.errors.empty());
     std::string ns;
-    for (const auto& line : test::lines_of(test::read_file(dir.file("out.jsonl")))) ns += line.substr(5, line.size() - 6) + " ";
+    for (const auto& line : test::lines_of(test::read_file(dir.file("out.jsonl"))))
+      ns += line.substr(5, line.size() - 6) + " ";
     return ns;
   };
   CHECK(kept(R"(field: url, op: matches, value: '/item/1[0-9]?\.html')") == "1 10 11 12 ");
@@ -248,6 +249,65 @@ TEST_CASE("source.list reads a file's lines lazily, skipping blank and comment l
   REQUIRE(report.errors.empty());
   CHECK(test::read_file(out) ==
         "{\"url\":\"https://a.example/1\"}\n{\"url\":\"https://a.example/2\"}\n{\"url\":\"https://a.example/3\"}\n");
+}
+
+TEST_CASE("source.csv reads RFC 4180 rows as spreadsheets write them, named by the header", "[run]") {
+  TempDir dir;
+  // A byte order mark, CRLF line ends, a blank line, quotes doubled, a delimiter and a line break
+  // inside quoted cells, a typed column with an empty cell.
+  test::write_file(dir.file("in.csv"),
+                   "\xEF\xBB\xBFsku,name,price,rank\r\n"
+                   "SL-1,\"Blue, big\",12.5,1\r\n"
+                   "\r\n"
+                   "SL-2,\"Say \"\"hi\"\"\",,2\r\n"
+                   "SL-3,\"two\r\nlines\", 3 ,3\r\n"
+                   "0042,plain,0.5,4");
+  auto rows = [&](const std::string& config) {
+    RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: c
+nodes:
+  - {{id: rows, type: source.csv, path: {}, {}}}
+  - {{id: out, type: sink.jsonl, path: {}}}
+edges:
+  - rows -> out
+)",
+                                                              dir.file("in.csv"), config, dir.file("out.jsonl"))));
+    REQUIRE(report.errors.size() <= 1);
+    if (!report.errors.empty()) return std::vector<std::string>{report.errors[0].to_string()};
+    return test::lines_of(test::read_file(dir.file("out.jsonl")));
+  };
+  CHECK(rows("types: {price: number, rank: int}") ==
+        std::vector<std::string>{R"({"sku":"SL-1","name":"Blue, big","price":12.5,"rank":1})",
+                                 R"({"sku":"SL-2","name":"Say \"hi\"","price":null,"rank":2})",
+                                 R"({"sku":"SL-3","name":"two\nlines","price":3,"rank":3})",
+                                 R"({"sku":"0042","name":"plain","price":0.5,"rank":4})"});
+  // Untyped columns stay text: a SKU keeps its leading zeros.
+  CHECK(rows("fields: [a, b, c, d]")[3] == R"({"a":"0042","b":"plain","c":"0.5","d":"4"})");
+
+  SECTION("without a header, with another delimiter") {
+    test::write_file(dir.file("in.csv"), "x;1\ny;2\n");
+    CHECK(rows("delimiter: ';', header: false, fields: [name, n], types: {n: int}") ==
+          std::vector<std::string>{R"({"name":"x","n":1})", R"({"name":"y","n":2})"});
+  }
+  SECTION("a bad file fails the run naming the file, the line and the column") {
+    const std::string f = dir.file("in.csv");
+    test::write_file(f, "a,b\n1,2\n3\n");
+    CHECK(rows("header: true")[0] == fmt::format("node 'rows': line 3 of '{}' has 1 cells, expected 2 (a, b)", f));
+    test::write_file(f, "a,b\n1,x\n");
+    CHECK(rows("types: {b: number}")[0] ==
+          fmt::format("node 'rows': line 2 of '{}', column 'b': 'x' is not a number", f));
+    test::write_file(f, "a,b\n1,\"open\n2,3\n");
+    CHECK(rows("header: true")[0] ==
+          fmt::format("node 'rows': line 2 of '{}': a quoted cell is not closed before the end of the file", f));
+    test::write_file(f, "a,a\n1,2\n");
+    CHECK(rows("header: true")[0] ==
+          fmt::format("node 'rows': '{}' has two columns named 'a': name them in 'fields'", f));
+    CHECK(rows("types: {c: int}")[0] ==
+          fmt::format("node 'rows': '{}' has two columns named 'a': name them in 'fields'", f));
+    test::write_file(f, "a,b\n1,2\n");
+    CHECK(rows("types: {c: int}")[0] == fmt::format("node 'rows': types: 'c' is not a column of '{}' (a, b)", f));
+    test::write_file(f, "");
+    CHECK(rows("header: true")[0] == fmt::format("node 'rows': '{}' is empty: expected a header line", f));
+  }
 }
 
 TEST_CASE("source.list reads standard input with file: '-'", "[run]") {

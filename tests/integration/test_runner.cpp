@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "../../tools/fixture_server/fixture_server.hpp"
@@ -118,6 +119,23 @@ TEST_CASE("sluice test prints each assertion and a closing count, and fails on a
   CHECK_THAT(invalid.err, Catch::Contains("error: expect.errors: no node 'nosuch' in this pipeline"));
   CHECK_THAT(invalid.err, Catch::Contains("error: expect.dropped: no node 'nope' in this pipeline"));
   CHECK_THAT(invalid.err, Catch::Contains("unknown key 'rowz'"));
+}
+
+TEST_CASE("${PIPELINE_DIR} is the pipeline file's folder, for the files that go with it", "[cli]") {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("sub"));
+  test::write_file(dir.file("sub/seeds.csv"), "url,rank\nhttps://a.example/,1\n");
+  test::write_file(dir.file("sub/p.yaml"), R"(pipeline: p
+nodes:
+  - {id: seeds, type: source.csv, path: "${PIPELINE_DIR}/seeds.csv"}
+  - {id: tag, type: set, fields: {dir: "${PIPELINE_DIR}"}}
+  - {id: out, type: sink.jsonl}
+edges:
+  - seeds -> tag -> out
+)");
+  auto r = sluice_cli(dir, {"run", "-q", dir.file("sub/p.yaml")});
+  CHECK(r.code == 0);
+  CHECK(r.out == fmt::format("{{\"url\":\"https://a.example/\",\"rank\":\"1\",\"dir\":\"{}\"}}\n", dir.file("sub")));
 }
 
 TEST_CASE("sluice run --stats-json writes the run's stats and errors, --preview prints stored rows", "[cli]") {

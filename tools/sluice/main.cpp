@@ -161,8 +161,16 @@ Loaded load(const std::string& file, const LoadArgs& args, bool start_server) {
     serve_url = out.server->url("");  // http://127.0.0.1:PORT, no trailing slash
     spdlog::info("serving {} at {}", served, serve_url);
   }
-  options.env = [serve_url](const std::string& name) -> std::optional<std::string> {
+  // ${PIPELINE_DIR}: the pipeline file's folder, for files that go with it (seeds.csv), wherever
+  // sluice runs from.
+  std::error_code ec;
+  std::filesystem::path folder = std::filesystem::path(file).parent_path();
+  if (folder.empty()) folder = ".";
+  std::string pipeline_dir = std::filesystem::absolute(folder, ec).lexically_normal().string();
+  if (pipeline_dir.size() > 1 && pipeline_dir.ends_with('/')) pipeline_dir.pop_back();
+  options.env = [serve_url, pipeline_dir](const std::string& name) -> std::optional<std::string> {
     if (name == "SERVE_URL") return serve_url;
+    if (name == "PIPELINE_DIR") return pipeline_dir;
     return process_env()(name);
   };
   load_pipeline_plugins(*text, file, options, *out.registry, diags);

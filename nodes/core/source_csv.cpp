@@ -1,0 +1,207 @@
+// source.csv: the rows of a CSV file (RFC 4180, as spreadsheets write it) as records, one field per
+// column, named by the header line. Read lazily, like source.list's files.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <charconv>
+#include <functional>
+#include <map>
+#include <set>
+#include <stop_token>
+
+#include "../builtin.hpp"
+#include "line_reader.hpp"
+
+namespace sluice::nodes {
+namespace {
+
+enum class CellType { text, integer, number };
+
+class CsvRows final : public SourceNode {
+ public:
+  CsvRows(const std::string& path, char delimiter, bool header, std::vector<std::string> names,
+          std::map<std::string, CellType> types, std::stop_token stop, std::function<void()> idle)
+      : lines_(path, std::move(stop), std::move(idle)), delimiter_(delimiter), names_(std::move(names)) {
+    if (header) {
+      std::vector<std::string> cells;
+      if (!row(cells)) throw NodeError(fmt::format("'{}' is empty: expected a header line", lines_.name()));
+      if (names_.empty())
+        names_ = std::move(cells);
+      else if (names_.size() != cells.size()) {
+        throw NodeError(fmt::format("'{}' has {} columns in its header, and 'fields' names {}", lines_.name(),
+                                    cells.size(), names_.size()));
+      }
+    }
+    std::set<std::string> seen;
+    for (auto& name : names_) {
+      if (name.empty())
+        throw NodeError(fmt::format("'{}': a column has no name: give it one in 'fields'", lines_.name()));
+      if (!seen.insert(name).second) {
+        throw NodeError(fmt::format("'{}' has two columns named '{}': name them in 'fields'", lines_.name(), name));
+      }
+    }
+    for (const auto& [name, type] : types) {
+      if (!seen.count(name)) {
+        throw NodeError(
+            fmt::format("types: '{}' is not a column of '{}' ({})", name, lines_.name(), fmt::join(names_, ", ")));
+      }
+    }
+    for (const auto& name : names_) {
+      auto it = types.find(name);
+      types_.push_back(it == types.end() ? CellType::text : it->second);
+    }
+  }
+
+  // Blank lines are skipped. A row with another number of cells than the header is an error naming
+  // its line (a column shifted by a stray delimiter would put every value under the wrong name).
+  bool next(Record& out) override {
+    std::vector<std::string>& cells = cells_;
+    if (!row(cells)) return false;
+    if (cells.size() != names_.size()) {
+      throw NodeError(fmt::format("line {} of '{}' has {} cells, expected {} ({})", first_line_, lines_.name(),
+                                  cells.size(), names_.size(), fmt::join(names_, ", ")));
+    }
+    out.reserve(names_.size());
+    for (std::size_t i = 0; i < names_.size(); ++i) out.append(names_[i], typed(i, std::move(cells[i])));
+    return true;
+  }
+
+ private:
+  // The cells of the next row that is not blank. A quoted cell may hold the delimiter, quotes
+  // written twice and line breaks; a row is at most LineReader::kMaxLine bytes.
+  bool row(std::vector<std::string>& cells) {
+    cells.clear();
+    std::string_view line;
+    do {
+      if (!lines_.next(line)) return false;
+      if (lines_.line_number() == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);  // a BOM
+      if (line.ends_with('\r')) line.remove_suffix(1);
+    } while (line.empty());
+    first_line_ = lines_.line_number();
+    std::string cell;
+    std::size_t bytes = 0;
+    bool quoted = false;      // inside a quoted cell
+    bool was_quoted = false;  // the current cell started with a quote
+    while (true) {
+      for (std::size_t i = 0; i < line.size(); ++i) {
+        const char c = line[i];
+        if (quoted) {
+          if (c != '"') {
+            cell.push_back(c);
+          } else if (i + 1 < line.size() && line[i + 1] == '"') {
+            cell.push_back('"');
+            ++i;
+          } else {
+            quoted = false;
+          }
+        } else if (c == delimiter_) {
+          cells.push_back(std::move(cell));
+          cell.clear();
+          was_quoted = false;
+        } else if (c == '"' && cell.empty() && !was_quoted) {
+          quoted = was_quoted = true;
+        } else {
+          cell.push_back(c);  // a quote inside an unquoted cell is kept, as spreadsheets read it
+        }
+      }
+      if (!quoted) break;
+      // A line break inside a quoted cell: the row goes on on the next line.
+      bytes += line.size() + 1;
+      if (bytes > LineReader::kMaxLine) {
+        throw NodeError(
+            fmt::format("the row from line {} of '{}' is longer than {} MiB: a quote that is never "
+                        "closed?",
+                        first_line_, lines_.name(), LineReader::kMaxLine >> 20));
+      }
+      if (!lines_.next(line)) {
+        throw NodeError(fmt::format("line {} of '{}': a quoted cell is not closed before the end of the file",
+                                    first_line_, lines_.name()));
+      }
+      if (line.ends_with('\r')) line.remove_suffix(1);
+      cell.push_back('\n');
+    }
+    cells.push_back(std::move(cell));
+    return true;
+  }
+
+  // A typed column's cell: empty is null; anything but a number is an error naming line and column.
+  Value typed(std::size_t i, std::string cell) const {
+    if (types_[i] == CellType::text) return Value(std::move(cell));
+    const std::string_view t = trim(cell);
+    if (t.empty()) return Value();
+    if (types_[i] == CellType::integer) {
+      std::int64_t n = 0;
+      auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+      if (ec == std::errc() && end == t.data() + t.size()) return Value(n);
+    } else {
+      double d = 0;
+      auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), d);
+      if (ec == std::errc() && end == t.data() + t.size()) return Value(d);
+    }
+    throw NodeError(fmt::format("line {} of '{}', column '{}': '{}' is not {}", first_line_, lines_.name(), names_[i],
+                                cell, types_[i] == CellType::integer ? "an integer" : "a number"));
+  }
+
+  static std::string_view trim(std::string_view s) {
+    const auto b = s.find_first_not_of(" \t");
+    if (b == std::string_view::npos) return {};
+    return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+  }
+
+  LineReader lines_;
+  char delimiter_;
+  std::vector<std::string> names_;
+  std::vector<CellType> types_;
+  std::vector<std::string> cells_;
+  std::size_t first_line_ = 0;  // where the current row starts
+};
+
+void check(const Config& c, const Location& owner, Diagnostics& diags) {
+  if (c.has("header") && !c.boolean("header") && c.list("fields").empty()) {
+    diags.error(owner, "source.csv with 'header: false' needs 'fields': the names of the columns");
+  }
+}
+
+}  // namespace
+
+NodeType source_csv_type() {
+  NodeType t;
+  t.name = "source.csv";
+  t.kind = NodeKind::source;
+  t.summary = "emits the rows of a CSV file (RFC 4180), one field per column, named by the header line";
+  t.ports = {{"out", PortDirection::output, "one record per row"}};
+  t.schema = Schema(
+      {
+          FieldSpec::string("path", "the CSV file, read lazily; '-' reads standard input").make_required(),
+          FieldSpec::string("delimiter", "the character between cells: ',' or a tab (\"\\t\") or ';'")
+              .with_default(",")
+              .validated_by(check_csv_delimiter),
+          FieldSpec::boolean("header", "the first line names the columns").with_default("true"),
+          FieldSpec::list("fields", FieldSpec::string("name", "a field name"),
+                          "names for the columns, in order, instead of the header's (needed without a header)")
+              .with_default(""),
+          FieldSpec::map("types", FieldSpec::enumeration("type", {"text", "int", "number"}, "a cell type"),
+                         "column -> int or number (an empty cell is null); other columns are text")
+              .with_default(""),
+      },
+      check);
+  t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
+    const Config& c = ctx.config;
+    std::vector<std::string> names;
+    for (const auto& f : c.list("fields")) names.push_back(std::get<Value>(f.v).to_text());
+    std::map<std::string, CellType> types;
+    for (const auto& [name, type] : c.map("types")) {
+      const std::string text = std::get<Value>(type.v).to_text();
+      types[name] = text == "int" ? CellType::integer : text == "number" ? CellType::number : CellType::text;
+    }
+    return std::make_unique<CsvRows>(c.string("path"), c.string("delimiter")[0], c.boolean("header"), std::move(names),
+                                     std::move(types), ctx.stop, ctx.idle);
+  };
+  t.example = R"(- id: products
+  type: source.csv
+  path: products.csv          # sku,url,category
+  types: {rank: int})";
+  return t;
+}
+
+}  // namespace sluice::nodes
