@@ -34,6 +34,7 @@ class Csv final : public FileSink {
   // Null and missing fields are empty cells; numbers and booleans are written as JSON writes them,
   // lists as JSON text; text (strings and bytes) with invalid UTF-8 replaced by U+FFFD, as in JSON.
   void format(const Record& record, std::string& out) override {
+    const std::size_t start = out.size();
     for (std::size_t i = 0; i < fields_.size(); ++i) {
       if (i) out.push_back(delimiter_);
       const Value* v = record.get(fields_[i]);
@@ -52,6 +53,8 @@ class Csv final : public FileSink {
         cell(json, out);
       }
     }
+    // One empty cell is written "": an empty line would be read as no row at all.
+    if (out.size() == start) out += "\"\"";
     out.push_back('\n');
   }
 

@@ -756,6 +756,20 @@ edges:
     const std::string once = csv("");
     CHECK(csv("", true) == once + once.substr(once.find('\n') + 1));
   }
+  SECTION("a row of one empty cell is written \"\", not as an empty line, which readers skip") {
+    RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: csv
+nodes:
+  - {{id: rows, type: source.sqlite, path: {}, query: "SELECT '' AS a UNION ALL SELECT NULL UNION ALL SELECT 'x'"}}
+  - {{id: out, type: sink.csv, path: {}, fields: [a]}}
+edges:
+  - rows -> out
+)",
+                                                              dir.file("in.db"), dir.file("one.csv"))));
+    REQUIRE(report.errors.empty());
+    std::vector<std::string> rows = test::lines_of(test::read_file(dir.file("one.csv")));
+    std::sort(rows.begin() + 1, rows.end());
+    CHECK(rows == std::vector<std::string>{"a", "\"\"", "\"\"", "x"});
+  }
   SECTION("a delimiter of more than one character, or a quote, is refused") {
     Diagnostics diags;
     CHECK_FALSE(load_pipeline_text(R"(pipeline: t
