@@ -117,7 +117,10 @@ Record link_record(const Record& page, const std::string& page_url, std::string 
   link.set("url", Value(std::move(url)));
   link.set("depth", Value(static_cast<std::int64_t>(link.meta.depth)));
   link.set("from_url", Value(page_url));
-  keep_fields(page, keep, link);
+  for (const auto& name : keep) {  // a link's own fields stay its own: keep: [url] keeps the page's on items
+    if (name == "url" || name == "depth" || name == "from_url") continue;
+    if (const Value* v = page.get(name)) link.set(name, *v);
+  }
   return link;
 }
 

@@ -38,8 +38,8 @@ void check_keep_against_fields(const Config& config, const Location& owner, Diag
 // browsers do, whether the href is relative or absolute). Empty for invalid and non-http(s) links.
 std::string resolve_link(const std::string& base, const std::string& href);
 
-// The record for a link found on `page`: fields url, depth, from_url, and the page's fields named in
-// `keep` (a frontier carries them to the link's page); depth one more than the page.
+// The record for a link found on `page`: fields url, depth, from_url, and the page's other fields
+// named in `keep` (a frontier carries them to the link's page); depth one more than the page.
 Record link_record(const Record& page, const std::string& page_url, std::string url,
                    const std::vector<std::string>& keep = {});
 

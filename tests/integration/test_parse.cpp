@@ -605,12 +605,18 @@ TEST_CASE("keep copies fields of the page's record into each item of parse.html,
     REQUIRE(report.errors.empty());
     return item_lines(dir);
   };
-  SECTION("parse.html") {
+  SECTION("parse.html, on items and links") {
     auto items = items_of("/catalogue/page1.html", "parse.html",
-                          "    items: div.product\n    keep: [term, rank, nothing]\n    fields: {name: h2.name}");
+                          "    items: div.product\n    keep: [term, rank, nothing, url]\n    fields: {name: h2.name}\n"
+                          "    links: a.more");
     REQUIRE(items.size() == 3);
-    CHECK(items[0] == fmt::format(R"({{"page_url":"{}","term":"kettle","rank":7,"name":"Blue Kettle"}})",
-                                  server.url("/catalogue/page1.html")));
+    const std::string page = server.url("/catalogue/page1.html");
+    CHECK(items[0] ==
+          fmt::format(R"({{"page_url":"{0}","term":"kettle","rank":7,"url":"{0}","name":"Blue Kettle"}})", page));
+    // A link keeps its own url: keep: [url] does not make every link point to its page.
+    CHECK(test::read_file(dir.file("links.jsonl"))
+              .find(fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})", server.url("/item/1.html"), page)) !=
+          std::string::npos);
   }
   SECTION("parse.json") {
     auto items =
