@@ -103,6 +103,20 @@ const Schema& expect_schema() {
                                            "a query and its expected rows"),
                       "SQL queries with their expected results")
           .with_default(""),
+      FieldSpec::list("files",
+                      FieldSpec::object_of("file",
+                                           Schema({
+                                               FieldSpec::string("path", "a file the run wrote (sink.jsonl, sink.csv)")
+                                                   .make_required(),
+                                               FieldSpec::scalar("lines", "its count of lines: 13, 10..20, 10.., ..20")
+                                                   .validated_by(check_count),
+                                               FieldSpec::list("contains", FieldSpec::string("text", "a piece of text"),
+                                                               "texts the file must hold, each somewhere")
+                                                   .with_default(""),
+                                           }),
+                                           "a file to check"),
+                      "files: line counts and texts they hold")
+          .with_default(""),
       FieldSpec::map("errors", FieldSpec::scalar("count", "0, 1..3, ..5").validated_by(check_count),
                      "node id -> its error count: exact or a range")
           .with_default(""),

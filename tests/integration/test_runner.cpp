@@ -112,6 +112,24 @@ TEST_CASE("sluice test prints each assertion and a closing count, and fails on a
   CHECK_THAT(failed.out, Catch::Contains("  FAIL 'SELECT count(*) FROM e' gives [1], expected [0]\n"));
   CHECK_THAT(failed.out, Catch::EndsWith("1 passed, 2 failed\n"));
 
+  // Files a run wrote: line counts and texts (a CSV or JSON Lines output), relative to the folder.
+  test::write_file(dir.file("out.csv"), "a,b\n1,2\n3,4");
+  test::write_file(dir.file("files.yaml"), small_pipeline(dir, 50,
+                                                          fmt::format(R"(expect:
+  files:
+    - {{path: {0}, lines: 3, contains: ["3,4", "5,6"]}}
+    - {{path: {0}, lines: "4.."}}
+    - {{path: {1}}})",
+                                                                      dir.file("out.csv"), dir.file("none.csv"))));
+  auto files = sluice_cli(dir, {"test", dir.file("files.yaml")});
+  CHECK(files.code == 1);
+  CHECK_THAT(files.out, Catch::Contains(fmt::format("  ok   lines of '{0}': 3, expected 3\n"
+                                                    "  ok   '{0}' holds '3,4'\n"
+                                                    "  FAIL '{0}' does not hold '5,6'\n"
+                                                    "  FAIL lines of '{0}': 3, expected 4..\n"
+                                                    "  FAIL cannot read '{1}': No such file or directory\n",
+                                                    dir.file("out.csv"), dir.file("none.csv"))));
+
   test::write_file(dir.file("invalid.yaml"),
                    small_pipeline(dir, 50, "expect:\n  errors: {nosuch: 0}\n  dropped: {nope: 0}\n  rowz: 1"));
   auto invalid = sluice_cli(dir, {"test", dir.file("invalid.yaml")});

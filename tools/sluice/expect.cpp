@@ -4,7 +4,11 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <set>
 
@@ -65,8 +69,8 @@ std::string database_of(const Plan& plan, const Config& c) {
   std::set<std::string> files;
   for (const auto& [path, table] : store_tables(plan)) files.insert(path);
   if (files.size() == 1) return *files.begin();
-  throw std::runtime_error(
-      fmt::format("{}: an assertion needs 'db:' here: the pipeline's stores write to {} files", plan.file, files.size()));
+  throw std::runtime_error(fmt::format("{}: an assertion needs 'db:' here: the pipeline's stores write to {} files",
+                                       plan.file, files.size()));
 }
 
 std::string range_text(std::int64_t low, std::int64_t high) {
@@ -102,19 +106,18 @@ std::vector<ExpectResult> check_expectations(const Plan& plan, const RunReport& 
         parse_count_range(t.scalar("rows").to_text(), low, high);
         auto rows = query(db, "SELECT count(*) FROM " + quote_identifier(table));
         std::int64_t n = std::stoll(rows.at(0));
-        return ExpectResult{n >= low && n <= high, fmt::format("rows of '{}' in {}: {}, expected {}", table, db, n,
-                                                               range_text(low, high))};
+        return ExpectResult{n >= low && n <= high,
+                            fmt::format("rows of '{}' in {}: {}, expected {}", table, db, n, range_text(low, high))};
       });
     }
     for (const auto& column : t.list("required")) {
       attempt([&] {
         std::string db = database_of(plan, t);
         std::string name = std::get<Value>(column.v).to_text();
-        auto rows = query(db, fmt::format("SELECT count(*) FROM {} WHERE {} IS NULL OR {} = ''", quote_identifier(table),
-                                          quote_identifier(name), quote_identifier(name)));
-        return ExpectResult{rows.at(0) == "0",
-                            fmt::format("'{}.{}' is set in every row of {}: {} rows without it", table, name, db,
-                                        rows.at(0))};
+        auto rows = query(db, fmt::format("SELECT count(*) FROM {} WHERE {} IS NULL OR {} = ''",
+                                          quote_identifier(table), quote_identifier(name), quote_identifier(name)));
+        return ExpectResult{rows.at(0) == "0", fmt::format("'{}.{}' is set in every row of {}: {} rows without it",
+                                                           table, name, db, rows.at(0))};
       });
     }
   }
@@ -126,11 +129,35 @@ std::vector<ExpectResult> check_expectations(const Plan& plan, const RunReport& 
       for (const auto& row : q.list("equals")) expected.push_back(std::get<Value>(row.v).to_text());
       auto rows = query(db, q.string("sql"));
       auto joined = [](const std::vector<std::string>& r) { return fmt::format("[{}]", fmt::join(r, ", ")); };
-      return ExpectResult{rows == expected,
-                          rows == expected ? fmt::format("'{}' gives {}", q.string("sql"), joined(rows))
-                                           : fmt::format("'{}' gives {}, expected {}", q.string("sql"), joined(rows),
-                                                         joined(expected))};
+      return ExpectResult{rows == expected, rows == expected
+                                                ? fmt::format("'{}' gives {}", q.string("sql"), joined(rows))
+                                                : fmt::format("'{}' gives {}, expected {}", q.string("sql"),
+                                                              joined(rows), joined(expected))};
     });
+  }
+  for (const auto& item : e.list("files")) {
+    const Config& f = *std::get<ConfigValue::Object>(item.v);
+    const std::string path = f.string("path");
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      out.push_back(ExpectResult{false, fmt::format("cannot read '{}': {}", path, std::strerror(errno))});
+      continue;
+    }
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (f.has("lines")) {
+      std::int64_t low = 0, high = 0;
+      parse_count_range(f.scalar("lines").to_text(), low, high);
+      auto n = static_cast<std::int64_t>(std::count(text.begin(), text.end(), '\n') +
+                                         (!text.empty() && text.back() != '\n' ? 1 : 0));
+      out.push_back(ExpectResult{n >= low && n <= high,
+                                 fmt::format("lines of '{}': {}, expected {}", path, n, range_text(low, high))});
+    }
+    for (const auto& piece : f.list("contains")) {
+      const std::string text_wanted = std::get<Value>(piece.v).to_text();
+      const bool found = text.find(text_wanted) != std::string::npos;
+      out.push_back(
+          ExpectResult{found, fmt::format("'{}' {} '{}'", path, found ? "holds" : "does not hold", text_wanted)});
+    }
   }
   for (const char* counts : {"errors", "dropped"}) {
     for (const auto& [id, count] : e.map(counts)) {
