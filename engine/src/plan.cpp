@@ -5,6 +5,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <set>
 #include <tuple>
 
@@ -178,6 +179,7 @@ class Planner {
                                   : fmt::format("unknown top-level key '{}' (did you mean '{}'?)", key.scalar, hint));
     }
     plan_.file = file_;
+    options_ = &options;
     read_settings(root, options);
     const SpecNode* nodes = root.find("nodes");
     if (!nodes) {
@@ -186,6 +188,12 @@ class Planner {
       diags_.error(nodes->where, fmt::format("'nodes' must be a list of nodes, got {}", nodes->describe()));
     } else {
       for (const auto& item : nodes->items) read_node(item);
+    }
+    for (const auto& [key, value] : options.overrides) {
+      const std::string id = key.substr(0, key.find('.'));
+      if (id.size() < key.size() && !ids_.count(id) && !bad_ids_.count(id)) {
+        diags_.error(Location{"--set " + key, 0, 0}, fmt::format("no node '{}' in this pipeline", id));
+      }
     }
     const SpecNode* edges = root.find("edges");
     if (edges && !edges->is_sequence()) {
@@ -256,6 +264,7 @@ class Planner {
       }
     }
     for (const auto& [key, value] : options.overrides) {
+      if (key.find('.') != std::string::npos) continue;  // a node's: id.key
       SpecNode k;
       k.kind = SpecNode::Kind::scalar;
       k.scalar = key;
@@ -298,11 +307,69 @@ class Planner {
     }
   }
 
-  void read_node(const SpecNode& item) {
-    if (!item.is_map()) {
-      diags_.error(item.where, fmt::format("a node must be a map with 'id' and 'type', got {}", item.describe()));
+  // `written` with the command line's `--set ID.KEY=VALUE` overrides of its id applied: KEY may be a
+  // path into nested maps (retries.attempts), and VALUE a YAML scalar or flow list or map.
+  const SpecNode& with_overrides(const SpecNode& written) {
+    const SpecNode* id = written.find("id");
+    if (!id || !id->is_scalar() || !options_) return written;
+    const std::string prefix = id->scalar + ".";
+    bool any = false;
+    for (const auto& [key, value] : options_->overrides) {
+      if (!key.starts_with(prefix)) continue;
+      if (!any) overridden_.push_back(std::make_unique<SpecNode>(written));
+      any = true;
+      const Location where{"--set " + key, 0, 0};
+      const std::string path = key.substr(prefix.size());
+      if (path.empty() || path == "id" || path == "type" || path.starts_with("id.") || path.starts_with("type.")) {
+        diags_.error(where, "a node's id and type cannot be set from the command line");
+        continue;
+      }
+      SpecNode parsed;
+      if (value.starts_with('[') || value.starts_with('{')) {
+        parsed = parse_spec(value, "--set " + key, options_->env, diags_);
+      } else {
+        parsed.kind = SpecNode::Kind::scalar;
+        parsed.scalar = value;
+      }
+      set_path(*overridden_.back(), path, std::move(parsed), where);
+    }
+    return any ? *overridden_.back() : written;
+  }
+
+  static void set_path(SpecNode& map, std::string_view path, SpecNode value, const Location& where) {
+    const auto dot = path.find('.');
+    const std::string name(path.substr(0, dot));
+    SpecNode* slot = nullptr;
+    for (auto& [k, v] : map.entries) {
+      if (k.scalar == name) slot = &v;
+    }
+    if (!slot) {
+      SpecNode k;
+      k.kind = SpecNode::Kind::scalar;
+      k.scalar = name;
+      k.where = where;
+      map.entries.emplace_back(std::move(k), SpecNode{});
+      slot = &map.entries.back().second;
+    }
+    if (dot == std::string_view::npos) {
+      *slot = std::move(value);
+      slot->where = where;
       return;
     }
+    if (!slot->is_map()) {
+      *slot = SpecNode{};
+      slot->kind = SpecNode::Kind::map;
+      slot->where = where;
+    }
+    set_path(*slot, path.substr(dot + 1), std::move(value), where);
+  }
+
+  void read_node(const SpecNode& written) {
+    if (!written.is_map()) {
+      diags_.error(written.where, fmt::format("a node must be a map with 'id' and 'type', got {}", written.describe()));
+      return;
+    }
+    const SpecNode& item = with_overrides(written);
     const SpecNode* id = item.find("id");
     const SpecNode* type = item.find("type");
     bool ok = true;
@@ -688,6 +755,8 @@ class Planner {
   Plan plan_;
   std::map<std::string, std::size_t> ids_;
   std::set<std::string> bad_ids_;
+  const LoadOptions* options_ = nullptr;
+  std::vector<std::unique_ptr<SpecNode>> overridden_;  // nodes with --set overrides applied
   // Ends of edges dropped for an error at their other end.
   std::vector<std::tuple<std::size_t, std::string, PortDirection>> broken_edge_ends_;
 };

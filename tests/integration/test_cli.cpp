@@ -103,6 +103,33 @@ TEST_CASE("settings given with --set override the file, and a bad value is a usa
   CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))).size() == 5);
 }
 
+TEST_CASE("a node's config is overridden with --set ID.KEY=VALUE, nested keys and flow lists included", "[cli]") {
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), kValid);
+  ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str());
+  // A scalar, a key the file does not have, and a flow list for the sink's fields.
+  Result ok = sluice_cli(dir, {"run", "-q", dir.file("p.yaml"), "--set", "src.to=3", "--set", "src.field=link", "--set",
+                               "out.fields=[link, n]", "--set", "batch=2"});
+  CHECK(ok.code == 0);
+  CHECK(test::read_file(dir.file("out.jsonl")) ==
+        "{\"link\":\"u1\",\"n\":1}\n{\"link\":\"u2\",\"n\":2}\n{\"link\":\"u3\",\"n\":3}\n");
+  // A nested key: boom's on_error and a value it checks.
+  Result skip =
+      sluice_cli(dir, {"run", "-q", dir.file("p.yaml"), "--set", "boom.equals=2", "--set", "boom.on_error=skip"});
+  CHECK(skip.code == 0);
+  CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))).size() == 4);
+
+  Result bad = sluice_cli(dir, {"run", dir.file("p.yaml"), "--set", "src.to=many", "--set", "nosuch.x=1", "--set",
+                                "out.type=sink.csv", "--set", "src.tmeplate=x"});
+  CHECK(bad.code == 2);
+  CHECK(bad.err ==
+        "--set nosuch.x: error: no node 'nosuch' in this pipeline\n"
+        "--set out.type: error: a node's id and type cannot be set from the command line\n"
+        "--set src.tmeplate: error: unknown key 'tmeplate' in node 'src' (source.list) (did you mean "
+        "'template'?)\n"
+        "--set src.to: error: to: expected an int, got 'many'\n");
+}
+
 TEST_CASE("a failed run exits 1 and lists its errors with node and record", "[cli]") {
   TempDir dir;
   test::write_file(dir.file("p.yaml"), kValid);

@@ -436,7 +436,7 @@ int main(int argc, char** argv) {
   LoadArgs& load_args = run_args.load;
 
   auto add_load_options = [&](CLI::App* cmd) {
-    cmd->add_option("--set", load_args.sets, "override a setting: key=value (repeatable)");
+    cmd->add_option("--set", load_args.sets, "override a setting (key=value) or a node's config (id.key=value); repeatable");
     cmd->add_option("--plugin", load_args.plugins, "load node types from a plugin library (repeatable)");
   };
   auto* run = app.add_subcommand("run", "run a pipeline");

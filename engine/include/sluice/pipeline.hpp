@@ -68,7 +68,9 @@ struct Plan {
 };
 
 struct LoadOptions {
-  // `--set key=value` overrides for settings, applied after ${VAR} substitution.
+  // `--set key=value` overrides for settings, and `--set id.key=value` for a node's config (key may
+  // be a path into nested maps; a value starting with [ or { is a YAML flow list or map), applied
+  // after ${VAR} substitution.
   std::vector<std::pair<std::string, std::string>> overrides;
   EnvLookup env = process_env();
 };
