@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <functional>
 #include <iterator>
+#include <functional>
 #include <limits>
 #include <set>
 
@@ -69,8 +69,8 @@ std::string database_of(const Plan& plan, const Config& c) {
   std::set<std::string> files;
   for (const auto& [path, table] : store_tables(plan)) files.insert(path);
   if (files.size() == 1) return *files.begin();
-  throw std::runtime_error(fmt::format("{}: an assertion needs 'db:' here: the pipeline's stores write to {} files",
-                                       plan.file, files.size()));
+  throw std::runtime_error(
+      fmt::format("{}: an assertion needs 'db:' here: the pipeline's stores write to {} files", plan.file, files.size()));
 }
 
 std::string range_text(std::int64_t low, std::int64_t high) {
@@ -106,18 +106,19 @@ std::vector<ExpectResult> check_expectations(const Plan& plan, const RunReport& 
         parse_count_range(t.scalar("rows").to_text(), low, high);
         auto rows = query(db, "SELECT count(*) FROM " + quote_identifier(table));
         std::int64_t n = std::stoll(rows.at(0));
-        return ExpectResult{n >= low && n <= high,
-                            fmt::format("rows of '{}' in {}: {}, expected {}", table, db, n, range_text(low, high))};
+        return ExpectResult{n >= low && n <= high, fmt::format("rows of '{}' in {}: {}, expected {}", table, db, n,
+                                                               range_text(low, high))};
       });
     }
     for (const auto& column : t.list("required")) {
       attempt([&] {
         std::string db = database_of(plan, t);
         std::string name = std::get<Value>(column.v).to_text();
-        auto rows = query(db, fmt::format("SELECT count(*) FROM {} WHERE {} IS NULL OR {} = ''",
-                                          quote_identifier(table), quote_identifier(name), quote_identifier(name)));
-        return ExpectResult{rows.at(0) == "0", fmt::format("'{}.{}' is set in every row of {}: {} rows without it",
-                                                           table, name, db, rows.at(0))};
+        auto rows = query(db, fmt::format("SELECT count(*) FROM {} WHERE {} IS NULL OR {} = ''", quote_identifier(table),
+                                          quote_identifier(name), quote_identifier(name)));
+        return ExpectResult{rows.at(0) == "0",
+                            fmt::format("'{}.{}' is set in every row of {}: {} rows without it", table, name, db,
+                                        rows.at(0))};
       });
     }
   }
@@ -129,10 +130,10 @@ std::vector<ExpectResult> check_expectations(const Plan& plan, const RunReport& 
       for (const auto& row : q.list("equals")) expected.push_back(std::get<Value>(row.v).to_text());
       auto rows = query(db, q.string("sql"));
       auto joined = [](const std::vector<std::string>& r) { return fmt::format("[{}]", fmt::join(r, ", ")); };
-      return ExpectResult{rows == expected, rows == expected
-                                                ? fmt::format("'{}' gives {}", q.string("sql"), joined(rows))
-                                                : fmt::format("'{}' gives {}, expected {}", q.string("sql"),
-                                                              joined(rows), joined(expected))};
+      return ExpectResult{rows == expected,
+                          rows == expected ? fmt::format("'{}' gives {}", q.string("sql"), joined(rows))
+                                           : fmt::format("'{}' gives {}, expected {}", q.string("sql"), joined(rows),
+                                                         joined(expected))};
     });
   }
   for (const auto& item : e.list("files")) {
