@@ -12,22 +12,23 @@ namespace {
 
 class Csv final : public FileSink {
  public:
-  Csv(const std::string& path, bool append, std::vector<std::string> fields, char delimiter, bool header,
+  Csv(const std::string& path, bool append, std::vector<std::string> fields, char delimiter, bool header, bool bom,
       bool escape_formulas, std::size_t buffer, std::chrono::nanoseconds interval, RunState* state)
       : FileSink(path, append, buffer, interval, state),
         fields_(std::move(fields)),
         delimiter_(delimiter),
         escape_formulas_(escape_formulas) {
-    // A file appended to keeps the header it has.
+    // A file appended to keeps the header (and byte order mark) it has.
+    std::string line;
+    if (bom && !had_content()) line = "\xEF\xBB\xBF";
     if (header && !had_content()) {
-      std::string line;
       for (std::size_t i = 0; i < fields_.size(); ++i) {
         if (i) line.push_back(delimiter_);
         cell(fields_[i], line);
       }
       line.push_back('\n');
-      preamble(line);
     }
+    if (!line.empty()) preamble(line);
   }
 
  private:
@@ -124,6 +125,8 @@ NodeType sink_csv_type() {
           .with_default(",")
           .validated_by(check_csv_delimiter),
       FieldSpec::boolean("header", "write the field names as the first line").with_default("true"),
+      FieldSpec::boolean("bom", "start a new file with a UTF-8 byte order mark, which Excel needs to read it as UTF-8")
+          .with_default("false"),
       FieldSpec::boolean("escape_formulas",
                          "prefix text that starts with = + - @ (a spreadsheet formula) with ' (OWASP CSV injection)")
           .with_default("true"),
@@ -136,7 +139,7 @@ NodeType sink_csv_type() {
     std::vector<std::string> fields;
     for (const auto& f : c.list("fields")) fields.push_back(std::get<Value>(f.v).to_text());
     return std::make_unique<Csv>(c.string("path"), c.boolean("append"), std::move(fields), c.string("delimiter")[0],
-                                 c.boolean("header"), c.boolean("escape_formulas"),
+                                 c.boolean("header"), c.boolean("bom"), c.boolean("escape_formulas"),
                                  static_cast<std::size_t>(c.size("buffer")), c.duration("interval"), ctx.state);
   };
   t.example = R"(- id: sheet

@@ -307,6 +307,11 @@ edges:
     CHECK(rows("types: {c: int}")[0] == fmt::format("node 'rows': types: 'c' is not a column of '{}' (a, b)", f));
     test::write_file(f, "");
     CHECK(rows("header: true")[0] == fmt::format("node 'rows': '{}' is empty: expected a header line", f));
+    test::write_file(f, std::string("\xFF\xFE"
+                                    "a\0,\0b\0\n\0",
+                                    12));
+    CHECK(rows("header: true")[0] ==
+          fmt::format("node 'rows': '{}' is UTF-16 (Excel's \"Unicode text\"): save it as \"CSV UTF-8\"", f));
   }
 }
 
@@ -755,6 +760,11 @@ edges:
           "7\t@x\t1\t\t\t\n");
     const std::string once = csv("");
     CHECK(csv("", true) == once + once.substr(once.find('\n') + 1));
+  }
+  SECTION("a byte order mark for Excel starts a new file, not an appended one") {
+    const std::string once = csv("    bom: true");
+    CHECK(once.starts_with("\xEF\xBB\xBFid,text,"));
+    CHECK(csv("    bom: true", true) == once + once.substr(once.find('\n') + 1));
   }
   SECTION("a row of one empty cell is written \"\", not as an empty line, which readers skip") {
     RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: csv
