@@ -3,6 +3,7 @@
 
 #include <fstream>
 #include <mutex>
+#include <set>
 
 #include "../builtin.hpp"
 #include "http_loop.hpp"
@@ -59,6 +60,18 @@ std::string check_rate(const Value& v) {
   return fmt::format("invalid rate '{}' (write requests per unit: 10/s, 600/m, 1/h)", v.to_text());
 }
 
+std::string check_proxy(const Value& v) {
+  const std::string text = v.to_text();
+  if (text == "none") return "";
+  const auto scheme_end = text.find("://");
+  const std::string scheme = scheme_end == std::string::npos ? "" : text.substr(0, scheme_end);
+  static const std::set<std::string> kSchemes = {"http", "https", "socks4", "socks4a", "socks5", "socks5h"};
+  if (!kSchemes.count(scheme) || text.size() == scheme_end + 3) {
+    return "expected a proxy URL (http://host:port, https://, socks5://, socks5h://) or none";
+  }
+  return "";
+}
+
 std::string check_status(const Value& v) {
   fetch::StatusSet probe;
   if (probe.add(v.to_text())) return "";
@@ -111,6 +124,7 @@ fetch::FetchOptions options_from(const Config& c) {
   o.http2 = c.boolean("http2");
   o.cookies = c.boolean("cookies");
   if (c.has("ca_file")) o.ca_file = c.string("ca_file");
+  if (c.has("proxy")) o.proxy = c.string("proxy") == "none" ? std::string() : c.string("proxy");
   o.per_host = static_cast<int>(c.integer("per_host"));
   if (c.has("rate")) o.rate = *fetch::parse_rate(c.string("rate"));
   o.burst = static_cast<int>(c.integer("burst"));
@@ -175,6 +189,10 @@ NodeType fetch_type() {
           FieldSpec::string("ca_file",
                             "PEM file of the certificate authorities to trust instead of the system's (a private CA); "
                             "certificates and host names are always verified"),
+          FieldSpec::string("proxy",
+                            "the proxy for this node's requests, robots.txt included: http://[user:password@]host:port "
+                            "(also https, socks5, socks5h); none: no proxy; default: the usual environment variables")
+              .validated_by(check_proxy),
           FieldSpec::integer("per_host", "requests in flight per host").with_default("8").at_least(1),
           FieldSpec::string("rate", "requests per host per unit (token bucket): 10/s, 600/m").validated_by(check_rate),
           FieldSpec::integer("burst", "requests a host may receive at once under `rate`").with_default("1").at_least(1),

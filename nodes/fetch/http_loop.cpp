@@ -662,6 +662,7 @@ void HttpLoop::set_options(Transfer& t) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!opt_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, opt_.ca_file.c_str());
+  if (opt_.proxy) curl_easy_setopt(e, CURLOPT_PROXY, opt_.proxy->c_str());  // "" turns the environment's off
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
                    static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(opt_.timeout).count()));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,

@@ -39,6 +39,7 @@ struct FetchOptions {
   bool http2 = true;
   bool cookies = false;
   std::string ca_file;  // PEM certificates of the authorities to trust instead of the system's; "": the system's
+  std::optional<std::string> proxy;  // unset: the environment's; "": none; else the proxy URL
   int per_host = 8;
   double rate = 0;  // requests per second per host; 0 = unlimited
   int burst = 1;

@@ -1161,6 +1161,25 @@ TEST_CASE("proxies come from the usual environment variables", "[fetch]") {
     CHECK(proxy.counter("*").requests == 0);
     CHECK(target.counter("/echo").requests == 1);
   }
+  SECTION("a node's proxy: none goes direct whatever the environment says") {
+    const std::string r = fetch_one(target.url("/echo"), "    proxy: none");
+    CHECK(contains(r, R"(\"path\":\"/echo\")"));
+    CHECK(proxy.counter("*").requests == 0);
+  }
+}
+
+TEST_CASE("a node's proxy carries its requests, robots.txt included, with credentials in its URL", "[fetch]") {
+  FixtureServer target;
+  FixtureServer proxy;
+  ScopedEnv http_proxy("http_proxy", nullptr), all_proxy("all_proxy", nullptr);
+  const std::string port = proxy.url("").substr(proxy.url("").rfind(':') + 1);
+  const std::string r =
+      fetch_one(target.url("/echo"), fmt::format("    proxy: http://scraper:s3cret@127.0.0.1:{}", port));
+  CHECK(contains(r, "proxied " + target.url("/echo")));
+  CHECK(proxy.counter("proxy").requests == 2);  // /robots.txt and the page
+  CHECK(target.counter("*").requests == 0);
+  // The credentials went to the proxy as Proxy-Authorization (Basic scraper:s3cret).
+  CHECK(proxy.counter("proxy-auth:Basic c2NyYXBlcjpzM2NyZXQ=").requests == 2);
 }
 
 TEST_CASE("TLS certificates and host names are verified — ca_file trusts a private authority", "[fetch][security]") {

@@ -196,6 +196,8 @@ struct FixtureServer::Impl {
                           : slash == std::string::npos ? path
                                                        : path.substr(0, slash);
       keys_ = {"*", first, "host:" + req.get_header_value("Host"), "agent:" + req.get_header_value("User-Agent")};
+      if (req.has_header("Proxy-Authorization"))
+        keys_.push_back("proxy-auth:" + req.get_header_value("Proxy-Authorization"));
       const std::string peer = fmt::format("{}:{}", req.remote_addr, req.remote_port);
       const auto now = std::chrono::steady_clock::now();
       std::lock_guard lock(impl_.mutex);

@@ -35,8 +35,8 @@
 // With `tls` the same endpoints are served over HTTPS (HTTP/1.1), with a self-signed certificate.
 //
 // Counters: requests seen, current and maximum concurrent requests, and the client connections they
-// came on, per first path segment ("/delay"; "proxy" for absolute-form targets), per Host header and
-// per User-Agent header. Not counted: /__stats and /__reset.
+// came on, per first path segment ("/delay"; "proxy" for absolute-form targets), per Host header,
+// per User-Agent header and per Proxy-Authorization header (when a request has one). Not counted: /__stats and /__reset.
 #pragma once
 
 #include <chrono>
@@ -79,7 +79,7 @@ class FixtureServer {
   std::string reset_url() const;                         // http://127.0.0.1:<reset port>/
 
   // Keys: "*" (all), "/delay" (first path segment), "proxy" (absolute-form targets), "host:<Host header>",
-  // "agent:<User-Agent header>".
+  // "agent:<User-Agent header>", "proxy-auth:<Proxy-Authorization header>".
   std::map<std::string, Counter> counters() const;
   Counter counter(const std::string& key) const;
   // When each request counted under `key` arrived (steady clock), in arrival order; the first 100,000.
