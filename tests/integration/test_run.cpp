@@ -307,9 +307,10 @@ edges:
     CHECK(rows("types: {c: int}")[0] == fmt::format("node 'rows': types: 'c' is not a column of '{}' (a, b)", f));
     test::write_file(f, "");
     CHECK(rows("header: true")[0] == fmt::format("node 'rows': '{}' is empty: expected a header line", f));
-    test::write_file(f, std::string("\xFF\xFE"
-                                    "a\0,\0b\0\n\0",
-                                    12));
+    const char utf16[] =
+        "\xFF\xFE"
+        "a\0,\0b\0\n\0";  // "a,b\n" in UTF-16LE with its byte order mark
+    test::write_file(f, std::string(utf16, sizeof utf16 - 1));
     CHECK(rows("header: true")[0] ==
           fmt::format("node 'rows': '{}' is UTF-16 (Excel's \"Unicode text\"): save it as \"CSV UTF-8\"", f));
   }
