@@ -34,6 +34,24 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
   return len;
 }
 
+// (iconv's UTF-8 reader is no help for this: glibc's passes 5-byte forms and code points beyond
+// U+10FFFF.)
+std::string sanitize_utf8(std::string_view in) {
+  std::string out;
+  out.reserve(in.size() + 16);
+  for (std::size_t i = 0; i < in.size();) {
+    const std::size_t len = utf8_sequence(in, i);
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(in.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
+
 namespace {}  // namespace
 
 void append_json_string(std::string& out, std::string_view text) {

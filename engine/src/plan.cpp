@@ -5,7 +5,6 @@
 #include <fstream>
 #include <limits>
 #include <map>
-#include <memory>
 #include <set>
 #include <tuple>
 
@@ -179,7 +178,6 @@ class Planner {
                                   : fmt::format("unknown top-level key '{}' (did you mean '{}'?)", key.scalar, hint));
     }
     plan_.file = file_;
-    options_ = &options;
     read_settings(root, options);
     const SpecNode* nodes = root.find("nodes");
     if (!nodes) {
@@ -187,7 +185,7 @@ class Planner {
     } else if (!nodes->is_sequence()) {
       diags_.error(nodes->where, fmt::format("'nodes' must be a list of nodes, got {}", nodes->describe()));
     } else {
-      for (const auto& item : nodes->items) read_node(item);
+      for (const auto& item : nodes->items) read_node(item, options);
     }
     for (const auto& [key, value] : options.overrides) {
       const std::string id = key.substr(0, key.find('.'));
@@ -307,16 +305,17 @@ class Planner {
     }
   }
 
-  // `written` with the command line's `--set ID.KEY=VALUE` overrides of its id applied: KEY may be a
-  // path into nested maps (retries.attempts), and VALUE a YAML scalar or flow list or map.
-  const SpecNode& with_overrides(const SpecNode& written) {
+  // `written`, or a copy of it in `copy` with the command line's `--set ID.KEY=VALUE` overrides of
+  // its id applied: KEY may be a path into nested maps (retries.attempts), and VALUE a YAML scalar
+  // or flow list or map.
+  const SpecNode& with_overrides(const SpecNode& written, const LoadOptions& options, SpecNode& copy) {
     const SpecNode* id = written.find("id");
-    if (!id || !id->is_scalar() || !options_) return written;
+    if (!id || !id->is_scalar()) return written;
     const std::string prefix = id->scalar + ".";
     bool any = false;
-    for (const auto& [key, value] : options_->overrides) {
+    for (const auto& [key, value] : options.overrides) {
       if (!key.starts_with(prefix)) continue;
-      if (!any) overridden_.push_back(std::make_unique<SpecNode>(written));
+      if (!any) copy = written;
       any = true;
       const Location where{"--set " + key, 0, 0};
       const std::string path = key.substr(prefix.size());
@@ -326,14 +325,14 @@ class Planner {
       }
       SpecNode parsed;
       if (value.starts_with('[') || value.starts_with('{')) {
-        parsed = parse_spec(value, "--set " + key, options_->env, diags_);
+        parsed = parse_spec(value, "--set " + key, options.env, diags_);
       } else {
         parsed.kind = SpecNode::Kind::scalar;
         parsed.scalar = value;
       }
-      set_path(*overridden_.back(), path, std::move(parsed), where);
+      set_path(copy, path, std::move(parsed), where);
     }
-    return any ? *overridden_.back() : written;
+    return any ? copy : written;
   }
 
   static void set_path(SpecNode& map, std::string_view path, SpecNode value, const Location& where) {
@@ -364,12 +363,13 @@ class Planner {
     set_path(*slot, path.substr(dot + 1), std::move(value), where);
   }
 
-  void read_node(const SpecNode& written) {
+  void read_node(const SpecNode& written, const LoadOptions& options) {
     if (!written.is_map()) {
       diags_.error(written.where, fmt::format("a node must be a map with 'id' and 'type', got {}", written.describe()));
       return;
     }
-    const SpecNode& item = with_overrides(written);
+    SpecNode copy;
+    const SpecNode& item = with_overrides(written, options, copy);
     const SpecNode* id = item.find("id");
     const SpecNode* type = item.find("type");
     bool ok = true;
@@ -755,8 +755,6 @@ class Planner {
   Plan plan_;
   std::map<std::string, std::size_t> ids_;
   std::set<std::string> bad_ids_;
-  const LoadOptions* options_ = nullptr;
-  std::vector<std::unique_ptr<SpecNode>> overridden_;  // nodes with --set overrides applied
   // Ends of edges dropped for an error at their other end.
   std::vector<std::tuple<std::size_t, std::string, PortDirection>> broken_edge_ends_;
 };

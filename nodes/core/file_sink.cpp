@@ -34,9 +34,8 @@ FileSink::~FileSink() {
 }
 
 void FileSink::preamble(const std::string& text) {
-  buffer_.insert(0, text);
-  for (auto& end : ends_) end += text.size();
-  preamble_ += text.size();
+  buffer_ = text;  // from a constructor: nothing is buffered yet
+  preamble_ = text.size();
 }
 
 void FileSink::write(std::vector<Record>& records) {

@@ -38,7 +38,7 @@ class FileSink : public SinkNode {
  protected:
   // Appends the text of one record, its line end included.
   virtual void format(const Record& record, std::string& out) = 0;
-  // Appends text that belongs to no record (a header line); written with the first buffer.
+  // Text that belongs to no record (a header line), from a subclass's constructor: written first.
   void preamble(const std::string& text);
   // True when the file had content before this run (append to a non-empty file).
   bool had_content() const { return had_content_; }

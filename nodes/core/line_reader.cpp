@@ -40,19 +40,14 @@ bool LineReader::next(std::string_view& line) {
       throw NodeError(fmt::format("line {} of '{}' is longer than {} MiB: expected text with one value per line",
                                   line_number_ + 1, path_, kMaxLine >> 20));
     }
-    if (nl) {
+    if (nl || (at_end_ && begin_ < end_)) {
       line = std::string_view(from, length);
-      begin_ += length + 1;
-      ++line_number_;
+      begin_ += nl ? length + 1 : length;
+      // A byte order mark (a file saved by a Windows editor or a spreadsheet) is not text.
+      if (++line_number_ == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
       return true;
     }
-    if (at_end_) {
-      if (begin_ == end_) return false;
-      line = std::string_view(from, end_ - begin_);
-      begin_ = end_;
-      ++line_number_;
-      return true;
-    }
+    if (at_end_) return false;
     if (begin_ > 0) {  // the partial line to the front, to make room
       std::memmove(buffer_.get(), from, end_ - begin_);
       end_ -= begin_;

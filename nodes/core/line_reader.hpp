@@ -23,7 +23,8 @@ class LineReader {
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
 
-  // The next line, without its '\n' (the last one may have none), valid until the next call. False
+  // The next line, without its '\n' (the last one may have none) and, for the first, without a
+  // UTF-8 byte order mark; valid until the next call. False
   // at the end of the input, and when the run stops while a pipe has nothing to read. A line longer
   // than kMaxLine is an error (a binary file, or a file with no newlines), not read on.
   bool next(std::string_view& line);

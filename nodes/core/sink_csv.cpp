@@ -61,18 +61,11 @@ class Csv final : public FileSink {
 
   // Text from a page: a cell a spreadsheet would read as a formula (=, +, -, @ first, or a tab or
   // carriage return) gets a leading ' unless escape_formulas is off (OWASP's CSV injection).
-  void text_cell(std::string_view text, std::string& out) {
-    std::string fixed;
-    for (std::size_t i = 0; i < text.size();) {
-      const std::size_t n = utf8_sequence(text, i);
-      if (n == 0 && fixed.empty()) fixed.assign(text.substr(0, i));
-      if (!fixed.empty() || n == 0) fixed += n ? text.substr(i, n) : std::string_view("\xEF\xBF\xBD");
-      i += n ? n : 1;
-    }
-    if (!fixed.empty()) text = fixed;
+  void text_cell(std::string_view raw, std::string& out) {
+    const std::string text = sanitize_utf8(raw);
     if (escape_formulas_ && !text.empty() &&
         std::string_view("=+-@\t\r").find(text.front()) != std::string_view::npos) {
-      cell("'" + std::string(text), out);
+      cell("'" + text, out);
     } else {
       cell(text, out);
     }

@@ -74,7 +74,6 @@ class CsvRows final : public SourceNode {
     std::string_view line;
     do {
       if (!lines_.next(line)) return false;
-      if (lines_.line_number() == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);  // a BOM
       if (lines_.line_number() == 1 && (line.starts_with("\xFF\xFE") || line.starts_with("\xFE\xFF"))) {
         throw NodeError(
             fmt::format("'{}' is UTF-16 (Excel's \"Unicode text\"): save it as \"CSV UTF-8\"", lines_.name()));

@@ -38,8 +38,6 @@ class FileLines final : public SourceNode {
   bool next(Record& out) override {
     std::string_view line;
     while (lines_.next(line)) {
-      // A byte order mark (a file saved by a Windows editor or a spreadsheet) is not part of the item.
-      if (lines_.line_number() == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
       std::size_t b = line.find_first_not_of(" \t\r");
       if (b == std::string_view::npos || line[b] == '#') continue;
       std::size_t e = line.find_last_not_of(" \t\r");

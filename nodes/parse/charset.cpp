@@ -157,24 +157,6 @@ bool mostly_utf8(std::string_view s) {
   return good > bad;
 }
 
-// `in` with every byte that is not part of a well-formed UTF-8 sequence replaced by U+FFFD.
-// (iconv's UTF-8 reader is no help: glibc's passes 5-byte forms and code points beyond U+10FFFF.)
-std::string sanitize_utf8(std::string_view in) {
-  std::string out;
-  out.reserve(in.size() + 16);
-  for (std::size_t i = 0; i < in.size();) {
-    const std::size_t len = utf8_sequence(in, i);
-    if (len == 0) {
-      out += kReplacement;
-      ++i;
-    } else {
-      out.append(in.substr(i, len));
-      i += len;
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string_view charset_param(std::string_view content_type) {

@@ -12,6 +12,8 @@ namespace sluice {
 // The length of the well-formed UTF-8 sequence at s[i] (1-4), or 0 where there is none (a stray
 // byte, an overlong form, a surrogate, beyond U+10FFFF, cut off at the end).
 std::size_t utf8_sequence(std::string_view s, std::size_t i);
+// `in` with every byte that is not part of a well-formed UTF-8 sequence replaced by U+FFFD.
+std::string sanitize_utf8(std::string_view in);
 // Appends `text` as a JSON string literal. Invalid UTF-8 sequences become U+FFFD.
 void append_json_string(std::string& out, std::string_view text);
 // Appends a value: null, true/false, numbers (NaN and infinities as null), strings, bytes (as a
