@@ -2,6 +2,9 @@
 #pragma once
 
 #include <sqlite3.h>
+#include <sys/resource.h>
+
+#include <csignal>
 
 #include <cstdlib>
 #include <filesystem>
@@ -46,6 +49,21 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// Runs `plan` with files limited to `bytes` (RLIMIT_FSIZE): a file fills up part way through a write,
+// as on a full disk.
+inline RunReport run_with_file_limit(const Plan& plan, rlim_t bytes) {
+  struct rlimit saved {};
+  ::getrlimit(RLIMIT_FSIZE, &saved);
+  struct rlimit small = saved;
+  small.rlim_cur = bytes;
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  ::setrlimit(RLIMIT_FSIZE, &small);
+  RunReport report = run_pipeline(plan);
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  ::signal(SIGXFSZ, old_handler);
+  return report;
+}
 
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

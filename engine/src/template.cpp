@@ -6,6 +6,31 @@
 
 namespace sluice {
 
+std::uint64_t fnv1a64(std::string_view text) {
+  std::uint64_t hash = 14695981039346656037ull;
+  for (unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
+  return hash;
+}
+
+void append_file_name(std::string& out, std::string_view text) {
+  constexpr std::size_t kMaxBytes = 200;  // file systems allow 255; room for an extension
+  if (text.size() > kMaxBytes) {
+    std::size_t cut = kMaxBytes;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // a whole UTF-8 character
+    text = text.substr(0, cut);
+  }
+  if (text.empty()) {
+    out += '_';
+    return;
+  }
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = text[i];
+    const bool unsafe = c < 0x20 || c == 0x7F || c == '/' || c == '\\' || c == ':' || c == '*' || c == '?' ||
+                        c == '"' || c == '<' || c == '>' || c == '|' || (i == 0 && c == '.');
+    out += unsafe ? '_' : static_cast<char>(c);
+  }
+}
+
 std::optional<FieldTemplate> FieldTemplate::compile(std::string_view text, std::string* error) {
   FieldTemplate t;
   std::string literal;
@@ -28,8 +53,12 @@ std::optional<FieldTemplate> FieldTemplate::compile(std::string_view text, std::
           format = Format::url;
         } else if (spec == "json") {
           format = Format::json;
+        } else if (spec == "file") {
+          format = Format::file;
+        } else if (spec == "hash") {
+          format = Format::hash;
         } else {
-          if (error) *error = fmt::format("unknown format '{}' in '{{{}}}' (url or json)", spec, name);
+          if (error) *error = fmt::format("unknown format '{}' in '{{{}}}' (url, json, file or hash)", spec, name);
           return std::nullopt;
         }
         name = name.substr(0, colon);
@@ -79,6 +108,12 @@ std::string FieldTemplate::render(const Record& record) const {
         } else {
           out += "null";
         }
+        break;
+      case Format::file:
+        append_file_name(out, v ? v->to_text() : std::string());
+        break;
+      case Format::hash:
+        out += fmt::format("{:016x}", fnv1a64(v ? v->to_text() : std::string()));
         break;
     }
   }

@@ -222,7 +222,7 @@ edges:
   - s -> q -> o
 )",
                                  "t.yaml", test::builtin_registry(), {}, diags));
-  CHECK(diags.to_string() == "t.yaml:4:33: error: fields.u: unknown format 'jsn' in '{url:jsn}' (url or json)\n");
+  CHECK(diags.to_string() == "t.yaml:4:33: error: fields.u: unknown format 'jsn' in '{url:jsn}' (url, json, file or hash)\n");
 }
 
 TEST_CASE("a null field renders as empty text, as a missing one does, and as null with :json", "[run]") {
@@ -655,23 +655,6 @@ TEST_CASE("a sink that cannot write fails the run with the node id and the cause
   CHECK(report.errors[0].to_string() == "node 'out': write to '/dev/full' failed: No space left on device");
 }
 
-namespace {
-// Runs `plan` with files limited to `bytes` (RLIMIT_FSIZE): a file fills up part way through a write,
-// as on a full disk.
-RunReport run_with_file_limit(const Plan& plan, rlim_t bytes) {
-  struct rlimit saved {};
-  ::getrlimit(RLIMIT_FSIZE, &saved);
-  struct rlimit small = saved;
-  small.rlim_cur = bytes;
-  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
-  ::setrlimit(RLIMIT_FSIZE, &small);
-  RunReport report = run_pipeline(plan);
-  ::setrlimit(RLIMIT_FSIZE, &saved);
-  ::signal(SIGXFSZ, old_handler);
-  return report;
-}
-}  // namespace
-
 TEST_CASE("a sink.jsonl file that cannot grow keeps whole lines and counts every line it lost", "[run]") {
   TempDir dir;
   const std::string path = dir.file("out.jsonl");
@@ -682,7 +665,7 @@ TEST_CASE("a sink.jsonl file that cannot grow keeps whole lines and counts every
     to: 20000)",
                                   "", path) +
                             "    buffer: 4KiB\n    on_error: " + on_error + "\nedges:\n  - src -> out\n");
-  RunReport report = run_with_file_limit(plan, 100000);
+  RunReport report = test::run_with_file_limit(plan, 100000);
 
   const std::string text = test::read_file(path);
   CHECK(text.size() <= 100000);
@@ -812,7 +795,7 @@ nodes:
 edges:
   - src -> note -> out
 )");
-  RunReport report = run_with_file_limit(plan, 100000);
+  RunReport report = test::run_with_file_limit(plan, 100000);
 
   const std::string text = test::read_file(path);
   CHECK(text.size() > 90000);

@@ -82,6 +82,22 @@ std::string content_type_for(const std::filesystem::path& p) {
   return "application/octet-stream";
 }
 
+}  // namespace
+
+std::string random_bytes(std::size_t n, std::uint64_t seed) {
+  std::string out(n, '\0');
+  std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (char& c : out) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = static_cast<char>(x >> 56);
+  }
+  return out;
+}
+
+namespace {
+
 std::string http_date(std::time_t t) {
   char buf[64];
   std::tm tm{};
@@ -282,6 +298,12 @@ struct FixtureServer::Impl {
                                              (void)offset;
                                              return true;
                                            });
+                }));
+    server->Get(R"(/bytes/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+                  const std::uint64_t seed = req.has_param("seed") ? std::stoull(req.get_param_value("seed")) : 1;
+                  const std::string type =
+                      req.has_param("type") ? req.get_param_value("type") : "application/octet-stream";
+                  res.set_content(random_bytes(std::stoull(req.matches[1]), seed), type);
                 }));
     server->Get("/gzip", tracked([this](const httplib::Request&, httplib::Response& res) {
                   res.set_header("Content-Encoding", "gzip");

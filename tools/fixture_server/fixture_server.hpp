@@ -15,6 +15,8 @@
 //                               "Retry-After: A" when given), then 200
 //   /truncated                  announces 100000 bytes, sends 1000, closes the connection
 //   /huge/<bytes>               a body of <bytes> bytes
+//   /bytes/<n>?seed=S&type=T    <n> bytes of every value 0-255 (random_bytes(n, S), S default 1),
+//                               sent as Content-Type T (default application/octet-stream)
 //   /gzip                       a gzip-encoded text body (Content-Encoding: gzip)
 //   /gzip-bomb                  64 KiB of gzip that decodes to 64 MiB
 //   /bad-gzip                   Content-Encoding: gzip on a body that is not gzip
@@ -63,6 +65,10 @@ struct CertificateFiles {
   std::string key;
 };
 CertificateFiles write_self_signed(const std::string& dir);
+
+// The body /bytes/<n>?seed=<seed> sends: `n` bytes of a fixed pseudo-random sequence (NULs, bytes
+// that are not UTF-8, line breaks), the same for the same seed.
+std::string random_bytes(std::size_t n, std::uint64_t seed);
 
 class FixtureServer {
  public:

@@ -1,6 +1,7 @@
 // Field templates: strings with {field} references filled from a record ("page {n} of {site}").
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,13 +11,22 @@
 
 namespace sluice {
 
+// The 64-bit FNV-1a hash of `text`: stable across builds and machines (a name, not a checksum).
+std::uint64_t fnv1a64(std::string_view text);
+
+// Appends `text` made safe as one file name: '/', '\', control characters and : * ? " < > | become
+// '_', as does a leading '.' (no "..", no hidden file); empty text gives "_"; cut to 200 bytes at
+// a character boundary.
+void append_file_name(std::string& out, std::string_view text);
+
 class FieldTemplate {
  public:
   // Compiles `text`; `{{` and `}}` write literal braces. `{field:url}` writes the field's text
   // percent-encoded for a URL's query or path segment (all but A-Z a-z 0-9 - . _ ~: "a&b c" is
   // "a%26b%20c"), `{field:json}` its value as JSON (a string quoted and escaped, a missing field
-  // null). On an unterminated `{` or another format returns nullopt and sets `error` to a message
-  // for a person.
+  // null), `{field:file}` its text as one file name (append_file_name()), `{field:hash}` the
+  // 16 hex digits of fnv1a64() of its text. On an unterminated `{` or another format returns
+  // nullopt and sets `error` to a message for a person.
   static std::optional<FieldTemplate> compile(std::string_view text, std::string* error = nullptr);
 
   // True when the text has no {field} reference.
@@ -28,7 +38,7 @@ class FieldTemplate {
   std::vector<std::string> fields() const;
 
  private:
-  enum class Format { text, url, json };
+  enum class Format { text, url, json, file, hash };
   std::vector<std::string> pieces_;  // literal, field, literal, ..., literal
   std::vector<Format> formats_;      // one per field
 };

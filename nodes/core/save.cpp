@@ -1,0 +1,384 @@
+// save: writes a field of each record (a fetched body: an image, a PDF, a page) to a file of its own
+// under `dir`, on the node's own thread, and passes the record on with the file's path and size.
+// Each file is written under a temporary name and renamed into place, so a file under its final
+// name is always whole: after a full disk, a kill or a power cut there is no half image.
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "../builtin.hpp"
+#include "../text.hpp"
+#include "sluice/template.hpp"
+
+namespace sluice::nodes {
+namespace {
+
+enum class Exists { replace, keep, fail };
+
+struct SaveOptions {
+  std::string dir;
+  std::optional<FieldTemplate> path;  // none: the URL's hash and an extension
+  std::string field;
+  std::string url_field;
+  std::string path_field;
+  std::string size_field;
+  bool keep_field = false;
+  Exists exists = Exists::replace;
+  bool sync = false;
+};
+
+// An extension for a file saved without a `path` template: the URL's own (".jpg" of /a/b.jpg?x=1),
+// else one for its Content-Type, else none.
+std::string extension_for(std::string_view url, std::string_view content_type) {
+  std::string_view path = url.substr(0, url.find_first_of("?#"));
+  if (const auto scheme = path.find("://"); scheme != std::string_view::npos) {
+    path.remove_prefix(scheme + 3);
+    const auto slash = path.find('/');
+    path = slash == std::string_view::npos ? std::string_view() : path.substr(slash);
+  }
+  const std::string_view last = path.substr(path.rfind('/') + 1);
+  if (const auto dot = last.rfind('.'); dot != std::string_view::npos && dot > 0 && last.size() - dot <= 9) {
+    const std::string_view ext = last.substr(dot + 1);
+    bool plain = !ext.empty();
+    for (char c : ext) plain = plain && std::isalnum(static_cast<unsigned char>(c));
+    if (plain) return "." + to_lower(ext);
+  }
+  const std::string type = to_lower(content_type.substr(0, content_type.find(';')));
+  static constexpr std::pair<std::string_view, std::string_view> kTypes[] = {{"text/html", ".html"},
+                                                                             {"application/xhtml+xml", ".html"},
+                                                                             {"application/json", ".json"},
+                                                                             {"application/xml", ".xml"},
+                                                                             {"text/xml", ".xml"},
+                                                                             {"text/plain", ".txt"},
+                                                                             {"text/csv", ".csv"},
+                                                                             {"application/pdf", ".pdf"},
+                                                                             {"image/jpeg", ".jpg"},
+                                                                             {"image/png", ".png"},
+                                                                             {"image/gif", ".gif"},
+                                                                             {"image/webp", ".webp"},
+                                                                             {"image/avif", ".avif"},
+                                                                             {"image/svg+xml", ".svg"},
+                                                                             {"application/zip", ".zip"},
+                                                                             {"application/gzip", ".gz"},
+                                                                             {"application/x-gzip", ".gz"},
+                                                                             {"application/rss+xml", ".xml"},
+                                                                             {"application/atom+xml", ".xml"}};
+  for (const auto& [name, ext] : kTypes) {
+    if (type == name) return std::string(ext);
+  }
+  return "";
+}
+
+// `rendered` as a relative path of plain components: empty and "." components are dropped; an
+// absolute path, "..", a NUL byte or nothing at all is refused (a scraped value must never write
+// outside `dir`). Returns "" and sets `error` when refused.
+std::string checked_relative(const std::string& rendered, std::string& error) {
+  if (rendered.find('\0') != std::string::npos) {
+    error = "path refused: it has a NUL byte";
+    return "";
+  }
+  if (rendered.starts_with('/')) {
+    error = fmt::format("path refused: '{}' is absolute; it must be relative to dir", rendered);
+    return "";
+  }
+  std::string out;
+  std::size_t start = 0;
+  while (start <= rendered.size()) {
+    std::size_t end = rendered.find('/', start);
+    if (end == std::string::npos) end = rendered.size();
+    const std::string_view part = std::string_view(rendered).substr(start, end - start);
+    if (part == "..") {
+      error =
+          fmt::format("path refused: '{}' leaves dir ('..'); {{field:file}} makes scraped text a safe name", rendered);
+      return "";
+    }
+    if (!part.empty() && part != ".") {
+      if (!out.empty()) out += '/';
+      out += part;
+    }
+    start = end + 1;
+  }
+  if (out.empty() || rendered.ends_with('/')) {
+    error = fmt::format("path refused: '{}' names no file", rendered);
+    return "";
+  }
+  return out;
+}
+
+class Save final : public AsyncNode {
+ public:
+  explicit Save(SaveOptions options) : o_(std::move(options)) {}
+
+  void start(AsyncOutput& out) override {
+    out_ = &out;
+    std::string error;
+    if (!make_dirs(o_.dir, error)) throw NodeError(error);
+    thread_ = std::thread([this] { run(); });
+  }
+
+  void submit(Record&& record) override {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(std::move(record));
+    }
+    cv_.notify_one();
+  }
+
+  // Records waiting to be saved fail from now on (the one being written is finished). A graceful
+  // stop needs nothing: records that reach this node are fetched already, and are saved.
+  void cancel() override {
+    std::lock_guard lock(mutex_);
+    cancelled_ = true;
+  }
+
+  void stop() override {
+    {
+      std::lock_guard lock(mutex_);
+      quit_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    pthread_setname_np(pthread_self(), "save");
+    std::unique_lock lock(mutex_);
+    while (true) {
+      cv_.wait(lock, [&] { return quit_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // quit_, and nothing left
+      std::deque<Record> batch = std::move(queue_);
+      queue_.clear();
+      lock.unlock();
+      for (Record& r : batch) {
+        if (cancelled_flag()) {
+          out_->fail(std::move(r), "cancelled before it was saved");
+        } else {
+          save(std::move(r));
+        }
+        if (out_->urgent()) out_->flush();
+      }
+      batch.clear();
+      out_->flush();
+      lock.lock();
+    }
+  }
+
+  bool cancelled_flag() {
+    std::lock_guard lock(mutex_);
+    return cancelled_;
+  }
+
+  void save(Record&& record) {
+    const Value* data = record.get(o_.field);
+    if (!data || data->is_null()) {
+      out_->fail(std::move(record), fmt::format("the record has no field '{}' to save", o_.field));
+      return;
+    }
+    std::string error;
+    std::string rel;
+    if (o_.path) {
+      rel = checked_relative(o_.path->render(record), error);
+    } else {
+      const Value* url = record.get(o_.url_field);
+      const Value* type = record.get("content_type");
+      if (!url || url->is_null()) {
+        error = fmt::format("the record has no field '{}' to name its file by (or give the node a path)", o_.url_field);
+      } else {
+        const std::string u = url->to_text();
+        rel = fmt::format("{:016x}{}", fnv1a64(u), extension_for(u, type && !type->is_null() ? type->to_text() : ""));
+      }
+    }
+    if (rel.empty()) {
+      out_->fail(std::move(record), error);
+      return;
+    }
+    const std::string path = o_.dir + "/" + rel;
+    std::optional<std::uint64_t> size;
+    if (const Bytes* b = data->as_bytes()) {
+      size = write_file(path, b->view(), error);
+    } else if (const std::string* s = data->as_string()) {
+      size = write_file(path, *s, error);
+    } else {
+      size = write_file(path, data->to_text(), error);
+    }
+    if (!size) {
+      out_->fail(std::move(record), error);
+      return;
+    }
+    if (!o_.keep_field) record.erase(o_.field);
+    record.set(o_.path_field, Value(path));
+    record.set(o_.size_field, Value(static_cast<std::int64_t>(*size)));
+    out_->complete(std::move(record));
+  }
+
+  // Writes `data` to `path` through a temporary file in its folder; returns the size of the file now
+  // under `path` (with `exists: keep`, perhaps an older one), or nullopt and sets `error`.
+  std::optional<std::uint64_t> write_file(const std::string& path, std::string_view data, std::string& error) {
+    const std::size_t slash = path.rfind('/');
+    const std::string folder = path.substr(0, slash);
+    if (!make_dirs(folder, error)) return std::nullopt;
+    struct stat st {};
+    if (o_.exists != Exists::replace && ::lstat(path.c_str(), &st) == 0) {
+      if (o_.exists == Exists::keep && S_ISREG(st.st_mode)) return static_cast<std::uint64_t>(st.st_size);
+      error = fmt::format("file exists: '{}'", path);
+      return std::nullopt;
+    }
+    const std::string temp =
+        fmt::format("{}/.{}.sluice-{}-{}.part", folder, path.substr(slash + 1, 100), ::getpid(), ++temp_count_);
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      error = fmt::format("cannot write: {}: '{}'", std::strerror(errno), temp);
+      return std::nullopt;
+    }
+    std::size_t done = 0;
+    while (done < data.size()) {
+      const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        error = fmt::format("cannot write: {}: '{}'", std::strerror(n < 0 ? errno : ENOSPC), path);
+        ::close(fd);
+        ::unlink(temp.c_str());
+        return std::nullopt;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    if ((o_.sync && ::fsync(fd) != 0) || ::close(fd) != 0) {
+      error = fmt::format("cannot write: {}: '{}'", std::strerror(errno), path);
+      ::unlink(temp.c_str());
+      return std::nullopt;
+    }
+    // keep and fail never replace a file that appeared meanwhile (another run saving the same URL).
+    const unsigned flags = o_.exists == Exists::replace ? 0 : RENAME_NOREPLACE;
+    if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(), flags) != 0) {
+      const int e = errno;
+      ::unlink(temp.c_str());
+      if (e == EEXIST && o_.exists == Exists::keep && ::stat(path.c_str(), &st) == 0) {
+        return static_cast<std::uint64_t>(st.st_size);
+      }
+      error = e == EEXIST ? fmt::format("file exists: '{}'", path)
+                          : fmt::format("cannot write: {}: renaming '{}' to '{}'", std::strerror(e), temp, path);
+      return std::nullopt;
+    }
+    if (o_.sync) sync_dir(folder);
+    return data.size();
+  }
+
+  // mkdir -p, remembering the folders made or found (most files of a run share a few).
+  bool make_dirs(const std::string& folder, std::string& error) {
+    if (folder.empty() || made_.count(folder)) return true;
+    std::size_t at = 0;
+    while (at != std::string::npos) {
+      at = folder.find('/', at + 1);
+      const std::string part = folder.substr(0, at);
+      if (made_.count(part)) continue;
+      if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
+        error = fmt::format("cannot create folder: {}: '{}'", std::strerror(errno), part);
+        return false;
+      }
+      struct stat st {};
+      if (::stat(part.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        error = fmt::format("cannot create folder: a file of that name exists: '{}'", part);
+        return false;
+      }
+      made_.insert(part);
+    }
+    return true;
+  }
+
+  static void sync_dir(const std::string& folder) {
+    const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    ::fsync(fd);
+    ::close(fd);
+  }
+
+  SaveOptions o_;
+  AsyncOutput* out_ = nullptr;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Record> queue_;
+  bool cancelled_ = false, quit_ = false;
+  // save thread only:
+  std::unordered_set<std::string> made_;
+  std::uint64_t temp_count_ = 0;
+};
+
+std::string check_template(const Value& v) {
+  std::string error;
+  return FieldTemplate::compile(v.to_text(), &error) ? "" : error;
+}
+
+}  // namespace
+
+NodeType save_type() {
+  NodeType t;
+  t.name = "save";
+  t.kind = NodeKind::async;
+  t.summary =
+      "writes a field of each record (a fetched image, PDF or page) to a file of its own, and passes the "
+      "record on with the file's path";
+  t.ports = transform_ports();
+  t.schema = Schema({
+      FieldSpec::string("dir", "the folder the files go to (created when missing)").make_required(),
+      FieldSpec::string("path",
+                        "the file's path under dir, a template: \"{sku:file}.jpg\", \"{category:file}/{url:hash}.pdf\" "
+                        "({field:file} makes scraped text safe as a name; '..' and absolute paths fail the record); "
+                        "default: the URL's hash and an extension from the URL or the Content-Type")
+          .validated_by(check_template),
+      FieldSpec::string("field", "the field written to the file").with_default("body"),
+      FieldSpec::string("url_field", "the URL that names the file when there is no path").with_default("url"),
+      FieldSpec::string("path_field", "the field that receives the file's path (dir included)").with_default("file"),
+      FieldSpec::string("size_field", "the field that receives the file's size in bytes").with_default("file_size"),
+      FieldSpec::boolean("keep_field", "keep the saved field in the record (default: removed, to free its memory)")
+          .with_default("false"),
+      FieldSpec::enumeration("exists", {"replace", "keep", "fail"},
+                             "when the file exists: replace it, keep it (the record goes on with the file there), "
+                             "or fail the record")
+          .with_default("replace"),
+      FieldSpec::boolean("sync",
+                         "fsync each file and its folder before the record goes on (survives a power cut; slow)")
+          .with_default("false"),
+  });
+  t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
+    const Config& c = ctx.config;
+    SaveOptions o;
+    o.dir = c.string("dir");
+    while (o.dir.size() > 1 && o.dir.ends_with('/')) o.dir.pop_back();
+    if (o.dir.empty()) o.dir = ".";
+    if (c.has("path")) o.path = FieldTemplate::compile(c.string("path"));
+    o.field = c.string("field");
+    o.url_field = c.string("url_field");
+    o.path_field = c.string("path_field");
+    o.size_field = c.string("size_field");
+    o.keep_field = c.boolean("keep_field");
+    const std::string exists = c.string("exists");
+    o.exists = exists == "keep" ? Exists::keep : exists == "fail" ? Exists::fail : Exists::replace;
+    o.sync = c.boolean("sync");
+    return std::make_unique<Save>(std::move(o));
+  };
+  t.example = R"(- id: images
+  type: save
+  dir: images
+  path: "{sku:file}.jpg"
+  exists: keep)";
+  return t;
+}
+
+}  // namespace sluice::nodes
