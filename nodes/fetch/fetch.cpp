@@ -89,6 +89,11 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       diags.error(c.where("ca_file"), fmt::format("ca_file: cannot read '{}'", path));
     }
   }
+  if (c.has("cookie_file")) {
+    std::string error;
+    if (!fetch::read_cookie_file(c.string("cookie_file"), error))
+      diags.error(c.where("cookie_file"), "cookie_file: " + error);
+  }
   for (const auto& [name, value] : c.map("headers")) {
     const std::string text = std::get<Value>(value.v).to_text();
     std::string error;
@@ -123,6 +128,7 @@ fetch::FetchOptions options_from(const Config& c) {
   o.compressed = c.boolean("compressed");
   o.http2 = c.boolean("http2");
   o.cookies = c.boolean("cookies");
+  if (c.has("cookie_file")) o.cookie_file = c.string("cookie_file");
   if (c.has("ca_file")) o.ca_file = c.string("ca_file");
   if (c.has("proxy")) o.proxy = c.string("proxy") == "none" ? std::string() : c.string("proxy");
   o.per_host = static_cast<int>(c.integer("per_host"));
@@ -186,6 +192,10 @@ NodeType fetch_type() {
           FieldSpec::boolean("compressed", "ask for gzip, deflate, br and zstd, and decode them").with_default("true"),
           FieldSpec::boolean("http2", "use HTTP/2 over TLS where the server offers it").with_default("true"),
           FieldSpec::boolean("cookies", "keep cookies between requests of this node").with_default("false"),
+          FieldSpec::string(
+              "cookie_file",
+              "a Netscape cookie file (cookies.txt: a browser's export, `curl -c`) whose cookies this node "
+              "starts with, a logged-in session say; implies cookies: true"),
           FieldSpec::string("ca_file",
                             "PEM file of the certificate authorities to trust instead of the system's (a private CA); "
                             "certificates and host names are always verified"),

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <deque>
+#include <fstream>
 
 #include <pthread.h>
 
@@ -310,11 +313,70 @@ void HttpLoop::start(AsyncOutput& out) {
   // run for a moment (slots held downstream), it closes the others and reconnects later (seen: 89
   // connections instead of 16 for 20,000 requests to one host). Keep what per_host allows.
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(std::max(kMinIdleConnections, 4 * opt_.per_host)));
-  if (opt_.cookies) {
+  if (opt_.cookies || !opt_.cookie_file.empty()) {
     share_ = curl_share_init();
     curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_COOKIE);
   }
+  if (!opt_.cookie_file.empty()) load_cookies();
   thread_ = std::thread([this] { run(); });
+}
+
+// Main thread, before the I/O thread starts: the cookie file's cookies into the shared jar, through a
+// handle of its own (read again: the file may have changed since the pipeline was checked).
+void HttpLoop::load_cookies() {
+  std::string error;
+  const auto lines = read_cookie_file(opt_.cookie_file, error);
+  if (!lines) throw NodeError("cookie_file: " + error);
+  CURL* e = curl_easy_init();
+  curl_easy_setopt(e, CURLOPT_SHARE, share_);
+  for (const auto& line : *lines) curl_easy_setopt(e, CURLOPT_COOKIELIST, line.c_str());
+  curl_easy_cleanup(e);
+}
+
+std::optional<std::vector<std::string>> read_cookie_file(const std::string& path, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  std::vector<std::string> cookies;
+  std::size_t expired = 0;
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (number == 1 && line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
+    const bool http_only = line.starts_with("#HttpOnly_");
+    if (line.find_first_not_of(" \t") == std::string::npos || (line.starts_with('#') && !http_only)) continue;
+    std::vector<std::string_view> fields;
+    std::string_view rest = line;
+    while (true) {
+      const auto tab = rest.find('\t');
+      fields.push_back(rest.substr(0, tab));
+      if (tab == std::string_view::npos) break;
+      rest.remove_prefix(tab + 1);
+    }
+    std::int64_t expiry = 0;
+    const auto parsed = fields.size() >= 5
+                            ? std::from_chars(fields[4].data(), fields[4].data() + fields[4].size(), expiry)
+                            : std::from_chars_result{nullptr, std::errc::invalid_argument};
+    if ((fields.size() != 7 && fields.size() != 6) || parsed.ec != std::errc() ||
+        parsed.ptr != fields[4].data() + fields[4].size()) {
+      error = fmt::format(
+          "'{}' line {} is not a cookie: the Netscape format has 7 fields separated by tabs (domain, "
+          "include subdomains, path, secure, expiry, name, value)",
+          path, number);
+      return std::nullopt;
+    }
+    if (expiry != 0 && expiry < now) ++expired;
+    cookies.push_back(line);
+  }
+  if (!cookies.empty() && expired == cookies.size()) {
+    error = fmt::format("every cookie in '{}' has expired: export them again", path);
+    return std::nullopt;
+  }
+  return cookies;
 }
 
 bool is_header_name(std::string_view name) {

@@ -38,7 +38,8 @@ struct FetchOptions {
   bool compressed = true;
   bool http2 = true;
   bool cookies = false;
-  std::string ca_file;  // PEM certificates of the authorities to trust instead of the system's; "": the system's
+  std::string cookie_file;  // a Netscape cookie file loaded at start (implies cookies); "": none
+  std::string ca_file;      // PEM certificates of the authorities to trust instead of the system's; "": the system's
   std::optional<std::string> proxy;  // unset: the environment's; "": none; else the proxy URL
   int per_host = 8;
   double rate = 0;  // requests per second per host; 0 = unlimited
@@ -139,6 +140,7 @@ class HttpLoop {
   void forget_idle_hosts(Clock::time_point now);
   void admit(const std::string& key, Host& host, Clock::time_point now);
   void start_transfer(std::unique_ptr<Job> job, Host& host, bool probe);
+  void load_cookies();
   void start_robots(const std::string& key, Host& host);
   void finish_robots(Transfer& t, CURLcode code);
   std::unique_ptr<Transfer> take_transfer(const std::string& url);
@@ -214,6 +216,13 @@ class HttpLoop {
 
 // A request header's name: an HTTP token (RFC 9110: letters, digits and !#$%&'*+-.^_`|~).
 bool is_header_name(std::string_view name);
+
+// The cookies of a Netscape cookie file (what browser extensions export as cookies.txt, and
+// `curl -c` writes): one per line, 7 fields separated by tabs (domain, include subdomains, path,
+// secure, expiry, name, value; a "#HttpOnly_" prefix marks an HttpOnly cookie). Blank lines and
+// other '#' lines are skipped. Returns nullopt and sets `error` when the file cannot be read, a line
+// is not a cookie (naming it), or every cookie in it has expired.
+std::optional<std::vector<std::string>> read_cookie_file(const std::string& path, std::string& error);
 // A request header's value: no CR, LF or NUL, which would end the header line and start another
 // (a field of a scraped record rendered into a header must not add headers of its own).
 bool header_value_ok(std::string_view value);

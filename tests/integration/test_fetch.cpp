@@ -1141,6 +1141,57 @@ TEST_CASE("cookies are off by default — cookies: true keeps them between the n
   CHECK(contains(posted, R"(\"Cookie\":\"session=abc\")"));
 }
 
+TEST_CASE("cookie_file starts the node with a browser's exported cookies, sent only where they belong", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  // As browser extensions export them: a header comment, CRLF line ends, an HttpOnly cookie, a
+  // cookie of another site and one for another path; the session cookie is one the server also
+  // replaces (Set-Cookie), and the jar keeps the newer value.
+  test::write_file(dir.file("cookies.txt"),
+                   "# Netscape HTTP Cookie File\r\n"
+                   "127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\tfrom-browser\r\n"
+                   "#HttpOnly_127.0.0.1\tFALSE\t/\tFALSE\t4102444800\ttoken\tt0k\r\n"
+                   "shop.example\tTRUE\t/\tFALSE\t0\tother\tsite\r\n"
+                   "127.0.0.1\tFALSE\t/private\tFALSE\t0\telsewhere\tno\r\n");
+  const std::vector<std::string> urls = {server.url("/echo"), server.url("/headers?Set-Cookie=session%3Dfrom-server"),
+                                         server.url("/echo")};
+  RunReport report = run_pipeline(test::plan_of(
+      fetch_pipeline(dir, urls, 1, fmt::format("    per_host: 1\n    cookie_file: {}", dir.file("cookies.txt")))));
+  REQUIRE(report.errors.empty());
+  const auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 3);
+  CAPTURE(ok[0], ok[2]);
+  CHECK(contains(ok[0], "session=from-browser"));
+  CHECK(contains(ok[0], "token=t0k"));
+  CHECK_FALSE(contains(ok[0], "site"));
+  CHECK_FALSE(contains(ok[0], "elsewhere"));
+  CHECK(contains(ok[2], "session=from-server"));
+  CHECK(contains(ok[2], "token=t0k"));
+  CHECK_FALSE(contains(ok[2], "from-browser"));
+
+  // Problems are found when the pipeline loads, at the option.
+  auto load_error = [&](const std::string& text) {
+    test::write_file(dir.file("bad.txt"), text);
+    Diagnostics diags;
+    CHECK_FALSE(load_pipeline_text(fetch_pipeline(dir, urls, 1, "    cookie_file: " + dir.file("bad.txt")), "p.yaml",
+                                   test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
+    return diags.to_string();
+  };
+  CHECK(load_error("# Netscape HTTP Cookie File\n\n127.0.0.1 FALSE / FALSE 0 spaces instead-of-tabs\n") ==
+        fmt::format("p.yaml:14:18: error: cookie_file: '{}' line 3 is not a cookie: the Netscape format has 7 fields "
+                    "separated by tabs (domain, include subdomains, path, secure, expiry, name, value)\n",
+                    dir.file("bad.txt")));
+  CHECK(load_error("127.0.0.1\tFALSE\t/\tFALSE\t1000000000\tsession\told\n") ==
+        fmt::format("p.yaml:14:18: error: cookie_file: every cookie in '{}' has expired: export them again\n",
+                    dir.file("bad.txt")));
+  std::filesystem::remove(dir.file("bad.txt"));
+  Diagnostics diags;
+  CHECK_FALSE(load_pipeline_text(fetch_pipeline(dir, urls, 1, "    cookie_file: " + dir.file("bad.txt")), "p.yaml",
+                                 test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
+  CHECK(diags.to_string() == fmt::format("p.yaml:14:18: error: cookie_file: cannot read '{}': No such file or directory\n",
+                                         dir.file("bad.txt")));
+}
+
 TEST_CASE("proxies come from the usual environment variables", "[fetch]") {
   FixtureServer target;
   FixtureServer proxy;  // answers absolute-form requests: "proxied <url>"
