@@ -56,7 +56,11 @@ std::string extension_for(std::string_view url, std::string_view content_type) {
     const std::string_view ext = last.substr(dot + 1);
     bool plain = !ext.empty();
     for (char c : ext) plain = plain && std::isalnum(static_cast<unsigned char>(c));
-    if (plain) return "." + to_lower(ext);
+    if (plain) {
+      std::string out = to_lower(ext);
+      out.insert(out.begin(), '.');
+      return out;
+    }
   }
   const std::string type = to_lower(content_type.substr(0, content_type.find(';')));
   static constexpr std::pair<std::string_view, std::string_view> kTypes[] = {{"text/html", ".html"},
@@ -359,9 +363,9 @@ NodeType save_type() {
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;
     SaveOptions o;
-    o.dir = c.string("dir");
-    while (o.dir.size() > 1 && o.dir.ends_with('/')) o.dir.pop_back();
-    if (o.dir.empty()) o.dir = ".";
+    std::string dir = c.string("dir");
+    while (dir.size() > 1 && dir.ends_with('/')) dir.pop_back();
+    o.dir = dir.empty() ? std::string(".") : std::move(dir);
     if (c.has("path")) o.path = FieldTemplate::compile(c.string("path"));
     o.field = c.string("field");
     o.url_field = c.string("url_field");

@@ -19,6 +19,7 @@
 
 #include "../builtin.hpp"
 #include "../parse/links.hpp"
+#include "../store/sqlite_query.hpp"
 #include "../text.hpp"
 #include "sluice/json.hpp"
 #include "sluice/state.hpp"
@@ -175,6 +176,8 @@ struct Scope {
   bool same_host = true;
   std::int64_t max_depth = -1;
   std::int64_t max_pages = 0;
+  // `known`: a database and a query whose one column lists URLs not to fetch (done by earlier runs).
+  std::string known_path, known_query;
 };
 
 class Frontier final : public AsyncNode, public PermitSource {
@@ -191,6 +194,7 @@ class Frontier final : public AsyncNode, public PermitSource {
 
   void start(AsyncOutput& out) override {
     out_ = &out;
+    if (!scope_.known_path.empty()) load_known();
     if (state_) restore();
     thread_ = std::thread([this] { run(); });
   }
@@ -278,6 +282,40 @@ class Frontier final : public AsyncNode, public PermitSource {
 
   std::size_t parked_count() const { return memory_queue_.size() + (spill_ ? spill_->size() : 0); }
 
+  // Main thread, from start(): after every factory, so the query may name a table that a store of
+  // this pipeline creates. The URLs are normalized as links are, and kept as a sorted list of hashes.
+  void load_known() {
+    const std::string& path = scope_.known_path;
+    sqlite3* db = nullptr;
+    sqlite3_stmt* st = nullptr;
+    try {
+      db = open_readonly(path);
+      sqlite3_busy_timeout(db, 5000);
+      std::vector<std::string> names;
+      st = prepare_select(db, path, scope_.known_query, names);
+      if (names.size() != 1) {
+        throw NodeError(fmt::format("query returns {} columns: expected one, the URLs", names.size()));
+      }
+      int rc;
+      while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+        if (!text) continue;
+        const std::string url(text, static_cast<std::size_t>(sqlite3_column_bytes(st, 0)));
+        const std::string normalized = parse::resolve_link(url, url);
+        known_.push_back(url_hash(normalized.empty() ? url : normalized));
+      }
+      if (rc != SQLITE_DONE) throw NodeError(fmt::format("query on '{}' failed: {}", path, sqlite3_errmsg(db)));
+    } catch (const NodeError& e) {
+      sqlite3_finalize(st);
+      sqlite3_close(db);
+      throw NodeError(std::string("known: ") + e.what());
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    std::sort(known_.begin(), known_.end());
+    known_.erase(std::unique(known_.begin(), known_.end()), known_.end());
+  }
+
   // A resumed run: the seen set, the seeds' hosts, and every URL that was parked or in flight.
   // Restored URLs were not submitted in this run, so they are adopted as if they had been.
   void restore() {
@@ -339,6 +377,7 @@ class Frontier final : public AsyncNode, public PermitSource {
       return false;
     }
     const std::uint64_t hash = url_hash(u);
+    if (!seed && std::binary_search(known_.begin(), known_.end(), hash)) return false;
     if (!seen_.insert(hash).second) return false;
     if (scope_.max_pages > 0 && static_cast<std::int64_t>(accepted_) >= scope_.max_pages) return false;
     ++accepted_;
@@ -389,6 +428,7 @@ class Frontier final : public AsyncNode, public PermitSource {
   std::uint64_t accepted_ = 0;              // URLs let through (max_pages)
   std::string last_page_;                   // the page of the last link (its URL is in seen_)
   std::set<std::string> seed_hosts_;        // the seeds' hosts, and the hosts their pages redirected to
+  std::vector<std::uint64_t> known_;        // hashes of the `known` URLs, sorted
 };
 
 std::string check_pattern(const Value& v) {
@@ -427,6 +467,14 @@ NodeType frontier_type() {
           .with_default("100000")
           .at_least(1),
       FieldSpec::string("spill_dir", "where the spill file lives (deleted at the end)").with_default("/tmp"),
+      FieldSpec::object_of(
+          "known",
+          Schema({
+              FieldSpec::string("path", "the SQLite database (opened read-only)").make_required(),
+              FieldSpec::string("query", "one SELECT of one column: the URLs").make_required(),
+          }),
+          "URLs not to fetch again, from an earlier run's database: links to them are dropped (seeds are kept). "
+          "Read when the run starts"),
   });
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;
@@ -441,6 +489,10 @@ NodeType frontier_type() {
     scope.same_host = c.boolean("same_host");
     scope.max_depth = c.integer("max_depth");
     scope.max_pages = c.integer("max_pages");
+    if (c.has("known")) {
+      scope.known_path = c.object("known").string("path");
+      scope.known_query = c.object("known").string("query");
+    }
     return std::make_unique<Frontier>(ctx.id, std::move(scope), static_cast<std::size_t>(c.integer("window")),
                                       static_cast<std::size_t>(c.integer("memory")), c.string("spill_dir"), ctx.state);
   };

@@ -4,12 +4,10 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
-#include <filesystem>
-#include <set>
 #include <stop_token>
 
 #include "../builtin.hpp"
-#include "sluice/diagnostics.hpp"
+#include "sqlite_query.hpp"
 
 namespace sluice::nodes {
 namespace {
@@ -25,24 +23,14 @@ class SqliteSource final : public SourceNode {
  public:
   SqliteSource(std::string path, const std::string& query, std::stop_token stop)
       : path_(std::move(path)), stop_(std::move(stop)) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path_, ec)) {
-      throw NodeError(fmt::format("cannot open database '{}': no such file{}", path_, missing_folder_note(path_)));
-    }
-    int rc = sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
-    if (rc != SQLITE_OK) {
-      std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-      sqlite3_close(db_);
-      db_ = nullptr;
-      throw NodeError(fmt::format("cannot open database '{}': {}", path_, why));
-    }
+    db_ = open_readonly(path_);
     try {
       sqlite3_busy_timeout(db_, 5000);
       // A query that takes long (a scan of a large table) gives up when the run stops.
       sqlite3_progress_handler(
           db_, 1000, [](void* token) { return static_cast<std::stop_token*>(token)->stop_requested() ? 1 : 0; },
           &stop_);
-      prepare(query);
+      query_ = prepare_select(db_, path_, query, names_);
     } catch (...) {
       close();
       throw;
@@ -73,47 +61,6 @@ class SqliteSource final : public SourceNode {
   }
 
  private:
-  void prepare(const std::string& query) {
-    const char* tail = nullptr;
-    if (sqlite3_prepare_v2(db_, query.c_str(), static_cast<int>(query.size()), &query_, &tail) != SQLITE_OK) {
-      throw NodeError(fmt::format("query on '{}': {}", path_, sqlite3_errmsg(db_)));
-    }
-    if (!query_) throw NodeError("query is empty: expected a SELECT");
-    // Anything after the first statement but blanks, semicolons and comments is a second statement.
-    sqlite3_stmt* second = nullptr;
-    while (tail && *tail) {
-      const char* rest = nullptr;
-      if (sqlite3_prepare_v2(db_, tail, -1, &second, &rest) != SQLITE_OK || second) {
-        sqlite3_finalize(second);
-        throw NodeError("query holds more than one statement: expected one SELECT");
-      }
-      if (rest == tail) break;
-      tail = rest;
-    }
-    if (sqlite3_bind_parameter_count(query_) > 0) {
-      throw NodeError(
-          fmt::format("query has parameters ({}): nothing binds them; write the values in the query, "
-                      "or ${{NAME}} for an environment variable",
-                      sqlite3_bind_parameter_name(query_, 1) ? sqlite3_bind_parameter_name(query_, 1) : "?"));
-    }
-    if (!sqlite3_stmt_readonly(query_)) {
-      throw NodeError(fmt::format("query must only read (a SELECT): '{}'", sqlite3_sql(query_)));
-    }
-    const int columns = sqlite3_column_count(query_);
-    if (columns == 0) throw NodeError(fmt::format("query returns no columns: '{}'", sqlite3_sql(query_)));
-    std::set<std::string> seen;
-    for (int i = 0; i < columns; ++i) {
-      std::string name = sqlite3_column_name(query_, i);
-      if (!seen.insert(name).second) {
-        throw NodeError(fmt::format(
-            "query returns two columns named '{}': each column becomes the record field of its name; rename one "
-            "with AS",
-            name));
-      }
-      names_.push_back(std::move(name));
-    }
-  }
-
   // Runs the query into temp.sluice_rows in one transaction. False when the run stopped meanwhile.
   bool copy_rows() {
     std::string create = "CREATE TEMP TABLE sluice_rows (";

@@ -703,6 +703,47 @@ edges:
   CHECK(test::stats_of(report, "get").errors == 1);  // the disallowed URL, skipped
 }
 
+TEST_CASE("known: a crawl does not fetch again the pages an earlier run stored, and still fetches its seeds",
+          "[crawl]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  const std::string db = dir.file("done.db");
+  // What an earlier run stored: two item pages (one spelled as a link would not be: normalized
+  // like links), a seed, and rows that are not URLs at all.
+  test::execute(db, fmt::format("CREATE TABLE items (page_url TEXT, n INT);"
+                                "INSERT INTO items VALUES ('{}', 1), ('{}', 2), ('{}', 3), (NULL, 4), ('', 5);",
+                                server.url("/item/1.html"), server.url("/item/2.html#reviews"),
+                                server.url("/catalogue/page1.html")));
+  const std::string known = fmt::format("    known: {{path: {}, query: SELECT page_url FROM items}}", db);
+  RunReport report = run_pipeline(test::plan_of(
+      crawl_pipeline({server.url("/catalogue/page1.html")}, known, "    robots: ignore", "", dir.file("pages.jsonl"))));
+  REQUIRE(report.errors.empty());
+  // The seed page1 (known, fetched as a seed), page2 and /catalogue/; of the items only the new
+  // /item/4.html (counters are per first path segment).
+  CHECK(server.counter("/catalogue").requests == 3);
+  CHECK(server.counter("/item").requests == 1);
+  CHECK(test::stats_of(report, "frontier").dropped >= 2);
+
+  // A query that is not one column of URLs, or a database that is not there, fails the run before
+  // anything is fetched, naming the node.
+  auto failure = [&](const std::string& config) {
+    server.reset_counters();
+    RunReport r = run_pipeline(test::plan_of(
+        crawl_pipeline({server.url("/catalogue/page1.html")}, config, "    robots: ignore", "", dir.file("p.jsonl"))));
+    CHECK(r.status == RunStatus::failed);
+    CHECK(server.counter("*").requests == 0);
+    REQUIRE_FALSE(r.errors.empty());
+    return r.errors[0].to_string();
+  };
+  CHECK(failure(fmt::format("    known: {{path: {}, query: \"SELECT page_url, n FROM items\"}}", db)) ==
+        "node 'frontier': could not start: known: query returns 2 columns: expected one, the URLs");
+  CHECK(failure(fmt::format("    known: {{path: {}, query: SELECT url FROM pages}}", db)) ==
+        fmt::format("node 'frontier': could not start: known: query on '{}': no such table: pages", db));
+  CHECK(failure(fmt::format("    known: {{path: {}, query: SELECT 1}}", dir.file("missing.db"))) ==
+        fmt::format("node 'frontier': could not start: known: cannot open database '{}': no such file",
+                    dir.file("missing.db")));
+}
+
 TEST_CASE("max_depth bounds a crawl", "[crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
