@@ -6,10 +6,14 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <re2/re2.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <mutex>
@@ -170,6 +174,23 @@ class SpillFile {
   std::size_t count_ = 0;
 };
 
+// Spill files that a killed run left behind (SIGKILL, an OOM kill, a run abandoned after
+// abort_timeout: no destructor ran): `sluice-frontier-<pid>-<n>.db` in `dir` whose process is gone.
+// A nightly crawl that keeps being killed would otherwise fill /tmp.
+void remove_stale_spills(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with("sluice-frontier-") || !name.ends_with(".db")) continue;
+    const char* digits = name.c_str() + std::strlen("sluice-frontier-");
+    char* end = nullptr;
+    const long pid = std::strtol(digits, &end, 10);
+    if (end == digits || *end != '-' || pid <= 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    std::filesystem::remove(entry.path(), ec);
+  }
+}
+
 struct Scope {
   std::vector<std::unique_ptr<RE2>> allow, deny;
   std::unordered_set<std::string> deny_extensions;
@@ -194,6 +215,7 @@ class Frontier final : public AsyncNode, public PermitSource {
 
   void start(AsyncOutput& out) override {
     out_ = &out;
+    remove_stale_spills(spill_dir_);
     if (!scope_.known_path.empty()) load_known();
     if (state_) restore();
     thread_ = std::thread([this] { run(); });
@@ -466,7 +488,10 @@ NodeType frontier_type() {
       FieldSpec::integer("memory", "parked URLs kept in memory; more spill to a SQLite file")
           .with_default("100000")
           .at_least(1),
-      FieldSpec::string("spill_dir", "where the spill file lives (deleted at the end)").with_default("/tmp"),
+      FieldSpec::string(
+          "spill_dir",
+          "where the spill file lives (deleted at the end; one a killed run left is deleted when a crawl starts)")
+          .with_default("/tmp"),
       FieldSpec::object_of(
           "known",
           Schema({

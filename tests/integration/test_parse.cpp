@@ -1,5 +1,7 @@
 // parse.html against pages served by the fixture server.
 #include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -867,9 +869,20 @@ TEST_CASE("a page reached through a redirect is not fetched again when a link na
   CHECK(test::lines_of(test::read_file(dir.file("pages.jsonl"))).size() == 2);
 }
 
-TEST_CASE("a frontier with little memory spills parked URLs to SQLite and still fetches each page once", "[crawl]") {
+TEST_CASE(
+    "a frontier with little memory spills parked URLs to SQLite, fetches each page once, and removes spill files of "
+    "killed runs",
+    "[crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
+  // What killed runs left behind: the spill file of a process that is gone is removed when a
+  // frontier starts; one of a live process (this one), and other files, are not touched.
+  const pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  const std::string stale = fmt::format("sluice-frontier-{}-0.db", gone);
+  const std::string live = fmt::format("sluice-frontier-{}-99.db", ::getpid());
+  for (const auto& name : {stale, live, std::string("sluice-frontier-notes.db")}) test::write_file(dir.file(name), "x");
   Plan plan = test::plan_of(crawl_pipeline({server.url("/catalogue/page1.html")},
                                            "    window: 1\n    memory: 1\n    spill_dir: " + dir.path().string(),
                                            "    on_error: skip", "", dir.file("pages.jsonl"), 2));
@@ -878,12 +891,12 @@ TEST_CASE("a frontier with little memory spills parked URLs to SQLite and still 
   CHECK(test::lines_of(test::read_file(dir.file("pages.jsonl"))).size() == 7);
   CHECK(server.counter("*").requests == 8);  // 7 pages and robots.txt, each once
   CHECK(test::stats_of(report, "frontier").records_out == 8);
-  // The spill file is gone at the end.
-  std::size_t left = 0;
+  // The spill file is gone at the end, and so is the stale one.
+  std::set<std::string> left;
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
-    left += entry.path().filename().string().starts_with("sluice-frontier-");
+    if (entry.path().filename().string().starts_with("sluice-frontier-")) left.insert(entry.path().filename());
   }
-  CHECK(left == 0);
+  CHECK(left == std::set<std::string>{live, "sluice-frontier-notes.db"});
 }
 
 namespace {
