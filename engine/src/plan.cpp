@@ -29,6 +29,10 @@ const Schema& settings_schema() {
       FieldSpec::integer("max_items", "stop gracefully once sinks have received this many records; 0: no limit")
           .with_default("0")
           .at_least(0),
+      FieldSpec::integer("max_errors",
+                         "stop gracefully and fail once more than this many records failed in nodes that skip or "
+                         "route them (a site that blocks the crawler); default: no bound")
+          .at_least(0),
       FieldSpec::string("serve",
                         "a folder `sluice run` and `sluice test` serve over HTTP on a free loopback port while "
                         "the pipeline runs (relative to the pipeline file); its URL is ${SERVE_URL}"),
@@ -294,6 +298,7 @@ class Planner {
     }
     if (c.has("max_duration")) s.max_duration = c.duration("max_duration");
     if (c.has("max_items")) s.max_items = c.integer("max_items");
+    if (c.has("max_errors")) s.max_errors = c.integer("max_errors");
     if (c.has("state")) s.state = c.string("state");
     if (c.has("serve")) s.serve = c.string("serve");
     if (const SpecNode* name = root.find("pipeline"); name && name->is_scalar()) {

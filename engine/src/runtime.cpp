@@ -531,6 +531,19 @@ class Run {
     wake_watchdog();
   }
 
+  // settings.max_errors: records that failed in nodes that skip or route them. Past the bound the
+  // run stops gracefully (what is under way is finished and committed) and fails, saying why.
+  void count_failed(std::uint64_t n) {
+    if (!plan_.settings.max_errors) return;
+    const auto limit = static_cast<std::uint64_t>(*plan_.settings.max_errors);
+    if (failed_records_.fetch_add(n) + n <= limit || too_many_failed_.exchange(true)) return;
+    errors_.add(RunError{"settings", "",
+                         fmt::format("more than max_errors ({}) records failed in nodes that skip or route them; "
+                                     "the run stopped (the stats show where)",
+                                     limit)});
+    stop_gracefully();
+  }
+
   bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
   Vertex& vertex(std::size_t i) { return vertices_[i]; }
 
@@ -659,6 +672,8 @@ class Run {
   std::optional<tbb::flow::graph> graph_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> failed_records_{0};  // settings.max_errors
+  std::atomic<bool> too_many_failed_{false};
   std::stop_source stop_source_;  // requested with stopping_: sources waiting on a pipe give up
   // Reservations held outside TBB (source threads, sink queues, async nodes). While any is held the
   // waiter thread sleeps instead of spinning in wait_for_all(); see wait_for_graph().
@@ -794,10 +809,12 @@ class TransformEmitter final : public Emitter {
         return;
       case OnError::skip:
         run_.skips_.add(v_.plan->id, record.describe(), std::move(message), 1);
+        run_.count_failed(1);
         return;
       case OnError::route:
         record.error = RecordError{v_.plan->id, std::move(message)};
         emit(std::move(record), static_cast<std::size_t>(error_port_));
+        run_.count_failed(1);
         --emitted_;  // routed errors count as errors, not as output
         return;
     }
@@ -1183,6 +1200,7 @@ void Run::sink_failed(Vertex& v, std::uint64_t records) {
     fail(v, "", std::move(error.message));
   } else {
     skips_.add(v.plan->id, "", std::move(error.message), lost);
+    count_failed(lost);
   }
 }
 

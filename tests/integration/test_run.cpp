@@ -222,7 +222,8 @@ edges:
   - s -> q -> o
 )",
                                  "t.yaml", test::builtin_registry(), {}, diags));
-  CHECK(diags.to_string() == "t.yaml:4:33: error: fields.u: unknown format 'jsn' in '{url:jsn}' (url, json, file or hash)\n");
+  CHECK(diags.to_string() ==
+        "t.yaml:4:33: error: fields.u: unknown format 'jsn' in '{url:jsn}' (url, json, file or hash)\n");
 }
 
 TEST_CASE("a null field renders as empty text, as a missing one does, and as null with :json", "[run]") {
@@ -1007,6 +1008,43 @@ TEST_CASE(
   RunReport report = run.get();
   CHECK(report.status == RunStatus::succeeded);
   CHECK(test::stats_of(report, "out").records_in == 2);
+}
+
+TEST_CASE("max_errors: too many skipped or routed failures stop the run gracefully and fail it", "[run]") {
+  TempDir dir;
+  const std::string out = dir.file("out.jsonl"), failed = dir.file("failed.jsonl");
+  // Every record fails, as when a site blocks the crawler: without a bound the run would go through
+  // all hundred million.
+  const std::string on_error = GENERATE(std::string("skip"), std::string("route"));
+  std::string yaml = chain(R"(  - id: src
+    type: source.list
+    template: "u{n}"
+    to: 100000000
+  - id: boom
+    type: test.fail
+    on_error: )" + on_error,
+                           "", out, "batch: 10, max_pending: 2, max_errors: 50");
+  if (on_error == "route") yaml += "  - id: failed\n    type: sink.jsonl\n    path: " + failed + "\n";
+  yaml += "edges:\n  - src -> boom -> out\n";
+  if (on_error == "route") yaml += "  - boom.error -> failed\n";
+  RunReport report = run_pipeline(test::plan_of(yaml));
+  CHECK(report.status == RunStatus::failed);
+  REQUIRE(report.errors.size() == 1);
+  CHECK(report.errors[0].to_string() ==
+        "node 'settings': more than max_errors (50) records failed in nodes that skip or route them; the run stopped "
+        "(the "
+        "stats show where)");
+  const auto& boom = test::stats_of(report, "boom");
+  CHECK(boom.errors > 50);
+  CHECK(boom.errors < 1000);  // the source stopped within its in-flight bound
+  // A graceful stop: what failed before it still reached the error port's sink, every record of it.
+  if (on_error == "route") CHECK(test::lines_of(test::read_file(failed)).size() == boom.errors);
+
+  // Up to the bound the run goes on and succeeds.
+  yaml.replace(yaml.find("to: 100000000"), 13, "to: 50");
+  report = run_pipeline(test::plan_of(yaml));
+  CHECK(report.status == RunStatus::succeeded);
+  CHECK(test::stats_of(report, "boom").errors == 50);
 }
 
 TEST_CASE("max_items stops gracefully once sinks have received that many records", "[run]") {

@@ -198,9 +198,9 @@ class AsyncNode : public Node {
   virtual void cancel() = 0;
   // Main thread, once, after the graph has finished: join the node's threads.
   virtual void stop() = 0;
-  // Any thread: a graceful stop was requested (signal, max_duration, max_items). Finish the work
-  // under way but start nothing new: end what is only queued, and what is submitted later, with
-  // discard() (a frontier its parked URLs, fetch its requests not yet started). Default: nothing.
+  // Any thread: a graceful stop was requested (signal, max_duration, max_items, max_errors). Finish
+  // the work under way but start nothing new: end what is only queued, and what is submitted later,
+  // with discard() (a frontier its parked URLs, fetch its requests not yet started). Default: nothing.
   virtual void wind_down() {}
 };
 

@@ -31,6 +31,10 @@ struct PipelineSettings {
   // How long cancelled work may take to end; then the run stops waiting for a node stuck in its
   // own code (sinks still commit what they received).
   std::chrono::nanoseconds abort_timeout = std::chrono::seconds(5);
+  // Records that may fail in nodes that skip or route them before the run stops gracefully and
+  // fails (none: no bound). Last, so that plugins built against the previous layout still read the
+  // fields above.
+  std::optional<std::int64_t> max_errors;
 };
 
 // The schema of `settings:`, shared with `sluice describe` and docs.
