@@ -1,11 +1,16 @@
 #include "sluice/state.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <mutex>
@@ -182,10 +187,44 @@ struct RunState::Writer {
   }
 };
 
+namespace {
+
+// Takes the exclusive flock() of `path`.lock (created when missing, left in place: unlinking a lock
+// file races with a run that has just opened it) and writes this process's id into it. Returns its
+// descriptor; throws when another run holds it, naming that run's process.
+int lock_run(const std::string& path) {
+  const std::string lock_path = path + ".lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw std::runtime_error(fmt::format("cannot open state file '{}': {} (its lock '{}'){}", path,
+                                         std::strerror(errno), lock_path, missing_folder_note(lock_path)));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    char pid[32] = {};
+    const ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+    ::close(fd);
+    if (e == EWOULDBLOCK) {
+      const std::string who = n > 0 ? fmt::format(" (pid {})", std::string(pid, static_cast<std::size_t>(n))) : "";
+      throw std::runtime_error(fmt::format(
+          "state file '{}' is in use by another run{}: wait for it to end, or give this run its own state file", path,
+          who));
+    }
+    throw std::runtime_error(fmt::format("cannot lock '{}': {}", lock_path, std::strerror(e)));
+  }
+  // Without the id the lock still holds; only a second run's message would lack it.
+  const std::string pid = std::to_string(::getpid());
+  [[maybe_unused]] const bool noted = ::ftruncate(fd, 0) == 0 && ::pwrite(fd, pid.data(), pid.size(), 0) >= 0;
+  return fd;
+}
+
+}  // namespace
+
 std::unique_ptr<RunState> RunState::open(const std::string& path, const std::string& pipeline, bool resume,
                                          const std::string& sources) {
   std::unique_ptr<RunState> state(new RunState());
   state->path_ = path;
+  state->lock_fd_ = lock_run(path);
   state->writer_ = std::make_unique<Writer>();
   if (sqlite3_open_v2(path.c_str(), &state->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
@@ -268,6 +307,7 @@ std::string RunState::quote(const std::string& text) {
 RunState::~RunState() {
   stop_writer();
   sqlite3_close(db_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
 bool RunState::same_file(const std::string& path) const {

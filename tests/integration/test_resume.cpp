@@ -291,10 +291,10 @@ TEST_CASE("a state file of an older sluice, without the carried fields, is resum
 }
 
 TEST_CASE("a state file in a folder that does not exist is refused saying so", "[resume]") {
-  // SQLite's own words are "unable to open database file", whatever the cause.
+  // The lock file beside it is opened first.
   CHECK_THROWS_WITH(RunState::open("/proc/sluice-no-such-dir/state.db", "p", false),
-                    "cannot open state file '/proc/sluice-no-such-dir/state.db': unable to open database file (the "
-                    "folder '/proc/sluice-no-such-dir' does not exist)");
+                    "cannot open state file '/proc/sluice-no-such-dir/state.db': No such file or directory (its lock "
+                    "'/proc/sluice-no-such-dir/state.db.lock') (the folder '/proc/sluice-no-such-dir' does not exist)");
 }
 
 TEST_CASE("a resumable run refuses a store without a key and --resume without a state file", "[resume]") {
@@ -374,4 +374,34 @@ edges:
   REQUIRE(test::sluice_cli(dir, {"run", "-q", dir.file("p.yaml")}).code == 0);
   CHECK_THAT(resume().err, Catch::Contains("sluice: warning: source 'src' reads standard input (file: -): --resume "
                                            "cannot check that it gives the lines of the interrupted run"));
+}
+
+TEST_CASE("a second run on a state file in use is refused, naming the run that holds it", "[resume]") {
+  fixture::FixtureServer server;
+  TempDir dir;
+  const std::string pipeline = dir.file("run.yaml");
+  // 80 requests of 200 ms, 8 at a time: 2 s, long enough to start another run meanwhile.
+  std::string text = list_pipeline(server, dir.file("run.db"), dir.file("run.state"));
+  text.replace(text.find("/delay/4"), 8, "/delay/200");
+  text.replace(text.find("to: 600"), 7, "to: 80");
+  test::write_file(pipeline, text);
+  test::Process first({SLUICE_BINARY, "run", "-q", pipeline}, dir.file("first.out"), dir.file("first.err"));
+  // Running once the lock file names it.
+  for (int i = 0; i < 500 && test::read_file(dir.file("run.state.lock")) != std::to_string(first.pid()); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(test::read_file(dir.file("run.state.lock")) == std::to_string(first.pid()));
+  // Cron starting the next run while this one goes: it must not resume the same work twice.
+  test::Process second({SLUICE_BINARY, "run", "-q", pipeline, "--resume"}, dir.file("second.out"),
+                       dir.file("second.err"));
+  CHECK(second.wait() == 1);
+  CHECK_THAT(test::read_file(dir.file("second.err")),
+             Catch::Contains(fmt::format("state file '{}' is in use by another run (pid {}): wait for it to end",
+                                         dir.file("run.state"), first.pid())));
+  first.signal(SIGINT);
+  CHECK(first.wait() == 130);
+  // The lock goes with the run: the interrupted run resumes.
+  test::Process third({SLUICE_BINARY, "run", "-q", pipeline, "--resume"}, dir.file("third.out"), dir.file("third.err"));
+  CHECK(third.wait() == 0);
+  CHECK(query(dir.file("run.db"), "SELECT count(*) FROM pages") == std::vector<std::string>{"80"});
 }

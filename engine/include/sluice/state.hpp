@@ -51,7 +51,9 @@ class RunState {
   // state in the file is cleared (a fresh run); with it, the earlier state is loaded. `sources`
   // describes what the sources will produce (their settings, the files they read): a resumed run
   // whose sources differ from the interrupted run's would skip the wrong records. Throws
-  // std::runtime_error with the path and the cause when the file cannot be used, when it belongs to
+  // std::runtime_error with the path and the cause when the file cannot be used, when another run
+  // uses it (an exclusive flock() on `path`.lock, held until this object goes, so that a run started
+  // by cron while the last one still goes cannot resume the same work twice), when it belongs to
   // another pipeline, or when the sources changed.
   static std::unique_ptr<RunState> open(const std::string& path, const std::string& pipeline, bool resume,
                                         const std::string& sources = "");
@@ -112,6 +114,7 @@ class RunState {
   std::unordered_map<std::string, std::map<std::uint64_t, std::uint64_t>> done_;  // node -> first -> last
   std::unordered_map<std::string, FrontierState> frontiers_;
   std::unique_ptr<Writer> writer_;
+  int lock_fd_ = -1;  // <path>.lock, flock()ed while the run lasts: one run per state file
 };
 
 }  // namespace sluice
