@@ -89,6 +89,14 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       diags.error(c.where("ca_file"), fmt::format("ca_file: cannot read '{}'", path));
     }
   }
+  if (c.has("proxy") && !c.list("proxies").empty()) {
+    diags.error(c.where("proxies"), "proxies: give either proxy (one) or proxies (several, in turn), not both");
+  }
+  for (const auto& p : c.list("proxies")) {
+    if (std::get<Value>(p.v).to_text() == "none") {
+      diags.error(p.where, "proxies: 'none' is not a proxy (proxy: none goes direct)");
+    }
+  }
   if (c.has("cookie_file")) {
     std::string error;
     if (!fetch::read_cookie_file(c.string("cookie_file"), error))
@@ -131,6 +139,7 @@ fetch::FetchOptions options_from(const Config& c) {
   if (c.has("cookie_file")) o.cookie_file = c.string("cookie_file");
   if (c.has("ca_file")) o.ca_file = c.string("ca_file");
   if (c.has("proxy")) o.proxy = c.string("proxy") == "none" ? std::string() : c.string("proxy");
+  for (const auto& p : c.list("proxies")) o.proxies.push_back(std::get<Value>(p.v).to_text());
   o.per_host = static_cast<int>(c.integer("per_host"));
   if (c.has("rate")) o.rate = *fetch::parse_rate(c.string("rate"));
   o.burst = static_cast<int>(c.integer("burst"));
@@ -203,6 +212,11 @@ NodeType fetch_type() {
                             "the proxy for this node's requests, robots.txt included: http://[user:password@]host:port "
                             "(also https, socks5, socks5h); none: no proxy; default: the usual environment variables")
               .validated_by(check_proxy),
+          FieldSpec::list("proxies", FieldSpec::string("proxy", "a proxy URL").validated_by(check_proxy),
+                          "several proxies, taken in turn by the requests (robots.txt included); one that fails "
+                          "circuit_breaker.failure_threshold requests in a row (no connection, timeout, reset) is left "
+                          "out for recovery_timeout; results get a proxy field (scheme://host:port)")
+              .with_default(""),
           FieldSpec::integer("per_host", "requests in flight per host").with_default("8").at_least(1),
           FieldSpec::string("rate", "requests per host per unit (token bucket): 10/s, 600/m").validated_by(check_rate),
           FieldSpec::integer("burst", "requests a host may receive at once under `rate`").with_default("1").at_least(1),

@@ -26,6 +26,7 @@ struct HttpLoop::Job {
   std::vector<std::string> headers;  // "Name: value"
   int attempts = 0;
   int redirects = 0;
+  int proxy = -1;           // the index in proxies_ of its latest attempt's proxy
   std::string setup_error;  // a problem found at submit (no url field, a refused or invalid URL)
   Reason setup_reason = Reason::invalid;
 };
@@ -46,6 +47,7 @@ struct HttpLoop::Transfer {
   bool sized = false;  // the body was reserved from Content-Length
   bool too_large = false;
   bool probe = false;
+  int proxy = -1;  // the index in proxies_ of the proxy it goes through
   char error[CURL_ERROR_SIZE] = {};
 
   ~Transfer() {
@@ -220,6 +222,16 @@ bool is_host_failure(Reason r) {
   return r == Reason::timeout || r == Reason::connect || r == Reason::reset || r == Reason::dns || r == Reason::tls;
 }
 
+// A proxy URL as records and messages show it: scheme://host:port, without credentials.
+std::string proxy_shown(const std::string& url) {
+  const auto scheme = url.find("://");
+  const std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  const std::size_t end = std::min(url.find_first_of("/?#", start), url.size());
+  const auto at = url.rfind('@', end == std::string::npos ? url.size() : end);
+  const std::size_t host = at == std::string::npos || at < start ? start : at + 1;
+  return url.substr(0, start) + url.substr(host, end - host);
+}
+
 // The URL libcurl fetched, normalized; `fallback` if it has none.
 std::string effective_url(CURL* easy, const std::string& fallback) {
   char* url = nullptr;
@@ -279,8 +291,11 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
   output_fields_.insert(std::begin(kFixedFields), std::end(kFixedFields));
   output_fields_.insert(opt_.body_field);
   output_fields_.insert(keep_fields_.begin(), keep_fields_.end());
+  if (!opt_.proxies.empty()) output_fields_.insert("proxy");
   // A body_field or kept header that repeats a name: set() replaces, so appending is not safe.
-  if (output_fields_.size() != std::size(kFixedFields) + 1 + keep_fields_.size()) output_fields_.clear();
+  if (output_fields_.size() != std::size(kFixedFields) + 1 + keep_fields_.size() + (opt_.proxies.empty() ? 0 : 1))
+    output_fields_.clear();
+  for (const auto& url : opt_.proxies) proxies_.push_back(Proxy{url, proxy_shown(url)});
   // The User-Agent goes out as a plain request header: CURLOPT_USERAGENT costs libcurl a formatted
   // copy per request. A User-Agent among the configured headers replaces it.
   // (robots.txt requests still send `user_agent`: their rules are matched against it).
@@ -704,7 +719,36 @@ std::unique_ptr<HttpLoop::Transfer> HttpLoop::take_transfer(const std::string& u
     idle_.pop_back();
   }
   curl_easy_setopt(t->easy, CURLOPT_URL, url.c_str());
+  if (!proxies_.empty()) {
+    t->proxy = pick_proxy(Clock::now());
+    curl_easy_setopt(t->easy, CURLOPT_PROXY, proxies_[static_cast<std::size_t>(t->proxy)].url.c_str());
+  }
   return t;
+}
+
+int HttpLoop::pick_proxy(Clock::time_point now) {
+  const std::size_t n = proxies_.size();
+  std::size_t pick = next_proxy_ % n;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t at = (next_proxy_ + i) % n;
+    if (proxies_[at].benched_until <= now) {
+      pick = at;
+      break;
+    }
+    if (proxies_[at].benched_until < proxies_[pick].benched_until) pick = at;
+  }
+  next_proxy_ = pick + 1;
+  return static_cast<int>(pick);
+}
+
+void HttpLoop::note_proxy(int index, bool failed, Clock::time_point now) {
+  Proxy& p = proxies_[static_cast<std::size_t>(index)];
+  if (!failed) {
+    p.failures = 0;
+  } else if (opt_.breaker_threshold > 0 && ++p.failures >= opt_.breaker_threshold) {
+    p.failures = 0;
+    p.benched_until = now + opt_.breaker_recovery;
+  }
 }
 
 // The options every transfer of this node shares; they stay on the handle from one transfer to
@@ -872,6 +916,7 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(job->body->size()));
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, job->body->c_str());
   }
+  job->proxy = t->proxy;
   t->job = std::move(job);
   ++host.in_flight;
   curl_multi_add_handle(multi_, e);
@@ -884,6 +929,9 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
   std::unique_ptr<Transfer> t = std::move(it->second);
   active_.erase(it);
   curl_multi_remove_handle(multi_, easy);
+  if (t->proxy >= 0 && code != CURLE_ABORTED_BY_CALLBACK) {
+    note_proxy(t->proxy, is_host_failure(classify(code, t->too_large)), Clock::now());
+  }
   if (t->job) {
     conclude(*t, code);
   } else {
@@ -1020,6 +1068,7 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
   put("time_ttfb", Value(static_cast<double>(ttfb) / 1e6));
   put("time_total", Value(static_cast<double>(total) / 1e6));
   put("attempts", Value(static_cast<std::int64_t>(job->attempts)));
+  if (job->proxy >= 0) put("proxy", Value(proxies_[static_cast<std::size_t>(job->proxy)].shown));
   put("fetched_at", Value(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()));
   r.meta.attempt = job->attempts;
   hold_result();
@@ -1031,6 +1080,7 @@ void HttpLoop::fail(std::unique_ptr<Job> job, Reason reason, long status, std::s
   r.set("status", status ? Value(static_cast<std::int64_t>(status)) : Value());
   r.set("reason", Value(std::string(reason_name(reason))));
   r.set("attempts", Value(static_cast<std::int64_t>(job->attempts)));
+  if (job->proxy >= 0) r.set("proxy", Value(proxies_[static_cast<std::size_t>(job->proxy)].shown));
   r.meta.attempt = job->attempts;
   if (job->attempts > 1) message += fmt::format(" ({})", attempts_text(job->attempts));
   hold_result();

@@ -41,6 +41,7 @@ struct FetchOptions {
   std::string cookie_file;  // a Netscape cookie file loaded at start (implies cookies); "": none
   std::string ca_file;      // PEM certificates of the authorities to trust instead of the system's; "": the system's
   std::optional<std::string> proxy;  // unset: the environment's; "": none; else the proxy URL
+  std::vector<std::string> proxies;  // several: each transfer takes the next healthy one (proxy unset)
   int per_host = 8;
   double rate = 0;  // requests per second per host; 0 = unlimited
   int burst = 1;
@@ -147,6 +148,8 @@ class HttpLoop {
   void set_options(Transfer& t);
   void recycle(std::unique_ptr<Transfer> t);
   void finish(CURL* easy, CURLcode code);
+  int pick_proxy(Clock::time_point now);
+  void note_proxy(int index, bool failed, Clock::time_point now);
   void conclude(Transfer& t, CURLcode code);
   void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait);
   void succeed(std::unique_ptr<Job> job, Transfer& t);
@@ -198,6 +201,16 @@ class HttpLoop {
   std::size_t next_sweep_ = kMaxIdleHosts;
   std::multimap<Clock::time_point, Timer> timers_;
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;
+  // `proxies`, in turn. One that failed circuit_breaker.failure_threshold transfers in a row (no
+  // connection, timeout, reset) is benched for recovery_timeout; when all are, the one back soonest.
+  struct Proxy {
+    std::string url;    // as configured, credentials included: for libcurl only
+    std::string shown;  // scheme://host:port: for records and messages
+    int failures = 0;
+    Clock::time_point benched_until{};
+  };
+  std::vector<Proxy> proxies_;
+  std::size_t next_proxy_ = 0;
   std::vector<std::unique_ptr<Transfer>> idle_;  // finished transfers, handles ready for reuse
   std::shared_ptr<BodyPool> bodies_ = std::make_shared<BodyPool>();
   std::mt19937_64 rng_;

@@ -1188,8 +1188,9 @@ TEST_CASE("cookie_file starts the node with a browser's exported cookies, sent o
   Diagnostics diags;
   CHECK_FALSE(load_pipeline_text(fetch_pipeline(dir, urls, 1, "    cookie_file: " + dir.file("bad.txt")), "p.yaml",
                                  test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
-  CHECK(diags.to_string() == fmt::format("p.yaml:14:18: error: cookie_file: cannot read '{}': No such file or directory\n",
-                                         dir.file("bad.txt")));
+  CHECK(diags.to_string() ==
+        fmt::format("p.yaml:14:18: error: cookie_file: cannot read '{}': No such file or directory\n",
+                    dir.file("bad.txt")));
 }
 
 TEST_CASE("proxies come from the usual environment variables", "[fetch]") {
@@ -1231,6 +1232,62 @@ TEST_CASE("a node's proxy carries its requests, robots.txt included, with creden
   CHECK(target.counter("*").requests == 0);
   // The credentials went to the proxy as Proxy-Authorization (Basic scraper:s3cret).
   CHECK(proxy.counter("proxy-auth:Basic c2NyYXBlcjpzM2NyZXQ=").requests == 2);
+}
+
+TEST_CASE("proxies take turns, a dead one is left out after failure_threshold failures, records name theirs",
+          "[fetch]") {
+  FixtureServer target;
+  FixtureServer a, b;
+  int dead_port = 0;
+  {
+    FixtureServer gone;  // a proxy that is down: its port refuses connections
+    dead_port = gone.port();
+  }
+  ScopedEnv http_proxy("http_proxy", nullptr), all_proxy("all_proxy", nullptr);
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 40; ++i) urls.push_back(target.url(fmt::format("/echo?i={}", i)));
+  const std::string config = fmt::format(
+      "    per_host: 1\n    robots: ignore\n    retries: {{attempts: 3, base: 1ms}}\n"
+      "    circuit_breaker: {{failure_threshold: 2, recovery_timeout: 1h}}\n"
+      "    proxies: [\"http://scraper:s3cret@127.0.0.1:{}\", \"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]",
+      a.port(), dead_port, b.port());
+  std::string yaml = fetch_pipeline(dir, urls, 1, config);
+  const std::string ok_fields = "fields: [url, status, final_url, attempts, body]";
+  yaml.replace(yaml.find(ok_fields), ok_fields.size(), "fields: [url, proxy, attempts, body]");
+  RunReport report = run_pipeline(test::plan_of(yaml));
+  REQUIRE(report.errors.empty());
+  const auto ok = lines(dir, "ok.jsonl");
+  CHECK(ok.size() == 40);  // a request that met the dead proxy was retried through the next one
+  CHECK(lines(dir, "bad.jsonl").empty());
+  CHECK(target.counter("*").requests == 0);  // everything went through a proxy
+  const auto through_a = a.counter("proxy").requests, through_b = b.counter("proxy").requests;
+  CHECK(through_a + through_b == 40);
+  CHECK(through_a >= 15);
+  CHECK(through_b >= 15);
+  CHECK(a.counter("proxy-auth:Basic c2NyYXBlcjpzM2NyZXQ=").requests == through_a);
+  // Each record says which proxy carried it, without the credentials.
+  std::size_t named_a = 0;
+  for (const auto& line : ok) {
+    CAPTURE(line);
+    const bool via_a = contains(line, fmt::format(R"("proxy":"http://127.0.0.1:{}")", a.port()));
+    const bool via_b = contains(line, fmt::format(R"("proxy":"http://127.0.0.1:{}")", b.port()));
+    CHECK(via_a != via_b);
+    CHECK_FALSE(contains(line, "s3cret"));
+    CHECK(contains(line, "proxied "));
+    named_a += via_a;
+  }
+  CHECK(named_a == through_a);
+  // The dead proxy cost two attempts (failure_threshold), then was left out for recovery_timeout.
+  std::size_t attempts = 0;
+  for (const auto& line : ok) attempts += contains(line, R"("attempts":2)") ? 2 : 1;
+  CHECK(attempts == 42);
+
+  Diagnostics diags;
+  CHECK_FALSE(load_pipeline_text(fetch_pipeline(dir, urls, 1, "    proxy: none\n    proxies: [\"http://127.0.0.1:1\"]"),
+                                 "p.yaml", test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
+  CHECK(diags.to_string() ==
+        "p.yaml:15:14: error: proxies: give either proxy (one) or proxies (several, in turn), not both\n");
 }
 
 TEST_CASE("TLS certificates and host names are verified — ca_file trusts a private authority", "[fetch][security]") {
