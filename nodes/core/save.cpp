@@ -3,14 +3,13 @@
 // Each file is written under a temporary name and renamed into place, so a file under its final
 // name is always whole: after a full disk, a kill or a power cut there is no half image.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <condition_variable>
-#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -18,8 +17,6 @@
 #include <string>
 #include <thread>
 #include <unordered_set>
-
-#include <fmt/format.h>
 
 #include "../builtin.hpp"
 #include "../text.hpp"

@@ -227,7 +227,7 @@ std::string proxy_shown(const std::string& url) {
   const auto scheme = url.find("://");
   const std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
   const std::size_t end = std::min(url.find_first_of("/?#", start), url.size());
-  const auto at = url.rfind('@', end == std::string::npos ? url.size() : end);
+  const auto at = url.rfind('@', end);  // the last one: a password may hold an '@' unescaped
   const std::size_t host = at == std::string::npos || at < start ? start : at + 1;
   return url.substr(0, start) + url.substr(host, end - host);
 }
