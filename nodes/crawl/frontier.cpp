@@ -31,7 +31,9 @@
 namespace sluice::nodes {
 namespace {
 
-// 64-bit FNV-1a: the seen set stores 8 bytes per URL, not the URL.
+// 64-bit FNV-1a: the seen set stores 8 bytes per URL, not the URL. Its offset basis differs from
+// the published one (sluice::fnv1a64) since the first version; state files hold these hashes, so it
+// stays.
 std::uint64_t url_hash(std::string_view s) {
   std::uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) {
