@@ -666,7 +666,9 @@ class Planner {
       auto outputs = n.type->port_names(PortDirection::output);
       if (!outputs.empty() && !connected.count({i, outputs.front()})) {
         diags_.error(n.where,
-                     fmt::format("output '{}.{}' is not connected: its records would be lost", n.id, outputs.front()));
+                     fmt::format("output '{}.{}' is not connected: its records would be lost (an edge to a "
+                                 "'drop' node discards them on purpose)",
+                                 n.id, outputs.front()));
       }
       if (n.on_error == OnError::route && !connected.count({i, "error"})) {
         diags_.error(n.where,

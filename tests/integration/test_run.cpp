@@ -1010,6 +1010,24 @@ TEST_CASE(
   CHECK(test::stats_of(report, "out").records_in == 2);
 }
 
+TEST_CASE("drop discards what it receives on purpose, counted in its stats", "[run]") {
+  Plan plan = test::plan_of(R"(pipeline: t
+nodes:
+  - id: src
+    type: source.list
+    template: "u{n}"
+    to: 1000
+  - id: discard
+    type: drop
+edges:
+  - src -> discard
+)");
+  RunReport report = run_pipeline(plan);
+  CHECK(report.status == RunStatus::succeeded);
+  CHECK(test::stats_of(report, "discard").records_in == 1000);
+  CHECK(test::stats_of(report, "discard").errors == 0);
+}
+
 TEST_CASE("max_errors: too many skipped or routed failures stop the run gracefully and fail it", "[run]") {
   TempDir dir;
   const std::string out = dir.file("out.jsonl"), failed = dir.file("failed.jsonl");
