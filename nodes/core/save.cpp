@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -37,6 +38,7 @@ struct SaveOptions {
   bool keep_field = false;
   Exists exists = Exists::replace;
   bool sync = false;
+  std::uint64_t min_free = 0;  // bytes a write must leave free on the file system; 0: no check
 };
 
 // An extension for a file saved without a `path` template: the URL's own (".jpg" of /a/b.jpg?x=1),
@@ -240,6 +242,17 @@ class Save final : public AsyncNode {
       error = fmt::format("file exists: '{}'", path);
       return std::nullopt;
     }
+    if (o_.min_free > 0) {
+      struct statvfs fs {};
+      if (::statvfs(folder.c_str(), &fs) == 0) {
+        const std::uint64_t available = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+        if (available < data.size() || available - data.size() < o_.min_free) {
+          error = fmt::format("disk almost full: '{}' ({} bytes) would leave less than min_free ({} bytes) of {} free",
+                              path, data.size(), o_.min_free, available);
+          return std::nullopt;
+        }
+      }
+    }
     const std::string temp =
         fmt::format("{}/.{}.sluice-{}-{}.part", folder, path.substr(slash + 1, 100), ::getpid(), ++temp_count_);
     const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -353,6 +366,10 @@ NodeType save_type() {
                              "when the file exists: replace it, keep it (the record goes on with the file there), "
                              "or fail the record")
           .with_default("replace"),
+      FieldSpec::size("min_free",
+                      "free space a file may not take: a write that would leave less on the file system fails its "
+                      "record (with max_errors, the run stops before the disk is full); 0: no check")
+          .with_default("0"),
       FieldSpec::boolean("sync",
                          "fsync each file and its folder before the record goes on (survives a power cut; slow)")
           .with_default("false"),
@@ -372,6 +389,7 @@ NodeType save_type() {
     const std::string exists = c.string("exists");
     o.exists = exists == "keep" ? Exists::keep : exists == "fail" ? Exists::fail : Exists::replace;
     o.sync = c.boolean("sync");
+    o.min_free = c.size("min_free");
     return std::make_unique<Save>(std::move(o));
   };
   t.example = R"(- id: images

@@ -278,3 +278,27 @@ TEST_CASE("a failure elsewhere ends the run with every record given to save acco
     CHECK(test::read_file(dir.file("files/" + name)) == "data " + name.substr(0, name.size() - 4));
   }
 }
+
+TEST_CASE("min_free: a file that would leave the disk almost full fails its record, and max_errors ends the run",
+          "[save]") {
+  TempDir dir;
+  // No disk here has 100,000 GiB free: every write would leave less than that.
+  std::string yaml = offline_pipeline(dir, 100000, R"({body: "data {n}"})", "    min_free: 100000GiB");
+  yaml.replace(yaml.find("nodes:"), 6, "settings: {batch: 10, max_pending: 2, max_errors: 20}\nnodes:");
+  RunReport report = run_pipeline(test::plan_of(yaml));
+  CHECK(report.status == RunStatus::failed);
+  REQUIRE(report.errors.size() == 1);
+  CHECK(report.errors[0].to_string().find("more than max_errors (20)") != std::string::npos);
+  const auto& save = test::stats_of(report, "save");
+  CHECK(save.errors > 20);
+  CHECK(save.errors < 1000);  // the run stopped long before the 100,000 records
+  CHECK(save.records_out == 0);
+  CHECK(files_under(dir.file("files")).empty());
+  CHECK(test::read_file(dir.file("bad.jsonl")).find("disk almost full: '" + dir.file("files/")) != std::string::npos);
+
+  // A bound the disk has room for lets every file through.
+  TempDir roomy;
+  report = run_pipeline(test::plan_of(offline_pipeline(roomy, 10, R"({body: "data {n}"})", "    min_free: 1KiB")));
+  REQUIRE(report.errors.empty());
+  CHECK(files_under(roomy.file("files")).size() == 10);
+}
