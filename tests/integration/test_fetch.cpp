@@ -1283,6 +1283,18 @@ TEST_CASE("proxies take turns, a dead one is left out after failure_threshold fa
   for (const auto& line : ok) attempts += contains(line, R"("attempts":2)") ? 2 : 1;
   CHECK(attempts == 42);
 
+  // robots.txt goes through them too: nothing reaches the target directly.
+  a.reset_counters();
+  b.reset_counters();
+  TempDir obey;
+  RunReport obeyed = run_pipeline(test::plan_of(fetch_pipeline(
+      obey, std::vector<std::string>(urls.begin(), urls.begin() + 10), 2,
+      fmt::format("    proxies: [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]", a.port(), b.port()))));
+  REQUIRE(obeyed.errors.empty());
+  CHECK(lines(obey, "ok.jsonl").size() == 10);
+  CHECK(a.counter("proxy").requests + b.counter("proxy").requests == 11);  // and /robots.txt
+  CHECK(target.counter("*").requests == 0);
+
   Diagnostics diags;
   CHECK_FALSE(load_pipeline_text(fetch_pipeline(dir, urls, 1, "    proxy: none\n    proxies: [\"http://127.0.0.1:1\"]"),
                                  "p.yaml", test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
