@@ -334,7 +334,8 @@ class Save final : public AsyncNode {
   std::uint64_t temp_count_ = 0;
 };
 
-std::string check_template(const Value& v) {
+std::string check_path(const Value& v) {
+  if (v.to_text().empty()) return "empty: leave path out to name files by their URL's hash";
   std::string error;
   return FieldTemplate::compile(v.to_text(), &error) ? "" : error;
 }
@@ -355,7 +356,7 @@ NodeType save_type() {
                         "the file's path under dir, a template: \"{sku:file}.jpg\", \"{category:file}/{url:hash}.pdf\" "
                         "({field:file} makes scraped text safe as a name; '..' and absolute paths fail the record); "
                         "default: the URL's hash and an extension from the URL or the Content-Type")
-          .validated_by(check_template),
+          .validated_by(check_path),
       FieldSpec::string("field", "the field written to the file").with_default("body"),
       FieldSpec::string("url_field", "the URL that names the file when there is no path").with_default("url"),
       FieldSpec::string("path_field", "the field that receives the file's path (dir included)").with_default("file"),

@@ -72,6 +72,13 @@ std::string check_proxy(const Value& v) {
   return "";
 }
 
+// An element of `proxies`: a proxy URL ('none' is proxy's, not a proxy).
+std::string check_proxy_entry(const Value& v) {
+  if (v.to_text() == "none") return "'none' is not a proxy (proxy: none goes direct)";
+  const std::string error = check_proxy(v);
+  return error.empty() ? "" : "expected a proxy URL (http://host:port, https://, socks5://, socks5h://)";
+}
+
 std::string check_status(const Value& v) {
   fetch::StatusSet probe;
   if (probe.add(v.to_text())) return "";
@@ -91,11 +98,6 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
   }
   if (c.has("proxy") && !c.list("proxies").empty()) {
     diags.error(c.where("proxies"), "proxies: give either proxy (one) or proxies (several, in turn), not both");
-  }
-  for (const auto& p : c.list("proxies")) {
-    if (std::get<Value>(p.v).to_text() == "none") {
-      diags.error(p.where, "proxies: 'none' is not a proxy (proxy: none goes direct)");
-    }
   }
   if (c.has("cookie_file")) {
     std::string error;
@@ -212,7 +214,7 @@ NodeType fetch_type() {
                             "the proxy for this node's requests, robots.txt included: http://[user:password@]host:port "
                             "(also https, socks5, socks5h); none: no proxy; default: the usual environment variables")
               .validated_by(check_proxy),
-          FieldSpec::list("proxies", FieldSpec::string("proxy", "a proxy URL").validated_by(check_proxy),
+          FieldSpec::list("proxies", FieldSpec::string("proxy", "a proxy URL").validated_by(check_proxy_entry),
                           "several proxies, taken in turn by the requests (robots.txt included); one that fails "
                           "circuit_breaker.failure_threshold requests in a row (no connection, timeout, reset) is left "
                           "out for recovery_timeout; results get a proxy field (scheme://host:port)")

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 
 #include <pthread.h>
@@ -349,6 +350,11 @@ void HttpLoop::load_cookies() {
 }
 
 std::optional<std::vector<std::string>> read_cookie_file(const std::string& path, std::string& error) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    error = fmt::format("'{}' is a folder, not a cookie file", path);
+    return std::nullopt;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));

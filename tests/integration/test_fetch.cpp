@@ -1185,6 +1185,15 @@ TEST_CASE("cookie_file starts the node with a browser's exported cookies, sent o
         fmt::format("p.yaml:14:18: error: cookie_file: every cookie in '{}' has expired: export them again\n",
                     dir.file("bad.txt")));
   std::filesystem::remove(dir.file("bad.txt"));
+  std::filesystem::create_directory(dir.file("bad.txt"));
+  {
+    Diagnostics folder;
+    CHECK_FALSE(load_pipeline_text(fetch_pipeline(dir, urls, 1, "    cookie_file: " + dir.file("bad.txt")), "p.yaml",
+                                   test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, folder));
+    CHECK(folder.to_string() ==
+          fmt::format("p.yaml:14:18: error: cookie_file: '{}' is a folder, not a cookie file\n", dir.file("bad.txt")));
+  }
+  std::filesystem::remove(dir.file("bad.txt"));
   Diagnostics diags;
   CHECK_FALSE(load_pipeline_text(fetch_pipeline(dir, urls, 1, "    cookie_file: " + dir.file("bad.txt")), "p.yaml",
                                  test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
@@ -1300,6 +1309,10 @@ TEST_CASE("proxies take turns, a dead one is left out after failure_threshold fa
                                  "p.yaml", test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
   CHECK(diags.to_string() ==
         "p.yaml:15:14: error: proxies: give either proxy (one) or proxies (several, in turn), not both\n");
+  Diagnostics none;
+  CHECK_FALSE(load_pipeline_text(fetch_pipeline(dir, urls, 1, "    proxies: [\"http://127.0.0.1:1\", none]"), "p.yaml",
+                                 test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, none));
+  CHECK(none.to_string() == "p.yaml:14:37: error: proxies[1]: 'none' is not a proxy (proxy: none goes direct)\n");
 }
 
 TEST_CASE("TLS certificates and host names are verified — ca_file trusts a private authority", "[fetch][security]") {

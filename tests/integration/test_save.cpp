@@ -242,6 +242,10 @@ TEST_CASE("save refuses a folder it cannot create before anything runs, and a ba
                                  test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags);
   CHECK_FALSE(plan);
   CHECK(diags.to_string().find("p.yaml:13:11: error: path: unterminated '{' in '{n.txt'") != std::string::npos);
+  Diagnostics empty;
+  CHECK_FALSE(load_pipeline_text(offline_pipeline(dir, 3, R"({body: "x"})", "    path: \"\""), "p.yaml",
+                                 test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, empty));
+  CHECK(empty.to_string().find("p.yaml:13:11: error: path: empty: leave path out") != std::string::npos);
 }
 
 TEST_CASE("template formats file and hash", "[save][template]") {
