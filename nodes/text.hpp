@@ -1,4 +1,4 @@
-// Small text helpers that fetch, the frontier and the parse nodes share.
+// Small text helpers that fetch, the frontier, save and the parse nodes share.
 #pragma once
 
 #include <locale.h>
@@ -23,6 +23,20 @@ inline bool iequals(std::string_view a, std::string_view lower_b) {
     if (std::tolower(static_cast<unsigned char>(a[i])) != lower_b[i]) return false;
   }
   return true;
+}
+
+// The extension of a URL's last path segment, lower-cased ("pdf" for /docs/a.PDF?x=1); empty when
+// it has none.
+inline std::string url_extension(std::string_view url) {
+  const auto scheme = url.find("://");
+  std::string_view rest = url.substr(scheme == std::string_view::npos ? 0 : scheme + 3);
+  rest = rest.substr(0, rest.find_first_of("?#"));
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos) return {};
+  const std::string_view segment = rest.substr(rest.rfind('/') + 1);
+  const auto dot = segment.rfind('.');
+  if (dot == std::string_view::npos) return {};
+  return to_lower(segment.substr(dot + 1));
 }
 
 // Whether a URL has bytes that must be percent-encoded before it is sent: spaces and bytes beyond

@@ -9,10 +9,12 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -44,22 +46,11 @@ struct SaveOptions {
 // An extension for a file saved without a `path` template: the URL's own (".jpg" of /a/b.jpg?x=1),
 // else one for its Content-Type, else none.
 std::string extension_for(std::string_view url, std::string_view content_type) {
-  std::string_view path = url.substr(0, url.find_first_of("?#"));
-  if (const auto scheme = path.find("://"); scheme != std::string_view::npos) {
-    path.remove_prefix(scheme + 3);
-    const auto slash = path.find('/');
-    path = slash == std::string_view::npos ? std::string_view() : path.substr(slash);
-  }
-  const std::string_view last = path.substr(path.rfind('/') + 1);
-  if (const auto dot = last.rfind('.'); dot != std::string_view::npos && dot > 0 && last.size() - dot <= 9) {
-    const std::string_view ext = last.substr(dot + 1);
-    bool plain = !ext.empty();
-    for (char c : ext) plain = plain && std::isalnum(static_cast<unsigned char>(c));
-    if (plain) {
-      std::string out = to_lower(ext);
-      out.insert(out.begin(), '.');
-      return out;
-    }
+  if (std::string ext = url_extension(url);
+      !ext.empty() && ext.size() <= 8 &&
+      std::all_of(ext.begin(), ext.end(), [](unsigned char c) { return std::isalnum(c); })) {
+    ext.insert(ext.begin(), '.');
+    return ext;
   }
   const std::string type = to_lower(content_type.substr(0, content_type.find(';')));
   static constexpr std::pair<std::string_view, std::string_view> kTypes[] = {{"text/html", ".html"},
@@ -296,22 +287,15 @@ class Save final : public AsyncNode {
   // mkdir -p, remembering the folders made or found (most files of a run share a few).
   bool make_dirs(const std::string& folder, std::string& error) {
     if (folder.empty() || made_.count(folder)) return true;
-    std::size_t at = 0;
-    while (at != std::string::npos) {
-      at = folder.find('/', at + 1);
-      const std::string part = folder.substr(0, at);
-      if (made_.count(part)) continue;
-      if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
-        error = fmt::format("cannot create folder: {}: '{}'", std::strerror(errno), part);
-        return false;
-      }
-      struct stat st {};
-      if (::stat(part.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-        error = fmt::format("cannot create folder: a file of that name exists: '{}'", part);
-        return false;
-      }
-      made_.insert(part);
+    std::error_code ec;
+    std::filesystem::create_directories(folder, ec);
+    if (ec) {
+      error =
+          fmt::format("cannot create folder: {}: '{}'",
+                      ec == std::errc::not_a_directory ? "a file of that name is in its path" : ec.message(), folder);
+      return false;
     }
+    made_.insert(folder);
     return true;
   }
 

@@ -56,20 +56,6 @@ std::string host_of(const std::string& url) {
   return out;
 }
 
-// The extension of a URL's last path segment, lower-cased ("pdf" for /docs/a.PDF?x=1); empty when
-// it has none.
-std::string extension_of(std::string_view url) {
-  const auto scheme = url.find("://");
-  std::string_view rest = url.substr(scheme == std::string_view::npos ? 0 : scheme + 3);
-  rest = rest.substr(0, rest.find_first_of("?#"));
-  const auto slash = rest.find('/');
-  if (slash == std::string_view::npos) return {};
-  const std::string_view segment = rest.substr(rest.rfind('/') + 1);
-  const auto dot = segment.rfind('.');
-  if (dot == std::string_view::npos) return {};
-  return to_lower(segment.substr(dot + 1));
-}
-
 // Files a crawl for pages does not want: what Scrapy's link extractor leaves out by default.
 constexpr const char* kBinaryExtensions =
     "[7z, apk, bz2, deb, dmg, exe, gz, iso, jar, msi, rar, rpm, tar, tgz, xz, zip, "
@@ -389,7 +375,7 @@ class Frontier final : public AsyncNode, public PermitSource {
     }
     if (!seed && scope_.max_depth >= 0 && r.meta.depth > scope_.max_depth) return false;
     if (!seed && scope_.same_host && !seed_hosts_.count(host_of(u))) return false;
-    if (!seed && !scope_.deny_extensions.empty() && scope_.deny_extensions.count(extension_of(u))) return false;
+    if (!seed && !scope_.deny_extensions.empty() && scope_.deny_extensions.count(url_extension(u))) return false;
     // allow and deny pick the links to follow, as deny_extensions does: a seed is always fetched (a
     // seed at the site's root with allow: ['/catalogue/'] was dropped, and the crawl did nothing).
     if (!seed && !scope_.allow.empty() &&

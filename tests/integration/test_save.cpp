@@ -233,8 +233,8 @@ TEST_CASE("save refuses a folder it cannot create before anything runs, and a ba
   RunReport report = run_pipeline(test::plan_of(offline_pipeline(dir, 3, R"({body: "x"})", "")));
   CHECK(report.status == RunStatus::failed);
   REQUIRE_FALSE(report.errors.empty());
-  CHECK(report.errors[0].to_string().find("cannot create folder: a file of that name exists: '" + dir.file("files") +
-                                          "'") != std::string::npos);
+  CHECK(report.errors[0].to_string().find("cannot create folder: a file of that name is in its path: '" +
+                                          dir.file("files") + "'") != std::string::npos);
   CHECK(test::stats_of(report, "src").records_out == 0);
 
   Diagnostics diags;
