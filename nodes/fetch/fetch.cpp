@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -60,6 +61,28 @@ std::string check_rate(const Value& v) {
   return fmt::format("invalid rate '{}' (write requests per unit: 10/s, 600/m, 1/h)", v.to_text());
 }
 
+// A rate in `hosts`, where none lifts the node's rate for those hosts.
+std::string check_host_rate(const Value& v) {
+  if (v.to_text() == "none") return "";
+  const std::string error = check_rate(v);
+  return error.empty() ? "" : error.substr(0, error.size() - 1) + ", or none)";
+}
+
+std::string check_host_pattern(const Value& v) {
+  const std::string error = fetch::host_pattern_error(v.to_text());
+  return error.empty() ? "" : fmt::format("'{}' is not a host pattern: {}", v.to_text(), error);
+}
+
+Schema host_limits_schema() {
+  return Schema({
+      FieldSpec::integer("per_host", "requests in flight to each matching host (default: the node's)").at_least(1),
+      FieldSpec::string("rate", "requests per matching host per unit: 10/s, 600/m; none: no rate (default: the node's)")
+          .validated_by(check_host_rate),
+      FieldSpec::integer("burst", "requests a matching host may receive at once under rate (default: the node's)")
+          .at_least(1),
+  });
+}
+
 std::string check_proxy(const Value& v) {
   const std::string text = v.to_text();
   if (text == "none") return "";
@@ -104,6 +127,15 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
     if (!fetch::read_cookie_file(c.string("cookie_file"), error))
       diags.error(c.where("cookie_file"), "cookie_file: " + error);
   }
+  std::map<std::string, std::string> patterns;  // lower case -> as written
+  for (const auto& [pattern, value] : c.map("hosts")) {
+    std::string key = pattern;
+    for (char& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (auto [it, fresh] = patterns.emplace(key, pattern); !fresh) {
+      diags.error(value.where,
+                  fmt::format("hosts: '{}' repeats '{}' (host names are compared without case)", pattern, it->second));
+    }
+  }
   for (const auto& [name, value] : c.map("headers")) {
     const std::string text = std::get<Value>(value.v).to_text();
     std::string error;
@@ -145,6 +177,14 @@ fetch::FetchOptions options_from(const Config& c) {
   o.per_host = static_cast<int>(c.integer("per_host"));
   if (c.has("rate")) o.rate = *fetch::parse_rate(c.string("rate"));
   o.burst = static_cast<int>(c.integer("burst"));
+  for (const auto& [pattern, value] : c.map("hosts")) {
+    const Config& h = *std::get<ConfigValue::Object>(value.v);
+    fetch::HostLimits limits{o.per_host, o.rate, o.burst};
+    if (h.has("per_host")) limits.per_host = static_cast<int>(h.integer("per_host"));
+    if (h.has("rate")) limits.rate = h.string("rate") == "none" ? 0 : *fetch::parse_rate(h.string("rate"));
+    if (h.has("burst")) limits.burst = static_cast<int>(h.integer("burst"));
+    o.host_limits.emplace_back(pattern, limits);
+  }
   const Config& r = c.object("retries");
   o.retry.attempts = static_cast<int>(r.integer("attempts"));
   o.retry.on_status.clear();
@@ -222,6 +262,12 @@ NodeType fetch_type() {
           FieldSpec::integer("per_host", "requests in flight per host").with_default("8").at_least(1),
           FieldSpec::string("rate", "requests per host per unit (token bucket): 10/s, 600/m").validated_by(check_rate),
           FieldSpec::integer("burst", "requests a host may receive at once under `rate`").with_default("1").at_least(1),
+          FieldSpec::map("hosts", FieldSpec::object_of("host", host_limits_schema(), "{per_host, rate, burst}"),
+                         "other limits for some hosts: a host name (api.example.com) or *.example.com (the names "
+                         "below it) -> {per_host, rate, burst}; what an entry leaves out is the node's; an exact "
+                         "name wins over *., a longer *. over a shorter")
+              .keys_validated_by(check_host_pattern)
+              .with_default(""),
           FieldSpec::object_of("retries", retries_schema(), "when and how failed requests are retried")
               .with_default("{}"),
           FieldSpec::object_of("circuit_breaker", breaker_schema(), "per host: fail fast while a host keeps failing")

@@ -281,7 +281,11 @@ Bytes BodyPool::share(std::string&& body) {
 }
 
 HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
-    : opt_(std::move(options)), node_id_(std::move(node_id)), rng_(std::random_device{}()) {
+    : opt_(std::move(options)),
+      limits_(HostLimits{opt_.per_host, opt_.rate, opt_.burst}),
+      node_id_(std::move(node_id)),
+      rng_(std::random_device{}()) {
+  for (const auto& [pattern, limits] : opt_.host_limits) limits_.add(pattern, limits);
   for (const std::string& name : opt_.keep_headers) {
     std::string field = "header_" + name;
     std::replace(field.begin(), field.end(), '-', '_');
@@ -324,11 +328,12 @@ void HttpLoop::start(AsyncOutput& out) {
   multi_ = curl_multi_init();
   // Our own admission enforces per_host; curl's cap is only a safety net (curl counts its own
   // queueing time against the transfer timeout).
-  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(opt_.per_host));
+  const int per_host = limits_.max_per_host();
+  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(per_host));
   // libcurl's default keeps 4 idle connections per easy handle currently added: when few transfers
   // run for a moment (slots held downstream), it closes the others and reconnects later (seen: 89
   // connections instead of 16 for 20,000 requests to one host). Keep what per_host allows.
-  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(std::max(kMinIdleConnections, 4 * opt_.per_host)));
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(std::max(kMinIdleConnections, 4 * per_host)));
   if (opt_.cookies || !opt_.cookie_file.empty()) {
     share_ = curl_share_init();
     curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_COOKIE);
@@ -574,7 +579,8 @@ void HttpLoop::enqueue(std::unique_ptr<Job> job, bool front) {
   Host& host = it->second;
   if (inserted) {
     const auto now = Clock::now();
-    host.bucket = TokenBucket(opt_.rate, opt_.burst, now);
+    host.limits = &limits_.match(host_of_key(it->first));
+    host.bucket = TokenBucket(host.limits->rate, host.limits->burst, now);
     host.breaker = CircuitBreaker(opt_.breaker_threshold, opt_.breaker_recovery);
     host.last_used = now;
   }
@@ -666,7 +672,7 @@ void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) 
     }
     return;
   }
-  while (!host.waiting.empty() && host.in_flight < opt_.per_host) {
+  while (!host.waiting.empty() && host.in_flight < limits_of(host).per_host) {
     if (opt_.robots) {
       Job& next = *host.waiting.front();
       if (!host.rules.allows_everything() && next.path.empty()) next.path = robots_path(next.url);
@@ -888,11 +894,12 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
                     duration_text(std::min(opt_.robots_max_age, opt_.breaker_recovery))));
   }  // else a fresh copy is unreachable: the rules it had stay in use (RFC 9309)
   const auto now = Clock::now();
-  if (auto delay = host.rules.crawl_delay(); delay && (opt_.rate <= 0 || 1.0 / *delay < opt_.rate)) {
+  const HostLimits& limits = limits_of(host);
+  if (auto delay = host.rules.crawl_delay(); delay && (limits.rate <= 0 || 1.0 / *delay < limits.rate)) {
     host.bucket = TokenBucket(1.0 / *delay, 1, now);
     host.crawl_delay = true;
   } else if (host.crawl_delay) {  // fetched again, and the Crawl-delay is gone
-    host.bucket = TokenBucket(opt_.rate, opt_.burst, now);
+    host.bucket = TokenBucket(limits.rate, limits.burst, now);
     host.crawl_delay = false;
   }
   host.robots = Host::Robots::ready;

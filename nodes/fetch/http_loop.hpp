@@ -45,6 +45,8 @@ struct FetchOptions {
   int per_host = 8;
   double rate = 0;  // requests per second per host; 0 = unlimited
   int burst = 1;
+  // `hosts`: other limits for some hosts, by pattern (an exact name or *.domain), in config order.
+  std::vector<std::pair<std::string, HostLimits>> host_limits;
   RetryPolicy retry;
   int breaker_threshold = 5;
   nanoseconds breaker_recovery = std::chrono::seconds(30);
@@ -101,6 +103,7 @@ class HttpLoop {
 
  private:
   struct Host {
+    const HostLimits* limits = nullptr;  // per_host, rate and burst: the node's, or a `hosts` entry's
     std::deque<std::unique_ptr<Job>> waiting;
     int in_flight = 0;
     int retries_scheduled = 0;  // jobs of this host waiting on a retry timer
@@ -165,6 +168,9 @@ class HttpLoop {
   };
 
   FetchOptions opt_;
+  HostLimitRules limits_;  // opt_'s per_host, rate and burst, and its host_limits
+  // A host's limits (set when enqueue() adds it; the node's own for an entry made any other way).
+  const HostLimits& limits_of(const Host& host) const { return host.limits ? *host.limits : limits_.defaults(); }
   std::vector<std::string> keep_fields_;  // header_<name> for each of opt_.keep_headers
   // The fields succeed() sets; empty when two of them share a name.
   std::unordered_set<std::string, StringHash, std::equal_to<>> output_fields_;

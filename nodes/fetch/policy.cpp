@@ -1,6 +1,7 @@
 #include "policy.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <ctime>
@@ -228,6 +229,87 @@ void CircuitBreaker::on_failure(Clock::time_point now) {
 
 void CircuitBreaker::on_probe_abandoned() {
   probe_in_flight_ = false;
+}
+
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+void HostLimitRules::add(std::string_view pattern, HostLimits limits) {
+  const bool wildcard = pattern.substr(0, 2) == "*.";
+  auto& list = wildcard ? suffixes_ : exact_;
+  std::string key = lower(wildcard ? pattern.substr(1) : pattern);  // "*.a.com" -> ".a.com"
+  if (std::any_of(list.begin(), list.end(), [&](const auto& e) { return e.first == key; })) return;
+  list.emplace_back(std::move(key), limits);
+  std::stable_sort(suffixes_.begin(), suffixes_.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+}
+
+const HostLimits& HostLimitRules::match(std::string_view host) const {
+  if (exact_.empty() && suffixes_.empty()) return defaults_;
+  const std::string name = lower(host);
+  for (const auto& [pattern, limits] : exact_) {
+    if (pattern == name) return limits;
+  }
+  for (const auto& [suffix, limits] : suffixes_) {
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return limits;
+  }
+  return defaults_;
+}
+
+int HostLimitRules::max_per_host() const {
+  int most = defaults_.per_host;
+  for (const auto* list : {&exact_, &suffixes_}) {
+    for (const auto& entry : *list) most = std::max(most, entry.second.per_host);
+  }
+  return most;
+}
+
+std::string host_pattern_error(std::string_view pattern) {
+  if (pattern.empty()) return "an empty host name";
+  if (pattern.find("://") != std::string_view::npos || pattern.find('/') != std::string_view::npos)
+    return "a host name, without scheme or path (api.example.com, *.example.com)";
+  if (std::any_of(pattern.begin(), pattern.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }))
+    return "a host name beyond ASCII is written in punycode, as URLs are sent (xn--bcher-kva.example)";
+  if (pattern.front() == '[') {
+    const bool ok =
+        pattern.size() > 2 && pattern.back() == ']' && std::all_of(pattern.begin() + 1, pattern.end() - 1, [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+        });
+    return ok ? "" : "an IPv6 address is written in brackets: [2001:db8::1]";
+  }
+  std::string_view name = pattern;
+  if (name.substr(0, 2) == "*.") name.remove_prefix(2);
+  if (name.find(':') != std::string_view::npos) return "a host name without a port (the limits hold for every port)";
+  if (name.find('*') != std::string_view::npos) return "'*' stands only as the whole first label: *.example.com";
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t end = std::min(name.find('.', start), name.size());
+    const std::string_view label = name.substr(start, end - start);
+    if (label.empty()) return "an empty label (two dots, or a dot at an end)";
+    if (label.size() > 63) return "a label longer than 63 characters";
+    for (char c : label) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_')
+        return std::string("'") + c + "' is not part of a host name (letters, digits, '-', '.')";
+    }
+    if (end == name.size()) return "";
+    start = end + 1;
+  }
+}
+
+std::string_view host_of_key(std::string_view key) {
+  const auto begin = key.find("://");
+  const std::size_t from = begin == std::string_view::npos ? 0 : begin + 3;
+  const auto colon = key.rfind(':');
+  const std::size_t to = colon == std::string_view::npos || colon < from || key.back() == ']' ? key.size() : colon;
+  return key.substr(from, to - from);
 }
 
 }  // namespace sluice::fetch

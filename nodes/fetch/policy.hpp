@@ -67,6 +67,41 @@ std::optional<nanoseconds> parse_retry_after(std::string_view value, std::int64_
 // "10/s", "600/m", "2.5/s", "1/h" -> requests per second; nullopt when malformed or not positive.
 std::optional<double> parse_rate(std::string_view text);
 
+// The admission limits of one host: requests in flight, and its token bucket (rate 0: none).
+struct HostLimits {
+  int per_host = 8;
+  double rate = 0;
+  int burst = 1;
+};
+
+// `hosts` of fetch: limits for host names other than the node's own. A pattern is a host name
+// ("api.example.com", an IP address, "[::1]"), matched exactly, or "*.example.com", matched by every
+// name below example.com (not by example.com itself). An exact pattern wins over wildcards, and a
+// longer wildcard over a shorter one. Names are compared without case.
+class HostLimitRules {
+ public:
+  explicit HostLimitRules(HostLimits defaults = {}) : defaults_(defaults) {}
+  // Adds a pattern (assumed valid: see host_pattern_error); a pattern given twice keeps the first.
+  void add(std::string_view pattern, HostLimits limits);
+  // The limits of a host name; the defaults when no pattern matches. The reference stays valid for
+  // the rules' life.
+  const HostLimits& match(std::string_view host) const;
+  const HostLimits& defaults() const { return defaults_; }
+  // The largest per_host of the defaults and every pattern.
+  int max_per_host() const;
+
+ private:
+  HostLimits defaults_;
+  std::vector<std::pair<std::string, HostLimits>> exact_;     // lower-case names
+  std::vector<std::pair<std::string, HostLimits>> suffixes_;  // ".example.com", longest first
+};
+
+// Why `pattern` is not a host pattern of `hosts` ("" when it is one).
+std::string host_pattern_error(std::string_view pattern);
+
+// The host name of a host key ("https://example.com:443" -> "example.com", "[::1]" stays bracketed).
+std::string_view host_of_key(std::string_view key);
+
 // Tokens refill at `rate` per second up to `burst`; a request takes one.
 class TokenBucket {
  public:

@@ -249,6 +249,80 @@ TEST_CASE("the server never sees more concurrent requests per host than per_host
   CHECK(server.counter("/delay").max_concurrent > 3);  // the hosts were served side by side
 }
 
+TEST_CASE("hosts gives hosts their own per_host: an exact name, and *.domain for each name below it",
+          "[fetch][limit]") {
+  // *.localhost is the loopback address to libcurl: four host names for one fixture server.
+  FixtureServer server;
+  TempDir dir;
+  const int port = server.port();
+  std::vector<std::string> urls;
+  for (int i = 0; i < 24; ++i) {
+    urls.push_back(server.url(fmt::format("/delay/30?i={}", i)));
+    urls.push_back(fmt::format("http://localhost:{}/delay/30?i={}", port, i));
+    urls.push_back(fmt::format("http://a.shop.localhost:{}/delay/30?i={}", port, i));
+    urls.push_back(fmt::format("http://b.shop.localhost:{}/delay/30?i={}", port, i));
+  }
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 40,
+                                                               "    per_host: 6\n"
+                                                               "    robots: ignore\n"
+                                                               "    hosts:\n"
+                                                               "      LocalHost: {per_host: 1}\n"
+                                                               "      \"*.shop.localhost\": {per_host: 2}\n")));
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").size() == urls.size());
+  auto host = [&](const std::string& name) { return server.counter(fmt::format("host:{}:{}", name, port)); };
+  CHECK(host("127.0.0.1").requests == 24);
+  CHECK(host("127.0.0.1").max_concurrent <= 6);
+  CHECK(host("127.0.0.1").max_concurrent > 2);  // the node's own per_host, not an entry's
+  CHECK(host("localhost").requests == 24);
+  CHECK(host("localhost").max_concurrent == 1);
+  for (const char* name : {"a.shop.localhost", "b.shop.localhost"}) {
+    INFO(name);
+    CHECK(host(name).requests == 24);
+    CHECK(host(name).max_concurrent == 2);  // each name below shop.localhost is a host of its own
+  }
+}
+
+TEST_CASE("hosts gives hosts their own rate and burst, and rate: none lifts the node rate", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  const int port = server.port();
+  std::vector<std::string> urls;
+  for (int i = 0; i < 4; ++i) {
+    urls.push_back(server.url(fmt::format("/echo?i={}", i)));
+    urls.push_back(fmt::format("http://x.slow.localhost:{}/echo?i={}", port, i));
+  }
+  for (int i = 0; i < 10; ++i) urls.push_back(fmt::format("http://localhost:{}/echo?i={}", port, i));
+  const auto started = std::chrono::steady_clock::now();
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 32,
+                                                               "    rate: 4/s\n"
+                                                               "    burst: 2\n"
+                                                               "    robots: ignore\n"
+                                                               "    hosts:\n"
+                                                               "      localhost: {rate: none}\n"
+                                                               "      \"*.localhost\": {rate: 10/s}\n")));
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").size() == urls.size());
+  auto arrivals = [&](const std::string& name) { return server.arrivals(fmt::format("host:{}:{}", name, port)); };
+  // Lower bounds only (a loaded machine may make requests later, never earlier): the node's rate
+  // for 127.0.0.1, a token every 250 ms after a burst of 2; the entry's rate with the node's burst
+  // for x.slow.localhost, a token every 100 ms.
+  const auto own = arrivals("127.0.0.1");
+  const auto slow = arrivals("x.slow.localhost");
+  REQUIRE(own.size() == 4);
+  REQUIRE(slow.size() == 4);
+  for (std::size_t i = 2; i < 4; ++i) {
+    INFO("request " << i);
+    CHECK(own[i] - started >= std::chrono::milliseconds(250 * (static_cast<int>(i) - 1)));
+    CHECK(slow[i] - started >= std::chrono::milliseconds(100 * (static_cast<int>(i) - 1)));
+  }
+  // localhost has no rate: its ten requests do not wait for tokens (under the node's 4/s they
+  // would take 2 s), so all of them are in before 127.0.0.1's last, which waits 500 ms at least.
+  const auto free = arrivals("localhost");
+  REQUIRE(free.size() == 10);
+  CHECK(*std::max_element(free.begin(), free.end()) < own.back());
+}
+
 TEST_CASE("a run over more hosts than fetch keeps forgets idle ones, oldest first, and relearns them", "[fetch]") {
   // fetch keeps at most 10,000 idle hosts (with their robots.txt rules, breaker and rate state):
   // a list of a million domains must not grow without bound. 10,500 closed ports on 127.0.0.1 are

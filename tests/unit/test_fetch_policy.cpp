@@ -119,3 +119,52 @@ TEST_CASE("a failure threshold of 0 disables the breaker", "[fetch][policy]") {
   for (int i = 0; i < 100; ++i) b.on_failure(t0);
   CHECK(b.admit(t0) == CircuitBreaker::Admission::allow);
 }
+
+TEST_CASE("hosts limits: an exact name wins over *., a longer *. over a shorter, without case", "[fetch][policy]") {
+  HostLimitRules rules(HostLimits{8, 0, 1});
+  rules.add("*.example.com", HostLimits{2, 5, 1});
+  rules.add("API.example.com", HostLimits{1, 0.5, 3});
+  rules.add("*.cdn.example.com", HostLimits{32, 0, 1});
+  rules.add("[::1]", HostLimits{4, 0, 1});
+  CHECK(rules.match("api.example.com").per_host == 1);
+  CHECK(rules.match("Api.Example.COM").rate == 0.5);
+  CHECK(rules.match("www.example.com").per_host == 2);
+  CHECK(rules.match("a.b.example.com").per_host == 2);
+  CHECK(rules.match("img.cdn.example.com").per_host == 32);
+  CHECK(rules.match("cdn.example.com").per_host == 2);  // *.cdn.example.com is the names below it
+  CHECK(rules.match("example.com").per_host == 8);      // and *.example.com too
+  CHECK(rules.match("badexample.com").per_host == 8);   // a suffix of the text, not of the labels
+  CHECK(rules.match("[::1]").per_host == 4);
+  CHECK(rules.match("other.org").per_host == 8);
+  CHECK(rules.max_per_host() == 32);
+  rules.add("*.EXAMPLE.com", HostLimits{99, 0, 1});  // given twice: the first stays
+  CHECK(rules.match("www.example.com").per_host == 2);
+  CHECK(rules.max_per_host() == 32);
+}
+
+TEST_CASE("hosts patterns are host names, *.domain or bracketed IPv6, and anything else says why", "[fetch][policy]") {
+  for (const char* ok : {"example.com", "*.example.com", "localhost", "127.0.0.1", "[::1]", "[2001:db8::1]",
+                         "xn--bcher-kva.example", "my_host.internal", "EXAMPLE.com"}) {
+    INFO(ok);
+    CHECK(host_pattern_error(ok).empty());
+  }
+  CHECK(host_pattern_error("").find("empty") != std::string::npos);
+  CHECK(host_pattern_error("https://example.com").find("without scheme") != std::string::npos);
+  CHECK(host_pattern_error("example.com/x").find("without scheme") != std::string::npos);
+  CHECK(host_pattern_error("example.com:8080").find("port") != std::string::npos);
+  CHECK(host_pattern_error("*example.com").find("'*'") != std::string::npos);
+  CHECK(host_pattern_error("a.*.com").find("'*'") != std::string::npos);
+  CHECK(host_pattern_error("*.").find("empty label") != std::string::npos);
+  CHECK(host_pattern_error("a..com").find("empty label") != std::string::npos);
+  CHECK(host_pattern_error("example.com.").find("empty label") != std::string::npos);
+  CHECK(host_pattern_error("bücher.example").find("punycode") != std::string::npos);
+  CHECK(host_pattern_error("a b.com").find("' ' is not part of a host name") != std::string::npos);
+  CHECK(host_pattern_error("[::1").find("brackets") != std::string::npos);
+  CHECK(host_pattern_error(std::string(64, 'a') + ".com").find("63") != std::string::npos);
+}
+
+TEST_CASE("the host name of a host key", "[fetch][policy]") {
+  CHECK(host_of_key("https://example.com:443") == "example.com");
+  CHECK(host_of_key("http://[::1]:8080") == "[::1]");
+  CHECK(host_of_key("http://127.0.0.1:80") == "127.0.0.1");
+}

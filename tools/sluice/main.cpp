@@ -383,6 +383,9 @@ void field_rows(const Schema& schema, const std::string& prefix, std::vector<Fie
     if (f.default_text && f.default_text->empty()) extra = "optional";
     rows.push_back({prefix + f.name, f.type_text(), extra, f.doc});
     if (f.object) field_rows(*f.object, prefix + f.name + ".", rows);
+    // A map of objects (parse.html's fields, fetch's hosts): the fields of each entry, as NAME.<key>.field.
+    if (f.type == FieldType::map && f.element && f.element->object)
+      field_rows(*f.element->object, prefix + f.name + ".<" + f.element->name + ">.", rows);
   }
 }
 
