@@ -1,7 +1,9 @@
 // The sluice binary as users run it: exit codes, messages, signals.
 #include <fmt/format.h>
+#include <simdjson.h>
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <thread>
 
 #include "../process.hpp"
@@ -28,6 +30,17 @@ nodes:
   - id: out
     type: sink.jsonl
     path: ${CLI_OUT}
+edges:
+  - src -> boom -> out
+)";
+
+// Five records that test.fail fails and skips, 150 ms each.
+const char* kSkipping = R"(pipeline: skipping
+settings: {batch: 1}
+nodes:
+  - {id: src, type: source.list, template: "u{n}", to: 5}
+  - {id: boom, type: test.fail, message: "timeout: after {n} ms", delay: 150ms, on_error: skip}
+  - {id: out, type: sink.jsonl, path: "${CLI_OUT}"}
 edges:
   - src -> boom -> out
 )";
@@ -146,15 +159,7 @@ TEST_CASE("a run that skips failed records says why: a warning when a kind first
           "[cli]") {
   // Before, on_error: skip was only a count in the stats table.
   TempDir dir;
-  test::write_file(dir.file("p.yaml"), R"(pipeline: skipping
-settings: {batch: 1}
-nodes:
-  - {id: src, type: source.list, template: "u{n}", to: 5}
-  - {id: boom, type: test.fail, message: "timeout: after {n} ms", delay: 150ms, on_error: skip}
-  - {id: out, type: sink.jsonl, path: "${CLI_OUT}"}
-edges:
-  - src -> boom -> out
-)");
+  test::write_file(dir.file("p.yaml"), kSkipping);
   ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str());
   Result r = sluice_cli(dir, {"run", "-q", "--stats-json", dir.file("stats.json"), dir.file("p.yaml")});
   CHECK(r.code == 0);
@@ -174,6 +179,136 @@ edges:
   Result quiet = sluice_cli(dir, {"--log-level", "error", "run", "-q", dir.file("p.yaml")});
   CHECK(quiet.code == 0);
   CHECK(quiet.err.empty());
+}
+
+namespace {
+
+// The lines of a --log-format json standard error, each parsed; a line that is not a JSON object
+// with a time, a level, an event and a message fails the test.
+struct JsonLog {
+  std::vector<simdjson::dom::element> events;
+  std::vector<std::string> lines;
+
+  explicit JsonLog(const std::string& err) : lines(test::lines_of(err)) {
+    for (const auto& line : lines) {
+      INFO(line);
+      // dom::parser reuses its buffer on each parse: a document per line needs a parser per line.
+      parsers.emplace_back(std::make_unique<simdjson::dom::parser>());
+      simdjson::dom::element e;
+      REQUIRE(parsers.back()->parse(line).get(e) == simdjson::SUCCESS);
+      REQUIRE(e.is_object());
+      std::string_view time, level, event, message;
+      REQUIRE(e["time"].get(time) == simdjson::SUCCESS);
+      CHECK(time.size() == 24);  // 2026-12-02T09:41:58.588Z
+      CHECK(time.ends_with('Z'));
+      REQUIRE(e["level"].get(level) == simdjson::SUCCESS);
+      CHECK((level == "info" || level == "warning" || level == "error" || level == "debug"));
+      REQUIRE(e["event"].get(event) == simdjson::SUCCESS);
+      REQUIRE(e["message"].get(message) == simdjson::SUCCESS);
+      events.push_back(e);
+    }
+  }
+  // The events named `name`.
+  std::vector<simdjson::dom::element> named(std::string_view name) const {
+    std::vector<simdjson::dom::element> out;
+    for (const auto& e : events)
+      if (std::string_view(e["event"]) == name) out.push_back(e);
+    return out;
+  }
+
+ private:
+  std::vector<std::unique_ptr<simdjson::dom::parser>> parsers;
+};
+
+std::string text(const simdjson::dom::element& e, const char* key) {
+  return std::string(std::string_view(e[key]));
+}
+
+}  // namespace
+
+TEST_CASE(
+    "sluice run --log-format json writes each line on standard error as one JSON object: progress, skips, errors, the "
+    "end",
+    "[cli]") {
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), kSkipping);
+  ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str());
+  SECTION("a run that skips records") {
+    Result r = sluice_cli(dir, {"run", "--log-format", "json", "--progress-every", "100ms", dir.file("p.yaml")});
+    CHECK(r.code == 0);
+    INFO(r.err);
+    JsonLog log(r.err);
+    // The first record of a kind skipped, as it happens.
+    auto skip = log.named("skip");
+    REQUIRE(skip.size() == 1);
+    CHECK(text(skip[0], "level") == "warning");
+    CHECK(text(skip[0], "node") == "boom");
+    CHECK(text(skip[0], "record") == "u1");
+    CHECK(text(skip[0], "error") == "timeout: after 1 ms");
+    // Progress every 100 ms of a 750 ms run, its figures as numbers.
+    auto progress = log.named("progress");
+    CHECK(progress.size() >= 3);
+    for (const auto& p : progress) {
+      double rate = -1, elapsed = -1;
+      std::int64_t stored = -1;
+      CHECK(p["records_per_s"].get(rate) == simdjson::SUCCESS);
+      CHECK(p["elapsed_s"].get(elapsed) == simdjson::SUCCESS);
+      CHECK(p["stored"].get(stored) == simdjson::SUCCESS);
+      CHECK(stored == 0);  // every record fails
+      CHECK(elapsed > 0);
+    }
+    // The summary of the skipped records, and the end with the whole report.
+    auto skipped = log.named("skipped");
+    REQUIRE(skipped.size() == 1);
+    CHECK(std::int64_t(skipped[0]["count"]) == 5);
+    auto end = log.named("end");
+    REQUIRE(end.size() == 1);
+    CHECK(text(end[0], "level") == "info");
+    CHECK(text(end[0], "status") == "succeeded");
+    CHECK(std::int64_t(end[0]["exit_code"]) == 0);
+    CHECK(text(end[0]["report"], "pipeline") == "skipping");
+    CHECK(std::int64_t(end[0]["report"]["nodes"].at(1)["errors"]) == 5);
+    CHECK(log.lines.back().find(R"("event": "end")") != std::string::npos);  // the last line
+  }
+  SECTION("a run that fails") {
+    test::write_file(dir.file("f.yaml"), kValid);
+    ScopedEnv fail_on("CLI_FAIL_ON", "3");
+    Result r = sluice_cli(dir, {"--log-format", "json", "run", dir.file("f.yaml")});
+    CHECK(r.code == 1);
+    INFO(r.err);
+    JsonLog log(r.err);
+    auto errors = log.named("error");
+    REQUIRE(errors.size() == 1);
+    CHECK(text(errors[0], "level") == "error");
+    CHECK(text(errors[0], "node") == "boom");
+    CHECK(text(errors[0], "record") == "u3");
+    CHECK(text(errors[0], "error") == "injected failure");
+    REQUIRE(log.named("hint").size() == 1);
+    auto end = log.named("end");
+    REQUIRE(end.size() == 1);
+    CHECK(text(end[0], "level") == "error");
+    CHECK(text(end[0], "message") == "pipeline 'cli' failed with 1 error(s)");
+    CHECK(std::int64_t(end[0]["exit_code"]) == 1);
+  }
+  SECTION("an invalid pipeline and a usage error") {
+    test::write_file(dir.file("bad.yaml"), "pipeline: bad\nnodes:\n  - {id: src, type: source.lst}\n");
+    Result bad = sluice_cli(dir, {"run", "--log-format", "json", dir.file("bad.yaml")});
+    CHECK(bad.code == 2);
+    INFO(bad.err);
+    JsonLog log(bad.err);
+    auto invalid = log.named("invalid");
+    REQUIRE(invalid.size() >= 1);
+    CHECK(text(invalid[0], "file") == dir.file("bad.yaml"));
+    CHECK(std::int64_t(invalid[0]["line"]) == 3);
+    CHECK(std::int64_t(invalid[0]["column"]) == 21);
+    CHECK(text(invalid[0], "message").starts_with("unknown node type 'source.lst'"));
+    Result usage = sluice_cli(dir, {"run", "--log-format", "json", "--progress-every", "soon", dir.file("p.yaml")});
+    CHECK(usage.code == 2);
+    JsonLog usage_log(usage.err);
+    REQUIRE(usage_log.events.size() == 1);
+    CHECK(text(usage_log.events[0], "event") == "usage");
+    CHECK(text(usage_log.events[0], "message") == "--progress-every: 'soon' is not a duration (60s, 5m, 0 for never)");
+  }
 }
 
 TEST_CASE("SIGINT stops a running pipeline gracefully with exit 130 and whole output", "[cli][signal]") {

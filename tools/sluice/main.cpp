@@ -20,6 +20,7 @@
 #include "expect.hpp"
 #include "fixture_server.hpp"
 #include "graph.hpp"
+#include "log.hpp"
 #include "report.hpp"
 #include "sluice/pipeline.hpp"
 #include "sluice/plugin.hpp"
@@ -39,7 +40,7 @@ std::vector<std::pair<std::string, std::string>> parse_overrides(const std::vect
   for (const auto& s : sets) {
     auto eq = s.find('=');
     if (eq == std::string::npos || eq == 0) {
-      fmt::print(stderr, "sluice: error: --set expects key=value, got '{}'\n", s);
+      cli::say(stderr, "error", "usage", fmt::format("--set expects key=value, got '{}'", s));
       ok = false;
       continue;
     }
@@ -107,7 +108,7 @@ std::unique_ptr<Registry> make_registry(const std::vector<std::string>& plugins)
   bool ok = true;
   for (const auto& p : plugins) {
     if (std::string error = load_plugin(p, *registry); !error.empty()) {
-      fmt::print(stderr, "sluice: error: {}\n", error);
+      cli::say(stderr, "error", "plugin", error);
       ok = false;
     }
   }
@@ -147,14 +148,15 @@ Loaded load(const std::string& file, const LoadArgs& args, bool start_server) {
   Diagnostics diags;
   auto text = read_pipeline_file(file, diags);
   if (!text) {
-    fmt::print(stderr, "{}", diags.to_string());
+    cli::print_diagnostics(stderr, diags);
     return out;
   }
   std::string served = serve_folder(*text, file);
   std::string serve_url = "http://127.0.0.1:1";  // validate: a placeholder, nothing is served
   if (!served.empty() && start_server) {
     if (!std::filesystem::is_directory(served)) {
-      fmt::print(stderr, "{}: error: settings.serve: '{}' is not a folder\n", file, served);
+      diags.error(Location{file}, fmt::format("settings.serve: '{}' is not a folder", served));
+      cli::print_diagnostics(stderr, diags);
       return out;
     }
     out.server = std::make_unique<fixture::FixtureServer>(served);
@@ -175,7 +177,7 @@ Loaded load(const std::string& file, const LoadArgs& args, bool start_server) {
   };
   load_pipeline_plugins(*text, file, options, *out.registry, diags);
   if (diags.empty()) out.plan = load_pipeline_text(*text, file, *out.registry, options, diags);
-  if (!out.plan) fmt::print(stderr, "{}", diags.to_string());
+  if (!out.plan) cli::print_diagnostics(stderr, diags);
   return out;
 }
 
@@ -186,14 +188,18 @@ bool write_file(const std::string& path, std::string_view text) {
   out << text;
   out.close();
   if (out) return true;
-  fmt::print(stderr, "sluice: error: cannot write '{}': {}\n", path, std::strerror(errno));
+  cli::say(stderr, "error", "output", fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
   return false;
 }
 
 // After an abandoned run (RunReport::abandoned): threads stuck in a node are still running, and
 // exiting normally would run static destructors (oneTBB's among them) that may wait for them.
 [[noreturn]] void exit_now(int code) {
-  fmt::print(stderr, "sluice: exiting without waiting for the stuck nodes\n");
+  if (cli::json_log()) {
+    cli::log_json(stderr, "error", "exit", "exiting without waiting for the stuck nodes");
+  } else {
+    fmt::print(stderr, "sluice: exiting without waiting for the stuck nodes\n");
+  }
   spdlog::default_logger()->flush();
   std::fflush(nullptr);
   std::_Exit(code);
@@ -212,8 +218,8 @@ int cmd_run(const std::string& file, const RunArgs& args) {
   const auto every =
       args.progress_every == "0" ? std::optional(std::chrono::nanoseconds{}) : parse_duration(args.progress_every);
   if (!every) {
-    fmt::print(stderr, "sluice: error: --progress-every: '{}' is not a duration (60s, 5m, 0 for never)\n",
-               args.progress_every);
+    cli::say(stderr, "error", "usage",
+             fmt::format("--progress-every: '{}' is not a duration (60s, 5m, 0 for never)", args.progress_every));
     return kInvalid;
   }
   StopSignal stop;
@@ -222,7 +228,8 @@ int cmd_run(const std::string& file, const RunArgs& args) {
   if (!loaded.plan) return kInvalid;
   const Plan& plan = *loaded.plan;
   if (args.resume && plan.settings.state.empty()) {
-    fmt::print(stderr, "sluice: error: --resume needs settings.state in '{}' (the file that records progress)\n", file);
+    cli::say(stderr, "error", "usage",
+             fmt::format("--resume needs settings.state in '{}' (the file that records progress)", file));
     return kInvalid;
   }
   if (args.resume) {
@@ -231,17 +238,17 @@ int cmd_run(const std::string& file, const RunArgs& args) {
       if (node.type->kind != NodeKind::source) continue;
       node.config.each([&](const std::string& name, const std::string& text) {
         if (text != "-") return;
-        fmt::print(stderr,
-                   "sluice: warning: source '{}' reads standard input ({}: -): --resume cannot check that it "
-                   "gives the lines of the interrupted run, and skips the records done then by their position\n",
-                   node.id, name);
+        cli::say(stderr, "warning", "resume",
+                 fmt::format("source '{}' reads standard input ({}: -): --resume cannot check that it gives the "
+                             "lines of the interrupted run, and skips the records done then by their position",
+                             node.id, name));
       });
     }
   }
   spdlog::debug("running pipeline '{}' ({} nodes){}", plan.settings.name, plan.nodes.size(),
                 args.resume ? ", resuming" : "");
   // A terminal gets a live line; a log (a file, journald, CI) a line every --progress-every.
-  const bool live = !args.quiet && ::isatty(STDERR_FILENO);
+  const bool live = !args.quiet && !cli::json_log() && ::isatty(STDERR_FILENO);
   const bool logged = !args.quiet && !live && every->count() > 0;
   const bool warnings = spdlog::should_log(spdlog::level::warn);
   using Mode = cli::ProgressLine::Mode;
@@ -260,36 +267,50 @@ int cmd_run(const std::string& file, const RunArgs& args) {
   watcher.reset();
   line.clear();
   if (report.already_finished) {
-    fmt::print(stderr, "sluice: pipeline '{}' already finished (state '{}'); nothing to do\n", plan.settings.name,
-               plan.settings.state);
+    cli::say(stderr, "info", "end",
+             fmt::format("pipeline '{}' already finished (state '{}'); nothing to do", plan.settings.name,
+                         plan.settings.state));
     return 0;
   }
-  if (!args.quiet) cli::print_stats(stderr, report);
-  if (warnings) cli::print_skipped(stderr, report);
-  for (const auto& e : report.errors) fmt::print(stderr, "error: {}\n", e.to_string());
-  if (report.errors_not_kept > 0) fmt::print(stderr, "... and {} more errors\n", report.errors_not_kept);
+  // The closing line, and for a run that one failed record ended (a 404 in a crawl), how to keep
+  // going instead.
+  std::string summary, hint;
   if (report.status == RunStatus::failed) {
-    fmt::print(stderr, "sluice: pipeline '{}' failed with {} error(s)\n", plan.settings.name,
-               report.errors.size() + report.errors_not_kept);
-    // One failed record ended the whole run (a 404 in a crawl): say how to keep going instead.
+    summary = fmt::format("pipeline '{}' failed with {} error(s)", plan.settings.name,
+                          report.errors.size() + report.errors_not_kept);
     for (const auto& e : report.errors) {
       auto node = std::find_if(plan.nodes.begin(), plan.nodes.end(), [&](const PlanNode& n) { return n.id == e.node; });
       if (e.record.empty() || node == plan.nodes.end() || node->on_error != OnError::fail ||
           node->type->output_index("error") < 0)
         continue;
-      fmt::print(stderr,
-                 "sluice: a failed record stops the run because node '{}' has on_error: fail (the default); "
-                 "on_error: skip drops such records and goes on, route sends them to '{}.error'\n",
-                 e.node, e.node);
+      hint = fmt::format(
+          "a failed record stops the run because node '{}' has on_error: fail (the default); "
+          "on_error: skip drops such records and goes on, route sends them to '{}.error'",
+          e.node, e.node);
       break;
     }
   } else if (report.status == RunStatus::interrupted) {
-    fmt::print(stderr, "sluice: pipeline '{}' interrupted; records received by sinks were committed{}\n",
-               plan.settings.name, plan.settings.state.empty() ? "" : " (continue it with --resume)");
+    summary = fmt::format("pipeline '{}' interrupted; records received by sinks were committed{}", plan.settings.name,
+                          plan.settings.state.empty() ? "" : " (continue it with --resume)");
   }
   // A stats file asked for and not written fails a run that otherwise succeeded (a CI step would
   // read it next).
-  const bool stats_written = args.stats_json.empty() || write_file(args.stats_json, cli::report_json(plan, report));
+  bool stats_written = true;
+  const auto write_stats = [&] {
+    stats_written = args.stats_json.empty() || write_file(args.stats_json, cli::report_json(plan, report));
+  };
+  if (cli::json_log()) {
+    write_stats();
+    cli::log_report(stderr, plan, report, warnings, summary, hint, stats_written);
+  } else {
+    if (!args.quiet) cli::print_stats(stderr, report);
+    if (warnings) cli::print_skipped(stderr, report);
+    for (const auto& e : report.errors) fmt::print(stderr, "error: {}\n", e.to_string());
+    if (report.errors_not_kept > 0) fmt::print(stderr, "... and {} more errors\n", report.errors_not_kept);
+    if (!summary.empty()) fmt::print(stderr, "sluice: {}\n", summary);
+    if (!hint.empty()) fmt::print(stderr, "sluice: {}\n", hint);
+    write_stats();
+  }
   if (args.preview > 0) fmt::print("{}", cli::preview_stores(plan, args.preview));
   const int code = report.exit_code() == 0 && !stats_written ? 1 : report.exit_code();
   if (report.abandoned) exit_now(code);
@@ -321,7 +342,7 @@ int cmd_graph(const std::string& file, const LoadArgs& args, const std::string& 
     return 0;
   }
   if (std::string error = cli::render_dot(dot, format, output); !error.empty()) {
-    fmt::print(stderr, "sluice: error: {}\n", error);
+    cli::say(stderr, "error", "output", error);
     return kInvalid;
   }
   return 0;
@@ -406,8 +427,9 @@ int cmd_describe(const Registry& registry, const std::string& name) {
   const NodeType* t = registry.find(name);
   if (!t) {
     std::string hint = closest_match(name, registry.names());
-    fmt::print(stderr, "sluice: error: unknown node type '{}'{}\n", name,
-               hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint));
+    cli::say(
+        stderr, "error", "usage",
+        fmt::format("unknown node type '{}'{}", name, hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
     return kInvalid;
   }
   fmt::print("{} ({})\n  {}\n\nports:\n", t->name, node_kind_name(t->kind), t->summary);
@@ -474,6 +496,11 @@ int main(int argc, char** argv) {
 
   app.add_option("--log-level", log_level, "trace, debug, info (default), warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "text (default), or json: what sluice writes on standard error as one JSON object per line "
+                 "(time, level, event, message and the event's fields), for a log collector")
+      ->check(CLI::IsMember({"text", "json"}));
 
   try {
     app.parse(argc, argv);
@@ -483,6 +510,10 @@ int main(int argc, char** argv) {
   }
   auto logger = spdlog::stderr_color_mt("sluice");
   logger->set_pattern("sluice: %v");
+  if (log_format == "json") {
+    cli::set_log_format(cli::LogFormat::json);
+    logger->set_formatter(cli::json_formatter());
+  }
   logger->set_level(spdlog::level::from_str(log_level));
   spdlog::set_default_logger(logger);
 
@@ -501,7 +532,7 @@ int main(int argc, char** argv) {
   } catch (const std::system_error& e) {
     // fmt::print to a standard output that is closed (`| head`) or full. What a run stored is
     // committed by then; the output the command was asked for is not complete.
-    fmt::print(stderr, "sluice: error: cannot write the output: {}\n", e.what());
+    cli::say(stderr, "error", "output", fmt::format("cannot write the output: {}", e.what()));
     return 1;
   }
   return kInvalid;

@@ -4,6 +4,7 @@
 
 #include <ctime>
 
+#include "log.hpp"
 #include "sluice/json.hpp"
 
 namespace sluice::cli {
@@ -58,19 +59,8 @@ std::string_view status_name(RunStatus s) {
   return "failed";
 }
 
-// The time as a log line shows it: 2026-12-02T02:50:00Z.
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec);
-}
-
 std::string quoted(std::string_view s) {
-  std::string out;
-  append_json_string(out, s);
-  return out;
+  return json_quoted(s);
 }
 
 }  // namespace
@@ -104,6 +94,40 @@ std::string report_json(const Plan& plan, const RunReport& report) {
   return out;
 }
 
+void log_report(std::FILE* out, const Plan& plan, const RunReport& report, bool warnings, std::string_view summary,
+                std::string_view hint, bool stats_written) {
+  for (const auto& s : report.skipped) {
+    if (!warnings) break;
+    const std::string text =
+        s.message.empty() ? fmt::format("node '{}' skipped {} records of other kinds", s.node, s.count)
+                          : fmt::format("node '{}' skipped {} record(s) like {}{}", s.node, s.count,
+                                        s.record.empty() ? "" : fmt::format("record '{}': ", s.record), s.message);
+    log_json(out, "warning", "skipped", text,
+             fmt::format(R"("node": {}, "count": {}, "record": {}, "error": {})", quoted(s.node), s.count,
+                         quoted(s.record), quoted(s.message)));
+  }
+  for (const auto& e : report.errors) {
+    log_json(
+        out, "error", "error", e.to_string(),
+        fmt::format(R"("node": {}, "record": {}, "error": {})", quoted(e.node), quoted(e.record), quoted(e.message)));
+  }
+  if (!hint.empty()) log_json(out, "info", "hint", hint);
+  const int code = report.exit_code() == 0 && !stats_written ? 1 : report.exit_code();
+  std::string_view level = report.status == RunStatus::failed        ? "error"
+                           : report.status == RunStatus::interrupted ? "warning"
+                           : code != 0                               ? "error"
+                                                                     : "info";
+  std::string text(summary);
+  if (text.empty()) text = fmt::format("pipeline '{}' succeeded", plan.settings.name);
+  std::string fields =
+      fmt::format(R"("status": "{}", "exit_code": {}, "elapsed_s": {:.3f}, "report": )", status_name(report.status),
+                  code, std::chrono::duration<double>(report.elapsed).count());
+  std::string json = report_json(plan, report);
+  while (!json.empty() && json.back() == '\n') json.pop_back();
+  fields += json;
+  log_json(out, level, "end", text, fields);
+}
+
 ProgressLine::ProgressLine(const Plan& plan, std::FILE* out, Mode mode, std::chrono::nanoseconds log_every,
                            bool warnings)
     : plan_(plan), out_(out), mode_(mode), warnings_(warnings), log_every_(log_every), next_log_(log_every) {}
@@ -113,7 +137,11 @@ void ProgressLine::update(const RunProgress& p) {
   std::lock_guard lock(mutex_);
   for (const auto& s : p.new_skips) {
     if (!warnings_) break;
-    if (mode_ == Mode::live) {
+    if (json_log()) {
+      log_json(
+          out_, "warning", "skip", skip_text(s) + " (more like it are counted)",
+          fmt::format(R"("node": {}, "record": {}, "error": {})", quoted(s.node), quoted(s.record), quoted(s.message)));
+    } else if (mode_ == Mode::live) {
       fmt::print(out_, "\r\033[Kwarning: {} (more like it are counted)\n", skip_text(s));
     } else {
       fmt::print(out_, "sluice: {} warning: {} (more like it are counted)\n", utc_now(), skip_text(s));
@@ -146,7 +174,14 @@ void ProgressLine::update(const RunProgress& p) {
                                  fetches ? "pages" : "records", p.in_flight, p.queued, stored, errors,
                                  std::chrono::duration<double>(p.elapsed).count());
   if (p.stopping) line += " | stopping: finishing work in flight (Ctrl-C again aborts)";
-  if (log) {
+  if (log && json_log()) {
+    while (next_log_ <= p.elapsed) next_log_ += log_every_;
+    log_json(out_, "info", "progress", line,
+             fmt::format(R"("{}": {:.1f}, "in_flight": {}, "queued": {}, "stored": {}, "errors": {}, )"
+                         R"("elapsed_s": {:.3f}, "stopping": {})",
+                         fetches ? "pages_per_s" : "records_per_s", rate_, p.in_flight, p.queued, stored, errors,
+                         std::chrono::duration<double>(p.elapsed).count(), p.stopping));
+  } else if (log) {
     while (next_log_ <= p.elapsed) next_log_ += log_every_;
     fmt::print(out_, "sluice: {} progress: {}\n", utc_now(), line);
   } else {

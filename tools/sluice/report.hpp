@@ -21,6 +21,12 @@ void print_skipped(std::FILE* out, const RunReport& report, std::string_view ind
 std::string skip_text(const SkippedErrors& skipped);
 // The report as JSON: pipeline, status, exit code, elapsed, per-node stats and errors.
 std::string report_json(const Plan& plan, const RunReport& report);
+// The end of a run under --log-format json: a `skipped` event per kind of skipped error (when
+// `warnings`), an `error` event per error, a `hint` event when `hint` is not empty, and the `end`
+// event: `summary` (or "pipeline 'NAME' succeeded") as its message, status, exit code (1 when
+// `stats_written` is false and the run succeeded) and the report_json() as `report`.
+void log_report(std::FILE* out, const Plan& plan, const RunReport& report, bool warnings, std::string_view summary,
+                std::string_view hint, bool stats_written);
 
 // Progress as `sluice run` shows it: pages/s, records in flight and queued at limits, records
 // stored, errors, elapsed; while a graceful stop runs it says so and that a second Ctrl-C aborts.
