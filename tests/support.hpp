@@ -1,6 +1,7 @@
 // Helpers shared by the tests: temporary directories, file I/O, running pipelines.
 #pragma once
 
+#include <curl/curl.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
 
@@ -185,6 +186,25 @@ inline std::vector<std::string> query(const std::string& path, const std::string
   sqlite3_finalize(st);
   sqlite3_close(db);
   return rows;
+}
+
+// GET or POST `url` with libcurl's blocking API; returns the status (0: no answer) and the body.
+inline std::pair<long, std::string> http(const std::string& url, bool post = false) {
+  CURL* curl = curl_easy_init();
+  std::string body;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  if (post) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(
+      curl, CURLOPT_WRITEFUNCTION, +[](char* data, std::size_t size, std::size_t n, void* out) {
+        static_cast<std::string*>(out)->append(data, size * n);
+        return size * n;
+      });
+  long status = 0;
+  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(curl);
+  return {status, body};
 }
 
 }  // namespace sluice::test

@@ -8,6 +8,7 @@
 
 #include "../process.hpp"
 #include "../support.hpp"
+#include "fixture_server.hpp"
 
 using namespace sluice;
 using test::ScopedEnv;
@@ -309,6 +310,75 @@ TEST_CASE(
     CHECK(text(usage_log.events[0], "event") == "usage");
     CHECK(text(usage_log.events[0], "message") == "--progress-every: 'soon' is not a duration (60s, 5m, 0 for never)");
   }
+}
+
+TEST_CASE("sluice run --metrics serves the run's figures in the Prometheus text format while it goes", "[cli]") {
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), kValid);
+  ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str()), to("CLI_TO", "1000000000");
+  test::Process p({SLUICE_BINARY, "run", "--metrics", "0", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"));
+  // Port 0 picks a free port; the log says which.
+  std::string url;
+  for (int i = 0; i < 200 && url.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const std::string err = test::read_file(dir.file("stderr"));
+    if (auto at = err.find("sluice: metrics at "); at != std::string::npos && err.find('\n', at) != std::string::npos)
+      url = err.substr(at + 19, err.find('\n', at) - at - 19);
+  }
+  REQUIRE(url.starts_with("http://127.0.0.1:"));
+  REQUIRE(url.ends_with("/metrics"));
+  // The source's count of records out, from one scrape.
+  auto emitted = [](const std::string& text) {
+    const std::string key = R"(sluice_node_records_out_total{pipeline="cli",node="src",type="source.list"} )";
+    const auto at = text.find(key);
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + key.size()));
+  };
+  std::vector<double> counts;
+  for (int scrape = 0; scrape < 2; ++scrape) {
+    if (scrape) std::this_thread::sleep_for(std::chrono::milliseconds(400));  // the figures change every 250 ms
+    auto [status, body] = test::http(url);
+    REQUIRE(status == 200);
+    INFO(body);
+    // Every line a comment (# HELP, # TYPE) or a sample: name{labels} value.
+    for (const auto& line : test::lines_of(body)) {
+      CAPTURE(line);
+      if (line.starts_with("# ")) {
+        CHECK((line.starts_with("# HELP sluice_") || line.starts_with("# TYPE sluice_")));
+        continue;
+      }
+      const auto close = line.find("} ");
+      REQUIRE(close != std::string::npos);
+      CHECK(line.starts_with("sluice_"));
+      CHECK(line.find("{pipeline=\"cli\"") != std::string::npos);
+      CHECK_NOTHROW(std::stod(line.substr(close + 2)));
+    }
+    CHECK(body.find("# TYPE sluice_node_records_in_total counter\n") != std::string::npos);
+    CHECK(body.find("sluice_finished{pipeline=\"cli\"} 0\n") != std::string::npos);
+    CHECK(body.find(R"(sluice_node_errors_total{pipeline="cli",node="boom",type="test.fail"} 0)") != std::string::npos);
+    counts.push_back(emitted(body));
+  }
+  CHECK(counts[0] >= 0);
+  CHECK(counts[1] > counts[0]);  // counters of a running pipeline grow
+  p.signal(SIGINT);
+  CHECK(p.wait() == 130);
+  CHECK(test::http(url).first == 0);  // the server ends with the run
+}
+
+TEST_CASE("sluice run --metrics refuses a malformed or taken address before running", "[cli]") {
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), kValid);
+  ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str());
+  Result bad = sluice_cli(dir, {"run", "--metrics", "localhost:http", dir.file("p.yaml")});
+  CHECK(bad.code == 2);
+  CHECK(bad.err ==
+        "sluice: error: --metrics: 'localhost:http' is not an address (write PORT, HOST:PORT or [IPv6]:PORT; port 0 "
+        "picks a free one)\n");
+  fixture::FixtureServer taken;
+  Result busy = sluice_cli(dir, {"run", "--metrics", fmt::format("127.0.0.1:{}", taken.port()), dir.file("p.yaml")});
+  CHECK(busy.code == 2);
+  CHECK(busy.err ==
+        fmt::format("sluice: error: --metrics: cannot listen on 127.0.0.1:{}: Address already in use\n", taken.port()));
+  CHECK_FALSE(std::filesystem::exists(dir.file("out.jsonl")));  // nothing ran
 }
 
 TEST_CASE("SIGINT stops a running pipeline gracefully with exit 130 and whole output", "[cli][signal]") {

@@ -28,6 +28,7 @@
 using namespace sluice;
 using fixture::Counter;
 using fixture::FixtureServer;
+using test::http;
 using test::ScopedEnv;
 using test::TempDir;
 
@@ -1534,29 +1535,6 @@ TEST_CASE("release: after_fetch frees a slot when its record leaves fetch — do
     }
   }
 }
-
-namespace {
-
-// GET or POST `url` with libcurl's blocking API; returns the status and the body.
-std::pair<long, std::string> http(const std::string& url, bool post = false) {
-  CURL* curl = curl_easy_init();
-  std::string body;
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  if (post) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(
-      curl, CURLOPT_WRITEFUNCTION, +[](char* data, std::size_t size, std::size_t n, void* out) {
-        static_cast<std::string*>(out)->append(data, size * n);
-        return size * n;
-      });
-  long status = 0;
-  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(curl);
-  return {status, body};
-}
-
-}  // namespace
 
 TEST_CASE("the fixture server's counters are readable over HTTP and reset by POST /__reset", "[fixture]") {
   FixtureServer server;

@@ -21,6 +21,7 @@
 #include "fixture_server.hpp"
 #include "graph.hpp"
 #include "log.hpp"
+#include "metrics.hpp"
 #include "report.hpp"
 #include "sluice/pipeline.hpp"
 #include "sluice/plugin.hpp"
@@ -212,6 +213,7 @@ struct RunArgs {
   std::string stats_json;
   int preview = 0;
   std::string progress_every = "60s";
+  std::string metrics;  // --metrics ADDRESS
 };
 
 int cmd_run(const std::string& file, const RunArgs& args) {
@@ -245,6 +247,16 @@ int cmd_run(const std::string& file, const RunArgs& args) {
       });
     }
   }
+  std::unique_ptr<cli::MetricsServer> metrics;
+  if (!args.metrics.empty()) {
+    std::string error;
+    metrics = cli::MetricsServer::start(args.metrics, plan, error);
+    if (!metrics) {
+      cli::say(stderr, "error", "usage", error);
+      return kInvalid;
+    }
+    spdlog::info("metrics at {}", metrics->url());
+  }
   spdlog::debug("running pipeline '{}' ({} nodes){}", plan.settings.name, plan.nodes.size(),
                 args.resume ? ", resuming" : "");
   // A terminal gets a live line; a log (a file, journald, CI) a line every --progress-every.
@@ -258,7 +270,12 @@ int cmd_run(const std::string& file, const RunArgs& args) {
     RunOptions options;
     options.stop = &stop;
     options.resume = args.resume;
-    if (live || logged || warnings) options.progress = [&line](const RunProgress& p) { line.update(p); };
+    if (live || logged || warnings || metrics) {
+      options.progress = [&line, &metrics, show = live || logged || warnings](const RunProgress& p) {
+        if (metrics) metrics->update(p);
+        if (show) line.update(p);
+      };
+    }
     if (logged)
       options.progress_interval = std::min<std::chrono::milliseconds>(
           options.progress_interval, std::chrono::ceil<std::chrono::milliseconds>(*every));
@@ -266,6 +283,7 @@ int cmd_run(const std::string& file, const RunArgs& args) {
   }
   watcher.reset();
   line.clear();
+  if (metrics) metrics->finish(report);
   if (report.already_finished) {
     cli::say(stderr, "info", "end",
              fmt::format("pipeline '{}' already finished (state '{}'); nothing to do", plan.settings.name,
@@ -468,6 +486,9 @@ int main(int argc, char** argv) {
   run->add_option("pipeline", file, "pipeline YAML file")->required();
   add_load_options(run);
   run->add_flag("--resume", run_args.resume, "continue the interrupted run recorded in settings.state");
+  run->add_option("--metrics", run_args.metrics,
+                  "serve the run's figures in the Prometheus text format at http://ADDRESS/metrics while it goes: "
+                  "PORT (on 127.0.0.1), HOST:PORT or [IPv6]:PORT");
   run->add_option("--stats-json", run_args.stats_json, "write the run's stats and errors as JSON to this file");
   run->add_option("--preview", run_args.preview, "print the first N rows of every store.sqlite table at the end");
   run->add_flag("-q,--quiet", run_args.quiet, "no progress line and no stats table");
