@@ -24,18 +24,24 @@ class Process {
  private:
   Process(const std::vector<std::string>& argv, int stdout_fd, const std::string& stdout_path,
           const std::string& stderr_path) {
+    // Everything that allocates happens before fork: the test process has threads (TBB workers, a
+    // fixture server), and one of them may hold the allocator's lock at the fork, which the child
+    // would then wait for forever (seen under ASan: a child stuck in operator new before execv).
+    // After fork the child makes only async-signal-safe calls.
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const char* out_path = stdout_path.c_str();
+    const char* err_path = stderr_path.c_str();
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
-      int out = stdout_fd >= 0 ? stdout_fd : ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int err = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int out = stdout_fd >= 0 ? stdout_fd : ::open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int err = ::open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(out, STDOUT_FILENO);
       ::dup2(err, STDERR_FILENO);
       int null = ::open("/dev/null", O_RDONLY);
       ::dup2(null, STDIN_FILENO);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
       ::execv(args[0], args.data());
       ::_exit(127);
     }

@@ -105,6 +105,11 @@ std::string render_dot(const std::string& dot, const std::string& format, const 
   // No shell: the output path goes to dot as an argument of its own.
   std::vector<std::string> args = {program, "-T" + format};
   if (!out_path.empty()) args.insert(args.end(), {"-o", out_path});
+  // Built before fork: the child of a process with threads (a plugin's) makes only
+  // async-signal-safe calls, no allocation.
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   int fds[2];
   if (::pipe(fds) != 0) return "cannot create a pipe for 'dot'";
   pid_t pid = ::fork();
@@ -113,9 +118,6 @@ std::string render_dot(const std::string& dot, const std::string& format, const 
     ::dup2(fds[0], STDIN_FILENO);
     ::close(fds[0]);
     ::close(fds[1]);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
