@@ -65,6 +65,9 @@ constexpr const char* kBinaryExtensions =
     "doc, docx, odg, odp, ods, odt, pdf, pps, ppt, pptx, xls, xlsx, "
     "css, js, eot, otf, ttf, woff, woff2]";
 
+// Query parameters that only tag a link (campaigns, ad clicks, newsletters), never another page.
+constexpr const char* kTrackingParams = "[utm_*, gclid, dclid, fbclid, msclkid, mc_eid, _hsenc, _hsmi, yclid]";
+
 struct Parked {
   std::string url;
   std::string from_url;
@@ -187,6 +190,7 @@ struct Scope {
   std::int64_t max_pages = 0;
   // `known`: a database and a query whose one column lists URLs not to fetch (done by earlier runs).
   std::string known_path, known_query;
+  std::vector<std::string> strip_query;  // query parameters no URL keeps (tracking tags)
 };
 
 class Frontier final : public AsyncNode, public PermitSource {
@@ -312,7 +316,7 @@ class Frontier final : public AsyncNode, public PermitSource {
         if (!text) continue;
         const std::string url(text, static_cast<std::size_t>(sqlite3_column_bytes(st, 0)));
         const std::string normalized = parse::resolve_link(url, url);
-        known_.push_back(url_hash(normalized.empty() ? url : normalized));
+        known_.push_back(url_hash(parse::strip_query(normalized.empty() ? url : normalized, scope_.strip_query)));
       }
       if (rc != SQLITE_DONE) throw NodeError(fmt::format("query on '{}' failed: {}", path, sqlite3_errmsg(db)));
     } catch (const NodeError& e) {
@@ -359,6 +363,8 @@ class Frontier final : public AsyncNode, public PermitSource {
     if (seed) {
       if (std::string normalized = parse::resolve_link(u, u); !normalized.empty()) u = std::move(normalized);
     }
+    // Tracking tags name no other page: ?utm_source=mail and the page without it are one URL.
+    if (!scope_.strip_query.empty()) u = parse::strip_query(u, scope_.strip_query);
     if (seed && scope_.same_host) seed_hosts_.insert(host_of(u));
     // The page a link was found on was fetched: its URL after redirects counts as seen, so that a
     // link to it is not fetched again (a site whose links say http:// and redirect to https://: its
@@ -369,7 +375,7 @@ class Frontier final : public AsyncNode, public PermitSource {
       if (const Value* from = r.get("from_url"); from && from->as_string() && *from->as_string() != last_page_) {
         last_page_ = *from->as_string();
         if (const std::string page = parse::resolve_link(last_page_, last_page_); !page.empty())
-          seen_.insert(url_hash(page));
+          seen_.insert(url_hash(parse::strip_query(page, scope_.strip_query)));
         if (r.meta.depth == 1 && scope_.same_host) seed_hosts_.insert(host_of(last_page_));
       }
     }
@@ -441,6 +447,15 @@ class Frontier final : public AsyncNode, public PermitSource {
   std::vector<std::uint64_t> known_;        // hashes of the `known` URLs, sorted
 };
 
+std::string check_param_name(const Value& v) {
+  const std::string name = v.to_text();
+  if (name.empty() || name == "*") return "expected a parameter name, or the start of one followed by * (utm_*)";
+  const auto star = name.find('*');
+  if (name.find_first_of("&=#?") != std::string::npos || (star != std::string::npos && star + 1 != name.size()))
+    return fmt::format("'{}' is not a parameter name ('*' only at its end; no &, =, # or ?)", name);
+  return "";
+}
+
 std::string check_pattern(const Value& v) {
   RE2 re(v.to_text(), RE2::Quiet);
   return re.ok() ? "" : fmt::format("invalid regular expression '{}': {}", v.to_text(), re.error());
@@ -466,6 +481,12 @@ NodeType frontier_type() {
                       "links to files with these extensions are dropped (images, archives, media, office "
                       "documents, PDF, ...); seeds are kept; [] follows every link")
           .with_default(kBinaryExtensions),
+      FieldSpec::list("strip_query",
+                      FieldSpec::string("name", "a query parameter; a trailing * matches any ending (utm_*)")
+                          .validated_by(check_param_name),
+                      "query parameters removed from every URL (seeds, links, known) before it is checked and "
+                      "fetched, so that one page with tracking tags is one URL; [] keeps them all")
+          .with_default(kTrackingParams),
       FieldSpec::boolean("same_host", "follow links only to the hosts of the seeds (and of the pages they redirect to)")
           .with_default("true"),
       FieldSpec::integer("max_depth", "link depth from a seed; -1: unlimited").with_default("-1").at_least(-1),
@@ -499,6 +520,7 @@ NodeType frontier_type() {
       if (ext.starts_with('.')) ext.erase(0, 1);
       if (!ext.empty()) scope.deny_extensions.insert(std::move(ext));
     }
+    for (const auto& n : c.list("strip_query")) scope.strip_query.push_back(std::get<Value>(n.v).to_text());
     scope.same_host = c.boolean("same_host");
     scope.max_depth = c.integer("max_depth");
     scope.max_pages = c.integer("max_pages");

@@ -109,6 +109,38 @@ std::string resolve_link(const std::string& base, const std::string& href) {
   return out;
 }
 
+std::string strip_query(std::string_view url, const std::vector<std::string>& names) {
+  const auto hash = url.find('#');
+  const auto question = url.substr(0, hash).find('?');
+  if (question == std::string_view::npos || names.empty()) return std::string(url);
+  const std::string_view query =
+      url.substr(question + 1, (hash == std::string_view::npos ? url.size() : hash) - question - 1);
+  auto stripped = [&](std::string_view name) {
+    return std::any_of(names.begin(), names.end(), [&](const std::string& n) {
+      return n.ends_with('*') ? name.starts_with(std::string_view(n).substr(0, n.size() - 1)) : name == n;
+    });
+  };
+  std::string kept;
+  bool removed = false;
+  std::size_t start = 0;
+  while (start <= query.size()) {
+    const auto amp = std::min(query.find('&', start), query.size());
+    const std::string_view param = query.substr(start, amp - start);
+    if (!param.empty() && stripped(param.substr(0, param.find('=')))) {
+      removed = true;
+    } else if (!param.empty()) {
+      if (!kept.empty()) kept += '&';
+      kept += param;
+    }
+    start = amp + 1;
+  }
+  if (!removed) return std::string(url);  // a URL without such parameters stays as it was, byte for byte
+  std::string out(url.substr(0, question));
+  if (!kept.empty()) out += '?' + kept;
+  if (hash != std::string_view::npos) out += url.substr(hash);
+  return out;
+}
+
 Record link_record(const Record& page, const std::string& page_url, std::string url,
                    const std::vector<std::string>& keep) {
   Record link = page.derive();

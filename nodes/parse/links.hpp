@@ -38,6 +38,11 @@ void check_keep_against_fields(const Config& config, const Location& owner, Diag
 // browsers do, whether the href is relative or absolute). Empty for invalid and non-http(s) links.
 std::string resolve_link(const std::string& base, const std::string& href);
 
+// `url` without the query parameters named in `names` (exact names; a trailing '*' matches any
+// ending: utm_*), the others kept in their order; without the '?' when none is left. A parameter's
+// name is what comes before its '=', compared as written. The fragment, if any, is kept.
+std::string strip_query(std::string_view url, const std::vector<std::string>& names);
+
 // The record for a link found on `page`: fields url, depth, from_url, and the page's other fields
 // named in `keep` (a frontier carries them to the link's page); depth one more than the page.
 Record link_record(const Record& page, const std::string& page_url, std::string url,

@@ -828,6 +828,44 @@ TEST_CASE("seeds are normalized like links, so that a page a seed names differen
                                           fmt::format(R"({{"page_url":"{}"}})", server.url("/index.html"))});
 }
 
+TEST_CASE("a crawl strips tracking parameters from URLs, so that a tagged link is the page it tags", "[crawl]") {
+  TempDir site;
+  test::write_file(site.file("index.html"), R"(<a href="/a.html?utm_source=nav&utm_medium=menu">a</a>
+<a href="/a.html">a again</a> <a href="/a.html?fbclid=XYZ#top">a, shared</a>
+<a href="/b.html?utm_campaign=x&amp;id=5&amp;gclid=abc">b 5</a> <a href="/b.html?id=5">b 5 again</a>
+<a href="/b.html?id=6&amp;ref=home">b 6</a>)");
+  test::write_file(site.file("a.html"), "a");
+  test::write_file(site.file("b.html"), "b");
+  fixture::FixtureServer server(site.path().string());
+  auto crawl = [&](const std::string& frontier_config) {
+    TempDir dir;
+    RunReport report =
+        run_pipeline(test::plan_of(crawl_pipeline({server.url("/index.html?utm_source=seed")}, frontier_config,
+                                                  "    robots: ignore", "", dir.file("pages.jsonl"))));
+    REQUIRE(report.errors.empty());
+    auto pages = test::lines_of(test::read_file(dir.file("pages.jsonl")));
+    std::sort(pages.begin(), pages.end());
+    return pages;
+  };
+  auto page = [&](const std::string& path) { return fmt::format(R"({{"page_url":"{}"}})", server.url(path)); };
+  SECTION("the default strips utm_*, gclid, fbclid and the like, from seeds too") {
+    CHECK(crawl("    same_host: true") == std::vector<std::string>{page("/a.html"), page("/b.html?id=5"),
+                                                                   page("/b.html?id=6&ref=home"), page("/index.html")});
+    CHECK(server.counter("/a.html").requests == 1);
+    CHECK(server.counter("/b.html").requests == 2);
+  }
+  SECTION("a list of one's own: names, and a trailing * for any ending") {
+    server.reset_counters();
+    CHECK(crawl("    strip_query: [utm_*, gclid, fbclid, re*]") ==
+          std::vector<std::string>{page("/a.html"), page("/b.html?id=5"), page("/b.html?id=6"), page("/index.html")});
+  }
+  SECTION("[] keeps every parameter") {
+    server.reset_counters();
+    CHECK(crawl("    strip_query: []").size() == 7);
+    CHECK(server.counter("/a.html").requests == 3);  // three URLs: tagged twice, and bare
+  }
+}
+
 TEST_CASE("same_host follows a seed to the host it redirects to (http://example.com/ -> https://www.example.com/)",
           "[crawl]") {
   // Before, every link of such a site went to a host that was not the seed's: the crawl ended at
