@@ -102,6 +102,12 @@ std::string check_proxy_entry(const Value& v) {
   return error.empty() ? "" : "expected a proxy URL (http://host:port, https://, socks5://, socks5h://)";
 }
 
+std::string check_media_type(const Value& v) {
+  fetch::MediaTypes probe;
+  if (probe.add(v.to_text())) return "";
+  return fmt::format("invalid media type '{}' (write text/html, or image/* for every image)", v.to_text());
+}
+
 std::string check_status(const Value& v) {
   fetch::StatusSet probe;
   if (probe.add(v.to_text())) return "";
@@ -200,6 +206,7 @@ fetch::FetchOptions options_from(const Config& c) {
   o.breaker_threshold = static_cast<int>(b.integer("failure_threshold"));
   o.breaker_recovery = b.duration("recovery_timeout");
   for (const auto& s : c.list("ok_status")) o.ok_status.add(std::get<Value>(s.v).to_text());
+  for (const auto& m : c.list("content_types")) o.content_types.add(std::get<Value>(m.v).to_text());
   for (const auto& h : c.list("keep_headers")) {
     std::string name = std::get<Value>(h.v).to_text();
     for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -275,6 +282,13 @@ NodeType fetch_type() {
           FieldSpec::list("ok_status", FieldSpec::scalar("status", "200, 2xx or 200-299").validated_by(check_status),
                           "statuses that count as success; others are errors handled by on_error")
               .with_default("[2xx]"),
+          FieldSpec::list(
+              "content_types",
+              FieldSpec::string("type", "text/html, or image/* for every image").validated_by(check_media_type),
+              "media types a successful response may have (default: any); another is cut off at its "
+              "first bytes and fails with reason content_type, not retried; a response without a "
+              "Content-Type passes")
+              .with_default(""),
           FieldSpec::list("keep_headers", FieldSpec::string("name", "a response header"),
                           "response headers kept as header_<name> fields (null when absent; repeated ones joined "
                           "with \", \")")

@@ -47,6 +47,11 @@ struct HttpLoop::Transfer {
   std::uint64_t max_body = 0;
   bool sized = false;  // the body was reserved from Content-Length
   bool too_large = false;
+  // content_types of a page's transfer (null: any, and for robots.txt), with ok_status: a response
+  // of another media type is cut off at its first bytes (wrong_type).
+  const MediaTypes* types = nullptr;
+  const StatusSet* ok_status = nullptr;
+  bool wrong_type = false;
   bool probe = false;
   int proxy = -1;  // the index in proxies_ of the proxy it goes through
   char error[CURL_ERROR_SIZE] = {};
@@ -70,6 +75,16 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   auto* t = static_cast<HttpLoop::Transfer*>(user);
   std::size_t n = size * count;
   if (!t->sized) {
+    if (t->types) {
+      long status = 0;
+      char* type = nullptr;
+      curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+      curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &type);
+      if (t->ok_status->contains(status) && !t->types->allows(type)) {
+        t->wrong_type = true;
+        return 0;  // aborts the transfer: a video or an archive is not downloaded to be refused
+      }
+    }
     // A reused buffer, sized once from Content-Length instead of grown (a compressed body may still grow).
     t->sized = true;
     t->body = t->bodies->take();
@@ -830,6 +845,8 @@ void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
   t->body = std::string();
   t->sized = false;
   t->too_large = false;
+  t->types = nullptr;
+  t->wrong_type = false;
   t->probe = false;
   t->error[0] = '\0';
   idle_.push_back(std::move(t));
@@ -929,6 +946,10 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(job->body->size()));
     curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, job->body->c_str());
   }
+  if (!opt_.content_types.empty()) {
+    t->types = &opt_.content_types;
+    t->ok_status = &opt_.ok_status;
+  }
   job->proxy = t->proxy;
   t->job = std::move(job);
   ++host.in_flight;
@@ -965,6 +986,14 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 
+  if (t->wrong_type) return fail_content_type(std::move(job), host, status, easy);
+  if (code != CURLE_OK && !opt_.content_types.empty() && opt_.ok_status.contains(status)) {
+    // The headers came and said a type not wanted, and the transfer ended before its body (libcurl
+    // refuses a Content-Length beyond max_body at once): the type is the answer, not the size.
+    char* type = nullptr;
+    curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
+    if (!opt_.content_types.allows(type)) return fail_content_type(std::move(job), host, status, easy);
+  }
   if (code != CURLE_OK) {
     Reason reason = classify(code, t->too_large);
     if (is_host_failure(reason)) {
@@ -1030,7 +1059,25 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
       return fail(std::move(job), Reason::http_status, status, std::move(message));
     return retry_or_fail(std::move(job), Reason::http_status, status, std::move(message), wait);
   }
+  if (!opt_.content_types.empty()) {  // a response with no body at all (HEAD, 204, an empty file)
+    char* type = nullptr;
+    curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
+    if (!opt_.content_types.allows(type)) return fail_content_type(std::move(job), host, status, easy);
+  }
   succeed(std::move(job), *t);
+}
+
+// A response of a media type outside content_types: the host answered (its breaker closes), the
+// record fails with reason content_type, and it is not retried.
+void HttpLoop::fail_content_type(std::unique_ptr<Job> job, Host& host, long status, CURL* easy) {
+  host.breaker.on_success();
+  char* type = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
+  job->record.set("final_url", Value(effective_url(easy, job->url)));
+  std::string message =
+      fmt::format("content_type: '{}' is not one of content_types ({})", type ? type : "", opt_.content_types.text());
+  if (type) job->record.set("content_type", Value(std::string(type)));
+  fail(std::move(job), Reason::content_type, status, std::move(message));
 }
 
 void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message,

@@ -51,6 +51,7 @@ struct FetchOptions {
   int breaker_threshold = 5;
   nanoseconds breaker_recovery = std::chrono::seconds(30);
   StatusSet ok_status;
+  MediaTypes content_types;               // empty: any
   std::vector<std::string> keep_headers;  // lower-case names
   std::string body_field = "body";
   bool robots = true;                                   // fetch /robots.txt per host first and obey it
@@ -157,6 +158,7 @@ class HttpLoop {
   void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait);
   void succeed(std::unique_ptr<Job> job, Transfer& t);
   void fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message);
+  void fail_content_type(std::unique_ptr<Job> job, Host& host, long status, CURL* easy);
   void abort_everything();
   void drop_unstarted();
   long poll_timeout_ms(Clock::time_point now);

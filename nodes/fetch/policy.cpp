@@ -67,6 +67,8 @@ std::string_view reason_name(Reason reason) {
       return "invalid";
     case Reason::bad_response:
       return "bad_response";
+    case Reason::content_type:
+      return "content_type";
     case Reason::other:
       return "other";
   }
@@ -310,6 +312,50 @@ std::string_view host_of_key(std::string_view key) {
   const auto colon = key.rfind(':');
   const std::size_t to = colon == std::string_view::npos || colon < from || key.back() == ']' ? key.size() : colon;
   return key.substr(from, to - from);
+}
+
+namespace {
+
+bool is_token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("!#$&^_.+-").find(c) != std::string_view::npos;
+  });
+}
+
+}  // namespace
+
+bool MediaTypes::add(std::string_view pattern) {
+  const auto slash = pattern.find('/');
+  if (slash == std::string_view::npos) return false;
+  const std::string_view type = pattern.substr(0, slash), subtype = pattern.substr(slash + 1);
+  if (!is_token(type) || (subtype != "*" && !is_token(subtype))) return false;
+  std::string entry = lower(subtype == "*" ? pattern.substr(0, slash + 1) : pattern);
+  patterns_.push_back(std::move(entry));
+  return true;
+}
+
+bool MediaTypes::allows(const char* content_type) const {
+  if (patterns_.empty() || !content_type) return true;
+  std::string_view media(content_type);
+  media = media.substr(0, media.find(';'));
+  while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) media.remove_prefix(1);
+  while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
+  if (media.empty()) return true;
+  const std::string type = lower(media);
+  return std::any_of(patterns_.begin(), patterns_.end(), [&](const std::string& p) {
+    return p.back() == '/' ? type.starts_with(p) && type.size() > p.size() : type == p;
+  });
+}
+
+std::string MediaTypes::text() const {
+  std::string out;
+  for (const auto& p : patterns_) {
+    if (!out.empty()) out += ", ";
+    out += p;
+    if (p.back() == '/') out += '*';
+  }
+  return out;
 }
 
 }  // namespace sluice::fetch

@@ -26,6 +26,22 @@ class StatusSet {
   std::vector<std::pair<long, long>> ranges_;
 };
 
+// Media types a response may have (`content_types`): "text/html", or "image/*" for every subtype.
+// Compared without case and without parameters (charset); a response without a Content-Type passes.
+class MediaTypes {
+ public:
+  // Adds an entry; false (the set unchanged) when `pattern` is not TYPE/SUBTYPE or TYPE/*.
+  bool add(std::string_view pattern);
+  bool empty() const { return patterns_.empty(); }
+  // Whether a response whose Content-Type header is `content_type` (null: none) is wanted.
+  bool allows(const char* content_type) const;
+  // "text/html, image/*", for messages.
+  std::string text() const;
+
+ private:
+  std::vector<std::string> patterns_;  // lower case; "image/" for image/*
+};
+
 // Why an attempt failed, as used by `retries.on` and in error records (`reason` field).
 enum class Reason {
   http_status,
@@ -42,6 +58,7 @@ enum class Reason {
   cancelled,
   invalid,
   bad_response,  // not a valid HTTP response: a body that does not decode, no HTTP status line
+  content_type,  // a media type outside content_types
   other
 };
 std::string_view reason_name(Reason reason);

@@ -1473,6 +1473,49 @@ http {{
   CHECK(log[1] == "HTTP/1.1 /page.html");
 }
 
+TEST_CASE("content_types: a response of another media type fails with reason content_type, cut off at its start",
+          "[fetch]") {
+  TempDir site;
+  test::write_file(site.file("page.html"), "<p>hello</p>");
+  test::write_file(site.file("pic.png"), "\x89PNG");
+  test::write_file(site.file("empty.pdf"), "");
+  test::write_file(site.file("plain.txt"), "text");
+  test::write_file(site.file("plain.txt.content-type"), "TEXT/HTML; charset=ISO-8859-1\n");
+  test::write_file(site.file("doc.pdf"), std::string(20 << 20, 'x'));  // 20 MB, twenty times max_body
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  const std::vector<std::string> urls = {server.url("/page.html"),
+                                         server.url("/pic.png"),
+                                         server.url("/plain.txt"),
+                                         server.url("/doc.pdf"),
+                                         server.url("/empty.pdf"),
+                                         server.url("/missing.html"),
+                                         server.url("/redirect-to?url=/doc.pdf"),
+                                         server.url("/huge/500000")};
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, urls, 8, "    content_types: [text/html, \"image/*\"]\n    max_body: 1MiB\n    robots: ignore\n")));
+  REQUIRE(report.errors.empty());
+  std::map<std::string, std::string> ok, bad;  // url -> the line
+  for (const auto& line : lines(dir, "ok.jsonl")) ok[line.substr(8, line.find('"', 8) - 8)] = line;
+  for (const auto& line : lines(dir, "bad.jsonl")) bad[line.substr(8, line.find('"', 8) - 8)] = line;
+  CHECK(ok.size() == 3);
+  CHECK(ok.count(server.url("/page.html")));
+  CHECK(ok.count(server.url("/pic.png")));
+  CHECK(ok.count(server.url("/plain.txt")));  // its Content-Type says text/html, in capitals, with a charset
+  REQUIRE(bad.size() == 5);
+  // Refused, not too_large: the check comes at the first bytes, before max_body is reached; one
+  // attempt, as a refused type is not retried.
+  CHECK(bad[server.url("/doc.pdf")].find(R"("status":200,"reason":"content_type","attempts":1)") != std::string::npos);
+  CHECK(bad[server.url("/empty.pdf")].find(R"("reason":"content_type")") != std::string::npos);  // no body at all
+  CHECK(bad[server.url("/redirect-to?url=/doc.pdf")].find(R"("reason":"content_type")") != std::string::npos);
+  CHECK(bad[server.url("/missing.html")].find(R"("status":404,"reason":"http_status")") != std::string::npos);
+  // Within max_body: refused at its first bytes, in the write callback.
+  CHECK(bad[server.url("/huge/500000")].find(R"("status":200,"reason":"content_type")") != std::string::npos);
+  const auto messages = error_messages(dir);
+  CHECK(std::count(messages.begin(), messages.end(),
+                   "content_type: 'application/pdf' is not one of content_types (text/html, image/*)") == 3);
+}
+
 TEST_CASE("rate spaces a host's requests: burst at once, then one per 1/rate", "[fetch]") {
   FixtureServer server;
   TempDir dir;

@@ -168,3 +168,27 @@ TEST_CASE("the host name of a host key", "[fetch][policy]") {
   CHECK(host_of_key("http://[::1]:8080") == "[::1]");
   CHECK(host_of_key("http://127.0.0.1:80") == "127.0.0.1");
 }
+
+TEST_CASE("content_types: exact media types or TYPE/*, without case and parameters", "[fetch][policy]") {
+  MediaTypes types;
+  CHECK(types.allows("application/pdf"));  // empty: any
+  REQUIRE(types.add("text/html"));
+  REQUIRE(types.add("Image/*"));
+  REQUIRE(types.add("application/xhtml+xml"));
+  CHECK(types.allows("text/html"));
+  CHECK(types.allows("TEXT/HTML; charset=UTF-8"));
+  CHECK(types.allows(" text/html ;charset=utf-8"));
+  CHECK(types.allows("image/png"));
+  CHECK(types.allows("application/xhtml+xml"));
+  CHECK_FALSE(types.allows("text/plain"));
+  CHECK_FALSE(types.allows("application/pdf"));
+  CHECK_FALSE(types.allows("image/"));  // a type with no subtype is not image/*
+  CHECK_FALSE(types.allows("imagex/png"));
+  CHECK(types.allows(nullptr));  // no Content-Type: let through
+  CHECK(types.allows(""));
+  CHECK(types.text() == "text/html, image/*, application/xhtml+xml");
+  for (const char* bad : {"html", "text/", "/html", "*/*", "text/html; charset=utf-8", "text /html", "*"}) {
+    INFO(bad);
+    CHECK_FALSE(types.add(bad));
+  }
+}

@@ -79,6 +79,10 @@ std::string content_type_for(const std::filesystem::path& p) {
   if (ext == ".txt") return "text/plain; charset=utf-8";
   if (ext == ".xml") return "application/xml";
   if (ext == ".css") return "text/css";
+  if (ext == ".png") return "image/png";
+  if (ext == ".jpg" || ext == ".jpeg") return "image/jpeg";
+  if (ext == ".gif") return "image/gif";
+  if (ext == ".pdf") return "application/pdf";
   return "application/octet-stream";
 }
 
