@@ -974,6 +974,18 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
   recycle(std::move(t));
 }
 
+// A redirect to another origin (scheme, host or port) takes no credentials along: the request's own
+// Authorization and Cookie headers (an API token in `headers`, a session cookie) are dropped for
+// this hop and the ones after it, as libcurl and browsers do, so that a site cannot send the crawler
+// with its token to a host of someone else's choosing. The cookie jar (cookies, cookie_file) keeps
+// sending each cookie only to its own domain.
+void HttpLoop::drop_credentials(Job& job) {
+  std::erase_if(job.headers, [](const std::string& line) {
+    const std::string_view name = std::string_view(line).substr(0, line.find(':'));
+    return nodes::iequals(name, "authorization") || nodes::iequals(name, "cookie");
+  });
+}
+
 // What a finished transfer means for its job: a result, a retry, the next redirect hop, or an error.
 void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   Transfer* t = &transfer;
@@ -1031,6 +1043,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
           std::move(job), Reason::refused, status,
           fmt::format("refused redirect from '{}' to '{}': only http and https URLs are allowed", job->url, target));
     }
+    if (key != job->host) drop_credentials(*job);
     ++job->redirects;
     job->attempts = 0;  // attempts count per hop; a redirect is not a retry
     if (status == 303 || ((status == 301 || status == 302) && job->method == "POST")) {

@@ -158,6 +158,7 @@ class HttpLoop {
   void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait);
   void succeed(std::unique_ptr<Job> job, Transfer& t);
   void fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message);
+  static void drop_credentials(Job& job);
   void fail_content_type(std::unique_ptr<Job> job, Host& host, long status, CURL* easy);
   void abort_everything();
   void drop_unstarted();

@@ -1473,6 +1473,38 @@ http {{
   CHECK(log[1] == "HTTP/1.1 /page.html");
 }
 
+TEST_CASE("a redirect to another host takes no Authorization or Cookie header along, one to the same host does",
+          "[fetch]") {
+  FixtureServer server;
+  const std::string other = fmt::format("http://localhost:{}/echo", server.port());  // another host, same server
+  auto headers_seen = [&](const std::string& url) {
+    return fetch_one(url,
+                     "    robots: ignore\n"
+                     "    headers: {Authorization: \"Bearer s3cret\", Cookie: \"sid=42\", X-Api-Version: \"2\"}");
+  };
+  SECTION("to another host") {
+    const std::string record = headers_seen(server.url("/redirect-to?url=" + other));
+    INFO(record);
+    CHECK(record.find(R"(\"X-Api-Version\":\"2\")") != std::string::npos);  // other headers go on
+    CHECK(record.find("s3cret") == std::string::npos);
+    CHECK(record.find("sid=42") == std::string::npos);
+  }
+  SECTION("to the same host") {
+    const std::string record = headers_seen(server.url("/redirect-to?url=/echo"));
+    INFO(record);
+    CHECK(record.find(R"(\"Authorization\":\"Bearer s3cret\")") != std::string::npos);
+    CHECK(record.find(R"(\"Cookie\":\"sid=42\")") != std::string::npos);
+  }
+  SECTION("and not back: once dropped, they stay dropped for the hops after") {
+    // 127.0.0.1 -> localhost -> 127.0.0.1/echo (the inner URL escaped twice: it is a query value twice).
+    const std::string back = fmt::format(
+        "http://localhost:{0}/redirect-to%3Furl%3Dhttp%253A%252F%252F127.0.0.1%253A{0}%252Fecho", server.port());
+    const std::string record = headers_seen(server.url("/redirect-to?url=" + back));
+    INFO(record);
+    CHECK(record.find("s3cret") == std::string::npos);
+  }
+}
+
 TEST_CASE("content_types: a response of another media type fails with reason content_type, cut off at its start",
           "[fetch]") {
   TempDir site;
