@@ -33,6 +33,7 @@ void register_builtin_nodes(Registry& registry) {
   registry.add(nodes::frontier_type());
   registry.add(nodes::save_type());
   registry.add(nodes::drop_type());
+  registry.add(nodes::distinct_type());
   registry.add(nodes::test_fail_type());
 }
 

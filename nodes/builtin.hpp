@@ -22,6 +22,7 @@ NodeType parse_regex_type();
 NodeType frontier_type();
 NodeType save_type();
 NodeType drop_type();
+NodeType distinct_type();
 
 // A CSV delimiter (source.csv, sink.csv): one character, not a quote or a line break.
 std::string check_csv_delimiter(const Value& v);

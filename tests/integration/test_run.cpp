@@ -186,6 +186,53 @@ edges:
         "t.yaml:6:65: error: 'values' is for op 'in' and 'not_in', not 'eq'\n");
 }
 
+TEST_CASE("distinct lets the first record of each key through and drops the repeats, behind a limit too", "[run]") {
+  TempDir dir;
+  // 3,000 lines, 1,000 URLs each three times, in three passes: u1..u1000, u1..u1000, u1..u1000.
+  std::string list;
+  for (int pass = 0; pass < 3; ++pass)
+    for (int i = 1; i <= 1000; ++i) list += fmt::format("https://shop.example/item/{}\n", i);
+  test::write_file(dir.file("urls.txt"), list);
+  auto run = [&](const std::string& key) {
+    std::filesystem::remove(dir.file("out.jsonl"));
+    std::filesystem::remove(dir.file("bad.jsonl"));
+    RunReport report = run_pipeline(
+        test::plan_of(fmt::format(R"(pipeline: d
+settings: {{batch: 7}}
+nodes:
+  - {{id: src, type: source.list, file: {}}}
+  - {{id: lim, type: limit, max_in_flight: 5}}
+  - {{id: tag, type: set, fields: {{colour: red}}}}
+  - {{id: once, type: distinct, on_error: route, {}}}
+  - {{id: out, type: sink.jsonl, path: {}, fields: [url]}}
+  - {{id: bad, type: sink.jsonl, path: {}}}
+edges:
+  - src -> lim -> tag -> once -> out
+  - once.error -> bad
+)",
+                                  dir.file("urls.txt"), key, dir.file("out.jsonl"), dir.file("bad.jsonl"))));
+    REQUIRE(report.errors.empty());  // and every limit slot came back: the repeats released theirs
+    CHECK(test::stats_of(report, "once").records_in == 3000);
+    return test::lines_of(test::read_file(dir.file("out.jsonl")));
+  };
+  SECTION("by default the url: each URL once, in the order first seen") {
+    auto lines = run("key: \"{url}\"");
+    REQUIRE(lines.size() == 1000);
+    CHECK(lines.front() == R"({"url":"https://shop.example/item/1"})");
+    CHECK(lines.back() == R"({"url":"https://shop.example/item/1000"})");
+  }
+  SECTION("a key every record shares: only the first goes through") {
+    CHECK(run("key: \"{colour}\"") == std::vector<std::string>{R"({"url":"https://shop.example/item/1"})"});
+  }
+  SECTION("a record with none of the key's fields fails, naming the key") {
+    CHECK(run("key: \"{missing}/{gone}\"").empty());
+    auto bad = test::lines_of(test::read_file(dir.file("bad.jsonl")));
+    REQUIRE(bad.size() == 3000);
+    CHECK(bad[0].find("distinct: the record has none of the fields of its key '{missing}/{gone}'") !=
+          std::string::npos);
+  }
+}
+
 TEST_CASE("templates write a field percent-encoded for a URL with {field:url} and as JSON with {field:json}", "[run]") {
   // Before, a search term with '&' or '#' cut the URL it was put in, and a quote broke a JSON body.
   TempDir dir;
