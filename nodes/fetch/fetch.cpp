@@ -214,6 +214,7 @@ fetch::FetchOptions options_from(const Config& c) {
   }
   o.body_field = c.string("body_field");
   o.robots = c.string("robots") == "obey";
+  o.refuse_private = c.string("private_addresses") == "refuse";
   o.robots_max_age = c.duration("robots_max_age");
   return o;
 }
@@ -294,6 +295,11 @@ NodeType fetch_type() {
                           "with \", \")")
               .with_default("[etag, last-modified]"),
           FieldSpec::string("body_field", "the field that receives the response body").with_default("body"),
+          FieldSpec::enumeration("private_addresses", {"allow", "refuse"},
+                                 "refuse: no connection to a loopback, private, link-local (cloud metadata) or "
+                                 "other non-public address, checked after DNS and on every redirect; such a "
+                                 "record fails with reason refused before its request is sent")
+              .with_default("allow"),
           FieldSpec::enumeration("robots", {"obey", "ignore"},
                                  "obey: fetch each host's /robots.txt first, skip disallowed URLs (reason robots) "
                                  "and use its Crawl-delay as the host's rate")

@@ -52,6 +52,7 @@ struct HttpLoop::Transfer {
   const MediaTypes* types = nullptr;
   const StatusSet* ok_status = nullptr;
   bool wrong_type = false;
+  std::string refused_ip;  // private_addresses: refuse stopped it before its request, at this address
   bool probe = false;
   int proxy = -1;  // the index in proxies_ of the proxy it goes through
   char error[CURL_ERROR_SIZE] = {};
@@ -98,6 +99,20 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   }
   t->body.append(data, n);
   return n;
+}
+
+// private_addresses: refuse. Called once a connection is made (or reused), before the request is
+// sent: the address is the one connected to, after DNS, so a name that resolves to an internal
+// address (or is made to, between two lookups) is caught as well as a literal one.
+int on_prereq(void* user, char* primary_ip, char*, int, int) {
+  auto* t = static_cast<HttpLoop::Transfer*>(user);
+  if (!primary_ip || !is_private_address(primary_ip)) return CURL_PREREQFUNC_OK;
+  t->refused_ip = primary_ip ? primary_ip : "";
+  return CURL_PREREQFUNC_ABORT;
+}
+
+std::string private_message(std::string_view url, std::string_view ip) {
+  return fmt::format("refused: '{}' is at {}, a private address (private_addresses: refuse)", url, ip);
 }
 
 // A response header of the transfer's last response (not of a 1xx, not a trailer), read from the
@@ -801,6 +816,10 @@ void HttpLoop::set_options(Transfer& t) {
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(opt_.connect_timeout).count()));
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opt_.max_body));
+  if (opt_.refuse_private) {
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, &t);
+  }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, base_headers_);
   curl_easy_setopt(e, CURLOPT_PROXYHEADER, base_headers_);  // a proxy's CONNECT carries it too
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, opt_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
@@ -847,6 +866,7 @@ void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
   t->too_large = false;
   t->types = nullptr;
   t->wrong_type = false;
+  t->refused_ip.clear();
   t->probe = false;
   t->error[0] = '\0';
   idle_.push_back(std::move(t));
@@ -881,7 +901,11 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   Host& host = hosts_[t.robots_host];
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
-  if ((code == CURLE_OK || t.too_large) && status >= 200 && status < 300) {
+  if (!t.refused_ip.empty()) {
+    // The host is at a private address: its pages would be refused too, and say so.
+    host.rules = RobotsRules::disallow_all();
+    host.robots_unreachable.emplace(Reason::refused, private_message(t.robots_host + "/robots.txt", t.refused_ip));
+  } else if ((code == CURLE_OK || t.too_large) && status >= 200 && status < 300) {
     // A file cut at kRobotsMax loses its last, partial line.
     host.rules = RobotsRules::parse(t.too_large ? t.body.substr(0, t.body.rfind('\n') + 1) : t.body, opt_.user_agent);
     host.robots_unreachable.reset();
@@ -999,6 +1023,11 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
 
   if (t->wrong_type) return fail_content_type(std::move(job), host, status, easy);
+  if (!t->refused_ip.empty()) {  // no request was sent: nothing is known about the host's health
+    if (t->probe) host.breaker.on_probe_abandoned();
+    std::string message = private_message(job->url, t->refused_ip);
+    return fail(std::move(job), Reason::refused, 0, std::move(message));
+  }
   if (code != CURLE_OK && !opt_.content_types.empty() && opt_.ok_status.contains(status)) {
     // The headers came and said a type not wanted, and the transfer ended before its body (libcurl
     // refuses a Content-Length beyond max_body at once): the type is the answer, not the size.

@@ -54,6 +54,7 @@ struct FetchOptions {
   MediaTypes content_types;               // empty: any
   std::vector<std::string> keep_headers;  // lower-case names
   std::string body_field = "body";
+  bool refuse_private = false;                          // private_addresses: refuse: no connection to a private address
   bool robots = true;                                   // fetch /robots.txt per host first and obey it
   nanoseconds robots_max_age = std::chrono::hours(24);  // then a host's robots.txt is fetched again
 };

@@ -1,5 +1,7 @@
 #include "policy.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -356,6 +358,29 @@ std::string MediaTypes::text() const {
     if (p.back() == '/') out += '*';
   }
   return out;
+}
+
+namespace {
+
+bool private_v4(const unsigned char* a) {
+  const auto in = [&](unsigned first, unsigned second_from, unsigned second_to) {
+    return a[0] == first && a[1] >= second_from && a[1] <= second_to;
+  };
+  return a[0] == 0 || a[0] == 10 || a[0] == 127 || a[0] >= 224 || in(100, 64, 127) || in(169, 254, 254) ||
+         in(172, 16, 31) || in(192, 168, 168) || in(198, 18, 19) || (a[0] == 192 && a[1] == 0 && a[2] == 0);
+}
+
+}  // namespace
+
+bool is_private_address(std::string_view ip) {
+  const std::string text(ip);
+  unsigned char a[16] = {};
+  if (::inet_pton(AF_INET, text.c_str(), a) == 1) return private_v4(a);
+  if (::inet_pton(AF_INET6, text.c_str(), a) != 1) return true;
+  static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(a, a + 12, kMapped)) return private_v4(a + 12);
+  if (std::all_of(a, a + 15, [](unsigned char c) { return c == 0; }) && a[15] <= 1) return true;  // :: and ::1
+  return (a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || a[0] == 0xff;
 }
 
 }  // namespace sluice::fetch

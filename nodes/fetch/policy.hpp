@@ -91,6 +91,12 @@ struct HostLimits {
   int burst = 1;
 };
 
+// Whether an IP address (text, as libcurl reports it) is one a crawler of the public web has no
+// business connecting to: loopback, private (RFC 1918, fc00::/7), link-local (169.254/16, where
+// cloud metadata services answer; fe80::/10), shared (100.64/10), unspecified, multicast, reserved;
+// also an IPv4-mapped IPv6 address of these. Text that is no IP address counts as private.
+bool is_private_address(std::string_view ip);
+
 // `hosts` of fetch: limits for host names other than the node's own. A pattern is a host name
 // ("api.example.com", an IP address, "[::1]"), matched exactly, or "*.example.com", matched by every
 // name below example.com (not by example.com itself). An exact pattern wins over wildcards, and a

@@ -1505,6 +1505,42 @@ TEST_CASE("a redirect to another host takes no Authorization or Cookie header al
   }
 }
 
+TEST_CASE("private_addresses: refuse fails a URL at a private address before its request is sent", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::vector<std::string> urls = {server.url("/status/200"),  // a literal loopback address
+                                         fmt::format("http://localhost:{}/status/200", server.port())};
+  SECTION("robots.txt obeyed: the robots.txt request is refused too, and every URL of the host says why") {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 4, "    private_addresses: refuse")));
+    REQUIRE(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").empty());
+    auto bad = lines(dir, "bad.jsonl");
+    REQUIRE(bad.size() == 2);
+    for (const auto& line : bad) CHECK(line.find(R"("reason":"refused")") != std::string::npos);
+    const auto messages = error_messages(dir);
+    REQUIRE(messages.size() == 2);
+    for (const auto& m : messages) {
+      CHECK(m.starts_with("refused: 'http://"));
+      CHECK(m.find("/robots.txt' is at ") != std::string::npos);
+      CHECK(m.ends_with(", a private address (private_addresses: refuse)"));
+    }
+  }
+  SECTION("robots.txt ignored: refused at once, and not retried") {
+    RunReport report = run_pipeline(test::plan_of(
+        fetch_pipeline(dir, urls, 4, "    private_addresses: refuse\n    robots: ignore\n    retries: {attempts: 3}")));
+    REQUIRE(report.errors.empty());
+    auto bad = lines(dir, "bad.jsonl");
+    REQUIRE(bad.size() == 2);
+    for (const auto& line : bad) CHECK(line.find(R"("reason":"refused","attempts":1)") != std::string::npos);
+    const auto messages = error_messages(dir);
+    CHECK(std::count(messages.begin(), messages.end(),
+                     fmt::format("refused: '{}' is at 127.0.0.1, a private address (private_addresses: refuse)",
+                                 urls[0])) == 1);
+  }
+  CHECK(server.counter("*").requests == 0);  // nothing reached the server
+  // The default allows them (every other test fetches from 127.0.0.1).
+}
+
 TEST_CASE("content_types: a response of another media type fails with reason content_type, cut off at its start",
           "[fetch]") {
   TempDir site;

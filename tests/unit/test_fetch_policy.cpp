@@ -192,3 +192,40 @@ TEST_CASE("content_types: exact media types or TYPE/*, without case and paramete
     CHECK_FALSE(types.add(bad));
   }
 }
+
+TEST_CASE("private addresses: loopback, private, link-local, shared, reserved, and mapped IPv6 forms",
+          "[fetch][policy]") {
+  for (const char* ip : {"127.0.0.1",
+                         "127.8.9.10",
+                         "10.1.2.3",
+                         "172.16.0.1",
+                         "172.31.255.255",
+                         "192.168.1.1",
+                         "169.254.169.254",
+                         "100.64.0.1",
+                         "100.127.255.254",
+                         "0.0.0.0",
+                         "224.0.0.1",
+                         "255.255.255.255",
+                         "198.18.0.1",
+                         "192.0.0.8",
+                         "::1",
+                         "::",
+                         "fc00::1",
+                         "fd12:3456::1",
+                         "fe80::1",
+                         "ff02::1",
+                         "::ffff:127.0.0.1",
+                         "::ffff:10.0.0.1",
+                         "not an address",
+                         ""}) {
+    INFO(ip);
+    CHECK(is_private_address(ip));
+  }
+  for (const char* ip :
+       {"8.8.8.8", "1.1.1.1", "172.15.255.255", "172.32.0.1", "192.169.0.1", "100.63.255.255", "100.128.0.1",
+        "169.253.0.1", "93.184.216.34", "2606:4700::1111", "2001:db8::1", "::ffff:8.8.8.8"}) {
+    INFO(ip);
+    CHECK_FALSE(is_private_address(ip));
+  }
+}
