@@ -191,6 +191,14 @@ struct Scope {
   // `known`: a database and a query whose one column lists URLs not to fetch (done by earlier runs).
   std::string known_path, known_query;
   std::vector<std::string> strip_query;  // query parameters no URL keeps (tracking tags)
+  bool sort_query = false;               // parameters in order of name
+
+  // A URL as the frontier keeps it (already normalized): strip_query, then sort_query.
+  std::string canonical(std::string url) const {
+    if (!strip_query.empty()) url = parse::strip_query(url, strip_query);
+    if (sort_query) url = parse::sort_query(url);
+    return url;
+  }
 };
 
 class Frontier final : public AsyncNode, public PermitSource {
@@ -316,7 +324,7 @@ class Frontier final : public AsyncNode, public PermitSource {
         if (!text) continue;
         const std::string url(text, static_cast<std::size_t>(sqlite3_column_bytes(st, 0)));
         const std::string normalized = parse::resolve_link(url, url);
-        known_.push_back(url_hash(parse::strip_query(normalized.empty() ? url : normalized, scope_.strip_query)));
+        known_.push_back(url_hash(scope_.canonical(normalized.empty() ? url : normalized)));
       }
       if (rc != SQLITE_DONE) throw NodeError(fmt::format("query on '{}' failed: {}", path, sqlite3_errmsg(db)));
     } catch (const NodeError& e) {
@@ -364,7 +372,7 @@ class Frontier final : public AsyncNode, public PermitSource {
       if (std::string normalized = parse::resolve_link(u, u); !normalized.empty()) u = std::move(normalized);
     }
     // Tracking tags name no other page: ?utm_source=mail and the page without it are one URL.
-    if (!scope_.strip_query.empty()) u = parse::strip_query(u, scope_.strip_query);
+    u = scope_.canonical(std::move(u));
     if (seed && scope_.same_host) seed_hosts_.insert(host_of(u));
     // The page a link was found on was fetched: its URL after redirects counts as seen, so that a
     // link to it is not fetched again (a site whose links say http:// and redirect to https://: its
@@ -375,7 +383,7 @@ class Frontier final : public AsyncNode, public PermitSource {
       if (const Value* from = r.get("from_url"); from && from->as_string() && *from->as_string() != last_page_) {
         last_page_ = *from->as_string();
         if (const std::string page = parse::resolve_link(last_page_, last_page_); !page.empty())
-          seen_.insert(url_hash(parse::strip_query(page, scope_.strip_query)));
+          seen_.insert(url_hash(scope_.canonical(page)));
         if (r.meta.depth == 1 && scope_.same_host) seed_hosts_.insert(host_of(last_page_));
       }
     }
@@ -487,6 +495,10 @@ NodeType frontier_type() {
                       "query parameters removed from every URL (seeds, links, known) before it is checked and "
                       "fetched, so that one page with tracking tags is one URL; [] keeps them all")
           .with_default(kTrackingParams),
+      FieldSpec::boolean("sort_query",
+                         "put every URL's query parameters in order of name, so that ?b=2&a=1 and ?a=1&b=2 are one "
+                         "page (the URL is fetched so)")
+          .with_default("false"),
       FieldSpec::boolean("same_host", "follow links only to the hosts of the seeds (and of the pages they redirect to)")
           .with_default("true"),
       FieldSpec::integer("max_depth", "link depth from a seed; -1: unlimited").with_default("-1").at_least(-1),
@@ -521,6 +533,7 @@ NodeType frontier_type() {
       if (!ext.empty()) scope.deny_extensions.insert(std::move(ext));
     }
     for (const auto& n : c.list("strip_query")) scope.strip_query.push_back(std::get<Value>(n.v).to_text());
+    scope.sort_query = c.boolean("sort_query");
     scope.same_host = c.boolean("same_host");
     scope.max_depth = c.integer("max_depth");
     scope.max_pages = c.integer("max_pages");

@@ -141,6 +141,29 @@ std::string strip_query(std::string_view url, const std::vector<std::string>& na
   return out;
 }
 
+std::string sort_query(std::string_view url) {
+  const auto hash = url.find('#');
+  const auto question = url.substr(0, hash).find('?');
+  if (question == std::string_view::npos) return std::string(url);
+  const std::string_view query =
+      url.substr(question + 1, (hash == std::string_view::npos ? url.size() : hash) - question - 1);
+  std::vector<std::string_view> params;
+  for (std::size_t start = 0; start <= query.size();) {
+    const auto amp = std::min(query.find('&', start), query.size());
+    params.push_back(query.substr(start, amp - start));
+    start = amp + 1;
+  }
+  const auto name = [](std::string_view p) { return p.substr(0, p.find('=')); };
+  std::stable_sort(params.begin(), params.end(), [&](auto a, auto b) { return name(a) < name(b); });
+  std::string out(url.substr(0, question + 1));
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (i) out += '&';
+    out += params[i];
+  }
+  if (hash != std::string_view::npos) out += url.substr(hash);
+  return out;
+}
+
 Record link_record(const Record& page, const std::string& page_url, std::string url,
                    const std::vector<std::string>& keep) {
   Record link = page.derive();

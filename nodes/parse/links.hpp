@@ -43,6 +43,10 @@ std::string resolve_link(const std::string& base, const std::string& href);
 // name is what comes before its '=', compared as written. The fragment, if any, is kept.
 std::string strip_query(std::string_view url, const std::vector<std::string>& names);
 
+// `url` with its query parameters in order of name (byte order; parameters of one name keep their
+// order), so that ?b=2&a=1 and ?a=1&b=2 are one URL. The fragment, if any, is kept.
+std::string sort_query(std::string_view url);
+
 // The record for a link found on `page`: fields url, depth, from_url, and the page's other fields
 // named in `keep` (a frontier carries them to the link's page); depth one more than the page.
 Record link_record(const Record& page, const std::string& page_url, std::string url,

@@ -833,7 +833,7 @@ TEST_CASE("a crawl strips tracking parameters from URLs, so that a tagged link i
   test::write_file(site.file("index.html"), R"(<a href="/a.html?utm_source=nav&utm_medium=menu">a</a>
 <a href="/a.html">a again</a> <a href="/a.html?fbclid=XYZ#top">a, shared</a>
 <a href="/b.html?utm_campaign=x&amp;id=5&amp;gclid=abc">b 5</a> <a href="/b.html?id=5">b 5 again</a>
-<a href="/b.html?id=6&amp;ref=home">b 6</a>)");
+<a href="/b.html?id=6&amp;ref=home">b 6</a> <a href="/b.html?ref=home&amp;id=6">b 6, in another order</a>)");
   test::write_file(site.file("a.html"), "a");
   test::write_file(site.file("b.html"), "b");
   fixture::FixtureServer server(site.path().string());
@@ -850,18 +850,26 @@ TEST_CASE("a crawl strips tracking parameters from URLs, so that a tagged link i
   auto page = [&](const std::string& path) { return fmt::format(R"({{"page_url":"{}"}})", server.url(path)); };
   SECTION("the default strips utm_*, gclid, fbclid and the like, from seeds too") {
     CHECK(crawl("    same_host: true") == std::vector<std::string>{page("/a.html"), page("/b.html?id=5"),
-                                                                   page("/b.html?id=6&ref=home"), page("/index.html")});
+                                                                   page("/b.html?id=6&ref=home"),
+                                                                   page("/b.html?ref=home&id=6"), page("/index.html")});
     CHECK(server.counter("/a.html").requests == 1);
-    CHECK(server.counter("/b.html").requests == 2);
+    CHECK(server.counter("/b.html").requests == 3);
   }
   SECTION("a list of one's own: names, and a trailing * for any ending") {
     server.reset_counters();
     CHECK(crawl("    strip_query: [utm_*, gclid, fbclid, re*]") ==
           std::vector<std::string>{page("/a.html"), page("/b.html?id=5"), page("/b.html?id=6"), page("/index.html")});
   }
+  SECTION("sort_query: true makes the order of the parameters not matter") {
+    server.reset_counters();
+    CHECK(crawl("    sort_query: true") == std::vector<std::string>{page("/a.html"), page("/b.html?id=5"),
+                                                                    page("/b.html?id=6&ref=home"),
+                                                                    page("/index.html")});
+    CHECK(server.counter("/b.html").requests == 2);
+  }
   SECTION("[] keeps every parameter") {
     server.reset_counters();
-    CHECK(crawl("    strip_query: []").size() == 7);
+    CHECK(crawl("    strip_query: []").size() == 8);
     CHECK(server.counter("/a.html").requests == 3);  // three URLs: tagged twice, and bare
   }
 }

@@ -3,6 +3,7 @@
 
 #include "../../nodes/parse/links.hpp"
 
+using sluice::parse::sort_query;
 using sluice::parse::strip_query;
 
 TEST_CASE("strip_query removes the named parameters and keeps the others in their order", "[crawl]") {
@@ -25,4 +26,13 @@ TEST_CASE("strip_query removes the named parameters and keeps the others in thei
   CHECK(strip_query("https://a.example/p?utm_source=mail", {}) == "https://a.example/p?utm_source=mail");
   // A '?' in the fragment is not a query.
   CHECK(strip_query("https://a.example/p#x?utm_source=1", tags) == "https://a.example/p#x?utm_source=1");
+}
+
+TEST_CASE("sort_query puts parameters in order of name, those of one name in their order", "[crawl]") {
+  CHECK(sort_query("https://a.example/p?b=2&a=1") == "https://a.example/p?a=1&b=2");
+  CHECK(sort_query("https://a.example/p?tag=z&page=2&tag=a") == "https://a.example/p?page=2&tag=z&tag=a");
+  CHECK(sort_query("https://a.example/p?b&a=1#x?z=1&y=2") == "https://a.example/p?a=1&b#x?z=1&y=2");
+  CHECK(sort_query("https://a.example/p?a=1") == "https://a.example/p?a=1");
+  CHECK(sort_query("https://a.example/p") == "https://a.example/p");
+  CHECK(sort_query("https://a.example/p?") == "https://a.example/p?");
 }
