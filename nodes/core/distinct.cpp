@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../builtin.hpp"
+#include "../flat_set.hpp"
 #include "sluice/template.hpp"
 
 namespace sluice::nodes {
@@ -18,44 +19,13 @@ struct KeyHash {
   bool operator==(const KeyHash&) const = default;
 };
 
-// The keys seen: an open-addressing table of 16-byte hashes (linear probing, doubled when 70% full):
-// 23 to 46 bytes per key, no allocation per key. {0, 0} marks an empty slot; a key that hashes to it
-// is stored as {0, 1}.
-class SeenSet {
- public:
-  // False when `k` was there already.
-  bool insert(KeyHash k) {
-    if (k.a == 0 && k.b == 0) k.b = 1;
-    if ((size_ + 1) * 10 > slots_.size() * 7) grow();
-    if (place(slots_, k)) {
-      ++size_;
-      return true;
-    }
-    return false;
-  }
-
- private:
-  static bool place(std::vector<KeyHash>& slots, const KeyHash& k) {
-    const std::size_t mask = slots.size() - 1;
-    for (std::size_t i = static_cast<std::size_t>(k.a) & mask;; i = (i + 1) & mask) {
-      if (slots[i] == k) return false;
-      if (slots[i].a == 0 && slots[i].b == 0) {
-        slots[i] = k;
-        return true;
-      }
-    }
-  }
-  void grow() {
-    std::vector<KeyHash> bigger(slots_.empty() ? 1024 : slots_.size() * 2);
-    for (const auto& k : slots_) {
-      if (k.a != 0 || k.b != 0) place(bigger, k);
-    }
-    slots_.swap(bigger);
-  }
-
-  std::vector<KeyHash> slots_;  // a power of two
-  std::size_t size_ = 0;
-};
+std::uint64_t bucket_of(const KeyHash& k) {
+  return k.a;
+}
+KeyHash substitute() {
+  return KeyHash{0, 1};
+}
+using SeenSet = FlatHashSet<KeyHash, bucket_of, substitute>;
 
 class Distinct final : public TransformNode {
  public:

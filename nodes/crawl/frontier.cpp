@@ -17,11 +17,13 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_set>
 
 #include "../builtin.hpp"
+#include "../flat_set.hpp"
 #include "../parse/links.hpp"
 #include "../store/sqlite_query.hpp"
 #include "../text.hpp"
@@ -43,18 +45,14 @@ std::uint64_t url_hash(std::string_view s) {
   return h;
 }
 
-std::string host_of(const std::string& url) {
-  CURLU* u = curl_url();
-  std::string out;
-  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
-    char* host = nullptr;
-    if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) out = host;
-    curl_free(host);
-  }
-  curl_url_cleanup(u);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+std::uint64_t bucket_of_hash(const std::uint64_t& h) {
+  return h;
 }
+std::uint64_t nonzero_hash() {
+  return 1;
+}
+// Hashes of URLs: 8 bytes each in a flat table (11 to 23 bytes per URL in all).
+using SeenUrls = FlatHashSet<std::uint64_t, bucket_of_hash, nonzero_hash>;
 
 // Files a crawl for pages does not want: what Scrapy's link extractor leaves out by default.
 constexpr const char* kBinaryExtensions =
@@ -342,9 +340,9 @@ class Frontier final : public AsyncNode, public PermitSource {
   // Restored URLs were not submitted in this run, so they are adopted as if they had been.
   void restore() {
     const RunState::FrontierState& f = state_->frontier(id_);
-    seen_.insert(f.seen.begin(), f.seen.end());
+    for (const std::uint64_t hash : f.seen) seen_.insert(hash);
     accepted_ = f.seen.size();
-    for (const auto& seed : f.seeds) seed_hosts_.insert(host_of(seed));
+    for (const auto& seed : f.seeds) seed_hosts_.insert(parse::url_host(seed));
     if (f.pending.empty()) return;
     out_->adopt(f.pending.size());
     for (const auto& u : f.pending) enqueue(Parked{u.url, u.from_url, u.depth, u.fields});
@@ -373,7 +371,7 @@ class Frontier final : public AsyncNode, public PermitSource {
     }
     // Tracking tags name no other page: ?utm_source=mail and the page without it are one URL.
     u = scope_.canonical(std::move(u));
-    if (seed && scope_.same_host) seed_hosts_.insert(host_of(u));
+    if (seed && scope_.same_host) seed_hosts_.insert(parse::url_host(u));
     // The page a link was found on was fetched: its URL after redirects counts as seen, so that a
     // link to it is not fetched again (a site whose links say http:// and redirect to https://: its
     // pages' https links were new URLs, and every page was fetched twice). A seed's page (a link at
@@ -384,11 +382,11 @@ class Frontier final : public AsyncNode, public PermitSource {
         last_page_ = *from->as_string();
         if (const std::string page = parse::resolve_link(last_page_, last_page_); !page.empty())
           seen_.insert(url_hash(scope_.canonical(page)));
-        if (r.meta.depth == 1 && scope_.same_host) seed_hosts_.insert(host_of(last_page_));
+        if (r.meta.depth == 1 && scope_.same_host) seed_hosts_.insert(parse::url_host(last_page_));
       }
     }
     if (!seed && scope_.max_depth >= 0 && r.meta.depth > scope_.max_depth) return false;
-    if (!seed && scope_.same_host && !seed_hosts_.count(host_of(u))) return false;
+    if (!seed && scope_.same_host && !seed_hosts_.count(parse::url_host(u))) return false;
     if (!seed && !scope_.deny_extensions.empty() && scope_.deny_extensions.count(url_extension(u))) return false;
     // allow and deny pick the links to follow, as deny_extensions does: a seed is always fetched (a
     // seed at the site's root with allow: ['/catalogue/'] was dropped, and the crawl did nothing).
@@ -402,7 +400,7 @@ class Frontier final : public AsyncNode, public PermitSource {
     }
     const std::uint64_t hash = url_hash(u);
     if (!seed && std::binary_search(known_.begin(), known_.end(), hash)) return false;
-    if (!seen_.insert(hash).second) return false;
+    if (!seen_.insert(hash)) return false;
     if (scope_.max_pages > 0 && static_cast<std::int64_t>(accepted_) >= scope_.max_pages) return false;
     ++accepted_;
     const Value* from = r.get("from_url");
@@ -448,11 +446,11 @@ class Frontier final : public AsyncNode, public PermitSource {
   std::size_t out_in_flight_ = 0;
   bool cancelled_ = false, quit_ = false;
   // frontier thread only:
-  std::unordered_set<std::uint64_t> seen_;  // URLs let through, and the pages links came from
-  std::uint64_t accepted_ = 0;              // URLs let through (max_pages)
-  std::string last_page_;                   // the page of the last link (its URL is in seen_)
-  std::set<std::string> seed_hosts_;        // the seeds' hosts, and the hosts their pages redirected to
-  std::vector<std::uint64_t> known_;        // hashes of the `known` URLs, sorted
+  SeenUrls seen_;                     // URLs let through, and the pages links came from
+  std::uint64_t accepted_ = 0;        // URLs let through (max_pages)
+  std::string last_page_;             // the page of the last link (its URL is in seen_)
+  std::set<std::string> seed_hosts_;  // the seeds' hosts, and the hosts their pages redirected to
+  std::vector<std::uint64_t> known_;  // hashes of the `known` URLs, sorted
 };
 
 std::string check_param_name(const Value& v) {

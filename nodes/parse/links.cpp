@@ -1,5 +1,6 @@
 #include "links.hpp"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fmt/format.h>
 
@@ -106,6 +107,79 @@ std::string resolve_link(const std::string& base, const std::string& href) {
     }
   }
   curl_url_cleanup(u);
+  return out;
+}
+
+namespace {
+
+// A dotted quad as libcurl writes an IPv4 address: four numbers 0-255 without leading zeros.
+bool canonical_ipv4(std::string_view host) {
+  int parts = 0;
+  for (std::size_t start = 0; start <= host.size(); ++parts) {
+    const std::size_t dot = std::min(host.find('.', start), host.size());
+    const std::string_view n = host.substr(start, dot - start);
+    if (n.empty() || n.size() > 3 || (n.size() > 1 && n[0] == '0') ||
+        !std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        std::stoi(std::string(n)) > 255)
+      return false;
+    start = dot + 1;
+  }
+  return parts == 4;
+}
+
+}  // namespace
+
+std::optional<std::string> plain_host(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return std::nullopt;
+  const std::size_t start = scheme_end + 3;
+  const std::size_t end = std::min(url.find_first_of("/?#", start), url.size());
+  const std::string_view authority = url.substr(start, end - start);
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return std::nullopt;
+  std::string out;
+  if (authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos || close == 1) return std::nullopt;
+    const std::string_view inner = authority.substr(1, close - 1);
+    if (!std::all_of(inner.begin(), inner.end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':'; }))
+      return std::nullopt;  // a zone id, an embedded IPv4 address: libcurl's form may differ
+    out = "[";
+    for (char c : inner) out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out += ']';
+    // libcurl writes IPv6 addresses in their shortest form; one written otherwise goes through it.
+    char buf[64];
+    unsigned char bytes[16];
+    const std::string text(inner);
+    if (::inet_pton(AF_INET6, text.c_str(), bytes) != 1 || !::inet_ntop(AF_INET6, bytes, buf, sizeof buf) ||
+        out != "[" + std::string(buf) + "]")
+      return std::nullopt;
+    return out;
+  }
+  const std::string_view host = authority.substr(0, authority.find(':'));
+  if (host.empty()) return std::nullopt;
+  // Numbers: libcurl turns 2130706433, 0x7f.1 or 127.1 into 127.0.0.1; only the canonical form is read here.
+  if (std::isdigit(static_cast<unsigned char>(host.back())) && !canonical_ipv4(host)) return std::nullopt;
+  out.reserve(host.size());
+  for (char c : host) {
+    const auto u = static_cast<unsigned char>(c);
+    if (!std::isalnum(u) && c != '-' && c != '.' && c != '_') return std::nullopt;
+    out += static_cast<char>(std::tolower(u));
+  }
+  return out;
+}
+
+std::string url_host(const std::string& url) {
+  if (auto host = plain_host(url)) return std::move(*host);
+  CURLU* u = curl_url();
+  std::string out;
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+    char* host = nullptr;
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) out = host;
+    curl_free(host);
+  }
+  curl_url_cleanup(u);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 

@@ -1,6 +1,7 @@
 // What the parse nodes share about a page: its body, the records of its items, and its links.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,13 @@ void check_keep_against_fields(const Config& config, const Location& owner, Diag
 // and host lower-cased, default port removed; spaces and bytes beyond ASCII percent-encoded, as
 // browsers do, whether the href is relative or absolute). Empty for invalid and non-http(s) links.
 std::string resolve_link(const std::string& base, const std::string& href);
+
+// The lower-cased host of an http(s) URL ("[::1]" for IPv6), as libcurl's URL parser gives it;
+// empty when it cannot be parsed. plain_host() reads it from the text alone when the authority is
+// a plain name or address (a normalized link's is), nullopt otherwise; url_host() falls back to
+// libcurl then.
+std::optional<std::string> plain_host(std::string_view url);
+std::string url_host(const std::string& url);
 
 // `url` without the query parameters named in `names` (exact names; a trailing '*' matches any
 // ending: utm_*), the others kept in their order; without the '?' when none is left. A parameter's

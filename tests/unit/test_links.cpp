@@ -36,3 +36,33 @@ TEST_CASE("sort_query puts parameters in order of name, those of one name in the
   CHECK(sort_query("https://a.example/p") == "https://a.example/p");
   CHECK(sort_query("https://a.example/p?") == "https://a.example/p?");
 }
+
+TEST_CASE("plain_host reads a host as libcurl's parser gives it, or leaves the URL to libcurl", "[crawl]") {
+  using sluice::parse::plain_host;
+  using sluice::parse::url_host;
+  // Each: the fast reading, when there is one, equals libcurl's, and url_host() always does.
+  for (const char* url : {"https://Example.COM/a", "http://shop.example:8080/x?y#z", "http://127.0.0.1:9/",
+                          "http://[::1]:8080/p", "http://[2001:db8::1]/", "https://a_b.example", "http://x.example?q",
+                          "http://x.example#f", "http://user:pw@host.example/", "http://2130706433/", "http://127.1/",
+                          "http://0x7f.0.0.1/", "http://[0:0::1]/", "http://caf%C3%A9.example/",
+                          "http://b\xc3\xbc"
+                          "cher.example/",
+                          "http://10.0.0.01/", "http://123shop.example/", "http://[::ffff:127.0.0.1]/"}) {
+    INFO(url);
+    // libcurl's reading, forced: user info makes plain_host() leave the URL to libcurl.
+    std::string via_curl(url);
+    if (via_curl.find('@') == std::string::npos) via_curl.insert(via_curl.find("://") + 3, "u@");
+    REQUIRE_FALSE(plain_host(via_curl));
+    if (const auto fast = plain_host(url)) CHECK(*fast == url_host(via_curl));
+    CHECK(url_host(url) == url_host(via_curl));
+  }
+  CHECK(plain_host("https://Example.COM/a") == std::optional<std::string>("example.com"));
+  CHECK(plain_host("http://[::1]:8080/p") == std::optional<std::string>("[::1]"));
+  CHECK(plain_host("http://127.0.0.1:9/") == std::optional<std::string>("127.0.0.1"));
+  CHECK_FALSE(plain_host("http://2130706433/"));  // libcurl's 127.0.0.1
+  CHECK_FALSE(plain_host("http://127.1/"));
+  CHECK_FALSE(plain_host("http://user:pw@host.example/"));
+  CHECK_FALSE(plain_host("http://caf%C3%A9.example/"));
+  CHECK(url_host("http://2130706433/") == "127.0.0.1");
+  CHECK(url_host("http://user:pw@Host.example/") == "host.example");
+}
