@@ -127,6 +127,25 @@ bool canonical_ipv4(std::string_view host) {
   return parts == 4;
 }
 
+// A label libcurl may read as a number of an IPv4 address: decimal, octal or 0x hexadecimal.
+bool numeric_label(std::string_view label) {
+  if (label.size() >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X'))
+    return std::all_of(label.begin() + 2, label.end(),
+                       [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+  return !label.empty() && std::all_of(label.begin(), label.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// What follows the host in an authority: nothing, or ':' and a port libcurl takes (digits, at most
+// 65535).
+bool plain_port(std::string_view rest) {
+  if (rest.empty()) return true;
+  if (rest.front() != ':') return false;
+  rest.remove_prefix(1);
+  if (rest.empty() || rest.size() > 5) return false;
+  if (!std::all_of(rest.begin(), rest.end(), [](char c) { return c >= '0' && c <= '9'; })) return false;
+  return std::stoi(std::string(rest)) <= 65535;
+}
+
 }  // namespace
 
 std::optional<std::string> plain_host(std::string_view url) {
@@ -139,7 +158,7 @@ std::optional<std::string> plain_host(std::string_view url) {
   std::string out;
   if (authority.front() == '[') {
     const auto close = authority.find(']');
-    if (close == std::string_view::npos || close == 1) return std::nullopt;
+    if (close == std::string_view::npos || close == 1 || !plain_port(authority.substr(close + 1))) return std::nullopt;
     const std::string_view inner = authority.substr(1, close - 1);
     if (!std::all_of(inner.begin(), inner.end(),
                      [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':'; }))
@@ -157,9 +176,15 @@ std::optional<std::string> plain_host(std::string_view url) {
     return out;
   }
   const std::string_view host = authority.substr(0, authority.find(':'));
-  if (host.empty()) return std::nullopt;
+  if (host.empty() || !plain_port(authority.substr(host.size()))) return std::nullopt;
   // Numbers: libcurl turns 2130706433, 0x7f.1 or 127.1 into 127.0.0.1; only the canonical form is read here.
-  if (std::isdigit(static_cast<unsigned char>(host.back())) && !canonical_ipv4(host)) return std::nullopt;
+  bool numeric = true;
+  for (std::size_t from = 0; from <= host.size() && numeric;) {
+    const std::size_t dot = std::min(host.find('.', from), host.size());
+    numeric = numeric_label(host.substr(from, dot - from));
+    from = dot + 1;
+  }
+  if ((numeric || std::isdigit(static_cast<unsigned char>(host.back()))) && !canonical_ipv4(host)) return std::nullopt;
   out.reserve(host.size());
   for (char c : host) {
     const auto u = static_cast<unsigned char>(c);
