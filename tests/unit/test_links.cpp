@@ -96,3 +96,57 @@ TEST_CASE("plain_host agrees with libcurl on 20,000 generated authorities", "[cr
   }
   CHECK(fast > 1000);  // the fast reading was taken often enough to mean something
 }
+
+TEST_CASE("strip_query and sort_query on 20,000 generated queries: what they keep, drop and order", "[crawl]") {
+  const std::vector<std::string> names = {"utm_source", "utm_", "id", "gclid", "gclid2", "a", "b", "", "x=y"};
+  const std::vector<std::string> strip = {"utm_*", "gclid"};
+  std::mt19937 rng(42);
+  auto params_of = [](const std::string& url) {
+    std::vector<std::string> out;
+    const auto q = url.find('?');
+    if (q == std::string::npos) return out;
+    const std::string query =
+        url.substr(q + 1, url.find('#') == std::string::npos ? std::string::npos : url.find('#') - q - 1);
+    for (std::size_t start = 0; start <= query.size();) {
+      const auto amp = std::min(query.find('&', start), query.size());
+      out.push_back(query.substr(start, amp - start));
+      start = amp + 1;
+    }
+    return out;
+  };
+  for (int i = 0; i < 20000; ++i) {
+    std::string url = "https://a.example/p";
+    const int n = static_cast<int>(rng() % 6);
+    for (int j = 0; j < n; ++j) {
+      url += j == 0 ? "?" : "&";
+      url += names[rng() % names.size()];
+      if (rng() % 2) url += "=" + std::to_string(rng() % 3);
+    }
+    if (rng() % 4 == 0) url += "#frag";
+    INFO(url);
+    const std::string stripped = strip_query(url, strip);
+    CHECK(strip_query(stripped, strip) == stripped);  // idempotent
+    std::vector<std::string> expected;
+    bool removed = false;
+    for (const auto& p : params_of(url)) {
+      const std::string name = p.substr(0, p.find('='));
+      if (!p.empty() && (name.starts_with("utm_") || name == "gclid"))
+        removed = true;
+      else if (!p.empty())
+        expected.push_back(p);
+    }
+    if (!removed) {
+      CHECK(stripped == url);  // nothing to strip: byte for byte
+    } else {
+      CHECK(params_of(stripped) == (expected.empty() ? std::vector<std::string>{} : expected));
+      CHECK(stripped.ends_with("#frag") == url.ends_with("#frag"));
+    }
+    const std::string sorted = sort_query(stripped);
+    CHECK(sort_query(sorted) == sorted);
+    auto before = params_of(stripped), after = params_of(sorted);
+    CHECK(std::is_permutation(before.begin(), before.end(), after.begin(), after.end()));
+    CHECK(std::is_sorted(after.begin(), after.end(), [](const std::string& x, const std::string& y) {
+      return x.substr(0, x.find('=')) < y.substr(0, y.find('='));
+    }));
+  }
+}
