@@ -80,6 +80,10 @@ Schema host_limits_schema() {
           .validated_by(check_host_rate),
       FieldSpec::integer("burst", "requests a matching host may receive at once under rate (default: the node's)")
           .at_least(1),
+      FieldSpec::map("headers", FieldSpec::string("value", "a header value; may use {field} templates"),
+                     "request headers sent to matching hosts only (an API token for its API): added to the "
+                     "node's, replacing those of the same name")
+          .with_default(""),
   });
 }
 
@@ -114,6 +118,23 @@ std::string check_status(const Value& v) {
   return fmt::format("invalid status '{}' (write 200, 2xx or 200-299)", v.to_text());
 }
 
+// Request headers (`headers`, and a `hosts` entry's): names, no line breaks, templates that compile.
+void check_headers(const ConfigValue::Map& headers, const std::string& where, Diagnostics& diags) {
+  for (const auto& [name, value] : headers) {
+    const std::string text = std::get<Value>(value.v).to_text();
+    std::string error;
+    if (!fetch::is_header_name(name)) {
+      diags.error(value.where, fmt::format("{}: '{}' is not a header name (letters, digits and "
+                                           "!#$%&'*+-.^_`|~, no spaces or colons)",
+                                           where, name));
+    } else if (!fetch::header_value_ok(text)) {
+      diags.error(value.where, fmt::format("{}.{}: a header value cannot hold a line break", where, name));
+    } else if (!FieldTemplate::compile(text, &error)) {
+      diags.error(value.where, fmt::format("{}.{}: {}", where, name, error));
+    }
+  }
+}
+
 void check(const Config& c, const Location&, Diagnostics& diags) {
   std::string method = c.string("method");
   if (c.has("body") && (method == "GET" || method == "HEAD")) {
@@ -142,18 +163,10 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
                   fmt::format("hosts: '{}' repeats '{}' (host names are compared without case)", pattern, it->second));
     }
   }
-  for (const auto& [name, value] : c.map("headers")) {
-    const std::string text = std::get<Value>(value.v).to_text();
-    std::string error;
-    if (!fetch::is_header_name(name)) {
-      diags.error(value.where, fmt::format("headers: '{}' is not a header name (letters, digits and "
-                                           "!#$%&'*+-.^_`|~, no spaces or colons)",
-                                           name));
-    } else if (!fetch::header_value_ok(text)) {
-      diags.error(value.where, fmt::format("headers.{}: a header value cannot hold a line break", name));
-    } else if (!FieldTemplate::compile(text, &error)) {
-      diags.error(value.where, fmt::format("headers.{}: {}", name, error));
-    }
+  check_headers(c.map("headers"), "headers", diags);
+  for (const auto& [pattern, value] : c.map("hosts")) {
+    const Config& h = *std::get<ConfigValue::Object>(value.v);
+    check_headers(h.map("headers"), fmt::format("hosts.{}.headers", pattern), diags);
   }
   if (!fetch::header_value_ok(c.string("user_agent"))) {
     diags.error(c.where("user_agent"), "user_agent: a header value cannot hold a line break");
@@ -185,7 +198,10 @@ fetch::FetchOptions options_from(const Config& c) {
   o.burst = static_cast<int>(c.integer("burst"));
   for (const auto& [pattern, value] : c.map("hosts")) {
     const Config& h = *std::get<ConfigValue::Object>(value.v);
-    fetch::HostLimits limits{o.per_host, o.rate, o.burst};
+    fetch::HostLimits limits{o.per_host, o.rate, o.burst, static_cast<int>(o.host_headers.size())};
+    auto& headers = o.host_headers.emplace_back();
+    for (const auto& [name, header] : h.map("headers"))
+      headers.emplace_back(name, *FieldTemplate::compile(std::get<Value>(header.v).to_text()));
     if (h.has("per_host")) limits.per_host = static_cast<int>(h.integer("per_host"));
     if (h.has("rate")) limits.rate = h.string("rate") == "none" ? 0 : *fetch::parse_rate(h.string("rate"));
     if (h.has("burst")) limits.burst = static_cast<int>(h.integer("burst"));

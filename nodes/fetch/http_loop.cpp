@@ -27,6 +27,7 @@ struct HttpLoop::Job {
   std::vector<std::string> headers;  // "Name: value"
   int attempts = 0;
   int redirects = 0;
+  bool crossed = false;     // redirected to another origin: the node's credentials stay behind
   int proxy = -1;           // the index in proxies_ of its latest attempt's proxy
   std::string setup_error;  // a problem found at submit (no url field, a refused or invalid URL)
   Reason setup_reason = Reason::invalid;
@@ -316,6 +317,8 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
       node_id_(std::move(node_id)),
       rng_(std::random_device{}()) {
   for (const auto& [pattern, limits] : opt_.host_limits) limits_.add(pattern, limits);
+  host_headers_ =
+      std::any_of(opt_.host_headers.begin(), opt_.host_headers.end(), [](const auto& h) { return !h.empty(); });
   for (const std::string& name : opt_.keep_headers) {
     std::string field = "header_" + name;
     std::replace(field.begin(), field.end(), '-', '_');
@@ -463,16 +466,9 @@ void HttpLoop::submit(Record&& record) {
     if (record.meta.origin_url.empty()) record.meta.origin_url = job->url;
   }
   job->method = opt_.method;
-  for (const auto& [name, value] : opt_.headers) {
-    std::string text = value.render(record);
-    if (!header_value_ok(text) && job->setup_error.empty()) {
-      job->setup_reason = Reason::invalid;
-      job->setup_error = fmt::format(
-          "header '{}' would hold a line break from the record's fields, which would end it and start another "
-          "header: not sent",
-          name);
-    }
-    job->headers.push_back(fmt::format("{}: {}", name, text));
+  if (!render_headers(record, job->host, true, job->headers, error) && job->setup_error.empty()) {
+    job->setup_reason = Reason::invalid;
+    job->setup_error = std::move(error);
   }
   if (opt_.body) job->body = opt_.body->render(record);
   job->record = std::move(record);
@@ -954,7 +950,11 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   t->probe = probe;
   ++job->attempts;
   if (!job->headers.empty()) {
-    if (base_headers_) t->headers = curl_slist_append(nullptr, agent_line_.c_str());
+    // The node's User-Agent, unless a `hosts` entry's headers give one of their own.
+    const bool own_agent = std::any_of(job->headers.begin(), job->headers.end(), [](const std::string& h) {
+      return nodes::iequals(std::string_view(h).substr(0, h.find(':')), "user-agent");
+    });
+    if (base_headers_ && !own_agent) t->headers = curl_slist_append(nullptr, agent_line_.c_str());
     for (const auto& h : job->headers) t->headers = curl_slist_append(t->headers, h.c_str());
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   }
@@ -998,16 +998,47 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
   recycle(std::move(t));
 }
 
-// A redirect to another origin (scheme, host or port) takes no credentials along: the request's own
-// Authorization and Cookie headers (an API token in `headers`, a session cookie) are dropped for
-// this hop and the ones after it, as libcurl and browsers do, so that a site cannot send the crawler
-// with its token to a host of someone else's choosing. The cookie jar (cookies, cookie_file) keeps
-// sending each cookie only to its own domain.
-void HttpLoop::drop_credentials(Job& job) {
-  std::erase_if(job.headers, [](const std::string& line) {
-    const std::string_view name = std::string_view(line).substr(0, line.find(':'));
-    return nodes::iequals(name, "authorization") || nodes::iequals(name, "cookie");
-  });
+namespace {
+
+// Header names compare without case.
+bool same_name(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+bool HttpLoop::render_headers(const Record& record, const std::string& host, bool credentials,
+                              std::vector<std::string>& out, std::string& error) const {
+  out.clear();
+  bool ok = true;
+  auto add = [&](const std::string& name, const FieldTemplate& value) {
+    std::string text = value.render(record);
+    if (!header_value_ok(text) && ok) {
+      ok = false;
+      error = fmt::format(
+          "header '{}' would hold a line break from the record's fields, which would end it and start another "
+          "header: not sent",
+          name);
+    }
+    out.push_back(fmt::format("{}: {}", name, text));
+  };
+  const int entry = !host_headers_ || host.empty() ? -1 : limits_.match(host_of_key(host)).entry;
+  const auto* own = entry >= 0 ? &opt_.host_headers[static_cast<std::size_t>(entry)] : nullptr;
+  for (const auto& [name, value] : opt_.headers) {
+    // A redirect to another origin takes no credentials along: the node's Authorization and Cookie
+    // (an API token, a session) are not sent to this hop nor the ones after it, as libcurl and
+    // browsers do, so that a site cannot send the crawler with its token to a host of its choosing.
+    if (!credentials && (nodes::iequals(name, "authorization") || nodes::iequals(name, "cookie"))) continue;
+    if (own && std::any_of(own->begin(), own->end(), [&](const auto& h) { return same_name(h.first, name); }))
+      continue;  // the host's entry sets its own
+    add(name, value);
+  }
+  if (own) {
+    for (const auto& [name, value] : *own) add(name, value);
+  }
+  return ok;
 }
 
 // What a finished transfer means for its job: a result, a retry, the next redirect hop, or an error.
@@ -1072,7 +1103,15 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
           std::move(job), Reason::refused, status,
           fmt::format("refused redirect from '{}' to '{}': only http and https URLs are allowed", job->url, target));
     }
-    if (key != job->host) drop_credentials(*job);
+    if (key != job->host) job->crossed = true;
+    if (job->crossed || host_headers_) {
+      // The next hop's headers: without the node's credentials once the origin changed, with the
+      // `hosts` entry's headers of the host it goes to (those of the last host stay behind).
+      std::string header_error;
+      if (!render_headers(job->record, key, !job->crossed, job->headers, header_error)) {
+        return fail(std::move(job), Reason::invalid, status, std::move(header_error));
+      }
+    }
     ++job->redirects;
     job->attempts = 0;  // attempts count per hop; a redirect is not a retry
     if (status == 303 || ((status == 301 || status == 302) && job->method == "POST")) {

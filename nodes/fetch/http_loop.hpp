@@ -45,8 +45,10 @@ struct FetchOptions {
   int per_host = 8;
   double rate = 0;  // requests per second per host; 0 = unlimited
   int burst = 1;
-  // `hosts`: other limits for some hosts, by pattern (an exact name or *.domain), in config order.
+  // `hosts`: other limits for some hosts, by pattern (an exact name or *.domain), in config order,
+  // and each entry's request headers (by HostLimits::entry), sent to its hosts only.
   std::vector<std::pair<std::string, HostLimits>> host_limits;
+  std::vector<std::vector<std::pair<std::string, FieldTemplate>>> host_headers;
   RetryPolicy retry;
   int breaker_threshold = 5;
   nanoseconds breaker_recovery = std::chrono::seconds(30);
@@ -159,7 +161,12 @@ class HttpLoop {
   void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait);
   void succeed(std::unique_ptr<Job> job, Transfer& t);
   void fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message);
-  static void drop_credentials(Job& job);
+  // The request headers of `record` for a request to `host` (a host key): the node's `headers`, its
+  // Authorization and Cookie left out when `credentials` is false, then the host's `hosts` entry's
+  // headers (replacing those of the same name). Any thread. False, with `error`, when a rendered value
+  // would hold a line break.
+  bool render_headers(const Record& record, const std::string& host, bool credentials, std::vector<std::string>& out,
+                      std::string& error) const;
   void fail_content_type(std::unique_ptr<Job> job, Host& host, long status, CURL* easy);
   void abort_everything();
   void drop_unstarted();
@@ -172,7 +179,8 @@ class HttpLoop {
   };
 
   FetchOptions opt_;
-  HostLimitRules limits_;  // opt_'s per_host, rate and burst, and its host_limits
+  HostLimitRules limits_;      // opt_'s per_host, rate and burst, and its host_limits
+  bool host_headers_ = false;  // a `hosts` entry has headers
   // A host's limits (set when enqueue() adds it; the node's own for an entry made any other way).
   const HostLimits& limits_of(const Host& host) const { return host.limits ? *host.limits : limits_.defaults(); }
   std::vector<std::string> keep_fields_;  // header_<name> for each of opt_.keep_headers

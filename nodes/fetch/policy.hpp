@@ -89,6 +89,7 @@ struct HostLimits {
   int per_host = 8;
   double rate = 0;
   int burst = 1;
+  int entry = -1;  // the `hosts` entry these come from (its headers), -1: the node's own
 };
 
 // Whether an IP address (text, as libcurl reports it) is one a crawler of the public web has no

@@ -1541,6 +1541,61 @@ TEST_CASE("private_addresses: refuse fails a URL at a private address before its
   // The default allows them (every other test fetches from 127.0.0.1).
 }
 
+TEST_CASE("a hosts entry's headers go to its hosts only, redirects included", "[fetch]") {
+  FixtureServer server;
+  const int port = server.port();
+  const std::string config =
+      "    robots: ignore\n"
+      "    headers: {Authorization: \"node-token\", X-Node: \"n\"}\n"
+      "    hosts:\n"
+      "      localhost: {headers: {Authorization: \"Bearer {tag}\", X-Host: local, User-Agent: \"api-client/2\"}}\n";
+  auto seen = [&](const std::string& url) {
+    const std::string record = fetch_one(url, config);  // the record has tag: t
+    INFO(record);
+    auto has = [&](const std::string& header) { return record.find(header) != std::string::npos; };
+    return std::map<std::string, bool>{{"node-token", has(R"(\"Authorization\":\"node-token\")")},
+                                       {"host-token", has(R"(\"Authorization\":\"Bearer t\")")},
+                                       {"x-node", has(R"(\"X-Node\":\"n\")")},
+                                       {"x-host", has(R"(\"X-Host\":\"local\")")},
+                                       {"host-agent", has(R"(\"User-Agent\":\"api-client/2\")")},
+                                       {"node-agent", has(R"(\"User-Agent\":\"sluice/0.1\")")}};
+  };
+  using M = std::map<std::string, bool>;
+  SECTION("to another host: the node's headers") {
+    CHECK(seen(server.url("/echo")) == M{{"node-token", true},
+                                         {"host-token", false},
+                                         {"x-node", true},
+                                         {"x-host", false},
+                                         {"host-agent", false},
+                                         {"node-agent", true}});
+  }
+  SECTION("to the entry's host: its headers replace the node's of the same name") {
+    CHECK(seen(fmt::format("http://localhost:{}/echo", port)) == M{{"node-token", false},
+                                                                   {"host-token", true},
+                                                                   {"x-node", true},
+                                                                   {"x-host", true},
+                                                                   {"host-agent", true},
+                                                                   {"node-agent", false}});
+  }
+  SECTION("redirected to the entry's host: its headers, and not the node's token") {
+    CHECK(seen(server.url(fmt::format("/redirect-to?url=http://localhost:{}/echo", port))) == M{{"node-token", false},
+                                                                                                {"host-token", true},
+                                                                                                {"x-node", true},
+                                                                                                {"x-host", true},
+                                                                                                {"host-agent", true},
+                                                                                                {"node-agent", false}});
+  }
+  SECTION("redirected away from the entry's host: neither token, nor the entry's headers") {
+    CHECK(seen(fmt::format("http://localhost:{}/redirect-to?url={}", port, server.url("/echo"))) ==
+          M{{"node-token", false},
+            {"host-token", false},
+            {"x-node", true},
+            {"x-host", false},
+            {"host-agent", false},
+            {"node-agent", true}});
+  }
+}
+
 TEST_CASE("content_types: a response of another media type fails with reason content_type, cut off at its start",
           "[fetch]") {
   TempDir site;
