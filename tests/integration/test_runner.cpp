@@ -256,11 +256,14 @@ edges:
   - src -> lim -> get -> out
 )",
                                                    server.url("/delay/60"), dir.file("out.jsonl")));
+  // The path is made before forkpty: the child of a process with threads (the fixture server's)
+  // must not allocate before exec (it could wait forever for a lock another thread held).
+  const std::string pipeline = dir.file("p.yaml");
   int master = -1;
   pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    ::execl(SLUICE_BINARY, SLUICE_BINARY, "run", dir.file("p.yaml").c_str(), static_cast<char*>(nullptr));
+    ::execl(SLUICE_BINARY, SLUICE_BINARY, "run", pipeline.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   std::string screen;
