@@ -3,7 +3,6 @@
 // them, and lets them out while fewer than `window` of its URLs are in flight downstream. Parked
 // URLs carry no limit permits; beyond `memory` parked URLs they spill to a SQLite file, so a
 // crawl's memory does not grow with the size of the site.
-#include <curl/curl.h>
 #include <fmt/format.h>
 #include <re2/re2.h>
 #include <signal.h>
@@ -17,7 +16,6 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
-#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_set>

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "../builtin.hpp"
+#include "../text.hpp"
 #include "http_loop.hpp"
 
 namespace sluice::nodes {
@@ -156,9 +157,7 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
   }
   std::map<std::string, std::string> patterns;  // lower case -> as written
   for (const auto& [pattern, value] : c.map("hosts")) {
-    std::string key = pattern;
-    for (char& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (auto [it, fresh] = patterns.emplace(key, pattern); !fresh) {
+    if (auto [it, fresh] = patterns.emplace(nodes::to_lower(pattern), pattern); !fresh) {
       diags.error(value.where,
                   fmt::format("hosts: '{}' repeats '{}' (host names are compared without case)", pattern, it->second));
     }
@@ -286,10 +285,11 @@ NodeType fetch_type() {
           FieldSpec::integer("per_host", "requests in flight per host").with_default("8").at_least(1),
           FieldSpec::string("rate", "requests per host per unit (token bucket): 10/s, 600/m").validated_by(check_rate),
           FieldSpec::integer("burst", "requests a host may receive at once under `rate`").with_default("1").at_least(1),
-          FieldSpec::map("hosts", FieldSpec::object_of("host", host_limits_schema(), "{per_host, rate, burst}"),
-                         "other limits for some hosts: a host name (api.example.com) or *.example.com (the names "
-                         "below it) -> {per_host, rate, burst}; what an entry leaves out is the node's; an exact "
-                         "name wins over *., a longer *. over a shorter")
+          FieldSpec::map(
+              "hosts", FieldSpec::object_of("host", host_limits_schema(), "{per_host, rate, burst, headers}"),
+              "other limits for some hosts: a host name (api.example.com) or *.example.com (the names "
+              "below it) -> {per_host, rate, burst, headers}; what an entry leaves out is the node's; an exact "
+              "name wins over *., a longer *. over a shorter")
               .keys_validated_by(check_host_pattern)
               .with_default(""),
           FieldSpec::object_of("retries", retries_schema(), "when and how failed requests are retried")

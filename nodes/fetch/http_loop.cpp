@@ -73,19 +73,24 @@ std::string attempts_text(int n) {
 // The most of a robots.txt that is read; RFC 9309 asks crawlers to parse at least 500 KiB.
 constexpr std::size_t kRobotsMax = 512 * 1024;
 
+// Whether a response whose headers came is a success of a media type outside `types` (content_types;
+// empty: any).
+bool unwanted_type(CURL* easy, const MediaTypes& types, const StatusSet& ok_status) {
+  if (types.empty()) return false;
+  long status = 0;
+  char* type = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
+  return ok_status.contains(status) && !types.allows(type);
+}
+
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<HttpLoop::Transfer*>(user);
   std::size_t n = size * count;
   if (!t->sized) {
-    if (t->types) {
-      long status = 0;
-      char* type = nullptr;
-      curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-      curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &type);
-      if (t->ok_status->contains(status) && !t->types->allows(type)) {
-        t->wrong_type = true;
-        return 0;  // aborts the transfer: a video or an archive is not downloaded to be refused
-      }
+    if (t->types && unwanted_type(t->easy, *t->types, *t->ok_status)) {
+      t->wrong_type = true;
+      return 0;  // aborts the transfer: a video or an archive is not downloaded to be refused
     }
     // A reused buffer, sized once from Content-Length instead of grown (a compressed body may still grow).
     t->sized = true;
@@ -998,17 +1003,6 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
   recycle(std::move(t));
 }
 
-namespace {
-
-// Header names compare without case.
-bool same_name(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-}  // namespace
-
 bool HttpLoop::render_headers(const Record& record, const std::string& host, bool credentials,
                               std::vector<std::string>& out, std::string& error) const {
   out.clear();
@@ -1031,8 +1025,11 @@ bool HttpLoop::render_headers(const Record& record, const std::string& host, boo
     // (an API token, a session) are not sent to this hop nor the ones after it, as libcurl and
     // browsers do, so that a site cannot send the crawler with its token to a host of its choosing.
     if (!credentials && (nodes::iequals(name, "authorization") || nodes::iequals(name, "cookie"))) continue;
-    if (own && std::any_of(own->begin(), own->end(), [&](const auto& h) { return same_name(h.first, name); }))
-      continue;  // the host's entry sets its own
+    if (own) {
+      const std::string lower = nodes::to_lower(name);
+      if (std::any_of(own->begin(), own->end(), [&](const auto& h) { return nodes::iequals(h.first, lower); }))
+        continue;  // the host's entry sets its own
+    }
     add(name, value);
   }
   if (own) {
@@ -1059,13 +1056,10 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     std::string message = private_message(job->url, t->refused_ip);
     return fail(std::move(job), Reason::refused, 0, std::move(message));
   }
-  if (code != CURLE_OK && !opt_.content_types.empty() && opt_.ok_status.contains(status)) {
-    // The headers came and said a type not wanted, and the transfer ended before its body (libcurl
-    // refuses a Content-Length beyond max_body at once): the type is the answer, not the size.
-    char* type = nullptr;
-    curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
-    if (!opt_.content_types.allows(type)) return fail_content_type(std::move(job), host, status, easy);
-  }
+  // The headers came and said a type not wanted, and the transfer ended before its body (libcurl
+  // refuses a Content-Length beyond max_body at once): the type is the answer, not the size.
+  if (code != CURLE_OK && unwanted_type(easy, opt_.content_types, opt_.ok_status))
+    return fail_content_type(std::move(job), host, status, easy);
   if (code != CURLE_OK) {
     Reason reason = classify(code, t->too_large);
     if (is_host_failure(reason)) {
@@ -1140,11 +1134,9 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
       return fail(std::move(job), Reason::http_status, status, std::move(message));
     return retry_or_fail(std::move(job), Reason::http_status, status, std::move(message), wait);
   }
-  if (!opt_.content_types.empty()) {  // a response with no body at all (HEAD, 204, an empty file)
-    char* type = nullptr;
-    curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
-    if (!opt_.content_types.allows(type)) return fail_content_type(std::move(job), host, status, easy);
-  }
+  // A response with no body at all (HEAD, 204, an empty file) never reached on_body's check.
+  if (unwanted_type(easy, opt_.content_types, opt_.ok_status))
+    return fail_content_type(std::move(job), host, status, easy);
   succeed(std::move(job), *t);
 }
 

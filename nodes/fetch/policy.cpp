@@ -1,5 +1,7 @@
 #include "policy.hpp"
 
+#include "../text.hpp"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -235,20 +237,12 @@ void CircuitBreaker::on_probe_abandoned() {
   probe_in_flight_ = false;
 }
 
-namespace {
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-}  // namespace
+using nodes::to_lower;
 
 void HostLimitRules::add(std::string_view pattern, HostLimits limits) {
   const bool wildcard = pattern.substr(0, 2) == "*.";
   auto& list = wildcard ? suffixes_ : exact_;
-  std::string key = lower(wildcard ? pattern.substr(1) : pattern);  // "*.a.com" -> ".a.com"
+  std::string key = to_lower(wildcard ? pattern.substr(1) : pattern);  // "*.a.com" -> ".a.com"
   if (std::any_of(list.begin(), list.end(), [&](const auto& e) { return e.first == key; })) return;
   list.emplace_back(std::move(key), limits);
   std::stable_sort(suffixes_.begin(), suffixes_.end(),
@@ -257,7 +251,7 @@ void HostLimitRules::add(std::string_view pattern, HostLimits limits) {
 
 const HostLimits& HostLimitRules::match(std::string_view host) const {
   if (exact_.empty() && suffixes_.empty()) return defaults_;
-  const std::string name = lower(host);
+  const std::string name = to_lower(host);
   for (const auto& [pattern, limits] : exact_) {
     if (pattern == name) return limits;
   }
@@ -332,7 +326,7 @@ bool MediaTypes::add(std::string_view pattern) {
   if (slash == std::string_view::npos) return false;
   const std::string_view type = pattern.substr(0, slash), subtype = pattern.substr(slash + 1);
   if (!is_token(type) || (subtype != "*" && !is_token(subtype))) return false;
-  std::string entry = lower(subtype == "*" ? pattern.substr(0, slash + 1) : pattern);
+  std::string entry = to_lower(subtype == "*" ? pattern.substr(0, slash + 1) : pattern);
   patterns_.push_back(std::move(entry));
   return true;
 }
@@ -344,7 +338,7 @@ bool MediaTypes::allows(const char* content_type) const {
   while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) media.remove_prefix(1);
   while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
   if (media.empty()) return true;
-  const std::string type = lower(media);
+  const std::string type = to_lower(media);
   return std::any_of(patterns_.begin(), patterns_.end(), [&](const std::string& p) {
     return p.back() == '/' ? type.starts_with(p) && type.size() > p.size() : type == p;
   });

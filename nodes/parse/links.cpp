@@ -163,9 +163,7 @@ std::optional<std::string> plain_host(std::string_view url) {
     if (!std::all_of(inner.begin(), inner.end(),
                      [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':'; }))
       return std::nullopt;  // a zone id, an embedded IPv4 address: libcurl's form may differ
-    out = "[";
-    for (char c : inner) out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    out += ']';
+    out = "[" + nodes::to_lower(inner) + "]";
     // libcurl writes IPv6 addresses in their shortest form; one written otherwise goes through it.
     char buf[64];
     unsigned char bytes[16];
@@ -204,8 +202,7 @@ std::string url_host(const std::string& url) {
     curl_free(host);
   }
   curl_url_cleanup(u);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+  return nodes::to_lower(out);
 }
 
 std::string strip_query(std::string_view url, const std::vector<std::string>& names) {

@@ -26,10 +26,10 @@ class MetricsServer {
   // http://HOST:PORT/metrics
   std::string url() const;
 
-  // The Prometheus text of a pipeline's figures (tested on its own).
+ private:
+  // The Prometheus text of a pipeline's figures.
   static std::string render(const Plan& plan, const RunProgress& progress, bool finished);
 
- private:
   struct Impl;
   explicit MetricsServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -5,7 +5,6 @@
 #include <ctime>
 
 #include "log.hpp"
-#include "sluice/json.hpp"
 
 namespace sluice::cli {
 
@@ -59,36 +58,32 @@ std::string_view status_name(RunStatus s) {
   return "failed";
 }
 
-std::string quoted(std::string_view s) {
-  return json_quoted(s);
-}
-
 }  // namespace
 
 std::string report_json(const Plan& plan, const RunReport& report) {
   std::string out = fmt::format(
       R"({{"pipeline": {}, "file": {}, "status": "{}", "exit_code": {}, "abandoned": {}, "elapsed_s": {:.6f}, )",
-      quoted(plan.settings.name), quoted(plan.file), status_name(report.status), report.exit_code(), report.abandoned,
-      std::chrono::duration<double>(report.elapsed).count());
+      json_quoted(plan.settings.name), json_quoted(plan.file), status_name(report.status), report.exit_code(),
+      report.abandoned, std::chrono::duration<double>(report.elapsed).count());
   out += "\"nodes\": [";
   for (std::size_t i = 0; i < report.nodes.size(); ++i) {
     const auto& n = report.nodes[i];
     out +=
         fmt::format(R"({}{{"id": {}, "type": {}, "in": {}, "out": {}, "errors": {}, "dropped": {}, "busy_s": {:.6f}}})",
-                    i ? ", " : "", quoted(n.id), quoted(n.type), n.records_in, n.records_out, n.errors, n.dropped,
-                    std::chrono::duration<double>(n.busy).count());
+                    i ? ", " : "", json_quoted(n.id), json_quoted(n.type), n.records_in, n.records_out, n.errors,
+                    n.dropped, std::chrono::duration<double>(n.busy).count());
   }
   out += "], \"errors\": [";
   for (std::size_t i = 0; i < report.errors.size(); ++i) {
     const auto& e = report.errors[i];
-    out += fmt::format(R"({}{{"node": {}, "record": {}, "message": {}}})", i ? ", " : "", quoted(e.node),
-                       quoted(e.record), quoted(e.message));
+    out += fmt::format(R"({}{{"node": {}, "record": {}, "message": {}}})", i ? ", " : "", json_quoted(e.node),
+                       json_quoted(e.record), json_quoted(e.message));
   }
   out += fmt::format("], \"errors_not_kept\": {}, \"skipped\": [", report.errors_not_kept);
   for (std::size_t i = 0; i < report.skipped.size(); ++i) {
     const auto& s = report.skipped[i];
-    out += fmt::format(R"({}{{"node": {}, "count": {}, "record": {}, "message": {}}})", i ? ", " : "", quoted(s.node),
-                       s.count, quoted(s.record), quoted(s.message));
+    out += fmt::format(R"({}{{"node": {}, "count": {}, "record": {}, "message": {}}})", i ? ", " : "",
+                       json_quoted(s.node), s.count, json_quoted(s.record), json_quoted(s.message));
   }
   out += "]}\n";
   return out;
@@ -103,13 +98,13 @@ void log_report(std::FILE* out, const Plan& plan, const RunReport& report, bool 
                           : fmt::format("node '{}' skipped {} record(s) like {}{}", s.node, s.count,
                                         s.record.empty() ? "" : fmt::format("record '{}': ", s.record), s.message);
     log_json(out, "warning", "skipped", text,
-             fmt::format(R"("node": {}, "count": {}, "record": {}, "error": {})", quoted(s.node), s.count,
-                         quoted(s.record), quoted(s.message)));
+             fmt::format(R"("node": {}, "count": {}, "record": {}, "error": {})", json_quoted(s.node), s.count,
+                         json_quoted(s.record), json_quoted(s.message)));
   }
   for (const auto& e : report.errors) {
-    log_json(
-        out, "error", "error", e.to_string(),
-        fmt::format(R"("node": {}, "record": {}, "error": {})", quoted(e.node), quoted(e.record), quoted(e.message)));
+    log_json(out, "error", "error", e.to_string(),
+             fmt::format(R"("node": {}, "record": {}, "error": {})", json_quoted(e.node), json_quoted(e.record),
+                         json_quoted(e.message)));
   }
   if (!hint.empty()) log_json(out, "info", "hint", hint);
   const int code = report.exit_code() == 0 && !stats_written ? 1 : report.exit_code();
@@ -138,9 +133,9 @@ void ProgressLine::update(const RunProgress& p) {
   for (const auto& s : p.new_skips) {
     if (!warnings_) break;
     if (json_log()) {
-      log_json(
-          out_, "warning", "skip", skip_text(s) + " (more like it are counted)",
-          fmt::format(R"("node": {}, "record": {}, "error": {})", quoted(s.node), quoted(s.record), quoted(s.message)));
+      log_json(out_, "warning", "skip", skip_text(s) + " (more like it are counted)",
+               fmt::format(R"("node": {}, "record": {}, "error": {})", json_quoted(s.node), json_quoted(s.record),
+                           json_quoted(s.message)));
     } else if (mode_ == Mode::live) {
       fmt::print(out_, "\r\033[Kwarning: {} (more like it are counted)\n", skip_text(s));
     } else {
