@@ -205,59 +205,72 @@ std::string url_host(const std::string& url) {
   return nodes::to_lower(out);
 }
 
-std::string strip_query(std::string_view url, const std::vector<std::string>& names) {
+namespace {
+
+// A URL cut around its query: what comes before the '?', the parameters (split at '&', empty ones
+// included), and the fragment with its '#' (empty when none). nullopt when there is no query.
+struct QueryParts {
+  std::string_view before, fragment;
+  std::vector<std::string_view> params;
+};
+
+std::optional<QueryParts> split_query(std::string_view url) {
   const auto hash = url.find('#');
   const auto question = url.substr(0, hash).find('?');
-  if (question == std::string_view::npos || names.empty()) return std::string(url);
-  const std::string_view query =
-      url.substr(question + 1, (hash == std::string_view::npos ? url.size() : hash) - question - 1);
-  auto stripped = [&](std::string_view name) {
-    return std::any_of(names.begin(), names.end(), [&](const std::string& n) {
-      return n.ends_with('*') ? name.starts_with(std::string_view(n).substr(0, n.size() - 1)) : name == n;
-    });
-  };
-  std::string kept;
-  bool removed = false;
-  std::size_t start = 0;
-  while (start <= query.size()) {
+  if (question == std::string_view::npos) return std::nullopt;
+  QueryParts parts;
+  parts.before = url.substr(0, question);
+  if (hash != std::string_view::npos) parts.fragment = url.substr(hash);
+  const std::string_view query = url.substr(question + 1, url.size() - question - 1 - parts.fragment.size());
+  for (std::size_t start = 0; start <= query.size();) {
     const auto amp = std::min(query.find('&', start), query.size());
-    const std::string_view param = query.substr(start, amp - start);
-    if (!param.empty() && stripped(param.substr(0, param.find('=')))) {
-      removed = true;
-    } else if (!param.empty()) {
-      if (!kept.empty()) kept += '&';
-      kept += param;
-    }
+    parts.params.push_back(query.substr(start, amp - start));
     start = amp + 1;
   }
-  if (!removed) return std::string(url);  // a URL without such parameters stays as it was, byte for byte
-  std::string out(url.substr(0, question));
-  if (!kept.empty()) out += '?' + kept;
-  if (hash != std::string_view::npos) out += url.substr(hash);
+  return parts;
+}
+
+std::string_view param_name(std::string_view param) {
+  return param.substr(0, param.find('='));
+}
+
+// before?a&b#fragment; without the '?' when `params` is empty and `keep_mark` false.
+std::string join_query(const QueryParts& parts, bool keep_mark) {
+  std::string out(parts.before);
+  if (!parts.params.empty() || keep_mark) out += '?';
+  for (std::size_t i = 0; i < parts.params.size(); ++i) {
+    if (i) out += '&';
+    out += parts.params[i];
+  }
+  out += parts.fragment;
   return out;
 }
 
+}  // namespace
+
+std::string strip_query(std::string_view url, const std::vector<std::string>& names) {
+  auto parts = names.empty() ? std::nullopt : split_query(url);
+  if (!parts) return std::string(url);
+  const auto stripped = [&](std::string_view param) {
+    return std::any_of(names.begin(), names.end(), [&](const std::string& n) {
+      const std::string_view name = param_name(param);
+      return n.ends_with('*') ? name.starts_with(std::string_view(n).substr(0, n.size() - 1)) : name == n;
+    });
+  };
+  // A URL without such parameters stays as it was, byte for byte (empty parameters included).
+  if (std::none_of(parts->params.begin(), parts->params.end(),
+                   [&](std::string_view p) { return !p.empty() && stripped(p); }))
+    return std::string(url);
+  std::erase_if(parts->params, [&](std::string_view p) { return p.empty() || stripped(p); });
+  return join_query(*parts, false);
+}
+
 std::string sort_query(std::string_view url) {
-  const auto hash = url.find('#');
-  const auto question = url.substr(0, hash).find('?');
-  if (question == std::string_view::npos) return std::string(url);
-  const std::string_view query =
-      url.substr(question + 1, (hash == std::string_view::npos ? url.size() : hash) - question - 1);
-  std::vector<std::string_view> params;
-  for (std::size_t start = 0; start <= query.size();) {
-    const auto amp = std::min(query.find('&', start), query.size());
-    params.push_back(query.substr(start, amp - start));
-    start = amp + 1;
-  }
-  const auto name = [](std::string_view p) { return p.substr(0, p.find('=')); };
-  std::stable_sort(params.begin(), params.end(), [&](auto a, auto b) { return name(a) < name(b); });
-  std::string out(url.substr(0, question + 1));
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    if (i) out += '&';
-    out += params[i];
-  }
-  if (hash != std::string_view::npos) out += url.substr(hash);
-  return out;
+  auto parts = split_query(url);
+  if (!parts) return std::string(url);
+  std::stable_sort(parts->params.begin(), parts->params.end(),
+                   [](std::string_view a, std::string_view b) { return param_name(a) < param_name(b); });
+  return join_query(*parts, true);
 }
 
 Record link_record(const Record& page, const std::string& page_url, std::string url,
