@@ -1177,12 +1177,14 @@ void Run::send_pending(Vertex& v) {
   v.outputs[0].send(std::move(batch));
 }
 
-// A bound that `sink` may be holding up is full: a limit, or, when records reach the sink with
-// their source batch's tickets (an async node upstream), a source's max_pending. The sink then
-// commits, since what it buffers may be what the bound waits for.
+// A bound that `sink` may be holding up is full: a limit, an async node's own (a frontier's
+// window), or, when records reach the sink with their source batch's tickets (an async node
+// upstream), a source's max_pending. The sink then commits, since what it buffers may be what the
+// bound waits for.
 bool Run::bound_saturated(const Vertex& sink) const {
   for (const auto& v : vertices_) {
     if (v.limit_permits && v.limit_permits->saturated()) return true;
+    if (v.async && static_cast<const AsyncNode&>(*v.impl).saturated()) return true;
     if (sink.holds_source_tickets && v.gate && v.gate->saturated()) return true;
   }
   return false;

@@ -276,6 +276,8 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
       Url u{static_cast<std::uint64_t>(sqlite3_column_int64(urls, 1)), column_text(urls, 2), column_text(urls, 3),
             sqlite3_column_int(urls, 4), column_text(urls, 6)};
       f.seen.push_back(u.hash);
+      if (const auto authority = u.url.find("://"); authority != std::string::npos)
+        ++f.origins[u.url.substr(0, u.url.find_first_of("/?#", authority + 3))];
       if (u.depth == 0) f.seeds.push_back(u.url);
       // The page a depth-1 link was found on is a seed's page after its redirects.
       if (u.depth == 1 && !u.from_url.empty() && seed_pages.emplace(column_text(urls, 0), u.from_url).second)

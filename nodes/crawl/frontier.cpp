@@ -1,8 +1,9 @@
 // frontier: the crawl's memory, on its own thread. Takes discovered URLs, keeps those in scope
-// (allow/deny RE2 patterns, same_host, max_depth, max_pages) that were never seen before, parks
-// them, and lets them out while fewer than `window` of its URLs are in flight downstream. Parked
-// URLs carry no limit permits; beyond `memory` parked URLs they spill to a SQLite file, so a
-// crawl's memory does not grow with the size of the site.
+// (allow/deny RE2 patterns, same_host, max_depth, max_pages, max_pages_per_host) that were never
+// seen before, parks them by host, and lets them out while fewer than `window` of its URLs (and
+// fewer than `per_host_window` of their host's) are in flight downstream, the host with the fewest
+// out first. Parked URLs carry no limit permits; beyond `memory` parked URLs they spill to a
+// SQLite file, so a crawl's memory does not grow with the size of the site.
 #include <fmt/format.h>
 #include <re2/re2.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include "../parse/links.hpp"
 #include "../store/sqlite_query.hpp"
 #include "../text.hpp"
+#include "host_queues.hpp"
 #include "sluice/json.hpp"
 #include "sluice/state.hpp"
 
@@ -64,13 +66,6 @@ constexpr const char* kBinaryExtensions =
 // Query parameters that only tag a link (campaigns, ad clicks, newsletters), never another page.
 constexpr const char* kTrackingParams = "[utm_*, gclid, dclid, fbclid, msclkid, mc_eid, _hsenc, _hsmi, yclid]";
 
-struct Parked {
-  std::string url;
-  std::string from_url;
-  std::int32_t depth = 0;
-  std::string fields;  // carried_fields() of its record
-};
-
 // The fields a URL's record carries besides its own (url, depth, from_url), as a JSON object: a
 // seed's row from source.sqlite, what a parse node's `keep` gave a link. Empty when there are none.
 // They go out with the URL, also after a spill or a resume.
@@ -86,80 +81,6 @@ std::string carried_fields(const Record& r) {
   if (!out.empty()) out += '}';
   return out;
 }
-
-// Parked URLs past the in-memory bound, in a SQLite file of the frontier thread's own.
-class SpillFile {
- public:
-  explicit SpillFile(const std::string& dir) {
-    path_ = (std::filesystem::path(dir) / fmt::format("sluice-frontier-{}-{}.db", ::getpid(), next_id_++)).string();
-    if (sqlite3_open(path_.c_str(), &db_) != SQLITE_OK) throw NodeError(fmt::format("cannot create '{}'", path_));
-    sqlite3_exec(db_,
-                 "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
-                 "CREATE TABLE parked (seq INTEGER PRIMARY KEY, url TEXT, from_url TEXT, depth INTEGER, fields TEXT)",
-                 nullptr, nullptr, nullptr);
-    sqlite3_prepare_v2(db_, "INSERT INTO parked (url, from_url, depth, fields) VALUES (?, ?, ?, ?)", -1, &insert_,
-                       nullptr);
-    sqlite3_prepare_v2(db_, "SELECT seq, url, from_url, depth, fields FROM parked ORDER BY seq LIMIT ?", -1, &select_,
-                       nullptr);
-    sqlite3_prepare_v2(db_, "DELETE FROM parked WHERE seq <= ?", -1, &remove_, nullptr);
-  }
-  ~SpillFile() {
-    sqlite3_finalize(insert_);
-    sqlite3_finalize(select_);
-    sqlite3_finalize(remove_);
-    sqlite3_close(db_);
-    std::error_code ec;
-    std::filesystem::remove(path_, ec);
-  }
-
-  void push(const Parked& p) {
-    if (!in_txn_) {
-      sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr);
-      in_txn_ = true;
-    }
-    sqlite3_bind_text(insert_, 1, p.url.data(), static_cast<int>(p.url.size()), SQLITE_TRANSIENT);
-    sqlite3_bind_text(insert_, 2, p.from_url.data(), static_cast<int>(p.from_url.size()), SQLITE_TRANSIENT);
-    sqlite3_bind_int(insert_, 3, p.depth);
-    sqlite3_bind_text(insert_, 4, p.fields.data(), static_cast<int>(p.fields.size()), SQLITE_TRANSIENT);
-    sqlite3_step(insert_);
-    sqlite3_reset(insert_);
-    ++count_;
-  }
-  // Moves up to `n` of the oldest spilled URLs into `out`.
-  void pop(std::size_t n, std::deque<Parked>& out) {
-    if (in_txn_) {
-      sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
-      in_txn_ = false;
-    }
-    sqlite3_bind_int64(select_, 1, static_cast<sqlite3_int64>(n));
-    sqlite3_int64 last = 0;
-    while (sqlite3_step(select_) == SQLITE_ROW) {
-      last = sqlite3_column_int64(select_, 0);
-      out.push_back(Parked{text(1), text(2), sqlite3_column_int(select_, 3), text(4)});
-      --count_;
-    }
-    sqlite3_reset(select_);
-    sqlite3_bind_int64(remove_, 1, last);
-    sqlite3_step(remove_);
-    sqlite3_reset(remove_);
-  }
-  std::size_t size() const { return count_; }
-
- private:
-  std::string text(int column) const {
-    const unsigned char* t = sqlite3_column_text(select_, column);
-    return t ? reinterpret_cast<const char*>(t) : "";
-  }
-
-  inline static std::atomic<int> next_id_{0};
-  std::string path_;
-  sqlite3* db_ = nullptr;
-  sqlite3_stmt* insert_ = nullptr;
-  sqlite3_stmt* select_ = nullptr;
-  sqlite3_stmt* remove_ = nullptr;
-  bool in_txn_ = false;
-  std::size_t count_ = 0;
-};
 
 // Spill files that a killed run left behind (SIGKILL, an OOM kill, a run abandoned after
 // abort_timeout: no destructor ran): `sluice-frontier-<pid>-<n>.db` in `dir` whose process is gone.
@@ -184,6 +105,7 @@ struct Scope {
   bool same_host = true;
   std::int64_t max_depth = -1;
   std::int64_t max_pages = 0;
+  std::int64_t max_pages_per_host = 0;
   // `known`: a database and a query whose one column lists URLs not to fetch (done by earlier runs).
   std::string known_path, known_query;
   std::vector<std::string> strip_query;  // query parameters no URL keeps (tracking tags)
@@ -199,13 +121,14 @@ struct Scope {
 
 class Frontier final : public AsyncNode, public PermitSource {
  public:
-  Frontier(std::string id, Scope scope, std::size_t window, std::size_t memory, std::string spill_dir, RunState* state)
+  Frontier(std::string id, Scope scope, std::size_t window, std::size_t memory, std::size_t per_host_window,
+           std::string spill_dir, RunState* state)
       : id_(std::move(id)),
         scope_(std::move(scope)),
         window_(window),
-        memory_(memory),
-        spill_dir_(std::move(spill_dir)),
-        state_(state) {
+        spill_dir_(spill_dir),
+        state_(state),
+        queues_(memory, per_host_window, std::move(spill_dir)) {
     if (state_) state_->track(*this, id_, true);
   }
 
@@ -244,12 +167,20 @@ class Frontier final : public AsyncNode, public PermitSource {
     if (thread_.joinable()) thread_.join();
   }
 
+  // URLs wait because the window, or their hosts' per_host_window, is full: a sink that holds
+  // records of URLs out should commit them.
+  bool saturated() const override { return blocked_.load(std::memory_order_relaxed); }
+
   // A URL this frontier let out has left the graph, with everything derived from it.
   void on_release(std::uint64_t hash) noexcept override {
     if (state_) state_->url_done(id_, hash);
     {
       std::lock_guard lock(mutex_);
       --out_in_flight_;
+      if (auto it = out_hosts_.find(hash); it != out_hosts_.end()) {
+        queues_.done(it->second);
+        out_hosts_.erase(it);
+      }
     }
     cv_.notify_one();
   }
@@ -260,15 +191,15 @@ class Frontier final : public AsyncNode, public PermitSource {
     std::unique_lock lock(mutex_);
     while (true) {
       cv_.wait(lock, [&] {
-        return quit_ || cancelled_ || !incoming_.empty() || (out_in_flight_ < window_ && parked_count() > 0);
+        return quit_ || cancelled_ || !incoming_.empty() || (out_in_flight_ < window_ && queues_.ready());
       });
       if (cancelled_) {
         // Every parked URL is a submitted record that must end; none will be fetched now.
-        std::size_t parked = parked_count();
+        blocked_ = false;
+        std::size_t parked = queues_.size();
         std::deque<Record> incoming = std::move(incoming_);
         incoming_.clear();
-        memory_queue_.clear();
-        spill_.reset();
+        queues_.clear();
         lock.unlock();
         out_->discard(parked + incoming.size());
         incoming.clear();  // outside the lock: their permits may be this frontier's (on_release locks)
@@ -277,28 +208,60 @@ class Frontier final : public AsyncNode, public PermitSource {
         cv_.wait(lock, [&] { return quit_ || !incoming_.empty(); });
         continue;
       }
-      if (quit_ && incoming_.empty() && parked_count() == 0) return;
+      if (quit_ && incoming_.empty() && queues_.size() == 0) return;
       std::deque<Record> batch = std::move(incoming_);
       incoming_.clear();
       lock.unlock();
       std::size_t dropped = 0;
-      for (Record& r : batch) dropped += park(r) ? 0 : 1;
+      for (Record& r : batch) {
+        try {
+          dropped += park(r) ? 0 : 1;
+        } catch (const NodeError& e) {  // the spill file failed (a full disk): the URL is not parked
+          out_->fail(std::move(r), e.what());
+        }
+      }
       batch.clear();  // their permits (the page's limit slot) are released here
       if (dropped) out_->discard(dropped);
       lock.lock();
-      while (out_in_flight_ < window_ && parked_count() > 0) {
+      while (out_in_flight_ < window_) {
+        std::optional<HostQueues::Out> next;
+        try {
+          next = queues_.pop();
+        } catch (const NodeError& e) {
+          lock.unlock();
+          lost_spill(e.what());
+          lock.lock();
+          break;
+        }
+        if (!next) break;
         ++out_in_flight_;
+        const std::uint64_t hash = url_hash(next->url.url);
+        out_hosts_.emplace(hash, next->host);
         lock.unlock();
-        release_one();
+        release(std::move(next->url), hash);
         lock.lock();
       }
+      blocked_ = queues_.size() > 0;
       lock.unlock();
       out_->flush();
       lock.lock();
     }
   }
 
-  std::size_t parked_count() const { return memory_queue_.size() + (spill_ ? spill_->size() : 0); }
+  // The spill file could not give its URLs back: they end as one failed record (routed by the
+  // node's on_error, which by default fails the run with the file's error) and the rest discarded.
+  void lost_spill(const std::string& message) {
+    std::size_t parked;
+    {
+      std::lock_guard lock(mutex_);
+      parked = queues_.size();
+      queues_.clear();
+    }
+    Record lost;
+    lost.set("url", Value(std::string()));
+    out_->fail(std::move(lost), fmt::format("{} ({} parked URLs lost)", message, parked));
+    if (parked > 1) out_->discard(parked - 1);
+  }
 
   // Main thread, from start(): after every factory, so the query may name a table that a store of
   // this pipeline creates. The URLs are normalized as links are, and kept as a sorted list of hashes.
@@ -340,20 +303,18 @@ class Frontier final : public AsyncNode, public PermitSource {
     const RunState::FrontierState& f = state_->frontier(id_);
     for (const std::uint64_t hash : f.seen) seen_.insert(hash);
     accepted_ = f.seen.size();
+    if (scope_.max_pages_per_host > 0) {
+      for (const auto& [origin, count] : f.origins) host_pages_[parse::url_host(origin + "/")] += count;
+    }
     for (const auto& seed : f.seeds) seed_hosts_.insert(parse::url_host(seed));
     if (f.pending.empty()) return;
     out_->adopt(f.pending.size());
-    for (const auto& u : f.pending) enqueue(Parked{u.url, u.from_url, u.depth, u.fields});
+    for (const auto& u : f.pending) enqueue(parse::url_host(u.url), Parked{u.url, u.from_url, u.depth, u.fields});
   }
 
-  void enqueue(Parked p) {
+  void enqueue(const std::string& host, Parked p) {
     std::lock_guard lock(mutex_);
-    if (memory_queue_.size() < memory_ && (!spill_ || spill_->size() == 0)) {
-      memory_queue_.push_back(std::move(p));
-    } else {
-      if (!spill_) spill_ = std::make_unique<SpillFile>(spill_dir_);
-      spill_->push(p);
-    }
+    queues_.push(host, std::move(p));
   }
 
   // Keeps `r`'s URL when it is new and in scope; false when it is dropped.
@@ -369,7 +330,8 @@ class Frontier final : public AsyncNode, public PermitSource {
     }
     // Tracking tags name no other page: ?utm_source=mail and the page without it are one URL.
     u = scope_.canonical(std::move(u));
-    if (seed && scope_.same_host) seed_hosts_.insert(parse::url_host(u));
+    const std::string host = parse::url_host(u);
+    if (seed && scope_.same_host) seed_hosts_.insert(host);
     // The page a link was found on was fetched: its URL after redirects counts as seen, so that a
     // link to it is not fetched again (a site whose links say http:// and redirect to https://: its
     // pages' https links were new URLs, and every page was fetched twice). A seed's page (a link at
@@ -384,7 +346,7 @@ class Frontier final : public AsyncNode, public PermitSource {
       }
     }
     if (!seed && scope_.max_depth >= 0 && r.meta.depth > scope_.max_depth) return false;
-    if (!seed && scope_.same_host && !seed_hosts_.count(parse::url_host(u))) return false;
+    if (!seed && scope_.same_host && !seed_hosts_.count(host)) return false;
     if (!seed && !scope_.deny_extensions.empty() && scope_.deny_extensions.count(url_extension(u))) return false;
     // allow and deny pick the links to follow, as deny_extensions does: a seed is always fetched (a
     // seed at the site's root with allow: ['/catalogue/'] was dropped, and the crawl did nothing).
@@ -400,24 +362,22 @@ class Frontier final : public AsyncNode, public PermitSource {
     if (!seed && std::binary_search(known_.begin(), known_.end(), hash)) return false;
     if (!seen_.insert(hash)) return false;
     if (scope_.max_pages > 0 && static_cast<std::int64_t>(accepted_) >= scope_.max_pages) return false;
+    if (scope_.max_pages_per_host > 0) {
+      std::uint64_t& pages = host_pages_[host];
+      if (static_cast<std::int64_t>(pages) >= scope_.max_pages_per_host) return false;
+      ++pages;
+    }
     ++accepted_;
     const Value* from = r.get("from_url");
     Parked p{std::move(u), from && from->as_string() ? *from->as_string() : "", r.meta.depth, carried_fields(r)};
     // Recorded before the page that found it is done (its permits are released after this).
     if (state_) state_->url_accepted(id_, RunState::Url{hash, p.url, p.from_url, p.depth, p.fields});
-    enqueue(std::move(p));
+    enqueue(host, std::move(p));
     return true;
   }
 
-  // Lets the oldest parked URL out, with a permit of this frontier's window.
-  void release_one() {
-    Parked p;
-    {
-      std::lock_guard lock(mutex_);
-      if (memory_queue_.empty() && spill_ && spill_->size() > 0) spill_->pop(memory_ / 2 + 1, memory_queue_);
-      p = std::move(memory_queue_.front());
-      memory_queue_.pop_front();
-    }
+  // Lets a parked URL out, with a permit of this frontier's window.
+  void release(Parked p, std::uint64_t hash) {
     Record next;
     next.meta.depth = p.depth;
     next.meta.origin_url = p.from_url;
@@ -425,28 +385,31 @@ class Frontier final : public AsyncNode, public PermitSource {
     next.set("depth", Value(static_cast<std::int64_t>(p.depth)));
     if (!p.from_url.empty()) next.set("from_url", Value(std::move(p.from_url)));
     if (!p.fields.empty()) parse::set_json_fields(next, p.fields);
-    next.permits.push_back(std::make_shared<const Permit>(*this, url_hash(*next.get("url")->as_string())));
+    next.permits.push_back(std::make_shared<const Permit>(*this, hash));
     out_->complete(std::move(next));
   }
 
   std::string id_;
   Scope scope_;
-  std::size_t window_, memory_;
+  std::size_t window_;
   std::string spill_dir_;
   RunState* state_;
   AsyncOutput* out_ = nullptr;
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable cv_;
+  // guarded by mutex_:
   std::deque<Record> incoming_;
-  std::deque<Parked> memory_queue_;
-  std::unique_ptr<SpillFile> spill_;
+  HostQueues queues_;
+  std::unordered_map<std::uint64_t, std::uint32_t> out_hosts_;  // URLs out (hash) -> their host in queues_
   std::size_t out_in_flight_ = 0;
   bool cancelled_ = false, quit_ = false;
+  std::atomic<bool> blocked_{false};  // URLs are parked that the window or their host's cap holds back
   // frontier thread only:
-  SeenUrls seen_;                     // URLs let through, and the pages links came from
-  std::uint64_t accepted_ = 0;        // URLs let through (max_pages)
-  std::string last_page_;             // the page of the last link (its URL is in seen_)
+  SeenUrls seen_;                                              // URLs let through, and the pages links came from
+  std::uint64_t accepted_ = 0;                                 // URLs let through (max_pages)
+  std::unordered_map<std::string, std::uint64_t> host_pages_;  // URLs let through by host (max_pages_per_host)
+  std::string last_page_;                                      // the page of the last link (its URL is in seen_)
   std::set<std::string> seed_hosts_;  // the seeds' hosts, and the hosts their pages redirected to
   std::vector<std::uint64_t> known_;  // hashes of the `known` URLs, sorted
 };
@@ -499,9 +462,17 @@ NodeType frontier_type() {
           .with_default("true"),
       FieldSpec::integer("max_depth", "link depth from a seed; -1: unlimited").with_default("-1").at_least(-1),
       FieldSpec::integer("max_pages", "distinct URLs let through at most; 0: unlimited").with_default("0").at_least(0),
+      FieldSpec::integer("max_pages_per_host", "distinct URLs let through of each host at most; 0: unlimited")
+          .with_default("0")
+          .at_least(0),
       FieldSpec::integer("window", "URLs let out and not yet done (with what derives from them) at most")
           .with_default("1024")
           .at_least(1),
+      FieldSpec::integer("per_host_window",
+                         "URLs of one host let out and not yet done at most, so that a slow site cannot hold the "
+                         "window and the limit's slots while other sites wait; 0: only the window")
+          .with_default("0")
+          .at_least(0),
       FieldSpec::integer("memory", "parked URLs kept in memory; more spill to a SQLite file")
           .with_default("100000")
           .at_least(1),
@@ -533,12 +504,15 @@ NodeType frontier_type() {
     scope.same_host = c.boolean("same_host");
     scope.max_depth = c.integer("max_depth");
     scope.max_pages = c.integer("max_pages");
+    scope.max_pages_per_host = c.integer("max_pages_per_host");
     if (c.has("known")) {
       scope.known_path = c.object("known").string("path");
       scope.known_query = c.object("known").string("query");
     }
     return std::make_unique<Frontier>(ctx.id, std::move(scope), static_cast<std::size_t>(c.integer("window")),
-                                      static_cast<std::size_t>(c.integer("memory")), c.string("spill_dir"), ctx.state);
+                                      static_cast<std::size_t>(c.integer("memory")),
+                                      static_cast<std::size_t>(c.integer("per_host_window")), c.string("spill_dir"),
+                                      ctx.state);
   };
   t.example = R"(- id: frontier
   type: frontier

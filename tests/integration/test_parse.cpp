@@ -4,7 +4,9 @@
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "../support.hpp"
@@ -1092,4 +1094,160 @@ edges:
   REQUIRE(report.errors.empty());
   CHECK(report.status == RunStatus::succeeded);
   CHECK(test::lines_of(test::read_file(dir.file("pages.jsonl"))).size() < 7);
+}
+
+namespace {
+
+// /wide/index.html links to /wide/1.html ... /wide/40.html, and each of those to the next: seeded
+// at the index a site offers 40 URLs at once, seeded at 1.html one at a time.
+void write_wide_site(const TempDir& site) {
+  std::filesystem::create_directories(site.file("wide"));
+  std::string index;
+  for (int i = 1; i <= 40; ++i) {
+    index += fmt::format(R"(<a href="{}.html">{}</a>)", i, i);
+    test::write_file(site.file(fmt::format("wide/{}.html", i)),
+                     i < 40 ? fmt::format(R"(<h1>{}</h1><a href="{}.html">next</a>)", i, i + 1) : "<h1>40</h1>");
+  }
+  test::write_file(site.file("wide/index.html"), index);
+}
+
+// Two sites of one crawl: 127.0.0.1 and localhost (the same fixture server under two host names).
+std::string two_site_crawl(const fixture::FixtureServer& server, const std::string& seed_a, const std::string& seed_b,
+                           const std::string& settings, const std::string& frontier, const std::string& fetch,
+                           const std::string& out) {
+  return fmt::format(R"(pipeline: two_sites
+settings: {{{settings}}}
+nodes:
+  - id: seeds
+    type: source.list
+    urls: ["http://127.0.0.1:{port}{a}", "http://localhost:{port}{b}"]
+  - id: frontier
+    type: frontier
+{frontier}
+  - id: lim
+    type: limit
+    max_in_flight: 4
+  - id: get
+    type: fetch
+    robots: ignore
+{fetch}
+  - id: parse
+    type: parse.html
+    links: a[href]
+  - id: pages
+    type: sink.jsonl
+    path: {out}
+    fields: [page_url]
+edges:
+  - seeds -> frontier -> lim -> get -> parse -> pages
+  - parse.links -> frontier
+)",
+                     fmt::arg("settings", settings), fmt::arg("port", server.port()), fmt::arg("a", seed_a),
+                     fmt::arg("b", seed_b), fmt::arg("frontier", frontier), fmt::arg("fetch", fetch),
+                     fmt::arg("out", out));
+}
+
+// Distinct pages written to `file`, by host.
+std::map<std::string, std::set<std::string>> pages_by_host(const std::string& file) {
+  std::map<std::string, std::set<std::string>> out;
+  for (const auto& line : test::lines_of(test::read_file(file))) {
+    const auto host = line.find("://") + 3;
+    out[line.substr(host, line.find(':', host) - host)].insert(line);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("per_host_window: a slow site holds a few limit slots, not all of them, and the other sites go on",
+          "[crawl]") {
+  // 127.0.0.1 is slow (2 requests a second) and offers 40 URLs at once; localhost is fast and
+  // offers its 40 pages one at a time. For 2 s, with 4 limit slots:
+  TempDir site;
+  write_wide_site(site);
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  auto crawl = [&](const std::string& frontier) {
+    const std::string out = dir.file(fmt::format("pages{}.jsonl", frontier.size()));
+    RunReport report =
+        run_pipeline(test::plan_of(two_site_crawl(server, "/wide/index.html", "/wide/1.html", "max_duration: 2s",
+                                                  frontier, "    hosts: {127.0.0.1: {rate: 2/s}}", out)));
+    REQUIRE(report.errors.empty());
+    CHECK(report.status == RunStatus::succeeded);
+    return pages_by_host(out);
+  };
+  // Without a cap per host the slow site's URLs, let out first, fill the slots and wait for their
+  // turn at its rate; each of the fast site's URLs queues behind them.
+  auto held = crawl("    per_host_window: 0");
+  CHECK(held["127.0.0.1"].size() < 10);
+  CHECK(held["localhost"].size() < 10);
+  // With per_host_window 1 the slow site holds one slot: the fast one is crawled whole.
+  auto fair = crawl("    per_host_window: 1");
+  CHECK(fair["127.0.0.1"].size() < 10);
+  CHECK(fair["localhost"].size() == 40);
+}
+
+TEST_CASE("max_pages_per_host bounds each site of a crawl, also across a resumed run", "[crawl][resume]") {
+  TempDir site;
+  write_wide_site(site);
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  const std::string out = dir.file("pages.jsonl");
+  auto crawl = [&](const std::string& settings) {
+    return test::plan_of(two_site_crawl(server, "/wide/index.html", "/wide/1.html",
+                                        settings + ", state: " + dir.file("state.db"),
+                                        "    max_pages_per_host: 5\n    window: 2", "", out));
+  };
+  // The first run stops after 3 pages, with URLs accepted and not fetched; the second fetches
+  // them (and the pages whose links the stop cut off, again), and the links they lead to are beyond
+  // each site's 5 — also the chain's next pages, which the first run never saw. Every page fetched
+  // is written: 5 distinct pages of each site.
+  RunReport first = run_pipeline(crawl("max_items: 3"));
+  REQUIRE(first.errors.empty());
+  CHECK(test::lines_of(test::read_file(out)).size() < 10);
+  RunOptions resume;
+  resume.resume = true;
+  RunReport second = run_pipeline(crawl("max_items: 0"), resume);
+  REQUIRE(second.errors.empty());
+  auto pages = pages_by_host(out);
+  CHECK(pages["127.0.0.1"].size() == 5);
+  CHECK(pages["localhost"].size() == 5);
+}
+
+TEST_CASE("a store commits when the frontier's window is full, instead of waiting for its interval", "[crawl]") {
+  // window 1: the next URL goes out when the last page's row is committed. A store that waited
+  // for its 10 s interval each time would take 70 s for the site's 7 pages.
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  const auto started = std::chrono::steady_clock::now();
+  RunReport report =
+      run_pipeline(test::plan_of(fmt::format(R"(pipeline: window_store
+nodes:
+  - id: seeds
+    type: source.list
+    urls: ["{}"]
+  - id: frontier
+    type: frontier
+    window: 1
+  - id: get
+    type: fetch
+    on_error: skip
+  - id: parse
+    type: parse.html
+    links: a[href]
+  - id: store
+    type: store.sqlite
+    path: {}
+    table: pages
+    columns: {{page_url: TEXT}}
+    batch: {{rows: 1000, interval: 10s}}
+edges:
+  - seeds -> frontier -> get -> parse -> store
+  - parse.links -> frontier
+)",
+                                             server.url("/catalogue/page1.html"), dir.file("pages.db"))));
+  const auto took = std::chrono::steady_clock::now() - started;
+  REQUIRE(report.errors.empty());
+  CHECK(test::query(dir.file("pages.db"), "SELECT count(*) FROM pages") == std::vector<std::string>{"7"});
+  CHECK(took < std::chrono::seconds(9));
 }

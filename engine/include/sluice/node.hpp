@@ -202,6 +202,9 @@ class AsyncNode : public Node {
   // the work under way but start nothing new: end what is only queued, and what is submitted later,
   // with discard() (a frontier its parked URLs, fetch its requests not yet started). Default: nothing.
   virtual void wind_down() {}
+  // Any thread: records are held back because a bound of this node's own is full (a frontier's
+  // window) — records a sink still buffers may be what it waits for, so sinks commit. Default: false.
+  virtual bool saturated() const { return false; }
 };
 
 // The `limit` node. The engine implements it with a tbb::flow::limiter_node; this object only

@@ -31,8 +31,9 @@ namespace sluice {
 // 4: NodeContext::idle and PipelineSettings::abort_timeout, which a plugin built for them would read
 // past the end of an older sluice's structs, and the virtual SinkNode::keeps_records; 5:
 // NodeType::breaks_cycles and FieldTemplate's formats, which changed the layout of a NodeType a
-// plugin registers and of a FieldTemplate it compiles; 6: NodeType::resumes_itself and RunState::Url::fields).
-inline constexpr std::uint32_t kPluginAbiVersion = 6;
+// plugin registers and of a FieldTemplate it compiles; 6: NodeType::resumes_itself and RunState::Url::fields;
+// 7: the virtual AsyncNode::saturated and RunState::FrontierState::origins).
+inline constexpr std::uint32_t kPluginAbiVersion = 7;
 
 #define SLUICE_PLUGIN_STR2(x) #x
 #define SLUICE_PLUGIN_STR(x) SLUICE_PLUGIN_STR2(x)

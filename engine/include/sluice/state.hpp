@@ -45,6 +45,9 @@ class RunState {
     // depth-0 URLs, and the pages depth-1 links came from (a seed after its redirects): their
     // hosts bound same_host
     std::vector<std::string> seeds;
+    // every accepted URL counted by its scheme and authority ("https://shop.example"): its host's
+    // max_pages_per_host
+    std::unordered_map<std::string, std::uint64_t> origins;
   };
 
   // Main thread. Opens or creates the state file of pipeline `pipeline`. Without `resume` any earlier
