@@ -1176,11 +1176,12 @@ TEST_CASE("per_host_window: a slow site holds a few limit slots, not all of them
     CHECK(report.status == RunStatus::succeeded);
     return pages_by_host(out);
   };
-  // Without a cap per host the slow site's URLs, let out first, fill the slots and wait for their
-  // turn at its rate; each of the fast site's URLs queues behind them.
+  // Without a cap per host the slow site's 40 URLs go out at once, fill the slots and wait for
+  // their turn at its rate; each of the fast site's URLs found after that queues behind them (how
+  // many it fetched before depends on how soon the slow site's index came back: 2 to 12 seen).
   auto held = crawl("    per_host_window: 0");
   CHECK(held["127.0.0.1"].size() < 10);
-  CHECK(held["localhost"].size() < 10);
+  CHECK(held["localhost"].size() < 40);
   // With per_host_window 1 the slow site holds one slot: the fast one is crawled whole.
   auto fair = crawl("    per_host_window: 1");
   CHECK(fair["127.0.0.1"].size() < 10);
