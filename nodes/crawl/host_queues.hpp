@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <set>
@@ -108,7 +109,7 @@ class HostQueues {
   std::vector<Host> hosts_;
   std::vector<std::uint32_t> free_hosts_;
   std::unordered_map<std::string, std::uint32_t> by_name_;
-  std::vector<Slot> slots_;
+  std::deque<Slot> slots_;  // a deque: grows without moving (or doubling) what it holds
   std::vector<std::uint32_t> free_slots_;
   std::set<Key> ready_;  // hosts with parked URLs below their cap
   std::size_t in_memory_ = 0, spilled_ = 0;
