@@ -193,6 +193,7 @@ fetch::FetchOptions options_from(const Config& c) {
   if (c.has("proxy")) o.proxy = c.string("proxy") == "none" ? std::string() : c.string("proxy");
   for (const auto& p : c.list("proxies")) o.proxies.push_back(std::get<Value>(p.v).to_text());
   o.per_host = static_cast<int>(c.integer("per_host"));
+  o.adaptive = c.boolean("adaptive");
   if (c.has("rate")) o.rate = *fetch::parse_rate(c.string("rate"));
   o.burst = static_cast<int>(c.integer("burst"));
   for (const auto& [pattern, value] : c.map("hosts")) {
@@ -283,6 +284,10 @@ NodeType fetch_type() {
                           "out for recovery_timeout; results get a proxy field (scheme://host:port)")
               .with_default(""),
           FieldSpec::integer("per_host", "requests in flight per host").with_default("8").at_least(1),
+          FieldSpec::boolean("adaptive",
+                             "per_host is each host's ceiling: its allowance halves when it signals overload (429, "
+                             "502, 503, 504, timeout, connect, reset) and grows back by one per round of successes")
+              .with_default("false"),
           FieldSpec::string("rate", "requests per host per unit (token bucket): 10/s, 600/m").validated_by(check_rate),
           FieldSpec::integer("burst", "requests a host may receive at once under `rate`").with_default("1").at_least(1),
           FieldSpec::map(

@@ -55,7 +55,8 @@ struct HttpLoop::Transfer {
   bool wrong_type = false;
   std::string refused_ip;  // private_addresses: refuse stopped it before its request, at this address
   bool probe = false;
-  int proxy = -1;  // the index in proxies_ of the proxy it goes through
+  Clock::time_point started{};  // set with `adaptive` only
+  int proxy = -1;               // the index in proxies_ of the proxy it goes through
   char error[CURL_ERROR_SIZE] = {};
 
   ~Transfer() {
@@ -703,7 +704,7 @@ void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) 
     }
     return;
   }
-  while (!host.waiting.empty() && host.in_flight < limits_of(host).per_host) {
+  while (!host.waiting.empty() && host.in_flight < in_flight_limit(host)) {
     if (opt_.robots) {
       Job& next = *host.waiting.front();
       if (!host.rules.allows_everything() && next.path.empty()) next.path = robots_path(next.url);
@@ -981,6 +982,7 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   }
   job->proxy = t->proxy;
   t->job = std::move(job);
+  if (opt_.adaptive) t->started = Clock::now();
   ++host.in_flight;
   curl_multi_add_handle(multi_, e);
   active_.emplace(e, std::move(t));
@@ -1038,6 +1040,29 @@ bool HttpLoop::render_headers(const Record& record, const std::string& host, boo
   return ok;
 }
 
+int HttpLoop::in_flight_limit(const Host& host) const {
+  const int per_host = limits_of(host).per_host;
+  if (!opt_.adaptive || host.allowed <= 0) return per_host;
+  return std::clamp(static_cast<int>(host.allowed), 1, per_host);
+}
+
+// Additive increase, multiplicative decrease, as TCP does with its window: an overloaded host's
+// allowance halves (not below one request), and grows by one after as many successes as it allows,
+// back up to per_host. Failures of transfers that started before the last cut are the same overload
+// seen late (a burst of 503s to the requests of one moment) and cut nothing more.
+void HttpLoop::adapt(Host& host, bool overload, Clock::time_point started, Clock::time_point now) {
+  if (!opt_.adaptive) return;
+  const double ceiling = limits_of(host).per_host;
+  if (host.allowed <= 0) host.allowed = ceiling;
+  if (overload) {
+    if (started < host.cut_at) return;
+    host.allowed = std::max(1.0, host.allowed / 2);
+    host.cut_at = now;
+  } else {
+    host.allowed = std::min(ceiling, host.allowed + 1.0 / host.allowed);
+  }
+}
+
 // What a finished transfer means for its job: a result, a retry, the next redirect hop, or an error.
 void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   Transfer* t = &transfer;
@@ -1067,6 +1092,9 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     } else if (t->probe) {
       host.breaker.on_probe_abandoned();
     }
+    if (reason == Reason::timeout || reason == Reason::connect || reason == Reason::reset) {
+      adapt(host, true, t->started, now);
+    }
     std::string detail = t->error[0] ? std::string(t->error) : std::string(curl_easy_strerror(code));
     if (reason == Reason::too_large) detail = fmt::format("body larger than max_body ({} bytes)", opt_.max_body);
     if (reason == Reason::invalid) {  // a URL libcurl refused only now (its host key came from the cache)
@@ -1081,6 +1109,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   } else {
     host.breaker.on_success();
   }
+  adapt(host, status == 429 || status == 502 || status == 503 || status == 504, t->started, now);
 
   char* location = nullptr;
   curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location);

@@ -43,6 +43,9 @@ struct FetchOptions {
   std::optional<std::string> proxy;  // unset: the environment's; "": none; else the proxy URL
   std::vector<std::string> proxies;  // several: each transfer takes the next healthy one (proxy unset)
   int per_host = 8;
+  // per_host is a ceiling each host's allowance moves under: halved when the host signals overload
+  // (429, 502, 503, 504, a timeout, a refused or reset connection), one more per round of successes
+  bool adaptive = false;
   double rate = 0;  // requests per second per host; 0 = unlimited
   int burst = 1;
   // `hosts`: other limits for some hosts, by pattern (an exact name or *.domain), in config order,
@@ -130,6 +133,10 @@ class HttpLoop {
     // A 429 or 503 with Retry-After asks the client to wait: no request of the host starts before
     // this (capped by retries.max), not only the retry of the one that got the answer.
     Clock::time_point paused_until{};
+    // adaptive: the requests it may have in flight now (0: not set yet, its per_host), and when that
+    // was last halved (transfers started before then do not halve it again: one cut per overload).
+    double allowed = 0;
+    Clock::time_point cut_at{};
   };
   using Hosts = std::unordered_map<std::string, Host>;
   struct Timer {
@@ -183,6 +190,10 @@ class HttpLoop {
   bool host_headers_ = false;  // a `hosts` entry has headers
   // A host's limits (set when enqueue() adds it; the node's own for an entry made any other way).
   const HostLimits& limits_of(const Host& host) const { return host.limits ? *host.limits : limits_.defaults(); }
+  // The requests `host` may have in flight: its per_host, or with `adaptive` its allowance now.
+  int in_flight_limit(const Host& host) const;
+  // adaptive: a transfer of `host` started at `started` ended in overload (or not).
+  void adapt(Host& host, bool overload, Clock::time_point started, Clock::time_point now);
   std::vector<std::string> keep_fields_;  // header_<name> for each of opt_.keep_headers
   // The fields succeed() sets; empty when two of them share a name.
   std::unordered_set<std::string, StringHash, std::equal_to<>> output_fields_;

@@ -1773,3 +1773,29 @@ edges:
     CHECK(contains(first.message, "HTTP"));
   }
 }
+
+TEST_CASE("adaptive: a host that answers 503 when busy gets fewer requests at a time, and fewer 503s",
+          "[fetch][retry]") {
+  // The server takes 2 requests at a time and answers 503 to the others; fetch may send 8.
+  FixtureServer server;
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 80; ++i) urls.push_back(server.url(fmt::format("/busy/2/{}", i)));
+  auto busy_answers = [&](const std::string& adaptive) {
+    server.reset_counters();
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, urls, 16,
+        "    per_host: 8\n    robots: ignore\n" + adaptive +
+            "    retries: {attempts: 1000, base: 5ms, max: 40ms}\n    circuit_breaker: {failure_threshold: 0}")));
+    REQUIRE(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 80);
+    return server.counter("/busy").requests - 80;
+  };
+  // With a fixed per_host, 6 of every 8 requests are turned away and retried, again and again.
+  const auto fixed = busy_answers("");
+  // adaptive halves the host's allowance at each overload and grows it back by one per round of
+  // successes: it stays near the 2 the server takes, and few requests are turned away.
+  const auto adaptive = busy_answers("    adaptive: true\n");
+  CAPTURE(fixed, adaptive);
+  CHECK(adaptive * 3 < fixed);
+}

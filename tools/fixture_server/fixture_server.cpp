@@ -283,6 +283,23 @@ struct FixtureServer::Impl {
                     res.set_content(fmt::format("ok after {} failures\n", fail), "text/plain");
                   }
                 }));
+    // A server that can take `max` requests at a time (counted under /busy) and answers 503 to
+    // the others at once; the ones it takes are answered after `delay` ms (query, default 20).
+    server->Get(R"(/busy/(\d+)/.*)", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                  int current;
+                  {
+                    std::lock_guard lock(mutex);
+                    current = counters["/busy"].current;
+                  }
+                  if (current > std::stoi(req.matches[1])) {
+                    res.status = 503;
+                    res.set_content("busy\n", "text/plain");
+                    return;
+                  }
+                  const int delay = req.has_param("delay") ? std::stoi(req.get_param_value("delay")) : 20;
+                  std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+                  res.set_content("done\n", "text/plain");
+                }));
     server->Get("/truncated", tracked([](const httplib::Request&, httplib::Response& res) {
                   res.set_content_provider(100000, "text/plain",
                                            [](std::size_t offset, std::size_t, httplib::DataSink& sink) {

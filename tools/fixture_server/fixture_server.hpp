@@ -13,6 +13,8 @@
 //                               header is the HTTP-date n seconds from now
 //   /flaky/<key>?fail=N&status=S&after=A  the first N requests for <key> get S (default 503, with
 //                               "Retry-After: A" when given), then 200
+//   /busy/<max>/<any>?delay=D   a server that takes <max> requests at a time (all /busy ones):
+//                               200 after D ms (default 20), and 503 at once to requests beyond
 //   /truncated                  announces 100000 bytes, sends 1000, closes the connection
 //   /huge/<bytes>               a body of <bytes> bytes
 //   /bytes/<n>?seed=S&type=T    <n> bytes of every value 0-255 (random_bytes(n, S), S default 1),
