@@ -630,13 +630,15 @@ void HttpLoop::enqueue(std::unique_ptr<Job> job, bool front) {
 
 // A host that can be dropped and re-created later without changing what happens: nothing waits,
 // runs or is scheduled for it, its breaker is closed (or open past its recovery time, when a
-// fresh one would let a request through as well), and its rate bucket is full again.
+// fresh one would let a request through as well), its rate bucket is full again, and with
+// `adaptive` its allowance is back at per_host.
 bool HttpLoop::forgettable(const Host& host, Clock::time_point now) const {
   const bool breaker_at_rest = host.breaker.state() == CircuitBreaker::State::closed ||
                                (host.breaker.state() == CircuitBreaker::State::open && host.breaker.retry_at() <= now);
   return !host.queued && host.in_flight == 0 && host.retries_scheduled == 0 && !host.wake_scheduled &&
          host.robots != Host::Robots::fetching && host.robots != Host::Robots::retrying && breaker_at_rest &&
-         host.bucket.full(now) && host.paused_until <= now;
+         host.bucket.full(now) && host.paused_until <= now &&
+         (host.allowed <= 0 || host.allowed >= limits_of(host).per_host);
 }
 
 void HttpLoop::forget_idle_hosts(Clock::time_point now) {
