@@ -16,6 +16,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -293,6 +294,41 @@ std::string skip_key(const std::string& record, std::string message) {
     message.replace(at, record.size(), "\x01");
   return message;
 }
+
+// Nodes' notices (NodeContext::notice): kept in order, Notice::kPerNode per node; beyond that
+// counted, and said in one last notice of the node.
+class NoticeLog {
+ public:
+  void add(const std::string& node, std::string message) {
+    std::lock_guard lock(mutex_);
+    std::size_t& count = counts_[node];
+    if (++count <= Notice::kPerNode) notices_.push_back(Notice{node, std::move(message)});
+  }
+  // The notices that came since the last call.
+  std::vector<Notice> fresh() {
+    std::lock_guard lock(mutex_);
+    std::vector<Notice> out(notices_.begin() + static_cast<std::ptrdiff_t>(reported_), notices_.end());
+    reported_ = notices_.size();
+    return out;
+  }
+  std::vector<Notice> take() {
+    std::lock_guard lock(mutex_);
+    for (const auto& [node, count] : counts_) {
+      if (count > Notice::kPerNode) {
+        notices_.push_back(Notice{node, fmt::format("{} more notices not shown", count - Notice::kPerNode)});
+      }
+    }
+    counts_.clear();
+    reported_ = 0;
+    return std::move(notices_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<Notice> notices_;
+  std::size_t reported_ = 0;
+  std::map<std::string, std::size_t> counts_;
+};
 
 // The errors on_error: skip dropped, grouped per node (SkippedErrors). Skips are rare next to
 // records, so one mutex is enough.
@@ -635,6 +671,7 @@ class Run {
     p.elapsed = Clock::now() - started;
     p.stopping = stopping_.load();
     p.new_skips = skips_.fresh();
+    p.new_notices = notices_.fresh();
     for (auto& v : vertices_) {
       p.nodes.push_back(v.stats.snapshot(v.plan->id, v.plan->type->name));
       if (v.limit_queue) p.nodes.back().dropped += v.limit_queue->dropped();
@@ -664,6 +701,7 @@ class Run {
   const RunOptions& options_;
   ErrorLog errors_;
   SkipLog skips_;
+  NoticeLog notices_;
   // A resumable run's progress; outlives every permit (declared before the vertices).
   std::unique_ptr<RunState> state_;
   // Declared before the graph: permits and nodes refer to them until the graph is gone.
@@ -858,6 +896,7 @@ bool Run::instantiate() {
     NodeContext context{v.plan->id,     v.plan->config, v.plan->where,
                         plan_.settings, state_.get(),   stop_source_.get_token()};
     if (v.plan->type->kind == NodeKind::source) context.idle = [this, &v] { send_pending(v); };
+    context.notice = [this, &v](std::string message) { notices_.add(v.plan->id, std::move(message)); };
     try {
       v.impl = v.plan->type->factory(context);
       if (!v.impl) throw NodeError("the node factory returned nothing");
@@ -1390,6 +1429,7 @@ RunReport Run::execute() {
   report.errors_not_kept = errors_.dropped();
   report.errors = errors_.take();
   report.skipped = skips_.take();
+  report.notices = notices_.take();
   if (!report.errors.empty() || report.errors_not_kept > 0) {
     report.status = RunStatus::failed;
   } else if (options_.stop && options_.stop->requests() > 0) {

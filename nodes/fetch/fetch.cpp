@@ -334,7 +334,9 @@ NodeType fetch_type() {
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     static std::once_flag curl_ready;
     std::call_once(curl_ready, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-    return std::make_unique<Fetch>(options_from(ctx.config), ctx.id);
+    fetch::FetchOptions options = options_from(ctx.config);
+    options.notice = ctx.notice;
+    return std::make_unique<Fetch>(std::move(options), ctx.id);
   };
   t.example = R"(- id: get
   type: fetch

@@ -1051,17 +1051,53 @@ int HttpLoop::in_flight_limit(const Host& host) const {
 // Additive increase, multiplicative decrease, as TCP does with its window: an overloaded host's
 // allowance halves (not below one request), and grows by one after as many successes as it allows,
 // back up to per_host. Failures of transfers that started before the last cut are the same overload
-// seen late (a burst of 503s to the requests of one moment) and cut nothing more.
-void HttpLoop::adapt(Host& host, bool overload, Clock::time_point started, Clock::time_point now) {
+// seen late (a burst of 503s to the requests of one moment) and cut nothing more. A notice says
+// when a host first falls below its per_host, and when it is back.
+void HttpLoop::adapt(const std::string& key, Host& host, std::string_view overload, Clock::time_point started,
+                     Clock::time_point now) {
   if (!opt_.adaptive) return;
   const double ceiling = limits_of(host).per_host;
   if (host.allowed <= 0) host.allowed = ceiling;
-  if (overload) {
+  if (!overload.empty()) {
     if (started < host.cut_at) return;
+    const bool was_full = host.allowed >= ceiling;
     host.allowed = std::max(1.0, host.allowed / 2);
     host.cut_at = now;
-  } else {
+    if (was_full && host.allowed < ceiling) {
+      notice(fmt::format("host {} is overloaded ({}): {} requests at a time instead of {} (adaptive)", key, overload,
+                         in_flight_limit(host), limits_of(host).per_host));
+    }
+  } else if (host.allowed < ceiling) {
     host.allowed = std::min(ceiling, host.allowed + 1.0 / host.allowed);
+    if (host.allowed >= ceiling) {
+      notice(fmt::format("host {} is back at {} requests at a time (adaptive)", key, limits_of(host).per_host));
+    }
+  }
+}
+
+// The host's breaker after a transfer that failed (`why`) or that the host answered: whoever runs
+// the pipeline hears when a breaker opens, and when it closes again.
+void HttpLoop::breaker_failed(const std::string& key, Host& host, Clock::time_point now, std::string_view why) {
+  const auto before = host.breaker.state();
+  host.breaker.on_failure(now);
+  if (before == CircuitBreaker::State::open || host.breaker.state() != CircuitBreaker::State::open) return;
+  const std::string recovery = duration_text(opt_.breaker_recovery);
+  if (before == CircuitBreaker::State::half_open) {
+    notice(fmt::format("host {}: the probe failed ({}); circuit breaker open again, next probe in {}", key, why,
+                       recovery));
+  } else {
+    notice(
+        fmt::format("host {}: circuit breaker open after {} failures in a row (last: {}); its requests fail with "
+                    "reason circuit_open until a probe in {}",
+                    key, host.breaker.consecutive_failures(), why, recovery));
+  }
+}
+
+void HttpLoop::breaker_succeeded(const std::string& key, Host& host) {
+  const auto before = host.breaker.state();
+  host.breaker.on_success();
+  if (before != CircuitBreaker::State::closed && host.breaker.state() == CircuitBreaker::State::closed) {
+    notice(fmt::format("host {}: circuit breaker closed, the host answers again", key));
   }
 }
 
@@ -1090,12 +1126,12 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   if (code != CURLE_OK) {
     Reason reason = classify(code, t->too_large);
     if (is_host_failure(reason)) {
-      host.breaker.on_failure(now);
+      breaker_failed(job->host, host, now, reason_name(reason));
     } else if (t->probe) {
       host.breaker.on_probe_abandoned();
     }
     if (reason == Reason::timeout || reason == Reason::connect || reason == Reason::reset) {
-      adapt(host, true, t->started, now);
+      adapt(job->host, host, reason_name(reason), t->started, now);
     }
     std::string detail = t->error[0] ? std::string(t->error) : std::string(curl_easy_strerror(code));
     if (reason == Reason::too_large) detail = fmt::format("body larger than max_body ({} bytes)", opt_.max_body);
@@ -1107,11 +1143,14 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   }
 
   if (status >= 500 || status == 429) {
-    host.breaker.on_failure(now);
+    breaker_failed(job->host, host, now, fmt::format("HTTP {}", status));
   } else {
-    host.breaker.on_success();
+    breaker_succeeded(job->host, host);
   }
-  adapt(host, status == 429 || status == 502 || status == 503 || status == 504, t->started, now);
+  if (opt_.adaptive) {
+    const bool overload = status == 429 || status == 502 || status == 503 || status == 504;
+    adapt(job->host, host, overload ? fmt::format("HTTP {}", status) : std::string(), t->started, now);
+  }
 
   char* location = nullptr;
   curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location);
@@ -1174,7 +1213,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
 // A response of a media type outside content_types: the host answered (its breaker closes), the
 // record fails with reason content_type, and it is not retried.
 void HttpLoop::fail_content_type(std::unique_ptr<Job> job, Host& host, long status, CURL* easy) {
-  host.breaker.on_success();
+  breaker_succeeded(job->host, host);
   char* type = nullptr;
   curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
   job->record.set("final_url", Value(effective_url(easy, job->url)));

@@ -46,6 +46,8 @@ struct FetchOptions {
   // per_host is a ceiling each host's allowance moves under: halved when the host signals overload
   // (429, 502, 503, 504, a timeout, a refused or reset connection), one more per round of successes
   bool adaptive = false;
+  // Tells whoever runs the pipeline what happened to a host (a breaker opened); see NodeContext.
+  std::function<void(std::string)> notice;
   double rate = 0;  // requests per second per host; 0 = unlimited
   int burst = 1;
   // `hosts`: other limits for some hosts, by pattern (an exact name or *.domain), in config order,
@@ -192,8 +194,16 @@ class HttpLoop {
   const HostLimits& limits_of(const Host& host) const { return host.limits ? *host.limits : limits_.defaults(); }
   // The requests `host` may have in flight: its per_host, or with `adaptive` its allowance now.
   int in_flight_limit(const Host& host) const;
-  // adaptive: a transfer of `host` started at `started` ended in overload (or not).
-  void adapt(Host& host, bool overload, Clock::time_point started, Clock::time_point now);
+  // adaptive: a transfer of `host` (`key`) started at `started` ended in `overload` (what it was:
+  // "HTTP 503", "timeout"), or without ("").
+  void adapt(const std::string& key, Host& host, std::string_view overload, Clock::time_point started,
+             Clock::time_point now);
+  // The host's breaker after a failure or an answer, with a notice when it opens or closes.
+  void breaker_failed(const std::string& key, Host& host, Clock::time_point now, std::string_view why);
+  void breaker_succeeded(const std::string& key, Host& host);
+  void notice(std::string message) const {
+    if (opt_.notice) opt_.notice(std::move(message));
+  }
   std::vector<std::string> keep_fields_;  // header_<name> for each of opt_.keep_headers
   // The fields succeed() sets; empty when two of them share a name.
   std::unordered_set<std::string, StringHash, std::equal_to<>> output_fields_;

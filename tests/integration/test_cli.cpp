@@ -516,3 +516,51 @@ TEST_CASE("sluice nodes and describe are generated from the node schemas", "[cli
   CHECK(typo.code == 2);
   CHECK(typo.err == "sluice: error: unknown node type 'sink.json' (did you mean 'sink.jsonl'?)\n");
 }
+
+TEST_CASE("a host's circuit breaker opening is a warning as it happens, a notice event in a JSON log", "[cli]") {
+  fixture::FixtureServer server;
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: breaker
+settings: {{batch: 1}}
+nodes:
+  - id: src
+    type: source.list
+    urls: ["{0}", "{0}", "{0}", "{0}"]
+  - id: lim
+    type: limit
+    max_in_flight: 1
+  - id: get
+    type: fetch
+    robots: ignore
+    on_error: skip
+    retries: {{attempts: 1}}
+    circuit_breaker: {{failure_threshold: 2, recovery_timeout: 1h}}
+  - id: out
+    type: sink.jsonl
+    path: {1}
+edges:
+  - src -> lim -> get -> out
+)",
+                                                   server.url("/status/503"), dir.file("out.jsonl")));
+  const std::string notice = fmt::format(
+      "node 'get': host http://127.0.0.1:{}: circuit breaker open after 2 failures in a row (last: HTTP 503); its "
+      "requests fail with reason circuit_open until a probe in 3600s",
+      server.port());
+  Result r = sluice_cli(dir, {"run", "-q", dir.file("p.yaml")});
+  CHECK(r.code == 0);
+  INFO(r.err);
+  auto lines = test::lines_of(r.err);
+  CHECK(std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
+          return l.starts_with("sluice: 20") && l.ends_with(" warning: " + notice);
+        }) == 1);
+  CHECK(server.counter("/status").requests == 2);
+
+  Result json = sluice_cli(dir, {"run", "-q", "--log-format", "json", dir.file("p.yaml")});
+  CHECK(json.code == 0);
+  JsonLog log(json.err);
+  auto notices = log.named("notice");
+  REQUIRE(notices.size() == 1);
+  CHECK(text(notices[0], "level") == "warning");
+  CHECK(text(notices[0], "node") == "get");
+  CHECK(text(notices[0], "message") == notice);
+}

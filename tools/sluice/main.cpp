@@ -283,6 +283,7 @@ int cmd_run(const std::string& file, const RunArgs& args) {
   }
   watcher.reset();
   line.clear();
+  line.finish(report);
   if (metrics) metrics->finish(report);
   if (report.already_finished) {
     cli::say(stderr, "info", "end",

@@ -127,9 +127,30 @@ ProgressLine::ProgressLine(const Plan& plan, std::FILE* out, Mode mode, std::chr
                            bool warnings)
     : plan_(plan), out_(out), mode_(mode), warnings_(warnings), log_every_(log_every), next_log_(log_every) {}
 
+void ProgressLine::notice(const Notice& n) {
+  ++notices_shown_;
+  if (!warnings_) return;
+  const std::string text = fmt::format("node '{}': {}", n.node, n.message);
+  if (json_log()) {
+    log_json(out_, "warning", "notice", text,
+             fmt::format(R"("node": {}, "notice": {})", json_quoted(n.node), json_quoted(n.message)));
+  } else if (mode_ == Mode::live) {
+    fmt::print(out_, "\r\033[Kwarning: {}\n", text);
+  } else {
+    fmt::print(out_, "sluice: {} warning: {}\n", utc_now(), text);
+  }
+}
+
+void ProgressLine::finish(const RunReport& report) {
+  std::lock_guard lock(mutex_);
+  for (std::size_t i = notices_shown_; i < report.notices.size(); ++i) notice(report.notices[i]);
+  std::fflush(out_);
+}
+
 void ProgressLine::update(const RunProgress& p) {
   const bool log = mode_ == Mode::logged;
   std::lock_guard lock(mutex_);
+  for (const auto& n : p.new_notices) notice(n);
   for (const auto& s : p.new_skips) {
     if (!warnings_) break;
     if (json_log()) {

@@ -42,6 +42,8 @@ class ProgressLine {
   void update(const RunProgress& progress);
   // Erases the live line (before the stats table or any other output).
   void clear();
+  // After the run: the nodes' notices that came after the last update().
+  void finish(const RunReport& report);
 
  private:
   const Plan& plan_;
@@ -51,7 +53,10 @@ class ProgressLine {
   std::chrono::nanoseconds log_every_;
   std::chrono::nanoseconds next_log_;
   std::mutex mutex_;
+  void notice(const Notice& n);  // with mutex_ held
+
   bool drawn_ = false;
+  std::size_t notices_shown_ = 0;
   std::uint64_t last_fetched_ = 0;
   std::chrono::nanoseconds last_elapsed_{0};
   double rate_ = 0;

@@ -58,6 +58,10 @@ struct NodeContext {
   // calls idle() first, from next() on its own thread. The records it returned so far then go on
   // at once instead of waiting for a full batch (settings.batch).
   std::function<void()> idle = [] {};
+  // Any thread, rarely (the engine keeps 100 per node): tells the person running the pipeline
+  // something that is not a record's error — a host's circuit breaker opened. Shown as a warning
+  // as it happens, and kept in the report (RunReport::notices).
+  std::function<void(std::string)> notice = [](std::string) {};
 };
 
 // Thrown by factories and node bodies for errors a person must fix (a file that cannot be opened,

@@ -56,11 +56,21 @@ enum class RunStatus {
   interrupted,  // stopped from outside (StopSignal); what was received was committed
 };
 
+// Something a node wants the person running the pipeline to know that is not a record's error: a
+// host's circuit breaker opened or closed, a host was found overloaded. At most
+// Notice::kPerNode per node are kept and shown; the rest are counted in one last notice.
+struct Notice {
+  static constexpr std::size_t kPerNode = 100;
+  std::string node;
+  std::string message;
+};
+
 struct RunReport {
   RunStatus status = RunStatus::succeeded;
   std::vector<RunError> errors;        // every error, in the order they happened (first kept_errors)
   std::uint64_t errors_not_kept = 0;   // errors beyond the kept ones, counted only
   std::vector<SkippedErrors> skipped;  // on_error: skip, grouped; in the order groups appeared
+  std::vector<Notice> notices;         // in the order they came
   std::vector<NodeStats> nodes;        // plan order
   std::chrono::nanoseconds elapsed{0};
   int stop_signal = 0;            // the signal number given to StopSignal::request, if any
@@ -109,6 +119,8 @@ struct RunProgress {
   // their first record and message, so that an unattended run can log why it skips records when it
   // starts to (each kind once), not only at its end.
   std::vector<SkippedErrors> new_skips;
+  // Notices that came since the previous progress call (the report has them all).
+  std::vector<Notice> new_notices;
 };
 
 struct RunOptions {
