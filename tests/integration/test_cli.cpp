@@ -546,9 +546,12 @@ edges:
       "node 'get': host http://127.0.0.1:{}: circuit breaker open after 2 failures in a row (last: HTTP 503); its "
       "requests fail with reason circuit_open until a probe in 3600s",
       server.port());
-  Result r = sluice_cli(dir, {"run", "-q", dir.file("p.yaml")});
+  Result r = sluice_cli(dir, {"run", "-q", "--stats-json", dir.file("stats.json"), dir.file("p.yaml")});
   CHECK(r.code == 0);
   INFO(r.err);
+  CHECK(test::read_file(dir.file("stats.json"))
+            .ends_with(fmt::format("\"notices\": [{{\"node\": \"get\", \"message\": \"{}\"}}]}}\n",
+                                   notice.substr(std::string("node 'get': ").size()))));
   auto lines = test::lines_of(r.err);
   CHECK(std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
           return l.starts_with("sluice: 20") && l.ends_with(" warning: " + notice);

@@ -85,6 +85,11 @@ std::string report_json(const Plan& plan, const RunReport& report) {
     out += fmt::format(R"({}{{"node": {}, "count": {}, "record": {}, "message": {}}})", i ? ", " : "",
                        json_quoted(s.node), s.count, json_quoted(s.record), json_quoted(s.message));
   }
+  out += "], \"notices\": [";
+  for (std::size_t i = 0; i < report.notices.size(); ++i) {
+    out += fmt::format(R"({}{{"node": {}, "message": {}}})", i ? ", " : "", json_quoted(report.notices[i].node),
+                       json_quoted(report.notices[i].message));
+  }
   out += "]}\n";
   return out;
 }
