@@ -60,13 +60,15 @@ std::string regex_pipeline(const TempDir& dir, const std::string& url, const std
 }
 
 // A crawl from `seeds`: frontier -> limit (`max_in_flight`) -> fetch -> parse.html (links: a[href])
-// -> the page_url of each page to `pages`; the *_config strings add lines to their node.
+// -> the page_url of each page to `pages`; the *_config strings add lines to their node, `settings`
+// members to the settings.
 std::string crawl_pipeline(const std::vector<std::string>& seeds, const std::string& frontier_config,
                            const std::string& fetch_config, const std::string& parse_config, const std::string& pages,
-                           int max_in_flight = 4) {
+                           int max_in_flight = 4, const std::string& settings = "") {
   std::string list;
   for (const auto& u : seeds) list += (list.empty() ? "\"" : ", \"") + u + "\"";
   return fmt::format(R"(pipeline: crawl
+settings: {{{}}}
 nodes:
   - id: seeds
     type: source.list
@@ -92,7 +94,7 @@ edges:
   - seeds -> frontier -> lim -> get -> parse -> pages
   - parse.links -> frontier
 )",
-                     list, frontier_config, max_in_flight, fetch_config, parse_config, pages);
+                     settings, list, frontier_config, max_in_flight, fetch_config, parse_config, pages);
 }
 
 const std::string kSite = std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site";
@@ -1115,36 +1117,9 @@ void write_wide_site(const TempDir& site) {
 std::string two_site_crawl(const fixture::FixtureServer& server, const std::string& seed_a, const std::string& seed_b,
                            const std::string& settings, const std::string& frontier, const std::string& fetch,
                            const std::string& out) {
-  return fmt::format(R"(pipeline: two_sites
-settings: {{{settings}}}
-nodes:
-  - id: seeds
-    type: source.list
-    urls: ["http://127.0.0.1:{port}{a}", "http://localhost:{port}{b}"]
-  - id: frontier
-    type: frontier
-{frontier}
-  - id: lim
-    type: limit
-    max_in_flight: 4
-  - id: get
-    type: fetch
-    robots: ignore
-{fetch}
-  - id: parse
-    type: parse.html
-    links: a[href]
-  - id: pages
-    type: sink.jsonl
-    path: {out}
-    fields: [page_url]
-edges:
-  - seeds -> frontier -> lim -> get -> parse -> pages
-  - parse.links -> frontier
-)",
-                     fmt::arg("settings", settings), fmt::arg("port", server.port()), fmt::arg("a", seed_a),
-                     fmt::arg("b", seed_b), fmt::arg("frontier", frontier), fmt::arg("fetch", fetch),
-                     fmt::arg("out", out));
+  return crawl_pipeline({fmt::format("http://127.0.0.1:{}{}", server.port(), seed_a),
+                         fmt::format("http://localhost:{}{}", server.port(), seed_b)},
+                        frontier, "    robots: ignore\n" + fetch, "", out, 4, settings);
 }
 
 // Distinct pages written to `file`, by host.

@@ -132,18 +132,23 @@ ProgressLine::ProgressLine(const Plan& plan, std::FILE* out, Mode mode, std::chr
                            bool warnings)
     : plan_(plan), out_(out), mode_(mode), warnings_(warnings), log_every_(log_every), next_log_(log_every) {}
 
-void ProgressLine::notice(const Notice& n) {
-  ++notices_shown_;
-  if (!warnings_) return;
-  const std::string text = fmt::format("node '{}': {}", n.node, n.message);
+// A warning while the run goes: a JSON line of `event` with `fields`, or text (over the live line,
+// or time-stamped in a log).
+void ProgressLine::warn(std::string_view event, const std::string& text, const std::string& fields) {
   if (json_log()) {
-    log_json(out_, "warning", "notice", text,
-             fmt::format(R"("node": {}, "notice": {})", json_quoted(n.node), json_quoted(n.message)));
+    log_json(out_, "warning", event, text, fields);
   } else if (mode_ == Mode::live) {
     fmt::print(out_, "\r\033[Kwarning: {}\n", text);
   } else {
     fmt::print(out_, "sluice: {} warning: {}\n", utc_now(), text);
   }
+}
+
+void ProgressLine::notice(const Notice& n) {
+  ++notices_shown_;
+  if (!warnings_) return;
+  warn("notice", fmt::format("node '{}': {}", n.node, n.message),
+       fmt::format(R"("node": {}, "notice": {})", json_quoted(n.node), json_quoted(n.message)));
 }
 
 void ProgressLine::finish(const RunReport& report) {
@@ -158,15 +163,9 @@ void ProgressLine::update(const RunProgress& p) {
   for (const auto& n : p.new_notices) notice(n);
   for (const auto& s : p.new_skips) {
     if (!warnings_) break;
-    if (json_log()) {
-      log_json(out_, "warning", "skip", skip_text(s) + " (more like it are counted)",
-               fmt::format(R"("node": {}, "record": {}, "error": {})", json_quoted(s.node), json_quoted(s.record),
-                           json_quoted(s.message)));
-    } else if (mode_ == Mode::live) {
-      fmt::print(out_, "\r\033[Kwarning: {} (more like it are counted)\n", skip_text(s));
-    } else {
-      fmt::print(out_, "sluice: {} warning: {} (more like it are counted)\n", utc_now(), skip_text(s));
-    }
+    warn("skip", skip_text(s) + " (more like it are counted)",
+         fmt::format(R"("node": {}, "record": {}, "error": {})", json_quoted(s.node), json_quoted(s.record),
+                     json_quoted(s.message)));
   }
   if (mode_ == Mode::none || (log && p.elapsed < next_log_)) {
     std::fflush(out_);

@@ -53,7 +53,9 @@ class ProgressLine {
   std::chrono::nanoseconds log_every_;
   std::chrono::nanoseconds next_log_;
   std::mutex mutex_;
-  void notice(const Notice& n);  // with mutex_ held
+  // With mutex_ held:
+  void warn(std::string_view event, const std::string& text, const std::string& fields);
+  void notice(const Notice& n);
 
   bool drawn_ = false;
   std::size_t notices_shown_ = 0;
