@@ -1,9 +1,13 @@
 // Helpers shared by the tests: temporary directories, file I/O, running pipelines.
 #pragma once
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <csignal>
 
@@ -14,6 +18,7 @@
 #include <optional>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include "process.hpp"
@@ -104,6 +109,40 @@ class ScopedEnv {
   std::string name_;
   std::optional<std::string> old_;
 };
+
+// 127.0.0.1:`port` as a socket address.
+inline sockaddr_in loopback(int port = 0) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  return addr;
+}
+
+// A TCP socket bound to a free port on 127.0.0.1; sets `port`.
+inline int bound_socket(int& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr = loopback();
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot bind a socket to 127.0.0.1");
+  }
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  port = ntohs(addr.sin_port);
+  return fd;
+}
+
+// A free TCP port on 127.0.0.1 (the kernel's choice for a socket that is then closed).
+inline int free_port() {
+  int port = 0;
+  ::close(bound_socket(port));
+  return port;
+}
+
+inline bool contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
 
 inline std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;

@@ -702,6 +702,8 @@ class Run {
   ErrorLog errors_;
   SkipLog skips_;
   NoticeLog notices_;
+  std::mutex tables_mutex_;
+  std::vector<NodeTable> tables_;  // NodeContext::table, as they came
   // A resumable run's progress; outlives every permit (declared before the vertices).
   std::unique_ptr<RunState> state_;
   // Declared before the graph: permits and nodes refer to them until the graph is gone.
@@ -897,6 +899,10 @@ bool Run::instantiate() {
                         plan_.settings, state_.get(),   stop_source_.get_token()};
     if (v.plan->type->kind == NodeKind::source) context.idle = [this, &v] { send_pending(v); };
     context.notice = [this, &v](std::string message) { notices_.add(v.plan->id, std::move(message)); };
+    context.table = [this, &v](std::string name, std::vector<Record> rows) {
+      std::lock_guard lock(tables_mutex_);
+      tables_.push_back(NodeTable{v.plan->id, std::move(name), std::move(rows)});
+    };
     try {
       v.impl = v.plan->type->factory(context);
       if (!v.impl) throw NodeError("the node factory returned nothing");
@@ -1430,6 +1436,15 @@ RunReport Run::execute() {
   report.errors = errors_.take();
   report.skipped = skips_.take();
   report.notices = notices_.take();
+  {
+    std::lock_guard lock(tables_mutex_);
+    for (const auto& v : vertices_) {  // plan order
+      for (auto& t : tables_) {
+        if (t.node == v.plan->id) report.tables.push_back(std::move(t));
+      }
+    }
+    tables_.clear();
+  }
   if (!report.errors.empty() || report.errors_not_kept > 0) {
     report.status = RunStatus::failed;
   } else if (options_.stop && options_.stop->requests() > 0) {

@@ -336,6 +336,7 @@ NodeType fetch_type() {
     std::call_once(curl_ready, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
     fetch::FetchOptions options = options_from(ctx.config);
     options.notice = ctx.notice;
+    options.table = ctx.table;
     return std::make_unique<Fetch>(std::move(options), ctx.id);
   };
   t.example = R"(- id: get

@@ -522,6 +522,84 @@ void HttpLoop::stop() {
   quit_.store(true);
   if (multi_) curl_multi_wakeup(multi_);
   if (thread_.joinable()) thread_.join();
+  if (opt_.table && (!host_stats_.empty() || other_hosts_.requests > 0 || other_hosts_.failed() > 0)) {
+    opt_.table("hosts", host_rows());
+  }
+}
+
+std::uint64_t HttpLoop::HostStats::failed() const {
+  std::uint64_t n = 0;
+  for (auto count : failed_by) n += count;
+  return n;
+}
+
+HttpLoop::HostStats& HttpLoop::stats_of(const std::string& key) {
+  if (auto it = host_stats_.find(key); it != host_stats_.end()) return it->second;
+  if (host_stats_.size() >= kMaxHostStats) return other_hosts_;
+  return host_stats_[key];
+}
+
+// A transfer that ended (a request was sent): `status` 0 when no response came.
+void HttpLoop::count_transfer(HostStats& stats, CURL* easy, long status, std::size_t body_bytes) {
+  ++stats.requests;
+  ++stats.by_class[status <= 0 ? 0 : status < 600 ? status / 100 : 6];
+  stats.bytes += body_bytes;
+  curl_off_t total = 0;
+  curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total);
+  const double seconds = static_cast<double>(total) / 1e6;
+  stats.seconds += seconds;
+  stats.max_seconds = std::max(stats.max_seconds, seconds);
+}
+
+// The table of hosts: the hosts with the most failed records first, then the busiest; the shared
+// row of the hosts past kMaxHostStats last.
+std::vector<Record> HttpLoop::host_rows() const {
+  static const std::string kOtherHosts = fmt::format("(the hosts after the first {})", kMaxHostStats);
+  std::vector<std::pair<std::string_view, const HostStats*>> hosts;
+  hosts.reserve(host_stats_.size() + 1);
+  for (const auto& [key, stats] : host_stats_) hosts.emplace_back(key, &stats);
+  std::sort(hosts.begin(), hosts.end(), [](const auto& a, const auto& b) {
+    const auto fa = a.second->failed(), fb = b.second->failed();
+    if (fa != fb) return fa > fb;
+    if (a.second->requests != b.second->requests) return a.second->requests > b.second->requests;
+    return a.first < b.first;
+  });
+  if (other_hosts_.requests > 0 || other_hosts_.failed() > 0) {  // not a host: last
+    hosts.emplace_back(kOtherHosts, &other_hosts_);
+  }
+  std::vector<Record> rows;
+  rows.reserve(hosts.size());
+  for (const auto& [key, st] : hosts) {
+    const auto n = [](std::uint64_t v) { return Value(static_cast<std::int64_t>(v)); };
+    std::vector<std::pair<std::uint64_t, Reason>> reasons;
+    for (int i = 0; i <= static_cast<int>(Reason::other); ++i) {
+      if (st->failed_by[i] > 0) reasons.emplace_back(st->failed_by[i], static_cast<Reason>(i));
+    }
+    std::stable_sort(reasons.begin(), reasons.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::string failures;
+    for (const auto& [count, reason] : reasons) {
+      failures += fmt::format("{}{} {}", failures.empty() ? "" : ", ", reason_name(reason), count);
+    }
+    Record r;
+    r.append("host", Value(std::string(key)));
+    r.append("requests", n(st->requests));
+    r.append("ok", n(st->ok));
+    r.append("failed", n(st->failed()));
+    r.append("retries", n(st->retries));
+    r.append("http_2xx", n(st->by_class[2]));
+    r.append("http_3xx", n(st->by_class[3]));
+    r.append("http_4xx", n(st->by_class[4]));
+    r.append("http_5xx", n(st->by_class[5]));
+    r.append("http_other", n(st->by_class[1] + st->by_class[6]));
+    r.append("no_response", n(st->by_class[0]));
+    r.append("bytes", n(st->bytes));
+    r.append("mean_s", Value(st->requests ? st->seconds / static_cast<double>(st->requests) : 0.0));
+    r.append("max_s", Value(st->max_seconds));
+    r.append("breaker_opened", n(st->breaker_opened));
+    r.append("failures", Value(std::move(failures)));
+    rows.push_back(std::move(r));
+  }
+  return rows;
 }
 
 void HttpLoop::run() {
@@ -612,6 +690,7 @@ void HttpLoop::enqueue(std::unique_ptr<Job> job, bool front) {
   if (inserted) {
     const auto now = Clock::now();
     host.limits = &limits_.match(host_of_key(it->first));
+    host.stats = &stats_of(it->first);
     host.bucket = TokenBucket(host.limits->rate, host.limits->burst, now);
     host.breaker = CircuitBreaker(opt_.breaker_threshold, opt_.breaker_recovery);
     host.last_used = now;
@@ -905,6 +984,7 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   Host& host = hosts_[t.robots_host];
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  if (t.refused_ip.empty()) count_transfer(stats_of(t.robots_host, host), t.easy, status, t.body.size());
   if (!t.refused_ip.empty()) {
     // The host is at a private address: its pages would be refused too, and say so.
     host.rules = RobotsRules::disallow_all();
@@ -1081,6 +1161,7 @@ void HttpLoop::breaker_failed(const std::string& key, Host& host, Clock::time_po
   const auto before = host.breaker.state();
   host.breaker.on_failure(now);
   if (before == CircuitBreaker::State::open || host.breaker.state() != CircuitBreaker::State::open) return;
+  ++stats_of(key, host).breaker_opened;
   const std::string recovery = duration_text(opt_.breaker_recovery);
   if (before == CircuitBreaker::State::half_open) {
     notice(fmt::format("host {}: the probe failed ({}); circuit breaker open again, next probe in {}", key, why,
@@ -1112,6 +1193,8 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   host.last_used = now;
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  HostStats& stats = stats_of(job->host, host);
+  if (t->refused_ip.empty()) count_transfer(stats, easy, status, t->body.size());
 
   if (t->wrong_type) return fail_content_type(std::move(job), host, status, easy);
   if (!t->refused_ip.empty()) {  // no request was sent: nothing is known about the host's health
@@ -1207,7 +1290,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   // A response with no body at all (HEAD, 204, an empty file) never reached on_body's check.
   if (unwanted_type(easy, opt_.content_types, opt_.ok_status))
     return fail_content_type(std::move(job), host, status, easy);
-  succeed(std::move(job), *t);
+  succeed(std::move(job), *t, stats);
 }
 
 // A response of a media type outside content_types: the host answered (its breaker closes), the
@@ -1228,14 +1311,17 @@ void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long statu
   bool retryable =
       reason == Reason::http_status ? opt_.retry.retries_status(status) : opt_.retry.retries_reason(reason);
   if (retryable && job->attempts < opt_.retry.attempts && !cancel_.load()) {
-    ++hosts_[job->host].retries_scheduled;  // the host stays known while its retry waits
+    Host& host = hosts_[job->host];
+    ++host.retries_scheduled;  // the host stays known while its retry waits
+    ++stats_of(job->host, host).retries;
     timers_.emplace(Clock::now() + wait, Timer{std::move(job), {}});
     return;
   }
   fail(std::move(job), reason, status, std::move(message));
 }
 
-void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
+void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) {
+  ++stats.ok;
   CURL* e = t.easy;
   long status = 0;
   char* content_type = nullptr;
@@ -1279,6 +1365,7 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t) {
 }
 
 void HttpLoop::fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message) {
+  if (!job->host.empty()) ++stats_of(job->host).failed_by[static_cast<int>(reason)];
   Record& r = job->record;
   r.set("status", status ? Value(static_cast<std::int64_t>(status)) : Value());
   r.set("reason", Value(std::string(reason_name(reason))));

@@ -48,6 +48,8 @@ struct FetchOptions {
   bool adaptive = false;
   // Tells whoever runs the pipeline what happened to a host (a breaker opened); see NodeContext.
   std::function<void(std::string)> notice;
+  // Gives the run's report a table when the loop stops: the requests and outcomes by host.
+  std::function<void(std::string, std::vector<Record>)> table;
   double rate = 0;  // requests per second per host; 0 = unlimited
   int burst = 1;
   // `hosts`: other limits for some hosts, by pattern (an exact name or *.domain), in config order,
@@ -111,8 +113,24 @@ class HttpLoop {
   struct Transfer;
 
  private:
+  // What happened with a host over the run, for the report's table of hosts (stop()). Kept after
+  // the host itself is forgotten; the first kMaxHostStats hosts each have their own, later ones
+  // share one row.
+  struct HostStats {
+    std::uint64_t requests = 0;           // transfers that ended: pages, retries, redirect hops, robots.txt
+    std::uint64_t by_class[7] = {};       // their responses by status class (1xx-5xx); [0]: none, [6]: 600 and above
+    std::uint64_t bytes = 0;              // body bytes received (decoded)
+    double seconds = 0, max_seconds = 0;  // the transfers' total times
+    std::uint64_t ok = 0;                 // records fetched
+    std::uint64_t retries = 0;            // attempts scheduled again after a failure
+    std::uint64_t breaker_opened = 0;
+    std::uint64_t failed_by[static_cast<int>(Reason::other) + 1] = {};  // records failed, by reason
+    std::uint64_t failed() const;
+  };
+
   struct Host {
     const HostLimits* limits = nullptr;  // per_host, rate and burst: the node's, or a `hosts` entry's
+    HostStats* stats = nullptr;
     std::deque<std::unique_ptr<Job>> waiting;
     int in_flight = 0;
     int retries_scheduled = 0;  // jobs of this host waiting on a retry timer
@@ -141,6 +159,15 @@ class HttpLoop {
     Clock::time_point cut_at{};
   };
   using Hosts = std::unordered_map<std::string, Host>;
+  static constexpr std::size_t kMaxHostStats = 10000;
+  // The stats of the host `key`: its own row, or past kMaxHostStats hosts the shared one.
+  HostStats& stats_of(const std::string& key);  // for a host not in hosts_ (a failure's)
+  HostStats& stats_of(const std::string& key, Host& host) {
+    if (!host.stats) host.stats = &stats_of(key);
+    return *host.stats;
+  }
+  void count_transfer(HostStats& stats, CURL* easy, long status, std::size_t body_bytes);
+  std::vector<Record> host_rows() const;
   struct Timer {
     std::unique_ptr<Job> job;  // a retry; null: wake `host` for admission
     std::string host;
@@ -168,7 +195,7 @@ class HttpLoop {
   void note_proxy(int index, bool failed, Clock::time_point now);
   void conclude(Transfer& t, CURLcode code);
   void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait);
-  void succeed(std::unique_ptr<Job> job, Transfer& t);
+  void succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats);
   void fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message);
   // The request headers of `record` for a request to `host` (a host key): the node's `headers`, its
   // Authorization and Cookie left out when `credentials` is false, then the host's `hosts` entry's
@@ -237,6 +264,8 @@ class HttpLoop {
   static constexpr std::size_t kMaxIdleHosts = 10000;
   Hosts hosts_;
   std::vector<Hosts::value_type*> queued_hosts_;
+  std::unordered_map<std::string, HostStats, StringHash, std::equal_to<>> host_stats_;  // elements keep their address
+  HostStats other_hosts_;                                                               // the hosts past kMaxHostStats
   std::size_t next_sweep_ = kMaxIdleHosts;
   std::multimap<Clock::time_point, Timer> timers_;
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;

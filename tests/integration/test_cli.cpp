@@ -517,6 +517,65 @@ TEST_CASE("sluice nodes and describe are generated from the node schemas", "[cli
   CHECK(typo.err == "sluice: error: unknown node type 'sink.json' (did you mean 'sink.jsonl'?)\n");
 }
 
+TEST_CASE("a table of many hosts: ten rows printed and in the JSON log's end event, all in --stats-json", "[cli]") {
+  TempDir dir;
+  // Twelve hosts where nothing listens (12 ports): one failed record each.
+  std::string urls;
+  for (int i = 0; i < 12; ++i) urls += fmt::format("{}\"http://127.0.0.1:{}/x\"", i ? ", " : "", test::free_port());
+  test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: hosts
+nodes:
+  - id: src
+    type: source.list
+    urls: [{}]
+  - id: lim
+    type: limit
+    max_in_flight: 4
+  - id: get
+    type: fetch
+    robots: ignore
+    on_error: skip
+    retries: {{attempts: 1}}
+  - id: out
+    type: drop
+edges:
+  - src -> lim -> get -> out
+)",
+                                                   urls));
+  Result shown = sluice_cli(dir, {"run", "--stats-json", dir.file("stats.json"), dir.file("p.yaml")});
+  CHECK(shown.code == 0);
+  INFO(shown.err);
+  auto out = test::lines_of(shown.err);
+  auto title =
+      std::find(out.begin(), out.end(), "node 'get': hosts (12 rows, the first 10 shown; --stats-json has all)");
+  REQUIRE(out.end() - title >= 12);
+  CHECK(title[1].starts_with("host "));
+  // (mean_s and max_s show when a refused connection took a millisecond or more)
+  CHECK(test::contains(title[1], "  requests  failed  no_response  "));
+  CHECK(title[1].ends_with("  failures"));
+  for (int i = 2; i < 12; ++i) {
+    CHECK(test::contains(title[i], "       1       1            1  "));
+    CHECK(title[i].ends_with("  connect 1"));
+  }
+  CHECK((title + 12 == out.end() || !title[12].starts_with("http://")));
+
+  auto rows_of = [](simdjson::dom::element report) {
+    simdjson::dom::array tables = report["tables"];
+    REQUIRE(tables.size() == 1);
+    simdjson::dom::element table = tables.at(0);
+    CHECK(std::string_view(table["name"]) == "hosts");
+    CHECK(std::int64_t(table["rows_total"]) == 12);
+    return simdjson::dom::array(table["rows"]).size();
+  };
+  simdjson::dom::parser parser;
+  CHECK(rows_of(parser.parse(test::read_file(dir.file("stats.json")))) == 12);
+  Result json = sluice_cli(dir, {"run", "--log-format", "json", dir.file("p.yaml")});
+  CHECK(json.code == 0);
+  JsonLog log(json.err);
+  auto end = log.named("end");
+  REQUIRE(end.size() == 1);
+  CHECK(rows_of(end[0]["report"]) == 10);
+}
+
 TEST_CASE("a host's circuit breaker opening is a warning as it happens, a notice event in a JSON log", "[cli]") {
   fixture::FixtureServer server;
   TempDir dir;
@@ -549,9 +608,17 @@ edges:
   Result r = sluice_cli(dir, {"run", "-q", "--stats-json", dir.file("stats.json"), dir.file("p.yaml")});
   CHECK(r.code == 0);
   INFO(r.err);
-  CHECK(test::read_file(dir.file("stats.json"))
-            .ends_with(fmt::format("\"notices\": [{{\"node\": \"get\", \"message\": \"{}\"}}]}}\n",
-                                   notice.substr(std::string("node 'get': ").size()))));
+  const std::string stats = test::read_file(dir.file("stats.json"));
+  CHECK(test::contains(stats, fmt::format("\"notices\": [{{\"node\": \"get\", \"message\": \"{}\"}}], ",
+                                          notice.substr(std::string("node 'get': ").size()))));
+  // The host's row in the table of hosts: two answers, four records failed, the breaker opened once.
+  CHECK(test::contains(
+      stats, fmt::format("\"tables\": [{{\"node\": \"get\", \"name\": \"hosts\", \"rows_total\": 1, \"rows\": "
+                         "[{{\"host\":\"http://127.0.0.1:{}\",\"requests\":2,\"ok\":0,\"failed\":4,"
+                         "\"retries\":0,\"http_2xx\":0,\"http_3xx\":0,\"http_4xx\":0,\"http_5xx\":2,"
+                         "\"http_other\":0,\"no_response\":0,\"bytes\":",
+                         server.port())));
+  CHECK(test::contains(stats, "\"breaker_opened\":1,\"failures\":\"http_status 2, circuit_open 2\"}]}]}\n"));
   auto lines = test::lines_of(r.err);
   CHECK(std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
           return l.starts_with("sluice: 20") && l.ends_with(" warning: " + notice);
@@ -566,4 +633,18 @@ edges:
   CHECK(text(notices[0], "level") == "warning");
   CHECK(text(notices[0], "node") == "get");
   CHECK(text(notices[0], "message") == notice);
+
+  // Without -q the stats table is followed by the table of hosts, without its columns that are zero
+  // in every row.
+  Result shown = sluice_cli(dir, {"run", dir.file("p.yaml")});
+  CHECK(shown.code == 0);
+  auto out = test::lines_of(shown.err);
+  auto title = std::find(out.begin(), out.end(), "node 'get': hosts (1 row)");
+  REQUIRE(title != out.end());
+  REQUIRE(out.end() - title >= 3);
+  const std::string host = fmt::format("http://127.0.0.1:{}", server.port());
+  CHECK(title[1].starts_with(fmt::format("{:<{}}  requests  failed  http_5xx", "host", host.size())));
+  CHECK(title[1].ends_with("breaker_opened  failures"));
+  CHECK(title[2].starts_with(fmt::format("{}         2       4         2", host)));
+  CHECK(title[2].ends_with("1  http_status 2, circuit_open 2"));
 }

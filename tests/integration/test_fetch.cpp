@@ -28,7 +28,11 @@
 using namespace sluice;
 using fixture::Counter;
 using fixture::FixtureServer;
+using test::bound_socket;
+using test::contains;
+using test::free_port;
 using test::http;
+using test::loopback;
 using test::ScopedEnv;
 using test::TempDir;
 
@@ -134,37 +138,6 @@ edges:
   return out[0];
 }
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-// 127.0.0.1:`port` as a socket address.
-sockaddr_in loopback(int port = 0) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  return addr;
-}
-
-// A TCP socket bound to a free port on 127.0.0.1; sets `port`.
-int bound_socket(int& port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr = loopback();
-  socklen_t len = sizeof addr;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  port = ntohs(addr.sin_port);
-  return fd;
-}
-
-// A free TCP port on 127.0.0.1 (the kernel's choice for a socket that is then closed).
-int free_port() {
-  int port = 0;
-  ::close(bound_socket(port));
-  return port;
-}
-
 // Opens a connection to 127.0.0.1:`port` without waiting for it; returns the socket.
 int connect_to(int port, bool wait) {
   int fd = ::socket(AF_INET, SOCK_STREAM | (wait ? 0 : SOCK_NONBLOCK), 0);
@@ -180,6 +153,26 @@ bool accepts(int port) {
   int fd = connect_to(port, true);
   if (fd >= 0) ::close(fd);
   return fd >= 0;
+}
+
+// The row of `host` in the run's table of hosts of fetch node `node`, as "field=value ..." text
+// (the fields named in `fields`, in that order); empty when there is no such row.
+std::string host_row(const RunReport& report, const std::string& host, const std::vector<std::string>& fields,
+                     const std::string& node = "get") {
+  for (const auto& table : report.tables) {
+    if (table.node != node || table.name != "hosts") continue;
+    for (const auto& row : table.rows) {
+      const Value* h = row.get("host");
+      if (!h || h->to_text() != host) continue;
+      std::string out;
+      for (const auto& f : fields) {
+        const Value* v = row.get(f);
+        out += fmt::format("{}{}={}", out.empty() ? "" : " ", f, v ? v->to_text() : "missing");
+      }
+      return out;
+    }
+  }
+  return "";
 }
 
 }  // namespace
@@ -340,6 +333,16 @@ TEST_CASE("a run over more hosts than fetch keeps forgets idle ones, oldest firs
   CHECK(server.counter("/status").requests == 2);
   CHECK(server.counter("/robots.txt").requests == 2);
   CHECK(lines(dir, "ok.jsonl").size() + lines(dir, "bad.jsonl").size() == urls.size());
+  // The table of hosts keeps a row for each of the first 10,000 hosts (the forgotten ones too);
+  // the other 501 share its last row.
+  REQUIRE(report.tables.size() == 1);
+  const auto& rows = report.tables[0].rows;
+  REQUIRE(rows.size() == 10001);
+  CHECK(host_row(report, fmt::format("http://127.0.0.1:{}", server.port()), {"requests", "ok"}) == "requests=4 ok=2");
+  CHECK(rows.back().get("host")->to_text() == "(the hosts after the first 10000)");
+  CHECK(*rows.back().get("ok")->as_int() + *rows.back().get("failed")->as_int() == 501);
+  CHECK_FALSE(host_row(report, "http://127.0.0.1:20000", {"failed"}).empty());
+  CHECK(host_row(report, "http://127.0.0.1:30499", {"failed"}).empty());
 }
 
 TEST_CASE("connections are kept and reused: a run opens no more connections to a host than per_host",
@@ -408,6 +411,68 @@ TEST_CASE("10,000 requests with injected failures, resets and timeouts are each 
   CHECK(test::stats_of(report, "get").records_in == 10000);
   CHECK(test::stats_of(report, "get").records_out == 8000);
   CHECK(test::stats_of(report, "get").errors == 2000);
+  // The table of hosts adds up to the same (the resets come from a port of their own).
+  const std::vector<std::string> fields = {"requests", "ok",          "failed",  "http_2xx",
+                                           "http_5xx", "no_response", "failures"};
+  CHECK(host_row(report, fmt::format("http://127.0.0.1:{}", server.port()), fields) ==
+        "requests=9500 ok=8000 failed=1500 http_2xx=8000 http_5xx=1000 no_response=500 "
+        "failures=http_status 1000, timeout 500");
+  std::string resets = server.reset_url();
+  resets.pop_back();  // the trailing '/'
+  CHECK(host_row(report, resets, fields) ==
+        "requests=500 ok=0 failed=500 http_2xx=0 http_5xx=0 no_response=500 failures=reset 500");
+}
+
+TEST_CASE("the report's table of hosts counts each host's requests, answers, retries and failures by reason",
+          "[fetch][report]") {
+  FixtureServer a, b;
+  const int closed = free_port();
+  const std::string host_a = fmt::format("http://127.0.0.1:{}", a.port());
+  const std::string host_b = fmt::format("http://127.0.0.1:{}", b.port());
+  const std::string host_c = fmt::format("http://127.0.0.1:{}", closed);
+  TempDir dir;
+  // One at a time: b's breaker opens after its second 500 and fails its third URL.
+  RunReport report = run_pipeline(
+      test::plan_of(fetch_pipeline(dir,
+                                   {a.url("/status/200?i=1"), a.url("/status/200?i=2"), a.url("/status/404"),
+                                    a.url("/flaky/x?fail=1"), a.url("/redirect/1"), b.url("/status/500?i=1"),
+                                    b.url("/status/500?i=2"), b.url("/status/500?i=3"), host_c + "/page"},
+                                   1,
+                                   "    retries: {attempts: 2, base: 1ms, max: 5ms, on_status: [503]}\n"
+                                   "    circuit_breaker: {failure_threshold: 2, recovery_timeout: 1h}\n"
+                                   "    connect_timeout: 2s",
+                                   "batch: 1")));
+  REQUIRE(report.errors.empty());
+  REQUIRE(report.tables.size() == 1);
+  CHECK(report.tables[0].node == "get");
+  CHECK(report.tables[0].name == "hosts");
+  REQUIRE(report.tables[0].rows.size() == 3);
+  const std::vector<std::string> fields = {"requests", "ok",       "failed",   "retries",     "http_2xx",
+                                           "http_3xx", "http_4xx", "http_5xx", "no_response", "breaker_opened",
+                                           "failures"};
+  // a: robots.txt (404), two pages, a 404, a 503 retried into a 200, a redirect and its target.
+  CHECK(host_row(report, host_a, fields) ==
+        "requests=8 ok=4 failed=1 retries=1 http_2xx=4 http_3xx=1 http_4xx=2 http_5xx=1 no_response=0 "
+        "breaker_opened=0 failures=http_status 1");
+  // b: robots.txt, two 500s (not retried here); the breaker opens and fails the third at once.
+  CHECK(host_row(report, host_b, fields) ==
+        "requests=3 ok=0 failed=3 retries=0 http_2xx=0 http_3xx=0 http_4xx=1 http_5xx=2 no_response=0 "
+        "breaker_opened=1 failures=http_status 2, circuit_open 1");
+  // c: nothing listens: its robots.txt gets no answer, twice (attempts), and its page fails for that
+  // reason.
+  CHECK(host_row(report, host_c, fields) ==
+        "requests=2 ok=0 failed=1 retries=0 http_2xx=0 http_3xx=0 http_4xx=0 http_5xx=0 no_response=2 "
+        "breaker_opened=0 failures=connect 1");
+  // The most failures first, then the most requests.
+  CHECK(report.tables[0].rows[0].get("host")->to_text() == host_b);
+  CHECK(report.tables[0].rows[1].get("host")->to_text() == host_a);
+  CHECK(report.tables[0].rows[2].get("host")->to_text() == host_c);
+  // Sizes and times of what was received.
+  const Record& row_a = report.tables[0].rows[1];
+  CHECK(*row_a.get("bytes")->as_int() > 0);
+  CHECK(*row_a.get("mean_s")->as_double() > 0);
+  CHECK(*row_a.get("max_s")->as_double() >= *row_a.get("mean_s")->as_double());
+  CHECK(*row_a.get("max_s")->as_double() < 2.0);
 }
 
 TEST_CASE("retries follow attempts and on_status — a success after failures reports its attempts", "[fetch][retry]") {

@@ -322,7 +322,10 @@ int cmd_run(const std::string& file, const RunArgs& args) {
     write_stats();
     cli::log_report(stderr, plan, report, warnings, summary, hint, stats_written);
   } else {
-    if (!args.quiet) cli::print_stats(stderr, report);
+    if (!args.quiet) {
+      cli::print_stats(stderr, report);
+      cli::print_tables(stderr, report);
+    }
     if (warnings) cli::print_skipped(stderr, report);
     for (const auto& e : report.errors) fmt::print(stderr, "error: {}\n", e.to_string());
     if (report.errors_not_kept > 0) fmt::print(stderr, "... and {} more errors\n", report.errors_not_kept);

@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "log.hpp"
+#include "sluice/json.hpp"
 
 namespace sluice::cli {
 
@@ -46,6 +47,64 @@ void print_skipped(std::FILE* out, const RunReport& report, std::string_view ind
 
 namespace {
 
+// A table cell: numbers with three decimals at most, text as it is.
+std::string cell_text(const Value& v) {
+  if (const double* d = v.as_double()) return fmt::format("{:.3f}", *d);
+  if (v.is_null()) return "";
+  return v.to_text();
+}
+
+// A cell that shows nothing: empty, or zero as printed (0.0001 s is 0.000).
+bool blank(const std::string& cell) {
+  return cell.empty() || cell == "0" || cell == "0.000";
+}
+
+}  // namespace
+
+void print_tables(std::FILE* out, const RunReport& report) {
+  const std::size_t max_rows = kShownTableRows;
+  constexpr std::size_t kMaxWidth = 60;  // a longer text (a host name) is cut, with "..."
+  for (const auto& table : report.tables) {
+    if (table.rows.empty()) continue;
+    const std::size_t shown = std::min(max_rows, table.rows.size());
+    const auto& columns = table.rows.front().fields();
+    // Per column: shown at all (a value in some row), its width, and whether it holds text.
+    std::vector<bool> keep(columns.size(), false), text(columns.size(), false);
+    std::vector<std::size_t> width(columns.size(), 0);
+    std::vector<std::vector<std::string>> cells(shown, std::vector<std::string>(columns.size()));
+    for (std::size_t c = 0; c < columns.size(); ++c) {
+      width[c] = columns[c].first.size();
+      for (std::size_t r = 0; r < shown; ++r) {
+        const Value* v = table.rows[r].get(columns[c].first);
+        if (!v) continue;
+        text[c] = text[c] || v->as_string() != nullptr;
+        std::string t = cell_text(*v);
+        keep[c] = keep[c] || !blank(t) || c == 0;
+        if (t.size() > kMaxWidth) t = t.substr(0, kMaxWidth - 3) + "...";
+        width[c] = std::max(width[c], t.size());
+        cells[r][c] = std::move(t);
+      }
+    }
+    fmt::print(out, "\nnode '{}': {} ({}{})\n", table.node, table.name,
+               table.rows.size() == 1 ? "1 row" : fmt::format("{} rows", table.rows.size()),
+               shown < table.rows.size() ? fmt::format(", the first {} shown; --stats-json has all", shown) : "");
+    auto line = [&](auto&& value_of) {
+      std::string l;
+      for (std::size_t c = 0; c < columns.size(); ++c) {
+        if (!keep[c]) continue;
+        if (!l.empty()) l += "  ";
+        l += text[c] ? fmt::format("{:<{}}", value_of(c), width[c]) : fmt::format("{:>{}}", value_of(c), width[c]);
+      }
+      while (!l.empty() && l.back() == ' ') l.pop_back();
+      fmt::print(out, "{}\n", l);
+    };
+    line([&](std::size_t c) -> const std::string& { return columns[c].first; });
+    for (std::size_t r = 0; r < shown; ++r) line([&](std::size_t c) -> const std::string& { return cells[r][c]; });
+  }
+}
+
+namespace {
+
 std::string_view status_name(RunStatus s) {
   switch (s) {
     case RunStatus::succeeded:
@@ -60,7 +119,7 @@ std::string_view status_name(RunStatus s) {
 
 }  // namespace
 
-std::string report_json(const Plan& plan, const RunReport& report) {
+std::string report_json(const Plan& plan, const RunReport& report, std::size_t max_table_rows) {
   std::string out = fmt::format(
       R"({{"pipeline": {}, "file": {}, "status": "{}", "exit_code": {}, "abandoned": {}, "elapsed_s": {:.6f}, )",
       json_quoted(plan.settings.name), json_quoted(plan.file), status_name(report.status), report.exit_code(),
@@ -89,6 +148,17 @@ std::string report_json(const Plan& plan, const RunReport& report) {
   for (std::size_t i = 0; i < report.notices.size(); ++i) {
     out += fmt::format(R"({}{{"node": {}, "message": {}}})", i ? ", " : "", json_quoted(report.notices[i].node),
                        json_quoted(report.notices[i].message));
+  }
+  out += "], \"tables\": [";
+  for (std::size_t i = 0; i < report.tables.size(); ++i) {
+    const auto& t = report.tables[i];
+    out += fmt::format(R"({}{{"node": {}, "name": {}, "rows_total": {}, "rows": [)", i ? ", " : "", json_quoted(t.node),
+                       json_quoted(t.name), t.rows.size());
+    for (std::size_t r = 0; r < t.rows.size() && r < max_table_rows; ++r) {
+      if (r) out += ", ";
+      append_json(out, t.rows[r]);
+    }
+    out += "]}";
   }
   out += "]}\n";
   return out;
@@ -122,7 +192,7 @@ void log_report(std::FILE* out, const Plan& plan, const RunReport& report, bool 
   std::string fields =
       fmt::format(R"("status": "{}", "exit_code": {}, "elapsed_s": {:.3f}, "report": )", status_name(report.status),
                   code, std::chrono::duration<double>(report.elapsed).count());
-  std::string json = report_json(plan, report);
+  std::string json = report_json(plan, report, kShownTableRows);  // a log line stays short
   while (!json.empty() && json.back() == '\n') json.pop_back();
   fields += json;
   log_json(out, level, "end", text, fields);

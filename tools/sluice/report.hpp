@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -17,14 +18,22 @@ void print_stats(std::FILE* out, const RunReport& report);
 // What on_error: skip dropped, per node: how many records and why, one line per kind of error
 // (RunReport::skipped), each with its first record. Nothing when no node skipped a record.
 void print_skipped(std::FILE* out, const RunReport& report, std::string_view indent = "");
+// The rows of a node's table that a person sees: printed, and in the `end` event of a JSON log.
+inline constexpr std::size_t kShownTableRows = 10;
+// The nodes' tables (RunReport::tables: fetch's hosts), each with its first kShownTableRows rows
+// and without the columns that are empty or zero in all of them. Nothing when no node gave a table.
+void print_tables(std::FILE* out, const RunReport& report);
 // One skipped error as the run meets a new kind: "node 'get' skipped record 'URL': message".
 std::string skip_text(const SkippedErrors& skipped);
-// The report as JSON: pipeline, status, exit code, elapsed, per-node stats and errors.
-std::string report_json(const Plan& plan, const RunReport& report);
+// The report as JSON: pipeline, status, exit code, elapsed, per-node stats, errors, skipped
+// records, notices and the nodes' tables (each with `rows_total` and its first `max_table_rows`
+// rows).
+std::string report_json(const Plan& plan, const RunReport& report, std::size_t max_table_rows = SIZE_MAX);
 // The end of a run under --log-format json: a `skipped` event per kind of skipped error (when
 // `warnings`), an `error` event per error, a `hint` event when `hint` is not empty, and the `end`
 // event: `summary` (or "pipeline 'NAME' succeeded") as its message, status, exit code (1 when
-// `stats_written` is false and the run succeeded) and the report_json() as `report`.
+// `stats_written` is false and the run succeeded) and the report_json() as `report`, its tables cut
+// to kShownTableRows rows.
 void log_report(std::FILE* out, const Plan& plan, const RunReport& report, bool warnings, std::string_view summary,
                 std::string_view hint, bool stats_written);
 

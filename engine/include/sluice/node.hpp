@@ -62,6 +62,11 @@ struct NodeContext {
   // something that is not a record's error — a host's circuit breaker opened. Shown as a warning
   // as it happens, and kept in the report (RunReport::notices).
   std::function<void(std::string)> notice = [](std::string) {};
+  // Main thread or the node's own, once per name, when the node's work is done (an async node's
+  // stop(), a sink's close()): a table for the end of the run's report (RunReport::tables) — fetch's
+  // requests and failures by host. Rows are records with the same fields in the same order, the
+  // ones that matter most first: `sluice run` prints the first few, --stats-json has them all.
+  std::function<void(std::string name, std::vector<Record> rows)> table = [](std::string, std::vector<Record>) {};
 };
 
 // Thrown by factories and node bodies for errors a person must fix (a file that cannot be opened,

@@ -32,8 +32,9 @@ namespace sluice {
 // past the end of an older sluice's structs, and the virtual SinkNode::keeps_records; 5:
 // NodeType::breaks_cycles and FieldTemplate's formats, which changed the layout of a NodeType a
 // plugin registers and of a FieldTemplate it compiles; 6: NodeType::resumes_itself and RunState::Url::fields;
-// 7: the virtual AsyncNode::saturated, RunState::FrontierState::origins and NodeContext::notice).
-inline constexpr std::uint32_t kPluginAbiVersion = 7;
+// 7: the virtual AsyncNode::saturated, RunState::FrontierState::origins and NodeContext::notice;
+// 8: NodeContext::table).
+inline constexpr std::uint32_t kPluginAbiVersion = 8;
 
 #define SLUICE_PLUGIN_STR2(x) #x
 #define SLUICE_PLUGIN_STR(x) SLUICE_PLUGIN_STR2(x)

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sluice/pipeline.hpp"
+#include "sluice/value.hpp"
 
 namespace sluice {
 
@@ -65,12 +66,20 @@ struct Notice {
   std::string message;
 };
 
+// A table a node gave the report when its work was done (NodeContext::table): fetch's hosts.
+struct NodeTable {
+  std::string node;
+  std::string name;  // "hosts"
+  std::vector<Record> rows;
+};
+
 struct RunReport {
   RunStatus status = RunStatus::succeeded;
   std::vector<RunError> errors;        // every error, in the order they happened (first kept_errors)
   std::uint64_t errors_not_kept = 0;   // errors beyond the kept ones, counted only
   std::vector<SkippedErrors> skipped;  // on_error: skip, grouped; in the order groups appeared
   std::vector<Notice> notices;         // in the order they came
+  std::vector<NodeTable> tables;       // plan order of their nodes
   std::vector<NodeStats> nodes;        // plan order
   std::chrono::nanoseconds elapsed{0};
   int stop_signal = 0;            // the signal number given to StopSignal::request, if any
