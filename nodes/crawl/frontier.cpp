@@ -63,6 +63,14 @@ constexpr const char* kBinaryExtensions =
     "doc, docx, odg, odp, ods, odt, pdf, pps, ppt, pptx, xls, xlsx, "
     "css, js, eot, otf, ttf, woff, woff2]";
 
+// The extension deny_extensions looks at: a gzipped XML file (the sitemap-1.xml.gz a sitemap index
+// lists) is "xml.gz", not an archive's "gz".
+std::string link_extension(std::string_view url) {
+  std::string ext = url_extension(url);
+  if (ext == "gz" && to_lower(url.substr(0, url.find_first_of("?#"))).ends_with(".xml.gz")) return "xml.gz";
+  return ext;
+}
+
 // Query parameters that only tag a link (campaigns, ad clicks, newsletters), never another page.
 constexpr const char* kTrackingParams = "[utm_*, gclid, dclid, fbclid, msclkid, mc_eid, _hsenc, _hsmi, yclid]";
 
@@ -347,7 +355,7 @@ class Frontier final : public AsyncNode, public PermitSource {
     }
     if (!seed && scope_.max_depth >= 0 && r.meta.depth > scope_.max_depth) return false;
     if (!seed && scope_.same_host && !seed_hosts_.count(host)) return false;
-    if (!seed && !scope_.deny_extensions.empty() && scope_.deny_extensions.count(url_extension(u))) return false;
+    if (!seed && !scope_.deny_extensions.empty() && scope_.deny_extensions.count(link_extension(u))) return false;
     // allow and deny pick the links to follow, as deny_extensions does: a seed is always fetched (a
     // seed at the site's root with allow: ['/catalogue/'] was dropped, and the crawl did nothing).
     if (!seed && !scope_.allow.empty() &&
@@ -446,7 +454,8 @@ NodeType frontier_type() {
           .with_default(""),
       FieldSpec::list("deny_extensions", FieldSpec::string("extension", "without the dot"),
                       "links to files with these extensions are dropped (images, archives, media, office "
-                      "documents, PDF, ...); seeds are kept; [] follows every link")
+                      "documents, PDF, ...; a gzipped sitemap's .xml.gz is xml.gz, not gz); seeds are kept; [] "
+                      "follows every link")
           .with_default(kBinaryExtensions),
       FieldSpec::list("strip_query",
                       FieldSpec::string("name", "a query parameter; a trailing * matches any ending (utm_*)")

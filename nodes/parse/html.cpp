@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "../builtin.hpp"
 #include "../text.hpp"
 #include "charset.hpp"
+#include "gzip.hpp"
 #include "links.hpp"
 #include "selector.hpp"
 
@@ -240,15 +242,27 @@ class HtmlParser final : public TransformNode {
     std::string page_url = parse::page_url_of(page, url_field_);
     // A PDF or an image that a crawl reached through a link with no telling extension is not parsed
     // as HTML (libxml2 would make up a page of its bytes).
-    const std::string type = text_of(page.get("content_type"));
-    const std::string media = media_type(type);
-    if (!type.empty() && !readable(media, parse::body_text(page, body_field_))) {
+    std::string type = text_of(page.get("content_type"));
+    std::string media = media_type(type);
+    // A gzip file (a sitemap.xml.gz served as application/gzip, without Content-Encoding): its
+    // content is the document, typed by what it is unless the response said text or XML.
+    std::optional<std::string> unzipped;
+    if (std::string_view body = parse::body_text(page, body_field_); parse::is_gzip(body)) {
+      std::string error;
+      unzipped = parse::gunzip(body, error);
+      if (!unzipped) {
+        out.fail(std::move(page), fmt::format("cannot unzip the gzip body of '{}': {}", page_url, error));
+        return;
+      }
+      if (!media.starts_with("text/") && media.find("xml") == std::string::npos) type = media = "";
+    }
+    if (!type.empty() && !readable(media, unzipped ? *unzipped : parse::body_text(page, body_field_))) {
       out.fail(std::move(page), fmt::format("'{}' is not HTML: its content type is '{}'", page_url, type));
       return;
     }
     // libxml2 gets UTF-8 only: the page is decoded here, as a browser would (BOM, the charset of
     // fetch's content_type, <meta charset>, then UTF-8 or windows-1252).
-    const parse::PageText html = parse::page_text(page, body_field_);
+    const parse::PageText html = unzipped ? parse::decode_page(*unzipped, type) : parse::page_text(page, body_field_);
     thread_local CompiledCache cache;
     thread_local ParserContext parser;
     htmlDocPtr doc = nullptr;
@@ -496,7 +510,9 @@ NodeType parse_html_type() {
   NodeType t;
   t.name = "parse.html";
   t.kind = NodeKind::transform;
-  t.summary = "extracts items and fields from HTML with CSS or XPath selectors, and the page's links";
+  t.summary =
+      "extracts items and fields from HTML, XML feeds and sitemaps (gzipped too) with CSS or XPath selectors, and "
+      "the page's links";
   t.ports = transform_ports();
   t.ports.insert(t.ports.begin() + 2,
                  PortSpec{"links", PortDirection::output, "absolute http(s) links of the page: url, depth, from_url"});

@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <optional>
+
 #include "../builtin.hpp"
+#include "gzip.hpp"
 #include "links.hpp"
 
 namespace sluice::nodes {
@@ -78,6 +81,17 @@ class JsonParser final : public TransformNode {
   void process(Record& page, Emitter& out) override {
     std::string_view text = parse::body_text(page, body_field_);
     std::string page_url = parse::page_url_of(page, url_field_);
+    // A gzip file (an export.json.gz served as application/gzip): its content is the JSON.
+    std::optional<std::string> unzipped;
+    if (parse::is_gzip(text)) {
+      std::string error;
+      unzipped = parse::gunzip(text, error);
+      if (!unzipped) {
+        out.fail(std::move(page), fmt::format("cannot unzip the gzip body of '{}': {}", page_url, error));
+        return;
+      }
+      text = *unzipped;
+    }
     thread_local simdjson::dom::parser parser;
     simdjson::dom::element doc;
     if (auto error = parser.parse(text.data(), text.size()).get(doc)) {

@@ -463,6 +463,61 @@ TEST_CASE("a sitemap's <loc> texts are links — an empty href or an element wit
   CHECK(links_of(server.url("/page.html"), "a[href]") == std::vector<std::string>{server.url("/x")});
 }
 
+TEST_CASE("a gzipped sitemap (sitemap.xml.gz) and a gzipped JSON file are parsed as what they hold", "[parse][crawl]") {
+  TempDir site;
+  const std::string sitemap = R"(<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <url><loc>https://shop.example/a.html</loc></url>
+  <url><loc>https://shop.example/b.html</loc></url>
+</urlset>)";
+  test::write_file(site.file("sitemap.xml.gz"), test::gzip(sitemap));  // application/x-gzip
+  test::write_file(site.file("untyped.gz"), test::gzip(sitemap));
+  test::write_file(site.file("untyped.gz.content-type"), "application/octet-stream");
+  test::write_file(site.file("typed.gz"), test::gzip(sitemap));  // a server that says what is inside
+  test::write_file(site.file("typed.gz.content-type"), "text/xml; charset=utf-8");
+  test::write_file(site.file("page.html.gz"), test::gzip(R"(<html><a href="/x">x</a></html>)"));
+  test::write_file(site.file("bomb.xml.gz"), test::gzip(std::string(80u << 20, ' '), 9));
+  test::write_file(site.file("cut.xml.gz"), test::gzip(sitemap).substr(0, 40));
+  test::write_file(site.file("items.json.gz"), test::gzip(R"({"items": [{"sku": "a1"}, {"sku": "b2"}]})"));
+  fixture::FixtureServer server(site.path().string());
+
+  auto run = [&](const std::string& path, const std::string& links) {
+    TempDir dir;
+    REQUIRE(run_pipeline(test::plan_of(parse_pipeline(dir, {server.url(path)}, "    links: \"" + links + "\"")))
+                .errors.empty());
+    std::vector<std::string> out;
+    for (const auto& l : test::lines_of(test::read_file(dir.file("links.jsonl"))))
+      out.push_back(l.substr(8, l.find("\",\"depth") - 8));
+    for (const auto& l : test::lines_of(test::read_file(dir.file("bad.jsonl")))) {
+      auto at = l.find("\"message\":\"");
+      out.push_back("error: " + l.substr(at + 11, l.find('"', at + 11) - at - 11));
+    }
+    return out;
+  };
+  const std::vector<std::string> locs = {"https://shop.example/a.html", "https://shop.example/b.html"};
+  CHECK(run("/sitemap.xml.gz", "loc::text") == locs);
+  CHECK(run("/untyped.gz", "loc::text") == locs);
+  CHECK(run("/typed.gz", "loc::text") == locs);
+  CHECK(run("/page.html.gz", "a[href]::attr(href)") == std::vector<std::string>{server.url("/x")});
+  // A gzip bomb (80 MB of spaces in 80 KB) and a cut-off file fail their record, naming it.
+  CHECK(run("/bomb.xml.gz", "loc::text") ==
+        std::vector<std::string>{fmt::format("error: cannot unzip the gzip body of '{}': larger than 64 MiB unzipped",
+                                             server.url("/bomb.xml.gz"))});
+  CHECK(run("/cut.xml.gz", "loc::text") ==
+        std::vector<std::string>{fmt::format("error: cannot unzip the gzip body of '{}': the gzip file is cut off",
+                                             server.url("/cut.xml.gz"))});
+
+  TempDir dir;
+  std::string pipeline =
+      parse_pipeline(dir, {server.url("/items.json.gz")}, "    items: /items\n    fields: {sku: sku}");
+  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
+  REQUIRE(run_pipeline(test::plan_of(pipeline)).errors.empty());
+  auto items = test::lines_of(test::read_file(dir.file("items.jsonl")));
+  REQUIRE(items.size() == 2);
+  CHECK(test::contains(items[0], R"("sku":"a1")"));
+  CHECK(test::contains(items[1], R"("sku":"b2")"));
+}
+
 TEST_CASE("a <meta http-equiv=refresh> target is a link, in each form browsers read", "[parse][crawl]") {
   TempDir site;
   const std::vector<std::pair<std::string, std::string>> pages = {
@@ -790,8 +845,8 @@ TEST_CASE("a crawl leaves out links to files by extension — seeds are kept, de
   TempDir site;
   test::write_file(site.file("index.html"), R"(<a href="/a.html">a</a> <a href="/report.PDF">pdf</a>
 <a href="/photo.jpg?size=2">jpg</a> <a href="/search?file=x.zip">query</a> <a href="/v1.2/">dir</a>
-<a href="/archive.tar.gz#top">tgz</a>)");
-  for (const char* f : {"a.html", "report.PDF", "photo.jpg", "search", "archive.tar.gz", "seed.pdf"})
+<a href="/archive.tar.gz#top">tgz</a> <a href="/sitemap-1.XML.gz?v=2">a gzipped sitemap: not an archive</a>)");
+  for (const char* f : {"a.html", "report.PDF", "photo.jpg", "search", "archive.tar.gz", "seed.pdf", "sitemap-1.XML.gz"})
     test::write_file(site.file(f), "x");
   std::filesystem::create_directory(site.path() / "v1.2");
   test::write_file(site.file("v1.2/index.html"), "x");
@@ -808,10 +863,45 @@ TEST_CASE("a crawl leaves out links to files by extension — seeds are kept, de
     return fetched;
   };
   CHECK(crawl("    same_host: true") ==
-        std::set<std::string>{"/index.html", "/seed.pdf", "/a.html", "/search", "/v1.2"});
+        std::set<std::string>{"/index.html", "/seed.pdf", "/a.html", "/search", "/v1.2", "/sitemap-1.XML.gz"});
   CHECK(crawl("    deny_extensions: []") == std::set<std::string>{"/index.html", "/seed.pdf", "/a.html", "/search",
                                                                   "/v1.2", "/report.PDF", "/photo.jpg",
-                                                                  "/archive.tar.gz"});
+                                                                  "/archive.tar.gz", "/sitemap-1.XML.gz"});
+  CHECK(crawl("    deny_extensions: [xml.gz]") ==
+        std::set<std::string>{"/index.html", "/seed.pdf", "/a.html", "/search", "/v1.2", "/report.PDF", "/photo.jpg",
+                              "/archive.tar.gz"});
+}
+
+TEST_CASE("a crawl from a sitemap index reaches the pages its gzipped sitemaps list", "[crawl]") {
+  TempDir site;
+  fixture::FixtureServer server(site.path().string());
+  auto urlset = [&](std::initializer_list<const char*> pages) {
+    std::string xml = R"(<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">)";
+    for (const char* p : pages) xml += fmt::format("<url><loc>{}</loc></url>", server.url(p));
+    return xml + "</urlset>";
+  };
+  test::write_file(site.file("sitemap_index.xml"),
+                   fmt::format(R"(<?xml version="1.0" encoding="UTF-8"?>
+<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <sitemap><loc>{}</loc></sitemap><sitemap><loc>{}</loc></sitemap>
+</sitemapindex>)",
+                               server.url("/sitemap-1.xml.gz"), server.url("/sitemap-2.xml.gz")));
+  test::write_file(site.file("sitemap-1.xml.gz"), test::gzip(urlset({"/p1.html", "/p2.html"})));
+  test::write_file(site.file("sitemap-2.xml.gz"), test::gzip(urlset({"/p3.html"})));
+  for (const char* f : {"p1.html", "p2.html", "p3.html"}) test::write_file(site.file(f), "<h1>page</h1>");
+  TempDir dir;
+  std::string pipeline = crawl_pipeline({server.url("/sitemap_index.xml")}, "    same_host: true",
+                                        "    robots: ignore", "", dir.file("pages.jsonl"));
+  pipeline.replace(pipeline.find("links: a[href]"), 14, "links: loc::text");
+  REQUIRE(run_pipeline(test::plan_of(pipeline)).errors.empty());
+  auto pages = test::lines_of(test::read_file(dir.file("pages.jsonl")));
+  std::sort(pages.begin(), pages.end());
+  std::vector<std::string> expected;
+  for (const char* p : {"/p1.html", "/p2.html", "/p3.html", "/sitemap-1.xml.gz", "/sitemap-2.xml.gz",
+                        "/sitemap_index.xml"})
+    expected.push_back(fmt::format(R"({{"page_url":"{}"}})", server.url(p)));
+  CHECK(pages == expected);
 }
 
 TEST_CASE("seeds are normalized like links, so that a page a seed names differently is fetched once", "[crawl]") {

@@ -83,6 +83,7 @@ std::string content_type_for(const std::filesystem::path& p) {
   if (ext == ".jpg" || ext == ".jpeg") return "image/jpeg";
   if (ext == ".gif") return "image/gif";
   if (ext == ".pdf") return "application/pdf";
+  if (ext == ".gz") return "application/x-gzip";  // as Apache says; sent as it is, not decoded by clients
   return "application/octet-stream";
 }
 
