@@ -23,6 +23,7 @@
 
 #include "../builtin.hpp"
 #include "../text.hpp"
+#include "file_names.hpp"
 #include "sluice/template.hpp"
 
 namespace sluice::nodes {
@@ -42,77 +43,6 @@ struct SaveOptions {
   bool sync = false;
   std::uint64_t min_free = 0;  // bytes a write must leave free on the file system; 0: no check
 };
-
-// An extension for a file saved without a `path` template: the URL's own (".jpg" of /a/b.jpg?x=1),
-// else one for its Content-Type, else none.
-std::string extension_for(std::string_view url, std::string_view content_type) {
-  if (std::string ext = url_extension(url);
-      !ext.empty() && ext.size() <= 8 &&
-      std::all_of(ext.begin(), ext.end(), [](unsigned char c) { return std::isalnum(c); })) {
-    ext.insert(ext.begin(), '.');
-    return ext;
-  }
-  const std::string type = to_lower(content_type.substr(0, content_type.find(';')));
-  static constexpr std::pair<std::string_view, std::string_view> kTypes[] = {{"text/html", ".html"},
-                                                                             {"application/xhtml+xml", ".html"},
-                                                                             {"application/json", ".json"},
-                                                                             {"application/xml", ".xml"},
-                                                                             {"text/xml", ".xml"},
-                                                                             {"text/plain", ".txt"},
-                                                                             {"text/csv", ".csv"},
-                                                                             {"application/pdf", ".pdf"},
-                                                                             {"image/jpeg", ".jpg"},
-                                                                             {"image/png", ".png"},
-                                                                             {"image/gif", ".gif"},
-                                                                             {"image/webp", ".webp"},
-                                                                             {"image/avif", ".avif"},
-                                                                             {"image/svg+xml", ".svg"},
-                                                                             {"application/zip", ".zip"},
-                                                                             {"application/gzip", ".gz"},
-                                                                             {"application/x-gzip", ".gz"},
-                                                                             {"application/rss+xml", ".xml"},
-                                                                             {"application/atom+xml", ".xml"}};
-  for (const auto& [name, ext] : kTypes) {
-    if (type == name) return std::string(ext);
-  }
-  return "";
-}
-
-// `rendered` as a relative path of plain components: empty and "." components are dropped; an
-// absolute path, "..", a NUL byte or nothing at all is refused (a scraped value must never write
-// outside `dir`). Returns "" and sets `error` when refused.
-std::string checked_relative(const std::string& rendered, std::string& error) {
-  if (rendered.find('\0') != std::string::npos) {
-    error = "path refused: it has a NUL byte";
-    return "";
-  }
-  if (rendered.starts_with('/')) {
-    error = fmt::format("path refused: '{}' is absolute; it must be relative to dir", rendered);
-    return "";
-  }
-  std::string out;
-  std::size_t start = 0;
-  while (start <= rendered.size()) {
-    std::size_t end = rendered.find('/', start);
-    if (end == std::string::npos) end = rendered.size();
-    const std::string_view part = std::string_view(rendered).substr(start, end - start);
-    if (part == "..") {
-      error =
-          fmt::format("path refused: '{}' leaves dir ('..'); {{field:file}} makes scraped text a safe name", rendered);
-      return "";
-    }
-    if (!part.empty() && part != ".") {
-      if (!out.empty()) out += '/';
-      out += part;
-    }
-    start = end + 1;
-  }
-  if (out.empty() || rendered.ends_with('/')) {
-    error = fmt::format("path refused: '{}' names no file", rendered);
-    return "";
-  }
-  return out;
-}
 
 class Save final : public AsyncNode {
  public:
@@ -195,7 +125,7 @@ class Save final : public AsyncNode {
         error = fmt::format("the record has no field '{}' to name its file by (or give the node a path)", o_.url_field);
       } else {
         const std::string u = url->to_text();
-        rel = fmt::format("{:016x}{}", fnv1a64(u), extension_for(u, type && !type->is_null() ? type->to_text() : ""));
+        rel = hashed_name(u, type && !type->is_null() ? type->to_text() : "");
       }
     }
     if (rel.empty()) {
@@ -318,12 +248,6 @@ class Save final : public AsyncNode {
   std::uint64_t temp_count_ = 0;
 };
 
-std::string check_path(const Value& v) {
-  if (v.to_text().empty()) return "empty: leave path out to name files by their URL's hash";
-  std::string error;
-  return FieldTemplate::compile(v.to_text(), &error) ? "" : error;
-}
-
 }  // namespace
 
 NodeType save_type() {
@@ -340,7 +264,7 @@ NodeType save_type() {
                         "the file's path under dir, a template: \"{sku:file}.jpg\", \"{category:file}/{url:hash}.pdf\" "
                         "({field:file} makes scraped text safe as a name; '..' and absolute paths fail the record); "
                         "default: the URL's hash and an extension from the URL or the Content-Type")
-          .validated_by(check_path),
+          .validated_by(check_path_template),
       FieldSpec::string("field", "the field written to the file").with_default("body"),
       FieldSpec::string("url_field", "the URL that names the file when there is no path").with_default("url"),
       FieldSpec::string("path_field", "the field that receives the file's path (dir included)").with_default("file"),

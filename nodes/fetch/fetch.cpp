@@ -7,6 +7,7 @@
 #include <set>
 
 #include "../builtin.hpp"
+#include "../core/file_names.hpp"
 #include "../text.hpp"
 #include "http_loop.hpp"
 
@@ -54,6 +55,17 @@ Schema breaker_schema() {
                           "how long an open breaker fails fast before one probe goes through; also when a host's "
                           "unreachable robots.txt is fetched again")
           .with_default("30s"),
+  });
+}
+
+Schema download_schema() {
+  return Schema({
+      FieldSpec::string("dir", "the folder the files go to (created when missing)").make_required(),
+      FieldSpec::string("path",
+                        "the file's path under dir, a template: \"{sku:file}.pdf\", \"{category:file}/{url:hash}.zip\" "
+                        "({field:file} makes scraped text safe as a name; '..' and absolute paths fail the record); "
+                        "default: the URL's hash and an extension from the URL or the Content-Type")
+          .validated_by(nodes::check_path_template),
   });
 }
 
@@ -229,6 +241,14 @@ fetch::FetchOptions options_from(const Config& c) {
     o.keep_headers.push_back(name);
   }
   o.body_field = c.string("body_field");
+  if (c.has("download")) {
+    const Config& d = c.object("download");
+    std::string dir = d.string("dir");
+    while (dir.size() > 1 && dir.ends_with('/')) dir.pop_back();
+    o.download.emplace();
+    o.download->dir = dir.empty() ? std::string(".") : std::move(dir);
+    if (d.has("path")) o.download->path = FieldTemplate::compile(d.string("path"));
+  }
   o.robots = c.string("robots") == "obey";
   o.refuse_private = c.string("private_addresses") == "refuse";
   o.robots_max_age = c.duration("robots_max_age");
@@ -316,6 +336,10 @@ NodeType fetch_type() {
                           "with \", \")")
               .with_default("[etag, last-modified]"),
           FieldSpec::string("body_field", "the field that receives the response body").with_default("body"),
+          FieldSpec::object_of("download", download_schema(),
+                               "each successful body is written to a file of its own under dir as it arrives, "
+                               "never held in memory (max_body still caps it), and renamed into place when whole; "
+                               "the record gets file (its path) and file_size instead of the body"),
           FieldSpec::enumeration("private_addresses", {"allow", "refuse"},
                                  "refuse: no connection to a loopback, private, link-local (cloud metadata) or "
                                  "other non-public address, checked after DNS and on every redirect; such a "

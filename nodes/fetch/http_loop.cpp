@@ -11,8 +11,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
 
+#include "../core/file_names.hpp"
 #include "../text.hpp"
 
 namespace sluice::fetch {
@@ -29,6 +32,7 @@ struct HttpLoop::Job {
   int redirects = 0;
   bool crossed = false;     // redirected to another origin: the node's credentials stay behind
   int proxy = -1;           // the index in proxies_ of its latest attempt's proxy
+  std::string file;         // download: the path under dir that `path` rendered ("": named when it ends)
   std::string setup_error;  // a problem found at submit (no url field, a refused or invalid URL)
   Reason setup_reason = Reason::invalid;
 };
@@ -57,9 +61,24 @@ struct HttpLoop::Transfer {
   bool probe = false;
   Clock::time_point started{};  // set with `adaptive` only
   int proxy = -1;               // the index in proxies_ of the proxy it goes through
+  // download: a successful body goes to `fd`, the temporary file `temp` in `folder`, instead of
+  // `body`; the file is removed unless place_file() renamed it (discard_file()).
+  FileWriter* files = nullptr;
+  std::string folder;
+  int fd = -1;
+  std::string temp;
+  std::uint64_t written = 0;
+  std::string write_error;  // a file that could not be written: the transfer was aborted for it
   char error[CURL_ERROR_SIZE] = {};
 
+  void discard_file() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+    if (!temp.empty()) ::unlink(temp.c_str());
+    temp.clear();
+  }
   ~Transfer() {
+    discard_file();
     if (easy) curl_easy_cleanup(easy);
     curl_slist_free_all(headers);
   }
@@ -85,6 +104,27 @@ bool unwanted_type(CURL* easy, const MediaTypes& types, const StatusSet& ok_stat
   return ok_status.contains(status) && !types.allows(type);
 }
 
+// download: writes a successful body's bytes to its transfer's temporary file (opened at the first
+// bytes); false, with the transfer's write_error, when they cannot be written.
+bool write_to_file(HttpLoop::Transfer& t, const char* data, std::size_t n) {
+  if (t.fd < 0) {
+    std::string name = t.job && !t.job->file.empty() ? t.job->file.substr(t.job->file.rfind('/') + 1) : "download";
+    t.fd = t.files->open_temp(t.folder, name, t.temp, t.write_error);
+    if (t.fd < 0) return false;
+  }
+  for (std::size_t done = 0; done < n;) {
+    const ssize_t w = ::write(t.fd, data + done, n - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      t.write_error = fmt::format("cannot write: {}: '{}'", std::strerror(w < 0 ? errno : ENOSPC), t.temp);
+      return false;
+    }
+    done += static_cast<std::size_t>(w);
+  }
+  t.written += n;
+  return true;
+}
+
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<HttpLoop::Transfer*>(user);
   std::size_t n = size * count;
@@ -93,12 +133,26 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
       t->wrong_type = true;
       return 0;  // aborts the transfer: a video or an archive is not downloaded to be refused
     }
-    // A reused buffer, sized once from Content-Length instead of grown (a compressed body may still grow).
     t->sized = true;
-    t->body = t->bodies->take();
-    curl_off_t length = -1;
-    if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length > 0)
-      t->body.reserve(std::min(static_cast<std::uint64_t>(length), t->max_body));
+    if (t->files) {
+      long status = 0;
+      curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+      if (!t->ok_status->contains(status)) t->files = nullptr;  // an error page: kept in memory, and dropped
+    }
+    if (!t->files) {
+      // A reused buffer, sized once from Content-Length instead of grown (a compressed body may still grow).
+      t->body = t->bodies->take();
+      curl_off_t length = -1;
+      if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK && length > 0)
+        t->body.reserve(std::min(static_cast<std::uint64_t>(length), t->max_body));
+    }
+  }
+  if (t->files) {
+    if (t->written + n > t->max_body) {
+      t->too_large = true;
+      return 0;
+    }
+    return write_to_file(*t, data, n) ? n : 0;  // 0 aborts the transfer (CURLE_WRITE_ERROR)
   }
   if (t->body.size() + n > t->max_body) {
     t->too_large = true;
@@ -336,8 +390,10 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
   output_fields_.insert(opt_.body_field);
   output_fields_.insert(keep_fields_.begin(), keep_fields_.end());
   if (!opt_.proxies.empty()) output_fields_.insert("proxy");
+  if (opt_.download) output_fields_.insert({"file", "file_size"});
   // A body_field or kept header that repeats a name: set() replaces, so appending is not safe.
-  if (output_fields_.size() != std::size(kFixedFields) + 1 + keep_fields_.size() + (opt_.proxies.empty() ? 0 : 1))
+  if (output_fields_.size() !=
+      std::size(kFixedFields) + 1 + keep_fields_.size() + (opt_.proxies.empty() ? 0 : 1) + (opt_.download ? 2 : 0))
     output_fields_.clear();
   for (const auto& url : opt_.proxies) proxies_.push_back(Proxy{url, proxy_shown(url)});
   // The User-Agent goes out as a plain request header: CURLOPT_USERAGENT costs libcurl a formatted
@@ -378,7 +434,65 @@ void HttpLoop::start(AsyncOutput& out) {
     curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_COOKIE);
   }
   if (!opt_.cookie_file.empty()) load_cookies();
+  if (opt_.download) {
+    files_.emplace(opt_.download->dir);
+    std::string error;
+    if (!files_->make_dirs(opt_.download->dir, error)) throw NodeError("download: " + error);
+  }
   thread_ = std::thread([this] { run(); });
+}
+
+bool FileWriter::make_dirs(const std::string& folder, std::string& error) {
+  if (folder.empty() || made_.count(folder)) return true;
+  std::error_code ec;
+  std::filesystem::create_directories(folder, ec);
+  if (ec) {
+    error = fmt::format("cannot create folder: {}: '{}'",
+                        ec == std::errc::not_a_directory ? "a file of that name is in its path" : ec.message(), folder);
+    return false;
+  }
+  made_.insert(folder);
+  return true;
+}
+
+int FileWriter::open_temp(const std::string& folder, std::string_view name, std::string& temp, std::string& error) {
+  if (!make_dirs(folder, error)) return -1;
+  temp = fmt::format("{}/.{}.sluice-{}-{}.part", folder, name.substr(0, 100), ::getpid(), ++count_);
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = fmt::format("cannot write: {}: '{}'", std::strerror(errno), temp);
+    temp.clear();
+  }
+  return fd;
+}
+
+std::string HttpLoop::place_file(Transfer& t, const Job& job, std::string& error) {
+  std::string rel = job.file;
+  if (rel.empty()) {  // named by the URL the record asked for (not where it was redirected)
+    const Value* url = job.record.get(opt_.url_field);
+    char* type = nullptr;
+    curl_easy_getinfo(t.easy, CURLINFO_CONTENT_TYPE, &type);
+    rel = nodes::hashed_name(url && url->as_string() ? *url->as_string() : job.url, type ? type : "");
+  }
+  const std::string path = files_->dir() + "/" + rel;
+  if (t.fd < 0) {  // no body at all: an empty file
+    std::string name = rel.substr(rel.rfind('/') + 1);
+    t.fd = files_->open_temp(t.folder, name, t.temp, error);
+    if (t.fd < 0) return "";
+  }
+  const int fd = std::exchange(t.fd, -1);
+  if (::close(fd) != 0) {
+    error = fmt::format("cannot write: {}: '{}'", std::strerror(errno), path);
+    t.discard_file();
+    return "";
+  }
+  if (::rename(t.temp.c_str(), path.c_str()) != 0) {
+    error = fmt::format("cannot write: {}: renaming '{}' to '{}'", std::strerror(errno), t.temp, path);
+    t.discard_file();
+    return "";
+  }
+  t.temp.clear();
+  return path;
 }
 
 // Main thread, before the I/O thread starts: the cookie file's cookies into the shared jar, through a
@@ -477,6 +591,13 @@ void HttpLoop::submit(Record&& record) {
     job->setup_error = std::move(error);
   }
   if (opt_.body) job->body = opt_.body->render(record);
+  if (opt_.download && opt_.download->path && job->setup_error.empty()) {
+    job->file = nodes::checked_relative(opt_.download->path->render(record), error);
+    if (job->file.empty()) {
+      job->setup_reason = Reason::invalid;
+      job->setup_error = "download: " + error;
+    }
+  }
   job->record = std::move(record);
   std::lock_guard lock(incoming_mutex_);
   incoming_.push_back(std::move(job));
@@ -951,6 +1072,10 @@ void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
   t->wrong_type = false;
   t->refused_ip.clear();
   t->probe = false;
+  t->discard_file();  // a download that did not succeed
+  t->files = nullptr;
+  t->written = 0;
+  t->write_error.clear();
   t->error[0] = '\0';
   idle_.push_back(std::move(t));
 }
@@ -1061,6 +1186,12 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   if (!opt_.content_types.empty()) {
     t->types = &opt_.content_types;
     t->ok_status = &opt_.ok_status;
+  }
+  if (files_) {
+    t->files = &*files_;
+    t->ok_status = &opt_.ok_status;
+    const auto slash = job->file.rfind('/');
+    t->folder = slash == std::string::npos ? files_->dir() : files_->dir() + "/" + job->file.substr(0, slash);
   }
   job->proxy = t->proxy;
   t->job = std::move(job);
@@ -1194,7 +1325,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   HostStats& stats = stats_of(job->host, host);
-  if (t->refused_ip.empty()) count_transfer(stats, easy, status, t->body.size());
+  if (t->refused_ip.empty()) count_transfer(stats, easy, status, t->body.size() + t->written);
 
   if (t->wrong_type) return fail_content_type(std::move(job), host, status, easy);
   if (!t->refused_ip.empty()) {  // no request was sent: nothing is known about the host's health
@@ -1202,6 +1333,8 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     std::string message = private_message(job->url, t->refused_ip);
     return fail(std::move(job), Reason::refused, 0, std::move(message));
   }
+  // download: the file could not be written (a full disk): not the host's fault, and not retried.
+  if (!t->write_error.empty()) return fail(std::move(job), Reason::other, status, "download: " + t->write_error);
   // The headers came and said a type not wanted, and the transfer ended before its body (libcurl
   // refuses a Content-Length beyond max_body at once): the type is the answer, not the size.
   if (code != CURLE_OK && unwanted_type(easy, opt_.content_types, opt_.ok_status))
@@ -1321,6 +1454,16 @@ void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long statu
 }
 
 void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) {
+  std::string file;
+  if (t.files) {
+    std::string error;
+    file = place_file(t, *job, error);
+    if (file.empty()) {
+      long code = 0;
+      curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &code);
+      return fail(std::move(job), Reason::other, code, "download: " + error);
+    }
+  }
   ++stats.ok;
   CURL* e = t.easy;
   long status = 0;
@@ -1351,7 +1494,12 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) 
     auto value = response_header(e, opt_.keep_headers[i].c_str());
     put(keep_fields_[i], value ? Value(std::move(*value)) : Value());
   }
-  put(opt_.body_field, Value(bodies_->share(std::move(t.body))));
+  if (t.files) {
+    put("file", Value(std::move(file)));
+    put("file_size", Value(static_cast<std::int64_t>(t.written)));
+  } else {
+    put(opt_.body_field, Value(bodies_->share(std::move(t.body))));
+  }
   put("time_dns", Value(static_cast<double>(dns) / 1e6));
   put("time_connect", Value(static_cast<double>(connect) / 1e6));
   put("time_ttfb", Value(static_cast<double>(ttfb) / 1e6));

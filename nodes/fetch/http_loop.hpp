@@ -63,6 +63,13 @@ struct FetchOptions {
   MediaTypes content_types;               // empty: any
   std::vector<std::string> keep_headers;  // lower-case names
   std::string body_field = "body";
+  // download: each successful body goes to a file of its own under `dir` as it arrives (`path`, a
+  // template, names it; default: the URL's hash and an extension), not into the record.
+  struct Download {
+    std::string dir;
+    std::optional<FieldTemplate> path;
+  };
+  std::optional<Download> download;
   bool refuse_private = false;                          // private_addresses: refuse: no connection to a private address
   bool robots = true;                                   // fetch /robots.txt per host first and obey it
   nanoseconds robots_max_age = std::chrono::hours(24);  // then a host's robots.txt is fetched again
@@ -88,6 +95,25 @@ class BodyPool : public std::enable_shared_from_this<BodyPool> {
   std::mutex mutex_;
   std::vector<std::string> free_;
   std::size_t bytes_ = 0;  // capacity held in free_
+};
+
+// download: the files that bodies are written to, by the I/O thread as the bytes arrive. Each one
+// is a temporary file in its final folder until its record succeeds, then renamed into place: a
+// file under its final name is always whole.
+class FileWriter {
+ public:
+  explicit FileWriter(std::string dir) : dir_(std::move(dir)) {}
+  const std::string& dir() const { return dir_; }
+  // mkdir -p, remembering the folders made or found.
+  bool make_dirs(const std::string& folder, std::string& error);
+  // A new temporary file in `folder` (made when missing) for the file `name`: its descriptor, and
+  // its path in `temp`; -1 with `error` when it cannot be created.
+  int open_temp(const std::string& folder, std::string_view name, std::string& temp, std::string& error);
+
+ private:
+  std::string dir_;
+  std::unordered_set<std::string> made_;
+  std::uint64_t count_ = 0;
 };
 
 class HttpLoop {
@@ -281,6 +307,10 @@ class HttpLoop {
   std::size_t next_proxy_ = 0;
   std::vector<std::unique_ptr<Transfer>> idle_;  // finished transfers, handles ready for reuse
   std::shared_ptr<BodyPool> bodies_ = std::make_shared<BodyPool>();
+  std::optional<FileWriter> files_;  // download: set
+  // download: the finished body of `t` (its temporary file) renamed to its file; its path, or "" with
+  // `error`.
+  std::string place_file(Transfer& t, const Job& job, std::string& error);
   std::mt19937_64 rng_;
   bool aborted_ = false;
   // Results handed to out_ but not flushed yet. Unless a result holds capacity others wait for

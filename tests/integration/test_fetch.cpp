@@ -24,6 +24,7 @@
 #include "../process.hpp"
 #include "../support.hpp"
 #include "fixture_server.hpp"
+#include "sluice/template.hpp"
 
 using namespace sluice;
 using fixture::Counter;
@@ -173,6 +174,27 @@ std::string host_row(const RunReport& report, const std::string& host, const std
     }
   }
   return "";
+}
+
+// fetch_pipeline() with `download` (and more fetch config), robots ignored and no retries; the ok
+// sink writes url, status, file, file_size and body.
+std::string download_pipeline(const TempDir& dir, const std::vector<std::string>& urls, const std::string& download,
+                              const std::string& fetch_config = "") {
+  std::string p = fetch_pipeline(dir, urls, 4,
+                                 "    robots: ignore\n    retries: {attempts: 1}\n    download: " + download + "\n" +
+                                     fetch_config);
+  p.replace(p.find("fields: [url, status, final_url, attempts, body]"), 48,
+            "fields: [url, status, file, file_size, body]");
+  return p;
+}
+
+// The files under `folder`, recursively, by their path relative to it, with their sizes.
+std::map<std::string, std::uintmax_t> files_in(const std::filesystem::path& folder) {
+  std::map<std::string, std::uintmax_t> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(folder)) {
+    if (e.is_regular_file()) out[std::filesystem::relative(e.path(), folder).string()] = e.file_size();
+  }
+  return out;
 }
 
 }  // namespace
@@ -1884,4 +1906,93 @@ TEST_CASE("adaptive: a host that answers 503 when busy gets fewer requests at a 
   CHECK(notices[0] == fmt::format("host http://127.0.0.1:{} is overloaded (HTTP 503): 4 requests at a time "
                                   "instead of 8 (adaptive)",
                                   server.port()));
+}
+
+TEST_CASE("download: each body goes to a file of its own as it arrives, and the record carries file and file_size",
+          "[fetch][download]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string files = dir.file("files");
+  const std::vector<std::string> urls = {server.url("/bytes/100000?seed=5"),
+                                         server.url("/bytes/2000?seed=6&type=application/pdf"),
+                                         server.url("/huge/30000000"), server.url("/redirect/2")};
+  RunReport report = run_pipeline(
+      test::plan_of(download_pipeline(dir, urls, fmt::format("{{dir: {}}}", files), "    max_body: 64MiB")));
+  REQUIRE(report.errors.empty());
+  // Named by the URL's hash, with the extension of the URL or of its Content-Type.
+  auto hashed = [](const std::string& url, const std::string& ext) {
+    return fmt::format("{:016x}{}", fnv1a64(url), ext);
+  };
+  const std::map<std::string, std::uintmax_t> expected = {{hashed(urls[0], ""), 100000},
+                                                          {hashed(urls[1], ".pdf"), 2000},
+                                                          {hashed(urls[2], ""), 30000000},
+                                                          {hashed(urls[3], ".txt"), 11}};  // "redirected\n"
+  CHECK(files_in(files) == expected);                                                      // and no temporary file left
+  CHECK(test::read_file(files + "/" + hashed(urls[0], "")) == fixture::random_bytes(100000, 5));
+  CHECK(test::read_file(files + "/" + hashed(urls[3], ".txt")) == "redirected\n");
+  const std::string huge = test::read_file(files + "/" + hashed(urls[2], ""));
+  CHECK(huge.find_first_not_of('x') == std::string::npos);
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 4);
+  for (const auto& l : ok) CHECK(contains(l, "\"body\":null"));
+  CHECK(std::count_if(ok.begin(), ok.end(), [&](const std::string& l) {
+          return l == fmt::format(R"({{"url":"{}","status":200,"file":"{}/{}","file_size":30000000,"body":null}})",
+                                  urls[2], files, hashed(urls[2], ""));
+        }) == 1);
+  // The table of hosts counts the bytes written.
+  CHECK(*report.tables.at(0).rows.at(0).get("bytes")->as_int() == 100000 + 2000 + 30000000 + 11);
+}
+
+TEST_CASE("download: a path template names the files, and a failed or refused download leaves no file behind",
+          "[fetch][download]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string files = dir.file("files");
+  const std::vector<std::string> urls = {server.url("/bytes/5000?seed=1"), server.url("/status/404"),
+                                         server.url("/truncated"), server.url("/huge/3000000"),
+                                         server.url("/bytes/10?type=x/y")};
+  RunReport report = run_pipeline(test::plan_of(download_pipeline(
+      dir, urls, fmt::format("{{dir: {}, path: \"sub/{{url:hash}}.bin\"}}", files), "    max_body: 1MiB")));
+  REQUIRE(report.errors.empty());
+  auto hashed = [](const std::string& url) { return fmt::format("sub/{:016x}.bin", fnv1a64(url)); };
+  CHECK(files_in(files) == std::map<std::string, std::uintmax_t>{{hashed(urls[0]), 5000}, {hashed(urls[4]), 10}});
+  auto bad = lines(dir, "bad.jsonl");
+  std::sort(bad.begin(), bad.end());
+  REQUIRE(bad.size() == 3);
+  CHECK((contains(bad[0], "/huge/3000000\"") && contains(bad[0], "\"reason\":\"too_large\"")));
+  CHECK((contains(bad[1], "/status/404\"") && contains(bad[1], "\"reason\":\"http_status\"")));
+  // Cut off mid-body: its temporary file is gone.
+  CHECK((contains(bad[2], "/truncated\"") && contains(bad[2], "\"reason\":\"reset\"")));
+
+  // A path that leaves dir fails its record before anything is fetched.
+  TempDir dir2;
+  server.reset_counters();
+  report = run_pipeline(test::plan_of(download_pipeline(dir2, {server.url("/bytes/10")},
+                                                        fmt::format("{{dir: {}, path: \"../{{url:hash}}\"}}", files))));
+  REQUIRE(report.errors.empty());
+  auto refused = lines(dir2, "bad.jsonl");
+  REQUIRE(refused.size() == 1);
+  CHECK(contains(refused[0], "\"reason\":\"invalid\""));
+  REQUIRE(error_messages(dir2).size() == 1);
+  CHECK(error_messages(dir2)[0].starts_with("download: path refused: '../"));
+  CHECK(server.counter("/bytes").requests == 0);
+}
+
+TEST_CASE("download: a file that cannot be written fails its record, naming it, and leaves nothing behind",
+          "[fetch][download]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string files = dir.file("files");
+  // Files of at most 1 MB (RLIMIT_FSIZE): the 3 MB download fails at its write, the small one is saved.
+  RunReport report = test::run_with_file_limit(
+      test::plan_of(download_pipeline(dir, {server.url("/huge/3000000"), server.url("/bytes/100")},
+                                      fmt::format("{{dir: {}}}", files))),
+      1 << 20);
+  REQUIRE(report.errors.empty());
+  CHECK(files_in(files).size() == 1);
+  auto bad = lines(dir, "bad.jsonl");
+  REQUIRE(bad.size() == 1);
+  CHECK(contains(bad[0], "\"reason\":\"other\""));
+  REQUIRE(error_messages(dir).size() == 1);
+  CHECK(error_messages(dir)[0].starts_with("download: cannot write: File too large: '" + files + "/."));
 }
