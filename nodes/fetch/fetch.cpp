@@ -66,6 +66,11 @@ Schema download_schema() {
                         "({field:file} makes scraped text safe as a name; '..' and absolute paths fail the record); "
                         "default: the URL's hash and an extension from the URL or the Content-Type")
           .validated_by(nodes::check_path_template),
+      FieldSpec::enumeration("exists", {"replace", "keep"},
+                             "when the file is there already: replace it, or keep it (the record goes on with it; "
+                             "nothing is fetched when the name is known before the request: a path, or a URL with "
+                             "an extension)")
+          .with_default("replace"),
   });
 }
 
@@ -248,6 +253,7 @@ fetch::FetchOptions options_from(const Config& c) {
     o.download.emplace();
     o.download->dir = dir.empty() ? std::string(".") : std::move(dir);
     if (d.has("path")) o.download->path = FieldTemplate::compile(d.string("path"));
+    o.download->keep = d.string("exists") == "keep";
   }
   o.robots = c.string("robots") == "obey";
   o.refuse_private = c.string("private_addresses") == "refuse";

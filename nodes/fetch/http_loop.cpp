@@ -13,6 +13,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../core/file_names.hpp"
@@ -486,9 +487,17 @@ std::string HttpLoop::place_file(Transfer& t, const Job& job, std::string& error
     t.discard_file();
     return "";
   }
-  if (::rename(t.temp.c_str(), path.c_str()) != 0) {
-    error = fmt::format("cannot write: {}: renaming '{}' to '{}'", std::strerror(errno), t.temp, path);
+  // keep never replaces a file that is there (one named by its Content-Type, or made meanwhile).
+  if (::renameat2(AT_FDCWD, t.temp.c_str(), AT_FDCWD, path.c_str(), opt_.download->keep ? RENAME_NOREPLACE : 0) != 0) {
+    const int e = errno;
+    const std::string temp = t.temp;
     t.discard_file();
+    struct stat st {};
+    if (e == EEXIST && ::stat(path.c_str(), &st) == 0) {
+      t.written = static_cast<std::uint64_t>(st.st_size);
+      return path;
+    }
+    error = fmt::format("cannot write: {}: renaming '{}' to '{}'", std::strerror(e), temp, path);
     return "";
   }
   t.temp.clear();
@@ -802,7 +811,28 @@ void HttpLoop::accept(std::unique_ptr<Job> job) {
     Reason reason = job->setup_reason;
     return fail(std::move(job), reason, 0, std::move(message));
   }
+  if (files_ && opt_.download->keep && keep_existing(job)) return;
   enqueue(std::move(job), false);
+}
+
+// The file's name is the rendered `path`, or the URL's hash and the URL's extension: a file named by
+// its Content-Type's extension is only known after the request (and kept then, see place_file()).
+bool HttpLoop::keep_existing(std::unique_ptr<Job>& job) {
+  std::string rel = job->file;
+  if (rel.empty()) {
+    const Value* url = job->record.get(opt_.url_field);
+    rel = nodes::hashed_name(url && url->as_string() ? *url->as_string() : job->url, "");
+  }
+  const std::string path = files_->dir() + "/" + rel;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  Record& r = job->record;
+  r.set("file", Value(path));
+  r.set("file_size", Value(static_cast<std::int64_t>(st.st_size)));
+  r.set("attempts", Value(std::int64_t{0}));
+  hold_result();
+  out_->complete(std::move(r));
+  return true;
 }
 
 void HttpLoop::enqueue(std::unique_ptr<Job> job, bool front) {

@@ -68,6 +68,7 @@ struct FetchOptions {
   struct Download {
     std::string dir;
     std::optional<FieldTemplate> path;
+    bool keep = false;  // exists: keep: a file already there is kept, and not fetched when its name is known first
   };
   std::optional<Download> download;
   bool refuse_private = false;                          // private_addresses: refuse: no connection to a private address
@@ -311,6 +312,8 @@ class HttpLoop {
   // download: the finished body of `t` (its temporary file) renamed to its file; its path, or "" with
   // `error`.
   std::string place_file(Transfer& t, const Job& job, std::string& error);
+  // download with exists: keep: completes `job` with its file when that is there already (true).
+  bool keep_existing(std::unique_ptr<Job>& job);
   std::mt19937_64 rng_;
   bool aborted_ = false;
   // Results handed to out_ but not flushed yet. Unless a result holds capacity others wait for

@@ -180,9 +180,8 @@ std::string host_row(const RunReport& report, const std::string& host, const std
 // sink writes url, status, file, file_size and body.
 std::string download_pipeline(const TempDir& dir, const std::vector<std::string>& urls, const std::string& download,
                               const std::string& fetch_config = "") {
-  std::string p = fetch_pipeline(dir, urls, 4,
-                                 "    robots: ignore\n    retries: {attempts: 1}\n    download: " + download + "\n" +
-                                     fetch_config);
+  std::string p = fetch_pipeline(
+      dir, urls, 4, "    robots: ignore\n    retries: {attempts: 1}\n    download: " + download + "\n" + fetch_config);
   p.replace(p.find("fields: [url, status, final_url, attempts, body]"), 48,
             "fields: [url, status, file, file_size, body]");
   return p;
@@ -1995,4 +1994,49 @@ TEST_CASE("download: a file that cannot be written fails its record, naming it, 
   CHECK(contains(bad[0], "\"reason\":\"other\""));
   REQUIRE(error_messages(dir).size() == 1);
   CHECK(error_messages(dir)[0].starts_with("download: cannot write: File too large: '" + files + "/."));
+}
+
+TEST_CASE("download with exists: keep fetches only the files that are not there, and never replaces one",
+          "[fetch][download]") {
+  TempDir site;
+  test::write_file(site.file("a.bin"), std::string(300, 'a'));
+  test::write_file(site.file("b"), std::string(400, 'b'));  // application/octet-stream: no extension
+  test::write_file(site.file("c"), std::string(500, 'c'));
+  test::write_file(site.file("c.content-type"), "application/pdf");
+  FixtureServer server(site.path().string());
+  TempDir dir;
+  const std::string files = dir.file("files");
+  // Named by the URL's hash and extension (.bin; none), known before the request, and by the
+  // Content-Type's (.pdf), known only after it.
+  const std::vector<std::string> urls = {server.url("/a.bin"), server.url("/b"), server.url("/c")};
+  auto run = [&](const std::string& exists) {
+    TempDir out;
+    server.reset_counters();
+    RunReport report = run_pipeline(
+        test::plan_of(download_pipeline(out, urls, fmt::format("{{dir: {}, exists: {}}}", files, exists))));
+    REQUIRE(report.errors.empty());
+    auto ok = lines(out, "ok.jsonl");
+    std::sort(ok.begin(), ok.end());
+    return std::make_pair(server.counter("*").requests, ok);
+  };
+  auto first = run("keep");
+  CHECK(first.first == 3);
+  const auto made = files_in(files);
+  auto hashed = [](const std::string& url, const std::string& ext) {
+    return fmt::format("{:016x}{}", fnv1a64(url), ext);
+  };
+  REQUIRE(made == std::map<std::string, std::uintmax_t>{
+                      {hashed(urls[0], ".bin"), 300}, {hashed(urls[1], ""), 400}, {hashed(urls[2], ".pdf"), 500}});
+  // Every file changed by hand: keep leaves them as they are.
+  for (const auto& [name, size] : made) test::write_file(files + "/" + name, "mine");
+  auto second = run("keep");
+  CHECK(second.first == 1);  // only the one named by its Content-Type is fetched again, and dropped
+  for (const auto& [name, size] : files_in(files)) CHECK(test::read_file(files + "/" + name) == "mine");
+  REQUIRE(second.second.size() == 3);
+  for (const auto& l : second.second) CHECK(contains(l, "\"file_size\":4,"));
+  CHECK(files_in(files).size() == 3);  // no temporary file left
+  // replace fetches everything again and puts the served files back.
+  auto third = run("replace");
+  CHECK(third.first == 3);
+  CHECK(files_in(files) == made);
 }
