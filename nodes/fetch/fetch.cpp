@@ -67,9 +67,8 @@ Schema download_schema() {
                         "default: the URL's hash and an extension from the URL or the Content-Type")
           .validated_by(nodes::check_path_template),
       FieldSpec::enumeration("exists", {"replace", "keep"},
-                             "when the file is there already: replace it, or keep it (the record goes on with it; "
-                             "nothing is fetched when the name is known before the request: a path, or a URL with "
-                             "an extension)")
+                             "when the file is there already: replace it, or keep it (the record goes on with it, "
+                             "unfetched unless the file's name comes from the Content-Type)")
           .with_default("replace"),
   });
 }

@@ -1175,6 +1175,58 @@ edges:
   CHECK(test::stats_of(report, "get").records_out == 0);
 }
 
+TEST_CASE("a failure elsewhere drops the records waiting at a full limit: they are not started, the run ends",
+          "[fetch][cancel]") {
+  // Before, they went on into fetch once the cancelled transfers freed their slots (and failed
+  // there), and in a crawl whose frontier put a URL at the limit after the last slot came back, it
+  // waited there and held the run until abort_timeout.
+  FixtureServer server;
+  TempDir dir;
+  std::string list;
+  for (int i = 0; i < 40; ++i) list += server.url(fmt::format("/delay/20000?i={}", i)) + "\n";
+  test::write_file(dir.file("urls.txt"), list);
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: cancel_waiting
+nodes:
+  - id: src
+    type: source.list
+    file: {}
+  - id: lim
+    type: limit
+    max_in_flight: 2
+  - id: get
+    type: fetch
+    robots: ignore
+  - id: out
+    type: sink.jsonl
+    path: {}
+  - id: ticker
+    type: source.list
+    urls: [a]
+  - id: boom
+    type: test.fail
+    field: url
+    equals: a
+    delay: 300ms
+edges:
+  - src -> lim -> get -> out
+  - ticker -> boom -> out
+)",
+                                        dir.file("urls.txt"), dir.file("out.jsonl")));
+  for (int round = 0; round < 5; ++round) {
+    auto started = std::chrono::steady_clock::now();
+    RunReport report = run_pipeline(plan);
+    auto elapsed = std::chrono::steady_clock::now() - started;
+    std::string errors;
+    for (const auto& e : report.errors) errors += e.to_string() + "\n";
+    INFO(errors);
+    REQUIRE(report.errors.size() == 1);
+    CHECK(report.errors[0].to_string() == "node 'boom': record 'a': injected failure");
+    CHECK(elapsed < std::chrono::seconds(4));  // not abort_timeout (5s)
+    CHECK(test::stats_of(report, "get").records_in == 2);
+    CHECK(test::stats_of(report, "lim").dropped == 38);
+  }
+}
+
 TEST_CASE("a graceful stop lets fetches in flight finish and commits them", "[fetch][cancel]") {
   FixtureServer server;
   TempDir dir;

@@ -846,7 +846,8 @@ TEST_CASE("a crawl leaves out links to files by extension — seeds are kept, de
   test::write_file(site.file("index.html"), R"(<a href="/a.html">a</a> <a href="/report.PDF">pdf</a>
 <a href="/photo.jpg?size=2">jpg</a> <a href="/search?file=x.zip">query</a> <a href="/v1.2/">dir</a>
 <a href="/archive.tar.gz#top">tgz</a> <a href="/sitemap-1.XML.gz?v=2">a gzipped sitemap: not an archive</a>)");
-  for (const char* f : {"a.html", "report.PDF", "photo.jpg", "search", "archive.tar.gz", "seed.pdf", "sitemap-1.XML.gz"})
+  for (const char* f :
+       {"a.html", "report.PDF", "photo.jpg", "search", "archive.tar.gz", "seed.pdf", "sitemap-1.XML.gz"})
     test::write_file(site.file(f), "x");
   std::filesystem::create_directory(site.path() / "v1.2");
   test::write_file(site.file("v1.2/index.html"), "x");
@@ -867,9 +868,9 @@ TEST_CASE("a crawl leaves out links to files by extension — seeds are kept, de
   CHECK(crawl("    deny_extensions: []") == std::set<std::string>{"/index.html", "/seed.pdf", "/a.html", "/search",
                                                                   "/v1.2", "/report.PDF", "/photo.jpg",
                                                                   "/archive.tar.gz", "/sitemap-1.XML.gz"});
-  CHECK(crawl("    deny_extensions: [xml.gz]") ==
-        std::set<std::string>{"/index.html", "/seed.pdf", "/a.html", "/search", "/v1.2", "/report.PDF", "/photo.jpg",
-                              "/archive.tar.gz"});
+  CHECK(crawl("    deny_extensions: [xml.gz]") == std::set<std::string>{"/index.html", "/seed.pdf", "/a.html",
+                                                                        "/search", "/v1.2", "/report.PDF", "/photo.jpg",
+                                                                        "/archive.tar.gz"});
 }
 
 TEST_CASE("a crawl from a sitemap index reaches the pages its gzipped sitemaps list", "[crawl]") {
@@ -891,15 +892,15 @@ TEST_CASE("a crawl from a sitemap index reaches the pages its gzipped sitemaps l
   test::write_file(site.file("sitemap-2.xml.gz"), test::gzip(urlset({"/p3.html"})));
   for (const char* f : {"p1.html", "p2.html", "p3.html"}) test::write_file(site.file(f), "<h1>page</h1>");
   TempDir dir;
-  std::string pipeline = crawl_pipeline({server.url("/sitemap_index.xml")}, "    same_host: true",
-                                        "    robots: ignore", "", dir.file("pages.jsonl"));
+  std::string pipeline = crawl_pipeline({server.url("/sitemap_index.xml")}, "    same_host: true", "    robots: ignore",
+                                        "", dir.file("pages.jsonl"));
   pipeline.replace(pipeline.find("links: a[href]"), 14, "links: loc::text");
   REQUIRE(run_pipeline(test::plan_of(pipeline)).errors.empty());
   auto pages = test::lines_of(test::read_file(dir.file("pages.jsonl")));
   std::sort(pages.begin(), pages.end());
   std::vector<std::string> expected;
-  for (const char* p : {"/p1.html", "/p2.html", "/p3.html", "/sitemap-1.xml.gz", "/sitemap-2.xml.gz",
-                        "/sitemap_index.xml"})
+  for (const char* p :
+       {"/p1.html", "/p2.html", "/p3.html", "/sitemap-1.xml.gz", "/sitemap-2.xml.gz", "/sitemap_index.xml"})
     expected.push_back(fmt::format(R"({{"page_url":"{}"}})", server.url(p)));
   CHECK(pages == expected);
 }
@@ -1143,6 +1144,9 @@ TEST_CASE("a resumed crawl's pending URLs keep the fields they carried", "[crawl
                                         fmt::format("state: {}", db), "boom -> store"));
   };
   RunReport first = run_pipeline(crawl("tea 12a"));
+  std::string errors;
+  for (const auto& e : first.errors) errors += e.to_string() + "\n";
+  INFO(errors);
   REQUIRE(first.errors.size() == 1);
   CHECK(test::query(db, "SELECT count(*) < 120 FROM items") == std::vector<std::string>{"1"});
   CHECK(test::query(db, "SELECT count(*) > 0 FROM sluice_frontier WHERE done = 0 AND fields IS NOT NULL") ==
