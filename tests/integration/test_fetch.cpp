@@ -196,6 +196,43 @@ std::map<std::string, std::uintmax_t> files_in(const std::filesystem::path& fold
   return out;
 }
 
+// `count` URLs of /delay/20000 (distinct by ?i=) -> a limit of `max_in_flight` -> fetch, beside a
+// test.fail that fails its one record after `fail_after` and so cancels the run.
+Plan cancel_plan(const FixtureServer& server, const TempDir& dir, int count, int max_in_flight,
+                 const std::string& fail_after) {
+  std::string list;
+  for (int i = 0; i < count; ++i) list += server.url(fmt::format("/delay/20000?i={}", i)) + "\n";
+  test::write_file(dir.file("urls.txt"), list);
+  return test::plan_of(fmt::format(R"(pipeline: cancel
+nodes:
+  - id: src
+    type: source.list
+    file: {}
+  - id: lim
+    type: limit
+    max_in_flight: {}
+  - id: get
+    type: fetch
+    robots: ignore
+    per_host: 20
+  - id: out
+    type: sink.jsonl
+    path: {}
+  - id: ticker
+    type: source.list
+    urls: [a]
+  - id: boom
+    type: test.fail
+    field: url
+    equals: a
+    delay: {}
+edges:
+  - src -> lim -> get -> out
+  - ticker -> boom -> out
+)",
+                                   dir.file("urls.txt"), max_in_flight, dir.file("out.jsonl"), fail_after));
+}
+
 }  // namespace
 
 TEST_CASE("a fetched record carries final url, status, content type, kept headers, body and timings", "[fetch]") {
@@ -1133,36 +1170,7 @@ TEST_CASE("a host's robots.txt is fetched again after robots_max_age", "[fetch][
 TEST_CASE("a failure elsewhere cancels fetches in flight promptly and the run ends", "[fetch][cancel]") {
   FixtureServer server;
   TempDir dir;
-  std::string list;
-  for (int i = 0; i < 20; ++i) list += server.url("/delay/20000") + "\n";
-  test::write_file(dir.file("urls.txt"), list);
-  Plan plan = test::plan_of(fmt::format(R"(pipeline: cancel
-nodes:
-  - id: src
-    type: source.list
-    file: {}
-  - id: lim
-    type: limit
-    max_in_flight: 20
-  - id: get
-    type: fetch
-    per_host: 20
-  - id: out
-    type: sink.jsonl
-    path: {}
-  - id: ticker
-    type: source.list
-    urls: [a]
-  - id: boom
-    type: test.fail
-    field: url
-    equals: a
-    delay: 500ms
-edges:
-  - src -> lim -> get -> out
-  - ticker -> boom -> out
-)",
-                                        dir.file("urls.txt"), dir.file("out.jsonl")));
+  Plan plan = cancel_plan(server, dir, 20, 20, "500ms");
   auto started = std::chrono::steady_clock::now();
   RunReport report = run_pipeline(plan);
   auto elapsed = std::chrono::steady_clock::now() - started;
@@ -1182,36 +1190,7 @@ TEST_CASE("a failure elsewhere drops the records waiting at a full limit: they a
   // waited there and held the run until abort_timeout.
   FixtureServer server;
   TempDir dir;
-  std::string list;
-  for (int i = 0; i < 40; ++i) list += server.url(fmt::format("/delay/20000?i={}", i)) + "\n";
-  test::write_file(dir.file("urls.txt"), list);
-  Plan plan = test::plan_of(fmt::format(R"(pipeline: cancel_waiting
-nodes:
-  - id: src
-    type: source.list
-    file: {}
-  - id: lim
-    type: limit
-    max_in_flight: 2
-  - id: get
-    type: fetch
-    robots: ignore
-  - id: out
-    type: sink.jsonl
-    path: {}
-  - id: ticker
-    type: source.list
-    urls: [a]
-  - id: boom
-    type: test.fail
-    field: url
-    equals: a
-    delay: 300ms
-edges:
-  - src -> lim -> get -> out
-  - ticker -> boom -> out
-)",
-                                        dir.file("urls.txt"), dir.file("out.jsonl")));
+  Plan plan = cancel_plan(server, dir, 40, 2, "300ms");
   for (int round = 0; round < 5; ++round) {
     auto started = std::chrono::steady_clock::now();
     RunReport report = run_pipeline(plan);
