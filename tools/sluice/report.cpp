@@ -80,7 +80,11 @@ void print_tables(std::FILE* out, const RunReport& report) {
         text[c] = text[c] || v->as_string() != nullptr;
         std::string t = cell_text(*v);
         keep[c] = keep[c] || !blank(t) || c == 0;
-        if (t.size() > kMaxWidth) t = t.substr(0, kMaxWidth - 3) + "...";
+        if (t.size() > kMaxWidth) {
+          std::size_t cut = kMaxWidth - 3;
+          while (cut > 0 && (static_cast<unsigned char>(t[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+          t = t.substr(0, cut) + "...";
+        }
         width[c] = std::max(width[c], t.size());
         cells[r][c] = std::move(t);
       }
