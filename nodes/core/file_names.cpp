@@ -1,9 +1,14 @@
 #include "file_names.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <utility>
 
 #include "../text.hpp"
@@ -79,6 +84,40 @@ std::string checked_relative(const std::string& rendered, std::string& error) {
 
 std::string hashed_name(std::string_view url, std::string_view content_type) {
   return fmt::format("{:016x}{}", fnv1a64(url), extension_for(url, content_type));
+}
+
+bool PartFiles::make_dirs(const std::string& folder, std::string& error) {
+  if (folder.empty() || made_.count(folder)) return true;
+  std::error_code ec;
+  std::filesystem::create_directories(folder, ec);
+  if (ec) {
+    error = fmt::format("cannot create folder: {}: '{}'",
+                        ec == std::errc::not_a_directory ? "a file of that name is in its path" : ec.message(), folder);
+    return false;
+  }
+  made_.insert(folder);
+  return true;
+}
+
+int PartFiles::open(const std::string& folder, std::string_view name, std::string& temp, std::string& error) {
+  if (!make_dirs(folder, error)) return -1;
+  temp = fmt::format("{}/.{}.sluice-{}-{}.part", folder, name.substr(0, 100), ::getpid(), ++count_);
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = fmt::format("cannot write: {}: '{}'", std::strerror(errno), temp);
+    temp.clear();
+  }
+  return fd;
+}
+
+int PartFiles::write_all(int fd, const char* data, std::size_t size) {
+  for (std::size_t done = 0; done < size;) {
+    const ssize_t n = ::write(fd, data + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : ENOSPC;
+    done += static_cast<std::size_t>(n);
+  }
+  return 0;
 }
 
 std::string check_path_template(const Value& v) {

@@ -2,8 +2,10 @@
 // safe, or a URL's hash and an extension.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 
 #include "sluice/value.hpp"
 
@@ -23,5 +25,22 @@ std::string hashed_name(std::string_view url, std::string_view content_type);
 
 // Checks a `path` option: a template that compiles and is not empty. "" when it is fine.
 std::string check_path_template(const Value& v);
+
+// How save and fetch's download write a file whole or not at all: under a temporary name in its
+// final folder (`.NAME.sluice-PID-N.part`), renamed into place when complete. One thread only.
+class PartFiles {
+ public:
+  // mkdir -p, remembering the folders made or found (most files of a run share a few).
+  bool make_dirs(const std::string& folder, std::string& error);
+  // A new temporary file in `folder` (made when missing) for the file `name`: its descriptor, and
+  // its path in `temp`; -1 with `error` when it cannot be created.
+  int open(const std::string& folder, std::string_view name, std::string& temp, std::string& error);
+  // Writes all of `data` to `fd`: 0, or the errno of the failed write (ENOSPC when nothing was written).
+  static int write_all(int fd, const char* data, std::size_t size);
+
+ private:
+  std::unordered_set<std::string> made_;
+  std::uint64_t count_ = 0;
+};
 
 }  // namespace sluice::nodes

@@ -14,12 +14,10 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
-#include <unordered_set>
 
 #include "../builtin.hpp"
 #include "../text.hpp"
@@ -51,7 +49,7 @@ class Save final : public AsyncNode {
   void start(AsyncOutput& out) override {
     out_ = &out;
     std::string error;
-    if (!make_dirs(o_.dir, error)) throw NodeError(error);
+    if (!files_.make_dirs(o_.dir, error)) throw NodeError(error);
     thread_ = std::thread([this] { run(); });
   }
 
@@ -156,7 +154,7 @@ class Save final : public AsyncNode {
   std::optional<std::uint64_t> write_file(const std::string& path, std::string_view data, std::string& error) {
     const std::size_t slash = path.rfind('/');
     const std::string folder = path.substr(0, slash);
-    if (!make_dirs(folder, error)) return std::nullopt;
+    if (!files_.make_dirs(folder, error)) return std::nullopt;
     struct stat st {};
     if (o_.exists != Exists::replace && ::lstat(path.c_str(), &st) == 0) {
       if (o_.exists == Exists::keep && S_ISREG(st.st_mode)) return static_cast<std::uint64_t>(st.st_size);
@@ -174,24 +172,14 @@ class Save final : public AsyncNode {
         }
       }
     }
-    const std::string temp =
-        fmt::format("{}/.{}.sluice-{}-{}.part", folder, path.substr(slash + 1, 100), ::getpid(), ++temp_count_);
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      error = fmt::format("cannot write: {}: '{}'", std::strerror(errno), temp);
+    std::string temp;
+    const int fd = files_.open(folder, std::string_view(path).substr(slash + 1), temp, error);
+    if (fd < 0) return std::nullopt;
+    if (const int e = PartFiles::write_all(fd, data.data(), data.size()); e != 0) {
+      error = fmt::format("cannot write: {}: '{}'", std::strerror(e), path);
+      ::close(fd);
+      ::unlink(temp.c_str());
       return std::nullopt;
-    }
-    std::size_t done = 0;
-    while (done < data.size()) {
-      const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        error = fmt::format("cannot write: {}: '{}'", std::strerror(n < 0 ? errno : ENOSPC), path);
-        ::close(fd);
-        ::unlink(temp.c_str());
-        return std::nullopt;
-      }
-      done += static_cast<std::size_t>(n);
     }
     if ((o_.sync && ::fsync(fd) != 0) || ::close(fd) != 0) {
       error = fmt::format("cannot write: {}: '{}'", std::strerror(errno), path);
@@ -214,21 +202,6 @@ class Save final : public AsyncNode {
     return data.size();
   }
 
-  // mkdir -p, remembering the folders made or found (most files of a run share a few).
-  bool make_dirs(const std::string& folder, std::string& error) {
-    if (folder.empty() || made_.count(folder)) return true;
-    std::error_code ec;
-    std::filesystem::create_directories(folder, ec);
-    if (ec) {
-      error =
-          fmt::format("cannot create folder: {}: '{}'",
-                      ec == std::errc::not_a_directory ? "a file of that name is in its path" : ec.message(), folder);
-      return false;
-    }
-    made_.insert(folder);
-    return true;
-  }
-
   static void sync_dir(const std::string& folder) {
     const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return;
@@ -244,8 +217,7 @@ class Save final : public AsyncNode {
   std::deque<Record> queue_;
   bool cancelled_ = false, quit_ = false;
   // save thread only:
-  std::unordered_set<std::string> made_;
-  std::uint64_t temp_count_ = 0;
+  PartFiles files_;
 };
 
 }  // namespace

@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../core/file_names.hpp"
 #include "../text.hpp"
 
 namespace sluice::fetch {
@@ -64,7 +63,7 @@ struct HttpLoop::Transfer {
   int proxy = -1;               // the index in proxies_ of the proxy it goes through
   // download: a successful body goes to `fd`, the temporary file `temp` in `folder`, instead of
   // `body`; the file is removed unless place_file() renamed it (discard_file()).
-  FileWriter* files = nullptr;
+  nodes::PartFiles* files = nullptr;
   std::string folder;
   int fd = -1;
   std::string temp;
@@ -110,17 +109,12 @@ bool unwanted_type(CURL* easy, const MediaTypes& types, const StatusSet& ok_stat
 bool write_to_file(HttpLoop::Transfer& t, const char* data, std::size_t n) {
   if (t.fd < 0) {
     std::string name = t.job && !t.job->file.empty() ? t.job->file.substr(t.job->file.rfind('/') + 1) : "download";
-    t.fd = t.files->open_temp(t.folder, name, t.temp, t.write_error);
+    t.fd = t.files->open(t.folder, name, t.temp, t.write_error);
     if (t.fd < 0) return false;
   }
-  for (std::size_t done = 0; done < n;) {
-    const ssize_t w = ::write(t.fd, data + done, n - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      t.write_error = fmt::format("cannot write: {}: '{}'", std::strerror(w < 0 ? errno : ENOSPC), t.temp);
-      return false;
-    }
-    done += static_cast<std::size_t>(w);
+  if (const int e = nodes::PartFiles::write_all(t.fd, data, n); e != 0) {
+    t.write_error = fmt::format("cannot write: {}: '{}'", std::strerror(e), t.temp);
+    return false;
   }
   t.written += n;
   return true;
@@ -436,49 +430,27 @@ void HttpLoop::start(AsyncOutput& out) {
   }
   if (!opt_.cookie_file.empty()) load_cookies();
   if (opt_.download) {
-    files_.emplace(opt_.download->dir);
+    files_.emplace();
     std::string error;
     if (!files_->make_dirs(opt_.download->dir, error)) throw NodeError("download: " + error);
   }
   thread_ = std::thread([this] { run(); });
 }
 
-bool FileWriter::make_dirs(const std::string& folder, std::string& error) {
-  if (folder.empty() || made_.count(folder)) return true;
-  std::error_code ec;
-  std::filesystem::create_directories(folder, ec);
-  if (ec) {
-    error = fmt::format("cannot create folder: {}: '{}'",
-                        ec == std::errc::not_a_directory ? "a file of that name is in its path" : ec.message(), folder);
-    return false;
-  }
-  made_.insert(folder);
-  return true;
-}
-
-int FileWriter::open_temp(const std::string& folder, std::string_view name, std::string& temp, std::string& error) {
-  if (!make_dirs(folder, error)) return -1;
-  temp = fmt::format("{}/.{}.sluice-{}-{}.part", folder, name.substr(0, 100), ::getpid(), ++count_);
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = fmt::format("cannot write: {}: '{}'", std::strerror(errno), temp);
-    temp.clear();
-  }
-  return fd;
+std::string HttpLoop::download_name(const Job& job, std::string_view content_type) const {
+  if (!job.file.empty()) return job.file;
+  const Value* url = job.record.get(opt_.url_field);
+  return nodes::hashed_name(url && url->as_string() ? *url->as_string() : job.url, content_type);
 }
 
 std::string HttpLoop::place_file(Transfer& t, const Job& job, std::string& error) {
-  std::string rel = job.file;
-  if (rel.empty()) {  // named by the URL the record asked for (not where it was redirected)
-    const Value* url = job.record.get(opt_.url_field);
-    char* type = nullptr;
-    curl_easy_getinfo(t.easy, CURLINFO_CONTENT_TYPE, &type);
-    rel = nodes::hashed_name(url && url->as_string() ? *url->as_string() : job.url, type ? type : "");
-  }
-  const std::string path = files_->dir() + "/" + rel;
+  char* type = nullptr;
+  curl_easy_getinfo(t.easy, CURLINFO_CONTENT_TYPE, &type);
+  const std::string rel = download_name(job, type ? type : "");
+  const std::string path = opt_.download->dir + "/" + rel;
   if (t.fd < 0) {  // no body at all: an empty file
     std::string name = rel.substr(rel.rfind('/') + 1);
-    t.fd = files_->open_temp(t.folder, name, t.temp, error);
+    t.fd = files_->open(t.folder, name, t.temp, error);
     if (t.fd < 0) return "";
   }
   const int fd = std::exchange(t.fd, -1);
@@ -652,9 +624,7 @@ void HttpLoop::stop() {
   quit_.store(true);
   if (multi_) curl_multi_wakeup(multi_);
   if (thread_.joinable()) thread_.join();
-  if (opt_.table && (!host_stats_.empty() || other_hosts_.requests > 0 || other_hosts_.failed() > 0)) {
-    opt_.table("hosts", host_rows());
-  }
+  if (opt_.table && !host_stats_.empty()) opt_.table("hosts", host_rows());  // other_hosts_ only past it
 }
 
 std::uint64_t HttpLoop::HostStats::failed() const {
@@ -818,12 +788,7 @@ void HttpLoop::accept(std::unique_ptr<Job> job) {
 // The file's name is the rendered `path`, or the URL's hash and the URL's extension: a file named by
 // its Content-Type's extension is only known after the request (and kept then, see place_file()).
 bool HttpLoop::keep_existing(std::unique_ptr<Job>& job) {
-  std::string rel = job->file;
-  if (rel.empty()) {
-    const Value* url = job->record.get(opt_.url_field);
-    rel = nodes::hashed_name(url && url->as_string() ? *url->as_string() : job->url, "");
-  }
-  const std::string path = files_->dir() + "/" + rel;
+  const std::string path = opt_.download->dir + "/" + download_name(*job, "");
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   Record& r = job->record;
@@ -1221,7 +1186,8 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
     t->files = &*files_;
     t->ok_status = &opt_.ok_status;
     const auto slash = job->file.rfind('/');
-    t->folder = slash == std::string::npos ? files_->dir() : files_->dir() + "/" + job->file.substr(0, slash);
+    const std::string& dir = opt_.download->dir;
+    t->folder = slash == std::string::npos ? dir : dir + "/" + job->file.substr(0, slash);
   }
   job->proxy = t->proxy;
   t->job = std::move(job);

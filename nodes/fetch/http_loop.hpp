@@ -18,6 +18,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "../core/file_names.hpp"
 #include "policy.hpp"
 #include "robots.hpp"
 #include "sluice/node.hpp"
@@ -96,25 +97,6 @@ class BodyPool : public std::enable_shared_from_this<BodyPool> {
   std::mutex mutex_;
   std::vector<std::string> free_;
   std::size_t bytes_ = 0;  // capacity held in free_
-};
-
-// download: the files that bodies are written to, by the I/O thread as the bytes arrive. Each one
-// is a temporary file in its final folder until its record succeeds, then renamed into place: a
-// file under its final name is always whole.
-class FileWriter {
- public:
-  explicit FileWriter(std::string dir) : dir_(std::move(dir)) {}
-  const std::string& dir() const { return dir_; }
-  // mkdir -p, remembering the folders made or found.
-  bool make_dirs(const std::string& folder, std::string& error);
-  // A new temporary file in `folder` (made when missing) for the file `name`: its descriptor, and
-  // its path in `temp`; -1 with `error` when it cannot be created.
-  int open_temp(const std::string& folder, std::string_view name, std::string& temp, std::string& error);
-
- private:
-  std::string dir_;
-  std::unordered_set<std::string> made_;
-  std::uint64_t count_ = 0;
 };
 
 class HttpLoop {
@@ -308,7 +290,11 @@ class HttpLoop {
   std::size_t next_proxy_ = 0;
   std::vector<std::unique_ptr<Transfer>> idle_;  // finished transfers, handles ready for reuse
   std::shared_ptr<BodyPool> bodies_ = std::make_shared<BodyPool>();
-  std::optional<FileWriter> files_;  // download: set
+  // download: the files bodies are written to, by the I/O thread as the bytes arrive (set with it).
+  std::optional<nodes::PartFiles> files_;
+  // download: a job's file, under dir: the rendered `path`, or the hash of the URL the record asked
+  // for (not where it was redirected) and an extension from it or from `content_type`.
+  std::string download_name(const Job& job, std::string_view content_type) const;
   // download: the finished body of `t` (its temporary file) renamed to its file; its path, or "" with
   // `error`.
   std::string place_file(Transfer& t, const Job& job, std::string& error);

@@ -74,4 +74,12 @@ std::optional<std::string> gunzip(std::string_view body, std::string& error, std
   return out;
 }
 
+std::optional<std::string> unzip_body(std::string_view body, std::string_view page_url, std::string& error) {
+  if (!is_gzip(body)) return std::nullopt;
+  std::string why;
+  auto out = gunzip(body, why);
+  if (!out) error = fmt::format("cannot unzip the gzip body of '{}': {}", page_url, why);
+  return out;
+}
+
 }  // namespace sluice::parse

@@ -20,4 +20,8 @@ bool is_gzip(std::string_view body);
 // `error` set, when it is not a whole, valid gzip file, or unzips to more than `max_size` bytes.
 std::optional<std::string> gunzip(std::string_view body, std::string& error, std::size_t max_size = kMaxUnzipped);
 
+// A fetched body that is a gzip file (a sitemap.xml.gz), unzipped for a parse node; nullopt when
+// it is no gzip file, or, with `error` set (naming `page_url`), one that cannot be unzipped.
+std::optional<std::string> unzip_body(std::string_view body, std::string_view page_url, std::string& error);
+
 }  // namespace sluice::parse

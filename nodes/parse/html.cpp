@@ -246,16 +246,13 @@ class HtmlParser final : public TransformNode {
     std::string media = media_type(type);
     // A gzip file (a sitemap.xml.gz served as application/gzip, without Content-Encoding): its
     // content is the document, typed by what it is unless the response said text or XML.
-    std::optional<std::string> unzipped;
-    if (std::string_view body = parse::body_text(page, body_field_); parse::is_gzip(body)) {
-      std::string error;
-      unzipped = parse::gunzip(body, error);
-      if (!unzipped) {
-        out.fail(std::move(page), fmt::format("cannot unzip the gzip body of '{}': {}", page_url, error));
-        return;
-      }
-      if (!media.starts_with("text/") && media.find("xml") == std::string::npos) type = media = "";
+    std::string error;
+    const std::optional<std::string> unzipped = parse::unzip_body(parse::body_text(page, body_field_), page_url, error);
+    if (!error.empty()) {
+      out.fail(std::move(page), std::move(error));
+      return;
     }
+    if (unzipped && !media.starts_with("text/") && media.find("xml") == std::string::npos) type = media = "";
     if (!type.empty() && !readable(media, unzipped ? *unzipped : parse::body_text(page, body_field_))) {
       out.fail(std::move(page), fmt::format("'{}' is not HTML: its content type is '{}'", page_url, type));
       return;

@@ -82,16 +82,13 @@ class JsonParser final : public TransformNode {
     std::string_view text = parse::body_text(page, body_field_);
     std::string page_url = parse::page_url_of(page, url_field_);
     // A gzip file (an export.json.gz served as application/gzip): its content is the JSON.
-    std::optional<std::string> unzipped;
-    if (parse::is_gzip(text)) {
-      std::string error;
-      unzipped = parse::gunzip(text, error);
-      if (!unzipped) {
-        out.fail(std::move(page), fmt::format("cannot unzip the gzip body of '{}': {}", page_url, error));
-        return;
-      }
-      text = *unzipped;
+    std::string unzip_error;
+    const std::optional<std::string> unzipped = parse::unzip_body(text, page_url, unzip_error);
+    if (!unzip_error.empty()) {
+      out.fail(std::move(page), std::move(unzip_error));
+      return;
     }
+    if (unzipped) text = *unzipped;
     thread_local simdjson::dom::parser parser;
     simdjson::dom::element doc;
     if (auto error = parser.parse(text.data(), text.size()).get(doc)) {
