@@ -60,7 +60,10 @@ Schema breaker_schema() {
 
 Schema download_schema() {
   return Schema({
-      FieldSpec::string("dir", "the folder the files go to (created when missing)").make_required(),
+      FieldSpec::string("dir",
+                        "the folder the files go to (created when missing); a download cut off mid-way is "
+                        "resumed by its retry when the server named its version (ETag, Last-Modified)")
+          .make_required(),
       FieldSpec::string("path",
                         "the file's path under dir, a template: \"{sku:file}.pdf\", \"{category:file}/{url:hash}.zip\" "
                         "({field:file} makes scraped text safe as a name; '..' and absolute paths fail the record); "

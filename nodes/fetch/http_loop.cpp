@@ -20,6 +20,23 @@
 
 namespace sluice::fetch {
 
+// download: what an attempt cut off (a reset, a timeout, an error page after it) had written, kept
+// for the next attempt to ask only for the rest (Range, with If-Range: the version the bytes came
+// from). The file is removed when the job ends without resuming it.
+struct PartialDownload {
+  int fd = -1;
+  std::string temp;
+  std::uint64_t size = 0;
+  std::string validator;  // a strong ETag or a Last-Modified date
+  PartialDownload() = default;
+  PartialDownload(const PartialDownload&) = delete;
+  PartialDownload& operator=(const PartialDownload&) = delete;
+  ~PartialDownload() {
+    if (fd >= 0) ::close(fd);
+    if (!temp.empty()) ::unlink(temp.c_str());
+  }
+};
+
 struct HttpLoop::Job {
   Record record;
   std::string url;   // the current hop, as sent (see request_url(); libcurl normalizes it again)
@@ -30,10 +47,11 @@ struct HttpLoop::Job {
   std::vector<std::string> headers;  // "Name: value"
   int attempts = 0;
   int redirects = 0;
-  bool crossed = false;     // redirected to another origin: the node's credentials stay behind
-  int proxy = -1;           // the index in proxies_ of its latest attempt's proxy
-  std::string file;         // download: the path under dir that `path` rendered ("": named when it ends)
-  std::string setup_error;  // a problem found at submit (no url field, a refused or invalid URL)
+  bool crossed = false;  // redirected to another origin: the node's credentials stay behind
+  int proxy = -1;        // the index in proxies_ of its latest attempt's proxy
+  std::string file;      // download: the path under dir that `path` rendered ("": named when it ends)
+  std::unique_ptr<PartialDownload> partial;  // download: an earlier attempt's bytes, to resume
+  std::string setup_error;                   // a problem found at submit (no url field, a refused or invalid URL)
   Reason setup_reason = Reason::invalid;
 };
 
@@ -68,6 +86,11 @@ struct HttpLoop::Transfer {
   int fd = -1;
   std::string temp;
   std::uint64_t written = 0;
+  // A resumed download: the bytes the file had when this transfer asked for the rest (0: from the
+  // start, also after a server sent the whole file instead), and the version they came from.
+  std::uint64_t resumed_from = 0;
+  std::string validator;
+  bool bad_range = false;   // a 206 that did not start where the file ends: cut off, the file dropped
   std::string write_error;  // a file that could not be written: the transfer was aborted for it
   char error[CURL_ERROR_SIZE] = {};
 
@@ -120,6 +143,32 @@ bool write_to_file(HttpLoop::Transfer& t, const char* data, std::size_t n) {
   return true;
 }
 
+// download: whether a 206 answer to a resumed transfer continues its file where it ends (its
+// Content-Range starts at `offset`).
+bool continues_at(CURL* easy, std::uint64_t offset) {
+  curl_header* h = nullptr;
+  if (curl_easy_header(easy, "Content-Range", 0, CURLH_HEADER, -1, &h) != CURLHE_OK) return false;
+  std::string_view v = h->value;
+  if (!v.starts_with("bytes ")) return false;
+  v.remove_prefix(6);
+  std::uint64_t start = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), start);
+  return ec == std::errc() && end != v.data() + v.size() && *end == '-' && start == offset;
+}
+
+// download: the server sent the whole file to a resumed transfer (it changed since, or ignores
+// ranges): the file starts again from nothing.
+bool restart_file(HttpLoop::Transfer& t) {
+  if (::ftruncate(t.fd, 0) != 0 || ::lseek(t.fd, 0, SEEK_SET) != 0) {
+    t.write_error = fmt::format("cannot write: {}: '{}'", std::strerror(errno), t.temp);
+    return false;
+  }
+  t.written = 0;
+  t.resumed_from = 0;
+  t.validator.clear();
+  return true;
+}
+
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<HttpLoop::Transfer*>(user);
   std::size_t n = size * count;
@@ -132,7 +181,16 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
     if (t->files) {
       long status = 0;
       curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-      if (!t->ok_status->contains(status)) t->files = nullptr;  // an error page: kept in memory, and dropped
+      if (t->resumed_from > 0 && status == 206) {
+        if (!continues_at(t->easy, t->resumed_from)) {
+          t->bad_range = true;
+          return 0;
+        }
+      } else if (!t->ok_status->contains(status)) {
+        t->files = nullptr;  // an error page: kept in memory, and dropped (a file to resume stays as it is)
+      } else if (t->resumed_from > 0 && !restart_file(*t)) {
+        return 0;
+      }
     }
     if (!t->files) {
       // A reused buffer, sized once from Content-Length instead of grown (a compressed body may still grow).
@@ -1070,6 +1128,9 @@ void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
   t->discard_file();  // a download that did not succeed
   t->files = nullptr;
   t->written = 0;
+  t->resumed_from = 0;
+  t->validator.clear();
+  t->bad_range = false;
   t->write_error.clear();
   t->error[0] = '\0';
   idle_.push_back(std::move(t));
@@ -1157,13 +1218,17 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   CURL* e = t->easy;
   t->probe = probe;
   ++job->attempts;
-  if (!job->headers.empty()) {
+  if (!job->headers.empty() || job->partial) {
     // The node's User-Agent, unless a `hosts` entry's headers give one of their own.
     const bool own_agent = std::any_of(job->headers.begin(), job->headers.end(), [](const std::string& h) {
       return nodes::iequals(std::string_view(h).substr(0, h.find(':')), "user-agent");
     });
     if (base_headers_ && !own_agent) t->headers = curl_slist_append(nullptr, agent_line_.c_str());
     for (const auto& h : job->headers) t->headers = curl_slist_append(t->headers, h.c_str());
+    if (job->partial) {  // the rest of the file, if it is still the version its first bytes came from
+      t->headers = curl_slist_append(t->headers, fmt::format("Range: bytes={}-", job->partial->size).c_str());
+      t->headers = curl_slist_append(t->headers, ("If-Range: " + job->partial->validator).c_str());
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   }
   t->custom = job->method != "GET" || job->body.has_value();
@@ -1188,6 +1253,14 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
     const auto slash = job->file.rfind('/');
     const std::string& dir = opt_.download->dir;
     t->folder = slash == std::string::npos ? dir : dir + "/" + job->file.substr(0, slash);
+    if (job->partial) {
+      PartialDownload& p = *job->partial;
+      t->fd = std::exchange(p.fd, -1);
+      t->temp = std::exchange(p.temp, std::string());
+      t->written = t->resumed_from = p.size;
+      t->validator = std::move(p.validator);
+      job->partial.reset();
+    }
   }
   job->proxy = t->proxy;
   t->job = std::move(job);
@@ -1321,7 +1394,8 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   HostStats& stats = stats_of(job->host, host);
-  if (t->refused_ip.empty()) count_transfer(stats, easy, status, t->body.size() + t->written);
+  if (t->refused_ip.empty()) count_transfer(stats, easy, status, t->body.size() + (t->written - t->resumed_from));
+  if (status == 206 && t->resumed_from > 0 && !t->bad_range) status = 200;  // the rest of the file a 200 began
 
   if (t->wrong_type) return fail_content_type(std::move(job), host, status, easy);
   if (!t->refused_ip.empty()) {  // no request was sent: nothing is known about the host's health
@@ -1331,6 +1405,13 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   }
   // download: the file could not be written (a full disk): not the host's fault, and not retried.
   if (!t->write_error.empty()) return fail(std::move(job), Reason::other, status, "download: " + t->write_error);
+  // A resumed download the server cannot continue (a 206 from elsewhere in the file, or 416 Range Not
+  // Satisfiable): its bytes are dropped and the file is asked for whole, at once.
+  if (t->bad_range || (t->resumed_from > 0 && status == 416)) {
+    breaker_succeeded(job->host, host);
+    t->discard_file();
+    return enqueue(std::move(job), true);
+  }
   // The headers came and said a type not wanted, and the transfer ended before its body (libcurl
   // refuses a Content-Length beyond max_body at once): the type is the answer, not the size.
   if (code != CURLE_OK && unwanted_type(easy, opt_.content_types, opt_.ok_status))
@@ -1351,6 +1432,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
       return fail(std::move(job), reason, 0, fmt::format("invalid URL '{}': {}", job->url, detail));
     }
     nanoseconds wait = opt_.retry.backoff(job->attempts + 1, rng_);
+    if (files_) keep_partial(*t, *job);
     return retry_or_fail(std::move(job), reason, 0, fmt::format("{}: {}", reason_name(reason), detail), wait);
   }
 
@@ -1414,6 +1496,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     job->record.set("final_url", Value(effective_url(easy, job->url)));
     if (!opt_.retry.retries_status(status))
       return fail(std::move(job), Reason::http_status, status, std::move(message));
+    if (files_) keep_partial(*t, *job);
     return retry_or_fail(std::move(job), Reason::http_status, status, std::move(message), wait);
   }
   // A response with no body at all (HEAD, 204, an empty file) never reached on_body's check.
@@ -1449,6 +1532,31 @@ void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long statu
   fail(std::move(job), reason, status, std::move(message));
 }
 
+// download: keeps what a failed attempt wrote for the next attempt to resume, when the server can
+// continue it: a GET whose bytes were written as sent (no Content-Encoding) and whose version is
+// named by a strong ETag or a Last-Modified date (If-Range).
+void HttpLoop::keep_partial(Transfer& t, Job& job) {
+  if (t.fd < 0 || t.written == 0 || job.method != "GET") return;
+  std::string validator = std::move(t.validator);  // the version an earlier attempt's bytes came from
+  if (t.written > t.resumed_from) {                // this answer wrote bytes: the version they came from
+    if (auto coding = response_header(t.easy, "Content-Encoding"); coding && !nodes::iequals(*coding, "identity"))
+      return;  // decoded bytes: a Range counts the encoded ones
+    if (auto ranges = response_header(t.easy, "Accept-Ranges"); ranges && nodes::iequals(*ranges, "none")) return;
+    if (auto etag = response_header(t.easy, "ETag"); etag && !etag->starts_with("W/")) {
+      validator = std::move(*etag);
+    } else if (auto date = response_header(t.easy, "Last-Modified")) {
+      validator = std::move(*date);
+    }
+  }
+  if (validator.empty()) return;
+  auto p = std::make_unique<PartialDownload>();
+  p->fd = std::exchange(t.fd, -1);
+  p->temp = std::exchange(t.temp, std::string());
+  p->size = t.written;
+  p->validator = std::move(validator);
+  job.partial = std::move(p);
+}
+
 void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) {
   std::string file;
   if (t.files) {
@@ -1467,6 +1575,7 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) 
   char* effective = nullptr;
   curl_off_t dns = 0, connect = 0, ttfb = 0, total = 0;
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  if (status == 206 && t.resumed_from > 0) status = 200;  // the rest of a file a 200 began: the whole file
   curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &content_type);
   curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &effective);
   curl_easy_getinfo(e, CURLINFO_NAMELOOKUP_TIME_T, &dns);

@@ -205,6 +205,7 @@ class HttpLoop {
   void conclude(Transfer& t, CURLcode code);
   void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait);
   void succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats);
+  void keep_partial(Transfer& t, Job& job);
   void fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message);
   // The request headers of `record` for a request to `host` (a host key): the node's `headers`, its
   // Authorization and Cookie left out when `credentials` is false, then the host's `hosts` entry's

@@ -2071,3 +2071,72 @@ TEST_CASE("download with exists: keep fetches only the files that are not there,
   CHECK(third.first == 3);
   CHECK(files_in(files) == made);
 }
+
+TEST_CASE("download: a download cut off mid-way goes on where it stopped, when the server names its version",
+          "[fetch][download]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string files = dir.file("files");
+  const std::vector<std::string> urls = {
+      server.url("/ranged/a/300000?seed=3&cut=100000"),                       // ETag: one Range request
+      server.url("/ranged/b/300000?seed=4&cut=50000&cuts=2&validator=date"),  // Last-Modified: cut twice
+      server.url("/ranged/c/200000?seed=5&cut=70000&changed=6"),              // changed meanwhile: 200, all of it
+      server.url("/ranged/d/100000?seed=7&cut=30000&validator=none"),         // no version named: from the start
+      server.url("/ranged/e/100000?seed=8&cut=40000&misrange=1"),             // a 206 from the wrong byte
+  };
+  auto pipeline = [&](const std::string& max_body) {
+    std::string p = download_pipeline(dir, urls, fmt::format("{{dir: {}}}", files), "    max_body: " + max_body);
+    // Five cut-off first attempts in a row would open the host's breaker.
+    p.replace(p.find("retries: {attempts: 1}"), 22,
+              "retries: {attempts: 3, base: 1ms, max: 5ms}\n    circuit_breaker: {failure_threshold: 0}");
+    return test::plan_of(p);
+  };
+  RunReport report = run_pipeline(pipeline("10MiB"));
+  REQUIRE(report.errors.empty());
+  auto hashed = [](const std::string& url) { return fmt::format("{:016x}", fnv1a64(url)); };
+  CHECK(files_in(files) == std::map<std::string, std::uintmax_t>{{hashed(urls[0]), 300000},
+                                                                 {hashed(urls[1]), 300000},
+                                                                 {hashed(urls[2]), 200000},
+                                                                 {hashed(urls[3]), 100000},
+                                                                 {hashed(urls[4]), 100000}});
+  CHECK(test::read_file(files + "/" + hashed(urls[0])) == fixture::random_bytes(300000, 3));
+  CHECK(test::read_file(files + "/" + hashed(urls[1])) == fixture::random_bytes(300000, 4));
+  CHECK(test::read_file(files + "/" + hashed(urls[2])) == fixture::random_bytes(200000, 6));
+  CHECK(test::read_file(files + "/" + hashed(urls[3])) == fixture::random_bytes(100000, 7));
+  CHECK(test::read_file(files + "/" + hashed(urls[4])) == fixture::random_bytes(100000, 8));
+  // What was asked for: the rest of a (twice: 50,000 then 100,000 bytes in) of b, of c; never of d;
+  // e's answer from byte 0 is dropped and the file asked for whole.
+  CHECK(server.counter("range:bytes=100000-").requests == 2);
+  CHECK(server.counter("range:bytes=50000-").requests == 1);
+  CHECK(server.counter("range:bytes=70000-").requests == 1);
+  CHECK(server.counter("range:bytes=40000-").requests == 1);
+  CHECK(server.counter("/ranged").requests == 2 + 3 + 2 + 2 + 3);
+  auto ok = lines(dir, "ok.jsonl");
+  std::sort(ok.begin(), ok.end());
+  REQUIRE(ok.size() == 5);
+  for (std::size_t i = 0; i < ok.size(); ++i) {
+    INFO(ok[i]);
+    CHECK(contains(ok[i], "\"status\":200,"));  // the whole file, though the last answer was a 206
+  }
+  // The table of hosts counts the bytes that came, once: a 100,000 + 200,000, b 50,000 + 50,000 +
+  // 200,000, c 70,000 + 200,000, d 30,000 + 100,000, e 40,000 + 100,000 (its 206 from byte 0 is cut
+  // off at its first bytes).
+  CHECK(*report.tables.at(0).rows.at(0).get("bytes")->as_int() == 1140000);
+
+  // max_body holds for the whole file, not each part: a 300,000-byte file over 250,000 fails,
+  // after its first 100,000 bytes and 150,000 of the rest, and leaves nothing behind.
+  TempDir dir2;
+  server.reset_counters();
+  std::filesystem::remove_all(files);
+  // (Its first answer is chunked: no Content-Length for libcurl to refuse at once.)
+  std::string p = download_pipeline(dir2, {server.url("/ranged/f/300000?cut=100000&chunked=1")},
+                                    fmt::format("{{dir: {}}}", files), "    max_body: 250000");
+  p.replace(p.find("retries: {attempts: 1}"), 22, "retries: {attempts: 3, base: 1ms, max: 5ms}");
+  report = run_pipeline(test::plan_of(p));
+  REQUIRE(report.errors.empty());
+  CHECK(server.counter("range:bytes=100000-").requests == 1);
+  auto bad = lines(dir2, "bad.jsonl");
+  REQUIRE(bad.size() == 1);
+  CHECK(contains(bad[0], "\"reason\":\"too_large\""));
+  CHECK(files_in(files).empty());
+}

@@ -205,6 +205,7 @@ struct FixtureServer::Impl {
   std::map<std::string, std::set<std::string>> peers;  // per counter key: "address:port" of each connection
   std::map<std::string, std::vector<std::chrono::steady_clock::time_point>> arrivals;  // per counter key
   std::map<std::string, int> flaky;
+  std::map<std::string, int> ranged;
   std::string gzip_text;
 
   // Counts one request under each of its keys for as long as the handler runs.
@@ -219,6 +220,7 @@ struct FixtureServer::Impl {
       keys_ = {"*", first, "host:" + req.get_header_value("Host"), "agent:" + req.get_header_value("User-Agent")};
       if (req.has_header("Proxy-Authorization"))
         keys_.push_back("proxy-auth:" + req.get_header_value("Proxy-Authorization"));
+      if (req.has_header("Range")) keys_.push_back("range:" + req.get_header_value("Range"));
       const std::string peer = fmt::format("{}:{}", req.remote_addr, req.remote_port);
       const auto now = std::chrono::steady_clock::now();
       std::lock_guard lock(impl_.mutex);
@@ -326,6 +328,67 @@ struct FixtureServer::Impl {
                   const std::string type =
                       req.has_param("type") ? req.get_param_value("type") : "application/octet-stream";
                   res.set_content(random_bytes(std::stoull(req.matches[1]), seed), type);
+                }));
+    // A file that can be fetched in parts (Range, If-Range) and whose first `cuts` responses break
+    // off after `cut` bytes of their body, as a download on a flaky link does.
+    server->Get(R"(/ranged/([^/]+)/(\d+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                  int seen;
+                  {
+                    std::lock_guard lock(mutex);
+                    seen = ranged[req.matches[1]]++;
+                  }
+                  auto param = [&req](const char* name, std::uint64_t fallback) {
+                    return req.has_param(name) ? std::stoull(req.get_param_value(name)) : fallback;
+                  };
+                  const std::uint64_t cuts = param("cuts", 1);
+                  const std::uint64_t cut = param("cut", ~std::uint64_t{0});
+                  const std::uint64_t seed =
+                      seen >= static_cast<int>(cuts) ? param("changed", param("seed", 1)) : param("seed", 1);
+                  const std::size_t size = std::stoull(req.matches[2]);
+                  const std::string how = req.has_param("validator") ? req.get_param_value("validator") : "etag";
+                  std::string validator;
+                  if (how == "etag") {
+                    validator = fmt::format("\"r{}-{}\"", seed, size);
+                    res.set_header("ETag", validator);
+                  } else if (how == "date") {
+                    validator = http_date(1700000000 + static_cast<std::time_t>(seed) * 86400);
+                    res.set_header("Last-Modified", validator);
+                  }
+                  res.set_header("Accept-Ranges", "bytes");
+                  auto body = std::make_shared<const std::string>(random_bytes(size, seed));
+                  auto sent = std::make_shared<std::uint64_t>(0);
+                  const std::uint64_t limit = seen < static_cast<int>(cuts) ? cut : ~std::uint64_t{0};
+                  auto send = [body, sent, limit](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                    if (*sent >= limit) return false;  // closes the connection mid-body
+                    std::size_t n = std::min(
+                        {length, body->size() - offset, std::size_t{1} << 16, static_cast<std::size_t>(limit - *sent)});
+                    sink.write(body->data() + offset, n);
+                    *sent += n;
+                    return true;
+                  };
+                  // The whole file, chunked (cpp-httplib would cut a response of known length to the Range).
+                  auto whole = [&res, send, body](int status) {
+                    res.status = status;
+                    res.set_chunked_content_provider("application/octet-stream",
+                                                     [send, body](std::size_t offset, httplib::DataSink& sink) {
+                                                       if (offset >= body->size()) {
+                                                         sink.done();
+                                                         return true;
+                                                       }
+                                                       return send(offset, body->size() - offset, sink);
+                                                     });
+                  };
+                  const std::string if_range = req.get_header_value("If-Range");
+                  if (req.has_header("Range") && req.has_param("misrange")) {
+                    // A broken server: 206, but the file from its first byte whatever was asked.
+                    res.set_header("Content-Range", fmt::format("bytes 0-{}/{}", size - 1, size));
+                    return whole(206);
+                  }
+                  // An If-Range that names another version gets the whole file (RFC 9110, 13.1.5).
+                  if (req.has_header("Range") && (how == "none" || (!if_range.empty() && if_range != validator)))
+                    return whole(200);
+                  if (!req.has_header("Range") && req.has_param("chunked")) return whole(200);
+                  res.set_content_provider(size, "application/octet-stream", send);  // Range: 206, by cpp-httplib
                 }));
     server->Get("/gzip", tracked([this](const httplib::Request&, httplib::Response& res) {
                   res.set_header("Content-Encoding", "gzip");
@@ -467,6 +530,7 @@ struct FixtureServer::Impl {
       }
     }
     flaky.clear();
+    ranged.clear();
   }
 
   void start_reset_listener() {

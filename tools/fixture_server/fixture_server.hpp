@@ -19,6 +19,15 @@
 //   /huge/<bytes>               a body of <bytes> bytes
 //   /bytes/<n>?seed=S&type=T    <n> bytes of every value 0-255 (random_bytes(n, S), S default 1),
 //                               sent as Content-Type T (default application/octet-stream)
+//   /ranged/<key>/<n>?seed=S&cut=C&cuts=K&changed=S2&validator=V  random_bytes(n, S) with
+//                               Accept-Ranges: bytes, a strong ETag (V etag, the default), a
+//                               Last-Modified (V date) or neither (V none; a Range is then ignored);
+//                               a Range gets 206, unless an If-Range names another version (200,
+//                               the whole file, chunked). The first K (default 1) requests for
+//                               <key> close the connection after C bytes of body; later ones
+//                               serve seed S2 when given (the file changed meanwhile); with
+//                               &misrange=1 a Range gets 206 with the whole file (a broken server);
+//                               with &chunked=1 a request without Range gets the file chunked
 //   /gzip                       a gzip-encoded text body (Content-Encoding: gzip)
 //   /gzip-bomb                  64 KiB of gzip that decodes to 64 MiB
 //   /bad-gzip                   Content-Encoding: gzip on a body that is not gzip
@@ -40,7 +49,8 @@
 //
 // Counters: requests seen, current and maximum concurrent requests, and the client connections they
 // came on, per first path segment ("/delay"; "proxy" for absolute-form targets), per Host header,
-// per User-Agent header and per Proxy-Authorization header (when a request has one). Not counted: /__stats and /__reset.
+// per User-Agent header, and per Proxy-Authorization and Range header (when a request has one). Not counted: /__stats
+// and /__reset.
 #pragma once
 
 #include <chrono>
@@ -87,7 +97,7 @@ class FixtureServer {
   std::string reset_url() const;                         // http://127.0.0.1:<reset port>/
 
   // Keys: "*" (all), "/delay" (first path segment), "proxy" (absolute-form targets), "host:<Host header>",
-  // "agent:<User-Agent header>", "proxy-auth:<Proxy-Authorization header>".
+  // "agent:<User-Agent header>", "proxy-auth:<Proxy-Authorization header>", "range:<Range header>".
   std::map<std::string, Counter> counters() const;
   Counter counter(const std::string& key) const;
   // When each request counted under `key` arrived (steady clock), in arrival order; the first 100,000.
