@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <cstring>
@@ -12,6 +13,14 @@
 #include "sluice/node.hpp"
 
 namespace sluice::nodes {
+
+struct LineReader::Inflater {
+  z_stream z{};
+  Inflater() {
+    if (inflateInit2(&z, 15 + 16) != Z_OK) throw NodeError("gzip: cannot start zlib");  // 16: a gzip header
+  }
+  ~Inflater() { inflateEnd(&z); }
+};
 
 LineReader::LineReader(const std::string& path, std::stop_token stop, std::function<void()> idle)
     : path_(path == "-" ? "stdin" : path), stop_(std::move(stop)), idle_(std::move(idle)) {
@@ -58,9 +67,59 @@ bool LineReader::next(std::string_view& line) {
 }
 
 bool LineReader::fill() {
+  if (z_) return inflate_more();
+  const std::size_t n = read_some(buffer_.get() + end_, kCapacity - end_);
+  end_ += n;
+  if (!sniffed_ && end_ > 0) {
+    sniffed_ = true;
+    if (end_ >= 2 && static_cast<unsigned char>(buffer_[0]) == 0x1f && static_cast<unsigned char>(buffer_[1]) == 0x8b) {
+      // A gzip file: what was read is compressed input; the text comes from inflating it.
+      raw_ = std::exchange(buffer_, std::make_unique_for_overwrite<char[]>(kCapacity));
+      raw_begin_ = 0;
+      raw_end_ = std::exchange(end_, 0);
+      z_ = std::make_unique<Inflater>();
+      return inflate_more();
+    }
+  }
+  return n > 0;
+}
+
+bool LineReader::inflate_more() {
+  z_stream& z = z_->z;
+  while (true) {
+    if (raw_begin_ == raw_end_) {
+      raw_begin_ = 0;
+      raw_end_ = read_some(raw_.get(), kCapacity);
+      if (raw_end_ == 0) {
+        if (member_ended_ || (!regular_ && stop_.stop_requested())) return false;
+        throw NodeError(fmt::format("'{}' is cut off: its gzip data ends before the file it holds", path_));
+      }
+    }
+    if (member_ended_) {  // another gzip member follows the last one (gzip a >> f; gzip b >> f)
+      inflateReset(&z);
+      member_ended_ = false;
+    }
+    z.next_in = reinterpret_cast<Bytef*>(raw_.get() + raw_begin_);
+    z.avail_in = static_cast<uInt>(raw_end_ - raw_begin_);
+    z.next_out = reinterpret_cast<Bytef*>(buffer_.get() + end_);
+    z.avail_out = static_cast<uInt>(kCapacity - end_);
+    const int rc = ::inflate(&z, Z_NO_FLUSH);
+    const std::size_t produced = kCapacity - end_ - z.avail_out;
+    raw_begin_ = raw_end_ - z.avail_in;
+    end_ += produced;
+    if (rc == Z_STREAM_END) {
+      member_ended_ = true;
+    } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+      throw NodeError(fmt::format("'{}' is not a valid gzip file: {}", path_, z.msg ? z.msg : "corrupt data"));
+    }
+    if (produced > 0) return true;
+  }
+}
+
+std::size_t LineReader::read_some(char* to, std::size_t room) {
   while (true) {
     if (!regular_) {
-      if (stop_.stop_requested()) return false;
+      if (stop_.stop_requested()) return 0;
       pollfd p{fd_, POLLIN, 0};
       // Nothing to read for 10 ms: the lines read so far go on (a producer that writes a line now
       // and then should not wait for a whole batch), then the wait goes on in 100 ms steps.
@@ -73,11 +132,10 @@ bool LineReader::fill() {
       }
       waited_ = false;
     }
-    ssize_t n = ::read(fd_, buffer_.get() + end_, kCapacity - end_);
+    ssize_t n = ::read(fd_, to, room);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) throw NodeError(fmt::format("error reading '{}': {}", path_, std::strerror(errno)));
-    end_ += static_cast<std::size_t>(n);
-    return n > 0;
+    return static_cast<std::size_t>(n);
   }
 }
 

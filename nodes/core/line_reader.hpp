@@ -1,7 +1,8 @@
 // Lines of a file, a pipe or standard input ('-'), read lazily through a bounded buffer. Reads of
 // anything but a regular file wait in poll() with a short timeout and give up when the run stops: a
 // pipe or a terminal may have nothing to say for hours, and a source blocked in read() would hold a
-// stopping run open. Used by the sources that read files (source.list, source.csv).
+// stopping run open. A gzip file (or stream: `zcat` is not needed) is read as the text it holds,
+// recognised by its first bytes. Used by the sources that read files (source.list, source.csv).
 #pragma once
 
 #include <functional>
@@ -9,6 +10,8 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+
+struct z_stream_s;
 
 namespace sluice::nodes {
 
@@ -37,6 +40,11 @@ class LineReader {
   static constexpr std::size_t kCapacity = 2 * kMaxLine;
 
   bool fill();
+  // Reads what the file has next into `to` (at most `room` bytes): how many, 0 at its end and when
+  // the run stops while a pipe has nothing to say.
+  std::size_t read_some(char* to, std::size_t room);
+  // gzip: inflates what raw_ holds into the buffer, reading more when it needs more.
+  bool inflate_more();
   void close_fd();
 
   std::string path_;
@@ -51,6 +59,13 @@ class LineReader {
   std::unique_ptr<char[]> buffer_ = std::make_unique_for_overwrite<char[]>(kCapacity);
   std::size_t begin_ = 0, end_ = 0;  // unread bytes
   std::size_t line_number_ = 0;
+  bool sniffed_ = false;  // the first bytes were looked at (gzip or not)
+  // gzip: the compressed bytes read and not inflated yet, and the inflater (null for plain text).
+  std::unique_ptr<char[]> raw_;
+  std::size_t raw_begin_ = 0, raw_end_ = 0;
+  struct Inflater;
+  std::unique_ptr<Inflater> z_;
+  bool member_ended_ = false;  // the last gzip member is complete (the input may end here)
 };
 
 }  // namespace sluice::nodes

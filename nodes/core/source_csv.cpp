@@ -175,7 +175,9 @@ NodeType source_csv_type() {
   t.ports = {{"out", PortDirection::output, "one record per row"}};
   t.schema = Schema(
       {
-          FieldSpec::string("path", "the CSV file, read lazily; '-' reads standard input").make_required(),
+          FieldSpec::string("path",
+                            "the CSV file, read lazily (a gzip file as the text it holds); '-' reads standard input")
+              .make_required(),
           FieldSpec::string("delimiter", "the character between cells: ',' or a tab (\"\\t\") or ';'")
               .with_default(",")
               .validated_by(check_csv_delimiter),

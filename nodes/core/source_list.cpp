@@ -120,7 +120,7 @@ NodeType source_list_type() {
           FieldSpec::list("urls", FieldSpec::string("url", "an item"), "inline items"),
           FieldSpec::string("file",
                             "a file with one item per line, read lazily (blank and # lines and a UTF-8 byte order mark "
-                            "skipped); '-' reads standard input"),
+                            "skipped; a gzip file read as the text it holds); '-' reads standard input"),
           FieldSpec::string("template", "an item with an {n} placeholder, for n from 'from' to 'to'"),
           FieldSpec::integer("from", "first n of a template").with_default("1"),
           FieldSpec::integer("to", "last n of a template (inclusive)"),

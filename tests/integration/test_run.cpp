@@ -400,6 +400,86 @@ TEST_CASE("source.list stops at a line longer than 1 MiB with an error naming th
                     dir.file("urls.txt")));
 }
 
+TEST_CASE("source.list and source.csv read a gzipped file (or stream) as the text it holds", "[run][gzip]") {
+  TempDir dir;
+  // 200,000 lines (3.8 MB of text, more than the reader's buffer) in two gzip members, as
+  // `gzip a >> f; gzip b >> f` makes; the name does not matter, the first bytes do.
+  std::string first, second;
+  for (int i = 0; i < 100000; ++i) first += fmt::format("https://a.example/{}\n", i);
+  for (int i = 100000; i < 200000; ++i) second += fmt::format("https://a.example/{}\n", i);
+  const std::string zipped = test::gzip(first) + test::gzip(second, 1);
+  test::write_file(dir.file("urls"), zipped);
+  auto run_list = [&](const std::string& file) {
+    Plan plan = test::plan_of(
+        chain(fmt::format("  - id: src\n    type: source.list\n    file: {}", file), "", dir.file("out.jsonl")) +
+        "edges:\n  - src -> out\n");
+    return run_pipeline(plan);
+  };
+  RunReport report = run_list(dir.file("urls"));
+  REQUIRE(report.errors.empty());
+  const auto out = test::lines_of(test::read_file(dir.file("out.jsonl")));
+  REQUIRE(out.size() == 200000);
+  CHECK(out[0] == R"({"url":"https://a.example/0"})");
+  CHECK(out[199999] == R"({"url":"https://a.example/199999"})");
+
+  SECTION("a CSV file, its quoted line breaks across the reader's refills") {
+    std::string csv = "sku,name\n";
+    for (int i = 0; i < 50000; ++i) csv += fmt::format("S{},\"two\nlines {}\"\n", i, i);
+    test::write_file(dir.file("in.csv.gz"), test::gzip(csv));
+    RunReport r = run_pipeline(test::plan_of(fmt::format(R"(pipeline: c
+nodes:
+  - {{id: rows, type: source.csv, path: {}}}
+  - {{id: out, type: sink.jsonl, path: {}}}
+edges:
+  - rows -> out
+)",
+                                                         dir.file("in.csv.gz"), dir.file("out.jsonl"))));
+    REQUIRE(r.errors.empty());
+    const auto rows = test::lines_of(test::read_file(dir.file("out.jsonl")));
+    REQUIRE(rows.size() == 50000);
+    CHECK(rows[49999] == R"({"sku":"S49999","name":"two\nlines 49999"})");
+  }
+  SECTION("a gzip file cut off, or corrupt, fails the source naming the file") {
+    test::write_file(dir.file("cut.gz"), zipped.substr(0, zipped.size() / 3));
+    report = run_list(dir.file("cut.gz"));
+    REQUIRE(report.errors.size() == 1);
+    CHECK(report.errors[0].to_string() ==
+          fmt::format("node 'src': '{}' is cut off: its gzip data ends before the file it holds", dir.file("cut.gz")));
+    std::string corrupt = zipped;
+    corrupt[corrupt.size() / 2] ^= 0x55;
+    test::write_file(dir.file("bad.gz"), corrupt);
+    report = run_list(dir.file("bad.gz"));
+    REQUIRE(report.errors.size() == 1);
+    CHECK(report.errors[0].to_string().starts_with(
+        fmt::format("node 'src': '{}' is not a valid gzip file: ", dir.file("bad.gz"))));
+  }
+  SECTION("standard input: a pipe that brings the gzip data in pieces") {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const int saved = ::dup(STDIN_FILENO);
+    ::dup2(fds[0], STDIN_FILENO);
+    ::close(fds[0]);
+    std::thread writer([&zipped, fd = fds[1]] {
+      for (std::size_t at = 0; at < zipped.size(); at += 100000) {
+        const std::string_view piece = std::string_view(zipped).substr(at, 100000);
+        for (std::size_t done = 0; done < piece.size();) {
+          const ssize_t n = ::write(fd, piece.data() + done, piece.size() - done);
+          if (n <= 0) break;
+          done += static_cast<std::size_t>(n);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(15));
+      }
+      ::close(fd);
+    });
+    report = run_list("\"-\"");
+    writer.join();
+    ::dup2(saved, STDIN_FILENO);
+    ::close(saved);
+    REQUIRE(report.errors.empty());
+    CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))).size() == 200000);
+  }
+}
+
 TEST_CASE("a source that cannot open its file fails the run before anything starts", "[run]") {
   TempDir dir;
   std::string out = dir.file("out.jsonl");
