@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -11,6 +12,16 @@
 #include <optional>
 
 namespace sluice::nodes {
+
+struct FileSink::Deflater {
+  z_stream z{};
+  Deflater() {
+    // 15 + 16: a gzip header and trailer; level 6, gzip's own default.
+    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+      throw NodeError("gzip: cannot start zlib");
+  }
+  ~Deflater() { deflateEnd(&z); }
+};
 
 FileSink::FileSink(const std::string& path, bool append, std::size_t buffer, std::chrono::nanoseconds interval,
                    RunState* state)
@@ -25,6 +36,7 @@ FileSink::FileSink(const std::string& path, bool append, std::size_t buffer, std
     owns_fd_ = true;
     struct stat st {};
     had_content_ = append && ::fstat(fd_, &st) == 0 && st.st_size > 0;
+    if (path.ends_with(".gz")) z_ = std::make_unique<Deflater>();
   }
   buffer_.reserve(flush_at_ + 4096);
 }
@@ -60,6 +72,12 @@ void FileSink::write(std::vector<Record>& records) {
 
 void FileSink::close() {
   write_buffer();
+  // A gzip file that got no record holds an empty member: an empty file is no gzip file.
+  if (z_ && !wrote_ && !had_content_) {
+    compress();
+    std::size_t done = 0;
+    if (write_all(zipped_.data(), zipped_.size(), done) != 0) fail("write");
+  }
   if (owns_fd_) {
     if (::fsync(fd_) != 0 && errno != EINVAL) fail("fsync");
     int fd = fd_;
@@ -68,36 +86,71 @@ void FileSink::close() {
   }
 }
 
-// Writes the buffer. When that fails part way (a full disk), a file is cut back to the end of its
-// last whole record, so that it stays valid JSON Lines or CSV, and the records that did not make it
-// are counted as lost.
-void FileSink::write_buffer() {
-  std::size_t done = 0;
-  while (done < buffer_.size()) {
-    ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+int FileSink::write_all(const char* data, std::size_t size, std::size_t& done) {
+  done = 0;
+  while (done < size) {
+    ssize_t n = ::write(fd_, data + done, size - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int error = errno;
-      // buffer_[0, whole) is the preamble and the whole records that reached the file
-      const auto kept = static_cast<std::size_t>(std::upper_bound(ends_.begin(), ends_.end(), done) - ends_.begin());
-      const std::size_t whole = kept ? ends_[kept - 1] : std::min(done, preamble_);
-      if (whole < done && owns_fd_) {
-        const off_t end = ::lseek(fd_, 0, SEEK_CUR);
-        if (end >= 0) (void)!::ftruncate(fd_, end - static_cast<off_t>(done - whole));
-      }
-      const std::size_t lost = ends_.size() - kept;
-      buffer_.clear();
-      ends_.clear();
-      preamble_ = 0;
-      held_.clear();
-      throw SinkBatchError(fmt::format("write to '{}' failed: {}", path_, std::strerror(error)), lost);
-    }
+    if (n < 0) return errno;
     done += static_cast<std::size_t>(n);
   }
+  return 0;
+}
+
+void FileSink::compress() {
+  z_stream& z = z_->z;
+  deflateReset(&z);
+  zipped_.resize(deflateBound(&z, buffer_.size()));
+  z.next_in = reinterpret_cast<Bytef*>(buffer_.data());
+  z.next_out = reinterpret_cast<Bytef*>(zipped_.data());
+  // zlib counts in 32 bits: a buffer beyond 4 GiB (a huge field) goes in pieces.
+  constexpr std::size_t kPiece = std::size_t{1} << 30;
+  std::size_t in_left = buffer_.size(), out_left = zipped_.size();
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    z.avail_in = static_cast<uInt>(std::min(in_left, kPiece));
+    z.avail_out = static_cast<uInt>(std::min(out_left, kPiece));
+    const uInt in = z.avail_in, out = z.avail_out;
+    rc = ::deflate(&z, in == in_left ? Z_FINISH : Z_NO_FLUSH);
+    in_left -= in - z.avail_in;
+    out_left -= out - z.avail_out;
+  }
+  if (rc != Z_STREAM_END) throw NodeError(fmt::format("gzip: cannot compress for '{}'", path_));
+  zipped_.resize(zipped_.size() - out_left);
+}
+
+void FileSink::clear_buffer() {
   buffer_.clear();
   ends_.clear();
   preamble_ = 0;
-  held_.clear();  // in the file: these records are done
+  held_.clear();  // in the file, or lost: these records are done
+}
+
+// Writes the buffer. When that fails part way (a full disk), a file is cut back to the end of its
+// last whole record (gzip: of its last whole member), so that it stays valid JSON Lines or CSV,
+// and the records that did not make it are counted as lost.
+void FileSink::write_buffer() {
+  if (buffer_.empty()) return;
+  if (z_) compress();
+  const std::string& out = z_ ? zipped_ : buffer_;
+  std::size_t done = 0;
+  if (const int error = write_all(out.data(), out.size(), done); error != 0) {
+    std::size_t kept = 0, whole = 0;  // records, and bytes of `out`, that stay in the file
+    if (!z_) {
+      // buffer_[0, whole) is the preamble and the whole records that reached the file
+      kept = static_cast<std::size_t>(std::upper_bound(ends_.begin(), ends_.end(), done) - ends_.begin());
+      whole = kept ? ends_[kept - 1] : std::min(done, preamble_);
+    }
+    if (whole < done && owns_fd_) {
+      const off_t end = ::lseek(fd_, 0, SEEK_CUR);
+      if (end >= 0) (void)!::ftruncate(fd_, end - static_cast<off_t>(done - whole));
+    }
+    const std::size_t lost = ends_.size() - kept;
+    clear_buffer();
+    throw SinkBatchError(fmt::format("write to '{}' failed: {}", path_, std::strerror(error)), lost);
+  }
+  wrote_ = true;
+  clear_buffer();
 }
 
 void FileSink::fail(const char* what) {

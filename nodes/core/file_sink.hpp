@@ -1,9 +1,11 @@
 // What the text sinks (sink.jsonl, sink.csv) share: a file or standard output, a buffer of whole
 // records written when it is full or has waited `interval`, and a file that never ends in a piece of
-// a record.
+// a record. A path ending in ".gz" is written gzipped: each buffer as a gzip member of its own, so
+// that the file is a valid gzip file after every write (and an appended run adds members).
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,13 @@ class FileSink : public SinkNode {
 
  private:
   void write_buffer();
+  // Writes all of [data, data + size): 0, or the errno of the failed write, with `done` the bytes
+  // that did reach the file.
+  int write_all(const char* data, std::size_t size, std::size_t& done);
+  // Forgets the buffered records: in the file, or counted as lost.
+  void clear_buffer();
+  // gzip: the buffer as one gzip member, in zipped_.
+  void compress();
   [[noreturn]] void fail(const char* what);
 
   std::string path_;
@@ -59,6 +68,10 @@ class FileSink : public SinkNode {
   std::size_t preamble_ = 0;       // bytes of buffer_ before the first record that belong to none
   bool hold_ = false;              // a resumable run: permits wait for the write
   std::vector<PermitRef> held_;    // the permits of the records in buffer_
+  struct Deflater;
+  std::unique_ptr<Deflater> z_;  // a ".gz" path: the compressor, else null
+  std::string zipped_;           // gzip: the member being written
+  bool wrote_ = false;           // gzip: a member was written by this run
 };
 
 }  // namespace sluice::nodes

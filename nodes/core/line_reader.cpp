@@ -95,8 +95,11 @@ bool LineReader::inflate_more() {
         throw NodeError(fmt::format("'{}' is cut off: its gzip data ends before the file it holds", path_));
       }
     }
-    if (member_ended_) {  // another gzip member follows the last one (gzip a >> f; gzip b >> f)
-      inflateReset(&z);
+    if (member_ended_) {
+      // Zero bytes after a member are padding (a tape block, a disk image), skipped as gunzip does.
+      while (raw_begin_ < raw_end_ && raw_[raw_begin_] == '\0') ++raw_begin_;
+      if (raw_begin_ == raw_end_) continue;
+      inflateReset(&z);  // another gzip member follows the last one (gzip a >> f; gzip b >> f)
       member_ended_ = false;
     }
     z.next_in = reinterpret_cast<Bytef*>(raw_.get() + raw_begin_);

@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "../../nodes/parse/gzip.hpp"
 #include "../support.hpp"
 #include "sluice/template.hpp"
 
@@ -407,7 +408,7 @@ TEST_CASE("source.list and source.csv read a gzipped file (or stream) as the tex
   std::string first, second;
   for (int i = 0; i < 100000; ++i) first += fmt::format("https://a.example/{}\n", i);
   for (int i = 100000; i < 200000; ++i) second += fmt::format("https://a.example/{}\n", i);
-  const std::string zipped = test::gzip(first) + test::gzip(second, 1);
+  const std::string zipped = test::gzip(first) + test::gzip(second, 1) + std::string(512, '\0');  // and padding
   test::write_file(dir.file("urls"), zipped);
   auto run_list = [&](const std::string& file) {
     Plan plan = test::plan_of(
@@ -822,6 +823,89 @@ TEST_CASE("a sink.jsonl file that cannot grow keeps whole lines and counts every
     CHECK(report.skipped[0].message == fmt::format("write to '{}' failed: File too large", path));
     CHECK(report.skipped[0].count == stats.errors);
   }
+}
+
+TEST_CASE("sink.jsonl and sink.csv write a path ending in .gz gzipped, a valid gzip file after every write",
+          "[run][gzip]") {
+  TempDir dir;
+  auto run = [&](const std::string& sink, const std::string& path, const std::string& extra, int to) {
+    return run_pipeline(test::plan_of(fmt::format(R"(pipeline: z
+nodes:
+  - {{id: src, type: source.list, template: "https://a.example/{{n}}", to: {}}}
+  - {{id: out, type: {}, path: {}, buffer: 64KiB{}}}
+edges:
+  - src -> out
+)",
+                                                  to, sink, path, extra)));
+  };
+  auto gunzipped = [](const std::string& path) {
+    std::string error;
+    auto text = parse::gunzip(test::read_file(path), error, std::size_t{1} << 30);
+    INFO(error);
+    REQUIRE(text);
+    return *text;
+  };
+  const std::string jsonl = dir.file("out.jsonl.gz");
+  RunReport report = run("sink.jsonl", jsonl, "", 100000);
+  REQUIRE(report.errors.empty());
+  const std::string text = gunzipped(jsonl);
+  auto lines = test::lines_of(text);
+  REQUIRE(lines.size() == 100000);
+  CHECK(lines[99999] == R"({"url":"https://a.example/100000","n":100000})");
+  CHECK(test::read_file(jsonl).size() * 5 < text.size());  // compressed, in members of 64 KiB of text
+  // append: true (and a resumed run) adds members; the file reads as all of its lines.
+  report = run("sink.jsonl", jsonl, ", append: true", 10);
+  REQUIRE(report.errors.empty());
+  CHECK(test::lines_of(gunzipped(jsonl)).size() == 100010);
+  // No record at all: an empty gzip file, not an empty file.
+  report = run("sink.jsonl", jsonl, "", 0);
+  REQUIRE(report.errors.empty());
+  CHECK(gunzipped(jsonl).empty());
+  CHECK_FALSE(test::read_file(jsonl).empty());
+  // sink.csv: one header line, also in a file appended to.
+  const std::string csv = dir.file("out.csv.gz");
+  REQUIRE(run("sink.csv", csv, ", fields: [n, url]", 3).errors.empty());
+  REQUIRE(run("sink.csv", csv, ", fields: [n, url], append: true", 2).errors.empty());
+  CHECK(gunzipped(csv) ==
+        "n,url\n1,https://a.example/1\n2,https://a.example/2\n3,https://a.example/3\n"
+        "1,https://a.example/1\n2,https://a.example/2\n");
+  // source.list reads back what sink.csv wrote: a line per row, and the header line.
+  report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: back
+nodes:
+  - {{id: src, type: source.list, file: {}}}
+  - {{id: out, type: sink.jsonl, path: {}}}
+edges:
+  - src -> out
+)",
+                                                  csv, dir.file("back.jsonl"))));
+  REQUIRE(report.errors.empty());
+  CHECK(test::lines_of(test::read_file(dir.file("back.jsonl"))).size() == 6);
+}
+
+TEST_CASE("a gzipped sink.jsonl file that cannot grow ends at a whole member and counts every line it lost", "[run]") {
+  TempDir dir;
+  const std::string path = dir.file("out.jsonl.gz");
+  Plan plan = test::plan_of(chain(R"(  - id: src
+    type: source.list
+    template: "u{n}"
+    to: 400000)",
+                                  "", path) +
+                            "    buffer: 64KiB\n    on_error: skip\nedges:\n  - src -> out\n");
+  RunReport report = test::run_with_file_limit(plan, 100000);
+  CHECK(report.status == RunStatus::succeeded);
+  const std::string zipped = test::read_file(path);
+  CHECK(zipped.size() <= 100000);
+  std::string error;
+  auto text = parse::gunzip(zipped, error, std::size_t{1} << 30);
+  INFO(error);
+  REQUIRE(text);  // whole members only
+  auto lines = test::lines_of(*text);
+  REQUIRE(lines.size() > 10000);
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    REQUIRE(lines[i] == fmt::format("{{\"url\":\"u{0}\",\"n\":{0}}}", i + 1));
+  const auto& stats = test::stats_of(report, "out");
+  CHECK(stats.records_in == 400000);
+  CHECK(stats.errors == 400000 - lines.size());
 }
 
 TEST_CASE("sink.csv writes RFC 4180 rows under a header, and keeps a spreadsheet from running scraped formulas",
