@@ -24,7 +24,7 @@ struct FileSink::Deflater {
 };
 
 FileSink::FileSink(const std::string& path, bool append, std::size_t buffer, std::chrono::nanoseconds interval,
-                   RunState* state)
+                   RunState* state, Framing framing)
     : path_(path == "-" ? "stdout" : path), flush_at_(buffer), interval_(interval), hold_(state != nullptr) {
   // A resumed run skips what the earlier one finished: its lines are in the file already.
   if (state && state->resumed()) append = true;
@@ -34,9 +34,30 @@ FileSink::FileSink(const std::string& path, bool append, std::size_t buffer, std
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
     if (fd_ < 0) throw NodeError(fmt::format("cannot open '{}' for writing: {}", path, std::strerror(errno)));
     owns_fd_ = true;
+    if (path.ends_with(".gz")) z_ = std::make_unique<Deflater>();
     struct stat st {};
     had_content_ = append && ::fstat(fd_, &st) == 0 && st.st_size > 0;
-    if (path.ends_with(".gz")) z_ = std::make_unique<Deflater>();
+    if (had_content_ && S_ISREG(st.st_mode)) {
+      if (state && state->resumed()) {
+        // A run killed in a write (SIGKILL stops it between two pages) or a power cut can leave a
+        // piece of a record at the end: its record is not done, and this run writes it whole.
+        const std::uint64_t whole = whole_length(framing);
+        if (whole < static_cast<std::uint64_t>(st.st_size) && ::ftruncate(fd_, static_cast<off_t>(whole)) != 0)
+          fail("truncate");
+        had_content_ = whole > 0;
+      } else if (!z_) {
+        // A file someone else wrote, whose last line has no line break: the next record starts a line.
+        char last = '\n';
+        if (const int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC); in >= 0) {
+          (void)!::pread(in, &last, 1, st.st_size - 1);
+          ::close(in);
+        }
+        if (last != '\n') {
+          buffer_.push_back('\n');
+          preamble_ = 1;
+        }
+      }
+    }
   }
   buffer_.reserve(flush_at_ + 4096);
 }
@@ -46,8 +67,56 @@ FileSink::~FileSink() {
 }
 
 void FileSink::preamble(const std::string& text) {
-  buffer_ = text;  // from a constructor: nothing is buffered yet
-  preamble_ = text.size();
+  buffer_ += text;  // from a constructor: nothing but a line break is buffered yet
+  preamble_ = buffer_.size();
+}
+
+std::uint64_t FileSink::whole_length(Framing framing) const {
+  const int in = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) throw NodeError(fmt::format("cannot read '{}' to resume it: {}", path_, std::strerror(errno)));
+  std::vector<char> chunk(1 << 20);
+  std::vector<char> scratch(z_ ? 1 << 18 : 0);
+  std::uint64_t at = 0, whole = 0;
+  bool quoted = false;
+  z_stream z{};
+  if (z_ && inflateInit2(&z, 15 + 16) != Z_OK) {
+    ::close(in);
+    throw NodeError("gzip: cannot start zlib");
+  }
+  // The file is read from its start: CSV quotes and gzip members are only known that way.
+  while (true) {
+    const ssize_t n = ::read(in, chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (!z_) {
+      for (ssize_t i = 0; i < n; ++i) {
+        const char c = chunk[static_cast<std::size_t>(i)];
+        if (c == '"' && framing == Framing::csv) quoted = !quoted;  // a doubled quote flips twice
+        if (c == '\n' && !quoted) whole = at + static_cast<std::uint64_t>(i) + 1;
+      }
+      at += static_cast<std::uint64_t>(n);
+      continue;
+    }
+    z.next_in = reinterpret_cast<Bytef*>(chunk.data());
+    z.avail_in = static_cast<uInt>(n);
+    int rc = Z_OK;
+    while (z.avail_in > 0 && rc != Z_DATA_ERROR) {
+      z.next_out = reinterpret_cast<Bytef*>(scratch.data());
+      z.avail_out = static_cast<uInt>(scratch.size());
+      rc = ::inflate(&z, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) {  // a whole member: the file may be cut after it
+        whole = at + static_cast<std::uint64_t>(n) - z.avail_in;
+        inflateReset(&z);
+      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        rc = Z_DATA_ERROR;
+      }
+    }
+    at += static_cast<std::uint64_t>(n);
+    if (rc == Z_DATA_ERROR) break;  // what follows the last whole member is no gzip data
+  }
+  if (z_) inflateEnd(&z);
+  ::close(in);
+  return whole;
 }
 
 void FileSink::write(std::vector<Record>& records) {

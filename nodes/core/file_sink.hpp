@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,11 +17,18 @@ namespace sluice::nodes {
 
 class FileSink : public SinkNode {
  public:
+  // Where a record's text ends: at each line break (JSON Lines), or at a line break outside double
+  // quotes (CSV, whose quoted cells may hold line breaks).
+  enum class Framing { lines, csv };
+
   // Opens `path` ('-': standard output), replacing the file unless `append` or a resumed run. With a
   // run state (a resumable run), the records' permits are held until their text has been written,
-  // so that a record counts as done only when it is in the file. Throws NodeError.
-  FileSink(const std::string& path, bool append, std::size_t buffer, std::chrono::nanoseconds interval,
-           RunState* state);
+  // so that a record counts as done only when it is in the file. A resumed run first cuts off the
+  // piece of a record that a killed run may have left at the end of the file (its record was not
+  // done, and is written again whole); appending to a text file whose last line has no line break
+  // starts with one. Throws NodeError.
+  FileSink(const std::string& path, bool append, std::size_t buffer, std::chrono::nanoseconds interval, RunState* state,
+           Framing framing);
   ~FileSink() override;
 
   // A failed write loses the records of its buffer (counted, see write_buffer()); the rest of
@@ -48,6 +56,8 @@ class FileSink : public SinkNode {
 
  private:
   void write_buffer();
+  // A resumed run's file: the length of its whole records (gzip: of its whole members).
+  std::uint64_t whole_length(Framing framing) const;
   // Writes all of [data, data + size): 0, or the errno of the failed write, with `done` the bytes
   // that did reach the file.
   int write_all(const char* data, std::size_t size, std::size_t& done);

@@ -14,7 +14,7 @@ class Csv final : public FileSink {
  public:
   Csv(const std::string& path, bool append, std::vector<std::string> fields, char delimiter, bool header, bool bom,
       bool escape_formulas, std::size_t buffer, std::chrono::nanoseconds interval, RunState* state)
-      : FileSink(path, append, buffer, interval, state),
+      : FileSink(path, append, buffer, interval, state, Framing::csv),
         fields_(std::move(fields)),
         delimiter_(delimiter),
         escape_formulas_(escape_formulas) {

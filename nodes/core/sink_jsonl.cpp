@@ -12,7 +12,7 @@ class JsonLines final : public FileSink {
  public:
   JsonLines(const std::string& path, bool append, std::vector<std::string> fields, std::size_t buffer,
             std::chrono::nanoseconds interval, RunState* state)
-      : FileSink(path, append, buffer, interval, state), fields_(std::move(fields)) {}
+      : FileSink(path, append, buffer, interval, state, Framing::lines), fields_(std::move(fields)) {}
 
  private:
   void format(const Record& record, std::string& out) override {

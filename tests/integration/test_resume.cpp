@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "../../nodes/parse/gzip.hpp"
 #include "../../tools/fixture_server/fixture_server.hpp"
 #include "../process.hpp"
 #include "../support.hpp"
@@ -404,4 +405,81 @@ TEST_CASE("a second run on a state file in use is refused, naming the run that h
   test::Process third({SLUICE_BINARY, "run", "-q", pipeline, "--resume"}, dir.file("third.out"), dir.file("third.err"));
   CHECK(third.wait() == 0);
   CHECK(query(dir.file("run.db"), "SELECT count(*) FROM pages") == std::vector<std::string>{"80"});
+}
+
+TEST_CASE("a resumed run cuts off the piece of a record a killed run left at the end of its text files", "[resume]") {
+  fixture::FixtureServer server;
+  TempDir dir;
+  const std::string state = dir.file("run.state");
+  const std::string pipeline = dir.file("run.yaml");
+  // 300 records, 4 at a time, each 10 ms at the server: killed after 200 ms, a third of the way.
+  test::write_file(pipeline, fmt::format(R"(pipeline: pieces
+settings:
+  state: {}
+nodes:
+  - {{id: pages, type: source.list, template: "{}?n={{n}}", to: 300}}
+  - {{id: lim, type: limit, max_in_flight: 4}}
+  - {{id: get, type: fetch, robots: ignore}}
+  - {{id: note, type: set, fields: {{note: "line one\nline two"}}}}
+  - {{id: lines, type: sink.jsonl, path: {}, fields: [n], buffer: 1KiB}}
+  - {{id: zipped, type: sink.jsonl, path: {}, fields: [n], buffer: 1KiB}}
+  - {{id: sheet, type: sink.csv, path: {}, fields: [n, note], buffer: 1KiB}}
+edges:
+  - pages -> lim -> get -> note
+  - note -> lines
+  - note -> zipped
+  - note -> sheet
+)",
+                                         state, server.url("/delay/10"), dir.file("out.jsonl"),
+                                         dir.file("out.jsonl.gz"), dir.file("out.csv")));
+  test::Process first({SLUICE_BINARY, "run", "-q", pipeline}, dir.file("stdout"), dir.file("stderr"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  first.signal(SIGKILL);
+  REQUIRE(first.wait() == 128 + SIGKILL);
+  // What a write cut short leaves: half a line, half a row (its quoted cell's line break included),
+  // half a gzip member.
+  auto append = [](const std::string& path, const std::string& text) {
+    test::write_file(path, test::read_file(path) + text);
+  };
+  append(dir.file("out.jsonl"), "{\"n\":29");
+  append(dir.file("out.csv"), "29,\"line one\nline");
+  const std::string member = test::gzip("{\"n\":29}\n{\"n\":30}\n");
+  append(dir.file("out.jsonl.gz"), member.substr(0, member.size() / 2));
+
+  test::Process resumed({SLUICE_BINARY, "run", "-q", pipeline, "--resume"}, dir.file("stdout"), dir.file("stderr"));
+  INFO(test::read_file(dir.file("stderr")));
+  REQUIRE(resumed.wait() == 0);
+  // Every line whole, every n there (work in flight at the kill may be there twice).
+  auto complete = [](const std::string& text) {
+    std::set<int> seen;
+    for (const auto& line : test::lines_of(text)) {
+      INFO(line);
+      REQUIRE(line.starts_with("{\"n\":"));
+      REQUIRE(line.ends_with("}"));
+      seen.insert(std::stoi(line.substr(5, line.size() - 6)));
+    }
+    return seen.size() == 300 && *seen.begin() == 1 && *seen.rbegin() == 300;
+  };
+  CHECK(complete(test::read_file(dir.file("out.jsonl"))));
+  std::string error;
+  auto unzipped = parse::gunzip(test::read_file(dir.file("out.jsonl.gz")), error);
+  INFO(error);
+  REQUIRE(unzipped);  // whole members only
+  CHECK(complete(*unzipped));
+  // The CSV file: the header, then whole rows of two cells, the second with its line break.
+  const std::string csv = test::read_file(dir.file("out.csv"));
+  REQUIRE(csv.starts_with("n,note\n"));
+  std::set<int> rows;
+  std::size_t at = 7;
+  while (at < csv.size()) {
+    const auto end = csv.find("\"\n", at);
+    REQUIRE(end != std::string::npos);
+    const std::string row = csv.substr(at, end + 2 - at);
+    INFO(row);
+    const auto comma = row.find(',');
+    REQUIRE(row.substr(comma) == ",\"line one\nline two\"\n");
+    rows.insert(std::stoi(row.substr(0, comma)));
+    at = end + 2;
+  }
+  CHECK(rows.size() == 300);
 }

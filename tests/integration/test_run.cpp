@@ -882,6 +882,25 @@ edges:
   CHECK(test::lines_of(test::read_file(dir.file("back.jsonl"))).size() == 6);
 }
 
+TEST_CASE("appending to a file whose last line has no line break starts a new line", "[run]") {
+  TempDir dir;
+  test::write_file(dir.file("out.jsonl"), "{\"old\":1}");
+  test::write_file(dir.file("out.csv"), "n,url\n0,x");  // a sheet saved by an editor
+  RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: a
+nodes:
+  - {{id: src, type: source.list, template: "u{{n}}", to: 2}}
+  - {{id: lines, type: sink.jsonl, path: {}, append: true}}
+  - {{id: sheet, type: sink.csv, path: {}, append: true, fields: [n, url]}}
+edges:
+  - src -> lines
+  - src -> sheet
+)",
+                                                            dir.file("out.jsonl"), dir.file("out.csv"))));
+  REQUIRE(report.errors.empty());
+  CHECK(test::read_file(dir.file("out.jsonl")) == "{\"old\":1}\n{\"url\":\"u1\",\"n\":1}\n{\"url\":\"u2\",\"n\":2}\n");
+  CHECK(test::read_file(dir.file("out.csv")) == "n,url\n0,x\n1,u1\n2,u2\n");
+}
+
 TEST_CASE("a gzipped sink.jsonl file that cannot grow ends at a whole member and counts every line it lost", "[run]") {
   TempDir dir;
   const std::string path = dir.file("out.jsonl.gz");
