@@ -75,6 +75,22 @@ std::uint64_t FileSink::whole_length(Framing framing) const {
   const int in = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) throw NodeError(fmt::format("cannot read '{}' to resume it: {}", path_, std::strerror(errno)));
   std::vector<char> chunk(1 << 20);
+  if (!z_ && framing == Framing::lines) {  // JSON Lines: the last line break, read from the end back
+    struct stat st {};
+    std::uint64_t end = ::fstat(in, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+    while (end > 0) {
+      const std::uint64_t from = end > chunk.size() ? end - chunk.size() : 0;
+      const ssize_t n = ::pread(in, chunk.data(), end - from, static_cast<off_t>(from));
+      if (n <= 0) break;
+      if (const void* nl = ::memrchr(chunk.data(), '\n', static_cast<std::size_t>(n))) {
+        ::close(in);
+        return from + static_cast<std::uint64_t>(static_cast<const char*>(nl) - chunk.data()) + 1;
+      }
+      end = from;
+    }
+    ::close(in);
+    return 0;
+  }
   std::vector<char> scratch(z_ ? 1 << 18 : 0);
   std::uint64_t at = 0, whole = 0;
   bool quoted = false;
@@ -83,7 +99,7 @@ std::uint64_t FileSink::whole_length(Framing framing) const {
     ::close(in);
     throw NodeError("gzip: cannot start zlib");
   }
-  // The file is read from its start: CSV quotes and gzip members are only known that way.
+  // CSV quotes and gzip members are only known from the start of the file.
   while (true) {
     const ssize_t n = ::read(in, chunk.data(), chunk.size());
     if (n < 0 && errno == EINTR) continue;
