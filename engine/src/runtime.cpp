@@ -235,14 +235,21 @@ thread_local int LimitPermits::Admission::depth_ = 0;
 
 struct LiveStats {
   std::atomic<std::uint64_t> in{0}, out{0}, errors{0}, dropped{0};
+  std::atomic<std::uint64_t> bytes{0};  // NodeContext::received
   std::atomic<std::int64_t> busy_ns{0};
 
   void add_busy(Clock::time_point since) {
     busy_ns.fetch_add((Clock::now() - since).count(), std::memory_order_relaxed);
   }
   NodeStats snapshot(const std::string& id, const std::string& type) const {
-    return NodeStats{
-        id, type, in.load(), out.load(), errors.load(), std::chrono::nanoseconds(busy_ns.load()), dropped.load()};
+    return NodeStats{id,
+                     type,
+                     in.load(),
+                     out.load(),
+                     errors.load(),
+                     std::chrono::nanoseconds(busy_ns.load()),
+                     dropped.load(),
+                     bytes.load()};
   }
 };
 
@@ -906,6 +913,7 @@ bool Run::instantiate() {
                         plan_.settings, state_.get(),   stop_source_.get_token()};
     if (v.plan->type->kind == NodeKind::source) context.idle = [this, &v] { send_pending(v); };
     context.notice = [this, &v](std::string message) { notices_.add(v.plan->id, std::move(message)); };
+    context.received = &v.stats.bytes;
     context.table = [this, &v](std::string name, std::vector<Record> rows) {
       std::lock_guard lock(tables_mutex_);
       tables_.push_back(NodeTable{v.plan->id, std::move(name), std::move(rows)});

@@ -369,6 +369,7 @@ NodeType fetch_type() {
     fetch::FetchOptions options = options_from(ctx.config);
     options.notice = ctx.notice;
     options.table = ctx.table;
+    options.received = ctx.received;
     return std::make_unique<Fetch>(std::move(options), ctx.id);
   };
   t.example = R"(- id: get

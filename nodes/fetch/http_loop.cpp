@@ -66,6 +66,7 @@ struct HttpLoop::Transfer {
   bool custom = false;          // a method or request body was set: the handle is reset before reuse
   bool robots_options = false;  // set for a robots.txt fetch: restored to the node's before reuse
   BodyPool* bodies = nullptr;
+  std::atomic<std::uint64_t>* received = nullptr;  // the node's count of body bytes (NodeContext::received)
   std::string body;
   std::uint64_t max_body = 0;
   bool sized = false;  // the body was reserved from Content-Length
@@ -172,6 +173,7 @@ bool restart_file(HttpLoop::Transfer& t) {
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<HttpLoop::Transfer*>(user);
   std::size_t n = size * count;
+  if (t->received) t->received->store(t->received->load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   if (!t->sized) {
     if (t->types && unwanted_type(t->easy, *t->types, *t->ok_status)) {
       t->wrong_type = true;
@@ -1056,6 +1058,7 @@ void HttpLoop::set_options(Transfer& t) {
   CURL* e = t.easy;
   t.max_body = opt_.max_body;
   t.bodies = bodies_.get();
+  t.received = opt_.received;
   curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);

@@ -51,6 +51,8 @@ struct FetchOptions {
   std::function<void(std::string)> notice;
   // Gives the run's report a table when the loop stops: the requests and outcomes by host.
   std::function<void(std::string, std::vector<Record>)> table;
+  // Counts the body bytes as they arrive (the I/O thread is its only writer); may be null.
+  std::atomic<std::uint64_t>* received = nullptr;
   double rate = 0;  // requests per second per host; 0 = unlimited
   int burst = 1;
   // `hosts`: other limits for some hosts, by pattern (an exact name or *.domain), in config order,

@@ -353,6 +353,8 @@ TEST_CASE("sluice run --metrics serves the run's figures in the Prometheus text 
       CHECK_NOTHROW(std::stod(line.substr(close + 2)));
     }
     CHECK(body.find("# TYPE sluice_node_records_in_total counter\n") != std::string::npos);
+    CHECK(body.find(R"(sluice_node_received_bytes_total{pipeline="cli",node="src",type="source.list"} 0)") !=
+          std::string::npos);
     CHECK(body.find("sluice_finished{pipeline=\"cli\"} 0\n") != std::string::npos);
     CHECK(body.find(R"(sluice_node_errors_total{pipeline="cli",node="boom",type="test.fail"} 0)") != std::string::npos);
     counts.push_back(emitted(body));
@@ -515,6 +517,52 @@ TEST_CASE("sluice nodes and describe are generated from the node schemas", "[cli
   Result typo = sluice_cli(dir, {"describe", "sink.json"});
   CHECK(typo.code == 2);
   CHECK(typo.err == "sluice: error: unknown node type 'sink.json' (did you mean 'sink.jsonl'?)\n");
+}
+
+TEST_CASE("a download shows its bytes per second while no page is done, and the report counts its bytes", "[cli]") {
+  fixture::FixtureServer server;
+  TempDir dir;
+  // Two files of 2 MiB, each in 32 blocks 25 ms apart: about 0.8 s, and no page done before the end.
+  test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: big
+nodes:
+  - {{id: src, type: source.list, urls: ["{0}?pace=25&f=1", "{0}?pace=25&f=2"]}}
+  - {{id: lim, type: limit, max_in_flight: 2}}
+  - {{id: get, type: fetch, robots: ignore, max_body: 4MiB, download: {{dir: {1}}}}}
+  - {{id: out, type: drop}}
+edges:
+  - src -> lim -> get -> out
+)",
+                                                   server.url("/huge/2097152"), dir.file("files")));
+  Result r = sluice_cli(dir, {"run", "--log-format", "json", "--progress-every", "100ms", "--stats-json",
+                              dir.file("stats.json"), dir.file("p.yaml")});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  JsonLog log(r.err);
+  auto progress = log.named("progress");
+  REQUIRE(progress.size() >= 3);
+  int downloading = 0;  // progress while bytes come and no page is done
+  std::int64_t last = 0;
+  for (const auto& p : progress) {
+    std::int64_t bytes = -1, stored = -1;
+    double rate = -1;
+    REQUIRE(p["bytes"].get(bytes) == simdjson::SUCCESS);
+    REQUIRE(p["bytes_per_s"].get(rate) == simdjson::SUCCESS);
+    REQUIRE(p["stored"].get(stored) == simdjson::SUCCESS);
+    CHECK(bytes >= last);
+    last = bytes;
+    if (stored == 0 && bytes > 0 && rate > 0) {
+      ++downloading;
+      CHECK(text(p, "message").find(" MiB/s | ") != std::string::npos);
+    }
+  }
+  CHECK(downloading >= 2);
+  // The report: fetch took in both files, the other nodes nothing.
+  const std::string stats = test::read_file(dir.file("stats.json"));
+  CHECK(test::contains(stats,
+                       R"("id": "get", "type": "fetch", "in": 2, "out": 2, "errors": 0, "dropped": 0, "busy_s": )"));
+  CHECK(test::contains(stats, R"("bytes": 4194304})"));
+  CHECK(test::contains(stats,
+                       R"("id": "out", "type": "drop", "in": 2, "out": 0, "errors": 0, "dropped": 0, "busy_s": )"));
 }
 
 TEST_CASE("a table of many hosts: ten rows printed and in the JSON log's end event, all in --stats-json", "[cli]") {

@@ -312,16 +312,19 @@ struct FixtureServer::Impl {
                                              return true;
                                            });
                 }));
-    server->Get(R"(/huge/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+    server->Get(R"(/huge/(\d+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
                   std::size_t total = std::stoull(req.matches[1]);
-                  res.set_content_provider(total, "application/octet-stream",
-                                           [](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                                             static const std::string block(1 << 16, 'x');
-                                             std::size_t n = std::min(length, block.size());
-                                             sink.write(block.data(), n);
-                                             (void)offset;
-                                             return true;
-                                           });
+                  const int pace = req.has_param("pace") ? std::stoi(req.get_param_value("pace")) : 0;
+                  res.set_content_provider(
+                      total, "application/octet-stream",
+                      [this, pace](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                        static const std::string block(1 << 16, 'x');
+                        if (pace > 0 && offset > 0 && !stopping.load())
+                          std::this_thread::sleep_for(std::chrono::milliseconds(pace));
+                        std::size_t n = std::min(length, block.size());
+                        sink.write(block.data(), n);
+                        return true;
+                      });
                 }));
     server->Get(R"(/bytes/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
                   const std::uint64_t seed = req.has_param("seed") ? std::stoull(req.get_param_value("seed")) : 1;

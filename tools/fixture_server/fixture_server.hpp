@@ -16,7 +16,7 @@
 //   /busy/<max>/<any>?delay=D   a server that takes <max> requests at a time (all /busy ones):
 //                               200 after D ms (default 20), and 503 at once to requests beyond
 //   /truncated                  announces 100000 bytes, sends 1000, closes the connection
-//   /huge/<bytes>               a body of <bytes> bytes
+//   /huge/<bytes>?pace=MS       a body of <bytes> bytes, in blocks of 64 KiB (MS ms apart when given)
 //   /bytes/<n>?seed=S&type=T    <n> bytes of every value 0-255 (random_bytes(n, S), S default 1),
 //                               sent as Content-Type T (default application/octet-stream)
 //   /ranged/<key>/<n>?seed=S&cut=C&cuts=K&changed=S2&validator=V  random_bytes(n, S) with

@@ -151,6 +151,8 @@ std::string MetricsServer::render(const Plan& plan, const RunProgress& p, bool f
           [](const NodeStats& n) { return n.dropped; });
   counter("sluice_node_busy_seconds_total", "Time spent in a node's own code.",
           [](const NodeStats& n) { return std::chrono::duration<double>(n.busy).count(); });
+  counter("sluice_node_received_bytes_total", "Bytes a node took in as they arrived (fetch: response bodies).",
+          [](const NodeStats& n) { return n.bytes; });
   return out;
 }
 

@@ -19,6 +19,13 @@ void print_stats(std::FILE* out, const RunReport& report) {
   fmt::print(out, "elapsed {:.3f}s\n", std::chrono::duration<double>(report.elapsed).count());
 }
 
+std::string byte_rate_text(double per_second) {
+  if (per_second >= 1024.0 * 1024 * 1024) return fmt::format("{:.1f} GiB/s", per_second / (1024.0 * 1024 * 1024));
+  if (per_second >= 1024.0 * 1024) return fmt::format("{:.1f} MiB/s", per_second / (1024.0 * 1024));
+  if (per_second >= 1024.0) return fmt::format("{:.0f} KiB/s", per_second / 1024.0);
+  return fmt::format("{:.0f} B/s", per_second);
+}
+
 std::string skip_text(const SkippedErrors& s) {
   if (s.message.empty()) return fmt::format("node '{}' skipped records of other kinds", s.node);
   if (s.record.empty()) return fmt::format("node '{}' skipped: {}", s.node, s.message);
@@ -132,9 +139,10 @@ std::string report_json(const Plan& plan, const RunReport& report, std::size_t m
   for (std::size_t i = 0; i < report.nodes.size(); ++i) {
     const auto& n = report.nodes[i];
     out +=
-        fmt::format(R"({}{{"id": {}, "type": {}, "in": {}, "out": {}, "errors": {}, "dropped": {}, "busy_s": {:.6f}}})",
+        fmt::format(R"({}{{"id": {}, "type": {}, "in": {}, "out": {}, "errors": {}, "dropped": {}, "busy_s": {:.6f}, )"
+                    R"("bytes": {}}})",
                     i ? ", " : "", json_quoted(n.id), json_quoted(n.type), n.records_in, n.records_out, n.errors,
-                    n.dropped, std::chrono::duration<double>(n.busy).count());
+                    n.dropped, std::chrono::duration<double>(n.busy).count(), n.bytes);
   }
   out += "], \"errors\": [";
   for (std::size_t i = 0; i < report.errors.size(); ++i) {
@@ -245,7 +253,7 @@ void ProgressLine::update(const RunProgress& p) {
     std::fflush(out_);
     return;
   }
-  std::uint64_t fetched = 0, stored = 0, errors = 0;
+  std::uint64_t fetched = 0, stored = 0, errors = 0, bytes = 0;
   bool fetches = false;
   for (std::size_t i = 0; i < p.nodes.size() && i < plan_.nodes.size(); ++i) {
     const NodeType& type = *plan_.nodes[i].type;
@@ -253,6 +261,7 @@ void ProgressLine::update(const RunProgress& p) {
       fetches = true;
       fetched += p.nodes[i].records_out + p.nodes[i].errors;
     }
+    bytes += p.nodes[i].bytes;
     if (type.kind == NodeKind::sink) stored += p.nodes[i].records_in;
     errors += p.nodes[i].errors;
   }
@@ -260,21 +269,28 @@ void ProgressLine::update(const RunProgress& p) {
   double dt = std::chrono::duration<double>(p.elapsed - last_elapsed_).count();
   if (dt > 0) {
     double now = static_cast<double>(fetched - last_fetched_) / dt;
-    rate_ = drawn_ && !log ? 0.5 * rate_ + 0.5 * now : now;  // live: smoothed over the last few updates
+    double bytes_now = static_cast<double>(bytes - last_bytes_) / dt;
+    const bool smooth = drawn_ && !log;  // live: smoothed over the last few updates
+    rate_ = smooth ? 0.5 * rate_ + 0.5 * now : now;
+    byte_rate_ = smooth ? 0.5 * byte_rate_ + 0.5 * bytes_now : bytes_now;
   }
   last_fetched_ = fetched;
+  last_bytes_ = bytes;
   last_elapsed_ = p.elapsed;
-  std::string line = fmt::format("{:.0f} {}/s | {} in flight | {} queued | {} stored | {} errors | {:.1f}s", rate_,
-                                 fetches ? "pages" : "records", p.in_flight, p.queued, stored, errors,
+  // Bytes per second too where nodes count them (fetch): a download of a few big files shows its
+  // progress while no page is done.
+  const std::string byte_rate = bytes > 0 ? " | " + byte_rate_text(byte_rate_) : "";
+  std::string line = fmt::format("{:.0f} {}/s{} | {} in flight | {} queued | {} stored | {} errors | {:.1f}s", rate_,
+                                 fetches ? "pages" : "records", byte_rate, p.in_flight, p.queued, stored, errors,
                                  std::chrono::duration<double>(p.elapsed).count());
   if (p.stopping) line += " | stopping: finishing work in flight (Ctrl-C again aborts)";
   if (log && json_log()) {
     while (next_log_ <= p.elapsed) next_log_ += log_every_;
     log_json(out_, "info", "progress", line,
-             fmt::format(R"("{}": {:.1f}, "in_flight": {}, "queued": {}, "stored": {}, "errors": {}, )"
-                         R"("elapsed_s": {:.3f}, "stopping": {})",
-                         fetches ? "pages_per_s" : "records_per_s", rate_, p.in_flight, p.queued, stored, errors,
-                         std::chrono::duration<double>(p.elapsed).count(), p.stopping));
+             fmt::format(R"("{}": {:.1f}, "bytes_per_s": {:.0f}, "bytes": {}, "in_flight": {}, "queued": {}, )"
+                         R"("stored": {}, "errors": {}, "elapsed_s": {:.3f}, "stopping": {})",
+                         fetches ? "pages_per_s" : "records_per_s", rate_, byte_rate_, bytes, p.in_flight, p.queued,
+                         stored, errors, std::chrono::duration<double>(p.elapsed).count(), p.stopping));
   } else if (log) {
     while (next_log_ <= p.elapsed) next_log_ += log_every_;
     fmt::print(out_, "sluice: {} progress: {}\n", utc_now(), line);

@@ -69,8 +69,10 @@ class ProgressLine {
   bool drawn_ = false;
   std::size_t notices_shown_ = 0;
   std::uint64_t last_fetched_ = 0;
+  std::uint64_t last_bytes_ = 0;
   std::chrono::nanoseconds last_elapsed_{0};
   double rate_ = 0;
+  double byte_rate_ = 0;  // body bytes fetched per second
 };
 
 }  // namespace sluice::cli

@@ -2,6 +2,7 @@
 // This header is the contract between the engine and every node, built-in or plugin.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -67,6 +68,10 @@ struct NodeContext {
   // requests and failures by host. Rows are records with the same fields in the same order, the
   // ones that matter most first: `sluice run` prints the first few, --stats-json has them all.
   std::function<void(std::string name, std::vector<Record> rows)> table = [](std::string, std::vector<Record>) {};
+  // The bytes the node takes in from outside, counted as they arrive (fetch adds each piece of a
+  // response body): the run's progress shows them per second, NodeStats::bytes has them. Any one
+  // thread may add to it (relaxed); null when the node is made outside a run.
+  std::atomic<std::uint64_t>* received = nullptr;
 };
 
 // Thrown by factories and node bodies for errors a person must fix (a file that cannot be opened,

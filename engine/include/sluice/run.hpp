@@ -25,6 +25,9 @@ struct NodeStats {
   // Records the node ended without output or error: URLs a frontier had seen, and at a graceful
   // stop the records waiting at a limit and the requests fetch had not started.
   std::uint64_t dropped = 0;
+  // Bytes the node took in from outside as they arrived (fetch: response bodies, decoded, counted
+  // while the transfers run), for a download's progress; 0 for nodes that do not say.
+  std::uint64_t bytes = 0;
 };
 
 // One error of a run: which node, which record (its URL when it has one), what happened.
