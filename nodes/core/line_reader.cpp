@@ -70,9 +70,10 @@ bool LineReader::fill() {
   if (z_) return inflate_more();
   const std::size_t n = read_some(buffer_.get() + end_, kCapacity - end_);
   end_ += n;
-  if (!sniffed_ && end_ > 0) {
+  const bool magic_first = end_ > 0 && static_cast<unsigned char>(buffer_[0]) == 0x1f;
+  if (!sniffed_ && end_ > 0 && (end_ >= 2 || !magic_first || n == 0)) {  // a pipe may bring one byte first
     sniffed_ = true;
-    if (end_ >= 2 && static_cast<unsigned char>(buffer_[0]) == 0x1f && static_cast<unsigned char>(buffer_[1]) == 0x8b) {
+    if (end_ >= 2 && magic_first && static_cast<unsigned char>(buffer_[1]) == 0x8b) {
       // A gzip file: what was read is compressed input; the text comes from inflating it.
       raw_ = std::exchange(buffer_, std::make_unique_for_overwrite<char[]>(kCapacity));
       raw_begin_ = 0;

@@ -1563,6 +1563,12 @@ void HttpLoop::keep_partial(Transfer& t, Job& job) {
 void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) {
   std::string file;
   if (t.files) {
+    long answer = 0;
+    curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &answer);
+    // A resumed download answered with a whole file that has no body (on_body never ran to start
+    // it over): the earlier bytes are not part of it.
+    if (t.resumed_from > 0 && answer != 206 && !restart_file(t))
+      return fail(std::move(job), Reason::other, answer, "download: " + t.write_error);
     std::string error;
     file = place_file(t, *job, error);
     if (file.empty()) {

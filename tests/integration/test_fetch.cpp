@@ -2139,4 +2139,15 @@ TEST_CASE("download: a download cut off mid-way goes on where it stopped, when t
   REQUIRE(bad.size() == 1);
   CHECK(contains(bad[0], "\"reason\":\"too_large\""));
   CHECK(files_in(files).empty());
+
+  // A file emptied meanwhile: the whole file, no bytes at all, replaces the 30,000 that came first.
+  TempDir dir3;
+  std::filesystem::remove_all(files);
+  const std::string emptied = server.url("/ranged/g/100000?cut=30000&then=0");
+  p = download_pipeline(dir3, {emptied}, fmt::format("{{dir: {}}}", files));
+  p.replace(p.find("retries: {attempts: 1}"), 22, "retries: {attempts: 3, base: 1ms, max: 5ms}");
+  report = run_pipeline(test::plan_of(p));
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir3, "ok.jsonl").size() == 1);
+  CHECK(files_in(files) == std::map<std::string, std::uintmax_t>{{hashed(emptied), 0}});
 }

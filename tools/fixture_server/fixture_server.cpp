@@ -347,7 +347,9 @@ struct FixtureServer::Impl {
                   const std::uint64_t cut = param("cut", ~std::uint64_t{0});
                   const std::uint64_t seed =
                       seen >= static_cast<int>(cuts) ? param("changed", param("seed", 1)) : param("seed", 1);
-                  const std::size_t size = std::stoull(req.matches[2]);
+                  const std::size_t size = seen >= static_cast<int>(cuts) && req.has_param("then")
+                                               ? std::stoull(req.get_param_value("then"))
+                                               : std::stoull(req.matches[2]);
                   const std::string how = req.has_param("validator") ? req.get_param_value("validator") : "etag";
                   std::string validator;
                   if (how == "etag") {

@@ -25,7 +25,8 @@
 //                               a Range gets 206, unless an If-Range names another version (200,
 //                               the whole file, chunked). The first K (default 1) requests for
 //                               <key> close the connection after C bytes of body; later ones
-//                               serve seed S2 when given (the file changed meanwhile); with
+//                               serve seed S2 when given (the file changed meanwhile), and &then=M
+//                               bytes instead of n when given; with
 //                               &misrange=1 a Range gets 206 with the whole file (a broken server);
 //                               with &chunked=1 a request without Range gets the file chunked
 //   /gzip                       a gzip-encoded text body (Content-Encoding: gzip)
