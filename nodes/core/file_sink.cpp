@@ -99,7 +99,8 @@ std::uint64_t FileSink::whole_length(Framing framing) const {
     ::close(in);
     throw NodeError("gzip: cannot start zlib");
   }
-  // CSV quotes and gzip members are only known from the start of the file.
+  // CSV quotes and gzip members are only known from the start of the file. A gzip file is cut after
+  // its last whole member only when what follows is a member cut short.
   while (true) {
     const ssize_t n = ::read(in, chunk.data(), chunk.size());
     if (n < 0 && errno == EINTR) continue;
@@ -128,7 +129,16 @@ std::uint64_t FileSink::whole_length(Framing framing) const {
       }
     }
     at += static_cast<std::uint64_t>(n);
-    if (rc == Z_DATA_ERROR) break;  // what follows the last whole member is no gzip data
+    if (rc == Z_DATA_ERROR) {
+      // Not a member cut short (that ends the file) but bytes that are no gzip data: cutting there
+      // could drop whole members after them, so the file is left as it is.
+      inflateEnd(&z);
+      ::close(in);
+      throw NodeError(fmt::format(
+          "cannot resume '{}': it is no whole gzip file from byte {} on (corrupt, or written by something else); "
+          "move it away, or run without --resume",
+          path_, whole));
+    }
   }
   if (z_) inflateEnd(&z);
   ::close(in);

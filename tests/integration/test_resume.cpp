@@ -483,3 +483,41 @@ edges:
   }
   CHECK(rows.size() == 300);
 }
+
+TEST_CASE("a resumed run leaves a gzip file with bytes that are no gzip data as it is, and fails saying so",
+          "[resume][gzip]") {
+  TempDir dir;
+  const std::string out = dir.file("out.jsonl.gz");
+  auto plan = [&](const std::string& fail_at) {
+    return test::plan_of(fmt::format(R"(pipeline: corrupt
+settings:
+  state: {}
+  batch: 10
+nodes:
+  - {{id: src, type: source.list, template: "u{{n}}", to: 100}}
+  - {{id: boom, type: test.fail, equals: "{}"}}
+  - {{id: out, type: sink.jsonl, path: {}, buffer: 64}}
+edges:
+  - src -> boom -> out
+)",
+                                     dir.file("run.state"), fail_at, out));
+  };
+  // A run that fails at record 60 (not finished: resumable), its file in whole members.
+  RunReport first = run_pipeline(plan("60"));
+  REQUIRE(first.status == RunStatus::failed);
+  std::string error;
+  REQUIRE(parse::gunzip(test::read_file(out), error));
+  // Someone's bytes in the middle: a member with a broken byte, then a whole one.
+  std::string bad = test::gzip("{\"url\":\"x\"}\n");
+  bad[bad.size() / 2] ^= 0x5a;
+  const std::string corrupt = test::read_file(out) + bad + test::gzip("{\"url\":\"y\"}\n");
+  test::write_file(out, corrupt);
+  RunOptions resume;
+  resume.resume = true;
+  RunReport second = run_pipeline(plan("none"), resume);
+  CHECK(second.status == RunStatus::failed);
+  REQUIRE(second.errors.size() == 1);
+  CHECK(second.errors[0].to_string().starts_with(
+      fmt::format("node 'out': cannot resume '{}': it is no whole gzip file from byte ", out)));
+  CHECK(test::read_file(out) == corrupt);  // not cut
+}
