@@ -33,3 +33,12 @@ measure "sluice -> /dev/null" env BENCH_RECORDS="$RECORDS" BENCH_OUT=/dev/null \
   build/release/bin/sluice run -q bench/offline_10m.yaml
 measure "reference: seq | sed" bash -c \
   "seq 1 $RECORDS | sed 's|.*|{\"url\":\"https://bench.example/item/&\",\"id\":&,\"shop\":\"bench\"}|' > '$out/ref.jsonl'"
+# A sink path ending in .gz: the same lines gzipped as they are written (level 6), against the
+# reference piped through gzip -6.
+measure "sluice -> file.gz" env BENCH_RECORDS="$RECORDS" BENCH_OUT="$out/out.jsonl.gz" \
+  build/release/bin/sluice run -q bench/offline_10m.yaml
+lines=$(zcat "$out/out.jsonl.gz" | wc -l)
+[[ $lines -eq $RECORDS ]] || { echo "expected $RECORDS gzipped lines, got $lines"; exit 1; }
+measure "reference: seq | sed | gzip" bash -c \
+  "seq 1 $RECORDS | sed 's|.*|{\"url\":\"https://bench.example/item/&\",\"id\":&,\"shop\":\"bench\"}|' | gzip -6 > '$out/ref.jsonl.gz'"
+echo "sizes: sluice $(stat -c %s "$out/out.jsonl.gz") bytes gzipped, reference $(stat -c %s "$out/ref.jsonl.gz"), text $(stat -c %s "$out/ref.jsonl")"
