@@ -69,6 +69,10 @@ Schema download_schema() {
                         "({field:file} makes scraped text safe as a name; '..' and absolute paths fail the record); "
                         "default: the URL's hash and an extension from the URL or the Content-Type")
           .validated_by(nodes::check_path_template),
+      FieldSpec::boolean("sha256",
+                         "the record gets sha256: the hex SHA-256 of the file's bytes, hashed as they are written "
+                         "(null for a file kept with exists: keep)")
+          .with_default("false"),
       FieldSpec::enumeration("exists", {"replace", "keep"},
                              "when the file is there already: replace it, or keep it (the record goes on with it, "
                              "unfetched unless the file's name comes from the Content-Type)")
@@ -256,6 +260,7 @@ fetch::FetchOptions options_from(const Config& c) {
     o.download->dir = dir.empty() ? std::string(".") : std::move(dir);
     if (d.has("path")) o.download->path = FieldTemplate::compile(d.string("path"));
     o.download->keep = d.string("exists") == "keep";
+    o.download->sha256 = d.boolean("sha256");
   }
   o.robots = c.string("robots") == "obey";
   o.refuse_private = c.string("private_addresses") == "refuse";

@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,13 +28,15 @@ struct PartialDownload {
   int fd = -1;
   std::string temp;
   std::uint64_t size = 0;
-  std::string validator;  // a strong ETag or a Last-Modified date
+  std::string validator;         // a strong ETag or a Last-Modified date
+  EVP_MD_CTX* digest = nullptr;  // sha256: the hash of the bytes so far
   PartialDownload() = default;
   PartialDownload(const PartialDownload&) = delete;
   PartialDownload& operator=(const PartialDownload&) = delete;
   ~PartialDownload() {
     if (fd >= 0) ::close(fd);
     if (!temp.empty()) ::unlink(temp.c_str());
+    EVP_MD_CTX_free(digest);
   }
 };
 
@@ -91,8 +94,9 @@ struct HttpLoop::Transfer {
   // start, also after a server sent the whole file instead), and the version they came from.
   std::uint64_t resumed_from = 0;
   std::string validator;
-  bool bad_range = false;   // a 206 that did not start where the file ends: cut off, the file dropped
-  std::string write_error;  // a file that could not be written: the transfer was aborted for it
+  bool bad_range = false;        // a 206 that did not start where the file ends: cut off, the file dropped
+  EVP_MD_CTX* digest = nullptr;  // download with sha256: the hash of the bytes written
+  std::string write_error;       // a file that could not be written: the transfer was aborted for it
   char error[CURL_ERROR_SIZE] = {};
 
   void discard_file() {
@@ -103,6 +107,7 @@ struct HttpLoop::Transfer {
   }
   ~Transfer() {
     discard_file();
+    EVP_MD_CTX_free(digest);
     if (easy) curl_easy_cleanup(easy);
     curl_slist_free_all(headers);
   }
@@ -141,6 +146,7 @@ bool write_to_file(HttpLoop::Transfer& t, const char* data, std::size_t n) {
     return false;
   }
   t.written += n;
+  if (t.digest) EVP_DigestUpdate(t.digest, data, n);
   return true;
 }
 
@@ -167,6 +173,7 @@ bool restart_file(HttpLoop::Transfer& t) {
   t.written = 0;
   t.resumed_from = 0;
   t.validator.clear();
+  if (t.digest) EVP_DigestInit_ex(t.digest, EVP_sha256(), nullptr);
   return true;
 }
 
@@ -446,9 +453,10 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
   output_fields_.insert(keep_fields_.begin(), keep_fields_.end());
   if (!opt_.proxies.empty()) output_fields_.insert("proxy");
   if (opt_.download) output_fields_.insert({"file", "file_size"});
+  if (opt_.download && opt_.download->sha256) output_fields_.insert("sha256");
   // A body_field or kept header that repeats a name: set() replaces, so appending is not safe.
-  if (output_fields_.size() !=
-      std::size(kFixedFields) + 1 + keep_fields_.size() + (opt_.proxies.empty() ? 0 : 1) + (opt_.download ? 2 : 0))
+  if (output_fields_.size() != std::size(kFixedFields) + 1 + keep_fields_.size() + (opt_.proxies.empty() ? 0 : 1) +
+                                   (opt_.download ? 2 : 0) + (opt_.download && opt_.download->sha256 ? 1 : 0))
     output_fields_.clear();
   for (const auto& url : opt_.proxies) proxies_.push_back(Proxy{url, proxy_shown(url)});
   // The User-Agent goes out as a plain request header: CURLOPT_USERAGENT costs libcurl a formatted
@@ -854,6 +862,7 @@ bool HttpLoop::keep_existing(std::unique_ptr<Job>& job) {
   Record& r = job->record;
   r.set("file", Value(path));
   r.set("file_size", Value(static_cast<std::int64_t>(st.st_size)));
+  if (opt_.download->sha256) r.set("sha256", Value());  // not read back: the file was not fetched
   r.set("attempts", Value(std::int64_t{0}));
   hold_result();
   out_->complete(std::move(r));
@@ -1134,6 +1143,8 @@ void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
   t->resumed_from = 0;
   t->validator.clear();
   t->bad_range = false;
+  EVP_MD_CTX_free(t->digest);
+  t->digest = nullptr;
   t->write_error.clear();
   t->error[0] = '\0';
   idle_.push_back(std::move(t));
@@ -1262,7 +1273,11 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
       t->temp = std::exchange(p.temp, std::string());
       t->written = t->resumed_from = p.size;
       t->validator = std::move(p.validator);
+      t->digest = std::exchange(p.digest, nullptr);
       job->partial.reset();
+    } else if (opt_.download->sha256) {
+      t->digest = EVP_MD_CTX_new();
+      if (!t->digest || !EVP_DigestInit_ex(t->digest, EVP_sha256(), nullptr)) throw std::bad_alloc();
     }
   }
   job->proxy = t->proxy;
@@ -1535,6 +1550,21 @@ void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long statu
   fail(std::move(job), reason, status, std::move(message));
 }
 
+namespace {
+
+// The hex text of the hash `digest` holds (finished here).
+std::string hex_digest(EVP_MD_CTX* digest) {
+  unsigned char sum[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_DigestFinal_ex(digest, sum, &size);
+  std::string out;
+  out.reserve(2 * size);
+  for (unsigned int i = 0; i < size; ++i) out += fmt::format("{:02x}", sum[i]);
+  return out;
+}
+
+}  // namespace
+
 // download: keeps what a failed attempt wrote for the next attempt to resume, when the server can
 // continue it: a GET whose bytes were written as sent (no Content-Encoding) and whose version is
 // named by a strong ETag or a Last-Modified date (If-Range).
@@ -1557,6 +1587,7 @@ void HttpLoop::keep_partial(Transfer& t, Job& job) {
   p->temp = std::exchange(t.temp, std::string());
   p->size = t.written;
   p->validator = std::move(validator);
+  p->digest = std::exchange(t.digest, nullptr);
   job.partial = std::move(p);
 }
 
@@ -1611,6 +1642,7 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) 
   if (t.files) {
     put("file", Value(std::move(file)));
     put("file_size", Value(static_cast<std::int64_t>(t.written)));
+    if (t.digest) put("sha256", Value(hex_digest(t.digest)));
   } else {
     put(opt_.body_field, Value(bodies_->share(std::move(t.body))));
   }

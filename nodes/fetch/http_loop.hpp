@@ -71,7 +71,8 @@ struct FetchOptions {
   struct Download {
     std::string dir;
     std::optional<FieldTemplate> path;
-    bool keep = false;  // exists: keep: a file already there is kept, and not fetched when its name is known first
+    bool keep = false;    // exists: keep: a file already there is kept, and not fetched when its name is known first
+    bool sha256 = false;  // the record gets the SHA-256 of the file's bytes, hashed as they are written
   };
   std::optional<Download> download;
   bool refuse_private = false;                          // private_addresses: refuse: no connection to a private address

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -185,6 +186,16 @@ std::string download_pipeline(const TempDir& dir, const std::vector<std::string>
   p.replace(p.find("fields: [url, status, final_url, attempts, body]"), 48,
             "fields: [url, status, file, file_size, body]");
   return p;
+}
+
+// The SHA-256 of `bytes` as hex, as `sha256sum` prints it.
+std::string sha256_hex(const std::string& bytes) {
+  unsigned char sum[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(bytes.data(), bytes.size(), sum, &size, EVP_sha256(), nullptr);
+  std::string out;
+  for (unsigned int i = 0; i < size; ++i) out += fmt::format("{:02x}", sum[i]);
+  return out;
 }
 
 // The files under `folder`, recursively, by their path relative to it, with their sizes.
@@ -2085,7 +2096,9 @@ TEST_CASE("download: a download cut off mid-way goes on where it stopped, when t
       server.url("/ranged/e/100000?seed=8&cut=40000&misrange=1"),             // a 206 from the wrong byte
   };
   auto pipeline = [&](const std::string& max_body) {
-    std::string p = download_pipeline(dir, urls, fmt::format("{{dir: {}}}", files), "    max_body: " + max_body);
+    std::string p =
+        download_pipeline(dir, urls, fmt::format("{{dir: {}, sha256: true}}", files), "    max_body: " + max_body);
+    p.replace(p.find("fields: [url, status, file, file_size, body]"), 44, "fields: [url, status, file_size, sha256]");
     // Five cut-off first attempts in a row would open the host's breaker.
     p.replace(p.find("retries: {attempts: 1}"), 22,
               "retries: {attempts: 3, base: 1ms, max: 5ms}\n    circuit_breaker: {failure_threshold: 0}");
@@ -2117,6 +2130,15 @@ TEST_CASE("download: a download cut off mid-way goes on where it stopped, when t
   for (std::size_t i = 0; i < ok.size(); ++i) {
     INFO(ok[i]);
     CHECK(contains(ok[i], "\"status\":200,"));  // the whole file, though the last answer was a 206
+  }
+  // sha256: the hash of each whole file, hashed as its parts were written, across the attempts.
+  for (const auto& [url, bytes] :
+       {std::pair{urls[0], fixture::random_bytes(300000, 3)}, std::pair{urls[1], fixture::random_bytes(300000, 4)},
+        std::pair{urls[2], fixture::random_bytes(200000, 6)}, std::pair{urls[3], fixture::random_bytes(100000, 7)},
+        std::pair{urls[4], fixture::random_bytes(100000, 8)}}) {
+    CHECK(std::count(ok.begin(), ok.end(),
+                     fmt::format(R"({{"url":"{}","status":200,"file_size":{},"sha256":"{}"}})", url, bytes.size(),
+                                 sha256_hex(bytes))) == 1);
   }
   // The table of hosts counts the bytes that came, once: a 100,000 + 200,000, b 50,000 + 50,000 +
   // 200,000, c 70,000 + 200,000, d 30,000 + 100,000, e 40,000 + 100,000 (its 206 from byte 0 is cut
