@@ -2,7 +2,8 @@
 # Files larger than memory: FILES files of SIZE (4 of 256 MiB) served by nginx on loopback, fetched
 # with 4 in flight and written to disk two ways — fetch into memory then save (the body is held
 # whole until save writes it), and fetch's download:, which writes the bytes as they arrive —
-# with wall time, CPU and peak RSS of each whole process (bench/timeit), ROUNDS rounds alternating.
+# with wall time, CPU and peak RSS of each whole process (bench/timeit), ROUNDS rounds alternating;
+# and download: with sha256: true (each file hashed as it is written).
 #
 #   bash bench/download.sh            # FILES=8 SIZE=64M for other shapes
 set -euo pipefail
@@ -50,10 +51,11 @@ pipeline save "" "  - id: files
     type: save
     dir: $work/out_save"
 pipeline stream "    download: {dir: $work/out_stream}" ""
+pipeline sha256 "    download: {dir: $work/out_sha256, sha256: true}" ""
 
 echo "$FILES files of $SIZE ($((bytes / 1048576)) MiB in all), 4 in flight; figures per MiB"
 for round in $(seq 1 "$ROUNDS"); do
-  for mode in save stream; do
+  for mode in save stream sha256; do
     rm -rf "$work/out_$mode"
     sync
     measure "$mode" "$((bytes / 1048576))" MiB "$bin/sluice" run -q "$work/$mode.yaml"
