@@ -16,6 +16,97 @@
 
 namespace sluice::nodes {
 
+namespace {
+
+std::string percent_decoded(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+std::string_view trimmed(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// The `filename*` or `filename` parameter of a Content-Disposition value; "" when it has neither.
+std::string disposition_filename(std::string_view header) {
+  std::string plain, extended;
+  std::size_t i = header.find(';');
+  while (i != std::string_view::npos && i < header.size()) {
+    ++i;  // past ';'
+    const std::size_t eq = header.find('=', i);
+    if (eq == std::string_view::npos) break;
+    const std::string name = to_lower(trimmed(header.substr(i, eq - i)));
+    std::size_t at = eq + 1;
+    while (at < header.size() && (header[at] == ' ' || header[at] == '\t')) ++at;
+    std::string value;
+    if (at < header.size() && header[at] == '"') {  // a quoted string, with \-escapes
+      for (++at; at < header.size() && header[at] != '"'; ++at) {
+        if (header[at] == '\\' && at + 1 < header.size()) ++at;
+        value += header[at];
+      }
+      i = header.find(';', at);
+    } else {
+      i = header.find(';', at);
+      value = std::string(trimmed(header.substr(at, i == std::string_view::npos ? std::string_view::npos : i - at)));
+    }
+    if (name == "filename") plain = value;
+    if (name == "filename*") {  // charset'language'percent-encoded
+      const std::size_t first = value.find('\''),
+                        second = first == std::string::npos ? first : value.find('\'', first + 1);
+      if (second != std::string::npos) {
+        const std::string charset = to_lower(value.substr(0, first));
+        std::string bytes = percent_decoded(std::string_view(value).substr(second + 1));
+        if (charset == "iso-8859-1") {  // each byte is its code point
+          std::string utf8;
+          for (unsigned char c : bytes) {
+            if (c < 0x80) {
+              utf8 += static_cast<char>(c);
+            } else {
+              utf8 += static_cast<char>(0xC0 | (c >> 6));
+              utf8 += static_cast<char>(0x80 | (c & 0x3F));
+            }
+          }
+          bytes = std::move(utf8);
+        }
+        if (charset == "utf-8" || charset == "iso-8859-1") extended = std::move(bytes);
+      }
+    }
+  }
+  return extended.empty() ? plain : extended;
+}
+
+}  // namespace
+
+std::string served_name(std::string_view disposition, std::string_view url) {
+  std::string name = disposition_filename(disposition);
+  // A name with a path in it (some servers send one) is its last part.
+  if (const auto slash = name.find_last_of("/\\"); slash != std::string::npos) name = name.substr(slash + 1);
+  if (name.empty()) {
+    std::string_view path = url.substr(0, url.find_first_of("?#"));
+    if (const auto scheme = path.find("://"); scheme != std::string_view::npos) {
+      path.remove_prefix(scheme + 3);
+      path = path.find('/') == std::string_view::npos ? std::string_view() : path.substr(path.find('/'));
+    }
+    name = percent_decoded(path.substr(path.rfind('/') == std::string_view::npos ? 0 : path.rfind('/') + 1));
+  }
+  if (name.empty()) name = "download";
+  std::string out;
+  append_file_name(out, name);
+  return out;
+}
+
 std::string extension_for(std::string_view url, std::string_view content_type) {
   if (std::string ext = url_extension(url);
       !ext.empty() && ext.size() <= 8 &&

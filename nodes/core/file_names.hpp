@@ -23,6 +23,12 @@ std::string checked_relative(const std::string& rendered, std::string& error);
 // The name of a file with no `path` template: 16 hex digits of the URL's hash and extension_for().
 std::string hashed_name(std::string_view url, std::string_view content_type);
 
+// The name a server gives the file it sends: the Content-Disposition header's `filename*` (RFC
+// 8187: UTF-8 or ISO-8859-1, percent-encoded) or `filename` (a token or a quoted string), else the
+// last segment of the URL's path, percent-decoded; "download" when neither has one. Made safe as
+// one file name (append_file_name(): no '/', no leading '.'): the server's text is untrusted.
+std::string served_name(std::string_view disposition, std::string_view url);
+
 // Checks a `path` option: a template that compiles and is not empty. "" when it is fine.
 std::string check_path_template(const Value& v);
 

@@ -66,7 +66,8 @@ Schema download_schema() {
           .make_required(),
       FieldSpec::string("path",
                         "the file's path under dir, a template: \"{sku:file}.pdf\", \"{category:file}/{url:hash}.zip\" "
-                        "({field:file} makes scraped text safe as a name; '..' and absolute paths fail the record); "
+                        "({field:file} makes scraped text safe as a name; '..' and absolute paths fail the record; "
+                        "{server_filename}: the server's name for it, from Content-Disposition or the URL); "
                         "default: the URL's hash and an extension from the URL or the Content-Type")
           .validated_by(nodes::check_path_template),
       FieldSpec::boolean("sha256",
@@ -258,7 +259,11 @@ fetch::FetchOptions options_from(const Config& c) {
     while (dir.size() > 1 && dir.ends_with('/')) dir.pop_back();
     o.download.emplace();
     o.download->dir = dir.empty() ? std::string(".") : std::move(dir);
-    if (d.has("path")) o.download->path = FieldTemplate::compile(d.string("path"));
+    if (d.has("path")) {
+      o.download->path = FieldTemplate::compile(d.string("path"));
+      const auto fields = o.download->path->fields();
+      o.download->served = std::find(fields.begin(), fields.end(), "server_filename") != fields.end();
+    }
     o.download->keep = d.string("exists") == "keep";
     o.download->sha256 = d.boolean("sha256");
   }

@@ -511,10 +511,24 @@ std::string HttpLoop::download_name(const Job& job, std::string_view content_typ
   return nodes::hashed_name(url && url->as_string() ? *url->as_string() : job.url, content_type);
 }
 
-std::string HttpLoop::place_file(Transfer& t, const Job& job, std::string& error) {
+std::string HttpLoop::place_file(Transfer& t, Job& job, std::string& error) {
   char* type = nullptr;
   curl_easy_getinfo(t.easy, CURLINFO_CONTENT_TYPE, &type);
-  const std::string rel = download_name(job, type ? type : "");
+  std::string rel;
+  if (opt_.download->served) {  // the path with the name the server gave (the record keeps it)
+    char* effective = nullptr;
+    curl_easy_getinfo(t.easy, CURLINFO_EFFECTIVE_URL, &effective);
+    const auto disposition = response_header(t.easy, "Content-Disposition");
+    job.record.set("server_filename",
+                   Value(nodes::served_name(disposition.value_or(""), effective ? effective : job.url)));
+    rel = nodes::checked_relative(opt_.download->path->render(job.record), error);
+    if (rel.empty()) {
+      t.discard_file();
+      return "";
+    }
+  } else {
+    rel = download_name(job, type ? type : "");
+  }
   const std::string path = opt_.download->dir + "/" + rel;
   if (t.fd < 0) {  // no body at all: an empty file
     std::string name = rel.substr(rel.rfind('/') + 1);
@@ -641,7 +655,11 @@ void HttpLoop::submit(Record&& record) {
   }
   if (opt_.body) job->body = opt_.body->render(record);
   if (opt_.download && opt_.download->path && job->setup_error.empty()) {
+    // {server_filename} is known only when the file is whole (place_file()): its folder and the
+    // rest of the path are checked now, with a stand-in name.
+    if (opt_.download->served) record.set("server_filename", Value("_"));
     job->file = nodes::checked_relative(opt_.download->path->render(record), error);
+    if (opt_.download->served) record.erase("server_filename");
     if (job->file.empty()) {
       job->setup_reason = Reason::invalid;
       job->setup_error = "download: " + error;
@@ -849,7 +867,7 @@ void HttpLoop::accept(std::unique_ptr<Job> job) {
     Reason reason = job->setup_reason;
     return fail(std::move(job), reason, 0, std::move(message));
   }
-  if (files_ && opt_.download->keep && keep_existing(job)) return;
+  if (files_ && opt_.download->keep && !opt_.download->served && keep_existing(job)) return;
   enqueue(std::move(job), false);
 }
 

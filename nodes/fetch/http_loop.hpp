@@ -73,6 +73,7 @@ struct FetchOptions {
     std::optional<FieldTemplate> path;
     bool keep = false;    // exists: keep: a file already there is kept, and not fetched when its name is known first
     bool sha256 = false;  // the record gets the SHA-256 of the file's bytes, hashed as they are written
+    bool served = false;  // `path` uses {server_filename}: the name the server gives, known when the file is whole
   };
   std::optional<Download> download;
   bool refuse_private = false;                          // private_addresses: refuse: no connection to a private address
@@ -301,7 +302,7 @@ class HttpLoop {
   std::string download_name(const Job& job, std::string_view content_type) const;
   // download: the finished body of `t` (its temporary file) renamed to its file; its path, or "" with
   // `error`.
-  std::string place_file(Transfer& t, const Job& job, std::string& error);
+  std::string place_file(Transfer& t, Job& job, std::string& error);
   // download with exists: keep: completes `job` with its file when that is there already (true).
   bool keep_existing(std::unique_ptr<Job>& job);
   std::mt19937_64 rng_;

@@ -2173,3 +2173,29 @@ TEST_CASE("download: a download cut off mid-way goes on where it stopped, when t
   CHECK(lines(dir3, "ok.jsonl").size() == 1);
   CHECK(files_in(files) == std::map<std::string, std::uintmax_t>{{hashed(emptied), 0}});
 }
+
+TEST_CASE("download: {server_filename} in path names a file as its server does (Content-Disposition)",
+          "[fetch][download]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string files = dir.file("files");
+  const std::vector<std::string> urls = {
+      server.url("/headers?Content-Disposition=attachment%3B%20filename%3D%22Report%202025.pdf%22"),
+      server.url("/headers?Content-Disposition=attachment%3B%20filename%3D%22..%2F..%2Fescape.txt%22"),
+      server.url("/bytes/10?seed=1"),  // no Content-Disposition: the URL's last segment
+  };
+  std::string p = download_pipeline(dir, urls, fmt::format("{{dir: {}, path: \"docs/{{server_filename}}\"}}", files));
+  p.replace(p.find("fields: [url, status, file, file_size, body]"), 44, "fields: [server_filename, file, file_size]");
+  RunReport report = run_pipeline(test::plan_of(p));
+  REQUIRE(report.errors.empty());
+  CHECK(files_in(files) ==
+        std::map<std::string, std::uintmax_t>{{"docs/Report 2025.pdf", 8}, {"docs/escape.txt", 8}, {"docs/10", 10}});
+  auto ok = lines(dir, "ok.jsonl");
+  std::sort(ok.begin(), ok.end());
+  CHECK(ok ==
+        std::vector<std::string>{
+            fmt::format(R"({{"server_filename":"10","file":"{}/docs/10","file_size":10}})", files),
+            fmt::format(R"({{"server_filename":"Report 2025.pdf","file":"{}/docs/Report 2025.pdf","file_size":8}})",
+                        files),
+            fmt::format(R"({{"server_filename":"escape.txt","file":"{}/docs/escape.txt","file_size":8}})", files)});
+}
