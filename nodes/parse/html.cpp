@@ -4,6 +4,7 @@
 #include <libxml/HTMLparser.h>
 #include <libxml/xpath.h>
 #include <re2/re2.h>
+#include <tbb/enumerable_thread_specific.h>
 
 #include <algorithm>
 #include <map>
@@ -260,8 +261,9 @@ class HtmlParser final : public TransformNode {
     // libxml2 gets UTF-8 only: the page is decoded here, as a browser would (BOM, the charset of
     // fetch's content_type, <meta charset>, then UTF-8 or windows-1252).
     const parse::PageText html = unzipped ? parse::decode_page(*unzipped, type) : parse::page_text(page, body_field_);
-    thread_local CompiledCache cache;
-    thread_local ParserContext parser;
+    Local& local = local_.local();
+    CompiledCache& cache = local.cache;
+    ParserContext& parser = local.parser;
     htmlDocPtr doc = nullptr;
     if (is_xml(media, html.text())) doc = read_xml(html.text(), page_url);
     // XML_PARSE_HUGE lifts libxml2's nesting limit of 256, at which it stops parsing without a
@@ -332,6 +334,16 @@ class HtmlParser final : public TransformNode {
   }
 
  private:
+  // libxml2 state per thread, reused from page to page for the node's lifetime, and freed with the
+  // node on the thread that ends the run. Not thread_local: a TBB worker's thread-local objects are
+  // destroyed when it exits, which can be while the process exits and libxml2 (or OpenSSL, which
+  // runs its cleanup then too) is torn down, and freeing a parser context then crashed.
+  struct Local {
+    CompiledCache cache;
+    ParserContext parser;
+  };
+  tbb::enumerable_thread_specific<Local> local_;
+
   static std::string text_of(const Value* v) { return v && v->as_string() ? *v->as_string() : ""; }
 
   // The media type of a Content-Type, lower-cased, without its parameters ("text/html").
