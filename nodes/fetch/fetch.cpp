@@ -76,7 +76,7 @@ Schema download_schema() {
           .with_default("false"),
       FieldSpec::enumeration("exists", {"replace", "keep"},
                              "when the file is there already: replace it, or keep it (the record goes on with it, "
-                             "unfetched unless the file's name comes from the Content-Type)")
+                             "unfetched unless the file's name comes from the Content-Type or {server_filename})")
           .with_default("replace"),
   });
 }
