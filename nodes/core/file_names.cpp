@@ -1,12 +1,16 @@
 #include "file_names.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <utility>
@@ -187,7 +191,39 @@ bool PartFiles::make_dirs(const std::string& folder, std::string& error) {
     return false;
   }
   made_.insert(folder);
+  remove_stale(folder);
   return true;
+}
+
+// A temporary file is stale when the process named in it (.NAME.sluice-PID-N.part) is gone and it
+// has not been written for kStaleAfter: a run killed (SIGKILL, a power cut) before it could remove
+// it. A live download writes far more often (its timeout ends it otherwise), and a process of that
+// PID alive here keeps the file, so a run on another machine that shares the folder is safe too
+// unless its download stalls for an hour.
+void PartFiles::remove_stale(const std::string& folder) {
+  DIR* dir = ::opendir(folder.c_str());
+  if (!dir) return;
+  const std::time_t now = std::time(nullptr);
+  while (const dirent* entry = ::readdir(dir)) {
+    std::string_view name = entry->d_name;
+    if (name.size() < 2 || name[0] != '.' || !name.ends_with(".part")) continue;
+    name.remove_suffix(5);
+    const auto at = name.rfind(".sluice-");
+    if (at == std::string_view::npos) continue;
+    const std::string_view tail = name.substr(at + 8);  // PID-N
+    long pid = 0;
+    unsigned long n = 0;
+    auto [dash, ec] = std::from_chars(tail.data(), tail.data() + tail.size(), pid);
+    if (ec != std::errc() || dash == tail.data() + tail.size() || *dash != '-' || pid <= 0) continue;
+    auto [end, ec2] = std::from_chars(dash + 1, tail.data() + tail.size(), n);
+    if (ec2 != std::errc() || end != tail.data() + tail.size()) continue;
+    if (pid == ::getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    struct stat st {};
+    if (::fstatat(::dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (now - st.st_mtime < kStaleAfter) continue;
+    if (::unlinkat(::dirfd(dir), entry->d_name, 0) == 0) ++stale_removed_;
+  }
+  ::closedir(dir);
 }
 
 int PartFiles::open(const std::string& folder, std::string_view name, std::string& temp, std::string& error) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -34,10 +35,14 @@ std::string check_path_template(const Value& v);
 
 // How save and fetch's download write a file whole or not at all: under a temporary name in its
 // final folder (`.NAME.sluice-PID-N.part`), renamed into place when complete. One thread only.
+// The first time a run uses a folder, it removes the stale temporary files that runs killed before
+// they could remove them left there (remove_stale()).
 class PartFiles {
  public:
   // mkdir -p, remembering the folders made or found (most files of a run share a few).
   bool make_dirs(const std::string& folder, std::string& error);
+  // Stale temporary files removed so far.
+  std::uint64_t stale_removed() const { return stale_removed_; }
   // A new temporary file in `folder` (made when missing) for the file `name`: its descriptor, and
   // its path in `temp`; -1 with `error` when it cannot be created.
   int open(const std::string& folder, std::string_view name, std::string& temp, std::string& error);
@@ -45,8 +50,11 @@ class PartFiles {
   static int write_all(int fd, const char* data, std::size_t size);
 
  private:
+  static constexpr std::time_t kStaleAfter = 3600;
+  void remove_stale(const std::string& folder);
   std::unordered_set<std::string> made_;
   std::uint64_t count_ = 0;
+  std::uint64_t stale_removed_ = 0;
 };
 
 }  // namespace sluice::nodes

@@ -501,6 +501,10 @@ void HttpLoop::start(AsyncOutput& out) {
     files_.emplace();
     std::string error;
     if (!files_->make_dirs(opt_.download->dir, error)) throw NodeError("download: " + error);
+    if (const auto stale = files_->stale_removed(); stale > 0) {
+      notice(fmt::format("download: removed {} temporary file{} (.part) that killed runs left in '{}'", stale,
+                         stale == 1 ? "" : "s", opt_.download->dir));
+    }
   }
   thread_ = std::thread([this] { run(); });
 }

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
@@ -2198,4 +2199,41 @@ TEST_CASE("download: {server_filename} in path names a file as its server does (
             fmt::format(R"({{"server_filename":"Report 2025.pdf","file":"{}/docs/Report 2025.pdf","file_size":8}})",
                         files),
             fmt::format(R"({{"server_filename":"escape.txt","file":"{}/docs/escape.txt","file_size":8}})", files)});
+}
+
+TEST_CASE("download: temporary files that killed runs left are removed, and only those", "[fetch][download]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string files = dir.file("files");
+  std::filesystem::create_directories(files);
+  // A process that is gone: a child that has exited and been waited for.
+  const pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  REQUIRE(gone > 0);
+  ::waitpid(gone, nullptr, 0);
+  auto make = [&](const std::string& name, std::chrono::hours age) {
+    test::write_file(files + "/" + name, "partial");
+    const auto when = std::chrono::system_clock::now() - age;
+    const timespec times[2] = {{std::chrono::system_clock::to_time_t(when), 0},
+                               {std::chrono::system_clock::to_time_t(when), 0}};
+    REQUIRE(::utimensat(AT_FDCWD, (files + "/" + name).c_str(), times, 0) == 0);
+  };
+  make(fmt::format(".a.bin.sluice-{}-1.part", gone), std::chrono::hours(2));        // stale: removed
+  make(fmt::format(".b.sluice-x.sluice-{}-7.part", gone), std::chrono::hours(5));   // stale: removed
+  make(fmt::format(".c.bin.sluice-{}-2.part", gone), std::chrono::hours(0));        // written just now
+  make(".d.bin.sluice-1-3.part", std::chrono::hours(2));                            // its process is alive
+  make(fmt::format(".e.bin.sluice-{}-4.part", ::getpid()), std::chrono::hours(2));  // this process's
+  make("notes.part", std::chrono::hours(2));                                        // not one of sluice's
+  make(".f.sluice-x-1.part", std::chrono::hours(2));
+  RunReport report =
+      run_pipeline(test::plan_of(download_pipeline(dir, {server.url("/bytes/10")}, fmt::format("{{dir: {}}}", files))));
+  REQUIRE(report.errors.empty());
+  std::set<std::string> left;
+  for (const auto& [name, size] : files_in(files)) left.insert(name);
+  CHECK(left == std::set<std::string>{fmt::format(".c.bin.sluice-{}-2.part", gone), ".d.bin.sluice-1-3.part",
+                                      fmt::format(".e.bin.sluice-{}-4.part", ::getpid()), "notes.part",
+                                      ".f.sluice-x-1.part", fmt::format("{:016x}", fnv1a64(server.url("/bytes/10")))});
+  REQUIRE(report.notices.size() == 1);
+  CHECK(report.notices[0].message ==
+        fmt::format("download: removed 2 temporary files (.part) that killed runs left in '{}'", files));
 }
