@@ -150,12 +150,24 @@ bool write_to_file(HttpLoop::Transfer& t, const char* data, std::size_t n) {
   return true;
 }
 
+// A response header of the transfer's last response (not of a 1xx, not a trailer), read from the
+// headers libcurl stores anyway: no header callback runs per line. Several fields of one name are
+// joined with ", " (RFC 9110, 5.3). nullopt when the response had none.
+std::optional<std::string> response_header(CURL* easy, const char* name) {
+  curl_header* h = nullptr;
+  if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK) return std::nullopt;
+  std::string value = h->value;
+  for (std::size_t i = 1, n = h->amount; i < n; ++i) {
+    if (curl_easy_header(easy, name, i, CURLH_HEADER, -1, &h) == CURLHE_OK) value.append(", ").append(h->value);
+  }
+  return value;
+}
+
 // download: whether a 206 answer to a resumed transfer continues its file where it ends (its
 // Content-Range starts at `offset`).
 bool continues_at(CURL* easy, std::uint64_t offset) {
-  curl_header* h = nullptr;
-  if (curl_easy_header(easy, "Content-Range", 0, CURLH_HEADER, -1, &h) != CURLHE_OK) return false;
-  std::string_view v = h->value;
+  const auto range = response_header(easy, "Content-Range");
+  std::string_view v = range ? std::string_view(*range) : std::string_view();
   if (!v.starts_with("bytes ")) return false;
   v.remove_prefix(6);
   std::uint64_t start = 0;
@@ -236,19 +248,6 @@ int on_prereq(void* user, char* primary_ip, char*, int, int) {
 
 std::string private_message(std::string_view url, std::string_view ip) {
   return fmt::format("refused: '{}' is at {}, a private address (private_addresses: refuse)", url, ip);
-}
-
-// A response header of the transfer's last response (not of a 1xx, not a trailer), read from the
-// headers libcurl stores anyway: no header callback runs per line. Several fields of one name are
-// joined with ", " (RFC 9110, 5.3). nullopt when the response had none.
-std::optional<std::string> response_header(CURL* easy, const char* name) {
-  curl_header* h = nullptr;
-  if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK) return std::nullopt;
-  std::string value = h->value;
-  for (std::size_t i = 1, n = h->amount; i < n; ++i) {
-    if (curl_easy_header(easy, name, i, CURLH_HEADER, -1, &h) == CURLHE_OK) value.append(", ").append(h->value);
-  }
-  return value;
 }
 
 // A URL as it is sent. Spaces and bytes beyond ASCII are not allowed in a URL (RFC 3986), but URL
@@ -1614,30 +1613,24 @@ void HttpLoop::keep_partial(Transfer& t, Job& job) {
 }
 
 void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) {
-  std::string file;
-  if (t.files) {
-    long answer = 0;
-    curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &answer);
-    // A resumed download answered with a whole file that has no body (on_body never ran to start
-    // it over): the earlier bytes are not part of it.
-    if (t.resumed_from > 0 && answer != 206 && !restart_file(t))
-      return fail(std::move(job), Reason::other, answer, "download: " + t.write_error);
-    std::string error;
-    file = place_file(t, *job, error);
-    if (file.empty()) {
-      long code = 0;
-      curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &code);
-      return fail(std::move(job), Reason::other, code, "download: " + error);
-    }
-  }
-  ++stats.ok;
   CURL* e = t.easy;
   long status = 0;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  std::string file;
+  if (t.files) {
+    // A resumed download answered with a whole file that has no body (on_body never ran to start
+    // it over): the earlier bytes are not part of it.
+    if (t.resumed_from > 0 && status != 206 && !restart_file(t))
+      return fail(std::move(job), Reason::other, status, "download: " + t.write_error);
+    std::string error;
+    file = place_file(t, *job, error);
+    if (file.empty()) return fail(std::move(job), Reason::other, status, "download: " + error);
+  }
+  if (status == 206 && t.resumed_from > 0) status = 200;  // the rest of a file a 200 began: the whole file
+  ++stats.ok;
   char* content_type = nullptr;
   char* effective = nullptr;
   curl_off_t dns = 0, connect = 0, ttfb = 0, total = 0;
-  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-  if (status == 206 && t.resumed_from > 0) status = 200;  // the rest of a file a 200 began: the whole file
   curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &content_type);
   curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &effective);
   curl_easy_getinfo(e, CURLINFO_NAMELOOKUP_TIME_T, &dns);

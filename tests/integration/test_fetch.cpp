@@ -2096,14 +2096,16 @@ TEST_CASE("download: a download cut off mid-way goes on where it stopped, when t
       server.url("/ranged/d/100000?seed=7&cut=30000&validator=none"),         // no version named: from the start
       server.url("/ranged/e/100000?seed=8&cut=40000&misrange=1"),             // a 206 from the wrong byte
   };
+  // Up to three attempts, quickly one after the other (and fetch's `more` options after them).
+  auto retrying = [](std::string p, const std::string& more = "") {
+    return p.replace(p.find("retries: {attempts: 1}"), 22, "retries: {attempts: 3, base: 1ms, max: 5ms}" + more);
+  };
   auto pipeline = [&](const std::string& max_body) {
     std::string p =
         download_pipeline(dir, urls, fmt::format("{{dir: {}, sha256: true}}", files), "    max_body: " + max_body);
     p.replace(p.find("fields: [url, status, file, file_size, body]"), 44, "fields: [url, status, file_size, sha256]");
     // Five cut-off first attempts in a row would open the host's breaker.
-    p.replace(p.find("retries: {attempts: 1}"), 22,
-              "retries: {attempts: 3, base: 1ms, max: 5ms}\n    circuit_breaker: {failure_threshold: 0}");
-    return test::plan_of(p);
+    return test::plan_of(retrying(p, "\n    circuit_breaker: {failure_threshold: 0}"));
   };
   RunReport report = run_pipeline(pipeline("10MiB"));
   REQUIRE(report.errors.empty());
@@ -2154,8 +2156,7 @@ TEST_CASE("download: a download cut off mid-way goes on where it stopped, when t
   // (Its first answer is chunked: no Content-Length for libcurl to refuse at once.)
   std::string p = download_pipeline(dir2, {server.url("/ranged/f/300000?cut=100000&chunked=1")},
                                     fmt::format("{{dir: {}}}", files), "    max_body: 250000");
-  p.replace(p.find("retries: {attempts: 1}"), 22, "retries: {attempts: 3, base: 1ms, max: 5ms}");
-  report = run_pipeline(test::plan_of(p));
+  report = run_pipeline(test::plan_of(retrying(p)));
   REQUIRE(report.errors.empty());
   CHECK(server.counter("range:bytes=100000-").requests == 1);
   auto bad = lines(dir2, "bad.jsonl");
@@ -2168,8 +2169,7 @@ TEST_CASE("download: a download cut off mid-way goes on where it stopped, when t
   std::filesystem::remove_all(files);
   const std::string emptied = server.url("/ranged/g/100000?cut=30000&then=0");
   p = download_pipeline(dir3, {emptied}, fmt::format("{{dir: {}}}", files));
-  p.replace(p.find("retries: {attempts: 1}"), 22, "retries: {attempts: 3, base: 1ms, max: 5ms}");
-  report = run_pipeline(test::plan_of(p));
+  report = run_pipeline(test::plan_of(retrying(p)));
   REQUIRE(report.errors.empty());
   CHECK(lines(dir3, "ok.jsonl").size() == 1);
   CHECK(files_in(files) == std::map<std::string, std::uintmax_t>{{hashed(emptied), 0}});
