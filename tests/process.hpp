@@ -33,9 +33,16 @@ class Process {
     args.push_back(nullptr);
     const char* out_path = stdout_path.c_str();
     const char* err_path = stderr_path.c_str();
+    // A signal sent to the child before it runs the program (a test that stops it soon) must not
+    // run the test process's handlers (Catch's) in the child: signals stay blocked across fork, and
+    // the child sets their default actions before it lets them in.
+    sigset_t all, before;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &before);
     pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+      for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);  // SIGKILL and SIGSTOP fail harmlessly
+      ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
       int out = stdout_fd >= 0 ? stdout_fd : ::open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
       int err = ::open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(out, STDOUT_FILENO);
@@ -45,6 +52,8 @@ class Process {
       ::execv(args[0], args.data());
       ::_exit(127);
     }
+    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    if (pid_ < 0) throw std::runtime_error("fork failed");
   }
 
  public:

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -155,6 +156,20 @@ inline std::string gzip(std::string_view text, int level = 6) {
   out.resize(z.total_out);
   deflateEnd(&z);
   if (rc != Z_STREAM_END) throw std::runtime_error("deflate");
+  return out;
+}
+
+// The SHA-256 of `bytes` as hex, as `sha256sum` prints it.
+inline std::string sha256_hex(const std::string& bytes) {
+  unsigned char sum[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(bytes.data(), bytes.size(), sum, &size, EVP_sha256(), nullptr);
+  std::string out;
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned int i = 0; i < size; ++i) {
+    out.push_back(kHex[sum[i] >> 4]);
+    out.push_back(kHex[sum[i] & 15]);
+  }
   return out;
 }
 

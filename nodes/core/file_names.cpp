@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <utility>
@@ -195,17 +197,85 @@ bool PartFiles::make_dirs(const std::string& folder, std::string& error) {
   return true;
 }
 
+namespace {
+
+constexpr std::string_view kMetaHeader = "sluice download 1\n";
+
+// The KEY of a resumable file's name (.sluice-KEY.part) or its meta's (.sluice-KEY.part.meta).
+std::optional<std::string_view> resumable_key(std::string_view name) {
+  if (!name.starts_with(".sluice-")) return std::nullopt;
+  name.remove_prefix(8);
+  if (name.ends_with(".meta")) name.remove_suffix(5);
+  if (!name.ends_with(".part") || name.size() != 16 + 5) return std::nullopt;
+  name.remove_suffix(5);
+  if (!std::all_of(name.begin(), name.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+    return std::nullopt;
+  return name;
+}
+
+// Locks `fd`, the file opened as `path`, for this transfer: false when another holds it, or when
+// the name no longer leads to it (a run that held it renamed or removed it before letting go).
+bool lock_file(int fd, const std::string& path) {
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) return false;
+  struct stat held {
+  }, named{};
+  return ::fstat(fd, &held) == 0 && held.st_nlink > 0 && ::stat(path.c_str(), &named) == 0 &&
+         held.st_dev == named.st_dev && held.st_ino == named.st_ino;
+}
+
+bool write_meta(const std::string& temp, std::string_view url, std::string_view version) {
+  if (url.find('\n') != std::string_view::npos || version.find('\n') != std::string_view::npos) return false;
+  const std::string meta = temp + ".meta";
+  const int fd = ::open(meta.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  const std::string text = fmt::format("{}{}\n{}\n", kMetaHeader, url, version);
+  const bool ok = PartFiles::write_all(fd, text.data(), text.size()) == 0;
+  if (::close(fd) != 0 || !ok) {
+    ::unlink(meta.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 // A temporary file is stale when the process named in it (.NAME.sluice-PID-N.part) is gone and it
 // has not been written for kStaleAfter: a run killed (SIGKILL, a power cut) before it could remove
 // it. A live download writes far more often (its timeout ends it otherwise), and a process of that
 // PID alive here keeps the file, so a run on another machine that shares the folder is safe too
 // unless its download stalls for an hour.
+//
+// A resumable file (.sluice-KEY.part) is kept for a later run to continue: it is removed when no
+// transfer holds its lock and it has not been written for kResumableFor, or, without its meta, for
+// kStaleAfter. A meta whose file is gone goes after kStaleAfter too.
 void PartFiles::remove_stale(const std::string& folder) {
   DIR* dir = ::opendir(folder.c_str());
   if (!dir) return;
   const std::time_t now = std::time(nullptr);
   while (const dirent* entry = ::readdir(dir)) {
     std::string_view name = entry->d_name;
+    if (const auto key = resumable_key(name)) {
+      struct stat st {};
+      if (::fstatat(::dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+      const std::string part = fmt::format(".sluice-{}.part", *key);
+      if (name.ends_with(".meta")) {
+        struct stat file {};
+        if (now - st.st_mtime >= kStaleAfter && ::fstatat(::dirfd(dir), part.c_str(), &file, AT_SYMLINK_NOFOLLOW) != 0)
+          ::unlinkat(::dirfd(dir), entry->d_name, 0);  // not counted: it is no .part file
+        continue;
+      }
+      struct stat meta {};
+      const bool has_meta = ::fstatat(::dirfd(dir), (part + ".meta").c_str(), &meta, AT_SYMLINK_NOFOLLOW) == 0;
+      if (now - st.st_mtime < (has_meta ? kResumableFor : kStaleAfter)) continue;
+      const int fd = ::openat(::dirfd(dir), entry->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0) continue;
+      if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::unlinkat(::dirfd(dir), entry->d_name, 0) == 0) {
+        ++stale_removed_;
+        if (has_meta) ::unlinkat(::dirfd(dir), (part + ".meta").c_str(), 0);
+      }
+      ::close(fd);
+      continue;
+    }
     if (name.size() < 2 || name[0] != '.' || !name.ends_with(".part")) continue;
     name.remove_suffix(5);
     const auto at = name.rfind(".sluice-");
@@ -235,6 +305,67 @@ int PartFiles::open(const std::string& folder, std::string_view name, std::strin
     temp.clear();
   }
   return fd;
+}
+
+int PartFiles::open_resumable(const std::string& folder, std::string_view key, std::string_view url,
+                              std::string_view version, std::string& temp) {
+  std::string error;
+  if (!make_dirs(folder, error)) return -1;
+  std::string path = fmt::format("{}/.sluice-{}.part", folder, key);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return -1;
+  if (!lock_file(fd, path) || ::ftruncate(fd, 0) != 0 || !write_meta(path, url, version)) {
+    ::close(fd);  // a lock of ours goes with it; the file is left to whoever holds it
+    return -1;
+  }
+  temp = std::move(path);
+  return fd;
+}
+
+void PartFiles::set_version(const std::string& temp, std::string_view url, std::string_view version) {
+  if (version.empty() || !write_meta(temp, url, version)) ::unlink((temp + ".meta").c_str());
+}
+
+std::optional<PartFiles::Resumable> PartFiles::adopt(const std::string& folder, std::string_view key,
+                                                     std::string_view url, std::uint64_t max_size) {
+  Resumable r;
+  r.temp = fmt::format("{}/.sluice-{}.part", folder, key);
+  r.fd = ::open(r.temp.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (r.fd < 0) return std::nullopt;
+  if (!lock_file(r.fd, r.temp)) {
+    ::close(r.fd);
+    return std::nullopt;
+  }
+  std::string text;
+  if (std::FILE* f = std::fopen((r.temp + ".meta").c_str(), "re")) {
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, f)) > 0 && text.size() < 65536;)
+      text.append(buffer, n);
+    std::fclose(f);
+  }
+  std::string_view rest = text;
+  bool ok = rest.starts_with(kMetaHeader) && rest.ends_with('\n');
+  if (ok) {
+    rest.remove_prefix(kMetaHeader.size());
+    const auto eol = rest.find('\n');
+    ok = rest.substr(0, eol) == url && eol + 1 < rest.size();
+    r.version = std::string(rest.substr(eol + 1, rest.size() - eol - 2));
+    ok = ok && !r.version.empty() && r.version.find('\n') == std::string::npos;
+  }
+  struct stat st {};
+  const off_t end = ok && ::fstat(r.fd, &st) == 0 ? ::lseek(r.fd, 0, SEEK_END) : -1;
+  r.size = end > 0 ? static_cast<std::uint64_t>(end) : 0;
+  if (r.size == 0 || r.size > max_size) {  // nothing worth keeping: the transfer starts from nothing
+    remove_resumable(r.temp);
+    ::close(r.fd);
+    return std::nullopt;
+  }
+  return r;
+}
+
+void PartFiles::remove_resumable(const std::string& temp) {
+  ::unlink(temp.c_str());
+  ::unlink((temp + ".meta").c_str());
 }
 
 int PartFiles::write_all(int fd, const char* data, std::size_t size) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -49,8 +50,40 @@ class PartFiles {
   // Writes all of `data` to `fd`: 0, or the errno of the failed write (ENOSPC when nothing was written).
   static int write_all(int fd, const char* data, std::size_t size);
 
+  // Resumable temporary files, for fetch's download: a file whose server names the version it
+  // sends (a strong ETag or Last-Modified) is written to `.sluice-KEY.part` (KEY: 16 hex digits of
+  // the hash of the URL the record asked for), with `.sluice-KEY.part.meta` beside it (that URL and
+  // the version), under an flock held as long as a transfer of this run has it. A run that ends
+  // before the file is whole (cancelled, killed) leaves both; a later run that downloads the same
+  // URL into the same folder continues the file (adopt()) instead of fetching it all again.
+  //
+  // Opens the resumable file of `key` in `folder` (made when missing), emptied and locked, and
+  // writes its meta; -1 when another transfer, of this run or another, holds it, or it cannot be
+  // made: the caller then writes an ordinary temporary file (open()).
+  int open_resumable(const std::string& folder, std::string_view key, std::string_view url, std::string_view version,
+                     std::string& temp);
+  // The resumable file `temp` now holds another version of its URL (a server sent the whole file
+  // again): its meta says so, or is removed when `version` is empty (the file cannot be resumed).
+  static void set_version(const std::string& temp, std::string_view url, std::string_view version);
+  // A resumable file that an earlier run left for `url` in `folder`, locked for this run: its
+  // descriptor (open for reading and writing, at its end), path, size and version. Nullopt when
+  // there is none, another transfer holds it, or it is unusable (empty, larger than `max_size`, its
+  // meta missing, cut short or for another URL: then it is removed).
+  struct Resumable {
+    int fd = -1;
+    std::string temp;
+    std::uint64_t size = 0;
+    std::string version;
+  };
+  std::optional<Resumable> adopt(const std::string& folder, std::string_view key, std::string_view url,
+                                 std::uint64_t max_size);
+  // Removes a resumable file and its meta.
+  static void remove_resumable(const std::string& temp);
+
  private:
   static constexpr std::time_t kStaleAfter = 3600;
+  // A resumable file nobody continued for this long is removed (remove_stale()).
+  static constexpr std::time_t kResumableFor = 7 * 24 * 3600;
   void remove_stale(const std::string& folder);
   std::unordered_set<std::string> made_;
   std::uint64_t count_ = 0;

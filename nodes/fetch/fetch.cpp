@@ -62,7 +62,8 @@ Schema download_schema() {
   return Schema({
       FieldSpec::string("dir",
                         "the folder the files go to (created when missing); a download cut off mid-way is "
-                        "resumed by its retry when the server named its version (ETag, Last-Modified)")
+                        "resumed by its retry when the server named its version (ETag, Last-Modified), and one a "
+                        "run left unfinished (killed, cancelled) by the next run that downloads its URL there")
           .make_required(),
       FieldSpec::string("path",
                         "the file's path under dir, a template: \"{sku:file}.pdf\", \"{category:file}/{url:hash}.zip\" "

@@ -21,21 +21,36 @@
 
 namespace sluice::fetch {
 
-// download: what an attempt cut off (a reset, a timeout, an error page after it) had written, kept
-// for the next attempt to ask only for the rest (Range, with If-Range: the version the bytes came
-// from). The file is removed when the job ends without resuming it.
+// download: what an attempt cut off (a reset, a timeout, an error page after it) had written, or
+// what an earlier run left (a resumable file, see PartFiles), kept for the next attempt to ask only
+// for the rest (Range, with If-Range: the version the bytes came from). The file is removed when
+// the job ends without resuming it, except a resumable one whose job did not end (keep_for_later()).
 struct PartialDownload {
   int fd = -1;
   std::string temp;
   std::uint64_t size = 0;
   std::string validator;         // a strong ETag or a Last-Modified date
+  bool resumable = false;        // temp is a resumable file (PartFiles::open_resumable), with its meta
+  bool earlier_run = false;      // left by an earlier run (PartFiles::adopt)
   EVP_MD_CTX* digest = nullptr;  // sha256: the hash of the bytes so far
+  std::uint64_t hashed = 0;      // sha256: of the first `hashed` bytes (an adopted file is read back first)
   PartialDownload() = default;
   PartialDownload(const PartialDownload&) = delete;
   PartialDownload& operator=(const PartialDownload&) = delete;
+  // The job ends unfinished (the run was cancelled or stops): a resumable file stays for a later run.
+  void keep_for_later() {
+    if (resumable && fd >= 0) {
+      ::close(std::exchange(fd, -1));
+      temp.clear();
+    }
+  }
   ~PartialDownload() {
     if (fd >= 0) ::close(fd);
-    if (!temp.empty()) ::unlink(temp.c_str());
+    if (resumable && !temp.empty()) {
+      nodes::PartFiles::remove_resumable(temp);
+    } else if (!temp.empty()) {
+      ::unlink(temp.c_str());
+    }
     EVP_MD_CTX_free(digest);
   }
 };
@@ -54,7 +69,10 @@ struct HttpLoop::Job {
   int proxy = -1;        // the index in proxies_ of its latest attempt's proxy
   std::string file;      // download: the path under dir that `path` rendered ("": named when it ends)
   std::unique_ptr<PartialDownload> partial;  // download: an earlier attempt's bytes, to resume
-  std::string setup_error;                   // a problem found at submit (no url field, a refused or invalid URL)
+  // download of a GET: the URL the record asked for, and 16 hex digits of its hash, which name its
+  // resumable file (PartFiles::open_resumable); empty otherwise.
+  std::string asked_url, resume_key;
+  std::string setup_error;  // a problem found at submit (no url field, a refused or invalid URL)
   Reason setup_reason = Reason::invalid;
 };
 
@@ -93,7 +111,9 @@ struct HttpLoop::Transfer {
   // A resumed download: the bytes the file had when this transfer asked for the rest (0: from the
   // start, also after a server sent the whole file instead), and the version they came from.
   std::uint64_t resumed_from = 0;
-  std::string validator;
+  std::string validator;         // the version of the file's bytes (GET only): a strong ETag or Last-Modified; "": none
+  bool resumable = false;        // temp is a resumable file with its meta (PartFiles::open_resumable)
+  bool earlier_run = false;      // resumed_from bytes came from an earlier run
   bool bad_range = false;        // a 206 that did not start where the file ends: cut off, the file dropped
   EVP_MD_CTX* digest = nullptr;  // download with sha256: the hash of the bytes written
   std::string write_error;       // a file that could not be written: the transfer was aborted for it
@@ -102,8 +122,21 @@ struct HttpLoop::Transfer {
   void discard_file() {
     if (fd >= 0) ::close(fd);
     fd = -1;
-    if (!temp.empty()) ::unlink(temp.c_str());
+    if (resumable && !temp.empty()) {
+      nodes::PartFiles::remove_resumable(temp);
+    } else if (!temp.empty()) {
+      ::unlink(temp.c_str());
+    }
     temp.clear();
+    resumable = false;
+  }
+  // The transfer ends unfinished (the run was cancelled): a resumable file with bytes in it stays for
+  // a later run to continue.
+  void keep_for_later() {
+    if (!resumable || fd < 0 || written == 0 || validator.empty()) return;
+    ::close(std::exchange(fd, -1));
+    temp.clear();
+    resumable = false;
   }
   ~Transfer() {
     discard_file();
@@ -136,6 +169,10 @@ bool unwanted_type(CURL* easy, const MediaTypes& types, const StatusSet& ok_stat
 // download: writes a successful body's bytes to its transfer's temporary file (opened at the first
 // bytes); false, with the transfer's write_error, when they cannot be written.
 bool write_to_file(HttpLoop::Transfer& t, const char* data, std::size_t n) {
+  if (t.fd < 0 && !t.validator.empty() && t.job && !t.job->resume_key.empty()) {  // a file a later run can continue
+    t.fd = t.files->open_resumable(t.folder, t.job->resume_key, t.job->asked_url, t.validator, t.temp);
+    t.resumable = t.fd >= 0;
+  }
   if (t.fd < 0) {
     std::string name = t.job && !t.job->file.empty() ? t.job->file.substr(t.job->file.rfind('/') + 1) : "download";
     t.fd = t.files->open(t.folder, name, t.temp, t.write_error);
@@ -163,6 +200,19 @@ std::optional<std::string> response_header(CURL* easy, const char* name) {
   return value;
 }
 
+// download: the version of the file a successful response sends, for a later request to continue
+// it (Range, If-Range): its strong ETag, else its Last-Modified date; "" when its bytes cannot be
+// continued (not a GET, encoded on the wire, whose ranges count other bytes, Accept-Ranges: none,
+// or no version named).
+std::string file_version(HttpLoop::Transfer& t) {
+  if (t.job->method != "GET") return "";
+  if (auto coding = response_header(t.easy, "Content-Encoding"); coding && !nodes::iequals(*coding, "identity"))
+    return "";
+  if (auto ranges = response_header(t.easy, "Accept-Ranges"); ranges && nodes::iequals(*ranges, "none")) return "";
+  if (auto etag = response_header(t.easy, "ETag"); etag && !etag->starts_with("W/")) return std::move(*etag);
+  return response_header(t.easy, "Last-Modified").value_or("");
+}
+
 // download: whether a 206 answer to a resumed transfer continues its file where it ends (its
 // Content-Range starts at `offset`).
 bool continues_at(CURL* easy, std::uint64_t offset) {
@@ -184,6 +234,7 @@ bool restart_file(HttpLoop::Transfer& t) {
   }
   t.written = 0;
   t.resumed_from = 0;
+  t.earlier_run = false;
   t.validator.clear();
   if (t.digest) EVP_DigestInit_ex(t.digest, EVP_sha256(), nullptr);
   return true;
@@ -209,8 +260,10 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
         }
       } else if (!t->ok_status->contains(status)) {
         t->files = nullptr;  // an error page: kept in memory, and dropped (a file to resume stays as it is)
-      } else if (t->resumed_from > 0 && !restart_file(*t)) {
-        return 0;
+      } else {
+        if (t->resumed_from > 0 && !restart_file(*t)) return 0;
+        t->validator = file_version(*t);
+        if (t->resumable) nodes::PartFiles::set_version(t->temp, t->job->asked_url, t->validator);
       }
     }
     if (!t->files) {
@@ -508,10 +561,66 @@ void HttpLoop::start(AsyncOutput& out) {
   thread_ = std::thread([this] { run(); });
 }
 
+std::string_view HttpLoop::asked_url(const Job& job, const Record& record) const {
+  const Value* url = record.get(opt_.url_field);
+  return url && url->as_string() ? std::string_view(*url->as_string()) : std::string_view(job.url);
+}
+
 std::string HttpLoop::download_name(const Job& job, std::string_view content_type) const {
   if (!job.file.empty()) return job.file;
-  const Value* url = job.record.get(opt_.url_field);
-  return nodes::hashed_name(url && url->as_string() ? *url->as_string() : job.url, content_type);
+  return nodes::hashed_name(asked_url(job, job.record), content_type);
+}
+
+std::string HttpLoop::download_folder(const Job& job) const {
+  const auto slash = job.file.rfind('/');
+  const std::string& dir = opt_.download->dir;
+  return slash == std::string::npos ? dir : dir + "/" + job.file.substr(0, slash);
+}
+
+// download: a file of the job's URL that an earlier run left unfinished in its folder becomes the
+// job's partial download: its first attempt asks for the rest. With sha256 its bytes are hashed
+// first, a piece per loop turn (hash_adopted()).
+bool HttpLoop::adopt_file(std::unique_ptr<Job>& job) {
+  auto found = files_->adopt(download_folder(*job), job->resume_key, job->asked_url, opt_.max_body);
+  if (!found) return false;
+  auto p = std::make_unique<PartialDownload>();
+  p->fd = found->fd;
+  p->temp = std::move(found->temp);
+  p->size = found->size;
+  p->validator = std::move(found->version);
+  p->resumable = p->earlier_run = true;
+  if (opt_.download->sha256) {
+    p->digest = EVP_MD_CTX_new();
+    if (!p->digest || !EVP_DigestInit_ex(p->digest, EVP_sha256(), nullptr)) throw std::bad_alloc();
+  } else {
+    p->hashed = p->size;
+  }
+  const bool hash = p->hashed < p->size;
+  job->partial = std::move(p);
+  if (hash) hashing_.push_back(std::move(job));
+  return hash;
+}
+
+// download with sha256: hashes the next piece of the first adopted file whose bytes are not all
+// hashed yet; when they are, its job goes to its host's queue. A read error gives the file up (the
+// job fetches it whole).
+void HttpLoop::hash_adopted() {
+  constexpr std::size_t kPiece = 1 << 20;  // about a millisecond of the I/O thread per loop turn
+  auto& job = hashing_.front();
+  PartialDownload& p = *job->partial;
+  auto buffer = std::make_unique_for_overwrite<unsigned char[]>(kPiece);
+  const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kPiece, p.size - p.hashed));
+  const ssize_t n = ::pread(p.fd, buffer.get(), want, static_cast<off_t>(p.hashed));
+  if (n <= 0) {
+    job->partial.reset();
+  } else {
+    EVP_DigestUpdate(p.digest, buffer.get(), static_cast<std::size_t>(n));
+    p.hashed += static_cast<std::uint64_t>(n);
+    if (p.hashed < p.size) return;
+  }
+  auto done = std::move(job);
+  hashing_.pop_front();
+  enqueue(std::move(done), false);
 }
 
 std::string HttpLoop::place_file(Transfer& t, Job& job, std::string& error) {
@@ -539,6 +648,13 @@ std::string HttpLoop::place_file(Transfer& t, Job& job, std::string& error) {
     if (t.fd < 0) return "";
   }
   const int fd = std::exchange(t.fd, -1);
+  // A resumable file stays locked until it is renamed: another run must not take it up meanwhile.
+  struct Lock {
+    int fd;
+    ~Lock() {
+      if (fd >= 0) ::close(fd);
+    }
+  } lock{t.resumable ? ::dup(fd) : -1};
   if (::close(fd) != 0) {
     error = fmt::format("cannot write: {}: '{}'", std::strerror(errno), path);
     t.discard_file();
@@ -557,6 +673,8 @@ std::string HttpLoop::place_file(Transfer& t, Job& job, std::string& error) {
     error = fmt::format("cannot write: {}: renaming '{}' to '{}'", std::strerror(e), temp, path);
     return "";
   }
+  if (t.resumable) ::unlink((t.temp + ".meta").c_str());
+  t.resumable = false;
   t.temp.clear();
   return path;
 }
@@ -668,6 +786,10 @@ void HttpLoop::submit(Record&& record) {
       job->setup_error = "download: " + error;
     }
   }
+  if (opt_.download && job->method == "GET" && job->setup_error.empty()) {
+    job->asked_url = std::string(asked_url(*job, record));
+    job->resume_key = fmt::format("{:016x}", fnv1a64(job->asked_url));
+  }
   job->record = std::move(record);
   std::lock_guard lock(incoming_mutex_);
   incoming_.push_back(std::move(job));
@@ -713,6 +835,12 @@ void HttpLoop::stop() {
   quit_.store(true);
   if (multi_) curl_multi_wakeup(multi_);
   if (thread_.joinable()) thread_.join();
+  if (continued_files_ > 0) {
+    notice(fmt::format(
+        "download: continued {} file{} that an earlier run left unfinished ({:.1f} MiB of {} not fetched again)",
+        continued_files_, continued_files_ == 1 ? "" : "s", continued_bytes_ / 1048576.0,
+        continued_files_ == 1 ? "it" : "them"));
+  }
   if (opt_.table && !host_stats_.empty()) opt_.table("hosts", host_rows());  // other_hosts_ only past it
 }
 
@@ -800,6 +928,7 @@ void HttpLoop::run() {
     if (winding_down_.load() && !aborted_) drop_unstarted();
     auto now = Clock::now();
     fire_timers(now);
+    if (!hashing_.empty()) hash_adopted();
     admit_all(now);
     int running = 0;
     curl_multi_perform(multi_, &running);
@@ -815,7 +944,7 @@ void HttpLoop::run() {
       out_->flush();
       held_ = 0;
     }
-    if (quit_.load() && active_.empty() && timers_.empty() && queued_hosts_.empty()) {
+    if (quit_.load() && active_.empty() && timers_.empty() && queued_hosts_.empty() && hashing_.empty()) {
       std::lock_guard lock(incoming_mutex_);
       if (incoming_.empty()) break;
     }
@@ -825,7 +954,7 @@ void HttpLoop::run() {
       std::lock_guard lock(incoming_mutex_);
       more = !incoming_.empty();
     }
-    if (!more && !cancel_.load()) {
+    if (!more && !cancel_.load() && hashing_.empty()) {
       curl_multi_poll(multi_, nullptr, 0, static_cast<int>(poll_timeout_ms(now)), nullptr);
     }
     sleeping_.store(false);
@@ -871,6 +1000,7 @@ void HttpLoop::accept(std::unique_ptr<Job> job) {
     return fail(std::move(job), reason, 0, std::move(message));
   }
   if (files_ && opt_.download->keep && !opt_.download->served && keep_existing(job)) return;
+  if (files_ && !job->resume_key.empty() && adopt_file(job)) return;
   enqueue(std::move(job), false);
 }
 
@@ -1163,6 +1293,7 @@ void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
   t->written = 0;
   t->resumed_from = 0;
   t->validator.clear();
+  t->earlier_run = false;
   t->bad_range = false;
   EVP_MD_CTX_free(t->digest);
   t->digest = nullptr;
@@ -1285,15 +1416,15 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   if (files_) {
     t->files = &*files_;
     t->ok_status = &opt_.ok_status;
-    const auto slash = job->file.rfind('/');
-    const std::string& dir = opt_.download->dir;
-    t->folder = slash == std::string::npos ? dir : dir + "/" + job->file.substr(0, slash);
+    t->folder = download_folder(*job);
     if (job->partial) {
       PartialDownload& p = *job->partial;
       t->fd = std::exchange(p.fd, -1);
       t->temp = std::exchange(p.temp, std::string());
       t->written = t->resumed_from = p.size;
       t->validator = std::move(p.validator);
+      t->resumable = p.resumable;
+      t->earlier_run = p.earlier_run;
       t->digest = std::exchange(p.digest, nullptr);
       job->partial.reset();
     } else if (opt_.download->sha256) {
@@ -1590,24 +1721,14 @@ std::string hex_digest(EVP_MD_CTX* digest) {
 // continue it: a GET whose bytes were written as sent (no Content-Encoding) and whose version is
 // named by a strong ETag or a Last-Modified date (If-Range).
 void HttpLoop::keep_partial(Transfer& t, Job& job) {
-  if (t.fd < 0 || t.written == 0 || job.method != "GET") return;
-  std::string validator = std::move(t.validator);  // the version an earlier attempt's bytes came from
-  if (t.written > t.resumed_from) {                // this answer wrote bytes: the version they came from
-    if (auto coding = response_header(t.easy, "Content-Encoding"); coding && !nodes::iequals(*coding, "identity"))
-      return;  // decoded bytes: a Range counts the encoded ones
-    if (auto ranges = response_header(t.easy, "Accept-Ranges"); ranges && nodes::iequals(*ranges, "none")) return;
-    if (auto etag = response_header(t.easy, "ETag"); etag && !etag->starts_with("W/")) {
-      validator = std::move(*etag);
-    } else if (auto date = response_header(t.easy, "Last-Modified")) {
-      validator = std::move(*date);
-    }
-  }
-  if (validator.empty()) return;
+  if (t.fd < 0 || t.written == 0 || t.validator.empty()) return;  // see file_version()
   auto p = std::make_unique<PartialDownload>();
   p->fd = std::exchange(t.fd, -1);
   p->temp = std::exchange(t.temp, std::string());
-  p->size = t.written;
-  p->validator = std::move(validator);
+  p->size = p->hashed = t.written;
+  p->validator = std::move(t.validator);
+  p->resumable = std::exchange(t.resumable, false);
+  p->earlier_run = t.earlier_run;
   p->digest = std::exchange(t.digest, nullptr);
   job.partial = std::move(p);
 }
@@ -1626,7 +1747,13 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) 
     file = place_file(t, *job, error);
     if (file.empty()) return fail(std::move(job), Reason::other, status, "download: " + error);
   }
-  if (status == 206 && t.resumed_from > 0) status = 200;  // the rest of a file a 200 began: the whole file
+  if (status == 206 && t.resumed_from > 0) {  // the rest of a file a 200 began: the whole file
+    status = 200;
+    if (t.earlier_run) {
+      ++continued_files_;
+      continued_bytes_ += t.resumed_from;
+    }
+  }
   ++stats.ok;
   char* content_type = nullptr;
   char* effective = nullptr;
@@ -1673,7 +1800,12 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) 
   out_->complete(std::move(r));
 }
 
+void HttpLoop::keep_for_later(Job& job) {
+  if (job.partial) job.partial->keep_for_later();
+}
+
 void HttpLoop::fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message) {
+  if (reason == Reason::cancelled) keep_for_later(*job);  // not done: a resumed run does it again
   if (!job->host.empty()) ++stats_of(job->host).failed_by[static_cast<int>(reason)];
   Record& r = job->record;
   r.set("status", status ? Value(static_cast<std::int64_t>(status)) : Value());
@@ -1694,6 +1826,7 @@ void HttpLoop::drop_unstarted() {
   for (auto* entry : queued_hosts_) {
     Host& host = entry->second;
     dropped += host.waiting.size();
+    for (auto& job : host.waiting) keep_for_later(*job);
     host.waiting.clear();  // their records, and so their permits, go here
     host.queued = false;
   }
@@ -1706,9 +1839,13 @@ void HttpLoop::drop_unstarted() {
     }
     if (!timer.job) continue;
     if (auto it = hosts_.find(timer.job->host); it != hosts_.end()) --it->second.retries_scheduled;
+    keep_for_later(*timer.job);
     timer.job.reset();
     ++dropped;
   }
+  for (auto& job : hashing_) keep_for_later(*job);
+  dropped += hashing_.size();
+  hashing_.clear();
   std::erase_if(timers_, [](const auto& entry) { return !entry.second.job && entry.second.host.empty(); });
   if (dropped > 0) out_->discard(dropped);
 }
@@ -1724,6 +1861,7 @@ void HttpLoop::abort_everything() {
       if (t->probe) host.breaker.on_probe_abandoned();
       fail(std::move(t->job), Reason::cancelled, 0, message);
     }
+    t->keep_for_later();
     recycle(std::move(t));
   }
   active_.clear();
@@ -1741,6 +1879,8 @@ void HttpLoop::abort_everything() {
     if (timer.job) fail(std::move(timer.job), Reason::cancelled, 0, message);
   }
   timers_.clear();
+  for (auto& job : hashing_) fail(std::move(job), Reason::cancelled, 0, message);
+  hashing_.clear();
 }
 
 }  // namespace sluice::fetch

@@ -210,6 +210,8 @@ class HttpLoop {
   void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait);
   void succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats);
   void keep_partial(Transfer& t, Job& job);
+  // A job ends unfinished (cancelled, or dropped by a graceful stop): its resumable file stays.
+  static void keep_for_later(Job& job);
   void fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message);
   // The request headers of `record` for a request to `host` (a host key): the node's `headers`, its
   // Authorization and Cookie left out when `credentials` is false, then the host's `hosts` entry's
@@ -300,6 +302,16 @@ class HttpLoop {
   // download: a job's file, under dir: the rendered `path`, or the hash of the URL the record asked
   // for (not where it was redirected) and an extension from it or from `content_type`.
   std::string download_name(const Job& job, std::string_view content_type) const;
+  // The URL field of `record` (the job's) as the record gave it, else the job's URL.
+  std::string_view asked_url(const Job& job, const Record& record) const;
+  // download: the folder of the job's file (dir, or the folder its rendered `path` names).
+  std::string download_folder(const Job& job) const;
+  // download: a resumable file an earlier run left for the job (PartFiles::adopt) becomes its
+  // partial download; true when the job went to hashing_ (sha256) instead of its host's queue.
+  bool adopt_file(std::unique_ptr<Job>& job);
+  void hash_adopted();
+  std::deque<std::unique_ptr<Job>> hashing_;                 // adopted files being read back for their sha256
+  std::uint64_t continued_files_ = 0, continued_bytes_ = 0;  // files an earlier run began, continued
   // download: the finished body of `t` (its temporary file) renamed to its file; its path, or "" with
   // `error`.
   std::string place_file(Transfer& t, Job& job, std::string& error);

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -187,16 +186,6 @@ std::string download_pipeline(const TempDir& dir, const std::vector<std::string>
   p.replace(p.find("fields: [url, status, final_url, attempts, body]"), 48,
             "fields: [url, status, file, file_size, body]");
   return p;
-}
-
-// The SHA-256 of `bytes` as hex, as `sha256sum` prints it.
-std::string sha256_hex(const std::string& bytes) {
-  unsigned char sum[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_Digest(bytes.data(), bytes.size(), sum, &size, EVP_sha256(), nullptr);
-  std::string out;
-  for (unsigned int i = 0; i < size; ++i) out += fmt::format("{:02x}", sum[i]);
-  return out;
 }
 
 // The files under `folder`, recursively, by their path relative to it, with their sizes.
@@ -2141,7 +2130,7 @@ TEST_CASE("download: a download cut off mid-way goes on where it stopped, when t
         std::pair{urls[4], fixture::random_bytes(100000, 8)}}) {
     CHECK(std::count(ok.begin(), ok.end(),
                      fmt::format(R"({{"url":"{}","status":200,"file_size":{},"sha256":"{}"}})", url, bytes.size(),
-                                 sha256_hex(bytes))) == 1);
+                                 test::sha256_hex(bytes))) == 1);
   }
   // The table of hosts counts the bytes that came, once: a 100,000 + 200,000, b 50,000 + 50,000 +
   // 200,000, c 70,000 + 200,000, d 30,000 + 100,000, e 40,000 + 100,000 (its 206 from byte 0 is cut

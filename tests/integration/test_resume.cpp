@@ -13,12 +13,21 @@
 #include "../process.hpp"
 #include "../support.hpp"
 #include "sluice/state.hpp"
+#include "sluice/template.hpp"
 
 using namespace sluice;
 using test::query;
 using test::TempDir;
 
 namespace {
+
+// The names of the files in `folder`, sorted.
+std::vector<std::string> files_of(const std::string& folder) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(folder)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 // 600 URLs of /delay/4, 8 in flight: about 0.3 s of work when nothing stops it.
 std::string list_pipeline(const fixture::FixtureServer& server, const std::string& db, const std::string& state) {
@@ -520,4 +529,102 @@ edges:
   CHECK(second.errors[0].to_string().starts_with(
       fmt::format("node 'out': cannot resume '{}': it is no whole gzip file from byte ", out)));
   CHECK(test::read_file(out) == corrupt);  // not cut
+}
+
+TEST_CASE("a download that a run killed or cancelled mid-way leaves is continued by the next run, not fetched again",
+          "[resume][download]") {
+  fixture::FixtureServer server;
+  TempDir dir;
+  const std::string files = dir.file("files");
+  const std::string state = dir.file("run.state");
+  const std::string pipeline = dir.file("run.yaml");
+  // 2 MiB in 64 KiB blocks 20 ms apart: about 0.65 s for the whole file.
+  const std::size_t size = 2 << 20;
+  const std::string url = server.url(fmt::format("/ranged/big/{}?seed=9&pace=20", size));
+  const std::string key = fmt::format("{:016x}", fnv1a64(url));
+  const std::string part = files + "/.sluice-" + key + ".part";
+  test::write_file(pipeline, fmt::format(R"(pipeline: big_file
+settings:
+  state: {}
+nodes:
+  - {{id: src, type: source.list, urls: ["{}"]}}
+  - {{id: get, type: fetch, robots: ignore, download: {{dir: {}, sha256: true}}}}
+  - {{id: out, type: sink.jsonl, path: {}, fields: [status, file_size, sha256]}}
+edges:
+  - src -> get -> out
+)",
+                                         state, url, files, dir.file("out.jsonl")));
+  // Starts a run and stops it with `signals` once its file has 512 KiB; returns the file's size then.
+  auto interrupted = [&](std::vector<std::string> args, std::vector<int> signals, int code) {
+    REQUIRE_FALSE(std::filesystem::exists(part));
+    test::Process run(std::move(args), dir.file("stdout"), dir.file("stderr"));
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    std::error_code ec;
+    while (!(std::filesystem::file_size(part, ec) >= 512 * 1024 && !ec)) {
+      REQUIRE(std::chrono::steady_clock::now() < until);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    for (int sig : signals) {
+      run.signal(sig);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    INFO(test::read_file(dir.file("stderr")));
+    CHECK(run.wait() == code);
+    // The file stays, with the URL and the version its bytes are of.
+    REQUIRE(std::filesystem::exists(part));
+    CHECK(test::read_file(part + ".meta") == fmt::format("sluice download 1\n{}\n\"r9-{}\"\n", url, size));
+    const std::string bytes = test::read_file(part);
+    CHECK(bytes == fixture::random_bytes(size, 9).substr(0, bytes.size()));
+    return bytes.size();
+  };
+  const std::string whole = fixture::random_bytes(size, 9);
+  const std::string hashed_name = files + "/" + key;
+
+  // Killed: the resumed run asks for the rest only, and the hash covers the whole file.
+  const std::size_t first = interrupted({SLUICE_BINARY, "run", "-q", pipeline}, {SIGKILL}, 128 + SIGKILL);
+  CHECK(first < size);
+  {
+    test::Process resumed({SLUICE_BINARY, "run", pipeline, "--resume"}, dir.file("stdout"), dir.file("stderr"));
+    REQUIRE(resumed.wait() == 0);
+    INFO(test::read_file(dir.file("stderr")));
+    CHECK(server.counter(fmt::format("range:bytes={}-", first)).requests == 1);
+    CHECK(test::contains(test::read_file(dir.file("stderr")),
+                         fmt::format("download: continued 1 file that an earlier run left unfinished ({:.1f} MiB of it "
+                                     "not fetched again)",
+                                     first / 1048576.0)));
+  }
+  CHECK(test::read_file(hashed_name) == whole);
+  CHECK(test::read_file(dir.file("out.jsonl")) ==
+        fmt::format("{{\"status\":200,\"file_size\":{},\"sha256\":\"{}\"}}\n", size, test::sha256_hex(whole)));
+  CHECK_FALSE(std::filesystem::exists(part));
+  CHECK_FALSE(std::filesystem::exists(part + ".meta"));
+
+  // Cancelled (a second Ctrl-C while the first waits for the download to finish): the same.
+  std::filesystem::remove(hashed_name);
+  server.reset_counters();
+  const std::size_t second = interrupted({SLUICE_BINARY, "run", "-q", pipeline}, {SIGINT, SIGINT}, 130);
+  {
+    test::Process resumed({SLUICE_BINARY, "run", "-q", pipeline, "--resume"}, dir.file("stdout"), dir.file("stderr"));
+    REQUIRE(resumed.wait() == 0);
+    CHECK(server.counter(fmt::format("range:bytes={}-", second)).requests == 1);
+  }
+  CHECK(test::read_file(hashed_name) == whole);
+  CHECK(test::read_file(dir.file("out.jsonl")) ==
+        fmt::format("{{\"status\":200,\"file_size\":{},\"sha256\":\"{}\"}}\n", size, test::sha256_hex(whole)));
+  CHECK(files_of(files) == std::vector<std::string>{key});
+
+  // A file that changed since (its bytes are of another version): the server sends it whole
+  // (If-Range), and it starts over.
+  std::filesystem::remove(hashed_name);
+  server.reset_counters();
+  const std::size_t third = interrupted({SLUICE_BINARY, "run", "-q", pipeline}, {SIGKILL}, 128 + SIGKILL);
+  test::write_file(part + ".meta", fmt::format("sluice download 1\n{}\n\"r8-{}\"\n", url, size));
+  {
+    test::Process resumed({SLUICE_BINARY, "run", pipeline, "--resume"}, dir.file("stdout"), dir.file("stderr"));
+    REQUIRE(resumed.wait() == 0);
+    CHECK(server.counter(fmt::format("range:bytes={}-", third)).requests == 1);
+    CHECK_FALSE(test::contains(test::read_file(dir.file("stderr")), "continued"));
+  }
+  CHECK(test::read_file(hashed_name) == whole);
+  CHECK(files_of(files) == std::vector<std::string>{key});
 }

@@ -363,8 +363,11 @@ struct FixtureServer::Impl {
                   auto body = std::make_shared<const std::string>(random_bytes(size, seed));
                   auto sent = std::make_shared<std::uint64_t>(0);
                   const std::uint64_t limit = seen < static_cast<int>(cuts) ? cut : ~std::uint64_t{0};
-                  auto send = [body, sent, limit](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                  const auto pace = std::chrono::milliseconds(param("pace", 0));
+                  auto send = [this, body, sent, limit, pace](std::size_t offset, std::size_t length,
+                                                              httplib::DataSink& sink) {
                     if (*sent >= limit) return false;  // closes the connection mid-body
+                    if (pace.count() > 0 && *sent > 0 && !stopping.load()) std::this_thread::sleep_for(pace);
                     std::size_t n = std::min(
                         {length, body->size() - offset, std::size_t{1} << 16, static_cast<std::size_t>(limit - *sent)});
                     sink.write(body->data() + offset, n);

@@ -28,7 +28,8 @@
 //                               serve seed S2 when given (the file changed meanwhile), and &then=M
 //                               bytes instead of n when given; with
 //                               &misrange=1 a Range gets 206 with the whole file (a broken server);
-//                               with &chunked=1 a request without Range gets the file chunked
+//                               with &chunked=1 a request without Range gets the file chunked;
+//                               with &pace=MS its 64 KiB blocks go MS ms apart
 //   /gzip                       a gzip-encoded text body (Content-Encoding: gzip)
 //   /gzip-bomb                  64 KiB of gzip that decodes to 64 MiB
 //   /bad-gzip                   Content-Encoding: gzip on a body that is not gzip
