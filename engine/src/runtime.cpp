@@ -694,6 +694,11 @@ class Run {
       if (v.limit_permits) p.in_flight += v.limit_permits->admitted() - v.limit_permits->released();
       if (v.limit_queue) p.queued += static_cast<std::int64_t>(v.limit_queue->waiting());
     }
+    std::lock_guard lock(tables_mutex_);
+    for (const auto& t : tables_) {
+      const std::size_t n = std::min(t.rows.size(), RunProgress::kTableRows);
+      p.tables.push_back(NodeTable{t.node, t.name, std::vector<Record>(t.rows.begin(), t.rows.begin() + n)});
+    }
     return p;
   }
   void build_limit(Vertex& v);
@@ -719,7 +724,7 @@ class Run {
   SkipLog skips_;
   NoticeLog notices_;
   std::mutex tables_mutex_;
-  std::vector<NodeTable> tables_;  // NodeContext::table, as they came
+  std::vector<NodeTable> tables_;  // NodeContext::table, in the order they came, each with its latest rows
   // A resumable run's progress; outlives every permit (declared before the vertices).
   std::unique_ptr<RunState> state_;
   // Declared before the graph: permits and nodes refer to them until the graph is gone.
@@ -918,6 +923,12 @@ bool Run::instantiate() {
     context.received = &v.stats.bytes;
     context.table = [this, &v](std::string name, std::vector<Record> rows) {
       std::lock_guard lock(tables_mutex_);
+      for (auto& t : tables_) {
+        if (t.node == v.plan->id && t.name == name) {  // the latest rows of a table given as the run goes
+          t.rows = std::move(rows);
+          return;
+        }
+      }
       tables_.push_back(NodeTable{v.plan->id, std::move(name), std::move(rows)});
     };
     try {

@@ -870,18 +870,24 @@ void HttpLoop::count_transfer(HostStats& stats, CURL* easy, long status, std::si
 
 // The table of hosts: the hosts with the most failed records first, then the busiest; the shared
 // row of the hosts past kMaxHostStats last.
-std::vector<Record> HttpLoop::host_rows() const {
+std::vector<Record> HttpLoop::host_rows(std::size_t limit) const {
   static const std::string kOtherHosts = fmt::format("(the hosts after the first {})", kMaxHostStats);
   std::vector<std::pair<std::string_view, const HostStats*>> hosts;
   hosts.reserve(host_stats_.size() + 1);
   for (const auto& [key, stats] : host_stats_) hosts.emplace_back(key, &stats);
-  std::sort(hosts.begin(), hosts.end(), [](const auto& a, const auto& b) {
+  const auto first = [](const auto& a, const auto& b) {
     const auto fa = a.second->failed(), fb = b.second->failed();
     if (fa != fb) return fa > fb;
     if (a.second->requests != b.second->requests) return a.second->requests > b.second->requests;
     return a.first < b.first;
-  });
-  if (other_hosts_.requests > 0 || other_hosts_.failed() > 0) {  // not a host: last
+  };
+  if (hosts.size() > limit) {
+    std::partial_sort(hosts.begin(), hosts.begin() + static_cast<std::ptrdiff_t>(limit), hosts.end(), first);
+    hosts.resize(limit);
+  } else {
+    std::sort(hosts.begin(), hosts.end(), first);
+  }
+  if ((other_hosts_.requests > 0 || other_hosts_.failed() > 0) && hosts.size() < limit) {  // not a host: last
     hosts.emplace_back(kOtherHosts, &other_hosts_);
   }
   std::vector<Record> rows;
@@ -943,6 +949,10 @@ void HttpLoop::run() {
                       quit_.load() || cancel_.load())) {
       out_->flush();
       held_ = 0;
+    }
+    if (opt_.table && now >= next_table_ && !host_stats_.empty()) {  // the table of hosts so far, for --metrics
+      opt_.table("hosts", host_rows(kLiveHostRows));
+      next_table_ = now + kLiveTableEvery;
     }
     if (quit_.load() && active_.empty() && timers_.empty() && queued_hosts_.empty() && hashing_.empty()) {
       std::lock_guard lock(incoming_mutex_);

@@ -180,7 +180,14 @@ class HttpLoop {
     return *host.stats;
   }
   void count_transfer(HostStats& stats, CURL* easy, long status, std::size_t body_bytes);
-  std::vector<Record> host_rows() const;
+  // The rows of the report's table of hosts: the hosts with the most failures, then the most
+  // requests, first; at most `limit` of them.
+  std::vector<Record> host_rows(std::size_t limit = SIZE_MAX) const;
+  // While the loop runs it gives the table of its first kLiveHostRows hosts every kLiveTableEvery
+  // (the run's progress, which --metrics serves, carries it); stop() gives the whole table.
+  static constexpr std::size_t kLiveHostRows = 100;
+  static constexpr std::chrono::seconds kLiveTableEvery{1};
+  Clock::time_point next_table_{};
   struct Timer {
     std::unique_ptr<Job> job;  // a retry; null: wake `host` for admission
     std::string host;

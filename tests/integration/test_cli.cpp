@@ -312,19 +312,29 @@ TEST_CASE(
   }
 }
 
+namespace {
+
+// The address a run started with --metrics 0 says it serves at, in its standard error `err`
+// (waited for); "" if it does not say within 10 s.
+std::string metrics_url(const std::string& err) {
+  for (int i = 0; i < 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const std::string text = test::read_file(err);
+    if (auto at = text.find("sluice: metrics at "); at != std::string::npos && text.find('\n', at) != std::string::npos)
+      return text.substr(at + 19, text.find('\n', at) - at - 19);
+  }
+  return "";
+}
+
+}  // namespace
+
 TEST_CASE("sluice run --metrics serves the run's figures in the Prometheus text format while it goes", "[cli]") {
   TempDir dir;
   test::write_file(dir.file("p.yaml"), kValid);
   ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str()), to("CLI_TO", "1000000000");
   test::Process p({SLUICE_BINARY, "run", "--metrics", "0", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"));
   // Port 0 picks a free port; the log says which.
-  std::string url;
-  for (int i = 0; i < 200 && url.empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    const std::string err = test::read_file(dir.file("stderr"));
-    if (auto at = err.find("sluice: metrics at "); at != std::string::npos && err.find('\n', at) != std::string::npos)
-      url = err.substr(at + 19, err.find('\n', at) - at - 19);
-  }
+  const std::string url = metrics_url(dir.file("stderr"));
   REQUIRE(url.starts_with("http://127.0.0.1:"));
   REQUIRE(url.ends_with("/metrics"));
   // The source's count of records out, from one scrape.
@@ -364,6 +374,59 @@ TEST_CASE("sluice run --metrics serves the run's figures in the Prometheus text 
   p.signal(SIGINT);
   CHECK(p.wait() == 130);
   CHECK(test::http(url).first == 0);  // the server ends with the run
+}
+
+TEST_CASE("sluice run --metrics serves fetch's table of hosts while the run goes", "[cli][fetch]") {
+  fixture::FixtureServer server;
+  TempDir dir;
+  // 640 requests of 20 ms with a 500 after every eighth, 4 at a time (about 3.5 s).
+  std::string urls;
+  for (int n = 1; n <= 720; ++n) urls += server.url(n % 9 ? fmt::format("/delay/20?n={}", n) : "/status/500") + "\n";
+  test::write_file(dir.file("urls.txt"), urls);
+  test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: hosts
+nodes:
+  - {{id: src, type: source.list, file: {}}}
+  - {{id: lim, type: limit, max_in_flight: 4}}
+  - {{id: get, type: fetch, robots: ignore, retries: {{attempts: 1}}, circuit_breaker: {{failure_threshold: 0}},
+      on_error: skip}}
+  - {{id: out, type: drop}}
+edges:
+  - src -> lim -> get -> out
+)",
+                                                   dir.file("urls.txt")));
+  test::Process p({SLUICE_BINARY, "run", "-q", "--metrics", "0", dir.file("p.yaml")}, dir.file("stdout"),
+                  dir.file("stderr"));
+  const std::string url = metrics_url(dir.file("stderr"));
+  REQUIRE(!url.empty());
+  const std::string labels =
+      fmt::format(R"({{pipeline="hosts",node="get",host="http://127.0.0.1:{}"}} )", server.port());
+  auto sample = [&](const std::string& body, const std::string& name) {
+    const auto at = body.find(name + labels);
+    return at == std::string::npos ? -1.0 : std::stod(body.substr(at + name.size() + labels.size()));
+  };
+  // The table comes every second: scrape until it is there, and again a second later.
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 60 && bodies.size() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(bodies.empty() ? 50 : 1100));
+    auto [status, body] = test::http(url);
+    REQUIRE(status == 200);
+    if (sample(body, "sluice_host_requests_total") > 0) bodies.push_back(body);
+  }
+  REQUIRE(bodies.size() == 2);
+  INFO(bodies[1]);
+  CHECK(bodies[1].find("# TYPE sluice_host_requests_total counter\n") != std::string::npos);
+  CHECK(bodies[1].find("# TYPE sluice_host_mean_seconds gauge\n") != std::string::npos);
+  CHECK(bodies[1].find("sluice_host_failures") == std::string::npos);  // text: left out
+  const double before = sample(bodies[0], "sluice_host_requests_total");
+  const double after = sample(bodies[1], "sluice_host_requests_total");
+  CHECK(after > before);  // live, not only at the end
+  CHECK(after < 720);
+  CHECK(sample(bodies[1], "sluice_host_http_5xx_total") > 0);
+  CHECK(sample(bodies[1], "sluice_host_http_5xx_total") + sample(bodies[1], "sluice_host_http_2xx_total") == after);
+  CHECK(sample(bodies[1], "sluice_host_mean_seconds") > 0.01);
+  CHECK(sample(bodies[1], "sluice_host_bytes_total") > 0);
+  p.signal(SIGINT);
+  CHECK(p.wait() == 130);
 }
 
 TEST_CASE("sluice run --metrics refuses a malformed or taken address before running", "[cli]") {

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -27,6 +29,66 @@ std::string label(std::string_view text) {
     }
   }
   return out;
+}
+
+// A metric name's part from a table's or a column's name: letters, digits and '_' kept, the rest '_'.
+std::string name_part(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') c = '_';
+  }
+  return out;
+}
+
+// The nodes' tables (fetch's hosts) as metric families: sluice_<row>_<column>, a row being the
+// table's name without its plural 's' (sluice_host_requests_total). Each row's first field names it
+// (label host="https://shop.example:443"); a column of integers is a counter (_total), one of
+// other numbers a gauge (a name ending in _s ends in _seconds); text columns are left out.
+void render_tables(std::string& out, const std::string& pipeline, const std::vector<NodeTable>& tables) {
+  struct Family {
+    std::string type, help, samples;
+  };
+  std::vector<std::pair<std::string, Family>> families;  // in the order they first came
+  for (const auto& t : tables) {
+    if (t.rows.empty() || t.rows[0].fields().empty()) continue;
+    std::string row = name_part(t.name);
+    if (row.size() > 1 && row.back() == 's') row.pop_back();
+    const std::string key = name_part(t.rows[0].fields()[0].first);
+    for (std::size_t c = 1; c < t.rows[0].fields().size(); ++c) {
+      const std::string& column = t.rows[0].fields()[c].first;
+      const Value& first = t.rows[0].fields()[c].second;
+      if (!first.as_int() && !first.as_double()) continue;
+      std::string name = fmt::format("sluice_{}_{}", row, name_part(column));
+      if (first.as_int()) {
+        name += "_total";
+      } else if (name.ends_with("_s")) {
+        name += "econds";
+      }
+      auto it = std::find_if(families.begin(), families.end(), [&](const auto& f) { return f.first == name; });
+      if (it == families.end()) {
+        families.emplace_back(name, Family{first.as_int() ? "counter" : "gauge",
+                                           fmt::format("The '{}' column of the '{}' table of a node, as in the run's "
+                                                       "report (first {} rows, while the run goes).",
+                                                       column, t.name, RunProgress::kTableRows),
+                                           ""});
+        it = families.end() - 1;
+      }
+      for (const auto& r : t.rows) {
+        if (r.fields().size() <= c || r.fields()[c].first != column) continue;
+        const Value& v = r.fields()[c].second;
+        const std::string value = v.as_int()      ? fmt::format("{}", *v.as_int())
+                                  : v.as_double() ? fmt::format("{}", *v.as_double())
+                                                  : std::string();
+        if (value.empty()) continue;
+        it->second.samples += fmt::format("{}{{pipeline=\"{}\",node=\"{}\",{}=\"{}\"}} {}\n", name, pipeline,
+                                          label(t.node), key, label(r.fields()[0].second.to_text()), value);
+      }
+    }
+  }
+  for (const auto& [name, f] : families) {
+    out += fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n", name, f.help, f.type);
+    out += f.samples;
+  }
 }
 
 }  // namespace
@@ -110,6 +172,7 @@ void MetricsServer::update(const RunProgress& progress) {
   impl_->progress.queued = progress.queued;
   impl_->progress.stopping = progress.stopping;
   impl_->progress.nodes = progress.nodes;
+  impl_->progress.tables = progress.tables;
 }
 
 void MetricsServer::finish(const RunReport& report) {
@@ -118,6 +181,12 @@ void MetricsServer::finish(const RunReport& report) {
   impl_->progress.in_flight = 0;
   impl_->progress.queued = 0;
   impl_->progress.nodes = report.nodes;
+  impl_->progress.tables.clear();
+  for (const auto& t : report.tables) {
+    const std::size_t n = std::min(t.rows.size(), RunProgress::kTableRows);
+    impl_->progress.tables.push_back(
+        NodeTable{t.node, t.name, std::vector<Record>(t.rows.begin(), t.rows.begin() + n)});
+  }
   impl_->finished = true;
 }
 
@@ -153,6 +222,7 @@ std::string MetricsServer::render(const Plan& plan, const RunProgress& p, bool f
           [](const NodeStats& n) { return std::chrono::duration<double>(n.busy).count(); });
   counter("sluice_node_received_bytes_total", "Bytes a node took in as they arrived (fetch: response bodies).",
           [](const NodeStats& n) { return n.bytes; });
+  render_tables(out, pipeline, p.tables);
   return out;
 }
 

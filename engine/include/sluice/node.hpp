@@ -63,10 +63,13 @@ struct NodeContext {
   // something that is not a record's error — a host's circuit breaker opened. Shown as a warning
   // as it happens, and kept in the report (RunReport::notices).
   std::function<void(std::string)> notice = [](std::string) {};
-  // Main thread or the node's own, once per name, when the node's work is done (an async node's
-  // stop(), a sink's close()): a table for the end of the run's report (RunReport::tables) — fetch's
-  // requests and failures by host. Rows are records with the same fields in the same order, the
-  // ones that matter most first: `sluice run` prints the first few, --stats-json has them all.
+  // Main thread or the node's own, when the node's work is done (an async node's stop(), a sink's
+  // close()): a table for the end of the run's report (RunReport::tables) — fetch's requests and
+  // failures by host. Rows are records with the same fields in the same order, the ones that matter
+  // most first, the first field naming the row: `sluice run` prints the first few, --stats-json has
+  // them all. Given again under the same name (also while the node works: fetch gives its hosts
+  // every second), its rows replace the earlier ones; the run's progress carries the latest
+  // (RunProgress::tables, which --metrics serves).
   std::function<void(std::string name, std::vector<Record> rows)> table = [](std::string, std::vector<Record>) {};
   // The bytes the node takes in from outside, counted as they arrive (fetch adds each piece of a
   // response body): the run's progress shows them per second, NodeStats::bytes has them. Any one

@@ -133,6 +133,10 @@ struct RunProgress {
   std::vector<SkippedErrors> new_skips;
   // Notices that came since the previous progress call (the report has them all).
   std::vector<Notice> new_notices;
+  // The nodes' tables so far (NodeContext::table: fetch's hosts, given every second while it
+  // works), their first kTableRows rows each.
+  static constexpr std::size_t kTableRows = 100;
+  std::vector<NodeTable> tables;
 };
 
 struct RunOptions {
