@@ -1856,8 +1856,34 @@ void HttpLoop::drop_unstarted() {
   for (auto& job : hashing_) keep_for_later(*job);
   dropped += hashing_.size();
   hashing_.clear();
+  dropped += set_aside_downloads();
   std::erase_if(timers_, [](const auto& entry) { return !entry.second.job && entry.second.host.empty(); });
   if (dropped > 0) out_->discard(dropped);
+}
+
+// A graceful stop does not wait for downloads that a later run can continue (a large file can take
+// many minutes): a transfer writing a resumable file with bytes in it stops, the file stays
+// (keep_for_later), and its record ends like one that has not started. Other transfers finish.
+std::size_t HttpLoop::set_aside_downloads() {
+  std::size_t n = 0;
+  for (auto it = active_.begin(); it != active_.end();) {
+    Transfer& t = *it->second;
+    if (!t.job || !t.resumable || t.fd < 0 || t.written == 0 || t.validator.empty()) {
+      ++it;
+      continue;
+    }
+    curl_multi_remove_handle(multi_, it->first);
+    Host& host = hosts_[t.job->host];
+    --host.in_flight;
+    if (t.probe) host.breaker.on_probe_abandoned();
+    t.keep_for_later();
+    std::unique_ptr<Transfer> owned = std::move(it->second);
+    it = active_.erase(it);
+    owned->job.reset();  // its record, and so its permit, go here
+    recycle(std::move(owned));
+    ++n;
+  }
+  return n;
 }
 
 void HttpLoop::abort_everything() {

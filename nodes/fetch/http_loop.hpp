@@ -116,8 +116,9 @@ class HttpLoop {
   // Wakes the I/O thread if it sleeps, so that it takes what was submitted.
   void wake();
   void cancel();
-  // A graceful stop: transfers under way finish; requests that are not under way (waiting for their
-  // host's turn, its rate, robots.txt or a retry's backoff, and any submitted later) end unfetched.
+  // A graceful stop: transfers under way finish, except downloads a later run can continue (they
+  // stop, their files kept); requests that are not under way (waiting for their host's turn, its
+  // rate, robots.txt or a retry's backoff, and any submitted later) end unfetched.
   void wind_down();
   void stop();
 
@@ -229,6 +230,7 @@ class HttpLoop {
   void fail_content_type(std::unique_ptr<Job> job, Host& host, long status, CURL* easy);
   void abort_everything();
   void drop_unstarted();
+  std::size_t set_aside_downloads();
   long poll_timeout_ms(Clock::time_point now);
 
   // Hashes std::string and std::string_view alike, for lookups by string_view.

@@ -531,7 +531,7 @@ edges:
   CHECK(test::read_file(out) == corrupt);  // not cut
 }
 
-TEST_CASE("a download that a run killed or cancelled mid-way leaves is continued by the next run, not fetched again",
+TEST_CASE("a download that a run killed, cancelled or stopped mid-way leaves is continued by the next run",
           "[resume][download]") {
   fixture::FixtureServer server;
   TempDir dir;
@@ -611,6 +611,21 @@ edges:
   CHECK(test::read_file(hashed_name) == whole);
   CHECK(test::read_file(dir.file("out.jsonl")) ==
         fmt::format("{{\"status\":200,\"file_size\":{},\"sha256\":\"{}\"}}\n", size, test::sha256_hex(whole)));
+  CHECK(files_of(files) == std::vector<std::string>{key});
+
+  // Stopped gracefully (one Ctrl-C): the run does not wait for the download to finish; it keeps the
+  // file for the next run, and the record is not done.
+  std::filesystem::remove(hashed_name);
+  server.reset_counters();
+  const std::size_t stopped = interrupted({SLUICE_BINARY, "run", "-q", pipeline}, {SIGINT}, 130);
+  CHECK(stopped < size);  // (a download that went on to its end would have left no .part file)
+  CHECK_FALSE(std::filesystem::exists(hashed_name));
+  {
+    test::Process resumed({SLUICE_BINARY, "run", "-q", pipeline, "--resume"}, dir.file("stdout"), dir.file("stderr"));
+    REQUIRE(resumed.wait() == 0);
+    CHECK(server.counter(fmt::format("range:bytes={}-", stopped)).requests == 1);
+  }
+  CHECK(test::read_file(hashed_name) == whole);
   CHECK(files_of(files) == std::vector<std::string>{key});
 
   // A file that changed since (its bytes are of another version): the server sends it whole
