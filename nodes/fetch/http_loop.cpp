@@ -1815,7 +1815,11 @@ void HttpLoop::keep_for_later(Job& job) {
 }
 
 void HttpLoop::fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message) {
-  if (reason == Reason::cancelled) keep_for_later(*job);  // not done: a resumed run does it again
+  // Not done (cancelled), or given up on while the server failed (no answer, a reset, a 5xx): a
+  // later run continues a resumable file. Other endings (404, too large) remove it.
+  if (reason == Reason::cancelled || reason == Reason::circuit_open || is_host_failure(reason) ||
+      (reason == Reason::http_status && (status >= 500 || status == 429)))
+    keep_for_later(*job);
   if (!job->host.empty()) ++stats_of(job->host).failed_by[static_cast<int>(reason)];
   Record& r = job->record;
   r.set("status", status ? Value(static_cast<std::int64_t>(status)) : Value());

@@ -2164,6 +2164,46 @@ TEST_CASE("download: a download cut off mid-way goes on where it stopped, when t
   CHECK(files_in(files) == std::map<std::string, std::uintmax_t>{{hashed(emptied), 0}});
 }
 
+TEST_CASE("download: a run that gives a download up while its server fails leaves its bytes for the next run",
+          "[fetch][download]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string files = dir.file("files");
+  // Its first two responses break off after 100,000 bytes each; one attempt per run.
+  const std::string url = server.url("/ranged/k/300000?seed=5&cut=100000&cuts=2");
+  const std::string key = fmt::format("{:016x}", fnv1a64(url));
+  const std::string part = files + "/.sluice-" + key + ".part";
+  const Plan plan = test::plan_of(download_pipeline(dir, {url}, fmt::format("{{dir: {}}}", files)));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  CHECK(contains(lines(dir, "bad.jsonl").at(0), "\"reason\":\"reset\""));
+  CHECK(std::filesystem::file_size(part) == 100000);
+  CHECK(test::read_file(part + ".meta") == fmt::format("sluice download 1\n{}\n\"r5-300000\"\n", url));
+  report = run_pipeline(plan);  // cut off again, 100,000 bytes further
+  REQUIRE(report.errors.empty());
+  CHECK(server.counter("range:bytes=100000-").requests == 1);
+  CHECK(std::filesystem::file_size(part) == 200000);
+  report = run_pipeline(plan);  // the rest
+  REQUIRE(report.errors.empty());
+  CHECK(server.counter("range:bytes=200000-").requests == 1);
+  CHECK(lines(dir, "ok.jsonl").size() == 1);
+  CHECK(files_in(files) == std::map<std::string, std::uintmax_t>{{key, 300000}});
+  CHECK(test::read_file(files + "/" + key) == fixture::random_bytes(300000, 5));
+  REQUIRE(report.notices.size() == 1);
+  CHECK(report.notices[0].message ==
+        "download: continued 1 file that an earlier run left unfinished (0.2 MiB of it not fetched again)");
+
+  // A file whose URL answers 404 now (it is gone) is given up on for good: its bytes go.
+  const std::string gone = server.url("/status/404");
+  const std::string gone_part = fmt::format("{}/.sluice-{:016x}.part", files, fnv1a64(gone));
+  test::write_file(gone_part, "earlier bytes");
+  test::write_file(gone_part + ".meta", fmt::format("sluice download 1\n{}\n\"v1\"\n", gone));
+  report = run_pipeline(test::plan_of(download_pipeline(dir, {gone}, fmt::format("{{dir: {}}}", files))));
+  REQUIRE(report.errors.empty());
+  CHECK(server.counter("range:bytes=13-").requests == 1);  // the rest was asked for
+  CHECK(files_in(files) == std::map<std::string, std::uintmax_t>{{key, 300000}});
+}
+
 TEST_CASE("download: {server_filename} in path names a file as its server does (Content-Disposition)",
           "[fetch][download]") {
   FixtureServer server;
