@@ -314,7 +314,11 @@ int PartFiles::open_resumable(const std::string& folder, std::string_view key, s
   std::string path = fmt::format("{}/.sluice-{}.part", folder, key);
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) return -1;
-  if (!lock_file(fd, path) || ::ftruncate(fd, 0) != 0 || !write_meta(path, url, version)) {
+  // Truncated only when there is something to cut: ext4 writes a file that was truncated to zero
+  // back at once when it is closed (auto_da_alloc), which made every download wait for the disk.
+  struct stat st {};
+  if (!lock_file(fd, path) || ::fstat(fd, &st) != 0 || (st.st_size > 0 && ::ftruncate(fd, 0) != 0) ||
+      !write_meta(path, url, version)) {
     ::close(fd);  // a lock of ours goes with it; the file is left to whoever holds it
     return -1;
   }
