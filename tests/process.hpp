@@ -41,7 +41,10 @@ class Process {
     ::pthread_sigmask(SIG_SETMASK, &all, &before);
     pid_ = ::fork();
     if (pid_ == 0) {
-      for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);  // SIGKILL and SIGSTOP fail harmlessly
+      for (int sig = 1; sig < NSIG; ++sig) {  // handlers only: an ignored signal stays ignored, as exec keeps it
+        struct sigaction action {};
+        if (::sigaction(sig, nullptr, &action) == 0 && action.sa_handler != SIG_IGN) ::signal(sig, SIG_DFL);
+      }
       ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
       int out = stdout_fd >= 0 ? stdout_fd : ::open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
       int err = ::open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
