@@ -53,7 +53,10 @@ void render_tables(std::string& out, const std::string& pipeline, const std::vec
     if (t.rows.empty() || t.rows[0].fields().empty()) continue;
     std::string row = name_part(t.name);
     if (row.size() > 1 && row.back() == 's') row.pop_back();
-    const std::string key = name_part(t.rows[0].fields()[0].first);
+    std::string key = name_part(t.rows[0].fields()[0].first);
+    if (key.empty() || std::isdigit(static_cast<unsigned char>(key[0])) || key == "pipeline" || key == "node" ||
+        key.starts_with("__"))
+      key = "row";  // a label name of its own, and a valid one
     for (std::size_t c = 1; c < t.rows[0].fields().size(); ++c) {
       const std::string& column = t.rows[0].fields()[c].first;
       const Value& first = t.rows[0].fields()[c].second;
