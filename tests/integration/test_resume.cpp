@@ -554,7 +554,8 @@ edges:
   - src -> get -> out
 )",
                                          state, url, files, dir.file("out.jsonl")));
-  // Starts a run and stops it with `signals` once its file has 512 KiB; returns the file's size then.
+  // Starts a run and stops it with `signals` once its file has 512 KiB (or lets it end by itself);
+  // returns the file's size when it has ended.
   auto interrupted = [&](std::vector<std::string> args, std::vector<int> signals, int code) {
     REQUIRE_FALSE(std::filesystem::exists(part));
     test::Process run(std::move(args), dir.file("stdout"), dir.file("stderr"));
@@ -599,13 +600,21 @@ edges:
   CHECK_FALSE(std::filesystem::exists(part));
   CHECK_FALSE(std::filesystem::exists(part + ".meta"));
 
-  // Cancelled (a second Ctrl-C while the first waits for the download to finish): the same.
+  // Cancelled (another node fails half a second in, while the file comes): the same, and any later
+  // run continues it, not only a resumed one.
   std::filesystem::remove(hashed_name);
   server.reset_counters();
-  const std::size_t second = interrupted({SLUICE_BINARY, "run", "-q", pipeline}, {SIGINT, SIGINT}, 130);
+  const std::string failing = dir.file("failing.yaml");
+  std::string text = test::read_file(pipeline);
+  text.replace(text.find("edges:"), 6, R"(  - {id: ticker, type: source.list, urls: [a]}
+  - {id: boom, type: test.fail, field: url, equals: a, delay: 500ms}
+edges:
+  - ticker -> boom -> out)");
+  test::write_file(failing, text);
+  const std::size_t second = interrupted({SLUICE_BINARY, "run", "-q", failing}, {}, 1);
   {
-    test::Process resumed({SLUICE_BINARY, "run", "-q", pipeline, "--resume"}, dir.file("stdout"), dir.file("stderr"));
-    REQUIRE(resumed.wait() == 0);
+    test::Process again({SLUICE_BINARY, "run", "-q", pipeline}, dir.file("stdout"), dir.file("stderr"));
+    REQUIRE(again.wait() == 0);
     CHECK(server.counter(fmt::format("range:bytes={}-", second)).requests == 1);
   }
   CHECK(test::read_file(hashed_name) == whole);
