@@ -619,6 +619,25 @@ edges:
     }
   }
   CHECK(downloading >= 2);
+  // The progress events carry fetch's table of hosts so far (given once its first request is
+  // queued, then every second).
+  int with_table = 0;
+  for (const auto& p : progress) {
+    simdjson::dom::array tables;
+    if (p["tables"].get(tables) != simdjson::SUCCESS) continue;
+    ++with_table;
+    REQUIRE(tables.size() == 1);
+    CHECK(text(tables.at(0), "node") == "get");
+    CHECK(text(tables.at(0), "name") == "hosts");
+    simdjson::dom::array rows;
+    REQUIRE(tables.at(0)["rows"].get(rows) == simdjson::SUCCESS);
+    REQUIRE(rows.size() == 1);
+    CHECK(text(rows.at(0), "host") == fmt::format("http://127.0.0.1:{}", server.port()));
+    std::int64_t requests = -1;
+    CHECK(rows.at(0)["requests"].get(requests) == simdjson::SUCCESS);
+    CHECK(requests >= 0);
+  }
+  CHECK(with_table >= 2);
   // The report: fetch took in both files, the other nodes nothing.
   const std::string stats = test::read_file(dir.file("stats.json"));
   CHECK(test::contains(stats,

@@ -161,19 +161,25 @@ std::string report_json(const Plan& plan, const RunReport& report, std::size_t m
     out += fmt::format(R"({}{{"node": {}, "message": {}}})", i ? ", " : "", json_quoted(report.notices[i].node),
                        json_quoted(report.notices[i].message));
   }
-  out += "], \"tables\": [";
-  for (std::size_t i = 0; i < report.tables.size(); ++i) {
-    const auto& t = report.tables[i];
+  out += "], \"tables\": ";
+  append_tables_json(out, report.tables, max_table_rows);
+  out += "}\n";
+  return out;
+}
+
+void append_tables_json(std::string& out, const std::vector<NodeTable>& tables, std::size_t max_rows) {
+  out += "[";
+  for (std::size_t i = 0; i < tables.size(); ++i) {
+    const auto& t = tables[i];
     out += fmt::format(R"({}{{"node": {}, "name": {}, "rows_total": {}, "rows": [)", i ? ", " : "", json_quoted(t.node),
                        json_quoted(t.name), t.rows.size());
-    for (std::size_t r = 0; r < t.rows.size() && r < max_table_rows; ++r) {
+    for (std::size_t r = 0; r < t.rows.size() && r < max_rows; ++r) {
       if (r) out += ", ";
       append_json(out, t.rows[r]);
     }
     out += "]}";
   }
-  out += "]}\n";
-  return out;
+  out += "]";
 }
 
 void log_report(std::FILE* out, const Plan& plan, const RunReport& report, bool warnings, std::string_view summary,
@@ -286,11 +292,16 @@ void ProgressLine::update(const RunProgress& p) {
   if (p.stopping) line += " | stopping: finishing work in flight (Ctrl-C again aborts)";
   if (log && json_log()) {
     while (next_log_ <= p.elapsed) next_log_ += log_every_;
-    log_json(out_, "info", "progress", line,
-             fmt::format(R"("{}": {:.1f}, "bytes_per_s": {:.0f}, "bytes": {}, "in_flight": {}, "queued": {}, )"
-                         R"("stored": {}, "errors": {}, "elapsed_s": {:.3f}, "stopping": {})",
-                         fetches ? "pages_per_s" : "records_per_s", rate_, byte_rate_, bytes, p.in_flight, p.queued,
-                         stored, errors, std::chrono::duration<double>(p.elapsed).count(), p.stopping));
+    std::string fields =
+        fmt::format(R"("{}": {:.1f}, "bytes_per_s": {:.0f}, "bytes": {}, "in_flight": {}, "queued": {}, )"
+                    R"("stored": {}, "errors": {}, "elapsed_s": {:.3f}, "stopping": {})",
+                    fetches ? "pages_per_s" : "records_per_s", rate_, byte_rate_, bytes, p.in_flight, p.queued, stored,
+                    errors, std::chrono::duration<double>(p.elapsed).count(), p.stopping);
+    if (!p.tables.empty()) {  // fetch's hosts so far, the worst first: a log collector sees which site fails
+      fields += ", \"tables\": ";
+      append_tables_json(fields, p.tables, kShownTableRows);
+    }
+    log_json(out_, "info", "progress", line, fields);
   } else if (log) {
     while (next_log_ <= p.elapsed) next_log_ += log_every_;
     fmt::print(out_, "sluice: {} progress: {}\n", utc_now(), line);

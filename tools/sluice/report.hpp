@@ -29,6 +29,9 @@ std::string skip_text(const SkippedErrors& skipped);
 // records, notices and the nodes' tables (each with `rows_total` and its first `max_table_rows`
 // rows).
 std::string report_json(const Plan& plan, const RunReport& report, std::size_t max_table_rows = SIZE_MAX);
+// `tables` as a JSON array appended to `out`: each {node, name, rows_total, rows: its first
+// `max_rows` rows as objects}.
+void append_tables_json(std::string& out, const std::vector<NodeTable>& tables, std::size_t max_rows);
 // The end of a run under --log-format json: a `skipped` event per kind of skipped error (when
 // `warnings`), an `error` event per error, a `hint` event when `hint` is not empty, and the `end`
 // event: `summary` (or "pipeline 'NAME' succeeded") as its message, status, exit code (1 when
