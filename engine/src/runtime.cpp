@@ -695,10 +695,7 @@ class Run {
       if (v.limit_queue) p.queued += static_cast<std::int64_t>(v.limit_queue->waiting());
     }
     std::lock_guard lock(tables_mutex_);
-    for (const auto& t : tables_) {
-      const std::size_t n = std::min(t.rows.size(), RunProgress::kTableRows);
-      p.tables.push_back(NodeTable{t.node, t.name, std::vector<Record>(t.rows.begin(), t.rows.begin() + n)});
-    }
+    for (const auto& t : tables_) p.tables.push_back(t.head(RunProgress::kTableRows));
     return p;
   }
   void build_limit(Vertex& v);

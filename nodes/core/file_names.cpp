@@ -215,10 +215,10 @@ std::optional<std::string_view> resumable_key(std::string_view name) {
 
 // Locks `fd`, the file opened as `path`, for this transfer: false when another holds it, or when
 // the name no longer leads to it (a run that held it renamed or removed it before letting go).
-bool lock_file(int fd, const std::string& path) {
+// `held` gets the file's status.
+bool lock_file(int fd, const std::string& path, struct stat& held) {
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) return false;
-  struct stat held {
-  }, named{};
+  struct stat named {};
   return ::fstat(fd, &held) == 0 && held.st_nlink > 0 && ::stat(path.c_str(), &named) == 0 &&
          held.st_dev == named.st_dev && held.st_ino == named.st_ino;
 }
@@ -317,8 +317,7 @@ int PartFiles::open_resumable(const std::string& folder, std::string_view key, s
   // Truncated only when there is something to cut: ext4 writes a file that was truncated to zero
   // back at once when it is closed (auto_da_alloc), which made every download wait for the disk.
   struct stat st {};
-  if (!lock_file(fd, path) || ::fstat(fd, &st) != 0 || (st.st_size > 0 && ::ftruncate(fd, 0) != 0) ||
-      !write_meta(path, url, version)) {
+  if (!lock_file(fd, path, st) || (st.st_size > 0 && ::ftruncate(fd, 0) != 0) || !write_meta(path, url, version)) {
     ::close(fd);  // a lock of ours goes with it; the file is left to whoever holds it
     return -1;
   }
@@ -336,7 +335,8 @@ std::optional<PartFiles::Resumable> PartFiles::adopt(const std::string& folder, 
   r.temp = fmt::format("{}/.sluice-{}.part", folder, key);
   r.fd = ::open(r.temp.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (r.fd < 0) return std::nullopt;
-  if (!lock_file(r.fd, r.temp)) {
+  struct stat st {};
+  if (!lock_file(r.fd, r.temp, st)) {
     ::close(r.fd);
     return std::nullopt;
   }
@@ -356,20 +356,19 @@ std::optional<PartFiles::Resumable> PartFiles::adopt(const std::string& folder, 
     r.version = std::string(rest.substr(eol + 1, rest.size() - eol - 2));
     ok = ok && !r.version.empty() && r.version.find('\n') == std::string::npos;
   }
-  struct stat st {};
-  const off_t end = ok && ::fstat(r.fd, &st) == 0 ? ::lseek(r.fd, 0, SEEK_END) : -1;
-  r.size = end > 0 ? static_cast<std::uint64_t>(end) : 0;
+  r.size = ok && st.st_size > 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
   if (r.size == 0 || r.size > max_size) {  // nothing worth keeping: the transfer starts from nothing
-    remove_resumable(r.temp);
+    remove_temp(r.temp, true);
     ::close(r.fd);
     return std::nullopt;
   }
+  ::lseek(r.fd, 0, SEEK_END);  // the rest is written after it
   return r;
 }
 
-void PartFiles::remove_resumable(const std::string& temp) {
+void PartFiles::remove_temp(const std::string& temp, bool resumable) {
   ::unlink(temp.c_str());
-  ::unlink((temp + ".meta").c_str());
+  if (resumable) ::unlink((temp + ".meta").c_str());
 }
 
 int PartFiles::write_all(int fd, const char* data, std::size_t size) {

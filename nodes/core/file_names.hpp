@@ -77,8 +77,8 @@ class PartFiles {
   };
   std::optional<Resumable> adopt(const std::string& folder, std::string_view key, std::string_view url,
                                  std::uint64_t max_size);
-  // Removes a resumable file and its meta.
-  static void remove_resumable(const std::string& temp);
+  // Removes a temporary file: a resumable one (open_resumable, adopt) with its meta.
+  static void remove_temp(const std::string& temp, bool resumable);
 
  private:
   static constexpr std::time_t kStaleAfter = 3600;

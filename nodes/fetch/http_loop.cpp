@@ -46,11 +46,7 @@ struct PartialDownload {
   }
   ~PartialDownload() {
     if (fd >= 0) ::close(fd);
-    if (resumable && !temp.empty()) {
-      nodes::PartFiles::remove_resumable(temp);
-    } else if (!temp.empty()) {
-      ::unlink(temp.c_str());
-    }
+    if (!temp.empty()) nodes::PartFiles::remove_temp(temp, resumable);
     EVP_MD_CTX_free(digest);
   }
 };
@@ -122,11 +118,7 @@ struct HttpLoop::Transfer {
   void discard_file() {
     if (fd >= 0) ::close(fd);
     fd = -1;
-    if (resumable && !temp.empty()) {
-      nodes::PartFiles::remove_resumable(temp);
-    } else if (!temp.empty()) {
-      ::unlink(temp.c_str());
-    }
+    if (!temp.empty()) nodes::PartFiles::remove_temp(temp, resumable);
     temp.clear();
     resumable = false;
   }
@@ -608,13 +600,13 @@ void HttpLoop::hash_adopted() {
   constexpr std::size_t kPiece = 1 << 20;  // about a millisecond of the I/O thread per loop turn
   auto& job = hashing_.front();
   PartialDownload& p = *job->partial;
-  auto buffer = std::make_unique_for_overwrite<unsigned char[]>(kPiece);
+  if (!hash_buffer_) hash_buffer_ = std::make_unique_for_overwrite<unsigned char[]>(kPiece);
   const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kPiece, p.size - p.hashed));
-  const ssize_t n = ::pread(p.fd, buffer.get(), want, static_cast<off_t>(p.hashed));
+  const ssize_t n = ::pread(p.fd, hash_buffer_.get(), want, static_cast<off_t>(p.hashed));
   if (n <= 0) {
     job->partial.reset();
   } else {
-    EVP_DigestUpdate(p.digest, buffer.get(), static_cast<std::size_t>(n));
+    EVP_DigestUpdate(p.digest, hash_buffer_.get(), static_cast<std::size_t>(n));
     p.hashed += static_cast<std::uint64_t>(n);
     if (p.hashed < p.size) return;
   }

@@ -320,6 +320,7 @@ class HttpLoop {
   bool adopt_file(std::unique_ptr<Job>& job);
   void hash_adopted();
   std::deque<std::unique_ptr<Job>> hashing_;                 // adopted files being read back for their sha256
+  std::unique_ptr<unsigned char[]> hash_buffer_;             // what hash_adopted() reads into
   std::uint64_t continued_files_ = 0, continued_bytes_ = 0;  // files an earlier run began, continued
   // download: the finished body of `t` (its temporary file) renamed to its file; its path, or "" with
   // `error`.

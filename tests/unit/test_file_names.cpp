@@ -122,7 +122,7 @@ TEST_CASE("resumable files: one transfer at a time has one, and a later one cont
   SECTION("removing the file (given up on) removes its meta too") {
     sluice::test::write_file(temp, "bytes");
     sluice::test::write_file(temp + ".meta", "x");
-    PartFiles::remove_resumable(temp);
+    PartFiles::remove_temp(temp, true);
     CHECK(std::filesystem::is_empty(folder));
   }
 }

@@ -185,11 +185,7 @@ void MetricsServer::finish(const RunReport& report) {
   impl_->progress.queued = 0;
   impl_->progress.nodes = report.nodes;
   impl_->progress.tables.clear();
-  for (const auto& t : report.tables) {
-    const std::size_t n = std::min(t.rows.size(), RunProgress::kTableRows);
-    impl_->progress.tables.push_back(
-        NodeTable{t.node, t.name, std::vector<Record>(t.rows.begin(), t.rows.begin() + n)});
-  }
+  for (const auto& t : report.tables) impl_->progress.tables.push_back(t.head(RunProgress::kTableRows));
   impl_->finished = true;
 }
 

@@ -2,6 +2,7 @@
 // TaskGroup failure semantics. Produces a RunReport.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -74,6 +75,10 @@ struct NodeTable {
   std::string node;
   std::string name;  // "hosts"
   std::vector<Record> rows;
+  // A copy with the first `n` rows only.
+  NodeTable head(std::size_t n) const {
+    return NodeTable{node, name, std::vector<Record>(rows.begin(), rows.begin() + std::min(n, rows.size()))};
+  }
 };
 
 struct RunReport {
