@@ -82,6 +82,15 @@ Schema download_schema() {
   });
 }
 
+Schema cache_schema() {
+  return Schema({
+      FieldSpec::string("path", "the SQLite file the responses are kept in (created when missing)").make_required(),
+      FieldSpec::duration("max_age",
+                          "a response older than this is fetched again (and replaced); 0s fetches every one "
+                          "again; default: a response is used however old it is"),
+  });
+}
+
 std::string check_rate(const Value& v) {
   if (fetch::parse_rate(v.to_text())) return "";
   return fmt::format("invalid rate '{}' (write requests per unit: 10/s, 600/m, 1/h)", v.to_text());
@@ -192,6 +201,11 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
     const Config& h = *std::get<ConfigValue::Object>(value.v);
     check_headers(h.map("headers"), fmt::format("hosts.{}.headers", pattern), diags);
   }
+  if (c.has("cache") && c.has("download")) {
+    diags.error(c.where("cache"),
+                "cache: a download's files are not kept in the cache (download's exists: keep "
+                "keeps the files a run fetched before)");
+  }
   if (!fetch::header_value_ok(c.string("user_agent"))) {
     diags.error(c.where("user_agent"), "user_agent: a header value cannot hold a line break");
   }
@@ -267,6 +281,12 @@ fetch::FetchOptions options_from(const Config& c) {
     }
     o.download->keep = d.string("exists") == "keep";
     o.download->sha256 = d.boolean("sha256");
+  }
+  if (c.has("cache")) {
+    const Config& k = c.object("cache");
+    o.cache.emplace();
+    o.cache->path = k.string("path");
+    if (k.has("max_age")) o.cache->max_age = k.duration("max_age");
   }
   o.robots = c.string("robots") == "obey";
   o.refuse_private = c.string("private_addresses") == "refuse";
@@ -359,6 +379,11 @@ NodeType fetch_type() {
                                "each successful body is written to a file of its own under dir as it arrives, "
                                "never held in memory (max_body still caps it), and renamed into place when whole; "
                                "the record gets file (its path) and file_size instead of the body"),
+          FieldSpec::object_of("cache", cache_schema(),
+                               "successful responses are kept in a SQLite file, and a request answered before "
+                               "(same method, URL, body and headers) is answered from there, without a request: "
+                               "for a pipeline run again while its parsing is written or fixed; such records "
+                               "get cached: true, attempts 0 and the fetched_at of the response kept"),
           FieldSpec::enumeration("private_addresses", {"allow", "refuse"},
                                  "refuse: no connection to a loopback, private, link-local (cloud metadata) or "
                                  "other non-public address, checked after DNS and on every redirect; such a "

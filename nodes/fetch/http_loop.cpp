@@ -68,6 +68,8 @@ struct HttpLoop::Job {
   // download of a GET: the URL the record asked for, and 16 hex digits of its hash, which name its
   // resumable file (PartFiles::open_resumable); empty otherwise.
   std::string asked_url, resume_key;
+  // cache: the request's key (cache_key()) and URL; empty when the job is not looked up or stored.
+  std::string cache_key, cache_url;
   std::string setup_error;  // a problem found at submit (no url field, a refused or invalid URL)
   Reason setup_reason = Reason::invalid;
 };
@@ -498,9 +500,11 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
   if (!opt_.proxies.empty()) output_fields_.insert("proxy");
   if (opt_.download) output_fields_.insert({"file", "file_size"});
   if (opt_.download && opt_.download->sha256) output_fields_.insert("sha256");
+  if (opt_.cache) output_fields_.insert("cached");
   // A body_field or kept header that repeats a name: set() replaces, so appending is not safe.
   if (output_fields_.size() != std::size(kFixedFields) + 1 + keep_fields_.size() + (opt_.proxies.empty() ? 0 : 1) +
-                                   (opt_.download ? 2 : 0) + (opt_.download && opt_.download->sha256 ? 1 : 0))
+                                   (opt_.download ? 2 : 0) + (opt_.download && opt_.download->sha256 ? 1 : 0) +
+                                   (opt_.cache ? 1 : 0))
     output_fields_.clear();
   for (const auto& url : opt_.proxies) proxies_.push_back(Proxy{url, proxy_shown(url)});
   // The User-Agent goes out as a plain request header: CURLOPT_USERAGENT costs libcurl a formatted
@@ -517,6 +521,7 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
 
 HttpLoop::~HttpLoop() {
   if (thread_.joinable()) stop();
+  stop_cache();
   for (auto& [easy, t] : active_) curl_multi_remove_handle(multi_, easy);
   active_.clear();
   idle_.clear();  // cleans the easy handles up, before the share they may use
@@ -549,6 +554,10 @@ void HttpLoop::start(AsyncOutput& out) {
       notice(fmt::format("download: removed {} temporary file{} (.part) that killed runs left in '{}'", stale,
                          stale == 1 ? "" : "s", opt_.download->dir));
     }
+  }
+  if (opt_.cache) {
+    cache_ = std::make_unique<ResponseCache>(opt_.cache->path, opt_.cache->max_age);
+    cache_thread_ = std::thread([this] { cache_run(); });
   }
   thread_ = std::thread([this] { run(); });
 }
@@ -783,6 +792,12 @@ void HttpLoop::submit(Record&& record) {
     job->resume_key = fmt::format("{:016x}", fnv1a64(job->asked_url));
   }
   job->record = std::move(record);
+  if (cache_ && job->setup_error.empty()) {
+    set_cache_key(*job);
+    std::lock_guard lock(cache_mutex_);
+    cache_lookups_.push_back(std::move(job));
+    return;
+  }
   std::lock_guard lock(incoming_mutex_);
   incoming_.push_back(std::move(job));
 }
@@ -811,11 +826,13 @@ void HttpLoop::wake() {
   // A busy loop takes the jobs on its next turn; only a sleeping one needs the (syscall) wakeup, and
   // only once per sleep: the first caller to see the flag clears it and wakes the loop.
   if (sleeping_.exchange(false)) curl_multi_wakeup(multi_);
+  if (cache_) cache_wake_.notify_one();
 }
 
 void HttpLoop::cancel() {
   cancel_.store(true);
   if (multi_) curl_multi_wakeup(multi_);
+  if (cache_) cache_wake_.notify_one();
 }
 
 void HttpLoop::wind_down() {
@@ -827,6 +844,7 @@ void HttpLoop::stop() {
   quit_.store(true);
   if (multi_) curl_multi_wakeup(multi_);
   if (thread_.joinable()) thread_.join();
+  stop_cache();
   if (continued_files_ > 0) {
     notice(fmt::format(
         "download: continued {} file{} that an earlier run left unfinished ({:.1f} MiB of {} not fetched again)",
@@ -1735,6 +1753,16 @@ void HttpLoop::keep_partial(Transfer& t, Job& job) {
   job.partial = std::move(p);
 }
 
+// Puts fetch's fields into `r`: a record usually has none of them yet, and then they are
+// appended without a lookup each.
+HttpLoop::FieldSetter HttpLoop::field_setter(Record& r) const {
+  const bool fresh = !output_fields_.empty() &&
+                     std::none_of(r.fields().begin(), r.fields().end(),
+                                  [this](const Record::Field& f) { return output_fields_.contains(f.first); });
+  r.reserve(r.fields().size() + 13 + keep_fields_.size());
+  return FieldSetter{r, fresh};
+}
+
 void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) {
   CURL* e = t.easy;
   long status = 0;
@@ -1766,16 +1794,9 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) 
   curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &connect);
   curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &ttfb);
   curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total);
+  const double fetched_at = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   Record& r = job->record;
-  // A record usually has none of the fields fetch adds yet: then they are appended without a
-  // lookup each.
-  const bool fresh = !output_fields_.empty() &&
-                     std::none_of(r.fields().begin(), r.fields().end(),
-                                  [this](const Record::Field& f) { return output_fields_.contains(f.first); });
-  auto put = [&r, fresh](std::string_view name, Value value) {
-    fresh ? r.append(name, std::move(value)) : r.set(name, std::move(value));
-  };
-  r.reserve(r.fields().size() + 12 + keep_fields_.size());
+  const auto put = field_setter(r);
   put("final_url", Value(effective && effective != job->url ? std::string(effective) : std::move(job->url)));
   put("status", Value(static_cast<std::int64_t>(status)));
   put("content_type", content_type ? Value(std::string(content_type)) : Value());
@@ -1788,7 +1809,9 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) 
     put("file_size", Value(static_cast<std::int64_t>(t.written)));
     if (t.digest) put("sha256", Value(hex_digest(t.digest)));
   } else {
-    put(opt_.body_field, Value(bodies_->share(std::move(t.body))));
+    Bytes body = bodies_->share(std::move(t.body));
+    if (!job->cache_key.empty()) queue_store(*job, e, body, status, content_type, effective, fetched_at);
+    put(opt_.body_field, Value(std::move(body)));
   }
   put("time_dns", Value(static_cast<double>(dns) / 1e6));
   put("time_connect", Value(static_cast<double>(connect) / 1e6));
@@ -1796,10 +1819,170 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) 
   put("time_total", Value(static_cast<double>(total) / 1e6));
   put("attempts", Value(static_cast<std::int64_t>(job->attempts)));
   if (job->proxy >= 0) put("proxy", Value(proxies_[static_cast<std::size_t>(job->proxy)].shown));
-  put("fetched_at", Value(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()));
+  if (opt_.cache) put("cached", Value(false));
+  put("fetched_at", Value(fetched_at));
   r.meta.attempt = job->attempts;
   hold_result();
   out_->complete(std::move(r));
+}
+
+void HttpLoop::set_cache_key(Job& job) const {
+  job.cache_url = job.url;
+  job.cache_key = cache_key(job.method, job.url, job.body, job.headers);
+}
+
+bool HttpLoop::cache_usable(const CachedResponse& found) const {
+  return opt_.ok_status.contains(found.status) && found.body.size() <= opt_.max_body &&
+         (opt_.content_types.empty() ||
+          opt_.content_types.allows(found.content_type ? found.content_type->c_str() : nullptr));
+}
+
+// Cache thread: a request answered from the cache, with the fields a fetch gives it (no request
+// was made: no timings, no attempts, no proxy; fetched_at is when the response came).
+void HttpLoop::complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& found) {
+  Record& r = job->record;
+  const auto put = field_setter(r);
+  put("final_url", Value(std::move(found.final_url)));
+  put("status", Value(static_cast<std::int64_t>(found.status)));
+  put("content_type", found.content_type ? Value(std::move(*found.content_type)) : Value());
+  for (std::size_t i = 0; i < keep_fields_.size(); ++i) {
+    auto value = cached_header(found.headers, opt_.keep_headers[i]);
+    put(keep_fields_[i], value ? Value(std::move(*value)) : Value());
+  }
+  put(opt_.body_field, Value(std::move(found.body)));
+  for (const char* timing : {"time_dns", "time_connect", "time_ttfb", "time_total"}) put(timing, Value(0.0));
+  put("attempts", Value(std::int64_t{0}));
+  if (!opt_.proxies.empty()) put("proxy", Value());
+  put("cached", Value(true));
+  put("fetched_at", Value(found.fetched_at));
+  r.meta.attempt = 0;
+  out_->complete(std::move(r));
+}
+
+// I/O thread: the response of a successful job, to be stored by the cache thread.
+void HttpLoop::queue_store(const Job& job, CURL* easy, const Bytes& body, long status, const char* content_type,
+                           const char* final_url, double fetched_at) {
+  CachedResponse r;
+  r.key = job.cache_key;
+  r.url = job.cache_url;
+  r.final_url = final_url ? std::string(final_url) : job.cache_url;
+  r.status = status;
+  if (content_type) r.content_type.emplace(content_type);
+  for (curl_header* h = nullptr; (h = curl_easy_nextheader(easy, CURLH_HEADER, -1, h));) {
+    const std::size_t start = r.headers.size();
+    r.headers.append(h->name);
+    for (std::size_t i = start; i < r.headers.size(); ++i)
+      r.headers[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(r.headers[i])));
+    r.headers.append(": ").append(h->value).push_back('\n');
+  }
+  r.body = body;
+  r.fetched_at = fetched_at;
+  {
+    std::lock_guard lock(cache_mutex_);
+    if (cache_backlog_ + body.size() > kMaxCacheBacklog) {
+      ++cache_skipped_;
+      return;
+    }
+    cache_backlog_ += body.size();
+    cache_stores_.push_back(std::move(r));
+  }
+  cache_wake_.notify_one();
+}
+
+void HttpLoop::cache_run() {
+  pthread_setname_np(pthread_self(), ("cache:" + node_id_).substr(0, 15).c_str());
+  std::unique_lock lock(cache_mutex_);
+  while (true) {
+    cache_wake_.wait(lock, [this] { return cache_quit_ || !cache_lookups_.empty() || !cache_stores_.empty(); });
+    auto lookups = std::move(cache_lookups_);
+    auto stores = std::move(cache_stores_);
+    cache_lookups_.clear();
+    cache_stores_.clear();
+    cache_backlog_ = 0;
+    const bool quit = cache_quit_;
+    lock.unlock();
+    // A cache is a convenience: one that fails (a full disk, a damaged file) is left alone for the
+    // rest of the run, which goes on over the network.
+    const auto broken = [this](const NodeError& e) {
+      if (!cache_broken_) notice(std::string(e.what()) + "; the rest of the run does without the cache");
+      cache_broken_ = true;
+    };
+    if (!stores.empty() && !cache_broken_) {
+      try {
+        cache_->store(stores);
+        cache_stored_ += stores.size();
+      } catch (const NodeError& e) {
+        broken(e);
+      }
+    }
+    stores.clear();  // their bodies go back to the pool
+    std::vector<std::unique_ptr<Job>> misses;
+    bool found_any = false;
+    for (auto& job : lookups) {
+      if (!cancel_.load() && !cache_broken_) {
+        try {
+          if (auto found = cache_->find(job->cache_key); found && cache_usable(*found)) {
+            complete_from_cache(std::move(job), std::move(*found));
+            ++cache_hits_;
+            found_any = true;
+            continue;
+          }
+        } catch (const NodeError& e) {
+          broken(e);
+        }
+      }
+      misses.push_back(std::move(job));
+    }
+    if (found_any) out_->flush();
+    if (!misses.empty()) {
+      {
+        std::lock_guard incoming(incoming_mutex_);
+        for (auto& job : misses) incoming_.push_back(std::move(job));
+      }
+      if (sleeping_.exchange(false)) curl_multi_wakeup(multi_);
+    }
+    if (const auto now = Clock::now(); now >= next_cache_table_) {
+      give_cache_table();
+      next_cache_table_ = now + kLiveTableEvery;
+    }
+    lock.lock();
+    if (quit && cache_lookups_.empty() && cache_stores_.empty()) break;
+  }
+}
+
+// After the I/O thread: what it queued last is stored before the thread ends.
+void HttpLoop::stop_cache() {
+  if (!cache_thread_.joinable()) return;
+  {
+    std::lock_guard lock(cache_mutex_);
+    cache_quit_ = true;
+  }
+  cache_wake_.notify_one();
+  cache_thread_.join();
+  if (cache_skipped_ > 0) {
+    notice(fmt::format("cache '{}': {} response{} not stored: they came faster than the disk took them", cache_->path(),
+                       cache_skipped_, cache_skipped_ == 1 ? " was" : "s were"));
+  }
+  give_cache_table();
+}
+
+// The report's table "cache" (also while the run goes, for --metrics): what the cache answered and
+// took. Cache thread, or the main thread once it has ended.
+void HttpLoop::give_cache_table() {
+  if (!opt_.table) return;
+  std::uint64_t skipped = 0;
+  {
+    std::lock_guard lock(cache_mutex_);
+    skipped = cache_skipped_;
+  }
+  Record row;
+  row.append("file", Value(cache_->path()));
+  row.append("from_cache", Value(static_cast<std::int64_t>(cache_hits_)));
+  row.append("stored", Value(static_cast<std::int64_t>(cache_stored_)));
+  row.append("not_stored", Value(static_cast<std::int64_t>(skipped)));
+  std::vector<Record> rows;
+  rows.push_back(std::move(row));
+  opt_.table("cache", std::move(rows));
 }
 
 void HttpLoop::keep_for_later(Job& job) {

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "../core/file_names.hpp"
+#include "cache.hpp"
 #include "policy.hpp"
 #include "robots.hpp"
 #include "sluice/node.hpp"
@@ -76,6 +78,14 @@ struct FetchOptions {
     bool served = false;  // `path` uses {server_filename}: the name the server gives, known when the file is whole
   };
   std::optional<Download> download;
+  // cache: successful responses are kept in a SQLite file (ResponseCache), and a request that one
+  // answered before (same method, URL, body and headers) takes it from there unless it is older
+  // than max_age (unset: never too old).
+  struct Cache {
+    std::string path;
+    std::optional<nanoseconds> max_age;
+  };
+  std::optional<Cache> cache;
   bool refuse_private = false;                          // private_addresses: refuse: no connection to a private address
   bool robots = true;                                   // fetch /robots.txt per host first and obey it
   nanoseconds robots_max_age = std::chrono::hours(24);  // then a host's robots.txt is fetched again
@@ -217,6 +227,14 @@ class HttpLoop {
   void conclude(Transfer& t, CURLcode code);
   void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait);
   void succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats);
+  struct FieldSetter {
+    Record& record;
+    bool append;  // the record has none of fetch's fields: no lookup each
+    void operator()(std::string_view name, Value value) const {
+      append ? record.append(name, std::move(value)) : record.set(name, std::move(value));
+    }
+  };
+  FieldSetter field_setter(Record& r) const;
   void keep_partial(Transfer& t, Job& job);
   // A job ends unfinished (cancelled, or dropped by a graceful stop): its resumable file stays.
   static void keep_for_later(Job& job);
@@ -327,6 +345,36 @@ class HttpLoop {
   std::string place_file(Transfer& t, Job& job, std::string& error);
   // download with exists: keep: completes `job` with its file when that is there already (true).
   bool keep_existing(std::unique_ptr<Job>& job);
+  // cache: lookups and stores run on a thread of their own, so that neither the TBB workers nor the
+  // I/O thread wait for the disk. submit() queues a job there instead of in incoming_; a response
+  // found goes to the graph from that thread, a miss on to incoming_. succeed() queues each
+  // response to be stored (sharing its body with the record), dropping it when kMaxCacheBacklog
+  // bytes already wait.
+  static constexpr std::size_t kMaxCacheBacklog = 64 << 20;
+  std::unique_ptr<ResponseCache> cache_;
+  std::thread cache_thread_;
+  std::mutex cache_mutex_;
+  std::condition_variable cache_wake_;
+  std::vector<std::unique_ptr<Job>> cache_lookups_;  // guarded by cache_mutex_, as the next four
+  std::vector<CachedResponse> cache_stores_;
+  std::size_t cache_backlog_ = 0;    // body bytes in cache_stores_
+  std::uint64_t cache_skipped_ = 0;  // responses not stored: the backlog was full
+  bool cache_quit_ = false;
+  // Cache thread only:
+  std::uint64_t cache_hits_ = 0, cache_stored_ = 0;
+  bool cache_broken_ = false;  // a lookup or store failed: the cache is left alone from then on
+  Clock::time_point next_cache_table_{};
+  void cache_run();
+  void give_cache_table();
+  // A request's key: empty unless the job can be answered from the cache.
+  void set_cache_key(Job& job) const;
+  // Whether `found` is what the network would give now (its status, type and size pass the node's
+  // ok_status, content_types and max_body).
+  bool cache_usable(const CachedResponse& found) const;
+  void complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& found);
+  void queue_store(const Job& job, CURL* easy, const Bytes& body, long status, const char* content_type,
+                   const char* final_url, double fetched_at);
+  void stop_cache();
   std::mt19937_64 rng_;
   bool aborted_ = false;
   // Results handed to out_ but not flushed yet. Unless a result holds capacity others wait for

@@ -1,0 +1,274 @@
+// fetch's cache: pipelines run twice against the fixture server, the second time answered from a
+// real SQLite file.
+#include <fmt/format.h>
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "../support.hpp"
+#include "fixture_server.hpp"
+
+using namespace sluice;
+using fixture::FixtureServer;
+using test::contains;
+using test::TempDir;
+
+namespace {
+
+// urls.txt -> limit -> fetch (with `fetch_config`) -> same.jsonl (what a cached record must repeat)
+// and how.jsonl (how it came); failures -> bad.jsonl.
+std::string cache_pipeline(const TempDir& dir, const std::vector<std::string>& urls, const std::string& fetch_config) {
+  std::string list;
+  for (const auto& u : urls) list += u + "\n";
+  test::write_file(dir.file("urls.txt"), list);
+  return fmt::format(R"(pipeline: cache_test
+nodes:
+  - {{id: src, type: source.list, file: {urls}}}
+  - {{id: lim, type: limit, max_in_flight: 8}}
+  - id: get
+    type: fetch
+    robots: ignore
+    retries: {{attempts: 1}}
+    on_error: route
+{config}
+  - {{id: same, type: sink.jsonl, path: {same}, fields: [url, status, final_url, content_type, header_etag, body]}}
+  - {{id: how, type: sink.jsonl, path: {how}, fields: [url, cached, attempts, header_x_tag, time_total]}}
+  - {{id: bad, type: sink.jsonl, path: {bad}, fields: [url, status, reason]}}
+edges:
+  - src -> lim -> get -> same
+  - get -> how
+  - get.error -> bad
+)",
+                     fmt::arg("urls", dir.file("urls.txt")), fmt::arg("config", fetch_config),
+                     fmt::arg("same", dir.file("same.jsonl")), fmt::arg("how", dir.file("how.jsonl")),
+                     fmt::arg("bad", dir.file("bad.jsonl")));
+}
+
+std::vector<std::string> sorted_lines(const TempDir& dir, const std::string& name) {
+  auto lines = test::lines_of(test::read_file(dir.file(name)));
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+// The cache table's row of the run: from_cache, stored, not_stored.
+std::string cache_row(const RunReport& report) {
+  for (const auto& t : report.tables) {
+    if (t.name != "cache") continue;
+    REQUIRE(t.rows.size() == 1);
+    const Record& r = t.rows[0];
+    return fmt::format("{} {} {}", r.get("from_cache")->to_text(), r.get("stored")->to_text(),
+                       r.get("not_stored")->to_text());
+  }
+  FAIL("no cache table");
+  return "";
+}
+
+std::uint64_t requests(const FixtureServer& server) {
+  return server.counter("*").requests;
+}
+
+}  // namespace
+
+TEST_CASE("a pipeline run again is answered from the cache: no request, the same records", "[fetch][cache]") {
+  FixtureServer server(std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site");
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 20; ++i) urls.push_back(server.url(fmt::format("/headers?X-Tag=a&X-Tag=b&i={}", i)));
+  urls.push_back(server.url("/gzip"));                 // decoded once, kept decoded
+  urls.push_back(server.url("/huge/300000"));          // compressed in the file
+  urls.push_back(server.url("/bytes/100000?seed=3"));  // not compressible: kept as it is
+  urls.push_back(server.url("/bytes/10?seed=4"));      // too short to compress
+  urls.push_back(server.url("/status/204"));           // no body
+  urls.push_back(server.url("/redirect/2"));           // its final_url differs
+  urls.push_back(server.url("/item/1.html"));          // a file, with an ETag
+  const std::string cache = "    cache: {path: " + dir.file("cache.db") + "}\n";
+
+  RunReport first = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
+  REQUIRE(first.errors.empty());
+  REQUIRE(test::lines_of(test::read_file(dir.file("bad.jsonl"))).empty());
+  const auto first_records = sorted_lines(dir, "same.jsonl");
+  REQUIRE(first_records.size() == urls.size());
+  CHECK(cache_row(first) == fmt::format("0 {} 0", urls.size()));
+  for (const auto& line : sorted_lines(dir, "how.jsonl")) {
+    CAPTURE(line);
+    CHECK(contains(line, R"("cached":false,"attempts":1,"header_x_tag":null,)"));
+  }
+  const std::uint64_t seen = requests(server);
+  CHECK(seen == urls.size() + 2);  // the redirects' hops
+
+  // Run again, keeping a header the first run did not: the cache kept every header.
+  RunReport second =
+      run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache + "    keep_headers: [etag, x-tag]\n")));
+  REQUIRE(second.errors.empty());
+  CHECK(requests(server) == seen);
+  CHECK(sorted_lines(dir, "same.jsonl") == first_records);
+  CHECK(cache_row(second) == fmt::format("{} 0 0", urls.size()));
+  const auto how = sorted_lines(dir, "how.jsonl");
+  REQUIRE(how.size() == urls.size());
+  int tagged = 0;
+  for (const auto& line : how) {
+    CAPTURE(line);
+    CHECK(contains(line, R"("cached":true,"attempts":0,)"));
+    CHECK(contains(line, R"("time_total":0})"));
+    if (contains(line, R"("header_x_tag":"a, b")")) ++tagged;
+  }
+  CHECK(tagged == 20);
+  CHECK(test::query(dir.file("cache.db"), "SELECT count(*), sum(compressed) FROM responses") ==
+        std::vector<std::string>{fmt::format("{}|2", urls.size())});  // /huge and the item page
+}
+
+TEST_CASE("cache: max_age fetches older responses again and replaces them; 0s fetches every one", "[fetch][cache]") {
+  FixtureServer server;
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 10; ++i) urls.push_back(server.url(fmt::format("/status/200?i={}", i)));
+  const std::string cache = "    cache: {path: " + dir.file("cache.db") + ", max_age: ";
+
+  REQUIRE(run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache + "1h}"))).errors.empty());
+  CHECK(requests(server) == 10);
+  const auto stored_at = test::query(dir.file("cache.db"), "SELECT max(fetched_at) FROM responses");
+
+  RunReport again = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache + "0s}")));
+  REQUIRE(again.errors.empty());
+  CHECK(requests(server) == 20);
+  CHECK(cache_row(again) == "0 10 0");
+  for (const auto& line : sorted_lines(dir, "how.jsonl")) CHECK(contains(line, R"("cached":false,"attempts":1,)"));
+  CHECK(test::query(dir.file("cache.db"), "SELECT count(*) FROM responses") == std::vector<std::string>{"10"});
+  CHECK(test::query(dir.file("cache.db"), "SELECT min(fetched_at) FROM responses") > stored_at);
+
+  RunReport fresh = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache + "1h}")));
+  REQUIRE(fresh.errors.empty());
+  CHECK(requests(server) == 20);
+  CHECK(cache_row(fresh) == "10 0 0");
+}
+
+TEST_CASE("cache: requests that differ in method, body or headers are kept apart", "[fetch][cache]") {
+  FixtureServer server;
+  TempDir dir;
+  const auto run = [&](int to, const std::string& config) {
+    RunReport report = run_pipeline(test::plan_of(
+        fmt::format(R"(pipeline: keys
+nodes:
+  - {{id: src, type: source.list, template: "{{n}}", to: {to}}}
+  - {{id: url, type: set, fields: {{url: "{echo}"}}}}
+  - id: get
+    type: fetch
+    robots: ignore
+    cache: {{path: {cache}}}
+{config}
+  - {{id: out, type: sink.jsonl, path: {out}, fields: [n, cached, body]}}
+edges:
+  - src -> url -> get -> out
+)",
+                    fmt::arg("to", to), fmt::arg("echo", server.url("/echo")), fmt::arg("cache", dir.file("cache.db")),
+                    fmt::arg("config", config), fmt::arg("out", dir.file("out.jsonl")))));
+    REQUIRE(report.errors.empty());
+    return cache_row(report);
+  };
+  const std::string post = "    method: POST\n    body: \"q={n}\"\n";
+  CHECK(run(2, post) == "0 2 0");
+  CHECK(requests(server) == 2);
+  CHECK(run(3, post) == "2 1 0");  // only q=3 goes out
+  CHECK(requests(server) == 3);
+  // Each record got the answer to its own body.
+  const auto out = test::lines_of(test::read_file(dir.file("out.jsonl")));
+  REQUIRE(out.size() == 3);
+  for (const auto& line : out) {
+    CAPTURE(line);
+    const std::string n = line.substr(5, 1);
+    CHECK(contains(line, "q=" + n));
+  }
+  CHECK(run(1, "    method: PUT\n    body: \"q={n}\"\n") == "0 1 0");  // another method
+  CHECK(run(1, post + "    headers: {X-Q: \"{n}\"}\n") == "0 1 0");    // another header
+  CHECK(run(1, post + "    headers: {X-Q: \"{n}\"}\n") == "1 0 0");
+  CHECK(run(1, "    method: GET\n") == "0 1 0");  // no body
+  CHECK(requests(server) == 6);
+}
+
+TEST_CASE("cache: failures are not kept, and a kept response the node would now refuse is fetched again",
+          "[fetch][cache]") {
+  FixtureServer server(std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site");
+  TempDir dir;
+  const std::vector<std::string> urls = {server.url("/status/404"), server.url("/status/503"),
+                                         server.url("/item/1.html")};
+  const std::string cache = "    cache: {path: " + dir.file("cache.db") + "}\n";
+  RunReport first = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
+  CHECK(cache_row(first) == "0 1 0");
+  CHECK(requests(server) == 3);
+  RunReport second = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
+  CHECK(cache_row(second) == "1 0 0");
+  CHECK(requests(server) == 5);  // the two failures again
+  CHECK(sorted_lines(dir, "bad.jsonl").size() == 2);
+
+  // The page is not one of the content_types the node now wants: fetched, and refused, again.
+  RunReport third = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache + "    content_types: [image/*]\n")));
+  CHECK(cache_row(third) == "0 0 0");
+  CHECK(requests(server) == 8);
+  const auto bad = sorted_lines(dir, "bad.jsonl");
+  REQUIRE(bad.size() == 3);
+  CHECK(contains(bad[0], R"("reason":"content_type")"));
+  // Nor one larger than max_body.
+  RunReport fourth = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache + "    max_body: 10\n")));
+  CHECK(cache_row(fourth) == "0 0 0");
+  CHECK(requests(server) == 11);
+}
+
+TEST_CASE("cache: another program's database is refused, and a damaged cache leaves the run to the network",
+          "[fetch][cache]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::vector<std::string> urls = {server.url("/huge/20000"), server.url("/huge/30000")};
+  const std::string db = dir.file("cache.db");
+  const std::string cache = "    cache: {path: " + db + "}\n";
+
+  test::execute(dir.file("shop.db"), "CREATE TABLE items (url TEXT)");
+  RunReport refused =
+      run_pipeline(test::plan_of(cache_pipeline(dir, urls, "    cache: {path: " + dir.file("shop.db") + "}\n")));
+  REQUIRE(refused.errors.size() == 1);
+  CHECK(refused.errors[0].message ==
+        fmt::format("could not start: cache: '{}' is not a response cache (it holds other tables): give "
+                    "the cache a file of its own",
+                    dir.file("shop.db")));
+  CHECK(requests(server) == 0);
+
+  REQUIRE(run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache))).errors.empty());
+  test::execute(db, "UPDATE responses SET body = x'00010203' WHERE url LIKE '%20000'");
+  RunReport damaged = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
+  REQUIRE(damaged.errors.empty());
+  CHECK(sorted_lines(dir, "same.jsonl").size() == 2);
+  REQUIRE(damaged.notices.size() == 1);
+  CHECK(damaged.notices[0].message ==
+        fmt::format("cache: the stored body of '{}' in '{}' is damaged; the rest of the run does without the cache",
+                    urls[0], db));
+  CHECK(requests(server) == (cache_row(damaged).starts_with("1 ") ? 3u : 4u));  // the other one may have come first
+
+  Diagnostics diags;
+  CHECK_FALSE(load_pipeline_text(cache_pipeline(dir, urls, cache + "    download: {dir: " + dir.file("files") + "}\n"),
+                                 "p.yaml", test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
+  CAPTURE(diags.to_string());
+  CHECK(contains(diags.to_string(),
+                 "p.yaml:10:12: error: cache: a download's files are not kept in the cache (download's exists: keep "
+                 "keeps the files a run fetched before)"));
+}
+
+TEST_CASE("cache: a run cancelled while its answers come from the cache accounts for every record", "[fetch][cache]") {
+  FixtureServer server;
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 3000; ++i) urls.push_back(server.url(fmt::format("/status/200?i={}", i)));
+  const std::string cache = "    cache: {path: " + dir.file("cache.db") + "}\n";
+  REQUIRE(run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache))).errors.empty());
+  std::string pipeline = cache_pipeline(dir, urls, cache);
+  // A node after fetch fails the 500th record it sees: the run is cancelled with answers in flight.
+  const std::string edge = "get -> same";
+  pipeline.replace(pipeline.find(edge), edge.size(), "get -> boom -> same");
+  pipeline.replace(
+      pipeline.find("edges:"), 6,
+      fmt::format("  - {{id: boom, type: test.fail, field: url, equals: \"{}\", message: \"{{url}}\"}}\nedges:",
+                  urls[500]));
+  RunReport report = run_pipeline(test::plan_of(pipeline));
+  CHECK(report.status == RunStatus::failed);
+  REQUIRE(report.errors.size() == 1);
+  CHECK(contains(report.errors[0].message, "i=500"));
+  CHECK(requests(server) == 3000);
+}
