@@ -1916,31 +1916,38 @@ void HttpLoop::cache_run() {
       }
     }
     stores.clear();  // their bodies go back to the pool
+    // Answers and misses go on every kCacheChunk lookups, not only after all of them: a disk that
+    // is slow to read must not hold back what is known.
     std::vector<std::unique_ptr<Job>> misses;
-    bool found_any = false;
-    for (auto& job : lookups) {
+    std::size_t found = 0;
+    const auto pass_on = [&] {
+      if (found > 0) out_->flush();
+      found = 0;
+      if (misses.empty()) return;
+      {
+        std::lock_guard incoming(incoming_mutex_);
+        for (auto& job : misses) incoming_.push_back(std::move(job));
+      }
+      misses.clear();
+      if (sleeping_.exchange(false)) curl_multi_wakeup(multi_);
+    };
+    for (std::size_t i = 0; i < lookups.size(); ++i) {
+      auto& job = lookups[i];
       if (!cancel_.load() && !cache_broken_) {
         try {
-          if (auto found = cache_->find(job->cache_key); found && cache_usable(*found)) {
-            complete_from_cache(std::move(job), std::move(*found));
+          if (auto response = cache_->find(job->cache_key); response && cache_usable(*response)) {
+            complete_from_cache(std::move(job), std::move(*response));
             ++cache_hits_;
-            found_any = true;
-            continue;
+            ++found;
           }
         } catch (const NodeError& e) {
           broken(e);
         }
       }
-      misses.push_back(std::move(job));
+      if (job) misses.push_back(std::move(job));
+      if ((i + 1) % kCacheChunk == 0) pass_on();
     }
-    if (found_any) out_->flush();
-    if (!misses.empty()) {
-      {
-        std::lock_guard incoming(incoming_mutex_);
-        for (auto& job : misses) incoming_.push_back(std::move(job));
-      }
-      if (sleeping_.exchange(false)) curl_multi_wakeup(multi_);
-    }
+    pass_on();
     if (const auto now = Clock::now(); now >= next_cache_table_) {
       give_cache_table();
       next_cache_table_ = now + kLiveTableEvery;

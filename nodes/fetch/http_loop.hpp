@@ -351,6 +351,7 @@ class HttpLoop {
   // response to be stored (sharing its body with the record), dropping it when kMaxCacheBacklog
   // bytes already wait.
   static constexpr std::size_t kMaxCacheBacklog = 64 << 20;
+  static constexpr std::size_t kCacheChunk = 32;
   std::unique_ptr<ResponseCache> cache_;
   std::thread cache_thread_;
   std::mutex cache_mutex_;
