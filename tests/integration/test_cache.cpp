@@ -117,7 +117,7 @@ TEST_CASE("a pipeline run again is answered from the cache: no request, the same
         std::vector<std::string>{fmt::format("{}|2", urls.size())});  // /huge and the item page
 }
 
-TEST_CASE("cache: max_age fetches older responses again and replaces them; 0s fetches every one", "[fetch][cache]") {
+TEST_CASE("cache: max_age fetches older responses again and replaces them, and 0s fetches every one", "[fetch][cache]") {
   FixtureServer server;
   TempDir dir;
   std::vector<std::string> urls;
