@@ -103,7 +103,11 @@ ResponseCache::ResponseCache(std::string path, std::optional<std::chrono::nanose
       compressed INTEGER NOT NULL, fetched_at REAL NOT NULL))");
     exec("CREATE INDEX IF NOT EXISTS responses_fetched_at ON responses (fetched_at)");
     if (max_age_) {
-      st = prepare("DELETE FROM responses WHERE fetched_at < ?");
+      // Those that name no version (ETag, Last-Modified) are of no more use: a request for one is
+      // answered whole. The others can still be confirmed by a 304.
+      st = prepare(
+          "DELETE FROM responses WHERE fetched_at < ? AND char(10) || headers NOT LIKE '%' || char(10) || 'etag: %' "
+          "AND char(10) || headers NOT LIKE '%' || char(10) || 'last-modified: %'");
       sqlite3_bind_double(st, 1, unix_now() - std::chrono::duration<double>(*max_age_).count());
       const int step = sqlite3_step(st);
       sqlite3_finalize(st);
@@ -115,9 +119,11 @@ ResponseCache::ResponseCache(std::string path, std::optional<std::chrono::nanose
     insert_ = prepare(
         "INSERT OR REPLACE INTO responses (key, url, final_url, status, content_type, headers, body, size, "
         "compressed, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    refresh_ = prepare("UPDATE responses SET fetched_at = ? WHERE key = ?");
   } catch (...) {
     sqlite3_finalize(find_);
     sqlite3_finalize(insert_);
+    sqlite3_finalize(refresh_);
     sqlite3_close(db_);
     throw;
   }
@@ -126,6 +132,7 @@ ResponseCache::ResponseCache(std::string path, std::optional<std::chrono::nanose
 ResponseCache::~ResponseCache() {
   sqlite3_finalize(find_);
   sqlite3_finalize(insert_);
+  sqlite3_finalize(refresh_);
   sqlite3_close(db_);
 }
 
@@ -150,8 +157,8 @@ std::optional<CachedResponse> ResponseCache::find(std::string_view key) {
   if (rc == SQLITE_DONE) return std::nullopt;
   if (rc != SQLITE_ROW) fail("looking a response up");
   const double fetched_at = sqlite3_column_double(find_, 8);
-  if (max_age_ && fetched_at < unix_now() - std::chrono::duration<double>(*max_age_).count()) return std::nullopt;
   CachedResponse r;
+  r.stale = max_age_ && fetched_at < unix_now() - std::chrono::duration<double>(*max_age_).count();
   r.key = key;
   r.url = column_text(find_, 0);
   r.final_url = column_text(find_, 1);
@@ -181,6 +188,13 @@ void ResponseCache::store(const std::vector<CachedResponse>& responses) {
   exec("BEGIN IMMEDIATE");
   try {
     for (const auto& r : responses) {
+      if (r.refresh) {
+        sqlite3_reset(refresh_);
+        sqlite3_bind_double(refresh_, 1, r.fetched_at);
+        sqlite3_bind_blob(refresh_, 2, r.key.data(), static_cast<int>(r.key.size()), SQLITE_STATIC);
+        if (sqlite3_step(refresh_) != SQLITE_DONE) fail("refreshing a response");
+        continue;
+      }
       const std::string_view body = r.body.view();
       std::string_view kept = body;
       bool compressed = false;
@@ -216,9 +230,11 @@ void ResponseCache::store(const std::vector<CachedResponse>& responses) {
       if (sqlite3_step(insert_) != SQLITE_DONE) fail("storing a response");
     }
     sqlite3_reset(insert_);
+    sqlite3_reset(refresh_);
     exec("COMMIT");
   } catch (...) {
     sqlite3_reset(insert_);
+    sqlite3_reset(refresh_);
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }

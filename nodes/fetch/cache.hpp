@@ -23,7 +23,9 @@ struct CachedResponse {
   std::optional<std::string> content_type;
   std::string headers;    // the final response's headers: "name: value\n" each, names in lower case
   Bytes body;             // decoded
-  double fetched_at = 0;  // seconds since the Unix epoch
+  double fetched_at = 0;  // seconds since the Unix epoch, when it came or was last confirmed (304)
+  bool stale = false;     // find(): older than max_age
+  bool refresh = false;   // store(): only its fetched_at changes (the server confirmed it: 304)
 };
 
 // The key of a request: the SHA-256 (32 bytes) of its method, URL, body and request headers (the
@@ -40,16 +42,18 @@ std::optional<std::string> cached_header(std::string_view headers, std::string_v
 class ResponseCache {
  public:
   // Opens `path`, creating it when missing, and removes the responses older than `max_age` (none:
-  // kept for ever). A file that holds other tables is refused: it is not a cache.
+  // kept for ever) that name no version a server could confirm (ETag, Last-Modified). A file that
+  // holds other tables is refused: it is not a cache.
   ResponseCache(std::string path, std::optional<std::chrono::nanoseconds> max_age);
   ~ResponseCache();
   ResponseCache(const ResponseCache&) = delete;
   ResponseCache& operator=(const ResponseCache&) = delete;
 
-  // The response stored under `key`, unless there is none or it is older than max_age.
+  // The response stored under `key`, if any (`stale` when it is older than max_age).
   std::optional<CachedResponse> find(std::string_view key);
-  // Stores `responses` in one transaction, each replacing one of the same key. Bodies are
-  // compressed (zlib) where that makes them smaller.
+  // Stores `responses` in one transaction, each replacing one of the same key (a `refresh` only
+  // sets the fetched_at of the one there). Bodies are compressed (zlib) where that makes them
+  // smaller.
   void store(const std::vector<CachedResponse>& responses);
   const std::string& path() const { return path_; }
 
@@ -63,6 +67,7 @@ class ResponseCache {
   sqlite3* db_ = nullptr;
   sqlite3_stmt* find_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* refresh_ = nullptr;
   std::string zipped_;  // store()'s compression buffer
 };
 

@@ -86,8 +86,9 @@ Schema cache_schema() {
   return Schema({
       FieldSpec::string("path", "the SQLite file the responses are kept in (created when missing)").make_required(),
       FieldSpec::duration("max_age",
-                          "a response older than this is fetched again (and replaced); 0s fetches every one "
-                          "again; default: a response is used however old it is"),
+                          "a response older than this is asked for again, with its ETag and Last-Modified: a 304 "
+                          "keeps it fresh, another answer replaces it; 0s asks for every one again; default: a "
+                          "response is used however old it is"),
   });
 }
 

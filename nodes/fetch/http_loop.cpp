@@ -70,6 +70,10 @@ struct HttpLoop::Job {
   std::string asked_url, resume_key;
   // cache: the request's key (cache_key()) and URL; empty when the job is not looked up or stored.
   std::string cache_key, cache_url;
+  // cache: the response kept for it, too old to use as it is; asked for with its validators
+  // (`revalidating` on the attempt that sent them).
+  std::unique_ptr<CachedResponse> stale;
+  bool revalidating = false;
   std::string setup_error;  // a problem found at submit (no url field, a refused or invalid URL)
   Reason setup_reason = Reason::invalid;
 };
@@ -1404,16 +1408,28 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   CURL* e = t->easy;
   t->probe = probe;
   ++job->attempts;
-  if (!job->headers.empty() || job->partial) {
+  job->revalidating = false;
+  if (!job->headers.empty() || job->partial || job->stale) {
+    const auto has = [&job](std::string_view name) {
+      return std::any_of(job->headers.begin(), job->headers.end(), [name](const std::string& h) {
+        return nodes::iequals(std::string_view(h).substr(0, h.find(':')), name);
+      });
+    };
     // The node's User-Agent, unless a `hosts` entry's headers give one of their own.
-    const bool own_agent = std::any_of(job->headers.begin(), job->headers.end(), [](const std::string& h) {
-      return nodes::iequals(std::string_view(h).substr(0, h.find(':')), "user-agent");
-    });
-    if (base_headers_ && !own_agent) t->headers = curl_slist_append(nullptr, agent_line_.c_str());
+    if (base_headers_ && !has("user-agent")) t->headers = curl_slist_append(nullptr, agent_line_.c_str());
     for (const auto& h : job->headers) t->headers = curl_slist_append(t->headers, h.c_str());
     if (job->partial) {  // the rest of the file, if it is still the version its first bytes came from
       t->headers = curl_slist_append(t->headers, fmt::format("Range: bytes={}-", job->partial->size).c_str());
       t->headers = curl_slist_append(t->headers, ("If-Range: " + job->partial->validator).c_str());
+    }
+    // cache: a stale response is asked for with its validators (not on a redirect's hop, nor when
+    // the node sends conditions of its own): 304 Not Modified keeps it.
+    if (job->stale && job->redirects == 0 && !has("if-none-match") && !has("if-modified-since")) {
+      if (auto etag = cached_header(job->stale->headers, "etag"))
+        t->headers = curl_slist_append(t->headers, ("If-None-Match: " + *etag).c_str());
+      if (auto date = cached_header(job->stale->headers, "last-modified"))
+        t->headers = curl_slist_append(t->headers, ("If-Modified-Since: " + *date).c_str());
+      job->revalidating = true;
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   }
@@ -1635,6 +1651,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     const bool overload = status == 429 || status == 502 || status == 503 || status == 504;
     adapt(job->host, host, overload ? fmt::format("HTTP {}", status) : std::string(), t->started, now);
   }
+  if (status == 304 && job->revalidating) return revalidated(std::move(job), *t, stats);
 
   char* location = nullptr;
   curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location);
@@ -1837,9 +1854,10 @@ bool HttpLoop::cache_usable(const CachedResponse& found) const {
           opt_.content_types.allows(found.content_type ? found.content_type->c_str() : nullptr));
 }
 
-// Cache thread: a request answered from the cache, with the fields a fetch gives it (no request
-// was made: no timings, no attempts, no proxy; fetched_at is when the response came).
-void HttpLoop::complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& found) {
+// A request answered from the cache, with the fields a fetch gives it. Cache thread, `easy` null:
+// no request was made (no timings, no attempts, no proxy; fetched_at is when the response came).
+// I/O thread, `easy` the transfer whose 304 confirmed the response: its timings and attempts.
+void HttpLoop::complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& found, CURL* easy) {
   Record& r = job->record;
   const auto put = field_setter(r);
   put("final_url", Value(std::move(found.final_url)));
@@ -1850,13 +1868,42 @@ void HttpLoop::complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& fo
     put(keep_fields_[i], value ? Value(std::move(*value)) : Value());
   }
   put(opt_.body_field, Value(std::move(found.body)));
-  for (const char* timing : {"time_dns", "time_connect", "time_ttfb", "time_total"}) put(timing, Value(0.0));
-  put("attempts", Value(std::int64_t{0}));
-  if (!opt_.proxies.empty()) put("proxy", Value());
+  constexpr std::pair<const char*, CURLINFO> kTimings[] = {{"time_dns", CURLINFO_NAMELOOKUP_TIME_T},
+                                                           {"time_connect", CURLINFO_CONNECT_TIME_T},
+                                                           {"time_ttfb", CURLINFO_STARTTRANSFER_TIME_T},
+                                                           {"time_total", CURLINFO_TOTAL_TIME_T}};
+  for (const auto& [name, info] : kTimings) {
+    curl_off_t us = 0;
+    if (easy) curl_easy_getinfo(easy, info, &us);
+    put(name, Value(static_cast<double>(us) / 1e6));
+  }
+  const int attempts = easy ? job->attempts : 0;
+  put("attempts", Value(static_cast<std::int64_t>(attempts)));
+  if (!opt_.proxies.empty())
+    put("proxy", job->proxy >= 0 && easy ? Value(proxies_[static_cast<std::size_t>(job->proxy)].shown) : Value());
   put("cached", Value(true));
   put("fetched_at", Value(found.fetched_at));
-  r.meta.attempt = 0;
+  r.meta.attempt = attempts;
+  if (easy) hold_result();
   out_->complete(std::move(r));
+}
+
+// I/O thread: the server answered a request for a stale response with 304 Not Modified: the
+// response kept is the record's, and it is fresh again from now.
+void HttpLoop::revalidated(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) {
+  ++stats.ok;
+  CachedResponse found = std::move(*job->stale);
+  found.fetched_at = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  CachedResponse touch;
+  touch.key = found.key;
+  touch.fetched_at = found.fetched_at;
+  touch.refresh = true;
+  {
+    std::lock_guard lock(cache_mutex_);
+    cache_stores_.push_back(std::move(touch));
+  }
+  cache_wake_.notify_one();
+  complete_from_cache(std::move(job), std::move(found), t.easy);
 }
 
 // I/O thread: the response of a successful job, to be stored by the cache thread.
@@ -1910,7 +1957,10 @@ void HttpLoop::cache_run() {
     if (!stores.empty() && !cache_broken_) {
       try {
         cache_->store(stores);
-        cache_stored_ += stores.size();
+        const auto refreshed = static_cast<std::uint64_t>(
+            std::count_if(stores.begin(), stores.end(), [](const CachedResponse& r) { return r.refresh; }));
+        cache_revalidated_ += refreshed;
+        cache_stored_ += stores.size() - refreshed;
       } catch (const NodeError& e) {
         broken(e);
       }
@@ -1936,9 +1986,15 @@ void HttpLoop::cache_run() {
       if (!cancel_.load() && !cache_broken_) {
         try {
           if (auto response = cache_->find(job->cache_key); response && cache_usable(*response)) {
-            complete_from_cache(std::move(job), std::move(*response));
-            ++cache_hits_;
-            ++found;
+            if (!response->stale) {
+              complete_from_cache(std::move(job), std::move(*response), nullptr);
+              ++cache_hits_;
+              ++found;
+            } else if (response->final_url == response->url && (cached_header(response->headers, "etag") ||
+                                                                cached_header(response->headers, "last-modified"))) {
+              // Asked for again with its validators: a 304 keeps it (revalidated()).
+              job->stale = std::make_unique<CachedResponse>(std::move(*response));
+            }
           }
         } catch (const NodeError& e) {
           broken(e);
@@ -1985,6 +2041,7 @@ void HttpLoop::give_cache_table() {
   Record row;
   row.append("file", Value(cache_->path()));
   row.append("from_cache", Value(static_cast<std::int64_t>(cache_hits_)));
+  row.append("revalidated", Value(static_cast<std::int64_t>(cache_revalidated_)));
   row.append("stored", Value(static_cast<std::int64_t>(cache_stored_)));
   row.append("not_stored", Value(static_cast<std::int64_t>(skipped)));
   std::vector<Record> rows;

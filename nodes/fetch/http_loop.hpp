@@ -362,7 +362,7 @@ class HttpLoop {
   std::uint64_t cache_skipped_ = 0;  // responses not stored: the backlog was full
   bool cache_quit_ = false;
   // Cache thread only:
-  std::uint64_t cache_hits_ = 0, cache_stored_ = 0;
+  std::uint64_t cache_hits_ = 0, cache_stored_ = 0, cache_revalidated_ = 0;
   bool cache_broken_ = false;  // a lookup or store failed: the cache is left alone from then on
   Clock::time_point next_cache_table_{};
   void cache_run();
@@ -372,7 +372,8 @@ class HttpLoop {
   // Whether `found` is what the network would give now (its status, type and size pass the node's
   // ok_status, content_types and max_body).
   bool cache_usable(const CachedResponse& found) const;
-  void complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& found);
+  void complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& found, CURL* easy);
+  void revalidated(std::unique_ptr<Job> job, Transfer& t, HostStats& stats);
   void queue_store(const Job& job, CURL* easy, const Bytes& body, long status, const char* content_type,
                    const char* final_url, double fetched_at);
   void stop_cache();

@@ -117,7 +117,8 @@ TEST_CASE("a pipeline run again is answered from the cache: no request, the same
         std::vector<std::string>{fmt::format("{}|2", urls.size())});  // /huge and the item page
 }
 
-TEST_CASE("cache: max_age fetches older responses again and replaces them, and 0s fetches every one", "[fetch][cache]") {
+TEST_CASE("cache: max_age fetches older responses again and replaces them, and 0s fetches every one",
+          "[fetch][cache]") {
   FixtureServer server;
   TempDir dir;
   std::vector<std::string> urls;
@@ -271,4 +272,52 @@ TEST_CASE("cache: a run cancelled while its answers come from the cache accounts
   REQUIRE(report.errors.size() == 1);
   CHECK(contains(report.errors[0].message, "i=500"));
   CHECK(requests(server) == 3000);
+}
+
+TEST_CASE("cache: a response older than max_age is asked for with its ETag, and a 304 keeps it fresh",
+          "[fetch][cache]") {
+  TempDir site;
+  for (int i = 0; i < 5; ++i) test::write_file(site.file(fmt::format("p{}.html", i)), fmt::format("<p>page {}</p>", i));
+  FixtureServer server(site.path().string());
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 5; ++i) urls.push_back(server.url(fmt::format("/p{}.html", i)));
+  const std::string db = dir.file("cache.db");
+  const std::string cache = "    cache: {path: " + db + ", max_age: 1h}\n";
+  const auto hosts_row = [](const RunReport& report) {
+    for (const auto& t : report.tables)
+      if (t.name == "hosts")
+        return fmt::format("{} 2xx {} 3xx", t.rows[0].get("http_2xx")->to_text(), t.rows[0].get("http_3xx")->to_text());
+    return std::string("no hosts");
+  };
+
+  REQUIRE(run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache))).errors.empty());
+  test::execute(db, "UPDATE responses SET fetched_at = fetched_at - 7200");  // two hours old
+  test::write_file(site.file("p3.html"), "<p>page 3, changed</p>");
+
+  RunReport second = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
+  REQUIRE(second.errors.empty());
+  CHECK(cache_row(second) == "0 1 0");  // from_cache, stored (p3), not_stored
+  CHECK(hosts_row(second) == "1 2xx 4 3xx");
+  for (const auto& t : second.tables)
+    if (t.name == "cache") CHECK(t.rows[0].get("revalidated")->to_text() == "4");
+  const auto same = sorted_lines(dir, "same.jsonl");
+  REQUIRE(same.size() == 5);
+  CHECK(contains(same[3], R"("status":200,)"));
+  CHECK(contains(same[3], R"("body":"<p>page 3, changed</p>")"));
+  CHECK(contains(same[4], R"("body":"<p>page 4</p>")"));
+  const auto how = sorted_lines(dir, "how.jsonl");
+  for (int i = 0; i < 5; ++i) {
+    CAPTURE(how[i]);
+    CHECK(contains(how[i], i == 3 ? R"("cached":false,"attempts":1,)" : R"("cached":true,"attempts":1,)"));
+  }
+  CHECK(test::query(db, "SELECT count(*) FROM responses WHERE fetched_at > unixepoch() - 60") ==
+        std::vector<std::string>{"5"});
+
+  // Fresh again: no request at all.
+  const auto seen = requests(server);
+  RunReport third = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
+  CHECK(cache_row(third) == "5 0 0");
+  CHECK(requests(server) == seen);
+  CHECK(sorted_lines(dir, "same.jsonl") == same);
 }
