@@ -321,3 +321,45 @@ TEST_CASE("cache: a response older than max_age is asked for with its ETag, and 
   CHECK(requests(server) == seen);
   CHECK(sorted_lines(dir, "same.jsonl") == same);
 }
+
+TEST_CASE("cache: a crawl run again from the cache finds the same pages and items without a request",
+          "[fetch][cache][crawl]") {
+  FixtureServer server(std::string(SLUICE_SOURCE_DIR) + "/pipelines/quickstart/site");
+  TempDir dir;
+  const auto crawl = [&](const std::string& db) {
+    RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: cached_crawl
+nodes:
+  - {{id: seeds, type: source.list, urls: ["{seed}"]}}
+  - {{id: frontier, type: frontier, max_depth: 5, deny: ['/cart/']}}
+  - {{id: polite, type: limit, max_in_flight: 4}}
+  - id: get
+    type: fetch
+    cache: {{path: {cache}}}
+  - id: items
+    type: parse.html
+    items: div.item
+    links: a[href]
+    fields: {{name: h1.name, sku: span.sku}}
+  - {{id: store, type: store.sqlite, path: {db}, table: items, columns: {{sku: TEXT, name: TEXT}}, key: [sku]}}
+edges:
+  - seeds -> frontier -> polite -> get -> items -> store
+  - items.links -> frontier
+)",
+                                                              fmt::arg("seed", server.url("/index.html")),
+                                                              fmt::arg("cache", dir.file("cache.db")),
+                                                              fmt::arg("db", db))));
+    REQUIRE(report.errors.empty());
+    return report;
+  };
+  RunReport first = crawl(dir.file("first.db"));
+  const auto seen = requests(server);
+  const std::uint64_t pages = test::stats_of(first, "get").records_out;
+  CHECK(seen == pages + 1);  // and robots.txt
+  RunReport second = crawl(dir.file("second.db"));
+  CHECK(requests(server) == seen);
+  CHECK(test::stats_of(second, "get").records_out == pages);
+  CHECK(cache_row(second) == fmt::format("{} 0 0", pages));
+  const std::string items = "SELECT sku, name FROM items ORDER BY sku";
+  CHECK(test::query(dir.file("second.db"), items).size() == 12);
+  CHECK(test::query(dir.file("second.db"), items) == test::query(dir.file("first.db"), items));
+}
