@@ -140,8 +140,8 @@ void ResponseCache::fail(std::string_view what) const {
   throw NodeError(fmt::format("cache: {} in '{}' failed: {}", what, path_, sqlite3_errmsg(db_)));
 }
 
-void ResponseCache::exec(const char* sql) {
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail(sql);
+void ResponseCache::exec(const char* sql, std::string_view what) {
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail(what.empty() ? sql : what);
 }
 
 sqlite3_stmt* ResponseCache::prepare(const char* sql) {
@@ -185,14 +185,15 @@ std::optional<CachedResponse> ResponseCache::find(std::string_view key) {
 }
 
 void ResponseCache::store(const std::vector<CachedResponse>& responses) {
-  exec("BEGIN IMMEDIATE");
+  const std::string what = fmt::format("storing {} response{}", responses.size(), responses.size() == 1 ? "" : "s");
+  exec("BEGIN IMMEDIATE", what);
   try {
     for (const auto& r : responses) {
       if (r.refresh) {
         sqlite3_reset(refresh_);
         sqlite3_bind_double(refresh_, 1, r.fetched_at);
         sqlite3_bind_blob(refresh_, 2, r.key.data(), static_cast<int>(r.key.size()), SQLITE_STATIC);
-        if (sqlite3_step(refresh_) != SQLITE_DONE) fail("refreshing a response");
+        if (sqlite3_step(refresh_) != SQLITE_DONE) fail(what);
         continue;
       }
       const std::string_view body = r.body.view();
@@ -227,11 +228,11 @@ void ResponseCache::store(const std::vector<CachedResponse>& responses) {
       sqlite3_bind_int64(insert_, 8, static_cast<sqlite3_int64>(body.size()));
       sqlite3_bind_int(insert_, 9, compressed ? 1 : 0);
       sqlite3_bind_double(insert_, 10, r.fetched_at);
-      if (sqlite3_step(insert_) != SQLITE_DONE) fail("storing a response");
+      if (sqlite3_step(insert_) != SQLITE_DONE) fail(what);
     }
     sqlite3_reset(insert_);
     sqlite3_reset(refresh_);
-    exec("COMMIT");
+    exec("COMMIT", what);
   } catch (...) {
     sqlite3_reset(insert_);
     sqlite3_reset(refresh_);

@@ -60,7 +60,8 @@ class ResponseCache {
  private:
   sqlite3_stmt* prepare(const char* sql);
   [[noreturn]] void fail(std::string_view what) const;
-  void exec(const char* sql);
+  // Runs `sql`; throws NodeError saying `what` failed (default: the statement).
+  void exec(const char* sql, std::string_view what = {});
 
   std::string path_;
   std::optional<std::chrono::nanoseconds> max_age_;

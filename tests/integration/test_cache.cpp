@@ -327,7 +327,8 @@ TEST_CASE("cache: a crawl run again from the cache finds the same pages and item
   FixtureServer server(std::string(SLUICE_SOURCE_DIR) + "/pipelines/quickstart/site");
   TempDir dir;
   const auto crawl = [&](const std::string& db) {
-    RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: cached_crawl
+    RunReport report = run_pipeline(test::plan_of(fmt::format(
+        R"(pipeline: cached_crawl
 nodes:
   - {{id: seeds, type: source.list, urls: ["{seed}"]}}
   - {{id: frontier, type: frontier, max_depth: 5, deny: ['/cart/']}}
@@ -345,9 +346,7 @@ edges:
   - seeds -> frontier -> polite -> get -> items -> store
   - items.links -> frontier
 )",
-                                                              fmt::arg("seed", server.url("/index.html")),
-                                                              fmt::arg("cache", dir.file("cache.db")),
-                                                              fmt::arg("db", db))));
+        fmt::arg("seed", server.url("/index.html")), fmt::arg("cache", dir.file("cache.db")), fmt::arg("db", db))));
     REQUIRE(report.errors.empty());
     return report;
   };
@@ -362,4 +361,40 @@ edges:
   const std::string items = "SELECT sku, name FROM items ORDER BY sku";
   CHECK(test::query(dir.file("second.db"), items).size() == 12);
   CHECK(test::query(dir.file("second.db"), items) == test::query(dir.file("first.db"), items));
+}
+
+TEST_CASE("cache: a disk that fills up turns the cache off, and the run goes on over the network", "[fetch][cache]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string db = dir.file("cache.db");
+  const Plan plan = test::plan_of(fmt::format(R"(pipeline: full_disk
+nodes:
+  - {{id: src, type: source.list, template: "{url}?seed={{n}}", to: 40}}
+  - {{id: lim, type: limit, max_in_flight: 4}}
+  - id: get
+    type: fetch
+    robots: ignore
+    cache: {{path: {db}}}
+  - {{id: out, type: sink.jsonl, path: /dev/null, fields: [url, cached]}}
+edges:
+  - src -> lim -> get -> out
+)",
+                                              fmt::arg("url", server.url("/bytes/100000")), fmt::arg("db", db)));
+  // Files may grow to 1 MB (RLIMIT_FSIZE), as on a disk that fills up: about ten of the bodies fit.
+  RunReport report = test::run_with_file_limit(plan, 1 << 20);
+  REQUIRE(report.errors.empty());
+  CHECK(test::stats_of(report, "out").records_in == 40);
+  CHECK(requests(server) == 40);
+  REQUIRE(report.notices.size() == 1);
+  CAPTURE(report.notices[0].message);
+  CHECK(report.notices[0].message.starts_with("cache: storing "));
+  CHECK(contains(report.notices[0].message, fmt::format(" in '{}' failed: ", db)));
+  CHECK(report.notices[0].message.ends_with("; the rest of the run does without the cache"));
+  // What was committed before stays usable.
+  RunReport again = run_pipeline(plan);
+  REQUIRE(again.errors.empty());
+  const auto row = cache_row(again);
+  CAPTURE(row);
+  CHECK_FALSE(row.starts_with("0 "));
+  CHECK(requests(server) < 80);
 }
