@@ -85,6 +85,11 @@ Schema download_schema() {
 Schema cache_schema() {
   return Schema({
       FieldSpec::string("path", "the SQLite file the responses are kept in (created when missing)").make_required(),
+      FieldSpec::boolean("offline",
+                         "answer only from the cache, never from the network: a request it does not hold fails "
+                         "with reason not_cached (a test in CI replays what a run recorded); kept responses are "
+                         "used however old they are")
+          .with_default("false"),
       FieldSpec::duration("max_age",
                           "a response older than this is asked for again, with its ETag and Last-Modified: a 304 "
                           "keeps it fresh, another answer replaces it; 0s asks for every one again; default: a "
@@ -202,6 +207,10 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
     const Config& h = *std::get<ConfigValue::Object>(value.v);
     check_headers(h.map("headers"), fmt::format("hosts.{}.headers", pattern), diags);
   }
+  if (c.has("cache") && c.object("cache").boolean("offline") && c.object("cache").has("max_age")) {
+    diags.error(c.object("cache").where("max_age"),
+                "cache: max_age has no use with offline: true (no response is asked for again)");
+  }
   if (c.has("cache") && c.has("download")) {
     diags.error(c.where("cache"),
                 "cache: a download's files are not kept in the cache (download's exists: keep "
@@ -288,6 +297,7 @@ fetch::FetchOptions options_from(const Config& c) {
     o.cache.emplace();
     o.cache->path = k.string("path");
     if (k.has("max_age")) o.cache->max_age = k.duration("max_age");
+    o.cache->offline = k.boolean("offline");
   }
   o.robots = c.string("robots") == "obey";
   o.refuse_private = c.string("private_addresses") == "refuse";

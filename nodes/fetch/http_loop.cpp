@@ -1888,6 +1888,15 @@ void HttpLoop::complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& fo
   out_->complete(std::move(r));
 }
 
+void HttpLoop::fail_not_cached(std::unique_ptr<Job> job, std::string_view why) {
+  Record& r = job->record;
+  r.set("status", Value());
+  r.set("reason", Value(std::string(reason_name(Reason::not_cached))));
+  r.set("attempts", Value(std::int64_t{0}));
+  out_->fail(std::move(r), fmt::format("not_cached: {} '{}': {} '{}' (offline: true makes no request)", job->method,
+                                       job->cache_url, why, cache_->path()));
+}
+
 // I/O thread: the server answered a request for a stale response with 304 Not Modified: the
 // response kept is the record's, and it is fresh again from now.
 void HttpLoop::revalidated(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) {
@@ -1983,10 +1992,14 @@ void HttpLoop::cache_run() {
     };
     for (std::size_t i = 0; i < lookups.size(); ++i) {
       auto& job = lookups[i];
+      std::string_view why = "it is not in the cache";  // for cache.offline, before the cache's path
       if (!cancel_.load() && !cache_broken_) {
         try {
-          if (auto response = cache_->find(job->cache_key); response && cache_usable(*response)) {
-            if (!response->stale) {
+          auto response = cache_->find(job->cache_key);
+          if (response && !cache_usable(*response))
+            why = "the node does not take the response kept for it now (ok_status, content_types, max_body) in";
+          if (response && cache_usable(*response)) {
+            if (!response->stale || opt_.cache->offline) {
               complete_from_cache(std::move(job), std::move(*response), nullptr);
               ++cache_hits_;
               ++found;
@@ -1999,6 +2012,10 @@ void HttpLoop::cache_run() {
         } catch (const NodeError& e) {
           broken(e);
         }
+      }
+      if (job && opt_.cache->offline && !cancel_.load()) {
+        fail_not_cached(std::move(job), cache_broken_ ? "it cannot be read from the cache" : why);
+        ++found;
       }
       if (job) misses.push_back(std::move(job));
       if ((i + 1) % kCacheChunk == 0) pass_on();

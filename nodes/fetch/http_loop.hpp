@@ -84,6 +84,7 @@ struct FetchOptions {
   struct Cache {
     std::string path;
     std::optional<nanoseconds> max_age;
+    bool offline = false;  // answers come only from the cache: a request it does not hold fails (not_cached)
   };
   std::optional<Cache> cache;
   bool refuse_private = false;                          // private_addresses: refuse: no connection to a private address
@@ -373,6 +374,8 @@ class HttpLoop {
   // ok_status, content_types and max_body).
   bool cache_usable(const CachedResponse& found) const;
   void complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& found, CURL* easy);
+  // Cache thread, cache.offline: the job's response is not in the cache (`why` says more).
+  void fail_not_cached(std::unique_ptr<Job> job, std::string_view why);
   void revalidated(std::unique_ptr<Job> job, Transfer& t, HostStats& stats);
   void queue_store(const Job& job, CURL* easy, const Bytes& body, long status, const char* content_type,
                    const char* final_url, double fetched_at);

@@ -65,6 +65,8 @@ std::string_view reason_name(Reason reason) {
       return "circuit_open";
     case Reason::robots:
       return "robots";
+    case Reason::not_cached:
+      return "not_cached";
     case Reason::cancelled:
       return "cancelled";
     case Reason::invalid:

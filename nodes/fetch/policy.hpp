@@ -59,6 +59,7 @@ enum class Reason {
   invalid,
   bad_response,  // not a valid HTTP response: a body that does not decode, no HTTP status line
   content_type,  // a media type outside content_types
+  not_cached,    // cache.offline: the cache does not hold the response, and no request is made
   other
 };
 std::string_view reason_name(Reason reason);

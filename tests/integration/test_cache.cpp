@@ -398,3 +398,40 @@ edges:
   CHECK_FALSE(row.starts_with("0 "));
   CHECK(requests(server) < 80);
 }
+
+TEST_CASE("cache: offline replays what a run recorded without the network, and fails what it lacks",
+          "[fetch][cache]") {
+  TempDir dir;
+  const std::string db = dir.file("cache.db");
+  std::vector<std::string> urls;
+  std::vector<std::string> recorded;
+  {
+    FixtureServer server(std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site");
+    for (const char* path : {"/item/1.html", "/item/2.html", "/catalogue/page1.html", "/gzip", "/redirect/1"})
+      urls.push_back(server.url(path));
+    REQUIRE(run_pipeline(test::plan_of(cache_pipeline(dir, urls, "    cache: {path: " + db + "}\n"))).errors.empty());
+    recorded = sorted_lines(dir, "same.jsonl");
+    REQUIRE(recorded.size() == 5);
+    urls.push_back(server.url("/item/4.html"));  // not recorded
+  }  // the server is gone: a request would fail with reason connect
+  RunReport replay = run_pipeline(
+      test::plan_of(cache_pipeline(dir, urls, "    cache: {path: " + db + ", offline: true}\n    max_body: 1MiB\n")));
+  REQUIRE(replay.errors.empty());
+  CHECK(sorted_lines(dir, "same.jsonl") == recorded);
+  const auto bad = test::lines_of(test::read_file(dir.file("bad.jsonl")));
+  REQUIRE(bad.size() == 1);
+  CHECK(bad[0] == fmt::format(R"({{"url":"{}","status":null,"reason":"not_cached"}})", urls.back()));
+  CHECK(cache_row(replay) == "5 0 0");
+  // The recorded pages are too large for a node that takes 10 bytes at most: not answered either.
+  RunReport small = run_pipeline(
+      test::plan_of(cache_pipeline(dir, {urls[0]}, "    cache: {path: " + db + ", offline: true}\n    max_body: 10\n")));
+  CHECK(cache_row(small) == "0 0 0");
+  CHECK(test::read_file(dir.file("bad.jsonl")) ==
+        fmt::format(R"({{"url":"{}","status":null,"reason":"not_cached"}})", urls[0]) + "\n");
+
+  Diagnostics diags;
+  CHECK_FALSE(load_pipeline_text(cache_pipeline(dir, urls, "    cache: {path: " + db + ", offline: true, max_age: 1h}\n"),
+                                 "p.yaml", test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
+  CHECK(contains(diags.to_string(),
+                 "error: cache: max_age has no use with offline: true (no response is asked for again)"));
+}
