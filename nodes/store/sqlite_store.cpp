@@ -169,14 +169,16 @@ class FlatRows {
 class SqliteStore final : public SinkNode {
  public:
   SqliteStore(std::string id, std::string path, std::string table, std::vector<Column> columns,
-              std::vector<std::string> key, std::size_t rows, std::chrono::nanoseconds interval,
-              std::vector<std::pair<std::string, std::string>> pragmas, RunState* state)
+              std::vector<std::string> key, std::vector<std::string> keep_existing, std::size_t rows,
+              std::chrono::nanoseconds interval, std::vector<std::pair<std::string, std::string>> pragmas,
+              RunState* state)
       : state_(state),
         id_(std::move(id)),
         path_(std::move(path)),
         table_(std::move(table)),
         columns_(std::move(columns)),
         key_(std::move(key)),
+        keep_existing_(std::move(keep_existing)),
         rows_(rows),
         interval_(interval) {
     for (const auto& k : key_) {
@@ -438,7 +440,8 @@ class SqliteStore final : public SinkNode {
     for (const auto& c : columns_) {
       names += (names.empty() ? "" : ", ") + quote(c.name);
       marks += marks.empty() ? "?" : ", ?";
-      if (std::find(key_.begin(), key_.end(), c.name) == key_.end()) {
+      if (std::find(key_.begin(), key_.end(), c.name) == key_.end() &&
+          std::find(keep_existing_.begin(), keep_existing_.end(), c.name) == keep_existing_.end()) {
         updates += fmt::format("{}{} = excluded.{}", updates.empty() ? "" : ", ", quote(c.name), quote(c.name));
       }
     }
@@ -456,6 +459,7 @@ class SqliteStore final : public SinkNode {
   std::string id_, path_, table_;
   std::vector<Column> columns_;
   std::vector<std::string> key_;
+  std::vector<std::string> keep_existing_;  // columns an UPSERT does not update
   std::vector<const Column*> key_columns_;  // into columns_
   std::size_t rows_;
   std::chrono::nanoseconds interval_;
@@ -497,6 +501,20 @@ void check(const Config& c, const Location& owner, Diagnostics& diags) {
       diags.error(field.where, fmt::format("fields: '{}' is not one of the columns", column));
     }
   }
+  std::set<std::string> key;
+  for (const auto& k : c.list("key")) key.insert(std::get<Value>(k.v).to_text());
+  for (const auto& k : c.list("keep_existing")) {
+    std::string name = std::get<Value>(k.v).to_text();
+    if (key.empty()) {
+      diags.error(k.where, "keep_existing needs a key: without one every record is a row of its own");
+      break;
+    }
+    if (!names.count(name)) {
+      diags.error(k.where, fmt::format("keep_existing: '{}' is not one of the columns", name));
+    } else if (key.count(name)) {
+      diags.error(k.where, fmt::format("keep_existing: '{}' is a key column, which an UPSERT never changes", name));
+    }
+  }
 }
 
 }  // namespace
@@ -526,6 +544,11 @@ NodeType store_sqlite_type() {
           FieldSpec::list("key", FieldSpec::string("column", "a column").validated_by(check_identifier),
                           "columns that identify a row: writes become UPSERTs (ON CONFLICT DO UPDATE)")
               .with_default(""),
+          FieldSpec::list("keep_existing", FieldSpec::string("column", "a column").validated_by(check_identifier),
+                          "with key: columns an UPSERT leaves as they are, so that a row keeps the value it was "
+                          "first stored with (a first_seen date); every column but the key: a row there is kept "
+                          "whole and later records of its key are dropped (ON CONFLICT DO NOTHING)")
+              .with_default(""),
           FieldSpec::object_of("batch", batch_schema(), "transaction size and latency").with_default("{}"),
           FieldSpec::map("pragmas",
                          FieldSpec::scalar("value", "a number or a plain word").validated_by(check_pragma_value),
@@ -546,6 +569,8 @@ NodeType store_sqlite_type() {
     }
     std::vector<std::string> key;
     for (const auto& k : c.list("key")) key.push_back(std::get<Value>(k.v).to_text());
+    std::vector<std::string> keep_existing;
+    for (const auto& k : c.list("keep_existing")) keep_existing.push_back(std::get<Value>(k.v).to_text());
     if (ctx.state && key.empty()) {
       throw NodeError(fmt::format(
           "table '{}' has no key: a resumable run (settings.state) redoes the work that was in flight when it "
@@ -556,9 +581,9 @@ NodeType store_sqlite_type() {
     for (const auto& [name, value] : c.map("pragmas")) pragmas.emplace_back(name, std::get<Value>(value.v).to_text());
     const Config& batch = c.object("batch");
     RunState* host = ctx.state && ctx.state->host(c.string("path")) ? ctx.state : nullptr;
-    return std::make_unique<SqliteStore>(ctx.id, c.string("path"), c.string("table"), std::move(columns),
-                                         std::move(key), static_cast<std::size_t>(batch.integer("rows")),
-                                         batch.duration("interval"), std::move(pragmas), host);
+    return std::make_unique<SqliteStore>(
+        ctx.id, c.string("path"), c.string("table"), std::move(columns), std::move(key), std::move(keep_existing),
+        static_cast<std::size_t>(batch.integer("rows")), batch.duration("interval"), std::move(pragmas), host);
   };
   t.example = R"(- id: store
   type: store.sqlite

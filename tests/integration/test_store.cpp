@@ -66,6 +66,61 @@ TEST_CASE("a key makes writes UPSERTs: running twice leaves no duplicates", "[st
   CHECK(query(db, "SELECT count(*), count(DISTINCT url) FROM items") == std::vector<std::string>{"1000|1000"});
 }
 
+TEST_CASE("keep_existing: an UPSERT leaves those columns as they were first stored (first_seen)", "[store]") {
+  TempDir dir;
+  const std::string db = dir.file("prices.db");
+  const auto run = [&](int from, int to, int seen, const std::string& keep) {
+    RunReport report =
+        run_pipeline(test::plan_of(fmt::format(R"(pipeline: prices
+nodes:
+  - {{id: src, type: source.list, template: "https://x.example/p/{{n}}", from: {from}, to: {to}}}
+  - {{id: tag, type: set, fields: {{price: "{seen}.5", seen: {seen}}}}}
+  - id: store
+    type: store.sqlite
+    path: {db}
+    table: prices
+    columns: {{url: TEXT, price: REAL, first_seen: INTEGER, last_seen: INTEGER}}
+    fields: {{first_seen: seen, last_seen: seen}}
+    key: [url]
+    keep_existing: {keep}
+edges:
+  - src -> tag -> store
+)",
+                                               fmt::arg("from", from), fmt::arg("to", to), fmt::arg("seen", seen),
+                                               fmt::arg("db", db), fmt::arg("keep", keep))));
+    REQUIRE(report.errors.empty());
+  };
+  run(1, 3, 1, "[first_seen]");
+  run(2, 4, 2, "[first_seen]");
+  const std::string rows = "SELECT url, price, first_seen, last_seen FROM prices ORDER BY url";
+  CHECK(query(db, rows) == std::vector<std::string>{"https://x.example/p/1|1.5|1|1", "https://x.example/p/2|2.5|1|2",
+                                                    "https://x.example/p/3|2.5|1|2", "https://x.example/p/4|2.5|2|2"});
+  // Every column but the key: the rows there are kept whole, a new key is added.
+  run(3, 5, 3, "[price, first_seen, last_seen]");
+  CHECK(query(db, rows) == std::vector<std::string>{"https://x.example/p/1|1.5|1|1", "https://x.example/p/2|2.5|1|2",
+                                                    "https://x.example/p/3|2.5|1|2", "https://x.example/p/4|2.5|2|2",
+                                                    "https://x.example/p/5|3.5|3|3"});
+
+  const auto diagnostics = [&](const std::string& store) {
+    Diagnostics diags;
+    load_pipeline_text(fmt::format(R"(pipeline: bad
+nodes:
+  - {{id: src, type: source.list, urls: [a]}}
+  - {{id: store, type: store.sqlite, path: x.db, table: t, columns: {{url: TEXT, seen: INTEGER}}, {}}}
+edges:
+  - src -> store
+)",
+                                   store),
+                       "p.yaml", test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags);
+    return diags.to_string();
+  };
+  CHECK(diagnostics("keep_existing: [seen]") ==
+        "p.yaml:4:112: error: keep_existing needs a key: without one every record is a row of its own\n");
+  CHECK(diagnostics("key: [url], keep_existing: [url, when]") ==
+        "p.yaml:4:124: error: keep_existing: 'url' is a key column, which an UPSERT never changes\n"
+        "p.yaml:4:129: error: keep_existing: 'when' is not one of the columns\n");
+}
+
 TEST_CASE("a record without a value for a key column is not stored and is counted as an error", "[store]") {
   // SQLite's UNIQUE lets NULLs repeat: before, such rows were added again by every run (and by
   // every resume), so a keyed table grew duplicates.
