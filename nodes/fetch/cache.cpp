@@ -97,6 +97,7 @@ ResponseCache::ResponseCache(std::string path, std::optional<std::chrono::nanose
     }
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");  // Debian's default is FULL, even in WAL mode
+    exec("PRAGMA cache_size=-16384");   // 16 MiB of pages: a large cache's index stays in memory
     exec(R"(CREATE TABLE IF NOT EXISTS responses (
       key BLOB PRIMARY KEY, url TEXT NOT NULL, final_url TEXT NOT NULL, status INTEGER NOT NULL,
       content_type TEXT, headers TEXT NOT NULL, body BLOB NOT NULL, size INTEGER NOT NULL,

@@ -82,21 +82,6 @@ Schema download_schema() {
   });
 }
 
-Schema cache_schema() {
-  return Schema({
-      FieldSpec::string("path", "the SQLite file the responses are kept in (created when missing)").make_required(),
-      FieldSpec::boolean("offline",
-                         "answer only from the cache, never from the network: a request it does not hold fails "
-                         "with reason not_cached (a test in CI replays what a run recorded); kept responses are "
-                         "used however old they are")
-          .with_default("false"),
-      FieldSpec::duration("max_age",
-                          "a response older than this is asked for again, with its ETag and Last-Modified: a 304 "
-                          "keeps it fresh, another answer replaces it; 0s asks for every one again; default: a "
-                          "response is used however old it is"),
-  });
-}
-
 std::string check_rate(const Value& v) {
   if (fetch::parse_rate(v.to_text())) return "";
   return fmt::format("invalid rate '{}' (write requests per unit: 10/s, 600/m, 1/h)", v.to_text());
@@ -157,6 +142,25 @@ std::string check_status(const Value& v) {
   fetch::StatusSet probe;
   if (probe.add(v.to_text())) return "";
   return fmt::format("invalid status '{}' (write 200, 2xx or 200-299)", v.to_text());
+}
+
+Schema cache_schema() {
+  return Schema({
+      FieldSpec::string("path", "the SQLite file the responses are kept in (created when missing)").make_required(),
+      FieldSpec::boolean("offline",
+                         "answer only from the cache, never from the network: a request it does not hold fails "
+                         "with reason not_cached (a test in CI replays what a run recorded); kept responses are "
+                         "used however old they are")
+          .with_default("false"),
+      FieldSpec::list("keep_status", FieldSpec::scalar("status", "404, 4xx or 400-499").validated_by(check_status),
+                      "statuses outside ok_status kept too (a dead link's 404, a 410), and answered from the cache "
+                      "as the same failure; a status that is retried (retries.on_status) is never kept")
+          .with_default(""),
+      FieldSpec::duration("max_age",
+                          "a response older than this is asked for again, with its ETag and Last-Modified: a 304 "
+                          "keeps it fresh, another answer replaces it; 0s asks for every one again; default: a "
+                          "response is used however old it is"),
+  });
 }
 
 // Request headers (`headers`, and a `hosts` entry's): names, no line breaks, templates that compile.
@@ -298,6 +302,7 @@ fetch::FetchOptions options_from(const Config& c) {
     o.cache->path = k.string("path");
     if (k.has("max_age")) o.cache->max_age = k.duration("max_age");
     o.cache->offline = k.boolean("offline");
+    for (const auto& st : k.list("keep_status")) o.cache->keep_status.add(std::get<Value>(st.v).to_text());
   }
   o.robots = c.string("robots") == "obey";
   o.refuse_private = c.string("private_addresses") == "refuse";

@@ -1701,8 +1701,16 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     }
     std::string message = fmt::format("HTTP {}", status);
     job->record.set("final_url", Value(effective_url(easy, job->url)));
-    if (!opt_.retry.retries_status(status))
+    if (!opt_.retry.retries_status(status)) {
+      if (!job->cache_key.empty() && opt_.cache->keep_status.contains(status)) {
+        char* type = nullptr;
+        curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
+        queue_store(*job, easy, bodies_->share(std::move(t->body)), status, type,
+                    job->record.get("final_url")->as_string()->c_str(),
+                    std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+      }
       return fail(std::move(job), Reason::http_status, status, std::move(message));
+    }
     if (files_) keep_partial(*t, *job);
     return retry_or_fail(std::move(job), Reason::http_status, status, std::move(message), wait);
   }
@@ -1849,7 +1857,8 @@ void HttpLoop::set_cache_key(Job& job) const {
 }
 
 bool HttpLoop::cache_usable(const CachedResponse& found) const {
-  return opt_.ok_status.contains(found.status) && found.body.size() <= opt_.max_body &&
+  return (opt_.ok_status.contains(found.status) || opt_.cache->keep_status.contains(found.status)) &&
+         found.body.size() <= opt_.max_body &&
          (opt_.content_types.empty() ||
           opt_.content_types.allows(found.content_type ? found.content_type->c_str() : nullptr));
 }
@@ -1859,6 +1868,16 @@ bool HttpLoop::cache_usable(const CachedResponse& found) const {
 // I/O thread, `easy` the transfer whose 304 confirmed the response: its timings and attempts.
 void HttpLoop::complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& found, CURL* easy) {
   Record& r = job->record;
+  if (!opt_.ok_status.contains(found.status)) {  // a failure kept with keep_status: the same failure again
+    r.set("final_url", Value(std::move(found.final_url)));
+    r.set("status", Value(static_cast<std::int64_t>(found.status)));
+    r.set("reason", Value(std::string(reason_name(Reason::http_status))));
+    r.set("attempts", Value(std::int64_t{easy ? job->attempts : 0}));
+    r.set("cached", Value(true));
+    if (easy) hold_result();
+    out_->fail(std::move(r), fmt::format("HTTP {} (kept in the cache '{}')", found.status, cache_->path()));
+    return;
+  }
   const auto put = field_setter(r);
   put("final_url", Value(std::move(found.final_url)));
   put("status", Value(static_cast<std::int64_t>(found.status)));

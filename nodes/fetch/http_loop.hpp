@@ -84,7 +84,8 @@ struct FetchOptions {
   struct Cache {
     std::string path;
     std::optional<nanoseconds> max_age;
-    bool offline = false;  // answers come only from the cache: a request it does not hold fails (not_cached)
+    bool offline = false;   // answers come only from the cache: a request it does not hold fails (not_cached)
+    StatusSet keep_status;  // failed statuses kept too (a dead link's 404), replayed as the same failure
   };
   std::optional<Cache> cache;
   bool refuse_private = false;                          // private_addresses: refuse: no connection to a private address

@@ -399,8 +399,7 @@ edges:
   CHECK(requests(server) < 80);
 }
 
-TEST_CASE("cache: offline replays what a run recorded without the network, and fails what it lacks",
-          "[fetch][cache]") {
+TEST_CASE("cache: offline replays what a run recorded without the network, and fails what it lacks", "[fetch][cache]") {
   TempDir dir;
   const std::string db = dir.file("cache.db");
   std::vector<std::string> urls;
@@ -413,7 +412,7 @@ TEST_CASE("cache: offline replays what a run recorded without the network, and f
     recorded = sorted_lines(dir, "same.jsonl");
     REQUIRE(recorded.size() == 5);
     urls.push_back(server.url("/item/4.html"));  // not recorded
-  }  // the server is gone: a request would fail with reason connect
+  }                                              // the server is gone: a request would fail with reason connect
   RunReport replay = run_pipeline(
       test::plan_of(cache_pipeline(dir, urls, "    cache: {path: " + db + ", offline: true}\n    max_body: 1MiB\n")));
   REQUIRE(replay.errors.empty());
@@ -423,15 +422,45 @@ TEST_CASE("cache: offline replays what a run recorded without the network, and f
   CHECK(bad[0] == fmt::format(R"({{"url":"{}","status":null,"reason":"not_cached"}})", urls.back()));
   CHECK(cache_row(replay) == "5 0 0");
   // The recorded pages are too large for a node that takes 10 bytes at most: not answered either.
-  RunReport small = run_pipeline(
-      test::plan_of(cache_pipeline(dir, {urls[0]}, "    cache: {path: " + db + ", offline: true}\n    max_body: 10\n")));
+  RunReport small = run_pipeline(test::plan_of(
+      cache_pipeline(dir, {urls[0]}, "    cache: {path: " + db + ", offline: true}\n    max_body: 10\n")));
   CHECK(cache_row(small) == "0 0 0");
   CHECK(test::read_file(dir.file("bad.jsonl")) ==
         fmt::format(R"({{"url":"{}","status":null,"reason":"not_cached"}})", urls[0]) + "\n");
 
   Diagnostics diags;
-  CHECK_FALSE(load_pipeline_text(cache_pipeline(dir, urls, "    cache: {path: " + db + ", offline: true, max_age: 1h}\n"),
-                                 "p.yaml", test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
+  CHECK_FALSE(
+      load_pipeline_text(cache_pipeline(dir, urls, "    cache: {path: " + db + ", offline: true, max_age: 1h}\n"),
+                         "p.yaml", test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
   CHECK(contains(diags.to_string(),
                  "error: cache: max_age has no use with offline: true (no response is asked for again)"));
+}
+
+TEST_CASE("cache: keep_status keeps failures such as a dead link's 404 and answers them as the same failure",
+          "[fetch][cache]") {
+  FixtureServer server(std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site");
+  TempDir dir;
+  const std::vector<std::string> urls = {server.url("/status/404"), server.url("/status/503"),
+                                         server.url("/item/1.html")};
+  const std::string db = dir.file("cache.db");
+  const std::string cache = "    cache: {path: " + db + ", keep_status: [404, 503]}\n";  // 503 is retried: not kept
+  RunReport first = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
+  CHECK(cache_row(first) == "0 2 0");
+  const auto failures = sorted_lines(dir, "bad.jsonl");
+  REQUIRE(failures.size() == 2);
+  CHECK(test::query(db, "SELECT status FROM responses ORDER BY status") == std::vector<std::string>{"200", "404"});
+
+  RunReport second = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
+  CHECK(cache_row(second) == "2 0 0");
+  CHECK(requests(server) == 4);  // the 503 again
+  CHECK(sorted_lines(dir, "bad.jsonl") == failures);
+  CHECK(contains(failures[0], R"("status":404,"reason":"http_status")"));
+
+  RunReport offline = run_pipeline(
+      test::plan_of(cache_pipeline(dir, urls, "    cache: {path: " + db + ", keep_status: [404], offline: true}\n")));
+  CHECK(requests(server) == 4);
+  const auto replayed = sorted_lines(dir, "bad.jsonl");
+  REQUIRE(replayed.size() == 2);
+  CHECK(replayed[0] == failures[0]);
+  CHECK(contains(replayed[1], R"("reason":"not_cached")"));
 }
