@@ -215,6 +215,19 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
     diags.error(c.object("cache").where("max_age"),
                 "cache: max_age has no use with offline: true (no response is asked for again)");
   }
+  if (c.has("cache")) {
+    fetch::StatusSet kept;
+    for (const auto& s : c.object("cache").list("keep_status")) kept.add(std::get<Value>(s.v).to_text());
+    for (const auto& s : c.object("retries").list("on_status")) {
+      const auto* status = std::get<Value>(s.v).as_int();
+      if (status && kept.contains(*status)) {
+        diags.error(c.object("cache").where("keep_status"),
+                    fmt::format("cache.keep_status: {} is retried (retries.on_status), and a retried status is "
+                                "never kept",
+                                *status));
+      }
+    }
+  }
   if (c.has("cache") && c.has("download")) {
     diags.error(c.where("cache"),
                 "cache: a download's files are not kept in the cache (download's exists: keep "

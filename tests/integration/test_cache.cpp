@@ -443,7 +443,7 @@ TEST_CASE("cache: keep_status keeps failures such as a dead link's 404 and answe
   const std::vector<std::string> urls = {server.url("/status/404"), server.url("/status/503"),
                                          server.url("/item/1.html")};
   const std::string db = dir.file("cache.db");
-  const std::string cache = "    cache: {path: " + db + ", keep_status: [404, 503]}\n";  // 503 is retried: not kept
+  const std::string cache = "    cache: {path: " + db + ", keep_status: [404]}\n";
   RunReport first = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
   CHECK(cache_row(first) == "0 2 0");
   const auto failures = sorted_lines(dir, "bad.jsonl");
@@ -463,4 +463,13 @@ TEST_CASE("cache: keep_status keeps failures such as a dead link's 404 and answe
   REQUIRE(replayed.size() == 2);
   CHECK(replayed[0] == failures[0]);
   CHECK(contains(replayed[1], R"("reason":"not_cached")"));
+
+  Diagnostics diags;  // 503 is retried: it would never be kept
+  CHECK_FALSE(load_pipeline_text(cache_pipeline(dir, urls, "    cache: {path: " + db + ", keep_status: [4xx, 503]}\n"),
+                                 "p.yaml", test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
+  CHECK(diags.to_string() ==
+        "p.yaml:10:79: error: cache.keep_status: 429 is retried (retries.on_status), and a retried status is never "
+        "kept\n"
+        "p.yaml:10:79: error: cache.keep_status: 503 is retried (retries.on_status), and a retried status is never "
+        "kept\n");
 }
