@@ -85,6 +85,7 @@ TEST_CASE("a pipeline run again is answered from the cache: no request, the same
 
   RunReport first = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
   REQUIRE(first.errors.empty());
+  CAPTURE(test::read_file(dir.file("bad.jsonl")));
   REQUIRE(test::lines_of(test::read_file(dir.file("bad.jsonl"))).empty());
   const auto first_records = sorted_lines(dir, "same.jsonl");
   REQUIRE(first_records.size() == urls.size());
@@ -465,11 +466,11 @@ TEST_CASE("cache: keep_status keeps failures such as a dead link's 404 and answe
   CHECK(contains(replayed[1], R"("reason":"not_cached")"));
 
   Diagnostics diags;  // 503 is retried: it would never be kept
-  CHECK_FALSE(load_pipeline_text(cache_pipeline(dir, urls, "    cache: {path: " + db + ", keep_status: [4xx, 503]}\n"),
+  CHECK_FALSE(load_pipeline_text(cache_pipeline(dir, urls, "    cache: {path: c.db, keep_status: [4xx, 503]}\n"),
                                  "p.yaml", test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
   CHECK(diags.to_string() ==
-        "p.yaml:10:79: error: cache.keep_status: 429 is retried (retries.on_status), and a retried status is never "
+        "p.yaml:10:38: error: cache.keep_status: 429 is retried (retries.on_status), and a retried status is never "
         "kept\n"
-        "p.yaml:10:79: error: cache.keep_status: 503 is retried (retries.on_status), and a retried status is never "
+        "p.yaml:10:38: error: cache.keep_status: 503 is retried (retries.on_status), and a retried status is never "
         "kept\n");
 }

@@ -255,7 +255,10 @@ struct FixtureServer::Impl {
     httplib::Server* server = server_ptr.get();
     server->Get(R"(/status/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
                   res.status = std::stoi(req.matches[1]);
-                  res.set_content(fmt::format("status {}\n", res.status), "text/plain");
+                  // 204 and 304 have no body (RFC 9110): bytes after their headers would be read as
+                  // the start of the next response on the connection.
+                  if (res.status != 204 && res.status != 304)
+                    res.set_content(fmt::format("status {}\n", res.status), "text/plain");
                 }));
     server->Get(R"(/delay/(\d+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
                   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::stoi(req.matches[1]));
