@@ -1919,8 +1919,8 @@ void HttpLoop::fail_not_cached(std::unique_ptr<Job> job, std::string_view why) {
 // I/O thread: the server answered a request for a stale response with 304 Not Modified: the
 // response kept is the record's, and it is fresh again from now.
 void HttpLoop::revalidated(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) {
-  ++stats.ok;
   CachedResponse found = std::move(*job->stale);
+  if (opt_.ok_status.contains(found.status)) ++stats.ok;  // else a failure kept with keep_status
   found.fetched_at = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   CachedResponse touch;
   touch.key = found.key;
