@@ -70,7 +70,7 @@ std::optional<std::string> cached_header(std::string_view headers, std::string_v
   return value;
 }
 
-ResponseCache::ResponseCache(std::string path, std::optional<std::chrono::nanoseconds> max_age)
+ResponseCache::ResponseCache(std::string path, std::optional<std::chrono::nanoseconds> max_age, bool sweep)
     : path_(std::move(path)), max_age_(max_age) {
   const int rc =
       sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -103,7 +103,7 @@ ResponseCache::ResponseCache(std::string path, std::optional<std::chrono::nanose
       content_type TEXT, headers TEXT NOT NULL, body BLOB NOT NULL, size INTEGER NOT NULL,
       compressed INTEGER NOT NULL, fetched_at REAL NOT NULL))");
     exec("CREATE INDEX IF NOT EXISTS responses_fetched_at ON responses (fetched_at)");
-    if (max_age_) {
+    if (max_age_ && sweep) {
       // Those that name no version (ETag, Last-Modified) are of no more use: a request for one is
       // answered whole. The others can still be confirmed by a 304.
       st = prepare(

@@ -41,10 +41,10 @@ std::optional<std::string> cached_header(std::string_view headers, std::string_v
 // at a time (fetch's cache thread). Every method throws NodeError naming the file when SQLite fails.
 class ResponseCache {
  public:
-  // Opens `path`, creating it when missing, and removes the responses older than `max_age` (none:
-  // kept for ever) that name no version a server could confirm (ETag, Last-Modified). A file that
-  // holds other tables is refused: it is not a cache.
-  ResponseCache(std::string path, std::optional<std::chrono::nanoseconds> max_age);
+  // Opens `path`, creating it when missing, and with `sweep` removes the responses older than
+  // `max_age` (none: kept for ever) that name no version a server could confirm (ETag,
+  // Last-Modified). A file that holds other tables is refused: it is not a cache.
+  ResponseCache(std::string path, std::optional<std::chrono::nanoseconds> max_age, bool sweep = true);
   ~ResponseCache();
   ResponseCache(const ResponseCache&) = delete;
   ResponseCache& operator=(const ResponseCache&) = delete;

@@ -156,6 +156,11 @@ Schema cache_schema() {
                       "statuses outside ok_status kept too (a dead link's 404, a 410), and answered from the cache "
                       "as the same failure; a status that is retried (retries.on_status) is never kept")
           .with_default(""),
+      FieldSpec::boolean("stale_if_error",
+                         "a response older than max_age answers its request when the host fails (no answer, a "
+                         "5xx or 429, an open breaker) instead of the failure, as HTTP's stale-if-error; its "
+                         "fetched_at tells its age")
+          .with_default("false"),
       FieldSpec::duration("max_age",
                           "a response older than this is asked for again, with its ETag and Last-Modified: a 304 "
                           "keeps it fresh, another answer replaces it; 0s asks for every one again; default: a "
@@ -315,6 +320,7 @@ fetch::FetchOptions options_from(const Config& c) {
     o.cache->path = k.string("path");
     if (k.has("max_age")) o.cache->max_age = k.duration("max_age");
     o.cache->offline = k.boolean("offline");
+    o.cache->stale_if_error = k.boolean("stale_if_error");
     for (const auto& st : k.list("keep_status")) o.cache->keep_status.add(std::get<Value>(st.v).to_text());
   }
   o.robots = c.string("robots") == "obey";

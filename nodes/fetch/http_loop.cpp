@@ -560,7 +560,8 @@ void HttpLoop::start(AsyncOutput& out) {
     }
   }
   if (opt_.cache) {
-    cache_ = std::make_unique<ResponseCache>(opt_.cache->path, opt_.cache->max_age);
+    // With stale_if_error every old response may still answer a failed host: none is swept.
+    cache_ = std::make_unique<ResponseCache>(opt_.cache->path, opt_.cache->max_age, !opt_.cache->stale_if_error);
     cache_thread_ = std::thread([this] { cache_run(); });
   }
   thread_ = std::thread([this] { run(); });
@@ -1424,12 +1425,16 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
     }
     // cache: a stale response is asked for with its validators (not on a redirect's hop, nor when
     // the node sends conditions of its own): 304 Not Modified keeps it.
-    if (job->stale && job->redirects == 0 && !has("if-none-match") && !has("if-modified-since")) {
-      if (auto etag = cached_header(job->stale->headers, "etag"))
+    if (job->stale && job->redirects == 0 && job->stale->final_url == job->stale->url && !has("if-none-match") &&
+        !has("if-modified-since")) {
+      if (auto etag = cached_header(job->stale->headers, "etag")) {
         t->headers = curl_slist_append(t->headers, ("If-None-Match: " + *etag).c_str());
-      if (auto date = cached_header(job->stale->headers, "last-modified"))
+        job->revalidating = true;
+      }
+      if (auto date = cached_header(job->stale->headers, "last-modified")) {
         t->headers = curl_slist_append(t->headers, ("If-Modified-Since: " + *date).c_str());
-      job->revalidating = true;
+        job->revalidating = true;
+      }
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   }
@@ -1865,16 +1870,16 @@ bool HttpLoop::cache_usable(const CachedResponse& found) const {
 
 // A request answered from the cache, with the fields a fetch gives it. Cache thread, `easy` null:
 // no request was made (no timings, no attempts, no proxy; fetched_at is when the response came).
-// I/O thread, `easy` the transfer whose 304 confirmed the response: its timings and attempts.
+// I/O thread (the caller holds the result): `easy` the transfer whose 304 confirmed the response
+// (its timings and attempts), or null for a stale response answering a failed host.
 void HttpLoop::complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& found, CURL* easy) {
   Record& r = job->record;
   if (!opt_.ok_status.contains(found.status)) {  // a failure kept with keep_status: the same failure again
     r.set("final_url", Value(std::move(found.final_url)));
     r.set("status", Value(static_cast<std::int64_t>(found.status)));
     r.set("reason", Value(std::string(reason_name(Reason::http_status))));
-    r.set("attempts", Value(std::int64_t{easy ? job->attempts : 0}));
+    r.set("attempts", Value(static_cast<std::int64_t>(job->attempts)));
     r.set("cached", Value(true));
-    if (easy) hold_result();
     out_->fail(std::move(r), fmt::format("HTTP {} (kept in the cache '{}')", found.status, cache_->path()));
     return;
   }
@@ -1896,14 +1901,13 @@ void HttpLoop::complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& fo
     if (easy) curl_easy_getinfo(easy, info, &us);
     put(name, Value(static_cast<double>(us) / 1e6));
   }
-  const int attempts = easy ? job->attempts : 0;
+  const int attempts = job->attempts;  // 0 for an answer without a request
   put("attempts", Value(static_cast<std::int64_t>(attempts)));
   if (!opt_.proxies.empty())
     put("proxy", job->proxy >= 0 && easy ? Value(proxies_[static_cast<std::size_t>(job->proxy)].shown) : Value());
   put("cached", Value(true));
   put("fetched_at", Value(found.fetched_at));
   r.meta.attempt = attempts;
-  if (easy) hold_result();
   out_->complete(std::move(r));
 }
 
@@ -1931,6 +1935,7 @@ void HttpLoop::revalidated(std::unique_ptr<Job> job, Transfer& t, HostStats& sta
     cache_stores_.push_back(std::move(touch));
   }
   cache_wake_.notify_one();
+  hold_result();
   complete_from_cache(std::move(job), std::move(found), t.easy);
 }
 
@@ -2022,9 +2027,11 @@ void HttpLoop::cache_run() {
               complete_from_cache(std::move(job), std::move(*response), nullptr);
               ++cache_hits_;
               ++found;
-            } else if (response->final_url == response->url && (cached_header(response->headers, "etag") ||
-                                                                cached_header(response->headers, "last-modified"))) {
-              // Asked for again with its validators: a 304 keeps it (revalidated()).
+            } else if (opt_.cache->stale_if_error ||
+                       (response->final_url == response->url && (cached_header(response->headers, "etag") ||
+                                                                 cached_header(response->headers, "last-modified")))) {
+              // Asked for again, with its validators when it has them: a 304 keeps it
+              // (revalidated()); with stale_if_error, a failure of its host does (fail()).
               job->stale = std::make_unique<CachedResponse>(std::move(*response));
             }
           }
@@ -2078,6 +2085,7 @@ void HttpLoop::give_cache_table() {
   row.append("file", Value(cache_->path()));
   row.append("from_cache", Value(static_cast<std::int64_t>(cache_hits_)));
   row.append("revalidated", Value(static_cast<std::int64_t>(cache_revalidated_)));
+  row.append("stale_if_error", Value(static_cast<std::int64_t>(cache_stale_served_.load(std::memory_order_relaxed))));
   row.append("stored", Value(static_cast<std::int64_t>(cache_stored_)));
   row.append("not_stored", Value(static_cast<std::int64_t>(skipped)));
   std::vector<Record> rows;
@@ -2090,6 +2098,14 @@ void HttpLoop::keep_for_later(Job& job) {
 }
 
 void HttpLoop::fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message) {
+  if (job->stale && opt_.cache->stale_if_error &&
+      (is_host_failure(reason) || reason == Reason::circuit_open ||
+       (reason == Reason::http_status && (status >= 500 || status == 429)))) {
+    cache_stale_served_.fetch_add(1, std::memory_order_relaxed);
+    CachedResponse found = std::move(*job->stale);
+    hold_result();
+    return complete_from_cache(std::move(job), std::move(found), nullptr);
+  }
   // Not done (cancelled), or given up on while the server failed (no answer, a reset, a 5xx): a
   // later run continues a resumable file. Other endings (404, too large) remove it.
   if (reason == Reason::cancelled || reason == Reason::circuit_open || is_host_failure(reason) ||

@@ -86,6 +86,9 @@ struct FetchOptions {
     std::optional<nanoseconds> max_age;
     bool offline = false;   // answers come only from the cache: a request it does not hold fails (not_cached)
     StatusSet keep_status;  // failed statuses kept too (a dead link's 404), replayed as the same failure
+    // A stale response answers its request when the host fails (no answer, a 5xx or 429, an open
+    // breaker) instead of the failure (RFC 5861's stale-if-error).
+    bool stale_if_error = false;
   };
   std::optional<Cache> cache;
   bool refuse_private = false;                          // private_addresses: refuse: no connection to a private address
@@ -365,7 +368,8 @@ class HttpLoop {
   bool cache_quit_ = false;
   // Cache thread only:
   std::uint64_t cache_hits_ = 0, cache_stored_ = 0, cache_revalidated_ = 0;
-  bool cache_broken_ = false;  // a lookup or store failed: the cache is left alone from then on
+  std::atomic<std::uint64_t> cache_stale_served_{0};  // stale_if_error answers (I/O thread)
+  bool cache_broken_ = false;                         // a lookup or store failed: the cache is left alone from then on
   Clock::time_point next_cache_table_{};
   void cache_run();
   void give_cache_table();

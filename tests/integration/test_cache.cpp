@@ -474,3 +474,35 @@ TEST_CASE("cache: keep_status keeps failures such as a dead link's 404 and answe
         "p.yaml:10:38: error: cache.keep_status: 503 is retried (retries.on_status), and a retried status is never "
         "kept\n");
 }
+
+TEST_CASE("cache: stale_if_error answers with an old response when its host fails", "[fetch][cache]") {
+  TempDir dir;
+  const std::string db = dir.file("cache.db");
+  std::vector<std::string> urls;
+  std::vector<std::string> recorded;
+  const std::string cache = "    cache: {path: " + db + ", max_age: 1h, stale_if_error: true}\n";
+  {
+    FixtureServer server(std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site");
+    urls = {server.url("/item/1.html"), server.url("/item/2.html"), server.url("/headers?X-Tag=a")};
+    REQUIRE(run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache))).errors.empty());
+    recorded = sorted_lines(dir, "same.jsonl");
+    REQUIRE(recorded.size() == 3);
+  }  // the server is gone: requests fail with reason connect
+  test::execute(db, "UPDATE responses SET fetched_at = fetched_at - 7200");  // two hours old
+
+  RunReport down = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
+  REQUIRE(down.errors.empty());
+  CHECK(sorted_lines(dir, "same.jsonl") == recorded);
+  CHECK(test::read_file(dir.file("bad.jsonl")).empty());
+  for (const auto& line : sorted_lines(dir, "how.jsonl")) CHECK(contains(line, R"("cached":true,"attempts":1,)"));
+  for (const auto& t : down.tables)
+    if (t.name == "cache") CHECK(t.rows[0].get("stale_if_error")->to_text() == "3");
+
+  // Without it, the failures are the records' (and old responses without a version are swept).
+  RunReport plain =
+      run_pipeline(test::plan_of(cache_pipeline(dir, urls, "    cache: {path: " + db + ", max_age: 1h}\n")));
+  const auto bad = sorted_lines(dir, "bad.jsonl");
+  REQUIRE(bad.size() == 3);
+  for (const auto& line : bad) CHECK(contains(line, R"("status":null,"reason":"connect")"));
+  CHECK(test::query(db, "SELECT count(*) FROM responses") == std::vector<std::string>{"2"});
+}
