@@ -220,6 +220,11 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
     diags.error(c.object("cache").where("max_age"),
                 "cache: max_age has no use with offline: true (no response is asked for again)");
   }
+  if (c.has("cache") && c.object("cache").boolean("stale_if_error") && !c.object("cache").has("max_age")) {
+    diags.error(c.object("cache").where("stale_if_error"),
+                "cache: stale_if_error needs a max_age (without one no response is ever old, and every one is "
+                "answered from the cache)");
+  }
   if (c.has("cache")) {
     fetch::StatusSet kept;
     for (const auto& s : c.object("cache").list("keep_status")) kept.add(std::get<Value>(s.v).to_text());

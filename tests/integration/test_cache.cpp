@@ -505,4 +505,11 @@ TEST_CASE("cache: stale_if_error answers with an old response when its host fail
   REQUIRE(bad.size() == 3);
   for (const auto& line : bad) CHECK(contains(line, R"("status":null,"reason":"connect")"));
   CHECK(test::query(db, "SELECT count(*) FROM responses") == std::vector<std::string>{"2"});
+
+  Diagnostics diags;
+  CHECK_FALSE(load_pipeline_text(cache_pipeline(dir, urls, "    cache: {path: c.db, stale_if_error: true}\n"), "p.yaml",
+                                 test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
+  CHECK(diags.to_string() ==
+        "p.yaml:10:41: error: cache: stale_if_error needs a max_age (without one no response is ever old, and every "
+        "one is answered from the cache)\n");
 }
