@@ -216,10 +216,6 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
     const Config& h = *std::get<ConfigValue::Object>(value.v);
     check_headers(h.map("headers"), fmt::format("hosts.{}.headers", pattern), diags);
   }
-  if (c.has("cache") && c.object("cache").boolean("offline") && c.object("cache").has("max_age")) {
-    diags.error(c.object("cache").where("max_age"),
-                "cache: max_age has no use with offline: true (no response is asked for again)");
-  }
   if (c.has("cache") && c.object("cache").boolean("stale_if_error") && !c.object("cache").has("max_age")) {
     diags.error(c.object("cache").where("stale_if_error"),
                 "cache: stale_if_error needs a max_age (without one no response is ever old, and every one is "

@@ -560,8 +560,10 @@ void HttpLoop::start(AsyncOutput& out) {
     }
   }
   if (opt_.cache) {
-    // With stale_if_error every old response may still answer a failed host: none is swept.
-    cache_ = std::make_unique<ResponseCache>(opt_.cache->path, opt_.cache->max_age, !opt_.cache->stale_if_error);
+    // With stale_if_error every old response may still answer a failed host, and offline answers
+    // with responses however old: none is swept.
+    cache_ = std::make_unique<ResponseCache>(opt_.cache->path, opt_.cache->max_age,
+                                             !opt_.cache->stale_if_error && !opt_.cache->offline);
     cache_thread_ = std::thread([this] { cache_run(); });
   }
   thread_ = std::thread([this] { run(); });

@@ -429,12 +429,14 @@ TEST_CASE("cache: offline replays what a run recorded without the network, and f
   CHECK(test::read_file(dir.file("bad.jsonl")) ==
         fmt::format(R"({{"url":"{}","status":null,"reason":"not_cached"}})", urls[0]) + "\n");
 
-  Diagnostics diags;
-  CHECK_FALSE(
-      load_pipeline_text(cache_pipeline(dir, urls, "    cache: {path: " + db + ", offline: true, max_age: 1h}\n"),
-                         "p.yaml", test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
-  CHECK(contains(diags.to_string(),
-                 "error: cache: max_age has no use with offline: true (no response is asked for again)"));
+  // A pipeline with a max_age replays too (offline set from the command line): old responses answer,
+  // and none is removed from the file.
+  test::execute(db, "UPDATE responses SET fetched_at = fetched_at - 7200");
+  RunReport aged = run_pipeline(test::plan_of(
+      cache_pipeline(dir, urls, "    cache: {path: " + db + ", max_age: 1h, offline: true}\n    max_body: 1MiB\n")));
+  CHECK(cache_row(aged) == "5 0 0");
+  CHECK(sorted_lines(dir, "same.jsonl") == recorded);
+  CHECK(test::query(db, "SELECT count(*) FROM responses") == std::vector<std::string>{"5"});
 }
 
 TEST_CASE("cache: keep_status keeps failures such as a dead link's 404 and answers them as the same failure",
