@@ -6,7 +6,7 @@
 
 #include <stdexcept>
 
-#include "sluice/diagnostics.hpp"
+#include "../store/sqlite_query.hpp"
 #include "sluice/node.hpp"
 
 namespace sluice::fetch {
@@ -17,16 +17,16 @@ constexpr int kApplicationId = 0x736c6363;
 // Bodies shorter than this are stored as they are: zlib would save next to nothing.
 constexpr std::size_t kMinCompressed = 256;
 
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 std::string_view column_text(sqlite3_stmt* st, int i) {
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_blob(st, i));
   return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_column_bytes(st, i))) : std::string_view();
 }
 
 }  // namespace
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 std::string cache_key(std::string_view method, std::string_view url, const std::optional<std::string>& body,
                       const std::vector<std::string>& headers) {
@@ -72,13 +72,10 @@ std::optional<std::string> cached_header(std::string_view headers, std::string_v
 
 ResponseCache::ResponseCache(std::string path, std::optional<std::chrono::nanoseconds> max_age, bool sweep)
     : path_(std::move(path)), max_age_(max_age) {
-  const int rc =
-      sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-    sqlite3_close(db_);
-    db_ = nullptr;
-    throw NodeError(fmt::format("cache: cannot open '{}': {}{}", path_, why, missing_folder_note(path_)));
+  try {
+    db_ = nodes::open_writable(path_);
+  } catch (const NodeError& e) {
+    throw NodeError(std::string("cache: ") + e.what());
   }
   try {
     exec("PRAGMA busy_timeout=5000");

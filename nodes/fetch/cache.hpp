@@ -28,6 +28,9 @@ struct CachedResponse {
   bool refresh = false;   // store(): only its fetched_at changes (the server confirmed it: 304)
 };
 
+// Seconds since the Unix epoch, as CachedResponse::fetched_at and fetch's `fetched_at` field hold.
+double unix_now();
+
 // The key of a request: the SHA-256 (32 bytes) of its method, URL, body and request headers (the
 // User-Agent, the same for every request of a node, is not among them).
 std::string cache_key(std::string_view method, std::string_view url, const std::optional<std::string>& body,

@@ -1713,8 +1713,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
         char* type = nullptr;
         curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
         queue_store(*job, easy, bodies_->share(std::move(t->body)), status, type,
-                    job->record.get("final_url")->as_string()->c_str(),
-                    std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+                    job->record.get("final_url")->as_string()->c_str(), unix_now());
       }
       return fail(std::move(job), Reason::http_status, status, std::move(message));
     }
@@ -1826,7 +1825,7 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) 
   curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &connect);
   curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &ttfb);
   curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total);
-  const double fetched_at = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double fetched_at = unix_now();
   Record& r = job->record;
   const auto put = field_setter(r);
   put("final_url", Value(effective && effective != job->url ? std::string(effective) : std::move(job->url)));
@@ -1927,7 +1926,7 @@ void HttpLoop::fail_not_cached(std::unique_ptr<Job> job, std::string_view why) {
 void HttpLoop::revalidated(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) {
   CachedResponse found = std::move(*job->stale);
   if (opt_.ok_status.contains(found.status)) ++stats.ok;  // else a failure kept with keep_status
-  found.fetched_at = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  found.fetched_at = unix_now();
   CachedResponse touch;
   touch.key = found.key;
   touch.fetched_at = found.fetched_at;
@@ -1951,11 +1950,7 @@ void HttpLoop::queue_store(const Job& job, CURL* easy, const Bytes& body, long s
   r.status = status;
   if (content_type) r.content_type.emplace(content_type);
   for (curl_header* h = nullptr; (h = curl_easy_nextheader(easy, CURLH_HEADER, -1, h));) {
-    const std::size_t start = r.headers.size();
-    r.headers.append(h->name);
-    for (std::size_t i = start; i < r.headers.size(); ++i)
-      r.headers[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(r.headers[i])));
-    r.headers.append(": ").append(h->value).push_back('\n');
+    r.headers.append(nodes::to_lower(h->name)).append(": ").append(h->value).push_back('\n');
   }
   r.body = body;
   r.fetched_at = fetched_at;
@@ -2022,9 +2017,11 @@ void HttpLoop::cache_run() {
       if (!cancel_.load() && !cache_broken_) {
         try {
           auto response = cache_->find(job->cache_key);
-          if (response && !cache_usable(*response))
+          if (response && !cache_usable(*response)) {
             why = "the node does not take the response kept for it now (ok_status, content_types, max_body) in";
-          if (response && cache_usable(*response)) {
+            response.reset();
+          }
+          if (response) {
             if (!response->stale || opt_.cache->offline) {
               complete_from_cache(std::move(job), std::move(*response), nullptr);
               ++cache_hits_;

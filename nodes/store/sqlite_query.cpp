@@ -25,6 +25,18 @@ sqlite3* open_readonly(const std::string& path) {
   return db;
 }
 
+sqlite3* open_writable(const std::string& path) {
+  sqlite3* db = nullptr;
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    throw NodeError(fmt::format("cannot open database '{}': {}{}", path, why, missing_folder_note(path)));
+  }
+  return db;
+}
+
 sqlite3_stmt* prepare_select(sqlite3* db, const std::string& path, const std::string& query,
                              std::vector<std::string>& names) {
   sqlite3_stmt* stmt = nullptr;

@@ -14,6 +14,7 @@
 #include "../builtin.hpp"
 #include "sluice/json.hpp"
 #include "sluice/state.hpp"
+#include "sqlite_query.hpp"
 
 namespace sluice::nodes {
 namespace {
@@ -186,14 +187,7 @@ class SqliteStore final : public SinkNode {
         if (c.name == k) key_columns_.push_back(&c);
       }
     }
-    int rc =
-        sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-    if (rc != SQLITE_OK) {
-      std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-      sqlite3_close(db_);
-      db_ = nullptr;
-      throw NodeError(fmt::format("cannot open database '{}': {}{}", path_, why, missing_folder_note(path_)));
-    }
+    db_ = open_writable(path_);
     // synchronous=NORMAL: Debian builds SQLite with FULL as the default even in WAL mode.
     std::vector<std::pair<std::string, std::string>> settings = {
         {"busy_timeout", "5000"}, {"journal_mode", "WAL"},         {"synchronous", "NORMAL"},
