@@ -79,47 +79,48 @@ const Schema& expect_schema() {
     return FieldSpec::string("db", "the SQLite file; default: the database of the pipeline's store.sqlite nodes");
   };
   static const Schema schema({
-      FieldSpec::list("tables",
-                      FieldSpec::object_of("table",
-                                           Schema({
-                                               db(),
-                                               FieldSpec::string("table", "a table").make_required(),
-                                               FieldSpec::scalar("rows", "its row count: 12, 10..20, 10.., ..20")
-                                                   .validated_by(check_count),
-                                               FieldSpec::list("required", FieldSpec::string("column", "a column"),
-                                                               "columns that must be set (not null, not empty) "
-                                                               "in every row")
-                                                   .with_default(""),
-                                           }),
-                                           "a table to check"),
-                      "tables: row counts and required columns")
+      FieldSpec::list(
+          "tables",
+          FieldSpec::object_of(
+              "table",
+              Schema({
+                  db(),
+                  FieldSpec::string("table", "a table").make_required(),
+                  FieldSpec::scalar("rows", "its row count: 12, 10..20, 10.., ..20").validated_by(check_count),
+                  FieldSpec::list("required", FieldSpec::string("column", "a column"),
+                                  "columns that must be set (not null, not empty) "
+                                  "in every row")
+                      .with_default(""),
+              }),
+              "a table to check"),
+          "tables: row counts and required columns")
           .with_default(""),
-      FieldSpec::list("queries",
-                      FieldSpec::object_of("query",
-                                           Schema({
-                                               db(),
-                                               FieldSpec::string("sql", "a query (the file is opened read-only)")
-                                                   .make_required(),
-                                               FieldSpec::list("equals", FieldSpec::scalar("row", "a row: a|b|c"),
-                                                               "the expected rows, columns joined with |")
-                                                   .make_required(),
-                                           }),
-                                           "a query and its expected rows"),
-                      "SQL queries with their expected results")
+      FieldSpec::list(
+          "queries",
+          FieldSpec::object_of("query",
+                               Schema({
+                                   db(),
+                                   FieldSpec::string("sql", "a query (the file is opened read-only)").make_required(),
+                                   FieldSpec::list("equals", FieldSpec::scalar("row", "a row: a|b|c"),
+                                                   "the expected rows, columns joined with |")
+                                       .make_required(),
+                               }),
+                               "a query and its expected rows"),
+          "SQL queries with their expected results")
           .with_default(""),
-      FieldSpec::list("files",
-                      FieldSpec::object_of("file",
-                                           Schema({
-                                               FieldSpec::string("path", "a file the run wrote (sink.jsonl, sink.csv)")
-                                                   .make_required(),
-                                               FieldSpec::scalar("lines", "its count of lines: 13, 10..20, 10.., ..20")
-                                                   .validated_by(check_count),
-                                               FieldSpec::list("contains", FieldSpec::string("text", "a piece of text"),
-                                                               "texts the file must hold, each somewhere")
-                                                   .with_default(""),
-                                           }),
-                                           "a file to check"),
-                      "files: line counts and texts they hold")
+      FieldSpec::list(
+          "files",
+          FieldSpec::object_of(
+              "file",
+              Schema({
+                  FieldSpec::string("path", "a file the run wrote (sink.jsonl, sink.csv)").make_required(),
+                  FieldSpec::scalar("lines", "its count of lines: 13, 10..20, 10.., ..20").validated_by(check_count),
+                  FieldSpec::list("contains", FieldSpec::string("text", "a piece of text"),
+                                  "texts the file must hold, each somewhere")
+                      .with_default(""),
+              }),
+              "a file to check"),
+          "files: line counts and texts they hold")
           .with_default(""),
       FieldSpec::map("errors", FieldSpec::scalar("count", "0, 1..3, ..5").validated_by(check_count),
                      "node id -> its error count: exact or a range")
@@ -135,7 +136,8 @@ const Schema& expect_schema() {
 
 namespace {
 
-const std::vector<std::string> kTopLevelKeys = {"pipeline", "description", "settings", "plugins", "nodes", "edges", "expect"};
+const std::vector<std::string> kTopLevelKeys = {"pipeline", "description", "settings", "plugins",
+                                                "nodes",    "edges",       "expect"};
 const std::vector<std::string> kNodeReservedKeys = {"id", "type", "on_error"};
 
 bool valid_id(std::string_view id) {
@@ -216,8 +218,8 @@ class Planner {
     const SpecNode* plugins = root.find("plugins");
     if (!plugins || plugins->is_null()) return;
     if (!plugins->is_sequence()) {
-      diags_.error(plugins->where, fmt::format("'plugins' must be a list of shared library paths, got {}",
-                                               plugins->describe()));
+      diags_.error(plugins->where,
+                   fmt::format("'plugins' must be a list of shared library paths, got {}", plugins->describe()));
       return;
     }
     for (const auto& item : plugins->items) {
@@ -240,10 +242,11 @@ class Planner {
     // An invalid field is reported already and absent from c.
     for (const char* counts : {"errors", "dropped"}) {
       if (!c.has(counts)) continue;
-      for (const auto& [id, count] : c.map(counts)) {
-        bool known =
-            std::any_of(plan_.nodes.begin(), plan_.nodes.end(), [&](const PlanNode& n) { return n.id == id; });
-        if (!known) diags_.error(count.where, fmt::format("expect.{}: no node '{}' in this pipeline", counts, id));
+      for (const auto& entry : c.map(counts)) {
+        const std::string& id = entry.first;
+        bool known = std::any_of(plan_.nodes.begin(), plan_.nodes.end(), [&](const PlanNode& n) { return n.id == id; });
+        if (!known)
+          diags_.error(entry.second.where, fmt::format("expect.{}: no node '{}' in this pipeline", counts, id));
       }
     }
     const std::string status = c.has("status") ? c.string("status") : "succeeded";
@@ -665,10 +668,9 @@ class Planner {
       }
       auto outputs = n.type->port_names(PortDirection::output);
       if (!outputs.empty() && !connected.count({i, outputs.front()})) {
-        diags_.error(n.where,
-                     fmt::format("output '{}.{}' is not connected: its records would be lost (an edge to a "
-                                 "'drop' node discards them on purpose)",
-                                 n.id, outputs.front()));
+        diags_.error(n.where, fmt::format("output '{}.{}' is not connected: its records would be lost (an edge to a "
+                                          "'drop' node discards them on purpose)",
+                                          n.id, outputs.front()));
       }
       if (n.on_error == OnError::route && !connected.count({i, "error"})) {
         diags_.error(n.where,

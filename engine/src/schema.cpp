@@ -8,6 +8,13 @@
 
 namespace sluice {
 
+ConfigValue::ConfigValue() = default;
+ConfigValue::ConfigValue(const ConfigValue&) = default;
+ConfigValue::ConfigValue(ConfigValue&&) noexcept = default;
+ConfigValue& ConfigValue::operator=(const ConfigValue&) = default;
+ConfigValue& ConfigValue::operator=(ConfigValue&&) noexcept = default;
+ConfigValue::~ConfigValue() = default;
+
 std::string_view field_type_name(FieldType type) {
   switch (type) {
     case FieldType::string:

@@ -13,6 +13,13 @@
 
 namespace sluice {
 
+SpecNode::SpecNode() = default;
+SpecNode::SpecNode(const SpecNode&) = default;
+SpecNode::SpecNode(SpecNode&&) noexcept = default;
+SpecNode& SpecNode::operator=(const SpecNode&) = default;
+SpecNode& SpecNode::operator=(SpecNode&&) noexcept = default;
+SpecNode::~SpecNode() = default;
+
 const SpecNode* SpecNode::find(std::string_view key) const {
   if (kind != Kind::map) return nullptr;
   for (const auto& [k, v] : entries) {

@@ -305,7 +305,7 @@ fetch::FetchOptions options_from(const Config& c) {
     const Config& d = c.object("download");
     std::string dir = d.string("dir");
     while (dir.size() > 1 && dir.ends_with('/')) dir.pop_back();
-    o.download.emplace();
+    o.download = fetch::FetchOptions::Download{};
     o.download->dir = dir.empty() ? std::string(".") : std::move(dir);
     if (d.has("path")) {
       o.download->path = FieldTemplate::compile(d.string("path"));
@@ -317,7 +317,7 @@ fetch::FetchOptions options_from(const Config& c) {
   }
   if (c.has("cache")) {
     const Config& k = c.object("cache");
-    o.cache.emplace();
+    o.cache = fetch::FetchOptions::Cache{};
     o.cache->path = k.string("path");
     if (k.has("max_age")) o.cache->max_age = k.duration("max_age");
     o.cache->offline = k.boolean("offline");

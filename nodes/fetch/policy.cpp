@@ -151,18 +151,24 @@ std::optional<std::int64_t> parse_http_date(std::string_view v) {
 }  // namespace
 
 std::optional<nanoseconds> parse_retry_after(std::string_view value, std::int64_t now_unix) {
+  // Longer waits are cut to this, which nanoseconds hold (292 years would overflow them); the
+  // caller caps the wait by retries.max anyway.
+  constexpr std::int64_t kLongest = 1'000'000'000;  // seconds: 31 years
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\r')) value.remove_suffix(1);
   if (value.empty()) return std::nullopt;
   if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     std::int64_t seconds = 0;
     auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-    if (ec != std::errc()) return std::nullopt;
-    return std::chrono::seconds(seconds);
+    if (ec == std::errc::result_out_of_range)
+      seconds = kLongest;
+    else if (ec != std::errc())
+      return std::nullopt;
+    return std::chrono::seconds(std::min(seconds, kLongest));
   }
   auto when = parse_http_date(value);
   if (!when) return std::nullopt;
-  return std::chrono::seconds(std::max<std::int64_t>(0, *when - now_unix));
+  return std::chrono::seconds(std::clamp<std::int64_t>(*when - now_unix, 0, kLongest));
 }
 
 std::optional<double> parse_rate(std::string_view text) {

@@ -73,6 +73,28 @@ void check_keep_against_fields(const Config& config, const Location&, Diagnostic
   check_keep(config, produced, diags);
 }
 
+namespace {
+
+// Whether the host of a link as written is one a link may have: letters, digits, '-', '.' and '_'
+// (bytes beyond ASCII where punycode could not be made), or a bracketed IPv6 address. libcurl lets
+// others through ("a%zz.example", "a!b.example"), and an empty one after punycode ("http:/\uFEFF/a"),
+// which no resolver knows and a second pass would write differently.
+bool valid_host(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return false;
+  std::string_view authority = url.substr(scheme_end + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+  if (authority.starts_with('[')) return true;
+  const std::string_view host = authority.substr(0, authority.find(':'));
+  return !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
+    const auto b = static_cast<unsigned char>(c);
+    return b >= 0x80 || std::isalnum(b) || c == '-' || c == '.' || c == '_';
+  });
+}
+
+}  // namespace
+
 std::string resolve_link(const std::string& base, const std::string& href) {
   // A host name beyond ASCII becomes punycode, as browsers resolve links: "café.example" and
   // "xn--caf-dma.example" are one host to the frontier, and fetch sends it so.
@@ -81,7 +103,9 @@ std::string resolve_link(const std::string& base, const std::string& href) {
   if (wide) utf8.emplace();
   CURLU* u = curl_url();
   std::string out;
-  if (curl_url_set(u, CURLUPART_URL, base.c_str(), 0) == CURLUE_OK &&
+  // The base too: a page's <base href>, or a URL of a list, may hold them as raw bytes.
+  if (curl_url_set(u, CURLUPART_URL, base.c_str(),
+                   nodes::needs_escapes(base) ? CURLU_ALLOW_SPACE | CURLU_URLENCODE : 0) == CURLUE_OK &&
       curl_url_set(u, CURLUPART_URL, href.c_str(),
                    nodes::needs_escapes(href) ? CURLU_ALLOW_SPACE | CURLU_URLENCODE : 0) == CURLUE_OK) {
     char* scheme = nullptr;
@@ -100,7 +124,7 @@ std::string resolve_link(const std::string& base, const std::string& href) {
       char* full = nullptr;
       if ((wide && curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT | CURLU_PUNYCODE) == CURLUE_OK) ||
           curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT) == CURLUE_OK) {
-        if (full) out = full;
+        if (full && valid_host(full)) out = full;
         nodes::uppercase_escapes(out);
       }
       curl_free(full);

@@ -194,12 +194,12 @@ class SqliteStore final : public SinkNode {
         {"cache_size", "-16384"}, {"wal_autocheckpoint", "10000"}, {"journal_size_limit", "67108864"},
         {"temp_store", "MEMORY"},
     };
-    for (auto& [name, value] : pragmas) {
-      auto it = std::find_if(settings.begin(), settings.end(), [&](auto& p) { return p.first == name; });
+    for (auto& pragma : pragmas) {
+      auto it = std::find_if(settings.begin(), settings.end(), [&](auto& p) { return p.first == pragma.first; });
       if (it != settings.end()) {
-        it->second = value;
+        it->second = pragma.second;
       } else {
-        settings.emplace_back(name, value);
+        settings.push_back(pragma);
       }
     }
     try {

@@ -56,6 +56,11 @@ TEST_CASE("Retry-After is read as seconds or as an HTTP-date", "[fetch][policy]"
   CHECK_FALSE(parse_retry_after("soon", now));
   CHECK_FALSE(parse_retry_after("", now));
   CHECK_FALSE(parse_retry_after("-3", now));
+  // Waits nanoseconds cannot hold (292 years) are cut to 31 years, not wrapped to a negative wait
+  // (found by tests/fuzz: 12000000000 seconds came back as about -6 billion).
+  CHECK(parse_retry_after("12000000000", now) == 1'000'000'000s);
+  CHECK(parse_retry_after("99999999999999999999999", now) == 1'000'000'000s);
+  CHECK(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now) == 1'000'000'000s);
 }
 
 TEST_CASE("rates are requests per second, minute or hour", "[fetch][policy]") {

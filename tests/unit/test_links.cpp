@@ -5,6 +5,7 @@
 
 #include "../../nodes/parse/links.hpp"
 
+using sluice::parse::resolve_link;
 using sluice::parse::sort_query;
 using sluice::parse::strip_query;
 
@@ -149,4 +150,19 @@ TEST_CASE("strip_query and sort_query on 20,000 generated queries: what they kee
       return x.substr(0, x.find('=')) < y.substr(0, y.find('='));
     }));
   }
+}
+
+TEST_CASE("resolve_link: a link is its own normal form, whatever its base holds (found by tests/fuzz)", "[crawl]") {
+  // Bytes beyond ASCII in the base (a page's <base href>) are percent-encoded as the href's are, so
+  // that a frontier sees one URL for both spellings.
+  CHECK(resolve_link("http://h.example/caf\xC3\xA9/", "a.html") == "http://h.example/caf%C3%A9/a.html");
+  CHECK(resolve_link("http://h.example/caf\xC3\xA9/", "") == "http://h.example/caf%C3%A9/");
+  CHECK(resolve_link("http://h.example/caf%C3%A9/", "a.html") == "http://h.example/caf%C3%A9/a.html");
+  // Hosts no resolver knows are no links: libcurl let them through, and a second pass escaped them.
+  CHECK(resolve_link("http://a.example/", "http://b.%zzexample/x").empty());
+  CHECK(resolve_link("http://a.example/", "http://a!b.example/x").empty());
+  CHECK(resolve_link("http:/\xEF\xBB\xBF/shop.example", "").empty());  // punycode leaves no host
+  CHECK(resolve_link("http://a.example/", "http://user@b.example:8080/x") == "http://user@b.example:8080/x");
+  CHECK(resolve_link("http://a.example/", "http://[::1]:8080/x") == "http://[::1]:8080/x");
+  CHECK(resolve_link("http://a.example/", "http://caf\xC3\xA9.example/") == "http://xn--caf-dma.example/");
 }

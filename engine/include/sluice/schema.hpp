@@ -88,6 +88,14 @@ struct ConfigValue {
   using Map = std::vector<std::pair<std::string, ConfigValue>>;
   using Object = std::shared_ptr<const Config>;
 
+  // Defined in schema.cpp, as SpecNode's are (clang 14 and a recursive type; tools/fuzz.sh).
+  ConfigValue();
+  ConfigValue(const ConfigValue&);
+  ConfigValue(ConfigValue&&) noexcept;
+  ConfigValue& operator=(const ConfigValue&);
+  ConfigValue& operator=(ConfigValue&&) noexcept;
+  ~ConfigValue();
+
   std::variant<Value, Duration, Size, List, Map, Object> v;
   Location where;
 };

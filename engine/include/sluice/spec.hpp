@@ -16,6 +16,15 @@ namespace sluice {
 struct SpecNode {
   enum class Kind { null, scalar, sequence, map };
 
+  // Defined in spec.cpp, where SpecNode is complete: clang 14 with libstdc++ 12 instantiates the
+  // vectors' members of a recursive type at their first inline use (tools/fuzz.sh builds with clang).
+  SpecNode();
+  SpecNode(const SpecNode&);
+  SpecNode(SpecNode&&) noexcept;
+  SpecNode& operator=(const SpecNode&);
+  SpecNode& operator=(SpecNode&&) noexcept;
+  ~SpecNode();
+
   Kind kind = Kind::null;
   std::string scalar;   // text of a scalar, after ${VAR} substitution
   bool quoted = false;  // a quoted scalar is always a string
