@@ -15,6 +15,10 @@ packages=(
 if [[ ${1:-} == --bench ]]; then
   packages+=(nlohmann-json3-dev valgrind)
 fi
+# `setup.sh --fuzz` adds clang and its libFuzzer runtime, for tools/fuzz.sh.
+if [[ ${1:-} == --fuzz ]]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -47,7 +47,7 @@ std::string RobotsRules::canonical(std::string_view path) {
         out += kHex[v & 15];
       }
       i += 2;
-    } else if (c >= 0x80 || c == ' ') {
+    } else if (c >= 0x80 || c == ' ' || c == '%') {  // a '%' that starts no escape is one itself
       out += '%';
       out += kHex[c >> 4];
       out += kHex[c & 15];

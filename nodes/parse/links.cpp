@@ -75,16 +75,25 @@ void check_keep_against_fields(const Config& config, const Location&, Diagnostic
 
 namespace {
 
-// Whether the host of a link as written is one a link may have: letters, digits, '-', '.' and '_'
-// (bytes beyond ASCII where punycode could not be made), or a bracketed IPv6 address. libcurl lets
-// others through ("a%zz.example", "a!b.example"), and an empty one after punycode ("http:/\uFEFF/a"),
-// which no resolver knows and a second pass would write differently.
-bool valid_host(std::string_view url) {
+// Whether the authority of a link as written is one a link may have: a host of letters, digits,
+// '-', '.' and '_' (bytes beyond ASCII where punycode could not be made), or a bracketed IPv6
+// address; user information of RFC 3986's characters. libcurl lets others through ("a%zz.example",
+// a user name with spaces), and an empty host after punycode ("http:/\uFEFF/a"): URLs that no
+// resolver knows, that libcurl then refuses to read again, or that a second pass writes differently.
+bool valid_authority(std::string_view url) {
   const auto scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos) return false;
   std::string_view authority = url.substr(scheme_end + 3);
   authority = authority.substr(0, authority.find_first_of("/?#"));
-  if (const auto at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    const std::string_view user = authority.substr(0, at);
+    if (!std::all_of(user.begin(), user.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) ||
+                 std::string_view("-._~%!$&'()*+,;=:").find(c) != std::string_view::npos;
+        }))
+      return false;
+    authority.remove_prefix(at + 1);
+  }
   if (authority.starts_with('[')) return true;
   const std::string_view host = authority.substr(0, authority.find(':'));
   return !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
@@ -124,13 +133,16 @@ std::string resolve_link(const std::string& base, const std::string& href) {
       char* full = nullptr;
       if ((wide && curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT | CURLU_PUNYCODE) == CURLUE_OK) ||
           curl_url_get(u, CURLUPART_URL, &full, CURLU_NO_DEFAULT_PORT) == CURLUE_OK) {
-        if (full && valid_host(full)) out = full;
+        if (full && valid_authority(full)) out = full;
         nodes::uppercase_escapes(out);
       }
       curl_free(full);
     }
   }
   curl_url_cleanup(u);
+  // Punycode can make a host that libcurl reads otherwise the next time: "11121\uFEFF13" becomes
+  // "1112113", an IPv4 address (0.16.248.49). One more pass gives the form that stays.
+  if (wide && !out.empty() && !nodes::needs_escapes(out)) return resolve_link(out, out);
   return out;
 }
 

@@ -163,6 +163,11 @@ TEST_CASE("resolve_link: a link is its own normal form, whatever its base holds 
   CHECK(resolve_link("http://a.example/", "http://a!b.example/x").empty());
   CHECK(resolve_link("http:/\xEF\xBB\xBF/shop.example", "").empty());  // punycode leaves no host
   CHECK(resolve_link("http://a.example/", "http://user@b.example:8080/x") == "http://user@b.example:8080/x");
+  CHECK(resolve_link("http://a.example/", "http://a%20b:c@b.example/x") == "http://a%20b:c@b.example/x");
+  CHECK(resolve_link("http://us\"er x@b.example/", "y").empty());  // libcurl would not read it again
   CHECK(resolve_link("http://a.example/", "http://[::1]:8080/x") == "http://[::1]:8080/x");
   CHECK(resolve_link("http://a.example/", "http://caf\xC3\xA9.example/") == "http://xn--caf-dma.example/");
+  CHECK(resolve_link("http://a.example/",
+                     "http://11121\xEF\xBB\xBF"
+                     "13/") == "http://0.16.248.49/");
 }

@@ -33,8 +33,13 @@ TEST_CASE("robots.txt patterns support * and $", "[robots]") {
 
 TEST_CASE("robots.txt rules and paths compare percent-encoded, whatever form either side is in", "[robots]") {
   CHECK(RobotsRules::canonical("/caf\xc3\xa9?q=%7e%2f%41 b") == "/caf%C3%A9?q=~%2FA%20b");
-  CHECK(RobotsRules::canonical("/100%") == "/100%");
-  CHECK(RobotsRules::canonical("/%zz/%4") == "/%zz/%4");
+  // A '%' that starts no escape is written as one, so that canonical() of its own result changes
+  // nothing: "%%36e" read once as "%6e" was "n" the second time (found by tests/fuzz).
+  CHECK(RobotsRules::canonical("/100%") == "/100%25");
+  CHECK(RobotsRules::canonical("/%zz/%4") == "/%25zz/%254");
+  CHECK(RobotsRules::canonical("/%%36e") == "/%256e");
+  CHECK(RobotsRules::canonical(RobotsRules::canonical("/%%36e")) == "/%256e");
+  CHECK(RobotsRules::canonical("/100%25") == "/100%25");
   auto raw = RobotsRules::parse("User-agent: *\nDisallow: /caf\xc3\xa9\n", "sluice");
   CHECK_FALSE(raw.allowed("/caf%c3%a9/menu"));  // as libcurl encodes it
   CHECK_FALSE(raw.allowed("/caf%C3%A9"));
