@@ -10,6 +10,7 @@
 #include "../../nodes/parse/links.hpp"
 #include "fuzz.hpp"
 #include "sluice/json.hpp"
+#include "sluice/template.hpp"
 
 namespace {
 
@@ -109,11 +110,44 @@ void robots(fuzz::Input& in) {
   if (const auto delay = rules.crawl_delay()) FUZZ_CHECK(*delay >= 0, "a negative crawl delay");
 }
 
+void templates(fuzz::Input& in) {
+  const std::string_view text = in.line();
+  Record r;
+  r.set("v", std::string(in.rest()));
+  r.set("n", static_cast<std::int64_t>(in.rest().size()));
+  std::string error;
+  if (const auto t = FieldTemplate::compile(text, &error)) {
+    (void)t->render(r);
+  } else {
+    FUZZ_CHECK(!error.empty(), "a template refused without a reason");
+  }
+  const std::string file = FieldTemplate::compile("{v:file}")->render(r);
+  FUZZ_CHECK(!file.empty() && file.size() <= 200 && file.front() != '.' && file.find('/') == std::string::npos &&
+                 file.find('\\') == std::string::npos,
+             "{v:file} is no plain file name of at most 200 bytes");
+  const std::string url = FieldTemplate::compile("{v:url}")->render(r);
+  for (std::size_t i = 0; i < url.size(); ++i) {
+    const char c = url[i];
+    if (c == '%') {
+      FUZZ_CHECK(i + 2 < url.size() && std::isxdigit(static_cast<unsigned char>(url[i + 1])) &&
+                     std::isxdigit(static_cast<unsigned char>(url[i + 2])),
+                 "a broken escape in {v:url}");
+      i += 2;
+      continue;
+    }
+    FUZZ_CHECK(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' || c == '~',
+               "{v:url} kept a character a URL must escape");
+  }
+  const std::string json = FieldTemplate::compile("{v:json}")->render(r);
+  FUZZ_CHECK(json.size() >= 2 && json.front() == '"' && json.back() == '"' && is_utf8(json),
+             "{v:json} is no JSON string");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   sluice::fuzz::Input in(data, size);
-  switch (in.byte() % 6) {
+  switch (in.byte() % 7) {
     case 0:
       links(in);
       break;
@@ -129,8 +163,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 4:
       gzip(in);
       break;
-    default:
+    case 5:
       robots(in);
+      break;
+    default:
+      templates(in);
       break;
   }
   return 0;
