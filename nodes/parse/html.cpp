@@ -103,7 +103,46 @@ std::string xml_string(xmlChar* s) {
   return out;
 }
 
-std::string node_value(xmlNodePtr node, const Selector& sel) {
+// A page's budget of selector steps (nodes visited by XPath and by string values): a flat page of
+// N bytes takes a few steps per byte for its items and their fields; one whose items nest inside
+// each other, thousands deep, takes steps in the cube of its size (a 28 KB page, minutes).
+constexpr unsigned long kStepsPerPage = 20'000'000;
+constexpr unsigned long kStepsPerByte = 500;
+
+// Whether the page's budget of selector steps is spent.
+bool spent(const xmlXPathContext* ctx) {
+  return ctx->opLimit != 0 && ctx->opCount >= ctx->opLimit;
+}
+
+// XPath's string value of `node` (all the text below it, in document order), walked here instead
+// of by libxml2 so that every node visited counts against the page's budget (ctx->opCount): on a
+// page of elements nested thousands deep each item's value is most of the page. Stops, short, when
+// the budget is spent.
+std::string string_value(xmlNodePtr node, xmlXPathContextPtr ctx) {
+  if (node->type != XML_ELEMENT_NODE && node->type != XML_DOCUMENT_NODE && node->type != XML_HTML_DOCUMENT_NODE &&
+      node->type != XML_DOCUMENT_FRAG_NODE) {
+    return xml_string(xmlXPathCastNodeToString(node));  // an attribute, text, comment: no subtree to walk
+  }
+  std::string out;
+  xmlNodePtr n = node->children;
+  while (n && !spent(ctx)) {
+    ++ctx->opCount;
+    if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
+      if (n->content) out += reinterpret_cast<const char*>(n->content);
+    } else if (n->type == XML_ENTITY_REF_NODE) {
+      out += xml_string(xmlNodeGetContent(n));
+    } else if (n->type == XML_ELEMENT_NODE && n->children) {
+      n = n->children;
+      continue;
+    }
+    while (n && !n->next && n != node) n = n->parent;
+    if (!n || n == node) break;
+    n = n->next;
+  }
+  return out;
+}
+
+std::string node_value(xmlNodePtr node, const Selector& sel, xmlXPathContextPtr ctx) {
   switch (sel.pick) {
     case Selector::Pick::attribute:
       return collapse(xml_string(xmlGetProp(node, reinterpret_cast<const xmlChar*>(sel.attribute.c_str()))));
@@ -117,7 +156,7 @@ std::string node_value(xmlNodePtr node, const Selector& sel) {
       return collapse(text);
     }
     case Selector::Pick::string_value:
-      return collapse(xml_string(xmlXPathCastNodeToString(node)));
+      return collapse(string_value(node, ctx));
   }
   return "";
 }
@@ -134,7 +173,7 @@ std::vector<std::string> evaluate(xmlXPathContextPtr ctx, CompiledCache& cache, 
   if (result->type == XPATH_NODESET) {
     if (!xmlXPathNodeSetIsEmpty(result->nodesetval)) {
       for (int i = 0; i < result->nodesetval->nodeNr; ++i) {
-        out.push_back(node_value(result->nodesetval->nodeTab[i], sel));
+        out.push_back(node_value(result->nodesetval->nodeTab[i], sel, ctx));
         if (!all) break;
       }
     }
@@ -281,11 +320,16 @@ class HtmlParser final : public TransformNode {
     std::string xpath_error;
     ctx->userData = &xpath_error;
     ctx->error = keep_first_error;
+    // The page's budget of selector steps: nodes visited by XPath and by string values, together.
+    ctx->opLimit = kStepsPerPage + kStepsPerByte * html.text().size();
     xmlNodePtr root = reinterpret_cast<xmlNodePtr>(doc);
     const std::string base = links_ || resolves_ ? base_url(page_url, ctx, cache, root) : std::string();
     if (links_) emit_links(page, page_url, base, ctx, cache, root, out);
     std::vector<xmlNodePtr> item_nodes = items_ ? nodes(ctx, cache, root, *items_) : std::vector<xmlNodePtr>{root};
-    if (!xpath_error.empty()) {
+    std::size_t made = 0;
+    if (spent(ctx)) {
+      item_nodes.clear();
+    } else if (!xpath_error.empty()) {
       item_nodes.clear();
       out.fail(std::move(page), fmt::format("XPath error in 'items' or 'links' on '{}': {}", page_url, xpath_error));
     }
@@ -294,6 +338,7 @@ class HtmlParser final : public TransformNode {
       std::string problem;
       for (const auto& f : fields_) {
         auto values = evaluate(ctx, cache, item, f.selector, f.all);
+        if (spent(ctx)) break;
         if (!xpath_error.empty()) {
           if (problem.empty()) {
             problem = fmt::format("field '{}': XPath error: {} (selector '{}')", f.name, xpath_error, f.selector_text);
@@ -323,11 +368,22 @@ class HtmlParser final : public TransformNode {
           r.set(f.name, kept.empty() ? Value() : Value(std::move(kept.front())));
         }
       }
+      if (spent(ctx)) break;
+      ++made;
       if (!problem.empty()) {
         out.fail(std::move(r), std::move(problem));
       } else {
         out.emit(std::move(r), 0);
       }
+    }
+    if (spent(ctx)) {
+      // Elements nested thousands deep (a broken or hostile page) make each item's selectors walk
+      // most of the page: the work grows with the cube of the page. It stops here instead of
+      // holding a worker for hours.
+      out.fail(std::move(page),
+               fmt::format("'{}' takes too much work to parse: its selectors visited {} nodes, the most a page "
+                           "of {} bytes may take (elements nested very deep?); {} of its {} items were made",
+                           page_url, ctx->opLimit, html.text().size(), made, item_nodes.size()));
     }
     xmlXPathFreeContext(ctx);
     xmlFreeDoc(doc);

@@ -140,6 +140,40 @@ TEST_CASE("parse.html splits a page into items with CSS fields, lists and regex 
 
 // Parses the catalogue's first page into div.product items with a `name` field and `field` (a
 // line of YAML); the run must not fail. Returns the lines of the routed (bad) items.
+TEST_CASE("a page whose items nest thousands deep fails in bounded work, naming it, and other pages parse", "[parse]") {
+  // Unclosed tags nest each item inside the one before, so every item's fields walk the rest of the
+  // page: the work grows with the cube of the page (found by tests/fuzz: a 28 KB page held a worker
+  // for five minutes, a 100 KB one would for days). A page's selectors may visit 20 million nodes
+  // plus 500 per byte of it; past that the page fails and its remaining items are not made.
+  TempDir site, dir;
+  std::string deep = "<html><body>";
+  for (int i = 0; i < 3000; ++i) deep += "<div class=\"product\"><span class=\"tag\">t";
+  test::write_file(site.file("deep.html"), deep);
+  test::write_file(site.file("flat.html"),
+                   "<div class=\"product\"><span class=\"tag\">a</span><span "
+                   "class=\"tag\">b</span></div><div class=\"product\"></div>");
+  fixture::FixtureServer server(site.path().string());
+  RunReport report = run_pipeline(
+      test::plan_of(parse_pipeline(dir, {server.url("/deep.html"), server.url("/flat.html")},
+                                   "    items: div.product\n    fields:\n      tags: {select: span.tag, all: true}")));
+  REQUIRE(report.errors.empty());
+  const auto bad = test::lines_of(test::read_file(dir.file("bad.jsonl")));
+  REQUIRE(bad.size() == 1);
+  CHECK_THAT(bad[0],
+             Catch::Contains(server.url("/deep.html") + "' takes too much work to parse: its selectors visited"));
+  CHECK_THAT(bad[0], Catch::Contains("(elements nested very deep?)"));
+  CHECK_THAT(bad[0], Catch::Contains("of its 3000 items were made"));
+  const auto items = test::lines_of(test::read_file(dir.file("items.jsonl")));
+  CHECK(std::count_if(items.begin(), items.end(), [&](const std::string& line) {
+          return line.find(R"("tags":["a","b"])") != std::string::npos;
+        }) == 1);
+  // The items made before the budget ran out are whole: the first one has every tag of the page.
+  CHECK(std::all_of(items.begin(), items.end(), [](const std::string& line) {
+    return line.find(R"("tags":[])") != std::string::npos || line.find(R"("tags":["a","b"])") != std::string::npos ||
+           line.find(R"("tags":["t)") != std::string::npos;
+  }));
+}
+
 std::vector<std::string> routed_items(const TempDir& dir, const std::string& field) {
   fixture::FixtureServer server(kSite);
   RunReport report =
