@@ -140,9 +140,10 @@ std::string resolve_link(const std::string& base, const std::string& href) {
     }
   }
   curl_url_cleanup(u);
-  // Punycode can make a host that libcurl reads otherwise the next time: "11121\uFEFF13" becomes
-  // "1112113", an IPv4 address (0.16.248.49). One more pass gives the form that stays.
-  if (wide && !out.empty() && !nodes::needs_escapes(out)) return resolve_link(out, out);
+  // One more pass gives the form that stays when this one made a host libcurl reads otherwise the
+  // next time: punycode of "11121\uFEFF13" is "1112113", an IPv4 address (0.16.248.49), and a
+  // percent-encoded host ("%D2%A0.example") comes back decoded, beyond ASCII, for punycode.
+  if (!out.empty() && wide != nodes::needs_escapes(out)) return resolve_link(out, out);
   return out;
 }
 

@@ -170,4 +170,5 @@ TEST_CASE("resolve_link: a link is its own normal form, whatever its base holds 
   CHECK(resolve_link("http://a.example/",
                      "http://11121\xEF\xBB\xBF"
                      "13/") == "http://0.16.248.49/");
+  CHECK(resolve_link("http://a.example/", "http://%D2%A0.example/") == "http://xn--h4a.example/");
 }
