@@ -4,15 +4,22 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdio>
 #include <fstream>
 
 #include "fuzz.hpp"
 
 namespace {
 
-std::string file_path() {
-  static const std::string path = "/tmp/sluice-fuzz-" + std::to_string(::getpid()) + ".in";
-  return path;
+// The file the sources read, one per process, removed when the process ends.
+struct InputFile {
+  std::string path = "/tmp/sluice-fuzz-" + std::to_string(::getpid()) + ".in";
+  ~InputFile() { std::remove(path.c_str()); }
+};
+
+const std::string& file_path() {
+  static const InputFile file;
+  return file.path;
 }
 
 std::string pipeline_text() {
