@@ -95,6 +95,22 @@ std::string disposition_filename(std::string_view header) {
 
 }  // namespace
 
+bool RunFiles::claim(std::string_view path, std::string_view url, std::string_view final_url) {
+  const std::uint64_t u = fnv1a64(url);
+  const std::uint64_t f = final_url.empty() ? u : fnv1a64(final_url);
+  const auto [it, inserted] = owners_.try_emplace(fnv1a64(path), Owner{u, f});
+  if (inserted) return true;
+  const Owner& o = it->second;
+  return u == o.url || u == o.final_url || f == o.url || f == o.final_url;
+}
+
+std::string RunFiles::conflict(std::string_view path) {
+  return fmt::format(
+      "'{}' is the file of another URL of this run already: `path` gives both one name (add {{url:hash}} "
+      "to it to tell them apart)",
+      path);
+}
+
 std::string served_name(std::string_view disposition, std::string_view url) {
   std::string name = disposition_filename(disposition);
   // A name with a path in it (some servers send one) is its last part.

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "sluice/value.hpp"
@@ -33,6 +34,26 @@ std::string served_name(std::string_view disposition, std::string_view url);
 
 // Checks a `path` option: a template that compiles and is not empty. "" when it is fine.
 std::string check_path_template(const Value& v);
+
+// The files a node wrote (or kept) in this run, by path, with the URLs they came from: a `path`
+// template that gives two URLs one name ({server_filename} "report.pdf" of two reports, "{sku}.jpg"
+// of two images) must not let the second replace the first one's file while the first record goes
+// on naming it (or, with exists: keep, pass the first one's file on as its own). One thread only.
+class RunFiles {
+ public:
+  // True when `path` is new to this run, or its file came from the same resource: `url` or
+  // `final_url` (where it redirected to; empty: none) is the URL or final URL of the first. False
+  // when another URL has that file: the caller fails its record with conflict().
+  bool claim(std::string_view path, std::string_view url, std::string_view final_url = {});
+  // The error of a record that claim() refused.
+  static std::string conflict(std::string_view path);
+
+ private:
+  struct Owner {
+    std::uint64_t url, final_url;
+  };
+  std::unordered_map<std::uint64_t, Owner> owners_;  // by the hash of the path
+};
 
 // How save and fetch's download write a file whole or not at all: under a temporary name in its
 // final folder (`.NAME.sluice-PID-N.part`), renamed into place when complete. One thread only.

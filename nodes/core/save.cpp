@@ -131,6 +131,13 @@ class Save final : public AsyncNode {
       return;
     }
     const std::string path = o_.dir + "/" + rel;
+    const Value* url = record.get(o_.url_field);
+    const Value* final_url = record.get("final_url");
+    if (!run_files_.claim(path, url && !url->is_null() ? url->to_text() : "",
+                          final_url && !final_url->is_null() ? final_url->to_text() : "")) {
+      out_->fail(std::move(record), RunFiles::conflict(path));
+      return;
+    }
     std::optional<std::uint64_t> size;
     if (const Bytes* b = data->as_bytes()) {
       size = write_file(path, b->view(), error);
@@ -218,6 +225,7 @@ class Save final : public AsyncNode {
   bool cancelled_ = false, quit_ = false;
   // save thread only:
   PartFiles files_;
+  RunFiles run_files_;
 };
 
 }  // namespace
@@ -245,7 +253,7 @@ NodeType save_type() {
           .with_default("false"),
       FieldSpec::enumeration("exists", {"replace", "keep", "fail"},
                              "when the file exists: replace it, keep it (the record goes on with the file there), "
-                             "or fail the record")
+                             "or fail the record; one this run saved for another URL always fails the record")
           .with_default("replace"),
       FieldSpec::size("min_free",
                       "free space a file may not take: a write that would leave less on the file system fails its "

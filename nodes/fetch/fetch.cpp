@@ -77,7 +77,8 @@ Schema download_schema() {
           .with_default("false"),
       FieldSpec::enumeration("exists", {"replace", "keep"},
                              "when the file is there already: replace it, or keep it (the record goes on with it, "
-                             "unfetched unless the file's name comes from the Content-Type or {server_filename})")
+                             "unfetched unless the file's name comes from the Content-Type or {server_filename}); one "
+                             "this run downloaded for another URL fails the record (reason invalid)")
           .with_default("replace"),
   });
 }

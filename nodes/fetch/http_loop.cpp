@@ -86,8 +86,6 @@ struct HttpLoop::Transfer {
   std::string robots_host;   // the host whose robots.txt this is
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
-  bool custom = false;          // a method or request body was set: the handle is reset before reuse
-  bool robots_options = false;  // set for a robots.txt fetch: restored to the node's before reuse
   BodyPool* bodies = nullptr;
   std::atomic<std::uint64_t>* received = nullptr;  // the node's count of body bytes (NodeContext::received)
   std::string body;
@@ -529,6 +527,7 @@ HttpLoop::~HttpLoop() {
   for (auto& [easy, t] : active_) curl_multi_remove_handle(multi_, easy);
   active_.clear();
   idle_.clear();  // cleans the easy handles up, before the share they may use
+  if (template_) curl_easy_cleanup(template_);
   if (multi_) curl_multi_cleanup(multi_);
   if (share_) curl_share_cleanup(share_);
   curl_slist_free_all(base_headers_);
@@ -545,10 +544,11 @@ void HttpLoop::start(AsyncOutput& out) {
   // run for a moment (slots held downstream), it closes the others and reconnects later (seen: 89
   // connections instead of 16 for 20,000 requests to one host). Keep what per_host allows.
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(std::max(kMinIdleConnections, 4 * per_host)));
-  if (opt_.cookies || !opt_.cookie_file.empty()) {
-    share_ = curl_share_init();
-    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_COOKIE);
-  }
+  // Used by the I/O thread only (and by load_cookies() before it starts): no locks.
+  share_ = curl_share_init();
+  if (!share_) throw std::bad_alloc();
+  curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  if (opt_.cookies || !opt_.cookie_file.empty()) curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_COOKIE);
   if (!opt_.cookie_file.empty()) load_cookies();
   if (opt_.download) {
     files_.emplace();
@@ -631,18 +631,19 @@ void HttpLoop::hash_adopted() {
   enqueue(std::move(done), false);
 }
 
-std::string HttpLoop::place_file(Transfer& t, Job& job, std::string& error) {
+std::string HttpLoop::place_file(Transfer& t, Job& job, std::string& error, Reason& reason) {
   char* type = nullptr;
+  char* effective = nullptr;
   curl_easy_getinfo(t.easy, CURLINFO_CONTENT_TYPE, &type);
+  curl_easy_getinfo(t.easy, CURLINFO_EFFECTIVE_URL, &effective);
   std::string rel;
   if (opt_.download->served) {  // the path with the name the server gave (the record keeps it)
-    char* effective = nullptr;
-    curl_easy_getinfo(t.easy, CURLINFO_EFFECTIVE_URL, &effective);
     const auto disposition = response_header(t.easy, "Content-Disposition");
     job.record.set("server_filename",
                    Value(nodes::served_name(disposition.value_or(""), effective ? effective : job.url)));
     rel = nodes::checked_relative(opt_.download->path->render(job.record), error);
     if (rel.empty()) {
+      reason = Reason::invalid;
       t.discard_file();
       return "";
     }
@@ -650,6 +651,12 @@ std::string HttpLoop::place_file(Transfer& t, Job& job, std::string& error) {
     rel = download_name(job, type ? type : "");
   }
   const std::string path = opt_.download->dir + "/" + rel;
+  if (!run_files_.claim(path, job.url, effective ? effective : "")) {
+    error = nodes::RunFiles::conflict(path);
+    reason = Reason::invalid;
+    t.discard_file();
+    return "";
+  }
   if (t.fd < 0) {  // no body at all: an empty file
     std::string name = rel.substr(rel.rfind('/') + 1);
     t.fd = files_->open(t.folder, name, t.temp, error);
@@ -676,6 +683,9 @@ std::string HttpLoop::place_file(Transfer& t, Job& job, std::string& error) {
     struct stat st {};
     if (e == EEXIST && ::stat(path.c_str(), &st) == 0) {
       t.written = static_cast<std::uint64_t>(st.st_size);
+      // The record goes on with the file there, not the bytes fetched: their hash is not its.
+      EVP_MD_CTX_free(t.digest);
+      t.digest = nullptr;
       return path;
     }
     error = fmt::format("cannot write: {}: renaming '{}' to '{}'", std::strerror(e), temp, path);
@@ -1037,6 +1047,10 @@ bool HttpLoop::keep_existing(std::unique_ptr<Job>& job) {
   const std::string path = opt_.download->dir + "/" + download_name(*job, "");
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  if (!run_files_.claim(path, job->url)) {
+    fail(std::move(job), Reason::invalid, 0, "download: " + nodes::RunFiles::conflict(path));
+    return true;
+  }
   Record& r = job->record;
   r.set("file", Value(path));
   r.set("file_size", Value(static_cast<std::int64_t>(st.st_size)));
@@ -1271,40 +1285,43 @@ void HttpLoop::set_options(Transfer& t) {
   curl_easy_setopt(e, CURLOPT_PROXYHEADER, base_headers_);  // a proxy's CONNECT carries it too
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, opt_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
   if (opt_.compressed) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-  if (share_) {
-    curl_easy_setopt(e, CURLOPT_SHARE, share_);
-    curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
-  }
+  curl_easy_setopt(e, CURLOPT_SHARE, share_);
+  if (opt_.cookies || !opt_.cookie_file.empty()) curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
 }
 
-// Back to the pool, ready for the next transfer (whose job may differ in method and headers).
+CURL* HttpLoop::fresh_handle(Transfer& t) {
+  if (!template_) {
+    Transfer model;
+    model.easy = curl_easy_init();
+    if (!model.easy) return nullptr;
+    set_options(model);
+    template_ = std::exchange(model.easy, nullptr);
+  }
+  CURL* e = curl_easy_duphandle(template_);
+  if (!e) return nullptr;
+  // What points to `t`, and what duphandle leaves out (the share).
+  t.max_body = opt_.max_body;
+  curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error);
+  if (opt_.refuse_private) curl_easy_setopt(e, CURLOPT_PREREQDATA, &t);
+  curl_easy_setopt(e, CURLOPT_SHARE, share_);
+  return e;
+}
+
+// Back to the pool, ready for the next transfer, with a fresh handle. libcurl 7.88 keeps a pointer to
+// the last response header a handle stored, and frees that header when the handle's next transfer
+// starts: a response whose first header line is folded (begins with a space or a tab: any server
+// may send one) is then appended through it, a heap use-after-free (curl issue #11101, fixed in
+// 8.1; found by tests/fuzz/fuzz_responses.cpp). So a handle serves one transfer, one redirect hop
+// or one attempt. What is worth keeping lives elsewhere: connections and DNS in the multi handle,
+// TLS sessions and cookies in the share.
 void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
-  if (t->headers) {
-    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, base_headers_);
-    curl_slist_free_all(t->headers);
-    t->headers = nullptr;
-  }
-  // One by one: curl_easy_reset would leak with cookies (below). MAXREDIRS matters only while
-  // libcurl follows redirects, so it stays.
-  if (t->robots_options) {
-    curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opt_.max_body));
-    t->max_body = opt_.max_body;
-    t->robots_options = false;
-  }
-  if (t->custom) {
-    // libcurl 7.88's curl_easy_reset loses the handle's list of cookie files without freeing it
-    // (curl PR #10709, fixed in 8.0): with cookies, such a handle is closed instead (the
-    // connections stay with the multi handle's cache). 17 bytes per POST, otherwise.
-    if (share_) {
-      t->job.reset();
-      bodies_->give(std::move(t->body));
-      return;  // ~Transfer closes the handle
-    }
-    curl_easy_reset(t->easy);  // keeps the connection cache, TLS session ids and DNS cache
-    set_options(*t);
-    t->custom = false;
-  }
+  curl_easy_cleanup(t->easy);
+  t->easy = fresh_handle(*t);
+  if (!t->easy) return;  // ~Transfer: out of memory, the pool makes another one when needed
+  curl_slist_free_all(t->headers);
+  t->headers = nullptr;
   t->job.reset();
   t->robots_host.clear();
   bodies_->give(std::move(t->body));  // usually in a record already; a robots.txt or failed body comes back here
@@ -1338,14 +1355,13 @@ void HttpLoop::start_robots(const std::string& key, Host& host) {
   }
   // RFC 9309: a crawler follows at least five redirects of robots.txt (http to https, say), to
   // http(s) only (REDIR_PROTOCOLS); the rules found apply to `key`. Jobs' redirects are followed
-  // hop by hop with their own checks instead: recycle() restores these options.
+  // hop by hop with their own checks instead (the handle is not used again: recycle()).
   curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(t->easy, CURLOPT_MAXREDIRS, 5L);
   // Its own size cap, not max_body: the first kRobotsMax bytes are read and parsed (RFC 9309
   // asks for at least 500 KiB), however large the file or small max_body.
   curl_easy_setopt(t->easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
   t->max_body = kRobotsMax;
-  t->robots_options = true;
   host.robots = Host::Robots::fetching;
   curl_multi_add_handle(multi_, t->easy);
   active_.emplace(t->easy, std::move(t));
@@ -1440,7 +1456,6 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   }
-  t->custom = job->method != "GET" || job->body.has_value();
   if (job->method == "HEAD") {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else if (job->method == "POST") {
@@ -1631,6 +1646,10 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     return fail_content_type(std::move(job), host, status, easy);
   if (code != CURLE_OK) {
     Reason reason = classify(code, t->too_large);
+    // libcurl 7.88 refuses so a response whose first header line is folded (begins with a space or a
+    // tab): it has no header before it to continue.
+    const bool orphan_fold = code == CURLE_BAD_FUNCTION_ARGUMENT && status != 0;
+    if (orphan_fold) reason = Reason::bad_response;
     if (is_host_failure(reason)) {
       breaker_failed(job->host, host, now, reason_name(reason));
     } else if (t->probe) {
@@ -1640,6 +1659,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
       adapt(job->host, host, reason_name(reason), t->started, now);
     }
     std::string detail = t->error[0] ? std::string(t->error) : std::string(curl_easy_strerror(code));
+    if (orphan_fold) detail = "a folded header line (one that begins with a space or a tab) continues no header";
     if (reason == Reason::too_large) detail = fmt::format("body larger than max_body ({} bytes)", opt_.max_body);
     if (reason == Reason::invalid) {  // a URL libcurl refused only now (its host key came from the cache)
       return fail(std::move(job), reason, 0, fmt::format("invalid URL '{}': {}", job->url, detail));
@@ -1805,8 +1825,9 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) 
     if (t.resumed_from > 0 && status != 206 && !restart_file(t))
       return fail(std::move(job), Reason::other, status, "download: " + t.write_error);
     std::string error;
-    file = place_file(t, *job, error);
-    if (file.empty()) return fail(std::move(job), Reason::other, status, "download: " + error);
+    Reason reason = Reason::other;
+    file = place_file(t, *job, error, reason);
+    if (file.empty()) return fail(std::move(job), reason, status, "download: " + error);
   }
   if (status == 206 && t.resumed_from > 0) {  // the rest of a file a 200 began: the whole file
     status = 200;
@@ -1838,7 +1859,7 @@ void HttpLoop::succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats) 
   if (t.files) {
     put("file", Value(std::move(file)));
     put("file_size", Value(static_cast<std::int64_t>(t.written)));
-    if (t.digest) put("sha256", Value(hex_digest(t.digest)));
+    if (opt_.download->sha256) put("sha256", t.digest ? Value(hex_digest(t.digest)) : Value());
   } else {
     Bytes body = bodies_->share(std::move(t.body));
     if (!job->cache_key.empty()) queue_store(*job, e, body, status, content_type, effective, fetched_at);

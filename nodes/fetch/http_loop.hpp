@@ -225,6 +225,9 @@ class HttpLoop {
   void finish_robots(Transfer& t, CURLcode code);
   std::unique_ptr<Transfer> take_transfer(const std::string& url);
   void set_options(Transfer& t);
+  // A handle for `t` with the node's options: a copy of template_'s (cheaper than setting each).
+  CURL* fresh_handle(Transfer& t);
+  CURL* template_ = nullptr;  // set_options()'s handle, never performed
   void recycle(std::unique_ptr<Transfer> t);
   void finish(CURL* easy, CURLcode code);
   int pick_proxy(Clock::time_point now);
@@ -346,9 +349,11 @@ class HttpLoop {
   std::unique_ptr<unsigned char[]> hash_buffer_;             // what hash_adopted() reads into
   std::uint64_t continued_files_ = 0, continued_bytes_ = 0;  // files an earlier run began, continued
   // download: the finished body of `t` (its temporary file) renamed to its file; its path, or "" with
-  // `error`.
-  std::string place_file(Transfer& t, Job& job, std::string& error);
-  // download with exists: keep: completes `job` with its file when that is there already (true).
+  // `error` and the `reason` to fail with.
+  std::string place_file(Transfer& t, Job& job, std::string& error, Reason& reason);
+  nodes::RunFiles run_files_;  // download: the files of this run, by the URLs they came from
+  // download with exists: keep: completes `job` with its file when that is there already (true), or
+  // fails it when another URL of this run has that file (true).
   bool keep_existing(std::unique_ptr<Job>& job);
   // cache: lookups and stores run on a thread of their own, so that neither the TBB workers nor the
   // I/O thread wait for the disk. submit() queues a job there instead of in incoming_; a response

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "../process.hpp"
+#include "../raw_server.hpp"
 #include "../support.hpp"
 #include "fixture_server.hpp"
 #include "sluice/template.hpp"
@@ -695,6 +696,35 @@ TEST_CASE("timeouts fire and are reported with their reason", "[fetch]") {
     CHECK((contains(messages[0], "Connection timeout after") ||
            contains(messages[0], fmt::format("Failed to connect to 127.0.0.1 port {}", port))));
   }
+}
+
+TEST_CASE("a response whose first header line is folded fails as bad_response, and fetching goes on",
+          "[fetch][security]") {
+  // libcurl 7.88 wrote such a line through a pointer to a header of the handle's last transfer,
+  // freed by then (curl issue #11101): a server could crash the run. Each transfer has a handle of
+  // its own now.
+  test::RawServer server;
+  server.begin({"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+                "HTTP/1.1 200 OK\r\n\tX-Folded: yes\r\nContent-Length: 2\r\n\r\nno"});
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (const char* path : {"/a", "/b", "/c", "/d"})
+    urls.push_back(fmt::format("http://127.0.0.1:{}{}", server.port(), path));
+  RunReport report = run_pipeline(
+      test::plan_of(fetch_pipeline(dir, urls, 1, "    per_host: 1\n    robots: ignore\n    retries: {attempts: 1}")));
+  server.end();
+  REQUIRE(report.errors.empty());
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 2);
+  CHECK(contains(ok[0], "\"url\":\"" + urls[0] + "\""));
+  CHECK(contains(ok[1], "\"url\":\"" + urls[2] + "\""));
+  CHECK(lines(dir, "bad.jsonl") ==
+        std::vector<std::string>{
+            fmt::format(R"({{"url":"{}","status":null,"reason":"bad_response","attempts":1}})", urls[1]),
+            fmt::format(R"({{"url":"{}","status":null,"reason":"bad_response","attempts":1}})", urls[3])});
+  CHECK(error_messages(dir) ==
+        std::vector<std::string>(
+            2, "bad_response: a folded header line (one that begins with a space or a tab) continues no header"));
 }
 
 TEST_CASE("forbidden schemes are refused, also after a redirect, naming the URL", "[fetch][security]") {
@@ -2229,6 +2259,53 @@ TEST_CASE("download: {server_filename} in path names a file as its server does (
             fmt::format(R"({{"server_filename":"Report 2025.pdf","file":"{}/docs/Report 2025.pdf","file_size":8}})",
                         files),
             fmt::format(R"({{"server_filename":"escape.txt","file":"{}/docs/escape.txt","file_size":8}})", files)});
+}
+
+TEST_CASE("download: two URLs that path gives one name do not share its file: the second fails, naming it",
+          "[fetch][download]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string files = dir.file("files");
+  const std::string a = server.url("/bytes/10?seed=1");
+  const std::string b = server.url("/bytes/20?seed=2");
+  // The same URL again, and a URL that redirects to it, are the same file: they may write it.
+  const std::string to_a = server.url("/redirect-to?url=/bytes/10%3Fseed%3D1");
+  std::string p = download_pipeline(
+      dir, {a, a, to_a, b}, fmt::format("{{dir: {}, path: one.bin, sha256: true}}", files), "    per_host: 1\n");
+  p.replace(p.find("fields: [url, status, file, file_size, body]"), 44, "fields: [url, file, file_size, sha256]");
+  p.replace(p.find("max_in_flight: 4"), 16, "max_in_flight: 1");
+  RunReport report = run_pipeline(test::plan_of(p));
+  REQUIRE(report.errors.empty());
+  const std::string path = files + "/one.bin";
+  const std::string sha = test::sha256_hex(fixture::random_bytes(10, 1));
+  auto result = [&](const std::string& url) {
+    return fmt::format(R"({{"url":"{}","file":"{}","file_size":10,"sha256":"{}"}})", url, path, sha);
+  };
+  CHECK(lines(dir, "ok.jsonl") == std::vector<std::string>{result(a), result(a), result(to_a)});
+  CHECK(test::read_file(path) == fixture::random_bytes(10, 1));  // the first URL's bytes, as its records say
+  const auto bad = lines(dir, "bad_full.jsonl");
+  REQUIRE(bad.size() == 1);
+  CHECK(contains(bad[0], "\"reason\":\"invalid\""));
+  CHECK(contains(bad[0], fmt::format("download: '{}' is the file of another URL of this run already", path)));
+  CHECK(files_in(files) == std::map<std::string, std::uintmax_t>{{"one.bin", 10}});
+}
+
+TEST_CASE("download: exists: keep gives a kept file's record no sha256 of the bytes it did not keep",
+          "[fetch][download]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string files = dir.file("files");
+  std::filesystem::create_directories(files + "/docs");
+  test::write_file(files + "/docs/10", "old");  // an earlier run's file, named as the server names it
+  std::string p = download_pipeline(
+      dir, {server.url("/bytes/10?seed=1")},
+      fmt::format("{{dir: {}, path: \"docs/{{server_filename}}\", sha256: true, exists: keep}}", files));
+  p.replace(p.find("fields: [url, status, file, file_size, body]"), 44, "fields: [file, file_size, sha256]");
+  RunReport report = run_pipeline(test::plan_of(p));
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl") ==
+        std::vector<std::string>{fmt::format(R"({{"file":"{}/docs/10","file_size":3,"sha256":null}})", files)});
+  CHECK(test::read_file(files + "/docs/10") == "old");
 }
 
 TEST_CASE("download: temporary files that killed runs left are removed, and only those", "[fetch][download]") {

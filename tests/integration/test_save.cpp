@@ -203,6 +203,26 @@ TEST_CASE("save's exists: replace, keep or fail a file an earlier run wrote", "[
   CHECK(files_under(dir.file("files")).size() == 3);
 }
 
+TEST_CASE("save gives no two URLs of a run one file: a path that names them alike fails the later ones", "[save]") {
+  TempDir dir;
+  const std::string exists = GENERATE(std::string("replace"), std::string("keep"));
+  // Three records of three URLs, one file name.
+  RunReport report = run_pipeline(test::plan_of(offline_pipeline(dir, 3, R"({body: "body {n}", name: same})",
+                                                                 "    path: \"{name}.txt\"\n    exists: " + exists)));
+  REQUIRE(report.errors.empty());
+  const auto out = test::lines_of(test::read_file(dir.file("out.jsonl")));
+  REQUIRE(out.size() == 1);
+  const std::string n = out[0].substr(out[0].find("\"n\":") + 4, 1);
+  CHECK(test::read_file(dir.file("files/same.txt")) == "body " + n);  // the bytes of the record that names it
+  const auto bad = test::lines_of(test::read_file(dir.file("bad.jsonl")));
+  REQUIRE(bad.size() == 2);
+  for (const auto& line : bad) {
+    CHECK(line.find("'" + dir.file("files/same.txt") + "' is the file of another URL of this run already") !=
+          std::string::npos);
+  }
+  CHECK(files_under(dir.file("files")) == std::set<std::string>{"same.txt"});
+}
+
 TEST_CASE("a full disk fails the record being saved and leaves no piece of its file", "[save]") {
   TempDir dir;
   const std::string on_error = GENERATE(std::string("route"), std::string("skip"));
