@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace sluice::test {
@@ -57,15 +58,15 @@ class RawServer {
     accepted_ = 0;
   }
 
-  // Closes the connections answered so far; returns how many connections were made since begin(),
-  // one still waiting to be accepted included.
+  // Closes the connections answered so far; returns how many connections were made since begin()
+  // or the last end(), one still waiting to be accepted included. The responses go on in turn.
   std::size_t end() {
     pollfd p{listen_fd_, POLLIN, 0};
     const bool waiting = ::poll(&p, 1, 0) == 1;
     std::lock_guard lock(mutex_);
     for (int fd : held_) ::close(fd);
     held_.clear();
-    return accepted_ + (waiting ? 1 : 0);
+    return std::exchange(accepted_, 0) + (waiting ? 1 : 0);
   }
 
  private:

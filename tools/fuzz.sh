@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 targets=("$@")
-((${#targets[@]})) || targets=(pipeline parse text sources)
+((${#targets[@]})) || targets=(pipeline parse text sources responses)
 seconds=${SECONDS_EACH:-60}
 
 bash tools/setup.sh --fuzz >/dev/null

@@ -1662,7 +1662,8 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     if (orphan_fold) detail = "a folded header line (one that begins with a space or a tab) continues no header";
     if (reason == Reason::too_large) detail = fmt::format("body larger than max_body ({} bytes)", opt_.max_body);
     if (reason == Reason::invalid) {  // a URL libcurl refused only now (its host key came from the cache)
-      return fail(std::move(job), reason, 0, fmt::format("invalid URL '{}': {}", job->url, detail));
+      std::string message = fmt::format("invalid URL '{}': {}", job->url, detail);  // before job is moved
+      return fail(std::move(job), reason, 0, std::move(message));
     }
     nanoseconds wait = opt_.retry.backoff(job->attempts + 1, rng_);
     if (files_) keep_partial(*t, *job);
@@ -1691,9 +1692,9 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     std::string error;
     std::string key;
     if (!host_key(target, key, error)) {
-      return fail(
-          std::move(job), Reason::refused, status,
-          fmt::format("refused redirect from '{}' to '{}': only http and https URLs are allowed", job->url, target));
+      std::string message =  // before job is moved: the order of a call's arguments is unspecified
+          fmt::format("refused redirect from '{}' to '{}': only http and https URLs are allowed", job->url, target);
+      return fail(std::move(job), Reason::refused, status, std::move(message));
     }
     if (key != job->host) job->crossed = true;
     if (job->crossed || host_headers_) {
@@ -1716,6 +1717,18 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     return enqueue(std::move(job), true);
   }
 
+  // 206 Partial Content to a request for the whole resource (no Range of the node's, not a resumed
+  // download): the body is only a piece of it, and would pass for all of it (a download's file
+  // beginning mid-way).
+  if (status == 206 && t->resumed_from == 0 &&
+      std::none_of(job->headers.begin(), job->headers.end(), [](const std::string& h) {
+        return nodes::iequals(std::string_view(h).substr(0, h.find(':')), "range");
+      })) {
+    const auto range = response_header(easy, "Content-Range");
+    return fail(std::move(job), Reason::bad_response, status,
+                fmt::format("bad_response: 206 Partial Content{} to a request for the whole resource",
+                            range ? " (Content-Range: " + *range + ")" : ""));
+  }
   if (!opt_.ok_status.contains(status)) {
     nanoseconds wait = opt_.retry.backoff(job->attempts + 1, rng_);
     if (status == 429 || status == 503) {

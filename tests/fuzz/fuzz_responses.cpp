@@ -5,15 +5,17 @@
 // loopback (https:// is a CONNECT it answers too).
 //
 // The input: two bytes of flags (the fetch options below), then the responses, separated by a line
-// "@@". The k-th request the server sees gets response k modulo their number, then the server
-// shuts its side of the connection.
+// "@@". The k-th request the server sees (over the input's runs) gets response k modulo their
+// number, then the server shuts its side of the connection.
 //
 // Checked beyond crashes: the run succeeds (every fetch failure is routed, so a failed run is an
 // engine or node bug: a leaked limit slot, an exception); every URL of the list comes out once, as
 // a result or an error; a result has a status in ok_status, an http(s) final URL and a body within
 // max_body, or a downloaded file whose size and SHA-256 are what the record says, under the
 // download folder; an error has a reason. With the cache, a second run offline answers every URL
-// as the first run did, without a connection.
+// as the first run did, without a connection. With `again`, a download or cache run is made twice
+// instead, on the same folder: what the first run left (files kept, downloads continued, cached
+// responses asked for again with their validators) passes the same checks.
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -99,9 +101,10 @@ struct Flags {
     html_only = b & 4;
     head = b & 8;
     keep = b & 16;
+    again = b & 32;
   }
   bool robots, download, cache, small_body, no_redirects, uncompressed, one_attempt, server_filename;
-  bool crawl, https, html_only, head, keep;
+  bool crawl, https, html_only, head, keep, again;
   std::int64_t max_body() const { return small_body ? 300 : 1 << 20; }
 };
 
@@ -111,7 +114,9 @@ std::vector<std::string> urls_of(const Flags& f) {
           f.https ? "https://files.example/three.pdf" : "http://files.example/three.pdf"};
 }
 
-std::string pipeline_text(const Flags& f, int port, const fs::path& dir, bool offline) {
+enum class Pass { first, offline, again };
+
+std::string pipeline_text(const Flags& f, int port, const fs::path& dir, Pass pass) {
   std::string urls;
   for (const auto& u : urls_of(f)) urls += (urls.empty() ? "" : ", ") + ("\"" + u + "\"");
   std::string fetch = "    proxy: http://127.0.0.1:" + std::to_string(port) + R"(
@@ -135,7 +140,7 @@ std::string pipeline_text(const Flags& f, int port, const fs::path& dir, bool of
   }
   if (f.cache) {
     fetch += "    cache: {path: \"" + (dir / "cache.db").string() + "\"";
-    fetch += offline ? ", offline: true}\n" : "}\n";
+    fetch += pass == Pass::offline ? ", offline: true}\n" : pass == Pass::again ? ", max_age: 0s}\n" : "}\n";
   }
   std::string text = "pipeline: fuzz_responses\nsettings: {batch: 4}\nnodes:\n  - id: src\n    type: source.list\n";
   text += "    urls: [" + urls + "]\n";
@@ -236,11 +241,17 @@ std::string file_sha256(const fs::path& path) {
 }
 
 void check_result(const Record& r, const Flags& f, const fs::path& dir) {
+  const Value* attempts = r.get("attempts");
+  FUZZ_CHECK(attempts && attempts->as_int(), "a result without its attempts");
+  // exists: keep passes a file that is there on without a request: no status, no final URL.
+  const bool kept = f.download && f.keep && *attempts->as_int() == 0;
   const Value* status = r.get("status");
-  FUZZ_CHECK(status && status->as_int() && *status->as_int() >= 200 && *status->as_int() <= 299,
+  FUZZ_CHECK(kept || (status && status->as_int() && *status->as_int() >= 200 && *status->as_int() <= 299),
              "a result whose status is not in ok_status");
+  // A piece of a resource is no result: only a resumed download asks for one, and ends whole (200).
+  FUZZ_CHECK(kept || *status->as_int() != 206, "a 206 Partial Content passed for the whole resource");
   const std::string* final_url = text_field(r, "final_url");
-  FUZZ_CHECK(final_url && (final_url->rfind("http://", 0) == 0 || final_url->rfind("https://", 0) == 0),
+  FUZZ_CHECK(kept || (final_url && (final_url->rfind("http://", 0) == 0 || final_url->rfind("https://", 0) == 0)),
              "a result whose final_url is not http(s)");
   if (f.download) {
     const std::string* file = text_field(r, "file");
@@ -305,30 +316,34 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fs::remove_all(work.path, ec);
   fs::create_directories(work.path);
 
+  // One run and the checks of its records. The server's responses go on from run to run.
   server.begin(responses);
-  auto first = run(pipeline_text(flags, server.port(), work.path, false));
-  server.end();
-  const auto& ok = first["ok"];
-  const auto& bad = first["bad"];
-  for (const auto& r : ok) check_result(r, flags, work.path);
-  for (const auto& r : bad) check_error(r);
-  if (flags.crawl) {
-    FUZZ_CHECK(ok.size() <= 6, "a crawl fetched more pages than max_pages");
+  auto checked_run = [&](Pass pass) {
+    auto got = run(pipeline_text(flags, server.port(), work.path, pass));
+    const std::size_t connections = server.end();
+    FUZZ_CHECK(pass != Pass::offline || connections == 0, "an offline run connected to the server");
+    for (const auto& r : got["ok"]) check_result(r, flags, work.path);
+    for (const auto& r : got["bad"]) check_error(r);
+    if (flags.crawl) {
+      FUZZ_CHECK(got["ok"].size() <= 6, "a crawl fetched more pages than max_pages");
+    } else {
+      FUZZ_CHECK(got["ok"].size() + got["bad"].size() == urls_of(flags).size(), "a URL came out other than once");
+    }
+    return got;
+  };
+  auto first = checked_run(Pass::first);
+  if (flags.crawl) return 0;
+  if (flags.again && (flags.download || flags.cache)) {
+    checked_run(Pass::again);
     return 0;
   }
-  FUZZ_CHECK(ok.size() + bad.size() == urls_of(flags).size(), "a URL came out other than once");
-
   if (flags.cache) {
-    server.begin(responses);
-    auto second = run(pipeline_text(flags, server.port(), work.path, true));
-    FUZZ_CHECK(server.end() == 0, "an offline run connected to the server");
-    FUZZ_CHECK(second["ok"].size() + second["bad"].size() == urls_of(flags).size(),
-               "a URL came out other than once offline");
+    auto second = checked_run(Pass::offline);
     for (const auto& r : second["ok"]) {
       const Value* cached = r.get("cached");
       FUZZ_CHECK(cached && cached->as_bool() && *cached->as_bool(), "an offline result not from the cache");
     }
-    FUZZ_CHECK(by_url(second["ok"]) == by_url(ok), "the cache answered otherwise than the server did");
+    FUZZ_CHECK(by_url(second["ok"]) == by_url(first["ok"]), "the cache answered otherwise than the server did");
   }
   return 0;
 }

@@ -727,6 +727,33 @@ TEST_CASE("a response whose first header line is folded fails as bad_response, a
             2, "bad_response: a folded header line (one that begins with a space or a tab) continues no header"));
 }
 
+TEST_CASE("a 206 Partial Content to a request for the whole resource fails as bad_response", "[fetch]") {
+  // A piece of a page or file must not pass for all of it; a node that asks for a range gets it.
+  test::RawServer server;
+  server.begin(
+      {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 40-49/100\r\nContent-Length: "
+       "10\r\n\r\n0123456789"});
+  TempDir dir;
+  const std::string url = fmt::format("http://127.0.0.1:{}/file.bin", server.port());
+  const std::string asks = GENERATE(std::string(), std::string("    headers: {Range: bytes=40-49}\n"));
+  RunReport report = run_pipeline(
+      test::plan_of(fetch_pipeline(dir, {url}, 1, asks + "    robots: ignore\n    retries: {attempts: 1}")));
+  server.end();
+  REQUIRE(report.errors.empty());
+  if (asks.empty()) {
+    CHECK(lines(dir, "ok.jsonl").empty());
+    CHECK(lines(dir, "bad.jsonl") == std::vector<std::string>{fmt::format(
+                                         R"({{"url":"{}","status":206,"reason":"bad_response","attempts":1}})", url)});
+    CHECK(error_messages(dir) ==
+          std::vector<std::string>{"bad_response: 206 Partial Content (Content-Range: bytes 40-49/100) to a request "
+                                   "for the whole resource"});
+  } else {
+    CHECK(lines(dir, "ok.jsonl") ==
+          std::vector<std::string>{fmt::format(
+              R"({{"url":"{}","status":206,"final_url":"{}","attempts":1,"body":"0123456789"}})", url, url)});
+  }
+}
+
 TEST_CASE("forbidden schemes are refused, also after a redirect, naming the URL", "[fetch][security]") {
   FixtureServer server;
   TempDir dir;
