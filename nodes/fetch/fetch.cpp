@@ -328,6 +328,7 @@ fetch::FetchOptions options_from(const Config& c) {
   o.robots = c.string("robots") == "obey";
   o.refuse_private = c.string("private_addresses") == "refuse";
   o.robots_max_age = c.duration("robots_max_age");
+  o.max_crawl_delay = c.duration("max_crawl_delay");
   return o;
 }
 
@@ -434,6 +435,10 @@ NodeType fetch_type() {
               "robots_max_age",
               "how long a host's robots.txt is used before it is fetched again (RFC 9309: a day at most)")
               .with_default("24h"),
+          FieldSpec::duration("max_crawl_delay",
+                              "a robots.txt Crawl-delay longer than this fails the host's URLs with reason robots "
+                              "instead of fetching one per delay (a day's delay would hold the run for days)")
+              .with_default("60s"),
       },
       check);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {

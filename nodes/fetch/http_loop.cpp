@@ -1163,6 +1163,12 @@ void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) 
     return;
   }
   while (!host.waiting.empty() && host.in_flight < in_flight_limit(host)) {
+    if (opt_.robots && host.delay_refused) {
+      auto job = std::move(host.waiting.front());
+      host.waiting.pop_front();
+      fail(std::move(job), Reason::robots, 0, *host.delay_refused);
+      continue;
+    }
     if (opt_.robots) {
       Job& next = *host.waiting.front();
       if (!host.rules.allows_everything() && next.path.empty()) next.path = robots_path(next.url);
@@ -1410,7 +1416,15 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   }  // else a fresh copy is unreachable: the rules it had stay in use (RFC 9309)
   const auto now = Clock::now();
   const HostLimits& limits = limits_of(host);
-  if (auto delay = host.rules.crawl_delay(); delay && (limits.rate <= 0 || 1.0 / *delay < limits.rate)) {
+  host.delay_refused.reset();
+  if (auto delay = host.rules.crawl_delay();
+      delay && *delay > std::chrono::duration<double>(opt_.max_crawl_delay).count()) {
+    // A day's delay would fetch one URL a day: the run would wait days for the host (or for ever).
+    host.delay_refused = fmt::format(
+        "robots: {}/robots.txt asks for a Crawl-delay of {:g} s, longer than max_crawl_delay ({}): the host's URLs "
+        "are not fetched",
+        t.robots_host, *delay, duration_text(opt_.max_crawl_delay));
+  } else if (delay && (limits.rate <= 0 || 1.0 / *delay < limits.rate)) {
     host.bucket = TokenBucket(1.0 / *delay, 1, now);
     host.crawl_delay = true;
   } else if (host.crawl_delay) {  // fetched again, and the Crawl-delay is gone

@@ -94,6 +94,8 @@ struct FetchOptions {
   bool refuse_private = false;                          // private_addresses: refuse: no connection to a private address
   bool robots = true;                                   // fetch /robots.txt per host first and obey it
   nanoseconds robots_max_age = std::chrono::hours(24);  // then a host's robots.txt is fetched again
+  // A longer Crawl-delay fails the host's URLs (reason robots) instead of holding the run for it.
+  nanoseconds max_crawl_delay = std::chrono::seconds(60);
 };
 
 // Body buffers, reused: a finished record's body returns here when its last reference goes (on
@@ -178,6 +180,8 @@ class HttpLoop {
     // transport's, or robots for an HTTP status). Fetched again after circuit_breaker's
     // recovery_timeout, not robots_max_age: the host is down, not ruled out.
     std::optional<std::pair<Reason, std::string>> robots_unreachable;
+    // Set while its robots.txt asks for a Crawl-delay beyond max_crawl_delay: its jobs' error.
+    std::optional<std::string> delay_refused;
     Clock::time_point last_used{};
     // A 429 or 503 with Retry-After asks the client to wait: no request of the host starts before
     // this (capped by retries.max), not only the retry of the one that got the answer.

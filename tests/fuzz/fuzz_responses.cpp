@@ -123,6 +123,7 @@ std::string pipeline_text(const Flags& f, int port, const fs::path& dir, Pass pa
     timeout: 2s
     connect_timeout: 1s
     circuit_breaker: {failure_threshold: 3, recovery_timeout: 10ms}
+    max_crawl_delay: 100ms
     keep_headers: [etag, last-modified, content-disposition, location, retry-after]
     on_error: route
 )";

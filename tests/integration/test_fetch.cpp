@@ -1084,6 +1084,35 @@ TEST_CASE("robots.txt rules apply to the normalized path: dot segments do not sl
   CHECK(server.counter("/private").requests == 1);  // open.html only
 }
 
+TEST_CASE("a robots.txt Crawl-delay beyond max_crawl_delay fails its host's URLs at once instead of holding the run",
+          "[fetch][robots]") {
+  // Before, "Crawl-delay: 3600" let one URL of the host go per hour: a run of three URLs took two
+  // hours (and "Crawl-delay: 1e9" for ever).
+  TempDir site;
+  FixtureServer server(site.path().string());
+  test::write_file(site.file("a.html"), "a");
+  test::write_file(site.file("b.html"), "b");
+  const std::string delay = GENERATE(std::string("3600"), std::string("0.05"));
+  test::write_file(site.file("robots.txt"), "User-agent: *\nCrawl-delay: " + delay + "\n");
+  TempDir dir;
+  const std::vector<std::string> urls = {server.url("/a.html"), server.url("/b.html")};
+  // max_duration stops the run if it waits (without the limit, it would wait an hour).
+  RunReport report = run_pipeline(
+      test::plan_of(fetch_pipeline(dir, urls, 2, "    max_crawl_delay: 2s", "batch: 64, max_duration: 30s")));
+  REQUIRE(report.errors.empty());
+  CHECK(report.status == RunStatus::succeeded);
+  if (delay == "3600") {
+    CHECK(lines(dir, "ok.jsonl").empty());
+    CHECK(server.counter("/a.html").requests + server.counter("/b.html").requests == 0);
+    CHECK(error_messages(dir) ==
+          std::vector<std::string>(2, fmt::format("robots: {}/robots.txt asks for a Crawl-delay of 3600 s, longer "
+                                                  "than max_crawl_delay (2s): the host's URLs are not fetched",
+                                                  server.url(""))));
+  } else {
+    CHECK(lines(dir, "ok.jsonl").size() == 2);  // obeyed: a short delay between the two
+  }
+}
+
 TEST_CASE(
     "robots.txt is read through redirects and up to 512 KiB whatever max_body — more than five redirects "
     "mean no rules",
