@@ -383,6 +383,13 @@ std::string_view host_prefix(std::string_view url) {
   return url.substr(0, url.find('/', scheme_end + 3));
 }
 
+// Whether `headers` ("Name: value" lines) has one named `name` (any case).
+bool has_header(const std::vector<std::string>& headers, std::string_view name) {
+  return std::any_of(headers.begin(), headers.end(), [name](const std::string& h) {
+    return nodes::iequals(std::string_view(h).substr(0, h.find(':')), name);
+  });
+}
+
 Reason classify(CURLcode code, bool too_large) {
   if (too_large || code == CURLE_FILESIZE_EXCEEDED) return Reason::too_large;
   switch (code) {
@@ -1219,9 +1226,10 @@ std::unique_ptr<HttpLoop::Transfer> HttpLoop::take_transfer(const std::string& u
   std::unique_ptr<Transfer> t;
   if (idle_.empty()) {
     t = std::make_unique<Transfer>();
-    t->easy = curl_easy_init();
+    t->bodies = bodies_.get();
+    t->received = opt_.received;
+    t->easy = fresh_handle(*t);
     if (!t->easy) throw std::bad_alloc();
-    set_options(*t);
   } else {
     t = std::move(idle_.back());
     idle_.pop_back();
@@ -1259,17 +1267,9 @@ void HttpLoop::note_proxy(int index, bool failed, Clock::time_point now) {
   }
 }
 
-// The options every transfer of this node shares; they stay on the handle from one transfer to
-// the next.
-void HttpLoop::set_options(Transfer& t) {
-  CURL* e = t.easy;
-  t.max_body = opt_.max_body;
-  t.bodies = bodies_.get();
-  t.received = opt_.received;
-  curl_easy_setopt(e, CURLOPT_PRIVATE, &t);
+// The options every transfer of this node shares, on the template that fresh_handle() copies.
+void HttpLoop::set_options(CURL* e) {
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -1283,10 +1283,7 @@ void HttpLoop::set_options(Transfer& t) {
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(opt_.connect_timeout).count()));
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opt_.max_body));
-  if (opt_.refuse_private) {
-    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
-    curl_easy_setopt(e, CURLOPT_PREREQDATA, &t);
-  }
+  if (opt_.refuse_private) curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, base_headers_);
   curl_easy_setopt(e, CURLOPT_PROXYHEADER, base_headers_);  // a proxy's CONNECT carries it too
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, opt_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
@@ -1297,11 +1294,9 @@ void HttpLoop::set_options(Transfer& t) {
 
 CURL* HttpLoop::fresh_handle(Transfer& t) {
   if (!template_) {
-    Transfer model;
-    model.easy = curl_easy_init();
-    if (!model.easy) return nullptr;
-    set_options(model);
-    template_ = std::exchange(model.easy, nullptr);
+    template_ = curl_easy_init();
+    if (!template_) return nullptr;
+    set_options(template_);
   }
   CURL* e = curl_easy_duphandle(template_);
   if (!e) return nullptr;
@@ -1443,11 +1438,7 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   ++job->attempts;
   job->revalidating = false;
   if (!job->headers.empty() || job->partial || job->stale) {
-    const auto has = [&job](std::string_view name) {
-      return std::any_of(job->headers.begin(), job->headers.end(), [name](const std::string& h) {
-        return nodes::iequals(std::string_view(h).substr(0, h.find(':')), name);
-      });
-    };
+    const auto has = [&job](std::string_view name) { return has_header(job->headers, name); };
     // The node's User-Agent, unless a `hosts` entry's headers give one of their own.
     if (base_headers_ && !has("user-agent")) t->headers = curl_slist_append(nullptr, agent_line_.c_str());
     for (const auto& h : job->headers) t->headers = curl_slist_append(t->headers, h.c_str());
@@ -1734,10 +1725,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   // 206 Partial Content to a request for the whole resource (no Range of the node's, not a resumed
   // download): the body is only a piece of it, and would pass for all of it (a download's file
   // beginning mid-way).
-  if (status == 206 && t->resumed_from == 0 &&
-      std::none_of(job->headers.begin(), job->headers.end(), [](const std::string& h) {
-        return nodes::iequals(std::string_view(h).substr(0, h.find(':')), "range");
-      })) {
+  if (status == 206 && t->resumed_from == 0 && !has_header(job->headers, "range")) {
     const auto range = response_header(easy, "Content-Range");
     return fail(std::move(job), Reason::bad_response, status,
                 fmt::format("bad_response: 206 Partial Content{} to a request for the whole resource",

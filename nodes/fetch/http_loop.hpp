@@ -228,8 +228,9 @@ class HttpLoop {
   void start_robots(const std::string& key, Host& host);
   void finish_robots(Transfer& t, CURLcode code);
   std::unique_ptr<Transfer> take_transfer(const std::string& url);
-  void set_options(Transfer& t);
-  // A handle for `t` with the node's options: a copy of template_'s (cheaper than setting each).
+  void set_options(CURL* e);
+  // A handle for `t` with the node's options: a copy of template_'s (cheaper than setting each),
+  // with what points to `t`.
   CURL* fresh_handle(Transfer& t);
   CURL* template_ = nullptr;  // set_options()'s handle, never performed
   void recycle(std::unique_ptr<Transfer> t);
