@@ -1501,6 +1501,16 @@ void Run::wait_for_graph() {
     ActiveScope active(v.active);
     static_cast<AsyncNode&>(*v.impl).stop();
   }
+  for (auto& v : vertices_) {
+    auto* transform = dynamic_cast<TransformNode*>(v.impl.get());
+    if (!transform) continue;
+    ActiveScope active(v.active);
+    try {
+      transform->finish();
+    } catch (...) {
+      fail(v, "", "finish() threw: " + caught().message);
+    }
+  }
   {
     std::lock_guard lock(watchdog_mutex_);
     graph_done_ = true;

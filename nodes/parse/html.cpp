@@ -17,6 +17,7 @@
 #include "gzip.hpp"
 #include "links.hpp"
 #include "selector.hpp"
+#include "selector_stats.hpp"
 
 namespace sluice::nodes {
 namespace {
@@ -268,15 +269,18 @@ std::optional<std::string> repair_xml_references(std::string_view text) {
 
 class HtmlParser final : public TransformNode {
  public:
-  HtmlParser(std::string body_field, std::string url_field, std::optional<Selector> items,
-             std::vector<FieldRule> fields, std::optional<Selector> links, std::vector<std::string> keep)
-      : body_field_(std::move(body_field)),
-        url_field_(std::move(url_field)),
+  HtmlParser(const NodeContext& ctx, std::optional<Selector> items, std::vector<FieldRule> fields,
+             std::optional<Selector> links)
+      : body_field_(ctx.config.string("body_field")),
+        url_field_(ctx.config.string("url_field")),
         items_(std::move(items)),
         fields_(std::move(fields)),
         links_(std::move(links)),
-        keep_(std::move(keep)),
-        resolves_(std::any_of(fields_.begin(), fields_.end(), [](const FieldRule& f) { return f.url; })) {}
+        keep_(parse::keep_of(ctx.config)),
+        resolves_(std::any_of(fields_.begin(), fields_.end(), [](const FieldRule& f) { return f.url; })),
+        stats_(selector_rows(ctx.config, fields_), ctx) {}
+
+  void finish() override { stats_.finish(); }
 
   void process(Record& page, Emitter& out) override {
     std::string page_url = parse::page_url_of(page, url_field_);
@@ -324,7 +328,11 @@ class HtmlParser final : public TransformNode {
     ctx->opLimit = kStepsPerPage + kStepsPerByte * html.text().size();
     xmlNodePtr root = reinterpret_cast<xmlNodePtr>(doc);
     const std::string base = links_ || resolves_ ? base_url(page_url, ctx, cache, root) : std::string();
-    if (links_) emit_links(page, page_url, base, ctx, cache, root, out);
+    parse::SelectorStats::Tally& tally = stats_.tally();
+    if (links_) {
+      const std::size_t links = emit_links(page, page_url, base, ctx, cache, root, out);
+      if (!spent(ctx) && xpath_error.empty()) tally.add(links_row(), links);
+    }
     std::vector<xmlNodePtr> item_nodes = items_ ? nodes(ctx, cache, root, *items_) : std::vector<xmlNodePtr>{root};
     std::size_t made = 0;
     if (spent(ctx)) {
@@ -332,11 +340,14 @@ class HtmlParser final : public TransformNode {
     } else if (!xpath_error.empty()) {
       item_nodes.clear();
       out.fail(std::move(page), fmt::format("XPath error in 'items' or 'links' on '{}': {}", page_url, xpath_error));
+    } else if (items_) {
+      tally.add(0, item_nodes.size());
     }
     for (xmlNodePtr item : item_nodes) {
       Record r = parse::item_record(page, page_url, keep_);
       std::string problem;
-      for (const auto& f : fields_) {
+      for (std::size_t fi = 0; fi < fields_.size(); ++fi) {
+        const FieldRule& f = fields_[fi];
         auto values = evaluate(ctx, cache, item, f.selector, f.all);
         if (spent(ctx)) break;
         if (!xpath_error.empty()) {
@@ -357,6 +368,7 @@ class HtmlParser final : public TransformNode {
           if (f.url) v = parse::resolve_link(base, v);  // empty (dropped) when it is no http(s) URL
           if (!v.empty()) kept.push_back(std::move(v));
         }
+        tally.add(field_row(fi), kept.size());
         if (kept.empty() && f.required && problem.empty()) {
           problem = fmt::format("required field '{}' not found (selector '{}')", f.name, f.selector_text);
         }
@@ -387,6 +399,7 @@ class HtmlParser final : public TransformNode {
     }
     xmlXPathFreeContext(ctx);
     xmlFreeDoc(doc);
+    stats_.page_done();
   }
 
  private:
@@ -487,8 +500,20 @@ class HtmlParser final : public TransformNode {
     return page_url;
   }
 
-  void emit_links(const Record& page, const std::string& page_url, const std::string& base, xmlXPathContextPtr ctx,
-                  CompiledCache& cache, xmlNodePtr root, Emitter& out) {
+  // The rows of the node's "selectors" table: items, links, then each field, those it has.
+  static std::vector<parse::SelectorStats::Row> selector_rows(const Config& c, const std::vector<FieldRule>& fields) {
+    std::vector<parse::SelectorStats::Row> rows;
+    if (c.has("items")) rows.push_back({"items", c.string("items"), false});
+    if (c.has("links")) rows.push_back({"links", c.string("links"), false});
+    for (const auto& f : fields) rows.push_back({"fields." + f.name, f.selector_text, c.has("items")});
+    return rows;
+  }
+  std::size_t links_row() const { return items_ ? 1 : 0; }
+  std::size_t field_row(std::size_t field) const { return (items_ ? 1 : 0) + (links_ ? 1 : 0) + field; }
+
+  // Emits the page's links; returns how many.
+  std::size_t emit_links(const Record& page, const std::string& page_url, const std::string& base,
+                         xmlXPathContextPtr ctx, CompiledCache& cache, xmlNodePtr root, Emitter& out) {
     std::vector<std::string> hrefs = evaluate(ctx, cache, root, *links_, true);
     // A page that moved with <meta http-equiv="refresh" content="0; url=/new"> (browsers and
     // Scrapy follow it): its target is a link too, or a crawl would end at the stub.
@@ -497,12 +522,16 @@ class HtmlParser final : public TransformNode {
     for (const auto& content : evaluate(ctx, cache, root, kRefresh, false)) {
       if (std::string target = refresh_target(content); !target.empty()) hrefs.push_back(std::move(target));
     }
+    std::size_t emitted = 0;
     for (const auto& href : hrefs) {
       // An empty href (or a selected element without the attribute) names no other page.
       if (href.find_first_not_of(" \t\r\n") == std::string::npos) continue;
       std::string url = parse::resolve_link(base, href);
-      if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url), keep_), 1);
+      if (url.empty()) continue;
+      out.emit(parse::link_record(page, page_url, std::move(url), keep_), 1);
+      ++emitted;
     }
+    return emitted;
   }
 
   // The URL of a refresh declaration ("5; url=/next", "0;URL='/next'", "3, /next"), read as the HTML
@@ -539,6 +568,7 @@ class HtmlParser final : public TransformNode {
   std::optional<Selector> links_;
   std::vector<std::string> keep_;
   bool resolves_;  // a field has url: true
+  parse::SelectorStats stats_;
 };
 
 std::string check_selector(const Value& v) {
@@ -627,8 +657,7 @@ NodeType parse_html_type() {
       if (f.has("regex")) rule.regex = std::make_shared<const RE2>(f.string("regex"));
       fields.push_back(std::move(rule));
     }
-    return std::make_unique<HtmlParser>(c.string("body_field"), c.string("url_field"), std::move(items),
-                                        std::move(fields), std::move(links), parse::keep_of(c));
+    return std::make_unique<HtmlParser>(ctx, std::move(items), std::move(fields), std::move(links));
   };
   t.parallel = true;
   t.example = R"(- id: products

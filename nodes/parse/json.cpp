@@ -8,6 +8,7 @@
 #include "../builtin.hpp"
 #include "gzip.hpp"
 #include "links.hpp"
+#include "selector_stats.hpp"
 
 namespace sluice::nodes {
 namespace {
@@ -69,14 +70,17 @@ struct JsonField {
 
 class JsonParser final : public TransformNode {
  public:
-  JsonParser(std::string body_field, std::string url_field, std::optional<std::string> items,
-             std::vector<JsonField> fields, std::optional<std::string> link, std::vector<std::string> keep)
-      : body_field_(std::move(body_field)),
-        url_field_(std::move(url_field)),
+  JsonParser(const NodeContext& ctx, std::optional<std::string> items, std::vector<JsonField> fields,
+             std::optional<std::string> link)
+      : body_field_(ctx.config.string("body_field")),
+        url_field_(ctx.config.string("url_field")),
         items_(std::move(items)),
         fields_(std::move(fields)),
         link_(std::move(link)),
-        keep_(std::move(keep)) {}
+        keep_(parse::keep_of(ctx.config)),
+        stats_(selector_rows(ctx.config, fields_), ctx) {}
+
+  void finish() override { stats_.finish(); }
 
   void process(Record& page, Emitter& out) override {
     std::string_view text = parse::body_text(page, body_field_);
@@ -101,7 +105,8 @@ class JsonParser final : public TransformNode {
                fmt::format("invalid JSON from '{}': {}{}", page_url, simdjson::error_message(error), served));
       return;
     }
-    if (link_) emit_link(page, page_url, doc, out);
+    parse::SelectorStats::Tally& tally = stats_.tally();
+    if (link_) tally.add(items_ ? 1 : 0, emit_link(page, page_url, doc, out) ? 1 : 0);
     std::vector<simdjson::dom::element> items;
     if (items_) {
       simdjson::dom::element found;
@@ -112,15 +117,19 @@ class JsonParser final : public TransformNode {
           items.push_back(found);
         }
       }
+      tally.add(0, items.size());
     } else {
       items.push_back(doc);
     }
+    const std::size_t first_field = (items_ ? 1 : 0) + (link_ ? 1 : 0);
     for (simdjson::dom::element item : items) {
       Record r = parse::item_record(page, page_url, keep_);
       std::string problem;
-      for (const auto& f : fields_) {
+      for (std::size_t fi = 0; fi < fields_.size(); ++fi) {
+        const JsonField& f = fields_[fi];
         simdjson::dom::element v;
         bool found = item.at_pointer(f.pointer).get(v) == simdjson::SUCCESS;
+        tally.add(first_field + fi, found && !v.is_null() ? 1 : 0);
         r.set(f.name, found ? to_value(v) : Value());
         if (f.required && (!found || v.is_null()) && problem.empty()) {
           problem = fmt::format("required field '{}' not found (path '{}')", f.name, f.path);
@@ -132,14 +141,27 @@ class JsonParser final : public TransformNode {
         out.emit(std::move(r), 0);
       }
     }
+    stats_.page_done();
   }
 
  private:
-  void emit_link(const Record& page, const std::string& page_url, simdjson::dom::element doc, Emitter& out) {
+  // The rows of the node's "selectors" table: items, next, then each field, those it has.
+  static std::vector<parse::SelectorStats::Row> selector_rows(const Config& c, const std::vector<JsonField>& fields) {
+    std::vector<parse::SelectorStats::Row> rows;
+    if (c.has("items")) rows.push_back({"items", c.string("items"), false});
+    if (c.has("next")) rows.push_back({"next", c.string("next"), false});
+    for (const auto& f : fields) rows.push_back({"fields." + f.name, f.path, c.has("items")});
+    return rows;
+  }
+
+  // Emits the page's next-page link; whether it had one.
+  bool emit_link(const Record& page, const std::string& page_url, simdjson::dom::element doc, Emitter& out) {
     simdjson::dom::element v;
-    if (doc.at_pointer(*link_).get(v) != simdjson::SUCCESS || !v.is_string()) return;
+    if (doc.at_pointer(*link_).get(v) != simdjson::SUCCESS || !v.is_string()) return false;
     std::string url = parse::resolve_link(page_url, std::string(std::string_view(v)));
-    if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url), keep_), 1);
+    if (url.empty()) return false;
+    out.emit(parse::link_record(page, page_url, std::move(url), keep_), 1);
+    return true;
   }
 
   std::string body_field_, url_field_;
@@ -147,6 +169,7 @@ class JsonParser final : public TransformNode {
   std::vector<JsonField> fields_;
   std::optional<std::string> link_;
   std::vector<std::string> keep_;
+  parse::SelectorStats stats_;
 };
 
 Schema json_field_schema() {
@@ -189,8 +212,7 @@ NodeType parse_json_type() {
     std::optional<std::string> items, next;
     if (c.has("items")) items = to_pointer(c.string("items"));
     if (c.has("next")) next = to_pointer(c.string("next"));
-    return std::make_unique<JsonParser>(c.string("body_field"), c.string("url_field"), std::move(items),
-                                        std::move(fields), std::move(next), parse::keep_of(c));
+    return std::make_unique<JsonParser>(ctx, std::move(items), std::move(fields), std::move(next));
   };
   t.parallel = true;
   t.example = R"(- id: api

@@ -672,6 +672,93 @@ TEST_CASE("parse.json splits an array into items and follows the next-page link"
             fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})", server.url("/api/items2.json"), page)});
 }
 
+namespace {
+
+// A node's "selectors" table, one line per row: selector, select, tried, found, missing, values.
+std::vector<std::string> selector_rows(const RunReport& report, const std::string& node) {
+  std::vector<std::string> lines;
+  for (const auto& t : report.tables) {
+    if (t.node != node || t.name != "selectors") continue;
+    for (const auto& r : t.rows) {
+      std::string line;
+      for (const auto& [name, value] : r.fields()) line += (line.empty() ? "" : " ") + value.to_text();
+      lines.push_back(line);
+    }
+  }
+  return lines;
+}
+
+std::vector<std::string> notice_messages(const RunReport& report) {
+  std::vector<std::string> messages;
+  for (const auto& n : report.notices) messages.push_back(n.node + ": " + n.message);
+  return messages;
+}
+
+}  // namespace
+
+TEST_CASE("parse.html and parse.json count what each selector found, and warn of one that found nothing in the run",
+          "[parse]") {
+  // A site that changed its markup makes a selector find nothing, and the run succeeds with no items
+  // or a column of nulls: the table and the warning say so. Two pages parsed well within a second:
+  // the counts of both are the ones of finish(), not of the live table given after the first page.
+  fixture::FixtureServer server(kSite);
+  SECTION("parse.html") {
+    TempDir dir;
+    RunReport report = run_pipeline(
+        test::plan_of(parse_pipeline(dir, {server.url("/catalogue/page1.html"), server.url("/catalogue/page2.html")},
+                                     R"(    items: div.product
+    links: a.more::attr(href)
+    fields:
+      name: h2.name
+      price: {select: span.price, regex: '([0-9]+\.[0-9]+)'}
+      sku: span.sku)")));
+    REQUIRE(report.errors.empty());
+    CHECK(selector_rows(report, "parse") == std::vector<std::string>{
+                                                "fields.sku span.sku 4 0 4 0",
+                                                "fields.price span.price 4 3 1 3",
+                                                "items div.product 2 2 0 4",
+                                                "links a.more::attr(href) 2 2 0 4",
+                                                "fields.name h2.name 4 4 0 4",
+                                            });
+    CHECK(
+        notice_messages(report) ==
+        std::vector<std::string>{"parse: 'fields.sku: span.sku' found nothing in any of the 4 items it was tried on"});
+  }
+  SECTION("parse.json, and a page without items") {
+    TempDir dir;
+    std::string pipeline = parse_pipeline(dir, {server.url("/api/items1.json"), server.url("/api/items2.json")},
+                                          R"(    items: data.items
+    next: links.next
+    fields:
+      id: id
+      price: price.amount
+      color: colour.name)");
+    pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
+    RunReport report = run_pipeline(test::plan_of(pipeline));
+    REQUIRE(report.errors.empty());
+    CHECK(selector_rows(report, "parse") == std::vector<std::string>{
+                                                "fields.color colour.name 4 0 4 0",
+                                                "next links.next 2 1 1 1",
+                                                "fields.price price.amount 4 3 1 3",
+                                                "items data.items 2 2 0 4",
+                                                "fields.id id 4 4 0 4",
+                                            });
+    CHECK(notice_messages(report) ==
+          std::vector<std::string>{"parse: 'fields.color: colour.name' found nothing in any of the 4 items it was "
+                                   "tried on"});
+  }
+  SECTION("one page, no items: the fields were never tried, and only items is warned of") {
+    TempDir dir;
+    RunReport report = run_pipeline(test::plan_of(
+        parse_pipeline(dir, {server.url("/catalogue/page1.html")}, "    items: div.article\n    fields: {title: h1}")));
+    REQUIRE(report.errors.empty());
+    CHECK(selector_rows(report, "parse") ==
+          std::vector<std::string>{"items div.article 1 0 1 0", "fields.title h1 0 0 0 0"});
+    CHECK(notice_messages(report) ==
+          std::vector<std::string>{"parse: 'items: div.article' found nothing in the one page it was tried on"});
+  }
+}
+
 TEST_CASE("parse.regex turns named RE2 groups into fields", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;

@@ -75,6 +75,25 @@ class ThrowingAsync final : public AsyncNode {
   bool in_start_;
 };
 
+// A transform that counts its process() and finish() calls (one instance per run at a time).
+class FinishCounter final : public TransformNode {
+ public:
+  explicit FinishCounter(bool throws) : throws_(throws) {}
+  void process(Record& record, Emitter& out) override {
+    processed.fetch_add(1);
+    out.emit(std::move(record));
+  }
+  void finish() override {
+    processed_at_finish.store(processed.load());
+    finishes.fetch_add(1);
+    if (throws_) throw Thrown{5};
+  }
+  static inline std::atomic<int> processed{0}, processed_at_finish{-1}, finishes{0};
+
+ private:
+  bool throws_;
+};
+
 const Registry& misbehaving_registry() {
   static const Registry registry = [] {
     Registry r;
@@ -95,6 +114,10 @@ const Registry& misbehaving_registry() {
         [](const NodeContext&) { return std::make_unique<ThrowingAsync>(false); });
     add("bad.start", NodeKind::async, {in, out},
         [](const NodeContext&) { return std::make_unique<ThrowingAsync>(true); });
+    add("count.finish", NodeKind::transform, {in, out},
+        [](const NodeContext&) { return std::make_unique<FinishCounter>(false); });
+    add("bad.finish", NodeKind::transform, {in, out},
+        [](const NodeContext&) { return std::make_unique<FinishCounter>(true); });
     return r;
   }();
   return registry;
@@ -1037,6 +1060,49 @@ edges:
   const auto& stats = test::stats_of(report, "out");
   CHECK(stats.records_in == 20000);
   CHECK(stats.errors == 20000 - rows);
+}
+
+TEST_CASE(
+    "a transform's finish() comes once after its last process(), also when the run fails, and one that throws "
+    "fails the run",
+    "[run]") {
+  TempDir dir;
+  const std::string list = "  - id: src\n    type: source.list\n    template: \"u{n}\"\n    to: 1000\n";
+  auto run = [&](const std::string& type, const std::string& sink_type) {
+    Diagnostics diags;
+    auto plan = load_pipeline_text(
+        fmt::format("pipeline: t\nsettings: {{batch: 10}}\nnodes:\n{}  - id: mid\n    type: {}\n  - id: out\n    "
+                    "type: {}\n{}edges:\n  - src -> mid -> out\n",
+                    list, type, sink_type,
+                    sink_type == "sink.jsonl" ? fmt::format("    path: {}\n", dir.file("out.jsonl")) : ""),
+        "t.yaml", misbehaving_registry(), LoadOptions{{}, test::fixed_env()}, diags);
+    REQUIRE(plan);
+    FinishCounter::processed = 0;
+    FinishCounter::processed_at_finish = -1;
+    FinishCounter::finishes = 0;
+    return run_pipeline(*plan);
+  };
+  SECTION("a run that succeeds") {
+    RunReport report = run("count.finish", "sink.jsonl");
+    CHECK(report.status == RunStatus::succeeded);
+    CHECK(FinishCounter::finishes == 1);
+    CHECK(FinishCounter::processed_at_finish == 1000);
+    CHECK(test::stats_of(report, "out").records_in == 1000);
+  }
+  SECTION("a run that a sink fails") {
+    RunReport report = run("count.finish", "bad.sink");
+    CHECK(report.status == RunStatus::failed);
+    CHECK(FinishCounter::finishes == 1);
+    CHECK(FinishCounter::processed_at_finish == FinishCounter::processed.load());
+  }
+  SECTION("a finish() that throws") {
+    RunReport report = run("bad.finish", "sink.jsonl");
+    CHECK(report.status == RunStatus::failed);
+    CHECK(FinishCounter::finishes == 1);
+    REQUIRE(report.errors.size() == 1);
+    CHECK(report.errors[0].to_string() == "node 'mid': finish() threw: an exception that is not a std::exception");
+    CHECK(test::stats_of(report, "out").records_in == 1000);  // what was done before it is kept
+  }
 }
 
 TEST_CASE("node code that throws what is not a std::exception fails its node and the run, not the process", "[run]") {

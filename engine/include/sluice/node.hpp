@@ -138,6 +138,12 @@ class Emitter {
 class TransformNode : public Node {
  public:
   virtual void process(Record& record, Emitter& out) = 0;
+  // Once, after the graph has finished and no process() call runs any more, on success, failure and
+  // cancellation alike (not when the run stops waiting for a node stuck in its own code), on the
+  // thread that waits for the graph: give the node's last table, or a notice about what the whole
+  // run showed (parse.html: a selector that found nothing on any page). A NodeError fails the run.
+  // Default: nothing.
+  virtual void finish() {}
 };
 
 // A sink consumes records on its own thread, in arrival order; every method below runs on that

@@ -34,7 +34,7 @@ namespace sluice {
 // plugin registers and of a FieldTemplate it compiles; 6: NodeType::resumes_itself and RunState::Url::fields;
 // 7: the virtual AsyncNode::saturated, RunState::FrontierState::origins and NodeContext::notice;
 // 8: NodeContext::table).
-inline constexpr std::uint32_t kPluginAbiVersion = 9;
+inline constexpr std::uint32_t kPluginAbiVersion = 10;
 
 #define SLUICE_PLUGIN_STR2(x) #x
 #define SLUICE_PLUGIN_STR(x) SLUICE_PLUGIN_STR2(x)
