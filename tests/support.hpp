@@ -209,6 +209,15 @@ inline const NodeStats& stats_of(const RunReport& report, const std::string& id)
   throw std::runtime_error("no node " + id);
 }
 
+// The messages of the notices of node `id`, in the order they came.
+inline std::vector<std::string> notices_of(const RunReport& report, const std::string& id) {
+  std::vector<std::string> messages;
+  for (const auto& n : report.notices) {
+    if (n.node == id) messages.push_back(n.message);
+  }
+  return messages;
+}
+
 // What the sluice binary did: exit code, standard output, standard error.
 struct Result {
   int code;

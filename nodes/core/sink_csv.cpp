@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "../builtin.hpp"
+#include "field_presence.hpp"
 #include "file_sink.hpp"
 #include "sluice/json.hpp"
 
@@ -13,11 +14,13 @@ namespace {
 class Csv final : public FileSink {
  public:
   Csv(const std::string& path, bool append, std::vector<std::string> fields, char delimiter, bool header, bool bom,
-      bool escape_formulas, std::size_t buffer, std::chrono::nanoseconds interval, RunState* state)
+      bool escape_formulas, std::size_t buffer, std::chrono::nanoseconds interval, RunState* state,
+      std::function<void(std::string)> notice)
       : FileSink(path, append, buffer, interval, state, Framing::csv),
         fields_(std::move(fields)),
         delimiter_(delimiter),
-        escape_formulas_(escape_formulas) {
+        escape_formulas_(escape_formulas),
+        presence_(FieldPresence::of_fields(fields_), "row", "empty", std::move(notice)) {
     // A file appended to keeps the header (and byte order mark) it has.
     std::string line;
     if (bom && !had_content()) line = "\xEF\xBB\xBF";
@@ -31,10 +34,16 @@ class Csv final : public FileSink {
     if (!line.empty()) preamble(line);
   }
 
+  void close() override {
+    presence_.finish();
+    FileSink::close();
+  }
+
  private:
   // Null and missing fields are empty cells; numbers and booleans are written as JSON writes them,
   // lists as JSON text; text (strings and bytes) with invalid UTF-8 replaced by U+FFFD, as in JSON.
   void format(const Record& record, std::string& out) override {
+    presence_.see(record);
     const std::size_t start = out.size();
     for (std::size_t i = 0; i < fields_.size(); ++i) {
       if (i) out.push_back(delimiter_);
@@ -89,6 +98,7 @@ class Csv final : public FileSink {
   std::vector<std::string> fields_;
   char delimiter_;
   bool escape_formulas_;
+  FieldPresence presence_;  // fields no record had
 };
 
 }  // namespace
@@ -134,7 +144,8 @@ NodeType sink_csv_type() {
     for (const auto& f : c.list("fields")) fields.push_back(std::get<Value>(f.v).to_text());
     return std::make_unique<Csv>(c.string("path"), c.boolean("append"), std::move(fields), c.string("delimiter")[0],
                                  c.boolean("header"), c.boolean("bom"), c.boolean("escape_formulas"),
-                                 static_cast<std::size_t>(c.size("buffer")), c.duration("interval"), ctx.state);
+                                 static_cast<std::size_t>(c.size("buffer")), c.duration("interval"), ctx.state,
+                                 ctx.notice);
   };
   t.example = R"(- id: sheet
   type: sink.csv

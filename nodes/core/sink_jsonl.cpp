@@ -2,6 +2,7 @@
 #include <chrono>
 
 #include "../builtin.hpp"
+#include "field_presence.hpp"
 #include "file_sink.hpp"
 #include "sluice/json.hpp"
 
@@ -11,16 +12,25 @@ namespace {
 class JsonLines final : public FileSink {
  public:
   JsonLines(const std::string& path, bool append, std::vector<std::string> fields, std::size_t buffer,
-            std::chrono::nanoseconds interval, RunState* state)
-      : FileSink(path, append, buffer, interval, state, Framing::lines), fields_(std::move(fields)) {}
+            std::chrono::nanoseconds interval, RunState* state, std::function<void(std::string)> notice)
+      : FileSink(path, append, buffer, interval, state, Framing::lines),
+        fields_(std::move(fields)),
+        presence_(FieldPresence::of_fields(fields_), "line", "null", std::move(notice)) {}
+
+  void close() override {
+    presence_.finish();
+    FileSink::close();
+  }
 
  private:
   void format(const Record& record, std::string& out) override {
+    presence_.see(record);
     append_json(out, record, fields_.empty() ? nullptr : &fields_);
     out.push_back('\n');
   }
 
   std::vector<std::string> fields_;
+  FieldPresence presence_;  // fields no record had
 };
 
 }  // namespace
@@ -47,7 +57,8 @@ NodeType sink_jsonl_type() {
     std::vector<std::string> fields;
     for (const auto& f : c.list("fields")) fields.push_back(std::get<Value>(f.v).to_text());
     return std::make_unique<JsonLines>(c.string("path"), c.boolean("append"), std::move(fields),
-                                       static_cast<std::size_t>(c.size("buffer")), c.duration("interval"), ctx.state);
+                                       static_cast<std::size_t>(c.size("buffer")), c.duration("interval"), ctx.state,
+                                       ctx.notice);
   };
   t.example = R"(- id: out
   type: sink.jsonl

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "../builtin.hpp"
+#include "../core/field_presence.hpp"
 #include "sluice/json.hpp"
 #include "sluice/state.hpp"
 #include "sqlite_query.hpp"
@@ -172,7 +173,7 @@ class SqliteStore final : public SinkNode {
   SqliteStore(std::string id, std::string path, std::string table, std::vector<Column> columns,
               std::vector<std::string> key, std::vector<std::string> keep_existing, std::size_t rows,
               std::chrono::nanoseconds interval, std::vector<std::pair<std::string, std::string>> pragmas,
-              RunState* state)
+              RunState* state, std::function<void(std::string)> notice)
       : state_(state),
         id_(std::move(id)),
         path_(std::move(path)),
@@ -181,7 +182,8 @@ class SqliteStore final : public SinkNode {
         key_(std::move(key)),
         keep_existing_(std::move(keep_existing)),
         rows_(rows),
-        interval_(interval) {
+        interval_(interval),
+        presence_(unkeyed_columns(columns_, key_), "row", "null", std::move(notice)) {
     for (const auto& k : key_) {
       for (const auto& c : columns_) {
         if (c.name == k) key_columns_.push_back(&c);
@@ -246,6 +248,7 @@ class SqliteStore final : public SinkNode {
         continue;
       }
       batch_.add(r, columns_);
+      presence_.see(r);
       for (auto& p : r.permits) held_.push_back(std::move(p));
       for (auto& p : r.fetch_permits) held_.push_back(std::move(p));
       if (batch_.rows() >= rows_ || batch_.bytes() >= kMaxPendingBytes) {
@@ -297,11 +300,23 @@ class SqliteStore final : public SinkNode {
   }
 
   void close() override {
+    presence_.finish();
     flush();
     if (db_) sqlite3_exec(db_, "PRAGMA optimize", nullptr, nullptr, nullptr);
   }
 
  private:
+  // The columns a record may lack without an error (one without a key is refused, loudly).
+  static std::vector<FieldPresence::Watched> unkeyed_columns(const std::vector<Column>& columns,
+                                                             const std::vector<std::string>& key) {
+    std::vector<FieldPresence::Watched> watched;
+    for (const auto& c : columns) {
+      if (std::find(key.begin(), key.end(), c.name) == key.end())
+        watched.push_back({fmt::format("column '{}'", c.name), c.field});
+    }
+    return watched;
+  }
+
   const Column* missing_key(const Record& r) const {
     for (const Column* c : key_columns_) {
       if (!FlatRows::has_value(r, *c)) return c;
@@ -464,6 +479,7 @@ class SqliteStore final : public SinkNode {
   static constexpr std::size_t kMaxPendingBytes = 8 << 20;
   FlatRows batch_;
   std::vector<PermitRef> held_;
+  FieldPresence presence_;  // columns no record had
 };
 
 std::string check_pragma_value(const Value& v) {
@@ -575,9 +591,10 @@ NodeType store_sqlite_type() {
     for (const auto& [name, value] : c.map("pragmas")) pragmas.emplace_back(name, std::get<Value>(value.v).to_text());
     const Config& batch = c.object("batch");
     RunState* host = ctx.state && ctx.state->host(c.string("path")) ? ctx.state : nullptr;
-    return std::make_unique<SqliteStore>(
-        ctx.id, c.string("path"), c.string("table"), std::move(columns), std::move(key), std::move(keep_existing),
-        static_cast<std::size_t>(batch.integer("rows")), batch.duration("interval"), std::move(pragmas), host);
+    return std::make_unique<SqliteStore>(ctx.id, c.string("path"), c.string("table"), std::move(columns),
+                                         std::move(key), std::move(keep_existing),
+                                         static_cast<std::size_t>(batch.integer("rows")), batch.duration("interval"),
+                                         std::move(pragmas), host, ctx.notice);
   };
   t.example = R"(- id: store
   type: store.sqlite

@@ -56,6 +56,67 @@ TEST_CASE("store.sqlite creates the table and stores every record with typed col
   CHECK(test::stats_of(report, "store").records_in == 2500);
 }
 
+TEST_CASE("a column or field that no record had is a warning at the end that names the records' fields",
+          "[store][run]") {
+  // A mistyped name (prcie) fills a column with nulls and fails nothing: the warning says so. A field
+  // that some records have (n: the second source's records lack it) is no mistake.
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: t
+nodes:
+  - id: a
+    type: source.list
+    template: "https://x.example/a/{{n}}"
+    to: 2
+  - id: b
+    type: source.list
+    template: "https://x.example/b/{{n}}"
+    to: 1
+  - id: name
+    type: set
+    fields: {{name: "item {{n}}"}}
+  - id: drop_n
+    type: set
+    remove: [n]
+  - id: store
+    type: store.sqlite
+    path: {}
+    table: items
+    columns: {{url: TEXT, n: INTEGER, name: TEXT, price: REAL, label: TEXT}}
+    fields: {{price: prcie}}
+    key: [url]
+  - id: sheet
+    type: sink.csv
+    path: {}
+    fields: [url, nme, n]
+  - id: one
+    type: sink.jsonl
+    path: {}
+    fields: [url, n, tilte]
+edges:
+  - a -> name -> store
+  - b -> drop_n -> store
+  - a -> sheet
+  - b -> one
+)",
+                                                            dir.file("t.db"), dir.file("t.csv"), dir.file("t.jsonl"))));
+  REQUIRE(report.errors.empty());
+  std::vector<std::string> notices;
+  for (const auto& n : report.notices) notices.push_back(n.node + ": " + n.message);
+  std::sort(notices.begin(), notices.end());
+  CHECK(notices == std::vector<std::string>{
+                       "one: fields: no record had a field 'tilte', so it is null in the one line (the records' "
+                       "fields: n, url)",
+                       "sheet: fields: no record had a field 'nme', so it is empty in all 2 rows (the records' "
+                       "fields: n, url)",
+                       "store: column 'label': no record had a field 'label', so it is null in all 3 rows (the "
+                       "records' fields: n, name, url)",
+                       "store: column 'price': no record had a field 'prcie', so it is null in all 3 rows (the "
+                       "records' fields: n, name, url)",
+                   });
+  CHECK(query(dir.file("t.db"), "SELECT count(*), count(n), count(price) FROM items") ==
+        std::vector<std::string>{"3|2|0"});
+}
+
 TEST_CASE("a key makes writes UPSERTs: running twice leaves no duplicates", "[store]") {
   TempDir dir;
   std::string db = dir.file("shop.db");
