@@ -10,12 +10,15 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -127,15 +130,94 @@ struct Scope {
   }
 };
 
+using Clock = std::chrono::steady_clock;
+
+// What the frontier did with a URL it was given: the rows of its "links" table.
+enum class Outcome : std::size_t {
+  seed,                // a seed, kept
+  followed,            // a link, kept
+  seen,                // let through before (in this run, or the run it resumes)
+  known,               // in `known`
+  max_depth,           // deeper than max_depth
+  other_host,          // same_host, and on another host
+  extension,           // deny_extensions
+  allow,               // matches no `allow` pattern
+  deny,                // matches a `deny` pattern
+  max_pages,           // past max_pages
+  max_pages_per_host,  // past max_pages_per_host
+  no_url,              // a record without a url
+};
+constexpr std::size_t kOutcomes = static_cast<std::size_t>(Outcome::no_url) + 1;
+constexpr const char* kOutcomeNames[kOutcomes] = {
+    "seed",      "followed", "seen", "known",     "max_depth",          "other_host",
+    "extension", "allow",    "deny", "max_pages", "max_pages_per_host", "no_url",
+};
+
+// How many URLs came out each way, with the first of each (frontier thread; main thread once it
+// has joined).
+class Outcomes {
+ public:
+  void add(Outcome o, const std::string& url) {
+    auto i = static_cast<std::size_t>(o);
+    if (counts_[i]++ == 0) first_[i] = url;
+  }
+  std::uint64_t count(Outcome o) const { return counts_[static_cast<std::size_t>(o)]; }
+
+  // The rows of the "links" table: outcome, count and the first URL, the most frequent first.
+  std::vector<Record> rows() const {
+    std::vector<std::size_t> order;
+    for (std::size_t i = 0; i < kOutcomes; ++i) {
+      if (counts_[i] > 0) order.push_back(i);
+    }
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return counts_[a] > counts_[b]; });
+    std::vector<Record> rows;
+    for (std::size_t i : order) {
+      rows.push_back(row(i));
+    }
+    return rows;
+  }
+
+  // One row: outcome, count, first.
+  Record row(std::size_t i) const {
+    Record r;
+    r.set("outcome", Value(kOutcomeNames[i]));
+    r.set("count", Value(static_cast<std::int64_t>(counts_[i])));
+    r.set("first", Value(first_[i]));
+    return r;
+  }
+
+  // When the crawl followed none of the links its pages gave although some were in reach but for
+  // the node's scope (same_host, allow, deny, deny_extensions, max_depth): why, in one line.
+  std::string nothing_followed() const {
+    if (count(Outcome::followed) > 0) return {};
+    std::uint64_t links = 0;
+    for (std::size_t i = static_cast<std::size_t>(Outcome::followed); i < kOutcomes; ++i) links += counts_[i];
+    std::string why;
+    for (Outcome o : {Outcome::other_host, Outcome::allow, Outcome::deny, Outcome::extension, Outcome::max_depth}) {
+      if (count(o) == 0) continue;
+      why += fmt::format("{}{} {} (the first: {})", why.empty() ? "" : ", ", kOutcomeNames[static_cast<std::size_t>(o)],
+                         count(o), first_[static_cast<std::size_t>(o)]);
+    }
+    if (why.empty()) return {};
+    return fmt::format("the crawl followed none of the {} links its pages gave: {}; see the 'links' table", links, why);
+  }
+
+ private:
+  std::uint64_t counts_[kOutcomes] = {};
+  std::string first_[kOutcomes];
+};
+
 class Frontier final : public AsyncNode, public PermitSource {
  public:
   Frontier(std::string id, Scope scope, std::size_t window, std::size_t memory, std::size_t per_host_window,
-           std::string spill_dir, RunState* state)
+           std::string spill_dir, RunState* state, const NodeContext& ctx)
       : id_(std::move(id)),
         scope_(std::move(scope)),
         window_(window),
         spill_dir_(spill_dir),
         state_(state),
+        table_(ctx.table),
+        notice_(ctx.notice),
         queues_(memory, per_host_window, std::move(spill_dir)) {
     if (state_) state_->track(*this, id_, true);
   }
@@ -173,6 +255,8 @@ class Frontier final : public AsyncNode, public PermitSource {
     }
     cv_.notify_one();
     if (thread_.joinable()) thread_.join();
+    if (table_) table_("links", outcomes_.rows());
+    if (const std::string why = outcomes_.nothing_followed(); !why.empty() && notice_) notice_(why);
   }
 
   // URLs wait because the window, or their hosts' per_host_window, is full: a sink that holds
@@ -223,13 +307,18 @@ class Frontier final : public AsyncNode, public PermitSource {
       std::size_t dropped = 0;
       for (Record& r : batch) {
         try {
-          dropped += park(r) ? 0 : 1;
+          const Outcome o = park(r);
+          dropped += o == Outcome::seed || o == Outcome::followed ? 0 : 1;
         } catch (const NodeError& e) {  // the spill file failed (a full disk): the URL is not parked
           out_->fail(std::move(r), e.what());
         }
       }
       batch.clear();  // their permits (the page's limit slot) are released here
       if (dropped) out_->discard(dropped);
+      if (table_ && Clock::now() >= next_table_) {  // live, for --metrics
+        next_table_ = Clock::now() + std::chrono::seconds(1);
+        table_("links", outcomes_.rows());
+      }
       lock.lock();
       while (out_in_flight_ < window_) {
         std::optional<HostQueues::Out> next;
@@ -325,10 +414,17 @@ class Frontier final : public AsyncNode, public PermitSource {
     queues_.push(host, std::move(p));
   }
 
-  // Keeps `r`'s URL when it is new and in scope; false when it is dropped.
-  bool park(const Record& r) {
+  // Keeps `r`'s URL when it is new and in scope (seed or followed), else says why it is dropped.
+  Outcome park(const Record& r) {
+    const Outcome o = judge(r);
     const Value* url = r.get("url");
-    if (!url || !url->as_string()) return false;
+    outcomes_.add(o, url && url->as_string() ? *url->as_string() : std::string());
+    return o;
+  }
+
+  Outcome judge(const Record& r) {
+    const Value* url = r.get("url");
+    if (!url || !url->as_string()) return Outcome::no_url;
     const bool seed = r.meta.depth == 0;
     std::string u = *url->as_string();
     // Links come normalized from the parse nodes; a seed is normalized the same way here, so that
@@ -353,26 +449,27 @@ class Frontier final : public AsyncNode, public PermitSource {
         if (r.meta.depth == 1 && scope_.same_host) seed_hosts_.insert(parse::url_host(last_page_));
       }
     }
-    if (!seed && scope_.max_depth >= 0 && r.meta.depth > scope_.max_depth) return false;
-    if (!seed && scope_.same_host && !seed_hosts_.count(host)) return false;
-    if (!seed && !scope_.deny_extensions.empty() && scope_.deny_extensions.count(link_extension(u))) return false;
+    if (!seed && scope_.max_depth >= 0 && r.meta.depth > scope_.max_depth) return Outcome::max_depth;
+    if (!seed && scope_.same_host && !seed_hosts_.count(host)) return Outcome::other_host;
+    if (!seed && !scope_.deny_extensions.empty() && scope_.deny_extensions.count(link_extension(u)))
+      return Outcome::extension;
     // allow and deny pick the links to follow, as deny_extensions does: a seed is always fetched (a
     // seed at the site's root with allow: ['/catalogue/'] was dropped, and the crawl did nothing).
     if (!seed && !scope_.allow.empty() &&
         std::none_of(scope_.allow.begin(), scope_.allow.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) {
-      return false;
+      return Outcome::allow;
     }
     if (!seed &&
         std::any_of(scope_.deny.begin(), scope_.deny.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) {
-      return false;
+      return Outcome::deny;
     }
     const std::uint64_t hash = url_hash(u);
-    if (!seed && std::binary_search(known_.begin(), known_.end(), hash)) return false;
-    if (!seen_.insert(hash)) return false;
-    if (scope_.max_pages > 0 && static_cast<std::int64_t>(accepted_) >= scope_.max_pages) return false;
+    if (!seed && std::binary_search(known_.begin(), known_.end(), hash)) return Outcome::known;
+    if (!seen_.insert(hash)) return Outcome::seen;
+    if (scope_.max_pages > 0 && static_cast<std::int64_t>(accepted_) >= scope_.max_pages) return Outcome::max_pages;
     if (scope_.max_pages_per_host > 0) {
       std::uint64_t& pages = host_pages_[host];
-      if (static_cast<std::int64_t>(pages) >= scope_.max_pages_per_host) return false;
+      if (static_cast<std::int64_t>(pages) >= scope_.max_pages_per_host) return Outcome::max_pages_per_host;
       ++pages;
     }
     ++accepted_;
@@ -381,7 +478,7 @@ class Frontier final : public AsyncNode, public PermitSource {
     // Recorded before the page that found it is done (its permits are released after this).
     if (state_) state_->url_accepted(id_, RunState::Url{hash, p.url, p.from_url, p.depth, p.fields});
     enqueue(host, std::move(p));
-    return true;
+    return seed ? Outcome::seed : Outcome::followed;
   }
 
   // Lets a parked URL out, with a permit of this frontier's window.
@@ -402,6 +499,8 @@ class Frontier final : public AsyncNode, public PermitSource {
   std::size_t window_;
   std::string spill_dir_;
   RunState* state_;
+  std::function<void(std::string, std::vector<Record>)> table_;
+  std::function<void(std::string)> notice_;
   AsyncOutput* out_ = nullptr;
   std::thread thread_;
   std::mutex mutex_;
@@ -418,6 +517,8 @@ class Frontier final : public AsyncNode, public PermitSource {
   std::uint64_t accepted_ = 0;                                 // URLs let through (max_pages)
   std::unordered_map<std::string, std::uint64_t> host_pages_;  // URLs let through by host (max_pages_per_host)
   std::string last_page_;                                      // the page of the last link (its URL is in seen_)
+  Outcomes outcomes_;                                          // what came of each URL given
+  Clock::time_point next_table_{};                             // when the links table is given next
   std::set<std::string> seed_hosts_;  // the seeds' hosts, and the hosts their pages redirected to
   std::vector<std::uint64_t> known_;  // hashes of the `known` URLs, sorted
 };
@@ -521,7 +622,7 @@ NodeType frontier_type() {
     return std::make_unique<Frontier>(ctx.id, std::move(scope), static_cast<std::size_t>(c.integer("window")),
                                       static_cast<std::size_t>(c.integer("memory")),
                                       static_cast<std::size_t>(c.integer("per_host_window")), c.string("spill_dir"),
-                                      ctx.state);
+                                      ctx.state, ctx);
   };
   t.example = R"(- id: frontier
   type: frontier

@@ -959,6 +959,37 @@ TEST_CASE("allow and deny pick the links to follow — a seed that matches neith
                                        fmt::format(R"({{"page_url":"{}"}})", server.url("/catalogue/a.html"))});
   CHECK(server.counter("/about.html").requests == 0);
   CHECK(server.counter("/catalogue/b.html").requests == 0);
+  // The frontier's links table says what came of each URL, with the first of each kind.
+  std::vector<std::string> rows;
+  for (const auto& t : report.tables) {
+    if (t.node != "frontier" || t.name != "links") continue;
+    for (const auto& r : t.rows)
+      rows.push_back(
+          fmt::format("{} {} {}", r.get("outcome")->to_text(), r.get("count")->to_text(), r.get("first")->to_text()));
+  }
+  CHECK(rows == std::vector<std::string>{
+                    "seed 1 " + server.url("/index.html"),
+                    "followed 1 " + server.url("/catalogue/a.html"),
+                    "allow 1 " + server.url("/about.html"),
+                    "deny 1 " + server.url("/catalogue/b.html?sort=price"),
+                });
+  CHECK(report.notices.empty());  // a link was followed
+}
+
+TEST_CASE("a crawl that follows none of its pages' links says why at the end", "[crawl]") {
+  TempDir site;
+  test::write_file(site.file("index.html"), R"(<a href="http://other.invalid/page">elsewhere</a>
+<a href="/files/all.zip">archive</a> <a href="/files/more.zip">archive</a> <a href="/index.html">itself</a>)");
+  fixture::FixtureServer server(site.path().string());
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(
+      crawl_pipeline({server.url("/index.html")}, "", "    robots: ignore", "", dir.file("pages.jsonl"))));
+  REQUIRE(report.errors.empty());
+  CHECK(test::notices_of(report, "frontier") ==
+        std::vector<std::string>{
+            fmt::format("the crawl followed none of the 4 links its pages gave: other_host 1 (the first: "
+                        "http://other.invalid/page), extension 2 (the first: {}); see the 'links' table",
+                        server.url("/files/all.zip"))});
 }
 
 TEST_CASE("a crawl leaves out links to files by extension — seeds are kept, deny_extensions: [] follows all",
