@@ -187,13 +187,14 @@ class Outcomes {
   }
 
   // When the crawl followed none of the links its pages gave although some were in reach but for
-  // the node's scope (same_host, allow, deny, deny_extensions, max_depth): why, in one line.
+  // the node's scope (same_host, allow, deny, deny_extensions; not max_depth, which says itself how
+  // far to go): why, in one line.
   std::string nothing_followed() const {
     if (count(Outcome::followed) > 0) return {};
     std::uint64_t links = 0;
     for (std::size_t i = static_cast<std::size_t>(Outcome::followed); i < kOutcomes; ++i) links += counts_[i];
     std::string why;
-    for (Outcome o : {Outcome::other_host, Outcome::allow, Outcome::deny, Outcome::extension, Outcome::max_depth}) {
+    for (Outcome o : {Outcome::other_host, Outcome::allow, Outcome::deny, Outcome::extension}) {
       if (count(o) == 0) continue;
       why += fmt::format("{}{} {} (the first: {})", why.empty() ? "" : ", ", kOutcomeNames[static_cast<std::size_t>(o)],
                          count(o), first_[static_cast<std::size_t>(o)]);
