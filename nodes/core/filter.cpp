@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <re2/re2.h>
 
+#include <functional>
 #include <memory>
 
 #include "../builtin.hpp"
@@ -32,14 +33,32 @@ int compare(const Value& a, const Value& b) {
 
 class Filter final : public TransformNode {
  public:
-  Filter(std::string field, Op op, Value value, std::vector<Value> values)
-      : field_(std::move(field)), op_(op), value_(std::move(value)), values_(std::move(values)) {
+  Filter(std::string field, Op op, Value value, std::vector<Value> values, std::function<void(std::string)> notice)
+      : field_(std::move(field)),
+        op_(op),
+        value_(std::move(value)),
+        values_(std::move(values)),
+        notice_(std::move(notice)) {
     text_ = value_.to_text();
     if (op_ == Op::matches) pattern_ = std::make_unique<RE2>(text_);
   }
 
+  // (Serial: never called concurrently, so the two flags need no atomics.)
   void process(Record& record, Emitter& out) override {
+    if (!had_field_) {
+      any_ = true;
+      const Value* v = record.get(field_);
+      had_field_ = v && !v->is_null();
+    }
     if (keep(record)) out.emit(std::move(record));
+  }
+
+  // A field named wrong (`prcie`) makes every record fail or pass the test alike, and fails nothing.
+  void finish() override {
+    if (!any_ || had_field_ || !notice_) return;
+    const bool passes = op_ == Op::ne || op_ == Op::not_in || op_ == Op::missing;
+    notice_(fmt::format("no record had a field '{}' (or one that is not null), so 'op: {}' let {} of them through",
+                        field_, kOps[static_cast<std::size_t>(op_)], passes ? "all" : "none"));
   }
 
  private:
@@ -89,6 +108,9 @@ class Filter final : public TransformNode {
   std::vector<Value> values_;  // in, not_in
   std::string text_;
   std::unique_ptr<RE2> pattern_;  // matches
+  std::function<void(std::string)> notice_;
+  bool any_ = false;        // a record came
+  bool had_field_ = false;  // one had the field, not null
 };
 
 void check(const Config& c, const Location& owner, Diagnostics& diags) {
@@ -137,7 +159,7 @@ NodeType filter_type() {
     std::vector<Value> values;
     for (const auto& v : c.list("values")) values.push_back(std::get<Value>(v.v));
     return std::make_unique<Filter>(c.string("field"), static_cast<Op>(index),
-                                    c.has("value") ? c.scalar("value") : Value{}, std::move(values));
+                                    c.has("value") ? c.scalar("value") : Value{}, std::move(values), ctx.notice);
   };
   t.parallel = false;
   t.example = R"(- id: in_stock

@@ -1,6 +1,8 @@
 // set: renames, sets and removes fields.
 #include <fmt/format.h>
 
+#include <functional>
+
 #include "../builtin.hpp"
 #include "sluice/template.hpp"
 
@@ -17,20 +19,48 @@ struct Assignment {
 class Set final : public TransformNode {
  public:
   Set(std::vector<std::pair<std::string, std::string>> renames, std::vector<Assignment> assignments,
-      std::vector<std::string> removals)
-      : renames_(std::move(renames)), assignments_(std::move(assignments)), removals_(std::move(removals)) {}
+      std::vector<std::string> removals, std::function<void(std::string)> notice)
+      : renames_(std::move(renames)),
+        assignments_(std::move(assignments)),
+        removals_(std::move(removals)),
+        notice_(std::move(notice)),
+        renamed_(renames_.size(), false),
+        removed_(removals_.size(), false) {}
 
+  // (Serial: never called concurrently, so what it notes needs no atomics.)
   void process(Record& record, Emitter& out) override {
-    for (const auto& [from, to] : renames_) record.rename(from, to);
+    any_ = true;
+    for (std::size_t i = 0; i < renames_.size(); ++i) {
+      if (record.rename(renames_[i].first, renames_[i].second)) renamed_[i] = true;
+    }
     for (const auto& a : assignments_) record.set(a.name, a.text ? Value(a.text->render(record)) : a.constant);
-    for (const auto& name : removals_) record.erase(name);
+    for (std::size_t i = 0; i < removals_.size(); ++i) {
+      if (record.erase(removals_[i])) removed_[i] = true;
+    }
     out.emit(std::move(record));
+  }
+
+  // A field to rename or remove that no record had: a name mistyped, or one an upstream node calls
+  // otherwise (the rename did nothing, and what reads the new name finds nothing).
+  void finish() override {
+    if (!any_ || !notice_) return;
+    for (std::size_t i = 0; i < renames_.size(); ++i) {
+      if (!renamed_[i])
+        notice_(
+            fmt::format("rename: no record had a field '{}' to rename to '{}'", renames_[i].first, renames_[i].second));
+    }
+    for (std::size_t i = 0; i < removals_.size(); ++i) {
+      if (!removed_[i]) notice_(fmt::format("remove: no record had a field '{}'", removals_[i]));
+    }
   }
 
  private:
   std::vector<std::pair<std::string, std::string>> renames_;
   std::vector<Assignment> assignments_;
   std::vector<std::string> removals_;
+  std::function<void(std::string)> notice_;
+  bool any_ = false;                     // a record came
+  std::vector<bool> renamed_, removed_;  // by index: a record had the field
 };
 
 Assignment assignment(const std::string& name, const Value& value) {
@@ -84,7 +114,7 @@ NodeType set_type() {
     for (const auto& [name, value] : c.map("fields")) assignments.push_back(assignment(name, std::get<Value>(value.v)));
     std::vector<std::string> removals;
     for (const auto& item : c.list("remove")) removals.push_back(std::get<Value>(item.v).to_text());
-    return std::make_unique<Set>(std::move(renames), std::move(assignments), std::move(removals));
+    return std::make_unique<Set>(std::move(renames), std::move(assignments), std::move(removals), ctx.notice);
   };
   t.example = R"(- id: tag
   type: set

@@ -1105,6 +1105,43 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("filter and set warn at the end of a field that no record had: a name mistyped fails nothing else", "[run]") {
+  TempDir dir;
+  auto notices = [&](const std::string& middle, const std::string& edges) {
+    RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: t
+nodes:
+  - id: src
+    type: source.list
+    template: "https://x.example/p/{{n}}"
+    to: 20
+{}
+  - id: out
+    type: sink.jsonl
+    path: {}
+edges:
+  - {}
+)",
+                                                              middle, dir.file("out.jsonl"), edges)));
+    REQUIRE(report.errors.empty());
+    std::vector<std::string> messages;
+    for (const auto& n : report.notices) messages.push_back(n.node + ": " + n.message);
+    return messages;
+  };
+  CHECK(notices("  - {id: cheap, type: filter, field: prcie, op: lt, value: 10}\n"
+                "  - {id: other, type: filter, field: nn, op: ne, value: 3}\n"
+                "  - {id: fine, type: filter, field: n, op: ge, value: 0}",
+                "src -> cheap -> out\n  - src -> other -> out\n  - src -> fine -> out") ==
+        std::vector<std::string>{
+            "cheap: no record had a field 'prcie' (or one that is not null), so 'op: lt' let none of them through",
+            "other: no record had a field 'nn' (or one that is not null), so 'op: ne' let all of them through",
+        });
+  CHECK(notices("  - {id: tag, type: set, rename: {n: page, nn: pages}, remove: [url, body]}", "src -> tag -> out") ==
+        std::vector<std::string>{
+            "tag: rename: no record had a field 'nn' to rename to 'pages'",
+            "tag: remove: no record had a field 'body'",
+        });
+}
+
 TEST_CASE("node code that throws what is not a std::exception fails its node and the run, not the process", "[run]") {
   TempDir dir;
   const std::string sink = fmt::format("  - id: out\n    type: sink.jsonl\n    path: {}\n", dir.file("out.jsonl"));
