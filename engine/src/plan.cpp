@@ -128,6 +128,10 @@ const Schema& expect_schema() {
       FieldSpec::map("dropped", FieldSpec::scalar("count", "0, 1..3, ..5").validated_by(check_count),
                      "node id -> its count of dropped records (seen URLs, work a stop ended): exact or a range")
           .with_default(""),
+      FieldSpec::map("warnings", FieldSpec::scalar("count", "0, 1..3, ..5").validated_by(check_count),
+                     "node id -> its count of warnings (a selector that found nothing, a column no record had, a "
+                     "host's breaker opening): exact or a range")
+          .with_default(""),
       FieldSpec::string("status", "how the run ends: succeeded (default), failed or interrupted")
           .with_default("succeeded"),
   });
@@ -240,7 +244,7 @@ class Planner {
     }
     Config c = expect_schema().validate(*expect, expect->where, "expect", {}, diags_, "expect.");
     // An invalid field is reported already and absent from c.
-    for (const char* counts : {"errors", "dropped"}) {
+    for (const char* counts : {"errors", "dropped", "warnings"}) {
       if (!c.has(counts)) continue;
       for (const auto& entry : c.map(counts)) {
         const std::string& id = entry.first;

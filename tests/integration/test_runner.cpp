@@ -130,12 +130,26 @@ TEST_CASE("sluice test prints each assertion and a closing count, and fails on a
                                                     "  FAIL cannot read '{1}': No such file or directory\n",
                                                     dir.file("out.csv"), dir.file("none.csv"))));
 
+  // Warnings per node: a failed count says what the first one was.
+  std::string mistyped = small_pipeline(other, 50, "expect:\n  warnings: {keep: 0, store: 0}");
+  mistyped.replace(mistyped.find("field: n, op: le"), 16, "field: nn, op: le");
+  test::write_file(other.file("warned.yaml"), mistyped);
+  auto warned = sluice_cli(other, {"test", other.file("warned.yaml")});
+  CHECK(warned.code == 1);
+  CHECK_THAT(warned.out, Catch::Contains("  FAIL warnings of node 'keep': 1, expected 0 (the first: no record had a "
+                                         "field 'nn' (or one that is not null), so 'op: le' let none of them "
+                                         "through)\n"
+                                         "  ok   warnings of node 'store': 0, expected 0\n"));
+
   test::write_file(dir.file("invalid.yaml"),
-                   small_pipeline(dir, 50, "expect:\n  errors: {nosuch: 0}\n  dropped: {nope: 0}\n  rowz: 1"));
+                   small_pipeline(dir, 50,
+                                  "expect:\n  errors: {nosuch: 0}\n  dropped: {nope: 0}\n  warnings: {nix: 0}\n"
+                                  "  rowz: 1"));
   auto invalid = sluice_cli(dir, {"test", dir.file("invalid.yaml")});
   CHECK(invalid.code == 2);
   CHECK_THAT(invalid.err, Catch::Contains("error: expect.errors: no node 'nosuch' in this pipeline"));
   CHECK_THAT(invalid.err, Catch::Contains("error: expect.dropped: no node 'nope' in this pipeline"));
+  CHECK_THAT(invalid.err, Catch::Contains("error: expect.warnings: no node 'nix' in this pipeline"));
   CHECK_THAT(invalid.err, Catch::Contains("unknown key 'rowz'"));
 }
 

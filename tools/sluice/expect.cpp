@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <set>
 
@@ -69,8 +69,8 @@ std::string database_of(const Plan& plan, const Config& c) {
   std::set<std::string> files;
   for (const auto& [path, table] : store_tables(plan)) files.insert(path);
   if (files.size() == 1) return *files.begin();
-  throw std::runtime_error(
-      fmt::format("{}: an assertion needs 'db:' here: the pipeline's stores write to {} files", plan.file, files.size()));
+  throw std::runtime_error(fmt::format("{}: an assertion needs 'db:' here: the pipeline's stores write to {} files",
+                                       plan.file, files.size()));
 }
 
 std::string range_text(std::int64_t low, std::int64_t high) {
@@ -106,19 +106,18 @@ std::vector<ExpectResult> check_expectations(const Plan& plan, const RunReport& 
         parse_count_range(t.scalar("rows").to_text(), low, high);
         auto rows = query(db, "SELECT count(*) FROM " + quote_identifier(table));
         std::int64_t n = std::stoll(rows.at(0));
-        return ExpectResult{n >= low && n <= high, fmt::format("rows of '{}' in {}: {}, expected {}", table, db, n,
-                                                               range_text(low, high))};
+        return ExpectResult{n >= low && n <= high,
+                            fmt::format("rows of '{}' in {}: {}, expected {}", table, db, n, range_text(low, high))};
       });
     }
     for (const auto& column : t.list("required")) {
       attempt([&] {
         std::string db = database_of(plan, t);
         std::string name = std::get<Value>(column.v).to_text();
-        auto rows = query(db, fmt::format("SELECT count(*) FROM {} WHERE {} IS NULL OR {} = ''", quote_identifier(table),
-                                          quote_identifier(name), quote_identifier(name)));
-        return ExpectResult{rows.at(0) == "0",
-                            fmt::format("'{}.{}' is set in every row of {}: {} rows without it", table, name, db,
-                                        rows.at(0))};
+        auto rows = query(db, fmt::format("SELECT count(*) FROM {} WHERE {} IS NULL OR {} = ''",
+                                          quote_identifier(table), quote_identifier(name), quote_identifier(name)));
+        return ExpectResult{rows.at(0) == "0", fmt::format("'{}.{}' is set in every row of {}: {} rows without it",
+                                                           table, name, db, rows.at(0))};
       });
     }
   }
@@ -130,10 +129,10 @@ std::vector<ExpectResult> check_expectations(const Plan& plan, const RunReport& 
       for (const auto& row : q.list("equals")) expected.push_back(std::get<Value>(row.v).to_text());
       auto rows = query(db, q.string("sql"));
       auto joined = [](const std::vector<std::string>& r) { return fmt::format("[{}]", fmt::join(r, ", ")); };
-      return ExpectResult{rows == expected,
-                          rows == expected ? fmt::format("'{}' gives {}", q.string("sql"), joined(rows))
-                                           : fmt::format("'{}' gives {}, expected {}", q.string("sql"), joined(rows),
-                                                         joined(expected))};
+      return ExpectResult{rows == expected, rows == expected
+                                                ? fmt::format("'{}' gives {}", q.string("sql"), joined(rows))
+                                                : fmt::format("'{}' gives {}, expected {}", q.string("sql"),
+                                                              joined(rows), joined(expected))};
     });
   }
   for (const auto& item : e.list("files")) {
@@ -160,17 +159,28 @@ std::vector<ExpectResult> check_expectations(const Plan& plan, const RunReport& 
           ExpectResult{found, fmt::format("'{}' {} '{}'", path, found ? "holds" : "does not hold", text_wanted)});
     }
   }
-  for (const char* counts : {"errors", "dropped"}) {
-    for (const auto& [id, count] : e.map(counts)) {
+  for (const std::string_view counts : {"errors", "dropped", "warnings"}) {
+    for (const auto& [id, count] : e.map(std::string(counts))) {
       std::int64_t low = 0, high = 0;
       parse_count_range(std::get<Value>(count.v).to_text(), low, high);
       std::uint64_t value = 0;
+      if (counts == "warnings") {
+        value = static_cast<std::uint64_t>(
+            std::count_if(report.notices.begin(), report.notices.end(), [&](const Notice& n) { return n.node == id; }));
+      }
       for (const auto& n : report.nodes) {
-        if (n.id == id) value = counts == std::string_view("errors") ? n.errors : n.dropped;
+        if (n.id == id && counts != "warnings") value = counts == "errors" ? n.errors : n.dropped;
       }
       auto n = static_cast<std::int64_t>(value);
-      out.push_back(ExpectResult{n >= low && n <= high, fmt::format("{} of node '{}': {}, expected {}", counts, id, n,
-                                                                    range_text(low, high))});
+      std::string first;  // a warning says what it was
+      if (counts == "warnings") {
+        for (const auto& w : report.notices) {
+          if (w.node == id && first.empty()) first = fmt::format(" (the first: {})", w.message);
+        }
+      }
+      const bool ok = n >= low && n <= high;
+      out.push_back(ExpectResult{ok, fmt::format("{} of node '{}': {}, expected {}{}", counts, id, n,
+                                                 range_text(low, high), ok ? "" : first)});
     }
   }
   return out;
