@@ -183,7 +183,8 @@ class SqliteStore final : public SinkNode {
         keep_existing_(std::move(keep_existing)),
         rows_(rows),
         interval_(interval),
-        presence_(unkeyed_columns(columns_, key_), "row", "null", std::move(notice)) {
+        presence_(unkeyed_columns(columns_, key_), "row", "null", notice),
+        notice_(std::move(notice)) {
     for (const auto& k : key_) {
       for (const auto& c : columns_) {
         if (c.name == k) key_columns_.push_back(&c);
@@ -209,6 +210,7 @@ class SqliteStore final : public SinkNode {
         exec(fmt::format("PRAGMA {}={}", name, value), "setting PRAGMA " + name);
       prepare_table();
       prepare_insert();
+      if (!key_.empty()) empty_at_start_ = max_rowid() == 0;
     } catch (...) {
       sqlite3_finalize(insert_);
       sqlite3_close(db_);
@@ -296,6 +298,7 @@ class SqliteStore final : public SinkNode {
       }
     }
     if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) rollback("");
+    committed_ += batch_.rows();
     clear_pending();  // committed: the rows' limit slots are free now
   }
 
@@ -303,9 +306,38 @@ class SqliteStore final : public SinkNode {
     presence_.finish();
     flush();
     if (db_) sqlite3_exec(db_, "PRAGMA optimize", nullptr, nullptr, nullptr);
+    warn_of_key();
   }
 
  private:
+  // A key that is not unique to a record (items keyed by their page's URL) makes later records
+  // replace earlier ones of the same run, and fails nothing: a table that was empty when the run
+  // began and holds fewer rows than half the records it was given says so. (Rows of a rowid table
+  // get max(rowid) + 1 each, so the rows this run added are the growth of max(rowid); a record
+  // that went into a row stored earlier, by this node or another, added none.)
+  void warn_of_key() {
+    if (!empty_at_start_ || committed_ == 0 || !notice_) return;
+    const auto rows = static_cast<std::uint64_t>(std::max<std::int64_t>(0, max_rowid()));
+    if (rows >= committed_ || committed_ - rows <= rows) return;
+    notice_(
+        fmt::format("{} records went into {} rows of table '{}': {} had the key ({}) of a row this run "
+                    "had stored already, and went into it; if each record is a row of its own, the key is not "
+                    "unique to one (a page's items need more than the page's URL: key: [page_url, name])",
+                    committed_, rows, table_, committed_ - rows, fmt::join(key_, ", ")));
+  }
+
+  // The largest rowid of the table, 0 when it is empty (or not a rowid table).
+  std::int64_t max_rowid() const {
+    sqlite3_stmt* st = nullptr;
+    std::int64_t max = 0;
+    if (sqlite3_prepare_v2(db_, fmt::format("SELECT max(rowid) FROM {}", quote(table_)).c_str(), -1, &st, nullptr) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      max = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return max;
+  }
+
   // The columns a record may lack without an error (one without a key is refused, loudly).
   static std::vector<FieldPresence::Watched> unkeyed_columns(const std::vector<Column>& columns,
                                                              const std::vector<std::string>& key) {
@@ -480,6 +512,9 @@ class SqliteStore final : public SinkNode {
   FlatRows batch_;
   std::vector<PermitRef> held_;
   FieldPresence presence_;  // columns no record had
+  std::function<void(std::string)> notice_;
+  bool empty_at_start_ = false;  // with a key: the table had no rows when the run began
+  std::uint64_t committed_ = 0;  // records committed by this node
 };
 
 std::string check_pragma_value(const Value& v) {

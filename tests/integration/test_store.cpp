@@ -117,6 +117,44 @@ edges:
         std::vector<std::string>{"3|2|0"});
 }
 
+TEST_CASE("a key that is not unique to a record is a warning when most records of a run went into rows it stored",
+          "[store]") {
+  // Items keyed by their page: each later item of a page replaces the one before, and nothing fails.
+  TempDir dir;
+  // `records` items on `pages` pages, each item `times` times (listed on several pages); stored
+  // with `key`: the store's warnings.
+  auto run = [&](int records, int pages, int times, const std::string& key) {
+    std::string csv = "page,name\n";
+    for (int i = 0; i < records; ++i) csv += fmt::format("p{},item{}\n", i % pages, i / times);
+    test::write_file(dir.file("items.csv"), csv);
+    RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: t
+nodes:
+  - {{id: src, type: source.csv, path: {}}}
+  - {{id: store, type: store.sqlite, path: {}, table: items, columns: {{page: TEXT, name: TEXT}}, key: [{}]}}
+edges:
+  - src -> store
+)",
+                                                              dir.file("items.csv"), dir.file("t.db"), key)));
+    REQUIRE(report.errors.empty());
+    return test::notices_of(report, "store");
+  };
+  CHECK(
+      run(30, 3, 1, "page") ==
+      std::vector<std::string>{"30 records went into 3 rows of table 'items': 27 had the key (page) of a row this run "
+                               "had stored already, and went into it; if each record is a row of its own, the key "
+                               "is not unique to one (a page's items need more than the page's URL: key: "
+                               "[page_url, name])"});
+  CHECK(query(dir.file("t.db"), "SELECT count(*) FROM items") == std::vector<std::string>{"3"});
+  CHECK(run(30, 3, 1, "page").empty());  // the table had rows already: updating them is what a key is for
+  std::filesystem::remove(dir.file("t.db"));
+  // Each item twice (listed on two pages), keyed by name: half the records went into rows stored
+  // before, which is what a key is for too.
+  CHECK(run(20, 3, 2, "name").empty());
+  CHECK(query(dir.file("t.db"), "SELECT count(*) FROM items") == std::vector<std::string>{"10"});
+  std::filesystem::remove(dir.file("t.db"));
+  CHECK(run(30, 3, 1, "name").empty());
+}
+
 TEST_CASE("a key makes writes UPSERTs: running twice leaves no duplicates", "[store]") {
   TempDir dir;
   std::string db = dir.file("shop.db");
