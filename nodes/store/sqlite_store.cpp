@@ -318,7 +318,7 @@ class SqliteStore final : public SinkNode {
   void warn_of_key() {
     if (!empty_at_start_ || committed_ == 0 || !notice_) return;
     const auto rows = static_cast<std::uint64_t>(std::max<std::int64_t>(0, max_rowid()));
-    if (rows >= committed_ || committed_ - rows <= rows) return;
+    if (rows == 0 || rows >= committed_ || committed_ - rows <= rows) return;  // 0: no rowid table
     notice_(
         fmt::format("{} records went into {} rows of table '{}': {} had the key ({}) of a row this run "
                     "had stored already, and went into it; if each record is a row of its own, the key is not "
