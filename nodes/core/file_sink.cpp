@@ -148,6 +148,7 @@ std::uint64_t FileSink::whole_length(Framing framing) const {
 void FileSink::write(std::vector<Record>& records) {
   std::optional<SinkBatchError> failed;
   for (Record& r : records) {
+    if (presence_) presence_->see(r);
     format(r, buffer_);
     ends_.push_back(buffer_.size());
     if (hold_) {
@@ -166,6 +167,7 @@ void FileSink::write(std::vector<Record>& records) {
 }
 
 void FileSink::close() {
+  if (presence_) presence_->finish();
   write_buffer();
   // A gzip file that got no record holds an empty member: an empty file is no gzip file.
   if (z_ && !wrote_ && !had_content_) {

@@ -7,9 +7,11 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "field_presence.hpp"
 #include "sluice/node.hpp"
 #include "sluice/state.hpp"
 
@@ -50,6 +52,9 @@ class FileSink : public SinkNode {
   virtual void format(const Record& record, std::string& out) = 0;
   // Text that belongs to no record (a header line), from a subclass's constructor: written first.
   void preamble(const std::string& text);
+  // From a subclass's constructor: the fields it writes by name, each a warning at close() when no
+  // record had it.
+  void watch(FieldPresence presence) { presence_ = std::move(presence); }
   // True when the file had content before this run (append to a non-empty file).
   bool had_content() const { return had_content_; }
   const std::string& path() const { return path_; }
@@ -79,9 +84,10 @@ class FileSink : public SinkNode {
   bool hold_ = false;              // a resumable run: permits wait for the write
   std::vector<PermitRef> held_;    // the permits of the records in buffer_
   struct Deflater;
-  std::unique_ptr<Deflater> z_;  // a ".gz" path: the compressor, else null
-  std::string zipped_;           // gzip: the member being written
-  bool wrote_ = false;           // gzip: a member was written by this run
+  std::unique_ptr<Deflater> z_;            // a ".gz" path: the compressor, else null
+  std::string zipped_;                     // gzip: the member being written
+  bool wrote_ = false;                     // gzip: a member was written by this run
+  std::optional<FieldPresence> presence_;  // watch()
 };
 
 }  // namespace sluice::nodes

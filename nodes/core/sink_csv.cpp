@@ -4,7 +4,6 @@
 #include <chrono>
 
 #include "../builtin.hpp"
-#include "field_presence.hpp"
 #include "file_sink.hpp"
 #include "sluice/json.hpp"
 
@@ -19,8 +18,8 @@ class Csv final : public FileSink {
       : FileSink(path, append, buffer, interval, state, Framing::csv),
         fields_(std::move(fields)),
         delimiter_(delimiter),
-        escape_formulas_(escape_formulas),
-        presence_(FieldPresence::of_fields(fields_), "row", "empty", std::move(notice)) {
+        escape_formulas_(escape_formulas) {
+    watch(FieldPresence(FieldPresence::of_fields(fields_), "row", "empty", std::move(notice)));
     // A file appended to keeps the header (and byte order mark) it has.
     std::string line;
     if (bom && !had_content()) line = "\xEF\xBB\xBF";
@@ -34,16 +33,10 @@ class Csv final : public FileSink {
     if (!line.empty()) preamble(line);
   }
 
-  void close() override {
-    presence_.finish();
-    FileSink::close();
-  }
-
  private:
   // Null and missing fields are empty cells; numbers and booleans are written as JSON writes them,
   // lists as JSON text; text (strings and bytes) with invalid UTF-8 replaced by U+FFFD, as in JSON.
   void format(const Record& record, std::string& out) override {
-    presence_.see(record);
     const std::size_t start = out.size();
     for (std::size_t i = 0; i < fields_.size(); ++i) {
       if (i) out.push_back(delimiter_);
@@ -98,7 +91,6 @@ class Csv final : public FileSink {
   std::vector<std::string> fields_;
   char delimiter_;
   bool escape_formulas_;
-  FieldPresence presence_;  // fields no record had
 };
 
 }  // namespace

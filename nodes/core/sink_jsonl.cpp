@@ -2,7 +2,6 @@
 #include <chrono>
 
 #include "../builtin.hpp"
-#include "field_presence.hpp"
 #include "file_sink.hpp"
 #include "sluice/json.hpp"
 
@@ -13,24 +12,17 @@ class JsonLines final : public FileSink {
  public:
   JsonLines(const std::string& path, bool append, std::vector<std::string> fields, std::size_t buffer,
             std::chrono::nanoseconds interval, RunState* state, std::function<void(std::string)> notice)
-      : FileSink(path, append, buffer, interval, state, Framing::lines),
-        fields_(std::move(fields)),
-        presence_(FieldPresence::of_fields(fields_), "line", "null", std::move(notice)) {}
-
-  void close() override {
-    presence_.finish();
-    FileSink::close();
+      : FileSink(path, append, buffer, interval, state, Framing::lines), fields_(std::move(fields)) {
+    watch(FieldPresence(FieldPresence::of_fields(fields_), "line", "null", std::move(notice)));
   }
 
  private:
   void format(const Record& record, std::string& out) override {
-    presence_.see(record);
     append_json(out, record, fields_.empty() ? nullptr : &fields_);
     out.push_back('\n');
   }
 
   std::vector<std::string> fields_;
-  FieldPresence presence_;  // fields no record had
 };
 
 }  // namespace

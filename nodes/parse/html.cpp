@@ -278,7 +278,7 @@ class HtmlParser final : public TransformNode {
         links_(std::move(links)),
         keep_(parse::keep_of(ctx.config)),
         resolves_(std::any_of(fields_.begin(), fields_.end(), [](const FieldRule& f) { return f.url; })),
-        stats_(selector_rows(ctx.config, fields_), ctx) {}
+        stats_(ctx, "links", selectors(fields_)) {}
 
   void finish() override { stats_.finish(); }
 
@@ -331,7 +331,7 @@ class HtmlParser final : public TransformNode {
     parse::SelectorStats::Tally& tally = stats_.tally();
     if (links_) {
       const std::size_t links = emit_links(page, page_url, base, ctx, cache, root, out);
-      if (!spent(ctx) && xpath_error.empty()) tally.add(links_row(), links);
+      if (!spent(ctx) && xpath_error.empty()) tally.add(stats_.link_row(), links);
     }
     std::vector<xmlNodePtr> item_nodes = items_ ? nodes(ctx, cache, root, *items_) : std::vector<xmlNodePtr>{root};
     std::size_t made = 0;
@@ -341,7 +341,7 @@ class HtmlParser final : public TransformNode {
       item_nodes.clear();
       out.fail(std::move(page), fmt::format("XPath error in 'items' or 'links' on '{}': {}", page_url, xpath_error));
     } else if (items_) {
-      tally.add(0, item_nodes.size());
+      tally.add(parse::SelectorStats::kItemsRow, item_nodes.size());
     }
     for (xmlNodePtr item : item_nodes) {
       Record r = parse::item_record(page, page_url, keep_);
@@ -368,7 +368,7 @@ class HtmlParser final : public TransformNode {
           if (f.url) v = parse::resolve_link(base, v);  // empty (dropped) when it is no http(s) URL
           if (!v.empty()) kept.push_back(std::move(v));
         }
-        tally.add(field_row(fi), kept.size());
+        tally.add(stats_.field_row(fi), kept.size());
         if (kept.empty() && f.required && problem.empty()) {
           problem = fmt::format("required field '{}' not found (selector '{}')", f.name, f.selector_text);
         }
@@ -500,16 +500,12 @@ class HtmlParser final : public TransformNode {
     return page_url;
   }
 
-  // The rows of the node's "selectors" table: items, links, then each field, those it has.
-  static std::vector<parse::SelectorStats::Row> selector_rows(const Config& c, const std::vector<FieldRule>& fields) {
-    std::vector<parse::SelectorStats::Row> rows;
-    if (c.has("items")) rows.push_back({"items", c.string("items"), false});
-    if (c.has("links")) rows.push_back({"links", c.string("links"), false});
-    for (const auto& f : fields) rows.push_back({"fields." + f.name, f.selector_text, c.has("items")});
-    return rows;
+  // The fields' names and selectors, for the "selectors" table.
+  static std::vector<std::pair<std::string, std::string>> selectors(const std::vector<FieldRule>& fields) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& f : fields) out.emplace_back(f.name, f.selector_text);
+    return out;
   }
-  std::size_t links_row() const { return items_ ? 1 : 0; }
-  std::size_t field_row(std::size_t field) const { return (items_ ? 1 : 0) + (links_ ? 1 : 0) + field; }
 
   // Emits the page's links; returns how many.
   std::size_t emit_links(const Record& page, const std::string& page_url, const std::string& base,

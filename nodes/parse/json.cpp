@@ -78,7 +78,7 @@ class JsonParser final : public TransformNode {
         fields_(std::move(fields)),
         link_(std::move(link)),
         keep_(parse::keep_of(ctx.config)),
-        stats_(selector_rows(ctx.config, fields_), ctx) {}
+        stats_(ctx, "next", paths(fields_)) {}
 
   void finish() override { stats_.finish(); }
 
@@ -106,7 +106,7 @@ class JsonParser final : public TransformNode {
       return;
     }
     parse::SelectorStats::Tally& tally = stats_.tally();
-    if (link_) tally.add(items_ ? 1 : 0, emit_link(page, page_url, doc, out) ? 1 : 0);
+    if (link_) tally.add(stats_.link_row(), emit_link(page, page_url, doc, out) ? 1 : 0);
     std::vector<simdjson::dom::element> items;
     if (items_) {
       simdjson::dom::element found;
@@ -117,11 +117,10 @@ class JsonParser final : public TransformNode {
           items.push_back(found);
         }
       }
-      tally.add(0, items.size());
+      tally.add(parse::SelectorStats::kItemsRow, items.size());
     } else {
       items.push_back(doc);
     }
-    const std::size_t first_field = (items_ ? 1 : 0) + (link_ ? 1 : 0);
     for (simdjson::dom::element item : items) {
       Record r = parse::item_record(page, page_url, keep_);
       std::string problem;
@@ -129,7 +128,7 @@ class JsonParser final : public TransformNode {
         const JsonField& f = fields_[fi];
         simdjson::dom::element v;
         bool found = item.at_pointer(f.pointer).get(v) == simdjson::SUCCESS;
-        tally.add(first_field + fi, found && !v.is_null() ? 1 : 0);
+        tally.add(stats_.field_row(fi), found && !v.is_null() ? 1 : 0);
         r.set(f.name, found ? to_value(v) : Value());
         if (f.required && (!found || v.is_null()) && problem.empty()) {
           problem = fmt::format("required field '{}' not found (path '{}')", f.name, f.path);
@@ -145,13 +144,11 @@ class JsonParser final : public TransformNode {
   }
 
  private:
-  // The rows of the node's "selectors" table: items, next, then each field, those it has.
-  static std::vector<parse::SelectorStats::Row> selector_rows(const Config& c, const std::vector<JsonField>& fields) {
-    std::vector<parse::SelectorStats::Row> rows;
-    if (c.has("items")) rows.push_back({"items", c.string("items"), false});
-    if (c.has("next")) rows.push_back({"next", c.string("next"), false});
-    for (const auto& f : fields) rows.push_back({"fields." + f.name, f.path, c.has("items")});
-    return rows;
+  // The fields' names and paths, for the "selectors" table.
+  static std::vector<std::pair<std::string, std::string>> paths(const std::vector<JsonField>& fields) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& f : fields) out.emplace_back(f.name, f.path);
+    return out;
   }
 
   // Emits the page's next-page link; whether it had one.

@@ -18,8 +18,16 @@ std::int64_t now_ns() {
 
 }  // namespace
 
-SelectorStats::SelectorStats(std::vector<Row> rows, const NodeContext& ctx)
-    : rows_(std::move(rows)), table_(ctx.table), notice_(ctx.notice) {}
+SelectorStats::SelectorStats(const NodeContext& ctx, const std::string& link_option,
+                             const std::vector<std::pair<std::string, std::string>>& fields)
+    : has_items_(ctx.config.has("items")),
+      has_link_(ctx.config.has(link_option)),
+      table_(ctx.table),
+      notice_(ctx.notice) {
+  if (has_items_) rows_.push_back({"items", ctx.config.string("items"), false});
+  if (has_link_) rows_.push_back({link_option, ctx.config.string(link_option), false});
+  for (const auto& [name, select] : fields) rows_.push_back({"fields." + name, select, has_items_});
+}
 
 SelectorStats::Tally& SelectorStats::tally() {
   bool exists = false;

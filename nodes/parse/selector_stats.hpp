@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <oneapi/tbb/enumerable_thread_specific.h>
@@ -55,7 +56,15 @@ class SelectorStats {
     std::unique_ptr<Cell[]> cells_;
   };
 
-  SelectorStats(std::vector<Row> rows, const NodeContext& ctx);
+  // The rows of a parse node: `items` and the option of its links (`links`, `next`) when its
+  // config has them, then each field (name and selector or path), in the pipeline's order.
+  SelectorStats(const NodeContext& ctx, const std::string& link_option,
+                const std::vector<std::pair<std::string, std::string>>& fields);
+
+  // Where each selector counts: `items` (when the node has it), the links option, field `i`.
+  static constexpr std::size_t kItemsRow = 0;
+  std::size_t link_row() const { return has_items_ ? 1 : 0; }
+  std::size_t field_row(std::size_t i) const { return link_row() + (has_link_ ? 1 : 0) + i; }
 
   // The calling thread's counts.
   Tally& tally();
@@ -76,6 +85,7 @@ class SelectorStats {
   };
   std::vector<Sum> sums() const;
 
+  bool has_items_, has_link_;
   std::vector<Row> rows_;
   std::function<void(std::string, std::vector<Record>)> table_;
   std::function<void(std::string)> notice_;

@@ -163,19 +163,16 @@ std::vector<ExpectResult> check_expectations(const Plan& plan, const RunReport& 
     for (const auto& [id, count] : e.map(std::string(counts))) {
       std::int64_t low = 0, high = 0;
       parse_count_range(std::get<Value>(count.v).to_text(), low, high);
-      std::uint64_t value = 0;
-      if (counts == "warnings") {
-        value = static_cast<std::uint64_t>(
-            std::count_if(report.notices.begin(), report.notices.end(), [&](const Notice& n) { return n.node == id; }));
-      }
-      for (const auto& n : report.nodes) {
-        if (n.id == id && counts != "warnings") value = counts == "errors" ? n.errors : n.dropped;
-      }
-      auto n = static_cast<std::int64_t>(value);
+      std::int64_t n = 0;
       std::string first;  // a warning says what it was
       if (counts == "warnings") {
         for (const auto& w : report.notices) {
-          if (w.node == id && first.empty()) first = fmt::format(" (the first: {})", w.message);
+          if (w.node != id) continue;
+          if (n++ == 0) first = fmt::format(" (the first: {})", w.message);
+        }
+      } else {
+        for (const auto& s : report.nodes) {
+          if (s.id == id) n = static_cast<std::int64_t>(counts == "errors" ? s.errors : s.dropped);
         }
       }
       const bool ok = n >= low && n <= high;
