@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <chrono>
 #include <csignal>
 
 #include <cstdlib>
@@ -22,6 +23,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "process.hpp"
 #include "sluice/pipeline.hpp"
@@ -70,6 +72,27 @@ inline RunReport run_with_file_limit(const Plan& plan, rlim_t bytes) {
   RunReport report = run_pipeline(plan);
   ::setrlimit(RLIMIT_FSIZE, &saved);
   ::signal(SIGXFSZ, old_handler);
+  return report;
+}
+
+// Runs `plan` while another thread asks it to stop `requests` times with `signal_number` (as
+// Ctrl-C does), `after` the run starts; requests with a negative `after` come before it starts.
+inline RunReport run_stopped_after(const Plan& plan, std::chrono::microseconds after, int signal_number = 2,
+                                   int requests = 1) {
+  StopSignal stop;
+  auto ask = [&] {
+    for (int i = 0; i < requests; ++i) stop.request(signal_number);
+  };
+  if (after.count() < 0) ask();
+  std::thread stopper([&] {
+    if (after.count() < 0) return;
+    std::this_thread::sleep_for(after);
+    ask();
+  });
+  RunOptions options;
+  options.stop = &stop;
+  RunReport report = run_pipeline(plan, options);
+  stopper.join();
   return report;
 }
 

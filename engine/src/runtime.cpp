@@ -562,6 +562,38 @@ class Run {
     wake_watchdog();
   }
 
+  // A stop request (Ctrl-C, SIGTERM) from the signal watcher's thread: the first stops
+  // gracefully, the second cancels, the third stops waiting for cancelled work.
+  void on_stop_request(int count) {
+    {
+      std::lock_guard lock(wiring_mutex_);
+      if (!wired_) {
+        held_requests_ = count;
+        return;
+      }
+    }
+    act_on_stop(count);
+  }
+  void act_on_stop(int count) {
+    if (count == 1)
+      stop_gracefully();
+    else if (count == 2)
+      cancel();
+    else
+      give_up_now();
+  }
+  // The graph is built and its async nodes started: stop requests act on it from now on, and one
+  // that came while it was built is carried out now (before any source starts).
+  void wire() {
+    int held = 0;
+    {
+      std::lock_guard lock(wiring_mutex_);
+      wired_ = true;
+      held = held_requests_;
+    }
+    if (held > 0) act_on_stop(held);
+  }
+
   void stop_gracefully() {
     if (stopping_.exchange(true)) return;
     stop_source_.request_stop();
@@ -749,6 +781,12 @@ class Run {
   bool graph_done_ = false;
   bool abandon_ = false;
   bool gave_up_ = false;  // by a third stop request, not abort_timeout
+  // Stop requests come from another thread (the signal watcher) at any time, also while this
+  // run's thread still builds vertices_ and state_. Until the graph is wired (built, its async
+  // nodes started), a request is only counted here, and carried out by wire().
+  std::mutex wiring_mutex_;
+  bool wired_ = false;
+  int held_requests_ = 0;
   // Members, not locals of execute(): an abandoned run leaves threads that still use them.
   std::unique_ptr<tbb::task_arena> arena_;
   std::thread watchdog_, waiter_;
@@ -1390,16 +1428,7 @@ RunReport Run::execute() {
                                                  : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(workers) + 1);
   arena_ = std::make_unique<tbb::task_arena>(workers, 0);
-  if (options_.stop) {
-    options_.stop->attach([this](int count) {
-      if (count == 1)
-        stop_gracefully();
-      else if (count == 2)
-        cancel();
-      else
-        give_up_now();
-    });
-  }
+  if (options_.stop) options_.stop->attach([this](int count) { on_stop_request(count); });
   if (!plan_.settings.state.empty()) {
     try {
       state_ = RunState::open(plan_.settings.state, plan_.settings.name, options_.resume, source_fingerprint(plan_));
@@ -1433,6 +1462,7 @@ RunReport Run::execute() {
     for (auto& v : vertices_) {
       if (v.sink_queue) v.thread = std::thread([this, &v] { sink_loop(v); });
     }
+    wire();
     for (auto& v : vertices_) {
       if (!v.gate) continue;
       reserve_external();

@@ -1299,15 +1299,7 @@ TEST_CASE("a graceful stop lets fetches in flight finish and commits them", "[fe
   TempDir dir;
   auto urls = numbered_urls(server, "/delay/50", 2000);
   Plan plan = test::plan_of(fetch_pipeline(dir, urls, 8, "    per_host: 8", "batch: 16, max_pending: 2"));
-  StopSignal stop;
-  std::thread stopper([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    stop.request(2);
-  });
-  RunOptions options;
-  options.stop = &stop;
-  RunReport report = run_pipeline(plan, options);
-  stopper.join();
+  RunReport report = test::run_stopped_after(plan, std::chrono::milliseconds(300));
   CHECK(report.status == RunStatus::interrupted);
   CHECK(report.errors.empty());
   auto ok = lines(dir, "ok.jsonl");
