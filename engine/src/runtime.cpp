@@ -1450,7 +1450,6 @@ RunReport Run::execute() {
   if (!cancelled_ && instantiate()) {
     arena_->execute([this] { build_graph(); });  // the graph attaches to this arena
     if (state_) state_->start();
-    watchdog_ = std::thread([this] { watchdog_loop(); });
     for (auto& v : vertices_) {
       if (!v.async_output) continue;
       try {
@@ -1463,6 +1462,8 @@ RunReport Run::execute() {
       if (v.sink_queue) v.thread = std::thread([this, &v] { sink_loop(v); });
     }
     wire();
+    // After wire(): its stops (max_duration, shutdown_timeout) act on a built graph too.
+    watchdog_ = std::thread([this] { watchdog_loop(); });
     for (auto& v : vertices_) {
       if (!v.gate) continue;
       reserve_external();
