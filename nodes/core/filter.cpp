@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 #include <re2/re2.h>
 
+#include <charconv>
+#include <cmath>
 #include <functional>
 #include <memory>
 
@@ -21,11 +23,39 @@ std::optional<double> number(const Value& v) {
   return std::nullopt;
 }
 
-// Three-way comparison: numbers numerically, anything else by text.
-int compare(const Value& a, const Value& b) {
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+// Text that is wholly a number, spaces around it aside: what a selector or a regex capture takes
+// from a page ("19.99", " 7 ", "-3e2"). Not "1,299", "$5", "inf" or "0x10".
+std::optional<double> number_in_text(const Value& v) {
+  const auto* s = v.as_string();
+  if (!s) return std::nullopt;
+  const char* begin = s->data();
+  const char* end = begin + s->size();
+  while (begin < end && is_space(*begin)) ++begin;
+  while (end > begin && is_space(end[-1])) --end;
+  if (begin < end && *begin == '+') ++begin;
+  if (begin == end) return std::nullopt;
+  double d = 0;
+  auto [rest, ec] = std::from_chars(begin, end, d);
+  if (ec != std::errc() || rest != end || !std::isfinite(d)) return std::nullopt;
+  return d;
+}
+
+// Three-way comparison. Against a number, a number or a text that is one compares numerically
+// (parse nodes give text: "100" is more than 20, not less as "100" < "20" as text), and any other
+// value cannot be ordered (nullopt: it passes only ne and not_in). Other values compare as text.
+std::optional<int> compare(const Value& a, const Value& b) {
   auto x = number(a);
   auto y = number(b);
-  if (x && y) return *x < *y ? -1 : (*x > *y ? 1 : 0);
+  if (x || y) {
+    if (!x) x = number_in_text(a);
+    if (!y) y = number_in_text(b);
+    if (!x || !y) return std::nullopt;
+    return *x < *y ? -1 : (*x > *y ? 1 : 0);
+  }
   std::string s = a.to_text();
   std::string t = b.to_text();
   return s.compare(t) < 0 ? -1 : (s == t ? 0 : 1);
@@ -43,7 +73,7 @@ class Filter final : public TransformNode {
     if (op_ == Op::matches) pattern_ = std::make_unique<RE2>(text_);
   }
 
-  // (Serial: never called concurrently, so the two flags need no atomics.)
+  // (Serial: never called concurrently, so the flags and counts need no atomics.)
   void process(Record& record, Emitter& out) override {
     if (!had_field_) {
       any_ = true;
@@ -53,16 +83,25 @@ class Filter final : public TransformNode {
     if (keep(record)) out.emit(std::move(record));
   }
 
-  // A field named wrong (`prcie`) makes every record fail or pass the test alike, and fails nothing.
+  // A field named wrong (`prcie`) makes every record fail or pass the test alike, and a price
+  // scraped with its currency is no number to compare: neither fails anything, so both are said.
   void finish() override {
-    if (!any_ || had_field_ || !notice_) return;
+    if (!notice_) return;
+    if (unordered_ > 0) {
+      notice_(
+          fmt::format("{} record{} had a '{}' that is not a number (the first: '{}'), so 'op: {}' with {} let none "
+                      "of them through; take the number out with a regex, as in {{select: ..., regex: '([0-9.]+)'}}",
+                      unordered_, unordered_ == 1 ? "" : "s", field_, first_unordered_.substr(0, 60),
+                      kOps[static_cast<std::size_t>(op_)], value_.to_text()));
+    }
+    if (!any_ || had_field_) return;
     const bool passes = op_ == Op::ne || op_ == Op::not_in || op_ == Op::missing;
     notice_(fmt::format("no record had a field '{}' (or one that is not null), so 'op: {}' let {} of them through",
                         field_, kOps[static_cast<std::size_t>(op_)], passes ? "all" : "none"));
   }
 
  private:
-  bool keep(const Record& record) const {
+  bool keep(const Record& record) {
     const Value* v = record.get(field_);
     if (op_ == Op::exists) return v && !v->is_null();
     if (op_ == Op::missing) return !v || v->is_null();
@@ -73,13 +112,10 @@ class Filter final : public TransformNode {
       case Op::ne:
         return compare(*v, value_) != 0;
       case Op::lt:
-        return compare(*v, value_) < 0;
       case Op::le:
-        return compare(*v, value_) <= 0;
       case Op::gt:
-        return compare(*v, value_) > 0;
       case Op::ge:
-        return compare(*v, value_) >= 0;
+        return ordered(*v);
       case Op::contains:
         return text_of(*v).find(text_) != std::string::npos;
       case Op::starts_with:
@@ -97,6 +133,26 @@ class Filter final : public TransformNode {
     }
   }
 
+  // lt, le, gt, ge. A value that cannot be ordered against the number it is compared with (a
+  // price scraped as "1,299.00") passes none of them, and is counted for the warning at the end.
+  bool ordered(const Value& v) {
+    auto c = compare(v, value_);
+    if (!c) {
+      if (!v.is_null() && unordered_++ == 0) first_unordered_ = v.to_text();
+      return false;
+    }
+    switch (op_) {
+      case Op::lt:
+        return *c < 0;
+      case Op::le:
+        return *c <= 0;
+      case Op::gt:
+        return *c > 0;
+      default:
+        return *c >= 0;
+    }
+  }
+
   static std::string text_of(const Value& v) {
     if (const auto* s = v.as_string()) return *s;
     return v.to_text();
@@ -109,8 +165,10 @@ class Filter final : public TransformNode {
   std::string text_;
   std::unique_ptr<RE2> pattern_;  // matches
   std::function<void(std::string)> notice_;
-  bool any_ = false;        // a record came
-  bool had_field_ = false;  // one had the field, not null
+  bool any_ = false;             // a record came
+  bool had_field_ = false;       // one had the field, not null
+  std::uint64_t unordered_ = 0;  // records whose value could not be ordered against a number
+  std::string first_unordered_;  // the first such value
 };
 
 void check(const Config& c, const Location& owner, Diagnostics& diags) {
@@ -143,9 +201,11 @@ NodeType filter_type() {
   t.schema = Schema(
       {
           FieldSpec::string("field", "the field to test").make_required(),
-          FieldSpec::enumeration("op", kOps,
-                                 "comparison: numbers compare numerically, other values as text; exists/missing "
-                                 "take no value; matches an RE2 pattern; in/not_in one of 'values'")
+          FieldSpec::enumeration(
+              "op", kOps,
+              "comparison: against a number, numbers and text that is one (\"19.99\") compare numerically, "
+              "other values as text; exists/missing "
+              "take no value; matches an RE2 pattern; in/not_in one of 'values'")
               .with_default("eq"),
           FieldSpec::scalar("value", "the value to compare with (matches: an RE2 pattern, found anywhere in the text)"),
           FieldSpec::list("values", FieldSpec::scalar("value", "a value"), "in, not_in: the values to look for")

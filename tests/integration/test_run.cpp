@@ -210,6 +210,46 @@ edges:
         "t.yaml:6:65: error: 'values' is for op 'in' and 'not_in', not 'eq'\n");
 }
 
+TEST_CASE(
+    "filter compares text that is a number (a scraped price) with a number as numbers, and warns of values that are "
+    "not numbers",
+    "[run]") {
+  TempDir dir;
+  auto kept = [&](const std::string& condition, std::vector<std::string> notices = {}) {
+    RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: f
+nodes:
+  - {{id: src, type: source.list, field: price, urls: ["100", "19.99", "5", " 7 ", "-3e1", "+2", "1,299.00", "abc", "inf"]}}
+  - {{id: keep, type: filter, field: price, {}}}
+  - {{id: out, type: sink.jsonl, path: {}}}
+edges:
+  - src -> keep -> out
+)",
+                                                              condition, dir.file("out.jsonl"))));
+    REQUIRE(report.errors.empty());
+    std::vector<std::string> messages;
+    for (const auto& n : report.notices) messages.push_back(n.message);
+    CHECK(messages == notices);
+    std::string prices;
+    for (const auto& line : test::lines_of(test::read_file(dir.file("out.jsonl"))))
+      prices += line.substr(10, line.size() - 12) + "|";
+    return prices;
+  };
+  const std::string not_numbers =
+      "3 records had a 'price' that is not a number (the first: '1,299.00'), so 'op: {}' with {} let none of them "
+      "through; take the number out with a regex, as in {{select: ..., regex: '([0-9.]+)'}}";
+  // As text, "100" < "20" and "5" > "20".
+  CHECK(kept("op: lt, value: 20", {fmt::format(fmt::runtime(not_numbers), "lt", 20)}) == "19.99|5| 7 |-3e1|+2|");
+  CHECK(kept("op: ge, value: 20", {fmt::format(fmt::runtime(not_numbers), "ge", 20)}) == "100|");
+  CHECK(kept("op: le, value: 5.0", {fmt::format(fmt::runtime(not_numbers), "le", 5)}) == "5|-3e1|+2|");
+  CHECK(kept("op: gt, value: -30", {fmt::format(fmt::runtime(not_numbers), "gt", -30)}) == "100|19.99|5| 7 |+2|");
+  CHECK(kept("op: eq, value: 7") == " 7 |");
+  CHECK(kept("op: in, values: [5, 100, abc]") == "100|5|abc|");
+  CHECK(kept("op: ne, value: 5") == "100|19.99| 7 |-3e1|+2|1,299.00|abc|inf|");
+  // Text against text stays text.
+  CHECK(kept("op: lt, value: '2'") == "100|19.99| 7 |-3e1|+2|1,299.00|");
+  CHECK(kept("op: eq, value: '5.0'") == "");
+}
+
 TEST_CASE("distinct lets the first record of each key through and drops the repeats, behind a limit too", "[run]") {
   TempDir dir;
   // 3,000 lines, 1,000 URLs each three times, in three passes: u1..u1000, u1..u1000, u1..u1000.
