@@ -508,6 +508,9 @@ struct Vertex {
   std::unique_ptr<ResultNode> async_results;
   std::unique_ptr<AsyncOutput> async_output;
   std::atomic<std::uint64_t> async_submitted{0}, async_completed{0};
+  // Results the results node took (or the node discarded). Those completed but never taken went
+  // with a cancelled graph, and count as the node's dropped records at the end.
+  std::atomic<std::uint64_t> async_accounted{0};
 };
 
 class Run {
@@ -837,6 +840,7 @@ class GatewayOutput final : public AsyncOutput {
 
   void discard(std::size_t count) override {
     v_.stats.dropped.fetch_add(count, std::memory_order_relaxed);
+    v_.async_accounted.fetch_add(count, std::memory_order_relaxed);
     v_.async_completed.fetch_add(count, std::memory_order_relaxed);
     for (std::size_t i = 0; i < count; ++i) run_.release_external();
   }
@@ -1141,7 +1145,8 @@ void Run::build_async(Vertex& v) {
   v.async_output = std::make_unique<GatewayOutput>(*this, v, v.async->gateway());
   v.async_results =
       std::make_unique<ResultNode>(g, tbb::flow::unlimited, [this, &v](const AsyncResultPtr& results) noexcept {
-        if (cancelled()) return tbb::flow::continue_msg{};
+        if (cancelled()) return tbb::flow::continue_msg{};  // counted as dropped in finish()
+        v.async_accounted.fetch_add(results->size(), std::memory_order_relaxed);
         auto started = Clock::now();
         ReleaseScope scope;
         Batch none;
@@ -1578,6 +1583,8 @@ void Run::finish() {
     v.limit_queue.reset();
     v.async_results.reset();
     v.async.reset();
+    // Results (a fetch's "cancelled" failures among them) that a cancelled graph never took.
+    if (v.async_output) v.stats.dropped.fetch_add(v.async_completed.load() - v.async_accounted.load());
   }
   graph_.reset();
   check_invariants();

@@ -1366,6 +1366,50 @@ TEST_CASE("a graceful stop ends requests that have not started: they are counted
   }
 }
 
+TEST_CASE("a stop or a failure ends requests queued for their host and retries waiting out a Retry-After, at once",
+          "[fetch][cancel]") {
+  // Two URLs on one host answer 503 with Retry-After: 30 (their retries wait 30 s); six on another
+  // take 1.5 s each, two at a time (per_host), so four wait in their host's queue.
+  FixtureServer server;
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 2; ++i) urls.push_back(fmt::format("http://localhost:{}/retry-after/30?i={}", server.port(), i));
+  for (int i = 0; i < 6; ++i) urls.push_back(server.url(fmt::format("/delay/1500?i={}", i)));
+  const std::string fetch_config = "    per_host: 2\n    robots: ignore\n    retries: {attempts: 3, max: 60s}";
+  SECTION("a graceful stop: what is in flight finishes, the rest is dropped") {
+    Plan plan = test::plan_of(fetch_pipeline(dir, urls, 16, fetch_config));
+    auto started = std::chrono::steady_clock::now();
+    RunReport report = test::run_stopped_after(plan, std::chrono::milliseconds(700));
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+    CHECK(report.status == RunStatus::interrupted);
+    CHECK(report.errors.empty());
+    const auto& get = test::stats_of(report, "get");
+    CHECK(get.records_in == 8);
+    CHECK(get.records_out == 2);
+    CHECK(get.errors == 0);
+    CHECK(get.dropped == 6);
+    CHECK(lines(dir, "ok.jsonl").size() == 2);
+  }
+  SECTION("a failure elsewhere: everything is cancelled") {
+    std::string yaml = fetch_pipeline(dir, urls, 16, fetch_config);
+    yaml.insert(yaml.find("edges:"),
+                "  - {id: ticker, type: source.list, urls: [a]}\n"
+                "  - {id: boom, type: test.fail, field: url, equals: a, delay: 700ms}\n");
+    yaml += "  - ticker -> boom -> ok\n";
+    auto started = std::chrono::steady_clock::now();
+    RunReport report = run_pipeline(test::plan_of(yaml));
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(4));
+    REQUIRE(report.errors.size() == 1);
+    CHECK(report.errors[0].to_string() == "node 'boom': record 'a': injected failure");
+    const auto& get = test::stats_of(report, "get");
+    CHECK(get.records_in == 8);
+    CHECK(get.records_out == 0);
+    CHECK(get.records_in == get.records_out + get.errors + get.dropped);
+  }
+  CHECK(server.counter("/retry-after").requests == 2);
+  CHECK(server.counter("/delay").requests == 2);
+}
+
 TEST_CASE("compressed: every encoding libcurl decodes is asked for, and the body arrives decoded", "[fetch]") {
   FixtureServer server;  // compresses text responses with br (else gzip) when the client accepts it
   const curl_version_info_data* curl = curl_version_info(CURLVERSION_NOW);
