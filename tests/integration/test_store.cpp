@@ -618,7 +618,9 @@ TEST_CASE("source.sqlite emits a query's rows with their types, one field per co
   }
 }
 
-TEST_CASE("source.sqlite refuses a bad database or query before anything runs, naming the node", "[store][source]") {
+TEST_CASE(
+    "source.sqlite refuses a bad database or query, naming the node: before anything runs, or when a row fails it",
+    "[store][source]") {
   TempDir dir;
   std::string db = dir.file("in.db");
   test::execute(db, "CREATE TABLE items (url TEXT, n INTEGER); INSERT INTO items VALUES ('u', 1);");
@@ -649,6 +651,13 @@ TEST_CASE("source.sqlite refuses a bad database or query before anything runs, n
   CHECK(error_of(db, "SELECT url FROM items WHERE n > :min") ==
         "node 'rows': query has parameters (:min): nothing binds them; write the values in the query, or ${NAME} "
         "for an environment variable");
+  // Errors that only running the query meets, on a row it reads: no row of it goes out.
+  test::execute(db, "INSERT INTO items VALUES ('{\"a\": 1}', 2), ('{broken', 3);");
+  CHECK(error_of(db, "SELECT json(url) AS doc FROM items WHERE n > 1") ==
+        fmt::format("node 'rows': running the query on '{}' failed: malformed JSON", db));
+  CHECK(error_of(db, "SELECT abs(-9223372036854775807 - n) AS a FROM items") ==
+        fmt::format("node 'rows': running the query on '{}' failed: integer overflow", db));
+  test::execute(db, "DELETE FROM items WHERE n > 1");
   // A trailing semicolon or comment is not a second statement.
   RunReport ok = run_pipeline(test::plan_of(query_pipeline(db, "SELECT url FROM items; -- all", dir.file("ok.jsonl"))));
   CHECK(ok.errors.empty());
