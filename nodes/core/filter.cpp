@@ -91,7 +91,7 @@ class Filter final : public TransformNode {
       notice_(
           fmt::format("{} record{} had a '{}' that is not a number (the first: '{}'), so 'op: {}' with {} let none "
                       "of them through; take the number out with a regex, as in {{select: ..., regex: '([0-9.]+)'}}",
-                      unordered_, unordered_ == 1 ? "" : "s", field_, first_unordered_.substr(0, 60),
+                      unordered_, unordered_ == 1 ? "" : "s", field_, first_unordered_,
                       kOps[static_cast<std::size_t>(op_)], value_.to_text()));
     }
     if (!any_ || had_field_) return;
@@ -138,7 +138,14 @@ class Filter final : public TransformNode {
   bool ordered(const Value& v) {
     auto c = compare(v, value_);
     if (!c) {
-      if (!v.is_null() && unordered_++ == 0) first_unordered_ = v.to_text();
+      if (!v.is_null() && unordered_++ == 0) {
+        first_unordered_ = v.to_text();
+        if (first_unordered_.size() > 60) {  // cut before a character, not inside one
+          std::size_t n = 60;
+          while (n > 0 && (static_cast<unsigned char>(first_unordered_[n]) & 0xC0) == 0x80) --n;
+          first_unordered_ = first_unordered_.substr(0, n) + "...";
+        }
+      }
       return false;
     }
     switch (op_) {

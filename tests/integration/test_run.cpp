@@ -215,24 +215,25 @@ TEST_CASE(
     "not numbers",
     "[run]") {
   TempDir dir;
-  auto kept = [&](const std::string& condition, std::vector<std::string> notices = {}) {
+  auto kept = [&](const std::string& condition, std::vector<std::string> notices = {},
+                  const std::string& prices = R"("100", "19.99", "5", " 7 ", "-3e1", "+2", "1,299.00", "abc", "inf")") {
     RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: f
 nodes:
-  - {{id: src, type: source.list, field: price, urls: ["100", "19.99", "5", " 7 ", "-3e1", "+2", "1,299.00", "abc", "inf"]}}
+  - {{id: src, type: source.list, field: price, urls: [{}]}}
   - {{id: keep, type: filter, field: price, {}}}
   - {{id: out, type: sink.jsonl, path: {}}}
 edges:
   - src -> keep -> out
 )",
-                                                              condition, dir.file("out.jsonl"))));
+                                                              prices, condition, dir.file("out.jsonl"))));
     REQUIRE(report.errors.empty());
     std::vector<std::string> messages;
     for (const auto& n : report.notices) messages.push_back(n.message);
     CHECK(messages == notices);
-    std::string prices;
+    std::string out;
     for (const auto& line : test::lines_of(test::read_file(dir.file("out.jsonl"))))
-      prices += line.substr(10, line.size() - 12) + "|";
-    return prices;
+      out += line.substr(10, line.size() - 12) + "|";
+    return out;
   };
   const std::string not_numbers =
       "3 records had a 'price' that is not a number (the first: '1,299.00'), so 'op: {}' with {} let none of them "
@@ -248,6 +249,17 @@ edges:
   // Text against text stays text.
   CHECK(kept("op: lt, value: '2'") == "100|19.99| 7 |-3e1|+2|1,299.00|");
   CHECK(kept("op: eq, value: '5.0'") == "");
+  // A long value is quoted cut short, before a character rather than inside one.
+  std::string long_price = "a";
+  for (int i = 0; i < 40; ++i) long_price += "\u00e9";
+  std::string quoted = "a";
+  for (int i = 0; i < 29; ++i) quoted += "\u00e9";
+  CHECK(kept("op: gt, value: 1",
+             {fmt::format("1 record had a 'price' that is not a number (the first: '{}...'), so 'op: gt' with 1 let "
+                          "none of them through; take the number out with a regex, as in {{select: ..., regex: "
+                          "'([0-9.]+)'}}",
+                          quoted)},
+             "\"" + long_price + "\", 3") == "3|");
 }
 
 TEST_CASE("distinct lets the first record of each key through and drops the repeats, behind a limit too", "[run]") {
