@@ -83,16 +83,19 @@ inline RunReport run_stopped_after(const Plan& plan, std::chrono::microseconds a
   auto ask = [&] {
     for (int i = 0; i < requests; ++i) stop.request(signal_number);
   };
-  if (after.count() < 0) ask();
-  std::thread stopper([&] {
-    if (after.count() < 0) return;
-    std::this_thread::sleep_for(after);
+  std::thread stopper;
+  if (after.count() < 0) {
     ask();
-  });
+  } else {
+    stopper = std::thread([&] {
+      std::this_thread::sleep_for(after);
+      ask();
+    });
+  }
   RunOptions options;
   options.stop = &stop;
   RunReport report = run_pipeline(plan, options);
-  stopper.join();
+  if (stopper.joinable()) stopper.join();
   return report;
 }
 
