@@ -181,10 +181,14 @@ class Planner {
     }
     for (const auto& [key, value] : root.entries) {
       if (std::find(kTopLevelKeys.begin(), kTopLevelKeys.end(), key.scalar) != kTopLevelKeys.end()) continue;
+      // x-anything: a place for anchors that nodes merge (x-fetch: &fetch {...}, then <<: *fetch),
+      // as Compose files have; sluice reads nothing in it.
+      if (key.scalar.starts_with("x-")) continue;
       std::string hint = closest_match(key.scalar, kTopLevelKeys);
       diags_.error(key.where, hint.empty()
-                                  ? fmt::format("unknown top-level key '{}' (allowed keys: {})", key.scalar,
-                                                quoted_list(kTopLevelKeys))
+                                  ? fmt::format("unknown top-level key '{}' (allowed keys: {}, and names that start "
+                                                "with 'x-' for anchors to merge: 'x-defaults: &defaults {{...}}')",
+                                                key.scalar, quoted_list(kTopLevelKeys))
                                   : fmt::format("unknown top-level key '{}' (did you mean '{}'?)", key.scalar, hint));
     }
     plan_.file = file_;

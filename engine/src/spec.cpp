@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -127,7 +128,9 @@ class SpecBuilder : public YAML::EventHandler {
     YAML::anchor_t anchor;
     SpecNode pending_key;
     bool has_key;
-    std::size_t values;  // in this subtree, aliases expanded
+    std::size_t values;                 // in this subtree, aliases expanded
+    std::optional<Location> merge_key;  // where this map's '<<' is, if it has one
+    std::vector<SpecNode> merged;       // the maps '<<' merges into this one, in order
   };
   struct Anchored {
     SpecNode node;
@@ -152,13 +155,55 @@ class SpecBuilder : public YAML::EventHandler {
     SpecNode n;
     n.kind = kind;
     n.where = location(mark);
-    stack_.push_back(Open{std::move(n), anchor, {}, false, 1});
+    stack_.push_back(Open{std::move(n), anchor, {}, false, 1, std::nullopt, {}});
   }
 
   void close() {
     Open done = std::move(stack_.back());
     stack_.pop_back();
+    merge(done);
     add(std::move(done.node), done.anchor, done.values);
+  }
+
+  // YAML's merge key: `<<: *defaults` (or a list of maps, `<<: [*a, *b]`) adds the keys of those
+  // maps that this map does not set itself; of two merged maps with a key, the first one's wins.
+  // Shallow, as YAML defines it: a map this one sets (retries: {...}) replaces the merged one.
+  void merge(Open& open) {
+    for (SpecNode& from : open.merged) {
+      for (auto& [key, value] : from.entries) {
+        if (open.node.find(key.scalar)) continue;
+        open.node.entries.emplace_back(std::move(key), std::move(value));
+      }
+    }
+  }
+
+  // The value of a '<<' key: a map, or a list of maps.
+  void take_merge(Open& top, const SpecNode& key, SpecNode value) {
+    if (top.merge_key) {
+      diags_.error(key.where, fmt::format("duplicate key '<<' (first defined at line {}); to merge several maps, "
+                                          "list them: '<<: [*a, *b]'",
+                                          top.merge_key->line));
+      return;
+    }
+    top.merge_key = key.where;
+    auto bad = [&](const SpecNode& n) {
+      diags_.error(n.where.known() ? n.where : key.where,
+                   fmt::format("'<<' merges a map, or a list of maps, into this one (as in '<<: *defaults'), got {}",
+                               n.describe()));
+    };
+    if (value.is_map()) {
+      top.merged.push_back(std::move(value));
+    } else if (value.is_sequence()) {
+      for (SpecNode& item : value.items) {
+        if (item.is_map()) {
+          top.merged.push_back(std::move(item));
+        } else {
+          bad(item);
+        }
+      }
+    } else {
+      bad(value);
+    }
   }
 
   void add(SpecNode n, YAML::anchor_t anchor, std::size_t values) {
@@ -185,6 +230,10 @@ class SpecBuilder : public YAML::EventHandler {
     SpecNode key = std::move(top.pending_key);
     if (!key.is_scalar()) {
       diags_.error(key.where, fmt::format("map keys must be plain names, got {}", key.describe()));
+      return;
+    }
+    if (!key.quoted && key.scalar == "<<") {
+      take_merge(top, key, std::move(n));
       return;
     }
     for (const auto& [existing, value] : top.node.entries) {

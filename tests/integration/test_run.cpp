@@ -167,6 +167,36 @@ edges:
   CHECK(test::stats_of(report, "out").records_in == 3);
 }
 
+TEST_CASE("nodes share settings through an x- key's anchor and YAML merge keys", "[run]") {
+  TempDir dir;
+  std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: merged
+x-tag: &tag
+  type: set
+  fields: {{site: shop, kind: page}}
+nodes:
+  - id: pages
+    type: source.list
+    urls: [a, b]
+  - id: first
+    <<: *tag
+  - id: second
+    <<: *tag
+    fields: {{kind: item}}
+  - id: out
+    type: sink.jsonl
+    path: {}
+edges:
+  - pages -> first -> second -> out
+)",
+                                        out));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  CHECK(test::read_file(out) ==
+        "{\"url\":\"a\",\"site\":\"shop\",\"kind\":\"item\"}\n"
+        "{\"url\":\"b\",\"site\":\"shop\",\"kind\":\"item\"}\n");
+}
+
 TEST_CASE("filter keeps what an RE2 pattern matches, and what is (not) in a list of values", "[run]") {
   TempDir dir;
   auto kept = [&](const std::string& condition) {

@@ -52,6 +52,54 @@ TEST_CASE("anchors and aliases copy the anchored node", "[spec]") {
   CHECK(root.find("other")->find("x")->scalar == "1");
 }
 
+TEST_CASE("a merge key '<<' adds the keys of a map (or maps) that the map does not set itself", "[spec]") {
+  Diagnostics diags;
+  SpecNode root = parse_spec(
+      "a: &a {timeout: 10s, per_host: 2, retries: {attempts: 5, base: 1s}}\n"
+      "b: &b {per_host: 9, rate: 5/s}\n"
+      "before: {timeout: 1s, <<: *a}\n"
+      "after: {<<: *a, timeout: 1s, retries: {attempts: 2}}\n"
+      "both: {<<: [*a, *b], id: x}\n"
+      "inline:\n  <<: {k: v}\n  '<<': literal\n"
+      "nested: {<<: *a, inner: {<<: *b, rate: 1/s}}\n",
+      "f.yaml", test::fixed_env(), diags);
+  REQUIRE(diags.empty());
+  const SpecNode* before = root.find("before");
+  REQUIRE(before);
+  CHECK(before->find("timeout")->scalar == "1s");  // the map's own key wins, before '<<' or after it
+  CHECK(before->find("per_host")->scalar == "2");
+  CHECK_FALSE(before->find("<<"));
+  const SpecNode* after = root.find("after");
+  CHECK(after->find("timeout")->scalar == "1s");
+  // Shallow: a map the node sets replaces the merged one, whose other keys do not come along.
+  CHECK(after->find("retries")->find("attempts")->scalar == "2");
+  CHECK_FALSE(after->find("retries")->find("base"));
+  const SpecNode* both = root.find("both");
+  CHECK(both->find("per_host")->scalar == "2");  // of two merged maps, the first one's key wins
+  CHECK(both->find("rate")->scalar == "5/s");
+  CHECK(both->find("id")->scalar == "x");
+  CHECK(both->entries.size() == 5);
+  // A merged value keeps its own position, in the anchored map, for the errors it may have.
+  CHECK(both->find("rate")->where.line == 2);
+  CHECK(root.find("inline")->find("k")->scalar == "v");
+  CHECK(root.find("inline")->find("<<")->scalar == "literal");  // quoted: a plain key
+  CHECK(root.find("nested")->find("inner")->find("per_host")->scalar == "9");
+  CHECK(root.find("nested")->find("inner")->find("rate")->scalar == "1/s");
+}
+
+TEST_CASE("a merge key that is no map, or is given twice, is an error at its position", "[spec]") {
+  Diagnostics diags;
+  parse_spec("a: &a {x: 1}\nb: {<<: 3}\nc: {<<: [*a, [1]]}\nd:\n  <<: *a\n  <<: *a\n", "f.yaml", test::fixed_env(),
+             diags);
+  diags.sort();
+  CHECK(diags.to_string() ==
+        "f.yaml:2:9: error: '<<' merges a map, or a list of maps, into this one (as in '<<: *defaults'), got '3'\n"
+        "f.yaml:3:14: error: '<<' merges a map, or a list of maps, into this one (as in '<<: *defaults'), got a "
+        "list\n"
+        "f.yaml:6:3: error: duplicate key '<<' (first defined at line 5); to merge several maps, list them: '<<: "
+        "[*a, *b]'\n");
+}
+
 TEST_CASE("invalid YAML is one diagnostic with its position", "[spec]") {
   Diagnostics diags;
   SpecNode root = parse_spec("a: [1, 2\nb: 3\n", "f.yaml", test::fixed_env(), diags);
