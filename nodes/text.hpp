@@ -9,6 +9,15 @@
 
 namespace sluice::nodes {
 
+// A value quoted in a message: at most `max` bytes of it, cut before a UTF-8 character rather than
+// inside one (the message stays valid text), with "..." when cut.
+inline std::string sample_of(std::string_view s, std::size_t max = 60) {
+  if (s.size() <= max) return std::string(s);
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return std::string(s.substr(0, n)) + "...";
+}
+
 // `s` in ASCII lower case.
 inline std::string to_lower(std::string_view s) {
   std::string out(s);

@@ -1101,7 +1101,7 @@ void Run::build_limit(Vertex& v) {
   });
   const bool after_fetch = config.release_after_fetch();
   v.limit_admit =
-      std::make_unique<HandOffNode>(g, tbb::flow::unlimited, [this, &v, after_fetch](const Message& m) noexcept {
+      std::make_unique<HandOffNode>(g, tbb::flow::unlimited, [&v, after_fetch](const Message& m) noexcept {
         // Runs inline inside the limiter's forward, which holds the limiter's locks: nothing here (or
         // inline below it) may drop a record, or its permit's release would re-enter the limiter and
         // deadlock. Even when cancelled the record goes on; the next queueing node or async node drops it.

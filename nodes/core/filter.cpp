@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "../builtin.hpp"
+#include "../text.hpp"
 
 namespace sluice::nodes {
 namespace {
@@ -90,7 +91,7 @@ class Filter final : public TransformNode {
     if (unordered_ > 0) {
       notice_(
           fmt::format("{} record{} had a '{}' that is not a number (the first: '{}'), so 'op: {}' with {} let none "
-                      "of them through; take the number out with a regex, as in {{select: ..., regex: '([0-9.]+)'}}",
+                      "of them through; have the parse node read it as a number: {{select: ..., type: number}}",
                       unordered_, unordered_ == 1 ? "" : "s", field_, first_unordered_,
                       kOps[static_cast<std::size_t>(op_)], value_.to_text()));
     }
@@ -139,12 +140,7 @@ class Filter final : public TransformNode {
     auto c = compare(v, value_);
     if (!c) {
       if (!v.is_null() && unordered_++ == 0) {
-        first_unordered_ = v.to_text();
-        if (first_unordered_.size() > 60) {  // cut before a character, not inside one
-          std::size_t n = 60;
-          while (n > 0 && (static_cast<unsigned char>(first_unordered_[n]) & 0xC0) == 0x80) --n;
-          first_unordered_ = first_unordered_.substr(0, n) + "...";
-        }
+        first_unordered_ = sample_of(v.to_text());
       }
       return false;
     }

@@ -16,6 +16,7 @@
 #include "charset.hpp"
 #include "gzip.hpp"
 #include "links.hpp"
+#include "number.hpp"
 #include "selector.hpp"
 #include "selector_stats.hpp"
 
@@ -32,6 +33,7 @@ struct FieldRule {
   bool required = false;
   bool url = false;  // resolved against the page, as links are
   std::shared_ptr<const RE2> regex;
+  std::shared_ptr<parse::FieldNumbers> numbers;  // type: number or integer
 };
 
 // Compiled XPath expressions are per thread (libxml2 objects are not shared between threads).
@@ -278,9 +280,15 @@ class HtmlParser final : public TransformNode {
         links_(std::move(links)),
         keep_(parse::keep_of(ctx.config)),
         resolves_(std::any_of(fields_.begin(), fields_.end(), [](const FieldRule& f) { return f.url; })),
-        stats_(ctx, "links", selectors(fields_)) {}
+        stats_(ctx, "links", selectors(fields_)),
+        notice_(ctx.notice) {}
 
-  void finish() override { stats_.finish(); }
+  void finish() override {
+    stats_.finish();
+    for (const FieldRule& f : fields_) {
+      if (f.numbers) f.numbers->say(f.name, notice_);
+    }
+  }
 
   void process(Record& page, Emitter& out) override {
     std::string page_url = parse::page_url_of(page, url_field_);
@@ -369,15 +377,27 @@ class HtmlParser final : public TransformNode {
           if (!v.empty()) kept.push_back(std::move(v));
         }
         tally.add(stats_.field_row(fi), kept.size());
-        if (kept.empty() && f.required && problem.empty()) {
-          problem = fmt::format("required field '{}' not found (selector '{}')", f.name, f.selector_text);
+        List typed;
+        std::string no_number;  // the first value without one, for a required field's error
+        for (auto& k : kept) {
+          if (!f.numbers) {
+            typed.emplace_back(std::move(k));
+          } else if (auto n = f.numbers->convert_text(k)) {
+            typed.push_back(std::move(*n));
+          } else if (no_number.empty()) {
+            no_number = nodes::sample_of(k);
+          }
+        }
+        if (typed.empty() && f.required && problem.empty()) {
+          problem = no_number.empty()
+                        ? fmt::format("required field '{}' not found (selector '{}')", f.name, f.selector_text)
+                        : fmt::format("required field '{}' has no {} in '{}' (selector '{}', type: {})", f.name,
+                                      f.numbers->type_name(), no_number, f.selector_text, f.numbers->type_name());
         }
         if (f.all) {
-          List list;
-          for (auto& k : kept) list.emplace_back(std::move(k));
-          r.set(f.name, Value(std::move(list)));
+          r.set(f.name, Value(std::move(typed)));
         } else {
-          r.set(f.name, kept.empty() ? Value() : Value(std::move(kept.front())));
+          r.set(f.name, typed.empty() ? Value() : std::move(typed.front()));
         }
       }
       if (spent(ctx)) break;
@@ -565,6 +585,7 @@ class HtmlParser final : public TransformNode {
   std::vector<std::string> keep_;
   bool resolves_;  // a field has url: true
   parse::SelectorStats stats_;
+  std::function<void(std::string)> notice_;
 };
 
 std::string check_selector(const Value& v) {
@@ -592,6 +613,8 @@ Schema field_schema() {
                          "resolve the value against the page (and its <base href>) as links are: an absolute "
                          "http(s) URL; a value that is none is dropped")
           .with_default("false"),
+      parse::field_type_spec(),
+      parse::field_decimal_spec(),
   });
 }
 
@@ -607,7 +630,8 @@ NodeType parse_html_type() {
   t.ports = transform_ports();
   t.ports.insert(t.ports.begin() + 2,
                  PortSpec{"links", PortDirection::output, "absolute http(s) links of the page: url, depth, from_url"});
-  FieldSpec field = FieldSpec::object_of("field", field_schema(), "a selector, or {select, all, regex, required, url}");
+  FieldSpec field = FieldSpec::object_of("field", field_schema(),
+                                         "a selector, or {select, all, regex, required, url, type, decimal}");
   field.shorthand = "select";
   t.schema = Schema(
       {
@@ -651,6 +675,7 @@ NodeType parse_html_type() {
       rule.required = f.boolean("required");
       rule.url = f.boolean("url");
       if (f.has("regex")) rule.regex = std::make_shared<const RE2>(f.string("regex"));
+      rule.numbers = parse::field_numbers_of(f);
       fields.push_back(std::move(rule));
     }
     return std::make_unique<HtmlParser>(ctx, std::move(items), std::move(fields), std::move(links));
@@ -661,7 +686,7 @@ NodeType parse_html_type() {
   items: div.product
   fields:
     name: h2.name::text
-    price: {select: span.price, regex: '([0-9.]+)', required: true}
+    price: {select: span.price, type: number, required: true}
     tags: {select: ul.tags li, all: true}
   links: a[href]::attr(href))";
   return t;

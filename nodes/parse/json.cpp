@@ -6,8 +6,10 @@
 #include <optional>
 
 #include "../builtin.hpp"
+#include "../text.hpp"
 #include "gzip.hpp"
 #include "links.hpp"
+#include "number.hpp"
 #include "selector_stats.hpp"
 
 namespace sluice::nodes {
@@ -66,6 +68,7 @@ struct JsonField {
   std::string pointer;
   std::string path;
   bool required = false;
+  std::shared_ptr<parse::FieldNumbers> numbers;  // type: number or integer
 };
 
 class JsonParser final : public TransformNode {
@@ -78,9 +81,15 @@ class JsonParser final : public TransformNode {
         fields_(std::move(fields)),
         link_(std::move(link)),
         keep_(parse::keep_of(ctx.config)),
-        stats_(ctx, "next", paths(fields_)) {}
+        stats_(ctx, "next", paths(fields_)),
+        notice_(ctx.notice) {}
 
-  void finish() override { stats_.finish(); }
+  void finish() override {
+    stats_.finish();
+    for (const JsonField& f : fields_) {
+      if (f.numbers) f.numbers->say(f.name, notice_);
+    }
+  }
 
   void process(Record& page, Emitter& out) override {
     std::string_view text = parse::body_text(page, body_field_);
@@ -129,10 +138,23 @@ class JsonParser final : public TransformNode {
         simdjson::dom::element v;
         bool found = item.at_pointer(f.pointer).get(v) == simdjson::SUCCESS;
         tally.add(stats_.field_row(fi), found && !v.is_null() ? 1 : 0);
-        r.set(f.name, found ? to_value(v) : Value());
-        if (f.required && (!found || v.is_null()) && problem.empty()) {
-          problem = fmt::format("required field '{}' not found (path '{}')", f.name, f.path);
+        Value value = found ? to_value(v) : Value();
+        std::string no_number;  // a value that is none, for a required field's error
+        if (f.numbers && !value.is_null()) {
+          if (auto n = f.numbers->convert(value)) {
+            value = std::move(*n);
+          } else {
+            no_number = nodes::sample_of(value.to_text());
+            value = Value();
+          }
         }
+        if (f.required && value.is_null() && problem.empty()) {
+          problem = no_number.empty()
+                        ? fmt::format("required field '{}' not found (path '{}')", f.name, f.path)
+                        : fmt::format("required field '{}' has no {} in '{}' (path '{}', type: {})", f.name,
+                                      f.numbers->type_name(), no_number, f.path, f.numbers->type_name());
+        }
+        r.set(f.name, std::move(value));
       }
       if (!problem.empty()) {
         out.fail(std::move(r), std::move(problem));
@@ -167,12 +189,15 @@ class JsonParser final : public TransformNode {
   std::optional<std::string> link_;
   std::vector<std::string> keep_;
   parse::SelectorStats stats_;
+  std::function<void(std::string)> notice_;
 };
 
 Schema json_field_schema() {
   return Schema({
       FieldSpec::string("path", "JSON Pointer (/a/b/0) or dotted path (a.b.0), relative to the item").make_required(),
       FieldSpec::boolean("required", "a record without this field is an error (on_error)").with_default("false"),
+      parse::field_type_spec(),
+      parse::field_decimal_spec(),
   });
 }
 
@@ -186,7 +211,7 @@ NodeType parse_json_type() {
   t.ports = transform_ports();
   t.ports.insert(t.ports.begin() + 2, PortSpec{"links", PortDirection::output,
                                                "the URL at 'next' (pagination), resolved: url, depth, from_url"});
-  FieldSpec field = FieldSpec::object_of("field", json_field_schema(), "a path, or {path, required}");
+  FieldSpec field = FieldSpec::object_of("field", json_field_schema(), "a path, or {path, required, type, decimal}");
   field.shorthand = "path";
   t.schema = Schema(
       {
@@ -204,7 +229,8 @@ NodeType parse_json_type() {
     std::vector<JsonField> fields;
     for (const auto& [name, value] : c.map("fields")) {
       const Config& f = *std::get<ConfigValue::Object>(value.v);
-      fields.push_back(JsonField{name, to_pointer(f.string("path")), f.string("path"), f.boolean("required")});
+      fields.push_back(JsonField{name, to_pointer(f.string("path")), f.string("path"), f.boolean("required"),
+                                 parse::field_numbers_of(f)});
     }
     std::optional<std::string> items, next;
     if (c.has("items")) items = to_pointer(c.string("items"));

@@ -2,12 +2,15 @@
 // Content-Disposition, Content-Type and gzip bodies, robots.txt, charsets; and the properties the
 // nodes rely on (a link resolves to itself, decoded text is UTF-8, a file name stays in its folder).
 // The first byte picks the function, the rest is its input (lines where it takes several).
+#include <cmath>
+
 #include "../../nodes/core/file_names.hpp"
 #include "../../nodes/fetch/policy.hpp"
 #include "../../nodes/fetch/robots.hpp"
 #include "../../nodes/parse/charset.hpp"
 #include "../../nodes/parse/gzip.hpp"
 #include "../../nodes/parse/links.hpp"
+#include "../../nodes/parse/number.hpp"
 #include "fuzz.hpp"
 #include "sluice/json.hpp"
 #include "sluice/template.hpp"
@@ -45,6 +48,24 @@ void links(fuzz::Input& in) {
   FUZZ_CHECK(stripped.size() <= url.size(), "strip_query made a URL longer");
 }
 
+// parse's `type: number` and `integer`: a number read is finite, reads back as itself from how a
+// sink writes it, and an integer is the same number as `number` reads.
+void numbers(std::string_view text) {
+  for (const char decimal : {'.', ','}) {
+    const auto number = parse::read_number(text, parse::NumberType::number, decimal);
+    const auto integer = parse::read_number(text, parse::NumberType::integer, decimal);
+    if (integer) {
+      FUZZ_CHECK(number, "an integer that is no number");
+      const double n = number->as_int() ? static_cast<double>(*number->as_int()) : *number->as_double();
+      FUZZ_CHECK(static_cast<double>(*integer->as_int()) == n, "an integer that is another number");
+    }
+    if (!number) continue;
+    FUZZ_CHECK(number->as_int() || std::isfinite(*number->as_double()), "a number that is not finite");
+    const auto again = parse::read_number(number->to_text(), parse::NumberType::number, '.');
+    FUZZ_CHECK(again && again->to_text() == number->to_text(), "a number that does not read back as itself");
+  }
+}
+
 void retry_after(fuzz::Input& in) {
   const auto wait = fetch::parse_retry_after(in.rest(), 1'700'000'000);
   if (wait) FUZZ_CHECK(wait->count() >= 0, "a negative Retry-After");
@@ -52,6 +73,7 @@ void retry_after(fuzz::Input& in) {
   if (rate) FUZZ_CHECK(*rate > 0 && *rate < 1e300, "a rate that is not positive and finite");
   (void)fetch::is_private_address(in.rest());
   (void)fetch::host_pattern_error(in.rest());
+  numbers(in.rest());
 }
 
 void file_names(fuzz::Input& in) {

@@ -113,6 +113,13 @@ std::vector<std::string> item_lines(const TempDir& dir) {
   return lines;
 }
 
+// The run's notices as "node: message", in the order they came.
+std::vector<std::string> notice_messages(const RunReport& report) {
+  std::vector<std::string> messages;
+  for (const auto& n : report.notices) messages.push_back(n.node + ": " + n.message);
+  return messages;
+}
+
 }  // namespace
 
 TEST_CASE("parse.html splits a page into items with CSS fields, lists and regex captures", "[parse]") {
@@ -136,6 +143,80 @@ TEST_CASE("parse.html splits a page into items with CSS fields, lists and regex 
                                 page));
   CHECK(items[1].find(R"("name":"Red Toaster","own":"Red","price":"34.50","tags":["kitchen"])") != std::string::npos);
   CHECK(items[2].find(R"("name":"Mystery box","own":"Mystery box","price":null,"tags":[])") != std::string::npos);
+}
+
+TEST_CASE("type: number and integer turn scraped prices and counts into numbers, and say which held none",
+          "[parse][number]") {
+  // The page is the body a `set` gives the record: no server needed for what parse.html reads.
+  TempDir dir;
+  Plan plan = test::plan_of(fmt::format(R"(pipeline: numbers
+nodes:
+  - id: page
+    type: source.list
+    urls: [https://shop.example/p]
+  - id: body
+    type: set
+    fields:
+      body: >-
+        <div class="p"><b>$1,299.00</b><i>12 reviews</i><s>1</s><s>2,5</s></div>
+        <div class="p"><b>19.99 USD</b><i>4.5</i></div>
+        <div class="p"><b>12,50 EUR</b><i>-3</i></div>
+        <div class="p"><b>Call for price</b><i>1 204</i></div>
+  - id: parse
+    type: parse.html
+    items: div.p
+    fields:
+      price: {{select: b, type: number}}
+      reviews: {{select: i, type: integer}}
+      sizes: {{select: s, type: number, all: true}}
+  - id: strict
+    type: parse.html
+    items: div.p
+    on_error: route
+    fields:
+      price: {{select: b, type: number, decimal: ',', required: true}}
+  - id: out
+    type: sink.jsonl
+    path: {}
+    fields: [price, reviews, sizes]
+  - id: kept
+    type: sink.jsonl
+    path: {}
+    fields: [price]
+  - id: bad
+    type: sink.jsonl
+    path: {}
+edges:
+  - page -> body -> parse -> out
+  - body -> strict -> kept
+  - strict.error -> bad
+)",
+                                        dir.file("out.jsonl"), dir.file("kept.jsonl"), dir.file("bad.jsonl")));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))) ==
+        std::vector<std::string>{
+            R"({"price":1299,"reviews":12,"sizes":[1]})",
+            R"({"price":19.99,"reviews":null,"sizes":[]})",
+            R"({"price":null,"reviews":-3,"sizes":[]})",  // "12,50" is no number with decimal '.'
+            R"({"price":null,"reviews":1204,"sizes":[]})",
+        });
+  // With decimal ',' the same prices read the other way: "12,50" is 12.5, "$1,299.00" and "19.99" none.
+  CHECK(test::lines_of(test::read_file(dir.file("kept.jsonl"))) == std::vector<std::string>{R"({"price":12.5})"});
+  const std::string bad = test::read_file(dir.file("bad.jsonl"));
+  CHECK(test::contains(bad, "required field 'price' has no number in '$1,299.00' (selector 'b', type: number)"));
+  CHECK(test::contains(bad, "required field 'price' has no number in 'Call for price' (selector 'b', type: number)"));
+  CHECK(notice_messages(report) ==
+        std::vector<std::string>{
+            "parse: field 'price' (type: number) had 2 values with no number in them (the first: '12,50 "
+            "EUR') (written with a decimal ','? set decimal: ','); they were left out",
+            "parse: field 'reviews' (type: integer) had 1 value with no whole number in it (the first: "
+            "'4.5'); it was left out",
+            "parse: field 'sizes' (type: number) had 1 value with no number in it (the first: '2,5') "
+            "(written with a decimal ','? set decimal: ','); it was left out",
+            "strict: field 'price' (type: number) had 3 values with no number in them (the first: "
+            "'$1,299.00') (written with a decimal '.'? set decimal: '.'); they were left out",
+        });
 }
 
 // Parses the catalogue's first page into div.product items with a `name` field and `field` (a
@@ -672,6 +753,35 @@ TEST_CASE("parse.json splits an array into items and follows the next-page link"
             fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})", server.url("/api/items2.json"), page)});
 }
 
+TEST_CASE("parse.json reads numbers from text with type: number, and takes whole ones with type: integer",
+          "[parse][number]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  std::string pipeline = parse_pipeline(dir, {server.url("/api/prices.json")}, R"(    items: items
+    fields:
+      sku: sku
+      price: {path: price, type: number, decimal: ','}
+      stock: {path: stock, type: integer, required: true})");
+  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
+  RunReport report = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(report.errors.empty());
+  const std::string page = server.url("/api/prices.json");
+  CHECK(item_lines(dir) == std::vector<std::string>{
+                               fmt::format(R"({{"page_url":"{}","sku":"a","price":1299,"stock":7}})", page),
+                               fmt::format(R"({{"page_url":"{}","sku":"b","price":19.9,"stock":4}})", page),
+                           });
+  const std::string bad = test::read_file(dir.file("bad.jsonl"));
+  CHECK(test::contains(bad, "required field 'stock' has no integer in '2.5' (path 'stock', type: integer)"));
+  CHECK(test::contains(bad, "required field 'stock' not found (path 'stock')"));  // null: not there at all
+  CHECK(notice_messages(report) ==
+        std::vector<std::string>{
+            "parse: field 'price' (type: number) had 2 values with no number in them (the first: 'n/a'); "
+            "they were left out",
+            "parse: field 'stock' (type: integer) had 1 value with no whole number in it (the first: "
+            "'2.5'); it was left out",
+        });
+}
+
 namespace {
 
 // A node's "selectors" table, one line per row: selector, select, tried, found, missing, values.
@@ -686,12 +796,6 @@ std::vector<std::string> selector_rows(const RunReport& report, const std::strin
     }
   }
   return lines;
-}
-
-std::vector<std::string> notice_messages(const RunReport& report) {
-  std::vector<std::string> messages;
-  for (const auto& n : report.notices) messages.push_back(n.node + ": " + n.message);
-  return messages;
 }
 
 }  // namespace

@@ -267,7 +267,7 @@ edges:
   };
   const std::string not_numbers =
       "3 records had a 'price' that is not a number (the first: '1,299.00'), so 'op: {}' with {} let none of them "
-      "through; take the number out with a regex, as in {{select: ..., regex: '([0-9.]+)'}}";
+      "through; have the parse node read it as a number: {{select: ..., type: number}}";
   // As text, "100" < "20" and "5" > "20".
   CHECK(kept("op: lt, value: 20", {fmt::format(fmt::runtime(not_numbers), "lt", 20)}) == "19.99|5| 7 |-3e1|+2|");
   CHECK(kept("op: ge, value: 20", {fmt::format(fmt::runtime(not_numbers), "ge", 20)}) == "100|");
@@ -286,8 +286,8 @@ edges:
   for (int i = 0; i < 29; ++i) quoted += "\u00e9";
   CHECK(kept("op: gt, value: 1",
              {fmt::format("1 record had a 'price' that is not a number (the first: '{}...'), so 'op: gt' with 1 let "
-                          "none of them through; take the number out with a regex, as in {{select: ..., regex: "
-                          "'([0-9.]+)'}}",
+                          "none of them through; have the parse node read it as a number: {{select: ..., "
+                          "type: number}}",
                           quoted)},
              "\"" + long_price + "\", 3") == "3|");
 }
