@@ -2,17 +2,34 @@
 #include <fmt/format.h>
 #include <re2/re2.h>
 
+#include <algorithm>
+#include <functional>
+#include <map>
+
 #include "../builtin.hpp"
 #include "charset.hpp"
 #include "links.hpp"
+#include "number.hpp"
 
 namespace sluice::nodes {
 namespace {
 
+// The named groups of `types`: group name -> its numbers.
+using GroupNumbers = std::map<std::string, std::shared_ptr<parse::FieldNumbers>>;
+
 class RegexParser final : public TransformNode {
  public:
-  RegexParser(std::string body_field, std::shared_ptr<const RE2> pattern, bool all, std::vector<std::string> keep)
-      : body_field_(std::move(body_field)), pattern_(std::move(pattern)), all_(all), keep_(std::move(keep)) {}
+  RegexParser(const NodeContext& ctx, std::shared_ptr<const RE2> pattern, GroupNumbers numbers)
+      : body_field_(ctx.config.string("body_field")),
+        pattern_(std::move(pattern)),
+        all_(ctx.config.boolean("all")),
+        keep_(parse::keep_of(ctx.config)),
+        numbers_(std::move(numbers)),
+        notice_(ctx.notice) {}
+
+  void finish() override {
+    for (const auto& [name, numbers] : numbers_) numbers->say(name, notice_);
+  }
 
   // One record per match (all: true) or for the first match; fields are the named capture groups.
   void process(Record& page, Emitter& out) override {
@@ -30,7 +47,13 @@ class RegexParser final : public TransformNode {
       parse::keep_fields(page, keep_, r);
       for (const auto& [name, index] : pattern_->NamedCapturingGroups()) {
         const auto& c = captures[static_cast<std::size_t>(index)];
-        r.set(name, c.data() ? Value(std::string(c.data(), c.size())) : Value());
+        if (!c.data()) {
+          r.set(name, Value());
+        } else if (auto typed = numbers_.find(name); typed != numbers_.end()) {
+          r.set(name, typed->second->convert_text(std::string_view(c.data(), c.size())).value_or(Value()));
+        } else {
+          r.set(name, Value(std::string(c.data(), c.size())));
+        }
       }
       out.emit(std::move(r), 0);
       if (!all_) break;
@@ -45,6 +68,8 @@ class RegexParser final : public TransformNode {
   std::shared_ptr<const RE2> pattern_;
   bool all_;
   std::vector<std::string> keep_;
+  GroupNumbers numbers_;
+  std::function<void(std::string)> notice_;
 };
 
 std::string check_pattern(const Value& v) {
@@ -70,6 +95,10 @@ NodeType parse_regex_type() {
           FieldSpec::boolean("all", "one record per match instead of the first match only").with_default("false"),
           FieldSpec::string("body_field", "the field holding the text").with_default("body"),
           parse::keep_spec(),
+          FieldSpec::map("types", FieldSpec::enumeration("type", {"number", "integer"}, "number or integer"),
+                         "named group -> number or integer: the capture read as parse.html's type: number reads "
+                         "text (\"$1,299.00\" is 1299); one with no number is null, counted in a warning at the end"),
+          parse::field_decimal_spec(),
       },
       [](const Config& c, const Location&, Diagnostics& diags) {
         if (!c.has("pattern")) return;
@@ -77,16 +106,30 @@ NodeType parse_regex_type() {
         std::vector<std::string> produced;
         for (const auto& [name, index] : re.NamedCapturingGroups()) produced.push_back(name);
         parse::check_keep(c, produced, diags);
+        if (!re.ok() || !c.has("types")) return;
+        for (const auto& [name, value] : c.map("types")) {
+          if (std::find(produced.begin(), produced.end(), name) != produced.end()) continue;
+          std::string groups;
+          for (const auto& g : produced) groups += (groups.empty() ? "'" : ", '") + g + "'";
+          diags.error(value.where,
+                      fmt::format("types: '{}' is no named group of the pattern (its groups: {})", name, groups));
+        }
       });
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;
-    return std::make_unique<RegexParser>(c.string("body_field"), std::make_shared<const RE2>(c.string("pattern")),
-                                         c.boolean("all"), parse::keep_of(c));
+    GroupNumbers numbers;
+    for (const auto& [name, value] : c.map("types")) {
+      const auto type =
+          std::get<Value>(value.v).to_text() == "number" ? parse::NumberType::number : parse::NumberType::integer;
+      numbers[name] = std::make_shared<parse::FieldNumbers>(type, c.string("decimal").front());
+    }
+    return std::make_unique<RegexParser>(ctx, std::make_shared<const RE2>(c.string("pattern")), std::move(numbers));
   };
   t.parallel = true;
   t.example = R"(- id: prices
   type: parse.regex
-  pattern: 'SKU (?P<sku>[A-Z0-9]+): (?P<price>[0-9.]+)'
+  pattern: 'SKU (?P<sku>[A-Z0-9]+): (?P<price>[0-9.,]+)'
+  types: {price: number}
   all: true)";
   return t;
 }

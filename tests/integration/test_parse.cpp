@@ -874,6 +874,31 @@ TEST_CASE("parse.regex turns named RE2 groups into fields", "[parse]") {
   CHECK(items[1].find(R"("price":"5.00","sku":"B200")") != std::string::npos);
 }
 
+TEST_CASE("parse.regex reads named groups as numbers with types, and warns of captures with none", "[parse][number]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  RunReport report = run_pipeline(
+      test::plan_of(regex_pipeline(dir, server.url("/prices.txt"),
+                                   "    pattern: '(?P<sku>[A-Z])(?P<n>[0-9]+): (?P<price>[0-9.,]+)'\n    all: true\n"
+                                   "    types: {n: integer, price: number}\n    decimal: ','")));
+  REQUIRE(report.errors.empty());
+  auto items = item_lines(dir);
+  REQUIRE(items.size() == 3);
+  // With decimal ',' the '.' groups thousands: "19.90" has no number, "12.00" neither.
+  CHECK(test::contains(items[0], R"("n":100,"price":null,"sku":"A")"));
+  CHECK(test::contains(items[1], R"("n":200,"price":null,"sku":"B")"));
+  CHECK(notice_messages(report).front() ==
+        std::string("parse: field 'price' (type: number) had 3 values with no number in them (the first: "
+                    "'19.90') (written with a decimal '.'? set decimal: '.'); they were left out"));
+  // A type for a group the pattern does not have is an error where it is written.
+  Diagnostics diags;
+  const std::string bad = regex_pipeline(dir, server.url("/prices.txt"),
+                                         "    pattern: 'SKU (?P<sku>[A-Z0-9]+)'\n    types: {prise: number}");
+  CHECK_FALSE(load_pipeline_text(bad, "p.yaml", test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
+  CHECK(
+      test::contains(diags.to_string(), "error: types: 'prise' is no named group of the pattern (its groups: 'sku')"));
+}
+
 TEST_CASE("keep copies fields of the page's record into each item of parse.html, parse.json and parse.regex",
           "[parse]") {
   // What a page was fetched for (a product id from an earlier stage, a search term) goes with what
