@@ -601,21 +601,30 @@ std::string check_regex(const Value& v) {
 }
 
 Schema field_schema() {
-  return Schema({
-      FieldSpec::string("select", "CSS or XPath selector, relative to the item")
-          .make_required()
-          .validated_by(check_selector),
-      FieldSpec::boolean("all", "every match as a list instead of the first").with_default("false"),
-      FieldSpec::string("regex", "keep the first capture group (or the match) of this RE2 expression")
-          .validated_by(check_regex),
-      FieldSpec::boolean("required", "a record without this field is an error (on_error)").with_default("false"),
-      FieldSpec::boolean("url",
-                         "resolve the value against the page (and its <base href>) as links are: an absolute "
-                         "http(s) URL; a value that is none is dropped")
-          .with_default("false"),
-      parse::field_type_spec(),
-      parse::field_decimal_spec(),
-  });
+  return Schema(
+      {
+          FieldSpec::string("select", "CSS or XPath selector, relative to the item")
+              .make_required()
+              .validated_by(check_selector),
+          FieldSpec::boolean("all", "every match as a list instead of the first").with_default("false"),
+          FieldSpec::string("regex", "keep the first capture group (or the match) of this RE2 expression")
+              .validated_by(check_regex),
+          FieldSpec::boolean("required", "a record without this field is an error (on_error)").with_default("false"),
+          FieldSpec::boolean("url",
+                             "resolve the value against the page (and its <base href>) as links are: an absolute "
+                             "http(s) URL; a value that is none is dropped")
+              .with_default("false"),
+          parse::field_type_spec(),
+          parse::field_decimal_spec(),
+      },
+      [](const Config& f, const Location& owner, Diagnostics& diags) {
+        parse::check_field_type(f, owner, diags);
+        if (f.boolean("url") && f.string("type") != "text") {
+          diags.error(f.where("type"), fmt::format("type: {} and url: true do not go together: a URL is no "
+                                                   "number",
+                                                   f.string("type")));
+        }
+      });
 }
 
 }  // namespace

@@ -193,12 +193,15 @@ class JsonParser final : public TransformNode {
 };
 
 Schema json_field_schema() {
-  return Schema({
-      FieldSpec::string("path", "JSON Pointer (/a/b/0) or dotted path (a.b.0), relative to the item").make_required(),
-      FieldSpec::boolean("required", "a record without this field is an error (on_error)").with_default("false"),
-      parse::field_type_spec(),
-      parse::field_decimal_spec(),
-  });
+  return Schema(
+      {
+          FieldSpec::string("path", "JSON Pointer (/a/b/0) or dotted path (a.b.0), relative to the item")
+              .make_required(),
+          FieldSpec::boolean("required", "a record without this field is an error (on_error)").with_default("false"),
+          parse::field_type_spec(),
+          parse::field_decimal_spec(),
+      },
+      parse::check_field_type);
 }
 
 }  // namespace

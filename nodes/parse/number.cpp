@@ -181,6 +181,12 @@ FieldSpec field_decimal_spec() {
       .with_default(".");
 }
 
+void check_field_type(const Config& field, const Location&, Diagnostics& diags) {
+  if (field.explicitly_set("decimal") && field.string("type") == "text") {
+    diags.error(field.where("decimal"), "decimal is for type: number or integer, and this field is text");
+  }
+}
+
 std::shared_ptr<FieldNumbers> field_numbers_of(const Config& field) {
   const std::string type = field.string("type");
   if (type == "text") return nullptr;

@@ -61,5 +61,7 @@ class FieldNumbers {
 FieldSpec field_type_spec();
 FieldSpec field_decimal_spec();
 std::shared_ptr<FieldNumbers> field_numbers_of(const Config& field);
+// The check of a field with those options: `decimal` without a type it applies to is an error.
+void check_field_type(const Config& field, const Location& owner, Diagnostics& diags);
 
 }  // namespace sluice::parse

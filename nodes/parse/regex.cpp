@@ -97,7 +97,8 @@ NodeType parse_regex_type() {
           parse::keep_spec(),
           FieldSpec::map("types", FieldSpec::enumeration("type", {"number", "integer"}, "number or integer"),
                          "named group -> number or integer: the capture read as parse.html's type: number reads "
-                         "text (\"$1,299.00\" is 1299); one with no number is null, counted in a warning at the end"),
+                         "text (\"$1,299.00\" is 1299); one with no number is null, counted in a warning at the end")
+              .with_default(""),
           parse::field_decimal_spec(),
       },
       [](const Config& c, const Location&, Diagnostics& diags) {
@@ -106,6 +107,9 @@ NodeType parse_regex_type() {
         std::vector<std::string> produced;
         for (const auto& [name, index] : re.NamedCapturingGroups()) produced.push_back(name);
         parse::check_keep(c, produced, diags);
+        if (c.explicitly_set("decimal") && c.map("types").empty()) {
+          diags.error(c.where("decimal"), "decimal is for the groups that types reads as numbers, and there are none");
+        }
         if (!re.ok() || !c.has("types")) return;
         for (const auto& [name, value] : c.map("types")) {
           if (std::find(produced.begin(), produced.end(), name) != produced.end()) continue;
