@@ -1,6 +1,7 @@
 // The small parsers of untrusted text: links and URLs of scraped pages, a server's Retry-After,
-// Content-Disposition, Content-Type and gzip bodies, robots.txt, charsets; and the properties the
-// nodes rely on (a link resolves to itself, decoded text is UTF-8, a file name stays in its folder).
+// Content-Disposition, Content-Type and gzip bodies, robots.txt, charsets, numbers in scraped text
+// (parse's `type: number`, on the Retry-After input); and the properties the nodes rely on (a link
+// resolves to itself, decoded text is UTF-8, a file name stays in its folder).
 // The first byte picks the function, the rest is its input (lines where it takes several).
 #include <cmath>
 
