@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <vector>
 
 #include "../text.hpp"
 
@@ -71,11 +73,32 @@ std::optional<Value> read_number(std::string_view s, NumberType type, char decim
   whole.append(s.substr(i, lead));
   i += lead;
   if (lead >= 1 && lead <= 3) {
-    for (;;) {
-      const std::size_t sep = group_separator_at(s, i, decimal);
-      if (sep == 0 || digits_at(s, i + sep) != 3) break;
-      whole.append(s.substr(i + sep, 3));
-      i += sep + 3;
+    // Groups of three ("1,299,000"), or India's lakh and crore: groups of two with commas before
+    // the last three ("1,29,999", "12,34,56,789"). Other groups are not read, which leaves a
+    // separator and a digit after the number: none, below.
+    struct Group {
+      std::size_t at, sep, digits;
+    };
+    std::vector<Group> groups;
+    for (std::size_t j = i;;) {
+      const std::size_t sep = group_separator_at(s, j, decimal);
+      const std::size_t n = sep == 0 ? 0 : digits_at(s, j + sep);
+      if (n != 3 && !(n == 2 && s[j] == ',')) break;
+      groups.push_back({j, sep, n});
+      j += sep + n;
+    }
+    const auto twos = static_cast<std::size_t>(
+        std::find_if(groups.begin(), groups.end(), [](const Group& g) { return g.digits != 2; }) - groups.begin());
+    const bool lakh = lead <= 2 && twos > 0 && twos + 1 == groups.size() && groups.back().digits == 3;
+    std::size_t take = 0;  // the groups read
+    if (lakh) {
+      take = groups.size();
+    } else {
+      while (take < groups.size() && groups[take].digits == 3) ++take;
+    }
+    for (std::size_t g = 0; g < take; ++g) {
+      whole.append(s.substr(groups[g].at + groups[g].sep, groups[g].digits));
+      i = groups[g].at + groups[g].sep + groups[g].digits;
     }
   }
   std::string fraction;

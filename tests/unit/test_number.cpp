@@ -28,6 +28,9 @@ TEST_CASE("type: number reads the first number of scraped text, its currency and
   CHECK(number("12\u202f500,5", ',') == "double 12500.5");
   CHECK(number("1'000'000") == "int 1000000");
   CHECK(number("1\u2019000") == "int 1000");
+  CHECK(number("\u20b91,29,999") == "int 129999");  // India's lakh and crore: groups of two, then three
+  CHECK(number("Rs. 12,34,56,789.50") == "double 123456789.5");
+  CHECK(number("1,00,000") == "int 100000");
   CHECK(number("1.299,00 \u20ac", ',') == "double 1299");
   CHECK(number("12,5", ',') == "double 12.5");
   CHECK(number("$.99") == "double 0.99");
@@ -53,7 +56,8 @@ TEST_CASE("a sign counts only right before the number, not as a hyphen inside a 
 TEST_CASE("a number whose separators do not fit the decimal separator is none, never a wrong number", "[number]") {
   CHECK(number("12,5") == "none");           // a decimal comma, read with '.'
   CHECK(number("1,299.00", ',') == "none");  // the other way round
-  CHECK(number("1,00,000") == "none");       // groups of two
+  CHECK(number("1,2,3") == "none");          // groups of one
+  CHECK(number("1,234,56") == "none");       // a group of two after groups of three
   CHECK(number("1234,567") == "none");       // a first group of four
   CHECK(number("1.2.3") == "none");          // a version
   CHECK(number("Call for price") == "none");
