@@ -121,7 +121,7 @@ std::optional<Value> read_number(std::string_view s, NumberType type, char decim
       i = j + n;
     }
   }
-  if (whole.empty()) whole = "0";  // ".5"
+  if (whole.empty()) whole.push_back('0');  // ".5"
   const bool whole_fraction = fraction.find_first_not_of('0') == std::string::npos;
   if (exponent.empty() && whole_fraction && (type == NumberType::integer || fraction.empty())) {
     const std::string digits = (negative ? "-" : "") + whole;

@@ -203,9 +203,9 @@ class CssParser {
           predicates += fmt::format("[@{}]", attr);
         } else {
           std::string op;
-          for (const char* candidate : {"^=", "$=", "*=", "~=", "|=", "="}) {
-            if (s_.substr(pos_, std::char_traits<char>::length(candidate)) == candidate) {
-              op = candidate;
+          for (std::string_view candidate : {"^=", "$=", "*=", "~=", "|=", "="}) {
+            if (s_.substr(pos_, candidate.size()) == candidate) {
+              op.append(candidate);
               pos_ += op.size();
               break;
             }
