@@ -27,8 +27,9 @@ using parse::Selector;
 
 struct FieldRule {
   std::string name;
-  Selector selector;
-  std::string selector_text;
+  std::vector<Selector> selectors;  // `select`, then its `fallback`s: the first that gives a value wins
+  std::vector<std::string> selector_texts;
+  std::string selector_text;  // as messages quote them: "'a'", or "'a', then 'b'"
   bool all = false;
   bool required = false;
   bool url = false;  // resolved against the page, as links are
@@ -356,26 +357,30 @@ class HtmlParser final : public TransformNode {
       std::string problem;
       for (std::size_t fi = 0; fi < fields_.size(); ++fi) {
         const FieldRule& f = fields_[fi];
-        auto values = evaluate(ctx, cache, item, f.selector, f.all);
-        if (spent(ctx)) break;
-        if (!xpath_error.empty()) {
-          if (problem.empty()) {
-            problem = fmt::format("field '{}': XPath error: {} (selector '{}')", f.name, xpath_error, f.selector_text);
-          }
-          xpath_error.clear();
-        }
         std::vector<std::string> kept;
-        for (auto& v : values) {
-          if (f.regex) {
-            std::string capture;
-            bool matched = f.regex->NumberOfCapturingGroups() > 0 ? RE2::PartialMatch(v, *f.regex, &capture)
-                                                                  : RE2::PartialMatch(v, *f.regex);
-            if (!matched) continue;
-            if (f.regex->NumberOfCapturingGroups() > 0) v = capture;
+        for (std::size_t si = 0; si < f.selectors.size() && kept.empty(); ++si) {
+          auto values = evaluate(ctx, cache, item, f.selectors[si], f.all);
+          if (spent(ctx)) break;
+          if (!xpath_error.empty()) {
+            if (problem.empty()) {
+              problem =
+                  fmt::format("field '{}': XPath error: {} (selector '{}')", f.name, xpath_error, f.selector_texts[si]);
+            }
+            xpath_error.clear();
           }
-          if (f.url) v = parse::resolve_link(base, v);  // empty (dropped) when it is no http(s) URL
-          if (!v.empty()) kept.push_back(std::move(v));
+          for (auto& v : values) {
+            if (f.regex) {
+              std::string capture;
+              bool matched = f.regex->NumberOfCapturingGroups() > 0 ? RE2::PartialMatch(v, *f.regex, &capture)
+                                                                    : RE2::PartialMatch(v, *f.regex);
+              if (!matched) continue;
+              if (f.regex->NumberOfCapturingGroups() > 0) v = capture;
+            }
+            if (f.url) v = parse::resolve_link(base, v);  // empty (dropped) when it is no http(s) URL
+            if (!v.empty()) kept.push_back(std::move(v));
+          }
         }
+        if (spent(ctx)) break;
         tally.add(stats_.field_row(fi), kept.size());
         List typed;
         std::string no_number;  // the first value without one, for a required field's error
@@ -390,8 +395,8 @@ class HtmlParser final : public TransformNode {
         }
         if (typed.empty() && f.required && problem.empty()) {
           problem = no_number.empty()
-                        ? fmt::format("required field '{}' not found (selector '{}')", f.name, f.selector_text)
-                        : fmt::format("required field '{}' has no {} in '{}' (selector '{}', type: {})", f.name,
+                        ? fmt::format("required field '{}' not found (selector {})", f.name, f.selector_text)
+                        : fmt::format("required field '{}' has no {} in '{}' (selector {}, type: {})", f.name,
                                       f.numbers->type_name(), no_number, f.selector_text, f.numbers->type_name());
         }
         if (f.all) {
@@ -523,7 +528,11 @@ class HtmlParser final : public TransformNode {
   // The fields' names and selectors, for the "selectors" table.
   static std::vector<std::pair<std::string, std::string>> selectors(const std::vector<FieldRule>& fields) {
     std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& f : fields) out.emplace_back(f.name, f.selector_text);
+    for (const auto& f : fields) {
+      std::string select;
+      for (const auto& text : f.selector_texts) select += (select.empty() ? "" : " or ") + text;
+      out.emplace_back(f.name, std::move(select));
+    }
     return out;
   }
 
@@ -606,6 +615,11 @@ Schema field_schema() {
           FieldSpec::string("select", "CSS or XPath selector, relative to the item")
               .make_required()
               .validated_by(check_selector),
+          FieldSpec::list("fallback",
+                          FieldSpec::string("selector", "CSS or XPath selector").validated_by(check_selector),
+                          "selectors tried in turn when `select` gives no value (after regex and url): a sale price "
+                          "first, else the regular one")
+              .with_default("[]"),
           FieldSpec::boolean("all", "every match as a list instead of the first").with_default("false"),
           FieldSpec::string("regex", "keep the first capture group (or the match) of this RE2 expression")
               .validated_by(check_regex),
@@ -640,7 +654,7 @@ NodeType parse_html_type() {
   t.ports.insert(t.ports.begin() + 2,
                  PortSpec{"links", PortDirection::output, "absolute http(s) links of the page: url, depth, from_url"});
   FieldSpec field = FieldSpec::object_of("field", field_schema(),
-                                         "a selector, or {select, all, regex, required, url, type, decimal}");
+                                         "a selector, or {select, fallback, all, regex, required, url, type, decimal}");
   field.shorthand = "select";
   t.schema = Schema(
       {
@@ -678,8 +692,13 @@ NodeType parse_html_type() {
       const Config& f = *std::get<ConfigValue::Object>(value.v);
       FieldRule rule;
       rule.name = name;
-      rule.selector_text = f.string("select");
-      rule.selector = *parse::compile_selector(rule.selector_text, true, nullptr);
+      rule.selector_texts.push_back(f.string("select"));
+      for (const auto& fallback : f.list("fallback"))
+        rule.selector_texts.push_back(std::get<Value>(fallback.v).to_text());
+      for (const auto& text : rule.selector_texts) {
+        rule.selectors.push_back(*parse::compile_selector(text, true, nullptr));
+        rule.selector_text += fmt::format("{}'{}'", rule.selector_text.empty() ? "" : ", then ", text);
+      }
       rule.all = f.boolean("all");
       rule.required = f.boolean("required");
       rule.url = f.boolean("url");

@@ -113,6 +113,31 @@ std::vector<std::string> item_lines(const TempDir& dir) {
   return lines;
 }
 
+// A node's "selectors" table, one line per row: selector, select, tried, found, missing, values.
+std::vector<std::string> selector_rows(const RunReport& report, const std::string& node) {
+  std::vector<std::string> lines;
+  for (const auto& t : report.tables) {
+    if (t.node != node || t.name != "selectors") continue;
+    for (const auto& r : t.rows) {
+      std::string line;
+      for (const auto& [name, value] : r.fields()) line += (line.empty() ? "" : " ") + value.to_text();
+      lines.push_back(line);
+    }
+  }
+  return lines;
+}
+
+// A pipeline whose one record is a page of `html` at https://shop.example/p, the body a `set` gives
+// it (no server needed for what the parse nodes read), then `rest`: more nodes (whose edges start
+// at `body`) and the edges.
+std::string page_pipeline(const std::string& html, const std::string& rest) {
+  std::string body;  // a folded block scalar
+  for (const auto& line : test::lines_of(html)) body += "        " + line + "\n";
+  return "pipeline: page\nnodes:\n  - id: page\n    type: source.list\n    urls: [https://shop.example/p]\n"
+         "  - id: body\n    type: set\n    fields:\n      body: >-\n" +
+         body + rest;
+}
+
 // The run's notices as "node: message", in the order they came.
 std::vector<std::string> notice_messages(const RunReport& report) {
   std::vector<std::string> messages;
@@ -149,20 +174,12 @@ TEST_CASE("type: number and integer turn scraped prices and counts into numbers,
           "[parse][number]") {
   // The page is the body a `set` gives the record: no server needed for what parse.html reads.
   TempDir dir;
-  Plan plan = test::plan_of(fmt::format(R"(pipeline: numbers
-nodes:
-  - id: page
-    type: source.list
-    urls: [https://shop.example/p]
-  - id: body
-    type: set
-    fields:
-      body: >-
-        <div class="p"><b>$1,299.00</b><i>12 reviews</i><s>1</s><s>2,5</s></div>
-        <div class="p"><b>19.99 USD</b><i>4.5</i></div>
-        <div class="p"><b>12,50 EUR</b><i>-3</i></div>
-        <div class="p"><b>Call for price</b><i>1 204</i></div>
-  - id: parse
+  Plan plan =
+      test::plan_of(page_pipeline(R"(<div class="p"><b>$1,299.00</b><i>12 reviews</i><s>1</s><s>2,5</s></div>
+<div class="p"><b>19.99 USD</b><i>4.5</i></div>
+<div class="p"><b>12,50 EUR</b><i>-3</i></div>
+<div class="p"><b>Call for price</b><i>1 204</i></div>)",
+                                  fmt::format(R"(  - id: parse
     type: parse.html
     items: div.p
     fields:
@@ -191,7 +208,7 @@ edges:
   - body -> strict -> kept
   - strict.error -> bad
 )",
-                                        dir.file("out.jsonl"), dir.file("kept.jsonl"), dir.file("bad.jsonl")));
+                                              dir.file("out.jsonl"), dir.file("kept.jsonl"), dir.file("bad.jsonl"))));
   RunReport report = run_pipeline(plan);
   REQUIRE(report.errors.empty());
   CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))) ==
@@ -217,6 +234,73 @@ edges:
             "strict: field 'price' (type: number) had 3 values with no number in them (the first: "
             "'$1,299.00') (written with a decimal '.'? set decimal: '.'); they were left out",
         });
+}
+
+TEST_CASE("a field's fallback selectors are tried in turn until one gives a value", "[parse]") {
+  TempDir dir;
+  Plan plan =
+      test::plan_of(page_pipeline(R"(<div class="p"><del>$20</del><ins>$15</ins><span class="price">$20</span></div>
+<div class="p"><span class="price">$30</span></div>
+<div class="p"><ins>sold out</ins><span class="price">$40</span><u>u</u></div>)",
+                                  fmt::format(R"(  - id: parse
+    type: parse.html
+    items: div.p
+    on_error: route
+    fields:
+      price: {{select: ins, fallback: [span.price], regex: '[$]([0-9]+)', type: integer}}
+      note: {{select: b, fallback: [u, xpath:string(./span/@class)], required: true}}
+  - id: out
+    type: sink.jsonl
+    path: {}
+    fields: [price, note]
+  - id: bad
+    type: sink.jsonl
+    path: {}
+    fields: [price]
+edges:
+  - page -> body -> parse -> out
+  - parse.error -> bad
+)",
+                                              dir.file("out.jsonl"), dir.file("bad.jsonl"))));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  // The sale price where there is one; "sold out" gives no value (its regex does not match), so the
+  // regular price does. Each field's first selector that gives a value wins.
+  CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))) ==
+        std::vector<std::string>{R"({"price":15,"note":"price"})", R"({"price":30,"note":"price"})",
+                                 R"({"price":40,"note":"u"})"});
+  CHECK(test::read_file(dir.file("bad.jsonl")).empty());
+  // The selectors table counts a field as found when any of its selectors was.
+  bool listed = false;
+  for (const auto& row : selector_rows(report, "parse")) {
+    if (!row.starts_with("fields.price ")) continue;
+    listed = true;
+    CHECK(row == "fields.price ins or span.price 3 3 0 3");
+  }
+  CHECK(listed);
+}
+
+TEST_CASE("a required field none of whose selectors gives a value names them all", "[parse]") {
+  TempDir dir;
+  Plan plan = test::plan_of(page_pipeline("<p>nothing here</p>", fmt::format(R"(  - id: parse
+    type: parse.html
+    on_error: route
+    fields:
+      price: {{select: ins, fallback: [span.price], required: true}}
+  - id: out
+    type: drop
+  - id: bad
+    type: sink.jsonl
+    path: {}
+edges:
+  - page -> body -> parse -> out
+  - parse.error -> bad
+)",
+                                                                             dir.file("bad.jsonl"))));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  CHECK(test::contains(test::read_file(dir.file("bad.jsonl")),
+                       "required field 'price' not found (selector 'ins', then 'span.price')"));
 }
 
 // Parses the catalogue's first page into div.product items with a `name` field and `field` (a
@@ -781,24 +865,6 @@ TEST_CASE("parse.json reads numbers from text with type: number, and takes whole
             "'2.5'); it was left out",
         });
 }
-
-namespace {
-
-// A node's "selectors" table, one line per row: selector, select, tried, found, missing, values.
-std::vector<std::string> selector_rows(const RunReport& report, const std::string& node) {
-  std::vector<std::string> lines;
-  for (const auto& t : report.tables) {
-    if (t.node != node || t.name != "selectors") continue;
-    for (const auto& r : t.rows) {
-      std::string line;
-      for (const auto& [name, value] : r.fields()) line += (line.empty() ? "" : " ") + value.to_text();
-      lines.push_back(line);
-    }
-  }
-  return lines;
-}
-
-}  // namespace
 
 TEST_CASE("parse.html and parse.json count what each selector found, and warn of one that found nothing in the run",
           "[parse]") {
