@@ -65,8 +65,9 @@ Value to_value(simdjson::dom::element e) {
 
 struct JsonField {
   std::string name;
-  std::string pointer;
-  std::string path;
+  std::vector<std::string> pointers;  // `path`, then its `fallback`s: the first with a value (not null) wins
+  std::string path;                   // as messages quote them: "'a'", or "'a', then 'b'"
+  std::string paths;                  // as the selectors table shows them: "a or b"
   bool required = false;
   std::shared_ptr<parse::FieldNumbers> numbers;  // type: number or integer
 };
@@ -136,7 +137,11 @@ class JsonParser final : public TransformNode {
       for (std::size_t fi = 0; fi < fields_.size(); ++fi) {
         const JsonField& f = fields_[fi];
         simdjson::dom::element v;
-        bool found = item.at_pointer(f.pointer).get(v) == simdjson::SUCCESS;
+        bool found = false;
+        for (const auto& pointer : f.pointers) {
+          found = item.at_pointer(pointer).get(v) == simdjson::SUCCESS;
+          if (found && !v.is_null()) break;
+        }
         tally.add(stats_.field_row(fi), found && !v.is_null() ? 1 : 0);
         Value value = found ? to_value(v) : Value();
         std::string no_number;  // a value that is none, for a required field's error
@@ -149,10 +154,9 @@ class JsonParser final : public TransformNode {
           }
         }
         if (f.required && value.is_null() && problem.empty()) {
-          problem = no_number.empty()
-                        ? fmt::format("required field '{}' not found (path '{}')", f.name, f.path)
-                        : fmt::format("required field '{}' has no {} in '{}' (path '{}', type: {})", f.name,
-                                      f.numbers->type_name(), no_number, f.path, f.numbers->type_name());
+          problem = no_number.empty() ? fmt::format("required field '{}' not found (path {})", f.name, f.path)
+                                      : fmt::format("required field '{}' has no {} in '{}' (path {}, type: {})", f.name,
+                                                    f.numbers->type_name(), no_number, f.path, f.numbers->type_name());
         }
         r.set(f.name, std::move(value));
       }
@@ -169,7 +173,7 @@ class JsonParser final : public TransformNode {
   // The fields' names and paths, for the "selectors" table.
   static std::vector<std::pair<std::string, std::string>> paths(const std::vector<JsonField>& fields) {
     std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& f : fields) out.emplace_back(f.name, f.path);
+    for (const auto& f : fields) out.emplace_back(f.name, f.paths);
     return out;
   }
 
@@ -197,6 +201,9 @@ Schema json_field_schema() {
       {
           FieldSpec::string("path", "JSON Pointer (/a/b/0) or dotted path (a.b.0), relative to the item")
               .make_required(),
+          FieldSpec::list("fallback", FieldSpec::string("path", "JSON Pointer or dotted path"),
+                          "paths tried in turn when `path` gives nothing or null (an API that moved a field)")
+              .with_default("[]"),
           FieldSpec::boolean("required", "a record without this field is an error (on_error)").with_default("false"),
           parse::field_type_spec(),
           parse::field_decimal_spec(),
@@ -214,7 +221,8 @@ NodeType parse_json_type() {
   t.ports = transform_ports();
   t.ports.insert(t.ports.begin() + 2, PortSpec{"links", PortDirection::output,
                                                "the URL at 'next' (pagination), resolved: url, depth, from_url"});
-  FieldSpec field = FieldSpec::object_of("field", json_field_schema(), "a path, or {path, required, type, decimal}");
+  FieldSpec field =
+      FieldSpec::object_of("field", json_field_schema(), "a path, or {path, fallback, required, type, decimal}");
   field.shorthand = "path";
   t.schema = Schema(
       {
@@ -232,8 +240,15 @@ NodeType parse_json_type() {
     std::vector<JsonField> fields;
     for (const auto& [name, value] : c.map("fields")) {
       const Config& f = *std::get<ConfigValue::Object>(value.v);
-      fields.push_back(JsonField{name, to_pointer(f.string("path")), f.string("path"), f.boolean("required"),
-                                 parse::field_numbers_of(f)});
+      JsonField rule{name, {}, {}, {}, f.boolean("required"), parse::field_numbers_of(f)};
+      std::vector<std::string> written{f.string("path")};
+      for (const auto& fallback : f.list("fallback")) written.push_back(std::get<Value>(fallback.v).to_text());
+      for (const auto& path : written) {
+        rule.pointers.push_back(to_pointer(path));
+        rule.path += fmt::format("{}'{}'", rule.path.empty() ? "" : ", then ", path);
+        rule.paths += (rule.paths.empty() ? "" : " or ") + path;
+      }
+      fields.push_back(std::move(rule));
     }
     std::optional<std::string> items, next;
     if (c.has("items")) items = to_pointer(c.string("items"));

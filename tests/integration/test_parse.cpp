@@ -837,25 +837,31 @@ TEST_CASE("parse.json splits an array into items and follows the next-page link"
             fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})", server.url("/api/items2.json"), page)});
 }
 
-TEST_CASE("parse.json reads numbers from text with type: number, and takes whole ones with type: integer",
-          "[parse][number]") {
+TEST_CASE(
+    "parse.json reads numbers from text with type: number, takes whole ones with type: integer, and "
+    "tries fallback paths",
+    "[parse][number]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
   std::string pipeline = parse_pipeline(dir, {server.url("/api/prices.json")}, R"(    items: items
     fields:
       sku: sku
+      label: {path: title, fallback: [name, sku]}
       price: {path: price, type: number, decimal: ','}
       stock: {path: stock, type: integer, required: true})");
   pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
   RunReport report = run_pipeline(test::plan_of(pipeline));
   REQUIRE(report.errors.empty());
   const std::string page = server.url("/api/prices.json");
-  CHECK(item_lines(dir) == std::vector<std::string>{
-                               fmt::format(R"({{"page_url":"{}","sku":"a","price":1299,"stock":7}})", page),
-                               fmt::format(R"({{"page_url":"{}","sku":"b","price":19.9,"stock":4}})", page),
-                           });
+  CHECK(item_lines(dir) ==
+        std::vector<std::string>{
+            fmt::format(R"({{"page_url":"{}","sku":"a","label":"Kettle","price":1299,"stock":7}})", page),
+            // A null is no value: the first fallback with one gives the label.
+            fmt::format(R"({{"page_url":"{}","sku":"b","label":"Toaster","price":19.9,"stock":4}})", page),
+        });
   const std::string bad = test::read_file(dir.file("bad.jsonl"));
   CHECK(test::contains(bad, "required field 'stock' has no integer in '2.5' (path 'stock', type: integer)"));
+  CHECK(test::contains(bad, R"("label":"c")"));                                   // the last fallback, the item's sku
   CHECK(test::contains(bad, "required field 'stock' not found (path 'stock')"));  // null: not there at all
   CHECK(notice_messages(report) ==
         std::vector<std::string>{
