@@ -29,7 +29,7 @@ struct FieldRule {
   std::string name;
   std::vector<Selector> selectors;  // `select`, then its `fallback`s: the first that gives a value wins
   std::vector<std::string> selector_texts;
-  std::string selector_text;  // as messages quote them: "'a'", or "'a', then 'b'"
+  parse::FieldSources sources;
   bool all = false;
   bool required = false;
   bool url = false;  // resolved against the page, as links are
@@ -394,10 +394,7 @@ class HtmlParser final : public TransformNode {
           }
         }
         if (typed.empty() && f.required && problem.empty()) {
-          problem = no_number.empty()
-                        ? fmt::format("required field '{}' not found (selector {})", f.name, f.selector_text)
-                        : fmt::format("required field '{}' has no {} in '{}' (selector {}, type: {})", f.name,
-                                      f.numbers->type_name(), no_number, f.selector_text, f.numbers->type_name());
+          problem = parse::required_field_error(f.name, "selector " + f.sources.quoted, f.numbers.get(), no_number);
         }
         if (f.all) {
           r.set(f.name, Value(std::move(typed)));
@@ -528,11 +525,7 @@ class HtmlParser final : public TransformNode {
   // The fields' names and selectors, for the "selectors" table.
   static std::vector<std::pair<std::string, std::string>> selectors(const std::vector<FieldRule>& fields) {
     std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& f : fields) {
-      std::string select;
-      for (const auto& text : f.selector_texts) select += (select.empty() ? "" : " or ") + text;
-      out.emplace_back(f.name, std::move(select));
-    }
+    for (const auto& f : fields) out.emplace_back(f.name, f.sources.listed);
     return out;
   }
 
@@ -695,10 +688,9 @@ NodeType parse_html_type() {
       rule.selector_texts.push_back(f.string("select"));
       for (const auto& fallback : f.list("fallback"))
         rule.selector_texts.push_back(std::get<Value>(fallback.v).to_text());
-      for (const auto& text : rule.selector_texts) {
+      for (const auto& text : rule.selector_texts)
         rule.selectors.push_back(*parse::compile_selector(text, true, nullptr));
-        rule.selector_text += fmt::format("{}'{}'", rule.selector_text.empty() ? "" : ", then ", text);
-      }
+      rule.sources = parse::sources_of(rule.selector_texts);
       rule.all = f.boolean("all");
       rule.required = f.boolean("required");
       rule.url = f.boolean("url");

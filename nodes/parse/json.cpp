@@ -66,8 +66,7 @@ Value to_value(simdjson::dom::element e) {
 struct JsonField {
   std::string name;
   std::vector<std::string> pointers;  // `path`, then its `fallback`s: the first with a value (not null) wins
-  std::string path;                   // as messages quote them: "'a'", or "'a', then 'b'"
-  std::string paths;                  // as the selectors table shows them: "a or b"
+  parse::FieldSources sources;
   bool required = false;
   std::shared_ptr<parse::FieldNumbers> numbers;  // type: number or integer
 };
@@ -154,9 +153,7 @@ class JsonParser final : public TransformNode {
           }
         }
         if (f.required && value.is_null() && problem.empty()) {
-          problem = no_number.empty() ? fmt::format("required field '{}' not found (path {})", f.name, f.path)
-                                      : fmt::format("required field '{}' has no {} in '{}' (path {}, type: {})", f.name,
-                                                    f.numbers->type_name(), no_number, f.path, f.numbers->type_name());
+          problem = parse::required_field_error(f.name, "path " + f.sources.quoted, f.numbers.get(), no_number);
         }
         r.set(f.name, std::move(value));
       }
@@ -173,7 +170,7 @@ class JsonParser final : public TransformNode {
   // The fields' names and paths, for the "selectors" table.
   static std::vector<std::pair<std::string, std::string>> paths(const std::vector<JsonField>& fields) {
     std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& f : fields) out.emplace_back(f.name, f.paths);
+    for (const auto& f : fields) out.emplace_back(f.name, f.sources.listed);
     return out;
   }
 
@@ -240,14 +237,11 @@ NodeType parse_json_type() {
     std::vector<JsonField> fields;
     for (const auto& [name, value] : c.map("fields")) {
       const Config& f = *std::get<ConfigValue::Object>(value.v);
-      JsonField rule{name, {}, {}, {}, f.boolean("required"), parse::field_numbers_of(f)};
+      JsonField rule{name, {}, {}, f.boolean("required"), parse::field_numbers_of(f)};
       std::vector<std::string> written{f.string("path")};
       for (const auto& fallback : f.list("fallback")) written.push_back(std::get<Value>(fallback.v).to_text());
-      for (const auto& path : written) {
-        rule.pointers.push_back(to_pointer(path));
-        rule.path += fmt::format("{}'{}'", rule.path.empty() ? "" : ", then ", path);
-        rule.paths += (rule.paths.empty() ? "" : " or ") + path;
-      }
+      for (const auto& path : written) rule.pointers.push_back(to_pointer(path));
+      rule.sources = parse::sources_of(written);
       fields.push_back(std::move(rule));
     }
     std::optional<std::string> items, next;

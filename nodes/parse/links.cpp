@@ -43,6 +43,15 @@ void keep_fields(const Record& page, const std::vector<std::string>& keep, Recor
   }
 }
 
+FieldSources sources_of(const std::vector<std::string>& written) {
+  FieldSources out;
+  for (const auto& w : written) {
+    out.quoted += fmt::format("{}'{}'", out.quoted.empty() ? "" : ", then ", w);
+    out.listed += (out.listed.empty() ? "" : " or ") + w;
+  }
+  return out;
+}
+
 FieldSpec keep_spec() {
   return FieldSpec::list("keep", FieldSpec::string("field", "a field of the page's record"),
                          "fields of the page's record copied into each item (and link: a frontier carries them to "

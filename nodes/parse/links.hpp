@@ -34,6 +34,13 @@ void check_keep(const Config& config, const std::vector<std::string>& produced, 
 // The same for parse.html and parse.json, which extract the fields of their `fields` map.
 void check_keep_against_fields(const Config& config, const Location& owner, Diagnostics& diags);
 
+// A field's selectors or paths as written (`select` or `path`, then its `fallback`s): as messages
+// quote them ("'a'", "'a', then 'b'") and as the selectors table shows them ("a or b").
+struct FieldSources {
+  std::string quoted, listed;
+};
+FieldSources sources_of(const std::vector<std::string>& written);
+
 // Resolves `href` against `base` with libcurl's URL API and normalizes it (fragment dropped, scheme
 // and host lower-cased, default port removed; spaces and bytes beyond ASCII percent-encoded, as
 // browsers do, whether the href is relative or absolute). Empty for invalid and non-http(s) links.

@@ -204,6 +204,13 @@ FieldSpec field_decimal_spec() {
       .with_default(".");
 }
 
+std::string required_field_error(const std::string& field, const std::string& where, const FieldNumbers* numbers,
+                                 const std::string& no_number) {
+  if (!numbers || no_number.empty()) return fmt::format("required field '{}' not found ({})", field, where);
+  return fmt::format("required field '{}' has no {} in '{}' ({}, type: {})", field, numbers->type_name(), no_number,
+                     where, numbers->type_name());
+}
+
 void check_field_type(const Config& field, const Location&, Diagnostics& diags) {
   if (field.explicitly_set("decimal") && field.string("type") == "text") {
     diags.error(field.where("decimal"), "decimal is for type: number or integer, and this field is text");

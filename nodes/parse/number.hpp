@@ -62,6 +62,11 @@ class FieldNumbers {
 FieldSpec field_type_spec();
 FieldSpec field_decimal_spec();
 std::shared_ptr<FieldNumbers> field_numbers_of(const Config& field);
+// The error of a required field that got no value: "required field 'price' not found (selector
+// 'b')", or, when its value held no number, "required field 'price' has no number in 'n/a'
+// (selector 'b', type: number)". `where` names the field's selectors or paths ("selector 'b'").
+std::string required_field_error(const std::string& field, const std::string& where, const FieldNumbers* numbers,
+                                 const std::string& no_number);
 // The check of a field with those options: `decimal` without a type it applies to is an error.
 void check_field_type(const Config& field, const Location& owner, Diagnostics& diags);
 
