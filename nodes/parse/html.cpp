@@ -14,9 +14,9 @@
 #include "../builtin.hpp"
 #include "../text.hpp"
 #include "charset.hpp"
+#include "field_type.hpp"
 #include "gzip.hpp"
 #include "links.hpp"
-#include "number.hpp"
 #include "selector.hpp"
 #include "selector_stats.hpp"
 
@@ -34,7 +34,7 @@ struct FieldRule {
   bool required = false;
   bool url = false;  // resolved against the page, as links are
   std::shared_ptr<const RE2> regex;
-  std::shared_ptr<parse::FieldNumbers> numbers;  // type: number or integer
+  std::shared_ptr<parse::TypedField> typed;  // type: number, integer or date
 };
 
 // Compiled XPath expressions are per thread (libxml2 objects are not shared between threads).
@@ -287,7 +287,7 @@ class HtmlParser final : public TransformNode {
   void finish() override {
     stats_.finish();
     for (const FieldRule& f : fields_) {
-      if (f.numbers) f.numbers->say(f.name, notice_);
+      if (f.typed) f.typed->say(f.name, notice_);
     }
   }
 
@@ -382,24 +382,24 @@ class HtmlParser final : public TransformNode {
         }
         if (spent(ctx)) break;
         tally.add(stats_.field_row(fi), kept.size());
-        List typed;
-        std::string no_number;  // the first value without one, for a required field's error
+        List converted;
+        std::string no_value;  // the first value without one, for a required field's error
         for (auto& k : kept) {
-          if (!f.numbers) {
-            typed.emplace_back(std::move(k));
-          } else if (auto n = f.numbers->convert_text(k)) {
-            typed.push_back(std::move(*n));
-          } else if (no_number.empty()) {
-            no_number = nodes::sample_of(k);
+          if (!f.typed) {
+            converted.emplace_back(std::move(k));
+          } else if (auto n = f.typed->convert_text(k)) {
+            converted.push_back(std::move(*n));
+          } else if (no_value.empty()) {
+            no_value = nodes::sample_of(k);
           }
         }
-        if (typed.empty() && f.required && problem.empty()) {
-          problem = parse::required_field_error(f.name, "selector " + f.sources.quoted, f.numbers.get(), no_number);
+        if (converted.empty() && f.required && problem.empty()) {
+          problem = parse::required_field_error(f.name, "selector " + f.sources.quoted, f.typed.get(), no_value);
         }
         if (f.all) {
-          r.set(f.name, Value(std::move(typed)));
+          r.set(f.name, Value(std::move(converted)));
         } else {
-          r.set(f.name, typed.empty() ? Value() : std::move(typed.front()));
+          r.set(f.name, converted.empty() ? Value() : std::move(converted.front()));
         }
       }
       if (spent(ctx)) break;
@@ -623,13 +623,13 @@ Schema field_schema() {
               .with_default("false"),
           parse::field_type_spec(),
           parse::field_decimal_spec(),
+          parse::field_date_order_spec(),
       },
       [](const Config& f, const Location& owner, Diagnostics& diags) {
         parse::check_field_type(f, owner, diags);
         if (f.boolean("url") && f.string("type") != "text") {
-          diags.error(f.where("type"), fmt::format("type: {} and url: true do not go together: a URL is no "
-                                                   "number",
-                                                   f.string("type")));
+          diags.error(f.where("type"),
+                      fmt::format("type: {0} and url: true do not go together: a URL is no {0}", f.string("type")));
         }
       });
 }
@@ -695,7 +695,7 @@ NodeType parse_html_type() {
       rule.required = f.boolean("required");
       rule.url = f.boolean("url");
       if (f.has("regex")) rule.regex = std::make_shared<const RE2>(f.string("regex"));
-      rule.numbers = parse::field_numbers_of(f);
+      rule.typed = parse::typed_field_of(f);
       fields.push_back(std::move(rule));
     }
     return std::make_unique<HtmlParser>(ctx, std::move(items), std::move(fields), std::move(links));

@@ -7,9 +7,9 @@
 
 #include "../builtin.hpp"
 #include "../text.hpp"
+#include "field_type.hpp"
 #include "gzip.hpp"
 #include "links.hpp"
-#include "number.hpp"
 #include "selector_stats.hpp"
 
 namespace sluice::nodes {
@@ -68,7 +68,7 @@ struct JsonField {
   std::vector<std::string> pointers;  // `path`, then its `fallback`s: the first with a value (not null) wins
   parse::FieldSources sources;
   bool required = false;
-  std::shared_ptr<parse::FieldNumbers> numbers;  // type: number or integer
+  std::shared_ptr<parse::TypedField> typed;  // type: number, integer or date
 };
 
 class JsonParser final : public TransformNode {
@@ -87,7 +87,7 @@ class JsonParser final : public TransformNode {
   void finish() override {
     stats_.finish();
     for (const JsonField& f : fields_) {
-      if (f.numbers) f.numbers->say(f.name, notice_);
+      if (f.typed) f.typed->say(f.name, notice_);
     }
   }
 
@@ -143,17 +143,17 @@ class JsonParser final : public TransformNode {
         }
         tally.add(stats_.field_row(fi), found && !v.is_null() ? 1 : 0);
         Value value = found ? to_value(v) : Value();
-        std::string no_number;  // a value that is none, for a required field's error
-        if (f.numbers && !value.is_null()) {
-          if (auto n = f.numbers->convert(value)) {
+        std::string no_value;  // a value that is none, for a required field's error
+        if (f.typed && !value.is_null()) {
+          if (auto n = f.typed->convert(value)) {
             value = std::move(*n);
           } else {
-            no_number = nodes::sample_of(value.to_text());
+            no_value = nodes::sample_of(value.to_text());
             value = Value();
           }
         }
         if (f.required && value.is_null() && problem.empty()) {
-          problem = parse::required_field_error(f.name, "path " + f.sources.quoted, f.numbers.get(), no_number);
+          problem = parse::required_field_error(f.name, "path " + f.sources.quoted, f.typed.get(), no_value);
         }
         r.set(f.name, std::move(value));
       }
@@ -204,6 +204,7 @@ Schema json_field_schema() {
           FieldSpec::boolean("required", "a record without this field is an error (on_error)").with_default("false"),
           parse::field_type_spec(),
           parse::field_decimal_spec(),
+          parse::field_date_order_spec(),
       },
       parse::check_field_type);
 }
@@ -237,7 +238,7 @@ NodeType parse_json_type() {
     std::vector<JsonField> fields;
     for (const auto& [name, value] : c.map("fields")) {
       const Config& f = *std::get<ConfigValue::Object>(value.v);
-      JsonField rule{name, {}, {}, f.boolean("required"), parse::field_numbers_of(f)};
+      JsonField rule{name, {}, {}, f.boolean("required"), parse::typed_field_of(f)};
       std::vector<std::string> written{f.string("path")};
       for (const auto& fallback : f.list("fallback")) written.push_back(std::get<Value>(fallback.v).to_text());
       for (const auto& path : written) rule.pointers.push_back(to_pointer(path));

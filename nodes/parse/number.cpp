@@ -1,13 +1,10 @@
 #include "number.hpp"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <string>
 #include <vector>
-
-#include "../text.hpp"
 
 namespace sluice::parse {
 namespace {
@@ -142,86 +139,6 @@ std::optional<Value> read_number(std::string_view s, NumberType type, char decim
     return Value(static_cast<std::int64_t>(d));
   }
   return Value(d);
-}
-
-std::optional<Value> FieldNumbers::convert_text(std::string_view text) {
-  std::optional<Value> out = read_number(text, type_, decimal_);
-  if (!out) missed(text);
-  return out;
-}
-
-std::optional<Value> FieldNumbers::convert(const Value& value) {
-  if (const auto* text = value.as_string()) return convert_text(*text);
-  std::optional<Value> out;
-  if (const auto* i = value.as_int()) {
-    out = Value(*i);
-  } else if (const auto* d = value.as_double()) {
-    if (type_ == NumberType::number) {
-      out = Value(*d);
-    } else if (*d == std::floor(*d) && std::fabs(*d) < 9.2e18) {
-      out = Value(static_cast<std::int64_t>(*d));
-    }
-  }
-  if (!out) missed(value.to_text());
-  return out;
-}
-
-void FieldNumbers::missed(std::string_view value) {
-  if (missed_.fetch_add(1, std::memory_order_relaxed) != 0) return;
-  std::lock_guard lock(mutex_);
-  first_missed_ = nodes::sample_of(value);
-}
-
-std::string FieldNumbers::notice(const std::string& field) const {
-  const std::uint64_t missed = missed_.load(std::memory_order_relaxed);
-  if (missed == 0) return "";
-  std::lock_guard lock(mutex_);
-  // A value that reads as a number with the other decimal separator: the likely cause.
-  std::string hint;
-  const char other = decimal_ == '.' ? ',' : '.';
-  if (read_number(first_missed_, type_, other)) {
-    hint = fmt::format(" (written with a decimal '{}'? set decimal: '{}')", other, other);
-  }
-  const bool one = missed == 1;
-  return fmt::format("field '{}' (type: {}) had {} value{} with no {} in {} (the first: '{}'){}; {} left out", field,
-                     type_name(), missed, one ? "" : "s", type_ == NumberType::number ? "number" : "whole number",
-                     one ? "it" : "them", first_missed_, hint, one ? "it was" : "they were");
-}
-
-FieldSpec field_type_spec() {
-  return FieldSpec::enumeration(
-             "type", {"text", "number", "integer"},
-             "text, or number: the first number in the value (\"$1,299.00\" is 1299, \"-5 %\" is -5), an integer "
-             "unless it has a fraction; integer: a whole one (\"4.00\" is 4, \"4.5\" none). A value with none is left "
-             "out (a null field, an error when required), and counted in a warning at the end")
-      .with_default("text");
-}
-
-FieldSpec field_decimal_spec() {
-  return FieldSpec::enumeration("decimal", {".", ","},
-                                "the decimal separator of type: number or integer (',' for \"1.299,50 €\"); the other "
-                                "one, spaces and apostrophes group thousands")
-      .with_default(".");
-}
-
-std::string required_field_error(const std::string& field, const std::string& where, const FieldNumbers* numbers,
-                                 const std::string& no_number) {
-  if (!numbers || no_number.empty()) return fmt::format("required field '{}' not found ({})", field, where);
-  return fmt::format("required field '{}' has no {} in '{}' ({}, type: {})", field, numbers->type_name(), no_number,
-                     where, numbers->type_name());
-}
-
-void check_field_type(const Config& field, const Location&, Diagnostics& diags) {
-  if (field.explicitly_set("decimal") && field.string("type") == "text") {
-    diags.error(field.where("decimal"), "decimal is for type: number or integer, and this field is text");
-  }
-}
-
-std::shared_ptr<FieldNumbers> field_numbers_of(const Config& field) {
-  const std::string type = field.string("type");
-  if (type == "text") return nullptr;
-  return std::make_shared<FieldNumbers>(type == "number" ? NumberType::number : NumberType::integer,
-                                        field.string("decimal").front());
 }
 
 }  // namespace sluice::parse

@@ -8,27 +8,27 @@
 
 #include "../builtin.hpp"
 #include "charset.hpp"
+#include "field_type.hpp"
 #include "links.hpp"
-#include "number.hpp"
 
 namespace sluice::nodes {
 namespace {
 
-// The named groups of `types`: group name -> its numbers.
-using GroupNumbers = std::map<std::string, std::shared_ptr<parse::FieldNumbers>>;
+// The named groups of `types`: group name -> how its captures are read.
+using GroupTypes = std::map<std::string, std::shared_ptr<parse::TypedField>>;
 
 class RegexParser final : public TransformNode {
  public:
-  RegexParser(const NodeContext& ctx, std::shared_ptr<const RE2> pattern, GroupNumbers numbers)
+  RegexParser(const NodeContext& ctx, std::shared_ptr<const RE2> pattern, GroupTypes types)
       : body_field_(ctx.config.string("body_field")),
         pattern_(std::move(pattern)),
         all_(ctx.config.boolean("all")),
         keep_(parse::keep_of(ctx.config)),
-        numbers_(std::move(numbers)),
+        types_(std::move(types)),
         notice_(ctx.notice) {}
 
   void finish() override {
-    for (const auto& [name, numbers] : numbers_) numbers->say(name, notice_);
+    for (const auto& [name, typed] : types_) typed->say(name, notice_);
   }
 
   // One record per match (all: true) or for the first match; fields are the named capture groups.
@@ -49,7 +49,7 @@ class RegexParser final : public TransformNode {
         const auto& c = captures[static_cast<std::size_t>(index)];
         if (!c.data()) {
           r.set(name, Value());
-        } else if (auto typed = numbers_.find(name); typed != numbers_.end()) {
+        } else if (auto typed = types_.find(name); typed != types_.end()) {
           r.set(name, typed->second->convert_text(std::string_view(c.data(), c.size())).value_or(Value()));
         } else {
           r.set(name, Value(std::string(c.data(), c.size())));
@@ -68,7 +68,7 @@ class RegexParser final : public TransformNode {
   std::shared_ptr<const RE2> pattern_;
   bool all_;
   std::vector<std::string> keep_;
-  GroupNumbers numbers_;
+  GroupTypes types_;
   std::function<void(std::string)> notice_;
 };
 
@@ -95,11 +95,14 @@ NodeType parse_regex_type() {
           FieldSpec::boolean("all", "one record per match instead of the first match only").with_default("false"),
           FieldSpec::string("body_field", "the field holding the text").with_default("body"),
           parse::keep_spec(),
-          FieldSpec::map("types", FieldSpec::enumeration("type", {"number", "integer"}, "number or integer"),
-                         "named group -> number or integer: the capture read as parse.html's type: number reads "
-                         "text (\"$1,299.00\" is 1299); one with no number is null, counted in a warning at the end")
+          FieldSpec::map("types",
+                         FieldSpec::enumeration("type", {"number", "integer", "date"}, "number, integer or date"),
+                         "named group -> number, integer or date: the capture read as parse.html's type: number "
+                         "reads text (\"$1,299.00\" is 1299; \"March 5, 2026\" is the date \"2026-03-05\"); one with "
+                         "none is null, counted in a warning at the end")
               .with_default(""),
           parse::field_decimal_spec(),
+          parse::field_date_order_spec(),
       },
       [](const Config& c, const Location&, Diagnostics& diags) {
         if (!c.has("pattern")) return;
@@ -107,8 +110,19 @@ NodeType parse_regex_type() {
         std::vector<std::string> produced;
         for (const auto& [name, index] : re.NamedCapturingGroups()) produced.push_back(name);
         parse::check_keep(c, produced, diags);
-        if (c.explicitly_set("decimal") && c.map("types").empty()) {
+        const auto types_read_as = [&](std::initializer_list<std::string_view> wanted) {
+          for (const auto& [name, value] : c.map("types")) {
+            const std::string type = std::get<Value>(value.v).to_text();
+            if (std::find(wanted.begin(), wanted.end(), type) != wanted.end()) return true;
+          }
+          return false;
+        };
+        if (c.explicitly_set("decimal") && !types_read_as({"number", "integer"})) {
           diags.error(c.where("decimal"), "decimal is for the groups that types reads as numbers, and there are none");
+        }
+        if (c.has("date_order") && !types_read_as({"date"})) {
+          diags.error(c.where("date_order"),
+                      "date_order is for the groups that types reads as dates, and there are none");
         }
         if (!re.ok() || !c.has("types")) return;
         for (const auto& [name, value] : c.map("types")) {
@@ -121,13 +135,12 @@ NodeType parse_regex_type() {
       });
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;
-    GroupNumbers numbers;
+    GroupTypes types;
     for (const auto& [name, value] : c.map("types")) {
-      const auto type =
-          std::get<Value>(value.v).to_text() == "number" ? parse::NumberType::number : parse::NumberType::integer;
-      numbers[name] = std::make_shared<parse::FieldNumbers>(type, c.string("decimal").front());
+      types[name] = std::make_shared<parse::TypedField>(parse::field_type_of(std::get<Value>(value.v).to_text()),
+                                                        c.string("decimal").front(), parse::date_order_of(c));
     }
-    return std::make_unique<RegexParser>(ctx, std::make_shared<const RE2>(c.string("pattern")), std::move(numbers));
+    return std::make_unique<RegexParser>(ctx, std::make_shared<const RE2>(c.string("pattern")), std::move(types));
   };
   t.parallel = true;
   t.example = R"(- id: prices

@@ -1,14 +1,15 @@
 // The small parsers of untrusted text: links and URLs of scraped pages, a server's Retry-After,
-// Content-Disposition, Content-Type and gzip bodies, robots.txt, charsets, numbers in scraped text
-// (parse's `type: number`, on the Retry-After input); and the properties the nodes rely on (a link
-// resolves to itself, decoded text is UTF-8, a file name stays in its folder).
-// The first byte picks the function, the rest is its input (lines where it takes several).
+// Content-Disposition, Content-Type and gzip bodies, robots.txt, charsets, numbers and dates in
+// scraped text (parse's `type: number` and `date`, on the Retry-After input); and the properties the nodes rely on (a
+// link resolves to itself, decoded text is UTF-8, a file name stays in its folder). The first byte picks the function,
+// the rest is its input (lines where it takes several).
 #include <cmath>
 
 #include "../../nodes/core/file_names.hpp"
 #include "../../nodes/fetch/policy.hpp"
 #include "../../nodes/fetch/robots.hpp"
 #include "../../nodes/parse/charset.hpp"
+#include "../../nodes/parse/date.hpp"
 #include "../../nodes/parse/gzip.hpp"
 #include "../../nodes/parse/links.hpp"
 #include "../../nodes/parse/number.hpp"
@@ -67,6 +68,25 @@ void numbers(std::string_view text) {
   }
 }
 
+// parse's `type: date`: a date read is ISO 8601 text of a date that exists, and reads back as itself.
+void dates(std::string_view text) {
+  for (const auto order : {parse::DateOrder::unset, parse::DateOrder::dmy, parse::DateOrder::mdy}) {
+    const auto date = parse::read_date(text, order);
+    if (!date) continue;
+    FUZZ_CHECK(date->size() >= 10 && (*date)[4] == '-' && (*date)[7] == '-' &&
+                   (date->size() == 10 || ((*date)[10] == 'T' && (*date)[13] == ':' && (*date)[16] == ':')),
+               "a date that is not ISO 8601");
+    FUZZ_CHECK(parse::read_date(*date, parse::DateOrder::unset) == date, "a date that does not read back as itself");
+  }
+  const auto number = parse::read_number(text, parse::NumberType::number, '.');
+  if (number) {
+    const double seconds = number->as_int() ? static_cast<double>(*number->as_int()) : *number->as_double();
+    if (const auto epoch = parse::date_of_epoch(seconds)) {
+      FUZZ_CHECK(parse::read_date(*epoch, parse::DateOrder::unset) == epoch, "an epoch date that does not read back");
+    }
+  }
+}
+
 void retry_after(fuzz::Input& in) {
   const auto wait = fetch::parse_retry_after(in.rest(), 1'700'000'000);
   if (wait) FUZZ_CHECK(wait->count() >= 0, "a negative Retry-After");
@@ -75,6 +95,7 @@ void retry_after(fuzz::Input& in) {
   (void)fetch::is_private_address(in.rest());
   (void)fetch::host_pattern_error(in.rest());
   numbers(in.rest());
+  dates(in.rest());
 }
 
 void file_names(fuzz::Input& in) {

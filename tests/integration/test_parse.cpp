@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -233,6 +234,113 @@ edges:
             "(written with a decimal ','? set decimal: ','); it was left out",
             "strict: field 'price' (type: number) had 3 values with no number in them (the first: "
             "'$1,299.00') (written with a decimal '.'? set decimal: '.'); they were left out",
+        });
+}
+
+TEST_CASE("type: date turns scraped dates into ISO 8601 in parse.html, parse.json and parse.regex", "[parse][date]") {
+  TempDir dir;
+  Plan plan = test::plan_of(page_pipeline(
+      R"(<div class="post"><time>March 5, 2026 at 2:30 PM EST</time><span>05/03/2026</span></div>
+<div class="post"><time>5. M&auml;rz 2026</time><span>13/03/2026</span></div>
+<div class="post"><time>soon</time><span>1.2.2026</span></div>)",
+      fmt::format(R"(  - id: parse
+    type: parse.html
+    items: div.post
+    fields:
+      published: {{select: time, type: date}}
+      updated: {{select: span, type: date, date_order: dmy}}
+      as_given: {{select: span, type: date}}
+  - id: strict
+    type: parse.html
+    items: div.post
+    on_error: route
+    fields:
+      published: {{select: time, type: date, required: true}}
+  - id: api
+    type: parse.json
+    body_field: api
+    fields:
+      at: {{path: at, type: date}}
+      ms: {{path: ms, type: date}}
+      text: {{path: text, type: date}}
+  - id: api_body
+    type: set
+    fields:
+      api: '{{{{"at": 1709650000, "ms": 1709650000250, "text": "2026-03-05T14:30:00+01:00"}}}}'
+  - id: log
+    type: parse.regex
+    pattern: '(?P<when>[0-9]+/[0-9]+/[0-9]+) (?P<what>[a-z]+)'
+    body_field: line
+    types: {{when: date}}
+    date_order: mdy
+  - id: line
+    type: set
+    fields:
+      line: 03/05/2026 deployed
+  - id: out
+    type: sink.jsonl
+    path: {}
+    fields: [published, updated, as_given]
+  - id: bad
+    type: sink.jsonl
+    path: {}
+  - id: api_out
+    type: sink.jsonl
+    path: {}
+    fields: [at, ms, text]
+  - id: log_out
+    type: sink.jsonl
+    path: {}
+    fields: [when, what]
+  - id: dropped
+    type: sink.jsonl
+    path: /dev/null
+  - id: recent
+    type: filter
+    field: updated
+    op: ge
+    value: '2026-03-01'
+  - id: recent_out
+    type: sink.jsonl
+    path: {}
+    fields: [updated]
+edges:
+  - page -> body -> parse -> out
+  - parse -> recent -> recent_out
+  - body -> strict -> dropped
+  - strict.error -> bad
+  - page -> api_body -> api -> api_out
+  - page -> line -> log -> log_out
+)",
+                  dir.file("out.jsonl"), dir.file("bad.jsonl"), dir.file("api.jsonl"), dir.file("log.jsonl"),
+                  dir.file("recent.jsonl"))));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))) ==
+        std::vector<std::string>{
+            R"({"published":"2026-03-05T19:30:00Z","updated":"2026-03-05","as_given":null})",
+            R"({"published":"2026-03-05","updated":"2026-03-13","as_given":"2026-03-13"})",
+            R"({"published":null,"updated":"2026-02-01","as_given":null})",
+        });
+  CHECK(test::contains(test::read_file(dir.file("bad.jsonl")),
+                       "required field 'published' has no date in 'soon' (selector 'time', type: date)"));
+  // ISO 8601 text compares as dates do: a filter keeps what is newer.
+  auto recent = test::lines_of(test::read_file(dir.file("recent.jsonl")));
+  std::sort(recent.begin(), recent.end());
+  CHECK(recent == std::vector<std::string>{R"({"updated":"2026-03-05"})", R"({"updated":"2026-03-13"})"});
+  CHECK(test::lines_of(test::read_file(dir.file("api.jsonl"))) ==
+        std::vector<std::string>{
+            R"({"at":"2024-03-05T14:46:40Z","ms":"2024-03-05T14:46:40.250Z","text":"2026-03-05T13:30:00Z"})"});
+  CHECK(test::lines_of(test::read_file(dir.file("log.jsonl"))) ==
+        std::vector<std::string>{R"({"when":"2026-03-05","what":"deployed"})"});
+  CHECK(notice_messages(report) ==
+        std::vector<std::string>{
+            "parse: field 'published' (type: date) had 1 value with no date in it (the first: 'soon'); it was "
+            "left out",
+            "parse: field 'as_given' (type: date) had 2 values with no date in them (the first: '05/03/2026') (day "
+            "and month could be either way round: set date_order: dmy or mdy); they were left out",
+            "strict: field 'published' (type: date) had 1 value with no date in it (the first: 'soon'); it was "
+            "left out",
         });
 }
 

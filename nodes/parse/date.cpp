@@ -1,0 +1,609 @@
+#include "date.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace sluice::parse {
+namespace {
+
+// A piece of the text: a run of digits, a run of letters (any byte beyond ASCII counts as one, so
+// "März" and "年" are words) or one punctuation character. Spaces only separate pieces.
+struct Token {
+  enum Kind : std::uint8_t { end, num, word, punct };
+  Kind kind = end;
+  char p = 0;             // punct: the character ('-' also for an en or em dash)
+  bool attached = false;  // no space between this piece and the one before it
+  std::size_t begin = 0, end_at = 0;
+  std::size_t size() const { return end_at - begin; }
+};
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+// The length of a space at s[i], 0 for none: ASCII white space, a no-break, thin or narrow no-break
+// space (U+00A0, U+2009, U+202F) or an ideographic space (U+3000).
+std::size_t space_at(std::string_view s, std::size_t i) {
+  const char c = s[i];
+  if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') return 1;
+  const std::string_view rest = s.substr(i);
+  if (rest.starts_with("\xC2\xA0")) return 2;
+  if (rest.starts_with("\xE2\x80\x89") || rest.starts_with("\xE2\x80\xAF") || rest.starts_with("\xE3\x80\x80")) {
+    return 3;
+  }
+  return 0;
+}
+
+// The length of a dash at s[i]: an en dash, an em dash or a minus sign (U+2013, U+2014, U+2212).
+std::size_t dash_at(std::string_view s, std::size_t i) {
+  const std::string_view rest = s.substr(i);
+  if (rest.starts_with("\xE2\x80\x93") || rest.starts_with("\xE2\x80\x94") || rest.starts_with("\xE2\x88\x92")) {
+    return 3;
+  }
+  return 0;
+}
+
+bool is_letter_byte(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (static_cast<unsigned char>(c) & 0x80);
+}
+
+// The piece of `s` that starts at or after `pos`.
+Token lex(std::string_view s, std::size_t pos) {
+  Token t;
+  bool space = false;
+  while (pos < s.size()) {
+    const std::size_t n = space_at(s, pos);
+    if (n == 0) break;
+    pos += n;
+    space = true;
+  }
+  t.attached = !space;
+  t.begin = t.end_at = pos;
+  if (pos >= s.size()) return t;
+  const char c = s[pos];
+  if (is_digit(c)) {
+    t.kind = Token::num;
+    while (pos < s.size() && is_digit(s[pos])) ++pos;
+  } else if (const std::size_t dash = dash_at(s, pos); dash > 0) {
+    t.kind = Token::punct;
+    t.p = '-';
+    pos += dash;
+  } else if (is_letter_byte(c)) {
+    t.kind = Token::word;
+    while (pos < s.size() && is_letter_byte(s[pos]) && space_at(s, pos) == 0 && dash_at(s, pos) == 0) ++pos;
+  } else {
+    t.kind = Token::punct;
+    t.p = c;
+    ++pos;
+  }
+  t.end_at = pos;
+  return t;
+}
+
+Token after(std::string_view s, const Token& t) {
+  return lex(s, t.end_at);
+}
+
+// A run of digits' value (at most 9 digits), -1 otherwise.
+int value_of(std::string_view s, const Token& t) {
+  if (t.kind != Token::num || t.size() > 9) return -1;
+  int v = 0;
+  for (std::size_t i = t.begin; i < t.end_at; ++i) v = v * 10 + (s[i] - '0');
+  return v;
+}
+
+bool is_num(const Token& t, std::size_t min_digits, std::size_t max_digits) {
+  return t.kind == Token::num && t.size() >= min_digits && t.size() <= max_digits;
+}
+
+bool is_punct(const Token& t, const char* any_of) {
+  return t.kind == Token::punct && t.p != 0 && std::strchr(any_of, t.p) != nullptr;
+}
+
+// A word in lower case: ASCII letters, and the upper-case letters of Latin-1 (U+00C0-U+00DE, "MÄRZ").
+std::string lower_word(std::string_view s, const Token& t) {
+  std::string out(s.substr(t.begin, t.size()));
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const auto c = static_cast<unsigned char>(out[i]);
+    if (c >= 'A' && c <= 'Z') {
+      out[i] = static_cast<char>(c + 32);
+    } else if (c == 0xC3 && i + 1 < out.size()) {
+      const auto n = static_cast<unsigned char>(out[i + 1]);
+      if (n >= 0x80 && n <= 0x9E && n != 0x97) out[i + 1] = static_cast<char>(n + 0x20);
+      ++i;
+    }
+  }
+  return out;
+}
+
+bool word_is(std::string_view s, const Token& t, std::initializer_list<std::string_view> any_of) {
+  if (t.kind != Token::word) return false;
+  const std::string w = lower_word(s, t);
+  for (std::string_view a : any_of)
+    if (w == a) return true;
+  return false;
+}
+
+// A month's number from its name or abbreviation, 0 for none.
+int month_of(std::string_view s, const Token& t) {
+  static constexpr std::pair<std::string_view, int> kMonths[] = {
+      // English
+      {"january", 1},
+      {"jan", 1},
+      {"february", 2},
+      {"feb", 2},
+      {"march", 3},
+      {"mar", 3},
+      {"april", 4},
+      {"apr", 4},
+      {"may", 5},
+      {"june", 6},
+      {"jun", 6},
+      {"july", 7},
+      {"jul", 7},
+      {"august", 8},
+      {"aug", 8},
+      {"september", 9},
+      {"sep", 9},
+      {"sept", 9},
+      {"october", 10},
+      {"oct", 10},
+      {"november", 11},
+      {"nov", 11},
+      {"december", 12},
+      {"dec", 12},
+      // German (and Austrian)
+      {"januar", 1},
+      {"jänner", 1},
+      {"jän", 1},
+      {"februar", 2},
+      {"märz", 3},
+      {"mär", 3},
+      {"maerz", 3},
+      {"mai", 5},
+      {"juni", 6},
+      {"juli", 7},
+      {"oktober", 10},
+      {"okt", 10},
+      {"dezember", 12},
+      {"dez", 12},
+      // French
+      {"janvier", 1},
+      {"janv", 1},
+      {"février", 2},
+      {"févr", 2},
+      {"fevrier", 2},
+      {"fév", 2},
+      {"mars", 3},
+      {"avril", 4},
+      {"avr", 4},
+      {"juin", 6},
+      {"juillet", 7},
+      {"juil", 7},
+      {"août", 8},
+      {"aout", 8},
+      {"septembre", 9},
+      {"octobre", 10},
+      {"novembre", 11},
+      {"décembre", 12},
+      {"decembre", 12},
+      {"déc", 12},
+      // Spanish
+      {"enero", 1},
+      {"ene", 1},
+      {"febrero", 2},
+      {"marzo", 3},
+      {"abril", 4},
+      {"abr", 4},
+      {"mayo", 5},
+      {"junio", 6},
+      {"julio", 7},
+      {"agosto", 8},
+      {"ago", 8},
+      {"septiembre", 9},
+      {"setiembre", 9},
+      {"octubre", 10},
+      {"noviembre", 11},
+      {"diciembre", 12},
+      {"dic", 12},
+      // Italian
+      {"gennaio", 1},
+      {"gen", 1},
+      {"febbraio", 2},
+      {"aprile", 4},
+      {"maggio", 5},
+      {"mag", 5},
+      {"giugno", 6},
+      {"giu", 6},
+      {"luglio", 7},
+      {"lug", 7},
+      {"settembre", 9},
+      {"set", 9},
+      {"ottobre", 10},
+      {"ott", 10},
+      {"dicembre", 12},
+      // Portuguese
+      {"janeiro", 1},
+      {"fevereiro", 2},
+      {"fev", 2},
+      {"março", 3},
+      {"marco", 3},
+      {"maio", 5},
+      {"junho", 6},
+      {"julho", 7},
+      {"setembro", 9},
+      {"outubro", 10},
+      {"novembro", 11},
+      {"dezembro", 12},
+      // Dutch
+      {"januari", 1},
+      {"februari", 2},
+      {"maart", 3},
+      {"mrt", 3},
+      {"mei", 5},
+      {"augustus", 8},
+  };
+  if (t.kind != Token::word || t.size() > 12) return 0;
+  const std::string w = lower_word(s, t);
+  for (const auto& [name, month] : kMonths)
+    if (w == name) return month;
+  return 0;
+}
+
+struct Ymd {
+  int y = 0, m = 0, d = 0;
+};
+
+struct DateMatch {
+  Ymd date;
+  Token next;          // the first piece after the date
+  bool iso_t = false;  // year first and followed by 'T' ("2026-03-05T14:30")
+  bool ambiguous = false;
+};
+
+// Whether digits joined by `sep` go on after `last` ("10.1.12.100", "2026.03.05.1"): a version
+// or an address, not a date. (The loop in read_date looks before the first.)
+bool continues(std::string_view s, const Token& last, char sep) {
+  const Token t = after(s, last);
+  if (t.kind != Token::punct || !t.attached || t.p != sep) return false;
+  const Token n = after(s, t);
+  return n.kind == Token::num && n.attached;
+}
+
+// Three runs of digits joined by one and the same '-', '/' or '.', with no spaces ("2026-03-05",
+// "05/03/26"), that do not go on as a version or an address would.
+struct Joined {
+  Token a, b, c;
+};
+
+std::optional<Joined> joined_numbers(std::string_view s, const Token& first) {
+  if (first.kind != Token::num) return std::nullopt;
+  const Token sep = after(s, first);
+  if (!is_punct(sep, "-/.") || !sep.attached) return std::nullopt;
+  const Token b = after(s, sep);
+  if (b.kind != Token::num || !b.attached) return std::nullopt;
+  const Token sep2 = after(s, b);
+  if (sep2.kind != Token::punct || sep2.p != sep.p || !sep2.attached) return std::nullopt;
+  const Token c = after(s, sep2);
+  if (c.kind != Token::num || !c.attached || continues(s, c, sep.p)) return std::nullopt;
+  return Joined{first, b, c};
+}
+
+// 2026-03-05, 2026/3/5, 2026.03.05
+std::optional<DateMatch> year_first(std::string_view s, const Token& first) {
+  const auto j = joined_numbers(s, first);
+  if (!j || !is_num(j->a, 4, 4) || !is_num(j->b, 1, 2) || !is_num(j->c, 1, 2)) return std::nullopt;
+  DateMatch m{{value_of(s, j->a), value_of(s, j->b), value_of(s, j->c)}, after(s, j->c)};
+  m.iso_t = m.next.attached && m.next.kind == Token::word && m.next.size() == 1 && (s[m.next.begin] | 0x20) == 't';
+  return m;
+}
+
+// 2026年3月5日, 2026년 3월 5일
+std::optional<DateMatch> year_first_cjk(std::string_view s, const Token& first) {
+  if (!is_num(first, 4, 4)) return std::nullopt;
+  const auto unit = [&](const Token& t, std::string_view zh, std::string_view ko) {
+    if (t.kind != Token::word || !t.attached) return false;
+    const std::string_view w = s.substr(t.begin, t.size());
+    return w.starts_with(zh) || w.starts_with(ko);
+  };
+  const Token y = after(s, first);
+  if (!unit(y, "\xE5\xB9\xB4", "\xEB\x85\x84")) return std::nullopt;  // 年, 년
+  const Token month = after(s, y);
+  if (!is_num(month, 1, 2)) return std::nullopt;
+  const Token mo = after(s, month);
+  if (!unit(mo, "\xE6\x9C\x88", "\xEC\x9B\x94")) return std::nullopt;  // 月, 월
+  const Token day = after(s, mo);
+  if (!is_num(day, 1, 2)) return std::nullopt;
+  const Token d = after(s, day);
+  if (!unit(d, "\xE6\x97\xA5", "\xEC\x9D\xBC")) return std::nullopt;  // 日, 일
+  // The unit may run into the next word ("5日に"): the date ends after its three bytes.
+  Token next = lex(s, d.begin + 3);
+  return DateMatch{{value_of(s, first), value_of(s, month), value_of(s, day)}, next};
+}
+
+int full_year(const Token& t, int year) {
+  if (t.size() == 2) return year < 69 ? 2000 + year : 1900 + year;
+  return year;
+}
+
+// 05/03/2026, 5.3.2026, 05-03-26
+std::optional<DateMatch> numbers_only(std::string_view s, const Token& first, DateOrder order) {
+  const auto j = joined_numbers(s, first);
+  if (!j || !is_num(j->a, 1, 2) || !is_num(j->b, 1, 2) || !(is_num(j->c, 4, 4) || is_num(j->c, 2, 2))) {
+    return std::nullopt;
+  }
+  const int a = value_of(s, j->a), b = value_of(s, j->b);
+  DateMatch m{{full_year(j->c, value_of(s, j->c)), 0, 0}, after(s, j->c)};
+  DateOrder take = order;
+  if (take == DateOrder::unset) {
+    if (a > 12 && b <= 12) {
+      take = DateOrder::dmy;
+    } else if (b > 12 && a <= 12) {
+      take = DateOrder::mdy;
+    } else {
+      m.ambiguous = true;
+      return m;
+    }
+  }
+  m.date.d = take == DateOrder::dmy ? a : b;
+  m.date.m = take == DateOrder::dmy ? b : a;
+  return m;
+}
+
+// An ordinal's ending after a day: 5th, 1st, 1er, 5º, 5ª.
+bool is_ordinal(std::string_view s, const Token& t) {
+  return t.attached && word_is(s, t, {"st", "nd", "rd", "th", "er", "\xC2\xBA", "\xC2\xAA"});
+}
+
+// A year after a month's name: four digits, or two after a dash ("05-Mar-26", as RFC 850 writes).
+std::optional<int> year_at(std::string_view s, const Token& t, bool dashed) {
+  if (is_num(t, 4, 4)) return value_of(s, t);
+  if (dashed && t.attached && is_num(t, 2, 2)) return full_year(t, value_of(s, t));
+  return std::nullopt;
+}
+
+// March 5, 2026; Mar. 5th 2026; Mar-05-2026
+std::optional<DateMatch> month_first(std::string_view s, const Token& first) {
+  const int month = month_of(s, first);
+  if (month == 0) return std::nullopt;
+  Token t = after(s, first);
+  if (is_punct(t, ".") && t.attached) t = after(s, t);
+  if (is_punct(t, "-/")) t = after(s, t);
+  if (!is_num(t, 1, 2)) return std::nullopt;
+  const int day = value_of(s, t);
+  t = after(s, t);
+  if (is_ordinal(s, t)) t = after(s, t);
+  const bool dashed = is_punct(t, "-");
+  if (is_punct(t, ",-/")) t = after(s, t);
+  const auto year = year_at(s, t, dashed);
+  if (!year) return std::nullopt;
+  return DateMatch{{*year, month, day}, after(s, t)};
+}
+
+// 5 March 2026; 5. März 2026; 05-Mar-2026; 5th of March, 2026; 5 de marzo de 2026
+std::optional<DateMatch> day_first(std::string_view s, const Token& first) {
+  if (!is_num(first, 1, 2)) return std::nullopt;
+  Token t = after(s, first);
+  if (is_ordinal(s, t) || (is_punct(t, ".") && t.attached)) t = after(s, t);
+  if (word_is(s, t, {"of", "de"})) t = after(s, t);
+  if (is_punct(t, "-/")) t = after(s, t);
+  const int month = month_of(s, t);
+  if (month == 0) return std::nullopt;
+  t = after(s, t);
+  if (is_punct(t, ".") && t.attached) t = after(s, t);
+  const bool dashed = is_punct(t, "-");
+  if (is_punct(t, ",-/")) t = after(s, t);
+  if (word_is(s, t, {"de", "del"})) t = after(s, t);
+  const auto year = year_at(s, t, dashed);
+  if (!year) return std::nullopt;
+  return DateMatch{{*year, month, value_of(s, first)}, after(s, t)};
+}
+
+struct Time {
+  int h = 0, m = 0, sec = 0;
+  std::string fraction;  // the digits after the second's point, at most 9
+  bool zone = false;
+  int offset = 0;  // minutes east of UTC
+  Token next;
+};
+
+// "pm", "PM", "p.m." after a time: 1 for pm, 0 for am, -1 for none; `t` moves past it.
+int meridiem(std::string_view s, Token& t) {
+  if (word_is(s, t, {"am", "pm"})) {
+    const bool pm = (s[t.begin] | 0x20) == 'p';
+    t = after(s, t);
+    return pm ? 1 : 0;
+  }
+  if (word_is(s, t, {"a", "p"})) {
+    const bool pm = (s[t.begin] | 0x20) == 'p';
+    const Token dot = after(s, t);
+    const Token m = after(s, dot);
+    const Token dot2 = after(s, m);
+    if (is_punct(dot, ".") && dot.attached && word_is(s, m, {"m"}) && m.attached) {
+      t = is_punct(dot2, ".") && dot2.attached ? after(s, dot2) : after(s, m);
+      return pm ? 1 : 0;
+    }
+  }
+  return -1;
+}
+
+// A zone after a time; `t` moves past it. `minus_ok`: whether "-05:00" right after the time is an
+// offset and not the dash of a range ("10:00-11:00"): after seconds, or in an ISO 8601 date's time.
+// With a space before it, a '-' starts an offset only in RFC 2822's four digits ("-0500").
+void zone_of(std::string_view s, Token& t, bool minus_ok, Time& time) {
+  static constexpr std::pair<std::string_view, int> kZones[] = {
+      {"z", 0},      {"utc", 0},    {"gmt", 0},    {"est", -300}, {"edt", -240}, {"cst", -360}, {"cdt", -300},
+      {"mst", -420}, {"mdt", -360}, {"pst", -480}, {"pdt", -420}, {"cet", 60},   {"cest", 120},
+  };
+  if (t.kind == Token::word && t.size() <= 4) {
+    const std::string w = lower_word(s, t);
+    for (const auto& [name, offset] : kZones) {
+      if (w != name || (name == "z" && !t.attached)) continue;
+      time.zone = true;
+      time.offset = offset;
+      t = after(s, t);
+      if (offset != 0 || name == "z") return;
+      minus_ok = t.attached;  // "GMT+1", "UTC-05:00"
+      break;
+    }
+  }
+  const bool utc_named = time.zone;
+  if (!is_punct(t, "+-")) return;
+  const bool minus = t.p == '-';
+  const Token hours = after(s, t);
+  if (!hours.attached || !(is_num(hours, 1, 2) || is_num(hours, 4, 4))) return;
+  if (minus && !(minus_ok && t.attached) && !(hours.size() == 4 && !t.attached)) return;
+  if (hours.size() == 1 && !utc_named) return;
+  int h = value_of(s, hours), m = 0;
+  Token next = after(s, hours);
+  if (hours.size() == 4) {
+    m = h % 100;
+    h /= 100;
+  } else if (is_punct(next, ":") && next.attached) {
+    const Token mins = after(s, next);
+    if (!is_num(mins, 2, 2) || !mins.attached) return;
+    m = value_of(s, mins);
+    next = after(s, mins);
+  }
+  if (h > 14 || m > 59) return;
+  time.zone = true;
+  time.offset = (minus ? -1 : 1) * (h * 60 + m);
+  t = next;
+}
+
+// A time at `t`: 14:30, 14:30:15.250, 2:30 pm, 2 pm, 14h30, with a zone after it.
+std::optional<Time> time_at(std::string_view s, Token t, bool iso_t) {
+  if (!is_num(t, 1, 2)) return std::nullopt;
+  Time time;
+  time.h = value_of(s, t);
+  t = after(s, t);
+  bool minutes = false, seconds = false;
+  if ((is_punct(t, ":") || word_is(s, t, {"h"})) && t.attached) {
+    const Token mins = after(s, t);
+    if (is_num(mins, 2, 2) && mins.attached) {
+      minutes = true;
+      time.m = value_of(s, mins);
+      t = after(s, mins);
+    }
+  }
+  if (minutes && is_punct(t, ":") && t.attached) {
+    const Token secs = after(s, t);
+    if (!is_num(secs, 2, 2) || !secs.attached) return std::nullopt;
+    seconds = true;
+    time.sec = value_of(s, secs);
+    t = after(s, secs);
+    if (is_punct(t, ".,") && t.attached) {
+      const Token frac = after(s, t);
+      if (frac.kind == Token::num && frac.attached) {
+        time.fraction = std::string(s.substr(frac.begin, std::min<std::size_t>(frac.size(), 9)));
+        t = after(s, frac);
+      }
+    }
+  }
+  const int pm = meridiem(s, t);
+  if (!minutes && pm < 0) return std::nullopt;  // a lone number is no time
+  if (pm >= 0) {
+    if (time.h < 1 || time.h > 12) return std::nullopt;
+    time.h = time.h % 12 + (pm == 1 ? 12 : 0);
+  }
+  if (time.h > 23 || time.m > 59 || time.sec > 60) return std::nullopt;
+  time.sec = std::min(time.sec, 59);  // a leap second
+  zone_of(s, t, iso_t || seconds, time);
+  time.next = t;
+  return time;
+}
+
+// Words and marks that may stand between a date and its time ("at", "um", "à", ",", "T", "|").
+Token skip_joiners(std::string_view s, Token t) {
+  for (int i = 0; i < 3; ++i) {
+    if (is_punct(t, ",-|@;") ||
+        word_is(s, t, {"t", "at", "um", "à", "a", "às", "las", "om", "alle", "ore", "kl", "klo", "on", "le"})) {
+      t = after(s, t);
+      continue;
+    }
+    if (s.substr(t.begin).starts_with("\xC2\xB7")) {  // U+00B7 MIDDLE DOT
+      t = lex(s, t.begin + 2);
+      continue;
+    }
+    break;
+  }
+  return t;
+}
+
+std::optional<std::string> iso_text(const Ymd& date, const Time* time) {
+  using namespace std::chrono;
+  year_month_day ymd{year{date.y}, month{static_cast<unsigned>(date.m)}, day{static_cast<unsigned>(date.d)}};
+  if (date.y < 1 || date.y > 9999 || !ymd.ok()) return std::nullopt;
+  if (!time) return fmt::format("{:04}-{:02}-{:02}", date.y, date.m, date.d);
+  auto moment = sys_days(ymd) + hours(time->h) + minutes(time->m) + std::chrono::seconds(time->sec);
+  if (time->zone) moment -= minutes(time->offset);
+  const auto days = floor<std::chrono::days>(moment);
+  const year_month_day out{days};
+  const hh_mm_ss clock{moment - days};
+  const int y = static_cast<int>(out.year());
+  if (y < 1 || y > 9999) return std::nullopt;
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}{}{}", y, static_cast<unsigned>(out.month()),
+                     static_cast<unsigned>(out.day()), clock.hours().count(), clock.minutes().count(),
+                     clock.seconds().count(), time->fraction.empty() ? "" : ".", time->fraction, time->zone ? "Z" : "");
+}
+
+}  // namespace
+
+std::optional<std::string> read_date(std::string_view s, DateOrder order) {
+  // The last pieces before the current one: what a number-only date must not continue, and where a
+  // time written before its date ("14:30, 5 March 2026") starts.
+  std::array<Token, 8> recent{};
+  std::size_t seen = 0;
+  for (Token t = lex(s, 0); t.kind != Token::end; t = after(s, t)) {
+    const Token* prev = seen >= 1 ? &recent[(seen - 1) % recent.size()] : nullptr;
+    const Token* prev2 = seen >= 2 ? &recent[(seen - 2) % recent.size()] : nullptr;
+    // "1.2026.03.05" or "10.1.12.100": a number-only date that goes on before its first number.
+    const bool continued =
+        t.attached && prev && prev2 && is_punct(*prev, "-/.") && prev->attached && prev2->kind == Token::num;
+    std::optional<DateMatch> m;
+    if (!continued) m = year_first(s, t);
+    if (!m) m = year_first_cjk(s, t);
+    if (!m && !continued) m = numbers_only(s, t, order);
+    if (!m) m = month_first(s, t);
+    if (!m) m = day_first(s, t);
+    if (m && !m->ambiguous) {
+      std::optional<Time> time = time_at(s, skip_joiners(s, m->next), m->iso_t);
+      if (!time) {
+        // A time right before the date: try each of the last pieces as its start.
+        for (std::size_t back = std::min(seen, recent.size()); back >= 1 && !time; --back) {
+          const Token& start = recent[(seen - back) % recent.size()];
+          auto before = time_at(s, start, false);
+          if (before && skip_joiners(s, before->next).begin == t.begin) time = before;
+        }
+      }
+      if (auto text = iso_text(m->date, time ? &*time : nullptr)) return text;
+    }
+    recent[seen % recent.size()] = t;
+    ++seen;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> date_of_epoch(double seconds) {
+  if (!std::isfinite(seconds)) return std::nullopt;
+  if (std::fabs(seconds) >= 1e11) seconds /= 1000;
+  if (seconds < -62135596800.0 || seconds >= 253402300800.0) return std::nullopt;  // the years 1-9999
+  using namespace std::chrono;
+  const auto ms = static_cast<std::int64_t>(std::llround(seconds * 1000));
+  const sys_time<milliseconds> moment{milliseconds(ms)};
+  const auto days = floor<std::chrono::days>(moment);
+  const year_month_day ymd{days};
+  const hh_mm_ss clock{moment - days};
+  const auto fraction = clock.subseconds().count();
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}Z", static_cast<int>(ymd.year()),
+                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), clock.hours().count(),
+                     clock.minutes().count(), clock.seconds().count(),
+                     fraction == 0 ? std::string() : fmt::format(".{:03}", fraction));
+}
+
+}  // namespace sluice::parse

@@ -1,0 +1,38 @@
+// Dates in scraped text, for `type: date` on the parse nodes' fields: "March 5, 2026 at 2:30 PM",
+// "05.03.2026", "Thu, 05 Mar 2026 14:30:00 GMT" or "5 de marzo de 2026" become ISO 8601 text
+// ("2026-03-05", "2026-03-05T14:30:00", "2026-03-05T14:30:00Z"), which sorts and compares as dates
+// do, in a filter, a store's column or a consumer's JSON.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace sluice::parse {
+
+// How a date written only in numbers is read: "05/03/2026" is 5 March with `dmy`, May 3 with
+// `mdy`; with `unset`, only when one of the first two numbers is above 12 ("13/03/2026").
+enum class DateOrder { unset, dmy, mdy };
+
+// The first date in `text`, as ISO 8601 text, or nullopt when there is none. Read:
+// - year first: 2026-03-05, 2026/3/5, 2026.03.05, and 2026年3月5日 (or 2026년 3월 5일);
+// - numbers only, day and month by `order`: 05/03/2026, 5.3.2026, 05-03-26 (a two-digit year is
+//   1969-2068, as POSIX reads one);
+// - a month's name or its abbreviation, in English, German, French, Spanish, Italian, Portuguese or
+//   Dutch, before or after the day: "March 5th, 2026", "5. März 2026", "05-Mar-2026", "le 5 mars
+//   2026", "5 de marzo de 2026";
+// - a time after the date, or right before it: 14:30, 14:30:15.250, 2:30 pm, 14h30, with "at",
+//   "um", "à", "T", a comma and the like between; and a zone after the time: Z, UTC, GMT, +01:00,
+//   -0500, or one of EST, EDT, CST, CDT, MST, MDT, PST, PDT, CET, CEST.
+// The result is "2026-03-05" for a date alone, "2026-03-05T14:30:00" for a date and time without a
+// zone (the site's local time, as written), and the moment in UTC, "2026-03-05T13:30:00Z", when a
+// zone is given. Text around the date is left out; a date that does not exist (31 April, 29
+// February 2027) is none. A number that is not written as part of a date ("1709650000") is none.
+std::optional<std::string> read_date(std::string_view text, DateOrder order);
+
+// A moment given as seconds since 1970-01-01 UTC, as JSON APIs give it (milliseconds when its
+// magnitude is 1e11 or more: a date past the year 5000 in seconds), as ISO 8601 text in UTC
+// ("2024-03-05T15:33:20Z", with ".250" for a fraction of a second); nullopt beyond the years 1-9999.
+std::optional<std::string> date_of_epoch(double seconds);
+
+}  // namespace sluice::parse

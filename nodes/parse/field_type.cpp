@@ -1,0 +1,143 @@
+#include "field_type.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "../text.hpp"
+
+namespace sluice::parse {
+
+const char* TypedField::type_name() const {
+  switch (type_) {
+    case FieldType::number:
+      return "number";
+    case FieldType::integer:
+      return "integer";
+    case FieldType::date:
+      break;
+  }
+  return "date";
+}
+
+std::optional<Value> TypedField::read(std::string_view text, char decimal, DateOrder order) const {
+  if (type_ != FieldType::date) {
+    return read_number(text, type_ == FieldType::number ? NumberType::number : NumberType::integer, decimal);
+  }
+  if (auto date = read_date(text, order)) return Value(std::move(*date));
+  return std::nullopt;
+}
+
+std::optional<Value> TypedField::convert_text(std::string_view text) {
+  std::optional<Value> out = read(text, decimal_, order_);
+  if (!out) missed(text);
+  return out;
+}
+
+std::optional<Value> TypedField::convert(const Value& value) {
+  if (const auto* text = value.as_string()) return convert_text(*text);
+  std::optional<Value> out;
+  const auto* i = value.as_int();
+  const auto* d = value.as_double();
+  if (type_ == FieldType::date) {
+    if (i || d) {
+      if (auto date = date_of_epoch(i ? static_cast<double>(*i) : *d)) out = Value(std::move(*date));
+    }
+  } else if (i) {
+    out = Value(*i);
+  } else if (d) {
+    if (type_ == FieldType::number) {
+      out = Value(*d);
+    } else if (*d == std::floor(*d) && std::fabs(*d) < 9.2e18) {
+      out = Value(static_cast<std::int64_t>(*d));
+    }
+  }
+  if (!out) missed(value.to_text());
+  return out;
+}
+
+void TypedField::missed(std::string_view value) {
+  if (missed_.fetch_add(1, std::memory_order_relaxed) != 0) return;
+  std::lock_guard lock(mutex_);
+  first_missed_ = nodes::sample_of(value);
+}
+
+std::string TypedField::notice(const std::string& field) const {
+  const std::uint64_t missed = missed_.load(std::memory_order_relaxed);
+  if (missed == 0) return "";
+  std::lock_guard lock(mutex_);
+  // The likely cause, when the first value reads with another setting.
+  std::string hint;
+  if (type_ == FieldType::date) {
+    if (order_ == DateOrder::unset && read(first_missed_, decimal_, DateOrder::dmy)) {
+      hint = " (day and month could be either way round: set date_order: dmy or mdy)";
+    }
+  } else if (const char other = decimal_ == '.' ? ',' : '.'; read(first_missed_, other, order_)) {
+    hint = fmt::format(" (written with a decimal '{}'? set decimal: '{}')", other, other);
+  }
+  const char* what = type_ == FieldType::number ? "number" : type_ == FieldType::integer ? "whole number" : "date";
+  const bool one = missed == 1;
+  return fmt::format("field '{}' (type: {}) had {} value{} with no {} in {} (the first: '{}'){}; {} left out", field,
+                     type_name(), missed, one ? "" : "s", what, one ? "it" : "them", first_missed_, hint,
+                     one ? "it was" : "they were");
+}
+
+FieldSpec field_type_spec() {
+  return FieldSpec::enumeration(
+             "type", {"text", "number", "integer", "date"},
+             "text, or number: the first number in the value (\"$1,299.00\" is 1299, \"-5 %\" is -5), an integer "
+             "unless it has a fraction; integer: a whole one (\"4.00\" is 4, \"4.5\" none); date: the first date, as "
+             "ISO 8601 text (\"March 5, 2026\" is \"2026-03-05\", a time with a zone is given in UTC). A value with "
+             "none is left out (a null field, an error when required), and counted in a warning at the end")
+      .with_default("text");
+}
+
+FieldSpec field_decimal_spec() {
+  return FieldSpec::enumeration("decimal", {".", ","},
+                                "the decimal separator of type: number or integer (',' for \"1.299,50 €\"); the other "
+                                "one, spaces and apostrophes group thousands")
+      .with_default(".");
+}
+
+FieldSpec field_date_order_spec() {
+  return FieldSpec::enumeration("date_order", {"dmy", "mdy"},
+                                "how type: date reads a date in numbers only: dmy (\"05/03/2026\" is 5 March) or mdy "
+                                "(May 3); unset, only one whose day is above 12 is read");
+}
+
+FieldType field_type_of(const std::string& name) {
+  if (name == "number") return FieldType::number;
+  if (name == "integer") return FieldType::integer;
+  return FieldType::date;
+}
+
+std::string required_field_error(const std::string& field, const std::string& where, const TypedField* typed,
+                                 const std::string& no_value) {
+  if (!typed || no_value.empty()) return fmt::format("required field '{}' not found ({})", field, where);
+  return fmt::format("required field '{}' has no {} in '{}' ({}, type: {})", field, typed->type_name(), no_value, where,
+                     typed->type_name());
+}
+
+void check_field_type(const Config& field, const Location&, Diagnostics& diags) {
+  const std::string type = field.string("type");
+  if (field.explicitly_set("decimal") && type != "number" && type != "integer") {
+    diags.error(field.where("decimal"),
+                fmt::format("decimal is for type: number or integer, and this field is {}", type));
+  }
+  if (field.has("date_order") && type != "date") {
+    diags.error(field.where("date_order"), fmt::format("date_order is for type: date, and this field is {}", type));
+  }
+}
+
+DateOrder date_order_of(const Config& config) {
+  if (!config.has("date_order")) return DateOrder::unset;
+  return config.string("date_order") == "dmy" ? DateOrder::dmy : DateOrder::mdy;
+}
+
+std::shared_ptr<TypedField> typed_field_of(const Config& field) {
+  const std::string type = field.string("type");
+  if (type == "text") return nullptr;
+  return std::make_shared<TypedField>(field_type_of(type), field.string("decimal").front(), date_order_of(field));
+}
+
+}  // namespace sluice::parse

@@ -1,0 +1,135 @@
+#include <catch2/catch.hpp>
+
+#include "../../nodes/parse/field_type.hpp"
+
+using namespace sluice;
+using parse::DateOrder;
+
+namespace {
+
+// The date read, as ISO 8601 text, or "none".
+std::string date(std::string_view text, DateOrder order = DateOrder::unset) {
+  return parse::read_date(text, order).value_or("none");
+}
+
+}  // namespace
+
+TEST_CASE("type: date reads ISO 8601 and year-first dates, with their time and zone", "[date]") {
+  CHECK(date("2026-03-05") == "2026-03-05");
+  CHECK(date("Published 2026/3/5 by admin") == "2026-03-05");
+  CHECK(date("2026.03.05") == "2026-03-05");
+  CHECK(date("2026-03-05T14:30:00") == "2026-03-05T14:30:00");
+  CHECK(date("2026-03-05T14:30:00Z") == "2026-03-05T14:30:00Z");
+  CHECK(date("2026-03-05T14:30:00.250+01:00") == "2026-03-05T13:30:00.250Z");
+  CHECK(date("2026-03-05T22:30-05:00") == "2026-03-06T03:30:00Z");  // into the next day in UTC
+  CHECK(date("2026-01-01T00:30:00+02:00") == "2025-12-31T22:30:00Z");
+  CHECK(date("2026-03-05 14:30") == "2026-03-05T14:30:00");
+  CHECK(date("2026\u5e743\u67085\u65e5") == "2026-03-05");          // 2026年3月5日
+  CHECK(date("2026\ub144 3\uc6d4 5\uc77c") == "2026-03-05");        // 2026년 3월 5일
+  CHECK(date("2026\u5e7412\u670831\u65e5\u306b") == "2026-12-31");  // ...日に: the unit runs into a word
+}
+
+TEST_CASE("type: date reads a month's name in seven languages, before or after the day", "[date]") {
+  CHECK(date("March 5, 2026") == "2026-03-05");
+  CHECK(date("Posted on Mar. 5th 2026") == "2026-03-05");
+  CHECK(date("SEPT 30 2026") == "2026-09-30");
+  CHECK(date("5 March 2026") == "2026-03-05");
+  CHECK(date("the 5th of March, 2026") == "2026-03-05");
+  CHECK(date("05-Mar-2026") == "2026-03-05");
+  CHECK(date("Thursday, 05-Mar-26 14:30:00 GMT") == "2026-03-05T14:30:00Z");  // RFC 850
+  CHECK(date("Thu, 05 Mar 2026 14:30:00 +0100") == "2026-03-05T13:30:00Z");   // RFC 2822
+  CHECK(date("Thu, 05 Mar 2026 14:30:00 -0500") == "2026-03-05T19:30:00Z");
+  CHECK(date("am 5. M\u00e4rz 2026 um 14:30 Uhr") == "2026-03-05T14:30:00");
+  CHECK(date("5. M\u00c4RZ 2026") == "2026-03-05");
+  CHECK(date("le 1er f\u00e9vrier 2026 \u00e0 9h05") == "2026-02-01T09:05:00");
+  CHECK(date("5 de marzo de 2026") == "2026-03-05");
+  CHECK(date("12 dicembre 2026") == "2026-12-12");
+  CHECK(date("5 de mar\u00e7o de 2026") == "2026-03-05");
+  CHECK(date("5 maart 2026") == "2026-03-05");
+  CHECK(date("7 ao\u00fbt 2026") == "2026-08-07");
+}
+
+TEST_CASE("type: date reads a time after or before the date, in 12 or 24 hours, and a zone", "[date]") {
+  CHECK(date("March 5, 2026 at 2:30 PM") == "2026-03-05T14:30:00");
+  CHECK(date("March 5, 2026, 12:05 a.m.") == "2026-03-05T00:05:00");
+  CHECK(date("March 5, 2026 12 pm") == "2026-03-05T12:00:00");
+  CHECK(date("March 5, 2026 2:30 PM EST") == "2026-03-05T19:30:00Z");
+  CHECK(date("5 March 2026 14:30 CET") == "2026-03-05T13:30:00Z");
+  CHECK(date("5 March 2026 14:30 UTC") == "2026-03-05T14:30:00Z");
+  CHECK(date("5 March 2026 14:30 GMT+2") == "2026-03-05T12:30:00Z");
+  CHECK(date("5 March 2026 14:30:59") == "2026-03-05T14:30:59");
+  CHECK(date("14:30, 5 March 2026") == "2026-03-05T14:30:00");
+  CHECK(date("Updated 9:15 am on March 5, 2026") == "2026-03-05T09:15:00");
+  CHECK(date("5 March 2026 | 14:30") == "2026-03-05T14:30:00");
+  // A range's dash is no zone, and a lone number after a date is no time.
+  CHECK(date("5 March 2026 10:00-11:00") == "2026-03-05T10:00:00");
+  CHECK(date("5 March 2026 14:30 - 15:30") == "2026-03-05T14:30:00");
+  CHECK(date("March 5, 2026 12 items") == "2026-03-05");
+  // A time that does not exist leaves the date alone.
+  CHECK(date("5 March 2026 25:00") == "2026-03-05");
+  CHECK(date("5 March 2026 13:00 pm") == "2026-03-05");
+}
+
+TEST_CASE("type: date reads a date in numbers only by date_order, or where its day is above 12", "[date]") {
+  CHECK(date("05/03/2026", DateOrder::dmy) == "2026-03-05");
+  CHECK(date("05/03/2026", DateOrder::mdy) == "2026-05-03");
+  CHECK(date("05/03/2026") == "none");  // either way round
+  CHECK(date("13/03/2026") == "2026-03-13");
+  CHECK(date("03/13/2026") == "2026-03-13");
+  CHECK(date("13/13/2026") == "none");
+  CHECK(date("13/03/2026", DateOrder::mdy) == "none");  // a given order is kept
+  CHECK(date("5.3.2026 14:30", DateOrder::dmy) == "2026-03-05T14:30:00");
+  CHECK(date("05-03-26", DateOrder::dmy) == "2026-03-05");
+  CHECK(date("05-03-69", DateOrder::dmy) == "1969-03-05");
+  CHECK(date("05-03-68", DateOrder::dmy) == "2068-03-05");
+  // Versions and addresses are not dates.
+  CHECK(date("10.1.12.100", DateOrder::dmy) == "none");
+  CHECK(date("v1.2.3.2026", DateOrder::dmy) == "none");
+  CHECK(date("2026.03.05.1") == "none");
+}
+
+TEST_CASE("type: date gives none for text with no date, or a date that does not exist", "[date]") {
+  CHECK(date("") == "none");
+  CHECK(date("yesterday") == "none");
+  CHECK(date("1709650000") == "none");
+  CHECK(date("March 2026") == "none");
+  CHECK(date("5 March") == "none");
+  CHECK(date("2026") == "none");
+  CHECK(date("31 April 2026") == "none");
+  CHECK(date("29 February 2027") == "none");
+  CHECK(date("29 February 2028") == "2028-02-29");
+  CHECK(date("2026-13-01") == "none");
+  CHECK(date("0000-01-01") == "none");
+  CHECK(date("3 days ago, 2 items") == "none");
+  CHECK(date(std::string_view("5 March\0 2026", 13)) == "none");
+  // The first date that exists is the one read.
+  CHECK(date("31 April 2026, or 1 May 2026") == "2026-05-01");
+  CHECK(date("from 5 March 2026 to 9 March 2026") == "2026-03-05");
+}
+
+TEST_CASE("a date given in seconds since the epoch is read in UTC, milliseconds from 1e11 on", "[date]") {
+  CHECK(parse::date_of_epoch(0) == "1970-01-01T00:00:00Z");
+  CHECK(parse::date_of_epoch(1709650000) == "2024-03-05T14:46:40Z");
+  CHECK(parse::date_of_epoch(1709650000250.0) == "2024-03-05T14:46:40.250Z");
+  CHECK(parse::date_of_epoch(-86400) == "1969-12-31T00:00:00Z");
+  CHECK(parse::date_of_epoch(1e20) == std::nullopt);
+  CHECK(parse::date_of_epoch(std::nan("")) == std::nullopt);
+}
+
+TEST_CASE("a date field counts the values that held none, for one warning that hints at date_order", "[date]") {
+  parse::TypedField published(parse::FieldType::date, '.', DateOrder::unset);
+  CHECK(*published.convert_text("March 5, 2026")->as_string() == "2026-03-05");
+  CHECK(*published.convert(Value(std::int64_t{1709650000}))->as_string() == "2024-03-05T14:46:40Z");
+  CHECK(published.notice("published").empty());
+  CHECK_FALSE(published.convert_text("05/03/2026"));
+  CHECK_FALSE(published.convert_text("soon"));
+  CHECK_FALSE(published.convert(Value(true)));
+  CHECK(published.notice("published") ==
+        "field 'published' (type: date) had 3 values with no date in them (the first: '05/03/2026') (day and "
+        "month could be either way round: set date_order: dmy or mdy); they were left out");
+  parse::TypedField dmy(parse::FieldType::date, '.', DateOrder::dmy);
+  CHECK(*dmy.convert_text("05/03/2026")->as_string() == "2026-03-05");
+  CHECK_FALSE(dmy.convert_text("later"));
+  CHECK(dmy.notice("d") ==
+        "field 'd' (type: date) had 1 value with no date in it (the first: 'later'); it was left out");
+}
