@@ -10,19 +10,19 @@ namespace sluice::parse {
 
 const char* TypedField::type_name() const {
   switch (type_) {
-    case FieldType::number:
+    case ValueType::number:
       return "number";
-    case FieldType::integer:
+    case ValueType::integer:
       return "integer";
-    case FieldType::date:
+    case ValueType::date:
       break;
   }
   return "date";
 }
 
 std::optional<Value> TypedField::read(std::string_view text, char decimal, DateOrder order) const {
-  if (type_ != FieldType::date) {
-    return read_number(text, type_ == FieldType::number ? NumberType::number : NumberType::integer, decimal);
+  if (type_ != ValueType::date) {
+    return read_number(text, type_ == ValueType::number ? NumberType::number : NumberType::integer, decimal);
   }
   if (auto date = read_date(text, order)) return Value(std::move(*date));
   return std::nullopt;
@@ -39,14 +39,14 @@ std::optional<Value> TypedField::convert(const Value& value) {
   std::optional<Value> out;
   const auto* i = value.as_int();
   const auto* d = value.as_double();
-  if (type_ == FieldType::date) {
+  if (type_ == ValueType::date) {
     if (i || d) {
       if (auto date = date_of_epoch(i ? static_cast<double>(*i) : *d)) out = Value(std::move(*date));
     }
   } else if (i) {
     out = Value(*i);
   } else if (d) {
-    if (type_ == FieldType::number) {
+    if (type_ == ValueType::number) {
       out = Value(*d);
     } else if (*d == std::floor(*d) && std::fabs(*d) < 9.2e18) {
       out = Value(static_cast<std::int64_t>(*d));
@@ -68,14 +68,14 @@ std::string TypedField::notice(const std::string& field) const {
   std::lock_guard lock(mutex_);
   // The likely cause, when the first value reads with another setting.
   std::string hint;
-  if (type_ == FieldType::date) {
+  if (type_ == ValueType::date) {
     if (order_ == DateOrder::unset && read(first_missed_, decimal_, DateOrder::dmy)) {
       hint = " (day and month could be either way round: set date_order: dmy or mdy)";
     }
   } else if (const char other = decimal_ == '.' ? ',' : '.'; read(first_missed_, other, order_)) {
     hint = fmt::format(" (written with a decimal '{}'? set decimal: '{}')", other, other);
   }
-  const char* what = type_ == FieldType::number ? "number" : type_ == FieldType::integer ? "whole number" : "date";
+  const char* what = type_ == ValueType::number ? "number" : type_ == ValueType::integer ? "whole number" : "date";
   const bool one = missed == 1;
   return fmt::format("field '{}' (type: {}) had {} value{} with no {} in {} (the first: '{}'){}; {} left out", field,
                      type_name(), missed, one ? "" : "s", what, one ? "it" : "them", first_missed_, hint,
@@ -105,10 +105,10 @@ FieldSpec field_date_order_spec() {
                                 "(May 3); unset, only one whose day is above 12 is read");
 }
 
-FieldType field_type_of(const std::string& name) {
-  if (name == "number") return FieldType::number;
-  if (name == "integer") return FieldType::integer;
-  return FieldType::date;
+ValueType value_type_of(const std::string& name) {
+  if (name == "number") return ValueType::number;
+  if (name == "integer") return ValueType::integer;
+  return ValueType::date;
 }
 
 std::string required_field_error(const std::string& field, const std::string& where, const TypedField* typed,
@@ -137,7 +137,7 @@ DateOrder date_order_of(const Config& config) {
 std::shared_ptr<TypedField> typed_field_of(const Config& field) {
   const std::string type = field.string("type");
   if (type == "text") return nullptr;
-  return std::make_shared<TypedField>(field_type_of(type), field.string("decimal").front(), date_order_of(field));
+  return std::make_shared<TypedField>(value_type_of(type), field.string("decimal").front(), date_order_of(field));
 }
 
 }  // namespace sluice::parse

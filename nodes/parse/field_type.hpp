@@ -19,14 +19,14 @@
 
 namespace sluice::parse {
 
-enum class FieldType { number, integer, date };
+enum class ValueType { number, integer, date };
 
 // A field of `type: number`, `integer` or `date`: converts each of its values (read_number,
 // read_date), and counts the values that held none (any thread), for one notice at the end of the
 // run.
 class TypedField {
  public:
-  TypedField(FieldType type, char decimal, DateOrder order) : type_(type), decimal_(decimal), order_(order) {}
+  TypedField(ValueType type, char decimal, DateOrder order) : type_(type), decimal_(decimal), order_(order) {}
   // `value` (text, or a number parse.json found: for a date, seconds since the epoch) as the
   // field's type; nullopt when it is none.
   std::optional<Value> convert(const Value& value);
@@ -44,7 +44,7 @@ class TypedField {
   std::optional<Value> read(std::string_view text, char decimal, DateOrder order) const;
   void missed(std::string_view value);
 
-  FieldType type_;
+  ValueType type_;
   char decimal_;
   DateOrder order_;
   std::atomic<std::uint64_t> missed_{0};
@@ -58,8 +58,8 @@ FieldSpec field_type_spec();
 FieldSpec field_decimal_spec();
 FieldSpec field_date_order_spec();
 std::shared_ptr<TypedField> typed_field_of(const Config& field);
-// A `type` option's value ("number", "integer" or "date") as a FieldType.
-FieldType field_type_of(const std::string& name);
+// A `type` option's value ("number", "integer" or "date") as a ValueType.
+ValueType value_type_of(const std::string& name);
 // The `date_order` option of `config` (a field, or parse.regex's node), unset when not given.
 DateOrder date_order_of(const Config& config);
 // The error of a required field that got no value: "required field 'price' not found (selector

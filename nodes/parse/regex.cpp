@@ -137,7 +137,7 @@ NodeType parse_regex_type() {
     const Config& c = ctx.config;
     GroupTypes types;
     for (const auto& [name, value] : c.map("types")) {
-      types[name] = std::make_shared<parse::TypedField>(parse::field_type_of(std::get<Value>(value.v).to_text()),
+      types[name] = std::make_shared<parse::TypedField>(parse::value_type_of(std::get<Value>(value.v).to_text()),
                                                         c.string("decimal").front(), parse::date_order_of(c));
     }
     return std::make_unique<RegexParser>(ctx, std::make_shared<const RE2>(c.string("pattern")), std::move(types));

@@ -117,7 +117,7 @@ TEST_CASE("a date given in seconds since the epoch is read in UTC, milliseconds 
 }
 
 TEST_CASE("a date field counts the values that held none, for one warning that hints at date_order", "[date]") {
-  parse::TypedField published(parse::FieldType::date, '.', DateOrder::unset);
+  parse::TypedField published(parse::ValueType::date, '.', DateOrder::unset);
   CHECK(*published.convert_text("March 5, 2026")->as_string() == "2026-03-05");
   CHECK(*published.convert(Value(std::int64_t{1709650000}))->as_string() == "2024-03-05T14:46:40Z");
   CHECK(published.notice("published").empty());
@@ -127,7 +127,7 @@ TEST_CASE("a date field counts the values that held none, for one warning that h
   CHECK(published.notice("published") ==
         "field 'published' (type: date) had 3 values with no date in them (the first: '05/03/2026') (day and "
         "month could be either way round: set date_order: dmy or mdy); they were left out");
-  parse::TypedField dmy(parse::FieldType::date, '.', DateOrder::dmy);
+  parse::TypedField dmy(parse::ValueType::date, '.', DateOrder::dmy);
   CHECK(*dmy.convert_text("05/03/2026")->as_string() == "2026-03-05");
   CHECK_FALSE(dmy.convert_text("later"));
   CHECK(dmy.notice("d") ==

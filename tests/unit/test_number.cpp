@@ -78,7 +78,7 @@ TEST_CASE("type: integer takes whole numbers only", "[number]") {
 }
 
 TEST_CASE("a field's numbers count the values that held none, for one warning with a hint", "[number]") {
-  parse::TypedField price(parse::FieldType::number, '.', parse::DateOrder::unset);
+  parse::TypedField price(parse::ValueType::number, '.', parse::DateOrder::unset);
   CHECK(price.convert_text("$5")->as_int());
   CHECK(price.notice("price").empty());
   CHECK_FALSE(price.convert_text("12,50 \u20ac"));
@@ -88,7 +88,7 @@ TEST_CASE("a field's numbers count the values that held none, for one warning wi
   CHECK(price.notice("price") ==
         "field 'price' (type: number) had 3 values with no number in them (the first: '12,50 \u20ac') (written "
         "with a decimal ','? set decimal: ','); they were left out");
-  parse::TypedField count(parse::FieldType::integer, '.', parse::DateOrder::unset);
+  parse::TypedField count(parse::ValueType::integer, '.', parse::DateOrder::unset);
   CHECK(*count.convert(Value(4.0))->as_int() == 4);
   CHECK_FALSE(count.convert(Value(4.5)));
   CHECK(count.notice("count") ==
