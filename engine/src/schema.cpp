@@ -427,6 +427,19 @@ std::optional<ConfigValue> convert_scalar(const FieldSpec& field, const SpecNode
   }
 }
 
+// Whether a list of `element`s may be written as one of them alone: a list of scalars (names,
+// URLs, selectors, numbers), not a list of lists or maps.
+bool takes_one_for_a_list(const FieldSpec& element) {
+  switch (element.type) {
+    case FieldType::list:
+    case FieldType::map:
+    case FieldType::object:
+      return false;
+    default:
+      return true;
+  }
+}
+
 std::optional<ConfigValue> convert(const FieldSpec& field, const SpecNode& node, const std::string& label,
                                    Diagnostics& diags) {
   if (field.validator) {
@@ -440,6 +453,15 @@ std::optional<ConfigValue> convert(const FieldSpec& field, const SpecNode& node,
   }
   switch (field.type) {
     case FieldType::list: {
+      if (node.is_scalar() && takes_one_for_a_list(*field.element)) {
+        // `fallback: span.price` is `fallback: [span.price]`: a list of one, written as its item.
+        auto item = convert(*field.element, node, label, diags);
+        if (!item) return std::nullopt;
+        ConfigValue out;
+        out.where = node.where;
+        out.v = ConfigValue::List{std::move(*item)};
+        return out;
+      }
       if (!node.is_sequence()) {
         diags.error(node.where, fmt::format("{}: expected a list, got {}", label, node.describe()));
         return std::nullopt;

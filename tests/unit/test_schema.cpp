@@ -86,3 +86,30 @@ TEST_CASE("a schema fills defaults, keeps explicit values and collects every err
         "t.yaml:2:10: error: timeout: invalid duration 'soon' (write a number and a unit: 250ms, 30s, 5m, 1h)\n"
         "t.yaml:3:1: error: unknown key 'extra' in test (allowed keys: 'path', 'count', 'timeout', 'tags')\n");
 }
+
+TEST_CASE("a list of scalars may be written as its one item, a list of maps may not", "[schema]") {
+  Schema schema({
+      FieldSpec::list("tags", FieldSpec::string("tag", "a tag"), "tags").with_default(""),
+      FieldSpec::list("codes", FieldSpec::integer("code", "a code").at_least(100), "codes").with_default(""),
+      FieldSpec::list("rules", FieldSpec::map("rule", FieldSpec::string("v", "a value"), "a rule"), "rules")
+          .with_default(""),
+  });
+  Diagnostics diags;
+  SpecNode root = parse_spec("tags: sale\ncodes: 429\n", "t.yaml", test::fixed_env(), diags);
+  Config c = schema.validate(root, Location{"t.yaml", 1, 1}, "test", {}, diags);
+  REQUIRE(diags.empty());
+  REQUIRE(c.list("tags").size() == 1);
+  CHECK(std::get<Value>(c.list("tags")[0].v).to_text() == "sale");
+  REQUIRE(c.list("codes").size() == 1);
+  CHECK(*std::get<Value>(c.list("codes")[0].v).as_int() == 429);
+
+  // The item is checked as an item would be; a map or a lone scalar for a list of maps is an error.
+  Diagnostics bad;
+  SpecNode wrong = parse_spec("codes: 42\nrules: x\ntags: {a: b}\n", "t.yaml", test::fixed_env(), bad);
+  schema.validate(wrong, Location{"t.yaml", 1, 1}, "test", {}, bad);
+  bad.sort();
+  CHECK(bad.to_string() ==
+        "t.yaml:1:8: error: codes: must be at least 100, got 42\n"
+        "t.yaml:2:8: error: rules: expected a list, got 'x'\n"
+        "t.yaml:3:7: error: tags: expected a list, got a map\n");
+}
