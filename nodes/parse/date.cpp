@@ -552,9 +552,124 @@ std::optional<std::string> iso_text(const Ymd& date, const Time* time) {
                      clock.seconds().count(), time->fraction.empty() ? "" : ".", time->fraction, time->zone ? "Z" : "");
 }
 
+enum class Unit { second, minute, hour, day, week, month, year };
+
+// A unit of a relative date, in English, German, French or Spanish ("3 hours ago", "3h ago", "vor
+// 3 Stunden", "il y a 3 heures", "hace 3 horas").
+std::optional<Unit> unit_of(std::string_view s, const Token& t) {
+  static constexpr std::pair<std::string_view, Unit> kUnits[] = {
+      {"s", Unit::second},        {"sec", Unit::second},     {"secs", Unit::second},     {"second", Unit::second},
+      {"seconds", Unit::second},  {"sekunde", Unit::second}, {"sekunden", Unit::second}, {"seconde", Unit::second},
+      {"secondes", Unit::second}, {"segundo", Unit::second}, {"segundos", Unit::second}, {"m", Unit::minute},
+      {"min", Unit::minute},      {"mins", Unit::minute},    {"minute", Unit::minute},   {"minutes", Unit::minute},
+      {"minuten", Unit::minute},  {"minuto", Unit::minute},  {"minutos", Unit::minute},  {"h", Unit::hour},
+      {"hr", Unit::hour},         {"hrs", Unit::hour},       {"hour", Unit::hour},       {"hours", Unit::hour},
+      {"stunde", Unit::hour},     {"stunden", Unit::hour},   {"heure", Unit::hour},      {"heures", Unit::hour},
+      {"hora", Unit::hour},       {"horas", Unit::hour},     {"d", Unit::day},           {"day", Unit::day},
+      {"days", Unit::day},        {"tag", Unit::day},        {"tagen", Unit::day},       {"jour", Unit::day},
+      {"jours", Unit::day},       {"día", Unit::day},        {"días", Unit::day},        {"dia", Unit::day},
+      {"dias", Unit::day},        {"w", Unit::week},         {"wk", Unit::week},         {"wks", Unit::week},
+      {"week", Unit::week},       {"weeks", Unit::week},     {"woche", Unit::week},      {"wochen", Unit::week},
+      {"semaine", Unit::week},    {"semaines", Unit::week},  {"semana", Unit::week},     {"semanas", Unit::week},
+      {"mo", Unit::month},        {"mos", Unit::month},      {"month", Unit::month},     {"months", Unit::month},
+      {"monat", Unit::month},     {"monaten", Unit::month},  {"mois", Unit::month},      {"mes", Unit::month},
+      {"meses", Unit::month},     {"y", Unit::year},         {"yr", Unit::year},         {"yrs", Unit::year},
+      {"year", Unit::year},       {"years", Unit::year},     {"jahr", Unit::year},       {"jahren", Unit::year},
+      {"an", Unit::year},         {"ans", Unit::year},       {"année", Unit::year},      {"années", Unit::year},
+      {"año", Unit::year},        {"años", Unit::year},
+  };
+  if (t.kind != Token::word || t.size() > 10) return std::nullopt;
+  const std::string w = lower_word(s, t);
+  for (const auto& [name, unit] : kUnits)
+    if (w == name) return unit;
+  return std::nullopt;
+}
+
+// The count before a unit: digits, or "a", "an", "one", "einer", "une", "un", "una" (one).
+std::optional<int> count_of(std::string_view s, const Token& t) {
+  if (is_num(t, 1, 4)) return value_of(s, t);
+  if (word_is(s, t, {"a", "an", "one", "ein", "einer", "einem", "une", "un", "una"})) return 1;
+  return std::nullopt;
+}
+
+std::string moment_text(std::chrono::sys_seconds moment) {
+  using namespace std::chrono;
+  const auto days = floor<std::chrono::days>(moment);
+  const year_month_day ymd{days};
+  const hh_mm_ss clock{moment - days};
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", static_cast<int>(ymd.year()),
+                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), clock.hours().count(),
+                     clock.minutes().count(), clock.seconds().count());
+}
+
+// A date `count` units before `now`: the moment in UTC for seconds, minutes and hours, the day
+// (in UTC) for longer units, whose precision is a day at best.
+std::optional<std::string> before_now(std::chrono::sys_seconds now, Unit unit, int count) {
+  using namespace std::chrono;
+  switch (unit) {
+    case Unit::second:
+      return moment_text(now - seconds(count));
+    case Unit::minute:
+      return moment_text(now - minutes(count));
+    case Unit::hour:
+      return moment_text(now - hours(count));
+    default:
+      break;
+  }
+  const auto today = floor<days>(now);
+  year_month_day ymd{today - days(unit == Unit::day ? count : unit == Unit::week ? 7 * count : 0)};
+  if (unit == Unit::month) ymd = ymd - months(count);
+  if (unit == Unit::year) ymd = ymd - years(count);
+  if (!ymd.ok()) ymd = year_month_day_last(ymd.year(), month_day_last(ymd.month()));  // 31 March - 1 month
+  return iso_text({static_cast<int>(ymd.year()), static_cast<int>(static_cast<unsigned>(ymd.month())),
+                   static_cast<int>(static_cast<unsigned>(ymd.day()))},
+                  nullptr);
+}
+
+// "yesterday", "today", "tomorrow" and their German, French and Spanish words: days from today.
+std::optional<int> day_word(std::string_view s, const Token& t, Token& next) {
+  next = after(s, t);
+  if (word_is(s, t, {"yesterday", "gestern", "ayer"})) return -1;
+  if (word_is(s, t, {"today", "heute", "hoy"})) return 0;
+  if (word_is(s, t, {"tomorrow"})) return 1;
+  if (word_is(s, t, {"aujourd"}) && is_punct(next, "'") && word_is(s, after(s, next), {"hui"})) {
+    next = after(s, after(s, next));
+    return 0;
+  }
+  if (word_is(s, t, {"aujourd\xE2\x80\x99hui"})) return 0;  // with a typographic apostrophe
+  return std::nullopt;
+}
+
+// A relative date in `s` against `now`: "3 hours ago", "an hour ago", "3h ago", "vor 3 Stunden",
+// "il y a 3 jours", "hace 2 días", "just now", "yesterday at 14:30", "heute, 9:15".
+std::optional<std::string> relative_date(std::string_view s, std::chrono::sys_seconds now) {
+  Token prev, prev2;
+  for (Token t = lex(s, 0); t.kind != Token::end; prev2 = prev, prev = t, t = after(s, t)) {
+    if (word_is(s, t, {"just", "right"}) && word_is(s, after(s, t), {"now"})) return moment_text(now);
+    Token next;
+    if (const auto days = day_word(s, t, next)) {
+      const auto day =
+          std::chrono::year_month_day{std::chrono::floor<std::chrono::days>(now) + std::chrono::days(*days)};
+      const Ymd date{static_cast<int>(day.year()), static_cast<int>(static_cast<unsigned>(day.month())),
+                     static_cast<int>(static_cast<unsigned>(day.day()))};
+      const std::optional<Time> time = time_at(s, skip_joiners(s, next), false);
+      return iso_text(date, time ? &*time : nullptr);
+    }
+    const auto count = count_of(s, t);
+    if (!count) continue;
+    const Token unit_token = after(s, t);
+    const auto unit = unit_of(s, unit_token);
+    if (!unit) continue;
+    const bool ago = word_is(s, after(s, unit_token), {"ago"});
+    const bool before = word_is(s, prev, {"vor", "hace"}) || (word_is(s, prev, {"a"}) && word_is(s, prev2, {"y"}));
+    if (ago || before) return before_now(now, *unit, *count);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-std::optional<std::string> read_date(std::string_view s, DateOrder order) {
+std::optional<std::string> read_date(std::string_view s, DateOrder order, std::optional<double> now) {
   // The last pieces before the current one: what a number-only date must not continue, and where a
   // time written before its date ("14:30, 5 March 2026") starts.
   std::array<Token, 8> recent{};
@@ -586,7 +701,8 @@ std::optional<std::string> read_date(std::string_view s, DateOrder order) {
     recent[seen % recent.size()] = t;
     ++seen;
   }
-  return std::nullopt;
+  if (!now || !std::isfinite(*now) || *now < 0 || *now > 253402300799.0) return std::nullopt;
+  return relative_date(s, std::chrono::sys_seconds(std::chrono::seconds(static_cast<std::int64_t>(*now))));
 }
 
 std::optional<std::string> date_of_epoch(double seconds) {

@@ -28,7 +28,13 @@ enum class DateOrder { unset, dmy, mdy };
 // zone (the site's local time, as written), and the moment in UTC, "2026-03-05T13:30:00Z", when a
 // zone is given. Text around the date is left out; a date that does not exist (31 April, 29
 // February 2027) is none. A number that is not written as part of a date ("1709650000") is none.
-std::optional<std::string> read_date(std::string_view text, DateOrder order);
+// With `now` (seconds since the epoch: when the page was fetched), a text with no such date may
+// give one relative to it, in English, German, French or Spanish: "3 hours ago", "an hour ago",
+// "3h ago", "vor 3 Stunden", "il y a 3 heures", "hace 3 horas" and "just now" are the moment in
+// UTC ("2026-03-05T11:30:00Z"); days, weeks, months and years ago, "yesterday", "today",
+// "tomorrow" ("gestern", "aujourd'hui", "ayer", ...) the day in UTC ("2026-03-04"), and with a time
+// after them ("yesterday at 14:30") that day at that time.
+std::optional<std::string> read_date(std::string_view text, DateOrder order, std::optional<double> now = std::nullopt);
 
 // A moment given as seconds since 1970-01-01 UTC, as JSON APIs give it (milliseconds when its
 // magnitude is 1e11 or more: a date past the year 5000 in seconds), as ISO 8601 text in UTC

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cmath>
 
 #include "../text.hpp"
@@ -20,22 +21,35 @@ const char* TypedField::type_name() const {
   return "date";
 }
 
-std::optional<Value> TypedField::read(std::string_view text, char decimal, DateOrder order) const {
+namespace {
+
+// When the page was fetched (its `fetched_at`), or now.
+double fetched_at(const Record* page) {
+  if (const Value* at = page ? page->get("fetched_at") : nullptr) {
+    if (const auto* d = at->as_double()) return *d;
+    if (const auto* i = at->as_int()) return static_cast<double>(*i);
+  }
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::optional<Value> TypedField::read(std::string_view text, char decimal, DateOrder order, const Record* page) const {
   if (type_ != ValueType::date) {
     return read_number(text, type_ == ValueType::number ? NumberType::number : NumberType::integer, decimal);
   }
-  if (auto date = read_date(text, order)) return Value(std::move(*date));
+  if (auto date = read_date(text, order, fetched_at(page))) return Value(std::move(*date));
   return std::nullopt;
 }
 
-std::optional<Value> TypedField::convert_text(std::string_view text) {
-  std::optional<Value> out = read(text, decimal_, order_);
+std::optional<Value> TypedField::convert_text(std::string_view text, const Record* page) {
+  std::optional<Value> out = read(text, decimal_, order_, page);
   if (!out) missed(text);
   return out;
 }
 
-std::optional<Value> TypedField::convert(const Value& value) {
-  if (const auto* text = value.as_string()) return convert_text(*text);
+std::optional<Value> TypedField::convert(const Value& value, const Record* page) {
+  if (const auto* text = value.as_string()) return convert_text(*text, page);
   std::optional<Value> out;
   const auto* i = value.as_int();
   const auto* d = value.as_double();
@@ -69,10 +83,10 @@ std::string TypedField::notice(const std::string& field) const {
   // The likely cause, when the first value reads with another setting.
   std::string hint;
   if (type_ == ValueType::date) {
-    if (order_ == DateOrder::unset && read(first_missed_, decimal_, DateOrder::dmy)) {
+    if (order_ == DateOrder::unset && read(first_missed_, decimal_, DateOrder::dmy, nullptr)) {
       hint = " (day and month could be either way round: set date_order: dmy or mdy)";
     }
-  } else if (const char other = decimal_ == '.' ? ',' : '.'; read(first_missed_, other, order_)) {
+  } else if (const char other = decimal_ == '.' ? ',' : '.'; read(first_missed_, other, order_, nullptr)) {
     hint = fmt::format(" (written with a decimal '{}'? set decimal: '{}')", other, other);
   }
   const char* what = type_ == ValueType::number ? "number" : type_ == ValueType::integer ? "whole number" : "date";
@@ -87,8 +101,9 @@ FieldSpec field_type_spec() {
              "type", {"text", "number", "integer", "date"},
              "text, or number: the first number in the value (\"$1,299.00\" is 1299, \"-5 %\" is -5), an integer "
              "unless it has a fraction; integer: a whole one (\"4.00\" is 4, \"4.5\" none); date: the first date, as "
-             "ISO 8601 text (\"March 5, 2026\" is \"2026-03-05\", a time with a zone is given in UTC). A value with "
-             "none is left out (a null field, an error when required), and counted in a warning at the end")
+             "ISO 8601 text (\"March 5, 2026\" is \"2026-03-05\", a time with a zone is given in UTC; \"3 hours ago\" "
+             "counts from the page's fetched_at). A value with none is left out (a null field, an error when "
+             "required), and counted in a warning at the end")
       .with_default("text");
 }
 

@@ -28,9 +28,10 @@ class TypedField {
  public:
   TypedField(ValueType type, char decimal, DateOrder order) : type_(type), decimal_(decimal), order_(order) {}
   // `value` (text, or a number parse.json found: for a date, seconds since the epoch) as the
-  // field's type; nullopt when it is none.
-  std::optional<Value> convert(const Value& value);
-  std::optional<Value> convert_text(std::string_view text);
+  // field's type; nullopt when it is none. `page`: the record the value was found in, whose
+  // `fetched_at` a relative date ("3 hours ago") counts from (from now when it has none).
+  std::optional<Value> convert(const Value& value, const Record* page = nullptr);
+  std::optional<Value> convert_text(std::string_view text, const Record* page = nullptr);
   // The notice of a field that met values with none, or empty. `field` is its name.
   std::string notice(const std::string& field) const;
   // Gives that notice, if any, to a node's `notice` (from its NodeContext), at the end of a run.
@@ -41,7 +42,7 @@ class TypedField {
   const char* type_name() const;
 
  private:
-  std::optional<Value> read(std::string_view text, char decimal, DateOrder order) const;
+  std::optional<Value> read(std::string_view text, char decimal, DateOrder order, const Record* page) const;
   void missed(std::string_view value);
 
   ValueType type_;

@@ -387,7 +387,7 @@ class HtmlParser final : public TransformNode {
         for (auto& k : kept) {
           if (!f.typed) {
             converted.emplace_back(std::move(k));
-          } else if (auto n = f.typed->convert_text(k)) {
+          } else if (auto n = f.typed->convert_text(k, &page)) {
             converted.push_back(std::move(*n));
           } else if (no_value.empty()) {
             no_value = nodes::sample_of(k);

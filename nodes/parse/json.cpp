@@ -145,7 +145,7 @@ class JsonParser final : public TransformNode {
         Value value = found ? to_value(v) : Value();
         std::string no_value;  // a value that is none, for a required field's error
         if (f.typed && !value.is_null()) {
-          if (auto n = f.typed->convert(value)) {
+          if (auto n = f.typed->convert(value, &page)) {
             value = std::move(*n);
           } else {
             no_value = nodes::sample_of(value.to_text());

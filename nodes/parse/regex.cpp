@@ -50,7 +50,7 @@ class RegexParser final : public TransformNode {
         if (!c.data()) {
           r.set(name, Value());
         } else if (auto typed = types_.find(name); typed != types_.end()) {
-          r.set(name, typed->second->convert_text(std::string_view(c.data(), c.size())).value_or(Value()));
+          r.set(name, typed->second->convert_text(std::string_view(c.data(), c.size()), &page).value_or(Value()));
         } else {
           r.set(name, Value(std::string(c.data(), c.size())));
         }

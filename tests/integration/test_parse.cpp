@@ -344,6 +344,34 @@ edges:
         });
 }
 
+TEST_CASE("a relative date counts from when its page was fetched", "[parse][date]") {
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(page_pipeline(
+      R"(<p><time>3 hours ago</time></p><p><time>yesterday at 9:15 pm</time></p><p><time>vor 2 Tagen</time></p>)",
+      fmt::format(R"(  - id: fetched
+    type: set
+    fields:
+      fetched_at: 1772721000
+  - id: parse
+    type: parse.html
+    items: p
+    fields:
+      posted: {{select: time, type: date}}
+  - id: out
+    type: sink.jsonl
+    path: {}
+    fields: [posted]
+edges:
+  - page -> body -> fetched -> parse -> out
+)",
+                  dir.file("out.jsonl")))));
+  REQUIRE(report.errors.empty());
+  // fetched_at 1772721000 is 2026-03-05T14:30:00Z.
+  CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))) ==
+        std::vector<std::string>{R"({"posted":"2026-03-05T11:30:00Z"})", R"({"posted":"2026-03-04T21:15:00"})",
+                                 R"({"posted":"2026-03-03"})"});
+}
+
 TEST_CASE("a field's fallback selectors are tried in turn until one gives a value", "[parse]") {
   TempDir dir;
   Plan plan =

@@ -133,3 +133,45 @@ TEST_CASE("a date field counts the values that held none, for one warning that h
   CHECK(dmy.notice("d") ==
         "field 'd' (type: date) had 1 value with no date in it (the first: 'later'); it was left out");
 }
+
+TEST_CASE("type: date reads relative dates against when the page was fetched", "[date]") {
+  const double now = 1772721000;  // 2026-03-05T14:30:00Z
+  const auto relative = [&](std::string_view text) {
+    return parse::read_date(text, DateOrder::unset, now).value_or("none");
+  };
+  CHECK(relative("3 hours ago") == "2026-03-05T11:30:00Z");
+  CHECK(relative("Posted 3h ago") == "2026-03-05T11:30:00Z");
+  CHECK(relative("an hour ago") == "2026-03-05T13:30:00Z");
+  CHECK(relative("45 minutes ago") == "2026-03-05T13:45:00Z");
+  CHECK(relative("5m ago") == "2026-03-05T14:25:00Z");
+  CHECK(relative("30 seconds ago") == "2026-03-05T14:29:30Z");
+  CHECK(relative("just now") == "2026-03-05T14:30:00Z");
+  CHECK(relative("15 hours ago") == "2026-03-04T23:30:00Z");  // the day before in UTC
+  // Days and longer give the day: their precision is a day at best.
+  CHECK(relative("2 days ago") == "2026-03-03");
+  CHECK(relative("a week ago") == "2026-02-26");
+  CHECK(relative("1 month ago") == "2026-02-05");
+  CHECK(relative("2 years ago") == "2024-03-05");
+  CHECK(relative("yesterday") == "2026-03-04");
+  CHECK(relative("Today") == "2026-03-05");
+  CHECK(relative("tomorrow") == "2026-03-06");
+  CHECK(relative("Yesterday at 9:15 pm") == "2026-03-04T21:15:00");
+  // German, French, Spanish.
+  CHECK(relative("vor 3 Stunden") == "2026-03-05T11:30:00Z");
+  CHECK(relative("vor einer Stunde") == "2026-03-05T13:30:00Z");
+  CHECK(relative("vor 2 Tagen") == "2026-03-03");
+  CHECK(relative("gestern, 18:05") == "2026-03-04T18:05:00");
+  CHECK(relative("il y a 3 jours") == "2026-03-02");
+  CHECK(relative("il y a une heure") == "2026-03-05T13:30:00Z");
+  CHECK(relative("aujourd'hui") == "2026-03-05");
+  CHECK(relative("Aujourd\u2019hui \u00e0 10h30") == "2026-03-05T10:30:00");
+  CHECK(relative("hace 2 d\u00edas") == "2026-03-03");
+  CHECK(relative("ayer") == "2026-03-04");
+  // A date written out wins over a relative one; without `ago` (or vor, hace, il y a) a count is no date.
+  CHECK(relative("3 hours ago (March 5, 2026 at 11:00 UTC)") == "2026-03-05T11:00:00Z");
+  CHECK(relative("3 hours") == "none");
+  CHECK(relative("Buy now") == "none");
+  CHECK(date("3 hours ago") == "none");  // nothing to count from
+  // The end of a month: 31 March less a month is the last day of February.
+  CHECK(parse::read_date("1 month ago", DateOrder::unset, 1774951200) == "2026-02-28");  // 2026-03-31T10:00Z
+}
