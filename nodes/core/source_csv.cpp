@@ -10,18 +10,20 @@
 #include <stop_token>
 
 #include "../builtin.hpp"
+#include "../parse/field_type.hpp"
 #include "line_reader.hpp"
 
 namespace sluice::nodes {
 namespace {
 
-enum class CellType { text, integer, number };
+enum class CellType { text, integer, number, date };
 
 class CsvRows final : public SourceNode {
  public:
   CsvRows(const std::string& path, char delimiter, bool header, std::vector<std::string> names,
-          std::map<std::string, CellType> types, std::stop_token stop, std::function<void()> idle)
-      : lines_(path, std::move(stop), std::move(idle)), delimiter_(delimiter), names_(std::move(names)) {
+          std::map<std::string, CellType> types, parse::DateOrder order, std::stop_token stop,
+          std::function<void()> idle)
+      : lines_(path, std::move(stop), std::move(idle)), delimiter_(delimiter), names_(std::move(names)), order_(order) {
     if (header) {
       std::vector<std::string> cells;
       if (!row(cells)) throw NodeError(fmt::format("'{}' is empty: expected a header line", lines_.name()));
@@ -127,11 +129,19 @@ class CsvRows final : public SourceNode {
     return true;
   }
 
-  // A typed column's cell: empty is null; anything but a number is an error naming line and column.
+  // A typed column's cell: empty is null; anything but a number (or a date) is an error naming line
+  // and column.
   Value typed(std::size_t i, std::string cell) const {
     if (types_[i] == CellType::text) return Value(std::move(cell));
     const std::string_view t = trim(cell);
     if (t.empty()) return Value();
+    if (types_[i] == CellType::date) {
+      if (auto date = parse::read_date(t, order_)) return Value(std::move(*date));
+      const bool either_way = order_ == parse::DateOrder::unset && parse::read_date(t, parse::DateOrder::dmy);
+      throw NodeError(
+          fmt::format("line {} of '{}', column '{}': '{}' is not a date{}", first_line_, lines_.name(), names_[i], cell,
+                      either_way ? " (day and month could be either way round: set date_order: dmy or mdy)" : ""));
+    }
     if (types_[i] == CellType::integer) {
       std::int64_t n = 0;
       auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
@@ -155,6 +165,7 @@ class CsvRows final : public SourceNode {
   char delimiter_;
   std::vector<std::string> names_;
   std::vector<CellType> types_;
+  parse::DateOrder order_;
   std::vector<std::string> cells_;
   std::size_t first_line_ = 0;  // where the current row starts
 };
@@ -162,6 +173,12 @@ class CsvRows final : public SourceNode {
 void check(const Config& c, const Location& owner, Diagnostics& diags) {
   if (c.has("header") && !c.boolean("header") && c.list("fields").empty()) {
     diags.error(owner, "source.csv with 'header: false' needs 'fields': the names of the columns");
+  }
+  if (c.has("date_order")) {
+    bool dates = false;
+    for (const auto& [name, type] : c.map("types")) dates = dates || std::get<Value>(type.v).to_text() == "date";
+    if (!dates)
+      diags.error(c.where("date_order"), "date_order is for the columns that types reads as dates, and there are none");
   }
 }
 
@@ -185,9 +202,15 @@ NodeType source_csv_type() {
           FieldSpec::list("fields", FieldSpec::string("name", "a field name"),
                           "names for the columns, in order, instead of the header's (needed without a header)")
               .with_default(""),
-          FieldSpec::map("types", FieldSpec::enumeration("type", {"text", "int", "number"}, "a cell type"),
-                         "column -> int or number (an empty cell is null); other columns are text")
+          FieldSpec::map("types",
+                         FieldSpec::enumeration("type", {"text", "int", "integer", "number", "date"}, "a cell type"),
+                         "column -> integer (or int), number, or date: ISO 8601 text of a date written as parse.html's "
+                         "type: date reads it (\"March 5, 2026\", \"05.03.2026\" with date_order); an empty cell "
+                         "is null, any other that is none fails the run; other columns are text")
               .with_default(""),
+          FieldSpec::enumeration("date_order", {"dmy", "mdy"},
+                                 "how a date column reads a date in numbers only: dmy (\"05/03/2026\" is 5 March) or "
+                                 "mdy (May 3); unset, only one whose day is above 12 is read"),
       },
       check);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
@@ -197,10 +220,13 @@ NodeType source_csv_type() {
     std::map<std::string, CellType> types;
     for (const auto& [name, type] : c.map("types")) {
       const std::string text = std::get<Value>(type.v).to_text();
-      types[name] = text == "int" ? CellType::integer : text == "number" ? CellType::number : CellType::text;
+      types[name] = text == "int" || text == "integer" ? CellType::integer
+                    : text == "number"                 ? CellType::number
+                    : text == "date"                   ? CellType::date
+                                                       : CellType::text;
     }
     return std::make_unique<CsvRows>(c.string("path"), c.string("delimiter")[0], c.boolean("header"), std::move(names),
-                                     std::move(types), ctx.stop, ctx.idle);
+                                     std::move(types), parse::date_order_of(c), ctx.stop, ctx.idle);
   };
   t.example = R"(- id: products
   type: source.csv

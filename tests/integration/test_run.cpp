@@ -442,6 +442,20 @@ edges:
     CHECK(rows("delimiter: ';', header: false, fields: [name, n], types: {n: int}") ==
           std::vector<std::string>{R"({"name":"x","n":1})", R"({"name":"y","n":2})"});
   }
+  SECTION("date columns become ISO 8601, read by date_order; integer is int") {
+    test::write_file(dir.file("in.csv"), "day,at,n\n05/03/2026,\"March 5, 2026 2:30 PM\",1\n13.03.2026,,2\n");
+    CHECK(rows("types: {day: date, at: date, n: integer}, date_order: dmy") ==
+          std::vector<std::string>{R"({"day":"2026-03-05","at":"2026-03-05T14:30:00","n":1})",
+                                   R"({"day":"2026-03-13","at":null,"n":2})"});
+    const std::string f = dir.file("in.csv");
+    CHECK(rows("types: {day: date}")[0] ==
+          fmt::format("node 'rows': line 2 of '{}', column 'day': '05/03/2026' is not a date (day and month could be "
+                      "either way round: set date_order: dmy or mdy)",
+                      f));
+    test::write_file(f, "day\nsoon\n");
+    CHECK(rows("types: {day: date}")[0] ==
+          fmt::format("node 'rows': line 2 of '{}', column 'day': 'soon' is not a date", f));
+  }
   SECTION("a bad file fails the run naming the file, the line and the column") {
     const std::string f = dir.file("in.csv");
     test::write_file(f, "a,b\n1,2\n3\n");
