@@ -453,7 +453,7 @@ std::optional<ConfigValue> convert(const FieldSpec& field, const SpecNode& node,
   }
   switch (field.type) {
     case FieldType::list: {
-      if (node.is_scalar() && takes_one_for_a_list(*field.element)) {
+      if (node.is_scalar() && !node.scalar.empty() && takes_one_for_a_list(*field.element)) {
         // `fallback: span.price` is `fallback: [span.price]`: a list of one, written as its item.
         auto item = convert(*field.element, node, label, diags);
         if (!item) return std::nullopt;

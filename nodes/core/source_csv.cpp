@@ -138,9 +138,8 @@ class CsvRows final : public SourceNode {
     if (types_[i] == CellType::date) {
       if (auto date = parse::read_date(t, order_)) return Value(std::move(*date));
       const bool either_way = order_ == parse::DateOrder::unset && parse::read_date(t, parse::DateOrder::dmy);
-      throw NodeError(
-          fmt::format("line {} of '{}', column '{}': '{}' is not a date{}", first_line_, lines_.name(), names_[i], cell,
-                      either_way ? " (day and month could be either way round: set date_order: dmy or mdy)" : ""));
+      throw NodeError(fmt::format("line {} of '{}', column '{}': '{}' is not a date{}", first_line_, lines_.name(),
+                                  names_[i], cell, either_way ? fmt::format(" ({})", parse::kDateOrderHint) : ""));
     }
     if (types_[i] == CellType::integer) {
       std::int64_t n = 0;

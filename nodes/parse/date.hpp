@@ -14,6 +14,10 @@ namespace sluice::parse {
 // `mdy`; with `unset`, only when one of the first two numbers is above 12 ("13/03/2026").
 enum class DateOrder { unset, dmy, mdy };
 
+// What a message says of a date in numbers only that `unset` did not read ("05/03/2026").
+inline constexpr std::string_view kDateOrderHint =
+    "day and month could be either way round: set date_order: dmy or mdy";
+
 // The first date in `text`, as ISO 8601 text, or nullopt when there is none. Read:
 // - year first: 2026-03-05, 2026/3/5, 2026.03.05, and 2026年3月5日 (or 2026년 3월 5일);
 // - numbers only, day and month by `order`: 05/03/2026, 5.3.2026, 05-03-26 (a two-digit year is

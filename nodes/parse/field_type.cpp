@@ -84,7 +84,7 @@ std::string TypedField::notice(const std::string& field) const {
   std::string hint;
   if (type_ == ValueType::date) {
     if (order_ == DateOrder::unset && read(first_missed_, decimal_, DateOrder::dmy, nullptr)) {
-      hint = " (day and month could be either way round: set date_order: dmy or mdy)";
+      hint = fmt::format(" ({})", kDateOrderHint);
     }
   } else if (const char other = decimal_ == '.' ? ',' : '.'; read(first_missed_, other, order_, nullptr)) {
     hint = fmt::format(" (written with a decimal '{}'? set decimal: '{}')", other, other);

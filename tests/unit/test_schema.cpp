@@ -106,6 +106,10 @@ TEST_CASE("a list of scalars may be written as its one item, a list of maps may 
   // The item is checked as an item would be; a map or a lone scalar for a list of maps is an error.
   Diagnostics bad;
   SpecNode wrong = parse_spec("codes: 42\nrules: x\ntags: {a: b}\n", "t.yaml", test::fixed_env(), bad);
+  Diagnostics empty;
+  SpecNode nothing = parse_spec("tags: ''\n", "t.yaml", test::fixed_env(), empty);
+  schema.validate(nothing, Location{"t.yaml", 1, 1}, "test", {}, empty);
+  CHECK(empty.to_string() == "t.yaml:1:7: error: tags: expected a list, got ''\n");
   schema.validate(wrong, Location{"t.yaml", 1, 1}, "test", {}, bad);
   bad.sort();
   CHECK(bad.to_string() ==
