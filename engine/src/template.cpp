@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <iterator>
+#include <utility>
+
 #include "sluice/json.hpp"
 
 namespace sluice {
@@ -49,18 +53,20 @@ std::optional<FieldTemplate> FieldTemplate::compile(std::string_view text, std::
       Format format = Format::text;
       if (const auto colon = name.rfind(':'); colon != std::string_view::npos) {
         const std::string_view spec = name.substr(colon + 1);
-        if (spec == "url") {
-          format = Format::url;
-        } else if (spec == "json") {
-          format = Format::json;
-        } else if (spec == "file") {
-          format = Format::file;
-        } else if (spec == "hash") {
-          format = Format::hash;
-        } else {
-          if (error) *error = fmt::format("unknown format '{}' in '{{{}}}' (url, json, file or hash)", spec, name);
+        static constexpr std::pair<std::string_view, Format> kFormats[] = {
+            {"url", Format::url},     {"json", Format::json},   {"file", Format::file}, {"hash", Format::hash},
+            {"lower", Format::lower}, {"upper", Format::upper}, {"trim", Format::trim},
+        };
+        const auto* known =
+            std::find_if(std::begin(kFormats), std::end(kFormats), [&](const auto& f) { return f.first == spec; });
+        if (known == std::end(kFormats)) {
+          if (error) {
+            *error = fmt::format("unknown format '{}' in '{{{}}}' (url, json, file, hash, lower, upper or trim)", spec,
+                                 name);
+          }
           return std::nullopt;
         }
+        format = known->second;
         name = name.substr(0, colon);
       }
       t.pieces_.push_back(std::move(literal));
@@ -114,6 +120,26 @@ std::string FieldTemplate::render(const Record& record) const {
         break;
       case Format::hash:
         out += fmt::format("{:016x}", fnv1a64(v ? v->to_text() : std::string()));
+        break;
+      case Format::lower:
+      case Format::upper:
+        if (v) {
+          const bool lower = formats_[i / 2] == Format::lower;
+          for (char c : v->to_text()) {
+            if (lower && c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+            if (!lower && c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+            out += c;
+          }
+        }
+        break;
+      case Format::trim:
+        if (v) {
+          const std::string text = v->to_text();
+          const auto first = text.find_first_not_of(" \t\r\n\f\v");
+          if (first != std::string::npos) {
+            out.append(text, first, text.find_last_not_of(" \t\r\n\f\v") - first + 1);
+          }
+        }
         break;
     }
   }

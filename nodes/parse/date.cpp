@@ -670,6 +670,13 @@ std::optional<std::string> relative_date(std::string_view s, std::chrono::sys_se
 }  // namespace
 
 std::optional<std::string> read_date(std::string_view s, DateOrder order, std::optional<double> now) {
+  // A text that is only a Unix time, as a data-timestamp attribute holds one: 9 to 13 digits.
+  if (const auto first = s.find_first_not_of(" \t\r\n"); first != std::string_view::npos) {
+    const std::string_view digits = s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+    if (digits.size() >= 9 && digits.size() <= 13 && digits.find_first_not_of("0123456789") == std::string_view::npos) {
+      return date_of_epoch(std::stod(std::string(digits)));
+    }
+  }
   // The last pieces before the current one: what a number-only date must not continue, and where a
   // time written before its date ("14:30, 5 March 2026") starts.
   std::array<Token, 8> recent{};

@@ -31,7 +31,8 @@ inline constexpr std::string_view kDateOrderHint =
 // The result is "2026-03-05" for a date alone, "2026-03-05T14:30:00" for a date and time without a
 // zone (the site's local time, as written), and the moment in UTC, "2026-03-05T13:30:00Z", when a
 // zone is given. Text around the date is left out; a date that does not exist (31 April, 29
-// February 2027) is none. A number that is not written as part of a date ("1709650000") is none.
+// February 2027) is none. A text that is only 9 to 13 digits is a Unix time, as date_of_epoch
+// reads it ("1709650000", a data-timestamp attribute); another number is none.
 // With `now` (seconds since the epoch: when the page was fetched), a text with no such date may
 // give one relative to it, in English, German, French or Spanish: "3 hours ago", "an hour ago",
 // "3h ago", "vor 3 Stunden", "il y a 3 heures", "hace 3 horas" and "just now" are the moment in

@@ -376,7 +376,7 @@ edges:
 )",
                                  "t.yaml", test::builtin_registry(), {}, diags));
   CHECK(diags.to_string() ==
-        "t.yaml:4:33: error: fields.u: unknown format 'jsn' in '{url:jsn}' (url, json, file or hash)\n");
+        "t.yaml:4:33: error: fields.u: unknown format 'jsn' in '{url:jsn}' (url, json, file, hash, lower, upper or trim)\n");
 }
 
 TEST_CASE("a null field renders as empty text, as a missing one does, and as null with :json", "[run]") {

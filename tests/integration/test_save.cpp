@@ -283,7 +283,18 @@ TEST_CASE("template formats file and hash", "[save][template]") {
   CHECK(l->render(r) == std::string(198, 'x') + "\xC3\xA9");
   std::string error;
   CHECK_FALSE(FieldTemplate::compile("{x:base64}", &error));
-  CHECK(error == "unknown format 'base64' in '{x:base64}' (url, json, file or hash)");
+  CHECK(error == "unknown format 'base64' in '{x:base64}' (url, json, file, hash, lower, upper or trim)");
+}
+
+TEST_CASE("template formats lower, upper and trim normalise text for keys and names", "[template]") {
+  Record r;
+  r.set("email", Value(" Ann.Lee@Example.COM\t"));
+  r.set("city", Value("M\xC3\xBCnchen"));
+  r.set("n", Value(std::int64_t{42}));
+  auto t = FieldTemplate::compile("{email:trim}|{email:lower}|{city:upper}|{n:lower}|{missing:trim}|{empty:lower}");
+  REQUIRE(t);
+  // lower and upper change ASCII letters only: a UTF-8 letter stays as it is.
+  CHECK(t->render(r) == "Ann.Lee@Example.COM| ann.lee@example.com\t|M\xC3\xBCNCHEN|42||");
 }
 
 TEST_CASE("a failure elsewhere ends the run with every record given to save accounted for", "[save]") {

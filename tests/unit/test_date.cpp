@@ -91,7 +91,8 @@ TEST_CASE("type: date reads a date in numbers only by date_order, or where its d
 TEST_CASE("type: date gives none for text with no date, or a date that does not exist", "[date]") {
   CHECK(date("") == "none");
   CHECK(date("yesterday") == "none");
-  CHECK(date("1709650000") == "none");
+  CHECK(date("12345678") == "none");
+  CHECK(date("1709650000 views") == "none");
   CHECK(date("March 2026") == "none");
   CHECK(date("5 March") == "none");
   CHECK(date("2026") == "none");
@@ -108,6 +109,9 @@ TEST_CASE("type: date gives none for text with no date, or a date that does not 
 }
 
 TEST_CASE("a date given in seconds since the epoch is read in UTC, milliseconds from 1e11 on", "[date]") {
+  // A text that is only a Unix time (a data-timestamp attribute) reads as one.
+  CHECK(date(" 1709650000 ") == "2024-03-05T14:46:40Z");
+  CHECK(date("1709650000250") == "2024-03-05T14:46:40.250Z");
   CHECK(parse::date_of_epoch(0) == "1970-01-01T00:00:00Z");
   CHECK(parse::date_of_epoch(1709650000) == "2024-03-05T14:46:40Z");
   CHECK(parse::date_of_epoch(1709650000250.0) == "2024-03-05T14:46:40.250Z");

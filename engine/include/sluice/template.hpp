@@ -25,8 +25,10 @@ class FieldTemplate {
   // percent-encoded for a URL's query or path segment (all but A-Z a-z 0-9 - . _ ~: "a&b c" is
   // "a%26b%20c"), `{field:json}` its value as JSON (a string quoted and escaped, a missing field
   // null), `{field:file}` its text as one file name (append_file_name()), `{field:hash}` the
-  // 16 hex digits of fnv1a64() of its text. On an unterminated `{` or another format returns
-  // nullopt and sets `error` to a message for a person.
+  // 16 hex digits of fnv1a64() of its text, `{field:lower}` and `{field:upper}` its text with
+  // ASCII letters in lower or upper case (other bytes as they are), `{field:trim}` its text without
+  // white space at either end. On an unterminated `{` or another format returns nullopt and sets
+  // `error` to a message for a person.
   static std::optional<FieldTemplate> compile(std::string_view text, std::string* error = nullptr);
 
   // True when the text has no {field} reference.
@@ -38,7 +40,7 @@ class FieldTemplate {
   std::vector<std::string> fields() const;
 
  private:
-  enum class Format { text, url, json, file, hash };
+  enum class Format { text, url, json, file, hash, lower, upper, trim };
   std::vector<std::string> pieces_;  // literal, field, literal, ..., literal
   std::vector<Format> formats_;      // one per field
 };
