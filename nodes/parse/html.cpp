@@ -707,6 +707,7 @@ NodeType parse_html_type() {
   fields:
     name: h2.name::text
     price: {select: span.price, type: number, required: true}
+    listed: {select: time, type: date}
     tags: {select: ul.tags li, all: true}
   links: a[href]::attr(href))";
   return t;

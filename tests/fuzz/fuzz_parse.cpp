@@ -1,6 +1,7 @@
 // What a server sends to the parsers: parse.html (HTML, XML feeds, sitemaps, gzipped bodies, any
-// charset), parse.json and parse.regex, with the configs of the shipped pipelines. The input is
-// the body; its first byte also picks the parser and the Content-Type it came with.
+// charset), parse.json and parse.regex, with the configs of the shipped pipelines and fields typed
+// as numbers and dates. The input is the body; its first byte also picks the parser and the
+// Content-Type it came with.
 #include <array>
 
 #include "fuzz.hpp"
@@ -22,12 +23,14 @@ nodes:
       sku: span.sku
       price: {select: span.price, regex: '([0-9]+[.][0-9]+)', required: true}
       tags: {select: ul.tags li, all: true}
+      cost: {select: span.price, type: number, decimal: ','}
+      listed: {select: time, type: date, date_order: dmy}
       image: {select: 'img::attr(src)', url: true}
       text: '//p[contains(@class, "d")]/text()'
   - id: sitemap
     type: parse.html
     items: url
-    fields: {loc: {select: "loc::text", url: true}, lastmod: lastmod}
+    fields: {loc: {select: "loc::text", url: true}, lastmod: {select: lastmod, type: date}}
     links: loc::text
   - id: feed
     type: parse.html
@@ -37,11 +40,13 @@ nodes:
       link: {select: link, url: true}
       summary: description
       author: creator
+      published: {select: pubDate, type: date}
       all: {select: '*', all: true}
   - id: api
     type: parse.json
     items: data.items
-    fields: {id: id, name: name, price: {path: price.amount, required: true}, tags: /tags}
+    fields: {id: id, name: name, price: {path: price.amount, required: true}, tags: /tags,
+             updated: {path: updated, type: date}, stock: {path: stock, type: integer}}
     next: links.next
   - id: whole
     type: parse.json
@@ -50,6 +55,7 @@ nodes:
     type: parse.regex
     pattern: 'SKU (?P<sku>SL-[0-9]+): (?P<price>[0-9.]+)'
     all: true
+    types: {price: number}
   - id: out
     type: sink.jsonl
     path: /dev/null

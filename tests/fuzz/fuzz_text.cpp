@@ -185,6 +185,17 @@ void templates(fuzz::Input& in) {
   const std::string json = FieldTemplate::compile("{v:json}")->render(r);
   FUZZ_CHECK(json.size() >= 2 && json.front() == '"' && json.back() == '"' && is_utf8(json),
              "{v:json} is no JSON string");
+  const std::string lower = FieldTemplate::compile("{v:lower}")->render(r);
+  const std::string upper = FieldTemplate::compile("{v:upper}")->render(r);
+  FUZZ_CHECK(lower.size() == in.rest().size() && upper.size() == in.rest().size(), "lower or upper changed a length");
+  FUZZ_CHECK(is_utf8(in.rest()) == is_utf8(lower), "lower broke UTF-8");
+  const std::string trimmed = FieldTemplate::compile("{v:trim}")->render(r);
+  FUZZ_CHECK(in.rest().find(trimmed) != std::string_view::npos && FieldTemplate::compile("{t:trim}")->render([&] {
+    Record again;
+    again.set("t", trimmed);
+    return again;
+  }()) == trimmed,
+             "trim is not a part of its text, or not idempotent");
 }
 
 }  // namespace
