@@ -178,7 +178,11 @@ class CssParser {
     } else if (!at_end() && name_char(peek())) {
       if (!name_start(peek())) return fail(fmt::format("a tag name cannot start with '{}'", peek()));
       tag = name();
-      for (char& c : tag) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string lower = tag;
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      // HTML's element names are lower case (the parser makes them so), an XML document's keep
+      // their case: RSS's pubDate matches either way.
+      tag = lower == tag ? lower : fmt::format("*[self::{} or self::{}]", tag, lower);
     }
     bool any = tag != "*" || (pos_ > 0 && s_[pos_ - 1] == '*');
     while (!at_end()) {

@@ -46,6 +46,11 @@ TEST_CASE("CSS selectors translate to XPath", "[parse][selector]") {
   CHECK(xpath("..") == "..");
   CHECK(xpath(".") == ".");
   CHECK(xpath("xpath:count(//a)") == "count(//a)");
+  // A tag in mixed case matches HTML's lower-case names and an XML document's own (RSS's pubDate).
+  CHECK(xpath("DIV") == "//*[self::DIV or self::div]");
+  CHECK(xpath("item pubDate", true) == ".//item//*[self::pubDate or self::pubdate]");
+  CHECK(xpath("pubDate:first-of-type") ==
+        "//*[self::pubDate or self::pubdate][not(preceding-sibling::*[self::pubDate or self::pubdate])]");
 }
 
 TEST_CASE("::text and ::attr() pick what a CSS selector returns", "[parse][selector]") {
