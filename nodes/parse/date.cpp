@@ -505,7 +505,13 @@ std::optional<Time> time_at(std::string_view s, Token t, bool iso_t) {
       }
     }
   }
-  const int pm = meridiem(s, t);
+  const Token before_meridiem = t;
+  int pm = meridiem(s, t);
+  if (pm >= 0 && minutes && time.h > 12) {
+    // "14:30 am 5. März": German's "am" (on the), not a.m.
+    pm = -1;
+    t = before_meridiem;
+  }
   if (!minutes && pm < 0) return std::nullopt;  // a lone number is no time
   if (pm >= 0) {
     if (time.h < 1 || time.h > 12) return std::nullopt;
@@ -522,7 +528,8 @@ std::optional<Time> time_at(std::string_view s, Token t, bool iso_t) {
 Token skip_joiners(std::string_view s, Token t) {
   for (int i = 0; i < 3; ++i) {
     if (is_punct(t, ",-|@;") ||
-        word_is(s, t, {"t", "at", "um", "à", "a", "às", "las", "om", "alle", "ore", "kl", "klo", "on", "le"})) {
+        word_is(s, t,
+                {"t", "at", "um", "à", "a", "às", "las", "om", "alle", "ore", "kl", "klo", "on", "le", "am", "uhr"})) {
       t = after(s, t);
       continue;
     }

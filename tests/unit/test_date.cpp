@@ -60,6 +60,8 @@ TEST_CASE("type: date reads a time after or before the date, in 12 or 24 hours, 
   CHECK(date("5 March 2026 14:30:59") == "2026-03-05T14:30:59");
   CHECK(date("14:30, 5 March 2026") == "2026-03-05T14:30:00");
   CHECK(date("Updated 9:15 am on March 5, 2026") == "2026-03-05T09:15:00");
+  CHECK(date("um 14:30 Uhr am 5. M\u00e4rz 2026") == "2026-03-05T14:30:00");  // am: on the, not a.m.
+  CHECK(date("5. M\u00e4rz 2026, 9:30 Uhr") == "2026-03-05T09:30:00");
   CHECK(date("5 March 2026 | 14:30") == "2026-03-05T14:30:00");
   // A range's dash is no zone, and a lone number after a date is no time.
   CHECK(date("5 March 2026 10:00-11:00") == "2026-03-05T10:00:00");
@@ -67,7 +69,8 @@ TEST_CASE("type: date reads a time after or before the date, in 12 or 24 hours, 
   CHECK(date("March 5, 2026 12 items") == "2026-03-05");
   // A time that does not exist leaves the date alone.
   CHECK(date("5 March 2026 25:00") == "2026-03-05");
-  CHECK(date("5 March 2026 13:00 pm") == "2026-03-05");
+  CHECK(date("5 March 2026 0:30 pm") == "2026-03-05");
+  CHECK(date("5 March 2026 13:00 pm") == "2026-03-05T13:00:00");  // a 24-hour time: the "pm" says nothing more
 }
 
 TEST_CASE("type: date reads a date in numbers only by date_order, or where its day is above 12", "[date]") {
