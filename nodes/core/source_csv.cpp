@@ -230,7 +230,7 @@ NodeType source_csv_type() {
   t.example = R"(- id: products
   type: source.csv
   path: products.csv          # sku,url,category
-  types: {rank: int})";
+  types: {rank: integer})";
   return t;
 }
 
