@@ -171,9 +171,10 @@ class FlatRows {
 class SqliteStore final : public SinkNode {
  public:
   SqliteStore(std::string id, std::string path, std::string table, std::vector<Column> columns,
-              std::vector<std::string> key, std::vector<std::string> keep_existing, std::size_t rows,
-              std::chrono::nanoseconds interval, std::vector<std::pair<std::string, std::string>> pragmas,
-              RunState* state, std::function<void(std::string)> notice)
+              std::vector<std::string> key, std::vector<std::string> keep_existing,
+              std::vector<std::vector<std::string>> indexes, std::size_t rows, std::chrono::nanoseconds interval,
+              std::vector<std::pair<std::string, std::string>> pragmas, RunState* state,
+              std::function<void(std::string)> notice)
       : state_(state),
         id_(std::move(id)),
         path_(std::move(path)),
@@ -181,6 +182,7 @@ class SqliteStore final : public SinkNode {
         columns_(std::move(columns)),
         key_(std::move(key)),
         keep_existing_(std::move(keep_existing)),
+        indexes_(std::move(indexes)),
         rows_(rows),
         interval_(interval),
         presence_(unkeyed_columns(columns_, key_), "row", "null", notice),
@@ -209,6 +211,7 @@ class SqliteStore final : public SinkNode {
       for (const auto& [name, value] : settings)
         exec(fmt::format("PRAGMA {}={}", name, value), "setting PRAGMA " + name);
       prepare_table();
+      make_indexes();
       prepare_insert();
       if (!key_.empty()) empty_at_start_ = max_rowid() == 0;
     } catch (...) {
@@ -448,6 +451,18 @@ class SqliteStore final : public SinkNode {
     }
   }
 
+  // The `indexes` (CREATE INDEX IF NOT EXISTS: a run again, or another store on the table, finds
+  // them made), named after their table and columns: sluice_index_items_category_price.
+  void make_indexes() {
+    for (const auto& columns : indexes_) {
+      std::string quoted;
+      for (const auto& c : columns) quoted += (quoted.empty() ? "" : ", ") + quote(c);
+      const std::string name = fmt::format("sluice_index_{}_{}", table_, fmt::join(columns, "_"));
+      exec(fmt::format("CREATE INDEX IF NOT EXISTS {} ON {} ({})", quote(name), quote(table_), quoted),
+           fmt::format("making the index ({}) on table '{}'", fmt::join(columns, ", "), table_));
+    }
+  }
+
   // The key's columns as SQL names: "url", "sku"
   std::string quoted_keys() const {
     std::string keys;
@@ -500,8 +515,9 @@ class SqliteStore final : public SinkNode {
   std::string id_, path_, table_;
   std::vector<Column> columns_;
   std::vector<std::string> key_;
-  std::vector<std::string> keep_existing_;  // columns an UPSERT does not update
-  std::vector<const Column*> key_columns_;  // into columns_
+  std::vector<std::string> keep_existing_;         // columns an UPSERT does not update
+  std::vector<std::vector<std::string>> indexes_;  // the columns of each index to make
+  std::vector<const Column*> key_columns_;         // into columns_
   std::size_t rows_;
   std::chrono::nanoseconds interval_;
   sqlite3* db_ = nullptr;
@@ -532,6 +548,20 @@ Schema batch_schema() {
   });
 }
 
+// The columns of an `indexes` entry: "listed", or "category, price" for one index on both.
+std::vector<std::string> index_columns(std::string_view spec) {
+  std::vector<std::string> out;
+  for (std::size_t start = 0; start <= spec.size();) {
+    const std::size_t comma = std::min(spec.find(',', start), spec.size());
+    std::string_view part = spec.substr(start, comma - start);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    out.emplace_back(part);
+    start = comma + 1;
+  }
+  return out;
+}
+
 void check(const Config& c, const Location& owner, Diagnostics& diags) {
   if (!c.has("columns")) return;  // missing: reported already
   std::set<std::string> names;
@@ -544,6 +574,15 @@ void check(const Config& c, const Location& owner, Diagnostics& diags) {
   for (const auto& [column, field] : c.map("fields")) {
     if (!names.count(column)) {
       diags.error(field.where, fmt::format("fields: '{}' is not one of the columns", column));
+    }
+  }
+  for (const auto& index : c.list("indexes")) {
+    for (const auto& column : index_columns(std::get<Value>(index.v).to_text())) {
+      if (column.empty()) {
+        diags.error(index.where, "indexes: an index names its columns, separated by commas ('category, price')");
+      } else if (!names.count(column)) {
+        diags.error(index.where, fmt::format("indexes: '{}' is not one of the columns", column));
+      }
     }
   }
   std::set<std::string> key;
@@ -594,6 +633,11 @@ NodeType store_sqlite_type() {
                           "first stored with (a first_seen date); every column but the key: a row there is kept "
                           "whole and later records of its key are dropped (ON CONFLICT DO NOTHING)")
               .with_default(""),
+          FieldSpec::list("indexes",
+                          FieldSpec::string("index", "a column, or several separated by commas ('category, price')"),
+                          "indexes to make on the table (if not there yet), for the queries that read it: "
+                          "[listed, 'category, price'] (each costs its share of every write)")
+              .with_default(""),
           FieldSpec::object_of("batch", batch_schema(), "transaction size and latency").with_default("{}"),
           FieldSpec::map("pragmas",
                          FieldSpec::scalar("value", "a number or a plain word").validated_by(check_pragma_value),
@@ -616,6 +660,8 @@ NodeType store_sqlite_type() {
     for (const auto& k : c.list("key")) key.push_back(std::get<Value>(k.v).to_text());
     std::vector<std::string> keep_existing;
     for (const auto& k : c.list("keep_existing")) keep_existing.push_back(std::get<Value>(k.v).to_text());
+    std::vector<std::vector<std::string>> indexes;
+    for (const auto& i : c.list("indexes")) indexes.push_back(index_columns(std::get<Value>(i.v).to_text()));
     if (ctx.state && key.empty()) {
       throw NodeError(fmt::format(
           "table '{}' has no key: a resumable run (settings.state) redoes the work that was in flight when it "
@@ -627,7 +673,7 @@ NodeType store_sqlite_type() {
     const Config& batch = c.object("batch");
     RunState* host = ctx.state && ctx.state->host(c.string("path")) ? ctx.state : nullptr;
     return std::make_unique<SqliteStore>(ctx.id, c.string("path"), c.string("table"), std::move(columns),
-                                         std::move(key), std::move(keep_existing),
+                                         std::move(key), std::move(keep_existing), std::move(indexes),
                                          static_cast<std::size_t>(batch.integer("rows")), batch.duration("interval"),
                                          std::move(pragmas), host, ctx.notice);
   };

@@ -354,6 +354,33 @@ TEST_CASE("a key given to a table that had none gets its UNIQUE index, unless ro
                     db));
 }
 
+TEST_CASE("indexes are made on the table for the queries that read it, once, and their columns checked",
+          "[store]") {
+  TempDir dir;
+  std::string db = dir.file("shop.db");
+  const std::string indexes = "    indexes: [name, 'price, n']";
+  for (int run = 0; run < 2; ++run) {  // the second run finds them made
+    RunReport report = run_pipeline(test::plan_of(store_pipeline(db, 50, indexes)));
+    REQUIRE(report.errors.empty());
+  }
+  CHECK(query(db, "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name") ==
+        std::vector<std::string>{
+            R"(sluice_index_items_name|CREATE INDEX "sluice_index_items_name" ON "items" ("name"))",
+            R"(sluice_index_items_price_n|CREATE INDEX "sluice_index_items_price_n" ON "items" ("price", "n"))"});
+  // SQLite uses it: a lookup by name searches the index instead of scanning the table.
+  CHECK(test::contains(query(db, "EXPLAIN QUERY PLAN SELECT * FROM items WHERE name = 'item 7'").at(0),
+                       "USING INDEX sluice_index_items_name"));
+  CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{"100"});
+
+  Diagnostics diags;
+  CHECK_FALSE(load_pipeline_text(store_pipeline(db, 5, "    indexes: [nme, 'price,', listed]"), "p.yaml",
+                                 test::builtin_registry(), LoadOptions{{}, test::fixed_env()}, diags));
+  CHECK(diags.to_string() ==
+        "p.yaml:17:15: error: indexes: 'nme' is not one of the columns\n"
+        "p.yaml:17:20: error: indexes: an index names its columns, separated by commas ('category, price')\n"
+        "p.yaml:17:30: error: indexes: 'listed' is not one of the columns\n");
+}
+
 TEST_CASE("a batch that cannot commit is rolled back whole and reported with its cause", "[store]") {
   TempDir dir;
   std::string db = dir.file("small.db");
