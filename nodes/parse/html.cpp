@@ -148,8 +148,14 @@ std::string string_value(xmlNodePtr node, xmlXPathContextPtr ctx) {
 
 std::string node_value(xmlNodePtr node, const Selector& sel, xmlXPathContextPtr ctx) {
   switch (sel.pick) {
-    case Selector::Pick::attribute:
-      return collapse(xml_string(xmlGetProp(node, reinterpret_cast<const xmlChar*>(sel.attribute.c_str()))));
+    case Selector::Pick::attribute: {
+      xmlChar* value = xmlGetProp(node, reinterpret_cast<const xmlChar*>(sel.attribute.c_str()));
+      if (!value && !sel.attribute_lower.empty()) {
+        // ::attr(dataSrc) on an HTML page, whose parser wrote the name in lower case
+        value = xmlGetProp(node, reinterpret_cast<const xmlChar*>(sel.attribute_lower.c_str()));
+      }
+      return collapse(xml_string(value));
+    }
     case Selector::Pick::own_text: {
       std::string text;
       for (xmlNodePtr c = node->children; c; c = c->next) {

@@ -14,6 +14,14 @@
 namespace sluice::parse {
 namespace {
 
+// `name` with ASCII letters in lower case, as libxml2's HTML parser writes element and attribute
+// names.
+std::string lower_case(std::string_view name) {
+  std::string out(name);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 // An XPath string literal for `s` (concat() when it holds both quote kinds).
 std::string literal(std::string_view s) {
   if (s.find('\'') == std::string_view::npos) return fmt::format("'{}'", s);
@@ -177,12 +185,11 @@ class CssParser {
     if (take('*')) {
     } else if (!at_end() && name_char(peek())) {
       if (!name_start(peek())) return fail(fmt::format("a tag name cannot start with '{}'", peek()));
-      tag = name();
-      std::string lower = tag;
-      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       // HTML's element names are lower case (the parser makes them so), an XML document's keep
       // their case: RSS's pubDate matches either way.
-      tag = lower == tag ? lower : fmt::format("*[self::{} or self::{}]", tag, lower);
+      const std::string written = name();
+      const std::string lower = lower_case(written);
+      tag = written == lower ? lower : fmt::format("*[self::{} or self::{}]", written, lower);
     }
     bool any = tag != "*" || (pos_ > 0 && s_[pos_ - 1] == '*');
     while (!at_end()) {
@@ -200,11 +207,14 @@ class CssParser {
         if (!at_end() && name_char(peek()) && !name_start(peek())) {
           return fail(fmt::format("an attribute name cannot start with '{}'", peek()));
         }
-        std::string attr = name();
-        if (attr.empty()) return fail("expected an attribute name");
+        std::string written = name();
+        if (written.empty()) return fail("expected an attribute name");
+        // As with tags: HTML's attribute names are lower case, an XML document's keep their case.
+        const std::string lower = lower_case(written);
+        const std::string attr = written == lower ? "@" + lower : fmt::format("(@{}|@{})", written, lower);
         skip_space();
         if (take(']')) {
-          predicates += fmt::format("[@{}]", attr);
+          predicates += fmt::format("[{}]", attr);
         } else {
           std::string op;
           for (std::string_view candidate : {"^=", "$=", "*=", "~=", "|=", "="}) {
@@ -220,18 +230,16 @@ class CssParser {
           skip_space();
           if (!take(']')) return fail("expected ]");
           std::string lit = literal(*v);
-          if (op == "=") predicates += fmt::format("[@{}={}]", attr, lit);
-          if (op == "^=") predicates += fmt::format("[starts-with(@{}, {})]", attr, lit);
-          if (op == "*=") predicates += fmt::format("[contains(@{}, {})]", attr, lit);
+          if (op == "=") predicates += fmt::format("[{}={}]", attr, lit);
+          if (op == "^=") predicates += fmt::format("[starts-with({}, {})]", attr, lit);
+          if (op == "*=") predicates += fmt::format("[contains({}, {})]", attr, lit);
           if (op == "~=") {  // one of its space-separated words
             predicates +=
-                fmt::format("[contains(concat(' ', normalize-space(@{}), ' '), {})]", attr, literal(" " + *v + " "));
+                fmt::format("[contains(concat(' ', normalize-space({}), ' '), {})]", attr, literal(" " + *v + " "));
           }
-          if (op == "|=")
-            predicates += fmt::format("[@{0}={1} or starts-with(@{0}, {2})]", attr, lit, literal(*v + "-"));
+          if (op == "|=") predicates += fmt::format("[{0}={1} or starts-with({0}, {2})]", attr, lit, literal(*v + "-"));
           if (op == "$=") {
-            predicates +=
-                fmt::format("[substring(@{0}, string-length(@{0}) - string-length({1}) + 1) = {1}]", attr, lit);
+            predicates += fmt::format("[substring({0}, string-length({0}) - string-length({1}) + 1) = {1}]", attr, lit);
           }
         }
       } else if (s_.substr(pos_, 2) != "::" && take(':')) {
@@ -413,6 +421,7 @@ std::optional<Selector> compile_selector(std::string_view text, bool relative, s
   for (std::size_t i = 0; i < alternatives.size(); ++i) out.xpath += (i ? " | " : "") + alternatives[i];
   out.pick = pick;
   out.attribute = attribute;
+  if (const std::string lower = lower_case(attribute); lower != attribute) out.attribute_lower = lower;
   std::string problem;
   if (!libxml_accepts(out.xpath, problem)) {  // a gap in the translation above, reported rather than run
     if (error)

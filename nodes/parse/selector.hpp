@@ -18,6 +18,9 @@ struct Selector {
   std::string xpath;
   Pick pick = Pick::string_value;
   std::string attribute;
+  // The attribute's name in lower case when that differs (an HTML page's parser writes names so),
+  // tried when the element has none as written; else empty.
+  std::string attribute_lower;
 };
 
 // The text of an XPath error libxml2 hands to an XPath context's structured error handler (which

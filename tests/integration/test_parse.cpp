@@ -372,6 +372,29 @@ edges:
                                  R"({"posted":"2026-03-03"})"});
 }
 
+TEST_CASE("a tag or attribute name in mixed case matches an HTML page's lower-case names", "[parse][selector]") {
+  TempDir dir;
+  const std::string page =
+      R"(<DIV class="p"><A data-ID="7"><SPAN>Lamp</SPAN></A></DIV><DIV class="p"><a>none</a></DIV>)";
+  RunReport report = run_pipeline(test::plan_of(page_pipeline(page, fmt::format(R"(  - id: parse
+    type: parse.html
+    items: DIV.p
+    fields:
+      id: 'A[data-ID]::attr(data-ID)'
+      name: Span
+  - id: out
+    type: sink.jsonl
+    path: {}
+    fields: [id, name]
+edges:
+  - page -> body -> parse -> out
+)",
+                                                                                dir.file("out.jsonl")))));
+  REQUIRE(report.errors.empty());
+  CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))) ==
+        std::vector<std::string>{R"({"id":"7","name":"Lamp"})", R"({"id":null,"name":null})"});
+}
+
 TEST_CASE("a field's fallback selectors are tried in turn until one gives a value", "[parse]") {
   TempDir dir;
   Plan plan =

@@ -49,6 +49,9 @@ TEST_CASE("CSS selectors translate to XPath", "[parse][selector]") {
   // A tag in mixed case matches HTML's lower-case names and an XML document's own (RSS's pubDate).
   CHECK(xpath("DIV") == "//*[self::DIV or self::div]");
   CHECK(xpath("item pubDate", true) == ".//item//*[self::pubDate or self::pubdate]");
+  CHECK(xpath("a[data-ID]") == "//a[(@data-ID|@data-id)]");
+  CHECK(xpath("guid[isPermaLink=false]") == "//guid[(@isPermaLink|@ispermalink)='false']");
+  CHECK(xpath("a[href^=http]") == "//a[starts-with(@href, 'http')]");
   CHECK(xpath("pubDate:first-of-type") ==
         "//*[self::pubDate or self::pubdate][not(preceding-sibling::*[self::pubDate or self::pubdate])]");
 }
@@ -61,7 +64,13 @@ TEST_CASE("::text and ::attr() pick what a CSS selector returns", "[parse][selec
   REQUIRE(attr);
   CHECK(attr->pick == Selector::Pick::attribute);
   CHECK(attr->attribute == "href");
+  CHECK(attr->attribute_lower.empty());
   CHECK(attr->xpath == "//a[contains(concat(' ', normalize-space(@class), ' '), ' more ')]");
+  // A name in mixed case is tried as written (XML), then in lower case (an HTML parser's).
+  auto mixed = compile_selector("img::attr(dataSrc)", true, nullptr);
+  REQUIRE(mixed);
+  CHECK(mixed->attribute == "dataSrc");
+  CHECK(mixed->attribute_lower == "datasrc");
 }
 
 TEST_CASE("bad CSS selectors are errors that say where", "[parse][selector]") {
