@@ -25,6 +25,13 @@ inline std::string to_lower(std::string_view s) {
   return out;
 }
 
+// `s` without the characters of `chars` at either end.
+inline std::string_view trim(std::string_view s, std::string_view chars = " \t\r\n\f\v") {
+  const auto b = s.find_first_not_of(chars);
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(chars) - b + 1);
+}
+
 // Whether `a` equals `lower_b` (lower case) in ASCII, ignoring case.
 inline bool iequals(std::string_view a, std::string_view lower_b) {
   if (a.size() != lower_b.size()) return false;

@@ -11,6 +11,7 @@
 
 #include "../builtin.hpp"
 #include "../parse/field_type.hpp"
+#include "../text.hpp"
 #include "line_reader.hpp"
 
 namespace sluice::nodes {
@@ -133,7 +134,7 @@ class CsvRows final : public SourceNode {
   // and column.
   Value typed(std::size_t i, std::string cell) const {
     if (types_[i] == CellType::text) return Value(std::move(cell));
-    const std::string_view t = trim(cell);
+    const std::string_view t = nodes::trim(cell, " \t");
     if (t.empty()) return Value();
     if (types_[i] == CellType::date) {
       if (auto date = parse::read_date(t, order_)) return Value(std::move(*date));
@@ -152,12 +153,6 @@ class CsvRows final : public SourceNode {
     }
     throw NodeError(fmt::format("line {} of '{}', column '{}': '{}' is not {}", first_line_, lines_.name(), names_[i],
                                 cell, types_[i] == CellType::integer ? "an integer" : "a number"));
-  }
-
-  static std::string_view trim(std::string_view s) {
-    const auto b = s.find_first_not_of(" \t");
-    if (b == std::string_view::npos) return {};
-    return s.substr(b, s.find_last_not_of(" \t") - b + 1);
   }
 
   LineReader lines_;

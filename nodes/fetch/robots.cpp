@@ -4,20 +4,10 @@
 #include <cctype>
 #include <charconv>
 
+#include "../text.hpp"
+
 namespace sluice::fetch {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -65,7 +55,7 @@ RobotsRules RobotsRules::disallow_all() {
 }
 
 RobotsRules RobotsRules::parse(std::string_view text, std::string_view user_agent) {
-  std::string token = lower(user_agent.substr(0, user_agent.find_first_of("/ ")));
+  std::string token = nodes::to_lower(user_agent.substr(0, user_agent.find_first_of("/ ")));
   struct Group {
     std::vector<std::string> agents;
     RobotsRules rules;
@@ -80,11 +70,11 @@ RobotsRules RobotsRules::parse(std::string_view text, std::string_view user_agen
     if (auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
     auto colon = line.find(':');
     if (colon == std::string_view::npos) continue;
-    std::string key = lower(trim(line.substr(0, colon)));
-    std::string_view value = trim(line.substr(colon + 1));
+    std::string key = nodes::to_lower(nodes::trim(line.substr(0, colon)));
+    std::string_view value = nodes::trim(line.substr(colon + 1));
     if (key == "user-agent") {
       if (!in_agents) groups.emplace_back();
-      groups.back().agents.push_back(lower(value));
+      groups.back().agents.push_back(nodes::to_lower(value));
       in_agents = true;
       continue;
     }

@@ -23,12 +23,6 @@ constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
 // bytes; libxml2 honoured a <meta> anywhere, and pages with long inline scripts in <head> exist.
 constexpr std::size_t kPrescan = 64 * 1024;
 
-std::string_view trim(std::string_view s, std::string_view chars = " \t\r\n") {
-  const auto b = s.find_first_not_of(chars);
-  if (b == std::string_view::npos) return {};
-  return s.substr(b, s.find_last_not_of(chars) - b + 1);
-}
-
 // The label after "charset" in `text` (charset=utf-8, charset = "x", charset='x'): empty if the word
 // is not followed by '='.
 std::string_view label_after_charset(std::string_view text) {
@@ -165,14 +159,15 @@ std::string_view charset_param(std::string_view content_type) {
     std::string_view param = content_type.substr(semi + 1);
     param = param.substr(0, param.find(';'));
     const auto eq = param.find('=');
-    if (eq == std::string_view::npos || !nodes::iequals(trim(param.substr(0, eq)), "charset")) continue;
-    return trim(trim(param.substr(eq + 1)), "\"' \t");
+    if (eq == std::string_view::npos || !nodes::iequals(nodes::trim(param.substr(0, eq), " \t\r\n"), "charset"))
+      continue;
+    return nodes::trim(nodes::trim(param.substr(eq + 1), " \t\r\n"), "\"' \t");
   }
   return {};
 }
 
 std::string encoding_for_label(std::string_view label) {
-  const std::string l = nodes::to_lower(trim(label, " \t\r\n\"'"));
+  const std::string l = nodes::to_lower(nodes::trim(label, " \t\r\n\"'"));
   if (l.empty()) return l;
   struct Alias {
     std::string_view encoding;

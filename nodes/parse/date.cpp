@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../text.hpp"
+
 namespace sluice::parse {
 namespace {
 
@@ -599,14 +601,17 @@ std::optional<int> count_of(std::string_view s, const Token& t) {
   return std::nullopt;
 }
 
-std::string moment_text(std::chrono::sys_seconds moment) {
+// A moment as ISO 8601 text in UTC: "2024-03-05T14:46:40Z", with ".250" for a fraction of a second.
+std::string moment_text(std::chrono::sys_time<std::chrono::milliseconds> moment) {
   using namespace std::chrono;
   const auto days = floor<std::chrono::days>(moment);
   const year_month_day ymd{days};
   const hh_mm_ss clock{moment - days};
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", static_cast<int>(ymd.year()),
+  const auto fraction = clock.subseconds().count();
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}Z", static_cast<int>(ymd.year()),
                      static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), clock.hours().count(),
-                     clock.minutes().count(), clock.seconds().count());
+                     clock.minutes().count(), clock.seconds().count(),
+                     fraction == 0 ? std::string() : fmt::format(".{:03}", fraction));
 }
 
 // A date `count` units before `now`: the moment in UTC for seconds, minutes and hours, the day
@@ -678,11 +683,9 @@ std::optional<std::string> relative_date(std::string_view s, std::chrono::sys_se
 
 std::optional<std::string> read_date(std::string_view s, DateOrder order, std::optional<double> now) {
   // A text that is only a Unix time, as a data-timestamp attribute holds one: 9 to 13 digits.
-  if (const auto first = s.find_first_not_of(" \t\r\n"); first != std::string_view::npos) {
-    const std::string_view digits = s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
-    if (digits.size() >= 9 && digits.size() <= 13 && digits.find_first_not_of("0123456789") == std::string_view::npos) {
-      return date_of_epoch(std::stod(std::string(digits)));
-    }
+  if (const std::string_view digits = nodes::trim(s, " \t\r\n");
+      digits.size() >= 9 && digits.size() <= 13 && digits.find_first_not_of("0123456789") == std::string_view::npos) {
+    return date_of_epoch(std::stod(std::string(digits)));
   }
   // The last pieces before the current one: what a number-only date must not continue, and where a
   // time written before its date ("14:30, 5 March 2026") starts.
@@ -723,17 +726,8 @@ std::optional<std::string> date_of_epoch(double seconds) {
   if (!std::isfinite(seconds)) return std::nullopt;
   if (std::fabs(seconds) >= 1e11) seconds /= 1000;
   if (seconds < -62135596800.0 || seconds >= 253402300800.0) return std::nullopt;  // the years 1-9999
-  using namespace std::chrono;
   const auto ms = static_cast<std::int64_t>(std::llround(seconds * 1000));
-  const sys_time<milliseconds> moment{milliseconds(ms)};
-  const auto days = floor<std::chrono::days>(moment);
-  const year_month_day ymd{days};
-  const hh_mm_ss clock{moment - days};
-  const auto fraction = clock.subseconds().count();
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}Z", static_cast<int>(ymd.year()),
-                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), clock.hours().count(),
-                     clock.minutes().count(), clock.seconds().count(),
-                     fraction == 0 ? std::string() : fmt::format(".{:03}", fraction));
+  return moment_text(std::chrono::sys_time<std::chrono::milliseconds>(std::chrono::milliseconds(ms)));
 }
 
 }  // namespace sluice::parse

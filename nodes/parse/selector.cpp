@@ -11,16 +11,10 @@
 #include <new>
 #include <vector>
 
+#include "../text.hpp"
+
 namespace sluice::parse {
 namespace {
-
-// `name` with ASCII letters in lower case, as libxml2's HTML parser writes element and attribute
-// names.
-std::string lower_case(std::string_view name) {
-  std::string out(name);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // An XPath string literal for `s` (concat() when it holds both quote kinds).
 std::string literal(std::string_view s) {
@@ -188,7 +182,7 @@ class CssParser {
       // HTML's element names are lower case (the parser makes them so), an XML document's keep
       // their case: RSS's pubDate matches either way.
       const std::string written = name();
-      const std::string lower = lower_case(written);
+      const std::string lower = nodes::to_lower(written);
       tag = written == lower ? lower : fmt::format("*[self::{} or self::{}]", written, lower);
     }
     bool any = tag != "*" || (pos_ > 0 && s_[pos_ - 1] == '*');
@@ -210,7 +204,7 @@ class CssParser {
         std::string written = name();
         if (written.empty()) return fail("expected an attribute name");
         // As with tags: HTML's attribute names are lower case, an XML document's keep their case.
-        const std::string lower = lower_case(written);
+        const std::string lower = nodes::to_lower(written);
         const std::string attr = written == lower ? "@" + lower : fmt::format("(@{}|@{})", written, lower);
         skip_space();
         if (take(']')) {
@@ -421,7 +415,7 @@ std::optional<Selector> compile_selector(std::string_view text, bool relative, s
   for (std::size_t i = 0; i < alternatives.size(); ++i) out.xpath += (i ? " | " : "") + alternatives[i];
   out.pick = pick;
   out.attribute = attribute;
-  if (const std::string lower = lower_case(attribute); lower != attribute) out.attribute_lower = lower;
+  if (const std::string lower = nodes::to_lower(attribute); lower != attribute) out.attribute_lower = lower;
   std::string problem;
   if (!libxml_accepts(out.xpath, problem)) {  // a gap in the translation above, reported rather than run
     if (error)

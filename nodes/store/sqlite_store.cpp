@@ -13,6 +13,7 @@
 
 #include "../builtin.hpp"
 #include "../core/field_presence.hpp"
+#include "../text.hpp"
 #include "sluice/json.hpp"
 #include "sluice/state.hpp"
 #include "sqlite_query.hpp"
@@ -553,10 +554,7 @@ std::vector<std::string> index_columns(std::string_view spec) {
   std::vector<std::string> out;
   for (std::size_t start = 0; start <= spec.size();) {
     const std::size_t comma = std::min(spec.find(',', start), spec.size());
-    std::string_view part = spec.substr(start, comma - start);
-    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
-    out.emplace_back(part);
+    out.emplace_back(nodes::trim(spec.substr(start, comma - start), " "));
     start = comma + 1;
   }
   return out;
