@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -570,11 +571,16 @@ struct FixtureServer::Impl {
           ++counters["/reset"].requests;
           ++counters["*"].requests;
         }
-        // Wait for the request so that the client sees a reset connection, not a failed connect.
-        timeval wait{1, 0};
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+        // Wait for the request so that the client sees a reset connection, not a failed connect: a
+        // reset before the client has looked at its new socket fails the connect. On a loaded
+        // machine the request can take over a second to come, so wait up to 10 s, in steps that
+        // let the destructor stop the wait.
+        pollfd readable{fd, POLLIN, 0};
+        for (int step = 0; step < 100 && !stopping.load(); ++step) {
+          if (::poll(&readable, 1, 100) != 0) break;
+        }
         char buf[4096];
-        (void)::recv(fd, buf, sizeof buf, 0);
+        (void)::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
         linger l{1, 0};  // close with RST instead of FIN
         ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
         ::close(fd);
@@ -593,7 +599,8 @@ CertificateFiles write_self_signed(const std::string& dir) {
   return files;
 }
 
-FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls) : impl_(std::make_unique<Impl>()) {
+FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls, int keep_alive_seconds)
+    : impl_(std::make_unique<Impl>()) {
   impl_->root = std::move(root);
   if (tls) {
     SelfSigned s = self_signed();
@@ -608,7 +615,7 @@ FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls) 
   impl_->server_ptr->set_keep_alive_max_count(100000);
   // httplib gives each open connection a pool thread; idle keep-alive connections give theirs back
   // after this long.
-  impl_->server_ptr->set_keep_alive_timeout(1);
+  impl_->server_ptr->set_keep_alive_timeout(keep_alive_seconds);
   // httplib writes headers and body separately; with Nagle's algorithm on, the body then waits for
   // the client's delayed ACK: 40 ms per response on a reused connection.
   impl_->server_ptr->set_tcp_nodelay(true);

@@ -87,8 +87,11 @@ std::string random_bytes(std::size_t n, std::uint64_t seed);
 class FixtureServer {
  public:
   // Starts listening on an ephemeral 127.0.0.1 port; `root` may be empty (no files). With `tls`, it
-  // serves HTTPS with a fresh self-signed certificate for 127.0.0.1, written to ca_file().
-  explicit FixtureServer(std::string root = "", int port = 0, int threads = 256, bool tls = false);
+  // serves HTTPS with a fresh self-signed certificate for 127.0.0.1, written to ca_file(). It closes a
+  // keep-alive connection idle for `keep_alive_seconds` (each open connection holds one of `threads`);
+  // a test that counts connections wants longer than a loaded machine can leave one idle.
+  explicit FixtureServer(std::string root = "", int port = 0, int threads = 256, bool tls = false,
+                         int keep_alive_seconds = 1);
   ~FixtureServer();
   FixtureServer(const FixtureServer&) = delete;
   FixtureServer& operator=(const FixtureServer&) = delete;
