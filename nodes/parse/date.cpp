@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <span>
+#include <unordered_map>
 
 #include "../text.hpp"
 
@@ -108,26 +110,44 @@ bool is_punct(const Token& t, const char* any_of) {
 }
 
 // A word in lower case: ASCII letters, and the upper-case letters of Latin-1 (U+00C0-U+00DE, "MÄRZ").
-std::string lower_word(std::string_view s, const Token& t) {
-  std::string out(s.substr(t.begin, t.size()));
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    const auto c = static_cast<unsigned char>(out[i]);
-    if (c >= 'A' && c <= 'Z') {
-      out[i] = static_cast<char>(c + 32);
-    } else if (c == 0xC3 && i + 1 < out.size()) {
-      const auto n = static_cast<unsigned char>(out[i + 1]);
-      if (n >= 0x80 && n <= 0x9E && n != 0x97) out[i + 1] = static_cast<char>(n + 0x20);
-      ++i;
+// Held in place: every word this reader looks for is shorter than `kMax` bytes, and a longer word
+// is left empty (it is none of them).
+class LowerWord {
+ public:
+  LowerWord(std::string_view s, const Token& t) {
+    if (t.size() >= kMax) return;
+    size_ = t.size();
+    for (std::size_t i = 0; i < size_; ++i) {
+      const auto c = static_cast<unsigned char>(s[t.begin + i]);
+      if (c >= 'A' && c <= 'Z') {
+        buf_[i] = static_cast<char>(c + 32);
+      } else if (c == 0xC3 && i + 1 < size_) {
+        const auto n = static_cast<unsigned char>(s[t.begin + i + 1]);
+        buf_[i] = static_cast<char>(c);
+        buf_[++i] = static_cast<char>(n >= 0x80 && n <= 0x9E && n != 0x97 ? n + 0x20 : n);
+      } else {
+        buf_[i] = static_cast<char>(c);
+      }
     }
   }
-  return out;
-}
+  std::string_view view() const { return {buf_.data(), size_}; }
+  // Whether it is `word`: its first byte compared before the rest, as a word is looked up in long
+  // tables for each piece of the text.
+  bool is(std::string_view word) const {
+    return size_ == word.size() && size_ > 0 && buf_[0] == word[0] && view() == word;
+  }
+
+ private:
+  static constexpr std::size_t kMax = 24;
+  std::array<char, kMax> buf_;
+  std::size_t size_ = 0;
+};
 
 bool word_is(std::string_view s, const Token& t, std::initializer_list<std::string_view> any_of) {
   if (t.kind != Token::word) return false;
-  const std::string w = lower_word(s, t);
+  const LowerWord w(s, t);
   for (std::string_view a : any_of)
-    if (w == a) return true;
+    if (w.is(a)) return true;
   return false;
 }
 
@@ -250,11 +270,11 @@ int month_of(std::string_view s, const Token& t) {
       {"mei", 5},
       {"augustus", 8},
   };
+  // Looked up for nearly every word of a text: hashed, not a walk through the table.
+  static const std::unordered_map<std::string_view, int> kByName(std::begin(kMonths), std::end(kMonths));
   if (t.kind != Token::word || t.size() > 12) return 0;
-  const std::string w = lower_word(s, t);
-  for (const auto& [name, month] : kMonths)
-    if (w == name) return month;
-  return 0;
+  const auto it = kByName.find(LowerWord(s, t).view());
+  return it == kByName.end() ? 0 : it->second;
 }
 
 struct Ymd {
@@ -305,24 +325,30 @@ std::optional<DateMatch> year_first(std::string_view s, const Token& first) {
   return m;
 }
 
+// Whether `t` is a unit of a CJK date right after its number: 年 or 년 (year), 月 or 월 (month), 日 or
+// 일 (day), as `zh` and `ko` give it.
+bool cjk_unit(std::string_view s, const Token& t, std::string_view zh, std::string_view ko) {
+  if (t.kind != Token::word || !t.attached) return false;
+  const std::string_view w = s.substr(t.begin, t.size());
+  return w.starts_with(zh) || w.starts_with(ko);
+}
+constexpr std::string_view kYearZh = "\xE5\xB9\xB4", kYearKo = "\xEB\x85\x84";    // 年, 년
+constexpr std::string_view kMonthZh = "\xE6\x9C\x88", kMonthKo = "\xEC\x9B\x94";  // 月, 월
+constexpr std::string_view kDayZh = "\xE6\x97\xA5", kDayKo = "\xEC\x9D\xBC";      // 日, 일
+
 // 2026年3月5日, 2026년 3월 5일
 std::optional<DateMatch> year_first_cjk(std::string_view s, const Token& first) {
   if (!is_num(first, 4, 4)) return std::nullopt;
-  const auto unit = [&](const Token& t, std::string_view zh, std::string_view ko) {
-    if (t.kind != Token::word || !t.attached) return false;
-    const std::string_view w = s.substr(t.begin, t.size());
-    return w.starts_with(zh) || w.starts_with(ko);
-  };
   const Token y = after(s, first);
-  if (!unit(y, "\xE5\xB9\xB4", "\xEB\x85\x84")) return std::nullopt;  // 年, 년
+  if (!cjk_unit(s, y, kYearZh, kYearKo)) return std::nullopt;
   const Token month = after(s, y);
   if (!is_num(month, 1, 2)) return std::nullopt;
   const Token mo = after(s, month);
-  if (!unit(mo, "\xE6\x9C\x88", "\xEC\x9B\x94")) return std::nullopt;  // 月, 월
+  if (!cjk_unit(s, mo, kMonthZh, kMonthKo)) return std::nullopt;
   const Token day = after(s, mo);
   if (!is_num(day, 1, 2)) return std::nullopt;
   const Token d = after(s, day);
-  if (!unit(d, "\xE6\x97\xA5", "\xEC\x9D\xBC")) return std::nullopt;  // 日, 일
+  if (!cjk_unit(s, d, kDayZh, kDayKo)) return std::nullopt;
   // The unit may run into the next word ("5日に"): the date ends after its three bytes.
   Token next = lex(s, d.begin + 3);
   return DateMatch{{value_of(s, first), value_of(s, month), value_of(s, day)}, next};
@@ -406,6 +432,39 @@ std::optional<DateMatch> day_first(std::string_view s, const Token& first) {
   return DateMatch{{*year, month, value_of(s, first)}, after(s, t)};
 }
 
+// A month without its day: "March 2026", "Mar. 2026", "März 2026", "marzo de 2026", "2026年3月",
+// as "2026-03"; nullopt when a day stands before the month ("31 April 2026", "the 31st of April,
+// 2026" are no date, not April). `before` holds the pieces before `first`, the nearest first.
+std::optional<std::string> month_year(std::string_view s, const Token& first, std::span<const Token> before) {
+  int year = 0, month = 0;
+  if (is_num(first, 4, 4)) {
+    const Token y = after(s, first);
+    if (!cjk_unit(s, y, kYearZh, kYearKo)) return std::nullopt;
+    const Token m = after(s, y);
+    if (!is_num(m, 1, 2) || !cjk_unit(s, after(s, m), kMonthZh, kMonthKo)) return std::nullopt;
+    if (is_num(after(s, after(s, m)), 1, 2)) return std::nullopt;  // a day that is no date: 2026年2月30日
+    year = value_of(s, first);
+    month = value_of(s, m);
+  } else {
+    month = month_of(s, first);
+    if (month == 0) return std::nullopt;
+    std::size_t back = 0;  // 31 | 31. | 31- | 31st | 31 of | 31st of | 31 de
+    if (back < before.size() && word_is(s, before[back], {"of", "de"})) ++back;
+    if (back < before.size() && (is_ordinal(s, before[back]) || is_punct(before[back], ".-/"))) ++back;
+    if (back < before.size() && is_num(before[back], 1, 2)) return std::nullopt;
+    Token t = after(s, first);
+    if (is_punct(t, ".") && t.attached) t = after(s, t);
+    if (is_punct(t, ",")) t = after(s, t);
+    if (word_is(s, t, {"de", "del"})) t = after(s, t);
+    if (!is_num(t, 4, 4)) return std::nullopt;
+    const Token next = after(s, t);
+    if (next.attached && (next.kind == Token::num || is_punct(next, "-/.:"))) return std::nullopt;  // 2026-04, 2026.1
+    year = value_of(s, t);
+  }
+  if (year < 1 || month < 1 || month > 12) return std::nullopt;
+  return fmt::format("{:04}-{:02}", year, month);
+}
+
 struct Time {
   int h = 0, m = 0, sec = 0;
   std::string fraction;  // the digits after the second's point, at most 9
@@ -443,9 +502,9 @@ void zone_of(std::string_view s, Token& t, bool minus_ok, Time& time) {
       {"mst", -420}, {"mdt", -360}, {"pst", -480}, {"pdt", -420}, {"cet", 60},   {"cest", 120},
   };
   if (t.kind == Token::word && t.size() <= 4) {
-    const std::string w = lower_word(s, t);
+    const LowerWord w(s, t);
     for (const auto& [name, offset] : kZones) {
-      if (w != name || (name == "z" && !t.attached)) continue;
+      if (!w.is(name) || (name == "z" && !t.attached)) continue;
       time.zone = true;
       time.offset = offset;
       t = after(s, t);
@@ -588,9 +647,9 @@ std::optional<Unit> unit_of(std::string_view s, const Token& t) {
       {"año", Unit::year},        {"años", Unit::year},
   };
   if (t.kind != Token::word || t.size() > 10) return std::nullopt;
-  const std::string w = lower_word(s, t);
+  const LowerWord w(s, t);
   for (const auto& [name, unit] : kUnits)
-    if (w == name) return unit;
+    if (w.is(name)) return unit;
   return std::nullopt;
 }
 
@@ -687,10 +746,20 @@ std::optional<std::string> read_date(std::string_view s, DateOrder order, std::o
       digits.size() >= 9 && digits.size() <= 13 && digits.find_first_not_of("0123456789") == std::string_view::npos) {
     return date_of_epoch(std::stod(std::string(digits)));
   }
+  // A text that is only a year and a month in ISO 8601, as read_date gives a month without its day
+  // ("2026-03"), reads back as itself. In other text, "2026-03" may as well be a part number.
+  if (const std::string_view ym = nodes::trim(s, " \t\r\n");
+      ym.size() == 7 && ym[4] == '-' && ym.substr(0, 4).find_first_not_of("0123456789") == std::string_view::npos &&
+      is_digit(ym[5]) && is_digit(ym[6])) {
+    const int year = std::stoi(std::string(ym.substr(0, 4))), month = std::stoi(std::string(ym.substr(5)));
+    if (year >= 1 && month >= 1 && month <= 12) return std::string(ym);
+    return std::nullopt;
+  }
   // The last pieces before the current one: what a number-only date must not continue, and where a
   // time written before its date ("14:30, 5 March 2026") starts.
   std::array<Token, 8> recent{};
   std::size_t seen = 0;
+  std::optional<std::string> month;  // the first month without its day, for a text with no date
   for (Token t = lex(s, 0); t.kind != Token::end; t = after(s, t)) {
     const Token* prev = seen >= 1 ? &recent[(seen - 1) % recent.size()] : nullptr;
     const Token* prev2 = seen >= 2 ? &recent[(seen - 2) % recent.size()] : nullptr;
@@ -715,9 +784,16 @@ std::optional<std::string> read_date(std::string_view s, DateOrder order, std::o
       }
       if (auto text = iso_text(m->date, time ? &*time : nullptr)) return text;
     }
+    if (!m && !month) {
+      std::array<Token, 3> before;
+      const std::size_t n = std::min<std::size_t>(seen, before.size());
+      for (std::size_t i = 0; i < n; ++i) before[i] = recent[(seen - 1 - i) % recent.size()];
+      month = month_year(s, t, std::span<const Token>(before.data(), n));
+    }
     recent[seen % recent.size()] = t;
     ++seen;
   }
+  if (month) return month;
   if (!now || !std::isfinite(*now) || *now < 0 || *now > 253402300799.0) return std::nullopt;
   return relative_date(s, std::chrono::sys_seconds(std::chrono::seconds(static_cast<std::int64_t>(*now))));
 }

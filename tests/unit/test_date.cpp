@@ -96,7 +96,6 @@ TEST_CASE("type: date gives none for text with no date, or a date that does not 
   CHECK(date("yesterday") == "none");
   CHECK(date("12345678") == "none");
   CHECK(date("1709650000 views") == "none");
-  CHECK(date("March 2026") == "none");
   CHECK(date("5 March") == "none");
   CHECK(date("2026") == "none");
   CHECK(date("31 April 2026") == "none");
@@ -109,6 +108,31 @@ TEST_CASE("type: date gives none for text with no date, or a date that does not 
   // The first date that exists is the one read.
   CHECK(date("31 April 2026, or 1 May 2026") == "2026-05-01");
   CHECK(date("from 5 March 2026 to 9 March 2026") == "2026-03-05");
+}
+
+TEST_CASE("type: date reads a month without its day as the year and month, when the text has no date", "[date]") {
+  CHECK(date("March 2026") == "2026-03");
+  CHECK(date("Published: Mar. 2026") == "2026-03");
+  CHECK(date("December, 2025 issue") == "2025-12");
+  CHECK(date("M\u00c4RZ 2026") == "2026-03");  // MÄRZ
+  CHECK(date("marzo de 2026") == "2026-03");
+  CHECK(date("2026\u5e743\u6708") == "2026-03");  // 2026年3月
+  // A full date anywhere in the text comes first.
+  CHECK(date("March 2026 edition, printed 5 April 2026") == "2026-04-05");
+  // A day before the month: a date that does not exist is none, not its month.
+  CHECK(date("31 April 2026") == "none");
+  CHECK(date("the 31st of April, 2026") == "none");
+  CHECK(date("31. April 2026") == "none");
+  CHECK(date("2026\u5e742\u670830\u65e5") == "none");  // 2026年2月30日
+  // A year that goes on is no year.
+  CHECK(date("March 2026-27 season") == "none");
+  CHECK(date("May 20261") == "none");
+  CHECK(date("March") == "none");
+  // As ISO 8601 writes it, only as the whole text (it reads back as itself); in other text it may be a
+  // part number.
+  CHECK(date(" 2026-03 ") == "2026-03");
+  CHECK(date("2026-13") == "none");
+  CHECK(date("part 2026-03") == "none");
 }
 
 TEST_CASE("a date given in seconds since the epoch is read in UTC, milliseconds from 1e11 on", "[date]") {
