@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -497,14 +498,26 @@ int meridiem(std::string_view s, Token& t) {
 // offset and not the dash of a range ("10:00-11:00"): after seconds, or in an ISO 8601 date's time.
 // With a space before it, a '-' starts an offset only in RFC 2822's four digits ("-0500").
 void zone_of(std::string_view s, Token& t, bool minus_ok, Time& time) {
+  // Names that stand for one offset only (not IST or AST, which stand for several), and are no
+  // English word a time might be followed by (not WEST, WET or EAT). Other than Z, UTC and GMT they
+  // count only in capitals, as zones are written: French "à 14h30 est annulé" has no zone.
   static constexpr std::pair<std::string_view, int> kZones[] = {
-      {"z", 0},      {"utc", 0},    {"gmt", 0},    {"est", -300}, {"edt", -240}, {"cst", -360}, {"cdt", -300},
-      {"mst", -420}, {"mdt", -360}, {"pst", -480}, {"pdt", -420}, {"cet", 60},   {"cest", 120},
+      {"z", 0},      {"utc", 0},    {"gmt", 0},                                                    // UTC
+      {"est", -300}, {"edt", -240}, {"cst", -360}, {"cdt", -300},  {"mst", -420},                  // North America
+      {"mdt", -360}, {"pst", -480}, {"pdt", -420}, {"akst", -540}, {"akdt", -480}, {"hst", -600},  //
+      {"bst", 60},   {"cet", 60},   {"cest", 120}, {"mez", 60},                                    // Europe
+      {"mesz", 120}, {"eet", 120},  {"eest", 180}, {"msk", 180},                                   //
+      {"jst", 540},  {"kst", 540},  {"hkt", 480},  {"sgt", 480},                                   // Asia
+      {"awst", 480}, {"acst", 570}, {"acdt", 630}, {"aest", 600},  {"aedt", 660},                  // Australia
+      {"nzst", 720}, {"nzdt", 780},                                                                // New Zealand
   };
   if (t.kind == Token::word && t.size() <= 4) {
     const LowerWord w(s, t);
+    const std::string_view written = s.substr(t.begin, t.size());
+    const bool capitals = std::all_of(written.begin(), written.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
     for (const auto& [name, offset] : kZones) {
       if (!w.is(name) || (name == "z" && !t.attached)) continue;
+      if (!capitals && name != "z" && name != "utc" && name != "gmt") break;
       time.zone = true;
       time.offset = offset;
       t = after(s, t);

@@ -57,6 +57,15 @@ TEST_CASE("type: date reads a time after or before the date, in 12 or 24 hours, 
   CHECK(date("5 March 2026 14:30 CET") == "2026-03-05T13:30:00Z");
   CHECK(date("5 March 2026 14:30 UTC") == "2026-03-05T14:30:00Z");
   CHECK(date("5 March 2026 14:30 GMT+2") == "2026-03-05T12:30:00Z");
+  CHECK(date("5 March 2026 14:30 utc") == "2026-03-05T14:30:00Z");
+  CHECK(date("5. M\u00e4rz 2026 14:30 MESZ") == "2026-03-05T12:30:00Z");
+  CHECK(date("March 5, 2026 9:00 AEDT") == "2026-03-04T22:00:00Z");
+  CHECK(date("March 5, 2026 9:00 JST") == "2026-03-05T00:00:00Z");
+  CHECK(date("March 5, 2026 9:30 BST") == "2026-03-05T08:30:00Z");
+  CHECK(date("March 5, 2026 9:00 ACST") == "2026-03-04T23:30:00Z");  // +09:30
+  // A zone's name counts in capitals only: in running text it is a word ("est" is French's "is").
+  CHECK(date("le 5 mars 2026 \u00e0 14h30 est annul\u00e9") == "2026-03-05T14:30:00");
+  CHECK(date("March 5, 2026 9:00 IST") == "2026-03-05T09:00:00");  // India, Ireland or Israel
   CHECK(date("5 March 2026 14:30:59") == "2026-03-05T14:30:59");
   CHECK(date("14:30, 5 March 2026") == "2026-03-05T14:30:00");
   CHECK(date("Updated 9:15 am on March 5, 2026") == "2026-03-05T09:15:00");
