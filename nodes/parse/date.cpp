@@ -282,11 +282,20 @@ struct Ymd {
   int y = 0, m = 0, d = 0;
 };
 
+struct Time {
+  int h = 0, m = 0, sec = 0;
+  std::string fraction;  // the digits after the second's point, at most 9
+  bool zone = false;
+  int offset = 0;  // minutes east of UTC
+  Token next;
+};
+
 struct DateMatch {
   Ymd date;
   Token next;          // the first piece after the date
   bool iso_t = false;  // year first and followed by 'T' ("2026-03-05T14:30")
   bool ambiguous = false;
+  std::optional<Time> time = std::nullopt;  // a time written inside the date ("Thu Mar  5 14:30:00 2026")
 };
 
 // Whether digits joined by `sep` go on after `last` ("10.1.12.100", "2026.03.05.1"): a version
@@ -466,14 +475,6 @@ std::optional<std::string> month_year(std::string_view s, const Token& first, st
   return fmt::format("{:04}-{:02}", year, month);
 }
 
-struct Time {
-  int h = 0, m = 0, sec = 0;
-  std::string fraction;  // the digits after the second's point, at most 9
-  bool zone = false;
-  int offset = 0;  // minutes east of UTC
-  Token next;
-};
-
 // "pm", "PM", "p.m." after a time: 1 for pm, 0 for am, -1 for none; `t` moves past it.
 int meridiem(std::string_view s, Token& t) {
   if (word_is(s, t, {"am", "pm"})) {
@@ -596,6 +597,20 @@ std::optional<Time> time_at(std::string_view s, Token t, bool iso_t) {
   zone_of(s, t, iso_t || seconds, time);
   time.next = t;
   return time;
+}
+
+// The year after the time: "Thu Mar  5 14:30:00 2026" (C's asctime, and ctime's logs), "Thu Mar 05
+// 14:30:00 +0000 2026" (Twitter's created_at), "Thu Mar  5 14:30:00 UTC 2026" (date(1)).
+std::optional<DateMatch> month_day_time_year(std::string_view s, const Token& first) {
+  const int month = month_of(s, first);
+  if (month == 0) return std::nullopt;
+  const Token day = after(s, first);
+  if (!is_num(day, 1, 2)) return std::nullopt;
+  auto time = time_at(s, after(s, day), false);
+  if (!time || !is_num(time->next, 4, 4)) return std::nullopt;
+  DateMatch m{{value_of(s, time->next), month, value_of(s, day)}, after(s, time->next)};
+  m.time = std::move(time);
+  return m;
 }
 
 // Words and marks that may stand between a date and its time ("at", "um", "à", ",", "T", "|").
@@ -785,8 +800,9 @@ std::optional<std::string> read_date(std::string_view s, DateOrder order, std::o
     if (!m && !continued) m = numbers_only(s, t, order);
     if (!m) m = month_first(s, t);
     if (!m) m = day_first(s, t);
+    if (!m) m = month_day_time_year(s, t);
     if (m && !m->ambiguous) {
-      std::optional<Time> time = time_at(s, skip_joiners(s, m->next), m->iso_t);
+      std::optional<Time> time = m->time ? m->time : time_at(s, skip_joiners(s, m->next), m->iso_t);
       if (!time) {
         // A time right before the date: try each of the last pieces as its start.
         for (std::size_t back = std::min(seen, recent.size()); back >= 1 && !time; --back) {

@@ -65,6 +65,11 @@ TEST_CASE("type: date reads a time after or before the date, in 12 or 24 hours, 
   CHECK(date("March 5, 2026 9:00 ACST") == "2026-03-04T23:30:00Z");  // +09:30
   // A zone's name counts in capitals only: in running text it is a word ("est" is French's "is").
   CHECK(date("le 5 mars 2026 \u00e0 14h30 est annul\u00e9") == "2026-03-05T14:30:00");
+  // The year after the time: C's asctime, Twitter's created_at, date(1).
+  CHECK(date("Thu Mar  5 14:30:00 2026") == "2026-03-05T14:30:00");
+  CHECK(date("Thu Mar 05 14:30:00 +0000 2026") == "2026-03-05T14:30:00Z");
+  CHECK(date("Thu Mar  5 14:30:00 CET 2026") == "2026-03-05T13:30:00Z");
+  CHECK(date("Thu Feb 30 14:30:00 2026") == "none");
   CHECK(date("March 5, 2026 9:00 IST") == "2026-03-05T09:00:00");  // India, Ireland or Israel
   CHECK(date("5 March 2026 14:30:59") == "2026-03-05T14:30:59");
   CHECK(date("14:30, 5 March 2026") == "2026-03-05T14:30:00");
