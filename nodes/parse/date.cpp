@@ -599,6 +599,32 @@ std::optional<Time> time_at(std::string_view s, Token t, bool iso_t) {
   return time;
 }
 
+// ISO 8601's basic format, as iCalendar writes it: 20260305T143000Z, 20260305T1430,
+// 20260305T143000+0100. Eight digits alone may be any number: they are none.
+std::optional<DateMatch> basic_iso(std::string_view s, const Token& first) {
+  if (!is_num(first, 8, 8)) return std::nullopt;
+  const Token t_mark = after(s, first);
+  if (t_mark.kind != Token::word || !t_mark.attached || t_mark.size() != 1 || (s[t_mark.begin] | 0x20) != 't') {
+    return std::nullopt;
+  }
+  const Token clock = after(s, t_mark);
+  if (!clock.attached || !(is_num(clock, 4, 4) || is_num(clock, 6, 6))) return std::nullopt;
+  Time time;
+  const int hms = value_of(s, clock) * (clock.size() == 4 ? 100 : 1);
+  time.h = hms / 10000;
+  time.m = hms / 100 % 100;
+  time.sec = hms % 100;
+  if (time.h > 23 || time.m > 59 || time.sec > 60) return std::nullopt;
+  time.sec = std::min(time.sec, 59);  // a leap second
+  Token t = after(s, clock);
+  zone_of(s, t, true, time);
+  time.next = t;
+  const int date = value_of(s, first);
+  DateMatch m{{date / 10000, date / 100 % 100, date % 100}, t};
+  m.time = std::move(time);
+  return m;
+}
+
 // The year after the time: "Thu Mar  5 14:30:00 2026" (C's asctime, and ctime's logs), "Thu Mar 05
 // 14:30:00 +0000 2026" (Twitter's created_at), "Thu Mar  5 14:30:00 UTC 2026" (date(1)).
 std::optional<DateMatch> month_day_time_year(std::string_view s, const Token& first) {
@@ -801,6 +827,7 @@ std::optional<std::string> read_date(std::string_view s, DateOrder order, std::o
     if (!m) m = month_first(s, t);
     if (!m) m = day_first(s, t);
     if (!m) m = month_day_time_year(s, t);
+    if (!m) m = basic_iso(s, t);
     if (m && !m->ambiguous) {
       std::optional<Time> time = m->time ? m->time : time_at(s, skip_joiners(s, m->next), m->iso_t);
       if (!time) {

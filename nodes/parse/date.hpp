@@ -19,7 +19,8 @@ inline constexpr std::string_view kDateOrderHint =
     "day and month could be either way round: set date_order: dmy or mdy";
 
 // The first date in `text`, as ISO 8601 text, or nullopt when there is none. Read:
-// - year first: 2026-03-05, 2026/3/5, 2026.03.05, and 2026年3月5日 (or 2026년 3월 5일);
+// - year first: 2026-03-05, 2026/3/5, 2026.03.05, and 2026年3月5日 (or 2026년 3월 5일); ISO 8601's
+//   basic format with a time, as iCalendar writes it (20260305T143000Z);
 // - numbers only, day and month by `order`: 05/03/2026, 5.3.2026, 05-03-26 (a two-digit year is
 //   1969-2068, as POSIX reads one);
 // - a month's name or its abbreviation, in English, German, French, Spanish, Italian, Portuguese or

@@ -27,6 +27,13 @@ TEST_CASE("type: date reads ISO 8601 and year-first dates, with their time and z
   CHECK(date("2026\u5e743\u67085\u65e5") == "2026-03-05");          // 2026年3月5日
   CHECK(date("2026\ub144 3\uc6d4 5\uc77c") == "2026-03-05");        // 2026년 3월 5일
   CHECK(date("2026\u5e7412\u670831\u65e5\u306b") == "2026-12-31");  // ...日に: the unit runs into a word
+  // The basic format, as iCalendar writes it; eight digits alone may be any number.
+  CHECK(date("DTSTART:20260305T143000Z") == "2026-03-05T14:30:00Z");
+  CHECK(date("20260305T1430") == "2026-03-05T14:30:00");
+  CHECK(date("20260305T143000-0500") == "2026-03-05T19:30:00Z");
+  CHECK(date("20260305") == "none");
+  CHECK(date("20260230T1000Z") == "none");
+  CHECK(date("20260305T2500Z") == "none");
 }
 
 TEST_CASE("type: date reads a month's name in seven languages, before or after the day", "[date]") {
