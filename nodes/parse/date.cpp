@@ -765,6 +765,62 @@ std::optional<int> day_word(std::string_view s, const Token& t, Token& next) {
   return std::nullopt;
 }
 
+// A day and month without a year: "March 5", "Mar. 5th", "5 March", "5. März", "the 5th of March",
+// "5 de marzo", as a site writes the dates of the current year. Its year is the one that puts it
+// nearest to `now` (`date.y` is left 0 here). Not when a year follows: that date was read whole,
+// or does not exist ("29 February 2027"). Not for a month's abbreviation that is also a word a
+// number goes with ("5 set", "2 ago").
+std::optional<DateMatch> day_month(std::string_view s, const Token& first) {
+  int month = 0, day = 0;
+  Token t;
+  if ((month = month_of(s, first)) != 0) {
+    if (word_is(s, first, {"set", "ago", "gen", "mag"})) return std::nullopt;
+    t = after(s, first);
+    if (is_punct(t, ".") && t.attached) t = after(s, t);
+    if (!is_num(t, 1, 2)) return std::nullopt;
+    day = value_of(s, t);
+    t = after(s, t);
+    if (is_ordinal(s, t)) t = after(s, t);
+  } else if (is_num(first, 1, 2)) {
+    t = after(s, first);
+    if (is_ordinal(s, t) || (is_punct(t, ".") && t.attached)) t = after(s, t);
+    if (word_is(s, t, {"of", "de"})) t = after(s, t);
+    month = month_of(s, t);
+    if (month == 0 || word_is(s, t, {"set", "ago", "gen", "mag"})) return std::nullopt;
+    day = value_of(s, first);
+    t = after(s, t);
+    if (is_punct(t, ".") && t.attached) t = after(s, t);
+  } else {
+    return std::nullopt;
+  }
+  Token year = t;
+  if (is_punct(year, ",-/'")) year = after(s, year);
+  if (word_is(s, year, {"de", "del"})) year = after(s, year);
+  if (is_num(year, 4, 4) || (is_num(year, 2, 2) && year.attached)) return std::nullopt;
+  return DateMatch{{0, month, day}, t};
+}
+
+// The year that puts `month` and `day` nearest to `now`: the year before it, its own or the next
+// ("Dec 30" read on 2 January is last year's). None for a day no such year has (31 April).
+std::optional<int> nearest_year(int month, int day, std::chrono::sys_seconds now) {
+  using namespace std::chrono;
+  const auto today = floor<days>(now);
+  const int this_year = static_cast<int>(year_month_day{today}.year());
+  std::optional<int> best;
+  days best_distance{};
+  for (int y = this_year - 1; y <= this_year + 1; ++y) {
+    const year_month_day ymd{year{y}, std::chrono::month{static_cast<unsigned>(month)},
+                             std::chrono::day{static_cast<unsigned>(day)}};
+    if (!ymd.ok()) continue;
+    const days distance = abs(sys_days(ymd) - today);
+    if (!best || distance < best_distance) {
+      best = y;
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
 // A relative date in `s` against `now`: "3 hours ago", "an hour ago", "3h ago", "vor 3 Stunden",
 // "il y a 3 jours", "hace 2 días", "just now", "yesterday at 14:30", "heute, 9:15".
 std::optional<std::string> relative_date(std::string_view s, std::chrono::sys_seconds now) {
@@ -814,12 +870,29 @@ std::optional<std::string> read_date(std::string_view s, DateOrder order, std::o
   std::array<Token, 8> recent{};
   std::size_t seen = 0;
   std::optional<std::string> month;  // the first month without its day, for a text with no date
+  // The first day and month without a year, and its time, for a text with neither; read only with
+  // `now`, which gives the year.
+  const bool fetched = now && std::isfinite(*now) && *now >= 0 && *now <= 253402300799.0;
+  const std::chrono::sys_seconds fetched_at{std::chrono::seconds(fetched ? static_cast<std::int64_t>(*now) : 0)};
+  std::optional<DateMatch> no_year;
+  std::optional<Time> no_year_time;
   for (Token t = lex(s, 0); t.kind != Token::end; t = after(s, t)) {
     const Token* prev = seen >= 1 ? &recent[(seen - 1) % recent.size()] : nullptr;
     const Token* prev2 = seen >= 2 ? &recent[(seen - 2) % recent.size()] : nullptr;
     // "1.2026.03.05" or "10.1.12.100": a number-only date that goes on before its first number.
     const bool continued =
         t.attached && prev && prev2 && is_punct(*prev, "-/.") && prev->attached && prev2->kind == Token::num;
+    // The time after the date at `t`, or right before it: try each of the last pieces as its start.
+    const auto time_of = [&](const DateMatch& date) -> std::optional<Time> {
+      if (date.time) return date.time;
+      if (auto time = time_at(s, skip_joiners(s, date.next), date.iso_t)) return time;
+      for (std::size_t back = std::min(seen, recent.size()); back >= 1; --back) {
+        const Token& start = recent[(seen - back) % recent.size()];
+        auto before = time_at(s, start, false);
+        if (before && skip_joiners(s, before->next).begin == t.begin) return before;
+      }
+      return std::nullopt;
+    };
     std::optional<DateMatch> m;
     if (!continued) m = year_first(s, t);
     if (!m) m = year_first_cjk(s, t);
@@ -829,15 +902,7 @@ std::optional<std::string> read_date(std::string_view s, DateOrder order, std::o
     if (!m) m = month_day_time_year(s, t);
     if (!m) m = basic_iso(s, t);
     if (m && !m->ambiguous) {
-      std::optional<Time> time = m->time ? m->time : time_at(s, skip_joiners(s, m->next), m->iso_t);
-      if (!time) {
-        // A time right before the date: try each of the last pieces as its start.
-        for (std::size_t back = std::min(seen, recent.size()); back >= 1 && !time; --back) {
-          const Token& start = recent[(seen - back) % recent.size()];
-          auto before = time_at(s, start, false);
-          if (before && skip_joiners(s, before->next).begin == t.begin) time = before;
-        }
-      }
+      const std::optional<Time> time = time_of(*m);
       if (auto text = iso_text(m->date, time ? &*time : nullptr)) return text;
     }
     if (!m && !month) {
@@ -846,12 +911,24 @@ std::optional<std::string> read_date(std::string_view s, DateOrder order, std::o
       for (std::size_t i = 0; i < n; ++i) before[i] = recent[(seen - 1 - i) % recent.size()];
       month = month_year(s, t, std::span<const Token>(before.data(), n));
     }
+    if (!m && !month && !no_year && fetched) {
+      if (auto dm = day_month(s, t)) {
+        no_year = std::move(dm);
+        no_year_time = time_of(*no_year);
+      }
+    }
     recent[seen % recent.size()] = t;
     ++seen;
   }
   if (month) return month;
-  if (!now || !std::isfinite(*now) || *now < 0 || *now > 253402300799.0) return std::nullopt;
-  return relative_date(s, std::chrono::sys_seconds(std::chrono::seconds(static_cast<std::int64_t>(*now))));
+  if (!fetched) return std::nullopt;
+  if (no_year) {
+    if (const auto year = nearest_year(no_year->date.m, no_year->date.d, fetched_at)) {
+      no_year->date.y = *year;
+      if (auto text = iso_text(no_year->date, no_year_time ? &*no_year_time : nullptr)) return text;
+    }
+  }
+  return relative_date(s, fetched_at);
 }
 
 std::optional<std::string> date_of_epoch(double seconds) {

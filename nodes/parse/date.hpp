@@ -44,7 +44,9 @@ inline constexpr std::string_view kDateOrderHint =
 // "3h ago", "vor 3 Stunden", "il y a 3 heures", "hace 3 horas" and "just now" are the moment in
 // UTC ("2026-03-05T11:30:00Z"); days, weeks, months and years ago, "yesterday", "today",
 // "tomorrow" ("gestern", "aujourd'hui", "ayer", ...) the day in UTC ("2026-03-04"), and with a time
-// after them ("yesterday at 14:30") that day at that time.
+// after them ("yesterday at 14:30") that day at that time. A day and month without a year ("Mar 5",
+// "5. März", with a time or without) take the year that puts them nearest to `now` (the year
+// before, its own or the next: "Dec 30" read in early January is last year's).
 std::optional<std::string> read_date(std::string_view text, DateOrder order, std::optional<double> now = std::nullopt);
 
 // A moment given as seconds since 1970-01-01 UTC, as JSON APIs give it (milliseconds when its

@@ -227,3 +227,35 @@ TEST_CASE("type: date reads relative dates against when the page was fetched", "
   // The end of a month: 31 March less a month is the last day of February.
   CHECK(parse::read_date("1 month ago", DateOrder::unset, 1774951200) == "2026-02-28");  // 2026-03-31T10:00Z
 }
+
+TEST_CASE("type: date gives a day and month without a year the year nearest to when the page was fetched", "[date]") {
+  const double now = 1772721000;  // 2026-03-05T14:30:00Z
+  const auto read = [&](std::string_view text) {
+    return parse::read_date(text, DateOrder::unset, now).value_or("none");
+  };
+  CHECK(read("March 3") == "2026-03-03");
+  CHECK(read("Posted Mar 4 \u00b7 3 min read") == "2026-03-04");
+  CHECK(read("Mar 5, 2:30 PM") == "2026-03-05T14:30:00");
+  CHECK(read("14:30, 4 March") == "2026-03-04T14:30:00");
+  CHECK(read("the 5th of March") == "2026-03-05");
+  CHECK(read("5. M\u00e4rz") == "2026-03-05");
+  CHECK(read("5 mars \u00e0 14h30") == "2026-03-05T14:30:00");
+  CHECK(read("5 de marzo") == "2026-03-05");
+  CHECK(read("Mar 10") == "2026-03-10");  // an event next week
+  CHECK(read("Dec 30") == "2025-12-30");  // nearer last year than this year
+  CHECK(read("Sep 10") == "2025-09-10");
+  // 29 February in none of 2025-2027, and 31 April in no year; and a year that follows was read
+  // with the date, or the date does not exist.
+  CHECK(read("Feb 29") == "none");
+  CHECK(read("31 April") == "none");
+  CHECK(read("29 February 2027") == "none");
+  CHECK(read("Mar 5 '26") == "none");
+  // A full date, or a month and year, anywhere in the text comes first; a relative date after.
+  CHECK(read("Mar 4, updated 5 March 2026") == "2026-03-05");
+  CHECK(read("Mar 4, in the March 2026 issue") == "2026-03");
+  CHECK(read("Mar 4, 3 hours ago") == "2026-03-04");
+  // An abbreviation that is also a word a number goes with is no month here.
+  CHECK(read("a 5 set match") == "none");
+  // Without the page's time there is no year to give.
+  CHECK(date("March 3") == "none");
+}
