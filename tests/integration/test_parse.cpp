@@ -344,10 +344,12 @@ edges:
         });
 }
 
-TEST_CASE("a relative date counts from when its page was fetched", "[parse][date]") {
+TEST_CASE("a relative date, and a day and month without a year, count from when its page was fetched",
+          "[parse][date]") {
   TempDir dir;
   RunReport report = run_pipeline(test::plan_of(page_pipeline(
-      R"(<p><time>3 hours ago</time></p><p><time>yesterday at 9:15 pm</time></p><p><time>vor 2 Tagen</time></p>)",
+      R"(<p><time>3 hours ago</time></p><p><time>yesterday at 9:15 pm</time></p><p><time>vor 2 Tagen</time></p>)"
+      R"(<p><time>Dec 30</time></p>)",
       fmt::format(R"(  - id: fetched
     type: set
     fields:
@@ -369,7 +371,7 @@ edges:
   // fetched_at 1772721000 is 2026-03-05T14:30:00Z.
   CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))) ==
         std::vector<std::string>{R"({"posted":"2026-03-05T11:30:00Z"})", R"({"posted":"2026-03-04T21:15:00"})",
-                                 R"({"posted":"2026-03-03"})"});
+                                 R"({"posted":"2026-03-03"})", R"({"posted":"2025-12-30"})"});
 }
 
 TEST_CASE("a tag or attribute name in mixed case matches an HTML page's lower-case names", "[parse][selector]") {
