@@ -95,7 +95,8 @@ FieldSpec field_type_spec() {
              "text, or number: the first number in the value (\"$1,299.00\" is 1299, \"-5 %\" is -5), an integer "
              "unless it has a fraction; integer: a whole one (\"4.00\" is 4, \"4.5\" none); date: the first date, as "
              "ISO 8601 text (\"March 5, 2026\" is \"2026-03-05\", a time with a zone is given in UTC; \"3 hours ago\" "
-             "counts from the page's fetched_at). A value with none is left out (a null field, an error when "
+             "and a day without its year (\"Mar 5\") count from the page's fetched_at). A value with none is left out "
+             "(a null field, an error when "
              "required), and counted in a warning at the end")
       .with_default("text");
 }
