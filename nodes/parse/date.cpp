@@ -287,6 +287,8 @@ struct Time {
   std::string fraction;  // the digits after the second's point, at most 9
   bool zone = false;
   int offset = 0;  // minutes east of UTC
+  // ET, CT, MT, PT: `offset` is standard time's, an hour more while US daylight time is in force
+  bool us_daylight_rule = false;
   Token next;
 };
 
@@ -512,10 +514,22 @@ void zone_of(std::string_view s, Token& t, bool minus_ok, Time& time) {
       {"awst", 480}, {"acst", 570}, {"acdt", 630}, {"aest", 600},  {"aedt", 660},                  // Australia
       {"nzst", 720}, {"nzdt", 780},                                                                // New Zealand
   };
+  // US time zones named without saying standard or daylight time, as US news sites write them
+  // ("3:15 p.m. ET"): the date tells which.
+  static constexpr std::pair<std::string_view, int> kUsZones[] = {
+      {"ET", -300}, {"CT", -360}, {"MT", -420}, {"PT", -480}};
   if (t.kind == Token::word && t.size() <= 4) {
     const LowerWord w(s, t);
     const std::string_view written = s.substr(t.begin, t.size());
     const bool capitals = std::all_of(written.begin(), written.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+    for (const auto& [name, offset] : kUsZones) {
+      if (written != name) continue;
+      time.zone = true;
+      time.offset = offset;
+      time.us_daylight_rule = true;
+      t = after(s, t);
+      return;
+    }
     for (const auto& [name, offset] : kZones) {
       if (!w.is(name) || (name == "z" && !t.attached)) continue;
       if (!capitals && name != "z" && name != "utc" && name != "gmt") break;
@@ -657,13 +671,27 @@ Token skip_joiners(std::string_view s, Token t) {
   return t;
 }
 
+// Whether US daylight saving time is in force at a local time on `date`, by the rule the US has
+// kept since 2007: from 2:00 on the second Sunday of March to 2:00 on the first Sunday of November
+// (the hour from 1:00 that November day comes twice; it is read as the first, daylight time).
+bool us_daylight(const std::chrono::year_month_day& date, int hour) {
+  using namespace std::chrono;
+  const sys_days begin{year_month_weekday{date.year(), March, Sunday[2]}};
+  const sys_days end{year_month_weekday{date.year(), November, Sunday[1]}};
+  const sys_days day{date};
+  if (day < begin || day > end) return false;
+  if (day == begin) return hour >= 2;
+  if (day == end) return hour < 2;
+  return true;
+}
+
 std::optional<std::string> iso_text(const Ymd& date, const Time* time) {
   using namespace std::chrono;
   year_month_day ymd{year{date.y}, month{static_cast<unsigned>(date.m)}, day{static_cast<unsigned>(date.d)}};
   if (date.y < 1 || date.y > 9999 || !ymd.ok()) return std::nullopt;
   if (!time) return fmt::format("{:04}-{:02}-{:02}", date.y, date.m, date.d);
   auto moment = sys_days(ymd) + hours(time->h) + minutes(time->m) + std::chrono::seconds(time->sec);
-  if (time->zone) moment -= minutes(time->offset);
+  if (time->zone) moment -= minutes(time->offset + (time->us_daylight_rule && us_daylight(ymd, time->h) ? 60 : 0));
   const auto days = floor<std::chrono::days>(moment);
   const year_month_day out{days};
   const hh_mm_ss clock{moment - days};

@@ -30,7 +30,8 @@ inline constexpr std::string_view kDateOrderHint =
 //   "um", "à", "T", a comma and the like between; and a zone after the time: Z, UTC, GMT, +01:00,
 //   -0500, or a name that stands for one offset, in capitals: EST, EDT, CST, CDT, MST, MDT, PST, PDT,
 //   AKST, AKDT, HST, BST, CET, CEST, MEZ, MESZ, EET, EEST, MSK, JST, KST, HKT, SGT, AWST, ACST,
-//   ACDT, AEST, AEDT, NZST, NZDT; and the year after the time, as C's asctime and Twitter write it
+//   ACDT, AEST, AEDT, NZST, NZDT, or ET, CT, MT, PT (standard or daylight time by the date, as the
+//   US has it since 2007); and the year after the time, as C's asctime and Twitter write it
 //   ("Thu Mar  5 14:30:00 2026", "Thu Mar 05 14:30:00 +0000 2026").
 // A text with none of these may have a month without its day: "March 2026", "Mar. 2026", "marzo de
 // 2026", "2026年3月" are "2026-03" (and so is a text that is only "2026-03", as it reads back).

@@ -78,6 +78,14 @@ TEST_CASE("type: date reads a time after or before the date, in 12 or 24 hours, 
   CHECK(date("Thu Mar  5 14:30:00 CET 2026") == "2026-03-05T13:30:00Z");
   CHECK(date("Thu Feb 30 14:30:00 2026") == "none");
   CHECK(date("March 5, 2026 9:00 IST") == "2026-03-05T09:00:00");  // India, Ireland or Israel
+  // ET, CT, MT, PT: standard or daylight time by the date, as the US has it since 2007.
+  CHECK(date("March 5, 2026 - 3:15 p.m. ET") == "2026-03-05T20:15:00Z");
+  CHECK(date("July 4, 2026 9:00 PM ET") == "2026-07-05T01:00:00Z");
+  CHECK(date("March 8, 2026 1:59 AM ET") == "2026-03-08T06:59:00Z");  // the day daylight time begins
+  CHECK(date("March 8, 2026 3:00 AM ET") == "2026-03-08T07:00:00Z");
+  CHECK(date("November 1, 2026 1:30 AM PT") == "2026-11-01T08:30:00Z");  // the hour that comes twice: the first
+  CHECK(date("November 1, 2026 2:30 AM PT") == "2026-11-01T10:30:00Z");
+  CHECK(date("le 5 mars 2026 \u00e0 14h30 et 15h") == "2026-03-05T14:30:00");  // French's "et": and
   CHECK(date("5 March 2026 14:30:59") == "2026-03-05T14:30:59");
   CHECK(date("14:30, 5 March 2026") == "2026-03-05T14:30:00");
   CHECK(date("Updated 9:15 am on March 5, 2026") == "2026-03-05T09:15:00");
