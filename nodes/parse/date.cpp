@@ -799,10 +799,11 @@ std::optional<int> day_word(std::string_view s, const Token& t, Token& next) {
 // or does not exist ("29 February 2027"). Not for a month's abbreviation that is also a word a
 // number goes with ("5 set", "2 ago").
 std::optional<DateMatch> day_month(std::string_view s, const Token& first) {
+  const auto is_word_too = [&](const Token& t) { return word_is(s, t, {"set", "ago", "gen", "mag"}); };
   int month = 0, day = 0;
   Token t;
   if ((month = month_of(s, first)) != 0) {
-    if (word_is(s, first, {"set", "ago", "gen", "mag"})) return std::nullopt;
+    if (is_word_too(first)) return std::nullopt;
     t = after(s, first);
     if (is_punct(t, ".") && t.attached) t = after(s, t);
     if (!is_num(t, 1, 2)) return std::nullopt;
@@ -814,7 +815,7 @@ std::optional<DateMatch> day_month(std::string_view s, const Token& first) {
     if (is_ordinal(s, t) || (is_punct(t, ".") && t.attached)) t = after(s, t);
     if (word_is(s, t, {"of", "de"})) t = after(s, t);
     month = month_of(s, t);
-    if (month == 0 || word_is(s, t, {"set", "ago", "gen", "mag"})) return std::nullopt;
+    if (month == 0 || is_word_too(t)) return std::nullopt;
     day = value_of(s, first);
     t = after(s, t);
     if (is_punct(t, ".") && t.attached) t = after(s, t);
