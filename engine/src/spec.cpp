@@ -6,6 +6,8 @@
 #include <yaml-cpp/mark.h>
 #include <yaml-cpp/parser.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -53,9 +55,10 @@ EnvLookup process_env() {
 
 namespace {
 
-// A pipeline past the builder's bounds (aliases that expand exponentially, absurd nesting): one
-// diagnostic, and the parse stops there instead of exhausting memory or the stack.
-struct TooLarge {
+// A pipeline past the builder's bounds (aliases that expand exponentially, absurd nesting), or a
+// quoted string never closed: one diagnostic, and the parse stops there (instead of exhausting
+// memory or the stack, or of reading the rest of the file as the string's text).
+struct StopParse {
   Location where;
   std::string message;
 };
@@ -64,8 +67,13 @@ struct TooLarge {
 // (which yaml-cpp's node API drops silently) are seen here.
 class SpecBuilder : public YAML::EventHandler {
  public:
-  SpecBuilder(const std::string& file, const EnvLookup& env, Diagnostics& diags)
-      : file_(file), env_(env), diags_(diags) {}
+  SpecBuilder(std::string_view text, const std::string& file, const EnvLookup& env, Diagnostics& diags)
+      : text_(text), file_(file), env_(env), diags_(diags) {
+    line_starts_.push_back(text_.starts_with("\xEF\xBB\xBF") ? 3 : 0);  // yaml-cpp's columns skip a BOM
+    for (std::size_t i = text_.find('\n'); i != std::string_view::npos; i = text_.find('\n', i + 1)) {
+      line_starts_.push_back(i + 1);
+    }
+  }
 
   SpecNode take_root() { return std::move(root_); }
   bool has_root() const { return has_root_; }
@@ -100,24 +108,76 @@ class SpecBuilder : public YAML::EventHandler {
     n.kind = SpecNode::Kind::scalar;
     n.where = location(mark);
     n.quoted = tag != "?";
+    if (n.quoted) check_quotes(mark);
     n.scalar = substitute(value, n.where);
     count(1, mark);
     add(std::move(n), anchor, 1);
   }
 
   void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                       YAML::EmitterStyle::value) override {
-    open(SpecNode::Kind::sequence, mark, anchor);
+                       YAML::EmitterStyle::value style) override {
+    open(SpecNode::Kind::sequence, mark, anchor, style == YAML::EmitterStyle::Flow);
   }
 
   void OnSequenceEnd() override { close(); }
 
   void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                  YAML::EmitterStyle::value) override {
-    open(SpecNode::Kind::map, mark, anchor);
+                  YAML::EmitterStyle::value style) override {
+    open(SpecNode::Kind::map, mark, anchor, style == YAML::EmitterStyle::Flow);
   }
 
   void OnMapEnd() override { close(); }
+
+  // yaml-cpp's message for a syntax error at `where`, with what most likely caused it: a bracket
+  // never closed, a quoted string that ran on over lines, a tab in the indentation, a missing space
+  // after a key's ':'. yaml-cpp reports where it gave up, often lines after the mistake.
+  std::string explain(const std::string& message, const Location& where) const {
+    std::string out = "invalid YAML: " + message;
+    const bool flow_end = message == YAML::ErrorMsg::END_OF_SEQ_FLOW || message == YAML::ErrorMsg::END_OF_MAP_FLOW;
+    for (auto it = stack_.rbegin(); flow_end && it != stack_.rend(); ++it) {
+      if (!it->flow) continue;
+      out += fmt::format("; the '{}' at line {}, column {} is never closed", it->node.is_map() ? '{' : '[',
+                         it->node.where.line, it->node.where.column);
+      break;
+    }
+    if (long_quote_) {
+      out += fmt::format("; the string quoted at line {}, column {} runs on to line {}: is its closing quote missing?",
+                         long_quote_->first.line, long_quote_->first.column, long_quote_->second);
+    }
+    // The line yaml-cpp stopped at and the one before it (a map's mistake shows on the next line).
+    const auto at = static_cast<std::size_t>(std::max(where.line, 0));
+    for (std::size_t line : {at, at - 1}) {
+      if (line == 0 || line > line_starts_.size()) continue;
+      const std::string_view text = line_text(line);
+      const std::string_view indent = text.substr(0, text.find_first_not_of(" \t"));
+      if (indent.find('\t') != std::string_view::npos && message != YAML::ErrorMsg::TAB_IN_INDENTATION) {
+        out += fmt::format("; line {} is indented with a tab: YAML indents with spaces only", line);
+        break;
+      }
+      if (auto joined = joined_key(text)) {
+        const std::size_t colon = joined->find(':');
+        out += fmt::format("; line {} reads '{}' as one word: write a space after the ':' ('{}: {}')", line, *joined,
+                           joined->substr(0, colon), joined->substr(colon + 1));
+        break;
+      }
+    }
+    if (message == YAML::ErrorMsg::MAP_VALUE && at >= 2 && at <= line_starts_.size()) {
+      // A key indented further than the one above it, which opens no block: "illegal map value".
+      const std::string_view here = line_text(at);
+      std::size_t above = at - 1;
+      while (above > 1 && line_text(above).find_first_not_of(' ') == std::string_view::npos) --above;
+      const std::string_view prev = line_text(above);
+      const std::size_t indent = here.find_first_not_of(' ');
+      const std::size_t prev_indent = prev.find_first_not_of(' ');
+      const std::size_t last = prev.find_last_not_of(" \t");
+      if (indent != std::string_view::npos && prev_indent != std::string_view::npos && indent > prev_indent &&
+          prev[last] != ':' && prev.compare(prev_indent, 2, "- ") != 0 && prev.find('#') == std::string_view::npos) {
+        out += fmt::format("; line {} is indented further ({} spaces) than line {} ({}): the keys of one map line up",
+                           at, indent, above, prev_indent);
+      }
+    }
+    return out;
+  }
 
  private:
   // Far beyond any pipeline, far below what exhausts memory or yaml-cpp's recursion.
@@ -135,6 +195,7 @@ class SpecBuilder : public YAML::EventHandler {
     // A map's keys and the lines they are on: a duplicate is found without a scan of the keys so
     // far (quadratic: a generated map of 60,000 keys took 20 s).
     std::unordered_map<std::string, std::size_t> lines;
+    bool flow;  // [a, b] or {k: v}, not a block
   };
   struct Anchored {
     SpecNode node;
@@ -143,23 +204,88 @@ class SpecBuilder : public YAML::EventHandler {
 
   Location location(const YAML::Mark& mark) const { return Location{file_, mark.line + 1, mark.column + 1}; }
 
+  // Line `line` (from 1) of the text, without its line break.
+  std::string_view line_text(std::size_t line) const {
+    const std::size_t start = line_starts_[line - 1];
+    const std::size_t end = line < line_starts_.size() ? line_starts_[line] - 1 : text_.size();
+    std::string_view text = text_.substr(start, end - start);
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    return text;
+  }
+
+  // A quoted scalar starts at `mark` with its quote. yaml-cpp 0.7 takes one that is never closed
+  // to run to the end of the file (the rest of the pipeline silently becomes its text): that is an
+  // error here. One closed on a later line is kept, to explain a syntax error found further on.
+  void check_quotes(const YAML::Mark& mark) {
+    const auto line = static_cast<std::size_t>(mark.line);
+    if (mark.line < 0 || line >= line_starts_.size()) return;
+    const std::size_t open = line_starts_[line] + static_cast<std::size_t>(mark.column);
+    if (open >= text_.size() || (text_[open] != '"' && text_[open] != '\'')) return;
+    const std::size_t close = closing_quote(text_, open);
+    if (close == std::string_view::npos) {
+      throw StopParse{location(mark),
+                      fmt::format("invalid YAML: the string quoted with {} here is never closed: it runs "
+                                  "to the end of the file",
+                                  text_[open] == '"' ? "\"" : "'")};
+    }
+    const std::size_t last = static_cast<std::size_t>(
+        std::upper_bound(line_starts_.begin(), line_starts_.end(), close) - line_starts_.begin());
+    if (last > line + 1) long_quote_.emplace(location(mark), last);
+  }
+
+  // Where the quoted scalar whose opening quote is at `open` ends (its closing quote), or npos.
+  static std::size_t closing_quote(std::string_view text, std::size_t open) {
+    const char quote = text[open];
+    for (std::size_t i = open + 1; i < text.size(); ++i) {
+      if (quote == '"' && text[i] == '\\') {
+        ++i;  // an escape: \" is no end
+      } else if (text[i] == quote) {
+        if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+          ++i;  // '' is a quote in a single-quoted string
+        } else {
+          return i;
+        }
+      }
+    }
+    return std::string_view::npos;
+  }
+
+  // "type:source.list" on a line of its own (after "- " perhaps): a key and its value with no
+  // space after the ':', which YAML reads as one plain word. Not "http://...": '/' after ':'.
+  static std::optional<std::string_view> joined_key(std::string_view line) {
+    std::size_t i = line.find_first_not_of(' ');
+    if (i == std::string_view::npos) return std::nullopt;
+    if (line.compare(i, 2, "- ") == 0) i = line.find_first_not_of(' ', i + 2);
+    if (i == std::string_view::npos) return std::nullopt;
+    const std::size_t start = i;
+    auto name_char = [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+    };
+    while (i < line.size() && name_char(line[i])) ++i;
+    if (i == start || i + 1 >= line.size() || line[i] != ':') return std::nullopt;
+    const char next = line[i + 1];
+    if (next == ' ' || next == '\t' || next == ':' || next == '/') return std::nullopt;
+    std::string_view word = line.substr(start);
+    return word.substr(0, word.find_first_of(" \t#"));
+  }
+
   void count(std::size_t values, const YAML::Mark& mark) {
     values_ += values;
     if (values_ > kMaxValues) {
-      throw TooLarge{location(mark),
-                     fmt::format("the pipeline has more than {} values (with aliases expanded)", kMaxValues)};
+      throw StopParse{location(mark),
+                      fmt::format("the pipeline has more than {} values (with aliases expanded)", kMaxValues)};
     }
   }
 
-  void open(SpecNode::Kind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
+  void open(SpecNode::Kind kind, const YAML::Mark& mark, YAML::anchor_t anchor, bool flow) {
     if (stack_.size() >= kMaxDepth) {
-      throw TooLarge{location(mark), fmt::format("lists and maps nested more than {} deep", kMaxDepth)};
+      throw StopParse{location(mark), fmt::format("lists and maps nested more than {} deep", kMaxDepth)};
     }
     count(1, mark);
     SpecNode n;
     n.kind = kind;
     n.where = location(mark);
-    stack_.push_back(Open{std::move(n), anchor, {}, false, 1, std::nullopt, {}, {}});
+    stack_.push_back(Open{std::move(n), anchor, {}, false, 1, std::nullopt, {}, {}, flow});
   }
 
   void close() {
@@ -291,6 +417,10 @@ class SpecBuilder : public YAML::EventHandler {
     return out;
   }
 
+  std::string_view text_;
+  std::vector<std::size_t> line_starts_;  // where each line of text_ starts
+  // The last quoted scalar so far that spans lines: where it starts, and the line it ends on.
+  std::optional<std::pair<Location, std::size_t>> long_quote_;
   const std::string& file_;
   const EnvLookup& env_;
   Diagnostics& diags_;
@@ -305,15 +435,15 @@ class SpecBuilder : public YAML::EventHandler {
 
 SpecNode parse_spec(std::string_view text, const std::string& file, const EnvLookup& env, Diagnostics& diags) {
   std::istringstream in{std::string(text)};
-  SpecBuilder builder(file, env, diags);
+  SpecBuilder builder(text, file, env, diags);
   try {
     YAML::Parser parser(in);
     parser.HandleNextDocument(builder);
   } catch (const YAML::Exception& e) {
     Location where{file, e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1};
-    diags.error(where, fmt::format("invalid YAML: {}", e.msg));
+    diags.error(where, builder.explain(e.msg, where));
     return SpecNode{};
-  } catch (const TooLarge& e) {
+  } catch (const StopParse& e) {
     diags.error(e.where, e.message);
     return SpecNode{};
   }

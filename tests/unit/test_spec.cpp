@@ -117,6 +117,69 @@ TEST_CASE("a merge key that is no map, or is given twice, is an error at its pos
         "[*a, *b]'\n");
 }
 
+// The message yaml-cpp's error becomes, for `text` (one diagnostic expected).
+static std::string yaml_error(const std::string& text) {
+  Diagnostics diags;
+  SpecNode root = parse_spec(text, "f.yaml", test::fixed_env(), diags);
+  CHECK(root.is_null());
+  REQUIRE(diags.items().size() == 1);
+  return diags.to_string();
+}
+
+TEST_CASE("a quoted string that is never closed is an error at its quote, not the rest of the file as its text",
+          "[spec]") {
+  // yaml-cpp 0.7 accepts it and the keys after it vanish into the string ("missing key 'nodes'").
+  CHECK(yaml_error("pipeline: x\ndescription: \"abc\nnodes: []\n") ==
+        "f.yaml:2:14: error: invalid YAML: the string quoted with \" here is never closed: it runs to the end of the "
+        "file\n");
+  CHECK(yaml_error("a: 'it''s\nb: 1\n") ==
+        "f.yaml:1:4: error: invalid YAML: the string quoted with ' here is never closed: it runs to the end of the "
+        "file\n");
+  CHECK(yaml_error("\xEF\xBB\xBF"
+                   "a: [\"x\\\"]\n") ==
+        "f.yaml:1:5: error: invalid YAML: the string quoted with \" here is never closed: it runs to the end of the "
+        "file\n");
+  // Closed, on this line or a later one, escapes and doubled quotes included: no error.
+  Diagnostics diags;
+  SpecNode root = parse_spec("a: \"x\\\"y\"\nb: 'it''s'\nc: \"two\n  lines\"\n", "f.yaml", test::fixed_env(), diags);
+  CHECK(diags.empty());
+  CHECK(root.find("a")->scalar == "x\"y");
+  CHECK(root.find("b")->scalar == "it's");
+  CHECK(root.find("c")->scalar == "two lines");
+}
+
+TEST_CASE("a YAML syntax error says what most likely caused it", "[spec]") {
+  const std::pair<const char*, const char*> cases[] = {
+      // A bracket never closed: yaml-cpp stops further on, the '[' is where to look.
+      {"a: [1, 2\nb: 3\n",
+       "f.yaml:2:2: error: invalid YAML: end of sequence flow not found; the '[' at line 1, column 4 is never closed"},
+      {"a: {x: [1]\n",
+       "f.yaml:2:1: error: invalid YAML: end of map flow not found; the '{' at line 1, column 4 is never closed"},
+      // A quote closed lines later, by the next string's opening quote.
+      {"a:\n  b: \"/dev/null\n  c: 1\nd:\n  - \"x -> o\n",
+       "f.yaml:5:6: error: invalid YAML: end of map not found; the string quoted at line 2, column 6 runs on to line "
+       "5: "
+       "is its closing quote missing?"},
+      // A tab in the indentation, a key with no space after its ':', a key indented too far.
+      {"nodes:\n\t- id: a\n",
+       "f.yaml:2:2: error: invalid YAML: illegal block entry; line 2 is indented with a tab: YAML indents with spaces "
+       "only"},
+      {"nodes:\n  - id: a\n    type:source.list\n    urls: [a]\n",
+       "f.yaml:4:9: error: invalid YAML: illegal map value; line 3 reads 'type:source.list' as one word: write a space "
+       "after the ':' ('type: source.list')"},
+      {"nodes:\n  - id: a\n    type: source.list\n     urls: [a]\n",
+       "f.yaml:4:10: error: invalid YAML: illegal map value; line 4 is indented further (5 spaces) than line 3 (4): "
+       "the "
+       "keys of one map line up"},
+  };
+  for (const auto& [text, message] : cases) {
+    INFO(text);
+    CHECK(yaml_error(text) == std::string(message) + "\n");
+  }
+  // A URL's "http://" is no missing space.
+  CHECK(yaml_error("urls:\n  - http://x/a\n   b: 1\n").find("one word") == std::string::npos);
+}
+
 TEST_CASE("invalid YAML is one diagnostic with its position", "[spec]") {
   Diagnostics diags;
   SpecNode root = parse_spec("a: [1, 2\nb: 3\n", "f.yaml", test::fixed_env(), diags);
