@@ -122,4 +122,11 @@ std::string missing_folder_note(const std::string& path) {
   return fmt::format(" (the folder '{}' does not exist)", folder.string());
 }
 
+std::string not_a_file(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status) || std::filesystem::is_regular_file(status)) return "";
+  return std::filesystem::is_directory(status) ? "it is a folder, not a file" : "not a regular file";
+}
+
 }  // namespace sluice

@@ -222,6 +222,9 @@ int lock_run(const std::string& path) {
 
 std::unique_ptr<RunState> RunState::open(const std::string& path, const std::string& pipeline, bool resume,
                                          const std::string& sources) {
+  if (auto why = not_a_file(path); !why.empty()) {
+    throw std::runtime_error(fmt::format("cannot open state file '{}': {}", path, why));
+  }
   std::unique_ptr<RunState> state(new RunState());
   state->path_ = path;
   state->lock_fd_ = lock_run(path);

@@ -9,11 +9,13 @@
 #include "sluice/node.hpp"
 
 namespace sluice::nodes {
-
 sqlite3* open_readonly(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     throw NodeError(fmt::format("cannot open database '{}': no such file{}", path, missing_folder_note(path)));
+  }
+  if (auto why = not_a_file(path); !why.empty()) {
+    throw NodeError(fmt::format("cannot open database '{}': {}", path, why));
   }
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -26,6 +28,9 @@ sqlite3* open_readonly(const std::string& path) {
 }
 
 sqlite3* open_writable(const std::string& path) {
+  if (auto why = not_a_file(path); !why.empty()) {
+    throw NodeError(fmt::format("cannot open database '{}': {}", path, why));
+  }
   sqlite3* db = nullptr;
   const int rc =
       sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);

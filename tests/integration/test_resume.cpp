@@ -300,11 +300,16 @@ TEST_CASE("a state file of an older sluice, without the carried fields, is resum
         std::vector<std::string>{R"(https://a.example/y|{"category":"Tea"})"});
 }
 
-TEST_CASE("a state file in a folder that does not exist is refused saying so", "[resume]") {
+TEST_CASE("a state file in a folder that does not exist, or that is a folder or a device, is refused saying so",
+          "[resume]") {
   // The lock file beside it is opened first.
   CHECK_THROWS_WITH(RunState::open("/proc/sluice-no-such-dir/state.db", "p", false),
                     "cannot open state file '/proc/sluice-no-such-dir/state.db': No such file or directory (its lock "
                     "'/proc/sluice-no-such-dir/state.db.lock') (the folder '/proc/sluice-no-such-dir' does not exist)");
+  TempDir dir;
+  CHECK_THROWS_WITH(RunState::open(dir.path().string(), "p", false),
+                    fmt::format("cannot open state file '{}': it is a folder, not a file", dir.path().string()));
+  CHECK_THROWS_WITH(RunState::open("/dev/null", "p", false), "cannot open state file '/dev/null': not a regular file");
 }
 
 TEST_CASE("a resumable run refuses a store without a key and --resume without a state file", "[resume]") {

@@ -452,6 +452,16 @@ TEST_CASE("a database path that cannot be created fails the run before it starts
   RunReport proc = run_pipeline(test::plan_of(store_pipeline("/proc/x.db", 10)));
   REQUIRE(proc.errors.size() == 1);
   CHECK(proc.errors[0].to_string() == "node 'store': cannot open database '/proc/x.db': unable to open database file");
+  // A folder, or a device (SQLite would fail only at its first write, with "disk I/O error").
+  TempDir dir;
+  RunReport folder = run_pipeline(test::plan_of(store_pipeline(dir.path().string(), 10)));
+  REQUIRE(folder.errors.size() == 1);
+  CHECK(folder.errors[0].to_string() ==
+        fmt::format("node 'store': cannot open database '{}': it is a folder, not a file", dir.path().string()));
+  RunReport device = run_pipeline(test::plan_of(store_pipeline("/dev/null", 10)));
+  REQUIRE(device.errors.size() == 1);
+  CHECK(device.errors[0].to_string() == "node 'store': cannot open database '/dev/null': not a regular file");
+  CHECK(test::stats_of(device, "src").records_out == 0);
 }
 
 TEST_CASE("when a node fails, every record that reached the store is committed", "[store]") {
@@ -662,6 +672,8 @@ TEST_CASE(
   CHECK(error_of("/proc/sluice-no-such-dir/in.db", "SELECT 1") ==
         "node 'rows': cannot open database '/proc/sluice-no-such-dir/in.db': no such file (the folder "
         "'/proc/sluice-no-such-dir' does not exist)");
+  CHECK(error_of(dir.path().string(), "SELECT 1") ==
+        fmt::format("node 'rows': cannot open database '{}': it is a folder, not a file", dir.path().string()));
   CHECK(error_of(db, "SELECT url FROM itmes") == fmt::format("node 'rows': query on '{}': no such table: itmes", db));
   CHECK(error_of(db, "SELEC url FROM items") ==
         fmt::format("node 'rows': query on '{}': near \"SELEC\": syntax error", db));

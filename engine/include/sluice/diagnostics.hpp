@@ -52,4 +52,9 @@ std::string quoted_list(const std::vector<std::string>& names);
 // SQLite says "unable to open database file" whatever the cause.
 std::string missing_folder_note(const std::string& path);
 
+// "it is a folder, not a file" or "not a regular file" when `path` exists and is not a regular
+// file, else empty. For a database: SQLite says "unable to open database file" for a folder, and
+// fails on /dev/null only at its first write ("disk I/O error").
+std::string not_a_file(const std::string& path);
+
 }  // namespace sluice
