@@ -341,7 +341,9 @@ class Planner {
       }
       SpecNode parsed;
       if (value.starts_with('[') || value.starts_with('{')) {
+        const std::size_t errors = diags_.items().size();
         parsed = parse_spec(value, "--set " + key, options.env, diags_);
+        if (diags_.items().size() > errors) continue;  // said; the node's checks would only add "got null"
       } else {
         parsed.kind = SpecNode::Kind::scalar;
         parsed.scalar = value;

@@ -142,6 +142,13 @@ TEST_CASE("a node's config is overridden with --set ID.KEY=VALUE, nested keys an
         "--set src.tmeplate: error: unknown key 'tmeplate' in node 'src' (source.list) (did you mean "
         "'template'?)\n"
         "--set src.to: error: to: expected an int, got 'many'\n");
+  // A flow list that is not valid YAML: its one error, not also the node's "got null".
+  Result unclosed = sluice_cli(dir, {"run", dir.file("p.yaml"), "--set", "out.fields=[link, n"});
+  CHECK(unclosed.code == 2);
+  CHECK(unclosed.err.starts_with("--set out.fields:"));
+  CHECK(unclosed.err.find("end of sequence flow not found; the '[' at line 1, column 1 is never closed") !=
+        std::string::npos);
+  CHECK(test::lines_of(unclosed.err).size() == 1);
 }
 
 TEST_CASE("a failed run exits 1 and lists its errors with node and record", "[cli]") {
