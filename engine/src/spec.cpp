@@ -219,18 +219,25 @@ class SpecBuilder : public YAML::EventHandler {
   void check_quotes(const YAML::Mark& mark) {
     const auto line = static_cast<std::size_t>(mark.line);
     if (mark.line < 0 || line >= line_starts_.size()) return;
-    const std::size_t open = line_starts_[line] + static_cast<std::size_t>(mark.column);
+    std::size_t open = line_starts_[line] + static_cast<std::size_t>(mark.column);
+    // The mark of `&anchor "x"` or `!!str "x"` is at the anchor or tag.
+    while (open < text_.size() && (text_[open] == '&' || text_[open] == '!')) {
+      open = text_.find_first_of(" \t\n", open);
+      if (open == std::string_view::npos) return;
+      open = text_.find_first_not_of(" \t", open);
+      if (open == std::string_view::npos) return;
+    }
     if (open >= text_.size() || (text_[open] != '"' && text_[open] != '\'')) return;
     const std::size_t close = closing_quote(text_, open);
+    const Location where{file_, mark.line + 1, static_cast<int>(open - line_starts_[line]) + 1};
     if (close == std::string_view::npos) {
-      throw StopParse{location(mark),
-                      fmt::format("invalid YAML: the string quoted with {} here is never closed: it runs "
-                                  "to the end of the file",
-                                  text_[open] == '"' ? "\"" : "'")};
+      throw StopParse{where, fmt::format("invalid YAML: the string quoted with {} here is never closed: it runs "
+                                         "to the end of the file",
+                                         text_[open] == '"' ? "\"" : "'")};
     }
     const std::size_t last = static_cast<std::size_t>(
         std::upper_bound(line_starts_.begin(), line_starts_.end(), close) - line_starts_.begin());
-    if (last > line + 1) long_quote_.emplace(location(mark), last);
+    if (last > line + 1) long_quote_.emplace(where, last);
   }
 
   // Where the quoted scalar whose opening quote is at `open` ends (its closing quote), or npos.

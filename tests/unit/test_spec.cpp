@@ -139,13 +139,21 @@ TEST_CASE("a quoted string that is never closed is an error at its quote, not th
                    "a: [\"x\\\"]\n") ==
         "f.yaml:1:5: error: invalid YAML: the string quoted with \" here is never closed: it runs to the end of the "
         "file\n");
-  // Closed, on this line or a later one, escapes and doubled quotes included: no error.
+  // After an anchor or a tag, the error is at the quote.
+  CHECK(yaml_error("a: &d !!str \"abc\nb: 1\n") ==
+        "f.yaml:1:13: error: invalid YAML: the string quoted with \" here is never closed: it runs to the end of the "
+        "file\n");
+  // Closed, on this line or a later one, escapes and doubled quotes included, or a block scalar
+  // whose text starts with a quote: no error.
   Diagnostics diags;
-  SpecNode root = parse_spec("a: \"x\\\"y\"\nb: 'it''s'\nc: \"two\n  lines\"\n", "f.yaml", test::fixed_env(), diags);
+  SpecNode root = parse_spec("a: \"x\\\"y\"\nb: 'it''s'\nc: \"two\n  lines\"\nd: |\n  \"text\ne: &e 'x'\n", "f.yaml",
+                             test::fixed_env(), diags);
   CHECK(diags.empty());
   CHECK(root.find("a")->scalar == "x\"y");
   CHECK(root.find("b")->scalar == "it's");
   CHECK(root.find("c")->scalar == "two lines");
+  CHECK(root.find("d")->scalar == "\"text\n");
+  CHECK(root.find("e")->scalar == "x");
 }
 
 TEST_CASE("a YAML syntax error says what most likely caused it", "[spec]") {
