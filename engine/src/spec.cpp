@@ -140,7 +140,10 @@ class SpecBuilder : public YAML::EventHandler {
                          it->node.where.line, it->node.where.column);
       break;
     }
-    if (long_quote_) {
+    // A quoted string that ends just before the error, lines after its start: most likely closed
+    // by the opening quote of the next one.
+    const int ends = long_quote_ ? static_cast<int>(long_quote_->second) : 0;
+    if (long_quote_ && ends <= where.line && ends + 3 >= where.line) {
       out += fmt::format("; the string quoted at line {}, column {} runs on to line {}: is its closing quote missing?",
                          long_quote_->first.line, long_quote_->first.column, long_quote_->second);
     }
@@ -265,9 +268,8 @@ class SpecBuilder : public YAML::EventHandler {
     if (line.compare(i, 2, "- ") == 0) i = line.find_first_not_of(' ', i + 2);
     if (i == std::string_view::npos) return std::nullopt;
     const std::size_t start = i;
-    auto name_char = [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
-    };
+    // No '.': a key has none, and "example.com:8080" is a host and its port.
+    auto name_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; };
     while (i < line.size() && name_char(line[i])) ++i;
     if (i == start || i + 1 >= line.size() || line[i] != ':') return std::nullopt;
     const char next = line[i + 1];
@@ -426,7 +428,7 @@ class SpecBuilder : public YAML::EventHandler {
 
   std::string_view text_;
   std::vector<std::size_t> line_starts_;  // where each line of text_ starts
-  // The last quoted scalar so far that spans lines: where it starts, and the line it ends on.
+  // The last quoted scalar so far that spans lines: where it starts, and the line it ends on (from 1).
   std::optional<std::pair<Location, std::size_t>> long_quote_;
   const std::string& file_;
   const EnvLookup& env_;

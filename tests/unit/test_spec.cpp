@@ -184,8 +184,11 @@ TEST_CASE("a YAML syntax error says what most likely caused it", "[spec]") {
     INFO(text);
     CHECK(yaml_error(text) == std::string(message) + "\n");
   }
-  // A URL's "http://" is no missing space.
+  // A URL's "http://" or a host's port is no missing space; a quoted string on two lines far
+  // above the error is no missing quote.
   CHECK(yaml_error("urls:\n  - http://x/a\n   b: 1\n").find("one word") == std::string::npos);
+  CHECK(yaml_error("hosts:\n  - example.com:8080\n   b: 1\n").find("one word") == std::string::npos);
+  CHECK(yaml_error("a: \"two\n  lines\"\nb: 1\nc: 2\nd: 3\ne: 4\nf: [1\n").find("quote") == std::string::npos);
 }
 
 TEST_CASE("invalid YAML is one diagnostic with its position", "[spec]") {
