@@ -894,6 +894,18 @@ std::optional<std::string> read_date(std::string_view s, DateOrder order, std::o
     if (year >= 1 && month >= 1 && month <= 12) return std::string(ym);
     return std::nullopt;
   }
+  // A text that is only a month and its year in numbers, as card expiry and "as of" dates are
+  // written ("03/2026", "3/2026", "03.2026"): "2026-03". In other text, "3/2026" may be a page.
+  if (const std::string_view my = nodes::trim(s, " \t\r\n"); my.size() == 6 || my.size() == 7) {
+    const std::size_t sep = my.size() - 5;
+    const std::string_view m = my.substr(0, sep), y = my.substr(sep + 1);
+    if ((my[sep] == '/' || my[sep] == '.') && m.find_first_not_of("0123456789") == std::string_view::npos &&
+        y.find_first_not_of("0123456789") == std::string_view::npos && y[0] != '0') {
+      const int month = std::stoi(std::string(m));
+      if (month >= 1 && month <= 12) return fmt::format("{}-{:02d}", y, month);
+      return std::nullopt;
+    }
+  }
   // The last pieces before the current one: what a number-only date must not continue, and where a
   // time written before its date ("14:30, 5 March 2026") starts.
   std::array<Token, 8> recent{};

@@ -34,7 +34,8 @@ inline constexpr std::string_view kDateOrderHint =
 //   US has it since 2007); and the year after the time, as C's asctime and Twitter write it
 //   ("Thu Mar  5 14:30:00 2026", "Thu Mar 05 14:30:00 +0000 2026").
 // A text with none of these may have a month without its day: "March 2026", "Mar. 2026", "marzo de
-// 2026", "2026年3月" are "2026-03" (and so is a text that is only "2026-03", as it reads back).
+// 2026", "2026年3月" are "2026-03" (and so is a text that is only "2026-03", as it reads back, or
+// only "03/2026", "3/2026", "03.2026").
 // The result is "2026-03-05" for a date alone, "2026-03-05T14:30:00" for a date and time without a
 // zone (the site's local time, as written), and the moment in UTC, "2026-03-05T13:30:00Z", when a
 // zone is given. Text around the date is left out; a date that does not exist (31 April, 29

@@ -167,6 +167,17 @@ TEST_CASE("type: date reads a month without its day as the year and month, when 
   CHECK(date(" 2026-03 ") == "2026-03");
   CHECK(date("2026-13") == "none");
   CHECK(date("part 2026-03") == "none");
+  // In numbers, month first, as card expiry and "as of" dates are written: also only as the whole
+  // text ("page 3/2026" is no date).
+  CHECK(date("03/2026") == "2026-03");
+  CHECK(date(" 3/2026\n") == "2026-03");
+  CHECK(date("12.2025") == "2025-12");
+  CHECK(date("13/2026") == "none");
+  CHECK(date("0/2026") == "none");
+  CHECK(date("03/0026") == "none");
+  CHECK(date("03-2026") == "none");
+  CHECK(date("page 3/2026") == "none");
+  CHECK(date("3/20261") == "none");
 }
 
 TEST_CASE("a date given in seconds since the epoch is read in UTC, milliseconds from 1e11 on", "[date]") {
