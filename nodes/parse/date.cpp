@@ -880,29 +880,29 @@ std::optional<std::string> relative_date(std::string_view s, std::chrono::sys_se
 }  // namespace
 
 std::optional<std::string> read_date(std::string_view s, DateOrder order, std::optional<double> now) {
-  // A text that is only a Unix time, as a data-timestamp attribute holds one: 9 to 13 digits.
-  if (const std::string_view digits = nodes::trim(s, " \t\r\n");
-      digits.size() >= 9 && digits.size() <= 13 && digits.find_first_not_of("0123456789") == std::string_view::npos) {
-    return date_of_epoch(std::stod(std::string(digits)));
+  // Texts that are a date as a whole, and only then (in other text, "2026-03" may be a part
+  // number and "3/2026" a page).
+  const std::string_view whole = nodes::trim(s, " \t\r\n");
+  auto digits_only = [](std::string_view t) { return t.find_first_not_of("0123456789") == std::string_view::npos; };
+  // A Unix time, as a data-timestamp attribute holds one: 9 to 13 digits.
+  if (whole.size() >= 9 && whole.size() <= 13 && digits_only(whole)) {
+    return date_of_epoch(std::stod(std::string(whole)));
   }
-  // A text that is only a year and a month in ISO 8601, as read_date gives a month without its day
-  // ("2026-03"), reads back as itself. In other text, "2026-03" may as well be a part number.
-  if (const std::string_view ym = nodes::trim(s, " \t\r\n");
-      ym.size() == 7 && ym[4] == '-' && ym.substr(0, 4).find_first_not_of("0123456789") == std::string_view::npos &&
-      is_digit(ym[5]) && is_digit(ym[6])) {
-    const int year = std::stoi(std::string(ym.substr(0, 4))), month = std::stoi(std::string(ym.substr(5)));
-    if (year >= 1 && month >= 1 && month <= 12) return std::string(ym);
+  // A year and a month in ISO 8601, as read_date gives a month without its day ("2026-03"): it
+  // reads back as itself.
+  if (whole.size() == 7 && whole[4] == '-' && digits_only(whole.substr(0, 4)) && digits_only(whole.substr(5))) {
+    const int year = std::stoi(std::string(whole.substr(0, 4))), month = std::stoi(std::string(whole.substr(5)));
+    if (year >= 1 && month >= 1 && month <= 12) return std::string(whole);
     return std::nullopt;
   }
-  // A text that is only a month and its year in numbers, as card expiry and "as of" dates are
-  // written ("03/2026", "3/2026", "03.2026"): "2026-03". In other text, "3/2026" may be a page.
-  if (const std::string_view my = nodes::trim(s, " \t\r\n"); my.size() == 6 || my.size() == 7) {
-    const std::size_t sep = my.size() - 5;
-    const std::string_view m = my.substr(0, sep), y = my.substr(sep + 1);
-    if ((my[sep] == '/' || my[sep] == '.') && m.find_first_not_of("0123456789") == std::string_view::npos &&
-        y.find_first_not_of("0123456789") == std::string_view::npos && y[0] != '0') {
-      const int month = std::stoi(std::string(m));
-      if (month >= 1 && month <= 12) return fmt::format("{}-{:02d}", y, month);
+  // A month and its year in numbers, as card expiry and "as of" dates are written ("03/2026",
+  // "3/2026", "03.2026"): "2026-03".
+  if (whole.size() == 6 || whole.size() == 7) {
+    const std::size_t sep = whole.size() - 5;
+    const std::string_view month_digits = whole.substr(0, sep), year = whole.substr(sep + 1);
+    if ((whole[sep] == '/' || whole[sep] == '.') && digits_only(month_digits) && digits_only(year) && year[0] != '0') {
+      const int month = std::stoi(std::string(month_digits));
+      if (month >= 1 && month <= 12) return fmt::format("{}-{:02d}", year, month);
       return std::nullopt;
     }
   }
