@@ -495,6 +495,7 @@ struct Vertex {
   // sinks
   std::unique_ptr<SinkQueue> sink_queue;
   bool sink_broken = false;
+  std::uint64_t lost_after_failure = 0;  // records that reached a broken sink (sink thread only)
   // An async node is upstream: records arrive with their source batch's tickets (build_async), so
   // what this sink buffers can be what a source's max_pending gate waits for.
   bool holds_source_tickets = false;
@@ -1369,6 +1370,7 @@ void Run::sink_loop(Vertex& v) {
       v.stats.add_busy(started);
     } else {
       v.stats.errors.fetch_add(n);  // a broken sink's input is lost: counted, never silent
+      v.lost_after_failure += n;
     }
     {
       ReleaseScope scope;
@@ -1388,6 +1390,12 @@ void Run::sink_loop(Vertex& v) {
     sink_failed(v, 1);
   }
   v.stats.add_busy(started);
+  if (v.lost_after_failure > 0) {  // what was on its way when it failed: said, not only counted
+    errors_.add(
+        RunError{v.plan->id, "",
+                 fmt::format("{} more record{} reached it after it failed and {} not stored", v.lost_after_failure,
+                             v.lost_after_failure == 1 ? "" : "s", v.lost_after_failure == 1 ? "was" : "were")});
+  }
   {
     std::lock_guard lock(watchdog_mutex_);
     v.sink_finished = true;
