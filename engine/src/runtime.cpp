@@ -1391,10 +1391,9 @@ void Run::sink_loop(Vertex& v) {
   }
   v.stats.add_busy(started);
   if (v.lost_after_failure > 0) {  // what was on its way when it failed: said, not only counted
-    errors_.add(
-        RunError{v.plan->id, "",
+    notices_.add(v.plan->id,
                  fmt::format("{} more record{} reached it after it failed and {} not stored", v.lost_after_failure,
-                             v.lost_after_failure == 1 ? "" : "s", v.lost_after_failure == 1 ? "was" : "were")});
+                             v.lost_after_failure == 1 ? "" : "s", v.lost_after_failure == 1 ? "was" : "were"));
   }
   {
     std::lock_guard lock(watchdog_mutex_);

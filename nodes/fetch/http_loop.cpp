@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -117,6 +119,7 @@ struct HttpLoop::Transfer {
   bool bad_range = false;        // a 206 that did not start where the file ends: cut off, the file dropped
   EVP_MD_CTX* digest = nullptr;  // download with sha256: the hash of the bytes written
   std::string write_error;       // a file that could not be written: the transfer was aborted for it
+  int socket_errno = 0;          // why socket() failed for it (on_open_socket), 0 if it did not
   char error[CURL_ERROR_SIZE] = {};
 
   void discard_file() {
@@ -293,6 +296,28 @@ int on_prereq(void* user, char* primary_ip, char*, int, int) {
   if (!primary_ip || !is_private_address(primary_ip)) return CURL_PREREQFUNC_OK;
   t->refused_ip = primary_ip ? primary_ip : "";
   return CURL_PREREQFUNC_ABORT;
+}
+
+// libcurl's own socket() call, keeping its errno: libcurl 7.88 reports a socket it could not open as
+// "Couldn't connect to server", the same as a host that refused, with no errno (CURLINFO_OS_ERRNO
+// is 0). Out of descriptors (EMFILE, ENFILE) is this process's trouble, not the host's.
+curl_socket_t on_open_socket(void* user, curlsocktype, curl_sockaddr* address) {
+  curl_socket_t s = ::socket(address->family, address->socktype, address->protocol);
+  if (s == CURL_SOCKET_BAD) static_cast<HttpLoop::Transfer*>(user)->socket_errno = errno;
+  return s;
+}
+
+// The transfer could not open a socket: this process or the system has no descriptor left.
+bool out_of_sockets(const HttpLoop::Transfer& t, CURLcode code) {
+  return code == CURLE_COULDNT_CONNECT && (t.socket_errno == EMFILE || t.socket_errno == ENFILE);
+}
+
+// Why a transfer found no descriptor for its socket.
+std::string out_of_descriptors(int socket_errno) {
+  if (socket_errno == ENFILE) return "the system's table of open files is full (ENFILE)";
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  return fmt::format("this process has reached its limit of {} open files (ulimit -n)", limit.rlim_cur);
 }
 
 std::string private_message(std::string_view url, std::string_view ip) {
@@ -1159,7 +1184,7 @@ void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) 
     host.robots = Host::Robots::unknown;
   }
   if (opt_.robots && host.robots != Host::Robots::ready) {
-    if (host.robots == Host::Robots::unknown) start_robots(key, host);
+    if (host.robots == Host::Robots::unknown && !sockets_scarce(now)) start_robots(key, host);
     return;  // jobs wait until the host's robots.txt is known
   }
   if (host.paused_until > now && !host.waiting.empty()) {
@@ -1169,7 +1194,7 @@ void HttpLoop::admit(const std::string& key, Host& host, Clock::time_point now) 
     }
     return;
   }
-  while (!host.waiting.empty() && host.in_flight < in_flight_limit(host)) {
+  while (!host.waiting.empty() && host.in_flight < in_flight_limit(host) && !sockets_scarce(now)) {
     if (opt_.robots && host.delay_refused) {
       auto job = std::move(host.waiting.front());
       host.waiting.pop_front();
@@ -1284,6 +1309,7 @@ void HttpLoop::set_options(CURL* e) {
                    static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(opt_.connect_timeout).count()));
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opt_.max_body));
   if (opt_.refuse_private) curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, base_headers_);
   curl_easy_setopt(e, CURLOPT_PROXYHEADER, base_headers_);  // a proxy's CONNECT carries it too
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, opt_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
@@ -1306,6 +1332,7 @@ CURL* HttpLoop::fresh_handle(Transfer& t) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &t);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t.error);
   if (opt_.refuse_private) curl_easy_setopt(e, CURLOPT_PREREQDATA, &t);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &t);
   curl_easy_setopt(e, CURLOPT_SHARE, share_);
   return e;
 }
@@ -1343,6 +1370,7 @@ void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
   EVP_MD_CTX_free(t->digest);
   t->digest = nullptr;
   t->write_error.clear();
+  t->socket_errno = 0;
   t->error[0] = '\0';
   idle_.push_back(std::move(t));
 }
@@ -1375,7 +1403,13 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   Host& host = hosts_[t.robots_host];
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
-  if (t.refused_ip.empty()) count_transfer(stats_of(t.robots_host, host), t.easy, status, t.body.size());
+  if (out_of_sockets(t, code) && !active_.empty()) {  // asked for again once a descriptor is free
+    host.robots = Host::Robots::unknown;
+    return cap_sockets(t.socket_errno, Clock::now());
+  }
+  if (t.refused_ip.empty() && !out_of_sockets(t, code)) {
+    count_transfer(stats_of(t.robots_host, host), t.easy, status, t.body.size());
+  }
   if (!t.refused_ip.empty()) {
     // The host is at a private address: its pages would be refused too, and say so.
     host.rules = RobotsRules::disallow_all();
@@ -1509,7 +1543,7 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
   std::unique_ptr<Transfer> t = std::move(it->second);
   active_.erase(it);
   curl_multi_remove_handle(multi_, easy);
-  if (t->proxy >= 0 && code != CURLE_ABORTED_BY_CALLBACK) {
+  if (t->proxy >= 0 && code != CURLE_ABORTED_BY_CALLBACK && !out_of_sockets(*t, code)) {
     note_proxy(t->proxy, is_host_failure(classify(code, t->too_large)), Clock::now());
   }
   if (t->job) {
@@ -1615,6 +1649,41 @@ void HttpLoop::breaker_succeeded(const std::string& key, Host& host) {
   }
 }
 
+// A transfer found no descriptor for its socket while others are in flight: the job goes back to the
+// front of its host's queue, no attempt counted (it never reached the host), and until a transfer
+// ends no other starts (cap_sockets()). Each transfer holds a descriptor, so the ones in flight
+// are what fits.
+void HttpLoop::wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_errno, bool probe,
+                               Clock::time_point now) {
+  if (probe) host.breaker.on_probe_abandoned();
+  --job->attempts;
+  cap_sockets(socket_errno, now);
+  enqueue(std::move(job), true);
+}
+
+// No transfer starts until one of those in flight ends, for kSocketCapFor; said once a run.
+void HttpLoop::cap_sockets(int socket_errno, Clock::time_point now) {
+  socket_cap_ = active_.size();
+  socket_cap_until_ = now + kSocketCapFor;
+  if (told_no_socket_) return;
+  told_no_socket_ = true;
+  notice(
+      fmt::format("no socket for a request: {}; requests wait for a free descriptor, so fewer run at a time "
+                  "than max_in_flight and per_host allow: raise the limit for more",
+                  out_of_descriptors(socket_errno)));
+}
+
+// Whether a transfer may start now, as far as descriptors go (wait_for_socket()): the cap holds for
+// kSocketCapFor after the last transfer that found none, then the node tries its full width again.
+bool HttpLoop::sockets_scarce(Clock::time_point now) {
+  if (socket_cap_ == 0) return false;
+  if (now >= socket_cap_until_) {
+    socket_cap_ = 0;
+    return false;
+  }
+  return active_.size() >= socket_cap_;
+}
+
 // What a finished transfer means for its job: a result, a retry, the next redirect hop, or an error.
 void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   Transfer* t = &transfer;
@@ -1627,7 +1696,10 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   HostStats& stats = stats_of(job->host, host);
-  if (t->refused_ip.empty()) count_transfer(stats, easy, status, t->body.size() + (t->written - t->resumed_from));
+  const bool no_socket = out_of_sockets(*t, code);  // no request was sent either
+  if (t->refused_ip.empty() && !no_socket) {
+    count_transfer(stats, easy, status, t->body.size() + (t->written - t->resumed_from));
+  }
   if (status == 206 && t->resumed_from > 0 && !t->bad_range) status = 200;  // the rest of the file a 200 began
 
   if (t->wrong_type) return fail_content_type(std::move(job), host, status, easy);
@@ -1649,22 +1721,30 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   // refuses a Content-Length beyond max_body at once): the type is the answer, not the size.
   if (code != CURLE_OK && unwanted_type(easy, opt_.content_types, opt_.ok_status))
     return fail_content_type(std::move(job), host, status, easy);
+  if (no_socket && !active_.empty()) return wait_for_socket(std::move(job), host, t->socket_errno, t->probe, now);
   if (code != CURLE_OK) {
     Reason reason = classify(code, t->too_large);
     // libcurl 7.88 refuses so a response whose first header line is folded (begins with a space or a
     // tab): it has no header before it to continue.
     const bool orphan_fold = code == CURLE_BAD_FUNCTION_ARGUMENT && status != 0;
     if (orphan_fold) reason = Reason::bad_response;
-    if (is_host_failure(reason)) {
+    // No descriptor for a socket while no other transfer holds one (something else in the process
+    // does): nothing is known about the host (its breaker and its adaptive allowance stay as they
+    // are); a connect failure all the same, retried as one.
+    if (is_host_failure(reason) && !no_socket) {
       breaker_failed(job->host, host, now, reason_name(reason));
     } else if (t->probe) {
       host.breaker.on_probe_abandoned();
     }
-    if (reason == Reason::timeout || reason == Reason::connect || reason == Reason::reset) {
+    if ((reason == Reason::timeout || reason == Reason::connect || reason == Reason::reset) && !no_socket) {
       adapt(job->host, host, reason_name(reason), t->started, now);
     }
     std::string detail = t->error[0] ? std::string(t->error) : std::string(curl_easy_strerror(code));
     if (orphan_fold) detail = "a folded header line (one that begins with a space or a tab) continues no header";
+    if (no_socket) {
+      detail = fmt::format("no socket: {}; lower max_in_flight or per_host, or raise the limit",
+                           out_of_descriptors(t->socket_errno));
+    }
     if (reason == Reason::too_large) detail = fmt::format("body larger than max_body ({} bytes)", opt_.max_body);
     if (reason == Reason::invalid) {  // a URL libcurl refused only now (its host key came from the cache)
       std::string message = fmt::format("invalid URL '{}': {}", job->url, detail);  // before job is moved

@@ -397,6 +397,15 @@ class HttpLoop {
   void stop_cache();
   std::mt19937_64 rng_;
   bool aborted_ = false;
+  // Out of descriptors (wait_for_socket()): at most socket_cap_ transfers (0: no cap) until
+  // socket_cap_until_; told_no_socket_: the notice that says so was given.
+  static constexpr std::chrono::seconds kSocketCapFor{1};
+  std::size_t socket_cap_ = 0;
+  Clock::time_point socket_cap_until_{};
+  bool told_no_socket_ = false;
+  void wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_errno, bool probe, Clock::time_point now);
+  void cap_sockets(int socket_errno, Clock::time_point now);
+  bool sockets_scarce(Clock::time_point now);
   // Results handed to out_ but not flushed yet. Unless a result holds capacity others wait for
   // (out_->urgent()), they are delivered in batches: every kMaxHeld results or kMaxHold, whichever
   // comes first, and at once when no transfer is left to wait for.

@@ -787,3 +787,71 @@ edges:
   CHECK(title[2].starts_with(fmt::format("{}         2       4         2", host)));
   CHECK(title[2].ends_with("1  http_status 2, circuit_open 2"));
 }
+
+TEST_CASE("a run short of descriptors for its sockets waits for free ones: every request succeeds, a notice says why",
+          "[cli][fetch]") {
+  fixture::FixtureServer server;
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"),
+                   fmt::format(R"(pipeline: descriptors
+settings: {{batch: 10}}
+nodes:
+  - id: src
+    type: source.list
+    template: "{0}?n={{n}}"
+    to: 200
+  - id: lim
+    type: limit
+    max_in_flight: 100
+  - id: get
+    type: fetch
+    per_host: 100
+    robots: ignore
+    retries: {{attempts: 1}}
+    on_error: route
+  - id: out
+    type: sink.jsonl
+    path: {1}
+    fields: [url, status]
+  - id: failed
+    type: sink.jsonl
+    path: {2}
+edges:
+  - src -> lim -> get -> out
+  - get.error -> failed
+)",
+                               server.url("/delay/50"), dir.file("out.jsonl"), dir.file("failed.jsonl")));
+  // `ulimit -n` sets the soft and the hard limit; -S the soft one only, which sluice raises.
+  auto run = [&](const std::string& ulimit) {
+    test::Process p({"/bin/sh", "-c", ulimit + " && exec \"$@\"", "sh", SLUICE_BINARY, "run", "-q", dir.file("p.yaml")},
+                    dir.file("stdout"), dir.file("stderr"));
+    return Result{p.wait(), test::read_file(dir.file("stdout")), test::read_file(dir.file("stderr"))};
+  };
+  SECTION("a hard limit of 48 open files") {
+    Result r = run("ulimit -n 48");
+    INFO(r.err);
+    CHECK(r.code == 0);
+    CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))).size() == 200);
+    CHECK(test::read_file(dir.file("failed.jsonl")).empty());
+    CHECK(test::contains(r.err,
+                         " warning: node 'get': no socket for a request: this process has reached its limit "
+                         "of 48 open files (ulimit -n); requests wait for a free descriptor, so fewer run at a "
+                         "time than max_in_flight and per_host allow: raise the limit for more\n"));
+    CHECK_FALSE(test::contains(r.err, "circuit breaker"));  // the host is not to blame
+    const int most = server.counter("/delay").max_concurrent;
+    CHECK(most > 10);
+    CHECK(most < 48);
+    CHECK(server.counter("/delay").requests == 200);  // none sent twice
+  }
+  SECTION("a soft limit of 48 below a higher hard one: raised, and more than 48 run at once") {
+    rlimit limit{};
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+    REQUIRE(limit.rlim_max >= 256);  // the machines sluice is tested on allow that much
+    Result r = run("ulimit -S -n 48");
+    INFO(r.err);
+    CHECK(r.code == 0);
+    CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))).size() == 200);
+    CHECK_FALSE(test::contains(r.err, "no socket"));
+    CHECK(server.counter("/delay").max_concurrent > 48);
+  }
+}

@@ -238,8 +238,9 @@ edges:
   SECTION("a sink writing to it") {
     pipeline(true, 2000000);
     CHECK(closed_reader({"run", "-q", dir.file("p.yaml"), "--stats-json", dir.file("stats.json")}) == 1);
+    // After a warning of the records on their way to it, if any: not written either.
     CHECK_THAT(test::read_file(dir.file("stderr")),
-               Catch::StartsWith("error: node 'out': write to 'stdout' failed: Broken pipe\n"));
+               Catch::Contains("error: node 'out': write to 'stdout' failed: Broken pipe\n"));
     // Every record the store received is in the database, though the run failed.
     std::string stats = test::read_file(dir.file("stats.json"));
     auto stored = test::query(db, "SELECT count(*) FROM t")[0];

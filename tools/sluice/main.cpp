@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
@@ -467,6 +468,16 @@ int cmd_describe(const Registry& registry, const std::string& name) {
   return 0;
 }
 
+// Every transfer in flight holds a socket, and the usual soft limit of open files (1024) is below
+// what a high max_in_flight over many hosts needs: raised to the hard limit, as the JVM and Go's
+// runtime do. Nothing in sluice waits with select(), so descriptors past 1024 are fine.
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &limit);  // a hard limit the kernel caps lower (nr_open) stays as it was
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -474,6 +485,7 @@ int main(int argc, char** argv) {
   // fails the run the usual way (stores commit what they received), not a signal that kills the
   // process with their last batches uncommitted.
   ::signal(SIGPIPE, SIG_IGN);
+  raise_open_file_limit();
   CLI::App app{"sluice: run declarative YAML dataflow pipelines"};
   app.require_subcommand(1);
   app.fallthrough();  // --log-level may come after the subcommand too
