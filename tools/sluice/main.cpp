@@ -470,12 +470,13 @@ int cmd_describe(const Registry& registry, const std::string& name) {
 
 // Every transfer in flight holds a socket, and the usual soft limit of open files (1024) is below
 // what a high max_in_flight over many hosts needs: raised to the hard limit, as the JVM and Go's
-// runtime do. Nothing in sluice waits with select(), so descriptors past 1024 are fine.
+// runtime do. Nothing in sluice waits with select(), so descriptors past 1024 are fine (plugins
+// are told the same: docs/writing-nodes.md).
 void raise_open_file_limit() {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
   limit.rlim_cur = limit.rlim_max;
-  ::setrlimit(RLIMIT_NOFILE, &limit);  // a hard limit the kernel caps lower (nr_open) stays as it was
+  ::setrlimit(RLIMIT_NOFILE, &limit);  // if refused, the run goes on with the soft limit it had
 }
 
 }  // namespace
