@@ -513,6 +513,28 @@ Bytes BodyPool::share(std::string&& body) {
   return Bytes(std::shared_ptr<const std::string>(shared, &shared->body));
 }
 
+// What libcurl 7.88 would take from the environment for each transfer (create_conn_helper_init_proxy
+// and detect_proxy in lib/url.c): no_proxy or NO_PROXY; http_proxy (lower case only: a CGI server
+// sets HTTP_PROXY from a request's Proxy header), https_proxy or HTTPS_PROXY; else all_proxy or
+// ALL_PROXY. A variable counts as curl_getenv() takes it: set and not empty.
+HttpLoop::EnvProxies HttpLoop::EnvProxies::read() {
+  auto first = [](std::initializer_list<const char*> names) {
+    for (const char* name : names) {
+      const char* value = std::getenv(name);
+      if (value && *value) return std::string(value);
+    }
+    return std::string();
+  };
+  const std::string all = first({"all_proxy", "ALL_PROXY"});
+  EnvProxies env;
+  env.no_proxy = first({"no_proxy", "NO_PROXY"});
+  env.http = first({"http_proxy"});
+  if (env.http.empty()) env.http = all;
+  env.https = first({"https_proxy", "HTTPS_PROXY"});
+  if (env.https.empty()) env.https = all;
+  return env;
+}
+
 HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
     : opt_(std::move(options)),
       limits_(HostLimits{opt_.per_host, opt_.rate, opt_.burst}),
@@ -541,6 +563,7 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
                                    (opt_.cache ? 1 : 0))
     output_fields_.clear();
   for (const auto& url : opt_.proxies) proxies_.push_back(Proxy{url, proxy_shown(url)});
+  env_proxies_ = EnvProxies::read();
   // The User-Agent goes out as a plain request header: CURLOPT_USERAGENT costs libcurl a formatted
   // copy per request. A User-Agent among the configured headers replaces it.
   // (robots.txt requests still send `user_agent`: their rules are matched against it).
@@ -1263,6 +1286,9 @@ std::unique_ptr<HttpLoop::Transfer> HttpLoop::take_transfer(const std::string& u
   if (!proxies_.empty()) {
     t->proxy = pick_proxy(Clock::now());
     curl_easy_setopt(t->easy, CURLOPT_PROXY, proxies_[static_cast<std::size_t>(t->proxy)].url.c_str());
+  } else if (!opt_.proxy && env_proxies_.http != env_proxies_.https) {  // by the URL's scheme, as libcurl chooses
+    const bool https = url.size() > 5 && nodes::iequals(std::string_view(url).substr(0, 6), "https:");
+    curl_easy_setopt(t->easy, CURLOPT_PROXY, (https ? env_proxies_.https : env_proxies_.http).c_str());
   }
   return t;
 }
@@ -1302,7 +1328,14 @@ void HttpLoop::set_options(CURL* e) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!opt_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, opt_.ca_file.c_str());
-  if (opt_.proxy) curl_easy_setopt(e, CURLOPT_PROXY, opt_.proxy->c_str());  // "" turns the environment's off
+  // The proxy environment, read once (env_proxies_): libcurl reads it again for every transfer, five
+  // getenv() calls that each walk the whole environment. Set, these two keep it from looking.
+  curl_easy_setopt(e, CURLOPT_NOPROXY, env_proxies_.no_proxy.c_str());
+  if (opt_.proxy) {
+    curl_easy_setopt(e, CURLOPT_PROXY, opt_.proxy->c_str());  // "" turns the environment's off
+  } else if (env_proxies_.http == env_proxies_.https) {
+    curl_easy_setopt(e, CURLOPT_PROXY, env_proxies_.http.c_str());  // "": none
+  }
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
                    static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(opt_.timeout).count()));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,

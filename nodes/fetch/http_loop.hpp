@@ -334,6 +334,12 @@ class HttpLoop {
     Clock::time_point benched_until{};
   };
   std::vector<Proxy> proxies_;
+  // The proxies the environment gives each scheme ("" none) and its no_proxy, read at start.
+  struct EnvProxies {
+    std::string http, https, no_proxy;
+    static EnvProxies read();
+  };
+  EnvProxies env_proxies_;
   std::size_t next_proxy_ = 0;
   std::vector<std::unique_ptr<Transfer>> idle_;  // finished transfers, handles ready for reuse
   std::shared_ptr<BodyPool> bodies_ = std::make_shared<BodyPool>();

@@ -1543,25 +1543,40 @@ TEST_CASE("proxies come from the usual environment variables", "[fetch]") {
   FixtureServer proxy;  // answers absolute-form requests: "proxied <url>"
   ScopedEnv no_proxy("no_proxy", nullptr), no_proxy_upper("NO_PROXY", nullptr);
   ScopedEnv all_proxy("all_proxy", nullptr), all_proxy_upper("ALL_PROXY", nullptr);
+  ScopedEnv https_proxy("https_proxy", nullptr), https_proxy_upper("HTTPS_PROXY", nullptr);
   ScopedEnv http_proxy("http_proxy", proxy.url("/").c_str());
-
-  SECTION("http_proxy carries plain-HTTP requests, robots.txt included") {
-    const std::string r = fetch_one(target.url("/echo"), "");
-    CHECK(contains(r, "proxied " + target.url("/echo")));
-    CHECK(proxy.counter("proxy").requests == 2);  // /robots.txt and the page
+  const auto proxied = [&] {
+    CHECK(contains(fetch_one(target.url("/echo"), ""), "proxied " + target.url("/echo")));
     CHECK(target.counter("*").requests == 0);
-  }
-  SECTION("no_proxy names hosts reached directly") {
-    ScopedEnv direct("no_proxy", "127.0.0.1");
-    const std::string r = fetch_one(target.url("/echo"), "");
-    CHECK(contains(r, R"(\"path\":\"/echo\")"));
+  };
+  const auto direct = [&](const std::string& config) {
+    CHECK(contains(fetch_one(target.url("/echo"), config), R"(\"path\":\"/echo\")"));
     CHECK(proxy.counter("*").requests == 0);
     CHECK(target.counter("/echo").requests == 1);
+  };
+
+  SECTION("http_proxy carries plain-HTTP requests, robots.txt included") {
+    proxied();
+    CHECK(proxy.counter("proxy").requests == 2);  // /robots.txt and the page
+  }
+  SECTION("no_proxy names hosts reached directly") {
+    ScopedEnv direct_hosts("no_proxy", "127.0.0.1");
+    direct("");
+  }
+  SECTION("https_proxy is not for plain HTTP: with http_proxy unset, such requests go direct") {
+    ScopedEnv unset("http_proxy", nullptr), https("https_proxy", proxy.url("/").c_str());
+    direct("");
+  }
+  SECTION("all_proxy (or ALL_PROXY) carries them when http_proxy is not set") {
+    ScopedEnv unset("http_proxy", nullptr), all("ALL_PROXY", proxy.url("/").c_str());
+    proxied();
+  }
+  SECTION("HTTP_PROXY in capitals is not read (a CGI server sets it from a request's Proxy header)") {
+    ScopedEnv unset("http_proxy", nullptr), upper("HTTP_PROXY", proxy.url("/").c_str());
+    direct("");
   }
   SECTION("a node's proxy: none goes direct whatever the environment says") {
-    const std::string r = fetch_one(target.url("/echo"), "    proxy: none");
-    CHECK(contains(r, R"(\"path\":\"/echo\")"));
-    CHECK(proxy.counter("*").requests == 0);
+    direct("    proxy: none");
   }
 }
 
