@@ -1436,13 +1436,12 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   Host& host = hosts_[t.robots_host];
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
-  if (out_of_sockets(t, code) && !active_.empty()) {  // asked for again once a descriptor is free
+  const bool no_socket = out_of_sockets(t, code);  // no request was sent
+  if (no_socket && !active_.empty()) {             // asked for again once a descriptor is free
     host.robots = Host::Robots::unknown;
     return cap_sockets(t.socket_errno, Clock::now());
   }
-  if (t.refused_ip.empty() && !out_of_sockets(t, code)) {
-    count_transfer(stats_of(t.robots_host, host), t.easy, status, t.body.size());
-  }
+  if (t.refused_ip.empty() && !no_socket) count_transfer(stats_of(t.robots_host, host), t.easy, status, t.body.size());
   if (!t.refused_ip.empty()) {
     // The host is at a private address: its pages would be refused too, and say so.
     host.rules = RobotsRules::disallow_all();
