@@ -76,6 +76,8 @@ struct HttpLoop::Job {
   // (`revalidating` on the attempt that sent them).
   std::unique_ptr<CachedResponse> stale;
   bool revalidating = false;
+  bool lone_no_socket = false;  // it found no descriptor once with no other transfer in flight
+  int lookups_in_shortage = 0;  // failed lookups of its name repeated for a shortage of descriptors
   std::string setup_error;  // a problem found at submit (no url field, a refused or invalid URL)
   Reason setup_reason = Reason::invalid;
 };
@@ -307,14 +309,41 @@ curl_socket_t on_open_socket(void* user, curlsocktype, curl_sockaddr* address) {
   return s;
 }
 
-// The transfer could not open a socket: this process or the system has no descriptor left.
-bool out_of_sockets(const HttpLoop::Transfer& t, CURLcode code) {
-  return code == CURLE_COULDNT_CONNECT && (t.socket_errno == EMFILE || t.socket_errno == ENFILE);
+bool is_lookup_failure(CURLcode code) {
+  return code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_RESOLVE_PROXY;
 }
 
-// Why a transfer found no descriptor for its socket.
+// The transfer could not open a socket, or its name could not be looked up for want of descriptors
+// (lookup_errno()): this process or the system has none left.
+bool out_of_sockets(const HttpLoop::Transfer& t, CURLcode code) {
+  const bool no_descriptor = t.socket_errno == EMFILE || t.socket_errno == ENFILE;
+  if (code == CURLE_COULDNT_CONNECT) return no_descriptor;
+  return is_lookup_failure(code) && (no_descriptor || t.socket_errno == EAGAIN);
+}
+
+// libcurl 7.88 looks a name up on a thread of its own, which needs two descriptors (a socketpair) to
+// start and more inside getaddrinfo() (/etc/hosts, a socket to the name server). Without them the
+// lookup fails as "getaddrinfo() thread failed to start" or "Could not resolve host", with no errno,
+// and the host would be blamed (its breaker opened) for this process's limit. So after a failed
+// lookup the system is asked at once whether a socketpair can be had: EMFILE or ENFILE if not;
+// EAGAIN if it can but the resolver's thread did not start (no thread or memory free then), which
+// is never the host's doing either; 0 for a lookup that failed on its own.
+int lookup_errno(CURLcode code, const char* error) {
+  if (!is_lookup_failure(code)) return 0;
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    return errno == EMFILE || errno == ENFILE ? errno : 0;
+  }
+  ::close(pair[0]);
+  ::close(pair[1]);
+  return std::strcmp(error, "getaddrinfo() thread failed to start") == 0 ? EAGAIN : 0;
+}
+
+// Why a transfer found no descriptor for its socket (or its lookup).
 std::string out_of_descriptors(int socket_errno) {
   if (socket_errno == ENFILE) return "the system's table of open files is full (ENFILE)";
+  if (socket_errno == EAGAIN)
+    return "libcurl's resolver could not start a thread to look a name up (threads or memory)";
   rlimit limit{};
   ::getrlimit(RLIMIT_NOFILE, &limit);
   return fmt::format("this process has reached its limit of {} open files (ulimit -n)", limit.rlim_cur);
@@ -1437,10 +1466,11 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
   const bool no_socket = out_of_sockets(t, code);  // no request was sent
-  if (no_socket && !active_.empty()) {             // asked for again once a descriptor is free
+  if (no_socket) cap_sockets(t.socket_errno, Clock::now());
+  if (no_socket && !active_.empty()) {  // asked for again once a descriptor is free
     host.robots = Host::Robots::unknown;
-    return cap_sockets(t.socket_errno, Clock::now());
-  }
+    return;
+  }  // else retried with the node's backoff (an idle connection closed for it by then: cap_sockets())
   if (t.refused_ip.empty() && !no_socket) count_transfer(stats_of(t.robots_host, host), t.easy, status, t.body.size());
   if (!t.refused_ip.empty()) {
     // The host is at a private address: its pages would be refused too, and say so.
@@ -1575,6 +1605,16 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
   std::unique_ptr<Transfer> t = std::move(it->second);
   active_.erase(it);
   curl_multi_remove_handle(multi_, easy);
+  if (int no_descriptor = lookup_errno(code, t->error)) {
+    t->socket_errno = no_descriptor;
+  } else if (is_lookup_failure(code) && t->job && t->job->lookups_in_shortage < kShortLookups &&
+             Clock::now() < socket_cap_until_) {
+    // During a shortage getaddrinfo() on libcurl's thread may have found no descriptor although one
+    // is free now (some transfer ended since): not an answer about the name, which is looked up
+    // again (kShortLookups times at most, in case the name has none).
+    ++t->job->lookups_in_shortage;
+    t->socket_errno = shortage_errno_;
+  }
   if (t->proxy >= 0 && code != CURLE_ABORTED_BY_CALLBACK && !out_of_sockets(*t, code)) {
     note_proxy(t->proxy, is_host_failure(classify(code, t->too_large)), Clock::now());
   }
@@ -1681,10 +1721,10 @@ void HttpLoop::breaker_succeeded(const std::string& key, Host& host) {
   }
 }
 
-// A transfer found no descriptor for its socket while others are in flight: the job goes back to the
-// front of its host's queue, no attempt counted (it never reached the host), and until a transfer
-// ends no other starts (cap_sockets()). Each transfer holds a descriptor, so the ones in flight
-// are what fits.
+// A transfer found no descriptor for its socket (or its name's lookup): the job goes back to the
+// front of its host's queue, no attempt counted (it never reached the host), and for a while no
+// more transfers run than were in flight then (cap_sockets()). Each transfer holds a descriptor, so
+// the ones in flight are what fits.
 void HttpLoop::wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_errno, bool probe,
                                Clock::time_point now) {
   if (probe) host.breaker.on_probe_abandoned();
@@ -1693,10 +1733,15 @@ void HttpLoop::wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_
   enqueue(std::move(job), true);
 }
 
-// No transfer starts until one of those in flight ends, for kSocketCapFor; said once a run.
+// For kSocketCapFor, no more transfers than are in flight now (at least one), and no more
+// connections: libcurl keeps idle connections open (MAXCONNECTS), to other hosts too, and each holds
+// a descriptor. With CURLMOPT_MAX_TOTAL_CONNECTIONS a new connection closes the oldest idle one
+// first; the cap on transfers keeps libcurl from queueing one for a connection. Said once a run.
 void HttpLoop::cap_sockets(int socket_errno, Clock::time_point now) {
-  socket_cap_ = active_.size();
+  socket_cap_ = std::max<std::size_t>(1, active_.size());
   socket_cap_until_ = now + kSocketCapFor;
+  shortage_errno_ = socket_errno;
+  curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(socket_cap_));
   if (told_no_socket_) return;
   told_no_socket_ = true;
   notice(
@@ -1711,6 +1756,7 @@ bool HttpLoop::sockets_scarce(Clock::time_point now) {
   if (socket_cap_ == 0) return false;
   if (now >= socket_cap_until_) {
     socket_cap_ = 0;
+    curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
     return false;
   }
   return active_.size() >= socket_cap_;
@@ -1753,7 +1799,12 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   // refuses a Content-Length beyond max_body at once): the type is the answer, not the size.
   if (code != CURLE_OK && unwanted_type(easy, opt_.content_types, opt_.ok_status))
     return fail_content_type(std::move(job), host, status, easy);
-  if (no_socket && !active_.empty()) return wait_for_socket(std::move(job), host, t->socket_errno, t->probe, now);
+  // Alone, it may have found every descriptor held by idle connections: asked for again once, now
+  // that the connection cap closes the oldest of them for a new one (cap_sockets()).
+  if (no_socket && (!active_.empty() || !job->lone_no_socket)) {
+    job->lone_no_socket = active_.empty();
+    return wait_for_socket(std::move(job), host, t->socket_errno, t->probe, now);
+  }
   if (code != CURLE_OK) {
     Reason reason = classify(code, t->too_large);
     // libcurl 7.88 refuses so a response whose first header line is folded (begins with a space or a

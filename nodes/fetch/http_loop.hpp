@@ -403,11 +403,13 @@ class HttpLoop {
   void stop_cache();
   std::mt19937_64 rng_;
   bool aborted_ = false;
-  // Out of descriptors (wait_for_socket()): at most socket_cap_ transfers (0: no cap) until
-  // socket_cap_until_; told_no_socket_: the notice that says so was given.
+  // Out of descriptors (wait_for_socket()): at most socket_cap_ transfers and as many connections
+  // (0: no cap) until socket_cap_until_; told_no_socket_: the notice that says so was given.
   static constexpr std::chrono::seconds kSocketCapFor{1};
+  static constexpr int kShortLookups = 8;
   std::size_t socket_cap_ = 0;
   Clock::time_point socket_cap_until_{};
+  int shortage_errno_ = 0;  // the latest shortage's errno (EMFILE, ENFILE; EAGAIN: no resolver thread)
   bool told_no_socket_ = false;
   void wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_errno, bool probe, Clock::time_point now);
   void cap_sockets(int socket_errno, Clock::time_point now);

@@ -4,7 +4,11 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <sstream>
 #include <thread>
+
+#include <arpa/inet.h>
+#include <netdb.h>
 
 #include "../process.hpp"
 #include "../support.hpp"
@@ -788,18 +792,17 @@ edges:
   CHECK(title[2].ends_with("1  http_status 2, circuit_open 2"));
 }
 
-TEST_CASE("a run short of descriptors for its sockets waits for free ones: every request succeeds, a notice says why",
-          "[cli][fetch]") {
-  fixture::FixtureServer server;
-  TempDir dir;
-  test::write_file(dir.file("p.yaml"),
-                   fmt::format(R"(pipeline: descriptors
+namespace {
+
+// The pipeline of the tests of descriptors: a source.list with `source` (its keys), then a limit and
+// a fetch of 100 in flight; successes to out.jsonl, failures to failed.jsonl in `dir`.
+std::string descriptors_pipeline(const std::string& source, const TempDir& dir) {
+  return fmt::format(R"(pipeline: descriptors
 settings: {{batch: 10}}
 nodes:
   - id: src
     type: source.list
-    template: "{0}?n={{n}}"
-    to: 200
+    {0}
   - id: lim
     type: limit
     max_in_flight: 100
@@ -820,7 +823,18 @@ edges:
   - src -> lim -> get -> out
   - get.error -> failed
 )",
-                               server.url("/delay/50"), dir.file("out.jsonl"), dir.file("failed.jsonl")));
+                     source, dir.file("out.jsonl"), dir.file("failed.jsonl"));
+}
+
+}  // namespace
+
+TEST_CASE("a run short of descriptors for its sockets waits for free ones: every request succeeds, a notice says why",
+          "[cli][fetch]") {
+  fixture::FixtureServer server;
+  TempDir dir;
+  test::write_file(
+      dir.file("p.yaml"),
+      descriptors_pipeline(fmt::format("template: \"{}?n={{n}}\"\n    to: 200", server.url("/delay/50")), dir));
   // `ulimit -n` sets the soft and the hard limit; -S the soft one only, which sluice raises.
   auto run = [&](const std::string& ulimit) {
     test::Process p({"/bin/sh", "-c", ulimit + " && exec \"$@\"", "sh", SLUICE_BINARY, "run", "-q", dir.file("p.yaml")},
@@ -853,5 +867,83 @@ edges:
     CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))).size() == 200);
     CHECK_FALSE(test::contains(r.err, "no socket"));
     CHECK(server.counter("/delay").max_concurrent > 48);
+  }
+}
+
+namespace {
+
+// A name of this machine for a loopback address, and the address, as getaddrinfo() finds them (in
+// /etc/hosts: Debian gives the machine's own name 127.0.1.1); empty if it has none. libcurl looks
+// such a name up on a thread of its own (localhost it answers itself).
+std::pair<std::string, std::string> loopback_name() {
+  std::vector<std::string> names;
+  char own[256] = {};
+  if (::gethostname(own, sizeof own - 1) == 0) names.emplace_back(own);
+  for (const std::string& line : test::lines_of(test::read_file("/etc/hosts"))) {
+    std::istringstream words(line);
+    std::string address, name;
+    if (!(words >> address) || !address.starts_with("127.")) continue;
+    while (words >> name && !name.starts_with('#')) {
+      if (!name.ends_with("localhost")) names.push_back(name);
+    }
+  }
+  for (const std::string& name : names) {
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (::getaddrinfo(name.c_str(), nullptr, &hints, &found) != 0) continue;
+    const auto* in = reinterpret_cast<const sockaddr_in*>(found->ai_addr);
+    char text[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    ::freeaddrinfo(found);
+    if (std::string_view(text).starts_with("127.")) return {name, text};
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE(
+    "short of descriptors, a second host gets those idle connections to the first hold, and a name's lookup waits "
+    "instead of failing",
+    "[cli][fetch]") {
+  // 300 slow requests to one host take every descriptor a limit of 48 leaves (their connections stay
+  // open, idle, when they end); then 100 to another host. libcurl 7.88 keeps idle connections and
+  // reports a lookup without descriptors as "Could not resolve host": before, all 100 failed (connect,
+  // or dns and then circuit_open).
+  fixture::FixtureServer first;
+  TempDir dir;
+  auto run = [&](fixture::FixtureServer& second, const std::string& second_url) {
+    std::string urls;
+    for (int i = 0; i < 300; ++i) urls += first.url(fmt::format("/delay/100?n={}\n", i));
+    for (int i = 0; i < 100; ++i) urls += fmt::format("{}/delay/20?n={}\n", second_url, i);
+    test::write_file(dir.file("urls.txt"), urls);
+    test::write_file(dir.file("p.yaml"), descriptors_pipeline("file: " + dir.file("urls.txt"), dir));
+    test::Process p(
+        {"/bin/sh", "-c", "ulimit -n 48 && exec \"$@\"", "sh", SLUICE_BINARY, "run", "-q", dir.file("p.yaml")},
+        dir.file("stdout"), dir.file("stderr"));
+    Result r{p.wait(), test::read_file(dir.file("stdout")), test::read_file(dir.file("stderr"))};
+    INFO(r.err);
+    INFO(test::read_file(dir.file("failed.jsonl")));
+    CHECK(r.code == 0);
+    CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))).size() == 400);
+    CHECK(test::read_file(dir.file("failed.jsonl")).empty());
+    CHECK(test::contains(r.err,
+                         "warning: node 'get': no socket for a request: this process has reached its limit of 48"));
+    CHECK_FALSE(test::contains(r.err, "circuit breaker"));
+    CHECK(first.counter("/delay").requests == 300);
+    CHECK(second.counter("/delay").requests == 100);  // none sent twice
+  };
+  SECTION("the second host by its address") {
+    fixture::FixtureServer second;
+    run(second, fmt::format("http://127.0.0.1:{}", second.port()));
+  }
+  SECTION("the second host by a name looked up") {
+    const auto [name, address] = loopback_name();
+    INFO("this test needs a name for a loopback address in /etc/hosts, such as the machine's own");
+    REQUIRE(!name.empty());
+    fixture::FixtureServer second("", 0, 256, false, 1, address);
+    run(second, fmt::format("http://{}:{}", name, second.port()));
   }
 }

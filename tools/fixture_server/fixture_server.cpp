@@ -192,6 +192,7 @@ std::string temp_file(const std::string& text) {
 struct FixtureServer::Impl {
   static constexpr std::size_t kMaxArrivals = 100000;  // per key; later requests are not timed
 
+  std::string address;  // loopback, 127.0.0.1 unless asked otherwise
   std::string root;
   std::unique_ptr<httplib::Server> server_ptr;  // an httplib::SSLServer when TLS is on
   std::string ca_file;                          // the self-signed certificate, PEM (TLS only)
@@ -599,8 +600,14 @@ CertificateFiles write_self_signed(const std::string& dir) {
   return files;
 }
 
-FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls, int keep_alive_seconds)
+FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls, int keep_alive_seconds,
+                             std::string address)
     : impl_(std::make_unique<Impl>()) {
+  in_addr parsed{};
+  if (::inet_pton(AF_INET, address.c_str(), &parsed) != 1 || (ntohl(parsed.s_addr) >> 24) != 127) {
+    throw std::runtime_error(fmt::format("fixture server: '{}' is not a loopback address (127.0.0.0/8)", address));
+  }
+  impl_->address = std::move(address);
   impl_->root = std::move(root);
   if (tls) {
     SelfSigned s = self_signed();
@@ -621,13 +628,15 @@ FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls, 
   impl_->server_ptr->set_tcp_nodelay(true);
   impl_->routes();
   if (port == 0) {
-    impl_->port = impl_->server_ptr->bind_to_any_port("127.0.0.1");
-  } else if (impl_->server_ptr->bind_to_port("127.0.0.1", port)) {
+    impl_->port = impl_->server_ptr->bind_to_any_port(impl_->address);
+  } else if (impl_->server_ptr->bind_to_port(impl_->address, port)) {
     impl_->port = port;
   } else {
     impl_->port = -1;
   }
-  if (impl_->port <= 0) throw std::runtime_error(fmt::format("fixture server: cannot listen on 127.0.0.1:{}", port));
+  if (impl_->port <= 0) {
+    throw std::runtime_error(fmt::format("fixture server: cannot listen on {}:{}", impl_->address, port));
+  }
   widen_backlog(impl_->port);
   impl_->thread = std::thread([this] { impl_->server_ptr->listen_after_bind(); });
   while (!impl_->server_ptr->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -648,7 +657,7 @@ int FixtureServer::port() const {
   return impl_->port;
 }
 std::string FixtureServer::url(const std::string& path) const {
-  return fmt::format("{}://127.0.0.1:{}{}", impl_->ca_file.empty() ? "http" : "https", impl_->port, path);
+  return fmt::format("{}://{}:{}{}", impl_->ca_file.empty() ? "http" : "https", impl_->address, impl_->port, path);
 }
 const std::string& FixtureServer::ca_file() const {
   return impl_->ca_file;

@@ -89,15 +89,16 @@ class FixtureServer {
   // Starts listening on an ephemeral 127.0.0.1 port; `root` may be empty (no files). With `tls`, it
   // serves HTTPS with a fresh self-signed certificate for 127.0.0.1, written to ca_file(). It closes a
   // keep-alive connection idle for `keep_alive_seconds` (each open connection holds one of `threads`);
-  // a test that counts connections wants longer than a loaded machine can leave one idle.
+  // a test that counts connections wants longer than a loaded machine can leave one idle. `address`:
+  // another loopback address (127.0.0.0/8) to listen on, such as the one the machine's name has.
   explicit FixtureServer(std::string root = "", int port = 0, int threads = 256, bool tls = false,
-                         int keep_alive_seconds = 1);
+                         int keep_alive_seconds = 1, std::string address = "127.0.0.1");
   ~FixtureServer();
   FixtureServer(const FixtureServer&) = delete;
   FixtureServer& operator=(const FixtureServer&) = delete;
 
   int port() const;
-  std::string url(const std::string& path = "/") const;  // http(s)://127.0.0.1:<port><path>
+  std::string url(const std::string& path = "/") const;  // http(s)://<address>:<port><path>
   const std::string& ca_file() const;                    // the certificate as a PEM file; "" without TLS
   std::string reset_url() const;                         // http://127.0.0.1:<reset port>/
 
