@@ -317,8 +317,10 @@ int PartFiles::open(const std::string& folder, std::string_view name, std::strin
   temp = fmt::format("{}/.{}.sluice-{}-{}.part", folder, name.substr(0, 100), ::getpid(), ++count_);
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
-    error = fmt::format("cannot write: {}: '{}'", std::strerror(errno), temp);
+    const int e = errno;  // for the caller too (EMFILE: wait for a descriptor)
+    error = fmt::format("cannot write: {}: '{}'", std::strerror(e), temp);
     temp.clear();
+    errno = e;
   }
   return fd;
 }

@@ -177,6 +177,7 @@ bool write_to_file(HttpLoop::Transfer& t, const char* data, std::size_t n) {
   if (t.fd < 0) {
     std::string name = t.job && !t.job->file.empty() ? t.job->file.substr(t.job->file.rfind('/') + 1) : "download";
     t.fd = t.files->open(t.folder, name, t.temp, t.write_error);
+    if (t.fd < 0 && (errno == EMFILE || errno == ENFILE)) t.socket_errno = errno;  // no_file_descriptor()
     if (t.fd < 0) return false;
   }
   if (const int e = nodes::PartFiles::write_all(t.fd, data, n); e != 0) {
@@ -319,6 +320,11 @@ bool out_of_sockets(const HttpLoop::Transfer& t, CURLcode code) {
   const bool no_descriptor = t.socket_errno == EMFILE || t.socket_errno == ENFILE;
   if (code == CURLE_COULDNT_CONNECT) return no_descriptor;
   return is_lookup_failure(code) && (no_descriptor || t.socket_errno == EAGAIN);
+}
+
+// download: the response came, but its file could not be opened for want of a descriptor.
+bool no_file_descriptor(const HttpLoop::Transfer& t, CURLcode code) {
+  return code == CURLE_WRITE_ERROR && !t.write_error.empty() && (t.socket_errno == EMFILE || t.socket_errno == ENFILE);
 }
 
 // libcurl 7.88 looks a name up on a thread of its own, which needs two descriptors (a socketpair) to
@@ -1785,6 +1791,12 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     if (t->probe) host.breaker.on_probe_abandoned();
     std::string message = private_message(job->url, t->refused_ip);
     return fail(std::move(job), Reason::refused, 0, std::move(message));
+  }
+  // download: no descriptor for the file: its answer is dropped and asked for again when one is free,
+  // as for a request without a socket (below).
+  if (no_file_descriptor(*t, code) && (!active_.empty() || !job->lone_no_socket)) {
+    job->lone_no_socket = active_.empty();
+    return wait_for_socket(std::move(job), host, t->socket_errno, t->probe, now);
   }
   // download: the file could not be written (a full disk): not the host's fault, and not retried.
   if (!t->write_error.empty()) return fail(std::move(job), Reason::other, status, "download: " + t->write_error);

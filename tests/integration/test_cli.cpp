@@ -795,8 +795,9 @@ edges:
 namespace {
 
 // The pipeline of the tests of descriptors: a source.list with `source` (its keys), then a limit and
-// a fetch of 100 in flight; successes to out.jsonl, failures to failed.jsonl in `dir`.
-std::string descriptors_pipeline(const std::string& source, const TempDir& dir) {
+// a fetch of 100 in flight (and its keys `more`); successes to out.jsonl, failures to failed.jsonl
+// in `dir`.
+std::string descriptors_pipeline(const std::string& source, const TempDir& dir, const std::string& more = "") {
   return fmt::format(R"(pipeline: descriptors
 settings: {{batch: 10}}
 nodes:
@@ -811,7 +812,7 @@ nodes:
     per_host: 100
     robots: ignore
     retries: {{attempts: 1}}
-    on_error: route
+    on_error: route{3}
   - id: out
     type: sink.jsonl
     path: {1}
@@ -823,7 +824,7 @@ edges:
   - src -> lim -> get -> out
   - get.error -> failed
 )",
-                     source, dir.file("out.jsonl"), dir.file("failed.jsonl"));
+                     source, dir.file("out.jsonl"), dir.file("failed.jsonl"), more.empty() ? "" : "\n    " + more);
 }
 
 }  // namespace
@@ -856,6 +857,27 @@ TEST_CASE("a run short of descriptors for its sockets waits for free ones: every
     CHECK(most > 10);
     CHECK(most < 48);
     CHECK(server.counter("/delay").requests == 200);  // none sent twice
+  }
+  SECTION("downloads: a file is a descriptor too") {
+    // Each transfer's file is opened at its first bytes, after its socket; under the limit some found
+    // none and failed ("download: cannot write: Too many open files", 1-10 of 300): now they wait.
+    test::write_file(
+        dir.file("p.yaml"),
+        descriptors_pipeline(fmt::format("template: \"{}?seed={{n}}\"\n    to: 300", server.url("/bytes/20000")), dir,
+                             fmt::format("download: {{dir: {}}}", dir.file("files"))));
+    Result r = run("ulimit -n 48");
+    INFO(r.err);
+    INFO(test::read_file(dir.file("failed.jsonl")));
+    CHECK(r.code == 0);
+    CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))).size() == 300);
+    CHECK(test::read_file(dir.file("failed.jsonl")).empty());
+    std::size_t files = 0, parts = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir.file("files"))) {
+      ++(entry.path().extension() == ".part" ? parts : files);
+      CHECK(entry.file_size() == 20000);
+    }
+    CHECK(files == 300);
+    CHECK(parts == 0);
   }
   SECTION("a soft limit of 48 below a higher hard one: raised, and more than 48 run at once") {
     rlimit limit{};
