@@ -1472,11 +1472,12 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
   const bool no_socket = out_of_sockets(t, code);  // no request was sent
-  if (no_socket) cap_sockets(t.socket_errno, Clock::now());
-  if (no_socket && !active_.empty()) {  // asked for again once a descriptor is free
+  // Asked for again once a descriptor is free; alone, once more, as a job is (conclude()).
+  if (no_socket && (!active_.empty() || !host.robots_lone_no_socket)) {
+    host.robots_lone_no_socket = active_.empty();
     host.robots = Host::Robots::unknown;
-    return;
-  }  // else retried with the node's backoff (an idle connection closed for it by then: cap_sockets())
+    return cap_sockets(t.socket_errno, Clock::now());
+  }
   if (t.refused_ip.empty() && !no_socket) count_transfer(stats_of(t.robots_host, host), t.easy, status, t.body.size());
   if (!t.refused_ip.empty()) {
     // The host is at a private address: its pages would be refused too, and say so.
@@ -1531,6 +1532,8 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   host.robots = Host::Robots::ready;
   host.robots_at = now;
   host.robots_attempts = 0;
+  host.robots_lone_no_socket = false;
+  host.robots_lookups_in_shortage = 0;
 }
 
 void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) {
@@ -1613,13 +1616,15 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
   curl_multi_remove_handle(multi_, easy);
   if (int no_descriptor = lookup_errno(code, t->error)) {
     t->socket_errno = no_descriptor;
-  } else if (is_lookup_failure(code) && t->job && t->job->lookups_in_shortage < kShortLookups &&
-             Clock::now() < socket_cap_until_) {
+  } else if (is_lookup_failure(code) && Clock::now() < socket_cap_until_) {
     // During a shortage getaddrinfo() on libcurl's thread may have found no descriptor although one
     // is free now (some transfer ended since): not an answer about the name, which is looked up
     // again (kShortLookups times at most, in case the name has none).
-    ++t->job->lookups_in_shortage;
-    t->socket_errno = shortage_errno_;
+    int& repeated = t->job ? t->job->lookups_in_shortage : hosts_[t->robots_host].robots_lookups_in_shortage;
+    if (repeated < kShortLookups) {
+      ++repeated;
+      t->socket_errno = shortage_errno_;
+    }
   }
   if (t->proxy >= 0 && code != CURLE_ABORTED_BY_CALLBACK && !out_of_sockets(*t, code)) {
     note_proxy(t->proxy, is_host_failure(classify(code, t->too_large)), Clock::now());

@@ -172,6 +172,10 @@ class HttpLoop {
     // retrying: a fetch of robots.txt failed (5xx, no answer) and another waits for its backoff.
     enum class Robots { unknown, fetching, retrying, ready } robots = Robots::unknown;
     int robots_attempts = 0;
+    // Its robots.txt found no descriptor (wait_for_socket()): once with no transfer in flight, and
+    // how many of its failed lookups were repeated for a shortage (kShortLookups at most).
+    bool robots_lone_no_socket = false;
+    int robots_lookups_in_shortage = 0;
     Clock::time_point robots_at{};  // when its rules became ready; fetched again after robots_max_age
     bool crawl_delay = false;       // `bucket` follows its robots.txt's Crawl-delay, not rate and burst
     RobotsRules rules;

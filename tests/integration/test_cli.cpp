@@ -936,12 +936,14 @@ TEST_CASE(
   // or dns and then circuit_open).
   fixture::FixtureServer first;
   TempDir dir;
-  auto run = [&](fixture::FixtureServer& second, const std::string& second_url) {
+  auto run = [&](fixture::FixtureServer& second, const std::string& second_url, bool robots = false) {
     std::string urls;
     for (int i = 0; i < 300; ++i) urls += first.url(fmt::format("/delay/100?n={}\n", i));
     for (int i = 0; i < 100; ++i) urls += fmt::format("{}/delay/20?n={}\n", second_url, i);
     test::write_file(dir.file("urls.txt"), urls);
-    test::write_file(dir.file("p.yaml"), descriptors_pipeline("file: " + dir.file("urls.txt"), dir));
+    std::string pipeline = descriptors_pipeline("file: " + dir.file("urls.txt"), dir);
+    if (robots) pipeline.replace(pipeline.find("robots: ignore"), 14, "robots: obey");  // each host's robots.txt first
+    test::write_file(dir.file("p.yaml"), pipeline);
     test::Process p(
         {"/bin/sh", "-c", "ulimit -n 48 && exec \"$@\"", "sh", SLUICE_BINARY, "run", "-q", dir.file("p.yaml")},
         dir.file("stdout"), dir.file("stderr"));
@@ -966,6 +968,12 @@ TEST_CASE(
     INFO("this test needs a name for a loopback address in /etc/hosts, such as the machine's own");
     REQUIRE(!name.empty());
     fixture::FixtureServer second("", 0, 256, false, 1, address);
-    run(second, fmt::format("http://{}:{}", name, second.port()));
+    SECTION("robots.txt ignored") {
+      run(second, fmt::format("http://{}:{}", name, second.port()));
+    }
+    SECTION("robots.txt obeyed: its fetch waits the same way") {
+      // Before, robots.txt's lookup failed ("Could not resolve host") and the host was disallowed.
+      run(second, fmt::format("http://{}:{}", name, second.port()), true);
+    }
   }
 }
