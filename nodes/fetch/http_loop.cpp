@@ -634,6 +634,7 @@ void HttpLoop::start(AsyncOutput& out) {
   // run for a moment (slots held downstream), it closes the others and reconnects later (seen: 89
   // connections instead of 16 for 20,000 requests to one host). Keep what per_host allows.
   curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(std::max(kMinIdleConnections, 4 * per_host)));
+  budget_descriptors();
   // Used by the I/O thread only (and by load_cookies() before it starts): no locks.
   share_ = curl_share_init();
   if (!share_) throw std::bad_alloc();
@@ -1744,6 +1745,30 @@ void HttpLoop::wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_
   enqueue(std::move(job), true);
 }
 
+// Each transfer holds a descriptor for its socket (a download one more for its file), and the rest of
+// the run needs its own (stores, save, sinks, name lookups): a node that took all the limit of open
+// files allows would leave save unable to open a file (seen: a run of fetch -> save under ulimit -n
+// 48 failed at its first file). So the transfers at a time are capped at what the limit leaves
+// after the descriptors open now and a reserve (kReservedDescriptors, or an eighth of the limit),
+// and libcurl keeps no more connections than that (idle ones close first). The reactive cap
+// (cap_sockets()) still covers what this cannot foresee, such as two fetch nodes sharing the limit.
+void HttpLoop::budget_descriptors() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
+  std::size_t open = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) ++open;
+  const std::size_t most = limit.rlim_cur;
+  const std::size_t reserve = std::max<std::size_t>(kReservedDescriptors, most / 8);
+  const std::size_t left = most > open + reserve ? most - open - reserve : 0;
+  descriptor_budget_ = std::max<std::size_t>(1, opt_.download ? left / 2 : left);
+  budget_why_ = fmt::format(
+      "this process may have {} open files (ulimit -n), {} were open when it started and {} are kept for the rest "
+      "of the run{}",
+      most, open, reserve, opt_.download ? ", and each download takes two (its socket and its file)" : "");
+  curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(descriptor_budget_));
+}
+
 // For kSocketCapFor, no more transfers than are in flight now (at least one), and no more
 // connections: libcurl keeps idle connections open (MAXCONNECTS), to other hosts too, and each holds
 // a descriptor. With CURLMOPT_MAX_TOTAL_CONNECTIONS a new connection closes the oldest idle one
@@ -1764,13 +1789,18 @@ void HttpLoop::cap_sockets(int socket_errno, Clock::time_point now) {
 // Whether a transfer may start now, as far as descriptors go (wait_for_socket()): the cap holds for
 // kSocketCapFor after the last transfer that found none, then the node tries its full width again.
 bool HttpLoop::sockets_scarce(Clock::time_point now) {
-  if (socket_cap_ == 0) return false;
-  if (now >= socket_cap_until_) {
+  if (socket_cap_ != 0 && now >= socket_cap_until_) {
     socket_cap_ = 0;
-    curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
-    return false;
+    curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(descriptor_budget_));
   }
-  return active_.size() >= socket_cap_;
+  const std::size_t cap = socket_cap_ != 0 ? socket_cap_ : descriptor_budget_;
+  if (cap == 0 || active_.size() < cap) return false;
+  if (socket_cap_ == 0 && !told_budget_) {
+    told_budget_ = true;
+    notice(fmt::format("at most {} requests at a time for the limit of open files: {}; raise the limit for more",
+                       descriptor_budget_, budget_why_));
+  }
+  return true;
 }
 
 // What a finished transfer means for its job: a result, a retry, the next redirect hop, or an error.

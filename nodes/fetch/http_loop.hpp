@@ -413,6 +413,13 @@ class HttpLoop {
   static constexpr int kShortLookups = 8;
   std::size_t socket_cap_ = 0;
   Clock::time_point socket_cap_until_{};
+  // Transfers at a time that the limit of open files leaves this node (budget_descriptors(); 0: no
+  // limit to mind), and the figures behind it for the notice given when it first holds one back.
+  static constexpr std::size_t kReservedDescriptors = 16;
+  std::size_t descriptor_budget_ = 0;
+  std::string budget_why_;
+  bool told_budget_ = false;
+  void budget_descriptors();
   int shortage_errno_ = 0;  // the latest shortage's errno (EMFILE, ENFILE; EAGAIN: no resolver thread)
   bool told_no_socket_ = false;
   void wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_errno, bool probe, Clock::time_point now);
