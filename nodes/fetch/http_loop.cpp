@@ -1755,16 +1755,17 @@ void HttpLoop::wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_
 void HttpLoop::budget_descriptors() {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
-  std::size_t open = 0;
+  std::size_t open = 0;  // the listing's own descriptor not counted
   std::error_code ec;
   for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) ++open;
+  if (open > 0) --open;
   const std::size_t most = limit.rlim_cur;
   const std::size_t reserve = std::max<std::size_t>(kReservedDescriptors, most / 8);
   const std::size_t left = most > open + reserve ? most - open - reserve : 0;
   descriptor_budget_ = std::max<std::size_t>(1, opt_.download ? left / 2 : left);
   budget_why_ = fmt::format(
-      "this process may have {} open files (ulimit -n), {} were open when it started and {} are kept for the rest "
-      "of the run{}",
+      "this process may have {} open files (ulimit -n), {} were open when the node started and {} are kept for the "
+      "rest of the run{}",
       most, open, reserve, opt_.download ? ", and each download takes two (its socket and its file)" : "");
   curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(descriptor_budget_));
 }

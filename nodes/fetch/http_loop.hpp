@@ -407,12 +407,6 @@ class HttpLoop {
   void stop_cache();
   std::mt19937_64 rng_;
   bool aborted_ = false;
-  // Out of descriptors (wait_for_socket()): at most socket_cap_ transfers and as many connections
-  // (0: no cap) until socket_cap_until_; told_no_socket_: the notice that says so was given.
-  static constexpr std::chrono::seconds kSocketCapFor{1};
-  static constexpr int kShortLookups = 8;
-  std::size_t socket_cap_ = 0;
-  Clock::time_point socket_cap_until_{};
   // Transfers at a time that the limit of open files leaves this node (budget_descriptors(); 0: no
   // limit to mind), and the figures behind it for the notice given when it first holds one back.
   static constexpr std::size_t kReservedDescriptors = 16;
@@ -420,7 +414,15 @@ class HttpLoop {
   std::string budget_why_;
   bool told_budget_ = false;
   void budget_descriptors();
-  int shortage_errno_ = 0;  // the latest shortage's errno (EMFILE, ENFILE; EAGAIN: no resolver thread)
+  // Out of descriptors all the same (wait_for_socket()): at most socket_cap_ transfers and as many
+  // connections (0: no cap) until socket_cap_until_; shortage_errno_: the latest shortage's errno
+  // (EMFILE, ENFILE; EAGAIN: no resolver thread); told_no_socket_: the notice that says so was given.
+  // A failed lookup during a shortage is repeated kShortLookups times at most.
+  static constexpr std::chrono::seconds kSocketCapFor{1};
+  static constexpr int kShortLookups = 8;
+  std::size_t socket_cap_ = 0;
+  Clock::time_point socket_cap_until_{};
+  int shortage_errno_ = 0;
   bool told_no_socket_ = false;
   void wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_errno, bool probe, Clock::time_point now);
   void cap_sockets(int socket_errno, Clock::time_point now);
