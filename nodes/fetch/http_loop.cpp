@@ -156,6 +156,11 @@ std::string attempts_text(int n) {
 // The most of a robots.txt that is read; RFC 9309 asks crawlers to parse at least 500 KiB.
 constexpr std::size_t kRobotsMax = 512 * 1024;
 
+// EMFILE or ENFILE: this process, or the system, has no file descriptor left.
+bool is_out_of_descriptors(int error) {
+  return error == EMFILE || error == ENFILE;
+}
+
 // Whether a response whose headers came is a success of a media type outside `types` (content_types;
 // empty: any).
 bool unwanted_type(CURL* easy, const MediaTypes& types, const StatusSet& ok_status) {
@@ -177,7 +182,7 @@ bool write_to_file(HttpLoop::Transfer& t, const char* data, std::size_t n) {
   if (t.fd < 0) {
     std::string name = t.job && !t.job->file.empty() ? t.job->file.substr(t.job->file.rfind('/') + 1) : "download";
     t.fd = t.files->open(t.folder, name, t.temp, t.write_error);
-    if (t.fd < 0 && (errno == EMFILE || errno == ENFILE)) t.socket_errno = errno;  // no_file_descriptor()
+    if (t.fd < 0 && is_out_of_descriptors(errno)) t.socket_errno = errno;  // no_file_descriptor()
     if (t.fd < 0) return false;
   }
   if (const int e = nodes::PartFiles::write_all(t.fd, data, n); e != 0) {
@@ -317,14 +322,14 @@ bool is_lookup_failure(CURLcode code) {
 // The transfer could not open a socket, or its name could not be looked up for want of descriptors
 // (lookup_errno()): this process or the system has none left.
 bool out_of_sockets(const HttpLoop::Transfer& t, CURLcode code) {
-  const bool no_descriptor = t.socket_errno == EMFILE || t.socket_errno == ENFILE;
+  const bool no_descriptor = is_out_of_descriptors(t.socket_errno);
   if (code == CURLE_COULDNT_CONNECT) return no_descriptor;
   return is_lookup_failure(code) && (no_descriptor || t.socket_errno == EAGAIN);
 }
 
 // download: the response came, but its file could not be opened for want of a descriptor.
 bool no_file_descriptor(const HttpLoop::Transfer& t, CURLcode code) {
-  return code == CURLE_WRITE_ERROR && !t.write_error.empty() && (t.socket_errno == EMFILE || t.socket_errno == ENFILE);
+  return code == CURLE_WRITE_ERROR && !t.write_error.empty() && is_out_of_descriptors(t.socket_errno);
 }
 
 // libcurl 7.88 looks a name up on a thread of its own, which needs two descriptors (a socketpair) to
@@ -338,7 +343,7 @@ int lookup_errno(CURLcode code, const char* error) {
   if (!is_lookup_failure(code)) return 0;
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-    return errno == EMFILE || errno == ENFILE ? errno : 0;
+    return is_out_of_descriptors(errno) ? errno : 0;
   }
   ::close(pair[0]);
   ::close(pair[1]);
@@ -1473,9 +1478,8 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
   const bool no_socket = out_of_sockets(t, code);  // no request was sent
-  // Asked for again once a descriptor is free; alone, once more, as a job is (conclude()).
-  if (no_socket && (!active_.empty() || !host.robots_lone_no_socket)) {
-    host.robots_lone_no_socket = active_.empty();
+  // Asked for again once a descriptor is free, as a job is (conclude()).
+  if (no_socket && asks_again(host.robots_lone_no_socket)) {
     host.robots = Host::Robots::unknown;
     return cap_sockets(t.socket_errno, Clock::now());
   }
@@ -1770,6 +1774,17 @@ void HttpLoop::budget_descriptors() {
   curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(descriptor_budget_));
 }
 
+// Whether a transfer that found no descriptor is asked for again: always while others are in flight
+// (one of them will give its descriptor up), and once more when it was alone (`lone`: it was, the
+// last time), since idle connections may have held them all (cap_sockets() closes those).
+bool HttpLoop::asks_again(bool& lone) const {
+  if (!active_.empty()) {
+    lone = false;
+    return true;
+  }
+  return !std::exchange(lone, true);
+}
+
 // For kSocketCapFor, no more transfers than are in flight now (at least one), and no more
 // connections: libcurl keeps idle connections open (MAXCONNECTS), to other hosts too, and each holds
 // a descriptor. With CURLMOPT_MAX_TOTAL_CONNECTIONS a new connection closes the oldest idle one
@@ -1828,10 +1843,11 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     std::string message = private_message(job->url, t->refused_ip);
     return fail(std::move(job), Reason::refused, 0, std::move(message));
   }
-  // download: no descriptor for the file: its answer is dropped and asked for again when one is free,
-  // as for a request without a socket (below).
-  if (no_file_descriptor(*t, code) && (!active_.empty() || !job->lone_no_socket)) {
-    job->lone_no_socket = active_.empty();
+  // No descriptor for its socket, its name's lookup, or (download) its file, whose answer is then
+  // dropped: asked for again when one is free. Alone, it may have found every descriptor held by idle
+  // connections: asked for again once, now that the connection cap closes the oldest of them for a
+  // new one (cap_sockets()).
+  if ((no_socket || no_file_descriptor(*t, code)) && asks_again(job->lone_no_socket)) {
     return wait_for_socket(std::move(job), host, t->socket_errno, t->probe, now);
   }
   // download: the file could not be written (a full disk): not the host's fault, and not retried.
@@ -1847,12 +1863,6 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   // refuses a Content-Length beyond max_body at once): the type is the answer, not the size.
   if (code != CURLE_OK && unwanted_type(easy, opt_.content_types, opt_.ok_status))
     return fail_content_type(std::move(job), host, status, easy);
-  // Alone, it may have found every descriptor held by idle connections: asked for again once, now
-  // that the connection cap closes the oldest of them for a new one (cap_sockets()).
-  if (no_socket && (!active_.empty() || !job->lone_no_socket)) {
-    job->lone_no_socket = active_.empty();
-    return wait_for_socket(std::move(job), host, t->socket_errno, t->probe, now);
-  }
   if (code != CURLE_OK) {
     Reason reason = classify(code, t->too_large);
     // libcurl 7.88 refuses so a response whose first header line is folded (begins with a space or a

@@ -424,6 +424,7 @@ class HttpLoop {
   Clock::time_point socket_cap_until_{};
   int shortage_errno_ = 0;
   bool told_no_socket_ = false;
+  bool asks_again(bool& lone) const;
   void wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_errno, bool probe, Clock::time_point now);
   void cap_sockets(int socket_errno, Clock::time_point now);
   bool sockets_scarce(Clock::time_point now);
