@@ -336,17 +336,26 @@ bool no_file_descriptor(const HttpLoop::Transfer& t, CURLcode code) {
 // start and more inside getaddrinfo() (/etc/hosts, a socket to the name server). Without them the
 // lookup fails as "getaddrinfo() thread failed to start" or "Could not resolve host", with no errno,
 // and the host would be blamed (its breaker opened) for this process's limit. So after a failed
-// lookup the system is asked at once whether a socketpair can be had: EMFILE or ENFILE if not;
-// EAGAIN if it can but the resolver's thread did not start (no thread or memory free then), which
-// is never the host's doing either; 0 for a lookup that failed on its own.
+// lookup the system is asked at once for as many descriptors as a lookup takes (two socketpairs:
+// one socketpair alone was there when the failed lookup's own had just been closed, under ASan):
+// EMFILE or ENFILE if they cannot be had; EAGAIN if they can but the resolver's thread did not
+// start (no thread or memory free then), which is never the host's doing either; 0 for a lookup
+// that failed on its own.
 int lookup_errno(CURLcode code, const char* error) {
   if (!is_lookup_failure(code)) return 0;
-  int pair[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-    return is_out_of_descriptors(errno) ? errno : 0;
+  int pairs[2][2];
+  int made = 0, failure = 0;
+  for (; made < 2; ++made) {
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[made]) != 0) {
+      failure = errno;
+      break;
+    }
   }
-  ::close(pair[0]);
-  ::close(pair[1]);
+  for (int i = 0; i < made; ++i) {
+    ::close(pairs[i][0]);
+    ::close(pairs[i][1]);
+  }
+  if (made < 2) return is_out_of_descriptors(failure) ? failure : 0;
   return std::strcmp(error, "getaddrinfo() thread failed to start") == 0 ? EAGAIN : 0;
 }
 
@@ -1087,13 +1096,30 @@ void HttpLoop::run() {
       std::lock_guard lock(incoming_mutex_);
       more = !incoming_.empty();
     }
-    if (!more && !cancel_.load() && hashing_.empty()) {
-      curl_multi_poll(multi_, nullptr, 0, static_cast<int>(poll_timeout_ms(now)), nullptr);
-    }
+    if (!more && !cancel_.load() && hashing_.empty()) wait_for_work(now);
     sleeping_.store(false);
   }
   for (auto& [easy, t] : active_) curl_multi_remove_handle(multi_, easy);
   active_.clear();
+}
+
+void HttpLoop::wait_for_work(Clock::time_point now) {
+  const long timeout = poll_timeout_ms(now);
+  if (now >= poll_failed_until_) {
+    const CURLMcode code = curl_multi_poll(multi_, nullptr, 0, static_cast<int>(timeout), nullptr);
+    if (code == CURLM_OK) return;
+    const int error = errno;  // poll()'s: libcurl returns right after it
+    poll_failed_until_ = now + kPollFailedFor;
+    if (!std::exchange(told_poll_failed_, true)) {
+      notice(fmt::format(
+          "cannot wait for its connections: {} ({}); the node looks at them every {} ms instead until it can",
+          curl_multi_strerror(code),
+          error == EINVAL ? "more sockets than the limit of open files allows: was ulimit -n lowered under the run?"
+                          : std::strerror(error),
+          kPollFailedStep.count()));
+    }
+  }
+  std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(kPollFailedStep, std::chrono::milliseconds(timeout)));
 }
 
 long HttpLoop::poll_timeout_ms(Clock::time_point now) {

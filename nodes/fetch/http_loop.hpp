@@ -428,6 +428,16 @@ class HttpLoop {
   void wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_errno, bool probe, Clock::time_point now);
   void cap_sockets(int socket_errno, Clock::time_point now);
   bool sockets_scarce(Clock::time_point now);
+  // Sleeps until a socket or a timer needs the loop, or a submission wakes it (curl_multi_poll).
+  // poll() fails when it is given more descriptors than the limit of open files allows (EINVAL: the
+  // limit was lowered under the run); libcurl 7.88 then returns at once, and leaks its array of
+  // descriptors each time. So after a failure the loop looks at its transfers every kPollFailedStep
+  // instead, and asks libcurl to poll again after kPollFailedFor; told_poll_failed_: said once.
+  static constexpr std::chrono::milliseconds kPollFailedStep{2};
+  static constexpr std::chrono::milliseconds kPollFailedFor{250};
+  Clock::time_point poll_failed_until_{};
+  bool told_poll_failed_ = false;
+  void wait_for_work(Clock::time_point now);
   // Results handed to out_ but not flushed yet. Unless a result holds capacity others wait for
   // (out_->urgent()), they are delivered in batches: every kMaxHeld results or kMaxHold, whichever
   // comes first, and at once when no transfer is left to wait for.
