@@ -848,6 +848,25 @@ class LimitedRun {
         process_({"/bin/sh", "-c", ulimit + " && exec \"$@\"", "sh", SLUICE_BINARY, "run", "-q", dir.file("p.yaml")},
                  dir.file("stdout"), dir.file("stderr")) {}
   pid_t pid() const { return process_.pid(); }
+  // Once `server` has seen `requests` requests under `path` (at most 30 s), lowers the run's limit
+  // of open files (soft and hard) to `files`, or to the files it has open then, as if the rest of
+  // the process had taken them; gives the limit set.
+  rlim_t lower_limit_after(const fixture::FixtureServer& server, const std::string& path, std::uint64_t requests,
+                           std::optional<rlim_t> files = std::nullopt) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (server.counter(path).requests < requests && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    REQUIRE(server.counter(path).requests >= requests);
+    if (!files) {
+      files = 0;
+      for ([[maybe_unused]] const auto& fd : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", pid())))
+        ++*files;
+    }
+    const rlimit lowered{*files, *files};
+    REQUIRE(::prlimit(pid(), RLIMIT_NOFILE, &lowered, nullptr) == 0);
+    return *files;
+  }
   Result wait() {
     return Result{process_.wait(), test::read_file(dir_.file("stdout")), test::read_file(dir_.file("stderr"))};
   }
@@ -1084,15 +1103,7 @@ TEST_CASE(
   auto run = [&](bool robots) {
     write_two_host_run(dir, first, 200, fmt::format("http://{}:{}", name, second->port()), robots);
     LimitedRun p("ulimit -n 4096", dir);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (first.counter("/delay").requests < 150 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    std::size_t open = 0;
-    for ([[maybe_unused]] const auto& fd : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", p.pid())))
-      ++open;
-    const rlimit lowered{open, open};
-    REQUIRE(::prlimit(p.pid(), RLIMIT_NOFILE, &lowered, nullptr) == 0);
+    const rlim_t open = p.lower_limit_after(first, "/delay", 150);
     Result r = p.wait();
     INFO(fmt::format("limit lowered to {} files", open));
     CHECK(open > 100);  // the first host's 100 connections, and the rest of the run's files
@@ -1121,13 +1132,7 @@ TEST_CASE(
       dir.file("p.yaml"),
       descriptors_pipeline(fmt::format("template: \"{}?n={{n}}\"\n    to: 100", server.url("/delay/1500")), dir));
   LimitedRun p("ulimit -n 4096", dir);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (server.counter("/delay").requests < 100 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  REQUIRE(server.counter("/delay").requests == 100);
-  const rlimit lowered{40, 40};  // below the 100 connections and the run's other files
-  REQUIRE(::prlimit(p.pid(), RLIMIT_NOFILE, &lowered, nullptr) == 0);
+  p.lower_limit_after(server, "/delay", 100, 40);  // below the 100 connections and the run's other files
   Result r = p.wait();
   INFO(r.err);
   CHECK(r.code == 0);
