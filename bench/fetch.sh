@@ -9,11 +9,15 @@
 #
 #   bash bench/fetch.sh                 # 20,000 pages, 5 alternating rounds, medians at the end
 #   PAGES=5000 ROUNDS=3 bash bench/fetch.sh
+#   RUNS="loop fresh" ROUNDS=15 bash bench/fetch.sh   # some of the runs: loop fresh done after_fetch
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 
 PAGES=${PAGES:-20000}
+for what in ${RUNS:-}; do
+  [[ $what =~ ^(loop|fresh|done|after_fetch)$ ]] || { echo "RUNS: unknown run '$what' (loop fresh done after_fetch)"; exit 2; }
+done
 bench_site fetch "$PAGES"
 start_nginx "$work" "$work/site" "$port"
 
@@ -26,7 +30,7 @@ for c in 16 64; do
   for r in $(seq "$ROUNDS"); do
     # The runs take turns in each position: a run right after another one measured up to 5% slower
     # with release: done (two identical builds A then B: 0.68x against 0.65x).
-    runs=(loop done fresh after_fetch)
+    read -ra runs <<<"${RUNS:-loop done fresh after_fetch}"
     first=$(((r - 1) % ${#runs[@]}))
     runs=("${runs[@]:first}" "${runs[@]:0:first}")
     for what in "${runs[@]}"; do
@@ -40,6 +44,6 @@ for c in 16 64; do
       fi
     done
   done
-  medians "curl_loop   concurrency $c"
-  medians "curl_loop fresh handles $c"
+  if [[ " ${runs[*]} " == *" loop "* ]]; then medians "curl_loop   concurrency $c"; fi
+  if [[ " ${runs[*]} " == *" fresh "* ]]; then medians "curl_loop fresh handles $c"; fi
 done
