@@ -7,6 +7,7 @@
 #   bash bench/ab.sh crawl OLD_BUILD_DIR NEW_BUILD_DIR    # list of URLs and crawl from one seed
 #   bash bench/ab.sh store OLD_BUILD_DIR NEW_BUILD_DIR    # 1,000,000 rows at batch 1,000
 #   bash bench/ab.sh fetch OLD_BUILD_DIR NEW_BUILD_DIR    # 16 in flight, release: after_fetch
+#   CONCURRENCY=64 bash bench/ab.sh fetch OLD NEW          # fetch: 64 in flight (both sides and the loop)
 #
 # A build directory is a release build of either commit, e.g. a worktree's:
 #   git worktree add /tmp/old <commit> && (cd /tmp/old && cmake --workflow --preset release)
@@ -22,6 +23,8 @@ new=$(realpath "${3:?new build dir}")
 for b in "$old" "$new"; do [[ -x $b/bin/sluice ]] || { echo "no $b/bin/sluice" >&2; exit 2; }; done
 ROUNDS=${ROUNDS:-7}
 PAGES=${PAGES:-20000}
+CONCURRENCY=${CONCURRENCY:-16}
+[[ $CONCURRENCY =~ ^[1-9][0-9]*$ ]] || { echo "CONCURRENCY must be a positive number, not '$CONCURRENCY'" >&2; exit 2; }
 
 # run_side LABEL BUILD: one measurement of one build on this benchmark's workload.
 run_side() {
@@ -41,7 +44,7 @@ run_side() {
       measure "$label" "$ROWS" rows env BENCH_ROWS="$ROWS" BENCH_BATCH=1000 BENCH_DB="$work/sluice.db" \
         "$build/bin/sluice" run -q bench/store_rows.yaml ;;
     fetch)
-      measure "$label" "$PAGES" pages env BENCH_URLS="$work/site/urls.txt" BENCH_CONCURRENCY=16 \
+      measure "$label" "$PAGES" pages env BENCH_URLS="$work/site/urls.txt" BENCH_CONCURRENCY="$CONCURRENCY" \
         BENCH_RELEASE=after_fetch "$build/bin/sluice" run -q bench/fetch_only.yaml ;;
   esac
 }
@@ -68,7 +71,7 @@ for r in $(seq "$ROUNDS"); do
     store)
       rm -f "$work"/loop.db*
       measure "loop" "$ROWS" rows "$bin/sqlite_loop" "$work/loop.db" "$ROWS" 1000 ;;
-    fetch) measure "loop" "$PAGES" pages "$bin/curl_loop" "$work/site/urls.txt" 16 ;;
+    fetch) measure "loop" "$PAGES" pages "$bin/curl_loop" "$work/site/urls.txt" "$CONCURRENCY" ;;
   esac
   if ((r % 2)); then
     run_side old "$old"
