@@ -16,8 +16,12 @@ source bench/lib.sh
 
 PAGES=${PAGES:-20000}
 for what in ${RUNS:-}; do
-  [[ $what =~ ^(loop|fresh|done|after_fetch)$ ]] || { echo "RUNS: unknown run '$what' (loop fresh done after_fetch)"; exit 2; }
+  [[ $what =~ ^(loop|fresh|done|after_fetch)$ ]] || { echo "RUNS: unknown run '$what' (loop fresh done after_fetch)" >&2; exit 2; }
 done
+if [[ -n ${RUNS:-} && ! " $RUNS " =~ \ (loop|fresh)\  ]]; then
+  echo "RUNS: name loop or fresh too: the medians are given against a loop" >&2
+  exit 2
+fi
 bench_site fetch "$PAGES"
 start_nginx "$work" "$work/site" "$port"
 

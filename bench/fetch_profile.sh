@@ -63,12 +63,12 @@ echo "  sluice, whole process:             $(per_page "$sluice_all" "$sluice_one
 echo "  sluice, fetch I/O thread:          $(per_page "$(total "$io_all")" "$(total "$io_one")")"
 echo "start-up and exit (one page): curl_loop $loop_one, sluice $sluice_one instructions"
 echo "by library, per page (self cost, start-up included: ${PAGES} pages):"
-echo "  curl_loop:"
-by_library "$(ls "$work"/cg.loop.all-* | head -1)" | sort -rn | head -6 |
-  awk -v n="$PAGES" '{ printf "    %-28s %8.0f\n", $2, $1 / n }'
-echo "  curl_loop fresh:"
-by_library "$(ls "$work"/cg.fresh.all-* | head -1)" | sort -rn | head -6 |
-  awk -v n="$PAGES" '{ printf "    %-28s %8.0f\n", $2, $1 / n }'
+for run in loop fresh; do
+  mode=${run/#loop/}
+  echo "  curl_loop${mode:+ $mode}:"
+  by_library "$(ls "$work"/cg.$run.all-* | head -1)" | sort -rn | head -6 |
+    awk -v n="$PAGES" '{ printf "    %-28s %8.0f\n", $2, $1 / n }'
+done
 echo "  sluice fetch I/O thread:"
 by_library "$io_all" | sort -rn | head -8 | awk -v n="$PAGES" '{ printf "    %-28s %8.0f\n", $2, $1 / n }'
 # Where the I/O thread's own work goes, inclusive of what each part calls (start-up included).
