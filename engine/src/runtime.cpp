@@ -1325,7 +1325,11 @@ void Run::sink_loop(Vertex& v) {
   auto& sink = static_cast<SinkNode&>(*v.impl);
   const auto max_delay = sink.max_delay();
   // A sink that keeps records (and so their limit slots) is flushed when a bound upstream is full;
-  // one that keeps only its own output (sink.jsonl) after max_delay only.
+  // one that keeps only its own output (sink.jsonl) after max_delay only. Neither once the run is
+  // cancelled: no slot is waited for then, and what the sink holds is written by close() after the
+  // graph has ended. A flush in this loop can take long (a locked database waits out busy_timeout)
+  // while the records queued behind it hold the cancelled graph open, until abort_timeout reports
+  // a node that was not stuck.
   const bool keeps_records = sink.keeps_records();
   Clock::time_point oldest{};
   auto flush = [&] {
@@ -1351,7 +1355,10 @@ void Run::sink_loop(Vertex& v) {
     Message m = v.sink_queue->pop_for(wait);
     if (!m) {
       if (v.sink_queue->closed_and_empty()) break;
-      if (buffering && (Clock::now() - oldest >= max_delay || (keeps_records && bound_saturated(v)))) flush();
+      if (buffering && !cancelled_.load() &&
+          (Clock::now() - oldest >= max_delay || (keeps_records && bound_saturated(v)))) {
+        flush();
+      }
       continue;
     }
     const std::size_t n = m->records.size();
@@ -1378,7 +1385,7 @@ void Run::sink_loop(Vertex& v) {
     }
     release_external();
     if (!buffering && sink.buffered()) oldest = Clock::now();
-    if (sink.buffered() &&
+    if (sink.buffered() && !cancelled_.load() &&
         (Clock::now() - oldest >= max_delay || (keeps_records && v.sink_queue->empty() && bound_saturated(v)))) {
       flush();
     }

@@ -441,6 +441,41 @@ TEST_CASE("a locked database gives a clear error after busy_timeout and no parti
   CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{"0"});
 }
 
+// A store that fails keeps the rows left after the failed batch for close(), which runs once the
+// cancelled graph has ended: flushed from the sink's loop instead, they waited out busy_timeout a
+// second time while the records behind them held the graph, and a busy_timeout as long as
+// abort_timeout (5 s both, by default) made every run on a locked database end as if a node were
+// stuck ("the graph did not end within abort_timeout").
+TEST_CASE("a store that fails on a locked database lets the cancelled run end without waiting on it", "[store]") {
+  TempDir dir;
+  std::string db = dir.file("locked.db");
+  sqlite3* holder = nullptr;
+  sqlite3_open(db.c_str(), &holder);
+  sqlite3_exec(holder, "PRAGMA journal_mode=WAL; CREATE TABLE items (url TEXT, n INTEGER, name TEXT, price REAL);",
+               nullptr, nullptr, nullptr);
+  sqlite3_exec(holder, "BEGIN IMMEDIATE; INSERT INTO items VALUES ('held', 0, 'x', 0);", nullptr, nullptr, nullptr);
+  RunReport report = run_pipeline(test::plan_of(
+      store_pipeline(db, 5000, "    batch: {rows: 1000, interval: 50ms}\n    pragmas: {busy_timeout: 600}", "",
+                     "batch: 128, abort_timeout: 400ms")));
+  sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(holder);
+  CHECK(report.status == RunStatus::failed);
+  CHECK_FALSE(report.abandoned);
+  REQUIRE(report.errors.size() >= 2);
+  for (const auto& e : report.errors) {
+    INFO(e.to_string());
+    CHECK(e.node == "store");
+    CHECK(e.message.find("nothing of it stored in") != std::string::npos);
+    CHECK(e.message.ends_with("could not start a transaction: database is locked"));
+  }
+  // Every record it received is accounted for: in a failed batch, among the rows after it (tried
+  // once more by close()), or arrived after the failure.
+  const auto& stats = test::stats_of(report, "store");
+  CHECK(stats.records_in > 1000);
+  CHECK(stats.errors == stats.records_in);
+  CHECK(query(db, "SELECT count(*) FROM items") == std::vector<std::string>{"0"});
+}
+
 TEST_CASE("a database path that cannot be created fails the run before it starts", "[store]") {
   RunReport report = run_pipeline(test::plan_of(store_pipeline("/proc/sluice-no-such-dir/x.db", 10)));
   REQUIRE(report.errors.size() == 1);
