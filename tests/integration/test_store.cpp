@@ -420,17 +420,40 @@ TEST_CASE("on_error: skip on a store counts the rows of a lost batch and keeps s
   CHECK(count + stats.errors == 20000);
 }
 
+namespace {
+
+// Another connection holding the write lock of `db` (a new database with the store's table) from
+// now until release().
+class WriteLock {
+ public:
+  explicit WriteLock(const std::string& db) {
+    sqlite3_open(db.c_str(), &holder_);
+    sqlite3_exec(holder_, "PRAGMA journal_mode=WAL; CREATE TABLE items (url TEXT, n INTEGER, name TEXT, price REAL);",
+                 nullptr, nullptr, nullptr);
+    sqlite3_exec(holder_, "BEGIN IMMEDIATE; INSERT INTO items VALUES ('held', 0, 'x', 0);", nullptr, nullptr, nullptr);
+  }
+  WriteLock(const WriteLock&) = delete;
+  WriteLock& operator=(const WriteLock&) = delete;
+  ~WriteLock() { release(); }
+  void release() {
+    if (!holder_) return;
+    sqlite3_exec(holder_, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(holder_);
+    holder_ = nullptr;
+  }
+
+ private:
+  sqlite3* holder_ = nullptr;
+};
+
+}  // namespace
+
 TEST_CASE("a locked database gives a clear error after busy_timeout and no partial batch", "[store]") {
   TempDir dir;
   std::string db = dir.file("locked.db");
-  sqlite3* holder = nullptr;
-  sqlite3_open(db.c_str(), &holder);
-  sqlite3_exec(holder, "PRAGMA journal_mode=WAL; CREATE TABLE items (url TEXT, n INTEGER, name TEXT, price REAL);",
-               nullptr, nullptr, nullptr);
-  sqlite3_exec(holder, "BEGIN IMMEDIATE; INSERT INTO items VALUES ('held', 0, 'x', 0);", nullptr, nullptr, nullptr);
+  WriteLock lock(db);
   RunReport report = run_pipeline(test::plan_of(store_pipeline(db, 50, "    pragmas: {busy_timeout: 200}")));
-  sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
-  sqlite3_close(holder);
+  lock.release();
   CHECK(report.status == RunStatus::failed);
   REQUIRE_FALSE(report.errors.empty());
   CHECK(report.errors[0].message ==
@@ -449,16 +472,11 @@ TEST_CASE("a locked database gives a clear error after busy_timeout and no parti
 TEST_CASE("a store that fails on a locked database lets the cancelled run end without waiting on it", "[store]") {
   TempDir dir;
   std::string db = dir.file("locked.db");
-  sqlite3* holder = nullptr;
-  sqlite3_open(db.c_str(), &holder);
-  sqlite3_exec(holder, "PRAGMA journal_mode=WAL; CREATE TABLE items (url TEXT, n INTEGER, name TEXT, price REAL);",
-               nullptr, nullptr, nullptr);
-  sqlite3_exec(holder, "BEGIN IMMEDIATE; INSERT INTO items VALUES ('held', 0, 'x', 0);", nullptr, nullptr, nullptr);
+  WriteLock lock(db);
   RunReport report = run_pipeline(test::plan_of(
       store_pipeline(db, 5000, "    batch: {rows: 1000, interval: 50ms}\n    pragmas: {busy_timeout: 600}", "",
                      "batch: 128, abort_timeout: 400ms")));
-  sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
-  sqlite3_close(holder);
+  lock.release();
   CHECK(report.status == RunStatus::failed);
   CHECK_FALSE(report.abandoned);
   REQUIRE(report.errors.size() >= 2);
