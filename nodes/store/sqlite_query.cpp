@@ -9,6 +9,22 @@
 #include "sluice/node.hpp"
 
 namespace sluice::nodes {
+namespace {
+
+// SQLite reads a file's header only at the first statement that needs it: a file that is not a
+// database (a CSV given by mistake) would otherwise fail later, in words about whatever statement
+// came first (a PRAGMA, the query's copy). Any other error is left to that statement, which knows
+// more (a database locked by another writer waits out busy_timeout there).
+void check_database(sqlite3* db, const std::string& path) {
+  if (sqlite3_exec(db, "PRAGMA schema_version", nullptr, nullptr, nullptr) == SQLITE_NOTADB) {
+    std::string why = sqlite3_errmsg(db);
+    sqlite3_close(db);
+    throw NodeError(fmt::format("cannot open database '{}': {}", path, why));
+  }
+}
+
+}  // namespace
+
 sqlite3* open_readonly(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
@@ -24,6 +40,7 @@ sqlite3* open_readonly(const std::string& path) {
     sqlite3_close(db);
     throw NodeError(fmt::format("cannot open database '{}': {}", path, why));
   }
+  check_database(db, path);
   return db;
 }
 
@@ -39,6 +56,7 @@ sqlite3* open_writable(const std::string& path) {
     sqlite3_close(db);
     throw NodeError(fmt::format("cannot open database '{}': {}{}", path, why, missing_folder_note(path)));
   }
+  check_database(db, path);
   return db;
 }
 

@@ -515,6 +515,14 @@ TEST_CASE("a database path that cannot be created fails the run before it starts
   REQUIRE(device.errors.size() == 1);
   CHECK(device.errors[0].to_string() == "node 'store': cannot open database '/dev/null': not a regular file");
   CHECK(test::stats_of(device, "src").records_out == 0);
+  // A file that is not a database (a CSV given by mistake) is said so, not by the first PRAGMA.
+  const std::string csv = dir.file("items.csv");
+  test::write_file(csv, "url,n\nhttps://x.example/1,1\n");
+  RunReport text = run_pipeline(test::plan_of(store_pipeline(csv, 10)));
+  REQUIRE(text.errors.size() == 1);
+  CHECK(text.errors[0].to_string() ==
+        fmt::format("node 'store': cannot open database '{}': file is not a database", csv));
+  CHECK(test::read_file(csv) == "url,n\nhttps://x.example/1,1\n");
 }
 
 TEST_CASE("when a node fails, every record that reached the store is committed", "[store]") {
@@ -727,6 +735,13 @@ TEST_CASE(
         "'/proc/sluice-no-such-dir' does not exist)");
   CHECK(error_of(dir.path().string(), "SELECT 1") ==
         fmt::format("node 'rows': cannot open database '{}': it is a folder, not a file", dir.path().string()));
+  // Not a database: said at start, whether or not the query reads a table.
+  const std::string csv = dir.file("items.csv");
+  test::write_file(csv, "url,n\nhttps://x.example/1,1\n");
+  CHECK(error_of(csv, "SELECT 1") ==
+        fmt::format("node 'rows': cannot open database '{}': file is not a database", csv));
+  CHECK(error_of(csv, "SELECT url FROM items") ==
+        fmt::format("node 'rows': cannot open database '{}': file is not a database", csv));
   CHECK(error_of(db, "SELECT url FROM itmes") == fmt::format("node 'rows': query on '{}': no such table: itmes", db));
   CHECK(error_of(db, "SELEC url FROM items") ==
         fmt::format("node 'rows': query on '{}': near \"SELEC\": syntax error", db));
