@@ -56,6 +56,16 @@ TEST_CASE("sluice graph draws nodes, ports, limits and error routes as DOT", "[c
     REQUIRE(svg.code == 0);
     CHECK_THAT(test::read_file(dir.file("p.svg")), Catch::Contains("<svg") && Catch::Contains("boom"));
   }
+  SECTION("in the format the output file's name says, unless --format says otherwise") {
+    REQUIRE(sluice_cli(dir, {"graph", dir.file("p.yaml"), "-o", dir.file("p.png")}).code == 0);
+    CHECK(test::read_file(dir.file("p.png")).starts_with("\x89PNG\r\n"));
+    REQUIRE(sluice_cli(dir, {"graph", dir.file("p.yaml"), "-o", dir.file("p.SVG")}).code == 0);
+    CHECK_THAT(test::read_file(dir.file("p.SVG")), Catch::Contains("<svg"));
+    REQUIRE(sluice_cli(dir, {"graph", dir.file("p.yaml"), "-o", dir.file("p.gv")}).code == 0);
+    CHECK(test::read_file(dir.file("p.gv")).starts_with("digraph \"small\" {\n"));
+    REQUIRE(sluice_cli(dir, {"graph", dir.file("p.yaml"), "--format", "dot", "-o", dir.file("q.svg")}).code == 0);
+    CHECK(test::read_file(dir.file("q.svg")).starts_with("digraph \"small\" {\n"));
+  }
   SECTION("without Graphviz it says what is missing") {
     test::Result svg;
     {

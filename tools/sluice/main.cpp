@@ -7,7 +7,9 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -352,7 +354,18 @@ int cmd_validate(const std::vector<std::string>& files, const LoadArgs& args) {
   return invalid ? kInvalid : 0;
 }
 
-int cmd_graph(const std::string& file, const LoadArgs& args, const std::string& format, const std::string& output) {
+// The format asked for, else the one an output file's name says (`-o pipeline.svg`), else DOT.
+std::string graph_format(const std::string& format, const std::string& output) {
+  if (!format.empty()) return format;
+  std::string extension = std::filesystem::path(output).extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (extension == ".svg" || extension == ".png") return extension.substr(1);
+  return "dot";
+}
+
+int cmd_graph(const std::string& file, const LoadArgs& args, const std::string& asked, const std::string& output) {
+  const std::string format = graph_format(asked, output);
   Loaded loaded = load(file, args, false);
   if (!loaded.plan) return kInvalid;
   std::string dot = cli::pipeline_dot(*loaded.plan);
@@ -490,7 +503,7 @@ int main(int argc, char** argv) {
   CLI::App app{"sluice: run declarative YAML dataflow pipelines"};
   app.require_subcommand(1);
   app.fallthrough();  // --log-level may come after the subcommand too
-  std::string file, type_name, format = "dot", output, log_level = "info";
+  std::string file, type_name, format, output, log_level = "info";
   std::vector<std::string> files;
   RunArgs run_args;
   LoadArgs& load_args = run_args.load;
@@ -518,7 +531,10 @@ int main(int argc, char** argv) {
 
   auto* graph = app.add_subcommand("graph", "draw a pipeline: Graphviz DOT, or SVG/PNG through 'dot'");
   graph->add_option("pipeline", file, "pipeline YAML file")->required();
-  graph->add_option("--format", format, "dot (default), svg or png")->check(CLI::IsMember({"dot", "svg", "png"}));
+  graph
+      ->add_option("--format", format,
+                   "dot, svg or png; default: what the -o file's name ends in (.svg, .png), else dot")
+      ->check(CLI::IsMember({"dot", "svg", "png"}));
   graph->add_option("-o,--output", output, "write to this file instead of standard output");
   add_load_options(graph);
 
