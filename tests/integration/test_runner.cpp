@@ -204,6 +204,15 @@ TEST_CASE("sluice run --stats-json writes the run's stats and errors, --preview 
   auto full = sluice_cli(dir, {"run", "-q", dir.file("p.yaml"), "--stats-json", "/dev/full"});
   CHECK(full.code == 1);
   CHECK(full.err == "sluice: error: cannot write '/dev/full': No space left on device\n");
+
+  // One that cannot even be opened (a folder that does not exist) is found out before the run, not
+  // after it: nothing runs, nothing is stored.
+  std::filesystem::remove(dir.file("out.db"));
+  auto missing = sluice_cli(dir, {"run", "-q", dir.file("p.yaml"), "--stats-json", dir.file("no/such/stats.json")});
+  CHECK(missing.code == 2);
+  CHECK(missing.err ==
+        fmt::format("sluice: error: cannot write '{}': No such file or directory\n", dir.file("no/such/stats.json")));
+  CHECK_FALSE(std::filesystem::exists(dir.file("out.db")));
 }
 
 TEST_CASE("a standard output closed by its reader fails the run — stores still commit what they received", "[cli]") {

@@ -196,6 +196,22 @@ bool write_file(const std::string& path, std::string_view text) {
   return false;
 }
 
+// Whether `path` can be written, tried before a run whose end writes it (--stats-json): a missing
+// folder found out after a crawl of hours loses the figures. Nothing is truncated; a file made by
+// the try is removed again. False, with the reason printed, when it cannot.
+bool can_write(const std::string& path) {
+  std::error_code ec;
+  const bool existed = std::filesystem::exists(path, ec);
+  std::ofstream out(path, std::ios::binary | std::ios::app);
+  if (!out) {
+    cli::say(stderr, "error", "output", fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+    return false;
+  }
+  out.close();
+  if (!existed) std::filesystem::remove(path, ec);
+  return true;
+}
+
 // After an abandoned run (RunReport::abandoned): threads stuck in a node are still running, and
 // exiting normally would run static destructors (oneTBB's among them) that may wait for them.
 [[noreturn]] void exit_now(int code) {
@@ -250,6 +266,7 @@ int cmd_run(const std::string& file, const RunArgs& args) {
       });
     }
   }
+  if (!args.stats_json.empty() && !can_write(args.stats_json)) return kInvalid;
   std::unique_ptr<cli::MetricsServer> metrics;
   if (!args.metrics.empty()) {
     std::string error;
