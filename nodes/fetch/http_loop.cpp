@@ -1894,7 +1894,10 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     // libcurl 7.88 refuses so a response whose first header line is folded (begins with a space or a
     // tab): it has no header before it to continue.
     const bool orphan_fold = code == CURLE_BAD_FUNCTION_ARGUMENT && status != 0;
-    if (orphan_fold) reason = Reason::bad_response;
+    // And says "Out of memory" of a header line longer than its cap (100 KiB) after the status line:
+    // a broken server, far likelier than memory running out.
+    const bool giant_header = code == CURLE_OUT_OF_MEMORY && status != 0;
+    if (orphan_fold || giant_header) reason = Reason::bad_response;
     // No descriptor for a socket while no other transfer holds one (something else in the process
     // does): nothing is known about the host (its breaker and its adaptive allowance stay as they
     // are); a connect failure all the same, retried as one.
@@ -1908,6 +1911,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     }
     std::string detail = t->error[0] ? std::string(t->error) : std::string(curl_easy_strerror(code));
     if (orphan_fold) detail = "a folded header line (one that begins with a space or a tab) continues no header";
+    if (giant_header) detail = "a response header line longer than libcurl's limit of 100 KiB (or memory ran out)";
     if (no_socket) {
       detail = fmt::format("no socket: {}; lower max_in_flight or per_host, or raise the limit",
                            out_of_descriptors(t->socket_errno));

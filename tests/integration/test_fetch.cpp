@@ -703,22 +703,34 @@ TEST_CASE("timeouts fire and are reported with their reason", "[fetch]") {
   }
 }
 
+namespace {
+
+// Fetches /a, /b, ... (`count` URLs) one at a time from a RawServer that answers `responses` in
+// turn, robots.txt ignored and no retry; the run itself must not fail. The URLs, in order.
+std::vector<std::string> fetch_raw(TempDir& dir, std::vector<std::string> responses, int count) {
+  test::RawServer server;
+  server.begin(std::move(responses));
+  std::vector<std::string> urls;
+  for (int i = 0; i < count; ++i) urls.push_back(fmt::format("http://127.0.0.1:{}/{}", server.port(), char('a' + i)));
+  RunReport report = run_pipeline(
+      test::plan_of(fetch_pipeline(dir, urls, 1, "    per_host: 1\n    robots: ignore\n    retries: {attempts: 1}")));
+  server.end();
+  REQUIRE(report.errors.empty());
+  return urls;
+}
+
+}  // namespace
+
 TEST_CASE("a response whose first header line is folded fails as bad_response, and fetching goes on",
           "[fetch][security]") {
   // libcurl 7.88 wrote such a line through a pointer to a header of the handle's last transfer,
   // freed by then (curl issue #11101): a server could crash the run. Each transfer has a handle of
   // its own now.
-  test::RawServer server;
-  server.begin({"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
-                "HTTP/1.1 200 OK\r\n\tX-Folded: yes\r\nContent-Length: 2\r\n\r\nno"});
   TempDir dir;
-  std::vector<std::string> urls;
-  for (const char* path : {"/a", "/b", "/c", "/d"})
-    urls.push_back(fmt::format("http://127.0.0.1:{}{}", server.port(), path));
-  RunReport report = run_pipeline(
-      test::plan_of(fetch_pipeline(dir, urls, 1, "    per_host: 1\n    robots: ignore\n    retries: {attempts: 1}")));
-  server.end();
-  REQUIRE(report.errors.empty());
+  const auto urls = fetch_raw(dir,
+                              {"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+                               "HTTP/1.1 200 OK\r\n\tX-Folded: yes\r\nContent-Length: 2\r\n\r\nno"},
+                              4);
   auto ok = lines(dir, "ok.jsonl");
   REQUIRE(ok.size() == 2);
   CHECK(contains(ok[0], "\"url\":\"" + urls[0] + "\""));
@@ -730,6 +742,24 @@ TEST_CASE("a response whose first header line is folded fails as bad_response, a
   CHECK(error_messages(dir) ==
         std::vector<std::string>(
             2, "bad_response: a folded header line (one that begins with a space or a tab) continues no header"));
+}
+
+TEST_CASE("a response header line over libcurl's 100 KiB fails as bad_response, not as out of memory", "[fetch]") {
+  TempDir dir;
+  const auto urls =
+      fetch_raw(dir,
+                {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                 "HTTP/1.1 200 OK\r\nX-Big: " + std::string(200000, 'a') + "\r\nContent-Length: 2\r\n\r\nno"},
+                2);
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 1);
+  CHECK(contains(ok[0], "\"url\":\"" + urls[0] + "\""));
+  CHECK(lines(dir, "bad.jsonl") ==
+        std::vector<std::string>{
+            fmt::format(R"({{"url":"{}","status":null,"reason":"bad_response","attempts":1}})", urls[1])});
+  CHECK(error_messages(dir) ==
+        std::vector<std::string>{
+            "bad_response: a response header line longer than libcurl's limit of 100 KiB (or memory ran out)"});
 }
 
 TEST_CASE("a 206 Partial Content to a request for the whole resource fails as bad_response", "[fetch]") {
