@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <random>
 #include <set>
 #include <thread>
@@ -312,7 +313,8 @@ TEST_CASE("a state file in a folder that does not exist, or that is a folder or 
   CHECK_THROWS_WITH(RunState::open("/dev/null", "p", false), "cannot open state file '/dev/null': not a regular file");
 }
 
-TEST_CASE("a resumable run refuses a store without a key and --resume without a state file", "[resume]") {
+TEST_CASE("a resumable run refuses a store without a key, --resume without a state file, and --resume of a served site",
+          "[resume]") {
   fixture::FixtureServer server;
   TempDir dir;
   std::string yaml = list_pipeline(server, dir.file("db"), dir.file("state"));
@@ -327,6 +329,39 @@ TEST_CASE("a resumable run refuses a store without a key and --resume without a 
   test::Process q({SLUICE_BINARY, "run", "-q", dir.file("q.yaml"), "--resume"}, dir.file("stdout"), dir.file("stderr"));
   CHECK(q.wait() == 2);
   CHECK_THAT(test::read_file(dir.file("stderr")), Catch::Contains("--resume needs settings.state"));
+
+  // A pipeline that serves its own site gets a new port each run: the URLs the state recorded name
+  // the last one. Said as that, not as sources that changed.
+  std::filesystem::create_directories(dir.file("site"));
+  test::write_file(dir.file("site/a.html"), "<p>a</p>");
+  test::write_file(dir.file("s.yaml"), fmt::format(R"(pipeline: served
+settings:
+  serve: site
+  state: {}
+nodes:
+  - id: src
+    type: source.list
+    urls: ["${{SERVE_URL}}/a.html"]
+  - id: get
+    type: fetch
+    robots: ignore
+  - id: out
+    type: drop
+edges:
+  - src -> get -> out
+)",
+                                                   dir.file("served.db")));
+  test::Process first({SLUICE_BINARY, "run", "-q", dir.file("s.yaml")}, dir.file("stdout"), dir.file("stderr"));
+  CHECK(first.wait() == 0);
+  test::Process again({SLUICE_BINARY, "run", "-q", dir.file("s.yaml"), "--resume"}, dir.file("stdout"),
+                      dir.file("stderr"));
+  CHECK(again.wait() == 2);
+  CHECK_THAT(test::read_file(dir.file("stderr")),
+             Catch::Contains(fmt::format(
+                 "sluice: error: --resume cannot continue '{}': it serves its site (settings.serve) on a free port "
+                 "that changes from run to run, and the URLs recorded in '{}' name the last run's port; run it "
+                 "again without --resume",
+                 dir.file("s.yaml"), dir.file("served.db"))));
 }
 
 TEST_CASE("a resumed run refuses a state whose sources changed: other settings or another URL file", "[resume]") {

@@ -253,6 +253,16 @@ int cmd_run(const std::string& file, const RunArgs& args) {
              fmt::format("--resume needs settings.state in '{}' (the file that records progress)", file));
     return kInvalid;
   }
+  if (args.resume && loaded.server) {
+    // Its sources' URLs, and the frontier's, named the port of the recorded run's server: the state
+    // would only say that the sources changed.
+    cli::say(stderr, "error", "usage",
+             fmt::format("--resume cannot continue '{}': it serves its site (settings.serve) on a free port that "
+                         "changes from run to run, and the URLs recorded in '{}' name the last run's port; run it "
+                         "again without --resume",
+                         file, plan.settings.state));
+    return kInvalid;
+  }
   if (args.resume) {
     // The state records what files the sources read, but not what came on standard input.
     for (const auto& node : plan.nodes) {
