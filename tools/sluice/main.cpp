@@ -185,15 +185,19 @@ Loaded load(const std::string& file, const LoadArgs& args, bool start_server) {
   return out;
 }
 
+// Says that `path` cannot be written, with errno's reason; false.
+bool cannot_write(const std::string& path) {
+  cli::say(stderr, "error", "output", fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
+  return false;
+}
+
 // Writes `text` to `path` (closed and checked: a full disk shows at close); false, with the reason
 // printed, when it cannot.
 bool write_file(const std::string& path, std::string_view text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
   out.close();
-  if (out) return true;
-  cli::say(stderr, "error", "output", fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
-  return false;
+  return out ? true : cannot_write(path);
 }
 
 // Whether `path` can be written, tried before a run whose end writes it (--stats-json): a missing
@@ -203,10 +207,7 @@ bool can_write(const std::string& path) {
   std::error_code ec;
   const bool existed = std::filesystem::exists(path, ec);
   std::ofstream out(path, std::ios::binary | std::ios::app);
-  if (!out) {
-    cli::say(stderr, "error", "output", fmt::format("cannot write '{}': {}", path, std::strerror(errno)));
-    return false;
-  }
+  if (!out) return cannot_write(path);
   out.close();
   if (!existed) std::filesystem::remove(path, ec);
   return true;
