@@ -260,6 +260,8 @@ class ErrorLog {
   explicit ErrorLog(std::size_t keep) : keep_(keep) {}
 
   void add(RunError error) {
+    error.record = hide_credentials(std::move(error.record));
+    error.message = hide_credentials(std::move(error.message));
     std::lock_guard lock(mutex_);
     // A node that fails the same way again (a sink whose close() meets the full disk its write()
     // met) is reported once.
@@ -309,6 +311,7 @@ std::string skip_key(const std::string& record, std::string message) {
 class NoticeLog {
  public:
   void add(const std::string& node, std::string message) {
+    message = hide_credentials(std::move(message));
     std::lock_guard lock(mutex_);
     std::size_t& count = counts_[node];
     if (++count <= Notice::kPerNode) notices_.push_back(Notice{node, std::move(message)});
@@ -344,6 +347,8 @@ class NoticeLog {
 class SkipLog {
  public:
   void add(const std::string& node, std::string record, std::string message, std::uint64_t count) {
+    record = hide_credentials(std::move(record));
+    message = hide_credentials(std::move(message));
     std::string key = skip_key(record, message);
     std::lock_guard lock(mutex_);
     std::size_t groups = 0;
@@ -913,7 +918,7 @@ class TransformEmitter final : public Emitter {
         run_.count_failed(1);
         return;
       case OnError::route:
-        record.error = RecordError{v_.plan->id, std::move(message)};
+        record.error = RecordError{v_.plan->id, hide_credentials(std::move(message))};
         emit(std::move(record), static_cast<std::size_t>(error_port_));
         run_.count_failed(1);
         --emitted_;  // routed errors count as errors, not as output

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include "sluice/json.hpp"
 
@@ -73,6 +74,41 @@ bool Record::erase(std::string_view name) {
   if (it == fields_.end()) return false;
   fields_.erase(it);
   return true;
+}
+
+namespace {
+
+bool scheme_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+}
+
+// Where the authority of a URL that starts at `from` (just past "://") ends: at its path, query or
+// fragment, or at what ends a URL in running text (space, quotes, brackets).
+std::size_t authority_end(std::string_view text, std::size_t from) {
+  constexpr std::string_view kEnds = "/?#\\ \t\r\n'\"<>()[]{}|^`";
+  const std::size_t end = text.find_first_of(kEnds, from);
+  return end == std::string_view::npos ? text.size() : end;
+}
+
+}  // namespace
+
+std::string hide_credentials(std::string text) {
+  constexpr std::string_view kMask = "***";
+  for (std::size_t at = text.find("://"); at != std::string::npos; at = text.find("://", at + 3)) {
+    if (at == 0 || !scheme_char(text[at - 1])) continue;
+    const std::size_t start = at + 3;
+    const std::size_t end = authority_end(text, start);
+    const std::size_t sign = std::string_view(text).substr(start, end - start).rfind('@');
+    if (sign == std::string_view::npos) continue;
+    const std::size_t user_end = std::string_view(text).substr(start, sign).find(':');
+    // Keep the name where there is a password, hide a name alone; masked once (already "***").
+    const std::size_t from = user_end == std::string_view::npos ? start : start + user_end + 1;
+    const std::size_t to = start + sign;
+    if (std::string_view(text).substr(from, to - from) == kMask) continue;
+    text.replace(from, to - from, kMask);
+    at = from;
+  }
+  return text;
 }
 
 std::string Record::describe() const {

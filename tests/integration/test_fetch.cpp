@@ -2078,6 +2078,53 @@ edges:
   }
 }
 
+TEST_CASE("errors, skips and routed messages hide the credentials of URLs; records keep them", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  auto with = [](std::string url, const std::string& userinfo) { return url.insert(7, userinfo + "@"); };
+  const std::string not_found = with(server.url("/status/404"), "user:s3cret");
+  const std::string bad_port = "http://t0ken@127.0.0.1:99999/x";
+  auto run = [&](const std::string& on_error) {
+    std::string text = fetch_pipeline(dir, {not_found, bad_port}, 2, "");
+    text.replace(text.find("on_error: route"), 15, "on_error: " + on_error);
+    return run_pipeline(test::plan_of(text));
+  };
+  auto hidden = [](const std::string& text) {
+    INFO(text);
+    CHECK_FALSE(contains(text, "s3cret"));
+    CHECK_FALSE(contains(text, "t0ken"));
+  };
+
+  SECTION("route: the _error messages hide them, the url fields are as given") {
+    RunReport report = run("route");
+    CHECK(report.errors.empty());
+    const std::string routed = test::read_file(dir.file("bad_full.jsonl"));
+    CHECK(contains(routed, "\"url\":\"" + not_found + "\""));
+    CHECK(contains(routed, "\"url\":\"" + bad_port + "\""));
+    const auto messages = error_messages(dir);
+    REQUIRE(messages.size() == 2);
+    for (const auto& m : messages) hidden(m);
+    CHECK(std::count(messages.begin(), messages.end(),
+                     "invalid URL 'http://***@127.0.0.1:99999/x': "
+                     "Port number was not a decimal number between 0 and 65535") == 1);
+  }
+  SECTION("fail: the run's errors name the records without them") {
+    RunReport report = run("fail");
+    REQUIRE_FALSE(report.errors.empty());  // the first stops the run: the other may be cancelled
+    const std::set<std::string> shown = {with(server.url("/status/404"), "user:***"), "http://***@127.0.0.1:99999/x"};
+    for (const auto& e : report.errors) {
+      hidden(e.to_string());
+      CHECK(shown.contains(e.record));
+    }
+  }
+  SECTION("skip: the skipped errors too") {
+    RunReport report = run("skip");
+    CHECK(report.errors.empty());
+    REQUIRE(report.skipped.size() == 2);
+    for (const auto& s : report.skipped) hidden(s.record + " " + s.message);
+  }
+}
+
 TEST_CASE("adaptive: a host that answers 503 when busy gets fewer requests at a time, and fewer 503s",
           "[fetch][retry]") {
   // The server takes 2 requests at a time and answers 503 to the others; fetch may send 8.

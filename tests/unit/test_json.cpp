@@ -62,6 +62,21 @@ TEST_CASE("record fields keep insertion order — set replaces in place — rena
   CHECK(r.describe() == "https://u");
 }
 
+TEST_CASE("messages hide the credentials of the URLs in them", "[record]") {
+  CHECK(hide_credentials("record 'http://user:secret@h.example:8080/a?b=c@d': timeout") ==
+        "record 'http://user:***@h.example:8080/a?b=c@d': timeout");
+  CHECK(hide_credentials("https://ghp_t0ken@h.example/x") == "https://***@h.example/x");
+  CHECK(hide_credentials("redirect from 'http://a:b@x.example' to 'ftp://c:d%40e@y.example/f'") ==
+        "redirect from 'http://a:***@x.example' to 'ftp://c:***@y.example/f'");
+  CHECK(hide_credentials("http://a:b@c@[::1]:80/") == "http://a:***@[::1]:80/");  // the last @ ends them
+  CHECK(hide_credentials("http://user:@h/") == "http://user:***@h/");
+  // Nothing to hide: no credentials, an @ in the path or query, no scheme, masked already.
+  for (const char* same : {"http://h.example/a@b", "http://h.example?to=a:b@c", "mailto:a@b.example", "see ://a:b@c",
+                           "http://u:***@h/", "plain text", ""}) {
+    CHECK(hide_credentials(same) == same);
+  }
+}
+
 TEST_CASE("bytes are shared, never copied, when a record is copied", "[record]") {
   Record r;
   r.set("body", Bytes(std::string(1 << 20, 'x')));

@@ -75,6 +75,11 @@ struct RecordMeta {
   std::uint64_t seq = 0;     // position in its source, starting at 0
 };
 
+// `text` with the credentials of every URL in it hidden, for messages, logs and reports:
+// "scheme://user:secret@host" becomes "scheme://user:***@host", and "scheme://token@host" (a
+// name alone is often a token) "scheme://***@host". Records keep their URLs as they are.
+std::string hide_credentials(std::string text);
+
 // An error attached to a record routed to an `error` port.
 struct RecordError {
   std::string node;     // id of the node that failed
