@@ -1897,7 +1897,10 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     // And says "Out of memory" of a header line longer than its cap (100 KiB) after the status line:
     // a broken server, far likelier than memory running out.
     const bool giant_header = code == CURLE_OUT_OF_MEMORY && status != 0;
-    if (orphan_fold || giant_header) reason = Reason::bad_response;
+    // And ends a response whose headers pass 300 KiB in all as a failed receive (CVE-2023-38039's fix).
+    constexpr std::string_view kHeadersTooLarge = "Too large response headers: ";
+    const bool giant_headers = code == CURLE_RECV_ERROR && std::string_view(t->error).starts_with(kHeadersTooLarge);
+    if (orphan_fold || giant_header || giant_headers) reason = Reason::bad_response;
     // No descriptor for a socket while no other transfer holds one (something else in the process
     // does): nothing is known about the host (its breaker and its adaptive allowance stay as they
     // are); a connect failure all the same, retried as one.
@@ -1912,6 +1915,10 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     std::string detail = t->error[0] ? std::string(t->error) : std::string(curl_easy_strerror(code));
     if (orphan_fold) detail = "a folded header line (one that begins with a space or a tab) continues no header";
     if (giant_header) detail = "a response header line longer than libcurl's limit of 100 KiB (or memory ran out)";
+    if (giant_headers) {  // libcurl's words end "N > 307200" (bytes)
+      detail = fmt::format("response headers larger than libcurl's limit of 300 KiB ({} bytes)",
+                           std::string_view(t->error).substr(kHeadersTooLarge.size()));
+    }
     if (no_socket) {
       detail = fmt::format("no socket: {}; lower max_in_flight or per_host, or raise the limit",
                            out_of_descriptors(t->socket_errno));

@@ -744,22 +744,29 @@ TEST_CASE("a response whose first header line is folded fails as bad_response, a
             2, "bad_response: a folded header line (one that begins with a space or a tab) continues no header"));
 }
 
-TEST_CASE("a response header line over libcurl's 100 KiB fails as bad_response, not as out of memory", "[fetch]") {
+TEST_CASE("a header line over libcurl's 100 KiB, or headers over its 300 KiB, fail as bad_response", "[fetch]") {
+  // Not as "out of memory" (libcurl's code for the first) or a connection reset (for the second).
   TempDir dir;
+  std::string many;
+  for (int i = 0; i < 400; ++i) many += fmt::format("X-Pad-{}: {}\r\n", i, std::string(1000, 'a'));
   const auto urls =
       fetch_raw(dir,
                 {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-                 "HTTP/1.1 200 OK\r\nX-Big: " + std::string(200000, 'a') + "\r\nContent-Length: 2\r\n\r\nno"},
-                2);
+                 "HTTP/1.1 200 OK\r\nX-Big: " + std::string(200000, 'a') + "\r\nContent-Length: 2\r\n\r\nno",
+                 "HTTP/1.1 200 OK\r\n" + many + "Content-Length: 2\r\n\r\nno"},
+                3);
   auto ok = lines(dir, "ok.jsonl");
   REQUIRE(ok.size() == 1);
   CHECK(contains(ok[0], "\"url\":\"" + urls[0] + "\""));
   CHECK(lines(dir, "bad.jsonl") ==
         std::vector<std::string>{
-            fmt::format(R"({{"url":"{}","status":null,"reason":"bad_response","attempts":1}})", urls[1])});
-  CHECK(error_messages(dir) ==
-        std::vector<std::string>{
-            "bad_response: a response header line longer than libcurl's limit of 100 KiB (or memory ran out)"});
+            fmt::format(R"({{"url":"{}","status":null,"reason":"bad_response","attempts":1}})", urls[1]),
+            fmt::format(R"({{"url":"{}","status":null,"reason":"bad_response","attempts":1}})", urls[2])});
+  const auto messages = error_messages(dir);
+  REQUIRE(messages.size() == 2);
+  CHECK(messages[0] ==
+        "bad_response: a response header line longer than libcurl's limit of 100 KiB (or memory ran out)");
+  CHECK(messages[1].starts_with("bad_response: response headers larger than libcurl's limit of 300 KiB ("));
 }
 
 TEST_CASE("a 206 Partial Content to a request for the whole resource fails as bad_response", "[fetch]") {
