@@ -33,9 +33,11 @@ const Schema& settings_schema() {
                          "stop gracefully and fail once more than this many records failed in nodes that skip or "
                          "route them (a site that blocks the crawler); default: no bound")
           .at_least(0),
-      FieldSpec::string("serve",
-                        "a folder `sluice run` and `sluice test` serve over HTTP on a free loopback port while "
-                        "the pipeline runs (relative to the pipeline file); its URL is ${SERVE_URL}"),
+      FieldSpec::string(
+          "serve",
+          "a folder `sluice run` and `sluice test` serve over HTTP on a free loopback port while "
+          "the pipeline runs (relative to the pipeline file); its URL is ${SERVE_URL} (run --resume: the port "
+          "of the run it continues)"),
       FieldSpec::string("state",
                         "a SQLite file that records the run's progress, so that `sluice run --resume` continues "
                         "an interrupted run; stores then need a key"),

@@ -1455,7 +1455,8 @@ RunReport Run::execute() {
   if (options_.stop) options_.stop->attach([this](int count) { on_stop_request(count); });
   if (!plan_.settings.state.empty()) {
     try {
-      state_ = RunState::open(plan_.settings.state, plan_.settings.name, options_.resume, source_fingerprint(plan_));
+      state_ = RunState::open(plan_.settings.state, plan_.settings.name, options_.resume, source_fingerprint(plan_),
+                              options_.facts);
     } catch (const std::exception& e) {
       errors_.add(RunError{"settings", "", e.what()});
       cancelled_ = true;

@@ -45,6 +45,9 @@ const char* kSchema =
     "CREATE TABLE IF NOT EXISTS sluice_frontier (node TEXT, hash INTEGER, url TEXT, from_url TEXT, depth INTEGER,"
     " done INTEGER, PRIMARY KEY (node, hash)) WITHOUT ROWID;";
 
+// The keys of sluice_run that hold the runner's facts (RunState::Facts): "fact.serve_url".
+const std::string kFactPrefix = "fact.";
+
 void exec(sqlite3* db, const std::string& sql, const std::string& path) {
   char* error = nullptr;
   if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
@@ -221,7 +224,7 @@ int lock_run(const std::string& path) {
 }  // namespace
 
 std::unique_ptr<RunState> RunState::open(const std::string& path, const std::string& pipeline, bool resume,
-                                         const std::string& sources) {
+                                         const std::string& sources, const Facts& facts) {
   if (auto why = not_a_file(path); !why.empty()) {
     throw std::runtime_error(fmt::format("cannot open state file '{}': {}", path, why));
   }
@@ -293,13 +296,36 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
          "COMMIT", path);
   }
   if (!state->finished_) {
-    exec(db, fmt::format("BEGIN IMMEDIATE; INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('pipeline', {});"
-                         "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', 'running');"
-                         "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('sources', {}); COMMIT",
-                         quote(pipeline), quote(sources)),
+    std::string noted;
+    for (const auto& [name, value] : facts) {
+      noted += fmt::format("INSERT OR REPLACE INTO sluice_run (key, value) VALUES ({}, {});", quote(kFactPrefix + name),
+                           quote(value));
+    }
+    exec(db,
+         fmt::format("BEGIN IMMEDIATE; INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('pipeline', {});"
+                     "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', 'running');"
+                     "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('sources', {});{} COMMIT",
+                     quote(pipeline), quote(sources), noted),
          path);
   }
   return state;
+}
+
+std::optional<std::string> RunState::recorded(const std::string& path, const std::string& name) {
+  sqlite3* db = nullptr;
+  std::optional<std::string> value;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) == SQLITE_OK) {
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt* q = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM sluice_run WHERE key = ?", -1, &q, nullptr) == SQLITE_OK) {
+      const std::string key = kFactPrefix + name;
+      sqlite3_bind_text(q, 1, key.c_str(), static_cast<int>(key.size()), SQLITE_TRANSIENT);
+      if (sqlite3_step(q) == SQLITE_ROW) value = column_text(q, 0);
+    }
+    sqlite3_finalize(q);
+  }
+  sqlite3_close(db);
+  return value;
 }
 
 std::string RunState::quote(const std::string& text) {

@@ -1,7 +1,11 @@
 // Resumable runs: `sluice run` killed with SIGKILL at random points, then `--resume`, against the
 // fixture server and real SQLite files.
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -313,8 +317,7 @@ TEST_CASE("a state file in a folder that does not exist, or that is a folder or 
   CHECK_THROWS_WITH(RunState::open("/dev/null", "p", false), "cannot open state file '/dev/null': not a regular file");
 }
 
-TEST_CASE("a resumable run refuses a store without a key, --resume without a state file, and --resume of a served site",
-          "[resume]") {
+TEST_CASE("a resumable run refuses a store without a key, and --resume without a state file", "[resume]") {
   fixture::FixtureServer server;
   TempDir dir;
   std::string yaml = list_pipeline(server, dir.file("db"), dir.file("state"));
@@ -329,39 +332,91 @@ TEST_CASE("a resumable run refuses a store without a key, --resume without a sta
   test::Process q({SLUICE_BINARY, "run", "-q", dir.file("q.yaml"), "--resume"}, dir.file("stdout"), dir.file("stderr"));
   CHECK(q.wait() == 2);
   CHECK_THAT(test::read_file(dir.file("stderr")), Catch::Contains("--resume needs settings.state"));
+}
 
-  // A pipeline that serves its own site gets a new port each run: the URLs the state recorded name
-  // the last one. Said as that, not as sources that changed.
+TEST_CASE("a pipeline that serves its own site is resumed on the port of the run it continues", "[resume]") {
+  // The URLs the state recorded (sources, frontier) name the site's port: a new one would make
+  // them another run's.
+  TempDir dir;
   std::filesystem::create_directories(dir.file("site"));
-  test::write_file(dir.file("site/a.html"), "<p>a</p>");
-  test::write_file(dir.file("s.yaml"), fmt::format(R"(pipeline: served
+  std::string index;
+  for (int i = 0; i < 40; ++i) {
+    index += fmt::format("<a href=\"p{}.html\">{}</a>\n", i, i);
+    test::write_file(dir.file(fmt::format("site/p{}.html", i)), fmt::format("<h1>page {}</h1>", i));
+  }
+  test::write_file(dir.file("site/index.html"), index);
+  test::write_file(dir.file("s.yaml"),
+                   fmt::format(R"(pipeline: served
 settings:
   serve: site
-  state: {}
+  state: {state}
+  max_items: 10
+  batch: 1
 nodes:
-  - id: src
+  - id: seeds
     type: source.list
-    urls: ["${{SERVE_URL}}/a.html"]
+    urls: ["${{SERVE_URL}}/index.html"]
+  - id: frontier
+    type: frontier
+  - id: lim
+    type: limit
+    max_in_flight: 1
   - id: get
     type: fetch
     robots: ignore
-  - id: out
-    type: drop
+  - id: page
+    type: parse.html
+    items: h1
+    links: a[href]
+    fields: {{title: h1}}
+  - id: store
+    type: store.sqlite
+    path: {db}
+    table: pages
+    columns: {{title: TEXT, page_url: TEXT}}
+    key: [page_url]
 edges:
-  - src -> get -> out
+  - seeds -> frontier -> lim -> get -> page -> store
+  - page.links -> frontier
 )",
-                                                   dir.file("served.db")));
-  test::Process first({SLUICE_BINARY, "run", "-q", dir.file("s.yaml")}, dir.file("stdout"), dir.file("stderr"));
-  CHECK(first.wait() == 0);
-  test::Process again({SLUICE_BINARY, "run", "-q", dir.file("s.yaml"), "--resume"}, dir.file("stdout"),
-                      dir.file("stderr"));
-  CHECK(again.wait() == 2);
-  CHECK_THAT(test::read_file(dir.file("stderr")),
-             Catch::Contains(fmt::format(
-                 "sluice: error: --resume cannot continue '{}': it serves its site (settings.serve) on a free port "
-                 "that changes from run to run, and the URLs recorded in '{}' name the last run's port; run it "
-                 "again without --resume",
-                 dir.file("s.yaml"), dir.file("served.db"))));
+                               fmt::arg("state", dir.file("served.state")), fmt::arg("db", dir.file("served.db"))));
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {SLUICE_BINARY, "run", "-q", dir.file("s.yaml")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    test::Process p(args, dir.file("stdout"), dir.file("stderr"));
+    return p.wait();
+  };
+  auto rows = [&] { return query(dir.file("served.db"), "SELECT count(*), count(DISTINCT page_url) FROM pages"); };
+
+  REQUIRE(run({}) == 0);  // stopped by max_items: 10 of the 40 pages
+  CHECK(rows() != std::vector<std::string>{"40|40"});
+  const auto recorded = RunState::recorded(dir.file("served.state"), "serve_url");
+  REQUIRE(recorded);
+  CHECK(recorded->starts_with("http://127.0.0.1:"));
+
+  SECTION("resumed on the same port until every page is stored once") {
+    for (int i = 0; i < 6 && rows() != std::vector<std::string>{"40|40"}; ++i) {
+      INFO(test::read_file(dir.file("stderr")));
+      REQUIRE(run({"--resume"}) == 0);
+      CHECK(RunState::recorded(dir.file("served.state"), "serve_url") == recorded);
+    }
+    CHECK(rows() == std::vector<std::string>{"40|40"});
+  }
+  SECTION("a port in use by then is said, not taken for sources that changed") {
+    const int port = std::stoi(recorded->substr(recorded->rfind(':') + 1));
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr = test::loopback();
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd, 1) == 0);
+    CHECK(run({"--resume"}) == 2);
+    ::close(fd);
+    CHECK_THAT(test::read_file(dir.file("stderr")),
+               Catch::Contains(fmt::format("settings.serve: --resume serves '{}' on port {} again, where the run "
+                                           "recorded in '{}' served it (its URLs name that port), but the port is in "
+                                           "use; free it, or run without --resume",
+                                           dir.file("site"), port, dir.file("served.state"))));
+  }
 }
 
 TEST_CASE("a resumed run refuses a state whose sources changed: other settings or another URL file", "[resume]") {

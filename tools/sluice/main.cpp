@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -31,6 +32,7 @@
 #include "sluice/registry.hpp"
 #include "sluice/run.hpp"
 #include "sluice/spec.hpp"
+#include "sluice/state.hpp"
 
 namespace {
 
@@ -102,6 +104,7 @@ class SignalWatcher {
 struct LoadArgs {
   std::vector<std::string> sets;
   std::vector<std::string> plugins;
+  bool resume = false;  // run --resume: settings.serve serves on the port the recorded run used
 };
 
 // The node types: built-ins plus --plugin libraries. Null (with the reasons printed) when a plugin
@@ -132,6 +135,58 @@ std::string serve_folder(const std::string& text, const std::string& file) {
   return dir.lexically_normal().string();
 }
 
+// The port on which the run recorded in a pipeline's settings.state served its settings.serve
+// site (0: none recorded), and that state file.
+struct Recorded {
+  int port = 0;
+  std::string state;
+};
+
+// For run --resume: the URLs the interrupted run recorded name its site's port, so the site is
+// served there again. settings.state is read from the pipeline as it will run (--set included),
+// loaded once before the server starts.
+Recorded recorded_serve_port(const std::string& text, const std::string& file, const Registry& registry,
+                             const LoadOptions& options) {
+  Diagnostics ignored;  // the real load says them
+  auto draft = load_pipeline_text(text, file, registry, options, ignored);
+  if (!draft || draft->settings.state.empty()) return {};
+  Recorded out{0, draft->settings.state};
+  if (auto url = RunState::recorded(out.state, "serve_url")) {
+    const auto colon = url->rfind(':');
+    int port = 0;
+    const char* digits = url->data() + colon + 1;
+    if (colon != std::string::npos &&
+        std::from_chars(digits, url->data() + url->size(), port).ptr == url->data() + url->size() && port > 0 &&
+        port < 65536)
+      out.port = port;
+  }
+  return out;
+}
+
+// The fixture server of settings.serve for `folder`, on `recorded.port` when there is one; null,
+// with the reason in `diags`, when it cannot start.
+std::unique_ptr<fixture::FixtureServer> serve(const std::string& folder, const Recorded& recorded,
+                                              const std::string& file, Diagnostics& diags) {
+  if (!std::filesystem::is_directory(folder)) {
+    diags.error(Location{file}, fmt::format("settings.serve: '{}' is not a folder", folder));
+    return nullptr;
+  }
+  try {
+    return std::make_unique<fixture::FixtureServer>(folder, recorded.port);
+  } catch (const std::exception& e) {
+    if (recorded.port == 0) {
+      diags.error(Location{file}, fmt::format("settings.serve: cannot serve '{}': {}", folder, e.what()));
+    } else {
+      diags.error(Location{file},
+                  fmt::format("settings.serve: --resume serves '{}' on port {} again, where the run recorded in '{}' "
+                              "served it (its URLs name that port), but the port is in use; free it, or run "
+                              "without --resume",
+                              folder, recorded.port, recorded.state));
+    }
+    return nullptr;
+  }
+}
+
 // A loaded pipeline with what it needs while it runs: its registry (plugins included) and the
 // fixture server of `settings.serve`.
 struct Loaded {
@@ -156,17 +211,8 @@ Loaded load(const std::string& file, const LoadArgs& args, bool start_server) {
     return out;
   }
   std::string served = serve_folder(*text, file);
-  std::string serve_url = "http://127.0.0.1:1";  // validate: a placeholder, nothing is served
-  if (!served.empty() && start_server) {
-    if (!std::filesystem::is_directory(served)) {
-      diags.error(Location{file}, fmt::format("settings.serve: '{}' is not a folder", served));
-      cli::print_diagnostics(stderr, diags);
-      return out;
-    }
-    out.server = std::make_unique<fixture::FixtureServer>(served);
-    serve_url = out.server->url("");  // http://127.0.0.1:PORT, no trailing slash
-    spdlog::info("serving {} at {}", served, serve_url);
-  }
+  // validate: a placeholder, nothing is served
+  auto serve_url = std::make_shared<std::string>("http://127.0.0.1:1");
   // ${PIPELINE_DIR}: the pipeline file's folder, for files that go with it (seeds.csv), wherever
   // sluice runs from.
   std::error_code ec;
@@ -175,11 +221,21 @@ Loaded load(const std::string& file, const LoadArgs& args, bool start_server) {
   std::string pipeline_dir = std::filesystem::absolute(folder, ec).lexically_normal().string();
   if (pipeline_dir.size() > 1 && pipeline_dir.ends_with('/')) pipeline_dir.pop_back();
   options.env = [serve_url, pipeline_dir](const std::string& name) -> std::optional<std::string> {
-    if (name == "SERVE_URL") return serve_url;
+    if (name == "SERVE_URL") return *serve_url;
     if (name == "PIPELINE_DIR") return pipeline_dir;
     return process_env()(name);
   };
   load_pipeline_plugins(*text, file, options, *out.registry, diags);
+  if (diags.empty() && !served.empty() && start_server) {
+    out.server =
+        serve(served, args.resume ? recorded_serve_port(*text, file, *out.registry, options) : Recorded{}, file, diags);
+    if (!out.server) {
+      cli::print_diagnostics(stderr, diags);
+      return out;
+    }
+    *serve_url = out.server->url("");  // http://127.0.0.1:PORT, no trailing slash
+    spdlog::info("serving {} at {}", served, *serve_url);
+  }
   if (diags.empty()) out.plan = load_pipeline_text(*text, file, *out.registry, options, diags);
   if (!out.plan) cli::print_diagnostics(stderr, diags);
   return out;
@@ -246,22 +302,14 @@ int cmd_run(const std::string& file, const RunArgs& args) {
   }
   StopSignal stop;
   std::optional<SignalWatcher> watcher(std::in_place, stop, true);
-  Loaded loaded = load(file, args.load, true);
+  LoadArgs load_args = args.load;
+  load_args.resume = args.resume;
+  Loaded loaded = load(file, load_args, true);
   if (!loaded.plan) return kInvalid;
   const Plan& plan = *loaded.plan;
   if (args.resume && plan.settings.state.empty()) {
     cli::say(stderr, "error", "usage",
              fmt::format("--resume needs settings.state in '{}' (the file that records progress)", file));
-    return kInvalid;
-  }
-  if (args.resume && loaded.server) {
-    // Its sources' URLs, and the frontier's, named the port of the recorded run's server: the state
-    // would only say that the sources changed.
-    cli::say(stderr, "error", "usage",
-             fmt::format("--resume cannot continue '{}': it serves its site (settings.serve) on a free port that "
-                         "changes from run to run, and the URLs recorded in '{}' name the last run's port; run it "
-                         "again without --resume",
-                         file, plan.settings.state));
     return kInvalid;
   }
   if (args.resume) {
@@ -301,6 +349,7 @@ int cmd_run(const std::string& file, const RunArgs& args) {
     RunOptions options;
     options.stop = &stop;
     options.resume = args.resume;
+    if (loaded.server) options.facts.emplace_back("serve_url", loaded.server->url(""));
     if (live || logged || warnings || metrics) {
       options.progress = [&line, &metrics, show = live || logged || warnings](const RunProgress& p) {
         if (metrics) metrics->update(p);
@@ -432,6 +481,7 @@ int cmd_test(const std::vector<std::string>& files, const LoadArgs& args) {
     {
       RunOptions options;
       options.stop = &stop;
+      if (loaded.server) options.facts.emplace_back("serve_url", loaded.server->url(""));
       report = run_pipeline(*loaded.plan, options);
     }
     for (const auto& e : report.errors) fmt::print("  error: {}\n", e.to_string());

@@ -9,6 +9,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sluice/pipeline.hpp"
@@ -152,6 +153,9 @@ struct RunOptions {
   std::size_t kept_errors = 1000;
   // Continue the run recorded in settings.state instead of starting afresh.
   bool resume = false;
+  // Kept with the run in settings.state for a later --resume (RunState::recorded()): a name and a
+  // value each.
+  std::vector<std::pair<std::string, std::string>> facts;
 };
 
 // Instantiates the plan's nodes, runs them to the end and reports. Never throws for pipeline

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -58,8 +59,14 @@ class RunState {
   // uses it (an exclusive flock() on `path`.lock, held until this object goes, so that a run started
   // by cron while the last one still goes cannot resume the same work twice), when it belongs to
   // another pipeline, or when the sources changed.
+  // `facts`: what the runner keeps with the run for a later --resume (a name and a value each: the
+  // port of settings.serve's site), written with it and read back by recorded().
+  using Facts = std::vector<std::pair<std::string, std::string>>;
   static std::unique_ptr<RunState> open(const std::string& path, const std::string& pipeline, bool resume,
-                                        const std::string& sources = "");
+                                        const std::string& sources = "", const Facts& facts = {});
+  // Before a run: the fact `name` the run recorded in the state file at `path` kept, or nullopt (no
+  // such file, run or fact). Opens the file read-only; never creates it.
+  static std::optional<std::string> recorded(const std::string& path, const std::string& name);
   ~RunState();
   RunState(const RunState&) = delete;
   RunState& operator=(const RunState&) = delete;
