@@ -314,4 +314,33 @@ inline std::pair<long, std::string> http(const std::string& url, bool post = fal
   return {status, body};
 }
 
+// A site in dir/site: index.html (<h1>index</h1>) linking to p0.html ... (<h1>page N</h1>), `pages`
+// of them; and the text of a pipeline that serves it (settings.serve) and crawls it, max_in_flight
+// `in_flight`, into table pages (title, page_url) of store.sqlite `db`. `settings`, `fetch` and
+// `nodes`: lines added to the settings, to the fetch node, and after the nodes (with `edges`).
+inline std::string served_crawl(const TempDir& dir, int pages, int in_flight, const std::string& db,
+                                const std::string& settings, const std::string& fetch = "",
+                                const std::string& nodes = "", const std::string& edges = "") {
+  std::filesystem::create_directories(dir.file("site"));
+  std::string index = "<h1>index</h1>\n";
+  for (int i = 0; i < pages; ++i) {
+    index += "<a href=\"p" + std::to_string(i) + ".html\">" + std::to_string(i) + "</a>\n";
+    write_file(dir.file("site/p" + std::to_string(i) + ".html"), "<h1>page " + std::to_string(i) + "</h1>");
+  }
+  write_file(dir.file("site/index.html"), index);
+  return "pipeline: served\nsettings:\n  serve: site\n" + settings +
+         "nodes:\n"
+         "  - {id: seeds, type: source.list, urls: [\"${SERVE_URL}/index.html\"]}\n"
+         "  - {id: frontier, type: frontier}\n"
+         "  - {id: lim, type: limit, max_in_flight: " +
+         std::to_string(in_flight) +
+         "}\n"
+         "  - id: get\n    type: fetch\n    robots: ignore\n" +
+         fetch +
+         "  - {id: page, type: parse.html, items: body, links: 'a[href]', fields: {title: h1}}\n"
+         "  - id: store\n    type: store.sqlite\n    path: " +
+         db + "\n    table: pages\n    columns: {title: TEXT, page_url: TEXT}\n    key: [page_url]\n" + nodes +
+         "edges:\n  - seeds -> frontier -> lim -> get -> page -> store\n  - page.links -> frontier\n" + edges;
+}
+
 }  // namespace sluice::test

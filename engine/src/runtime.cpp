@@ -90,6 +90,9 @@ Caught caught() {
     throw;
   } catch (const SinkBatchError& e) {
     return {e.what(), e.records()};
+  } catch (const std::system_error& e) {  // a node's start() whose thread the system refused, most likely
+    if (e.code() == std::errc::resource_unavailable_try_again) return {thread_refused(e), std::nullopt};
+    return {e.what(), std::nullopt};
   } catch (const std::exception& e) {
     return {e.what(), std::nullopt};
   } catch (...) {
@@ -752,6 +755,9 @@ class Run {
   bool async_upstream(std::size_t node) const;
   void transform_body(Vertex& v, const Message& message);
   void check_invariants();
+  void start_workers(int workers);
+  template <class Body>
+  bool start_thread(std::thread& thread, const std::string& node, Body body);
   void wait_for_graph();
   void finish();
   void abandon();
@@ -1452,6 +1458,7 @@ RunReport Run::execute() {
                                                  : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(workers) + 1);
   arena_ = std::make_unique<tbb::task_arena>(workers, 0);
+  start_workers(workers);
   if (options_.stop) options_.stop->attach([this](int count) { on_stop_request(count); });
   if (!plan_.settings.state.empty()) {
     try {
@@ -1474,27 +1481,39 @@ RunReport Run::execute() {
   }
   if (!cancelled_ && instantiate()) {
     arena_->execute([this] { build_graph(); });  // the graph attaches to this arena
-    if (state_) state_->start();
+    // Every thread the run needs starts before its sources: one the system refuses (a limit of
+    // threads or memory) fails the run before any record flows.
     for (auto& v : vertices_) {
-      if (!v.async_output) continue;
+      if (v.sink_queue && !cancelled_) start_thread(v.thread, v.plan->id, [this, &v] { sink_loop(v); });
+    }
+    if (state_ && !cancelled_) {
       try {
-        static_cast<AsyncNode&>(*v.impl).start(*v.async_output);
-      } catch (...) {
-        fail(v, "", "could not start: " + caught().message);  // before any source runs: nothing reaches it
+        state_->start();
+      } catch (const std::system_error& e) {
+        errors_.add(RunError{"settings", "", fmt::format("state file '{}': {}", state_->path(), thread_refused(e))});
+        cancel();
       }
     }
     for (auto& v : vertices_) {
-      if (v.sink_queue) v.thread = std::thread([this, &v] { sink_loop(v); });
+      if (!v.async_output || cancelled_) continue;
+      try {
+        static_cast<AsyncNode&>(*v.impl).start(*v.async_output);
+      } catch (...) {
+        std::string why = caught().message;  // before any source runs: nothing reaches it
+        fail(v, "", why.starts_with("could not start") ? std::move(why) : "could not start: " + why);
+      }
     }
     wire();
     // After wire(): its stops (max_duration, shutdown_timeout) act on a built graph too.
-    watchdog_ = std::thread([this] { watchdog_loop(); });
+    if (!cancelled_) start_thread(watchdog_, "engine", [this] { watchdog_loop(); });
     for (auto& v : vertices_) {
-      if (!v.gate) continue;
+      if (!v.gate || cancelled_) continue;
       reserve_external();
-      v.thread = std::thread([this, &v] { source_loop(v); });
+      if (!start_thread(v.thread, v.plan->id, [this, &v] { source_loop(v); })) release_external();
     }
-    waiter_ = std::thread([this] { wait_for_graph(); });
+    // A run cancelled by now (a thread refused, a node that could not start) is waited for on
+    // this thread; so is one whose waiter thread is refused.
+    if (cancelled_ || !start_thread(waiter_, "engine", [this] { wait_for_graph(); })) wait_for_graph();
     bool abandoned = false;
     {
       std::unique_lock lock(watchdog_mutex_);
@@ -1536,6 +1555,50 @@ RunReport Run::execute() {
   return report;
 }
 
+// oneTBB starts its worker threads when work first comes, on the thread that brings it, and throws
+// there when the system refuses one (a limit of threads or memory): on a fetch I/O thread or a sink
+// thread that would end the process. So they start here, before any of the run's own threads,
+// with tasks that wait (up to a second) until every worker runs one; a refusal fails the run.
+void Run::start_workers(int workers) {
+  struct Rendezvous {
+    std::atomic<int> arrived{0}, left{0};
+  };
+  auto meet = std::make_shared<Rendezvous>();
+  const auto until = Clock::now() + std::chrono::seconds(1);
+  try {
+    for (int i = 0; i < workers; ++i) {
+      arena_->enqueue([meet, workers, until] {
+        meet->arrived.fetch_add(1);
+        while (meet->arrived.load() < workers && Clock::now() < until) std::this_thread::yield();
+        meet->left.fetch_add(1);
+      });
+    }
+  } catch (const std::exception& e) {
+    errors_.add(RunError{"engine", "",
+                         fmt::format("could not start TBB's worker threads: {} (the process may have "
+                                     "reached a limit: of threads, ulimit -u or a container's pids "
+                                     "limit, or of memory, ulimit -v)",
+                                     e.what())});
+    cancelled_ = true;
+  }
+  while (meet->left.load() < meet->arrived.load() || (meet->arrived.load() < workers && Clock::now() < until))
+    std::this_thread::yield();
+}
+
+// Starts `thread` running `body`; false when the system refuses it, and the run fails as node
+// `node`'s error, cancelled.
+template <class Body>
+bool Run::start_thread(std::thread& thread, const std::string& node, Body body) {
+  try {
+    thread = std::thread(std::move(body));
+    return true;
+  } catch (const std::system_error& e) {
+    errors_.add(RunError{node, "", thread_refused(e)});
+    cancel();
+    return false;
+  }
+}
+
 // The waiter thread: until the graph and everything outside TBB that feeds it have finished.
 void Run::wait_for_graph() {
   name_thread("run", "wait");
@@ -1550,7 +1613,7 @@ void Run::wait_for_graph() {
     cancelled_ = true;
   }
   for (auto& v : vertices_) {
-    if (v.gate) v.thread.join();
+    if (v.gate && v.thread.joinable()) v.thread.join();
   }
   for (auto& v : vertices_) {
     if (!v.async_output) continue;
@@ -1576,19 +1639,19 @@ void Run::wait_for_graph() {
 
 // The graph has finished: sinks close, every thread joins, the nodes go, the invariants are checked.
 void Run::finish() {
-  waiter_.join();
+  if (waiter_.joinable()) waiter_.join();
   for (auto& v : vertices_) {
     if (v.sink_queue) v.sink_queue->close();
   }
   for (auto& v : vertices_) {
-    if (v.sink_queue) v.thread.join();
+    if (v.sink_queue && v.thread.joinable()) v.thread.join();
   }
   {
     std::lock_guard lock(watchdog_mutex_);
     finished_ = true;
   }
   watchdog_cv_.notify_all();
-  watchdog_.join();
+  if (watchdog_.joinable()) watchdog_.join();
   // Limits stop feeding their limiter before the TBB nodes (and the records queued in them) go.
   for (auto& v : vertices_) {
     if (v.limit_permits) v.limit_permits->close();
@@ -1652,7 +1715,7 @@ void Run::abandon() {
       }
       if (done) {
         v.thread.join();
-      } else {
+      } else if (v.thread.joinable()) {
         v.thread.detach();
         what = fmt::format(
             "did not finish writing within abort_timeout ({}) after the run was cancelled; "
@@ -1688,6 +1751,13 @@ void Run::abandon() {
 }
 
 }  // namespace
+
+std::string thread_refused(const std::system_error& error) {
+  return fmt::format(
+      "could not start a thread: {} (the process may have reached a limit: of threads, ulimit -u or a "
+      "container's pids limit, or of memory, ulimit -v)",
+      error.code().message());
+}
 
 RunReport run_pipeline(const Plan& plan, const RunOptions& options) {
   auto run = std::make_unique<Run>(plan, options);

@@ -394,3 +394,36 @@ edges:
         std::vector<std::string>{"8|8"});
   CHECK(test::query(dir.file("out.db"), "PRAGMA integrity_check") == std::vector<std::string>{"ok"});
 }
+
+TEST_CASE("a thread the system refuses fails the run saying so, at any point of its start; never a crash or a hang",
+          "[cli]") {
+  // Each run lets one thread more start (tests/preload/fail_threads.cpp) until the run needs no more.
+  TempDir dir;
+  test::write_file(
+      dir.file("p.yaml"),
+      test::served_crawl(dir, 2, 2, dir.file("p.db"), fmt::format("  state: {}\n", dir.file("p.state")),
+                         fmt::format("    cache: {{path: {}}}\n", dir.file("p.cache")),
+                         fmt::format("  - {{id: copy, type: sink.jsonl, path: {}}}\n", dir.file("p.jsonl")),
+                         "  - page -> copy\n"));
+  const char* asan = std::getenv("ASAN_OPTIONS");  // the preloaded library comes before ASan's
+  const std::string asan_options =
+      fmt::format("ASAN_OPTIONS={}{}verify_asan_link_order=0", asan ? asan : "", asan ? ":" : "");
+  int refused = 0;
+  for (int allowed = 0;; ++allowed) {
+    REQUIRE(allowed < 60);
+    test::Process p({"/usr/bin/env", "LD_PRELOAD=" SLUICE_PLUGIN_DIR "/test_fail_threads.so",
+                     fmt::format("FAIL_THREADS_AFTER={}", allowed), asan_options, SLUICE_BINARY, "run", "-q",
+                     "--metrics", "127.0.0.1:0", dir.file("p.yaml")},
+                    dir.file("stdout"), dir.file("stderr"));
+    const int code = p.wait();
+    const std::string err = test::read_file(dir.file("stderr"));
+    INFO("threads allowed: " << allowed << "\n" << err);
+    if (code == 0) break;
+    ++refused;
+    CHECK((code == 1 || code == 2));
+    CHECK_THAT(err, Catch::Contains("could not start") &&
+                        Catch::Contains("Resource temporarily unavailable (the process may have reached a limit"));
+  }
+  CHECK(refused >= 8);  // the signal watcher, the site's server, TBB's workers, sinks, fetch, frontier, ...
+  CHECK(test::read_file(dir.file("p.jsonl")).find("\"title\":\"page 1\"") != std::string::npos);
+}

@@ -24,6 +24,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "growing_pool.hpp"
+
 namespace sluice::fixture {
 namespace {
 
@@ -618,7 +620,7 @@ FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls, 
     impl_->server_ptr = std::make_unique<httplib::Server>();
   }
   impl_->gzip_text = gzip(std::string("hello gzip\n"), 100);
-  impl_->server_ptr->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  impl_->server_ptr->new_task_queue = [threads] { return new GrowingPool(static_cast<std::size_t>(threads)); };
   impl_->server_ptr->set_keep_alive_max_count(100000);
   // httplib gives each open connection a pool thread; idle keep-alive connections give theirs back
   // after this long.
@@ -638,18 +640,27 @@ FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls, 
     throw std::runtime_error(fmt::format("fixture server: cannot listen on {}:{}", impl_->address, port));
   }
   widen_backlog(impl_->port);
-  impl_->thread = std::thread([this] { impl_->server_ptr->listen_after_bind(); });
-  while (!impl_->server_ptr->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  impl_->start_reset_listener();
+  try {  // a thread the system refuses (a limit of threads or memory) throws std::system_error
+    impl_->thread = std::thread([this] { impl_->server_ptr->listen_after_bind(); });
+    while (!impl_->server_ptr->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    impl_->start_reset_listener();
+  } catch (...) {
+    stop();  // no destructor runs for a constructor that throws
+    throw;
+  }
 }
 
 FixtureServer::~FixtureServer() {
+  stop();
+}
+
+void FixtureServer::stop() {
   impl_->stopping = true;
   impl_->server_ptr->stop();
   if (impl_->thread.joinable()) impl_->thread.join();
-  ::shutdown(impl_->reset_fd, SHUT_RDWR);
+  if (impl_->reset_fd >= 0) ::shutdown(impl_->reset_fd, SHUT_RDWR);
   if (impl_->reset_thread.joinable()) impl_->reset_thread.join();
-  ::close(impl_->reset_fd);
+  if (impl_->reset_fd >= 0) ::close(impl_->reset_fd);
   if (!impl_->ca_file.empty()) std::filesystem::remove(impl_->ca_file);
 }
 

@@ -88,7 +88,8 @@ class FixtureServer {
  public:
   // Starts listening on an ephemeral 127.0.0.1 port; `root` may be empty (no files). With `tls`, it
   // serves HTTPS with a fresh self-signed certificate for 127.0.0.1, written to ca_file(). It closes a
-  // keep-alive connection idle for `keep_alive_seconds` (each open connection holds one of `threads`);
+  // keep-alive connection idle for `keep_alive_seconds` (each open connection holds one of `threads`,
+  // started as connections need them);
   // a test that counts connections wants longer than a loaded machine can leave one idle. `address`:
   // another loopback address (127.0.0.0/8) to listen on, such as the one the machine's name has.
   explicit FixtureServer(std::string root = "", int port = 0, int threads = 256, bool tls = false,
@@ -111,6 +112,8 @@ class FixtureServer {
   void reset_counters();
 
  private:
+  void stop();  // stops listening and joins the threads
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <system_error>
 #include <thread>
 
@@ -55,6 +56,11 @@ std::vector<std::pair<std::string, std::string>> parse_overrides(const std::vect
   return out;
 }
 
+// A command that cannot start for want of something the system refused (a thread): said, exit 1.
+struct CannotStart : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // Signal handling: SIGINT, SIGTERM and SIGHUP (a closed terminal or ssh session) are blocked in
 // every thread and taken by one watcher thread with sigwait, which asks the run to stop (first
 // signal graceful, second abort). No handler runs. The watcher must exist before the command starts
@@ -71,6 +77,19 @@ class SignalWatcher {
     sigaddset(&set_, SIGHUP);
     sigaddset(&set_, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    try {
+      start(announce);
+    } catch (const std::system_error& e) {
+      throw CannotStart(thread_refused(e));
+    }
+  }
+  ~SignalWatcher() {
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+
+ private:
+  void start(bool announce) {
     thread_ = std::thread([this, announce] {
       while (true) {
         int sig = 0;
@@ -89,12 +108,7 @@ class SignalWatcher {
       }
     });
   }
-  ~SignalWatcher() {
-    pthread_kill(thread_.native_handle(), SIGUSR1);
-    thread_.join();
-  }
 
- private:
   StopSignal& stop_;
   sigset_t set_;
   std::thread thread_;
@@ -173,6 +187,9 @@ std::unique_ptr<fixture::FixtureServer> serve(const std::string& folder, const R
   }
   try {
     return std::make_unique<fixture::FixtureServer>(folder, recorded.port);
+  } catch (const std::system_error& e) {
+    diags.error(Location{file}, fmt::format("settings.serve: cannot serve '{}': {}", folder, thread_refused(e)));
+    return nullptr;
   } catch (const std::exception& e) {
     if (recorded.port == 0) {
       diags.error(Location{file}, fmt::format("settings.serve: cannot serve '{}': {}", folder, e.what()));
@@ -661,6 +678,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (describe->parsed()) return cmd_describe(*registry, type_name);
+  } catch (const CannotStart& e) {
+    cli::say(stderr, "error", "start", e.what());
+    return 1;
   } catch (const std::system_error& e) {
     // fmt::print to a standard output that is closed (`| head`) or full. What a run stored is
     // committed by then; the output the command was asked for is not complete.

@@ -9,7 +9,11 @@
 #include <charconv>
 #include <cstring>
 #include <mutex>
+#include <system_error>
 #include <thread>
+
+#include "growing_pool.hpp"
+#include "sluice/run.hpp"
 
 namespace sluice::cli {
 namespace {
@@ -127,7 +131,7 @@ std::unique_ptr<MetricsServer> MetricsServer::start(const std::string& address, 
   auto impl = std::make_unique<Impl>(plan);
   impl->host = host;
   // One request at a time is plenty for a scraper; no connection is kept open to hold the thread.
-  impl->server.new_task_queue = [] { return new httplib::ThreadPool(1); };
+  impl->server.new_task_queue = [] { return new fixture::GrowingPool(1); };
   impl->server.set_keep_alive_max_count(1);
   // cpp-httplib sets SO_REUSEPORT by default: a second run given the same port would then share it
   // with the first, each answering some scrapes. SO_REUSEADDR alone refuses a port in use.
@@ -157,7 +161,12 @@ std::unique_ptr<MetricsServer> MetricsServer::start(const std::string& address, 
   impl->port = bound;
   impl->progress.nodes.reserve(plan.nodes.size());
   for (const auto& n : plan.nodes) impl->progress.nodes.push_back(NodeStats{n.id, n.type->name});
-  impl->thread = std::thread([raw] { raw->server.listen_after_bind(); });
+  try {
+    impl->thread = std::thread([raw] { raw->server.listen_after_bind(); });
+  } catch (const std::system_error& e) {
+    error = "--metrics: " + thread_refused(e);
+    return nullptr;
+  }
   return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(impl)));
 }
 

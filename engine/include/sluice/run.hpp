@@ -9,6 +9,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -157,6 +158,10 @@ struct RunOptions {
   // value each.
   std::vector<std::pair<std::string, std::string>> facts;
 };
+
+// What to say of a std::system_error from starting a thread (std::thread's constructor): the
+// system's reason and the limits that usually cause it.
+std::string thread_refused(const std::system_error& error);
 
 // Instantiates the plan's nodes, runs them to the end and reports. Never throws for pipeline
 // problems (they are errors in the report); returns only after every engine thread has joined,
