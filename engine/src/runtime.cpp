@@ -1557,20 +1557,17 @@ RunReport Run::execute() {
 
 // oneTBB starts its worker threads when work first comes, on the thread that brings it, and throws
 // there when the system refuses one (a limit of threads or memory): on a fetch I/O thread or a sink
-// thread that would end the process. So they start here, before any of the run's own threads,
-// with tasks that wait (up to a second) until every worker runs one; a refusal fails the run.
+// thread that would end the process. So they start here, on the main thread, before any of the
+// run's own threads: one task per worker, each waiting (up to 100 ms) for the others to arrive, so
+// that oneTBB asks for every worker at once. A refusal fails the run.
 void Run::start_workers(int workers) {
-  struct Rendezvous {
-    std::atomic<int> arrived{0}, left{0};
-  };
-  auto meet = std::make_shared<Rendezvous>();
-  const auto until = Clock::now() + std::chrono::seconds(1);
+  auto arrived = std::make_shared<std::atomic<int>>(0);
+  const auto until = Clock::now() + std::chrono::milliseconds(100);
   try {
     for (int i = 0; i < workers; ++i) {
-      arena_->enqueue([meet, workers, until] {
-        meet->arrived.fetch_add(1);
-        while (meet->arrived.load() < workers && Clock::now() < until) std::this_thread::yield();
-        meet->left.fetch_add(1);
+      arena_->enqueue([arrived, workers, until] {
+        arrived->fetch_add(1);
+        while (arrived->load() < workers && Clock::now() < until) std::this_thread::yield();
       });
     }
   } catch (const std::exception& e) {
@@ -1581,8 +1578,6 @@ void Run::start_workers(int workers) {
                                      e.what())});
     cancelled_ = true;
   }
-  while (meet->left.load() < meet->arrived.load() || (meet->arrived.load() < workers && Clock::now() < until))
-    std::this_thread::yield();
 }
 
 // Starts `thread` running `body`; false when the system refuses it, and the run fails as node
