@@ -2085,7 +2085,7 @@ edges:
   }
 }
 
-TEST_CASE("errors, skips and routed messages hide the credentials of URLs; records keep them", "[fetch]") {
+TEST_CASE("errors, skips and routed messages hide the credentials of URLs, records keep them", "[fetch]") {
   FixtureServer server;
   TempDir dir;
   auto with = [](std::string url, const std::string& userinfo) { return url.insert(7, userinfo + "@"); };

@@ -395,7 +395,7 @@ edges:
   CHECK(test::query(dir.file("out.db"), "PRAGMA integrity_check") == std::vector<std::string>{"ok"});
 }
 
-TEST_CASE("a thread the system refuses fails the run saying so, at any point of its start; never a crash or a hang",
+TEST_CASE("a thread the system refuses fails the run saying so, at any point of its start, never a crash or a hang",
           "[cli]") {
   // Each run lets one thread more start (tests/preload/fail_threads.cpp) until the run needs no more.
   TempDir dir;
