@@ -516,6 +516,9 @@ struct Vertex {
   std::unique_ptr<AsyncFlowNode> async;
   std::unique_ptr<ResultNode> async_results;
   std::unique_ptr<AsyncOutput> async_output;
+  // Its start() was called (it may have thrown): only then does it get cancel(), wind_down() and
+  // stop(). A run that fails before (a thread refused) never starts it.
+  std::atomic<bool> async_started{false};
   std::atomic<std::uint64_t> async_submitted{0}, async_completed{0};
   // Results the results node took (or the node discarded). Those completed but never taken went
   // with a cancelled graph, and count as the node's dropped records at the end.
@@ -558,7 +561,7 @@ class Run {
     }
     for (auto& v : vertices_) {
       if (v.gate) v.gate->close();
-      if (v.async_output) static_cast<AsyncNode&>(*v.impl).cancel();
+      if (v.async_started.load()) static_cast<AsyncNode&>(*v.impl).cancel();
     }
     wake_watchdog();
   }
@@ -622,7 +625,7 @@ class Run {
     }
     for (auto& v : vertices_) {
       if (v.gate) v.gate->close();
-      if (v.async_output) static_cast<AsyncNode&>(*v.impl).wind_down();
+      if (v.async_started.load()) static_cast<AsyncNode&>(*v.impl).wind_down();
     }
     wake_watchdog();
   }
@@ -1497,6 +1500,7 @@ RunReport Run::execute() {
     for (auto& v : vertices_) {
       if (!v.async_output || cancelled_) continue;
       try {
+        v.async_started.store(true);
         static_cast<AsyncNode&>(*v.impl).start(*v.async_output);
       } catch (...) {
         std::string why = caught().message;  // before any source runs: nothing reaches it
@@ -1611,7 +1615,7 @@ void Run::wait_for_graph() {
     if (v.gate && v.thread.joinable()) v.thread.join();
   }
   for (auto& v : vertices_) {
-    if (!v.async_output) continue;
+    if (!v.async_started.load()) continue;
     ActiveScope active(v.active);
     static_cast<AsyncNode&>(*v.impl).stop();
   }

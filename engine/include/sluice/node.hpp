@@ -206,7 +206,8 @@ class AsyncNode : public Node {
  public:
   // Main thread, once, before the first submit(): start the node's own thread(s). `out` stays valid
   // until stop() returns. If it throws, the run fails before any record is submitted; cancel() and
-  // stop() are still called.
+  // stop() are still called. A node whose start() is never called (the run failed before it: a
+  // thread the system refused) gets no call of cancel(), wind_down() or stop() either.
   virtual void start(AsyncOutput& out) = 0;
   // Graph thread (a TBB worker, or a thread that released limit slots): hand one record over; must
   // not block, and must not throw (one that does fails the run; the record counts as lost and must
