@@ -1562,18 +1562,12 @@ RunReport Run::execute() {
 // oneTBB starts its worker threads when work first comes, on the thread that brings it, and throws
 // there when the system refuses one (a limit of threads or memory): on a fetch I/O thread or a sink
 // thread that would end the process. So they start here, on the main thread, before any of the
-// run's own threads: one task per worker, each waiting (up to 100 ms) for the others to arrive, so
-// that oneTBB asks for every worker at once. A refusal fails the run.
+// run's own threads: one task per worker put in the arena asks oneTBB for every worker, which
+// starts them within enqueue(). A refusal fails the run. (The tasks hold nothing: one that no
+// worker ever runs is lost with the arena.)
 void Run::start_workers(int workers) {
-  auto arrived = std::make_shared<std::atomic<int>>(0);
-  const auto until = Clock::now() + std::chrono::milliseconds(100);
   try {
-    for (int i = 0; i < workers; ++i) {
-      arena_->enqueue([arrived, workers, until] {
-        arrived->fetch_add(1);
-        while (arrived->load() < workers && Clock::now() < until) std::this_thread::yield();
-      });
-    }
+    for (int i = 0; i < workers; ++i) arena_->enqueue([] {});
   } catch (const std::exception& e) {
     errors_.add(RunError{"engine", "",
                          fmt::format("could not start TBB's worker threads: {} (the process may have "
