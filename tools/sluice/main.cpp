@@ -165,15 +165,13 @@ Recorded recorded_serve_port(const std::string& text, const std::string& file, c
   auto draft = load_pipeline_text(text, file, registry, options, ignored);
   if (!draft || draft->settings.state.empty()) return {};
   Recorded out{0, draft->settings.state};
-  if (auto url = RunState::recorded(out.state, "serve_url")) {
-    const auto colon = url->rfind(':');
-    int port = 0;
-    const char* digits = url->data() + colon + 1;
-    if (colon != std::string::npos &&
-        std::from_chars(digits, url->data() + url->size(), port).ptr == url->data() + url->size() && port > 0 &&
-        port < 65536)
-      out.port = port;
-  }
+  const auto url = RunState::recorded(out.state, "serve_url");  // http://127.0.0.1:PORT
+  const auto colon = url ? url->rfind(':') : std::string::npos;
+  if (colon == std::string::npos) return out;
+  const std::string_view digits = std::string_view(*url).substr(colon + 1);
+  int port = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (ec == std::errc() && end == digits.data() + digits.size() && port > 0 && port < 65536) out.port = port;
   return out;
 }
 
