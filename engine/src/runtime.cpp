@@ -85,6 +85,11 @@ struct Caught {
   std::string message;
   std::optional<std::uint64_t> records;
 };
+// Why the system refuses a thread, most likely: said with every refusal.
+constexpr std::string_view kThreadLimits =
+    "the process may have reached a limit: of threads, ulimit -u or a container's pids limit, or of memory, "
+    "ulimit -v";
+
 Caught caught() {
   try {
     throw;
@@ -1569,11 +1574,8 @@ void Run::start_workers(int workers) {
   try {
     for (int i = 0; i < workers; ++i) arena_->enqueue([] {});
   } catch (const std::exception& e) {
-    errors_.add(RunError{"engine", "",
-                         fmt::format("could not start TBB's worker threads: {} (the process may have "
-                                     "reached a limit: of threads, ulimit -u or a container's pids "
-                                     "limit, or of memory, ulimit -v)",
-                                     e.what())});
+    errors_.add(
+        RunError{"engine", "", fmt::format("could not start TBB's worker threads: {} ({})", e.what(), kThreadLimits)});
     cancelled_ = true;
   }
 }
@@ -1746,10 +1748,7 @@ void Run::abandon() {
 }  // namespace
 
 std::string thread_refused(const std::system_error& error) {
-  return fmt::format(
-      "could not start a thread: {} (the process may have reached a limit: of threads, ulimit -u or a "
-      "container's pids limit, or of memory, ulimit -v)",
-      error.code().message());
+  return fmt::format("could not start a thread: {} ({})", error.code().message(), kThreadLimits);
 }
 
 RunReport run_pipeline(const Plan& plan, const RunOptions& options) {

@@ -208,6 +208,12 @@ struct Loaded {
   std::unique_ptr<Registry> registry;
   std::unique_ptr<fixture::FixtureServer> server;
   std::optional<Plan> plan;
+
+  // What the run keeps with it for a later --resume: the served site's URL.
+  std::vector<std::pair<std::string, std::string>> facts() const {
+    if (!server) return {};
+    return {{"serve_url", server->url("")}};
+  }
 };
 
 // Loads `file`: plugins, the served folder, then the pipeline. Prints every error; plan is empty
@@ -364,7 +370,7 @@ int cmd_run(const std::string& file, const RunArgs& args) {
     RunOptions options;
     options.stop = &stop;
     options.resume = args.resume;
-    if (loaded.server) options.facts.emplace_back("serve_url", loaded.server->url(""));
+    options.facts = loaded.facts();
     if (live || logged || warnings || metrics) {
       options.progress = [&line, &metrics, show = live || logged || warnings](const RunProgress& p) {
         if (metrics) metrics->update(p);
@@ -496,7 +502,7 @@ int cmd_test(const std::vector<std::string>& files, const LoadArgs& args) {
     {
       RunOptions options;
       options.stop = &stop;
-      if (loaded.server) options.facts.emplace_back("serve_url", loaded.server->url(""));
+      options.facts = loaded.facts();
       report = run_pipeline(*loaded.plan, options);
     }
     for (const auto& e : report.errors) fmt::print("  error: {}\n", e.to_string());
