@@ -207,6 +207,35 @@ std::optional<std::string> response_header(CURL* easy, const char* name) {
   return value;
 }
 
+// Whether the last response gave Content-Length more than once with different values, or as a list
+// of different numbers: libcurl 7.88 reads the body by the last value, so the body may be cut short,
+// and RFC 9112 (6.3) makes such framing an unrecoverable error. `lengths` gets the values as sent.
+// One header lookup per response; only a repeated or listed field is read further. With
+// Transfer-Encoding the lengths are not used (RFC 9112, 6.1: the chunks frame the body).
+bool conflicting_lengths(CURL* easy, std::string& lengths) {
+  curl_header* h = nullptr;
+  if (curl_easy_header(easy, "Content-Length", 0, CURLH_HEADER, -1, &h) != CURLHE_OK) return false;
+  if (h->amount == 1 && !std::strchr(h->value, ',')) return false;
+  if (response_header(easy, "Transfer-Encoding")) return false;
+  lengths = response_header(easy, "Content-Length").value_or("");
+  std::optional<std::string_view> first;
+  for (std::string_view rest = lengths; !rest.empty();) {
+    const std::size_t comma = std::min(rest.find(','), rest.size());
+    std::string_view piece = rest.substr(0, comma);
+    rest.remove_prefix(std::min(comma + 1, rest.size()));
+    while (!piece.empty() && (piece.front() == ' ' || piece.front() == '\t')) piece.remove_prefix(1);
+    while (!piece.empty() && (piece.back() == ' ' || piece.back() == '\t')) piece.remove_suffix(1);
+    if (piece.empty()) continue;  // an empty list element (RFC 9110, 5.6.1)
+    while (piece.size() > 1 && piece.front() == '0') piece.remove_prefix(1);
+    if (!first) {
+      first = piece;
+    } else if (piece != *first) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // download: the version of the file a successful response sends, for a later request to continue
 // it (Range, If-Range): its strong ETag, else its Last-Modified date; "" when its bytes cannot be
 // continued (not a GET, encoded on the wire, whose ranges count other bytes, Accept-Ranges: none,
@@ -1510,6 +1539,11 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
     return cap_sockets(t.socket_errno, Clock::now());
   }
   if (t.refused_ip.empty() && !no_socket) count_transfer(stats_of(t.robots_host, host), t.easy, status, t.body.size());
+  // Rules read from a body cut short by a guessed length could allow what the file disallows.
+  if (std::string lengths; code == CURLE_OK && conflicting_lengths(t.easy, lengths)) {
+    code = CURLE_WEIRD_SERVER_REPLY;
+    *fmt::format_to_n(t.error, CURL_ERROR_SIZE - 1, "conflicting Content-Length headers ({})", lengths).out = '\0';
+  }
   if (!t.refused_ip.empty()) {
     // The host is at a private address: its pages would be refused too, and say so.
     host.rules = RobotsRules::disallow_all();
@@ -1889,6 +1923,9 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   // refuses a Content-Length beyond max_body at once): the type is the answer, not the size.
   if (code != CURLE_OK && unwanted_type(easy, opt_.content_types, opt_.ok_status))
     return fail_content_type(std::move(job), host, status, easy);
+  std::string lengths;
+  const bool ambiguous_length = code == CURLE_OK && conflicting_lengths(easy, lengths);
+  if (ambiguous_length) code = CURLE_WEIRD_SERVER_REPLY;
   if (code != CURLE_OK) {
     Reason reason = classify(code, t->too_large);
     // libcurl 7.88 refuses so a response whose first header line is folded (begins with a space or a
@@ -1919,6 +1956,8 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
       detail = fmt::format("response headers larger than libcurl's limit of 300 KiB ({} bytes)",
                            std::string_view(t->error).substr(kHeadersTooLarge.size()));
     }
+    if (ambiguous_length)
+      detail = fmt::format("conflicting Content-Length headers ({}): the body's length is unknown", lengths);
     if (no_socket) {
       detail = fmt::format("no socket: {}; lower max_in_flight or per_host, or raise the limit",
                            out_of_descriptors(t->socket_errno));
@@ -1929,8 +1968,9 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
       return fail(std::move(job), reason, 0, std::move(message));
     }
     nanoseconds wait = opt_.retry.backoff(job->attempts + 1, rng_);
-    if (files_) keep_partial(*t, *job);
-    return retry_or_fail(std::move(job), reason, 0, fmt::format("{}: {}", reason_name(reason), detail), wait);
+    if (files_ && !ambiguous_length) keep_partial(*t, *job);  // (bytes framed by a guess are not kept)
+    return retry_or_fail(std::move(job), reason, ambiguous_length ? status : 0,
+                         fmt::format("{}: {}", reason_name(reason), detail), wait);
   }
 
   if (status >= 500 || status == 429) {

@@ -769,6 +769,62 @@ TEST_CASE("a header line over libcurl's 100 KiB, or headers over its 300 KiB, fa
   CHECK(messages[1].starts_with("bad_response: response headers larger than libcurl's limit of 300 KiB ("));
 }
 
+TEST_CASE("Content-Length given twice with different values fails as bad_response, not as a cut body",
+          "[fetch][security]") {
+  // libcurl 7.88 takes the last value: "5" then "2" kept "he" of "hello" as the whole page. RFC 9112
+  // (6.3) makes such framing an error; the same value twice, a list of one number, and chunked
+  // framing (which the lengths do not frame) stay fine.
+  TempDir dir;
+  const auto urls = fetch_raw(dir,
+                              {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 2\r\n\r\nhello",
+                               "HTTP/1.1 200 OK\r\nContent-Length: 2, 5\r\n\r\nhe",
+                               "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+                               "HTTP/1.1 200 OK\r\nContent-Length: 5, 05,\r\n\r\nhello",
+                               "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+                               "3\r\n\r\n2\r\nhe\r\n0\r\n\r\n"},
+                              5);
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 3);
+  CHECK(contains(ok[0], fmt::format(R"("url":"{}","status":200)", urls[2])));
+  CHECK(contains(ok[0], R"("body":"hello")"));
+  CHECK(contains(ok[1], fmt::format(R"("url":"{}","status":200)", urls[3])));
+  CHECK(contains(ok[1], R"("body":"hello")"));
+  CHECK(contains(ok[2], fmt::format(R"("url":"{}","status":200)", urls[4])));
+  CHECK(contains(ok[2], R"("body":"he")"));
+  CHECK(lines(dir, "bad.jsonl") ==
+        std::vector<std::string>{
+            fmt::format(R"({{"url":"{}","status":200,"reason":"bad_response","attempts":1}})", urls[0]),
+            fmt::format(R"({{"url":"{}","status":200,"reason":"bad_response","attempts":1}})", urls[1])});
+  CHECK(error_messages(dir) ==
+        std::vector<std::string>{
+            "bad_response: conflicting Content-Length headers (5, 2): the body's length is unknown",
+            "bad_response: conflicting Content-Length headers (2, 5): the body's length is unknown"});
+}
+
+TEST_CASE("a robots.txt with conflicting Content-Length headers is not read: its host waits as unreachable",
+          "[fetch][robots]") {
+  // Cut at the first length, this file would allow everything. (The page is never asked for: attempts 0.)
+  test::RawServer server;
+  server.begin(
+      {"HTTP/1.1 200 OK\r\nContent-Length: 14\r\nContent-Length: 35\r\n\r\n"
+       "User-agent: *\nDisallow: /private/\n\n",
+       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"});
+  TempDir dir;
+  const std::string url = fmt::format("http://127.0.0.1:{}/private/a", server.port());
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, {url}, 1, "    retries: {attempts: 1}")));
+  server.end();
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").empty());
+  CHECK(lines(dir, "bad.jsonl") == std::vector<std::string>{fmt::format(
+                                       R"({{"url":"{}","status":null,"reason":"bad_response","attempts":0}})", url)});
+  const auto messages = error_messages(dir);
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].starts_with(
+      fmt::format("bad_response: http://127.0.0.1:{}/robots.txt could not be fetched (conflicting Content-Length "
+                  "headers (14, 35)); the host is disallowed until it can be (RFC 9309)",
+                  server.port())));
+}
+
 TEST_CASE("a 206 Partial Content to a request for the whole resource fails as bad_response", "[fetch]") {
   // A piece of a page or file must not pass for all of it; a node that asks for a range gets it.
   test::RawServer server;
