@@ -23,13 +23,31 @@ struct FileSink::Deflater {
   ~Deflater() { deflateEnd(&z); }
 };
 
+namespace {
+
+// The process's own standard output or error for "-" and the names of them in /dev: opening
+// /dev/stdout anew would truncate what it points to (`sluice run p.yaml >> log` lost the log) and
+// write from offset 0 over the shell's other output. -1 for a file.
+int standard_stream(const std::string& path) {
+  if (path == "-" || path == "/dev/stdout" || path == "/dev/fd/1") return STDOUT_FILENO;
+  if (path == "/dev/stderr" || path == "/dev/fd/2") return STDERR_FILENO;
+  return -1;
+}
+
+}  // namespace
+
 FileSink::FileSink(const std::string& path, bool append, std::size_t buffer, std::chrono::nanoseconds interval,
                    RunState* state, Framing framing)
-    : path_(path == "-" ? "stdout" : path), flush_at_(buffer), interval_(interval), hold_(state != nullptr) {
+    : path_(standard_stream(path) == STDOUT_FILENO   ? "stdout"
+            : standard_stream(path) == STDERR_FILENO ? "stderr"
+                                                     : path),
+      flush_at_(buffer),
+      interval_(interval),
+      hold_(state != nullptr) {
   // A resumed run skips what the earlier one finished: its lines are in the file already.
   if (state && state->resumed()) append = true;
-  if (path == "-") {
-    fd_ = STDOUT_FILENO;
+  if (const int stream = standard_stream(path); stream >= 0) {
+    fd_ = stream;
   } else {
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
     if (fd_ < 0) throw NodeError(fmt::format("cannot open '{}' for writing: {}", path, std::strerror(errno)));

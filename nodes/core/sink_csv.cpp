@@ -113,7 +113,8 @@ NodeType sink_csv_type() {
       FieldSpec::list("fields", FieldSpec::string("name", "a field name"),
                       "the columns, in this order: each the record field of its name (missing and null ones empty)")
           .make_required(),
-      FieldSpec::string("path", "file to write ('.gz' at its end: gzipped); '-' writes to standard output")
+      FieldSpec::string("path",
+                        "file to write ('.gz' at its end: gzipped); '-' or /dev/stdout writes to standard output")
           .with_default("-"),
       FieldSpec::boolean("append", "append to an existing file instead of replacing it (no second header)")
           .with_default("false"),

@@ -34,7 +34,8 @@ NodeType sink_jsonl_type() {
   t.summary = "writes each record as one JSON object per line, to stdout or a file";
   t.ports = {{"in", PortDirection::input, "records to write"}};
   t.schema = Schema({
-      FieldSpec::string("path", "file to write ('.gz' at its end: gzipped); '-' writes to standard output")
+      FieldSpec::string("path",
+                        "file to write ('.gz' at its end: gzipped); '-' or /dev/stdout writes to standard output")
           .with_default("-"),
       FieldSpec::boolean("append", "append to an existing file instead of replacing it").with_default("false"),
       FieldSpec::list("fields", FieldSpec::string("name", "a field name"),

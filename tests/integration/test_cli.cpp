@@ -475,6 +475,29 @@ TEST_CASE("SIGINT stops a running pipeline gracefully with exit 130 and whole ou
   CHECK(lines.back() == fmt::format("{{\"url\":\"u{0}\",\"n\":{0}}}", lines.size()));
 }
 
+TEST_CASE("a sink's path /dev/stdout is the run's standard output: appended to, never truncated", "[cli]") {
+  // Opened anew, /dev/stdout truncated what it pointed to (`sluice run p.yaml >> log` lost the log)
+  // and wrote from offset 0 over the shell's other output.
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), kValid);
+  const std::string path = GENERATE(std::string("/dev/stdout"), std::string("/dev/fd/1"), std::string("-"));
+  CAPTURE(path);
+  ScopedEnv out("CLI_OUT", path.c_str()), to("CLI_TO", "3");
+  test::write_file(dir.file("log"), "earlier\n");
+  const int fd = ::open(dir.file("log").c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  int code = -1;
+  {
+    test::Process p({SLUICE_BINARY, "run", "-q", dir.file("p.yaml")}, fd, dir.file("stderr"));
+    code = p.wait();
+  }
+  ::close(fd);
+  CHECK(code == 0);
+  CHECK(test::read_file(dir.file("stderr")).empty());
+  CHECK(test::read_file(dir.file("log")) ==
+        "earlier\n{\"url\":\"u1\",\"n\":1}\n{\"url\":\"u2\",\"n\":2}\n{\"url\":\"u3\",\"n\":3}\n");
+}
+
 TEST_CASE("a run whose standard error is not a terminal logs a time-stamped progress line every --progress-every",
           "[cli]") {
   TempDir dir;
