@@ -8,6 +8,8 @@
 #include <mutex>
 #include <set>
 
+#include <sluice/pipeline.hpp>
+
 #include "../builtin.hpp"
 #include "../core/file_names.hpp"
 #include "../text.hpp"
@@ -463,6 +465,7 @@ NodeType fetch_type() {
     options.notice = ctx.notice;
     options.table = ctx.table;
     options.received = ctx.received;
+    options.serves_site = !ctx.settings.serve.empty();
     return std::make_unique<Fetch>(std::move(options), ctx.id);
   };
   t.example = R"(- id: get

@@ -1826,11 +1826,15 @@ void HttpLoop::budget_descriptors() {
   const std::size_t most = limit.rlim_cur;
   const std::size_t reserve = std::max<std::size_t>(kReservedDescriptors, most / 8);
   const std::size_t left = most > open + reserve ? most - open - reserve : 0;
-  descriptor_budget_ = std::max<std::size_t>(1, opt_.download ? left / 2 : left);
+  const std::size_t each = 1 + (opt_.download ? 1 : 0) + (opt_.serves_site ? 1 : 0);
+  descriptor_budget_ = std::max<std::size_t>(1, left / each);
   budget_why_ = fmt::format(
       "this process may have {} open files (ulimit -n), {} were open when the node started and {} are kept for the "
-      "rest of the run{}",
-      most, open, reserve, opt_.download ? ", and each download takes two (its socket and its file)" : "");
+      "rest of the run{}{}",
+      most, open, reserve, opt_.download ? ", and each download takes two (its socket and its file)" : "",
+      opt_.serves_site
+          ? ", and a request to the site this run serves (settings.serve) holds both ends of its connection"
+          : "");
   curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(descriptor_budget_));
 }
 

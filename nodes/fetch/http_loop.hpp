@@ -96,6 +96,9 @@ struct FetchOptions {
   nanoseconds robots_max_age = std::chrono::hours(24);  // then a host's robots.txt is fetched again
   // A longer Crawl-delay fails the host's URLs (reason robots) instead of holding the run for it.
   nanoseconds max_crawl_delay = std::chrono::seconds(60);
+  // The run serves a site in this process (settings.serve): a request to it holds both ends of its
+  // connection, so the limit of open files allows half as many transfers.
+  bool serves_site = false;
 };
 
 // Body buffers, reused: a finished record's body returns here when its last reference goes (on

@@ -498,6 +498,21 @@ TEST_CASE("a sink's path /dev/stdout is the run's standard output: appended to, 
         "earlier\n{\"url\":\"u1\",\"n\":1}\n{\"url\":\"u2\",\"n\":2}\n{\"url\":\"u3\",\"n\":3}\n");
 }
 
+TEST_CASE("a pipeline that serves its own site under a low limit of open files fetches every page", "[cli][fetch]") {
+  // Each request to the served site holds both ends of its connection in this one process, and the
+  // server one more for the file: counted as one, 200 requests at a time under ulimit -n 120 left
+  // the site no descriptor for its files, and it answered 404 for pages that exist.
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), test::served_crawl(dir, 600, 200, dir.file("p.db"), "", "    per_host: 200\n"));
+  test::Process p({"/bin/sh", "-c", "ulimit -n 120 && exec \"$0\" run -q \"$1\"", SLUICE_BINARY, dir.file("p.yaml")},
+                  dir.file("stdout"), dir.file("stderr"));
+  CHECK(p.wait() == 0);
+  const std::string err = test::read_file(dir.file("stderr"));
+  CHECK(
+      test::contains(err, "a request to the site this run serves (settings.serve) holds both ends of its connection"));
+  CHECK(test::query(dir.file("p.db"), "SELECT count(*) FROM pages") == std::vector<std::string>{"601"});
+}
+
 TEST_CASE("a run whose standard error is not a terminal logs a time-stamped progress line every --progress-every",
           "[cli]") {
   TempDir dir;

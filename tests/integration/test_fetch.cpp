@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -2069,6 +2070,58 @@ TEST_CASE("release: after_fetch frees a slot when its record leaves fetch — do
       server.reset_counters();
     }
   }
+}
+
+TEST_CASE("the served folder answers 503 with Retry-After when it has no descriptor for a file, 404 when it is missing",
+          "[fixture]") {
+  // A pipeline's own requests can hold every descriptor of the process that serves its site
+  // (settings.serve): a page that exists must not be answered as missing then.
+  TempDir site;
+  test::write_file(site.file("a.html"), "<p>a</p>\n");
+  FixtureServer server(site.path().string());
+  int port = 0;
+  {
+    const std::string base = server.url("");
+    port = std::stoi(base.substr(base.rfind(':') + 1));
+  }
+  // One keep-alive connection, made while descriptors are free; each answer read whole.
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = loopback(port);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  auto ask = [&](const std::string& path) {
+    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: identity\r\n\r\n";
+    REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+    std::string answer;
+    char buf[4096];
+    for (;;) {
+      const auto head_end = answer.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
+        const auto at = answer.find("Content-Length: ");
+        const std::size_t length = at < head_end ? std::stoul(answer.substr(at + 16)) : 0;
+        if (answer.size() >= head_end + 4 + length) break;
+      }
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      REQUIRE(n > 0);
+      answer.append(buf, static_cast<std::size_t>(n));
+    }
+    return answer;
+  };
+  CHECK(ask("/a.html").starts_with("HTTP/1.1 200 OK\r\n"));
+  rlimit old{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+  rlimit starved = old;
+  starved.rlim_cur = 3;  // every descriptor above stdin, stdout and stderr is taken
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &starved) == 0);
+  const std::string busy = ask("/a.html");
+  const std::string busy_missing = ask("/missing.html");
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &old) == 0);
+  CHECK(busy.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+  CHECK(contains(busy, "Retry-After: 1\r\n"));
+  CHECK(contains(busy, "busy: Too many open files\n"));
+  CHECK(busy_missing.starts_with("HTTP/1.1 503 "));  // no descriptor: whether it exists is not known
+  CHECK(ask("/missing.html").starts_with("HTTP/1.1 404 Not Found\r\n"));
+  CHECK(ask("/a.html").starts_with("HTTP/1.1 200 OK\r\n"));
+  ::close(fd);
 }
 
 TEST_CASE("the fixture server's counters are readable over HTTP and reset by POST /__reset", "[fixture]") {

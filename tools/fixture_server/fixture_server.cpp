@@ -1,6 +1,7 @@
 #include "fixture_server.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -15,12 +16,13 @@
 #include <zlib.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -73,6 +75,45 @@ std::string json_escape(const std::string& s) {
     }
   }
   return out;
+}
+
+// Reads the whole file at `p` into `out`: 0, or the errno of the failure.
+int read_whole(const std::filesystem::path& p, std::string& out) {
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  char buffer[1 << 16];
+  int error = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n > 0) {
+      out.append(buffer, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      error = n == 0 ? 0 : errno;
+      break;
+    }
+  }
+  ::close(fd);
+  return error;
+}
+
+// A file of the served folder that could not be read, as the answer says it: missing (404), not
+// readable by this process (403), or, when the process has no descriptor or memory for it (the
+// pipeline's own requests may hold them all), 503 with Retry-After: the page exists, ask again.
+void answer_unreadable(int error, httplib::Response& res) {
+  if (error == ENOENT || error == ENOTDIR || error == EISDIR) {
+    res.status = 404;
+    res.set_content("not found\n", "text/plain");
+  } else if (error == EACCES || error == EPERM) {
+    res.status = 403;
+    res.set_content("forbidden\n", "text/plain");
+  } else if (error == EMFILE || error == ENFILE || error == ENOMEM) {
+    res.status = 503;
+    res.set_header("Retry-After", "1");
+    res.set_content(fmt::format("busy: {}\n", std::strerror(error)), "text/plain");
+  } else {
+    res.status = 500;
+    res.set_content(fmt::format("cannot read the file: {}\n", std::strerror(error)), "text/plain");
+  }
 }
 
 std::string content_type_for(const std::filesystem::path& p) {
@@ -489,25 +530,21 @@ struct FixtureServer::Impl {
                   }
                   fs::path p = fs::path(root) / rel;
                   if (fs::is_directory(p)) p /= "index.html";
-                  std::ifstream in(p, std::ios::binary);
-                  if (!in) {
+                  std::string content;
+                  if (int error = read_whole(p, content); error != 0) {
                     // <path>.redirect holds where /<path> moved to (a site's http -> https, say).
-                    if (std::ifstream moved(p.string() + ".redirect"); moved) {
-                      std::string target;
-                      std::getline(moved, target);
-                      res.set_redirect(target, 301);
+                    std::string target;
+                    if (error == ENOENT) error = read_whole(p.string() + ".redirect", target);
+                    if (error == 0) {
+                      res.set_redirect(target.substr(0, target.find('\n')), 301);
                       return;
                     }
-                    res.status = 404;
-                    res.set_content("not found\n", "text/plain");
-                    return;
+                    return answer_unreadable(error, res);
                   }
-                  std::ostringstream s;
-                  s << in.rdbuf();
                   // A strong ETag of the content; an If-None-Match that names it gets 304 Not
                   // Modified with no body (a client re-fetching only what changed).
                   std::uint64_t hash = 14695981039346656037ull;
-                  for (unsigned char c : s.view()) hash = (hash ^ c) * 1099511628211ull;
+                  for (unsigned char c : content) hash = (hash ^ c) * 1099511628211ull;
                   const std::string etag = fmt::format("\"{:016x}\"", hash);
                   res.set_header("ETag", etag);
                   if (const std::string wanted = req.get_header_value("If-None-Match");
@@ -516,15 +553,21 @@ struct FixtureServer::Impl {
                     return;
                   }
                   // <path>.content-type holds the Content-Type to send (a charset, say).
-                  std::string type = content_type_for(p);
-                  if (std::ifstream typed(p.string() + ".content-type"); typed) std::getline(typed, type);
-                  if (s.view().size() <= kCompressedUpTo) {
-                    res.set_content(s.str(), type);
+                  std::string type;
+                  if (const int error = read_whole(p.string() + ".content-type", type); error == ENOENT) {
+                    type = content_type_for(p);
+                  } else if (error != 0) {
+                    return answer_unreadable(error, res);
+                  } else {
+                    type.resize(std::min(type.find('\n'), type.size()));
+                  }
+                  if (content.size() <= kCompressedUpTo) {
+                    res.set_content(content, type);
                     return;
                   }
                   // Sent as it is: cpp-httplib compresses a text body with brotli at its best
                   // quality, which takes seconds per megabyte (15 s for a 7.7 MB JSON file).
-                  auto body = std::make_shared<const std::string>(std::move(s).str());
+                  auto body = std::make_shared<const std::string>(std::move(content));
                   res.set_content_provider(body->size(), type,
                                            [body](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
                                              sink.write(body->data() + offset, std::min(length, body->size() - offset));
