@@ -1540,7 +1540,7 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   }
   if (t.refused_ip.empty() && !no_socket) count_transfer(stats_of(t.robots_host, host), t.easy, status, t.body.size());
   // Rules read from a body cut short by a guessed length could allow what the file disallows.
-  if (std::string lengths; code == CURLE_OK && conflicting_lengths(t.easy, lengths)) {
+  if (std::string lengths; code == CURLE_OK && status >= 200 && status < 300 && conflicting_lengths(t.easy, lengths)) {
     code = CURLE_WEIRD_SERVER_REPLY;
     *fmt::format_to_n(t.error, CURL_ERROR_SIZE - 1, "conflicting Content-Length headers ({})", lengths).out = '\0';
   }
@@ -1927,8 +1927,10 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   // refuses a Content-Length beyond max_body at once): the type is the answer, not the size.
   if (code != CURLE_OK && unwanted_type(easy, opt_.content_types, opt_.ok_status))
     return fail_content_type(std::move(job), host, status, easy);
+  // A body to be used whose length is a guess (an error's body is not used: its status stays the answer).
   std::string lengths;
-  const bool ambiguous_length = code == CURLE_OK && conflicting_lengths(easy, lengths);
+  const bool ambiguous_length =
+      code == CURLE_OK && opt_.ok_status.contains(status) && conflicting_lengths(easy, lengths);
   if (ambiguous_length) code = CURLE_WEIRD_SERVER_REPLY;
   if (code != CURLE_OK) {
     Reason reason = classify(code, t->too_large);

@@ -774,7 +774,7 @@ TEST_CASE("Content-Length given twice with different values fails as bad_respons
           "[fetch][security]") {
   // libcurl 7.88 takes the last value: "5" then "2" kept "he" of "hello" as the whole page. RFC 9112
   // (6.3) makes such framing an error; the same value twice, a list of one number, and chunked
-  // framing (which the lengths do not frame) stay fine.
+  // framing (which the lengths do not frame) stay fine, and an error status stays the answer.
   TempDir dir;
   const auto urls = fetch_raw(dir,
                               {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 2\r\n\r\nhello",
@@ -782,8 +782,9 @@ TEST_CASE("Content-Length given twice with different values fails as bad_respons
                                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
                                "HTTP/1.1 200 OK\r\nContent-Length: 5, 05,\r\n\r\nhello",
                                "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nContent-Length: "
-                               "3\r\n\r\n2\r\nhe\r\n0\r\n\r\n"},
-                              5);
+                               "3\r\n\r\n2\r\nhe\r\n0\r\n\r\n",
+                               "HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\nContent-Length: 2\r\n\r\nhello"},
+                              6);
   auto ok = lines(dir, "ok.jsonl");
   REQUIRE(ok.size() == 3);
   CHECK(contains(ok[0], fmt::format(R"("url":"{}","status":200)", urls[2])));
@@ -795,11 +796,12 @@ TEST_CASE("Content-Length given twice with different values fails as bad_respons
   CHECK(lines(dir, "bad.jsonl") ==
         std::vector<std::string>{
             fmt::format(R"({{"url":"{}","status":200,"reason":"bad_response","attempts":1}})", urls[0]),
-            fmt::format(R"({{"url":"{}","status":200,"reason":"bad_response","attempts":1}})", urls[1])});
+            fmt::format(R"({{"url":"{}","status":200,"reason":"bad_response","attempts":1}})", urls[1]),
+            fmt::format(R"({{"url":"{}","status":404,"reason":"http_status","attempts":1}})", urls[5])});
   CHECK(error_messages(dir) ==
         std::vector<std::string>{
             "bad_response: conflicting Content-Length headers (5, 2): the body's length is unknown",
-            "bad_response: conflicting Content-Length headers (2, 5): the body's length is unknown"});
+            "bad_response: conflicting Content-Length headers (2, 5): the body's length is unknown", "HTTP 404"});
 }
 
 TEST_CASE("a robots.txt with conflicting Content-Length headers is not read: its host waits as unreachable",
