@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -77,24 +78,71 @@ std::string json_escape(const std::string& s) {
   return out;
 }
 
-// Reads the whole file at `p` into `out`: 0, or the errno of the failure.
-int read_whole(const std::filesystem::path& p, std::string& out) {
-  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
+// Reads what is left of `fd` into `out`: 0, or the errno of the failure.
+int read_rest(int fd, std::string& out) {
   char buffer[1 << 16];
-  int error = 0;
   for (;;) {
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n > 0) {
       out.append(buffer, static_cast<std::size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      error = n == 0 ? 0 : errno;
-      break;
+    } else if (n == 0) {
+      return 0;
+    } else if (errno != EINTR) {
+      return errno;
     }
   }
+}
+
+// Reads the whole file at `p` into `out`: 0, or the errno of the failure.
+int read_whole(const std::filesystem::path& p, std::string& out) {
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  const int error = read_rest(fd, out);
   ::close(fd);
   return error;
 }
+
+// A file of the served folder, open. One up to kCompressedUpTo is read whole (and sent compressed
+// when the client asks); a larger one is sent from the file as the client reads it, a piece at a
+// time, so that a folder may hold files larger than memory (read whole, 16 requests for a 2 GB file
+// took 32 GB).
+struct ServedFile {
+  int fd = -1;
+  std::uint64_t size = 0;
+  std::string content;  // a small file's bytes
+  std::string etag;     // strong: of the content for a small file, of its inode, mtime and size otherwise
+  ServedFile() = default;
+  ServedFile(const ServedFile&) = delete;
+  ServedFile& operator=(const ServedFile&) = delete;
+  ~ServedFile() {
+    if (fd >= 0) ::close(fd);
+  }
+
+  // 0, or the errno of the failure (EACCES for what is not a regular file: a FIFO, a device).
+  int open(const std::filesystem::path& p) {                    // (called once)
+    fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO's open waits for a writer otherwise
+    if (fd < 0) return errno;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return errno;
+    if (S_ISDIR(st.st_mode)) return EISDIR;
+    if (!S_ISREG(st.st_mode)) return EACCES;
+    size = static_cast<std::uint64_t>(st.st_size);
+    if (size > kCompressedUpTo) {
+      etag = fmt::format(
+          "\"{:x}-{:x}-{:x}\"", st.st_ino,
+          static_cast<std::uint64_t>(st.st_mtim.tv_sec) * 1000000000u + static_cast<std::uint64_t>(st.st_mtim.tv_nsec),
+          size);
+      return 0;
+    }
+    const int error = read_rest(fd, content);
+    ::close(fd);
+    fd = -1;
+    std::uint64_t hash = 14695981039346656037ull;
+    for (unsigned char c : content) hash = (hash ^ c) * 1099511628211ull;
+    etag = fmt::format("\"{:016x}\"", hash);
+    return error;
+  }
+};
 
 // A file of the served folder that could not be read, as the answer says it: missing (404), not
 // readable by this process (403), or, when the process has no descriptor or memory for it (the
@@ -530,8 +578,8 @@ struct FixtureServer::Impl {
                   }
                   fs::path p = fs::path(root) / rel;
                   if (fs::is_directory(p)) p /= "index.html";
-                  std::string content;
-                  if (int error = read_whole(p, content); error != 0) {
+                  auto file = std::make_shared<ServedFile>();
+                  if (int error = file->open(p); error != 0) {
                     // <path>.redirect holds where /<path> moved to (a site's http -> https, say).
                     std::string target;
                     if (error == ENOENT) error = read_whole(p.string() + ".redirect", target);
@@ -541,14 +589,11 @@ struct FixtureServer::Impl {
                     }
                     return answer_unreadable(error, res);
                   }
-                  // A strong ETag of the content; an If-None-Match that names it gets 304 Not
-                  // Modified with no body (a client re-fetching only what changed).
-                  std::uint64_t hash = 14695981039346656037ull;
-                  for (unsigned char c : content) hash = (hash ^ c) * 1099511628211ull;
-                  const std::string etag = fmt::format("\"{:016x}\"", hash);
-                  res.set_header("ETag", etag);
+                  // An If-None-Match that names the file's ETag gets 304 Not Modified with no
+                  // body (a client re-fetching only what changed).
+                  res.set_header("ETag", file->etag);
                   if (const std::string wanted = req.get_header_value("If-None-Match");
-                      wanted == "*" || wanted.find(etag) != std::string::npos) {
+                      wanted == "*" || wanted.find(file->etag) != std::string::npos) {
                     res.status = 304;
                     return;
                   }
@@ -561,18 +606,22 @@ struct FixtureServer::Impl {
                   } else {
                     type.resize(std::min(type.find('\n'), type.size()));
                   }
-                  if (content.size() <= kCompressedUpTo) {
-                    res.set_content(content, type);
+                  if (file->fd < 0) {
+                    res.set_content(std::move(file->content), type);
                     return;
                   }
                   // Sent as it is: cpp-httplib compresses a text body with brotli at its best
-                  // quality, which takes seconds per megabyte (15 s for a 7.7 MB JSON file).
-                  auto body = std::make_shared<const std::string>(std::move(content));
-                  res.set_content_provider(body->size(), type,
-                                           [body](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                                             sink.write(body->data() + offset, std::min(length, body->size() - offset));
-                                             return true;
-                                           });
+                  // quality, which takes seconds per megabyte (15 s for a 7.7 MB JSON file). A
+                  // file cut short while it is sent ends the connection (the client sees it short).
+                  res.set_content_provider(
+                      file->size, type, [file](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                        char buffer[1 << 16];
+                        ssize_t n;
+                        do {
+                          n = ::pread(file->fd, buffer, std::min(length, sizeof buffer), static_cast<off_t>(offset));
+                        } while (n < 0 && errno == EINTR);
+                        return n > 0 && sink.write(buffer, static_cast<std::size_t>(n));
+                      });
                 }));
   }
 
