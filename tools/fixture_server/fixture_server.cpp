@@ -93,11 +93,13 @@ int read_rest(int fd, std::string& out) {
   }
 }
 
-// Reads the whole file at `p` into `out`: 0, or the errno of the failure.
+// Reads the whole regular file at `p` into `out`: 0, or the errno of the failure (EACCES for what
+// is not a regular file; a FIFO's open does not wait for a writer).
 int read_whole(const std::filesystem::path& p, std::string& out) {
-  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return errno;
-  const int error = read_rest(fd, out);
+  struct stat st {};
+  const int error = ::fstat(fd, &st) != 0 ? errno : !S_ISREG(st.st_mode) ? EACCES : read_rest(fd, out);
   ::close(fd);
   return error;
 }
