@@ -2127,8 +2127,10 @@ std::string header_of(const std::string& answer, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("the served folder answers 503 with Retry-After when it has no descriptor for a file, 404 when it is missing",
-          "[fixture]") {
+TEST_CASE(
+    "the served folder waits for a descriptor for a file, then answers 503 with Retry-After; 404 only when it is "
+    "missing",
+    "[fixture]") {
   // A pipeline's own requests can hold every descriptor of the process that serves its site
   // (settings.serve): a page that exists must not be answered as missing then.
   TempDir site;
@@ -2141,9 +2143,16 @@ TEST_CASE("the served folder answers 503 with Retry-After when it has no descrip
   rlimit starved = old;
   starved.rlim_cur = 3;  // every descriptor above stdin, stdout and stderr is taken
   REQUIRE(::setrlimit(RLIMIT_NOFILE, &starved) == 0);
-  const std::string busy = client.ask("/a.html");
+  const std::string busy = client.ask("/a.html");  // after 2 s of trying again
   const std::string busy_missing = client.ask("/missing.html");
-  REQUIRE(::setrlimit(RLIMIT_NOFILE, &old) == 0);
+  // A descriptor that frees up while the server tries again gets the page.
+  std::thread freer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ::setrlimit(RLIMIT_NOFILE, &old);
+  });
+  const std::string late = client.ask("/a.html");
+  freer.join();
+  CHECK(late.starts_with("HTTP/1.1 200 OK\r\n"));
   CHECK(busy.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
   CHECK(header_of(busy, "Retry-After") == "1");
   CHECK(body_of(busy) == "busy: Too many open files\n");

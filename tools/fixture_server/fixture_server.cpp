@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -93,10 +94,28 @@ int read_rest(int fd, std::string& out) {
   }
 }
 
+// open(2) for reading, without waiting for a FIFO's writer. When the process has no descriptor free
+// (the pipeline that serves its own site holds them in its requests), it tries again for up to
+// kWaitForDescriptor: one frees up as soon as a transfer ends, and a page that exists is better
+// sent late than answered 503.
+constexpr std::chrono::milliseconds kWaitForDescriptor{2000};
+int open_for_reading(const std::filesystem::path& p) {
+  const auto deadline = std::chrono::steady_clock::now() + kWaitForDescriptor;
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd >= 0 || (errno != EMFILE && errno != ENFILE) || std::chrono::steady_clock::now() + pause > deadline) {
+      return fd;
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(100));
+  }
+}
+
 // Reads the whole regular file at `p` into `out`: 0, or the errno of the failure (EACCES for what
-// is not a regular file; a FIFO's open does not wait for a writer).
+// is not a regular file).
 int read_whole(const std::filesystem::path& p, std::string& out) {
-  const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  const int fd = open_for_reading(p);
   if (fd < 0) return errno;
   struct stat st {};
   const int error = ::fstat(fd, &st) != 0 ? errno : !S_ISREG(st.st_mode) ? EACCES : read_rest(fd, out);
@@ -122,7 +141,7 @@ struct ServedFile {
 
   // 0, or the errno of the failure (EACCES for what is not a regular file: a FIFO, a device).
   int open(const std::filesystem::path& p) {                    // (called once)
-    fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO's open waits for a writer otherwise
+    fd = open_for_reading(p);
     if (fd < 0) return errno;
     struct stat st {};
     if (::fstat(fd, &st) != 0) return errno;
@@ -156,7 +175,7 @@ void answer_unreadable(int error, httplib::Response& res) {
   } else if (error == EACCES || error == EPERM) {
     res.status = 403;
     res.set_content("forbidden\n", "text/plain");
-  } else if (error == EMFILE || error == ENFILE || error == ENOMEM) {
+  } else if (error == EMFILE || error == ENFILE || error == ENOMEM) {  // (after kWaitForDescriptor)
     res.status = 503;
     res.set_header("Retry-After", "1");
     res.set_content(fmt::format("busy: {}\n", std::strerror(error)), "text/plain");
