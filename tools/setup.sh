@@ -4,12 +4,13 @@
 set -euo pipefail
 
 # Build and test: the compiler, CMake, and the libraries the issues name; nginx serves HTTP/2 to the
-# fetch test of it (the fixture server speaks HTTP/1.1 only) and pages to the benchmarks.
+# fetch test of it (the fixture server speaks HTTP/1.1 only) and pages to the benchmarks; tzdata
+# (Priority: required, so present on any Debian 12) has the zones of the parse nodes' time_zone.
 packages=(
   build-essential cmake ninja-build pkg-config
   libtbb-dev libcurl4-openssl-dev libsqlite3-dev libyaml-cpp-dev libfmt-dev catch2
   libcli11-dev libspdlog-dev libcpp-httplib-dev libssl-dev zlib1g-dev libxml2-dev libre2-dev libsimdjson-dev graphviz
-  nginx
+  nginx tzdata
 )
 # `setup.sh --bench` adds what the benchmarks under bench/ use.
 if [[ ${1:-} == --bench ]]; then

@@ -22,9 +22,13 @@ enum class CellType { text, integer, number, date };
 class CsvRows final : public SourceNode {
  public:
   CsvRows(const std::string& path, char delimiter, bool header, std::vector<std::string> names,
-          std::map<std::string, CellType> types, parse::DateOrder order, std::stop_token stop,
-          std::function<void()> idle)
-      : lines_(path, std::move(stop), std::move(idle)), delimiter_(delimiter), names_(std::move(names)), order_(order) {
+          std::map<std::string, CellType> types, parse::DateOrder order, std::shared_ptr<const parse::TimeZone> zone,
+          std::stop_token stop, std::function<void()> idle)
+      : lines_(path, std::move(stop), std::move(idle)),
+        delimiter_(delimiter),
+        names_(std::move(names)),
+        order_(order),
+        zone_(std::move(zone)) {
     if (header) {
       std::vector<std::string> cells;
       if (!row(cells)) throw NodeError(fmt::format("'{}' is empty: expected a header line", lines_.name()));
@@ -137,7 +141,9 @@ class CsvRows final : public SourceNode {
     const std::string_view t = nodes::trim(cell, " \t");
     if (t.empty()) return Value();
     if (types_[i] == CellType::date) {
-      if (auto date = parse::read_date(t, order_)) return Value(std::move(*date));
+      if (auto date = parse::read_date(t, order_)) {
+        return Value(zone_ ? parse::local_to_utc(*date, *zone_) : std::move(*date));
+      }
       const bool either_way = order_ == parse::DateOrder::unset && parse::read_date(t, parse::DateOrder::dmy);
       throw NodeError(fmt::format("line {} of '{}', column '{}': '{}' is not a date{}", first_line_, lines_.name(),
                                   names_[i], cell, either_way ? fmt::format(" ({})", parse::kDateOrderHint) : ""));
@@ -160,6 +166,7 @@ class CsvRows final : public SourceNode {
   std::vector<std::string> names_;
   std::vector<CellType> types_;
   parse::DateOrder order_;
+  std::shared_ptr<const parse::TimeZone> zone_;  // time_zone: local times given in UTC
   std::vector<std::string> cells_;
   std::size_t first_line_ = 0;  // where the current row starts
 };
@@ -168,12 +175,15 @@ void check(const Config& c, const Location& owner, Diagnostics& diags) {
   if (c.has("header") && !c.boolean("header") && c.list("fields").empty()) {
     diags.error(owner, "source.csv with 'header: false' needs 'fields': the names of the columns");
   }
-  if (c.has("date_order")) {
-    bool dates = false;
-    for (const auto& [name, type] : c.map("types")) dates = dates || std::get<Value>(type.v).to_text() == "date";
-    if (!dates)
-      diags.error(c.where("date_order"), "date_order is for the columns that types reads as dates, and there are none");
+  bool dates = false;
+  for (const auto& [name, type] : c.map("types")) dates = dates || std::get<Value>(type.v).to_text() == "date";
+  for (const char* option : {"date_order", "time_zone"}) {
+    if (c.has(option) && !dates) {
+      diags.error(c.where(option),
+                  fmt::format("{} is for the columns that types reads as dates, and there are none", option));
+    }
   }
+  parse::check_time_zone(c, diags);
 }
 
 }  // namespace
@@ -205,6 +215,7 @@ NodeType source_csv_type() {
           FieldSpec::enumeration("date_order", {"dmy", "mdy"},
                                  "how a date column reads a date in numbers only: dmy (\"05/03/2026\" is 5 March) or "
                                  "mdy (May 3); unset, only one whose day is above 12 is read"),
+          parse::field_time_zone_spec(),
       },
       check);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
@@ -220,7 +231,8 @@ NodeType source_csv_type() {
                                                        : CellType::text;
     }
     return std::make_unique<CsvRows>(c.string("path"), c.string("delimiter")[0], c.boolean("header"), std::move(names),
-                                     std::move(types), parse::date_order_of(c), ctx.stop, ctx.idle);
+                                     std::move(types), parse::date_order_of(c), parse::time_zone_of(c), ctx.stop,
+                                     ctx.idle);
   };
   t.example = R"(- id: products
   type: source.csv

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "../text.hpp"
+#include "sluice/node.hpp"
 
 namespace sluice::parse {
 
@@ -31,7 +32,9 @@ std::optional<Value> TypedField::read(std::string_view text, char decimal, DateO
   if (type_ != ValueType::date) {
     return read_number(text, type_ == ValueType::number ? NumberType::number : NumberType::integer, decimal);
   }
-  if (auto date = read_date(text, order, fetched_at(page))) return Value(std::move(*date));
+  if (auto date = read_date(text, order, fetched_at(page))) {
+    return Value(zone_ ? local_to_utc(*date, *zone_) : std::move(*date));
+  }
   return std::nullopt;
 }
 
@@ -114,6 +117,14 @@ FieldSpec field_date_order_spec() {
                                 "(May 3); unset, only one whose day is above 12 is read");
 }
 
+FieldSpec field_time_zone_spec() {
+  return FieldSpec::string("time_zone",
+                           "for type: date: the site's time zone (Europe/Berlin, America/New_York), in which a date "
+                           "with a time and no zone of its own is read and then given as the moment in UTC "
+                           "(\"5. März 2026 um 14:30\" is \"2026-03-05T13:30:00Z\"); unset, such a time is given as "
+                           "written");
+}
+
 ValueType value_type_of(const std::string& name) {
   if (name == "number") return ValueType::number;
   if (name == "integer") return ValueType::integer;
@@ -136,6 +147,24 @@ void check_field_type(const Config& field, const Location&, Diagnostics& diags) 
   if (field.has("date_order") && type != "date") {
     diags.error(field.where("date_order"), fmt::format("date_order is for type: date, and this field is {}", type));
   }
+  if (field.has("time_zone") && type != "date") {
+    diags.error(field.where("time_zone"), fmt::format("time_zone is for type: date, and this field is {}", type));
+  }
+  check_time_zone(field, diags);
+}
+
+void check_time_zone(const Config& config, Diagnostics& diags) {
+  if (!config.has("time_zone")) return;
+  std::string error;
+  if (!TimeZone::load(config.string("time_zone"), error)) diags.error(config.where("time_zone"), error);
+}
+
+std::shared_ptr<const TimeZone> time_zone_of(const Config& config) {
+  if (!config.has("time_zone")) return nullptr;
+  std::string error;
+  auto zone = TimeZone::load(config.string("time_zone"), error);
+  if (!zone) throw NodeError(error);
+  return zone;
 }
 
 DateOrder date_order_of(const Config& config) {
@@ -146,7 +175,8 @@ DateOrder date_order_of(const Config& config) {
 std::shared_ptr<TypedField> typed_field_of(const Config& field) {
   const std::string type = field.string("type");
   if (type == "text") return nullptr;
-  return std::make_shared<TypedField>(value_type_of(type), field.string("decimal").front(), date_order_of(field));
+  return std::make_shared<TypedField>(value_type_of(type), field.string("decimal").front(), date_order_of(field),
+                                      time_zone_of(field));
 }
 
 }  // namespace sluice::parse

@@ -630,6 +630,7 @@ Schema field_schema() {
           parse::field_type_spec(),
           parse::field_decimal_spec(),
           parse::field_date_order_spec(),
+          parse::field_time_zone_spec(),
       },
       [](const Config& f, const Location& owner, Diagnostics& diags) {
         parse::check_field_type(f, owner, diags);

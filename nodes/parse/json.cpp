@@ -205,6 +205,7 @@ Schema json_field_schema() {
           parse::field_type_spec(),
           parse::field_decimal_spec(),
           parse::field_date_order_spec(),
+          parse::field_time_zone_spec(),
       },
       parse::check_field_type);
 }

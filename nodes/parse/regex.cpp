@@ -103,6 +103,7 @@ NodeType parse_regex_type() {
               .with_default(""),
           parse::field_decimal_spec(),
           parse::field_date_order_spec(),
+          parse::field_time_zone_spec(),
       },
       [](const Config& c, const Location&, Diagnostics& diags) {
         if (!c.has("pattern")) return;
@@ -124,6 +125,11 @@ NodeType parse_regex_type() {
           diags.error(c.where("date_order"),
                       "date_order is for the groups that types reads as dates, and there are none");
         }
+        if (c.has("time_zone") && !types_read_as({"date"})) {
+          diags.error(c.where("time_zone"),
+                      "time_zone is for the groups that types reads as dates, and there are none");
+        }
+        parse::check_time_zone(c, diags);
         if (!re.ok() || !c.has("types")) return;
         for (const auto& [name, value] : c.map("types")) {
           if (std::find(produced.begin(), produced.end(), name) != produced.end()) continue;
@@ -136,9 +142,10 @@ NodeType parse_regex_type() {
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;
     GroupTypes types;
+    const auto zone = parse::time_zone_of(c);
     for (const auto& [name, value] : c.map("types")) {
       types[name] = std::make_shared<parse::TypedField>(parse::value_type_of(std::get<Value>(value.v).to_text()),
-                                                        c.string("decimal").front(), parse::date_order_of(c));
+                                                        c.string("decimal").front(), parse::date_order_of(c), zone);
     }
     return std::make_unique<RegexParser>(ctx, std::make_shared<const RE2>(c.string("pattern")), std::move(types));
   };

@@ -344,6 +344,87 @@ edges:
         });
 }
 
+TEST_CASE(
+    "time_zone: a local date and time is given as the moment in UTC, in parse.html, parse.json, parse.regex "
+    "and source.csv",
+    "[parse][date]") {
+  TempDir dir;
+  test::write_file(dir.file("rows.csv"), "when,day\n2026-07-01 14:30,2026-07-01\n");
+  Plan plan = test::plan_of(page_pipeline(
+      R"(<div class="post"><time>5. M&auml;rz 2026 um 14:30</time><span>2026-07-01 09:15</span><i>March 5, 2026</i><b>2026-03-05T14:30:00Z</b><u>2026-10-25 02:30</u></div>)",
+      fmt::format(R"(  - id: parse
+    type: parse.html
+    items: div.post
+    fields:
+      local: {{select: time, type: date, time_zone: Europe/Berlin}}
+      summer: {{select: span, type: date, time_zone: Europe/Berlin}}
+      day: {{select: i, type: date, time_zone: Europe/Berlin}}
+      zoned: {{select: b, type: date, time_zone: Europe/Berlin}}
+      twice: {{select: u, type: date, time_zone: Europe/Berlin}}
+      as_written: {{select: time, type: date}}
+  - id: api_body
+    type: set
+    fields:
+      api: '{{{{"at": "2026-03-05 14:30"}}}}'
+  - id: api
+    type: parse.json
+    body_field: api
+    fields:
+      at: {{path: at, type: date, time_zone: America/New_York}}
+  - id: line
+    type: set
+    fields:
+      line: 2026-03-05 14:30 deployed
+  - id: log
+    type: parse.regex
+    pattern: '(?P<when>[0-9-]+ [0-9:]+) (?P<what>[a-z]+)'
+    body_field: line
+    types: {{when: date}}
+    time_zone: Asia/Tokyo
+  - id: rows
+    type: source.csv
+    path: {csv}
+    types: {{when: date, day: date}}
+    time_zone: Europe/London
+  - id: out
+    type: sink.jsonl
+    path: {out}
+    fields: [local, summer, day, zoned, twice, as_written]
+  - id: api_out
+    type: sink.jsonl
+    path: {api_out}
+    fields: [at]
+  - id: log_out
+    type: sink.jsonl
+    path: {log_out}
+    fields: [when]
+  - id: rows_out
+    type: sink.jsonl
+    path: {rows_out}
+edges:
+  - page -> body -> parse -> out
+  - page -> api_body -> api -> api_out
+  - page -> line -> log -> log_out
+  - rows -> rows_out
+)",
+                  fmt::arg("csv", dir.file("rows.csv")), fmt::arg("out", dir.file("out.jsonl")),
+                  fmt::arg("api_out", dir.file("api.jsonl")), fmt::arg("log_out", dir.file("log.jsonl")),
+                  fmt::arg("rows_out", dir.file("rows.jsonl")))));
+  RunReport report = run_pipeline(plan);
+  REQUIRE(report.errors.empty());
+  CHECK(test::lines_of(test::read_file(dir.file("out.jsonl"))) ==
+        std::vector<std::string>{
+            R"({"local":"2026-03-05T13:30:00Z","summer":"2026-07-01T07:15:00Z","day":"2026-03-05",)"
+            R"("zoned":"2026-03-05T14:30:00Z","twice":"2026-10-25T00:30:00Z","as_written":"2026-03-05T14:30:00"})"});
+  CHECK(test::lines_of(test::read_file(dir.file("api.jsonl"))) ==
+        std::vector<std::string>{R"({"at":"2026-03-05T19:30:00Z"})"});
+  CHECK(test::lines_of(test::read_file(dir.file("log.jsonl"))) ==
+        std::vector<std::string>{R"({"when":"2026-03-05T05:30:00Z"})"});
+  CHECK(test::lines_of(test::read_file(dir.file("rows.jsonl"))) ==
+        std::vector<std::string>{R"({"when":"2026-07-01T13:30:00Z","day":"2026-07-01"})"});
+  CHECK(report.notices.empty());
+}
+
 TEST_CASE("a relative date, and a day and month without a year, count from when its page was fetched",
           "[parse][date]") {
   TempDir dir;
