@@ -41,13 +41,19 @@ for t in "${targets[@]}"; do
     if [[ -d $s ]]; then find "$s" -type f -exec cp -n {} "$corpus/" \; ; else cp -n "$s" "$corpus/"; fi
   done
   echo "fuzz: $t for ${seconds}s"
+  # libFuzzer's own timeout (-timeout) can deadlock: its alarm handler allocates, and the slow
+  # input may be inside ASan's allocator then (seen: a stuck run of fuzz_pipeline). So the whole
+  # run is bounded too, and a run killed by that bound is a finding: its slow input is the last one
+  # the log names (or, while the corpus is read, one of the corpus files).
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$PWD/tests/ubsan.supp \
+    timeout -s KILL $((seconds + 300)) \
     build/fuzz/bin/fuzz_"$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
       -print_final_stats=1 -artifact_prefix="$findings/" "$corpus" "tests/fuzz/corpus/$t" \
       2> "build/fuzz/$t.log"
   rc=$?
+  if ((rc == 137)); then echo "fuzz: $t: killed after $((seconds + 300))s: a hang (libFuzzer's timeout did not end it)"; fi
   grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "build/fuzz/$t.log" | sed "s/^/fuzz: $t: /"
   if ((rc != 0)); then
     status=1
