@@ -2128,7 +2128,7 @@ std::string header_of(const std::string& answer, const std::string& name) {
 }  // namespace
 
 TEST_CASE(
-    "the served folder waits for a descriptor for a file, then answers 503 with Retry-After; 404 only when it is "
+    "the served folder waits for a descriptor for a file, then answers 503 with Retry-After, and 404 only when it is "
     "missing",
     "[fixture]") {
   // A pipeline's own requests can hold every descriptor of the process that serves its site
@@ -2162,7 +2162,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "the served folder sends a large file from disk: whole, in ranges, with an ETag of its version; a FIFO is "
+    "the served folder sends a large file from disk: whole, in ranges, with an ETag of its version, and a FIFO is "
     "refused at once",
     "[fixture]") {
   // Read whole for each request before, 16 requests for a 2 GB file took 32 GB.
