@@ -215,7 +215,7 @@ NodeType source_csv_type() {
           FieldSpec::enumeration("date_order", {"dmy", "mdy"},
                                  "how a date column reads a date in numbers only: dmy (\"05/03/2026\" is 5 March) or "
                                  "mdy (May 3); unset, only one whose day is above 12 is read"),
-          parse::field_time_zone_spec(),
+          parse::field_time_zone_spec("the columns types reads as dates"),
       },
       check);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {

@@ -117,12 +117,13 @@ FieldSpec field_date_order_spec() {
                                 "(May 3); unset, only one whose day is above 12 is read");
 }
 
-FieldSpec field_time_zone_spec() {
+FieldSpec field_time_zone_spec(std::string_view dates) {
   return FieldSpec::string("time_zone",
-                           "for type: date: the site's time zone (Europe/Berlin, America/New_York), in which a date "
-                           "with a time and no zone of its own is read and then given as the moment in UTC "
-                           "(\"5. März 2026 um 14:30\" is \"2026-03-05T13:30:00Z\"); unset, such a time is given as "
-                           "written");
+                           fmt::format("the site's time zone (Europe/Berlin, America/New_York) for {}: a date with a "
+                                       "time and no zone of its own is read in it and given as the moment in UTC "
+                                       "(\"5. März 2026 um 14:30\" is \"2026-03-05T13:30:00Z\"); unset, such a time "
+                                       "is given as written",
+                                       dates));
 }
 
 ValueType value_type_of(const std::string& name) {

@@ -63,7 +63,8 @@ class TypedField {
 FieldSpec field_type_spec();
 FieldSpec field_decimal_spec();
 FieldSpec field_date_order_spec();
-FieldSpec field_time_zone_spec();
+// `dates`: what the option applies to ("type: date", "the groups types reads as dates").
+FieldSpec field_time_zone_spec(std::string_view dates = "type: date");
 std::shared_ptr<TypedField> typed_field_of(const Config& field);
 // A `type` option's value ("number", "integer" or "date") as a ValueType.
 ValueType value_type_of(const std::string& name);

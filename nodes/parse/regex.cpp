@@ -103,7 +103,7 @@ NodeType parse_regex_type() {
               .with_default(""),
           parse::field_decimal_spec(),
           parse::field_date_order_spec(),
-          parse::field_time_zone_spec(),
+          parse::field_time_zone_spec("the groups types reads as dates"),
       },
       [](const Config& c, const Location&, Diagnostics& diags) {
         if (!c.has("pattern")) return;
