@@ -3,6 +3,7 @@
 #include <chrono>
 #include <string>
 
+#include "../../nodes/parse/field_type.hpp"
 #include "../../nodes/parse/time_zone.hpp"
 
 using namespace sluice;
@@ -179,4 +180,17 @@ TEST_CASE("time zones: POSIX TZ rules as zone files end with them", "[date][time
     CAPTURE(bad);
     CHECK_FALSE(parse::parse_tz_rule(bad));
   }
+}
+
+TEST_CASE("time zones: a date field with time_zone converts local times only, relative ones included",
+          "[date][time_zone]") {
+  parse::TypedField field(parse::ValueType::date, '.', parse::DateOrder::unset, zone("Europe/Berlin"));
+  Record page;
+  page.set("fetched_at", Value(1772721000.0));  // 2026-03-05T14:30:00Z
+  auto read = [&](std::string_view text) { return field.convert_text(text, &page).value_or(Value("none")).to_text(); };
+  CHECK(read("Yesterday at 9:15 pm") == "2026-03-04T20:15:00Z");
+  CHECK(read("3 hours ago") == "2026-03-05T11:30:00Z");  // counted back from the fetch: a moment already
+  CHECK(read("yesterday") == "2026-03-04");
+  CHECK(read("5 March 2026, 14:30 CET") == "2026-03-05T13:30:00Z");
+  CHECK(read("5 March 2026, 14:30") == "2026-03-05T13:30:00Z");
 }
