@@ -181,7 +181,9 @@ std::optional<TimeZone::Rule> parse_tz_rule(std::string_view text) {
 std::optional<TimeZone> TimeZone::parse(std::string_view bytes, const std::string& name) {
   auto header = [&](std::size_t at, std::size_t counts[6]) {
     if (bytes.size() < at + 44 || bytes.substr(at, 4) != "TZif") return false;
-    for (int i = 0; i < 6; ++i) counts[i] = static_cast<std::size_t>(be(bytes, at + 20 + 4 * i, 4));
+    for (int i = 0; i < 6; ++i) {  // unsigned 32-bit: no count wraps the size checks below
+      counts[i] = static_cast<std::uint32_t>(be(bytes, at + 20 + 4 * i, 4));
+    }
     return true;
   };
   // isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt
@@ -215,16 +217,15 @@ std::optional<TimeZone> TimeZone::parse(std::string_view bytes, const std::strin
     zone.offsets_.push_back(offset_of_type(type));
   }
   zone.first_offset_ = offset_of_type(0);  // RFC 8536: type 0 before the first transition
-  if (version >= '2') {
+  if (version >= '2') {  // the footer, "\n<POSIX TZ>\n" (empty between its line breaks when there is no rule)
     const std::size_t footer = at + block_size(c, time_size);
-    if (bytes.size() > footer + 1 && bytes[footer] == '\n') {
-      const std::size_t close = bytes.find('\n', footer + 1);
-      if (close == std::string_view::npos) return std::nullopt;
-      const std::string_view tz = bytes.substr(footer + 1, close - footer - 1);
-      if (!tz.empty()) {
-        zone.rule_ = parse_tz_rule(tz);
-        if (!zone.rule_) return std::nullopt;
-      }
+    if (bytes.size() < footer + 2 || bytes[footer] != '\n') return std::nullopt;
+    const std::size_t close = bytes.find('\n', footer + 1);
+    if (close == std::string_view::npos) return std::nullopt;
+    const std::string_view tz = bytes.substr(footer + 1, close - footer - 1);
+    if (!tz.empty()) {
+      zone.rule_ = parse_tz_rule(tz);
+      if (!zone.rule_) return std::nullopt;
     }
   }
   return zone;

@@ -194,3 +194,46 @@ TEST_CASE("time zones: a date field with time_zone converts local times only, re
   CHECK(read("5 March 2026, 14:30 CET") == "2026-03-05T13:30:00Z");
   CHECK(read("5 March 2026, 14:30") == "2026-03-05T13:30:00Z");
 }
+
+TEST_CASE("time zones: a zone file cut short or with bytes changed is refused or read, never read past its end",
+          "[date][time_zone]") {
+  // (Under ASan a read past the bytes would be an error.)
+  std::FILE* f = std::fopen("/usr/share/zoneinfo/Europe/Berlin", "rb");
+  REQUIRE(f);
+  std::string bytes;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) bytes.append(buf, n);
+  std::fclose(f);
+  std::size_t read = 0;
+  for (std::size_t size = 0; size < bytes.size(); ++size) {
+    const std::string cut = bytes.substr(0, size);  // a copy of its own: ASan sees its end
+    if (TimeZone::parse(cut, "cut")) ++read;
+  }
+  CHECK(read == 0);                                        // the footer ends the file: no shorter one is whole
+  for (std::size_t at : {20u, 24u, 28u, 32u, 36u, 40u}) {  // each count of the first header, as 0xffffffff
+    std::string changed = bytes;
+    for (std::size_t i = 0; i < 4; ++i) changed[at + i] = '\xff';
+    CHECK_FALSE(TimeZone::parse(changed, "changed"));
+  }
+  CHECK(TimeZone::parse(bytes, "whole"));
+}
+
+TEST_CASE("time zones: every zone of the database's zone1970.tab loads", "[date][time_zone]") {
+  std::FILE* f = std::fopen("/usr/share/zoneinfo/zone1970.tab", "r");
+  REQUIRE(f);
+  char line[1024];
+  int zones = 0;
+  while (std::fgets(line, sizeof line, f)) {
+    if (line[0] == '#') continue;
+    std::string_view l = line;
+    const auto first = l.find('\t'), second = l.find('\t', first + 1);
+    if (second == std::string_view::npos) continue;
+    std::string name(l.substr(second + 1, l.find_first_of("\t\n", second + 1) - second - 1));
+    std::string error;
+    CAPTURE(name);
+    CHECK(TimeZone::load(name, error));
+    ++zones;
+  }
+  std::fclose(f);
+  CHECK(zones > 300);
+}
