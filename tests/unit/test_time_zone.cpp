@@ -25,6 +25,18 @@ std::int64_t at(int y, unsigned m, unsigned d, int hh = 0, int mm = 0) {
   return sys_days{year{y} / month{m} / day{d}}.time_since_epoch().count() * 86400 + hh * 3600 + mm * 60;
 }
 
+// A file of the tz database's folder ($TZDIR or /usr/share/zoneinfo), whole.
+std::string database_file(const std::string& name) {
+  const char* dir = std::getenv("TZDIR");
+  std::FILE* f = std::fopen((std::string(dir && *dir ? dir : "/usr/share/zoneinfo") + "/" + name).c_str(), "rb");
+  REQUIRE(f);
+  std::string bytes;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) bytes.append(buf, n);
+  std::fclose(f);
+  return bytes;
+}
+
 // A zone file (version 2) with no transitions, only a footer rule: offset_at() then comes from the
 // rule alone, to be checked against a zone's transitions for the same years.
 std::string footer_only(const std::string& rule, std::int32_t offset) {
@@ -80,14 +92,7 @@ TEST_CASE("time zones: a footer rule gives the offsets the zone's transitions gi
     CAPTURE(name);
     const auto real = zone(name);
     // The footer of the zone's own file.
-    std::string error;
-    const char* dir = std::getenv("TZDIR");
-    std::FILE* f = std::fopen((std::string(dir && *dir ? dir : "/usr/share/zoneinfo") + "/" + name).c_str(), "rb");
-    REQUIRE(f);
-    std::string bytes;
-    char buf[4096];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) bytes.append(buf, n);
-    std::fclose(f);
+    const std::string bytes = database_file(name);
     const auto end = bytes.rfind('\n');
     const auto start = bytes.rfind('\n', end - 1);
     const std::string footer = bytes.substr(start + 1, end - start - 1);
@@ -198,12 +203,7 @@ TEST_CASE("time zones: a date field with time_zone converts local times only, re
 TEST_CASE("time zones: a zone file cut short or with bytes changed is refused or read, never read past its end",
           "[date][time_zone]") {
   // (Under ASan a read past the bytes would be an error.)
-  std::FILE* f = std::fopen("/usr/share/zoneinfo/Europe/Berlin", "rb");
-  REQUIRE(f);
-  std::string bytes;
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) bytes.append(buf, n);
-  std::fclose(f);
+  const std::string bytes = database_file("Europe/Berlin");
   std::size_t read = 0;
   for (std::size_t size = 0; size < bytes.size(); ++size) {
     const std::string cut = bytes.substr(0, size);  // a copy of its own: ASan sees its end
@@ -219,13 +219,12 @@ TEST_CASE("time zones: a zone file cut short or with bytes changed is refused or
 }
 
 TEST_CASE("time zones: every zone of the database's zone1970.tab loads", "[date][time_zone]") {
-  std::FILE* f = std::fopen("/usr/share/zoneinfo/zone1970.tab", "r");
-  REQUIRE(f);
-  char line[1024];
   int zones = 0;
-  while (std::fgets(line, sizeof line, f)) {
-    if (line[0] == '#') continue;
-    std::string_view l = line;
+  const std::string table = database_file("zone1970.tab");
+  for (std::size_t at = 0, next; at < table.size(); at = next + 1) {
+    next = std::min(table.find('\n', at), table.size());
+    const std::string_view l = std::string_view(table).substr(at, next - at);
+    if (l.empty() || l[0] == '#') continue;
     const auto first = l.find('\t'), second = l.find('\t', first + 1);
     if (second == std::string_view::npos) continue;
     std::string name(l.substr(second + 1, l.find_first_of("\t\n", second + 1) - second - 1));
@@ -234,6 +233,5 @@ TEST_CASE("time zones: every zone of the database's zone1970.tab loads", "[date]
     CHECK(TimeZone::load(name, error));
     ++zones;
   }
-  std::fclose(f);
   CHECK(zones > 300);
 }
