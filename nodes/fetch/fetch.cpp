@@ -191,6 +191,16 @@ void check_headers(const ConfigValue::Map& headers, const std::string& where, Di
 }
 
 void check(const Config& c, const Location&, Diagnostics& diags) {
+  // libcurl reads 0 as no limit at all (300 s for a connection): a server that stops sending would
+  // hold its request, and the run, for ever.
+  if (c.has("timeout") && c.duration("timeout") <= std::chrono::nanoseconds::zero()) {
+    diags.error(c.where("timeout"),
+                "timeout: must be more than 0 (a request without a time limit could wait for ever "
+                "on a server that stops sending; a large download wants a long one: 1h)");
+  }
+  if (c.has("connect_timeout") && c.duration("connect_timeout") <= std::chrono::nanoseconds::zero()) {
+    diags.error(c.where("connect_timeout"), "connect_timeout: must be more than 0 (libcurl would wait 300 s)");
+  }
   std::string method = c.string("method");
   if (c.has("body") && (method == "GET" || method == "HEAD")) {
     diags.error(c.where("body"), fmt::format("body is sent only with POST, PUT, PATCH or DELETE, not {}", method));
