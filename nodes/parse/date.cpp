@@ -745,14 +745,9 @@ std::optional<int> count_of(std::string_view s, const Token& t) {
 // A moment as ISO 8601 text in UTC: "2024-03-05T14:46:40Z", with ".250" for a fraction of a second.
 std::string moment_text(std::chrono::sys_time<std::chrono::milliseconds> moment) {
   using namespace std::chrono;
-  const auto days = floor<std::chrono::days>(moment);
-  const year_month_day ymd{days};
-  const hh_mm_ss clock{moment - days};
-  const auto fraction = clock.subseconds().count();
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}Z", static_cast<int>(ymd.year()),
-                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), clock.hours().count(),
-                     clock.minutes().count(), clock.seconds().count(),
-                     fraction == 0 ? std::string() : fmt::format(".{:03}", fraction));
+  const auto whole = floor<seconds>(moment);
+  const auto fraction = (moment - whole).count();
+  return utc_text(whole, fraction == 0 ? std::string() : fmt::format(".{:03}", fraction));
 }
 
 // A date `count` units before `now`: the moment in UTC for seconds, minutes and hours, the day
@@ -970,6 +965,16 @@ std::optional<std::string> read_date(std::string_view s, DateOrder order, std::o
     }
   }
   return relative_date(s, fetched_at);
+}
+
+std::string utc_text(std::chrono::sys_seconds moment, std::string_view fraction) {
+  using namespace std::chrono;
+  const auto days = floor<std::chrono::days>(moment);
+  const year_month_day ymd{days};
+  const hh_mm_ss clock{moment - days};
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}Z", static_cast<int>(ymd.year()),
+                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), clock.hours().count(),
+                     clock.minutes().count(), clock.seconds().count(), fraction);
 }
 
 std::optional<std::string> date_of_epoch(double seconds) {

@@ -4,6 +4,7 @@
 // do, in a filter, a store's column or a consumer's JSON.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,5 +56,9 @@ std::optional<std::string> read_date(std::string_view text, DateOrder order, std
 // magnitude is 1e11 or more: a date past the year 5000 in seconds), as ISO 8601 text in UTC
 // ("2024-03-05T15:33:20Z", with ".250" for a fraction of a second); nullopt beyond the years 1-9999.
 std::optional<std::string> date_of_epoch(double seconds);
+
+// A moment as ISO 8601 text in UTC, "2026-03-05T13:30:00Z", with `fraction` (".250", as written, or
+// "") before the Z.
+std::string utc_text(std::chrono::sys_seconds moment, std::string_view fraction = "");
 
 }  // namespace sluice::parse

@@ -1,5 +1,7 @@
 #include "time_zone.hpp"
 
+#include "date.hpp"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -178,7 +180,7 @@ std::optional<TimeZone::Rule> parse_tz_rule(std::string_view text) {
   return rule;
 }
 
-std::optional<TimeZone> TimeZone::parse(std::string_view bytes, const std::string& name) {
+std::optional<TimeZone> TimeZone::parse(std::string_view bytes) {
   auto header = [&](std::size_t at, std::size_t counts[6]) {
     if (bytes.size() < at + 44 || bytes.substr(at, 4) != "TZif") return false;
     for (int i = 0; i < 6; ++i) {  // unsigned 32-bit: no count wraps the size checks below
@@ -206,7 +208,6 @@ std::optional<TimeZone> TimeZone::parse(std::string_view bytes, const std::strin
   const std::size_t types_at = at + timecnt * time_size;
   const std::size_t infos_at = types_at + timecnt;
   TimeZone zone;
-  zone.name_ = name;
   auto offset_of_type = [&](std::size_t type) { return be(bytes, infos_at + 6 * type, 4); };
   for (std::size_t i = 0; i < timecnt; ++i) {
     const auto type = static_cast<unsigned char>(bytes[types_at + i]);
@@ -265,7 +266,7 @@ std::shared_ptr<const TimeZone> TimeZone::load(const std::string& name, std::str
     }
   }
   ::close(fd);
-  auto zone = parse(bytes, name);
+  auto zone = parse(bytes);
   if (!zone) {
     error = fmt::format("'{}' is not a time zone file (RFC 8536)", path);
     return nullptr;
@@ -323,14 +324,7 @@ std::string local_to_utc(const std::string& date, const TimeZone& zone) {
       num(11, 2) * 3600 + num(14, 2) * 60 + num(17, 2);
   const std::int64_t utc = zone.to_utc(local);
   if (utc < -62135596800 || utc >= 253402300800) return date;  // beyond the years 1-9999: as written
-  using namespace std::chrono;
-  const sys_seconds moment{seconds{utc}};
-  const auto days = floor<std::chrono::days>(moment);
-  const year_month_day ymd{days};
-  const hh_mm_ss clock{moment - days};
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}Z", static_cast<int>(ymd.year()),
-                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), clock.hours().count(),
-                     clock.minutes().count(), clock.seconds().count(), fraction);
+  return utc_text(std::chrono::sys_seconds{std::chrono::seconds{utc}}, fraction);
 }
 
 }  // namespace sluice::parse

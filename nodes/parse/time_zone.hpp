@@ -21,9 +21,8 @@ class TimeZone {
   // Loaded once per name and shared.
   static std::shared_ptr<const TimeZone> load(const std::string& name, std::string& error);
   // Parses a zone file's bytes (RFC 8536, versions 1 to 4); nullopt when they are not one.
-  static std::optional<TimeZone> parse(std::string_view bytes, const std::string& name);
+  static std::optional<TimeZone> parse(std::string_view bytes);
 
-  const std::string& name() const { return name_; }
   // The offset from UTC, in seconds (east positive), in effect at `utc` (seconds since the epoch).
   std::int64_t offset_at(std::int64_t utc) const;
   // The moment (seconds since the epoch) of a local time given as seconds since 1970-01-01T00:00
@@ -50,7 +49,6 @@ class TimeZone {
   };
 
  private:
-  std::string name_;
   std::vector<std::int64_t> transitions_;  // UTC, ascending
   std::vector<std::int64_t> offsets_;      // in effect from each transition on
   std::int64_t first_offset_ = 0;          // before the first transition
