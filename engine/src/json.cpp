@@ -130,6 +130,17 @@ void append_json(std::string& out, const Value& value) {
           append_json_string(out, x);
         } else if constexpr (std::is_same_v<T, Bytes>) {
           append_json_string(out, x.view());
+        } else if constexpr (std::is_same_v<T, Object>) {
+          out.push_back('{');
+          bool first = true;
+          for (const auto& [name, item] : x) {
+            if (!first) out.push_back(',');
+            first = false;
+            append_json_string(out, name);
+            out.push_back(':');
+            append_json(out, item);
+          }
+          out.push_back('}');
         } else {
           out.push_back('[');
           bool first = true;

@@ -10,7 +10,7 @@
 namespace sluice {
 
 std::string_view Value::type_name() const {
-  static constexpr std::string_view kNames[] = {"null", "bool", "int", "double", "string", "bytes", "list"};
+  static constexpr std::string_view kNames[] = {"null", "bool", "int", "double", "string", "bytes", "list", "object"};
   return kNames[v.index()];
 }
 
@@ -26,7 +26,7 @@ std::string Value::to_text() const {
           return x;
         } else if constexpr (std::is_same_v<T, Bytes>) {
           return std::string(x.view());
-        } else if constexpr (std::is_same_v<T, List>) {
+        } else if constexpr (std::is_same_v<T, List> || std::is_same_v<T, Object>) {
           std::string out;
           append_json(out, *this);
           return out;

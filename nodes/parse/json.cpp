@@ -43,7 +43,9 @@ Value to_value(simdjson::dom::element e) {
     case simdjson::dom::element_type::INT64:
       return Value(int64_t(e));
     case simdjson::dom::element_type::UINT64:
-      return Value(static_cast<double>(uint64_t(e)));
+      // Above the largest int64 (simdjson gives INT64 below it): an id such as 12345678901234567890
+      // keeps its digits as text, where a double would change them.
+      return Value(std::to_string(uint64_t(e)));
     case simdjson::dom::element_type::DOUBLE:
       return Value(double(e));
     case simdjson::dom::element_type::STRING:
@@ -57,8 +59,11 @@ Value to_value(simdjson::dom::element e) {
       for (simdjson::dom::element item : e.get_array()) list.push_back(to_value(item));
       return Value(std::move(list));
     }
-    case simdjson::dom::element_type::OBJECT:
-      return Value(simdjson::to_string(e));
+    case simdjson::dom::element_type::OBJECT: {
+      Object object;
+      for (auto [key, item] : e.get_object()) object.emplace_back(std::string(key), to_value(item));
+      return Value(std::move(object));
+    }
   }
   return Value();
 }

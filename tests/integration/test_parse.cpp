@@ -1079,6 +1079,48 @@ TEST_CASE("parse.json splits an array into items and follows the next-page link"
             fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})", server.url("/api/items2.json"), page)});
 }
 
+TEST_CASE("parse.json keeps an object it takes whole as an object, and an integer above int64 as its digits",
+          "[parse]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  std::string pipeline = parse_pipeline(dir, {server.url("/api/nested.json")}, R"(    items: items
+    fields:
+      id: id
+      small: small
+      address: address
+      variants: variants
+      city: {path: address.city, fallback: [address.geo]}
+      as_number: {path: id, type: number}
+      as_integer: {path: id, type: integer})");
+  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
+  pipeline.replace(pipeline.find("edges:"), 6,
+                   fmt::format(R"(  - id: db
+    type: store.sqlite
+    path: {}
+    table: items
+    columns: {{id: TEXT, small: INTEGER, address: TEXT, variants: TEXT}}
+edges:
+  - parse -> db)",
+                               dir.file("items.db")));
+  RunReport report = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(report.errors.empty());
+  const std::string page = server.url("/api/nested.json");
+  const std::string address = R"({"street":"Main St 1","geo":{"lat":52.5,"lng":13.4},"tags":["a",{"k":null}]})";
+  const std::string variants = R"([{"sku":"k-1","price":19.9},{"sku":"k-2","price":21}])";
+  // A double would make the id 12345678901234567168; its digits are kept as text. An object is
+  // written as one, also inside a list: never as a string of JSON.
+  CHECK(item_lines(dir) ==
+        std::vector<std::string>{fmt::format(
+            R"({{"page_url":"{}","id":"12345678901234567890","small":-9223372036854775808,"address":{},)"
+            R"("variants":{},"city":{{"lat":52.5,"lng":13.4}},"as_number":1.2345678901234567e+19,"as_integer":null}})",
+            page, address, variants)});
+  CHECK(
+      test::query(dir.file("items.db"), "SELECT id, typeof(id), small, address, variants FROM items") ==
+      std::vector<std::string>{fmt::format("12345678901234567890|text|-9223372036854775808|{}|{}", address, variants)});
+  CHECK(test::query(dir.file("items.db"), "SELECT json_extract(address, '$.geo.lat') FROM items") ==
+        std::vector<std::string>{"52.5"});
+}
+
 TEST_CASE(
     "parse.json reads numbers from text with type: number, takes whole ones with type: integer, and "
     "tries fallback paths",

@@ -18,10 +18,15 @@ TEST_CASE("records serialize to one JSON object with every value type", "[json]"
   r.set("body", Bytes("line1\nline2\t\x01"));
   r.set("tags", List{Value("a"), Value(std::int64_t{1})});
   r.set("nan", std::nan(""));
+  r.set("address", Object{{"street", Value("Main \"1\"")}, {"geo", Object{{"lat", Value(52.5)}}}, {"none", nullptr}});
+  r.set("variants", List{Value(Object{{"sku", Value("k-1")}}), Value(Object{})});
   std::string out;
   append_json(out, r);
   CHECK(out == R"({"url":"https://x.example/a?b=\"c\"","n":42,"ratio":0.5,"ok":true,"none":null,)"
-               R"("body":"line1\nline2\t\u0001","tags":["a",1],"nan":null})");
+               R"("body":"line1\nline2\t\u0001","tags":["a",1],"nan":null,)"
+               R"("address":{"street":"Main \"1\"","geo":{"lat":52.5},"none":null},"variants":[{"sku":"k-1"},{}]})");
+  CHECK(r.get("address")->type_name() == "object");
+  CHECK(r.get("variants")->to_text() == R"([{"sku":"k-1"},{}])");
 }
 
 TEST_CASE("invalid UTF-8 becomes U+FFFD and valid multibyte text passes through", "[json]") {

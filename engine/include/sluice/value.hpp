@@ -34,10 +34,13 @@ class Bytes {
 
 struct Value;
 using List = std::vector<Value>;
+// Named values in their order: a JSON object that parse.json took whole (an address, a variant's
+// attributes), written out as the object it was.
+using Object = std::vector<std::pair<std::string, Value>>;
 
-// A typed field value: null, bool, int, double, string, bytes or a list of values.
+// A typed field value: null, bool, int, double, string, bytes, a list of values or an object.
 struct Value {
-  using Variant = std::variant<std::monostate, bool, std::int64_t, double, std::string, Bytes, List>;
+  using Variant = std::variant<std::monostate, bool, std::int64_t, double, std::string, Bytes, List, Object>;
   Variant v;
 
   Value() = default;
@@ -50,6 +53,7 @@ struct Value {
   Value(std::string s) : v(std::move(s)) {}
   Value(Bytes b) : v(std::move(b)) {}
   Value(List l) : v(std::move(l)) {}
+  Value(Object o) : v(std::move(o)) {}
 
   bool is_null() const { return std::holds_alternative<std::monostate>(v); }
   const bool* as_bool() const { return std::get_if<bool>(&v); }
@@ -58,10 +62,12 @@ struct Value {
   const std::string* as_string() const { return std::get_if<std::string>(&v); }
   const Bytes* as_bytes() const { return std::get_if<Bytes>(&v); }
   const List* as_list() const { return std::get_if<List>(&v); }
+  const Object* as_object() const { return std::get_if<Object>(&v); }
 
-  // The type name used in messages and docs: "null", "bool", "int", "double", "string", "bytes", "list".
+  // The type name used in messages and docs: "null", "bool", "int", "double", "string", "bytes",
+  // "list", "object".
   std::string_view type_name() const;
-  // Text form for messages and comparisons: strings unquoted, lists as JSON.
+  // Text form for messages and comparisons: strings unquoted, lists and objects as JSON.
   std::string to_text() const;
 
   bool operator==(const Value& other) const { return v == other.v; }
