@@ -40,7 +40,7 @@ std::optional<Value> TypedField::read(std::string_view text, char decimal, DateO
 
 std::optional<Value> TypedField::convert_text(std::string_view text, const Record* page) {
   std::optional<Value> out = read(text, decimal_, order_, page);
-  if (!out) missed(text);
+  if (!out) missed(text, true);
   return out;
 }
 
@@ -62,14 +62,15 @@ std::optional<Value> TypedField::convert(const Value& value, const Record* page)
       out = Value(static_cast<std::int64_t>(*d));
     }
   }
-  if (!out) missed(value.to_text());
+  if (!out) missed(value.to_text(), false);  // a number out of range, a list or an object
   return out;
 }
 
-void TypedField::missed(std::string_view value) {
+void TypedField::missed(std::string_view value, bool text) {
   if (missed_.fetch_add(1, std::memory_order_relaxed) != 0) return;
   std::lock_guard lock(mutex_);
   first_missed_ = nodes::sample_of(value);
+  first_missed_text_ = text;
 }
 
 std::string TypedField::notice(const std::string& field) const {
@@ -78,7 +79,9 @@ std::string TypedField::notice(const std::string& field) const {
   std::lock_guard lock(mutex_);
   // The likely cause, when the first value reads with another setting.
   std::string hint;
-  if (type_ == ValueType::date) {
+  if (!first_missed_text_) {
+    // No setting reads a list or an object as one number or date.
+  } else if (type_ == ValueType::date) {
     if (order_ == DateOrder::unset && read(first_missed_, decimal_, DateOrder::dmy, nullptr)) {
       hint = fmt::format(" ({})", kDateOrderHint);
     }

@@ -47,7 +47,8 @@ class TypedField {
 
  private:
   std::optional<Value> read(std::string_view text, char decimal, DateOrder order, const Record* page) const;
-  void missed(std::string_view value);
+  // `text`: the value was text, which another decimal or date_order might read (a hint says so).
+  void missed(std::string_view value, bool text);
 
   ValueType type_;
   char decimal_;
@@ -56,6 +57,7 @@ class TypedField {
   std::atomic<std::uint64_t> missed_{0};
   mutable std::mutex mutex_;
   std::string first_missed_;
+  bool first_missed_text_ = false;
 };
 
 // The `type`, `decimal` and `date_order` options of a parse node's field, and reading them from its

@@ -1091,7 +1091,8 @@ TEST_CASE("parse.json keeps an object it takes whole as an object, and an intege
       variants: variants
       city: {path: address.city, fallback: [address.geo]}
       as_number: {path: id, type: number}
-      as_integer: {path: id, type: integer})");
+      as_integer: {path: id, type: integer}
+      geo_number: {path: address.geo, type: number, required: false})");
   pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
   pipeline.replace(pipeline.find("edges:"), 6,
                    fmt::format(R"(  - id: db
@@ -1112,8 +1113,16 @@ edges:
   CHECK(item_lines(dir) ==
         std::vector<std::string>{fmt::format(
             R"({{"page_url":"{}","id":"12345678901234567890","small":-9223372036854775808,"address":{},)"
-            R"("variants":{},"city":{{"lat":52.5,"lng":13.4}},"as_number":1.2345678901234567e+19,"as_integer":null}})",
+            R"("variants":{},"city":{{"lat":52.5,"lng":13.4}},"as_number":1.2345678901234567e+19,"as_integer":null,)"
+            R"("geo_number":null}})",
             page, address, variants)});
+  // An object is no number: said without a hint about decimal separators, which read none in it.
+  CHECK(
+      notice_messages(report) ==
+      std::vector<std::string>{
+          "parse: field 'as_integer' (type: integer) had 1 value with no whole number in it (the first: "
+          "'12345678901234567890'); it was left out",
+          R"(parse: field 'geo_number' (type: number) had 1 value with no number in it (the first: '{"lat":52.5,"lng":13.4}'); it was left out)"});
   CHECK(
       test::query(dir.file("items.db"), "SELECT id, typeof(id), small, address, variants FROM items") ==
       std::vector<std::string>{fmt::format("12345678901234567890|text|-9223372036854775808|{}|{}", address, variants)});
