@@ -201,7 +201,10 @@ class JsonParser final : public TransformNode {
 Schema json_field_schema() {
   return Schema(
       {
-          FieldSpec::string("path", "JSON Pointer (/a/b/0) or dotted path (a.b.0), relative to the item")
+          FieldSpec::string(
+              "path",
+              "JSON Pointer (/a/b/0) or dotted path (a.b.0), relative to the item; the value keeps its "
+              "JSON type: an object or array is taken whole, an integer above 9223372036854775807 as its digits (text)")
               .make_required(),
           FieldSpec::list("fallback", FieldSpec::string("path", "JSON Pointer or dotted path"),
                           "paths tried in turn when `path` gives nothing or null (an API that moved a field)")
