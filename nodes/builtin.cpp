@@ -20,6 +20,7 @@ void register_builtin_nodes(Registry& registry) {
   registry.add(nodes::source_list_type());
   registry.add(nodes::source_sqlite_type());
   registry.add(nodes::source_csv_type());
+  registry.add(nodes::source_jsonl_type());
   registry.add(nodes::filter_type());
   registry.add(nodes::set_type());
   registry.add(nodes::sink_jsonl_type());

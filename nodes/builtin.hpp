@@ -8,6 +8,7 @@ namespace sluice::nodes {
 NodeType source_list_type();
 NodeType source_sqlite_type();
 NodeType source_csv_type();
+NodeType source_jsonl_type();
 NodeType filter_type();
 NodeType set_type();
 NodeType sink_jsonl_type();

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -22,8 +23,13 @@ struct LineReader::Inflater {
   ~Inflater() { inflateEnd(&z); }
 };
 
-LineReader::LineReader(const std::string& path, std::stop_token stop, std::function<void()> idle)
-    : path_(path == "-" ? "stdin" : path), stop_(std::move(stop)), idle_(std::move(idle)) {
+LineReader::LineReader(const std::string& path, std::stop_token stop, std::function<void()> idle, std::size_t max_line)
+    : path_(path == "-" ? "stdin" : path),
+      max_line_(max_line),
+      capacity_(2 * max_line),
+      stop_(std::move(stop)),
+      idle_(std::move(idle)),
+      buffer_(std::make_unique_for_overwrite<char[]>(capacity_)) {
   fd_ = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw NodeError(fmt::format("cannot open '{}': {}", path_, std::strerror(errno)));
   owns_fd_ = path != "-";
@@ -45,9 +51,9 @@ bool LineReader::next(std::string_view& line) {
     const char* from = buffer_.get() + begin_;
     const void* nl = std::memchr(from, '\n', end_ - begin_);
     const std::size_t length = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - from) : end_ - begin_;
-    if (length > kMaxLine) {
+    if (length > max_line_) {
       throw NodeError(fmt::format("line {} of '{}' is longer than {} MiB: expected text with one value per line",
-                                  line_number_ + 1, path_, kMaxLine >> 20));
+                                  line_number_ + 1, path_, max_line_ >> 20));
     }
     if (nl || (at_end_ && begin_ < end_)) {
       line = std::string_view(from, length);
@@ -68,14 +74,14 @@ bool LineReader::next(std::string_view& line) {
 
 bool LineReader::fill() {
   if (z_) return inflate_more();
-  const std::size_t n = read_some(buffer_.get() + end_, kCapacity - end_);
+  const std::size_t n = read_some(buffer_.get() + end_, std::min(capacity_ - end_, kChunk));
   end_ += n;
   const bool magic_first = end_ > 0 && static_cast<unsigned char>(buffer_[0]) == 0x1f;
   if (!sniffed_ && end_ > 0 && (end_ >= 2 || !magic_first || n == 0)) {  // a pipe may bring one byte first
     sniffed_ = true;
     if (end_ >= 2 && magic_first && static_cast<unsigned char>(buffer_[1]) == 0x8b) {
       // A gzip file: what was read is compressed input; the text comes from inflating it.
-      raw_ = std::exchange(buffer_, std::make_unique_for_overwrite<char[]>(kCapacity));
+      raw_ = std::exchange(buffer_, std::make_unique_for_overwrite<char[]>(capacity_));
       raw_begin_ = 0;
       raw_end_ = std::exchange(end_, 0);
       z_ = std::make_unique<Inflater>();
@@ -90,7 +96,7 @@ bool LineReader::inflate_more() {
   while (true) {
     if (raw_begin_ == raw_end_) {
       raw_begin_ = 0;
-      raw_end_ = read_some(raw_.get(), kCapacity);
+      raw_end_ = read_some(raw_.get(), std::min(capacity_, kChunk));
       if (raw_end_ == 0) {
         if (member_ended_ || (!regular_ && stop_.stop_requested())) return false;
         throw NodeError(fmt::format("'{}' is cut off: its gzip data ends before the file it holds", path_));
@@ -105,10 +111,11 @@ bool LineReader::inflate_more() {
     }
     z.next_in = reinterpret_cast<Bytef*>(raw_.get() + raw_begin_);
     z.avail_in = static_cast<uInt>(raw_end_ - raw_begin_);
+    const std::size_t room = std::min(capacity_ - end_, kChunk);
     z.next_out = reinterpret_cast<Bytef*>(buffer_.get() + end_);
-    z.avail_out = static_cast<uInt>(kCapacity - end_);
+    z.avail_out = static_cast<uInt>(room);
     const int rc = ::inflate(&z, Z_NO_FLUSH);
-    const std::size_t produced = kCapacity - end_ - z.avail_out;
+    const std::size_t produced = room - z.avail_out;
     raw_begin_ = raw_end_ - z.avail_in;
     end_ += produced;
     if (rc == Z_STREAM_END) {

@@ -2,7 +2,7 @@
 // anything but a regular file wait in poll() with a short timeout and give up when the run stops: a
 // pipe or a terminal may have nothing to say for hours, and a source blocked in read() would hold a
 // stopping run open. A gzip file (or stream: `zcat` is not needed) is read as the text it holds,
-// recognised by its first bytes. Used by the sources that read files (source.list, source.csv).
+// recognised by its first bytes. Used by the sources that read files (source.list, source.csv, source.jsonl).
 #pragma once
 
 #include <functional>
@@ -20,8 +20,10 @@ class LineReader {
   static constexpr std::size_t kMaxLine = 1 << 20;
 
   // Opens `path` ('-': standard input). `idle` is called when a pipe falls silent for 10 ms (the
-  // records read so far should go on). Throws NodeError when it cannot be opened or is a directory.
-  LineReader(const std::string& path, std::stop_token stop, std::function<void()> idle);
+  // records read so far should go on). A line may be `max_line` bytes long. Throws NodeError when it
+  // cannot be opened or is a directory.
+  LineReader(const std::string& path, std::stop_token stop, std::function<void()> idle,
+             std::size_t max_line = kMaxLine);
   ~LineReader();
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
@@ -29,7 +31,7 @@ class LineReader {
   // The next line, without its '\n' (the last one may have none) and, for the first, without a
   // UTF-8 byte order mark; valid until the next call. False
   // at the end of the input, and when the run stops while a pipe has nothing to read. A line longer
-  // than kMaxLine is an error (a binary file, or a file with no newlines), not read on.
+  // than max_line is an error (a binary file, or a file with no newlines), not read on.
   bool next(std::string_view& line);
   // Lines returned so far: the number of the last one.
   std::size_t line_number() const { return line_number_; }
@@ -37,7 +39,9 @@ class LineReader {
   const std::string& name() const { return path_; }
 
  private:
-  static constexpr std::size_t kCapacity = 2 * kMaxLine;
+  // Bytes read (or inflated) at a time: the buffer holds twice the longest line, but only the pages
+  // that lines reach are touched, so a long limit costs no memory until a line needs it.
+  static constexpr std::size_t kChunk = 2 * kMaxLine;
 
   bool fill();
   // Reads what the file has next into `to` (at most `room` bytes): how many, 0 at its end and when
@@ -48,6 +52,8 @@ class LineReader {
   void close_fd();
 
   std::string path_;
+  std::size_t max_line_;
+  std::size_t capacity_;  // of each buffer: twice max_line_
   std::stop_token stop_;
   std::function<void()> idle_;
   bool waited_ = false;  // poll() found nothing since the last read
@@ -56,7 +62,7 @@ class LineReader {
   bool regular_ = false;
   bool at_end_ = false;
   // Not initialised: only the pages that lines reach are ever touched (resident).
-  std::unique_ptr<char[]> buffer_ = std::make_unique_for_overwrite<char[]>(kCapacity);
+  std::unique_ptr<char[]> buffer_;
   std::size_t begin_ = 0, end_ = 0;  // unread bytes
   std::size_t line_number_ = 0;
   bool sniffed_ = false;  // the first bytes were looked at (gzip or not)

@@ -4,6 +4,7 @@
 #include <simdjson.h>
 
 #include <optional>
+#include <unordered_set>
 
 #include "../builtin.hpp"
 #include "../text.hpp"
@@ -272,12 +273,42 @@ NodeType parse_json_type() {
 
 namespace sluice::parse {
 
-bool set_json_fields(Record& r, std::string_view json) {
+std::string set_json_fields(Record& r, std::string_view json) {
   thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (auto error = parser.parse(json.data(), json.size()).get(doc)) {
+    return fmt::format("invalid JSON: {}", simdjson::error_message(error));
+  }
   simdjson::dom::object object;
-  if (parser.parse(json.data(), json.size()).get(object) != simdjson::SUCCESS) return false;
-  for (auto [key, value] : object) r.set(key, nodes::to_value(value));
-  return true;
+  if (doc.get(object) != simdjson::SUCCESS) {
+    switch (doc.type()) {
+      case simdjson::dom::element_type::ARRAY:
+        return "expected a JSON object, got an array";
+      case simdjson::dom::element_type::STRING:
+        return "expected a JSON object, got a string";
+      case simdjson::dom::element_type::NULL_VALUE:
+        return "expected a JSON object, got null";
+      case simdjson::dom::element_type::BOOL:
+        return "expected a JSON object, got true or false";
+      default:
+        return "expected a JSON object, got a number";
+    }
+  }
+  if (object.size() <= 32) {
+    for (auto [key, value] : object) r.set(key, nodes::to_value(value));  // a short scan for a name given twice
+    return "";
+  }
+  // Many members: the names seen so far in a hash set, so that the work stays linear.
+  std::unordered_set<std::string> names;
+  for (const auto& field : r.fields()) names.insert(field.first);
+  for (auto [key, value] : object) {
+    if (names.emplace(key).second) {
+      r.append(key, nodes::to_value(value));
+    } else {
+      r.set(key, nodes::to_value(value));
+    }
+  }
+  return "";
 }
 
 }  // namespace sluice::parse

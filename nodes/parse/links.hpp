@@ -68,7 +68,8 @@ Record link_record(const Record& page, const std::string& page_url, std::string 
                    const std::vector<std::string>& keep = {});
 
 // Sets each member of a JSON object on `r`, typed as parse.json reads values (a frontier's carried
-// fields). False when `json` is not an object.
-bool set_json_fields(Record& r, std::string_view json);
+// fields, a line of source.jsonl); a name given twice keeps its last value. Returns what is wrong
+// when `json` is not a JSON object ("" when it is).
+std::string set_json_fields(Record& r, std::string_view json);
 
 }  // namespace sluice::parse

@@ -1,6 +1,6 @@
 // Files a pipeline reads: source.csv (RFC 4180 quoting, typed cells, byte order marks, UTF-16
-// refused, gzip) and source.list (one item per line, gzip). The input is the file; its first byte
-// also picks the reader. A bad file fails with a NodeError naming its line, never anything else.
+// refused, gzip), source.list (one item per line, gzip) and source.jsonl (a JSON object per line). The input is the
+// file; its first byte also picks the reader. A bad file fails with a NodeError naming its line, never anything else.
 #include <unistd.h>
 
 #include <array>
@@ -46,6 +46,10 @@ nodes:
     type: source.list
     file: )" +
          file_path() + R"(
+  - id: jsonl
+    type: source.jsonl
+    path: )" +
+         file_path() + R"(
   - id: out
     type: sink.jsonl
     path: /dev/null
@@ -54,10 +58,11 @@ edges:
   - tabs -> out
   - semicolons -> out
   - list -> out
+  - jsonl -> out
 )";
 }
 
-constexpr std::array kSources{"typed", "tabs", "semicolons", "list"};
+constexpr std::array kSources{"typed", "tabs", "semicolons", "list", "jsonl"};
 
 }  // namespace
 

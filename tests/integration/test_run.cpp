@@ -538,6 +538,64 @@ TEST_CASE("source.list stops at a line longer than 1 MiB with an error naming th
                     dir.file("urls.txt")));
 }
 
+TEST_CASE("source.jsonl reads a JSON object per line: what sink.jsonl writes comes back the same", "[run]") {
+  TempDir dir;
+  // A byte order mark, CRLF line ends, blank lines, nested values, a name given twice (the last
+  // wins), an integer beyond int64 (its digits), escapes.
+  test::write_file(dir.file("in.jsonl"),
+                   "\xEF\xBB\xBF{\"sku\":\"A-1\",\"n\":1,\"o\":{\"k\":[1,{\"z\":null}]},\"id\":12345678901234567890,"
+                   "\"a\":1,\"a\":2}\r\n"
+                   "\n   \r\n"
+                   "{\"sku\":\"A-2\",\"name\":\"caf\\u00e9 \\\"x\\\"\",\"price\":19.9,\"ok\":true}");
+  auto lines = [&](const std::string& in, const std::string& out) {
+    RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: j
+nodes:
+  - {{id: rows, type: source.jsonl, path: {}}}
+  - {{id: out, type: sink.jsonl, path: {}}}
+edges:
+  - rows -> out
+)",
+                                                              in, out)));
+    REQUIRE(report.errors.size() <= 1);
+    if (!report.errors.empty()) return std::vector<std::string>{report.errors[0].to_string()};
+    return test::lines_of(test::read_file(out));
+  };
+  const std::vector<std::string> expected{
+      R"({"sku":"A-1","n":1,"o":{"k":[1,{"z":null}]},"id":"12345678901234567890","a":2})",
+      R"({"sku":"A-2","name":"café \"x\"","price":19.9,"ok":true})"};
+  CHECK(lines(dir.file("in.jsonl"), dir.file("out.jsonl")) == expected);
+  // sink.jsonl's output read again gives the same lines.
+  CHECK(lines(dir.file("out.jsonl"), dir.file("again.jsonl")) == expected);
+
+  SECTION("gzipped, and a line of several MiB (a page's body) is read whole") {
+    const std::string body(5 << 20, 'b');
+    test::write_file(dir.file("big.jsonl.gz"), test::gzip(fmt::format("{{\"url\":\"u\",\"body\":\"{}\"}}\n", body)));
+    const auto out = lines(dir.file("big.jsonl.gz"), dir.file("out.jsonl"));
+    REQUIRE(out.size() == 1);
+    CHECK(out[0] == fmt::format(R"({{"url":"u","body":"{}"}})", body));
+  }
+  SECTION("a line that is not a JSON object fails the run, naming its line") {
+    test::write_file(dir.file("bad.jsonl"), "{\"a\":1}\n[1, 2]\n");
+    CHECK(lines(dir.file("bad.jsonl"), dir.file("out.jsonl")) ==
+          std::vector<std::string>{
+              fmt::format("node 'rows': line 2 of '{}': expected a JSON object, got an array", dir.file("bad.jsonl"))});
+    test::write_file(dir.file("bad.jsonl"), "{\"a\":1}\n\n{\"a\": 2,\n");
+    const auto cut = lines(dir.file("bad.jsonl"), dir.file("out.jsonl"));
+    REQUIRE(cut.size() == 1);
+    CHECK(cut[0].starts_with(fmt::format("node 'rows': line 3 of '{}': invalid JSON: ", dir.file("bad.jsonl"))));
+  }
+  SECTION("an object of many members, some given twice, is read in linear work") {
+    std::string object = "{";
+    for (int i = 0; i < 20000; ++i) object += fmt::format("\"f{}\":{},", i % 15000, i);
+    object.back() = '}';
+    test::write_file(dir.file("wide.jsonl"), object + "\n");
+    const auto out = lines(dir.file("wide.jsonl"), dir.file("out.jsonl"));
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].starts_with(R"({"f0":15000,"f1":15001,)"));
+    CHECK(out[0].ends_with(R"("f14998":14998,"f14999":14999})"));
+  }
+}
+
 TEST_CASE("source.list and source.csv read a gzipped file (or stream) as the text it holds", "[run][gzip]") {
   TempDir dir;
   // 200,000 lines (3.8 MB of text, more than the reader's buffer) in two gzip members, as
