@@ -49,7 +49,8 @@ LineReader::~LineReader() {
 bool LineReader::next(std::string_view& line) {
   while (true) {
     const char* from = buffer_.get() + begin_;
-    const void* nl = std::memchr(from, '\n', end_ - begin_);
+    // The bytes of a long line searched before the last refill hold no line break: not again.
+    const void* nl = std::memchr(from + searched_, '\n', end_ - begin_ - searched_);
     const std::size_t length = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - from) : end_ - begin_;
     if (length > max_line_) {
       throw NodeError(fmt::format("line {} of '{}' is longer than {} MiB: expected text with one value per line",
@@ -58,11 +59,13 @@ bool LineReader::next(std::string_view& line) {
     if (nl || (at_end_ && begin_ < end_)) {
       line = std::string_view(from, length);
       begin_ += nl ? length + 1 : length;
+      searched_ = 0;
       // A byte order mark (a file saved by a Windows editor or a spreadsheet) is not text.
       if (++line_number_ == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
       return true;
     }
     if (at_end_) return false;
+    searched_ = end_ - begin_;
     if (begin_ > 0) {  // the partial line to the front, to make room
       std::memmove(buffer_.get(), from, end_ - begin_);
       end_ -= begin_;
@@ -84,6 +87,7 @@ bool LineReader::fill() {
       raw_ = std::exchange(buffer_, std::make_unique_for_overwrite<char[]>(capacity_));
       raw_begin_ = 0;
       raw_end_ = std::exchange(end_, 0);
+      searched_ = 0;  // those bytes were not text
       z_ = std::make_unique<Inflater>();
       return inflate_more();
     }

@@ -64,6 +64,7 @@ class LineReader {
   // Not initialised: only the pages that lines reach are ever touched (resident).
   std::unique_ptr<char[]> buffer_;
   std::size_t begin_ = 0, end_ = 0;  // unread bytes
+  std::size_t searched_ = 0;         // of them, the first ones known to hold no line break
   std::size_t line_number_ = 0;
   bool sniffed_ = false;  // the first bytes were looked at (gzip or not)
   // gzip: the compressed bytes read and not inflated yet, and the inflater (null for plain text).

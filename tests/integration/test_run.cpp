@@ -649,15 +649,16 @@ edges:
     CHECK(report.errors[0].to_string().starts_with(
         fmt::format("node 'src': '{}' is not a valid gzip file: ", dir.file("bad.gz"))));
   }
-  SECTION("standard input: a pipe that brings the gzip data in pieces") {
+  SECTION("standard input: a pipe that brings the gzip data in pieces, the first of one byte") {
     int fds[2];
     REQUIRE(::pipe(fds) == 0);
     const int saved = ::dup(STDIN_FILENO);
     ::dup2(fds[0], STDIN_FILENO);
     ::close(fds[0]);
     std::thread writer([&zipped, fd = fds[1]] {
-      for (std::size_t at = 0; at < zipped.size(); at += 100000) {
-        const std::string_view piece = std::string_view(zipped).substr(at, 100000);
+      // One byte first: the reader must wait for the second to tell gzip data from text.
+      for (std::size_t at = 0, size = 1; at < zipped.size(); at += size, size = 100000) {
+        const std::string_view piece = std::string_view(zipped).substr(at, size);
         for (std::size_t done = 0; done < piece.size();) {
           const ssize_t n = ::write(fd, piece.data() + done, piece.size() - done);
           if (n <= 0) break;
