@@ -4,7 +4,7 @@
 #include <simdjson.h>
 
 #include <optional>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "../builtin.hpp"
 #include "../text.hpp"
@@ -298,14 +298,28 @@ std::string set_json_fields(Record& r, std::string_view json) {
     for (auto [key, value] : object) r.set(key, nodes::to_value(value));  // a short scan for a name given twice
     return "";
   }
-  // Many members: the names seen so far in a hash set, so that the work stays linear.
-  std::unordered_set<std::string> names;
-  for (const auto& field : r.fields()) names.insert(field.first);
+  // Many members: a name given twice is found in a hash map, so that the work stays linear
+  // whatever the object repeats; then the record's own fields (a few) are replaced or added to.
+  std::vector<std::pair<std::string_view, Value>> members;
+  members.reserve(object.size());
+  std::unordered_map<std::string_view, std::size_t> at;
   for (auto [key, value] : object) {
-    if (names.emplace(key).second) {
-      r.append(key, nodes::to_value(value));
+    auto [it, first] = at.try_emplace(key, members.size());
+    if (first) {
+      members.emplace_back(key, nodes::to_value(value));
     } else {
-      r.set(key, nodes::to_value(value));
+      members[it->second].second = nodes::to_value(value);
+    }
+  }
+  const std::size_t had = r.fields().size();
+  r.reserve(had + members.size());
+  for (auto& [key, value] : members) {
+    bool replaced = false;
+    for (std::size_t i = 0; i < had && !replaced; ++i) replaced = r.fields()[i].first == key;
+    if (replaced) {
+      r.set(key, std::move(value));
+    } else {
+      r.append(key, std::move(value));
     }
   }
   return "";

@@ -586,13 +586,15 @@ edges:
   }
   SECTION("an object of many members, some given twice, is read in linear work") {
     std::string object = "{";
-    for (int i = 0; i < 20000; ++i) object += fmt::format("\"f{}\":{},", i % 15000, i);
+    for (int i = 0; i < 15000; ++i) object += fmt::format("\"f{}\":{},", i, i);
+    for (int i = 0; i < 5000; ++i) object += fmt::format("\"f{}\":{},", 14999 - i, 15000 + i);  // the last ones again
     object.back() = '}';
     test::write_file(dir.file("wide.jsonl"), object + "\n");
     const auto out = lines(dir.file("wide.jsonl"), dir.file("out.jsonl"));
     REQUIRE(out.size() == 1);
-    CHECK(out[0].starts_with(R"({"f0":15000,"f1":15001,)"));
-    CHECK(out[0].ends_with(R"("f14998":14998,"f14999":14999})"));
+    CHECK(out[0].starts_with(R"({"f0":0,"f1":1,)"));
+    CHECK(test::contains(out[0], R"("f9999":9999,"f10000":19999,)"));
+    CHECK(out[0].ends_with(R"("f14998":15001,"f14999":15000})"));
   }
 }
 
