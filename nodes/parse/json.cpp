@@ -84,6 +84,7 @@ class JsonParser final : public TransformNode {
       : body_field_(ctx.config.string("body_field")),
         url_field_(ctx.config.string("url_field")),
         items_(std::move(items)),
+        item_key_(ctx.config.has("item_key") ? ctx.config.string("item_key") : std::string()),
         fields_(std::move(fields)),
         link_(std::move(link)),
         keep_(parse::keep_of(ctx.config)),
@@ -122,22 +123,28 @@ class JsonParser final : public TransformNode {
     }
     parse::SelectorStats::Tally& tally = stats_.tally();
     if (link_) tally.add(stats_.link_row(), emit_link(page, page_url, doc, out) ? 1 : 0);
-    std::vector<simdjson::dom::element> items;
+    // The items, each with its key for `item_key`: a member's name, or a position in an array.
+    std::vector<std::pair<Value, simdjson::dom::element>> items;
     if (items_) {
       simdjson::dom::element found;
       if (doc.at_pointer(*items_).get(found) == simdjson::SUCCESS) {
         if (found.is_array()) {
-          for (simdjson::dom::element e : found.get_array()) items.push_back(e);
+          std::int64_t position = 0;
+          for (simdjson::dom::element e : found.get_array()) items.emplace_back(Value(position++), e);
+        } else if (found.is_object() && !item_key_.empty()) {
+          // An API that keys its items by id ({"data": {"A1": {...}, "B2": {...}}}).
+          for (auto [name, e] : found.get_object()) items.emplace_back(Value(std::string(name)), e);
         } else {
-          items.push_back(found);
+          items.emplace_back(Value(), found);
         }
       }
       tally.add(parse::SelectorStats::kItemsRow, items.size());
     } else {
-      items.push_back(doc);
+      items.emplace_back(Value(), doc);
     }
-    for (simdjson::dom::element item : items) {
+    for (auto& [key, item] : items) {
       Record r = parse::item_record(page, page_url, keep_);
+      if (!item_key_.empty() && !key.is_null()) r.set(item_key_, std::move(key));
       std::string problem;
       for (std::size_t fi = 0; fi < fields_.size(); ++fi) {
         const JsonField& f = fields_[fi];
@@ -192,6 +199,7 @@ class JsonParser final : public TransformNode {
 
   std::string body_field_, url_field_;
   std::optional<std::string> items_;
+  std::string item_key_;  // "": items carry no key
   std::vector<JsonField> fields_;
   std::optional<std::string> link_;
   std::vector<std::string> keep_;
@@ -219,6 +227,28 @@ Schema json_field_schema() {
       parse::check_field_type);
 }
 
+// `keep` against what the node extracts, and `item_key`: only with `items`, a name of its own.
+void check_item_key(const Config& config, const Location& owner, Diagnostics& diags) {
+  if (!config.has("item_key")) {
+    parse::check_keep_against_fields(config, owner, diags);
+    return;
+  }
+  const std::string key = config.string("item_key");
+  const Location where = config.where("item_key");
+  std::vector<std::string> produced{key};
+  for (const auto& [name, value] : config.map("fields")) {
+    if (name == key) {
+      diags.error(where, fmt::format("item_key '{}' is also a field of this node: rename one", key));
+    }
+    produced.push_back(name);
+  }
+  if (key.empty()) diags.error(where, "item_key must name a field");
+  if (!config.has("items")) {
+    diags.error(where, "item_key needs items: the path of the object (or array) whose members are the items");
+  }
+  parse::check_keep(config, produced, diags);
+}
+
 }  // namespace
 
 NodeType parse_json_type() {
@@ -234,7 +264,13 @@ NodeType parse_json_type() {
   field.shorthand = "path";
   t.schema = Schema(
       {
-          FieldSpec::string("items", "path of an array whose elements become one record each (default: the document)"),
+          FieldSpec::string("items",
+                            "path of an array whose elements become one record each (default: the document); with "
+                            "item_key, also of an object whose members do"),
+          FieldSpec::string("item_key",
+                            "with items: the field that takes each item's name in an object of items keyed by id "
+                            "({\"A1\": {...}, \"B2\": {...}}: one item per member, in order), or its position "
+                            "from 0 in an array"),
           FieldSpec::map("fields", field, "field name -> path").with_default(""),
           parse::keep_spec(),
           FieldSpec::string("next", "path of a next-page URL to emit on the links port"),
@@ -242,7 +278,7 @@ NodeType parse_json_type() {
           FieldSpec::string("url_field", "the page URL links resolve against (falls back to url, then page_url)")
               .with_default("final_url"),
       },
-      parse::check_keep_against_fields);
+      check_item_key);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;
     std::vector<JsonField> fields;

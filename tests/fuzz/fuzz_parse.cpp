@@ -51,6 +51,11 @@ nodes:
   - id: whole
     type: parse.json
     fields: {first: /0, deep: a.b.c.0}
+  - id: keyed
+    type: parse.json
+    items: data
+    item_key: key
+    fields: {name: name, value: ''}
   - id: prices
     type: parse.regex
     pattern: 'SKU (?P<sku>SL-[0-9]+): (?P<price>[0-9.]+)'
@@ -68,10 +73,13 @@ edges:
   - urls -> api -> out
   - api.links -> out
   - urls -> whole -> out
+  - urls -> keyed -> out
   - urls -> prices -> out
 )";
 
-constexpr std::array kParsers{"shop", "sitemap", "feed", "api", "whole", "prices"};
+// In an order that sends each seed of corpus/parse to a parser by its first byte: '{' (api.json)
+// to api, '<' (feed.xml) to sitemap, 'S' (prices.txt) to whole, ' ' (keyed.json) to keyed.
+constexpr std::array kParsers{"sitemap", "api", "shop", "whole", "keyed", "feed", "prices"};
 constexpr std::array kTypes{"text/html",
                             "text/html; charset=iso-8859-1",
                             "application/xml",

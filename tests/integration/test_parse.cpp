@@ -101,8 +101,8 @@ edges:
 const std::string kSite = std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site";
 
 // Items carry their page's origin: page_url, depth and fetched_at (a timestamp: checked, then cut out).
-std::vector<std::string> item_lines(const TempDir& dir) {
-  auto lines = test::lines_of(test::read_file(dir.file("items.jsonl")));
+std::vector<std::string> item_lines(const TempDir& dir, const std::string& name = "items.jsonl") {
+  auto lines = test::lines_of(test::read_file(dir.file(name)));
   for (auto& l : lines) {
     const std::string origin = ",\"depth\":0,\"fetched_at\":";
     auto at = l.find(origin);
@@ -1128,6 +1128,54 @@ edges:
       std::vector<std::string>{fmt::format("12345678901234567890|text|-9223372036854775808|{}|{}", address, variants)});
   CHECK(test::query(dir.file("items.db"), "SELECT json_extract(address, '$.geo.lat') FROM items") ==
         std::vector<std::string>{"52.5"});
+}
+
+TEST_CASE(
+    "parse.json with item_key takes an object's members as items, their names in a field, or positions in an array",
+    "[parse]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  // Three parse nodes over one page: items keyed by id, a ranked array, and (without item_key) an
+  // object that is one item.
+  std::string pipeline = parse_pipeline(dir, {server.url("/api/keyed.json")}, R"(    items: data
+    item_key: sku
+    fields:
+      name: name
+      price: {path: price, type: number}
+      whole: ''
+  - id: ranked
+    type: parse.json
+    items: ranked
+    item_key: rank
+    fields: {term: ''}
+  - id: one
+    type: parse.json
+    items: one
+    fields: {name: name}
+  - id: all
+    type: sink.jsonl
+    path: {})");
+  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
+  pipeline.replace(pipeline.find("path: {}"), 8, fmt::format("path: {}", dir.file("all.jsonl")));
+  pipeline += "  - get -> ranked -> all\n  - get -> one -> all\n";
+  RunReport report = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(report.errors.empty());
+  const std::string page = server.url("/api/keyed.json");
+  CHECK(
+      item_lines(dir) ==
+      std::vector<std::string>{
+          fmt::format(
+              R"({{"page_url":"{}","sku":"A1","name":"Kettle","price":19.9,"whole":{{"name":"Kettle","price":19.9}}}})",
+              page),
+          fmt::format(
+              R"({{"page_url":"{}","sku":"B2","name":"Toaster","price":34.5,"whole":{{"name":"Toaster","price":34.5}}}})",
+              page),
+          fmt::format(R"({{"page_url":"{}","sku":"C3","name":null,"price":null,"whole":"a note"}})", page)});
+  std::vector<std::string> all = item_lines(dir, "all.jsonl");
+  std::sort(all.begin(), all.end());
+  CHECK(all == std::vector<std::string>{fmt::format(R"({{"page_url":"{}","name":"Lamp"}})", page),
+                                        fmt::format(R"({{"page_url":"{}","rank":0,"term":"kettle"}})", page),
+                                        fmt::format(R"({{"page_url":"{}","rank":1,"term":"toaster"}})", page)});
 }
 
 TEST_CASE(
