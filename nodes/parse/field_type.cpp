@@ -77,15 +77,15 @@ std::string TypedField::notice(const std::string& field) const {
   const std::uint64_t missed = missed_.load(std::memory_order_relaxed);
   if (missed == 0) return "";
   std::lock_guard lock(mutex_);
-  // The likely cause, when the first value reads with another setting.
+  // The likely cause, when the first value reads with another setting (no setting reads a list or
+  // an object as one number or date).
   std::string hint;
-  if (!first_missed_text_) {
-    // No setting reads a list or an object as one number or date.
-  } else if (type_ == ValueType::date) {
+  if (first_missed_text_ && type_ == ValueType::date) {
     if (order_ == DateOrder::unset && read(first_missed_, decimal_, DateOrder::dmy, nullptr)) {
       hint = fmt::format(" ({})", kDateOrderHint);
     }
-  } else if (const char other = decimal_ == '.' ? ',' : '.'; read(first_missed_, other, order_, nullptr)) {
+  } else if (const char other = decimal_ == '.' ? ',' : '.';
+             first_missed_text_ && read(first_missed_, other, order_, nullptr)) {
     hint = fmt::format(" (written with a decimal '{}'? set decimal: '{}')", other, other);
   }
   const char* what = type_ == ValueType::number ? "number" : type_ == ValueType::integer ? "whole number" : "date";
