@@ -109,18 +109,87 @@ class JsonParser final : public TransformNode {
       return;
     }
     if (unzipped) text = *unzipped;
+    if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a byte order mark (some servers send one)
     thread_local simdjson::dom::parser parser;
     simdjson::dom::element doc;
-    if (auto error = parser.parse(text.data(), text.size()).get(doc)) {
-      // An HTML error page or a login form where JSON was expected: the content type says so.
-      const Value* type = page.get("content_type");
-      std::string served;
-      if (type && type->as_string() && type->as_string()->find("json") == std::string::npos)
-        served = fmt::format(" (the response's content type is '{}')", *type->as_string());
+    const auto error = parser.parse(text.data(), text.size()).get(doc);
+    if (!error) {
+      extract(page, page_url, doc, out);
+    } else if (json_lines(parser, text)) {
+      // JSON Lines (NDJSON: an export, a log, an index server's answer): each line is read as a
+      // page's document would be. The items of good lines go on; bad lines fail the page.
+      std::size_t bad = 0;
+      std::string first_bad;
+      for_each_line(text, [&](std::size_t number, std::string_view line) {
+        if (auto line_error = parser.parse(line.data(), line.size()).get(doc)) {
+          if (bad++ == 0) first_bad = fmt::format("line {}: {}", number, simdjson::error_message(line_error));
+        } else {
+          extract(page, page_url, doc, out);
+        }
+      });
+      if (bad != 0) {
+        stats_.page_done();
+        const std::string more = bad == 1 ? "" : fmt::format(" (and {} more line{})", bad - 1, bad == 2 ? "" : "s");
+        const std::string served = served_as(page);
+        out.fail(std::move(page),
+                 fmt::format("invalid JSON Lines from '{}' at {}{}{}", page_url, first_bad, more, served));
+        return;
+      }
+    } else {
+      const std::string served = served_as(page);
       out.fail(std::move(page),
                fmt::format("invalid JSON from '{}': {}{}", page_url, simdjson::error_message(error), served));
       return;
     }
+    stats_.page_done();
+  }
+
+ private:
+  // An HTML error page or a login form where JSON was expected: the content type says so.
+  static std::string served_as(const Record& page) {
+    const Value* type = page.get("content_type");
+    if (type && type->as_string() && type->as_string()->find("json") == std::string::npos)
+      return fmt::format(" (the response's content type is '{}')", *type->as_string());
+    return "";
+  }
+
+  // Whether `text`, which is not one JSON document, is JSON Lines: its first line that is not
+  // blank is a document alone, and another line that is not blank follows (a document written over
+  // several lines never starts with a whole one). Parses with `parser`.
+  static bool json_lines(simdjson::dom::parser& parser, std::string_view text) {
+    std::string_view first;
+    bool more = false;
+    for_each_line(text, [&](std::size_t, std::string_view line) {
+      if (first.empty()) {
+        first = line;
+      } else {
+        more = true;
+      }
+      return !more;
+    });
+    simdjson::dom::element doc;
+    return more && parser.parse(first.data(), first.size()).get(doc) == simdjson::SUCCESS;
+  }
+
+  // Calls `visit(number, line)` with each line of `text` that is not blank (its number from 1,
+  // counting all lines; without its line break), while `visit` returns nothing or true.
+  template <typename Visit>
+  static void for_each_line(std::string_view text, Visit&& visit) {
+    for (std::size_t number = 1; !text.empty(); ++number) {
+      const std::size_t end = text.find('\n');
+      const std::string_view line = text.substr(0, end);
+      text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+      if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+      if constexpr (std::is_same_v<std::invoke_result_t<Visit, std::size_t, std::string_view>, bool>) {
+        if (!visit(number, line)) return;
+      } else {
+        visit(number, line);
+      }
+    }
+  }
+
+  // The next-page link and the items of one JSON document of `page`.
+  void extract(const Record& page, const std::string& page_url, simdjson::dom::element doc, Emitter& out) {
     parse::SelectorStats::Tally& tally = stats_.tally();
     if (link_) tally.add(stats_.link_row(), emit_link(page, page_url, doc, out) ? 1 : 0);
     // The items, each with its key for `item_key`: a member's name, or a position in an array.
@@ -176,10 +245,8 @@ class JsonParser final : public TransformNode {
         out.emit(std::move(r), 0);
       }
     }
-    stats_.page_done();
   }
 
- private:
   // The fields' names and paths, for the "selectors" table.
   static std::vector<std::pair<std::string, std::string>> paths(const std::vector<JsonField>& fields) {
     std::vector<std::pair<std::string, std::string>> out;
@@ -255,7 +322,7 @@ NodeType parse_json_type() {
   NodeType t;
   t.name = "parse.json";
   t.kind = NodeKind::transform;
-  t.summary = "extracts items and fields from JSON with JSON Pointers or dotted paths (simdjson)";
+  t.summary = "extracts items and fields from JSON (or JSON Lines) with JSON Pointers or dotted paths (simdjson)";
   t.ports = transform_ports();
   t.ports.insert(t.ports.begin() + 2, PortSpec{"links", PortDirection::output,
                                                "the URL at 'next' (pagination), resolved: url, depth, from_url"});

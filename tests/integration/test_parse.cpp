@@ -1178,6 +1178,41 @@ TEST_CASE(
                                         fmt::format(R"({{"page_url":"{}","rank":1,"term":"toaster"}})", page)});
 }
 
+TEST_CASE("parse.json reads a body of JSON Lines a line at a time, and JSON after a byte order mark", "[parse]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  // export.jsonl: CRLF and a blank line; broken.jsonl: a document over two lines and a line of text
+  // among good lines; bom.json: one document after a UTF-8 byte order mark.
+  std::string pipeline = parse_pipeline(
+      dir, {server.url("/api/export.jsonl"), server.url("/api/broken.jsonl"), server.url("/api/bom.json")},
+      R"(    fields: {id: id, name: name, first: data.items.0.name}
+    next: next)");
+  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
+  pipeline.replace(pipeline.find("    type: fetch\n"), 15, "    type: fetch\n    per_host: 1\n");
+  RunReport report = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(report.errors.empty());
+  const std::string lines = server.url("/api/export.jsonl"), broken = server.url("/api/broken.jsonl"),
+                    bom = server.url("/api/bom.json");
+  CHECK(item_lines(dir) ==
+        std::vector<std::string>{
+            fmt::format(R"({{"page_url":"{}","id":1,"name":"Kettle","first":null}})", lines),
+            fmt::format(R"({{"page_url":"{}","id":2,"name":"Toaster","first":null}})", lines),
+            fmt::format(R"({{"page_url":"{}","id":3,"name":null,"first":null}})", lines),
+            fmt::format(R"({{"page_url":"{}","id":4,"name":"Lamp","first":null}})", broken),
+            fmt::format(R"({{"page_url":"{}","id":null,"name":null,"first":null}})", broken),  // the line '[]'
+            fmt::format(R"({{"page_url":"{}","id":6,"name":"Desk","first":null}})", broken),
+            fmt::format(R"({{"page_url":"{}","id":null,"name":null,"first":"Chair"}})", bom)});
+  // The line numbers count every line, blank ones too; the page fails after its good lines' items.
+  const std::string bad = test::read_file(dir.file("bad.jsonl"));
+  CHECK(bad.find(fmt::format("invalid JSON Lines from '{}' at line 2: ", broken)) != std::string::npos);
+  CHECK(bad.find("(and 1 more line)") != std::string::npos);
+  CHECK(test::lines_of(bad).size() == 1);
+  // A next link on a line is followed as on a page.
+  CHECK(test::lines_of(test::read_file(dir.file("links.jsonl"))) ==
+        std::vector<std::string>{
+            fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})", server.url("/api/more.jsonl"), lines)});
+}
+
 TEST_CASE(
     "parse.json reads numbers from text with type: number, takes whole ones with type: integer, and "
     "tries fallback paths",

@@ -190,6 +190,7 @@ std::string content_type_for(const std::filesystem::path& p) {
   std::string ext = p.extension().string();
   if (ext == ".html" || ext == ".htm") return "text/html; charset=utf-8";
   if (ext == ".json") return "application/json";
+  if (ext == ".jsonl" || ext == ".ndjson") return "application/x-ndjson";
   if (ext == ".txt") return "text/plain; charset=utf-8";
   if (ext == ".xml") return "application/xml";
   if (ext == ".css") return "text/css";
