@@ -12,6 +12,7 @@
 #include "gzip.hpp"
 #include "links.hpp"
 #include "selector_stats.hpp"
+#include "sluice/template.hpp"
 
 namespace sluice::nodes {
 namespace {
@@ -85,6 +86,7 @@ class JsonParser final : public TransformNode {
         url_field_(ctx.config.string("url_field")),
         items_(std::move(items)),
         item_key_(ctx.config.has("item_key") ? ctx.config.string("item_key") : std::string()),
+        next_url_(ctx.config.has("next_url") ? FieldTemplate::compile(ctx.config.string("next_url")) : std::nullopt),
         fields_(std::move(fields)),
         link_(std::move(link)),
         keep_(parse::keep_of(ctx.config)),
@@ -257,8 +259,26 @@ class JsonParser final : public TransformNode {
   // Emits the page's next-page link; whether it had one.
   bool emit_link(const Record& page, const std::string& page_url, simdjson::dom::element doc, Emitter& out) {
     simdjson::dom::element v;
-    if (doc.at_pointer(*link_).get(v) != simdjson::SUCCESS || !v.is_string()) return false;
-    std::string url = parse::resolve_link(page_url, std::string(std::string_view(v)));
+    if (doc.at_pointer(*link_).get(v) != simdjson::SUCCESS) return false;
+    std::string url;
+    if (next_url_) {
+      // A cursor or page number: none, null, "" or false is the last page.
+      if (v.is_null() || v.is_array() || v.is_object() || (v.is_bool() && !bool(v)) ||
+          (v.is_string() && std::string_view(v).empty()))
+        return false;
+      Record values;  // `next`, and what else the template names from the page (not its body)
+      for (const std::string& name : next_url_->fields()) {
+        if (name == "next") {
+          values.set(name, to_value(v));
+        } else if (const Value* value = page.get(name)) {
+          values.set(name, *value);
+        }
+      }
+      url = parse::resolve_link(page_url, next_url_->render(values));
+    } else {
+      if (!v.is_string()) return false;
+      url = parse::resolve_link(page_url, std::string(std::string_view(v)));
+    }
     if (url.empty()) return false;
     out.emit(parse::link_record(page, page_url, std::move(url), keep_), 1);
     return true;
@@ -267,6 +287,7 @@ class JsonParser final : public TransformNode {
   std::string body_field_, url_field_;
   std::optional<std::string> items_;
   std::string item_key_;  // "": items carry no key
+  std::optional<FieldTemplate> next_url_;  // the next page's URL from the cursor at `next`
   std::vector<JsonField> fields_;
   std::optional<std::string> link_;
   std::vector<std::string> keep_;
@@ -294,8 +315,18 @@ Schema json_field_schema() {
       parse::check_field_type);
 }
 
-// `keep` against what the node extracts, and `item_key`: only with `items`, a name of its own.
-void check_item_key(const Config& config, const Location& owner, Diagnostics& diags) {
+// `keep` against what the node extracts, `item_key` (only with `items`, a name of its own) and
+// `next_url` (only with `next`, a template).
+void check_json_config(const Config& config, const Location& owner, Diagnostics& diags) {
+  if (config.has("next_url")) {
+    std::string error;
+    if (!FieldTemplate::compile(config.string("next_url"), &error)) {
+      diags.error(config.where("next_url"), fmt::format("next_url: {}", error));
+    }
+    if (!config.has("next")) {
+      diags.error(config.where("next_url"), "next_url needs next: the path of the cursor or page number it takes");
+    }
+  }
   if (!config.has("item_key")) {
     parse::check_keep_against_fields(config, owner, diags);
     return;
@@ -340,12 +371,16 @@ NodeType parse_json_type() {
                             "from 0 in an array"),
           FieldSpec::map("fields", field, "field name -> path").with_default(""),
           parse::keep_spec(),
-          FieldSpec::string("next", "path of a next-page URL to emit on the links port"),
+          FieldSpec::string("next", "path of a next-page URL to emit on the links port (with next_url: of a cursor)"),
+          FieldSpec::string("next_url",
+                            "the next page's URL from a cursor or page number at `next`, a template: {next} is that "
+                            "value ({next:url} percent-encoded), other {field}s the page's ('{url}'); none, null, "
+                            "\"\" or false at `next` is the last page"),
           FieldSpec::string("body_field", "the field holding the JSON").with_default("body"),
           FieldSpec::string("url_field", "the page URL links resolve against (falls back to url, then page_url)")
               .with_default("final_url"),
       },
-      check_item_key);
+      check_json_config);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     const Config& c = ctx.config;
     std::vector<JsonField> fields;

@@ -56,6 +56,8 @@ nodes:
     items: data
     item_key: key
     fields: {name: name, value: ''}
+    next: meta.cursor
+    next_url: '/items?after={next:url}&from={url:url}'
   - id: prices
     type: parse.regex
     pattern: 'SKU (?P<sku>SL-[0-9]+): (?P<price>[0-9.]+)'
@@ -74,6 +76,7 @@ edges:
   - api.links -> out
   - urls -> whole -> out
   - urls -> keyed -> out
+  - keyed.links -> out
   - urls -> prices -> out
 )";
 

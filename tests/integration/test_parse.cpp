@@ -1213,6 +1213,29 @@ TEST_CASE("parse.json reads a body of JSON Lines a line at a time, and JSON afte
             fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})", server.url("/api/more.jsonl"), lines)});
 }
 
+TEST_CASE("parse.json's next_url makes the next page's URL from a cursor or page number, and ends at none", "[parse]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  std::vector<std::string> urls;
+  for (int i = 1; i <= 5; ++i) urls.push_back(server.url(fmt::format("/api/cursor{}.json", i)));
+  std::string pipeline = parse_pipeline(dir, urls, R"(    items: items
+    fields: {id: id}
+    next: meta.next_cursor
+    next_url: '/api/cursor.json?after={next:url}&status={status}')");
+  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
+  RunReport report = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(report.errors.empty());
+  CHECK(test::read_file(dir.file("bad.jsonl")).empty());
+  // "b&2" percent-encoded, 7 as written; null, "" and false are the last page. Links resolve
+  // against the page's URL, and the page's own fields ({status}) fill in too.
+  std::vector<std::string> links = test::lines_of(test::read_file(dir.file("links.jsonl")));
+  std::sort(links.begin(), links.end());
+  CHECK(links == std::vector<std::string>{fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})",
+                                                      server.url("/api/cursor.json?after=7&status=200"), urls[2]),
+                                          fmt::format(R"({{"url":"{}","depth":1,"from_url":"{}"}})",
+                                                      server.url("/api/cursor.json?after=b%262&status=200"), urls[0])});
+}
+
 TEST_CASE(
     "parse.json reads numbers from text with type: number, takes whole ones with type: integer, and "
     "tries fallback paths",
