@@ -70,12 +70,48 @@ Value to_value(simdjson::dom::element e) {
   return Value();
 }
 
+// A JSON Pointer split at its `*` steps ("/images/*/url": "/images", "/url"): one piece for a
+// path without them.
+using Pieces = std::vector<std::string>;
+
+Pieces pieces_of(const std::string& pointer) {
+  Pieces pieces(1);
+  std::size_t start = 0;
+  while (start < pointer.size()) {
+    std::size_t end = pointer.find('/', start + 1);
+    if (end == std::string::npos) end = pointer.size();
+    if (pointer.compare(start, end - start, "/*") == 0) {
+      pieces.emplace_back();
+    } else {
+      pieces.back().append(pointer, start, end - start);
+    }
+    start = end;
+  }
+  return pieces;
+}
+
+// Appends the values (not null) that `pieces` reach from `e`: a `*` step goes to every element of
+// an array and every member of an object. Each step visits a value once, so the work is bounded
+// by the size of the document times the number of steps.
+void collect(simdjson::dom::element e, const Pieces& pieces, std::size_t i, std::vector<simdjson::dom::element>& out) {
+  simdjson::dom::element at;
+  if (e.at_pointer(pieces[i]).get(at) != simdjson::SUCCESS || at.is_null()) return;
+  if (i + 1 == pieces.size()) {
+    out.push_back(at);
+  } else if (at.is_array()) {
+    for (simdjson::dom::element element : at.get_array()) collect(element, pieces, i + 1, out);
+  } else if (at.is_object()) {
+    for (auto [name, member] : at.get_object()) collect(member, pieces, i + 1, out);
+  }
+}
+
 struct JsonField {
   std::string name;
-  std::vector<std::string> pointers;  // `path`, then its `fallback`s: the first with a value (not null) wins
+  std::vector<Pieces> paths;  // `path`, then its `fallback`s: the first with a value (not null) wins
   parse::FieldSources sources;
   bool required = false;
   std::shared_ptr<parse::TypedField> typed;  // type: number, integer or date
+  bool list = false;  // a path has a `*` step: the field is the list of what its first path that finds any reaches
 };
 
 class JsonParser final : public TransformNode {
@@ -219,23 +255,9 @@ class JsonParser final : public TransformNode {
       std::string problem;
       for (std::size_t fi = 0; fi < fields_.size(); ++fi) {
         const JsonField& f = fields_[fi];
-        simdjson::dom::element v;
-        bool found = false;
-        for (const auto& pointer : f.pointers) {
-          found = item.at_pointer(pointer).get(v) == simdjson::SUCCESS;
-          if (found && !v.is_null()) break;
-        }
-        tally.add(stats_.field_row(fi), found && !v.is_null() ? 1 : 0);
-        Value value = found ? to_value(v) : Value();
         std::string no_value;  // a value that is none, for a required field's error
-        if (f.typed && !value.is_null()) {
-          if (auto n = f.typed->convert(value, &page)) {
-            value = std::move(*n);
-          } else {
-            no_value = nodes::sample_of(value.to_text());
-            value = Value();
-          }
-        }
+        Value value =
+            f.list ? list_value(f, fi, item, page, tally, no_value) : single_value(f, fi, item, page, tally, no_value);
         if (f.required && value.is_null() && problem.empty()) {
           problem = parse::required_field_error(f.name, "path " + f.sources.quoted, f.typed.get(), no_value);
         }
@@ -247,6 +269,46 @@ class JsonParser final : public TransformNode {
         out.emit(std::move(r), 0);
       }
     }
+  }
+
+  // `value` typed as `f` says; none (and the first such value in `no_value`) when it has none.
+  static Value typed(const JsonField& f, Value value, const Record& page, std::string& no_value) {
+    if (!f.typed) return value;
+    if (auto n = f.typed->convert(value, &page)) return std::move(*n);
+    if (no_value.empty()) no_value = nodes::sample_of(value.to_text());
+    return Value();
+  }
+
+  // Field `fi` of `item`: the value at the first of its paths that has one (not null).
+  Value single_value(const JsonField& f, std::size_t fi, simdjson::dom::element item, const Record& page,
+                     parse::SelectorStats::Tally& tally, std::string& no_value) const {
+    for (const Pieces& path : f.paths) {
+      simdjson::dom::element v;
+      if (item.at_pointer(path.front()).get(v) == simdjson::SUCCESS && !v.is_null()) {
+        tally.add(stats_.field_row(fi), 1);
+        return typed(f, to_value(v), page, no_value);
+      }
+    }
+    tally.add(stats_.field_row(fi), 0);
+    return Value();
+  }
+
+  // Field `fi` of `item` with a `*` step: the list of what the first of its paths that reaches
+  // any value reaches; none when none does.
+  Value list_value(const JsonField& f, std::size_t fi, simdjson::dom::element item, const Record& page,
+                   parse::SelectorStats::Tally& tally, std::string& no_value) const {
+    std::vector<simdjson::dom::element> found;
+    for (const Pieces& path : f.paths) {
+      collect(item, path, 0, found);
+      if (!found.empty()) break;
+    }
+    tally.add(stats_.field_row(fi), found.size());
+    List values;
+    for (simdjson::dom::element v : found) {
+      Value value = typed(f, to_value(v), page, no_value);
+      if (!value.is_null()) values.push_back(std::move(value));
+    }
+    return values.empty() ? Value() : Value(std::move(values));
   }
 
   // The fields' names and paths, for the "selectors" table.
@@ -301,7 +363,8 @@ Schema json_field_schema() {
           FieldSpec::string(
               "path",
               "JSON Pointer (/a/b/0) or dotted path (a.b.0), relative to the item; the value keeps its "
-              "JSON type: an object or array is taken whole, an integer above 9223372036854775807 as its digits (text)")
+              "JSON type: an object or array is taken whole, an integer above 9223372036854775807 as its digits "
+              "(text); a * step takes every element or member (images.*.url: a list of the URLs)")
               .make_required(),
           FieldSpec::list("fallback", FieldSpec::string("path", "JSON Pointer or dotted path"),
                           "paths tried in turn when `path` gives nothing or null (an API that moved a field)")
@@ -389,7 +452,10 @@ NodeType parse_json_type() {
       JsonField rule{name, {}, {}, f.boolean("required"), parse::typed_field_of(f)};
       std::vector<std::string> written{f.string("path")};
       for (const auto& fallback : f.list("fallback")) written.push_back(std::get<Value>(fallback.v).to_text());
-      for (const auto& path : written) rule.pointers.push_back(to_pointer(path));
+      for (const auto& path : written) {
+        rule.paths.push_back(pieces_of(to_pointer(path)));
+        rule.list = rule.list || rule.paths.back().size() > 1;
+      }
       rule.sources = parse::sources_of(written);
       fields.push_back(std::move(rule));
     }

@@ -55,7 +55,7 @@ nodes:
     type: parse.json
     items: data
     item_key: key
-    fields: {name: name, value: ''}
+    fields: {name: name, value: '', urls: images.*.url, every: '*.*', prices: {path: '*.price', type: number}}
     next: meta.cursor
     next_url: '/items?after={next:url}&from={url:url}'
   - id: prices

@@ -1236,6 +1236,41 @@ TEST_CASE("parse.json's next_url makes the next page's URL from a cursor or page
                                                       server.url("/api/cursor.json?after=b%262&status=200"), urls[0])});
 }
 
+TEST_CASE("parse.json's '*' step gives a list of what it reaches in every element of an array or member of an object",
+          "[parse]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  std::string pipeline = parse_pipeline(dir, {server.url("/api/gallery.json")}, R"(    items: items
+    fields:
+      id: id
+      images: images.*.url
+      prices: {path: /variants/*/price, type: number, decimal: ','}
+      tags: 'tags.*'
+      first: {path: nothing.*.url, fallback: [images.0.url]}
+      some: {path: images.*.url, required: true})");
+  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
+  RunReport report = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(report.errors.empty());
+  const std::string page = server.url("/api/gallery.json");
+  // Nulls and elements without the step are left out; a value with no number in it too (and
+  // counted in the warning); a field whose paths reach nothing is null. A field with a '*' in any
+  // of its paths is a list, also when a fallback without one gives its value.
+  CHECK(item_lines(dir) == std::vector<std::string>{
+                               fmt::format(R"({{"page_url":"{}","id":1,"images":["/a.jpg","/b.jpg"],"prices":[1.5,2],)"
+                                           R"("tags":["x","y"],"first":["/a.jpg"],"some":["/a.jpg","/b.jpg"]}})",
+                                           page)});
+  const std::string bad = test::read_file(dir.file("bad.jsonl"));
+  CHECK(bad.find("required field 'some' not found (path 'images.*.url')") != std::string::npos);
+  CHECK(bad.find(R"("id":2,"images":null,"prices":null,"tags":null,"first":null)") != std::string::npos);
+  CHECK(notice_messages(report) ==
+        std::vector<std::string>{"parse: field 'prices' (type: number) had 1 value with no number in it (the first: "
+                                 "'ask'); it was left out"});
+  // A '*' path counts each value it reaches (the second item's paths reach none).
+  const std::vector<std::string> rows = selector_rows(report, "parse");
+  CHECK(std::count(rows.begin(), rows.end(), "fields.images images.*.url 2 1 1 2") == 1);
+  CHECK(std::count(rows.begin(), rows.end(), "fields.prices /variants/*/price 2 1 1 3") == 1);
+}
+
 TEST_CASE(
     "parse.json reads numbers from text with type: number, takes whole ones with type: integer, and "
     "tries fallback paths",
