@@ -240,8 +240,8 @@ std::string text(const simdjson::dom::element& e, const char* key) {
 }  // namespace
 
 TEST_CASE(
-    "sluice run --log-format json writes each line on standard error as one JSON object: progress, skips, errors, the "
-    "end",
+    "sluice run --log-format json writes one JSON object per line on standard error (progress, skips, errors, the "
+    "end)",
     "[cli]") {
   TempDir dir;
   test::write_file(dir.file("p.yaml"), kSkipping);

@@ -1627,7 +1627,7 @@ TEST_CASE("a crawl that follows none of its pages' links says why at the end", "
                         server.url("/files/all.zip"))});
 }
 
-TEST_CASE("a crawl leaves out links to files by extension — seeds are kept, deny_extensions: [] follows all",
+TEST_CASE("a crawl leaves out links to files by extension — seeds are kept, and deny_extensions [] follows all",
           "[crawl]") {
   TempDir site;
   test::write_file(site.file("index.html"), R"(<a href="/a.html">a</a> <a href="/report.PDF">pdf</a>
