@@ -116,7 +116,7 @@ struct JsonField {
 
 class JsonParser final : public TransformNode {
  public:
-  JsonParser(const NodeContext& ctx, std::optional<std::string> items, std::vector<JsonField> fields,
+  JsonParser(const NodeContext& ctx, std::optional<Pieces> items, std::vector<JsonField> fields,
              std::optional<std::string> link)
       : body_field_(ctx.config.string("body_field")),
         url_field_(ctx.config.string("url_field")),
@@ -233,8 +233,9 @@ class JsonParser final : public TransformNode {
     // The items, each with its key for `item_key`: a member's name, or a position in an array.
     std::vector<std::pair<Value, simdjson::dom::element>> items;
     if (items_) {
-      simdjson::dom::element found;
-      if (doc.at_pointer(*items_).get(found) == simdjson::SUCCESS) {
+      std::vector<simdjson::dom::element> reached;  // one value, or with `*` steps each that they reach
+      collect(doc, *items_, 0, reached);
+      for (simdjson::dom::element found : reached) {
         if (found.is_array()) {
           std::int64_t position = 0;
           for (simdjson::dom::element e : found.get_array()) items.emplace_back(Value(position++), e);
@@ -347,7 +348,7 @@ class JsonParser final : public TransformNode {
   }
 
   std::string body_field_, url_field_;
-  std::optional<std::string> items_;
+  std::optional<Pieces> items_;
   std::string item_key_;  // "": items carry no key
   std::optional<FieldTemplate> next_url_;  // the next page's URL from the cursor at `next`
   std::vector<JsonField> fields_;
@@ -427,7 +428,8 @@ NodeType parse_json_type() {
       {
           FieldSpec::string("items",
                             "path of an array whose elements become one record each (default: the document); with "
-                            "item_key, also of an object whose members do"),
+                            "item_key, also of an object whose members do; with * steps (categories.*.products), "
+                            "of every one it reaches"),
           FieldSpec::string("item_key",
                             "with items: the field that takes each item's name in an object of items keyed by id "
                             "({\"A1\": {...}, \"B2\": {...}}: one item per member, in order), or its position "
@@ -459,8 +461,9 @@ NodeType parse_json_type() {
       rule.sources = parse::sources_of(written);
       fields.push_back(std::move(rule));
     }
-    std::optional<std::string> items, next;
-    if (c.has("items")) items = to_pointer(c.string("items"));
+    std::optional<Pieces> items;
+    std::optional<std::string> next;
+    if (c.has("items")) items = pieces_of(to_pointer(c.string("items")));
     if (c.has("next")) next = to_pointer(c.string("next"));
     return std::make_unique<JsonParser>(ctx, std::move(items), std::move(fields), std::move(next));
   };

@@ -1271,6 +1271,35 @@ TEST_CASE("parse.json's '*' step gives a list of what it reaches in every elemen
   CHECK(std::count(rows.begin(), rows.end(), "fields.prices /variants/*/price 2 1 1 3") == 1);
 }
 
+TEST_CASE("parse.json's items with '*' steps are the items of every array they reach, in order", "[parse]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  std::string pipeline = parse_pipeline(dir, {server.url("/api/catalog.json")}, R"(    items: categories.*.products
+    item_key: position
+    fields: {id: id}
+  - id: none
+    type: parse.json
+    items: nothing
+    fields: {id: id}
+  - id: all
+    type: sink.jsonl
+    path: {})");
+  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
+  pipeline.replace(pipeline.find("path: {}"), 8, fmt::format("path: {}", dir.file("none.jsonl")));
+  pipeline += "  - get -> none -> all\n";
+  RunReport report = run_pipeline(test::plan_of(pipeline));
+  REQUIRE(report.errors.empty());
+  const std::string page = server.url("/api/catalog.json");
+  // Each item's position is in its own array; an empty, null or missing array gives none.
+  CHECK(item_lines(dir) == std::vector<std::string>{fmt::format(R"({{"page_url":"{}","position":0,"id":1}})", page),
+                                                    fmt::format(R"({{"page_url":"{}","position":1,"id":2}})", page),
+                                                    fmt::format(R"({{"page_url":"{}","position":0,"id":3}})", page)});
+  // items at a null: no item (not one whose fields are all null).
+  CHECK(test::read_file(dir.file("none.jsonl")).empty());
+  const std::vector<std::string> rows = selector_rows(report, "parse");
+  CHECK(std::count(rows.begin(), rows.end(), "items categories.*.products 1 1 0 3") == 1);
+}
+
 TEST_CASE(
     "parse.json reads numbers from text with type: number, takes whole ones with type: integer, and "
     "tries fallback paths",
