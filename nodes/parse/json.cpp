@@ -150,36 +150,35 @@ class JsonParser final : public TransformNode {
     if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a byte order mark (some servers send one)
     thread_local simdjson::dom::parser parser;
     simdjson::dom::element doc;
-    const auto error = parser.parse(text.data(), text.size()).get(doc);
-    if (!error) {
+    if (const auto error = parser.parse(text.data(), text.size()).get(doc); !error) {
       extract(page, page_url, doc, out);
-    } else if (json_lines(parser, text)) {
-      // JSON Lines (NDJSON: an export, a log, an index server's answer): each line is read as a
-      // page's document would be. The items of good lines go on; bad lines fail the page.
-      std::size_t bad = 0;
-      std::string first_bad;
-      for_each_line(text, [&](std::size_t number, std::string_view line) {
-        if (auto line_error = parser.parse(line.data(), line.size()).get(doc)) {
-          if (bad++ == 0) first_bad = fmt::format("line {}: {}", number, simdjson::error_message(line_error));
-        } else {
-          extract(page, page_url, doc, out);
-        }
-      });
-      if (bad != 0) {
-        stats_.page_done();
-        const std::string more = bad == 1 ? "" : fmt::format(" (and {} more line{})", bad - 1, bad == 2 ? "" : "s");
-        const std::string served = served_as(page);
-        out.fail(std::move(page),
-                 fmt::format("invalid JSON Lines from '{}' at {}{}{}", page_url, first_bad, more, served));
-        return;
-      }
-    } else {
+      stats_.page_done();
+      return;
+    } else if (!json_lines(parser, text)) {
       const std::string served = served_as(page);
       out.fail(std::move(page),
                fmt::format("invalid JSON from '{}': {}{}", page_url, simdjson::error_message(error), served));
       return;
     }
+    // JSON Lines (NDJSON: an export, a log, an index server's answer): each line is read as a
+    // page's document would be. The items of good lines go on; bad lines fail the page.
+    std::size_t bad = 0;
+    std::string first_bad;
+    for_each_line(text, [&](std::size_t number, std::string_view line) {
+      if (auto line_error = parser.parse(line.data(), line.size()).get(doc)) {
+        if (bad++ == 0) first_bad = fmt::format("line {}: {}", number, simdjson::error_message(line_error));
+      } else {
+        extract(page, page_url, doc, out);
+      }
+      return true;
+    });
     stats_.page_done();
+    if (bad != 0) {
+      const std::string more = bad == 1 ? "" : fmt::format(" (and {} more line{})", bad - 1, bad == 2 ? "" : "s");
+      const std::string served = served_as(page);
+      out.fail(std::move(page),
+               fmt::format("invalid JSON Lines from '{}' at {}{}{}", page_url, first_bad, more, served));
+    }
   }
 
  private:
@@ -210,19 +209,14 @@ class JsonParser final : public TransformNode {
   }
 
   // Calls `visit(number, line)` with each line of `text` that is not blank (its number from 1,
-  // counting all lines; without its line break), while `visit` returns nothing or true.
+  // counting all lines; without its line break), while `visit` returns true.
   template <typename Visit>
   static void for_each_line(std::string_view text, Visit&& visit) {
     for (std::size_t number = 1; !text.empty(); ++number) {
       const std::size_t end = text.find('\n');
       const std::string_view line = text.substr(0, end);
       text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
-      if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-      if constexpr (std::is_same_v<std::invoke_result_t<Visit, std::size_t, std::string_view>, bool>) {
-        if (!visit(number, line)) return;
-      } else {
-        visit(number, line);
-      }
+      if (line.find_first_not_of(" \t\r") != std::string_view::npos && !visit(number, line)) return;
     }
   }
 

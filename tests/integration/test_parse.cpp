@@ -52,6 +52,13 @@ edges:
                      fmt::arg("bad", dir.file("bad.jsonl")));
 }
 
+// parse_pipeline() with parse.json in place of parse.html.
+std::string json_pipeline(const TempDir& dir, const std::vector<std::string>& urls, const std::string& json_config) {
+  std::string pipeline = parse_pipeline(dir, urls, json_config);
+  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
+  return pipeline;
+}
+
 // parse_pipeline() with parse.regex in place of parse.html, which has no links port.
 std::string regex_pipeline(const TempDir& dir, const std::string& url, const std::string& regex_config) {
   std::string pipeline = parse_pipeline(dir, {url}, regex_config);
@@ -950,8 +957,7 @@ TEST_CASE("a gzipped sitemap (sitemap.xml.gz) and a gzipped JSON file are parsed
 
   TempDir dir;
   std::string pipeline =
-      parse_pipeline(dir, {server.url("/items.json.gz")}, "    items: /items\n    fields: {sku: sku}");
-  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
+      json_pipeline(dir, {server.url("/items.json.gz")}, "    items: /items\n    fields: {sku: sku}");
   REQUIRE(run_pipeline(test::plan_of(pipeline)).errors.empty());
   auto items = test::lines_of(test::read_file(dir.file("items.jsonl")));
   REQUIRE(items.size() == 2);
@@ -1049,7 +1055,7 @@ TEST_CASE("a page nested deeper than libxml2's default limit of 256 is parsed wh
 TEST_CASE("parse.json splits an array into items and follows the next-page link", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  std::string pipeline = parse_pipeline(
+  std::string pipeline = json_pipeline(
       dir, {server.url("/api/items1.json"), server.url("/api/broken.json"), server.url("/catalogue/page1.html")},
       R"(    items: data.items
     fields:
@@ -1058,7 +1064,6 @@ TEST_CASE("parse.json splits an array into items and follows the next-page link"
       price: {path: price.amount, required: true}
       tags: tags
     next: links.next)");
-  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
   RunReport report = run_pipeline(test::plan_of(pipeline));
   REQUIRE(report.errors.empty());
   std::string page = server.url("/api/items1.json");
@@ -1083,7 +1088,7 @@ TEST_CASE("parse.json keeps an object it takes whole as an object, and an intege
           "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  std::string pipeline = parse_pipeline(dir, {server.url("/api/nested.json")}, R"(    items: items
+  std::string pipeline = json_pipeline(dir, {server.url("/api/nested.json")}, R"(    items: items
     fields:
       id: id
       small: small
@@ -1093,7 +1098,6 @@ TEST_CASE("parse.json keeps an object it takes whole as an object, and an intege
       as_number: {path: id, type: number}
       as_integer: {path: id, type: integer}
       geo_number: {path: address.geo, type: number, required: false})");
-  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
   pipeline.replace(pipeline.find("edges:"), 6,
                    fmt::format(R"(  - id: db
     type: store.sqlite
@@ -1137,7 +1141,7 @@ TEST_CASE(
   TempDir dir;
   // Three parse nodes over one page: items keyed by id, a ranked array, and (without item_key) an
   // object that is one item.
-  std::string pipeline = parse_pipeline(dir, {server.url("/api/keyed.json")}, R"(    items: data
+  std::string pipeline = json_pipeline(dir, {server.url("/api/keyed.json")}, R"(    items: data
     item_key: sku
     fields:
       name: name
@@ -1155,7 +1159,6 @@ TEST_CASE(
   - id: all
     type: sink.jsonl
     path: {})");
-  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
   pipeline.replace(pipeline.find("path: {}"), 8, fmt::format("path: {}", dir.file("all.jsonl")));
   pipeline += "  - get -> ranked -> all\n  - get -> one -> all\n";
   RunReport report = run_pipeline(test::plan_of(pipeline));
@@ -1183,11 +1186,10 @@ TEST_CASE("parse.json reads a body of JSON Lines a line at a time, and JSON afte
   TempDir dir;
   // export.jsonl: CRLF and a blank line; broken.jsonl: a document over two lines and a line of text
   // among good lines; bom.json: one document after a UTF-8 byte order mark.
-  std::string pipeline = parse_pipeline(
+  std::string pipeline = json_pipeline(
       dir, {server.url("/api/export.jsonl"), server.url("/api/broken.jsonl"), server.url("/api/bom.json")},
       R"(    fields: {id: id, name: name, first: data.items.0.name}
     next: next)");
-  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
   RunReport report = run_pipeline(test::plan_of(pipeline));
   REQUIRE(report.errors.empty());
   const std::string lines = server.url("/api/export.jsonl"), broken = server.url("/api/broken.jsonl"),
@@ -1228,11 +1230,10 @@ TEST_CASE("parse.json's next_url makes the next page's URL from a cursor or page
   TempDir dir;
   std::vector<std::string> urls;
   for (int i = 1; i <= 5; ++i) urls.push_back(server.url(fmt::format("/api/cursor{}.json", i)));
-  std::string pipeline = parse_pipeline(dir, urls, R"(    items: items
+  std::string pipeline = json_pipeline(dir, urls, R"(    items: items
     fields: {id: id}
     next: meta.next_cursor
     next_url: '/api/cursor.json?after={next:url}&status={status}')");
-  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
   RunReport report = run_pipeline(test::plan_of(pipeline));
   REQUIRE(report.errors.empty());
   CHECK(test::read_file(dir.file("bad.jsonl")).empty());
@@ -1250,7 +1251,7 @@ TEST_CASE("parse.json's '*' step gives a list of what it reaches in every elemen
           "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  std::string pipeline = parse_pipeline(dir, {server.url("/api/gallery.json")}, R"(    items: items
+  std::string pipeline = json_pipeline(dir, {server.url("/api/gallery.json")}, R"(    items: items
     fields:
       id: id
       images: images.*.url
@@ -1258,7 +1259,6 @@ TEST_CASE("parse.json's '*' step gives a list of what it reaches in every elemen
       tags: 'tags.*'
       first: {path: nothing.*.url, fallback: [images.0.url]}
       some: {path: images.*.url, required: true})");
-  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
   RunReport report = run_pipeline(test::plan_of(pipeline));
   REQUIRE(report.errors.empty());
   const std::string page = server.url("/api/gallery.json");
@@ -1284,7 +1284,7 @@ TEST_CASE("parse.json's '*' step gives a list of what it reaches in every elemen
 TEST_CASE("parse.json's items with '*' steps are the items of every array they reach, in order", "[parse]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  std::string pipeline = parse_pipeline(dir, {server.url("/api/catalog.json")}, R"(    items: categories.*.products
+  std::string pipeline = json_pipeline(dir, {server.url("/api/catalog.json")}, R"(    items: categories.*.products
     item_key: position
     fields: {id: id}
   - id: none
@@ -1294,7 +1294,6 @@ TEST_CASE("parse.json's items with '*' steps are the items of every array they r
   - id: all
     type: sink.jsonl
     path: {})");
-  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
   pipeline.replace(pipeline.find("path: {}"), 8, fmt::format("path: {}", dir.file("none.jsonl")));
   pipeline += "  - get -> none -> all\n";
   RunReport report = run_pipeline(test::plan_of(pipeline));
@@ -1316,13 +1315,12 @@ TEST_CASE(
     "[parse][number]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
-  std::string pipeline = parse_pipeline(dir, {server.url("/api/prices.json")}, R"(    items: items
+  std::string pipeline = json_pipeline(dir, {server.url("/api/prices.json")}, R"(    items: items
     fields:
       sku: sku
       label: {path: title, fallback: [name, sku]}
       price: {path: price, type: number, decimal: ','}
       stock: {path: stock, type: integer, required: true})");
-  pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
   RunReport report = run_pipeline(test::plan_of(pipeline));
   REQUIRE(report.errors.empty());
   const std::string page = server.url("/api/prices.json");
@@ -1375,14 +1373,13 @@ TEST_CASE("parse.html and parse.json count what each selector found, and warn of
   }
   SECTION("parse.json, and a page without items") {
     TempDir dir;
-    std::string pipeline = parse_pipeline(dir, {server.url("/api/items1.json"), server.url("/api/items2.json")},
-                                          R"(    items: data.items
+    std::string pipeline = json_pipeline(dir, {server.url("/api/items1.json"), server.url("/api/items2.json")},
+                                         R"(    items: data.items
     next: links.next
     fields:
       id: id
       price: price.amount
       color: colour.name)");
-    pipeline.replace(pipeline.find("type: parse.html"), 16, "type: parse.json");
     RunReport report = run_pipeline(test::plan_of(pipeline));
     REQUIRE(report.errors.empty());
     CHECK(selector_rows(report, "parse") == std::vector<std::string>{
