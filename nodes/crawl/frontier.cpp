@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_set>
@@ -32,6 +33,7 @@
 #include "host_queues.hpp"
 #include "sluice/json.hpp"
 #include "sluice/state.hpp"
+#include "sluice/template.hpp"
 
 namespace sluice::nodes {
 namespace {
@@ -121,6 +123,9 @@ struct Scope {
   std::string known_path, known_query;
   std::vector<std::string> strip_query;  // query parameters no URL keeps (tracking tags)
   bool sort_query = false;               // parameters in order of name
+  // `key`: what makes two records one page, when the URL alone does not (a cursor in a POST body:
+  // '{url} {after}'), rendered over the record the URL goes out as.
+  std::optional<FieldTemplate> key;
 
   // A URL as the frontier keeps it (already normalized): strip_query, then sort_query.
   std::string canonical(std::string url) const {
@@ -333,7 +338,7 @@ class Frontier final : public AsyncNode, public PermitSource {
         }
         if (!next) break;
         ++out_in_flight_;
-        const std::uint64_t hash = url_hash(next->url.url);
+        const std::uint64_t hash = identity(next->url);
         out_hosts_.emplace(hash, next->host);
         lock.unlock();
         release(std::move(next->url), hash);
@@ -442,7 +447,7 @@ class Frontier final : public AsyncNode, public PermitSource {
     // pages' https links were new URLs, and every page was fetched twice). A seed's page (a link at
     // depth 1) is where the seed landed (http://example.com/ -> https://www.example.com/): its host
     // is a seed's host too, or such a crawl ended at its first page.
-    if (!seed) {
+    if (!seed && !scope_.key) {
       if (const Value* from = r.get("from_url"); from && from->as_string() && *from->as_string() != last_page_) {
         last_page_ = *from->as_string();
         if (const std::string page = parse::resolve_link(last_page_, last_page_); !page.empty())
@@ -464,8 +469,12 @@ class Frontier final : public AsyncNode, public PermitSource {
         std::any_of(scope_.deny.begin(), scope_.deny.end(), [&](auto& re) { return RE2::PartialMatch(u, *re); })) {
       return Outcome::deny;
     }
-    const std::uint64_t hash = url_hash(u);
-    if (!seed && std::binary_search(known_.begin(), known_.end(), hash)) return Outcome::known;
+    if (!seed && std::binary_search(known_.begin(), known_.end(), url_hash(u))) return Outcome::known;
+    const Value* from = r.get("from_url");
+    std::optional<Parked> keyed;  // with `key`, the URL as it goes out, whose key is its identity
+    if (scope_.key)
+      keyed = Parked{u, from && from->as_string() ? *from->as_string() : "", r.meta.depth, carried_fields(r)};
+    const std::uint64_t hash = keyed ? identity(*keyed) : url_hash(u);
     if (!seen_.insert(hash)) return Outcome::seen;
     if (scope_.max_pages > 0 && static_cast<std::int64_t>(accepted_) >= scope_.max_pages) return Outcome::max_pages;
     if (scope_.max_pages_per_host > 0) {
@@ -474,16 +483,17 @@ class Frontier final : public AsyncNode, public PermitSource {
       ++pages;
     }
     ++accepted_;
-    const Value* from = r.get("from_url");
-    Parked p{std::move(u), from && from->as_string() ? *from->as_string() : "", r.meta.depth, carried_fields(r)};
+    Parked p = keyed ? std::move(*keyed)
+                     : Parked{std::move(u), from && from->as_string() ? *from->as_string() : "", r.meta.depth,
+                              carried_fields(r)};
     // Recorded before the page that found it is done (its permits are released after this).
     if (state_) state_->url_accepted(id_, RunState::Url{hash, p.url, p.from_url, p.depth, p.fields});
     enqueue(host, std::move(p));
     return seed ? Outcome::seed : Outcome::followed;
   }
 
-  // Lets a parked URL out, with a permit of this frontier's window.
-  void release(Parked p, std::uint64_t hash) {
+  // The record a parked URL goes out as.
+  static Record outgoing(Parked p) {
     Record next;
     next.meta.depth = p.depth;
     next.meta.origin_url = p.from_url;
@@ -491,6 +501,18 @@ class Frontier final : public AsyncNode, public PermitSource {
     next.set("depth", Value(static_cast<std::int64_t>(p.depth)));
     if (!p.from_url.empty()) next.set("from_url", Value(std::move(p.from_url)));
     if (!p.fields.empty()) parse::set_json_fields(next, p.fields);
+    return next;
+  }
+
+  // What the seen set and the URL's permit know it by: the hash of its URL, or with `key` of the
+  // key rendered over the record it goes out as (the same before a spill and after, or a resume).
+  std::uint64_t identity(const Parked& p) const {
+    return scope_.key ? url_hash(scope_.key->render(outgoing(p))) : url_hash(p.url);
+  }
+
+  // Lets a parked URL out, with a permit of this frontier's window.
+  void release(Parked p, std::uint64_t hash) {
+    Record next = outgoing(std::move(p));
     next.permits.push_back(std::make_shared<const Permit>(*this, hash));
     out_->complete(std::move(next));
   }
@@ -533,6 +555,11 @@ std::string check_param_name(const Value& v) {
   return "";
 }
 
+std::string check_key(const Value& v) {
+  std::string error;
+  return FieldTemplate::compile(v.to_text(), &error) ? "" : error;
+}
+
 std::string check_pattern(const Value& v) {
   RE2 re(v.to_text(), RE2::Quiet);
   return re.ok() ? "" : fmt::format("invalid regular expression '{}': {}", v.to_text(), re.error());
@@ -569,6 +596,11 @@ NodeType frontier_type() {
                          "put every URL's query parameters in order of name, so that ?b=2&a=1 and ?a=1&b=2 are one "
                          "page (the URL is fetched so)")
           .with_default("false"),
+      FieldSpec::string("key",
+                        "what makes a page: a template over the record a URL goes out as (its url, depth, from_url "
+                        "and carried fields), for pages of one URL told apart by a field, such as a cursor that "
+                        "parse.json's next_field gives for a POST body ('{url} {after}'); default: the URL")
+          .validated_by(check_key),
       FieldSpec::boolean("same_host", "follow links only to the hosts of the seeds (and of the pages they redirect to)")
           .with_default("true"),
       FieldSpec::integer("max_depth", "link depth from a seed; -1: unlimited").with_default("-1").at_least(-1),
@@ -612,6 +644,7 @@ NodeType frontier_type() {
     }
     for (const auto& n : c.list("strip_query")) scope.strip_query.push_back(std::get<Value>(n.v).to_text());
     scope.sort_query = c.boolean("sort_query");
+    if (c.has("key")) scope.key = FieldTemplate::compile(c.string("key"));
     scope.same_host = c.boolean("same_host");
     scope.max_depth = c.integer("max_depth");
     scope.max_pages = c.integer("max_pages");

@@ -123,6 +123,8 @@ class JsonParser final : public TransformNode {
         items_(std::move(items)),
         item_key_(ctx.config.has("item_key") ? ctx.config.string("item_key") : std::string()),
         next_url_(ctx.config.has("next_url") ? FieldTemplate::compile(ctx.config.string("next_url")) : std::nullopt),
+        next_field_(ctx.config.has("next_field") ? ctx.config.string("next_field") : std::string()),
+        next_if_(ctx.config.has("next_if") ? std::optional(to_pointer(ctx.config.string("next_if"))) : std::nullopt),
         fields_(std::move(fields)),
         link_(std::move(link)),
         keep_(parse::keep_of(ctx.config)),
@@ -316,13 +318,19 @@ class JsonParser final : public TransformNode {
   // Emits the page's next-page link; whether it had one.
   bool emit_link(const Record& page, const std::string& page_url, simdjson::dom::element doc, Emitter& out) {
     simdjson::dom::element v;
+    if (next_if_) {  // `hasNextPage: false` ends the pages whatever the cursor says
+      simdjson::dom::element more;
+      if (doc.at_pointer(*next_if_).get(more) != simdjson::SUCCESS || !more.is_bool() || !bool(more)) return false;
+    }
     if (doc.at_pointer(*link_).get(v) != simdjson::SUCCESS) return false;
     std::string url;
-    if (next_url_) {
+    if (next_url_ || !next_field_.empty()) {
       // A cursor or page number: none, null, "" or false is the last page.
       if (v.is_null() || v.is_array() || v.is_object() || (v.is_bool() && !bool(v)) ||
           (v.is_string() && std::string_view(v).empty()))
         return false;
+    }
+    if (next_url_) {
       Record values;  // `next`, and what else the template names from the page (not its body)
       for (const std::string& name : next_url_->fields()) {
         if (name == "next") {
@@ -332,12 +340,16 @@ class JsonParser final : public TransformNode {
         }
       }
       url = parse::resolve_link(page_url, next_url_->render(values));
+    } else if (!next_field_.empty()) {
+      url = parse::resolve_link(page_url, page_url);  // the same endpoint, the cursor in a field (a POST body)
     } else {
       if (!v.is_string()) return false;
       url = parse::resolve_link(page_url, std::string(std::string_view(v)));
     }
     if (url.empty()) return false;
-    out.emit(parse::link_record(page, page_url, std::move(url), keep_), 1);
+    Record link = parse::link_record(page, page_url, std::move(url), keep_);
+    if (!next_field_.empty()) link.set(next_field_, to_value(v));
+    out.emit(std::move(link), 1);
     return true;
   }
 
@@ -345,6 +357,8 @@ class JsonParser final : public TransformNode {
   std::optional<Pieces> items_;
   std::string item_key_;  // "": items carry no key
   std::optional<FieldTemplate> next_url_;  // the next page's URL from the cursor at `next`
+  std::string next_field_;                 // "": links carry no cursor; else the field that takes it
+  std::optional<std::string> next_if_;     // a pointer to a boolean: a next page only when it is true
   std::vector<JsonField> fields_;
   std::optional<std::string> link_;
   std::vector<std::string> keep_;
@@ -373,9 +387,22 @@ Schema json_field_schema() {
       parse::check_field_type);
 }
 
-// `keep` against what the node extracts, `item_key` (only with `items`, a name of its own) and
-// `next_url` (only with `next`, a template).
+// `keep` against what the node extracts, `item_key` (only with `items`, a name of its own),
+// `next_url` (only with `next`, a template), `next_field` and `next_if` (only with `next`).
 void check_json_config(const Config& config, const Location& owner, Diagnostics& diags) {
+  if (config.has("next_field")) {
+    const std::string name = config.string("next_field");
+    if (name.empty() || name == "url" || name == "depth" || name == "from_url") {
+      diags.error(config.where("next_field"),
+                  fmt::format("next_field '{}' must name a field of its own (not url, depth or from_url)", name));
+    }
+    if (!config.has("next")) {
+      diags.error(config.where("next_field"), "next_field needs next: the path of the cursor it carries");
+    }
+  }
+  if (config.has("next_if") && !config.has("next")) {
+    diags.error(config.where("next_if"), "next_if needs next: the path of the next page's URL or cursor");
+  }
   if (config.has("next_url")) {
     std::string error;
     if (!FieldTemplate::compile(config.string("next_url"), &error)) {
@@ -413,8 +440,10 @@ NodeType parse_json_type() {
   t.kind = NodeKind::transform;
   t.summary = "extracts items and fields from JSON (or JSON Lines) with JSON Pointers or dotted paths (simdjson)";
   t.ports = transform_ports();
-  t.ports.insert(t.ports.begin() + 2, PortSpec{"links", PortDirection::output,
-                                               "the URL at 'next' (pagination), resolved: url, depth, from_url"});
+  t.ports.insert(
+      t.ports.begin() + 2,
+      PortSpec{"links", PortDirection::output,
+               "the URL at 'next' (pagination), resolved: url, depth, from_url (and the cursor in next_field)"});
   FieldSpec field =
       FieldSpec::object_of("field", json_field_schema(), "a path, or {path, fallback, required, type, decimal}");
   field.shorthand = "path";
@@ -435,6 +464,13 @@ NodeType parse_json_type() {
                             "the next page's URL from a cursor or page number at `next`, a template: {next} is that "
                             "value ({next:url} percent-encoded), other {field}s the page's ('{url}'); none, null, "
                             "\"\" or false at `next` is the last page"),
+          FieldSpec::string("next_field",
+                            "the field in which the next-page link carries the cursor at `next` (none, null, \"\" or "
+                            "false: the last page), for a POST body (fetch's body: '{\"after\": {after:json}}'); "
+                            "without next_url the link's URL is the page's; a frontier keeps such pages apart with "
+                            "its key: '{url} {after}'"),
+          FieldSpec::string("next_if",
+                            "path of a boolean (pageInfo.hasNextPage, has_more): a next page only when it is true"),
           FieldSpec::string("body_field", "the field holding the JSON").with_default("body"),
           FieldSpec::string("url_field", "the page URL links resolve against (falls back to url, then page_url)")
               .with_default("final_url"),

@@ -58,6 +58,8 @@ nodes:
     fields: {name: name, value: '', urls: images.*.url, every: '*.*', prices: {path: '*.price', type: number}}
     next: meta.cursor
     next_url: '/items?after={next:url}&from={url:url}'
+    next_field: cursor
+    next_if: meta.more
   - id: prices
     type: parse.regex
     pattern: 'SKU (?P<sku>SL-[0-9]+): (?P<price>[0-9.]+)'

@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -573,6 +574,33 @@ struct FixtureServer::Impl {
     server->Get(R"(https?://.*)", tracked([](const httplib::Request& req, httplib::Response& res) {
                   res.set_content(fmt::format("proxied {}\n", req.path), "text/plain");
                 }));
+    // A GraphQL-style API paged by a cursor in the POST body ({"variables": {"after": "c20"}} or
+    // null for the first page), Relay's answer: edges, then pageInfo's hasNextPage and endCursor
+    // (the last item's cursor, also on the last page).
+    server->Post(
+        R"(/cursor/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+          const int total = std::stoi(req.matches[1]);
+          const int per = req.has_param("per") ? std::max(1, std::stoi(req.get_param_value("per"))) : 10;
+          static const std::regex after_re(R"re("after"\s*:\s*(null|"c(\d+)"))re");
+          std::smatch m;
+          if (!std::regex_search(req.body, m, after_re)) {
+            res.status = 400;
+            res.set_content(R"({"errors":[{"message":"variables.after is missing"}]})", "application/json");
+            return;
+          }
+          const int first = m[2].matched ? std::stoi(m[2]) + 1 : 0;
+          const int end = std::min(total, first + per);
+          std::string edges;
+          for (int i = first; i < end; ++i) {
+            edges += fmt::format(R"({}{{"cursor":"c{}","node":{{"id":{},"name":"item {}"}}}})",
+                                 edges.empty() ? "" : ",", i, i, i);
+          }
+          const std::string cursor = end > first ? fmt::format("\"c{}\"", end - 1) : "null";
+          res.set_content(
+              fmt::format(R"({{"data":{{"items":{{"edges":[{}],"pageInfo":{{"hasNextPage":{},"endCursor":{}}}}}}}}})",
+                          edges, end < total ? "true" : "false", cursor),
+              "application/json");
+        }));
     server->Get("/echo", echo);
     server->Post("/echo", echo);
     server->Put("/echo", echo);

@@ -40,6 +40,9 @@
 //   /headers?<name>=<value>...  200 with each query parameter as a response header (repeat a name
 //                               for several fields of that name); GET or POST
 //   /echo (GET, POST, ...)      the request as JSON: method, path, body, headers
+//   /cursor/<n>?per=P (POST)    a GraphQL-style API over n items paged by the cursor at "after" in
+//                               the body (null first): Relay's edges and pageInfo {hasNextPage,
+//                               endCursor}, P items a page (default 10); 400 without "after"
 //   http://host/path            a request in absolute form, as a client sends it to its HTTP proxy:
 //                               200 "proxied http://host/path" (counted under "proxy")
 //   /__stats                    counters as JSON; POST /__reset clears them
