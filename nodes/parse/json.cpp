@@ -12,6 +12,7 @@
 #include "gzip.hpp"
 #include "links.hpp"
 #include "selector_stats.hpp"
+#include "sluice/json.hpp"
 #include "sluice/template.hpp"
 
 namespace sluice::nodes {
@@ -125,6 +126,8 @@ class JsonParser final : public TransformNode {
         next_url_(ctx.config.has("next_url") ? FieldTemplate::compile(ctx.config.string("next_url")) : std::nullopt),
         next_field_(ctx.config.has("next_field") ? ctx.config.string("next_field") : std::string()),
         next_if_(ctx.config.has("next_if") ? std::optional(to_pointer(ctx.config.string("next_if"))) : std::nullopt),
+        fail_if_(ctx.config.has("fail_if") ? ctx.config.string("fail_if") : std::string()),
+        fail_pointer_(fail_if_.empty() ? std::string() : to_pointer(fail_if_)),
         fields_(std::move(fields)),
         link_(std::move(link)),
         keep_(parse::keep_of(ctx.config)),
@@ -153,8 +156,10 @@ class JsonParser final : public TransformNode {
     thread_local simdjson::dom::parser parser;
     simdjson::dom::element doc;
     if (const auto error = parser.parse(text.data(), text.size()).get(doc); !error) {
-      extract(page, page_url, doc, out);
+      std::string reported = reported_error(doc);
+      if (reported.empty()) extract(page, page_url, doc, out);
       stats_.page_done();
+      if (!reported.empty()) out.fail(std::move(page), fmt::format("'{}' answered with {}", page_url, reported));
       return;
     } else if (!json_lines(parser, text)) {
       const std::string served = served_as(page);
@@ -167,8 +172,13 @@ class JsonParser final : public TransformNode {
     std::size_t bad = 0;
     std::string first_bad;
     for_each_line(text, [&](std::size_t number, std::string_view line) {
+      std::string reported;
       if (auto line_error = parser.parse(line.data(), line.size()).get(doc)) {
-        if (bad++ == 0) first_bad = fmt::format("line {}: {}", number, simdjson::error_message(line_error));
+        if (bad++ == 0)
+          first_bad = fmt::format("invalid JSON Lines from '{}' at line {}: {}", page_url, number,
+                                  simdjson::error_message(line_error));
+      } else if (!(reported = reported_error(doc)).empty()) {
+        if (bad++ == 0) first_bad = fmt::format("'{}' answered with {} at line {}", page_url, reported, number);
       } else {
         extract(page, page_url, doc, out);
       }
@@ -177,9 +187,7 @@ class JsonParser final : public TransformNode {
     stats_.page_done();
     if (bad != 0) {
       const std::string more = bad == 1 ? "" : fmt::format(" (and {} more line{})", bad - 1, bad == 2 ? "" : "s");
-      const std::string served = served_as(page);
-      out.fail(std::move(page),
-               fmt::format("invalid JSON Lines from '{}' at {}{}{}", page_url, first_bad, more, served));
+      out.fail(std::move(page), first_bad + more + served_as(page));
     }
   }
 
@@ -190,6 +198,23 @@ class JsonParser final : public TransformNode {
     if (type && type->as_string() && type->as_string()->find("json") == std::string::npos)
       return fmt::format(" (the response's content type is '{}')", *type->as_string());
     return "";
+  }
+
+  // With `fail_if`: what the document reports at that path when it reports a failure there (a
+  // value that is not null, false, "", [] or {}), as "errors at 'errors': [{...}]"; else "".
+  std::string reported_error(simdjson::dom::element doc) const {
+    simdjson::dom::element v;
+    if (fail_if_.empty() || doc.at_pointer(fail_pointer_).get(v) != simdjson::SUCCESS) return "";
+    if (v.is_null() || (v.is_bool() && !bool(v)) || (v.is_string() && std::string_view(v).empty()) ||
+        (v.is_array() && v.get_array().size() == 0) || (v.is_object() && v.get_object().size() == 0))
+      return "";
+    std::string text;
+    if (v.is_string()) {
+      text = std::string(std::string_view(v));
+    } else {
+      append_json(text, to_value(v));
+    }
+    return fmt::format("an error at '{}': {}", fail_if_, sample_of(text, 300));
   }
 
   // Whether `text`, which is not one JSON document, is JSON Lines: its first line that is not
@@ -359,6 +384,7 @@ class JsonParser final : public TransformNode {
   std::optional<FieldTemplate> next_url_;  // the next page's URL from the cursor at `next`
   std::string next_field_;                 // "": links carry no cursor; else the field that takes it
   std::optional<std::string> next_if_;     // a pointer to a boolean: a next page only when it is true
+  std::string fail_if_, fail_pointer_;     // "": none; else where a document reports a failure (as written, a pointer)
   std::vector<JsonField> fields_;
   std::optional<std::string> link_;
   std::vector<std::string> keep_;
@@ -469,6 +495,10 @@ NodeType parse_json_type() {
                             "false: the last page), for a POST body (fetch's body: '{\"after\": {after:json}}'); "
                             "without next_url the link's URL is the page's; a frontier keeps such pages apart with "
                             "its key: '{url} {after}'"),
+          FieldSpec::string("fail_if",
+                            "path where an API reports a failure in a 200 answer (GraphQL's errors, an error "
+                            "message): a page with a value there (not null, false, \"\", [] or {}) fails with it "
+                            "(on_error) instead of giving items"),
           FieldSpec::string("next_if",
                             "path of a boolean (pageInfo.hasNextPage, has_more): a next page only when it is true"),
           FieldSpec::string("body_field", "the field holding the JSON").with_default("body"),

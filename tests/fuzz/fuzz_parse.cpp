@@ -48,6 +48,7 @@ nodes:
     fields: {id: id, name: name, price: {path: price.amount, required: true}, tags: /tags,
              updated: {path: updated, type: date}, stock: {path: stock, type: integer}}
     next: links.next
+    fail_if: error
   - id: whole
     type: parse.json
     fields: {first: /0, deep: a.b.c.0}

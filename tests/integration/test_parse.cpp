@@ -1247,6 +1247,34 @@ TEST_CASE("parse.json's next_url makes the next page's URL from a cursor or page
                                                       server.url("/api/cursor.json?after=b%262&status=200"), urls[0])});
 }
 
+TEST_CASE("parse.json's fail_if fails a page whose API reports an error in a 200 answer, also a JSON Lines line",
+          "[parse]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  const std::string errors = server.url("/api/gql_errors.json"), ok = server.url("/api/gql_ok.json"),
+                    token = server.url("/api/gql_token.json"), lines = server.url("/api/gql_errors.jsonl");
+  RunReport report = run_pipeline(test::plan_of(json_pipeline(dir, {errors, ok, token, lines}, R"(    items: data.items
+    fields: {id: id}
+    fail_if: errors)")));
+  REQUIRE(report.errors.empty());
+  // An empty list of errors is none; the good lines of JSON Lines give their items.
+  std::vector<std::string> items = item_lines(dir);
+  std::sort(items.begin(), items.end());
+  CHECK(items == std::vector<std::string>{fmt::format(R"({{"page_url":"{}","id":3}})", lines),
+                                          fmt::format(R"({{"page_url":"{}","id":4}})", lines),
+                                          fmt::format(R"({{"page_url":"{}","id":1}})", ok),
+                                          fmt::format(R"({{"page_url":"{}","id":2}})", ok)});
+  const std::string bad = test::read_file(dir.file("bad.jsonl"));
+  CHECK(test::lines_of(bad).size() == 3);
+  // In sink.jsonl's lines, so quotes escaped.
+  CHECK(bad.find(fmt::format(R"('{}' answered with an error at 'errors': [{{\"message\":\"Too many requests\",)"
+                             R"(\"extensions\":{{\"code\":\"RATE_LIMITED\"}}}}])",
+                             errors)) != std::string::npos);
+  CHECK(bad.find(fmt::format("'{}' answered with an error at 'errors': invalid token", token)) != std::string::npos);
+  CHECK(bad.find(fmt::format(R"('{}' answered with an error at 'errors': [{{\"message\":\"boom\"}}] at line 2)",
+                             lines)) != std::string::npos);
+}
+
 // A GraphQL API's pages (the fixture's /cursor endpoints) crawled through a frontier with `key`
 // (none when ""): fetch POSTs the cursor a page's link carries in `after`; the store keeps the items,
 // after a test.fail node that fails at the item named `fail_at`.
