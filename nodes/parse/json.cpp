@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <atomic>
 #include <optional>
 #include <unordered_map>
 
@@ -128,14 +129,22 @@ class JsonParser final : public TransformNode {
         next_if_(ctx.config.has("next_if") ? std::optional(to_pointer(ctx.config.string("next_if"))) : std::nullopt),
         fail_if_(ctx.config.has("fail_if") ? ctx.config.string("fail_if") : std::string()),
         fail_pointer_(fail_if_.empty() ? std::string() : to_pointer(fail_if_)),
+        link_header_(ctx.config.has("link_header") ? ctx.config.string("link_header") : std::string()),
         fields_(std::move(fields)),
         link_(std::move(link)),
         keep_(parse::keep_of(ctx.config)),
-        stats_(ctx, "next", paths(fields_)),
+        stats_(ctx, link_header_.empty() ? "next" : "link_header", paths(fields_)),
         notice_(ctx.notice) {}
 
   void finish() override {
     stats_.finish();
+    if (!link_header_.empty() && pages_.load() > 0 && !header_seen_.load() && notice_) {
+      const std::uint64_t pages = pages_.load();
+      notice_(
+          fmt::format("link_header: {} field '{}', so no next page was followed: add link to fetch's "
+                      "keep_headers (keep_headers: [link])",
+                      pages == 1 ? "the page had no" : fmt::format("none of the {} pages had a", pages), link_header_));
+    }
     for (const JsonField& f : fields_) {
       if (f.typed) f.typed->say(f.name, notice_);
     }
@@ -157,7 +166,10 @@ class JsonParser final : public TransformNode {
     simdjson::dom::element doc;
     if (const auto error = parser.parse(text.data(), text.size()).get(doc); !error) {
       std::string reported = reported_error(doc);
-      if (reported.empty()) extract(page, page_url, doc, out);
+      if (reported.empty()) {
+        extract(page, page_url, doc, out);
+        if (!link_header_.empty()) emit_header_link(page, page_url, out);
+      }
       stats_.page_done();
       if (!reported.empty()) out.fail(std::move(page), fmt::format("'{}' answered with {}", page_url, reported));
       return;
@@ -184,6 +196,7 @@ class JsonParser final : public TransformNode {
       }
       return true;
     });
+    if (!link_header_.empty()) emit_header_link(page, page_url, out);
     stats_.page_done();
     if (bad != 0) {
       const std::string more = bad == 1 ? "" : fmt::format(" (and {} more line{})", bad - 1, bad == 2 ? "" : "s");
@@ -198,6 +211,22 @@ class JsonParser final : public TransformNode {
     if (type && type->as_string() && type->as_string()->find("json") == std::string::npos)
       return fmt::format(" (the response's content type is '{}')", *type->as_string());
     return "";
+  }
+
+  // With `link_header`: the target of the rel="next" link in the page's Link header is the next page.
+  void emit_header_link(const Record& page, const std::string& page_url, Emitter& out) {
+    pages_.fetch_add(1, std::memory_order_relaxed);
+    const Value* header = page.get(link_header_);
+    std::string url;
+    if (header && !header->is_null()) {
+      if (!header_seen_.load(std::memory_order_relaxed)) header_seen_.store(true, std::memory_order_relaxed);
+      if (const std::string* text = header->as_string()) {
+        const std::string target = parse::link_header_target(*text, "next");
+        if (!target.empty()) url = parse::resolve_link(page_url, target);
+      }
+    }
+    stats_.tally().add(stats_.link_row(), url.empty() ? 0 : 1);
+    if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url), keep_), 1);
   }
 
   // With `fail_if`: what the document reports at that path when it reports a failure there (a
@@ -385,6 +414,9 @@ class JsonParser final : public TransformNode {
   std::string next_field_;                 // "": links carry no cursor; else the field that takes it
   std::optional<std::string> next_if_;     // a pointer to a boolean: a next page only when it is true
   std::string fail_if_, fail_pointer_;     // "": none; else where a document reports a failure (as written, a pointer)
+  std::string link_header_;                // "": none; else the field holding the response's Link header
+  std::atomic<std::uint64_t> pages_{0};    // pages whose Link header was looked for
+  std::atomic<bool> header_seen_{false};   // a page had the field (not null: fetch keeps the header)
   std::vector<JsonField> fields_;
   std::optional<std::string> link_;
   std::vector<std::string> keep_;
@@ -425,6 +457,13 @@ void check_json_config(const Config& config, const Location& owner, Diagnostics&
     if (!config.has("next")) {
       diags.error(config.where("next_field"), "next_field needs next: the path of the cursor it carries");
     }
+  }
+  if (config.has("link_header")) {
+    if (config.has("next")) {
+      diags.error(config.where("link_header"),
+                  "link_header and next both name the next page: use one (the Link header, or a path in the body)");
+    }
+    if (config.string("link_header").empty()) diags.error(config.where("link_header"), "link_header must name a field");
   }
   if (config.has("next_if") && !config.has("next")) {
     diags.error(config.where("next_if"), "next_if needs next: the path of the next page's URL or cursor");
@@ -495,6 +534,10 @@ NodeType parse_json_type() {
                             "false: the last page), for a POST body (fetch's body: '{\"after\": {after:json}}'); "
                             "without next_url the link's URL is the page's; a frontier keeps such pages apart with "
                             "its key: '{url} {after}'"),
+          FieldSpec::string("link_header",
+                            "the field holding the response's Link header (fetch's keep_headers: [link] gives "
+                            "header_link): its rel=\"next\" target is the next page, emitted on links (GitHub's "
+                            "and other REST APIs' pagination); instead of next"),
           FieldSpec::string("fail_if",
                             "path where an API reports a failure in a 200 answer (GraphQL's errors, an error "
                             "message): a page with a value there (not null, false, \"\", [] or {}) fails with it "

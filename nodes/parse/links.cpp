@@ -319,6 +319,65 @@ std::string sort_query(std::string_view url) {
   return join_query(*parts, true);
 }
 
+std::string link_header_target(std::string_view header, std::string_view rel) {
+  constexpr std::string_view kSpace = " \t";
+  std::size_t i = 0;
+  auto skip_space = [&] {
+    while (i < header.size() && kSpace.find(header[i]) != std::string_view::npos) ++i;
+  };
+  while (i < header.size()) {
+    skip_space();
+    if (i < header.size() && header[i] == ',') {
+      ++i;
+      continue;
+    }
+    if (i >= header.size() || header[i] != '<') return "";  // not a Link header
+    const std::size_t close = header.find('>', i + 1);
+    if (close == std::string_view::npos) return "";
+    const std::string_view target = header.substr(i + 1, close - i - 1);
+    i = close + 1;
+    bool found = false;
+    // Its parameters: `; name=value` or `; name="quoted, value"`, up to the ',' before the next link.
+    for (skip_space(); i < header.size() && header[i] == ';'; skip_space()) {
+      ++i;
+      skip_space();
+      const std::size_t name_start = i;
+      while (i < header.size() && std::string_view("=;, \t").find(header[i]) == std::string_view::npos) ++i;
+      const std::string_view name = header.substr(name_start, i - name_start);
+      skip_space();
+      std::string value;
+      if (i < header.size() && header[i] == '=') {
+        ++i;
+        skip_space();
+        if (i < header.size() && header[i] == '"') {
+          for (++i; i < header.size() && header[i] != '"'; ++i) {
+            if (header[i] == '\\' && i + 1 < header.size()) ++i;
+            value += header[i];
+          }
+          if (i < header.size()) ++i;  // the closing quote
+        } else {
+          const std::size_t end = std::min(header.find_first_of(";, \t", i), header.size());
+          value = header.substr(i, end - i);
+          i = end;
+        }
+      }
+      if (nodes::iequals(name, "rel")) {
+        for (std::string_view types = value; !types.empty();) {
+          const std::size_t space = types.find_first_of(kSpace);
+          if (nodes::iequals(types.substr(0, space), rel)) found = true;
+          types = space == std::string_view::npos ? std::string_view() : nodes::trim(types.substr(space), kSpace);
+        }
+      }
+    }
+    if (found) return std::string(target);
+    // Anything else up to the next link (a malformed parameter) is passed over.
+    const std::size_t comma = header.find(',', i);
+    if (comma == std::string_view::npos) return "";
+    i = comma;
+  }
+  return "";
+}
+
 Record link_record(const Record& page, const std::string& page_url, std::string url,
                    const std::vector<std::string>& keep) {
   Record link = page.derive();

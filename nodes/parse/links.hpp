@@ -62,6 +62,13 @@ std::string strip_query(std::string_view url, const std::vector<std::string>& na
 // order), so that ?b=2&a=1 and ?a=1&b=2 are one URL. The fragment, if any, is kept.
 std::string sort_query(std::string_view url);
 
+// The target of the first link with the relation type `rel` (lower case: "next") in an HTTP Link
+// header (RFC 8288: `<https://api.example/items?page=2>; rel="next", <...>; rel="last"`; several
+// headers joined with ", " as fetch's keep_headers joins them), as written between its angle
+// brackets; relation types are compared without regard to case, several in one rel ("next last").
+// Empty when there is none, or the header is not one.
+std::string link_header_target(std::string_view header, std::string_view rel);
+
 // The record for a link found on `page`: fields url, depth, from_url, and the page's other fields
 // named in `keep` (a frontier carries them to the link's page); depth one more than the page.
 Record link_record(const Record& page, const std::string& page_url, std::string url,

@@ -48,6 +48,10 @@ void links(fuzz::Input& in) {
   FUZZ_CHECK(sorted.size() == url.size(), "sort_query changed the URL's length");
   const std::string stripped = parse::strip_query(url, {"utm_*", "sid", ""});
   FUZZ_CHECK(stripped.size() <= url.size(), "strip_query made a URL longer");
+  // The same text as an HTTP Link header: a target found is text between its angle brackets.
+  const std::string next = parse::link_header_target(href, "next");
+  FUZZ_CHECK(next.empty() || (next.find('>') == std::string::npos && href.find("<" + next + ">") != std::string::npos),
+             "a Link header's target that is not between its angle brackets");
 }
 
 // parse's `type: number` and `integer`: a number read is finite, reads back as itself from how a

@@ -1275,6 +1275,49 @@ TEST_CASE("parse.json's fail_if fails a page whose API reports an error in a 200
                              lines)) != std::string::npos);
 }
 
+TEST_CASE("parse.json's link_header follows a REST API's pages by the rel=next of their Link header",
+          "[parse][crawl]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  auto crawl = [&](const std::string& keep_headers) {
+    return test::plan_of(fmt::format(R"(pipeline: rest
+nodes:
+  - {{id: seeds, type: source.list, urls: ['{seed}']}}
+  - {{id: frontier, type: frontier}}
+  - {{id: lim, type: limit, max_in_flight: 2}}
+  - {{id: get, type: fetch, robots: ignore{keep}}}
+  - {{id: api, type: parse.json, fields: {{id: id}}, items: '', link_header: header_link}}
+  - {{id: out, type: sink.jsonl, path: {out}, fields: [id, page_url]}}
+edges:
+  - seeds -> frontier -> lim -> get -> api -> out
+  - api.links -> frontier
+)",
+                                     fmt::arg("seed", server.url("/paged/45?per=10")), fmt::arg("keep", keep_headers),
+                                     fmt::arg("out", dir.file("items.jsonl"))));
+  };
+  RunReport report = run_pipeline(crawl(", keep_headers: [link]"));
+  REQUIRE(report.errors.empty());
+  const std::vector<std::string> items = test::lines_of(test::read_file(dir.file("items.jsonl")));
+  CHECK(items.size() == 45);
+  CHECK(std::count_if(items.begin(), items.end(), [&](const std::string& l) {
+          return l.find(R"("id":44,)") != std::string::npos &&
+                 l.find(server.url("/paged/45?page=5&per=10")) != std::string::npos;
+        }) == 1);
+  CHECK(server.counter("/paged").requests == 5);  // the last page has no rel="next"
+  CHECK(selector_rows(report, "api") ==
+        std::vector<std::string>{"link_header header_link 5 4 1 4", "items  5 5 0 45", "fields.id id 45 45 0 45"});
+  CHECK(report.notices.empty());
+  // Without the header kept, the first page is all, and the run says why.
+  server.reset_counters();
+  RunReport unkept = run_pipeline(crawl(""));
+  REQUIRE(unkept.errors.empty());
+  CHECK(server.counter("/paged").requests == 1);
+  CHECK(notice_messages(unkept) ==
+        std::vector<std::string>{"api: 'link_header: header_link' found nothing in the one page it was tried on",
+                                 "api: link_header: the page had no field 'header_link', so no next page was "
+                                 "followed: add link to fetch's keep_headers (keep_headers: [link])"});
+}
+
 // A GraphQL API's pages (the fixture's /cursor endpoints) crawled through a frontier with `key`
 // (none when ""): fetch POSTs the cursor a page's link carries in `after`; the store keeps the items,
 // after a test.fail node that fails at the item named `fail_at`.

@@ -172,3 +172,26 @@ TEST_CASE("resolve_link: a link is its own normal form, whatever its base holds 
                      "13/") == "http://0.16.248.49/");
   CHECK(resolve_link("http://a.example/", "http://%D2%A0.example/") == "http://xn--h4a.example/");
 }
+
+TEST_CASE("link_header_target finds the link of a relation in an HTTP Link header", "[parse]") {
+  using sluice::parse::link_header_target;
+  // GitHub's form.
+  const std::string github = R"(<https://api.github.com/repositories/1/issues?page=2>; rel="next", )"
+                             R"(<https://api.github.com/repositories/1/issues?page=5>; rel="last")";
+  CHECK(link_header_target(github, "next") == "https://api.github.com/repositories/1/issues?page=2");
+  CHECK(link_header_target(github, "last") == "https://api.github.com/repositories/1/issues?page=5");
+  CHECK(link_header_target(github, "prev").empty());
+  // Unquoted and in other cases, several types in one rel, other parameters before it, a quoted
+  // parameter with a comma and a semicolon in it, relative targets, spaces around everything.
+  CHECK(link_header_target("</items?page=3>;rel=NEXT", "next") == "/items?page=3");
+  CHECK(link_header_target(R"(</a>; title="a, b; c"; rel="prev" , </b> ; type="x" ; rel="next last")", "next") == "/b");
+  CHECK(link_header_target(R"(</a>; rel="next-page", </b>; rel="prefetch next")", "next") == "/b");
+  CHECK(link_header_target(R"(</a>; rel="pre\"next", </b>; rel=next)", "next") == "/b");
+  // Not a Link header, or a link without a rel, or cut short.
+  CHECK(link_header_target("", "next").empty());
+  CHECK(link_header_target("https://a.example/?page=2", "next").empty());
+  CHECK(link_header_target("</a>; title=next", "next").empty());
+  CHECK(link_header_target("</a; rel=next", "next").empty());
+  CHECK(link_header_target(R"(</a>; rel="next)", "next") == "/a");
+  CHECK(link_header_target("</a>; junk, </b>; rel=next", "next") == "/b");
+}

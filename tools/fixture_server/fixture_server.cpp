@@ -601,6 +601,27 @@ struct FixtureServer::Impl {
                           edges, end < total ? "true" : "false", cursor),
               "application/json");
         }));
+    // A REST API paged by its Link header, as GitHub's: ?page=N (from 1) of n items, P a page
+    // (default 10), a JSON array of {"id": i}; rel="next" relative, first, prev and last absolute.
+    server->Get(R"(/paged/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+                  const int total = std::stoi(req.matches[1]);
+                  const int per = req.has_param("per") ? std::max(1, std::stoi(req.get_param_value("per"))) : 10;
+                  const int page = req.has_param("page") ? std::max(1, std::stoi(req.get_param_value("page"))) : 1;
+                  const int pages = std::max(1, (total + per - 1) / per);
+                  auto at = [&](int n, bool absolute) {
+                    return fmt::format("<{}/paged/{}?page={}&per={}>",
+                                       absolute ? "http://" + req.get_header_value("Host") : "", total, n, per);
+                  };
+                  std::string link = fmt::format(R"({}; rel="first")", at(1, true));
+                  if (page > 1) link += fmt::format(R"(, {}; rel="prev")", at(page - 1, true));
+                  if (page < pages) link += fmt::format(R"(, {}; rel="next")", at(page + 1, false));
+                  link += fmt::format(R"(, {}; rel="last")", at(pages, true));
+                  res.set_header("Link", link);
+                  std::string items;
+                  for (int i = (page - 1) * per; i < std::min(total, page * per); ++i)
+                    items += fmt::format(R"({}{{"id":{}}})", items.empty() ? "" : ",", i);
+                  res.set_content("[" + items + "]", "application/json");
+                }));
     server->Get("/echo", echo);
     server->Post("/echo", echo);
     server->Put("/echo", echo);

@@ -40,6 +40,9 @@
 //   /headers?<name>=<value>...  200 with each query parameter as a response header (repeat a name
 //                               for several fields of that name); GET or POST
 //   /echo (GET, POST, ...)      the request as JSON: method, path, body, headers
+//   /paged/<n>?page=N&per=P     a REST API over n items paged by its Link header (GitHub's): a JSON
+//                               array of {"id": i}, P a page (default 10); rel="next" relative,
+//                               first, prev and last absolute
 //   /cursor/<n>?per=P (POST)    a GraphQL-style API over n items paged by the cursor at "after" in
 //                               the body (null first): Relay's edges and pageInfo {hasNextPage,
 //                               endCursor}, P items a page (default 10); 400 without "after"
