@@ -343,6 +343,7 @@ fetch::FetchOptions options_from(const Config& c) {
   o.refuse_private = c.string("private_addresses") == "refuse";
   o.robots_max_age = c.duration("robots_max_age");
   o.max_crawl_delay = c.duration("max_crawl_delay");
+  o.rate_limit_headers = c.boolean("rate_limit_headers");
   return o;
 }
 
@@ -453,6 +454,12 @@ NodeType fetch_type() {
                               "a robots.txt Crawl-delay longer than this fails the host's URLs with reason robots "
                               "instead of fetching one per delay (a day's delay would hold the run for days)")
               .with_default("60s"),
+          FieldSpec::boolean("rate_limit_headers",
+                             "obey an API's rate-limit headers: when X-RateLimit-Remaining (or RateLimit-Remaining) "
+                             "is 0, no request of the host starts before X-RateLimit-Reset (Unix seconds, or seconds "
+                             "from now) or RateLimit-Reset (seconds), at most retries.max ahead; a 403 or 429 that "
+                             "says so is retried then")
+              .with_default("false"),
       },
       check);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {

@@ -6,6 +6,8 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -205,6 +207,33 @@ std::optional<std::string> response_header(CURL* easy, const char* name) {
     if (curl_easy_header(easy, name, i, CURLH_HEADER, -1, &h) == CURLHE_OK) value.append(", ").append(h->value);
   }
   return value;
+}
+
+// rate_limit_headers: how long the last response's rate-limit headers say to wait before the host's
+// next request: until the window's reset when no request is left in it. X-RateLimit-Remaining and
+// -Reset (GitHub's and many others': the reset in Unix seconds, or in seconds from now when below
+// 10^9), or RateLimit-Remaining and -Reset (the IETF draft's: seconds). nullopt when requests are
+// left, or the headers do not say when they renew.
+std::optional<nanoseconds> rate_limit_wait(CURL* easy, double unix_time) {
+  static constexpr std::pair<const char*, const char*> kHeaders[] = {
+      {"X-RateLimit-Remaining", "X-RateLimit-Reset"},
+      {"RateLimit-Remaining", "RateLimit-Reset"},
+  };
+  for (const auto& [remaining_name, reset_name] : kHeaders) {
+    const auto remaining = response_header(easy, remaining_name);
+    if (!remaining) continue;
+    if (nodes::trim(*remaining) != "0") return std::nullopt;
+    const auto reset = response_header(easy, reset_name);
+    if (!reset) return std::nullopt;
+    const std::string text(nodes::trim(*reset));
+    char* end = nullptr;
+    double seconds = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !std::isfinite(seconds) || seconds < 0) return std::nullopt;
+    if (seconds > 1e9) seconds -= unix_time;  // a moment, not a span
+    seconds = std::clamp(seconds, 0.0, 1e7);  // over 100 days is no reset to wait for
+    return std::chrono::duration_cast<nanoseconds>(std::chrono::duration<double>(seconds));
+  }
+  return std::nullopt;
 }
 
 // Whether the last response gave Content-Length more than once with different values, or as a list
@@ -1988,6 +2017,19 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     const bool overload = status == 429 || status == 502 || status == 503 || status == 504;
     adapt(job->host, host, overload ? fmt::format("HTTP {}", status) : std::string(), t->started, now);
   }
+  // The API's quota: no request of the host before its window renews.
+  std::optional<nanoseconds> quota_wait;
+  if (opt_.rate_limit_headers && (quota_wait = rate_limit_wait(easy, unix_now()))) {
+    *quota_wait = std::min(*quota_wait, opt_.retry.max);
+    host.paused_until = std::max(host.paused_until, now + *quota_wait);
+    if (!host.quota_noticed) {
+      host.quota_noticed = true;
+      notice(
+          fmt::format("host {}: its rate limit is used up (its rate-limit headers say so): its requests wait "
+                      "{:.1f}s for the reset (rate_limit_headers; at most retries.max)",
+                      job->host, std::chrono::duration<double>(*quota_wait).count()));
+    }
+  }
   if (status == 304 && job->revalidating) return revalidated(std::move(job), *t, stats);
 
   char* location = nullptr;
@@ -2045,9 +2087,12 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
         }
       }
     }
-    std::string message = fmt::format("HTTP {}", status);
+    const bool rate_limited = quota_wait && (status == 403 || status == 429);
+    if (rate_limited) wait = *quota_wait;
+    std::string message =
+        rate_limited ? fmt::format("HTTP {} (rate limit used up)", status) : fmt::format("HTTP {}", status);
     job->record.set("final_url", Value(effective_url(easy, job->url)));
-    if (!opt_.retry.retries_status(status)) {
+    if (!opt_.retry.retries_status(status) && !rate_limited) {
       if (!job->cache_key.empty() && opt_.cache->keep_status.contains(status)) {
         char* type = nullptr;
         curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
@@ -2057,7 +2102,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
       return fail(std::move(job), Reason::http_status, status, std::move(message));
     }
     if (files_) keep_partial(*t, *job);
-    return retry_or_fail(std::move(job), Reason::http_status, status, std::move(message), wait);
+    return retry_or_fail(std::move(job), Reason::http_status, status, std::move(message), wait, rate_limited);
   }
   // A response with no body at all (HEAD, 204, an empty file) never reached on_body's check.
   if (unwanted_type(easy, opt_.content_types, opt_.ok_status))
@@ -2079,9 +2124,9 @@ void HttpLoop::fail_content_type(std::unique_ptr<Job> job, Host& host, long stat
 }
 
 void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message,
-                             nanoseconds wait) {
-  bool retryable =
-      reason == Reason::http_status ? opt_.retry.retries_status(status) : opt_.retry.retries_reason(reason);
+                             nanoseconds wait, bool rate_limited) {
+  bool retryable = rate_limited || (reason == Reason::http_status ? opt_.retry.retries_status(status)
+                                                                  : opt_.retry.retries_reason(reason));
   if (retryable && job->attempts < opt_.retry.attempts && !cancel_.load()) {
     Host& host = hosts_[job->host];
     ++host.retries_scheduled;  // the host stays known while its retry waits

@@ -96,6 +96,9 @@ struct FetchOptions {
   nanoseconds robots_max_age = std::chrono::hours(24);  // then a host's robots.txt is fetched again
   // A longer Crawl-delay fails the host's URLs (reason robots) instead of holding the run for it.
   nanoseconds max_crawl_delay = std::chrono::seconds(60);
+  // An API's rate-limit headers are obeyed: when a response says no request is left in the window,
+  // the host's next request waits for the reset, and a 403 or 429 that says so is retried then.
+  bool rate_limit_headers = false;
   // The run serves a site in this process (settings.serve): a request to it holds both ends of its
   // connection, so the limit of open files allows half as many transfers.
   bool serves_site = false;
@@ -193,6 +196,7 @@ class HttpLoop {
     // A 429 or 503 with Retry-After asks the client to wait: no request of the host starts before
     // this (capped by retries.max), not only the retry of the one that got the answer.
     Clock::time_point paused_until{};
+    bool quota_noticed = false;  // a notice said that its rate limit was used up (once per host)
     // adaptive: the requests it may have in flight now (0: not set yet, its per_host), and when that
     // was last halved (transfers started before then do not halve it again: one cut per overload).
     double allowed = 0;
@@ -245,7 +249,10 @@ class HttpLoop {
   int pick_proxy(Clock::time_point now);
   void note_proxy(int index, bool failed, Clock::time_point now);
   void conclude(Transfer& t, CURLcode code);
-  void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait);
+  // `rate_limited`: a 403 or 429 whose rate-limit headers say the window's requests are used up,
+  // retried (when attempts are left) whatever retries.on_status says.
+  void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait,
+                     bool rate_limited = false);
   void succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats);
   struct FieldSetter {
     Record& record;

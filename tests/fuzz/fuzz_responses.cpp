@@ -1,6 +1,6 @@
 // What servers answer: fetch (and a crawl behind it) against a raw server on 127.0.0.1 that sends
 // the input's bytes as its responses — any status line, headers, framing, encoding, redirect,
-// Retry-After, Content-Disposition, Content-Range, robots.txt — through a whole run. Every request
+// Retry-After, rate-limit headers, Content-Disposition, Content-Range, robots.txt — through a whole run. Every request
 // goes to that server: it is the node's proxy, so a Location naming any host still stays on
 // loopback (https:// is a CONNECT it answers too).
 //
@@ -102,9 +102,10 @@ struct Flags {
     head = b & 8;
     keep = b & 16;
     again = b & 32;
+    rate_limit = b & 64;
   }
   bool robots, download, cache, small_body, no_redirects, uncompressed, one_attempt, server_filename;
-  bool crawl, https, html_only, head, keep, again;
+  bool crawl, https, html_only, head, keep, again, rate_limit;
   std::int64_t max_body() const { return small_body ? 300 : 1 << 20; }
 };
 
@@ -134,6 +135,7 @@ std::string pipeline_text(const Flags& f, int port, const fs::path& dir, Pass pa
   fetch += std::string("    compressed: ") + (f.uncompressed ? "false" : "true") + "\n";
   fetch += std::string("    method: ") + (f.head ? "HEAD" : "GET") + "\n";
   if (f.html_only) fetch += "    content_types: [text/html, application/xhtml+xml]\n";
+  if (f.rate_limit) fetch += "    rate_limit_headers: true\n";
   if (f.download) {
     fetch += "    download: {dir: \"" + (dir / "files").string() + "\", sha256: true";
     if (f.keep) fetch += ", exists: keep";

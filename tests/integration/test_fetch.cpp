@@ -607,6 +607,57 @@ TEST_CASE("a Retry-After pauses the whole host, not only the retry of the reques
   CHECK(server.counter("/flaky").requests == 2);
 }
 
+TEST_CASE("rate_limit_headers: a host whose API quota is used up waits for the reset, and a 403 saying so is retried",
+          "[fetch][retry]") {
+  FixtureServer server;
+  TempDir dir;
+  // One at a time, 3 requests a second (GitHub's headers): 7 requests wait twice and are never refused.
+  std::vector<std::string> serial;
+  for (int i = 0; i < 7; ++i) serial.push_back(server.url(fmt::format("/ratelimit/serial?limit=3&n={}", i)));
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, serial, 4, "    per_host: 1\n    rate_limit_headers: true\n    retries: {attempts: 3, max: 5s}")));
+  REQUIRE(report.errors.empty());
+  auto ok = lines(dir, "ok.jsonl");
+  CHECK(ok.size() == 7);
+  for (const auto& l : ok) {
+    CAPTURE(l);
+    CHECK(contains(l, R"("status":200,)"));
+    CHECK(contains(l, R"("attempts":1,)"));
+  }
+  CHECK(lines(dir, "bad.jsonl").empty());
+  REQUIRE(report.notices.size() == 1);
+  CHECK(report.notices[0].message.starts_with(
+      fmt::format("host http://127.0.0.1:{}: its rate limit is used up (its rate-limit headers say so): its requests "
+                  "wait ",
+                  server.port())));
+
+  // Four at a time against 2 a second (the IETF draft's headers): those beyond the quota get 403,
+  // which retries.on_status leaves out, and are retried after the reset all the same.
+  std::vector<std::string> burst;
+  for (int i = 0; i < 6; ++i) burst.push_back(server.url(fmt::format("/ratelimit/burst?limit=2&style=ietf&n={}", i)));
+  server.reset_counters();
+  RunReport limited = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, burst, 4, "    per_host: 4\n    rate_limit_headers: true\n    retries: {attempts: 4, max: 5s}")));
+  REQUIRE(limited.errors.empty());
+  ok = lines(dir, "ok.jsonl");
+  CHECK(ok.size() == 6);
+  CHECK(lines(dir, "bad.jsonl").empty());
+  std::uint64_t attempts = 0;
+  for (const auto& l : ok) {
+    CAPTURE(l);
+    CHECK(contains(l, R"("status":200,)"));
+    attempts += std::stoul(l.substr(l.find(R"("attempts":)") + 11));
+  }
+  CHECK(server.counter("/ratelimit").requests == attempts);
+
+  // Without it such a burst fails: a 403 is not retried (a window of a minute: all in one).
+  for (auto& url : burst) url.replace(url.find("/burst?"), 7, "/ignored?window=60&");
+  RunReport ignored = run_pipeline(test::plan_of(fetch_pipeline(dir, burst, 4, "    per_host: 4")));
+  REQUIRE(ignored.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").size() == 2);
+  CHECK(lines(dir, "bad.jsonl").size() == 4);
+}
+
 TEST_CASE("the breaker opens after failure_threshold failures and then fails fast", "[fetch][breaker]") {
   FixtureServer server;
   TempDir dir;

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -322,6 +323,11 @@ struct FixtureServer::Impl {
   std::map<std::string, std::set<std::string>> peers;  // per counter key: "address:port" of each connection
   std::map<std::string, std::vector<std::chrono::steady_clock::time_point>> arrivals;  // per counter key
   std::map<std::string, int> flaky;
+  struct Quota {
+    double window_start = 0;  // Unix seconds
+    int used = 0;
+  };
+  std::map<std::string, Quota> quotas;  // /ratelimit's windows, per key
   std::map<std::string, int> ranged;
   std::string gzip_text;
 
@@ -393,6 +399,37 @@ struct FixtureServer::Impl {
                   res.set_header("Retry-After", req.has_param("date") ? http_date(std::time(nullptr) + seconds)
                                                                       : std::to_string(seconds));
                   res.set_content("try later\n", "text/plain");
+                }));
+    // An API with a quota: `limit` requests per `window` seconds per key; beyond, `status` (default
+    // 403, as GitHub answers) until the window renews. Every answer says how many are left and when
+    // the window renews: X-RateLimit-* with the reset in Unix seconds (GitHub's), or with
+    // &style=ietf RateLimit-* with the reset in seconds from now.
+    server->Get(R"(/ratelimit/([^/]+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                  const int limit = req.has_param("limit") ? std::stoi(req.get_param_value("limit")) : 3;
+                  const double window = req.has_param("window") ? std::stod(req.get_param_value("window")) : 1;
+                  const bool ietf = req.get_param_value("style") == "ietf";
+                  const double now =
+                      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+                  int used;
+                  double reset;
+                  {
+                    std::lock_guard lock(mutex);
+                    Quota& q = quotas[req.matches[1]];
+                    if (now >= q.window_start + window) q = Quota{now, 0};
+                    used = ++q.used;
+                    reset = q.window_start + window;
+                  }
+                  const std::string prefix = ietf ? "RateLimit-" : "X-RateLimit-";
+                  res.set_header(prefix + "Limit", std::to_string(limit));
+                  res.set_header(prefix + "Remaining", std::to_string(std::max(0, limit - used)));
+                  res.set_header(prefix + "Reset", ietf ? std::to_string(static_cast<long>(std::ceil(reset - now)))
+                                                        : std::to_string(static_cast<long>(std::ceil(reset))));
+                  if (used > limit) {
+                    res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 403;
+                    res.set_content("API rate limit exceeded\n", "text/plain");
+                  } else {
+                    res.set_content(fmt::format("request {} of {}\n", used, limit), "text/plain");
+                  }
                 }));
     server->Get(R"(/flaky/([^/]+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
                   int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 1;
@@ -713,6 +750,7 @@ struct FixtureServer::Impl {
     }
     flaky.clear();
     ranged.clear();
+    quotas.clear();
   }
 
   void start_reset_listener() {

@@ -13,6 +13,10 @@
 //                               header is the HTTP-date n seconds from now
 //   /flaky/<key>?fail=N&status=S&after=A  the first N requests for <key> get S (default 503, with
 //                               "Retry-After: A" when given), then 200
+//   /ratelimit/<key>?limit=N&window=S&status=C&style=ietf  an API with a quota of N requests (default
+//                               3) per S seconds (default 1) per key, C (default 403) beyond it;
+//                               X-RateLimit-Limit, -Remaining and -Reset (Unix seconds) on every
+//                               answer, or RateLimit-* (reset in seconds from now) with style=ietf
 //   /busy/<max>/<any>?delay=D   a server that takes <max> requests at a time (all /busy ones):
 //                               200 after D ms (default 20), and 503 at once to requests beyond
 //   /truncated                  announces 100000 bytes, sends 1000, closes the connection
