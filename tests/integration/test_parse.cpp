@@ -1318,6 +1318,35 @@ edges:
                                  "followed: add link to fetch's keep_headers (keep_headers: [link])"});
 }
 
+TEST_CASE("pipelines/github_issues.yaml stores every page of a repository's issues from a GitHub-like API",
+          "[parse][crawl]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  const std::string db = dir.file("issues.db");
+  LoadOptions options;
+  options.env = [&](const std::string& name) -> std::optional<std::string> {
+    if (name == "API") return server.url("/github");
+    if (name == "REPO") return "octo/demo";
+    if (name == "DB") return db;
+    return std::nullopt;  // no GITHUB_AUTH: no Authorization header
+  };
+  Diagnostics diags;
+  auto plan =
+      load_pipeline_file(SLUICE_SOURCE_DIR "/pipelines/github_issues.yaml", test::builtin_registry(), options, diags);
+  INFO(diags.to_string());
+  REQUIRE(plan);
+  RunReport report = run_pipeline(std::move(*plan));
+  REQUIRE(report.errors.empty());
+  CHECK(server.counter("/github").requests == 3);  // 100, 100 and 30 issues; the last page has no rel="next"
+  CHECK(test::query(db,
+                    "SELECT count(*), count(DISTINCT number), sum(pull_request IS NOT NULL), min(number), "
+                    "max(number) FROM issues") == std::vector<std::string>{"230|230|46|1|230"});
+  CHECK(test::query(db, "SELECT title, state, author, labels, comments, created FROM issues WHERE number IN (2, 4)") ==
+        std::vector<std::string>{R"(Issue 2|open|user2|["bug","help wanted"]|2|2026-03-12T10:00:00Z)",
+                                 "Issue 4|open|user4|NULL|0|2026-05-14T10:00:00Z"});
+  CHECK(report.notices.empty());
+}
+
 // A GraphQL API's pages (the fixture's /cursor endpoints) crawled through a frontier with `key`
 // (none when ""): fetch POSTs the cursor a page's link carries in `after`; the store keeps the items,
 // after a test.fail node that fails at the item named `fail_at`.

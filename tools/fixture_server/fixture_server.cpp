@@ -659,6 +659,37 @@ struct FixtureServer::Impl {
                     items += fmt::format(R"({}{{"id":{}}})", items.empty() ? "" : ",", i);
                   res.set_content("[" + items + "]", "application/json");
                 }));
+    // GitHub's REST API for a repository's issues, as pipelines/github_issues.yaml reads it: 230
+    // issues (every fifth a pull request, the first few labelled), ?page=N&per_page=P (default 30,
+    // at most 100), the next page in the Link header, the quota's headers (5000 an hour, never used up).
+    server->Get(
+        R"(/github/repos/([^/]+)/([^/]+)/issues)", tracked([](const httplib::Request& req, httplib::Response& res) {
+          constexpr int kIssues = 230;
+          const int per =
+              std::clamp(req.has_param("per_page") ? std::stoi(req.get_param_value("per_page")) : 30, 1, 100);
+          const int page = req.has_param("page") ? std::max(1, std::stoi(req.get_param_value("page"))) : 1;
+          const int pages = (kIssues + per - 1) / per;
+          const std::string base =
+              fmt::format("http://{}/github/repos/{}/{}/issues?state={}&per_page={}", req.get_header_value("Host"),
+                          req.matches[1].str(), req.matches[2].str(), req.get_param_value("state"), per);
+          std::string link;
+          if (page < pages) link = fmt::format(R"(<{}&page={}>; rel="next", )", base, page + 1);
+          res.set_header("Link", link + fmt::format(R"(<{}&page={}>; rel="last")", base, pages));
+          res.set_header("X-RateLimit-Limit", "5000");
+          res.set_header("X-RateLimit-Remaining", "4990");
+          res.set_header("X-RateLimit-Reset", std::to_string(std::time(nullptr) + 3600));
+          std::string issues;
+          for (int i = (page - 1) * per; i < std::min(kIssues, page * per); ++i) {
+            const int number = kIssues - i;  // newest first
+            issues +=
+                fmt::format(R"({}{{"number":{},"title":"Issue {}","state":"{}","user":{{"login":"user{}"}},)"
+                            R"("labels":[{}],"comments":{},"created_at":"2026-0{}-1{}T10:00:00Z"{}}})",
+                            issues.empty() ? "" : ",", number, number, number % 3 == 0 ? "closed" : "open", number % 7,
+                            number <= 3 ? R"({"name":"bug"},{"name":"help wanted"})" : "", number % 4, 1 + number % 9,
+                            number % 10, number % 5 == 0 ? R"(,"pull_request":{"url":"https://example/pr"})" : "");
+          }
+          res.set_content("[" + issues + "]", "application/json");
+        }));
     server->Get("/echo", echo);
     server->Post("/echo", echo);
     server->Put("/echo", echo);
