@@ -4,6 +4,7 @@
 #include <simdjson.h>
 
 #include <atomic>
+#include <charconv>
 #include <optional>
 #include <unordered_map>
 
@@ -130,10 +131,14 @@ class JsonParser final : public TransformNode {
         fail_if_(ctx.config.has("fail_if") ? ctx.config.string("fail_if") : std::string()),
         fail_pointer_(fail_if_.empty() ? std::string() : to_pointer(fail_if_)),
         link_header_(ctx.config.has("link_header") ? ctx.config.string("link_header") : std::string()),
+        step_param_(ctx.config.has("page_param")     ? ctx.config.string("page_param")
+                    : ctx.config.has("offset_param") ? ctx.config.string("offset_param")
+                                                     : std::string()),
+        by_items_(ctx.config.has("offset_param")),
         fields_(std::move(fields)),
         link_(std::move(link)),
         keep_(parse::keep_of(ctx.config)),
-        stats_(ctx, link_header_.empty() ? "next" : "link_header", paths(fields_)),
+        stats_(ctx, link_option(ctx.config), paths(fields_)),
         notice_(ctx.notice) {}
 
   void finish() override {
@@ -166,10 +171,7 @@ class JsonParser final : public TransformNode {
     simdjson::dom::element doc;
     if (const auto error = parser.parse(text.data(), text.size()).get(doc); !error) {
       std::string reported = reported_error(doc);
-      if (reported.empty()) {
-        extract(page, page_url, doc, out);
-        if (!link_header_.empty()) emit_header_link(page, page_url, out);
-      }
+      if (reported.empty()) emit_page_link(page, page_url, extract(page, page_url, doc, out), next_allowed(doc), out);
       stats_.page_done();
       if (!reported.empty()) out.fail(std::move(page), fmt::format("'{}' answered with {}", page_url, reported));
       return;
@@ -181,7 +183,8 @@ class JsonParser final : public TransformNode {
     }
     // JSON Lines (NDJSON: an export, a log, an index server's answer): each line is read as a
     // page's document would be. The items of good lines go on; bad lines fail the page.
-    std::size_t bad = 0;
+    std::size_t bad = 0, items = 0;
+    bool allowed = true;  // next_if allowed a next page on every line
     std::string first_bad;
     for_each_line(text, [&](std::size_t number, std::string_view line) {
       std::string reported;
@@ -192,11 +195,12 @@ class JsonParser final : public TransformNode {
       } else if (!(reported = reported_error(doc)).empty()) {
         if (bad++ == 0) first_bad = fmt::format("'{}' answered with {} at line {}", page_url, reported, number);
       } else {
-        extract(page, page_url, doc, out);
+        items += extract(page, page_url, doc, out);
+        allowed = allowed && next_allowed(doc);
       }
       return true;
     });
-    if (!link_header_.empty()) emit_header_link(page, page_url, out);
+    emit_page_link(page, page_url, items, allowed, out);
     stats_.page_done();
     if (bad != 0) {
       const std::string more = bad == 1 ? "" : fmt::format(" (and {} more line{})", bad - 1, bad == 2 ? "" : "s");
@@ -205,6 +209,14 @@ class JsonParser final : public TransformNode {
   }
 
  private:
+  // The option that names the next page, for the "selectors" table.
+  static std::string link_option(const Config& config) {
+    for (const char* option : {"link_header", "page_param", "offset_param"}) {
+      if (config.has(option)) return option;
+    }
+    return "next";
+  }
+
   // An HTML error page or a login form where JSON was expected: the content type says so.
   static std::string served_as(const Record& page) {
     const Value* type = page.get("content_type");
@@ -213,20 +225,48 @@ class JsonParser final : public TransformNode {
     return "";
   }
 
-  // With `link_header`: the target of the rel="next" link in the page's Link header is the next page.
-  void emit_header_link(const Record& page, const std::string& page_url, Emitter& out) {
-    pages_.fetch_add(1, std::memory_order_relaxed);
-    const Value* header = page.get(link_header_);
+  // The next-page link that the page as a whole gives, after its documents' items (`items` of them;
+  // `more`: next_if allowed one): with `link_header` the target of the rel="next" link in its Link
+  // header; with `page_param` or `offset_param` its URL with that parameter one more page on, while
+  // it gave items.
+  void emit_page_link(const Record& page, const std::string& page_url, std::size_t items, bool more, Emitter& out) {
     std::string url;
-    if (header && !header->is_null()) {
-      if (!header_seen_.load(std::memory_order_relaxed)) header_seen_.store(true, std::memory_order_relaxed);
-      if (const std::string* text = header->as_string()) {
-        const std::string target = parse::link_header_target(*text, "next");
-        if (!target.empty()) url = parse::resolve_link(page_url, target);
+    if (!link_header_.empty()) {
+      pages_.fetch_add(1, std::memory_order_relaxed);
+      const Value* header = page.get(link_header_);
+      if (header && !header->is_null()) {
+        if (!header_seen_.load(std::memory_order_relaxed)) header_seen_.store(true, std::memory_order_relaxed);
+        if (const std::string* text = header->as_string()) {
+          const std::string target = parse::link_header_target(*text, "next");
+          if (!target.empty()) url = parse::resolve_link(page_url, target);
+        }
       }
+    } else if (!step_param_.empty()) {
+      // page=3 -> page=4 (none: the first page, 1); offset=40 -> offset=40 + the page's items (none: 0).
+      const std::optional<std::string> at = parse::query_param(page_url, step_param_);
+      std::int64_t now = by_items_ ? 0 : 1;
+      const bool number = !at || parse_int(*at, now);
+      if (more && items > 0 && number) {
+        const std::int64_t step = by_items_ ? static_cast<std::int64_t>(items) : 1;
+        url = parse::resolve_link(page_url, parse::with_query_param(page_url, step_param_, std::to_string(now + step)));
+      }
+    } else {
+      return;
     }
     stats_.tally().add(stats_.link_row(), url.empty() ? 0 : 1);
     if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url), keep_), 1);
+  }
+
+  // Whether `text` is a whole decimal integer (a page number in a URL); it in `value` when it is.
+  static bool parse_int(const std::string& text, std::int64_t& value) {
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    return error == std::errc() && end == text.data() + text.size();
+  }
+
+  // With `next_if`: whether the document allows a next page (its value there is true).
+  bool next_allowed(simdjson::dom::element doc) const {
+    simdjson::dom::element more;
+    return !next_if_ || (doc.at_pointer(*next_if_).get(more) == simdjson::SUCCESS && more.is_bool() && bool(more));
   }
 
   // With `fail_if`: what the document reports at that path when it reports a failure there (a
@@ -277,7 +317,8 @@ class JsonParser final : public TransformNode {
   }
 
   // The next-page link and the items of one JSON document of `page`.
-  void extract(const Record& page, const std::string& page_url, simdjson::dom::element doc, Emitter& out) {
+  // Returns the number of items (1 without `items`).
+  std::size_t extract(const Record& page, const std::string& page_url, simdjson::dom::element doc, Emitter& out) {
     parse::SelectorStats::Tally& tally = stats_.tally();
     if (link_) tally.add(stats_.link_row(), emit_link(page, page_url, doc, out) ? 1 : 0);
     // The items, each with its key for `item_key`: a member's name, or a position in an array.
@@ -320,6 +361,7 @@ class JsonParser final : public TransformNode {
         out.emit(std::move(r), 0);
       }
     }
+    return items.size();
   }
 
   // `value` typed as `f` says; none (and the first such value in `no_value`) when it has none.
@@ -372,10 +414,7 @@ class JsonParser final : public TransformNode {
   // Emits the page's next-page link; whether it had one.
   bool emit_link(const Record& page, const std::string& page_url, simdjson::dom::element doc, Emitter& out) {
     simdjson::dom::element v;
-    if (next_if_) {  // `hasNextPage: false` ends the pages whatever the cursor says
-      simdjson::dom::element more;
-      if (doc.at_pointer(*next_if_).get(more) != simdjson::SUCCESS || !more.is_bool() || !bool(more)) return false;
-    }
+    if (!next_allowed(doc)) return false;  // `hasNextPage: false` ends the pages whatever the cursor says
     if (doc.at_pointer(*link_).get(v) != simdjson::SUCCESS) return false;
     std::string url;
     if (next_url_ || !next_field_.empty()) {
@@ -415,6 +454,8 @@ class JsonParser final : public TransformNode {
   std::optional<std::string> next_if_;     // a pointer to a boolean: a next page only when it is true
   std::string fail_if_, fail_pointer_;     // "": none; else where a document reports a failure (as written, a pointer)
   std::string link_header_;                // "": none; else the field holding the response's Link header
+  std::string step_param_;                 // "": none; else page_param's or offset_param's name
+  bool by_items_ = false;                  // offset_param: the step is the page's items, not 1
   std::atomic<std::uint64_t> pages_{0};    // pages whose Link header was looked for
   std::atomic<bool> header_seen_{false};   // a page had the field (not null: fetch keeps the header)
   std::vector<JsonField> fields_;
@@ -458,15 +499,29 @@ void check_json_config(const Config& config, const Location& owner, Diagnostics&
       diags.error(config.where("next_field"), "next_field needs next: the path of the cursor it carries");
     }
   }
-  if (config.has("link_header")) {
-    if (config.has("next")) {
-      diags.error(config.where("link_header"),
-                  "link_header and next both name the next page: use one (the Link header, or a path in the body)");
+  // One way to the next page: a path in the body, the Link header, or a query parameter stepped on.
+  const char* first = nullptr;
+  for (const char* option : {"next", "link_header", "page_param", "offset_param"}) {
+    if (!config.has(option)) continue;
+    if (first) {
+      diags.error(config.where(option), fmt::format("{} and {} both name the next page: use one", first, option));
+    } else {
+      first = option;
     }
-    if (config.string("link_header").empty()) diags.error(config.where("link_header"), "link_header must name a field");
   }
-  if (config.has("next_if") && !config.has("next")) {
-    diags.error(config.where("next_if"), "next_if needs next: the path of the next page's URL or cursor");
+  if (config.has("link_header") && config.string("link_header").empty())
+    diags.error(config.where("link_header"), "link_header must name a field");
+  for (const char* option : {"page_param", "offset_param"}) {
+    if (!config.has(option)) continue;
+    const std::string name = config.string(option);
+    if (name.empty() || name.find_first_of("&=#?") != std::string::npos)
+      diags.error(config.where(option), fmt::format("{}: '{}' is not a query parameter's name", option, name));
+    if (!config.has("items"))
+      diags.error(config.where(option), fmt::format("{} needs items: the pages go on while they give items", option));
+  }
+  if (config.has("next_if") && !config.has("next") && !config.has("page_param") && !config.has("offset_param")) {
+    diags.error(config.where("next_if"),
+                "next_if needs next, page_param or offset_param: what the next page is when it allows one");
   }
   if (config.has("next_url")) {
     std::string error;
@@ -538,6 +593,13 @@ NodeType parse_json_type() {
                             "the field holding the response's Link header (fetch's keep_headers: [link] gives "
                             "header_link): its rel=\"next\" target is the next page, emitted on links (GitHub's "
                             "and other REST APIs' pagination); instead of next"),
+          FieldSpec::string("page_param",
+                            "the query parameter of a page number (page): the next page is the page's URL with it "
+                            "one more (2 when the URL has none), while pages give items; instead of next"),
+          FieldSpec::string("offset_param",
+                            "the query parameter of an offset (offset, start): the next page is the page's URL "
+                            "with it increased by the page's items (from 0), while pages give items; instead of "
+                            "next"),
           FieldSpec::string("fail_if",
                             "path where an API reports a failure in a 200 answer (GraphQL's errors, an error "
                             "message): a page with a value there (not null, false, \"\", [] or {}) fails with it "

@@ -319,6 +319,36 @@ std::string sort_query(std::string_view url) {
   return join_query(*parts, true);
 }
 
+std::optional<std::string> query_param(std::string_view url, std::string_view name) {
+  const auto parts = split_query(url);
+  if (!parts) return std::nullopt;
+  for (std::string_view p : parts->params) {
+    if (param_name(p) != name) continue;
+    return p.size() == name.size() ? std::string() : std::string(p.substr(name.size() + 1));
+  }
+  return std::nullopt;
+}
+
+std::string with_query_param(std::string_view url, std::string_view name, std::string_view value) {
+  const std::string param = std::string(name) + "=" + std::string(value);
+  auto parts = split_query(url);
+  if (!parts) {
+    const auto hash = url.find('#');
+    const std::string_view fragment = hash == std::string_view::npos ? std::string_view() : url.substr(hash);
+    return std::string(url.substr(0, url.size() - fragment.size())) + "?" + param + std::string(fragment);
+  }
+  const auto it = std::find_if(parts->params.begin(), parts->params.end(),
+                               [&](std::string_view p) { return param_name(p) == name; });
+  if (it != parts->params.end()) {
+    *it = param;
+  } else if (parts->params.size() == 1 && parts->params[0].empty()) {  // "?" alone
+    parts->params[0] = param;
+  } else {
+    parts->params.push_back(param);
+  }
+  return join_query(*parts, true);
+}
+
 std::string link_header_target(std::string_view header, std::string_view rel) {
   constexpr std::string_view kSpace = " \t";
   std::size_t i = 0;

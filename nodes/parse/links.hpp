@@ -62,6 +62,14 @@ std::string strip_query(std::string_view url, const std::vector<std::string>& na
 // order), so that ?b=2&a=1 and ?a=1&b=2 are one URL. The fragment, if any, is kept.
 std::string sort_query(std::string_view url);
 
+// The value of the first query parameter of `url` named `name` (compared as written: its text
+// before '='), "" for one without '='; nullopt when there is none.
+std::optional<std::string> query_param(std::string_view url, std::string_view name);
+
+// `url` with the query parameter `name` set to `value`: its first occurrence replaced, or added at
+// the end of the query when there is none; the other parameters and the fragment kept.
+std::string with_query_param(std::string_view url, std::string_view name, std::string_view value);
+
 // The target of the first link with the relation type `rel` (lower case: "next") in an HTTP Link
 // header (RFC 8288: `<https://api.example/items?page=2>; rel="next", <...>; rel="last"`; several
 // headers joined with ", " as fetch's keep_headers joins them), as written between its angle

@@ -1347,6 +1347,52 @@ TEST_CASE("pipelines/github_issues.yaml stores every page of a repository's issu
   CHECK(report.notices.empty());
 }
 
+TEST_CASE("parse.json's page_param and offset_param step through an API's pages while they give items",
+          "[parse][crawl]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  auto crawl = [&](const std::string& seed, const std::string& option) {
+    return test::plan_of(fmt::format(R"(pipeline: steps
+nodes:
+  - {{id: seeds, type: source.list, urls: ['{seed}']}}
+  - {{id: frontier, type: frontier}}
+  - {{id: lim, type: limit, max_in_flight: 2}}
+  - {{id: get, type: fetch, robots: ignore}}
+  - {{id: api, type: parse.json, fields: {{id: id}}, items: '', {option}}}
+  - {{id: out, type: sink.jsonl, path: {out}, fields: [id, page_url]}}
+edges:
+  - seeds -> frontier -> lim -> get -> api -> out
+  - api.links -> frontier
+)",
+                                     fmt::arg("seed", seed), fmt::arg("option", option),
+                                     fmt::arg("out", dir.file("items.jsonl"))));
+  };
+  auto ids = [&] {
+    std::set<std::string> out;
+    for (const auto& l : test::lines_of(test::read_file(dir.file("items.jsonl")))) out.insert(l.substr(0, l.find(',')));
+    return out;
+  };
+  // Pages 1 (no page in the URL) to 5, then page 6 gives none: six requests, 45 items once each.
+  RunReport pages = run_pipeline(crawl(server.url("/paged/45?per=10"), "page_param: page"));
+  REQUIRE(pages.errors.empty());
+  CHECK(ids().size() == 45);
+  CHECK(test::lines_of(test::read_file(dir.file("items.jsonl"))).size() == 45);
+  CHECK(server.counter("/paged").requests == 6);
+  CHECK(test::read_file(dir.file("items.jsonl")).find(server.url("/paged/45?per=10&page=5")) != std::string::npos);
+  // Offsets 0, 10, 20, 30, 40 (5 items), 45 (none); a page number that is no number ends the pages.
+  server.reset_counters();
+  RunReport offsets = run_pipeline(crawl(server.url("/paged/45?offset=0&per=10"), "offset_param: offset"));
+  REQUIRE(offsets.errors.empty());
+  CHECK(ids().size() == 45);
+  CHECK(server.counter("/paged").requests == 6);
+  server.reset_counters();
+  RunReport odd = run_pipeline(crawl(server.url("/paged/45?per=10&page=1x"), "page_param: page"));
+  REQUIRE(odd.errors.empty());
+  CHECK(server.counter("/paged").requests == 1);
+  CHECK(selector_rows(odd, "api") ==
+        std::vector<std::string>{"page_param page 1 0 1 0", "items  1 1 0 10", "fields.id id 10 10 0 10"});
+}
+
 // A GraphQL API's pages (the fixture's /cursor endpoints) crawled through a frontier with `key`
 // (none when ""): fetch POSTs the cursor a page's link carries in `after`; the store keeps the items,
 // after a test.fail node that fails at the item named `fail_at`.

@@ -195,3 +195,22 @@ TEST_CASE("link_header_target finds the link of a relation in an HTTP Link heade
   CHECK(link_header_target(R"(</a>; rel="next)", "next") == "/a");
   CHECK(link_header_target("</a>; junk, </b>; rel=next", "next") == "/b");
 }
+
+TEST_CASE("query_param reads and with_query_param sets one query parameter of a URL", "[parse]") {
+  using sluice::parse::query_param;
+  using sluice::parse::with_query_param;
+  CHECK(query_param("https://a.example/items?per_page=100&page=3#top", "page") == "3");
+  CHECK(query_param("https://a.example/items?per_page=100", "page") == std::nullopt);
+  CHECK(query_param("https://a.example/items?page&x=1", "page") == "");
+  CHECK(query_param("https://a.example/items", "page") == std::nullopt);
+  CHECK(query_param("https://a.example/items?x=1#?page=2", "page") == std::nullopt);  // in the fragment
+  // Replaced where it is (not per_page), added at the end, or as the whole query.
+  CHECK(with_query_param("https://a.example/items?per_page=100&page=3#top", "page", "4") ==
+        "https://a.example/items?per_page=100&page=4#top");
+  CHECK(with_query_param("https://a.example/items?per_page=100", "page", "2") ==
+        "https://a.example/items?per_page=100&page=2");
+  CHECK(with_query_param("https://a.example/items#top", "offset", "50") == "https://a.example/items?offset=50#top");
+  CHECK(with_query_param("https://a.example/items?", "offset", "50") == "https://a.example/items?offset=50");
+  CHECK(with_query_param("https://a.example/items?page=1&page=9", "page", "2") ==
+        "https://a.example/items?page=2&page=9");
+}

@@ -655,7 +655,9 @@ struct FixtureServer::Impl {
                   link += fmt::format(R"(, {}; rel="last")", at(pages, true));
                   res.set_header("Link", link);
                   std::string items;
-                  for (int i = (page - 1) * per; i < std::min(total, page * per); ++i)
+                  const int first = req.has_param("offset") ? std::max(0, std::stoi(req.get_param_value("offset")))
+                                                            : (page - 1) * per;
+                  for (int i = first; i < std::min(total, first + per); ++i)
                     items += fmt::format(R"({}{{"id":{}}})", items.empty() ? "" : ",", i);
                   res.set_content("[" + items + "]", "application/json");
                 }));

@@ -46,7 +46,7 @@
 //   /echo (GET, POST, ...)      the request as JSON: method, path, body, headers
 //   /paged/<n>?page=N&per=P     a REST API over n items paged by its Link header (GitHub's): a JSON
 //                               array of {"id": i}, P a page (default 10); rel="next" relative,
-//                               first, prev and last absolute
+//                               first, prev and last absolute; &offset=O: the P items from O instead
 //   /github/repos/<o>/<r>/issues?per_page=P&page=N  GitHub's REST API for a repository's 230
 //                               issues: its JSON, the next page in the Link header, quota headers
 //   /cursor/<n>?per=P (POST)    a GraphQL-style API over n items paged by the cursor at "after" in
