@@ -50,6 +50,15 @@ std::optional<FieldTemplate> FieldTemplate::compile(std::string_view text, std::
         return std::nullopt;
       }
       std::string_view name = text.substr(i + 1, end - i - 1);
+      // JSON or code written as a template ('{"a": 1}', a GraphQL query's '{ items }'): its braces are
+      // no field's, and would vanish from the text.
+      if (name.empty() || name.find_first_of("\"'{\n\r\t") != std::string_view::npos || name.front() == ' ' ||
+          name.back() == ' ') {
+        if (error) {
+          *error = fmt::format("'{{{}}}' in '{}' names no field: write a literal brace as {{{{ or }}}}", name, text);
+        }
+        return std::nullopt;
+      }
       Format format = Format::text;
       if (const auto colon = name.rfind(':'); colon != std::string_view::npos) {
         const std::string_view spec = name.substr(colon + 1);

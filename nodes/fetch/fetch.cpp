@@ -205,6 +205,10 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
   if (c.has("body") && (method == "GET" || method == "HEAD")) {
     diags.error(c.where("body"), fmt::format("body is sent only with POST, PUT, PATCH or DELETE, not {}", method));
   }
+  // A JSON body's braces are a template's unless doubled: '{"a": 1}' would be sent empty.
+  if (std::string error; c.has("body") && !FieldTemplate::compile(c.string("body"), &error)) {
+    diags.error(c.where("body"), "body: " + error);
+  }
   if (c.has("ca_file")) {
     const std::string path = c.string("ca_file");
     if (!std::ifstream(path).good()) {
