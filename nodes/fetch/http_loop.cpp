@@ -2008,15 +2008,6 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
                          fmt::format("{}: {}", reason_name(reason), detail), wait);
   }
 
-  if (status >= 500 || status == 429) {
-    breaker_failed(job->host, host, now, fmt::format("HTTP {}", status));
-  } else {
-    breaker_succeeded(job->host, host);
-  }
-  if (opt_.adaptive) {
-    const bool overload = status == 429 || status == 502 || status == 503 || status == 504;
-    adapt(job->host, host, overload ? fmt::format("HTTP {}", status) : std::string(), t->started, now);
-  }
   // The API's quota: no request of the host before its window renews.
   std::optional<nanoseconds> quota_wait;
   if (opt_.rate_limit_headers && (quota_wait = rate_limit_wait(easy, unix_now()))) {
@@ -2029,6 +2020,17 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
                       "{:.1f}s for the reset (rate_limit_headers; at most retries.max)",
                       job->host, std::chrono::duration<double>(*quota_wait).count()));
     }
+  }
+  // A 429 of a used-up quota is the API keeping its rules, not a failing host: its breaker stays closed
+  // (a burst of them would open it, and fail the retries that wait for the reset).
+  if (status >= 500 || (status == 429 && !quota_wait)) {
+    breaker_failed(job->host, host, now, fmt::format("HTTP {}", status));
+  } else {
+    breaker_succeeded(job->host, host);
+  }
+  if (opt_.adaptive) {
+    const bool overload = status == 429 || status == 502 || status == 503 || status == 504;
+    adapt(job->host, host, overload ? fmt::format("HTTP {}", status) : std::string(), t->started, now);
   }
   if (status == 304 && job->revalidating) return revalidated(std::move(job), *t, stats);
 

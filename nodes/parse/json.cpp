@@ -270,7 +270,7 @@ class JsonParser final : public TransformNode {
   }
 
   // With `fail_if`: what the document reports at that path when it reports a failure there (a
-  // value that is not null, false, "", [] or {}), as "errors at 'errors': [{...}]"; else "".
+  // value that is not null, false, "", [] or {}), as "an error at 'errors': [{...}]"; else "".
   std::string reported_error(simdjson::dom::element doc) const {
     simdjson::dom::element v;
     if (fail_if_.empty() || doc.at_pointer(fail_pointer_).get(v) != simdjson::SUCCESS) return "";
@@ -487,7 +487,8 @@ Schema json_field_schema() {
 }
 
 // `keep` against what the node extracts, `item_key` (only with `items`, a name of its own),
-// `next_url` (only with `next`, a template), `next_field` and `next_if` (only with `next`).
+// `next_url` and `next_field` (only with `next`), one way to the next page (next, link_header,
+// page_param or offset_param; the last two only with `items`), `next_if` (not with link_header).
 void check_json_config(const Config& config, const Location& owner, Diagnostics& diags) {
   if (config.has("next_field")) {
     const std::string name = config.string("next_field");
@@ -586,7 +587,7 @@ NodeType parse_json_type() {
                             "\"\" or false at `next` is the last page"),
           FieldSpec::string("next_field",
                             "the field in which the next-page link carries the cursor at `next` (none, null, \"\" or "
-                            "false: the last page), for a POST body (fetch's body: '{\"after\": {after:json}}'); "
+                            "false: the last page), for a POST body (fetch's body: '{{\"after\": {after:json}}}'); "
                             "without next_url the link's URL is the page's; a frontier keeps such pages apart with "
                             "its key: '{url} {after}'"),
           FieldSpec::string("link_header",

@@ -650,6 +650,17 @@ TEST_CASE("rate_limit_headers: a host whose API quota is used up waits for the r
   }
   CHECK(server.counter("/ratelimit").requests == attempts);
 
+  // A burst of 429s of a used-up quota does not open the host's breaker (2 failures in a row would).
+  std::vector<std::string> many;
+  for (int i = 0; i < 4; ++i) many.push_back(server.url(fmt::format("/ratelimit/many?limit=2&status=429&n={}", i)));
+  RunReport unbroken = run_pipeline(test::plan_of(
+      fetch_pipeline(dir, many, 4,
+                     "    per_host: 4\n    rate_limit_headers: true\n    retries: {attempts: 4, max: 5s}\n"
+                     "    circuit_breaker: {failure_threshold: 2, recovery_timeout: 1h}")));
+  REQUIRE(unbroken.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").size() == 4);
+  CHECK(lines(dir, "bad.jsonl").empty());
+
   // Without it such a burst fails: a 403 is not retried (a window of a minute: all in one).
   for (auto& url : burst) url.replace(url.find("/burst?"), 7, "/ignored?window=60&");
   RunReport ignored = run_pipeline(test::plan_of(fetch_pipeline(dir, burst, 4, "    per_host: 4")));
