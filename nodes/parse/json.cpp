@@ -127,7 +127,10 @@ class JsonParser final : public TransformNode {
         item_key_(ctx.config.has("item_key") ? ctx.config.string("item_key") : std::string()),
         next_url_(ctx.config.has("next_url") ? FieldTemplate::compile(ctx.config.string("next_url")) : std::nullopt),
         next_field_(ctx.config.has("next_field") ? ctx.config.string("next_field") : std::string()),
-        next_if_(ctx.config.has("next_if") ? std::optional(to_pointer(ctx.config.string("next_if"))) : std::nullopt),
+        next_unless_(ctx.config.has("next_if") && ctx.config.string("next_if").starts_with('!')),
+        next_if_(ctx.config.has("next_if")
+                     ? std::optional(to_pointer(ctx.config.string("next_if").substr(next_unless_ ? 1 : 0)))
+                     : std::nullopt),
         fail_if_(ctx.config.has("fail_if") ? ctx.config.string("fail_if") : std::string()),
         fail_pointer_(fail_if_.empty() ? std::string() : to_pointer(fail_if_)),
         link_header_(ctx.config.has("link_header") ? ctx.config.string("link_header") : std::string()),
@@ -263,10 +266,12 @@ class JsonParser final : public TransformNode {
     return error == std::errc() && end == text.data() + text.size();
   }
 
-  // With `next_if`: whether the document allows a next page (its value there is true).
+  // With `next_if`: whether the document allows a next page (its value there is true; false for a
+  // path written with a leading '!').
   bool next_allowed(simdjson::dom::element doc) const {
     simdjson::dom::element more;
-    return !next_if_ || (doc.at_pointer(*next_if_).get(more) == simdjson::SUCCESS && more.is_bool() && bool(more));
+    return !next_if_ ||
+           (doc.at_pointer(*next_if_).get(more) == simdjson::SUCCESS && more.is_bool() && bool(more) != next_unless_);
   }
 
   // With `fail_if`: what the document reports at that path when it reports a failure there (a
@@ -451,6 +456,7 @@ class JsonParser final : public TransformNode {
   std::string item_key_;  // "": items carry no key
   std::optional<FieldTemplate> next_url_;  // the next page's URL from the cursor at `next`
   std::string next_field_;                 // "": links carry no cursor; else the field that takes it
+  bool next_unless_ = false;               // next_if: '!isLast': a next page only when it is false
   std::optional<std::string> next_if_;     // a pointer to a boolean: a next page only when it is true
   std::string fail_if_, fail_pointer_;     // "": none; else where a document reports a failure (as written, a pointer)
   std::string link_header_;                // "": none; else the field holding the response's Link header
@@ -606,7 +612,8 @@ NodeType parse_json_type() {
                             "message): a page with a value there (not null, false, \"\", [] or {}) fails with it "
                             "(on_error) instead of giving items"),
           FieldSpec::string("next_if",
-                            "path of a boolean (pageInfo.hasNextPage, has_more): a next page only when it is true"),
+                            "path of a boolean (pageInfo.hasNextPage, has_more): a next page only when it is true; "
+                            "with a leading ! (!isLast) only when it is false"),
           FieldSpec::string("body_field", "the field holding the JSON").with_default("body"),
           FieldSpec::string("url_field", "the page URL links resolve against (falls back to url, then page_url)")
               .with_default("final_url"),

@@ -1393,6 +1393,32 @@ edges:
         std::vector<std::string>{"page_param page 1 0 1 0", "items  1 1 0 10", "fields.id id 10 10 0 10"});
 }
 
+TEST_CASE("parse.json's next_if with a leading '!' follows the next page only while the value is false",
+          "[parse][crawl]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  // Atlassian's form: isLast true on the last page, whose next still names a page (that is missing).
+  RunReport report = run_pipeline(test::plan_of(fmt::format(R"(pipeline: last
+nodes:
+  - {{id: seeds, type: source.list, urls: ['{seed}']}}
+  - {{id: frontier, type: frontier}}
+  - {{id: lim, type: limit, max_in_flight: 2}}
+  - {{id: get, type: fetch, robots: ignore}}
+  - {{id: api, type: parse.json, items: values, fields: {{id: id}}, next: next, next_if: '!isLast'}}
+  - {{id: out, type: sink.jsonl, path: {out}, fields: [id]}}
+edges:
+  - seeds -> frontier -> lim -> get -> api -> out
+  - api.links -> frontier
+)",
+                                                            fmt::arg("seed", server.url("/api/lastpage1.json")),
+                                                            fmt::arg("out", dir.file("items.jsonl")))));
+  REQUIRE(report.errors.empty());  // /api/lastpage3.json (404) was never asked for
+  std::vector<std::string> items = test::lines_of(test::read_file(dir.file("items.jsonl")));
+  std::sort(items.begin(), items.end());
+  CHECK(items == std::vector<std::string>{R"({"id":1})", R"({"id":2})", R"({"id":3})"});
+  CHECK(server.counter("/api").requests == 2);
+}
+
 // A GraphQL API's pages (the fixture's /cursor endpoints) crawled through a frontier with `key`
 // (none when ""): fetch POSTs the cursor a page's link carries in `after`; the store keeps the items,
 // after a test.fail node that fails at the item named `fail_at`.
