@@ -1,10 +1,16 @@
 #include "builtin.hpp"
 
 #include "sluice/registry.hpp"
+#include "sluice/template.hpp"
 
 namespace sluice {
 
 namespace nodes {
+
+std::string check_template(const Value& v) {
+  std::string error;
+  return FieldTemplate::compile(v.to_text(), &error) ? "" : error;
+}
 
 std::vector<PortSpec> transform_ports() {
   return {

@@ -28,6 +28,10 @@ NodeType distinct_type();
 // A CSV delimiter (source.csv, sink.csv): one character, not a quote or a line break.
 std::string check_csv_delimiter(const Value& v);
 
+// A {field} template (fetch's body, a frontier's key, parse.json's next_url): what is wrong with it,
+// or "" when it compiles.
+std::string check_template(const Value& v);
+
 // The standard ports of a transform: in, out, error.
 std::vector<PortSpec> transform_ports();
 

@@ -470,10 +470,13 @@ class Frontier final : public AsyncNode, public PermitSource {
       return Outcome::deny;
     }
     if (!seed && std::binary_search(known_.begin(), known_.end(), url_hash(u))) return Outcome::known;
-    const Value* from = r.get("from_url");
+    auto parked = [&](std::string target) {
+      const Value* from = r.get("from_url");
+      return Parked{std::move(target), from && from->as_string() ? *from->as_string() : "", r.meta.depth,
+                    carried_fields(r)};
+    };
     std::optional<Parked> keyed;  // with `key`, the URL as it goes out, whose key is its identity
-    if (scope_.key)
-      keyed = Parked{u, from && from->as_string() ? *from->as_string() : "", r.meta.depth, carried_fields(r)};
+    if (scope_.key) keyed = parked(u);
     const std::uint64_t hash = keyed ? identity(*keyed) : url_hash(u);
     if (!seen_.insert(hash)) return Outcome::seen;
     if (scope_.max_pages > 0 && static_cast<std::int64_t>(accepted_) >= scope_.max_pages) return Outcome::max_pages;
@@ -483,9 +486,7 @@ class Frontier final : public AsyncNode, public PermitSource {
       ++pages;
     }
     ++accepted_;
-    Parked p = keyed ? std::move(*keyed)
-                     : Parked{std::move(u), from && from->as_string() ? *from->as_string() : "", r.meta.depth,
-                              carried_fields(r)};
+    Parked p = keyed ? std::move(*keyed) : parked(std::move(u));
     // Recorded before the page that found it is done (its permits are released after this).
     if (state_) state_->url_accepted(id_, RunState::Url{hash, p.url, p.from_url, p.depth, p.fields});
     enqueue(host, std::move(p));
@@ -555,11 +556,6 @@ std::string check_param_name(const Value& v) {
   return "";
 }
 
-std::string check_key(const Value& v) {
-  std::string error;
-  return FieldTemplate::compile(v.to_text(), &error) ? "" : error;
-}
-
 std::string check_pattern(const Value& v) {
   RE2 re(v.to_text(), RE2::Quiet);
   return re.ok() ? "" : fmt::format("invalid regular expression '{}': {}", v.to_text(), re.error());
@@ -600,7 +596,7 @@ NodeType frontier_type() {
                         "what makes a page: a template over the record a URL goes out as (its url, depth, from_url "
                         "and carried fields), for pages of one URL told apart by a field, such as a cursor that "
                         "parse.json's next_field gives for a POST body ('{url} {after}'); default: the URL")
-          .validated_by(check_key),
+          .validated_by(check_template),
       FieldSpec::boolean("same_host", "follow links only to the hosts of the seeds (and of the pages they redirect to)")
           .with_default("true"),
       FieldSpec::integer("max_depth", "link depth from a seed; -1: unlimited").with_default("-1").at_least(-1),

@@ -205,10 +205,6 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
   if (c.has("body") && (method == "GET" || method == "HEAD")) {
     diags.error(c.where("body"), fmt::format("body is sent only with POST, PUT, PATCH or DELETE, not {}", method));
   }
-  // A JSON body's braces are a template's unless doubled: '{"a": 1}' would be sent empty.
-  if (std::string error; c.has("body") && !FieldTemplate::compile(c.string("body"), &error)) {
-    diags.error(c.where("body"), "body: " + error);
-  }
   if (c.has("ca_file")) {
     const std::string path = c.string("ca_file");
     if (!std::ifstream(path).good()) {
@@ -368,7 +364,9 @@ NodeType fetch_type() {
                          "request headers: name -> value; an empty one is not sent, and one that a record's field "
                          "would give a line break fails that record (reason invalid)")
               .with_default(""),
-          FieldSpec::string("body", "request body for POST/PUT/PATCH/DELETE; may use {field} templates"),
+          // A JSON body's braces are a template's unless doubled: '{"a": 1}' would be sent empty.
+          FieldSpec::string("body", "request body for POST/PUT/PATCH/DELETE; may use {field} templates")
+              .validated_by(nodes::check_template),
           FieldSpec::string("user_agent",
                             "the User-Agent header; a User-Agent in `headers` replaces it for pages, robots.txt "
                             "requests always send this one")

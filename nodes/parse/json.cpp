@@ -108,6 +108,10 @@ void collect(simdjson::dom::element e, const Pieces& pieces, std::size_t i, std:
   }
 }
 
+// The options that name the next page, one at most: a path in the body, the Link header, a query
+// parameter stepped on.
+constexpr const char* kNextOptions[] = {"next", "link_header", "page_param", "offset_param"};
+
 struct JsonField {
   std::string name;
   std::vector<Pieces> paths;  // `path`, then its `fallback`s: the first with a value (not null) wins
@@ -174,7 +178,10 @@ class JsonParser final : public TransformNode {
     simdjson::dom::element doc;
     if (const auto error = parser.parse(text.data(), text.size()).get(doc); !error) {
       std::string reported = reported_error(doc);
-      if (reported.empty()) emit_page_link(page, page_url, extract(page, page_url, doc, out), next_allowed(doc), out);
+      if (reported.empty()) {
+        const std::size_t items = extract(page, page_url, doc, out);
+        emit_page_link(page, page_url, items, next_allowed(doc), out);
+      }
       stats_.page_done();
       if (!reported.empty()) out.fail(std::move(page), fmt::format("'{}' answered with {}", page_url, reported));
       return;
@@ -214,7 +221,7 @@ class JsonParser final : public TransformNode {
  private:
   // The option that names the next page, for the "selectors" table.
   static std::string link_option(const Config& config) {
-    for (const char* option : {"link_header", "page_param", "offset_param"}) {
+    for (const char* option : kNextOptions) {
       if (config.has(option)) return option;
     }
     return "next";
@@ -508,7 +515,7 @@ void check_json_config(const Config& config, const Location& owner, Diagnostics&
   }
   // One way to the next page: a path in the body, the Link header, or a query parameter stepped on.
   const char* first = nullptr;
-  for (const char* option : {"next", "link_header", "page_param", "offset_param"}) {
+  for (const char* option : kNextOptions) {
     if (!config.has(option)) continue;
     if (first) {
       diags.error(config.where(option), fmt::format("{} and {} both name the next page: use one", first, option));
@@ -530,14 +537,8 @@ void check_json_config(const Config& config, const Location& owner, Diagnostics&
     diags.error(config.where("next_if"),
                 "next_if needs next, page_param or offset_param: what the next page is when it allows one");
   }
-  if (config.has("next_url")) {
-    std::string error;
-    if (!FieldTemplate::compile(config.string("next_url"), &error)) {
-      diags.error(config.where("next_url"), fmt::format("next_url: {}", error));
-    }
-    if (!config.has("next")) {
-      diags.error(config.where("next_url"), "next_url needs next: the path of the cursor or page number it takes");
-    }
+  if (config.has("next_url") && !config.has("next")) {
+    diags.error(config.where("next_url"), "next_url needs next: the path of the cursor or page number it takes");
   }
   if (!config.has("item_key")) {
     parse::check_keep_against_fields(config, owner, diags);
@@ -590,7 +591,8 @@ NodeType parse_json_type() {
           FieldSpec::string("next_url",
                             "the next page's URL from a cursor or page number at `next`, a template: {next} is that "
                             "value ({next:url} percent-encoded), other {field}s the page's ('{url}'); none, null, "
-                            "\"\" or false at `next` is the last page"),
+                            "\"\" or false at `next` is the last page")
+              .validated_by(check_template),
           FieldSpec::string("next_field",
                             "the field in which the next-page link carries the cursor at `next` (none, null, \"\" or "
                             "false: the last page), for a POST body (fetch's body: '{{\"after\": {after:json}}}'); "
