@@ -37,6 +37,8 @@ std::string_view field_type_name(FieldType type) {
       return "scalar";
     case FieldType::object:
       return "object";
+    case FieldType::any:
+      return "any";
   }
   return "?";
 }
@@ -94,6 +96,10 @@ FieldSpec FieldSpec::object_of(std::string name, Schema schema, std::string doc)
   return f;
 }
 
+FieldSpec FieldSpec::any(std::string name, std::string doc) {
+  return make(std::move(name), FieldType::any, std::move(doc));
+}
+
 FieldSpec FieldSpec::with_default(std::string yaml_text) && {
   default_text = std::move(yaml_text);
   return std::move(*this);
@@ -130,6 +136,8 @@ std::string FieldSpec::type_text() const {
       return "list of " + element->type_text();
     case FieldType::map:
       return "map of " + element->type_text();
+    case FieldType::any:
+      return "any value (map, list, scalar)";
     default:
       return std::string(field_type_name(type));
   }
@@ -440,8 +448,28 @@ bool takes_one_for_a_list(const FieldSpec& element) {
   }
 }
 
+// An `any` field's value as it is written: scalars typed as YAML's core schema types them, lists and
+// maps of them to any depth, each with its own position.
+ConfigValue convert_any(const SpecNode& node) {
+  ConfigValue out;
+  out.where = node.where;
+  if (node.is_sequence()) {
+    ConfigValue::List items;
+    for (const auto& item : node.items) items.push_back(convert_any(item));
+    out.v = std::move(items);
+  } else if (node.is_map()) {
+    ConfigValue::Map entries;
+    for (const auto& [key, value] : node.entries) entries.emplace_back(key.scalar, convert_any(value));
+    out.v = std::move(entries);
+  } else {
+    out.v = typed_scalar(node);
+  }
+  return out;
+}
+
 std::optional<ConfigValue> convert(const FieldSpec& field, const SpecNode& node, const std::string& label,
                                    Diagnostics& diags) {
+  if (field.type == FieldType::any) return convert_any(node);
   if (field.validator) {
     auto converted = convert_scalar(field, node, label, diags);
     if (!converted) return std::nullopt;

@@ -1,6 +1,8 @@
 // fetch: HTTP requests on libcurl's multi interface, on the node's own I/O thread.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -8,7 +10,9 @@
 #include <mutex>
 #include <set>
 
+#include <sluice/json.hpp>
 #include <sluice/pipeline.hpp>
+#include <sluice/template.hpp>
 
 #include "../builtin.hpp"
 #include "../core/file_names.hpp"
@@ -190,6 +194,78 @@ void check_headers(const ConfigValue::Map& headers, const std::string& where, Di
   }
 }
 
+// A string of fetch's `json` that is one {field} and nothing else: the field's name and format.
+std::optional<std::pair<std::string_view, std::string_view>> sole_reference(std::string_view s) {
+  if (s.size() < 3 || s.front() != '{' || s.find_first_of("{}", 1) != s.size() - 1) return std::nullopt;
+  if (!FieldTemplate::compile(s)) return std::nullopt;  // '{ x }', '{}': not a field's
+  std::string_view inner = s.substr(1, s.size() - 2);
+  const auto colon = inner.rfind(':');
+  if (colon == std::string_view::npos) return std::pair{inner, std::string_view()};
+  return std::pair{inner.substr(0, colon), inner.substr(colon + 1)};
+}
+
+// JSON text as a template's literal text: its braces doubled.
+void append_literal(std::string& out, std::string_view json) {
+  for (char c : json) {
+    out += c;
+    if (c == '{' || c == '}') out += c;
+  }
+}
+
+// fetch's `json`: the value written in YAML as the text of a body template, JSON with its braces
+// doubled, in which a string that is one {field} alone stands for the field's value as JSON
+// ({field:json}: a number stays one, a missing field is null). Every other string, and every key,
+// goes as it is written (a GraphQL query's braces need no doubling); a string that mixes text with a
+// {field}, a {field} with another format and a number JSON cannot write are errors.
+void json_body_template(const ConfigValue& value, const std::string& label, std::string& out, Diagnostics& diags) {
+  if (const auto* list = std::get_if<ConfigValue::List>(&value.v)) {
+    out += '[';
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      if (i) out += ',';
+      json_body_template((*list)[i], fmt::format("{}[{}]", label, i), out, diags);
+    }
+    out += ']';
+    return;
+  }
+  if (const auto* map = std::get_if<ConfigValue::Map>(&value.v)) {
+    out += "{{";
+    for (std::size_t i = 0; i < map->size(); ++i) {
+      std::string key;
+      append_json_string(key, (*map)[i].first);
+      append_literal(out, (i ? "," : "") + key + ":");
+      json_body_template((*map)[i].second, label + "." + (*map)[i].first, out, diags);
+    }
+    out += "}}";
+    return;
+  }
+  const Value& scalar = std::get<Value>(value.v);
+  const std::string* text = scalar.as_string();
+  if (text) {
+    if (auto field = sole_reference(*text)) {
+      if (!field->second.empty() && field->second != "json") {
+        diags.error(value.where, fmt::format("{}: '{}': a {{field}} alone in json is sent as the field's value in "
+                                             "JSON, with no other format; for its text with :{}, make that a field "
+                                             "with a set node first",
+                                             label, *text, field->second));
+      }
+      out += fmt::format("{{{}:json}}", field->first);
+      return;
+    }
+    if (auto t = FieldTemplate::compile(*text); t && !t->is_constant()) {
+      diags.error(value.where,
+                  fmt::format("{}: '{}' mixes text with a {{field}}: in json a string is sent as it is written "
+                              "unless it is one {{field}} alone; make the text a field with a set node first "
+                              "(or write a GraphQL query's braces with spaces inside: '{{ name }}')",
+                              label, *text));
+    }
+  } else if (const double* d = scalar.as_double(); d && !std::isfinite(*d)) {
+    diags.error(value.where, fmt::format("{}: {} is no number JSON can write", label, scalar.to_text()));
+  }
+  std::string json;
+  append_json(json, scalar);
+  append_literal(out, json);
+}
+
 void check(const Config& c, const Location&, Diagnostics& diags) {
   // libcurl reads 0 as no limit at all (300 s for a connection): a server that stops sending would
   // hold its request, and the run, for ever.
@@ -202,8 +278,17 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
     diags.error(c.where("connect_timeout"), "connect_timeout: must be more than 0 (libcurl would wait 300 s)");
   }
   std::string method = c.string("method");
-  if (c.has("body") && (method == "GET" || method == "HEAD")) {
-    diags.error(c.where("body"), fmt::format("body is sent only with POST, PUT, PATCH or DELETE, not {}", method));
+  for (const char* body : {"body", "json"}) {
+    if (c.has(body) && (method == "GET" || method == "HEAD")) {
+      diags.error(c.where(body), fmt::format("{} is sent only with POST, PUT, PATCH or DELETE, not {}", body, method));
+    }
+  }
+  if (c.has("body") && c.has("json")) {
+    diags.error(c.where("json"), "json: give either body (text) or json (a value sent as JSON), not both");
+  }
+  if (c.has("json")) {
+    std::string text;
+    json_body_template(c.at("json"), "json", text, diags);
   }
   if (c.has("ca_file")) {
     const std::string path = c.string("ca_file");
@@ -267,6 +352,15 @@ fetch::FetchOptions options_from(const Config& c) {
     o.headers.emplace_back(name, *FieldTemplate::compile(std::get<Value>(value.v).to_text()));
   }
   if (c.has("body")) o.body = FieldTemplate::compile(c.string("body"));
+  if (c.has("json")) {
+    std::string text;
+    Diagnostics checked;  // reported by check()
+    json_body_template(c.at("json"), "json", text, checked);
+    o.body = FieldTemplate::compile(text);
+    const auto& headers = c.map("headers");
+    if (std::none_of(headers.begin(), headers.end(), [](const auto& h) { return iequals(h.first, "content-type"); }))
+      o.headers.emplace_back("Content-Type", *FieldTemplate::compile("application/json"));
+  }
   o.user_agent = c.string("user_agent");
   o.timeout = c.duration("timeout");
   o.connect_timeout = c.duration("connect_timeout");
@@ -367,6 +461,10 @@ NodeType fetch_type() {
           // A JSON body's braces are a template's unless doubled: '{"a": 1}' would be sent empty.
           FieldSpec::string("body", "request body for POST/PUT/PATCH/DELETE; may use {field} templates")
               .validated_by(nodes::check_template),
+          FieldSpec::any("json",
+                         "request body for POST/PUT/PATCH/DELETE written in YAML and sent as JSON (with Content-Type: "
+                         "application/json): a string that is one {field} alone is the field's value as JSON (a "
+                         "missing field null); other strings go as written, braces and all (a GraphQL query)"),
           FieldSpec::string("user_agent",
                             "the User-Agent header; a User-Agent in `headers` replaces it for pages, robots.txt "
                             "requests always send this one")

@@ -27,6 +27,7 @@
 #include "../raw_server.hpp"
 #include "../support.hpp"
 #include "fixture_server.hpp"
+#include "sluice/json.hpp"
 #include "sluice/template.hpp"
 
 using namespace sluice;
@@ -1067,6 +1068,78 @@ TEST_CASE("method, headers and body are sent as configured, with {field} templat
   CHECK(contains(ok[0], fmt::format(R"(\"body\":\"{{\\\"q\\\": \\\"{}\\\"}}\")", server.url("/echo"))));
   CHECK(contains(ok[0], fmt::format(R"(\"X-Trace\":\"id-{}\")", server.url("/echo"))));
   CHECK(contains(ok[0], R"(\"User-Agent\":\"sluice-test/1\")"));
+}
+
+TEST_CASE("fetch's json sends a value written in YAML as JSON: a {field} alone is the field's value", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string echo = server.url("/echo");
+  test::write_file(dir.file("in.jsonl"),
+                   fmt::format(R"({{"url":"{0}?1","n":3,"tags":["a","b"],"s":"say \"hi\" {{x}}"}})"
+                               "\n"
+                               R"({{"url":"{0}?2","n":null}})"
+                               "\n",
+                               echo));
+  RunReport report = run_pipeline(
+      test::plan_of(fmt::format(R"(pipeline: json_body
+nodes:
+  - {{id: src, type: source.jsonl, path: {in}}}
+  - id: post
+    type: fetch
+    robots: ignore
+    method: POST
+    json:
+      query: "query($after: Int) {{ items(after: $after) {{ id }} }}"
+      variables: {{after: "{{n}}", tags: "{{tags}}", s: "{{s:json}}", none: "{{missing}}"}}
+      constants: [1, 2.5, true, null, "quoted {{{{x}}}}", {{k: v}}, '12']
+  - id: put
+    type: fetch
+    robots: ignore
+    method: PUT
+    headers: {{content-type: application/graphql+json}}
+    body_field: put_body
+    json: [{{id: "{{n}}"}}]
+  - id: echoed
+    type: parse.json
+    fields: {{sent: body, type: headers.Content-Type}}
+    on_error: fail
+  - id: echoed_put
+    type: parse.json
+    body_field: put_body
+    fields: {{sent: body, type: headers.content-type, method: method}}
+    on_error: fail
+  - {{id: out, type: sink.jsonl, path: {out}, fields: [page_url, sent, type]}}
+  - {{id: out_put, type: sink.jsonl, path: {out_put}, fields: [page_url, sent, type, method]}}
+edges:
+  - src -> post -> put -> echoed -> out
+  - put -> echoed_put -> out_put
+)",
+                                fmt::arg("in", dir.file("in.jsonl")), fmt::arg("out", dir.file("out.jsonl")),
+                                fmt::arg("out_put", dir.file("out_put.jsonl")))));
+  REQUIRE(report.errors.empty());
+  auto sent = lines(dir, "out.jsonl");
+  std::sort(sent.begin(), sent.end());
+  // Typed values in place of the lone {field}s (a missing or null field is null), the query's
+  // braces and every other string as written, keys in their order, and Content-Type set.
+  const std::string constants = R"("constants":[1,2.5,true,null,"quoted {{x}}",{"k":"v"},"12"])";
+  const std::string query = R"({"query":"query($after: Int) { items(after: $after) { id } }","variables":)";
+  std::string body1 = query + R"({"after":3,"tags":["a","b"],"s":"say \"hi\" {x}","none":null},)" + constants + "}";
+  std::string body2 = query + R"({"after":null,"tags":null,"s":null,"none":null},)" + constants + "}";
+  auto line = [](const std::string& url, const std::string& body, const std::string& type,
+                 const std::string& more = "") {
+    std::string out = R"({"page_url":")" + url + R"(","sent":)";
+    append_json_string(out, body);
+    return out + R"(,"type":")" + type + "\"" + more + "}";
+  };
+  CHECK(sent == std::vector<std::string>{line(echo + "?1", body1, "application/json"),
+                                         line(echo + "?2", body2, "application/json")});
+  // A Content-Type of the node's own is kept (one header, not two).
+  auto put = lines(dir, "out_put.jsonl");
+  std::sort(put.begin(), put.end());
+  REQUIRE(put.size() == 2);
+  CHECK(put == std::vector<std::string>{
+                   line(echo + "?1", R"([{"id":3}])", "application/graphql+json", R"(,"method":"PUT")"),
+                   line(echo + "?2", R"([{"id":null}])", "application/graphql+json", R"(,"method":"PUT")")});
 }
 
 TEST_CASE("a header whose template meets a line break in a record is not sent: no header injection", "[fetch]") {

@@ -1423,7 +1423,7 @@ edges:
 // (none when ""): fetch POSTs the cursor a page's link carries in `after`; the store keeps the items,
 // after a test.fail node that fails at the item named `fail_at`.
 std::string graphql_crawl(const std::vector<std::string>& seeds, const std::string& key, const std::string& db,
-                          const std::string& settings = "", const std::string& fail_at = "none") {
+                          const std::string& settings = "", const std::string& fail_at = "none", bool as_json = false) {
   std::string text = R"(pipeline: graphql
 settings: {SETTINGS}
 nodes:
@@ -1437,8 +1437,7 @@ KEY
     type: fetch
     robots: ignore
     method: POST
-    headers: {Content-Type: application/json}
-    body: '{{"query": "query($after: String) {{ items(after: $after) {{ edges {{ node {{ id }} }} }} }}", "variables": {{"after": {after:json}}}}}'
+BODY
   - id: api
     type: parse.json
     items: data.items.edges
@@ -1465,6 +1464,15 @@ edges:
   text.replace(text.find("KEY\n"), 4, key.empty() ? "" : fmt::format("    key: '{}'\n", key));
   text.replace(text.find("FAIL_AT"), 7, fail_at);
   text.replace(text.find("DB\n"), 2, db);
+  // The same request, its JSON written out with doubled braces, or as YAML with fetch's json.
+  text.replace(text.find("BODY\n"), 5,
+               as_json ? R"(    json:
+      query: "query($after: String) { items(after: $after) { edges { node { id } } } }"
+      variables: {after: "{after}"}
+)"
+                       : R"(    headers: {Content-Type: application/json}
+    body: '{{"query": "query($after: String) {{ items(after: $after) {{ edges {{ node {{ id }} }} }} }}", "variables": {{"after": {after:json}}}}}'
+)");
   return text;
 }
 
@@ -1490,6 +1498,21 @@ TEST_CASE("a GraphQL API paged by a cursor in the POST body: next_field and next
   REQUIRE(unkeyed.errors.empty());
   CHECK(server.counter("/cursor").requests == 2);
   CHECK(test::query(dir.file("unkeyed.db"), "SELECT count(*) FROM items") == std::vector<std::string>{"15"});
+}
+
+TEST_CASE("a GraphQL crawl with its request body written as fetch's json: the query as written, the cursor typed",
+          "[parse][crawl]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  const std::string a = server.url("/cursor/45"), b = server.url("/cursor/23?per=5");
+  RunReport report =
+      run_pipeline(test::plan_of(graphql_crawl({a, b}, "{url} {after}", dir.file("json.db"), "", "none", true)));
+  REQUIRE(report.errors.empty());
+  CHECK(server.counter("/cursor").requests == 10);
+  CHECK(test::query(dir.file("json.db"),
+                    "SELECT page_url, count(*), count(DISTINCT id), min(id), max(id) FROM items "
+                    "GROUP BY page_url ORDER BY count(*) DESC") ==
+        std::vector<std::string>{a + "|45|45|0|44", b + "|23|23|0|22"});
 }
 
 TEST_CASE("a resumed GraphQL crawl fetches the cursor pages it had not done, each once", "[parse][crawl][resume]") {

@@ -117,3 +117,29 @@ TEST_CASE("a list of scalars may be written as its one item, a list of maps may 
         "t.yaml:2:8: error: rules: expected a list, got 'x'\n"
         "t.yaml:3:7: error: tags: expected a list, got a map\n");
 }
+
+TEST_CASE("an any field keeps a value as written: typed scalars, lists and maps to any depth, in order", "[schema]") {
+  Schema schema({FieldSpec::any("json", "a value")});
+  CHECK(schema.find("json")->type_text() == "any value (map, list, scalar)");
+  Diagnostics diags;
+  SpecNode root = parse_spec("json:\n  b: [1, '2', {c: null}]\n  a: 1.5\n", "t.yaml", test::fixed_env(), diags);
+  Config c = schema.validate(root, Location{"t.yaml", 1, 1}, "test", {}, diags);
+  REQUIRE(diags.empty());
+  const auto& map = std::get<ConfigValue::Map>(c.at("json").v);
+  REQUIRE(map.size() == 2);
+  CHECK(map[0].first == "b");  // in the order written
+  CHECK(map[1].first == "a");
+  CHECK(*std::get<Value>(map[1].second.v).as_double() == 1.5);
+  CHECK(map[1].second.where.line == 3);
+  const auto& list = std::get<ConfigValue::List>(map[0].second.v);
+  REQUIRE(list.size() == 3);
+  CHECK(*std::get<Value>(list[0].v).as_int() == 1);
+  CHECK(*std::get<Value>(list[1].v).as_string() == "2");  // quoted: a string
+  CHECK(std::get<Value>(std::get<ConfigValue::Map>(list[2].v).at(0).second.v).is_null());
+  // A scalar alone is a value too.
+  Diagnostics scalar_diags;
+  SpecNode scalar = parse_spec("json: true\n", "t.yaml", test::fixed_env(), scalar_diags);
+  Config s = schema.validate(scalar, Location{"t.yaml", 1, 1}, "test", {}, scalar_diags);
+  REQUIRE(scalar_diags.empty());
+  CHECK(*std::get<Value>(s.at("json").v).as_bool());
+}

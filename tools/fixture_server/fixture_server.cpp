@@ -612,12 +612,17 @@ struct FixtureServer::Impl {
                   res.set_content(fmt::format("proxied {}\n", req.path), "text/plain");
                 }));
     // A GraphQL-style API paged by a cursor in the POST body ({"variables": {"after": "c20"}} or
-    // null for the first page), Relay's answer: edges, then pageInfo's hasNextPage and endCursor
-    // (the last item's cursor, also on the last page).
+    // null for the first page; 415 without Content-Type: application/json), Relay's answer: edges, then pageInfo's
+    // hasNextPage and endCursor (the last item's cursor, also on the last page).
     server->Post(
         R"(/cursor/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
           const int total = std::stoi(req.matches[1]);
           const int per = req.has_param("per") ? std::max(1, std::stoi(req.get_param_value("per"))) : 10;
+          if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
+            res.status = 415;
+            res.set_content(R"({"errors":[{"message":"send Content-Type: application/json"}]})", "application/json");
+            return;
+          }
           static const std::regex after_re(R"re("after"\s*:\s*(null|"c(\d+)"))re");
           std::smatch m;
           if (!std::regex_search(req.body, m, after_re)) {

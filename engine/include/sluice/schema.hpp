@@ -30,6 +30,7 @@ enum class FieldType {
   map,     // string keys to `element`
   scalar,  // any YAML scalar, typed as null / bool / int / double / string
   object,  // a nested schema
+  any,     // any YAML value: a scalar (typed as `scalar`), a list or a map of them, nested (a JSON body)
 };
 
 std::string_view field_type_name(FieldType type);
@@ -65,6 +66,7 @@ struct FieldSpec {
   static FieldSpec list(std::string name, FieldSpec element, std::string doc);
   static FieldSpec map(std::string name, FieldSpec element, std::string doc);
   static FieldSpec object_of(std::string name, Schema schema, std::string doc);
+  static FieldSpec any(std::string name, std::string doc);
 
   FieldSpec with_default(std::string yaml_text) &&;
   FieldSpec make_required() &&;
@@ -96,7 +98,7 @@ struct ConfigValue {
   ConfigValue& operator=(ConfigValue&&) noexcept;
   ~ConfigValue();
 
-  std::variant<Value, Duration, Size, List, Map, Object> v;
+  std::variant<Value, Duration, Size, List, Map, Object> v;  // an `any` field: Value, List or Map
   Location where;
 };
 
