@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 
@@ -157,6 +158,14 @@ class JsonParser final : public TransformNode {
                       "keep_headers (keep_headers: [link])",
                       pages == 1 ? "the page had no" : fmt::format("none of the {} pages had a", pages), link_header_));
     }
+    if (repeated_ > 0 && notice_) {
+      notice_(
+          fmt::format("{}: {} gave the same items as the page before {}, so no page after {} was asked for "
+                      "(the first: '{}'): does the API take '{}'?",
+                      by_items_ ? "offset_param" : "page_param",
+                      repeated_ == 1 ? "a page" : fmt::format("{} pages", repeated_), repeated_ == 1 ? "it" : "them",
+                      repeated_ == 1 ? "it" : "them", hide_credentials(first_repeated_), step_param_));
+    }
     for (const JsonField& f : fields_) {
       if (f.typed) f.typed->say(f.name, notice_);
     }
@@ -179,8 +188,9 @@ class JsonParser final : public TransformNode {
     if (const auto error = parser.parse(text.data(), text.size()).get(doc); !error) {
       std::string reported = reported_error(doc);
       if (reported.empty()) {
-        const std::size_t items = extract(page, page_url, doc, out);
-        emit_page_link(page, page_url, items, next_allowed(doc), out);
+        std::uint64_t digest = 0;
+        const std::size_t items = extract(page, page_url, doc, out, digest);
+        emit_page_link(page, page_url, items, digest, next_allowed(doc), out);
       }
       stats_.page_done();
       if (!reported.empty()) out.fail(std::move(page), fmt::format("'{}' answered with {}", page_url, reported));
@@ -194,6 +204,7 @@ class JsonParser final : public TransformNode {
     // JSON Lines (NDJSON: an export, a log, an index server's answer): each line is read as a
     // page's document would be. The items of good lines go on; bad lines fail the page.
     std::size_t bad = 0, items = 0;
+    std::uint64_t digest = 0;
     bool allowed = true;  // next_if allowed a next page on every line
     std::string first_bad;
     for_each_line(text, [&](std::size_t number, std::string_view line) {
@@ -205,12 +216,12 @@ class JsonParser final : public TransformNode {
       } else if (!(reported = reported_error(doc)).empty()) {
         if (bad++ == 0) first_bad = fmt::format("'{}' answered with {} at line {}", page_url, reported, number);
       } else {
-        items += extract(page, page_url, doc, out);
+        items += extract(page, page_url, doc, out, digest);
         allowed = allowed && next_allowed(doc);
       }
       return true;
     });
-    emit_page_link(page, page_url, items, allowed, out);
+    emit_page_link(page, page_url, items, digest, allowed, out);
     stats_.page_done();
     if (bad != 0) {
       const std::string more = bad == 1 ? "" : fmt::format(" (and {} more line{})", bad - 1, bad == 2 ? "" : "s");
@@ -238,8 +249,9 @@ class JsonParser final : public TransformNode {
   // The next-page link that the page as a whole gives, after its documents' items (`items` of them;
   // `more`: next_if allowed one): with `link_header` the target of the rel="next" link in its Link
   // header; with `page_param` or `offset_param` its URL with that parameter one more page on, while
-  // it gave items.
-  void emit_page_link(const Record& page, const std::string& page_url, std::size_t items, bool more, Emitter& out) {
+  // it gave items, and items other than the page before it (`digest`: its items' hash).
+  void emit_page_link(const Record& page, const std::string& page_url, std::size_t items, std::uint64_t digest,
+                      bool more, Emitter& out) {
     std::string url;
     if (!link_header_.empty()) {
       pages_.fetch_add(1, std::memory_order_relaxed);
@@ -256,15 +268,38 @@ class JsonParser final : public TransformNode {
       const std::optional<std::string> at = parse::query_param(page_url, step_param_);
       std::int64_t now = by_items_ ? 0 : 1;
       const bool number = !at || parse_int(*at, now);
-      if (more && items > 0 && number) {
+      if (more && items > 0 && number && !repeats_page_before(page_url, digest)) {
         const std::int64_t step = by_items_ ? static_cast<std::int64_t>(items) : 1;
         url = parse::resolve_link(page_url, parse::with_query_param(page_url, step_param_, std::to_string(now + step)));
+        remember_page(url, digest);
       }
     } else {
       return;
     }
     stats_.tally().add(stats_.link_row(), url.empty() ? 0 : 1);
     if (!url.empty()) out.emit(parse::link_record(page, page_url, std::move(url), keep_), 1);
+  }
+
+  // Whether the page at `page_url` gave the same items (`digest`) as the page whose next page it
+  // is: an API that does not take the parameter (a misspelt one) or answers every page past its
+  // last with the last would otherwise be asked for pages for ever. Counted for finish()'s notice.
+  bool repeats_page_before(const std::string& page_url, std::uint64_t digest) {
+    std::lock_guard lock(before_mutex_);
+    const auto it = before_.find(page_url);
+    if (it == before_.end()) return false;
+    const bool same = it->second == digest;
+    before_.erase(it);
+    if (same && repeated_++ == 0) first_repeated_ = page_url;
+    return same;
+  }
+
+  // The items' digest of the page whose next page is `next_url`, for repeats_page_before(). Pages
+  // of one API come one after the other, so this holds one entry per API being paged; the next
+  // pages of a resumed run or of a frontier that had too many are not compared.
+  void remember_page(const std::string& next_url, std::uint64_t digest) {
+    std::lock_guard lock(before_mutex_);
+    if (before_.size() >= 100'000) before_.clear();
+    before_[next_url] = digest;
   }
 
   // Whether `text` is a whole decimal integer (a page number in a URL); it in `value` when it is.
@@ -330,7 +365,9 @@ class JsonParser final : public TransformNode {
 
   // The next-page link and the items of one JSON document of `page`.
   // Returns the number of items (1 without `items`).
-  std::size_t extract(const Record& page, const std::string& page_url, simdjson::dom::element doc, Emitter& out) {
+  // With `page_param` or `offset_param` adds the items' JSON to `digest`.
+  std::size_t extract(const Record& page, const std::string& page_url, simdjson::dom::element doc, Emitter& out,
+                      std::uint64_t& digest) {
     parse::SelectorStats::Tally& tally = stats_.tally();
     if (link_) tally.add(stats_.link_row(), emit_link(page, page_url, doc, out) ? 1 : 0);
     // The items, each with its key for `item_key`: a member's name, or a position in an array.
@@ -354,6 +391,7 @@ class JsonParser final : public TransformNode {
       items.emplace_back(Value(), doc);
     }
     for (auto& [key, item] : items) {
+      if (!step_param_.empty()) digest = (digest ^ fnv1a64(simdjson::to_string(item))) * 0x100000001b3ULL;
       Record r = parse::item_record(page, page_url, keep_);
       if (!item_key_.empty() && !key.is_null()) r.set(item_key_, std::move(key));
       std::string problem;
@@ -469,6 +507,10 @@ class JsonParser final : public TransformNode {
   std::string link_header_;                // "": none; else the field holding the response's Link header
   std::string step_param_;                 // "": none; else page_param's or offset_param's name
   bool by_items_ = false;                  // offset_param: the step is the page's items, not 1
+  std::mutex before_mutex_;                // guards before_, repeated_ and first_repeated_
+  std::unordered_map<std::string, std::uint64_t> before_;  // a next page's URL -> its page's items' digest
+  std::uint64_t repeated_ = 0;                             // pages with the items of the page before
+  std::string first_repeated_;
   std::atomic<std::uint64_t> pages_{0};    // pages whose Link header was looked for
   std::atomic<bool> header_seen_{false};   // a page had the field (not null: fetch keeps the header)
   std::vector<JsonField> fields_;

@@ -61,6 +61,11 @@ nodes:
     next_url: '/items?after={next:url}&from={url:url}'
     next_field: cursor
     next_if: meta.more
+  - id: paged
+    type: parse.json
+    items: data.items
+    fields: {id: id}
+    offset_param: offset
   - id: prices
     type: parse.regex
     pattern: 'SKU (?P<sku>SL-[0-9]+): (?P<price>[0-9.]+)'
@@ -78,6 +83,8 @@ edges:
   - urls -> api -> out
   - api.links -> out
   - urls -> whole -> out
+  - urls -> paged -> out
+  - paged.links -> out
   - urls -> keyed -> out
   - keyed.links -> out
   - urls -> prices -> out

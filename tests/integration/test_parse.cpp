@@ -1391,6 +1391,22 @@ edges:
   CHECK(server.counter("/paged").requests == 1);
   CHECK(selector_rows(odd, "api") ==
         std::vector<std::string>{"page_param page 1 0 1 0", "items  1 1 0 10", "fields.id id 10 10 0 10"});
+  // An API that does not take the parameter (a misspelt one: 'pg') answers every page with the
+  // first: the second page's items are the first's, so no third page is asked for (the pages would
+  // go on for ever), and a notice says so. The same for offsets.
+  for (const std::string option : {"page_param: pg", "offset_param: skip"}) {
+    server.reset_counters();
+    RunReport ignored = run_pipeline(crawl(server.url("/paged/45?per=10"), option));
+    REQUIRE(ignored.errors.empty());
+    CHECK(server.counter("/paged").requests == 2);
+    CHECK(ids().size() == 10);
+    const std::string name = option.substr(0, option.find(':')), param = option.substr(option.find(' ') + 1);
+    CHECK(notice_messages(ignored) ==
+          std::vector<std::string>{fmt::format(
+              "api: {}: a page gave the same items as the page before it, so no page after it was asked for (the "
+              "first: '{}'): does the API take '{}'?",
+              name, server.url(fmt::format("/paged/45?per=10&{}={}", param, name == "page_param" ? 2 : 10)), param)});
+  }
 }
 
 TEST_CASE("parse.json's next_if with a leading '!' follows the next page only while the value is false",
