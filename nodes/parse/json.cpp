@@ -158,6 +158,7 @@ class JsonParser final : public TransformNode {
                       "keep_headers (keep_headers: [link])",
                       pages == 1 ? "the page had no" : fmt::format("none of the {} pages had a", pages), link_header_));
     }
+    std::unique_lock lock(before_mutex_);
     if (repeated_ > 0 && notice_) {
       notice_(
           fmt::format("{}: {} gave the same items as the page before {}, so no page after {} was asked for "
@@ -166,6 +167,7 @@ class JsonParser final : public TransformNode {
                       repeated_ == 1 ? "a page" : fmt::format("{} pages", repeated_), repeated_ == 1 ? "it" : "them",
                       repeated_ == 1 ? "it" : "them", hide_credentials(first_repeated_), step_param_));
     }
+    lock.unlock();
     for (const JsonField& f : fields_) {
       if (f.typed) f.typed->say(f.name, notice_);
     }
