@@ -648,11 +648,12 @@ NodeType parse_json_type() {
                             "and other REST APIs' pagination); instead of next"),
           FieldSpec::string("page_param",
                             "the query parameter of a page number (page): the next page is the page's URL with it "
-                            "one more (2 when the URL has none), while pages give items; instead of next"),
+                            "one more (2 when the URL has none), while pages give items other than the page "
+                            "before's; instead of next"),
           FieldSpec::string("offset_param",
                             "the query parameter of an offset (offset, start): the next page is the page's URL "
-                            "with it increased by the page's items (from 0), while pages give items; instead of "
-                            "next"),
+                            "with it increased by the page's items (from 0), while pages give items other than "
+                            "the page before's; instead of next"),
           FieldSpec::string("fail_if",
                             "path where an API reports a failure in a 200 answer (GraphQL's errors, an error "
                             "message): a page with a value there (not null, false, \"\", [] or {}) fails with it "
