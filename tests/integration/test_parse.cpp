@@ -1347,6 +1347,51 @@ TEST_CASE("pipelines/github_issues.yaml stores every page of a repository's issu
   CHECK(report.notices.empty());
 }
 
+TEST_CASE("pipelines/github_issues_graphql.yaml stores a repository's issues from a GitHub-like GraphQL API",
+          "[parse][crawl]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  const std::string db = dir.file("issues.db");
+  auto run = [&](const std::string& name, const std::string& auth) {
+    LoadOptions options;
+    options.env = [&](const std::string& var) -> std::optional<std::string> {
+      if (var == "API") return server.url("/github");
+      if (var == "REPO_OWNER") return "octo";
+      if (var == "REPO_NAME") return name;
+      if (var == "DB") return db;
+      if (var == "GITHUB_AUTH" && !auth.empty()) return auth;
+      return std::nullopt;
+    };
+    Diagnostics diags;
+    auto plan = load_pipeline_file(SLUICE_SOURCE_DIR "/pipelines/github_issues_graphql.yaml", test::builtin_registry(),
+                                   options, diags);
+    INFO(diags.to_string());
+    REQUIRE(plan);
+    return run_pipeline(std::move(*plan));
+  };
+  RunReport report = run("demo", "Bearer t0ken");
+  REQUIRE(report.errors.empty());
+  // 184 issues (230 less every fifth, a pull request) 100 a page: two POSTs to one URL.
+  CHECK(server.counter("/github").requests == 2);
+  CHECK(test::query(db, "SELECT count(*), count(DISTINCT number), min(number), max(number) FROM issues") ==
+        std::vector<std::string>{"184|184|1|229"});
+  CHECK(test::query(db, "SELECT title, state, author, labels, comments, created FROM issues WHERE number IN (2, 4)") ==
+        std::vector<std::string>{R"(Issue 2|OPEN|user2|["bug","help wanted"]|2|2026-03-12T10:00:00Z)",
+                                 "Issue 4|OPEN|user4|NULL|0|2026-05-14T10:00:00Z"});
+  CHECK(report.notices.empty());
+  // A repository that is not there: GitHub answers 200 with an error, which fails the run saying so.
+  RunReport missing = run("missing", "Bearer t0ken");
+  REQUIRE(missing.errors.size() == 1);
+  CHECK(test::contains(missing.errors[0].message,
+                       "answered with an error at 'errors': [{\"type\":\"NOT_FOUND\","
+                       "\"message\":\"Could not resolve to a Repository with the name "
+                       "'octo/missing'.\"}]"));
+  // Without a token: 401, the run fails with its status.
+  RunReport anonymous = run("demo", "");
+  REQUIRE(anonymous.errors.size() == 1);
+  CHECK(test::contains(anonymous.errors[0].message, "401"));
+}
+
 TEST_CASE("parse.json's page_param and offset_param step through an API's pages while they give items",
           "[parse][crawl]") {
   fixture::FixtureServer server(kSite);

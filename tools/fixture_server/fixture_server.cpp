@@ -25,6 +25,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <set>
 #include <stdexcept>
@@ -302,6 +303,23 @@ std::string temp_file(const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
   return path;
 }
+
+// The issues of the fixture's imitation of GitHub's APIs, by number (from 1, oldest first): every
+// fifth a pull request, every third closed, the first three labelled.
+constexpr int kGithubIssues = 230;
+struct GithubIssue {
+  explicit GithubIssue(int n)
+      : number(n),
+        author(n % 7),
+        comments(n % 4),
+        closed(n % 3 == 0),
+        labelled(n <= 3),
+        pull_request(n % 5 == 0),
+        created(fmt::format("2026-0{}-1{}T10:00:00Z", 1 + n % 9, n % 10)) {}
+  int number, author, comments;
+  bool closed, labelled, pull_request;
+  std::string created;
+};
 
 }  // namespace
 
@@ -671,11 +689,10 @@ struct FixtureServer::Impl {
     // at most 100), the next page in the Link header, the quota's headers (5000 an hour, never used up).
     server->Get(
         R"(/github/repos/([^/]+)/([^/]+)/issues)", tracked([](const httplib::Request& req, httplib::Response& res) {
-          constexpr int kIssues = 230;
           const int per =
               std::clamp(req.has_param("per_page") ? std::stoi(req.get_param_value("per_page")) : 30, 1, 100);
           const int page = req.has_param("page") ? std::max(1, std::stoi(req.get_param_value("page"))) : 1;
-          const int pages = (kIssues + per - 1) / per;
+          const int pages = (kGithubIssues + per - 1) / per;
           const std::string base =
               fmt::format("http://{}/github/repos/{}/{}/issues?state={}&per_page={}", req.get_header_value("Host"),
                           req.matches[1].str(), req.matches[2].str(), req.get_param_value("state"), per);
@@ -686,16 +703,73 @@ struct FixtureServer::Impl {
           res.set_header("X-RateLimit-Remaining", "4990");
           res.set_header("X-RateLimit-Reset", std::to_string(std::time(nullptr) + 3600));
           std::string issues;
-          for (int i = (page - 1) * per; i < std::min(kIssues, page * per); ++i) {
-            const int number = kIssues - i;  // newest first
-            issues +=
-                fmt::format(R"({}{{"number":{},"title":"Issue {}","state":"{}","user":{{"login":"user{}"}},)"
-                            R"("labels":[{}],"comments":{},"created_at":"2026-0{}-1{}T10:00:00Z"{}}})",
-                            issues.empty() ? "" : ",", number, number, number % 3 == 0 ? "closed" : "open", number % 7,
-                            number <= 3 ? R"({"name":"bug"},{"name":"help wanted"})" : "", number % 4, 1 + number % 9,
-                            number % 10, number % 5 == 0 ? R"(,"pull_request":{"url":"https://example/pr"})" : "");
+          for (int i = (page - 1) * per; i < std::min(kGithubIssues, page * per); ++i) {
+            const GithubIssue issue(kGithubIssues - i);  // newest first
+            issues += fmt::format(
+                R"({}{{"number":{},"title":"Issue {}","state":"{}","user":{{"login":"user{}"}},)"
+                R"("labels":[{}],"comments":{},"created_at":"{}"{}}})",
+                issues.empty() ? "" : ",", issue.number, issue.number, issue.closed ? "closed" : "open", issue.author,
+                issue.labelled ? R"({"name":"bug"},{"name":"help wanted"})" : "", issue.comments, issue.created,
+                issue.pull_request ? R"(,"pull_request":{"url":"https://example/pr"})" : "");
           }
           res.set_content("[" + issues + "]", "application/json");
+        }));
+    // GitHub's GraphQL API for a repository's issues, as pipelines/github_issues_graphql.yaml reads
+    // it: the same issues as above (the pull requests left out, as GraphQL's issues are), oldest
+    // first, `first` (at most 100) a page after the cursor in variables.after; a token is needed
+    // (401 without), an unknown repository (name 'missing') is an error in a 200 answer.
+    server->Post(
+        "/github/graphql", tracked([](const httplib::Request& req, httplib::Response& res) {
+          if (!req.get_header_value("Authorization").starts_with("Bearer ")) {
+            res.status = 401;
+            res.set_content(R"({"message":"This endpoint requires you to be authenticated."})", "application/json");
+            return;
+          }
+          auto variable = [&](const char* name) -> std::optional<std::string> {
+            const std::regex re(fmt::format(R"re("{}"\s*:\s*("([^"]*)"|[0-9]+|null))re", name));
+            std::smatch m;
+            if (!std::regex_search(req.body, m, re) || m[1] == "null") return std::nullopt;
+            return m[2].matched ? m[2].str() : m[1].str();
+          };
+          const auto owner = variable("owner"), name = variable("name"), after = variable("after");
+          if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0 || !owner || !name ||
+              req.body.find("issues(") == std::string::npos) {
+            res.status = 400;
+            res.set_content(R"({"errors":[{"message":"Problems parsing JSON"}]})", "application/json");
+            return;
+          }
+          if (*name == "missing") {
+            res.set_content(fmt::format(R"({{"data":{{"repository":null}},"errors":[{{"type":"NOT_FOUND",)"
+                                        R"("message":"Could not resolve to a Repository with the name '{}/{}'."}}]}})",
+                                        *owner, *name),
+                            "application/json");
+            return;
+          }
+          const int first = std::clamp(std::stoi(variable("first").value_or("100")), 1, 100);
+          std::vector<GithubIssue> all;  // oldest first
+          for (int n = 1; n <= kGithubIssues; ++n) {
+            if (!GithubIssue(n).pull_request) all.emplace_back(n);
+          }
+          const std::size_t start = after && after->starts_with("cursor:") ? std::stoul(after->substr(7)) + 1 : 0;
+          const std::size_t end = std::min(all.size(), start + static_cast<std::size_t>(first));
+          std::string nodes;
+          for (std::size_t i = start; i < end; ++i) {
+            const GithubIssue& issue = all[i];
+            nodes += fmt::format(R"({}{{"number":{},"title":"Issue {}","state":"{}","author":{{"login":"user{}"}},)"
+                                 R"("labels":{{"nodes":[{}]}},"comments":{{"totalCount":{}}},"createdAt":"{}"}})",
+                                 nodes.empty() ? "" : ",", issue.number, issue.number, issue.closed ? "CLOSED" : "OPEN",
+                                 issue.author, issue.labelled ? R"({"name":"bug"},{"name":"help wanted"})" : "",
+                                 issue.comments, issue.created);
+          }
+          res.set_header("X-RateLimit-Limit", "5000");
+          res.set_header("X-RateLimit-Remaining", "4990");
+          res.set_header("X-RateLimit-Reset", std::to_string(std::time(nullptr) + 3600));
+          res.set_content(
+              fmt::format(R"({{"data":{{"repository":{{"issues":{{"totalCount":{},"pageInfo":{{"hasNextPage":{},)"
+                          R"("endCursor":{}}},"nodes":[{}]}}}}}}}})",
+                          all.size(), end < all.size() ? "true" : "false",
+                          end > start ? fmt::format("\"cursor:{}\"", end - 1) : "null", nodes),
+              "application/json");
         }));
     server->Get("/echo", echo);
     server->Post("/echo", echo);
