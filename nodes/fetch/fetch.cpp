@@ -266,6 +266,53 @@ void json_body_template(const ConfigValue& value, const std::string& label, std:
   append_literal(out, json);
 }
 
+// fetch's `form`: the fields as the text of a body template, application/x-www-form-urlencoded:
+// name=value pairs joined by '&', the names and the values' literal text percent-encoded as
+// `{field:url}` encodes a field's text (all but A-Z a-z 0-9 - . _ ~), and each {field} a value
+// holds written as {field:url}. A {field} with another format is an error (its text could not be
+// encoded after it).
+std::string form_body_template(const ConfigValue::Map& form, Diagnostics& diags) {
+  auto encode = [](std::string& out, std::string_view text) {
+    for (unsigned char c : text) {
+      const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                              c == '.' || c == '_' || c == '~';
+      out += unreserved ? std::string(1, static_cast<char>(c)) : fmt::format("%{:02X}", c);
+    }
+  };
+  std::string out;
+  for (const auto& [name, value] : form) {
+    if (!out.empty()) out += '&';
+    encode(out, name);
+    out += '=';
+    const std::string text = std::get<Value>(value.v).to_text();
+    // Valid (the schema checked it): '{{' and '}}' are braces, any other '{' opens a {field}.
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      if ((c == '{' || c == '}') && i + 1 < text.size() && text[i + 1] == c) {
+        encode(out, std::string_view(&text[i], 1));
+        ++i;
+      } else if (c == '{') {
+        const std::size_t end = text.find('}', i);
+        std::string_view field = std::string_view(text).substr(i + 1, end - i - 1);
+        if (const auto colon = field.rfind(':'); colon != std::string_view::npos) {
+          if (field.substr(colon + 1) != "url") {
+            diags.error(value.where, fmt::format("form.{}: '{{{}}}': a form's values are percent-encoded, so a "
+                                                 "{{field}} in one takes no other format (make the text a field "
+                                                 "with a set node first)",
+                                                 name, field));
+          }
+          field = field.substr(0, colon);
+        }
+        out += fmt::format("{{{}:url}}", field);
+        i = end;
+      } else {
+        encode(out, std::string_view(&text[i], 1));
+      }
+    }
+  }
+  return out;
+}
+
 void check(const Config& c, const Location&, Diagnostics& diags) {
   // libcurl reads 0 as no limit at all (300 s for a connection): a server that stops sending would
   // hold its request, and the run, for ever.
@@ -278,14 +325,17 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
     diags.error(c.where("connect_timeout"), "connect_timeout: must be more than 0 (libcurl would wait 300 s)");
   }
   std::string method = c.string("method");
-  for (const char* body : {"body", "json"}) {
+  const char* bodies[] = {"body", "json", "form"};
+  for (const char* body : bodies) {
     if (c.has(body) && (method == "GET" || method == "HEAD")) {
       diags.error(c.where(body), fmt::format("{} is sent only with POST, PUT, PATCH or DELETE, not {}", body, method));
     }
   }
-  if (c.has("body") && c.has("json")) {
-    diags.error(c.where("json"), "json: give either body (text) or json (a value sent as JSON), not both");
+  if (std::count_if(std::begin(bodies), std::end(bodies), [&](const char* b) { return c.has(b); }) > 1) {
+    diags.error(c.where(c.has("form") ? "form" : "json"),
+                "give one of body (text), json (a value sent as JSON) and form (fields sent as a web form)");
   }
+  if (c.has("form")) form_body_template(c.map("form"), diags);
   if (c.has("json")) {
     std::string text;
     json_body_template(c.at("json"), "json", text, diags);
@@ -352,14 +402,21 @@ fetch::FetchOptions options_from(const Config& c) {
     o.headers.emplace_back(name, *FieldTemplate::compile(std::get<Value>(value.v).to_text()));
   }
   if (c.has("body")) o.body = FieldTemplate::compile(c.string("body"));
-  if (c.has("json")) {
+  if (c.has("json") || c.has("form")) {
     std::string text;
     Diagnostics checked;  // reported by check()
-    json_body_template(c.at("json"), "json", text, checked);
+    if (c.has("json")) {
+      json_body_template(c.at("json"), "json", text, checked);
+    } else {
+      text = form_body_template(c.map("form"), checked);
+    }
     o.body = FieldTemplate::compile(text);
     const auto& headers = c.map("headers");
-    if (std::none_of(headers.begin(), headers.end(), [](const auto& h) { return iequals(h.first, "content-type"); }))
-      o.headers.emplace_back("Content-Type", *FieldTemplate::compile("application/json"));
+    if (std::none_of(headers.begin(), headers.end(), [](const auto& h) { return iequals(h.first, "content-type"); })) {
+      o.headers.emplace_back(
+          "Content-Type",
+          *FieldTemplate::compile(c.has("json") ? "application/json" : "application/x-www-form-urlencoded"));
+    }
   }
   o.user_agent = c.string("user_agent");
   o.timeout = c.duration("timeout");
@@ -465,6 +522,12 @@ NodeType fetch_type() {
                          "request body for POST/PUT/PATCH/DELETE written in YAML and sent as JSON (with Content-Type: "
                          "application/json): a string that is one {field} alone is the field's value as JSON (a "
                          "missing field null); other strings go as written, braces and all (a GraphQL query)"),
+          FieldSpec::map(
+              "form",
+              FieldSpec::string("value", "a field's value; may use {field} templates")
+                  .validated_by(nodes::check_template),
+              "request body for POST/PUT/PATCH/DELETE sent as a web form (application/x-www-form-urlencoded): "
+              "name -> value, names and values percent-encoded, {field}s too"),
           FieldSpec::string("user_agent",
                             "the User-Agent header; a User-Agent in `headers` replaces it for pages, robots.txt "
                             "requests always send this one")

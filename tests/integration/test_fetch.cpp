@@ -1142,6 +1142,39 @@ edges:
                    line(echo + "?2", R"([{"id":null}])", "application/graphql+json", R"(,"method":"PUT")")});
 }
 
+TEST_CASE("fetch's form sends fields as a web form, names, values and {field}s percent-encoded", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string echo = server.url("/echo");
+  test::write_file(dir.file("in.jsonl"), fmt::format(R"({{"url":"{}","term":"R&D = 100% {{ä}}","n":3}})"
+                                                     "\n",
+                                                     echo));
+  RunReport report = run_pipeline(
+      test::plan_of(fmt::format(R"(pipeline: form_body
+nodes:
+  - {{id: src, type: source.jsonl, path: {in}}}
+  - id: post
+    type: fetch
+    robots: ignore
+    method: POST
+    form: {{q: "{{term}}", n: "{{n:url}}", "sort by": "price {{{{asc}}}}", page: 2, none: "{{missing}}"}}
+  - id: echoed
+    type: parse.json
+    fields: {{sent: body, type: headers.Content-Type}}
+    on_error: fail
+  - {{id: out, type: sink.jsonl, path: {out}, fields: [sent, type]}}
+edges:
+  - src -> post -> echoed -> out
+)",
+                                fmt::arg("in", dir.file("in.jsonl")), fmt::arg("out", dir.file("out.jsonl")))));
+  REQUIRE(report.errors.empty());
+  // In the order written; a missing field is an empty value; '&', '=', '%', spaces, braces and bytes
+  // beyond ASCII encoded, in the record's text and in the value's own.
+  CHECK(lines(dir, "out.jsonl") ==
+        std::vector<std::string>{R"({"sent":"q=R%26D%20%3D%20100%25%20%7B%C3%A4%7D&n=3&sort%20by=price%20%7Basc%7D&)"
+                                 R"(page=2&none=","type":"application/x-www-form-urlencoded"})"});
+}
+
 TEST_CASE("a header whose template meets a line break in a record is not sent: no header injection", "[fetch]") {
   // A scraped field rendered into a header would otherwise end it and add headers of its own.
   FixtureServer server;
