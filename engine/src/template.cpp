@@ -35,6 +35,34 @@ void append_file_name(std::string& out, std::string_view text) {
   }
 }
 
+void append_url_encoded(std::string& out, std::string_view text) {
+  for (unsigned char c : text) {
+    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                            c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+}
+
+namespace {
+// The formats a {field:format} may name.
+template <typename Format>
+constexpr std::pair<std::string_view, Format> kFormats[] = {
+    {"url", Format::url},     {"json", Format::json},   {"file", Format::file}, {"hash", Format::hash},
+    {"lower", Format::lower}, {"upper", Format::upper}, {"trim", Format::trim},
+};
+}  // namespace
+
+std::string_view FieldTemplate::format_name(Format format) {
+  for (const auto& [name, f] : kFormats<Format>) {
+    if (f == format) return name;
+  }
+  return "";  // Format::text
+}
+
 std::optional<FieldTemplate> FieldTemplate::compile(std::string_view text, std::string* error) {
   FieldTemplate t;
   std::string literal;
@@ -62,13 +90,10 @@ std::optional<FieldTemplate> FieldTemplate::compile(std::string_view text, std::
       Format format = Format::text;
       if (const auto colon = name.rfind(':'); colon != std::string_view::npos) {
         const std::string_view spec = name.substr(colon + 1);
-        static constexpr std::pair<std::string_view, Format> kFormats[] = {
-            {"url", Format::url},     {"json", Format::json},   {"file", Format::file}, {"hash", Format::hash},
-            {"lower", Format::lower}, {"upper", Format::upper}, {"trim", Format::trim},
-        };
+        const auto& formats = kFormats<Format>;
         const auto* known =
-            std::find_if(std::begin(kFormats), std::end(kFormats), [&](const auto& f) { return f.first == spec; });
-        if (known == std::end(kFormats)) {
+            std::find_if(std::begin(formats), std::end(formats), [&](const auto& f) { return f.first == spec; });
+        if (known == std::end(formats)) {
           if (error) {
             *error = fmt::format("unknown format '{}' in '{{{}}}' (url, json, file, hash, lower, upper or trim)", spec,
                                  name);
@@ -105,17 +130,7 @@ std::string FieldTemplate::render(const Record& record) const {
         if (v) out += v->to_text();
         break;
       case Format::url:
-        if (v) {
-          for (unsigned char c : v->to_text()) {
-            const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                                    c == '-' || c == '.' || c == '_' || c == '~';
-            if (unreserved) {
-              out += static_cast<char>(c);
-            } else {
-              out += fmt::format("%{:02X}", c);
-            }
-          }
-        }
+        if (v) append_url_encoded(out, v->to_text());
         break;
       case Format::json:
         if (v) {

@@ -195,13 +195,18 @@ void check_headers(const ConfigValue::Map& headers, const std::string& where, Di
 }
 
 // A string of fetch's `json` that is one {field} and nothing else: the field's name and format.
-std::optional<std::pair<std::string_view, std::string_view>> sole_reference(std::string_view s) {
-  if (s.size() < 3 || s.front() != '{' || s.find_first_of("{}", 1) != s.size() - 1) return std::nullopt;
-  if (!FieldTemplate::compile(s)) return std::nullopt;  // '{ x }', '{}': not a field's
-  std::string_view inner = s.substr(1, s.size() - 2);
-  const auto colon = inner.rfind(':');
-  if (colon == std::string_view::npos) return std::pair{inner, std::string_view()};
-  return std::pair{inner.substr(0, colon), inner.substr(colon + 1)};
+std::optional<std::pair<std::string, std::string>> sole_reference(std::string_view s) {
+  const auto t = FieldTemplate::compile(s);  // '{ x }', '{}': not a field's
+  if (!t) return std::nullopt;
+  std::optional<std::pair<std::string, std::string>> field;
+  int fields = 0;
+  bool text = false;
+  t->visit([&](std::string_view literal) { text = text || !literal.empty(); },
+           [&](std::string_view name, std::string_view format) {
+             ++fields;
+             field.emplace(name, format);
+           });
+  return fields == 1 && !text ? field : std::nullopt;
 }
 
 // JSON text as a template's literal text: its braces doubled.
@@ -272,43 +277,22 @@ void json_body_template(const ConfigValue& value, const std::string& label, std:
 // holds written as {field:url}. A {field} with another format is an error (its text could not be
 // encoded after it).
 std::string form_body_template(const ConfigValue::Map& form, Diagnostics& diags) {
-  auto encode = [](std::string& out, std::string_view text) {
-    for (unsigned char c : text) {
-      const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                              c == '.' || c == '_' || c == '~';
-      out += unreserved ? std::string(1, static_cast<char>(c)) : fmt::format("%{:02X}", c);
-    }
-  };
   std::string out;
   for (const auto& [name, value] : form) {
     if (!out.empty()) out += '&';
-    encode(out, name);
+    append_url_encoded(out, name);
     out += '=';
-    const std::string text = std::get<Value>(value.v).to_text();
-    // Valid (the schema checked it): '{{' and '}}' are braces, any other '{' opens a {field}.
-    for (std::size_t i = 0; i < text.size(); ++i) {
-      const char c = text[i];
-      if ((c == '{' || c == '}') && i + 1 < text.size() && text[i + 1] == c) {
-        encode(out, std::string_view(&text[i], 1));
-        ++i;
-      } else if (c == '{') {
-        const std::size_t end = text.find('}', i);
-        std::string_view field = std::string_view(text).substr(i + 1, end - i - 1);
-        if (const auto colon = field.rfind(':'); colon != std::string_view::npos) {
-          if (field.substr(colon + 1) != "url") {
-            diags.error(value.where, fmt::format("form.{}: '{{{}}}': a form's values are percent-encoded, so a "
-                                                 "{{field}} in one takes no other format (make the text a field "
-                                                 "with a set node first)",
-                                                 name, field));
-          }
-          field = field.substr(0, colon);
-        }
-        out += fmt::format("{{{}:url}}", field);
-        i = end;
-      } else {
-        encode(out, std::string_view(&text[i], 1));
-      }
-    }
+    const auto t = FieldTemplate::compile(std::get<Value>(value.v).to_text());  // valid: the schema checked it
+    t->visit([&](std::string_view literal) { append_url_encoded(out, literal); },
+             [&](std::string_view field, std::string_view format) {
+               if (!format.empty() && format != "url") {
+                 diags.error(value.where, fmt::format("form.{}: '{{{}:{}}}': a form's values are percent-encoded, so "
+                                                      "a {{field}} in one takes no other format (make the text a "
+                                                      "field with a set node first)",
+                                                      name, field, format));
+               }
+               out += fmt::format("{{{}:url}}", field);
+             });
   }
   return out;
 }

@@ -19,6 +19,10 @@ std::uint64_t fnv1a64(std::string_view text);
 // a character boundary.
 void append_file_name(std::string& out, std::string_view text);
 
+// Appends `text` percent-encoded for a URL's query or path segment, or a web form's name or value:
+// every byte but A-Z a-z 0-9 - . _ ~ as %XX ("a&b c" is "a%26b%20c").
+void append_url_encoded(std::string& out, std::string_view text);
+
 class FieldTemplate {
  public:
   // Compiles `text`; `{{` and `}}` write literal braces. `{field:url}` writes the field's text
@@ -38,9 +42,22 @@ class FieldTemplate {
   std::string render(const Record& record) const;
   // The referenced field names.
   std::vector<std::string> fields() const;
+  // Calls `literal(text)` and `field(name, format)` for its pieces in order: the literal text with
+  // `{{` and `}}` already single braces, and each {field} with its format's name ("" for none).
+  template <typename Literal, typename Field>
+  void visit(Literal&& literal, Field&& field) const {
+    for (std::size_t i = 0; i < pieces_.size(); ++i) {
+      if (i % 2 == 0) {
+        literal(std::string_view(pieces_[i]));
+      } else {
+        field(std::string_view(pieces_[i]), format_name(formats_[i / 2]));
+      }
+    }
+  }
 
  private:
   enum class Format { text, url, json, file, hash, lower, upper, trim };
+  static std::string_view format_name(Format format);
   std::vector<std::string> pieces_;  // literal, field, literal, ..., literal
   std::vector<Format> formats_;      // one per field
 };
