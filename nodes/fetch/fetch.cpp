@@ -1,4 +1,5 @@
 // fetch: HTTP requests on libcurl's multi interface, on the node's own I/O thread.
+#include <curl/curl.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -174,6 +175,55 @@ Schema cache_schema() {
                           "a response older than this is asked for again, with its ETag and Last-Modified: a 304 "
                           "keeps it fresh, another answer replaces it; 0s asks for every one again; default: a "
                           "response is used however old it is"),
+  });
+}
+
+// oauth2's token_url: http or https, and http only to this machine (a loopback host), since the
+// request carries the client's secret.
+std::string check_token_url(const Value& v) {
+  const std::string text = v.to_text();
+  CURLU* url = curl_url();
+  if (!url) throw std::bad_alloc();
+  char* scheme = nullptr;
+  char* host = nullptr;
+  std::string error;
+  if (curl_url_set(url, CURLUPART_URL, text.c_str(), 0) != CURLUE_OK ||
+      curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+      curl_url_get(url, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+    error = fmt::format("'{}' is not a URL (https://auth.example.com/oauth/token)", hide_credentials(text));
+  } else if (std::string_view(scheme) != "https" && std::string_view(scheme) != "http") {
+    error = fmt::format("'{}': only https (and http to a loopback host) is allowed", hide_credentials(text));
+  } else if (std::string_view(scheme) == "http") {
+    const std::string_view h = host;
+    if (h != "localhost" && !h.starts_with("127.") && h != "[::1]") {
+      error = fmt::format(
+          "'{}': the request carries the client secret, so it goes over https (http only to a "
+          "loopback host)",
+          hide_credentials(text));
+    }
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_url_cleanup(url);
+  return error;
+}
+
+Schema oauth2_schema() {
+  return Schema({
+      FieldSpec::string("token_url", "the authorization server's token endpoint (https)")
+          .validated_by(check_token_url)
+          .make_required(),
+      FieldSpec::string("client_id", "the client's id; ${CLIENT_ID} keeps it in the environment").make_required(),
+      FieldSpec::string("client_secret", "the client's secret; ${CLIENT_SECRET} keeps it out of the file")
+          .make_required(),
+      FieldSpec::string("scope", "the scope asked for (space-separated); default: none, the server's"),
+      FieldSpec::map("params", FieldSpec::string("value", "a value"),
+                     "more fields of the token request: audience, resource (name -> value)")
+          .with_default(""),
+      FieldSpec::enumeration("client_auth", {"basic", "post"},
+                             "how the client proves itself: basic (HTTP Basic authentication, RFC 6749's "
+                             "default), post (client_id and client_secret in the request's form)")
+          .with_default("basic"),
   });
 }
 
@@ -373,6 +423,30 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
                 "cache: a download's files are not kept in the cache (download's exists: keep "
                 "keeps the files a run fetched before)");
   }
+  if (c.has("oauth2")) {
+    auto no_authorization = [&](const ConfigValue::Map& headers, const std::string& where) {
+      for (const auto& [name, value] : headers) {
+        if (iequals(name, "authorization")) {
+          diags.error(value.where, fmt::format("{}.{}: oauth2 sends the Authorization header (its token): give one "
+                                               "or the other",
+                                               where, name));
+        }
+      }
+    };
+    no_authorization(c.map("headers"), "headers");
+    for (const auto& [pattern, value] : c.map("hosts")) {
+      no_authorization(std::get<ConfigValue::Object>(value.v)->map("headers"),
+                       fmt::format("hosts.{}.headers", pattern));
+    }
+    for (const auto& [name, value] : c.object("oauth2").map("params")) {
+      if (name == "scope") {
+        diags.error(value.where, "oauth2.params: give the scope as oauth2's scope");
+      } else if (name == "grant_type" || name == "client_id" || name == "client_secret") {
+        diags.error(value.where,
+                    fmt::format("oauth2.params: '{}' is fetch's to send (the client credentials grant)", name));
+      }
+    }
+  }
   if (!fetch::header_value_ok(c.string("user_agent"))) {
     diags.error(c.where("user_agent"), "user_agent: a header value cannot hold a line break");
   }
@@ -479,6 +553,17 @@ fetch::FetchOptions options_from(const Config& c) {
   o.robots_max_age = c.duration("robots_max_age");
   o.max_crawl_delay = c.duration("max_crawl_delay");
   o.rate_limit_headers = c.boolean("rate_limit_headers");
+  if (c.has("oauth2")) {
+    const Config& a = c.object("oauth2");
+    o.oauth2 = fetch::FetchOptions::OAuth2{};
+    o.oauth2->token_url = a.string("token_url");
+    o.oauth2->client_id = a.string("client_id");
+    o.oauth2->client_secret = a.string("client_secret");
+    if (a.has("scope")) o.oauth2->scope = a.string("scope");
+    for (const auto& [name, value] : a.map("params"))
+      o.oauth2->params.emplace_back(name, std::get<Value>(value.v).to_text());
+    o.oauth2->basic = a.string("client_auth") == "basic";
+  }
   return o;
 }
 
@@ -607,6 +692,13 @@ NodeType fetch_type() {
                              "from now) or RateLimit-Reset (seconds), at most retries.max ahead; a 403 or 429 that "
                              "says so is retried then")
               .with_default("false"),
+          FieldSpec::object_of(
+              "oauth2", oauth2_schema(),
+              "an access token from an OAuth 2.0 authorization server (client credentials grant), "
+              "sent as Authorization: Bearer with each request (not past a redirect to another origin); "
+              "asked for before the first request, again before it expires and when a request "
+              "gets 401 with it (that request is sent again, once); when none can be had the "
+              "records fail with reason auth"),
       },
       check);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <simdjson.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -82,14 +83,17 @@ struct HttpLoop::Job {
   int lookups_in_shortage = 0;  // failed lookups of its name repeated for a shortage of descriptors
   std::string setup_error;  // a problem found at submit (no url field, a refused or invalid URL)
   Reason setup_reason = Reason::invalid;
+  std::uint64_t token = 0;     // oauth2: the generation of the token its latest attempt sent (0: none)
+  bool token_renewed = false;  // oauth2: a 401 to its token sent it again with the next token (once)
 };
 
 // One easy handle with the node's options, and the state of the transfer it runs. Pooled: a
 // finished transfer's handle keeps its options (and curl its connection cache), so the next one
 // sets only its URL and request headers.
 struct HttpLoop::Transfer {
-  std::unique_ptr<Job> job;  // null for a robots.txt fetch
+  std::unique_ptr<Job> job;  // null for a robots.txt fetch and oauth2's token request
   std::string robots_host;   // the host whose robots.txt this is
+  bool token = false;        // oauth2's request for an access token
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   BodyPool* bodies = nullptr;
@@ -157,6 +161,10 @@ std::string attempts_text(int n) {
 
 // The most of a robots.txt that is read; RFC 9309 asks crawlers to parse at least 500 KiB.
 constexpr std::size_t kRobotsMax = 512 * 1024;
+// The most of an answer to oauth2's token request that is read (a token is a few KiB at most).
+constexpr std::size_t kTokenMax = 64 * 1024;
+// oauth2: the next token is asked for a tenth of the token's life before it expires, at most this.
+constexpr std::chrono::seconds kTokenRefreshAhead{60};
 
 // EMFILE or ENFILE: this process, or the system, has no file descriptor left.
 bool is_out_of_descriptors(int error) {
@@ -1298,6 +1306,8 @@ void HttpLoop::fire_timers(Clock::time_point now) {
     if (timer.job) {
       if (auto it = hosts_.find(timer.job->host); it != hosts_.end()) --it->second.retries_scheduled;
       enqueue(std::move(timer.job), true);
+    } else if (timer.token) {
+      start_token(now);
     } else if (auto it = hosts_.find(timer.host); it != hosts_.end()) {
       if (!timer.robots) {
         it->second.wake_scheduled = false;
@@ -1310,6 +1320,7 @@ void HttpLoop::fire_timers(Clock::time_point now) {
 
 void HttpLoop::admit_all(Clock::time_point now) {
   if (aborted_) return;
+  if (opt_.oauth2 && !queued_hosts_.empty() && !token_usable(now)) return;
   for (std::size_t i = 0; i < queued_hosts_.size();) {
     auto& [key, host] = *queued_hosts_[i];
     admit(key, host, now);
@@ -1510,6 +1521,7 @@ void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
   t->headers = nullptr;
   t->job.reset();
   t->robots_host.clear();
+  t->token = false;
   bodies_->give(std::move(t->body));  // usually in a record already; a robots.txt or failed body comes back here
   t->body = std::string();
   t->sized = false;
@@ -1630,17 +1642,194 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   host.robots_lookups_in_shortage = 0;
 }
 
+bool HttpLoop::token_usable(Clock::time_point now) {
+  const bool valid = !token_.header.empty() && now < token_.expires_at;
+  const bool due = !valid || now >= token_.refresh_at;
+  if (due && !token_.asking && (!token_.failure || now >= token_.failed_until)) start_token(now);
+  if (valid) return true;
+  if (token_.failure && !token_.asking) {  // no token to be had for now: the waiting jobs fail with the reason
+    for (auto* entry : queued_hosts_) {
+      Host& host = entry->second;
+      while (!host.waiting.empty()) {
+        auto job = std::move(host.waiting.front());
+        host.waiting.pop_front();
+        fail(std::move(job), Reason::auth, 0, *token_.failure);
+      }
+      host.queued = false;
+    }
+    queued_hosts_.clear();
+  }
+  return false;
+}
+
+// RFC 6749 4.4.2: a POST of the form, the client authenticated with HTTP Basic or by the id and
+// secret in the form (2.3.1; for Basic both are form-encoded first, as Go's oauth2 package does).
+// Not redirected: the secret goes to token_url only.
+void HttpLoop::start_token(Clock::time_point now) {
+  const FetchOptions::OAuth2& o = *opt_.oauth2;
+  if (token_.form.empty()) {
+    token_.form = "grant_type=client_credentials";
+    auto add = [this](std::string_view name, std::string_view value) {
+      token_.form += '&';
+      append_url_encoded(token_.form, name);
+      token_.form += '=';
+      append_url_encoded(token_.form, value);
+    };
+    if (!o.scope.empty()) add("scope", o.scope);
+    for (const auto& [name, value] : o.params) add(name, value);
+    if (o.basic) {
+      append_url_encoded(token_.user, o.client_id);
+      append_url_encoded(token_.password, o.client_secret);
+    } else {
+      add("client_id", o.client_id);
+      add("client_secret", o.client_secret);
+    }
+    std::string error;
+    if (!host_key(o.token_url, token_.host, error)) token_.host = o.token_url;  // checked when the node was made
+  }
+  auto t = take_transfer(o.token_url);
+  CURL* e = t->easy;
+  t->token = true;
+  t->headers = curl_slist_append(nullptr, "Accept: application/json");
+  t->headers = curl_slist_append(t->headers, "Content-Type: application/x-www-form-urlencoded");
+  if (!agent_line_.empty()) t->headers = curl_slist_append(t->headers, agent_line_.c_str());
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+  curl_easy_setopt(e, CURLOPT_POST, 1L);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(token_.form.size()));
+  curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, token_.form.c_str());
+  if (o.basic) {
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    curl_easy_setopt(e, CURLOPT_USERNAME, token_.user.c_str());
+    curl_easy_setopt(e, CURLOPT_PASSWORD, token_.password.c_str());
+  }
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
+  t->max_body = kTokenMax;
+  token_.asking = true;
+  token_.asked_at = now;
+  curl_multi_add_handle(multi_, e);
+  active_.emplace(e, std::move(t));
+}
+
+namespace {
+
+// The JSON object `text` as simdjson reads it, or an error.
+simdjson::simdjson_result<simdjson::dom::object> json_object(simdjson::dom::parser& parser, const std::string& text) {
+  return parser.parse(text).get_object();
+}
+
+// RFC 6749 5.2: an error answer's "error" and "error_description", as "invalid_client (Client
+// authentication failed)"; "" when the body has neither.
+std::string token_error(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  if (json_object(parser, body).get(object)) return "";
+  std::string_view error, description;
+  if (object["error"].get(error)) return "";
+  std::string text(error.substr(0, 200));
+  if (!object["error_description"].get(description)) text += fmt::format(" ({})", description.substr(0, 500));
+  return header_value_ok(text) ? text : "";
+}
+
+}  // namespace
+
+// RFC 6749 5.1: {"access_token": "...", "token_type": "Bearer", "expires_in": 3600}; expires_in may
+// be missing (the token lasts until a 401 says otherwise), and some servers send it as a string.
+void HttpLoop::finish_token(Transfer& t, CURLcode code) {
+  const FetchOptions::OAuth2& o = *opt_.oauth2;
+  const std::string from = fmt::format("auth: no access token from {}", hide_credentials(o.token_url));
+  long status = 0;
+  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  const bool no_socket = out_of_sockets(t, code);
+  if (t.refused_ip.empty() && !no_socket) count_transfer(stats_of(token_.host), t.easy, status, t.body.size());
+  if (!t.refused_ip.empty()) return token_failed(from + ": " + private_message(o.token_url, t.refused_ip), false, {});
+  if (code != CURLE_OK) {
+    const Reason reason = classify(code, t.too_large);
+    std::string detail = t.error[0] ? std::string(t.error) : std::string(curl_easy_strerror(code));
+    if (no_socket) detail = "no socket: " + out_of_descriptors(t.socket_errno);
+    if (reason == Reason::too_large) detail = fmt::format("an answer larger than {} KiB", kTokenMax / 1024);
+    return token_failed(fmt::format("{}: {}: {}", from, reason_name(reason), detail),
+                        no_socket || opt_.retry.retries_reason(reason), {});
+  }
+  if (status < 200 || status >= 300) {
+    std::optional<nanoseconds> wait;
+    if (status == 429 || status == 503) {
+      if (auto header = response_header(t.easy, "Retry-After")) {
+        if (auto after = parse_retry_after(*header, std::time(nullptr))) wait = std::min(*after, opt_.retry.max);
+      }
+    }
+    const std::string why = token_error(t.body);
+    return token_failed(fmt::format("{}: HTTP {}{}", from, status, why.empty() ? "" : ": " + why),
+                        opt_.retry.retries_status(status), wait);
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  std::string_view token, type;
+  if (json_object(parser, t.body).get(object) || object["access_token"].get(token) || token.empty()) {
+    return token_failed(from + ": the answer is not a JSON object with an access_token", false, {});
+  }
+  if (!object["token_type"].get(type) && !nodes::iequals(type, "bearer")) {
+    return token_failed(
+        fmt::format("{}: token_type '{}' is not Bearer, the only type fetch sends", from, type.substr(0, 100)), false,
+        {});
+  }
+  if (!header_value_ok(token)) return token_failed(from + ": the access_token holds a line break", false, {});
+  // Its life, in seconds: a number, or a string of digits.
+  double life = 0;
+  if (auto field = object["expires_in"]; !field.error()) {
+    std::string_view text;
+    if (field.get(life) &&
+        (field.get(text) || std::from_chars(text.data(), text.data() + text.size(), life).ec != std::errc{})) {
+      return token_failed(from + ": expires_in is not a number of seconds", false, {});
+    }
+  }
+  token_.header = fmt::format("Authorization: Bearer {}", token);
+  ++token_.generation;
+  token_.asking = false;
+  token_.attempts = 0;
+  token_.failure.reset();
+  if (life > 0 && std::isfinite(life) && life < 1e9) {
+    const auto lifetime = std::chrono::duration_cast<nanoseconds>(std::chrono::duration<double>(life));
+    token_.expires_at = token_.asked_at + lifetime;
+    token_.refresh_at = token_.expires_at - std::min<nanoseconds>(kTokenRefreshAhead, lifetime / 10);
+  } else {  // no expiry given: used until a request gets 401 with it
+    token_.expires_at = token_.refresh_at = Clock::time_point::max();
+  }
+}
+
+// A failed request for a token: asked for again after the node's backoff (or Retry-After) while
+// `retryable` and attempts are left; else the jobs waiting for one fail with `message`, and so do
+// those that come until recovery_timeout has passed.
+void HttpLoop::token_failed(std::string message, bool retryable, std::optional<nanoseconds> wait) {
+  const auto now = Clock::now();
+  if (retryable && ++token_.attempts < opt_.retry.attempts && !cancel_.load() && !winding_down_.load()) {
+    timers_.emplace(now + wait.value_or(opt_.retry.backoff(token_.attempts + 1, rng_)),
+                    Timer{nullptr, {}, false, true});
+    return;
+  }
+  if (token_.attempts > 1) message += fmt::format(" ({})", attempts_text(token_.attempts));
+  token_.asking = false;
+  token_.attempts = 0;
+  token_.failed_until = now + opt_.breaker_recovery;
+  if (!token_.header.empty() && now < token_.expires_at) {
+    notice(fmt::format("{}; the token in use serves until it expires", message));
+  }
+  token_.failure = std::move(message);
+}
+
 void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) {
   auto t = take_transfer(job->url);
   CURL* e = t->easy;
   t->probe = probe;
   ++job->attempts;
   job->revalidating = false;
-  if (!job->headers.empty() || job->partial || job->stale) {
+  // oauth2's token, not to another origin than the request's (render_headers()).
+  job->token = opt_.oauth2 && !job->crossed ? token_.generation : 0;
+  if (!job->headers.empty() || job->partial || job->stale || job->token) {
     const auto has = [&job](std::string_view name) { return has_header(job->headers, name); };
     // The node's User-Agent, unless a `hosts` entry's headers give one of their own.
     if (base_headers_ && !has("user-agent")) t->headers = curl_slist_append(nullptr, agent_line_.c_str());
     for (const auto& h : job->headers) t->headers = curl_slist_append(t->headers, h.c_str());
+    if (job->token) t->headers = curl_slist_append(t->headers, token_.header.c_str());
     if (job->partial) {  // the rest of the file, if it is still the version its first bytes came from
       t->headers = curl_slist_append(t->headers, fmt::format("Range: bytes={}-", job->partial->size).c_str());
       t->headers = curl_slist_append(t->headers, ("If-Range: " + job->partial->validator).c_str());
@@ -1714,7 +1903,10 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
     // During a shortage getaddrinfo() on libcurl's thread may have found no descriptor although one
     // is free now (some transfer ended since): not an answer about the name, which is looked up
     // again (kShortLookups times at most, in case the name has none).
-    int& repeated = t->job ? t->job->lookups_in_shortage : hosts_[t->robots_host].robots_lookups_in_shortage;
+    int token_lookups = kShortLookups;  // oauth2's token request: its failure is retried as any
+    int& repeated = t->job     ? t->job->lookups_in_shortage
+                    : t->token ? token_lookups
+                               : hosts_[t->robots_host].robots_lookups_in_shortage;
     if (repeated < kShortLookups) {
       ++repeated;
       t->socket_errno = shortage_errno_;
@@ -1725,6 +1917,8 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
   }
   if (t->job) {
     conclude(*t, code);
+  } else if (t->token) {
+    finish_token(*t, code);
   } else {
     finish_robots(*t, code);
   }
@@ -2033,6 +2227,14 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     adapt(job->host, host, overload ? fmt::format("HTTP {}", status) : std::string(), t->started, now);
   }
   if (status == 304 && job->revalidating) return revalidated(std::move(job), *t, stats);
+  // oauth2: a 401 to the token says it is no longer good (revoked, or expired before its time). A new
+  // one is asked for, unless one came since the request went out, and the request goes again with
+  // it, once: a second 401 is the answer.
+  if (status == 401 && job->token != 0 && !job->token_renewed) {
+    job->token_renewed = true;
+    if (job->token == token_.generation && token_.expires_at > now) token_.expires_at = token_.refresh_at = now;
+    return enqueue(std::move(job), true);
+  }
 
   char* location = nullptr;
   curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location);
@@ -2528,6 +2730,7 @@ void HttpLoop::drop_unstarted() {
       timer.host.clear();
       continue;
     }
+    if (timer.token) token_.asking = false;  // erased below: no job waits for a token any more
     if (!timer.job) continue;
     if (auto it = hosts_.find(timer.job->host); it != hosts_.end()) --it->second.retries_scheduled;
     keep_for_later(*timer.job);

@@ -99,6 +99,17 @@ struct FetchOptions {
   // An API's rate-limit headers are obeyed: when a response says no request is left in the window,
   // the host's next request waits for the reset, and a 403 or 429 that says so is retried then.
   bool rate_limit_headers = false;
+  // oauth2: an access token from an authorization server (RFC 6749's client credentials grant),
+  // sent as "Authorization: Bearer <token>" with each request (not to a redirect's other origin).
+  // Asked for before the first request, again before it expires, and when a request gets 401 with it.
+  struct OAuth2 {
+    std::string token_url;
+    std::string client_id, client_secret;
+    std::string scope;                                        // "": none asked for
+    std::vector<std::pair<std::string, std::string>> params;  // more fields of the token request (audience)
+    bool basic = true;  // client_auth: basic (HTTP Basic authentication), else post (the id and secret in the form)
+  };
+  std::optional<OAuth2> oauth2;
   // The run serves a site in this process (settings.serve): a request to it holds both ends of its
   // connection, so the limit of open files allows half as many transfers.
   bool serves_site = false;
@@ -223,6 +234,7 @@ class HttpLoop {
     std::unique_ptr<Job> job;  // a retry; null: wake `host` for admission
     std::string host;
     bool robots = false;  // with `host`: fetch its robots.txt again
+    bool token = false;   // oauth2: ask for an access token again (a failed request's backoff is over)
   };
 
   void run();
@@ -239,6 +251,31 @@ class HttpLoop {
   void start_robots(const std::string& key, Host& host);
   void finish_robots(Transfer& t, CURLcode code);
   std::unique_ptr<Transfer> take_transfer(const std::string& url);
+  // oauth2: the access token (I/O thread only). Jobs wait in their hosts' queues while there is none
+  // (admit_all()). The next one is asked for at refresh_at, a tenth of the token's life (at most a
+  // minute) before expires_at, and jobs go on with this one meanwhile.
+  struct Token {
+    std::string header;            // "Authorization: Bearer <token>"; "": none yet
+    std::uint64_t generation = 0;  // of `header`: 1 for the first token, 2 for the next, ...
+    Clock::time_point expires_at{}, refresh_at{};
+    bool asking = false;           // a request for a token is under way, or waits for its backoff
+    Clock::time_point asked_at{};  // when the request under way was sent: the token's life counts from then
+    int attempts = 0;              // of the request under way
+    // The latest request failed for good: the error of the jobs that wait, until failed_until
+    // (circuit_breaker's recovery_timeout), when a token is asked for again.
+    std::optional<std::string> failure;
+    Clock::time_point failed_until{};
+    std::string host;            // the token URL's host key, for the table of hosts
+    std::string form;            // the request's body
+    std::string user, password;  // client_auth: basic: the client's id and secret, form-encoded
+  };
+  Token token_;
+  // Whether jobs may start: a token is there and has not expired. Asks for one when needed, and fails
+  // the waiting jobs while the latest request has failed.
+  bool token_usable(Clock::time_point now);
+  void start_token(Clock::time_point now);
+  void finish_token(Transfer& t, CURLcode code);
+  void token_failed(std::string message, bool retryable, std::optional<nanoseconds> wait);
   void set_options(CURL* e);
   // A handle for `t` with the node's options: a copy of template_'s (cheaper than setting each),
   // with what points to `t`.

@@ -67,6 +67,8 @@ std::string_view reason_name(Reason reason) {
       return "robots";
     case Reason::not_cached:
       return "not_cached";
+    case Reason::auth:
+      return "auth";
     case Reason::cancelled:
       return "cancelled";
     case Reason::invalid:

@@ -60,6 +60,7 @@ enum class Reason {
   bad_response,  // not a valid HTTP response: a body that does not decode, no HTTP status line
   content_type,  // a media type outside content_types
   not_cached,    // cache.offline: the cache does not hold the response, and no request is made
+  auth,          // oauth2: no access token could be had from the authorization server
   other
 };
 std::string_view reason_name(Reason reason);

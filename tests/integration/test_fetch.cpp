@@ -2889,3 +2889,181 @@ TEST_CASE("download: temporary files that killed runs left are removed, and only
         std::vector<std::string>{
             fmt::format("download: removed 2 temporary files (.part) that killed runs left in '{}'", files)});
 }
+
+namespace {
+
+// fetch's oauth2 settings for the fixture's token endpoint (client "sluice", secret "s3cret"), with
+// `extra` lines under oauth2 and the endpoint's query (`query`).
+std::string oauth2_config(const FixtureServer& server, const std::string& query = "", const std::string& extra = "",
+                          const std::string& secret = "s3cret", const std::string& id = "sluice") {
+  return fmt::format(
+      "    robots: ignore\n"
+      "    retries: {{attempts: 3, base: 10ms, max: 50ms}}\n"
+      "    oauth2:\n"
+      "      token_url: {}\n"
+      "      client_id: \"{}\"\n"
+      "      client_secret: \"{}\"\n{}",
+      server.url("/oauth-token" + query), id, secret, extra);
+}
+
+// The value of the string field `name` in each JSON line's body (the fixture's JSON, escaped in the
+// record's body field), sorted.
+std::vector<std::string> body_values(const std::vector<std::string>& records, const std::string& name) {
+  std::vector<std::string> out;
+  const std::string key = fmt::format(R"(\"{}\":\")", name);
+  for (const auto& line : records) {
+    auto at = line.find(key);
+    if (at == std::string::npos) continue;
+    at += key.size();
+    out.push_back(line.substr(at, line.find('\\', at) - at));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("oauth2: one access token from the token endpoint serves the run's requests as a Bearer token",
+          "[fetch][oauth2]") {
+  FixtureServer server;
+  TempDir dir;
+  const auto urls = numbered_urls(server, "/oauth-api/item", 40);
+
+  SECTION("HTTP Basic client authentication, one token for all") {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 8, oauth2_config(server))));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 40);
+    CHECK(lines(dir, "bad.jsonl").empty());
+    const auto tokens = body_values(lines(dir, "ok.jsonl"), "token");
+    CHECK(std::set<std::string>(tokens.begin(), tokens.end()) == std::set<std::string>{"tok-1"});
+    CHECK(server.counter("/oauth-token").requests == 1);
+    CHECK(server.counter("/oauth-api").requests == 40);
+  }
+  SECTION("an id and secret that HTTP Basic form-encodes (RFC 6749 2.3.1), in the header and in the form") {
+    const std::string auth = GENERATE(as<std::string>{}, "basic", "post");
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, urls, 8, oauth2_config(server, "", "      client_auth: " + auth + "\n", "p@ss w+rd/=", "svc:1"))));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 40);
+    CHECK(server.counter("/oauth-token").requests == 1);
+  }
+  SECTION("client_auth: post, with a scope and more fields of the request") {
+    RunReport report =
+        run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 8,
+                                                  oauth2_config(server, "",
+                                                                "      client_auth: post\n      scope: read write\n"
+                                                                "      params: {audience: https://api.example}\n"))));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 40);
+    const auto scopes = body_values(lines(dir, "ok.jsonl"), "scope");
+    CHECK(std::set<std::string>(scopes.begin(), scopes.end()) ==
+          std::set<std::string>{"read write @https://api.example"});
+    CHECK(server.counter("/oauth-token").requests == 1);
+  }
+  SECTION("a token that lives 1 s is replaced before it expires, and the requests go on") {
+    // 30 requests at 10 a second: about 3 s, 3 to 4 tokens.
+    RunReport report =
+        run_pipeline(test::plan_of(fetch_pipeline(dir, std::vector<std::string>(urls.begin(), urls.begin() + 30), 8,
+                                                  oauth2_config(server, "?life=1") + "    rate: 10/s\n")));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 30);
+    const auto tokens = body_values(lines(dir, "ok.jsonl"), "token");
+    const std::set<std::string> distinct(tokens.begin(), tokens.end());
+    CHECK(distinct.size() >= 3);
+    CHECK(server.counter("/oauth-token").requests == distinct.size());
+  }
+  SECTION("the token goes along a redirect to the same host, not to another one") {
+    const std::string other = fmt::format("http://localhost:{}/echo", server.port());
+    RunReport report = run_pipeline(test::plan_of(
+        fetch_pipeline(dir, {server.url("/redirect-to?url=/oauth-api/moved"), server.url("/redirect-to?url=" + other)},
+                       2, oauth2_config(server))));
+    CHECK(report.errors.empty());
+    const auto ok = lines(dir, "ok.jsonl");
+    REQUIRE(ok.size() == 2);
+    const std::string all = ok[0] + ok[1];
+    INFO(all);
+    CHECK(contains(all, R"(\"path\":\"moved\",\"token\":\"tok-1\")"));
+    CHECK(contains(all, R"(\"path\":\"/echo\")"));
+    CHECK_FALSE(contains(all, "Bearer"));  // the echo of the other host's request has no Authorization
+  }
+}
+
+TEST_CASE("oauth2: a 401 to the token gets a new one and the request goes again, once", "[fetch][oauth2]") {
+  FixtureServer server;
+  TempDir dir;
+  // One at a time, in order. The third URL revokes every token before it answers, so it gets 401
+  // with the first token and again with the second (its answer then); the fourth gets 401 with the
+  // second token, and its second attempt goes with a third one, which serves the fifth too.
+  const std::vector<std::string> urls = {server.url("/oauth-api/a"), server.url("/oauth-api/b"),
+                                         server.url("/oauth-api/gone?revoke=1"), server.url("/oauth-api/c"),
+                                         server.url("/oauth-api/d")};
+  RunReport report =
+      run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 1, oauth2_config(server) + "    per_host: 1\n")));
+  CHECK(report.errors.empty());
+  const auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 4);
+  CHECK(contains(ok[0], R"(\"path\":\"a\",\"token\":\"tok-1\")"));
+  CHECK(contains(ok[0], R"("attempts":1)"));
+  CHECK(contains(ok[1], R"(\"path\":\"b\",\"token\":\"tok-1\")"));
+  CHECK(contains(ok[2], R"(\"path\":\"c\",\"token\":\"tok-3\")"));
+  CHECK(contains(ok[2], R"("attempts":2)"));
+  CHECK(contains(ok[3], R"(\"path\":\"d\",\"token\":\"tok-3\")"));
+  CHECK(contains(ok[3], R"("attempts":1)"));
+  const auto bad = lines(dir, "bad.jsonl");
+  REQUIRE(bad.size() == 1);
+  CHECK(bad[0] == fmt::format(R"({{"url":"{}","status":401,"reason":"http_status","attempts":2}})", urls[2]));
+  CHECK(server.counter("/oauth-token").requests == 3);
+}
+
+TEST_CASE("oauth2: without a token the records fail with reason auth, naming the token URL and why",
+          "[fetch][oauth2]") {
+  FixtureServer server;
+  TempDir dir;
+  const auto urls = numbered_urls(server, "/oauth-api/item", 12);
+  auto run = [&](const std::string& config) {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 4, config)));
+    CHECK(report.errors.empty());  // routed
+    CHECK(lines(dir, "ok.jsonl").empty());
+    const auto bad = lines(dir, "bad.jsonl");
+    CHECK(bad.size() == 12);
+    for (const auto& line : bad) CHECK(contains(line, R"("reason":"auth")"));
+    CHECK(server.counter("/oauth-api").requests == 0);
+    const auto messages = error_messages(dir);
+    REQUIRE(messages.size() == 12);
+    return messages[0];
+  };
+
+  SECTION("a wrong secret: the server's error, not retried") {
+    const std::string message = run(oauth2_config(server, "", "", "wrong"));
+    CHECK(message == fmt::format("auth: no access token from {}: HTTP 401: invalid_client (Client authentication "
+                                 "failed)",
+                                 server.url("/oauth-token")));
+    CHECK(server.counter("/oauth-token").requests == 1);
+  }
+  SECTION("a token endpoint that keeps failing: retried, then given up") {
+    const std::string message = run(oauth2_config(server, "?fail=100"));
+    CHECK(contains(message, "HTTP 503: temporarily_unavailable (The server is restarting) (3 attempts)"));
+    CHECK(server.counter("/oauth-token").requests == 3);
+  }
+  SECTION("a token type other than Bearer") {
+    CHECK(contains(run(oauth2_config(server, "?type=mac")), "token_type 'mac' is not Bearer"));
+  }
+  SECTION("no token endpoint listening") {
+    const std::string config = oauth2_config(server);
+    const std::string closed = fmt::format("http://127.0.0.1:{}/oauth-token", test::free_port());
+    const std::string message = run(std::string(config).replace(config.find(server.url("/oauth-token")),
+                                                                server.url("/oauth-token").size(), closed));
+    CHECK(contains(message, fmt::format("auth: no access token from {}: connect:", closed)));
+    CHECK(contains(message, "(3 attempts)"));
+  }
+}
+
+TEST_CASE("oauth2: a token endpoint that fails for a moment is asked again, and the run goes on", "[fetch][oauth2]") {
+  FixtureServer server;
+  TempDir dir;
+  RunReport report = run_pipeline(test::plan_of(
+      fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 10), 4, oauth2_config(server, "?fail=2"))));
+  CHECK(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").size() == 10);
+  CHECK(server.counter("/oauth-token").requests == 3);
+}

@@ -347,6 +347,14 @@ struct FixtureServer::Impl {
   };
   std::map<std::string, Quota> quotas;  // /ratelimit's windows, per key
   std::map<std::string, int> ranged;
+  // /oauth-token's access tokens: when each expires (steady clock) and the scope (and audience) it was
+  // asked for; /oauth-revoke clears them.
+  struct Token {
+    std::chrono::steady_clock::time_point expires;
+    std::string scope;
+  };
+  std::map<std::string, Token> tokens;
+  int tokens_issued = 0;
   std::string gzip_text;
 
   // Counts one request under each of its keys for as long as the handler runs.
@@ -771,6 +779,109 @@ struct FixtureServer::Impl {
                           end > start ? fmt::format("\"cursor:{}\"", end - 1) : "null", nodes),
               "application/json");
         }));
+    // An OAuth 2.0 authorization server (RFC 6749's client credentials grant) for client "sluice",
+    // secret "s3cret" (and "svc:1", "p@ss w+rd/="), by HTTP Basic or in the form; tokens live `life` seconds (query,
+    // default 3600; none: no expires_in sent); the first `fail` requests (query) get `status` (default 503).
+    server->Post("/oauth-token", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                   const int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 0;
+                   int seen;
+                   {
+                     std::lock_guard lock(mutex);
+                     seen = flaky["/oauth-token"]++;
+                   }
+                   auto refuse = [&](int status, const char* error, const char* description) {
+                     res.status = status;
+                     res.set_content(fmt::format(R"({{"error":"{}","error_description":"{}"}})", error, description),
+                                     "application/json");
+                   };
+                   if (seen < fail) {
+                     const int status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
+                     return refuse(status, "temporarily_unavailable", "The server is restarting");
+                   }
+                   httplib::Params form;
+                   httplib::detail::parse_query_text(req.body, form);
+                   auto field = [&form](const char* name) {
+                     auto it = form.find(name);
+                     return it == form.end() ? std::string() : it->second;
+                   };
+                   // Two clients: the second's id and secret hold what HTTP Basic must form-encode (RFC
+                   // 6749 2.3.1), as this server decodes them.
+                   auto known = [](const std::string& id, const std::string& secret) {
+                     return (id == "sluice" && secret == "s3cret") || (id == "svc:1" && secret == "p@ss w+rd/=");
+                   };
+                   bool by_basic = false;
+                   if (const std::string header = req.get_header_value("Authorization"); header.starts_with("Basic ")) {
+                     std::string decoded(header.size(), '\0');
+                     const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
+                                                   reinterpret_cast<const unsigned char*>(header.data() + 6),
+                                                   static_cast<int>(header.size() - 6));
+                     decoded.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+                     while (!decoded.empty() && decoded.back() == '\0') decoded.pop_back();  // the padding's
+                     const auto colon = decoded.find(':');
+                     by_basic = colon != std::string::npos &&
+                                known(httplib::detail::decode_url(decoded.substr(0, colon), true),
+                                      httplib::detail::decode_url(decoded.substr(colon + 1), true));
+                   }
+                   const bool by_form = known(field("client_id"), field("client_secret"));
+                   if (req.get_header_value("Content-Type") != "application/x-www-form-urlencoded") {
+                     return refuse(400, "invalid_request", "The request must be a form");
+                   }
+                   if (by_basic == by_form) {  // neither, or both (RFC 6749 2.3: one way only)
+                     res.set_header("WWW-Authenticate", R"(Basic realm="fixture")");
+                     return refuse(401, "invalid_client", "Client authentication failed");
+                   }
+                   if (field("grant_type") != "client_credentials") {
+                     return refuse(400, "unsupported_grant_type", "Only client_credentials is supported");
+                   }
+                   const std::string life = req.has_param("life") ? req.get_param_value("life") : "3600";
+                   const std::string scope =
+                       field("scope") + (field("audience").empty() ? "" : " @" + field("audience"));
+                   std::string token;
+                   {
+                     std::lock_guard lock(mutex);
+                     token = fmt::format("tok-{}", ++tokens_issued);
+                     tokens[token] =
+                         Token{std::chrono::steady_clock::now() +
+                                   (life == "none" ? std::chrono::hours(24 * 365)
+                                                   : std::chrono::milliseconds(std::llround(std::stod(life) * 1000))),
+                               scope};
+                   }
+                   res.set_content(fmt::format(R"({{"access_token":"{}","token_type":"{}"{},"scope":"{}"}})", token,
+                                               req.has_param("type") ? req.get_param_value("type") : "bearer",
+                                               life == "none" ? "" : ",\"expires_in\":" + life, json_escape(scope)),
+                                   "application/json");
+                 }));
+    // An API that takes the tokens /oauth-token issued, until they expire or /oauth-revoke: the
+    // path, the token, its scope and 200; 401 to any other. With revoke=1 every token issued so far
+    // is revoked first (this request's too).
+    server->Get(R"(/oauth-api/(.*))", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                  const std::string authorization = req.get_header_value("Authorization");
+                  const std::string token = authorization.starts_with("Bearer ") ? authorization.substr(7) : "";
+                  bool valid;
+                  std::string scope;
+                  {
+                    std::lock_guard lock(mutex);
+                    if (req.get_param_value("revoke") == "1") tokens.clear();
+                    auto it = tokens.find(token);
+                    valid = it != tokens.end() && std::chrono::steady_clock::now() < it->second.expires;
+                    if (valid) scope = it->second.scope;
+                  }
+                  if (!valid) {
+                    res.status = 401;
+                    res.set_header("WWW-Authenticate", R"(Bearer error="invalid_token")");
+                    res.set_content(R"({"error":"invalid_token"})", "application/json");
+                    return;
+                  }
+                  res.set_content(
+                      fmt::format(R"({{"path":"{}","token":"{}","scope":"{}"}})", json_escape(req.matches[1].str()),
+                                  json_escape(token), json_escape(scope)),
+                      "application/json");
+                }));
+    server->Post("/oauth-revoke", tracked([this](const httplib::Request&, httplib::Response& res) {
+                   std::lock_guard lock(mutex);
+                   tokens.clear();
+                   res.set_content("{}", "application/json");
+                 }));
     server->Get("/echo", echo);
     server->Post("/echo", echo);
     server->Put("/echo", echo);
@@ -863,6 +974,8 @@ struct FixtureServer::Impl {
     flaky.clear();
     ranged.clear();
     quotas.clear();
+    tokens.clear();
+    tokens_issued = 0;
   }
 
   void start_reset_listener() {
