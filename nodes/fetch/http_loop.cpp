@@ -2713,9 +2713,20 @@ void HttpLoop::fail(std::unique_ptr<Job> job, Reason reason, long status, std::s
 
 // Ends every job that has not started a transfer: they leave without a result, counted by the
 // engine as dropped (a resumed run fetches them). Robots.txt fetches under way finish, and the jobs
-// they held back end with them here on a later turn.
+// they held back end with them here on a later turn. A request for oauth2's token stops: no job
+// will start with it (one that gets 401 ends here too).
 void HttpLoop::drop_unstarted() {
   std::size_t dropped = 0;
+  for (auto it = active_.begin(); it != active_.end();) {
+    if (!it->second->token) {
+      ++it;
+      continue;
+    }
+    curl_multi_remove_handle(multi_, it->first);
+    recycle(std::move(it->second));
+    it = active_.erase(it);
+    token_.asking = false;
+  }
   for (auto* entry : queued_hosts_) {
     Host& host = entry->second;
     dropped += host.waiting.size();

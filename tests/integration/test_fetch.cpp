@@ -3067,3 +3067,20 @@ TEST_CASE("oauth2: a token endpoint that fails for a moment is asked again, and 
   CHECK(lines(dir, "ok.jsonl").size() == 10);
   CHECK(server.counter("/oauth-token").requests == 3);
 }
+
+TEST_CASE("oauth2: a graceful stop while the token is asked for ends the run at once, its records unfetched",
+          "[fetch][oauth2][cancel]") {
+  FixtureServer server;
+  TempDir dir;
+  Plan plan = test::plan_of(
+      fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 10), 4, oauth2_config(server, "?delay=3000")));
+  const auto started = std::chrono::steady_clock::now();
+  RunReport report = test::run_stopped_after(plan, std::chrono::milliseconds(300));
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::milliseconds(2500));  // not the token's 3 s
+  CHECK(report.status == RunStatus::interrupted);
+  CHECK(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").empty());
+  CHECK(lines(dir, "bad.jsonl").empty());
+  CHECK(test::stats_of(report, "get").dropped == test::stats_of(report, "lim").records_out);
+  CHECK(server.counter("/oauth-api").requests == 0);
+}

@@ -780,8 +780,9 @@ struct FixtureServer::Impl {
               "application/json");
         }));
     // An OAuth 2.0 authorization server (RFC 6749's client credentials grant) for client "sluice",
-    // secret "s3cret" (and "svc:1", "p@ss w+rd/="), by HTTP Basic or in the form; tokens live `life` seconds (query,
-    // default 3600; none: no expires_in sent); the first `fail` requests (query) get `status` (default 503).
+    // secret "s3cret" (and "svc:1", "p@ss w+rd/="), by HTTP Basic or in the form; after `delay` ms; tokens live `life`
+    // seconds (query, default 3600; none: no expires_in sent); the first `fail` requests (query) get `status` (default
+    // 503).
     server->Post("/oauth-token", tracked([this](const httplib::Request& req, httplib::Response& res) {
                    const int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 0;
                    int seen;
@@ -794,6 +795,9 @@ struct FixtureServer::Impl {
                      res.set_content(fmt::format(R"({{"error":"{}","error_description":"{}"}})", error, description),
                                      "application/json");
                    };
+                   if (req.has_param("delay")) {
+                     std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(req.get_param_value("delay"))));
+                   }
                    if (seen < fail) {
                      const int status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
                      return refuse(status, "temporarily_unavailable", "The server is restarting");

@@ -52,7 +52,7 @@
 //   /cursor/<n>?per=P (POST)    a GraphQL-style API over n items paged by the cursor at "after" in
 //                               the body (null first): Relay's edges and pageInfo {hasNextPage,
 //                               endCursor}, P items a page (default 10); 400 without "after"
-//   /oauth-token?life=S&fail=N&status=C (POST)  an OAuth 2.0 token endpoint (client credentials
+//   /oauth-token?life=S&fail=N&status=C&delay=D (POST)  an OAuth 2.0 token endpoint (client credentials
 //                               grant) for client "sluice", secret "s3cret", and "svc:1", "p@ss w+rd/="
 //                               (HTTP Basic, form-encoded as RFC 6749 2.3.1 asks, or in the form):
 //                               {"access_token":"tok-<n>","token_type":"bearer","expires_in":S} (S default 3600; none:
