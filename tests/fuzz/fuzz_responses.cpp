@@ -1,6 +1,7 @@
 // What servers answer: fetch (and a crawl behind it) against a raw server on 127.0.0.1 that sends
 // the input's bytes as its responses — any status line, headers, framing, encoding, redirect,
-// Retry-After, rate-limit headers, Content-Disposition, Content-Range, robots.txt — through a whole run. Every request
+// Retry-After, rate-limit headers, Content-Disposition, Content-Range, robots.txt, oauth2's token —
+// through a whole run. Every request
 // goes to that server: it is the node's proxy, so a Location naming any host still stays on
 // loopback (https:// is a CONNECT it answers too).
 //
@@ -103,9 +104,10 @@ struct Flags {
     keep = b & 16;
     again = b & 32;
     rate_limit = b & 64;
+    oauth2 = b & 128;
   }
   bool robots, download, cache, small_body, no_redirects, uncompressed, one_attempt, server_filename;
-  bool crawl, https, html_only, head, keep, again, rate_limit;
+  bool crawl, https, html_only, head, keep, again, rate_limit, oauth2;
   std::int64_t max_body() const { return small_body ? 300 : 1 << 20; }
 };
 
@@ -136,6 +138,11 @@ std::string pipeline_text(const Flags& f, int port, const fs::path& dir, Pass pa
   fetch += std::string("    method: ") + (f.head ? "HEAD" : "GET") + "\n";
   if (f.html_only) fetch += "    content_types: [text/html, application/xhtml+xml]\n";
   if (f.rate_limit) fetch += "    rate_limit_headers: true\n";
+  // The token request is answered by the server too (directly, or as the proxy): any answer.
+  if (f.oauth2) {
+    fetch += "    oauth2: {token_url: \"http://127.0.0.1:" + std::to_string(port) +
+             "/token\", client_id: fuzz, client_secret: s3cret}\n";
+  }
   if (f.download) {
     fetch += "    download: {dir: \"" + (dir / "files").string() + "\", sha256: true";
     if (f.keep) fetch += ", exists: keep";
