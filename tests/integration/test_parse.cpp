@@ -1318,24 +1318,28 @@ edges:
                                  "followed: add link to fetch's keep_headers (keep_headers: [link])"});
 }
 
+// Runs pipelines/`name` with the environment `env` (other variables unset).
+RunReport run_shipped(const std::string& name, const std::map<std::string, std::string>& env) {
+  LoadOptions options;
+  options.env = [env](const std::string& var) -> std::optional<std::string> {
+    auto it = env.find(var);
+    return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  Diagnostics diags;
+  auto plan = load_pipeline_file(SLUICE_SOURCE_DIR "/pipelines/" + name, test::builtin_registry(), options, diags);
+  INFO(diags.to_string());
+  REQUIRE(plan);
+  return run_pipeline(std::move(*plan));
+}
+
 TEST_CASE("pipelines/github_issues.yaml stores every page of a repository's issues from a GitHub-like API",
           "[parse][crawl]") {
   fixture::FixtureServer server(kSite);
   TempDir dir;
   const std::string db = dir.file("issues.db");
-  LoadOptions options;
-  options.env = [&](const std::string& name) -> std::optional<std::string> {
-    if (name == "API") return server.url("/github");
-    if (name == "REPO") return "octo/demo";
-    if (name == "DB") return db;
-    return std::nullopt;  // no GITHUB_AUTH: no Authorization header
-  };
-  Diagnostics diags;
-  auto plan =
-      load_pipeline_file(SLUICE_SOURCE_DIR "/pipelines/github_issues.yaml", test::builtin_registry(), options, diags);
-  INFO(diags.to_string());
-  REQUIRE(plan);
-  RunReport report = run_pipeline(std::move(*plan));
+  // No GITHUB_AUTH: no Authorization header.
+  RunReport report =
+      run_shipped("github_issues.yaml", {{"API", server.url("/github")}, {"REPO", "octo/demo"}, {"DB", db}});
   REQUIRE(report.errors.empty());
   CHECK(server.counter("/github").requests == 3);  // 100, 100 and 30 issues; the last page has no rel="next"
   CHECK(test::query(db,
@@ -1353,21 +1357,10 @@ TEST_CASE("pipelines/github_issues_graphql.yaml stores a repository's issues fro
   TempDir dir;
   const std::string db = dir.file("issues.db");
   auto run = [&](const std::string& name, const std::string& auth) {
-    LoadOptions options;
-    options.env = [&](const std::string& var) -> std::optional<std::string> {
-      if (var == "API") return server.url("/github");
-      if (var == "REPO_OWNER") return "octo";
-      if (var == "REPO_NAME") return name;
-      if (var == "DB") return db;
-      if (var == "GITHUB_AUTH" && !auth.empty()) return auth;
-      return std::nullopt;
-    };
-    Diagnostics diags;
-    auto plan = load_pipeline_file(SLUICE_SOURCE_DIR "/pipelines/github_issues_graphql.yaml", test::builtin_registry(),
-                                   options, diags);
-    INFO(diags.to_string());
-    REQUIRE(plan);
-    return run_pipeline(std::move(*plan));
+    std::map<std::string, std::string> env = {
+        {"API", server.url("/github")}, {"REPO_OWNER", "octo"}, {"REPO_NAME", name}, {"DB", db}};
+    if (!auth.empty()) env["GITHUB_AUTH"] = auth;
+    return run_shipped("github_issues_graphql.yaml", env);
   };
   RunReport report = run("demo", "Bearer t0ken");
   REQUIRE(report.errors.empty());
@@ -1390,6 +1383,39 @@ TEST_CASE("pipelines/github_issues_graphql.yaml stores a repository's issues fro
   RunReport anonymous = run("demo", "");
   REQUIRE(anonymous.errors.size() == 1);
   CHECK(test::contains(anonymous.errors[0].message, "401"));
+}
+
+TEST_CASE("pipelines/api_oauth2.yaml stores an API's orders with a token from an OAuth 2.0 server",
+          "[parse][crawl][oauth2]") {
+  fixture::FixtureServer server(kSite);
+  TempDir dir;
+  const std::string db = dir.file("orders.db");
+  auto run = [&](const std::string& secret) {
+    return run_shipped("api_oauth2.yaml", {{"API", server.url("/oauth-api")},
+                                           {"TOKEN_URL", server.url("/oauth-token")},
+                                           {"API_CLIENT_ID", "sluice"},
+                                           {"API_CLIENT_SECRET", secret},
+                                           {"DB", db}});
+  };
+  RunReport report = run("s3cret");
+  REQUIRE(report.errors.empty());
+  // 95 orders, 20 a page: 5 pages, one token.
+  CHECK(server.counter("/oauth-api").requests == 5);
+  CHECK(server.counter("/oauth-token").requests == 1);
+  CHECK(
+      test::query(db, "SELECT count(*), count(DISTINCT id), min(id), max(id), sum(status = 'refunded') FROM orders") ==
+      std::vector<std::string>{"95|95|1|95|23"});
+  CHECK(test::query(db, "SELECT customer, total, status, created FROM orders WHERE id IN (4, 9) ORDER BY id") ==
+        std::vector<std::string>{"customer2|148.44|refunded|2026-11-05T09:30:00Z",
+                                 "customer11|333.99|paid|2026-11-10T09:30:00Z"});
+  // A wrong secret: the run fails with the server's words, and the API is not asked.
+  server.reset_counters();
+  RunReport refused = run("wrong");
+  REQUIRE(refused.errors.size() == 1);
+  CHECK(refused.errors[0].message ==
+        fmt::format("auth: no access token from {}: HTTP 401: invalid_client (Client authentication failed)",
+                    server.url("/oauth-token")));
+  CHECK(server.counter("/oauth-api").requests == 0);
 }
 
 TEST_CASE("parse.json's page_param and offset_param step through an API's pages while they give items",

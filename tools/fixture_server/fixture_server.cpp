@@ -876,6 +876,23 @@ struct FixtureServer::Impl {
                     res.set_content(R"({"error":"invalid_token"})", "application/json");
                     return;
                   }
+                  if (req.matches[1] == "orders") {  // 95 orders, 20 a page, the next page's URL in the body
+                    constexpr int kOrders = 95, kPer = 20;
+                    const int page = req.has_param("page") ? std::max(1, std::stoi(req.get_param_value("page"))) : 1;
+                    std::string orders;
+                    for (int i = (page - 1) * kPer + 1; i <= std::min(kOrders, page * kPer); ++i) {
+                      orders += fmt::format(R"({}{{"id":{},"customer":"customer{}","total":"{}.{:02d}","status":"{}",)"
+                                            R"("created":"2026-11-{:02d}T09:30:00Z"}})",
+                                            orders.empty() ? "" : ",", i, i * 7 % 13, i * 37 % 500, i * 11 % 100,
+                                            i % 4 == 0 ? "refunded" : "paid", 1 + i % 28);
+                    }
+                    const std::string next = page * kPer < kOrders
+                                                 ? fmt::format(R"("http://{}/oauth-api/orders?page={}")",
+                                                               req.get_header_value("Host"), page + 1)
+                                                 : "null";
+                    res.set_content(fmt::format(R"({{"orders":[{}],"next":{}}})", orders, next), "application/json");
+                    return;
+                  }
                   res.set_content(
                       fmt::format(R"({{"path":"{}","token":"{}","scope":"{}"}})", json_escape(req.matches[1].str()),
                                   json_escape(token), json_escape(scope)),

@@ -60,7 +60,9 @@
 //                               401 invalid_client to other credentials
 //   /oauth-api/<path>?revoke=R  200 {"path","token","scope"} to "Authorization: Bearer <token>" of a
 //                               token /oauth-token issued that has not expired; 401 to any other;
-//                               with R=1 every token issued so far is revoked first
+//                               with R=1 every token issued so far is revoked first;
+//                               /oauth-api/orders?page=N: an API's 95 orders, 20 a page, as
+//                               {"orders": [...], "next": the next page's URL or null}
 //   /oauth-revoke (POST)        every token issued so far stops working
 //   http://host/path            a request in absolute form, as a client sends it to its HTTP proxy:
 //                               200 "proxied http://host/path" (counted under "proxy")
