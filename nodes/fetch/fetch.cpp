@@ -1,4 +1,5 @@
 // fetch: HTTP requests on libcurl's multi interface, on the node's own I/O thread.
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fmt/format.h>
 
@@ -194,8 +195,12 @@ std::string check_token_url(const Value& v) {
   } else if (std::string_view(scheme) != "https" && std::string_view(scheme) != "http") {
     error = fmt::format("'{}': only https (and http to a loopback host) is allowed", hide_credentials(text));
   } else if (std::string_view(scheme) == "http") {
-    const std::string_view h = host;
-    if (h != "localhost" && !h.starts_with("127.") && h != "[::1]") {
+    // A loopback address (127.0.0.0/8 as an address, not a name that begins with 127.), or localhost.
+    const std::string h = host;
+    in_addr v4{};
+    const bool loopback = h == "localhost" || h == "[::1]" ||
+                          (inet_pton(AF_INET, h.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127);
+    if (!loopback) {
       error = fmt::format(
           "'{}': the request carries the client secret, so it goes over https (http only to a "
           "loopback host)",
@@ -438,7 +443,14 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       no_authorization(std::get<ConfigValue::Object>(value.v)->map("headers"),
                        fmt::format("hosts.{}.headers", pattern));
     }
-    for (const auto& [name, value] : c.object("oauth2").map("params")) {
+    const Config& oauth2 = c.object("oauth2");
+    for (const char* name : {"client_id", "client_secret"}) {
+      if (oauth2.has(name) && oauth2.string(name).empty()) {
+        diags.error(oauth2.where(name),
+                    fmt::format("oauth2.{}: empty (is the environment variable it names set?)", name));
+      }
+    }
+    for (const auto& [name, value] : oauth2.map("params")) {
       if (name == "scope") {
         diags.error(value.where, "oauth2.params: give the scope as oauth2's scope");
       } else if (name == "grant_type" || name == "client_id" || name == "client_secret") {

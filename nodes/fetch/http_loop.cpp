@@ -1645,7 +1645,10 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
 bool HttpLoop::token_usable(Clock::time_point now) {
   const bool valid = !token_.header.empty() && now < token_.expires_at;
   const bool due = !valid || now >= token_.refresh_at;
-  if (due && !token_.asking && (!token_.failure || now >= token_.failed_until)) start_token(now);
+  // (A graceful stop starts no job, so asks for no token: drop_unstarted().)
+  if (due && !token_.asking && !winding_down_.load() && (!token_.failure || now >= token_.failed_until)) {
+    start_token(now);
+  }
   if (valid) return true;
   if (token_.failure && !token_.asking) {  // no token to be had for now: the waiting jobs fail with the reason
     for (auto* entry : queued_hosts_) {
