@@ -3068,6 +3068,34 @@ TEST_CASE("oauth2: a token endpoint that fails for a moment is asked again, and 
   CHECK(server.counter("/oauth-token").requests == 3);
 }
 
+TEST_CASE("oauth2: a token that cannot be renewed serves until it expires, then the records fail with reason auth",
+          "[fetch][oauth2]") {
+  FixtureServer server;
+  TempDir dir;
+  // The first token lives 1 s; every request for the next one fails (twice each time: attempts 2).
+  // 30 requests at 10 a second: those of the first second go through, the others fail.
+  std::string config = oauth2_config(server, "?life=1&from=1&fail=1000") + "    rate: 10/s\n";
+  config.replace(config.find("attempts: 3"), 11, "attempts: 2");
+  RunReport report =
+      run_pipeline(test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 30), 4,
+                                                config + "    circuit_breaker: {recovery_timeout: 300ms}\n")));
+  CHECK(report.errors.empty());
+  const auto ok = lines(dir, "ok.jsonl");
+  const auto bad = lines(dir, "bad.jsonl");
+  CHECK(ok.size() + bad.size() == 30);
+  CHECK_FALSE(ok.empty());
+  REQUIRE_FALSE(bad.empty());
+  for (const auto& line : bad) CHECK(contains(line, R"("reason":"auth")"));
+  const auto tokens = body_values(ok, "token");
+  CHECK(std::set<std::string>(tokens.begin(), tokens.end()) == std::set<std::string>{"tok-1"});
+  const auto notices = test::notices_of(report, "get");
+  REQUIRE_FALSE(notices.empty());
+  CHECK(notices[0] == fmt::format("auth: no access token from {}: HTTP 503: temporarily_unavailable (The server is "
+                                  "restarting) (2 attempts); the token in use serves until it expires",
+                                  server.url("/oauth-token?life=1&from=1&fail=1000")));
+  CHECK(server.counter("/oauth-api").requests == ok.size());
+}
+
 TEST_CASE("oauth2: a graceful stop while the token is asked for ends the run at once, its records unfetched",
           "[fetch][oauth2][cancel]") {
   FixtureServer server;

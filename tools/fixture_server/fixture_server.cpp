@@ -780,11 +780,12 @@ struct FixtureServer::Impl {
               "application/json");
         }));
     // An OAuth 2.0 authorization server (RFC 6749's client credentials grant) for client "sluice",
-    // secret "s3cret" (and "svc:1", "p@ss w+rd/="), by HTTP Basic or in the form; after `delay` ms; tokens live `life`
-    // seconds (query, default 3600; none: no expires_in sent); the first `fail` requests (query) get `status` (default
-    // 503).
+    // secret "s3cret" (and "svc:1", "p@ss w+rd/="), by HTTP Basic or in the form, answering after
+    // `delay` ms (query); tokens live `life` seconds (default 3600; none: no expires_in sent); `fail`
+    // requests after the first `from` (default 0) get `status` (default 503).
     server->Post("/oauth-token", tracked([this](const httplib::Request& req, httplib::Response& res) {
                    const int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 0;
+                   const int from = req.has_param("from") ? std::stoi(req.get_param_value("from")) : 0;
                    int seen;
                    {
                      std::lock_guard lock(mutex);
@@ -798,7 +799,7 @@ struct FixtureServer::Impl {
                    if (req.has_param("delay")) {
                      std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(req.get_param_value("delay"))));
                    }
-                   if (seen < fail) {
+                   if (seen >= from && seen < from + fail) {
                      const int status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
                      return refuse(status, "temporarily_unavailable", "The server is restarting");
                    }

@@ -52,12 +52,12 @@
 //   /cursor/<n>?per=P (POST)    a GraphQL-style API over n items paged by the cursor at "after" in
 //                               the body (null first): Relay's edges and pageInfo {hasNextPage,
 //                               endCursor}, P items a page (default 10); 400 without "after"
-//   /oauth-token?life=S&fail=N&status=C&delay=D (POST)  an OAuth 2.0 token endpoint (client credentials
+//   /oauth-token?life=S&fail=N&from=F&status=C&delay=D (POST)  an OAuth 2.0 token endpoint (client credentials
 //                               grant) for client "sluice", secret "s3cret", and "svc:1", "p@ss w+rd/="
 //                               (HTTP Basic, form-encoded as RFC 6749 2.3.1 asks, or in the form):
 //                               {"access_token":"tok-<n>","token_type":"bearer","expires_in":S} (S default 3600; none:
-//                               no expires_in; &type=T another token_type); the first N requests get C (default 503);
-//                               401 invalid_client to other credentials
+//                               no expires_in; &type=T another token_type); N requests after the first F (default 0)
+//                               get C (default 503); 401 invalid_client to other credentials
 //   /oauth-api/<path>?revoke=R  200 {"path","token","scope"} to "Authorization: Bearer <token>" of a
 //                               token /oauth-token issued that has not expired; 401 to any other;
 //                               with R=1 every token issued so far is revoked first;
