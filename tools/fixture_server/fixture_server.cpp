@@ -348,7 +348,7 @@ struct FixtureServer::Impl {
   std::map<std::string, Quota> quotas;  // /ratelimit's windows, per key
   std::map<std::string, int> ranged;
   // /oauth-token's access tokens: when each expires (steady clock) and the scope (and audience) it was
-  // asked for; /oauth-revoke clears them.
+  // asked for; /oauth-api?revoke=1 clears them.
   struct Token {
     std::chrono::steady_clock::time_point expires;
     std::string scope;
@@ -856,9 +856,9 @@ struct FixtureServer::Impl {
                                                life == "none" ? "" : ",\"expires_in\":" + life, json_escape(scope)),
                                    "application/json");
                  }));
-    // An API that takes the tokens /oauth-token issued, until they expire or /oauth-revoke: the
-    // path, the token, its scope and 200; 401 to any other. With revoke=1 every token issued so far
-    // is revoked first (this request's too).
+    // An API that takes the tokens /oauth-token issued until they expire: the path, the token, its
+    // scope and 200; 401 to any other. With revoke=1 every token issued so far is revoked first
+    // (this request's too).
     server->Get(R"(/oauth-api/(.*))", tracked([this](const httplib::Request& req, httplib::Response& res) {
                   const std::string authorization = req.get_header_value("Authorization");
                   const std::string token = authorization.starts_with("Bearer ") ? authorization.substr(7) : "";
@@ -899,11 +899,6 @@ struct FixtureServer::Impl {
                                   json_escape(token), json_escape(scope)),
                       "application/json");
                 }));
-    server->Post("/oauth-revoke", tracked([this](const httplib::Request&, httplib::Response& res) {
-                   std::lock_guard lock(mutex);
-                   tokens.clear();
-                   res.set_content("{}", "application/json");
-                 }));
     server->Get("/echo", echo);
     server->Post("/echo", echo);
     server->Put("/echo", echo);

@@ -63,7 +63,6 @@
 //                               with R=1 every token issued so far is revoked first;
 //                               /oauth-api/orders?page=N: an API's 95 orders, 20 a page, as
 //                               {"orders": [...], "next": the next page's URL or null}
-//   /oauth-revoke (POST)        every token issued so far stops working
 //   http://host/path            a request in absolute form, as a client sends it to its HTTP proxy:
 //                               200 "proxied http://host/path" (counted under "proxy")
 //   /__stats                    counters as JSON; POST /__reset clears them
