@@ -3074,17 +3074,18 @@ TEST_CASE("oauth2: a token that cannot be renewed serves until it expires, then 
           "[fetch][oauth2]") {
   FixtureServer server;
   TempDir dir;
-  // The first token lives 1 s; every request for the next one fails (twice each time: attempts 2).
-  // 30 requests at 10 a second: those of the first second go through, the others fail.
-  std::string config = oauth2_config(server, "?life=1&from=1&fail=1000") + "    rate: 10/s\n";
+  // The first token lives 3 s; every request for the next one fails (twice each time: attempts 2),
+  // the first time 0.3 s before it expires. 90 requests at 20 a second: those of the first 3 s go
+  // through, the others fail.
+  std::string config = oauth2_config(server, "?life=3&from=1&fail=1000") + "    rate: 20/s\n";
   config.replace(config.find("attempts: 3"), 11, "attempts: 2");
   RunReport report =
-      run_pipeline(test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 30), 4,
+      run_pipeline(test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 90), 4,
                                                 config + "    circuit_breaker: {recovery_timeout: 300ms}\n")));
   CHECK(report.errors.empty());
   const auto ok = lines(dir, "ok.jsonl");
   const auto bad = lines(dir, "bad.jsonl");
-  CHECK(ok.size() + bad.size() == 30);
+  CHECK(ok.size() + bad.size() == 90);
   CHECK_FALSE(ok.empty());
   REQUIRE_FALSE(bad.empty());
   for (const auto& line : bad) CHECK(contains(line, R"("reason":"auth")"));
@@ -3094,7 +3095,7 @@ TEST_CASE("oauth2: a token that cannot be renewed serves until it expires, then 
   REQUIRE_FALSE(notices.empty());
   CHECK(notices[0] == fmt::format("auth: no access token from {}: HTTP 503: temporarily_unavailable (The server is "
                                   "restarting) (2 attempts); the token in use serves until it expires",
-                                  server.url("/oauth-token?life=1&from=1&fail=1000")));
+                                  server.url("/oauth-token?life=3&from=1&fail=1000")));
   // Each request the API saw succeeded, but for one in flight as the token expired, whose 401 came
   // too late for it (the server's clock for the token starts after fetch's).
   CHECK(server.counter("/oauth-api").requests >= ok.size());
