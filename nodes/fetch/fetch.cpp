@@ -1,6 +1,5 @@
 // fetch: HTTP requests on libcurl's multi interface, on the node's own I/O thread.
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -179,38 +178,22 @@ Schema cache_schema() {
   });
 }
 
-// oauth2's token_url: http or https, and http only to this machine (a loopback host), since the
-// request carries the client's secret.
+// oauth2's token_url: a URL fetch could request (parse_host_key()), and http only to this machine
+// (localhost or a loopback address, not a name that begins with 127.), since the request carries
+// the client's secret.
 std::string check_token_url(const Value& v) {
-  const std::string text = v.to_text();
-  CURLU* url = curl_url();
-  if (!url) throw std::bad_alloc();
-  char* scheme = nullptr;
-  char* host = nullptr;
   std::string error;
-  if (curl_url_set(url, CURLUPART_URL, text.c_str(), 0) != CURLUE_OK ||
-      curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-      curl_url_get(url, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-    error = fmt::format("'{}' is not a URL (https://auth.example.com/oauth/token)", hide_credentials(text));
-  } else if (std::string_view(scheme) != "https" && std::string_view(scheme) != "http") {
-    error = fmt::format("'{}': only https (and http to a loopback host) is allowed", hide_credentials(text));
-  } else if (std::string_view(scheme) == "http") {
-    // A loopback address (127.0.0.0/8 as an address, not a name that begins with 127.), or localhost.
-    const std::string h = host;
-    in_addr v4{};
-    const bool loopback = h == "localhost" || h == "[::1]" ||
-                          (inet_pton(AF_INET, h.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127);
-    if (!loopback) {
-      error = fmt::format(
-          "'{}': the request carries the client secret, so it goes over https (http only to a "
-          "loopback host)",
-          hide_credentials(text));
-    }
-  }
-  curl_free(scheme);
-  curl_free(host);
-  curl_url_cleanup(url);
-  return error;
+  const auto key = fetch::parse_host_key(v.to_text(), error);
+  if (!key) return hide_credentials(error);
+  if (!key->starts_with("http://")) return "";
+  const std::string host(fetch::host_of_key(*key));
+  in_addr v4{};
+  if (host == "localhost" || host == "[::1]" ||
+      (inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127))
+    return "";
+  return fmt::format(
+      "'{}': the request carries the client secret, so it goes over https (http only to a loopback host)",
+      hide_credentials(v.to_text()));
 }
 
 Schema oauth2_schema() {

@@ -463,8 +463,8 @@ std::string request_url(const std::string& text) {
   return out;
 }
 
-// The host key of a URL (scheme://host:port, lowercase, default port filled in), read with
-// libcurl's own parser. Only http and https are accepted.
+}  // namespace
+
 std::optional<std::string> parse_host_key(const std::string& text, std::string& error) {
   CURLU* u = curl_url();
   CURLUcode rc = curl_url_set(u, CURLUPART_URL, text.c_str(), 0);
@@ -497,6 +497,8 @@ std::optional<std::string> parse_host_key(const std::string& text, std::string& 
   curl_url_cleanup(u);
   return key;
 }
+
+namespace {
 
 // The URL's path and query as libcurl normalizes them (dot segments removed), for robots.txt rules.
 std::string robots_path(const std::string& text) {
@@ -689,6 +691,31 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
     base_headers_ = curl_slist_append(nullptr, agent_line_.c_str());
     if (!base_headers_) throw std::bad_alloc();
   }
+  if (opt_.oauth2) prepare_token_request();
+}
+
+// RFC 6749 4.4.2's form, and with client_auth: basic the Basic credentials, form-encoded first (2.3.1,
+// as Go's oauth2 package does).
+void HttpLoop::prepare_token_request() {
+  const FetchOptions::OAuth2& o = *opt_.oauth2;
+  token_.form = "grant_type=client_credentials";
+  auto add = [this](std::string_view name, std::string_view value) {
+    token_.form += '&';
+    append_url_encoded(token_.form, name);
+    token_.form += '=';
+    append_url_encoded(token_.form, value);
+  };
+  if (!o.scope.empty()) add("scope", o.scope);
+  for (const auto& [name, value] : o.params) add(name, value);
+  if (o.basic) {
+    append_url_encoded(token_.user, o.client_id);
+    append_url_encoded(token_.password, o.client_secret);
+  } else {
+    add("client_id", o.client_id);
+    add("client_secret", o.client_secret);
+  }
+  std::string error;
+  token_.host = parse_host_key(o.token_url, error).value_or(o.token_url);  // checked when the node was made
 }
 
 HttpLoop::~HttpLoop() {
@@ -1650,46 +1677,14 @@ bool HttpLoop::token_usable(Clock::time_point now) {
     start_token(now);
   }
   if (valid) return true;
-  if (token_.failure && !token_.asking) {  // no token to be had for now: the waiting jobs fail with the reason
-    for (auto* entry : queued_hosts_) {
-      Host& host = entry->second;
-      while (!host.waiting.empty()) {
-        auto job = std::move(host.waiting.front());
-        host.waiting.pop_front();
-        fail(std::move(job), Reason::auth, 0, *token_.failure);
-      }
-      host.queued = false;
-    }
-    queued_hosts_.clear();
-  }
+  if (token_.failure && !token_.asking) fail_waiting(Reason::auth, *token_.failure);  // no token to be had for now
   return false;
 }
 
 // RFC 6749 4.4.2: a POST of the form, the client authenticated with HTTP Basic or by the id and
-// secret in the form (2.3.1; for Basic both are form-encoded first, as Go's oauth2 package does).
-// Not redirected: the secret goes to token_url only.
+// secret in the form (prepare_token_request()). Not redirected: the secret goes to token_url only.
 void HttpLoop::start_token(Clock::time_point now) {
   const FetchOptions::OAuth2& o = *opt_.oauth2;
-  if (token_.form.empty()) {
-    token_.form = "grant_type=client_credentials";
-    auto add = [this](std::string_view name, std::string_view value) {
-      token_.form += '&';
-      append_url_encoded(token_.form, name);
-      token_.form += '=';
-      append_url_encoded(token_.form, value);
-    };
-    if (!o.scope.empty()) add("scope", o.scope);
-    for (const auto& [name, value] : o.params) add(name, value);
-    if (o.basic) {
-      append_url_encoded(token_.user, o.client_id);
-      append_url_encoded(token_.password, o.client_secret);
-    } else {
-      add("client_id", o.client_id);
-      add("client_secret", o.client_secret);
-    }
-    std::string error;
-    if (!host_key(o.token_url, token_.host, error)) token_.host = o.token_url;  // checked when the node was made
-  }
   auto t = take_transfer(o.token_url);
   CURL* e = t->easy;
   t->token = true;
@@ -1754,15 +1749,9 @@ void HttpLoop::finish_token(Transfer& t, CURLcode code) {
                         no_socket || opt_.retry.retries_reason(reason), {});
   }
   if (status < 200 || status >= 300) {
-    std::optional<nanoseconds> wait;
-    if (status == 429 || status == 503) {
-      if (auto header = response_header(t.easy, "Retry-After")) {
-        if (auto after = parse_retry_after(*header, std::time(nullptr))) wait = std::min(*after, opt_.retry.max);
-      }
-    }
     const std::string why = token_error(t.body);
     return token_failed(fmt::format("{}: HTTP {}{}", from, status, why.empty() ? "" : ": " + why),
-                        opt_.retry.retries_status(status), wait);
+                        opt_.retry.retries_status(status), retry_after(t.easy, status));
   }
   simdjson::dom::parser parser;
   simdjson::dom::object object;
@@ -2286,13 +2275,9 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   }
   if (!opt_.ok_status.contains(status)) {
     nanoseconds wait = opt_.retry.backoff(job->attempts + 1, rng_);
-    if (status == 429 || status == 503) {
-      if (auto header = response_header(easy, "Retry-After")) {
-        if (auto after = parse_retry_after(*header, std::time(nullptr))) {
-          wait = std::min(*after, opt_.retry.max);
-          host.paused_until = std::max(host.paused_until, now + wait);  // the whole host waits
-        }
-      }
+    if (auto after = retry_after(easy, status)) {
+      wait = *after;
+      host.paused_until = std::max(host.paused_until, now + wait);  // the whole host waits
     }
     const bool rate_limited = quota_wait && (status == 403 || status == 429);
     if (rate_limited) wait = *quota_wait;
@@ -2328,6 +2313,14 @@ void HttpLoop::fail_content_type(std::unique_ptr<Job> job, Host& host, long stat
       fmt::format("content_type: '{}' is not one of content_types ({})", type ? type : "", opt_.content_types.text());
   if (type) job->record.set("content_type", Value(std::string(type)));
   fail(std::move(job), Reason::content_type, status, std::move(message));
+}
+
+std::optional<nanoseconds> HttpLoop::retry_after(CURL* easy, long status) const {
+  if (status != 429 && status != 503) return std::nullopt;
+  auto header = response_header(easy, "Retry-After");
+  auto after = header ? parse_retry_after(*header, std::time(nullptr)) : std::nullopt;
+  if (!after) return std::nullopt;
+  return std::min(*after, opt_.retry.max);
 }
 
 void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message,
@@ -2784,6 +2777,19 @@ std::size_t HttpLoop::set_aside_downloads() {
   return n;
 }
 
+void HttpLoop::fail_waiting(Reason reason, const std::string& message) {
+  for (auto* entry : queued_hosts_) {
+    Host& host = entry->second;
+    while (!host.waiting.empty()) {
+      auto job = std::move(host.waiting.front());
+      host.waiting.pop_front();
+      fail(std::move(job), reason, 0, message);
+    }
+    host.queued = false;
+  }
+  queued_hosts_.clear();
+}
+
 void HttpLoop::abort_everything() {
   aborted_ = true;
   const std::string message = "cancelled: the run was stopped";
@@ -2799,16 +2805,7 @@ void HttpLoop::abort_everything() {
     recycle(std::move(t));
   }
   active_.clear();
-  for (auto* entry : queued_hosts_) {
-    Host& host = entry->second;
-    while (!host.waiting.empty()) {
-      auto job = std::move(host.waiting.front());
-      host.waiting.pop_front();
-      fail(std::move(job), Reason::cancelled, 0, message);
-    }
-    host.queued = false;
-  }
-  queued_hosts_.clear();
+  fail_waiting(Reason::cancelled, message);
   for (auto& [due, timer] : timers_) {
     if (timer.job) fail(std::move(timer.job), Reason::cancelled, 0, message);
   }

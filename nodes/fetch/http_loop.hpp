@@ -273,6 +273,7 @@ class HttpLoop {
   // Whether jobs may start: a token is there and has not expired. Asks for one when needed, and fails
   // the waiting jobs while the latest request has failed.
   bool token_usable(Clock::time_point now);
+  void prepare_token_request();  // token_'s form, user, password and host, when the loop is made
   void start_token(Clock::time_point now);
   void finish_token(Transfer& t, CURLcode code);
   void token_failed(std::string message, bool retryable, std::optional<nanoseconds> wait);
@@ -290,6 +291,8 @@ class HttpLoop {
   // retried (when attempts are left) whatever retries.on_status says.
   void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait,
                      bool rate_limited = false);
+  // A 429 or 503's Retry-After (seconds or an HTTP date), capped by retries.max; none for other statuses.
+  std::optional<nanoseconds> retry_after(CURL* easy, long status) const;
   void succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats);
   struct FieldSetter {
     Record& record;
@@ -310,6 +313,8 @@ class HttpLoop {
   bool render_headers(const Record& record, const std::string& host, bool credentials, std::vector<std::string>& out,
                       std::string& error) const;
   void fail_content_type(std::unique_ptr<Job> job, Host& host, long status, CURL* easy);
+  // Fails every job waiting in a host's queue.
+  void fail_waiting(Reason reason, const std::string& message);
   void abort_everything();
   void drop_unstarted();
   std::size_t set_aside_downloads();
@@ -496,6 +501,10 @@ class HttpLoop {
     if (held_++ == 0) first_held_ = Clock::now();
   }
 };
+
+// The host key of a URL (scheme://host:port, lowercase, default port filled in), read with
+// libcurl's own parser. Only http and https URLs with a host are accepted; `error` says why not.
+std::optional<std::string> parse_host_key(const std::string& text, std::string& error);
 
 // A request header's name: an HTTP token (RFC 9110: letters, digits and !#$%&'*+-.^_`|~).
 bool is_header_name(std::string_view name);
