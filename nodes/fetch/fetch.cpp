@@ -202,8 +202,16 @@ Schema oauth2_schema() {
           .validated_by(check_token_url)
           .make_required(),
       FieldSpec::string("client_id", "the client's id; ${CLIENT_ID} keeps it in the environment").make_required(),
-      FieldSpec::string("client_secret", "the client's secret; ${CLIENT_SECRET} keeps it out of the file")
-          .make_required(),
+      FieldSpec::string("client_secret",
+                        "the client's secret; ${CLIENT_SECRET} keeps it out of the file; required but with a "
+                        "refresh token (none: a public client, whose id goes in the request's form)"),
+      FieldSpec::string("refresh_token",
+                        "the refresh token grant (RFC 6749 6) instead of client credentials: a refresh token "
+                        "the user's authorization gave (${REFRESH_TOKEN}); a new one the server issues is used "
+                        "for the rest of the run"),
+      FieldSpec::string("refresh_token_file",
+                        "the refresh token grant with the refresh token in this file (one line); a new one "
+                        "the server issues replaces it there, so that the next run has it"),
       FieldSpec::string("scope", "the scope asked for (space-separated); default: none, the server's"),
       FieldSpec::map("params", FieldSpec::string("value", "a value"),
                      "more fields of the token request: audience, resource (name -> value)")
@@ -427,18 +435,33 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
                        fmt::format("hosts.{}.headers", pattern));
     }
     const Config& oauth2 = c.object("oauth2");
-    for (const char* name : {"client_id", "client_secret"}) {
+    for (const char* name : {"client_id", "client_secret", "refresh_token"}) {
       if (oauth2.has(name) && oauth2.string(name).empty()) {
         diags.error(oauth2.where(name),
                     fmt::format("oauth2.{}: empty (is the environment variable it names set?)", name));
       }
     }
+    const bool refresh = oauth2.has("refresh_token") || oauth2.has("refresh_token_file");
+    if (oauth2.has("refresh_token") && oauth2.has("refresh_token_file")) {
+      diags.error(oauth2.where("refresh_token_file"),
+                  "oauth2: give either refresh_token or refresh_token_file (where a new one is kept), not both");
+    } else if (!refresh && !oauth2.has("client_secret")) {
+      diags.error(c.where("oauth2"),
+                  "oauth2: client_secret is required (the client credentials grant), unless a refresh_token or "
+                  "refresh_token_file is given");
+    }
+    if (oauth2.has("refresh_token_file")) {
+      std::string error;
+      if (!fetch::read_refresh_token(oauth2.string("refresh_token_file"), error)) {
+        diags.error(oauth2.where("refresh_token_file"), "oauth2.refresh_token_file: " + error);
+      }
+    }
     for (const auto& [name, value] : oauth2.map("params")) {
       if (name == "scope") {
         diags.error(value.where, "oauth2.params: give the scope as oauth2's scope");
-      } else if (name == "grant_type" || name == "client_id" || name == "client_secret") {
-        diags.error(value.where,
-                    fmt::format("oauth2.params: '{}' is fetch's to send (the client credentials grant)", name));
+      } else if (name == "grant_type" || name == "client_id" || name == "client_secret" || name == "refresh_token") {
+        diags.error(value.where, fmt::format("oauth2.params: '{}' is fetch's to send (the {} grant)", name,
+                                             refresh ? "refresh token" : "client credentials"));
       }
     }
   }
@@ -553,7 +576,9 @@ fetch::FetchOptions options_from(const Config& c) {
     o.oauth2 = fetch::FetchOptions::OAuth2{};
     o.oauth2->token_url = a.string("token_url");
     o.oauth2->client_id = a.string("client_id");
-    o.oauth2->client_secret = a.string("client_secret");
+    if (a.has("client_secret")) o.oauth2->client_secret = a.string("client_secret");
+    if (a.has("refresh_token")) o.oauth2->refresh_token = a.string("refresh_token");
+    if (a.has("refresh_token_file")) o.oauth2->refresh_token_file = a.string("refresh_token_file");
     if (a.has("scope")) o.oauth2->scope = a.string("scope");
     for (const auto& [name, value] : a.map("params"))
       o.oauth2->params.emplace_back(name, std::get<Value>(value.v).to_text());
@@ -689,7 +714,8 @@ NodeType fetch_type() {
               .with_default("false"),
           FieldSpec::object_of(
               "oauth2", oauth2_schema(),
-              "an access token from an OAuth 2.0 authorization server (client credentials grant), "
+              "an access token from an OAuth 2.0 authorization server (the client credentials grant, or "
+              "the refresh token grant with refresh_token), "
               "sent as Authorization: Bearer with each request (not past a redirect to another origin); "
               "asked for before the first request, again before it expires and when a request "
               "gets 401 with it (that request is sent again, once); when none can be had the "

@@ -79,7 +79,8 @@ struct HttpLoop::Job {
   // (`revalidating` on the attempt that sent them).
   std::unique_ptr<CachedResponse> stale;
   bool revalidating = false;
-  bool lone_no_socket = false;  // it found no descriptor once with no other transfer in flight
+  // Since when it has found no descriptor with no other transfer of the node in flight (asks_again()).
+  Clock::time_point lone_since{};
   int lookups_in_shortage = 0;  // failed lookups of its name repeated for a shortage of descriptors
   std::string setup_error;  // a problem found at submit (no url field, a refused or invalid URL)
   Reason setup_reason = Reason::invalid;
@@ -694,28 +695,71 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
   if (opt_.oauth2) prepare_token_request();
 }
 
-// RFC 6749 4.4.2's form, and with client_auth: basic the Basic credentials, form-encoded first (2.3.1,
-// as Go's oauth2 package does).
+// With client_auth: basic the Basic credentials, form-encoded first (RFC 6749 2.3.1, as Go's oauth2
+// package does); the refresh token grant's token, from the pipeline or its file (read again: the
+// file may have changed since the pipeline was checked).
 void HttpLoop::prepare_token_request() {
   const FetchOptions::OAuth2& o = *opt_.oauth2;
-  token_.form = "grant_type=client_credentials";
+  if (o.basic && !o.client_secret.empty()) {
+    append_url_encoded(token_.user, o.client_id);
+    append_url_encoded(token_.password, o.client_secret);
+  }
+  token_.refresh = o.refresh_token;
+  if (!o.refresh_token_file.empty()) {
+    std::string error;
+    auto refresh = read_refresh_token(o.refresh_token_file, error);
+    if (!refresh) throw NodeError("oauth2.refresh_token_file: " + error);
+    token_.refresh = std::move(*refresh);
+  }
+  build_token_form();
+  std::string error;
+  token_.host = parse_host_key(o.token_url, error).value_or(o.token_url);  // checked when the node was made
+}
+
+// RFC 6749 4.4.2's form (client credentials) or 6's (a refresh token); the client's id and secret in
+// it with client_auth: post, and a public client's id (no secret: 2.1, 3.2.1).
+void HttpLoop::build_token_form() {
+  const FetchOptions::OAuth2& o = *opt_.oauth2;
+  token_.form = token_.refresh.empty() ? "grant_type=client_credentials" : "grant_type=refresh_token";
   auto add = [this](std::string_view name, std::string_view value) {
     token_.form += '&';
     append_url_encoded(token_.form, name);
     token_.form += '=';
     append_url_encoded(token_.form, value);
   };
+  if (!token_.refresh.empty()) add("refresh_token", token_.refresh);
   if (!o.scope.empty()) add("scope", o.scope);
   for (const auto& [name, value] : o.params) add(name, value);
-  if (o.basic) {
-    append_url_encoded(token_.user, o.client_id);
-    append_url_encoded(token_.password, o.client_secret);
-  } else {
+  if (o.client_secret.empty()) {
+    add("client_id", o.client_id);
+  } else if (!o.basic) {
     add("client_id", o.client_id);
     add("client_secret", o.client_secret);
   }
+}
+
+void HttpLoop::rotate_refresh_token(std::string_view refresh) {
+  const FetchOptions::OAuth2& o = *opt_.oauth2;
+  token_.refresh = refresh;
+  build_token_form();
+  if (o.refresh_token_file.empty()) {
+    if (!std::exchange(token_.told_rotated, true)) {
+      notice(
+          fmt::format("oauth2: {} issued a new refresh token, used for the rest of this run; the pipeline's "
+                      "refresh_token may no longer be good: refresh_token_file keeps the newest one",
+                      hide_credentials(o.token_url)));
+    }
+    return;
+  }
+  // A few bytes, at most once per token's life: written (and synced) on this thread, whose transfers
+  // wait for it meanwhile.
   std::string error;
-  token_.host = parse_host_key(o.token_url, error).value_or(o.token_url);  // checked when the node was made
+  if (!write_refresh_token(o.refresh_token_file, refresh, error)) {
+    notice(
+        fmt::format("oauth2: {} issued a new refresh token, and it could not be kept: {}; the next run may have "
+                    "to be authorized again",
+                    hide_credentials(o.token_url), error));
+  }
 }
 
 HttpLoop::~HttpLoop() {
@@ -907,10 +951,13 @@ void HttpLoop::load_cookies() {
   curl_easy_cleanup(e);
 }
 
-std::optional<std::vector<std::string>> read_cookie_file(const std::string& path, std::string& error) {
+namespace {
+
+// `path` open for reading, or nullopt and `error`: it is a folder (not `what`), or cannot be read.
+std::optional<std::ifstream> open_to_read(const std::string& path, std::string_view what, std::string& error) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
-    error = fmt::format("'{}' is a folder, not a cookie file", path);
+    error = fmt::format("'{}' is a folder, not {}", path, what);
     return std::nullopt;
   }
   std::ifstream in(path, std::ios::binary);
@@ -918,12 +965,62 @@ std::optional<std::vector<std::string>> read_cookie_file(const std::string& path
     error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));
     return std::nullopt;
   }
+  return in;
+}
+
+}  // namespace
+
+std::optional<std::string> read_refresh_token(const std::string& path, std::string& error) {
+  auto in = open_to_read(path, "a file with a refresh token", error);
+  if (!in) return std::nullopt;
+  std::string token;
+  std::getline(*in, token, '\0');
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.size() > kTokenMax || !header_value_ok(token) || token.find(' ') != std::string::npos) {
+    error = fmt::format("'{}' does not hold one refresh token (one line, no spaces)", path);
+    return std::nullopt;
+  }
+  if (token.empty()) {
+    error = fmt::format("'{}' is empty: put the refresh token the authorization gave in it", path);
+    return std::nullopt;
+  }
+  std::error_code ec;
+  const auto folder = std::filesystem::absolute(path, ec).parent_path();
+  if (::access(path.c_str(), W_OK) != 0 || ::access(folder.c_str(), W_OK | X_OK) != 0) {
+    error = fmt::format("cannot write '{}' or its folder: {} (a new refresh token the server issues goes there)", path,
+                        std::strerror(errno));
+    return std::nullopt;
+  }
+  return token;
+}
+
+bool write_refresh_token(const std::string& path, std::string_view token, std::string& error) {
+  const std::string temp = fmt::format("{}.sluice-{}.new", path, ::getpid());
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = fmt::format("cannot create '{}': {}", temp, std::strerror(errno));
+    return false;
+  }
+  const std::string text = std::string(token) + '\n';
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  const int write_error = errno;
+  if (::close(fd) != 0 || !written || ::rename(temp.c_str(), path.c_str()) != 0) {
+    error = fmt::format("cannot write '{}': {}", path, std::strerror(written ? errno : write_error));
+    ::unlink(temp.c_str());
+    return false;
+  }
+  return true;
+}
+
+std::optional<std::vector<std::string>> read_cookie_file(const std::string& path, std::string& error) {
+  auto in = open_to_read(path, "a cookie file", error);
+  if (!in) return std::nullopt;
   std::vector<std::string> cookies;
   std::size_t expired = 0;
   const auto now =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
+  for (int number = 1; std::getline(*in, line); ++number) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (number == 1 && line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
     const bool http_only = line.starts_with("#HttpOnly_");
@@ -1602,8 +1699,9 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
   const bool no_socket = out_of_sockets(t, code);  // no request was sent
   // Asked for again once a descriptor is free, as a job is (conclude()).
-  if (no_socket && asks_again(host.robots_lone_no_socket)) {
-    host.robots = Host::Robots::unknown;
+  if (bool later = false; no_socket && asks_again(host.robots_lone_since, Clock::now(), later)) {
+    host.robots = later ? Host::Robots::retrying : Host::Robots::unknown;
+    if (later) timers_.emplace(Clock::now() + kLoneWait, Timer{nullptr, t.robots_host, true});
     return cap_sockets(t.socket_errno, Clock::now());
   }
   if (t.refused_ip.empty() && !no_socket) count_transfer(stats_of(t.robots_host, host), t.easy, status, t.body.size());
@@ -1665,7 +1763,7 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   host.robots = Host::Robots::ready;
   host.robots_at = now;
   host.robots_attempts = 0;
-  host.robots_lone_no_socket = false;
+  host.robots_lone_since = {};
   host.robots_lookups_in_shortage = 0;
 }
 
@@ -1695,7 +1793,7 @@ void HttpLoop::start_token(Clock::time_point now) {
   curl_easy_setopt(e, CURLOPT_POST, 1L);
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(token_.form.size()));
   curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, token_.form.c_str());
-  if (o.basic) {
+  if (!token_.user.empty()) {  // client_auth: basic, with a secret
     curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     curl_easy_setopt(e, CURLOPT_USERNAME, token_.user.c_str());
     curl_easy_setopt(e, CURLOPT_PASSWORD, token_.password.c_str());
@@ -1765,6 +1863,16 @@ void HttpLoop::finish_token(Transfer& t, CURLcode code) {
         {});
   }
   if (!header_value_ok(token)) return token_failed(from + ": the access_token holds a line break", false, {});
+  // RFC 6749 6: a new refresh token replaces the one sent (which the server may have voided).
+  if (std::string_view refresh; !token_.refresh.empty() && !object["refresh_token"].get(refresh) && !refresh.empty() &&
+                                refresh != token_.refresh) {
+    if (header_value_ok(refresh) && refresh.size() <= kTokenMax && refresh.find(' ') == std::string_view::npos) {
+      rotate_refresh_token(refresh);
+    } else {
+      notice(fmt::format("oauth2: {} issued a new refresh token that is not one line of text; kept the old one",
+                         hide_credentials(o.token_url)));
+    }
+  }
   // Its life, in seconds: a number, or a string of digits.
   double life = 0;
   if (auto field = object["expires_in"]; !field.error()) {
@@ -2017,11 +2125,13 @@ void HttpLoop::breaker_succeeded(const std::string& key, Host& host) {
 // more transfers run than were in flight then (cap_sockets()). Each transfer holds a descriptor, so
 // the ones in flight are what fits.
 void HttpLoop::wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_errno, bool probe,
-                               Clock::time_point now) {
+                               Clock::time_point now, bool later) {
   if (probe) host.breaker.on_probe_abandoned();
   --job->attempts;
   cap_sockets(socket_errno, now);
-  enqueue(std::move(job), true);
+  if (!later) return enqueue(std::move(job), true);
+  ++host.retries_scheduled;  // the host stays known while the job waits (fire_timers())
+  timers_.emplace(now + kLoneWait, Timer{std::move(job), {}});
 }
 
 // Each transfer holds a descriptor for its socket (a download one more for its file), and the rest of
@@ -2053,15 +2163,20 @@ void HttpLoop::budget_descriptors() {
   curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(descriptor_budget_));
 }
 
-// Whether a transfer that found no descriptor is asked for again: always while others are in flight
-// (one of them will give its descriptor up), and once more when it was alone (`lone`: it was, the
-// last time), since idle connections may have held them all (cap_sockets() closes those).
-bool HttpLoop::asks_again(bool& lone) const {
-  if (!active_.empty()) {
-    lone = false;
+// Whether a transfer that found no descriptor is asked for again: at once while others of the node
+// are in flight (one of them will give its descriptor up), and every kLoneWait (`later`) while it is
+// alone, for connect_timeout at most from the first time (`since`): idle connections may hold the
+// descriptors (under cap_sockets()'s cap each new connection closes the oldest idle one first, one
+// descriptor each time, and a name's lookup needs three or so: libcurl's socketpair, and what
+// getaddrinfo() opens), or another node's transfers, or a store's files, which free them in time.
+bool HttpLoop::asks_again(Clock::time_point& since, Clock::time_point now, bool& later) const {
+  later = active_.empty();
+  if (!later) {
+    since = {};
     return true;
   }
-  return !std::exchange(lone, true);
+  if (since == Clock::time_point{}) since = now;
+  return now - since < opt_.connect_timeout;
 }
 
 // For kSocketCapFor, no more transfers than are in flight now (at least one), and no more
@@ -2126,8 +2241,8 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   // dropped: asked for again when one is free. Alone, it may have found every descriptor held by idle
   // connections: asked for again once, now that the connection cap closes the oldest of them for a
   // new one (cap_sockets()).
-  if ((no_socket || no_file_descriptor(*t, code)) && asks_again(job->lone_no_socket)) {
-    return wait_for_socket(std::move(job), host, t->socket_errno, t->probe, now);
+  if (bool later = false; (no_socket || no_file_descriptor(*t, code)) && asks_again(job->lone_since, now, later)) {
+    return wait_for_socket(std::move(job), host, t->socket_errno, t->probe, now, later);
   }
   // download: the file could not be written (a full disk): not the host's fault, and not retried.
   if (!t->write_error.empty()) return fail(std::move(job), Reason::other, status, "download: " + t->write_error);

@@ -99,15 +99,19 @@ struct FetchOptions {
   // An API's rate-limit headers are obeyed: when a response says no request is left in the window,
   // the host's next request waits for the reset, and a 403 or 429 that says so is retried then.
   bool rate_limit_headers = false;
-  // oauth2: an access token from an authorization server (RFC 6749's client credentials grant),
-  // sent as "Authorization: Bearer <token>" with each request (not to a redirect's other origin).
-  // Asked for before the first request, again before it expires, and when a request gets 401 with it.
+  // oauth2: an access token from an authorization server (RFC 6749's client credentials grant, or
+  // its refresh token grant), sent as "Authorization: Bearer <token>" with each request (not to a
+  // redirect's other origin). Asked for before the first request, again before it expires, and when
+  // a request gets 401 with it.
   struct OAuth2 {
     std::string token_url;
-    std::string client_id, client_secret;
+    std::string client_id, client_secret;  // no secret: a public client (the refresh token grant only)
     std::string scope;                                        // "": none asked for
     std::vector<std::pair<std::string, std::string>> params;  // more fields of the token request (audience)
     bool basic = true;  // client_auth: basic (HTTP Basic authentication), else post (the id and secret in the form)
+    // The refresh token grant (RFC 6749 6) with this refresh token, or the one in the file (read when
+    // the loop is made; a new one the server issues is written back to it). Both "": client credentials.
+    std::string refresh_token, refresh_token_file;
   };
   std::optional<OAuth2> oauth2;
   // The run serves a site in this process (settings.serve): a request to it holds both ends of its
@@ -189,9 +193,9 @@ class HttpLoop {
     // retrying: a fetch of robots.txt failed (5xx, no answer) and another waits for its backoff.
     enum class Robots { unknown, fetching, retrying, ready } robots = Robots::unknown;
     int robots_attempts = 0;
-    // Its robots.txt found no descriptor (wait_for_socket()): once with no transfer in flight, and
+    // Its robots.txt found no descriptor (asks_again()): since when with no transfer in flight, and
     // how many of its failed lookups were repeated for a shortage (kShortLookups at most).
-    bool robots_lone_no_socket = false;
+    Clock::time_point robots_lone_since{};
     int robots_lookups_in_shortage = 0;
     Clock::time_point robots_at{};  // when its rules became ready; fetched again after robots_max_age
     bool crawl_delay = false;       // `bucket` follows its robots.txt's Crawl-delay, not rate and burst
@@ -268,12 +272,18 @@ class HttpLoop {
     std::string host;            // the token URL's host key, for the table of hosts
     std::string form;            // the request's body
     std::string user, password;  // client_auth: basic: the client's id and secret, form-encoded
+    std::string refresh;         // the refresh token grant's current refresh token
+    bool told_rotated = false;   // the notice that the server replaced a refresh token from the pipeline was given
   };
   Token token_;
   // Whether jobs may start: a token is there and has not expired. Asks for one when needed, and fails
   // the waiting jobs while the latest request has failed.
   bool token_usable(Clock::time_point now);
   void prepare_token_request();  // token_'s form, user, password and host, when the loop is made
+  void build_token_form();       // token_.form, from the options and the current refresh token
+  // A new refresh token from the server (RFC 6749 6: the old one may be void now): used from now on,
+  // and written to refresh_token_file (or a notice says it could not be kept).
+  void rotate_refresh_token(std::string_view refresh);
   void start_token(Clock::time_point now);
   void finish_token(Transfer& t, CURLcode code);
   void token_failed(std::string message, bool retryable, std::optional<nanoseconds> wait);
@@ -476,8 +486,10 @@ class HttpLoop {
   Clock::time_point socket_cap_until_{};
   int shortage_errno_ = 0;
   bool told_no_socket_ = false;
-  bool asks_again(bool& lone) const;
-  void wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_errno, bool probe, Clock::time_point now);
+  static constexpr auto kLoneWait = std::chrono::milliseconds(20);
+  bool asks_again(Clock::time_point& since, Clock::time_point now, bool& later) const;
+  void wait_for_socket(std::unique_ptr<Job> job, Host& host, int socket_errno, bool probe, Clock::time_point now,
+                       bool later);
   void cap_sockets(int socket_errno, Clock::time_point now);
   bool sockets_scarce(Clock::time_point now);
   // Sleeps until a socket or a timer needs the loop, or a submission wakes it (curl_multi_poll).
@@ -515,6 +527,13 @@ bool is_header_name(std::string_view name);
 // other '#' lines are skipped. Returns nullopt and sets `error` when the file cannot be read, a line
 // is not a cookie (naming it), or every cookie in it has expired.
 std::optional<std::vector<std::string>> read_cookie_file(const std::string& path, std::string& error);
+// oauth2's refresh_token_file: the refresh token it holds (its one line), or nullopt and `error`
+// when it cannot be read, holds no token, or it and its folder cannot be written (a new refresh
+// token goes there).
+std::optional<std::string> read_refresh_token(const std::string& path, std::string& error);
+// Replaces the refresh token file's content with `token` (a new file in its folder, then renamed
+// over it, so a crash leaves the old or the new token, whole). False and `error` when it cannot.
+bool write_refresh_token(const std::string& path, std::string_view token, std::string& error);
 // A request header's value: no CR, LF or NUL, which would end the header line and start another
 // (a field of a scraped record rendered into a header must not add headers of its own).
 bool header_value_ok(std::string_view value);

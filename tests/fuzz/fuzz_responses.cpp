@@ -138,10 +138,18 @@ std::string pipeline_text(const Flags& f, int port, const fs::path& dir, Pass pa
   fetch += std::string("    method: ") + (f.head ? "HEAD" : "GET") + "\n";
   if (f.html_only) fetch += "    content_types: [text/html, application/xhtml+xml]\n";
   if (f.rate_limit) fetch += "    rate_limit_headers: true\n";
-  // The token request is answered by the server too (directly, or as the proxy): any answer.
+  // The token request is answered by the server too (directly, or as the proxy): any answer. With
+  // `keep` (a download's flag) the refresh token grant, from a file that a new refresh token in an
+  // answer replaces.
   if (f.oauth2) {
     fetch += "    oauth2: {token_url: \"http://127.0.0.1:" + std::to_string(port) +
-             "/token\", client_id: fuzz, client_secret: s3cret}\n";
+             "/token\", client_id: fuzz, client_secret: s3cret";
+    if (f.keep) {
+      const fs::path file = dir / "refresh-token";
+      if (!fs::exists(file)) std::ofstream(file) << "rt-fuzz\n";
+      fetch += ", refresh_token_file: \"" + file.string() + "\"";
+    }
+    fetch += "}\n";
   }
   if (f.download) {
     fetch += "    download: {dir: \"" + (dir / "files").string() + "\", sha256: true";
@@ -334,6 +342,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(pass != Pass::offline || connections == 0, "an offline run connected to the server");
     for (const auto& r : got["ok"]) check_result(r, flags, work.path);
     for (const auto& r : got["bad"]) check_error(r);
+    if (flags.oauth2 && flags.keep) {  // the refresh token file holds one token, the first or a new one, whole
+      std::ifstream file(work.path / "refresh-token");
+      std::string token, more;
+      std::getline(file, token);
+      FUZZ_CHECK(!token.empty() && !std::getline(file, more) && token.find_first_of(" \r\t") == std::string::npos,
+                 "the refresh token file holds other than one token");
+    }
     if (flags.crawl) {
       FUZZ_CHECK(got["ok"].size() <= 6, "a crawl fetched more pages than max_pages");
     } else {

@@ -3102,6 +3102,101 @@ TEST_CASE("oauth2: a token that cannot be renewed serves until it expires, then 
   CHECK(server.counter("/oauth-api").requests <= ok.size() + 4);
 }
 
+TEST_CASE("oauth2: the refresh token grant, and a new refresh token kept in refresh_token_file for the next run",
+          "[fetch][oauth2]") {
+  FixtureServer server;
+  TempDir dir;
+  const auto urls = numbered_urls(server, "/oauth-api/item", 30);
+  // oauth2 with the refresh token grant: `client` lines under oauth2 (id, secret), then `refresh`.
+  auto config = [&](const std::string& query, const std::string& client, const std::string& refresh) {
+    return fmt::format(
+        "    robots: ignore\n"
+        "    retries: {{attempts: 3, base: 10ms, max: 50ms}}\n"
+        "    oauth2:\n"
+        "      token_url: {}\n{}{}",
+        server.url("/oauth-token" + query), client, refresh);
+  };
+  const std::string confidential = "      client_id: sluice\n      client_secret: s3cret\n";
+  auto tokens_of = [&] {
+    const auto tokens = body_values(lines(dir, "ok.jsonl"), "token");
+    return std::set<std::string>(tokens.begin(), tokens.end());
+  };
+
+  SECTION("a confidential client (HTTP Basic), the same refresh token answered: one token for all, no notice") {
+    RunReport report = run_pipeline(
+        test::plan_of(fetch_pipeline(dir, urls, 8, config("", confidential, "      refresh_token: rt-seed\n"))));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 30);
+    CHECK(tokens_of() == std::set<std::string>{"tok-1"});
+    CHECK(server.counter("/oauth-token").requests == 1);
+    CHECK(test::notices_of(report, "get").empty());
+  }
+  SECTION("a public client: its id in the form, no secret") {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, urls, 8, config("", "      client_id: app\n", "      refresh_token: rt-public\n      scope: read\n"))));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 30);
+    const auto scopes = body_values(lines(dir, "ok.jsonl"), "scope");
+    CHECK(std::set<std::string>(scopes.begin(), scopes.end()) == std::set<std::string>{"read"});
+  }
+  SECTION("a refresh token the server no longer takes: the records fail with its words, not retried") {
+    RunReport report = run_pipeline(test::plan_of(
+        fetch_pipeline(dir, urls, 8, config("", confidential, "      refresh_token: revoked-long-ago\n"))));
+    CHECK(report.errors.empty());  // routed
+    CHECK(lines(dir, "bad.jsonl").size() == 30);
+    const auto messages = error_messages(dir);
+    REQUIRE_FALSE(messages.empty());
+    CHECK(messages[0] == fmt::format("auth: no access token from {}: HTTP 400: invalid_grant (The refresh token is "
+                                     "invalid or expired)",
+                                     server.url("/oauth-token")));
+    CHECK(server.counter("/oauth-token").requests == 1);
+  }
+  SECTION("rotated refresh tokens: each renewal sends the newest; the file keeps it for the next run") {
+    const std::string file = dir.file("refresh-token");
+    test::write_file(file, "rt-seed\n");
+    // Tokens of 1 s, 30 requests at 10 a second: 3 s, 3 or more renewals, each with a new refresh token.
+    const std::string fetch =
+        config("?life=1&rotate=1", confidential, fmt::format("      refresh_token_file: {}\n", file)) +
+        "    rate: 10/s\n";
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 8, fetch)));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 30);
+    CHECK(lines(dir, "bad.jsonl").empty());
+    const int asked = server.counter("/oauth-token").requests;
+    CHECK(asked >= 3);
+    CHECK(tokens_of().size() >= 3);
+    CHECK(test::notices_of(report, "get").empty());
+    CHECK(test::read_file(file) == fmt::format("rt-new-{}\n", asked));
+    CHECK(std::filesystem::status(file).permissions() ==
+          (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+    for (const auto& [name, size] : files_in(dir.path())) CHECK_FALSE(contains(name, ".sluice-"));  // no temporary file
+
+    // The next run goes on from the newest refresh token; the first one is spent.
+    std::filesystem::remove(dir.file("ok.jsonl"));
+    RunReport again = run_pipeline(test::plan_of(fetch_pipeline(dir, {urls[0], urls[1]}, 2, fetch)));
+    CHECK(again.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 2);
+    CHECK(test::read_file(file) == fmt::format("rt-new-{}\n", asked + 1));
+    RunReport spent = run_pipeline(test::plan_of(
+        fetch_pipeline(dir, {urls[0]}, 1, config("?rotate=1", confidential, "      refresh_token: rt-seed\n"))));
+    CHECK(lines(dir, "bad.jsonl").size() == 1);
+    CHECK(contains(error_messages(dir).at(0), "invalid_grant"));
+  }
+  SECTION("a rotated refresh token from the pipeline (not a file): used for the run, and a notice says so") {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, std::vector<std::string>(urls.begin(), urls.begin() + 20), 8,
+        config("?life=1&rotate=1", confidential, "      refresh_token: rt-inline\n") + "    rate: 10/s\n")));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 20);
+    CHECK(server.counter("/oauth-token").requests >= 2);
+    CHECK(test::notices_of(report, "get") ==
+          std::vector<std::string>{fmt::format(
+              "oauth2: {} issued a new refresh token, used for the rest of this run; the pipeline's refresh_token "
+              "may no longer be good: refresh_token_file keeps the newest one",
+              server.url("/oauth-token?life=1&rotate=1"))});
+  }
+}
+
 TEST_CASE("oauth2: a graceful stop while the token is asked for ends the run at once, its records unfetched",
           "[fetch][oauth2][cancel]") {
   FixtureServer server;

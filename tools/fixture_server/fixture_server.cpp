@@ -355,6 +355,8 @@ struct FixtureServer::Impl {
   };
   std::map<std::string, Token> tokens;
   int tokens_issued = 0;
+  std::set<std::string> spent_refresh_tokens;  // /oauth-token?rotate=1's refresh tokens, once used
+  int refresh_tokens_issued = 0;
   std::string gzip_text;
 
   // Counts one request under each of its keys for as long as the handler runs.
@@ -782,7 +784,10 @@ struct FixtureServer::Impl {
     // An OAuth 2.0 authorization server (RFC 6749's client credentials grant) for client "sluice",
     // secret "s3cret" (and "svc:1", "p@ss w+rd/="), by HTTP Basic or in the form, answering after
     // `delay` ms (query); tokens live `life` seconds (default 3600; none: no expires_in sent); `fail`
-    // requests after the first `from` (default 0) get `status` (default 503).
+    // requests after the first `from` (default 0) get `status` (default 503). The refresh token grant
+    // (RFC 6749 6) takes any refresh token that begins with "rt-", from those clients or the public
+    // client "app" (its id in the form, no secret), and answers with the same refresh token; with
+    // `rotate=1` with a new one ("rt-new-N"), and the one sent is no longer good.
     server->Post("/oauth-token", tracked([this](const httplib::Request& req, httplib::Response& res) {
                    const int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 0;
                    const int from = req.has_param("from") ? std::stoi(req.get_param_value("from")) : 0;
@@ -831,12 +836,28 @@ struct FixtureServer::Impl {
                    if (req.get_header_value("Content-Type") != "application/x-www-form-urlencoded") {
                      return refuse(400, "invalid_request", "The request must be a form");
                    }
-                   if (by_basic == by_form) {  // neither, or both (RFC 6749 2.3: one way only)
+                   const std::string grant = field("grant_type");
+                   const bool public_client =
+                       field("client_id") == "app" && !form.count("client_secret") && !req.has_header("Authorization");
+                   if (by_basic == by_form && !(public_client && grant == "refresh_token")) {
+                     // neither, or both (RFC 6749 2.3: one way only)
                      res.set_header("WWW-Authenticate", R"(Basic realm="fixture")");
                      return refuse(401, "invalid_client", "Client authentication failed");
                    }
-                   if (field("grant_type") != "client_credentials") {
-                     return refuse(400, "unsupported_grant_type", "Only client_credentials is supported");
+                   std::string refresh;  // the refresh token of the answer
+                   if (grant == "refresh_token") {
+                     refresh = field("refresh_token");
+                     std::lock_guard lock(mutex);
+                     if (!refresh.starts_with("rt-") || spent_refresh_tokens.count(refresh)) {
+                       return refuse(400, "invalid_grant", "The refresh token is invalid or expired");
+                     }
+                     if (req.get_param_value("rotate") == "1") {
+                       spent_refresh_tokens.insert(refresh);
+                       refresh = fmt::format("rt-new-{}", ++refresh_tokens_issued);
+                     }
+                   } else if (grant != "client_credentials") {
+                     return refuse(400, "unsupported_grant_type",
+                                   "Only client_credentials and refresh_token are supported");
                    }
                    const std::string life = req.has_param("life") ? req.get_param_value("life") : "3600";
                    const std::string scope =
@@ -851,10 +872,12 @@ struct FixtureServer::Impl {
                                                    : std::chrono::milliseconds(std::llround(std::stod(life) * 1000))),
                                scope};
                    }
-                   res.set_content(fmt::format(R"({{"access_token":"{}","token_type":"{}"{},"scope":"{}"}})", token,
-                                               req.has_param("type") ? req.get_param_value("type") : "bearer",
-                                               life == "none" ? "" : ",\"expires_in\":" + life, json_escape(scope)),
-                                   "application/json");
+                   res.set_content(
+                       fmt::format(R"({{"access_token":"{}","token_type":"{}"{},"scope":"{}"{}}})", token,
+                                   req.has_param("type") ? req.get_param_value("type") : "bearer",
+                                   life == "none" ? "" : ",\"expires_in\":" + life, json_escape(scope),
+                                   refresh.empty() ? "" : ",\"refresh_token\":\"" + json_escape(refresh) + '"'),
+                       "application/json");
                  }));
     // An API that takes the tokens /oauth-token issued until they expire: the path, the token, its
     // scope and 200; 401 to any other. With revoke=1 every token issued so far is revoked first
