@@ -1704,6 +1704,7 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
     if (later) timers_.emplace(Clock::now() + kLoneWait, Timer{nullptr, t.robots_host, true});
     return cap_sockets(t.socket_errno, Clock::now());
   }
+  host.robots_lone_since = {};
   if (t.refused_ip.empty() && !no_socket) count_transfer(stats_of(t.robots_host, host), t.easy, status, t.body.size());
   // Rules read from a body cut short by a guessed length could allow what the file disallows.
   if (std::string lengths; code == CURLE_OK && status >= 200 && status < 300 && conflicting_lengths(t.easy, lengths)) {
@@ -1763,7 +1764,6 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   host.robots = Host::Robots::ready;
   host.robots_at = now;
   host.robots_attempts = 0;
-  host.robots_lone_since = {};
   host.robots_lookups_in_shortage = 0;
 }
 
@@ -2238,12 +2238,12 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     return fail(std::move(job), Reason::refused, 0, std::move(message));
   }
   // No descriptor for its socket, its name's lookup, or (download) its file, whose answer is then
-  // dropped: asked for again when one is free. Alone, it may have found every descriptor held by idle
-  // connections: asked for again once, now that the connection cap closes the oldest of them for a
-  // new one (cap_sockets()).
+  // dropped: asked for again when one is free; alone, a little later, for connect_timeout at most
+  // (asks_again()).
   if (bool later = false; (no_socket || no_file_descriptor(*t, code)) && asks_again(job->lone_since, now, later)) {
     return wait_for_socket(std::move(job), host, t->socket_errno, t->probe, now, later);
   }
+  job->lone_since = {};  // (a later shortage counts its own time)
   // download: the file could not be written (a full disk): not the host's fault, and not retried.
   if (!t->write_error.empty()) return fail(std::move(job), Reason::other, status, "download: " + t->write_error);
   // A resumed download the server cannot continue (a 206 from elsewhere in the file, or 416 Range Not
