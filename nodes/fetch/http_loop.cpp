@@ -695,39 +695,63 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
   if (opt_.oauth2) prepare_token_request();
 }
 
+namespace {
+
+// The shared token of these oauth2 settings: the one the process's loops with the same settings
+// hold, or a new one (shared_token()'s map forgets a token when its last loop goes).
+std::shared_ptr<HttpLoop::SharedToken> shared_token(const FetchOptions::OAuth2& o) {
+  std::string key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}", o.token_url, o.client_id, o.client_secret, o.scope,
+                                o.basic, o.refresh_token, o.refresh_token_file);
+  for (const auto& [name, value] : o.params) key += fmt::format("\n{}={}", name, value);
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<HttpLoop::SharedToken>> tokens;
+  std::lock_guard lock(mutex);
+  std::erase_if(tokens, [](const auto& entry) { return entry.second.expired(); });
+  auto& weak = tokens[key];
+  auto token = weak.lock();
+  if (!token) weak = token = std::make_shared<HttpLoop::SharedToken>();
+  return token;
+}
+
+}  // namespace
+
 // With client_auth: basic the Basic credentials, form-encoded first (RFC 6749 2.3.1, as Go's oauth2
 // package does); the refresh token grant's token, from the pipeline or its file (read again: the
-// file may have changed since the pipeline was checked).
+// file may have changed since the pipeline was checked), unless another loop has it already.
 void HttpLoop::prepare_token_request() {
   const FetchOptions::OAuth2& o = *opt_.oauth2;
   if (o.basic && !o.client_secret.empty()) {
     append_url_encoded(token_.user, o.client_id);
     append_url_encoded(token_.password, o.client_secret);
   }
-  token_.refresh = o.refresh_token;
-  if (!o.refresh_token_file.empty()) {
-    std::string error;
-    auto refresh = read_refresh_token(o.refresh_token_file, error);
-    if (!refresh) throw NodeError("oauth2.refresh_token_file: " + error);
-    token_.refresh = std::move(*refresh);
-  }
-  build_token_form();
   std::string error;
   token_.host = parse_host_key(o.token_url, error).value_or(o.token_url);  // checked when the node was made
+  auto shared = shared_token(o);
+  std::lock_guard lock(shared->mutex);
+  if (shared->form.empty()) {
+    shared->refresh = o.refresh_token;
+    if (!o.refresh_token_file.empty()) {
+      auto refresh = read_refresh_token(o.refresh_token_file, error);
+      if (!refresh) throw NodeError("oauth2.refresh_token_file: " + error);
+      shared->refresh = std::move(*refresh);
+    }
+    build_token_form(*shared);
+  }
+  token_.shared = std::move(shared);
 }
 
 // RFC 6749 4.4.2's form (client credentials) or 6's (a refresh token); the client's id and secret in
 // it with client_auth: post, and a public client's id (no secret: 2.1, 3.2.1).
-void HttpLoop::build_token_form() {
+void HttpLoop::build_token_form(SharedToken& s) const {
   const FetchOptions::OAuth2& o = *opt_.oauth2;
-  token_.form = token_.refresh.empty() ? "grant_type=client_credentials" : "grant_type=refresh_token";
-  auto add = [this](std::string_view name, std::string_view value) {
-    token_.form += '&';
-    append_url_encoded(token_.form, name);
-    token_.form += '=';
-    append_url_encoded(token_.form, value);
+  s.form = s.refresh.empty() ? "grant_type=client_credentials" : "grant_type=refresh_token";
+  auto add = [&s](std::string_view name, std::string_view value) {
+    s.form += '&';
+    append_url_encoded(s.form, name);
+    s.form += '=';
+    append_url_encoded(s.form, value);
   };
-  if (!token_.refresh.empty()) add("refresh_token", token_.refresh);
+  if (!s.refresh.empty()) add("refresh_token", s.refresh);
   if (!o.scope.empty()) add("scope", o.scope);
   for (const auto& [name, value] : o.params) add(name, value);
   if (o.client_secret.empty()) {
@@ -738,32 +762,48 @@ void HttpLoop::build_token_form() {
   }
 }
 
-void HttpLoop::rotate_refresh_token(std::string_view refresh) {
+std::string HttpLoop::rotate_refresh_token(SharedToken& s, std::string_view refresh) const {
   const FetchOptions::OAuth2& o = *opt_.oauth2;
-  token_.refresh = refresh;
-  build_token_form();
+  s.refresh = refresh;
+  build_token_form(s);
   if (o.refresh_token_file.empty()) {
-    if (!std::exchange(token_.told_rotated, true)) {
-      notice(
-          fmt::format("oauth2: {} issued a new refresh token, used for the rest of this run; the pipeline's "
-                      "refresh_token may no longer be good: refresh_token_file keeps the newest one",
-                      hide_credentials(o.token_url)));
-    }
-    return;
+    if (std::exchange(s.told_rotated, true)) return "";
+    return fmt::format(
+        "oauth2: {} issued a new refresh token, used for the rest of this run; the pipeline's "
+        "refresh_token may no longer be good: refresh_token_file keeps the newest one",
+        hide_credentials(o.token_url));
   }
   // A few bytes, at most once per token's life: written (and synced) on this thread, whose transfers
-  // wait for it meanwhile.
+  // wait for it meanwhile, under the shared token's lock (one writer at a time).
   std::string error;
-  if (!write_refresh_token(o.refresh_token_file, refresh, error)) {
-    notice(
-        fmt::format("oauth2: {} issued a new refresh token, and it could not be kept: {}; the next run may have "
-                    "to be authorized again",
-                    hide_credentials(o.token_url), error));
+  if (write_refresh_token(o.refresh_token_file, refresh, error)) return "";
+  return fmt::format(
+      "oauth2: {} issued a new refresh token, and it could not be kept: {}; the next run may have "
+      "to be authorized again",
+      hide_credentials(o.token_url), error);
+}
+
+void HttpLoop::give_up_token_request() {
+  if (!std::exchange(token_.asking, false)) return;
+  SharedToken& s = *token_.shared;
+  std::lock_guard lock(s.mutex);
+  if (s.asker == this) s.asker = nullptr;
+  wake_token_sharers(s);
+}
+
+void HttpLoop::wake_token_sharers(SharedToken& s) {
+  for (HttpLoop* loop : s.loops) {
+    if (loop != this) loop->wake();
   }
 }
 
 HttpLoop::~HttpLoop() {
   if (thread_.joinable()) stop();
+  if (token_.shared) {
+    give_up_token_request();
+    std::lock_guard lock(token_.shared->mutex);
+    std::erase(token_.shared->loops, this);
+  }
   stop_cache();
   for (auto& [easy, t] : active_) curl_multi_remove_handle(multi_, easy);
   active_.clear();
@@ -807,6 +847,10 @@ void HttpLoop::start(AsyncOutput& out) {
     cache_ = std::make_unique<ResponseCache>(opt_.cache->path, opt_.cache->max_age,
                                              !opt_.cache->stale_if_error && !opt_.cache->offline);
     cache_thread_ = std::thread([this] { cache_run(); });
+  }
+  if (token_.shared) {  // woken by the loops that share the token from now on (multi_ and cache_ are set)
+    std::lock_guard lock(token_.shared->mutex);
+    token_.shared->loops.push_back(this);
   }
   thread_ = std::thread([this] { run(); });
 }
@@ -1768,14 +1812,28 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
 }
 
 bool HttpLoop::token_usable(Clock::time_point now) {
-  const bool valid = !token_.header.empty() && now < token_.expires_at;
-  const bool due = !valid || now >= token_.refresh_at;
+  SharedToken& s = *token_.shared;
+  std::unique_lock lock(s.mutex);
+  if (token_.generation != s.generation) {
+    token_.header = s.header;
+    token_.generation = s.generation;
+  }
+  const bool valid = !s.header.empty() && now < s.expires_at;
+  const bool due = !valid || now >= s.refresh_at;
   // (A graceful stop starts no job, so asks for no token: drop_unstarted().)
-  if (due && !token_.asking && !winding_down_.load() && (!token_.failure || now >= token_.failed_until)) {
+  if (due && !s.asker && !winding_down_.load() && (!s.failure || now >= s.failed_until)) {
+    s.asker = this;
+    token_.asking = true;
+    lock.unlock();
     start_token(now);
+    lock.lock();
   }
   if (valid) return true;
-  if (token_.failure && !token_.asking) fail_waiting(Reason::auth, *token_.failure);  // no token to be had for now
+  if (s.failure && !s.asker) {  // no token to be had for now
+    const std::string failure = *s.failure;
+    lock.unlock();
+    fail_waiting(Reason::auth, failure);
+  }
   return false;
 }
 
@@ -1791,8 +1849,12 @@ void HttpLoop::start_token(Clock::time_point now) {
   if (!agent_line_.empty()) t->headers = curl_slist_append(t->headers, agent_line_.c_str());
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   curl_easy_setopt(e, CURLOPT_POST, 1L);
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(token_.form.size()));
-  curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, token_.form.c_str());
+  {
+    std::lock_guard lock(token_.shared->mutex);
+    const std::string& form = token_.shared->form;
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(form.size()));
+    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, form.c_str());
+  }
   if (!token_.user.empty()) {  // client_auth: basic, with a secret
     curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     curl_easy_setopt(e, CURLOPT_USERNAME, token_.user.c_str());
@@ -1800,7 +1862,6 @@ void HttpLoop::start_token(Clock::time_point now) {
   }
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
   t->max_body = kTokenMax;
-  token_.asking = true;
   token_.asked_at = now;
   curl_multi_add_handle(multi_, e);
   active_.emplace(e, std::move(t));
@@ -1863,15 +1924,23 @@ void HttpLoop::finish_token(Transfer& t, CURLcode code) {
         {});
   }
   if (!header_value_ok(token)) return token_failed(from + ": the access_token holds a line break", false, {});
-  // RFC 6749 6: a new refresh token replaces the one sent (which the server may have voided).
-  if (std::string_view refresh; !token_.refresh.empty() && !object["refresh_token"].get(refresh) && !refresh.empty() &&
-                                refresh != token_.refresh) {
-    if (header_value_ok(refresh) && refresh.size() <= kTokenMax && refresh.find(' ') == std::string_view::npos) {
-      rotate_refresh_token(refresh);
-    } else {
-      notice(fmt::format("oauth2: {} issued a new refresh token that is not one line of text; kept the old one",
-                         hide_credentials(o.token_url)));
+  SharedToken& s = *token_.shared;
+  // RFC 6749 6: a new refresh token replaces the one sent (which the server may have voided), kept
+  // even if the rest of the answer is of no use.
+  if (std::string_view refresh; !object["refresh_token"].get(refresh) && !refresh.empty()) {
+    std::string said;
+    {
+      std::lock_guard lock(s.mutex);
+      if (s.refresh.empty() || refresh == s.refresh) {  // (client credentials: a refresh token is not used)
+      } else if (header_value_ok(refresh) && refresh.size() <= kTokenMax &&
+                 refresh.find(' ') == std::string_view::npos) {
+        said = rotate_refresh_token(s, refresh);
+      } else {
+        said = fmt::format("oauth2: {} issued a new refresh token that is not one line of text; kept the old one",
+                           hide_credentials(o.token_url));
+      }
     }
+    if (!said.empty()) notice(std::move(said));
   }
   // Its life, in seconds: a number, or a string of digits.
   double life = 0;
@@ -1882,18 +1951,21 @@ void HttpLoop::finish_token(Transfer& t, CURLcode code) {
       return token_failed(from + ": expires_in is not a number of seconds", false, {});
     }
   }
-  token_.header = fmt::format("Authorization: Bearer {}", token);
-  ++token_.generation;
   token_.asking = false;
   token_.attempts = 0;
-  token_.failure.reset();
+  std::lock_guard lock(s.mutex);
+  s.header = fmt::format("Authorization: Bearer {}", token);
+  ++s.generation;
+  s.asker = nullptr;
+  s.failure.reset();
   if (life > 0 && std::isfinite(life) && life < 1e9) {
     const auto lifetime = std::chrono::duration_cast<nanoseconds>(std::chrono::duration<double>(life));
-    token_.expires_at = token_.asked_at + lifetime;
-    token_.refresh_at = token_.expires_at - std::min<nanoseconds>(kTokenRefreshAhead, lifetime / 10);
+    s.expires_at = token_.asked_at + lifetime;
+    s.refresh_at = s.expires_at - std::min<nanoseconds>(kTokenRefreshAhead, lifetime / 10);
   } else {  // no expiry given: used until a request gets 401 with it
-    token_.expires_at = token_.refresh_at = Clock::time_point::max();
+    s.expires_at = s.refresh_at = Clock::time_point::max();
   }
+  wake_token_sharers(s);
 }
 
 // A failed request for a token: asked for again after the node's backoff (or Retry-After) while
@@ -1909,11 +1981,17 @@ void HttpLoop::token_failed(std::string message, bool retryable, std::optional<n
   if (token_.attempts > 1) message += fmt::format(" ({})", attempts_text(token_.attempts));
   token_.asking = false;
   token_.attempts = 0;
-  token_.failed_until = now + opt_.breaker_recovery;
-  if (!token_.header.empty() && now < token_.expires_at) {
-    notice(fmt::format("{}; the token in use serves until it expires", message));
+  bool serving = false;
+  {
+    SharedToken& s = *token_.shared;
+    std::lock_guard lock(s.mutex);
+    s.asker = nullptr;
+    s.failed_until = now + opt_.breaker_recovery;
+    serving = !s.header.empty() && now < s.expires_at;
+    s.failure = message;
+    wake_token_sharers(s);  // their waiting jobs fail too
   }
-  token_.failure = std::move(message);
+  if (serving) notice(fmt::format("{}; the token in use serves until it expires", message));
 }
 
 void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) {
@@ -2339,7 +2417,9 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   // it, once: a second 401 is the answer.
   if (status == 401 && job->token != 0 && !job->token_renewed) {
     job->token_renewed = true;
-    if (job->token == token_.generation && token_.expires_at > now) token_.expires_at = token_.refresh_at = now;
+    SharedToken& s = *token_.shared;
+    std::lock_guard lock(s.mutex);
+    if (job->token == s.generation && s.expires_at > now) s.expires_at = s.refresh_at = now;
     return enqueue(std::move(job), true);
   }
 
@@ -2836,7 +2916,7 @@ void HttpLoop::drop_unstarted() {
     curl_multi_remove_handle(multi_, it->first);
     recycle(std::move(it->second));
     it = active_.erase(it);
-    token_.asking = false;
+    give_up_token_request();
   }
   for (auto* entry : queued_hosts_) {
     Host& host = entry->second;
@@ -2852,7 +2932,7 @@ void HttpLoop::drop_unstarted() {
       timer.host.clear();
       continue;
     }
-    if (timer.token) token_.asking = false;  // erased below: no job waits for a token any more
+    if (timer.token) give_up_token_request();  // erased below: no job of this loop waits for a token any more
     if (!timer.job) continue;
     if (auto it = hosts_.find(timer.job->host); it != hosts_.end()) --it->second.retries_scheduled;
     keep_for_later(*timer.job);
@@ -2927,6 +3007,7 @@ void HttpLoop::abort_everything() {
   timers_.clear();
   for (auto& job : hashing_) fail(std::move(job), Reason::cancelled, 0, message);
   hashing_.clear();
+  if (opt_.oauth2) give_up_token_request();  // (its transfer or its backoff's timer went above)
 }
 
 }  // namespace sluice::fetch

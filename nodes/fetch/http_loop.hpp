@@ -255,35 +255,55 @@ class HttpLoop {
   void start_robots(const std::string& key, Host& host);
   void finish_robots(Transfer& t, CURLcode code);
   std::unique_ptr<Transfer> take_transfer(const std::string& url);
-  // oauth2: the access token (I/O thread only). Jobs wait in their hosts' queues while there is none
-  // (admit_all()). The next one is asked for at refresh_at, a tenth of the token's life (at most a
-  // minute) before expires_at, and jobs go on with this one meanwhile.
-  struct Token {
+  // oauth2: the access token, shared by the fetch nodes of the process whose oauth2 settings are the
+  // same (shared_token()): one request for a token serves them all, and they send one refresh token,
+  // which a server that rotates refresh tokens voids when it answers (a second node's copy would fail
+  // its next refresh). Jobs wait in their hosts' queues while there is none (admit_all()). The next
+  // one is asked for at refresh_at, a tenth of the token's life (at most a minute) before expires_at,
+  // and jobs go on with this one meanwhile; one loop asks (`asker`), the others wait for it.
+ public:
+  struct SharedToken {
+    std::mutex mutex;              // guards what follows; held briefly by each loop's admission turn
     std::string header;            // "Authorization: Bearer <token>"; "": none yet
     std::uint64_t generation = 0;  // of `header`: 1 for the first token, 2 for the next, ...
     Clock::time_point expires_at{}, refresh_at{};
-    bool asking = false;           // a request for a token is under way, or waits for its backoff
-    Clock::time_point asked_at{};  // when the request under way was sent: the token's life counts from then
-    int attempts = 0;              // of the request under way
+    const HttpLoop* asker = nullptr;  // whose request for a token is under way, or waits for its backoff
     // The latest request failed for good: the error of the jobs that wait, until failed_until
     // (circuit_breaker's recovery_timeout), when a token is asked for again.
     std::optional<std::string> failure;
     Clock::time_point failed_until{};
-    std::string host;            // the token URL's host key, for the table of hosts
-    std::string form;            // the request's body
-    std::string user, password;  // client_auth: basic: the client's id and secret, form-encoded
-    std::string refresh;         // the refresh token grant's current refresh token
-    bool told_rotated = false;   // the notice that the server replaced a refresh token from the pipeline was given
+    std::string refresh;           // the refresh token grant's current refresh token
+    std::string form;              // the request's body
+    bool told_rotated = false;     // the notice that the server replaced a refresh token from the pipeline was given
+    std::vector<HttpLoop*> loops;  // those that share it, woken when it changes or cannot be had
+  };
+
+ private:
+  struct Token {
+    std::shared_ptr<SharedToken> shared;
+    std::string header;  // shared->header as of `generation` (I/O thread only, read without a lock)
+    std::uint64_t generation = 0;
+    bool asking = false;           // this loop is shared->asker
+    Clock::time_point asked_at{};  // when the request under way was sent: the token's life counts from then
+    int attempts = 0;              // of the request under way
+    std::string host;              // the token URL's host key, for the table of hosts
+    std::string user, password;    // client_auth: basic: the client's id and secret, form-encoded
   };
   Token token_;
-  // Whether jobs may start: a token is there and has not expired. Asks for one when needed, and fails
-  // the waiting jobs while the latest request has failed.
+  // Whether jobs may start: a token is there and has not expired. Asks for one when needed (and none
+  // of the other loops does), and fails the waiting jobs while the latest request has failed.
   bool token_usable(Clock::time_point now);
-  void prepare_token_request();  // token_'s form, user, password and host, when the loop is made
-  void build_token_form();       // token_.form, from the options and the current refresh token
+  // token_'s user, password and host, and the shared token of these settings (its form and refresh
+  // token made by the first loop), when the loop is made.
+  void prepare_token_request();
+  void build_token_form(SharedToken& s) const;  // s.form, from the options and s.refresh (s locked)
   // A new refresh token from the server (RFC 6749 6: the old one may be void now): used from now on,
-  // and written to refresh_token_file (or a notice says it could not be kept).
-  void rotate_refresh_token(std::string_view refresh);
+  // and written to refresh_token_file; what to say about it, if anything (s locked).
+  std::string rotate_refresh_token(SharedToken& s, std::string_view refresh) const;
+  // This loop's request for a token ends without one for the others (cancelled, or its loop stops):
+  // another loop may ask.
+  void give_up_token_request();
+  void wake_token_sharers(SharedToken& s);  // (s locked)
   void start_token(Clock::time_point now);
   void finish_token(Transfer& t, CURLcode code);
   void token_failed(std::string message, bool retryable, std::optional<nanoseconds> wait);

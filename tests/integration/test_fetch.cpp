@@ -3197,6 +3197,83 @@ TEST_CASE("oauth2: the refresh token grant, and a new refresh token kept in refr
   }
 }
 
+TEST_CASE("oauth2: the fetch nodes of a run with the same settings share one token, and one rotated refresh token",
+          "[fetch][oauth2]") {
+  FixtureServer server;
+  TempDir dir;
+  const auto urls = numbered_urls(server, "/oauth-api/item", 30);
+  test::write_file(dir.file("urls.txt"), fmt::format("{}\n", fmt::join(urls, "\n")));
+  // A list and its details: each record's URL, then the same with &part=detail, by two fetch nodes.
+  auto pipeline = [&](const std::string& oauth2) {
+    const std::string fetch =
+        "    robots: ignore\n    rate: 10/s\n    on_error: route\n"
+        "    retries: {attempts: 3, base: 10ms, max: 50ms}\n" +
+        oauth2;
+    return fmt::format(R"(pipeline: two_nodes
+settings: {{batch: 8}}
+nodes:
+  - {{id: src, type: source.list, file: {urls}}}
+  - {{id: lim, type: limit, max_in_flight: 8}}
+  - id: list
+    type: fetch
+{fetch}
+  - {{id: detail_url, type: set, fields: {{detail: "{{url}}&part=detail"}}}}
+  - id: detail
+    type: fetch
+    url_field: detail
+    body_field: detail_body
+{fetch}
+  - {{id: ok, type: sink.jsonl, path: {ok}, fields: [url, body, detail_body]}}
+  - {{id: bad, type: sink.jsonl, path: {bad}}}
+edges:
+  - src -> lim -> list -> detail_url -> detail -> ok
+  - list.error -> bad
+  - detail.error -> bad
+)",
+                       fmt::arg("urls", dir.file("urls.txt")), fmt::arg("fetch", fetch),
+                       fmt::arg("ok", dir.file("ok.jsonl")), fmt::arg("bad", dir.file("bad.jsonl")));
+  };
+  auto tokens_seen = [&] {
+    std::set<std::string> tokens;
+    for (const auto& line : lines(dir, "ok.jsonl")) {
+      for (std::size_t at = 0; (at = line.find(R"(\"token\":\")", at)) != std::string::npos;) {
+        at += 12;
+        tokens.insert(line.substr(at, line.find('\\', at) - at));
+      }
+    }
+    return tokens;
+  };
+
+  SECTION("client credentials: one request for a token serves both nodes") {
+    RunReport report = run_pipeline(test::plan_of(pipeline(fmt::format(
+        "    oauth2: {{token_url: {}, client_id: sluice, client_secret: s3cret}}\n", server.url("/oauth-token")))));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 30);
+    CHECK(lines(dir, "bad.jsonl").empty());
+    CHECK(tokens_seen() == std::set<std::string>{"tok-1"});
+    CHECK(server.counter("/oauth-token").requests == 1);
+    CHECK(server.counter("/oauth-api").requests == 60);
+  }
+  SECTION("a refresh token the server rotates at each renewal: both nodes go on with the newest") {
+    // Tokens of 1 s through a run of about 3 s: each renewal voids the refresh token it sent, so a
+    // node that kept its own copy would fail its next renewal (invalid_grant).
+    const std::string file = dir.file("refresh-token");
+    test::write_file(file, "rt-seed\n");
+    RunReport report = run_pipeline(test::plan_of(pipeline(fmt::format(
+        "    oauth2: {{token_url: \"{}\", client_id: sluice, client_secret: s3cret, refresh_token_file: {}}}\n",
+        server.url("/oauth-token?life=1&rotate=1"), file))));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 30);
+    CHECK(lines(dir, "bad.jsonl").empty());
+    const int asked = server.counter("/oauth-token").requests;
+    CHECK(asked >= 3);
+    CHECK(tokens_seen().size() >= static_cast<std::size_t>(asked) - 1);  // (the last one may serve none)
+    CHECK(test::read_file(file) == fmt::format("rt-new-{}\n", asked));
+    CHECK(test::notices_of(report, "list").empty());
+    CHECK(test::notices_of(report, "detail").empty());
+  }
+}
+
 TEST_CASE("oauth2: a graceful stop while the token is asked for ends the run at once, its records unfetched",
           "[fetch][oauth2][cancel]") {
   FixtureServer server;
