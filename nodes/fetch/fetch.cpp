@@ -719,7 +719,8 @@ NodeType fetch_type() {
               "sent as Authorization: Bearer with each request (not past a redirect to another origin); "
               "asked for before the first request, again before it expires and when a request "
               "gets 401 with it (that request is sent again, once); when none can be had the "
-              "records fail with reason auth"),
+              "records fail with reason auth; the fetch nodes of a run with the same oauth2 settings share "
+              "one token"),
       },
       check);
   t.factory = [](const NodeContext& ctx) -> std::unique_ptr<Node> {

@@ -1768,9 +1768,12 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
     host.robots_unreachable.reset();
   } else if (++host.robots_attempts < opt_.retry.attempts && !cancel_.load() && !winding_down_.load()) {
     // Unreachable for now (a 503 while the site restarts, a timeout): retried with the node's
-    // backoff before the host is given up as disallowed, which would fail every URL it has.
+    // backoff (a 429 or 503's Retry-After, at most retries.max) before the host is given up as
+    // disallowed, which would fail every URL it has.
     host.robots = Host::Robots::retrying;
-    timers_.emplace(Clock::now() + opt_.retry.backoff(host.robots_attempts, rng_), Timer{nullptr, t.robots_host, true});
+    const nanoseconds wait =
+        retry_after(t.easy, code == CURLE_OK ? status : 0).value_or(opt_.retry.backoff(host.robots_attempts, rng_));
+    timers_.emplace(Clock::now() + wait, Timer{nullptr, t.robots_host, true});
     return;
   } else if (host.robots_at == Clock::time_point{} || host.robots_unreachable) {
     // No rules known: the host is disallowed (RFC 9309) until its robots.txt is fetched again

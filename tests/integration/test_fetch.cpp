@@ -1453,6 +1453,27 @@ TEST_CASE("a robots.txt that fails for a while is retried with the node's backof
   }
 }
 
+TEST_CASE("a robots.txt that answers 503 or 429 with Retry-After is asked again when it says", "[fetch][robots]") {
+  // Before, the node's backoff (10 ms here) asked again at once, and three attempts were spent in a
+  // moment on a site that had said when to come back.
+  TempDir site;
+  FixtureServer server(site.path().string());
+  test::write_file(site.file("public.html"), "open");
+  const int status = GENERATE(503, 429);
+  test::write_file(site.file("robots.txt.redirect"),
+                   server.url(fmt::format("/flaky/robots?fail=2&status={}&after=1", status)));
+  TempDir dir;
+  RunReport report = run_pipeline(
+      test::plan_of(fetch_pipeline(dir, {server.url("/public.html")}, 1, "    retries: {attempts: 3, base: 10ms}")));
+  INFO("status " << status);
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").size() == 1);
+  const auto asked = server.arrivals("/flaky");
+  REQUIRE(asked.size() == 3);
+  CHECK(asked[1] - asked[0] >= std::chrono::milliseconds(950));
+  CHECK(asked[2] - asked[1] >= std::chrono::milliseconds(950));
+}
+
 TEST_CASE("a host whose robots.txt cannot be fetched fails its URLs saying so, and is tried again later",
           "[fetch][robots]") {
   // Before, such a host's URLs failed as "disallowed by .../robots.txt", which hid a host that was
