@@ -196,12 +196,29 @@ std::string check_token_url(const Value& v) {
       hide_credentials(v.to_text()));
 }
 
+Schema jwt_schema() {
+  return Schema({
+      FieldSpec::string("key_file",
+                        "a Google service account's JSON key, or a PEM file with an RSA private key: the "
+                        "assertion is signed with it (RS256)")
+          .make_required(),
+      FieldSpec::string("issuer", "the assertion's iss: who the client is; default: the JSON key's client_email"),
+      FieldSpec::string("subject",
+                        "the assertion's sub: the user the client acts for (Google's domain-wide "
+                        "delegation, Salesforce's user); default: none"),
+      FieldSpec::string("audience", "the assertion's aud; default: token_url"),
+      FieldSpec::string("key_id", "the assertion's kid; default: the JSON key's private_key_id"),
+  });
+}
+
 Schema oauth2_schema() {
   return Schema({
-      FieldSpec::string("token_url", "the authorization server's token endpoint (https)")
-          .validated_by(check_token_url)
-          .make_required(),
-      FieldSpec::string("client_id", "the client's id; ${CLIENT_ID} keeps it in the environment").make_required(),
+      FieldSpec::string("token_url",
+                        "the authorization server's token endpoint (https); required but with a jwt key_file "
+                        "that gives one (a Google key's token_uri)")
+          .validated_by(check_token_url),
+      FieldSpec::string("client_id",
+                        "the client's id; ${CLIENT_ID} keeps it in the environment; required but with jwt"),
       FieldSpec::string("client_secret",
                         "the client's secret; ${CLIENT_SECRET} keeps it out of the file; required but with a "
                         "refresh token (none: a public client, whose id goes in the request's form)"),
@@ -216,6 +233,10 @@ Schema oauth2_schema() {
       FieldSpec::map("params", FieldSpec::string("value", "a value"),
                      "more fields of the token request: audience, resource (name -> value)")
           .with_default(""),
+      FieldSpec::object_of("jwt", jwt_schema(),
+                           "the JWT bearer grant (RFC 7523) instead of client credentials: each token request "
+                           "carries an assertion signed with key_file (Google service accounts, Salesforce's JWT "
+                           "flow); scope goes in the assertion"),
       FieldSpec::enumeration("client_auth", {"basic", "post"},
                              "how the client proves itself: basic (HTTP Basic authentication, RFC 6749's "
                              "default), post (client_id and client_secret in the request's form)")
@@ -442,13 +463,41 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       }
     }
     const bool refresh = oauth2.has("refresh_token") || oauth2.has("refresh_token_file");
+    const bool jwt = oauth2.has("jwt");
     if (oauth2.has("refresh_token") && oauth2.has("refresh_token_file")) {
       diags.error(oauth2.where("refresh_token_file"),
                   "oauth2: give either refresh_token or refresh_token_file (where a new one is kept), not both");
-    } else if (!refresh && !oauth2.has("client_secret")) {
+    } else if (jwt && refresh) {
+      diags.error(oauth2.where("jwt"), "oauth2: jwt and a refresh token are two grants: give one");
+    } else if (!refresh && !jwt && !oauth2.has("client_secret")) {
       diags.error(c.where("oauth2"),
-                  "oauth2: client_secret is required (the client credentials grant), unless a refresh_token or "
-                  "refresh_token_file is given");
+                  "oauth2: client_secret is required (the client credentials grant), unless a refresh_token, "
+                  "refresh_token_file or jwt is given");
+    }
+    if (!jwt && !oauth2.has("client_id")) diags.error(c.where("oauth2"), "oauth2: client_id is required");
+    if (jwt && oauth2.has("client_secret") && !oauth2.has("client_id")) {
+      diags.error(oauth2.where("client_secret"), "oauth2: client_secret without client_id");
+    }
+    std::optional<fetch::JwtKey> key;
+    if (jwt) {
+      const Config& j = oauth2.object("jwt");
+      std::string error;
+      key = fetch::read_jwt_key(j.string("key_file"), error);
+      if (!key) {
+        diags.error(j.where("key_file"), "oauth2.jwt.key_file: " + error);
+      } else if (!j.has("issuer") && key->client_email.empty()) {
+        diags.error(oauth2.where("jwt"),
+                    "oauth2.jwt: issuer is required (a PEM key file does not say who the client is)");
+      }
+    }
+    if (!oauth2.has("token_url")) {
+      if (key && !key->token_uri.empty()) {
+        if (std::string error = check_token_url(Value(key->token_uri)); !error.empty()) {
+          diags.error(oauth2.object("jwt").where("key_file"), "oauth2.jwt.key_file: token_uri " + error);
+        }
+      } else if (!jwt || key) {
+        diags.error(c.where("oauth2"), "oauth2: token_url is required");
+      }
     }
     if (oauth2.has("refresh_token_file")) {
       std::string error;
@@ -459,9 +508,12 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
     for (const auto& [name, value] : oauth2.map("params")) {
       if (name == "scope") {
         diags.error(value.where, "oauth2.params: give the scope as oauth2's scope");
-      } else if (name == "grant_type" || name == "client_id" || name == "client_secret" || name == "refresh_token") {
+      } else if (name == "grant_type" || name == "client_id" || name == "client_secret" || name == "refresh_token" ||
+                 name == "assertion") {
         diags.error(value.where, fmt::format("oauth2.params: '{}' is fetch's to send (the {} grant)", name,
-                                             refresh ? "refresh token" : "client credentials"));
+                                             jwt       ? "JWT bearer"
+                                             : refresh ? "refresh token"
+                                                       : "client credentials"));
       }
     }
   }
@@ -574,8 +626,21 @@ fetch::FetchOptions options_from(const Config& c) {
   if (c.has("oauth2")) {
     const Config& a = c.object("oauth2");
     o.oauth2 = fetch::FetchOptions::OAuth2{};
-    o.oauth2->token_url = a.string("token_url");
-    o.oauth2->client_id = a.string("client_id");
+    if (a.has("token_url")) o.oauth2->token_url = a.string("token_url");
+    if (a.has("client_id")) o.oauth2->client_id = a.string("client_id");
+    if (a.has("jwt")) {
+      const Config& j = a.object("jwt");
+      auto& jwt = o.oauth2->jwt.emplace();
+      jwt.key_file = j.string("key_file");
+      for (auto [name, field] : {std::pair{"issuer", &jwt.issuer}, std::pair{"subject", &jwt.subject},
+                                 std::pair{"audience", &jwt.audience}, std::pair{"key_id", &jwt.key_id}}) {
+        if (j.has(name)) *field = j.string(name);
+      }
+      if (!a.has("token_url")) {  // a Google key's token_uri (checked with the pipeline)
+        std::string error;
+        if (auto key = fetch::read_jwt_key(jwt.key_file, error)) o.oauth2->token_url = key->token_uri;
+      }
+    }
     if (a.has("client_secret")) o.oauth2->client_secret = a.string("client_secret");
     if (a.has("refresh_token")) o.oauth2->refresh_token = a.string("refresh_token");
     if (a.has("refresh_token_file")) o.oauth2->refresh_token_file = a.string("refresh_token_file");

@@ -15,6 +15,7 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <pthread.h>
 #include <simdjson.h>
 #include <sys/resource.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "../text.hpp"
+#include "sluice/json.hpp"
 
 namespace sluice::fetch {
 
@@ -702,6 +704,10 @@ namespace {
 std::shared_ptr<HttpLoop::SharedToken> shared_token(const FetchOptions::OAuth2& o) {
   std::string key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}", o.token_url, o.client_id, o.client_secret, o.scope,
                                 o.basic, o.refresh_token, o.refresh_token_file);
+  if (o.jwt) {
+    key += fmt::format("\njwt\n{}\n{}\n{}\n{}\n{}", o.jwt->key_file, o.jwt->issuer, o.jwt->subject, o.jwt->audience,
+                       o.jwt->key_id);
+  }
   for (const auto& [name, value] : o.params) key += fmt::format("\n{}={}", name, value);
   static std::mutex mutex;
   static std::map<std::string, std::weak_ptr<HttpLoop::SharedToken>> tokens;
@@ -726,6 +732,10 @@ void HttpLoop::prepare_token_request() {
   }
   std::string error;
   token_.host = parse_host_key(o.token_url, error).value_or(o.token_url);  // checked when the node was made
+  if (o.jwt) {
+    token_.jwt = read_jwt_key(o.jwt->key_file, error);
+    if (!token_.jwt) throw NodeError("oauth2.jwt.key_file: " + error);
+  }
   auto shared = shared_token(o);
   std::lock_guard lock(shared->mutex);
   if (shared->form.empty()) {
@@ -744,7 +754,9 @@ void HttpLoop::prepare_token_request() {
 // it with client_auth: post, and a public client's id (no secret: 2.1, 3.2.1).
 void HttpLoop::build_token_form(SharedToken& s) const {
   const FetchOptions::OAuth2& o = *opt_.oauth2;
-  s.form = s.refresh.empty() ? "grant_type=client_credentials" : "grant_type=refresh_token";
+  s.form = o.jwt               ? "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"
+           : s.refresh.empty() ? "grant_type=client_credentials"
+                               : "grant_type=refresh_token";
   auto add = [&s](std::string_view name, std::string_view value) {
     s.form += '&';
     append_url_encoded(s.form, name);
@@ -752,9 +764,10 @@ void HttpLoop::build_token_form(SharedToken& s) const {
     append_url_encoded(s.form, value);
   };
   if (!s.refresh.empty()) add("refresh_token", s.refresh);
-  if (!o.scope.empty()) add("scope", o.scope);
+  if (!o.scope.empty() && !o.jwt) add("scope", o.scope);  // (a JWT carries it in its claims)
   for (const auto& [name, value] : o.params) add(name, value);
-  if (o.client_secret.empty()) {
+  if (o.client_id.empty()) {  // (the JWT bearer grant without client authentication)
+  } else if (o.client_secret.empty()) {
     add("client_id", o.client_id);
   } else if (!o.basic) {
     add("client_id", o.client_id);
@@ -1036,6 +1049,110 @@ std::optional<std::string> read_refresh_token(const std::string& path, std::stri
     return std::nullopt;
   }
   return token;
+}
+
+namespace {
+
+std::string base64url(std::string_view bytes) {
+  std::string out((bytes.size() + 2) / 3 * 4 + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(std::max(n, 0)));
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  return out;
+}
+
+// The RSA private key of `pem`, or null.
+std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> rsa_key(const std::string& pem) {
+  std::unique_ptr<BIO, int (*)(BIO*)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key(
+      // (No passphrase: OpenSSL's default callback would ask for one on the terminal.)
+      bio ? PEM_read_bio_PrivateKey(
+                bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr)
+          : nullptr,
+      EVP_PKEY_free);
+  if (key && EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA) key.reset();
+  return key;
+}
+
+}  // namespace
+
+std::optional<JwtKey> read_jwt_key(const std::string& path, std::string& error) {
+  auto in = open_to_read(path, "a key file", error);
+  if (!in) return std::nullopt;
+  std::string text((std::istreambuf_iterator<char>(*in)), std::istreambuf_iterator<char>());
+  JwtKey key;
+  if (const auto first = text.find_first_not_of(" \t\r\n"); first != std::string::npos && text[first] == '{') {
+    simdjson::dom::parser parser;
+    simdjson::dom::object object;
+    std::string_view pem, email, id, uri;
+    if (parser.parse(text).get_object().get(object) || object["private_key"].get(pem)) {
+      error = fmt::format("'{}' is not a service account's JSON key (an object with private_key)", path);
+      return std::nullopt;
+    }
+    key.pem = pem;
+    if (!object["client_email"].get(email)) key.client_email = email;
+    if (!object["private_key_id"].get(id)) key.key_id = id;
+    if (!object["token_uri"].get(uri)) key.token_uri = uri;
+  } else {
+    key.pem = std::move(text);
+  }
+  if (key.pem.find("ENCRYPTED") != std::string::npos) {
+    error =
+        fmt::format("'{}' holds an encrypted key: give it without a passphrase (openssl pkey -in KEY -out FILE)", path);
+    return std::nullopt;
+  }
+  if (!rsa_key(key.pem)) {
+    error = fmt::format("'{}' holds no RSA private key in PEM (-----BEGIN PRIVATE KEY-----; the JWT is signed RS256)",
+                        path);
+    return std::nullopt;
+  }
+  return key;
+}
+
+std::string jwt_assertion(const JwtKey& key, const FetchOptions::OAuth2& o, std::int64_t now, std::uint64_t nonce,
+                          std::string& error) {
+  const FetchOptions::OAuth2::Jwt& j = *o.jwt;
+  std::string header = R"({"alg":"RS256","typ":"JWT")";
+  if (const std::string& id = j.key_id.empty() ? key.key_id : j.key_id; !id.empty()) {
+    header += R"(,"kid":)";
+    append_json_string(header, id);
+  }
+  header += '}';
+  std::string claims = R"({"iss":)";
+  append_json_string(claims, j.issuer.empty() ? key.client_email : j.issuer);
+  claims += R"(,"aud":)";
+  append_json_string(claims, j.audience.empty() ? o.token_url : j.audience);
+  if (!j.subject.empty()) {
+    claims += R"(,"sub":)";
+    append_json_string(claims, j.subject);
+  }
+  if (!o.scope.empty()) {
+    claims += R"(,"scope":)";
+    append_json_string(claims, o.scope);
+  }
+  // Valid for an hour from now (Google's longest), and unique (jti: a server may refuse a replay).
+  claims += fmt::format(R"(,"iat":{},"exp":{},"jti":"{:016x}{:x}"}})", now, now + 3600, nonce, now);
+  std::string signed_part = base64url(header) + '.' + base64url(claims);
+  auto pkey = rsa_key(key.pem);
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  std::size_t size = 0;
+  std::string signature;
+  const auto* data = reinterpret_cast<const unsigned char*>(signed_part.data());
+  if (!pkey || !ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &size, data, signed_part.size()) != 1) {
+    error = "the key cannot sign (RS256)";
+    return "";
+  }
+  signature.resize(size);
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &size, data, signed_part.size()) !=
+      1) {
+    error = "the key cannot sign (RS256)";
+    return "";
+  }
+  signature.resize(size);
+  return signed_part + '.' + base64url(signature);
 }
 
 bool write_refresh_token(const std::string& path, std::string_view token, std::string& error) {
@@ -1852,12 +1969,27 @@ void HttpLoop::start_token(Clock::time_point now) {
   if (!agent_line_.empty()) t->headers = curl_slist_append(t->headers, agent_line_.c_str());
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   curl_easy_setopt(e, CURLOPT_POST, 1L);
+  std::string form;
   {
     std::lock_guard lock(token_.shared->mutex);
-    const std::string& form = token_.shared->form;
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(form.size()));
-    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, form.c_str());
+    form = token_.shared->form;
   }
+  if (token_.jwt) {  // a new assertion for each request: its time and id are its own
+    std::string error;
+    const std::string assertion = jwt_assertion(
+        *token_.jwt, o,
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count(),
+        rng_(), error);
+    if (assertion.empty()) {
+      recycle(std::move(t));
+      return token_failed(fmt::format("auth: no access token from {}: the JWT cannot be signed: {}",
+                                      hide_credentials(o.token_url), error),
+                          false, {});
+    }
+    form += "&assertion=" + assertion;  // (base64url: nothing to encode)
+  }
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(form.size()));
+  curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, form.c_str());
   if (!token_.user.empty()) {  // client_auth: basic, with a secret
     curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     curl_easy_setopt(e, CURLOPT_USERNAME, token_.user.c_str());

@@ -112,6 +112,13 @@ struct FetchOptions {
     // The refresh token grant (RFC 6749 6) with this refresh token, or the one in the file (read when
     // the loop is made; a new one the server issues is written back to it). Both "": client credentials.
     std::string refresh_token, refresh_token_file;
+    // The JWT bearer grant (RFC 7523 2.1): an assertion signed with the key of key_file (RS256), made
+    // for each request; issuer and key_id default to a Google service account key's.
+    struct Jwt {
+      std::string key_file;
+      std::string issuer, subject, audience, key_id;  // audience "": token_url
+    };
+    std::optional<Jwt> jwt;
   };
   std::optional<OAuth2> oauth2;
   // The run serves a site in this process (settings.serve): a request to it holds both ends of its
@@ -139,6 +146,13 @@ class BodyPool : public std::enable_shared_from_this<BodyPool> {
   std::mutex mutex_;
   std::vector<std::string> free_;
   std::size_t bytes_ = 0;  // capacity held in free_
+};
+
+// oauth2's jwt key_file: a Google service account's JSON key (its private key, client_email,
+// private_key_id and token_uri) or a PEM file with an RSA private key.
+struct JwtKey {
+  std::string pem;
+  std::string client_email, key_id, token_uri;  // "" for a PEM file
 };
 
 class HttpLoop {
@@ -288,6 +302,7 @@ class HttpLoop {
     int attempts = 0;              // of the request under way
     std::string host;              // the token URL's host key, for the table of hosts
     std::string user, password;    // client_auth: basic: the client's id and secret, form-encoded
+    std::optional<JwtKey> jwt;     // the JWT bearer grant's key
   };
   Token token_;
   // Whether jobs may start: a token is there and has not expired. Asks for one when needed (and none
@@ -551,6 +566,13 @@ std::optional<std::vector<std::string>> read_cookie_file(const std::string& path
 // when it cannot be read, holds no token, or it and its folder cannot be written (a new refresh
 // token goes there).
 std::optional<std::string> read_refresh_token(const std::string& path, std::string& error);
+// oauth2's jwt key_file read, or nullopt and `error` when it cannot be read or holds no RSA private
+// key.
+std::optional<JwtKey> read_jwt_key(const std::string& path, std::string& error);
+// An RFC 7523 assertion for `o` at `now` (Unix seconds), unique by `nonce`: the JWT
+// {header}.{claims}.{RS256 signature}, base64url; "" and `error` if the key cannot sign.
+std::string jwt_assertion(const JwtKey& key, const FetchOptions::OAuth2& o, std::int64_t now, std::uint64_t nonce,
+                          std::string& error);
 // Replaces the refresh token file's content with `token` (a new file in its folder, then renamed
 // over it, so a crash leaves the old or the new token, whole). False and `error` when it cannot.
 bool write_refresh_token(const std::string& path, std::string_view token, std::string& error);

@@ -3295,6 +3295,55 @@ edges:
   }
 }
 
+TEST_CASE("oauth2: the JWT bearer grant signs an assertion with a service account's key", "[fetch][oauth2]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string keys = std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/oauth/";
+  const auto urls = numbered_urls(server, "/oauth-api/item", 20);
+  // The token endpoint checks the assertion with test-rsa's public key, and its issuer.
+  auto config = [&](const std::string& issuer, const std::string& jwt, const std::string& query = "") {
+    return fmt::format(
+        "    robots: ignore\n"
+        "    retries: {{attempts: 3, base: 10ms, max: 50ms}}\n"
+        "    oauth2:\n"
+        "      token_url: \"{}\"\n"
+        "      scope: read\n"
+        "      jwt: {}\n",
+        server.url(fmt::format("/oauth-token?jwt_key={}test-rsa.pub.pem&iss={}{}", keys, issuer, query)), jwt);
+  };
+  const std::string google = "reader@sluice-tests.iam.gserviceaccount.com";
+
+  SECTION("a Google service account's JSON key: its client_email the issuer, a subject, the scope in the claims") {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, urls, 8,
+        config(google, fmt::format("{{key_file: {}service-account.json, subject: ann@example.com}}", keys)))));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 20);
+    const auto scopes = body_values(lines(dir, "ok.jsonl"), "scope");
+    CHECK(std::set<std::string>(scopes.begin(), scopes.end()) == std::set<std::string>{"read sub:ann@example.com"});
+    CHECK(server.counter("/oauth-token").requests == 1);
+  }
+  SECTION("a PEM key and an issuer; tokens of 1 s renewed, each with a new assertion") {
+    RunReport report = run_pipeline(test::plan_of(
+        fetch_pipeline(dir, urls, 8,
+                       config("svc-7", fmt::format("{{key_file: {}test-rsa.pem, issuer: svc-7}}", keys), "&life=1") +
+                           "    rate: 10/s\n")));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 20);
+    CHECK(server.counter("/oauth-token").requests >= 2);
+  }
+  SECTION("a key the server does not know: the records fail with reason auth and the server's words") {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, urls, 8, config("svc-7", fmt::format("{{key_file: {}other-rsa.pem, issuer: svc-7}}", keys)))));
+    CHECK(report.errors.empty());  // routed
+    CHECK(lines(dir, "bad.jsonl").size() == 20);
+    const auto messages = error_messages(dir);
+    REQUIRE_FALSE(messages.empty());
+    CHECK(contains(messages[0], "HTTP 400: invalid_grant (Invalid JWT Signature)"));
+    CHECK(server.counter("/oauth-token").requests == 1);
+  }
+}
+
 TEST_CASE("oauth2: a graceful stop while the token is asked for ends the run at once, its records unfetched",
           "[fetch][oauth2][cancel]") {
   FixtureServer server;

@@ -67,6 +67,55 @@ const std::string& gzip_bomb() {
   return bomb;
 }
 
+// RFC 7523's assertion checked with the RSA public key in PEM file `key_file`: its claims (a JSON
+// object's text) when the signature is RS256 and good, else nullopt and `error`.
+std::optional<std::string> verified_jwt(const std::string& jwt, const std::string& key_file, std::string& error) {
+  auto decode = [](std::string part) {
+    for (char& c : part) c = c == '-' ? '+' : c == '_' ? '/' : c;
+    const std::size_t padded = part.size() % 4 == 0 ? 0 : 4 - part.size() % 4;
+    part.append(padded, '=');
+    std::string out(part.size(), '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(part.data()), static_cast<int>(part.size()));
+    out.resize(n > 0 ? static_cast<std::size_t>(n) - padded : 0);
+    return out;
+  };
+  const auto first = jwt.find('.'), second = jwt.rfind('.');
+  if (first == std::string::npos || first == second) {
+    error = "Not a JWT";
+    return std::nullopt;
+  }
+  const std::string header = decode(jwt.substr(0, first)), claims = decode(jwt.substr(first + 1, second - first - 1));
+  const std::string signature = decode(jwt.substr(second + 1));
+  if (header.find(R"("alg":"RS256")") == std::string::npos) {
+    error = "Only RS256 is accepted";
+    return std::nullopt;
+  }
+  std::FILE* file = std::fopen(key_file.c_str(), "r");
+  EVP_PKEY* key = file ? PEM_read_PUBKEY(file, nullptr, nullptr, nullptr) : nullptr;
+  if (file) std::fclose(file);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  const bool good = key && ctx && EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
+                    EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+                                     reinterpret_cast<const unsigned char*>(jwt.data()), second) == 1;
+  EVP_MD_CTX_free(ctx);
+  EVP_PKEY_free(key);
+  if (!good) {
+    error = "Invalid JWT Signature";
+    return std::nullopt;
+  }
+  return claims;
+}
+
+// The string or number of `name` in the flat JSON object `json` ("" when it has none).
+std::string claim(const std::string& json, const std::string& name) {
+  std::smatch m;
+  if (std::regex_search(json, m, std::regex("\"" + name + R"re(":\s*("([^"\\]*)"|(-?[0-9]+)))re"))) {
+    return m[2].matched ? m[2].str() : m[3].str();
+  }
+  return "";
+}
+
 std::string json_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -787,7 +836,10 @@ struct FixtureServer::Impl {
     // requests after the first `from` (default 0) get `status` (default 503). The refresh token grant
     // (RFC 6749 6) takes any refresh token that begins with "rt-", from those clients or the public
     // client "app" (its id in the form, no secret), and answers with the same refresh token; with
-    // `rotate=1` with a new one ("rt-new-N"), and the one sent is no longer good.
+    // `rotate=1` with a new one ("rt-new-N"), and the one sent is no longer good. The JWT bearer
+    // grant (RFC 7523) takes an RS256 assertion that the PEM public key in file `jwt_key` verifies,
+    // from issuer `iss`, for this URL (aud), of an hour at most; its scope (and " sub:<subject>") is
+    // the token's.
     server->Post("/oauth-token", tracked([this](const httplib::Request& req, httplib::Response& res) {
                    const int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 0;
                    const int from = req.has_param("from") ? std::stoi(req.get_param_value("from")) : 0;
@@ -839,7 +891,24 @@ struct FixtureServer::Impl {
                    const std::string grant = field("grant_type");
                    const bool public_client =
                        field("client_id") == "app" && !form.count("client_secret") && !req.has_header("Authorization");
-                   if (by_basic == by_form && !(public_client && grant == "refresh_token")) {
+                   const bool jwt = grant == "urn:ietf:params:oauth:grant-type:jwt-bearer";
+                   std::string jwt_scope;  // the assertion's scope and subject
+                   if (jwt) {              // (no client authentication: the assertion's signature is it)
+                     std::string error;
+                     const auto claims = verified_jwt(field("assertion"), req.get_param_value("jwt_key"), error);
+                     if (!claims) return refuse(400, "invalid_grant", error.c_str());
+                     const long long now = std::time(nullptr);
+                     const std::string aud = claim(*claims, "aud"), iat = claim(*claims, "iat"),
+                                       exp = claim(*claims, "exp");
+                     if (claim(*claims, "iss") != req.get_param_value("iss") || iat.empty() || exp.empty() ||
+                         std::stoll(exp) <= now || std::stoll(exp) - std::stoll(iat) > 3600 ||
+                         std::stoll(iat) > now + 5 || claim(*claims, "jti").empty() ||
+                         aud != fmt::format("http://{}{}", req.get_header_value("Host"), req.target)) {
+                       return refuse(400, "invalid_grant", "Invalid JWT claims");
+                     }
+                     jwt_scope = claim(*claims, "scope");
+                     if (const std::string sub = claim(*claims, "sub"); !sub.empty()) jwt_scope += " sub:" + sub;
+                   } else if (by_basic == by_form && !(public_client && grant == "refresh_token")) {
                      // neither, or both (RFC 6749 2.3: one way only)
                      res.set_header("WWW-Authenticate", R"(Basic realm="fixture")");
                      return refuse(401, "invalid_client", "Client authentication failed");
@@ -855,13 +924,13 @@ struct FixtureServer::Impl {
                        spent_refresh_tokens.insert(refresh);
                        refresh = fmt::format("rt-new-{}", ++refresh_tokens_issued);
                      }
-                   } else if (grant != "client_credentials") {
+                   } else if (grant != "client_credentials" && !jwt) {
                      return refuse(400, "unsupported_grant_type",
                                    "Only client_credentials and refresh_token are supported");
                    }
                    const std::string life = req.has_param("life") ? req.get_param_value("life") : "3600";
                    const std::string scope =
-                       field("scope") + (field("audience").empty() ? "" : " @" + field("audience"));
+                       jwt ? jwt_scope : field("scope") + (field("audience").empty() ? "" : " @" + field("audience"));
                    std::string token;
                    {
                      std::lock_guard lock(mutex);
