@@ -214,14 +214,14 @@ Schema jwt_schema() {
 Schema oauth2_schema() {
   return Schema({
       FieldSpec::string("token_url",
-                        "the authorization server's token endpoint (https); required but with a jwt key_file "
-                        "that gives one (a Google key's token_uri)")
+                        "the authorization server's token endpoint (https); required unless a jwt key_file "
+                        "gives one (a Google key's token_uri)")
           .validated_by(check_token_url),
       FieldSpec::string("client_id",
-                        "the client's id; ${CLIENT_ID} keeps it in the environment; required but with jwt"),
+                        "the client's id; ${CLIENT_ID} keeps it in the environment; required except with jwt"),
       FieldSpec::string("client_secret",
-                        "the client's secret; ${CLIENT_SECRET} keeps it out of the file; required but with a "
-                        "refresh token (none: a public client, whose id goes in the request's form)"),
+                        "the client's secret; ${CLIENT_SECRET} keeps it out of the file; required except with a "
+                        "refresh token (none: a public client, whose id goes in the request's form) or jwt"),
       FieldSpec::string("refresh_token",
                         "the refresh token grant (RFC 6749 6) instead of client credentials: a refresh token "
                         "the user's authorization gave (${REFRESH_TOKEN}); a new one the server issues is used "
@@ -779,8 +779,8 @@ NodeType fetch_type() {
               .with_default("false"),
           FieldSpec::object_of(
               "oauth2", oauth2_schema(),
-              "an access token from an OAuth 2.0 authorization server (the client credentials grant, or "
-              "the refresh token grant with refresh_token), "
+              "an access token from an OAuth 2.0 authorization server (the client credentials grant, "
+              "the refresh token grant with refresh_token, or the JWT bearer grant with jwt), "
               "sent as Authorization: Bearer with each request (not past a redirect to another origin); "
               "asked for before the first request, again before it expires and when a request "
               "gets 401 with it (that request is sent again, once); when none can be had the "
