@@ -397,6 +397,15 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       diags.error(c.where("ca_file"), fmt::format("ca_file: cannot read '{}'", path));
     }
   }
+  if (c.has("client_key") && !c.has("client_cert")) {
+    diags.error(c.where("client_key"), "client_key: give the certificate it goes with as client_cert");
+  } else if (c.has("client_cert")) {
+    std::string error;
+    if (!fetch::check_client_certificate(c.string("client_cert"), c.has("client_key") ? c.string("client_key") : "",
+                                         error)) {
+      diags.error(c.where(c.has("client_key") ? "client_key" : "client_cert"), "client_cert: " + error);
+    }
+  }
   if (c.has("proxy") && !c.list("proxies").empty()) {
     diags.error(c.where("proxies"), "proxies: give either proxy (one) or proxies (several, in turn), not both");
   }
@@ -556,6 +565,8 @@ fetch::FetchOptions options_from(const Config& c) {
   o.cookies = c.boolean("cookies");
   if (c.has("cookie_file")) o.cookie_file = c.string("cookie_file");
   if (c.has("ca_file")) o.ca_file = c.string("ca_file");
+  if (c.has("client_cert")) o.client_cert = c.string("client_cert");
+  if (c.has("client_key")) o.client_key = c.string("client_key");
   if (c.has("proxy")) o.proxy = c.string("proxy") == "none" ? std::string() : c.string("proxy");
   for (const auto& p : c.list("proxies")) o.proxies.push_back(std::get<Value>(p.v).to_text());
   o.per_host = static_cast<int>(c.integer("per_host"));
@@ -703,6 +714,11 @@ NodeType fetch_type() {
           FieldSpec::string("ca_file",
                             "PEM file of the certificate authorities to trust instead of the system's (a private CA); "
                             "certificates and host names are always verified"),
+          FieldSpec::string("client_cert",
+                            "a client certificate (PEM) for mutual TLS: presented to a server that asks for one in "
+                            "the handshake (an API that authenticates clients so, oauth2's token_url included)"),
+          FieldSpec::string("client_key",
+                            "client_cert's private key (PEM, no passphrase); default: in client_cert's file"),
           FieldSpec::string("proxy",
                             "the proxy for this node's requests, robots.txt included: http://[user:password@]host:port "
                             "(also https, socks5, socks5h); none: no proxy; default: the usual environment variables")

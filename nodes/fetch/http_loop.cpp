@@ -1078,6 +1078,47 @@ std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> rsa_key(const std::string& pem) {
 
 }  // namespace
 
+bool check_client_certificate(const std::string& cert, const std::string& key, std::string& error) {
+  auto read = [&error](const std::string& path, const char* what) -> std::optional<std::string> {
+    auto in = open_to_read(path, what, error);
+    if (!in) return std::nullopt;
+    return std::string((std::istreambuf_iterator<char>(*in)), std::istreambuf_iterator<char>());
+  };
+  const auto cert_text = read(cert, "a certificate file");
+  if (!cert_text) return false;
+  std::unique_ptr<BIO, int (*)(BIO*)> bio(BIO_new_mem_buf(cert_text->data(), static_cast<int>(cert_text->size())),
+                                          BIO_free);
+  std::unique_ptr<X509, void (*)(X509*)> x509(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr,
+                                              X509_free);
+  if (!x509) {
+    error = fmt::format("'{}' holds no certificate in PEM (-----BEGIN CERTIFICATE-----)", cert);
+    return false;
+  }
+  const std::string& key_path = key.empty() ? cert : key;
+  const auto key_text = key.empty() ? cert_text : read(key, "a key file");
+  if (!key_text) return false;
+  if (key_text->find("ENCRYPTED") != std::string::npos) {
+    error = fmt::format("'{}' holds an encrypted key: give it without a passphrase (openssl pkey -in KEY -out FILE)",
+                        key_path);
+    return false;
+  }
+  bio.reset(BIO_new_mem_buf(key_text->data(), static_cast<int>(key_text->size())));
+  std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> pkey(
+      bio ? PEM_read_bio_PrivateKey(
+                bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr)
+          : nullptr,
+      EVP_PKEY_free);
+  if (!pkey) {
+    error = fmt::format("'{}' holds no private key in PEM (-----BEGIN PRIVATE KEY-----)", key_path);
+    return false;
+  }
+  if (X509_check_private_key(x509.get(), pkey.get()) != 1) {
+    error = fmt::format("the key in '{}' is not the certificate's in '{}'", key_path, cert);
+    return false;
+  }
+  return true;
+}
+
 std::optional<JwtKey> read_jwt_key(const std::string& path, std::string& error) {
   auto in = open_to_read(path, "a key file", error);
   if (!in) return std::nullopt;
@@ -1749,6 +1790,10 @@ void HttpLoop::set_options(CURL* e) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!opt_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, opt_.ca_file.c_str());
+  if (!opt_.client_cert.empty()) {  // sent to a server that asks for one in the handshake
+    curl_easy_setopt(e, CURLOPT_SSLCERT, opt_.client_cert.c_str());
+    curl_easy_setopt(e, CURLOPT_SSLKEY, (opt_.client_key.empty() ? opt_.client_cert : opt_.client_key).c_str());
+  }
   // The proxy environment, read once (env_proxies_): libcurl reads it again for every transfer, five
   // getenv() calls that each walk the whole environment. Set, these two keep it from looking.
   curl_easy_setopt(e, CURLOPT_NOPROXY, env_proxies_.no_proxy.c_str());

@@ -43,6 +43,9 @@ struct FetchOptions {
   bool cookies = false;
   std::string cookie_file;  // a Netscape cookie file loaded at start (implies cookies); "": none
   std::string ca_file;      // PEM certificates of the authorities to trust instead of the system's; "": the system's
+  // A client certificate (PEM) and its private key (PEM; "": in the same file) for the servers that
+  // ask for one (mutual TLS); "": none.
+  std::string client_cert, client_key;
   std::optional<std::string> proxy;  // unset: the environment's; "": none; else the proxy URL
   std::vector<std::string> proxies;  // several: each transfer takes the next healthy one (proxy unset)
   int per_host = 8;
@@ -566,6 +569,9 @@ std::optional<std::vector<std::string>> read_cookie_file(const std::string& path
 // when it cannot be read, holds no token, or it and its folder cannot be written (a new refresh
 // token goes there).
 std::optional<std::string> read_refresh_token(const std::string& path, std::string& error);
+// client_cert and client_key (the same file when "") checked: a PEM certificate, and the private
+// key that goes with it, without a passphrase; false and `error` if not.
+bool check_client_certificate(const std::string& cert, const std::string& key, std::string& error);
 // oauth2's jwt key_file read, or nullopt and `error` when it cannot be read or holds no RSA private
 // key.
 std::optional<JwtKey> read_jwt_key(const std::string& path, std::string& error);

@@ -2944,6 +2944,43 @@ std::vector<std::string> body_values(const std::vector<std::string>& records, co
 
 }  // namespace
 
+TEST_CASE("client_cert: fetch presents a client certificate to a server that asks for one (mutual TLS)",
+          "[fetch][tls]") {
+  FixtureServer server("", 0, 256, true, 1, "127.0.0.1", true);
+  TempDir dir;
+  const std::vector<std::string> urls = {server.url("/whoami"), server.url("/whoami?again=1")};
+  auto run = [&](const std::string& tls) {
+    return run_pipeline(test::plan_of(fetch_pipeline(
+        dir, urls, 2,
+        fmt::format("    robots: ignore\n    retries: {{attempts: 1}}\n    ca_file: {}\n{}", server.ca_file(), tls))));
+  };
+  SECTION("the certificate and its key in two files") {
+    RunReport report = run(
+        fmt::format("    client_cert: {}\n    client_key: {}\n", server.client_cert_file(), server.client_key_file()));
+    CHECK(report.errors.empty());
+    const auto ok = lines(dir, "ok.jsonl");
+    REQUIRE(ok.size() == 2);
+    for (const auto& line : ok) CHECK(contains(line, R"("body":"sluice-client")"));
+  }
+  SECTION("both in one file") {
+    test::write_file(dir.file("client.pem"),
+                     test::read_file(server.client_cert_file()) + test::read_file(server.client_key_file()));
+    RunReport report = run(fmt::format("    client_cert: {}\n", dir.file("client.pem")));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 2);
+  }
+  SECTION("without one the server refuses the connection: the records fail") {
+    RunReport report = run("");
+    CHECK(report.errors.empty());  // routed
+    CHECK(lines(dir, "ok.jsonl").empty());
+    CHECK(lines(dir, "bad.jsonl").size() == 2);
+    CHECK(server.counter("/whoami").requests == 0);
+    // ("reset: OpenSSL SSL_read: ... tlsv13 alert certificate required": TLS 1.3 says so after the handshake)
+    REQUIRE_FALSE(error_messages(dir).empty());
+    CHECK(contains(error_messages(dir)[0], "certificate required"));
+  }
+}
+
 TEST_CASE("oauth2: one access token from the token endpoint serves the run's requests as a Bearer token",
           "[fetch][oauth2]") {
   FixtureServer server;

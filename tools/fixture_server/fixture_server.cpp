@@ -315,7 +315,7 @@ struct SelfSigned {
   std::string pem;  // the certificate
 };
 
-SelfSigned self_signed() {
+SelfSigned self_signed(const char* common_name = "127.0.0.1") {
   SelfSigned s;
   s.key.reset(EVP_EC_gen("P-256"));
   s.cert.reset(X509_new());
@@ -327,7 +327,7 @@ SelfSigned self_signed() {
   X509_gmtime_adj(X509_getm_notAfter(x), 24 * 3600);
   X509_set_pubkey(x, s.key.get());
   X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(common_name), -1, -1, 0);
   X509_set_issuer_name(x, name);
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
@@ -379,6 +379,7 @@ struct FixtureServer::Impl {
   std::string root;
   std::unique_ptr<httplib::Server> server_ptr;  // an httplib::SSLServer when TLS is on
   std::string ca_file;                          // the self-signed certificate, PEM (TLS only)
+  std::string client_cert_file, client_key_file;  // the client's, with client_certs
   std::thread thread;
   int port = 0;
   int reset_fd = -1;
@@ -840,6 +841,17 @@ struct FixtureServer::Impl {
     // grant (RFC 7523) takes an RS256 assertion that the PEM public key in file `jwt_key` verifies,
     // from issuer `iss`, for this URL (aud), of an hour at most; its scope (and " sub:<subject>") is
     // the token's.
+    // The common name of the client's certificate (client_certs), or "none".
+    server->Get("/whoami", tracked([](const httplib::Request& req, httplib::Response& res) {
+                  std::string name = "none";
+                  if (X509* peer = req.ssl ? SSL_get1_peer_certificate(req.ssl) : nullptr) {
+                    char text[256] = {};
+                    X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, text, sizeof text);
+                    name = text;
+                    X509_free(peer);
+                  }
+                  res.set_content(name, "text/plain");
+                }));
     server->Post("/oauth-token", tracked([this](const httplib::Request& req, httplib::Response& res) {
                    const int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 0;
                    const int from = req.has_param("from") ? std::stoi(req.get_param_value("from")) : 0;
@@ -1139,7 +1151,7 @@ CertificateFiles write_self_signed(const std::string& dir) {
 }
 
 FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls, int keep_alive_seconds,
-                             std::string address)
+                             std::string address, bool client_certs)
     : impl_(std::make_unique<Impl>()) {
   in_addr parsed{};
   if (::inet_pton(AF_INET, address.c_str(), &parsed) != 1 || (ntohl(parsed.s_addr) >> 24) != 127) {
@@ -1149,7 +1161,19 @@ FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls, 
   impl_->root = std::move(root);
   if (tls) {
     SelfSigned s = self_signed();
-    impl_->server_ptr = std::make_unique<httplib::SSLServer>(s.cert.get(), s.key.get());  // copies both
+    X509_STORE* clients = nullptr;  // owned by the server from here on
+    if (client_certs) {             // a client identity of its own, the one the server trusts
+      SelfSigned client = self_signed("sluice-client");
+      clients = X509_STORE_new();
+      if (!clients || X509_STORE_add_cert(clients, client.cert.get()) != 1) {
+        throw std::runtime_error("fixture server: cannot trust the client certificate");
+      }
+      impl_->client_cert_file = temp_file(client.pem);
+      EVP_PKEY* key = client.key.get();
+      impl_->client_key_file = temp_file(pem_text(
+          [key](BIO* out) { return PEM_write_bio_PrivateKey(out, key, nullptr, nullptr, 0, nullptr, nullptr); }));
+    }
+    impl_->server_ptr = std::make_unique<httplib::SSLServer>(s.cert.get(), s.key.get(), clients);  // copies both
     if (!impl_->server_ptr->is_valid()) throw std::runtime_error("fixture server: TLS set-up failed");
     impl_->ca_file = temp_file(s.pem);
   } else {
@@ -1197,7 +1221,9 @@ void FixtureServer::stop() {
   if (impl_->reset_fd >= 0) ::shutdown(impl_->reset_fd, SHUT_RDWR);
   if (impl_->reset_thread.joinable()) impl_->reset_thread.join();
   if (impl_->reset_fd >= 0) ::close(impl_->reset_fd);
-  if (!impl_->ca_file.empty()) std::filesystem::remove(impl_->ca_file);
+  for (const auto* file : {&impl_->ca_file, &impl_->client_cert_file, &impl_->client_key_file}) {
+    if (!file->empty()) std::filesystem::remove(*file);
+  }
 }
 
 int FixtureServer::port() const {
@@ -1208,6 +1234,14 @@ std::string FixtureServer::url(const std::string& path) const {
 }
 const std::string& FixtureServer::ca_file() const {
   return impl_->ca_file;
+}
+
+const std::string& FixtureServer::client_cert_file() const {
+  return impl_->client_cert_file;
+}
+
+const std::string& FixtureServer::client_key_file() const {
+  return impl_->client_key_file;
 }
 std::string FixtureServer::reset_url() const {
   return fmt::format("http://127.0.0.1:{}/", impl_->reset_port);

@@ -115,8 +115,10 @@ class FixtureServer {
   // started as connections need them);
   // a test that counts connections wants longer than a loaded machine can leave one idle. `address`:
   // another loopback address (127.0.0.0/8) to listen on, such as the one the machine's name has.
+  // `client_certs` (with `tls`): a TLS handshake without the client certificate in
+  // client_cert_file() (its key in client_key_file()) fails, and /whoami answers the client's CN.
   explicit FixtureServer(std::string root = "", int port = 0, int threads = 256, bool tls = false,
-                         int keep_alive_seconds = 1, std::string address = "127.0.0.1");
+                         int keep_alive_seconds = 1, std::string address = "127.0.0.1", bool client_certs = false);
   ~FixtureServer();
   FixtureServer(const FixtureServer&) = delete;
   FixtureServer& operator=(const FixtureServer&) = delete;
@@ -124,6 +126,8 @@ class FixtureServer {
   int port() const;
   std::string url(const std::string& path = "/") const;  // http(s)://<address>:<port><path>
   const std::string& ca_file() const;                    // the certificate as a PEM file; "" without TLS
+  const std::string& client_cert_file() const;           // with client_certs, the certificate it takes, PEM
+  const std::string& client_key_file() const;            // and its private key, PEM
   std::string reset_url() const;                         // http://127.0.0.1:<reset port>/
 
   // Keys: "*" (all), "/delay" (first path segment), "proxy" (absolute-form targets), "host:<Host header>",
