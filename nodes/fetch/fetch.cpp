@@ -237,9 +237,11 @@ Schema oauth2_schema() {
                            "the JWT bearer grant (RFC 7523) instead of client credentials: each token request "
                            "carries an assertion signed with key_file (Google service accounts, Salesforce's JWT "
                            "flow); scope goes in the assertion"),
-      FieldSpec::enumeration("client_auth", {"basic", "post"},
+      FieldSpec::enumeration("client_auth", {"basic", "post", "private_key_jwt"},
                              "how the client proves itself: basic (HTTP Basic authentication, RFC 6749's "
-                             "default), post (client_id and client_secret in the request's form)")
+                             "default), post (client_id and client_secret in the request's form), "
+                             "private_key_jwt (a JWT signed with jwt.key_file, its iss and sub the client_id, "
+                             "instead of a secret: jwt is then no grant of its own)")
           .with_default("basic"),
   });
 }
@@ -472,13 +474,32 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       }
     }
     const bool refresh = oauth2.has("refresh_token") || oauth2.has("refresh_token_file");
-    const bool jwt = oauth2.has("jwt");
+    const bool key_auth = oauth2.string("client_auth") == "private_key_jwt";
+    const bool jwt = oauth2.has("jwt") && !key_auth;  // the JWT bearer grant
+    if (key_auth) {
+      if (!oauth2.has("jwt")) {
+        diags.error(oauth2.where("client_auth"),
+                    "oauth2: client_auth: private_key_jwt signs with jwt.key_file: give it");
+      }
+      if (oauth2.has("client_secret")) {
+        diags.error(oauth2.where("client_secret"),
+                    "oauth2: client_auth: private_key_jwt proves the client with its key, not a secret");
+      }
+      if (oauth2.has("jwt")) {
+        for (const char* name : {"issuer", "subject"}) {
+          if (oauth2.object("jwt").has(name)) {
+            diags.error(oauth2.object("jwt").where(name),
+                        fmt::format("oauth2.jwt.{}: with client_auth: private_key_jwt it is the client_id", name));
+          }
+        }
+      }
+    }
     if (oauth2.has("refresh_token") && oauth2.has("refresh_token_file")) {
       diags.error(oauth2.where("refresh_token_file"),
                   "oauth2: give either refresh_token or refresh_token_file (where a new one is kept), not both");
     } else if (jwt && refresh) {
       diags.error(oauth2.where("jwt"), "oauth2: jwt and a refresh token are two grants: give one");
-    } else if (!refresh && !jwt && !oauth2.has("client_secret")) {
+    } else if (!refresh && !jwt && !key_auth && !oauth2.has("client_secret")) {
       diags.error(c.where("oauth2"),
                   "oauth2: client_secret is required (the client credentials grant), unless a refresh_token, "
                   "refresh_token_file or jwt is given");
@@ -488,13 +509,13 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       diags.error(oauth2.where("client_secret"), "oauth2: client_secret without client_id");
     }
     std::optional<fetch::JwtKey> key;
-    if (jwt) {
+    if (oauth2.has("jwt")) {
       const Config& j = oauth2.object("jwt");
       std::string error;
       key = fetch::read_jwt_key(j.string("key_file"), error);
       if (!key) {
         diags.error(j.where("key_file"), "oauth2.jwt.key_file: " + error);
-      } else if (!j.has("issuer") && key->client_email.empty()) {
+      } else if (!key_auth && !j.has("issuer") && key->client_email.empty()) {
         diags.error(oauth2.where("jwt"),
                     "oauth2.jwt: issuer is required (a PEM key file does not say who the client is)");
       }
@@ -504,7 +525,7 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
         if (std::string error = check_token_url(Value(key->token_uri)); !error.empty()) {
           diags.error(oauth2.object("jwt").where("key_file"), "oauth2.jwt.key_file: token_uri " + error);
         }
-      } else if (!jwt || key) {
+      } else if (!oauth2.has("jwt") || key) {
         diags.error(c.where("oauth2"), "oauth2: token_url is required");
       }
     }
@@ -518,7 +539,7 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       if (name == "scope") {
         diags.error(value.where, "oauth2.params: give the scope as oauth2's scope");
       } else if (name == "grant_type" || name == "client_id" || name == "client_secret" || name == "refresh_token" ||
-                 name == "assertion") {
+                 name == "assertion" || name == "client_assertion" || name == "client_assertion_type") {
         diags.error(value.where, fmt::format("oauth2.params: '{}' is fetch's to send (the {} grant)", name,
                                              jwt       ? "JWT bearer"
                                              : refresh ? "refresh token"
@@ -659,6 +680,7 @@ fetch::FetchOptions options_from(const Config& c) {
     for (const auto& [name, value] : a.map("params"))
       o.oauth2->params.emplace_back(name, std::get<Value>(value.v).to_text());
     o.oauth2->basic = a.string("client_auth") == "basic";
+    o.oauth2->private_key_jwt = a.string("client_auth") == "private_key_jwt";
   }
   return o;
 }

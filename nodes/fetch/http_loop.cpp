@@ -754,7 +754,8 @@ void HttpLoop::prepare_token_request() {
 // it with client_auth: post, and a public client's id (no secret: 2.1, 3.2.1).
 void HttpLoop::build_token_form(SharedToken& s) const {
   const FetchOptions::OAuth2& o = *opt_.oauth2;
-  s.form = o.jwt               ? "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"
+  const bool jwt_grant = o.jwt && !o.private_key_jwt;
+  s.form = jwt_grant           ? "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"
            : s.refresh.empty() ? "grant_type=client_credentials"
                                : "grant_type=refresh_token";
   auto add = [&s](std::string_view name, std::string_view value) {
@@ -764,9 +765,11 @@ void HttpLoop::build_token_form(SharedToken& s) const {
     append_url_encoded(s.form, value);
   };
   if (!s.refresh.empty()) add("refresh_token", s.refresh);
-  if (!o.scope.empty() && !o.jwt) add("scope", o.scope);  // (a JWT carries it in its claims)
+  if (!o.scope.empty() && !jwt_grant) add("scope", o.scope);  // (the grant's JWT carries it in its claims)
   for (const auto& [name, value] : o.params) add(name, value);
-  if (o.client_id.empty()) {  // (the JWT bearer grant without client authentication)
+  if (o.private_key_jwt) {  // the client's assertion follows, made for each request (start_token())
+    add("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+  } else if (o.client_id.empty()) {  // (the JWT bearer grant without client authentication)
   } else if (o.client_secret.empty()) {
     add("client_id", o.client_id);
   } else if (!o.basic) {
@@ -1161,15 +1164,18 @@ std::string jwt_assertion(const JwtKey& key, const FetchOptions::OAuth2& o, std:
     append_json_string(header, id);
   }
   header += '}';
+  // private_key_jwt: the client's own assertion (RFC 7523 3: iss and sub its id); else the grant's.
+  const std::string& issuer = o.private_key_jwt ? o.client_id : j.issuer.empty() ? key.client_email : j.issuer;
+  const std::string& subject = o.private_key_jwt ? o.client_id : j.subject;
   std::string claims = R"({"iss":)";
-  append_json_string(claims, j.issuer.empty() ? key.client_email : j.issuer);
+  append_json_string(claims, issuer);
   claims += R"(,"aud":)";
   append_json_string(claims, j.audience.empty() ? o.token_url : j.audience);
-  if (!j.subject.empty()) {
+  if (!subject.empty()) {
     claims += R"(,"sub":)";
-    append_json_string(claims, j.subject);
+    append_json_string(claims, subject);
   }
-  if (!o.scope.empty()) {
+  if (!o.scope.empty() && !o.private_key_jwt) {
     claims += R"(,"scope":)";
     append_json_string(claims, o.scope);
   }
@@ -2031,7 +2037,7 @@ void HttpLoop::start_token(Clock::time_point now) {
                                       hide_credentials(o.token_url), error),
                           false, {});
     }
-    form += "&assertion=" + assertion;  // (base64url: nothing to encode)
+    form += (o.private_key_jwt ? "&client_assertion=" : "&assertion=") + assertion;  // (base64url: nothing to encode)
   }
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(form.size()));
   curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, form.c_str());

@@ -112,6 +112,9 @@ struct FetchOptions {
     std::string scope;                                        // "": none asked for
     std::vector<std::pair<std::string, std::string>> params;  // more fields of the token request (audience)
     bool basic = true;  // client_auth: basic (HTTP Basic authentication), else post (the id and secret in the form)
+    // client_auth: private_key_jwt (RFC 7523 2.2): the client proves itself with a JWT signed with
+    // jwt's key (iss and sub its client_id) instead of a secret, and `jwt` is no grant of its own.
+    bool private_key_jwt = false;
     // The refresh token grant (RFC 6749 6) with this refresh token, or the one in the file (read when
     // the loop is made; a new one the server issues is written back to it). Both "": client credentials.
     std::string refresh_token, refresh_token_file;

@@ -3333,21 +3333,43 @@ edges:
   }
 }
 
+namespace {
+
+// The test-only keys: tests/fixtures/oauth/ (test-rsa.pem, its public half, other-rsa.pem, and
+// test-rsa as a Google service account's JSON key).
+std::string test_keys() {
+  return std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/oauth/";
+}
+
+// fetch's oauth2 for the fixture's token endpoint that takes assertions signed with test-rsa.pem
+// from `issuer` (`query`: more of its query), with `lines` under oauth2.
+std::string signed_oauth2(const FixtureServer& server, const std::string& issuer, const std::string& lines,
+                          const std::string& query = "") {
+  return fmt::format(
+      "    robots: ignore\n"
+      "    retries: {{attempts: 3, base: 10ms, max: 50ms}}\n"
+      "    oauth2:\n"
+      "      token_url: \"{}\"\n{}",
+      server.url(fmt::format("/oauth-token?jwt_key={}test-rsa.pub.pem&iss={}{}", test_keys(), issuer, query)), lines);
+}
+
+// The run stored its `count` records, each fetched with a token of `scope`, from one token request.
+void check_one_token(const TempDir& dir, const FixtureServer& server, std::size_t count, const std::string& scope) {
+  CHECK(lines(dir, "ok.jsonl").size() == count);
+  const auto scopes = body_values(lines(dir, "ok.jsonl"), "scope");
+  CHECK(std::set<std::string>(scopes.begin(), scopes.end()) == std::set<std::string>{scope});
+  CHECK(server.counter("/oauth-token").requests == 1);
+}
+
+}  // namespace
+
 TEST_CASE("oauth2: the JWT bearer grant signs an assertion with a service account's key", "[fetch][oauth2]") {
   FixtureServer server;
   TempDir dir;
-  const std::string keys = std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/oauth/";
+  const std::string keys = test_keys();
   const auto urls = numbered_urls(server, "/oauth-api/item", 20);
-  // The token endpoint checks the assertion with test-rsa's public key, and its issuer.
   auto config = [&](const std::string& issuer, const std::string& jwt, const std::string& query = "") {
-    return fmt::format(
-        "    robots: ignore\n"
-        "    retries: {{attempts: 3, base: 10ms, max: 50ms}}\n"
-        "    oauth2:\n"
-        "      token_url: \"{}\"\n"
-        "      scope: read\n"
-        "      jwt: {}\n",
-        server.url(fmt::format("/oauth-token?jwt_key={}test-rsa.pub.pem&iss={}{}", keys, issuer, query)), jwt);
+    return signed_oauth2(server, issuer, "      scope: read\n      jwt: " + jwt + "\n", query);
   };
   const std::string google = "reader@sluice-tests.iam.gserviceaccount.com";
 
@@ -3356,10 +3378,7 @@ TEST_CASE("oauth2: the JWT bearer grant signs an assertion with a service accoun
         dir, urls, 8,
         config(google, fmt::format("{{key_file: {}service-account.json, subject: ann@example.com}}", keys)))));
     CHECK(report.errors.empty());
-    CHECK(lines(dir, "ok.jsonl").size() == 20);
-    const auto scopes = body_values(lines(dir, "ok.jsonl"), "scope");
-    CHECK(std::set<std::string>(scopes.begin(), scopes.end()) == std::set<std::string>{"read sub:ann@example.com"});
-    CHECK(server.counter("/oauth-token").requests == 1);
+    check_one_token(dir, server, 20, "read sub:ann@example.com");
   }
   SECTION("a PEM key and an issuer; tokens of 1 s renewed, each with a new assertion") {
     RunReport report = run_pipeline(test::plan_of(
@@ -3378,6 +3397,32 @@ TEST_CASE("oauth2: the JWT bearer grant signs an assertion with a service accoun
     const auto messages = error_messages(dir);
     REQUIRE_FALSE(messages.empty());
     CHECK(contains(messages[0], "HTTP 400: invalid_grant (Invalid JWT Signature)"));
+    CHECK(server.counter("/oauth-token").requests == 1);
+  }
+}
+
+TEST_CASE("oauth2: client_auth: private_key_jwt proves the client with a signed JWT instead of a secret",
+          "[fetch][oauth2]") {
+  FixtureServer server;
+  TempDir dir;
+  const auto urls = numbered_urls(server, "/oauth-api/item", 12);
+  auto config = [&](const std::string& key) {
+    return signed_oauth2(
+        server, "svc-9",
+        fmt::format("      client_id: svc-9\n      client_auth: private_key_jwt\n      scope: read write\n"
+                    "      jwt: {{key_file: {}{}}}\n",
+                    test_keys(), key));
+  };
+  SECTION("the client credentials grant, the scope in the form") {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 4, config("test-rsa.pem"))));
+    CHECK(report.errors.empty());
+    check_one_token(dir, server, 12, "read write");
+  }
+  SECTION("a key the server does not know: invalid_client, not retried") {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 4, config("other-rsa.pem"))));
+    CHECK(lines(dir, "bad.jsonl").size() == 12);
+    REQUIRE_FALSE(error_messages(dir).empty());
+    CHECK(contains(error_messages(dir)[0], "HTTP 401: invalid_client (Invalid JWT Signature)"));
     CHECK(server.counter("/oauth-token").requests == 1);
   }
 }

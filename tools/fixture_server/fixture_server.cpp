@@ -840,7 +840,8 @@ struct FixtureServer::Impl {
     // `rotate=1` with a new one ("rt-new-N"), and the one sent is no longer good. The JWT bearer
     // grant (RFC 7523) takes an RS256 assertion that the PEM public key in file `jwt_key` verifies,
     // from issuer `iss`, for this URL (aud), of an hour at most; its scope (and " sub:<subject>") is
-    // the token's.
+    // the token's. A client may prove itself with such an assertion (client_assertion, RFC 7523
+    // 2.2; its sub its iss) instead of a secret, for any grant.
     // The common name of the client's certificate (client_certs), or "none".
     server->Get("/whoami", tracked([](const httplib::Request& req, httplib::Response& res) {
                   std::string name = "none";
@@ -904,20 +905,36 @@ struct FixtureServer::Impl {
                    const bool public_client =
                        field("client_id") == "app" && !form.count("client_secret") && !req.has_header("Authorization");
                    const bool jwt = grant == "urn:ietf:params:oauth:grant-type:jwt-bearer";
-                   std::string jwt_scope;  // the assertion's scope and subject
-                   if (jwt) {              // (no client authentication: the assertion's signature is it)
-                     std::string error;
-                     const auto claims = verified_jwt(field("assertion"), req.get_param_value("jwt_key"), error);
-                     if (!claims) return refuse(400, "invalid_grant", error.c_str());
+                   const bool client_jwt =
+                       field("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+                   // An assertion's claims, if its signature and claims are good: from issuer `iss`, for
+                   // this URL, of an hour at most (a client's: its sub is its iss too).
+                   auto good_claims = [&](const std::string& assertion,
+                                          std::string& error) -> std::optional<std::string> {
+                     const auto claims = verified_jwt(assertion, req.get_param_value("jwt_key"), error);
+                     if (!claims) return std::nullopt;
                      const long long now = std::time(nullptr);
                      const std::string aud = claim(*claims, "aud"), iat = claim(*claims, "iat"),
                                        exp = claim(*claims, "exp");
                      if (claim(*claims, "iss") != req.get_param_value("iss") || iat.empty() || exp.empty() ||
                          std::stoll(exp) <= now || std::stoll(exp) - std::stoll(iat) > 3600 ||
                          std::stoll(iat) > now + 5 || claim(*claims, "jti").empty() ||
-                         aud != fmt::format("http://{}{}", req.get_header_value("Host"), req.target)) {
-                       return refuse(400, "invalid_grant", "Invalid JWT claims");
+                         aud != fmt::format("http://{}{}", req.get_header_value("Host"), req.target) ||
+                         (client_jwt && claim(*claims, "sub") != claim(*claims, "iss"))) {
+                       error = "Invalid JWT claims";
+                       return std::nullopt;
                      }
+                     return claims;
+                   };
+                   std::string jwt_scope;  // the assertion's scope and subject
+                   if (client_jwt) {       // RFC 7523 2.2: the client proves itself with a signed JWT
+                     std::string error;
+                     if (!good_claims(field("client_assertion"), error))
+                       return refuse(401, "invalid_client", error.c_str());
+                   } else if (jwt) {  // (no client authentication: the assertion's signature is it)
+                     std::string error;
+                     const auto claims = good_claims(field("assertion"), error);
+                     if (!claims) return refuse(400, "invalid_grant", error.c_str());
                      jwt_scope = claim(*claims, "scope");
                      if (const std::string sub = claim(*claims, "sub"); !sub.empty()) jwt_scope += " sub:" + sub;
                    } else if (by_basic == by_form && !(public_client && grant == "refresh_token")) {
