@@ -668,10 +668,6 @@ fetch::FetchOptions options_from(const Config& c) {
                                  std::pair{"audience", &jwt.audience}, std::pair{"key_id", &jwt.key_id}}) {
         if (j.has(name)) *field = j.string(name);
       }
-      if (!a.has("token_url")) {  // a Google key's token_uri (checked with the pipeline)
-        std::string error;
-        if (auto key = fetch::read_jwt_key(jwt.key_file, error)) o.oauth2->token_url = key->token_uri;
-      }
     }
     if (a.has("client_secret")) o.oauth2->client_secret = a.string("client_secret");
     if (a.has("refresh_token")) o.oauth2->refresh_token = a.string("refresh_token");

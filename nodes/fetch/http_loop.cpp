@@ -731,11 +731,13 @@ void HttpLoop::prepare_token_request() {
     append_url_encoded(token_.password, o.client_secret);
   }
   std::string error;
-  token_.host = parse_host_key(o.token_url, error).value_or(o.token_url);  // checked when the node was made
   if (o.jwt) {
     token_.jwt = read_jwt_key(o.jwt->key_file, error);
     if (!token_.jwt) throw NodeError("oauth2.jwt.key_file: " + error);
+    if (o.token_url.empty())
+      opt_.oauth2->token_url = token_.jwt->token_uri;  // a Google key's (checked with the pipeline)
   }
+  token_.host = parse_host_key(o.token_url, error).value_or(o.token_url);  // checked when the node was made
   auto shared = shared_token(o);
   std::lock_guard lock(shared->mutex);
   if (shared->form.empty()) {
@@ -1028,6 +1030,13 @@ std::optional<std::ifstream> open_to_read(const std::string& path, std::string_v
   return in;
 }
 
+// What the file at `path` holds, or nullopt and `error`, as open_to_read().
+std::optional<std::string> read_whole(const std::string& path, std::string_view what, std::string& error) {
+  auto in = open_to_read(path, what, error);
+  if (!in) return std::nullopt;
+  return std::string((std::istreambuf_iterator<char>(*in)), std::istreambuf_iterator<char>());
+}
+
 }  // namespace
 
 std::optional<std::string> read_refresh_token(const std::string& path, std::string& error) {
@@ -1066,28 +1075,28 @@ std::string base64url(std::string_view bytes) {
   return out;
 }
 
-// The RSA private key of `pem`, or null.
-std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> rsa_key(const std::string& pem) {
+// The private key in `pem` (the file `path`'s), or null and `error`. One with a passphrase is
+// refused: OpenSSL's default callback would ask for it on the terminal.
+std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> private_key(const std::string& pem, const std::string& path,
+                                                           std::string& error) {
+  std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key(nullptr, EVP_PKEY_free);
+  if (pem.find("ENCRYPTED") != std::string::npos) {
+    error =
+        fmt::format("'{}' holds an encrypted key: give it without a passphrase (openssl pkey -in KEY -out FILE)", path);
+    return key;
+  }
   std::unique_ptr<BIO, int (*)(BIO*)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
-  std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key(
-      // (No passphrase: OpenSSL's default callback would ask for one on the terminal.)
-      bio ? PEM_read_bio_PrivateKey(
-                bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr)
-          : nullptr,
-      EVP_PKEY_free);
-  if (key && EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA) key.reset();
+  if (bio)
+    key.reset(PEM_read_bio_PrivateKey(
+        bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
+  if (!key) error = fmt::format("'{}' holds no private key in PEM (-----BEGIN PRIVATE KEY-----)", path);
   return key;
 }
 
 }  // namespace
 
 bool check_client_certificate(const std::string& cert, const std::string& key, std::string& error) {
-  auto read = [&error](const std::string& path, const char* what) -> std::optional<std::string> {
-    auto in = open_to_read(path, what, error);
-    if (!in) return std::nullopt;
-    return std::string((std::istreambuf_iterator<char>(*in)), std::istreambuf_iterator<char>());
-  };
-  const auto cert_text = read(cert, "a certificate file");
+  const auto cert_text = read_whole(cert, "a certificate file", error);
   if (!cert_text) return false;
   std::unique_ptr<BIO, int (*)(BIO*)> bio(BIO_new_mem_buf(cert_text->data(), static_cast<int>(cert_text->size())),
                                           BIO_free);
@@ -1098,23 +1107,10 @@ bool check_client_certificate(const std::string& cert, const std::string& key, s
     return false;
   }
   const std::string& key_path = key.empty() ? cert : key;
-  const auto key_text = key.empty() ? cert_text : read(key, "a key file");
+  const auto key_text = key.empty() ? cert_text : read_whole(key, "a key file", error);
   if (!key_text) return false;
-  if (key_text->find("ENCRYPTED") != std::string::npos) {
-    error = fmt::format("'{}' holds an encrypted key: give it without a passphrase (openssl pkey -in KEY -out FILE)",
-                        key_path);
-    return false;
-  }
-  bio.reset(BIO_new_mem_buf(key_text->data(), static_cast<int>(key_text->size())));
-  std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> pkey(
-      bio ? PEM_read_bio_PrivateKey(
-                bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr)
-          : nullptr,
-      EVP_PKEY_free);
-  if (!pkey) {
-    error = fmt::format("'{}' holds no private key in PEM (-----BEGIN PRIVATE KEY-----)", key_path);
-    return false;
-  }
+  auto pkey = private_key(*key_text, key_path, error);
+  if (!pkey) return false;
   if (X509_check_private_key(x509.get(), pkey.get()) != 1) {
     error = fmt::format("the key in '{}' is not the certificate's in '{}'", key_path, cert);
     return false;
@@ -1123,9 +1119,9 @@ bool check_client_certificate(const std::string& cert, const std::string& key, s
 }
 
 std::optional<JwtKey> read_jwt_key(const std::string& path, std::string& error) {
-  auto in = open_to_read(path, "a key file", error);
-  if (!in) return std::nullopt;
-  std::string text((std::istreambuf_iterator<char>(*in)), std::istreambuf_iterator<char>());
+  auto read = read_whole(path, "a key file", error);
+  if (!read) return std::nullopt;
+  std::string& text = *read;
   JwtKey key;
   if (const auto first = text.find_first_not_of(" \t\r\n"); first != std::string::npos && text[first] == '{') {
     simdjson::dom::parser parser;
@@ -1142,14 +1138,10 @@ std::optional<JwtKey> read_jwt_key(const std::string& path, std::string& error) 
   } else {
     key.pem = std::move(text);
   }
-  if (key.pem.find("ENCRYPTED") != std::string::npos) {
-    error =
-        fmt::format("'{}' holds an encrypted key: give it without a passphrase (openssl pkey -in KEY -out FILE)", path);
-    return std::nullopt;
-  }
-  if (!rsa_key(key.pem)) {
-    error = fmt::format("'{}' holds no RSA private key in PEM (-----BEGIN PRIVATE KEY-----; the JWT is signed RS256)",
-                        path);
+  auto pkey = private_key(key.pem, path, error);
+  if (!pkey) return std::nullopt;
+  if (EVP_PKEY_get_base_id(pkey.get()) != EVP_PKEY_RSA) {
+    error = fmt::format("'{}' holds a private key that is not RSA's (the JWT is signed RS256)", path);
     return std::nullopt;
   }
   return key;
@@ -1182,23 +1174,23 @@ std::string jwt_assertion(const JwtKey& key, const FetchOptions::OAuth2& o, std:
   // Valid for an hour from now (Google's longest), and unique (jti: a server may refuse a replay).
   claims += fmt::format(R"(,"iat":{},"exp":{},"jti":"{:016x}{:x}"}})", now, now + 3600, nonce, now);
   std::string signed_part = base64url(header) + '.' + base64url(claims);
-  auto pkey = rsa_key(key.pem);
+  auto pkey = private_key(key.pem, o.jwt->key_file, error);  // (checked when the loop was made)
   std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  std::size_t size = 0;
-  std::string signature;
   const auto* data = reinterpret_cast<const unsigned char*>(signed_part.data());
-  if (!pkey || !ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &size, data, signed_part.size()) != 1) {
-    error = "the key cannot sign (RS256)";
+  std::size_t size = 0;  // the signature's: asked for first, then written
+  std::string signature;
+  bool signed_ok = pkey && ctx && EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey.get()) == 1 &&
+                   EVP_DigestSign(ctx.get(), nullptr, &size, data, signed_part.size()) == 1;
+  if (signed_ok) {
+    signature.resize(size);
+    signed_ok = EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &size, data,
+                               signed_part.size()) == 1;
+    signature.resize(size);
+  }
+  if (!signed_ok) {
+    if (pkey) error = "the key cannot sign (RS256)";
     return "";
   }
-  signature.resize(size);
-  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &size, data, signed_part.size()) !=
-      1) {
-    error = "the key cannot sign (RS256)";
-    return "";
-  }
-  signature.resize(size);
   return signed_part + '.' + base64url(signature);
 }
 

@@ -107,7 +107,7 @@ struct FetchOptions {
   // redirect's other origin). Asked for before the first request, again before it expires, and when
   // a request gets 401 with it.
   struct OAuth2 {
-    std::string token_url;
+    std::string token_url;                 // "" with jwt: its key's token_uri (a Google key's)
     std::string client_id, client_secret;  // no secret: a public client (the refresh token grant only)
     std::string scope;                                        // "": none asked for
     std::vector<std::pair<std::string, std::string>> params;  // more fields of the token request (audience)

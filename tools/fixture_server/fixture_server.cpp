@@ -67,26 +67,29 @@ const std::string& gzip_bomb() {
   return bomb;
 }
 
+// Base64 (or base64url) `text` decoded, its padding given or not; "" if it is not base64.
+std::string base64_decode(std::string text) {
+  for (char& c : text) c = c == '-' ? '+' : c == '_' ? '/' : c;
+  text.append(text.size() % 4 == 0 ? 0 : 4 - text.size() % 4, '=');
+  const std::size_t padding = text.size() - text.find_last_not_of('=') - 1;
+  std::string out(text.size(), '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+  out.resize(n > 0 && static_cast<std::size_t>(n) >= padding ? static_cast<std::size_t>(n) - padding : 0);
+  return out;
+}
+
 // RFC 7523's assertion checked with the RSA public key in PEM file `key_file`: its claims (a JSON
 // object's text) when the signature is RS256 and good, else nullopt and `error`.
 std::optional<std::string> verified_jwt(const std::string& jwt, const std::string& key_file, std::string& error) {
-  auto decode = [](std::string part) {
-    for (char& c : part) c = c == '-' ? '+' : c == '_' ? '/' : c;
-    const std::size_t padded = part.size() % 4 == 0 ? 0 : 4 - part.size() % 4;
-    part.append(padded, '=');
-    std::string out(part.size(), '\0');
-    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(part.data()), static_cast<int>(part.size()));
-    out.resize(n > 0 ? static_cast<std::size_t>(n) - padded : 0);
-    return out;
-  };
   const auto first = jwt.find('.'), second = jwt.rfind('.');
   if (first == std::string::npos || first == second) {
     error = "Not a JWT";
     return std::nullopt;
   }
-  const std::string header = decode(jwt.substr(0, first)), claims = decode(jwt.substr(first + 1, second - first - 1));
-  const std::string signature = decode(jwt.substr(second + 1));
+  const std::string header = base64_decode(jwt.substr(0, first));
+  const std::string claims = base64_decode(jwt.substr(first + 1, second - first - 1));
+  const std::string signature = base64_decode(jwt.substr(second + 1));
   if (header.find(R"("alg":"RS256")") == std::string::npos) {
     error = "Only RS256 is accepted";
     return std::nullopt;
@@ -886,12 +889,7 @@ struct FixtureServer::Impl {
                    };
                    bool by_basic = false;
                    if (const std::string header = req.get_header_value("Authorization"); header.starts_with("Basic ")) {
-                     std::string decoded(header.size(), '\0');
-                     const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
-                                                   reinterpret_cast<const unsigned char*>(header.data() + 6),
-                                                   static_cast<int>(header.size() - 6));
-                     decoded.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-                     while (!decoded.empty() && decoded.back() == '\0') decoded.pop_back();  // the padding's
+                     const std::string decoded = base64_decode(header.substr(6));
                      const auto colon = decoded.find(':');
                      by_basic = colon != std::string::npos &&
                                 known(httplib::detail::decode_url(decoded.substr(0, colon), true),
