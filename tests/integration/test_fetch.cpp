@@ -2958,6 +2958,7 @@ TEST_CASE("client_cert: fetch presents a client certificate to a server that ask
     RunReport report = run(
         fmt::format("    client_cert: {}\n    client_key: {}\n", server.client_cert_file(), server.client_key_file()));
     CHECK(report.errors.empty());
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
     const auto ok = lines(dir, "ok.jsonl");
     REQUIRE(ok.size() == 2);
     for (const auto& line : ok) CHECK(contains(line, R"("body":"sluice-client")"));
@@ -2966,6 +2967,7 @@ TEST_CASE("client_cert: fetch presents a client certificate to a server that ask
     test::write_file(dir.file("client.pem"),
                      test::read_file(server.client_cert_file()) + test::read_file(server.client_key_file()));
     RunReport report = run(fmt::format("    client_cert: {}\n", dir.file("client.pem")));
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
     CHECK(report.errors.empty());
     CHECK(lines(dir, "ok.jsonl").size() == 2);
   }

@@ -1188,7 +1188,15 @@ FixtureServer::FixtureServer(std::string root, int port, int threads, bool tls, 
       impl_->client_key_file = temp_file(pem_text(
           [key](BIO* out) { return PEM_write_bio_PrivateKey(out, key, nullptr, nullptr, 0, nullptr, nullptr); }));
     }
-    impl_->server_ptr = std::make_unique<httplib::SSLServer>(s.cert.get(), s.key.get(), clients);  // copies both
+    auto tls_server = std::make_unique<httplib::SSLServer>(s.cert.get(), s.key.get(), clients);  // copies both
+    // A server that verifies clients needs a session id context, or OpenSSL answers a client that
+    // resumes a session (libcurl does, on its next connection) with "internal error".
+    static const unsigned char kContext[] = "sluice-fixture";
+    if (client_certs && tls_server->is_valid() &&
+        SSL_CTX_set_session_id_context(tls_server->ssl_context(), kContext, sizeof kContext - 1) != 1) {
+      throw std::runtime_error("fixture server: cannot set the TLS session id context");
+    }
+    impl_->server_ptr = std::move(tls_server);
     if (!impl_->server_ptr->is_valid()) throw std::runtime_error("fixture server: TLS set-up failed");
     impl_->ca_file = temp_file(s.pem);
   } else {
