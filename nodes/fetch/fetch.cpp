@@ -347,7 +347,11 @@ void json_body_template(const ConfigValue& value, const std::string& label, std:
 // encoded after it).
 std::string form_body_template(const ConfigValue::Map& form, Diagnostics& diags) {
   std::string out;
-  for (const auto& [name, value] : form) {
+  for (const auto& entry : form) {
+    // Named references, not a structured binding: clang before 16 (the fuzz build's) cannot
+    // capture a binding in a lambda.
+    const std::string& name = entry.first;
+    const ConfigValue& value = entry.second;
     if (!out.empty()) out += '&';
     append_url_encoded(out, name);
     out += '=';
