@@ -221,7 +221,8 @@ Schema oauth2_schema() {
                         "the client's id; ${CLIENT_ID} keeps it in the environment; required except with jwt"),
       FieldSpec::string("client_secret",
                         "the client's secret; ${CLIENT_SECRET} keeps it out of the file; required except with a "
-                        "refresh token (none: a public client, whose id goes in the request's form) or jwt"),
+                        "refresh token (none: a public client, whose id goes in the request's form), with jwt, "
+                        "and with client_auth private_key_jwt or tls_client_auth"),
       FieldSpec::string("refresh_token",
                         "the refresh token grant (RFC 6749 6) instead of client credentials: a refresh token "
                         "the user's authorization gave (${REFRESH_TOKEN}); a new one the server issues is used "
@@ -237,11 +238,14 @@ Schema oauth2_schema() {
                            "the JWT bearer grant (RFC 7523) instead of client credentials: each token request "
                            "carries an assertion signed with key_file (Google service accounts, Salesforce's JWT "
                            "flow); scope goes in the assertion"),
-      FieldSpec::enumeration("client_auth", {"basic", "post", "private_key_jwt"},
+      FieldSpec::enumeration("client_auth", {"basic", "post", "private_key_jwt", "tls_client_auth"},
                              "how the client proves itself: basic (HTTP Basic authentication, RFC 6749's "
                              "default), post (client_id and client_secret in the request's form), "
                              "private_key_jwt (a JWT signed with jwt.key_file, its iss and sub the client_id, "
-                             "instead of a secret: jwt is then no grant of its own)")
+                             "instead of a secret: jwt is then no grant of its own), tls_client_auth (the "
+                             "node's client_cert in the TLS handshake and the client_id in the form, no secret: "
+                             "RFC 8705, open banking's mutual TLS; the server may bind its tokens to the "
+                             "certificate, which every request of the node presents)")
           .with_default("basic"),
   });
 }
@@ -479,6 +483,7 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
     }
     const bool refresh = oauth2.has("refresh_token") || oauth2.has("refresh_token_file");
     const bool key_auth = oauth2.string("client_auth") == "private_key_jwt";
+    const bool tls_auth = oauth2.string("client_auth") == "tls_client_auth";
     const bool jwt = oauth2.has("jwt") && !key_auth;  // the JWT bearer grant
     if (key_auth) {
       if (!oauth2.has("jwt")) {
@@ -498,15 +503,35 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
         }
       }
     }
+    if (tls_auth) {
+      if (!c.has("client_cert")) {
+        diags.error(oauth2.where("client_auth"),
+                    "oauth2: client_auth: tls_client_auth proves the client with its TLS certificate: give the "
+                    "node's client_cert (and client_key)");
+      }
+      if (oauth2.has("client_secret")) {
+        diags.error(oauth2.where("client_secret"),
+                    "oauth2: client_auth: tls_client_auth proves the client with its certificate, not a secret");
+      }
+      std::string error;  // (a token_url that is no URL has its own error)
+      const auto key =
+          oauth2.has("token_url") ? fetch::parse_host_key(oauth2.string("token_url"), error) : std::nullopt;
+      if (key && key->starts_with("http://") && check_token_url(Value(oauth2.string("token_url"))).empty()) {
+        diags.error(oauth2.where("token_url"),
+                    fmt::format("oauth2.token_url: '{}': client_auth: tls_client_auth presents the certificate "
+                                "in a TLS handshake, so it goes over https",
+                                hide_credentials(oauth2.string("token_url"))));
+      }
+    }
     if (oauth2.has("refresh_token") && oauth2.has("refresh_token_file")) {
       diags.error(oauth2.where("refresh_token_file"),
                   "oauth2: give either refresh_token or refresh_token_file (where a new one is kept), not both");
     } else if (jwt && refresh) {
       diags.error(oauth2.where("jwt"), "oauth2: jwt and a refresh token are two grants: give one");
-    } else if (!refresh && !jwt && !key_auth && !oauth2.has("client_secret")) {
+    } else if (!refresh && !jwt && !key_auth && !tls_auth && !oauth2.has("client_secret")) {
       diags.error(c.where("oauth2"),
                   "oauth2: client_secret is required (the client credentials grant), unless a refresh_token, "
-                  "refresh_token_file or jwt is given");
+                  "refresh_token_file or jwt is given, or client_auth is private_key_jwt or tls_client_auth");
     }
     if (!jwt && !oauth2.has("client_id")) diags.error(c.where("oauth2"), "oauth2: client_id is required");
     if (jwt && oauth2.has("client_secret") && !oauth2.has("client_id")) {

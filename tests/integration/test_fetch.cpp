@@ -3363,6 +3363,17 @@ void check_one_token(const TempDir& dir, const FixtureServer& server, std::size_
   CHECK(server.counter("/oauth-token").requests == 1);
 }
 
+// The token endpoint refused the client once (401 invalid_client, `description` its words, not
+// retried): every one of the `count` records failed with that, none reached the API.
+void check_refused_client(const TempDir& dir, const FixtureServer& server, std::size_t count,
+                          const std::string& description) {
+  CHECK(lines(dir, "bad.jsonl").size() == count);
+  REQUIRE_FALSE(error_messages(dir).empty());
+  CHECK(contains(error_messages(dir)[0], "HTTP 401: invalid_client (" + description + ")"));
+  CHECK(server.counter("/oauth-token").requests == 1);
+  CHECK(server.counter("/oauth-api").requests == 0);
+}
+
 }  // namespace
 
 TEST_CASE("oauth2: the JWT bearer grant signs an assertion with a service account's key", "[fetch][oauth2]") {
@@ -3421,11 +3432,44 @@ TEST_CASE("oauth2: client_auth: private_key_jwt proves the client with a signed 
     check_one_token(dir, server, 12, "read write");
   }
   SECTION("a key the server does not know: invalid_client, not retried") {
-    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 4, config("other-rsa.pem"))));
-    CHECK(lines(dir, "bad.jsonl").size() == 12);
-    REQUIRE_FALSE(error_messages(dir).empty());
-    CHECK(contains(error_messages(dir)[0], "HTTP 401: invalid_client (Invalid JWT Signature)"));
-    CHECK(server.counter("/oauth-token").requests == 1);
+    run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 4, config("other-rsa.pem"))));
+    check_refused_client(dir, server, 12, "Invalid JWT Signature");
+  }
+}
+
+TEST_CASE(
+    "oauth2: client_auth: tls_client_auth proves the client with its TLS certificate, and the token bound "
+    "to it serves",
+    "[fetch][oauth2][tls]") {
+  FixtureServer server("", 0, 256, true, 1, "127.0.0.1", true);
+  TempDir dir;
+  const auto urls = numbered_urls(server, "/oauth-api/item", 12);
+  auto config = [&](const std::string& id) {
+    return fmt::format(
+        "    robots: ignore\n"
+        "    retries: {{attempts: 3, base: 10ms, max: 50ms}}\n"
+        "    ca_file: {}\n    client_cert: {}\n    client_key: {}\n"
+        "    oauth2:\n"
+        "      token_url: {}\n"
+        "      client_id: {}\n"
+        "      client_auth: tls_client_auth\n"
+        "      scope: read\n",
+        server.ca_file(), server.client_cert_file(), server.client_key_file(), server.url("/oauth-token"), id);
+  };
+  SECTION("the client's certificate: one token, bound to it, for every request") {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 4, config("mtls"))));
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
+    CHECK(report.errors.empty());
+    check_one_token(dir, server, 12, "read");
+    // The API took the token because each request came with the certificate it is bound to.
+    const auto bound = body_values(lines(dir, "ok.jsonl"), "cnf");
+    REQUIRE(bound.size() == 12);
+    CHECK(bound.front().size() == 64);  // a SHA-256 in hex
+    CHECK(std::set<std::string>(bound.begin(), bound.end()).size() == 1);
+  }
+  SECTION("a client registered with another certificate: invalid_client, not retried") {
+    run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 4, config("mtls-other"))));
+    check_refused_client(dir, server, 12, "The client certificate is not the client's");
   }
 }
 

@@ -119,6 +119,27 @@ std::string claim(const std::string& json, const std::string& name) {
   return "";
 }
 
+// The client certificate a TLS request came with (client_certs): its common name and its SHA-256
+// in hex (RFC 8705 3.1's thumbprint, which binds a token to it); both "" without one.
+struct PeerCertificate {
+  std::string common_name, thumbprint;
+};
+PeerCertificate peer_certificate(const httplib::Request& req) {
+  PeerCertificate out;
+  X509* peer = req.ssl ? SSL_get1_peer_certificate(req.ssl) : nullptr;
+  if (!peer) return out;
+  char text[256] = {};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, text, sizeof text);
+  out.common_name = text;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (X509_digest(peer, EVP_sha256(), digest, &size) == 1) {
+    for (unsigned int i = 0; i < size; ++i) out.thumbprint += fmt::format("{:02x}", digest[i]);
+  }
+  X509_free(peer);
+  return out;
+}
+
 std::string json_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -405,6 +426,7 @@ struct FixtureServer::Impl {
   struct Token {
     std::chrono::steady_clock::time_point expires;
     std::string scope;
+    std::string bound_to;  // the thumbprint of the client certificate it was issued to (tls_client_auth)
   };
   std::map<std::string, Token> tokens;
   int tokens_issued = 0;
@@ -844,17 +866,14 @@ struct FixtureServer::Impl {
     // grant (RFC 7523) takes an RS256 assertion that the PEM public key in file `jwt_key` verifies,
     // from issuer `iss`, for this URL (aud), of an hour at most; its scope (and " sub:<subject>") is
     // the token's. A client may prove itself with such an assertion (client_assertion, RFC 7523
-    // 2.2; its sub its iss) instead of a secret, for any grant.
+    // 2.2; its sub its iss) instead of a secret, for any grant. Clients "mtls" and "mtls-other" prove
+    // themselves with their TLS certificate instead (RFC 8705 2.1, tls_client_auth: the certificate's
+    // common name must be "sluice-client", the client_certs one, or "someone-else"), and their tokens
+    // are bound to it (3): /oauth-api takes such a token only with that certificate.
     // The common name of the client's certificate (client_certs), or "none".
     server->Get("/whoami", tracked([](const httplib::Request& req, httplib::Response& res) {
-                  std::string name = "none";
-                  if (X509* peer = req.ssl ? SSL_get1_peer_certificate(req.ssl) : nullptr) {
-                    char text[256] = {};
-                    X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, text, sizeof text);
-                    name = text;
-                    X509_free(peer);
-                  }
-                  res.set_content(name, "text/plain");
+                  const std::string name = peer_certificate(req).common_name;
+                  res.set_content(name.empty() ? "none" : name, "text/plain");
                 }));
     server->Post("/oauth-token", tracked([this](const httplib::Request& req, httplib::Response& res) {
                    const int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 0;
@@ -924,8 +943,23 @@ struct FixtureServer::Impl {
                      }
                      return claims;
                    };
+                   // RFC 8705 2.1's clients, which prove themselves with their TLS certificate (its
+                   // subject's common name registered), their id in the form and no secret.
+                   static const std::map<std::string, std::string> tls_clients = {{"mtls", "sluice-client"},
+                                                                                  {"mtls-other", "someone-else"}};
+                   const auto tls_client = tls_clients.find(field("client_id"));
+                   const bool by_certificate = tls_client != tls_clients.end() && !form.count("client_secret") &&
+                                               !req.has_header("Authorization") && !client_jwt;
+                   std::string bound_to;   // the certificate a tls_client_auth client's token is bound to
                    std::string jwt_scope;  // the assertion's scope and subject
-                   if (client_jwt) {       // RFC 7523 2.2: the client proves itself with a signed JWT
+                   if (by_certificate) {
+                     const PeerCertificate peer = peer_certificate(req);
+                     if (peer.common_name.empty()) return refuse(401, "invalid_client", "No client certificate");
+                     if (peer.common_name != tls_client->second) {
+                       return refuse(401, "invalid_client", "The client certificate is not the client's");
+                     }
+                     bound_to = peer.thumbprint;
+                   } else if (client_jwt) {  // RFC 7523 2.2: the client proves itself with a signed JWT
                      std::string error;
                      if (!good_claims(field("client_assertion"), error))
                        return refuse(401, "invalid_client", error.c_str());
@@ -966,7 +1000,7 @@ struct FixtureServer::Impl {
                          Token{std::chrono::steady_clock::now() +
                                    (life == "none" ? std::chrono::hours(24 * 365)
                                                    : std::chrono::milliseconds(std::llround(std::stod(life) * 1000))),
-                               scope};
+                               scope, bound_to};
                    }
                    res.set_content(
                        fmt::format(R"({{"access_token":"{}","token_type":"{}"{},"scope":"{}"{}}})", token,
@@ -982,14 +1016,17 @@ struct FixtureServer::Impl {
                   const std::string authorization = req.get_header_value("Authorization");
                   const std::string token = authorization.starts_with("Bearer ") ? authorization.substr(7) : "";
                   bool valid;
-                  std::string scope;
+                  std::string scope, bound_to;
                   {
                     std::lock_guard lock(mutex);
                     if (req.get_param_value("revoke") == "1") tokens.clear();
                     auto it = tokens.find(token);
                     valid = it != tokens.end() && std::chrono::steady_clock::now() < it->second.expires;
-                    if (valid) scope = it->second.scope;
+                    if (valid) scope = it->second.scope, bound_to = it->second.bound_to;
                   }
+                  // A certificate-bound token (RFC 8705 3) is good only with the certificate it was
+                  // issued to.
+                  if (valid && !bound_to.empty()) valid = peer_certificate(req).thumbprint == bound_to;
                   if (!valid) {
                     res.status = 401;
                     res.set_header("WWW-Authenticate", R"(Bearer error="invalid_token")");
@@ -1013,10 +1050,10 @@ struct FixtureServer::Impl {
                     res.set_content(fmt::format(R"({{"orders":[{}],"next":{}}})", orders, next), "application/json");
                     return;
                   }
-                  res.set_content(
-                      fmt::format(R"({{"path":"{}","token":"{}","scope":"{}"}})", json_escape(req.matches[1].str()),
-                                  json_escape(token), json_escape(scope)),
-                      "application/json");
+                  res.set_content(fmt::format(R"({{"path":"{}","token":"{}","scope":"{}"{}}})",
+                                              json_escape(req.matches[1].str()), json_escape(token), json_escape(scope),
+                                              bound_to.empty() ? "" : R"(,"cnf":")" + bound_to + '"'),
+                                  "application/json");
                 }));
     server->Get("/echo", echo);
     server->Post("/echo", echo);

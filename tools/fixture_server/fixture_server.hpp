@@ -57,9 +57,13 @@
 //                               (HTTP Basic, form-encoded as RFC 6749 2.3.1 asks, or in the form):
 //                               {"access_token":"tok-<n>","token_type":"bearer","expires_in":S} (S default 3600; none:
 //                               no expires_in; &type=T another token_type); N requests after the first F (default 0)
-//                               get C (default 503); 401 invalid_client to other credentials
+//                               get C (default 503); 401 invalid_client to other credentials. Also the
+//                               refresh token and JWT bearer grants, client assertions, and clients
+//                               "mtls" and "mtls-other" proved by their TLS certificate (RFC 8705), whose
+//                               tokens are bound to it (fixture_server.cpp says how)
 //   /oauth-api/<path>?revoke=R  200 {"path","token","scope"} to "Authorization: Bearer <token>" of a
-//                               token /oauth-token issued that has not expired; 401 to any other;
+//                               token /oauth-token issued that has not expired (a certificate-bound one
+//                               with its certificate, and "cnf": its SHA-256 then); 401 to any other;
 //                               with R=1 every token issued so far is revoked first;
 //                               /oauth-api/orders?page=N: an API's 95 orders, 20 a page, as
 //                               {"orders": [...], "next": the next page's URL or null}
