@@ -208,6 +208,10 @@ Schema jwt_schema() {
                         "delegation, Salesforce's user); default: none"),
       FieldSpec::string("audience", "the assertion's aud; default: token_url"),
       FieldSpec::string("key_id", "the assertion's kid; default: the JSON key's private_key_id"),
+      FieldSpec::string("certificate",
+                        "a PEM file with key_file's X.509 certificate (may be key_file itself): the assertion's "
+                        "header names it by its thumbprints, x5t and x5t#S256, as Microsoft Entra ID's "
+                        "certificate credentials ask"),
   });
 }
 
@@ -544,6 +548,9 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       key = fetch::read_jwt_key(j.string("key_file"), error);
       if (!key) {
         diags.error(j.where("key_file"), "oauth2.jwt.key_file: " + error);
+      } else if (j.has("certificate") &&
+                 !fetch::read_jwt_certificate(*key, j.string("key_file"), j.string("certificate"), error)) {
+        diags.error(j.where("certificate"), "oauth2.jwt.certificate: " + error);
       } else if (!key_auth && !j.has("issuer") && key->client_email.empty()) {
         diags.error(oauth2.where("jwt"),
                     "oauth2.jwt: issuer is required (a PEM key file does not say who the client is)");
@@ -693,8 +700,9 @@ fetch::FetchOptions options_from(const Config& c) {
       const Config& j = a.object("jwt");
       auto& jwt = o.oauth2->jwt.emplace();
       jwt.key_file = j.string("key_file");
-      for (auto [name, field] : {std::pair{"issuer", &jwt.issuer}, std::pair{"subject", &jwt.subject},
-                                 std::pair{"audience", &jwt.audience}, std::pair{"key_id", &jwt.key_id}}) {
+      for (auto [name, field] :
+           {std::pair{"issuer", &jwt.issuer}, std::pair{"subject", &jwt.subject}, std::pair{"audience", &jwt.audience},
+            std::pair{"key_id", &jwt.key_id}, std::pair{"certificate", &jwt.certificate}}) {
         if (j.has(name)) *field = j.string(name);
       }
     }

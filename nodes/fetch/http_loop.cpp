@@ -734,6 +734,8 @@ void HttpLoop::prepare_token_request() {
   if (o.jwt) {
     token_.jwt = read_jwt_key(o.jwt->key_file, error);
     if (!token_.jwt) throw NodeError("oauth2.jwt.key_file: " + error);
+    if (!o.jwt->certificate.empty() && !read_jwt_certificate(*token_.jwt, o.jwt->key_file, o.jwt->certificate, error))
+      throw NodeError("oauth2.jwt.certificate: " + error);
     if (o.token_url.empty())
       opt_.oauth2->token_url = token_.jwt->token_uri;  // a Google key's (checked with the pipeline)
   }
@@ -1093,26 +1095,54 @@ std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> private_key(const std::string& pe
   return key;
 }
 
+// The first certificate in `pem` (the file `path`'s), or null and `error`.
+std::unique_ptr<X509, void (*)(X509*)> certificate(const std::string& pem, const std::string& path,
+                                                   std::string& error) {
+  std::unique_ptr<BIO, int (*)(BIO*)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  std::unique_ptr<X509, void (*)(X509*)> x509(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr,
+                                              X509_free);
+  if (!x509) error = fmt::format("'{}' holds no certificate in PEM (-----BEGIN CERTIFICATE-----)", path);
+  return x509;
+}
+
+// Whether the private key in `key_pem` (the file `key_path`'s) is the certificate's; else `error`.
+bool certificate_key(X509* x509, const std::string& cert_path, const std::string& key_pem, const std::string& key_path,
+                     std::string& error) {
+  auto pkey = private_key(key_pem, key_path, error);
+  if (!pkey) return false;
+  if (X509_check_private_key(x509, pkey.get()) != 1) {
+    error = fmt::format("the key in '{}' is not the certificate's in '{}'", key_path, cert_path);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool check_client_certificate(const std::string& cert, const std::string& key, std::string& error) {
   const auto cert_text = read_whole(cert, "a certificate file", error);
   if (!cert_text) return false;
-  std::unique_ptr<BIO, int (*)(BIO*)> bio(BIO_new_mem_buf(cert_text->data(), static_cast<int>(cert_text->size())),
-                                          BIO_free);
-  std::unique_ptr<X509, void (*)(X509*)> x509(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr,
-                                              X509_free);
-  if (!x509) {
-    error = fmt::format("'{}' holds no certificate in PEM (-----BEGIN CERTIFICATE-----)", cert);
-    return false;
-  }
-  const std::string& key_path = key.empty() ? cert : key;
+  auto x509 = certificate(*cert_text, cert, error);
+  if (!x509) return false;
   const auto key_text = key.empty() ? cert_text : read_whole(key, "a key file", error);
-  if (!key_text) return false;
-  auto pkey = private_key(*key_text, key_path, error);
-  if (!pkey) return false;
-  if (X509_check_private_key(x509.get(), pkey.get()) != 1) {
-    error = fmt::format("the key in '{}' is not the certificate's in '{}'", key_path, cert);
+  return key_text && certificate_key(x509.get(), cert, *key_text, key.empty() ? cert : key, error);
+}
+
+bool read_jwt_certificate(JwtKey& key, const std::string& key_file, const std::string& path, std::string& error) {
+  const auto text = read_whole(path, "a certificate file", error);
+  if (!text) return false;
+  auto x509 = certificate(*text, path, error);
+  if (!x509 || !certificate_key(x509.get(), path, key.pem, key_file, error)) return false;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  auto thumbprint = [&](const EVP_MD* md) {
+    if (X509_digest(x509.get(), md, digest, &size) != 1) return std::string();
+    return base64url(std::string_view(reinterpret_cast<const char*>(digest), size));
+  };
+  key.x5t = thumbprint(EVP_sha1());
+  key.x5t_s256 = thumbprint(EVP_sha256());
+  if (key.x5t.empty() || key.x5t_s256.empty()) {
+    error = fmt::format("'{}': its thumbprint cannot be computed", path);
     return false;
   }
   return true;
@@ -1155,6 +1185,7 @@ std::string jwt_assertion(const JwtKey& key, const FetchOptions::OAuth2& o, std:
     header += R"(,"kid":)";
     append_json_string(header, id);
   }
+  if (!key.x5t.empty()) header += fmt::format(R"(,"x5t":"{}","x5t#S256":"{}")", key.x5t, key.x5t_s256);
   header += '}';
   // private_key_jwt: the client's own assertion (RFC 7523 3: iss and sub its id); else the grant's.
   const std::string& issuer = o.private_key_jwt ? o.client_id : j.issuer.empty() ? key.client_email : j.issuer;

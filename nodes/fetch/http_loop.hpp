@@ -123,6 +123,7 @@ struct FetchOptions {
     struct Jwt {
       std::string key_file;
       std::string issuer, subject, audience, key_id;  // audience "": token_url
+      std::string certificate;  // the key's certificate (PEM), named in the header by its thumbprints
     };
     std::optional<Jwt> jwt;
   };
@@ -159,6 +160,8 @@ class BodyPool : public std::enable_shared_from_this<BodyPool> {
 struct JwtKey {
   std::string pem;
   std::string client_email, key_id, token_uri;  // "" for a PEM file
+  // jwt.certificate's thumbprints, base64url (RFC 7515 4.1.7-8): x5t its SHA-1, x5t_s256 its SHA-256.
+  std::string x5t, x5t_s256;
 };
 
 class HttpLoop {
@@ -578,6 +581,9 @@ bool check_client_certificate(const std::string& cert, const std::string& key, s
 // oauth2's jwt key_file read, or nullopt and `error` when it cannot be read or holds no RSA private
 // key.
 std::optional<JwtKey> read_jwt_key(const std::string& path, std::string& error);
+// oauth2's jwt certificate: the thumbprints of the PEM certificate in `path` set in `key` (read from
+// `key_file`); false and `error` when it cannot be read, holds no certificate, or is not the key's.
+bool read_jwt_certificate(JwtKey& key, const std::string& key_file, const std::string& path, std::string& error);
 // An RFC 7523 assertion for `o` at `now` (Unix seconds), unique by `nonce`: the JWT
 // {header}.{claims}.{RS256 signature}, base64url; "" and `error` if the key cannot sign.
 std::string jwt_assertion(const JwtKey& key, const FetchOptions::OAuth2& o, std::int64_t now, std::uint64_t nonce,

@@ -3438,6 +3438,40 @@ TEST_CASE("oauth2: client_auth: private_key_jwt proves the client with a signed 
 }
 
 TEST_CASE(
+    "oauth2: jwt.certificate names the key's certificate in the assertion's header by its thumbprints "
+    "(Microsoft Entra ID)",
+    "[fetch][oauth2]") {
+  FixtureServer server;
+  TempDir dir;
+  const auto urls = numbered_urls(server, "/oauth-api/item", 12);
+  const std::string certificate = std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/tls/client-cert.pem";
+  // The token endpoint knows the client by that certificate, as Entra ID does: the assertion must
+  // name it (x5t, x5t#S256), and its key verifies the signature.
+  auto config = [&](const std::string& jwt) {
+    return fmt::format(
+        "    robots: ignore\n"
+        "    retries: {{attempts: 3, base: 10ms, max: 50ms}}\n"
+        "    oauth2:\n"
+        "      token_url: \"{}\"\n"
+        "      client_id: app-7\n"
+        "      client_auth: private_key_jwt\n"
+        "      scope: read\n"
+        "      jwt: {{key_file: {}test-rsa.pem{}}}\n",
+        server.url("/oauth-token?iss=app-7&cert=" + certificate), test_keys(), jwt);
+  };
+  SECTION("with the certificate: one token for every request") {
+    RunReport report =
+        run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 4, config(", certificate: " + certificate))));
+    CHECK(report.errors.empty());
+    check_one_token(dir, server, 12, "read");
+  }
+  SECTION("without it the server cannot tell which of the client's keys signed: invalid_client") {
+    run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 4, config(""))));
+    check_refused_client(dir, server, 12, "The assertion names no registered certificate (x5t)");
+  }
+}
+
+TEST_CASE(
     "oauth2: client_auth: tls_client_auth proves the client with its TLS certificate, and the token bound "
     "to it serves",
     "[fetch][oauth2][tls]") {

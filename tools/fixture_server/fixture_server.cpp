@@ -79,9 +79,57 @@ std::string base64_decode(std::string text) {
   return out;
 }
 
-// RFC 7523's assertion checked with the RSA public key in PEM file `key_file`: its claims (a JSON
-// object's text) when the signature is RS256 and good, else nullopt and `error`.
-std::optional<std::string> verified_jwt(const std::string& jwt, const std::string& key_file, std::string& error) {
+// The string or number of `name` in the flat JSON object `json` ("" when it has none).
+std::string claim(const std::string& json, const std::string& name) {
+  std::smatch m;
+  if (std::regex_search(json, m, std::regex("\"" + name + R"re(":\s*("([^"\\]*)"|(-?[0-9]+)))re"))) {
+    return m[2].matched ? m[2].str() : m[3].str();
+  }
+  return "";
+}
+
+std::string base64url(const unsigned char* bytes, std::size_t size) {
+  std::string out((size + 2) / 3 * 4 + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes, static_cast<int>(size));
+  out.resize(static_cast<std::size_t>(std::max(n, 0)));
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  return out;
+}
+
+// The public key that verifies an assertion: the PEM public key in `key_file`, or with `cert_file`
+// the key of that PEM certificate, which the assertion's header must name by its thumbprints, as
+// Microsoft Entra ID finds a client's registered certificate (x5t: SHA-1, x5t#S256: SHA-256, both
+// base64url, RFC 7515 4.1.7-8). Null and `error` otherwise.
+EVP_PKEY* verifying_key(const std::string& header, const std::string& key_file, const std::string& cert_file,
+                        std::string& error) {
+  std::FILE* file = std::fopen((cert_file.empty() ? key_file : cert_file).c_str(), "r");
+  if (!file) return nullptr;
+  EVP_PKEY* key = nullptr;
+  if (cert_file.empty()) {
+    key = PEM_read_PUBKEY(file, nullptr, nullptr, nullptr);
+  } else if (X509* cert = PEM_read_X509(file, nullptr, nullptr, nullptr)) {
+    unsigned char sha1[EVP_MAX_MD_SIZE], sha256[EVP_MAX_MD_SIZE];
+    unsigned int sha1_size = 0, sha256_size = 0;
+    if (X509_digest(cert, EVP_sha1(), sha1, &sha1_size) == 1 &&
+        X509_digest(cert, EVP_sha256(), sha256, &sha256_size) == 1 &&
+        claim(header, "x5t") == base64url(sha1, sha1_size) &&
+        claim(header, "x5t#S256") == base64url(sha256, sha256_size)) {
+      key = X509_get_pubkey(cert);
+    } else {
+      error = "The assertion names no registered certificate (x5t)";
+    }
+    X509_free(cert);
+  }
+  std::fclose(file);
+  return key;
+}
+
+// RFC 7523's assertion checked with the RSA public key in PEM file `key_file`, or the one of the
+// certificate in `cert_file` (verifying_key()): its claims (a JSON object's text) when the
+// signature is RS256 and good, else nullopt and `error`.
+std::optional<std::string> verified_jwt(const std::string& jwt, const std::string& key_file,
+                                        const std::string& cert_file, std::string& error) {
   const auto first = jwt.find('.'), second = jwt.rfind('.');
   if (first == std::string::npos || first == second) {
     error = "Not a JWT";
@@ -94,9 +142,8 @@ std::optional<std::string> verified_jwt(const std::string& jwt, const std::strin
     error = "Only RS256 is accepted";
     return std::nullopt;
   }
-  std::FILE* file = std::fopen(key_file.c_str(), "r");
-  EVP_PKEY* key = file ? PEM_read_PUBKEY(file, nullptr, nullptr, nullptr) : nullptr;
-  if (file) std::fclose(file);
+  EVP_PKEY* key = verifying_key(header, key_file, cert_file, error);
+  if (!key && !error.empty()) return std::nullopt;
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   const bool good = key && ctx && EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
                     EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
@@ -108,15 +155,6 @@ std::optional<std::string> verified_jwt(const std::string& jwt, const std::strin
     return std::nullopt;
   }
   return claims;
-}
-
-// The string or number of `name` in the flat JSON object `json` ("" when it has none).
-std::string claim(const std::string& json, const std::string& name) {
-  std::smatch m;
-  if (std::regex_search(json, m, std::regex("\"" + name + R"re(":\s*("([^"\\]*)"|(-?[0-9]+)))re"))) {
-    return m[2].matched ? m[2].str() : m[3].str();
-  }
-  return "";
 }
 
 // The client certificate a TLS request came with (client_certs): its common name and its SHA-256
@@ -863,7 +901,8 @@ struct FixtureServer::Impl {
     // (RFC 6749 6) takes any refresh token that begins with "rt-", from those clients or the public
     // client "app" (its id in the form, no secret), and answers with the same refresh token; with
     // `rotate=1` with a new one ("rt-new-N"), and the one sent is no longer good. The JWT bearer
-    // grant (RFC 7523) takes an RS256 assertion that the PEM public key in file `jwt_key` verifies,
+    // grant (RFC 7523) takes an RS256 assertion that the PEM public key in file `jwt_key` verifies
+    // (or, with `cert`, the key of that PEM certificate, which the assertion's header names by x5t),
     // from issuer `iss`, for this URL (aud), of an hour at most; its scope (and " sub:<subject>") is
     // the token's. A client may prove itself with such an assertion (client_assertion, RFC 7523
     // 2.2; its sub its iss) instead of a secret, for any grant. Clients "mtls" and "mtls-other" prove
@@ -928,7 +967,8 @@ struct FixtureServer::Impl {
                    // this URL, of an hour at most (a client's: its sub is its iss too).
                    auto good_claims = [&](const std::string& assertion,
                                           std::string& error) -> std::optional<std::string> {
-                     const auto claims = verified_jwt(assertion, req.get_param_value("jwt_key"), error);
+                     const auto claims =
+                         verified_jwt(assertion, req.get_param_value("jwt_key"), req.get_param_value("cert"), error);
                      if (!claims) return std::nullopt;
                      const long long now = std::time(nullptr);
                      const std::string aud = claim(*claims, "aud"), iat = claim(*claims, "iat"),
