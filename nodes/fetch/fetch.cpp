@@ -463,13 +463,27 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
                 "cache: a download's files are not kept in the cache (download's exists: keep "
                 "keeps the files a run fetched before)");
   }
-  if (c.has("oauth2")) {
+  if (c.has("auth") && c.has("oauth2")) {
+    diags.error(c.where("auth"), "auth: oauth2 authenticates the requests already (its token): give one or the other");
+  }
+  if (c.has("auth")) {
+    const Config& auth = c.object("auth");
+    for (const char* name : {"user", "password"}) {
+      if (auth.string(name).empty()) {
+        diags.error(auth.where(name), fmt::format("auth.{}: empty (is the environment variable it names set?)", name));
+      }
+    }
+    if (auth.string("user").find(':') != std::string::npos && auth.string("scheme") == "basic") {
+      diags.error(auth.where("user"), "auth.user: HTTP Basic cannot send a user name with a colon (RFC 7617)");
+    }
+  }
+  if (c.has("oauth2") || c.has("auth")) {
+    const char* sender =
+        c.has("oauth2") ? "oauth2 sends the Authorization header (its token)" : "auth sends the Authorization header";
     auto no_authorization = [&](const ConfigValue::Map& headers, const std::string& where) {
       for (const auto& [name, value] : headers) {
         if (iequals(name, "authorization")) {
-          diags.error(value.where, fmt::format("{}.{}: oauth2 sends the Authorization header (its token): give one "
-                                               "or the other",
-                                               where, name));
+          diags.error(value.where, fmt::format("{}.{}: {}: give one or the other", where, name, sender));
         }
       }
     };
@@ -478,6 +492,8 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       no_authorization(std::get<ConfigValue::Object>(value.v)->map("headers"),
                        fmt::format("hosts.{}.headers", pattern));
     }
+  }
+  if (c.has("oauth2")) {
     const Config& oauth2 = c.object("oauth2");
     for (const char* name : {"client_id", "client_secret", "refresh_token"}) {
       if (oauth2.has(name) && oauth2.string(name).empty()) {
@@ -691,6 +707,10 @@ fetch::FetchOptions options_from(const Config& c) {
   o.robots_max_age = c.duration("robots_max_age");
   o.max_crawl_delay = c.duration("max_crawl_delay");
   o.rate_limit_headers = c.boolean("rate_limit_headers");
+  if (c.has("auth")) {
+    const Config& a = c.object("auth");
+    o.auth = fetch::FetchOptions::Auth{a.string("user"), a.string("password"), a.string("scheme") == "digest"};
+  }
   if (c.has("oauth2")) {
     const Config& a = c.object("oauth2");
     o.oauth2 = fetch::FetchOptions::OAuth2{};
@@ -848,6 +868,19 @@ NodeType fetch_type() {
                              "from now) or RateLimit-Reset (seconds), at most retries.max ahead; a 403 or 429 that "
                              "says so is retried then")
               .with_default("false"),
+          FieldSpec::object_of(
+              "auth",
+              Schema({
+                  FieldSpec::string("user", "the user name; ${API_USER} keeps it in the environment").make_required(),
+                  FieldSpec::string("password", "the password or API token; ${API_PASSWORD} keeps it out of the file")
+                      .make_required(),
+                  FieldSpec::enumeration("scheme", {"basic", "digest"},
+                                         "basic (RFC 7617: sent with each request) or digest (RFC 7616: the "
+                                         "password never sent, each request asked for it first by a 401)")
+                      .with_default("basic"),
+              }),
+              "HTTP authentication with a user and password (an internal API, a Jira or Elasticsearch, a "
+              "device): sent with each request, not past a redirect to another origin, nor with robots.txt"),
           FieldSpec::object_of(
               "oauth2", oauth2_schema(),
               "an access token from an OAuth 2.0 authorization server (the client credentials grant, "

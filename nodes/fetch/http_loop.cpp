@@ -2211,6 +2211,13 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   job->revalidating = false;
   // oauth2's token, not to another origin than the request's (render_headers()).
   job->token = opt_.oauth2 && !job->crossed ? token_.generation : 0;
+  // auth's credentials, on this transfer's handle only (the next one is a fresh copy of the
+  // template): not to another origin either. libcurl answers a Digest challenge (401) itself.
+  if (opt_.auth && !job->crossed) {
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, opt_.auth->digest ? CURLAUTH_DIGEST : CURLAUTH_BASIC);
+    curl_easy_setopt(e, CURLOPT_USERNAME, opt_.auth->user.c_str());
+    curl_easy_setopt(e, CURLOPT_PASSWORD, opt_.auth->password.c_str());
+  }
   if (!job->headers.empty() || job->partial || job->stale || job->token) {
     const auto has = [&job](std::string_view name) { return has_header(job->headers, name); };
     // The node's User-Agent, unless a `hosts` entry's headers give one of their own.

@@ -128,6 +128,13 @@ struct FetchOptions {
     std::optional<Jwt> jwt;
   };
   std::optional<OAuth2> oauth2;
+  // HTTP authentication with a user and password (auth), for the requests that do not cross to
+  // another origin; robots.txt goes without.
+  struct Auth {
+    std::string user, password;
+    bool digest = false;  // RFC 7616's Digest instead of Basic
+  };
+  std::optional<Auth> auth;
   // The run serves a site in this process (settings.serve): a request to it holds both ends of its
   // connection, so the limit of open files allows half as many transfers.
   bool serves_site = false;

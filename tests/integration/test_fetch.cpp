@@ -2984,6 +2984,61 @@ TEST_CASE("client_cert: fetch presents a client certificate to a server that ask
   }
 }
 
+TEST_CASE("auth: fetch proves a user and password with HTTP Basic or Digest, not past a redirect to another origin",
+          "[fetch][auth]") {
+  FixtureServer server;
+  TempDir dir;
+  // The password "s3cret pw+:" in the endpoints' paths, percent-encoded.
+  auto urls = [&](const std::string& scheme, const std::string& password = "s3cret%20pw%2B%3A") {
+    std::vector<std::string> out;
+    for (int i = 1; i <= 6; ++i) out.push_back(server.url(fmt::format("/{}-auth/ann/{}?n={}", scheme, password, i)));
+    return out;
+  };
+  auto run = [&](const std::vector<std::string>& list, const std::string& auth) {
+    return run_pipeline(test::plan_of(fetch_pipeline(
+        dir, list, 3, fmt::format("    robots: ignore\n    retries: {{attempts: 1}}\n    auth: {}\n", auth))));
+  };
+  const std::string ann = R"({user: ann, password: "s3cret pw+:")";
+  SECTION("Basic: the credentials go with each request") {
+    RunReport report = run(urls("basic"), ann + "}");
+    CHECK(report.errors.empty());
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
+    CHECK(body_values(lines(dir, "ok.jsonl"), "user") == std::vector<std::string>(6, "ann"));
+    CHECK(server.counter("/basic-auth").requests == 6);
+  }
+  SECTION("Digest: each request answers the server's challenge, the password never sent") {
+    RunReport report = run(urls("digest"), ann + ", scheme: digest}");
+    CHECK(report.errors.empty());
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
+    CHECK(body_values(lines(dir, "ok.jsonl"), "user") == std::vector<std::string>(6, "ann"));
+    CHECK(server.counter("/digest-auth").requests == 12);  // a 401 with the challenge first
+  }
+  SECTION("a wrong password: the server's 401 is the records' answer") {
+    for (const char* scheme : {"basic", "digest"}) {
+      INFO(scheme);
+      run(urls(scheme, "other"), ann + ", scheme: " + scheme + "}");
+      const auto bad = lines(dir, "bad.jsonl");
+      CHECK(bad.size() == 6);
+      for (const auto& line : bad) CHECK(contains(line, R"("status":401)"));
+    }
+  }
+  SECTION("a redirect keeps them to the same origin, not to another") {
+    FixtureServer other;
+    const std::string path = "/basic-auth/ann/s3cret%2520pw%252B%253A";  // (encoded again in the query)
+    RunReport report =
+        run({server.url("/redirect-to?url=" + server.url(path)), server.url("/redirect-to?url=" + other.url(path))},
+            ann + "}");
+    CHECK(report.errors.empty());
+    const auto ok = lines(dir, "ok.jsonl");
+    REQUIRE(ok.size() == 1);
+    CHECK(contains(ok[0], server.url("/basic-auth/")));
+    const auto bad = lines(dir, "bad.jsonl");
+    REQUIRE(bad.size() == 1);
+    CHECK(contains(bad[0], R"("status":401)"));
+    CHECK(other.counter("/basic-auth").requests == 1);
+  }
+}
+
 TEST_CASE("oauth2: one access token from the token endpoint serves the run's requests as a Bearer token",
           "[fetch][oauth2]") {
   FixtureServer server;

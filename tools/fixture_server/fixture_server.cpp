@@ -469,6 +469,7 @@ struct FixtureServer::Impl {
   std::map<std::string, Token> tokens;
   int tokens_issued = 0;
   std::set<std::string> spent_refresh_tokens;  // /oauth-token?rotate=1's refresh tokens, once used
+  std::set<std::string> digest_nonces;         // the nonces /digest-auth issued
   int refresh_tokens_issued = 0;
   std::string gzip_text;
 
@@ -910,6 +911,67 @@ struct FixtureServer::Impl {
     // common name must be "sluice-client", the client_certs one, or "someone-else"), and their tokens
     // are bound to it (3): /oauth-api takes such a token only with that certificate.
     // The common name of the client's certificate (client_certs), or "none".
+    // HTTP authentication as httpbin's endpoints: 200 {"user": U} to a request that proves user U
+    // with password P (the path's, percent-decoded), else 401 and the scheme's challenge. Basic
+    // (RFC 7617); Digest (RFC 7616: MD5, qop auth, a nonce of this server's).
+    server->Get(R"(/basic-auth/([^/]+)/([^/]+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+                  const std::string user = httplib::detail::decode_url(req.matches[1], false);
+                  const std::string password = httplib::detail::decode_url(req.matches[2], false);
+                  const std::string header = req.get_header_value("Authorization");
+                  if (header.starts_with("Basic ") && base64_decode(header.substr(6)) == user + ':' + password) {
+                    res.set_content(fmt::format(R"({{"user":"{}"}})", json_escape(user)), "application/json");
+                    return;
+                  }
+                  res.status = 401;
+                  res.set_header("WWW-Authenticate", R"(Basic realm="fixture")");
+                }));
+    server->Get(
+        R"(/digest-auth/([^/]+)/([^/]+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
+          const std::string user = httplib::detail::decode_url(req.matches[1], false);
+          const std::string password = httplib::detail::decode_url(req.matches[2], false);
+          const std::string header = req.get_header_value("Authorization");
+          auto param = [&header](const std::string& name) {  // name="value" or name=value
+            std::smatch m;
+            const std::regex re("(?:^Digest |, ?)" + name + R"re(=(?:"([^"]*)"|([^,]*)))re");
+            if (!std::regex_search(header, m, re)) return std::string();
+            return m[1].matched ? m[1].str() : m[2].str();
+          };
+          auto md5 = [](const std::string& text) {
+            unsigned char digest[EVP_MAX_MD_SIZE];
+            unsigned int size = 0;
+            EVP_Digest(text.data(), text.size(), digest, &size, EVP_md5(), nullptr);
+            std::string hex;
+            for (unsigned int i = 0; i < size; ++i) hex += fmt::format("{:02x}", digest[i]);
+            return hex;
+          };
+          if (header.starts_with("Digest ")) {
+            bool known;
+            {
+              std::lock_guard lock(mutex);
+              known = digest_nonces.count(param("nonce")) > 0;
+            }
+            const std::string ha1 = md5(user + ":fixture:" + password);
+            // (cpp-httplib percent-decodes header values: the uri is the request's target, whose
+            // raw text went into the client's hash)
+            const std::string ha2 = md5(req.method + ':' + req.target);
+            const std::string expected =
+                md5(fmt::format("{}:{}:{}:{}:auth:{}", ha1, param("nonce"), param("nc"), param("cnonce"), ha2));
+            if (known && param("username") == user && param("realm") == "fixture" && param("qop") == "auth" &&
+                param("uri") == httplib::detail::decode_url(req.target, false) && param("response") == expected) {
+              res.set_content(fmt::format(R"({{"user":"{}"}})", json_escape(user)), "application/json");
+              return;
+            }
+          }
+          std::string nonce;
+          {
+            std::lock_guard lock(mutex);
+            nonce = md5(fmt::format("nonce-{}", digest_nonces.size()));
+            digest_nonces.insert(nonce);
+          }
+          res.status = 401;
+          res.set_header("WWW-Authenticate",
+                         fmt::format(R"(Digest realm="fixture", qop="auth", algorithm=MD5, nonce="{}")", nonce));
+        }));
     server->Get("/whoami", tracked([](const httplib::Request& req, httplib::Response& res) {
                   const std::string name = peer_certificate(req).common_name;
                   res.set_content(name.empty() ? "none" : name, "text/plain");

@@ -61,6 +61,10 @@
 //                               refresh token and JWT bearer grants, client assertions, and clients
 //                               "mtls" and "mtls-other" proved by their TLS certificate (RFC 8705), whose
 //                               tokens are bound to it (fixture_server.cpp says how)
+//   /basic-auth/<u>/<p>         200 {"user": u} to HTTP Basic credentials of user u, password p;
+//                               401 with a Basic challenge to any other request
+//   /digest-auth/<u>/<p>        the same with HTTP Digest (RFC 7616, MD5, qop auth): 401 with a
+//                               challenge, then 200 to the request that answers it
 //   /oauth-api/<path>?revoke=R  200 {"path","token","scope"} to "Authorization: Bearer <token>" of a
 //                               token /oauth-token issued that has not expired (a certificate-bound one
 //                               with its certificate, and "cnf": its SHA-256 then); 401 to any other;
