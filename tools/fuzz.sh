@@ -5,6 +5,8 @@
 #
 #   bash tools/fuzz.sh                 # every target, 60 s each
 #   SECONDS_EACH=600 bash tools/fuzz.sh parse text
+#   SECONDS_EACH=0 bash tools/fuzz.sh  # build, and run each target once over its inputs (CI does:
+#                                      # the clang build must not rot between fuzzing campaigns)
 #
 # New interesting inputs go to build/fuzz/corpus/<target> (kept between runs, not committed). A
 # finding (a crash, a sanitizer report, a broken invariant, a hang of more than 10 s) stops its
@@ -40,6 +42,8 @@ for t in "${targets[@]}"; do
   for s in $(seeds "$t"); do
     if [[ -d $s ]]; then find "$s" -type f -exec cp -n {} "$corpus/" \; ; else cp -n "$s" "$corpus/"; fi
   done
+  # 0 s: each input of the corpus once, no mutations (libFuzzer's -runs=0 after reading it).
+  if ((seconds > 0)); then limit=(-max_total_time="$seconds"); else limit=(-runs=0); fi
   echo "fuzz: $t for ${seconds}s"
   # libFuzzer's own timeout (-timeout) can deadlock: its alarm handler allocates, and the slow
   # input may be inside ASan's allocator then (seen: a stuck run of fuzz_pipeline). So the whole
@@ -49,7 +53,7 @@ for t in "${targets[@]}"; do
   LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$PWD/tests/ubsan.supp \
     timeout -s KILL $((seconds + 300)) \
-    build/fuzz/bin/fuzz_"$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
+    build/fuzz/bin/fuzz_"$t" "${limit[@]}" -timeout=10 -rss_limit_mb=4096 -max_len=65536 \
       -print_final_stats=1 -artifact_prefix="$findings/" "$corpus" "tests/fuzz/corpus/$t" \
       2> "build/fuzz/$t.log"
   rc=$?
