@@ -463,8 +463,29 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
                 "cache: a download's files are not kept in the cache (download's exists: keep "
                 "keeps the files a run fetched before)");
   }
-  if (c.has("auth") && c.has("oauth2")) {
-    diags.error(c.where("auth"), "auth: oauth2 authenticates the requests already (its token): give one or the other");
+  {  // at most one way to authenticate the requests
+    const char* given = nullptr;
+    for (const char* name : {"oauth2", "auth", "aws_sigv4"}) {
+      if (!c.has(name)) continue;
+      if (given) {
+        diags.error(c.where(name),
+                    fmt::format("{}: {} authenticates the requests already: give one or the other", name, given));
+      }
+      given = given ? given : name;
+    }
+  }
+  if (c.has("aws_sigv4")) {
+    const Config& aws = c.object("aws_sigv4");
+    for (const char* name : {"region", "service", "access_key_id", "secret_access_key", "session_token"}) {
+      if (aws.has(name) && aws.string(name).empty()) {
+        diags.error(aws.where(name),
+                    fmt::format("aws_sigv4.{}: empty (is the environment variable it names set?)", name));
+      } else if (aws.has(name) && (name == std::string_view("region") || name == std::string_view("service")) &&
+                 aws.string(name).find_first_of(": \t") != std::string::npos) {
+        diags.error(aws.where(name), fmt::format("aws_sigv4.{}: '{}' is no AWS {} name (no colons or spaces)", name,
+                                                 aws.string(name), name));
+      }
+    }
   }
   if (c.has("auth")) {
     const Config& auth = c.object("auth");
@@ -477,9 +498,10 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       diags.error(auth.where("user"), "auth.user: HTTP Basic cannot send a user name with a colon (RFC 7617)");
     }
   }
-  if (c.has("oauth2") || c.has("auth")) {
-    const char* sender =
-        c.has("oauth2") ? "oauth2 sends the Authorization header (its token)" : "auth sends the Authorization header";
+  if (c.has("oauth2") || c.has("auth") || c.has("aws_sigv4")) {
+    const char* sender = c.has("oauth2") ? "oauth2 sends the Authorization header (its token)"
+                         : c.has("auth") ? "auth sends the Authorization header"
+                                         : "aws_sigv4 sends the Authorization header (the signature)";
     auto no_authorization = [&](const ConfigValue::Map& headers, const std::string& where) {
       for (const auto& [name, value] : headers) {
         if (iequals(name, "authorization")) {
@@ -711,6 +733,12 @@ fetch::FetchOptions options_from(const Config& c) {
     const Config& a = c.object("auth");
     o.auth = fetch::FetchOptions::Auth{a.string("user"), a.string("password"), a.string("scheme") == "digest"};
   }
+  if (c.has("aws_sigv4")) {
+    const Config& a = c.object("aws_sigv4");
+    o.aws = fetch::FetchOptions::Aws{fmt::format("aws:amz:{}:{}", a.string("region"), a.string("service")),
+                                     a.string("access_key_id"), a.string("secret_access_key"),
+                                     a.has("session_token") ? a.string("session_token") : ""};
+  }
   if (c.has("oauth2")) {
     const Config& a = c.object("oauth2");
     o.oauth2 = fetch::FetchOptions::OAuth2{};
@@ -881,6 +909,22 @@ NodeType fetch_type() {
               }),
               "HTTP authentication with a user and password (an internal API, a Jira or Elasticsearch, a "
               "device): sent with each request, not past a redirect to another origin, nor with robots.txt"),
+          FieldSpec::object_of(
+              "aws_sigv4",
+              Schema({
+                  FieldSpec::string("region", "the AWS region: us-east-1").make_required(),
+                  FieldSpec::string("service", "the service: s3, execute-api (API Gateway), es (OpenSearch), ...")
+                      .with_default("s3"),
+                  FieldSpec::string("access_key_id", "${AWS_ACCESS_KEY_ID}").make_required(),
+                  FieldSpec::string("secret_access_key", "${AWS_SECRET_ACCESS_KEY}: kept out of the file")
+                      .make_required(),
+                  FieldSpec::string("session_token",
+                                    "${AWS_SESSION_TOKEN}: temporary credentials' token (sent as "
+                                    "x-amz-security-token); default: none"),
+              }),
+              "AWS Signature Version 4 (S3 and S3-compatible storage, API Gateway, OpenSearch): each request "
+              "signed with the key, its body's SHA-256 sent as x-amz-content-sha256 and its query put in AWS's "
+              "canonical order; not past a redirect to another origin, nor with robots.txt"),
           FieldSpec::object_of(
               "oauth2", oauth2_schema(),
               "an access token from an OAuth 2.0 authorization server (the client credentials grant, "

@@ -135,6 +135,13 @@ struct FetchOptions {
     bool digest = false;  // RFC 7616's Digest instead of Basic
   };
   std::optional<Auth> auth;
+  // AWS Signature Version 4 (aws_sigv4), for the requests that do not cross to another origin:
+  // libcurl signs with `provider` ("aws:amz:REGION:SERVICE"), the key id and secret; fetch adds
+  // x-amz-content-sha256 and the session token's header, and puts the query in AWS's canonical form.
+  struct Aws {
+    std::string provider, key_id, secret, session_token;
+  };
+  std::optional<Aws> aws;
   // The run serves a site in this process (settings.serve): a request to it holds both ends of its
   // connection, so the limit of open files allows half as many transfers.
   bool serves_site = false;
@@ -585,6 +592,13 @@ std::optional<std::string> read_refresh_token(const std::string& path, std::stri
 // client_cert and client_key (the same file when "") checked: a PEM certificate, and the private
 // key that goes with it, without a passphrase; false and `error` if not.
 bool check_client_certificate(const std::string& cert, const std::string& key, std::string& error);
+// `url` with its query in AWS Signature Version 4's canonical form (each name and value
+// percent-decoded and encoded again with only A-Z a-z 0-9 - . _ ~ left, sorted by name, then value;
+// a name without '=' gets one), its fragment left out. libcurl 7.88 signs the query as it is sent
+// (later versions sort it), so a request signed with an unsorted query would not verify.
+std::string aws_canonical_url(std::string_view url);
+// The lower-case hex SHA-256 of `bytes` (x-amz-content-sha256).
+std::string sha256_hex(std::string_view bytes);
 // oauth2's jwt key_file read, or nullopt and `error` when it cannot be read or holds no RSA private
 // key.
 std::optional<JwtKey> read_jwt_key(const std::string& path, std::string& error);

@@ -3039,6 +3039,59 @@ TEST_CASE("auth: fetch proves a user and password with HTTP Basic or Digest, not
   }
 }
 
+TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks them", "[fetch][aws]") {
+  FixtureServer server;
+  TempDir dir;
+  auto config = [](const std::string& extra, const std::string& secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY") {
+    return fmt::format(
+        "    robots: ignore\n"
+        "    retries: {{attempts: 1}}\n"
+        "    aws_sigv4:\n"
+        "      region: eu-west-1\n"
+        "      access_key_id: AKIDEXAMPLE\n"
+        "      secret_access_key: \"{}\"\n{}",
+        secret, extra);
+  };
+  SECTION("GETs with queries unsorted, encoded otherwise or not at all, and a session token") {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir,
+        {server.url("/aws/bucket/a.txt"), server.url("/aws/bucket/key%20one.txt?versionId=3&acl"),
+         server.url("/aws/bucket/?prefix=a%2fb&list-type=2&delimiter=/"), server.url("/aws/bucket/x?b=2&a=1#part")},
+        2, config("      session_token: session-1\n"))));
+    CHECK(report.errors.empty());
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
+    const auto ok = lines(dir, "ok.jsonl");
+    REQUIRE(ok.size() == 4);
+    for (const auto& line : ok) CHECK(contains(line, R"(\"token\":true)"));
+    CHECK(body_values(ok, "query") ==
+          std::vector<std::string>{"", "a=1&b=2", "acl=&versionId=3", "delimiter=%2F&list-type=2&prefix=a%2Fb"});
+  }
+  SECTION("a POST: its body's hash is signed") {
+    RunReport report =
+        run_pipeline(test::plan_of(fetch_pipeline(dir, {server.url("/aws/queue?Action=SendMessage")}, 1,
+                                                  config("    method: POST\n    body: \"MessageBody={url:url}\"\n"))));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 1);
+  }
+  SECTION("a wrong secret: the server's 403 is the records' answer") {
+    run_pipeline(test::plan_of(fetch_pipeline(dir, {server.url("/aws/bucket/a.txt"), server.url("/aws/bucket/b.txt")},
+                                              2, config("", "not-the-secret"))));
+    const auto bad = lines(dir, "bad.jsonl");
+    CHECK(bad.size() == 2);
+    for (const auto& line : bad) CHECK(contains(line, R"("status":403)"));
+  }
+  SECTION("not past a redirect to another origin") {
+    FixtureServer other;
+    run_pipeline(test::plan_of(fetch_pipeline(dir,
+                                              {server.url("/redirect-to?url=" + server.url("/aws/bucket/a.txt")),
+                                               server.url("/redirect-to?url=" + other.url("/aws/bucket/a.txt"))},
+                                              2, config(""))));
+    CHECK(lines(dir, "ok.jsonl").size() == 1);
+    CHECK(lines(dir, "bad.jsonl").size() == 1);
+    CHECK(other.counter("/aws").requests == 1);
+  }
+}
+
 TEST_CASE("oauth2: one access token from the token endpoint serves the run's requests as a Bearer token",
           "[fetch][oauth2]") {
   FixtureServer server;

@@ -6,6 +6,7 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -155,6 +156,61 @@ std::optional<std::string> verified_jwt(const std::string& jwt, const std::strin
     return std::nullopt;
   }
   return claims;
+}
+
+std::string hex(const unsigned char* bytes, std::size_t size) {
+  std::string out;
+  for (std::size_t i = 0; i < size; ++i) out += fmt::format("{:02x}", bytes[i]);
+  return out;
+}
+
+std::string sha256_hex(const std::string& text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(text.data(), text.size(), digest, &size, EVP_sha256(), nullptr);
+  return hex(digest, size);
+}
+
+std::string hmac_sha256(const std::string& key, const std::string& text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(text.data()),
+       text.size(), digest, &size);
+  return std::string(reinterpret_cast<const char*>(digest), size);
+}
+
+// AWS Signature Version 4's canonical query string of a raw query: each name and value
+// percent-decoded, then encoded again with only A-Z a-z 0-9 - _ . ~ left as they are, sorted by name,
+// then value, joined by '&' (a name without '=' gets an empty value).
+std::string aws_canonical_query(const std::string& raw) {
+  auto encode = [](const std::string& text) {
+    std::string out;
+    for (unsigned char c : text) {
+      if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+        out += static_cast<char>(c);
+      } else {
+        out += fmt::format("%{:02X}", c);
+      }
+    }
+    return out;
+  };
+  std::vector<std::pair<std::string, std::string>> params;
+  std::size_t at = 0;
+  while (at <= raw.size() && !raw.empty()) {
+    const std::size_t end = std::min(raw.find('&', at), raw.size());
+    const std::string part = raw.substr(at, end - at);
+    if (!part.empty()) {
+      const std::size_t eq = part.find('=');
+      params.emplace_back(
+          encode(httplib::detail::decode_url(part.substr(0, eq), false)),
+          eq == std::string::npos ? "" : encode(httplib::detail::decode_url(part.substr(eq + 1), false)));
+    }
+    at = end + 1;
+  }
+  std::sort(params.begin(), params.end());
+  std::string out;
+  for (const auto& [name, value] : params) out += (out.empty() ? "" : "&") + name + '=' + value;
+  return out;
 }
 
 // The client certificate a TLS request came with (client_certs): its common name and its SHA-256
@@ -972,6 +1028,63 @@ struct FixtureServer::Impl {
           res.set_header("WWW-Authenticate",
                          fmt::format(R"(Digest realm="fixture", qop="auth", algorithm=MD5, nonce="{}")", nonce));
         }));
+    // An S3-like API behind AWS Signature Version 4 (access key "AKIDEXAMPLE", secret
+    // "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", any region and service; with the session token
+    // "session-1" as x-amz-security-token too, signed): the request's own canonical request,
+    // string to sign and signature, checked as AWS does (the query canonicalized here from the raw
+    // target, the body's SHA-256 in x-amz-content-sha256). 200 {"path", "query", "token"}, else 403
+    // with S3's error code.
+    auto aws = [](const httplib::Request& req, httplib::Response& res) {
+      auto refuse = [&res](const char* code) {
+        res.status = 403;
+        res.set_content(fmt::format("<Error><Code>{}</Code></Error>", code), "application/xml");
+      };
+      std::smatch m;
+      const std::string authorization = req.get_header_value("Authorization");
+      static const std::regex re(R"(AWS4-HMAC-SHA256 Credential=([^/]+)/([0-9]{8})/([^/]+)/([^/]+)/aws4_request, ?)"
+                                 R"(SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64}))");
+      if (!std::regex_match(authorization, m, re)) return refuse("AccessDenied");
+      const std::string key = m[1], date = m[2], region = m[3], service = m[4], signed_headers = m[5], signature = m[6];
+      if (key != "AKIDEXAMPLE") return refuse("InvalidAccessKeyId");
+      const std::string payload = req.get_header_value("x-amz-content-sha256");
+      if (payload != sha256_hex(req.body)) return refuse("XAmzContentSHA256Mismatch");
+      const bool token = req.has_header("x-amz-security-token");
+      if (token && (req.get_header_value("x-amz-security-token") != "session-1" ||
+                    (";" + signed_headers + ";").find(";x-amz-security-token;") == std::string::npos)) {
+        return refuse("InvalidToken");
+      }
+      const std::size_t question = req.target.find('?');
+      std::string canonical =
+          req.method + '\n' + req.target.substr(0, question) + '\n' +
+          aws_canonical_query(question == std::string::npos ? "" : req.target.substr(question + 1)) + '\n';
+      for (std::size_t at = 0; at < signed_headers.size();) {
+        const std::size_t end = std::min(signed_headers.find(';', at), signed_headers.size());
+        const std::string name = signed_headers.substr(at, end - at);
+        if (!req.has_header(name)) return refuse("SignatureDoesNotMatch");
+        canonical += name + ':' + req.get_header_value(name) + '\n';
+        at = end + 1;
+      }
+      canonical += '\n' + signed_headers + '\n' + payload;
+      const std::string amz_date = req.get_header_value("x-amz-date");
+      const std::string scope = fmt::format("{}/{}/{}/aws4_request", date, region, service);
+      const std::string to_sign = "AWS4-HMAC-SHA256\n" + amz_date + '\n' + scope + '\n' + sha256_hex(canonical);
+      std::string signing = hmac_sha256("AWS4wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", date);
+      for (const std::string& part : {region, service, std::string("aws4_request")})
+        signing = hmac_sha256(signing, part);
+      const std::string expected = hmac_sha256(signing, to_sign);
+      if (!amz_date.starts_with(date) ||
+          signature != hex(reinterpret_cast<const unsigned char*>(expected.data()), expected.size())) {
+        return refuse("SignatureDoesNotMatch");
+      }
+      res.set_content(
+          fmt::format(
+              R"({{"path":"{}","query":"{}","token":{}}})", json_escape(req.path),
+              json_escape(aws_canonical_query(question == std::string::npos ? "" : req.target.substr(question + 1))),
+              token ? "true" : "false"),
+          "application/json");
+    };
+    server->Get(R"(/aws/.*)", tracked(aws));
+    server->Post(R"(/aws/.*)", tracked(aws));
     server->Get("/whoami", tracked([](const httplib::Request& req, httplib::Response& res) {
                   const std::string name = peer_certificate(req).common_name;
                   res.set_content(name.empty() ? "none" : name, "text/plain");

@@ -65,6 +65,9 @@
 //                               401 with a Basic challenge to any other request
 //   /digest-auth/<u>/<p>        the same with HTTP Digest (RFC 7616, MD5, qop auth): 401 with a
 //                               challenge, then 200 to the request that answers it
+//   /aws/<path> (GET, POST)     an API behind AWS Signature Version 4 (key AKIDEXAMPLE, its secret
+//                               and session token in fixture_server.cpp): 200 {"path","query","token"}
+//                               to a request signed as AWS checks it, else 403 with S3's error code
 //   /oauth-api/<path>?revoke=R  200 {"path","token","scope"} to "Authorization: Bearer <token>" of a
 //                               token /oauth-token issued that has not expired (a certificate-bound one
 //                               with its certificate, and "cnf": its SHA-256 then); 401 to any other;
