@@ -915,11 +915,14 @@ NodeType fetch_type() {
                   FieldSpec::string("region", "the AWS region: us-east-1").make_required(),
                   FieldSpec::string("service", "the service: s3, execute-api (API Gateway), es (OpenSearch), ...")
                       .with_default("s3"),
-                  FieldSpec::string("access_key_id", "${AWS_ACCESS_KEY_ID}").make_required(),
-                  FieldSpec::string("secret_access_key", "${AWS_SECRET_ACCESS_KEY}: kept out of the file")
+                  FieldSpec::string("access_key_id",
+                                    "the access key's id; ${AWS_ACCESS_KEY_ID} keeps it in the environment")
+                      .make_required(),
+                  FieldSpec::string("secret_access_key",
+                                    "the secret access key; ${AWS_SECRET_ACCESS_KEY} keeps it out of the file")
                       .make_required(),
                   FieldSpec::string("session_token",
-                                    "${AWS_SESSION_TOKEN}: temporary credentials' token (sent as "
+                                    "temporary credentials' session token, ${AWS_SESSION_TOKEN} (sent as "
                                     "x-amz-security-token); default: none"),
               }),
               "AWS Signature Version 4 (S3 and S3-compatible storage, API Gateway, OpenSearch): each request "
