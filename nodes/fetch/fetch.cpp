@@ -249,7 +249,7 @@ Schema oauth2_schema() {
                              "instead of a secret: jwt is then no grant of its own), tls_client_auth (the "
                              "node's client_cert in the TLS handshake and the client_id in the form, no secret: "
                              "RFC 8705, open banking's mutual TLS; the server may bind its tokens to the "
-                             "certificate, which every request of the node presents)")
+                             "certificate, which the node presents to every server that asks)")
           .with_default("basic"),
   });
 }
