@@ -1117,6 +1117,22 @@ bool certificate_key(X509* x509, const std::string& cert_path, const std::string
   return true;
 }
 
+// Lower-case hex of `size` bytes of a hash.
+std::string to_hex(const unsigned char* sum, unsigned int size) {
+  std::string out;
+  out.reserve(2 * size);
+  for (unsigned int i = 0; i < size; ++i) out += fmt::format("{:02x}", sum[i]);
+  return out;
+}
+
+// The hex text of the hash `digest` holds (finished here).
+std::string hex_digest(EVP_MD_CTX* digest) {
+  unsigned char sum[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_DigestFinal_ex(digest, sum, &size);
+  return to_hex(sum, size);
+}
+
 }  // namespace
 
 std::string aws_canonical_url(std::string_view url) {
@@ -1170,9 +1186,7 @@ std::string sha256_hex(std::string_view bytes) {
   unsigned char sum[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
   EVP_Digest(bytes.data(), bytes.size(), sum, &size, EVP_sha256(), nullptr);
-  std::string out;
-  for (unsigned int i = 0; i < size; ++i) out += fmt::format("{:02x}", sum[i]);
-  return out;
+  return to_hex(sum, size);
 }
 
 bool check_client_certificate(const std::string& cert, const std::string& key, std::string& error) {
@@ -2260,7 +2274,11 @@ void HttpLoop::token_failed(std::string message, bool retryable, std::optional<n
 }
 
 void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) {
-  auto t = take_transfer(job->url);
+  // aws_sigv4: libcurl signs the request (its headers as set below, the query as sent: so in AWS's
+  // canonical order), on this handle only and not to another origin.
+  const bool aws = opt_.aws && !job->crossed;
+  const std::string signed_url = aws ? aws_canonical_url(job->url) : std::string();
+  auto t = take_transfer(aws ? signed_url : job->url);  // (both lvalues: no copy of the URL)
   CURL* e = t->easy;
   t->probe = probe;
   ++job->attempts;
@@ -2274,11 +2292,7 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
     curl_easy_setopt(e, CURLOPT_USERNAME, opt_.auth->user.c_str());
     curl_easy_setopt(e, CURLOPT_PASSWORD, opt_.auth->password.c_str());
   }
-  // aws_sigv4: libcurl signs the request (its headers as set below, the query as sent: so in AWS's
-  // canonical order), on this handle only and not to another origin.
-  const bool aws = opt_.aws && !job->crossed;
   if (aws) {
-    curl_easy_setopt(e, CURLOPT_URL, aws_canonical_url(job->url).c_str());
     curl_easy_setopt(e, CURLOPT_AWS_SIGV4, opt_.aws->provider.c_str());
     curl_easy_setopt(e, CURLOPT_USERNAME, opt_.aws->key_id.c_str());
     curl_easy_setopt(e, CURLOPT_PASSWORD, opt_.aws->secret.c_str());
@@ -2818,21 +2832,6 @@ void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long statu
   }
   fail(std::move(job), reason, status, std::move(message));
 }
-
-namespace {
-
-// The hex text of the hash `digest` holds (finished here).
-std::string hex_digest(EVP_MD_CTX* digest) {
-  unsigned char sum[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_DigestFinal_ex(digest, sum, &size);
-  std::string out;
-  out.reserve(2 * size);
-  for (unsigned int i = 0; i < size; ++i) out += fmt::format("{:02x}", sum[i]);
-  return out;
-}
-
-}  // namespace
 
 // download: keeps what a failed attempt wrote for the next attempt to resume, when the server can
 // continue it: a GET whose bytes were written as sent (no Content-Encoding) and whose version is

@@ -3556,16 +3556,11 @@ TEST_CASE(
   // The token endpoint knows the client by that certificate, as Entra ID does: the assertion must
   // name it (x5t, x5t#S256), and its key verifies the signature.
   auto config = [&](const std::string& jwt) {
-    return fmt::format(
-        "    robots: ignore\n"
-        "    retries: {{attempts: 3, base: 10ms, max: 50ms}}\n"
-        "    oauth2:\n"
-        "      token_url: \"{}\"\n"
-        "      client_id: app-7\n"
-        "      client_auth: private_key_jwt\n"
-        "      scope: read\n"
-        "      jwt: {{key_file: {}test-rsa.pem{}}}\n",
-        server.url("/oauth-token?iss=app-7&cert=" + certificate), test_keys(), jwt);
+    return signed_oauth2(server, "app-7",
+                         fmt::format("      client_id: app-7\n      client_auth: private_key_jwt\n      scope: read\n"
+                                     "      jwt: {{key_file: {}test-rsa.pem{}}}\n",
+                                     test_keys(), jwt),
+                         "&cert=" + certificate);
   };
   SECTION("with the certificate: one token for every request") {
     RunReport report =

@@ -227,9 +227,7 @@ PeerCertificate peer_certificate(const httplib::Request& req) {
   out.common_name = text;
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
-  if (X509_digest(peer, EVP_sha256(), digest, &size) == 1) {
-    for (unsigned int i = 0; i < size; ++i) out.thumbprint += fmt::format("{:02x}", digest[i]);
-  }
+  if (X509_digest(peer, EVP_sha256(), digest, &size) == 1) out.thumbprint = hex(digest, size);
   X509_free(peer);
   return out;
 }
@@ -996,9 +994,7 @@ struct FixtureServer::Impl {
             unsigned char digest[EVP_MAX_MD_SIZE];
             unsigned int size = 0;
             EVP_Digest(text.data(), text.size(), digest, &size, EVP_md5(), nullptr);
-            std::string hex;
-            for (unsigned int i = 0; i < size; ++i) hex += fmt::format("{:02x}", digest[i]);
-            return hex;
+            return hex(digest, size);
           };
           if (header.starts_with("Digest ")) {
             bool known;
