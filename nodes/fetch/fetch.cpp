@@ -497,6 +497,24 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
     if (auth.string("user").find(':') != std::string::npos && auth.string("scheme") == "basic") {
       diags.error(auth.where("user"), "auth.user: HTTP Basic cannot send a user name with a colon (RFC 7617)");
     }
+    if (auth.string("scheme") == "ntlm") {
+      // libcurl 7.88 widens each byte of the user and password to UTF-16 (and upper-cases ASCII
+      // only), so a name or password beyond ASCII would be sent as other characters: never matched.
+      for (const char* name : {"user", "password"}) {
+        const std::string& value = auth.string(name);
+        if (std::any_of(value.begin(), value.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; })) {
+          diags.error(auth.where(name), fmt::format("auth.{}: NTLM takes ASCII only here (libcurl sends each byte "
+                                                    "as a character of its own): this one would never match",
+                                                    name));
+        }
+      }
+      const std::string& user = auth.string("user");
+      const std::size_t split = user.find('\\') != std::string::npos ? user.find('\\') : user.find('/');  // as libcurl
+      if (split != std::string::npos && (split == 0 || split + 1 == user.size())) {
+        diags.error(auth.where("user"),
+                    fmt::format("auth.user: '{}' is not DOMAIN\\user (both parts named) nor a plain user name", user));
+      }
+    }
   }
   if (c.has("oauth2") || c.has("auth") || c.has("aws_sigv4")) {
     const char* sender = c.has("oauth2") ? "oauth2 sends the Authorization header (its token)"
@@ -731,7 +749,12 @@ fetch::FetchOptions options_from(const Config& c) {
   o.rate_limit_headers = c.boolean("rate_limit_headers");
   if (c.has("auth")) {
     const Config& a = c.object("auth");
-    o.auth = fetch::FetchOptions::Auth{a.string("user"), a.string("password"), a.string("scheme") == "digest"};
+    using Scheme = fetch::FetchOptions::Auth::Scheme;
+    const std::string scheme = a.string("scheme");
+    o.auth = fetch::FetchOptions::Auth{a.string("user"), a.string("password"),
+                                       scheme == "digest" ? Scheme::digest
+                                       : scheme == "ntlm" ? Scheme::ntlm
+                                                          : Scheme::basic};
   }
   if (c.has("aws_sigv4")) {
     const Config& a = c.object("aws_sigv4");
@@ -902,13 +925,16 @@ NodeType fetch_type() {
                   FieldSpec::string("user", "the user name; ${API_USER} keeps it in the environment").make_required(),
                   FieldSpec::string("password", "the password or API token; ${API_PASSWORD} keeps it out of the file")
                       .make_required(),
-                  FieldSpec::enumeration("scheme", {"basic", "digest"},
-                                         "basic (RFC 7617: sent with each request) or digest (RFC 7616: the "
-                                         "password never sent, each request asked for it first by a 401)")
+                  FieldSpec::enumeration("scheme", {"basic", "digest", "ntlm"},
+                                         "basic (RFC 7617: sent with each request), digest (RFC 7616: the "
+                                         "password never sent, each request asked for it first by a 401) or ntlm "
+                                         "(Windows servers, IIS and SharePoint: NTLMv2, user as DOMAIN\\user, "
+                                         "ASCII; it authenticates a connection, which later requests reuse)")
                       .with_default("basic"),
               }),
               "HTTP authentication with a user and password (an internal API, a Jira or Elasticsearch, a "
-              "device): sent with each request, not past a redirect to another origin, nor with robots.txt"),
+              "device, a Windows intranet): with each request (NTLM: each connection), not past a redirect to "
+              "another origin, nor with robots.txt"),
           FieldSpec::object_of(
               "aws_sigv4",
               Schema({

@@ -2286,9 +2286,19 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   // oauth2's token, not to another origin than the request's (render_headers()).
   job->token = opt_.oauth2 && !job->crossed ? token_.generation : 0;
   // auth's credentials, on this transfer's handle only (the next one is a fresh copy of the
-  // template): not to another origin either. libcurl answers a Digest challenge (401) itself.
+  // template): not to another origin either. libcurl answers a Digest or NTLM challenge (401)
+  // itself. NTLM authenticates the connection, which HTTP/2 does not allow (a server asks for
+  // HTTP/1.1 then): HTTP/1.1 from the start; libcurl gives such a connection only to transfers with
+  // the same credentials (no other one: robots.txt never rides on it), and a transfer on one sends
+  // no Authorization at all.
   if (opt_.auth && !job->crossed) {
-    curl_easy_setopt(e, CURLOPT_HTTPAUTH, opt_.auth->digest ? CURLAUTH_DIGEST : CURLAUTH_BASIC);
+    using Scheme = FetchOptions::Auth::Scheme;
+    const Scheme scheme = opt_.auth->scheme;
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH,
+                     scheme == Scheme::digest ? CURLAUTH_DIGEST
+                     : scheme == Scheme::ntlm ? CURLAUTH_NTLM
+                                              : CURLAUTH_BASIC);
+    if (scheme == Scheme::ntlm) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_USERNAME, opt_.auth->user.c_str());
     curl_easy_setopt(e, CURLOPT_PASSWORD, opt_.auth->password.c_str());
   }

@@ -131,8 +131,9 @@ struct FetchOptions {
   // HTTP authentication with a user and password (auth), for the requests that do not cross to
   // another origin; robots.txt goes without.
   struct Auth {
-    std::string user, password;
-    bool digest = false;  // RFC 7616's Digest instead of Basic
+    enum class Scheme { basic, digest, ntlm };  // RFC 7617, RFC 7616, MS-NLMP (NTLMv2)
+    std::string user, password;                 // ntlm: user may be DOMAIN\user
+    Scheme scheme = Scheme::basic;
   };
   std::optional<Auth> auth;
   // AWS Signature Version 4 (aws_sigv4), for the requests that do not cross to another origin:

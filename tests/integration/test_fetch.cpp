@@ -3039,6 +3039,64 @@ TEST_CASE("auth: fetch proves a user and password with HTTP Basic or Digest, not
   }
 }
 
+TEST_CASE("auth: NTLM authenticates a connection with a handshake, and the connection's later requests go on it",
+          "[fetch][auth]") {
+  FixtureServer server;
+  TempDir dir;
+  auto urls = [&](int n, const std::string& path) {
+    std::vector<std::string> out;
+    for (int i = 1; i <= n; ++i)
+      out.push_back(server.url(fmt::format("{}{}n={}", path, path.find('?') == std::string::npos ? '?' : '&', i)));
+    return out;
+  };
+  auto run = [&](const std::vector<std::string>& list, const std::string& config, const char* robots = "ignore") {
+    return run_pipeline(test::plan_of(
+        fetch_pipeline(dir, list, 2, fmt::format("    robots: {}\n    retries: {{attempts: 1}}\n{}", robots, config))));
+  };
+  const std::string ann = "    auth: {user: ann, password: \"s3cret pw+:\", scheme: ntlm}\n";
+  // Each handshake is two requests (negotiate: 401 with the challenge; the answer: 200).
+  auto handshakes = [](const std::vector<std::string>& ok) {
+    return std::count_if(ok.begin(), ok.end(),
+                         [](const std::string& line) { return contains(line, R"(\"via\":\"handshake\")"); });
+  };
+  SECTION("12 requests, 2 at a time: a handshake per connection, not per request") {
+    RunReport report = run(urls(12, "/ntlm-auth/ann/s3cret%20pw%2B%3A"), ann);
+    CHECK(report.errors.empty());
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
+    const auto ok = lines(dir, "ok.jsonl");
+    CHECK(body_values(ok, "user") == std::vector<std::string>(12, "ann"));
+    const auto shakes = handshakes(ok);
+    CHECK(shakes >= 1);
+    CHECK(shakes <= 4);  // two connections at a time, a few more at most as they come and go
+    CHECK(server.counter("/ntlm-auth").requests == 12 + static_cast<std::uint64_t>(shakes));
+  }
+  SECTION("DOMAIN\\user, with POST bodies") {
+    RunReport report = run(urls(4, "/ntlm-auth/ann/s3cret%20pw%2B%3A?domain=corp"),
+                           "    auth: {user: 'CORP\\ann', password: \"s3cret pw+:\", scheme: ntlm}\n"
+                           "    method: POST\n    body: \"q={url:url}\"\n");
+    CHECK(report.errors.empty());
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
+    const auto ok = lines(dir, "ok.jsonl");
+    CHECK(body_values(ok, "domain") == std::vector<std::string>(4, "CORP"));
+  }
+  SECTION("a wrong password, or another domain: the server's 401 is the records' answer") {
+    for (const char* path : {"/ntlm-auth/ann/other", "/ntlm-auth/ann/s3cret%20pw%2B%3A?domain=corp"}) {
+      INFO(path);
+      run(urls(3, path), ann);
+      const auto bad = lines(dir, "bad.jsonl");
+      CHECK(bad.size() == 3);
+      for (const auto& line : bad) CHECK(contains(line, R"("status":401)"));
+      CHECK(lines(dir, "ok.jsonl").empty());
+    }
+  }
+  SECTION("with robots: obey, robots.txt is fetched too (without them, on a connection of its own)") {
+    RunReport report = run(urls(3, "/ntlm-auth/ann/s3cret%20pw%2B%3A"), ann, "obey");
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 3);
+    CHECK(server.counter("/robots.txt").requests == 1);
+  }
+}
+
 TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks them", "[fetch][aws]") {
   FixtureServer server;
   TempDir dir;

@@ -171,12 +171,82 @@ std::string sha256_hex(const std::string& text) {
   return hex(digest, size);
 }
 
-std::string hmac_sha256(const std::string& key, const std::string& text) {
+// The HMAC of `text` under `key` with hash `md`, raw bytes.
+std::string hmac(const EVP_MD* md, const std::string& key, const std::string& text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(text.data()),
-       text.size(), digest, &size);
+  HMAC(md, key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(text.data()), text.size(),
+       digest, &size);
   return std::string(reinterpret_cast<const char*>(digest), size);
+}
+
+std::string hmac_sha256(const std::string& key, const std::string& text) {
+  return hmac(EVP_sha256(), key, text);
+}
+
+// MD4 (RFC 1320), which NTLM's password hash is and OpenSSL 3 keeps out of its default provider.
+std::string md4(const std::string& message) {
+  auto rotl = [](std::uint32_t x, int n) { return (x << n) | (x >> (32 - n)); };
+  std::string m = message;
+  const std::uint64_t bits = static_cast<std::uint64_t>(message.size()) * 8;
+  m += '\x80';
+  while (m.size() % 64 != 56) m += '\0';
+  for (int i = 0; i < 8; ++i) m += static_cast<char>(bits >> (8 * i));
+  std::uint32_t h[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
+  for (std::size_t block = 0; block < m.size(); block += 64) {
+    std::uint32_t x[16];
+    for (int i = 0; i < 16; ++i) {
+      const auto* b = reinterpret_cast<const unsigned char*>(m.data() + block + 4 * i);
+      x[i] = b[0] | b[1] << 8 | b[2] << 16 | static_cast<std::uint32_t>(b[3]) << 24;
+    }
+    std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3];
+    auto f = [](std::uint32_t p, std::uint32_t q, std::uint32_t r) { return (p & q) | (~p & r); };
+    auto g = [](std::uint32_t p, std::uint32_t q, std::uint32_t r) { return (p & q) | (p & r) | (q & r); };
+    auto hh = [](std::uint32_t p, std::uint32_t q, std::uint32_t r) { return p ^ q ^ r; };
+    for (int i = 0; i < 16; ++i) {  // round 1
+      static constexpr int s[4] = {3, 7, 11, 19};
+      const std::uint32_t t = rotl(a + f(b, c, d) + x[i], s[i % 4]);
+      a = d, d = c, c = b, b = t;
+    }
+    for (int i = 0; i < 16; ++i) {  // round 2
+      static constexpr int s[4] = {3, 5, 9, 13};
+      const std::uint32_t t = rotl(a + g(b, c, d) + x[(i % 4) * 4 + i / 4] + 0x5a827999, s[i % 4]);
+      a = d, d = c, c = b, b = t;
+    }
+    for (int i = 0; i < 16; ++i) {  // round 3
+      static constexpr int s[4] = {3, 9, 11, 15};
+      static constexpr int order[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
+      const std::uint32_t t = rotl(a + hh(b, c, d) + x[order[i]] + 0x6ed9eba1, s[i % 4]);
+      a = d, d = c, c = b, b = t;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d;
+  }
+  std::string out;
+  for (std::uint32_t word : h) {
+    for (int i = 0; i < 4; ++i) out += static_cast<char>(word >> (8 * i));
+  }
+  return out;
+}
+
+// ASCII text as NTLM's UTF-16LE (each byte widened, as libcurl does), and back ("" when a character
+// is beyond one byte).
+std::string utf16le(const std::string& ascii) {
+  std::string out;
+  for (char c : ascii) out += {c, '\0'};
+  return out;
+}
+std::string from_utf16le(const std::string& wide) {
+  std::string out;
+  for (std::size_t i = 0; i + 1 < wide.size(); i += 2) {
+    if (wide[i + 1] != '\0') return "";
+    out += wide[i];
+  }
+  return out;
+}
+
+std::string upper(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return text;
 }
 
 // AWS Signature Version 4's canonical query string of a raw query: each name and value
@@ -524,6 +594,10 @@ struct FixtureServer::Impl {
   int tokens_issued = 0;
   std::set<std::string> spent_refresh_tokens;  // /oauth-token?rotate=1's refresh tokens, once used
   std::set<std::string> digest_nonces;         // the nonces /digest-auth issued
+  // /ntlm-auth's connections (client address:port; NTLM authenticates a connection, not a request):
+  // the challenge each was sent, and the user each proved.
+  std::map<std::string, std::string> ntlm_challenges, ntlm_users;
+  std::uint64_t ntlm_challenges_issued = 0;
   int refresh_tokens_issued = 0;
   std::string gzip_text;
 
@@ -1024,6 +1098,104 @@ struct FixtureServer::Impl {
           res.set_header("WWW-Authenticate",
                          fmt::format(R"(Digest realm="fixture", qop="auth", algorithm=MD5, nonce="{}")", nonce));
         }));
+    // NTLM (MS-NLMP) as IIS speaks it, for user U with password P (the path's, percent-decoded;
+    // and domain D when the query has domain=D; names compared case-blind): a negotiate message
+    // (type 1) gets a 401 with a challenge of this server's (type 2, with target info, so that the
+    // answer is NTLMv2); the authenticate message (type 3) that answers it on the same connection
+    // with U's NTLMv2 response gets 200 {"user", "domain", "via": "handshake"}, and so do the
+    // connection's later requests without an Authorization header ("via": "connection"). Any other
+    // request: 401 with "WWW-Authenticate: NTLM".
+    auto ntlm = [this](const httplib::Request& req, httplib::Response& res) {
+      const std::string user = httplib::detail::decode_url(req.matches[1], false);
+      const std::string password = httplib::detail::decode_url(req.matches[2], false);
+      const std::string connection = fmt::format("{}:{}", req.remote_addr, req.remote_port);
+      const std::string header = req.get_header_value("Authorization");
+      auto granted = [&](const std::string& domain, const char* via) {
+        res.set_content(
+            fmt::format(R"({{"user":"{}","domain":"{}","via":"{}"}})", json_escape(user), json_escape(domain), via),
+            "application/json");
+      };
+      auto refuse = [&res] {
+        res.status = 401;
+        res.set_header("WWW-Authenticate", "NTLM");
+      };
+      if (header.empty()) {
+        std::lock_guard lock(mutex);
+        if (auto it = ntlm_users.find(connection); it != ntlm_users.end()) return granted(it->second, "connection");
+        return refuse();
+      }
+      const std::string message = header.starts_with("NTLM ") ? base64_decode(header.substr(5)) : std::string();
+      if (message.size() < 12 || message.compare(0, 8, std::string("NTLMSSP\0", 8)) != 0) return refuse();
+      auto u16 = [&message](std::size_t at) {
+        return static_cast<std::size_t>(static_cast<unsigned char>(message[at]) |
+                                        static_cast<unsigned char>(message[at + 1]) << 8);
+      };
+      auto u32 = [&](std::size_t at) { return u16(at) | u16(at + 2) << 16; };
+      // A security buffer: a length and an offset into the message ("" when out of it).
+      auto field = [&](std::size_t at) {
+        if (at + 8 > message.size()) return std::string();
+        const std::size_t size = u16(at), offset = u32(at + 4);
+        return offset <= message.size() && size <= message.size() - offset ? message.substr(offset, size)
+                                                                           : std::string();
+      };
+      if (message[8] == 1) {  // negotiate: challenge it
+        std::string challenge;
+        {
+          std::lock_guard lock(mutex);
+          const std::uint64_t n = ++ntlm_challenges_issued;
+          challenge = md4(fmt::format("challenge-{}", n)).substr(0, 8);
+          ntlm_challenges[connection] = challenge;
+          ntlm_users.erase(connection);
+        }
+        const std::string target = utf16le("FIXTURE");
+        const std::string info = std::string("\x02\x00", 2) + static_cast<char>(target.size()) + '\0' + target +
+                                 std::string(4, '\0');  // MsvAvNbDomainName, then MsvAvEOL
+        auto le16 = [](std::size_t v) { return std::string{static_cast<char>(v), static_cast<char>(v >> 8)}; };
+        auto le32 = [&](std::size_t v) { return le16(v & 0xffff) + le16(v >> 16); };
+        // UNICODE | REQUEST_TARGET | NTLM | ALWAYS_SIGN | TARGET_TYPE_DOMAIN | EXTENDED_SESSIONSECURITY
+        // | TARGET_INFO
+        const std::size_t flags = 0x1 | 0x4 | 0x200 | 0x8000 | 0x10000 | 0x80000 | 0x800000;
+        const std::size_t header_size = 48;
+        const std::string type2 = std::string("NTLMSSP\0", 8) + le32(2) + le16(target.size()) + le16(target.size()) +
+                                  le32(header_size) + le32(flags) + challenge + std::string(8, '\0') +
+                                  le16(info.size()) + le16(info.size()) + le32(header_size + target.size()) + target +
+                                  info;
+        std::string encoded((type2.size() + 2) / 3 * 4 + 1, '\0');
+        const int n =
+            EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
+                            reinterpret_cast<const unsigned char*>(type2.data()), static_cast<int>(type2.size()));
+        encoded.resize(static_cast<std::size_t>(std::max(n, 0)));
+        res.status = 401;
+        res.set_header("WWW-Authenticate", "NTLM " + encoded);
+        return;
+      }
+      if (message[8] != 3 || message.size() < 64) return refuse();
+      std::string challenge;
+      {
+        std::lock_guard lock(mutex);
+        auto it = ntlm_challenges.find(connection);
+        if (it == ntlm_challenges.end()) return refuse();  // not challenged on this connection
+        challenge = it->second;
+        ntlm_challenges.erase(it);
+      }
+      const std::string response = field(20), domain = from_utf16le(field(28)), sent_user = from_utf16le(field(36));
+      const std::string wanted_domain = req.has_param("domain") ? req.get_param_value("domain") : "";
+      if (response.size() < 16 + 28 || upper(sent_user) != upper(user) ||
+          (req.has_param("domain") && upper(domain) != upper(wanted_domain))) {
+        return refuse();
+      }
+      // NTOWFv2 = HMAC-MD5(MD4(UTF-16LE(password)), UTF-16LE(upper(user) + domain)); the response's
+      // first 16 bytes are HMAC-MD5(NTOWFv2, challenge + the rest).
+      const std::string key = hmac(EVP_md5(), md4(utf16le(password)), utf16le(upper(sent_user) + domain));
+      if (hmac(EVP_md5(), key, challenge + response.substr(16)) != response.substr(0, 16)) return refuse();
+      {
+        std::lock_guard lock(mutex);
+        ntlm_users[connection] = domain;
+      }
+      granted(domain, "handshake");
+    };
+    server->Get(R"(/ntlm-auth/([^/]+)/([^/]+))", tracked(ntlm));
+    server->Post(R"(/ntlm-auth/([^/]+)/([^/]+))", tracked(ntlm));
     // An S3-like API behind AWS Signature Version 4 (access key "AKIDEXAMPLE", secret
     // "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", any region and service; with the session token
     // "session-1" as x-amz-security-token too, signed): the request's own canonical request,
