@@ -423,6 +423,19 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
   if (c.has("proxy") && !c.list("proxies").empty()) {
     diags.error(c.where("proxies"), "proxies: give either proxy (one) or proxies (several, in turn), not both");
   }
+  if (c.string("proxy_auth") != "basic") {  // (a proxy from the environment is not known here)
+    const bool ntlm = c.string("proxy_auth") == "ntlm";
+    if (c.has("proxy") && c.string("proxy") == "none") {
+      diags.error(c.where("proxy_auth"), "proxy_auth: proxy is none: there is no proxy to prove credentials to");
+    } else if (c.has("proxy")) {
+      const std::string error = fetch::check_proxy_credentials(c.string("proxy"), ntlm);
+      if (!error.empty()) diags.error(c.where("proxy"), "proxy: for proxy_auth: " + error);
+    }
+    for (const auto& p : c.list("proxies")) {
+      const std::string error = fetch::check_proxy_credentials(std::get<Value>(p.v).to_text(), ntlm);
+      if (!error.empty()) diags.error(p.where, "proxies: for proxy_auth: " + error);
+    }
+  }
   if (c.has("cookie_file")) {
     std::string error;
     if (!fetch::read_cookie_file(c.string("cookie_file"), error))
@@ -682,6 +695,9 @@ fetch::FetchOptions options_from(const Config& c) {
   if (c.has("client_key")) o.client_key = c.string("client_key");
   if (c.has("proxy")) o.proxy = c.string("proxy") == "none" ? std::string() : c.string("proxy");
   for (const auto& p : c.list("proxies")) o.proxies.push_back(std::get<Value>(p.v).to_text());
+  o.proxy_auth = c.string("proxy_auth") == "digest" ? fetch::FetchOptions::Auth::Scheme::digest
+                 : c.string("proxy_auth") == "ntlm" ? fetch::FetchOptions::Auth::Scheme::ntlm
+                                                    : fetch::FetchOptions::Auth::Scheme::basic;
   o.per_host = static_cast<int>(c.integer("per_host"));
   o.adaptive = c.boolean("adaptive");
   if (c.has("rate")) o.rate = *fetch::parse_rate(c.string("rate"));
@@ -854,6 +870,11 @@ NodeType fetch_type() {
                           "circuit_breaker.failure_threshold requests in a row (no connection, timeout, reset) is left "
                           "out for recovery_timeout; results get a proxy field (scheme://host:port)")
               .with_default(""),
+          FieldSpec::enumeration("proxy_auth", {"basic", "digest", "ntlm"},
+                                 "how the proxy URL's user:password are proved to an HTTP proxy: basic (sent with "
+                                 "each request), digest (answers the proxy's 407 challenge) or ntlm (a corporate "
+                                 "proxy: NTLMv2, user as DOMAIN%5Cuser in the URL, ASCII; once per connection)")
+              .with_default("basic"),
           FieldSpec::integer("per_host", "requests in flight per host").with_default("8").at_least(1),
           FieldSpec::boolean("adaptive",
                              "per_host is each host's ceiling: its allowance halves when it signals overload (429, "

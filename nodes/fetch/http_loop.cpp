@@ -576,6 +576,12 @@ bool is_host_failure(Reason r) {
   return r == Reason::timeout || r == Reason::connect || r == Reason::reset || r == Reason::dns || r == Reason::tls;
 }
 
+// libcurl's bit for an auth or proxy_auth scheme.
+unsigned long curl_auth(FetchOptions::Auth::Scheme scheme) {
+  using Scheme = FetchOptions::Auth::Scheme;
+  return scheme == Scheme::digest ? CURLAUTH_DIGEST : scheme == Scheme::ntlm ? CURLAUTH_NTLM : CURLAUTH_BASIC;
+}
+
 // A proxy URL as records and messages show it: scheme://host:port, without credentials.
 std::string proxy_shown(const std::string& url) {
   const auto scheme = url.find("://");
@@ -1187,6 +1193,37 @@ std::string sha256_hex(std::string_view bytes) {
   unsigned int size = 0;
   EVP_Digest(bytes.data(), bytes.size(), sum, &size, EVP_sha256(), nullptr);
   return to_hex(sum, size);
+}
+
+std::string check_proxy_credentials(const std::string& url, bool ntlm) {
+  const std::string shown = proxy_shown(url);
+  if (url.starts_with("socks")) {
+    return fmt::format("{} is a SOCKS proxy, whose user and password go as SOCKS5 sends them", shown);
+  }
+  CURLU* u = curl_url();
+  if (!u) throw std::bad_alloc();
+  std::string user, password;
+  if (curl_url_set(u, CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
+    for (auto [part, out] : {std::pair{CURLUPART_USER, &user}, std::pair{CURLUPART_PASSWORD, &password}}) {
+      char* text = nullptr;
+      if (curl_url_get(u, part, &text, CURLU_URLDECODE) == CURLUE_OK && text) *out = text;
+      curl_free(text);
+    }
+  }
+  curl_url_cleanup(u);
+  if (user.empty() || password.empty()) {
+    return fmt::format("{} names no user and password (http://user:password@host:port)", shown);
+  }
+  const auto beyond_ascii = [](const std::string& text) {
+    return std::any_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+  };
+  if (ntlm && (beyond_ascii(user) || beyond_ascii(password))) {
+    return fmt::format(
+        "the user or password of {} is beyond ASCII, which NTLM takes only here (libcurl sends "
+        "each byte as a character of its own): it would never match",
+        shown);
+  }
+  return "";
 }
 
 bool check_client_certificate(const std::string& cert, const std::string& key, std::string& error) {
@@ -1910,6 +1947,12 @@ void HttpLoop::set_options(CURL* e) {
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, base_headers_);
   curl_easy_setopt(e, CURLOPT_PROXYHEADER, base_headers_);  // a proxy's CONNECT carries it too
+  // proxy_auth: libcurl answers the proxy's 407 challenge itself. NTLM authenticates the connection
+  // to the proxy (and each CONNECT tunnel): libcurl gives such a connection only to transfers with
+  // the same proxy credentials, and they send no Proxy-Authorization on it.
+  if (opt_.proxy_auth != FetchOptions::Auth::Scheme::basic) {
+    curl_easy_setopt(e, CURLOPT_PROXYAUTH, curl_auth(opt_.proxy_auth));
+  }
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, opt_.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1);
   if (opt_.compressed) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_SHARE, share_);
@@ -2294,10 +2337,7 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   if (opt_.auth && !job->crossed) {
     using Scheme = FetchOptions::Auth::Scheme;
     const Scheme scheme = opt_.auth->scheme;
-    curl_easy_setopt(e, CURLOPT_HTTPAUTH,
-                     scheme == Scheme::digest ? CURLAUTH_DIGEST
-                     : scheme == Scheme::ntlm ? CURLAUTH_NTLM
-                                              : CURLAUTH_BASIC);
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, curl_auth(scheme));
     if (scheme == Scheme::ntlm) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_USERNAME, opt_.auth->user.c_str());
     curl_easy_setopt(e, CURLOPT_PASSWORD, opt_.auth->password.c_str());

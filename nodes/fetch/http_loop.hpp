@@ -47,6 +47,8 @@ struct FetchOptions {
   // ask for one (mutual TLS); "": none.
   std::string client_cert, client_key;
   std::optional<std::string> proxy;  // unset: the environment's; "": none; else the proxy URL
+  // How the proxy's credentials (its URL's user:password) are proved: proxy_auth (basic: libcurl's own
+  // default, sent with each request). Declared below Auth.
   std::vector<std::string> proxies;  // several: each transfer takes the next healthy one (proxy unset)
   int per_host = 8;
   // per_host is a ceiling each host's allowance moves under: halved when the host signals overload
@@ -136,6 +138,7 @@ struct FetchOptions {
     Scheme scheme = Scheme::basic;
   };
   std::optional<Auth> auth;
+  Auth::Scheme proxy_auth = Auth::Scheme::basic;  // (see proxy above)
   // AWS Signature Version 4 (aws_sigv4), for the requests that do not cross to another origin:
   // libcurl signs with `provider` ("aws:amz:REGION:SERVICE"), the key id and secret; fetch adds
   // x-amz-content-sha256 and the session token's header, and puts the query in AWS's canonical form.
@@ -593,6 +596,9 @@ std::optional<std::string> read_refresh_token(const std::string& path, std::stri
 // client_cert and client_key (the same file when "") checked: a PEM certificate, and the private
 // key that goes with it, without a passphrase; false and `error` if not.
 bool check_client_certificate(const std::string& cert, const std::string& key, std::string& error);
+// proxy_auth's check of a proxy URL: "" when it names a user and password for an HTTP(S) proxy (with
+// `ntlm`, ASCII ones), else what is wrong, the URL shown without its credentials.
+std::string check_proxy_credentials(const std::string& url, bool ntlm);
 // `url` with its query in AWS Signature Version 4's canonical form (each name and value
 // percent-decoded and encoded again with only A-Z a-z 0-9 - . _ ~ left, sorted by name, then value;
 // a name without '=' gets one), its fragment left out. libcurl 7.88 signs the query as it is sent

@@ -1879,6 +1879,45 @@ TEST_CASE("a node's proxy carries its requests, robots.txt included, with creden
   CHECK(proxy.counter("proxy-auth:Basic c2NyYXBlcjpzM2NyZXQ=").requests == 2);
 }
 
+TEST_CASE("proxy_auth: ntlm proves the proxy URL's credentials to a corporate proxy, once per connection",
+          "[fetch][auth]") {
+  FixtureServer target;
+  FixtureServer proxy;  // with proxy_ntlm=U:P in the URL: NTLM's 407 challenges first
+  ScopedEnv http_proxy("http_proxy", nullptr), all_proxy("all_proxy", nullptr);
+  TempDir dir;
+  auto run = [&](const std::string& credentials, const std::string& extra = "") {
+    std::vector<std::string> urls;
+    for (int i = 1; i <= 8; ++i) urls.push_back(target.url(fmt::format("/echo?proxy_ntlm=ann:s3cret&n={}", i)));
+    return run_pipeline(test::plan_of(
+        fetch_pipeline(dir, urls, 2,
+                       fmt::format("    robots: ignore\n    retries: {{attempts: 1}}\n    proxy_auth: ntlm\n"
+                                   "    proxy: \"http://{}@127.0.0.1:{}\"\n{}",
+                                   credentials, proxy.port(), extra))));
+  };
+  SECTION("8 pages, 2 at a time, as CORP\\ann: a handshake per connection to the proxy") {
+    RunReport report = run("CORP%5Cann:s3cret");
+    CHECK(report.errors.empty());
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
+    const auto ok = lines(dir, "ok.jsonl");
+    REQUIRE(ok.size() == 8);
+    std::uint64_t handshakes = 0;
+    for (const auto& line : ok) {
+      CHECK(contains(line, "(ntlm: CORP, "));
+      handshakes += contains(line, "(ntlm: CORP, handshake)") ? 1 : 0;
+    }
+    CHECK(handshakes >= 1);
+    CHECK(handshakes <= 4);
+    CHECK(proxy.counter("proxy").requests == 8 + handshakes);  // each handshake: a 407 first
+    CHECK(target.counter("*").requests == 0);
+  }
+  SECTION("a wrong password: the proxy's 407 is the records' answer") {
+    run("ann:other");
+    const auto bad = lines(dir, "bad.jsonl");
+    CHECK(bad.size() == 8);
+    for (const auto& line : bad) CHECK(contains(line, R"("status":407)"));
+  }
+}
+
 TEST_CASE("proxies take turns, a dead one is left out after failure_threshold failures, records name theirs",
           "[fetch]") {
   FixtureServer target;

@@ -637,6 +637,106 @@ struct FixtureServer::Impl {
   };
 
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  // NTLM (MS-NLMP) as IIS (or, with `proxy`, a proxy: Proxy-Authorization, 407) speaks it, for `user`
+  // with `password` (and `wanted_domain` when given; names compared case-blind): a negotiate
+  // message (type 1) gets a 401 with a challenge of this server's (type 2, with target info, so that
+  // the answer is NTLMv2); the authenticate message (type 3) that answers it on the same connection
+  // with the user's NTLMv2 response is granted ("handshake"), and so are the connection's later
+  // requests without an Authorization header ("connection"). Any other request: 401 with
+  // "WWW-Authenticate: NTLM". Returns the grant, or nullopt with the answer in `res`.
+  struct NtlmGrant {
+    std::string domain;  // as the client sent it
+    const char* via;     // "handshake" or "connection"
+  };
+  std::optional<NtlmGrant> ntlm(const httplib::Request& req, httplib::Response& res, const std::string& user,
+                                const std::string& password, const std::optional<std::string>& wanted_domain,
+                                bool proxy) {
+    const std::string connection = fmt::format("{}{}:{}", proxy ? "proxy " : "", req.remote_addr, req.remote_port);
+    const std::string header = req.get_header_value(proxy ? "Proxy-Authorization" : "Authorization");
+    const int status = proxy ? 407 : 401;
+    const char* challenge_header = proxy ? "Proxy-Authenticate" : "WWW-Authenticate";
+    auto refuse = [&]() -> std::optional<NtlmGrant> {
+      res.status = status;
+      res.set_header(challenge_header, "NTLM");
+      return std::nullopt;
+    };
+    if (header.empty()) {
+      std::lock_guard lock(mutex);
+      if (auto it = ntlm_users.find(connection); it != ntlm_users.end()) return NtlmGrant{it->second, "connection"};
+      return refuse();
+    }
+    const std::string message = header.starts_with("NTLM ") ? base64_decode(header.substr(5)) : std::string();
+    if (message.size() < 12 || message.compare(0, 8, std::string("NTLMSSP\0", 8)) != 0) return refuse();
+    auto u16 = [&message](std::size_t at) {
+      return static_cast<std::size_t>(static_cast<unsigned char>(message[at]) |
+                                      static_cast<unsigned char>(message[at + 1]) << 8);
+    };
+    auto u32 = [&](std::size_t at) { return u16(at) | u16(at + 2) << 16; };
+    // A security buffer: a length and an offset into the message ("" when out of it).
+    auto field = [&](std::size_t at) {
+      if (at + 8 > message.size()) return std::string();
+      const std::size_t size = u16(at), offset = u32(at + 4);
+      return offset <= message.size() && size <= message.size() - offset ? message.substr(offset, size) : std::string();
+    };
+    if (message[8] == 1) {  // negotiate: challenge it
+      std::string challenge;
+      {
+        std::lock_guard lock(mutex);
+        const std::uint64_t n = ++ntlm_challenges_issued;
+        challenge = md4(fmt::format("challenge-{}", n)).substr(0, 8);
+        ntlm_challenges[connection] = challenge;
+        ntlm_users.erase(connection);
+      }
+      const std::string target = utf16le("FIXTURE");
+      const std::string info = std::string("\x02\x00", 2) + static_cast<char>(target.size()) + '\0' + target +
+                               std::string(4, '\0');  // MsvAvNbDomainName, then MsvAvEOL
+      auto le16 = [](std::size_t v) { return std::string{static_cast<char>(v), static_cast<char>(v >> 8)}; };
+      auto le32 = [&](std::size_t v) { return le16(v & 0xffff) + le16(v >> 16); };
+      // UNICODE | REQUEST_TARGET | NTLM | ALWAYS_SIGN | TARGET_TYPE_DOMAIN | EXTENDED_SESSIONSECURITY
+      // | TARGET_INFO
+      const std::size_t flags = 0x1 | 0x4 | 0x200 | 0x8000 | 0x10000 | 0x80000 | 0x800000;
+      const std::size_t header_size = 48;
+      const std::string type2 = std::string("NTLMSSP\0", 8) + le32(2) + le16(target.size()) + le16(target.size()) +
+                                le32(header_size) + le32(flags) + challenge + std::string(8, '\0') + le16(info.size()) +
+                                le16(info.size()) + le32(header_size + target.size()) + target + info;
+      std::string encoded((type2.size() + 2) / 3 * 4 + 1, '\0');
+      const int n =
+          EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
+                          reinterpret_cast<const unsigned char*>(type2.data()), static_cast<int>(type2.size()));
+      encoded.resize(static_cast<std::size_t>(std::max(n, 0)));
+      res.status = status;
+      res.set_header(challenge_header, "NTLM " + encoded);
+      return std::nullopt;
+    }
+    if (message[8] != 3 || message.size() < 64) return refuse();
+    std::string challenge;
+    {
+      std::lock_guard lock(mutex);
+      auto it = ntlm_challenges.find(connection);
+      if (it == ntlm_challenges.end()) return refuse();  // not challenged on this connection
+      challenge = it->second;
+      ntlm_challenges.erase(it);
+    }
+    const std::string response = field(20), domain = from_utf16le(field(28)), sent_user = from_utf16le(field(36));
+    if (response.size() < 16 + 28 || upper(sent_user) != upper(user) ||
+        (wanted_domain && upper(domain) != upper(*wanted_domain))) {
+      return refuse();
+    }
+    // NTOWFv2 = HMAC-MD5(MD4(UTF-16LE(password)), UTF-16LE(upper(user) + domain)); the response's
+    // first 16 bytes are HMAC-MD5(NTOWFv2, challenge + the rest).
+    const std::string key = hmac(EVP_md5(), md4(utf16le(password)), utf16le(upper(sent_user) + domain));
+    if (hmac(EVP_md5(), key, challenge + response.substr(16)) != response.substr(0, 16)) return refuse();
+    {
+      std::lock_guard lock(mutex);
+      ntlm_users[connection] = domain;
+    }
+    {
+      std::lock_guard lock(mutex);
+      ntlm_users[connection] = domain;
+    }
+    return NtlmGrant{domain, "handshake"};
+  }
+
   Handler tracked(Handler h) {
     return [this, h](const httplib::Request& req, httplib::Response& res) {
       Track t(*this, req);
@@ -878,8 +978,22 @@ struct FixtureServer::Impl {
     server->Get("/headers", headers);
     server->Post("/headers", headers);
     // A client that uses this server as its HTTP proxy sends the whole URL as the request target.
-    server->Get(R"(https?://.*)", tracked([](const httplib::Request& req, httplib::Response& res) {
-                  res.set_content(fmt::format("proxied {}\n", req.path), "text/plain");
+    // One whose query has proxy_ntlm=U:P must prove user U, password P to the proxy with NTLM
+    // (ntlm(), 407 challenges): "proxied <url> (ntlm: <domain>, <via>)".
+    server->Get(R"(https?://.*)", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                  if (!req.has_param("proxy_ntlm")) {
+                    res.set_content(fmt::format("proxied {}\n", req.path), "text/plain");
+                    return;
+                  }
+                  const std::string credentials = req.get_param_value("proxy_ntlm");
+                  const std::size_t colon = credentials.find(':');
+                  const auto grant =
+                      ntlm(req, res, credentials.substr(0, colon),
+                           colon == std::string::npos ? "" : credentials.substr(colon + 1), std::nullopt, true);
+                  if (grant) {
+                    res.set_content(fmt::format("proxied {} (ntlm: {}, {})\n", req.path, grant->domain, grant->via),
+                                    "text/plain");
+                  }
                 }));
     // A GraphQL-style API paged by a cursor in the POST body ({"variables": {"after": "c20"}} or
     // null for the first page; 415 without Content-Type: application/json), Relay's answer: edges, then pageInfo's
@@ -1098,104 +1212,21 @@ struct FixtureServer::Impl {
           res.set_header("WWW-Authenticate",
                          fmt::format(R"(Digest realm="fixture", qop="auth", algorithm=MD5, nonce="{}")", nonce));
         }));
-    // NTLM (MS-NLMP) as IIS speaks it, for user U with password P (the path's, percent-decoded;
-    // and domain D when the query has domain=D; names compared case-blind): a negotiate message
-    // (type 1) gets a 401 with a challenge of this server's (type 2, with target info, so that the
-    // answer is NTLMv2); the authenticate message (type 3) that answers it on the same connection
-    // with U's NTLMv2 response gets 200 {"user", "domain", "via": "handshake"}, and so do the
-    // connection's later requests without an Authorization header ("via": "connection"). Any other
-    // request: 401 with "WWW-Authenticate: NTLM".
-    auto ntlm = [this](const httplib::Request& req, httplib::Response& res) {
+    // /ntlm-auth/U/P?domain=D: NTLM as IIS speaks it (ntlm()): 200 {"user", "domain", "via"} when
+    // granted.
+    auto ntlm_auth = [this](const httplib::Request& req, httplib::Response& res) {
       const std::string user = httplib::detail::decode_url(req.matches[1], false);
-      const std::string password = httplib::detail::decode_url(req.matches[2], false);
-      const std::string connection = fmt::format("{}:{}", req.remote_addr, req.remote_port);
-      const std::string header = req.get_header_value("Authorization");
-      auto granted = [&](const std::string& domain, const char* via) {
-        res.set_content(
-            fmt::format(R"({{"user":"{}","domain":"{}","via":"{}"}})", json_escape(user), json_escape(domain), via),
-            "application/json");
-      };
-      auto refuse = [&res] {
-        res.status = 401;
-        res.set_header("WWW-Authenticate", "NTLM");
-      };
-      if (header.empty()) {
-        std::lock_guard lock(mutex);
-        if (auto it = ntlm_users.find(connection); it != ntlm_users.end()) return granted(it->second, "connection");
-        return refuse();
+      const auto grant =
+          ntlm(req, res, user, httplib::detail::decode_url(req.matches[2], false),
+               req.has_param("domain") ? std::optional(req.get_param_value("domain")) : std::nullopt, false);
+      if (grant) {
+        res.set_content(fmt::format(R"({{"user":"{}","domain":"{}","via":"{}"}})", json_escape(user),
+                                    json_escape(grant->domain), grant->via),
+                        "application/json");
       }
-      const std::string message = header.starts_with("NTLM ") ? base64_decode(header.substr(5)) : std::string();
-      if (message.size() < 12 || message.compare(0, 8, std::string("NTLMSSP\0", 8)) != 0) return refuse();
-      auto u16 = [&message](std::size_t at) {
-        return static_cast<std::size_t>(static_cast<unsigned char>(message[at]) |
-                                        static_cast<unsigned char>(message[at + 1]) << 8);
-      };
-      auto u32 = [&](std::size_t at) { return u16(at) | u16(at + 2) << 16; };
-      // A security buffer: a length and an offset into the message ("" when out of it).
-      auto field = [&](std::size_t at) {
-        if (at + 8 > message.size()) return std::string();
-        const std::size_t size = u16(at), offset = u32(at + 4);
-        return offset <= message.size() && size <= message.size() - offset ? message.substr(offset, size)
-                                                                           : std::string();
-      };
-      if (message[8] == 1) {  // negotiate: challenge it
-        std::string challenge;
-        {
-          std::lock_guard lock(mutex);
-          const std::uint64_t n = ++ntlm_challenges_issued;
-          challenge = md4(fmt::format("challenge-{}", n)).substr(0, 8);
-          ntlm_challenges[connection] = challenge;
-          ntlm_users.erase(connection);
-        }
-        const std::string target = utf16le("FIXTURE");
-        const std::string info = std::string("\x02\x00", 2) + static_cast<char>(target.size()) + '\0' + target +
-                                 std::string(4, '\0');  // MsvAvNbDomainName, then MsvAvEOL
-        auto le16 = [](std::size_t v) { return std::string{static_cast<char>(v), static_cast<char>(v >> 8)}; };
-        auto le32 = [&](std::size_t v) { return le16(v & 0xffff) + le16(v >> 16); };
-        // UNICODE | REQUEST_TARGET | NTLM | ALWAYS_SIGN | TARGET_TYPE_DOMAIN | EXTENDED_SESSIONSECURITY
-        // | TARGET_INFO
-        const std::size_t flags = 0x1 | 0x4 | 0x200 | 0x8000 | 0x10000 | 0x80000 | 0x800000;
-        const std::size_t header_size = 48;
-        const std::string type2 = std::string("NTLMSSP\0", 8) + le32(2) + le16(target.size()) + le16(target.size()) +
-                                  le32(header_size) + le32(flags) + challenge + std::string(8, '\0') +
-                                  le16(info.size()) + le16(info.size()) + le32(header_size + target.size()) + target +
-                                  info;
-        std::string encoded((type2.size() + 2) / 3 * 4 + 1, '\0');
-        const int n =
-            EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
-                            reinterpret_cast<const unsigned char*>(type2.data()), static_cast<int>(type2.size()));
-        encoded.resize(static_cast<std::size_t>(std::max(n, 0)));
-        res.status = 401;
-        res.set_header("WWW-Authenticate", "NTLM " + encoded);
-        return;
-      }
-      if (message[8] != 3 || message.size() < 64) return refuse();
-      std::string challenge;
-      {
-        std::lock_guard lock(mutex);
-        auto it = ntlm_challenges.find(connection);
-        if (it == ntlm_challenges.end()) return refuse();  // not challenged on this connection
-        challenge = it->second;
-        ntlm_challenges.erase(it);
-      }
-      const std::string response = field(20), domain = from_utf16le(field(28)), sent_user = from_utf16le(field(36));
-      const std::string wanted_domain = req.has_param("domain") ? req.get_param_value("domain") : "";
-      if (response.size() < 16 + 28 || upper(sent_user) != upper(user) ||
-          (req.has_param("domain") && upper(domain) != upper(wanted_domain))) {
-        return refuse();
-      }
-      // NTOWFv2 = HMAC-MD5(MD4(UTF-16LE(password)), UTF-16LE(upper(user) + domain)); the response's
-      // first 16 bytes are HMAC-MD5(NTOWFv2, challenge + the rest).
-      const std::string key = hmac(EVP_md5(), md4(utf16le(password)), utf16le(upper(sent_user) + domain));
-      if (hmac(EVP_md5(), key, challenge + response.substr(16)) != response.substr(0, 16)) return refuse();
-      {
-        std::lock_guard lock(mutex);
-        ntlm_users[connection] = domain;
-      }
-      granted(domain, "handshake");
     };
-    server->Get(R"(/ntlm-auth/([^/]+)/([^/]+))", tracked(ntlm));
-    server->Post(R"(/ntlm-auth/([^/]+)/([^/]+))", tracked(ntlm));
+    server->Get(R"(/ntlm-auth/([^/]+)/([^/]+))", tracked(ntlm_auth));
+    server->Post(R"(/ntlm-auth/([^/]+)/([^/]+))", tracked(ntlm_auth));
     // An S3-like API behind AWS Signature Version 4 (access key "AKIDEXAMPLE", secret
     // "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", any region and service; with the session token
     // "session-1" as x-amz-security-token too, signed): the request's own canonical request,
