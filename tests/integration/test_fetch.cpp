@@ -1879,20 +1879,24 @@ TEST_CASE("a node's proxy carries its requests, robots.txt included, with creden
   CHECK(proxy.counter("proxy-auth:Basic c2NyYXBlcjpzM2NyZXQ=").requests == 2);
 }
 
-TEST_CASE("proxy_auth: ntlm proves the proxy URL's credentials to a corporate proxy, once per connection",
-          "[fetch][auth]") {
+TEST_CASE(
+    "proxy_auth: ntlm proves the proxy URL's credentials to a corporate proxy once per connection, digest "
+    "answers its challenge",
+    "[fetch][auth]") {
   FixtureServer target;
-  FixtureServer proxy;  // with proxy_ntlm=U:P in the URL: NTLM's 407 challenges first
+  FixtureServer proxy;  // with proxy_ntlm=U:P (proxy_digest=U:P) in the URL: NTLM's (Digest's) 407 first
   ScopedEnv http_proxy("http_proxy", nullptr), all_proxy("all_proxy", nullptr);
   TempDir dir;
-  auto run = [&](const std::string& credentials, const std::string& extra = "") {
+  auto run = [&](const std::string& credentials, const char* scheme = "ntlm") {
     std::vector<std::string> urls;
-    for (int i = 1; i <= 8; ++i) urls.push_back(target.url(fmt::format("/echo?proxy_ntlm=ann:s3cret&n={}", i)));
+    for (int i = 1; i <= 8; ++i) {
+      urls.push_back(target.url(fmt::format("/echo?proxy_{}=ann:s3cret&n={}", scheme, i)));
+    }
     return run_pipeline(test::plan_of(
         fetch_pipeline(dir, urls, 2,
-                       fmt::format("    robots: ignore\n    retries: {{attempts: 1}}\n    proxy_auth: ntlm\n"
-                                   "    proxy: \"http://{}@127.0.0.1:{}\"\n{}",
-                                   credentials, proxy.port(), extra))));
+                       fmt::format("    robots: ignore\n    retries: {{attempts: 1}}\n    proxy_auth: {}\n"
+                                   "    proxy: \"http://{}@127.0.0.1:{}\"\n",
+                                   scheme, credentials, proxy.port()))));
   };
   SECTION("8 pages, 2 at a time, as CORP\\ann: a handshake per connection to the proxy") {
     RunReport report = run("CORP%5Cann:s3cret");
@@ -1907,14 +1911,28 @@ TEST_CASE("proxy_auth: ntlm proves the proxy URL's credentials to a corporate pr
     }
     CHECK(handshakes >= 1);
     CHECK(handshakes <= 4);
-    CHECK(proxy.counter("proxy").requests == 8 + handshakes);  // each handshake: a 407 first
+    // Each handshake: a 407 first (and perhaps one more: see "auth: NTLM ...").
+    CHECK(proxy.counter("proxy").requests >= 8 + handshakes);
+    CHECK(proxy.counter("proxy").requests <= 8 + 4);
     CHECK(target.counter("*").requests == 0);
   }
   SECTION("a wrong password: the proxy's 407 is the records' answer") {
-    run("ann:other");
-    const auto bad = lines(dir, "bad.jsonl");
-    CHECK(bad.size() == 8);
-    for (const auto& line : bad) CHECK(contains(line, R"("status":407)"));
+    for (const char* scheme : {"ntlm", "digest"}) {
+      INFO(scheme);
+      run("ann:other", scheme);
+      const auto bad = lines(dir, "bad.jsonl");
+      CHECK(bad.size() == 8);
+      for (const auto& line : bad) CHECK(contains(line, R"("status":407)"));
+    }
+  }
+  SECTION("digest: each request answers the proxy's challenge") {
+    RunReport report = run("ann:s3cret", "digest");
+    CHECK(report.errors.empty());
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
+    const auto ok = lines(dir, "ok.jsonl");
+    REQUIRE(ok.size() == 8);
+    for (const auto& line : ok) CHECK(contains(line, " (digest)"));
+    CHECK(proxy.counter("proxy").requests == 16);  // a 407 with the challenge first
   }
 }
 
@@ -3104,10 +3122,14 @@ TEST_CASE("auth: NTLM authenticates a connection with a handshake, and the conne
     INFO(test::read_file(dir.file("bad_full.jsonl")));
     const auto ok = lines(dir, "ok.jsonl");
     CHECK(body_values(ok, "user") == std::vector<std::string>(12, "ann"));
-    const auto shakes = handshakes(ok);
+    // Two connections at a time, a few more at most as they come and go. Each handshake costs a
+    // request more (its negotiate message's 401), and so may a transfer that began one on a new
+    // connection and was then given an authenticated one by libcurl: far fewer than 12 in all.
+    const auto shakes = static_cast<std::uint64_t>(handshakes(ok));
     CHECK(shakes >= 1);
-    CHECK(shakes <= 4);  // two connections at a time, a few more at most as they come and go
-    CHECK(server.counter("/ntlm-auth").requests == 12 + static_cast<std::uint64_t>(shakes));
+    CHECK(shakes <= 4);
+    CHECK(server.counter("/ntlm-auth").requests >= 12 + shakes);
+    CHECK(server.counter("/ntlm-auth").requests <= 12 + 4);
   }
   SECTION("DOMAIN\\user, with POST bodies") {
     RunReport report = run(urls(4, "/ntlm-auth/ann/s3cret%20pw%2B%3A?domain=corp"),

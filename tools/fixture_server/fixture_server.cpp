@@ -637,6 +637,60 @@ struct FixtureServer::Impl {
   };
 
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  // HTTP Digest (RFC 7616: MD5, qop auth, a nonce of this server's) for `user` with `password`, as a
+  // server (Authorization; else 401 and WWW-Authenticate) or, with `proxy`, a proxy
+  // (Proxy-Authorization; else 407 and Proxy-Authenticate). True when the request proves them;
+  // else the challenge is the answer in `res`.
+  bool digest(const httplib::Request& req, httplib::Response& res, const std::string& user, const std::string& password,
+              bool proxy) {
+    const std::string header = req.get_header_value(proxy ? "Proxy-Authorization" : "Authorization");
+    auto param = [&header](const std::string& name) {  // name="value" or name=value
+      std::smatch m;
+      const std::regex re("(?:^Digest |, ?)" + name + R"re(=(?:"([^"]*)"|([^,]*)))re");
+      if (!std::regex_search(header, m, re)) return std::string();
+      return m[1].matched ? m[1].str() : m[2].str();
+    };
+    auto md5 = [](const std::string& text) {
+      unsigned char sum[EVP_MAX_MD_SIZE];
+      unsigned int size = 0;
+      EVP_Digest(text.data(), text.size(), sum, &size, EVP_md5(), nullptr);
+      return hex(sum, size);
+    };
+    if (header.starts_with("Digest ")) {
+      bool known;
+      {
+        std::lock_guard lock(mutex);
+        known = digest_nonces.count(param("nonce")) > 0;
+      }
+      // The uri is the request target's path and query (also for a proxy, which gets the whole
+      // URL: libcurl hashes the path and query); cpp-httplib percent-decodes header values, so the
+      // raw text that went into the client's hash is the target's.
+      std::string uri = req.target;
+      if (const auto scheme = uri.find("://"); !uri.starts_with('/') && scheme != std::string::npos) {
+        const auto path = uri.find('/', scheme + 3);
+        uri = path == std::string::npos ? "/" : uri.substr(path);
+      }
+      const std::string ha1 = md5(user + ":fixture:" + password);
+      const std::string ha2 = md5(req.method + ':' + uri);
+      const std::string expected =
+          md5(fmt::format("{}:{}:{}:{}:auth:{}", ha1, param("nonce"), param("nc"), param("cnonce"), ha2));
+      if (known && param("username") == user && param("realm") == "fixture" && param("qop") == "auth" &&
+          param("uri") == httplib::detail::decode_url(uri, false) && param("response") == expected) {
+        return true;
+      }
+    }
+    std::string nonce;
+    {
+      std::lock_guard lock(mutex);
+      nonce = md5(fmt::format("nonce-{}", digest_nonces.size()));
+      digest_nonces.insert(nonce);
+    }
+    res.status = proxy ? 407 : 401;
+    res.set_header(proxy ? "Proxy-Authenticate" : "WWW-Authenticate",
+                   fmt::format(R"(Digest realm="fixture", qop="auth", algorithm=MD5, nonce="{}")", nonce));
+    return false;
+  }
+
   // NTLM (MS-NLMP) as IIS (or, with `proxy`, a proxy: Proxy-Authorization, 407) speaks it, for `user`
   // with `password` (and `wanted_domain` when given; names compared case-blind): a negotiate
   // message (type 1) gets a 401 with a challenge of this server's (type 2, with target info, so that
@@ -979,8 +1033,18 @@ struct FixtureServer::Impl {
     server->Post("/headers", headers);
     // A client that uses this server as its HTTP proxy sends the whole URL as the request target.
     // One whose query has proxy_ntlm=U:P must prove user U, password P to the proxy with NTLM
-    // (ntlm(), 407 challenges): "proxied <url> (ntlm: <domain>, <via>)".
+    // (ntlm(), 407 challenges): "proxied <url> (ntlm: <domain>, <via>)"; with proxy_digest=U:P with
+    // Digest (digest()): "proxied <url> (digest)".
     server->Get(R"(https?://.*)", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                  if (req.has_param("proxy_digest")) {
+                    const std::string credentials = req.get_param_value("proxy_digest");
+                    const std::size_t colon = credentials.find(':');
+                    if (digest(req, res, credentials.substr(0, colon),
+                               colon == std::string::npos ? "" : credentials.substr(colon + 1), true)) {
+                      res.set_content(fmt::format("proxied {} (digest)\n", req.path), "text/plain");
+                    }
+                    return;
+                  }
                   if (!req.has_param("proxy_ntlm")) {
                     res.set_content(fmt::format("proxied {}\n", req.path), "text/plain");
                     return;
@@ -1167,51 +1231,12 @@ struct FixtureServer::Impl {
                   res.status = 401;
                   res.set_header("WWW-Authenticate", R"(Basic realm="fixture")");
                 }));
-    server->Get(
-        R"(/digest-auth/([^/]+)/([^/]+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
-          const std::string user = httplib::detail::decode_url(req.matches[1], false);
-          const std::string password = httplib::detail::decode_url(req.matches[2], false);
-          const std::string header = req.get_header_value("Authorization");
-          auto param = [&header](const std::string& name) {  // name="value" or name=value
-            std::smatch m;
-            const std::regex re("(?:^Digest |, ?)" + name + R"re(=(?:"([^"]*)"|([^,]*)))re");
-            if (!std::regex_search(header, m, re)) return std::string();
-            return m[1].matched ? m[1].str() : m[2].str();
-          };
-          auto md5 = [](const std::string& text) {
-            unsigned char digest[EVP_MAX_MD_SIZE];
-            unsigned int size = 0;
-            EVP_Digest(text.data(), text.size(), digest, &size, EVP_md5(), nullptr);
-            return hex(digest, size);
-          };
-          if (header.starts_with("Digest ")) {
-            bool known;
-            {
-              std::lock_guard lock(mutex);
-              known = digest_nonces.count(param("nonce")) > 0;
-            }
-            const std::string ha1 = md5(user + ":fixture:" + password);
-            // (cpp-httplib percent-decodes header values: the uri is the request's target, whose
-            // raw text went into the client's hash)
-            const std::string ha2 = md5(req.method + ':' + req.target);
-            const std::string expected =
-                md5(fmt::format("{}:{}:{}:{}:auth:{}", ha1, param("nonce"), param("nc"), param("cnonce"), ha2));
-            if (known && param("username") == user && param("realm") == "fixture" && param("qop") == "auth" &&
-                param("uri") == httplib::detail::decode_url(req.target, false) && param("response") == expected) {
-              res.set_content(fmt::format(R"({{"user":"{}"}})", json_escape(user)), "application/json");
-              return;
-            }
-          }
-          std::string nonce;
-          {
-            std::lock_guard lock(mutex);
-            nonce = md5(fmt::format("nonce-{}", digest_nonces.size()));
-            digest_nonces.insert(nonce);
-          }
-          res.status = 401;
-          res.set_header("WWW-Authenticate",
-                         fmt::format(R"(Digest realm="fixture", qop="auth", algorithm=MD5, nonce="{}")", nonce));
-        }));
+    server->Get(R"(/digest-auth/([^/]+)/([^/]+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                  const std::string user = httplib::detail::decode_url(req.matches[1], false);
+                  if (digest(req, res, user, httplib::detail::decode_url(req.matches[2], false), false)) {
+                    res.set_content(fmt::format(R"({{"user":"{}"}})", json_escape(user)), "application/json");
+                  }
+                }));
     // /ntlm-auth/U/P?domain=D: NTLM as IIS speaks it (ntlm()): 200 {"user", "domain", "via"} when
     // granted.
     auto ntlm_auth = [this](const httplib::Request& req, httplib::Response& res) {

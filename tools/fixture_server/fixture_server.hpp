@@ -81,7 +81,8 @@
 //   http://host/path            a request in absolute form, as a client sends it to its HTTP proxy:
 //                               200 "proxied http://host/path" (counted under "proxy"); with
 //                               proxy_ntlm=U:P in its query only to a client that proves U, P to the
-//                               proxy with NTLM (407 challenges), "... (ntlm: <domain>, <via>)"
+//                               proxy with NTLM (407 challenges), "... (ntlm: <domain>, <via>)"; with
+//                               proxy_digest=U:P with Digest, "... (digest)"
 //   /__stats                    counters as JSON; POST /__reset clears them
 // A connection reset has its own raw TCP port (reset_url()): it accepts and resets at once.
 //
