@@ -109,6 +109,21 @@ std::string check_host_pattern(const Value& v) {
   return error.empty() ? "" : fmt::format("'{}' is not a host pattern: {}", v.to_text(), error);
 }
 
+// auth's fields: the node's, and a `hosts` entry's.
+Schema auth_schema() {
+  return Schema({
+      FieldSpec::string("user", "the user name; ${API_USER} keeps it in the environment").make_required(),
+      FieldSpec::string("password", "the password or API token; ${API_PASSWORD} keeps it out of the file")
+          .make_required(),
+      FieldSpec::enumeration("scheme", {"basic", "digest", "ntlm"},
+                             "basic (RFC 7617: sent with each request), digest (RFC 7616: the password never sent, "
+                             "each request asked for it first by a 401) or ntlm (Windows servers, IIS and "
+                             "SharePoint: NTLMv2, user as DOMAIN\\user, ASCII; it authenticates a connection, which "
+                             "later requests reuse)")
+          .with_default("basic"),
+  });
+}
+
 Schema host_limits_schema() {
   return Schema({
       FieldSpec::integer("per_host", "requests in flight to each matching host (default: the node's)").at_least(1),
@@ -120,6 +135,9 @@ Schema host_limits_schema() {
                      "request headers sent to matching hosts only (an API token for its API): added to the "
                      "node's, replacing those of the same name")
           .with_default(""),
+      FieldSpec::object_of("auth", auth_schema(),
+                           "a user and password for matching hosts only (as the node's auth, which it replaces "
+                           "there): one node crawls services with credentials of their own"),
   });
 }
 
@@ -378,6 +396,48 @@ std::string form_body_template(const ConfigValue::Map& form, Diagnostics& diags)
   return out;
 }
 
+// auth's fields (the node's `auth`, or a `hosts` entry's, `name`) checked.
+void check_auth(const Config& auth, const std::string& name, Diagnostics& diags) {
+  for (const char* field : {"user", "password"}) {
+    if (auth.string(field).empty()) {
+      diags.error(auth.where(field),
+                  fmt::format("{}.{}: empty (is the environment variable it names set?)", name, field));
+    }
+  }
+  if (auth.string("user").find(':') != std::string::npos && auth.string("scheme") == "basic") {
+    diags.error(auth.where("user"),
+                fmt::format("{}.user: HTTP Basic cannot send a user name with a colon (RFC 7617)", name));
+  }
+  if (auth.string("scheme") == "ntlm") {
+    // libcurl 7.88 widens each byte of the user and password to UTF-16 (and upper-cases ASCII
+    // only), so a name or password beyond ASCII would be sent as other characters: never matched.
+    for (const char* field : {"user", "password"}) {
+      const std::string& value = auth.string(field);
+      if (std::any_of(value.begin(), value.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; })) {
+        diags.error(auth.where(field), fmt::format("{}.{}: NTLM takes ASCII only here (libcurl sends each byte "
+                                                   "as a character of its own): this one would never match",
+                                                   name, field));
+      }
+    }
+    const std::string& user = auth.string("user");
+    const std::size_t split = user.find('\\') != std::string::npos ? user.find('\\') : user.find('/');  // as libcurl
+    if (split != std::string::npos && (split == 0 || split + 1 == user.size())) {
+      diags.error(
+          auth.where("user"),
+          fmt::format("{}.user: '{}' is not DOMAIN\\user (both parts named) nor a plain user name", name, user));
+    }
+  }
+}
+
+fetch::FetchOptions::Auth::Scheme auth_scheme(const std::string& name) {
+  using Scheme = fetch::FetchOptions::Auth::Scheme;
+  return name == "digest" ? Scheme::digest : name == "ntlm" ? Scheme::ntlm : Scheme::basic;
+}
+
+fetch::FetchOptions::Auth auth_options(const Config& a) {
+  return fetch::FetchOptions::Auth{a.string("user"), a.string("password"), auth_scheme(a.string("scheme"))};
+}
+
 void check(const Config& c, const Location&, Diagnostics& diags) {
   // libcurl reads 0 as no limit at all (300 s for a connection): a server that stops sending would
   // hold its request, and the run, for ever.
@@ -500,33 +560,30 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       }
     }
   }
-  if (c.has("auth")) {
-    const Config& auth = c.object("auth");
-    for (const char* name : {"user", "password"}) {
-      if (auth.string(name).empty()) {
-        diags.error(auth.where(name), fmt::format("auth.{}: empty (is the environment variable it names set?)", name));
+  if (c.has("auth")) check_auth(c.object("auth"), "auth", diags);
+  for (const auto& [pattern, value] : c.map("hosts")) {
+    const Config& host = *std::get<ConfigValue::Object>(value.v);
+    if (!host.has("auth")) continue;
+    const std::string name = fmt::format("hosts.{}.auth", pattern);
+    check_auth(host.object("auth"), name, diags);
+    for (const char* other : {"oauth2", "aws_sigv4"}) {
+      if (c.has(other)) {
+        diags.error(host.where("auth"),
+                    fmt::format("{}: {} authenticates the requests already: give one or the other", name, other));
       }
     }
-    if (auth.string("user").find(':') != std::string::npos && auth.string("scheme") == "basic") {
-      diags.error(auth.where("user"), "auth.user: HTTP Basic cannot send a user name with a colon (RFC 7617)");
-    }
-    if (auth.string("scheme") == "ntlm") {
-      // libcurl 7.88 widens each byte of the user and password to UTF-16 (and upper-cases ASCII
-      // only), so a name or password beyond ASCII would be sent as other characters: never matched.
-      for (const char* name : {"user", "password"}) {
-        const std::string& value = auth.string(name);
-        if (std::any_of(value.begin(), value.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; })) {
-          diags.error(auth.where(name), fmt::format("auth.{}: NTLM takes ASCII only here (libcurl sends each byte "
-                                                    "as a character of its own): this one would never match",
-                                                    name));
+    auto no_authorization = [&](const ConfigValue::Map& headers, const std::string& where) {
+      for (const auto& [header, header_value] : headers) {
+        if (iequals(header, "authorization")) {
+          diags.error(header_value.where, fmt::format("{}.{}: {} sends the Authorization header to {}: give one or "
+                                                      "the other",
+                                                      where, header, name, pattern));
         }
       }
-      const std::string& user = auth.string("user");
-      const std::size_t split = user.find('\\') != std::string::npos ? user.find('\\') : user.find('/');  // as libcurl
-      if (split != std::string::npos && (split == 0 || split + 1 == user.size())) {
-        diags.error(auth.where("user"),
-                    fmt::format("auth.user: '{}' is not DOMAIN\\user (both parts named) nor a plain user name", user));
-      }
+    };
+    if (!c.has("oauth2") && !c.has("auth") && !c.has("aws_sigv4")) {  // (else told below already)
+      no_authorization(c.map("headers"), "headers");
+      no_authorization(host.map("headers"), fmt::format("hosts.{}.headers", pattern));
     }
   }
   if (c.has("oauth2") || c.has("auth") || c.has("aws_sigv4")) {
@@ -695,9 +752,7 @@ fetch::FetchOptions options_from(const Config& c) {
   if (c.has("client_key")) o.client_key = c.string("client_key");
   if (c.has("proxy")) o.proxy = c.string("proxy") == "none" ? std::string() : c.string("proxy");
   for (const auto& p : c.list("proxies")) o.proxies.push_back(std::get<Value>(p.v).to_text());
-  o.proxy_auth = c.string("proxy_auth") == "digest" ? fetch::FetchOptions::Auth::Scheme::digest
-                 : c.string("proxy_auth") == "ntlm" ? fetch::FetchOptions::Auth::Scheme::ntlm
-                                                    : fetch::FetchOptions::Auth::Scheme::basic;
+  o.proxy_auth = auth_scheme(c.string("proxy_auth"));
   o.per_host = static_cast<int>(c.integer("per_host"));
   o.adaptive = c.boolean("adaptive");
   if (c.has("rate")) o.rate = *fetch::parse_rate(c.string("rate"));
@@ -711,6 +766,7 @@ fetch::FetchOptions options_from(const Config& c) {
     if (h.has("per_host")) limits.per_host = static_cast<int>(h.integer("per_host"));
     if (h.has("rate")) limits.rate = h.string("rate") == "none" ? 0 : *fetch::parse_rate(h.string("rate"));
     if (h.has("burst")) limits.burst = static_cast<int>(h.integer("burst"));
+    o.host_auth.push_back(h.has("auth") ? std::optional(auth_options(h.object("auth"))) : std::nullopt);
     o.host_limits.emplace_back(pattern, limits);
   }
   const Config& r = c.object("retries");
@@ -763,15 +819,7 @@ fetch::FetchOptions options_from(const Config& c) {
   o.robots_max_age = c.duration("robots_max_age");
   o.max_crawl_delay = c.duration("max_crawl_delay");
   o.rate_limit_headers = c.boolean("rate_limit_headers");
-  if (c.has("auth")) {
-    const Config& a = c.object("auth");
-    using Scheme = fetch::FetchOptions::Auth::Scheme;
-    const std::string scheme = a.string("scheme");
-    o.auth = fetch::FetchOptions::Auth{a.string("user"), a.string("password"),
-                                       scheme == "digest" ? Scheme::digest
-                                       : scheme == "ntlm" ? Scheme::ntlm
-                                                          : Scheme::basic};
-  }
+  if (c.has("auth")) o.auth = auth_options(c.object("auth"));
   if (c.has("aws_sigv4")) {
     const Config& a = c.object("aws_sigv4");
     o.aws = fetch::FetchOptions::Aws{fmt::format("aws:amz:{}:{}", a.string("region"), a.string("service")),
@@ -883,9 +931,9 @@ NodeType fetch_type() {
           FieldSpec::string("rate", "requests per host per unit (token bucket): 10/s, 600/m").validated_by(check_rate),
           FieldSpec::integer("burst", "requests a host may receive at once under `rate`").with_default("1").at_least(1),
           FieldSpec::map(
-              "hosts", FieldSpec::object_of("host", host_limits_schema(), "{per_host, rate, burst, headers}"),
+              "hosts", FieldSpec::object_of("host", host_limits_schema(), "{per_host, rate, burst, headers, auth}"),
               "other limits for some hosts: a host name (api.example.com) or *.example.com (the names "
-              "below it) -> {per_host, rate, burst, headers}; what an entry leaves out is the node's; an exact "
+              "below it) -> {per_host, rate, burst, headers, auth}; what an entry leaves out is the node's; an exact "
               "name wins over *., a longer *. over a shorter")
               .keys_validated_by(check_host_pattern)
               .with_default(""),
@@ -941,18 +989,7 @@ NodeType fetch_type() {
                              "says so is retried then")
               .with_default("false"),
           FieldSpec::object_of(
-              "auth",
-              Schema({
-                  FieldSpec::string("user", "the user name; ${API_USER} keeps it in the environment").make_required(),
-                  FieldSpec::string("password", "the password or API token; ${API_PASSWORD} keeps it out of the file")
-                      .make_required(),
-                  FieldSpec::enumeration("scheme", {"basic", "digest", "ntlm"},
-                                         "basic (RFC 7617: sent with each request), digest (RFC 7616: the "
-                                         "password never sent, each request asked for it first by a 401) or ntlm "
-                                         "(Windows servers, IIS and SharePoint: NTLMv2, user as DOMAIN\\user, "
-                                         "ASCII; it authenticates a connection, which later requests reuse)")
-                      .with_default("basic"),
-              }),
+              "auth", auth_schema(),
               "HTTP authentication with a user and password (an internal API, a Jira or Elasticsearch, a "
               "device, a Windows intranet): with each request (NTLM: each connection), not past a redirect to "
               "another origin, nor with robots.txt"),

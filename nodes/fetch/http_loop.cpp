@@ -2334,13 +2334,18 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   // HTTP/1.1 then): HTTP/1.1 from the start; libcurl gives such a connection only to transfers with
   // the same credentials (no other one: robots.txt never rides on it), and a transfer on one sends
   // no Authorization at all.
-  if (opt_.auth && !job->crossed) {
+  // A `hosts` entry's auth replaces the node's for its hosts.
+  const FetchOptions::Auth* auth = opt_.auth ? &*opt_.auth : nullptr;
+  if (!opt_.host_auth.empty() && limits_of(host).entry >= 0) {
+    const auto& own = opt_.host_auth[static_cast<std::size_t>(limits_of(host).entry)];
+    if (own) auth = &*own;
+  }
+  if (auth && !job->crossed) {
     using Scheme = FetchOptions::Auth::Scheme;
-    const Scheme scheme = opt_.auth->scheme;
-    curl_easy_setopt(e, CURLOPT_HTTPAUTH, curl_auth(scheme));
-    if (scheme == Scheme::ntlm) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_USERNAME, opt_.auth->user.c_str());
-    curl_easy_setopt(e, CURLOPT_PASSWORD, opt_.auth->password.c_str());
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, curl_auth(auth->scheme));
+    if (auth->scheme == Scheme::ntlm) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_USERNAME, auth->user.c_str());
+    curl_easy_setopt(e, CURLOPT_PASSWORD, auth->password.c_str());
   }
   if (aws) {
     curl_easy_setopt(e, CURLOPT_AWS_SIGV4, opt_.aws->provider.c_str());

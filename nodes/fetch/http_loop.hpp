@@ -138,6 +138,7 @@ struct FetchOptions {
     Scheme scheme = Scheme::basic;
   };
   std::optional<Auth> auth;
+  std::vector<std::optional<Auth>> host_auth;     // by `hosts` entry (HostLimits::entry): its own auth
   Auth::Scheme proxy_auth = Auth::Scheme::basic;  // (see proxy above)
   // AWS Signature Version 4 (aws_sigv4), for the requests that do not cross to another origin:
   // libcurl signs with `provider` ("aws:amz:REGION:SERVICE"), the key id and secret; fetch adds

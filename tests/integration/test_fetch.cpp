@@ -3079,6 +3079,26 @@ TEST_CASE("auth: fetch proves a user and password with HTTP Basic or Digest, not
       for (const auto& line : bad) CHECK(contains(line, R"("status":401)"));
     }
   }
+  SECTION("a hosts entry's auth replaces the node's for its hosts") {
+    // *.localhost is the loopback address to libcurl: three host names for one fixture server.
+    const int port = server.port();
+    RunReport report = run_pipeline(test::plan_of(
+        fetch_pipeline(dir,
+                       {fmt::format("http://localhost:{}/basic-auth/ann/s3cret%20pw%2B%3A", port),
+                        fmt::format("http://api.localhost:{}/digest-auth/bob/b0b", port),
+                        fmt::format("http://ntlm.localhost:{}/ntlm-auth/carol/c4rol?domain=corp", port),
+                        fmt::format("http://other.localhost:{}/basic-auth/ann/s3cret%20pw%2B%3A", port)},
+                       2,
+                       "    robots: ignore\n    retries: {attempts: 1}\n"
+                       "    auth: {user: ann, password: \"s3cret pw+:\"}\n"
+                       "    hosts:\n"
+                       "      api.localhost: {auth: {user: bob, password: b0b, scheme: digest}}\n"
+                       "      \"*.localhost\": {per_host: 4}\n"
+                       "      ntlm.localhost: {auth: {user: 'CORP\\carol', password: c4rol, scheme: ntlm}}\n")));
+    CHECK(report.errors.empty());
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
+    CHECK(body_values(lines(dir, "ok.jsonl"), "user") == std::vector<std::string>{"ann", "ann", "bob", "carol"});
+  }
   SECTION("a redirect keeps them to the same origin, not to another") {
     FixtureServer other;
     const std::string path = "/basic-auth/ann/s3cret%2520pw%252B%253A";  // (encoded again in the query)
