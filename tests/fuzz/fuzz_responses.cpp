@@ -1,6 +1,7 @@
 // What servers answer: fetch (and a crawl behind it) against a raw server on 127.0.0.1 that sends
 // the input's bytes as its responses — any status line, headers, framing, encoding, redirect,
-// Retry-After, rate-limit headers, Content-Disposition, Content-Range, robots.txt, oauth2's token —
+// Retry-After, rate-limit headers, Content-Disposition, Content-Range, robots.txt, oauth2's token,
+// NTLM challenges (of the server and of the proxy) —
 // through a whole run. Every request
 // goes to that server: it is the node's proxy, so a Location naming any host still stays on
 // loopback (https:// is a CONNECT it answers too).
@@ -105,9 +106,13 @@ struct Flags {
     again = b & 32;
     rate_limit = b & 64;
     oauth2 = b & 128;
+    // NTLM with the server (auth) and with the proxy (proxy_auth), on the bits of cache and crawl,
+    // which a download leaves unused (auth cannot stand beside oauth2).
+    ntlm = (a & 4) && download && !oauth2;
+    proxy_ntlm = (b & 1) && download;
   }
   bool robots, download, cache, small_body, no_redirects, uncompressed, one_attempt, server_filename;
-  bool crawl, https, html_only, head, keep, again, rate_limit, oauth2;
+  bool crawl, https, html_only, head, keep, again, rate_limit, oauth2, ntlm, proxy_ntlm;
   std::int64_t max_body() const { return small_body ? 300 : 1 << 20; }
 };
 
@@ -122,7 +127,8 @@ enum class Pass { first, offline, again };
 std::string pipeline_text(const Flags& f, int port, const fs::path& dir, Pass pass) {
   std::string urls;
   for (const auto& u : urls_of(f)) urls += (urls.empty() ? "" : ", ") + ("\"" + u + "\"");
-  std::string fetch = "    proxy: http://127.0.0.1:" + std::to_string(port) + R"(
+  std::string fetch = std::string("    proxy: http://") + (f.proxy_ntlm ? "FUZZ%5Cann:s3cret@" : "") +
+                      "127.0.0.1:" + std::to_string(port) + R"(
     timeout: 2s
     connect_timeout: 1s
     circuit_breaker: {failure_threshold: 3, recovery_timeout: 10ms}
@@ -138,6 +144,9 @@ std::string pipeline_text(const Flags& f, int port, const fs::path& dir, Pass pa
   fetch += std::string("    method: ") + (f.head ? "HEAD" : "GET") + "\n";
   if (f.html_only) fetch += "    content_types: [text/html, application/xhtml+xml]\n";
   if (f.rate_limit) fetch += "    rate_limit_headers: true\n";
+  // libcurl's NTLM handshakes (its challenge read, its answer made) against whatever comes back.
+  if (f.ntlm) fetch += "    auth: {user: 'FUZZ\\ann', password: s3cret, scheme: ntlm}\n";
+  if (f.proxy_ntlm) fetch += "    proxy_auth: ntlm\n";
   // The token request is answered by the server too (directly, or as the proxy): any answer. With
   // `keep` (a download's flag) the refresh token grant, from a file that a new refresh token in an
   // answer replaces.
