@@ -1237,16 +1237,16 @@ struct FixtureServer::Impl {
                     res.set_content(fmt::format(R"({{"user":"{}"}})", json_escape(user)), "application/json");
                   }
                 }));
-    // /ntlm-auth/U/P?domain=D: NTLM as IIS speaks it (ntlm()): 200 {"user", "domain", "via"} when
-    // granted.
+    // /ntlm-auth/U/P?domain=D: NTLM as IIS speaks it (ntlm()): 200 {"user", "domain", "via", "body"}
+    // when granted (the body of a POST).
     auto ntlm_auth = [this](const httplib::Request& req, httplib::Response& res) {
       const std::string user = httplib::detail::decode_url(req.matches[1], false);
       const auto grant =
           ntlm(req, res, user, httplib::detail::decode_url(req.matches[2], false),
                req.has_param("domain") ? std::optional(req.get_param_value("domain")) : std::nullopt, false);
       if (grant) {
-        res.set_content(fmt::format(R"({{"user":"{}","domain":"{}","via":"{}"}})", json_escape(user),
-                                    json_escape(grant->domain), grant->via),
+        res.set_content(fmt::format(R"({{"user":"{}","domain":"{}","via":"{}","body":"{}"}})", json_escape(user),
+                                    json_escape(grant->domain), grant->via, json_escape(req.body)),
                         "application/json");
       }
     };

@@ -67,7 +67,7 @@
 //                               challenge, then 200 to the request that answers it
 //   /ntlm-auth/<u>/<p>?domain=D the same with NTLM (NTLMv2 over a keep-alive connection, GET and
 //                               POST): 401 with a challenge to a negotiate message, then 200
-//                               {"user","domain","via"} to the answer and to the connection's later
+//                               {"user","domain","via","body"} to the answer and to the connection's later
 //                               requests
 //   /aws/<path> (GET, POST)     an API behind AWS Signature Version 4 (key AKIDEXAMPLE, its secret
 //                               and session token in fixture_server.cpp): 200 {"path","query","token"}
