@@ -496,6 +496,17 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       if (!error.empty()) diags.error(p.where, "proxies: for proxy_auth: " + error);
     }
   }
+  if (c.has("netrc")) {
+    std::string error;
+    if (!fetch::read_netrc(c.string("netrc"), error)) diags.error(c.where("netrc"), "netrc: " + error);
+    for (const char* other : {"auth", "oauth2", "aws_sigv4"}) {
+      if (c.has(other)) {
+        diags.error(c.where("netrc"), fmt::format("netrc: {} gives every host's credentials already: give one or the "
+                                                  "other (a hosts entry's auth goes beside netrc)",
+                                                  other));
+      }
+    }
+  }
   if (c.has("cookie_file")) {
     std::string error;
     if (!fetch::read_cookie_file(c.string("cookie_file"), error))
@@ -747,6 +758,12 @@ fetch::FetchOptions options_from(const Config& c) {
   o.http2 = c.boolean("http2");
   o.cookies = c.boolean("cookies");
   if (c.has("cookie_file")) o.cookie_file = c.string("cookie_file");
+  if (c.has("netrc")) {
+    std::string error;
+    auto entries = fetch::read_netrc(c.string("netrc"), error);
+    if (!entries) throw NodeError("netrc: " + error);  // (changed since the pipeline was checked)
+    o.netrc = std::move(*entries);
+  }
   if (c.has("ca_file")) o.ca_file = c.string("ca_file");
   if (c.has("client_cert")) o.client_cert = c.string("client_cert");
   if (c.has("client_key")) o.client_key = c.string("client_key");
@@ -897,6 +914,11 @@ NodeType fetch_type() {
           FieldSpec::boolean("compressed", "ask for gzip, deflate, br and zstd, and decode them").with_default("true"),
           FieldSpec::boolean("http2", "use HTTP/2 over TLS where the server offers it").with_default("true"),
           FieldSpec::boolean("cookies", "keep cookies between requests of this node").with_default("false"),
+          FieldSpec::string("netrc",
+                            "a netrc file (~/.netrc, as curl, git and ftp read it: machine NAME login USER password "
+                            "PASSWORD, and default): each host's credentials, sent with HTTP Basic to the hosts "
+                            "auth gives none (not past a redirect to another origin, nor with robots.txt); read when "
+                            "the pipeline loads"),
           FieldSpec::string(
               "cookie_file",
               "a Netscape cookie file (cookies.txt: a browser's export, `curl -c`) whose cookies this node "

@@ -1350,6 +1350,85 @@ bool write_refresh_token(const std::string& path, std::string_view token, std::s
   return true;
 }
 
+std::optional<std::vector<std::pair<std::string, FetchOptions::Auth>>> read_netrc(const std::string& path,
+                                                                                  std::string& error) {
+  const auto text = read_whole(path, "a netrc file", error);
+  if (!text) return std::nullopt;
+  std::size_t at = 0;
+  int line = 1;
+  // The next token into `token`; false at the end. Quoted tokens as curl reads them.
+  auto next = [&](std::string& token) {
+    token.clear();
+    while (at < text->size()) {
+      const char c = (*text)[at];
+      if (c == '#') {  // a comment to the end of the line
+        while (at < text->size() && (*text)[at] != '\n') ++at;
+        continue;
+      }
+      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+      if (c == '\n') ++line;
+      ++at;
+    }
+    if (at >= text->size()) return false;
+    if ((*text)[at] == '"') {
+      for (++at; at < text->size() && (*text)[at] != '"'; ++at) {
+        if ((*text)[at] == '\\' && at + 1 < text->size()) ++at;
+        if ((*text)[at] == '\n') ++line;
+        token += (*text)[at];
+      }
+      ++at;  // the closing quote
+      return true;
+    }
+    while (at < text->size() && !std::isspace(static_cast<unsigned char>((*text)[at]))) token += (*text)[at++];
+    return true;
+  };
+  std::vector<std::pair<std::string, FetchOptions::Auth>> out;
+  std::optional<std::pair<std::string, FetchOptions::Auth>> entry;
+  int entry_line = 0;
+  auto fail = [&](const std::string& what) {
+    error = fmt::format("'{}' line {}: {}", path, line, what);
+    return std::nullopt;
+  };
+  // The entry read so far goes into `out`; false and `error` when it lacks a login or password.
+  auto finish = [&] {
+    if (!entry) return true;
+    if (entry->second.user.empty() || entry->second.password.empty()) {
+      error = fmt::format("'{}' line {}: {} has no {}", path, entry_line,
+                          entry->first.empty() ? "the default entry" : "machine " + entry->first,
+                          entry->second.user.empty() ? "login" : "password");
+      return false;
+    }
+    out.push_back(std::move(*entry));
+    entry.reset();
+    return true;
+  };
+  std::string token, value;
+  while (next(token)) {
+    if (token == "machine" || token == "default") {
+      if (!finish()) return std::nullopt;
+      entry_line = line;
+      std::string name;
+      if (token == "machine" && !next(name)) return fail("'machine' without a name");
+      entry.emplace(nodes::to_lower(name), FetchOptions::Auth{});
+    } else if (token == "login" || token == "password" || token == "account") {
+      if (!entry) return fail(fmt::format("'{}' before any machine or default", token));
+      if (!next(value)) return fail(fmt::format("'{}' without a value", token));
+      if (token == "login") entry->second.user = value;
+      if (token == "password") entry->second.password = value;
+    } else if (token == "macdef") {  // a macro of ftp(1): its lines up to an empty one
+      if (!next(value)) return fail("'macdef' without a name");
+      const std::size_t end = std::min(text->find("\n\n", at), text->size());
+      line += static_cast<int>(std::count(text->begin() + static_cast<std::ptrdiff_t>(at),
+                                          text->begin() + static_cast<std::ptrdiff_t>(end), '\n'));
+      at = end;
+    } else {
+      return fail(fmt::format("'{}' is out of place (machine, default, login, password, account or macdef)", token));
+    }
+  }
+  if (!finish()) return std::nullopt;
+  return out;
+}
+
 std::optional<std::vector<std::string>> read_cookie_file(const std::string& path, std::string& error) {
   auto in = open_to_read(path, "a cookie file", error);
   if (!in) return std::nullopt;
@@ -1711,12 +1790,30 @@ bool HttpLoop::keep_existing(std::unique_ptr<Job>& job) {
   return true;
 }
 
+const FetchOptions::Auth* HttpLoop::auth_for(std::string_view name, const HostLimits& limits) const {
+  if (limits.entry >= 0 && !opt_.host_auth.empty()) {
+    const auto& own = opt_.host_auth[static_cast<std::size_t>(limits.entry)];
+    if (own) return &*own;
+  }
+  if (opt_.auth) return &*opt_.auth;
+  const FetchOptions::Auth* fallback = nullptr;
+  for (const auto& [machine, auth] : opt_.netrc) {
+    if (machine.empty()) {
+      fallback = fallback ? fallback : &auth;
+    } else if (nodes::iequals(machine, name)) {
+      return &auth;
+    }
+  }
+  return fallback;
+}
+
 void HttpLoop::enqueue(std::unique_ptr<Job> job, bool front) {
   auto [it, inserted] = hosts_.try_emplace(job->host);
   Host& host = it->second;
   if (inserted) {
     const auto now = Clock::now();
     host.limits = &limits_.match(host_of_key(it->first));
+    host.auth = auth_for(host_of_key(it->first), *host.limits);
     host.stats = &stats_of(it->first);
     host.bucket = TokenBucket(host.limits->rate, host.limits->burst, now);
     host.breaker = CircuitBreaker(opt_.breaker_threshold, opt_.breaker_recovery);
@@ -2334,13 +2431,7 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   // HTTP/1.1 then): HTTP/1.1 from the start; libcurl gives such a connection only to transfers with
   // the same credentials (no other one: robots.txt never rides on it), and a transfer on one sends
   // no Authorization at all.
-  // A `hosts` entry's auth replaces the node's for its hosts.
-  const FetchOptions::Auth* auth = opt_.auth ? &*opt_.auth : nullptr;
-  if (!opt_.host_auth.empty() && limits_of(host).entry >= 0) {
-    const auto& own = opt_.host_auth[static_cast<std::size_t>(limits_of(host).entry)];
-    if (own) auth = &*own;
-  }
-  if (auth && !job->crossed) {
+  if (const FetchOptions::Auth* auth = host.auth; auth && !job->crossed) {
     using Scheme = FetchOptions::Auth::Scheme;
     curl_easy_setopt(e, CURLOPT_HTTPAUTH, curl_auth(auth->scheme));
     if (auth->scheme == Scheme::ntlm) curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);

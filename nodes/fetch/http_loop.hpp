@@ -139,6 +139,9 @@ struct FetchOptions {
   };
   std::optional<Auth> auth;
   std::vector<std::optional<Auth>> host_auth;     // by `hosts` entry (HostLimits::entry): its own auth
+  // netrc: Basic credentials by lower-case host name, "" for the file's `default`, for the hosts
+  // that neither auth gives any (read_netrc()).
+  std::vector<std::pair<std::string, Auth>> netrc;
   Auth::Scheme proxy_auth = Auth::Scheme::basic;  // (see proxy above)
   // AWS Signature Version 4 (aws_sigv4), for the requests that do not cross to another origin:
   // libcurl signs with `provider` ("aws:amz:REGION:SERVICE"), the key id and secret; fetch adds
@@ -224,6 +227,7 @@ class HttpLoop {
 
   struct Host {
     const HostLimits* limits = nullptr;  // per_host, rate and burst: the node's, or a `hosts` entry's
+    const FetchOptions::Auth* auth = nullptr;  // its requests' credentials: auth_for()
     HostStats* stats = nullptr;
     std::deque<std::unique_ptr<Job>> waiting;
     int in_flight = 0;
@@ -404,6 +408,9 @@ class HttpLoop {
   bool host_headers_ = false;  // a `hosts` entry has headers
   // A host's limits (set when enqueue() adds it; the node's own for an entry made any other way).
   const HostLimits& limits_of(const Host& host) const { return host.limits ? *host.limits : limits_.defaults(); }
+  // The credentials of host `name` whose limits are `limits`: its `hosts` entry's auth, else the
+  // node's, else netrc's entry for the name, else netrc's default; null: none.
+  const FetchOptions::Auth* auth_for(std::string_view name, const HostLimits& limits) const;
   // The requests `host` may have in flight: its per_host, or with `adaptive` its allowance now.
   int in_flight_limit(const Host& host) const;
   // adaptive: a transfer of `host` (`key`) started at `started` ended in `overload` (what it was:
@@ -590,6 +597,13 @@ bool is_header_name(std::string_view name);
 // other '#' lines are skipped. Returns nullopt and sets `error` when the file cannot be read, a line
 // is not a cookie (naming it), or every cookie in it has expired.
 std::optional<std::vector<std::string>> read_cookie_file(const std::string& path, std::string& error);
+// A netrc file (as curl, ftp and git read ~/.netrc): `machine NAME login L password P` entries and
+// a `default` one (name ""), in the file's order, names in lower case; `account` and `macdef` are
+// read over; "quoted tokens" may hold spaces (\" and \\ escaped). nullopt and `error` (with the
+// line) when it cannot be read, or a token is out of place or lacks its value, or an entry lacks a
+// login or password.
+std::optional<std::vector<std::pair<std::string, FetchOptions::Auth>>> read_netrc(const std::string& path,
+                                                                                  std::string& error);
 // oauth2's refresh_token_file: the refresh token it holds (its one line), or nullopt and `error`
 // when it cannot be read, holds no token, or it and its folder cannot be written (a new refresh
 // token goes there).

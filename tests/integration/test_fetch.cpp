@@ -3099,6 +3099,27 @@ TEST_CASE("auth: fetch proves a user and password with HTTP Basic or Digest, not
     INFO(test::read_file(dir.file("bad_full.jsonl")));
     CHECK(body_values(lines(dir, "ok.jsonl"), "user") == std::vector<std::string>{"ann", "ann", "bob", "carol"});
   }
+  SECTION("netrc: each host's credentials from the file, its default for the others, a hosts entry's auth beside") {
+    const int port = server.port();
+    test::write_file(dir.file("netrc"),
+                     "# the intranet's services\n"
+                     "machine api.localhost login bob password b0b\n"
+                     "machine LOCALHOST\n  login ann\n  password \"s3cret pw+:\"\n"
+                     "default login dave password d4ve\n");
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir,
+        {fmt::format("http://localhost:{}/basic-auth/ann/s3cret%20pw%2B%3A", port),
+         fmt::format("http://api.localhost:{}/basic-auth/bob/b0b", port),
+         fmt::format("http://other.localhost:{}/basic-auth/dave/d4ve", port),
+         fmt::format("http://digest.localhost:{}/digest-auth/erin/3rin", port)},
+        2,
+        fmt::format("    robots: ignore\n    retries: {{attempts: 1}}\n    netrc: {}\n"
+                    "    hosts: {{digest.localhost: {{auth: {{user: erin, password: 3rin, scheme: digest}}}}}}\n",
+                    dir.file("netrc")))));
+    CHECK(report.errors.empty());
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
+    CHECK(body_values(lines(dir, "ok.jsonl"), "user") == std::vector<std::string>{"ann", "bob", "dave", "erin"});
+  }
   SECTION("a redirect keeps them to the same origin, not to another") {
     FixtureServer other;
     const std::string path = "/basic-auth/ann/s3cret%2520pw%252B%253A";  // (encoded again in the query)

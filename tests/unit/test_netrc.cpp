@@ -1,0 +1,50 @@
+// fetch's netrc reader (the credentials' use is checked against the fixture in
+// tests/integration/test_fetch.cpp, "auth: ...").
+#include <fmt/format.h>
+#include <catch2/catch.hpp>
+
+#include "../../nodes/fetch/http_loop.hpp"
+#include "../support.hpp"
+
+namespace {
+
+using sluice::fetch::read_netrc;
+
+// The entries of netrc text `text` as "name login password" lines, or "error: ..." with the path
+// left out.
+std::string read(const std::string& text) {
+  sluice::test::TempDir dir;
+  const std::string path = dir.file("netrc");
+  sluice::test::write_file(path, text);
+  std::string error;
+  const auto entries = read_netrc(path, error);
+  if (!entries) return "error: " + error.substr(error.find(" line ") + 1);
+  std::string out;
+  for (const auto& [name, auth] : *entries) out += fmt::format("{}|{}|{}\n", name, auth.user, auth.password);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("netrc: machines, default, quoted tokens, comments, account and macdef read over", "[fetch][auth]") {
+  CHECK(read("machine api.example.com login ann password s3cret\n") == "api.example.com|ann|s3cret\n");
+  CHECK(read("# credentials\n"
+             "machine API.Example.com\n  login ann   # the service user\n  password \"pass word \\\"x\\\\\"\n"
+             "  account ignored\n"
+             "macdef init\ncd /pub\nmachine not.read login x password y\n\n"
+             "default login anonymous password me@example.com\n") ==
+        "api.example.com|ann|pass word \"x\\\n|anonymous|me@example.com\n");  // (default: no name)
+  CHECK(read("machine a login a1 password p1 machine b login b1 password p2") == "a|a1|p1\nb|b1|p2\n");
+  CHECK(read("").empty());
+}
+
+TEST_CASE("netrc: an entry without its login or password, or a token out of place, is an error with its line",
+          "[fetch][auth]") {
+  CHECK(read("machine a\n  login ann\n") == "error: line 1: machine a has no password");
+  CHECK(read("\nmachine a password p\nmachine b login b password q\n") == "error: line 2: machine a has no login");
+  CHECK(read("login ann password p\n") == "error: line 1: 'login' before any machine or default");
+  CHECK(read("machine a login ann\npassword") == "error: line 2: 'password' without a value");
+  CHECK(read("machine a login ann password p\n\nport 21\n") ==
+        "error: line 3: 'port' is out of place (machine, default, login, password, account or macdef)");
+  CHECK(read("machine") == "error: line 1: 'machine' without a name");
+}
