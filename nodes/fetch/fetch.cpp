@@ -506,6 +506,13 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
                                                   other));
       }
     }
+    for (const auto& [name, value] : c.map("headers")) {
+      if (iequals(name, "authorization")) {
+        diags.error(value.where, fmt::format("headers.{}: netrc sends the Authorization header (to the hosts it "
+                                             "names): give one or the other",
+                                             name));
+      }
+    }
   }
   if (c.has("cookie_file")) {
     std::string error;

@@ -1356,12 +1356,14 @@ std::optional<std::vector<std::pair<std::string, FetchOptions::Auth>>> read_netr
   if (!text) return std::nullopt;
   std::size_t at = 0;
   int line = 1;
-  // The next token into `token`; false at the end. Quoted tokens as curl reads them.
-  auto next = [&](std::string& token) {
+  // The next token into `token`; false at the end. Quoted tokens as curl reads them. A '#' where a
+  // keyword may stand starts a comment to the end of the line; a `value` (a name, login, password)
+  // may begin with one.
+  auto next = [&](std::string& token, bool value = false) {
     token.clear();
     while (at < text->size()) {
       const char c = (*text)[at];
-      if (c == '#') {  // a comment to the end of the line
+      if (c == '#' && !value) {  // a comment to the end of the line
         while (at < text->size() && (*text)[at] != '\n') ++at;
         continue;
       }
@@ -1408,15 +1410,15 @@ std::optional<std::vector<std::pair<std::string, FetchOptions::Auth>>> read_netr
       if (!finish()) return std::nullopt;
       entry_line = line;
       std::string name;
-      if (token == "machine" && !next(name)) return fail("'machine' without a name");
+      if (token == "machine" && !next(name, true)) return fail("'machine' without a name");
       entry.emplace(nodes::to_lower(name), FetchOptions::Auth{});
     } else if (token == "login" || token == "password" || token == "account") {
       if (!entry) return fail(fmt::format("'{}' before any machine or default", token));
-      if (!next(value)) return fail(fmt::format("'{}' without a value", token));
+      if (!next(value, true)) return fail(fmt::format("'{}' without a value", token));
       if (token == "login") entry->second.user = value;
       if (token == "password") entry->second.password = value;
     } else if (token == "macdef") {  // a macro of ftp(1): its lines up to an empty one
-      if (!next(value)) return fail("'macdef' without a name");
+      if (!next(value, true)) return fail("'macdef' without a name");
       const std::size_t end = std::min(text->find("\n\n", at), text->size());
       line += static_cast<int>(std::count(text->begin() + static_cast<std::ptrdiff_t>(at),
                                           text->begin() + static_cast<std::ptrdiff_t>(end), '\n'));

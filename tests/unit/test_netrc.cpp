@@ -35,6 +35,8 @@ TEST_CASE("netrc: machines, default, quoted tokens, comments, account and macdef
              "default login anonymous password me@example.com\n") ==
         "api.example.com|ann|pass word \"x\\\n|anonymous|me@example.com\n");  // (default: no name)
   CHECK(read("machine a login a1 password p1 machine b login b1 password p2") == "a|a1|p1\nb|b1|p2\n");
+  // A '#' in a value is the value's, not a comment's.
+  CHECK(read("machine a login #a password #p # comment\n") == "a|#a|#p\n");
   CHECK(read("").empty());
 }
 
