@@ -590,12 +590,13 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
                     fmt::format("{}: {} authenticates the requests already: give one or the other", name, other));
       }
     }
-    auto no_authorization = [&](const ConfigValue::Map& headers, const std::string& where) {
+    // (`to` and not `pattern` in the lambda: clang before 16 captures no structured binding)
+    auto no_authorization = [&, &to = pattern](const ConfigValue::Map& headers, const std::string& where) {
       for (const auto& [header, header_value] : headers) {
         if (iequals(header, "authorization")) {
           diags.error(header_value.where, fmt::format("{}.{}: {} sends the Authorization header to {}: give one or "
                                                       "the other",
-                                                      where, header, name, pattern));
+                                                      where, header, name, to));
         }
       }
     };
