@@ -55,6 +55,13 @@ inline std::string url_extension(std::string_view url) {
   return to_lower(segment.substr(dot + 1));
 }
 
+// Whether `s` has a byte beyond ASCII.
+inline bool beyond_ascii(std::string_view s) {
+  for (char c : s)
+    if (static_cast<unsigned char>(c) >= 0x80) return true;
+  return false;
+}
+
 // Whether a URL has bytes that must be percent-encoded before it is sent: spaces and bytes beyond
 // ASCII (control characters make it invalid instead).
 inline bool needs_escapes(std::string_view url) {

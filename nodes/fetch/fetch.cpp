@@ -396,6 +396,17 @@ std::string form_body_template(const ConfigValue::Map& form, Diagnostics& diags)
   return out;
 }
 
+// An Authorization header among `headers` (the field `where`) beside `sender`, which sends one itself
+// ("auth sends the Authorization header"): an error.
+void no_authorization(const ConfigValue::Map& headers, const std::string& where, const std::string& sender,
+                      Diagnostics& diags) {
+  for (const auto& [name, value] : headers) {
+    if (iequals(name, "authorization")) {
+      diags.error(value.where, fmt::format("{}.{}: {}: give one or the other", where, name, sender));
+    }
+  }
+}
+
 // auth's fields (the node's `auth`, or a `hosts` entry's, `name`) checked.
 void check_auth(const Config& auth, const std::string& name, Diagnostics& diags) {
   for (const char* field : {"user", "password"}) {
@@ -412,8 +423,7 @@ void check_auth(const Config& auth, const std::string& name, Diagnostics& diags)
     // libcurl 7.88 widens each byte of the user and password to UTF-16 (and upper-cases ASCII
     // only), so a name or password beyond ASCII would be sent as other characters: never matched.
     for (const char* field : {"user", "password"}) {
-      const std::string& value = auth.string(field);
-      if (std::any_of(value.begin(), value.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; })) {
+      if (beyond_ascii(auth.string(field))) {
         diags.error(auth.where(field), fmt::format("{}.{}: NTLM takes ASCII only here (libcurl sends each byte "
                                                    "as a character of its own): this one would never match",
                                                    name, field));
@@ -506,13 +516,8 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
                                                   other));
       }
     }
-    for (const auto& [name, value] : c.map("headers")) {
-      if (iequals(name, "authorization")) {
-        diags.error(value.where, fmt::format("headers.{}: netrc sends the Authorization header (to the hosts it "
-                                             "names): give one or the other",
-                                             name));
-      }
-    }
+    no_authorization(c.map("headers"), "headers", "netrc sends the Authorization header (to the hosts it names)",
+                     diags);
   }
   if (c.has("cookie_file")) {
     std::string error;
@@ -590,36 +595,20 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
                     fmt::format("{}: {} authenticates the requests already: give one or the other", name, other));
       }
     }
-    // (`to` and not `pattern` in the lambda: clang before 16 captures no structured binding)
-    auto no_authorization = [&, &to = pattern](const ConfigValue::Map& headers, const std::string& where) {
-      for (const auto& [header, header_value] : headers) {
-        if (iequals(header, "authorization")) {
-          diags.error(header_value.where, fmt::format("{}.{}: {} sends the Authorization header to {}: give one or "
-                                                      "the other",
-                                                      where, header, name, to));
-        }
-      }
-    };
     if (!c.has("oauth2") && !c.has("auth") && !c.has("aws_sigv4")) {  // (else told below already)
-      no_authorization(c.map("headers"), "headers");
-      no_authorization(host.map("headers"), fmt::format("hosts.{}.headers", pattern));
+      const std::string sender = fmt::format("{} sends the Authorization header to {}", name, pattern);
+      no_authorization(c.map("headers"), "headers", sender, diags);
+      no_authorization(host.map("headers"), fmt::format("hosts.{}.headers", pattern), sender, diags);
     }
   }
   if (c.has("oauth2") || c.has("auth") || c.has("aws_sigv4")) {
     const char* sender = c.has("oauth2") ? "oauth2 sends the Authorization header (its token)"
                          : c.has("auth") ? "auth sends the Authorization header"
                                          : "aws_sigv4 sends the Authorization header (the signature)";
-    auto no_authorization = [&](const ConfigValue::Map& headers, const std::string& where) {
-      for (const auto& [name, value] : headers) {
-        if (iequals(name, "authorization")) {
-          diags.error(value.where, fmt::format("{}.{}: {}: give one or the other", where, name, sender));
-        }
-      }
-    };
-    no_authorization(c.map("headers"), "headers");
+    no_authorization(c.map("headers"), "headers", sender, diags);
     for (const auto& [pattern, value] : c.map("hosts")) {
-      no_authorization(std::get<ConfigValue::Object>(value.v)->map("headers"),
-                       fmt::format("hosts.{}.headers", pattern));
+      no_authorization(std::get<ConfigValue::Object>(value.v)->map("headers"), fmt::format("hosts.{}.headers", pattern),
+                       sender, diags);
     }
   }
   if (c.has("oauth2")) {

@@ -1214,10 +1214,7 @@ std::string check_proxy_credentials(const std::string& url, bool ntlm) {
   if (user.empty() || password.empty()) {
     return fmt::format("{} names no user and password (http://user:password@host:port)", shown);
   }
-  const auto beyond_ascii = [](const std::string& text) {
-    return std::any_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
-  };
-  if (ntlm && (beyond_ascii(user) || beyond_ascii(password))) {
+  if (ntlm && (nodes::beyond_ascii(user) || nodes::beyond_ascii(password))) {
     return fmt::format(
         "the user or password of {} is beyond ASCII, which NTLM takes only here (libcurl sends "
         "each byte as a character of its own): it would never match",

@@ -284,7 +284,7 @@ std::string host_pattern_error(std::string_view pattern) {
   if (pattern.empty()) return "an empty host name";
   if (pattern.find("://") != std::string_view::npos || pattern.find('/') != std::string_view::npos)
     return "a host name, without scheme or path (api.example.com, *.example.com)";
-  if (std::any_of(pattern.begin(), pattern.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }))
+  if (nodes::beyond_ascii(pattern))
     return "a host name beyond ASCII is written in punycode, as URLs are sent (xn--bcher-kva.example)";
   if (pattern.front() == '[') {
     const bool ok =

@@ -89,10 +89,16 @@ std::string claim(const std::string& json, const std::string& name) {
   return "";
 }
 
-std::string base64url(const unsigned char* bytes, std::size_t size) {
+// Base64 of `size` bytes, padded.
+std::string base64(const unsigned char* bytes, std::size_t size) {
   std::string out((size + 2) / 3 * 4 + 1, '\0');
   const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes, static_cast<int>(size));
   out.resize(static_cast<std::size_t>(std::max(n, 0)));
+  return out;
+}
+
+std::string base64url(const unsigned char* bytes, std::size_t size) {
+  std::string out = base64(bytes, size);
   while (!out.empty() && out.back() == '=') out.pop_back();
   for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
   return out;
@@ -753,13 +759,9 @@ struct FixtureServer::Impl {
       const std::string type2 = std::string("NTLMSSP\0", 8) + le32(2) + le16(target.size()) + le16(target.size()) +
                                 le32(header_size) + le32(flags) + challenge + std::string(8, '\0') + le16(info.size()) +
                                 le16(info.size()) + le32(header_size + target.size()) + target + info;
-      std::string encoded((type2.size() + 2) / 3 * 4 + 1, '\0');
-      const int n =
-          EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
-                          reinterpret_cast<const unsigned char*>(type2.data()), static_cast<int>(type2.size()));
-      encoded.resize(static_cast<std::size_t>(std::max(n, 0)));
       res.status = status;
-      res.set_header(challenge_header, "NTLM " + encoded);
+      res.set_header(challenge_header,
+                     "NTLM " + base64(reinterpret_cast<const unsigned char*>(type2.data()), type2.size()));
       return std::nullopt;
     }
     if (message[8] != 3 || message.size() < 64) return refuse();
@@ -1036,11 +1038,16 @@ struct FixtureServer::Impl {
     // (ntlm(), 407 challenges): "proxied <url> (ntlm: <domain>, <via>)"; with proxy_digest=U:P with
     // Digest (digest()): "proxied <url> (digest)".
     server->Get(R"(https?://.*)", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                  // The user and password of query parameter `name` (U:P).
+                  auto credentials = [&req](const char* name) {
+                    const std::string text = req.get_param_value(name);
+                    const std::size_t colon = text.find(':');
+                    return std::pair(text.substr(0, colon),
+                                     colon == std::string::npos ? std::string() : text.substr(colon + 1));
+                  };
                   if (req.has_param("proxy_digest")) {
-                    const std::string credentials = req.get_param_value("proxy_digest");
-                    const std::size_t colon = credentials.find(':');
-                    if (digest(req, res, credentials.substr(0, colon),
-                               colon == std::string::npos ? "" : credentials.substr(colon + 1), true)) {
+                    const auto [user, password] = credentials("proxy_digest");
+                    if (digest(req, res, user, password, true)) {
                       res.set_content(fmt::format("proxied {} (digest)\n", req.path), "text/plain");
                     }
                     return;
@@ -1049,11 +1056,8 @@ struct FixtureServer::Impl {
                     res.set_content(fmt::format("proxied {}\n", req.path), "text/plain");
                     return;
                   }
-                  const std::string credentials = req.get_param_value("proxy_ntlm");
-                  const std::size_t colon = credentials.find(':');
-                  const auto grant =
-                      ntlm(req, res, credentials.substr(0, colon),
-                           colon == std::string::npos ? "" : credentials.substr(colon + 1), std::nullopt, true);
+                  const auto [user, password] = credentials("proxy_ntlm");
+                  const auto grant = ntlm(req, res, user, password, std::nullopt, true);
                   if (grant) {
                     res.set_content(fmt::format("proxied {} (ntlm: {}, {})\n", req.path, grant->domain, grant->via),
                                     "text/plain");
