@@ -173,10 +173,23 @@ struct RunState::Writer {
   // Permit sources whose releases mean progress: source records (tag = position) and URLs a
   // frontier let out (tag = URL hash).
   std::unordered_map<const PermitSource*, std::pair<std::string, bool>> tracked;  // -> node, is frontier
+  // (node, tag) of the permits a hosting store's write_in() recorded as done before their release:
+  // their release records nothing more.
+  std::set<std::pair<std::string, std::uint64_t>> recorded;
 
   void push(Op op) {
     {
       std::lock_guard lock(mutex);
+      if (frozen) return;
+      queue.push_back(std::move(op));
+    }
+    cv.notify_one();
+  }
+  // A tracked permit of `node` tagged `tag` was released: `op` is its progress, unless recorded.
+  void released(const std::string& node, std::uint64_t tag, Op op) {
+    {
+      std::lock_guard lock(mutex);
+      if (!recorded.empty() && recorded.erase({node, tag}) > 0) return;
       if (frozen) return;
       queue.push_back(std::move(op));
     }
@@ -267,10 +280,20 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
     state->finished_ = status == "finished";
     state->resumed_ = true;
     sqlite3_stmt* ranges = nullptr;
-    sqlite3_prepare_v2(db, "SELECT node, first, last FROM sluice_source_done", -1, &ranges, nullptr);
+    // Ranges of different transactions may touch, and in files of earlier sluice builds (which
+    // recorded a record that a hosting store committed once more when it was released) overlap:
+    // merged here, so that source_done() finds a position in the one range that holds it.
+    sqlite3_prepare_v2(db, "SELECT node, first, last FROM sluice_source_done ORDER BY node, first", -1, &ranges,
+                       nullptr);
     while (ranges && sqlite3_step(ranges) == SQLITE_ROW) {
-      state->done_[column_text(ranges, 0)][static_cast<std::uint64_t>(sqlite3_column_int64(ranges, 1))] =
-          static_cast<std::uint64_t>(sqlite3_column_int64(ranges, 2));
+      auto& done = state->done_[column_text(ranges, 0)];
+      const auto first = static_cast<std::uint64_t>(sqlite3_column_int64(ranges, 1));
+      const auto last = static_cast<std::uint64_t>(sqlite3_column_int64(ranges, 2));
+      if (!done.empty() && first <= done.rbegin()->second + 1) {
+        done.rbegin()->second = std::max(done.rbegin()->second, last);
+      } else {
+        done.emplace(first, last);
+      }
     }
     sqlite3_finalize(ranges);
     sqlite3_stmt* urls = nullptr;
@@ -411,6 +434,7 @@ void RunState::write_in(sqlite3* db, const std::vector<PermitRef>& held) {
     if (p && writer_->tracked.count(p->source())) ++counts[p.get()];
   }
   std::deque<Op> ops;
+  std::vector<std::pair<std::string, std::uint64_t>> done;
   for (const auto& p : held) {
     auto it = counts.find(p.get());
     if (it == counts.end() || it->second != p.use_count()) continue;
@@ -420,11 +444,15 @@ void RunState::write_in(sqlite3* db, const std::vector<PermitRef>& held) {
     } else {
       ops.push_back(RangeDone{node, p->tag(), p->tag()});
     }
+    done.emplace_back(node, p->tag());
     counts.erase(it);
   }
   {
     std::lock_guard lock(writer_->mutex);
     if (writer_->frozen) return;
+    // Written once: their release comes after this transaction and records nothing. (When the
+    // transaction rolls back they are not done: a resumed run redoes them, as it should.)
+    for (auto& key : done) writer_->recorded.insert(std::move(key));
     // Queued entries first: a URL a page discovered is accepted before the page is done.
     for (auto& op : ops) writer_->queue.push_back(std::move(op));
     ops = std::move(writer_->queue);
@@ -450,7 +478,11 @@ const RunState::FrontierState& RunState::frontier(const std::string& node) const
 }
 
 void RunState::source_range_done(const std::string& node, std::uint64_t first, std::uint64_t last) {
-  writer_->push(RangeDone{node, first, last});
+  if (first == last) {
+    writer_->released(node, first, RangeDone{node, first, last});
+  } else {
+    writer_->push(RangeDone{node, first, last});
+  }
 }
 
 void RunState::url_accepted(const std::string& node, const Url& url) {
@@ -458,7 +490,7 @@ void RunState::url_accepted(const std::string& node, const Url& url) {
 }
 
 void RunState::url_done(const std::string& node, std::uint64_t hash) {
-  writer_->push(UrlDone{node, hash});
+  writer_->released(node, hash, UrlDone{node, hash});
 }
 
 void RunState::freeze() {

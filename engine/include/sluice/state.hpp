@@ -82,7 +82,9 @@ class RunState {
   // Factories (main thread): what frontier `node` had accepted.
   const FrontierState& frontier(const std::string& node) const;
 
-  // Any thread: records progress. Queued in order and written by the state's own thread.
+  // Any thread: records progress. Queued in order and written by the state's own thread (or a
+  // hosting store's next transaction). A record or URL that write_in() recorded already, as its
+  // permit's last holder committed, is not recorded again when the permit is released.
   void source_range_done(const std::string& node, std::uint64_t first, std::uint64_t last);
   void url_accepted(const std::string& node, const Url& url);
   void url_done(const std::string& node, std::uint64_t hash);
