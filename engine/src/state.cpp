@@ -449,10 +449,15 @@ void RunState::write_in(sqlite3* db, const std::vector<PermitRef>& held) {
   }
   {
     std::lock_guard lock(writer_->mutex);
-    if (writer_->frozen) return;
-    // Written once: their release comes after this transaction and records nothing. (When the
-    // transaction rolls back they are not done: a resumed run redoes them, as it should.)
-    for (auto& key : done) writer_->recorded.insert(std::move(key));
+    // After a stop or a cancellation only what was queued before it is written (as the state's own
+    // thread does): a record released since may have lost work that was dropped.
+    if (writer_->frozen) {
+      ops.clear();
+    } else {
+      // Written once: their release comes after this transaction and records nothing. (When the
+      // transaction rolls back they are not done: a resumed run redoes them, as it should.)
+      for (auto& key : done) writer_->recorded.insert(std::move(key));
+    }
     // Queued entries first: a URL a page discovered is accepted before the page is done.
     for (auto& op : ops) writer_->queue.push_back(std::move(op));
     ops = std::move(writer_->queue);

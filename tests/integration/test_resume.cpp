@@ -315,6 +315,52 @@ TEST_CASE("a state file of an older sluice, without the carried fields, is resum
         std::vector<std::string>{R"(https://a.example/y|{"category":"Tea"})"});
 }
 
+TEST_CASE("a hosting store logs each record once, and after a stop what was queued before it only", "[resume]") {
+  // A source's progress permits, as the runner's SourceProgress issues them.
+  struct Progress final : PermitSource {
+    RunState* state = nullptr;
+    void on_release(std::uint64_t seq) noexcept override { state->source_range_done("pages", seq, seq); }
+  } progress;
+  TempDir dir;
+  const std::string path = dir.file("shop.db");
+  auto state = RunState::open(path, "p", false);
+  progress.state = state.get();
+  REQUIRE(state->host(path));
+  state->track(progress, "pages", false);
+  state->start();
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  // One batch transaction of the store, holding `held`.
+  auto commit = [&](const std::vector<PermitRef>& held) {
+    REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    state->write_in(db, held);
+    REQUIRE(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+  };
+  const std::string ranges = "SELECT first, last FROM sluice_source_done ORDER BY first";
+
+  std::vector<PermitRef> batch;
+  batch.push_back(std::make_shared<const Permit>(progress, 2));
+  batch.push_back(std::make_shared<const Permit>(progress, 3));
+  PermitRef shared = batch[1];  // a copy outside the batch (an item still on its way): 3 is not done
+  commit(batch);
+  CHECK(query(path, ranges) == std::vector<std::string>{"2|2"});
+  batch.clear();  // committed: 2's release records nothing more
+  CHECK_FALSE(state->has_pending());
+  shared.reset();  // the last holder: 3 is done from the next transaction on
+  CHECK(state->has_pending());
+  state->source_range_done("pages", 0, 0);
+  state->freeze();  // a stop: what is released from now on may have lost work that was dropped
+  state->source_range_done("pages", 1, 1);
+  batch.push_back(std::make_shared<const Permit>(progress, 4));
+  commit(batch);
+  CHECK(query(path, ranges) == std::vector<std::string>{"0|0", "2|2", "3|3"});
+  batch.clear();
+  CHECK_FALSE(state->has_pending());
+  sqlite3_close(db);
+  state->close(false);
+  CHECK(query(path, ranges) == std::vector<std::string>{"0|0", "2|2", "3|3"});
+}
+
 TEST_CASE("a resumed run skips every record an earlier run recorded, also from ranges that touch or overlap",
           "[resume]") {
   // Earlier builds recorded a record a hosting store had committed once more when its permit was
