@@ -365,7 +365,7 @@ TEST_CASE("a resumed run skips every record an earlier run recorded, also from r
           "[resume]") {
   // Earlier builds recorded a record a hosting store had committed once more when its permit was
   // released, so ranges of their files overlap; a lookup that took the nearest range before a
-  // position for the only one redid 104 and 109 of such a file, which were done.
+  // position for the only one redid positions 103 and 108 of such a file, which were done.
   TempDir dir;
   const std::string path = dir.file("state.db");
   write_older_state(path,
