@@ -480,7 +480,7 @@ class SourceProgress final : public PermitSource {
   SourceProgress(RunState& state, std::string node) : state_(state), node_(std::move(node)) {}
 
   PermitRef issue(std::uint64_t seq) { return std::make_shared<const Permit>(*this, seq); }
-  void on_release(std::uint64_t seq) noexcept override { state_.source_range_done(node_, seq, seq); }
+  void on_release(std::uint64_t seq) noexcept override { state_.record_done(node_, seq); }
 
  private:
   RunState& state_;

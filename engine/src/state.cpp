@@ -482,12 +482,8 @@ const RunState::FrontierState& RunState::frontier(const std::string& node) const
   return it == frontiers_.end() ? kEmpty : it->second;
 }
 
-void RunState::source_range_done(const std::string& node, std::uint64_t first, std::uint64_t last) {
-  if (first == last) {
-    writer_->released(node, first, RangeDone{node, first, last});
-  } else {
-    writer_->push(RangeDone{node, first, last});
-  }
+void RunState::record_done(const std::string& node, std::uint64_t seq) {
+  writer_->released(node, seq, RangeDone{node, seq, seq});
 }
 
 void RunState::url_accepted(const std::string& node, const Url& url) {

@@ -47,8 +47,6 @@ struct FetchOptions {
   // ask for one (mutual TLS); "": none.
   std::string client_cert, client_key;
   std::optional<std::string> proxy;  // unset: the environment's; "": none; else the proxy URL
-  // How the proxy's credentials (its URL's user:password) are proved: proxy_auth (basic: libcurl's own
-  // default, sent with each request). Declared below Auth.
   std::vector<std::string> proxies;  // several: each transfer takes the next healthy one (proxy unset)
   int per_host = 8;
   // per_host is a ceiling each host's allowance moves under: halved when the host signals overload
@@ -142,7 +140,9 @@ struct FetchOptions {
   // netrc: Basic credentials by lower-case host name, "" for the file's `default`, for the hosts
   // that neither auth gives any (read_netrc()).
   std::vector<std::pair<std::string, Auth>> netrc;
-  Auth::Scheme proxy_auth = Auth::Scheme::basic;  // (see proxy above)
+  // How the proxy's credentials (its URL's user:password) are proved: proxy_auth (basic: libcurl's
+  // own default, sent with each request).
+  Auth::Scheme proxy_auth = Auth::Scheme::basic;
   // AWS Signature Version 4 (aws_sigv4), for the requests that do not cross to another origin:
   // libcurl signs with `provider` ("aws:amz:REGION:SERVICE"), the key id and secret; fetch adds
   // x-amz-content-sha256 and the session token's header, and puts the query in AWS's canonical form.

@@ -319,7 +319,7 @@ TEST_CASE("a hosting store logs each record once, and after a stop what was queu
   // A source's progress permits, as the runner's SourceProgress issues them.
   struct Progress final : PermitSource {
     RunState* state = nullptr;
-    void on_release(std::uint64_t seq) noexcept override { state->source_range_done("pages", seq, seq); }
+    void on_release(std::uint64_t seq) noexcept override { state->record_done("pages", seq); }
   } progress;
   TempDir dir;
   const std::string path = dir.file("shop.db");
@@ -348,9 +348,9 @@ TEST_CASE("a hosting store logs each record once, and after a stop what was queu
   CHECK_FALSE(state->has_pending());
   shared.reset();  // the last holder: 3 is done from the next transaction on
   CHECK(state->has_pending());
-  state->source_range_done("pages", 0, 0);
+  state->record_done("pages", 0);
   state->freeze();  // a stop: what is released from now on may have lost work that was dropped
-  state->source_range_done("pages", 1, 1);
+  state->record_done("pages", 1);
   batch.push_back(std::make_shared<const Permit>(progress, 4));
   commit(batch);
   CHECK(query(path, ranges) == std::vector<std::string>{"0|0", "2|2", "3|3"});

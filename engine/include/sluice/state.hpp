@@ -85,7 +85,7 @@ class RunState {
   // Any thread: records progress. Queued in order and written by the state's own thread (or a
   // hosting store's next transaction). A record or URL that write_in() recorded already, as its
   // permit's last holder committed, is not recorded again when the permit is released.
-  void source_range_done(const std::string& node, std::uint64_t first, std::uint64_t last);
+  void record_done(const std::string& node, std::uint64_t seq);  // record `seq` of source `node`
   void url_accepted(const std::string& node, const Url& url);
   void url_done(const std::string& node, std::uint64_t hash);
 
