@@ -577,9 +577,9 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
         diags.error(aws.where(name),
                     fmt::format("aws_sigv4.{}: empty (is the environment variable it names set?)", name));
       } else if (aws.has(name) && (name == std::string_view("region") || name == std::string_view("service")) &&
-                 aws.string(name).find_first_of(": \t") != std::string::npos) {
-        diags.error(aws.where(name), fmt::format("aws_sigv4.{}: '{}' is no AWS {} name (no colons or spaces)", name,
-                                                 aws.string(name), name));
+                 aws.string(name).find_first_of(": \t/") != std::string::npos) {
+        diags.error(aws.where(name), fmt::format("aws_sigv4.{}: '{}' is no AWS {} name (no colons, slashes or spaces)",
+                                                 name, aws.string(name), name));
       }
     }
   }
@@ -836,8 +836,8 @@ fetch::FetchOptions options_from(const Config& c) {
   if (c.has("auth")) o.auth = auth_options(c.object("auth"));
   if (c.has("aws_sigv4")) {
     const Config& a = c.object("aws_sigv4");
-    o.aws = fetch::FetchOptions::Aws{fmt::format("aws:amz:{}:{}", a.string("region"), a.string("service")),
-                                     a.string("access_key_id"), a.string("secret_access_key"),
+    o.aws = fetch::FetchOptions::Aws{a.string("region"), a.string("service"), a.string("access_key_id"),
+                                     a.string("secret_access_key"),
                                      a.has("session_token") ? a.string("session_token") : ""};
   }
   if (c.has("oauth2")) {
@@ -1028,9 +1028,10 @@ NodeType fetch_type() {
                                     "temporary credentials' session token, ${AWS_SESSION_TOKEN} (sent as "
                                     "x-amz-security-token); default: none"),
               }),
-              "AWS Signature Version 4 (S3 and S3-compatible storage, API Gateway, OpenSearch): each request "
-              "signed with the key, its body's SHA-256 sent as x-amz-content-sha256 and its query put in AWS's "
-              "canonical order; not past a redirect to another origin, nor with robots.txt"),
+              "AWS Signature Version 4 (S3 and S3-compatible storage, API Gateway, Lambda, Bedrock, OpenSearch): "
+              "each request signed with the key as the AWS SDKs sign it, its body's SHA-256 sent as "
+              "x-amz-content-sha256, its path and query sent in AWS's encoding; not past a redirect to another "
+              "origin, nor with robots.txt"),
           FieldSpec::object_of(
               "oauth2", oauth2_schema(),
               "an access token from an OAuth 2.0 authorization server (the client credentials grant, "

@@ -15,6 +15,7 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <pthread.h>
 #include <simdjson.h>
@@ -1139,30 +1140,76 @@ std::string hex_digest(EVP_MD_CTX* digest) {
   return to_hex(sum, size);
 }
 
+// `text` with each %XX escape decoded ('+' stays a plus: AWS reads no space into it; a '%' that
+// starts no escape is itself).
+std::string percent_decoded(std::string_view text) {
+  auto digit = [](char c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && digit(text[i + 1]) >= 0 && digit(text[i + 2]) >= 0) {
+      out += static_cast<char>(digit(text[i + 1]) * 16 + digit(text[i + 2]));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+// X-Amz-Date's form of `now`: YYYYMMDDTHHMMSSZ, UTC.
+std::string amz_date(std::chrono::system_clock::time_point now) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[20];
+  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &utc);
+  return text;
+}
+
+// The segments of an absolute path ("/a/b/" -> a, b, ""), split at '/'.
+std::vector<std::string_view> path_segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  path.remove_prefix(std::min<std::size_t>(1, path.size()));
+  while (true) {
+    const std::size_t slash = path.find('/');
+    out.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) return out;
+    path.remove_prefix(slash + 1);
+  }
+}
+
 }  // namespace
 
 std::string aws_canonical_url(std::string_view url) {
   url = url.substr(0, url.find('#'));
   const std::size_t question = url.find('?');
-  if (question == std::string_view::npos) return std::string(url);
-  auto decoded = [](std::string_view text) {
-    auto digit = [](char c) {
-      return c >= '0' && c <= '9'   ? c - '0'
-             : c >= 'a' && c <= 'f' ? c - 'a' + 10
-             : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                    : -1;
-    };
-    std::string out;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-      if (text[i] == '%' && i + 2 < text.size() && digit(text[i + 1]) >= 0 && digit(text[i + 2]) >= 0) {
-        out += static_cast<char>(digit(text[i + 1]) * 16 + digit(text[i + 2]));
-        i += 2;
-      } else {
-        out += text[i];  // ('+' stays a plus: AWS reads no space into it)
-      }
+  const std::string_view target = url.substr(0, question);
+  const std::size_t authority = target.find("://");
+  const std::size_t path_at = target.find('/', authority == std::string_view::npos ? 0 : authority + 3);
+  std::string out(target.substr(0, path_at));
+  // The path: each segment decoded and encoded again; "." and ".." resolved here (RFC 3986 5.2.4),
+  // after the decoding ("%2E" is a dot), so that libcurl, which would resolve them, sends it as is.
+  std::vector<std::string> kept;
+  const auto segments = path_segments(path_at == std::string_view::npos ? "/" : target.substr(path_at));
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    std::string segment;
+    append_url_encoded(segment, percent_decoded(segments[i]));
+    const bool last = i + 1 == segments.size();
+    if (segment == "." || segment == "..") {
+      if (segment == ".." && !kept.empty()) kept.pop_back();
+      if (last) kept.emplace_back();  // "/a/b/.." is "/a/"
+      continue;
     }
-    return out;
-  };
+    kept.push_back(std::move(segment));
+  }
+  for (const auto& segment : kept) (out += '/') += segment;
+  if (kept.empty()) out += '/';
+  if (question == std::string_view::npos) return out;
   std::vector<std::pair<std::string, std::string>> params;
   std::string_view query = url.substr(question + 1);
   while (!query.empty()) {
@@ -1171,12 +1218,11 @@ std::string aws_canonical_url(std::string_view url) {
     if (part.empty()) continue;
     const std::size_t eq = part.find('=');
     std::pair<std::string, std::string> param;
-    append_url_encoded(param.first, decoded(part.substr(0, eq)));
-    if (eq != std::string_view::npos) append_url_encoded(param.second, decoded(part.substr(eq + 1)));
+    append_url_encoded(param.first, percent_decoded(part.substr(0, eq)));
+    if (eq != std::string_view::npos) append_url_encoded(param.second, percent_decoded(part.substr(eq + 1)));
     params.push_back(std::move(param));
   }
   std::sort(params.begin(), params.end());
-  std::string out(url.substr(0, question));
   char separator = '?';
   for (const auto& [name, value] : params) {
     out += separator;
@@ -1186,6 +1232,115 @@ std::string aws_canonical_url(std::string_view url) {
     separator = '&';
   }
   return out;
+}
+
+std::string aws_host(std::string_view url) {
+  const std::size_t authority = url.find("://");
+  if (authority == std::string_view::npos) return std::string();
+  const std::string_view scheme = url.substr(0, authority);
+  std::string_view host = url.substr(authority + 3);
+  host = host.substr(0, host.find_first_of("/?#"));
+  if (const std::size_t at = host.rfind('@'); at != std::string_view::npos) host.remove_prefix(at + 1);
+  const std::size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos) {
+    const std::string_view port = host.substr(colon + 1);
+    if (port.empty() || (nodes::iequals(scheme, "http") && port == "80") ||
+        (nodes::iequals(scheme, "https") && port == "443")) {
+      host = host.substr(0, colon);
+    }
+  }
+  return std::string(host);
+}
+
+std::string aws_authorization(const FetchOptions::Aws& aws, std::string_view method, std::string_view url,
+                              const std::vector<std::string>& headers, std::string_view payload_hash,
+                              std::string_view amz_date) {
+  const std::size_t authority = url.find("://");
+  const std::size_t path_at = url.find('/', authority == std::string_view::npos ? 0 : authority + 3);
+  std::string_view path = path_at == std::string_view::npos ? "/" : url.substr(path_at);
+  std::string_view query;
+  if (const std::size_t question = path.find('?'); question != std::string_view::npos) {
+    query = path.substr(question + 1);
+    path = path.substr(0, question);
+  }
+  std::string canonical(method);
+  canonical += '\n';
+  if (aws.service.starts_with("s3")) {
+    canonical += path;  // encoded once, as sent
+  } else {
+    // Encoded twice: the path as sent encoded again ('%' is "%25"), its empty segments left out.
+    std::string normalized;
+    for (std::string_view segment : path_segments(path)) {
+      if (!segment.empty()) (normalized += '/') += segment;
+    }
+    if (normalized.empty() || (path.size() > 1 && path.ends_with('/'))) normalized += '/';
+    for (std::size_t at = 0; at < normalized.size();) {
+      const std::size_t slash = normalized.find('/', at);
+      append_url_encoded(canonical, std::string_view(normalized).substr(at, slash - at));
+      if (slash == std::string::npos) break;
+      canonical += '/';
+      at = slash + 1;
+    }
+  }
+  canonical += '\n';
+  canonical += query;
+  canonical += '\n';
+  // The headers: names in lower case, sorted; values trimmed, inner runs of spaces made one; the
+  // values of a name given twice joined by ','.
+  std::vector<std::pair<std::string, std::string>> signed_headers;
+  for (std::string_view line : headers) {
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string value;
+    for (char c : line.substr(colon + 1)) {
+      const bool space = c == ' ' || c == '\t';
+      if (space && (value.empty() || value.back() == ' ')) continue;
+      value += space ? ' ' : c;
+    }
+    if (!value.empty() && value.back() == ' ') value.pop_back();
+    if (value.empty()) continue;  // a header libcurl leaves out
+    signed_headers.emplace_back(nodes::to_lower(line.substr(0, colon)), std::move(value));
+  }
+  std::stable_sort(signed_headers.begin(), signed_headers.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::string names;
+  for (std::size_t i = 0; i < signed_headers.size(); ++i) {
+    const auto& [name, value] = signed_headers[i];
+    if (i > 0 && signed_headers[i - 1].first == name) {
+      canonical.pop_back();  // the '\n' after the value before
+      (canonical += ',') += value;
+    } else {
+      ((canonical += name) += ':') += value;
+      if (!names.empty()) names += ';';
+      names += name;
+    }
+    canonical += '\n';
+  }
+  ((canonical += '\n') += names) += '\n';
+  canonical += payload_hash;
+
+  const std::string_view date = amz_date.substr(0, 8);
+  const std::string scope = fmt::format("{}/{}/{}/aws4_request", date, aws.region, aws.service);
+  const std::string to_sign = fmt::format("AWS4-HMAC-SHA256\n{}\n{}\n{}", amz_date, scope, sha256_hex(canonical));
+  // The signing key: HMAC-SHA256 of the date with "AWS4" and the secret, then of the region, the
+  // service and "aws4_request", each with the one before; the signature is the string to sign's.
+  auto hmac = [](std::string_view secret, std::string_view text) {
+    unsigned char sum[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    if (!HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+              reinterpret_cast<const unsigned char*>(text.data()), text.size(), sum, &size)) {
+      throw std::bad_alloc();
+    }
+    return std::string(reinterpret_cast<const char*>(sum), size);
+  };
+  std::string key = hmac("AWS4" + aws.secret, date);
+  for (std::string_view part :
+       {std::string_view(aws.region), std::string_view(aws.service), std::string_view("aws4_request")})
+    key = hmac(key, part);
+  const std::string signature = hmac(key, to_sign);
+  return fmt::format(
+      "AWS4-HMAC-SHA256 Credential={}/{}, SignedHeaders={}, Signature={}", aws.key_id, scope, names,
+      to_hex(reinterpret_cast<const unsigned char*>(signature.data()), static_cast<unsigned int>(signature.size())));
 }
 
 std::string sha256_hex(std::string_view bytes) {
@@ -2413,8 +2568,8 @@ void HttpLoop::token_failed(std::string message, bool retryable, std::optional<n
 }
 
 void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) {
-  // aws_sigv4: libcurl signs the request (its headers as set below, the query as sent: so in AWS's
-  // canonical order), on this handle only and not to another origin.
+  // aws_sigv4: the request signed here (aws_authorization(): its path and query as sent, in AWS's
+  // encoding), not to another origin.
   const bool aws = opt_.aws && !job->crossed;
   const std::string signed_url = aws ? aws_canonical_url(job->url) : std::string();
   auto t = take_transfer(aws ? signed_url : job->url);  // (both lvalues: no copy of the URL)
@@ -2437,22 +2592,30 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
     curl_easy_setopt(e, CURLOPT_USERNAME, auth->user.c_str());
     curl_easy_setopt(e, CURLOPT_PASSWORD, auth->password.c_str());
   }
-  if (aws) {
-    curl_easy_setopt(e, CURLOPT_AWS_SIGV4, opt_.aws->provider.c_str());
-    curl_easy_setopt(e, CURLOPT_USERNAME, opt_.aws->key_id.c_str());
-    curl_easy_setopt(e, CURLOPT_PASSWORD, opt_.aws->secret.c_str());
-  }
   if (!job->headers.empty() || job->partial || job->stale || job->token || aws) {
     const auto has = [&job](std::string_view name) { return has_header(job->headers, name); };
     // The node's User-Agent, unless a `hosts` entry's headers give one of their own.
     if (base_headers_ && !has("user-agent")) t->headers = curl_slist_append(nullptr, agent_line_.c_str());
     for (const auto& h : job->headers) t->headers = curl_slist_append(t->headers, h.c_str());
     if (job->token) t->headers = curl_slist_append(t->headers, token_.header.c_str());
-    if (aws) {  // S3 wants the body's hash (libcurl 7.88 does not send it); both are signed
-      t->headers = curl_slist_append(
-          t->headers, ("x-amz-content-sha256: " + sha256_hex(job->body ? *job->body : std::string())).c_str());
-      if (!opt_.aws->session_token.empty())
-        t->headers = curl_slist_append(t->headers, ("x-amz-security-token: " + opt_.aws->session_token).c_str());
+    if (aws) {
+      // Sent and signed: the Host as libcurl would send it, the time, the body's hash (S3 wants it)
+      // and the session token; signed too, the job's headers but the User-Agent (a proxy may
+      // change it).
+      std::vector<std::string> own;
+      if (!has("host")) own.push_back("Host: " + aws_host(signed_url));
+      const std::string date = amz_date(std::chrono::system_clock::now());
+      own.push_back("x-amz-date: " + date);
+      const std::string payload_hash = sha256_hex(job->body ? *job->body : std::string());
+      own.push_back("x-amz-content-sha256: " + payload_hash);
+      if (!opt_.aws->session_token.empty()) own.push_back("x-amz-security-token: " + opt_.aws->session_token);
+      std::vector<std::string> signed_lines = own;
+      for (const auto& h : job->headers) {
+        if (!nodes::iequals(std::string_view(h).substr(0, h.find(':')), "user-agent")) signed_lines.push_back(h);
+      }
+      own.push_back("Authorization: " +
+                    aws_authorization(*opt_.aws, job->method, signed_url, signed_lines, payload_hash, date));
+      for (const auto& line : own) t->headers = curl_slist_append(t->headers, line.c_str());
     }
     if (job->partial) {  // the rest of the file, if it is still the version its first bytes came from
       t->headers = curl_slist_append(t->headers, fmt::format("Range: bytes={}-", job->partial->size).c_str());

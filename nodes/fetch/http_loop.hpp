@@ -144,10 +144,10 @@ struct FetchOptions {
   // own default, sent with each request).
   Auth::Scheme proxy_auth = Auth::Scheme::basic;
   // AWS Signature Version 4 (aws_sigv4), for the requests that do not cross to another origin:
-  // libcurl signs with `provider` ("aws:amz:REGION:SERVICE"), the key id and secret; fetch adds
-  // x-amz-content-sha256 and the session token's header, and puts the query in AWS's canonical form.
+  // fetch puts the path and query in AWS's encoding and signs each request (aws_authorization()),
+  // with x-amz-content-sha256 and the session token's header.
   struct Aws {
-    std::string provider, key_id, secret, session_token;
+    std::string region, service, key_id, secret, session_token;
   };
   std::optional<Aws> aws;
   // The run serves a site in this process (settings.serve): a request to it holds both ends of its
@@ -614,11 +614,25 @@ bool check_client_certificate(const std::string& cert, const std::string& key, s
 // proxy_auth's check of a proxy URL: "" when it names a user and password for an HTTP(S) proxy (with
 // `ntlm`, ASCII ones), else what is wrong, the URL shown without its credentials.
 std::string check_proxy_credentials(const std::string& url, bool ntlm);
-// `url` with its query in AWS Signature Version 4's canonical form (each name and value
-// percent-decoded and encoded again with only A-Z a-z 0-9 - . _ ~ left, sorted by name, then value;
-// a name without '=' gets one), its fragment left out. libcurl 7.88 signs the query as it is sent
-// (later versions sort it), so a request signed with an unsorted query would not verify.
+// `url` in AWS Signature Version 4's encoding, as it is sent and signed: each segment of its path
+// percent-decoded and encoded again with only A-Z a-z 0-9 - . _ ~ left (as the AWS SDKs send a path;
+// "." and ".." segments resolved), its query in the canonical form (each name and value so encoded,
+// sorted by name, then value; a name without '=' gets one), its fragment left out.
 std::string aws_canonical_url(std::string_view url);
+// The value of the Host header a request to `url` sends: its host, and its port unless the scheme's
+// own (libcurl's rule); without user and password.
+std::string aws_host(std::string_view url);
+// AWS Signature Version 4 (canonical request, string to sign, signing key): the value of the
+// Authorization header of a request with `method` to `url` (aws_canonical_url()'s, as sent), signing
+// the `headers` ("Name: value" lines, Host and X-Amz-Date among them; lines without a value are
+// not signed) and the body's SHA-256 in hex, `payload_hash`, at `amz_date` (YYYYMMDDTHHMMSSZ, UTC).
+// The canonical URI is the path as sent for S3 (a service named s3...), and for every other
+// service that path encoded once more, without empty and dot segments, as AWS's SDKs sign it
+// (libcurl 7.88 signs every path as sent, so a Lambda ARN's or Bedrock model id's ':' would not
+// verify).
+std::string aws_authorization(const FetchOptions::Aws& aws, std::string_view method, std::string_view url,
+                              const std::vector<std::string>& headers, std::string_view payload_hash,
+                              std::string_view amz_date);
 // The lower-case hex SHA-256 of `bytes` (x-amz-content-sha256).
 std::string sha256_hex(std::string_view bytes);
 // oauth2's jwt key_file read, or nullopt and `error` when it cannot be read or holds no RSA private

@@ -3235,6 +3235,43 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
     CHECK(body_values(ok, "query") ==
           std::vector<std::string>{"", "a=1&b=2", "acl=&versionId=3", "delimiter=%2F&list-type=2&prefix=a%2Fb"});
   }
+  SECTION("S3 keys with characters the SDKs encode, written raw or encoded, and dot segments") {
+    RunReport report = run_pipeline(test::plan_of(
+        fetch_pipeline(dir,
+                       {server.url("/aws/bucket/report%20(1)+final.txt"), server.url("/aws/bucket/a:b=c,d@e!f*g'h$i;j"),
+                        server.url("/aws/bucket/dir//twice%2Fslash"), server.url("/aws/bucket/x/./y/../z%7E")},
+                       2, config(""))));
+    CHECK(report.errors.empty());
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
+    const auto ok = lines(dir, "ok.jsonl");
+    REQUIRE(ok.size() == 4);
+    auto paths = body_values(ok, "path");
+    std::sort(paths.begin(), paths.end());
+    CHECK(paths == std::vector<std::string>{"/aws/bucket/a:b=c,d@e!f*g'h$i;j", "/aws/bucket/dir//twice/slash",
+                                            "/aws/bucket/report (1)+final.txt", "/aws/bucket/x/z~"});
+  }
+  SECTION("other services sign the path encoded twice: a Bedrock model id's ':', a Lambda ARN") {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir,
+        {server.url("/aws/model/anthropic.claude-v2:1/invoke"), server.url("/aws/model/anthropic.claude-v2%3A1/invoke"),
+         server.url("/aws/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:f/invocations"),
+         server.url("/aws/api//stage/%40connections/R0oXAdfD0kwCH6w%3D")},
+        2,
+        config("      service: bedrock\n      session_token: session-1\n"
+               "    method: POST\n    headers: {Content-Type: application/json, x-amz-meta-run: batch-7}\n"
+               "    body: '{{\"prompt\": \"{url}\"}}'\n"))));
+    CHECK(report.errors.empty());
+    INFO(test::read_file(dir.file("bad_full.jsonl")));
+    const auto ok = lines(dir, "ok.jsonl");
+    REQUIRE(ok.size() == 4);
+    for (const auto& line : ok) CHECK(contains(line, R"(\"token\":true)"));
+    auto paths = body_values(ok, "path");
+    std::sort(paths.begin(), paths.end());
+    CHECK(paths == std::vector<std::string>{
+                       "/aws/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:f/invocations",
+                       "/aws/api//stage/@connections/R0oXAdfD0kwCH6w=", "/aws/model/anthropic.claude-v2:1/invoke",
+                       "/aws/model/anthropic.claude-v2:1/invoke"});
+  }
   SECTION("a POST: its body's hash is signed") {
     RunReport report =
         run_pipeline(test::plan_of(fetch_pipeline(dir, {server.url("/aws/queue?Action=SendMessage")}, 1,

@@ -250,26 +250,34 @@ std::string from_utf16le(const std::string& wide) {
   return out;
 }
 
+std::string lower_case(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
 std::string upper(std::string text) {
   for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return text;
+}
+
+// AWS Signature Version 4's URI encoding: only A-Z a-z 0-9 - _ . ~ left as they are.
+std::string aws_encode(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
 }
 
 // AWS Signature Version 4's canonical query string of a raw query: each name and value
 // percent-decoded, then encoded again with only A-Z a-z 0-9 - _ . ~ left as they are, sorted by name,
 // then value, joined by '&' (a name without '=' gets an empty value).
 std::string aws_canonical_query(const std::string& raw) {
-  auto encode = [](const std::string& text) {
-    std::string out;
-    for (unsigned char c : text) {
-      if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-        out += static_cast<char>(c);
-      } else {
-        out += fmt::format("%{:02X}", c);
-      }
-    }
-    return out;
-  };
+  const auto encode = aws_encode;
   std::vector<std::pair<std::string, std::string>> params;
   std::size_t at = 0;
   while (at <= raw.size() && !raw.empty()) {
@@ -286,6 +294,35 @@ std::string aws_canonical_query(const std::string& raw) {
   std::sort(params.begin(), params.end());
   std::string out;
   for (const auto& [name, value] : params) out += (out.empty() ? "" : "&") + name + '=' + value;
+  return out;
+}
+
+// AWS Signature Version 4's canonical URI of a request's raw path, as AWS computes it: for S3, each
+// segment percent-decoded and encoded again (only A-Z a-z 0-9 - _ . ~ left); for every other service
+// the path as it came encoded once more ("%3A" is "%253A", ':' is "%3A"), its empty and dot segments
+// left out.
+std::string aws_canonical_path(const std::string& raw, bool s3) {
+  std::vector<std::string> segments;
+  for (std::size_t at = 1; at <= raw.size();) {
+    const std::size_t slash = std::min(raw.find('/', at), raw.size());
+    segments.push_back(raw.substr(at, slash - at));
+    at = slash + 1;
+  }
+  std::string out;
+  if (s3) {
+    for (const auto& segment : segments) out += '/' + aws_encode(httplib::detail::decode_url(segment, false));
+    return out.empty() ? "/" : out;
+  }
+  std::vector<std::string> kept;
+  for (const auto& segment : segments) {
+    if (segment == "..") {
+      if (!kept.empty()) kept.pop_back();
+    } else if (!segment.empty() && segment != ".") {
+      kept.push_back(segment);
+    }
+  }
+  for (const auto& segment : kept) out += '/' + aws_encode(segment);
+  if (out.empty() || (!kept.empty() && raw.ends_with('/'))) out += '/';
   return out;
 }
 
@@ -1259,9 +1296,9 @@ struct FixtureServer::Impl {
     // An S3-like API behind AWS Signature Version 4 (access key "AKIDEXAMPLE", secret
     // "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", any region and service; with the session token
     // "session-1" as x-amz-security-token too, signed): the request's own canonical request,
-    // string to sign and signature, checked as AWS does (the query canonicalized here from the raw
-    // target, the body's SHA-256 in x-amz-content-sha256). 200 {"path", "query", "token"}, else 403
-    // with S3's error code.
+    // string to sign and signature, checked as AWS does (the path and query canonicalized here from
+    // the raw target, the path encoded twice unless the service is S3; the body's SHA-256 in
+    // x-amz-content-sha256). 200 {"path", "query", "token"}, else 403 with S3's error code.
     auto aws = [](const httplib::Request& req, httplib::Response& res) {
       auto refuse = [&res](const char* code) {
         res.status = 403;
@@ -1281,9 +1318,17 @@ struct FixtureServer::Impl {
                     (";" + signed_headers + ";").find(";x-amz-security-token;") == std::string::npos)) {
         return refuse("InvalidToken");
       }
+      // As S3 does: the Host and every x-amz-* header sent must be signed.
+      const std::string signed_list = ";" + signed_headers + ";";
+      if (signed_list.find(";host;") == std::string::npos) return refuse("AccessDenied");
+      for (const auto& [name, value] : req.headers) {
+        const std::string lower = lower_case(name);
+        if (lower.starts_with("x-amz-") && signed_list.find(";" + lower + ";") == std::string::npos)
+          return refuse("AccessDenied");
+      }
       const std::size_t question = req.target.find('?');
       std::string canonical =
-          req.method + '\n' + req.target.substr(0, question) + '\n' +
+          req.method + '\n' + aws_canonical_path(req.target.substr(0, question), service.starts_with("s3")) + '\n' +
           aws_canonical_query(question == std::string::npos ? "" : req.target.substr(question + 1)) + '\n';
       for (std::size_t at = 0; at < signed_headers.size();) {
         const std::size_t end = std::min(signed_headers.find(';', at), signed_headers.size());
