@@ -448,6 +448,43 @@ fetch::FetchOptions::Auth auth_options(const Config& a) {
   return fetch::FetchOptions::Auth{a.string("user"), a.string("password"), auth_scheme(a.string("scheme"))};
 }
 
+// aws_sigv4's credentials, where the AWS SDKs look for them: access_key_id and secret_access_key
+// (with session_token) as given; else, unless a profile or file is named, the AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN environment variables; else the profile (`profile`,
+// $AWS_PROFILE, or "default") of the shared credentials file (`credentials_file`,
+// $AWS_SHARED_CREDENTIALS_FILE, or ~/.aws/credentials). false and `error` when there are none.
+bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string& error) {
+  if (a.has("access_key_id") || a.has("secret_access_key")) {
+    aws.key_id = a.has("access_key_id") ? a.string("access_key_id") : "";
+    aws.secret = a.has("secret_access_key") ? a.string("secret_access_key") : "";
+    aws.session_token = a.has("session_token") ? a.string("session_token") : "";
+    return true;
+  }
+  const auto env = [](const char* name) {
+    const char* value = std::getenv(name);
+    return std::string(value ? value : "");
+  };
+  const bool named = a.has("profile") || a.has("credentials_file");
+  if (!named && !env("AWS_ACCESS_KEY_ID").empty() && !env("AWS_SECRET_ACCESS_KEY").empty()) {
+    aws.key_id = env("AWS_ACCESS_KEY_ID");
+    aws.secret = env("AWS_SECRET_ACCESS_KEY");
+    aws.session_token = env("AWS_SESSION_TOKEN");
+    return true;
+  }
+  std::string profile = a.has("profile") ? a.string("profile") : env("AWS_PROFILE");
+  if (profile.empty()) profile = "default";
+  std::string path = a.has("credentials_file") ? a.string("credentials_file") : env("AWS_SHARED_CREDENTIALS_FILE");
+  if (path.empty()) path = env("HOME") + "/.aws/credentials";
+  if (fetch::read_aws_credentials(path, profile, aws, error)) return true;
+  if (!named) {
+    error = fmt::format(
+        "no credentials: give access_key_id and secret_access_key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+        "or name a profile of a credentials file ({})",
+        error);
+  }
+  return false;
+}
+
 void check(const Config& c, const Location&, Diagnostics& diags) {
   // libcurl reads 0 as no limit at all (300 s for a connection): a server that stops sending would
   // hold its request, and the run, for ever.
@@ -572,7 +609,10 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
   }
   if (c.has("aws_sigv4")) {
     const Config& aws = c.object("aws_sigv4");
-    for (const char* name : {"region", "service", "access_key_id", "secret_access_key", "session_token"}) {
+    const char* const names[] = {"region",        "service", "access_key_id",   "secret_access_key",
+                                 "session_token", "profile", "credentials_file"};
+    bool said = false;  // an error about a field already: the credentials' own error would repeat it
+    for (const char* name : names) {
       if (aws.has(name) && aws.string(name).empty()) {
         diags.error(aws.where(name),
                     fmt::format("aws_sigv4.{}: empty (is the environment variable it names set?)", name));
@@ -580,6 +620,32 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
                  aws.string(name).find_first_of(": \t/") != std::string::npos) {
         diags.error(aws.where(name), fmt::format("aws_sigv4.{}: '{}' is no AWS {} name (no colons, slashes or spaces)",
                                                  name, aws.string(name), name));
+      } else {
+        continue;
+      }
+      said = true;
+    }
+    const bool key = aws.has("access_key_id"), secret = aws.has("secret_access_key");
+    if (key != secret) {
+      diags.error(aws.where(key ? "access_key_id" : "secret_access_key"),
+                  "aws_sigv4: access_key_id and secret_access_key go together (or neither: the environment's "
+                  "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile of a credentials file)");
+    } else if (key && (aws.has("profile") || aws.has("credentials_file"))) {
+      diags.error(aws.where(aws.has("profile") ? "profile" : "credentials_file"),
+                  fmt::format("aws_sigv4.{}: access_key_id and secret_access_key are the credentials already: give "
+                              "one or the other",
+                              aws.has("profile") ? "profile" : "credentials_file"));
+    } else if (!key && aws.has("session_token")) {
+      diags.error(aws.where("session_token"),
+                  "aws_sigv4.session_token: goes with access_key_id and secret_access_key (a profile's is in its "
+                  "file, the environment's in AWS_SESSION_TOKEN)");
+    } else if (!said) {
+      fetch::FetchOptions::Aws found;
+      std::string error;
+      if (!aws_credentials(aws, found, error)) {
+        const char* field = aws.has("profile") ? "profile" : aws.has("credentials_file") ? "credentials_file" : "";
+        diags.error(*field ? aws.where(field) : c.where("aws_sigv4"),
+                    fmt::format("aws_sigv4{}{}: {}", *field ? "." : "", field, error));
       }
     }
   }
@@ -836,9 +902,9 @@ fetch::FetchOptions options_from(const Config& c) {
   if (c.has("auth")) o.auth = auth_options(c.object("auth"));
   if (c.has("aws_sigv4")) {
     const Config& a = c.object("aws_sigv4");
-    o.aws = fetch::FetchOptions::Aws{a.string("region"), a.string("service"), a.string("access_key_id"),
-                                     a.string("secret_access_key"),
-                                     a.has("session_token") ? a.string("session_token") : ""};
+    o.aws = fetch::FetchOptions::Aws{a.string("region"), a.string("service"), "", "", ""};
+    std::string error;
+    if (!aws_credentials(a, *o.aws, error)) throw NodeError("aws_sigv4: " + error);  // (changed since checked)
   }
   if (c.has("oauth2")) {
     const Config& a = c.object("oauth2");
@@ -1019,14 +1085,23 @@ NodeType fetch_type() {
                   FieldSpec::string("service", "the service: s3, execute-api (API Gateway), es (OpenSearch), ...")
                       .with_default("s3"),
                   FieldSpec::string("access_key_id",
-                                    "the access key's id; ${AWS_ACCESS_KEY_ID} keeps it in the environment")
-                      .make_required(),
+                                    "the access key's id; default: the environment's AWS_ACCESS_KEY_ID, else the "
+                                    "profile's"),
                   FieldSpec::string("secret_access_key",
-                                    "the secret access key; ${AWS_SECRET_ACCESS_KEY} keeps it out of the file")
-                      .make_required(),
+                                    "the secret access key, with access_key_id; default: the environment's "
+                                    "AWS_SECRET_ACCESS_KEY, else the profile's"),
                   FieldSpec::string("session_token",
-                                    "temporary credentials' session token, ${AWS_SESSION_TOKEN} (sent as "
-                                    "x-amz-security-token); default: none"),
+                                    "temporary credentials' session token, with access_key_id (sent as "
+                                    "x-amz-security-token); default: the environment's AWS_SESSION_TOKEN or the "
+                                    "profile's, else none"),
+                  FieldSpec::string("profile",
+                                    "the profile of the credentials file whose aws_access_key_id, "
+                                    "aws_secret_access_key and aws_session_token sign (as the AWS CLI reads them); "
+                                    "default: $AWS_PROFILE, else default, when neither the keys nor the "
+                                    "environment give credentials"),
+                  FieldSpec::string("credentials_file",
+                                    "the shared credentials file; default: $AWS_SHARED_CREDENTIALS_FILE, else "
+                                    "~/.aws/credentials"),
               }),
               "AWS Signature Version 4 (S3 and S3-compatible storage, API Gateway, Lambda, Bedrock, OpenSearch): "
               "each request signed with the key as the AWS SDKs sign it, its body's SHA-256 sent as "

@@ -1048,6 +1048,81 @@ std::optional<std::string> read_whole(const std::string& path, std::string_view 
 
 }  // namespace
 
+bool read_aws_credentials(const std::string& path, const std::string& profile, FetchOptions::Aws& aws,
+                          std::string& error) {
+  const auto text = read_whole(path, "an AWS credentials file", error);
+  if (!text) return false;
+  const auto trimmed = [](std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+  };
+  std::vector<std::string> profiles;  // as named, for the message when `profile` is not among them
+  bool in_profile = false, found = false;
+  std::string key_id, secret, token, other;  // `other`: a key that names credentials fetch does not fetch
+  int line_number = 0;
+  std::string_view rest = *text;
+  while (!rest.empty()) {
+    const std::size_t end = rest.find('\n');
+    const std::string_view raw = rest.substr(0, end);
+    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
+    ++line_number;
+    const std::string_view line = trimmed(raw);
+    // Blank lines, comments, and indented lines (a nested setting's, as the AWS CLI writes them).
+    if (line.empty() || line[0] == '#' || line[0] == ';' || std::isspace(static_cast<unsigned char>(raw[0]))) continue;
+    if (line[0] == '[') {
+      if (line.back() != ']') {
+        error = fmt::format("'{}' line {}: a section's name ends with ']'", path, line_number);
+        return false;
+      }
+      const std::string name(trimmed(line.substr(1, line.size() - 2)));
+      profiles.push_back(name);
+      in_profile = name == profile;
+      found = found || in_profile;
+      continue;
+    }
+    const std::size_t eq = line.find('=');
+    if (eq == std::string_view::npos) {
+      error = fmt::format("'{}' line {}: not a 'name = value' line", path, line_number);
+      return false;
+    }
+    if (!in_profile) continue;
+    const std::string name = nodes::to_lower(trimmed(line.substr(0, eq)));
+    const std::string value(trimmed(line.substr(eq + 1)));
+    if (name == "aws_access_key_id") {
+      key_id = value;
+    } else if (name == "aws_secret_access_key") {
+      secret = value;
+    } else if (name == "aws_session_token") {
+      token = value;
+    } else if (other.empty() && (name == "role_arn" || name == "credential_process" || name.starts_with("sso_"))) {
+      other = name;
+    }
+  }
+  if (!found) {
+    std::string names;
+    for (const auto& name : profiles) names += (names.empty() ? "" : ", ") + name;
+    error = fmt::format("'{}' has no profile [{}] ({})", path, profile,
+                        profiles.empty() ? "it has none" : "its profiles: " + names);
+    return false;
+  }
+  if (key_id.empty() || secret.empty()) {
+    error = fmt::format("profile [{}] in '{}' has no {}", profile, path,
+                        key_id.empty() ? "aws_access_key_id" : "aws_secret_access_key");
+    if (!other.empty()) {
+      error += fmt::format(
+          " (its {} is for the AWS CLI and SDKs to get credentials with, which fetch does not do: `aws configure "
+          "export-credentials --profile {} --format env` gives them for the environment)",
+          other, profile);
+    }
+    return false;
+  }
+  aws.key_id = std::move(key_id);
+  aws.secret = std::move(secret);
+  aws.session_token = std::move(token);
+  return true;
+}
+
 std::optional<std::string> read_refresh_token(const std::string& path, std::string& error) {
   auto in = open_to_read(path, "a file with a refresh token", error);
   if (!in) return std::nullopt;

@@ -604,6 +604,14 @@ std::optional<std::vector<std::string>> read_cookie_file(const std::string& path
 // login or password.
 std::optional<std::vector<std::pair<std::string, FetchOptions::Auth>>> read_netrc(const std::string& path,
                                                                                   std::string& error);
+// aws_sigv4's shared credentials file (~/.aws/credentials, as the AWS CLI and SDKs read it):
+// `aws_access_key_id`, `aws_secret_access_key` and `aws_session_token` of profile `profile` ([name]
+// sections of `name = value` lines; '#' and ';' lines are comments, indented lines a nested
+// setting's) set in `aws`. false and `error` (with the line) when the file cannot be read or is no
+// such file, has no such profile (naming those it has), or the profile lacks the key id or secret
+// (saying so when it names an SSO, a role or a credential_process instead).
+bool read_aws_credentials(const std::string& path, const std::string& profile, FetchOptions::Aws& aws,
+                          std::string& error);
 // oauth2's refresh_token_file: the refresh token it holds (its one line), or nullopt and `error`
 // when it cannot be read, holds no token, or it and its folder cannot be written (a new refresh
 // token goes there).

@@ -3272,6 +3272,42 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
                        "/aws/api//stage/@connections/R0oXAdfD0kwCH6w=", "/aws/model/anthropic.claude-v2:1/invoke",
                        "/aws/model/anthropic.claude-v2:1/invoke"});
   }
+  SECTION("credentials from a profile of a credentials file, from the environment, or from the default profile") {
+    const std::string file = std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/aws/credentials";
+    const std::string region =
+        "    robots: ignore\n    retries: {attempts: 1}\n    aws_sigv4:\n      region: eu-west-1\n";
+    const auto run_with = [&](const std::string& aws) {
+      std::filesystem::remove(dir.file("ok.jsonl"));
+      run_pipeline(test::plan_of(fetch_pipeline(dir, {server.url("/aws/bucket/a.txt")}, 1, region + aws)));
+      const auto ok = lines(dir, "ok.jsonl");
+      return ok.size() == 1 ? ok[0] : std::string("failed");
+    };
+    // The profile "ci" has a session token, which goes along.
+    CHECK(contains(run_with("      profile: ci\n      credentials_file: " + file + "\n"), R"(\"token\":true)"));
+    {
+      test::ScopedEnv key("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
+      test::ScopedEnv secret("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
+      test::ScopedEnv token("AWS_SESSION_TOKEN", nullptr);
+      test::ScopedEnv elsewhere("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+      CHECK(contains(run_with(""), R"(\"token\":false)"));
+    }
+    {
+      test::ScopedEnv key("AWS_ACCESS_KEY_ID", nullptr);
+      test::ScopedEnv file_env("AWS_SHARED_CREDENTIALS_FILE", file.c_str());
+      test::ScopedEnv profile("AWS_PROFILE", "ci");
+      CHECK(contains(run_with(""), R"(\"token\":true)"));
+      test::ScopedEnv no_profile("AWS_PROFILE", nullptr);  // the default profile: no token
+      CHECK(contains(run_with(""), R"(\"token\":false)"));
+    }
+    {
+      test::ScopedEnv key("AWS_ACCESS_KEY_ID", nullptr);
+      test::ScopedEnv nowhere("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials");
+      CHECK_THROWS_WITH(run_with(""), Catch::Contains("aws_sigv4: no credentials: give access_key_id and "
+                                                      "secret_access_key, set AWS_ACCESS_KEY_ID and "
+                                                      "AWS_SECRET_ACCESS_KEY, or name a profile of a credentials "
+                                                      "file (cannot read '/nonexistent/credentials'"));
+    }
+  }
   SECTION("a POST: its body's hash is signed") {
     RunReport report =
         run_pipeline(test::plan_of(fetch_pipeline(dir, {server.url("/aws/queue?Action=SendMessage")}, 1,

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "../../nodes/fetch/http_loop.hpp"
+#include "../support.hpp"
 
 TEST_CASE("aws_sigv4's canonical query: decoded, encoded again, sorted, fragment left out", "[fetch][aws]") {
   using sluice::fetch::aws_canonical_url;
@@ -108,4 +109,54 @@ TEST_CASE("aws_sigv4's signature: canonical request, string to sign and signing 
 TEST_CASE("sha256_hex is the lower-case hex SHA-256", "[fetch][aws]") {
   CHECK(sluice::fetch::sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   CHECK(sluice::fetch::sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+namespace {
+
+// Profile `profile` of credentials file text `text` as "key|secret|token", or "error: ..." with the
+// file's path left out.
+std::string credentials(const std::string& text, const std::string& profile) {
+  sluice::test::TempDir dir;
+  const std::string path = dir.file("credentials");
+  sluice::test::write_file(path, text);
+  sluice::fetch::FetchOptions::Aws aws;
+  std::string error;
+  if (!sluice::fetch::read_aws_credentials(path, profile, aws, error)) {
+    const std::size_t quote = error.find(path);
+    return "error: " + (quote == std::string::npos ? error : error.replace(quote, path.size(), "F"));
+  }
+  return aws.key_id + "|" + aws.secret + "|" + aws.session_token;
+}
+
+}  // namespace
+
+TEST_CASE("aws_sigv4's credentials file: profiles, comments, nested settings, as the AWS CLI writes it",
+          "[fetch][aws]") {
+  const std::string text =
+      "# the CLI's file\n"
+      "[default]\n"
+      "aws_access_key_id = AKID1\n"
+      "aws_secret_access_key = se/cr+et=\n"
+      "\n"
+      "; another\n"
+      "[ ci ]\n"
+      "AWS_ACCESS_KEY_ID=AKID2\r\n"
+      "aws_secret_access_key=s2\n"
+      "aws_session_token =  tok en \n"
+      "s3 =\n"
+      "    max_concurrent_requests = 20\n"
+      "[sso]\n"
+      "sso_session = corp\n"
+      "role_arn = arn:aws:iam::1:role/r\n";
+  CHECK(credentials(text, "default") == "AKID1|se/cr+et=|");
+  CHECK(credentials(text, "ci") == "AKID2|s2|tok en");
+  CHECK(credentials(text, "prod") == "error: 'F' has no profile [prod] (its profiles: default, ci, sso)");
+  CHECK(credentials("", "default") == "error: 'F' has no profile [default] (it has none)");
+  CHECK(credentials(text, "sso") ==
+        "error: profile [sso] in 'F' has no aws_access_key_id (its sso_session is for the AWS CLI and SDKs to get "
+        "credentials with, which fetch does not do: `aws configure export-credentials --profile sso --format env` "
+        "gives them for the environment)");
+  CHECK(credentials("[p]\naws_access_key_id = A\n", "p") == "error: profile [p] in 'F' has no aws_secret_access_key");
+  CHECK(credentials("[p\naws_access_key_id = A\n", "p") == "error: 'F' line 1: a section's name ends with ']'");
+  CHECK(credentials("[p]\naws_access_key_id A\n", "p") == "error: 'F' line 2: not a 'name = value' line");
 }
