@@ -1082,7 +1082,8 @@ NodeType fetch_type() {
               "aws_sigv4",
               Schema({
                   FieldSpec::string("region", "the AWS region: us-east-1").make_required(),
-                  FieldSpec::string("service", "the service: s3, execute-api (API Gateway), es (OpenSearch), ...")
+                  FieldSpec::string("service",
+                                    "the service: s3, execute-api (API Gateway), lambda, bedrock, es (OpenSearch), ...")
                       .with_default("s3"),
                   FieldSpec::string("access_key_id",
                                     "the access key's id; default: the environment's AWS_ACCESS_KEY_ID, else the "
