@@ -243,8 +243,8 @@ Schema oauth2_schema() {
                         "the client's id; ${CLIENT_ID} keeps it in the environment; required except with jwt"),
       FieldSpec::string("client_secret",
                         "the client's secret; ${CLIENT_SECRET} keeps it out of the file; required except with a "
-                        "refresh token (none: a public client, whose id goes in the request's form), with jwt, "
-                        "and with client_auth private_key_jwt or tls_client_auth"),
+                        "refresh token (none: a public client, whose id goes in the request's form), with jwt or "
+                        "client_assertion_file, and with client_auth private_key_jwt or tls_client_auth"),
       FieldSpec::string("refresh_token",
                         "the refresh token grant (RFC 6749 6) instead of client credentials: a refresh token "
                         "the user's authorization gave (${REFRESH_TOKEN}); a new one the server issues is used "
@@ -260,6 +260,11 @@ Schema oauth2_schema() {
                            "the JWT bearer grant (RFC 7523) instead of client credentials: each token request "
                            "carries an assertion signed with key_file (Google service accounts, Salesforce's JWT "
                            "flow); scope goes in the assertion"),
+      FieldSpec::string("client_assertion_file",
+                        "the client proves itself with the token in this file instead of a secret (a federated "
+                        "credential: a Kubernetes service account's token, AZURE_FEDERATED_TOKEN_FILE, a CI "
+                        "job's OIDC token), sent as its client_assertion with the client_id; read again for each "
+                        "token request, as its issuer replaces it"),
       FieldSpec::enumeration("client_auth", {"basic", "post", "private_key_jwt", "tls_client_auth"},
                              "how the client proves itself: basic (HTTP Basic authentication, RFC 6749's "
                              "default), post (client_id and client_secret in the request's form), "
@@ -727,15 +732,32 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
                                 hide_credentials(oauth2.string("token_url"))));
       }
     }
+    const bool assertion = oauth2.has("client_assertion_file");
+    if (assertion) {
+      std::string error;
+      if (!fetch::read_client_assertion(oauth2.string("client_assertion_file"), error)) {
+        diags.error(oauth2.where("client_assertion_file"), "oauth2.client_assertion_file: " + error);
+      }
+      const char* other = oauth2.has("client_secret") ? "client_secret"
+                          : oauth2.has("jwt")         ? "jwt"
+                          : key_auth || tls_auth      ? "client_auth"
+                                                      : nullptr;
+      if (other) {
+        diags.error(
+            oauth2.where(other),
+            fmt::format("oauth2.{}: client_assertion_file proves the client already: give one or the other", other));
+      }
+    }
     if (oauth2.has("refresh_token") && oauth2.has("refresh_token_file")) {
       diags.error(oauth2.where("refresh_token_file"),
                   "oauth2: give either refresh_token or refresh_token_file (where a new one is kept), not both");
     } else if (jwt && refresh) {
       diags.error(oauth2.where("jwt"), "oauth2: jwt and a refresh token are two grants: give one");
-    } else if (!refresh && !jwt && !key_auth && !tls_auth && !oauth2.has("client_secret")) {
+    } else if (!refresh && !jwt && !key_auth && !tls_auth && !assertion && !oauth2.has("client_secret")) {
       diags.error(c.where("oauth2"),
                   "oauth2: client_secret is required (the client credentials grant), unless a refresh_token, "
-                  "refresh_token_file or jwt is given, or client_auth is private_key_jwt or tls_client_auth");
+                  "refresh_token_file, jwt or client_assertion_file is given, or client_auth is private_key_jwt or "
+                  "tls_client_auth");
     }
     if (!jwt && !oauth2.has("client_id")) diags.error(c.where("oauth2"), "oauth2: client_id is required");
     if (jwt && oauth2.has("client_secret") && !oauth2.has("client_id")) {
@@ -929,6 +951,7 @@ fetch::FetchOptions options_from(const Config& c) {
       o.oauth2->params.emplace_back(name, std::get<Value>(value.v).to_text());
     o.oauth2->basic = a.string("client_auth") == "basic";
     o.oauth2->private_key_jwt = a.string("client_auth") == "private_key_jwt";
+    if (a.has("client_assertion_file")) o.oauth2->client_assertion_file = a.string("client_assertion_file");
   }
   return o;
 }

@@ -709,8 +709,8 @@ namespace {
 // The shared token of these oauth2 settings: the one the process's loops with the same settings
 // hold, or a new one (shared_token()'s map forgets a token when its last loop goes).
 std::shared_ptr<HttpLoop::SharedToken> shared_token(const FetchOptions::OAuth2& o) {
-  std::string key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}", o.token_url, o.client_id, o.client_secret, o.scope,
-                                o.basic, o.refresh_token, o.refresh_token_file);
+  std::string key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}", o.token_url, o.client_id, o.client_secret, o.scope,
+                                o.basic, o.refresh_token, o.refresh_token_file, o.client_assertion_file);
   if (o.jwt) {
     key += fmt::format("\njwt\n{}\n{}\n{}\n{}\n{}", o.jwt->key_file, o.jwt->issuer, o.jwt->subject, o.jwt->audience,
                        o.jwt->key_id);
@@ -779,6 +779,9 @@ void HttpLoop::build_token_form(SharedToken& s) const {
   if (!o.scope.empty() && !jwt_grant) add("scope", o.scope);  // (the grant's JWT carries it in its claims)
   for (const auto& [name, value] : o.params) add(name, value);
   if (o.private_key_jwt) {  // the client's assertion follows, made for each request (start_token())
+    add("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+  } else if (!o.client_assertion_file.empty()) {  // the assertion follows, read for each request
+    add("client_id", o.client_id);
     add("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
   } else if (o.client_id.empty()) {  // (the JWT bearer grant without client authentication)
   } else if (o.client_secret.empty()) {
@@ -1121,6 +1124,26 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
   aws.secret = std::move(secret);
   aws.session_token = std::move(token);
   return true;
+}
+
+std::optional<std::string> read_client_assertion(const std::string& path, std::string& error) {
+  auto text = read_whole(path, "a file with a client assertion", error);
+  if (!text) return std::nullopt;
+  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  while (!text->empty() && space(text->back())) text->pop_back();
+  const std::size_t first = std::find_if_not(text->begin(), text->end(), space) - text->begin();
+  text->erase(0, first);
+  if (text->empty()) {
+    error = fmt::format("'{}' is empty: it should hold the token the client proves itself with", path);
+    return std::nullopt;
+  }
+  if (text->size() > kTokenMax || std::any_of(text->begin(), text->end(), [&](char c) {
+        return space(c) || static_cast<unsigned char>(c) < 0x20 || c == 0x7F;
+      })) {
+    error = fmt::format("'{}' does not hold one token (no spaces or line breaks inside)", path);
+    return std::nullopt;
+  }
+  return text;
 }
 
 std::optional<std::string> read_refresh_token(const std::string& path, std::string& error) {
@@ -2500,6 +2523,18 @@ void HttpLoop::start_token(Clock::time_point now) {
                           false, {});
     }
     form += (o.private_key_jwt ? "&client_assertion=" : "&assertion=") + assertion;  // (base64url: nothing to encode)
+  } else if (!o.client_assertion_file.empty()) {
+    // Read again each time: its issuer replaces it before it expires (a small file, once per token).
+    std::string error;
+    const auto assertion = read_client_assertion(o.client_assertion_file, error);
+    if (!assertion) {
+      recycle(std::move(t));
+      return token_failed(fmt::format("auth: no access token from {}: oauth2.client_assertion_file: {}",
+                                      hide_credentials(o.token_url), error),
+                          true, {});
+    }
+    form += "&client_assertion=";
+    append_url_encoded(form, *assertion);
   }
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(form.size()));
   curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, form.c_str());

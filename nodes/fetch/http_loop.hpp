@@ -126,6 +126,10 @@ struct FetchOptions {
       std::string certificate;  // the key's certificate (PEM), named in the header by its thumbprints
     };
     std::optional<Jwt> jwt;
+    // The client proves itself with an assertion another issuer gave it, read from this file again
+    // for each token request (RFC 7521 4.2's client_assertion, with client_id: a federated token,
+    // such as a Kubernetes service account's or a CI job's OIDC token, that the issuer rotates).
+    std::string client_assertion_file;
   };
   std::optional<OAuth2> oauth2;
   // HTTP authentication with a user and password (auth), for the requests that do not cross to
@@ -612,6 +616,9 @@ std::optional<std::vector<std::pair<std::string, FetchOptions::Auth>>> read_netr
 // (saying so when it names an SSO, a role or a credential_process instead).
 bool read_aws_credentials(const std::string& path, const std::string& profile, FetchOptions::Aws& aws,
                           std::string& error);
+// oauth2's client_assertion_file: the assertion it holds (one token, surrounding white space left
+// out), or nullopt and `error` when it cannot be read or holds none.
+std::optional<std::string> read_client_assertion(const std::string& path, std::string& error);
 // oauth2's refresh_token_file: the refresh token it holds (its one line), or nullopt and `error`
 // when it cannot be read, holds no token, or it and its folder cannot be written (a new refresh
 // token goes there).

@@ -3787,6 +3787,70 @@ TEST_CASE("oauth2: client_auth: private_key_jwt proves the client with a signed 
   }
 }
 
+TEST_CASE("oauth2: client_assertion_file proves the client with a federated token, read again for each token",
+          "[fetch][oauth2]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string file = dir.file("federated-token");
+  test::write_file(file, "fed-1\n");
+  auto config = [&](const std::string& query, const std::string& extra = "") {
+    return fmt::format(
+        "    robots: ignore\n"
+        "    retries: {{attempts: 3, base: 10ms, max: 50ms}}\n{}"
+        "    oauth2:\n"
+        "      token_url: {}\n"
+        "      client_id: federated\n"
+        "      scope: read\n"
+        "      client_assertion_file: {}\n",
+        extra, server.url("/oauth-token" + query), file);
+  };
+  SECTION("the client credentials grant with the file's token as client_assertion") {
+    RunReport report =
+        run_pipeline(test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 12), 4, config(""))));
+    CHECK(report.errors.empty());
+    check_one_token(dir, server, 12, "read by:fed-1");
+  }
+  SECTION("a token asked for after the file changed carries the file's new token") {
+    // Tokens of 1 s, 30 requests at 10 a second: 3 or 4 tokens; the file changes once the first
+    // was asked for.
+    std::jthread rotate([&](std::stop_token stop) {
+      while (!stop.stop_requested() && server.counter("/oauth-token").requests == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      test::write_file(file + ".new", "fed-2\n");
+      std::filesystem::rename(file + ".new", file);  // as a token's issuer replaces it: whole
+    });
+    RunReport report = run_pipeline(test::plan_of(
+        fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 30), 4, config("?life=1", "    rate: 10/s\n"))));
+    rotate.request_stop();
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 30);
+    const auto scopes = body_values(lines(dir, "ok.jsonl"), "scope");
+    CHECK(std::set<std::string>(scopes.begin(), scopes.end()) ==
+          std::set<std::string>{"read by:fed-1", "read by:fed-2"});
+  }
+  SECTION("a token the server does not trust: invalid_client, not retried") {
+    test::write_file(file, "other-1");
+    run_pipeline(test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 12), 4, config(""))));
+    check_refused_client(dir, server, 12, "The client assertion is not trusted");
+  }
+  SECTION("a file gone when the token is asked for: retried, then the records fail with reason auth") {
+    Plan plan = test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 6), 2, config("")));
+    std::filesystem::remove(file);
+    RunReport report = run_pipeline(plan);
+    CHECK(report.errors.empty());  // routed
+    const auto bad = lines(dir, "bad.jsonl");
+    CHECK(bad.size() == 6);
+    for (const auto& line : bad) CHECK(contains(line, R"("reason":"auth")"));
+    REQUIRE_FALSE(error_messages(dir).empty());
+    CHECK(contains(error_messages(dir)[0],
+                   fmt::format("auth: no access token from {}: oauth2.client_assertion_file: cannot read '{}'",
+                               server.url("/oauth-token"), file)));
+    CHECK(contains(error_messages(dir)[0], "(3 attempts)"));
+    CHECK(server.counter("/oauth-token").requests == 0);
+    CHECK(server.counter("/oauth-api").requests == 0);
+  }
+}
+
 TEST_CASE(
     "oauth2: jwt.certificate names the key's certificate in the assertion's header by its thumbprints "
     "(Microsoft Entra ID)",

@@ -1256,7 +1256,9 @@ struct FixtureServer::Impl {
     // 2.2; its sub its iss) instead of a secret, for any grant. Clients "mtls" and "mtls-other" prove
     // themselves with their TLS certificate instead (RFC 8705 2.1, tls_client_auth: the certificate's
     // common name must be "sluice-client", the client_certs one, or "someone-else"), and their tokens
-    // are bound to it (3): /oauth-api takes such a token only with that certificate.
+    // are bound to it (3): /oauth-api takes such a token only with that certificate. Client
+    // "federated" proves itself with a federated credential (client_assertion, RFC 7521 4.2: here any
+    // token that begins with "fed-"), named in its tokens' scope as " by:<token>".
     // The common name of the client's certificate (client_certs), or "none".
     // HTTP authentication as httpbin's endpoints: 200 {"user": U} to a request that proves user U
     // with password P (the path's, percent-decoded), else 401 and the scheme's challenge. Basic
@@ -1440,6 +1442,7 @@ struct FixtureServer::Impl {
                                                !req.has_header("Authorization") && !client_jwt;
                    std::string bound_to;   // the certificate a tls_client_auth client's token is bound to
                    std::string jwt_scope;  // the assertion's scope and subject
+                   std::string federated;  // a federated client's assertion
                    if (by_certificate) {
                      const PeerCertificate peer = peer_certificate(req);
                      if (peer.common_name.empty()) return refuse(401, "invalid_client", "No client certificate");
@@ -1447,6 +1450,12 @@ struct FixtureServer::Impl {
                        return refuse(401, "invalid_client", "The client certificate is not the client's");
                      }
                      bound_to = peer.thumbprint;
+                   } else if (client_jwt && field("client_id") == "federated") {
+                     // A federated credential: a token another issuer gave the client (opaque here:
+                     // "fed-..." is trusted), named in the scope of the token issued for it.
+                     if (!field("client_assertion").starts_with("fed-"))
+                       return refuse(401, "invalid_client", "The client assertion is not trusted");
+                     federated = field("client_assertion");
                    } else if (client_jwt) {  // RFC 7523 2.2: the client proves itself with a signed JWT
                      std::string error;
                      if (!good_claims(field("client_assertion"), error))
@@ -1479,7 +1488,9 @@ struct FixtureServer::Impl {
                    }
                    const std::string life = req.has_param("life") ? req.get_param_value("life") : "3600";
                    const std::string scope =
-                       jwt ? jwt_scope : field("scope") + (field("audience").empty() ? "" : " @" + field("audience"));
+                       (jwt ? jwt_scope
+                            : field("scope") + (field("audience").empty() ? "" : " @" + field("audience"))) +
+                       (federated.empty() ? "" : " by:" + federated);
                    std::string token;
                    {
                      std::lock_guard lock(mutex);
