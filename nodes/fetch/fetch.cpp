@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -519,7 +520,11 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
   }
   if (c.has("ca_file")) {
     const std::string path = c.string("ca_file");
-    if (!std::ifstream(path).good()) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (!ec && !std::filesystem::is_regular_file(status)) {  // (a FIFO's open() would wait for a writer)
+      diags.error(c.where("ca_file"), fmt::format("ca_file: '{}' is not a regular file", path));
+    } else if (!std::ifstream(path).good()) {
       diags.error(c.where("ca_file"), fmt::format("ca_file: cannot read '{}'", path));
     }
   }

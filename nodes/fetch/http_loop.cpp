@@ -1034,6 +1034,11 @@ std::optional<std::ifstream> open_to_read(const std::string& path, std::string_v
     error = fmt::format("'{}' is a folder, not {}", path, what);
     return std::nullopt;
   }
+  // Not a FIFO, whose open() waits for a writer, nor a device such as /dev/zero, which never ends.
+  if (const auto status = std::filesystem::status(path, ec); !ec && !std::filesystem::is_regular_file(status)) {
+    error = fmt::format("'{}' is not a regular file (a pipe or a device), not {}", path, what);
+    return std::nullopt;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     error = fmt::format("cannot read '{}': {}", path, std::strerror(errno));
@@ -1042,11 +1047,22 @@ std::optional<std::ifstream> open_to_read(const std::string& path, std::string_v
   return in;
 }
 
-// What the file at `path` holds, or nullopt and `error`, as open_to_read().
+// What the file at `path` holds, or nullopt and `error`, as open_to_read(); a file larger than
+// kMaxReadBytes is none of the small files read so (keys, certificates, credentials, tokens).
+constexpr std::size_t kMaxReadBytes = 4 << 20;
 std::optional<std::string> read_whole(const std::string& path, std::string_view what, std::string& error) {
   auto in = open_to_read(path, what, error);
   if (!in) return std::nullopt;
-  return std::string((std::istreambuf_iterator<char>(*in)), std::istreambuf_iterator<char>());
+  std::string text;
+  char chunk[1 << 14];
+  while (in->read(chunk, sizeof chunk) || in->gcount() > 0) {
+    text.append(chunk, static_cast<std::size_t>(in->gcount()));
+    if (text.size() > kMaxReadBytes) {
+      error = fmt::format("'{}' is larger than {} MiB: not {}", path, kMaxReadBytes >> 20, what);
+      return std::nullopt;
+    }
+  }
+  return text;
 }
 
 }  // namespace
@@ -1147,10 +1163,9 @@ std::optional<std::string> read_client_assertion(const std::string& path, std::s
 }
 
 std::optional<std::string> read_refresh_token(const std::string& path, std::string& error) {
-  auto in = open_to_read(path, "a file with a refresh token", error);
-  if (!in) return std::nullopt;
-  std::string token;
-  std::getline(*in, token, '\0');
+  auto text = read_whole(path, "a file with a refresh token", error);
+  if (!text) return std::nullopt;
+  std::string token = text->substr(0, text->find('\0'));
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
   if (token.size() > kTokenMax || !header_value_ok(token) || token.find(' ') != std::string::npos) {
     error = fmt::format("'{}' does not hold one refresh token (one line, no spaces)", path);

@@ -1,6 +1,7 @@
 // fetch's netrc reader (the credentials' use is checked against the fixture in
 // tests/integration/test_fetch.cpp, "auth: ...").
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <catch2/catch.hpp>
 
 #include "../../nodes/fetch/http_loop.hpp"
@@ -49,4 +50,28 @@ TEST_CASE("netrc: an entry without its login or password, or a token out of plac
   CHECK(read("machine a login ann password p\n\nport 21\n") ==
         "error: line 3: 'port' is out of place (machine, default, login, password, account or macdef)");
   CHECK(read("machine") == "error: line 1: 'machine' without a name");
+}
+
+TEST_CASE("fetch's small files (netrc, keys, tokens, credentials): no pipe, device or huge file is read",
+          "[fetch][auth]") {
+  sluice::test::TempDir dir;
+  std::string error;
+  // A device never ends: refused, not read until memory runs out.
+  CHECK_FALSE(read_netrc("/dev/zero", error));
+  CHECK(error == "'/dev/zero' is not a regular file (a pipe or a device), not a netrc file");
+  // A FIFO's open() would wait for a writer for ever.
+  const std::string fifo = dir.file("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_FALSE(sluice::fetch::read_client_assertion(fifo, error));
+  CHECK(error == "'" + fifo + "' is not a regular file (a pipe or a device), not a file with a client assertion");
+  sluice::fetch::FetchOptions::Aws aws;
+  CHECK_FALSE(sluice::fetch::read_aws_credentials(fifo, "default", aws, error));
+  CHECK(error == "'" + fifo + "' is not a regular file (a pipe or a device), not an AWS credentials file");
+  // 5 MiB of one line: past the 4 MiB that any of these files holds.
+  const std::string big = dir.file("big");
+  sluice::test::write_file(big, "[default]\naws_access_key_id = " + std::string(5 << 20, 'A') + "\n");
+  CHECK_FALSE(sluice::fetch::read_aws_credentials(big, "default", aws, error));
+  CHECK(error == "'" + big + "' is larger than 4 MiB: not an AWS credentials file");
+  CHECK_FALSE(sluice::fetch::read_refresh_token(big, error));
+  CHECK(error == "'" + big + "' is larger than 4 MiB: not a file with a refresh token");
 }
