@@ -2,6 +2,7 @@
 // cancelled work has had abort_timeout to end, sinks commit what they received and sluice exits,
 // naming the stuck node. Real `sluice run` processes and real signals.
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -105,6 +106,38 @@ TEST_CASE("a third stop request ends a run with a stuck node at once", "[cli][si
   CHECK_THAT(err, Catch::Contains("node 'hang': was still running at the third stop request, so sluice stopped "
                                   "waiting for it"));
   CHECK(test::query(dir.file("out.db"), "SELECT count(*) FROM t") == std::vector<std::string>{"40"});
+}
+
+TEST_CASE("a sink that waits to open a FIFO no one reads: the third stop request still ends the process",
+          "[cli][signal][stuck]") {
+  TempDir dir;
+  // The sink opens its file while the run is being set up, on the main thread, which no stop
+  // request reaches: the last resort ends the process 2 x abort_timeout + 2 s after the third.
+  const std::string fifo = dir.file("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: fifo
+settings: {{abort_timeout: 200ms}}
+nodes:
+  - {{id: src, type: source.list, urls: [a, b]}}
+  - {{id: out, type: sink.jsonl, path: {}}}
+edges:
+  - src -> out
+)",
+                                                   fifo));
+  test::Process p({SLUICE_BINARY, "run", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (int i = 0; i < 3; ++i) {
+    p.signal(SIGINT);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const auto third = Clock::now();
+  const auto code = p.wait_for(std::chrono::seconds(20));
+  REQUIRE(code);
+  CHECK(*code == 130);
+  CHECK(seconds_since(third) >= 2);  // its grace: 2 x 200ms + 2 s
+  CHECK_THAT(test::read_file(dir.file("stderr")),
+             Catch::Contains("sluice: exiting: the run has not ended 2.4 s after the third stop request (a node "
+                             "stuck where no stop reaches it); what was committed is kept"));
 }
 
 TEST_CASE("a source that ignores the stop: the run ends after abort_timeout with what it had emitted",

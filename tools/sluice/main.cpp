@@ -9,8 +9,11 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -67,7 +70,9 @@ struct CannotStart : std::runtime_error {
 // any thread (the settings.serve fixture server's, plugins'): a thread created earlier would not
 // block the signals, and the kernel would deliver one there, killing the process with nothing
 // committed. A request made before the run starts is replayed when it does (StopSignal::attach),
-// so the run stops at once.
+// so the run stops at once. The third request arms a last resort: a process that has still not
+// ended `grace` later (its main thread stuck where no stop reaches it, as a sink opening a FIFO
+// that no reader opens) ends with _exit(); what its sinks committed is kept.
 class SignalWatcher {
  public:
   SignalWatcher(StopSignal& stop, bool announce) : stop_(stop) {
@@ -87,13 +92,35 @@ class SignalWatcher {
     pthread_kill(thread_.native_handle(), SIGUSR1);
     thread_.join();
   }
+  // How long after the third stop request the process may still take before it is ended: at least
+  // `grace` (the longest any loaded pipeline's cancelled work and sinks may take).
+  void allow(std::chrono::milliseconds grace) {
+    grace_ms_.store(std::max(grace_ms_.load(), static_cast<long long>(grace.count())));
+  }
 
  private:
   void start(bool announce) {
     thread_ = std::thread([this, announce] {
+      std::optional<std::chrono::steady_clock::time_point> deadline;  // armed by the third request
       while (true) {
         int sig = 0;
-        if (sigwait(&set_, &sig) != 0) continue;
+        if (deadline) {
+          const auto left = std::max<std::chrono::nanoseconds>(*deadline - std::chrono::steady_clock::now(), {});
+          const timespec timeout{static_cast<time_t>(left.count() / 1000000000),
+                                 static_cast<long>(left.count() % 1000000000)};
+          sig = sigtimedwait(&set_, nullptr, &timeout);
+          if (sig < 0 && errno == EAGAIN) {
+            const std::string message = fmt::format(
+                "sluice: exiting: the run has not ended {:.1f} s after the third stop request (a node stuck where no "
+                "stop reaches it); what was committed is kept\n",
+                static_cast<double>(grace_ms_.load()) / 1000);
+            [[maybe_unused]] auto written = ::write(STDERR_FILENO, message.data(), message.size());
+            _exit(128 + std::max(1, stop_.signal_number()));
+          }
+          if (sig < 0) continue;
+        } else if (sigwait(&set_, &sig) != 0) {
+          continue;
+        }
         if (sig == SIGUSR1) return;  // shutdown of the watcher itself
         if (announce) {
           if (stop_.requests() == 0) {
@@ -105,6 +132,10 @@ class SignalWatcher {
           }
         }
         stop_.request(sig);
+        if (!deadline && stop_.requests() >= 3) {
+          if (grace_ms_.load() == 0) grace_ms_.store(kDefaultGrace.count());  // no pipeline loaded yet
+          deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms_.load());
+        }
       }
     });
   }
@@ -112,7 +143,16 @@ class SignalWatcher {
   StopSignal& stop_;
   sigset_t set_;
   std::thread thread_;
+  // The grace with the default abort_timeout (5 s), until a pipeline is loaded.
+  static constexpr std::chrono::milliseconds kDefaultGrace{12000};
+  std::atomic<long long> grace_ms_{0};
 };
+
+// The last resort's grace for a pipeline: the third stop request gives cancelled work no more time,
+// and then its sinks abort_timeout to commit; beyond both, a margin for the end of the run.
+std::chrono::milliseconds last_resort_grace(const Plan& plan) {
+  return 2 * std::chrono::ceil<std::chrono::milliseconds>(plan.settings.abort_timeout) + std::chrono::seconds(2);
+}
 
 // Options shared by the commands that load pipelines.
 struct LoadArgs {
@@ -328,6 +368,7 @@ int cmd_run(const std::string& file, const RunArgs& args) {
   Loaded loaded = load(file, load_args, true);
   if (!loaded.plan) return kInvalid;
   const Plan& plan = *loaded.plan;
+  watcher->allow(last_resort_grace(plan));
   if (args.resume && plan.settings.state.empty()) {
     cli::say(stderr, "error", "usage",
              fmt::format("--resume needs settings.state in '{}' (the file that records progress)", file));
@@ -498,6 +539,7 @@ int cmd_test(const std::vector<std::string>& files, const LoadArgs& args) {
       if (stop.requests() > 0) break;
       continue;
     }
+    watcher.allow(last_resort_grace(*loaded.plan));
     RunReport report;
     {
       RunOptions options;
