@@ -481,7 +481,11 @@ bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string
   if (profile.empty()) profile = "default";
   std::string path = a.has("credentials_file") ? a.string("credentials_file") : env("AWS_SHARED_CREDENTIALS_FILE");
   if (path.empty()) path = env("HOME") + "/.aws/credentials";
-  if (fetch::read_aws_credentials(path, profile, aws, error)) return true;
+  if (fetch::read_aws_credentials(path, profile, aws, error)) {
+    aws.credentials_file = path;
+    aws.profile = profile;
+    return true;
+  }
   if (!named) {
     error = fmt::format(
         "no credentials: give access_key_id and secret_access_key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
@@ -929,7 +933,7 @@ fetch::FetchOptions options_from(const Config& c) {
   if (c.has("auth")) o.auth = auth_options(c.object("auth"));
   if (c.has("aws_sigv4")) {
     const Config& a = c.object("aws_sigv4");
-    o.aws = fetch::FetchOptions::Aws{a.string("region"), a.string("service"), "", "", ""};
+    o.aws = fetch::FetchOptions::Aws{a.string("region"), a.string("service"), "", "", "", "", ""};
     std::string error;
     if (!aws_credentials(a, *o.aws, error)) throw NodeError("aws_sigv4: " + error);  // (changed since checked)
   }
@@ -1129,7 +1133,8 @@ NodeType fetch_type() {
                                     "default: $AWS_PROFILE, else default, when neither the keys nor the "
                                     "environment give credentials"),
                   FieldSpec::string("credentials_file",
-                                    "the shared credentials file; default: $AWS_SHARED_CREDENTIALS_FILE, else "
+                                    "the shared credentials file, read again when it changes during the run (renewed "
+                                    "temporary credentials); default: $AWS_SHARED_CREDENTIALS_FILE, else "
                                     "~/.aws/credentials"),
               }),
               "AWS Signature Version 4 (S3 and S3-compatible storage, API Gateway, Lambda, Bedrock, OpenSearch): "

@@ -2692,10 +2692,50 @@ void HttpLoop::token_failed(std::string message, bool retryable, std::optional<n
   if (serving) notice(fmt::format("{}; the token in use serves until it expires", message));
 }
 
+namespace {
+
+// What changes when a file is written again: its modification time (ns), size and inode; "" when it
+// cannot be looked at.
+std::string file_stamp(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return fmt::format("{}.{}:{}:{}", st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size, st.st_ino);
+}
+
+}  // namespace
+
+void HttpLoop::reload_aws_credentials(Clock::time_point now) {
+  if (now < aws_checked_) return;
+  aws_checked_ = now + std::chrono::seconds(1);
+  FetchOptions::Aws& aws = *opt_.aws;
+  const std::string stamp = file_stamp(aws.credentials_file);
+  if (aws_file_stamp_.empty()) aws_file_stamp_ = stamp;  // the first look: as the node was made from it
+  if (stamp.empty() || stamp == aws_file_stamp_) return;
+  aws_file_stamp_ = stamp;
+  FetchOptions::Aws fresh = aws;
+  std::string error;
+  if (!read_aws_credentials(aws.credentials_file, aws.profile, fresh, error)) {
+    if (error != aws_file_error_) {
+      notice(
+          fmt::format("aws_sigv4: the credentials file changed but cannot be used: {}; the credentials read "
+                      "before sign on",
+                      error));
+    }
+    aws_file_error_ = std::move(error);
+    return;
+  }
+  aws_file_error_.clear();
+  if (fresh.key_id == aws.key_id && fresh.secret == aws.secret && fresh.session_token == aws.session_token) return;
+  aws = std::move(fresh);
+  notice(fmt::format("aws_sigv4: new credentials of profile [{}] in '{}' sign from now on", aws.profile,
+                     aws.credentials_file));
+}
+
 void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) {
   // aws_sigv4: the request signed here (aws_authorization(): its path and query as sent, in AWS's
   // encoding), not to another origin.
   const bool aws = opt_.aws && !job->crossed;
+  if (aws && !opt_.aws->credentials_file.empty()) reload_aws_credentials(Clock::now());
   const std::string signed_url = aws ? aws_canonical_url(job->url) : std::string();
   auto t = take_transfer(aws ? signed_url : job->url);  // (both lvalues: no copy of the URL)
   CURL* e = t->easy;

@@ -152,6 +152,10 @@ struct FetchOptions {
   // with x-amz-content-sha256 and the session token's header.
   struct Aws {
     std::string region, service, key_id, secret, session_token;
+    // The shared credentials file and profile the keys came from ("" when the pipeline or the
+    // environment gave them): read again when it changes (a tool that renews temporary credentials
+    // writes them there).
+    std::string credentials_file, profile;
   };
   std::optional<Aws> aws;
   // The run serves a site in this process (settings.serve): a request to it holds both ends of its
@@ -465,6 +469,12 @@ class HttpLoop {
   std::size_t next_sweep_ = kMaxIdleHosts;
   std::multimap<Clock::time_point, Timer> timers_;
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active_;
+  // aws_sigv4's credentials file: looked at again at most once a second (its modification time and
+  // size), and read again when it changed; what it last held, for the notice of a bad one.
+  void reload_aws_credentials(Clock::time_point now);
+  Clock::time_point aws_checked_{};
+  std::string aws_file_stamp_;
+  std::string aws_file_error_;
   // `proxies`, in turn. One that failed circuit_breaker.failure_threshold transfers in a row (no
   // connection, timeout, reset) is benched for recovery_timeout; when all are, the one back soonest.
   struct Proxy {

@@ -3308,6 +3308,34 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
                                                       "file (cannot read '/nonexistent/credentials'"));
     }
   }
+  SECTION("a credentials file written again during the run: its new credentials sign from then on") {
+    const std::string file = dir.file("credentials");
+    test::write_file(file, "[rot]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = expired\n");
+    // As a tool that renews temporary credentials does: once the first request went, a new file.
+    std::jthread renew([&](std::stop_token stop) {
+      while (!stop.stop_requested() && server.counter("/aws").requests == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      test::write_file(file + ".new",
+                       "[rot]\naws_access_key_id = AKIDEXAMPLE\n"
+                       "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n");
+      std::filesystem::rename(file + ".new", file);
+    });
+    std::vector<std::string> urls;
+    for (int i = 1; i <= 20; ++i) urls.push_back(server.url(fmt::format("/aws/bucket/{}.txt", i)));
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, urls, 1,
+        "    robots: ignore\n    retries: {attempts: 1}\n    rate: 5/s\n    aws_sigv4:\n      region: eu-west-1\n"
+        "      profile: rot\n      credentials_file: " +
+            file + "\n")));
+    renew.request_stop();
+    const auto ok = lines(dir, "ok.jsonl"), bad = lines(dir, "bad.jsonl");
+    CHECK(ok.size() + bad.size() == 20);
+    CHECK(bad.size() >= 1);  // signed with the old secret: 403
+    CHECK(ok.size() >= 10);  // the file is looked at again once a second: 5 requests
+    REQUIRE(report.notices.size() == 1);
+    CHECK(report.notices[0].message ==
+          fmt::format("aws_sigv4: new credentials of profile [rot] in '{}' sign from now on", file));
+  }
   SECTION("a POST: its body's hash is signed") {
     RunReport report =
         run_pipeline(test::plan_of(fetch_pipeline(dir, {server.url("/aws/queue?Action=SendMessage")}, 1,

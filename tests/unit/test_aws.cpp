@@ -55,8 +55,8 @@ TEST_CASE("aws_sigv4's Host: the URL's host, and its port unless the scheme's ow
 TEST_CASE("aws_sigv4's signature: canonical request, string to sign and signing key as AWS computes them",
           "[fetch][aws]") {
   using sluice::fetch::aws_authorization;
-  sluice::fetch::FetchOptions::Aws aws{"us-east-1", "service", "AKIDEXAMPLE",
-                                       "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", ""};
+  sluice::fetch::FetchOptions::Aws aws{
+      "us-east-1", "service", "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "", "", ""};
   const std::string empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
   const std::string date = "20150830T123600Z";
   const auto signature = [](const std::string& authorization) {
