@@ -549,10 +549,14 @@ class Run {
 
   void cancel() {
     if (cancelled_.exchange(true)) return;
+    // Cancelled work is not done: a resumed run redoes it. Frozen first: the cancellation of the
+    // graph's tasks below destroys the records they held, and a release logged before the freeze
+    // would count a record done whose rows were never committed (seen: a page so logged, and the
+    // resumed crawl never followed its link).
+    if (state_) state_->freeze();
     stopping_.store(true);
     stop_source_.request_stop();
     ctx_.cancel_group_execution();
-    if (state_) state_->freeze();  // cancelled work is not done: a resumed run redoes it
     {
       std::lock_guard lock(watchdog_mutex_);
       abort_deadline_ = Clock::now() + plan_.settings.abort_timeout;
@@ -616,11 +620,12 @@ class Run {
 
   void stop_gracefully() {
     if (stopping_.exchange(true)) return;
-    stop_source_.request_stop();
     // Records waiting at a limit (and, in fetch, requests not yet started) end without being
     // processed. Progress recorded from here on could count them as done: a resumed run redoes
-    // everything that was not done before the stop instead.
+    // everything that was not done before the stop instead. (Frozen before the sources hear of
+    // the stop.)
     if (state_) state_->freeze();
+    stop_source_.request_stop();
     for (auto& v : vertices_) {
       if (v.limit_queue) v.limit_queue->park();
     }
