@@ -1071,11 +1071,6 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
                           std::string& error) {
   const auto text = read_whole(path, "an AWS credentials file", error);
   if (!text) return false;
-  const auto trimmed = [](std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-    return s;
-  };
   std::vector<std::string> profiles;  // as named, for the message when `profile` is not among them
   bool in_profile = false, found = false;
   std::string key_id, secret, token, other;  // `other`: a key that names credentials fetch does not fetch
@@ -1086,7 +1081,7 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
     const std::string_view raw = rest.substr(0, end);
     rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
     ++line_number;
-    const std::string_view line = trimmed(raw);
+    const std::string_view line = nodes::trim(raw);
     // Blank lines, comments, and indented lines (a nested setting's, as the AWS CLI writes them).
     if (line.empty() || line[0] == '#' || line[0] == ';' || std::isspace(static_cast<unsigned char>(raw[0]))) continue;
     if (line[0] == '[') {
@@ -1094,7 +1089,7 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
         error = fmt::format("'{}' line {}: a section's name ends with ']'", path, line_number);
         return false;
       }
-      const std::string name(trimmed(line.substr(1, line.size() - 2)));
+      const std::string name(nodes::trim(line.substr(1, line.size() - 2)));
       profiles.push_back(name);
       in_profile = name == profile;
       found = found || in_profile;
@@ -1106,8 +1101,8 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
       return false;
     }
     if (!in_profile) continue;
-    const std::string name = nodes::to_lower(trimmed(line.substr(0, eq)));
-    const std::string value(trimmed(line.substr(eq + 1)));
+    const std::string name = nodes::to_lower(nodes::trim(line.substr(0, eq)));
+    const std::string value(nodes::trim(line.substr(eq + 1)));
     if (name == "aws_access_key_id") {
       key_id = value;
     } else if (name == "aws_secret_access_key") {
@@ -1145,21 +1140,18 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
 std::optional<std::string> read_client_assertion(const std::string& path, std::string& error) {
   auto text = read_whole(path, "a file with a client assertion", error);
   if (!text) return std::nullopt;
-  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-  while (!text->empty() && space(text->back())) text->pop_back();
-  const std::size_t first = std::find_if_not(text->begin(), text->end(), space) - text->begin();
-  text->erase(0, first);
-  if (text->empty()) {
+  const std::string token(nodes::trim(*text, " \t\r\n"));
+  if (token.empty()) {
     error = fmt::format("'{}' is empty: it should hold the token the client proves itself with", path);
     return std::nullopt;
   }
-  if (text->size() > kTokenMax || std::any_of(text->begin(), text->end(), [&](char c) {
-        return space(c) || static_cast<unsigned char>(c) < 0x20 || c == 0x7F;
+  if (token.size() > kTokenMax || std::any_of(token.begin(), token.end(), [](char c) {
+        return c == ' ' || static_cast<unsigned char>(c) < 0x20 || c == 0x7F;
       })) {
     error = fmt::format("'{}' does not hold one token (no spaces or line breaks inside)", path);
     return std::nullopt;
   }
-  return text;
+  return token;
 }
 
 std::optional<std::string> read_refresh_token(const std::string& path, std::string& error) {
@@ -1253,27 +1245,6 @@ std::string hex_digest(EVP_MD_CTX* digest) {
   return to_hex(sum, size);
 }
 
-// `text` with each %XX escape decoded ('+' stays a plus: AWS reads no space into it; a '%' that
-// starts no escape is itself).
-std::string percent_decoded(std::string_view text) {
-  auto digit = [](char c) {
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-  };
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() && digit(text[i + 1]) >= 0 && digit(text[i + 2]) >= 0) {
-      out += static_cast<char>(digit(text[i + 1]) * 16 + digit(text[i + 2]));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
 // X-Amz-Date's form of `now`: YYYYMMDDTHHMMSSZ, UTC.
 std::string amz_date(std::chrono::system_clock::time_point now) {
   const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
@@ -1311,7 +1282,7 @@ std::string aws_canonical_url(std::string_view url) {
   const auto segments = path_segments(path_at == std::string_view::npos ? "/" : target.substr(path_at));
   for (std::size_t i = 0; i < segments.size(); ++i) {
     std::string segment;
-    append_url_encoded(segment, percent_decoded(segments[i]));
+    append_url_encoded(segment, nodes::percent_decoded(segments[i]));
     const bool last = i + 1 == segments.size();
     if (segment == "." || segment == "..") {
       if (segment == ".." && !kept.empty()) kept.pop_back();
@@ -1331,8 +1302,8 @@ std::string aws_canonical_url(std::string_view url) {
     if (part.empty()) continue;
     const std::size_t eq = part.find('=');
     std::pair<std::string, std::string> param;
-    append_url_encoded(param.first, percent_decoded(part.substr(0, eq)));
-    if (eq != std::string_view::npos) append_url_encoded(param.second, percent_decoded(part.substr(eq + 1)));
+    append_url_encoded(param.first, nodes::percent_decoded(part.substr(0, eq)));
+    if (eq != std::string_view::npos) append_url_encoded(param.second, nodes::percent_decoded(part.substr(eq + 1)));
     params.push_back(std::move(param));
   }
   std::sort(params.begin(), params.end());
@@ -1381,19 +1352,14 @@ std::string aws_authorization(const FetchOptions::Aws& aws, std::string_view met
   if (aws.service.starts_with("s3")) {
     canonical += path;  // encoded once, as sent
   } else {
-    // Encoded twice: the path as sent encoded again ('%' is "%25"), its empty segments left out.
-    std::string normalized;
+    // Encoded twice: each segment as sent encoded again ('%' is "%25"), the empty ones left out.
+    const std::size_t start = canonical.size();
     for (std::string_view segment : path_segments(path)) {
-      if (!segment.empty()) (normalized += '/') += segment;
-    }
-    if (normalized.empty() || (path.size() > 1 && path.ends_with('/'))) normalized += '/';
-    for (std::size_t at = 0; at < normalized.size();) {
-      const std::size_t slash = normalized.find('/', at);
-      append_url_encoded(canonical, std::string_view(normalized).substr(at, slash - at));
-      if (slash == std::string::npos) break;
+      if (segment.empty()) continue;
       canonical += '/';
-      at = slash + 1;
+      append_url_encoded(canonical, segment);
     }
+    if (canonical.size() == start || (path.size() > 1 && path.ends_with('/'))) canonical += '/';
   }
   canonical += '\n';
   canonical += query;
