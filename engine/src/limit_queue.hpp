@@ -21,7 +21,8 @@
 // park() (a graceful stop) ends that: the queue forwards nothing more, gives back the reservations
 // of the records waiting (they were never started, and the run need not wait for them) and keeps
 // what arrives later without a reservation. Parked records are destroyed with the queue, after the
-// graph, when releasing their permits can no longer reach a limiter.
+// graph, when releasing their permits can no longer reach a limiter; each is handed to `drop` as
+// it is parked (the runner marks its permits unfinished: it is not done).
 #pragma once
 
 #include <tbb/flow_graph.h>
@@ -35,8 +36,9 @@ namespace sluice {
 template <typename T>
 class LimitQueue final : public tbb::flow::sender<T> {
  public:
-  LimitQueue(tbb::flow::receiver<T>& limiter, std::function<void()> hold, std::function<void()> unhold)
-      : limiter_(limiter), hold_(std::move(hold)), unhold_(std::move(unhold)) {}
+  LimitQueue(tbb::flow::receiver<T>& limiter, std::function<void()> hold, std::function<void()> unhold,
+             std::function<void(const T&)> drop = {})
+      : limiter_(limiter), hold_(std::move(hold)), unhold_(std::move(unhold)), drop_(std::move(drop)) {}
   LimitQueue(const LimitQueue&) = delete;
   LimitQueue& operator=(const LimitQueue&) = delete;
 
@@ -46,6 +48,7 @@ class LimitQueue final : public tbb::flow::sender<T> {
     hold_();
     std::unique_lock lock(mutex_);
     if (parked_) {
+      if (drop_) drop_(item);
       items_.push_back({std::move(item), false});
       ++dropped_;
       lock.unlock();
@@ -160,6 +163,7 @@ class LimitQueue final : public tbb::flow::sender<T> {
     for (std::size_t i = front_busy ? 1 : 0; i < items_.size(); ++i) {
       if (items_[i].held) {
         items_[i].held = false;
+        if (drop_) drop_(items_[i].item);
         ++unheld;
       }
     }
@@ -169,6 +173,7 @@ class LimitQueue final : public tbb::flow::sender<T> {
 
   tbb::flow::receiver<T>& limiter_;
   std::function<void()> hold_, unhold_;
+  std::function<void(const T&)> drop_;
   mutable std::mutex mutex_;
   std::deque<Waiting> items_;
   bool pull_ = false;        // the limiter holds us as its predecessor and reserves from us

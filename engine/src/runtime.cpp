@@ -481,6 +481,7 @@ class SourceProgress final : public PermitSource {
 
   PermitRef issue(std::uint64_t seq) { return std::make_shared<const Permit>(*this, seq); }
   void on_release(std::uint64_t seq) noexcept override { state_.record_done(node_, seq); }
+  void on_release_unfinished(std::uint64_t) noexcept override {}  // not done: a resumed run redoes it
 
  private:
   RunState& state_;
@@ -620,11 +621,10 @@ class Run {
 
   void stop_gracefully() {
     if (stopping_.exchange(true)) return;
-    // Records waiting at a limit (and, in fetch, requests not yet started) end without being
-    // processed. Progress recorded from here on could count them as done: a resumed run redoes
-    // everything that was not done before the stop instead. (Frozen before the sources hear of
-    // the stop.)
-    if (state_) state_->freeze();
+    // Records waiting at a limit (and, in fetch, requests not yet started; a frontier's links not
+    // yet parked) end without being processed: those places mark their permits unfinished, so they
+    // do not count as done and a resumed run redoes them. What is under way finishes and is
+    // recorded as done, so a resumed run does not do it twice.
     stop_source_.request_stop();
     for (auto& v : vertices_) {
       if (v.limit_queue) v.limit_queue->park();
@@ -1106,7 +1106,10 @@ void Run::build_limit(Vertex& v) {
   v.limit_permits = std::make_unique<LimitPermits>();
   v.limiter = std::make_unique<LimiterNode>(g, static_cast<std::size_t>(config.max_in_flight()));
   v.limit_queue = std::make_unique<LimitQueue<Message>>(
-      *v.limiter, [this] { reserve_external(); }, [this] { release_external(); });
+      *v.limiter, [this] { reserve_external(); }, [this] { release_external(); },
+      [](const Message& m) {
+        for (const Record& r : m->records) r.mark_unfinished();
+      });
   v.limit_permits->attach(g, *v.limiter);
   v.limit_permits->set_max(config.max_in_flight());
   // Records queue one by one in front of the limiter in a reservable LimitQueue, so nothing is

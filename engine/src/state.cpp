@@ -438,6 +438,7 @@ void RunState::write_in(sqlite3* db, const std::vector<PermitRef>& held) {
   for (const auto& p : held) {
     auto it = counts.find(p.get());
     if (it == counts.end() || it->second != p.use_count()) continue;
+    if (p->unfinished()) continue;  // a graceful stop dropped part of its work: not done
     const auto& [node, frontier] = writer_->tracked.at(p->source());
     if (frontier) {
       ops.push_back(UrlDone{node, p->tag()});
@@ -506,9 +507,22 @@ void RunState::close(bool finished) {
     throw std::runtime_error(fmt::format("state file '{}': progress could not be written: {}", path_, writer_->error));
   }
   if (finished_) return;  // a finished run that was resumed: nothing changed
-  exec(db_, fmt::format("INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', '{}')",
-                        finished ? "finished" : "interrupted"),
-       path_);
+  // A hosting store's last transaction can come before the last releases (a file sink's lines, a
+  // record whose last rows another store committed): that progress is written here, with the
+  // run's status. (The state's own writer has written everything queued before it ended.)
+  const std::deque<Op> ops = writer_->take();
+  try {
+    exec(db_, "BEGIN IMMEDIATE", path_);
+    if (!ops.empty()) OpWriter(db_, path_).write(ops);
+    exec(db_,
+         fmt::format("INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', '{}')",
+                     finished ? "finished" : "interrupted"),
+         path_);
+    exec(db_, "COMMIT", path_);
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
 }
 
 }  // namespace sluice

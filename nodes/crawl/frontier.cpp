@@ -244,7 +244,7 @@ class Frontier final : public AsyncNode, public PermitSource {
     cv_.notify_one();
   }
 
-  // Cancel and graceful stop end the parked URLs alike: none of them is fetched any more.
+  // Cancel ends the parked URLs and drops the links that come: none of them is fetched any more.
   void cancel() override {
     {
       std::lock_guard lock(mutex_);
@@ -252,7 +252,16 @@ class Frontier final : public AsyncNode, public PermitSource {
     }
     cv_.notify_one();
   }
-  void wind_down() override { cancel(); }
+  // A graceful stop lets no URL out any more either, but the links of the pages that finish are
+  // still accepted (seen, and recorded in the run state, where a resumed crawl finds them parked):
+  // their pages are done, and are not fetched again.
+  void wind_down() override {
+    {
+      std::lock_guard lock(mutex_);
+      winding_down_ = true;
+    }
+    cv_.notify_one();
+  }
 
   void stop() override {
     {
@@ -272,6 +281,14 @@ class Frontier final : public AsyncNode, public PermitSource {
   // A URL this frontier let out has left the graph, with everything derived from it.
   void on_release(std::uint64_t hash) noexcept override {
     if (state_) state_->url_done(id_, hash);
+    window_slot_free(hash);
+  }
+  // The same, but a graceful stop dropped some of that work undone: the URL stays pending in the
+  // run state, and a resumed crawl parks it again.
+  void on_release_unfinished(std::uint64_t hash) noexcept override { window_slot_free(hash); }
+
+ private:
+  void window_slot_free(std::uint64_t hash) noexcept {
     {
       std::lock_guard lock(mutex_);
       --out_in_flight_;
@@ -283,13 +300,13 @@ class Frontier final : public AsyncNode, public PermitSource {
     cv_.notify_one();
   }
 
- private:
   void run() {
     pthread_setname_np(pthread_self(), "frontier");
     std::unique_lock lock(mutex_);
     while (true) {
       cv_.wait(lock, [&] {
-        return quit_ || cancelled_ || !incoming_.empty() || (out_in_flight_ < window_ && queues_.ready());
+        return quit_ || cancelled_ || !incoming_.empty() || (winding_down_ && queues_.size() > 0) ||
+               (out_in_flight_ < window_ && queues_.ready());
       });
       if (cancelled_) {
         // Every parked URL is a submitted record that must end; none will be fetched now.
@@ -299,6 +316,8 @@ class Frontier final : public AsyncNode, public PermitSource {
         incoming_.clear();
         queues_.clear();
         lock.unlock();
+        // Links not parked yet: their page is not done (the run state has not accepted them).
+        for (const Record& r : incoming) r.mark_unfinished();
         out_->discard(parked + incoming.size());
         incoming.clear();  // outside the lock: their permits may be this frontier's (on_release locks)
         lock.lock();
@@ -326,6 +345,16 @@ class Frontier final : public AsyncNode, public PermitSource {
         table_("links", outcomes_.rows());
       }
       lock.lock();
+      if (winding_down_) {  // parked URLs end here: the run state keeps them for a resumed crawl
+        const std::size_t parked = queues_.size();
+        queues_.clear();
+        blocked_ = false;
+        lock.unlock();
+        if (parked) out_->discard(parked);
+        out_->flush();
+        lock.lock();
+        continue;
+      }
       while (out_in_flight_ < window_) {
         std::optional<HostQueues::Out> next;
         try {
@@ -534,7 +563,7 @@ class Frontier final : public AsyncNode, public PermitSource {
   HostQueues queues_;
   std::unordered_map<std::uint64_t, std::uint32_t> out_hosts_;  // URLs out (hash) -> their host in queues_
   std::size_t out_in_flight_ = 0;
-  bool cancelled_ = false, quit_ = false;
+  bool cancelled_ = false, winding_down_ = false, quit_ = false;
   std::atomic<bool> blocked_{false};  // URLs are parked that the window or their host's cap holds back
   // frontier thread only:
   SeenUrls seen_;                                              // URLs let through, and the pages links came from

@@ -1989,6 +1989,7 @@ void HttpLoop::take_incoming() {
 void HttpLoop::accept(std::unique_ptr<Job> job) {
   if (cancel_.load()) return fail(std::move(job), Reason::cancelled, 0, "cancelled: the run was stopped");
   if (winding_down_.load()) {  // a graceful stop: nothing new starts (see drop_unstarted)
+    job->record.mark_unfinished();
     job.reset();
     out_->discard(1);
     return;
@@ -3601,6 +3602,11 @@ void HttpLoop::keep_for_later(Job& job) {
   if (job.partial) job.partial->keep_for_later();
 }
 
+void HttpLoop::set_aside(Job& job) {
+  keep_for_later(job);
+  job.record.mark_unfinished();
+}
+
 void HttpLoop::fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message) {
   if (job->stale && opt_.cache->stale_if_error &&
       (is_host_failure(reason) || reason == Reason::circuit_open ||
@@ -3646,7 +3652,7 @@ void HttpLoop::drop_unstarted() {
   for (auto* entry : queued_hosts_) {
     Host& host = entry->second;
     dropped += host.waiting.size();
-    for (auto& job : host.waiting) keep_for_later(*job);
+    for (auto& job : host.waiting) set_aside(*job);
     host.waiting.clear();  // their records, and so their permits, go here
     host.queued = false;
   }
@@ -3660,11 +3666,11 @@ void HttpLoop::drop_unstarted() {
     if (timer.token) give_up_token_request();  // erased below: no job of this loop waits for a token any more
     if (!timer.job) continue;
     if (auto it = hosts_.find(timer.job->host); it != hosts_.end()) --it->second.retries_scheduled;
-    keep_for_later(*timer.job);
+    set_aside(*timer.job);
     timer.job.reset();
     ++dropped;
   }
-  for (auto& job : hashing_) keep_for_later(*job);
+  for (auto& job : hashing_) set_aside(*job);
   dropped += hashing_.size();
   hashing_.clear();
   dropped += set_aside_downloads();
@@ -3690,6 +3696,7 @@ std::size_t HttpLoop::set_aside_downloads() {
     t.keep_for_later();
     std::unique_ptr<Transfer> owned = std::move(it->second);
     it = active_.erase(it);
+    owned->job->record.mark_unfinished();
     owned->job.reset();  // its record, and so its permit, go here
     recycle(std::move(owned));
     ++n;

@@ -390,6 +390,9 @@ class HttpLoop {
   void keep_partial(Transfer& t, Job& job);
   // A job ends unfinished (cancelled, or dropped by a graceful stop): its resumable file stays.
   static void keep_for_later(Job& job);
+  // A graceful stop drops a job that has not started: its file kept as above, and its record marked
+  // unfinished (not done: a resumed run fetches it).
+  static void set_aside(Job& job);
   void fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message);
   // The request headers of `record` for a request to `host` (a host key): the node's `headers`, its
   // Authorization and Cookie left out when `credentials` is false, then the host's `hosts` entry's

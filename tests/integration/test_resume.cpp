@@ -167,6 +167,24 @@ void write_older_state(const std::string& path, const std::string& rows) {
                     rows);
 }
 
+// A source's progress permits, as the runner's SourceProgress issues them (source "pages").
+struct PagesProgress final : PermitSource {
+  RunState* state = nullptr;
+  void on_release(std::uint64_t seq) noexcept override { state->record_done("pages", seq); }
+  void on_release_unfinished(std::uint64_t) noexcept override {}
+};
+
+// A fresh run state at `path` that tracks `progress`, hosted by the store database at `path` when
+// `hosted`, started.
+std::unique_ptr<RunState> open_tracking(const std::string& path, PagesProgress& progress, bool hosted) {
+  auto state = RunState::open(path, "p", false);
+  progress.state = state.get();
+  if (hosted) REQUIRE(state->host(path));
+  state->track(progress, "pages", false);
+  state->start();
+  return state;
+}
+
 std::vector<int> kill_points(unsigned seed, int count, int from_ms, int to_ms) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> pick(from_ms, to_ms);
@@ -228,9 +246,11 @@ TEST_CASE("a list run killed with SIGKILL at random points and resumed stores th
   }
 }
 
-TEST_CASE("a list run stopped with Ctrl-C at random points and resumed stores every row once", "[resume]") {
+TEST_CASE("a list run stopped with Ctrl-C at random points and resumed fetches and writes every record once",
+          "[resume]") {
   // A graceful stop drops the records waiting at the limit: they must not count as done, or the
-  // resumed run would skip them.
+  // resumed run would skip them. What was under way finishes and counts as done: the resumed run
+  // does not fetch it, nor write its line, a second time.
   fixture::FixtureServer server;
   TempDir dir;
   const std::string db = dir.file("run.db");
@@ -243,6 +263,8 @@ TEST_CASE("a list run stopped with Ctrl-C at random points and resumed stores ev
         std::vector<std::string>{"600|600|1|600"});
   CHECK(query(db, "SELECT count(*) FROM pages WHERE status = 200") == std::vector<std::string>{"600"});
   CHECK(lines_complete(db + ".jsonl"));
+  CHECK(test::lines_of(test::read_file(db + ".jsonl")).size() == 600);  // no line twice
+  CHECK(server.counter("/delay").requests == 600);                      // no URL fetched twice
 }
 
 TEST_CASE("a crawl killed with SIGKILL or stopped with Ctrl-C at random points and resumed stores every page once",
@@ -274,6 +296,9 @@ TEST_CASE("a crawl killed with SIGKILL or stopped with Ctrl-C at random points a
       auto fetched = server.counter("/p").requests;
       CHECK(fetched >= 300);
       if (sig == SIGKILL) CHECK(fetched <= 300 + static_cast<std::uint64_t>(ended) * 40);
+      // A graceful stop finishes the pages under way, and the frontier keeps the links they gave
+      // (parked for the resumed crawl): no page is fetched twice.
+      if (sig == SIGINT) CHECK(fetched == 300);
     }
   }
 }
@@ -316,18 +341,10 @@ TEST_CASE("a state file of an older sluice, without the carried fields, is resum
 }
 
 TEST_CASE("a hosting store logs each record once, and after a stop what was queued before it only", "[resume]") {
-  // A source's progress permits, as the runner's SourceProgress issues them.
-  struct Progress final : PermitSource {
-    RunState* state = nullptr;
-    void on_release(std::uint64_t seq) noexcept override { state->record_done("pages", seq); }
-  } progress;
+  PagesProgress progress;
   TempDir dir;
   const std::string path = dir.file("shop.db");
-  auto state = RunState::open(path, "p", false);
-  progress.state = state.get();
-  REQUIRE(state->host(path));
-  state->track(progress, "pages", false);
-  state->start();
+  auto state = open_tracking(path, progress, true);
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
   // One batch transaction of the store, holding `held`.
@@ -359,6 +376,48 @@ TEST_CASE("a hosting store logs each record once, and after a stop what was queu
   sqlite3_close(db);
   state->close(false);
   CHECK(query(path, ranges) == std::vector<std::string>{"0|0", "2|2", "3|3"});
+}
+
+TEST_CASE("a record a graceful stop dropped is not logged done, whoever lets its permit go last", "[resume]") {
+  PagesProgress progress;
+  TempDir dir;
+  const std::string ranges = "SELECT first, last FROM sluice_source_done ORDER BY first";
+  SECTION("with a state file of its own") {
+    const std::string path = dir.file("run.state");
+    auto state = open_tracking(path, progress, false);
+    auto a = std::make_shared<const Permit>(progress, 0);
+    auto b = std::make_shared<const Permit>(progress, 1);
+    PermitRef item = a;  // an item of page 0, dropped at a limit: page 0 is not done
+    item->mark_unfinished();
+    item.reset();
+    a.reset();
+    b.reset();  // page 1 finished
+    state->close(false);
+    CHECK(query(path, ranges) == std::vector<std::string>{"1|1"});
+  }
+  SECTION("hosted by a store, whose batch holds the last references") {
+    const std::string path = dir.file("shop.db");
+    auto state = open_tracking(path, progress, true);
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    std::vector<PermitRef> batch;
+    batch.push_back(std::make_shared<const Permit>(progress, 2));
+    batch.push_back(std::make_shared<const Permit>(progress, 3));
+    batch[0]->mark_unfinished();  // another item of page 2 was dropped undone
+    REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    state->write_in(db, batch);
+    REQUIRE(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+    CHECK(query(path, ranges) == std::vector<std::string>{"3|3"});
+    batch.clear();  // 2's release records nothing either; 3's was written already
+    // A release after the store's last transaction (a file sink let its line go): written when the
+    // state closes, with the run's status.
+    auto late = std::make_shared<const Permit>(progress, 4);
+    late.reset();
+    sqlite3_close(db);
+    state->close(false);
+    CHECK(query(path, ranges) == std::vector<std::string>{"3|3", "4|4"});
+    CHECK(query(path, "SELECT value FROM sluice_run WHERE key = 'status'") == std::vector<std::string>{"interrupted"});
+  }
 }
 
 TEST_CASE("a resumed run skips every record an earlier run recorded, also from ranges that touch or overlap",

@@ -3,6 +3,7 @@
 #include <tbb/flow_graph.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <mutex>
@@ -41,7 +42,13 @@ struct Rig {
                 return tbb::flow::continue_msg{};
               }};
   std::atomic<int> held_by_queue{0};
-  sluice::LimitQueue<int> queue{limiter, [this] { ++held_by_queue; }, [this] { --held_by_queue; }};
+  std::mutex dropped_mutex;
+  std::vector<int> dropped;  // what the queue reported dropped (its `drop` hook), in order
+  sluice::LimitQueue<int> queue{limiter, [this] { ++held_by_queue; }, [this] { --held_by_queue; },
+                                [this](const int& v) {
+                                  std::lock_guard lock(dropped_mutex);
+                                  dropped.push_back(v);
+                                }};
   std::atomic<bool> done{false};
   std::vector<std::thread> releasers, producers;
 
@@ -114,4 +121,16 @@ TEST_CASE("a parked limit queue forwards nothing more, and every record is admit
   CHECK(static_cast<std::size_t>(rig.admitted.load()) + rig.queue.dropped() == kPerProducer * kProducers);
   CHECK(rig.queue.size() == rig.queue.dropped());
   CHECK(rig.queue.waiting() == 0);
+  // The drop hook (which marks a record's permits unfinished) saw each dropped record once, and
+  // none that was admitted.
+  CHECK(rig.dropped.size() == rig.queue.dropped());
+  std::vector<bool> seen(kPerProducer * kProducers, false);
+  for (std::size_t p = 0; p < rig.order.size(); ++p) {
+    for (int i : rig.order[p]) seen[p * kPerProducer + static_cast<std::size_t>(i)] = true;
+  }
+  for (int v : rig.dropped) {
+    REQUIRE_FALSE(seen[static_cast<std::size_t>(v)]);
+    seen[static_cast<std::size_t>(v)] = true;
+  }
+  CHECK(std::count(seen.begin(), seen.end(), true) == kPerProducer * kProducers);
 }

@@ -224,7 +224,9 @@ class AsyncNode : public Node {
   virtual void stop() = 0;
   // Any thread: a graceful stop was requested (signal, max_duration, max_items, max_errors). Finish
   // the work under way but start nothing new: end what is only queued, and what is submitted later,
-  // with discard() (a frontier its parked URLs, fetch its requests not yet started). Default: nothing.
+  // with discard() (a frontier its parked URLs, fetch its requests not yet started), each record so
+  // ended marked with Record::mark_unfinished() (a resumable run then does not count it as done).
+  // Default: nothing.
   virtual void wind_down() {}
   // Any thread: records are held back because a bound of this node's own is full (a frontier's
   // window) — records a sink still buffers may be what it waits for, so sinks commit. Default: false.

@@ -2,6 +2,7 @@
 // holder lets go.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -16,6 +17,10 @@ class PermitSource {
  public:
   virtual ~PermitSource() = default;
   virtual void on_release(std::uint64_t tag) noexcept = 0;
+  // The same, for a permit marked unfinished (Permit::mark_unfinished()): part of the work it
+  // covered was dropped undone. Capacity comes back all the same; a source that records progress
+  // records none. Default: on_release().
+  virtual void on_release_unfinished(std::uint64_t tag) noexcept { on_release(tag); }
 };
 
 // One unit of capacity. Returned to its source exactly once, when the last reference dies:
@@ -26,14 +31,26 @@ class Permit {
   explicit Permit(PermitSource& source, std::uint64_t tag = 0) : source_(&source), tag_(tag) {}
   Permit(const Permit&) = delete;
   Permit& operator=(const Permit&) = delete;
-  ~Permit() { source_->on_release(tag_); }
+  ~Permit() {
+    if (unfinished_.load())
+      source_->on_release_unfinished(tag_);
+    else
+      source_->on_release(tag_);
+  }
 
   const PermitSource* source() const { return source_; }
   std::uint64_t tag() const { return tag_; }
 
+  // Any holder, any thread: a record this permit covers leaves the graph without being processed
+  // (a graceful stop dropped it before its fetch started), so the work the permit stands for is
+  // not all done, whatever happens to the other records that share it. Sticky.
+  void mark_unfinished() const noexcept { unfinished_.store(true); }
+  bool unfinished() const noexcept { return unfinished_.load(); }
+
  private:
   PermitSource* source_;
   std::uint64_t tag_;
+  mutable std::atomic<bool> unfinished_{false};
 };
 using PermitRef = std::shared_ptr<const Permit>;
 

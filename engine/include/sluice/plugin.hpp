@@ -34,8 +34,9 @@ namespace sluice {
 // plugin registers and of a FieldTemplate it compiles; 6: NodeType::resumes_itself and RunState::Url::fields;
 // 7: the virtual AsyncNode::saturated, RunState::FrontierState::origins and NodeContext::notice;
 // 8: NodeContext::table; 9: NodeContext::received; 10: TransformNode::finish; 11: Value's Object alternative, an index
-// a plugin's std::visit over the older variant does not know).
-inline constexpr std::uint32_t kPluginAbiVersion = 11;
+// a plugin's std::visit over the older variant does not know); 12: Permit's unfinished mark and the
+// virtual PermitSource::on_release_unfinished).
+inline constexpr std::uint32_t kPluginAbiVersion = 12;
 
 #define SLUICE_PLUGIN_STR2(x) #x
 #define SLUICE_PLUGIN_STR(x) SLUICE_PLUGIN_STR2(x)

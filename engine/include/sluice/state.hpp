@@ -105,8 +105,9 @@ class RunState {
   // Any thread: progress is waiting for a hosting store's next transaction.
   bool has_pending() const;
 
-  // Any thread: the run was stopped or cancelled; later progress is not recorded (cancelled work is
-  // not done, and a stop drops records), what was queued before is still written.
+  // Any thread: the run was cancelled; later progress is not recorded (cancelled work is not done),
+  // what was queued before is still written. (A graceful stop does not freeze: the records it drops
+  // undone carry permits marked unfinished, whose release records nothing.)
   void freeze();
   // Main thread, once, after the run (stores closed): writes what is queued and whether the run
   // finished.
