@@ -13,6 +13,8 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <iterator>
+#include <map>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -176,6 +178,13 @@ struct RunState::Writer {
   // (node, tag) of the permits a hosting store's write_in() recorded as done before their release:
   // their release records nothing more.
   std::set<std::pair<std::string, std::uint64_t>> recorded;
+  // A hosting store's transaction (by its connection) between write_in() and its end, committed()
+  // or rolled_back(): the queued entries it took, and the records it wrote as done.
+  struct Open {
+    std::deque<Op> taken;
+    std::vector<std::pair<std::string, std::uint64_t>> done;
+  };
+  std::map<const sqlite3*, Open> open;
 
   void push(Op op) {
     {
@@ -448,24 +457,49 @@ void RunState::write_in(sqlite3* db, const std::vector<PermitRef>& held) {
     done.emplace_back(node, p->tag());
     counts.erase(it);
   }
+  std::deque<Op> queued;
   {
     std::lock_guard lock(writer_->mutex);
-    // After a stop or a cancellation only what was queued before it is written (as the state's own
-    // thread does): a record released since may have lost work that was dropped.
+    // After a cancellation only what was queued before it is written (as the state's own thread
+    // does): a record released since may have lost work that was cancelled.
     if (writer_->frozen) {
       ops.clear();
-    } else {
-      // Written once: their release comes after this transaction and records nothing. (When the
-      // transaction rolls back they are not done: a resumed run redoes them, as it should.)
-      for (auto& key : done) writer_->recorded.insert(std::move(key));
+      done.clear();
     }
-    // Queued entries first: a URL a page discovered is accepted before the page is done.
-    for (auto& op : ops) writer_->queue.push_back(std::move(op));
-    ops = std::move(writer_->queue);
+    queued = std::move(writer_->queue);
     writer_->queue.clear();
+    // Kept until the transaction ends: a rollback puts the queued entries back (they are still
+    // true), and only a COMMIT makes the batch's records done (their release then records nothing).
+    writer_->open[db] = Writer::Open{queued, std::move(done)};
   }
-  if (ops.empty()) return;
-  OpWriter(db, path_).write(ops);
+  // Queued entries first: a URL a page discovered is accepted before the page is done.
+  for (auto& op : ops) queued.push_back(std::move(op));
+  if (queued.empty()) return;
+  try {
+    OpWriter(db, path_).write(queued);
+  } catch (...) {
+    rolled_back(db);  // the store rolls back
+    throw;
+  }
+}
+
+void RunState::committed(sqlite3* db) {
+  std::lock_guard lock(writer_->mutex);
+  auto it = writer_->open.find(db);
+  if (it == writer_->open.end()) return;
+  for (auto& key : it->second.done) writer_->recorded.insert(std::move(key));
+  writer_->open.erase(it);
+}
+
+void RunState::rolled_back(sqlite3* db) {
+  std::lock_guard lock(writer_->mutex);
+  auto it = writer_->open.find(db);
+  if (it == writer_->open.end()) return;
+  // Its records are not done (their rows were not stored); what it took goes back in front.
+  std::deque<Op>& taken = it->second.taken;
+  writer_->queue.insert(writer_->queue.begin(), std::make_move_iterator(taken.begin()),
+                        std::make_move_iterator(taken.end()));
+  writer_->open.erase(it);
 }
 
 bool RunState::source_done(const std::string& node, std::uint64_t seq) const {

@@ -238,7 +238,7 @@ void FileSink::clear_buffer() {
   buffer_.clear();
   ends_.clear();
   preamble_ = 0;
-  held_.clear();  // in the file, or lost: these records are done
+  held_.clear();  // in the file (or lost, and marked unfinished)
 }
 
 // Writes the buffer. When that fails part way (a full disk), a file is cut back to the end of its
@@ -261,6 +261,9 @@ void FileSink::write_buffer() {
       if (end >= 0) (void)!::ftruncate(fd_, end - static_cast<off_t>(done - whole));
     }
     const std::size_t lost = ends_.size() - kept;
+    // The lost records are not done (a resumed run writes them). Permits are not kept per record:
+    // all of the buffer's are marked, and a resumed run may write the kept ones again too.
+    for (const auto& p : held_) p->mark_unfinished();
     clear_buffer();
     throw SinkBatchError(fmt::format("write to '{}' failed: {}", path_, std::strerror(error)), lost);
   }

@@ -302,6 +302,7 @@ class SqliteStore final : public SinkNode {
       }
     }
     if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) rollback("");
+    if (state_) state_->committed(db_);
     committed_ += batch_.rows();
     clear_pending();  // committed: the rows' limit slots are free now
   }
@@ -362,13 +363,18 @@ class SqliteStore final : public SinkNode {
 
   [[noreturn]] void rollback(const std::string& record, std::string why = "") {
     if (why.empty()) why = sqlite_error();
+    // Progress it took goes back to the queue before the write lock is given up, ahead of what
+    // another store's next transaction takes.
+    if (state_) state_->rolled_back(db_);
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     drop_batch("rolled back", record, why);
   }
 
-  // The pending rows are lost: dropped, with their permits, and reported with their count.
+  // The pending rows are lost: dropped, with their permits, and reported with their count. Their
+  // records are not done (a resumed run stores them).
   [[noreturn]] void drop_batch(std::string_view what, const std::string& record, const std::string& why) {
     const std::size_t rows = batch_.rows();
+    for (const auto& p : held_) p->mark_unfinished();
     clear_pending();
     throw SinkBatchError(fmt::format("batch of {} rows {}, nothing of it stored in '{}'{}: {}", rows, what, path_,
                                      record.empty() ? "" : fmt::format(" (at record '{}')", record), why),

@@ -352,6 +352,7 @@ TEST_CASE("a hosting store logs each record once, and after a stop what was queu
     REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
     state->write_in(db, held);
     REQUIRE(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+    state->committed(db);
   };
   const std::string ranges = "SELECT first, last FROM sluice_source_done ORDER BY first";
 
@@ -407,6 +408,7 @@ TEST_CASE("a record a graceful stop dropped is not logged done, whoever lets its
     REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
     state->write_in(db, batch);
     REQUIRE(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+    state->committed(db);
     CHECK(query(path, ranges) == std::vector<std::string>{"3|3"});
     batch.clear();  // 2's release records nothing either; 3's was written already
     // A release after the store's last transaction (a file sink let its line go): written when the
@@ -418,6 +420,94 @@ TEST_CASE("a record a graceful stop dropped is not logged done, whoever lets its
     CHECK(query(path, ranges) == std::vector<std::string>{"3|3", "4|4"});
     CHECK(query(path, "SELECT value FROM sluice_run WHERE key = 'status'") == std::vector<std::string>{"interrupted"});
   }
+  SECTION("hosted by a store whose transaction rolls back") {
+    const std::string path = dir.file("shop.db");
+    auto state = open_tracking(path, progress, true);
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    std::make_shared<const Permit>(progress, 7).reset();  // done, queued for the next transaction
+    std::vector<PermitRef> batch;
+    batch.push_back(std::make_shared<const Permit>(progress, 8));
+    REQUIRE(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    state->write_in(db, batch);
+    CHECK_FALSE(state->has_pending());  // taken by the transaction
+    state->rolled_back(db);             // its COMMIT failed, say
+    REQUIRE(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+    CHECK(state->has_pending());                       // 7 is queued again
+    for (const auto& p : batch) p->mark_unfinished();  // the store dropped the batch: 8 is not done
+    batch.clear();
+    sqlite3_close(db);
+    state->close(false);
+    CHECK(query(path, ranges) == std::vector<std::string>{"7|7"});
+  }
+}
+
+TEST_CASE("a store batch that could not be committed is stored by the resumed run", "[resume][store]") {
+  // A batch the database refused (here a trigger, as a full disk or a locked file would) is lost to
+  // the failed run: before, its records counted as done and a resumed run skipped them for good.
+  TempDir dir;
+  const bool hosted = GENERATE(true, false);
+  const std::string db = dir.file("out.db");
+  test::execute(db,
+                "CREATE TABLE control (fail INTEGER); INSERT INTO control VALUES (1);"
+                "CREATE TABLE t (n INTEGER PRIMARY KEY, v TEXT);"
+                "CREATE TRIGGER refuse BEFORE INSERT ON t WHEN NEW.n = 150 AND (SELECT fail FROM control) = 1"
+                " BEGIN SELECT RAISE(ABORT, 'injected refusal'); END;");
+  test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: refused
+settings: {{state: {}, batch: 10}}
+nodes:
+  - {{id: src, type: source.list, template: "{{n}}", to: 200}}
+  - {{id: set, type: set, fields: {{v: "row {{url}}"}}}}
+  - id: store
+    type: store.sqlite
+    path: {}
+    table: t
+    columns: {{n: INTEGER, v: TEXT}}
+    key: [n]
+    batch: {{rows: 25}}
+edges:
+  - src -> set -> store
+)",
+                                                   hosted ? db : dir.file("run.state"), db));
+  INFO((hosted ? "state in the store's database" : "state file of its own"));
+  test::Process first({SLUICE_BINARY, "run", "-q", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"));
+  CHECK(first.wait() == 1);
+  CHECK_THAT(test::read_file(dir.file("stderr")), Catch::Contains("injected refusal"));
+  CHECK(query(db, "SELECT count(*) FROM t WHERE n = 150") == std::vector<std::string>{"0"});
+  test::execute(db, "UPDATE control SET fail = 0");
+  test::Process resumed({SLUICE_BINARY, "run", "-q", dir.file("p.yaml"), "--resume"}, dir.file("stdout"),
+                        dir.file("stderr"));
+  INFO(test::read_file(dir.file("stderr")));
+  CHECK(resumed.wait() == 0);
+  CHECK(query(db, "SELECT count(*), min(n), max(n) FROM t") == std::vector<std::string>{"200|1|200"});
+}
+
+TEST_CASE("lines a full disk kept out of a file are written by the resumed run", "[resume]") {
+  // The first run writes to /dev/full (every write fails: ENOSPC); before, the lost lines' records
+  // counted as done and the resumed run, writing to a real file, skipped them.
+  TempDir dir;
+  const std::string out = dir.file("out.jsonl");
+  std::filesystem::create_symlink("/dev/full", out);
+  test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: full
+settings: {{state: {}, batch: 10}}
+nodes:
+  - {{id: src, type: source.list, template: "{{n}}", to: 200}}
+  - {{id: lines, type: sink.jsonl, path: {}, fields: [n], buffer: 1KiB}}
+edges:
+  - src -> lines
+)",
+                                                   dir.file("run.state"), out));
+  test::Process first({SLUICE_BINARY, "run", "-q", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"));
+  CHECK(first.wait() == 1);
+  CHECK_THAT(test::read_file(dir.file("stderr")), Catch::Contains("No space left on device"));
+  std::filesystem::remove(out);  // a real file now
+  test::Process resumed({SLUICE_BINARY, "run", "-q", dir.file("p.yaml"), "--resume"}, dir.file("stdout"),
+                        dir.file("stderr"));
+  INFO(test::read_file(dir.file("stderr")));
+  CHECK(resumed.wait() == 0);
+  std::set<std::string> seen;
+  for (const auto& line : test::lines_of(test::read_file(out))) seen.insert(line);
+  CHECK(seen.size() == 200);
 }
 
 TEST_CASE("a resumed run skips every record an earlier run recorded, also from ranges that touch or overlap",

@@ -100,8 +100,12 @@ class RunState {
 
   // A hosting store's thread, inside its open transaction on `db`, before COMMIT: writes the queued
   // progress and marks done the tracked records of which `held` (the batch's permits) holds the
-  // last references. Throws std::runtime_error on a SQLite error (the store rolls back).
+  // last references. Throws std::runtime_error on a SQLite error (the store rolls back). The store
+  // then calls committed() once its COMMIT succeeded, or rolled_back() when the transaction was
+  // rolled back (the progress it took is queued again; the batch's records are not done).
   void write_in(sqlite3* db, const std::vector<PermitRef>& held);
+  void committed(sqlite3* db);
+  void rolled_back(sqlite3* db);
   // Any thread: progress is waiting for a hosting store's next transaction.
   bool has_pending() const;
 
