@@ -263,7 +263,9 @@ void FileSink::write_buffer() {
     const std::size_t lost = ends_.size() - kept;
     // The lost records are not done (a resumed run writes them). Permits are not kept per record:
     // all of the buffer's are marked, and a resumed run may write the kept ones again too.
-    for (const auto& p : held_) p->mark_unfinished();
+    for (const auto& p : held_) {
+      if (p) p->mark_unfinished();
+    }
     clear_buffer();
     throw SinkBatchError(fmt::format("write to '{}' failed: {}", path_, std::strerror(error)), lost);
   }
