@@ -172,6 +172,7 @@ void FileSink::write(std::vector<Record>& records) {
     if (hold_) {
       for (auto& permit : r.permits) held_.push_back(std::move(permit));
       r.permits.clear();
+      held_ends_.push_back(held_.size());
     }
     if (buffer_.size() >= flush_at_) {
       try {
@@ -239,6 +240,7 @@ void FileSink::clear_buffer() {
   ends_.clear();
   preamble_ = 0;
   held_.clear();  // in the file (or lost, and marked unfinished)
+  held_ends_.clear();
 }
 
 // Writes the buffer. When that fails part way (a full disk), a file is cut back to the end of its
@@ -261,10 +263,9 @@ void FileSink::write_buffer() {
       if (end >= 0) (void)!::ftruncate(fd_, end - static_cast<off_t>(done - whole));
     }
     const std::size_t lost = ends_.size() - kept;
-    // The lost records are not done (a resumed run writes them). Permits are not kept per record:
-    // all of the buffer's are marked, and a resumed run may write the kept ones again too.
-    for (const auto& p : held_) {
-      if (p) p->mark_unfinished();
+    // The lost records are not done: a resumed run writes them (and not the ones kept).
+    for (std::size_t i = kept && !held_ends_.empty() ? held_ends_[kept - 1] : 0; i < held_.size(); ++i) {
+      if (held_[i]) held_[i]->mark_unfinished();
     }
     clear_buffer();
     throw SinkBatchError(fmt::format("write to '{}' failed: {}", path_, std::strerror(error)), lost);

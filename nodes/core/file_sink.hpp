@@ -83,6 +83,7 @@ class FileSink : public SinkNode {
   std::size_t preamble_ = 0;       // bytes of buffer_ before the first record that belong to none
   bool hold_ = false;              // a resumable run: permits wait for the write
   std::vector<PermitRef> held_;    // the permits of the records in buffer_
+  std::vector<std::size_t> held_ends_;  // where each record's permits end in held_
   struct Deflater;
   std::unique_ptr<Deflater> z_;            // a ".gz" path: the compressor, else null
   std::string zipped_;                     // gzip: the member being written

@@ -510,6 +510,40 @@ edges:
   CHECK(seen.size() == 200);
 }
 
+TEST_CASE(
+    "a file past the size limit (ulimit -f) fails the run saying so, and the resumed run writes what it lost once",
+    "[resume]") {
+  // 4,000 lines of about 1 KB, under a limit of 2,048 blocks (1 or 2 MiB): the first run's writes
+  // stop mid-way. Before, SIGXFSZ killed the process (and dumped its core); and then the lines a
+  // failed write kept in the file were written again by the resumed run.
+  TempDir dir;
+  const std::string out = dir.file("out.jsonl");
+  test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: big
+settings: {{state: {}, batch: 50}}
+nodes:
+  - {{id: src, type: source.list, template: "https://example.com/{{n}}/{}", to: 4000}}
+  - {{id: lines, type: sink.jsonl, path: {}, fields: [n, url], buffer: 64KiB}}
+edges:
+  - src -> lines
+)",
+                                                   dir.file("run.state"), std::string(1000, 'a'), out));
+  test::Process first(
+      {"/bin/sh", "-c", "ulimit -f 2048 && exec \"$0\" run -q \"$1\"", SLUICE_BINARY, dir.file("p.yaml")},
+      dir.file("stdout"), dir.file("stderr"));
+  CHECK(first.wait() == 1);
+  CHECK_THAT(test::read_file(dir.file("stderr")), Catch::Contains("File too large"));
+  const auto kept = test::lines_of(test::read_file(out)).size();
+  CHECK(kept > 0);
+  CHECK(kept < 4000);
+  test::Process resumed({SLUICE_BINARY, "run", "-q", dir.file("p.yaml"), "--resume"}, dir.file("stdout"),
+                        dir.file("stderr"));
+  INFO(test::read_file(dir.file("stderr")));
+  CHECK(resumed.wait() == 0);
+  const auto lines = test::lines_of(test::read_file(out));
+  CHECK(lines.size() == 4000);  // each line once: the kept ones were not written again
+  CHECK(std::set<std::string>(lines.begin(), lines.end()).size() == 4000);
+}
+
 TEST_CASE("a resumed run skips every record an earlier run recorded, also from ranges that touch or overlap",
           "[resume]") {
   // Earlier builds recorded a record a hosting store had committed once more when its permit was

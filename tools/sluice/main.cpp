@@ -640,6 +640,9 @@ int main(int argc, char** argv) {
   // fails the run the usual way (stores commit what they received), not a signal that kills the
   // process with their last batches uncommitted.
   ::signal(SIGPIPE, SIG_IGN);
+  // Likewise a file past the shell's size limit (`ulimit -f`): a write error (EFBIG) that says
+  // "File too large", not a SIGXFSZ that kills the process and dumps its core.
+  ::signal(SIGXFSZ, SIG_IGN);
   raise_open_file_limit();
   CLI::App app{"sluice: run declarative YAML dataflow pipelines"};
   app.require_subcommand(1);
