@@ -264,9 +264,7 @@ void FileSink::write_buffer() {
     }
     const std::size_t lost = ends_.size() - kept;
     // The lost records are not done: a resumed run writes them (and not the ones kept).
-    for (std::size_t i = kept && !held_ends_.empty() ? held_ends_[kept - 1] : 0; i < held_.size(); ++i) {
-      if (held_[i]) held_[i]->mark_unfinished();
-    }
+    mark_unfinished(std::span(held_).subspan(kept && !held_ends_.empty() ? held_ends_[kept - 1] : 0));
     clear_buffer();
     throw SinkBatchError(fmt::format("write to '{}' failed: {}", path_, std::strerror(error)), lost);
   }

@@ -1989,7 +1989,7 @@ void HttpLoop::take_incoming() {
 void HttpLoop::accept(std::unique_ptr<Job> job) {
   if (cancel_.load()) return fail(std::move(job), Reason::cancelled, 0, "cancelled: the run was stopped");
   if (winding_down_.load()) {  // a graceful stop: nothing new starts (see drop_unstarted)
-    job->record.mark_unfinished();
+    set_aside(*job);
     job.reset();
     out_->discard(1);
     return;

@@ -374,9 +374,7 @@ class SqliteStore final : public SinkNode {
   // records are not done (a resumed run stores them).
   [[noreturn]] void drop_batch(std::string_view what, const std::string& record, const std::string& why) {
     const std::size_t rows = batch_.rows();
-    for (const auto& p : held_) {
-      if (p) p->mark_unfinished();
-    }
+    mark_unfinished(held_);
     clear_pending();
     throw SinkBatchError(fmt::format("batch of {} rows {}, nothing of it stored in '{}'{}: {}", rows, what, path_,
                                      record.empty() ? "" : fmt::format(" (at record '{}')", record), why),

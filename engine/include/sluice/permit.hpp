@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 
 namespace sluice {
 
@@ -53,6 +54,14 @@ class Permit {
   mutable std::atomic<bool> unfinished_{false};
 };
 using PermitRef = std::shared_ptr<const Permit>;
+
+// Marks each of `permits` unfinished (Permit::mark_unfinished(); null ones skipped): the records
+// they cover were dropped, or lost by a sink, undone.
+inline void mark_unfinished(std::span<const PermitRef> permits) {
+  for (const auto& p : permits) {
+    if (p) p->mark_unfinished();
+  }
+}
 
 // A counting gate for a thread that produces work (a source thread): acquire() blocks that thread
 // while `capacity` permits are out, and returns null once the gate is closed. Never call acquire()

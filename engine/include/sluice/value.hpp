@@ -125,11 +125,7 @@ class Record {
 
   // This record leaves the graph unprocessed (a graceful stop dropped it): what its permits cover is
   // not done, so a resumable run does not record it as done, and redoes it when resumed.
-  void mark_unfinished() const {
-    for (const auto& p : permits) {
-      if (p) p->mark_unfinished();
-    }
-  }
+  void mark_unfinished() const { sluice::mark_unfinished(permits); }
 
   // A new record that inherits this record's metadata and permits, with no fields.
   Record derive() const {
