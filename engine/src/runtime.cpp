@@ -594,6 +594,8 @@ class Run {
       std::lock_guard lock(wiring_mutex_);
       if (!wired_) {
         held_requests_ = count;
+        // A factory waiting for something outside the run (a FIFO's reader) gives up.
+        stop_source_.request_stop();
         return;
       }
     }
@@ -793,6 +795,10 @@ class Run {
   std::atomic<std::uint64_t> failed_records_{0};  // settings.max_errors
   std::atomic<bool> too_many_failed_{false};
   std::stop_source stop_source_;  // requested with stopping_: sources waiting on a pipe give up
+  // While instantiate() makes the nodes on maker_ (the run's thread), before any other engine thread
+  // calls options_.progress: a factory's notice is shown at once through it.
+  std::atomic<bool> making_{false};
+  std::thread::id maker_;
   // Reservations held outside TBB (source threads, sink queues, async nodes). While any is held the
   // waiter thread sleeps instead of spinning in wait_for_all(); see wait_for_graph().
   std::atomic<std::int64_t> external_{0};
@@ -977,13 +983,24 @@ bool Run::instantiate() {
       if ((plan_.nodes[i].type->kind == NodeKind::source) == (sources == 1)) order.push_back(i);
     }
   }
+  maker_ = std::this_thread::get_id();
+  making_.store(true, std::memory_order_release);
+  struct Made {
+    std::atomic<bool>& making;
+    ~Made() { making.store(false); }
+  } made{making_};
   for (std::size_t i : order) {
     Vertex& v = vertices_[i];
     v.plan = &plan_.nodes[i];
     NodeContext context{v.plan->id,     v.plan->config, v.plan->where,
                         plan_.settings, state_.get(),   stop_source_.get_token()};
     if (v.plan->type->kind == NodeKind::source) context.idle = [this, &v] { send_pending(v); };
-    context.notice = [this, &v](std::string message) { notices_.add(v.plan->id, std::move(message)); };
+    context.notice = [this, &v](std::string message) {
+      notices_.add(v.plan->id, std::move(message));
+      // From a factory that waits (a FIFO's reader): shown now, not once the run has started.
+      if (making_.load(std::memory_order_acquire) && std::this_thread::get_id() == maker_ && options_.progress)
+        options_.progress(progress(Clock::now()));
+    };
     context.received = &v.stats.bytes;
     context.table = [this, &v](std::string name, std::vector<Record> rows) {
       std::lock_guard lock(tables_mutex_);
@@ -1020,6 +1037,10 @@ bool Run::instantiate() {
         throw NodeError(fmt::format("the factory of '{}' built a node that is not a {}", v.plan->type->name,
                                     node_kind_name(v.plan->type->kind)));
       }
+    } catch (const StoppedWhileMade& e) {
+      ok = false;
+      if (stop_source_.stop_requested()) break;  // the run stops before it starts: no error
+      errors_.add(RunError{v.plan->id, "", e.what()});
     } catch (...) {
       errors_.add(RunError{v.plan->id, "", caught().message});
       ok = false;

@@ -8,8 +8,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <optional>
+#include <stop_token>
 
 namespace sluice::nodes {
 
@@ -34,22 +37,52 @@ int standard_stream(const std::string& path) {
   return -1;
 }
 
+// open(2) of a FIFO for writing waits until a reader opens it, on the main thread while the run is
+// set up, where no stop request reaches it. So a FIFO is opened without waiting, again every 50 ms,
+// until a reader has it or the run stops.
+int open_for_writing(const std::string& path, int flags, const NodeContext& ctx) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISFIFO(st.st_mode)) return ::open(path.c_str(), flags, 0644);
+  const auto started = std::chrono::steady_clock::now();
+  bool told = false;
+  std::mutex mutex;
+  std::condition_variable_any wake;
+  while (true) {
+    const int fd = ::open(path.c_str(), flags | O_NONBLOCK);
+    if (fd >= 0) {
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);  // the sink thread's writes wait for the reader
+      return fd;
+    }
+    if (errno != ENXIO) return -1;  // ENXIO: no reader yet
+    if (!told && std::chrono::steady_clock::now() - started >= std::chrono::seconds(1)) {
+      ctx.notice(fmt::format("waiting for a reader to open the FIFO '{}'", path));
+      told = true;
+    }
+    std::unique_lock lock(mutex);
+    wake.wait_for(lock, ctx.stop, std::chrono::milliseconds(50), [] { return false; });  // a stop wakes it
+    if (ctx.stop.stop_requested()) {
+      throw StoppedWhileMade(fmt::format("stopped while waiting for a reader to open the FIFO '{}'", path));
+    }
+  }
+}
+
 }  // namespace
 
 FileSink::FileSink(const std::string& path, bool append, std::size_t buffer, std::chrono::nanoseconds interval,
-                   RunState* state, Framing framing)
+                   const NodeContext& ctx, Framing framing)
     : path_(standard_stream(path) == STDOUT_FILENO   ? "stdout"
             : standard_stream(path) == STDERR_FILENO ? "stderr"
                                                      : path),
       flush_at_(buffer),
       interval_(interval),
-      hold_(state != nullptr) {
+      hold_(ctx.state != nullptr) {
+  RunState* state = ctx.state;
   // A resumed run skips what the earlier one finished: its lines are in the file already.
   if (state && state->resumed()) append = true;
   if (const int stream = standard_stream(path); stream >= 0) {
     fd_ = stream;
   } else {
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+    fd_ = open_for_writing(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), ctx);
     if (fd_ < 0) throw NodeError(fmt::format("cannot open '{}' for writing: {}", path, std::strerror(errno)));
     owns_fd_ = true;
     if (path.ends_with(".gz")) z_ = std::make_unique<Deflater>();

@@ -24,13 +24,14 @@ class FileSink : public SinkNode {
   enum class Framing { lines, csv };
 
   // Opens `path` ('-': standard output), replacing the file unless `append` or a resumed run. With a
-  // run state (a resumable run), the records' permits are held until their text has been written,
-  // so that a record counts as done only when it is in the file. A resumed run first cuts off the
-  // piece of a record that a killed run may have left at the end of the file (its record was not
-  // done, and is written again whole); appending to a text file whose last line has no line break
-  // starts with one. Throws NodeError.
-  FileSink(const std::string& path, bool append, std::size_t buffer, std::chrono::nanoseconds interval, RunState* state,
-           Framing framing);
+  // run state (ctx.state: a resumable run), the records' permits are held until their text has been
+  // written, so that a record counts as done only when it is in the file. A resumed run first cuts
+  // off the piece of a record that a killed run may have left at the end of the file (its record was
+  // not done, and is written again whole); appending to a text file whose last line has no line
+  // break starts with one. A FIFO is waited for until a reader opens it (a notice after a second)
+  // or ctx.stop is requested (StoppedWhileMade). Throws NodeError.
+  FileSink(const std::string& path, bool append, std::size_t buffer, std::chrono::nanoseconds interval,
+           const NodeContext& ctx, Framing framing);
   ~FileSink() override;
 
   // A failed write loses the records of its buffer (counted, see write_buffer()); the rest of

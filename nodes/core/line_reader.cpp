@@ -30,7 +30,9 @@ LineReader::LineReader(const std::string& path, std::stop_token stop, std::funct
       stop_(std::move(stop)),
       idle_(std::move(idle)),
       buffer_(std::make_unique_for_overwrite<char[]>(capacity_)) {
-  fd_ = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: open(2) of a FIFO would wait for a writer, in the factory, where no stop reaches it;
+  // read_some() polls instead (until a writer has written and closed it, poll(2) says nothing).
+  fd_ = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd_ < 0) throw NodeError(fmt::format("cannot open '{}': {}", path_, std::strerror(errno)));
   owns_fd_ = path != "-";
   struct stat st {};
@@ -40,6 +42,7 @@ LineReader::LineReader(const std::string& path, std::stop_token stop, std::funct
     throw NodeError(fmt::format("cannot read '{}': it is a directory", path_));
   }
   regular_ = known && S_ISREG(st.st_mode);
+  if (regular_ && owns_fd_) ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
 }
 
 LineReader::~LineReader() {

@@ -13,13 +13,12 @@ namespace {
 class Csv final : public FileSink {
  public:
   Csv(const std::string& path, bool append, std::vector<std::string> fields, char delimiter, bool header, bool bom,
-      bool escape_formulas, std::size_t buffer, std::chrono::nanoseconds interval, RunState* state,
-      std::function<void(std::string)> notice)
-      : FileSink(path, append, buffer, interval, state, Framing::csv),
+      bool escape_formulas, std::size_t buffer, std::chrono::nanoseconds interval, const NodeContext& ctx)
+      : FileSink(path, append, buffer, interval, ctx, Framing::csv),
         fields_(std::move(fields)),
         delimiter_(delimiter),
         escape_formulas_(escape_formulas) {
-    watch(FieldPresence(FieldPresence::of_fields(fields_), "row", "empty", std::move(notice)));
+    watch(FieldPresence(FieldPresence::of_fields(fields_), "row", "empty", ctx.notice));
     // A file appended to keeps the header (and byte order mark) it has.
     std::string line;
     if (bom && !had_content()) line = "\xEF\xBB\xBF";
@@ -137,8 +136,7 @@ NodeType sink_csv_type() {
     for (const auto& f : c.list("fields")) fields.push_back(std::get<Value>(f.v).to_text());
     return std::make_unique<Csv>(c.string("path"), c.boolean("append"), std::move(fields), c.string("delimiter")[0],
                                  c.boolean("header"), c.boolean("bom"), c.boolean("escape_formulas"),
-                                 static_cast<std::size_t>(c.size("buffer")), c.duration("interval"), ctx.state,
-                                 ctx.notice);
+                                 static_cast<std::size_t>(c.size("buffer")), c.duration("interval"), ctx);
   };
   t.example = R"(- id: sheet
   type: sink.csv

@@ -11,9 +11,9 @@ namespace {
 class JsonLines final : public FileSink {
  public:
   JsonLines(const std::string& path, bool append, std::vector<std::string> fields, std::size_t buffer,
-            std::chrono::nanoseconds interval, RunState* state, std::function<void(std::string)> notice)
-      : FileSink(path, append, buffer, interval, state, Framing::lines), fields_(std::move(fields)) {
-    watch(FieldPresence(FieldPresence::of_fields(fields_), "line", "null", std::move(notice)));
+            std::chrono::nanoseconds interval, const NodeContext& ctx)
+      : FileSink(path, append, buffer, interval, ctx, Framing::lines), fields_(std::move(fields)) {
+    watch(FieldPresence(FieldPresence::of_fields(fields_), "line", "null", ctx.notice));
   }
 
  private:
@@ -50,8 +50,7 @@ NodeType sink_jsonl_type() {
     std::vector<std::string> fields;
     for (const auto& f : c.list("fields")) fields.push_back(std::get<Value>(f.v).to_text());
     return std::make_unique<JsonLines>(c.string("path"), c.boolean("append"), std::move(fields),
-                                       static_cast<std::size_t>(c.size("buffer")), c.duration("interval"), ctx.state,
-                                       ctx.notice);
+                                       static_cast<std::size_t>(c.size("buffer")), c.duration("interval"), ctx);
   };
   t.example = R"(- id: out
   type: sink.jsonl

@@ -1526,6 +1526,75 @@ TEST_CASE("a source waiting on a pipe that stays silent ends when the run stops"
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(30));
 }
 
+TEST_CASE("a source reading a FIFO that no writer has opened waits for one, and a stop ends the wait", "[run]") {
+  // Before, open(2) waited for the writer in the factory, where no stop reached it: the run never
+  // ended.
+  TempDir dir;
+  const std::string fifo = dir.file("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const std::string out = dir.file("out.jsonl");
+  Plan plan = test::plan_of(chain(fmt::format("  - id: src\n    type: source.list\n    file: {}", fifo), "", out) +
+                            "edges:\n  - src -> out\n");
+  SECTION("a writer that comes later") {
+    std::thread writer([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      const int fd = ::open(fifo.c_str(), O_WRONLY);
+      REQUIRE(fd >= 0);
+      REQUIRE(::write(fd, "a\nb\n", 4) == 4);
+      ::close(fd);
+    });
+    RunReport report = run_pipeline(plan);
+    writer.join();
+    CHECK(report.status == RunStatus::succeeded);
+    CHECK(test::read_file(out) == "{\"url\":\"a\"}\n{\"url\":\"b\"}\n");
+  }
+  SECTION("no writer: Ctrl-C") {
+    const auto started = std::chrono::steady_clock::now();
+    RunReport report = test::run_stopped_after(plan, std::chrono::milliseconds(300));
+    CHECK(report.status == RunStatus::interrupted);
+    CHECK(report.errors.empty());
+    CHECK(test::read_file(out).empty());
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(30));
+  }
+}
+
+TEST_CASE("a sink writing to a FIFO waits for its reader, says so after a second, and a stop ends the wait", "[run]") {
+  // Before, open(2) waited for the reader in the factory, where no stop reached it.
+  TempDir dir;
+  const std::string fifo = dir.file("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  Plan plan = test::plan_of(chain("  - id: src\n    type: source.list\n    template: \"u{n}\"\n    to: 3", "", fifo) +
+                            "edges:\n  - src -> out\n");
+  SECTION("a reader that comes later") {
+    std::string read;
+    std::thread reader([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+      const int fd = ::open(fifo.c_str(), O_RDONLY);
+      REQUIRE(fd >= 0);
+      char chunk[256];
+      for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) > 0;) read.append(chunk, static_cast<std::size_t>(n));
+      ::close(fd);
+    });
+    RunReport report = run_pipeline(plan);
+    reader.join();
+    CHECK(report.status == RunStatus::succeeded);
+    CHECK(read == "{\"url\":\"u1\",\"n\":1}\n{\"url\":\"u2\",\"n\":2}\n{\"url\":\"u3\",\"n\":3}\n");
+    CHECK(test::notices_of(report, "out") ==
+          std::vector<std::string>{"waiting for a reader to open the FIFO '" + fifo + "'"});
+  }
+  SECTION("no reader: Ctrl-C") {
+    RunReport report = test::run_stopped_after(plan, std::chrono::milliseconds(300));
+    CHECK(report.status == RunStatus::interrupted);
+    CHECK(report.errors.empty());
+    CHECK(test::stats_of(report, "src").records_out == 0);
+  }
+  SECTION("no reader: a stop before the run starts") {
+    RunReport report = test::run_stopped_after(plan, std::chrono::milliseconds(-1));
+    CHECK(report.status == RunStatus::interrupted);
+    CHECK(report.errors.empty());
+  }
+}
+
 TEST_CASE(
     "a line written to a pipe goes through at once: source.list does not wait for a full batch, sink.jsonl "
     "writes within its interval",

@@ -108,24 +108,20 @@ TEST_CASE("a third stop request ends a run with a stuck node at once", "[cli][si
   CHECK(test::query(dir.file("out.db"), "SELECT count(*) FROM t") == std::vector<std::string>{"40"});
 }
 
-TEST_CASE("a sink that waits to open a FIFO no one reads: the third stop request still ends the process",
-          "[cli][signal][stuck]") {
+TEST_CASE("a node whose factory never returns: the third stop request still ends the process", "[cli][signal][stuck]") {
   TempDir dir;
-  // The sink opens its file while the run is being set up, on the main thread, which no stop
-  // request reaches: the last resort ends the process 2 x abort_timeout + 2 s after the third.
-  const std::string fifo = dir.file("fifo");
-  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-  test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: fifo
-settings: {{abort_timeout: 200ms}}
-nodes:
-  - {{id: src, type: source.list, urls: [a, b]}}
-  - {{id: out, type: sink.jsonl, path: {}}}
-edges:
-  - src -> out
-)",
-                                                   fifo));
+  // The factory runs on the main thread while the run is set up, where no stop request reaches a
+  // node stuck in its own code: the last resort ends the process 2 x abort_timeout + 2 s after the
+  // third request.
+  test::write_file(dir.file("p.yaml"), stuck_pipeline(dir, "abort_timeout: 200ms",
+                                                      "  - {id: hang, type: test.stuck_factory, marker: {marker}}\n",
+                                                      "  - src -> hang\n  - src -> store\n"));
   test::Process p({SLUICE_BINARY, "run", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (!std::filesystem::exists(dir.file("marker")) && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE(std::filesystem::exists(dir.file("marker")));
   for (int i = 0; i < 3; ++i) {
     p.signal(SIGINT);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -138,6 +134,38 @@ edges:
   CHECK_THAT(test::read_file(dir.file("stderr")),
              Catch::Contains("sluice: exiting: the run has not ended 2.4 s after the third stop request (a node "
                              "stuck where no stop reaches it); what was committed is kept"));
+}
+
+TEST_CASE("a sink waiting for a reader to open its FIFO ends at the first stop request, interrupted", "[cli][signal]") {
+  TempDir dir;
+  // Before, the sink's open(2) waited on the main thread, where no stop reached it: only the third
+  // request's last resort ended the process, 2.4 s after it.
+  const std::string fifo = dir.file("fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  test::write_file(dir.file("p.yaml"), fmt::format(R"(pipeline: fifo
+settings: {{abort_timeout: 200ms}}
+nodes:
+  - {{id: src, type: source.list, urls: [a, b]}}
+  - {{id: out, type: sink.jsonl, path: {}}}
+edges:
+  - src -> out
+)",
+                                                   fifo));
+  test::Process p({SLUICE_BINARY, "run", dir.file("p.yaml"), "--stats-json", dir.file("stats.json")},
+                  dir.file("stdout"), dir.file("stderr"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const auto stopped = Clock::now();
+  p.signal(SIGINT);
+  const auto code = p.wait_for(std::chrono::seconds(20));
+  REQUIRE(code);
+  CHECK(*code == 130);
+  CHECK(seconds_since(stopped) < 1.5);
+  const std::string err = test::read_file(dir.file("stderr"));
+  CHECK_THAT(err, Catch::Contains("waiting for a reader to open the FIFO '" + fifo + "'"));
+  CHECK(err.find("waiting for a reader") < err.find("stopping"));  // said while it waited
+  CHECK_THAT(err, !Catch::Contains("error:") && !Catch::Contains("has not ended"));
+  CHECK_THAT(test::read_file(dir.file("stats.json")),
+             Catch::Contains("\"status\": \"interrupted\", \"exit_code\": 130"));
 }
 
 TEST_CASE("a source that ignores the stop: the run ends after abort_timeout with what it had emitted",

@@ -1,5 +1,5 @@
 // A plugin whose nodes get stuck in their own code, as a buggy plugin might: a transform, a source
-// that ignores NodeContext::stop, and a sink. Each creates the file `marker` when it gets stuck and
+// that ignores NodeContext::stop, a sink, and a sink's factory. Each creates the file `marker` when it gets stuck and
 // then never returns, so that tests can check that a cancelled run still ends (abort_timeout).
 #include <sluice/plugin.hpp>
 
@@ -84,6 +84,9 @@ void register_nodes(PluginRegistrar& registrar) {
   registrar.add(type("test.stuck_sink", NodeKind::sink, {}, [](const NodeContext& ctx) -> std::unique_ptr<Node> {
     return std::make_unique<StuckSink>(ctx.config.string("marker"));
   }));
+  // A sink whose factory never returns: stuck on the main thread while the run is set up.
+  registrar.add(type("test.stuck_factory", NodeKind::sink, {},
+                     [](const NodeContext& ctx) -> std::unique_ptr<Node> { stick(ctx.config.string("marker")); }));
 }
 
 }  // namespace

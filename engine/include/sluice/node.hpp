@@ -52,8 +52,9 @@ struct NodeContext {
   const Location& where;  // the node's position in the pipeline file
   const PipelineSettings& settings;
   RunState* state = nullptr;  // a resumable run's progress (settings.state), else null
-  // Requested when the run stops, gracefully or not. A source that can wait for input indefinitely
-  // (a pipe, a socket) watches it and returns false from next() once it is requested.
+  // Requested when the run stops, gracefully or not, also while the nodes are being made. A source
+  // that can wait for input indefinitely (a pipe, a socket) watches it and returns false from next()
+  // once it is requested; a factory that waits (a FIFO's reader) gives up and throws StoppedWhileMade.
   std::stop_token stop = {};
   // For sources: a source about to wait for input that may be slow to come (a pipe, a socket)
   // calls idle() first, from next() on its own thread. The records it returned so far then go on
@@ -80,6 +81,15 @@ struct NodeContext {
 // Thrown by factories and node bodies for errors a person must fix (a file that cannot be opened,
 // a value that is invalid at run time). The engine reports the message with the node id and record.
 class NodeError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Thrown by a factory that gave up waiting for something outside the run (a file sink waiting for a
+// reader to open its FIFO) because NodeContext::stop was requested: the run is stopping before it
+// started, so it ends interrupted, without an error and without building the nodes that follow.
+// Thrown while no stop was requested, it is the node's error like any other exception.
+class StoppedWhileMade : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };

@@ -148,7 +148,9 @@ struct RunProgress {
 
 struct RunOptions {
   StopSignal* stop = nullptr;
-  // Called every progress_interval while the run is going, on an engine thread; must be quick.
+  // Called every progress_interval while the run is going, on an engine thread; must be quick. Also
+  // on the thread that called run_pipeline() while the nodes are being made, when a factory gives a
+  // notice (a sink waiting for its FIFO's reader); never two calls at once.
   std::function<void(const RunProgress&)> progress;
   std::chrono::milliseconds progress_interval{250};
   std::size_t kept_errors = 1000;
