@@ -19,6 +19,7 @@
 #include "../builtin.hpp"
 #include "../core/file_names.hpp"
 #include "../text.hpp"
+#include "aws_process.hpp"
 #include "http_loop.hpp"
 
 namespace sluice::nodes {
@@ -454,17 +455,41 @@ fetch::FetchOptions::Auth auth_options(const Config& a) {
   return fetch::FetchOptions::Auth{a.string("user"), a.string("password"), auth_scheme(a.string("scheme"))};
 }
 
+// Runs aws.process (a credential_process) for its keys, unless `run` is null (the pipeline is only
+// checked): then only the command is known.
+bool run_aws_process(fetch::FetchOptions::Aws& aws, const std::stop_token* run, std::string& error) {
+  if (!run) return true;
+  auto keys = fetch::run_credential_process(aws.process, *run, error);
+  if (!keys) {
+    error = fmt::format("credential_process '{}': {}", aws.process, error);
+    return false;
+  }
+  aws.key_id = std::move(keys->key_id);
+  aws.secret = std::move(keys->secret);
+  aws.session_token = std::move(keys->session_token);
+  aws.expires = keys->expires;
+  return true;
+}
+
 // aws_sigv4's credentials, where the AWS SDKs look for them: access_key_id and secret_access_key
-// (with session_token) as given; else, unless a profile or file is named, the AWS_ACCESS_KEY_ID,
-// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN environment variables; else the profile (`profile`,
-// $AWS_PROFILE, or "default") of the shared credentials file (`credentials_file`,
-// $AWS_SHARED_CREDENTIALS_FILE, or ~/.aws/credentials). false and `error` when there are none.
-bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string& error) {
+// (with session_token) as given; else the keys `credential_process` prints; else, unless a profile
+// or file is named, the AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN environment
+// variables; else the profile (`profile`, $AWS_PROFILE, or "default") of the shared credentials
+// file (`credentials_file`, $AWS_SHARED_CREDENTIALS_FILE, or ~/.aws/credentials), or of the config
+// file ($AWS_CONFIG_FILE, or ~/.aws/config): its keys, or those its credential_process prints. A
+// credential_process runs only when `run` is given (the node is made; it gives up when the stop is
+// requested). false and `error` when there are none.
+bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string& error,
+                     const std::stop_token* run = nullptr) {
   if (a.has("access_key_id") || a.has("secret_access_key")) {
     aws.key_id = a.has("access_key_id") ? a.string("access_key_id") : "";
     aws.secret = a.has("secret_access_key") ? a.string("secret_access_key") : "";
     aws.session_token = a.has("session_token") ? a.string("session_token") : "";
     return true;
+  }
+  if (a.has("credential_process")) {
+    aws.process = a.string("credential_process");
+    return run_aws_process(aws, run, error);
   }
   const auto env = [](const char* name) {
     const char* value = std::getenv(name);
@@ -482,9 +507,22 @@ bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string
   std::string path = a.has("credentials_file") ? a.string("credentials_file") : env("AWS_SHARED_CREDENTIALS_FILE");
   if (path.empty()) path = env("HOME") + "/.aws/credentials";
   if (fetch::read_aws_credentials(path, profile, aws, error)) {
-    aws.credentials_file = path;
     aws.profile = profile;
+    if (!aws.process.empty()) return run_aws_process(aws, run, error);
+    aws.credentials_file = path;
     return true;
+  }
+  // The AWS CLI's config file, unless a credentials file is named: a profile there that names a
+  // credential_process (or, rarely, holds keys).
+  if (!a.has("credentials_file")) {
+    std::string config = env("AWS_CONFIG_FILE");
+    if (config.empty()) config = env("HOME") + "/.aws/config";
+    std::string config_error;
+    std::error_code ec;
+    if (std::filesystem::exists(config, ec) && fetch::read_aws_credentials(config, profile, aws, config_error, true)) {
+      aws.profile = profile;
+      return aws.process.empty() || run_aws_process(aws, run, error);
+    }
   }
   if (!named) {
     error = fmt::format(
@@ -623,8 +661,8 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
   }
   if (c.has("aws_sigv4")) {
     const Config& aws = c.object("aws_sigv4");
-    const char* const names[] = {"region",        "service", "access_key_id",   "secret_access_key",
-                                 "session_token", "profile", "credentials_file"};
+    const char* const names[] = {"region",        "service", "access_key_id",    "secret_access_key",
+                                 "session_token", "profile", "credentials_file", "credential_process"};
     bool said = false;  // an error about a field already: the credentials' own error would repeat it
     for (const char* name : names) {
       if (aws.has(name) && aws.string(name).empty()) {
@@ -644,11 +682,15 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       diags.error(aws.where(key ? "access_key_id" : "secret_access_key"),
                   "aws_sigv4: access_key_id and secret_access_key go together (or neither: the environment's "
                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile of a credentials file)");
-    } else if (key && (aws.has("profile") || aws.has("credentials_file"))) {
-      diags.error(aws.where(aws.has("profile") ? "profile" : "credentials_file"),
-                  fmt::format("aws_sigv4.{}: access_key_id and secret_access_key are the credentials already: give "
-                              "one or the other",
-                              aws.has("profile") ? "profile" : "credentials_file"));
+    } else if ((key || aws.has("credential_process")) &&
+               (aws.has("profile") || aws.has("credentials_file") || (key && aws.has("credential_process")))) {
+      const char* other = aws.has("profile")            ? "profile"
+                          : aws.has("credentials_file") ? "credentials_file"
+                                                        : "credential_process";
+      diags.error(
+          aws.where(other),
+          fmt::format("aws_sigv4.{}: {} the credentials already: give one or the other", other,
+                      key ? "access_key_id and secret_access_key are" : "the command credential_process names gives"));
     } else if (!key && aws.has("session_token")) {
       diags.error(aws.where("session_token"),
                   "aws_sigv4.session_token: goes with access_key_id and secret_access_key (a profile's is in its "
@@ -819,7 +861,7 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
   }
 }
 
-fetch::FetchOptions options_from(const Config& c) {
+fetch::FetchOptions options_from(const Config& c, const std::stop_token& stop) {
   fetch::FetchOptions o;
   o.url_field = c.string("url_field");
   o.method = c.string("method");
@@ -933,9 +975,14 @@ fetch::FetchOptions options_from(const Config& c) {
   if (c.has("auth")) o.auth = auth_options(c.object("auth"));
   if (c.has("aws_sigv4")) {
     const Config& a = c.object("aws_sigv4");
-    o.aws = fetch::FetchOptions::Aws{a.string("region"), a.string("service"), "", "", "", "", ""};
+    o.aws = fetch::FetchOptions::Aws{};
+    o.aws->region = a.string("region");
+    o.aws->service = a.string("service");
     std::string error;
-    if (!aws_credentials(a, *o.aws, error)) throw NodeError("aws_sigv4: " + error);  // (changed since checked)
+    if (!aws_credentials(a, *o.aws, error, &stop)) {
+      if (stop.stop_requested()) throw StoppedWhileMade("aws_sigv4: " + error);  // a credential_process stopped
+      throw NodeError("aws_sigv4: " + error);  // (changed since checked, or a credential_process that failed)
+    }
   }
   if (c.has("oauth2")) {
     const Config& a = c.object("oauth2");
@@ -1136,6 +1183,12 @@ NodeType fetch_type() {
                                     "the shared credentials file, read again when it changes during the run (renewed "
                                     "temporary credentials); default: $AWS_SHARED_CREDENTIALS_FILE, else "
                                     "~/.aws/credentials"),
+                  FieldSpec::string("credential_process",
+                                    "a command that prints the credentials as the AWS CLI's credential_process does "
+                                    "(aws-vault exec NAME --json, granted, `aws configure export-credentials`): run "
+                                    "with /bin/sh when the pipeline starts, and again before their Expiration, on a "
+                                    "thread of its own; default: the profile's credential_process, in the credentials "
+                                    "file or in the config file ($AWS_CONFIG_FILE, else ~/.aws/config)"),
               }),
               "AWS Signature Version 4 (S3 and S3-compatible storage, API Gateway, Lambda, Bedrock, OpenSearch): "
               "each request signed with the key as the AWS SDKs sign it, its body's SHA-256 sent as "
@@ -1168,7 +1221,7 @@ NodeType fetch_type() {
           [](void* p, std::size_t n) { return std::realloc(p, n); }, [](const char* s) { return ::strdup(s); },
           [](std::size_t n, std::size_t size) { return std::calloc(n, size); });
     });
-    fetch::FetchOptions options = options_from(ctx.config);
+    fetch::FetchOptions options = options_from(ctx.config, ctx.stop);
     options.notice = ctx.notice;
     options.table = ctx.table;
     options.received = ctx.received;

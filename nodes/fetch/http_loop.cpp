@@ -12,6 +12,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <stop_token>
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "../text.hpp"
+#include "aws_process.hpp"
 #include "sluice/json.hpp"
 
 namespace sluice::fetch {
@@ -829,6 +831,8 @@ void HttpLoop::wake_token_sharers(SharedToken& s) {
 
 HttpLoop::~HttpLoop() {
   if (thread_.joinable()) stop();
+  aws_stop_.request_stop();
+  if (aws_thread_.joinable()) aws_thread_.join();
   if (token_.shared) {
     give_up_token_request();
     std::lock_guard lock(token_.shared->mutex);
@@ -881,6 +885,10 @@ void HttpLoop::start(AsyncOutput& out) {
   if (token_.shared) {  // woken by the loops that share the token from now on (multi_ and cache_ are set)
     std::lock_guard lock(token_.shared->mutex);
     token_.shared->loops.push_back(this);
+  }
+  if (opt_.aws && !opt_.aws->process.empty() && opt_.aws->expires) {
+    aws_thread_ = std::thread(
+        [this, command = opt_.aws->process, expires = *opt_.aws->expires] { refresh_aws_keys(command, expires); });
   }
   thread_ = std::thread([this] { run(); });
 }
@@ -1068,12 +1076,12 @@ std::optional<std::string> read_whole(const std::string& path, std::string_view 
 }  // namespace
 
 bool read_aws_credentials(const std::string& path, const std::string& profile, FetchOptions::Aws& aws,
-                          std::string& error) {
-  const auto text = read_whole(path, "an AWS credentials file", error);
+                          std::string& error, bool config) {
+  const auto text = read_whole(path, config ? "an AWS config file" : "an AWS credentials file", error);
   if (!text) return false;
   std::vector<std::string> profiles;  // as named, for the message when `profile` is not among them
   bool in_profile = false, found = false;
-  std::string key_id, secret, token, other;  // `other`: a key that names credentials fetch does not fetch
+  std::string key_id, secret, token, process, other;  // `other`: a key that names credentials fetch does not fetch
   int line_number = 0;
   std::string_view rest = *text;
   while (!rest.empty()) {
@@ -1089,7 +1097,8 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
         error = fmt::format("'{}' line {}: a section's name ends with ']'", path, line_number);
         return false;
       }
-      const std::string name(nodes::trim(line.substr(1, line.size() - 2)));
+      std::string name(nodes::trim(line.substr(1, line.size() - 2)));
+      if (config && name.starts_with("profile ")) name = std::string(nodes::trim(std::string_view(name).substr(8)));
       profiles.push_back(name);
       in_profile = name == profile;
       found = found || in_profile;
@@ -1109,7 +1118,9 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
       secret = value;
     } else if (name == "aws_session_token") {
       token = value;
-    } else if (other.empty() && (name == "role_arn" || name == "credential_process" || name.starts_with("sso_"))) {
+    } else if (name == "credential_process") {
+      process = value;
+    } else if (other.empty() && (name == "role_arn" || name.starts_with("sso_"))) {
       other = name;
     }
   }
@@ -1119,6 +1130,10 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
     error = fmt::format("'{}' has no profile [{}] ({})", path, profile,
                         profiles.empty() ? "it has none" : "its profiles: " + names);
     return false;
+  }
+  if ((key_id.empty() || secret.empty()) && !process.empty()) {
+    aws.process = std::move(process);  // for the caller to run
+    return true;
   }
   if (key_id.empty() || secret.empty()) {
     error = fmt::format("profile [{}] in '{}' has no {}", profile, path,
@@ -1806,6 +1821,8 @@ void HttpLoop::stop() {
   quit_.store(true);
   if (multi_) curl_multi_wakeup(multi_);
   if (thread_.joinable()) thread_.join();
+  aws_stop_.request_stop();  // a command under way is killed
+  if (aws_thread_.joinable()) aws_thread_.join();
   stop_cache();
   if (continued_files_ > 0) {
     notice(fmt::format(
@@ -2692,10 +2709,75 @@ void HttpLoop::reload_aws_credentials(Clock::time_point now) {
     return;
   }
   aws_file_error_.clear();
+  if (!fresh.process.empty()) {  // (its keys are the old ones still)
+    notice(
+        fmt::format("aws_sigv4: profile [{}] in '{}' now names a credential_process, which this run does not "
+                    "switch to; the credentials read before sign on",
+                    aws.profile, aws.credentials_file));
+    return;
+  }
   if (fresh.key_id == aws.key_id && fresh.secret == aws.secret && fresh.session_token == aws.session_token) return;
   aws = std::move(fresh);
   notice(fmt::format("aws_sigv4: new credentials of profile [{}] in '{}' sign from now on", aws.profile,
                      aws.credentials_file));
+}
+
+void HttpLoop::refresh_aws_keys(std::string command, std::chrono::system_clock::time_point expires) {
+  const std::stop_token stop = aws_stop_.get_token();
+  std::mutex mutex;
+  std::condition_variable_any wake;
+  auto next = refresh_time(expires, std::chrono::system_clock::now());
+  std::string said;  // the last failure told, so that a command failing alike every 30 s is told once
+  while (true) {
+    {
+      std::unique_lock lock(mutex);
+      wake.wait_until(lock, stop, next, [] { return false; });  // a stop wakes it
+    }
+    if (stop.stop_requested()) return;
+    std::string error;
+    auto keys = run_credential_process(command, stop, error);
+    if (stop.stop_requested()) return;
+    const auto now = std::chrono::system_clock::now();
+    if (!keys) {
+      if (error != said) {
+        notice(
+            fmt::format("aws_sigv4: credential_process '{}' gave no new credentials: {}; it runs again every "
+                        "30 s, and the credentials it gave before sign on{}",
+                        command, error, now >= expires ? " (they have expired)" : ""));
+        said = std::move(error);
+      }
+      next = now + std::chrono::seconds(30);
+      continue;
+    }
+    said.clear();
+    FetchOptions::Aws fresh;
+    fresh.key_id = std::move(keys->key_id);
+    fresh.secret = std::move(keys->secret);
+    fresh.session_token = std::move(keys->session_token);
+    {
+      std::lock_guard lock(aws_mutex_);
+      aws_fresh_ = std::move(fresh);
+    }
+    aws_has_fresh_.store(true, std::memory_order_release);
+    if (!keys->expires) return;  // they do not expire
+    expires = *keys->expires;
+    next = refresh_time(expires, now);
+  }
+}
+
+void HttpLoop::take_fresh_aws_keys() {
+  std::optional<FetchOptions::Aws> fresh;
+  {
+    std::lock_guard lock(aws_mutex_);
+    fresh = std::exchange(aws_fresh_, std::nullopt);
+    aws_has_fresh_.store(false, std::memory_order_relaxed);
+  }
+  if (!fresh) return;
+  FetchOptions::Aws& aws = *opt_.aws;
+  aws.key_id = std::move(fresh->key_id);
+  aws.secret = std::move(fresh->secret);
+  aws.session_token = std::move(fresh->session_token);
+  notice(fmt::format("aws_sigv4: new credentials from credential_process '{}' sign from now on", aws.process));
 }
 
 void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) {
@@ -2703,6 +2785,7 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   // encoding), not to another origin.
   const bool aws = opt_.aws && !job->crossed;
   if (aws && !opt_.aws->credentials_file.empty()) reload_aws_credentials(Clock::now());
+  if (aws && aws_has_fresh_.load(std::memory_order_acquire)) take_fresh_aws_keys();
   const std::string signed_url = aws ? aws_canonical_url(job->url) : std::string();
   auto t = take_transfer(aws ? signed_url : job->url);  // (both lvalues: no copy of the URL)
   CURL* e = t->easy;

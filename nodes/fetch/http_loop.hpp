@@ -156,6 +156,10 @@ struct FetchOptions {
     // environment gave them): read again when it changes (a tool that renews temporary credentials
     // writes them there).
     std::string credentials_file, profile;
+    // credential_process: the command the keys came from, run again by a thread of the node's (not
+    // the I/O thread) before they expire; empty when they did not come from one.
+    std::string process;
+    std::optional<std::chrono::system_clock::time_point> expires;  // the process's keys' Expiration
   };
   std::optional<Aws> aws;
   // The run serves a site in this process (settings.serve): a request to it holds both ends of its
@@ -478,6 +482,17 @@ class HttpLoop {
   Clock::time_point aws_checked_{};
   std::string aws_file_stamp_;
   std::string aws_file_error_;
+  // aws_sigv4's credential_process, when its keys expire: a thread of its own runs the command again
+  // before they do (refresh_time()), as often as it must, and leaves the new keys in aws_fresh_ for
+  // the I/O thread, which takes them before its next signature (take_fresh_aws_keys()). A failure
+  // is a notice, and the command runs again 30 s later while the old keys sign on.
+  void refresh_aws_keys(std::string command, std::chrono::system_clock::time_point expires);
+  void take_fresh_aws_keys();
+  std::thread aws_thread_;
+  std::stop_source aws_stop_;
+  std::mutex aws_mutex_;
+  std::optional<FetchOptions::Aws> aws_fresh_;  // guarded by aws_mutex_
+  std::atomic<bool> aws_has_fresh_{false};
   // `proxies`, in turn. One that failed circuit_breaker.failure_threshold transfers in a row (no
   // connection, timeout, reset) is benched for recovery_timeout; when all are, the one back soonest.
   struct Proxy {
@@ -624,11 +639,13 @@ std::optional<std::vector<std::pair<std::string, FetchOptions::Auth>>> read_netr
 // aws_sigv4's shared credentials file (~/.aws/credentials, as the AWS CLI and SDKs read it):
 // `aws_access_key_id`, `aws_secret_access_key` and `aws_session_token` of profile `profile` ([name]
 // sections of `name = value` lines; '#' and ';' lines are comments, indented lines a nested
-// setting's) set in `aws`. false and `error` (with the line) when the file cannot be read or is no
-// such file, has no such profile (naming those it has), or the profile lacks the key id or secret
-// (saying so when it names an SSO, a role or a credential_process instead).
+// setting's) set in `aws`; a profile without keys whose `credential_process` names a command sets
+// `aws.process` instead, for the caller to run. `config`: the file is the AWS config file
+// (~/.aws/config), whose sections are [profile NAME] and [default]. false and `error` (with the
+// line) when the file cannot be read or is no such file, has no such profile (naming those it has),
+// or the profile lacks the key id or secret (saying so when it names an SSO or a role instead).
 bool read_aws_credentials(const std::string& path, const std::string& profile, FetchOptions::Aws& aws,
-                          std::string& error);
+                          std::string& error, bool config = false);
 // oauth2's client_assertion_file: the assertion it holds (one token, surrounding white space left
 // out), or nullopt and `error` when it cannot be read or holds none.
 std::optional<std::string> read_client_assertion(const std::string& path, std::string& error);

@@ -3221,6 +3221,15 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
         "      secret_access_key: \"{}\"\n{}",
         secret, extra);
   };
+  // 20 requests at 5 a second, signed with the credentials `aws` (aws_sigv4's lines after region).
+  auto four_seconds_of_requests = [&](const std::string& aws) {
+    std::vector<std::string> urls;
+    for (int i = 1; i <= 20; ++i) urls.push_back(server.url(fmt::format("/aws/bucket/{}.txt", i)));
+    return run_pipeline(test::plan_of(fetch_pipeline(
+        dir, urls, 1,
+        "    robots: ignore\n    retries: {attempts: 1}\n    rate: 5/s\n    aws_sigv4:\n      region: eu-west-1\n" +
+            aws)));
+  };
   SECTION("GETs with queries unsorted, encoded otherwise or not at all, and a session token") {
     RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
         dir,
@@ -3320,13 +3329,7 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
                        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n");
       std::filesystem::rename(file + ".new", file);
     });
-    std::vector<std::string> urls;
-    for (int i = 1; i <= 20; ++i) urls.push_back(server.url(fmt::format("/aws/bucket/{}.txt", i)));
-    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
-        dir, urls, 1,
-        "    robots: ignore\n    retries: {attempts: 1}\n    rate: 5/s\n    aws_sigv4:\n      region: eu-west-1\n"
-        "      profile: rot\n      credentials_file: " +
-            file + "\n")));
+    RunReport report = four_seconds_of_requests("      profile: rot\n      credentials_file: " + file + "\n");
     renew.request_stop();
     const auto ok = lines(dir, "ok.jsonl"), bad = lines(dir, "bad.jsonl");
     CHECK(ok.size() + bad.size() == 20);
@@ -3335,6 +3338,60 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
     REQUIRE(report.notices.size() == 1);
     CHECK(report.notices[0].message ==
           fmt::format("aws_sigv4: new credentials of profile [rot] in '{}' sign from now on", file));
+  }
+  SECTION("a credential_process: its keys sign, and it runs again before they expire") {
+    // As aws-vault or granted print them: the first keys (a wrong secret) expire in 2 s, the next
+    // ones in an hour. The script counts its runs in a file.
+    const std::string script = dir.file("creds.sh");
+    test::write_file(script, fmt::format(R"sh(#!/bin/sh
+n=$(cat {0} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {0}
+if [ $n -eq 1 ]; then
+  printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "expired", "SessionToken": "", "Expiration": "%s"}}' "$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)"
+else
+  printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "Expiration": "%s"}}' "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%S+00:00)"
+fi
+)sh",
+                                         dir.file("runs")));
+    RunReport report = four_seconds_of_requests("      credential_process: sh " + script + "\n");
+    CHECK(report.errors.empty());
+    const auto ok = lines(dir, "ok.jsonl"), bad = lines(dir, "bad.jsonl");
+    CHECK(ok.size() + bad.size() == 20);
+    CHECK(bad.size() >= 2);  // the first second or so, signed with the first secret: 403
+    CHECK(ok.size() >= 8);   // refreshed half way to the first keys' expiry
+    for (const auto& line : bad) CHECK(contains(line, R"("status":403)"));
+    CHECK(test::read_file(dir.file("runs")) == "2\n");  // the second keys last an hour
+    CHECK(test::notices_of(report, "get") ==
+          std::vector<std::string>{"aws_sigv4: new credentials from credential_process 'sh " + script +
+                                   "' sign from now on"});
+  }
+  SECTION("a profile's credential_process, in the AWS config file") {
+    test::write_file(dir.file("config"),
+                     "[default]\nregion = eu-west-1\n\n[profile vault]\ncredential_process = printf "
+                     "'{\"Version\": 1, \"AccessKeyId\": \"AKIDEXAMPLE\", \"SecretAccessKey\": "
+                     "\"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\"}'\n");
+    test::ScopedEnv key("AWS_ACCESS_KEY_ID", nullptr);
+    test::ScopedEnv nowhere("AWS_SHARED_CREDENTIALS_FILE", dir.file("no-credentials").c_str());
+    test::ScopedEnv config_file("AWS_CONFIG_FILE", dir.file("config").c_str());
+    test::ScopedEnv profile("AWS_PROFILE", "vault");
+    RunReport report = run_pipeline(test::plan_of(
+        fetch_pipeline(dir, {server.url("/aws/bucket/a.txt")}, 1,
+                       "    robots: ignore\n    retries: {attempts: 1}\n    aws_sigv4:\n      region: eu-west-1\n")));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 1);
+    CHECK(report.notices.empty());  // keys that do not expire: it ran once
+  }
+  SECTION("a credential_process that fails: the node cannot start, saying what the command said") {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, {server.url("/aws/bucket/a.txt")}, 1,
+        "    aws_sigv4:\n      region: eu-west-1\n      credential_process: \"echo 'SSO session expired' >&2; "
+        "exit 3\"\n")));
+    CHECK(report.status == RunStatus::failed);
+    REQUIRE(report.errors.size() == 1);
+    CHECK(report.errors[0].node == "get");
+    CHECK(report.errors[0].message ==
+          "aws_sigv4: credential_process 'echo 'SSO session expired' >&2; exit 3': it failed with exit status 3: SSO "
+          "session expired");
+    CHECK(server.counter("/aws").requests == 0);
   }
   SECTION("a POST: its body's hash is signed") {
     RunReport report =

@@ -2,6 +2,11 @@
 // /aws/ in tests/integration/test_fetch.cpp).
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <stop_token>
+#include <thread>
+
+#include "../../nodes/fetch/aws_process.hpp"
 #include "../../nodes/fetch/http_loop.hpp"
 #include "../support.hpp"
 
@@ -56,7 +61,7 @@ TEST_CASE("aws_sigv4's signature: canonical request, string to sign and signing 
           "[fetch][aws]") {
   using sluice::fetch::aws_authorization;
   sluice::fetch::FetchOptions::Aws aws{
-      "us-east-1", "service", "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "", "", ""};
+      "us-east-1", "service", "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "", "", "", "", std::nullopt};
   const std::string empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
   const std::string date = "20150830T123600Z";
   const auto signature = [](const std::string& authorization) {
@@ -115,16 +120,19 @@ namespace {
 
 // Profile `profile` of credentials file text `text` as "key|secret|token", or "error: ..." with the
 // file's path left out.
-std::string credentials(const std::string& text, const std::string& profile) {
+// A profile with a credential_process gives "process: <command>". `config`: text is the AWS config
+// file's.
+std::string credentials(const std::string& text, const std::string& profile, bool config = false) {
   sluice::test::TempDir dir;
   const std::string path = dir.file("credentials");
   sluice::test::write_file(path, text);
   sluice::fetch::FetchOptions::Aws aws;
   std::string error;
-  if (!sluice::fetch::read_aws_credentials(path, profile, aws, error)) {
+  if (!sluice::fetch::read_aws_credentials(path, profile, aws, error, config)) {
     const std::size_t quote = error.find(path);
     return "error: " + (quote == std::string::npos ? error : error.replace(quote, path.size(), "F"));
   }
+  if (!aws.process.empty()) return "process: " + aws.process;
   return aws.key_id + "|" + aws.secret + "|" + aws.session_token;
 }
 
@@ -159,4 +167,100 @@ TEST_CASE("aws_sigv4's credentials file: profiles, comments, nested settings, as
   CHECK(credentials("[p]\naws_access_key_id = A\n", "p") == "error: profile [p] in 'F' has no aws_secret_access_key");
   CHECK(credentials("[p\naws_access_key_id = A\n", "p") == "error: 'F' line 1: a section's name ends with ']'");
   CHECK(credentials("[p]\naws_access_key_id A\n", "p") == "error: 'F' line 2: not a 'name = value' line");
+}
+
+TEST_CASE("aws_sigv4's credential_process: named by a profile of the credentials or the config file", "[fetch][aws]") {
+  const std::string config =
+      "[default]\nregion = eu-west-1\ncredential_process = granted credential-process --profile dev\n"
+      "[profile vault]\ncredential_process = aws-vault exec vault --json\n"
+      "[profile keys]\naws_access_key_id = AKID\naws_secret_access_key = s\ncredential_process = unused\n";
+  CHECK(credentials(config, "default", true) == "process: granted credential-process --profile dev");
+  CHECK(credentials(config, "vault", true) == "process: aws-vault exec vault --json");
+  CHECK(credentials(config, "keys", true) == "AKID|s|");  // keys first, as the AWS CLI takes them
+  CHECK(credentials(config, "prod", true) == "error: 'F' has no profile [prod] (its profiles: default, vault, keys)");
+  CHECK(credentials("[p]\ncredential_process = /usr/bin/get-creds p\n", "p") == "process: /usr/bin/get-creds p");
+}
+
+namespace {
+
+std::string parsed(const std::string& json) {
+  std::string error;
+  auto keys = sluice::fetch::parse_process_credentials(json, error);
+  if (!keys) return "error: " + error;
+  std::string text = keys->key_id + "|" + keys->secret + "|" + keys->session_token;
+  if (keys->expires) {
+    text += "|" +
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(keys->expires->time_since_epoch()).count());
+  }
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("aws_sigv4's credential_process output: version 1 JSON, Expiration in RFC 3339", "[fetch][aws]") {
+  CHECK(parsed(R"({"Version": 1, "AccessKeyId": "A", "SecretAccessKey": "S"})") == "A|S|");
+  CHECK(parsed(R"({"Version": 1, "AccessKeyId": "A", "SecretAccessKey": "S", "SessionToken": "T",
+                   "Expiration": "2026-12-06T12:00:00Z"})") == "A|S|T|1796558400");
+  CHECK(
+      parsed(R"({"Version":1,"AccessKeyId":"A","SecretAccessKey":"S","Expiration":"2026-12-06T13:00:00.123+01:00"})") ==
+      "A|S||1796558400");
+  CHECK(parsed(R"({"Version":1,"AccessKeyId":"A","SecretAccessKey":"S","Expiration":"2026-12-06T11:30:00-00:30"})") ==
+        "A|S||1796558400");
+  CHECK(parsed(R"({"Version": 2, "AccessKeyId": "A", "SecretAccessKey": "S"})") ==
+        "error: it printed no \"Version\": 1 (the only version of the credential_process output there is)");
+  CHECK(parsed(R"({"Version": 1, "AccessKeyId": "A"})") == "error: it printed no AccessKeyId and SecretAccessKey");
+  CHECK(parsed(R"({"Version": 1, "AccessKeyId": "", "SecretAccessKey": "S"})") ==
+        "error: it printed no AccessKeyId and SecretAccessKey");
+  CHECK(parsed("export AWS_ACCESS_KEY_ID=A") == "error: it did not print a JSON object");
+  CHECK(parsed(R"({"Version":1,"AccessKeyId":"A","SecretAccessKey":"S","Expiration":"tomorrow"})") ==
+        "error: its Expiration 'tomorrow' is not an RFC 3339 time (2026-12-06T12:00:00Z)");
+  CHECK(parsed(R"({"Version":1,"AccessKeyId":"A","SecretAccessKey":"S","Expiration":"2026-02-30T12:00:00Z"})") ==
+        "error: its Expiration '2026-02-30T12:00:00Z' is not an RFC 3339 time (2026-12-06T12:00:00Z)");
+}
+
+TEST_CASE("aws_sigv4's credential_process is asked again 10 minutes before its keys expire, or half way",
+          "[fetch][aws]") {
+  using namespace std::chrono;
+  using sluice::fetch::refresh_time;
+  const system_clock::time_point now{hours(1000)};
+  CHECK(refresh_time(now + hours(1), now) == now + minutes(50));
+  CHECK(refresh_time(now + minutes(15), now) == now + seconds(450));
+  CHECK(refresh_time(now + seconds(4), now) == now + seconds(2));
+  CHECK(refresh_time(now + seconds(1), now) == now + seconds(1));  // not sooner than a second
+  CHECK(refresh_time(now - minutes(5), now) == now + seconds(1));  // expired: at once, and no busy loop
+}
+
+TEST_CASE("aws_sigv4's credential_process runs as a command: its failure said, a stop kills it", "[fetch][aws]") {
+  using sluice::fetch::run_credential_process;
+  std::stop_source never;
+  std::string error;
+  auto keys = run_credential_process(
+      R"(printf '{"Version": 1, "AccessKeyId": "A", "SecretAccessKey": "S", "SessionToken": "T"}')", never.get_token(),
+      error);
+  REQUIRE(keys);
+  CHECK(keys->session_token == "T");
+  CHECK_FALSE(run_credential_process("echo 'line 1' >&2; echo 'no SSO session' >&2; exit 2", never.get_token(), error));
+  CHECK(error == "it failed with exit status 2: no SSO session");
+  CHECK_FALSE(run_credential_process("kill -9 $$", never.get_token(), error));
+  CHECK(error == "it was killed by signal 9");
+  CHECK_FALSE(run_credential_process("/nonexistent/tool", never.get_token(), error));
+  CHECK_THAT(error, Catch::StartsWith("it failed with exit status 127: ") && Catch::Contains("/nonexistent/tool"));
+  // An agent the command leaves running with its standard output: what it printed is taken once it
+  // has exited, not when the agent ends.
+  auto started = std::chrono::steady_clock::now();
+  keys = run_credential_process(R"((sleep 30 &); printf '{"Version": 1, "AccessKeyId": "A", "SecretAccessKey": "S"}')",
+                                never.get_token(), error);
+  CHECK(keys);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+  // A command waiting for ever (an MFA prompt no one answers): a stop ends it.
+  std::stop_source stop;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    stop.request_stop();
+  });
+  started = std::chrono::steady_clock::now();
+  CHECK_FALSE(run_credential_process("sleep 30", stop.get_token(), error));
+  stopper.join();
+  CHECK(error == "stopped");
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
 }

@@ -1,0 +1,211 @@
+#include "aws_process.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <simdjson.h>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+extern char** environ;
+
+namespace sluice::fetch {
+namespace {
+
+// RFC 3339 as the AWS tools write Expiration: 2026-12-06T12:00:00Z, with a fraction of a second or
+// an offset (+01:00) at times.
+std::optional<std::chrono::system_clock::time_point> rfc3339(std::string_view s) {
+  const auto number = [&s](std::size_t at, std::size_t length, int& out) {
+    if (at + length > s.size()) return false;
+    const char* first = s.data() + at;
+    auto [end, ec] = std::from_chars(first, first + length, out);
+    return ec == std::errc() && end == first + length;
+  };
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  if (s.size() < 20 || !number(0, 4, y) || s[4] != '-' || !number(5, 2, mo) || s[7] != '-' || !number(8, 2, d) ||
+      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !number(11, 2, h) || s[13] != ':' || !number(14, 2, mi) ||
+      s[16] != ':' || !number(17, 2, sec)) {
+    return std::nullopt;
+  }
+  const std::chrono::year_month_day date{std::chrono::year(y), std::chrono::month(static_cast<unsigned>(mo)),
+                                         std::chrono::day(static_cast<unsigned>(d))};
+  if (!date.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  std::size_t at = 19;
+  if (at < s.size() && s[at] == '.') {  // a fraction: not needed to the second
+    ++at;
+    while (at < s.size() && s[at] >= '0' && s[at] <= '9') ++at;
+  }
+  std::chrono::minutes offset{0};
+  if (at < s.size() && (s[at] == 'Z' || s[at] == 'z')) {
+    ++at;
+  } else if (at < s.size() && (s[at] == '+' || s[at] == '-')) {
+    int oh = 0, om = 0;
+    if (!number(at + 1, 2, oh) || at + 3 >= s.size() || s[at + 3] != ':' || !number(at + 4, 2, om)) return std::nullopt;
+    offset = std::chrono::hours(oh) + std::chrono::minutes(om);
+    if (s[at] == '-') offset = -offset;
+    at += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (at != s.size()) return std::nullopt;
+  return std::chrono::sys_days(date) + std::chrono::hours(h) + std::chrono::minutes(mi) + std::chrono::seconds(sec) -
+         offset;
+}
+
+// The last line of what a command said on standard error, for its failure's message.
+std::string last_words(std::string said) {
+  while (!said.empty() && std::isspace(static_cast<unsigned char>(said.back()))) said.pop_back();
+  if (const auto nl = said.rfind('\n'); nl != std::string::npos) said.erase(0, nl + 1);
+  if (said.size() > 300) said = said.substr(0, 300) + "...";
+  return said;
+}
+
+}  // namespace
+
+std::optional<ProcessCredentials> parse_process_credentials(std::string_view json, std::string& error) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  const simdjson::padded_string text(json);
+  if (parser.parse(text).get_object().get(object)) {
+    error = "it did not print a JSON object";
+    return std::nullopt;
+  }
+  std::int64_t version = 0;
+  if (object["Version"].get(version) || version != 1) {
+    error = "it printed no \"Version\": 1 (the only version of the credential_process output there is)";
+    return std::nullopt;
+  }
+  ProcessCredentials out;
+  std::string_view key_id, secret, token, expires;
+  if (object["AccessKeyId"].get(key_id) || key_id.empty() || object["SecretAccessKey"].get(secret) || secret.empty()) {
+    error = "it printed no AccessKeyId and SecretAccessKey";
+    return std::nullopt;
+  }
+  out.key_id = key_id;
+  out.secret = secret;
+  if (!object["SessionToken"].get(token)) out.session_token = token;
+  if (!object["Expiration"].get(expires)) {
+    out.expires = rfc3339(expires);
+    if (!out.expires) {
+      error = fmt::format("its Expiration '{}' is not an RFC 3339 time (2026-12-06T12:00:00Z)", expires.substr(0, 100));
+      return std::nullopt;
+    }
+  }
+  return out;
+}
+
+std::optional<ProcessCredentials> run_credential_process(const std::string& command, std::stop_token stop,
+                                                         std::string& error) {
+  constexpr std::size_t kMaxOutput = 64 << 10;
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    error = fmt::format("cannot run it: {}", std::strerror(errno));
+    return std::nullopt;
+  }
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    error = fmt::format("cannot run it: {}", std::strerror(errno));
+    ::close(out[0]);
+    ::close(out[1]);
+    return std::nullopt;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+  // sluice blocks the stop signals in every thread and ignores SIGPIPE and SIGXFSZ; the command
+  // starts as a shell would start it.
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  sigaddset(&defaults, SIGXFSZ);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setsigdefault(&attributes, &defaults);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  std::string shell = "/bin/sh", dash_c = "-c", text = command;
+  char* argv[] = {shell.data(), dash_c.data(), text.data(), nullptr};
+  pid_t pid = 0;
+  const int spawned = ::posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  ::close(out[1]);
+  ::close(err[1]);
+  if (spawned != 0) {
+    ::close(out[0]);
+    ::close(err[0]);
+    error = fmt::format("cannot run it: {}", std::strerror(spawned));
+    return std::nullopt;
+  }
+  std::string printed, said;
+  bool too_long = false, stopped = false, exited = false;
+  int status = 0;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+    if (stop.stop_requested()) {
+      stopped = true;
+      break;
+    }
+    // A command that leaves a child of its own holding the pipes (an agent it starts) has ended
+    // when it exits: what it printed is read, not waited for.
+    if (!exited) exited = ::waitpid(pid, &status, WNOHANG) == pid;
+    const int ready = ::poll(fds, 2, exited ? 0 : 100);
+    if (ready < 0 && errno != EINTR) break;
+    if (ready == 0 && exited) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char chunk[4096];
+      const ssize_t n = ::read(fds[i].fd, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        continue;
+      }
+      std::string& into = i == 0 ? printed : said;
+      if (into.size() < kMaxOutput) into.append(chunk, static_cast<std::size_t>(n));
+      if (i == 0 && printed.size() >= kMaxOutput) too_long = true;
+    }
+    if (too_long) break;
+  }
+  for (auto& f : fds) {
+    if (f.fd >= 0) ::close(f.fd);
+  }
+  if (!exited) {
+    if (stopped || too_long) ::kill(pid, SIGTERM);
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  if (stopped) {
+    error = "stopped";
+    return std::nullopt;
+  }
+  if (too_long) {
+    error = fmt::format("it printed more than {} KiB", kMaxOutput >> 10);
+    return std::nullopt;
+  }
+  const std::string words = last_words(said);
+  if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0)) {
+    error = WIFSIGNALED(status) ? fmt::format("it was killed by signal {}", WTERMSIG(status))
+                                : fmt::format("it failed with exit status {}", WEXITSTATUS(status));
+    if (!words.empty()) error += ": " + words;
+    return std::nullopt;
+  }
+  return parse_process_credentials(printed, error);
+}
+
+std::chrono::system_clock::time_point refresh_time(std::chrono::system_clock::time_point expires,
+                                                   std::chrono::system_clock::time_point now) {
+  const auto left = expires - now;
+  const auto at = left > std::chrono::minutes(20) ? expires - std::chrono::minutes(10) : now + left / 2;
+  return std::max(at, now + std::chrono::seconds(1));
+}
+
+}  // namespace sluice::fetch

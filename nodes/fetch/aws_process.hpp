@@ -1,0 +1,37 @@
+// aws_sigv4's credential_process: the AWS CLI's and SDKs' way to get credentials from a command of
+// the user's (aws-vault, granted, `aws configure export-credentials`, a company's own tool), which
+// prints them as JSON on its standard output.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+
+namespace sluice::fetch {
+
+// What a credential_process printed: {"Version": 1, "AccessKeyId": ..., "SecretAccessKey": ...,
+// "SessionToken": ..., "Expiration": "2026-12-06T12:00:00Z"} (the last two optional).
+struct ProcessCredentials {
+  std::string key_id, secret, session_token;
+  std::optional<std::chrono::system_clock::time_point> expires;  // none: they do not expire
+};
+
+// Reads the JSON a credential_process printed; nullopt and `error` when it is not that.
+std::optional<ProcessCredentials> parse_process_credentials(std::string_view json, std::string& error);
+
+// Runs `command` with /bin/sh -c (standard input the process's, signals as a fresh process has
+// them), reads its standard output and error, and parses what it printed. Blocks until the
+// command ends, or until `stop` is requested (the command is then killed: nullopt, error
+// "stopped"). nullopt and `error` (with the end of what the command said on standard error) when
+// it fails. Any thread; no TBB worker or I/O thread should call it.
+std::optional<ProcessCredentials> run_credential_process(const std::string& command, std::stop_token stop,
+                                                         std::string& error);
+
+// When credentials that expire at `expires` are asked for again: 10 minutes before (as the AWS SDKs
+// do), or half way there for credentials that last less than 20 minutes; not before `now` + 1 s.
+std::chrono::system_clock::time_point refresh_time(std::chrono::system_clock::time_point expires,
+                                                   std::chrono::system_clock::time_point now);
+
+}  // namespace sluice::fetch
