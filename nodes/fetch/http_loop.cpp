@@ -2738,6 +2738,10 @@ void HttpLoop::refresh_aws_keys(std::string command, std::chrono::system_clock::
     auto keys = run_credential_process(command, stop, error);
     if (stop.stop_requested()) return;
     const auto now = std::chrono::system_clock::now();
+    if (keys && keys->expires && *keys->expires <= now) {  // asked again, it would say the same at once
+      error = "the credentials it printed have expired already";
+      keys.reset();
+    }
     if (!keys) {
       if (error != said) {
         notice(

@@ -3364,6 +3364,22 @@ fi
           std::vector<std::string>{"aws_sigv4: new credentials from credential_process 'sh " + script +
                                    "' sign from now on"});
   }
+  SECTION("a credential_process that fails when asked again: the keys it gave before sign on, a notice says why") {
+    const std::string script = dir.file("creds.sh");
+    test::write_file(script, fmt::format(R"sh(#!/bin/sh
+if [ -e {0} ]; then echo 'the SSO session has expired' >&2; exit 1; fi
+touch {0}
+printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "Expiration": "%s"}}' "$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)"
+)sh",
+                                         dir.file("ran")));
+    RunReport report = four_seconds_of_requests("      credential_process: sh " + script + "\n");
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 20);  // (the fixture does not check when keys expire)
+    CHECK(test::notices_of(report, "get") ==
+          std::vector<std::string>{"aws_sigv4: credential_process 'sh " + script +
+                                   "' gave no new credentials: it failed with exit status 1: the SSO session has "
+                                   "expired; it runs again every 30 s, and the credentials it gave before sign on"});
+  }
   SECTION("a profile's credential_process, in the AWS config file") {
     test::write_file(dir.file("config"),
                      "[default]\nregion = eu-west-1\n\n[profile vault]\ncredential_process = printf "
