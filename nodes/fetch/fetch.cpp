@@ -526,8 +526,8 @@ bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string
   }
   if (!named) {
     error = fmt::format(
-        "no credentials: give access_key_id and secret_access_key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-        "or name a profile of a credentials file ({})",
+        "no credentials: give access_key_id and secret_access_key or a credential_process, set AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY, or name a profile of a credentials file or of the AWS config file ({})",
         error);
   }
   return false;

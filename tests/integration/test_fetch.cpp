@@ -3311,10 +3311,12 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
     {
       test::ScopedEnv key("AWS_ACCESS_KEY_ID", nullptr);
       test::ScopedEnv nowhere("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials");
+      test::ScopedEnv no_config("AWS_CONFIG_FILE", "/nonexistent/config");
       CHECK_THROWS_WITH(run_with(""), Catch::Contains("aws_sigv4: no credentials: give access_key_id and "
-                                                      "secret_access_key, set AWS_ACCESS_KEY_ID and "
-                                                      "AWS_SECRET_ACCESS_KEY, or name a profile of a credentials "
-                                                      "file (cannot read '/nonexistent/credentials'"));
+                                                      "secret_access_key or a credential_process, set "
+                                                      "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile "
+                                                      "of a credentials file or of the AWS config file (cannot read "
+                                                      "'/nonexistent/credentials'"));
     }
   }
   SECTION("a credentials file written again during the run: its new credentials sign from then on") {
