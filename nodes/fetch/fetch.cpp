@@ -1185,7 +1185,7 @@ NodeType fetch_type() {
                                     "~/.aws/credentials"),
                   FieldSpec::string("credential_process",
                                     "a command that prints the credentials as the AWS CLI's credential_process does "
-                                    "(aws-vault exec NAME --json, granted, `aws configure export-credentials`): run "
+                                    "(aws-vault exec --json NAME, granted, `aws configure export-credentials`): run "
                                     "with /bin/sh when the pipeline starts, and again before their Expiration, on a "
                                     "thread of its own; default: the profile's credential_process, in the credentials "
                                     "file or in the config file ($AWS_CONFIG_FILE, else ~/.aws/config)"),

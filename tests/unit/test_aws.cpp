@@ -172,10 +172,10 @@ TEST_CASE("aws_sigv4's credentials file: profiles, comments, nested settings, as
 TEST_CASE("aws_sigv4's credential_process: named by a profile of the credentials or the config file", "[fetch][aws]") {
   const std::string config =
       "[default]\nregion = eu-west-1\ncredential_process = granted credential-process --profile dev\n"
-      "[profile vault]\ncredential_process = aws-vault exec vault --json\n"
+      "[profile vault]\ncredential_process = aws-vault exec --json vault\n"
       "[profile keys]\naws_access_key_id = AKID\naws_secret_access_key = s\ncredential_process = unused\n";
   CHECK(credentials(config, "default", true) == "process: granted credential-process --profile dev");
-  CHECK(credentials(config, "vault", true) == "process: aws-vault exec vault --json");
+  CHECK(credentials(config, "vault", true) == "process: aws-vault exec --json vault");
   CHECK(credentials(config, "keys", true) == "AKID|s|");  // keys first, as the AWS CLI takes them
   CHECK(credentials(config, "prod", true) == "error: 'F' has no profile [prod] (its profiles: default, vault, keys)");
   CHECK(credentials("[p]\ncredential_process = /usr/bin/get-creds p\n", "p") == "process: /usr/bin/get-creds p");
