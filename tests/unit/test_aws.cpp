@@ -243,6 +243,8 @@ TEST_CASE("aws_sigv4's credential_process runs as a command: its failure said, a
   CHECK(error == "it failed with exit status 2: no SSO session");
   CHECK_FALSE(run_credential_process("kill -9 $$", never.get_token(), error));
   CHECK(error == "it was killed by signal 9");
+  CHECK_FALSE(run_credential_process("head -c 70000 /dev/zero | tr '\\0' x", never.get_token(), error));
+  CHECK(error == "it printed more than 64 KiB");
   CHECK_FALSE(run_credential_process("/nonexistent/tool", never.get_token(), error));
   CHECK_THAT(error, Catch::StartsWith("it failed with exit status 127: ") && Catch::Contains("/nonexistent/tool"));
   // An agent the command leaves running with its standard output: what it printed is taken once it
