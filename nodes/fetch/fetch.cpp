@@ -1175,10 +1175,11 @@ NodeType fetch_type() {
                                     "x-amz-security-token); default: the environment's AWS_SESSION_TOKEN or the "
                                     "profile's, else none"),
                   FieldSpec::string("profile",
-                                    "the profile of the credentials file whose aws_access_key_id, "
-                                    "aws_secret_access_key and aws_session_token sign (as the AWS CLI reads them); "
-                                    "default: $AWS_PROFILE, else default, when neither the keys nor the "
-                                    "environment give credentials"),
+                                    "the profile of the credentials file, else of the AWS config file, whose "
+                                    "aws_access_key_id, aws_secret_access_key and aws_session_token sign, or whose "
+                                    "credential_process gives them (as the AWS CLI reads them); default: "
+                                    "$AWS_PROFILE, else default, when neither the keys nor the environment give "
+                                    "credentials"),
                   FieldSpec::string("credentials_file",
                                     "the shared credentials file, read again when it changes during the run (renewed "
                                     "temporary credentials); default: $AWS_SHARED_CREDENTIALS_FILE, else "
