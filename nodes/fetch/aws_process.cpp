@@ -11,7 +11,9 @@
 #include <simdjson.h>
 #include <cerrno>
 #include <charconv>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 
 extern char** environ;
 
@@ -182,6 +184,16 @@ std::optional<ProcessCredentials> run_credential_process(const std::string& comm
     if (stopped || too_long) ::kill(pid, SIGTERM);
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
+  }
+  // Ctrl-C at a terminal reaches the command too (it shares sluice's process group): it dies of the
+  // signal a moment before sluice's own watcher asks the run to stop. That is the stop, not a failure.
+  if (!stopped && WIFSIGNALED(status) &&
+      (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGHUP)) {
+    std::mutex mutex;
+    std::condition_variable_any wake;
+    std::unique_lock lock(mutex);
+    wake.wait_for(lock, stop, std::chrono::milliseconds(500), [] { return false; });  // a stop wakes it
+    stopped = stop.stop_requested();
   }
   if (stopped) {
     error = "stopped";

@@ -243,6 +243,20 @@ TEST_CASE("aws_sigv4's credential_process runs as a command: its failure said, a
   CHECK(error == "it failed with exit status 2: no SSO session");
   CHECK_FALSE(run_credential_process("kill -9 $$", never.get_token(), error));
   CHECK(error == "it was killed by signal 9");
+  CHECK_FALSE(run_credential_process("kill -TERM $$", never.get_token(), error));
+  CHECK(error == "it was killed by signal 15");
+  {
+    // Ctrl-C at a terminal (here SIGTERM, which a shell script's background job does not ignore): the
+    // command dies of it a moment before the run's stop is requested.
+    std::stop_source ctrl_c;
+    std::thread watcher([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      ctrl_c.request_stop();
+    });
+    CHECK_FALSE(run_credential_process("kill -TERM $$", ctrl_c.get_token(), error));
+    watcher.join();
+    CHECK(error == "stopped");
+  }
   CHECK_FALSE(run_credential_process("head -c 70000 /dev/zero | tr '\\0' x", never.get_token(), error));
   CHECK(error == "it printed more than 64 KiB");
   CHECK_FALSE(run_credential_process("/nonexistent/tool", never.get_token(), error));
