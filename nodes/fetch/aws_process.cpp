@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 extern char** environ;
 
@@ -180,17 +181,32 @@ std::optional<ProcessCredentials> run_credential_process(const std::string& comm
   for (auto& f : fds) {
     if (f.fd >= 0) ::close(f.fd);
   }
-  if (!exited) {
-    if (stopped || too_long) ::kill(pid, SIGTERM);
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  // A command that closed its pipes may still run: waited for in 20 ms steps, so that a stop
+  // reaches it. One given up on (a stop, too much output) gets SIGTERM, and SIGKILL a second later.
+  std::mutex mutex;
+  std::condition_variable_any wake;
+  std::optional<std::chrono::steady_clock::time_point> termed;
+  while (!exited) {
+    if (!stopped && !too_long && stop.stop_requested()) stopped = true;
+    if ((stopped || too_long) && !termed) {
+      ::kill(pid, SIGTERM);
+      termed = std::chrono::steady_clock::now();
+    } else if (termed && std::chrono::steady_clock::now() - *termed > std::chrono::seconds(1)) {
+      ::kill(pid, SIGKILL);
+    }
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+    if (exited) break;
+    if (termed) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    } else {
+      std::unique_lock lock(mutex);
+      wake.wait_for(lock, stop, std::chrono::milliseconds(20), [] { return false; });  // a stop wakes it
     }
   }
   // Ctrl-C at a terminal reaches the command too (it shares sluice's process group): it dies of the
   // signal a moment before sluice's own watcher asks the run to stop. That is the stop, not a failure.
   if (!stopped && WIFSIGNALED(status) &&
       (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGHUP)) {
-    std::mutex mutex;
-    std::condition_variable_any wake;
     std::unique_lock lock(mutex);
     wake.wait_for(lock, stop, std::chrono::milliseconds(500), [] { return false; });  // a stop wakes it
     stopped = stop.stop_requested();

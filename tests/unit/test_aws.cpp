@@ -279,4 +279,15 @@ TEST_CASE("aws_sigv4's credential_process runs as a command: its failure said, a
   stopper.join();
   CHECK(error == "stopped");
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+  // One that closed its output and runs on, deaf to SIGTERM: a stop still ends it.
+  std::stop_source later;
+  std::thread stopper_later([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    later.request_stop();
+  });
+  started = std::chrono::steady_clock::now();
+  CHECK_FALSE(run_credential_process("exec >&- 2>&-; trap '' TERM; sleep 30", later.get_token(), error));
+  stopper_later.join();
+  CHECK(error == "stopped");
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
 }
