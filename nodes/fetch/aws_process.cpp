@@ -158,7 +158,10 @@ std::optional<ProcessCredentials> run_credential_process(const std::string& comm
     }
     // A command that leaves a child of its own holding the pipes (an agent it starts) has ended
     // when it exits: what it printed is read, not waited for.
-    if (!exited) exited = ::waitpid(pid, &status, WNOHANG) == pid;
+    if (!exited) {
+      const pid_t ended = ::waitpid(pid, &status, WNOHANG);
+      exited = ended == pid || (ended < 0 && errno == ECHILD);
+    }
     const int ready = ::poll(fds, 2, exited ? 0 : 100);
     if (ready < 0 && errno != EINTR) break;
     if (ready == 0 && exited) break;
@@ -194,7 +197,9 @@ std::optional<ProcessCredentials> run_credential_process(const std::string& comm
     } else if (termed && std::chrono::steady_clock::now() - *termed > std::chrono::seconds(1)) {
       ::kill(pid, SIGKILL);
     }
-    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+    // ECHILD: reaped by the system already (a parent that left SIGCHLD ignored); its status unknown.
+    const pid_t ended = ::waitpid(pid, &status, WNOHANG);
+    exited = ended == pid || (ended < 0 && errno == ECHILD);
     if (exited) break;
     if (termed) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));

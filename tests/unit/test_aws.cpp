@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <stop_token>
 #include <thread>
 
@@ -268,6 +269,12 @@ TEST_CASE("aws_sigv4's credential_process runs as a command: its failure said, a
                                 never.get_token(), error);
   CHECK(keys);
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+  // A parent that left SIGCHLD ignored: the system reaps the command, and waitpid() finds no child.
+  const auto old_action = ::signal(SIGCHLD, SIG_IGN);
+  keys = run_credential_process(R"(sleep 0.2; printf '{"Version": 1, "AccessKeyId": "A", "SecretAccessKey": "S"}')",
+                                never.get_token(), error);
+  ::signal(SIGCHLD, old_action);
+  CHECK(keys);
   // `command` run while a stop comes 200 ms in: its error, "" if it gave keys, and the seconds taken.
   const auto stopped_after_200ms = [](const std::string& command) {
     std::stop_source stop;
