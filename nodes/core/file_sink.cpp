@@ -8,11 +8,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <optional>
-#include <stop_token>
+
+#include "../stop_wait.hpp"
 
 namespace sluice::nodes {
 
@@ -45,8 +44,6 @@ int open_for_writing(const std::string& path, int flags, const NodeContext& ctx)
   if (::stat(path.c_str(), &st) != 0 || !S_ISFIFO(st.st_mode)) return ::open(path.c_str(), flags, 0644);
   const auto started = std::chrono::steady_clock::now();
   bool told = false;
-  std::mutex mutex;
-  std::condition_variable_any wake;
   while (true) {
     const int fd = ::open(path.c_str(), flags | O_NONBLOCK);
     if (fd >= 0) {
@@ -58,9 +55,7 @@ int open_for_writing(const std::string& path, int flags, const NodeContext& ctx)
       ctx.notice(fmt::format("waiting for a reader to open the FIFO '{}'", path));
       told = true;
     }
-    std::unique_lock lock(mutex);
-    wake.wait_for(lock, ctx.stop, std::chrono::milliseconds(50), [] { return false; });  // a stop wakes it
-    if (ctx.stop.stop_requested()) {
+    if (sleep_for_stopped(ctx.stop, std::chrono::milliseconds(50))) {
       throw StoppedWhileMade(fmt::format("stopped while waiting for a reader to open the FIFO '{}'", path));
     }
   }

@@ -11,10 +11,10 @@
 #include <simdjson.h>
 #include <cerrno>
 #include <charconv>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <thread>
+
+#include "../stop_wait.hpp"
 
 extern char** environ;
 
@@ -186,8 +186,6 @@ std::optional<ProcessCredentials> run_credential_process(const std::string& comm
   }
   // A command that closed its pipes may still run: waited for in 20 ms steps, so that a stop
   // reaches it. One given up on (a stop, too much output) gets SIGTERM, and SIGKILL a second later.
-  std::mutex mutex;
-  std::condition_variable_any wake;
   std::optional<std::chrono::steady_clock::time_point> termed;
   while (!exited) {
     if (!stopped && !too_long && stop.stop_requested()) stopped = true;
@@ -204,17 +202,14 @@ std::optional<ProcessCredentials> run_credential_process(const std::string& comm
     if (termed) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     } else {
-      std::unique_lock lock(mutex);
-      wake.wait_for(lock, stop, std::chrono::milliseconds(20), [] { return false; });  // a stop wakes it
+      nodes::sleep_for_stopped(stop, std::chrono::milliseconds(20));
     }
   }
   // Ctrl-C at a terminal reaches the command too (it shares sluice's process group): it dies of the
   // signal a moment before sluice's own watcher asks the run to stop. That is the stop, not a failure.
   if (!stopped && WIFSIGNALED(status) &&
       (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGHUP)) {
-    std::unique_lock lock(mutex);
-    wake.wait_for(lock, stop, std::chrono::milliseconds(500), [] { return false; });  // a stop wakes it
-    stopped = stop.stop_requested();
+    stopped = nodes::sleep_for_stopped(stop, std::chrono::milliseconds(500));
   }
   if (stopped) {
     error = "stopped";

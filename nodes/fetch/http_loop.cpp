@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../stop_wait.hpp"
 #include "../text.hpp"
 #include "aws_process.hpp"
 #include "sluice/json.hpp"
@@ -2724,16 +2725,10 @@ void HttpLoop::reload_aws_credentials(Clock::time_point now) {
 
 void HttpLoop::refresh_aws_keys(std::string command, std::chrono::system_clock::time_point expires) {
   const std::stop_token stop = aws_stop_.get_token();
-  std::mutex mutex;
-  std::condition_variable_any wake;
   auto next = refresh_time(expires, std::chrono::system_clock::now());
   std::string said;  // the last failure told, so that a command failing alike every 30 s is told once
   while (true) {
-    {
-      std::unique_lock lock(mutex);
-      wake.wait_until(lock, stop, next, [] { return false; });  // a stop wakes it
-    }
-    if (stop.stop_requested()) return;
+    if (nodes::sleep_until_stopped(stop, next)) return;
     std::string error;
     auto keys = run_credential_process(command, stop, error);
     if (stop.stop_requested()) return;
@@ -2754,23 +2749,20 @@ void HttpLoop::refresh_aws_keys(std::string command, std::chrono::system_clock::
       continue;
     }
     said.clear();
-    FetchOptions::Aws fresh;
-    fresh.key_id = std::move(keys->key_id);
-    fresh.secret = std::move(keys->secret);
-    fresh.session_token = std::move(keys->session_token);
+    const auto expiration = keys->expires;
     {
       std::lock_guard lock(aws_mutex_);
-      aws_fresh_ = std::move(fresh);
+      aws_fresh_ = std::move(keys);
     }
     aws_has_fresh_.store(true, std::memory_order_release);
-    if (!keys->expires) return;  // they do not expire
-    expires = *keys->expires;
+    if (!expiration) return;  // they do not expire
+    expires = *expiration;
     next = refresh_time(expires, now);
   }
 }
 
 void HttpLoop::take_fresh_aws_keys() {
-  std::optional<FetchOptions::Aws> fresh;
+  std::optional<ProcessCredentials> fresh;
   {
     std::lock_guard lock(aws_mutex_);
     fresh = std::exchange(aws_fresh_, std::nullopt);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "../core/file_names.hpp"
+#include "aws_process.hpp"
 #include "cache.hpp"
 #include "policy.hpp"
 #include "robots.hpp"
@@ -491,7 +492,7 @@ class HttpLoop {
   std::thread aws_thread_;
   std::stop_source aws_stop_;
   std::mutex aws_mutex_;
-  std::optional<FetchOptions::Aws> aws_fresh_;  // guarded by aws_mutex_
+  std::optional<ProcessCredentials> aws_fresh_;  // guarded by aws_mutex_
   std::atomic<bool> aws_has_fresh_{false};
   // `proxies`, in turn. One that failed circuit_breaker.failure_threshold transfers in a row (no
   // connection, timeout, reset) is benched for recovery_timeout; when all are, the one back soonest.
