@@ -20,6 +20,7 @@
 #include "../core/file_names.hpp"
 #include "../text.hpp"
 #include "aws_process.hpp"
+#include "credentials.hpp"
 #include "http_loop.hpp"
 
 namespace sluice::nodes {

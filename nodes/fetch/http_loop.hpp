@@ -22,151 +22,14 @@
 #include "../core/file_names.hpp"
 #include "aws_process.hpp"
 #include "cache.hpp"
+#include "credentials.hpp"
+#include "options.hpp"
 #include "policy.hpp"
 #include "robots.hpp"
 #include "sluice/node.hpp"
 #include "sluice/template.hpp"
 
 namespace sluice::fetch {
-
-struct FetchOptions {
-  std::string url_field = "url";
-  std::string method = "GET";
-  std::vector<std::pair<std::string, FieldTemplate>> headers;
-  std::optional<FieldTemplate> body;
-  std::string user_agent = "sluice/0.1";
-  nanoseconds timeout = std::chrono::seconds(30);
-  nanoseconds connect_timeout = std::chrono::seconds(10);
-  std::uint64_t max_body = 10 << 20;
-  int max_redirects = 5;
-  bool compressed = true;
-  bool http2 = true;
-  bool cookies = false;
-  std::string cookie_file;  // a Netscape cookie file loaded at start (implies cookies); "": none
-  std::string ca_file;      // PEM certificates of the authorities to trust instead of the system's; "": the system's
-  // A client certificate (PEM) and its private key (PEM; "": in the same file) for the servers that
-  // ask for one (mutual TLS); "": none.
-  std::string client_cert, client_key;
-  std::optional<std::string> proxy;  // unset: the environment's; "": none; else the proxy URL
-  std::vector<std::string> proxies;  // several: each transfer takes the next healthy one (proxy unset)
-  int per_host = 8;
-  // per_host is a ceiling each host's allowance moves under: halved when the host signals overload
-  // (429, 502, 503, 504, a timeout, a refused or reset connection), one more per round of successes
-  bool adaptive = false;
-  // Tells whoever runs the pipeline what happened to a host (a breaker opened); see NodeContext.
-  std::function<void(std::string)> notice;
-  // Gives the run's report a table when the loop stops: the requests and outcomes by host.
-  std::function<void(std::string, std::vector<Record>)> table;
-  // Counts the body bytes as they arrive (the I/O thread is its only writer); may be null.
-  std::atomic<std::uint64_t>* received = nullptr;
-  double rate = 0;  // requests per second per host; 0 = unlimited
-  int burst = 1;
-  // `hosts`: other limits for some hosts, by pattern (an exact name or *.domain), in config order,
-  // and each entry's request headers (by HostLimits::entry), sent to its hosts only.
-  std::vector<std::pair<std::string, HostLimits>> host_limits;
-  std::vector<std::vector<std::pair<std::string, FieldTemplate>>> host_headers;
-  RetryPolicy retry;
-  int breaker_threshold = 5;
-  nanoseconds breaker_recovery = std::chrono::seconds(30);
-  StatusSet ok_status;
-  MediaTypes content_types;               // empty: any
-  std::vector<std::string> keep_headers;  // lower-case names
-  std::string body_field = "body";
-  // download: each successful body goes to a file of its own under `dir` as it arrives (`path`, a
-  // template, names it; default: the URL's hash and an extension), not into the record.
-  struct Download {
-    std::string dir;
-    std::optional<FieldTemplate> path;
-    bool keep = false;    // exists: keep: a file already there is kept, and not fetched when its name is known first
-    bool sha256 = false;  // the record gets the SHA-256 of the file's bytes, hashed as they are written
-    bool served = false;  // `path` uses {server_filename}: the name the server gives, known when the file is whole
-  };
-  std::optional<Download> download;
-  // cache: successful responses are kept in a SQLite file (ResponseCache), and a request that one
-  // answered before (same method, URL, body and headers) takes it from there unless it is older
-  // than max_age (unset: never too old).
-  struct Cache {
-    std::string path;
-    std::optional<nanoseconds> max_age;
-    bool offline = false;   // answers come only from the cache: a request it does not hold fails (not_cached)
-    StatusSet keep_status;  // failed statuses kept too (a dead link's 404), replayed as the same failure
-    // A stale response answers its request when the host fails (no answer, a 5xx or 429, an open
-    // breaker) instead of the failure (RFC 5861's stale-if-error).
-    bool stale_if_error = false;
-  };
-  std::optional<Cache> cache;
-  bool refuse_private = false;                          // private_addresses: refuse: no connection to a private address
-  bool robots = true;                                   // fetch /robots.txt per host first and obey it
-  nanoseconds robots_max_age = std::chrono::hours(24);  // then a host's robots.txt is fetched again
-  // A longer Crawl-delay fails the host's URLs (reason robots) instead of holding the run for it.
-  nanoseconds max_crawl_delay = std::chrono::seconds(60);
-  // An API's rate-limit headers are obeyed: when a response says no request is left in the window,
-  // the host's next request waits for the reset, and a 403 or 429 that says so is retried then.
-  bool rate_limit_headers = false;
-  // oauth2: an access token from an authorization server (RFC 6749's client credentials grant, or
-  // its refresh token grant), sent as "Authorization: Bearer <token>" with each request (not to a
-  // redirect's other origin). Asked for before the first request, again before it expires, and when
-  // a request gets 401 with it.
-  struct OAuth2 {
-    std::string token_url;                 // "" with jwt: its key's token_uri (a Google key's)
-    std::string client_id, client_secret;  // no secret: a public client (the refresh token grant only)
-    std::string scope;                                        // "": none asked for
-    std::vector<std::pair<std::string, std::string>> params;  // more fields of the token request (audience)
-    bool basic = true;  // client_auth: basic (HTTP Basic authentication), else post (the id and secret in the form)
-    // client_auth: private_key_jwt (RFC 7523 2.2): the client proves itself with a JWT signed with
-    // jwt's key (iss and sub its client_id) instead of a secret, and `jwt` is no grant of its own.
-    bool private_key_jwt = false;
-    // The refresh token grant (RFC 6749 6) with this refresh token, or the one in the file (read when
-    // the loop is made; a new one the server issues is written back to it). Both "": client credentials.
-    std::string refresh_token, refresh_token_file;
-    // The JWT bearer grant (RFC 7523 2.1): an assertion signed with the key of key_file (RS256), made
-    // for each request; issuer and key_id default to a Google service account key's.
-    struct Jwt {
-      std::string key_file;
-      std::string issuer, subject, audience, key_id;  // audience "": token_url
-      std::string certificate;  // the key's certificate (PEM), named in the header by its thumbprints
-    };
-    std::optional<Jwt> jwt;
-    // The client proves itself with an assertion another issuer gave it, read from this file again
-    // for each token request (RFC 7521 4.2's client_assertion, with client_id: a federated token,
-    // such as a Kubernetes service account's or a CI job's OIDC token, that the issuer rotates).
-    std::string client_assertion_file;
-  };
-  std::optional<OAuth2> oauth2;
-  // HTTP authentication with a user and password (auth), for the requests that do not cross to
-  // another origin; robots.txt goes without.
-  struct Auth {
-    enum class Scheme { basic, digest, ntlm };  // RFC 7617, RFC 7616, MS-NLMP (NTLMv2)
-    std::string user, password;                 // ntlm: user may be DOMAIN\user
-    Scheme scheme = Scheme::basic;
-  };
-  std::optional<Auth> auth;
-  std::vector<std::optional<Auth>> host_auth;     // by `hosts` entry (HostLimits::entry): its own auth
-  // netrc: Basic credentials by lower-case host name, "" for the file's `default`, for the hosts
-  // that neither auth gives any (read_netrc()).
-  std::vector<std::pair<std::string, Auth>> netrc;
-  // How the proxy's credentials (its URL's user:password) are proved: proxy_auth (basic: libcurl's
-  // own default, sent with each request).
-  Auth::Scheme proxy_auth = Auth::Scheme::basic;
-  // AWS Signature Version 4 (aws_sigv4), for the requests that do not cross to another origin:
-  // fetch puts the path and query in AWS's encoding and signs each request (aws_authorization()),
-  // with x-amz-content-sha256 and the session token's header.
-  struct Aws {
-    std::string region, service, key_id, secret, session_token;
-    // The shared credentials file and profile the keys came from ("" when the pipeline or the
-    // environment gave them): read again when it changes (a tool that renews temporary credentials
-    // writes them there).
-    std::string credentials_file, profile;
-    // credential_process: the command the keys came from, run again by a thread of the node's (not
-    // the I/O thread) before they expire; empty when they did not come from one.
-    std::string process;
-    std::optional<std::chrono::system_clock::time_point> expires;  // the process's keys' Expiration
-  };
-  std::optional<Aws> aws;
-  // The run serves a site in this process (settings.serve): a request to it holds both ends of its
-  // connection, so the limit of open files allows half as many transfers.
-  bool serves_site = false;
-};
 
 // Body buffers, reused: a finished record's body returns here when its last reference goes (on
 // whatever thread drops it), and the I/O thread writes the next body into it instead of into fresh
@@ -188,15 +51,6 @@ class BodyPool : public std::enable_shared_from_this<BodyPool> {
   std::mutex mutex_;
   std::vector<std::string> free_;
   std::size_t bytes_ = 0;  // capacity held in free_
-};
-
-// oauth2's jwt key_file: a Google service account's JSON key (its private key, client_email,
-// private_key_id and token_uri) or a PEM file with an RSA private key.
-struct JwtKey {
-  std::string pem;
-  std::string client_email, key_id, token_uri;  // "" for a PEM file
-  // jwt.certificate's thumbprints, base64url (RFC 7515 4.1.7-8): x5t its SHA-1, x5t_s256 its SHA-256.
-  std::string x5t, x5t_s256;
 };
 
 class HttpLoop {
@@ -620,82 +474,5 @@ class HttpLoop {
 // The host key of a URL (scheme://host:port, lowercase, default port filled in), read with
 // libcurl's own parser. Only http and https URLs with a host are accepted; `error` says why not.
 std::optional<std::string> parse_host_key(const std::string& text, std::string& error);
-
-// A request header's name: an HTTP token (RFC 9110: letters, digits and !#$%&'*+-.^_`|~).
-bool is_header_name(std::string_view name);
-
-// The cookies of a Netscape cookie file (what browser extensions export as cookies.txt, and
-// `curl -c` writes): one per line, 7 fields separated by tabs (domain, include subdomains, path,
-// secure, expiry, name, value; a "#HttpOnly_" prefix marks an HttpOnly cookie). Blank lines and
-// other '#' lines are skipped. Returns nullopt and sets `error` when the file cannot be read, a line
-// is not a cookie (naming it), or every cookie in it has expired.
-std::optional<std::vector<std::string>> read_cookie_file(const std::string& path, std::string& error);
-// A netrc file (as curl, ftp and git read ~/.netrc): `machine NAME login L password P` entries and
-// a `default` one (name ""), in the file's order, names in lower case; `account` and `macdef` are
-// read over; "quoted tokens" may hold spaces (\" and \\ escaped). nullopt and `error` (with the
-// line) when it cannot be read, or a token is out of place or lacks its value, or an entry lacks a
-// login or password.
-std::optional<std::vector<std::pair<std::string, FetchOptions::Auth>>> read_netrc(const std::string& path,
-                                                                                  std::string& error);
-// aws_sigv4's shared credentials file (~/.aws/credentials, as the AWS CLI and SDKs read it):
-// `aws_access_key_id`, `aws_secret_access_key` and `aws_session_token` of profile `profile` ([name]
-// sections of `name = value` lines; '#' and ';' lines are comments, indented lines a nested
-// setting's) set in `aws`; a profile without keys whose `credential_process` names a command sets
-// `aws.process` instead, for the caller to run. `config`: the file is the AWS config file
-// (~/.aws/config), whose sections are [profile NAME] and [default]. false and `error` (with the
-// line) when the file cannot be read or is no such file, has no such profile (naming those it has),
-// or the profile lacks the key id or secret (saying so when it names an SSO or a role instead).
-bool read_aws_credentials(const std::string& path, const std::string& profile, FetchOptions::Aws& aws,
-                          std::string& error, bool config = false);
-// oauth2's client_assertion_file: the assertion it holds (one token, surrounding white space left
-// out), or nullopt and `error` when it cannot be read or holds none.
-std::optional<std::string> read_client_assertion(const std::string& path, std::string& error);
-// oauth2's refresh_token_file: the refresh token it holds (its one line), or nullopt and `error`
-// when it cannot be read, holds no token, or it and its folder cannot be written (a new refresh
-// token goes there).
-std::optional<std::string> read_refresh_token(const std::string& path, std::string& error);
-// client_cert and client_key (the same file when "") checked: a PEM certificate, and the private
-// key that goes with it, without a passphrase; false and `error` if not.
-bool check_client_certificate(const std::string& cert, const std::string& key, std::string& error);
-// proxy_auth's check of a proxy URL: "" when it names a user and password for an HTTP(S) proxy (with
-// `ntlm`, ASCII ones), else what is wrong, the URL shown without its credentials.
-std::string check_proxy_credentials(const std::string& url, bool ntlm);
-// `url` in AWS Signature Version 4's encoding, as it is sent and signed: each segment of its path
-// percent-decoded and encoded again with only A-Z a-z 0-9 - . _ ~ left (as the AWS SDKs send a path;
-// "." and ".." segments resolved), its query in the canonical form (each name and value so encoded,
-// sorted by name, then value; a name without '=' gets one), its fragment left out.
-std::string aws_canonical_url(std::string_view url);
-// The value of the Host header a request to `url` sends: its host, and its port unless the scheme's
-// own (libcurl's rule); without user and password.
-std::string aws_host(std::string_view url);
-// AWS Signature Version 4 (canonical request, string to sign, signing key): the value of the
-// Authorization header of a request with `method` to `url` (aws_canonical_url()'s, as sent), signing
-// the `headers` ("Name: value" lines, Host and X-Amz-Date among them; lines without a value are
-// not signed) and the body's SHA-256 in hex, `payload_hash`, at `amz_date` (YYYYMMDDTHHMMSSZ, UTC).
-// The canonical URI is the path as sent for S3 (a service named s3...), and for every other
-// service that path encoded once more, without empty and dot segments, as AWS's SDKs sign it
-// (libcurl 7.88 signs every path as sent, so a Lambda ARN's or Bedrock model id's ':' would not
-// verify).
-std::string aws_authorization(const FetchOptions::Aws& aws, std::string_view method, std::string_view url,
-                              const std::vector<std::string>& headers, std::string_view payload_hash,
-                              std::string_view amz_date);
-// The lower-case hex SHA-256 of `bytes` (x-amz-content-sha256).
-std::string sha256_hex(std::string_view bytes);
-// oauth2's jwt key_file read, or nullopt and `error` when it cannot be read or holds no RSA private
-// key.
-std::optional<JwtKey> read_jwt_key(const std::string& path, std::string& error);
-// oauth2's jwt certificate: the thumbprints of the PEM certificate in `path` set in `key` (read from
-// `key_file`); false and `error` when it cannot be read, holds no certificate, or is not the key's.
-bool read_jwt_certificate(JwtKey& key, const std::string& key_file, const std::string& path, std::string& error);
-// An RFC 7523 assertion for `o` at `now` (Unix seconds), unique by `nonce`: the JWT
-// {header}.{claims}.{RS256 signature}, base64url; "" and `error` if the key cannot sign.
-std::string jwt_assertion(const JwtKey& key, const FetchOptions::OAuth2& o, std::int64_t now, std::uint64_t nonce,
-                          std::string& error);
-// Replaces the refresh token file's content with `token` (a new file in its folder, then renamed
-// over it, so a crash leaves the old or the new token, whole). False and `error` when it cannot.
-bool write_refresh_token(const std::string& path, std::string_view token, std::string& error);
-// A request header's value: no CR, LF or NUL, which would end the header line and start another
-// (a field of a scraped record rendered into a header must not add headers of its own).
-bool header_value_ok(std::string_view value);
 
 }  // namespace sluice::fetch

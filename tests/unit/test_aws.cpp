@@ -8,7 +8,8 @@
 #include <thread>
 
 #include "../../nodes/fetch/aws_process.hpp"
-#include "../../nodes/fetch/http_loop.hpp"
+#include "../../nodes/fetch/aws_sigv4.hpp"
+#include "../../nodes/fetch/credentials.hpp"
 #include "../support.hpp"
 
 TEST_CASE("aws_sigv4's canonical query: decoded, encoded again, sorted, fragment left out", "[fetch][aws]") {

@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 #include <catch2/catch.hpp>
 
-#include "../../nodes/fetch/http_loop.hpp"
+#include "../../nodes/fetch/credentials.hpp"
 #include "../support.hpp"
 
 namespace {
