@@ -11,164 +11,26 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
-#include <stop_token>
 
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
-#include <simdjson.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../stop_wait.hpp"
 #include "../text.hpp"
-#include "aws_process.hpp"
 #include "aws_sigv4.hpp"
 #include "credentials.hpp"
-#include "sluice/json.hpp"
+#include "transfer.hpp"
 
 namespace sluice::fetch {
 
-// download: what an attempt cut off (a reset, a timeout, an error page after it) had written, or
-// what an earlier run left (a resumable file, see PartFiles), kept for the next attempt to ask only
-// for the rest (Range, with If-Range: the version the bytes came from). The file is removed when
-// the job ends without resuming it, except a resumable one whose job did not end (keep_for_later()).
-struct PartialDownload {
-  int fd = -1;
-  std::string temp;
-  std::uint64_t size = 0;
-  std::string validator;         // a strong ETag or a Last-Modified date
-  bool resumable = false;        // temp is a resumable file (PartFiles::open_resumable), with its meta
-  bool earlier_run = false;      // left by an earlier run (PartFiles::adopt)
-  EVP_MD_CTX* digest = nullptr;  // sha256: the hash of the bytes so far
-  std::uint64_t hashed = 0;      // sha256: of the first `hashed` bytes (an adopted file is read back first)
-  PartialDownload() = default;
-  PartialDownload(const PartialDownload&) = delete;
-  PartialDownload& operator=(const PartialDownload&) = delete;
-  // The job ends unfinished (the run was cancelled or stops): a resumable file stays for a later run.
-  void keep_for_later() {
-    if (resumable && fd >= 0) {
-      ::close(std::exchange(fd, -1));
-      temp.clear();
-    }
-  }
-  ~PartialDownload() {
-    if (fd >= 0) ::close(fd);
-    if (!temp.empty()) nodes::PartFiles::remove_temp(temp, resumable);
-    EVP_MD_CTX_free(digest);
-  }
-};
-
-struct HttpLoop::Job {
-  Record record;
-  std::string url;   // the current hop, as sent (see request_url(); libcurl normalizes it again)
-  std::string host;  // scheme://host:port of the current hop
-  std::string path;  // its normalized path and query, for robots.txt rules (only when obeyed)
-  std::string method;
-  std::optional<std::string> body;
-  std::vector<std::string> headers;  // "Name: value"
-  int attempts = 0;
-  int redirects = 0;
-  bool crossed = false;  // redirected to another origin: the node's credentials stay behind
-  int proxy = -1;        // the index in proxies_ of its latest attempt's proxy
-  std::string file;      // download: the path under dir that `path` rendered ("": named when it ends)
-  std::unique_ptr<PartialDownload> partial;  // download: an earlier attempt's bytes, to resume
-  // download of a GET: the URL the record asked for, and 16 hex digits of its hash, which name its
-  // resumable file (PartFiles::open_resumable); empty otherwise.
-  std::string asked_url, resume_key;
-  // cache: the request's key (cache_key()) and URL; empty when the job is not looked up or stored.
-  std::string cache_key, cache_url;
-  // cache: the response kept for it, too old to use as it is; asked for with its validators
-  // (`revalidating` on the attempt that sent them).
-  std::unique_ptr<CachedResponse> stale;
-  bool revalidating = false;
-  // Since when it has found no descriptor with no other transfer of the node in flight (asks_again()).
-  Clock::time_point lone_since{};
-  int lookups_in_shortage = 0;  // failed lookups of its name repeated for a shortage of descriptors
-  std::string setup_error;  // a problem found at submit (no url field, a refused or invalid URL)
-  Reason setup_reason = Reason::invalid;
-  std::uint64_t token = 0;     // oauth2: the generation of the token its latest attempt sent (0: none)
-  bool token_renewed = false;  // oauth2: a 401 to its token sent it again with the next token (once)
-};
-
-// One easy handle with the node's options, and the state of the transfer it runs. Pooled: a
-// finished transfer's handle keeps its options (and curl its connection cache), so the next one
-// sets only its URL and request headers.
-struct HttpLoop::Transfer {
-  std::unique_ptr<Job> job;  // null for a robots.txt fetch and oauth2's token request
-  std::string robots_host;   // the host whose robots.txt this is
-  bool token = false;        // oauth2's request for an access token
-  CURL* easy = nullptr;
-  curl_slist* headers = nullptr;
-  BodyPool* bodies = nullptr;
-  std::atomic<std::uint64_t>* received = nullptr;  // the node's count of body bytes (NodeContext::received)
-  std::string body;
-  std::uint64_t max_body = 0;
-  bool sized = false;  // the body was reserved from Content-Length
-  bool too_large = false;
-  // content_types of a page's transfer (null: any, and for robots.txt), with ok_status: a response
-  // of another media type is cut off at its first bytes (wrong_type).
-  const MediaTypes* types = nullptr;
-  const StatusSet* ok_status = nullptr;
-  bool wrong_type = false;
-  std::string refused_ip;  // private_addresses: refuse stopped it before its request, at this address
-  bool probe = false;
-  Clock::time_point started{};  // set with `adaptive` only
-  int proxy = -1;               // the index in proxies_ of the proxy it goes through
-  // download: a successful body goes to `fd`, the temporary file `temp` in `folder`, instead of
-  // `body`; the file is removed unless place_file() renamed it (discard_file()).
-  nodes::PartFiles* files = nullptr;
-  std::string folder;
-  int fd = -1;
-  std::string temp;
-  std::uint64_t written = 0;
-  // A resumed download: the bytes the file had when this transfer asked for the rest (0: from the
-  // start, also after a server sent the whole file instead), and the version they came from.
-  std::uint64_t resumed_from = 0;
-  std::string validator;         // the version of the file's bytes (GET only): a strong ETag or Last-Modified; "": none
-  bool resumable = false;        // temp is a resumable file with its meta (PartFiles::open_resumable)
-  bool earlier_run = false;      // resumed_from bytes came from an earlier run
-  bool bad_range = false;        // a 206 that did not start where the file ends: cut off, the file dropped
-  EVP_MD_CTX* digest = nullptr;  // download with sha256: the hash of the bytes written
-  std::string write_error;       // a file that could not be written: the transfer was aborted for it
-  int socket_errno = 0;          // why socket() failed for it (on_open_socket), 0 if it did not
-  char error[CURL_ERROR_SIZE] = {};
-
-  void discard_file() {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-    if (!temp.empty()) nodes::PartFiles::remove_temp(temp, resumable);
-    temp.clear();
-    resumable = false;
-  }
-  // The transfer ends unfinished (the run was cancelled): a resumable file with bytes in it stays for
-  // a later run to continue.
-  void keep_for_later() {
-    if (!resumable || fd < 0 || written == 0 || validator.empty()) return;
-    ::close(std::exchange(fd, -1));
-    temp.clear();
-    resumable = false;
-  }
-  ~Transfer() {
-    discard_file();
-    EVP_MD_CTX_free(digest);
-    if (easy) curl_easy_cleanup(easy);
-    curl_slist_free_all(headers);
-  }
-};
-
 namespace {
-
-std::string attempts_text(int n) {
-  return n == 1 ? "1 attempt" : fmt::format("{} attempts", n);
-}
 
 // The most of a robots.txt that is read; RFC 9309 asks crawlers to parse at least 500 KiB.
 constexpr std::size_t kRobotsMax = 512 * 1024;
-// oauth2: the next token is asked for a tenth of the token's life before it expires, at most this.
-constexpr std::chrono::seconds kTokenRefreshAhead{60};
 
 // EMFILE or ENFILE: this process, or the system, has no file descriptor left.
 bool is_out_of_descriptors(int error) {
@@ -389,14 +251,6 @@ bool is_lookup_failure(CURLcode code) {
   return code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_RESOLVE_PROXY;
 }
 
-// The transfer could not open a socket, or its name could not be looked up for want of descriptors
-// (lookup_errno()): this process or the system has none left.
-bool out_of_sockets(const HttpLoop::Transfer& t, CURLcode code) {
-  const bool no_descriptor = is_out_of_descriptors(t.socket_errno);
-  if (code == CURLE_COULDNT_CONNECT) return no_descriptor;
-  return is_lookup_failure(code) && (no_descriptor || t.socket_errno == EAGAIN);
-}
-
 // download: the response came, but its file could not be opened for want of a descriptor.
 bool no_file_descriptor(const HttpLoop::Transfer& t, CURLcode code) {
   return code == CURLE_WRITE_ERROR && !t.write_error.empty() && is_out_of_descriptors(t.socket_errno);
@@ -429,20 +283,6 @@ int lookup_errno(CURLcode code, const char* error) {
   return std::strcmp(error, "getaddrinfo() thread failed to start") == 0 ? EAGAIN : 0;
 }
 
-// Why a transfer found no descriptor for its socket (or its lookup).
-std::string out_of_descriptors(int socket_errno) {
-  if (socket_errno == ENFILE) return "the system's table of open files is full (ENFILE)";
-  if (socket_errno == EAGAIN)
-    return "libcurl's resolver could not start a thread to look a name up (threads or memory)";
-  rlimit limit{};
-  ::getrlimit(RLIMIT_NOFILE, &limit);
-  return fmt::format("this process has reached its limit of {} open files (ulimit -n)", limit.rlim_cur);
-}
-
-std::string private_message(std::string_view url, std::string_view ip) {
-  return fmt::format("refused: '{}' is at {}, a private address (private_addresses: refuse)", url, ip);
-}
-
 // A URL as it is sent. Spaces and bytes beyond ASCII are not allowed in a URL (RFC 3986), but URL
 // lists and APIs have them ("/a b.html", "/café"): they are percent-encoded in the path, query and
 // fragment, as browsers, libcurl's redirects and Python's HTTP clients do (a space in the query
@@ -468,6 +308,29 @@ std::string request_url(const std::string& text) {
 }
 
 }  // namespace
+
+std::string attempts_text(int n) {
+  return n == 1 ? "1 attempt" : fmt::format("{} attempts", n);
+}
+
+bool out_of_sockets(const HttpLoop::Transfer& t, CURLcode code) {
+  const bool no_descriptor = is_out_of_descriptors(t.socket_errno);
+  if (code == CURLE_COULDNT_CONNECT) return no_descriptor;
+  return is_lookup_failure(code) && (no_descriptor || t.socket_errno == EAGAIN);
+}
+
+std::string out_of_descriptors(int socket_errno) {
+  if (socket_errno == ENFILE) return "the system's table of open files is full (ENFILE)";
+  if (socket_errno == EAGAIN)
+    return "libcurl's resolver could not start a thread to look a name up (threads or memory)";
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  return fmt::format("this process has reached its limit of {} open files (ulimit -n)", limit.rlim_cur);
+}
+
+std::string private_message(std::string_view url, std::string_view ip) {
+  return fmt::format("refused: '{}' is at {}, a private address (private_addresses: refuse)", url, ip);
+}
 
 std::optional<std::string> parse_host_key(const std::string& text, std::string& error) {
   CURLU* u = curl_url();
@@ -536,6 +399,29 @@ bool has_header(const std::vector<std::string>& headers, std::string_view name) 
   });
 }
 
+bool is_host_failure(Reason r) {
+  return r == Reason::timeout || r == Reason::connect || r == Reason::reset || r == Reason::dns || r == Reason::tls;
+}
+
+// libcurl's bit for an auth or proxy_auth scheme.
+unsigned long curl_auth(FetchOptions::Auth::Scheme scheme) {
+  using Scheme = FetchOptions::Auth::Scheme;
+  return scheme == Scheme::digest ? CURLAUTH_DIGEST : scheme == Scheme::ntlm ? CURLAUTH_NTLM : CURLAUTH_BASIC;
+}
+
+// The URL libcurl fetched, normalized; `fallback` if it has none.
+std::string effective_url(CURL* easy, const std::string& fallback) {
+  char* url = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url);
+  return url ? std::string(url) : fallback;
+}
+
+bool is_redirect(long status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+}  // namespace
+
 Reason classify(CURLcode code, bool too_large) {
   if (too_large || code == CURLE_FILESIZE_EXCEEDED) return Reason::too_large;
   switch (code) {
@@ -572,29 +458,6 @@ Reason classify(CURLcode code, bool too_large) {
       return Reason::other;
   }
 }
-
-bool is_host_failure(Reason r) {
-  return r == Reason::timeout || r == Reason::connect || r == Reason::reset || r == Reason::dns || r == Reason::tls;
-}
-
-// libcurl's bit for an auth or proxy_auth scheme.
-unsigned long curl_auth(FetchOptions::Auth::Scheme scheme) {
-  using Scheme = FetchOptions::Auth::Scheme;
-  return scheme == Scheme::digest ? CURLAUTH_DIGEST : scheme == Scheme::ntlm ? CURLAUTH_NTLM : CURLAUTH_BASIC;
-}
-
-// The URL libcurl fetched, normalized; `fallback` if it has none.
-std::string effective_url(CURL* easy, const std::string& fallback) {
-  char* url = nullptr;
-  curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url);
-  return url ? std::string(url) : fallback;
-}
-
-bool is_redirect(long status) {
-  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
-}
-
-}  // namespace
 
 std::string BodyPool::take() {
   std::lock_guard lock(mutex_);
@@ -692,148 +555,6 @@ HttpLoop::HttpLoop(FetchOptions options, std::string node_id)
     if (!base_headers_) throw std::bad_alloc();
   }
   if (opt_.oauth2) prepare_token_request();
-}
-
-namespace {
-
-// The shared token of these oauth2 settings: the one the process's loops with the same settings
-// hold, or a new one (shared_token()'s map forgets a token when its last loop goes).
-std::shared_ptr<HttpLoop::SharedToken> shared_token(const FetchOptions::OAuth2& o) {
-  std::string key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}", o.token_url, o.client_id, o.client_secret, o.scope,
-                                o.basic, o.refresh_token, o.refresh_token_file, o.client_assertion_file);
-  if (o.jwt) {
-    key += fmt::format("\njwt\n{}\n{}\n{}\n{}\n{}", o.jwt->key_file, o.jwt->issuer, o.jwt->subject, o.jwt->audience,
-                       o.jwt->key_id);
-  }
-  for (const auto& [name, value] : o.params) key += fmt::format("\n{}={}", name, value);
-  static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<HttpLoop::SharedToken>> tokens;
-  std::lock_guard lock(mutex);
-  std::erase_if(tokens, [](const auto& entry) { return entry.second.expired(); });
-  auto& weak = tokens[key];
-  auto token = weak.lock();
-  if (!token) weak = token = std::make_shared<HttpLoop::SharedToken>();
-  return token;
-}
-
-}  // namespace
-
-// With client_auth: basic the Basic credentials, form-encoded first (RFC 6749 2.3.1, as Go's oauth2
-// package does); the refresh token grant's token, from the pipeline or its file (read again: the
-// file may have changed since the pipeline was checked), unless another loop has it already.
-void HttpLoop::prepare_token_request() {
-  const FetchOptions::OAuth2& o = *opt_.oauth2;
-  if (o.basic && !o.client_secret.empty()) {
-    append_url_encoded(token_.user, o.client_id);
-    append_url_encoded(token_.password, o.client_secret);
-  }
-  std::string error;
-  if (o.jwt) {
-    token_.jwt = read_jwt_key(o.jwt->key_file, error);
-    if (!token_.jwt) throw NodeError("oauth2.jwt.key_file: " + error);
-    if (!o.jwt->certificate.empty() && !read_jwt_certificate(*token_.jwt, o.jwt->key_file, o.jwt->certificate, error))
-      throw NodeError("oauth2.jwt.certificate: " + error);
-    if (o.token_url.empty())
-      opt_.oauth2->token_url = token_.jwt->token_uri;  // a Google key's (checked with the pipeline)
-  }
-  token_.host = parse_host_key(o.token_url, error).value_or(o.token_url);  // checked when the node was made
-  auto shared = shared_token(o);
-  std::lock_guard lock(shared->mutex);
-  if (shared->form.empty()) {
-    shared->refresh = o.refresh_token;
-    if (!o.refresh_token_file.empty()) {
-      auto refresh = read_refresh_token(o.refresh_token_file, error);
-      if (!refresh) throw NodeError("oauth2.refresh_token_file: " + error);
-      shared->refresh = std::move(*refresh);
-    }
-    build_token_form(*shared);
-  }
-  token_.shared = std::move(shared);
-}
-
-// RFC 6749 4.4.2's form (client credentials) or 6's (a refresh token); the client's id and secret in
-// it with client_auth: post, and a public client's id (no secret: 2.1, 3.2.1).
-void HttpLoop::build_token_form(SharedToken& s) const {
-  const FetchOptions::OAuth2& o = *opt_.oauth2;
-  const bool jwt_grant = o.jwt && !o.private_key_jwt;
-  s.form = jwt_grant           ? "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"
-           : s.refresh.empty() ? "grant_type=client_credentials"
-                               : "grant_type=refresh_token";
-  auto add = [&s](std::string_view name, std::string_view value) {
-    s.form += '&';
-    append_url_encoded(s.form, name);
-    s.form += '=';
-    append_url_encoded(s.form, value);
-  };
-  if (!s.refresh.empty()) add("refresh_token", s.refresh);
-  if (!o.scope.empty() && !jwt_grant) add("scope", o.scope);  // (the grant's JWT carries it in its claims)
-  for (const auto& [name, value] : o.params) add(name, value);
-  if (o.private_key_jwt) {  // the client's assertion follows, made for each request (start_token())
-    add("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
-  } else if (!o.client_assertion_file.empty()) {  // the assertion follows, read for each request
-    add("client_id", o.client_id);
-    add("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
-  } else if (o.client_id.empty()) {  // (the JWT bearer grant without client authentication)
-  } else if (o.client_secret.empty()) {
-    add("client_id", o.client_id);
-  } else if (!o.basic) {
-    add("client_id", o.client_id);
-    add("client_secret", o.client_secret);
-  }
-}
-
-std::string HttpLoop::rotate_refresh_token(SharedToken& s, std::string_view refresh) const {
-  const FetchOptions::OAuth2& o = *opt_.oauth2;
-  s.refresh = refresh;
-  build_token_form(s);
-  if (o.refresh_token_file.empty()) {
-    if (std::exchange(s.told_rotated, true)) return "";
-    return fmt::format(
-        "oauth2: {} issued a new refresh token, used for the rest of this run; the pipeline's "
-        "refresh_token may no longer be good: refresh_token_file keeps the newest one",
-        hide_credentials(o.token_url));
-  }
-  // A few bytes, at most once per token's life: written (and synced) on this thread, whose transfers
-  // wait for it meanwhile, under the shared token's lock (one writer at a time).
-  std::string error;
-  if (write_refresh_token(o.refresh_token_file, refresh, error)) return "";
-  return fmt::format(
-      "oauth2: {} issued a new refresh token, and it could not be kept: {}; the next run may have "
-      "to be authorized again",
-      hide_credentials(o.token_url), error);
-}
-
-void HttpLoop::give_up_token_request() {
-  if (!std::exchange(token_.asking, false)) return;
-  SharedToken& s = *token_.shared;
-  std::lock_guard lock(s.mutex);
-  if (s.asker == this) s.asker = nullptr;
-  wake_token_sharers(s);
-}
-
-void HttpLoop::wake_token_sharers(SharedToken& s) {
-  for (HttpLoop* loop : s.loops) {
-    if (loop != this) loop->wake();
-  }
-}
-
-HttpLoop::~HttpLoop() {
-  if (thread_.joinable()) stop();
-  aws_stop_.request_stop();
-  if (aws_thread_.joinable()) aws_thread_.join();
-  if (token_.shared) {
-    give_up_token_request();
-    std::lock_guard lock(token_.shared->mutex);
-    std::erase(token_.shared->loops, this);
-  }
-  stop_cache();
-  for (auto& [easy, t] : active_) curl_multi_remove_handle(multi_, easy);
-  active_.clear();
-  idle_.clear();  // cleans the easy handles up, before the share they may use
-  if (template_) curl_easy_cleanup(template_);
-  if (multi_) curl_multi_cleanup(multi_);
-  if (share_) curl_share_cleanup(share_);
-  curl_slist_free_all(base_headers_);
 }
 
 void HttpLoop::start(AsyncOutput& out) {
@@ -1754,315 +1475,6 @@ void HttpLoop::finish_robots(Transfer& t, CURLcode code) {
   host.robots_at = now;
   host.robots_attempts = 0;
   host.robots_lookups_in_shortage = 0;
-}
-
-bool HttpLoop::token_usable(Clock::time_point now) {
-  SharedToken& s = *token_.shared;
-  std::unique_lock lock(s.mutex);
-  if (token_.generation != s.generation) {
-    token_.header = s.header;
-    token_.generation = s.generation;
-  }
-  const bool valid = !s.header.empty() && now < s.expires_at;
-  const bool due = !valid || now >= s.refresh_at;
-  // (A graceful stop starts no job, so asks for no token: drop_unstarted().)
-  if (due && !s.asker && !winding_down_.load() && (!s.failure || now >= s.failed_until)) {
-    s.asker = this;
-    token_.asking = true;
-    lock.unlock();
-    start_token(now);
-    lock.lock();
-  }
-  if (valid) return true;
-  if (s.failure && !s.asker) {  // no token to be had for now
-    const std::string failure = *s.failure;
-    lock.unlock();
-    fail_waiting(Reason::auth, failure);
-  }
-  return false;
-}
-
-// RFC 6749 4.4.2: a POST of the form, the client authenticated with HTTP Basic or by the id and
-// secret in the form (prepare_token_request()). Not redirected: the secret goes to token_url only.
-void HttpLoop::start_token(Clock::time_point now) {
-  const FetchOptions::OAuth2& o = *opt_.oauth2;
-  auto t = take_transfer(o.token_url);
-  CURL* e = t->easy;
-  t->token = true;
-  t->headers = curl_slist_append(nullptr, "Accept: application/json");
-  t->headers = curl_slist_append(t->headers, "Content-Type: application/x-www-form-urlencoded");
-  if (!agent_line_.empty()) t->headers = curl_slist_append(t->headers, agent_line_.c_str());
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-  curl_easy_setopt(e, CURLOPT_POST, 1L);
-  std::string form;
-  {
-    std::lock_guard lock(token_.shared->mutex);
-    form = token_.shared->form;
-  }
-  if (token_.jwt) {  // a new assertion for each request: its time and id are its own
-    std::string error;
-    const std::string assertion = jwt_assertion(
-        *token_.jwt, o,
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count(),
-        rng_(), error);
-    if (assertion.empty()) {
-      recycle(std::move(t));
-      return token_failed(fmt::format("auth: no access token from {}: the JWT cannot be signed: {}",
-                                      hide_credentials(o.token_url), error),
-                          false, {});
-    }
-    form += (o.private_key_jwt ? "&client_assertion=" : "&assertion=") + assertion;  // (base64url: nothing to encode)
-  } else if (!o.client_assertion_file.empty()) {
-    // Read again each time: its issuer replaces it before it expires (a small file, once per token).
-    std::string error;
-    const auto assertion = read_client_assertion(o.client_assertion_file, error);
-    if (!assertion) {
-      recycle(std::move(t));
-      return token_failed(fmt::format("auth: no access token from {}: oauth2.client_assertion_file: {}",
-                                      hide_credentials(o.token_url), error),
-                          true, {});
-    }
-    form += "&client_assertion=";
-    append_url_encoded(form, *assertion);
-  }
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(form.size()));
-  curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, form.c_str());
-  if (!token_.user.empty()) {  // client_auth: basic, with a secret
-    curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-    curl_easy_setopt(e, CURLOPT_USERNAME, token_.user.c_str());
-    curl_easy_setopt(e, CURLOPT_PASSWORD, token_.password.c_str());
-  }
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
-  t->max_body = kTokenMax;
-  token_.asked_at = now;
-  curl_multi_add_handle(multi_, e);
-  active_.emplace(e, std::move(t));
-}
-
-namespace {
-
-// The JSON object `text` as simdjson reads it, or an error.
-simdjson::simdjson_result<simdjson::dom::object> json_object(simdjson::dom::parser& parser, const std::string& text) {
-  return parser.parse(text).get_object();
-}
-
-// RFC 6749 5.2: an error answer's "error" and "error_description", as "invalid_client (Client
-// authentication failed)"; "" when the body has neither.
-std::string token_error(const std::string& body) {
-  simdjson::dom::parser parser;
-  simdjson::dom::object object;
-  if (json_object(parser, body).get(object)) return "";
-  std::string_view error, description;
-  if (object["error"].get(error)) return "";
-  std::string text(error.substr(0, 200));
-  if (!object["error_description"].get(description)) text += fmt::format(" ({})", description.substr(0, 500));
-  return header_value_ok(text) ? text : "";
-}
-
-}  // namespace
-
-// RFC 6749 5.1: {"access_token": "...", "token_type": "Bearer", "expires_in": 3600}; expires_in may
-// be missing (the token lasts until a 401 says otherwise), and some servers send it as a string.
-void HttpLoop::finish_token(Transfer& t, CURLcode code) {
-  const FetchOptions::OAuth2& o = *opt_.oauth2;
-  const std::string from = fmt::format("auth: no access token from {}", hide_credentials(o.token_url));
-  long status = 0;
-  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
-  const bool no_socket = out_of_sockets(t, code);
-  if (t.refused_ip.empty() && !no_socket) count_transfer(stats_of(token_.host), t.easy, status, t.body.size());
-  if (!t.refused_ip.empty()) return token_failed(from + ": " + private_message(o.token_url, t.refused_ip), false, {});
-  if (code != CURLE_OK) {
-    const Reason reason = classify(code, t.too_large);
-    std::string detail = t.error[0] ? std::string(t.error) : std::string(curl_easy_strerror(code));
-    if (no_socket) detail = "no socket: " + out_of_descriptors(t.socket_errno);
-    if (reason == Reason::too_large) detail = fmt::format("an answer larger than {} KiB", kTokenMax / 1024);
-    return token_failed(fmt::format("{}: {}: {}", from, reason_name(reason), detail),
-                        no_socket || opt_.retry.retries_reason(reason), {});
-  }
-  if (status < 200 || status >= 300) {
-    const std::string why = token_error(t.body);
-    return token_failed(fmt::format("{}: HTTP {}{}", from, status, why.empty() ? "" : ": " + why),
-                        opt_.retry.retries_status(status), retry_after(t.easy, status));
-  }
-  simdjson::dom::parser parser;
-  simdjson::dom::object object;
-  std::string_view token, type;
-  if (json_object(parser, t.body).get(object) || object["access_token"].get(token) || token.empty()) {
-    return token_failed(from + ": the answer is not a JSON object with an access_token", false, {});
-  }
-  if (!object["token_type"].get(type) && !nodes::iequals(type, "bearer")) {
-    return token_failed(
-        fmt::format("{}: token_type '{}' is not Bearer, the only type fetch sends", from, type.substr(0, 100)), false,
-        {});
-  }
-  if (!header_value_ok(token)) return token_failed(from + ": the access_token holds a line break", false, {});
-  SharedToken& s = *token_.shared;
-  // RFC 6749 6: a new refresh token replaces the one sent (which the server may have voided), kept
-  // even if the rest of the answer is of no use.
-  if (std::string_view refresh; !object["refresh_token"].get(refresh) && !refresh.empty()) {
-    std::string said;
-    {
-      std::lock_guard lock(s.mutex);
-      if (s.refresh.empty() || refresh == s.refresh) {  // (client credentials: a refresh token is not used)
-      } else if (header_value_ok(refresh) && refresh.size() <= kTokenMax &&
-                 refresh.find(' ') == std::string_view::npos) {
-        said = rotate_refresh_token(s, refresh);
-      } else {
-        said = fmt::format("oauth2: {} issued a new refresh token that is not one line of text; kept the old one",
-                           hide_credentials(o.token_url));
-      }
-    }
-    if (!said.empty()) notice(std::move(said));
-  }
-  // Its life, in seconds: a number, or a string of digits.
-  double life = 0;
-  if (auto field = object["expires_in"]; !field.error()) {
-    std::string_view text;
-    if (field.get(life) &&
-        (field.get(text) || std::from_chars(text.data(), text.data() + text.size(), life).ec != std::errc{})) {
-      return token_failed(from + ": expires_in is not a number of seconds", false, {});
-    }
-  }
-  token_.asking = false;
-  token_.attempts = 0;
-  std::lock_guard lock(s.mutex);
-  s.header = fmt::format("Authorization: Bearer {}", token);
-  ++s.generation;
-  s.asker = nullptr;
-  s.failure.reset();
-  if (life > 0 && std::isfinite(life) && life < 1e9) {
-    const auto lifetime = std::chrono::duration_cast<nanoseconds>(std::chrono::duration<double>(life));
-    s.expires_at = token_.asked_at + lifetime;
-    s.refresh_at = s.expires_at - std::min<nanoseconds>(kTokenRefreshAhead, lifetime / 10);
-  } else {  // no expiry given: used until a request gets 401 with it
-    s.expires_at = s.refresh_at = Clock::time_point::max();
-  }
-  wake_token_sharers(s);
-}
-
-// A failed request for a token: asked for again after the node's backoff (or Retry-After) while
-// `retryable` and attempts are left; else the jobs waiting for one fail with `message`, and so do
-// those that come until recovery_timeout has passed.
-void HttpLoop::token_failed(std::string message, bool retryable, std::optional<nanoseconds> wait) {
-  const auto now = Clock::now();
-  if (retryable && ++token_.attempts < opt_.retry.attempts && !cancel_.load() && !winding_down_.load()) {
-    timers_.emplace(now + wait.value_or(opt_.retry.backoff(token_.attempts + 1, rng_)),
-                    Timer{nullptr, {}, false, true});
-    return;
-  }
-  if (token_.attempts > 1) message += fmt::format(" ({})", attempts_text(token_.attempts));
-  token_.asking = false;
-  token_.attempts = 0;
-  bool serving = false;
-  {
-    SharedToken& s = *token_.shared;
-    std::lock_guard lock(s.mutex);
-    s.asker = nullptr;
-    s.failed_until = now + opt_.breaker_recovery;
-    serving = !s.header.empty() && now < s.expires_at;
-    s.failure = message;
-    wake_token_sharers(s);  // their waiting jobs fail too
-  }
-  if (serving) notice(fmt::format("{}; the token in use serves until it expires", message));
-}
-
-namespace {
-
-// What changes when a file is written again: its modification time (ns), size and inode; "" when it
-// cannot be looked at.
-std::string file_stamp(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return "";
-  return fmt::format("{}.{}:{}:{}", st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size, st.st_ino);
-}
-
-}  // namespace
-
-void HttpLoop::reload_aws_credentials(Clock::time_point now) {
-  if (now < aws_checked_) return;
-  aws_checked_ = now + std::chrono::seconds(1);
-  FetchOptions::Aws& aws = *opt_.aws;
-  const std::string stamp = file_stamp(aws.credentials_file);
-  if (aws_file_stamp_.empty()) aws_file_stamp_ = stamp;  // the first look: as the node was made from it
-  if (stamp.empty() || stamp == aws_file_stamp_) return;
-  aws_file_stamp_ = stamp;
-  FetchOptions::Aws fresh = aws;
-  std::string error;
-  if (!read_aws_credentials(aws.credentials_file, aws.profile, fresh, error)) {
-    if (error != aws_file_error_) {
-      notice(
-          fmt::format("aws_sigv4: the credentials file changed but cannot be used: {}; the credentials read "
-                      "before sign on",
-                      error));
-    }
-    aws_file_error_ = std::move(error);
-    return;
-  }
-  aws_file_error_.clear();
-  if (!fresh.process.empty()) {  // (its keys are the old ones still)
-    notice(
-        fmt::format("aws_sigv4: profile [{}] in '{}' now names a credential_process, which this run does not "
-                    "switch to; the credentials read before sign on",
-                    aws.profile, aws.credentials_file));
-    return;
-  }
-  if (fresh.key_id == aws.key_id && fresh.secret == aws.secret && fresh.session_token == aws.session_token) return;
-  aws = std::move(fresh);
-  notice(fmt::format("aws_sigv4: new credentials of profile [{}] in '{}' sign from now on", aws.profile,
-                     aws.credentials_file));
-}
-
-void HttpLoop::refresh_aws_keys(std::string command, std::chrono::system_clock::time_point expires) {
-  const std::stop_token stop = aws_stop_.get_token();
-  auto next = refresh_time(expires, std::chrono::system_clock::now());
-  std::string said;  // the last failure told, so that a command failing alike every 30 s is told once
-  while (true) {
-    if (nodes::sleep_until_stopped(stop, next)) return;
-    std::string error;
-    auto keys = run_credential_process(command, stop, error);
-    if (stop.stop_requested()) return;
-    const auto now = std::chrono::system_clock::now();
-    if (keys && keys->expires && *keys->expires <= now) {  // asked again, it would say the same at once
-      error = "the credentials it printed have expired already";
-      keys.reset();
-    }
-    if (!keys) {
-      if (error != said) {
-        notice(
-            fmt::format("aws_sigv4: credential_process '{}' gave no new credentials: {}; it runs again every "
-                        "30 s, and the credentials it gave before sign on{}",
-                        command, error, now >= expires ? " (they have expired)" : ""));
-        said = std::move(error);
-      }
-      next = now + std::chrono::seconds(30);
-      continue;
-    }
-    said.clear();
-    const auto expiration = keys->expires;
-    {
-      std::lock_guard lock(aws_mutex_);
-      aws_fresh_ = std::move(keys);
-    }
-    aws_has_fresh_.store(true, std::memory_order_release);
-    if (!expiration) return;  // they do not expire
-    expires = *expiration;
-    next = refresh_time(expires, now);
-  }
-}
-
-void HttpLoop::take_fresh_aws_keys() {
-  std::optional<ProcessCredentials> fresh;
-  {
-    std::lock_guard lock(aws_mutex_);
-    fresh = std::exchange(aws_fresh_, std::nullopt);
-    aws_has_fresh_.store(false, std::memory_order_relaxed);
-  }
-  if (!fresh) return;
-  FetchOptions::Aws& aws = *opt_.aws;
-  aws.key_id = std::move(fresh->key_id);
-  aws.secret = std::move(fresh->secret);
-  aws.session_token = std::move(fresh->session_token);
-  notice(fmt::format("aws_sigv4: new credentials from credential_process '{}' sign from now on", aws.process));
 }
 
 void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) {

@@ -1,0 +1,474 @@
+// HttpLoop's credentials that expire, kept fresh on its I/O thread: oauth2's access token (asked for
+// with a transfer of the loop's own, shared by the fetch nodes whose settings are the same) and
+// aws_sigv4's keys (read again when their credentials file changes, or renewed by a
+// credential_process on a thread of the node's own).
+#include <fmt/format.h>
+#include <simdjson.h>
+#include <sys/stat.h>
+
+#include <charconv>
+
+#include "../stop_wait.hpp"
+#include "../text.hpp"
+#include "aws_process.hpp"
+#include "credentials.hpp"
+#include "sluice/json.hpp"
+#include "transfer.hpp"
+
+namespace sluice::fetch {
+
+namespace {
+
+// oauth2: the next token is asked for a tenth of the token's life before it expires, at most this.
+constexpr std::chrono::seconds kTokenRefreshAhead{60};
+
+// The shared token of these oauth2 settings: the one the process's loops with the same settings
+// hold, or a new one (shared_token()'s map forgets a token when its last loop goes).
+std::shared_ptr<HttpLoop::SharedToken> shared_token(const FetchOptions::OAuth2& o) {
+  std::string key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}", o.token_url, o.client_id, o.client_secret, o.scope,
+                                o.basic, o.refresh_token, o.refresh_token_file, o.client_assertion_file);
+  if (o.jwt) {
+    key += fmt::format("\njwt\n{}\n{}\n{}\n{}\n{}", o.jwt->key_file, o.jwt->issuer, o.jwt->subject, o.jwt->audience,
+                       o.jwt->key_id);
+  }
+  for (const auto& [name, value] : o.params) key += fmt::format("\n{}={}", name, value);
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<HttpLoop::SharedToken>> tokens;
+  std::lock_guard lock(mutex);
+  std::erase_if(tokens, [](const auto& entry) { return entry.second.expired(); });
+  auto& weak = tokens[key];
+  auto token = weak.lock();
+  if (!token) weak = token = std::make_shared<HttpLoop::SharedToken>();
+  return token;
+}
+
+}  // namespace
+
+// With client_auth: basic the Basic credentials, form-encoded first (RFC 6749 2.3.1, as Go's oauth2
+// package does); the refresh token grant's token, from the pipeline or its file (read again: the
+// file may have changed since the pipeline was checked), unless another loop has it already.
+void HttpLoop::prepare_token_request() {
+  const FetchOptions::OAuth2& o = *opt_.oauth2;
+  if (o.basic && !o.client_secret.empty()) {
+    append_url_encoded(token_.user, o.client_id);
+    append_url_encoded(token_.password, o.client_secret);
+  }
+  std::string error;
+  if (o.jwt) {
+    token_.jwt = read_jwt_key(o.jwt->key_file, error);
+    if (!token_.jwt) throw NodeError("oauth2.jwt.key_file: " + error);
+    if (!o.jwt->certificate.empty() && !read_jwt_certificate(*token_.jwt, o.jwt->key_file, o.jwt->certificate, error))
+      throw NodeError("oauth2.jwt.certificate: " + error);
+    if (o.token_url.empty())
+      opt_.oauth2->token_url = token_.jwt->token_uri;  // a Google key's (checked with the pipeline)
+  }
+  token_.host = parse_host_key(o.token_url, error).value_or(o.token_url);  // checked when the node was made
+  auto shared = shared_token(o);
+  std::lock_guard lock(shared->mutex);
+  if (shared->form.empty()) {
+    shared->refresh = o.refresh_token;
+    if (!o.refresh_token_file.empty()) {
+      auto refresh = read_refresh_token(o.refresh_token_file, error);
+      if (!refresh) throw NodeError("oauth2.refresh_token_file: " + error);
+      shared->refresh = std::move(*refresh);
+    }
+    build_token_form(*shared);
+  }
+  token_.shared = std::move(shared);
+}
+
+// RFC 6749 4.4.2's form (client credentials) or 6's (a refresh token); the client's id and secret in
+// it with client_auth: post, and a public client's id (no secret: 2.1, 3.2.1).
+void HttpLoop::build_token_form(SharedToken& s) const {
+  const FetchOptions::OAuth2& o = *opt_.oauth2;
+  const bool jwt_grant = o.jwt && !o.private_key_jwt;
+  s.form = jwt_grant           ? "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"
+           : s.refresh.empty() ? "grant_type=client_credentials"
+                               : "grant_type=refresh_token";
+  auto add = [&s](std::string_view name, std::string_view value) {
+    s.form += '&';
+    append_url_encoded(s.form, name);
+    s.form += '=';
+    append_url_encoded(s.form, value);
+  };
+  if (!s.refresh.empty()) add("refresh_token", s.refresh);
+  if (!o.scope.empty() && !jwt_grant) add("scope", o.scope);  // (the grant's JWT carries it in its claims)
+  for (const auto& [name, value] : o.params) add(name, value);
+  if (o.private_key_jwt) {  // the client's assertion follows, made for each request (start_token())
+    add("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+  } else if (!o.client_assertion_file.empty()) {  // the assertion follows, read for each request
+    add("client_id", o.client_id);
+    add("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+  } else if (o.client_id.empty()) {  // (the JWT bearer grant without client authentication)
+  } else if (o.client_secret.empty()) {
+    add("client_id", o.client_id);
+  } else if (!o.basic) {
+    add("client_id", o.client_id);
+    add("client_secret", o.client_secret);
+  }
+}
+
+std::string HttpLoop::rotate_refresh_token(SharedToken& s, std::string_view refresh) const {
+  const FetchOptions::OAuth2& o = *opt_.oauth2;
+  s.refresh = refresh;
+  build_token_form(s);
+  if (o.refresh_token_file.empty()) {
+    if (std::exchange(s.told_rotated, true)) return "";
+    return fmt::format(
+        "oauth2: {} issued a new refresh token, used for the rest of this run; the pipeline's "
+        "refresh_token may no longer be good: refresh_token_file keeps the newest one",
+        hide_credentials(o.token_url));
+  }
+  // A few bytes, at most once per token's life: written (and synced) on this thread, whose transfers
+  // wait for it meanwhile, under the shared token's lock (one writer at a time).
+  std::string error;
+  if (write_refresh_token(o.refresh_token_file, refresh, error)) return "";
+  return fmt::format(
+      "oauth2: {} issued a new refresh token, and it could not be kept: {}; the next run may have "
+      "to be authorized again",
+      hide_credentials(o.token_url), error);
+}
+
+void HttpLoop::give_up_token_request() {
+  if (!std::exchange(token_.asking, false)) return;
+  SharedToken& s = *token_.shared;
+  std::lock_guard lock(s.mutex);
+  if (s.asker == this) s.asker = nullptr;
+  wake_token_sharers(s);
+}
+
+void HttpLoop::wake_token_sharers(SharedToken& s) {
+  for (HttpLoop* loop : s.loops) {
+    if (loop != this) loop->wake();
+  }
+}
+
+HttpLoop::~HttpLoop() {
+  if (thread_.joinable()) stop();
+  aws_stop_.request_stop();
+  if (aws_thread_.joinable()) aws_thread_.join();
+  if (token_.shared) {
+    give_up_token_request();
+    std::lock_guard lock(token_.shared->mutex);
+    std::erase(token_.shared->loops, this);
+  }
+  stop_cache();
+  for (auto& [easy, t] : active_) curl_multi_remove_handle(multi_, easy);
+  active_.clear();
+  idle_.clear();  // cleans the easy handles up, before the share they may use
+  if (template_) curl_easy_cleanup(template_);
+  if (multi_) curl_multi_cleanup(multi_);
+  if (share_) curl_share_cleanup(share_);
+  curl_slist_free_all(base_headers_);
+}
+
+bool HttpLoop::token_usable(Clock::time_point now) {
+  SharedToken& s = *token_.shared;
+  std::unique_lock lock(s.mutex);
+  if (token_.generation != s.generation) {
+    token_.header = s.header;
+    token_.generation = s.generation;
+  }
+  const bool valid = !s.header.empty() && now < s.expires_at;
+  const bool due = !valid || now >= s.refresh_at;
+  // (A graceful stop starts no job, so asks for no token: drop_unstarted().)
+  if (due && !s.asker && !winding_down_.load() && (!s.failure || now >= s.failed_until)) {
+    s.asker = this;
+    token_.asking = true;
+    lock.unlock();
+    start_token(now);
+    lock.lock();
+  }
+  if (valid) return true;
+  if (s.failure && !s.asker) {  // no token to be had for now
+    const std::string failure = *s.failure;
+    lock.unlock();
+    fail_waiting(Reason::auth, failure);
+  }
+  return false;
+}
+
+// RFC 6749 4.4.2: a POST of the form, the client authenticated with HTTP Basic or by the id and
+// secret in the form (prepare_token_request()). Not redirected: the secret goes to token_url only.
+void HttpLoop::start_token(Clock::time_point now) {
+  const FetchOptions::OAuth2& o = *opt_.oauth2;
+  auto t = take_transfer(o.token_url);
+  CURL* e = t->easy;
+  t->token = true;
+  t->headers = curl_slist_append(nullptr, "Accept: application/json");
+  t->headers = curl_slist_append(t->headers, "Content-Type: application/x-www-form-urlencoded");
+  if (!agent_line_.empty()) t->headers = curl_slist_append(t->headers, agent_line_.c_str());
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+  curl_easy_setopt(e, CURLOPT_POST, 1L);
+  std::string form;
+  {
+    std::lock_guard lock(token_.shared->mutex);
+    form = token_.shared->form;
+  }
+  if (token_.jwt) {  // a new assertion for each request: its time and id are its own
+    std::string error;
+    const std::string assertion = jwt_assertion(
+        *token_.jwt, o,
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count(),
+        rng_(), error);
+    if (assertion.empty()) {
+      recycle(std::move(t));
+      return token_failed(fmt::format("auth: no access token from {}: the JWT cannot be signed: {}",
+                                      hide_credentials(o.token_url), error),
+                          false, {});
+    }
+    form += (o.private_key_jwt ? "&client_assertion=" : "&assertion=") + assertion;  // (base64url: nothing to encode)
+  } else if (!o.client_assertion_file.empty()) {
+    // Read again each time: its issuer replaces it before it expires (a small file, once per token).
+    std::string error;
+    const auto assertion = read_client_assertion(o.client_assertion_file, error);
+    if (!assertion) {
+      recycle(std::move(t));
+      return token_failed(fmt::format("auth: no access token from {}: oauth2.client_assertion_file: {}",
+                                      hide_credentials(o.token_url), error),
+                          true, {});
+    }
+    form += "&client_assertion=";
+    append_url_encoded(form, *assertion);
+  }
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(form.size()));
+  curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, form.c_str());
+  if (!token_.user.empty()) {  // client_auth: basic, with a secret
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    curl_easy_setopt(e, CURLOPT_USERNAME, token_.user.c_str());
+    curl_easy_setopt(e, CURLOPT_PASSWORD, token_.password.c_str());
+  }
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
+  t->max_body = kTokenMax;
+  token_.asked_at = now;
+  curl_multi_add_handle(multi_, e);
+  active_.emplace(e, std::move(t));
+}
+
+namespace {
+
+// The JSON object `text` as simdjson reads it, or an error.
+simdjson::simdjson_result<simdjson::dom::object> json_object(simdjson::dom::parser& parser, const std::string& text) {
+  return parser.parse(text).get_object();
+}
+
+// RFC 6749 5.2: an error answer's "error" and "error_description", as "invalid_client (Client
+// authentication failed)"; "" when the body has neither.
+std::string token_error(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  if (json_object(parser, body).get(object)) return "";
+  std::string_view error, description;
+  if (object["error"].get(error)) return "";
+  std::string text(error.substr(0, 200));
+  if (!object["error_description"].get(description)) text += fmt::format(" ({})", description.substr(0, 500));
+  return header_value_ok(text) ? text : "";
+}
+
+}  // namespace
+
+// RFC 6749 5.1: {"access_token": "...", "token_type": "Bearer", "expires_in": 3600}; expires_in may
+// be missing (the token lasts until a 401 says otherwise), and some servers send it as a string.
+void HttpLoop::finish_token(Transfer& t, CURLcode code) {
+  const FetchOptions::OAuth2& o = *opt_.oauth2;
+  const std::string from = fmt::format("auth: no access token from {}", hide_credentials(o.token_url));
+  long status = 0;
+  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  const bool no_socket = out_of_sockets(t, code);
+  if (t.refused_ip.empty() && !no_socket) count_transfer(stats_of(token_.host), t.easy, status, t.body.size());
+  if (!t.refused_ip.empty()) return token_failed(from + ": " + private_message(o.token_url, t.refused_ip), false, {});
+  if (code != CURLE_OK) {
+    const Reason reason = classify(code, t.too_large);
+    std::string detail = t.error[0] ? std::string(t.error) : std::string(curl_easy_strerror(code));
+    if (no_socket) detail = "no socket: " + out_of_descriptors(t.socket_errno);
+    if (reason == Reason::too_large) detail = fmt::format("an answer larger than {} KiB", kTokenMax / 1024);
+    return token_failed(fmt::format("{}: {}: {}", from, reason_name(reason), detail),
+                        no_socket || opt_.retry.retries_reason(reason), {});
+  }
+  if (status < 200 || status >= 300) {
+    const std::string why = token_error(t.body);
+    return token_failed(fmt::format("{}: HTTP {}{}", from, status, why.empty() ? "" : ": " + why),
+                        opt_.retry.retries_status(status), retry_after(t.easy, status));
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  std::string_view token, type;
+  if (json_object(parser, t.body).get(object) || object["access_token"].get(token) || token.empty()) {
+    return token_failed(from + ": the answer is not a JSON object with an access_token", false, {});
+  }
+  if (!object["token_type"].get(type) && !nodes::iequals(type, "bearer")) {
+    return token_failed(
+        fmt::format("{}: token_type '{}' is not Bearer, the only type fetch sends", from, type.substr(0, 100)), false,
+        {});
+  }
+  if (!header_value_ok(token)) return token_failed(from + ": the access_token holds a line break", false, {});
+  SharedToken& s = *token_.shared;
+  // RFC 6749 6: a new refresh token replaces the one sent (which the server may have voided), kept
+  // even if the rest of the answer is of no use.
+  if (std::string_view refresh; !object["refresh_token"].get(refresh) && !refresh.empty()) {
+    std::string said;
+    {
+      std::lock_guard lock(s.mutex);
+      if (s.refresh.empty() || refresh == s.refresh) {  // (client credentials: a refresh token is not used)
+      } else if (header_value_ok(refresh) && refresh.size() <= kTokenMax &&
+                 refresh.find(' ') == std::string_view::npos) {
+        said = rotate_refresh_token(s, refresh);
+      } else {
+        said = fmt::format("oauth2: {} issued a new refresh token that is not one line of text; kept the old one",
+                           hide_credentials(o.token_url));
+      }
+    }
+    if (!said.empty()) notice(std::move(said));
+  }
+  // Its life, in seconds: a number, or a string of digits.
+  double life = 0;
+  if (auto field = object["expires_in"]; !field.error()) {
+    std::string_view text;
+    if (field.get(life) &&
+        (field.get(text) || std::from_chars(text.data(), text.data() + text.size(), life).ec != std::errc{})) {
+      return token_failed(from + ": expires_in is not a number of seconds", false, {});
+    }
+  }
+  token_.asking = false;
+  token_.attempts = 0;
+  std::lock_guard lock(s.mutex);
+  s.header = fmt::format("Authorization: Bearer {}", token);
+  ++s.generation;
+  s.asker = nullptr;
+  s.failure.reset();
+  if (life > 0 && std::isfinite(life) && life < 1e9) {
+    const auto lifetime = std::chrono::duration_cast<nanoseconds>(std::chrono::duration<double>(life));
+    s.expires_at = token_.asked_at + lifetime;
+    s.refresh_at = s.expires_at - std::min<nanoseconds>(kTokenRefreshAhead, lifetime / 10);
+  } else {  // no expiry given: used until a request gets 401 with it
+    s.expires_at = s.refresh_at = Clock::time_point::max();
+  }
+  wake_token_sharers(s);
+}
+
+// A failed request for a token: asked for again after the node's backoff (or Retry-After) while
+// `retryable` and attempts are left; else the jobs waiting for one fail with `message`, and so do
+// those that come until recovery_timeout has passed.
+void HttpLoop::token_failed(std::string message, bool retryable, std::optional<nanoseconds> wait) {
+  const auto now = Clock::now();
+  if (retryable && ++token_.attempts < opt_.retry.attempts && !cancel_.load() && !winding_down_.load()) {
+    timers_.emplace(now + wait.value_or(opt_.retry.backoff(token_.attempts + 1, rng_)),
+                    Timer{nullptr, {}, false, true});
+    return;
+  }
+  if (token_.attempts > 1) message += fmt::format(" ({})", attempts_text(token_.attempts));
+  token_.asking = false;
+  token_.attempts = 0;
+  bool serving = false;
+  {
+    SharedToken& s = *token_.shared;
+    std::lock_guard lock(s.mutex);
+    s.asker = nullptr;
+    s.failed_until = now + opt_.breaker_recovery;
+    serving = !s.header.empty() && now < s.expires_at;
+    s.failure = message;
+    wake_token_sharers(s);  // their waiting jobs fail too
+  }
+  if (serving) notice(fmt::format("{}; the token in use serves until it expires", message));
+}
+
+namespace {
+
+// What changes when a file is written again: its modification time (ns), size and inode; "" when it
+// cannot be looked at.
+std::string file_stamp(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return fmt::format("{}.{}:{}:{}", st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size, st.st_ino);
+}
+
+}  // namespace
+
+void HttpLoop::reload_aws_credentials(Clock::time_point now) {
+  if (now < aws_checked_) return;
+  aws_checked_ = now + std::chrono::seconds(1);
+  FetchOptions::Aws& aws = *opt_.aws;
+  const std::string stamp = file_stamp(aws.credentials_file);
+  if (aws_file_stamp_.empty()) aws_file_stamp_ = stamp;  // the first look: as the node was made from it
+  if (stamp.empty() || stamp == aws_file_stamp_) return;
+  aws_file_stamp_ = stamp;
+  FetchOptions::Aws fresh = aws;
+  std::string error;
+  if (!read_aws_credentials(aws.credentials_file, aws.profile, fresh, error)) {
+    if (error != aws_file_error_) {
+      notice(
+          fmt::format("aws_sigv4: the credentials file changed but cannot be used: {}; the credentials read "
+                      "before sign on",
+                      error));
+    }
+    aws_file_error_ = std::move(error);
+    return;
+  }
+  aws_file_error_.clear();
+  if (!fresh.process.empty()) {  // (its keys are the old ones still)
+    notice(
+        fmt::format("aws_sigv4: profile [{}] in '{}' now names a credential_process, which this run does not "
+                    "switch to; the credentials read before sign on",
+                    aws.profile, aws.credentials_file));
+    return;
+  }
+  if (fresh.key_id == aws.key_id && fresh.secret == aws.secret && fresh.session_token == aws.session_token) return;
+  aws = std::move(fresh);
+  notice(fmt::format("aws_sigv4: new credentials of profile [{}] in '{}' sign from now on", aws.profile,
+                     aws.credentials_file));
+}
+
+void HttpLoop::refresh_aws_keys(std::string command, std::chrono::system_clock::time_point expires) {
+  const std::stop_token stop = aws_stop_.get_token();
+  auto next = refresh_time(expires, std::chrono::system_clock::now());
+  std::string said;  // the last failure told, so that a command failing alike every 30 s is told once
+  while (true) {
+    if (nodes::sleep_until_stopped(stop, next)) return;
+    std::string error;
+    auto keys = run_credential_process(command, stop, error);
+    if (stop.stop_requested()) return;
+    const auto now = std::chrono::system_clock::now();
+    if (keys && keys->expires && *keys->expires <= now) {  // asked again, it would say the same at once
+      error = "the credentials it printed have expired already";
+      keys.reset();
+    }
+    if (!keys) {
+      if (error != said) {
+        notice(
+            fmt::format("aws_sigv4: credential_process '{}' gave no new credentials: {}; it runs again every "
+                        "30 s, and the credentials it gave before sign on{}",
+                        command, error, now >= expires ? " (they have expired)" : ""));
+        said = std::move(error);
+      }
+      next = now + std::chrono::seconds(30);
+      continue;
+    }
+    said.clear();
+    const auto expiration = keys->expires;
+    {
+      std::lock_guard lock(aws_mutex_);
+      aws_fresh_ = std::move(keys);
+    }
+    aws_has_fresh_.store(true, std::memory_order_release);
+    if (!expiration) return;  // they do not expire
+    expires = *expiration;
+    next = refresh_time(expires, now);
+  }
+}
+
+void HttpLoop::take_fresh_aws_keys() {
+  std::optional<ProcessCredentials> fresh;
+  {
+    std::lock_guard lock(aws_mutex_);
+    fresh = std::exchange(aws_fresh_, std::nullopt);
+    aws_has_fresh_.store(false, std::memory_order_relaxed);
+  }
+  if (!fresh) return;
+  FetchOptions::Aws& aws = *opt_.aws;
+  aws.key_id = std::move(fresh->key_id);
+  aws.secret = std::move(fresh->secret);
+  aws.session_token = std::move(fresh->session_token);
+  notice(fmt::format("aws_sigv4: new credentials from credential_process '{}' sign from now on", aws.process));
+}
+
+}  // namespace sluice::fetch
