@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -25,6 +26,76 @@ using test::query;
 using test::TempDir;
 
 namespace {
+
+// An async node, as a plugin would write one, that holds every record it is given until a graceful
+// stop and then ends them: with AsyncOutput::set_aside(), or (`set_aside` false) only counted with
+// discard(), without marking them unfinished.
+class Holding final : public AsyncNode {
+ public:
+  explicit Holding(bool set_aside) : set_aside_(set_aside) {}
+  void start(AsyncOutput& out) override { out_ = &out; }
+  void submit(Record&& record) override {
+    std::unique_lock lock(mutex_);
+    if (!winding_down_) {
+      held_.push_back(std::move(record));
+      return;
+    }
+    lock.unlock();
+    end(std::move(record));
+  }
+  void wind_down() override {
+    std::vector<Record> held;
+    {
+      std::lock_guard lock(mutex_);
+      winding_down_ = true;
+      held.swap(held_);
+    }
+    for (Record& r : held) end(std::move(r));
+  }
+  void cancel() override {
+    std::vector<Record> held;
+    {
+      std::lock_guard lock(mutex_);
+      held.swap(held_);
+    }
+    for (Record& r : held) out_->fail(std::move(r), "cancelled");
+    out_->flush();
+  }
+  void stop() override {}
+
+ private:
+  void end(Record&& record) {
+    if (set_aside_) {
+      out_->set_aside(std::move(record));
+      return;
+    }
+    { const Record gone = std::move(record); }
+    out_->discard(1);
+  }
+  bool set_aside_;
+  AsyncOutput* out_ = nullptr;
+  std::mutex mutex_;
+  bool winding_down_ = false;
+  std::vector<Record> held_;
+};
+
+const Registry& holding_registry() {
+  static const Registry registry = [] {
+    Registry r;
+    register_builtin_nodes(r);
+    for (const bool set_aside : {true, false}) {
+      NodeType t;
+      t.name = set_aside ? "test.hold" : "test.hold_unmarked";
+      t.kind = NodeKind::async;
+      t.summary = "for tests: holds its records until a graceful stop";
+      t.ports = {{"in", PortDirection::input, "records"}, {"out", PortDirection::output, "records"}};
+      t.factory = [set_aside](const NodeContext&) { return std::make_unique<Holding>(set_aside); };
+      r.add(std::move(t));
+    }
+    return r;
+  }();
+  return registry;
+}
 
 // The names of the files in `folder`, sorted.
 std::vector<std::string> files_of(const std::string& folder) {
@@ -440,6 +511,34 @@ TEST_CASE("a record a graceful stop dropped is not logged done, whoever lets its
     state->close(false);
     CHECK(query(path, ranges) == std::vector<std::string>{"7|7"});
   }
+}
+
+TEST_CASE("a plugin's async node that sets its records aside at a graceful stop leaves them to the resumed run",
+          "[resume]") {
+  // A node ending them with discard() alone would have them logged done: the resumed run skips them.
+  const bool set_aside = GENERATE(true, false);
+  TempDir dir;
+  const std::string db = dir.file("rows.db");
+  Diagnostics diags;
+  auto plan = load_pipeline_text(fmt::format(R"(pipeline: held
+settings: {{state: {}, batch: 4}}
+nodes:
+  - {{id: src, type: source.list, template: "https://example.com/{{n}}", to: 10}}
+  - {{id: hold, type: {}}}
+  - {{id: store, type: store.sqlite, path: {}, table: rows, columns: {{url: TEXT}}, key: [url]}}
+edges:
+  - src -> hold -> store
+)",
+                                             db, set_aside ? "test.hold" : "test.hold_unmarked", db),
+                                 "held.yaml", holding_registry(), {}, diags);
+  REQUIRE(plan);
+  const RunReport report = test::run_stopped_after(*plan, std::chrono::milliseconds(300));
+  INFO(set_aside);
+  CHECK(report.status == RunStatus::interrupted);
+  CHECK(report.errors.empty());
+  CHECK(test::stats_of(report, "hold").dropped == 10);
+  const auto done = query(db, "SELECT count(*) FROM sluice_source_done");
+  CHECK(done == std::vector<std::string>{set_aside ? "0" : "1"});
 }
 
 TEST_CASE("a store batch that could not be committed is stored by the resumed run", "[resume][store]") {

@@ -202,6 +202,17 @@ class AsyncOutput {
   // seen). Counts as their completion, and in the node's `dropped` stat. Thread-safe; takes effect
   // at once.
   virtual void discard(std::size_t count = 1) = 0;
+  // Ends a submitted record that a graceful stop leaves undone (see AsyncNode::wind_down(): work
+  // only queued, or submitted later): marks it unfinished (Record::mark_unfinished(), so that a
+  // resumable run does its source record again instead of counting it as done), lets it go, and
+  // counts it as discard(1) does. Thread-safe.
+  void set_aside(Record&& record) {
+    record.mark_unfinished();
+    {
+      const Record gone = std::move(record);  // its permits go before the count that may end the run
+    }
+    discard(1);
+  }
   // Declares `count` records the node holds without their having been submitted (work restored from
   // a resumed run's state): they count as submitted and must end like submitted records. Call from
   // start() or the node's own thread before they are completed or discarded.
@@ -234,8 +245,8 @@ class AsyncNode : public Node {
   virtual void stop() = 0;
   // Any thread: a graceful stop was requested (signal, max_duration, max_items, max_errors). Finish
   // the work under way but start nothing new: end what is only queued, and what is submitted later,
-  // with discard() (a frontier its parked URLs, fetch its requests not yet started), each record so
-  // ended marked with Record::mark_unfinished() (a resumable run then does not count it as done).
+  // with AsyncOutput::set_aside() (a frontier its parked URLs, fetch its requests not yet started),
+  // which marks each record unfinished (a resumable run then does not count it as done).
   // Default: nothing.
   virtual void wind_down() {}
   // Any thread: records are held back because a bound of this node's own is full (a frontier's
