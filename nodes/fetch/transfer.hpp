@@ -148,6 +148,10 @@ struct HttpLoop::Transfer {
   }
 };
 
+// A response header of the transfer's last response (not of a 1xx, not a trailer), read from the
+// headers libcurl stores anyway: no header callback runs per line. Several fields of one name are
+// joined with ", " (RFC 9110, 5.3). nullopt when the response had none.
+std::optional<std::string> response_header(CURL* easy, const char* name);
 // "1 attempt", "3 attempts".
 std::string attempts_text(int n);
 // The reason a transfer that ended with `code` failed (too_large: its body passed max_body).
