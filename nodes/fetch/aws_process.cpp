@@ -71,28 +71,21 @@ std::string last_words(std::string said) {
 
 }  // namespace
 
-std::optional<ProcessCredentials> parse_process_credentials(std::string_view json, std::string& error) {
-  simdjson::dom::parser parser;
-  simdjson::dom::object object;
-  const simdjson::padded_string text(json);
-  if (parser.parse(text).get_object().get(object)) {
-    error = "it did not print a JSON object";
-    return std::nullopt;
-  }
-  std::int64_t version = 0;
-  if (object["Version"].get(version) || version != 1) {
-    error = "it printed no \"Version\": 1 (the only version of the credential_process output there is)";
-    return std::nullopt;
-  }
+namespace {
+
+// The keys in `object`, its session token under `token_field`; nullopt and `error` (`who` what gave
+// them: "it printed", "the answer has") when they are not there.
+std::optional<ProcessCredentials> keys_of(simdjson::dom::object object, const char* token_field, std::string_view who,
+                                          std::string& error) {
   ProcessCredentials out;
   std::string_view key_id, secret, token, expires;
   if (object["AccessKeyId"].get(key_id) || key_id.empty() || object["SecretAccessKey"].get(secret) || secret.empty()) {
-    error = "it printed no AccessKeyId and SecretAccessKey";
+    error = fmt::format("{} no AccessKeyId and SecretAccessKey", who);
     return std::nullopt;
   }
   out.key_id = key_id;
   out.secret = secret;
-  if (!object["SessionToken"].get(token)) out.session_token = token;
+  if (!object[token_field].get(token)) out.session_token = token;
   if (!object["Expiration"].get(expires)) {
     out.expires = rfc3339(expires);
     if (!out.expires) {
@@ -101,6 +94,34 @@ std::optional<ProcessCredentials> parse_process_credentials(std::string_view jso
     }
   }
   return out;
+}
+
+// The keys in `json`: a credential_process's output (`process`: a "Version": 1 and "SessionToken"),
+// else a container endpoint's answer ("Token").
+std::optional<ProcessCredentials> parse_keys(std::string_view json, bool process, std::string& error) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  const simdjson::padded_string text(json);
+  if (parser.parse(text).get_object().get(object)) {
+    error = process ? "it did not print a JSON object" : "the answer is not a JSON object";
+    return std::nullopt;
+  }
+  std::int64_t version = 0;
+  if (process && (object["Version"].get(version) || version != 1)) {
+    error = "it printed no \"Version\": 1 (the only version of the credential_process output there is)";
+    return std::nullopt;
+  }
+  return keys_of(object, process ? "SessionToken" : "Token", process ? "it printed" : "the answer has", error);
+}
+
+}  // namespace
+
+std::optional<ProcessCredentials> parse_process_credentials(std::string_view json, std::string& error) {
+  return parse_keys(json, true, error);
+}
+
+std::optional<ProcessCredentials> parse_container_credentials(std::string_view json, std::string& error) {
+  return parse_keys(json, false, error);
 }
 
 std::optional<ProcessCredentials> run_credential_process(const std::string& command, std::stop_token stop,

@@ -21,6 +21,11 @@ struct ProcessCredentials {
 // Reads the JSON a credential_process printed; nullopt and `error` when it is not that.
 std::optional<ProcessCredentials> parse_process_credentials(std::string_view json, std::string& error);
 
+// Reads a container credentials endpoint's answer ({"AccessKeyId": ..., "SecretAccessKey": ...,
+// "Token": ..., "Expiration": ...}, as ECS and EKS Pod Identity give it); nullopt and `error` when it
+// is not that.
+std::optional<ProcessCredentials> parse_container_credentials(std::string_view json, std::string& error);
+
 // Runs `command` with /bin/sh -c (standard input the process's, signals as a fresh process has
 // them), reads its standard output and error, and parses what it printed. Blocks until the
 // command ends, or until `stop` is requested (the command is then killed: nullopt, error

@@ -142,12 +142,13 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
   return true;
 }
 
-std::optional<std::string> read_client_assertion(const std::string& path, std::string& error) {
-  auto text = read_whole(path, "a file with a client assertion", error);
+std::optional<std::string> read_token_file(const std::string& path, std::string_view what, std::string_view holds,
+                                           std::string& error) {
+  auto text = read_whole(path, what, error);
   if (!text) return std::nullopt;
   const std::string token(nodes::trim(*text, " \t\r\n"));
   if (token.empty()) {
-    error = fmt::format("'{}' is empty: it should hold the token the client proves itself with", path);
+    error = fmt::format("'{}' is empty: it should hold {}", path, holds);
     return std::nullopt;
   }
   if (token.size() > kTokenMax || std::any_of(token.begin(), token.end(), [](char c) {
@@ -157,6 +158,10 @@ std::optional<std::string> read_client_assertion(const std::string& path, std::s
     return std::nullopt;
   }
   return token;
+}
+
+std::optional<std::string> read_client_assertion(const std::string& path, std::string& error) {
+  return read_token_file(path, "a file with a client assertion", "the token the client proves itself with", error);
 }
 
 std::optional<std::string> read_refresh_token(const std::string& path, std::string& error) {

@@ -58,6 +58,11 @@ std::optional<std::vector<std::pair<std::string, FetchOptions::Auth>>> read_netr
 // or the profile lacks the key id or secret (saying so when it names an SSO or a role instead).
 bool read_aws_credentials(const std::string& path, const std::string& profile, FetchOptions::Aws& aws,
                           std::string& error, bool config = false);
+// The one token the file at `path` holds (`what` it is, for the error when it is none: a folder;
+// `holds`, what it should hold, for an empty one), surrounding white space left out; nullopt and
+// `error` when it cannot be read or holds none.
+std::optional<std::string> read_token_file(const std::string& path, std::string_view what, std::string_view holds,
+                                           std::string& error);
 // oauth2's client_assertion_file: the assertion it holds (one token, surrounding white space left
 // out), or nullopt and `error` when it cannot be read or holds none.
 std::optional<std::string> read_client_assertion(const std::string& path, std::string& error);

@@ -1,5 +1,6 @@
 // fetch: HTTP requests on libcurl's multi interface, on the node's own I/O thread.
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -472,14 +474,56 @@ bool run_aws_process(fetch::FetchOptions::Aws& aws, const std::stop_token* run, 
   return true;
 }
 
+// aws_sigv4's keys from a container's credentials endpoint, found as the AWS SDKs find it:
+// AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (a path on http://169.254.170.2: ECS's agent), else
+// AWS_CONTAINER_CREDENTIALS_FULL_URI (https, or http to a loopback address or to the endpoints of
+// ECS and EKS Pod Identity: 169.254.170.2, 169.254.170.23, [fd00:ec2::23]), with the Authorization
+// header of AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE or AWS_CONTAINER_AUTHORIZATION_TOKEN. Sets
+// aws.endpoint ("" when neither variable is set); false and `error` for a full URI not allowed.
+bool container_endpoint(fetch::FetchOptions::Aws& aws, const std::function<std::string(const char*)>& env,
+                        std::string& error) {
+  const std::string relative = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+  const std::string full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+  if (relative.empty() && full.empty()) return true;
+  aws.endpoint_token = env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+  aws.endpoint_token_file = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+  if (!relative.empty()) {
+    aws.endpoint = "http://169.254.170.2" + (relative.starts_with('/') ? relative : "/" + relative);
+    return true;
+  }
+  CURLU* u = curl_url();
+  char* scheme = nullptr;
+  char* host = nullptr;
+  const bool parsed = curl_url_set(u, CURLUPART_URL, full.c_str(), 0) == CURLUE_OK &&
+                      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+                      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK;
+  const std::string s = scheme ? nodes::to_lower(scheme) : "", h = host ? nodes::to_lower(host) : "";
+  curl_free(scheme);
+  curl_free(host);
+  curl_url_cleanup(u);
+  const bool allowed =
+      s == "https" || (s == "http" && (h == "localhost" || h.starts_with("127.") || h == "[::1]" ||
+                                       h == "169.254.170.2" || h == "169.254.170.23" || h == "[fd00:ec2::23]"));
+  if (!parsed || !allowed) {
+    error = fmt::format(
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI '{}' is {}: the keys are asked for over https, or over http from a "
+        "loopback address or the container endpoints of ECS and EKS (169.254.170.2, 169.254.170.23, fd00:ec2::23)",
+        full, parsed ? "not allowed" : "not a URL");
+    return false;
+  }
+  aws.endpoint = full;
+  return true;
+}
+
 // aws_sigv4's credentials, where the AWS SDKs look for them: access_key_id and secret_access_key
 // (with session_token) as given; else the keys `credential_process` prints; else, unless a profile
 // or file is named, the AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN environment
 // variables; else the profile (`profile`, $AWS_PROFILE, or "default") of the shared credentials
 // file (`credentials_file`, $AWS_SHARED_CREDENTIALS_FILE, or ~/.aws/credentials), or of the config
-// file ($AWS_CONFIG_FILE, or ~/.aws/config): its keys, or those its credential_process prints. A
-// credential_process runs only when `run` is given (the node is made; it gives up when the stop is
-// requested). false and `error` when there are none.
+// file ($AWS_CONFIG_FILE, or ~/.aws/config): its keys, or those its credential_process prints;
+// else, unless a profile or file is named, a container's credentials endpoint (container_endpoint(),
+// asked by the I/O thread). A credential_process runs only when `run` is given (the node is made; it gives up when the
+// stop is requested). false and `error` when there are none.
 bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string& error,
                      const std::stop_token* run = nullptr) {
   if (a.has("access_key_id") || a.has("secret_access_key")) {
@@ -526,9 +570,16 @@ bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string
     }
   }
   if (!named) {
+    std::string container_error;
+    if (!container_endpoint(aws, env, container_error)) {
+      error = std::move(container_error);
+      return false;
+    }
+    if (!aws.endpoint.empty()) return true;
     error = fmt::format(
         "no credentials: give access_key_id and secret_access_key or a credential_process, set AWS_ACCESS_KEY_ID and "
-        "AWS_SECRET_ACCESS_KEY, or name a profile of a credentials file or of the AWS config file ({})",
+        "AWS_SECRET_ACCESS_KEY, name a profile of a credentials file or of the AWS config file ({}), or run where "
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI names a container's credentials endpoint",
         error);
   }
   return false;
@@ -1195,7 +1246,10 @@ NodeType fetch_type() {
               "AWS Signature Version 4 (S3 and S3-compatible storage, API Gateway, Lambda, Bedrock, OpenSearch): "
               "each request signed with the key as the AWS SDKs sign it, its body's SHA-256 sent as "
               "x-amz-content-sha256, its path and query sent in AWS's encoding; not past a redirect to another "
-              "origin, nor with robots.txt"),
+              "origin, nor with robots.txt. Without keys, a profile or a credential_process, and none in the "
+              "environment or the default profile: the keys of a container's credentials endpoint (ECS, Fargate, "
+              "EKS Pod Identity: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI), asked for again before they "
+              "expire"),
           FieldSpec::object_of(
               "oauth2", oauth2_schema(),
               "an access token from an OAuth 2.0 authorization server (the client credentials grant, "

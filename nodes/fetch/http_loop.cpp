@@ -998,6 +998,8 @@ void HttpLoop::fire_timers(Clock::time_point now) {
       enqueue(std::move(timer.job), true);
     } else if (timer.token) {
       start_token(now);
+    } else if (timer.endpoint_keys) {
+      start_endpoint_keys(now);
     } else if (auto it = hosts_.find(timer.host); it != hosts_.end()) {
       if (!timer.robots) {
         it->second.wake_scheduled = false;
@@ -1011,6 +1013,7 @@ void HttpLoop::fire_timers(Clock::time_point now) {
 void HttpLoop::admit_all(Clock::time_point now) {
   if (aborted_) return;
   if (opt_.oauth2 && !queued_hosts_.empty() && !token_usable(now)) return;
+  if (opt_.aws && !opt_.aws->endpoint.empty() && !queued_hosts_.empty() && !endpoint_keys_usable(now)) return;
   for (std::size_t i = 0; i < queued_hosts_.size();) {
     auto& [key, host] = *queued_hosts_[i];
     admit(key, host, now);
@@ -1487,6 +1490,8 @@ void HttpLoop::finish(CURL* easy, CURLcode code) {
     conclude(*t, code);
   } else if (t->token) {
     finish_token(*t, code);
+  } else if (t->endpoint_keys) {
+    finish_endpoint_keys(*t, code);
   } else {
     finish_robots(*t, code);
   }
@@ -2078,6 +2083,7 @@ void HttpLoop::drop_unstarted() {
       continue;
     }
     if (timer.token) give_up_token_request();  // erased below: no job of this loop waits for a token any more
+    if (timer.endpoint_keys) endpoint_keys_.asking = false;
     if (!timer.job) continue;
     if (auto it = hosts_.find(timer.job->host); it != hosts_.end()) --it->second.retries_scheduled;
     set_aside(*timer.job);

@@ -152,6 +152,7 @@ class HttpLoop {
     std::string host;
     bool robots = false;  // with `host`: fetch its robots.txt again
     bool token = false;   // oauth2: ask for an access token again (a failed request's backoff is over)
+    bool endpoint_keys = false;  // aws_sigv4: ask the container's endpoint for keys again (likewise)
   };
 
   void run();
@@ -348,6 +349,25 @@ class HttpLoop {
   std::mutex aws_mutex_;
   std::optional<ProcessCredentials> aws_fresh_;  // guarded by aws_mutex_
   std::atomic<bool> aws_has_fresh_{false};
+  // aws_sigv4's keys from a container's credentials endpoint (FetchOptions::Aws::endpoint): asked for
+  // with a transfer of the loop's own before the first request and again before they expire
+  // (refresh_time()); jobs wait while there are none. A failed request is made again after the
+  // node's backoff while attempts are left; then the waiting jobs fail (reason auth), and so do
+  // those that come until recovery_timeout has passed, unless keys from before still serve.
+  struct EndpointKeys {
+    bool asking = false;
+    int attempts = 0;
+    Clock::time_point expires_at = Clock::time_point::min();  // min: none yet; max: they do not expire
+    Clock::time_point renew_at = Clock::time_point::min();
+    std::optional<std::string> failure;
+    Clock::time_point failed_until{};
+  };
+  EndpointKeys endpoint_keys_;
+  // Whether jobs may start: keys are there and have not expired. Asks for them when due.
+  bool endpoint_keys_usable(Clock::time_point now);
+  void start_endpoint_keys(Clock::time_point now);
+  void finish_endpoint_keys(Transfer& t, CURLcode code);
+  void endpoint_keys_failed(std::string message, bool retryable, std::optional<nanoseconds> wait);
   // `proxies`, in turn. One that failed circuit_breaker.failure_threshold transfers in a row (no
   // connection, timeout, reset) is benched for recovery_timeout; when all are, the one back soonest.
   struct Proxy {

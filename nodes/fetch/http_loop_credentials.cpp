@@ -22,6 +22,19 @@ namespace {
 // oauth2: the next token is asked for a tenth of the token's life before it expires, at most this.
 constexpr std::chrono::seconds kTokenRefreshAhead{60};
 
+// Why a request for credentials (oauth2's token, a container endpoint's keys) got no answer:
+// "timeout: <libcurl's words>"; `retryable` as the node's retries take its reason (a lack of
+// sockets always: it is this process's, not the server's).
+std::string transfer_failure(const HttpLoop::Transfer& t, CURLcode code, bool no_socket, const RetryPolicy& retry,
+                             bool& retryable) {
+  const Reason reason = classify(code, t.too_large);
+  std::string detail = t.error[0] ? std::string(t.error) : std::string(curl_easy_strerror(code));
+  if (no_socket) detail = "no socket: " + out_of_descriptors(t.socket_errno);
+  if (reason == Reason::too_large) detail = fmt::format("an answer larger than {} KiB", kTokenMax / 1024);
+  retryable = no_socket || retry.retries_reason(reason);
+  return fmt::format("{}: {}", reason_name(reason), detail);
+}
+
 // The shared token of these oauth2 settings: the one the process's loops with the same settings
 // hold, or a new one (shared_token()'s map forgets a token when its last loop goes).
 std::shared_ptr<HttpLoop::SharedToken> shared_token(const FetchOptions::OAuth2& o) {
@@ -278,12 +291,9 @@ void HttpLoop::finish_token(Transfer& t, CURLcode code) {
   if (t.refused_ip.empty() && !no_socket) count_transfer(stats_of(token_.host), t.easy, status, t.body.size());
   if (!t.refused_ip.empty()) return token_failed(from + ": " + private_message(o.token_url, t.refused_ip), false, {});
   if (code != CURLE_OK) {
-    const Reason reason = classify(code, t.too_large);
-    std::string detail = t.error[0] ? std::string(t.error) : std::string(curl_easy_strerror(code));
-    if (no_socket) detail = "no socket: " + out_of_descriptors(t.socket_errno);
-    if (reason == Reason::too_large) detail = fmt::format("an answer larger than {} KiB", kTokenMax / 1024);
-    return token_failed(fmt::format("{}: {}: {}", from, reason_name(reason), detail),
-                        no_socket || opt_.retry.retries_reason(reason), {});
+    bool retryable = false;
+    const std::string why = transfer_failure(t, code, no_socket, opt_.retry, retryable);
+    return token_failed(fmt::format("{}: {}", from, why), retryable, {});
   }
   if (status < 200 || status >= 300) {
     const std::string why = token_error(t.body);
@@ -469,6 +479,118 @@ void HttpLoop::take_fresh_aws_keys() {
   aws.secret = std::move(fresh->secret);
   aws.session_token = std::move(fresh->session_token);
   notice(fmt::format("aws_sigv4: new credentials from credential_process '{}' sign from now on", aws.process));
+}
+
+bool HttpLoop::endpoint_keys_usable(Clock::time_point now) {
+  EndpointKeys& k = endpoint_keys_;
+  // (A graceful stop starts no job, so asks for no keys: drop_unstarted().)
+  if (!k.asking && now >= k.renew_at && !winding_down_.load() && (!k.failure || now >= k.failed_until)) {
+    start_endpoint_keys(now);
+  }
+  if (now < k.expires_at) return true;
+  if (k.failure && !k.asking) fail_waiting(Reason::auth, *k.failure);  // no keys to be had for now
+  return false;
+}
+
+// As the AWS SDKs ask: a GET, with the Authorization the environment gives, never through a proxy,
+// not redirected, and not refused as a private address (private_addresses: the endpoint is the
+// container's own, named by its environment, not by a scraped URL).
+void HttpLoop::start_endpoint_keys(Clock::time_point) {
+  const FetchOptions::Aws& aws = *opt_.aws;
+  endpoint_keys_.asking = true;
+  std::string authorization = aws.endpoint_token;
+  if (!aws.endpoint_token_file.empty()) {  // read again each time: the platform replaces it
+    std::string error;
+    auto token = read_token_file(aws.endpoint_token_file, "the container's authorization token file",
+                                 "the token of the container's credentials endpoint", error);
+    if (!token) {
+      return endpoint_keys_failed(
+          fmt::format("aws_sigv4: no credentials from {}: AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: {}", aws.endpoint,
+                      error),
+          true, {});
+    }
+    authorization = std::move(*token);
+  }
+  auto t = take_transfer(aws.endpoint);
+  CURL* e = t->easy;
+  t->endpoint_keys = true;
+  t->proxy = -1;
+  curl_easy_setopt(e, CURLOPT_PROXY, "");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, nullptr);
+  t->headers = curl_slist_append(nullptr, "Accept: application/json");
+  if (!authorization.empty()) t->headers = curl_slist_append(t->headers, ("Authorization: " + authorization).c_str());
+  if (!agent_line_.empty()) t->headers = curl_slist_append(t->headers, agent_line_.c_str());
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
+  t->max_body = kTokenMax;
+  curl_multi_add_handle(multi_, e);
+  active_.emplace(e, std::move(t));
+}
+
+void HttpLoop::finish_endpoint_keys(Transfer& t, CURLcode code) {
+  FetchOptions::Aws& aws = *opt_.aws;
+  const std::string from = fmt::format("aws_sigv4: no credentials from {}", aws.endpoint);
+  long status = 0;
+  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  const bool no_socket = out_of_sockets(t, code);
+  if (code != CURLE_OK) {
+    bool retryable = false;
+    const std::string why = transfer_failure(t, code, no_socket, opt_.retry, retryable);
+    return endpoint_keys_failed(fmt::format("{}: {}", from, why), retryable, {});
+  }
+  if (status < 200 || status >= 300) {
+    return endpoint_keys_failed(fmt::format("{}: HTTP {}", from, status), opt_.retry.retries_status(status),
+                                retry_after(t.easy, status));
+  }
+  std::string error;
+  auto keys = parse_container_credentials(t.body, error);
+  const auto system_now = std::chrono::system_clock::now();
+  if (keys && keys->expires && *keys->expires <= system_now) {
+    error = "the credentials it gave have expired already";
+    keys.reset();
+  }
+  if (!keys) return endpoint_keys_failed(fmt::format("{}: {}", from, error), false, {});
+  if (!header_value_ok(keys->key_id) || !header_value_ok(keys->session_token)) {
+    return endpoint_keys_failed(from + ": a key holds a line break", false, {});
+  }
+  const bool renewed = endpoint_keys_.expires_at != Clock::time_point::min();
+  const auto now = Clock::now();
+  EndpointKeys& k = endpoint_keys_;
+  k.asking = false;
+  k.attempts = 0;
+  k.failure.reset();
+  if (keys->expires) {
+    k.expires_at = now + std::chrono::duration_cast<nanoseconds>(*keys->expires - system_now);
+    k.renew_at = now + std::chrono::duration_cast<nanoseconds>(refresh_time(*keys->expires, system_now) - system_now);
+  } else {
+    k.expires_at = k.renew_at = Clock::time_point::max();
+  }
+  const bool changed = keys->key_id != aws.key_id || keys->secret != aws.secret;
+  aws.key_id = std::move(keys->key_id);
+  aws.secret = std::move(keys->secret);
+  aws.session_token = std::move(keys->session_token);
+  if (renewed && changed) notice(fmt::format("aws_sigv4: new credentials from {} sign from now on", aws.endpoint));
+}
+
+// A failed request for keys: made again after the node's backoff (or Retry-After) while `retryable`
+// and attempts are left; else the jobs waiting for keys fail with `message`, and so do those that
+// come until recovery_timeout has passed, unless the keys from before still serve.
+void HttpLoop::endpoint_keys_failed(std::string message, bool retryable, std::optional<nanoseconds> wait) {
+  const auto now = Clock::now();
+  EndpointKeys& k = endpoint_keys_;
+  if (retryable && ++k.attempts < opt_.retry.attempts && !cancel_.load() && !winding_down_.load()) {
+    Timer timer;
+    timer.endpoint_keys = true;
+    timers_.emplace(now + wait.value_or(opt_.retry.backoff(k.attempts + 1, rng_)), std::move(timer));
+    return;
+  }
+  if (k.attempts > 1) message += fmt::format(" ({})", attempts_text(k.attempts));
+  k.asking = false;
+  k.attempts = 0;
+  k.failed_until = now + opt_.breaker_recovery;
+  if (now < k.expires_at) notice(fmt::format("{}; the credentials in use sign until they expire", message));
+  k.failure = std::move(message);
 }
 
 }  // namespace sluice::fetch

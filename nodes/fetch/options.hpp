@@ -148,6 +148,11 @@ struct FetchOptions {
     // the I/O thread) before they expire; empty when they did not come from one.
     std::string process;
     std::optional<std::chrono::system_clock::time_point> expires;  // the process's keys' Expiration
+    // A container's credentials endpoint (ECS, Fargate, EKS Pod Identity: the environment's
+    // AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI), asked for the keys by the I/O thread
+    // before the first signed request and again before they expire; "" when the keys came otherwise.
+    // Its Authorization header: the token, or the token file's content (read for each request).
+    std::string endpoint, endpoint_token, endpoint_token_file;
   };
   std::optional<Aws> aws;
   // The run serves a site in this process (settings.serve): a request to it holds both ends of its

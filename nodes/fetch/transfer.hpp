@@ -89,6 +89,7 @@ struct HttpLoop::Transfer {
   std::unique_ptr<Job> job;  // null for a robots.txt fetch and oauth2's token request
   std::string robots_host;   // the host whose robots.txt this is
   bool token = false;        // oauth2's request for an access token
+  bool endpoint_keys = false;  // aws_sigv4's request for keys from the container's endpoint
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   BodyPool* bodies = nullptr;

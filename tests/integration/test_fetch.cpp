@@ -3314,7 +3314,7 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
       test::ScopedEnv no_config("AWS_CONFIG_FILE", "/nonexistent/config");
       CHECK_THROWS_WITH(run_with(""), Catch::Contains("aws_sigv4: no credentials: give access_key_id and "
                                                       "secret_access_key or a credential_process, set "
-                                                      "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile "
+                                                      "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile "
                                                       "of a credentials file or of the AWS config file (cannot read "
                                                       "'/nonexistent/credentials'"));
     }
@@ -3410,6 +3410,69 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
           "aws_sigv4: credential_process 'echo 'SSO session expired' >&2; exit 3': it failed with exit status 3: SSO "
           "session expired");
     CHECK(server.counter("/aws").requests == 0);
+  }
+  SECTION(
+      "a container's credentials endpoint (ECS, EKS Pod Identity): its keys sign, asked for again before they "
+      "expire") {
+    test::ScopedEnv key("AWS_ACCESS_KEY_ID", nullptr);
+    test::ScopedEnv nowhere("AWS_SHARED_CREDENTIALS_FILE", dir.file("no-credentials").c_str());
+    test::ScopedEnv no_config("AWS_CONFIG_FILE", dir.file("no-config").c_str());
+    test::ScopedEnv relative("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", nullptr);
+    const auto run_with_endpoint = [&](const std::string& query) {
+      test::ScopedEnv full("AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                           server.url("/aws-container-credentials" + query).c_str());
+      return four_seconds_of_requests("");
+    };
+    SECTION("with its authorization token; the first keys (a wrong secret) expire in 2 s, the next in an hour") {
+      test::ScopedEnv token("AWS_CONTAINER_AUTHORIZATION_TOKEN", "pod-token-1");
+      test::ScopedEnv token_file("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", nullptr);
+      RunReport report = run_with_endpoint("?first=expired&expires=2&auth=pod-token-1");
+      CHECK(report.errors.empty());
+      const auto ok = lines(dir, "ok.jsonl"), bad = lines(dir, "bad.jsonl");
+      CHECK(ok.size() + bad.size() == 20);
+      CHECK(bad.size() >= 2);  // the first second or so, signed with the first secret: 403
+      CHECK(ok.size() >= 8);   // asked again half way to the first keys' expiry
+      for (const auto& line : bad) CHECK(contains(line, R"("status":403)"));
+      for (const auto& line : ok) CHECK(contains(line, R"(\"token\":true)"));  // the endpoint's session token
+      CHECK(server.counter("/aws-container-credentials").requests == 2);
+      CHECK(test::notices_of(report, "get") ==
+            std::vector<std::string>{"aws_sigv4: new credentials from " +
+                                     server.url("/aws-container-credentials?first=expired&expires=2&auth=pod-token-1") +
+                                     " sign from now on"});
+    }
+    SECTION("with its authorization token in a file (EKS Pod Identity), read for each request") {
+      test::write_file(dir.file("token"), "pod-token-2\n");
+      test::ScopedEnv token("AWS_CONTAINER_AUTHORIZATION_TOKEN", nullptr);
+      test::ScopedEnv token_file("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", dir.file("token").c_str());
+      RunReport report = run_with_endpoint("?auth=pod-token-2");
+      CHECK(report.errors.empty());
+      CHECK(lines(dir, "ok.jsonl").size() == 20);
+      CHECK(server.counter("/aws-container-credentials").requests == 1);  // keys for an hour
+      CHECK(report.notices.empty());
+    }
+    SECTION("an endpoint that refuses: the requests fail with its answer, and none is sent unsigned") {
+      test::ScopedEnv token("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong");
+      test::ScopedEnv token_file("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", nullptr);
+      RunReport report = run_with_endpoint("?auth=pod-token-1");
+      CHECK(report.errors.empty());
+      const auto bad = lines(dir, "bad_full.jsonl");
+      CHECK(bad.size() == 20);  // routed to the error port, as the pipeline asks
+      for (const auto& line : bad) {
+        INFO(line);
+        CHECK(contains(line, R"("reason":"auth")"));
+        CHECK(contains(line, "aws_sigv4: no credentials from " +
+                                 server.url("/aws-container-credentials?auth=pod-token-1") + ": HTTP 401"));
+      }
+      CHECK(server.counter("/aws").requests == 0);
+    }
+    SECTION("a full URI to another host over http is refused when the pipeline is checked") {
+      test::ScopedEnv full("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://credentials.example.com/v1");
+      CHECK_THROWS_WITH(
+          test::plan_of(
+              fetch_pipeline(dir, {server.url("/aws/bucket/a.txt")}, 1, "    aws_sigv4:\n      region: eu-west-1\n")),
+          Catch::Contains("aws_sigv4: AWS_CONTAINER_CREDENTIALS_FULL_URI 'http://credentials.example.com/v1' is not "
+                          "allowed: the keys are asked for over https, or over http from a loopback address"));
+    }
   }
   SECTION("a POST: its body's hash is signed") {
     RunReport report =

@@ -62,8 +62,11 @@ TEST_CASE("aws_sigv4's Host: the URL's host, and its port unless the scheme's ow
 TEST_CASE("aws_sigv4's signature: canonical request, string to sign and signing key as AWS computes them",
           "[fetch][aws]") {
   using sluice::fetch::aws_authorization;
-  sluice::fetch::FetchOptions::Aws aws{
-      "us-east-1", "service", "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "", "", "", "", std::nullopt};
+  sluice::fetch::FetchOptions::Aws aws;
+  aws.region = "us-east-1";
+  aws.service = "service";
+  aws.key_id = "AKIDEXAMPLE";
+  aws.secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
   const std::string empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
   const std::string date = "20150830T123600Z";
   const auto signature = [](const std::string& authorization) {
@@ -185,9 +188,10 @@ TEST_CASE("aws_sigv4's credential_process: named by a profile of the credentials
 
 namespace {
 
-std::string parsed(const std::string& json) {
+std::string parsed(const std::string& json, bool container = false) {
   std::string error;
-  auto keys = sluice::fetch::parse_process_credentials(json, error);
+  auto keys = container ? sluice::fetch::parse_container_credentials(json, error)
+                        : sluice::fetch::parse_process_credentials(json, error);
   if (!keys) return "error: " + error;
   std::string text = keys->key_id + "|" + keys->secret + "|" + keys->session_token;
   if (keys->expires) {
@@ -218,6 +222,20 @@ TEST_CASE("aws_sigv4's credential_process output: version 1 JSON, Expiration in 
         "error: its Expiration 'tomorrow' is not an RFC 3339 time (2026-12-06T12:00:00Z)");
   CHECK(parsed(R"({"Version":1,"AccessKeyId":"A","SecretAccessKey":"S","Expiration":"2026-02-30T12:00:00Z"})") ==
         "error: its Expiration '2026-02-30T12:00:00Z' is not an RFC 3339 time (2026-12-06T12:00:00Z)");
+}
+
+TEST_CASE("aws_sigv4's container credentials endpoint: its JSON, the session token as Token", "[fetch][aws]") {
+  CHECK(parsed(R"({"AccessKeyId": "A", "SecretAccessKey": "S", "Token": "T", "Expiration": "2026-12-06T12:00:00Z",
+                   "RoleArn": "arn:aws:iam::123456789012:role/r"})",
+               true) == "A|S|T|1796558400");
+  CHECK(parsed(R"({"AccessKeyId": "A", "SecretAccessKey": "S"})", true) == "A|S|");
+  CHECK(parsed(R"({"AccessKeyId": "A", "Token": "T"})", true) ==
+        "error: the answer has no AccessKeyId and SecretAccessKey");
+  CHECK(parsed(R"({"code": "ClientException", "message": "no role"})", true) ==
+        "error: the answer has no AccessKeyId and SecretAccessKey");
+  CHECK(parsed("<html>Forbidden</html>", true) == "error: the answer is not a JSON object");
+  CHECK(parsed(R"({"AccessKeyId":"A","SecretAccessKey":"S","Expiration":"soon"})", true) ==
+        "error: its Expiration 'soon' is not an RFC 3339 time (2026-12-06T12:00:00Z)");
 }
 
 TEST_CASE("aws_sigv4's credential_process is asked again 10 minutes before its keys expire, or half way",

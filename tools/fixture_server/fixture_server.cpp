@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -1360,6 +1361,41 @@ struct FixtureServer::Impl {
     };
     server->Get(R"(/aws/.*)", tracked(aws));
     server->Post(R"(/aws/.*)", tracked(aws));
+    // A container's credentials endpoint, as ECS's agent and EKS Pod Identity answer: 200
+    // {"AccessKeyId", "SecretAccessKey", "Token" (session-1), "Expiration"} with /aws's keys,
+    // expiring in an hour; the first answer's secret is `first` (a wrong one: its requests get 403)
+    // and expires in `expires` seconds when those are given. With `auth`, 401 unless the request's
+    // Authorization is that; with `status`, that status, always.
+    server->Get(
+        "/aws-container-credentials", tracked([this](const httplib::Request& req, httplib::Response& res) {
+          if (req.has_param("status")) {
+            res.status = std::stoi(req.get_param_value("status"));
+            res.set_content(R"({"code":"failed"})", "application/json");
+            return;
+          }
+          if (req.has_param("auth") && req.get_header_value("Authorization") != req.get_param_value("auth")) {
+            res.status = 401;
+            res.set_content(R"({"code":"unauthorized"})", "application/json");
+            return;
+          }
+          int seen;
+          {
+            std::lock_guard lock(mutex);
+            seen = flaky["/aws-container-credentials"]++;
+          }
+          const bool first = seen == 0 && req.has_param("first");
+          const auto expires =
+              std::chrono::system_clock::now() + std::chrono::seconds(first && req.has_param("expires")
+                                                                          ? std::stoi(req.get_param_value("expires"))
+                                                                          : 3600);
+          res.set_content(
+              fmt::format(R"({{"AccessKeyId":"AKIDEXAMPLE","SecretAccessKey":"{}","Token":"session-1",)"
+                          R"("Expiration":"{:%Y-%m-%dT%H:%M:%SZ}","RoleArn":"arn:aws:iam::123456789012:role/r"}})",
+                          first ? json_escape(req.get_param_value("first"))
+                                : std::string("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+                          std::chrono::floor<std::chrono::seconds>(expires)),
+              "application/json");
+        }));
     server->Get("/whoami", tracked([](const httplib::Request& req, httplib::Response& res) {
                   const std::string name = peer_certificate(req).common_name;
                   res.set_content(name.empty() ? "none" : name, "text/plain");

@@ -72,6 +72,11 @@
 //   /aws/<path> (GET, POST)     an API behind AWS Signature Version 4 (key AKIDEXAMPLE, its secret
 //                               and session token in fixture_server.cpp): 200 {"path","query","token"}
 //                               to a request signed as AWS checks it, else 403 with S3's error code
+//   /aws-container-credentials?first=S&expires=N&auth=T&status=C
+//                               a container's credentials endpoint (ECS, EKS Pod Identity): 200
+//                               {"AccessKeyId","SecretAccessKey","Token","Expiration"} with /aws's keys
+//                               and session token, for an hour; the first answer's secret S, for N s;
+//                               401 unless "Authorization: T"; C: that status always
 //   /oauth-api/<path>?revoke=R  200 {"path","token","scope"} to "Authorization: Bearer <token>" of a
 //                               token /oauth-token issued that has not expired (a certificate-bound one
 //                               with its certificate, and "cnf": its SHA-256 then); 401 to any other;
