@@ -487,6 +487,10 @@ bool container_endpoint(fetch::FetchOptions::Aws& aws, const std::function<std::
   if (relative.empty() && full.empty()) return true;
   aws.endpoint_token = env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
   aws.endpoint_token_file = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+  if (!fetch::header_value_ok(aws.endpoint_token)) {
+    error = "AWS_CONTAINER_AUTHORIZATION_TOKEN holds a line break";
+    return false;
+  }
   if (!relative.empty()) {
     aws.endpoint = "http://169.254.170.2" + (relative.starts_with('/') ? relative : "/" + relative);
     return true;

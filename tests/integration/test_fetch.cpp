@@ -3465,13 +3465,20 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
       }
       CHECK(server.counter("/aws").requests == 0);
     }
-    SECTION("a full URI to another host over http is refused when the pipeline is checked") {
+    SECTION(
+        "a full URI to another host over http, or a token with a line break, is refused when the pipeline is "
+        "checked") {
       test::ScopedEnv full("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://credentials.example.com/v1");
       CHECK_THROWS_WITH(
           test::plan_of(
               fetch_pipeline(dir, {server.url("/aws/bucket/a.txt")}, 1, "    aws_sigv4:\n      region: eu-west-1\n")),
           Catch::Contains("aws_sigv4: AWS_CONTAINER_CREDENTIALS_FULL_URI 'http://credentials.example.com/v1' is not "
                           "allowed: the keys are asked for over https, or over http from a loopback address"));
+      test::ScopedEnv local("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials");
+      test::ScopedEnv token("AWS_CONTAINER_AUTHORIZATION_TOKEN", "a\r\nX-Injected: 1");
+      CHECK_THROWS_WITH(test::plan_of(fetch_pipeline(dir, {server.url("/aws/bucket/a.txt")}, 1,
+                                                     "    aws_sigv4:\n      region: eu-west-1\n")),
+                        Catch::Contains("aws_sigv4: AWS_CONTAINER_AUTHORIZATION_TOKEN holds a line break"));
     }
   }
   SECTION("a POST: its body's hash is signed") {

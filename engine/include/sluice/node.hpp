@@ -245,8 +245,9 @@ class AsyncNode : public Node {
   virtual void stop() = 0;
   // Any thread: a graceful stop was requested (signal, max_duration, max_items, max_errors). Finish
   // the work under way but start nothing new: end what is only queued, and what is submitted later,
-  // with AsyncOutput::set_aside() (a frontier its parked URLs, fetch its requests not yet started),
-  // which marks each record unfinished (a resumable run then does not count it as done).
+  // with AsyncOutput::set_aside() (fetch: its requests not yet started), which marks each record
+  // unfinished, so that a resumable run does its source record again; a node that keeps such work
+  // for a resumed run itself (a frontier: its parked URLs, in the run state) ends it with discard().
   // Default: nothing.
   virtual void wind_down() {}
   // Any thread: records are held back because a bound of this node's own is full (a frontier's
