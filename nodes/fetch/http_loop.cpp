@@ -1225,6 +1225,7 @@ void HttpLoop::recycle(std::unique_ptr<Transfer> t) {
   t->job.reset();
   t->robots_host.clear();
   t->token = false;
+  t->endpoint_keys = false;
   bodies_->give(std::move(t->body));  // usually in a record already; a robots.txt or failed body comes back here
   t->body = std::string();
   t->sized = false;

@@ -3450,6 +3450,21 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
       CHECK(server.counter("/aws-container-credentials").requests == 1);  // keys for an hour
       CHECK(report.notices.empty());
     }
+    SECTION("robots.txt obeyed: fetched after the keys, with a transfer of the same pool") {
+      test::ScopedEnv token("AWS_CONTAINER_AUTHORIZATION_TOKEN", "pod-token-1");
+      test::ScopedEnv token_file("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", nullptr);
+      test::ScopedEnv full("AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                           server.url("/aws-container-credentials?auth=pod-token-1").c_str());
+      RunReport report = run_pipeline(
+          test::plan_of(fetch_pipeline(dir, {server.url("/aws/bucket/a.txt"), server.url("/aws/bucket/b.txt")}, 1,
+                                       "    retries: {attempts: 1}\n    aws_sigv4:\n      region: eu-west-1\n")));
+      CHECK(report.errors.empty());
+      INFO(test::read_file(dir.file("bad_full.jsonl")));
+      CHECK(lines(dir, "ok.jsonl").size() == 2);
+      CHECK(server.counter("/aws-container-credentials").requests == 1);
+      CHECK(server.counter("/robots.txt").requests == 1);
+      CHECK(report.notices.empty());
+    }
     SECTION("an endpoint that refuses: the requests fail with its answer, and none is sent unsigned") {
       test::ScopedEnv token("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong");
       test::ScopedEnv token_file("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", nullptr);
