@@ -1,6 +1,5 @@
 // fetch: HTTP requests on libcurl's multi interface, on the node's own I/O thread.
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -495,24 +494,19 @@ bool container_endpoint(fetch::FetchOptions::Aws& aws, const std::function<std::
     aws.endpoint = "http://169.254.170.2" + (relative.starts_with('/') ? relative : "/" + relative);
     return true;
   }
-  CURLU* u = curl_url();
-  char* scheme = nullptr;
-  char* host = nullptr;
-  const bool parsed = curl_url_set(u, CURLUPART_URL, full.c_str(), 0) == CURLUE_OK &&
-                      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-                      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK;
-  const std::string s = scheme ? nodes::to_lower(scheme) : "", h = host ? nodes::to_lower(host) : "";
-  curl_free(scheme);
-  curl_free(host);
-  curl_url_cleanup(u);
+  std::string not_http;
+  const auto key = fetch::parse_host_key(full, not_http);  // scheme://host:port, in lower case; http(s) only
+  const std::size_t at = key ? key->find("://") + 3 : 0;
+  const std::string host = key ? key->substr(at, key->rfind(':') - at) : "";
   const bool allowed =
-      s == "https" || (s == "http" && (h == "localhost" || h.starts_with("127.") || h == "[::1]" ||
-                                       h == "169.254.170.2" || h == "169.254.170.23" || h == "[fd00:ec2::23]"));
-  if (!parsed || !allowed) {
+      key && (key->starts_with("https://") || host == "localhost" || host.starts_with("127.") || host == "[::1]" ||
+              host == "169.254.170.2" || host == "169.254.170.23" || host == "[fd00:ec2::23]");
+  if (!allowed) {
     error = fmt::format(
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI '{}' is {}: the keys are asked for over https, or over http from a "
-        "loopback address or the container endpoints of ECS and EKS (169.254.170.2, 169.254.170.23, fd00:ec2::23)",
-        full, parsed ? "not allowed" : "not a URL");
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI '{}' is not allowed: the keys are asked for over https, or over http "
+        "from a loopback address or the container endpoints of ECS and EKS (169.254.170.2, 169.254.170.23, "
+        "fd00:ec2::23)",
+        full);
     return false;
   }
   aws.endpoint = full;

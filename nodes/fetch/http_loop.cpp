@@ -999,7 +999,7 @@ void HttpLoop::fire_timers(Clock::time_point now) {
     } else if (timer.token) {
       start_token(now);
     } else if (timer.endpoint_keys) {
-      start_endpoint_keys(now);
+      start_endpoint_keys();
     } else if (auto it = hosts_.find(timer.host); it != hosts_.end()) {
       if (!timer.robots) {
         it->second.wake_scheduled = false;

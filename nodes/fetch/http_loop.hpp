@@ -365,7 +365,7 @@ class HttpLoop {
   EndpointKeys endpoint_keys_;
   // Whether jobs may start: keys are there and have not expired. Asks for them when due.
   bool endpoint_keys_usable(Clock::time_point now);
-  void start_endpoint_keys(Clock::time_point now);
+  void start_endpoint_keys();
   void finish_endpoint_keys(Transfer& t, CURLcode code);
   void endpoint_keys_failed(std::string message, bool retryable, std::optional<nanoseconds> wait);
   // `proxies`, in turn. One that failed circuit_breaker.failure_threshold transfers in a row (no

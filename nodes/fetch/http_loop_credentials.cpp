@@ -485,7 +485,7 @@ bool HttpLoop::endpoint_keys_usable(Clock::time_point now) {
   EndpointKeys& k = endpoint_keys_;
   // (A graceful stop starts no job, so asks for no keys: drop_unstarted().)
   if (!k.asking && now >= k.renew_at && !winding_down_.load() && (!k.failure || now >= k.failed_until)) {
-    start_endpoint_keys(now);
+    start_endpoint_keys();
   }
   if (now < k.expires_at) return true;
   if (k.failure && !k.asking) fail_waiting(Reason::auth, *k.failure);  // no keys to be had for now
@@ -495,7 +495,7 @@ bool HttpLoop::endpoint_keys_usable(Clock::time_point now) {
 // As the AWS SDKs ask: a GET, with the Authorization the environment gives, never through a proxy,
 // not redirected, and not refused as a private address (private_addresses: the endpoint is the
 // container's own, named by its environment, not by a scraped URL).
-void HttpLoop::start_endpoint_keys(Clock::time_point) {
+void HttpLoop::start_endpoint_keys() {
   const FetchOptions::Aws& aws = *opt_.aws;
   endpoint_keys_.asking = true;
   std::string authorization = aws.endpoint_token;
@@ -516,7 +516,6 @@ void HttpLoop::start_endpoint_keys(Clock::time_point) {
   t->endpoint_keys = true;
   t->proxy = -1;
   curl_easy_setopt(e, CURLOPT_PROXY, "");
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, nullptr);
   t->headers = curl_slist_append(nullptr, "Accept: application/json");
   if (!authorization.empty()) t->headers = curl_slist_append(t->headers, ("Authorization: " + authorization).c_str());
