@@ -549,12 +549,13 @@ class Run {
   }
 
   void cancel() {
-    if (cancelled_.exchange(true)) return;
-    // Cancelled work is not done: a resumed run redoes it. Frozen first: the cancellation of the
-    // graph's tasks below destroys the records they held, and a release logged before the freeze
-    // would count a record done whose rows were never committed (seen: a page so logged, and the
-    // resumed crawl never followed its link).
+    // Cancelled work is not done: a resumed run redoes it. Frozen first, before cancelled() is true
+    // anywhere: the graph's nodes drop the records they hold once they see it, and a release logged
+    // before the freeze would count a record done whose rows were never committed (seen: a page so
+    // logged, and the resumed crawl never followed its link; then, with the freeze after the flag,
+    // a page dropped on another thread in between, in about 1 run in 10 of a crawl failing mid-way).
     if (state_) state_->freeze();
+    if (cancelled_.exchange(true)) return;
     stopping_.store(true);
     stop_source_.request_stop();
     ctx_.cancel_group_execution();
