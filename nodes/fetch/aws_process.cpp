@@ -124,6 +124,18 @@ std::optional<ProcessCredentials> parse_container_credentials(std::string_view j
   return parse_keys(json, false, error);
 }
 
+std::optional<ProcessCredentials> parse_instance_credentials(std::string_view json, std::string& error) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  const simdjson::padded_string text(json);
+  std::string_view code;
+  if (!parser.parse(text).get_object().get(object) && !object["Code"].get(code) && code != "Success") {
+    error = fmt::format("the answer's Code is '{}', not 'Success'", code.substr(0, 100));
+    return std::nullopt;
+  }
+  return parse_keys(json, false, error);
+}
+
 std::optional<ProcessCredentials> run_credential_process(const std::string& command, std::stop_token stop,
                                                          std::string& error) {
   constexpr std::size_t kMaxOutput = 64 << 10;

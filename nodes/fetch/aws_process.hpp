@@ -26,6 +26,10 @@ std::optional<ProcessCredentials> parse_process_credentials(std::string_view jso
 // is not that.
 std::optional<ProcessCredentials> parse_container_credentials(std::string_view json, std::string& error);
 
+// The same, as an EC2 instance's metadata service gives a role's keys: also refused when its
+// "Code" is not "Success".
+std::optional<ProcessCredentials> parse_instance_credentials(std::string_view json, std::string& error);
+
 // Runs `command` with /bin/sh -c (standard input the process's, signals as a fresh process has
 // them), reads its standard output and error, and parses what it printed. Blocks until the
 // command ends, or until `stop` is requested (the command is then killed: nullopt, error

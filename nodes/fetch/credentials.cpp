@@ -538,4 +538,19 @@ bool header_value_ok(std::string_view value) {
   return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
 }
 
+bool on_ec2(const std::string& sys) {
+  auto first_line = [](const std::string& path) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+    return line;
+  };
+  if (first_line(sys + "/devices/virtual/dmi/id/sys_vendor") == "Amazon EC2" ||
+      first_line(sys + "/devices/virtual/dmi/id/board_vendor") == "Amazon EC2")
+    return true;
+  const std::string uuid = first_line(sys + "/hypervisor/uuid");
+  return uuid.size() >= 3 && nodes::iequals(std::string_view(uuid).substr(0, 3), "ec2");
+}
+
 }  // namespace sluice::fetch

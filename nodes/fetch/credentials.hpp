@@ -90,4 +90,8 @@ std::string jwt_assertion(const JwtKey& key, const FetchOptions::OAuth2& o, std:
 // over it, so a crash leaves the old or the new token, whole). False and `error` when it cannot.
 bool write_refresh_token(const std::string& path, std::string_view token, std::string& error);
 
+// Whether this machine is an EC2 instance, as its firmware says (`sys` is /sys): the DMI vendor
+// of a Nitro instance ("Amazon EC2"), or the hypervisor's UUID of a Xen one ("ec2...").
+bool on_ec2(const std::string& sys);
+
 }  // namespace sluice::fetch

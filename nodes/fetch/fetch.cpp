@@ -473,6 +473,18 @@ bool run_aws_process(fetch::FetchOptions::Aws& aws, const std::stop_token* run, 
   return true;
 }
 
+// Whether keys may be asked for at `url`: over https, or over http from a loopback address or one of
+// `platform`'s (the link-local addresses of the machine's own credentials service).
+bool keys_url_allowed(const std::string& url, std::initializer_list<std::string_view> platform) {
+  std::string not_http;
+  const auto key = fetch::parse_host_key(url, not_http);  // scheme://host:port, in lower case; http(s) only
+  if (!key) return false;
+  const std::size_t at = key->find("://") + 3;
+  const std::string host = key->substr(at, key->rfind(':') - at);
+  return key->starts_with("https://") || host == "localhost" || host.starts_with("127.") || host == "[::1]" ||
+         std::find(platform.begin(), platform.end(), host) != platform.end();
+}
+
 // aws_sigv4's keys from a container's credentials endpoint, found as the AWS SDKs find it:
 // AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (a path on http://169.254.170.2: ECS's agent), else
 // AWS_CONTAINER_CREDENTIALS_FULL_URI (https, or http to a loopback address or to the endpoints of
@@ -494,14 +506,7 @@ bool container_endpoint(fetch::FetchOptions::Aws& aws, const std::function<std::
     aws.endpoint = "http://169.254.170.2" + (relative.starts_with('/') ? relative : "/" + relative);
     return true;
   }
-  std::string not_http;
-  const auto key = fetch::parse_host_key(full, not_http);  // scheme://host:port, in lower case; http(s) only
-  const std::size_t at = key ? key->find("://") + 3 : 0;
-  const std::string host = key ? key->substr(at, key->rfind(':') - at) : "";
-  const bool allowed =
-      key && (key->starts_with("https://") || host == "localhost" || host.starts_with("127.") || host == "[::1]" ||
-              host == "169.254.170.2" || host == "169.254.170.23" || host == "[fd00:ec2::23]");
-  if (!allowed) {
+  if (!keys_url_allowed(full, {"169.254.170.2", "169.254.170.23", "[fd00:ec2::23]"})) {
     error = fmt::format(
         "AWS_CONTAINER_CREDENTIALS_FULL_URI '{}' is not allowed: the keys are asked for over https, or over http "
         "from a loopback address or the container endpoints of ECS and EKS (169.254.170.2, 169.254.170.23, "
@@ -513,6 +518,37 @@ bool container_endpoint(fetch::FetchOptions::Aws& aws, const std::function<std::
   return true;
 }
 
+// An EC2 instance's metadata service, as the AWS SDKs find it: $AWS_EC2_METADATA_SERVICE_ENDPOINT,
+// else on an EC2 instance http://169.254.169.254 (http://[fd00:ec2::254] when
+// $AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE is IPv6); none when $AWS_EC2_METADATA_DISABLED is true.
+// Not looked for elsewhere: a machine outside EC2 would wait for an address nobody answers. false
+// and `error` for an endpoint that is neither https nor http to loopback or the service's address.
+bool instance_metadata(fetch::FetchOptions::Aws& aws, const std::function<std::string(const char*)>& env,
+                       const std::string& sys, std::string& error) {
+  if (nodes::iequals(env("AWS_EC2_METADATA_DISABLED"), "true")) return true;
+  std::string url = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+  if (url.empty()) {
+    if (!fetch::on_ec2(sys)) return true;
+    const std::string mode = env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
+    if (!mode.empty() && !nodes::iequals(mode, "ipv4") && !nodes::iequals(mode, "ipv6")) {
+      error = fmt::format("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE '{}' is neither IPv4 nor IPv6", mode);
+      return false;
+    }
+    url = nodes::iequals(mode, "ipv6") ? "http://[fd00:ec2::254]" : "http://169.254.169.254";
+  }
+  while (url.ends_with('/')) url.pop_back();
+  if (!keys_url_allowed(url, {"169.254.169.254", "[fd00:ec2::254]"})) {
+    error = fmt::format(
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT '{}' is not allowed: the keys are asked for over https, or over http "
+        "from a loopback address or the instance metadata service (169.254.169.254, fd00:ec2::254)",
+        url);
+    return false;
+  }
+  aws.endpoint = std::move(url);
+  aws.instance = true;
+  return true;
+}
+
 // aws_sigv4's credentials, where the AWS SDKs look for them: access_key_id and secret_access_key
 // (with session_token) as given; else the keys `credential_process` prints; else, unless a profile
 // or file is named, the AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN environment
@@ -520,8 +556,9 @@ bool container_endpoint(fetch::FetchOptions::Aws& aws, const std::function<std::
 // file (`credentials_file`, $AWS_SHARED_CREDENTIALS_FILE, or ~/.aws/credentials), or of the config
 // file ($AWS_CONFIG_FILE, or ~/.aws/config): its keys, or those its credential_process prints;
 // else, unless a profile or file is named, a container's credentials endpoint (container_endpoint(),
-// asked by the I/O thread). A credential_process runs only when `run` is given (the node is made; it gives up when the
-// stop is requested). false and `error` when there are none.
+// asked by the I/O thread); else an EC2 instance's metadata service (instance_metadata(), likewise). A
+// credential_process runs only when `run` is given (the node is made; it gives up when the stop is requested). false
+// and `error` when there are none.
 bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string& error,
                      const std::stop_token* run = nullptr) {
   if (a.has("access_key_id") || a.has("secret_access_key")) {
@@ -574,10 +611,16 @@ bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string
       return false;
     }
     if (!aws.endpoint.empty()) return true;
+    if (!instance_metadata(aws, env, "/sys", container_error)) {
+      error = std::move(container_error);
+      return false;
+    }
+    if (!aws.endpoint.empty()) return true;
     error = fmt::format(
         "no credentials: give access_key_id and secret_access_key or a credential_process, set AWS_ACCESS_KEY_ID and "
-        "AWS_SECRET_ACCESS_KEY, name a profile of a credentials file or of the AWS config file ({}), or run where "
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI names a container's credentials endpoint",
+        "AWS_SECRET_ACCESS_KEY, name a profile of a credentials file or of the AWS config file ({}), run where "
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI names a container's credentials endpoint, or on an EC2 "
+        "instance with a role (or set AWS_EC2_METADATA_SERVICE_ENDPOINT)",
         error);
   }
   return false;
@@ -1246,8 +1289,9 @@ NodeType fetch_type() {
               "x-amz-content-sha256, its path and query sent in AWS's encoding; not past a redirect to another "
               "origin, nor with robots.txt. Without keys, a profile or a credential_process, and none in the "
               "environment or the default profile: the keys of a container's credentials endpoint (ECS, Fargate, "
-              "EKS Pod Identity: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI), asked for again before they "
-              "expire"),
+              "EKS Pod Identity: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI), else on an EC2 instance its "
+              "role's keys from the instance metadata service (IMDSv2, or IMDSv1; "
+              "AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_EC2_METADATA_DISABLED), asked for again before they expire"),
           FieldSpec::object_of(
               "oauth2", oauth2_schema(),
               "an access token from an OAuth 2.0 authorization server (the client credentials grant, "

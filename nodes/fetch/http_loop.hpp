@@ -361,12 +361,25 @@ class HttpLoop {
     Clock::time_point renew_at = Clock::time_point::min();
     std::optional<std::string> failure;
     Clock::time_point failed_until{};
+    // An instance's metadata service is asked in steps: an IMDSv2 session token (kept for its
+    // life; none when the service gives none: IMDSv1), the role's name, the role's keys.
+    enum class Step { token, role, keys } step = Step::token;
+    std::string token, role;
+    Clock::time_point token_until = Clock::time_point::min();
+    bool v1 = false;
+    bool token_new = false;  // the token was asked for in this round
   };
   EndpointKeys endpoint_keys_;
   // Whether jobs may start: keys are there and have not expired. Asks for them when due.
   bool endpoint_keys_usable(Clock::time_point now);
   void start_endpoint_keys();
+  void start_instance_keys();
+  // A request for keys (or the instance's token or role): no proxy, no redirect, `lines` sent.
+  void ask_for_keys(const std::string& url, const std::vector<std::string>& lines, bool put);
   void finish_endpoint_keys(Transfer& t, CURLcode code);
+  void finish_instance_keys(Transfer& t);  // a response came
+  void keys_received(ProcessCredentials keys);
+  std::string keys_source() const;  // the endpoint, for messages
   void endpoint_keys_failed(std::string message, bool retryable, std::optional<nanoseconds> wait);
   // `proxies`, in turn. One that failed circuit_breaker.failure_threshold transfers in a row (no
   // connection, timeout, reset) is benched for recovery_timeout; when all are, the one back soonest.

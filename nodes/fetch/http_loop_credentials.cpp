@@ -6,7 +6,10 @@
 #include <simdjson.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <utility>
 
 #include "../stop_wait.hpp"
 #include "../text.hpp"
@@ -21,6 +24,8 @@ namespace {
 
 // oauth2: the next token is asked for a tenth of the token's life before it expires, at most this.
 constexpr std::chrono::seconds kTokenRefreshAhead{60};
+// The life asked for an instance metadata service's session token: the longest it gives (6 hours).
+constexpr std::chrono::seconds kInstanceTokenLife{21600};
 
 // Why a request for credentials (oauth2's token, a container endpoint's keys) got no answer:
 // "timeout: <libcurl's words>"; `retryable` as the node's retries take its reason (a lack of
@@ -492,12 +497,14 @@ bool HttpLoop::endpoint_keys_usable(Clock::time_point now) {
   return false;
 }
 
-// As the AWS SDKs ask: a GET, with the Authorization the environment gives, never through a proxy,
-// not redirected, and not refused as a private address (private_addresses: the endpoint is the
-// container's own, named by its environment, not by a scraped URL).
+// As the AWS SDKs ask: a GET, with the Authorization the environment gives.
 void HttpLoop::start_endpoint_keys() {
   const FetchOptions::Aws& aws = *opt_.aws;
   endpoint_keys_.asking = true;
+  if (aws.instance) {
+    endpoint_keys_.token_new = false;
+    return start_instance_keys();
+  }
   std::string authorization = aws.endpoint_token;
   if (!aws.endpoint_token_file.empty()) {  // read again each time: the platform replaces it
     std::string error;
@@ -511,25 +518,58 @@ void HttpLoop::start_endpoint_keys() {
     }
     authorization = std::move(*token);
   }
-  auto t = take_transfer(aws.endpoint);
+  std::vector<std::string> lines{"Accept: application/json"};
+  if (!authorization.empty()) lines.push_back("Authorization: " + authorization);
+  ask_for_keys(aws.endpoint, lines, false);
+}
+
+// As the AWS SDKs ask an instance's metadata service (IMDSv2): a PUT for a session token, unless
+// one is held or the service gave none before (IMDSv1); a GET of the role's name; a GET of its keys.
+void HttpLoop::start_instance_keys() {
+  EndpointKeys& k = endpoint_keys_;
+  const std::string& base = opt_.aws->endpoint;
+  if (!k.v1 && (k.token.empty() || Clock::now() >= k.token_until)) {
+    k.step = EndpointKeys::Step::token;
+    return ask_for_keys(base + "/latest/api/token",
+                        {fmt::format("X-aws-ec2-metadata-token-ttl-seconds: {}", kInstanceTokenLife.count())}, true);
+  }
+  std::vector<std::string> lines;
+  if (!k.v1) lines.push_back("X-aws-ec2-metadata-token: " + k.token);
+  const std::string roles = base + "/latest/meta-data/iam/security-credentials/";
+  k.step = k.role.empty() ? EndpointKeys::Step::role : EndpointKeys::Step::keys;
+  ask_for_keys(k.role.empty() ? roles : roles + k.role, lines, false);
+}
+
+// Never through a proxy, not redirected, and not refused as a private address (private_addresses:
+// the endpoint is the machine's own, named by its environment, not by a scraped URL).
+void HttpLoop::ask_for_keys(const std::string& url, const std::vector<std::string>& lines, bool put) {
+  auto t = take_transfer(url);
   CURL* e = t->easy;
   t->endpoint_keys = true;
   t->proxy = -1;
   curl_easy_setopt(e, CURLOPT_PROXY, "");
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, nullptr);
-  t->headers = curl_slist_append(nullptr, "Accept: application/json");
-  if (!authorization.empty()) t->headers = curl_slist_append(t->headers, ("Authorization: " + authorization).c_str());
+  for (const auto& line : lines) t->headers = curl_slist_append(t->headers, line.c_str());
   if (!agent_line_.empty()) t->headers = curl_slist_append(t->headers, agent_line_.c_str());
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+  if (put) {  // an empty body (a fresh handle per transfer: the next one is a GET again)
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(0));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+  }
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
   t->max_body = kTokenMax;
   curl_multi_add_handle(multi_, e);
   active_.emplace(e, std::move(t));
 }
 
+std::string HttpLoop::keys_source() const {
+  const FetchOptions::Aws& aws = *opt_.aws;
+  return aws.instance ? "the instance metadata service " + aws.endpoint : aws.endpoint;
+}
+
 void HttpLoop::finish_endpoint_keys(Transfer& t, CURLcode code) {
-  FetchOptions::Aws& aws = *opt_.aws;
-  const std::string from = fmt::format("aws_sigv4: no credentials from {}", aws.endpoint);
+  const std::string from = "aws_sigv4: no credentials from " + keys_source();
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
   const bool no_socket = out_of_sockets(t, code);
@@ -538,19 +578,88 @@ void HttpLoop::finish_endpoint_keys(Transfer& t, CURLcode code) {
     const std::string why = transfer_failure(t, code, no_socket, opt_.retry, retryable);
     return endpoint_keys_failed(fmt::format("{}: {}", from, why), retryable, {});
   }
+  if (opt_.aws->instance) return finish_instance_keys(t);
   if (status < 200 || status >= 300) {
     return endpoint_keys_failed(fmt::format("{}: HTTP {}", from, status), opt_.retry.retries_status(status),
                                 retry_after(t.easy, status));
   }
   std::string error;
   auto keys = parse_container_credentials(t.body, error);
-  const auto system_now = std::chrono::system_clock::now();
-  if (keys && keys->expires && *keys->expires <= system_now) {
-    error = "the credentials it gave have expired already";
-    keys.reset();
-  }
   if (!keys) return endpoint_keys_failed(fmt::format("{}: {}", from, error), false, {});
-  if (!header_value_ok(keys->key_id) || !header_value_ok(keys->session_token)) {
+  keys_received(std::move(*keys));
+}
+
+// One step of an instance's answer (the transfer ended with a response). A 401 to the token held
+// from before: it expired, a new one is asked for at once (to a new one: a failure, retried after
+// the backoff). A 404 for the role's keys: the role changed since its name was read; asked for again
+// after the backoff.
+void HttpLoop::finish_instance_keys(Transfer& t) {
+  EndpointKeys& k = endpoint_keys_;
+  const std::string from = "aws_sigv4: no credentials from " + keys_source();
+  long status = 0;
+  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  std::string body = t.body;
+  while (!body.empty() && std::isspace(static_cast<unsigned char>(body.back()))) body.pop_back();
+  if (k.step == EndpointKeys::Step::token) {
+    if (status == 403 || status == 404 || status == 405) {  // no IMDSv2 here (as the SDKs read it): IMDSv1
+      k.v1 = true;
+      return start_instance_keys();
+    }
+    if (status < 200 || status >= 300) {
+      return endpoint_keys_failed(fmt::format("{}: HTTP {} for a session token", from, status),
+                                  opt_.retry.retries_status(status), retry_after(t.easy, status));
+    }
+    if (body.empty() || !header_value_ok(body)) {
+      return endpoint_keys_failed(from + ": its session token is empty or holds a line break", false, {});
+    }
+    k.token = std::move(body);
+    k.token_new = true;
+    k.token_until = Clock::now() + kInstanceTokenLife - std::chrono::minutes(1);
+    return start_instance_keys();
+  }
+  const bool role = k.step == EndpointKeys::Step::role;
+  if (status == 401 && !k.v1) {  // the token held from before expired (the service restarted): a new one
+    k.token.clear();
+    if (!k.token_new) return start_instance_keys();
+    return endpoint_keys_failed(fmt::format("{}: HTTP 401 (its new session token was refused)", from), true, {});
+  }
+  if (status == 404) {
+    if (role)
+      return endpoint_keys_failed(from + ": HTTP 404: the instance has no IAM role (instance profile)", false, {});
+    const std::string gone = std::exchange(k.role, std::string());
+    return endpoint_keys_failed(fmt::format("{}: HTTP 404 for the keys of role '{}'", from, gone), true, {});
+  }
+  if (status < 200 || status >= 300) {
+    return endpoint_keys_failed(fmt::format("{}: HTTP {} for the {}", from, status, role ? "role" : "role's keys"),
+                                opt_.retry.retries_status(status), retry_after(t.easy, status));
+  }
+  if (role) {  // one role per instance profile: the first line
+    if (const auto nl = body.find('\n'); nl != std::string::npos) body.erase(nl);
+    // IAM's role names: letters, digits and +=,.@_-
+    const bool name = !body.empty() && std::all_of(body.begin(), body.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) ||
+             std::string_view("+=,.@_-").find(c) != std::string_view::npos;
+    });
+    if (!name) return endpoint_keys_failed(from + ": its answer names no IAM role", false, {});
+    k.role = std::move(body);
+    return start_instance_keys();
+  }
+  std::string error;
+  auto keys = parse_instance_credentials(t.body, error);
+  if (!keys) return endpoint_keys_failed(fmt::format("{}: role '{}': {}", from, k.role, error), false, {});
+  k.role.clear();  // asked for again with the next keys, as the SDKs do: the instance's role may change
+  keys_received(std::move(*keys));
+}
+
+// Keys from an endpoint: they sign from now on, and are asked for again before they expire.
+void HttpLoop::keys_received(ProcessCredentials keys) {
+  FetchOptions::Aws& aws = *opt_.aws;
+  const std::string from = "aws_sigv4: no credentials from " + keys_source();
+  const auto system_now = std::chrono::system_clock::now();
+  if (keys.expires && *keys.expires <= system_now) {
+    return endpoint_keys_failed(from + ": the credentials it gave have expired already", false, {});
+  }
+  if (!header_value_ok(keys.key_id) || !header_value_ok(keys.session_token)) {
     return endpoint_keys_failed(from + ": a key holds a line break", false, {});
   }
   const bool renewed = endpoint_keys_.expires_at != Clock::time_point::min();
@@ -559,17 +668,17 @@ void HttpLoop::finish_endpoint_keys(Transfer& t, CURLcode code) {
   k.asking = false;
   k.attempts = 0;
   k.failure.reset();
-  if (keys->expires) {
-    k.expires_at = now + std::chrono::duration_cast<nanoseconds>(*keys->expires - system_now);
-    k.renew_at = now + std::chrono::duration_cast<nanoseconds>(refresh_time(*keys->expires, system_now) - system_now);
+  if (keys.expires) {
+    k.expires_at = now + std::chrono::duration_cast<nanoseconds>(*keys.expires - system_now);
+    k.renew_at = now + std::chrono::duration_cast<nanoseconds>(refresh_time(*keys.expires, system_now) - system_now);
   } else {
     k.expires_at = k.renew_at = Clock::time_point::max();
   }
-  const bool changed = keys->key_id != aws.key_id || keys->secret != aws.secret;
-  aws.key_id = std::move(keys->key_id);
-  aws.secret = std::move(keys->secret);
-  aws.session_token = std::move(keys->session_token);
-  if (renewed && changed) notice(fmt::format("aws_sigv4: new credentials from {} sign from now on", aws.endpoint));
+  const bool changed = keys.key_id != aws.key_id || keys.secret != aws.secret;
+  aws.key_id = std::move(keys.key_id);
+  aws.secret = std::move(keys.secret);
+  aws.session_token = std::move(keys.session_token);
+  if (renewed && changed) notice(fmt::format("aws_sigv4: new credentials from {} sign from now on", keys_source()));
 }
 
 // A failed request for keys: made again after the node's backoff (or Retry-After) while `retryable`

@@ -3208,6 +3208,21 @@ TEST_CASE("auth: NTLM authenticates a connection with a handshake, and the conne
   }
 }
 
+namespace {
+
+// No keys in the environment, no credentials or config file, no container's relative URI: keys from
+// an endpoint or nowhere.
+struct NoOtherAwsKeys {
+  explicit NoOtherAwsKeys(const TempDir& dir)
+      : key("AWS_ACCESS_KEY_ID", nullptr),
+        nowhere("AWS_SHARED_CREDENTIALS_FILE", dir.file("no-credentials").c_str()),
+        no_config("AWS_CONFIG_FILE", dir.file("no-config").c_str()),
+        relative("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", nullptr) {}
+  test::ScopedEnv key, nowhere, no_config, relative;
+};
+
+}  // namespace
+
 TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks them", "[fetch][aws]") {
   FixtureServer server;
   TempDir dir;
@@ -3229,6 +3244,30 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
         dir, urls, 1,
         "    robots: ignore\n    retries: {attempts: 1}\n    rate: 5/s\n    aws_sigv4:\n      region: eu-west-1\n" +
             aws)));
+  };
+  // A run of four_seconds_of_requests() whose first keys (a wrong secret, with a session token)
+  // expired in 2 s and were renewed: some 403s first, then signed requests.
+  auto first_keys_renewed = [&](const RunReport& report) {
+    CHECK(report.errors.empty());
+    const auto ok = lines(dir, "ok.jsonl"), bad = lines(dir, "bad.jsonl");
+    CHECK(ok.size() + bad.size() == 20);
+    CHECK(bad.size() >= 2);  // the first second or so, signed with the first secret: 403
+    CHECK(ok.size() >= 8);   // asked again half way to the first keys' expiry
+    for (const auto& line : bad) CHECK(contains(line, R"("status":403)"));
+    for (const auto& line : ok) CHECK(contains(line, R"(\"token\":true)"));  // the endpoint's session token
+  };
+  // A run of four_seconds_of_requests() that got no keys: every record routed with reason auth and
+  // `message`, none sent unsigned.
+  auto no_keys = [&](const RunReport& report, const std::string& message) {
+    CHECK(report.errors.empty());
+    const auto bad = lines(dir, "bad_full.jsonl");
+    CHECK(bad.size() == 20);  // routed to the error port, as the pipeline asks
+    for (const auto& line : bad) {
+      INFO(line);
+      CHECK(contains(line, R"("reason":"auth")"));
+      CHECK(contains(line, message));
+    }
+    CHECK(server.counter("/aws").requests == 0);
   };
   SECTION("GETs with queries unsorted, encoded otherwise or not at all, and a session token") {
     RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
@@ -3312,6 +3351,7 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
       test::ScopedEnv key("AWS_ACCESS_KEY_ID", nullptr);
       test::ScopedEnv nowhere("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials");
       test::ScopedEnv no_config("AWS_CONFIG_FILE", "/nonexistent/config");
+      test::ScopedEnv no_instance("AWS_EC2_METADATA_DISABLED", "true");  // on an EC2 machine too
       CHECK_THROWS_WITH(run_with(""), Catch::Contains("aws_sigv4: no credentials: give access_key_id and "
                                                       "secret_access_key or a credential_process, set "
                                                       "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile "
@@ -3414,10 +3454,7 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
   SECTION(
       "a container's credentials endpoint (ECS, EKS Pod Identity): its keys sign, asked for again before they "
       "expire") {
-    test::ScopedEnv key("AWS_ACCESS_KEY_ID", nullptr);
-    test::ScopedEnv nowhere("AWS_SHARED_CREDENTIALS_FILE", dir.file("no-credentials").c_str());
-    test::ScopedEnv no_config("AWS_CONFIG_FILE", dir.file("no-config").c_str());
-    test::ScopedEnv relative("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", nullptr);
+    const NoOtherAwsKeys only_the_endpoint(dir);
     const auto run_with_endpoint = [&](const std::string& query) {
       test::ScopedEnv full("AWS_CONTAINER_CREDENTIALS_FULL_URI",
                            server.url("/aws-container-credentials" + query).c_str());
@@ -3427,13 +3464,7 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
       test::ScopedEnv token("AWS_CONTAINER_AUTHORIZATION_TOKEN", "pod-token-1");
       test::ScopedEnv token_file("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", nullptr);
       RunReport report = run_with_endpoint("?first=expired&expires=2&auth=pod-token-1");
-      CHECK(report.errors.empty());
-      const auto ok = lines(dir, "ok.jsonl"), bad = lines(dir, "bad.jsonl");
-      CHECK(ok.size() + bad.size() == 20);
-      CHECK(bad.size() >= 2);  // the first second or so, signed with the first secret: 403
-      CHECK(ok.size() >= 8);   // asked again half way to the first keys' expiry
-      for (const auto& line : bad) CHECK(contains(line, R"("status":403)"));
-      for (const auto& line : ok) CHECK(contains(line, R"(\"token\":true)"));  // the endpoint's session token
+      first_keys_renewed(report);
       CHECK(server.counter("/aws-container-credentials").requests == 2);
       CHECK(test::notices_of(report, "get") ==
             std::vector<std::string>{"aws_sigv4: new credentials from " +
@@ -3468,17 +3499,9 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
     SECTION("an endpoint that refuses: the requests fail with its answer, and none is sent unsigned") {
       test::ScopedEnv token("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong");
       test::ScopedEnv token_file("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", nullptr);
-      RunReport report = run_with_endpoint("?auth=pod-token-1");
-      CHECK(report.errors.empty());
-      const auto bad = lines(dir, "bad_full.jsonl");
-      CHECK(bad.size() == 20);  // routed to the error port, as the pipeline asks
-      for (const auto& line : bad) {
-        INFO(line);
-        CHECK(contains(line, R"("reason":"auth")"));
-        CHECK(contains(line, "aws_sigv4: no credentials from " +
-                                 server.url("/aws-container-credentials?auth=pod-token-1") + ": HTTP 401"));
-      }
-      CHECK(server.counter("/aws").requests == 0);
+      no_keys(
+          run_with_endpoint("?auth=pod-token-1"),
+          "aws_sigv4: no credentials from " + server.url("/aws-container-credentials?auth=pod-token-1") + ": HTTP 401");
     }
     SECTION(
         "a full URI to another host over http, or a token with a line break, is refused when the pipeline is "
@@ -3494,6 +3517,68 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
       CHECK_THROWS_WITH(test::plan_of(fetch_pipeline(dir, {server.url("/aws/bucket/a.txt")}, 1,
                                                      "    aws_sigv4:\n      region: eu-west-1\n")),
                         Catch::Contains("aws_sigv4: AWS_CONTAINER_AUTHORIZATION_TOKEN holds a line break"));
+    }
+  }
+  SECTION(
+      "an EC2 instance's metadata service (IMDSv2, or IMDSv1): its role's keys sign, asked for again before "
+      "they expire") {
+    const NoOtherAwsKeys only_the_service(dir);
+    test::ScopedEnv full("AWS_CONTAINER_CREDENTIALS_FULL_URI", nullptr);
+    test::ScopedEnv enabled("AWS_EC2_METADATA_DISABLED", nullptr);
+    const auto run_with_service = [&](const std::string& how) {
+      test::ScopedEnv service("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url("/imds/" + how).c_str());
+      return four_seconds_of_requests("");
+    };
+    const auto asked = [&](const char* step) { return server.counter(std::string("imds:") + step).requests; };
+    SECTION("IMDSv2: one session token; the first keys (a wrong secret) expire in 2 s, the next in an hour") {
+      RunReport report = run_with_service("short");
+      first_keys_renewed(report);
+      CHECK(asked("token") == 1);  // kept for its six hours
+      CHECK(asked("role") == 2);   // the role's name and its keys, each time
+      CHECK(asked("keys") == 2);
+      CHECK(test::notices_of(report, "get") ==
+            std::vector<std::string>{"aws_sigv4: new credentials from the instance metadata service " +
+                                     server.url("/imds/short") + " sign from now on"});
+    }
+    SECTION("a restarted service refuses the token held: a new one is asked for at once") {
+      RunReport report = run_with_service("short+restart");
+      first_keys_renewed(report);
+      CHECK(asked("token") == 2);
+      CHECK(asked("role") == 3);  // the second round's first, with the old token: 401
+      CHECK(asked("keys") == 2);
+      CHECK(test::notices_of(report, "get").size() == 1);  // the new keys; nothing failed
+    }
+    SECTION("IMDSv1: the service gives no session token; the keys are asked for without one") {
+      RunReport report = run_with_service("v1");
+      CHECK(report.errors.empty());
+      CHECK(lines(dir, "ok.jsonl").size() == 20);
+      CHECK(asked("token") == 1);  // 404
+      CHECK(asked("role") == 1);
+      CHECK(asked("keys") == 1);
+      CHECK(report.notices.empty());
+    }
+    SECTION("no role, or keys refused: the requests fail with the service's answer, and none is sent unsigned") {
+      const std::pair<const char*, std::string> cases[] = {
+          {"norole", "HTTP 404: the instance has no IAM role (instance profile)"},
+          {"refused", "role 'sluice-role': the answer's Code is 'AssumeRoleUnauthorizedAccess', not 'Success'"},
+          {"fail", "HTTP 500 for the role's keys"}};
+      for (const auto& [how, why] : cases) {
+        INFO(how);
+        server.reset_counters();
+        no_keys(run_with_service(how), "aws_sigv4: no credentials from the instance metadata service " +
+                                           server.url(std::string("/imds/") + how) + ": " + why);
+      }
+    }
+    SECTION("an endpoint to another host over http is refused when the pipeline is checked; turned off, none") {
+      const std::string pipeline =
+          fetch_pipeline(dir, {server.url("/aws/bucket/a.txt")}, 1, "    aws_sigv4:\n      region: eu-west-1\n");
+      test::ScopedEnv service("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://metadata.example.com/");
+      CHECK_THROWS_WITH(
+          test::plan_of(pipeline),
+          Catch::Contains("aws_sigv4: AWS_EC2_METADATA_SERVICE_ENDPOINT 'http://metadata.example.com' is not "
+                          "allowed: the keys are asked for over https, or over http from a loopback address"));
+      test::ScopedEnv off("AWS_EC2_METADATA_DISABLED", "TRUE");
+      CHECK_THROWS_WITH(test::plan_of(pipeline), Catch::Contains("aws_sigv4: no credentials: give access_key_id"));
     }
   }
   SECTION("a POST: its body's hash is signed") {

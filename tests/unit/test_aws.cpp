@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <stop_token>
 #include <thread>
 
@@ -236,6 +237,40 @@ TEST_CASE("aws_sigv4's container credentials endpoint: its JSON, the session tok
   CHECK(parsed("<html>Forbidden</html>", true) == "error: the answer is not a JSON object");
   CHECK(parsed(R"({"AccessKeyId":"A","SecretAccessKey":"S","Expiration":"soon"})", true) ==
         "error: its Expiration 'soon' is not an RFC 3339 time (2026-12-06T12:00:00Z)");
+}
+
+TEST_CASE("aws_sigv4's instance metadata service: a role's keys, refused unless their Code is Success",
+          "[fetch][aws]") {
+  auto instance = [](const std::string& json) {
+    std::string error;
+    auto keys = sluice::fetch::parse_instance_credentials(json, error);
+    return keys ? keys->key_id + "|" + keys->secret + "|" + keys->session_token : "error: " + error;
+  };
+  CHECK(instance(R"({"Code": "Success", "LastUpdated": "2026-12-06T11:00:00Z", "Type": "AWS-HMAC",
+                     "AccessKeyId": "A", "SecretAccessKey": "S", "Token": "T", "Expiration": "2026-12-06T17:00:00Z"})") ==
+        "A|S|T");
+  CHECK(instance(R"({"AccessKeyId": "A", "SecretAccessKey": "S"})") == "A|S|");
+  CHECK(instance(R"({"Code": "AssumeRoleUnauthorizedAccess", "Message": "denied"})") ==
+        "error: the answer's Code is 'AssumeRoleUnauthorizedAccess', not 'Success'");
+  CHECK(instance("{}") == "error: the answer has no AccessKeyId and SecretAccessKey");
+  CHECK(instance("sluice-role") == "error: the answer is not a JSON object");
+}
+
+TEST_CASE("aws_sigv4 asks an instance's metadata service only on EC2, as its firmware says", "[fetch][aws]") {
+  sluice::test::TempDir dir;
+  const std::string sys = dir.path().string();
+  CHECK_FALSE(sluice::fetch::on_ec2(sys));  // nothing to read: not EC2 (as a container without /sys)
+  std::filesystem::create_directories(sys + "/devices/virtual/dmi/id");
+  sluice::test::write_file(sys + "/devices/virtual/dmi/id/sys_vendor", "QEMU\n");
+  CHECK_FALSE(sluice::fetch::on_ec2(sys));
+  sluice::test::write_file(sys + "/devices/virtual/dmi/id/sys_vendor", "Amazon EC2\n");  // a Nitro instance
+  CHECK(sluice::fetch::on_ec2(sys));
+  std::filesystem::remove(sys + "/devices/virtual/dmi/id/sys_vendor");
+  std::filesystem::create_directories(sys + "/hypervisor");
+  sluice::test::write_file(sys + "/hypervisor/uuid", "ec2e1916-9099-7caf-fd21-012345abcdef\n");  // a Xen one
+  CHECK(sluice::fetch::on_ec2(sys));
+  sluice::test::write_file(sys + "/hypervisor/uuid", "4a2d1916-9099-7caf-fd21-012345abcdef\n");
+  CHECK_FALSE(sluice::fetch::on_ec2(sys));
 }
 
 TEST_CASE("aws_sigv4's credential_process is asked again 10 minutes before its keys expire, or half way",

@@ -621,6 +621,7 @@ struct FixtureServer::Impl {
   std::map<std::string, std::set<std::string>> peers;  // per counter key: "address:port" of each connection
   std::map<std::string, std::vector<std::chrono::steady_clock::time_point>> arrivals;  // per counter key
   std::map<std::string, int> flaky;
+  std::set<std::string> imds_tokens;  // the session tokens /imds gave
   struct Quota {
     double window_start = 0;  // Unix seconds
     int used = 0;
@@ -1396,6 +1397,74 @@ struct FixtureServer::Impl {
                           std::chrono::floor<std::chrono::seconds>(expires)),
               "application/json");
         }));
+    // An EC2 instance's metadata service (IMDS) under /imds/<how>, `how` words joined by '+': "v1"
+    // (no session tokens: the PUT for one answers 404, the GETs need none), "short" (the first
+    // keys' secret is wrong, and they expire in 2 s), "norole" (the instance has none: 404), "fail"
+    // (the role's keys: 500), "refused" (their Code is not Success), "restart" (each answer with keys
+    // forgets the session tokens given, as a restarted service). Otherwise IMDSv2: a GET without
+    // a token the PUT gave answers 401. Each step is also counted under "imds:token", "imds:role"
+    // and "imds:keys". The role is "sluice-role"; its keys are /aws's, with session token session-1.
+    server->Put(R"(/imds/([^/]+)/latest/api/token)",
+                tracked([this](const httplib::Request& req, httplib::Response& res) {
+                  const std::string how = "+" + req.matches[1].str() + "+";
+                  std::lock_guard lock(mutex);
+                  ++counters["imds:token"].requests;
+                  if (how.find("+v1+") != std::string::npos) {
+                    res.status = 404;
+                    return;
+                  }
+                  if (!req.has_header("X-aws-ec2-metadata-token-ttl-seconds")) {
+                    res.status = 400;
+                    return;
+                  }
+                  const std::string token = fmt::format("imds-token-{}", imds_tokens.size() + 1);
+                  imds_tokens.insert(token);
+                  res.set_header("X-aws-ec2-metadata-token-ttl-seconds",
+                                 req.get_header_value("X-aws-ec2-metadata-token-ttl-seconds"));
+                  res.set_content(token, "text/plain");
+                }));
+    server->Get(R"(/imds/([^/]+)/latest/meta-data/iam/security-credentials/(.*))",
+                tracked([this](const httplib::Request& req, httplib::Response& res) {
+                  const std::string how = "+" + req.matches[1].str() + "+", role = req.matches[2].str();
+                  auto has = [&](const char* word) { return how.find(fmt::format("+{}+", word)) != std::string::npos; };
+                  int seen;
+                  {
+                    std::lock_guard lock(mutex);
+                    ++counters[role.empty() ? "imds:role" : "imds:keys"].requests;
+                    if (!has("v1") && !imds_tokens.count(req.get_header_value("X-aws-ec2-metadata-token"))) {
+                      res.status = 401;
+                      return;
+                    }
+                    seen = role.empty() ? 0 : flaky["imds:keys"]++;
+                    if (!role.empty() && has("restart")) imds_tokens.clear();  // its tokens forgotten
+                  }
+                  if (role.empty()) {
+                    if (has("norole")) {
+                      res.status = 404;
+                      return;
+                    }
+                    res.set_content("sluice-role\n", "text/plain");
+                    return;
+                  }
+                  if (role != "sluice-role") {
+                    res.status = 404;
+                    return;
+                  }
+                  if (has("fail")) {
+                    res.status = 500;
+                    return;
+                  }
+                  const bool first = seen == 0 && has("short");
+                  const auto expires = std::chrono::system_clock::now() + std::chrono::seconds(first ? 2 : 3600);
+                  res.set_content(
+                      fmt::format(R"({{"Code":"{}","LastUpdated":"2026-12-06T12:00:00Z","Type":"AWS-HMAC",)"
+                                  R"("AccessKeyId":"AKIDEXAMPLE","SecretAccessKey":"{}","Token":"session-1",)"
+                                  R"("Expiration":"{:%Y-%m-%dT%H:%M:%SZ}"}})",
+                                  has("refused") ? "AssumeRoleUnauthorizedAccess" : "Success",
+                                  first ? "expired" : "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                                  std::chrono::floor<std::chrono::seconds>(expires)),
+                      "text/plain");
+                }));
     server->Get("/whoami", tracked([](const httplib::Request& req, httplib::Response& res) {
                   const std::string name = peer_certificate(req).common_name;
                   res.set_content(name.empty() ? "none" : name, "text/plain");
