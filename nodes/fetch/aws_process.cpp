@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 #include <simdjson.h>
 #include <cerrno>
 #include <charconv>
@@ -122,6 +124,78 @@ std::optional<ProcessCredentials> parse_process_credentials(std::string_view jso
 
 std::optional<ProcessCredentials> parse_container_credentials(std::string_view json, std::string& error) {
   return parse_keys(json, false, error);
+}
+
+namespace {
+
+// STS's XML (its namespace aside): the first element named `name` at or under `from`, depth first.
+xmlNode* element(xmlNode* from, std::string_view name) {
+  for (xmlNode* n = from; n; n = n->next) {
+    if (n->type != XML_ELEMENT_NODE) continue;
+    if (name == reinterpret_cast<const char*>(n->name)) return n;
+    if (xmlNode* inside = element(n->children, name)) return inside;
+  }
+  return nullptr;
+}
+
+std::string text_of(xmlNode* n) {
+  if (!n) return "";
+  xmlChar* content = xmlNodeGetContent(n);
+  std::string text = content ? reinterpret_cast<const char*>(content) : "";
+  xmlFree(content);
+  const auto first = text.find_first_not_of(" \t\r\n"), last = text.find_last_not_of(" \t\r\n");
+  return first == std::string::npos ? "" : text.substr(first, last - first + 1);
+}
+
+// The document of an STS answer, freed when it goes; no network, no entities expanded.
+struct XmlAnswer {
+  explicit XmlAnswer(std::string_view xml)
+      : doc(xmlReadMemory(xml.data(), static_cast<int>(std::min<std::size_t>(xml.size(), 1 << 20)), nullptr, nullptr,
+                          XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)) {}
+  ~XmlAnswer() { xmlFreeDoc(doc); }
+  XmlAnswer(const XmlAnswer&) = delete;
+  XmlAnswer& operator=(const XmlAnswer&) = delete;
+  xmlNode* root() const { return doc ? xmlDocGetRootElement(doc) : nullptr; }
+  xmlDoc* doc;
+};
+
+}  // namespace
+
+std::string sts_error(std::string_view xml) {
+  const XmlAnswer answer(xml);
+  xmlNode* error = element(answer.root(), "Error");
+  if (!error) return "";
+  const std::string code = text_of(element(error->children, "Code")),
+                    message = text_of(element(error->children, "Message"));
+  std::string said = message.empty() ? code : code.empty() ? message : code + ": " + message;
+  return said.size() > 300 ? said.substr(0, 300) + "..." : said;
+}
+
+std::optional<ProcessCredentials> parse_sts_credentials(std::string_view xml, std::string& error) {
+  const XmlAnswer answer(xml);
+  if (!answer.root()) {
+    error = "the answer is not XML";
+    return std::nullopt;
+  }
+  xmlNode* credentials = element(answer.root(), "Credentials");
+  ProcessCredentials out;
+  if (credentials) {
+    out.key_id = text_of(element(credentials->children, "AccessKeyId"));
+    out.secret = text_of(element(credentials->children, "SecretAccessKey"));
+    out.session_token = text_of(element(credentials->children, "SessionToken"));
+  }
+  if (out.key_id.empty() || out.secret.empty()) {
+    error = "the answer has no Credentials with an AccessKeyId and a SecretAccessKey";
+    return std::nullopt;
+  }
+  if (const std::string expires = text_of(element(credentials->children, "Expiration")); !expires.empty()) {
+    out.expires = rfc3339(expires);
+    if (!out.expires) {
+      error = fmt::format("its Expiration '{}' is not an RFC 3339 time (2026-12-06T12:00:00Z)", expires.substr(0, 100));
+      return std::nullopt;
+    }
+  }
+  return out;
 }
 
 std::optional<ProcessCredentials> parse_instance_credentials(std::string_view json, std::string& error) {

@@ -30,6 +30,12 @@ std::optional<ProcessCredentials> parse_container_credentials(std::string_view j
 // "Code" is not "Success".
 std::optional<ProcessCredentials> parse_instance_credentials(std::string_view json, std::string& error);
 
+// STS's answer to AssumeRoleWithWebIdentity (XML: its Credentials' AccessKeyId, SecretAccessKey,
+// SessionToken and Expiration); nullopt and `error` when it is not that.
+std::optional<ProcessCredentials> parse_sts_credentials(std::string_view xml, std::string& error);
+// What an STS error answer says ("InvalidIdentityToken: Token expired"), "" when it is none.
+std::string sts_error(std::string_view xml);
+
 // Runs `command` with /bin/sh -c (standard input the process's, signals as a fresh process has
 // them), reads its standard output and error, and parses what it printed. Blocks until the
 // command ends, or until `stop` is requested (the command is then killed: nullopt, error

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -551,6 +552,12 @@ bool on_ec2(const std::string& sys) {
     return true;
   const std::string uuid = first_line(sys + "/hypervisor/uuid");
   return uuid.size() >= 3 && nodes::iequals(std::string_view(uuid).substr(0, 3), "ec2");
+}
+
+bool iam_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("+=,.@_-").find(c) != std::string_view::npos;
+  });
 }
 
 }  // namespace sluice::fetch

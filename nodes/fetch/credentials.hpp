@@ -93,5 +93,7 @@ bool write_refresh_token(const std::string& path, std::string_view token, std::s
 // Whether this machine is an EC2 instance, as its firmware says (`sys` is /sys): the DMI vendor
 // of a Nitro instance ("Amazon EC2"), or the hypervisor's UUID of a Xen one ("ec2...").
 bool on_ec2(const std::string& sys);
+// Whether `name` is a name IAM takes for a role or a role's session: letters, digits and +=,.@_-.
+bool iam_name(std::string_view name);
 
 }  // namespace sluice::fetch

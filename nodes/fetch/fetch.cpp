@@ -545,14 +545,66 @@ bool instance_metadata(fetch::FetchOptions::Aws& aws, const std::function<std::s
     return false;
   }
   aws.endpoint = std::move(url);
-  aws.instance = true;
+  aws.kind = fetch::FetchOptions::Aws::Endpoint::instance;
+  return true;
+}
+
+// STS's AssumeRoleWithWebIdentity, where the environment names a role and a token file for it, as
+// the AWS SDKs read it (EKS's IAM roles for service accounts, GitHub Actions and other OIDC
+// providers): AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_SESSION_NAME (else
+// "sluice-<time>"), at $AWS_ENDPOINT_URL_STS, else $AWS_ENDPOINT_URL, else STS in `region`. false
+// and `error` for half of it, a session name IAM refuses, an endpoint neither https nor loopback,
+// or a token file that cannot be read.
+bool web_identity(fetch::FetchOptions::Aws& aws, const std::function<std::string(const char*)>& env,
+                  const std::string& region, std::string& error) {
+  const std::string role = env("AWS_ROLE_ARN"), file = env("AWS_WEB_IDENTITY_TOKEN_FILE");
+  if (role.empty() && file.empty()) return true;
+  if (role.empty() || file.empty()) {
+    error = fmt::format("AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE go together: {} is not set",
+                        role.empty() ? "AWS_ROLE_ARN" : "AWS_WEB_IDENTITY_TOKEN_FILE");
+    return false;
+  }
+  std::string session = env("AWS_ROLE_SESSION_NAME");
+  if (session.empty()) {
+    session = fmt::format(
+        "sluice-{}",
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  }
+  if (session.size() < 2 || session.size() > 64 || !fetch::iam_name(session)) {
+    error = fmt::format(
+        "AWS_ROLE_SESSION_NAME '{}' is not a session name IAM takes (2 to 64 letters, digits and "
+        "+=,.@_-)",
+        session);
+    return false;
+  }
+  std::string url = env("AWS_ENDPOINT_URL_STS");
+  if (url.empty()) url = env("AWS_ENDPOINT_URL");
+  if (url.empty()) url = fmt::format("https://sts.{}.amazonaws.com{}/", region, region.starts_with("cn-") ? ".cn" : "");
+  if (!keys_url_allowed(url, {})) {
+    error = fmt::format(
+        "the STS endpoint '{}' is not allowed: the keys are asked for over https, or over http from "
+        "a loopback address",
+        url);
+    return false;
+  }
+  std::string unread;
+  if (!fetch::read_token_file(file, "AWS_WEB_IDENTITY_TOKEN_FILE", "the web identity token", unread)) {
+    error = std::move(unread);
+    return false;
+  }
+  aws.endpoint = std::move(url);
+  aws.kind = fetch::FetchOptions::Aws::Endpoint::sts;
+  aws.role_arn = role;
+  aws.role_session = std::move(session);
+  aws.endpoint_token_file = file;
   return true;
 }
 
 // aws_sigv4's credentials, where the AWS SDKs look for them: access_key_id and secret_access_key
 // (with session_token) as given; else the keys `credential_process` prints; else, unless a profile
 // or file is named, the AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN environment
-// variables; else the profile (`profile`, $AWS_PROFILE, or "default") of the shared credentials
+// variables, else a role the environment names for its web identity token (web_identity(), asked
+// of STS by the I/O thread); else the profile (`profile`, $AWS_PROFILE, or "default") of the shared credentials
 // file (`credentials_file`, $AWS_SHARED_CREDENTIALS_FILE, or ~/.aws/credentials), or of the config
 // file ($AWS_CONFIG_FILE, or ~/.aws/config): its keys, or those its credential_process prints;
 // else, unless a profile or file is named, a container's credentials endpoint (container_endpoint(),
@@ -581,6 +633,10 @@ bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string
     aws.secret = env("AWS_SECRET_ACCESS_KEY");
     aws.session_token = env("AWS_SESSION_TOKEN");
     return true;
+  }
+  if (!named) {
+    if (!web_identity(aws, env, a.string("region"), error)) return false;
+    if (!aws.endpoint.empty()) return true;
   }
   std::string profile = a.has("profile") ? a.string("profile") : env("AWS_PROFILE");
   if (profile.empty()) profile = "default";
@@ -618,7 +674,8 @@ bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string
     if (!aws.endpoint.empty()) return true;
     error = fmt::format(
         "no credentials: give access_key_id and secret_access_key or a credential_process, set AWS_ACCESS_KEY_ID and "
-        "AWS_SECRET_ACCESS_KEY, name a profile of a credentials file or of the AWS config file ({}), run where "
+        "AWS_SECRET_ACCESS_KEY or AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE, name a profile of a credentials "
+        "file or of the AWS config file ({}), run where "
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI names a container's credentials endpoint, or on an EC2 "
         "instance with a role (or set AWS_EC2_METADATA_SERVICE_ENDPOINT)",
         error);
@@ -1287,8 +1344,10 @@ NodeType fetch_type() {
               "AWS Signature Version 4 (S3 and S3-compatible storage, API Gateway, Lambda, Bedrock, OpenSearch): "
               "each request signed with the key as the AWS SDKs sign it, its body's SHA-256 sent as "
               "x-amz-content-sha256, its path and query sent in AWS's encoding; not past a redirect to another "
-              "origin, nor with robots.txt. Without keys, a profile or a credential_process, and none in the "
-              "environment or the default profile: the keys of a container's credentials endpoint (ECS, Fargate, "
+              "origin, nor with robots.txt. Without keys, a profile or a credential_process, and no keys in the "
+              "environment: STS's keys for the role of a web identity token (AWS_ROLE_ARN, "
+              "AWS_WEB_IDENTITY_TOKEN_FILE: EKS's IAM roles for service accounts); else, without the default "
+              "profile, the keys of a container's credentials endpoint (ECS, Fargate, "
               "EKS Pod Identity: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI), else on an EC2 instance its "
               "role's keys from the instance metadata service (IMDSv2, or IMDSv1; "
               "AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_EC2_METADATA_DISABLED), asked for again before they expire"),

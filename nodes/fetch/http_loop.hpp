@@ -375,7 +375,8 @@ class HttpLoop {
   void start_endpoint_keys();
   void start_instance_keys();
   // A request for keys (or the instance's token or role): no proxy, no redirect, `lines` sent.
-  void ask_for_keys(const std::string& url, const std::vector<std::string>& lines, bool put);
+  void ask_for_keys(const std::string& url, const std::vector<std::string>& lines, std::string_view method = "GET",
+                    std::string_view body = {}, bool proxied = false);
   void finish_endpoint_keys(Transfer& t, CURLcode code);
   void finish_instance_keys(Transfer& t);  // a response came
   void keys_received(ProcessCredentials keys);

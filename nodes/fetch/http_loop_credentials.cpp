@@ -501,9 +501,29 @@ bool HttpLoop::endpoint_keys_usable(Clock::time_point now) {
 void HttpLoop::start_endpoint_keys() {
   const FetchOptions::Aws& aws = *opt_.aws;
   endpoint_keys_.asking = true;
-  if (aws.instance) {
+  if (aws.kind == FetchOptions::Aws::Endpoint::instance) {
     endpoint_keys_.token_new = false;
     return start_instance_keys();
+  }
+  if (aws.kind == FetchOptions::Aws::Endpoint::sts) {  // through the node's proxy, if any: STS is a public API
+    std::string error;
+    auto token = read_token_file(aws.endpoint_token_file, "AWS_WEB_IDENTITY_TOKEN_FILE", "the web identity token",
+                                 error);  // read for each request: Kubernetes renews it
+    if (!token) {
+      return endpoint_keys_failed(
+          fmt::format("aws_sigv4: no credentials from {}: AWS_WEB_IDENTITY_TOKEN_FILE: {}", keys_source(), error), true,
+          {});
+    }
+    std::string form = "Action=AssumeRoleWithWebIdentity&Version=2011-06-15";
+    for (const auto& [name, value] : {std::pair<std::string_view, std::string_view>{"RoleArn", aws.role_arn},
+                                      {"RoleSessionName", aws.role_session},
+                                      {"WebIdentityToken", *token}}) {
+      form += '&';
+      form += name;
+      form += '=';
+      append_url_encoded(form, value);
+    }
+    return ask_for_keys(aws.endpoint, {"Content-Type: application/x-www-form-urlencoded"}, "POST", form, true);
   }
   std::string authorization = aws.endpoint_token;
   if (!aws.endpoint_token_file.empty()) {  // read again each time: the platform replaces it
@@ -520,7 +540,7 @@ void HttpLoop::start_endpoint_keys() {
   }
   std::vector<std::string> lines{"Accept: application/json"};
   if (!authorization.empty()) lines.push_back("Authorization: " + authorization);
-  ask_for_keys(aws.endpoint, lines, false);
+  ask_for_keys(aws.endpoint, lines);
 }
 
 // As the AWS SDKs ask an instance's metadata service (IMDSv2): a PUT for a session token, unless
@@ -531,31 +551,35 @@ void HttpLoop::start_instance_keys() {
   if (!k.v1 && (k.token.empty() || Clock::now() >= k.token_until)) {
     k.step = EndpointKeys::Step::token;
     return ask_for_keys(base + "/latest/api/token",
-                        {fmt::format("X-aws-ec2-metadata-token-ttl-seconds: {}", kInstanceTokenLife.count())}, true);
+                        {fmt::format("X-aws-ec2-metadata-token-ttl-seconds: {}", kInstanceTokenLife.count())}, "PUT");
   }
   std::vector<std::string> lines;
   if (!k.v1) lines.push_back("X-aws-ec2-metadata-token: " + k.token);
   const std::string roles = base + "/latest/meta-data/iam/security-credentials/";
   k.step = k.role.empty() ? EndpointKeys::Step::role : EndpointKeys::Step::keys;
-  ask_for_keys(k.role.empty() ? roles : roles + k.role, lines, false);
+  ask_for_keys(k.role.empty() ? roles : roles + k.role, lines);
 }
 
-// Never through a proxy, not redirected, and not refused as a private address (private_addresses:
-// the endpoint is the machine's own, named by its environment, not by a scraped URL).
-void HttpLoop::ask_for_keys(const std::string& url, const std::vector<std::string>& lines, bool put) {
+// Not redirected, and not refused as a private address (private_addresses: the endpoint is named by
+// the environment, not by a scraped URL); unless `proxied`, never through a proxy (the machine's
+// own service).
+void HttpLoop::ask_for_keys(const std::string& url, const std::vector<std::string>& lines, std::string_view method,
+                            std::string_view body, bool proxied) {
   auto t = take_transfer(url);
   CURL* e = t->easy;
   t->endpoint_keys = true;
-  t->proxy = -1;
-  curl_easy_setopt(e, CURLOPT_PROXY, "");
+  if (!proxied) {
+    t->proxy = -1;
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+  }
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, nullptr);
   for (const auto& line : lines) t->headers = curl_slist_append(t->headers, line.c_str());
   if (!agent_line_.empty()) t->headers = curl_slist_append(t->headers, agent_line_.c_str());
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-  if (put) {  // an empty body (a fresh handle per transfer: the next one is a GET again)
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(0));
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+  if (method != "GET") {  // (a fresh handle per transfer: the next one is a GET again)
+    if (method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, std::string(method).c_str());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, std::string(body).c_str());
   }
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
   t->max_body = kTokenMax;
@@ -565,7 +589,15 @@ void HttpLoop::ask_for_keys(const std::string& url, const std::vector<std::strin
 
 std::string HttpLoop::keys_source() const {
   const FetchOptions::Aws& aws = *opt_.aws;
-  return aws.instance ? "the instance metadata service " + aws.endpoint : aws.endpoint;
+  switch (aws.kind) {
+    case FetchOptions::Aws::Endpoint::instance:
+      return "the instance metadata service " + aws.endpoint;
+    case FetchOptions::Aws::Endpoint::sts:
+      return fmt::format("STS {} (role {})", aws.endpoint, aws.role_arn);
+    case FetchOptions::Aws::Endpoint::container:
+      break;
+  }
+  return aws.endpoint;
 }
 
 void HttpLoop::finish_endpoint_keys(Transfer& t, CURLcode code) {
@@ -578,13 +610,16 @@ void HttpLoop::finish_endpoint_keys(Transfer& t, CURLcode code) {
     const std::string why = transfer_failure(t, code, no_socket, opt_.retry, retryable);
     return endpoint_keys_failed(fmt::format("{}: {}", from, why), retryable, {});
   }
-  if (opt_.aws->instance) return finish_instance_keys(t);
+  if (opt_.aws->kind == FetchOptions::Aws::Endpoint::instance) return finish_instance_keys(t);
+  const bool sts = opt_.aws->kind == FetchOptions::Aws::Endpoint::sts;
   if (status < 200 || status >= 300) {
-    return endpoint_keys_failed(fmt::format("{}: HTTP {}", from, status), opt_.retry.retries_status(status),
+    const std::string said = sts ? sts_error(t.body) : "";  // "InvalidIdentityToken: Token expired"
+    return endpoint_keys_failed(fmt::format("{}: HTTP {}{}", from, status, said.empty() ? "" : ": " + said),
+                                opt_.retry.retries_status(status) || said.starts_with("IDPCommunicationError"),
                                 retry_after(t.easy, status));
   }
   std::string error;
-  auto keys = parse_container_credentials(t.body, error);
+  auto keys = sts ? parse_sts_credentials(t.body, error) : parse_container_credentials(t.body, error);
   if (!keys) return endpoint_keys_failed(fmt::format("{}: {}", from, error), false, {});
   keys_received(std::move(*keys));
 }
@@ -635,12 +670,7 @@ void HttpLoop::finish_instance_keys(Transfer& t) {
   }
   if (role) {  // one role per instance profile: the first line
     if (const auto nl = body.find('\n'); nl != std::string::npos) body.erase(nl);
-    // IAM's role names: letters, digits and +=,.@_-
-    const bool name = !body.empty() && std::all_of(body.begin(), body.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) ||
-             std::string_view("+=,.@_-").find(c) != std::string_view::npos;
-    });
-    if (!name) return endpoint_keys_failed(from + ": its answer names no IAM role", false, {});
+    if (!iam_name(body)) return endpoint_keys_failed(from + ": its answer names no IAM role", false, {});
     k.role = std::move(body);
     return start_instance_keys();
   }

@@ -153,10 +153,14 @@ struct FetchOptions {
     // before the first signed request and again before they expire; "" when the keys came otherwise.
     // Its Authorization header: the token, or the token file's content (read for each request).
     std::string endpoint, endpoint_token, endpoint_token_file;
-    // `endpoint` is an EC2 instance's metadata service (IMDS, http://169.254.169.254, or
-    // $AWS_EC2_METADATA_SERVICE_ENDPOINT): the keys of the instance's role, asked for as IMDSv2
-    // (a PUT for a session token first), or as IMDSv1 where the service gives no token.
-    bool instance = false;
+    // What `endpoint` is: a container's credentials endpoint; an EC2 instance's metadata service
+    // (IMDS, http://169.254.169.254, or $AWS_EC2_METADATA_SERVICE_ENDPOINT): the keys of the
+    // instance's role, asked for as IMDSv2 (a PUT for a session token first), or as IMDSv1 where
+    // the service gives no token; or STS, asked to AssumeRoleWithWebIdentity (EKS's IAM roles for
+    // service accounts, a CI's OIDC token): `role_arn` with the token in `endpoint_token_file`
+    // (read for each request), as session `role_session`.
+    enum class Endpoint { container, instance, sts } kind = Endpoint::container;
+    std::string role_arn, role_session;
   };
   std::optional<Aws> aws;
   // The run serves a site in this process (settings.serve): a request to it holds both ends of its

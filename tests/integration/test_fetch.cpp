@@ -3210,15 +3210,17 @@ TEST_CASE("auth: NTLM authenticates a connection with a handshake, and the conne
 
 namespace {
 
-// No keys in the environment, no credentials or config file, no container's relative URI: keys from
-// an endpoint or nowhere.
+// No keys in the environment, no credentials or config file, no container's relative URI, no web
+// identity: keys from an endpoint or nowhere.
 struct NoOtherAwsKeys {
   explicit NoOtherAwsKeys(const TempDir& dir)
       : key("AWS_ACCESS_KEY_ID", nullptr),
         nowhere("AWS_SHARED_CREDENTIALS_FILE", dir.file("no-credentials").c_str()),
         no_config("AWS_CONFIG_FILE", dir.file("no-config").c_str()),
-        relative("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", nullptr) {}
-  test::ScopedEnv key, nowhere, no_config, relative;
+        relative("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", nullptr),
+        role("AWS_ROLE_ARN", nullptr),
+        web_token("AWS_WEB_IDENTITY_TOKEN_FILE", nullptr) {}
+  test::ScopedEnv key, nowhere, no_config, relative, role, web_token;
 };
 
 }  // namespace
@@ -3352,9 +3354,12 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
       test::ScopedEnv nowhere("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials");
       test::ScopedEnv no_config("AWS_CONFIG_FILE", "/nonexistent/config");
       test::ScopedEnv no_instance("AWS_EC2_METADATA_DISABLED", "true");  // on an EC2 machine too
+      test::ScopedEnv no_role("AWS_ROLE_ARN", nullptr);
+      test::ScopedEnv no_web_token("AWS_WEB_IDENTITY_TOKEN_FILE", nullptr);
       CHECK_THROWS_WITH(run_with(""), Catch::Contains("aws_sigv4: no credentials: give access_key_id and "
                                                       "secret_access_key or a credential_process, set "
-                                                      "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, name a profile "
+                                                      "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_ROLE_ARN "
+                                                      "and AWS_WEB_IDENTITY_TOKEN_FILE, name a profile "
                                                       "of a credentials file or of the AWS config file (cannot read "
                                                       "'/nonexistent/credentials'"));
     }
@@ -3579,6 +3584,63 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
                           "allowed: the keys are asked for over https, or over http from a loopback address"));
       test::ScopedEnv off("AWS_EC2_METADATA_DISABLED", "TRUE");
       CHECK_THROWS_WITH(test::plan_of(pipeline), Catch::Contains("aws_sigv4: no credentials: give access_key_id"));
+    }
+  }
+  SECTION(
+      "a web identity token for a role (EKS's IAM roles for service accounts): STS's keys sign, asked for "
+      "again before they expire") {
+    const NoOtherAwsKeys only_sts(dir);
+    test::write_file(dir.file("web-token"), "oidc-token-1\n");
+    test::ScopedEnv role("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/sluice");
+    test::ScopedEnv file("AWS_WEB_IDENTITY_TOKEN_FILE", dir.file("web-token").c_str());
+    test::ScopedEnv session("AWS_ROLE_SESSION_NAME", "ci-run");
+    test::ScopedEnv everything("AWS_ENDPOINT_URL", nullptr);
+    const std::string source = "STS {} (role arn:aws:iam::123456789012:role/sluice)";
+    const auto run_with_sts = [&](const std::string& query) {
+      test::ScopedEnv sts("AWS_ENDPOINT_URL_STS", server.url("/sts" + query).c_str());
+      return four_seconds_of_requests("");
+    };
+    SECTION("the first keys (a wrong secret) expire in 2 s, the next in an hour") {
+      const std::string query = "?token=oidc-token-1&session=ci-run&first=expired&expires=2";
+      RunReport report = run_with_sts(query);
+      first_keys_renewed(report);
+      CHECK(server.counter("/sts").requests == 2);
+      CHECK(test::notices_of(report, "get") ==
+            std::vector<std::string>{"aws_sigv4: new credentials from " +
+                                     fmt::format(fmt::runtime(source), server.url("/sts" + query)) +
+                                     " sign from now on"});
+    }
+    SECTION("a token STS refuses: the requests fail with its answer, and none is sent unsigned") {
+      no_keys(run_with_sts("?token=oidc-token-2"),
+              "aws_sigv4: no credentials from " +
+                  fmt::format(fmt::runtime(source), server.url("/sts?token=oidc-token-2")) +
+                  ": HTTP 400: InvalidIdentityToken: The web identity token that was passed is not valid");
+    }
+    SECTION("half of it, a session name IAM refuses, an endpoint over http elsewhere: errors when checked") {
+      const std::string pipeline =
+          fetch_pipeline(dir, {server.url("/aws/bucket/a.txt")}, 1, "    aws_sigv4:\n      region: eu-west-1\n");
+      {
+        test::ScopedEnv no_file("AWS_WEB_IDENTITY_TOKEN_FILE", nullptr);
+        CHECK_THROWS_WITH(test::plan_of(pipeline),
+                          Catch::Contains("aws_sigv4: AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE go together: "
+                                          "AWS_WEB_IDENTITY_TOKEN_FILE is not set"));
+      }
+      {
+        test::ScopedEnv spaced("AWS_ROLE_SESSION_NAME", "ci run");
+        CHECK_THROWS_WITH(test::plan_of(pipeline), Catch::Contains("aws_sigv4: AWS_ROLE_SESSION_NAME 'ci run' is not "
+                                                                   "a session name IAM takes"));
+      }
+      {
+        test::ScopedEnv elsewhere("AWS_ENDPOINT_URL", "http://sts.example.com/");
+        CHECK_THROWS_WITH(test::plan_of(pipeline),
+                          Catch::Contains("aws_sigv4: the STS endpoint 'http://sts.example.com/' is not allowed"));
+      }
+      {
+        test::ScopedEnv missing("AWS_WEB_IDENTITY_TOKEN_FILE", dir.file("no-token").c_str());
+        CHECK_THROWS_WITH(test::plan_of(pipeline), Catch::Contains(dir.file("no-token")));
+      }
+      // Without the endpoint's variables: STS of the pipeline's region, over https (checked, not asked).
+      CHECK_NOTHROW(test::plan_of(pipeline));
     }
   }
   SECTION("a POST: its body's hash is signed") {

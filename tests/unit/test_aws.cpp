@@ -256,6 +256,38 @@ TEST_CASE("aws_sigv4's instance metadata service: a role's keys, refused unless 
   CHECK(instance("sluice-role") == "error: the answer is not a JSON object");
 }
 
+TEST_CASE("aws_sigv4's web identity: STS's XML answer, its keys or what its error says", "[fetch][aws]") {
+  auto sts = [](const std::string& xml) {
+    std::string error;
+    auto keys = sluice::fetch::parse_sts_credentials(xml, error);
+    if (!keys) return "error: " + error;
+    return keys->key_id + "|" + keys->secret + "|" + keys->session_token + "|" +
+           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(keys->expires->time_since_epoch()).count());
+  };
+  CHECK(sts(R"(<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <AssumedRoleUser><AssumedRoleId>AROA:s</AssumedRoleId><Arn>arn:aws:sts::1:assumed-role/r/s</Arn></AssumedRoleUser>
+    <Credentials>
+      <AccessKeyId>ASIA1</AccessKeyId>
+      <SecretAccessKey>S/+x</SecretAccessKey>
+      <SessionToken>T&amp;T</SessionToken>
+      <Expiration>2026-12-06T12:00:00Z</Expiration>
+    </Credentials>
+  </AssumeRoleWithWebIdentityResult>
+</AssumeRoleWithWebIdentityResponse>)") == "ASIA1|S/+x|T&T|1796558400");
+  CHECK(sts("<Response><Credentials><AccessKeyId>A</AccessKeyId></Credentials></Response>") ==
+        "error: the answer has no Credentials with an AccessKeyId and a SecretAccessKey");
+  CHECK(sts("{\"Credentials\": {}}") == "error: the answer is not XML");
+  CHECK(sts("<R><Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey>S</SecretAccessKey>"
+            "<Expiration>soon</Expiration></Credentials></R>") ==
+        "error: its Expiration 'soon' is not an RFC 3339 time (2026-12-06T12:00:00Z)");
+  CHECK(sluice::fetch::sts_error(R"(<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>
+    <Type>Sender</Type><Code>ExpiredTokenException</Code><Message>Token expired: current date/time 1 must be before
+    the expiration date/time 0</Message></Error><RequestId>x</RequestId></ErrorResponse>)")
+            .starts_with("ExpiredTokenException: Token expired: current date/time 1"));
+  CHECK(sluice::fetch::sts_error("Service Unavailable").empty());
+}
+
 TEST_CASE("aws_sigv4 asks an instance's metadata service only on EC2, as its firmware says", "[fetch][aws]") {
   sluice::test::TempDir dir;
   const std::string sys = dir.path().string();

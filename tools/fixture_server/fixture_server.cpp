@@ -832,6 +832,21 @@ struct FixtureServer::Impl {
     return NtlmGrant{domain, "handshake"};
   }
 
+  // The keys a credentials endpoint counted under `name` serves: /aws's, for an hour; the first
+  // answer's secret is the request's `first` (a wrong one) when given, expiring in `expires` seconds.
+  std::pair<std::string, std::chrono::system_clock::time_point> served_keys(const httplib::Request& req,
+                                                                            const std::string& name) {
+    int seen;
+    {
+      std::lock_guard lock(mutex);
+      seen = flaky[name]++;
+    }
+    const bool first = seen == 0 && req.has_param("first");
+    const int seconds = first && req.has_param("expires") ? std::stoi(req.get_param_value("expires")) : 3600;
+    return {first ? req.get_param_value("first") : std::string("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+            std::chrono::system_clock::now() + std::chrono::seconds(seconds)};
+  }
+
   Handler tracked(Handler h) {
     return [this, h](const httplib::Request& req, httplib::Response& res) {
       Track t(*this, req);
@@ -1379,22 +1394,11 @@ struct FixtureServer::Impl {
             res.set_content(R"({"code":"unauthorized"})", "application/json");
             return;
           }
-          int seen;
-          {
-            std::lock_guard lock(mutex);
-            seen = flaky["/aws-container-credentials"]++;
-          }
-          const bool first = seen == 0 && req.has_param("first");
-          const auto expires =
-              std::chrono::system_clock::now() + std::chrono::seconds(first && req.has_param("expires")
-                                                                          ? std::stoi(req.get_param_value("expires"))
-                                                                          : 3600);
+          const auto [secret, expires] = served_keys(req, "/aws-container-credentials");
           res.set_content(
               fmt::format(R"({{"AccessKeyId":"AKIDEXAMPLE","SecretAccessKey":"{}","Token":"session-1",)"
                           R"("Expiration":"{:%Y-%m-%dT%H:%M:%SZ}","RoleArn":"arn:aws:iam::123456789012:role/r"}})",
-                          first ? json_escape(req.get_param_value("first"))
-                                : std::string("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
-                          std::chrono::floor<std::chrono::seconds>(expires)),
+                          json_escape(secret), std::chrono::floor<std::chrono::seconds>(expires)),
               "application/json");
         }));
     // An EC2 instance's metadata service (IMDS) under /imds/<how>, `how` words joined by '+': "v1"
@@ -1465,6 +1469,53 @@ struct FixtureServer::Impl {
                                   std::chrono::floor<std::chrono::seconds>(expires)),
                       "text/plain");
                 }));
+    // STS's AssumeRoleWithWebIdentity (a form POST), as AWS answers it: XML with /aws's keys and
+    // session token session-1, expiring in an hour; the first answer's secret is `first` (a wrong one)
+    // and expires in `expires` seconds when those are given. 400 InvalidIdentityToken unless the
+    // WebIdentityToken is `token`; 400 ValidationError unless RoleSessionName is `session` (when
+    // given); with `status`, that status and an IDPCommunicationError, always.
+    server->Post(
+        "/sts", tracked([this](const httplib::Request& req, httplib::Response& res) {
+          httplib::Params form;
+          httplib::detail::parse_query_text(req.body, form);
+          auto field = [&form](const char* name) {
+            auto it = form.find(name);
+            return it == form.end() ? std::string() : it->second;
+          };
+          auto refuse = [&](int status, const char* code, const std::string& message) {
+            res.status = status;
+            res.set_content(fmt::format("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"
+                                        "<Type>Sender</Type><Code>{}</Code><Message>{}</Message></Error>"
+                                        "<RequestId>r-1</RequestId></ErrorResponse>",
+                                        code, message),
+                            "text/xml");
+          };
+          if (req.has_param("status")) {
+            return refuse(std::stoi(req.get_param_value("status")), "IDPCommunicationError",
+                          "The identity provider could not be reached");
+          }
+          if (field("Action") != "AssumeRoleWithWebIdentity" || field("Version") != "2011-06-15" ||
+              field("RoleArn").empty()) {
+            return refuse(400, "InvalidAction", "Could not find operation");
+          }
+          if (field("WebIdentityToken") != req.get_param_value("token")) {
+            return refuse(400, "InvalidIdentityToken", "The web identity token that was passed is not valid");
+          }
+          if (req.has_param("session") && field("RoleSessionName") != req.get_param_value("session")) {
+            return refuse(400, "ValidationError", "RoleSessionName is not the one expected");
+          }
+          const auto [secret, expires] = served_keys(req, "/sts");
+          res.set_content(
+              fmt::format("<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+                          "<AssumeRoleWithWebIdentityResult><SubjectFromWebIdentityToken>system:serviceaccount:ns:sa"
+                          "</SubjectFromWebIdentityToken><AssumedRoleUser><Arn>{}/{}</Arn></AssumedRoleUser>"
+                          "<Credentials><AccessKeyId>AKIDEXAMPLE</AccessKeyId><SecretAccessKey>{}</SecretAccessKey>"
+                          "<SessionToken>session-1</SessionToken><Expiration>{:%Y-%m-%dT%H:%M:%SZ}</Expiration>"
+                          "</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+                          field("RoleArn"), field("RoleSessionName"), secret,
+                          std::chrono::floor<std::chrono::seconds>(expires)),
+              "text/xml");
+        }));
     server->Get("/whoami", tracked([](const httplib::Request& req, httplib::Response& res) {
                   const std::string name = peer_certificate(req).common_name;
                   res.set_content(name.empty() ? "none" : name, "text/plain");
