@@ -374,7 +374,8 @@ class HttpLoop {
   bool endpoint_keys_usable(Clock::time_point now);
   void start_endpoint_keys();
   void start_instance_keys();
-  // A request for keys (or the instance's token or role): no proxy, no redirect, `lines` sent.
+  // A request for keys (or the instance's token or role): no redirect, `lines` sent; through no
+  // proxy unless `proxied` (STS: a public API, reached as the node's requests are).
   void ask_for_keys(const std::string& url, const std::vector<std::string>& lines, std::string_view method = "GET",
                     std::string_view body = {}, bool proxied = false);
   void finish_endpoint_keys(Transfer& t, CURLcode code);
