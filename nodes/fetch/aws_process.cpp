@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "../stop_wait.hpp"
+#include "../text.hpp"
 
 extern char** environ;
 
@@ -98,9 +99,13 @@ std::optional<ProcessCredentials> keys_of(simdjson::dom::object object, const ch
   return out;
 }
 
-// The keys in `json`: a credential_process's output (`process`: a "Version": 1 and "SessionToken"),
-// else a container endpoint's answer ("Token").
-std::optional<ProcessCredentials> parse_keys(std::string_view json, bool process, std::string& error) {
+// Who gave the keys: a credential_process ("Version": 1, "SessionToken"), a container's endpoint
+// ("Token"), an instance's metadata service ("Token", and "Code": "Success" when it says one).
+enum class Answer { process, container, instance };
+
+// The keys in `json`, as `answer` gives them.
+std::optional<ProcessCredentials> parse_keys(std::string_view json, Answer answer, std::string& error) {
+  const bool process = answer == Answer::process;
   simdjson::dom::parser parser;
   simdjson::dom::object object;
   const simdjson::padded_string text(json);
@@ -113,17 +118,22 @@ std::optional<ProcessCredentials> parse_keys(std::string_view json, bool process
     error = "it printed no \"Version\": 1 (the only version of the credential_process output there is)";
     return std::nullopt;
   }
+  std::string_view code;
+  if (answer == Answer::instance && !object["Code"].get(code) && code != "Success") {
+    error = fmt::format("the answer's Code is '{}', not 'Success'", code.substr(0, 100));
+    return std::nullopt;
+  }
   return keys_of(object, process ? "SessionToken" : "Token", process ? "it printed" : "the answer has", error);
 }
 
 }  // namespace
 
 std::optional<ProcessCredentials> parse_process_credentials(std::string_view json, std::string& error) {
-  return parse_keys(json, true, error);
+  return parse_keys(json, Answer::process, error);
 }
 
 std::optional<ProcessCredentials> parse_container_credentials(std::string_view json, std::string& error) {
-  return parse_keys(json, false, error);
+  return parse_keys(json, Answer::container, error);
 }
 
 namespace {
@@ -141,10 +151,9 @@ xmlNode* element(xmlNode* from, std::string_view name) {
 std::string text_of(xmlNode* n) {
   if (!n) return "";
   xmlChar* content = xmlNodeGetContent(n);
-  std::string text = content ? reinterpret_cast<const char*>(content) : "";
+  std::string text(nodes::trim(content ? reinterpret_cast<const char*>(content) : ""));
   xmlFree(content);
-  const auto first = text.find_first_not_of(" \t\r\n"), last = text.find_last_not_of(" \t\r\n");
-  return first == std::string::npos ? "" : text.substr(first, last - first + 1);
+  return text;
 }
 
 // The document of an STS answer, freed when it goes; no network, no entities expanded.
@@ -199,15 +208,7 @@ std::optional<ProcessCredentials> parse_sts_credentials(std::string_view xml, st
 }
 
 std::optional<ProcessCredentials> parse_instance_credentials(std::string_view json, std::string& error) {
-  simdjson::dom::parser parser;
-  simdjson::dom::object object;
-  const simdjson::padded_string text(json);
-  std::string_view code;
-  if (!parser.parse(text).get_object().get(object) && !object["Code"].get(code) && code != "Success") {
-    error = fmt::format("the answer's Code is '{}', not 'Success'", code.substr(0, 100));
-    return std::nullopt;
-  }
-  return parse_keys(json, false, error);
+  return parse_keys(json, Answer::instance, error);
 }
 
 std::optional<ProcessCredentials> run_credential_process(const std::string& command, std::stop_token stop,

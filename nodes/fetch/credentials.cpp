@@ -544,8 +544,7 @@ bool on_ec2(const std::string& sys) {
     std::ifstream in(path);
     std::string line;
     std::getline(in, line);
-    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
-    return line;
+    return std::string(nodes::trim(line));
   };
   if (first_line(sys + "/devices/virtual/dmi/id/sys_vendor") == "Amazon EC2" ||
       first_line(sys + "/devices/virtual/dmi/id/board_vendor") == "Amazon EC2")
