@@ -3416,9 +3416,12 @@ fi
     test::write_file(script, fmt::format(R"sh(#!/bin/sh
 if [ -e {0} ]; then echo 'the SSO session has expired' >&2; exit 1; fi
 touch {0}
-printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "Expiration": "%s"}}' "$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)"
+printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "Expiration": "%s"}}' "$(date -u -d '+3 seconds' +%Y-%m-%dT%H:%M:%SZ)"
 )sh",
                                          dir.file("ran")));
+    // Keys for 2-3 s (the time is in whole seconds): asked again half way, 1-1.5 s in, well before
+    // they expire (with 1-2 s, a loaded machine ran the command after that, and the notice rightly
+    // said "(they have expired)").
     RunReport report = four_seconds_of_requests("      credential_process: sh " + script + "\n");
     CHECK(report.errors.empty());
     CHECK(lines(dir, "ok.jsonl").size() == 20);  // (the fixture does not check when keys expire)
