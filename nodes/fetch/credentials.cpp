@@ -67,12 +67,22 @@ std::optional<std::string> read_whole(const std::string& path, std::string_view 
 }  // namespace
 
 bool read_aws_credentials(const std::string& path, const std::string& profile, FetchOptions::Aws& aws,
-                          std::string& error, bool config) {
+                          std::string& error, bool config, AwsProfileRole* role) {
   const auto text = read_whole(path, config ? "an AWS config file" : "an AWS credentials file", error);
   if (!text) return false;
   std::vector<std::string> profiles;  // as named, for the message when `profile` is not among them
   bool in_profile = false, found = false;
   std::string key_id, secret, token, process, other;  // `other`: a key that names credentials fetch does not fetch
+  AwsProfileRole assumed;
+  const std::pair<const char*, std::string*> role_settings[] = {
+      {"role_arn", &assumed.arn},
+      {"source_profile", &assumed.source_profile},
+      {"credential_source", &assumed.credential_source},
+      {"external_id", &assumed.external_id},
+      {"role_session_name", &assumed.session_name},
+      {"duration_seconds", &assumed.duration},
+      {"mfa_serial", &assumed.mfa_serial},
+      {"web_identity_token_file", &assumed.web_identity_token_file}};
   int line_number = 0;
   std::string_view rest = *text;
   while (!rest.empty()) {
@@ -111,8 +121,11 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
       token = value;
     } else if (name == "credential_process") {
       process = value;
-    } else if (other.empty() && (name == "role_arn" || name.starts_with("sso_"))) {
+    } else if (other.empty() && name.starts_with("sso_")) {
       other = name;
+    }
+    for (const auto& [setting, value_of] : role_settings) {
+      if (name == setting) *value_of = value;
     }
   }
   if (!found) {
@@ -121,6 +134,10 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
     error = fmt::format("'{}' has no profile [{}] ({})", path, profile,
                         profiles.empty() ? "it has none" : "its profiles: " + names);
     return false;
+  }
+  if (role && !assumed.arn.empty() && other.empty()) {  // (an SSO profile: the error below)
+    *role = std::move(assumed);
+    return true;
   }
   if ((key_id.empty() || secret.empty()) && !process.empty()) {
     aws.process = std::move(process);  // for the caller to run

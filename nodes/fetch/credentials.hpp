@@ -55,9 +55,15 @@ std::optional<std::vector<std::pair<std::string, FetchOptions::Auth>>> read_netr
 // `aws.process` instead, for the caller to run. `config`: the file is the AWS config file
 // (~/.aws/config), whose sections are [profile NAME] and [default]. false and `error` (with the
 // line) when the file cannot be read or is no such file, has no such profile (naming those it has),
-// or the profile lacks the key id or secret (saying so when it names an SSO or a role instead).
+// or the profile lacks the key id or secret (saying so when it names an SSO instead). A profile
+// with a `role_arn` (given `role`) sets `role` instead of keys, for the caller to assume: as the AWS
+// CLI, a role comes before keys.
+struct AwsProfileRole {
+  std::string arn, source_profile, credential_source, external_id, session_name, duration, mfa_serial,
+      web_identity_token_file;
+};
 bool read_aws_credentials(const std::string& path, const std::string& profile, FetchOptions::Aws& aws,
-                          std::string& error, bool config = false);
+                          std::string& error, bool config = false, AwsProfileRole* role = nullptr);
 // The one token the file at `path` holds (`what` it is, for the error when it is none: a folder;
 // `holds`, what it should hold, for an empty one), surrounding white space left out; nullopt and
 // `error` when it cannot be read or holds none.

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -549,12 +550,65 @@ bool instance_metadata(fetch::FetchOptions::Aws& aws, const std::function<std::s
   return true;
 }
 
+// A role's session name: `given`, else "sluice-<unix time>"; nullopt and `error` (naming it as
+// `what`) for one IAM refuses.
+std::optional<std::string> role_session(std::string given, std::string_view what, std::string& error) {
+  if (given.empty()) {
+    given = fmt::format(
+        "sluice-{}",
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  }
+  if (given.size() < 2 || given.size() > 64 || !fetch::iam_name(given)) {
+    error = fmt::format("{} '{}' is not a session name IAM takes (2 to 64 letters, digits and +=,.@_-)", what, given);
+    return std::nullopt;
+  }
+  return given;
+}
+
+// STS's endpoint, as the AWS SDKs find it: $AWS_ENDPOINT_URL_STS, else $AWS_ENDPOINT_URL, else STS
+// in `region`; nullopt and `error` for one neither https nor loopback.
+std::optional<std::string> sts_endpoint(const std::function<std::string(const char*)>& env, const std::string& region,
+                                        std::string& error) {
+  std::string url = env("AWS_ENDPOINT_URL_STS");
+  if (url.empty()) url = env("AWS_ENDPOINT_URL");
+  if (url.empty()) url = fmt::format("https://sts.{}.amazonaws.com{}/", region, region.starts_with("cn-") ? ".cn" : "");
+  if (!keys_url_allowed(url, {})) {
+    error = fmt::format(
+        "the STS endpoint '{}' is not allowed: the keys are asked for over https, or over http from "
+        "a loopback address",
+        url);
+    return std::nullopt;
+  }
+  return url;
+}
+
+// STS's AssumeRoleWithWebIdentity of `role` with the token in `file` (read for each request), as
+// session `session` (sts_endpoint(), role_session()). `file_name`: what names the file, for its
+// errors. false and `error` for an endpoint or session name not allowed, or a file that cannot be read.
+bool web_identity_role(fetch::FetchOptions::Aws& aws, const std::function<std::string(const char*)>& env,
+                       const std::string& region, const std::string& role, const std::string& file, std::string session,
+                       std::string_view session_name, std::string_view file_name, std::string& error) {
+  auto name = role_session(std::move(session), session_name, error);
+  if (!name) return false;
+  auto url = sts_endpoint(env, region, error);
+  if (!url) return false;
+  std::string unread;
+  if (!fetch::read_token_file(file, file_name, "the web identity token", unread)) {
+    error = std::move(unread);
+    return false;
+  }
+  aws.endpoint = std::move(*url);
+  aws.kind = fetch::FetchOptions::Aws::Endpoint::sts;
+  aws.role_arn = role;
+  aws.role_session = std::move(*name);
+  aws.endpoint_token_file = file;
+  return true;
+}
+
 // STS's AssumeRoleWithWebIdentity, where the environment names a role and a token file for it, as
 // the AWS SDKs read it (EKS's IAM roles for service accounts, GitHub Actions and other OIDC
-// providers): AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_SESSION_NAME (else
-// "sluice-<time>"), at $AWS_ENDPOINT_URL_STS, else $AWS_ENDPOINT_URL, else STS in `region`. false
-// and `error` for half of it, a session name IAM refuses, an endpoint neither https nor loopback,
-// or a token file that cannot be read.
+// providers): AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_SESSION_NAME
+// (web_identity_role()). false and `error` for half of it, or as web_identity_role().
 bool web_identity(fetch::FetchOptions::Aws& aws, const std::function<std::string(const char*)>& env,
                   const std::string& region, std::string& error) {
   const std::string role = env("AWS_ROLE_ARN"), file = env("AWS_WEB_IDENTITY_TOKEN_FILE");
@@ -564,39 +618,121 @@ bool web_identity(fetch::FetchOptions::Aws& aws, const std::function<std::string
                         role.empty() ? "AWS_ROLE_ARN" : "AWS_WEB_IDENTITY_TOKEN_FILE");
     return false;
   }
-  std::string session = env("AWS_ROLE_SESSION_NAME");
-  if (session.empty()) {
-    session = fmt::format(
-        "sluice-{}",
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
-  }
-  if (session.size() < 2 || session.size() > 64 || !fetch::iam_name(session)) {
+  return web_identity_role(aws, env, region, role, file, env("AWS_ROLE_SESSION_NAME"), "AWS_ROLE_SESSION_NAME",
+                           "AWS_WEB_IDENTITY_TOKEN_FILE", error);
+}
+
+// The role a profile names (`role`, of profile `profile`), as the AWS CLI assumes it: with its
+// web_identity_token_file, STS's AssumeRoleWithWebIdentity; else STS's AssumeRole, signed with the
+// keys of its source_profile (found as the profile's own: in `credentials`, else in the config
+// file `config` unless "") or of the environment (credential_source = Environment), with its
+// external_id, role_session_name and duration_seconds. false and `error` for what an unattended
+// run cannot do (mfa_serial: a code typed in), what fetch does not (a source that is itself a role,
+// a credential_process or another credential_source), or a setting out of its range.
+bool profile_role(fetch::FetchOptions::Aws& aws, const fetch::AwsProfileRole& role, const std::string& profile,
+                  const std::function<std::string(const char*)>& env, const std::string& region,
+                  const std::string& credentials, const std::string& config, std::string& error) {
+  const std::string in = fmt::format("profile [{}]'s role {}", profile, role.arn);
+  if (!role.mfa_serial.empty()) {
     error = fmt::format(
-        "AWS_ROLE_SESSION_NAME '{}' is not a session name IAM takes (2 to 64 letters, digits and "
-        "+=,.@_-)",
-        session);
+        "{} asks for an MFA code (mfa_serial), which a run cannot type in: give the run keys of a session "
+        "(`aws configure export-credentials --profile {} --format env`)",
+        in, profile);
     return false;
   }
-  std::string url = env("AWS_ENDPOINT_URL_STS");
-  if (url.empty()) url = env("AWS_ENDPOINT_URL");
-  if (url.empty()) url = fmt::format("https://sts.{}.amazonaws.com{}/", region, region.starts_with("cn-") ? ".cn" : "");
-  if (!keys_url_allowed(url, {})) {
-    error = fmt::format(
-        "the STS endpoint '{}' is not allowed: the keys are asked for over https, or over http from "
-        "a loopback address",
-        url);
+  if (!role.web_identity_token_file.empty()) {
+    if (!web_identity_role(aws, env, region, role.arn, role.web_identity_token_file, role.session_name,
+                           "role_session_name", "web_identity_token_file", error)) {
+      error = fmt::format("{}: {}", in, error);
+      return false;
+    }
+    return true;
+  }
+  fetch::FetchOptions::Aws source;
+  if (!role.source_profile.empty() && !role.credential_source.empty()) {
+    error = fmt::format("{}: give source_profile or credential_source, not both", in);
     return false;
   }
-  std::string unread;
-  if (!fetch::read_token_file(file, "AWS_WEB_IDENTITY_TOKEN_FILE", "the web identity token", unread)) {
-    error = std::move(unread);
+  if (!role.source_profile.empty()) {
+    fetch::AwsProfileRole chained;
+    std::string unread;
+    std::error_code ec;
+    const bool found = fetch::read_aws_credentials(credentials, role.source_profile, source, unread, false, &chained) ||
+                       (!config.empty() && std::filesystem::exists(config, ec) &&
+                        fetch::read_aws_credentials(config, role.source_profile, source, unread, true, &chained));
+    if (!chained.arn.empty() && role.source_profile != profile) {
+      error = fmt::format(
+          "{}: its source_profile [{}] names a role of its own (role_arn), a chain of roles fetch does not "
+          "assume: give the source profile keys",
+          in, role.source_profile);
+      return false;
+    }
+    if (!chained.arn.empty()) {  // its own keys, as the AWS CLI takes them for source_profile = itself
+      source = {};
+      if (!fetch::read_aws_credentials(credentials, profile, source, unread) && !config.empty()) {
+        fetch::read_aws_credentials(config, profile, source, unread, true);
+      }
+    } else if (!found) {
+      error = fmt::format("{}: its source_profile: {}", in, unread);
+      return false;
+    }
+    if (!source.process.empty() || source.key_id.empty()) {
+      error = fmt::format("{}: its source_profile [{}] has no keys (aws_access_key_id and aws_secret_access_key){}", in,
+                          role.source_profile,
+                          source.process.empty() ? "" : ": a credential_process as the source is not run");
+      return false;
+    }
+  } else if (role.credential_source == "Environment") {
+    source.key_id = env("AWS_ACCESS_KEY_ID");
+    source.secret = env("AWS_SECRET_ACCESS_KEY");
+    source.session_token = env("AWS_SESSION_TOKEN");
+    if (source.key_id.empty() || source.secret.empty()) {
+      error = fmt::format(
+          "{}: its credential_source is Environment, and AWS_ACCESS_KEY_ID or "
+          "AWS_SECRET_ACCESS_KEY is not set",
+          in);
+      return false;
+    }
+  } else if (!role.credential_source.empty()) {
+    error =
+        fmt::format("{}: credential_source '{}' is not one fetch takes (Environment; or a source_profile with keys)",
+                    in, role.credential_source);
+    return false;
+  } else {
+    error = fmt::format("{}: it needs a source_profile, a credential_source or a web_identity_token_file", in);
     return false;
   }
-  aws.endpoint = std::move(url);
-  aws.kind = fetch::FetchOptions::Aws::Endpoint::sts;
-  aws.role_arn = role;
-  aws.role_session = std::move(session);
-  aws.endpoint_token_file = file;
+  auto session = role_session(role.session_name, "role_session_name", error);
+  if (!session) {
+    error = fmt::format("{}: {}", in, error);
+    return false;
+  }
+  int duration = 0;
+  if (!role.duration.empty()) {
+    const char* end = role.duration.data() + role.duration.size();
+    if (std::from_chars(role.duration.data(), end, duration).ptr != end || duration < 900 || duration > 43200) {
+      error = fmt::format("{}: duration_seconds '{}' is not a whole number of seconds from 900 to 43200", in,
+                          role.duration);
+      return false;
+    }
+  }
+  if (!role.external_id.empty() &&
+      (role.external_id.size() < 2 || role.external_id.size() > 1224 || !fetch::header_value_ok(role.external_id))) {
+    error = fmt::format("{}: its external_id is not one STS takes (2 to 1224 characters on one line)", in);
+    return false;
+  }
+  auto url = sts_endpoint(env, region, error);
+  if (!url) {
+    error = fmt::format("{}: {}", in, error);
+    return false;
+  }
+  aws.endpoint = std::move(*url);
+  aws.kind = fetch::FetchOptions::Aws::Endpoint::assume_role;
+  aws.role_arn = role.arn;
+  aws.role_session = std::move(*session);
+  aws.external_id = role.external_id;
+  aws.duration = duration;
+  aws.source = {std::move(source.key_id), std::move(source.secret), std::move(source.session_token)};
   return true;
 }
 
@@ -642,23 +778,35 @@ bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string
   if (profile.empty()) profile = "default";
   std::string path = a.has("credentials_file") ? a.string("credentials_file") : env("AWS_SHARED_CREDENTIALS_FILE");
   if (path.empty()) path = env("HOME") + "/.aws/credentials";
-  if (fetch::read_aws_credentials(path, profile, aws, error)) {
+  // The AWS CLI's config file, unless a credentials file is named: a profile there that names a
+  // role or a credential_process (or, rarely, holds keys).
+  std::string config;
+  if (!a.has("credentials_file")) {
+    config = env("AWS_CONFIG_FILE");
+    if (config.empty()) config = env("HOME") + "/.aws/config";
+  }
+  // A role comes first, named in either file: the AWS CLI reads a profile as the two files' settings
+  // together.
+  fetch::AwsProfileRole role;
+  fetch::FetchOptions::Aws from_config = aws;
+  std::string config_error;
+  std::error_code ec;
+  const bool in_config = !config.empty() && std::filesystem::exists(config, ec) &&
+                         fetch::read_aws_credentials(config, profile, from_config, config_error, true, &role);
+  if (role.arn.empty() && fetch::read_aws_credentials(path, profile, aws, error, false, &role) && role.arn.empty()) {
     aws.profile = profile;
     if (!aws.process.empty()) return run_aws_process(aws, run, error);
     aws.credentials_file = path;
     return true;
   }
-  // The AWS CLI's config file, unless a credentials file is named: a profile there that names a
-  // credential_process (or, rarely, holds keys).
-  if (!a.has("credentials_file")) {
-    std::string config = env("AWS_CONFIG_FILE");
-    if (config.empty()) config = env("HOME") + "/.aws/config";
-    std::string config_error;
-    std::error_code ec;
-    if (std::filesystem::exists(config, ec) && fetch::read_aws_credentials(config, profile, aws, config_error, true)) {
-      aws.profile = profile;
-      return aws.process.empty() || run_aws_process(aws, run, error);
-    }
+  if (!role.arn.empty()) {
+    aws.profile = profile;
+    return profile_role(aws, role, profile, env, a.string("region"), path, config, error);
+  }
+  if (in_config) {
+    aws = std::move(from_config);
+    aws.profile = profile;
+    return aws.process.empty() || run_aws_process(aws, run, error);
   }
   if (!named) {
     std::string container_error;
@@ -1327,7 +1475,12 @@ NodeType fetch_type() {
                   FieldSpec::string("profile",
                                     "the profile of the credentials file, else of the AWS config file, whose "
                                     "aws_access_key_id, aws_secret_access_key and aws_session_token sign, or whose "
-                                    "credential_process gives them (as the AWS CLI reads them); default: "
+                                    "credential_process gives them, or whose role_arn STS gives keys for (AssumeRole "
+                                    "signed with its source_profile's keys or, with credential_source = Environment, "
+                                    "the environment's; with its external_id, role_session_name and "
+                                    "duration_seconds; or AssumeRoleWithWebIdentity with its "
+                                    "web_identity_token_file), asked for again before they expire (as the AWS CLI "
+                                    "reads them); default: "
                                     "$AWS_PROFILE, else default, when neither the keys nor the environment give "
                                     "credentials"),
                   FieldSpec::string("credentials_file",

@@ -374,6 +374,7 @@ class HttpLoop {
   bool endpoint_keys_usable(Clock::time_point now);
   void start_endpoint_keys();
   void start_instance_keys();
+  void start_assume_role();
   // A request for keys (or the instance's token or role): no redirect, `lines` sent; through no
   // proxy unless `proxied` (STS: a public API, reached as the node's requests are).
   void ask_for_keys(const std::string& url, const std::vector<std::string>& lines, std::string_view method = "GET",

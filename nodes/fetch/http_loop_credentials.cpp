@@ -14,6 +14,7 @@
 #include "../stop_wait.hpp"
 #include "../text.hpp"
 #include "aws_process.hpp"
+#include "aws_sigv4.hpp"
 #include "credentials.hpp"
 #include "sluice/json.hpp"
 #include "transfer.hpp"
@@ -409,7 +410,8 @@ void HttpLoop::reload_aws_credentials(Clock::time_point now) {
   aws_file_stamp_ = stamp;
   FetchOptions::Aws fresh = aws;
   std::string error;
-  if (!read_aws_credentials(aws.credentials_file, aws.profile, fresh, error)) {
+  AwsProfileRole role;
+  if (!read_aws_credentials(aws.credentials_file, aws.profile, fresh, error, false, &role)) {
     if (error != aws_file_error_) {
       notice(
           fmt::format("aws_sigv4: the credentials file changed but cannot be used: {}; the credentials read "
@@ -420,11 +422,11 @@ void HttpLoop::reload_aws_credentials(Clock::time_point now) {
     return;
   }
   aws_file_error_.clear();
-  if (!fresh.process.empty()) {  // (its keys are the old ones still)
-    notice(
-        fmt::format("aws_sigv4: profile [{}] in '{}' now names a credential_process, which this run does not "
-                    "switch to; the credentials read before sign on",
-                    aws.profile, aws.credentials_file));
+  if (!fresh.process.empty() || !role.arn.empty()) {  // (its keys are the old ones still)
+    notice(fmt::format(
+        "aws_sigv4: profile [{}] in '{}' now names {}, which this run does not switch to; the "
+        "credentials read before sign on",
+        aws.profile, aws.credentials_file, role.arn.empty() ? "a credential_process" : "a role (role_arn)"));
     return;
   }
   if (fresh.key_id == aws.key_id && fresh.secret == aws.secret && fresh.session_token == aws.session_token) return;
@@ -507,11 +509,11 @@ void HttpLoop::start_endpoint_keys() {
   }
   if (aws.kind == FetchOptions::Aws::Endpoint::sts) {  // through the node's proxy, if any: STS is a public API
     std::string error;
-    auto token = read_token_file(aws.endpoint_token_file, "AWS_WEB_IDENTITY_TOKEN_FILE", "the web identity token",
+    auto token = read_token_file(aws.endpoint_token_file, "a web identity token file", "the web identity token",
                                  error);  // read for each request: Kubernetes renews it
     if (!token) {
       return endpoint_keys_failed(
-          fmt::format("aws_sigv4: no credentials from {}: AWS_WEB_IDENTITY_TOKEN_FILE: {}", keys_source(), error), true,
+          fmt::format("aws_sigv4: no credentials from {}: the web identity token file: {}", keys_source(), error), true,
           {});
     }
     std::string form = "Action=AssumeRoleWithWebIdentity&Version=2011-06-15";
@@ -525,6 +527,7 @@ void HttpLoop::start_endpoint_keys() {
     }
     return ask_for_keys(aws.endpoint, {"Content-Type: application/x-www-form-urlencoded"}, "POST", form, true);
   }
+  if (aws.kind == FetchOptions::Aws::Endpoint::assume_role) return start_assume_role();
   std::string authorization = aws.endpoint_token;
   if (!aws.endpoint_token_file.empty()) {  // read again each time: the platform replaces it
     std::string error;
@@ -541,6 +544,37 @@ void HttpLoop::start_endpoint_keys() {
   std::vector<std::string> lines{"Accept: application/json"};
   if (!authorization.empty()) lines.push_back("Authorization: " + authorization);
   ask_for_keys(aws.endpoint, lines);
+}
+
+// STS's AssumeRole (a profile's role), as the AWS CLI asks it: a form POST signed with the source's
+// keys for STS in the node's region (us-east-1 for the global endpoint); through the node's proxy.
+void HttpLoop::start_assume_role() {
+  const FetchOptions::Aws& aws = *opt_.aws;
+  std::string form = "Action=AssumeRole&Version=2011-06-15";
+  const std::string duration = aws.duration ? std::to_string(aws.duration) : "";
+  for (const auto& [name, value] : {std::pair<std::string_view, std::string_view>{"RoleArn", aws.role_arn},
+                                    {"RoleSessionName", aws.role_session},
+                                    {"ExternalId", aws.external_id},
+                                    {"DurationSeconds", duration}}) {
+    if (value.empty()) continue;
+    form += '&';
+    form += name;
+    form += '=';
+    append_url_encoded(form, value);
+  }
+  const std::string url = aws_canonical_url(aws.endpoint);
+  FetchOptions::Aws signer;
+  signer.service = "sts";
+  signer.region = aws_host(url) == "sts.amazonaws.com" ? "us-east-1" : aws.region;
+  signer.key_id = aws.source.key_id;
+  signer.secret = aws.source.secret;
+  const std::string date = amz_date(std::chrono::system_clock::now());
+  const std::string payload_hash = sha256_hex(form);
+  std::vector<std::string> lines{"Content-Type: application/x-www-form-urlencoded", "Host: " + aws_host(url),
+                                 "x-amz-date: " + date, "x-amz-content-sha256: " + payload_hash};
+  if (!aws.source.session_token.empty()) lines.push_back("x-amz-security-token: " + aws.source.session_token);
+  lines.push_back("Authorization: " + aws_authorization(signer, "POST", url, lines, payload_hash, date));
+  ask_for_keys(url, lines, "POST", form, true);
 }
 
 // As the AWS SDKs ask an instance's metadata service (IMDSv2): a PUT for a session token, unless
@@ -593,6 +627,7 @@ std::string HttpLoop::keys_source() const {
     case FetchOptions::Aws::Endpoint::instance:
       return "the instance metadata service " + aws.endpoint;
     case FetchOptions::Aws::Endpoint::sts:
+    case FetchOptions::Aws::Endpoint::assume_role:
       return fmt::format("STS {} (role {})", aws.endpoint, aws.role_arn);
     case FetchOptions::Aws::Endpoint::container:
       break;
@@ -611,7 +646,8 @@ void HttpLoop::finish_endpoint_keys(Transfer& t, CURLcode code) {
     return endpoint_keys_failed(fmt::format("{}: {}", from, why), retryable, {});
   }
   if (opt_.aws->kind == FetchOptions::Aws::Endpoint::instance) return finish_instance_keys(t);
-  const bool sts = opt_.aws->kind == FetchOptions::Aws::Endpoint::sts;
+  const bool sts =
+      opt_.aws->kind == FetchOptions::Aws::Endpoint::sts || opt_.aws->kind == FetchOptions::Aws::Endpoint::assume_role;
   if (status < 200 || status >= 300) {
     const std::string said = sts ? sts_error(t.body) : "";  // "InvalidIdentityToken: Token expired"
     return endpoint_keys_failed(fmt::format("{}: HTTP {}{}", from, status, said.empty() ? "" : ": " + said),

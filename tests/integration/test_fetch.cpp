@@ -3271,6 +3271,16 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
     }
     CHECK(server.counter("/aws").requests == 0);
   };
+  // first_keys_renewed(), the keys from STS at /sts`query` (its role as `source` says it, the URL
+  // left to fill in): STS asked twice, one notice of the new keys.
+  auto renewed_by_sts = [&](const RunReport& report, const std::string& query, const std::string& source) {
+    first_keys_renewed(report);
+    CHECK(server.counter("/sts").requests == 2);
+    CHECK(test::notices_of(report, "get") ==
+          std::vector<std::string>{"aws_sigv4: new credentials from " +
+                                   fmt::format(fmt::runtime(source), server.url("/sts" + query)) +
+                                   " sign from now on"});
+  };
   SECTION("GETs with queries unsorted, encoded otherwise or not at all, and a session token") {
     RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
         dir,
@@ -3385,6 +3395,33 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
     REQUIRE(report.notices.size() == 1);
     CHECK(report.notices[0].message ==
           fmt::format("aws_sigv4: new credentials of profile [rot] in '{}' sign from now on", file));
+  }
+  SECTION("a credentials file that now names a role or a credential_process: the keys read before sign on") {
+    const std::string file = dir.file("credentials");
+    const std::string keys =
+        "[rot]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\n";
+    for (const auto& [now, names] : {std::pair<std::string, std::string>{"role_arn = arn:aws:iam::1:role/r\n"
+                                                                         "source_profile = base\n",
+                                                                         "a role (role_arn)"},
+                                     {"credential_process = /bin/true\n", "a credential_process"}}) {
+      INFO(names);
+      test::write_file(file, keys);
+      server.reset_counters();
+      std::jthread rewrite([&, now = now](std::stop_token stop) {
+        while (!stop.stop_requested() && server.counter("/aws").requests == 0)
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        test::write_file(file + ".new", "[base]\naws_access_key_id = A\naws_secret_access_key = s\n[rot]\n" + now);
+        std::filesystem::rename(file + ".new", file);
+      });
+      RunReport report = four_seconds_of_requests("      profile: rot\n      credentials_file: " + file + "\n");
+      rewrite.request_stop();
+      CHECK(lines(dir, "ok.jsonl").size() == 20);
+      REQUIRE(report.notices.size() == 1);
+      CHECK(report.notices[0].message ==
+            fmt::format("aws_sigv4: profile [rot] in '{}' now names {}, which this run does not switch to; the "
+                        "credentials read before sign on",
+                        file, names));
+    }
   }
   SECTION("a credential_process: its keys sign, and it runs again before they expire") {
     // As aws-vault or granted print them: the first keys (a wrong secret) expire in 2 s, the next
@@ -3605,13 +3642,7 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
     };
     SECTION("the first keys (a wrong secret) expire in 2 s, the next in an hour") {
       const std::string query = "?token=oidc-token-1&session=ci-run&first=expired&expires=2";
-      RunReport report = run_with_sts(query);
-      first_keys_renewed(report);
-      CHECK(server.counter("/sts").requests == 2);
-      CHECK(test::notices_of(report, "get") ==
-            std::vector<std::string>{"aws_sigv4: new credentials from " +
-                                     fmt::format(fmt::runtime(source), server.url("/sts" + query)) +
-                                     " sign from now on"});
+      renewed_by_sts(run_with_sts(query), query, source);
     }
     SECTION("a token STS refuses: the requests fail with its answer, and none is sent unsigned") {
       no_keys(run_with_sts("?token=oidc-token-2"),
@@ -3644,6 +3675,99 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
       }
       // Without the endpoint's variables: STS of the pipeline's region, over https (checked, not asked).
       CHECK_NOTHROW(test::plan_of(pipeline));
+    }
+  }
+  SECTION("a profile's role (role_arn): STS's AssumeRole, signed with its source's keys, renewed before they expire") {
+    const NoOtherAwsKeys only_profiles(dir);
+    test::ScopedEnv everything("AWS_ENDPOINT_URL", nullptr);
+    test::write_file(dir.file("no-credentials"),
+                     "[base]\naws_access_key_id = AKIDSOURCE\naws_secret_access_key = sourceSecret/EXAMPLE+key\n"
+                     "[wrong]\naws_access_key_id = AKIDSOURCE\naws_secret_access_key = not-the-secret\n");
+    const std::string role = "role_arn = arn:aws:iam::123456789012:role/crawler\n";
+    test::write_file(dir.file("no-config"),
+                     "[profile crawler]\n" + role +
+                         "source_profile = base\nexternal_id = ext-1\nrole_session_name = nightly\n"
+                         "duration_seconds = 3600\n"
+                         "[profile wrong]\n" +
+                         role +
+                         "source_profile = wrong\n"
+                         "[profile env]\n" +
+                         role +
+                         "credential_source = Environment\nrole_session_name = nightly\n"
+                         "[profile web]\n" +
+                         role + "web_identity_token_file = " + dir.file("web-token") +
+                         "\nrole_session_name = nightly\n"
+                         "[profile mfa]\n" +
+                         role +
+                         "source_profile = base\nmfa_serial = arn:aws:iam::1:mfa/me\n"
+                         "[profile chain]\n" +
+                         role +
+                         "source_profile = crawler\n"
+                         "[profile nosource]\n" +
+                         role + "[profile missing]\n" + role +
+                         "source_profile = nobody\n"
+                         "[profile long]\n" +
+                         role +
+                         "source_profile = base\nduration_seconds = 86400\n"
+                         "[profile imds]\n" +
+                         role + "credential_source = Ec2InstanceMetadata\n");
+    test::write_file(dir.file("web-token"), "oidc-token-1\n");
+    const std::string source = "STS {} (role arn:aws:iam::123456789012:role/crawler)";
+    const auto run_as = [&](const std::string& profile, const std::string& query) {
+      test::ScopedEnv sts("AWS_ENDPOINT_URL_STS", server.url("/sts" + query).c_str());
+      return four_seconds_of_requests("      profile: " + profile + "\n");
+    };
+    const auto renewed = [&](const std::string& profile, const std::string& query) {
+      renewed_by_sts(run_as(profile, query), query, source);
+    };
+    SECTION("a source_profile with keys, an external id, a session name and a duration") {
+      renewed("crawler", "?session=nightly&external=ext-1&duration=3600&first=expired&expires=2");
+    }
+    SECTION("the environment's keys, with their session token (credential_source = Environment)") {
+      test::ScopedEnv key("AWS_ACCESS_KEY_ID", "AKIDSOURCE");
+      test::ScopedEnv secret("AWS_SECRET_ACCESS_KEY", "sourceSecret/EXAMPLE+key");
+      test::ScopedEnv token("AWS_SESSION_TOKEN", "source-session");
+      renewed("env", "?session=nightly&first=expired&expires=2");
+    }
+    SECTION("a web_identity_token_file: AssumeRoleWithWebIdentity") {
+      renewed("web", "?token=oidc-token-1&session=nightly&first=expired&expires=2");
+    }
+    SECTION("a source's keys STS refuses: the requests fail with its answer, and none is sent unsigned") {
+      no_keys(run_as("wrong", ""), "aws_sigv4: no credentials from " +
+                                       fmt::format(fmt::runtime(source), server.url("/sts")) +
+                                       ": HTTP 403: SignatureDoesNotMatch: The request signature we calculated");
+    }
+    SECTION("what a run cannot do or fetch does not: errors when checked, naming the profile and role") {
+      const std::string in = "profile [{}]'s role arn:aws:iam::123456789012:role/crawler";
+      const auto error_of = [&](const std::string& profile) {
+        try {
+          test::plan_of(fetch_pipeline(dir, {server.url("/aws/bucket/a.txt")}, 1,
+                                       "    aws_sigv4:\n      region: eu-west-1\n      profile: " + profile + "\n"));
+        } catch (const std::exception& e) {
+          const std::string what = e.what();
+          const std::string start = fmt::format(fmt::runtime(in), profile);
+          const std::size_t at = what.find(start);
+          return at == std::string::npos ? "not found: " + what : what.substr(at + start.size());
+        }
+        return std::string("no error");
+      };
+      CHECK_THAT(error_of("mfa"), Catch::StartsWith(" asks for an MFA code (mfa_serial), which a run cannot type in"));
+      CHECK_THAT(error_of("chain"), Catch::StartsWith(": its source_profile [crawler] names a role of its own"));
+      CHECK_THAT(error_of("nosource"),
+                 Catch::StartsWith(": it needs a source_profile, a credential_source or a web_identity_token_file"));
+      CHECK_THAT(error_of("missing"), Catch::StartsWith(": its source_profile: ") && Catch::Contains("[nobody]"));
+      CHECK_THAT(error_of("long"), Catch::StartsWith(": duration_seconds '86400' is not a whole number of seconds "
+                                                     "from 900 to 43200"));
+      CHECK_THAT(error_of("imds"),
+                 Catch::StartsWith(": credential_source 'Ec2InstanceMetadata' is not one fetch takes"));
+      CHECK_THAT(error_of("env"), Catch::StartsWith(": its credential_source is Environment, and AWS_ACCESS_KEY_ID or "
+                                                    "AWS_SECRET_ACCESS_KEY is not set"));
+      {
+        test::ScopedEnv elsewhere("AWS_ENDPOINT_URL_STS", "http://sts.example.com/");
+        CHECK_THAT(error_of("crawler"),
+                   Catch::StartsWith(": the STS endpoint 'http://sts.example.com/' is not allowed"));
+      }
+      CHECK(error_of("crawler") == "no error");  // STS of the pipeline's region, over https (checked, not asked)
     }
   }
   SECTION("a POST: its body's hash is signed") {

@@ -1,5 +1,6 @@
 // aws_sigv4's signature and its helpers (requests signed end to end are checked against the fixture's
 // /aws/ in tests/integration/test_fetch.cpp).
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -185,6 +186,54 @@ TEST_CASE("aws_sigv4's credential_process: named by a profile of the credentials
   CHECK(credentials(config, "keys", true) == "AKID|s|");  // keys first, as the AWS CLI takes them
   CHECK(credentials(config, "prod", true) == "error: 'F' has no profile [prod] (its profiles: default, vault, keys)");
   CHECK(credentials("[p]\ncredential_process = /usr/bin/get-creds p\n", "p") == "process: /usr/bin/get-creds p");
+}
+
+TEST_CASE("aws_sigv4's profile role: role_arn and the settings that go with it, before the profile's keys",
+          "[fetch][aws]") {
+  const std::string config =
+      "[profile crawler]\n"
+      "role_arn = arn:aws:iam::123456789012:role/crawler\n"
+      "source_profile = base\n"
+      "External_Id = ext 1\n"
+      "role_session_name = nightly\n"
+      "duration_seconds = 3600\n"
+      "mfa_serial = arn:aws:iam::1:mfa/me\n"
+      "[profile both]\n"
+      "aws_access_key_id = AKID\n"
+      "aws_secret_access_key = s\n"
+      "role_arn = arn:aws:iam::1:role/r\n"
+      "credential_source = Environment\n"
+      "[profile web]\n"
+      "role_arn = arn:aws:iam::1:role/w\n"
+      "web_identity_token_file = /var/run/token\n"
+      "[profile keys]\n"
+      "aws_access_key_id = AKID\n"
+      "aws_secret_access_key = s\n";
+  sluice::test::TempDir dir;
+  const std::string path = dir.file("config");
+  sluice::test::write_file(path, config);
+  const auto role_of = [&](const std::string& profile) {
+    sluice::fetch::FetchOptions::Aws aws;
+    sluice::fetch::AwsProfileRole role;
+    std::string error;
+    REQUIRE(sluice::fetch::read_aws_credentials(path, profile, aws, error, true, &role));
+    CHECK(aws.key_id.empty());  // the role's, not the profile's keys
+    return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", role.arn, role.source_profile, role.credential_source,
+                       role.external_id, role.session_name, role.duration, role.mfa_serial,
+                       role.web_identity_token_file);
+  };
+  CHECK(role_of("crawler") == "arn:aws:iam::123456789012:role/crawler|base||ext 1|nightly|3600|arn:aws:iam::1:mfa/me|");
+  CHECK(role_of("both") == "arn:aws:iam::1:role/r||Environment|||||");
+  CHECK(role_of("web") == "arn:aws:iam::1:role/w|||||||/var/run/token");
+  // Without a role asked for (the file read again for its keys): the keys, or what is missing.
+  CHECK(credentials(config, "both", true) == "AKID|s|");
+  CHECK(credentials(config, "web", true) == "error: profile [web] in 'F' has no aws_access_key_id");
+  sluice::fetch::FetchOptions::Aws aws;
+  sluice::fetch::AwsProfileRole role;
+  std::string error;
+  CHECK(sluice::fetch::read_aws_credentials(path, "keys", aws, error, true, &role));
+  CHECK(role.arn.empty());
+  CHECK(aws.key_id == "AKID");
 }
 
 namespace {

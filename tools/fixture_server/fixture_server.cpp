@@ -484,6 +484,58 @@ std::string content_type_for(const std::filesystem::path& p) {
   return "application/octet-stream";
 }
 
+// AWS Signature Version 4, checked as AWS checks it: nullptr when `req` is signed with `key_id` and
+// `secret` (and sends `token_of_key` as x-amz-security-token, signed, if it sends one), else the
+// error code AWS answers (the path and query canonicalized here from the raw target, the path
+// encoded twice unless the service is S3; the body's SHA-256 in x-amz-content-sha256).
+const char* sigv4_refusal(const httplib::Request& req, const std::string& key_id, const std::string& secret,
+                          const std::string& token_of_key) {
+  std::smatch m;
+  const std::string authorization = req.get_header_value("Authorization");
+  static const std::regex re(R"(AWS4-HMAC-SHA256 Credential=([^/]+)/([0-9]{8})/([^/]+)/([^/]+)/aws4_request, ?)"
+                             R"(SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64}))");
+  if (!std::regex_match(authorization, m, re)) return "AccessDenied";
+  const std::string key = m[1], date = m[2], region = m[3], service = m[4], signed_headers = m[5], signature = m[6];
+  if (key != key_id) return "InvalidAccessKeyId";
+  const std::string payload = req.get_header_value("x-amz-content-sha256");
+  if (payload != sha256_hex(req.body)) return "XAmzContentSHA256Mismatch";
+  const bool token = req.has_header("x-amz-security-token");
+  if (token && (req.get_header_value("x-amz-security-token") != token_of_key ||
+                (";" + signed_headers + ";").find(";x-amz-security-token;") == std::string::npos)) {
+    return "InvalidToken";
+  }
+  // As S3 does: the Host and every x-amz-* header sent must be signed.
+  const std::string signed_list = ";" + signed_headers + ";";
+  if (signed_list.find(";host;") == std::string::npos) return "AccessDenied";
+  for (const auto& [name, value] : req.headers) {
+    const std::string lower = lower_case(name);
+    if (lower.starts_with("x-amz-") && signed_list.find(";" + lower + ";") == std::string::npos) return "AccessDenied";
+  }
+  const std::size_t question = req.target.find('?');
+  std::string canonical =
+      req.method + '\n' + aws_canonical_path(req.target.substr(0, question), service.starts_with("s3")) + '\n' +
+      aws_canonical_query(question == std::string::npos ? "" : req.target.substr(question + 1)) + '\n';
+  for (std::size_t at = 0; at < signed_headers.size();) {
+    const std::size_t end = std::min(signed_headers.find(';', at), signed_headers.size());
+    const std::string name = signed_headers.substr(at, end - at);
+    if (!req.has_header(name)) return "SignatureDoesNotMatch";
+    canonical += name + ':' + req.get_header_value(name) + '\n';
+    at = end + 1;
+  }
+  canonical += '\n' + signed_headers + '\n' + payload;
+  const std::string amz_date = req.get_header_value("x-amz-date");
+  const std::string scope = fmt::format("{}/{}/{}/aws4_request", date, region, service);
+  const std::string to_sign = "AWS4-HMAC-SHA256\n" + amz_date + '\n' + scope + '\n' + sha256_hex(canonical);
+  std::string signing = hmac_sha256("AWS4" + secret, date);
+  for (const std::string& part : {region, service, std::string("aws4_request")}) signing = hmac_sha256(signing, part);
+  const std::string expected = hmac_sha256(signing, to_sign);
+  if (!amz_date.starts_with(date) ||
+      signature != hex(reinterpret_cast<const unsigned char*>(expected.data()), expected.size())) {
+    return "SignatureDoesNotMatch";
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 std::string random_bytes(std::size_t n, std::uint64_t seed) {
@@ -1314,60 +1366,17 @@ struct FixtureServer::Impl {
     server->Post(R"(/ntlm-auth/([^/]+)/([^/]+))", tracked(ntlm_auth));
     // An S3-like API behind AWS Signature Version 4 (access key "AKIDEXAMPLE", secret
     // "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", any region and service; with the session token
-    // "session-1" as x-amz-security-token too, signed): the request's own canonical request,
-    // string to sign and signature, checked as AWS does (the path and query canonicalized here from
-    // the raw target, the path encoded twice unless the service is S3; the body's SHA-256 in
-    // x-amz-content-sha256). 200 {"path", "query", "token"}, else 403 with S3's error code.
+    // "session-1" as x-amz-security-token too, signed), checked by sigv4_refusal(). 200 {"path",
+    // "query", "token"}, else 403 with S3's error code.
     auto aws = [](const httplib::Request& req, httplib::Response& res) {
-      auto refuse = [&res](const char* code) {
+      if (const char* code =
+              sigv4_refusal(req, "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-1")) {
         res.status = 403;
         res.set_content(fmt::format("<Error><Code>{}</Code></Error>", code), "application/xml");
-      };
-      std::smatch m;
-      const std::string authorization = req.get_header_value("Authorization");
-      static const std::regex re(R"(AWS4-HMAC-SHA256 Credential=([^/]+)/([0-9]{8})/([^/]+)/([^/]+)/aws4_request, ?)"
-                                 R"(SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64}))");
-      if (!std::regex_match(authorization, m, re)) return refuse("AccessDenied");
-      const std::string key = m[1], date = m[2], region = m[3], service = m[4], signed_headers = m[5], signature = m[6];
-      if (key != "AKIDEXAMPLE") return refuse("InvalidAccessKeyId");
-      const std::string payload = req.get_header_value("x-amz-content-sha256");
-      if (payload != sha256_hex(req.body)) return refuse("XAmzContentSHA256Mismatch");
-      const bool token = req.has_header("x-amz-security-token");
-      if (token && (req.get_header_value("x-amz-security-token") != "session-1" ||
-                    (";" + signed_headers + ";").find(";x-amz-security-token;") == std::string::npos)) {
-        return refuse("InvalidToken");
-      }
-      // As S3 does: the Host and every x-amz-* header sent must be signed.
-      const std::string signed_list = ";" + signed_headers + ";";
-      if (signed_list.find(";host;") == std::string::npos) return refuse("AccessDenied");
-      for (const auto& [name, value] : req.headers) {
-        const std::string lower = lower_case(name);
-        if (lower.starts_with("x-amz-") && signed_list.find(";" + lower + ";") == std::string::npos)
-          return refuse("AccessDenied");
+        return;
       }
       const std::size_t question = req.target.find('?');
-      std::string canonical =
-          req.method + '\n' + aws_canonical_path(req.target.substr(0, question), service.starts_with("s3")) + '\n' +
-          aws_canonical_query(question == std::string::npos ? "" : req.target.substr(question + 1)) + '\n';
-      for (std::size_t at = 0; at < signed_headers.size();) {
-        const std::size_t end = std::min(signed_headers.find(';', at), signed_headers.size());
-        const std::string name = signed_headers.substr(at, end - at);
-        if (!req.has_header(name)) return refuse("SignatureDoesNotMatch");
-        canonical += name + ':' + req.get_header_value(name) + '\n';
-        at = end + 1;
-      }
-      canonical += '\n' + signed_headers + '\n' + payload;
-      const std::string amz_date = req.get_header_value("x-amz-date");
-      const std::string scope = fmt::format("{}/{}/{}/aws4_request", date, region, service);
-      const std::string to_sign = "AWS4-HMAC-SHA256\n" + amz_date + '\n' + scope + '\n' + sha256_hex(canonical);
-      std::string signing = hmac_sha256("AWS4wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", date);
-      for (const std::string& part : {region, service, std::string("aws4_request")})
-        signing = hmac_sha256(signing, part);
-      const std::string expected = hmac_sha256(signing, to_sign);
-      if (!amz_date.starts_with(date) ||
-          signature != hex(reinterpret_cast<const unsigned char*>(expected.data()), expected.size())) {
-        return refuse("SignatureDoesNotMatch");
-      }
+      const bool token = req.has_header("x-amz-security-token");
       res.set_content(
           fmt::format(
               R"({{"path":"{}","query":"{}","token":{}}})", json_escape(req.path),
@@ -1469,11 +1478,15 @@ struct FixtureServer::Impl {
                                   std::chrono::floor<std::chrono::seconds>(expires)),
                       "text/plain");
                 }));
-    // STS's AssumeRoleWithWebIdentity (a form POST), as AWS answers it: XML with /aws's keys and
-    // session token session-1, expiring in an hour; the first answer's secret is `first` (a wrong one)
-    // and expires in `expires` seconds when those are given. 400 InvalidIdentityToken unless the
-    // WebIdentityToken is `token`; 400 ValidationError unless RoleSessionName is `session` (when
-    // given); with `status`, that status and an IDPCommunicationError, always.
+    // STS's AssumeRoleWithWebIdentity and AssumeRole (form POSTs), as AWS answers them: XML with
+    // /aws's keys and session token session-1, expiring in an hour; the first answer's secret is
+    // `first` (a wrong one) and expires in `expires` seconds when those are given. For
+    // AssumeRoleWithWebIdentity, 400 InvalidIdentityToken unless the WebIdentityToken is `token`; an
+    // AssumeRole must be signed (sigv4_refusal()) with the source keys AKIDSOURCE and
+    // "sourceSecret/EXAMPLE+key" (with "source-session" as its token, if it sends one), else 403
+    // with the code, and send ExternalId `external` and DurationSeconds `duration` when those are
+    // given, else 400 ValidationError. 400 ValidationError unless RoleSessionName is `session`
+    // (when given); with `status`, that status and an IDPCommunicationError, always.
     server->Post(
         "/sts", tracked([this](const httplib::Request& req, httplib::Response& res) {
           httplib::Params form;
@@ -1494,11 +1507,21 @@ struct FixtureServer::Impl {
             return refuse(std::stoi(req.get_param_value("status")), "IDPCommunicationError",
                           "The identity provider could not be reached");
           }
-          if (field("Action") != "AssumeRoleWithWebIdentity" || field("Version") != "2011-06-15" ||
+          const std::string action = field("Action");
+          if ((action != "AssumeRoleWithWebIdentity" && action != "AssumeRole") || field("Version") != "2011-06-15" ||
               field("RoleArn").empty()) {
             return refuse(400, "InvalidAction", "Could not find operation");
           }
-          if (field("WebIdentityToken") != req.get_param_value("token")) {
+          if (action == "AssumeRole") {
+            if (const char* code = sigv4_refusal(req, "AKIDSOURCE", "sourceSecret/EXAMPLE+key", "source-session")) {
+              return refuse(403, code, "The request signature we calculated does not match the signature you provided");
+            }
+            for (const auto& [param, name] : {std::pair{"external", "ExternalId"}, {"duration", "DurationSeconds"}}) {
+              if (req.has_param(param) && field(name) != req.get_param_value(param)) {
+                return refuse(400, "ValidationError", fmt::format("{} is not the one expected", name));
+              }
+            }
+          } else if (field("WebIdentityToken") != req.get_param_value("token")) {
             return refuse(400, "InvalidIdentityToken", "The web identity token that was passed is not valid");
           }
           if (req.has_param("session") && field("RoleSessionName") != req.get_param_value("session")) {
@@ -1506,12 +1529,15 @@ struct FixtureServer::Impl {
           }
           const auto [secret, expires] = served_keys(req, "/sts");
           res.set_content(
-              fmt::format("<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
-                          "<AssumeRoleWithWebIdentityResult><SubjectFromWebIdentityToken>system:serviceaccount:ns:sa"
-                          "</SubjectFromWebIdentityToken><AssumedRoleUser><Arn>{}/{}</Arn></AssumedRoleUser>"
-                          "<Credentials><AccessKeyId>AKIDEXAMPLE</AccessKeyId><SecretAccessKey>{}</SecretAccessKey>"
-                          "<SessionToken>session-1</SessionToken><Expiration>{:%Y-%m-%dT%H:%M:%SZ}</Expiration>"
-                          "</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+              fmt::format("<{0}Response xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><{0}Result>{1}"
+                          "<AssumedRoleUser><Arn>{2}/{3}</Arn></AssumedRoleUser>"
+                          "<Credentials><AccessKeyId>AKIDEXAMPLE</AccessKeyId><SecretAccessKey>{4}</SecretAccessKey>"
+                          "<SessionToken>session-1</SessionToken><Expiration>{5:%Y-%m-%dT%H:%M:%SZ}</Expiration>"
+                          "</Credentials></{0}Result></{0}Response>",
+                          action,
+                          action == "AssumeRole" ? ""
+                                                 : "<SubjectFromWebIdentityToken>system:serviceaccount:ns:sa"
+                                                   "</SubjectFromWebIdentityToken>",
                           field("RoleArn"), field("RoleSessionName"), secret,
                           std::chrono::floor<std::chrono::seconds>(expires)),
               "text/xml");
