@@ -623,16 +623,23 @@ bool web_identity(fetch::FetchOptions::Aws& aws, const std::function<std::string
 }
 
 // The role a profile names (`role`, of profile `profile`), as the AWS CLI assumes it: with its
-// web_identity_token_file, STS's AssumeRoleWithWebIdentity; else STS's AssumeRole, signed with the
-// keys of its source_profile (found as the profile's own: in `credentials`, else in the config
-// file `config` unless "") or of the environment (credential_source = Environment), with its
-// external_id, role_session_name and duration_seconds. false and `error` for what an unattended
-// run cannot do (mfa_serial: a code typed in), what fetch does not (a source that is itself a role,
-// a credential_process or another credential_source), or a setting out of its range.
+// web_identity_token_file, STS's AssumeRoleWithWebIdentity; else STS's AssumeRole (added to
+// aws.roles), signed with the keys of its source_profile (found as the profile's own: in
+// `credentials`, else in the config file `config` unless ""; a source profile with a role of its
+// own is assumed first, a chain of at most `depth` more) or those its credential_source gives
+// (Environment; Ec2InstanceMetadata: the instance metadata service's; EcsContainer: the container's
+// credentials endpoint's), with its external_id, role_session_name and duration_seconds. false and
+// `error` for what an unattended run cannot do (mfa_serial: a code typed in), what fetch does not (a
+// source profile with only a credential_process), a source that gives no keys, a chain too long (or
+// a loop), or a setting out of its range.
 bool profile_role(fetch::FetchOptions::Aws& aws, const fetch::AwsProfileRole& role, const std::string& profile,
                   const std::function<std::string(const char*)>& env, const std::string& region,
-                  const std::string& credentials, const std::string& config, std::string& error) {
+                  const std::string& credentials, const std::string& config, std::string& error, int depth = 4) {
   const std::string in = fmt::format("profile [{}]'s role {}", profile, role.arn);
+  const auto fail = [&](const std::string& why) {
+    error = fmt::format("{}: {}", in, why);
+    return false;
+  };
   if (!role.mfa_serial.empty()) {
     error = fmt::format(
         "{} asks for an MFA code (mfa_serial), which a run cannot type in: give the run keys of a session "
@@ -641,31 +648,50 @@ bool profile_role(fetch::FetchOptions::Aws& aws, const fetch::AwsProfileRole& ro
     return false;
   }
   if (!role.web_identity_token_file.empty()) {
-    if (!web_identity_role(aws, env, region, role.arn, role.web_identity_token_file, role.session_name,
-                           "role_session_name", "web_identity_token_file", error)) {
-      error = fmt::format("{}: {}", in, error);
-      return false;
-    }
-    return true;
+    return web_identity_role(aws, env, region, role.arn, role.web_identity_token_file, role.session_name,
+                             "role_session_name", "web_identity_token_file", error) ||
+           fail(error);
   }
-  fetch::FetchOptions::Aws source;
+  fetch::FetchOptions::Aws::Role assumed{role.arn, "", role.external_id, 0};
+  auto session = role_session(role.session_name, "role_session_name", error);
+  if (!session) return fail(error);
+  assumed.session = std::move(*session);
+  if (!role.duration.empty()) {
+    const char* end = role.duration.data() + role.duration.size();
+    if (std::from_chars(role.duration.data(), end, assumed.duration).ptr != end || assumed.duration < 900 ||
+        assumed.duration > 43200) {
+      return fail(
+          fmt::format("duration_seconds '{}' is not a whole number of seconds from 900 to 43200", role.duration));
+    }
+  }
+  if (!role.external_id.empty() &&
+      (role.external_id.size() < 2 || role.external_id.size() > 1224 || !fetch::header_value_ok(role.external_id))) {
+    return fail("its external_id is not one STS takes (2 to 1224 characters on one line)");
+  }
+  auto sts = sts_endpoint(env, region, error);
+  if (!sts) return fail(error);
+  aws.sts = std::move(*sts);
   if (!role.source_profile.empty() && !role.credential_source.empty()) {
-    error = fmt::format("{}: give source_profile or credential_source, not both", in);
-    return false;
+    return fail("give source_profile or credential_source, not both");
   }
   if (!role.source_profile.empty()) {
+    fetch::FetchOptions::Aws source;
     fetch::AwsProfileRole chained;
     std::string unread;
     std::error_code ec;
     const bool found = fetch::read_aws_credentials(credentials, role.source_profile, source, unread, false, &chained) ||
                        (!config.empty() && std::filesystem::exists(config, ec) &&
                         fetch::read_aws_credentials(config, role.source_profile, source, unread, true, &chained));
-    if (!chained.arn.empty() && role.source_profile != profile) {
-      error = fmt::format(
-          "{}: its source_profile [{}] names a role of its own (role_arn), a chain of roles fetch does not "
-          "assume: give the source profile keys",
-          in, role.source_profile);
-      return false;
+    if (!chained.arn.empty() && role.source_profile != profile) {  // its role first, then this one
+      if (depth == 0) {
+        return fail(fmt::format("its source_profile [{}] is one more role in a chain of more than 5 (or a loop)",
+                                role.source_profile));
+      }
+      if (!profile_role(aws, chained, role.source_profile, env, region, credentials, config, error, depth - 1)) {
+        return false;
+      }
+      aws.roles.push_back(std::move(assumed));
+      return true;
     }
     if (!chained.arn.empty()) {  // its own keys, as the AWS CLI takes them for source_profile = itself
       source = {};
@@ -673,66 +699,44 @@ bool profile_role(fetch::FetchOptions::Aws& aws, const fetch::AwsProfileRole& ro
         fetch::read_aws_credentials(config, profile, source, unread, true);
       }
     } else if (!found) {
-      error = fmt::format("{}: its source_profile: {}", in, unread);
-      return false;
+      return fail("its source_profile: " + unread);
     }
     if (!source.process.empty() || source.key_id.empty()) {
-      error = fmt::format("{}: its source_profile [{}] has no keys (aws_access_key_id and aws_secret_access_key){}", in,
-                          role.source_profile,
-                          source.process.empty() ? "" : ": a credential_process as the source is not run");
-      return false;
+      return fail(fmt::format("its source_profile [{}] has no keys (aws_access_key_id and aws_secret_access_key){}",
+                              role.source_profile,
+                              source.process.empty() ? "" : ": a credential_process as the source is not run"));
     }
+    aws.kind = fetch::FetchOptions::Aws::Endpoint::assume_role;
+    aws.endpoint = aws.sts;
+    aws.source = {std::move(source.key_id), std::move(source.secret), std::move(source.session_token)};
   } else if (role.credential_source == "Environment") {
-    source.key_id = env("AWS_ACCESS_KEY_ID");
-    source.secret = env("AWS_SECRET_ACCESS_KEY");
-    source.session_token = env("AWS_SESSION_TOKEN");
-    if (source.key_id.empty() || source.secret.empty()) {
-      error = fmt::format(
-          "{}: its credential_source is Environment, and AWS_ACCESS_KEY_ID or "
-          "AWS_SECRET_ACCESS_KEY is not set",
-          in);
-      return false;
+    aws.source = {env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), env("AWS_SESSION_TOKEN")};
+    if (aws.source.key_id.empty() || aws.source.secret.empty()) {
+      return fail("its credential_source is Environment, and AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is not set");
+    }
+    aws.kind = fetch::FetchOptions::Aws::Endpoint::assume_role;
+    aws.endpoint = aws.sts;
+  } else if (role.credential_source == "Ec2InstanceMetadata") {
+    if (!instance_metadata(aws, env, "/sys", error)) return fail(error);
+    if (aws.endpoint.empty()) {
+      return fail(
+          "its credential_source is Ec2InstanceMetadata, and this machine is not an EC2 instance (nor is "
+          "AWS_EC2_METADATA_SERVICE_ENDPOINT set), or AWS_EC2_METADATA_DISABLED is true");
+    }
+  } else if (role.credential_source == "EcsContainer") {
+    if (!container_endpoint(aws, env, error)) return fail(error);
+    if (aws.endpoint.empty()) {
+      return fail(
+          "its credential_source is EcsContainer, and neither AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor "
+          "_FULL_URI is set");
     }
   } else if (!role.credential_source.empty()) {
-    error =
-        fmt::format("{}: credential_source '{}' is not one fetch takes (Environment; or a source_profile with keys)",
-                    in, role.credential_source);
-    return false;
+    return fail(fmt::format("credential_source '{}' is none of Environment, Ec2InstanceMetadata and EcsContainer",
+                            role.credential_source));
   } else {
-    error = fmt::format("{}: it needs a source_profile, a credential_source or a web_identity_token_file", in);
-    return false;
+    return fail("it needs a source_profile, a credential_source or a web_identity_token_file");
   }
-  auto session = role_session(role.session_name, "role_session_name", error);
-  if (!session) {
-    error = fmt::format("{}: {}", in, error);
-    return false;
-  }
-  int duration = 0;
-  if (!role.duration.empty()) {
-    const char* end = role.duration.data() + role.duration.size();
-    if (std::from_chars(role.duration.data(), end, duration).ptr != end || duration < 900 || duration > 43200) {
-      error = fmt::format("{}: duration_seconds '{}' is not a whole number of seconds from 900 to 43200", in,
-                          role.duration);
-      return false;
-    }
-  }
-  if (!role.external_id.empty() &&
-      (role.external_id.size() < 2 || role.external_id.size() > 1224 || !fetch::header_value_ok(role.external_id))) {
-    error = fmt::format("{}: its external_id is not one STS takes (2 to 1224 characters on one line)", in);
-    return false;
-  }
-  auto url = sts_endpoint(env, region, error);
-  if (!url) {
-    error = fmt::format("{}: {}", in, error);
-    return false;
-  }
-  aws.endpoint = std::move(*url);
-  aws.kind = fetch::FetchOptions::Aws::Endpoint::assume_role;
-  aws.role_arn = role.arn;
-  aws.role_session = std::move(*session);
-  aws.external_id = role.external_id;
-  aws.duration = duration;
-  aws.source = {std::move(source.key_id), std::move(source.secret), std::move(source.session_token)};
+  aws.roles.push_back(std::move(assumed));
   return true;
 }
 
@@ -1476,11 +1480,11 @@ NodeType fetch_type() {
                                     "the profile of the credentials file, else of the AWS config file, whose "
                                     "aws_access_key_id, aws_secret_access_key and aws_session_token sign, or whose "
                                     "credential_process gives them, or whose role_arn STS gives keys for (AssumeRole "
-                                    "signed with its source_profile's keys or, with credential_source = Environment, "
-                                    "the environment's; with its external_id, role_session_name and "
-                                    "duration_seconds; or AssumeRoleWithWebIdentity with its "
-                                    "web_identity_token_file), asked for again before they expire (as the AWS CLI "
-                                    "reads them); default: "
+                                    "signed with its source_profile's keys, that profile's role assumed first if it "
+                                    "has one, or with its credential_source's: Environment, Ec2InstanceMetadata, "
+                                    "EcsContainer; with its external_id, role_session_name and duration_seconds; or "
+                                    "AssumeRoleWithWebIdentity with its web_identity_token_file), asked for again "
+                                    "before they expire (as the AWS CLI reads them); default: "
                                     "$AWS_PROFILE, else default, when neither the keys nor the environment give "
                                     "credentials"),
                   FieldSpec::string("credentials_file",

@@ -368,6 +368,11 @@ class HttpLoop {
     Clock::time_point token_until = Clock::time_point::min();
     bool v1 = false;
     bool token_new = false;  // the token was asked for in this round
+    // A profile's roles (aws.roles): the next one to assume in this round, whether the request in
+    // flight assumes one, and the keys it is signed with (those the round got before).
+    std::size_t link = 0;
+    bool assuming = false;
+    FetchOptions::Aws::Keys source;
   };
   EndpointKeys endpoint_keys_;
   // Whether jobs may start: keys are there and have not expired. Asks for them when due.

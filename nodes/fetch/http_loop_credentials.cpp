@@ -503,6 +503,12 @@ bool HttpLoop::endpoint_keys_usable(Clock::time_point now) {
 void HttpLoop::start_endpoint_keys() {
   const FetchOptions::Aws& aws = *opt_.aws;
   endpoint_keys_.asking = true;
+  endpoint_keys_.link = 0;
+  endpoint_keys_.assuming = false;
+  if (aws.kind == FetchOptions::Aws::Endpoint::assume_role) {
+    endpoint_keys_.source = aws.source;
+    return start_assume_role();
+  }
   if (aws.kind == FetchOptions::Aws::Endpoint::instance) {
     endpoint_keys_.token_new = false;
     return start_instance_keys();
@@ -527,7 +533,6 @@ void HttpLoop::start_endpoint_keys() {
     }
     return ask_for_keys(aws.endpoint, {"Content-Type: application/x-www-form-urlencoded"}, "POST", form, true);
   }
-  if (aws.kind == FetchOptions::Aws::Endpoint::assume_role) return start_assume_role();
   std::string authorization = aws.endpoint_token;
   if (!aws.endpoint_token_file.empty()) {  // read again each time: the platform replaces it
     std::string error;
@@ -546,15 +551,19 @@ void HttpLoop::start_endpoint_keys() {
   ask_for_keys(aws.endpoint, lines);
 }
 
-// STS's AssumeRole (a profile's role), as the AWS CLI asks it: a form POST signed with the source's
-// keys for STS in the node's region (us-east-1 for the global endpoint); through the node's proxy.
+// STS's AssumeRole of the round's next role (a profile's), as the AWS CLI asks it: a form POST
+// signed with the keys the round got before (the source's at first) for STS in the node's region
+// (us-east-1 for the global endpoint); through the node's proxy.
 void HttpLoop::start_assume_role() {
   const FetchOptions::Aws& aws = *opt_.aws;
+  EndpointKeys& k = endpoint_keys_;
+  const FetchOptions::Aws::Role& role = aws.roles[k.link++];
+  k.assuming = true;
   std::string form = "Action=AssumeRole&Version=2011-06-15";
-  const std::string duration = aws.duration ? std::to_string(aws.duration) : "";
-  for (const auto& [name, value] : {std::pair<std::string_view, std::string_view>{"RoleArn", aws.role_arn},
-                                    {"RoleSessionName", aws.role_session},
-                                    {"ExternalId", aws.external_id},
+  const std::string duration = role.duration ? std::to_string(role.duration) : "";
+  for (const auto& [name, value] : {std::pair<std::string_view, std::string_view>{"RoleArn", role.arn},
+                                    {"RoleSessionName", role.session},
+                                    {"ExternalId", role.external_id},
                                     {"DurationSeconds", duration}}) {
     if (value.empty()) continue;
     form += '&';
@@ -562,17 +571,17 @@ void HttpLoop::start_assume_role() {
     form += '=';
     append_url_encoded(form, value);
   }
-  const std::string url = aws_canonical_url(aws.endpoint);
+  const std::string url = aws_canonical_url(aws.sts);
   FetchOptions::Aws signer;
   signer.service = "sts";
   signer.region = aws_host(url) == "sts.amazonaws.com" ? "us-east-1" : aws.region;
-  signer.key_id = aws.source.key_id;
-  signer.secret = aws.source.secret;
+  signer.key_id = k.source.key_id;
+  signer.secret = k.source.secret;
   const std::string date = amz_date(std::chrono::system_clock::now());
   const std::string payload_hash = sha256_hex(form);
   std::vector<std::string> lines{"Content-Type: application/x-www-form-urlencoded", "Host: " + aws_host(url),
                                  "x-amz-date: " + date, "x-amz-content-sha256: " + payload_hash};
-  if (!aws.source.session_token.empty()) lines.push_back("x-amz-security-token: " + aws.source.session_token);
+  if (!k.source.session_token.empty()) lines.push_back("x-amz-security-token: " + k.source.session_token);
   lines.push_back("Authorization: " + aws_authorization(signer, "POST", url, lines, payload_hash, date));
   ask_for_keys(url, lines, "POST", form, true);
 }
@@ -623,12 +632,14 @@ void HttpLoop::ask_for_keys(const std::string& url, const std::vector<std::strin
 
 std::string HttpLoop::keys_source() const {
   const FetchOptions::Aws& aws = *opt_.aws;
+  if (endpoint_keys_.assuming) return fmt::format("STS {} (role {})", aws.sts, aws.roles[endpoint_keys_.link - 1].arn);
   switch (aws.kind) {
     case FetchOptions::Aws::Endpoint::instance:
       return "the instance metadata service " + aws.endpoint;
     case FetchOptions::Aws::Endpoint::sts:
-    case FetchOptions::Aws::Endpoint::assume_role:
       return fmt::format("STS {} (role {})", aws.endpoint, aws.role_arn);
+    case FetchOptions::Aws::Endpoint::assume_role:
+      return fmt::format("STS {} (role {})", aws.sts, aws.roles.front().arn);
     case FetchOptions::Aws::Endpoint::container:
       break;
   }
@@ -645,9 +656,9 @@ void HttpLoop::finish_endpoint_keys(Transfer& t, CURLcode code) {
     const std::string why = transfer_failure(t, code, no_socket, opt_.retry, retryable);
     return endpoint_keys_failed(fmt::format("{}: {}", from, why), retryable, {});
   }
-  if (opt_.aws->kind == FetchOptions::Aws::Endpoint::instance) return finish_instance_keys(t);
-  const bool sts =
-      opt_.aws->kind == FetchOptions::Aws::Endpoint::sts || opt_.aws->kind == FetchOptions::Aws::Endpoint::assume_role;
+  const bool assuming = endpoint_keys_.assuming;
+  if (opt_.aws->kind == FetchOptions::Aws::Endpoint::instance && !assuming) return finish_instance_keys(t);
+  const bool sts = opt_.aws->kind == FetchOptions::Aws::Endpoint::sts || assuming;
   if (status < 200 || status >= 300) {
     const std::string said = sts ? sts_error(t.body) : "";  // "InvalidIdentityToken: Token expired"
     return endpoint_keys_failed(fmt::format("{}: HTTP {}{}", from, status, said.empty() ? "" : ": " + said),
@@ -727,6 +738,10 @@ void HttpLoop::keys_received(ProcessCredentials keys) {
   }
   if (!header_value_ok(keys.key_id) || !header_value_ok(keys.session_token)) {
     return endpoint_keys_failed(from + ": a key holds a line break", false, {});
+  }
+  if (endpoint_keys_.link < aws.roles.size()) {  // the keys the next role is assumed with
+    endpoint_keys_.source = {std::move(keys.key_id), std::move(keys.secret), std::move(keys.session_token)};
+    return start_assume_role();
   }
   const bool renewed = endpoint_keys_.expires_at != Clock::time_point::min();
   const auto now = Clock::now();

@@ -158,13 +158,19 @@ struct FetchOptions {
     // instance's role, asked for as IMDSv2 (a PUT for a session token first), or as IMDSv1 where
     // the service gives no token; or STS, asked to AssumeRoleWithWebIdentity (EKS's IAM roles for
     // service accounts, a CI's OIDC token): `role_arn` with the token in `endpoint_token_file`
-    // (read for each request), as session `role_session`; or STS, asked to AssumeRole (a profile's
-    // role_arn): `role_arn` as session `role_session`, with `external_id` and `duration` (seconds,
-    // 0: STS's own), the request signed with the `source` keys (its source_profile's, or the
-    // environment's).
+    // (read for each request), as session `role_session`; or STS (`endpoint` is `sts`), asked to
+    // AssumeRole with the `source` keys (a profile's source_profile's, or the environment's).
     enum class Endpoint { container, instance, sts, assume_role } kind = Endpoint::container;
-    std::string role_arn, role_session, external_id;
-    int duration = 0;
+    std::string role_arn, role_session;
+    // A profile's roles, assumed in turn (STS's AssumeRole at `sts`, signed with the keys before:
+    // those `kind` gives, then each role's): one, or a chain of source profiles' roles, the
+    // profile's own last. `duration` in seconds (0: STS's own).
+    struct Role {
+      std::string arn, session, external_id;
+      int duration = 0;
+    };
+    std::vector<Role> roles;
+    std::string sts;
     struct Keys {
       std::string key_id, secret, session_token;
     } source;

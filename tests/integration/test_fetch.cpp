@@ -20,6 +20,7 @@
 #include <future>
 #include <map>
 #include <optional>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -3683,34 +3684,46 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
     test::write_file(dir.file("no-credentials"),
                      "[base]\naws_access_key_id = AKIDSOURCE\naws_secret_access_key = sourceSecret/EXAMPLE+key\n"
                      "[wrong]\naws_access_key_id = AKIDSOURCE\naws_secret_access_key = not-the-secret\n");
-    const std::string role = "role_arn = arn:aws:iam::123456789012:role/crawler\n";
-    test::write_file(dir.file("no-config"),
-                     "[profile crawler]\n" + role +
-                         "source_profile = base\nexternal_id = ext-1\nrole_session_name = nightly\n"
-                         "duration_seconds = 3600\n"
-                         "[profile wrong]\n" +
-                         role +
-                         "source_profile = wrong\n"
-                         "[profile env]\n" +
-                         role +
-                         "credential_source = Environment\nrole_session_name = nightly\n"
-                         "[profile web]\n" +
-                         role + "web_identity_token_file = " + dir.file("web-token") +
-                         "\nrole_session_name = nightly\n"
-                         "[profile mfa]\n" +
-                         role +
-                         "source_profile = base\nmfa_serial = arn:aws:iam::1:mfa/me\n"
-                         "[profile chain]\n" +
-                         role +
-                         "source_profile = crawler\n"
-                         "[profile nosource]\n" +
-                         role + "[profile missing]\n" + role +
-                         "source_profile = nobody\n"
-                         "[profile long]\n" +
-                         role +
-                         "source_profile = base\nduration_seconds = 86400\n"
-                         "[profile imds]\n" +
-                         role + "credential_source = Ec2InstanceMetadata\n");
+    // Each profile's role is crawler's (the line after each section's name).
+    const std::string profiles = fmt::format(R"([profile crawler]
+source_profile = base
+external_id = ext-1
+role_session_name = nightly
+duration_seconds = 3600
+[profile wrong]
+source_profile = wrong
+[profile env]
+credential_source = Environment
+role_session_name = nightly
+[profile web]
+web_identity_token_file = {}
+role_session_name = nightly
+[profile mfa]
+source_profile = base
+mfa_serial = arn:aws:iam::1:mfa/me
+[profile chain]
+source_profile = crawler
+[profile nosource]
+[profile missing]
+source_profile = nobody
+[profile long]
+source_profile = base
+duration_seconds = 86400
+[profile imds]
+credential_source = Ec2InstanceMetadata
+[profile ecs]
+credential_source = EcsContainer
+[profile other]
+credential_source = Vault
+[profile loop1]
+source_profile = loop2
+[profile loop2]
+source_profile = loop1
+)",
+                                             dir.file("web-token"));
+    test::write_file(
+        dir.file("no-config"),
+        std::regex_replace(profiles, std::regex("\\]\n"), "]\nrole_arn = arn:aws:iam::123456789012:role/crawler\n"));
     test::write_file(dir.file("web-token"), "oidc-token-1\n");
     const std::string source = "STS {} (role arn:aws:iam::123456789012:role/crawler)";
     const auto run_as = [&](const std::string& profile, const std::string& query) {
@@ -3732,6 +3745,34 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
     SECTION("a web_identity_token_file: AssumeRoleWithWebIdentity") {
       renewed("web", "?token=oidc-token-1&session=nightly&first=expired&expires=2");
     }
+    SECTION("a chain: the source profile's role first, then the profile's, signed with the first role's keys") {
+      RunReport report = run_as("chain", "");
+      CHECK(report.errors.empty());
+      CHECK(lines(dir, "ok.jsonl").size() == 20);
+      CHECK(server.counter("/sts").requests == 2);
+      CHECK(report.notices.empty());
+    }
+    SECTION("the source's keys from an instance's metadata service or a container's endpoint") {
+      struct Source {
+        const char* variable;
+        std::string url;
+        const char* profile;
+        const char* counter;
+      };
+      for (const auto& [variable, url, profile, counter] :
+           {Source{"AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url("/imds/plain"), "imds", "imds:keys"},
+            Source{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url("/aws-container-credentials"), "ecs",
+                   "/aws-container-credentials"}}) {
+        INFO(profile);
+        server.reset_counters();
+        test::ScopedEnv endpoint(variable, url.c_str());
+        RunReport report = run_as(profile, "");
+        CHECK(report.errors.empty());
+        CHECK(lines(dir, "ok.jsonl").size() == 20);
+        CHECK(server.counter(counter).requests == 1);
+        CHECK(server.counter("/sts").requests == 1);
+      }
+    }
     SECTION("a source's keys STS refuses: the requests fail with its answer, and none is sent unsigned") {
       no_keys(run_as("wrong", ""), "aws_sigv4: no credentials from " +
                                        fmt::format(fmt::runtime(source), server.url("/sts")) +
@@ -3752,14 +3793,22 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
         return std::string("no error");
       };
       CHECK_THAT(error_of("mfa"), Catch::StartsWith(" asks for an MFA code (mfa_serial), which a run cannot type in"));
-      CHECK_THAT(error_of("chain"), Catch::StartsWith(": its source_profile [crawler] names a role of its own"));
+      CHECK_THAT(error_of("loop1"), Catch::StartsWith(": its source_profile [loop2] is one more role in a chain of "
+                                                      "more than 5 (or a loop)"));
       CHECK_THAT(error_of("nosource"),
                  Catch::StartsWith(": it needs a source_profile, a credential_source or a web_identity_token_file"));
       CHECK_THAT(error_of("missing"), Catch::StartsWith(": its source_profile: ") && Catch::Contains("[nobody]"));
       CHECK_THAT(error_of("long"), Catch::StartsWith(": duration_seconds '86400' is not a whole number of seconds "
                                                      "from 900 to 43200"));
-      CHECK_THAT(error_of("imds"),
-                 Catch::StartsWith(": credential_source 'Ec2InstanceMetadata' is not one fetch takes"));
+      {
+        test::ScopedEnv off("AWS_EC2_METADATA_DISABLED", "true");
+        CHECK_THAT(error_of("imds"), Catch::StartsWith(": its credential_source is Ec2InstanceMetadata, and this "
+                                                       "machine is not an EC2 instance"));
+      }
+      CHECK_THAT(error_of("ecs"), Catch::StartsWith(": its credential_source is EcsContainer, and neither "
+                                                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI nor _FULL_URI is set"));
+      CHECK_THAT(error_of("other"), Catch::StartsWith(": credential_source 'Vault' is none of Environment, "
+                                                      "Ec2InstanceMetadata and EcsContainer"));
       CHECK_THAT(error_of("env"), Catch::StartsWith(": its credential_source is Environment, and AWS_ACCESS_KEY_ID or "
                                                     "AWS_SECRET_ACCESS_KEY is not set"));
       {

@@ -1483,7 +1483,8 @@ struct FixtureServer::Impl {
     // `first` (a wrong one) and expires in `expires` seconds when those are given. For
     // AssumeRoleWithWebIdentity, 400 InvalidIdentityToken unless the WebIdentityToken is `token`; an
     // AssumeRole must be signed (sigv4_refusal()) with the source keys AKIDSOURCE and
-    // "sourceSecret/EXAMPLE+key" (with "source-session" as its token, if it sends one), else 403
+    // "sourceSecret/EXAMPLE+key" (with "source-session" as its token, if it sends one), or with the
+    // keys it gives (/aws's: a chain of roles, or keys from another endpoint first), else 403
     // with the code, and send ExternalId `external` and DurationSeconds `duration` when those are
     // given, else 400 ValidationError. 400 ValidationError unless RoleSessionName is `session`
     // (when given); with `status`, that status and an IDPCommunicationError, always.
@@ -1513,7 +1514,11 @@ struct FixtureServer::Impl {
             return refuse(400, "InvalidAction", "Could not find operation");
           }
           if (action == "AssumeRole") {
-            if (const char* code = sigv4_refusal(req, "AKIDSOURCE", "sourceSecret/EXAMPLE+key", "source-session")) {
+            const char* code = sigv4_refusal(req, "AKIDSOURCE", "sourceSecret/EXAMPLE+key", "source-session");
+            if (code && std::string_view(code) == "InvalidAccessKeyId") {  // the keys this endpoint gives: a chain
+              code = sigv4_refusal(req, "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-1");
+            }
+            if (code) {
               return refuse(403, code, "The request signature we calculated does not match the signature you provided");
             }
             for (const auto& [param, name] : {std::pair{"external", "ExternalId"}, {"duration", "DurationSeconds"}}) {
