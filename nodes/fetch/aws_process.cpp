@@ -128,6 +128,64 @@ std::optional<ProcessCredentials> parse_keys(std::string_view json, Answer answe
 
 }  // namespace
 
+std::optional<SsoToken> parse_sso_token(std::string_view json, std::string& error) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  const simdjson::padded_string text(json);
+  if (parser.parse(text).get_object().get(object)) {
+    error = "it is not a JSON object";
+    return std::nullopt;
+  }
+  std::string_view token, expires;
+  if (object["accessToken"].get(token) || token.empty()) {
+    error = "it has no accessToken";
+    return std::nullopt;
+  }
+  if (object["expiresAt"].get(expires)) {
+    error = "it has no expiresAt";
+    return std::nullopt;
+  }
+  std::string at(expires);
+  if (at.ends_with("UTC")) at.replace(at.size() - 3, 3, "Z");  // as older versions of the AWS CLI wrote it
+  const auto when = rfc3339(at);
+  if (!when) {
+    error = fmt::format("its expiresAt '{}' is not an RFC 3339 time (2026-12-06T12:00:00Z)", expires.substr(0, 100));
+    return std::nullopt;
+  }
+  return SsoToken{std::string(token), *when};
+}
+
+std::optional<ProcessCredentials> parse_sso_credentials(std::string_view json, std::string& error) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  const simdjson::padded_string text(json);
+  std::string_view key_id, secret, token;
+  std::int64_t expiration = 0;
+  if (parser.parse(text).get_object().get(object) || object["roleCredentials"].get_object().get(object)) {
+    error = "the answer has no roleCredentials object";
+    return std::nullopt;
+  }
+  if (object["accessKeyId"].get(key_id) || key_id.empty() || object["secretAccessKey"].get(secret) || secret.empty()) {
+    error = "the answer has no accessKeyId and secretAccessKey";
+    return std::nullopt;
+  }
+  ProcessCredentials out{std::string(key_id), std::string(secret), "", std::nullopt};
+  if (!object["sessionToken"].get(token)) out.session_token = token;
+  if (!object["expiration"].get(expiration)) {
+    out.expires = std::chrono::system_clock::time_point(std::chrono::milliseconds(expiration));
+  }
+  return out;
+}
+
+std::string sso_error(std::string_view json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  const simdjson::padded_string text(json);
+  std::string_view message;
+  if (parser.parse(text).get_object().get(object) || object["message"].get(message)) return "";
+  return std::string(message.substr(0, 300));
+}
+
 std::optional<ProcessCredentials> parse_process_credentials(std::string_view json, std::string& error) {
   return parse_keys(json, Answer::process, error);
 }

@@ -36,6 +36,21 @@ std::optional<ProcessCredentials> parse_sts_credentials(std::string_view xml, st
 // What an STS error answer says ("InvalidIdentityToken: Token expired"), "" when it is none.
 std::string sts_error(std::string_view xml);
 
+// The token an SSO login left in its cache (`aws sso login`: ~/.aws/sso/cache/*.json,
+// {"accessToken": ..., "expiresAt": "2026-12-06T12:00:00Z", ...}); nullopt and `error` when the JSON
+// is not that.
+struct SsoToken {
+  std::string token;
+  std::chrono::system_clock::time_point expires;
+};
+std::optional<SsoToken> parse_sso_token(std::string_view json, std::string& error);
+// IAM Identity Center's answer to GetRoleCredentials ({"roleCredentials": {"accessKeyId": ...,
+// "secretAccessKey": ..., "sessionToken": ..., "expiration": <Unix milliseconds>}}); nullopt and
+// `error` when it is not that.
+std::optional<ProcessCredentials> parse_sso_credentials(std::string_view json, std::string& error);
+// What an SSO error answer says (its "message"), "" when it is none.
+std::string sso_error(std::string_view json);
+
 // Runs `command` with /bin/sh -c (standard input the process's, signals as a fresh process has
 // them), reads its standard output and error, and parses what it printed. Blocks until the
 // command ends, or until `stop` is requested (the command is then killed: nullopt, error

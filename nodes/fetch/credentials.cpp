@@ -82,7 +82,12 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
       {"role_session_name", &assumed.session_name},
       {"duration_seconds", &assumed.duration},
       {"mfa_serial", &assumed.mfa_serial},
-      {"web_identity_token_file", &assumed.web_identity_token_file}};
+      {"web_identity_token_file", &assumed.web_identity_token_file},
+      {"sso_session", &assumed.sso_session},
+      {"sso_start_url", &assumed.sso_start_url},
+      {"sso_region", &assumed.sso_region},
+      {"sso_account_id", &assumed.sso_account_id},
+      {"sso_role_name", &assumed.sso_role_name}};
   int line_number = 0;
   std::string_view rest = *text;
   while (!rest.empty()) {
@@ -121,7 +126,7 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
       token = value;
     } else if (name == "credential_process") {
       process = value;
-    } else if (other.empty() && name.starts_with("sso_")) {
+    } else if (other.empty() && name.starts_with("sso_") && !role) {
       other = name;
     }
     for (const auto& [setting, value_of] : role_settings) {
@@ -135,7 +140,7 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
                         profiles.empty() ? "it has none" : "its profiles: " + names);
     return false;
   }
-  if (role && !assumed.arn.empty() && other.empty()) {  // (an SSO profile: the error below)
+  if (role && (!assumed.arn.empty() || assumed.sso())) {
     *role = std::move(assumed);
     return true;
   }
@@ -158,6 +163,24 @@ bool read_aws_credentials(const std::string& path, const std::string& profile, F
   aws.secret = std::move(secret);
   aws.session_token = std::move(token);
   return true;
+}
+
+std::string sso_cache_file(const std::string& home, std::string_view key) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_Digest(key.data(), key.size(), digest, &size, EVP_sha1(), nullptr);
+  std::string name;
+  for (unsigned int i = 0; i < size; ++i) name += fmt::format("{:02x}", digest[i]);
+  return fmt::format("{}/.aws/sso/cache/{}.json", home, name);
+}
+
+std::optional<SsoToken> read_sso_token(const std::string& path, std::string& error) {
+  auto text = read_whole(path, "an SSO login's cache", error);
+  if (!text) return std::nullopt;
+  std::string wrong;
+  auto token = parse_sso_token(*text, wrong);
+  if (!token) error = fmt::format("'{}' {}", path, wrong);
+  return token;
 }
 
 std::optional<std::string> read_token_file(const std::string& path, std::string_view what, std::string_view holds,

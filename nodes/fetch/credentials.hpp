@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "aws_process.hpp"
 #include "options.hpp"
 
 namespace sluice::fetch {
@@ -56,14 +57,23 @@ std::optional<std::vector<std::pair<std::string, FetchOptions::Auth>>> read_netr
 // (~/.aws/config), whose sections are [profile NAME] and [default]. false and `error` (with the
 // line) when the file cannot be read or is no such file, has no such profile (naming those it has),
 // or the profile lacks the key id or secret (saying so when it names an SSO instead). A profile
-// with a `role_arn` (given `role`) sets `role` instead of keys, for the caller to assume: as the AWS
-// CLI, a role comes before keys.
+// with a `role_arn` or SSO settings (given `role`) sets `role` instead of keys, for the caller to
+// assume: as the AWS CLI, a role comes before keys. (An [sso-session NAME] section of the config
+// file is read as profile "sso-session NAME".)
 struct AwsProfileRole {
   std::string arn, source_profile, credential_source, external_id, session_name, duration, mfa_serial,
       web_identity_token_file;
+  // IAM Identity Center (SSO): an account's role whose keys the SSO portal gives for a login's token.
+  std::string sso_session, sso_start_url, sso_region, sso_account_id, sso_role_name;
+  bool sso() const { return !sso_session.empty() || !sso_start_url.empty() || !sso_account_id.empty(); }
 };
 bool read_aws_credentials(const std::string& path, const std::string& profile, FetchOptions::Aws& aws,
                           std::string& error, bool config = false, AwsProfileRole* role = nullptr);
+// The file where `aws sso login` keeps the token of `key` (an sso-session's name, or a legacy
+// profile's sso_start_url): `home`/.aws/sso/cache/<SHA-1 of key, hex>.json.
+std::string sso_cache_file(const std::string& home, std::string_view key);
+// The token and expiry that file holds; nullopt and `error` when it cannot be read or holds none.
+std::optional<SsoToken> read_sso_token(const std::string& path, std::string& error);
 // The one token the file at `path` holds (`what` it is, for the error when it is none: a folder;
 // `holds`, what it should hold, for an empty one), surrounding white space left out; nullopt and
 // `error` when it cannot be read or holds none.

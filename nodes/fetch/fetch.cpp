@@ -1,5 +1,6 @@
 // fetch: HTTP requests on libcurl's multi interface, on the node's own I/O thread.
 #include <arpa/inet.h>
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -622,6 +623,84 @@ bool web_identity(fetch::FetchOptions::Aws& aws, const std::function<std::string
                            "AWS_WEB_IDENTITY_TOKEN_FILE", error);
 }
 
+// The keys of an account's role from IAM Identity Center (SSO), for a profile (`sso`, of profile
+// `profile`) with sso_account_id and sso_role_name and either sso_session (a section [sso-session
+// NAME] of the config file `config` with sso_start_url and sso_region) or, the legacy way,
+// sso_start_url and sso_region of its own, as the AWS CLI gets them: the SSO portal
+// ($AWS_ENDPOINT_URL_SSO, else $AWS_ENDPOINT_URL, else https://portal.sso.REGION.amazonaws.com)
+// asked for them with the token `aws sso login` left in ~/.aws/sso/cache (read again for each
+// request: a new login replaces it). false and `error` for a setting missing, no login or an
+// expired one, or an endpoint not allowed.
+bool profile_sso(fetch::FetchOptions::Aws& aws, const fetch::AwsProfileRole& sso, const std::string& profile,
+                 const std::function<std::string(const char*)>& env, const std::string& config, std::string& error) {
+  const std::string in = fmt::format("profile [{}]'s SSO login", profile);
+  std::string start_url = sso.sso_start_url, region = sso.sso_region, key = sso.sso_start_url;
+  if (!sso.sso_session.empty()) {
+    fetch::FetchOptions::Aws unused;
+    fetch::AwsProfileRole session;
+    std::string unread;
+    if (config.empty()) {
+      error = fmt::format(
+          "{}: its sso_session '{}' is a section of the config file, which is not read when "
+          "credentials_file is named",
+          in, sso.sso_session);
+      return false;
+    }
+    if (!fetch::read_aws_credentials(config, "sso-session " + sso.sso_session, unused, unread, true, &session)) {
+      error = fmt::format("{}: its sso_session '{}' has no [sso-session {}] section in the config file ({})", in,
+                          sso.sso_session, sso.sso_session, unread);
+      return false;
+    }
+    start_url = session.sso_start_url;
+    region = session.sso_region;
+    key = sso.sso_session;
+  }
+  for (const auto& [name, value] : {std::pair<const char*, const std::string&>{"sso_start_url", start_url},
+                                    {"sso_region", region},
+                                    {"sso_account_id", sso.sso_account_id},
+                                    {"sso_role_name", sso.sso_role_name}}) {
+    if (value.empty()) {
+      error = fmt::format("{}: it has no {}", in, name);
+      return false;
+    }
+  }
+  const std::string cache = fetch::sso_cache_file(env("HOME"), key);
+  const std::string login = fmt::format("`aws sso login --profile {}`", profile);
+  std::string unread;
+  const auto token = fetch::read_sso_token(cache, unread);
+  if (!token) {
+    std::error_code ec;
+    error = std::filesystem::exists(cache, ec)
+                ? fmt::format("{}: {}", in, unread)
+                : fmt::format("{}: there is none ({} is not there): run {}", in, cache, login);
+    return false;
+  }
+  if (token->expires <= std::chrono::system_clock::now()) {
+    error = fmt::format("{}: it expired at {:%Y-%m-%d %H:%M:%S} UTC: run {}", in,
+                        std::chrono::floor<std::chrono::seconds>(token->expires), login);
+    return false;
+  }
+  std::string url = env("AWS_ENDPOINT_URL_SSO");
+  if (url.empty()) url = env("AWS_ENDPOINT_URL");
+  if (url.empty()) url = fmt::format("https://portal.sso.{}.amazonaws.com", region);
+  if (!keys_url_allowed(url, {})) {
+    error = fmt::format(
+        "{}: the SSO endpoint '{}' is not allowed: the keys are asked for over https, or over http from a loopback "
+        "address",
+        in, url);
+    return false;
+  }
+  while (url.ends_with('/')) url.pop_back();
+  url += "/federation/credentials?account_id=";
+  append_url_encoded(url, sso.sso_account_id);
+  url += "&role_name=";
+  append_url_encoded(url, sso.sso_role_name);
+  aws.endpoint = std::move(url);
+  aws.kind = fetch::FetchOptions::Aws::Endpoint::sso;
+  aws.endpoint_token_file = cache;
+  return true;
+}
+
 // The role a profile names (`role`, of profile `profile`), as the AWS CLI assumes it: with its
 // web_identity_token_file, STS's AssumeRoleWithWebIdentity; else STS's AssumeRole (added to
 // aws.roles), signed with the keys of its source_profile (found as the profile's own: in
@@ -700,6 +779,10 @@ bool profile_role(fetch::FetchOptions::Aws& aws, const fetch::AwsProfileRole& ro
       }
     } else if (!found) {
       return fail("its source_profile: " + unread);
+    } else if (chained.sso()) {  // its SSO login's keys first, then this role
+      if (!profile_sso(aws, chained, role.source_profile, env, config, error)) return fail(error);
+      aws.roles.push_back(std::move(assumed));
+      return true;
     }
     if (!source.process.empty() || source.key_id.empty()) {
       return fail(fmt::format("its source_profile [{}] has no keys (aws_access_key_id and aws_secret_access_key){}",
@@ -797,7 +880,8 @@ bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string
   std::error_code ec;
   const bool in_config = !config.empty() && std::filesystem::exists(config, ec) &&
                          fetch::read_aws_credentials(config, profile, from_config, config_error, true, &role);
-  if (role.arn.empty() && fetch::read_aws_credentials(path, profile, aws, error, false, &role) && role.arn.empty()) {
+  if (role.arn.empty() && !role.sso() && fetch::read_aws_credentials(path, profile, aws, error, false, &role) &&
+      role.arn.empty() && !role.sso()) {
     aws.profile = profile;
     if (!aws.process.empty()) return run_aws_process(aws, run, error);
     aws.credentials_file = path;
@@ -806,6 +890,10 @@ bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string
   if (!role.arn.empty()) {
     aws.profile = profile;
     return profile_role(aws, role, profile, env, a.string("region"), path, config, error);
+  }
+  if (role.sso()) {
+    aws.profile = profile;
+    return profile_sso(aws, role, profile, env, config, error);
   }
   if (in_config) {
     aws = std::move(from_config);
@@ -1483,8 +1571,10 @@ NodeType fetch_type() {
                                     "signed with its source_profile's keys, that profile's role assumed first if it "
                                     "has one, or with its credential_source's: Environment, Ec2InstanceMetadata, "
                                     "EcsContainer; with its external_id, role_session_name and duration_seconds; or "
-                                    "AssumeRoleWithWebIdentity with its web_identity_token_file), asked for again "
-                                    "before they expire (as the AWS CLI reads them); default: "
+                                    "AssumeRoleWithWebIdentity with its web_identity_token_file), or whose SSO login "
+                                    "(sso_session or sso_start_url, sso_account_id, sso_role_name; the token `aws "
+                                    "sso login` cached) IAM Identity Center gives an account's role's keys for, asked "
+                                    "for again before they expire (as the AWS CLI reads them); default: "
                                     "$AWS_PROFILE, else default, when neither the keys nor the environment give "
                                     "credentials"),
                   FieldSpec::string("credentials_file",

@@ -2,6 +2,7 @@
 // with a transfer of the loop's own, shared by the fetch nodes whose settings are the same) and
 // aws_sigv4's keys (read again when their credentials file changes, or renewed by a
 // credential_process on a thread of the node's own).
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <simdjson.h>
 #include <sys/stat.h>
@@ -422,11 +423,14 @@ void HttpLoop::reload_aws_credentials(Clock::time_point now) {
     return;
   }
   aws_file_error_.clear();
-  if (!fresh.process.empty() || !role.arn.empty()) {  // (its keys are the old ones still)
-    notice(fmt::format(
-        "aws_sigv4: profile [{}] in '{}' now names {}, which this run does not switch to; the "
-        "credentials read before sign on",
-        aws.profile, aws.credentials_file, role.arn.empty() ? "a credential_process" : "a role (role_arn)"));
+  if (!fresh.process.empty() || !role.arn.empty() || role.sso()) {  // (its keys are the old ones still)
+    notice(
+        fmt::format("aws_sigv4: profile [{}] in '{}' now names {}, which this run does not switch to; the "
+                    "credentials read before sign on",
+                    aws.profile, aws.credentials_file,
+                    !role.arn.empty() ? "a role (role_arn)"
+                    : role.sso()      ? "an SSO login"
+                                      : "a credential_process"));
     return;
   }
   if (fresh.key_id == aws.key_id && fresh.secret == aws.secret && fresh.session_token == aws.session_token) return;
@@ -512,6 +516,21 @@ void HttpLoop::start_endpoint_keys() {
   if (aws.kind == FetchOptions::Aws::Endpoint::instance) {
     endpoint_keys_.token_new = false;
     return start_instance_keys();
+  }
+  if (aws.kind == FetchOptions::Aws::Endpoint::sso) {  // the login's token, read again: a new login replaces it
+    std::string error;
+    const auto token = read_sso_token(aws.endpoint_token_file, error);
+    if (token && token->expires <= std::chrono::system_clock::now()) {
+      error = fmt::format("the SSO login expired at {:%Y-%m-%d %H:%M:%S} UTC: run `aws sso login --profile {}`",
+                          std::chrono::floor<std::chrono::seconds>(token->expires), aws.profile);
+    }
+    if (!error.empty() || !header_value_ok(token->token)) {
+      if (error.empty()) error = "the SSO login's token holds a line break";
+      return endpoint_keys_failed(fmt::format("aws_sigv4: no credentials from {}: {}", keys_source(), error), false,
+                                  {});
+    }
+    return ask_for_keys(aws.endpoint, {"Accept: application/json", "x-amz-sso_bearer_token: " + token->token}, "GET",
+                        {}, true);
   }
   if (aws.kind == FetchOptions::Aws::Endpoint::sts) {  // through the node's proxy, if any: STS is a public API
     std::string error;
@@ -640,6 +659,8 @@ std::string HttpLoop::keys_source() const {
       return fmt::format("STS {} (role {})", aws.endpoint, aws.role_arn);
     case FetchOptions::Aws::Endpoint::assume_role:
       return fmt::format("STS {} (role {})", aws.sts, aws.roles.front().arn);
+    case FetchOptions::Aws::Endpoint::sso:
+      return "the SSO portal " + aws.endpoint;
     case FetchOptions::Aws::Endpoint::container:
       break;
   }
@@ -659,14 +680,18 @@ void HttpLoop::finish_endpoint_keys(Transfer& t, CURLcode code) {
   const bool assuming = endpoint_keys_.assuming;
   if (opt_.aws->kind == FetchOptions::Aws::Endpoint::instance && !assuming) return finish_instance_keys(t);
   const bool sts = opt_.aws->kind == FetchOptions::Aws::Endpoint::sts || assuming;
+  const bool sso = opt_.aws->kind == FetchOptions::Aws::Endpoint::sso && !assuming;
   if (status < 200 || status >= 300) {
-    const std::string said = sts ? sts_error(t.body) : "";  // "InvalidIdentityToken: Token expired"
+    // "InvalidIdentityToken: Token expired"; "Session token not found or invalid"
+    const std::string said = sts ? sts_error(t.body) : sso ? sso_error(t.body) : "";
     return endpoint_keys_failed(fmt::format("{}: HTTP {}{}", from, status, said.empty() ? "" : ": " + said),
                                 opt_.retry.retries_status(status) || said.starts_with("IDPCommunicationError"),
                                 retry_after(t.easy, status));
   }
   std::string error;
-  auto keys = sts ? parse_sts_credentials(t.body, error) : parse_container_credentials(t.body, error);
+  auto keys = sts   ? parse_sts_credentials(t.body, error)
+              : sso ? parse_sso_credentials(t.body, error)
+                    : parse_container_credentials(t.body, error);
   if (!keys) return endpoint_keys_failed(fmt::format("{}: {}", from, error), false, {});
   keys_received(std::move(*keys));
 }

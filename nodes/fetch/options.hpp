@@ -160,7 +160,10 @@ struct FetchOptions {
     // service accounts, a CI's OIDC token): `role_arn` with the token in `endpoint_token_file`
     // (read for each request), as session `role_session`; or STS (`endpoint` is `sts`), asked to
     // AssumeRole with the `source` keys (a profile's source_profile's, or the environment's).
-    enum class Endpoint { container, instance, sts, assume_role } kind = Endpoint::container;
+    // Or IAM Identity Center's portal (`endpoint`: GetRoleCredentials of an account's role), asked
+    // with the token of an SSO login, read for each request from the login's cache file
+    // `endpoint_token_file`.
+    enum class Endpoint { container, instance, sts, assume_role, sso } kind = Endpoint::container;
     std::string role_arn, role_session;
     // A profile's roles, assumed in turn (STS's AssumeRole at `sts`, signed with the keys before:
     // those `kind` gives, then each role's): one, or a chain of source profiles' roles, the

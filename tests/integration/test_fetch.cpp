@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -3817,6 +3818,111 @@ source_profile = loop1
                    Catch::StartsWith(": the STS endpoint 'http://sts.example.com/' is not allowed"));
       }
       CHECK(error_of("crawler") == "no error");  // STS of the pipeline's region, over https (checked, not asked)
+    }
+  }
+  SECTION(
+      "an SSO login (aws sso login): the portal's keys for the account's role, asked for again before they expire") {
+    const NoOtherAwsKeys only_profiles(dir);
+    test::ScopedEnv everything("AWS_ENDPOINT_URL", nullptr);
+    test::ScopedEnv home("HOME", dir.path().string().c_str());
+    test::write_file(dir.file("no-config"), R"([profile sso]
+sso_session = corp
+sso_account_id = 111122223333
+sso_role_name = Crawler
+region = eu-west-1
+[sso-session corp]
+sso_start_url = https://corp.example.com/start
+sso_region = eu-west-1
+[profile legacy]
+sso_start_url = https://legacy.example.com/start
+sso_region = eu-west-1
+sso_account_id = 111122223333
+sso_role_name = Crawler
+[profile stranger]
+sso_session = corp
+sso_account_id = 999999999999
+sso_role_name = Crawler
+[profile nosession]
+sso_session = elsewhere
+sso_account_id = 111122223333
+sso_role_name = Crawler
+[profile norole]
+sso_session = corp
+sso_account_id = 111122223333
+[profile via-sso]
+role_arn = arn:aws:iam::123456789012:role/crawler
+source_profile = sso
+)");
+    // As `aws sso login` leaves them: the file named by the SHA-1 of the session's name (or of a
+    // legacy profile's start URL).
+    std::filesystem::create_directories(dir.file(".aws/sso/cache"));
+    const auto login = [&](const std::string& name, const std::string& token, int seconds) {
+      const auto expires =
+          std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+      test::write_file(dir.file(".aws/sso/cache/" + name + ".json"),
+                       fmt::format(R"({{"startUrl": "https://corp.example.com/start", "region": "eu-west-1", )"
+                                   R"("accessToken": "{}", "expiresAt": "{:%Y-%m-%dT%H:%M:%S}Z"}})",
+                                   token, expires));
+    };
+    const std::string corp = "ee0bfd2552fbd840c02cc48b6e823320543c450f",
+                      legacy = "9edfd687b3a5656946a7be60e6c66e2abdef65ab";
+    login(corp, "sso-token-1", 3600);
+    login(legacy, "sso-token-1", 3600);
+    const auto run_as = [&](const std::string& profile, const std::string& path) {
+      test::ScopedEnv portal("AWS_ENDPOINT_URL_SSO", server.url(path).c_str());
+      return four_seconds_of_requests("      profile: " + profile + "\n");
+    };
+    const std::string keys = "/federation/credentials?account_id=111122223333&role_name=Crawler";
+    SECTION("an sso-session's login; the first keys (a wrong secret) expire in 2 s, the next in an hour") {
+      RunReport report = run_as("sso", "/sso/sso-token-1/short");
+      first_keys_renewed(report);
+      CHECK(server.counter("/sso").requests == 2);
+      CHECK(test::notices_of(report, "get") ==
+            std::vector<std::string>{"aws_sigv4: new credentials from the SSO portal " +
+                                     server.url("/sso/sso-token-1/short" + keys) + " sign from now on"});
+    }
+    SECTION("a legacy profile's login, and an SSO login as a role's source") {
+      RunReport report = run_as("legacy", "/sso/sso-token-1");
+      CHECK(report.errors.empty());
+      CHECK(lines(dir, "ok.jsonl").size() == 20);
+      server.reset_counters();
+      test::ScopedEnv sts("AWS_ENDPOINT_URL_STS", server.url("/sts").c_str());
+      report = run_as("via-sso", "/sso/sso-token-1");
+      CHECK(report.errors.empty());
+      CHECK(lines(dir, "ok.jsonl").size() == 20);
+      CHECK(server.counter("/sso").requests == 1);
+      CHECK(server.counter("/sts").requests == 1);
+    }
+    SECTION("a token or an account the portal refuses: the requests fail with its answer, none sent unsigned") {
+      login(corp, "sso-token-2", 3600);
+      no_keys(run_as("sso", "/sso/sso-token-1"), "aws_sigv4: no credentials from the SSO portal " +
+                                                     server.url("/sso/sso-token-1" + keys) +
+                                                     ": HTTP 401: Session token not found or invalid");
+      login(corp, "sso-token-1", 3600);
+      no_keys(run_as("stranger", "/sso/sso-token-1"), "HTTP 403: No access");
+    }
+    SECTION("no login, an expired one, a missing session or setting: errors when checked") {
+      const auto error_of = [&](const std::string& profile) {
+        test::ScopedEnv portal("AWS_ENDPOINT_URL_SSO", server.url("/sso/sso-token-1").c_str());
+        try {
+          test::plan_of(fetch_pipeline(dir, {server.url("/aws/bucket/a.txt")}, 1,
+                                       "    aws_sigv4:\n      region: eu-west-1\n      profile: " + profile + "\n"));
+        } catch (const std::exception& e) {
+          return std::string(e.what());
+        }
+        return std::string("no error");
+      };
+      CHECK(error_of("sso") == "no error");
+      CHECK_THAT(error_of("nosession"), Catch::Contains("profile [nosession]'s SSO login: its sso_session "
+                                                        "'elsewhere' has no [sso-session elsewhere] section"));
+      CHECK_THAT(error_of("norole"), Catch::Contains("profile [norole]'s SSO login: it has no sso_role_name"));
+      login(corp, "sso-token-1", -60);
+      CHECK_THAT(error_of("sso"), Catch::Contains("profile [sso]'s SSO login: it expired at ") &&
+                                      Catch::Contains("UTC: run `aws sso login --profile sso`"));
+      std::filesystem::remove(dir.file(".aws/sso/cache/" + corp + ".json"));
+      CHECK_THAT(error_of("sso"), Catch::Contains("profile [sso]'s SSO login: there is none (" +
+                                                  dir.file(".aws/sso/cache/" + corp + ".json") +
+                                                  " is not there): run `aws sso login --profile sso`"));
     }
   }
   SECTION("a POST: its body's hash is signed") {

@@ -225,6 +225,22 @@ TEST_CASE("aws_sigv4's profile role: role_arn and the settings that go with it, 
   CHECK(role_of("crawler") == "arn:aws:iam::123456789012:role/crawler|base||ext 1|nightly|3600|arn:aws:iam::1:mfa/me|");
   CHECK(role_of("both") == "arn:aws:iam::1:role/r||Environment|||||");
   CHECK(role_of("web") == "arn:aws:iam::1:role/w|||||||/var/run/token");
+  sluice::fetch::AwsProfileRole sso;
+  const std::string sso_config =
+      "[profile s]\nsso_session = corp\nsso_account_id = 1\nsso_role_name = R\n"
+      "[sso-session corp]\nsso_start_url = https://corp.example.com/start\n"
+      "sso_region = eu-west-1\n";
+  sluice::test::write_file(dir.file("sso"), sso_config);
+  {
+    sluice::fetch::FetchOptions::Aws unused;
+    std::string error;
+    REQUIRE(sluice::fetch::read_aws_credentials(dir.file("sso"), "s", unused, error, true, &sso));
+    CHECK(sso.sso());
+    CHECK(sso.sso_session + "|" + sso.sso_account_id + "|" + sso.sso_role_name == "corp|1|R");
+    sso = {};
+    REQUIRE(sluice::fetch::read_aws_credentials(dir.file("sso"), "sso-session corp", unused, error, true, &sso));
+    CHECK(sso.sso_start_url + "|" + sso.sso_region == "https://corp.example.com/start|eu-west-1");
+  }
   // Without a role asked for (the file read again for its keys): the keys, or what is missing.
   CHECK(credentials(config, "both", true) == "AKID|s|");
   CHECK(credentials(config, "web", true) == "error: profile [web] in 'F' has no aws_access_key_id");
@@ -238,10 +254,8 @@ TEST_CASE("aws_sigv4's profile role: role_arn and the settings that go with it, 
 
 namespace {
 
-std::string parsed(const std::string& json, bool container = false) {
-  std::string error;
-  auto keys = container ? sluice::fetch::parse_container_credentials(json, error)
-                        : sluice::fetch::parse_process_credentials(json, error);
+// `keys` as "id|secret|token" (and "|expiry" in Unix seconds), or "error: " and `error`.
+std::string keys_text(const std::optional<sluice::fetch::ProcessCredentials>& keys, const std::string& error) {
   if (!keys) return "error: " + error;
   std::string text = keys->key_id + "|" + keys->secret + "|" + keys->session_token;
   if (keys->expires) {
@@ -249,6 +263,13 @@ std::string parsed(const std::string& json, bool container = false) {
             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(keys->expires->time_since_epoch()).count());
   }
   return text;
+}
+
+std::string parsed(const std::string& json, bool container = false) {
+  std::string error;
+  auto keys = container ? sluice::fetch::parse_container_credentials(json, error)
+                        : sluice::fetch::parse_process_credentials(json, error);
+  return keys_text(keys, error);
 }
 
 }  // namespace
@@ -432,4 +453,42 @@ TEST_CASE("aws_sigv4's credential_process runs as a command: its failure said, a
   std::tie(said, seconds) = stopped_after_200ms("exec >&- 2>&-; trap '' TERM; exec sleep 30");
   CHECK(said == "stopped");
   CHECK(seconds < 10);
+}
+
+TEST_CASE("aws_sigv4's SSO login: the cache file's name and token, and the portal's answer", "[fetch][aws]") {
+  // As botocore names them: the SHA-1 of the sso-session's name, or of a legacy profile's start URL.
+  CHECK(sluice::fetch::sso_cache_file("/home/u", "corp") ==
+        "/home/u/.aws/sso/cache/ee0bfd2552fbd840c02cc48b6e823320543c450f.json");
+  CHECK(sluice::fetch::sso_cache_file("/root", "https://legacy.example.com/start") ==
+        "/root/.aws/sso/cache/9edfd687b3a5656946a7be60e6c66e2abdef65ab.json");
+  auto token = [](const std::string& json) {
+    std::string error;
+    auto t = sluice::fetch::parse_sso_token(json, error);
+    if (!t) return "error: " + error;
+    return t->token + "|" +
+           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(t->expires.time_since_epoch()).count());
+  };
+  CHECK(token(R"({"startUrl": "https://corp.example.com/start", "region": "eu-west-1", "accessToken": "aoa1",
+                  "expiresAt": "2026-12-06T12:00:00Z", "clientId": "c", "refreshToken": "r"})") == "aoa1|1796558400");
+  CHECK(token(R"({"accessToken": "aoa1", "expiresAt": "2026-12-06T12:00:00UTC"})") == "aoa1|1796558400");
+  CHECK(token(R"({"expiresAt": "2026-12-06T12:00:00Z"})") == "error: it has no accessToken");
+  CHECK(token(R"({"accessToken": "aoa1"})") == "error: it has no expiresAt");
+  CHECK(token(R"({"accessToken": "aoa1", "expiresAt": "tomorrow"})") ==
+        "error: its expiresAt 'tomorrow' is not an RFC 3339 time (2026-12-06T12:00:00Z)");
+  CHECK(token("[]") == "error: it is not a JSON object");
+  auto keys = [](const std::string& json) {
+    std::string error;
+    auto k = sluice::fetch::parse_sso_credentials(json, error);
+    return keys_text(k, error);
+  };
+  CHECK(keys(R"({"roleCredentials": {"accessKeyId": "ASIA1", "secretAccessKey": "S", "sessionToken": "T",
+                 "expiration": 1796558400000}})") == "ASIA1|S|T|1796558400");
+  CHECK(keys(R"({"roleCredentials": {"accessKeyId": "ASIA1", "secretAccessKey": "S"}})") == "ASIA1|S|");
+  CHECK(keys(R"({"roleCredentials": {"accessKeyId": "ASIA1"}})") ==
+        "error: the answer has no accessKeyId and secretAccessKey");
+  CHECK(keys(R"({"message": "Session token not found or invalid"})") ==
+        "error: the answer has no roleCredentials object");
+  CHECK(sluice::fetch::sso_error(R"({"message": "Session token not found or invalid"})") ==
+        "Session token not found or invalid");
+  CHECK(sluice::fetch::sso_error("<html>") == "");
 }

@@ -1547,6 +1547,36 @@ struct FixtureServer::Impl {
                           std::chrono::floor<std::chrono::seconds>(expires)),
               "text/xml");
         }));
+    // IAM Identity Center's GetRoleCredentials (/sso/TOKEN/federation/credentials?account_id=
+    // &role_name=, as the AWS CLI asks the SSO portal): /aws's keys and session token session-1 as
+    // roleCredentials, expiring in an hour (with /sso/TOKEN/short/...: the first answer's secret a
+    // wrong one, "expired", expiring in 2 s). 401 unless x-amz-sso_bearer_token is TOKEN, 403 unless
+    // the account is 111122223333 and the role Crawler.
+    server->Get(
+        R"(/sso/([^/]+)(/short)?/federation/credentials)",
+        tracked([this](const httplib::Request& req, httplib::Response& res) {
+          if (req.get_header_value("x-amz-sso_bearer_token") != req.matches[1].str()) {
+            res.status = 401;
+            return res.set_content(R"({"message":"Session token not found or invalid"})", "application/json");
+          }
+          if (req.get_param_value("account_id") != "111122223333" || req.get_param_value("role_name") != "Crawler") {
+            res.status = 403;
+            return res.set_content(R"({"message":"No access"})", "application/json");
+          }
+          int seen;
+          {
+            std::lock_guard lock(mutex);
+            seen = flaky["/sso"]++;
+          }
+          const bool first = seen == 0 && req.matches[2].matched;
+          const auto expires = std::chrono::system_clock::now() + std::chrono::seconds(first ? 2 : 3600);
+          res.set_content(
+              fmt::format(R"({{"roleCredentials":{{"accessKeyId":"AKIDEXAMPLE","secretAccessKey":"{}",)"
+                          R"("sessionToken":"session-1","expiration":{}}}}})",
+                          first ? "expired" : "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                          std::chrono::duration_cast<std::chrono::milliseconds>(expires.time_since_epoch()).count()),
+              "application/json");
+        }));
     server->Get("/whoami", tracked([](const httplib::Request& req, httplib::Response& res) {
                   const std::string name = peer_certificate(req).common_name;
                   res.set_content(name.empty() ? "none" : name, "text/plain");
