@@ -664,6 +664,11 @@ bool profile_sso(fetch::FetchOptions::Aws& aws, const fetch::AwsProfileRole& sso
       return false;
     }
   }
+  if (!std::all_of(region.begin(), region.end(),
+                   [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; })) {
+    error = fmt::format("{}: its sso_region '{}' is no AWS region name (eu-west-1)", in, region);
+    return false;
+  }
   const std::string cache = fetch::sso_cache_file(env("HOME"), key);
   const std::string login = fmt::format("`aws sso login --profile {}`", profile);
   std::string unread;

@@ -3849,6 +3849,11 @@ sso_role_name = Crawler
 [profile norole]
 sso_session = corp
 sso_account_id = 111122223333
+[profile badregion]
+sso_start_url = https://legacy.example.com/start
+sso_region = x/evil.example#
+sso_account_id = 111122223333
+sso_role_name = Crawler
 [profile via-sso]
 role_arn = arn:aws:iam::123456789012:role/crawler
 source_profile = sso
@@ -3916,6 +3921,8 @@ source_profile = sso
       CHECK_THAT(error_of("nosession"), Catch::Contains("profile [nosession]'s SSO login: its sso_session "
                                                         "'elsewhere' has no [sso-session elsewhere] section"));
       CHECK_THAT(error_of("norole"), Catch::Contains("profile [norole]'s SSO login: it has no sso_role_name"));
+      CHECK_THAT(error_of("badregion"), Catch::Contains("profile [badregion]'s SSO login: its sso_region "
+                                                        "'x/evil.example#' is no AWS region name (eu-west-1)"));
       login(corp, "sso-token-1", -60);
       CHECK_THAT(error_of("sso"), Catch::Contains("profile [sso]'s SSO login: it expired at ") &&
                                       Catch::Contains("UTC: run `aws sso login --profile sso`"));
