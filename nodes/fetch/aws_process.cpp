@@ -1,6 +1,7 @@
 #include "aws_process.hpp"
 
 #include <fcntl.h>
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 
 #include "../stop_wait.hpp"
 #include "../text.hpp"
+#include "sluice/json.hpp"
 
 extern char** environ;
 
@@ -152,7 +154,75 @@ std::optional<SsoToken> parse_sso_token(std::string_view json, std::string& erro
     error = fmt::format("its expiresAt '{}' is not an RFC 3339 time (2026-12-06T12:00:00Z)", expires.substr(0, 100));
     return std::nullopt;
   }
-  return SsoToken{std::string(token), *when};
+  SsoToken out{std::string(token), *when, {}, {}, {}, std::nullopt};
+  std::string_view value;
+  for (const auto& [name, into] : {std::pair<const char*, std::string*>{"refreshToken", &out.refresh_token},
+                                   {"clientId", &out.client_id},
+                                   {"clientSecret", &out.client_secret}}) {
+    if (!object[name].get(value)) *into = value;
+  }
+  // (Without a valid registrationExpiresAt the login is not renewed, as the AWS CLI does not.)
+  if (!object["registrationExpiresAt"].get(value)) out.registration_expires = rfc3339(value);
+  return out;
+}
+
+std::string sso_renewal_request(const SsoToken& login) {
+  std::string body = R"({"grantType":"refresh_token","clientId":)";
+  append_json_string(body, login.client_id);
+  body += R"(,"clientSecret":)";
+  append_json_string(body, login.client_secret);
+  body += R"(,"refreshToken":)";
+  append_json_string(body, login.refresh_token);
+  body += '}';
+  return body;
+}
+
+std::optional<SsoToken> parse_sso_renewal(std::string_view json, const SsoToken& login,
+                                          std::chrono::system_clock::time_point now, std::string& error) {
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  const simdjson::padded_string text(json);
+  if (parser.parse(text).get_object().get(object)) {
+    error = "the answer is not a JSON object";
+    return std::nullopt;
+  }
+  std::string_view token, refresh;
+  std::int64_t seconds = 0;
+  if (object["accessToken"].get(token) || token.empty()) {
+    error = "the answer has no accessToken";
+    return std::nullopt;
+  }
+  if (object["expiresIn"].get(seconds) || seconds <= 0 || seconds > 366 * 86400) {
+    error = "the answer has no expiresIn (a number of seconds)";
+    return std::nullopt;
+  }
+  SsoToken out = login;
+  out.token = token;
+  out.expires = std::chrono::floor<std::chrono::seconds>(now) + std::chrono::seconds(seconds);
+  if (!object["refreshToken"].get(refresh) && !refresh.empty()) out.refresh_token = refresh;
+  return out;
+}
+
+std::string sso_cache_json(const SsoToken& login, std::string_view start_url, std::string_view region) {
+  const auto time = [](std::chrono::system_clock::time_point at) {
+    return fmt::format("\"{:%Y-%m-%dT%H:%M:%S}Z\"", std::chrono::floor<std::chrono::seconds>(at));
+  };
+  std::string out = R"({"startUrl": )";
+  append_json_string(out, start_url);
+  out += R"(, "region": )";
+  append_json_string(out, region);
+  out += R"(, "accessToken": )";
+  append_json_string(out, login.token);
+  out += R"(, "expiresAt": )" + time(login.expires);
+  out += R"(, "clientId": )";
+  append_json_string(out, login.client_id);
+  out += R"(, "clientSecret": )";
+  append_json_string(out, login.client_secret);
+  if (login.registration_expires) out += R"(, "registrationExpiresAt": )" + time(*login.registration_expires);
+  out += R"(, "refreshToken": )";
+  append_json_string(out, login.refresh_token);
+  out += "}\n";
+  return out;
 }
 
 std::optional<ProcessCredentials> parse_sso_credentials(std::string_view json, std::string& error) {

@@ -38,12 +38,32 @@ std::string sts_error(std::string_view xml);
 
 // The token an SSO login left in its cache (`aws sso login`: ~/.aws/sso/cache/*.json,
 // {"accessToken": ..., "expiresAt": "2026-12-06T12:00:00Z", ...}); nullopt and `error` when the JSON
-// is not that.
+// is not that. A login of an sso-session also leaves what renews its token (SSO OIDC's CreateToken
+// with grant type refresh_token): "refreshToken", and the client registration's "clientId",
+// "clientSecret" and "registrationExpiresAt".
 struct SsoToken {
   std::string token;
   std::chrono::system_clock::time_point expires;
+  std::string refresh_token, client_id, client_secret;
+  std::optional<std::chrono::system_clock::time_point> registration_expires;
+  // Whether it can be renewed at `now`: all four there, and the registration not expired.
+  bool renewable(std::chrono::system_clock::time_point now) const {
+    return !refresh_token.empty() && !client_id.empty() && !client_secret.empty() && registration_expires &&
+           *registration_expires > now;
+  }
 };
 std::optional<SsoToken> parse_sso_token(std::string_view json, std::string& error);
+// The JSON body of SSO OIDC's CreateToken that renews `login` with its refresh token.
+std::string sso_renewal_request(const SsoToken& login);
+// SSO OIDC's answer to it ({"accessToken": ..., "expiresIn": <seconds>, "refreshToken": ...}, the
+// last one only when it issues a new one) made into the renewed login, at `now`: the new token,
+// its expiry, the new refresh token or the old one, the same client registration. nullopt and
+// `error` when the answer is not that.
+std::optional<SsoToken> parse_sso_renewal(std::string_view json, const SsoToken& login,
+                                          std::chrono::system_clock::time_point now, std::string& error);
+// The cache file's JSON for `login` of the sso-session with `start_url` and `region`, with the
+// fields the AWS CLI writes when it renews a login, so that it and the SDKs read it as their own.
+std::string sso_cache_json(const SsoToken& login, std::string_view start_url, std::string_view region);
 // IAM Identity Center's answer to GetRoleCredentials ({"roleCredentials": {"accessKeyId": ...,
 // "secretAccessKey": ..., "sessionToken": ..., "expiration": <Unix milliseconds>}}); nullopt and
 // `error` when it is not that.

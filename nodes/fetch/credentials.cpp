@@ -426,14 +426,13 @@ std::string jwt_assertion(const JwtKey& key, const FetchOptions::OAuth2& o, std:
   return signed_part + '.' + base64url(signature);
 }
 
-bool write_refresh_token(const std::string& path, std::string_view token, std::string& error) {
+bool replace_private_file(const std::string& path, std::string_view text, std::string& error) {
   const std::string temp = fmt::format("{}.sluice-{}.new", path, ::getpid());
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     error = fmt::format("cannot create '{}': {}", temp, std::strerror(errno));
     return false;
   }
-  const std::string text = std::string(token) + '\n';
   const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
   const int write_error = errno;
   if (::close(fd) != 0 || !written || ::rename(temp.c_str(), path.c_str()) != 0) {

@@ -102,9 +102,10 @@ bool read_jwt_certificate(JwtKey& key, const std::string& key_file, const std::s
 // {header}.{claims}.{RS256 signature}, base64url; "" and `error` if the key cannot sign.
 std::string jwt_assertion(const JwtKey& key, const FetchOptions::OAuth2& o, std::int64_t now, std::uint64_t nonce,
                           std::string& error);
-// Replaces the refresh token file's content with `token` (a new file in its folder, then renamed
-// over it, so a crash leaves the old or the new token, whole). False and `error` when it cannot.
-bool write_refresh_token(const std::string& path, std::string_view token, std::string& error);
+// Replaces the content of the file at `path` (a refresh token file, an SSO login's cache) with
+// `text`: a new file in its folder, readable by its owner only and synced, then renamed over it, so
+// that a crash leaves the old or the new content, whole. False and `error` when it cannot.
+bool replace_private_file(const std::string& path, std::string_view text, std::string& error);
 
 // Whether this machine is an EC2 instance, as its firmware says (`sys` is /sys): the DMI vendor
 // of a Nitro instance ("Amazon EC2"), or the hypervisor's UUID of a Xen one ("ec2...").

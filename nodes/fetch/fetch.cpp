@@ -680,22 +680,37 @@ bool profile_sso(fetch::FetchOptions::Aws& aws, const fetch::AwsProfileRole& sso
                 : fmt::format("{}: there is none ({} is not there): run {}", in, cache, login);
     return false;
   }
-  if (token->expires <= std::chrono::system_clock::now()) {
+  const auto now = std::chrono::system_clock::now();
+  const bool renewed = !sso.sso_session.empty();  // (a legacy login is not: it has no refresh token)
+  if (token->expires <= now && !(renewed && token->renewable(now))) {
     error = fmt::format("{}: it expired at {:%Y-%m-%d %H:%M:%S} UTC: run {}", in,
                         std::chrono::floor<std::chrono::seconds>(token->expires), login);
     return false;
   }
-  std::string url = env("AWS_ENDPOINT_URL_SSO");
-  if (url.empty()) url = env("AWS_ENDPOINT_URL");
-  if (url.empty()) url = fmt::format("https://portal.sso.{}.amazonaws.com", region);
-  if (!keys_url_allowed(url, {})) {
-    error = fmt::format(
-        "{}: the SSO endpoint '{}' is not allowed: the keys are asked for over https, or over http from a loopback "
-        "address",
-        in, url);
-    return false;
+  // The portal ($AWS_ENDPOINT_URL_SSO), and SSO OIDC for a renewal ($AWS_ENDPOINT_URL_SSO_OIDC).
+  const auto endpoint = [&](const char* variable, std::string_view host, std::string_view what) {
+    std::string url = env(variable);
+    if (url.empty()) url = env("AWS_ENDPOINT_URL");
+    if (url.empty()) url = fmt::format("https://{}.{}.amazonaws.com", host, region);
+    if (!keys_url_allowed(url, {})) {
+      error =
+          fmt::format("{}: the {} endpoint '{}' is not allowed: {} over https, or over http from a loopback address",
+                      in, what, url, what == "SSO" ? "the keys are asked for" : "the login is renewed");
+      return std::string();
+    }
+    while (url.ends_with('/')) url.pop_back();
+    return url;
+  };
+  std::string url = endpoint("AWS_ENDPOINT_URL_SSO", "portal.sso", "SSO");
+  if (url.empty()) return false;
+  if (renewed) {
+    aws.sso_renewal = endpoint("AWS_ENDPOINT_URL_SSO_OIDC", "oidc", "SSO OIDC");
+    if (aws.sso_renewal.empty()) return false;
+    aws.sso_renewal += "/token";
   }
-  while (url.ends_with('/')) url.pop_back();
+  aws.sso_start_url = start_url;
+  aws.sso_region = region;
+  aws.sso_profile = profile;
   url += "/federation/credentials?account_id=";
   append_url_encoded(url, sso.sso_account_id);
   url += "&role_name=";
@@ -1578,8 +1593,9 @@ NodeType fetch_type() {
                                     "EcsContainer; with its external_id, role_session_name and duration_seconds; or "
                                     "AssumeRoleWithWebIdentity with its web_identity_token_file), or whose SSO login "
                                     "(sso_session or sso_start_url, sso_account_id, sso_role_name; the token `aws "
-                                    "sso login` cached) IAM Identity Center gives an account's role's keys for, asked "
-                                    "for again before they expire (as the AWS CLI reads them); default: "
+                                    "sso login` cached, an sso_session's renewed by SSO OIDC when it nears its "
+                                    "expiry and written back) IAM Identity Center gives an account's role's keys for, "
+                                    "asked for again before they expire (as the AWS CLI reads them); default: "
                                     "$AWS_PROFILE, else default, when neither the keys nor the environment give "
                                     "credentials"),
                   FieldSpec::string("credentials_file",

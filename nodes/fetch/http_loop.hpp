@@ -373,6 +373,11 @@ class HttpLoop {
     std::size_t link = 0;
     bool assuming = false;
     FetchOptions::Aws::Keys source;
+    // An SSO login: whether the request in flight renews it, the login it renews (its token serves
+    // while valid should the renewal fail), and when a failed renewal may be tried again.
+    bool renewing_login = false;
+    std::optional<SsoToken> login;
+    Clock::time_point renew_login_after{};
   };
   EndpointKeys endpoint_keys_;
   // Whether jobs may start: keys are there and have not expired. Asks for them when due.
@@ -380,6 +385,9 @@ class HttpLoop {
   void start_endpoint_keys();
   void start_instance_keys();
   void start_assume_role();
+  void start_sso_keys();
+  void ask_sso_portal(const SsoToken& login);
+  void finish_sso_renewal(Transfer& t, CURLcode code);
   // A request for keys (or the instance's token or role): no redirect, `lines` sent; through no
   // proxy unless `proxied` (STS: a public API, reached as the node's requests are).
   void ask_for_keys(const std::string& url, const std::vector<std::string>& lines, std::string_view method = "GET",

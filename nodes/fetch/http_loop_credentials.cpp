@@ -28,6 +28,10 @@ namespace {
 constexpr std::chrono::seconds kTokenRefreshAhead{60};
 // The life asked for an instance metadata service's session token: the longest it gives (6 hours).
 constexpr std::chrono::seconds kInstanceTokenLife{21600};
+// An SSO login is renewed when its token expires in less than this, and a failed renewal of a token
+// still valid tried again after the pause (the AWS CLI's figures).
+constexpr std::chrono::minutes kSsoRenewalAhead{15};
+constexpr std::chrono::seconds kSsoRenewalPause{30};
 
 // Why a request for credentials (oauth2's token, a container endpoint's keys) got no answer:
 // "timeout: <libcurl's words>"; `retryable` as the node's retries take its reason (a lack of
@@ -142,7 +146,7 @@ std::string HttpLoop::rotate_refresh_token(SharedToken& s, std::string_view refr
   // A few bytes, at most once per token's life: written (and synced) on this thread, whose transfers
   // wait for it meanwhile, under the shared token's lock (one writer at a time).
   std::string error;
-  if (write_refresh_token(o.refresh_token_file, refresh, error)) return "";
+  if (replace_private_file(o.refresh_token_file, std::string(refresh) + '\n', error)) return "";
   return fmt::format(
       "oauth2: {} issued a new refresh token, and it could not be kept: {}; the next run may have "
       "to be authorized again",
@@ -517,21 +521,7 @@ void HttpLoop::start_endpoint_keys() {
     endpoint_keys_.token_new = false;
     return start_instance_keys();
   }
-  if (aws.kind == FetchOptions::Aws::Endpoint::sso) {  // the login's token, read again: a new login replaces it
-    std::string error;
-    const auto token = read_sso_token(aws.endpoint_token_file, error);
-    if (token && token->expires <= std::chrono::system_clock::now()) {
-      error = fmt::format("the SSO login expired at {:%Y-%m-%d %H:%M:%S} UTC: run `aws sso login --profile {}`",
-                          std::chrono::floor<std::chrono::seconds>(token->expires), aws.profile);
-    }
-    if (!error.empty() || !header_value_ok(token->token)) {
-      if (error.empty()) error = "the SSO login's token holds a line break";
-      return endpoint_keys_failed(fmt::format("aws_sigv4: no credentials from {}: {}", keys_source(), error), false,
-                                  {});
-    }
-    return ask_for_keys(aws.endpoint, {"Accept: application/json", "x-amz-sso_bearer_token: " + token->token}, "GET",
-                        {}, true);
-  }
+  if (aws.kind == FetchOptions::Aws::Endpoint::sso) return start_sso_keys();
   if (aws.kind == FetchOptions::Aws::Endpoint::sts) {  // through the node's proxy, if any: STS is a public API
     std::string error;
     auto token = read_token_file(aws.endpoint_token_file, "a web identity token file", "the web identity token",
@@ -667,7 +657,97 @@ std::string HttpLoop::keys_source() const {
   return aws.endpoint;
 }
 
+// An SSO login's keys: the portal asked with the login's token, read again each time (a new login
+// replaces it). A token that expires in less than 15 minutes is renewed first where it can be, as
+// the AWS CLI does: at once when it expired, else at most every 30 s.
+void HttpLoop::start_sso_keys() {
+  const FetchOptions::Aws& aws = *opt_.aws;
+  EndpointKeys& k = endpoint_keys_;
+  std::string error;
+  auto login = read_sso_token(aws.endpoint_token_file, error);
+  if (!login) {
+    return endpoint_keys_failed(fmt::format("aws_sigv4: no credentials from {}: {}", keys_source(), error), false, {});
+  }
+  const auto now = std::chrono::system_clock::now();
+  if (!aws.sso_renewal.empty() && login->renewable(now) && login->expires - now < kSsoRenewalAhead &&
+      (login->expires <= now || Clock::now() >= k.renew_login_after)) {
+    k.renewing_login = true;
+    k.login = std::move(login);
+    return ask_for_keys(aws.sso_renewal, {"Content-Type: application/json", "Accept: application/json"}, "POST",
+                        sso_renewal_request(*k.login), true);
+  }
+  ask_sso_portal(*login);
+}
+
+void HttpLoop::ask_sso_portal(const SsoToken& login) {
+  const FetchOptions::Aws& aws = *opt_.aws;
+  std::string error;
+  if (login.expires <= std::chrono::system_clock::now()) {
+    error = fmt::format("the SSO login expired at {:%Y-%m-%d %H:%M:%S} UTC: run `aws sso login --profile {}`",
+                        std::chrono::floor<std::chrono::seconds>(login.expires), aws.sso_profile);
+  } else if (!header_value_ok(login.token)) {
+    error = "the SSO login's token holds a line break";
+  }
+  if (!error.empty()) {
+    return endpoint_keys_failed(fmt::format("aws_sigv4: no credentials from {}: {}", keys_source(), error), false, {});
+  }
+  ask_for_keys(aws.endpoint, {"Accept: application/json", "x-amz-sso_bearer_token: " + login.token}, "GET", {}, true);
+}
+
+// SSO OIDC's answer to a renewal. The renewed login is written back to its cache file (for the AWS
+// CLI, the SDKs and the next run) and asks the portal; a failed renewal leaves the login's token in
+// use while it is valid (a notice), and is the keys' failure when it is not.
+void HttpLoop::finish_sso_renewal(Transfer& t, CURLcode code) {
+  const FetchOptions::Aws& aws = *opt_.aws;
+  EndpointKeys& k = endpoint_keys_;
+  k.renewing_login = false;
+  const SsoToken login = std::move(*std::exchange(k.login, std::nullopt));
+  long status = 0;
+  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  std::string why;
+  bool retryable = false;
+  std::optional<nanoseconds> wait;
+  if (code != CURLE_OK) {
+    why = transfer_failure(t, code, out_of_sockets(t, code), opt_.retry, retryable);
+  } else if (status < 200 || status >= 300) {
+    const std::string said = token_error(t.body);  // "invalid_grant (Invalid refresh token provided)"
+    why = fmt::format("HTTP {}{}", status, said.empty() ? "" : ": " + said);
+    retryable = opt_.retry.retries_status(status);
+    wait = retry_after(t.easy, status);
+  } else if (auto renewed = parse_sso_renewal(t.body, login, std::chrono::system_clock::now(), why)) {
+    const auto until = std::chrono::floor<std::chrono::seconds>(renewed->expires);
+    std::string error;
+    if (replace_private_file(aws.endpoint_token_file, sso_cache_json(*renewed, aws.sso_start_url, aws.sso_region),
+                             error)) {
+      notice(fmt::format(
+          "aws_sigv4: the SSO login renewed by SSO OIDC {}: its token serves until {:%Y-%m-%d %H:%M:%S} UTC",
+          aws.sso_renewal, until));
+    } else {
+      notice(
+          fmt::format("aws_sigv4: the SSO login renewed by SSO OIDC {} could not be kept: {}; its token serves "
+                      "this run until {:%Y-%m-%d %H:%M:%S} UTC",
+                      aws.sso_renewal, error, until));
+    }
+    k.renew_login_after = {};
+    return ask_sso_portal(*renewed);
+  }
+  k.renew_login_after = Clock::now() + kSsoRenewalPause;
+  const auto expires = std::chrono::floor<std::chrono::seconds>(login.expires);
+  if (login.expires > std::chrono::system_clock::now()) {
+    notice(
+        fmt::format("aws_sigv4: the SSO login could not be renewed by SSO OIDC {}: {}; its token serves until it "
+                    "expires at {:%Y-%m-%d %H:%M:%S} UTC",
+                    aws.sso_renewal, why, expires));
+    return ask_sso_portal(login);
+  }
+  endpoint_keys_failed(fmt::format("aws_sigv4: no credentials from {}: the SSO login expired at {:%Y-%m-%d %H:%M:%S} "
+                                   "UTC and could not be renewed by SSO OIDC {} ({}): run `aws sso login --profile {}`",
+                                   keys_source(), expires, aws.sso_renewal, why, aws.sso_profile),
+                       retryable, wait);
+}
+
 void HttpLoop::finish_endpoint_keys(Transfer& t, CURLcode code) {
+  if (endpoint_keys_.renewing_login) return finish_sso_renewal(t, code);
   const std::string from = "aws_sigv4: no credentials from " + keys_source();
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);

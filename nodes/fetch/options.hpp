@@ -164,6 +164,11 @@ struct FetchOptions {
     // with the token of an SSO login, read for each request from the login's cache file
     // `endpoint_token_file`.
     enum class Endpoint { container, instance, sts, assume_role, sso } kind = Endpoint::container;
+    // The login of an sso-session is renewed when its token expires in less than 15 minutes (SSO
+    // OIDC's CreateToken at `sso_renewal` with its refresh token; "" for a legacy profile's login,
+    // which is not renewed), and the renewed login written back to its cache file, for the session's
+    // `sso_start_url` and `sso_region`. `sso_profile`: the profile to log in again with.
+    std::string sso_renewal, sso_start_url, sso_region, sso_profile;
     std::string role_arn, role_session;
     // A profile's roles, assumed in turn (STS's AssumeRole at `sts`, signed with the keys before:
     // those `kind` gives, then each role's): one, or a chain of source profiles' roles, the

@@ -25,6 +25,7 @@
 #include <set>
 #include <thread>
 
+#include "../../nodes/fetch/credentials.hpp"
 #include "../process.hpp"
 #include "../raw_server.hpp"
 #include "../support.hpp"
@@ -3898,6 +3899,76 @@ source_profile = sso
       CHECK(server.counter("/sso").requests == 1);
       CHECK(server.counter("/sts").requests == 1);
     }
+    // A login of the sso-session that can be renewed: its token expires in `seconds`, its refresh
+    // token is `refresh`, its client registration the fixture's, for another day.
+    const auto renewable_login = [&](const std::string& token, int seconds, const std::string& refresh) {
+      const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+      test::write_file(dir.file(".aws/sso/cache/" + corp + ".json"),
+                       fmt::format(R"({{"startUrl": "https://corp.example.com/start", "region": "eu-west-1", )"
+                                   R"("accessToken": "{}", "expiresAt": "{:%Y-%m-%dT%H:%M:%S}Z", )"
+                                   R"("clientId": "fixture-client", "clientSecret": "fixture-secret", )"
+                                   R"("registrationExpiresAt": "{:%Y-%m-%dT%H:%M:%S}Z", "refreshToken": "{}"}})",
+                                   token, now + std::chrono::seconds(seconds), now + std::chrono::hours(24), refresh));
+    };
+    const std::string oidc = "/oidc/sso-token-1";
+    SECTION("an expired login renewed with its refresh token first, and written back to its cache file") {
+      renewable_login("sso-token-old", -60, "refresh-1");
+      test::ScopedEnv renewal("AWS_ENDPOINT_URL_SSO_OIDC", server.url(oidc).c_str());
+      RunReport report = run_as("sso", "/sso/sso-token-1");
+      CHECK(report.errors.empty());
+      CHECK(lines(dir, "ok.jsonl").size() == 20);
+      CHECK(server.counter("/oidc").requests == 1);
+      CHECK(server.counter("/sso").requests == 1);
+      const auto notices = test::notices_of(report, "get");
+      REQUIRE(notices.size() == 1);
+      CHECK_THAT(notices[0], Catch::StartsWith("aws_sigv4: the SSO login renewed by SSO OIDC " +
+                                               server.url(oidc + "/token") + ": its token serves until "));
+      // As the AWS CLI writes a renewed login: the new token and refresh token, the same client.
+      const std::string cache = dir.file(".aws/sso/cache/" + corp + ".json");
+      std::string error;
+      const auto renewed = fetch::read_sso_token(cache, error);
+      REQUIRE(renewed);
+      CHECK(renewed->token == "sso-token-1");
+      CHECK(renewed->refresh_token == "refresh-2");
+      CHECK(renewed->client_id == "fixture-client");
+      CHECK(renewed->client_secret == "fixture-secret");
+      CHECK(renewed->renewable(std::chrono::system_clock::now()));
+      const auto left = renewed->expires - std::chrono::system_clock::now();
+      CHECK(left > std::chrono::minutes(55));
+      CHECK(left <= std::chrono::minutes(60));
+      CHECK(contains(test::read_file(cache), R"("startUrl": "https://corp.example.com/start", "region": "eu-west-1")"));
+      const auto owner_only = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+      CHECK((std::filesystem::status(cache).permissions() & std::filesystem::perms::all) == owner_only);
+    }
+    SECTION("a login about to expire whose renewal SSO OIDC refuses: its token serves while valid, with a notice") {
+      renewable_login("sso-token-1", 300, "refresh-revoked");
+      const std::string before = test::read_file(dir.file(".aws/sso/cache/" + corp + ".json"));
+      test::ScopedEnv renewal("AWS_ENDPOINT_URL_SSO_OIDC", server.url(oidc).c_str());
+      RunReport report = run_as("sso", "/sso/sso-token-1");
+      CHECK(report.errors.empty());
+      CHECK(lines(dir, "ok.jsonl").size() == 20);
+      CHECK(server.counter("/oidc").requests == 1);
+      CHECK(test::read_file(dir.file(".aws/sso/cache/" + corp + ".json")) == before);
+      const auto notices = test::notices_of(report, "get");
+      REQUIRE(notices.size() == 1);
+      CHECK_THAT(notices[0], Catch::StartsWith("aws_sigv4: the SSO login could not be renewed by SSO OIDC " +
+                                               server.url(oidc + "/token") +
+                                               ": HTTP 400: invalid_grant (Invalid refresh token provided); its "
+                                               "token serves until it expires at "));
+    }
+    SECTION("an expired login whose renewal SSO OIDC refuses: the requests fail naming both, none sent unsigned") {
+      renewable_login("sso-token-old", -60, "refresh-revoked");
+      test::ScopedEnv renewal("AWS_ENDPOINT_URL_SSO_OIDC", server.url(oidc).c_str());
+      no_keys(run_as("sso", "/sso/sso-token-1"), "aws_sigv4: no credentials from the SSO portal " +
+                                                     server.url("/sso/sso-token-1" + keys) +
+                                                     ": the SSO login expired at ");
+      CHECK(server.counter("/sso").requests == 0);
+      const auto bad = lines(dir, "bad_full.jsonl");
+      REQUIRE(!bad.empty());
+      CHECK(contains(bad[0], "UTC and could not be renewed by SSO OIDC " + server.url(oidc + "/token") +
+                                 " (HTTP 400: invalid_grant (Invalid refresh token provided)): run `aws sso login "
+                                 "--profile sso`"));
+    }
     SECTION("a token or an account the portal refuses: the requests fail with its answer, none sent unsigned") {
       login(corp, "sso-token-2", 3600);
       no_keys(run_as("sso", "/sso/sso-token-1"), "aws_sigv4: no credentials from the SSO portal " +
@@ -3923,6 +3994,20 @@ source_profile = sso
       CHECK_THAT(error_of("norole"), Catch::Contains("profile [norole]'s SSO login: it has no sso_role_name"));
       CHECK_THAT(error_of("badregion"), Catch::Contains("profile [badregion]'s SSO login: its sso_region "
                                                         "'x/evil.example#' is no AWS region name (eu-west-1)"));
+      // An expired login is renewed by the run when it can be: its registration is valid, and it
+      // is an sso-session's (a legacy profile's login is not renewed, as by the AWS CLI).
+      renewable_login("sso-token-1", -60, "refresh-1");
+      CHECK(error_of("sso") == "no error");
+      {
+        test::ScopedEnv renewal("AWS_ENDPOINT_URL_SSO_OIDC", "http://oidc.example.com/");
+        CHECK_THAT(error_of("sso"), Catch::Contains("profile [sso]'s SSO login: the SSO OIDC endpoint "
+                                                    "'http://oidc.example.com/' is not allowed: the login is renewed "
+                                                    "over https, or over http from a loopback address"));
+      }
+      test::write_file(dir.file(".aws/sso/cache/" + legacy + ".json"),
+                       test::read_file(dir.file(".aws/sso/cache/" + corp + ".json")));
+      CHECK_THAT(error_of("legacy"), Catch::Contains("profile [legacy]'s SSO login: it expired at ") &&
+                                         Catch::Contains("UTC: run `aws sso login --profile legacy`"));
       login(corp, "sso-token-1", -60);
       CHECK_THAT(error_of("sso"), Catch::Contains("profile [sso]'s SSO login: it expired at ") &&
                                       Catch::Contains("UTC: run `aws sso login --profile sso`"));

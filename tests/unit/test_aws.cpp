@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <stop_token>
 #include <thread>
@@ -491,4 +492,66 @@ TEST_CASE("aws_sigv4's SSO login: the cache file's name and token, and the porta
   CHECK(sluice::fetch::sso_error(R"({"message": "Session token not found or invalid"})") ==
         "Session token not found or invalid");
   CHECK(sluice::fetch::sso_error("<html>") == "");
+}
+
+TEST_CASE("aws_sigv4's SSO login renewed: the request, SSO OIDC's answer, the cache file written back",
+          "[fetch][aws]") {
+  using std::chrono::system_clock;
+  const system_clock::time_point noon{std::chrono::seconds(1796558400)};  // 2026-12-06T12:00:00Z
+  std::string error;
+  auto login = sluice::fetch::parse_sso_token(
+      R"({"startUrl": "https://corp.example.com/start", "region": "eu-west-1", "accessToken": "aoa1",
+          "expiresAt": "2026-12-06T12:00:00Z", "clientId": "c\"1", "clientSecret": "s1",
+          "registrationExpiresAt": "2027-03-06T12:00:00Z", "refreshToken": "r1"})",
+      error);
+  REQUIRE(login);
+  CHECK(login->client_id == "c\"1");
+  CHECK(login->renewable(noon));
+  CHECK(!login->renewable(noon + std::chrono::days(90)));  // the client registration expired
+  for (const char* missing : {"refreshToken", "clientId", "clientSecret", "registrationExpiresAt"}) {
+    std::string json = R"({"accessToken": "a", "expiresAt": "2026-12-06T12:00:00Z", "clientId": "c",
+                           "clientSecret": "s", "registrationExpiresAt": "2027-03-06T12:00:00Z", "refreshToken": "r"})";
+    json.replace(json.find(missing), std::strlen(missing), "other");
+    auto partial = sluice::fetch::parse_sso_token(json, error);
+    REQUIRE(partial);
+    CHECK(!partial->renewable(noon));
+  }
+  CHECK(sluice::fetch::sso_renewal_request(*login) ==
+        R"({"grantType":"refresh_token","clientId":"c\"1","clientSecret":"s1","refreshToken":"r1"})");
+
+  // SSO OIDC's answer, at noon: a token for expiresIn seconds, and a new refresh token or none.
+  auto renewed = sluice::fetch::parse_sso_renewal(
+      R"({"accessToken": "aoa2", "tokenType": "Bearer", "expiresIn": 3600, "refreshToken": "r2"})", *login, noon,
+      error);
+  REQUIRE(renewed);
+  CHECK(renewed->token == "aoa2");
+  CHECK(renewed->expires == noon + std::chrono::hours(1));
+  CHECK(renewed->refresh_token == "r2");
+  CHECK(renewed->client_secret == "s1");
+  auto same_refresh =
+      sluice::fetch::parse_sso_renewal(R"({"accessToken": "aoa2", "expiresIn": 60})", *login, noon, error);
+  REQUIRE(same_refresh);
+  CHECK(same_refresh->refresh_token == "r1");
+  const auto refused = [&](const std::string& json) {
+    std::string why;
+    return sluice::fetch::parse_sso_renewal(json, *login, noon, why) ? std::string("renewed") : why;
+  };
+  CHECK(refused(R"({"expiresIn": 3600})") == "the answer has no accessToken");
+  CHECK(refused(R"({"accessToken": "aoa2"})") == "the answer has no expiresIn (a number of seconds)");
+  CHECK(refused(R"({"accessToken": "aoa2", "expiresIn": -5})") == "the answer has no expiresIn (a number of seconds)");
+  CHECK(refused("<html>") == "the answer is not a JSON object");
+
+  // The cache file's JSON, as the AWS CLI writes a renewed login: read back as it was written.
+  const std::string json = sluice::fetch::sso_cache_json(*renewed, "https://corp.example.com/start", "eu-west-1");
+  CHECK(json == R"({"startUrl": "https://corp.example.com/start", "region": "eu-west-1", "accessToken": "aoa2", )"
+                R"("expiresAt": "2026-12-06T13:00:00Z", "clientId": "c\"1", "clientSecret": "s1", )"
+                R"("registrationExpiresAt": "2027-03-06T12:00:00Z", "refreshToken": "r2"})"
+                "\n");
+  auto again = sluice::fetch::parse_sso_token(json, error);
+  REQUIRE(again);
+  CHECK(again->token == "aoa2");
+  CHECK(again->expires == renewed->expires);
+  CHECK(again->registration_expires == login->registration_expires);
+  CHECK(again->client_id == "c\"1");
+  CHECK(again->refresh_token == "r2");
 }

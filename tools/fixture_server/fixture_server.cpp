@@ -1577,6 +1577,30 @@ struct FixtureServer::Impl {
                           std::chrono::duration_cast<std::chrono::milliseconds>(expires.time_since_epoch()).count()),
               "application/json");
         }));
+    // SSO OIDC's CreateToken renewing an SSO login (/oidc/TOKEN/token, a JSON body): access token
+    // TOKEN, expiring in an hour, and the new refresh token refresh-2, for client fixture-client
+    // (secret fixture-secret) with the refresh token refresh-1; else 401 invalid_client or 400
+    // invalid_grant.
+    server->Post(R"(/oidc/([^/]+)/token)", tracked([](const httplib::Request& req, httplib::Response& res) {
+                   const auto has = [&req](const char* name, const char* value) {
+                     return req.body.find(fmt::format(R"("{}":"{}")", name, value)) != std::string::npos;
+                   };
+                   auto refuse = [&res](int status, const char* error, const char* description) {
+                     res.status = status;
+                     res.set_content(fmt::format(R"({{"error":"{}","error_description":"{}"}})", error, description),
+                                     "application/json");
+                   };
+                   if (!has("clientId", "fixture-client") || !has("clientSecret", "fixture-secret")) {
+                     return refuse(401, "invalid_client", "Invalid client credentials");
+                   }
+                   if (!has("grantType", "refresh_token") || !has("refreshToken", "refresh-1")) {
+                     return refuse(400, "invalid_grant", "Invalid refresh token provided");
+                   }
+                   res.set_content(fmt::format(R"({{"accessToken":"{}","tokenType":"Bearer","expiresIn":3600,)"
+                                               R"("refreshToken":"refresh-2"}})",
+                                               req.matches[1].str()),
+                                   "application/json");
+                 }));
     server->Get("/whoami", tracked([](const httplib::Request& req, httplib::Response& res) {
                   const std::string name = peer_certificate(req).common_name;
                   res.set_content(name.empty() ? "none" : name, "text/plain");
