@@ -460,7 +460,7 @@ fetch::FetchOptions::Auth auth_options(const Config& a) {
 }
 
 // Runs aws.process (a credential_process) for its keys, unless `run` is null (the pipeline is only
-// checked): then only the command is known.
+// checked): then only the command is known. They sign, or, for a role, are its source keys.
 bool run_aws_process(fetch::FetchOptions::Aws& aws, const std::stop_token* run, std::string& error) {
   if (!run) return true;
   auto keys = fetch::run_credential_process(aws.process, *run, error);
@@ -468,9 +468,13 @@ bool run_aws_process(fetch::FetchOptions::Aws& aws, const std::stop_token* run, 
     error = fmt::format("credential_process '{}': {}", aws.process, error);
     return false;
   }
-  aws.key_id = std::move(keys->key_id);
-  aws.secret = std::move(keys->secret);
-  aws.session_token = std::move(keys->session_token);
+  if (aws.process_is_source()) {
+    aws.source = {std::move(keys->key_id), std::move(keys->secret), std::move(keys->session_token)};
+  } else {
+    aws.key_id = std::move(keys->key_id);
+    aws.secret = std::move(keys->secret);
+    aws.session_token = std::move(keys->session_token);
+  }
   aws.expires = keys->expires;
   return true;
 }
@@ -804,13 +808,14 @@ bool profile_role(fetch::FetchOptions::Aws& aws, const fetch::AwsProfileRole& ro
       aws.roles.push_back(std::move(assumed));
       return true;
     }
-    if (!source.process.empty() || source.key_id.empty()) {
-      return fail(fmt::format("its source_profile [{}] has no keys (aws_access_key_id and aws_secret_access_key){}",
-                              role.source_profile,
-                              source.process.empty() ? "" : ": a credential_process as the source is not run"));
+    if (source.process.empty() && source.key_id.empty()) {
+      return fail(fmt::format(
+          "its source_profile [{}] has no keys (aws_access_key_id and aws_secret_access_key, or a credential_process)",
+          role.source_profile));
     }
     aws.kind = fetch::FetchOptions::Aws::Endpoint::assume_role;
     aws.endpoint = aws.sts;
+    aws.process = std::move(source.process);  // its keys: run_aws_process()
     aws.source = {std::move(source.key_id), std::move(source.secret), std::move(source.session_token)};
   } else if (role.credential_source == "Environment") {
     aws.source = {env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), env("AWS_SESSION_TOKEN")};
@@ -909,7 +914,8 @@ bool aws_credentials(const Config& a, fetch::FetchOptions::Aws& aws, std::string
   }
   if (!role.arn.empty()) {
     aws.profile = profile;
-    return profile_role(aws, role, profile, env, a.string("region"), path, config, error);
+    return profile_role(aws, role, profile, env, a.string("region"), path, config, error) &&
+           (!aws.process_is_source() || run_aws_process(aws, run, error));
   }
   if (role.sso()) {
     aws.profile = profile;
@@ -1588,8 +1594,9 @@ NodeType fetch_type() {
                                     "the profile of the credentials file, else of the AWS config file, whose "
                                     "aws_access_key_id, aws_secret_access_key and aws_session_token sign, or whose "
                                     "credential_process gives them, or whose role_arn STS gives keys for (AssumeRole "
-                                    "signed with its source_profile's keys, that profile's role assumed first if it "
-                                    "has one, or with its credential_source's: Environment, Ec2InstanceMetadata, "
+                                    "signed with its source_profile's keys or those its credential_process gives, "
+                                    "that profile's role assumed first if it has one, or with its credential_source's: "
+                                    "Environment, Ec2InstanceMetadata, "
                                     "EcsContainer; with its external_id, role_session_name and duration_seconds; or "
                                     "AssumeRoleWithWebIdentity with its web_identity_token_file), or whose SSO login "
                                     "(sso_session or sso_start_url, sso_account_id, sso_role_name; the token `aws "

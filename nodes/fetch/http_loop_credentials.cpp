@@ -490,6 +490,11 @@ void HttpLoop::take_fresh_aws_keys() {
   }
   if (!fresh) return;
   FetchOptions::Aws& aws = *opt_.aws;
+  if (aws.process_is_source()) {  // the role's keys from STS sign on, and are asked for with these when due
+    aws.source = {std::move(fresh->key_id), std::move(fresh->secret), std::move(fresh->session_token)};
+    return notice(fmt::format("aws_sigv4: new credentials from credential_process '{}' assume role {} from now on",
+                              aws.process, aws.roles.front().arn));
+  }
   aws.key_id = std::move(fresh->key_id);
   aws.secret = std::move(fresh->secret);
   aws.session_token = std::move(fresh->session_token);
@@ -514,6 +519,7 @@ void HttpLoop::start_endpoint_keys() {
   endpoint_keys_.link = 0;
   endpoint_keys_.assuming = false;
   if (aws.kind == FetchOptions::Aws::Endpoint::assume_role) {
+    if (aws_has_fresh_.load(std::memory_order_acquire)) take_fresh_aws_keys();  // a credential_process's
     endpoint_keys_.source = aws.source;
     return start_assume_role();
   }

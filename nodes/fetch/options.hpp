@@ -145,7 +145,8 @@ struct FetchOptions {
     // writes them there).
     std::string credentials_file, profile;
     // credential_process: the command the keys came from, run again by a thread of the node's (not
-    // the I/O thread) before they expire; empty when they did not come from one.
+    // the I/O thread) before they expire; empty when they did not come from one. For a role
+    // (process_is_source()), the command that gives the `source` keys (a source_profile's).
     std::string process;
     std::optional<std::chrono::system_clock::time_point> expires;  // the process's keys' Expiration
     // A container's credentials endpoint (ECS, Fargate, EKS Pod Identity: the environment's
@@ -182,6 +183,7 @@ struct FetchOptions {
     struct Keys {
       std::string key_id, secret, session_token;
     } source;
+    bool process_is_source() const { return !process.empty() && kind == Endpoint::assume_role; }
   };
   std::optional<Aws> aws;
   // The run serves a site in this process (settings.serve): a request to it holds both ends of its

@@ -3228,6 +3228,26 @@ struct NoOtherAwsKeys {
 
 }  // namespace
 
+namespace {
+
+// A credential_process script at `script`, printing keys as aws-vault or granted do: `first` (the
+// JSON's members but Version and Expiration) expiring in 1-2 s on its first run, `later` expiring in
+// an hour (with an offset instead of Z) on every run after. It counts its runs in the file `runs`.
+void write_renewing_process(const std::string& script, const std::string& runs, const std::string& first,
+                            const std::string& later) {
+  test::write_file(script, fmt::format(R"sh(#!/bin/sh
+n=$(cat {0} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {0}
+if [ $n -eq 1 ]; then
+  printf '{{"Version": 1, {1}, "Expiration": "%s"}}' "$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)"
+else
+  printf '{{"Version": 1, {2}, "Expiration": "%s"}}' "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%S+00:00)"
+fi
+)sh",
+                                       runs, first, later));
+}
+
+}  // namespace
+
 TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks them", "[fetch][aws]") {
   FixtureServer server;
   TempDir dir;
@@ -3427,18 +3447,11 @@ TEST_CASE("aws_sigv4: fetch signs its requests as AWS Signature Version 4 checks
     }
   }
   SECTION("a credential_process: its keys sign, and it runs again before they expire") {
-    // As aws-vault or granted print them: the first keys (a wrong secret) expire in 2 s, the next
-    // ones in an hour. The script counts its runs in a file.
+    // The first keys (a wrong secret) expire in 2 s, the next ones in an hour.
     const std::string script = dir.file("creds.sh");
-    test::write_file(script, fmt::format(R"sh(#!/bin/sh
-n=$(cat {0} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {0}
-if [ $n -eq 1 ]; then
-  printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "expired", "SessionToken": "", "Expiration": "%s"}}' "$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)"
-else
-  printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "Expiration": "%s"}}' "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%S+00:00)"
-fi
-)sh",
-                                         dir.file("runs")));
+    write_renewing_process(
+        script, dir.file("runs"), R"("AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "expired", "SessionToken": "")",
+        R"("AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")");
     RunReport report = four_seconds_of_requests("      credential_process: sh " + script + "\n");
     CHECK(report.errors.empty());
     const auto ok = lines(dir, "ok.jsonl"), bad = lines(dir, "bad.jsonl");
@@ -3685,7 +3698,9 @@ printf '{{"Version": 1, "AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": "wJalrX
     test::ScopedEnv everything("AWS_ENDPOINT_URL", nullptr);
     test::write_file(dir.file("no-credentials"),
                      "[base]\naws_access_key_id = AKIDSOURCE\naws_secret_access_key = sourceSecret/EXAMPLE+key\n"
-                     "[wrong]\naws_access_key_id = AKIDSOURCE\naws_secret_access_key = not-the-secret\n");
+                     "[wrong]\naws_access_key_id = AKIDSOURCE\naws_secret_access_key = not-the-secret\n"
+                     "[vault]\ncredential_process = sh " +
+                         dir.file("vault.sh") + "\n");
     // Each profile's role is crawler's (the line after each section's name).
     const std::string profiles = fmt::format(R"([profile crawler]
 source_profile = base
@@ -3705,6 +3720,8 @@ source_profile = base
 mfa_serial = arn:aws:iam::1:mfa/me
 [profile chain]
 source_profile = crawler
+[profile vaulted]
+source_profile = vault
 [profile nosource]
 [profile missing]
 source_profile = nobody
@@ -3753,6 +3770,27 @@ source_profile = loop1
       CHECK(lines(dir, "ok.jsonl").size() == 20);
       CHECK(server.counter("/sts").requests == 2);
       CHECK(report.notices.empty());
+    }
+    SECTION("a source profile's credential_process: its keys assume the role, the renewed ones when due") {
+      // The source keys for 1-2 s (renewed half way), then /sts's own (which it takes as a renewed
+      // source's); STS's first role keys a wrong secret for 3-4 s.
+      write_renewing_process(dir.file("vault.sh"), dir.file("runs"),
+                             R"("AccessKeyId": "AKIDSOURCE", "SecretAccessKey": "sourceSecret/EXAMPLE+key", )"
+                             R"("SessionToken": "source-session")",
+                             R"("AccessKeyId": "AKIDEXAMPLE", "SecretAccessKey": )"
+                             R"("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "SessionToken": "session-1")");
+      const std::string query = "?renewed_source=1&first=expired&expires=4";
+      RunReport report = run_as("vaulted", query);
+      first_keys_renewed(report);
+      CHECK(server.counter("/sts").requests == 2);  // the second signed with the renewed source keys
+      CHECK(test::read_file(dir.file("runs")) == "2\n");
+      auto notices = test::notices_of(report, "get");
+      std::sort(notices.begin(), notices.end());
+      CHECK(notices == std::vector<std::string>{
+                           "aws_sigv4: new credentials from " +
+                               fmt::format(fmt::runtime(source), server.url("/sts" + query)) + " sign from now on",
+                           "aws_sigv4: new credentials from credential_process 'sh " + dir.file("vault.sh") +
+                               "' assume role arn:aws:iam::123456789012:role/crawler from now on"});
     }
     SECTION("the source's keys from an instance's metadata service or a container's endpoint") {
       struct Source {

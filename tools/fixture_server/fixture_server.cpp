@@ -1484,8 +1484,9 @@ struct FixtureServer::Impl {
     // AssumeRoleWithWebIdentity, 400 InvalidIdentityToken unless the WebIdentityToken is `token`; an
     // AssumeRole must be signed (sigv4_refusal()) with the source keys AKIDSOURCE and
     // "sourceSecret/EXAMPLE+key" (with "source-session" as its token, if it sends one), or with the
-    // keys it gives (/aws's: a chain of roles, or keys from another endpoint first), else 403
-    // with the code, and send ExternalId `external` and DurationSeconds `duration` when those are
+    // keys it gives (/aws's: a chain of roles, or keys from another endpoint first; with
+    // `renewed_source`, only those after the first request: a source whose keys were renewed), else
+    // 403 with the code, and send ExternalId `external` and DurationSeconds `duration` when those are
     // given, else 400 ValidationError. 400 ValidationError unless RoleSessionName is `session`
     // (when given); with `status`, that status and an IDPCommunicationError, always.
     server->Post(
@@ -1514,7 +1515,13 @@ struct FixtureServer::Impl {
             return refuse(400, "InvalidAction", "Could not find operation");
           }
           if (action == "AssumeRole") {
-            const char* code = sigv4_refusal(req, "AKIDSOURCE", "sourceSecret/EXAMPLE+key", "source-session");
+            bool renewed = false;  // with renewed_source: the source keys after the first request
+            if (req.has_param("renewed_source")) {
+              std::lock_guard lock(mutex);
+              renewed = flaky["/sts"] > 0;
+            }
+            const char* code = renewed ? "InvalidAccessKeyId"
+                                       : sigv4_refusal(req, "AKIDSOURCE", "sourceSecret/EXAMPLE+key", "source-session");
             if (code && std::string_view(code) == "InvalidAccessKeyId") {  // the keys this endpoint gives: a chain
               code = sigv4_refusal(req, "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-1");
             }
