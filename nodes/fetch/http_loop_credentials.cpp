@@ -701,8 +701,9 @@ void HttpLoop::ask_sso_portal(const SsoToken& login) {
 }
 
 // SSO OIDC's answer to a renewal. The renewed login is written back to its cache file (for the AWS
-// CLI, the SDKs and the next run) and asks the portal; a failed renewal leaves the login's token in
-// use while it is valid (a notice), and is the keys' failure when it is not.
+// CLI, the SDKs and the next run) and asks the portal; after a failed renewal, a token the cache
+// holds by then that is not the one renewed, else the old token while it is valid (a notice); the
+// keys' failure when it is not.
 void HttpLoop::finish_sso_renewal(Transfer& t, CURLcode code) {
   const FetchOptions::Aws& aws = *opt_.aws;
   EndpointKeys& k = endpoint_keys_;
@@ -736,6 +737,13 @@ void HttpLoop::finish_sso_renewal(Transfer& t, CURLcode code) {
     }
     k.renew_login_after = {};
     return ask_sso_portal(*renewed);
+  }
+  // Renewed meanwhile by someone else (the AWS CLI, another node of the run: a refresh token serves
+  // once), or logged in again: the cache's new token.
+  std::string unread;
+  if (auto cached = read_sso_token(aws.endpoint_token_file, unread);
+      cached && cached->token != login.token && cached->expires > std::chrono::system_clock::now()) {
+    return ask_sso_portal(*cached);
   }
   k.renew_login_after = Clock::now() + kSsoRenewalPause;
   const auto expires = std::chrono::floor<std::chrono::seconds>(login.expires);

@@ -3994,6 +3994,21 @@ source_profile = sso
                                                ": HTTP 400: invalid_grant (Invalid refresh token provided); its "
                                                "token serves until it expires at "));
     }
+    SECTION("a renewal refused because the login was renewed elsewhere meanwhile: the cache's new token serves") {
+      renewable_login("sso-token-old", -60, "refresh-revoked");
+      test::ScopedEnv renewal("AWS_ENDPOINT_URL_SSO_OIDC", server.url(oidc + "/slow").c_str());
+      std::thread elsewhere([&] {  // the AWS CLI, while SSO OIDC takes a second to refuse the old refresh token
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        renewable_login("sso-token-1", 3600, "refresh-3");
+      });
+      RunReport report = run_as("sso", "/sso/sso-token-1");
+      elsewhere.join();
+      CHECK(report.errors.empty());
+      CHECK(lines(dir, "ok.jsonl").size() == 20);
+      CHECK(server.counter("/oidc").requests == 1);
+      CHECK(server.counter("/sso").requests == 1);
+      CHECK(test::notices_of(report, "get").empty());
+    }
     SECTION("an expired login whose renewal SSO OIDC refuses: the requests fail naming both, none sent unsigned") {
       renewable_login("sso-token-old", -60, "refresh-revoked");
       test::ScopedEnv renewal("AWS_ENDPOINT_URL_SSO_OIDC", server.url(oidc).c_str());

@@ -1587,8 +1587,9 @@ struct FixtureServer::Impl {
     // SSO OIDC's CreateToken renewing an SSO login (/oidc/TOKEN/token, a JSON body): access token
     // TOKEN, expiring in an hour, and the new refresh token refresh-2, for client fixture-client
     // (secret fixture-secret) with the refresh token refresh-1; else 401 invalid_client or 400
-    // invalid_grant.
-    server->Post(R"(/oidc/([^/]+)/token)", tracked([](const httplib::Request& req, httplib::Response& res) {
+    // invalid_grant. /oidc/TOKEN/slow/token answers after a second.
+    server->Post(R"(/oidc/([^/]+)(/slow)?/token)", tracked([](const httplib::Request& req, httplib::Response& res) {
+                   if (req.matches[2].matched) std::this_thread::sleep_for(std::chrono::seconds(1));
                    const auto has = [&req](const char* name, const char* value) {
                      return req.body.find(fmt::format(R"("{}":"{}")", name, value)) != std::string::npos;
                    };
