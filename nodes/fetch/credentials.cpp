@@ -205,6 +205,10 @@ std::optional<std::string> read_client_assertion(const std::string& path, std::s
   return read_token_file(path, "a file with a client assertion", "the token the client proves itself with", error);
 }
 
+std::optional<std::string> read_subject_token(const std::string& path, std::string& error) {
+  return read_token_file(path, "a file with a subject token", "the token to exchange for an access token", error);
+}
+
 std::optional<std::string> read_refresh_token(const std::string& path, std::string& error) {
   auto text = read_whole(path, "a file with a refresh token", error);
   if (!text) return std::nullopt;

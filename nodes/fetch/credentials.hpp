@@ -82,6 +82,8 @@ std::optional<std::string> read_token_file(const std::string& path, std::string_
 // oauth2's client_assertion_file: the assertion it holds (one token, surrounding white space left
 // out), or nullopt and `error` when it cannot be read or holds none.
 std::optional<std::string> read_client_assertion(const std::string& path, std::string& error);
+// oauth2's subject_token_file, likewise: the token it holds, to be exchanged.
+std::optional<std::string> read_subject_token(const std::string& path, std::string& error);
 // oauth2's refresh_token_file: the refresh token it holds (its one line), or nullopt and `error`
 // when it cannot be read, holds no token, or it and its folder cannot be written (a new refresh
 // token goes there).

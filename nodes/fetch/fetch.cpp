@@ -271,6 +271,14 @@ Schema oauth2_schema() {
                         "credential: a Kubernetes service account's token, AZURE_FEDERATED_TOKEN_FILE, a CI "
                         "job's OIDC token), sent as its client_assertion with the client_id; read again for each "
                         "token request, as its issuer replaces it"),
+      FieldSpec::string("subject_token_file",
+                        "the token exchange grant (RFC 8693) instead of client credentials: the token in this file "
+                        "(a CI job's OIDC token, a Kubernetes service account's) is exchanged for an access token, "
+                        "as Google's workload identity federation and other security token services take it (the "
+                        "audience in params); read again for each token request; client_id and client_secret are "
+                        "optional with it"),
+      FieldSpec::string("subject_token_type",
+                        "what subject_token_file holds (RFC 8693 3); default: urn:ietf:params:oauth:token-type:jwt"),
       FieldSpec::enumeration("client_auth", {"basic", "post", "private_key_jwt", "tls_client_auth"},
                              "how the client proves itself: basic (HTTP Basic authentication, RFC 6749's "
                              "default), post (client_id and client_secret in the request's form), "
@@ -1215,19 +1223,40 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
             fmt::format("oauth2.{}: client_assertion_file proves the client already: give one or the other", other));
       }
     }
+    const bool exchange = oauth2.has("subject_token_file");  // the token exchange grant
+    if (exchange) {
+      std::string error;
+      if (!fetch::read_subject_token(oauth2.string("subject_token_file"), error)) {
+        diags.error(oauth2.where("subject_token_file"), "oauth2.subject_token_file: " + error);
+      }
+    } else if (oauth2.has("subject_token_type")) {
+      diags.error(oauth2.where("subject_token_type"),
+                  "oauth2.subject_token_type: it says what subject_token_file holds: give that file");
+    }
+    if (const std::string type = oauth2.has("subject_token_type") ? oauth2.string("subject_token_type") : "x";
+        type.empty() || !fetch::header_value_ok(type) || type.find_first_of(" \t") != std::string::npos) {
+      diags.error(oauth2.where("subject_token_type"),
+                  "oauth2.subject_token_type: a token type URI (urn:ietf:params:oauth:token-type:jwt)");
+    }
     if (oauth2.has("refresh_token") && oauth2.has("refresh_token_file")) {
       diags.error(oauth2.where("refresh_token_file"),
                   "oauth2: give either refresh_token or refresh_token_file (where a new one is kept), not both");
     } else if (jwt && refresh) {
       diags.error(oauth2.where("jwt"), "oauth2: jwt and a refresh token are two grants: give one");
-    } else if (!refresh && !jwt && !key_auth && !tls_auth && !assertion && !oauth2.has("client_secret")) {
+    } else if (exchange && (jwt || refresh)) {
+      diags.error(
+          oauth2.where("subject_token_file"),
+          fmt::format("oauth2: subject_token_file and {} are two grants: give one", jwt ? "jwt" : "a refresh token"));
+    } else if (!refresh && !jwt && !exchange && !key_auth && !tls_auth && !assertion && !oauth2.has("client_secret")) {
       diags.error(c.where("oauth2"),
                   "oauth2: client_secret is required (the client credentials grant), unless a refresh_token, "
-                  "refresh_token_file, jwt or client_assertion_file is given, or client_auth is private_key_jwt or "
-                  "tls_client_auth");
+                  "refresh_token_file, jwt, subject_token_file or client_assertion_file is given, or client_auth is "
+                  "private_key_jwt or tls_client_auth");
     }
-    if (!jwt && !oauth2.has("client_id")) diags.error(c.where("oauth2"), "oauth2: client_id is required");
-    if (jwt && oauth2.has("client_secret") && !oauth2.has("client_id")) {
+    if (!jwt && !exchange && !oauth2.has("client_id")) {
+      diags.error(c.where("oauth2"), "oauth2: client_id is required");
+    }
+    if ((jwt || exchange) && oauth2.has("client_secret") && !oauth2.has("client_id")) {
       diags.error(oauth2.where("client_secret"), "oauth2: client_secret without client_id");
     }
     std::optional<fetch::JwtKey> key;
@@ -1264,11 +1293,13 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       if (name == "scope") {
         diags.error(value.where, "oauth2.params: give the scope as oauth2's scope");
       } else if (name == "grant_type" || name == "client_id" || name == "client_secret" || name == "refresh_token" ||
-                 name == "assertion" || name == "client_assertion" || name == "client_assertion_type") {
+                 name == "assertion" || name == "client_assertion" || name == "client_assertion_type" ||
+                 name == "subject_token" || name == "subject_token_type" || name == "requested_token_type") {
         diags.error(value.where, fmt::format("oauth2.params: '{}' is fetch's to send (the {} grant)", name,
-                                             jwt       ? "JWT bearer"
-                                             : refresh ? "refresh token"
-                                                       : "client credentials"));
+                                             jwt        ? "JWT bearer"
+                                             : refresh  ? "refresh token"
+                                             : exchange ? "token exchange"
+                                                        : "client credentials"));
       }
     }
   }
@@ -1424,6 +1455,9 @@ fetch::FetchOptions options_from(const Config& c, const std::stop_token& stop) {
     o.oauth2->basic = a.string("client_auth") == "basic";
     o.oauth2->private_key_jwt = a.string("client_auth") == "private_key_jwt";
     if (a.has("client_assertion_file")) o.oauth2->client_assertion_file = a.string("client_assertion_file");
+    if (a.has("subject_token_file")) o.oauth2->subject_token_file = a.string("subject_token_file");
+    o.oauth2->subject_token_type =
+        a.has("subject_token_type") ? a.string("subject_token_type") : "urn:ietf:params:oauth:token-type:jwt";
   }
   return o;
 }
@@ -1629,7 +1663,8 @@ NodeType fetch_type() {
           FieldSpec::object_of(
               "oauth2", oauth2_schema(),
               "an access token from an OAuth 2.0 authorization server (the client credentials grant, "
-              "the refresh token grant with refresh_token, or the JWT bearer grant with jwt), "
+              "the refresh token grant with refresh_token, the JWT bearer grant with jwt, or the token "
+              "exchange grant with subject_token_file), "
               "sent as Authorization: Bearer with each request (not past a redirect to another origin); "
               "asked for before the first request, again before it expires and when a request "
               "gets 401 with it (that request is sent again, once); when none can be had the "

@@ -220,6 +220,8 @@ class HttpLoop {
   void give_up_token_request();
   void wake_token_sharers(SharedToken& s);  // (s locked)
   void start_token(Clock::time_point now);
+  using TokenFileReader = std::optional<std::string> (*)(const std::string&, std::string&);
+  bool add_file_token(std::string& form, const std::string& path, TokenFileReader read, std::string_view name);
   void finish_token(Transfer& t, CURLcode code);
   void token_failed(std::string message, bool retryable, std::optional<nanoseconds> wait);
   void set_options(CURL* e);

@@ -49,8 +49,9 @@ std::string transfer_failure(const HttpLoop::Transfer& t, CURLcode code, bool no
 // The shared token of these oauth2 settings: the one the process's loops with the same settings
 // hold, or a new one (shared_token()'s map forgets a token when its last loop goes).
 std::shared_ptr<HttpLoop::SharedToken> shared_token(const FetchOptions::OAuth2& o) {
-  std::string key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}", o.token_url, o.client_id, o.client_secret, o.scope,
-                                o.basic, o.refresh_token, o.refresh_token_file, o.client_assertion_file);
+  std::string key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}", o.token_url, o.client_id, o.client_secret,
+                                o.scope, o.basic, o.refresh_token, o.refresh_token_file, o.client_assertion_file,
+                                o.subject_token_file, o.subject_token_type);
   if (o.jwt) {
     key += fmt::format("\njwt\n{}\n{}\n{}\n{}\n{}", o.jwt->key_file, o.jwt->issuer, o.jwt->subject, o.jwt->audience,
                        o.jwt->key_id);
@@ -106,7 +107,9 @@ void HttpLoop::prepare_token_request() {
 void HttpLoop::build_token_form(SharedToken& s) const {
   const FetchOptions::OAuth2& o = *opt_.oauth2;
   const bool jwt_grant = o.jwt && !o.private_key_jwt;
+  const bool exchange = !o.subject_token_file.empty();
   s.form = jwt_grant           ? "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"
+           : exchange          ? "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"
            : s.refresh.empty() ? "grant_type=client_credentials"
                                : "grant_type=refresh_token";
   auto add = [&s](std::string_view name, std::string_view value) {
@@ -116,6 +119,10 @@ void HttpLoop::build_token_form(SharedToken& s) const {
     append_url_encoded(s.form, value);
   };
   if (!s.refresh.empty()) add("refresh_token", s.refresh);
+  if (exchange) {  // the subject token follows, read for each request
+    add("requested_token_type", "urn:ietf:params:oauth:token-type:access_token");
+    add("subject_token_type", o.subject_token_type);
+  }
   if (!o.scope.empty() && !jwt_grant) add("scope", o.scope);  // (the grant's JWT carries it in its claims)
   for (const auto& [name, value] : o.params) add(name, value);
   if (o.private_key_jwt) {  // the client's assertion follows, made for each request (start_token())
@@ -214,6 +221,23 @@ bool HttpLoop::token_usable(Clock::time_point now) {
 
 // RFC 6749 4.4.2: a POST of the form, the client authenticated with HTTP Basic or by the id and
 // secret in the form (prepare_token_request()). Not redirected: the secret goes to token_url only.
+// A token of the file at `path` (`read` reads it) appended to the token request's form as `name`: read
+// again for each request, as its issuer replaces it before it expires (a small file, once per token).
+// false when it cannot be read: the request is not sent, and fails as one that got no answer would.
+bool HttpLoop::add_file_token(std::string& form, const std::string& path, TokenFileReader read, std::string_view name) {
+  std::string error;
+  const auto token = read(path, error);
+  if (!token) {
+    token_failed(fmt::format("auth: no access token from {}: oauth2.{}_file: {}",
+                             hide_credentials(opt_.oauth2->token_url), name, error),
+                 true, {});
+    return false;
+  }
+  form += fmt::format("&{}=", name);
+  append_url_encoded(form, *token);
+  return true;
+}
+
 void HttpLoop::start_token(Clock::time_point now) {
   const FetchOptions::OAuth2& o = *opt_.oauth2;
   auto t = take_transfer(o.token_url);
@@ -242,18 +266,13 @@ void HttpLoop::start_token(Clock::time_point now) {
                           false, {});
     }
     form += (o.private_key_jwt ? "&client_assertion=" : "&assertion=") + assertion;  // (base64url: nothing to encode)
-  } else if (!o.client_assertion_file.empty()) {
-    // Read again each time: its issuer replaces it before it expires (a small file, once per token).
-    std::string error;
-    const auto assertion = read_client_assertion(o.client_assertion_file, error);
-    if (!assertion) {
-      recycle(std::move(t));
-      return token_failed(fmt::format("auth: no access token from {}: oauth2.client_assertion_file: {}",
-                                      hide_credentials(o.token_url), error),
-                          true, {});
-    }
-    form += "&client_assertion=";
-    append_url_encoded(form, *assertion);
+  } else if (!o.client_assertion_file.empty() &&
+             !add_file_token(form, o.client_assertion_file, read_client_assertion, "client_assertion")) {
+    return recycle(std::move(t));
+  }
+  if (!o.subject_token_file.empty() &&
+      !add_file_token(form, o.subject_token_file, read_subject_token, "subject_token")) {
+    return recycle(std::move(t));
   }
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(form.size()));
   curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, form.c_str());

@@ -118,6 +118,11 @@ struct FetchOptions {
     // for each token request (RFC 7521 4.2's client_assertion, with client_id: a federated token,
     // such as a Kubernetes service account's or a CI job's OIDC token, that the issuer rotates).
     std::string client_assertion_file;
+    // The token exchange grant (RFC 8693): the token in this file (a CI job's or Kubernetes' OIDC
+    // token; read again for each token request) exchanged for an access token, as Google's workload
+    // identity federation and other security token services take it; `subject_token_type` says
+    // what it is. The client's id and secret are optional with it.
+    std::string subject_token_file, subject_token_type;
   };
   std::optional<OAuth2> oauth2;
   // HTTP authentication with a user and password (auth), for the requests that do not cross to

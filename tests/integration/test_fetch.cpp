@@ -4475,6 +4475,26 @@ void check_one_token(const TempDir& dir, const FixtureServer& server, std::size_
   CHECK(server.counter("/oauth-token").requests == 1);
 }
 
+// 30 requests at 10 a second with tokens of 1 s (`config` asks for both): 3 or 4 tokens, asked
+// for with the token in `file` (a federated one), which its issuer replaces with `next` once the
+// first was asked for. The tokens' scopes name the tokens they were asked for with: `scopes`.
+void check_rotated_token_file(const FixtureServer& server, const TempDir& dir, const std::string& file,
+                              const std::string& next, const std::string& config, const std::set<std::string>& scopes) {
+  std::jthread rotate([&](std::stop_token stop) {
+    while (!stop.stop_requested() && server.counter("/oauth-token").requests == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    test::write_file(file + ".new", next + "\n");
+    std::filesystem::rename(file + ".new", file);  // as a token's issuer replaces it: whole
+  });
+  RunReport report =
+      run_pipeline(test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 30), 4, config)));
+  rotate.request_stop();
+  CHECK(report.errors.empty());
+  CHECK(lines(dir, "ok.jsonl").size() == 30);
+  const auto seen = body_values(lines(dir, "ok.jsonl"), "scope");
+  CHECK(std::set<std::string>(seen.begin(), seen.end()) == scopes);
+}
+
 // The token endpoint refused the client once (401 invalid_client, `description` its words, not
 // retried): every one of the `count` records failed with that, none reached the API.
 void check_refused_client(const TempDir& dir, const FixtureServer& server, std::size_t count,
@@ -4573,22 +4593,8 @@ TEST_CASE("oauth2: client_assertion_file proves the client with a federated toke
     check_one_token(dir, server, 12, "read by:fed-1");
   }
   SECTION("a token asked for after the file changed carries the file's new token") {
-    // Tokens of 1 s, 30 requests at 10 a second: 3 or 4 tokens; the file changes once the first
-    // was asked for.
-    std::jthread rotate([&](std::stop_token stop) {
-      while (!stop.stop_requested() && server.counter("/oauth-token").requests == 0)
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      test::write_file(file + ".new", "fed-2\n");
-      std::filesystem::rename(file + ".new", file);  // as a token's issuer replaces it: whole
-    });
-    RunReport report = run_pipeline(test::plan_of(
-        fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 30), 4, config("?life=1", "    rate: 10/s\n"))));
-    rotate.request_stop();
-    CHECK(report.errors.empty());
-    CHECK(lines(dir, "ok.jsonl").size() == 30);
-    const auto scopes = body_values(lines(dir, "ok.jsonl"), "scope");
-    CHECK(std::set<std::string>(scopes.begin(), scopes.end()) ==
-          std::set<std::string>{"read by:fed-1", "read by:fed-2"});
+    check_rotated_token_file(server, dir, file, "fed-2", config("?life=1", "    rate: 10/s\n"),
+                             {"read by:fed-1", "read by:fed-2"});
   }
   SECTION("a token the server does not trust: invalid_client, not retried") {
     test::write_file(file, "other-1");
@@ -4610,6 +4616,72 @@ TEST_CASE("oauth2: client_assertion_file proves the client with a federated toke
     CHECK(contains(error_messages(dir)[0], "(3 attempts)"));
     CHECK(server.counter("/oauth-token").requests == 0);
     CHECK(server.counter("/oauth-api").requests == 0);
+  }
+}
+
+TEST_CASE("oauth2: subject_token_file exchanges a federated token for an access token (RFC 8693), read again each time",
+          "[fetch][oauth2]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string file = dir.file("ci-token");
+  test::write_file(file, "ext-1\n");
+  auto config = [&](const std::string& query, const std::string& extra = "", const std::string& client = "") {
+    return fmt::format(
+        "    robots: ignore\n"
+        "    retries: {{attempts: 3, base: 10ms, max: 50ms}}\n{}"
+        "    oauth2:\n"
+        "      token_url: {}\n"
+        "      scope: read\n"
+        "      params: {{audience: //iam.googleapis.com/pool}}\n"
+        "      subject_token_file: {}\n{}",
+        extra, server.url("/oauth-token" + query), file, client);
+  };
+  SECTION("without client authentication, as Google's STS takes it: the audience a param, the token a JWT's") {
+    RunReport report =
+        run_pipeline(test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 12), 4, config(""))));
+    CHECK(report.errors.empty());
+    check_one_token(dir, server, 12, "read @//iam.googleapis.com/pool by:ext-1");
+  }
+  SECTION("with the client's id and secret (HTTP Basic), and a subject token of another type") {
+    const std::string id_token = "urn:ietf:params:oauth:token-type:id_token";
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, numbered_urls(server, "/oauth-api/item", 12), 4,
+        config("?subject_type=" + id_token, "",
+               "      client_id: sluice\n      client_secret: s3cret\n      subject_token_type: " + id_token + "\n"))));
+    CHECK(report.errors.empty());
+    check_one_token(dir, server, 12, "read @//iam.googleapis.com/pool by:ext-1");
+  }
+  SECTION("a token asked for after the file changed exchanges the file's new token") {
+    check_rotated_token_file(server, dir, file, "ext-2", config("?life=1", "    rate: 10/s\n"),
+                             {"read @//iam.googleapis.com/pool by:ext-1", "read @//iam.googleapis.com/pool by:ext-2"});
+  }
+  SECTION("a subject token the server does not trust: invalid_grant, not retried; the records fail with reason auth") {
+    test::write_file(file, "other-1\n");
+    RunReport report =
+        run_pipeline(test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 12), 4, config(""))));
+    CHECK(report.errors.empty());  // routed
+    const auto bad = lines(dir, "bad.jsonl");
+    CHECK(bad.size() == 12);
+    for (const auto& line : bad) CHECK(contains(line, R"("reason":"auth")"));
+    REQUIRE_FALSE(error_messages(dir).empty());
+    CHECK(contains(error_messages(dir)[0], fmt::format("auth: no access token from {}: HTTP 400: invalid_grant (The "
+                                                       "subject token is not trusted)",
+                                                       server.url("/oauth-token"))));
+    CHECK(server.counter("/oauth-token").requests == 1);
+    CHECK(server.counter("/oauth-api").requests == 0);
+  }
+  SECTION("a file gone when the token is asked for: retried, then the records fail with reason auth") {
+    Plan plan = test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 6), 2, config("")));
+    std::filesystem::remove(file);
+    RunReport report = run_pipeline(plan);
+    CHECK(report.errors.empty());  // routed
+    CHECK(lines(dir, "bad.jsonl").size() == 6);
+    REQUIRE_FALSE(error_messages(dir).empty());
+    CHECK(contains(error_messages(dir)[0],
+                   fmt::format("auth: no access token from {}: oauth2.subject_token_file: cannot read '{}'",
+                               server.url("/oauth-token"), file)));
+    CHECK(contains(error_messages(dir)[0], "(3 attempts)"));
+    CHECK(server.counter("/oauth-token").requests == 0);
   }
 }
 

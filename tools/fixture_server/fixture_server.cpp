@@ -1660,6 +1660,7 @@ struct FixtureServer::Impl {
                    const bool public_client =
                        field("client_id") == "app" && !form.count("client_secret") && !req.has_header("Authorization");
                    const bool jwt = grant == "urn:ietf:params:oauth:grant-type:jwt-bearer";
+                   const bool exchange = grant == "urn:ietf:params:oauth:grant-type:token-exchange";
                    const bool client_jwt =
                        field("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
                    // An assertion's claims, if its signature and claims are good: from issuer `iss`, for
@@ -1715,6 +1716,9 @@ struct FixtureServer::Impl {
                      if (!claims) return refuse(400, "invalid_grant", error.c_str());
                      jwt_scope = claim(*claims, "scope");
                      if (const std::string sub = claim(*claims, "sub"); !sub.empty()) jwt_scope += " sub:" + sub;
+                   } else if (exchange && !by_basic && !form.count("client_id") && !form.count("client_secret")) {
+                     // RFC 8693 without client authentication, as Google's STS takes it: the subject
+                     // token is the credential
                    } else if (by_basic == by_form && !(public_client && grant == "refresh_token")) {
                      // neither, or both (RFC 6749 2.3: one way only)
                      res.set_header("WWW-Authenticate", R"(Basic realm="fixture")");
@@ -1731,6 +1735,16 @@ struct FixtureServer::Impl {
                        spent_refresh_tokens.insert(refresh);
                        refresh = fmt::format("rt-new-{}", ++refresh_tokens_issued);
                      }
+                   } else if (exchange) {  // RFC 8693: an "ext-..." token is trusted, named in the scope
+                     const std::string type = req.has_param("subject_type") ? req.get_param_value("subject_type")
+                                                                            : "urn:ietf:params:oauth:token-type:jwt";
+                     if (field("subject_token_type") != type ||
+                         field("requested_token_type") != "urn:ietf:params:oauth:token-type:access_token") {
+                       return refuse(400, "invalid_request", "Unexpected subject_token_type or requested_token_type");
+                     }
+                     if (!field("subject_token").starts_with("ext-"))
+                       return refuse(400, "invalid_grant", "The subject token is not trusted");
+                     federated = field("subject_token");
                    } else if (grant != "client_credentials" && !jwt) {
                      return refuse(400, "unsupported_grant_type",
                                    "Only client_credentials and refresh_token are supported");

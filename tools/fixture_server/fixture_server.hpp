@@ -58,7 +58,8 @@
 //                               {"access_token":"tok-<n>","token_type":"bearer","expires_in":S} (S default 3600; none:
 //                               no expires_in; &type=T another token_type); N requests after the first F (default 0)
 //                               get C (default 503); 401 invalid_client to other credentials. Also the
-//                               refresh token and JWT bearer grants, client assertions, and clients
+//                               refresh token, JWT bearer and token exchange (RFC 8693, subject
+//                               tokens "ext-...") grants, client assertions, and clients
 //                               "mtls" and "mtls-other" proved by their TLS certificate (RFC 8705), whose
 //                               tokens are bound to it (fixture_server.cpp says how)
 //   /basic-auth/<u>/<p>         200 {"user": u} to HTTP Basic credentials of user u, password p;
