@@ -147,9 +147,13 @@ std::optional<SsoToken> parse_sso_token(std::string_view json, std::string& erro
     error = "it has no expiresAt";
     return std::nullopt;
   }
-  std::string at(expires);
-  if (at.ends_with("UTC")) at.replace(at.size() - 3, 3, "Z");  // as older versions of the AWS CLI wrote it
-  const auto when = rfc3339(at);
+  // A time of the cache: RFC 3339, or with "UTC" for "Z", as older versions of the AWS CLI wrote it.
+  const auto cached_time = [](std::string_view written) {
+    std::string at(written);
+    if (at.ends_with("UTC")) at.replace(at.size() - 3, 3, "Z");
+    return rfc3339(at);
+  };
+  const auto when = cached_time(expires);
   if (!when) {
     error = fmt::format("its expiresAt '{}' is not an RFC 3339 time (2026-12-06T12:00:00Z)", expires.substr(0, 100));
     return std::nullopt;
@@ -162,7 +166,7 @@ std::optional<SsoToken> parse_sso_token(std::string_view json, std::string& erro
     if (!object[name].get(value)) *into = value;
   }
   // (Without a valid registrationExpiresAt the login is not renewed, as the AWS CLI does not.)
-  if (!object["registrationExpiresAt"].get(value)) out.registration_expires = rfc3339(value);
+  if (!object["registrationExpiresAt"].get(value)) out.registration_expires = cached_time(value);
   return out;
 }
 

@@ -508,6 +508,11 @@ TEST_CASE("aws_sigv4's SSO login renewed: the request, SSO OIDC's answer, the ca
   CHECK(login->client_id == "c\"1");
   CHECK(login->renewable(noon));
   CHECK(!login->renewable(noon + std::chrono::days(90)));  // the client registration expired
+  auto older = sluice::fetch::parse_sso_token(R"({"accessToken": "a", "expiresAt": "2026-12-06T12:00:00UTC",
+      "clientId": "c", "clientSecret": "s", "registrationExpiresAt": "2027-03-06T12:00:00UTC", "refreshToken": "r"})",
+                                              error);
+  REQUIRE(older);
+  CHECK(older->registration_expires == login->registration_expires);
   for (const char* missing : {"refreshToken", "clientId", "clientSecret", "registrationExpiresAt"}) {
     std::string json = R"({"accessToken": "a", "expiresAt": "2026-12-06T12:00:00Z", "clientId": "c",
                            "clientSecret": "s", "registrationExpiresAt": "2027-03-06T12:00:00Z", "refreshToken": "r"})";
