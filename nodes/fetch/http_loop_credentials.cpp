@@ -738,7 +738,10 @@ void HttpLoop::finish_sso_renewal(Transfer& t, CURLcode code) {
   } else if (status < 200 || status >= 300) {
     const std::string said = token_error(t.body);  // "invalid_grant (Invalid refresh token provided)"
     why = fmt::format("HTTP {}{}", status, said.empty() ? "" : ": " + said);
-    retryable = opt_.retry.retries_status(status);
+    // invalid_grant is asked again after the backoff too: the refresh token may have been spent by
+    // another fetch node of the run renewing the same login at the same moment, and the next
+    // attempt reads the cache file, and its new token, first.
+    retryable = opt_.retry.retries_status(status) || said.starts_with("invalid_grant");
     wait = retry_after(t.easy, status);
   } else if (auto renewed = parse_sso_renewal(t.body, login, std::chrono::system_clock::now(), why)) {
     const auto until = std::chrono::floor<std::chrono::seconds>(renewed->expires);

@@ -4009,6 +4009,26 @@ source_profile = sso
       CHECK(server.counter("/sso").requests == 1);
       CHECK(test::notices_of(report, "get").empty());
     }
+    SECTION("an expired login's refused renewal asked again: by then the cache holds another node's new token") {
+      // SSO OIDC answers in a second: the first attempt's refusal comes before the other node's
+      // token is written (at 1.5 s), the second attempt's after; that one takes it.
+      renewable_login("sso-token-old", -60, "refresh-revoked");
+      test::ScopedEnv renewal("AWS_ENDPOINT_URL_SSO_OIDC", server.url(oidc + "/slow").c_str());
+      test::ScopedEnv portal("AWS_ENDPOINT_URL_SSO", server.url("/sso/sso-token-1").c_str());
+      std::thread other_node([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+        renewable_login("sso-token-1", 3600, "refresh-3");
+      });
+      RunReport report = run_pipeline(test::plan_of(
+          fetch_pipeline(dir, {server.url("/aws/bucket/1.txt"), server.url("/aws/bucket/2.txt")}, 1,
+                         "    robots: ignore\n    retries: {attempts: 3, base: 100ms, max: 200ms}\n    aws_sigv4:\n"
+                         "      region: eu-west-1\n      profile: sso\n")));
+      other_node.join();
+      CHECK(report.errors.empty());
+      CHECK(lines(dir, "ok.jsonl").size() == 2);
+      CHECK(server.counter("/oidc").requests == 2);
+      CHECK(server.counter("/sso").requests == 1);
+    }
     SECTION("an expired login whose renewal SSO OIDC refuses: the requests fail naming both, none sent unsigned") {
       renewable_login("sso-token-old", -60, "refresh-revoked");
       test::ScopedEnv renewal("AWS_ENDPOINT_URL_SSO_OIDC", server.url(oidc).c_str());
