@@ -3997,7 +3997,7 @@ source_profile = sso
     SECTION("a renewal refused because the login was renewed elsewhere meanwhile: the cache's new token serves") {
       renewable_login("sso-token-old", -60, "refresh-revoked");
       test::ScopedEnv renewal("AWS_ENDPOINT_URL_SSO_OIDC", server.url(oidc + "/slow").c_str());
-      std::thread elsewhere([&] {  // the AWS CLI, while SSO OIDC takes a second to refuse the old refresh token
+      std::jthread elsewhere([&] {  // the AWS CLI, while SSO OIDC takes a second to refuse the old refresh token
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
         renewable_login("sso-token-1", 3600, "refresh-3");
       });
@@ -4015,7 +4015,7 @@ source_profile = sso
       renewable_login("sso-token-old", -60, "refresh-revoked");
       test::ScopedEnv renewal("AWS_ENDPOINT_URL_SSO_OIDC", server.url(oidc + "/slow").c_str());
       test::ScopedEnv portal("AWS_ENDPOINT_URL_SSO", server.url("/sso/sso-token-1").c_str());
-      std::thread other_node([&] {
+      std::jthread other_node([&] {
         std::this_thread::sleep_for(std::chrono::milliseconds(1500));
         renewable_login("sso-token-1", 3600, "refresh-3");
       });
