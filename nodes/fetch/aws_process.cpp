@@ -130,6 +130,10 @@ std::optional<ProcessCredentials> parse_keys(std::string_view json, Answer answe
 
 }  // namespace
 
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text) {
+  return rfc3339(text);
+}
+
 std::optional<SsoToken> parse_sso_token(std::string_view json, std::string& error) {
   simdjson::dom::parser parser;
   simdjson::dom::object object;

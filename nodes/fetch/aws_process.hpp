@@ -79,6 +79,10 @@ std::string sso_error(std::string_view json);
 std::optional<ProcessCredentials> run_credential_process(const std::string& command, std::stop_token stop,
                                                          std::string& error);
 
+// An RFC 3339 time as AWS and Google write them (2026-12-06T12:00:00Z, with a fraction of a second
+// or an offset at times); nullopt when it is not one.
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
+
 // When credentials that expire at `expires` are asked for again: 10 minutes before (as the AWS SDKs
 // do), or half way there for credentials that last less than 20 minutes; not before `now` + 1 s.
 std::chrono::system_clock::time_point refresh_time(std::chrono::system_clock::time_point expires,

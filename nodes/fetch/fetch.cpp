@@ -220,6 +220,15 @@ std::string check_token_url(const Value& v) {
       hide_credentials(v.to_text()));
 }
 
+// oauth2's service_account_impersonation_url: likewise, as the request carries the access token.
+std::string check_impersonation_url(const Value& v) {
+  std::string error = check_token_url(v);
+  if (const auto at = error.find("the client secret"); at != std::string::npos) {
+    error.replace(at, std::string_view("the client secret").size(), "the access token");
+  }
+  return error;
+}
+
 Schema jwt_schema() {
   return Schema({
       FieldSpec::string("key_file",
@@ -279,6 +288,12 @@ Schema oauth2_schema() {
                         "optional with it"),
       FieldSpec::string("subject_token_type",
                         "what subject_token_file holds (RFC 8693 3); default: urn:ietf:params:oauth:token-type:jwt"),
+      FieldSpec::string("service_account_impersonation_url",
+                        "Google's service account impersonation: the token the grant gives is exchanged at this URL "
+                        "(https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/EMAIL:"
+                        "generateAccessToken, as gcloud's credential configuration names it) for an access token of "
+                        "that service account, for scope (required with it); each time a token is asked for")
+          .validated_by(check_impersonation_url),
       FieldSpec::enumeration("client_auth", {"basic", "post", "private_key_jwt", "tls_client_auth"},
                              "how the client proves itself: basic (HTTP Basic authentication, RFC 6749's "
                              "default), post (client_id and client_secret in the request's form), "
@@ -1223,6 +1238,11 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
             fmt::format("oauth2.{}: client_assertion_file proves the client already: give one or the other", other));
       }
     }
+    if (oauth2.has("service_account_impersonation_url") && (!oauth2.has("scope") || oauth2.string("scope").empty())) {
+      diags.error(oauth2.where("service_account_impersonation_url"),
+                  "oauth2.service_account_impersonation_url: give the scope the service account's token is for "
+                  "(https://www.googleapis.com/auth/cloud-platform)");
+    }
     const bool exchange = oauth2.has("subject_token_file");  // the token exchange grant
     if (exchange) {
       std::string error;
@@ -1456,6 +1476,8 @@ fetch::FetchOptions options_from(const Config& c, const std::stop_token& stop) {
     o.oauth2->private_key_jwt = a.string("client_auth") == "private_key_jwt";
     if (a.has("client_assertion_file")) o.oauth2->client_assertion_file = a.string("client_assertion_file");
     if (a.has("subject_token_file")) o.oauth2->subject_token_file = a.string("subject_token_file");
+    if (a.has("service_account_impersonation_url"))
+      o.oauth2->impersonation_url = a.string("service_account_impersonation_url");
     o.oauth2->subject_token_type =
         a.has("subject_token_type") ? a.string("subject_token_type") : "urn:ietf:params:oauth:token-type:jwt";
   }

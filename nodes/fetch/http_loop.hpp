@@ -203,6 +203,7 @@ class HttpLoop {
     std::string host;              // the token URL's host key, for the table of hosts
     std::string user, password;    // client_auth: basic: the client's id and secret, form-encoded
     std::optional<JwtKey> jwt;     // the JWT bearer grant's key
+    bool impersonating = false;    // the request under way exchanges the grant's token (impersonation_url)
   };
   Token token_;
   // Whether jobs may start: a token is there and has not expired. Asks for one when needed (and none
@@ -223,6 +224,11 @@ class HttpLoop {
   using TokenFileReader = std::optional<std::string> (*)(const std::string&, std::string&);
   bool add_file_token(std::string& form, const std::string& path, TokenFileReader read, std::string_view name);
   void finish_token(Transfer& t, CURLcode code);
+  // Google's service account impersonation: the grant's `token` exchanged for the service account's.
+  void start_impersonation(std::string_view token);
+  void finish_impersonation(Transfer& t, CURLcode code);
+  // A token to send from now on, to expire `lifetime` after it was asked for (none: until a 401).
+  void token_received(std::string_view token, std::optional<nanoseconds> lifetime);
   void token_failed(std::string message, bool retryable, std::optional<nanoseconds> wait);
   void set_options(CURL* e);
   // A handle for `t` with the node's options: a copy of template_'s (cheaper than setting each),

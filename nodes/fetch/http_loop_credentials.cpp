@@ -161,6 +161,7 @@ std::string HttpLoop::rotate_refresh_token(SharedToken& s, std::string_view refr
 }
 
 void HttpLoop::give_up_token_request() {
+  token_.impersonating = false;
   if (!std::exchange(token_.asking, false)) return;
   SharedToken& s = *token_.shared;
   std::lock_guard lock(s.mutex);
@@ -313,6 +314,7 @@ std::string token_error(const std::string& body) {
 // RFC 6749 5.1: {"access_token": "...", "token_type": "Bearer", "expires_in": 3600}; expires_in may
 // be missing (the token lasts until a 401 says otherwise), and some servers send it as a string.
 void HttpLoop::finish_token(Transfer& t, CURLcode code) {
+  if (token_.impersonating) return finish_impersonation(t, code);
   const FetchOptions::OAuth2& o = *opt_.oauth2;
   const std::string from = fmt::format("auth: no access token from {}", hide_credentials(o.token_url));
   long status = 0;
@@ -369,21 +371,106 @@ void HttpLoop::finish_token(Transfer& t, CURLcode code) {
       return token_failed(from + ": expires_in is not a number of seconds", false, {});
     }
   }
+  if (!o.impersonation_url.empty()) return start_impersonation(token);
+  std::optional<nanoseconds> lifetime;
+  if (life > 0 && std::isfinite(life) && life < 1e9) {
+    lifetime = std::chrono::duration_cast<nanoseconds>(std::chrono::duration<double>(life));
+  }
+  token_received(token, lifetime);
+}
+
+void HttpLoop::token_received(std::string_view token, std::optional<nanoseconds> lifetime) {
   token_.asking = false;
   token_.attempts = 0;
+  SharedToken& s = *token_.shared;
   std::lock_guard lock(s.mutex);
   s.header = fmt::format("Authorization: Bearer {}", token);
   ++s.generation;
   s.asker = nullptr;
   s.failure.reset();
-  if (life > 0 && std::isfinite(life) && life < 1e9) {
-    const auto lifetime = std::chrono::duration_cast<nanoseconds>(std::chrono::duration<double>(life));
-    s.expires_at = token_.asked_at + lifetime;
-    s.refresh_at = s.expires_at - std::min<nanoseconds>(kTokenRefreshAhead, lifetime / 10);
+  if (lifetime) {
+    s.expires_at = token_.asked_at + *lifetime;
+    s.refresh_at = s.expires_at - std::min<nanoseconds>(kTokenRefreshAhead, *lifetime / 10);
   } else {  // no expiry given: used until a request gets 401 with it
     s.expires_at = s.refresh_at = Clock::time_point::max();
   }
   wake_token_sharers(s);
+}
+
+// As Google's auth libraries ask iamcredentials' generateAccessToken: a JSON POST with the grant's
+// token as Bearer, the scope as a list, an hour's lifetime.
+void HttpLoop::start_impersonation(std::string_view token) {
+  const FetchOptions::OAuth2& o = *opt_.oauth2;
+  token_.impersonating = true;
+  auto t = take_transfer(o.impersonation_url);
+  CURL* e = t->easy;
+  t->token = true;
+  t->headers = curl_slist_append(nullptr, "Accept: application/json");
+  t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
+  t->headers = curl_slist_append(t->headers, fmt::format("Authorization: Bearer {}", token).c_str());
+  if (!agent_line_.empty()) t->headers = curl_slist_append(t->headers, agent_line_.c_str());
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+  std::string body = R"({"scope":[)";
+  for (std::size_t at = 0; at < o.scope.size();) {  // (space-separated, as oauth2's scope is)
+    const std::size_t end = std::min(o.scope.find(' ', at), o.scope.size());
+    if (end > at) {
+      if (body.back() != '[') body += ',';
+      append_json_string(body, std::string_view(o.scope).substr(at, end - at));
+    }
+    at = end + 1;
+  }
+  body += R"(],"lifetime":"3600s"})";
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body.c_str());
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
+  t->max_body = kTokenMax;
+  curl_multi_add_handle(multi_, e);
+  active_.emplace(e, std::move(t));
+}
+
+// {"accessToken": "...", "expireTime": "2026-12-07T02:00:00Z"}; an error as Google gives it:
+// {"error": {"code": 403, "message": "...", "status": "PERMISSION_DENIED"}}.
+void HttpLoop::finish_impersonation(Transfer& t, CURLcode code) {
+  const FetchOptions::OAuth2& o = *opt_.oauth2;
+  token_.impersonating = false;
+  const std::string from = fmt::format("auth: no access token from {}", hide_credentials(o.impersonation_url));
+  long status = 0;
+  curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+  if (!t.refused_ip.empty()) {
+    return token_failed(from + ": " + private_message(o.impersonation_url, t.refused_ip), false, {});
+  }
+  if (code != CURLE_OK) {
+    bool retryable = false;
+    const std::string why = transfer_failure(t, code, out_of_sockets(t, code), opt_.retry, retryable);
+    return token_failed(fmt::format("{}: {}", from, why), retryable, {});
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::object object;
+  const bool parsed = !json_object(parser, t.body).get(object);
+  if (status < 200 || status >= 300) {
+    std::string said;
+    simdjson::dom::object error;
+    std::string_view name, message;
+    if (parsed && !object["error"].get_object().get(error)) {
+      if (!error["status"].get(name)) said = std::string(name.substr(0, 100));
+      if (!error["message"].get(message)) said += fmt::format(" ({})", message.substr(0, 500));
+    }
+    if (!header_value_ok(said)) said.clear();
+    return token_failed(fmt::format("{}: HTTP {}{}", from, status, said.empty() ? "" : ": " + said),
+                        opt_.retry.retries_status(status), retry_after(t.easy, status));
+  }
+  std::string_view token, expire;
+  if (!parsed || object["accessToken"].get(token) || token.empty() || !header_value_ok(token)) {
+    return token_failed(from + ": the answer is not a JSON object with an accessToken", false, {});
+  }
+  std::optional<nanoseconds> lifetime;
+  if (!object["expireTime"].get(expire)) {  // (none, or not a time: used until a 401)
+    if (const auto until = parse_rfc3339(expire)) {
+      lifetime = std::chrono::duration_cast<nanoseconds>(*until - std::chrono::system_clock::now()) +
+                 (Clock::now() - token_.asked_at);
+    }
+  }
+  token_received(token, lifetime);
 }
 
 // A failed request for a token: asked for again after the node's backoff (or Retry-After) while

@@ -123,6 +123,9 @@ struct FetchOptions {
     // identity federation and other security token services take it; `subject_token_type` says
     // what it is. The client's id and secret are optional with it.
     std::string subject_token_file, subject_token_type;
+    // Google's service account impersonation: the grant's token is exchanged at this URL
+    // (iamcredentials' generateAccessToken) for a token of the service account, for `scope`.
+    std::string impersonation_url;
   };
   std::optional<OAuth2> oauth2;
   // HTTP authentication with a user and password (auth), for the requests that do not cross to

@@ -4645,16 +4645,17 @@ TEST_CASE("oauth2: subject_token_file exchanges a federated token for an access 
   TempDir dir;
   const std::string file = dir.file("ci-token");
   test::write_file(file, "ext-1\n");
+  std::string scope = "read";
   auto config = [&](const std::string& query, const std::string& extra = "", const std::string& client = "") {
     return fmt::format(
         "    robots: ignore\n"
         "    retries: {{attempts: 3, base: 10ms, max: 50ms}}\n{}"
         "    oauth2:\n"
         "      token_url: {}\n"
-        "      scope: read\n"
+        "      scope: \"{}\"\n"
         "      params: {{audience: //iam.googleapis.com/pool}}\n"
         "      subject_token_file: {}\n{}",
-        extra, server.url("/oauth-token" + query), file, client);
+        extra, server.url("/oauth-token" + query), scope, file, client);
   };
   SECTION("without client authentication, as Google's STS takes it: the audience a param, the token a JWT's") {
     RunReport report =
@@ -4674,6 +4675,40 @@ TEST_CASE("oauth2: subject_token_file exchanges a federated token for an access 
   SECTION("a token asked for after the file changed exchanges the file's new token") {
     check_rotated_token_file(server, dir, file, "ext-2", config("?life=1", "    rate: 10/s\n"),
                              {"read @//iam.googleapis.com/pool by:ext-1", "read @//iam.googleapis.com/pool by:ext-2"});
+  }
+  const std::string reader = "reader@sluice-tests.iam.gserviceaccount.com";
+  const auto impersonating = [&](const std::string& email, const std::string& query) {
+    return "      service_account_impersonation_url: " +
+           server.url("/impersonate/" + email + ":generateAccessToken" + query) + "\n";
+  };
+  SECTION("then Google's service account impersonation: the exchanged token for the service account's, renewed") {
+    // Its tokens last 1-2 s (expireTime in whole seconds): 20 requests at 10 a second need several.
+    // The scope goes as a list.
+    scope = " read  write";
+    RunReport report =
+        run_pipeline(test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 20), 4,
+                                                  config("", "    rate: 10/s\n", impersonating(reader, "?life=2")))));
+    CHECK(report.errors.empty());
+    CHECK(lines(dir, "ok.jsonl").size() == 20);
+    const auto scopes = body_values(lines(dir, "ok.jsonl"), "scope");
+    CHECK(std::set<std::string>(scopes.begin(), scopes.end()) == std::set<std::string>{"as:" + reader + " read write"});
+    CHECK(server.counter("/impersonate").requests >= 2);
+    CHECK(server.counter("/oauth-token").requests == server.counter("/impersonate").requests);
+  }
+  SECTION("a service account the token may not act as: PERMISSION_DENIED, not retried; reason auth") {
+    RunReport report = run_pipeline(
+        test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 6), 2,
+                                     config("", "", impersonating("other@sluice-tests.iam.gserviceaccount.com", "")))));
+    CHECK(report.errors.empty());  // routed
+    CHECK(lines(dir, "bad.jsonl").size() == 6);
+    REQUIRE_FALSE(error_messages(dir).empty());
+    CHECK(contains(
+        error_messages(dir)[0],
+        fmt::format("auth: no access token from {}: HTTP 403: PERMISSION_DENIED (Permission "
+                    "'iam.serviceAccounts.getAccessToken' denied on resource)",
+                    server.url("/impersonate/other@sluice-tests.iam.gserviceaccount.com:generateAccessToken"))));
+    CHECK(server.counter("/impersonate").requests == 1);
+    CHECK(server.counter("/oauth-api").requests == 0);
   }
   SECTION("a subject token the server does not trust: invalid_grant, not retried; the records fail with reason auth") {
     test::write_file(file, "other-1\n");

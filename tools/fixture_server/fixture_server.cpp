@@ -1771,6 +1771,51 @@ struct FixtureServer::Impl {
                                    refresh.empty() ? "" : ",\"refresh_token\":\"" + json_escape(refresh) + '"'),
                        "application/json");
                  }));
+    // Google's iamcredentials generateAccessToken (/impersonate/EMAIL:generateAccessToken, a JSON
+    // POST): for a token /oauth-token issued (as Bearer), a token of service account EMAIL for the
+    // body's "scope" list, expiring in `life` seconds (default 3600) as an RFC 3339 expireTime; its
+    // scope "as:EMAIL" and the list. 401 UNAUTHENTICATED to another token, 403 PERMISSION_DENIED
+    // unless EMAIL is reader@sluice-tests.iam.gserviceaccount.com.
+    server->Post(R"(/impersonate/([^/:]+):generateAccessToken)",
+                 tracked([this](const httplib::Request& req, httplib::Response& res) {
+                   auto refuse = [&res](int code, const char* status, const std::string& message) {
+                     res.status = code;
+                     res.set_content(fmt::format(R"({{"error":{{"code":{},"message":"{}","status":"{}"}}}})", code,
+                                                 message, status),
+                                     "application/json");
+                   };
+                   const std::string authorization = req.get_header_value("Authorization");
+                   const std::string token = authorization.starts_with("Bearer ") ? authorization.substr(7) : "";
+                   const int life = req.has_param("life") ? std::stoi(req.get_param_value("life")) : 3600;
+                   std::lock_guard lock(mutex);
+                   auto it = tokens.find(token);
+                   if (it == tokens.end() || std::chrono::steady_clock::now() >= it->second.expires) {
+                     return refuse(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.");
+                   }
+                   const std::string email = req.matches[1].str();
+                   if (email != "reader@sluice-tests.iam.gserviceaccount.com") {
+                     return refuse(403, "PERMISSION_DENIED",
+                                   "Permission 'iam.serviceAccounts.getAccessToken' denied on resource");
+                   }
+                   std::string scope = "as:" + email;
+                   static const std::regex item(R"re("([^"]*)")re");
+                   const auto list = req.body.find(R"("scope":[)");
+                   const auto end = req.body.find(']', list);
+                   if (list == std::string::npos || end == std::string::npos ||
+                       req.body.find(R"("lifetime":"3600s")") == std::string::npos) {
+                     return refuse(400, "INVALID_ARGUMENT", "Request contains an invalid argument.");
+                   }
+                   const std::string scopes = req.body.substr(list + 9, end - list - 9);
+                   for (std::sregex_iterator m(scopes.begin(), scopes.end(), item), none; m != none; ++m) {
+                     scope += ' ' + (*m)[1].str();
+                   }
+                   const std::string issued = fmt::format("imp-{}", ++tokens_issued);
+                   tokens[issued] = Token{std::chrono::steady_clock::now() + std::chrono::seconds(life), scope, ""};
+                   res.set_content(fmt::format(R"({{"accessToken":"{}","expireTime":"{:%Y-%m-%dT%H:%M:%S}Z"}})", issued,
+                                               std::chrono::floor<std::chrono::seconds>(
+                                                   std::chrono::system_clock::now() + std::chrono::seconds(life))),
+                                   "application/json");
+                 }));
     // An API that takes the tokens /oauth-token issued until they expire: the path, the token, its
     // scope and 200; 401 to any other. With revoke=1 every token issued so far is revoked first
     // (this request's too).
