@@ -400,6 +400,10 @@ class HttpLoop {
   // proxy unless `proxied` (STS: a public API, reached as the node's requests are).
   void ask_for_keys(const std::string& url, const std::vector<std::string>& lines, std::string_view method = "GET",
                     std::string_view body = {}, bool proxied = false);
+  // A request of the loop's own (keys, a token): `lines` sent with the User-Agent, `body` with a
+  // method other than GET, the answer capped at kTokenMax; for the caller to mark and add.
+  std::unique_ptr<Transfer> own_request(const std::string& url, const std::vector<std::string>& lines,
+                                        std::string_view method, std::string_view body);
   void finish_endpoint_keys(Transfer& t, CURLcode code);
   void finish_instance_keys(Transfer& t);  // a response came
   void keys_received(ProcessCredentials keys);

@@ -402,14 +402,6 @@ void HttpLoop::token_received(std::string_view token, std::optional<nanoseconds>
 void HttpLoop::start_impersonation(std::string_view token) {
   const FetchOptions::OAuth2& o = *opt_.oauth2;
   token_.impersonating = true;
-  auto t = take_transfer(o.impersonation_url);
-  CURL* e = t->easy;
-  t->token = true;
-  t->headers = curl_slist_append(nullptr, "Accept: application/json");
-  t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
-  t->headers = curl_slist_append(t->headers, fmt::format("Authorization: Bearer {}", token).c_str());
-  if (!agent_line_.empty()) t->headers = curl_slist_append(t->headers, agent_line_.c_str());
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
   std::string body = R"({"scope":[)";
   for (std::size_t at = 0; at < o.scope.size();) {  // (space-separated, as oauth2's scope is)
     const std::size_t end = std::min(o.scope.find(' ', at), o.scope.size());
@@ -420,10 +412,12 @@ void HttpLoop::start_impersonation(std::string_view token) {
     at = end + 1;
   }
   body += R"(],"lifetime":"3600s"})";
-  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body.c_str());
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
-  t->max_body = kTokenMax;
+  auto t = own_request(
+      o.impersonation_url,
+      {"Accept: application/json", "Content-Type: application/json", fmt::format("Authorization: Bearer {}", token)},
+      "POST", body);
+  t->token = true;
+  CURL* e = t->easy;
   curl_multi_add_handle(multi_, e);
   active_.emplace(e, std::move(t));
 }
@@ -729,14 +723,22 @@ void HttpLoop::start_instance_keys() {
 // own service).
 void HttpLoop::ask_for_keys(const std::string& url, const std::vector<std::string>& lines, std::string_view method,
                             std::string_view body, bool proxied) {
-  auto t = take_transfer(url);
-  CURL* e = t->easy;
+  auto t = own_request(url, lines, method, body);
   t->endpoint_keys = true;
   if (!proxied) {
     t->proxy = -1;
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(t->easy, CURLOPT_PROXY, "");
   }
-  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, nullptr);
+  curl_easy_setopt(t->easy, CURLOPT_PREREQFUNCTION, nullptr);
+  CURL* e = t->easy;
+  curl_multi_add_handle(multi_, e);
+  active_.emplace(e, std::move(t));
+}
+
+std::unique_ptr<HttpLoop::Transfer> HttpLoop::own_request(const std::string& url, const std::vector<std::string>& lines,
+                                                          std::string_view method, std::string_view body) {
+  auto t = take_transfer(url);
+  CURL* e = t->easy;
   for (const auto& line : lines) t->headers = curl_slist_append(t->headers, line.c_str());
   if (!agent_line_.empty()) t->headers = curl_slist_append(t->headers, agent_line_.c_str());
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
@@ -747,8 +749,7 @@ void HttpLoop::ask_for_keys(const std::string& url, const std::vector<std::strin
   }
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
   t->max_body = kTokenMax;
-  curl_multi_add_handle(multi_, e);
-  active_.emplace(e, std::move(t));
+  return t;
 }
 
 std::string HttpLoop::keys_source() const {

@@ -4515,15 +4515,38 @@ void check_rotated_token_file(const FixtureServer& server, const TempDir& dir, c
   CHECK(std::set<std::string>(seen.begin(), seen.end()) == scopes);
 }
 
+// A run that got no token: every one of its `count` records routed with reason auth, the first
+// with `message`; none reached the API.
+void check_no_token(const TempDir& dir, const FixtureServer& server, std::size_t count, const std::string& message) {
+  const auto bad = lines(dir, "bad.jsonl");
+  CHECK(bad.size() == count);
+  for (const auto& line : bad) CHECK(contains(line, R"("reason":"auth")"));
+  REQUIRE_FALSE(error_messages(dir).empty());
+  CHECK(contains(error_messages(dir)[0], message));
+  CHECK(server.counter("/oauth-api").requests == 0);
+}
+
 // The token endpoint refused the client once (401 invalid_client, `description` its words, not
 // retried): every one of the `count` records failed with that, none reached the API.
 void check_refused_client(const TempDir& dir, const FixtureServer& server, std::size_t count,
                           const std::string& description) {
-  CHECK(lines(dir, "bad.jsonl").size() == count);
-  REQUIRE_FALSE(error_messages(dir).empty());
-  CHECK(contains(error_messages(dir)[0], "HTTP 401: invalid_client (" + description + ")"));
+  check_no_token(dir, server, count, "HTTP 401: invalid_client (" + description + ")");
   CHECK(server.counter("/oauth-token").requests == 1);
-  CHECK(server.counter("/oauth-api").requests == 0);
+}
+
+// A run of 6 records with `config` whose token file `file` (oauth2's `option`) was gone by the time
+// the token was asked for: asked 3 times, none sent, the records failed naming the file.
+void check_token_file_gone(const TempDir& dir, const FixtureServer& server, const std::string& file,
+                           const std::string& config, const std::string& option) {
+  Plan plan = test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 6), 2, config));
+  std::filesystem::remove(file);
+  RunReport report = run_pipeline(plan);
+  CHECK(report.errors.empty());  // routed
+  check_no_token(dir, server, 6,
+                 fmt::format("auth: no access token from {}: oauth2.{}: cannot read '{}'", server.url("/oauth-token"),
+                             option, file));
+  CHECK(contains(error_messages(dir)[0], "(3 attempts)"));
+  CHECK(server.counter("/oauth-token").requests == 0);
 }
 
 }  // namespace
@@ -4622,20 +4645,7 @@ TEST_CASE("oauth2: client_assertion_file proves the client with a federated toke
     check_refused_client(dir, server, 12, "The client assertion is not trusted");
   }
   SECTION("a file gone when the token is asked for: retried, then the records fail with reason auth") {
-    Plan plan = test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 6), 2, config("")));
-    std::filesystem::remove(file);
-    RunReport report = run_pipeline(plan);
-    CHECK(report.errors.empty());  // routed
-    const auto bad = lines(dir, "bad.jsonl");
-    CHECK(bad.size() == 6);
-    for (const auto& line : bad) CHECK(contains(line, R"("reason":"auth")"));
-    REQUIRE_FALSE(error_messages(dir).empty());
-    CHECK(contains(error_messages(dir)[0],
-                   fmt::format("auth: no access token from {}: oauth2.client_assertion_file: cannot read '{}'",
-                               server.url("/oauth-token"), file)));
-    CHECK(contains(error_messages(dir)[0], "(3 attempts)"));
-    CHECK(server.counter("/oauth-token").requests == 0);
-    CHECK(server.counter("/oauth-api").requests == 0);
+    check_token_file_gone(dir, server, file, config(""), "client_assertion_file");
   }
 }
 
@@ -4696,47 +4706,30 @@ TEST_CASE("oauth2: subject_token_file exchanges a federated token for an access 
     CHECK(server.counter("/oauth-token").requests == server.counter("/impersonate").requests);
   }
   SECTION("a service account the token may not act as: PERMISSION_DENIED, not retried; reason auth") {
+    const std::string other = "/impersonate/other@sluice-tests.iam.gserviceaccount.com:generateAccessToken";
     RunReport report = run_pipeline(
         test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 6), 2,
                                      config("", "", impersonating("other@sluice-tests.iam.gserviceaccount.com", "")))));
     CHECK(report.errors.empty());  // routed
-    CHECK(lines(dir, "bad.jsonl").size() == 6);
-    REQUIRE_FALSE(error_messages(dir).empty());
-    CHECK(contains(
-        error_messages(dir)[0],
-        fmt::format("auth: no access token from {}: HTTP 403: PERMISSION_DENIED (Permission "
-                    "'iam.serviceAccounts.getAccessToken' denied on resource)",
-                    server.url("/impersonate/other@sluice-tests.iam.gserviceaccount.com:generateAccessToken"))));
+    check_no_token(dir, server, 6,
+                   fmt::format("auth: no access token from {}: HTTP 403: PERMISSION_DENIED (Permission "
+                               "'iam.serviceAccounts.getAccessToken' denied on resource)",
+                               server.url(other)));
     CHECK(server.counter("/impersonate").requests == 1);
-    CHECK(server.counter("/oauth-api").requests == 0);
   }
   SECTION("a subject token the server does not trust: invalid_grant, not retried; the records fail with reason auth") {
     test::write_file(file, "other-1\n");
     RunReport report =
         run_pipeline(test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 12), 4, config(""))));
     CHECK(report.errors.empty());  // routed
-    const auto bad = lines(dir, "bad.jsonl");
-    CHECK(bad.size() == 12);
-    for (const auto& line : bad) CHECK(contains(line, R"("reason":"auth")"));
-    REQUIRE_FALSE(error_messages(dir).empty());
-    CHECK(contains(error_messages(dir)[0], fmt::format("auth: no access token from {}: HTTP 400: invalid_grant (The "
-                                                       "subject token is not trusted)",
-                                                       server.url("/oauth-token"))));
+    check_no_token(dir, server, 12,
+                   fmt::format("auth: no access token from {}: HTTP 400: invalid_grant (The subject token is not "
+                               "trusted)",
+                               server.url("/oauth-token")));
     CHECK(server.counter("/oauth-token").requests == 1);
-    CHECK(server.counter("/oauth-api").requests == 0);
   }
   SECTION("a file gone when the token is asked for: retried, then the records fail with reason auth") {
-    Plan plan = test::plan_of(fetch_pipeline(dir, numbered_urls(server, "/oauth-api/item", 6), 2, config("")));
-    std::filesystem::remove(file);
-    RunReport report = run_pipeline(plan);
-    CHECK(report.errors.empty());  // routed
-    CHECK(lines(dir, "bad.jsonl").size() == 6);
-    REQUIRE_FALSE(error_messages(dir).empty());
-    CHECK(contains(error_messages(dir)[0],
-                   fmt::format("auth: no access token from {}: oauth2.subject_token_file: cannot read '{}'",
-                               server.url("/oauth-token"), file)));
-    CHECK(contains(error_messages(dir)[0], "(3 attempts)"));
-    CHECK(server.counter("/oauth-token").requests == 0);
+    check_token_file_gone(dir, server, file, config(""), "subject_token_file");
   }
 }
 

@@ -468,6 +468,12 @@ void answer_unreadable(int error, httplib::Response& res) {
   }
 }
 
+// An OAuth 2.0 error answer (RFC 6749 5.2), as the token endpoints here give them.
+void oauth_refusal(httplib::Response& res, int status, const char* error, const char* description) {
+  res.status = status;
+  res.set_content(fmt::format(R"({{"error":"{}","error_description":"{}"}})", error, description), "application/json");
+}
+
 std::string content_type_for(const std::filesystem::path& p) {
   std::string ext = p.extension().string();
   if (ext == ".html" || ext == ".htm") return "text/html; charset=utf-8";
@@ -1594,9 +1600,7 @@ struct FixtureServer::Impl {
                      return req.body.find(fmt::format(R"("{}":"{}")", name, value)) != std::string::npos;
                    };
                    auto refuse = [&res](int status, const char* error, const char* description) {
-                     res.status = status;
-                     res.set_content(fmt::format(R"({{"error":"{}","error_description":"{}"}})", error, description),
-                                     "application/json");
+                     oauth_refusal(res, status, error, description);
                    };
                    if (!has("clientId", "fixture-client") || !has("clientSecret", "fixture-secret")) {
                      return refuse(401, "invalid_client", "Invalid client credentials");
@@ -1621,10 +1625,8 @@ struct FixtureServer::Impl {
                      std::lock_guard lock(mutex);
                      seen = flaky["/oauth-token"]++;
                    }
-                   auto refuse = [&](int status, const char* error, const char* description) {
-                     res.status = status;
-                     res.set_content(fmt::format(R"({{"error":"{}","error_description":"{}"}})", error, description),
-                                     "application/json");
+                   auto refuse = [&res](int status, const char* error, const char* description) {
+                     oauth_refusal(res, status, error, description);
                    };
                    if (req.has_param("delay")) {
                      std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(req.get_param_value("delay"))));
