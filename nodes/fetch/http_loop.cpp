@@ -1845,7 +1845,9 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     }
     ++job->redirects;
     job->attempts = 0;  // attempts count per hop; a redirect is not a retry
-    if (status == 303 || ((status == 301 || status == 302) && job->method == "POST")) {
+    // 303 See Other: a GET of the other resource (a HEAD stays a HEAD, RFC 9110 15.4.4); 301 and
+    // 302 turn a POST into a GET, as browsers and libcurl do (RFC 9110 15.4.2-3).
+    if ((status == 303 && job->method != "HEAD") || ((status == 301 || status == 302) && job->method == "POST")) {
       job->method = "GET";
       job->body.reset();
     }

@@ -1335,6 +1335,24 @@ TEST_CASE("a reused handle sends each job's own method and body — a 303 after 
   CHECK(contains(ok[3], fmt::format("\"final_url\":\"{}\"", server.url("/echo?n=3"))));
 }
 
+TEST_CASE("a HEAD stays a HEAD past a redirect, a 303 See Other too (RFC 9110 15.4.4)", "[fetch]") {
+  // Before, a 303 turned every method into a GET: a HEAD of a large file fetched all of it.
+  FixtureServer server;
+  TempDir dir;
+  const std::string status = GENERATE(std::string("303"), std::string("302"), std::string("301"));
+  CAPTURE(status);
+  const std::vector<std::string> urls = {server.url("/redirect-to?status=" + status + "&url=/echo%3Fn%3D1")};
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 1, "    method: HEAD")));
+  REQUIRE(report.errors.empty());
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 1);
+  CAPTURE(ok[0]);
+  CHECK(contains(ok[0], fmt::format("\"final_url\":\"{}\"", server.url("/echo?n=1"))));
+  CHECK(contains(ok[0], "\"status\":200"));
+  CHECK(contains(ok[0], "\"body\":\"\""));  // a GET would have the echo's JSON, "method":"GET"
+  CHECK(server.counter("/echo").requests == 1);
+}
+
 TEST_CASE("robots.txt rules apply to the normalized path: dot segments do not slip past a Disallow", "[fetch]") {
   FixtureServer server(std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site");
   TempDir dir;

@@ -1122,8 +1122,9 @@ struct FixtureServer::Impl {
     server->Get("/redirect-loop", tracked([](const httplib::Request&, httplib::Response& res) {
                   res.set_redirect("/redirect-loop", 302);
                 }));
-    server->Get("/redirect-to", tracked([](const httplib::Request& req, httplib::Response& res) {
-                  res.set_redirect(req.get_param_value("url"), 302);
+    server->Get("/redirect-to", tracked([](const httplib::Request& req, httplib::Response& res) {  // HEAD too
+                  int status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 302;
+                  res.set_redirect(req.get_param_value("url"), status);
                 }));
     server->Post("/redirect-to", tracked([](const httplib::Request& req, httplib::Response& res) {
                    int status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 303;

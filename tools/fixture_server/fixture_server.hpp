@@ -39,8 +39,8 @@
 //   /bad-gzip                   Content-Encoding: gzip on a body that is not gzip
 //   /redirect/<n>               a chain of n redirects ending at 200 "redirected"
 //   /redirect-loop              redirects to itself forever
-//   /redirect-to?url=<u>        a redirect to <u> (file:///etc/passwd, another host, ...); as a POST,
-//                               &status=S picks the redirect status (default 303 See Other)
+//   /redirect-to?url=<u>        a redirect to <u> (file:///etc/passwd, another host, ...); &status=S
+//                               picks the redirect status (default 302 Found; as a POST 303 See Other)
 //   /headers?<name>=<value>...  200 with each query parameter as a response header (repeat a name
 //                               for several fields of that name); GET or POST
 //   /echo (GET, POST, ...)      the request as JSON: method, path, body, headers
