@@ -1423,6 +1423,9 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   }
   if (job->method == "HEAD") {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    // No body comes: the Content-Length of a file larger than max_body is an answer, not too large
+    // (libcurl refuses it against CURLOPT_MAXFILESIZE even so).
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(0));
   } else if (job->method == "POST") {
     curl_easy_setopt(e, CURLOPT_POST, 1L);
   } else if (job->method != "GET") {

@@ -1353,6 +1353,25 @@ TEST_CASE("a HEAD stays a HEAD past a redirect, a 303 See Other too (RFC 9110 15
   CHECK(server.counter("/echo").requests == 1);
 }
 
+TEST_CASE("a HEAD of a file larger than max_body succeeds: its size is the answer, nothing is downloaded", "[fetch]") {
+  // Before, it failed with reason too_large (libcurl held the Content-Length to max_body).
+  FixtureServer server;
+  TempDir dir;
+  const std::vector<std::string> urls = {server.url("/huge/50000000"), server.url("/huge/1000")};
+  RunReport report = run_pipeline(
+      test::plan_of(fetch_pipeline(dir, urls, 2, "    method: HEAD\n    max_body: 1MiB\n    robots: ignore")));
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "bad.jsonl").empty());
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 2);
+  std::sort(ok.begin(), ok.end());
+  for (std::size_t i : {0, 1}) {
+    const std::string& url = urls[1 - i];  // sorted: /huge/1000 first
+    CHECK(ok[i] == fmt::format(R"({{"url":"{}","status":200,"final_url":"{}","attempts":1,"body":""}})", url, url));
+  }
+  CHECK(server.counter("/huge").requests == 2);
+}
+
 TEST_CASE("robots.txt rules apply to the normalized path: dot segments do not slip past a Disallow", "[fetch]") {
   FixtureServer server(std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site");
   TempDir dir;
