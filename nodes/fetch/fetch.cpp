@@ -990,6 +990,9 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       diags.error(c.where(body), fmt::format("{} is sent only with POST, PUT, PATCH or DELETE, not {}", body, method));
     }
   }
+  if (method == "HEAD" && c.has("download")) {
+    diags.error(c.where("download"), "download: method HEAD brings no body to write (its headers only): use GET");
+  }
   if (std::count_if(std::begin(bodies), std::end(bodies), [&](const char* b) { return c.has(b); }) > 1) {
     diags.error(c.where(c.has("form") ? "form" : "json"),
                 "give one of body (text), json (a value sent as JSON) and form (fields sent as a web form)");
