@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the test suite under ThreadSanitizer (the `tsan` preset); CI's last stage (.ci/run). It needs
-# a oneTBB built with TSan, because Debian's libtbb is not instrumented and TSan cannot see a task handed
-# from one thread to another inside it (every flow-graph message would be reported as a race).
+# Runs the test suite under ThreadSanitizer (the `tsan` preset); CI's last stage (.ci/run). It
+# needs a oneTBB built with TSan, because Debian's libtbb is not instrumented and TSan cannot see a
+# task handed from one thread to another inside it (every flow-graph message would be reported as a
+# race).
 #
 #   bash tools/tsan.sh                  # the whole suite (about 5 minutes of tests on two cores; 20 with
 #                                       # oneTBB and the tsan build from scratch)
