@@ -1498,7 +1498,9 @@ NodeType fetch_type() {
   t.schema = Schema(
       {
           FieldSpec::string("url_field", "the field that holds the URL").with_default("url"),
-          FieldSpec::enumeration("method", {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}, "HTTP method")
+          FieldSpec::enumeration("method", {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"},
+                                 "HTTP method (HEAD: the headers only); kept past redirects, but a 303 or a POST's 301 "
+                                 "or 302 continues as a GET")
               .with_default("GET"),
           FieldSpec::map("headers", FieldSpec::string("value", "a header value; may use {field} templates"),
                          "request headers: name -> value; an empty one is not sent, and one that a record's field "
@@ -1523,7 +1525,10 @@ NodeType fetch_type() {
               .with_default("sluice/0.1"),
           FieldSpec::duration("timeout", "total time for one attempt").with_default("30s"),
           FieldSpec::duration("connect_timeout", "time to establish a connection").with_default("10s"),
-          FieldSpec::size("max_body", "cap on the decoded body; larger responses fail with reason too_large")
+          FieldSpec::size(
+              "max_body",
+              "cap on the decoded body; larger responses fail with reason too_large (a HEAD's Content-Length is "
+              "not held to it: no body comes)")
               .with_default("10MiB"),
           FieldSpec::integer("max_redirects", "redirects followed per request (0: return the 3xx response)")
               .with_default("5")

@@ -626,9 +626,11 @@ TEST_CASE("sluice nodes and describe are generated from the node schemas", "[cli
   CHECK(describe.out.find("  path      string                  default: -       file to write") != std::string::npos);
   // A cell longer than its column keeps two spaces before the next one.
   Result fetch = sluice_cli(dir, {"describe", "fetch"});
-  CHECK(fetch.out.find(
-            "  method                    one of GET|HEAD|POST|PUT|PATCH|DELETE  default: GET          HTTP method\n") !=
-        std::string::npos);
+  CHECK(
+      fetch.out.find(
+          "  method                    one of GET|HEAD|POST|PUT|PATCH|DELETE  default: GET          HTTP method (HEAD: "
+          "the headers only); kept past redirects, but a 303 or a POST's 301 or 302 continues as a GET\n") !=
+      std::string::npos);
   Result typo = sluice_cli(dir, {"describe", "sink.json"});
   CHECK(typo.code == 2);
   CHECK(typo.err == "sluice: error: unknown node type 'sink.json' (did you mean 'sink.jsonl'?)\n");
