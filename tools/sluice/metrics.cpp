@@ -4,9 +4,11 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <system_error>
@@ -109,6 +111,7 @@ struct MetricsServer::Impl {
   std::mutex mutex;
   RunProgress progress;  // the latest figures (new_skips left out)
   bool finished = false;
+  std::atomic<bool> listened{false};  // listen_after_bind() has returned
 
   explicit Impl(const Plan& p) : plan(p) {}
 };
@@ -162,7 +165,10 @@ std::unique_ptr<MetricsServer> MetricsServer::start(const std::string& address, 
   impl->progress.nodes.reserve(plan.nodes.size());
   for (const auto& n : plan.nodes) impl->progress.nodes.push_back(NodeStats{n.id, n.type->name});
   try {
-    impl->thread = std::thread([raw] { raw->server.listen_after_bind(); });
+    impl->thread = std::thread([raw] {
+      raw->server.listen_after_bind();
+      raw->listened.store(true);
+    });
   } catch (const std::system_error& e) {
     error = "--metrics: " + thread_refused(e);
     return nullptr;
@@ -173,6 +179,11 @@ std::unique_ptr<MetricsServer> MetricsServer::start(const std::string& address, 
 MetricsServer::MetricsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 MetricsServer::~MetricsServer() {
+  // httplib's stop() does nothing before listen_after_bind() has begun, which would then listen for
+  // ever: a run that ends while the thread has not run yet (one of its own threads refused, on a
+  // loaded machine) waited here without end. So stop once it listens, or once it has returned.
+  while (!impl_->server.is_running() && !impl_->listened.load())
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   impl_->server.stop();
   if (impl_->thread.joinable()) impl_->thread.join();
 }
