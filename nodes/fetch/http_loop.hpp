@@ -224,6 +224,9 @@ class HttpLoop {
   using TokenFileReader = std::optional<std::string> (*)(const std::string&, std::string&);
   bool add_file_token(std::string& form, const std::string& path, TokenFileReader read, std::string_view name);
   void finish_token(Transfer& t, CURLcode code);
+  // A token request (to `url`) that got no response: its address refused, or the transfer failed.
+  // Fails it with `from` and the reason (token_failed()) and returns true; false when a response came.
+  bool token_unanswered(Transfer& t, CURLcode code, bool no_socket, const std::string& from, const std::string& url);
   // Google's service account impersonation: the grant's `token` exchanged for the service account's.
   void start_impersonation(std::string_view token);
   void finish_impersonation(Transfer& t, CURLcode code);

@@ -321,12 +321,7 @@ void HttpLoop::finish_token(Transfer& t, CURLcode code) {
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
   const bool no_socket = out_of_sockets(t, code);
   if (t.refused_ip.empty() && !no_socket) count_transfer(stats_of(token_.host), t.easy, status, t.body.size());
-  if (!t.refused_ip.empty()) return token_failed(from + ": " + private_message(o.token_url, t.refused_ip), false, {});
-  if (code != CURLE_OK) {
-    bool retryable = false;
-    const std::string why = transfer_failure(t, code, no_socket, opt_.retry, retryable);
-    return token_failed(fmt::format("{}: {}", from, why), retryable, {});
-  }
+  if (token_unanswered(t, code, no_socket, from, o.token_url)) return;
   if (status < 200 || status >= 300) {
     const std::string why = token_error(t.body);
     return token_failed(fmt::format("{}: HTTP {}{}", from, status, why.empty() ? "" : ": " + why),
@@ -377,6 +372,20 @@ void HttpLoop::finish_token(Transfer& t, CURLcode code) {
     lifetime = std::chrono::duration_cast<nanoseconds>(std::chrono::duration<double>(life));
   }
   token_received(token, lifetime);
+}
+
+bool HttpLoop::token_unanswered(Transfer& t, CURLcode code, bool no_socket, const std::string& from,
+                                const std::string& url) {
+  if (!t.refused_ip.empty()) {
+    token_failed(from + ": " + private_message(url, t.refused_ip), false, {});
+  } else if (code != CURLE_OK) {
+    bool retryable = false;
+    const std::string why = transfer_failure(t, code, no_socket, opt_.retry, retryable);
+    token_failed(fmt::format("{}: {}", from, why), retryable, {});
+  } else {
+    return false;
+  }
+  return true;
 }
 
 void HttpLoop::token_received(std::string_view token, std::optional<nanoseconds> lifetime) {
@@ -430,14 +439,7 @@ void HttpLoop::finish_impersonation(Transfer& t, CURLcode code) {
   const std::string from = fmt::format("auth: no access token from {}", hide_credentials(o.impersonation_url));
   long status = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
-  if (!t.refused_ip.empty()) {
-    return token_failed(from + ": " + private_message(o.impersonation_url, t.refused_ip), false, {});
-  }
-  if (code != CURLE_OK) {
-    bool retryable = false;
-    const std::string why = transfer_failure(t, code, out_of_sockets(t, code), opt_.retry, retryable);
-    return token_failed(fmt::format("{}: {}", from, why), retryable, {});
-  }
+  if (token_unanswered(t, code, out_of_sockets(t, code), from, o.impersonation_url)) return;
   simdjson::dom::parser parser;
   simdjson::dom::object object;
   const bool parsed = !json_object(parser, t.body).get(object);
