@@ -53,6 +53,10 @@ Schema retries_schema() {
       FieldSpec::list("on", FieldSpec::enumeration("failure", {"timeout", "connect", "reset"}, "a transport failure"),
                       "transport failures that are retried (connect includes DNS)")
           .with_default("[timeout, connect, reset]"),
+      FieldSpec::boolean("non_idempotent",
+                         "retry a POST or PATCH like any request; off: only when the server cannot have acted on it "
+                         "(a connect failure, a timeout or reset before any of it was sent, a 429 or 503)")
+          .with_default("false"),
       FieldSpec::enumeration("backoff", {"exponential"}, "exponential with full jitter").with_default("exponential"),
       FieldSpec::duration("base", "cap of the first wait; doubles with each retry").with_default("200ms"),
       FieldSpec::duration("max",
@@ -1401,6 +1405,7 @@ fetch::FetchOptions options_from(const Config& c, const std::stop_token& stop) {
     std::string name = std::get<Value>(f.v).to_text();
     (name == "timeout" ? o.retry.on_timeout : name == "connect" ? o.retry.on_connect : o.retry.on_reset) = true;
   }
+  o.retry.non_idempotent = r.boolean("non_idempotent");
   o.retry.base = r.duration("base");
   o.retry.max = r.duration("max");
   const Config& b = c.object("circuit_breaker");

@@ -1782,8 +1782,10 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     }
     nanoseconds wait = opt_.retry.backoff(job->attempts + 1, rng_);
     if (files_ && !ambiguous_length) keep_partial(*t, *job);  // (bytes framed by a guess are not kept)
+    long request_bytes = 0;  // of this attempt (libcurl counts from each transfer's start)
+    curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &request_bytes);
     return retry_or_fail(std::move(job), reason, ambiguous_length ? status : 0,
-                         fmt::format("{}: {}", reason_name(reason), detail), wait);
+                         fmt::format("{}: {}", reason_name(reason), detail), wait, false, request_bytes > 0);
   }
 
   // The API's quota: no request of the host before its window renews.
@@ -1920,9 +1922,18 @@ std::optional<nanoseconds> HttpLoop::retry_after(CURL* easy, long status) const 
 }
 
 void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message,
-                             nanoseconds wait, bool rate_limited) {
+                             nanoseconds wait, bool rate_limited, bool sent) {
   bool retryable = rate_limited || (reason == Reason::http_status ? opt_.retry.retries_status(status)
                                                                   : opt_.retry.retries_reason(reason));
+  if (retryable && !rate_limited && !opt_.retry.may_repeat(job->method, reason, status, sent)) {
+    retryable = false;
+    if (job->attempts < opt_.retry.attempts) {
+      message += fmt::format(
+          " (a {} the server may have acted on is not retried; retries.non_idempotent: true "
+          "retries it)",
+          job->method);
+    }
+  }
   if (retryable && job->attempts < opt_.retry.attempts && !cancel_.load()) {
     Host& host = hosts_[job->host];
     ++host.retries_scheduled;  // the host stays known while its retry waits

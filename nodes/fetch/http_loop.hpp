@@ -244,9 +244,10 @@ class HttpLoop {
   void note_proxy(int index, bool failed, Clock::time_point now);
   void conclude(Transfer& t, CURLcode code);
   // `rate_limited`: a 403 or 429 whose rate-limit headers say the window's requests are used up,
-  // retried (when attempts are left) whatever retries.on_status says.
+  // retried (when attempts are left) whatever retries.on_status says. `sent`: some of the request
+  // reached the server (RetryPolicy::may_repeat; always so when it answered).
   void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait,
-                     bool rate_limited = false);
+                     bool rate_limited = false, bool sent = true);
   // A 429 or 503's Retry-After (seconds or an HTTP date), capped by retries.max; none for other statuses.
   std::optional<nanoseconds> retry_after(CURL* easy, long status) const;
   void succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats);

@@ -87,6 +87,12 @@ bool RetryPolicy::retries_status(long status) const {
   return std::find(on_status.begin(), on_status.end(), status) != on_status.end();
 }
 
+bool RetryPolicy::may_repeat(std::string_view method, Reason reason, long status, bool sent) const {
+  if (non_idempotent || (method != "POST" && method != "PATCH")) return true;
+  if (reason == Reason::http_status) return status == 429 || status == 503;
+  return !sent;
+}
+
 bool RetryPolicy::retries_reason(Reason reason) const {
   switch (reason) {
     case Reason::timeout:

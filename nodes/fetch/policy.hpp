@@ -69,11 +69,19 @@ struct RetryPolicy {
   int attempts = 3;  // attempts in total, the first one included
   std::vector<long> on_status = {429, 500, 502, 503, 504};
   bool on_timeout = true, on_connect = true, on_reset = true;
+  // A POST or PATCH (not idempotent, RFC 9110 9.2.2) is made again only when the server cannot have
+  // acted on it, unless this is set; see may_repeat().
+  bool non_idempotent = false;
   nanoseconds base = std::chrono::milliseconds(200);  // first backoff cap
   nanoseconds max = std::chrono::seconds(30);         // cap of every wait, Retry-After included
 
   bool retries_status(long status) const;
   bool retries_reason(Reason reason) const;
+  // Whether a request of `method` that failed so may be made again: any but a POST or PATCH, and
+  // those (unless non_idempotent) only when the server cannot have acted on them: a 429 or 503
+  // (it says it did not), a transport failure before any byte of the request was `sent` (a refused
+  // connect, a TLS handshake that timed out).
+  bool may_repeat(std::string_view method, Reason reason, long status, bool sent) const;
   // Exponential backoff with full jitter before attempt `next_attempt` (2 for the first retry):
   // uniform in [0, min(max, base * 2^(next_attempt-2))].
   nanoseconds backoff(int next_attempt, std::mt19937_64& rng) const;

@@ -570,6 +570,93 @@ TEST_CASE("retries follow attempts and on_status — a success after failures re
         fmt::format(R"({{"url":"{}","status":404,"reason":"http_status","attempts":1}})", server.url("/status/404")));
 }
 
+TEST_CASE("a POST or PATCH is retried only when the server cannot have acted on it, unless retries.non_idempotent",
+          "[fetch][retry]") {
+  FixtureServer server;
+  TempDir dir;
+  // Fetches `urls` with `method` (and more fetch config after it), three attempts (`retries` adds
+  // to them); the failed records by URL, each as "<status> <reason> <attempts>".
+  auto with = [&](const std::vector<std::string>& urls, const std::string& method, const std::string& retries = "") {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, urls, 4,
+        fmt::format(
+            "    method: {}\n    body: 'q={{url}}'\n    robots: ignore\n"
+            "    retries: {{attempts: 3, base: 5ms, max: 20ms{}}}\n    circuit_breaker: {{failure_threshold: 0}}",
+            method, retries))));
+    REQUIRE(report.errors.empty());
+    std::map<std::string, std::string> out;
+    for (const auto& line : lines(dir, "bad.jsonl")) {
+      auto field = [&](const std::string& name) {
+        auto at = line.find("\"" + name + "\":") + name.size() + 3;
+        std::string v = line.substr(at, line.find_first_of(",}", at) - at);
+        return v.starts_with('"') ? v.substr(1, v.size() - 2) : v;
+      };
+      out[field("url")] = fmt::format("{} {} {}", field("status"), field("reason"), field("attempts"));
+    }
+    return out;
+  };
+  const std::string s500 = server.url("/status/500"), s502 = server.url("/status/502");
+  const std::string s429 = server.url("/status/429"), s503 = server.url("/status/503");
+
+  SECTION("statuses: a 429 or 503 says the server did not act, a 500 or 502 does not") {
+    auto out = with({s500, s502, s429, s503}, "POST");
+    CHECK(out[s500] == "500 http_status 1");
+    CHECK(out[s502] == "502 http_status 1");
+    CHECK(out[s429] == "429 http_status 3");
+    CHECK(out[s503] == "503 http_status 3");
+    CHECK(server.counter("/status").requests == 8);
+    auto messages = error_messages(dir);
+    CHECK(std::count_if(messages.begin(), messages.end(), [](const std::string& m) {
+            return m.ends_with(
+                "(a POST the server may have acted on is not retried; retries.non_idempotent: true "
+                "retries it)");
+          }) == 2);
+  }
+  SECTION("PATCH as POST; PUT and DELETE are idempotent; non_idempotent: true retries them all") {
+    CHECK(with({s500}, "PATCH")[s500] == "500 http_status 1");
+    CHECK(with({s500}, "PUT")[s500] == "500 http_status 3");
+    CHECK(with({s500}, "DELETE")[s500] == "500 http_status 3");
+    CHECK(with({s500}, "POST", ", non_idempotent: true")[s500] == "500 http_status 3");
+    CHECK(with({s500}, "PATCH", ", non_idempotent: true")[s500] == "500 http_status 3");
+    CHECK(server.counter("/status").requests == 1 + 3 + 3 + 3 + 3);
+    // The message says nothing of it when the status is not retried anyway.
+    CHECK(with({server.url("/status/404")}, "POST")[server.url("/status/404")] == "404 http_status 1");
+    CHECK(error_messages(dir) == std::vector<std::string>{"HTTP 404"});
+  }
+  SECTION("a timeout or reset after the request was sent is not retried, one before it is") {
+    const std::string slow = server.url("/delay/3000"), reset = server.reset_url() + "post";
+    // Refused: a socket bound to the port and not listening.
+    int refused_port = 0;
+    int refused = test::bound_socket(refused_port);
+    const std::string closed = fmt::format("http://127.0.0.1:{}/post", refused_port);
+    // A listener whose accept queue is full: the connection never completes, nothing is sent.
+    int full_port = 0;
+    int listener = test::bound_socket(full_port);
+    REQUIRE(::listen(listener, 0) == 0);
+    std::vector<int> fillers;
+    for (int i = 0; i < 2; ++i) fillers.push_back(connect_to(full_port, false));
+    pollfd first{fillers[0], POLLOUT, 0};
+    REQUIRE(::poll(&first, 1, 5000) == 1);
+    const std::string unconnected = fmt::format("http://127.0.0.1:{}/post", full_port);
+    auto out = with({slow, reset, closed, unconnected}, "POST\n    timeout: 300ms\n    connect_timeout: 300ms");
+    for (int fd : fillers) ::close(fd);
+    ::close(listener);
+    ::close(refused);
+    CHECK(out[slow] == "null timeout 1");
+    CHECK(out[reset] == "null reset 1");
+    CHECK(out[closed] == "null connect 3");
+    CHECK(out[unconnected] == "null timeout 3");
+    CHECK(server.counter("/delay").requests == 1);
+    CHECK(server.counter("/reset").requests == 1);
+  }
+  SECTION("a POST that a 303 turned into a GET is retried as that GET") {
+    const std::string url = server.url("/redirect-to?url=/status/500&status=303");
+    CHECK(with({url}, "POST")[url] == "500 http_status 3");
+    CHECK(server.counter("/redirect-to").requests == 1);
+    CHECK(server.counter("/status").requests == 3);
+  }
+}
+
 TEST_CASE("Retry-After is honoured on 429 and 503, and capped by retries.max", "[fetch][retry]") {
   FixtureServer server;
   TempDir dir;

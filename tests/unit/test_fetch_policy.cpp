@@ -45,6 +45,29 @@ TEST_CASE("backoff is full jitter under an exponentially growing cap", "[fetch][
   CHECK(high > 900ms);
 }
 
+TEST_CASE("a POST or PATCH may be made again only when the server cannot have acted on it", "[fetch][policy]") {
+  RetryPolicy p;
+  for (const char* method : {"GET", "HEAD", "PUT", "DELETE"}) {
+    CAPTURE(method);
+    CHECK(p.may_repeat(method, Reason::http_status, 500, true));
+    CHECK(p.may_repeat(method, Reason::timeout, 0, true));
+  }
+  for (const char* method : {"POST", "PATCH"}) {
+    CAPTURE(method);
+    CHECK(p.may_repeat(method, Reason::http_status, 429, true));
+    CHECK(p.may_repeat(method, Reason::http_status, 503, true));
+    for (long status : {500, 502, 504, 408}) CHECK_FALSE(p.may_repeat(method, Reason::http_status, status, true));
+    CHECK(p.may_repeat(method, Reason::connect, 0, false));
+    CHECK(p.may_repeat(method, Reason::timeout, 0, false));
+    CHECK(p.may_repeat(method, Reason::reset, 0, false));
+    CHECK_FALSE(p.may_repeat(method, Reason::timeout, 0, true));
+    CHECK_FALSE(p.may_repeat(method, Reason::reset, 0, true));
+  }
+  p.non_idempotent = true;
+  CHECK(p.may_repeat("POST", Reason::http_status, 500, true));
+  CHECK(p.may_repeat("PATCH", Reason::timeout, 0, true));
+}
+
 TEST_CASE("Retry-After is read as seconds or as an HTTP-date", "[fetch][policy]") {
   const std::int64_t now = 784111777;  // Sun, 06 Nov 1994 08:49:37 GMT
   CHECK(parse_retry_after("120", now) == 120s);

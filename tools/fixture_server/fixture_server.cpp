@@ -912,25 +912,35 @@ struct FixtureServer::Impl {
     };
   }
 
+  // GET, HEAD (httplib answers it from GET's handler), POST, PUT, PATCH and DELETE.
+  void every_method(const std::string& pattern, const Handler& h) {
+    httplib::Server* server = server_ptr.get();
+    server->Get(pattern, h);
+    server->Post(pattern, h);
+    server->Put(pattern, h);
+    server->Patch(pattern, h);
+    server->Delete(pattern, h);
+  }
+
   void routes() {
     httplib::Server* server = server_ptr.get();
-    server->Get(R"(/status/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
-                  res.status = std::stoi(req.matches[1]);
-                  // 204 and 304 have no body (RFC 9110): bytes after their headers would be read as
-                  // the start of the next response on the connection.
-                  if (res.status != 204 && res.status != 304)
-                    res.set_content(fmt::format("status {}\n", res.status), "text/plain");
-                }));
-    server->Get(R"(/delay/(\d+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
-                  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::stoi(req.matches[1]));
-                  // Checks for the server's stop every 50 ms: dozens of delayed answers at once, each
-                  // waking every 5 ms, took the CPU that a test's other answers needed under ASan.
-                  while (std::chrono::steady_clock::now() < until && !stopping.load()) {
-                    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-                        until - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
-                  }
-                  res.set_content(fmt::format("delayed {}ms\n", req.matches[1].str()), "text/plain");
-                }));
+    every_method(R"(/status/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
+                   res.status = std::stoi(req.matches[1]);
+                   // 204 and 304 have no body (RFC 9110): bytes after their headers would be read as
+                   // the start of the next response on the connection.
+                   if (res.status != 204 && res.status != 304)
+                     res.set_content(fmt::format("status {}\n", res.status), "text/plain");
+                 }));
+    every_method(R"(/delay/(\d+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::stoi(req.matches[1]));
+                   // Checks for the server's stop every 50 ms: dozens of delayed answers at once, each
+                   // waking every 5 ms, took the CPU that a test's other answers needed under ASan.
+                   while (std::chrono::steady_clock::now() < until && !stopping.load()) {
+                     std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+                         until - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
+                   }
+                   res.set_content(fmt::format("delayed {}ms\n", req.matches[1].str()), "text/plain");
+                 }));
     server->Get(R"(/retry-after/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
                   res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
                   int seconds = std::stoi(req.matches[1]);
@@ -969,21 +979,21 @@ struct FixtureServer::Impl {
                     res.set_content(fmt::format("request {} of {}\n", used, limit), "text/plain");
                   }
                 }));
-    server->Get(R"(/flaky/([^/]+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
-                  int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 1;
-                  int seen;
-                  {
-                    std::lock_guard lock(mutex);
-                    seen = flaky[req.matches[1]]++;
-                  }
-                  if (seen < fail) {
-                    res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
-                    if (req.has_param("after")) res.set_header("Retry-After", req.get_param_value("after"));
-                    res.set_content("flaky failure\n", "text/plain");
-                  } else {
-                    res.set_content(fmt::format("ok after {} failures\n", fail), "text/plain");
-                  }
-                }));
+    every_method(R"(/flaky/([^/]+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
+                   int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 1;
+                   int seen;
+                   {
+                     std::lock_guard lock(mutex);
+                     seen = flaky[req.matches[1]]++;
+                   }
+                   if (seen < fail) {
+                     res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
+                     if (req.has_param("after")) res.set_header("Retry-After", req.get_param_value("after"));
+                     res.set_content("flaky failure\n", "text/plain");
+                   } else {
+                     res.set_content(fmt::format("ok after {} failures\n", fail), "text/plain");
+                   }
+                 }));
     // A server that can take `max` requests at a time (counted under /busy) and answers 503 to
     // the others at once; the ones it takes are answered after `delay` ms (query, default 20).
     server->Get(R"(/busy/(\d+)/.*)", tracked([this](const httplib::Request& req, httplib::Response& res) {

@@ -7,7 +7,8 @@
 //                               with the Content-Type on the first line of <path>.content-type
 //                               when that file exists; with a strong ETag of its content, and
 //                               304 Not Modified (no body) to an If-None-Match that names it
-//   /status/<code>              that status, with a short body (none for 204 and 304)
+//   /status/<code>              that status, with a short body (none for 204 and 304); this,
+//                               /delay and /flaky answer POST, PUT, PATCH and DELETE as GET
 //   /delay/<ms>                 200 after <ms> milliseconds
 //   /retry-after/<n>?status=S   status S (default 503) with "Retry-After: <n>"; with &date=1 the
 //                               header is the HTTP-date n seconds from now
