@@ -413,6 +413,31 @@ std::string effective_url(CURL* easy, const std::string& fallback) {
   return url ? std::string(url) : fallback;
 }
 
+// What an error response says of itself, for its record's message: ": " and the start of its body
+// (at most 300 bytes, on one line, control characters as spaces) when the body is text an API writes
+// its errors in (text/plain, JSON, XML: {"message":"Validation Failed",...}); "" for an HTML page,
+// which says little in a line, and for bytes.
+std::string error_excerpt(CURL* easy, std::string_view body) {
+  char* type = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
+  if (!type) return "";
+  const std::string media = nodes::to_lower(nodes::trim(std::string_view(type).substr(0, std::strcspn(type, ";"))));
+  const bool text = media == "text/plain" || media == "application/json" || media.ends_with("+json") ||
+                    media == "application/xml" || media == "text/xml" || media.ends_with("+xml");
+  if (!text) return "";
+  std::string line;
+  for (char c : body.substr(0, 4096)) {
+    const bool space = static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == ' ';
+    if (!space) {
+      line += c;
+    } else if (!line.empty() && line.back() != ' ') {
+      line += ' ';
+    }
+  }
+  line = std::string(nodes::trim(line));
+  return line.empty() ? "" : ": " + nodes::sample_of(line, 300);
+}
+
 bool is_redirect(long status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
@@ -1880,7 +1905,8 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     const bool rate_limited = quota_wait && (status == 403 || status == 429);
     if (rate_limited) wait = *quota_wait;
     std::string message =
-        rate_limited ? fmt::format("HTTP {} (rate limit used up)", status) : fmt::format("HTTP {}", status);
+        (rate_limited ? fmt::format("HTTP {} (rate limit used up)", status) : fmt::format("HTTP {}", status)) +
+        error_excerpt(easy, t->body);
     job->record.set("final_url", Value(effective_url(easy, job->url)));
     if (!opt_.retry.retries_status(status) && !rate_limited) {
       if (!job->cache_key.empty() && opt_.cache->keep_status.contains(status)) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <simdjson.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -621,7 +622,7 @@ TEST_CASE("a POST or PATCH is retried only when the server cannot have acted on 
     CHECK(server.counter("/status").requests == 1 + 3 + 3 + 3 + 3);
     // The message says nothing of it when the status is not retried anyway.
     CHECK(with({server.url("/status/404")}, "POST")[server.url("/status/404")] == "404 http_status 1");
-    CHECK(error_messages(dir) == std::vector<std::string>{"HTTP 404"});
+    CHECK(error_messages(dir) == std::vector<std::string>{"HTTP 404: status 404"});
   }
   SECTION("a timeout or reset after the request was sent is not retried, one before it is") {
     const std::string slow = server.url("/delay/3000"), reset = server.reset_url() + "post";
@@ -776,7 +777,7 @@ TEST_CASE("the breaker opens after failure_threshold failures and then fails fas
   CHECK(open == 7);
   auto messages = error_messages(dir);
   REQUIRE(messages.size() == 10);
-  CHECK(messages[0] == "HTTP 500");
+  CHECK(messages[0] == "HTTP 500: status 500");
   CHECK(messages[9].starts_with(
       fmt::format("circuit_open: http://127.0.0.1:{} failed 3 times in a row; next probe in", server.port())));
   // Whoever runs the pipeline hears it once, as a notice of the node (a warning of `sluice run`).
@@ -2579,6 +2580,53 @@ TEST_CASE("the fixture server's counters are readable over HTTP and reset by POS
   CHECK(http(server.url("/__reset"), true).first == 200);
   CHECK(server.counter("/status").requests == 0);
   CHECK_FALSE(contains(http(server.url("/__stats")).second, "/status"));
+}
+
+TEST_CASE("an error's message quotes the start of an API's error body: text, JSON or XML on one line, not HTML",
+          "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  auto encoded = [](std::string_view text) {
+    std::string out;
+    for (unsigned char c : text)
+      out += std::isalnum(c) ? std::string(1, static_cast<char>(c)) : fmt::format("%{:02X}", c);
+    return out;
+  };
+  auto status = [&](int code, const std::string& type, const std::string& body) {
+    return server.url(fmt::format("/status/{}?type={}&body={}", code, encoded(type), encoded(body)));
+  };
+  const std::string problem = status(422, "application/problem+json; charset=utf-8",
+                                     "{\"title\": \"Validation Failed\",\n  \"detail\": \"title\tis missing\"}\n");
+  const std::string xml = status(400, "application/xml", "<Error><Code>NoSuchKey</Code></Error>");
+  const std::string html = status(404, "text/html", "<html><body><h1>Not Found</h1></body></html>");
+  const std::string bytes = status(500, "application/octet-stream", "PK\x03\x04");
+  const std::string blank = status(503, "text/plain", " \r\n ");
+  const std::string escape = status(409, "text/plain", "\x1b[31mconflict\x1b[0m");
+  const std::string accents = "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9";
+  const std::string long_text =
+      status(400, "text/plain", std::string(292, 'a') + " " + accents + std::string(100, 'b'));
+  RunReport report = run_pipeline(test::plan_of(
+      fetch_pipeline(dir, {problem, xml, html, bytes, blank, escape, long_text}, 2, "    retries: {attempts: 1}")));
+  REQUIRE(report.errors.empty());
+  std::map<std::string, std::string> by_url;
+  simdjson::dom::parser parser;
+  for (const auto& line : lines(dir, "bad_full.jsonl")) {
+    simdjson::dom::element e;
+    REQUIRE(parser.parse(line).get(e) == simdjson::SUCCESS);
+    std::string_view url, message;
+    REQUIRE(e["url"].get(url) == simdjson::SUCCESS);
+    REQUIRE(e["_error"]["message"].get(message) == simdjson::SUCCESS);
+    by_url[std::string(url)] = message;
+  }
+  REQUIRE(by_url.size() == 7);
+  CHECK(by_url[problem] == R"(HTTP 422: {"title": "Validation Failed", "detail": "title is missing"})");
+  CHECK(by_url[xml] == "HTTP 400: <Error><Code>NoSuchKey</Code></Error>");
+  CHECK(by_url[html] == "HTTP 404");
+  CHECK(by_url[bytes] == "HTTP 500");
+  CHECK(by_url[blank] == "HTTP 503");
+  CHECK(by_url[escape] == "HTTP 409: [31mconflict [0m");
+  // 300 bytes at most, cut before a character rather than inside one.
+  CHECK(by_url[long_text] == "HTTP 400: " + std::string(292, 'a') + " " + accents.substr(0, 6) + "...");
 }
 
 TEST_CASE("ok_status decides what is an error — on_error skips it or fails the run naming node and URL", "[fetch]") {

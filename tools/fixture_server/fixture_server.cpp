@@ -928,8 +928,11 @@ struct FixtureServer::Impl {
                    res.status = std::stoi(req.matches[1]);
                    // 204 and 304 have no body (RFC 9110): bytes after their headers would be read as
                    // the start of the next response on the connection.
-                   if (res.status != 204 && res.status != 304)
-                     res.set_content(fmt::format("status {}\n", res.status), "text/plain");
+                   if (res.status != 204 && res.status != 304) {
+                     res.set_content(
+                         req.has_param("body") ? req.get_param_value("body") : fmt::format("status {}\n", res.status),
+                         req.has_param("type") ? req.get_param_value("type") : "text/plain");
+                   }
                  }));
     every_method(R"(/delay/(\d+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
                    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::stoi(req.matches[1]));
