@@ -1759,10 +1759,12 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   // refuses a Content-Length beyond max_body at once): the type is the answer, not the size.
   if (code != CURLE_OK && unwanted_type(easy, opt_.content_types, opt_.ok_status))
     return fail_content_type(std::move(job), host, status, easy);
-  // A body to be used whose length is a guess (an error's body is not used: its status stays the answer).
+  // A body to be used whose length is a guess (an error's body is not used: its status stays the
+  // answer). A HEAD's answer, a 204 and a 304 have no body (RFC 9112 6.3): their lengths frame nothing.
   std::string lengths;
+  const bool bodiless = job->method == "HEAD" || status == 204 || status == 304;
   const bool ambiguous_length =
-      code == CURLE_OK && opt_.ok_status.contains(status) && conflicting_lengths(easy, lengths);
+      code == CURLE_OK && !bodiless && opt_.ok_status.contains(status) && conflicting_lengths(easy, lengths);
   if (ambiguous_length) code = CURLE_WEIRD_SERVER_REPLY;
   if (code != CURLE_OK) {
     Reason reason = classify(code, t->too_large);

@@ -958,6 +958,24 @@ TEST_CASE("Content-Length given twice with different values fails as bad_respons
             "bad_response: conflicting Content-Length headers (2, 5): the body's length is unknown", "HTTP 404"});
 }
 
+TEST_CASE("conflicting Content-Length headers on a HEAD's answer or a 204 frame no body, so they succeed", "[fetch]") {
+  TempDir dir;
+  test::RawServer server;
+  server.begin({"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 2\r\n\r\n",
+                "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nContent-Length: 2\r\n\r\n"});
+  std::vector<std::string> urls;
+  for (char c : {'a', 'b'}) urls.push_back(fmt::format("http://127.0.0.1:{}/{}", server.port(), c));
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir, urls, 1, "    method: HEAD\n    per_host: 1\n    robots: ignore\n    retries: {attempts: 1}")));
+  server.end();
+  REQUIRE(report.errors.empty());
+  CHECK(lines(dir, "bad.jsonl").empty());
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 2);
+  CHECK(contains(ok[0], fmt::format(R"("url":"{}","status":200)", urls[0])));
+  CHECK(contains(ok[1], fmt::format(R"("url":"{}","status":204)", urls[1])));
+}
+
 TEST_CASE("a robots.txt with conflicting Content-Length headers is not read: its host waits as unreachable",
           "[fetch][robots]") {
   // Cut at the first length, this file would allow everything. (The page is never asked for: attempts 0.)
