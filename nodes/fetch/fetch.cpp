@@ -55,7 +55,7 @@ Schema retries_schema() {
           .with_default("[timeout, connect, reset]"),
       FieldSpec::boolean("non_idempotent",
                          "retry a POST or PATCH like any request; off: only when the server cannot have acted on it "
-                         "(a connect failure, a timeout or reset before any of it was sent, a 429 or 503)")
+                         "(a connect failure, a timeout or reset before any of it was sent, a 4xx, a 503)")
           .with_default("false"),
       FieldSpec::enumeration("backoff", {"exponential"}, "exponential with full jitter").with_default("exponential"),
       FieldSpec::duration("base", "cap of the first wait; doubles with each retry").with_default("200ms"),

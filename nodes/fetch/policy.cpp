@@ -89,7 +89,7 @@ bool RetryPolicy::retries_status(long status) const {
 
 bool RetryPolicy::may_repeat(std::string_view method, Reason reason, long status, bool sent) const {
   if (non_idempotent || (method != "POST" && method != "PATCH")) return true;
-  if (reason == Reason::http_status) return status == 429 || status == 503;
+  if (reason == Reason::http_status) return status < 500 || status == 503;  // refused, or not taken on
   return !sent;
 }
 

@@ -54,9 +54,8 @@ TEST_CASE("a POST or PATCH may be made again only when the server cannot have ac
   }
   for (const char* method : {"POST", "PATCH"}) {
     CAPTURE(method);
-    CHECK(p.may_repeat(method, Reason::http_status, 429, true));
-    CHECK(p.may_repeat(method, Reason::http_status, 503, true));
-    for (long status : {500, 502, 504, 408}) CHECK_FALSE(p.may_repeat(method, Reason::http_status, status, true));
+    for (long status : {429, 408, 409, 503}) CHECK(p.may_repeat(method, Reason::http_status, status, true));
+    for (long status : {500, 502, 504, 507}) CHECK_FALSE(p.may_repeat(method, Reason::http_status, status, true));
     CHECK(p.may_repeat(method, Reason::connect, 0, false));
     CHECK(p.may_repeat(method, Reason::timeout, 0, false));
     CHECK(p.may_repeat(method, Reason::reset, 0, false));
