@@ -90,6 +90,8 @@ bool RetryPolicy::retries_status(long status) const {
 bool RetryPolicy::may_repeat(std::string_view method, Reason reason, long status, bool sent) const {
   if (non_idempotent || (method != "POST" && method != "PATCH")) return true;
   if (reason == Reason::http_status) return status < 500 || status == 503;  // refused, or not taken on
+  // No connection to the server (a proxy's CONNECT may have been sent, and counts as sent).
+  if (reason == Reason::connect || reason == Reason::dns) return true;
   return !sent;
 }
 

@@ -79,8 +79,8 @@ struct RetryPolicy {
   bool retries_reason(Reason reason) const;
   // Whether a request of `method` that failed so may be made again: any but a POST or PATCH, and
   // those (unless non_idempotent) only when the server cannot have acted on them: a 4xx (it refused
-  // them: 429, 408, a 409 on_status names) or a 503 (it did not take them on), a transport failure before any byte of
-  // the request was `sent` (a refused connect, a TLS handshake that timed out).
+  // them: 429, 408, a 409 on_status names) or a 503 (it did not take them on), a transport failure
+  // before any byte of the request was `sent` (a TLS handshake that timed out), a refused connect.
   bool may_repeat(std::string_view method, Reason reason, long status, bool sent) const;
   // Exponential backoff with full jitter before attempt `next_attempt` (2 for the first retry):
   // uniform in [0, min(max, base * 2^(next_attempt-2))].

@@ -57,6 +57,8 @@ TEST_CASE("a POST or PATCH may be made again only when the server cannot have ac
     for (long status : {429, 408, 409, 503}) CHECK(p.may_repeat(method, Reason::http_status, status, true));
     for (long status : {500, 502, 504, 507}) CHECK_FALSE(p.may_repeat(method, Reason::http_status, status, true));
     CHECK(p.may_repeat(method, Reason::connect, 0, false));
+    CHECK(p.may_repeat(method, Reason::connect, 0, true));  // only a proxy's CONNECT went
+    CHECK(p.may_repeat(method, Reason::dns, 0, false));
     CHECK(p.may_repeat(method, Reason::timeout, 0, false));
     CHECK(p.may_repeat(method, Reason::reset, 0, false));
     CHECK_FALSE(p.may_repeat(method, Reason::timeout, 0, true));
