@@ -101,7 +101,7 @@ struct Flags {
     crawl = (b & 1) && !download;
     https = b & 2;
     html_only = b & 4;
-    head = b & 8;
+    head = (b & 8) && !download;  // a HEAD with download is an error when the pipeline loads
     keep = b & 16;
     again = b & 32;
     rate_limit = b & 64;
