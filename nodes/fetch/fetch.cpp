@@ -1602,7 +1602,8 @@ NodeType fetch_type() {
               .with_default(""),
           FieldSpec::list("keep_headers", FieldSpec::string("name", "a response header"),
                           "response headers kept as header_<name> fields (null when absent; repeated ones joined "
-                          "with \", \")")
+                          "with \", \"); a record that fails with an HTTP status or content_type gets them too, "
+                          "with content_type, from the last answer (an API's request id)")
               .with_default("[etag, last-modified]"),
           FieldSpec::string("body_field", "the field that receives the response body").with_default("body"),
           FieldSpec::object_of("download", download_schema(),

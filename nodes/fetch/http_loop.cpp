@@ -1917,10 +1917,13 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
         queue_store(*job, easy, bodies_->share(std::move(t->body)), status, type,
                     job->record.get("final_url")->as_string()->c_str(), unix_now());
       }
+      set_response_fields(job->record, easy);
       return fail(std::move(job), Reason::http_status, status, std::move(message));
     }
     if (files_) keep_partial(*t, *job);
-    return retry_or_fail(std::move(job), Reason::http_status, status, std::move(message), wait, rate_limited);
+    if (retry(job, Reason::http_status, status, message, wait, rate_limited)) return;
+    set_response_fields(job->record, easy);  // the last answer's, not an earlier attempt's
+    return fail(std::move(job), Reason::http_status, status, std::move(message));
   }
   // A response with no body at all (HEAD, 204, an empty file) never reached on_body's check.
   if (unwanted_type(easy, opt_.content_types, opt_.ok_status))
@@ -1937,7 +1940,7 @@ void HttpLoop::fail_content_type(std::unique_ptr<Job> job, Host& host, long stat
   job->record.set("final_url", Value(effective_url(easy, job->url)));
   std::string message =
       fmt::format("content_type: '{}' is not one of content_types ({})", type ? type : "", opt_.content_types.text());
-  if (type) job->record.set("content_type", Value(std::string(type)));
+  set_response_fields(job->record, easy);
   fail(std::move(job), Reason::content_type, status, std::move(message));
 }
 
@@ -1951,6 +1954,12 @@ std::optional<nanoseconds> HttpLoop::retry_after(CURL* easy, long status) const 
 
 void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message,
                              nanoseconds wait, bool rate_limited, bool sent) {
+  if (!retry(job, reason, status, message, wait, rate_limited, sent))
+    fail(std::move(job), reason, status, std::move(message));
+}
+
+bool HttpLoop::retry(std::unique_ptr<Job>& job, Reason reason, long status, std::string& message, nanoseconds wait,
+                     bool rate_limited, bool sent) {
   bool retryable = rate_limited || (reason == Reason::http_status ? opt_.retry.retries_status(status)
                                                                   : opt_.retry.retries_reason(reason));
   if (retryable && !rate_limited && !opt_.retry.may_repeat(job->method, reason, status, sent)) {
@@ -1967,9 +1976,21 @@ void HttpLoop::retry_or_fail(std::unique_ptr<Job> job, Reason reason, long statu
     ++host.retries_scheduled;  // the host stays known while its retry waits
     ++stats_of(job->host, host).retries;
     timers_.emplace(Clock::now() + wait, Timer{std::move(job), {}});
-    return;
+    return true;
   }
-  fail(std::move(job), reason, status, std::move(message));
+  return false;
+}
+
+// A failure's answer (an HTTP status outside ok_status, a content type outside content_types): the
+// record gets its content_type and keep_headers as a success would, an API's request id say.
+void HttpLoop::set_response_fields(Record& r, CURL* easy) const {
+  char* type = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
+  r.set("content_type", type ? Value(std::string(type)) : Value());
+  for (std::size_t i = 0; i < keep_fields_.size(); ++i) {
+    auto value = response_header(easy, opt_.keep_headers[i].c_str());
+    r.set(keep_fields_[i], value ? Value(std::move(*value)) : Value());
+  }
 }
 
 // download: keeps what a failed attempt wrote for the next attempt to resume, when the server can

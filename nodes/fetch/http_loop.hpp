@@ -248,6 +248,11 @@ class HttpLoop {
   // reached the server (RetryPolicy::may_repeat; always so when it answered).
   void retry_or_fail(std::unique_ptr<Job> job, Reason reason, long status, std::string message, nanoseconds wait,
                      bool rate_limited = false, bool sent = true);
+  // retry_or_fail()'s first half: true when a retry was scheduled (`job` moved to its timer); else
+  // `message` may say why it was not, and the caller fails the job.
+  bool retry(std::unique_ptr<Job>& job, Reason reason, long status, std::string& message, nanoseconds wait,
+             bool rate_limited = false, bool sent = true);
+  void set_response_fields(Record& r, CURL* easy) const;
   // A 429 or 503's Retry-After (seconds or an HTTP date), capped by retries.max; none for other statuses.
   std::optional<nanoseconds> retry_after(CURL* easy, long status) const;
   void succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats);

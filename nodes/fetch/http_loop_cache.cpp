@@ -29,6 +29,11 @@ void HttpLoop::complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& fo
   if (!opt_.ok_status.contains(found.status)) {  // a failure kept with keep_status: the same failure again
     r.set("final_url", Value(std::move(found.final_url)));
     r.set("status", Value(static_cast<std::int64_t>(found.status)));
+    r.set("content_type", found.content_type ? Value(std::move(*found.content_type)) : Value());
+    for (std::size_t i = 0; i < keep_fields_.size(); ++i) {
+      auto value = cached_header(found.headers, opt_.keep_headers[i]);
+      r.set(keep_fields_[i], value ? Value(std::move(*value)) : Value());
+    }
     r.set("reason", Value(std::string(reason_name(Reason::http_status))));
     r.set("attempts", Value(static_cast<std::int64_t>(job->attempts)));
     r.set("cached", Value(true));

@@ -34,14 +34,16 @@ nodes:
   - {{id: same, type: sink.jsonl, path: {same}, fields: [url, status, final_url, content_type, header_etag, body]}}
   - {{id: how, type: sink.jsonl, path: {how}, fields: [url, cached, attempts, header_x_tag, time_total]}}
   - {{id: bad, type: sink.jsonl, path: {bad}, fields: [url, status, reason]}}
+  - {{id: bad_full, type: sink.jsonl, path: {bad_full}}}
 edges:
   - src -> lim -> get -> same
   - get -> how
   - get.error -> bad
+  - get.error -> bad_full
 )",
                      fmt::arg("urls", dir.file("urls.txt")), fmt::arg("config", fetch_config),
                      fmt::arg("same", dir.file("same.jsonl")), fmt::arg("how", dir.file("how.jsonl")),
-                     fmt::arg("bad", dir.file("bad.jsonl")));
+                     fmt::arg("bad", dir.file("bad.jsonl")), fmt::arg("bad_full", dir.file("bad_full.jsonl")));
 }
 
 std::vector<std::string> sorted_lines(const TempDir& dir, const std::string& name) {
@@ -443,21 +445,29 @@ TEST_CASE("cache: keep_status keeps failures such as a dead link's 404 and answe
           "[fetch][cache]") {
   FixtureServer server(std::string(SLUICE_SOURCE_DIR) + "/tests/fixtures/site");
   TempDir dir;
-  const std::vector<std::string> urls = {server.url("/status/404"), server.url("/status/503"),
-                                         server.url("/item/1.html")};
+  const std::vector<std::string> urls = {server.url("/status/404?type=application/json&header=X-Tag:gone"),
+                                         server.url("/status/503"), server.url("/item/1.html")};
   const std::string db = dir.file("cache.db");
-  const std::string cache = "    cache: {path: " + db + ", keep_status: [404]}\n";
+  const std::string cache = "    cache: {path: " + db + ", keep_status: [404]}\n    keep_headers: [x-tag]\n";
   RunReport first = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
   CHECK(cache_row(first) == "0 2 0");
   const auto failures = sorted_lines(dir, "bad.jsonl");
   REQUIRE(failures.size() == 2);
   CHECK(test::query(db, "SELECT status FROM responses ORDER BY status") == std::vector<std::string>{"200", "404"});
+  // The answer's content type and kept headers, as the failure had them when it was fetched.
+  auto answer_of_404 = [&] {
+    for (const auto& line : test::lines_of(test::read_file(dir.file("bad_full.jsonl"))))
+      if (contains(line, "/status/404")) return line;
+    return std::string();
+  };
+  CHECK(contains(answer_of_404(), R"("content_type":"application/json","header_x_tag":"gone")"));
 
   RunReport second = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
   CHECK(cache_row(second) == "2 0 0");
   CHECK(requests(server) == 4);  // the 503 again
   CHECK(sorted_lines(dir, "bad.jsonl") == failures);
   CHECK(contains(failures[0], R"("status":404,"reason":"http_status")"));
+  CHECK(contains(answer_of_404(), R"("content_type":"application/json","header_x_tag":"gone")"));
 
   RunReport offline = run_pipeline(
       test::plan_of(cache_pipeline(dir, urls, "    cache: {path: " + db + ", keep_status: [404], offline: true}\n")));

@@ -2647,6 +2647,55 @@ TEST_CASE("an error's message quotes the start of an API's error body: text, JSO
   CHECK(by_url[long_text] == "HTTP 400: " + std::string(292, 'a') + " " + accents.substr(0, 6) + "...");
 }
 
+TEST_CASE(
+    "error records: the failing answer's content_type and keep_headers (an API's request id), none of "
+    "an earlier attempt's",
+    "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string not_found = server.url("/status/404?type=application/json&header=X-Request-Id:req-404");
+  // Three answers of 502, each with its own request id: the record has the last one's.
+  const std::string bad_gateway = server.url("/flaky/a?fail=5&status=502&id=1&type=application/problem%2Bjson");
+  // A 503 with a request id, then no answer in time: the record has no field of the 503.
+  const std::string then_timeout = server.url("/flaky/b?fail=1&status=503&id=1&then_delay=3000");
+  const std::string wrong_type = server.url("/status/200?type=text/html&header=X-Request-Id:req-html");
+  RunReport report =
+      run_pipeline(test::plan_of(fetch_pipeline(dir, {not_found, bad_gateway, then_timeout, wrong_type}, 4,
+                                                "    robots: ignore\n"
+                                                "    timeout: 500ms\n"
+                                                "    retries: {attempts: 3, base: 10ms, max: 20ms}\n"
+                                                "    keep_headers: [etag, x-request-id]\n"
+                                                "    content_types: [application/json]\n"
+                                                "    ok_status: [200]\n")));
+  REQUIRE(report.errors.empty());
+  std::map<std::string, std::string> by_url;
+  simdjson::dom::parser parser;
+  for (const auto& line : lines(dir, "bad_full.jsonl")) {
+    simdjson::dom::element e;
+    REQUIRE(parser.parse(line).get(e) == simdjson::SUCCESS);
+    std::string_view url;
+    REQUIRE(e["url"].get(url) == simdjson::SUCCESS);
+    // The fields in question, as JSON, absent ones left out.
+    std::string fields;
+    for (const char* name : {"status", "reason", "attempts", "content_type", "header_etag", "header_x_request_id"}) {
+      simdjson::dom::element v;
+      if (e[name].get(v) == simdjson::SUCCESS) fields += fmt::format("{}={} ", name, simdjson::to_string(v));
+    }
+    by_url[std::string(url)] = fields;
+  }
+  REQUIRE(by_url.size() == 4);
+  CHECK(by_url[not_found] ==
+        R"(status=404 reason="http_status" attempts=1 content_type="application/json" header_etag=null )"
+        R"(header_x_request_id="req-404" )");
+  CHECK(by_url[bad_gateway] ==
+        R"(status=502 reason="http_status" attempts=3 content_type="application/problem+json" header_etag=null )"
+        R"(header_x_request_id="a-2" )");
+  CHECK(by_url[then_timeout] == R"(status=null reason="timeout" attempts=3 )");
+  CHECK(by_url[wrong_type] ==
+        R"(status=200 reason="content_type" attempts=1 content_type="text/html" header_etag=null )"
+        R"(header_x_request_id="req-html" )");
+}
+
 TEST_CASE("ok_status decides what is an error — on_error skips it or fails the run naming node and URL", "[fetch]") {
   FixtureServer server;
   TempDir dir;

@@ -922,10 +922,26 @@ struct FixtureServer::Impl {
     server->Delete(pattern, h);
   }
 
+  // Sleeps `ms`, or until the server stops. Checks for the stop every 50 ms: dozens of delayed
+  // answers at once, each waking every 5 ms, took the CPU that a test's other answers needed under
+  // ASan.
+  void pause(std::chrono::milliseconds ms) {
+    const auto until = std::chrono::steady_clock::now() + ms;
+    while (std::chrono::steady_clock::now() < until && !stopping.load()) {
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          until - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
+    }
+  }
+
   void routes() {
     httplib::Server* server = server_ptr.get();
     every_method(R"(/status/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
                    res.status = std::stoi(req.matches[1]);
+                   for (std::size_t i = 0; i < req.get_param_value_count("header"); ++i) {
+                     const std::string line = req.get_param_value("header", i);
+                     const auto colon = line.find(':');
+                     res.set_header(line.substr(0, colon), colon == std::string::npos ? "" : line.substr(colon + 1));
+                   }
                    // 204 and 304 have no body (RFC 9110): bytes after their headers would be read as
                    // the start of the next response on the connection.
                    if (res.status != 204 && res.status != 304) {
@@ -935,13 +951,7 @@ struct FixtureServer::Impl {
                    }
                  }));
     every_method(R"(/delay/(\d+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
-                   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::stoi(req.matches[1]));
-                   // Checks for the server's stop every 50 ms: dozens of delayed answers at once, each
-                   // waking every 5 ms, took the CPU that a test's other answers needed under ASan.
-                   while (std::chrono::steady_clock::now() < until && !stopping.load()) {
-                     std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-                         until - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
-                   }
+                   pause(std::chrono::milliseconds(std::stoi(req.matches[1])));
                    res.set_content(fmt::format("delayed {}ms\n", req.matches[1].str()), "text/plain");
                  }));
     server->Get(R"(/retry-after/(\d+))", tracked([](const httplib::Request& req, httplib::Response& res) {
@@ -989,11 +999,16 @@ struct FixtureServer::Impl {
                      std::lock_guard lock(mutex);
                      seen = flaky[req.matches[1]]++;
                    }
+                   if (req.has_param("id"))
+                     res.set_header("X-Request-Id", fmt::format("{}-{}", req.matches[1].str(), seen));
                    if (seen < fail) {
                      res.status = req.has_param("status") ? std::stoi(req.get_param_value("status")) : 503;
                      if (req.has_param("after")) res.set_header("Retry-After", req.get_param_value("after"));
-                     res.set_content("flaky failure\n", "text/plain");
+                     res.set_content("flaky failure\n",
+                                     req.has_param("type") ? req.get_param_value("type") : "text/plain");
                    } else {
+                     if (req.has_param("then_delay"))
+                       pause(std::chrono::milliseconds(std::stoi(req.get_param_value("then_delay"))));
                      res.set_content(fmt::format("ok after {} failures\n", fail), "text/plain");
                    }
                  }));

@@ -7,13 +7,17 @@
 //                               with the Content-Type on the first line of <path>.content-type
 //                               when that file exists; with a strong ETag of its content, and
 //                               304 Not Modified (no body) to an If-None-Match that names it
-//   /status/<code>              that status, with a short body (none for 204 and 304); this,
-//                               /delay and /flaky answer POST, PUT, PATCH and DELETE as GET
+//   /status/<code>?body=B&type=T&header=N:V  that status, with a short body (none for 204 and
+//                               304), or B as Content-Type T (default text/plain), and a header N
+//                               for each header= (repeatable); this, /delay and /flaky answer
+//                               POST, PUT, PATCH and DELETE as GET
 //   /delay/<ms>                 200 after <ms> milliseconds
 //   /retry-after/<n>?status=S   status S (default 503) with "Retry-After: <n>"; with &date=1 the
 //                               header is the HTTP-date n seconds from now
 //   /flaky/<key>?fail=N&status=S&after=A  the first N requests for <key> get S (default 503, with
-//                               "Retry-After: A" when given), then 200
+//                               "Retry-After: A" when given; &type=T its Content-Type), then 200
+//                               (after MS ms with &then_delay=MS); with &id=1 each answer has
+//                               "X-Request-Id: <key>-<i>", i counting the key's requests from 0
 //   /ratelimit/<key>?limit=N&window=S&status=C&style=ietf  an API with a quota of N requests (default
 //                               3) per S seconds (default 1) per key, C (default 403) beyond it;
 //                               X-RateLimit-Limit, -Remaining and -Reset (Unix seconds) on every
