@@ -57,6 +57,12 @@ Schema retries_schema() {
                          "retry a POST or PATCH like any request; off: only when the server cannot have acted on it "
                          "(a connect failure, a timeout or reset before any of it was sent, a 4xx, a 503)")
           .with_default("false"),
+      FieldSpec::string("idempotency_key",
+                        "a header (Idempotency-Key, as Stripe and the IETF draft name it) that carries a key of each "
+                        "POST or PATCH's own, the same on all its attempts, which are then retried like any request "
+                        "(a server that honours it acts once); the key: the value headers give it, else the "
+                        "record's idempotency_key field (a failure of an earlier run sent again), else a random "
+                        "UUID; the record gets it as idempotency_key"),
       FieldSpec::enumeration("backoff", {"exponential"}, "exponential with full jitter").with_default("exponential"),
       FieldSpec::duration("base", "cap of the first wait; doubles with each retry").with_default("200ms"),
       FieldSpec::duration("max",
@@ -994,6 +1000,23 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
       diags.error(c.where(body), fmt::format("{} is sent only with POST, PUT, PATCH or DELETE, not {}", body, method));
     }
   }
+  if (const Config& r = c.object("retries"); r.has("idempotency_key")) {
+    const std::string name = r.string("idempotency_key");
+    if (!fetch::is_header_name(name)) {
+      diags.error(r.where("idempotency_key"), fmt::format("retries.idempotency_key: '{}' is not a header name "
+                                                          "(letters, digits and !#$%&'*+-.^_`|~, no spaces or colons)",
+                                                          name));
+    } else if (method != "POST" && method != "PATCH") {
+      diags.error(r.where("idempotency_key"),
+                  fmt::format("retries.idempotency_key: a {} is idempotent and retried without a key; the key is "
+                              "for POST and PATCH",
+                              method));
+    } else if (c.has("cache")) {
+      diags.error(r.where("idempotency_key"),
+                  "retries.idempotency_key: cache answers a request again without sending it, and a request that "
+                  "needs a key of its own (a payment, an order) is not one to answer so");
+    }
+  }
   if (method == "HEAD" && c.has("download")) {
     diags.error(c.where("download"), "download: method HEAD brings no body to write (its headers only): use GET");
   }
@@ -1406,6 +1429,7 @@ fetch::FetchOptions options_from(const Config& c, const std::stop_token& stop) {
     (name == "timeout" ? o.retry.on_timeout : name == "connect" ? o.retry.on_connect : o.retry.on_reset) = true;
   }
   o.retry.non_idempotent = r.boolean("non_idempotent");
+  if (r.has("idempotency_key")) o.retry.idempotency_key = r.string("idempotency_key");
   o.retry.base = r.duration("base");
   o.retry.max = r.duration("max");
   const Config& b = c.object("circuit_breaker");

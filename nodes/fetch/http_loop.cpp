@@ -389,11 +389,15 @@ std::string_view host_prefix(std::string_view url) {
   return url.substr(0, url.find('/', scheme_end + 3));
 }
 
-// Whether `headers` ("Name: value" lines) has one named `name` (any case).
-bool has_header(const std::vector<std::string>& headers, std::string_view name) {
-  return std::any_of(headers.begin(), headers.end(), [name](const std::string& h) {
-    return nodes::iequals(std::string_view(h).substr(0, h.find(':')), name);
+// The line of `headers` ("Name: value" lines) named `lower_name` (any case), or end().
+std::vector<std::string>::iterator find_header(std::vector<std::string>& headers, std::string_view lower_name) {
+  return std::find_if(headers.begin(), headers.end(), [lower_name](const std::string& h) {
+    return nodes::iequals(std::string_view(h).substr(0, h.find(':')), lower_name);
   });
+}
+
+bool has_header(std::vector<std::string>& headers, std::string_view lower_name) {
+  return find_header(headers, lower_name) != headers.end();
 }
 
 bool is_host_failure(Reason r) {
@@ -657,6 +661,7 @@ void HttpLoop::submit(Record&& record) {
     job->setup_reason = Reason::invalid;
     job->setup_error = std::move(error);
   }
+  if (job->setup_error.empty()) add_idempotency_key(*job, record);
   if (opt_.body) job->body = opt_.body->render(record);
   if (opt_.download && opt_.download->path && job->setup_error.empty()) {
     // {server_filename} is known only when the file is whole (place_file()): its folder and the
@@ -682,6 +687,26 @@ void HttpLoop::submit(Record&& record) {
   }
   std::lock_guard lock(incoming_mutex_);
   incoming_.push_back(std::move(job));
+}
+
+// retries.idempotency_key: a POST or PATCH gets the header, with the value `headers` gave it, else
+// the record's idempotency_key field (an earlier run's key), else a new random one; the record
+// keeps it in that field, so that the key goes with it to a store of failures and back.
+void HttpLoop::add_idempotency_key(Job& job, Record& record) const {
+  const std::string& name = opt_.retry.idempotency_key;
+  if (name.empty() || (job.method != "POST" && job.method != "PATCH")) return;
+  std::string key;
+  if (auto given = find_header(job.headers, nodes::to_lower(name)); given != job.headers.end()) {
+    key = nodes::trim(std::string_view(*given).substr(name.size() + 1));
+    if (key.empty()) job.headers.erase(given);  // rendered empty: as if not given
+  }
+  if (key.empty()) {
+    const Value* field = record.get("idempotency_key");
+    const std::string* text = field ? field->as_string() : nullptr;
+    key = text && !text->empty() && header_value_ok(*text) ? *text : random_uuid();
+    job.headers.push_back(fmt::format("{}: {}", name, key));
+  }
+  record.set("idempotency_key", Value(std::move(key)));
 }
 
 bool HttpLoop::host_key(const std::string& url, std::string& key, std::string& error) {
@@ -1883,6 +1908,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
       job->method = "GET";
       job->body.reset();
     }
+    if (job->crossed || host_headers_) add_idempotency_key(*job, job->record);  // headers rendered again
     job->url = std::move(target);
     job->host = std::move(key);
     job->path.clear();

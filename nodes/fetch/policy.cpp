@@ -3,6 +3,8 @@
 #include "../text.hpp"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
+#include <openssl/rand.h>
 
 #include <algorithm>
 #include <cctype>
@@ -88,11 +90,21 @@ bool RetryPolicy::retries_status(long status) const {
 }
 
 bool RetryPolicy::may_repeat(std::string_view method, Reason reason, long status, bool sent) const {
-  if (non_idempotent || (method != "POST" && method != "PATCH")) return true;
+  if (non_idempotent || !idempotency_key.empty() || (method != "POST" && method != "PATCH")) return true;
   if (reason == Reason::http_status) return status < 500 || status == 503;  // refused, or not taken on
   // No connection to the server (a proxy's CONNECT may have been sent, and counts as sent).
   if (reason == Reason::connect || reason == Reason::dns) return true;
   return !sent;
+}
+
+std::string random_uuid() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("random_uuid: no random bytes from OpenSSL");
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // variant 10
+  return fmt::format(
+      "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}", b[0],
+      b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 bool RetryPolicy::retries_reason(Reason reason) const {

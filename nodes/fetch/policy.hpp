@@ -72,6 +72,9 @@ struct RetryPolicy {
   // A POST or PATCH (not idempotent, RFC 9110 9.2.2) is made again only when the server cannot have
   // acted on it, unless this is set; see may_repeat().
   bool non_idempotent = false;
+  // A header (Idempotency-Key) that gives each POST or PATCH a key of its own, the same on all its
+  // attempts: a server that honours it acts on the request once, so it is retried like any; "": none.
+  std::string idempotency_key;
   nanoseconds base = std::chrono::milliseconds(200);  // first backoff cap
   nanoseconds max = std::chrono::seconds(30);         // cap of every wait, Retry-After included
 
@@ -86,6 +89,10 @@ struct RetryPolicy {
   // uniform in [0, min(max, base * 2^(next_attempt-2))].
   nanoseconds backoff(int next_attempt, std::mt19937_64& rng) const;
 };
+
+// A new random UUID (version 4, RFC 9562), from the system's cryptographic generator: an
+// idempotency key that no other request of this run or another one shares.
+std::string random_uuid();
 
 // Parses a Retry-After value: delta seconds, or an HTTP-date (RFC 9110: IMF-fixdate, also the
 // obsolete RFC 850 and asctime forms) relative to `now_unix` (seconds since the epoch).

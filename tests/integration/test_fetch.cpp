@@ -658,6 +658,79 @@ TEST_CASE("a POST or PATCH is retried only when the server cannot have acted on 
   }
 }
 
+TEST_CASE("retries.idempotency_key: each POST has a key of its own, the same on every attempt, and is retried",
+          "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  // Two 500s, which a POST without a key would not outlive; a key an earlier run gave the record;
+  // a key from the node's headers; and the key in the body too, at /echo.
+  const std::string a = server.url("/flaky/a?fail=2&status=500&keys=1");
+  const std::string b = server.url("/flaky/b?fail=2&status=500&keys=1");
+  const std::string again = server.url("/flaky/c?fail=1&status=502&keys=1");
+  const std::string given = server.url("/flaky/d?fail=1&status=504&keys=1");
+  const std::string echo = server.url("/echo");
+  test::write_file(dir.file("in.jsonl"), fmt::format(R"({{"url":"{}"}})"
+                                                     "\n"
+                                                     R"({{"url":"{}"}})"
+                                                     "\n"
+                                                     R"({{"url":"{}","idempotency_key":"earlier-run-7"}})"
+                                                     "\n"
+                                                     R"({{"url":"{}","order":"order-42"}})"
+                                                     "\n"
+                                                     R"({{"url":"{}"}})"
+                                                     "\n",
+                                                     a, b, again, given, echo));
+  RunReport report = run_pipeline(
+      test::plan_of(fmt::format(R"(pipeline: keyed
+nodes:
+  - {{id: src, type: source.jsonl, path: {in}}}
+  - id: post
+    type: fetch
+    robots: ignore
+    method: POST
+    headers: {{Idempotency-Key: "{{order}}"}}
+    body: '{{{{"key": "{{idempotency_key}}"}}}}'
+    retries: {{attempts: 3, base: 10ms, max: 20ms, idempotency_key: Idempotency-Key}}
+    on_error: route
+  - {{id: out, type: sink.jsonl, path: {out}, fields: [url, status, attempts, idempotency_key, body]}}
+  - {{id: bad, type: sink.jsonl, path: {bad}}}
+edges:
+  - src -> post -> out
+  - post.error -> bad
+)",
+                                fmt::arg("in", dir.file("in.jsonl")), fmt::arg("out", dir.file("out.jsonl")),
+                                fmt::arg("bad", dir.file("bad.jsonl")))));
+  REQUIRE(report.errors.empty());
+  CAPTURE(test::read_file(dir.file("bad.jsonl")));
+  REQUIRE(lines(dir, "bad.jsonl").empty());
+  std::map<std::string, std::pair<std::string, std::string>> by_url;  // url -> key, body
+  simdjson::dom::parser parser;
+  for (const auto& line : lines(dir, "out.jsonl")) {
+    simdjson::dom::element e;
+    REQUIRE(parser.parse(line).get(e) == simdjson::SUCCESS);
+    std::string_view url, key, body;
+    REQUIRE(e["url"].get(url) == simdjson::SUCCESS);
+    REQUIRE(e["idempotency_key"].get(key) == simdjson::SUCCESS);
+    REQUIRE(e["body"].get(body) == simdjson::SUCCESS);
+    by_url[std::string(url)] = {std::string(key), std::string(body)};
+  }
+  REQUIRE(by_url.size() == 5);
+  const std::regex uuid("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  const auto& [key_a, body_a] = by_url[a];
+  const auto& [key_b, body_b] = by_url[b];
+  CHECK(std::regex_match(key_a, uuid));
+  CHECK(std::regex_match(key_b, uuid));
+  CHECK(key_a != key_b);
+  CHECK(body_a == fmt::format("keys: {0} {0} {0}\n", key_a));  // three attempts, one key
+  CHECK(body_b == fmt::format("keys: {0} {0} {0}\n", key_b));
+  CHECK(by_url[again] == std::pair<std::string, std::string>("earlier-run-7", "keys: earlier-run-7 earlier-run-7\n"));
+  CHECK(by_url[given] == std::pair<std::string, std::string>("order-42", "keys: order-42 order-42\n"));
+  const auto& [key_echo, sent] = by_url[echo];
+  CHECK(std::regex_match(key_echo, uuid));
+  CHECK(contains(sent, fmt::format(R"("Idempotency-Key":"{}")", key_echo)));
+  CHECK(contains(sent, fmt::format(R"(\"key\": \"{}\")", key_echo)));  // the body's template
+}
+
 TEST_CASE("Retry-After is honoured on 429 and 503, and capped by retries.max", "[fetch][retry]") {
   FixtureServer server;
   TempDir dir;

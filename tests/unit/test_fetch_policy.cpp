@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <set>
+
 #include "../../nodes/fetch/policy.hpp"
 
 using namespace sluice::fetch;
@@ -67,6 +69,25 @@ TEST_CASE("a POST or PATCH may be made again only when the server cannot have ac
   p.non_idempotent = true;
   CHECK(p.may_repeat("POST", Reason::http_status, 500, true));
   CHECK(p.may_repeat("PATCH", Reason::timeout, 0, true));
+  RetryPolicy keyed;  // the server acts once on a key however often it comes
+  keyed.idempotency_key = "Idempotency-Key";
+  CHECK(keyed.may_repeat("POST", Reason::http_status, 502, true));
+  CHECK(keyed.may_repeat("PATCH", Reason::reset, 0, true));
+}
+
+TEST_CASE("random_uuid gives version 4 UUIDs, a new one each time", "[fetch][policy]") {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string u = random_uuid();
+    REQUIRE(u.size() == 36);
+    CHECK(u[8] == '-');
+    CHECK(u[13] == '-');
+    CHECK(u[14] == '4');
+    CHECK(std::string_view("89ab").find(u[19]) != std::string_view::npos);
+    CHECK(u.find_first_not_of("0123456789abcdef-") == std::string::npos);
+    seen.insert(u);
+  }
+  CHECK(seen.size() == 1000);
 }
 
 TEST_CASE("Retry-After is read as seconds or as an HTTP-date", "[fetch][policy]") {

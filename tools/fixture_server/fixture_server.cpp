@@ -679,6 +679,7 @@ struct FixtureServer::Impl {
   std::map<std::string, std::set<std::string>> peers;  // per counter key: "address:port" of each connection
   std::map<std::string, std::vector<std::chrono::steady_clock::time_point>> arrivals;  // per counter key
   std::map<std::string, int> flaky;
+  std::map<std::string, std::string> flaky_keys;  // /flaky: the Idempotency-Key of each request, by key
   std::set<std::string> imds_tokens;  // the session tokens /imds gave
   struct Quota {
     double window_start = 0;  // Unix seconds
@@ -995,9 +996,11 @@ struct FixtureServer::Impl {
     every_method(R"(/flaky/([^/]+))", tracked([this](const httplib::Request& req, httplib::Response& res) {
                    int fail = req.has_param("fail") ? std::stoi(req.get_param_value("fail")) : 1;
                    int seen;
+                   std::string keys;
                    {
                      std::lock_guard lock(mutex);
                      seen = flaky[req.matches[1]]++;
+                     keys = flaky_keys[req.matches[1]] += " " + req.get_header_value("Idempotency-Key");
                    }
                    if (req.has_param("id"))
                      res.set_header("X-Request-Id", fmt::format("{}-{}", req.matches[1].str(), seen));
@@ -1009,7 +1012,9 @@ struct FixtureServer::Impl {
                    } else {
                      if (req.has_param("then_delay"))
                        pause(std::chrono::milliseconds(std::stoi(req.get_param_value("then_delay"))));
-                     res.set_content(fmt::format("ok after {} failures\n", fail), "text/plain");
+                     res.set_content(
+                         req.has_param("keys") ? "keys:" + keys + "\n" : fmt::format("ok after {} failures\n", fail),
+                         "text/plain");
                    }
                  }));
     // A server that can take `max` requests at a time (counted under /busy) and answers 503 to

@@ -17,7 +17,9 @@
 //   /flaky/<key>?fail=N&status=S&after=A  the first N requests for <key> get S (default 503, with
 //                               "Retry-After: A" when given; &type=T its Content-Type), then 200
 //                               (after MS ms with &then_delay=MS); with &id=1 each answer has
-//                               "X-Request-Id: <key>-<i>", i counting the key's requests from 0
+//                               "X-Request-Id: <key>-<i>", i counting the key's requests from 0;
+//                               with &keys=1 the 200's body is "keys:" and the Idempotency-Key
+//                               header of each of the key's requests, after a space each
 //   /ratelimit/<key>?limit=N&window=S&status=C&style=ietf  an API with a quota of N requests (default
 //                               3) per S seconds (default 1) per key, C (default 403) beyond it;
 //                               X-RateLimit-Limit, -Remaining and -Reset (Unix seconds) on every
