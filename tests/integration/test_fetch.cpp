@@ -669,6 +669,9 @@ TEST_CASE("retries.idempotency_key: each POST has a key of its own, the same on 
   const std::string again = server.url("/flaky/c?fail=1&status=502&keys=1");
   const std::string given = server.url("/flaky/d?fail=1&status=504&keys=1");
   const std::string echo = server.url("/echo");
+  // A 307 to another origin: the request again, key and all (the headers are made anew for it).
+  const std::string moved =
+      server.url(fmt::format("/redirect-to?status=307&url=http%3A%2F%2Flocalhost%3A{}%2Fecho", server.port()));
   test::write_file(dir.file("in.jsonl"), fmt::format(R"({{"url":"{}"}})"
                                                      "\n"
                                                      R"({{"url":"{}"}})"
@@ -678,8 +681,10 @@ TEST_CASE("retries.idempotency_key: each POST has a key of its own, the same on 
                                                      R"({{"url":"{}","order":"order-42"}})"
                                                      "\n"
                                                      R"({{"url":"{}"}})"
+                                                     "\n"
+                                                     R"({{"url":"{}"}})"
                                                      "\n",
-                                                     a, b, again, given, echo));
+                                                     a, b, again, given, echo, moved));
   RunReport report = run_pipeline(
       test::plan_of(fmt::format(R"(pipeline: keyed
 nodes:
@@ -714,7 +719,7 @@ edges:
     REQUIRE(e["body"].get(body) == simdjson::SUCCESS);
     by_url[std::string(url)] = {std::string(key), std::string(body)};
   }
-  REQUIRE(by_url.size() == 5);
+  REQUIRE(by_url.size() == 6);
   const std::regex uuid("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
   const auto& [key_a, body_a] = by_url[a];
   const auto& [key_b, body_b] = by_url[b];
@@ -729,6 +734,10 @@ edges:
   CHECK(std::regex_match(key_echo, uuid));
   CHECK(contains(sent, fmt::format(R"("Idempotency-Key":"{}")", key_echo)));
   CHECK(contains(sent, fmt::format(R"(\"key\": \"{}\")", key_echo)));  // the body's template
+  const auto& [key_moved, sent_moved] = by_url[moved];
+  CHECK(std::regex_match(key_moved, uuid));
+  CHECK(contains(sent_moved, fmt::format(R"("Idempotency-Key":"{}")", key_moved)));
+  CHECK(contains(sent_moved, R"("Host":"localhost:)"));
 }
 
 TEST_CASE("Retry-After is honoured on 429 and 503, and capped by retries.max", "[fetch][retry]") {
@@ -1328,6 +1337,9 @@ TEST_CASE("fetch's form sends fields as a web form, names, values and {field}s p
   FixtureServer server;
   TempDir dir;
   const std::string echo = server.url("/echo");
+  // A 307 to another origin: the request again, key and all (the headers are made anew for it).
+  const std::string moved =
+      server.url(fmt::format("/redirect-to?status=307&url=http%3A%2F%2Flocalhost%3A{}%2Fecho", server.port()));
   test::write_file(dir.file("in.jsonl"), fmt::format(R"({{"url":"{}","term":"R&D = 100% {{ä}}","n":3}})"
                                                      "\n",
                                                      echo));
