@@ -1443,6 +1443,7 @@ fetch::FetchOptions options_from(const Config& c, const std::stop_token& stop) {
     o.keep_headers.push_back(name);
   }
   o.body_field = c.string("body_field");
+  o.error_body = c.boolean("error_body");
   if (c.has("download")) {
     const Config& d = c.object("download");
     std::string dir = d.string("dir");
@@ -1630,6 +1631,11 @@ NodeType fetch_type() {
                           "with content_type, from the last answer (an API's request id)")
               .with_default("[etag, last-modified]"),
           FieldSpec::string("body_field", "the field that receives the response body").with_default("body"),
+          FieldSpec::boolean("error_body",
+                             "a record that fails with an HTTP status gets its last answer's body in body_field too "
+                             "(an API's error, whole, for a store of failures; max_body holds it; with download as "
+                             "well: an error is not a file)")
+              .with_default("false"),
           FieldSpec::object_of("download", download_schema(),
                                "each successful body is written to a file of its own under dir as it arrives, "
                                "never held in memory (max_body still caps it), and renamed into place when whole; "

@@ -1937,18 +1937,20 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
         error_excerpt(easy, t->body);
     job->record.set("final_url", Value(effective_url(easy, job->url)));
     if (!opt_.retry.retries_status(status) && !rate_limited) {
-      if (!job->cache_key.empty() && opt_.cache->keep_status.contains(status)) {
+      const bool kept = !job->cache_key.empty() && opt_.cache->keep_status.contains(status);
+      Bytes body = kept || opt_.error_body ? bodies_->share(std::move(t->body)) : Bytes();
+      if (kept) {
         char* type = nullptr;
         curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
-        queue_store(*job, easy, bodies_->share(std::move(t->body)), status, type,
-                    job->record.get("final_url")->as_string()->c_str(), unix_now());
+        queue_store(*job, easy, body, status, type, job->record.get("final_url")->as_string()->c_str(), unix_now());
       }
-      set_response_fields(job->record, easy);
+      set_response_fields(job->record, easy, std::move(body));
       return fail(std::move(job), Reason::http_status, status, std::move(message));
     }
     if (files_) keep_partial(*t, *job);
     if (retry(job, Reason::http_status, status, message, wait, rate_limited)) return;
-    set_response_fields(job->record, easy);  // the last answer's, not an earlier attempt's
+    // The last answer's, not an earlier attempt's.
+    set_response_fields(job->record, easy, opt_.error_body ? bodies_->share(std::move(t->body)) : Bytes());
     return fail(std::move(job), Reason::http_status, status, std::move(message));
   }
   // A response with no body at all (HEAD, 204, an empty file) never reached on_body's check.
@@ -2008,8 +2010,9 @@ bool HttpLoop::retry(std::unique_ptr<Job>& job, Reason reason, long status, std:
 }
 
 // A failure's answer (an HTTP status outside ok_status, a content type outside content_types): the
-// record gets its content_type and keep_headers as a success would, an API's request id say.
-void HttpLoop::set_response_fields(Record& r, CURL* easy) const {
+// record gets its content_type and keep_headers as a success would, an API's request id say, and
+// with error_body `body` (its body; none for a content type refused at its first bytes).
+void HttpLoop::set_response_fields(Record& r, CURL* easy, Bytes body) const {
   char* type = nullptr;
   curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &type);
   r.set("content_type", type ? Value(std::string(type)) : Value());
@@ -2017,6 +2020,7 @@ void HttpLoop::set_response_fields(Record& r, CURL* easy) const {
     auto value = response_header(easy, opt_.keep_headers[i].c_str());
     r.set(keep_fields_[i], value ? Value(std::move(*value)) : Value());
   }
+  if (opt_.error_body) r.set(opt_.body_field, Value(std::move(body)));
 }
 
 // download: keeps what a failed attempt wrote for the next attempt to resume, when the server can

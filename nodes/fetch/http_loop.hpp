@@ -252,7 +252,7 @@ class HttpLoop {
   // `message` may say why it was not, and the caller fails the job.
   bool retry(std::unique_ptr<Job>& job, Reason reason, long status, std::string& message, nanoseconds wait,
              bool rate_limited = false, bool sent = true);
-  void set_response_fields(Record& r, CURL* easy) const;
+  void set_response_fields(Record& r, CURL* easy, Bytes body = Bytes()) const;
   void add_idempotency_key(Job& job, Record& record) const;
   // A 429 or 503's Retry-After (seconds or an HTTP date), capped by retries.max; none for other statuses.
   std::optional<nanoseconds> retry_after(CURL* easy, long status) const;

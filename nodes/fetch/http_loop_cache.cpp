@@ -34,6 +34,7 @@ void HttpLoop::complete_from_cache(std::unique_ptr<Job> job, CachedResponse&& fo
       auto value = cached_header(found.headers, opt_.keep_headers[i]);
       r.set(keep_fields_[i], value ? Value(std::move(*value)) : Value());
     }
+    if (opt_.error_body) r.set(opt_.body_field, Value(std::move(found.body)));
     r.set("reason", Value(std::string(reason_name(Reason::http_status))));
     r.set("attempts", Value(static_cast<std::int64_t>(job->attempts)));
     r.set("cached", Value(true));

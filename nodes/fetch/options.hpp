@@ -59,6 +59,8 @@ struct FetchOptions {
   MediaTypes content_types;               // empty: any
   std::vector<std::string> keep_headers;  // lower-case names
   std::string body_field = "body";
+  // A record that fails with an HTTP status gets the answer's body in body_field (an API's error).
+  bool error_body = false;
   // download: each successful body goes to a file of its own under `dir` as it arrives (`path`, a
   // template, names it; default: the URL's hash and an extension), not into the record.
   struct Download {

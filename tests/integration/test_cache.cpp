@@ -448,7 +448,8 @@ TEST_CASE("cache: keep_status keeps failures such as a dead link's 404 and answe
   const std::vector<std::string> urls = {server.url("/status/404?type=application/json&header=X-Tag:gone"),
                                          server.url("/status/503"), server.url("/item/1.html")};
   const std::string db = dir.file("cache.db");
-  const std::string cache = "    cache: {path: " + db + ", keep_status: [404]}\n    keep_headers: [x-tag]\n";
+  const std::string cache =
+      "    cache: {path: " + db + ", keep_status: [404]}\n    keep_headers: [x-tag]\n    error_body: true\n";
   RunReport first = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
   CHECK(cache_row(first) == "0 2 0");
   const auto failures = sorted_lines(dir, "bad.jsonl");
@@ -460,14 +461,14 @@ TEST_CASE("cache: keep_status keeps failures such as a dead link's 404 and answe
       if (contains(line, "/status/404")) return line;
     return std::string();
   };
-  CHECK(contains(answer_of_404(), R"("content_type":"application/json","header_x_tag":"gone")"));
+  CHECK(contains(answer_of_404(), R"("content_type":"application/json","header_x_tag":"gone","body":"status 404\n")"));
 
   RunReport second = run_pipeline(test::plan_of(cache_pipeline(dir, urls, cache)));
   CHECK(cache_row(second) == "2 0 0");
   CHECK(requests(server) == 4);  // the 503 again
   CHECK(sorted_lines(dir, "bad.jsonl") == failures);
   CHECK(contains(failures[0], R"("status":404,"reason":"http_status")"));
-  CHECK(contains(answer_of_404(), R"("content_type":"application/json","header_x_tag":"gone")"));
+  CHECK(contains(answer_of_404(), R"("content_type":"application/json","header_x_tag":"gone","body":"status 404\n")"));
 
   RunReport offline = run_pipeline(
       test::plan_of(cache_pipeline(dir, urls, "    cache: {path: " + db + ", keep_status: [404], offline: true}\n")));

@@ -2781,6 +2781,39 @@ TEST_CASE(
         R"(header_x_request_id="req-html" )");
 }
 
+TEST_CASE("error_body: a record that fails with an HTTP status keeps its last answer's body, whole", "[fetch]") {
+  FixtureServer server;
+  TempDir dir;
+  const std::string long_error = "{\"errors\": [" + std::string(1000, ' ') + "\"too long for a message\"]}";
+  const std::string invalid = server.url("/status/422?type=application/json&body=" + long_error);
+  const std::string gateway = server.url("/flaky/e?fail=5&status=502");  // three answers, the last one kept
+  const std::string timeout = server.url("/delay/3000");                 // no answer: no body
+  const std::string config =
+      "    robots: ignore\n    timeout: 300ms\n    retries: {attempts: 3, base: 10ms, max: 20ms}\n"
+      "    body_field: page\n";
+  auto routed = [&](const std::string& extra) {
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, {invalid, gateway, timeout}, 4, config + extra)));
+    REQUIRE(report.errors.empty());
+    std::map<std::string, std::string> by_url;  // url -> page, or "(none)"
+    simdjson::dom::parser parser;
+    for (const auto& line : lines(dir, "bad_full.jsonl")) {
+      simdjson::dom::element e;
+      REQUIRE(parser.parse(line).get(e) == simdjson::SUCCESS);
+      std::string_view url, page = "(none)";
+      REQUIRE(e["url"].get(url) == simdjson::SUCCESS);
+      if (e["page"].error() == simdjson::SUCCESS) REQUIRE(e["page"].get(page) == simdjson::SUCCESS);
+      by_url[std::string(url)] = page;
+    }
+    return by_url;
+  };
+  auto with = routed("    error_body: true\n");
+  REQUIRE(with.size() == 3);
+  CHECK(with[invalid] == long_error);
+  CHECK(with[gateway] == "flaky failure\n");
+  CHECK(with[timeout] == "(none)");
+  for (const auto& [url, page] : routed("")) CHECK(page == "(none)");  // off by default
+}
+
 TEST_CASE("ok_status decides what is an error — on_error skips it or fails the run naming node and URL", "[fetch]") {
   FixtureServer server;
   TempDir dir;
