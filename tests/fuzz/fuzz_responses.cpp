@@ -144,6 +144,7 @@ std::string pipeline_text(const Flags& f, int port, const fs::path& dir, Pass pa
   fetch += std::string("    method: ") + (f.head ? "HEAD" : "GET") + "\n";
   if (f.html_only) fetch += "    content_types: [text/html, application/xhtml+xml]\n";
   if (f.rate_limit) fetch += "    rate_limit_headers: true\n";
+  if (f.small_body) fetch += "    error_body: true\n";  // an error's body, held to max_body too
   // libcurl's NTLM handshakes (its challenge read, its answer made) against whatever comes back.
   if (f.ntlm) fetch += "    auth: {user: 'FUZZ\\ann', password: s3cret, scheme: ntlm}\n";
   if (f.proxy_ntlm) fetch += "    proxy_auth: ntlm\n";
@@ -305,11 +306,18 @@ void check_result(const Record& r, const Flags& f, const fs::path& dir) {
 }
 
 // A routed error says which node failed and why; fetch's also give a reason.
-void check_error(const Record& r) {
+void check_error(const Record& r, const Flags& f) {
   FUZZ_CHECK(r.error && !r.error->message.empty(), "a routed record without its error");
   if (r.error->node != "get") return;
   const std::string* reason = text_field(r, "reason");
   FUZZ_CHECK(reason && !reason->empty(), "a fetch error without a reason");
+  // error_body: an HTTP status's answer keeps its body (bytes; none from the cache's offline pass).
+  const Value* body = r.get("body");
+  if (f.small_body && *reason == "http_status")
+    FUZZ_CHECK(body && body->as_bytes() && body->as_bytes()->size() <= static_cast<std::size_t>(f.max_body()),
+               "an HTTP status's error without its body, or one beyond max_body");
+  else
+    FUZZ_CHECK(!body, "an error with a body it should not have");
 }
 
 // Results by URL: status, final URL and body as text.
@@ -350,7 +358,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::size_t connections = server.end();
     FUZZ_CHECK(pass != Pass::offline || connections == 0, "an offline run connected to the server");
     for (const auto& r : got["ok"]) check_result(r, flags, work.path);
-    for (const auto& r : got["bad"]) check_error(r);
+    for (const auto& r : got["bad"]) check_error(r, flags);
     if (flags.oauth2 && flags.keep) {  // the refresh token file holds one token, the first or a new one, whole
       std::ifstream file(work.path / "refresh-token");
       std::string token, more;
