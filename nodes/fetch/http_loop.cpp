@@ -701,9 +701,9 @@ void HttpLoop::add_idempotency_key(Job& job, Record& record) const {
     if (key.empty()) job.headers.erase(given);  // rendered empty: as if not given
   }
   if (key.empty()) {
-    const Value* field = record.get("idempotency_key");
-    const std::string* text = field ? field->as_string() : nullptr;
-    key = text && !text->empty() && header_value_ok(*text) ? *text : random_uuid();
+    const Value* field = record.get("idempotency_key");  // a string, or a number an API gave
+    key = field && (field->as_string() || field->as_int()) ? field->to_text() : std::string();
+    if (key.empty() || !header_value_ok(key)) key = random_uuid();
     job.headers.push_back(fmt::format("{}: {}", name, key));
   }
   record.set("idempotency_key", Value(std::move(key)));
