@@ -1994,8 +1994,8 @@ bool HttpLoop::retry(std::unique_ptr<Job>& job, Reason reason, long status, std:
     retryable = false;
     if (job->attempts < opt_.retry.attempts) {
       message += fmt::format(
-          " (a {} the server may have acted on is not retried; retries.non_idempotent: true "
-          "retries it)",
+          " (a {} the server may have acted on is not retried; retries.idempotency_key, for an API "
+          "that takes one, or retries.non_idempotent: true retries it)",
           job->method);
     }
   }

@@ -609,8 +609,8 @@ TEST_CASE("a POST or PATCH is retried only when the server cannot have acted on 
     auto messages = error_messages(dir);
     CHECK(std::count_if(messages.begin(), messages.end(), [](const std::string& m) {
             return m.ends_with(
-                "(a POST the server may have acted on is not retried; retries.non_idempotent: true "
-                "retries it)");
+                "(a POST the server may have acted on is not retried; retries.idempotency_key, for an "
+                "API that takes one, or retries.non_idempotent: true retries it)");
           }) == 2);
   }
   SECTION("PATCH as POST; PUT and DELETE are idempotent; non_idempotent: true retries them all") {
