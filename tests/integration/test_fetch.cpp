@@ -696,6 +696,7 @@ nodes:
     headers: {{Idempotency-Key: "{{order}}"}}
     body: '{{{{"key": "{{idempotency_key}}"}}}}'
     retries: {{attempts: 3, base: 10ms, max: 20ms, idempotency_key: Idempotency-Key}}
+    circuit_breaker: {{failure_threshold: 0}}  # six failures in a row may come before a success
     on_error: route
   - {{id: out, type: sink.jsonl, path: {out}, fields: [url, status, attempts, idempotency_key, body]}}
   - {{id: bad, type: sink.jsonl, path: {bad}}}
@@ -2749,6 +2750,7 @@ TEST_CASE(
                                                 "    robots: ignore\n"
                                                 "    timeout: 500ms\n"
                                                 "    retries: {attempts: 3, base: 10ms, max: 20ms}\n"
+                                                "    circuit_breaker: {failure_threshold: 0}\n"
                                                 "    keep_headers: [etag, x-request-id]\n"
                                                 "    content_types: [application/json]\n"
                                                 "    ok_status: [200]\n")));
@@ -2790,7 +2792,7 @@ TEST_CASE("error_body: a record that fails with an HTTP status keeps its last an
   const std::string timeout = server.url("/delay/3000");                 // no answer: no body
   const std::string config =
       "    robots: ignore\n    timeout: 300ms\n    retries: {attempts: 3, base: 10ms, max: 20ms}\n"
-      "    body_field: page\n";
+      "    circuit_breaker: {failure_threshold: 0}\n    body_field: page\n";
   auto routed = [&](const std::string& extra) {
     RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, {invalid, gateway, timeout}, 4, config + extra)));
     REQUIRE(report.errors.empty());
