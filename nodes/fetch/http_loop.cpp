@@ -390,13 +390,14 @@ std::string_view host_prefix(std::string_view url) {
 }
 
 // The line of `headers` ("Name: value" lines) named `lower_name` (any case), or end().
-std::vector<std::string>::iterator find_header(std::vector<std::string>& headers, std::string_view lower_name) {
+template <class Headers>
+auto find_header(Headers& headers, std::string_view lower_name) {
   return std::find_if(headers.begin(), headers.end(), [lower_name](const std::string& h) {
     return nodes::iequals(std::string_view(h).substr(0, h.find(':')), lower_name);
   });
 }
 
-bool has_header(std::vector<std::string>& headers, std::string_view lower_name) {
+bool has_header(const std::vector<std::string>& headers, std::string_view lower_name) {
   return find_header(headers, lower_name) != headers.end();
 }
 

@@ -115,6 +115,21 @@ std::vector<std::string> error_messages(const TempDir& dir) {
   return out;
 }
 
+// The JSON lines of the file `name` in `dir`, by their url field, each as `take` reads it.
+template <class Take>
+auto lines_by_url(const TempDir& dir, const std::string& name, Take take) {
+  std::map<std::string, decltype(take(simdjson::dom::element()))> out;
+  simdjson::dom::parser parser;
+  for (const auto& line : lines(dir, name)) {
+    simdjson::dom::element e;
+    REQUIRE(parser.parse(line).get(e) == simdjson::SUCCESS);
+    std::string_view url;
+    REQUIRE(e["url"].get(url) == simdjson::SUCCESS);
+    out[std::string(url)] = take(e);
+  }
+  return out;
+}
+
 // Fetches one URL through `set` (its config `mark`) and fetch (extra config), and returns the one
 // record written, as a JSON line with every field.
 std::string fetch_one(const std::string& url, const std::string& fetch_config,
@@ -709,17 +724,12 @@ edges:
   REQUIRE(report.errors.empty());
   CAPTURE(test::read_file(dir.file("bad.jsonl")));
   REQUIRE(lines(dir, "bad.jsonl").empty());
-  std::map<std::string, std::pair<std::string, std::string>> by_url;  // url -> key, body
-  simdjson::dom::parser parser;
-  for (const auto& line : lines(dir, "out.jsonl")) {
-    simdjson::dom::element e;
-    REQUIRE(parser.parse(line).get(e) == simdjson::SUCCESS);
-    std::string_view url, key, body;
-    REQUIRE(e["url"].get(url) == simdjson::SUCCESS);
+  auto by_url = lines_by_url(dir, "out.jsonl", [](simdjson::dom::element e) {  // url -> key, body
+    std::string_view key, body;
     REQUIRE(e["idempotency_key"].get(key) == simdjson::SUCCESS);
     REQUIRE(e["body"].get(body) == simdjson::SUCCESS);
-    by_url[std::string(url)] = {std::string(key), std::string(body)};
-  }
+    return std::pair<std::string, std::string>(key, body);
+  });
   REQUIRE(by_url.size() == 6);
   const std::regex uuid("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
   const auto& [key_a, body_a] = by_url[a];
@@ -2712,16 +2722,11 @@ TEST_CASE("an error's message quotes the start of an API's error body: text, JSO
   RunReport report = run_pipeline(test::plan_of(
       fetch_pipeline(dir, {problem, xml, html, bytes, blank, escape, long_text}, 2, "    retries: {attempts: 1}")));
   REQUIRE(report.errors.empty());
-  std::map<std::string, std::string> by_url;
-  simdjson::dom::parser parser;
-  for (const auto& line : lines(dir, "bad_full.jsonl")) {
-    simdjson::dom::element e;
-    REQUIRE(parser.parse(line).get(e) == simdjson::SUCCESS);
-    std::string_view url, message;
-    REQUIRE(e["url"].get(url) == simdjson::SUCCESS);
+  auto by_url = lines_by_url(dir, "bad_full.jsonl", [](simdjson::dom::element e) {
+    std::string_view message;
     REQUIRE(e["_error"]["message"].get(message) == simdjson::SUCCESS);
-    by_url[std::string(url)] = message;
-  }
+    return std::string(message);
+  });
   REQUIRE(by_url.size() == 7);
   CHECK(by_url[problem] == R"(HTTP 422: {"title": "Validation Failed", "detail": "title is missing"})");
   CHECK(by_url[xml] == "HTTP 400: <Error><Code>NoSuchKey</Code></Error>");
@@ -2755,21 +2760,15 @@ TEST_CASE(
                                                 "    content_types: [application/json]\n"
                                                 "    ok_status: [200]\n")));
   REQUIRE(report.errors.empty());
-  std::map<std::string, std::string> by_url;
-  simdjson::dom::parser parser;
-  for (const auto& line : lines(dir, "bad_full.jsonl")) {
-    simdjson::dom::element e;
-    REQUIRE(parser.parse(line).get(e) == simdjson::SUCCESS);
-    std::string_view url;
-    REQUIRE(e["url"].get(url) == simdjson::SUCCESS);
+  auto by_url = lines_by_url(dir, "bad_full.jsonl", [](simdjson::dom::element e) {
     // The fields in question, as JSON, absent ones left out.
     std::string fields;
     for (const char* name : {"status", "reason", "attempts", "content_type", "header_etag", "header_x_request_id"}) {
       simdjson::dom::element v;
       if (e[name].get(v) == simdjson::SUCCESS) fields += fmt::format("{}={} ", name, simdjson::to_string(v));
     }
-    by_url[std::string(url)] = fields;
-  }
+    return fields;
+  });
   REQUIRE(by_url.size() == 4);
   CHECK(by_url[not_found] ==
         R"(status=404 reason="http_status" attempts=1 content_type="application/json" header_etag=null )"
@@ -2796,17 +2795,11 @@ TEST_CASE("error_body: a record that fails with an HTTP status keeps its last an
   auto routed = [&](const std::string& extra) {
     RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, {invalid, gateway, timeout}, 4, config + extra)));
     REQUIRE(report.errors.empty());
-    std::map<std::string, std::string> by_url;  // url -> page, or "(none)"
-    simdjson::dom::parser parser;
-    for (const auto& line : lines(dir, "bad_full.jsonl")) {
-      simdjson::dom::element e;
-      REQUIRE(parser.parse(line).get(e) == simdjson::SUCCESS);
-      std::string_view url, page = "(none)";
-      REQUIRE(e["url"].get(url) == simdjson::SUCCESS);
+    return lines_by_url(dir, "bad_full.jsonl", [](simdjson::dom::element e) {  // url -> page, or "(none)"
+      std::string_view page = "(none)";
       if (e["page"].error() == simdjson::SUCCESS) REQUIRE(e["page"].get(page) == simdjson::SUCCESS);
-      by_url[std::string(url)] = page;
-    }
-    return by_url;
+      return std::string(page);
+    });
   };
   auto with = routed("    error_body: true\n");
   REQUIRE(with.size() == 3);
