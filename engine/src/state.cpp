@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <sys/file.h>
@@ -46,6 +47,17 @@ const char* kSchema =
     "CREATE TABLE IF NOT EXISTS sluice_source_done (node TEXT, first INTEGER, last INTEGER);"
     "CREATE TABLE IF NOT EXISTS sluice_frontier (node TEXT, hash INTEGER, url TEXT, from_url TEXT, depth INTEGER,"
     " done INTEGER, PRIMARY KEY (node, hash)) WITHOUT ROWID;";
+
+// 16 random bytes from OpenSSL's generator, written as a version 4 UUID: a run's id.
+std::string random_id() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("state: no random bytes from OpenSSL for the run's id");
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+  std::string id;
+  for (int i = 0; i < 16; ++i) id += fmt::format("{}{:02x}", i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", b[i]);
+  return id;
+}
 
 // The keys of sluice_run that hold the runner's facts (RunState::Facts): "fact.serve_url".
 const std::string kFactPrefix = "fact.";
@@ -273,6 +285,7 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
     if (key == "pipeline") owner = column_text(run, 1);
     if (key == "status") status = column_text(run, 1);
     if (key == "sources") recorded_sources = column_text(run, 1);
+    if (key == "run_id" && resume) state->run_id_ = column_text(run, 1);
   }
   sqlite3_finalize(run);
   if (resume) {
@@ -327,6 +340,8 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
     exec(db, "BEGIN IMMEDIATE; DELETE FROM sluice_run; DELETE FROM sluice_source_done; DELETE FROM sluice_frontier;"
          "COMMIT", path);
   }
+  // A fresh run, or one that resumes a file of a sluice that kept no id, makes its own.
+  if (state->run_id_.empty()) state->run_id_ = random_id();
   if (!state->finished_) {
     std::string noted;
     for (const auto& [name, value] : facts) {
@@ -336,8 +351,9 @@ std::unique_ptr<RunState> RunState::open(const std::string& path, const std::str
     exec(db,
          fmt::format("BEGIN IMMEDIATE; INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('pipeline', {});"
                      "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('status', 'running');"
-                     "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('sources', {});{} COMMIT",
-                     quote(pipeline), quote(sources), noted),
+                     "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('sources', {});"
+                     "INSERT OR REPLACE INTO sluice_run (key, value) VALUES ('run_id', {});{} COMMIT",
+                     quote(pipeline), quote(sources), quote(state->run_id_), noted),
          path);
   }
   return state;
@@ -428,6 +444,15 @@ void RunState::stop_writer() {
 
 void RunState::track(const PermitSource& source, const std::string& node, bool frontier) {
   writer_->tracked[&source] = {node, frontier};
+}
+
+std::optional<RunState::Origin> RunState::origin(const std::vector<PermitRef>& permits) const {
+  for (const auto& p : permits) {
+    if (!p) continue;
+    if (auto it = writer_->tracked.find(p->source()); it != writer_->tracked.end())
+      return Origin{&it->second.first, p->tag(), &p};
+  }
+  return std::nullopt;
 }
 
 bool RunState::has_pending() const {

@@ -61,8 +61,9 @@ Schema retries_schema() {
                         "a header (Idempotency-Key, as Stripe and the IETF draft name it) that carries a key of each "
                         "POST or PATCH's own, the same on all its attempts, which are then retried like any request "
                         "(a server that honours it acts once); the key: the value headers give it, else the "
-                        "record's idempotency_key field (a failure of an earlier run sent again), else a random "
-                        "UUID; the record gets it as idempotency_key"),
+                        "record's idempotency_key field (a failure of an earlier run sent again), else a UUID of its "
+                        "own: with settings.state one that --resume sends again for the same request, else a random "
+                        "one; the record gets it as idempotency_key"),
       FieldSpec::enumeration("backoff", {"exponential"}, "exponential with full jitter").with_default("exponential"),
       FieldSpec::duration("base", "cap of the first wait; doubles with each retry").with_default("200ms"),
       FieldSpec::duration("max",
@@ -1759,6 +1760,7 @@ NodeType fetch_type() {
     options.table = ctx.table;
     options.received = ctx.received;
     options.serves_site = !ctx.settings.serve.empty();
+    options.state = ctx.state;
     return std::make_unique<Fetch>(std::move(options), ctx.id);
   };
   t.example = R"(- id: get

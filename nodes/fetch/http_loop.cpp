@@ -23,6 +23,7 @@
 #include "../text.hpp"
 #include "aws_sigv4.hpp"
 #include "credentials.hpp"
+#include "sluice/state.hpp"
 #include "transfer.hpp"
 
 namespace sluice::fetch {
@@ -691,9 +692,9 @@ void HttpLoop::submit(Record&& record) {
 }
 
 // retries.idempotency_key: a POST or PATCH gets the header, with the value `headers` gave it, else
-// the record's idempotency_key field (an earlier run's key), else a new random one; the record
-// keeps it in that field, so that the key goes with it to a store of failures and back.
-void HttpLoop::add_idempotency_key(Job& job, Record& record) const {
+// the record's idempotency_key field (an earlier run's key), else one of its own (derived_key());
+// the record keeps it in that field, so that the key goes with it to a store of failures and back.
+void HttpLoop::add_idempotency_key(Job& job, Record& record) {
   const std::string& name = opt_.retry.idempotency_key;
   if (name.empty() || (job.method != "POST" && job.method != "PATCH")) return;
   std::string key;
@@ -704,10 +705,42 @@ void HttpLoop::add_idempotency_key(Job& job, Record& record) const {
   if (key.empty()) {
     const Value* field = record.get("idempotency_key");  // a string, or a number an API gave
     key = field && (field->as_string() || field->as_int()) ? field->to_text() : std::string();
-    if (key.empty() || !header_value_ok(key)) key = random_uuid();
+    if (key.empty() || !header_value_ok(key)) key = derived_key(job, record);
     job.headers.push_back(fmt::format("{}: {}", name, key));
   }
   record.set("idempotency_key", Value(std::move(key)));
+}
+
+// A request's own idempotency key. In a resumable run (settings.state), for a record whose work
+// the state tracks (a source's record, a frontier's URL), the UUID (version 5) in the run's id of
+// what the request is: this node, that record or URL, the method, URL and body (rendered without
+// the key); the n-th identical request of the same record gets the UUID of n in the first one's.
+// A resumed run redoes the record whole, so it sends each request again with the key the killed
+// run sent it with, and a server that acted on it answers with that first result. Else a random
+// one: a run without state is never resumed, and source.sqlite's rows are found by a query again.
+std::string HttpLoop::derived_key(const Job& job, const Record& record) {
+  const auto origin = opt_.state ? opt_.state->origin(record.permits) : std::nullopt;
+  if (!origin) return random_uuid();
+  const std::string body = opt_.body ? opt_.body->render(record) : std::string();
+  const std::string tag = fmt::format("{}", origin->tag);
+  std::string name;
+  for (const std::string* piece :
+       std::initializer_list<const std::string*>{&node_id_, origin->node, &tag, &job.method, &job.url, &body}) {
+    fmt::format_to(std::back_inserter(name), "{}:{}\n", piece->size(), *piece);
+  }
+  std::string key = name_uuid(opt_.state->run_id(), name);
+  std::uint32_t n = 0;
+  {
+    std::lock_guard lock(sent_mutex_);
+    if (sent_.size() >= sent_sweep_at_) {
+      std::erase_if(sent_, [](const auto& entry) { return entry.second.origin.expired(); });
+      sent_sweep_at_ = std::max<std::size_t>(1024, sent_.size() * 2);
+    }
+    Sent& sent = sent_[key];
+    if (sent.origin.lock() != *origin->permit) sent = Sent{*origin->permit, 0};
+    n = sent.count++;
+  }
+  return n == 0 ? key : name_uuid(key, fmt::format("{}", n));
 }
 
 bool HttpLoop::host_key(const std::string& url, std::string& key, std::string& error) {

@@ -253,7 +253,8 @@ class HttpLoop {
   bool retry(std::unique_ptr<Job>& job, Reason reason, long status, std::string& message, nanoseconds wait,
              bool rate_limited = false, bool sent = true);
   void set_response_fields(Record& r, CURL* easy, Bytes body = Bytes()) const;
-  void add_idempotency_key(Job& job, Record& record) const;
+  void add_idempotency_key(Job& job, Record& record);
+  std::string derived_key(const Job& job, const Record& record);
   // A 429 or 503's Retry-After (seconds or an HTTP date), capped by retries.max; none for other statuses.
   std::optional<nanoseconds> retry_after(CURL* easy, long status) const;
   void succeed(std::unique_ptr<Job> job, Transfer& t, HostStats& stats);
@@ -330,6 +331,17 @@ class HttpLoop {
   bool host_key(const std::string& url, std::string& key, std::string& error);
   std::mutex host_keys_mutex_;
   std::unordered_map<std::string, std::string, StringHash, std::equal_to<>> host_keys_;
+
+  // derived_key(): the requests sent so far by what the name of a request (its first key) stands
+  // for, while the record or URL they come from lasts (its tracked permit): the n-th identical
+  // request of a record gets a key of its own. Swept of the ended ones when it doubles.
+  struct Sent {
+    std::weak_ptr<const Permit> origin;
+    std::uint32_t count = 0;
+  };
+  std::mutex sent_mutex_;
+  std::unordered_map<std::string, Sent> sent_;
+  std::size_t sent_sweep_at_ = 1024;
 
   std::mutex incoming_mutex_;
   std::vector<std::unique_ptr<Job>> incoming_;

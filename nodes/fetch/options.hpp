@@ -14,6 +14,10 @@
 #include "policy.hpp"
 #include "sluice/template.hpp"
 
+namespace sluice {
+class RunState;
+}
+
 namespace sluice::fetch {
 
 struct FetchOptions {
@@ -199,6 +203,9 @@ struct FetchOptions {
   // The run serves a site in this process (settings.serve): a request to it holds both ends of its
   // connection, so the limit of open files allows half as many transfers.
   bool serves_site = false;
+  // A resumable run's state (settings.state), else null: retries.idempotency_key derives the keys
+  // from its run id, so that a resumed run sends a request again with the key it had.
+  const RunState* state = nullptr;
 };
 
 }  // namespace sluice::fetch

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -97,14 +98,48 @@ bool RetryPolicy::may_repeat(std::string_view method, Reason reason, long status
   return !sent;
 }
 
-std::string random_uuid() {
-  unsigned char b[16];
-  if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("random_uuid: no random bytes from OpenSSL");
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
-  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // variant 10
+namespace {
+
+// 16 bytes as a UUID of `version` (its variant bits 10, RFC 9562), in the usual 8-4-4-4-12 form.
+std::string uuid_text(unsigned char* b, int version) {
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | (version << 4));
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
   return fmt::format(
       "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}", b[0],
       b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+}  // namespace
+
+std::string random_uuid() {
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("random_uuid: no random bytes from OpenSSL");
+  return uuid_text(b, 4);
+}
+
+std::string name_uuid(std::string_view space, std::string_view name) {
+  std::string input;  // the namespace's 16 bytes, then the name
+  int high = -1;
+  for (char c : space) {
+    const int digit = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1;
+    if (digit < 0) continue;  // the dashes
+    if (high < 0) {
+      high = digit;
+    } else {
+      input.push_back(static_cast<char>(high << 4 | digit));
+      high = -1;
+    }
+  }
+  if (input.size() != 16) throw std::invalid_argument(fmt::format("name_uuid: '{}' is not a UUID", space));
+  input.append(name);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_Digest(input.data(), input.size(), digest, &size, EVP_sha1(), nullptr) != 1 || size < 16)
+    throw std::runtime_error("name_uuid: OpenSSL cannot hash with SHA-1");
+  return uuid_text(digest, 5);
 }
 
 bool RetryPolicy::retries_reason(Reason reason) const {

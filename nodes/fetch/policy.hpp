@@ -93,6 +93,10 @@ struct RetryPolicy {
 // A new random UUID (version 4, RFC 9562), from the system's cryptographic generator: an
 // idempotency key that no other request of this run or another one shares.
 std::string random_uuid();
+// The UUID that `name` has in the namespace `space` (a UUID's text): version 5, SHA-1, RFC 9562
+// 5.5 (Python's uuid.uuid5). The same name, the same UUID: the idempotency key of a request a
+// resumed run sends again. Throws std::invalid_argument when `space` is no UUID.
+std::string name_uuid(std::string_view space, std::string_view name);
 
 // Parses a Retry-After value: delta seconds, or an HTTP-date (RFC 9110: IMF-fixdate, also the
 // obsolete RFC 850 and asctime forms) relative to `now_unix` (seconds since the epoch).

@@ -9,9 +9,11 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "../../nodes/parse/gzip.hpp"
@@ -1074,4 +1076,132 @@ edges:
   }
   CHECK(test::read_file(hashed_name) == whole);
   CHECK(files_of(files) == std::vector<std::string>{key});
+}
+
+TEST_CASE("retries.idempotency_key: a resumed run sends a request again with the key the stopped run sent it with",
+          "[resume][fetch]") {
+  fixture::FixtureServer server;
+  TempDir dir;
+  const std::string state = dir.file("run.state");
+  // 12 records, each made into two identical POSTs (two items of one page): /flaky/kN lists every
+  // key it was sent. The run fails at the first POST of record 5, so record 5 and what was in
+  // flight are not done, and the resumed run sends them again.
+  auto plan = [&](const std::string& fail_at) {
+    return test::plan_of(fmt::format(R"(pipeline: keyed_posts
+settings:
+  state: {}
+nodes:
+  - {{id: src, type: source.list, template: "{}/flaky/k{{n}}?fail=0&keys=1", to: 12}}
+  - {{id: lim, type: limit, max_in_flight: 4}}
+  - {{id: twice, type: set, fields: {{body: '[{{{{"u": "{{url}}", "n": {{n}}}}}}, {{{{"u": "{{url}}", "n": {{n}}}}}}]'}}}}
+  - {{id: items, type: parse.json, items: '', fields: {{url: u, n: n}}}}
+  - id: post
+    type: fetch
+    method: POST
+    json: {{n: "{{n}}"}}
+    robots: ignore
+    circuit_breaker: {{failure_threshold: 0}}
+    retries: {{idempotency_key: Idempotency-Key}}
+  - {{id: boom, type: test.fail, equals: "{}"}}
+  - {{id: out, type: sink.jsonl, path: {}, fields: [n, idempotency_key]}}
+edges:
+  - src -> lim -> twice -> items -> post -> boom -> out
+)",
+                                     state, server.url(""), fail_at, dir.file("out.jsonl")));
+  };
+  // The keys each record's POSTs were sent with, all runs so far, in the order they came.
+  auto keys_sent = [&] {
+    std::map<int, std::vector<std::string>> keys;
+    for (int n = 1; n <= 12; ++n) {
+      const auto [status, body] = test::http(server.url(fmt::format("/flaky/k{}?fail=0&keys=1", n)));
+      REQUIRE(status == 200);
+      std::istringstream words(body.substr(body.find(':') + 1));
+      for (std::string key; words >> key;) keys[n].push_back(key);  // this GET's own key is empty
+    }
+    return keys;
+  };
+  RunReport first = run_pipeline(plan("5"));
+  REQUIRE(first.status == RunStatus::failed);
+  auto before = keys_sent();
+  REQUIRE(before[5].size() >= 1);
+  RunOptions resume;
+  resume.resume = true;
+  RunReport second = run_pipeline(plan("none"), resume);
+  INFO((second.errors.empty() ? std::string() : second.errors[0].to_string()));
+  REQUIRE(second.status == RunStatus::succeeded);
+  auto after = keys_sent();
+  CHECK(after[5].size() >= 3);  // sent by the failed run, and both of its POSTs again
+  std::set<std::string> all;
+  for (int n = 1; n <= 12; ++n) {
+    INFO("record " << n);
+    const std::set<std::string> distinct(after[n].begin(), after[n].end());
+    CHECK(distinct.size() == 2);  // the two identical POSTs: a key each, in both runs alike
+    CHECK(after[n].size() % 2 == 0);
+    for (const auto& key : distinct) {
+      REQUIRE(key.size() == 36);
+      CHECK(key[14] == '5');          // a name-based UUID
+      CHECK(all.insert(key).second);  // no other record's
+    }
+  }
+  // The records' idempotency_key fields are the keys sent.
+  for (const auto& line : test::lines_of(test::read_file(dir.file("out.jsonl")))) {
+    const auto at = line.find("\"idempotency_key\":\"");
+    REQUIRE(at != std::string::npos);
+    CHECK(all.count(line.substr(at + 19, 36)) == 1);
+  }
+  // A fresh run (no --resume) is a run of its own, with keys of its own.
+  RunReport third = run_pipeline(plan("none"));
+  REQUIRE(third.status == RunStatus::succeeded);
+  auto fresh = keys_sent();
+  for (int n = 1; n <= 12; ++n) {
+    INFO("record " << n);
+    CHECK(std::set<std::string>(fresh[n].begin(), fresh[n].end()).size() == 4);
+  }
+}
+
+TEST_CASE("a run's id: made by a fresh run and kept by --resume, and a record's origin, its first tracked permit",
+          "[resume]") {
+  TempDir dir;
+  const std::string path = dir.file("run.state");
+  std::string id;
+  {
+    auto state = RunState::open(path, "p", false);
+    id = state->run_id();
+    REQUIRE(id.size() == 36);
+    CHECK(id[14] == '4');
+    CHECK(query(path, "SELECT value FROM sluice_run WHERE key = 'run_id'") == std::vector<std::string>{id});
+    // Tracked: a source's progress (tag: the position) and a frontier's URLs (tag: the hash).
+    struct Quiet final : PermitSource {
+      void on_release(std::uint64_t) noexcept override {}
+    } limit, progress, frontier;
+    state->track(progress, "pages", false);
+    state->track(frontier, "crawl", true);
+    state->start();
+    const PermitRef slot = std::make_shared<const Permit>(limit, 3);
+    const PermitRef record = std::make_shared<const Permit>(progress, 7);
+    const PermitRef url = std::make_shared<const Permit>(frontier, 0xabcdef);
+    auto origin = state->origin({slot, nullptr, record, url});
+    REQUIRE(origin);
+    CHECK(*origin->node == "pages");
+    CHECK(origin->tag == 7);
+    CHECK(origin->permit->get() == record.get());
+    origin = state->origin({url, slot});
+    REQUIRE(origin);
+    CHECK(*origin->node == "crawl");
+    CHECK(origin->tag == 0xabcdef);
+    CHECK_FALSE(state->origin({slot}));
+    CHECK_FALSE(state->origin({}));
+    state->close(false);
+  }
+  CHECK(RunState::open(path, "p", true)->run_id() == id);  // resumed: the same run
+  auto fresh = RunState::open(path, "p", false);           // a run of its own
+  CHECK(fresh->run_id() != id);
+  CHECK(fresh->run_id().size() == 36);
+  fresh.reset();
+  // A file of a sluice that kept no id: its resumed run makes one, and keeps it.
+  const std::string older = dir.file("older.state");
+  write_older_state(older, "");
+  const std::string made = RunState::open(older, "p", true)->run_id();
+  CHECK(made.size() == 36);
+  CHECK(RunState::open(older, "p", true)->run_id() == made);
 }

@@ -90,6 +90,17 @@ TEST_CASE("random_uuid gives version 4 UUIDs, a new one each time", "[fetch][pol
   CHECK(seen.size() == 1000);
 }
 
+TEST_CASE("name_uuid: the version 5 UUID of a name in a namespace, as Python's uuid.uuid5 gives it",
+          "[fetch][policy]") {
+  // uuid.uuid5(uuid.NAMESPACE_DNS, "python.org"), and of "" in the nil UUID
+  CHECK(name_uuid("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "python.org") == "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+  CHECK(name_uuid("6BA7B8109DAD11D180B400C04FD430C8", "python.org") == "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+  CHECK(name_uuid("00000000-0000-0000-0000-000000000000", "") == "e129f27c-5103-5c5c-844b-cdf0a15e160d");
+  CHECK(name_uuid("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "python.org.") !=
+        name_uuid("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "python.org"));
+  CHECK_THROWS_AS(name_uuid("6ba7b810-9dad-11d1", "x"), std::invalid_argument);
+}
+
 TEST_CASE("Retry-After is read as seconds or as an HTTP-date", "[fetch][policy]") {
   const std::int64_t now = 784111777;  // Sun, 06 Nov 1994 08:49:37 GMT
   CHECK(parse_retry_after("120", now) == 120s);

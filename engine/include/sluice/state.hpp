@@ -77,6 +77,23 @@ class RunState {
   // The run continues an earlier one (--resume): file sinks append instead of starting over.
   bool resumed() const { return resumed_; }
 
+  // The run's own identity: 16 random bytes (as a UUID's 36 characters) that a fresh run makes and
+  // every run that resumes it keeps. Read-only after open(), any thread. Fetch derives the
+  // idempotency keys of its POSTs from it (retries.idempotency_key), so that a request a killed run
+  // sent goes with the same key when the resumed run sends it again.
+  const std::string& run_id() const { return run_id_; }
+
+  // Where a record's work is tracked: the node and tag of a permit whose release means progress.
+  struct Origin {
+    const std::string* node = nullptr;  // the source or frontier
+    std::uint64_t tag = 0;              // the source record's position, the frontier URL's hash
+    const PermitRef* permit = nullptr;  // that permit, one of the record's
+  };
+  // Any thread, after the factories (track()): the first of `permits` that a source or a frontier
+  // tracks (the same in a resumed run for the same record or URL), or nullopt (a source that
+  // resumes itself, a record made outside a source).
+  std::optional<Origin> origin(const std::vector<PermitRef>& permits) const;
+
   // Any thread, read-only after open(): was record `seq` of source `node` done in an earlier run?
   bool source_done(const std::string& node, std::uint64_t seq) const;
   // Factories (main thread): what frontier `node` had accepted.
@@ -125,6 +142,7 @@ class RunState {
   static std::string quote(const std::string& text);
 
   std::string path_;
+  std::string run_id_;
   sqlite3* db_ = nullptr;  // loads and status; the writer thread's connection
   bool hosted_ = false;
   bool finished_ = false;
