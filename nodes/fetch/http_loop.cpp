@@ -1968,6 +1968,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
     if (rate_limited) wait = *quota_wait;
     std::string message =
         (rate_limited ? fmt::format("HTTP {} (rate limit used up)", status) : fmt::format("HTTP {}", status)) +
+        (is_redirect(status) && !location && opt_.max_redirects > 0 ? " (a redirect without a Location header)" : "") +
         error_excerpt(easy, t->body);
     job->record.set("final_url", Value(effective_url(easy, job->url)));
     if (!opt_.retry.retries_status(status) && !rate_limited) {

@@ -1218,16 +1218,25 @@ TEST_CASE("a host name beyond ASCII is sent as punycode, also after a redirect",
 TEST_CASE("redirects are followed up to max_redirects and loops are stopped", "[fetch]") {
   FixtureServer server;
   TempDir dir;
-  RunReport report = run_pipeline(test::plan_of(
-      fetch_pipeline(dir, {server.url("/redirect/3"), server.url("/redirect-loop"), server.url("/redirect/9")}, 1,
-                     "    max_redirects: 5", "batch: 1")));
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+      dir,
+      {server.url("/redirect/3"), server.url("/redirect-loop"), server.url("/redirect/9"), server.url("/status/302")},
+      1, "    max_redirects: 5", "batch: 1")));
   REQUIRE(report.errors.empty());
   auto ok = lines(dir, "ok.jsonl");
   REQUIRE(ok.size() == 1);
   CHECK(contains(ok[0], fmt::format("\"final_url\":\"{}\"", server.url("/redirect/0"))));
   auto bad = lines(dir, "bad.jsonl");
-  REQUIRE(bad.size() == 2);
-  for (const auto& l : bad) CHECK(contains(l, "\"reason\":\"redirects\""));
+  REQUIRE(bad.size() == 3);
+  std::sort(bad.begin(), bad.end());
+  CHECK(contains(bad[0], "/redirect-loop\",\"status\":302,\"reason\":\"redirects\""));
+  CHECK(contains(bad[1], "/redirect/9\",\"status\":302,\"reason\":\"redirects\""));
+  // A redirect status with nothing to follow is the answer, and says why it was not followed.
+  CHECK(contains(bad[2], "/status/302\",\"status\":302,\"reason\":\"http_status\""));
+  const auto messages = error_messages(dir);
+  CHECK(std::count_if(messages.begin(), messages.end(), [](const std::string& m) {
+          return m.starts_with("HTTP 302 (a redirect without a Location header)");
+        }) == 1);
 }
 
 TEST_CASE("the body cap holds for large, gzip-bomb and lying responses — gzip is decoded, bad gzip is bad_response",
