@@ -1180,7 +1180,8 @@ TEST_CASE("a run's id: made by a fresh run and kept by --resume, and a record's 
     const PermitRef slot = std::make_shared<const Permit>(limit, 3);
     const PermitRef record = std::make_shared<const Permit>(progress, 7);
     const PermitRef url = std::make_shared<const Permit>(frontier, 0xabcdef);
-    auto origin = state->origin({slot, nullptr, record, url});
+    const std::vector<PermitRef> permits{slot, nullptr, record, url};
+    auto origin = state->origin(permits);
     REQUIRE(origin);
     CHECK(*origin->node == "pages");
     CHECK(origin->tag == 7);

@@ -87,7 +87,7 @@ class RunState {
   struct Origin {
     const std::string* node = nullptr;  // the source or frontier
     std::uint64_t tag = 0;              // the source record's position, the frontier URL's hash
-    const PermitRef* permit = nullptr;  // that permit, one of the record's
+    const PermitRef* permit = nullptr;  // that permit, in `permits` (valid while it is)
   };
   // Any thread, after the factories (track()): the first of `permits` that a source or a frontier
   // tracks (the same in a resumed run for the same record or URL), or nullopt (a source that
