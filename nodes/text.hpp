@@ -83,6 +83,15 @@ inline bool beyond_ascii(std::string_view s) {
   return false;
 }
 
+// A URL without the C0 control characters and spaces around it, which are no part of it (the WHATWG
+// URL standard strips them, as browsers and Python's w3lib do): a CSV cell's " https://a/ ", a
+// line's "\r", a pasted tab.
+inline std::string_view url_stripped(std::string_view url) {
+  while (!url.empty() && static_cast<unsigned char>(url.front()) <= 0x20) url.remove_prefix(1);
+  while (!url.empty() && static_cast<unsigned char>(url.back()) <= 0x20) url.remove_suffix(1);
+  return url;
+}
+
 // Whether a URL has bytes that must be percent-encoded before it is sent: spaces and bytes beyond
 // ASCII (control characters make it invalid instead).
 inline bool needs_escapes(std::string_view url) {

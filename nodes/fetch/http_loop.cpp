@@ -276,8 +276,10 @@ int lookup_errno(CURLcode code, const char* error) {
 // fragment, as browsers, libcurl's redirects and Python's HTTP clients do (a space in the query
 // becomes '+'), and a host name beyond ASCII becomes punycode ("café.example" is sent as
 // "xn--caf-dma.example", one host with its punycode spelling). Control characters are left, so that
-// the URL is refused as invalid. Most URLs need nothing: one scan, no parse.
-std::string request_url(const std::string& text) {
+// the URL is refused as invalid; those around it and spaces are stripped (nodes::url_stripped()).
+// Most URLs need nothing: one scan, no parse.
+std::string request_url(std::string_view given) {
+  std::string text(nodes::url_stripped(given));
   if (!nodes::needs_escapes(text)) return text;
   nodes::Utf8Ctype utf8;
   CURLU* u = curl_url();

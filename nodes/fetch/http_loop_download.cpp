@@ -12,7 +12,7 @@ namespace sluice::fetch {
 
 std::string_view HttpLoop::asked_url(const Job& job, const Record& record) const {
   const Value* url = record.get(opt_.url_field);
-  return url && url->as_string() ? std::string_view(*url->as_string()) : std::string_view(job.url);
+  return url && url->as_string() ? nodes::url_stripped(*url->as_string()) : std::string_view(job.url);
 }
 
 std::string HttpLoop::download_name(const Job& job, std::string_view content_type) const {

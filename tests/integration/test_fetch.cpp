@@ -1192,6 +1192,43 @@ TEST_CASE("spaces and non-ASCII in a URL are percent-encoded as browsers do — 
                              urls[1], server.url("/caf%C3%A9.html")));
 }
 
+TEST_CASE("spaces and control characters around a URL are stripped as browsers do, but not inside it", "[fetch]") {
+  // Before, " http://host/a " (a CSV cell, a JSON value with a line break) failed as "invalid URL:
+  // Bad scheme".
+  TempDir site;
+  test::write_file(site.file("a b.html"), "spaced\n");
+  FixtureServer server(site.path().string());
+  TempDir dir;
+  const std::string url = server.url("/a b.html");
+  test::write_file(dir.file("in.jsonl"), fmt::format("{{\"url\": \" {0} \"}}\n{{\"url\": \"\\t{0}\\r\\n\"}}\n"
+                                                     "{{\"url\": \"{1}\\u0001x\"}}\n",
+                                                     url, server.url("/a")));
+  RunReport report =
+      run_pipeline(test::plan_of(fmt::format(R"(pipeline: stripped
+nodes:
+  - {{id: src, type: source.jsonl, path: {}}}
+  - {{id: get, type: fetch, robots: ignore, on_error: route, retries: {{attempts: 1}}}}
+  - {{id: ok, type: sink.jsonl, path: {}, fields: [url, final_url, status, body]}}
+  - {{id: bad, type: sink.jsonl, path: {}, fields: [url, reason]}}
+edges:
+  - src -> get
+  - get.out -> ok
+  - get.error -> bad
+)",
+                                             dir.file("in.jsonl"), dir.file("ok.jsonl"), dir.file("bad.jsonl"))));
+  REQUIRE(report.errors.empty());
+  auto ok = test::lines_of(test::read_file(dir.file("ok.jsonl")));
+  std::sort(ok.begin(), ok.end());
+  REQUIRE(ok.size() == 2);  // the url field as given, the request without what was around it
+  CHECK(ok[0] == fmt::format(R"({{"url":" {} ","final_url":"{}","status":200,"body":"spaced\n"}})", url,
+                             server.url("/a%20b.html")));
+  CHECK(ok[1] == fmt::format(R"({{"url":"\t{}\r\n","final_url":"{}","status":200,"body":"spaced\n"}})", url,
+                             server.url("/a%20b.html")));
+  CHECK(test::read_file(dir.file("bad.jsonl")) == fmt::format(R"({{"url":"{}\u0001x","reason":"invalid"}})"
+                                                              "\n",
+                                                              server.url("/a")));
+}
+
 TEST_CASE("a host name beyond ASCII is sent as punycode, also after a redirect", "[fetch]") {
   // Before, "http://café.example/" failed as "invalid URL: URL using bad/illegal format": libcurl's
   // IDN conversion (libidn2) reads names in the locale's charset, and sluice runs in the C locale.
