@@ -994,6 +994,9 @@ void check(const Config& c, const Location&, Diagnostics& diags) {
   if (c.has("connect_timeout") && c.duration("connect_timeout") <= std::chrono::nanoseconds::zero()) {
     diags.error(c.where("connect_timeout"), "connect_timeout: must be more than 0 (libcurl would wait 300 s)");
   }
+  if (c.has("read_timeout") && c.duration("read_timeout") <= std::chrono::nanoseconds::zero()) {
+    diags.error(c.where("read_timeout"), "read_timeout: must be more than 0 (leave it out for none)");
+  }
   std::string method = c.string("method");
   const char* bodies[] = {"body", "json", "form"};
   for (const char* body : bodies) {
@@ -1386,6 +1389,7 @@ fetch::FetchOptions options_from(const Config& c, const std::stop_token& stop) {
   o.user_agent = c.string("user_agent");
   o.timeout = c.duration("timeout");
   o.connect_timeout = c.duration("connect_timeout");
+  if (c.has("read_timeout")) o.read_timeout = c.duration("read_timeout");
   o.max_body = c.size("max_body");
   o.max_redirects = static_cast<int>(c.integer("max_redirects"));
   o.compressed = c.boolean("compressed");
@@ -1556,6 +1560,10 @@ NodeType fetch_type() {
               .with_default("sluice/0.1"),
           FieldSpec::duration("timeout", "total time for one attempt").with_default("30s"),
           FieldSpec::duration("connect_timeout", "time to establish a connection").with_default("10s"),
+          FieldSpec::duration("read_timeout",
+                              "longest wait for the next bytes of an attempt (its response's first ones too): a "
+                              "stalled transfer fails with reason timeout within it, whatever time timeout leaves "
+                              "(a large download's long timeout); default: none"),
           FieldSpec::size(
               "max_body",
               "cap on the decoded body; larger responses fail with reason too_large (a HEAD's Content-Length is "

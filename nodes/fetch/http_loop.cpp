@@ -897,6 +897,7 @@ void HttpLoop::run() {
     while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
       if (msg->msg == CURLMSG_DONE) finish(msg->easy_handle, msg->data.result);
     }
+    if (opt_.read_timeout && Clock::now() >= next_stall_check_) end_stalled(Clock::now());
     take_incoming();  // what the finished transfers let through (release: after_fetch) starts this turn
     now = Clock::now();
     admit_all(now);
@@ -957,7 +958,44 @@ long HttpLoop::poll_timeout_ms(Clock::time_point now) {
     auto due = std::chrono::ceil<std::chrono::milliseconds>(timers_.begin()->first - now).count();
     timeout = std::min<long>(timeout, std::max<long>(0, due));
   }
+  if (opt_.read_timeout && !active_.empty()) {
+    auto due = std::chrono::ceil<std::chrono::milliseconds>(next_stall_check_ - now).count();
+    timeout = std::min<long>(timeout, std::max<long>(0, due));
+  }
   return timeout;
+}
+
+// read_timeout: a transfer whose bytes sent and received (headers, body, request body) have not
+// changed for that long is ended as a timeout, retried as one ("timeout: no bytes came for 30s
+// (read_timeout)"). Looked at every tenth of read_timeout (10-250 ms), so it fires at most that
+// much late. libcurl's own CURLOPT_LOW_SPEED_TIME counts in whole seconds and averages the speed
+// over the last five, which would let a stall go on for five seconds more.
+void HttpLoop::end_stalled(Clock::time_point now) {
+  const nanoseconds limit = *opt_.read_timeout;
+  next_stall_check_ =
+      now + std::clamp<nanoseconds>(limit / 10, std::chrono::milliseconds(10), std::chrono::milliseconds(250));
+  std::vector<CURL*> stalled;
+  for (auto& [easy, t] : active_) {
+    if (!t->job) continue;  // robots.txt and token requests keep to timeout
+    curl_off_t down = 0, up = 0;
+    long headers = 0;
+    curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
+    curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
+    curl_easy_getinfo(easy, CURLINFO_HEADER_SIZE, &headers);
+    const std::int64_t seen = down + up + headers;
+    if (seen != t->progress) {
+      t->progress = seen;
+      t->progress_at = now;
+    } else if (now - t->progress_at >= limit) {
+      stalled.push_back(easy);
+    }
+  }
+  for (CURL* easy : stalled) {
+    Transfer& t = *active_.at(easy);
+    *fmt::format_to_n(t.error, CURL_ERROR_SIZE - 1, "no bytes came for {} (read_timeout)", duration_text(limit)).out =
+        '\0';
+    finish(easy, CURLE_OPERATION_TIMEDOUT);
+  }
 }
 
 void HttpLoop::take_incoming() {
@@ -1547,6 +1585,10 @@ void HttpLoop::start_transfer(std::unique_ptr<Job> job, Host& host, bool probe) 
   job->proxy = t->proxy;
   t->job = std::move(job);
   if (opt_.adaptive) t->started = Clock::now();
+  if (opt_.read_timeout) {
+    t->progress = 0;
+    t->progress_at = Clock::now();
+  }
   ++host.in_flight;
   curl_multi_add_handle(multi_, e);
   active_.emplace(e, std::move(t));

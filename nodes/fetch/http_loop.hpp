@@ -147,6 +147,7 @@ class HttpLoop {
   static constexpr std::size_t kLiveHostRows = 100;
   static constexpr std::chrono::seconds kLiveTableEvery{1};
   Clock::time_point next_table_{};
+  Clock::time_point next_stall_check_{};  // read_timeout: when end_stalled() looks next
   struct Timer {
     std::unique_ptr<Job> job;  // a retry; null: wake `host` for admission
     std::string host;
@@ -254,6 +255,7 @@ class HttpLoop {
              bool rate_limited = false, bool sent = true);
   void set_response_fields(Record& r, CURL* easy, Bytes body = Bytes()) const;
   void add_idempotency_key(Job& job, Record& record);
+  void end_stalled(Clock::time_point now);
   std::string derived_key(const Job& job, const Record& record);
   // A 429 or 503's Retry-After (seconds or an HTTP date), capped by retries.max; none for other statuses.
   std::optional<nanoseconds> retry_after(CURL* easy, long status) const;

@@ -28,6 +28,9 @@ struct FetchOptions {
   std::string user_agent = "sluice/0.1";
   nanoseconds timeout = std::chrono::seconds(30);
   nanoseconds connect_timeout = std::chrono::seconds(10);
+  // A transfer that neither sends nor receives a byte for this long fails as a timeout (the loop's
+  // own check, end_stalled()); none when unset.
+  std::optional<nanoseconds> read_timeout;
   std::uint64_t max_body = 10 << 20;
   int max_redirects = 5;
   bool compressed = true;

@@ -106,6 +106,10 @@ struct HttpLoop::Transfer {
   std::string refused_ip;  // private_addresses: refuse stopped it before its request, at this address
   bool probe = false;
   Clock::time_point started{};  // set with `adaptive` only
+  // read_timeout: the bytes sent and received (headers included) when end_stalled() last saw them
+  // change, and when that was (from the transfer's start).
+  std::int64_t progress = 0;
+  Clock::time_point progress_at{};
   int proxy = -1;               // the index in proxies_ of the proxy it goes through
   // download: a successful body goes to `fd`, the temporary file `temp` in `folder`, instead of
   // `body`; the file is removed unless place_file() renamed it (discard_file()).

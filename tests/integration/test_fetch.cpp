@@ -920,6 +920,29 @@ TEST_CASE("timeouts fire and are reported with their reason", "[fetch]") {
     REQUIRE(messages.size() == 1);
     CHECK(messages[0].starts_with("timeout: Operation timed out after"));
   }
+  SECTION("read_timeout ends an attempt that waits that long for its next bytes, however long timeout is") {
+    FixtureServer server;
+    // No answer for 3 s; a body in 64 KiB blocks 1 s apart; and one with blocks 50 ms apart, which
+    // takes longer than read_timeout in all and goes on.
+    const std::vector<std::string> urls = {server.url("/delay/3000"), server.url("/huge/131072?pace=1000"),
+                                           server.url("/huge/327680?pace=50")};
+    const auto start = std::chrono::steady_clock::now();
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, urls, 3, "    timeout: 30s\n    read_timeout: 200ms\n    retries: {attempts: 2, base: 10ms}")));
+    const auto took = std::chrono::steady_clock::now() - start;
+    REQUIRE(report.errors.empty());
+    auto bad = lines(dir, "bad.jsonl");
+    std::sort(bad.begin(), bad.end());
+    CHECK(bad == std::vector<std::string>{
+                     fmt::format(R"({{"url":"{}","status":null,"reason":"timeout","attempts":2}})", urls[0]),
+                     fmt::format(R"({{"url":"{}","status":null,"reason":"timeout","attempts":2}})", urls[1])});
+    for (const auto& message : error_messages(dir))
+      CHECK(message == "timeout: no bytes came for 200ms (read_timeout) (2 attempts)");
+    auto ok = lines(dir, "ok.jsonl");
+    REQUIRE(ok.size() == 1);
+    CHECK(ok[0].starts_with(fmt::format(R"({{"url":"{}","status":200)", urls[2])));
+    CHECK(took < std::chrono::milliseconds(2500));  // neither waited for its server (3 s, 1 s a block)
+  }
   SECTION("connect_timeout bounds the connection: a listener whose accept queue is full never answers") {
     // listen() with a backlog of 0 queues one connection; once it is taken, the kernel drops
     // further SYNs and connecting hangs until the client gives up.
