@@ -121,10 +121,7 @@ std::string name_uuid(std::string_view space, std::string_view name) {
   std::string input;  // the namespace's 16 bytes, then the name
   int high = -1;
   for (char c : space) {
-    const int digit = c >= '0' && c <= '9'   ? c - '0'
-                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                             : -1;
+    const int digit = nodes::hex_digit(c);
     if (digit < 0) continue;  // the dashes
     if (high < 0) {
       high = digit;

@@ -7,16 +7,6 @@
 #include "../text.hpp"
 
 namespace sluice::fetch {
-namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
 
 // RFC 9309, 2.2.2: octets beyond ASCII are percent-encoded, percent-encoded unreserved characters
 // are decoded (%41 is A; %2F stays), and hex digits are upper-case, in the rules and in the path
@@ -27,8 +17,8 @@ std::string RobotsRules::canonical(std::string_view path) {
   out.reserve(path.size());
   for (std::size_t i = 0; i < path.size(); ++i) {
     const auto c = static_cast<unsigned char>(path[i]);
-    if (c == '%' && i + 2 < path.size() && hex_value(path[i + 1]) >= 0 && hex_value(path[i + 2]) >= 0) {
-      const auto v = static_cast<unsigned char>(hex_value(path[i + 1]) * 16 + hex_value(path[i + 2]));
+    if (c == '%' && i + 2 < path.size() && nodes::hex_digit(path[i + 1]) >= 0 && nodes::hex_digit(path[i + 2]) >= 0) {
+      const auto v = static_cast<unsigned char>(nodes::hex_digit(path[i + 1]) * 16 + nodes::hex_digit(path[i + 2]));
       if (std::isalnum(v) || v == '-' || v == '.' || v == '_' || v == '~') {
         out += static_cast<char>(v);
       } else {
