@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <mutex>
 #include <stdexcept>
@@ -50,6 +51,16 @@ class RawServer {
   RawServer& operator=(const RawServer&) = delete;
 
   int port() const { return port_; }
+
+  // From now on a request's body (its Content-Length) is read whole before the answer, which is
+  // sent without a "100 Continue" first, as a server that does not know Expect would.
+  void read_bodies() { read_bodies_ = true; }
+
+  // The bytes of request bodies read so far.
+  std::size_t body_bytes() {
+    std::lock_guard lock(mutex_);
+    return body_bytes_;
+  }
 
   void begin(std::vector<std::string> responses) {
     std::lock_guard lock(mutex_);
@@ -99,6 +110,7 @@ class RawServer {
       if (n <= 0) break;
       head.append(buf, static_cast<std::size_t>(n));
     }
+    if (read_bodies_) read_body(fd, head, wait);
     std::string response;
     {
       std::lock_guard lock(mutex_);
@@ -116,6 +128,27 @@ class RawServer {
     held_.push_back(fd);
   }
 
+  // Reads the rest of the body whose Content-Length the head names (what came with the head counts).
+  template <class Wait>
+  void read_body(int fd, const std::string& head, Wait& wait) {
+    const std::size_t end = head.find("\r\n\r\n");
+    if (end == std::string::npos) return;
+    std::string lower = head.substr(0, end);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::size_t at = lower.find("\r\ncontent-length:");
+    if (at == std::string::npos) return;
+    const std::size_t length = std::stoul(lower.substr(at + 17));
+    std::size_t got = head.size() - (end + 4);
+    char buf[65536];
+    while (got < length && wait(POLLIN)) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    std::lock_guard lock(mutex_);
+    body_bytes_ += got;
+  }
+
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
@@ -124,6 +157,8 @@ class RawServer {
   std::size_t served_ = 0;
   std::size_t accepted_ = 0;
   std::vector<int> held_;
+  std::atomic<bool> read_bodies_{false};
+  std::size_t body_bytes_ = 0;
   std::thread thread_;
 };
 

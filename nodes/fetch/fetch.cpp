@@ -1561,8 +1561,9 @@ NodeType fetch_type() {
           FieldSpec::duration("timeout", "total time for one attempt").with_default("30s"),
           FieldSpec::duration("connect_timeout", "time to establish a connection").with_default("10s"),
           FieldSpec::duration("read_timeout",
-                              "longest wait for the next bytes of an attempt (its response's first ones too): a "
-                              "stalled transfer fails with reason timeout within it, whatever time timeout leaves "
+                              "longest wait for the next bytes of an attempt once its request is sent (its response's "
+                              "first ones too; connecting is connect_timeout's): a stalled transfer fails with reason "
+                              "timeout within it, whatever time timeout leaves "
                               "(a large download's long timeout); default: none"),
           FieldSpec::size(
               "max_body",

@@ -965,11 +965,12 @@ long HttpLoop::poll_timeout_ms(Clock::time_point now) {
   return timeout;
 }
 
-// read_timeout: a transfer whose bytes sent and received (headers, body, request body) have not
-// changed for that long is ended as a timeout, retried as one ("timeout: no bytes came for 30s
-// (read_timeout)"). Looked at every tenth of read_timeout (10-250 ms), so it fires at most that
-// much late. libcurl's own CURLOPT_LOW_SPEED_TIME counts in whole seconds and averages the speed
-// over the last five, which would let a stall go on for five seconds more.
+// read_timeout: a transfer whose bytes sent and received (headers, body, request and its body) have
+// not changed for that long is ended as a timeout, retried as one ("timeout: no bytes came for 30s
+// (read_timeout)"). Its clock starts once the request is on its way: until then the transfer is
+// connecting (DNS, TCP, TLS, a proxy's tunnel), which connect_timeout bounds. Looked at every
+// tenth of read_timeout (10-250 ms), so it fires at most that much late. libcurl's own CURLOPT_LOW_SPEED_TIME counts in
+// whole seconds and averages the speed over the last five, which would let a stall go on for five seconds more.
 void HttpLoop::end_stalled(Clock::time_point now) {
   const nanoseconds limit = *opt_.read_timeout;
   next_stall_check_ =
@@ -977,12 +978,18 @@ void HttpLoop::end_stalled(Clock::time_point now) {
   std::vector<CURL*> stalled;
   for (auto& [easy, t] : active_) {
     if (!t->job) continue;  // robots.txt and token requests keep to timeout
-    curl_off_t down = 0, up = 0;
-    long headers = 0;
+    curl_off_t down = 0, up = 0, pretransfer = 0;
+    long headers = 0, request = 0;
+    curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &request);  // the request's head, once sent
+    curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+    if (request == 0 && pretransfer == 0) {  // still connecting: connect_timeout's time
+      t->progress_at = now;
+      continue;
+    }
     curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
     curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
     curl_easy_getinfo(easy, CURLINFO_HEADER_SIZE, &headers);
-    const std::int64_t seen = down + up + headers;
+    const std::int64_t seen = down + up + headers + request;
     if (seen != t->progress) {
       t->progress = seen;
       t->progress_at = now;
@@ -1298,6 +1305,14 @@ void HttpLoop::set_options(CURL* e) {
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(opt_.connect_timeout).count()));
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opt_.max_body));
+  if (opt_.read_timeout) {
+    // A request body over 1 MiB waits for the server's "100 Continue" up to 1 s before it is sent:
+    // with no byte moving, a shorter read_timeout would end it. Half of it is wait enough.
+    const auto wait =
+        std::clamp<nanoseconds>(*opt_.read_timeout / 2, std::chrono::milliseconds(1), std::chrono::seconds(1));
+    curl_easy_setopt(e, CURLOPT_EXPECT_100_TIMEOUT_MS,
+                     static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(wait).count()));
+  }
   if (opt_.refuse_private) curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, base_headers_);

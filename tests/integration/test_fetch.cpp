@@ -943,9 +943,31 @@ TEST_CASE("timeouts fire and are reported with their reason", "[fetch]") {
     CHECK(ok[0].starts_with(fmt::format(R"({{"url":"{}","status":200)", urls[2])));
     CHECK(took < std::chrono::milliseconds(2500));  // neither waited for its server (3 s, 1 s a block)
   }
+  SECTION("read_timeout does not count a large request body's wait for 100 Continue") {
+    // libcurl sends a body over 1 MiB after the server's "100 Continue", or after 1 s without one:
+    // no byte moves meanwhile. This server never sends one.
+    test::RawServer server;
+    server.read_bodies();
+    server.begin({"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"});
+    const std::string url = fmt::format("http://127.0.0.1:{}/upload", server.port());
+    const std::string body(1200000, 'x');
+    RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
+        dir, {url}, 1,
+        "    method: POST\n    body: " + body +
+            "\n    read_timeout: 300ms\n    timeout: 10s\n    robots: ignore\n    retries: {attempts: 1}")));
+    server.end();
+    REQUIRE(report.errors.empty());
+    CHECK(error_messages(dir).empty());
+    CHECK(lines(dir, "ok.jsonl") ==
+          std::vector<std::string>{
+              fmt::format(R"({{"url":"{}","status":200,"final_url":"{}","attempts":1,"body":"ok"}})", url, url)});
+    CHECK(server.body_bytes() == body.size());
+  }
   SECTION("connect_timeout bounds the connection: a listener whose accept queue is full never answers") {
     // listen() with a backlog of 0 queues one connection; once it is taken, the kernel drops
-    // further SYNs and connecting hangs until the client gives up.
+    // further SYNs and connecting hangs until the client gives up. A read_timeout shorter than
+    // connect_timeout leaves connecting to it.
+    const std::string read_timeout = GENERATE(as<std::string>{}, "", "    read_timeout: 100ms\n");
     int port = 0;
     int listener = bound_socket(port);
     REQUIRE(::listen(listener, 0) == 0);
@@ -956,7 +978,8 @@ TEST_CASE("timeouts fire and are reported with their reason", "[fetch]") {
     const std::string url = fmt::format("http://127.0.0.1:{}/page", port);
     RunReport report = run_pipeline(test::plan_of(fetch_pipeline(
         dir, {url}, 1,
-        "    connect_timeout: 300ms\n    timeout: 20s\n    robots: ignore\n    retries: {attempts: 1}")));
+        read_timeout +
+            "    connect_timeout: 300ms\n    timeout: 20s\n    robots: ignore\n    retries: {attempts: 1}")));
     for (int fd : fillers) ::close(fd);
     ::close(listener);
     REQUIRE(report.errors.empty());
