@@ -102,6 +102,21 @@ inline bool needs_escapes(std::string_view url) {
   return false;
 }
 
+// A URL with its spaces percent-encoded as %20, everywhere in it, as browsers send them (WHATWG
+// URL). Left to libcurl (CURLU_URLENCODE), a space in the query becomes '+', a form's encoding,
+// which a server decoding the query by RFC 3986 reads as a plus; %20 is a space to every decoder.
+inline std::string spaces_escaped(std::string_view url) {
+  std::string out;
+  out.reserve(url.size() + 8);
+  for (char c : url) {
+    if (c == ' ')
+      out += "%20";
+    else
+      out += c;
+  }
+  return out;
+}
+
 // While alive, this thread reads characters as UTF-8 (LC_CTYPE C.UTF-8, for this thread only), so
 // that libcurl can convert a host name beyond ASCII to punycode (CURLU_PUNYCODE, and its own
 // conversion before a transfer): libidn2 reads names in the locale's charset, and in the C locale of

@@ -121,11 +121,13 @@ std::string resolve_link(const std::string& base, const std::string& href) {
   if (wide) utf8.emplace();
   CURLU* u = curl_url();
   std::string out;
-  // The base too: a page's <base href>, or a URL of a list, may hold them as raw bytes.
-  if (curl_url_set(u, CURLUPART_URL, base.c_str(),
-                   nodes::needs_escapes(base) ? CURLU_ALLOW_SPACE | CURLU_URLENCODE : 0) == CURLUE_OK &&
-      curl_url_set(u, CURLUPART_URL, href.c_str(),
-                   nodes::needs_escapes(href) ? CURLU_ALLOW_SPACE | CURLU_URLENCODE : 0) == CURLUE_OK) {
+  // The base too: a page's <base href>, or a URL of a list, may hold them as raw bytes. Spaces
+  // become %20, as browsers resolve them (libcurl would make one in a query a '+').
+  auto set = [u](const std::string& url) {
+    if (!nodes::needs_escapes(url)) return curl_url_set(u, CURLUPART_URL, url.c_str(), 0);
+    return curl_url_set(u, CURLUPART_URL, nodes::spaces_escaped(url).c_str(), CURLU_URLENCODE);
+  };
+  if (set(base) == CURLUE_OK && set(href) == CURLUE_OK) {
     char* scheme = nullptr;
     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
     std::string sch = scheme ? scheme : "";

@@ -1238,6 +1238,23 @@ TEST_CASE("spaces and non-ASCII in a URL are percent-encoded as browsers do — 
                              urls[1], server.url("/caf%C3%A9.html")));
 }
 
+TEST_CASE("a space in a URL's query is sent as %20, not '+', a redirect's Location's too", "[fetch]") {
+  // libcurl encodes a space in the query as '+', a form's encoding: a server that decodes the
+  // query by RFC 3986 reads it as a plus. A '+' that is there stays one.
+  FixtureServer server;
+  TempDir dir;
+  const std::vector<std::string> urls = {server.url("/echo?q=new york&x=a+b"),
+                                         server.url("/redirect-to?url=/echo%3Fq%3Dold%20town%26n%3D1")};
+  RunReport report = run_pipeline(test::plan_of(fetch_pipeline(dir, urls, 1, "    robots: ignore")));
+  REQUIRE(report.errors.empty());
+  auto ok = lines(dir, "ok.jsonl");
+  REQUIRE(ok.size() == 2);
+  CHECK(contains(ok[0], fmt::format(R"("final_url":"{}")", server.url("/echo?q=new%20york&x=a+b"))));
+  CHECK(contains(ok[0], R"(\"target\":\"/echo?q=new%20york&x=a+b\")"));
+  CHECK(contains(ok[1], fmt::format(R"("final_url":"{}")", server.url("/echo?q=old%20town&n=1"))));
+  CHECK(contains(ok[1], R"(\"target\":\"/echo?q=old%20town&n=1\")"));
+}
+
 TEST_CASE("spaces and control characters around a URL are stripped as browsers do, but not inside it", "[fetch]") {
   // Before, " http://host/a " (a CSV cell, a JSON value with a line break) failed as "invalid URL:
   // Bad scheme".

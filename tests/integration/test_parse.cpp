@@ -716,7 +716,7 @@ TEST_CASE("links with spaces and non-ASCII are percent-encoded, relative or abso
   for (const auto& l : test::lines_of(test::read_file(dir.file("links.jsonl"))))
     urls.push_back(l.substr(8, l.find("\",\"depth") - 8));
   CHECK(urls == std::vector<std::string>{server.url("/trimmed.html"), server.url("/a%20b.html"),
-                                         server.url("/caf%C3%A9.html?q=a+b"), "http://other.example/z%20w.html",
+                                         server.url("/caf%C3%A9.html?q=a%20b"), "http://other.example/z%20w.html",
                                          "http://other.example/%41%20b", server.url("/lower%2Fcase%E2%82%AC"),
                                          "https://xn--caf-dma.example/%C3%A9"});
 }

@@ -1169,9 +1169,10 @@ struct FixtureServer::Impl {
         if (!headers.empty()) headers += ',';
         headers += fmt::format("\"{}\":\"{}\"", json_escape(name), json_escape(value));
       }
-      res.set_content(fmt::format(R"({{"method":"{}","path":"{}","body":"{}","headers":{{{}}}}})", req.method,
-                                  json_escape(req.path), json_escape(req.body), headers),
-                      "application/json");
+      res.set_content(
+          fmt::format(R"({{"method":"{}","path":"{}","target":"{}","body":"{}","headers":{{{}}}}})", req.method,
+                      json_escape(req.path), json_escape(req.target), json_escape(req.body), headers),
+          "application/json");
     });
     auto headers = tracked([](const httplib::Request& req, httplib::Response& res) {
       for (const auto& [name, value] : req.params) res.headers.emplace(name, value);
