@@ -272,20 +272,23 @@ int lookup_errno(CURLcode code, const char* error) {
 }
 
 // A URL as it is sent. Spaces and bytes beyond ASCII are not allowed in a URL (RFC 3986), but URL
-// lists and APIs have them ("/a b.html", "/café"): they are percent-encoded in the path, query and
-// fragment, as browsers, libcurl's redirects and Python's HTTP clients do (a space in the query
-// becomes '+'), and a host name beyond ASCII becomes punycode ("café.example" is sent as
-// "xn--caf-dma.example", one host with its punycode spelling). Control characters are left, so that
-// the URL is refused as invalid; those around it and spaces are stripped (nodes::url_stripped()).
-// Most URLs need nothing: one scan, no parse.
-std::string request_url(std::string_view given) {
-  std::string text(nodes::url_stripped(given));
-  if (!nodes::needs_escapes(text)) return text;
+// lists and APIs have them ("/a b.html", "/café", "?q=new york"): they are percent-encoded in the
+// path, query and fragment, spaces as %20 (nodes::spaces_escaped()), as browsers send them, and a
+// host name beyond ASCII becomes punycode ("café.example" is sent as "xn--caf-dma.example", one host
+// with its punycode spelling). Control characters are left, so that the URL is refused as invalid;
+// those around it and spaces are stripped (nodes::url_stripped()). Relative to `base` when one is
+// given (a redirect's Location; "" when it cannot be resolved). Most URLs need nothing: one scan, no
+// parse.
+std::string request_url(std::string_view given, const char* base = nullptr) {
+  const std::string_view stripped = nodes::url_stripped(given);
+  if (!base && !nodes::needs_escapes(stripped)) return std::string(stripped);
+  const std::string text = nodes::spaces_escaped(stripped);
   nodes::Utf8Ctype utf8;
   CURLU* u = curl_url();
-  std::string out = text;
+  std::string out = base ? std::string() : text;
   char* full = nullptr;
-  if (curl_url_set(u, CURLUPART_URL, text.c_str(), CURLU_ALLOW_SPACE | CURLU_URLENCODE) == CURLUE_OK &&
+  if ((!base || curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK) &&
+      curl_url_set(u, CURLUPART_URL, text.c_str(), CURLU_URLENCODE) == CURLUE_OK &&
       (curl_url_get(u, CURLUPART_URL, &full, CURLU_PUNYCODE) == CURLUE_OK ||
        curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK) &&
       full) {
@@ -295,6 +298,18 @@ std::string request_url(std::string_view given) {
   curl_free(full);
   curl_url_cleanup(u);
   return out;
+}
+
+// Where a redirect goes: libcurl's resolved Location (`resolved`), unless the Location has spaces,
+// which libcurl sends as '+' in a query: such a one is resolved here against the URL it came from,
+// spaces as %20. libcurl takes the last of several Location headers, as this does.
+std::string redirect_url(CURL* easy, const char* resolved, const std::string& from) {
+  curl_header* h = nullptr;
+  if (curl_easy_header(easy, "Location", 0, CURLH_HEADER, -1, &h) == CURLHE_OK && h->amount > 1)
+    curl_easy_header(easy, "Location", h->amount - 1, CURLH_HEADER, -1, &h);
+  if (!h || nodes::url_stripped(h->value).find(' ') == std::string_view::npos) return request_url(resolved);
+  std::string url = request_url(h->value, from.c_str());
+  return url.empty() ? request_url(resolved) : url;
 }
 
 }  // namespace
@@ -1972,7 +1987,7 @@ void HttpLoop::conclude(Transfer& transfer, CURLcode code) {
   char* location = nullptr;
   curl_easy_getinfo(easy, CURLINFO_REDIRECT_URL, &location);
   if (is_redirect(status) && location && opt_.max_redirects > 0) {
-    std::string target = request_url(location);  // absolute, from libcurl; a host beyond ASCII in punycode
+    std::string target = redirect_url(easy, location, job->url);  // absolute; a host beyond ASCII in punycode
     if (job->redirects >= opt_.max_redirects) {
       return fail(std::move(job), Reason::redirects, status,
                   fmt::format("redirects: more than max_redirects ({}), last to '{}'", opt_.max_redirects, target));

@@ -50,7 +50,7 @@
 //                               picks the redirect status (default 302 Found; as a POST 303 See Other)
 //   /headers?<name>=<value>...  200 with each query parameter as a response header (repeat a name
 //                               for several fields of that name); GET or POST
-//   /echo (GET, POST, ...)      the request as JSON: method, path, body, headers
+//   /echo (GET, POST, ...)      the request as JSON: method, path, target (as sent), body, headers
 //   /paged/<n>?page=N&per=P     a REST API over n items paged by its Link header (GitHub's): a JSON
 //                               array of {"id": i}, P a page (default 10); rel="next" relative,
 //                               first, prev and last absolute; &offset=O: the P items from O instead
