@@ -20,13 +20,17 @@ class Process {
  public:
   Process(const std::vector<std::string>& argv, const std::string& stdout_path, const std::string& stderr_path)
       : Process(argv, -1, stdout_path, stderr_path) {}
+  // Started with the `ignored` signals ignored, as nohup starts a program with SIGHUP.
+  Process(const std::vector<std::string>& argv, const std::string& stdout_path, const std::string& stderr_path,
+          const std::vector<int>& ignored)
+      : Process(argv, -1, stdout_path, stderr_path, ignored) {}
   // Standard output on `stdout_fd` (the write end of a pipe, say) instead of a file.
   Process(const std::vector<std::string>& argv, int stdout_fd, const std::string& stderr_path)
       : Process(argv, stdout_fd, "", stderr_path) {}
 
  private:
   Process(const std::vector<std::string>& argv, int stdout_fd, const std::string& stdout_path,
-          const std::string& stderr_path) {
+          const std::string& stderr_path, const std::vector<int>& ignored = {}) {
     // Everything that allocates happens before fork: the test process has threads (TBB workers, a
     // fixture server), and one of them may hold the allocator's lock at the fork, which the child
     // would then wait for forever (seen under ASan: a child stuck in operator new before execv).
@@ -38,16 +42,22 @@ class Process {
     const char* err_path = stderr_path.c_str();
     // A signal sent to the child before it runs the program (a test that stops it soon) must not
     // run the test process's handlers (Catch's) in the child: signals stay blocked across fork, and
-    // the child sets their default actions before it lets them in.
+    // the child sets their default actions before it lets them in. SIGINT, SIGTERM and SIGHUP get
+    // theirs even when the tests were started ignoring them (a job a script runs in the background
+    // ignores SIGINT, nohup's SIGHUP): the child is a run started at a terminal. Other ignored
+    // signals stay ignored, as exec keeps them.
     sigset_t all, before;
     ::sigfillset(&all);
     ::pthread_sigmask(SIG_SETMASK, &all, &before);
     pid_ = ::fork();
     if (pid_ == 0) {
-      for (int sig = 1; sig < NSIG; ++sig) {  // handlers only: an ignored signal stays ignored, as exec keeps it
+      for (int sig = 1; sig < NSIG; ++sig) {
         struct sigaction action {};
-        if (::sigaction(sig, nullptr, &action) == 0 && action.sa_handler != SIG_IGN) ::signal(sig, SIG_DFL);
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP ||
+            (::sigaction(sig, nullptr, &action) == 0 && action.sa_handler != SIG_IGN))
+          ::signal(sig, SIG_DFL);
       }
+      for (int sig : ignored) ::signal(sig, SIG_IGN);
       ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
       int out = stdout_fd >= 0 ? stdout_fd : ::open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
       int err = ::open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);

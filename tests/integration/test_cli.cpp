@@ -578,6 +578,22 @@ TEST_CASE("SIGHUP (the terminal closed) stops a running pipeline gracefully too,
   CHECK(lines.back() == fmt::format("{{\"url\":\"u{0}\",\"n\":{0}}}", lines.size()));
 }
 
+TEST_CASE("a signal the run was started ignoring stays ignored: nohup's SIGHUP does not stop it", "[cli][signal]") {
+  // Blocked for sigwait, an ignored signal was taken as any: `nohup sluice run ...` stopped when
+  // the terminal closed. (A job a non-interactive shell starts in the background ignores SIGINT.)
+  TempDir dir;
+  test::write_file(dir.file("p.yaml"), kValid);
+  ScopedEnv out("CLI_OUT", dir.file("out.jsonl").c_str()), to("CLI_TO", "1000000000");
+  test::Process p({SLUICE_BINARY, "run", "-q", dir.file("p.yaml")}, dir.file("stdout"), dir.file("stderr"), {SIGHUP});
+  interrupt_when_written(p, dir.file("out.jsonl"), SIGHUP);
+  CHECK_FALSE(p.wait_for(std::chrono::milliseconds(300)));  // still running
+  p.signal(SIGTERM);                                        // the signals it was not started ignoring still stop it
+  CHECK(p.wait() == 143);
+  auto lines = test::lines_of(test::read_file(dir.file("out.jsonl")));
+  REQUIRE_FALSE(lines.empty());
+  CHECK(lines.back() == fmt::format("{{\"url\":\"u{0}\",\"n\":{0}}}", lines.size()));
+}
+
 TEST_CASE("SIGINT stops a pipeline that serves a folder gracefully too", "[cli][signal]") {
   // settings.serve starts the fixture server's threads before the run: they must block the signals
   // as well, or the kernel delivers SIGINT there and the default action kills the process with

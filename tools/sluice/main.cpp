@@ -66,7 +66,8 @@ struct CannotStart : std::runtime_error {
 
 // Signal handling: SIGINT, SIGTERM and SIGHUP (a closed terminal or ssh session) are blocked in
 // every thread and taken by one watcher thread with sigwait, which asks the run to stop (first
-// signal graceful, second abort). No handler runs. The watcher must exist before the command starts
+// signal graceful, second abort), unless the process started with one ignored (nohup). No handler
+// runs. The watcher must exist before the command starts
 // any thread (the settings.serve fixture server's, plugins'): a thread created earlier would not
 // block the signals, and the kernel would deliver one there, killing the process with nothing
 // committed. A request made before the run starts is replayed when it does (StopSignal::attach),
@@ -77,9 +78,14 @@ class SignalWatcher {
  public:
   SignalWatcher(StopSignal& stop, bool announce) : stop_(stop) {
     sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    sigaddset(&set_, SIGHUP);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+      // A signal the run was started ignoring stays ignored (blocked, sigwait would take it): the
+      // SIGHUP of `nohup sluice run ...`, whose run must outlive the terminal, and the SIGINT of a
+      // job a script starts in the background. Shells and GNU tools keep them so.
+      struct sigaction action {};
+      if (::sigaction(sig, nullptr, &action) == 0 && action.sa_handler == SIG_IGN) continue;
+      sigaddset(&set_, sig);
+    }
     sigaddset(&set_, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
     try {
