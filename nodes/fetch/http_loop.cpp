@@ -980,12 +980,13 @@ long HttpLoop::poll_timeout_ms(Clock::time_point now) {
   return timeout;
 }
 
-// read_timeout: a transfer whose bytes sent and received (headers, body, request and its body) have
-// not changed for that long is ended as a timeout, retried as one ("timeout: no bytes came for 30s
-// (read_timeout)"). Its clock starts once the request is on its way: until then the transfer is
-// connecting (DNS, TCP, TLS, a proxy's tunnel), which connect_timeout bounds. Looked at every
-// tenth of read_timeout (10-250 ms), so it fires at most that much late. libcurl's own CURLOPT_LOW_SPEED_TIME counts in
-// whole seconds and averages the speed over the last five, which would let a stall go on for five seconds more.
+// read_timeout: a transfer whose bytes sent and received (headers, body, request and its body)
+// have not changed for that long is ended as a timeout, retried as one ("timeout: no bytes came
+// for 30s (read_timeout)"). Its clock starts once the request is on its way: until then the
+// transfer is connecting (DNS, TCP, TLS, a proxy's tunnel), which connect_timeout bounds. Looked
+// at every tenth of read_timeout (10-250 ms), so it fires at most that much late. libcurl's own
+// CURLOPT_LOW_SPEED_TIME counts in whole seconds and averages the speed over the last five,
+// which would let a stall go on for five seconds more.
 void HttpLoop::end_stalled(Clock::time_point now) {
   const nanoseconds limit = *opt_.read_timeout;
   next_stall_check_ =

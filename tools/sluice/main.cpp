@@ -66,14 +66,14 @@ struct CannotStart : std::runtime_error {
 
 // Signal handling: SIGINT, SIGTERM and SIGHUP (a closed terminal or ssh session) are blocked in
 // every thread and taken by one watcher thread with sigwait, which asks the run to stop (first
-// signal graceful, second abort), unless the process started with one ignored (nohup). No handler
-// runs. The watcher must exist before the command starts
-// any thread (the settings.serve fixture server's, plugins'): a thread created earlier would not
-// block the signals, and the kernel would deliver one there, killing the process with nothing
-// committed. A request made before the run starts is replayed when it does (StopSignal::attach),
-// so the run stops at once. The third request arms a last resort: a process that has still not
-// ended `grace` later (its main thread stuck where no stop reaches it, as a sink opening a FIFO
-// that no reader opens) ends with _exit(); what its sinks committed is kept.
+// signal graceful, second abort), unless the process started with one ignored (nohup). No
+// handler runs. The watcher must exist before the command starts any thread (the settings.serve
+// fixture server's, plugins'): a thread created earlier would not block the signals, and the
+// kernel would deliver one there, killing the process with nothing committed. A request made
+// before the run starts is replayed when it does (StopSignal::attach), so the run stops at once.
+// The third request arms a last resort: a process that has still not ended `grace` later (its
+// main thread stuck where no stop reaches it, as a sink opening a FIFO that no reader opens)
+// ends with _exit(); what its sinks committed is kept.
 class SignalWatcher {
  public:
   SignalWatcher(StopSignal& stop, bool announce) : stop_(stop) {
