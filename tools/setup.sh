@@ -20,6 +20,10 @@ fi
 if [[ ${1:-} == --fuzz ]]; then
   packages+=(clang libclang-rt-14-dev)
 fi
+# `setup.sh --soak` adds the sqlite3 shell, with which tools/soak.sh counts what its runs stored.
+if [[ ${1:-} == --soak ]]; then
+  packages+=(sqlite3)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
