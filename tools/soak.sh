@@ -52,6 +52,14 @@ base=http://127.0.0.1:$port
   for i in $(seq 100); do echo "$base/flaky/f$i?fail=1"; done
 } | shuf >"$work/urls.txt"
 
+# Both scenarios: failed fetches go to a table of their own, in the store's database.
+failures="  - id: failures
+    type: store.sqlite
+    path: $work/run/out.db
+    table: failed
+    columns: {url: TEXT, status: INTEGER, reason: TEXT}
+    key: [url]"
+
 cat >"$work/list.yaml" <<EOF
 pipeline: soak_list
 settings: {batch: 64, state: $work/run/out.db}
@@ -74,12 +82,7 @@ nodes:
     table: pages
     columns: {url: TEXT, status: INTEGER}
     key: [url]
-  - id: failures
-    type: store.sqlite
-    path: $work/run/out.db
-    table: failed
-    columns: {url: TEXT, status: INTEGER, reason: TEXT}
-    key: [url]
+$failures
 edges:
   - src -> lim -> get -> store
   - get.error -> failures
@@ -116,12 +119,7 @@ nodes:
     table: pages
     columns: {page_url: TEXT, name: TEXT, price: REAL}
     key: [page_url]
-  - id: failures
-    type: store.sqlite
-    path: $work/run/out.db
-    table: failed
-    columns: {url: TEXT, status: INTEGER, reason: TEXT}
-    key: [url]
+$failures
 edges:
   - seeds -> frontier -> lim -> get -> parse -> store
   - parse.links -> frontier
