@@ -149,7 +149,7 @@ round() {
     case $((RANDOM % 4)) in 0) sig=KILL ;; 1) sig=TERM ;; *) sig=INT ;; esac
     sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
     if kill -"$sig" "$pid" 2>/dev/null; then stopped_at=$(date +%s%N); else sig=none; fi
-    wait "$pid"
+    wait "$pid" 2>/dev/null  # (no "Killed" line from the shell for a SIGKILL)
     rc=$?
     ended=$(date +%s%N)
     if grep -qiE "sanitizer|runtime error|engine bug|terminate called|assertion" "$work/run/stderr"; then
