@@ -20,9 +20,10 @@ fi
 if [[ ${1:-} == --fuzz ]]; then
   packages+=(clang libclang-rt-14-dev)
 fi
-# `setup.sh --soak` adds the sqlite3 shell, with which tools/soak.sh counts what its runs stored.
+# `setup.sh --soak` adds the sqlite3 shell and jq, with which tools/soak.sh counts what its runs
+# stored and wrote.
 if [[ ${1:-} == --soak ]]; then
-  packages+=(sqlite3)
+  packages+=(sqlite3 jq)
 fi
 
 missing=()
