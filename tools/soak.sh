@@ -6,6 +6,7 @@
 #
 #   bash tools/soak.sh                                  # 10 rounds of each scenario, build/ci's sluice
 #   ROUNDS=5 SLUICE=build/asan/bin/sluice bash tools/soak.sh
+#   ROUNDS=2 SLUICE=build/tsan/bin/sluice bash tools/soak.sh   # after tools/tsan.sh built its oneTBB
 #   SCENARIOS='files spill' bash tools/soak.sh          # some of them
 #
 # Six scenarios, each resumable (settings.state):
@@ -46,6 +47,11 @@ if [[ ! -x $sluice || ! -x $tools/fixture_server || ! -x $tools/gen_site ]]; the
 fi
 export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$root/tests/ubsan.supp
+if [[ $sluice == */build/tsan/* ]]; then  # with the instrumented oneTBB that tools/tsan.sh builds
+  [[ -e $root/build/tsan-tbb/lib/libtbb.so.12 ]] || { echo "soak: run tools/tsan.sh once first"; exit 1; }
+  export LD_LIBRARY_PATH=$root/build/tsan-tbb/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export TSAN_OPTIONS="suppressions=$root/tests/tsan.supp ${TSAN_OPTIONS:-}"
+fi
 
 work=$(mktemp -d /tmp/sluice-soak.XXXXXX)
 server=

@@ -591,6 +591,7 @@ class Run {
   // A stop request (Ctrl-C, SIGTERM) from the signal watcher's thread: the first stops
   // gracefully, the second cancels, the third stops waiting for cancelled work.
   void on_stop_request(int count) {
+    stop_requested_.store(true);
     {
       std::lock_guard lock(wiring_mutex_);
       if (!wired_) {
@@ -822,6 +823,7 @@ class Run {
   std::mutex wiring_mutex_;
   bool wired_ = false;
   int held_requests_ = 0;
+  std::atomic<bool> stop_requested_{false};  // on_stop_request() was called: the run is interrupted
   // Members, not locals of execute(): an abandoned run leaves threads that still use them.
   std::unique_ptr<tbb::task_arena> arena_;
   std::thread watchdog_, waiter_;
@@ -1586,7 +1588,7 @@ RunReport Run::execute() {
   }
   if (!report.errors.empty() || report.errors_not_kept > 0) {
     report.status = RunStatus::failed;
-  } else if (options_.stop && options_.stop->requests() > 0) {
+  } else if (stop_requested_.load()) {  // acted on (one after finish()'s detach found nothing left to do)
     report.status = RunStatus::interrupted;
     report.stop_signal = options_.stop->signal_number();
   }
@@ -1677,6 +1679,10 @@ void Run::finish() {
   }
   watchdog_cv_.notify_all();
   if (watchdog_.joinable()) watchdog_.join();
+  // Stop requests end here, before the graph's parts go: the signal thread acts on a request under
+  // the StopSignal's lock, which detach() takes. One that comes later finds the work done, and the
+  // run does not count as interrupted (execute()).
+  if (options_.stop) options_.stop->detach();
   // Limits stop feeding their limiter before the TBB nodes (and the records queued in them) go.
   for (auto& v : vertices_) {
     if (v.limit_permits) v.limit_permits->close();
