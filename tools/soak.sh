@@ -75,13 +75,17 @@ base=http://127.0.0.1:$port
   for i in $(seq 100); do echo "$base/flaky/f$i?fail=1"; done
 } | shuf >"$work/urls.txt"
 
-# Both scenarios: failed fetches go to a table of their own, in the store's database.
-failures="  - id: failures
+# Every scenario: failed fetches go to a table of their own, in the store's database (its folder).
+failures_node() {
+  cat <<EOF
+  - id: failures
     type: store.sqlite
-    path: $work/run/out.db
+    path: ${1:-$work/run}/out.db
     table: failed
     columns: {url: TEXT, status: INTEGER, reason: TEXT}
-    key: [url]"
+    key: [url]
+EOF
+}
 
 # The list's pipeline: NAME, the state's file, nodes and edges to add, then optionally what lies
 # between fetch and the store (a chain: "files -> ") and the store's columns.
@@ -109,7 +113,7 @@ nodes:
     table: pages
     columns: $columns
     key: [url]
-$failures
+$(failures_node)
 $3
 edges:
   - src -> lim -> get -> ${chain}store
@@ -163,7 +167,7 @@ $3
     table: pages
     columns: {page_url: TEXT, name: TEXT, price: REAL}
     key: [page_url]
-$failures
+$(failures_node)
 $4
 edges:
   - seeds -> frontier -> lim -> get -> parse -> store
@@ -210,12 +214,7 @@ nodes:
     table: files
     columns: {url: TEXT, file: TEXT, file_size: INTEGER, sha256: TEXT}
     key: [url]
-  - id: failures
-    type: store.sqlite
-    path: $2/out.db
-    table: failed
-    columns: {url: TEXT, status: INTEGER, reason: TEXT}
-    key: [url]
+$(failures_node "$2")
 edges:
   - src -> lim -> get -> store
   - get.error -> failures

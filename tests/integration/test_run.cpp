@@ -1482,6 +1482,8 @@ TEST_CASE("a stop request as the run ends acts on a whole graph or not at all", 
   const auto started = std::chrono::steady_clock::now();
   REQUIRE(run_pipeline(plan).status == RunStatus::succeeded);
   const auto whole = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+  RunOptions resume;
+  resume.resume = true;
   for (int round = 0; round < 40; ++round) {
     // Moments from 70% of an uninterrupted run's time to 130%: some while it works, some as it
     // ends, some after; every fourth round with two requests (stop, then cancel).
@@ -1495,8 +1497,6 @@ TEST_CASE("a stop request as the run ends acts on a whole graph or not at all", 
     CHECK(test::stats_of(report, "out").records_in == written);
     if (report.status == RunStatus::succeeded) {
       CHECK(written == static_cast<std::size_t>(records));
-      RunOptions resume;
-      resume.resume = true;
       CHECK(run_pipeline(plan, resume).already_finished);  // the state says finished too
     } else {
       REQUIRE(report.status == RunStatus::interrupted);
@@ -1504,8 +1504,6 @@ TEST_CASE("a stop request as the run ends acts on a whole graph or not at all", 
       if (requests == 1) {
         // A graceful stop: what the limit let through was written, and --resume writes the rest.
         CHECK(test::stats_of(report, "lim").records_out == written);
-        RunOptions resume;
-        resume.resume = true;
         RunReport rest = run_pipeline(plan, resume);
         REQUIRE(rest.status == RunStatus::succeeded);
         std::set<std::string> seen;
