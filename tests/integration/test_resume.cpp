@@ -1133,10 +1133,12 @@ edges:
   CHECK(after[5].size() >= 3);  // sent by the failed run, and both of its POSTs again
   std::set<std::string> all;
   for (int n = 1; n <= 12; ++n) {
-    INFO("record " << n);
+    INFO("record " << n << ": " << before[n].size() << " POSTs by the failed run, " << after[n].size() << " in all");
     const std::set<std::string> distinct(after[n].begin(), after[n].end());
     CHECK(distinct.size() == 2);  // the two identical POSTs: a key each, in both runs alike
-    CHECK(after[n].size() % 2 == 0);
+    // The failed run may have sent one of a record's two POSTs when it was cancelled (seen: 1 run
+    // in about 40); the resumed run sends both of a record that was not done, or neither.
+    CHECK((after[n].size() - before[n].size()) % 2 == 0);
     for (const auto& key : distinct) {
       REQUIRE(key.size() == 36);
       CHECK(key[14] == '5');          // a name-based UUID
